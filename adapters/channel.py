@@ -1,0 +1,163 @@
+"""The channel interface: one inbound message type, one outbound type, one ABC.
+
+Every channel (console, Zulip, Mastodon, and email next) turns platform
+payloads into `Inbound` and takes `Outbound` back. Nothing outside
+`adapters/` knows a platform's JSON.
+
+Delivery contract (SPEC §7):
+
+* A channel hands each inbound message to `InboundSink.deliver`, passing the
+  cursor value that becomes true once this message is handled. The sink
+  records the message, runs its effects, writes the replies to the outbox and
+  stores the cursor in one transaction, so the cursor never moves past a
+  message that was not stored. `deliver` is idempotent per
+  (channel, message_id): a redelivered message is ignored.
+* `Channel.send` delivers one outbox row. It returns the platform ids it
+  created, raises `TransientSendError` for anything worth retrying later and
+  `PermanentSendError` for anything that can never succeed. When
+  `Outbound.attempt > 1` a previous attempt may have reached the platform
+  before the process died: the channel must make sure it does not deliver the
+  text twice (Mastodon: the same Idempotency-Key; Zulip: look for the
+  reference among the bot's own recent messages).
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Literal, Protocol
+
+#: "direct": a one-to-one conversation with a person (customer or engineer).
+#: "topic": a message in a case topic of the engineers' support stream.
+Kind = Literal["direct", "topic"]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message that reached the bot, normalised.
+
+    `sender` is the stable identity of the author on this channel, the key a
+    customer record is linked by: a Zulip email, a Mastodon `user@domain`
+    account, a console name. `conversation` is what a reply needs to find the
+    conversation again (Mastodon: the status id to reply to; Zulip: the
+    sender's email). `text` is plain text with the bot's own mention removed.
+    """
+
+    channel: str
+    sender: str
+    conversation: str
+    text: str
+    message_id: str
+    received_at: datetime
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    kind: Kind = "direct"
+    #: Case topic name for kind == "topic" (the case number is parsed from it).
+    topic: str | None = None
+    #: Human-readable name, for headers and new customer records.
+    sender_name: str | None = None
+    #: The platform's immutable user id (Zulip user id), used to pin engineers.
+    sender_platform_id: str | None = None
+    #: Mastodon spoiler text: a hint for the subject of a new incident.
+    subject_hint: str | None = None
+    #: A message the customer made public (a non-direct Mastodon mention):
+    #: the router answers "write me a direct message" and stores no content.
+    public: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One outbox row to deliver.
+
+    `text` is written by the bot or an engineer and is trusted markup.
+    `quote` is untrusted customer text that the channel must render inert
+    (Zulip: inside a code fence longer than any backtick run in it).
+    `reference` is a short token unique to this row (for example `dk7f3a`)
+    that a channel without idempotency keys embeds to recognise its own
+    earlier send after a crash.
+    """
+
+    outbox_id: int
+    channel: str
+    kind: Kind
+    text: str
+    reference: str
+    #: Direct: the recipient's identity on the channel (email, acct, name).
+    recipient: str | None = None
+    #: Direct: what to reply to (Mastodon status id), if any.
+    conversation: str | None = None
+    #: Topic: the case topic's name.
+    topic: str | None = None
+    quote: str | None = None
+    #: 1 on the first try; > 1 means an earlier try may have gone through.
+    attempt: int = 1
+
+
+class ChannelError(Exception):
+    """Base of the errors a channel reports; the message is one clear line."""
+
+
+class PermanentChannelError(ChannelError):
+    """Start-up can never succeed as configured (bad credentials, public stream)."""
+
+
+class TransientChannelError(ChannelError):
+    """The platform is unreachable or failing for now; try again later."""
+
+
+class TransientSendError(ChannelError):
+    """This send failed but may succeed later. `retry_after` in seconds if known."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentSendError(ChannelError):
+    """This send can never succeed (4xx other than rate limits)."""
+
+
+class InboundSink(Protocol):
+    """What a channel hands its messages to (implemented by `bot`)."""
+
+    def deliver(self, message: Inbound, *, cursor: tuple[str, str] | None = None) -> None:
+        """Record and handle `message`, storing `cursor` (key, value) in the same transaction."""
+
+    def get_cursor(self, key: str) -> str | None:
+        """The stored cursor value for `key` (namespaced by the channel), or None."""
+
+    def set_cursor(self, key: str, value: str) -> None:
+        """Store a cursor on its own (e.g. after skipping messages that need no handling)."""
+
+
+class Channel(ABC):
+    """A chat platform the bot talks through."""
+
+    #: Short name stored with every message: "zulip", "mastodon", "console".
+    name: ClassVar[str]
+    #: Does this channel carry the engineers' case topics?
+    carries_case_topics: ClassVar[bool] = False
+
+    def start(self) -> None:
+        """Check configuration and credentials; raise PermanentChannelError/TransientChannelError."""
+
+    @abstractmethod
+    def receive(self, sink: InboundSink, stop: threading.Event) -> None:
+        """Receive until `stop` is set, handing every message to `sink.deliver`.
+
+        Returns when `stop` is set. Raises TransientChannelError when the
+        connection is lost in a way the caller should back off from.
+        """
+
+    @abstractmethod
+    def send(self, message: Outbound) -> list[str]:
+        """Deliver one outbox row; return the platform ids of what was posted."""
+
+    @property
+    def connected(self) -> bool:
+        """For /readyz: is the channel currently receiving?"""
+        return True
+
+    def close(self) -> None:
+        """Release connections; called once at shutdown."""
