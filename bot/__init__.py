@@ -1,0 +1,1 @@
+"""deskbot: policy, routing and orchestration."""
