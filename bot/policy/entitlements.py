@@ -1,0 +1,170 @@
+"""Entitlement rules: credit packs, their validity, and which pack pays for an incident.
+
+Pure functions of the packs and ``today`` (a date the caller supplies, taken
+in the desk's time zone). Packs are immutable; ``consume`` and ``give_back``
+return the updated pack for the caller to store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+__all__ = [
+    "CreditSummary",
+    "NoCredit",
+    "Pack",
+    "PackStatus",
+    "choose_pack",
+    "consume",
+    "credits_left",
+    "give_back",
+    "pack_expires_on",
+    "pack_is_valid",
+    "summarise",
+]
+
+
+@dataclass(frozen=True)
+class Pack:
+    """``incidents`` credits bought on ``purchased``.
+
+    ``used`` counts credits currently consumed: incidents charged to the pack
+    minus credits returned because the incident was a vendor bug.
+    Invariant: ``0 <= used <= incidents``.
+    """
+
+    id: int
+    purchased: date
+    incidents: int
+    used: int = 0
+
+    def __post_init__(self) -> None:
+        if self.incidents < 0:
+            raise ValueError(f"pack {self.id}: incidents must not be negative, got {self.incidents}")
+        if not 0 <= self.used <= self.incidents:
+            raise ValueError(
+                f"pack {self.id}: used must be between 0 and {self.incidents}, got {self.used}"
+            )
+
+
+def pack_expires_on(purchased: date) -> date:
+    """The last day a pack bought on ``purchased`` is valid: one calendar year later.
+
+    A pack bought on 29 February expires on 28 February of the next year.
+    """
+    if (purchased.month, purchased.day) == (2, 29):
+        return date(purchased.year + 1, 2, 28)
+    return purchased.replace(year=purchased.year + 1)
+
+
+def pack_is_valid(pack: Pack, today: date) -> bool:
+    """Whether ``pack`` may pay for an incident opened on ``today``.
+
+    Valid from the purchase date through the expiry date *inclusive*: a
+    customer reading "valid until 10 Mar 2027" expects to use it that day.
+    A pack dated in the future is not valid yet.
+    """
+    return pack.purchased <= today <= pack_expires_on(pack.purchased)
+
+
+def credits_left(pack: Pack) -> int:
+    """Credits not yet consumed (whether or not the pack is still valid)."""
+    return pack.incidents - pack.used
+
+
+@dataclass(frozen=True)
+class NoCredit:
+    """Why no pack can pay for an incident.
+
+    * ``all_used``: some pack is valid today, but all such packs are used up;
+    * ``all_expired``: otherwise, some pack has expired;
+    * ``none_bought``: no packs at all (or only packs dated in the future).
+    """
+
+    reason: Literal["none_bought", "all_used", "all_expired"]
+
+
+def _consumption_order(pack: Pack) -> tuple[date, date, int]:
+    # Spend the credit that would be lost first; ties go to the older purchase.
+    return pack_expires_on(pack.purchased), pack.purchased, pack.id
+
+
+def choose_pack(packs: Sequence[Pack], today: date) -> Pack | NoCredit:
+    """The pack to charge for an incident opened on ``today``, or why there is none.
+
+    Among packs valid today with credits left, the one that expires first
+    (ties: earlier purchase, then lower id).
+    """
+    usable = [p for p in packs if pack_is_valid(p, today) and credits_left(p) > 0]
+    if usable:
+        return min(usable, key=_consumption_order)
+    if any(pack_is_valid(p, today) for p in packs):
+        return NoCredit("all_used")
+    if any(pack_expires_on(p.purchased) < today for p in packs):
+        return NoCredit("all_expired")
+    return NoCredit("none_bought")
+
+
+def consume(pack: Pack) -> Pack:
+    """``pack`` with one more credit used; ``ValueError`` if none is left."""
+    if credits_left(pack) <= 0:
+        raise ValueError(f"pack {pack.id} has no credits left")
+    return dataclasses.replace(pack, used=pack.used + 1)
+
+
+def give_back(pack: Pack) -> Pack:
+    """``pack`` with one credit returned (vendor bug); ``ValueError`` if none is used.
+
+    A credit goes back to its own pack even if that pack has expired since.
+    """
+    if pack.used <= 0:
+        raise ValueError(f"pack {pack.id} has no used credit to give back")
+    return dataclasses.replace(pack, used=pack.used - 1)
+
+
+@dataclass(frozen=True)
+class PackStatus:
+    """One pack as the customer sees it on ``today``."""
+
+    pack: Pack
+    left: int
+    expires_on: date
+    valid: bool
+
+
+@dataclass(frozen=True)
+class CreditSummary:
+    """Credits on ``today``.
+
+    ``packs`` lists every pack in consumption order (expiry, purchase, id).
+    ``total_left`` counts credits in valid packs only; ``next_expiry`` is the
+    earliest expiry among valid packs with credits left, ``None`` if there is
+    no such pack.
+    """
+
+    total_left: int
+    packs: tuple[PackStatus, ...]
+    next_expiry: date | None
+
+
+def summarise(packs: Sequence[Pack], today: date) -> CreditSummary:
+    """The credit position on ``today`` (see ``CreditSummary``)."""
+    statuses = tuple(
+        PackStatus(
+            pack=p,
+            left=credits_left(p),
+            expires_on=pack_expires_on(p.purchased),
+            valid=pack_is_valid(p, today),
+        )
+        for p in sorted(packs, key=_consumption_order)
+    )
+    spendable = [s for s in statuses if s.valid and s.left > 0]
+    return CreditSummary(
+        total_left=sum(s.left for s in statuses if s.valid),
+        packs=statuses,
+        next_expiry=min((s.expires_on for s in spendable), default=None),
+    )

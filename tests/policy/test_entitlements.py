@@ -1,0 +1,261 @@
+"""Entitlement rules: SPEC §1 examples, then properties over random packs and histories."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from bot.policy.entitlements import (
+    NoCredit,
+    Pack,
+    PackStatus,
+    choose_pack,
+    consume,
+    credits_left,
+    give_back,
+    pack_expires_on,
+    pack_is_valid,
+    summarise,
+)
+
+policy = settings(max_examples=150, deadline=None)
+
+
+# -- expiry and validity -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("purchased", "expires"),
+    [
+        (date(2026, 3, 10), date(2027, 3, 10)),
+        (date(2024, 2, 29), date(2025, 2, 28)),
+        (date(2028, 2, 29), date(2029, 2, 28)),
+        (date(2023, 2, 28), date(2024, 2, 28)),
+        (date(2025, 12, 31), date(2026, 12, 31)),
+    ],
+)
+def test_pack_expires_one_calendar_year_later(purchased: date, expires: date) -> None:
+    assert pack_expires_on(purchased) == expires
+
+
+def test_pack_is_valid_from_purchase_through_expiry_day() -> None:
+    pack = Pack(id=1, purchased=date(2026, 3, 10), incidents=5, used=0)
+    assert not pack_is_valid(pack, date(2026, 3, 9))
+    assert pack_is_valid(pack, date(2026, 3, 10))
+    assert pack_is_valid(pack, date(2027, 3, 10))
+    assert not pack_is_valid(pack, date(2027, 3, 11))
+
+
+def test_leap_day_pack_is_valid_until_28_february() -> None:
+    pack = Pack(id=1, purchased=date(2024, 2, 29), incidents=1, used=0)
+    assert pack_is_valid(pack, date(2025, 2, 28))
+    assert not pack_is_valid(pack, date(2025, 3, 1))
+
+
+@pytest.mark.parametrize(("incidents", "used"), [(-1, 0), (3, -1), (3, 4)])
+def test_inconsistent_packs_are_rejected(incidents: int, used: int) -> None:
+    with pytest.raises(ValueError, match="pack 7"):
+        Pack(id=7, purchased=date(2026, 1, 1), incidents=incidents, used=used)
+
+
+# -- choosing, consuming, giving back --------------------------------------------
+
+TODAY = date(2026, 6, 1)
+
+
+def test_choose_pack_takes_the_one_expiring_first() -> None:
+    older = Pack(id=2, purchased=date(2025, 9, 1), incidents=3, used=1)
+    newer = Pack(id=1, purchased=date(2026, 1, 1), incidents=10, used=0)
+    assert choose_pack([newer, older], TODAY) == older
+
+
+def test_choose_pack_breaks_ties_by_lower_id() -> None:
+    a = Pack(id=5, purchased=date(2026, 1, 1), incidents=1, used=0)
+    b = Pack(id=4, purchased=date(2026, 1, 1), incidents=1, used=0)
+    assert choose_pack([a, b], TODAY) == b
+
+
+def test_choose_pack_breaks_expiry_ties_by_earlier_purchase() -> None:
+    # 28 Feb and 29 Feb purchases both expire on 28 Feb of the next year.
+    leap = Pack(id=1, purchased=date(2024, 2, 29), incidents=1, used=0)
+    eve = Pack(id=2, purchased=date(2024, 2, 28), incidents=1, used=0)
+    assert choose_pack([leap, eve], date(2024, 6, 1)) == eve
+
+
+def test_choose_pack_skips_expired_and_empty_packs() -> None:
+    expired = Pack(id=1, purchased=date(2025, 5, 31), incidents=5, used=0)
+    empty = Pack(id=2, purchased=date(2025, 7, 1), incidents=2, used=2)
+    good = Pack(id=3, purchased=date(2026, 5, 1), incidents=2, used=0)
+    assert choose_pack([expired, empty, good], TODAY) == good
+
+
+@pytest.mark.parametrize(
+    ("packs", "reason"),
+    [
+        ([], "none_bought"),
+        ([Pack(id=1, purchased=date(2026, 7, 1), incidents=5, used=0)], "none_bought"),
+        ([Pack(id=1, purchased=date(2026, 1, 1), incidents=2, used=2)], "all_used"),
+        ([Pack(id=1, purchased=date(2025, 1, 1), incidents=2, used=0)], "all_expired"),
+        (
+            [
+                Pack(id=1, purchased=date(2025, 1, 1), incidents=2, used=0),
+                Pack(id=2, purchased=date(2026, 1, 1), incidents=1, used=1),
+            ],
+            "all_used",
+        ),
+    ],
+    ids=["no-packs", "only-future-pack", "used-up", "expired", "expired-and-used-up"],
+)
+def test_no_credit_says_why(packs: list[Pack], reason: str) -> None:
+    assert choose_pack(packs, TODAY) == NoCredit(reason)  # type: ignore[arg-type]
+
+
+def test_consume_and_give_back_move_one_credit() -> None:
+    pack = Pack(id=1, purchased=TODAY, incidents=2, used=0)
+    once = consume(pack)
+    assert (once.used, credits_left(once)) == (1, 1)
+    assert give_back(once) == pack
+
+
+def test_consume_refuses_an_empty_pack() -> None:
+    with pytest.raises(ValueError, match="no credits left"):
+        consume(Pack(id=1, purchased=TODAY, incidents=1, used=1))
+
+
+def test_give_back_refuses_an_unused_pack() -> None:
+    with pytest.raises(ValueError, match="no used credit"):
+        give_back(Pack(id=1, purchased=TODAY, incidents=1, used=0))
+
+
+def test_summary_counts_valid_packs_only() -> None:
+    expired = Pack(id=1, purchased=date(2025, 5, 1), incidents=5, used=1)
+    empty = Pack(id=2, purchased=date(2025, 8, 1), incidents=2, used=2)
+    later = Pack(id=3, purchased=date(2026, 2, 1), incidents=10, used=3)
+    summary = summarise([later, empty, expired], TODAY)
+    assert summary.total_left == 7
+    assert summary.next_expiry == date(2027, 2, 1)
+    assert summary.packs == (
+        PackStatus(expired, 4, date(2026, 5, 1), False),
+        PackStatus(empty, 0, date(2026, 8, 1), True),
+        PackStatus(later, 7, date(2027, 2, 1), True),
+    )
+
+
+def test_summary_of_nothing() -> None:
+    summary = summarise([], TODAY)
+    assert (summary.total_left, summary.packs, summary.next_expiry) == (0, (), None)
+
+
+# -- properties ------------------------------------------------------------------
+
+days = st.dates(date(2023, 1, 1), date(2028, 12, 31))
+
+
+@st.composite
+def packs(draw: st.DrawFn) -> list[Pack]:
+    result = []
+    for pack_id in draw(st.lists(st.integers(1, 50), unique=True, max_size=6)):
+        incidents = draw(st.integers(0, 5))
+        result.append(Pack(pack_id, draw(days), incidents, draw(st.integers(0, incidents))))
+    return result
+
+
+@policy
+@given(packs(), days)
+def test_choose_pack_picks_a_valid_non_empty_pack_expiring_first(owned: list[Pack], today: date) -> None:
+    chosen = choose_pack(owned, today)
+    usable = [p for p in owned if pack_is_valid(p, today) and credits_left(p) > 0]
+    if isinstance(chosen, NoCredit):
+        assert not usable
+        return
+    assert chosen in owned
+    assert pack_is_valid(chosen, today) and credits_left(chosen) > 0
+    assert all(pack_expires_on(chosen.purchased) <= pack_expires_on(p.purchased) for p in usable)
+
+
+@policy
+@given(packs(), days)
+def test_no_credit_reason_matches_the_packs(owned: list[Pack], today: date) -> None:
+    chosen = choose_pack(owned, today)
+    if not isinstance(chosen, NoCredit):
+        return
+    if chosen.reason == "all_used":
+        assert any(pack_is_valid(p, today) for p in owned)
+    elif chosen.reason == "all_expired":
+        assert not any(pack_is_valid(p, today) for p in owned)
+        assert any(pack_expires_on(p.purchased) < today for p in owned)
+    else:
+        assert all(p.purchased > today for p in owned)
+
+
+@policy
+@given(packs(), days)
+def test_summary_agrees_with_choose_pack(owned: list[Pack], today: date) -> None:
+    summary = summarise(owned, today)
+    chosen = choose_pack(owned, today)
+    assert (summary.total_left > 0) == isinstance(chosen, Pack)
+    if isinstance(chosen, Pack):
+        assert summary.next_expiry == pack_expires_on(chosen.purchased)
+    else:
+        assert summary.next_expiry is None
+    assert sorted(s.pack.id for s in summary.packs) == sorted(p.id for p in owned)
+
+
+class CreditLedger(RuleBasedStateMachine):
+    """A customer's packs through random grants, incidents, bug refunds and days passing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.today = date(2026, 1, 1)
+        self.packs: dict[int, Pack] = {}
+        self.bought = 0
+        self.charged: list[int] = []  # pack ids of incidents still charged
+
+    @rule(incidents=st.integers(1, 4), age=st.integers(0, 400))
+    def grant(self, incidents: int, age: int) -> None:
+        pack_id = len(self.packs) + 1
+        self.packs[pack_id] = Pack(pack_id, self.today - timedelta(days=age), incidents, 0)
+        self.bought += incidents
+
+    @rule()
+    def open_incident(self) -> None:
+        chosen = choose_pack(list(self.packs.values()), self.today)
+        if isinstance(chosen, Pack):
+            assert pack_is_valid(chosen, self.today) and credits_left(chosen) > 0
+            self.packs[chosen.id] = consume(chosen)
+            self.charged.append(chosen.id)
+
+    @precondition(lambda self: self.charged)
+    @rule(data=st.data())
+    def mark_bug(self, data: st.DataObject) -> None:
+        pack_id = self.charged.pop(data.draw(st.integers(0, len(self.charged) - 1)))
+        self.packs[pack_id] = give_back(self.packs[pack_id])
+
+    @rule(days=st.integers(1, 120))
+    def time_passes(self, days: int) -> None:
+        self.today += timedelta(days=days)
+
+    @invariant()
+    def credits_are_never_negative(self) -> None:
+        assert all(credits_left(p) >= 0 and p.used >= 0 for p in self.packs.values())
+
+    @invariant()
+    def consumed_plus_left_equals_bought(self) -> None:
+        used = sum(p.used for p in self.packs.values())
+        left = sum(credits_left(p) for p in self.packs.values())
+        assert used == len(self.charged)
+        assert used + left == self.bought
+
+    @invariant()
+    def summary_counts_valid_credit(self) -> None:
+        summary = summarise(list(self.packs.values()), self.today)
+        valid = [p for p in self.packs.values() if pack_is_valid(p, self.today)]
+        assert summary.total_left == sum(credits_left(p) for p in valid)
+
+
+CreditLedger.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+test_credit_ledger = CreditLedger.TestCase
