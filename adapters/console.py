@@ -1,0 +1,116 @@
+"""The console channel: play customer or engineer in a terminal, no accounts anywhere.
+
+Lines typed are inbound messages; the bot's answers, and the case topics that
+Zulip would carry, are printed. `\\as customer [NAME]` and `\\as engineer`
+switch roles without leaving; Ctrl-D (end of input) leaves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import ClassVar, TextIO
+
+from adapters.channel import Channel, Inbound, InboundSink, Outbound
+
+ENGINEER = "engineer@console"
+
+
+class ConsoleChannel(Channel):
+    name: ClassVar[str] = "console"
+    carries_case_topics: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        customer: str,
+        role: str = "customer",
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        on_switch: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.customer = customer
+        self.role = role
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        #: Called with (role, customer) when the person switches roles (the runtime links the account).
+        self.on_switch = on_switch
+        self._ids = itertools.count(1)
+        self._run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
+        self._lock = threading.Lock()
+
+    @property
+    def sender(self) -> str:
+        return ENGINEER if self.role == "engineer" else self.customer
+
+    def _prompt(self) -> str:
+        return f"{'engineer' if self.role == 'engineer' else self.customer}> "
+
+    def _interactive(self) -> bool:
+        return self.stdin is sys.stdin and sys.stdin.isatty()
+
+    def receive(self, sink: InboundSink, stop: threading.Event) -> None:
+        if self._interactive():
+            import readline  # noqa: F401  (line editing and history for input())
+        self._print("deskbot console. Type help. \\as engineer / \\as customer NAME switch roles; Ctrl-D leaves.")
+        while not stop.is_set():
+            line = self._read()
+            if line is None:
+                break
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            if line.startswith("\\as"):
+                self._switch(line)
+                continue
+            sink.deliver(
+                Inbound(
+                    channel=self.name,
+                    sender=self.sender,
+                    conversation=self.sender,
+                    text=line,
+                    message_id=f"{self._run_id}-{next(self._ids)}",
+                    received_at=datetime.now(UTC),
+                    sender_name=self.sender,
+                )
+            )
+
+    def _read(self) -> str | None:
+        if self._interactive():
+            try:
+                return input(self._prompt())
+            except EOFError:
+                self._print("")
+                return None
+        line = self.stdin.readline()
+        return line if line else None
+
+    def _switch(self, line: str) -> None:
+        words = line.split(maxsplit=2)
+        role = words[1] if len(words) > 1 else ""
+        if role not in ("customer", "engineer"):
+            self._print("usage: \\as engineer | \\as customer [NAME]")
+            return
+        self.role = role
+        if role == "customer" and len(words) > 2:
+            self.customer = words[2].strip()
+        if self.on_switch:
+            self.on_switch(self.role, self.customer)
+        self._print(f"(you are now {'the engineer' if role == 'engineer' else self.customer})")
+
+    def send(self, message: Outbound) -> list[str]:
+        if message.kind == "topic":
+            lines = [f"[{message.topic}] {message.text}"]
+            if message.quote is not None:
+                lines += [f"    | {q}" for q in message.quote.splitlines() or [""]]
+        else:
+            lines = [f"deskbot → {message.recipient}:"] + [f"  {t}" for t in message.text.splitlines()]
+        self._print("\n".join(lines))
+        return [f"console-{message.outbox_id}"]
+
+    def _print(self, text: str) -> None:
+        with self._lock:
+            self.stdout.write(text + "\n")
+            self.stdout.flush()

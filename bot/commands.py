@@ -1,0 +1,193 @@
+"""Command declarations, and the parser, help and permission check derived from them.
+
+A command is declared once, with the `command` decorator on its handler:
+names (English first, then aliases such as Portuguese), audience, arguments
+and help text. `parse` turns a line into (Command, arguments) or a
+`ParseError` that already says what is wrong; `help_lines` lists the commands
+of one audience; `audience_of` lets the router refuse an engineer command to
+a customer before anything runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from bot.i18n import _
+
+Audience = Literal["customer", "engineer"]
+ArgKind = Literal["case", "int", "word", "text", "date", "choice"]
+
+CASE_IN_TOPIC = re.compile(r"^#(\d+)\b")
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    kind: ArgKind
+    required: bool = True
+    choices: tuple[str, ...] = ()
+
+    def usage(self) -> str:
+        shown = "|".join(self.choices) if self.kind == "choice" else self.name
+        return f"<{shown}>" if self.required else f"[{shown}]"
+
+
+@dataclass(frozen=True)
+class Command:
+    names: tuple[str, ...]
+    audience: Audience
+    args: tuple[Arg, ...]
+    help: str
+    handler: Callable[..., Any] = field(compare=False)
+    #: Sub-commands ("/customer add", "/customer show") share a first word.
+    sub: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+    def usage(self, slash: bool) -> str:
+        head = ("/" if slash else "") + self.name + (f" {self.sub}" if self.sub else "")
+        return " ".join([head, *(a.usage() for a in self.args)])
+
+
+class ParseError(Exception):
+    """The line names a command but its arguments are wrong; `msgid` + `values` explain."""
+
+    def __init__(self, msgid: str, **values: object) -> None:
+        super().__init__(msgid)
+        self.msgid = msgid
+        self.values = values
+
+
+_REGISTRY: list[Command] = []
+
+
+def command(
+    *names: str, audience: Audience, args: tuple[Arg, ...] = (), help: str, sub: str | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare the decorated function as the handler of a command."""
+
+    def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+        _REGISTRY.append(Command(tuple(fold(n) for n in names), audience, args, help, handler, sub))
+        return handler
+
+    return register
+
+
+def commands(audience: Audience) -> list[Command]:
+    return [c for c in _REGISTRY if c.audience == audience]
+
+
+def fold(word: str) -> str:
+    """Case- and accent-insensitive form of a command word ('Créditos' -> 'creditos')."""
+    decomposed = unicodedata.normalize("NFKD", word.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def split_command(text: str) -> tuple[str, str, bool]:
+    """(folded first word, the rest, whether it began with '/')."""
+    stripped = text.strip()
+    slash = stripped.startswith("/")
+    match = re.match(r"(\S*)\s*(.*)", stripped[1:] if slash else stripped, re.DOTALL)
+    assert match is not None  # the pattern matches any string
+    return fold(match.group(1)), match.group(2).strip(), slash
+
+
+def find(audience: Audience, word: str, rest: str) -> Command | None:
+    """The command of `audience` called `word` (with its sub-command taken from `rest`)."""
+    for cmd in commands(audience):
+        if word in cmd.names:
+            if cmd.sub is None or fold(rest.split(" ", 1)[0]) == cmd.sub:
+                return cmd
+    return None
+
+
+def is_command_word(audience: Audience, word: str) -> bool:
+    return any(word in c.names for c in commands(audience))
+
+
+def suggestions(audience: Audience, word: str, cutoff: float = 0.6) -> list[str]:
+    names = sorted({n for c in commands(audience) for n in c.names if n != "?"})
+    return difflib.get_close_matches(word, names, n=3, cutoff=cutoff)
+
+
+def parse_args(cmd: Command, rest: str, topic_case: int | None) -> dict[str, Any]:
+    """The handler's keyword arguments from the text after the command word."""
+    if cmd.sub:
+        rest = _first_word(rest)[1]
+    values: dict[str, Any] = {}
+    for arg in cmd.args:
+        if arg.kind == "text":
+            if arg.required and not rest:
+                raise ParseError(_("Missing {arg}."), arg=arg.usage())
+            values[arg.name] = rest or None
+            rest = ""
+            continue
+        token, remainder = _first_word(rest)
+        if arg.kind == "case":
+            match = re.fullmatch(r"#?(\d+)", token)
+            if match:
+                values[arg.name] = int(match.group(1))
+                rest = remainder.strip()
+            elif topic_case is not None:
+                values[arg.name] = topic_case
+            elif not arg.required:
+                values[arg.name] = None
+            else:
+                raise ParseError(_("Which case? Give its number, for example {example}."), example=f"/{cmd.name} 12")
+            continue
+        if not token:
+            if arg.required:
+                raise ParseError(_("Missing {arg}."), arg=arg.usage())
+            values[arg.name] = None
+            continue
+        values[arg.name] = _convert(arg, token)
+        rest = remainder.strip()
+    if rest:
+        raise ParseError(_("Unexpected text: {text}"), text=rest[:40])
+    return values
+
+
+def _first_word(text: str) -> tuple[str, str]:
+    """The first token, where "double quotes" keep a name with spaces together."""
+    text = text.strip()
+    if text[:1] in ('"', "\u201c"):
+        end = re.search(r'["\u201d]', text[1:])
+        if end:
+            return text[1 : end.start() + 1], text[end.start() + 2 :].strip()
+    parts = text.split(None, 1)
+    if not parts:
+        return "", ""
+    return parts[0], parts[1] if len(parts) > 1 else ""
+
+
+def _convert(arg: Arg, token: str) -> Any:
+    if arg.kind == "int":
+        if not token.isdigit():
+            raise ParseError(_("{arg} must be a whole number."), arg=arg.usage())
+        return int(token)
+    if arg.kind == "date":
+        try:
+            return date.fromisoformat(token)
+        except ValueError:
+            raise ParseError(_("{arg} must be a date like 2026-03-31."), arg=arg.usage()) from None
+    if arg.kind == "choice":
+        folded = fold(token)
+        if folded not in arg.choices:
+            raise ParseError(_("{arg} must be one of: {choices}."), arg=arg.name, choices=", ".join(arg.choices))
+        return folded
+    return token
+
+
+def case_from_topic(topic: str | None) -> int | None:
+    if not topic:
+        return None
+    match = CASE_IN_TOPIC.match(topic)
+    return int(match.group(1)) if match else None

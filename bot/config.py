@@ -1,0 +1,149 @@
+"""Settings (SPEC §6): environment, a `.env` file, and `NAME_FILE` secrets.
+
+A missing or malformed setting stops start-up with one line naming it
+(`SettingsError`); nothing here ever prints a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.policy.calendar import BusinessCalendar, ServiceHours
+
+#: Settings that may be given as `NAME_FILE` (a path whose content is the value).
+SECRET_NAMES = ("ZULIP_API_KEY", "MASTODON_ACCESS_TOKEN", "DESKBOT_DATABASE_URL")
+
+
+class SettingsError(Exception):
+    """One clear line naming the bad setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+
+    database_url: str = Field("sqlite:///deskbot.db", validation_alias="DESKBOT_DATABASE_URL")
+
+    zulip_site: str | None = Field(None, validation_alias="ZULIP_SITE")
+    zulip_email: str | None = Field(None, validation_alias="ZULIP_EMAIL")
+    zulip_api_key: SecretStr | None = Field(None, validation_alias="ZULIP_API_KEY")
+    zulip_config: Path | None = Field(None, validation_alias="ZULIP_CONFIG")
+    zulip_stream: str = Field("support", validation_alias="DESKBOT_ZULIP_STREAM")
+    engineers: str = Field("", validation_alias="DESKBOT_ENGINEERS")
+
+    mastodon_api_base_url: str | None = Field(None, validation_alias="MASTODON_API_BASE_URL")
+    mastodon_access_token: SecretStr | None = Field(None, validation_alias="MASTODON_ACCESS_TOKEN")
+
+    timezone: str = Field("Europe/Lisbon", validation_alias="DESKBOT_TIMEZONE")
+    service_hours: str = Field("mon-fri 08:00-18:00", validation_alias="DESKBOT_SERVICE_HOURS")
+    holidays: str = Field("PT", validation_alias="DESKBOT_HOLIDAYS")
+    response_target: int = Field(2, ge=1, le=30, validation_alias="DESKBOT_RESPONSE_TARGET")
+    incident_price: Decimal = Field(Decimal("99.00"), ge=0, validation_alias="DESKBOT_INCIDENT_PRICE")
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", validation_alias="DESKBOT_CURRENCY")
+
+    http_addr: str = Field("127.0.0.1:8080", validation_alias="DESKBOT_HTTP_ADDR")
+    log_format: str = Field("console", pattern=r"^(console|json)$", validation_alias="DESKBOT_LOG_FORMAT")
+    log_level: str = Field(
+        "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$", validation_alias="DESKBOT_LOG_LEVEL"
+    )
+
+    docs_url: str = Field("https://rockstor.com/docs/", validation_alias="DESKBOT_DOCS_URL")
+    forum_url: str = Field("https://forum.rockstor.com/", validation_alias="DESKBOT_FORUM_URL")
+    purchase_url: str = Field(
+        "https://rockstor.com/commercial_support.html", validation_alias="DESKBOT_PURCHASE_URL"
+    )
+
+    @field_validator("http_addr")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT, for example 127.0.0.1:8080")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("expected sqlite:///FILE or postgresql+psycopg://USER@HOST/DB")
+        return value
+
+    @cached_property
+    def calendar(self) -> BusinessCalendar:
+        return BusinessCalendar.from_settings(self.timezone, self.service_hours, self.holidays)
+
+    @cached_property
+    def engineer_emails(self) -> frozenset[str]:
+        return frozenset(e.strip().lower() for e in self.engineers.split(",") if e.strip())
+
+    @property
+    def zulip_configured(self) -> bool:
+        return bool(self.zulip_config or self.zulip_site or self.zulip_email or self.zulip_api_key)
+
+    @property
+    def mastodon_configured(self) -> bool:
+        return bool(self.mastodon_api_base_url or self.mastodon_access_token)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Secret values, so that log output can be scrubbed of them."""
+        values = [self.zulip_api_key, self.mastodon_access_token]
+        found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        if "@" in self.database_url and ":" in self.database_url.split("@")[0].split("//")[-1]:
+            found.append(self.database_url.split("@")[0].split("//")[-1].split(":", 1)[1])
+        return found
+
+
+def _read_secret_files(environ: dict[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in SECRET_NAMES:
+        path = environ.get(f"{name}_FILE")
+        if not path:
+            continue
+        try:
+            values[name] = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    return values
+
+
+def load_settings(env_file: str | None = ".env") -> Settings:
+    """Read and check every setting; raise SettingsError with one line naming the first bad one."""
+    overrides = _read_secret_files(dict(os.environ))
+    try:
+        settings = Settings(_env_file=env_file, **overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = error["loc"][0] if error["loc"] else "settings"
+        raise SettingsError(f"{name}: {error['msg']}") from None
+    _check_calendar(settings)
+    if settings.mastodon_configured and not (settings.mastodon_api_base_url and settings.mastodon_access_token):
+        raise SettingsError("MASTODON_API_BASE_URL and MASTODON_ACCESS_TOKEN must be set together")
+    if settings.zulip_configured and not settings.zulip_config and not (
+        settings.zulip_site and settings.zulip_email and settings.zulip_api_key
+    ):
+        raise SettingsError("ZULIP_SITE, ZULIP_EMAIL and ZULIP_API_KEY must be set together (or ZULIP_CONFIG)")
+    return settings
+
+
+def _check_calendar(settings: Settings) -> None:
+    """Validate the calendar settings now, each error naming its own variable."""
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"DESKBOT_TIMEZONE: unknown time zone {settings.timezone!r}") from None
+    try:
+        ServiceHours.parse(settings.service_hours)
+    except ValueError as exc:
+        raise SettingsError(f"DESKBOT_SERVICE_HOURS: {exc}") from None
+    try:
+        settings.calendar  # noqa: B018 (builds and caches the holiday table)
+    except ValueError as exc:
+        raise SettingsError(f"DESKBOT_HOLIDAYS: {exc}") from None

@@ -1,0 +1,82 @@
+"""What a command handler works with: the transaction, the message, the clock, and who asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session
+
+from adapters.channel import Inbound
+from bot.commands import case_from_topic
+from bot.config import Settings
+from bot.i18n import render
+from storage import outbox
+from storage.models import Customer, Identity
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The facts about this running bot that routing depends on."""
+
+    settings: Settings
+    #: The channel that carries case topics ("zulip", or "console" when trying deskbot locally).
+    case_channel: str | None = None
+    #: Identities, as (channel, address), that are engineers without a Zulip pin (the console's).
+    trusted_engineers: frozenset[tuple[str, str]] = frozenset()
+
+
+@dataclass
+class Context:
+    session: Session
+    message: Inbound
+    now: datetime
+    deployment: Deployment
+    identity: Identity
+    customer: Customer | None = None
+    #: Set when the sender is an authorised engineer: their email (or console name).
+    engineer: str | None = None
+    replies: list[str] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return self.deployment.settings
+
+    @property
+    def lang(self) -> str:
+        if self.engineer:
+            return "en"
+        if self.customer is not None:
+            return self.customer.lang
+        return self.identity.lang or "en"
+
+    @property
+    def topic_case(self) -> int | None:
+        return case_from_topic(self.message.topic) if self.message.kind == "topic" else None
+
+    def t(self, msgid: str, /, **values: object) -> str:
+        """`msgid` in the sender's language."""
+        return render(self.lang, msgid, **values)
+
+    def reply(self, msgid: str, /, **values: object) -> None:
+        """Answer the sender where they wrote (their DM, or the case topic)."""
+        self.reply_text(self.t(msgid, **values))
+
+    def reply_text(self, text: str, quote: str | None = None) -> None:
+        m = self.message
+        self.replies.append(text)
+        if m.kind == "topic":
+            outbox.enqueue(
+                self.session, channel=m.channel, kind="topic", topic=m.topic, text=text, quote=quote, now=self.now
+            )
+        else:
+            outbox.enqueue(
+                self.session,
+                channel=m.channel,
+                kind="direct",
+                recipient=m.sender,
+                conversation=m.conversation,
+                text=text,
+                quote=quote,
+                now=self.now,
+            )

@@ -1,0 +1,211 @@
+"""The one place that wires adapters to the bot: store, router, intake, dispatcher, channels.
+
+`Runtime` is used by `deskbot run` (every configured channel, supervised) and
+by the tests; `chat` runs the console channel in the foreground.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TextIO
+
+from sqlalchemy.engine import Engine
+
+from adapters.channel import Channel, PermanentChannelError
+from adapters.console import ENGINEER, ConsoleChannel
+from bot.config import Settings
+from bot.context import Deployment
+from bot.dispatcher import Dispatcher
+from bot.intake import Intake, system_clock
+from bot.router import Router
+from bot.services import customers
+from bot.watcher import check_targets
+from storage.db import make_engine, transaction, upgrade
+
+log = logging.getLogger("deskbot.runtime")
+
+Clock = Callable[[], datetime]
+
+
+class NoChannelConfigured(Exception):
+    pass
+
+
+def build_channels(settings: Settings) -> list[Channel]:
+    """The platform channels the settings switch on (Zulip, Mastodon)."""
+    channels: list[Channel] = []
+    if settings.zulip_configured:
+        from adapters.zulip import ZulipChannel
+
+        channels.append(
+            ZulipChannel(
+                site=settings.zulip_site,
+                email=settings.zulip_email,
+                api_key=settings.zulip_api_key.get_secret_value() if settings.zulip_api_key else None,
+                config_file=str(settings.zulip_config) if settings.zulip_config else None,
+                stream=settings.zulip_stream,
+            )
+        )
+    if settings.mastodon_configured:
+        from adapters.mastodon import MastodonChannel
+
+        channels.append(
+            MastodonChannel(
+                api_base_url=settings.mastodon_api_base_url,
+                access_token=settings.mastodon_access_token.get_secret_value(),
+            )
+        )
+    return channels
+
+
+class Runtime:
+    """Channels, intake, dispatcher and watcher for one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        channels: list[Channel],
+        *,
+        engine: Engine | None = None,
+        clock: Clock = system_clock,
+        trusted_engineers: frozenset[tuple[str, str]] = frozenset(),
+        migrate: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.channels = {c.name: c for c in channels}
+        self.engine = engine or make_engine(settings.database_url)
+        if migrate:
+            upgrade(settings.database_url) if engine is None else upgrade_engine(self.engine)
+        case_channel = next((c.name for c in channels if c.carries_case_topics), None)
+        self.deployment = Deployment(settings=settings, case_channel=case_channel, trusted_engineers=trusted_engineers)
+        self.router = Router(self.deployment)
+        self.clock = clock
+        self.dispatcher = Dispatcher(self.engine, self.channels, clock, case_channel=case_channel)
+        self.intake = Intake(self.engine, self.router, clock, on_commit=self.dispatcher.wake)
+        self.stop_event = threading.Event()
+        self.intake_stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    # -- supervised run ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Check every channel (a permanent failure raises), then start all loops in threads."""
+        for channel in self.channels.values():
+            channel.start()
+        for name, channel in self.channels.items():
+            self._spawn(f"receive-{name}", self._supervise, channel)
+            self._spawn(f"dispatch-{name}", self.dispatcher.run, name, self.stop_event)
+        self._spawn("watcher", self._watch)
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def _supervise(self, channel: Channel) -> None:
+        """Keep a channel receiving; back off with jitter after failures, reset after a good run."""
+        failures = 0
+        while not self.intake_stop.is_set():
+            try:
+                channel.receive(self.intake, self.intake_stop)
+                failures = 0
+            except PermanentChannelError as exc:
+                log.error("channel stopped for good: %s", exc, extra={"channel": channel.name})
+                return
+            except Exception as exc:  # transient: restart this channel only
+                failures += 1
+                wait = random.uniform(0, min(60.0, 2.0**failures))
+                log.warning("channel failed, restarting in %.1fs: %s", wait, exc, extra={"channel": channel.name})
+                self.intake_stop.wait(wait)
+
+    def _watch(self, every: float = 30.0) -> None:
+        while not self.stop_event.is_set():
+            try:
+                with transaction(self.engine) as session:
+                    posted = check_targets(session, self.deployment, self.clock())
+                if posted:
+                    self.dispatcher.wake()
+            except Exception:
+                log.exception("response-target watcher failed")
+            self.stop_event.wait(every)
+
+    def stop(self, drain_seconds: float = 10.0) -> None:
+        """Stop intake, give in-flight sends up to `drain_seconds`, then stop everything."""
+        self.intake_stop.set()
+        deadline = threading.Event()
+        timer = threading.Timer(drain_seconds, deadline.set)
+        timer.start()
+        for thread in self.threads:
+            if thread.name.startswith("receive-"):
+                thread.join(timeout=max(0.1, drain_seconds / 2))
+        self.dispatcher.wake()
+        while not deadline.is_set() and self._pending():
+            deadline.wait(0.1)
+        timer.cancel()
+        self.stop_event.set()
+        self.dispatcher.wake()
+        for thread in self.threads:
+            thread.join(timeout=2)
+        for channel in self.channels.values():
+            channel.close()
+
+    def _pending(self) -> bool:
+        from sqlalchemy import func, select
+
+        from storage.models import Outbox
+
+        with transaction(self.engine) as session:
+            now = self.clock()
+            count = session.scalar(
+                select(func.count()).where(
+                    Outbox.state == "pending", Outbox.channel.in_(list(self.channels)), Outbox.next_attempt_at <= now
+                )
+            )
+        return bool(count)
+
+
+def upgrade_engine(engine: Engine) -> None:
+    upgrade(engine.url.render_as_string(hide_password=False))
+
+
+def chat(
+    settings: Settings,
+    role: str = "customer",
+    customer: str = "Demo customer",
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    clock: Clock = system_clock,
+    engine: Engine | None = None,
+) -> None:
+    """`deskbot chat`: the console channel in the foreground, answers printed before the next prompt."""
+    holder: dict[str, Runtime] = {}
+
+    def on_switch(new_role: str, name: str) -> None:
+        if new_role == "customer":
+            _ensure_console_customer(holder["rt"], name)
+
+    console = ConsoleChannel(customer=customer, role=role, stdin=stdin, stdout=stdout, on_switch=on_switch)
+    runtime = Runtime(settings, [console], engine=engine, clock=clock, trusted_engineers=frozenset({("console", ENGINEER)}))
+    holder["rt"] = runtime
+    runtime.intake.on_commit = lambda: runtime.dispatcher.drain("console")
+    _ensure_console_customer(runtime, customer)
+    runtime.dispatcher.drain("console")
+    console.receive(runtime.intake, threading.Event())
+
+
+def _ensure_console_customer(runtime: Runtime, name: str) -> None:
+    """The console plays a known customer: create it if needed and link the console account."""
+    now = runtime.clock()
+    with transaction(runtime.engine) as session:
+        found = customers.find_customer(session, name)
+        if found is None:
+            found, _code = customers.create_customer(session, name, None, "en", now)
+        customers.link_identity(session, found, "console", found.name, now)
+    # The console sends as the exact stored name.
+    console = runtime.channels["console"]
+    if isinstance(console, ConsoleChannel):
+        console.customer = found.name

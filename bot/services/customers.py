@@ -1,0 +1,156 @@
+"""Customers, their chat identities, activation codes and credit packs."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from bot.policy import CreditSummary, NoCredit, Pack, choose_pack, summarise
+from storage.models import ActivationCode, CreditPack, Customer, Identity
+
+CODE_VALIDITY = timedelta(days=14)
+#: Wrong activation codes allowed per account per window before it must wait.
+CODE_ATTEMPTS = 5
+CODE_WINDOW = timedelta(hours=1)
+# No 0/O/1/I/L: codes are read aloud and typed on phones.
+_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+class CustomerError(Exception):
+    """A customer operation that cannot be done; the message is one line for a person."""
+
+
+def find_customer(session: Session, ref: str) -> Customer | None:
+    """By id (digits) or exact name, case-insensitive on the name."""
+    ref = ref.strip()
+    if ref.isdigit():
+        found = session.get(Customer, int(ref))
+        if found is not None:
+            return found
+    return session.scalars(select(Customer).where(Customer.name == ref)).first() or session.scalars(
+        select(Customer).where(Customer.name.ilike(ref.replace("%", r"\%").replace("_", r"\_"), escape="\\"))
+    ).first()
+
+
+def create_customer(
+    session: Session, name: str, email: str | None, lang: str, now: datetime
+) -> tuple[Customer, str]:
+    """A new customer and its one-time activation code (returned in clear only here)."""
+    name = " ".join(name.split())
+    if not name or len(name) > 200:
+        raise CustomerError("A customer name must be 1 to 200 characters.")
+    if name.isdigit():
+        raise CustomerError("A customer name cannot be only digits (those are ids).")
+    if session.scalars(select(Customer).where(Customer.name.ilike(name))).first() is not None:
+        raise CustomerError(f"A customer named {name!r} already exists.")
+    customer = Customer(name=name, email=email, lang=lang, created_at=now)
+    session.add(customer)
+    session.flush()
+    return customer, new_activation_code(session, customer, now)
+
+
+def new_activation_code(session: Session, customer: Customer, now: datetime) -> str:
+    code = "-".join("".join(secrets.choice(_CODE_ALPHABET) for _ in range(4)) for _ in range(3))
+    session.add(
+        ActivationCode(
+            code_hash=_hash(code), customer_id=customer.id, created_at=now, expires_at=now + CODE_VALIDITY
+        )
+    )
+    return code
+
+
+def _hash(code: str) -> str:
+    normalised = "".join(ch for ch in code.upper() if ch.isalnum())
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def redeem_code(session: Session, identity: Identity, code: str, now: datetime) -> Customer | str:
+    """Link `identity` with the code's customer; or a reason: 'throttled', 'invalid'."""
+    if identity.failed_codes_since and now - identity.failed_codes_since > CODE_WINDOW:
+        identity.failed_codes, identity.failed_codes_since = 0, None
+    if identity.failed_codes >= CODE_ATTEMPTS:
+        return "throttled"
+    row = session.scalars(select(ActivationCode).where(ActivationCode.code_hash == _hash(code))).first()
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        identity.failed_codes += 1
+        identity.failed_codes_since = identity.failed_codes_since or now
+        return "invalid"
+    row.used_at, row.used_by = now, identity.id
+    identity.customer_id = row.customer_id
+    identity.failed_codes, identity.failed_codes_since = 0, None
+    customer = session.get(Customer, row.customer_id)
+    assert customer is not None  # foreign key
+    return customer
+
+
+def get_identity(
+    session: Session, channel: str, address: str, display_name: str | None, now: datetime
+) -> Identity:
+    identity = session.scalars(
+        select(Identity).where(Identity.channel == channel, Identity.address == address)
+    ).first()
+    if identity is None:
+        identity = Identity(channel=channel, address=address, display_name=display_name, created_at=now)
+        session.add(identity)
+        session.flush()
+    identity.last_seen_at = now
+    if display_name:
+        identity.display_name = display_name
+    return identity
+
+
+def link_identity(session: Session, customer: Customer, channel: str, address: str, now: datetime) -> Identity:
+    identity = get_identity(session, channel, address, None, now)
+    if identity.customer_id not in (None, customer.id):
+        raise CustomerError(f"{channel} account {address} is already linked to another customer.")
+    identity.customer_id = customer.id
+    return identity
+
+
+def packs_of(session: Session, customer_id: int, lock: bool = False) -> list[CreditPack]:
+    query = select(CreditPack).where(CreditPack.customer_id == customer_id).order_by(CreditPack.id)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return list(session.scalars(query))
+
+
+def as_policy(pack: CreditPack) -> Pack:
+    return Pack(id=pack.id, purchased=pack.purchased, incidents=pack.incidents, used=pack.used)
+
+
+def credit_summary(session: Session, customer_id: int, today: date) -> CreditSummary:
+    return summarise([as_policy(p) for p in packs_of(session, customer_id)], today)
+
+
+def take_credit(session: Session, customer_id: int, today: date) -> CreditPack | NoCredit:
+    """Consume one credit from the valid pack that expires first (rows locked on PostgreSQL)."""
+    packs = packs_of(session, customer_id, lock=True)
+    choice = choose_pack([as_policy(p) for p in packs], today)
+    if isinstance(choice, NoCredit):
+        return choice
+    row = next(p for p in packs if p.id == choice.id)
+    row.used += 1
+    return row
+
+
+def return_credit(session: Session, pack_id: int) -> None:
+    pack = session.get(CreditPack, pack_id, with_for_update=session.get_bind().dialect.name == "postgresql")
+    if pack is not None and pack.used > 0:
+        pack.used -= 1
+
+
+def grant_credits(
+    session: Session, customer: Customer, incidents: int, purchased: date, granted_by: str, now: datetime
+) -> CreditPack:
+    if incidents < 1 or incidents > 10_000:
+        raise CustomerError("The number of incidents must be between 1 and 10000.")
+    pack = CreditPack(
+        customer_id=customer.id, purchased=purchased, incidents=incidents, granted_by=granted_by, created_at=now
+    )
+    session.add(pack)
+    session.flush()
+    return pack

@@ -1,0 +1,1 @@
+"""The incident store: tables, queries, migrations. Knows no platform and no adapter."""

@@ -1,0 +1,216 @@
+"""SQLModel tables of the incident store.
+
+Every time is stored as naive UTC and read back as aware UTC (`UTCDateTime`),
+so SQLite and PostgreSQL behave the same. Each index here serves a query that
+the router, the dispatcher or the CLI runs; the query is named beside it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC in Python, naive UTC in the database."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _time(nullable: bool = True, index: bool = False):
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Customer(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column_kwargs={"unique": True}, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    lang: str = Field(default="en", max_length=8)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class Identity(SQLModel, table=True):
+    """A chat account on one channel; linked to a customer once it is known.
+
+    Unlinked identities are the "unknown contacts" engineers can list.
+    """
+
+    __table_args__ = (sa.UniqueConstraint("channel", "address", name="uq_identity_channel_address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    address: str = Field(max_length=320)
+    display_name: str | None = Field(default=None, max_length=200)
+    # customer_id: identities of one customer ("/customer show").
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    lang: str | None = Field(default=None, max_length=8)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    last_seen_at: datetime | None = _time()
+    #: When the "who are you" answer was last sent to this unknown contact (once a day).
+    unknown_notice_at: datetime | None = _time()
+    #: Wrong activation codes in the current window, and when that window began.
+    failed_codes: int = 0
+    failed_codes_since: datetime | None = _time()
+
+
+class EngineerPin(SQLModel, table=True):
+    """An engineer's email pinned to the platform user id first seen with it."""
+
+    email: str = Field(primary_key=True, max_length=320)
+    platform_user_id: str = Field(max_length=64)
+    pinned_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class CreditPack(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    # customer_id: packs of one customer (every entitlement check).
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    purchased: date
+    incidents: int = Field(ge=1)
+    #: Credits currently consumed (a /bug gives one back).
+    used: int = 0
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    granted_by: str | None = Field(default=None, max_length=320)
+
+
+class Incident(SQLModel, table=True):
+    __table_args__ = (
+        # "status", "any other text", "close N": a customer's incidents by state.
+        sa.Index("ix_incident_customer_state", "customer_id", "state"),
+        # the response-target watcher and "/cases overdue": open incidents by due time.
+        sa.Index("ix_incident_state_due", "state", "due_at"),
+        # "report billing": incidents opened in a month.
+        sa.Index("ix_incident_opened_at", "opened_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int = Field(foreign_key="customer.id")
+    pack_id: int | None = Field(default=None, foreign_key="creditpack.id")
+    subject: str = Field(max_length=200)
+    #: open (with the team or the customer), resolved, closed.
+    state: str = Field(default="open", max_length=16)
+    chargeable: bool = True
+    assignee: str | None = Field(default=None, max_length=320)
+    topic: str | None = Field(default=None, max_length=60)
+    opened_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    #: When the next engineer response is due; None while the case waits on the customer.
+    due_at: datetime | None = _time()
+    #: The due time a warning / a missed notice was posted for (each exactly once).
+    warned_for: datetime | None = _time()
+    missed_for: datetime | None = _time()
+    first_response_at: datetime | None = _time()
+    resolved_at: datetime | None = _time()
+    closed_at: datetime | None = _time()
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class IncidentMessage(SQLModel, table=True):
+    __table_args__ = (
+        # "status N", "/case N": the latest messages of a case; the reply route.
+        sa.Index("ix_incidentmessage_incident_id", "incident_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    #: in (customer), out (engineer reply), note (internal).
+    direction: str = Field(max_length=8)
+    author: str = Field(max_length=320)
+    channel: str | None = Field(default=None, max_length=32)
+    #: Inbound only: the identity that wrote it and what a reply should answer.
+    identity_id: int | None = Field(default=None, foreign_key="identity.id")
+    conversation: str | None = Field(default=None, max_length=320)
+    body: str
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class IncidentEvent(SQLModel, table=True):
+    """The history: every state change of a case, by whom, when."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    # incident_id: "/case N" shows the history.
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    actor: str = Field(max_length=320)
+    action: str = Field(max_length=32)
+    from_state: str | None = Field(default=None, max_length=16)
+    to_state: str | None = Field(default=None, max_length=16)
+    detail: str | None = None
+
+
+class Draft(SQLModel, table=True):
+    """Text a customer wrote with no open incident, kept until they say `open`."""
+
+    identity_id: int = Field(primary_key=True, foreign_key="identity.id")
+    text: str
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class ActivationCode(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    #: SHA-256 of the code: a database dump does not give working codes away.
+    code_hash: str = Field(sa_column_kwargs={"unique": True}, max_length=64)
+    customer_id: int = Field(foreign_key="customer.id", index=True)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = _time()
+    used_by: int | None = Field(default=None, foreign_key="identity.id")
+
+
+class Outbox(SQLModel, table=True):
+    __table_args__ = (
+        # the dispatcher: next pending rows of a channel whose time has come.
+        sa.Index("ix_outbox_channel_state_next", "channel", "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    kind: str = Field(max_length=8)
+    recipient: str | None = Field(default=None, max_length=320)
+    conversation: str | None = Field(default=None, max_length=320)
+    topic: str | None = Field(default=None, max_length=60)
+    text: str
+    quote: str | None = None
+    incident_id: int | None = Field(default=None, foreign_key="incident.id")
+    #: pending, sent, failed (can never succeed).
+    state: str = Field(default="pending", max_length=8)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    sent_at: datetime | None = _time()
+    platform_ids: str | None = None
+    last_error: str | None = None
+
+
+class ChannelCursor(SQLModel, table=True):
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=128)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
+class ProcessedInbound(SQLModel, table=True):
+    """Inbound platform messages already handled: the exactly-once key."""
+
+    channel: str = Field(primary_key=True, max_length=32)
+    message_id: str = Field(primary_key=True, max_length=128)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    processed_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    #: The text of a message whose handling failed, kept for the team (see bot.intake).
+    failed_text: str | None = None

@@ -1,0 +1,104 @@
+"""The persistent outbox (SPEC §7): rows written with the state change that caused them.
+
+`claim` hands rows to one dispatcher at a time: on PostgreSQL with
+`FOR UPDATE SKIP LOCKED`, so replicas never claim the same row, and with a
+lease (`next_attempt_at` pushed forward) so a row whose sender died is claimed
+again once the lease runs out — then with `attempts > 1`, which tells the
+channel to check for its own earlier send before sending again.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from storage.models import Outbox
+
+#: How long a claimed row stays with its claimer before another may take it.
+LEASE = timedelta(seconds=30)
+
+
+def enqueue(
+    session: Session,
+    *,
+    channel: str,
+    kind: str,
+    text: str,
+    now: datetime,
+    recipient: str | None = None,
+    conversation: str | None = None,
+    topic: str | None = None,
+    quote: str | None = None,
+    incident_id: int | None = None,
+) -> Outbox:
+    row = Outbox(
+        channel=channel,
+        kind=kind,
+        text=text,
+        recipient=recipient,
+        conversation=conversation,
+        topic=topic,
+        quote=quote,
+        incident_id=incident_id,
+        created_at=now,
+        next_attempt_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def claim(session: Session, channel: str, now: datetime, limit: int = 20) -> list[Outbox]:
+    """Due pending rows of `channel`, oldest first, leased to the caller (commit to take them)."""
+    query = (
+        select(Outbox)
+        .where(Outbox.channel == channel, Outbox.state == "pending", Outbox.next_attempt_at <= now)
+        .order_by(Outbox.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = list(session.scalars(query))
+    for row in rows:
+        row.attempts += 1
+        row.next_attempt_at = now + LEASE
+    return rows
+
+
+def mark_sent(session: Session, row_id: int, platform_ids: list[str], now: datetime) -> None:
+    row = session.get(Outbox, row_id)
+    if row is None:
+        return
+    row.state = "sent"
+    row.sent_at = now
+    row.platform_ids = json.dumps(platform_ids)
+    row.last_error = None
+
+
+def mark_retry(session: Session, row_id: int, error: str, at: datetime) -> None:
+    row = session.get(Outbox, row_id)
+    if row is not None and row.state == "pending":
+        row.next_attempt_at = at
+        row.last_error = error[:500]
+
+
+def mark_failed(session: Session, row_id: int, error: str) -> Outbox | None:
+    row = session.get(Outbox, row_id)
+    if row is not None:
+        row.state = "failed"
+        row.last_error = error[:500]
+    return row
+
+
+def depth(session: Session, now: datetime) -> tuple[int, float]:
+    """(pending rows, age in seconds of the oldest) for /metrics."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(Outbox.created_at)).where(Outbox.state == "pending")
+    ).one()
+    if oldest is not None and oldest.tzinfo is None:
+        from datetime import UTC
+
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), (now - oldest).total_seconds() if oldest else 0.0

@@ -1,0 +1,539 @@
+"""The fake realm: users, streams, messages, event queues and narrows.
+
+All state sits behind one condition variable, which the long-polls of
+`GET /events` wait on. The rules follow the real server as NOTES.md records
+them (message normalisation and truncation, topic truncation, queue expiry,
+narrow operators, anchors).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from . import _payloads as payloads
+
+MAX_TOPIC_LENGTH = 60
+#: What GET /messages reports as the anchor of `anchor=newest` (zerver/lib/narrow.py).
+LARGER_THAN_MAX_MESSAGE_ID = 10000000000000000
+TRUNCATION_SUFFIX = "\n[message truncated]"
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status and the JSON body."""
+
+    def __init__(self, status: int, code: str, msg: str, **extra: Any) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.body = payloads.error(code, msg, **extra)
+
+
+def bad_request(msg: str, **extra: Any) -> ApiError:
+    return ApiError(400, "BAD_REQUEST", msg, **extra)
+
+
+@dataclass
+class FakeUser:
+    user_id: int
+    email: str
+    full_name: str
+    api_key: str
+    is_bot: bool = False
+    role: int = 400
+    is_active: bool = True
+    bot_owner_id: int | None = None
+    date_joined: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+
+
+@dataclass
+class FakeStream:
+    stream_id: int
+    name: str
+    invite_only: bool = True
+    is_web_public: bool = False
+    history_public_to_subscribers: bool = False
+    description: str = ""
+    date_created: int = field(default_factory=lambda: int(time.time()))
+    subscribers: set[int] = field(default_factory=set)
+
+    @property
+    def private(self) -> bool:
+        return self.invite_only and not self.is_web_public
+
+
+@dataclass
+class StoredMessage:
+    """A message as the fake stores it (content after the server's normalisation)."""
+
+    id: int
+    sender_id: int
+    type: str  # "stream" or "private", as the server reports it
+    content: str
+    timestamp: int
+    recipient_id: int
+    client: str = "website"
+    stream_id: int | None = None
+    subject: str = ""
+    participants: frozenset[int] = frozenset()
+    #: Set when the server cut the content to max_message_length.
+    truncated: bool = False
+    original_length: int = 0
+    original_topic: str | None = None
+
+
+@dataclass
+class Truncation:
+    message_id: int
+    sender_email: str
+    what: str  # "content" or "topic"
+    original_length: int
+
+
+@dataclass
+class EventQueue:
+    queue_id: str
+    user_id: int
+    event_types: list[str] | None
+    narrow: list[tuple[str, Any, bool]]
+    apply_markdown: bool
+    all_public_streams: bool
+    idle_timeout: float
+    events: list[dict[str, Any]] = field(default_factory=list)
+    next_event_id: int = 0
+    last_touched: float = field(default_factory=time.monotonic)
+    pollers: int = 0
+    dead: bool = False
+
+    def wants(self, event_type: str) -> bool:
+        return self.event_types is None or event_type in self.event_types
+
+    def push(self, event: dict[str, Any]) -> dict[str, Any]:
+        event = {**event, "id": self.next_event_id}
+        self.next_event_id += 1
+        self.events.append(event)
+        return event
+
+    def acknowledge(self, last_event_id: int) -> None:
+        self.events = [e for e in self.events if e["id"] > last_event_id]
+
+
+def parse_narrow(raw: Any) -> list[tuple[str, Any, bool]]:
+    """Both narrow syntaxes (`[["is","dm"]]` and `[{"operator":…}]`) → (op, operand, negated)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise bad_request("Invalid narrow")
+    out = []
+    for term in raw:
+        if isinstance(term, dict) and "operator" in term and "operand" in term:
+            out.append((str(term["operator"]).lower(), term["operand"], bool(term.get("negated", False))))
+        elif isinstance(term, list) and len(term) == 2:
+            op, operand = term
+            negated = isinstance(op, str) and op.startswith("-")
+            out.append((str(op).lstrip("-").lower(), operand, negated))
+        else:
+            raise bad_request("Invalid narrow")
+    return out
+
+
+class Realm:
+    """The whole fake organisation."""
+
+    def __init__(
+        self,
+        *,
+        max_message_length: int = 10000,
+        queue_idle_timeout: float = 600.0,
+        heartbeat: float = 50.0,
+    ) -> None:
+        self.cond = threading.Condition(threading.RLock())
+        self.max_message_length = max_message_length
+        self.queue_idle_timeout = queue_idle_timeout
+        self.heartbeat = heartbeat
+        self.users: dict[int, FakeUser] = {}
+        self.streams: dict[int, FakeStream] = {}
+        self.messages: list[StoredMessage] = []
+        self.queues: dict[str, EventQueue] = {}
+        self.truncations: list[Truncation] = []
+        self.expired_queues = 0
+        self.closing = False
+        self._next_user_id = 8
+        self._next_stream_id = 1
+        self._next_message_id = 100
+        self._dm_recipients: dict[frozenset[int], int] = {}
+
+    # -- directory ---------------------------------------------------------------
+    def add_user(self, email: str, full_name: str, api_key: str, *, is_bot: bool = False, role: int = 400) -> FakeUser:
+        with self.cond:
+            if self.user_by_email(email) is not None:
+                raise ValueError(f"user {email} exists")
+            u = FakeUser(self._next_user_id, email, full_name, api_key, is_bot=is_bot, role=role)
+            if is_bot:
+                u.bot_owner_id = next((x.user_id for x in self.users.values() if not x.is_bot), None)
+            self._next_user_id += 1
+            self.users[u.user_id] = u
+            return u
+
+    def user_by_email(self, email: str) -> FakeUser | None:
+        email = email.strip().lower()
+        return next((u for u in self.users.values() if u.email.lower() == email), None)
+
+    def require_user(self, email_or_id: str | int) -> FakeUser:
+        if isinstance(email_or_id, int):
+            u = self.users.get(email_or_id)
+        else:
+            u = self.user_by_email(email_or_id)
+        if u is None:
+            raise bad_request(f"Invalid email '{email_or_id}'")
+        return u
+
+    def add_stream(
+        self,
+        name: str,
+        *,
+        invite_only: bool = True,
+        is_web_public: bool = False,
+        subscribers: Iterable[str] = (),
+        description: str = "",
+    ) -> FakeStream:
+        with self.cond:
+            s = FakeStream(
+                self._next_stream_id, name, invite_only=invite_only, is_web_public=is_web_public,
+                history_public_to_subscribers=not invite_only, description=description,
+            )
+            self._next_stream_id += 1
+            s.subscribers = {self.require_user(e).user_id for e in subscribers}
+            self.streams[s.stream_id] = s
+            return s
+
+    def stream_by_name(self, name: str) -> FakeStream | None:
+        key = name.strip().lower()
+        return next((s for s in self.streams.values() if s.name.lower() == key), None)
+
+    def can_access_stream(self, u: FakeUser, s: FakeStream) -> bool:
+        return u.user_id in s.subscribers or not s.invite_only
+
+    def first_message_id(self, s: FakeStream) -> int | None:
+        return next((m.id for m in self.messages if m.stream_id == s.stream_id), None)
+
+    def update_stream(self, name: str, **changes: bool) -> FakeStream:
+        """Change privacy flags and emit the `stream` update events the server sends."""
+        with self.cond:
+            s = self.stream_by_name(name)
+            if s is None:
+                raise KeyError(name)
+            for prop in ("invite_only", "is_web_public", "history_public_to_subscribers"):
+                if prop in changes and getattr(s, prop) != changes[prop]:
+                    setattr(s, prop, changes[prop])
+                    event = {
+                        "type": "stream", "op": "update", "stream_id": s.stream_id, "name": s.name,
+                        "property": prop, "value": changes[prop],
+                    }
+                    if prop == "invite_only":
+                        event["history_public_to_subscribers"] = s.history_public_to_subscribers
+                        event["is_web_public"] = s.is_web_public
+                    self._emit(lambda q: q.wants("stream") and self._sees_stream(q, s), event)
+            self.cond.notify_all()
+            return s
+
+    # -- messages ----------------------------------------------------------------
+    def post(
+        self,
+        sender: FakeUser,
+        *,
+        type_: str,
+        to: Any,
+        content: str | None,
+        topic: str | None = None,
+        client: str = "website",
+    ) -> StoredMessage:
+        """The rules of POST /messages (zerver/views/message_send.py, lib/message.py)."""
+        if content is None:
+            raise ApiError(400, "REQUEST_VARIABLE_MISSING", "Missing 'content' argument", var_name="content")
+        if "\x00" in content:
+            raise bad_request("Message must not contain null bytes")
+        content = content.rstrip().lstrip("\n")
+        if not content:
+            raise bad_request("Message must not be empty")
+        original_length = len(content)
+        truncated = original_length > self.max_message_length
+        if truncated:
+            content = content[: self.max_message_length - len(TRUNCATION_SUFFIX)] + TRUNCATION_SUFFIX
+        with self.cond:
+            if type_ in ("stream", "channel"):
+                s = self._resolve_stream(to)
+                if s is None:
+                    name = str(to)
+                    raise ApiError(400, "STREAM_DOES_NOT_EXIST", f"Stream '{name}' does not exist", stream=name)
+                if s.invite_only and sender.user_id not in s.subscribers:
+                    raise bad_request(f"Not authorized to send to stream '{s.name}'")
+                if topic is None:
+                    raise bad_request("Missing topic")
+                topic = topic.strip() or "(no topic)"
+                original_topic = topic
+                if len(topic) > MAX_TOPIC_LENGTH:
+                    topic = topic[: MAX_TOPIC_LENGTH - 3] + "..."
+                m = StoredMessage(
+                    self._next_message_id, sender.user_id, "stream", content, int(time.time()),
+                    recipient_id=1000 + s.stream_id, client=client, stream_id=s.stream_id, subject=topic,
+                    truncated=truncated, original_length=original_length,
+                    original_topic=original_topic if original_topic != topic else None,
+                )
+            elif type_ in ("direct", "private"):
+                recipients = self._resolve_dm_recipients(to)
+                participants = frozenset({sender.user_id, *(u.user_id for u in recipients)})
+                rid = self._dm_recipients.setdefault(participants, 5000 + len(self._dm_recipients))
+                m = StoredMessage(
+                    self._next_message_id, sender.user_id, "private", content, int(time.time()),
+                    recipient_id=rid, client=client, participants=participants,
+                    truncated=truncated, original_length=original_length,
+                )
+            else:
+                raise bad_request("Invalid message type")
+            self._next_message_id += 1
+            self.messages.append(m)
+            if m.truncated:
+                self.truncations.append(Truncation(m.id, sender.email, "content", original_length))
+            if m.original_topic is not None:
+                self.truncations.append(Truncation(m.id, sender.email, "topic", len(m.original_topic)))
+            for q in self._live_queues():
+                viewer = self.users[q.user_id]
+                if q.wants("message") and self._receives(viewer, m, q) and self._matches(viewer, m, q.narrow):
+                    q.push({
+                        "type": "message",
+                        "message": self.render(m, q.apply_markdown),
+                        "flags": self._flags(viewer, m),
+                    })
+            self.cond.notify_all()
+            return m
+
+    def _resolve_stream(self, to: Any) -> FakeStream | None:
+        if isinstance(to, list) and len(to) == 1:
+            to = to[0]
+        if isinstance(to, int):
+            return self.streams.get(to)
+        if isinstance(to, str):
+            if to.isdigit() and int(to) in self.streams and self.stream_by_name(to) is None:
+                return self.streams[int(to)]
+            return self.stream_by_name(to)
+        return None
+
+    def _resolve_dm_recipients(self, to: Any) -> list[FakeUser]:
+        if isinstance(to, str):
+            to = [t for t in (p.strip() for p in to.split(",")) if t]
+        if isinstance(to, int):
+            to = [to]
+        if not isinstance(to, list) or not to:
+            raise bad_request("Invalid recipients")
+        return [self.require_user(t) for t in to]
+
+    def render(self, m: StoredMessage, apply_markdown: bool) -> dict[str, Any]:
+        sender = self.users[m.sender_id]
+        stream_name = self.streams[m.stream_id].name if m.stream_id is not None else None
+        participants = [self.users[i] for i in sorted(m.participants)]
+        return payloads.message(
+            m, sender=sender, participants=participants, stream_name=stream_name, apply_markdown=apply_markdown
+        )
+
+    def _flags(self, viewer: FakeUser, m: StoredMessage) -> list[str]:
+        return ["read"] if m.sender_id == viewer.user_id else []
+
+    def can_see(self, viewer: FakeUser, m: StoredMessage) -> bool:
+        if m.type == "private":
+            return viewer.user_id in m.participants
+        s = self.streams[m.stream_id]  # type: ignore[index]
+        return self.can_access_stream(viewer, s)
+
+    def _receives(self, viewer: FakeUser, m: StoredMessage, q: EventQueue) -> bool:
+        if m.type == "private":
+            return viewer.user_id in m.participants
+        s = self.streams[m.stream_id]  # type: ignore[index]
+        return viewer.user_id in s.subscribers or (q.all_public_streams and not s.invite_only)
+
+    def _sees_stream(self, q: EventQueue, s: FakeStream) -> bool:
+        return q.user_id in s.subscribers or not s.invite_only
+
+    # -- narrows -----------------------------------------------------------------
+    def _matches(self, viewer: FakeUser, m: StoredMessage, narrow: list[tuple[str, Any, bool]]) -> bool:
+        return all(self._term(viewer, m, op, operand) != negated for op, operand, negated in narrow)
+
+    def _term(self, viewer: FakeUser, m: StoredMessage, op: str, operand: Any) -> bool:
+        if op == "is":
+            if operand in ("dm", "private"):
+                return m.type == "private"
+            if operand == "unread":
+                return m.sender_id != viewer.user_id
+            raise bad_request(f"Invalid narrow operator: unknown 'is' operand {operand}")
+        if op in ("stream", "channel"):
+            s = self._resolve_stream(operand)
+            return s is not None and m.stream_id == s.stream_id
+        if op in ("topic", "subject"):
+            return m.type == "stream" and m.subject.lower() == str(operand).lower()
+        if op == "sender":
+            u = self._user_operand(operand)
+            return u is not None and m.sender_id == u.user_id
+        if op in ("dm", "pm-with"):
+            users = self._users_operand(operand)
+            return m.type == "private" and m.participants == frozenset({viewer.user_id, *users})
+        if op == "dm-including":
+            u = self._user_operand(operand)
+            return m.type == "private" and u is not None and u.user_id in m.participants
+        if op == "search":
+            needle = str(operand).lower()
+            return needle in m.content.lower() or needle in m.subject.lower()
+        if op == "id":
+            return m.id == int(operand)
+        raise bad_request(f"Invalid narrow operator: unknown operator {op}")
+
+    def _user_operand(self, operand: Any) -> FakeUser | None:
+        if isinstance(operand, int) or (isinstance(operand, str) and operand.isdigit()):
+            return self.users.get(int(operand))
+        return self.user_by_email(str(operand))
+
+    def _users_operand(self, operand: Any) -> set[int]:
+        items = operand if isinstance(operand, list) else str(operand).split(",")
+        out = set()
+        for item in items:
+            u = self._user_operand(item.strip() if isinstance(item, str) else item)
+            if u is None:
+                raise bad_request(f"Invalid user ID or email {item}")
+            out.add(u.user_id)
+        return out
+
+    def query(
+        self,
+        viewer: FakeUser,
+        *,
+        narrow: list[tuple[str, Any, bool]],
+        anchor: str,
+        num_before: int,
+        num_after: int,
+        include_anchor: bool,
+        apply_markdown: bool,
+    ) -> dict[str, Any]:
+        """GET /messages (zerver/views/message_fetch.py, simplified but faithful in its answers)."""
+        with self.cond:
+            matching = [m for m in self.messages if self.can_see(viewer, m) and self._matches(viewer, m, narrow)]
+            if anchor == "newest":
+                anchor_id = matching[-1].id if matching else LARGER_THAN_MAX_MESSAGE_ID
+                reported = LARGER_THAN_MAX_MESSAGE_ID
+            elif anchor == "oldest":
+                anchor_id, reported = 0, 0
+            elif anchor == "first_unread":
+                unread = [m for m in matching if m.sender_id != viewer.user_id]
+                anchor_id = unread[0].id if unread else (matching[-1].id if matching else LARGER_THAN_MAX_MESSAGE_ID)
+                reported = anchor_id
+            else:
+                try:
+                    anchor_id = int(anchor)
+                except ValueError:
+                    raise bad_request(f"Invalid anchor {anchor!r}") from None
+                reported = anchor_id
+            before_all = [m for m in matching if m.id < anchor_id]
+            after_all = [m for m in matching if m.id > anchor_id]
+            at = [m for m in matching if m.id == anchor_id]
+            before = before_all[len(before_all) - num_before:] if num_before else []
+            after = after_all[:num_after]
+            chosen = before + (at if include_anchor else []) + after
+            result = {
+                **payloads.OK,
+                "anchor": reported,
+                "found_anchor": bool(at),
+                "found_oldest": len(before_all) <= num_before,
+                "found_newest": len(after_all) <= num_after,
+                "history_limited": False,
+                "messages": [
+                    {**self.render(m, apply_markdown), "flags": self._flags(viewer, m)} for m in chosen
+                ],
+            }
+            return result
+
+    # -- event queues ------------------------------------------------------------
+    def register(
+        self,
+        viewer: FakeUser,
+        *,
+        event_types: list[str] | None,
+        narrow: list[tuple[str, Any, bool]],
+        apply_markdown: bool,
+        all_public_streams: bool,
+        lifespan: float | None,
+    ) -> EventQueue:
+        with self.cond:
+            q = EventQueue(
+                uuid.uuid4().hex, viewer.user_id, event_types, narrow, apply_markdown, all_public_streams,
+                idle_timeout=lifespan if lifespan is not None else self.queue_idle_timeout,
+            )
+            self.queues[q.queue_id] = q
+            return q
+
+    def _live_queues(self) -> list[EventQueue]:
+        return [q for q in self.queues.values() if not q.dead]
+
+    def collect_garbage(self) -> None:
+        """Drop queues nobody polled for `idle_timeout` (the server's GC)."""
+        now = time.monotonic()
+        with self.cond:
+            for q in list(self.queues.values()):
+                if not q.dead and q.pollers == 0 and now - q.last_touched > q.idle_timeout:
+                    self._kill(q)
+
+    def _kill(self, q: EventQueue) -> None:
+        q.dead = True
+        del self.queues[q.queue_id]
+        self.expired_queues += 1
+        self.cond.notify_all()
+
+    def expire_queues(self, user_id: int | None = None) -> int:
+        with self.cond:
+            victims = [q for q in self.queues.values() if user_id is None or q.user_id == user_id]
+            for q in victims:
+                self._kill(q)
+            return len(victims)
+
+    def _queue(self, viewer: FakeUser, queue_id: str | None) -> EventQueue:
+        q = self.queues.get(queue_id or "")
+        if q is None or q.dead or q.user_id != viewer.user_id:
+            raise ApiError(400, "BAD_EVENT_QUEUE_ID", f"Bad event queue ID: {queue_id}", queue_id=queue_id or "")
+        return q
+
+    def get_events(
+        self, viewer: FakeUser, queue_id: str | None, last_event_id: int | None, dont_block: bool
+    ) -> list[dict[str, Any]]:
+        with self.cond:
+            q = self._queue(viewer, queue_id)
+            if last_event_id is not None:
+                q.acknowledge(last_event_id)
+            floor = -1 if last_event_id is None else last_event_id
+            q.pollers += 1
+            try:
+                deadline = time.monotonic() + self.heartbeat
+                while True:
+                    if q.dead:
+                        raise ApiError(400, "BAD_EVENT_QUEUE_ID", f"Bad event queue ID: {queue_id}", queue_id=queue_id)
+                    pending = [e for e in q.events if e["id"] > floor]
+                    if pending or dont_block:
+                        return pending
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self.closing:
+                        return [q.push({"type": "heartbeat"})]
+                    self.cond.wait(remaining)
+            finally:
+                q.pollers -= 1
+                q.last_touched = time.monotonic()
+
+    def delete_queue(self, viewer: FakeUser, queue_id: str | None) -> None:
+        with self.cond:
+            q = self._queue(viewer, queue_id)
+            q.dead = True
+            del self.queues[q.queue_id]
+            self.cond.notify_all()
+
+    def _emit(self, want: Any, event: dict[str, Any]) -> None:
+        for q in self._live_queues():
+            if want(q):
+                q.push(event)
