@@ -226,17 +226,19 @@ class Realm:
             s = self.stream_by_name(name)
             if s is None:
                 raise KeyError(name)
-            for prop in ("invite_only", "is_web_public", "history_public_to_subscribers"):
-                if prop in changes and getattr(s, prop) != changes[prop]:
-                    setattr(s, prop, changes[prop])
-                    event = {
-                        "type": "stream", "op": "update", "stream_id": s.stream_id, "name": s.name,
-                        "property": prop, "value": changes[prop],
-                    }
-                    if prop == "invite_only":
-                        event["history_public_to_subscribers"] = s.history_public_to_subscribers
-                        event["is_web_public"] = s.is_web_public
-                    self._emit(lambda q: q.wants("stream") and self._sees_stream(q, s), event)
+            props = ("invite_only", "is_web_public", "history_public_to_subscribers")
+            changed = [p for p in props if p in changes and getattr(s, p) != changes[p]]
+            for prop in changed:
+                setattr(s, prop, changes[prop])
+            for prop in changed:
+                event = {
+                    "type": "stream", "op": "update", "stream_id": s.stream_id, "name": s.name,
+                    "property": prop, "value": changes[prop],
+                }
+                if prop == "invite_only":
+                    event["history_public_to_subscribers"] = s.history_public_to_subscribers
+                    event["is_web_public"] = s.is_web_public
+                self._emit(lambda q: q.wants("stream") and self._sees_stream(q, s), event)
             self.cond.notify_all()
             return s
 

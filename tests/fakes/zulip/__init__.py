@@ -1,0 +1,24 @@
+"""A fake Zulip server: real HTTP on 127.0.0.1, driven by the real `zulip.Client`.
+
+Built from `../shared/reference/zulip/` (example payloads and NOTES.md). It
+models users, private and public streams, event queues with long-polling and
+idle expiry, `GET /messages` narrows and anchors, `POST /messages` with the
+server's normalisation and silent truncation, Basic auth, per-user rate
+limits and fault injection. Run it on its own with
+`python -m tests.fakes.zulip_server --help`.
+"""
+
+from ._fake import FakeZulipServer
+from ._faults import Fault
+from ._model import FakeStream, FakeUser, StoredMessage, Truncation
+from ._server import RequestRecord
+
+__all__ = [
+    "FakeStream",
+    "FakeUser",
+    "FakeZulipServer",
+    "Fault",
+    "RequestRecord",
+    "StoredMessage",
+    "Truncation",
+]
