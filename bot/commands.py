@@ -114,8 +114,13 @@ def is_command_word(audience: Audience, word: str) -> bool:
 
 
 def suggestions(audience: Audience, word: str, cutoff: float = 0.6) -> list[str]:
-    names = sorted({n for c in commands(audience) for n in c.names if n != "?"})
-    return difflib.get_close_matches(word, names, n=3, cutoff=cutoff)
+    """Commands whose name or alias is close to `word`, each named by the alias that matched."""
+    owner = {n: c.name for c in commands(audience) for n in c.names if n != "?"}
+    found: list[str] = []
+    for match in difflib.get_close_matches(word, sorted(owner), n=6, cutoff=cutoff):
+        if all(owner[match] != owner[f] for f in found):
+            found.append(match)
+    return found[:3]
 
 
 def parse_args(cmd: Command, rest: str, topic_case: int | None) -> dict[str, Any]:

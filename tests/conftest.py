@@ -104,5 +104,5 @@ class FakeClock:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    # A Tuesday at 10:00 Lisbon (WET = UTC in winter), inside service hours.
-    return FakeClock(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    # A Wednesday at 10:00 Lisbon (WET = UTC in winter), inside service hours (1 Dec is a holiday).
+    return FakeClock(datetime(2026, 12, 2, 10, 0, tzinfo=UTC))

@@ -1,0 +1,199 @@
+"""The whole support flow through the console channel, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+from sqlalchemy import func, select
+
+from bot.runtime import chat
+from storage.db import transaction
+from storage.models import CreditPack, Incident, IncidentMessage, Outbox
+from tests.desk import Desk, make_settings
+
+
+def _credits_left(desk: Desk, customer_id: int) -> int:
+    with transaction(desk.engine) as s:
+        packs = s.scalars(select(CreditPack).where(CreditPack.customer_id == customer_id)).all()
+        return sum(p.incidents - p.used for p in packs)
+
+
+def test_customer_opens_writes_engineer_replies_resolves_and_bug_returns_credit(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    acme = desk.customer("Acme", credits=3)
+
+    out = desk.say("Acme", "open The NAS does not boot")
+    assert "Incident #1 is open: The NAS does not boot" in out
+    assert "One credit used; 2 left" in out
+    assert "We will answer by Fri 4 Dec 2026, 10:00 (Lisbon time)" in out  # Wednesday 10:00 + 2 business days
+    assert "[#1 Acme: The NAS does not boot]" in out  # mirrored into the case topic
+    assert _credits_left(desk, acme) == 2
+
+    out = desk.say("Acme", "It beeps three times")
+    assert "Added to incident #1." in out
+    assert "    | It beeps three times" in out
+
+    out = desk.engineer("/reply 1 Please try another disk")
+    assert "deskbot → Acme:\n  [#1] Please try another disk" in out
+    out = desk.engineer("/resolve 1 Disk replaced")
+    assert "Incident #1 is resolved." in out and "Disk replaced" in out
+    with transaction(desk.engine) as s:
+        incident = s.get(Incident, 1)
+        assert incident.state == "resolved" and incident.first_response_at == clock()
+        assert s.scalar(select(func.count()).where(IncidentMessage.incident_id == 1)) == 3
+
+    out = desk.engineer("/bug 1")
+    assert "no charge" in out
+    assert _credits_left(desk, acme) == 3
+
+    # A message within 7 days of the resolution reopens the case without a new credit.
+    clock.advance(days=2)
+    out = desk.say("Acme", "It broke again")
+    assert "Added to incident #1." in out
+    with transaction(desk.engine) as s:
+        assert s.get(Incident, 1).state == "open"
+    assert _credits_left(desk, acme) == 3
+
+
+def test_second_customer_cannot_see_or_touch_the_first_ones_case(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+    desk.customer("Globex", credits=1)
+    desk.say("Acme", "open Secret configuration question")
+
+    assert "You have no incident #1." in desk.say("Globex", "status 1")
+    assert "You have no incident #1." in desk.say("Globex", "#1 let me in")
+    assert "You have no incident #1." in desk.say("Globex", "close 1")
+    out = desk.say("Globex", "status")
+    assert "You have no open incidents." in out and "Secret" not in out
+    with transaction(desk.engine) as s:
+        assert s.scalar(select(func.count()).where(IncidentMessage.incident_id == 1)) == 1
+        assert s.get(Incident, 1).state == "open"
+
+
+def test_no_credit_keeps_the_text_as_a_draft_and_says_why(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme")
+    out = desk.say("Acme", "open My question")
+    assert "You have no support credits yet." in out and "draft" in out
+    desk.engineer('/credits grant Acme 1')
+    out = desk.say("Acme", "open")
+    assert "Incident #1 is open: My question" in out
+    assert "All your support credits are used." in desk.say("Acme", "open Another one")
+
+    clock.advance(days=400)
+    desk.engineer(f"/credits grant Acme 1 {date(2025, 1, 2).isoformat()}")
+    assert "Your support credits have expired." in desk.say("Acme", "open Third")
+
+
+def test_plain_text_goes_to_the_only_open_incident_or_asks_which(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=5)
+    out = desk.say("Acme", "hello, my disk is full")
+    assert "You have no open incident. Reply open" in out and "5 credits" in out
+    out = desk.say("Acme", "open")
+    assert "Incident #1 is open: hello, my disk is full" in out
+    desk.say("Acme", "open Second problem")
+    out = desk.say("Acme", "which one gets this?")
+    assert "You have several open incidents: #1" in out and "#2 Second problem" in out
+    out = desk.say("Acme", "#2")  # the kept text goes to #2
+    assert "Added to incident #2." in out
+    with transaction(desk.engine) as s:
+        bodies = s.scalars(select(IncidentMessage.body).where(IncidentMessage.incident_id == 2)).all()
+    assert bodies == ["Second problem", "which one gets this?"]
+
+
+def test_unknown_sender_gets_one_answer_a_day_and_can_link_with_a_code(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    out = desk.engineer("/customer add Initech ops@initech.test")
+    code = out.split("Activation code: ")[1].split()[0]
+
+    first = desk.say("stranger", "hi, I need help")
+    assert "I don't know this account yet" in first
+    assert desk.say("stranger", "hello?") == ""  # nothing more today
+    clock.advance(days=1, minutes=1)
+    assert "I don't know this account yet" in desk.say("stranger", "anyone?")
+
+    assert "not valid" in desk.say("stranger", "link AAAA-BBBB-CCCC")
+    out = desk.say("stranger", f"link {code.lower()}")
+    assert "Welcome, Initech!" in out
+    # single use
+    assert "not valid" in desk.say("someone-else", f"link {code}")
+    out = desk.engineer("/contacts")
+    assert "console:someone-else" in out and "console:stranger" not in out
+
+
+def test_activation_codes_expire_and_wrong_guesses_are_throttled(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    code = desk.engineer("/customer add Initech").split("Activation code: ")[1].split()[0]
+    for _ in range(5):
+        assert "not valid" in desk.say("guesser", "link ZZZZ-ZZZZ-ZZZZ")
+    assert "Too many wrong codes" in desk.say("guesser", f"link {code}")
+    clock.advance(days=15)
+    assert "not valid" in desk.say("guesser", f"link {code}")  # expired after 14 days
+
+
+def test_commands_are_case_insensitive_slash_optional_with_portuguese_aliases(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2)
+    assert "Credits left: 2" in desk.say("Acme", "/CREDITS")
+    assert "Credits left: 2" in desk.say("Acme", "Créditos")
+    assert "Incident #1 is open" in desk.say("Acme", "abrir Problema no disco")
+    assert "#1 Problema no disco" in desk.say("Acme", "estado")
+    assert "Did you mean status?" in desk.say("Acme", "stauts")
+    assert "not authorised" in desk.say("Acme", "/resolve 1")
+
+
+def test_engineer_commands_parse_check_and_report(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+    desk.say("Acme", "open Broken")
+    assert "Which case?" in desk.engineer("/reply")
+    assert "Did you mean /resolve or" in desk.engineer("/reslove 1")
+    assert "There is no case #9." in desk.engineer("/case 9")
+    assert "#1 is assigned to engineer@console" in desk.engineer("/assign 1 me")
+    assert "Note saved on #1." in desk.engineer("/note 1 check the logs")
+    assert "#1 Broken" in desk.engineer("/cases mine")
+    assert "No overdue cases." in desk.engineer("/cases overdue")
+    clock.advance(days=3)
+    assert "overdue" in desk.engineer("/cases overdue")
+    assert "must be one of" in desk.engineer("/cases sometimes")
+    out = desk.engineer("/customer show Acme")
+    assert "console:Acme" in out and "credits left: 0" in out
+    # notes never reach the customer
+    assert "check the logs" not in desk.say("Acme", "status 1")
+
+
+def test_the_same_inbound_message_is_handled_once(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2)
+    desk.say("Acme", "open Once", message_id="42")
+    assert desk.say("Acme", "open Once", message_id="42") == ""
+    with transaction(desk.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Incident)) == 1
+        assert s.scalar(select(func.count()).select_from(Outbox).where(Outbox.kind == "direct")) == 1
+
+
+def test_deskbot_chat_reads_a_terminal_session(engine, db_url, clock):
+    script = "\n".join(
+        [
+            "open Printer on fire",
+            "\\as engineer",
+            '/credits grant "Demo customer" 2',
+            "\\as customer Demo customer",
+            "open",
+            "\\as engineer",
+            "/reply 1 Use the extinguisher",
+            "\\as customer Demo customer",
+            "status",
+        ]
+    )
+    out = io.StringIO()
+    chat(make_settings(db_url), stdin=io.StringIO(script + "\n"), stdout=out, clock=clock, engine=engine)
+    text = out.getvalue()
+    assert "You have no support credits yet." in text
+    assert "Pack 1: 2 credits for Demo customer" in text
+    assert "Incident #1 is open: Printer on fire" in text
+    assert "deskbot → Demo customer:\n  [#1] Use the extinguisher" in text
+    assert "#1 Printer on fire — answered" in text

@@ -1,0 +1,75 @@
+"""A test desk: the real runtime with the console channel, driven line by line.
+
+`Desk.say(who, text)` delivers one console message as `who` (a customer
+name, or ENGINEER) through the real intake, drains the outbox through the
+real console channel, and returns what the console printed.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from datetime import UTC
+
+import sqlalchemy as sa
+
+from adapters.channel import Inbound
+from adapters.console import ENGINEER, ConsoleChannel
+from bot.config import Settings
+from bot.runtime import Runtime
+from bot.services import customers
+from storage.db import transaction
+
+
+def make_settings(db_url: str, **overrides: object) -> Settings:
+    values = {"DESKBOT_DATABASE_URL": db_url, **overrides}
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+class Desk:
+    def __init__(self, engine: sa.Engine, db_url: str, clock, **settings: object) -> None:  # noqa: ANN001
+        self.out = io.StringIO()
+        self.console = ConsoleChannel(customer="nobody", stdin=io.StringIO(), stdout=self.out)
+        self.clock = clock
+        self.runtime = Runtime(
+            make_settings(db_url, **settings),
+            [self.console],
+            engine=engine,
+            clock=clock,
+            trusted_engineers=frozenset({("console", ENGINEER)}),
+            migrate=False,
+        )
+        self._ids = itertools.count(1)
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self.runtime.engine
+
+    def customer(self, name: str, credits: int = 0, lang: str = "en", purchased=None) -> int:  # noqa: ANN001
+        """Create a customer linked to the console account `name`, with a pack of `credits`."""
+        now = self.clock()
+        with transaction(self.engine) as session:
+            customer, _code = customers.create_customer(session, name, None, lang, now)
+            customers.link_identity(session, customer, "console", name, now)
+            if credits:
+                customers.grant_credits(session, customer, credits, purchased or now.date(), "test", now)
+            return customer.id
+
+    def say(self, who: str, text: str, message_id: str | None = None) -> str:
+        start = len(self.out.getvalue())
+        self.runtime.intake.deliver(
+            Inbound(
+                channel="console",
+                sender=who,
+                conversation=who,
+                text=text,
+                message_id=message_id or f"m{next(self._ids)}",
+                received_at=self.clock().astimezone(UTC),
+                sender_name=who,
+            )
+        )
+        self.runtime.dispatcher.drain("console")
+        return self.out.getvalue()[start:]
+
+    def engineer(self, text: str) -> str:
+        return self.say(ENGINEER, text)
