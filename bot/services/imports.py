@@ -1,0 +1,245 @@
+"""Credit packs from a CSV file (`deskbot credits import`).
+
+The file has a header row naming the columns `customer`, `email`, `incidents`
+and `purchased` (any order, any case; other columns are ignored; `,`, `;` or
+tab separated; UTF-8, with or without a BOM). Each row is one pack:
+
+* `customer`: an id or exact name; a name not found creates the customer
+  (with `email`, and a one-time activation code reported back);
+* `email`: optional; fills in the email of an existing customer that has none;
+* `incidents`: a whole number from 1 to 10000;
+* `purchased`: the purchase date, `YYYY-MM-DD`.
+
+Rows are checked first, then each good row is committed in a transaction of
+its own, so a bad row never costs the good ones. A file can be imported again
+after its bad rows are fixed: a row whose pack (same customer, date and size)
+an earlier import already granted is skipped rather than granted twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from bot.services.customers import CustomerError, create_customer, find_customer, grant_credits
+from storage.db import transaction
+from storage.models import CreditPack
+
+COLUMNS = ("customer", "email", "incidents", "purchased")
+REQUIRED = ("customer", "incidents", "purchased")
+#: `granted_by` of packs made by an import starts with this (how a re-import recognises them).
+IMPORT_MARK = "import"
+MAX_INCIDENTS = 10_000
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported (no header, a missing column); one line."""
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    line: int
+    customer: str
+    email: str | None
+    incidents: int
+    purchased: date
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class RowImported:
+    line: int
+    customer_id: int
+    customer: str
+    incidents: int
+    purchased: date
+    #: The pack granted, or None when the row was skipped as already imported.
+    pack_id: int | None
+    created: bool = False
+    #: Only for a customer this row created: its one-time activation code, in clear.
+    activation_code: str | None = None
+
+    @property
+    def skipped(self) -> bool:
+        return self.pack_id is None
+
+
+RowResult = RowImported | RowError
+
+
+def read_rows(text: str) -> tuple[list[ImportRow], list[RowError]]:
+    """The good rows and the bad ones (with their line numbers) of a CSV text."""
+    lines = text.splitlines()
+    header_line = next((line for line in lines if line.strip()), None)
+    if header_line is None:
+        raise ImportFileError("the file is empty; expected a header row: " + ",".join(COLUMNS))
+    delimiter = max(",;\t", key=header_line.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header: list[str] | None = None
+    rows: list[ImportRow] = []
+    errors: list[RowError] = []
+    end_of_previous = 0
+    try:
+        for fields in reader:
+            line, end_of_previous = end_of_previous + 1, reader.line_num
+            if not any(field.strip() for field in fields):
+                continue
+            if header is None:
+                header = _header(fields)
+                continue
+            parsed = _row(line, header, fields)
+            (errors if isinstance(parsed, RowError) else rows).append(parsed)
+    except csv.Error as exc:
+        raise ImportFileError(f"line {reader.line_num}: not valid CSV ({exc})") from None
+    return rows, errors
+
+
+def _header(fields: list[str]) -> list[str]:
+    names = [field.strip().lower() for field in fields]
+    missing = [name for name in REQUIRED if name not in names]
+    if missing:
+        raise ImportFileError(
+            f"line 1: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)};"
+            f" expected a header row: {','.join(COLUMNS)}"
+        )
+    doubled = sorted({name for name in names if name in COLUMNS and names.count(name) > 1})
+    if doubled:
+        raise ImportFileError(f"line 1: column {', '.join(doubled)} appears twice")
+    return names
+
+
+def _row(line: int, header: list[str], fields: list[str]) -> ImportRow | RowError:
+    if len(fields) > len(header):
+        return RowError(line, f"{len(fields)} fields, but the header has {len(header)}")
+    values = {name: field.strip() for name, field in zip(header, fields, strict=False)}
+    problems: list[str] = []
+
+    customer = " ".join(values.get("customer", "").split())
+    if not customer:
+        problems.append("customer is empty")
+
+    email = values.get("email") or None
+    if email is not None and not _EMAIL.fullmatch(email):
+        problems.append(f"email {email!r} is not an email address")
+
+    raw_incidents = values.get("incidents", "")
+    incidents = int(raw_incidents) if raw_incidents.isdigit() else 0
+    if not 1 <= incidents <= MAX_INCIDENTS:
+        problems.append(f"incidents must be a whole number from 1 to {MAX_INCIDENTS}, got {raw_incidents!r}")
+
+    raw_purchased = values.get("purchased", "")
+    purchased = _date(raw_purchased)
+    if purchased is None:
+        problems.append(f"purchased must be a date YYYY-MM-DD, got {raw_purchased!r}")
+
+    if problems:
+        return RowError(line, "; ".join(problems))
+    assert purchased is not None
+    return ImportRow(line, customer, email, incidents, purchased)
+
+
+def _date(text: str) -> date | None:
+    if not _DATE.fullmatch(text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def import_rows(
+    engine: Engine,
+    rows: Sequence[ImportRow],
+    granted_by: str,
+    now: datetime,
+    on_result: Callable[[RowResult], None] | None = None,
+) -> list[RowResult]:
+    """Apply `rows`, each in its own transaction; a row that fails becomes a RowError.
+
+    `granted_by` is stored on each pack, prefixed with `import:`. Database
+    outages are not row errors: they propagate, and the rows already done stay.
+    """
+    marker = f"{IMPORT_MARK}:{granted_by}"
+    seen: Counter[tuple[int, date, int]] = Counter()
+    granted: Counter[tuple[int, date, int]] = Counter()
+    results: list[RowResult] = []
+    for row in rows:
+        try:
+            result, key = _apply(engine, row, marker, now, seen, granted)
+        except CustomerError as exc:
+            result = RowError(row.line, str(exc))
+        except IntegrityError as exc:
+            result = RowError(row.line, f"rejected by the database: {str(exc.orig).splitlines()[0]}")
+        else:
+            # Counted only once committed, so a failed row leaves the duplicate check untouched.
+            seen[key] += 1
+            if result.pack_id is not None:
+                granted[key] += 1
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def _apply(
+    engine: Engine,
+    row: ImportRow,
+    marker: str,
+    now: datetime,
+    seen: Counter[tuple[int, date, int]],
+    granted: Counter[tuple[int, date, int]],
+) -> tuple[RowImported, tuple[int, date, int]]:
+    with transaction(engine) as session:
+        customer = find_customer(session, row.customer)
+        created, code = False, None
+        if customer is None:
+            if row.customer.isdigit():
+                raise CustomerError(f"no customer with id {row.customer}")
+            customer, code = create_customer(session, row.customer, row.email, "en", now)
+            created = True
+        elif row.email and not customer.email:
+            customer.email = row.email
+        key = (customer.id, row.purchased, row.incidents)
+        # The n-th identical row of this file stands for the n-th identical pack an import made.
+        imported = session.scalar(
+            select(func.count())
+            .select_from(CreditPack)
+            .where(
+                CreditPack.customer_id == customer.id,
+                CreditPack.purchased == row.purchased,
+                CreditPack.incidents == row.incidents,
+                CreditPack.granted_by.like(f"{IMPORT_MARK}:%"),
+            )
+        )
+        imported_before = (imported or 0) - granted[key]
+        pack_id = None
+        if seen[key] + 1 > imported_before:
+            pack_id = grant_credits(session, customer, row.incidents, row.purchased, marker, now).id
+        result = RowImported(
+            line=row.line,
+            customer_id=customer.id,
+            customer=customer.name,
+            incidents=row.incidents,
+            purchased=row.purchased,
+            pack_id=pack_id,
+            created=created,
+            activation_code=code,
+        )
+    return result, key
