@@ -37,6 +37,8 @@ class Context:
     #: Set when the sender is an authorised engineer: their email (or console name).
     engineer: str | None = None
     replies: list[str] = field(default_factory=list)
+    #: What happened, for metrics once the transaction commits: ("incident_opened", 0), ("first_response", seconds).
+    events: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def settings(self) -> Settings:

@@ -45,6 +45,8 @@ class Intake:
         self.router = router
         self.clock = clock
         self.on_commit = on_commit
+        #: Called with (channel, context) after a message's transaction committed (metrics).
+        self.on_handled: Callable[[str, object], None] | None = None
         self.handled = 0
 
     def deliver(self, message: Inbound, *, cursor: tuple[str, str] | None = None) -> None:
@@ -81,6 +83,8 @@ class Intake:
             ctx = self.router.handle(session, message, now)
             self._store_cursor(session, cursor, now)
         self.handled += 1
+        if self.on_handled:
+            self.on_handled(message.channel, ctx)
         log.debug("handled", extra={"channel": message.channel, "message_id": message.message_id, "replies": len(ctx.replies)})
 
     def _deliver_failed(self, message: Inbound, cursor: tuple[str, str] | None) -> None:

@@ -15,20 +15,25 @@ from typing import TextIO
 
 from sqlalchemy.engine import Engine
 
-from adapters.channel import Channel, PermanentChannelError
+from adapters.channel import Channel, PermanentChannelError, TransientChannelError
 from adapters.console import ENGINEER, ConsoleChannel
 from bot.config import Settings
 from bot.context import Deployment
 from bot.dispatcher import Dispatcher
 from bot.intake import Intake, system_clock
+from bot.leases import ChannelLease
+from bot.metrics import Metrics
 from bot.router import Router
 from bot.services import customers
 from bot.watcher import check_targets
 from storage.db import make_engine, transaction, upgrade
+from storage.outbox import depth as outbox_depth
 
 log = logging.getLogger("deskbot.runtime")
 
 Clock = Callable[[], datetime]
+#: How often a replica without a channel's lease checks whether it can take over.
+LEASE_RETRY_SECONDS = 2.0
 
 
 class NoChannelConfigured(Exception):
@@ -89,13 +94,62 @@ class Runtime:
         self.stop_event = threading.Event()
         self.intake_stop = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.leases: list[ChannelLease] = []
+        self._started: set[str] = set()
+        #: Channels whose receive loop is running in this process (for /readyz).
+        self.receiving: set[str] = set()
+        self.metrics = Metrics()
+        self.intake.on_handled = self._count_handled
+        self.dispatcher.on_result = self._count_delivery
+
+    def _count_handled(self, channel: str, ctx) -> None:  # noqa: ANN001
+        self.metrics.messages_in.labels(channel).inc()
+        for event, value in ctx.events:
+            if event == "incident_opened":
+                self.metrics.incidents_opened.inc()
+                self.metrics.credits_consumed.inc()
+            elif event == "first_response":
+                self.metrics.first_response.observe(value)
+
+    def _count_delivery(self, channel: str, result: str, age: float) -> None:
+        if result == "sent":
+            self.metrics.messages_out.labels(channel).inc()
+            self.metrics.delivery_latency.labels(channel).observe(age)
+        else:
+            self.metrics.delivery_failures.labels(channel, result).inc()
+
+    def ready(self) -> tuple[bool, str]:
+        """Database reachable and every configured channel connected (by this process or a replica)."""
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 — any failure means not ready
+            return False, f"database unreachable: {type(exc).__name__}"
+        waiting = [n for n, c in self.channels.items() if n in self.receiving and not c.connected]
+        if waiting:
+            return False, "not connected: " + ", ".join(waiting)
+        return True, "ready"
+
+    def refresh_gauges(self) -> None:
+        with transaction(self.engine) as session:
+            depth, oldest = outbox_depth(session, self.clock())
+        self.metrics.outbox_depth.set(depth)
+        self.metrics.outbox_oldest.set(oldest)
 
     # -- supervised run ----------------------------------------------------------
 
     def start(self) -> None:
-        """Check every channel (a permanent failure raises), then start all loops in threads."""
+        """Check every channel, then start all loops in threads.
+
+        A PermanentChannelError (bad credentials, a public support stream) propagates: start-up
+        stops. A transient one is left to the channel's supervisor, which retries with back-off.
+        """
         for channel in self.channels.values():
-            channel.start()
+            try:
+                channel.start()
+                self._started.add(channel.name)
+            except TransientChannelError as exc:
+                log.warning("channel not reachable yet, will retry: %s", exc, extra={"channel": channel.name})
         for name, channel in self.channels.items():
             self._spawn(f"receive-{name}", self._supervise, channel)
             self._spawn(f"dispatch-{name}", self.dispatcher.run, name, self.stop_event)
@@ -107,16 +161,30 @@ class Runtime:
         self.threads.append(thread)
 
     def _supervise(self, channel: Channel) -> None:
-        """Keep a channel receiving; back off with jitter after failures, reset after a good run."""
+        """Keep a channel receiving; back off with jitter after failures, reset after a good run.
+
+        With several replicas, only the holder of the channel's lease receives; the others wait
+        and take over within a few seconds of its death.
+        """
         failures = 0
+        lease = ChannelLease(self.engine, channel.name)
+        self.leases.append(lease)
         while not self.intake_stop.is_set():
             try:
+                if not lease.try_acquire():
+                    self.intake_stop.wait(LEASE_RETRY_SECONDS)
+                    continue
+                if channel.name not in self._started:
+                    channel.start()
+                    self._started.add(channel.name)
+                self.receiving.add(channel.name)
                 channel.receive(self.intake, self.intake_stop)
                 failures = 0
             except PermanentChannelError as exc:
                 log.error("channel stopped for good: %s", exc, extra={"channel": channel.name})
                 return
             except Exception as exc:  # transient: restart this channel only
+                self.receiving.discard(channel.name)
                 failures += 1
                 wait = random.uniform(0, min(60.0, 2.0**failures))
                 log.warning("channel failed, restarting in %.1fs: %s", wait, exc, extra={"channel": channel.name})
@@ -129,6 +197,9 @@ class Runtime:
                     posted = check_targets(session, self.deployment, self.clock())
                 if posted:
                     self.dispatcher.wake()
+                    for _incident, kind in posted:
+                        if kind == "missed":
+                            self.metrics.targets_missed.inc()
             except Exception:
                 log.exception("response-target watcher failed")
             self.stop_event.wait(every)
@@ -152,6 +223,8 @@ class Runtime:
             thread.join(timeout=2)
         for channel in self.channels.values():
             channel.close()
+        for lease in self.leases:
+            lease.release()
 
     def _pending(self) -> bool:
         from sqlalchemy import func, select
@@ -166,6 +239,13 @@ class Runtime:
                 )
             )
         return bool(count)
+
+
+def serve(settings: Settings) -> int:
+    """`deskbot run` (see bot.serve)."""
+    from bot.serve import serve as run
+
+    return run(settings)
 
 
 def upgrade_engine(engine: Engine) -> None:

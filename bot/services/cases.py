@@ -148,6 +148,7 @@ def open_incident(ctx: Context, text: str, pack_id: int) -> Incident:
         IncidentEvent(incident_id=incident.id, at=ctx.now, actor=ctx.identity.address, action="opened", to_state=OPEN)
     )
     add_inbound(ctx, incident, text)
+    ctx.events.append(("incident_opened", 0.0))
     return incident
 
 
@@ -193,6 +194,7 @@ def engineer_reply(ctx: Context, incident: Incident, text: str) -> str | None:
     )
     if incident.first_response_at is None:
         incident.first_response_at = ctx.now
+        ctx.events.append(("first_response", (ctx.now - incident.opened_at).total_seconds()))
     incident.due_at = None
     record(ctx.session, incident, ctx.engineer, "replied", ctx.now)
     post_to_topic(

@@ -1,0 +1,99 @@
+"""Who receives from a channel when several processes share a database (SPEC §7).
+
+PostgreSQL: a session-level advisory lock per channel, held on a dedicated
+connection; whoever holds it receives, the others retry every few seconds and
+take over within seconds of the holder's death (the server releases the lock
+when its connection drops). SQLite: one process only — a lock file beside the
+database refuses a second one with a clear line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+def _key(channel: str) -> int:
+    digest = hashlib.sha256(f"deskbot:channel:{channel}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class ChannelLease:
+    """Held while this process may receive from `channel`."""
+
+    def __init__(self, engine: Engine, channel: str) -> None:
+        self.engine = engine
+        self.channel = channel
+        self._connection: sa.Connection | None = None
+
+    @property
+    def needed(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def try_acquire(self) -> bool:
+        if not self.needed:
+            return True
+        if self._connection is not None:
+            try:
+                self._connection.exec_driver_sql("SELECT 1")
+                return True
+            except sa.exc.DBAPIError:
+                self.release()
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(self.channel)}).scalar()
+        if got:
+            self._connection = connection
+            return True
+        connection.close()
+        return False
+
+    def release(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(self.channel)})
+            except sa.exc.DBAPIError:
+                pass
+            finally:
+                try:
+                    self._connection.close()
+                except sa.exc.DBAPIError:
+                    pass
+                self._connection = None
+
+
+class SingleProcessLock:
+    """On SQLite, refuse a second `deskbot run` on the same database file."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.path: Path | None = None
+        self._fd: int | None = None
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            self.path = Path(engine.url.database).with_suffix(".lock")
+
+    def acquire(self) -> None:
+        if self.path is None:
+            return
+        self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise AlreadyRunning(
+                f"another deskbot is already running on {self.path.stem} (lock file {self.path}); "
+                "SQLite allows one process — use PostgreSQL for several replicas"
+            ) from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

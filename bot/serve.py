@@ -1,0 +1,63 @@
+"""`deskbot run`: every configured channel, the dispatcher, the watcher and the health server,
+until SIGTERM or SIGINT — then intake stops, in-flight sends get up to 10 seconds, exit 0."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from adapters.channel import PermanentChannelError
+from bot.config import Settings
+from bot.http import HealthServer
+from bot.leases import AlreadyRunning, SingleProcessLock
+from bot.logs import configure
+from bot.runtime import Runtime, build_channels
+from storage.db import make_engine, upgrade
+
+log = logging.getLogger("deskbot")
+
+DRAIN_SECONDS = 10.0
+
+
+def serve(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Run until `stop` is set or a signal arrives; return the process exit code."""
+    configure(settings.log_format, settings.log_level, settings.secrets)
+    channels = build_channels(settings)
+    if not channels:
+        log.error("no channel configured: set ZULIP_SITE/ZULIP_EMAIL/ZULIP_API_KEY (or ZULIP_CONFIG) "
+                  "and/or MASTODON_API_BASE_URL/MASTODON_ACCESS_TOKEN; try `deskbot chat` for the console")
+        return 2
+    engine = make_engine(settings.database_url)
+    single = SingleProcessLock(engine)
+    try:
+        single.acquire()
+    except AlreadyRunning as exc:
+        log.error("%s", exc)
+        return 1
+    upgrade(settings.database_url)
+    runtime = Runtime(settings, channels, engine=engine, migrate=False)
+    try:
+        runtime.start()
+    except PermanentChannelError as exc:
+        log.error("cannot start: %s", exc)
+        single.release()
+        return 1
+    stop = stop or threading.Event()
+    http = HealthServer(settings.http_addr, runtime.metrics, runtime.ready, runtime.refresh_gauges)
+    http.start()
+    log.info("deskbot running", extra={"channels": ",".join(runtime.channels), "http": settings.http_addr})
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    runtime.stop(DRAIN_SECONDS)
+    http.stop()
+    single.release()
+    log.info("deskbot stopped")
+    return 0
