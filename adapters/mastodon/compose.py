@@ -1,0 +1,141 @@
+"""Reply text for Mastodon: one recipient, counted as Mastodon counts, split into a thread.
+
+Counting (Mastodon's `StatusLengthValidator`): grapheme clusters of
+`spoiler_text + text`, where every URL with a protocol counts 23 and every
+mention counts only as `@username`. URLs are found with the twitter-text
+regex Mastodon.py ships (`mastodon._url_regex`), mentions with Mastodon's own
+`Account::MENTION_RE`. Grapheme clusters need `graphemeu` (Mastodon.py's
+`grapheme` extra); without it, code points are counted, which is never less
+than the grapheme count, so a part is never too long, only sometimes shorter
+than it could be.
+
+Only the customer may be mentioned: a direct status reaches exactly the
+accounts it mentions. Any other `@name` in the text is neutralised by putting
+a ZERO WIDTH JOINER (U+200D) right after the `@`: it stays visible as
+`@name`, Mastodon's mention regex no longer matches it (U+200D is not a
+username character) and it costs nothing (it joins the `@`'s grapheme
+cluster). Email addresses and URLs are left alone, as Mastodon does not read
+them as mentions either.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from mastodon._url_regex import url_regex as _URL_RE
+
+try:
+    import grapheme as _grapheme
+
+    def _graphemes(text: str) -> int:
+        return _grapheme.length(text)
+
+except ImportError:  # pragma: no cover - depends on the installed extra
+
+    def _graphemes(text: str) -> int:
+        return len(text)
+
+
+URL_LENGTH = 23
+ZWJ = "\u200d"
+MENTION_RE = re.compile(
+    r"(?<![=/\w])@(([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)(?:@[\w.-]+\w+)?)", re.IGNORECASE
+)
+_MENTION_START = re.compile(r"(?<![=/\w])@(?=[a-z0-9_])", re.IGNORECASE)
+#: Room kept for the " (i/n)" marker of a part; more than 99 parts is refused.
+_MARKER_WIDTH = " (99/99)"
+MAX_PARTS = 99
+
+
+class ReplyTooLong(ValueError):
+    """The text would need more than MAX_PARTS statuses."""
+
+
+def status_length(text: str, spoiler_text: str = "") -> int:
+    """How many characters Mastodon counts for a status."""
+    countable = _URL_RE.sub(lambda m: m.group(2) + "x" * URL_LENGTH, text)
+    countable = MENTION_RE.sub(lambda m: "@" + m.group(2), countable)
+    return _graphemes(countable) + _graphemes(spoiler_text)
+
+
+def neutralise_mentions(text: str) -> str:
+    """`@name` and `@name@host` stay readable but mention nobody."""
+    return _MENTION_START.sub("@" + ZWJ, text)
+
+
+def mention_for(acct: str, local_domain: str) -> str:
+    """`@user` for an account of the bot's own instance, else `@user@domain`."""
+    username, _, domain = acct.lstrip("@").partition("@")
+    if not domain or domain.lower() == local_domain.lower():
+        return f"@{username}"
+    return f"@{username}@{domain}"
+
+
+def thread_parts(recipient_mention: str, body: str, max_characters: int) -> list[str]:
+    """The statuses of a reply: each starts with the mention and fits `max_characters`.
+
+    Deterministic for the same input, so a retried send maps each part to
+    the same Idempotency-Key. Splits at paragraph breaks, then at line breaks,
+    then between words; a single word longer than a part is cut.
+    """
+    body = neutralise_mentions(body.strip())
+    prefix = recipient_mention + " "
+    if status_length(prefix + body) <= max_characters:
+        return [prefix + body]
+
+    def fits(chunk: str) -> bool:
+        return status_length(prefix + chunk + _MARKER_WIDTH) <= max_characters
+
+    if not fits("x"):
+        raise ReplyTooLong(f"max_characters={max_characters} leaves no room after {recipient_mention!r}")
+    chunks = _split(body, fits)
+    if len(chunks) > MAX_PARTS:
+        raise ReplyTooLong(f"the reply needs {len(chunks)} statuses (at most {MAX_PARTS})")
+    total = len(chunks)
+    return [f"{prefix}{chunk} ({i}/{total})" for i, chunk in enumerate(chunks, 1)]
+
+
+def _split(body: str, fits: Callable[[str], bool]) -> list[str]:
+    chunks: list[str] = []
+    rest = body
+    while rest:
+        if fits(rest):
+            chunks.append(rest)
+            break
+        cut = _best_cut(rest, fits)
+        chunks.append(rest[:cut].strip())
+        rest = rest[cut:].strip()
+    return [c for c in chunks if c]
+
+
+def _best_cut(text: str, fits: Callable[[str], bool]) -> int:
+    """Where the next part ends: the last paragraph break, else line break, in
+    the second half of what fits; else the last word boundary that fits; else
+    (one word longer than a part) the longest prefix that fits."""
+    boundaries = [m.start() for m in re.finditer(r"\s+", text) if m.start() > 0]
+    low, high, best = 0, len(boundaries) - 1, None
+    while low <= high:  # the counted length only grows with the prefix
+        mid = (low + high) // 2
+        if fits(text[: boundaries[mid]].strip()):
+            best, low = boundaries[mid], mid + 1
+        else:
+            high = mid - 1
+    if best is None:
+        return _longest_prefix(text, fits)
+    for separator in ("\n\n", "\n"):
+        at = text.rfind(separator, 0, best + 1)
+        if at > 0 and at >= best // 2:
+            return at
+    return best
+
+
+def _longest_prefix(text: str, fits: Callable[[str], bool]) -> int:
+    low, high = 1, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if fits(text[:mid]):
+            low = mid
+        else:
+            high = mid - 1
+    return low

@@ -1,0 +1,72 @@
+"""Mastodon notifications as deskbot's `Inbound` messages.
+
+A customer message is a `mention` notification whose status is `direct`. A
+mention in a public, unlisted or followers-only status becomes an Inbound with
+`public=True` and no text (the router asks the person to write a direct
+message), and its raw payload keeps identifiers only, so no public content is
+stored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.channel import Inbound
+
+from .html_text import status_to_text
+
+CHANNEL = "mastodon"
+
+
+def full_acct(account: dict[str, Any], local_domain: str) -> str:
+    """`user@domain` for everyone: local accounts get the instance's domain."""
+    acct = str(account.get("acct") or account.get("username") or "")
+    username, _, domain = acct.partition("@")
+    return f"{username}@{(domain or local_domain).lower()}"
+
+
+def notification_to_inbound(notification: dict[str, Any], *, own_account_id: str, local_domain: str) -> Inbound:
+    """The Inbound for a `mention` notification (the caller checked type and author)."""
+    status = notification["status"]
+    account = status.get("account") or notification["account"]
+    sender = full_acct(account, local_domain)
+    status_id = str(status["id"])
+    common = {
+        "channel": CHANNEL,
+        "sender": sender,
+        "conversation": status_id,
+        "message_id": status_id,
+        "received_at": _parse_time(status.get("created_at") or notification.get("created_at")),
+        "sender_name": (account.get("display_name") or account.get("username") or None),
+        "sender_platform_id": str(account["id"]),
+    }
+    if status.get("visibility") != "direct":
+        return Inbound(
+            **common,
+            text="",
+            public=True,
+            raw={
+                "notification_id": str(notification["id"]),
+                "status_id": status_id,
+                "visibility": status.get("visibility"),
+                "url": status.get("url"),
+            },
+        )
+    return Inbound(
+        **common,
+        text=status_to_text(status, own_account_id),
+        subject_hint=(status.get("spoiler_text") or "").strip() or None,
+        raw=notification,
+    )
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    return datetime.now(UTC)

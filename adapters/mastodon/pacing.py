@@ -1,0 +1,149 @@
+"""Staying under Mastodon's rate limits instead of running into 429s.
+
+Mastodon reports on every response the limit closest to being hit in
+`X-RateLimit-Limit`, `-Remaining` and `-Reset` (ISO 8601, or epoch seconds on
+some servers). `POST /api/v1/statuses` reports the posting budget (300
+statuses per 3 hours per account); every other route reports the API limit
+(300 requests per 5 minutes per token). The pacer keeps one window per
+family, reserves a request before it is made (so two threads cannot both take
+the last one), and says how long to wait when a window is used up. It also
+keeps its own count of statuses posted, in case the server's headers say
+nothing.
+
+The reset time is moved to this machine's clock with the response's `Date`
+header, as Mastodon.py does, so a skewed clock neither waits too little nor
+hours too long.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+
+API = "api"
+STATUSES = "statuses"
+
+
+def family_of(method: str, path: str) -> str:
+    return STATUSES if method.upper() == "POST" and path.rstrip("/").endswith("/api/v1/statuses") else API
+
+
+@dataclass
+class _Window:
+    limit: int | None = None
+    remaining: int | None = None
+    reset: float | None = None  # local epoch seconds
+
+    def expire(self, now: float) -> None:
+        if self.reset is not None and now >= self.reset:
+            self.remaining, self.reset = None, None
+
+
+class Pacer:
+    """Thread-safe. `reserve` requests of each window are left for other clients of the account."""
+
+    def __init__(
+        self,
+        *,
+        reserve: int = 1,
+        posting_budget: int = 300,
+        posting_window: float = 3 * 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._reserve = reserve
+        self._budget = posting_budget
+        self._budget_window = posting_window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows = {API: _Window(), STATUSES: _Window()}
+        self._posted: deque[float] = deque()
+
+    def acquire(self, family: str) -> float:
+        """Reserve one request of `family`: 0.0 if it may go now, else seconds to wait (nothing reserved)."""
+        now = self._clock()
+        with self._lock:
+            families = (API, STATUSES) if family == STATUSES else (API,)
+            waits = [self._wait(self._windows[f], now) for f in families]
+            if family == STATUSES:
+                while self._posted and self._posted[0] <= now - self._budget_window:
+                    self._posted.popleft()
+                if len(self._posted) >= self._budget:
+                    waits.append(self._posted[0] + self._budget_window - now)
+            wait = max(waits)
+            if wait > 0:
+                return wait
+            for f in families:
+                window = self._windows[f]
+                if window.remaining is not None:
+                    window.remaining -= 1
+            if family == STATUSES:
+                self._posted.append(now)
+            return 0.0
+
+    def _wait(self, window: _Window, now: float) -> float:
+        window.expire(now)
+        if window.remaining is None or window.reset is None:
+            return 0.0
+        if window.remaining > self._reserve:
+            return 0.0
+        return max(0.0, window.reset - now)
+
+    def observe(self, method: str, path: str, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from a response's headers (a `requests` response hook calls this)."""
+        family = family_of(method, path)
+        remaining = _int(headers.get("X-RateLimit-Remaining"))
+        reset = _reset(headers.get("X-RateLimit-Reset"), headers.get("Date"), self._clock())
+        if status == 429 and remaining is None:
+            remaining = 0
+        if remaining is None or reset is None:
+            return
+        with self._lock:
+            window = self._windows[family]
+            window.limit = _int(headers.get("X-RateLimit-Limit")) or window.limit
+            same_window = window.reset is not None and abs(window.reset - reset) < 1.5
+            # Answers to concurrent requests arrive in any order: within one
+            # window the smallest count seen (or reserved) is the true one.
+            if same_window and window.remaining is not None:
+                window.remaining = min(window.remaining, remaining)
+            else:
+                window.remaining = remaining
+            window.reset = max(reset, window.reset or 0.0) if same_window else reset
+
+    def retry_after(self, family: str) -> float | None:
+        """Seconds until the window of `family` resets, if known."""
+        with self._lock:
+            window = self._windows[family]
+            if window.reset is None:
+                return None
+            return max(0.0, window.reset - self._clock())
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _reset(value: str | None, date: str | None, now: float) -> float | None:
+    if not value:
+        return None
+    try:
+        server_reset = float(int(value))
+    except ValueError:
+        try:
+            server_reset = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    if date:
+        try:
+            # Date has whole seconds: the offset errs towards waiting a little longer.
+            return server_reset + (now - parsedate_to_datetime(date).timestamp())
+        except (TypeError, ValueError):
+            pass
+    return server_reset

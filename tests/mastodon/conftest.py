@@ -1,0 +1,145 @@
+"""Fixtures for the Mastodon channel: the fake server, a recording sink, a running channel."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from adapters.channel import Inbound
+from adapters.mastodon import MastodonChannel
+from tests.fakes.mastodon import FakeMastodon
+
+BOT_TOKEN = "bot-token"
+#: Quick enough for tests: short heartbeats and back-offs, frequent polls.
+FAST = {
+    "poll_interval": 1.0,
+    "heartbeat_timeout": 1.5,
+    "reconnect_min": 0.05,
+    "reconnect_max": 0.5,
+    "retry_min": 0.02,
+    "retry_max": 0.1,
+    "request_timeout": 5.0,
+}
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+class RecordingSink:
+    """An InboundSink that records: idempotent per message id, as the real one is."""
+
+    def __init__(self, cursors: dict[str, str] | None = None) -> None:
+        self.delivered: list[Inbound] = []
+        self.cursors: dict[str, str] = dict(cursors or {})
+        self.deliver_calls = 0
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def deliver(self, message: Inbound, *, cursor: tuple[str, str] | None = None) -> None:
+        with self._lock:
+            self.deliver_calls += 1
+            if message.message_id not in self._ids:
+                self._ids.add(message.message_id)
+                self.delivered.append(message)
+            if cursor:
+                self.cursors[cursor[0]] = cursor[1]
+
+    def get_cursor(self, key: str) -> str | None:
+        with self._lock:
+            return self.cursors.get(key)
+
+    def set_cursor(self, key: str, value: str) -> None:
+        with self._lock:
+            self.cursors[key] = value
+
+    def texts(self) -> list[str]:
+        with self._lock:
+            return [m.text for m in self.delivered]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Inbound]:
+        wait_until(lambda: len(self.delivered) >= count, timeout)
+        return list(self.delivered)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeMastodon]:
+    with FakeMastodon(bot_acct="deskbot", bot_token=BOT_TOKEN, domain="bot.example", heartbeat_interval=0.3) as server:
+        server.add_account("alice@remote.example", token="alice-token", display_name="Alice Remote")
+        server.add_account("carol", token="carol-token", display_name="Carol Local")
+        server.add_account("mallory@elsewhere.example", token="mallory-token")
+        # Customers in most tests are not strangers; the policy tests unfollow.
+        server.follow("deskbot", "alice@remote.example")
+        server.follow("deskbot", "carol")
+        yield server
+
+
+class Running:
+    """A started channel receiving into a sink on a thread of its own."""
+
+    def __init__(self, channel: MastodonChannel, sink: RecordingSink) -> None:
+        self.channel = channel
+        self.sink = sink
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.channel.receive(self.sink, self.stop)
+        except BaseException as error:  # noqa: BLE001 - surfaced by `halt`
+            self.error = error
+
+    def halt(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.channel.close()
+        assert not self.thread.is_alive(), "receive did not return after stop"
+        if self.error:
+            raise self.error
+
+
+@pytest.fixture
+def make_channel(fake: FakeMastodon) -> Iterator[Callable[..., MastodonChannel]]:
+    made: list[MastodonChannel] = []
+
+    def make(**overrides: Any) -> MastodonChannel:
+        options = {**FAST, **overrides}
+        channel = MastodonChannel(fake.url, options.pop("access_token", BOT_TOKEN), **options)
+        made.append(channel)
+        return channel
+
+    yield make
+    for channel in made:
+        channel.close()
+
+
+@pytest.fixture
+def run_channel(make_channel: Callable[..., MastodonChannel]) -> Iterator[Callable[..., Running]]:
+    running: list[Running] = []
+
+    def run(sink: RecordingSink | None = None, *, wait_connected: bool = True, **overrides: Any) -> Running:
+        channel = make_channel(**overrides)
+        channel.start()
+        runner = Running(channel, sink or RecordingSink())
+        runner.thread.start()
+        running.append(runner)
+        if wait_connected and overrides.get("streaming", True):
+            wait_until(lambda: channel._stream_open, 5)
+        return runner
+
+    yield run
+    for runner in running:
+        if runner.thread.is_alive():
+            runner.stop.set()
+            runner.thread.join(5)
