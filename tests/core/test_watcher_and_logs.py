@@ -1,0 +1,81 @@
+"""Response-target warnings (each once, across restarts), log output, and `deskbot run` refusals."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+
+from bot.logs import configure
+from bot.watcher import check_targets
+from storage.db import transaction
+from tests.desk import Desk
+
+
+def test_target_warning_and_miss_are_posted_once_each_even_after_a_restart(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+    desk.say("Acme", "open Slow disks")  # Wed 10:00 -> due Fri 10:00
+
+    def run_watcher(d: Desk) -> list[tuple[int, str]]:
+        with transaction(d.engine) as s:
+            posted = check_targets(s, d.runtime.deployment, clock())
+        d.runtime.dispatcher.drain("console")
+        return posted
+
+    assert run_watcher(desk) == []
+    clock.advance(days=1, hours=4)  # Thu 14:00: 6 business hours left
+    assert run_watcher(desk) == []
+    clock.advance(hours=3, minutes=30)  # Thu 17:30: 2.5 business hours left
+    assert run_watcher(desk) == [(1, "warning")]
+    assert run_watcher(desk) == []
+    restarted = Desk(engine, db_url, clock)
+    assert run_watcher(restarted) == []
+    clock.advance(hours=16, minutes=31)  # Fri 10:01
+    assert run_watcher(restarted) == [(1, "missed")]
+    assert run_watcher(desk) == []
+    assert "Response due" in desk.out.getvalue() and "Response target missed" in restarted.out.getvalue()
+    # An engineer reply clears the clock: no more notices.
+    restarted.engineer("/reply 1 looking")
+    clock.advance(days=5)
+    assert run_watcher(restarted) == []
+
+
+def test_json_logs_carry_context_and_never_secrets():
+    stream = io.StringIO()
+    configure("json", "DEBUG", ["s3cr3t-api-key"], stream=stream)
+    log = logging.getLogger("deskbot.test")
+    log.info("sent with key s3cr3t-api-key", extra={"channel": "zulip", "outbox_id": 7, "incident_id": 3})
+    try:
+        raise RuntimeError("boom s3cr3t-api-key")
+    except RuntimeError:
+        log.exception("failed")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines[0]["channel"] == "zulip" and lines[0]["outbox_id"] == 7 and lines[0]["incident_id"] == 3
+    assert "s3cr3t-api-key" not in stream.getvalue()
+    assert "***" in lines[0]["message"] and "traceback" in lines[1]
+    configure("console", "WARNING")
+
+
+def _deskbot(*args: str, env: dict[str, str], cwd) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+    return subprocess.run(
+        [sys.executable, "-c", "from bot.cli import main; main()", *args],
+        env={**os.environ, "PYTHONPATH": os.getcwd(), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_run_without_any_channel_says_so_and_exits_non_zero(tmp_path, db_url):
+    env = {"DESKBOT_DATABASE_URL": db_url}
+    for name in ("ZULIP_SITE", "ZULIP_EMAIL", "ZULIP_API_KEY", "ZULIP_CONFIG", "MASTODON_API_BASE_URL", "MASTODON_ACCESS_TOKEN"):
+        env[name] = ""
+    result = _deskbot("run", env=env, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "no channel configured" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
