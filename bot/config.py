@@ -56,9 +56,7 @@ class Settings(BaseSettings):
 
     docs_url: str = Field("https://rockstor.com/docs/", validation_alias="DESKBOT_DOCS_URL")
     forum_url: str = Field("https://forum.rockstor.com/", validation_alias="DESKBOT_FORUM_URL")
-    purchase_url: str = Field(
-        "https://rockstor.com/commercial_support.html", validation_alias="DESKBOT_PURCHASE_URL"
-    )
+    purchase_url: str = Field("https://rockstor.com/commercial_support.html", validation_alias="DESKBOT_PURCHASE_URL")
 
     @field_validator("http_addr")
     @classmethod
@@ -126,8 +124,10 @@ def load_settings(env_file: str | None = ".env") -> Settings:
     _check_calendar(settings)
     if settings.mastodon_configured and not (settings.mastodon_api_base_url and settings.mastodon_access_token):
         raise SettingsError("MASTODON_API_BASE_URL and MASTODON_ACCESS_TOKEN must be set together")
-    if settings.zulip_configured and not settings.zulip_config and not (
-        settings.zulip_site and settings.zulip_email and settings.zulip_api_key
+    if (
+        settings.zulip_configured
+        and not settings.zulip_config
+        and not (settings.zulip_site and settings.zulip_email and settings.zulip_api_key)
     ):
         raise SettingsError("ZULIP_SITE, ZULIP_EMAIL and ZULIP_API_KEY must be set together (or ZULIP_CONFIG)")
     return settings

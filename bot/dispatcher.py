@@ -96,20 +96,36 @@ class Dispatcher:
             ids = channel.send(message)
         except TransientSendError as exc:
             wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(message.attempt)
-            log.warning("send failed, will retry", extra={"channel": message.channel, "outbox_id": message.outbox_id, "error": str(exc), "retry_in": round(wait, 1)})
+            log.warning(
+                "send failed, will retry",
+                extra={
+                    "channel": message.channel,
+                    "outbox_id": message.outbox_id,
+                    "error": str(exc),
+                    "retry_in": round(wait, 1),
+                },
+            )
             with transaction(self.engine) as session:
                 outbox.mark_retry(session, message.outbox_id, str(exc), self.clock() + timedelta(seconds=wait))
             self._report(message.channel, "retry", created_at)
             return False
         except PermanentSendError as exc:
-            log.error("send failed for good", extra={"channel": message.channel, "outbox_id": message.outbox_id, "error": str(exc)})
+            log.error(
+                "send failed for good",
+                extra={"channel": message.channel, "outbox_id": message.outbox_id, "error": str(exc)},
+            )
             self._fail(message, str(exc))
             self._report(message.channel, "failed", created_at)
             return True
         except Exception as exc:  # a channel bug must not kill the loop; treat as transient
             log.exception("send raised", extra={"channel": message.channel, "outbox_id": message.outbox_id})
             with transaction(self.engine) as session:
-                outbox.mark_retry(session, message.outbox_id, repr(exc), self.clock() + timedelta(seconds=backoff_seconds(message.attempt)))
+                outbox.mark_retry(
+                    session,
+                    message.outbox_id,
+                    repr(exc),
+                    self.clock() + timedelta(seconds=backoff_seconds(message.attempt)),
+                )
             self._report(message.channel, "retry", created_at)
             return False
         with transaction(self.engine) as session:

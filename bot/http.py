@@ -12,7 +12,9 @@ from bot.metrics import Metrics
 
 
 class HealthServer:
-    def __init__(self, addr: str, metrics: Metrics, ready: Callable[[], tuple[bool, str]], refresh: Callable[[], None]) -> None:
+    def __init__(
+        self, addr: str, metrics: Metrics, ready: Callable[[], tuple[bool, str]], refresh: Callable[[], None]
+    ) -> None:
         host, _sep, port = addr.rpartition(":")
         outer = self
 

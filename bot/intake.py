@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from adapters.channel import Inbound
 from bot.i18n import _, render
@@ -76,7 +76,10 @@ class Intake:
                 return
             session.add(
                 ProcessedInbound(
-                    channel=message.channel, message_id=message.message_id, received_at=message.received_at, processed_at=now
+                    channel=message.channel,
+                    message_id=message.message_id,
+                    received_at=message.received_at,
+                    processed_at=now,
                 )
             )
             session.flush()
@@ -85,7 +88,9 @@ class Intake:
         self.handled += 1
         if self.on_handled:
             self.on_handled(message.channel, ctx)
-        log.debug("handled", extra={"channel": message.channel, "message_id": message.message_id, "replies": len(ctx.replies)})
+        log.debug(
+            "handled", extra={"channel": message.channel, "message_id": message.message_id, "replies": len(ctx.replies)}
+        )
 
     def _deliver_failed(self, message: Inbound, cursor: tuple[str, str] | None) -> None:
         now = self.clock()
@@ -108,7 +113,10 @@ class Intake:
                 recipient=message.sender if message.kind == "direct" else None,
                 conversation=message.conversation,
                 topic=message.topic,
-                text=render("en", _("Sorry, something went wrong on our side. Your message is saved and the team has been told.")),
+                text=render(
+                    "en",
+                    _("Sorry, something went wrong on our side. Your message is saved and the team has been told."),
+                ),
                 now=now,
             )
             self._store_cursor(session, cursor, now)

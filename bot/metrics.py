@@ -14,9 +14,13 @@ class Metrics:
         self.delivery_failures = Counter(
             "deskbot_delivery_failures", "Failed delivery attempts", ["channel", "kind"], registry=r
         )
-        self.rate_limit_waits = Counter("deskbot_rate_limit_waits", "Waits caused by platform rate limits", ["channel"], registry=r)
+        self.rate_limit_waits = Counter(
+            "deskbot_rate_limit_waits", "Waits caused by platform rate limits", ["channel"], registry=r
+        )
         self.outbox_depth = Gauge("deskbot_outbox_depth", "Pending outbox rows", registry=r)
-        self.outbox_oldest = Gauge("deskbot_outbox_oldest_age_seconds", "Age of the oldest pending outbox row", registry=r)
+        self.outbox_oldest = Gauge(
+            "deskbot_outbox_oldest_age_seconds", "Age of the oldest pending outbox row", registry=r
+        )
         self.incidents_opened = Counter("deskbot_incidents_opened", "Incidents opened", registry=r)
         self.credits_consumed = Counter("deskbot_credits_consumed", "Credits consumed", registry=r)
         self.targets_missed = Counter("deskbot_response_targets_missed", "Response targets missed", registry=r)

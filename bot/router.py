@@ -17,9 +17,9 @@ from adapters.channel import Inbound
 from bot.commands import ParseError, find, is_command_word, parse_args, split_command, suggestions
 from bot.context import Context, Deployment
 from bot.handlers.customer import no_credit_answer, today
-from bot.i18n import _
-from bot.services import cases, customers
+from bot.i18n import _, format_day
 from bot.policy import NoCredit, choose_pack
+from bot.services import cases, customers
 from storage.models import Customer, Draft, EngineerPin
 
 #: An unknown sender gets the "how to buy support / link" answer at most this often.
@@ -103,7 +103,11 @@ class Router:
         if cmd is not None:
             self._run(ctx, cmd, rest, slash)
             return
-        if slash or (" " not in ctx.message.text.strip() and suggestions("customer", word, cutoff=0.8) and not word.startswith("#")):
+        if slash or (
+            " " not in ctx.message.text.strip()
+            and suggestions("customer", word, cutoff=0.8)
+            and not word.startswith("#")
+        ):
             self._unknown_command(ctx, "customer", word)
             return
         match = ADD_TO_CASE.match(ctx.message.text.strip())
@@ -145,11 +149,14 @@ class Router:
             ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
             return
         if incident.state == cases.CLOSED or (
-            incident.state == cases.RESOLVED and incident not in cases.recently_resolved(ctx.session, incident.customer_id, ctx.now)
+            incident.state == cases.RESOLVED
+            and incident not in cases.recently_resolved(ctx.session, incident.customer_id, ctx.now)
         ):
             self._keep_draft(ctx, text)
             ctx.reply(
-                _("Incident #{number} is finished, so I kept your message as a draft. Reply open to start a new incident with it."),
+                _(
+                    "Incident #{number} is finished, so I kept your message as a draft. Reply open to start a new incident with it."
+                ),
                 number=number,
             )
             return
@@ -170,7 +177,9 @@ class Router:
         if open_ones:
             listing = ", ".join(f"#{i.id} {i.subject}" for i in open_ones[:10])
             ctx.reply(
-                _("You have several open incidents: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or open to start a new one."),
+                _(
+                    "You have several open incidents: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or open to start a new one."
+                ),
                 listing=listing,
                 example=open_ones[0].id,
             )
@@ -181,10 +190,10 @@ class Router:
             no_credit_answer(ctx, choice)
             return
         summary = customers.credit_summary(ctx.session, ctx.customer.id, today(ctx))
-        from bot.i18n import format_day
-
         ctx.reply(
-            _("You have no open incident. Reply open to open one with this message: it uses one of your {left} credits (the next expire on {expiry})."),
+            _(
+                "You have no open incident. Reply open to open one with this message: it uses one of your {left} credits (the next expire on {expiry})."
+            ),
             left=summary.total_left,
             expiry=format_day(summary.next_expiry, ctx.lang) if summary.next_expiry else "—",
         )
@@ -203,7 +212,9 @@ class Router:
             values = parse_args(cmd, rest, ctx.topic_case)
         except ParseError as exc:
             ctx.reply_text(
-                ctx.t(exc.msgid, **exc.values) + " " + ctx.t(_("Usage: {usage}"), usage=cmd.usage(slash=cmd.audience == "engineer"))
+                ctx.t(exc.msgid, **exc.values)
+                + " "
+                + ctx.t(_("Usage: {usage}"), usage=cmd.usage(slash=cmd.audience == "engineer"))
             )
             return
         cmd.handler(ctx, **values)
@@ -219,4 +230,6 @@ class Router:
                 help=f"{prefix}help",
             )
         else:
-            ctx.reply(_("Unknown command {word}. Send {help} for the list."), word=f"{prefix}{word}", help=f"{prefix}help")
+            ctx.reply(
+                _("Unknown command {word}. Send {help} for the list."), word=f"{prefix}{word}", help=f"{prefix}help"
+            )

@@ -269,7 +269,9 @@ def chat(
             _ensure_console_customer(holder["rt"], name)
 
     console = ConsoleChannel(customer=customer, role=role, stdin=stdin, stdout=stdout, on_switch=on_switch)
-    runtime = Runtime(settings, [console], engine=engine, clock=clock, trusted_engineers=frozenset({("console", ENGINEER)}))
+    runtime = Runtime(
+        settings, [console], engine=engine, clock=clock, trusted_engineers=frozenset({("console", ENGINEER)})
+    )
     holder["rt"] = runtime
     runtime.intake.on_commit = lambda: runtime.dispatcher.drain("console")
     _ensure_console_customer(runtime, customer)

@@ -25,8 +25,10 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     configure(settings.log_format, settings.log_level, settings.secrets)
     channels = build_channels(settings)
     if not channels:
-        log.error("no channel configured: set ZULIP_SITE/ZULIP_EMAIL/ZULIP_API_KEY (or ZULIP_CONFIG) "
-                  "and/or MASTODON_API_BASE_URL/MASTODON_ACCESS_TOKEN; try `deskbot chat` for the console")
+        log.error(
+            "no channel configured: set ZULIP_SITE/ZULIP_EMAIL/ZULIP_API_KEY (or ZULIP_CONFIG) "
+            "and/or MASTODON_API_BASE_URL/MASTODON_ACCESS_TOKEN; try `deskbot chat` for the console"
+        )
         return 2
     engine = make_engine(settings.database_url)
     single = SingleProcessLock(engine)

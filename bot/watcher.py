@@ -31,7 +31,9 @@ def check_targets(session: Session, deployment: Deployment, now: datetime) -> li
         if now >= due:
             if incident.missed_for != due:
                 incident.missed_for = incident.warned_for = due
-                post_to_topic(session, deployment, incident, f"🔴 Response target missed: the answer was due {when}.", now)
+                post_to_topic(
+                    session, deployment, incident, f"🔴 Response target missed: the answer was due {when}.", now
+                )
                 posted.append((incident.id, "missed"))
         elif now < calendar.subtract_business_hours(due, WARN_BEFORE):
             # Sorted by due time and the threshold is monotonic in it: no later case needs a warning yet.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlmodel import select
 
 from bot.commands import Arg, command, commands
 from bot.context import Context
-from bot.i18n import _, format_day, format_when, render
-from bot.policy import NoCredit
+from bot.i18n import _, format_day, format_when
+from bot.policy import NoCredit, pack_expires_on
 from bot.services import cases, customers
 from storage.models import Draft, IncidentMessage
 
@@ -38,8 +40,15 @@ def show_help(ctx: Context) -> None:
     ctx.reply_text("\n".join(lines))
 
 
-@command("open", "abrir", "new", "novo", audience=CUSTOMER, args=(Arg("text", "text", required=False),),
-         help=_("open a new incident with this text (uses one credit)"))
+@command(
+    "open",
+    "abrir",
+    "new",
+    "novo",
+    audience=CUSTOMER,
+    args=(Arg("text", "text", required=False),),
+    help=_("open a new incident with this text (uses one credit)"),
+)
 def open_incident(ctx: Context, text: str | None) -> None:
     assert ctx.customer is not None
     draft = ctx.session.get(Draft, ctx.identity.id)
@@ -47,7 +56,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
         ctx.reply(_("Tell us what the incident is about: open <your question>."))
         return
     body = "\n\n".join(part for part in (draft.text if draft else None, text) if part)
-    charged = customers.take_credit(ctx.session, ctx.customer.id, _today(ctx))
+    charged = customers.take_credit(ctx.session, ctx.customer.id, today(ctx))
     if isinstance(charged, NoCredit):
         if draft is None:
             ctx.session.add(Draft(identity_id=ctx.identity.id, text=body, created_at=ctx.now))
@@ -58,9 +67,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
     if draft is not None:
         ctx.session.delete(draft)
     incident = cases.open_incident(ctx, body, charged.id)
-    summary = customers.credit_summary(ctx.session, ctx.customer.id, _today(ctx))
-    from bot.policy import pack_expires_on
-
+    summary = customers.credit_summary(ctx.session, ctx.customer.id, today(ctx))
     calendar = ctx.settings.calendar
     lines = [
         ctx.t(_("Incident #{number} is open: {subject}"), number=incident.id, subject=incident.subject),
@@ -99,8 +106,13 @@ def no_credit_answer(ctx: Context, why: NoCredit) -> None:
     )
 
 
-@command("status", "estado", audience=CUSTOMER, args=(Arg("number", "case", required=False),),
-         help=_("your incidents, or one incident in detail"))
+@command(
+    "status",
+    "estado",
+    audience=CUSTOMER,
+    args=(Arg("number", "case", required=False),),
+    help=_("your incidents, or one incident in detail"),
+)
 def status(ctx: Context, number: int | None) -> None:
     assert ctx.customer is not None
     if number is not None:
@@ -159,7 +171,7 @@ def _excerpt(text: str, limit: int = 300) -> str:
 @command("credits", "creditos", "credit", audience=CUSTOMER, help=_("credits left per pack and when each expires"))
 def credits(ctx: Context) -> None:
     assert ctx.customer is not None
-    summary = customers.credit_summary(ctx.session, ctx.customer.id, _today(ctx))
+    summary = customers.credit_summary(ctx.session, ctx.customer.id, today(ctx))
     if not summary.packs:
         ctx.reply(_("You have no support credits yet. Buy them at {url}."), url=ctx.settings.purchase_url)
         return
@@ -197,8 +209,13 @@ def close(ctx: Context, number: int) -> None:
     ctx.reply(_("Incident #{number} is closed. Thank you!"), number=number)
 
 
-@command("link", "ligar", audience=CUSTOMER, args=(Arg("code", "word"),),
-         help=_("link this account to your customer record with a one-time code"))
+@command(
+    "link",
+    "ligar",
+    audience=CUSTOMER,
+    args=(Arg("code", "word"),),
+    help=_("link this account to your customer record with a one-time code"),
+)
 def link(ctx: Context, code: str) -> None:
     if ctx.customer is not None:
         ctx.reply(_("This account is already linked to {name}."), name=ctx.customer.name)
@@ -211,7 +228,7 @@ def link(ctx: Context, code: str) -> None:
     else:
         ctx.customer = outcome
         ctx.identity.lang = None
-        summary = customers.credit_summary(ctx.session, outcome.id, _today(ctx))
+        summary = customers.credit_summary(ctx.session, outcome.id, today(ctx))
         ctx.reply(
             _("Welcome, {name}! This account is now linked. Credits left: {left}. Write help to see what I can do."),
             name=outcome.name,
@@ -219,22 +236,24 @@ def link(ctx: Context, code: str) -> None:
         )
 
 
-@command("lang", "idioma", "language", "lingua", audience=CUSTOMER, args=(Arg("code", "choice", choices=("en", "pt")),),
-         help=_("reply language: en or pt"))
+@command(
+    "lang",
+    "idioma",
+    "language",
+    "lingua",
+    audience=CUSTOMER,
+    args=(Arg("code", "choice", choices=("en", "pt")),),
+    help=_("reply language: en or pt"),
+)
 def lang(ctx: Context, code: str) -> None:
     if ctx.customer is not None:
         ctx.customer.lang = code
     ctx.identity.lang = code
-    ctx.reply(_("I will answer in English from now on.") if code == "en" else _("I will answer in Portuguese from now on."))
+    ctx.reply(
+        _("I will answer in English from now on.") if code == "en" else _("I will answer in Portuguese from now on.")
+    )
 
 
-def _today(ctx: Context):
-    return ctx.now.astimezone(ctx.settings.calendar.tz).date()
-
-
-def today(ctx: Context):
+def today(ctx: Context) -> date:
     """The service time zone's date (pack validity is counted in it)."""
-    return _today(ctx)
-
-
-__all__ = ["no_credit_answer", "render", "today"]
+    return ctx.now.astimezone(ctx.settings.calendar.tz).date()

@@ -30,8 +30,13 @@ def show_help(ctx: Context) -> None:
     ctx.reply_text("\n".join(lines))
 
 
-@command("reply", "responder", audience=ENGINEER, args=(CASE, Arg("text", "text")),
-         help=_("send text to the customer on their latest channel"))
+@command(
+    "reply",
+    "responder",
+    audience=ENGINEER,
+    args=(CASE, Arg("text", "text")),
+    help=_("send text to the customer on their latest channel"),
+)
 def reply(ctx: Context, number: int, text: str) -> None:
     incident = _case(ctx, number)
     if incident is None:
@@ -57,7 +62,9 @@ def note(ctx: Context, number: int, text: str) -> None:
     ctx.reply(_("Note saved on #{number}."), number=number)
 
 
-@command("assign", "atribuir", audience=ENGINEER, args=(CASE, Arg("who", "word")), help=_("set the assignee: me or an email"))
+@command(
+    "assign", "atribuir", audience=ENGINEER, args=(CASE, Arg("who", "word")), help=_("set the assignee: me or an email")
+)
 def assign(ctx: Context, number: int, who: str) -> None:
     incident = _case(ctx, number)
     if incident is None:
@@ -88,15 +95,23 @@ def bug(ctx: Context, number: int) -> None:
     cases.tell_customer(
         ctx.session,
         incident,
-        render(lang, _("Incident #{number} was caused by a bug in our software: there is no charge and your credit is back."),
-               number=incident.id),
+        render(
+            lang,
+            _("Incident #{number} was caused by a bug in our software: there is no charge and your credit is back."),
+            number=incident.id,
+        ),
         ctx.now,
     )
     ctx.reply(_("#{number} is marked as our bug; the credit went back to its pack."), number=number)
 
 
-@command("resolve", "resolver", audience=ENGINEER, args=(CASE, Arg("summary", "text", required=False)),
-         help=_("mark resolved and tell the customer"))
+@command(
+    "resolve",
+    "resolver",
+    audience=ENGINEER,
+    args=(CASE, Arg("summary", "text", required=False)),
+    help=_("mark resolved and tell the customer"),
+)
 def resolve(ctx: Context, number: int, summary: str | None) -> None:
     incident = _case(ctx, number)
     if incident is None:
@@ -126,8 +141,11 @@ def reopen(ctx: Context, number: int) -> None:
     cases.record(ctx.session, incident, ctx.engineer, "reopened", ctx.now, to_state=cases.OPEN)
     incident.resolved_at = incident.closed_at = None
     incident.due_at = ctx.settings.calendar.due_at(ctx.now, ctx.settings.response_target)
-    ctx.reply(_("#{number} is open again; next response due {due}."), number=number,
-              due=format_when(incident.due_at, "en", ctx.settings.calendar.tz))
+    ctx.reply(
+        _("#{number} is open again; next response due {due}."),
+        number=number,
+        due=format_when(incident.due_at, "en", ctx.settings.calendar.tz),
+    )
 
 
 @command("case", "caso", audience=ENGINEER, args=(CASE,), help=_("summary of one case"))
@@ -148,13 +166,20 @@ def case(ctx: Context, number: int) -> None:
         select(IncidentEvent).where(IncidentEvent.incident_id == incident.id).order_by(IncidentEvent.id.desc()).limit(8)
     )
     for event in reversed(list(events)):
-        lines.append(f"— {format_when(event.at, 'en', tz)} {event.actor}: {event.action}" + (f" ({event.detail})" if event.detail else ""))
+        lines.append(
+            f"— {format_when(event.at, 'en', tz)} {event.actor}: {event.action}"
+            + (f" ({event.detail})" if event.detail else "")
+        )
     ctx.reply_text("\n".join(lines))
 
 
-@command("cases", "casos", audience=ENGINEER,
-         args=(Arg("which", "choice", required=False, choices=("open", "mine", "overdue", "unassigned", "all")),),
-         help=_("list cases with their due times"))
+@command(
+    "cases",
+    "casos",
+    audience=ENGINEER,
+    args=(Arg("which", "choice", required=False, choices=("open", "mine", "overdue", "unassigned", "all")),),
+    help=_("list cases with their due times"),
+)
 def list_cases(ctx: Context, which: str | None) -> None:
     which = which or "open"
     query = select(Incident).order_by(Incident.due_at.is_(None), Incident.due_at, Incident.id)
@@ -175,12 +200,20 @@ def list_cases(ctx: Context, which: str | None) -> None:
     for incident in found:
         due = format_when(incident.due_at, "en", tz) if incident.due_at else "—"
         late = " **overdue**" if incident.due_at and incident.due_at < ctx.now else ""
-        lines.append(f"• #{incident.id} {incident.subject} · {incident.state} · due {due}{late} · {incident.assignee or 'unassigned'}")
+        lines.append(
+            f"• #{incident.id} {incident.subject} · {incident.state} · due {due}{late} · {incident.assignee or 'unassigned'}"
+        )
     ctx.reply_text("\n".join(lines))
 
 
-@command("customer", "cliente", sub="add", audience=ENGINEER, args=(Arg("name [email]", "text"),),
-         help=_("create a customer; answers with a one-time activation code"))
+@command(
+    "customer",
+    "cliente",
+    sub="add",
+    audience=ENGINEER,
+    args=(Arg("name [email]", "text"),),
+    help=_("create a customer; answers with a one-time activation code"),
+)
 def customer_add(ctx: Context, **values: str) -> None:
     name, email = _name_and_email(values["name [email]"])
     try:
@@ -189,13 +222,23 @@ def customer_add(ctx: Context, **values: str) -> None:
         ctx.reply_text(str(exc))
         return
     ctx.reply(
-        _("Customer {name} (id {id}) created. Activation code: {code} (single use, valid 14 days; the customer sends: link {code})"),
-        name=customer.name, id=customer.id, code=code,
+        _(
+            "Customer {name} (id {id}) created. Activation code: {code} (single use, valid 14 days; the customer sends: link {code})"
+        ),
+        name=customer.name,
+        id=customer.id,
+        code=code,
     )
 
 
-@command("customer", "cliente", sub="show", audience=ENGINEER, args=(Arg("who", "text"),),
-         help=_("identities, packs, credits and cases of a customer"))
+@command(
+    "customer",
+    "cliente",
+    sub="show",
+    audience=ENGINEER,
+    args=(Arg("who", "text"),),
+    help=_("identities, packs, credits and cases of a customer"),
+)
 def customer_show(ctx: Context, who: str) -> None:
     customer = customers.find_customer(ctx.session, who)
     if customer is None:
@@ -209,16 +252,24 @@ def customer_show(ctx: Context, who: str) -> None:
     for status in summary.packs:
         lines.append(
             f"• pack {status.pack.id}: {status.pack.incidents} bought {status.pack.purchased}, {status.left} left, "
-            + ("valid until " if status.valid else "expired ") + str(status.expires_on)
+            + ("valid until " if status.valid else "expired ")
+            + str(status.expires_on)
         )
-    for incident in cases.customer_incidents(ctx.session, customer.id, (cases.OPEN, cases.RESOLVED, cases.CLOSED))[-10:]:
+    for incident in cases.customer_incidents(ctx.session, customer.id, (cases.OPEN, cases.RESOLVED, cases.CLOSED))[
+        -10:
+    ]:
         lines.append(f"• #{incident.id} {incident.subject} · {incident.state}")
     ctx.reply_text("\n".join(lines))
 
 
-@command("credits", "creditos", sub="grant", audience=ENGINEER,
-         args=(Arg("customer", "word"), Arg("n", "int"), Arg("purchased", "date", required=False)),
-         help=_("add a pack of n credits bought on that date (default today)"))
+@command(
+    "credits",
+    "creditos",
+    sub="grant",
+    audience=ENGINEER,
+    args=(Arg("customer", "word"), Arg("n", "int"), Arg("purchased", "date", required=False)),
+    help=_("add a pack of n credits bought on that date (default today)"),
+)
 def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -> None:
     found = customers.find_customer(ctx.session, customer)
     if found is None:
@@ -226,22 +277,26 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
         return
     try:
         pack = customers.grant_credits(
-            ctx.session, found, n, purchased or ctx.now.astimezone(ctx.settings.calendar.tz).date(), ctx.engineer, ctx.now
+            ctx.session,
+            found,
+            n,
+            purchased or ctx.now.astimezone(ctx.settings.calendar.tz).date(),
+            ctx.engineer,
+            ctx.now,
         )
     except customers.CustomerError as exc:
         ctx.reply_text(str(exc))
         return
-    ctx.reply(_("Pack {id}: {n} credits for {name}, bought {date}."), id=pack.id, n=n, name=found.name, date=pack.purchased)
+    ctx.reply(
+        _("Pack {id}: {n} credits for {name}, bought {date}."), id=pack.id, n=n, name=found.name, date=pack.purchased
+    )
 
 
 @command("contacts", "contactos", audience=ENGINEER, help=_("people who wrote but are not linked to a customer"))
 def contacts(ctx: Context) -> None:
     found = list(
         ctx.session.scalars(
-            select(Identity)
-            .where(Identity.customer_id.is_(None))
-            .order_by(Identity.last_seen_at.desc())
-            .limit(30)
+            select(Identity).where(Identity.customer_id.is_(None)).order_by(Identity.last_seen_at.desc()).limit(30)
         )
     )
     if not found:

@@ -82,7 +82,13 @@ def post_to_topic(
 
 
 def mirror_customer_text(
-    session: Session, deployment: Deployment, incident: Incident, customer: Customer, identity: Identity, text: str, now: datetime
+    session: Session,
+    deployment: Deployment,
+    incident: Incident,
+    customer: Customer,
+    identity: Identity,
+    text: str,
+    now: datetime,
 ) -> None:
     """The customer's words in the topic, under a header the bot writes; the channel fences them."""
     header = f"**{_inert(customer.name)}** via {identity.channel} ({_inert(identity.address)}) wrote:"
@@ -189,7 +195,12 @@ def engineer_reply(ctx: Context, incident: Incident, text: str) -> str | None:
         return None
     ctx.session.add(
         IncidentMessage(
-            incident_id=incident.id, direction="out", author=ctx.engineer, channel=channel, body=text, created_at=ctx.now
+            incident_id=incident.id,
+            direction="out",
+            author=ctx.engineer,
+            channel=channel,
+            body=text,
+            created_at=ctx.now,
         )
     )
     if incident.first_response_at is None:
@@ -198,7 +209,12 @@ def engineer_reply(ctx: Context, incident: Incident, text: str) -> str | None:
     incident.due_at = None
     record(ctx.session, incident, ctx.engineer, "replied", ctx.now)
     post_to_topic(
-        ctx.session, ctx.deployment, incident, f"**{ctx.engineer}** replied to the customer via {channel}:", ctx.now, quote=text
+        ctx.session,
+        ctx.deployment,
+        incident,
+        f"**{ctx.engineer}** replied to the customer via {channel}:",
+        ctx.now,
+        quote=text,
     )
     return channel
 

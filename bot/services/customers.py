@@ -31,14 +31,15 @@ def find_customer(session: Session, ref: str) -> Customer | None:
         found = session.get(Customer, int(ref))
         if found is not None:
             return found
-    return session.scalars(select(Customer).where(Customer.name == ref)).first() or session.scalars(
-        select(Customer).where(Customer.name.ilike(ref.replace("%", r"\%").replace("_", r"\_"), escape="\\"))
-    ).first()
+    return (
+        session.scalars(select(Customer).where(Customer.name == ref)).first()
+        or session.scalars(
+            select(Customer).where(Customer.name.ilike(ref.replace("%", r"\%").replace("_", r"\_"), escape="\\"))
+        ).first()
+    )
 
 
-def create_customer(
-    session: Session, name: str, email: str | None, lang: str, now: datetime
-) -> tuple[Customer, str]:
+def create_customer(session: Session, name: str, email: str | None, lang: str, now: datetime) -> tuple[Customer, str]:
     """A new customer and its one-time activation code (returned in clear only here)."""
     name = " ".join(name.split())
     if not name or len(name) > 200:
@@ -56,9 +57,7 @@ def create_customer(
 def new_activation_code(session: Session, customer: Customer, now: datetime) -> str:
     code = "-".join("".join(secrets.choice(_CODE_ALPHABET) for _ in range(4)) for _ in range(3))
     session.add(
-        ActivationCode(
-            code_hash=_hash(code), customer_id=customer.id, created_at=now, expires_at=now + CODE_VALIDITY
-        )
+        ActivationCode(code_hash=_hash(code), customer_id=customer.id, created_at=now, expires_at=now + CODE_VALIDITY)
     )
     return code
 
@@ -87,12 +86,8 @@ def redeem_code(session: Session, identity: Identity, code: str, now: datetime) 
     return customer
 
 
-def get_identity(
-    session: Session, channel: str, address: str, display_name: str | None, now: datetime
-) -> Identity:
-    identity = session.scalars(
-        select(Identity).where(Identity.channel == channel, Identity.address == address)
-    ).first()
+def get_identity(session: Session, channel: str, address: str, display_name: str | None, now: datetime) -> Identity:
+    identity = session.scalars(select(Identity).where(Identity.channel == channel, Identity.address == address)).first()
     if identity is None:
         identity = Identity(channel=channel, address=address, display_name=display_name, created_at=now)
         session.add(identity)

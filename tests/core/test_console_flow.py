@@ -77,7 +77,7 @@ def test_no_credit_keeps_the_text_as_a_draft_and_says_why(engine, db_url, clock)
     desk.customer("Acme")
     out = desk.say("Acme", "open My question")
     assert "You have no support credits yet." in out and "draft" in out
-    desk.engineer('/credits grant Acme 1')
+    desk.engineer("/credits grant Acme 1")
     out = desk.say("Acme", "open")
     assert "Incident #1 is open: My question" in out
     assert "All your support credits are used." in desk.say("Acme", "open Another one")

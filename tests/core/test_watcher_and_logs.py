@@ -73,7 +73,14 @@ def _deskbot(*args: str, env: dict[str, str], cwd) -> subprocess.CompletedProces
 
 def test_run_without_any_channel_says_so_and_exits_non_zero(tmp_path, db_url):
     env = {"DESKBOT_DATABASE_URL": db_url}
-    for name in ("ZULIP_SITE", "ZULIP_EMAIL", "ZULIP_API_KEY", "ZULIP_CONFIG", "MASTODON_API_BASE_URL", "MASTODON_ACCESS_TOKEN"):
+    for name in (
+        "ZULIP_SITE",
+        "ZULIP_EMAIL",
+        "ZULIP_API_KEY",
+        "ZULIP_CONFIG",
+        "MASTODON_API_BASE_URL",
+        "MASTODON_ACCESS_TOKEN",
+    ):
         env[name] = ""
     result = _deskbot("run", env=env, cwd=tmp_path)
     assert result.returncode != 0
