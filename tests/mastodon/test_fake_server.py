@@ -1,0 +1,183 @@
+"""The fake Mastodon server behaves like the recorded one, driven by Mastodon.py itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import httpx
+import pytest
+from mastodon import Mastodon
+from mastodon.errors import MastodonAPIError, MastodonRatelimitError, MastodonServerError, MastodonUnauthorizedError
+
+from tests.fakes.mastodon import FakeMastodon
+
+from .conftest import BOT_TOKEN, wait_until
+
+ROOT = Path(__file__).parents[2]
+
+
+def client(fake: FakeMastodon, token: str = BOT_TOKEN) -> Mastodon:
+    return Mastodon(access_token=token, api_base_url=fake.url, ratelimit_method="throw")
+
+
+def test_instance_and_credentials(fake: FakeMastodon) -> None:
+    api = client(fake)
+    assert api.instance_v2().configuration.statuses.max_characters == 500
+    assert api.instance_v1().uri == "bot.example"
+    assert api.account_verify_credentials().acct == "deskbot"
+    with pytest.raises(MastodonUnauthorizedError):
+        client(fake, "wrong").account_verify_credentials()
+
+
+def test_notifications_paginate_like_mastodon(fake: FakeMastodon) -> None:
+    for i in range(5):
+        fake.post_status("alice@remote.example", f"@deskbot n{i}")
+    api = client(fake)
+    newest = api.notifications(types=["mention"], limit=2)
+    assert [n.id for n in newest] == ["5", "4"]
+    assert [n.id for n in api.notifications(types=["mention"], min_id="1", limit=2)] == ["3", "2"]
+    assert [n.id for n in api.notifications(types=["mention"], since_id="1", limit=2)] == ["5", "4"]
+    assert [n.id for n in api.notifications(types=["mention"], max_id="4")] == ["3", "2", "1"]
+    assert [n.id for n in api.fetch_next(newest)] == ["3", "2"]
+    response = httpx.get(f"{fake.url}/api/v1/notifications?types[]=mention&limit=2", headers={"Authorization": f"Bearer {BOT_TOKEN}"})
+    assert 'rel="next"' in response.headers["Link"] and 'rel="prev"' in response.headers["Link"]
+
+
+def test_direct_status_reaches_only_mentioned_accounts(fake: FakeMastodon) -> None:
+    status = fake.post_status("alice@remote.example", "@deskbot secret for the bot")
+    assert [p.id for p in fake.inbox("deskbot")] == [status["id"]]
+    assert fake.inbox("carol") == [] and fake.inbox("mallory@elsewhere.example") == []
+    api = client(fake)
+    reply = api.status_post("@alice@remote.example hi", in_reply_to_id=status["id"], visibility="direct")
+    assert [m.acct for m in reply.mentions] == ["alice@remote.example"]
+    assert fake.posted_by("deskbot")[0].recipients == ("alice@remote.example",)
+
+
+def test_idempotency_key_returns_the_same_status(fake: FakeMastodon) -> None:
+    api = client(fake)
+    first = api.status_post("@carol one", visibility="direct", idempotency_key="k-1")
+    again = api.status_post("@carol one", visibility="direct", idempotency_key="k-1")
+    assert first.id == again.id and len(fake.posted_by("deskbot")) == 1
+
+
+def test_422_beyond_max_characters_with_mastodons_counting(fake: FakeMastodon) -> None:
+    api = client(fake)
+    url = "https://example.com/" + "a" * 200
+    # 500 counted: the mention counts "@alice" (6), the URL 23.
+    ok = "@alice@remote.example " + url + " " + "x" * (500 - 6 - 1 - 23 - 1)
+    api.status_post(ok, visibility="direct")
+    with pytest.raises(MastodonAPIError) as error:
+        api.status_post(ok + "x", visibility="direct")
+    assert error.value.args[1] == 422 and "character limit of 500" in error.value.args[3]
+
+
+def test_policy_filters_strangers_private_mentions_until_accepted(fake: FakeMastodon) -> None:
+    api = client(fake)
+    fake.post_status("mallory@elsewhere.example", "@deskbot let me in")
+    assert api.notifications(types=["mention"]) == []
+    requests = api.notification_requests()
+    assert len(requests) == 1 and requests[0].account.acct == "mallory@elsewhere.example"
+    assert api.notifications_policy().summary.pending_requests_count == 1
+    api.accept_notification_request(requests[0].id)
+    assert [n.status.account.acct for n in api.notifications(types=["mention"])] == ["mallory@elsewhere.example"]
+    api.update_notifications_policy(for_private_mentions="accept")
+    fake.add_account("trudy@elsewhere.example")
+    fake.post_status("trudy@elsewhere.example", "@deskbot me too")
+    assert len(api.notifications(types=["mention"])) == 2
+
+
+def test_rate_limit_headers_and_429(fake: FakeMastodon) -> None:
+    with FakeMastodon(api_limit=3, api_period=60) as small:
+        api = client(small)
+        api.account_verify_credentials()
+        assert api.ratelimit_limit == 3 and api.ratelimit_remaining == 2
+        api.account_verify_credentials()
+        api.account_verify_credentials()
+        with pytest.raises(MastodonRatelimitError):
+            api.account_verify_credentials()
+        assert small.stats.ratelimited == 1
+
+
+def test_posting_budget_is_its_own_family(fake: FakeMastodon) -> None:
+    with FakeMastodon(status_limit=2, status_period=3600) as small:
+        small.add_account("carol")
+        api = client(small)
+        api.status_post("@carol a", visibility="direct")
+        assert api.ratelimit_limit == 2 and api.ratelimit_remaining == 1
+        api.status_post("@carol b", visibility="direct")
+        with pytest.raises(MastodonRatelimitError):
+            api.status_post("@carol c", visibility="direct")
+
+
+def test_faults_fail_and_drop(fake: FakeMastodon) -> None:
+    api = client(fake)
+    fake.fail_next(2, 502)
+    for _ in range(2):
+        with pytest.raises(MastodonServerError):
+            api.account_verify_credentials()
+    assert api.account_verify_credentials().acct == "deskbot"
+    fake.drop_next(1, method="POST", path="/api/v1/statuses", after_handling=True)
+    with pytest.raises(Exception):
+        api.status_post("@carol lost answer", visibility="direct", idempotency_key="drop-1")
+    assert len(fake.posted_by("deskbot")) == 1  # it was posted; only the answer was lost
+
+
+def test_stream_heartbeats_events_and_disconnects(fake: FakeMastodon) -> None:
+    fake.set_policy("deskbot", for_private_mentions="accept")
+    lines: list[str] = []
+    with httpx.stream(
+        "GET", f"{fake.url}/api/v1/streaming/user", headers={"Authorization": f"Bearer {BOT_TOKEN}"}, timeout=5
+    ) as response:
+        iterator = response.iter_lines()
+        assert next(iterator) == ":)"
+        fake.post_status("alice@remote.example", "@deskbot over the stream")
+        for line in iterator:
+            lines.append(line)
+            if line.startswith("data:"):
+                break
+        assert "event: notification" in lines
+        assert json.loads(lines[-1][5:])["status"]["visibility"] == "direct"
+        assert next(iterator) == ""
+        assert next(iterator) == ":thump"
+        fake.disconnect_streams()
+        with pytest.raises(httpx.HTTPError):
+            for _ in iterator:
+                pass
+
+
+def test_standalone_server_with_control_endpoints(tmp_path: Path) -> None:
+    port = 38000 + os.getpid() % 1000
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.mastodon_server", "--port", str(port), "--token", "t0",
+         "--account", "alice@remote.example:alice-token", "--private-mentions", "accept"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _up(base), 10, 0.1)
+        body = json.dumps({"from": "alice@remote.example", "text": "@deskbot hi from outside"}).encode()
+        urllib.request.urlopen(urllib.request.Request(f"{base}/_fake/statuses", data=body, method="POST"))
+        api = Mastodon(access_token="t0", api_base_url=base)
+        assert [n.status.account.acct for n in api.notifications(types=["mention"])] == ["alice@remote.example"]
+        stats = json.loads(urllib.request.urlopen(f"{base}/_fake/stats").read())
+        assert stats["by_route"]["GET /api/v1/notifications"] == 1
+    finally:
+        process.terminate()
+        process.wait(5)
+
+
+def _up(base: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{base}/api/v1/instance", timeout=0.5)
+        return True
+    except OSError:
+        time.sleep(0.05)
+        return False
