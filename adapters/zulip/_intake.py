@@ -1,0 +1,352 @@
+"""The receive loop: register, catch up, long-poll; nothing lost across queue expiry or outages.
+
+Order of work after every (re-)registration (NOTES §2):
+
+1. `POST /register` first, so every later message is buffered in the queue.
+2. Note the newest message id visible now (the *horizon*).
+3. Catch up with `GET /messages` from the stored cursor: direct messages and
+   the support stream, separately (a narrow cannot say "or"), paged until
+   `found_newest`, merged and handed over in id order.
+4. Process the queue's events, skipping ids already handed over.
+
+The cursor ("all relevant messages up to this id are stored") only moves
+forward, and during catch-up only up to the horizon: a stream message newer
+than the horizon may have a direct message with a smaller id that the DM
+query ran too early to see; it arrives through the queue, and the cursor
+follows once the queue is processed in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+import zulip
+
+from adapters.channel import Inbound, InboundSink, PermanentChannelError
+
+from ._state import ServerState
+from ._transport import RetryPolicy, Transport, ZulipApiError, ZulipUnavailable
+
+log = logging.getLogger("deskbot.zulip")
+
+CURSOR_KEY = "zulip:last_message_id"
+EVENT_TYPES = ["message", "stream", "subscription"]
+
+
+class _Stopped(Exception):
+    """`stop` was set while waiting."""
+
+
+class _QueueGone(Exception):
+    """BAD_EVENT_QUEUE_ID: the server dropped our queue."""
+
+
+def to_inbound(message: dict[str, Any], state: ServerState) -> Inbound | None:
+    """A Zulip message → Inbound, or None for what the bot does not handle (logged)."""
+    mid = message.get("id")
+    if message.get("sender_id") == state.user_id:
+        return None
+    received_at = datetime.fromtimestamp(int(message.get("timestamp", 0)), tz=timezone.utc)
+    common = dict(
+        channel="zulip",
+        sender=str(message.get("sender_email", "")),
+        conversation=str(message.get("sender_email", "")),
+        text=_strip_own_mention(str(message.get("content", "")), state.full_name),
+        message_id=str(mid),
+        received_at=received_at,
+        raw=message,
+        sender_name=message.get("sender_full_name"),
+        sender_platform_id=str(message.get("sender_id")),
+    )
+    if message.get("type") == "stream":
+        if message.get("stream_id") != state.stream_id:
+            log.debug("ignoring message %s in another stream", mid)
+            return None
+        return Inbound(kind="topic", topic=str(message.get("subject", "")), **common)
+    recipients = message.get("display_recipient")
+    if not isinstance(recipients, list):
+        return None
+    others = {r.get("id") for r in recipients if r.get("id") != state.user_id}
+    if others != {message.get("sender_id")}:
+        log.info("ignoring group direct message %s (%d participants)", mid, len(others) + 1)
+        return None
+    return Inbound(kind="direct", **common)
+
+
+def _strip_own_mention(text: str, full_name: str) -> str:
+    """Drop a leading `@**Bot Name**` (or `@_**Bot Name|id**`) addressed to the bot."""
+    if not full_name:
+        return text
+    pattern = r"^\s*@_?\*\*" + re.escape(full_name) + r"(?:\|\d+)?\*\*[\s:,]*"
+    return re.sub(pattern, "", text, count=1)
+
+
+class Receiver:
+    """One `Channel.receive` call: runs until `stop` is set."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        state: ServerState,
+        sink: InboundSink,
+        stop: threading.Event,
+        *,
+        policy: RetryPolicy,
+        page_size: int = 1000,
+        poll_timeout: float | None = None,
+    ) -> None:
+        self.transport = transport
+        self.state = state
+        self.sink = sink
+        self.stop = stop
+        self.policy = policy
+        self.page_size = page_size
+        self.poll_timeout = poll_timeout
+        self.connected = False
+        self.queue_id: str | None = None
+        self._client: zulip.Client | None = None
+        self._last_event_id = -1
+        self._longpoll = 90.0
+        stored = sink.get_cursor(CURSOR_KEY)
+        self._cursor: int | None = int(stored) if stored and stored.lstrip("-").isdigit() else None
+        self._pending_cursor: int | None = None
+        self._seen: set[int] = set()
+
+    # -- the loop ----------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                self._connect()
+                try:
+                    self._pump()
+                except _QueueGone:
+                    log.warning("Zulip event queue expired; registering again and catching up")
+                    self.connected = False
+        except _Stopped:
+            pass
+        finally:
+            self.connected = False
+
+    def _retrying(self) -> Any:
+        """Unbounded back-off for the loop: an outage is waited out, not given up on."""
+        import tenacity
+
+        return tenacity.Retrying(
+            stop=tenacity.stop_never,
+            wait=self.policy.wait(),
+            retry=tenacity.retry_if_exception_type(ZulipUnavailable),
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=self._before_sleep,
+        )
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise _Stopped
+
+    def _before_sleep(self, state: Any) -> None:
+        self.connected = False
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("Zulip unavailable (%s); retrying in %.1fs", exc, state.next_action.sleep if state.next_action else 0)
+
+    def _connect(self) -> None:
+        for attempt in self._retrying():
+            with attempt:
+                if self.stop.is_set():
+                    raise _Stopped
+                if self._client is None:
+                    self._client = self.transport.new_client()
+                self._register()
+                self._catch_up()
+        self.connected = True
+
+    # -- register and catch up ---------------------------------------------------------
+    def _call(self, method: str, url: str, request: dict[str, Any] | None = None, timeout: float | None = None) -> dict[str, Any]:
+        assert self._client is not None
+        try:
+            return self.transport.call(self._client, method, url, request, timeout=timeout)
+        except ZulipApiError as exc:
+            if exc.code in ("INVALID_API_KEY", "USER_DEACTIVATED", "UNAUTHORIZED"):
+                raise PermanentChannelError(f"Zulip rejected the bot's credentials ({exc.code}): {exc.msg}") from None
+            raise
+
+    def _register(self) -> None:
+        if self.queue_id is not None:
+            self._forget_queue()
+        try:
+            res = self._call(
+                "POST",
+                "register",
+                {
+                    "event_types": EVENT_TYPES,
+                    "fetch_event_types": ["realm", "subscription"],
+                    "apply_markdown": False,
+                    "client_gravatar": True,
+                },
+            )
+        except ZulipApiError as exc:
+            raise PermanentChannelError(f"Zulip refused to register an event queue: {exc}") from None
+        self.queue_id = res["queue_id"]
+        self._last_event_id = int(res.get("last_event_id", -1))
+        if isinstance(res.get("max_message_length"), int):
+            self.state.max_message_length = res["max_message_length"]
+        self._longpoll = float(res.get("event_queue_longpoll_timeout_seconds") or 90)
+        if isinstance(res.get("subscriptions"), list):
+            self.state.apply_subscriptions(res["subscriptions"])
+        log.info("Zulip event queue registered")
+
+    def _forget_queue(self) -> None:
+        """Best effort: tell the server we no longer need the old queue."""
+        queue_id, self.queue_id = self.queue_id, None
+        if queue_id is None or self._client is None:
+            return
+        try:
+            self.transport.call(self._client, "DELETE", "events", {"queue_id": queue_id}, timeout=5)
+        except (ZulipApiError, ZulipUnavailable):
+            pass
+
+    def _catch_up(self) -> None:
+        horizon = self._newest_id()
+        if self._cursor is None:
+            # First start ever: history before the bot existed is not replayed.
+            if horizon is not None:
+                self.sink.set_cursor(CURSOR_KEY, str(horizon))
+                self._cursor = horizon
+            log.info("no stored Zulip cursor: starting from message %s", horizon)
+            return
+        found: dict[int, dict[str, Any]] = {}
+        narrows = [[{"operator": "is", "operand": "dm"}]]
+        if self.state.stream_id is not None:
+            narrows.append([{"operator": "stream", "operand": self.state.stream_id}])
+        for narrow in narrows:
+            anchor = self._cursor
+            while True:
+                self._check_stop()
+                res = self._call(
+                    "GET",
+                    "messages",
+                    {
+                        "anchor": str(anchor),
+                        "include_anchor": False,
+                        "num_before": 0,
+                        "num_after": self.page_size,
+                        "narrow": narrow,
+                        "apply_markdown": False,
+                    },
+                )
+                batch = res.get("messages", [])
+                for m in batch:
+                    found[int(m["id"])] = m
+                if res.get("found_newest") or not batch:
+                    break
+                anchor = int(batch[-1]["id"])
+        if found:
+            log.info("caught up on %d Zulip message(s) since %s", len(found), self._cursor)
+        for mid in sorted(found):
+            self._handle(found[mid], safe_upto=horizon if horizon is not None else -1)
+        self._flush_cursor()
+
+    def _newest_id(self) -> int | None:
+        res = self._call(
+            "GET", "messages", {"anchor": "newest", "num_before": 0, "num_after": 0, "apply_markdown": False}
+        )
+        ids = [int(m["id"]) for m in res.get("messages", [])]
+        return max(ids) if ids else None
+
+    # -- events ------------------------------------------------------------------------
+    def _pump(self) -> None:
+        while not self.stop.is_set():
+            for attempt in self._retrying():
+                with attempt:
+                    events = self._poll()
+            self.connected = True
+            for event in events:
+                self._last_event_id = max(self._last_event_id, int(event.get("id", -1)))
+                kind = event.get("type")
+                if kind == "message":
+                    self._handle(event["message"], safe_upto=None)
+                elif kind == "stream":
+                    self.state.apply_stream_event(event)
+                elif kind == "subscription" and event.get("op") == "remove":
+                    if any(s.get("stream_id") == self.state.stream_id for s in event.get("subscriptions", [])):
+                        self.state.apply_subscriptions([])
+            self._flush_cursor()
+
+    def _poll(self) -> list[dict[str, Any]]:
+        """One long-poll, in a helper thread so that `stop` is honoured at once."""
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        request = {"queue_id": self.queue_id, "last_event_id": self._last_event_id}
+        timeout = self.poll_timeout or (self._longpoll + 10.0)
+
+        def run() -> None:
+            try:
+                box["result"] = self._call("GET", "events", request, timeout=timeout)
+            except BaseException as exc:  # handed to the receiving thread
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="zulip-longpoll", daemon=True).start()
+        while not done.wait(0.2):
+            if self.stop.is_set():
+                raise _Stopped
+        if "error" in box:
+            exc = box["error"]
+            if isinstance(exc, ZulipApiError) and exc.code == "BAD_EVENT_QUEUE_ID":
+                raise _QueueGone from None
+            if isinstance(exc, ZulipApiError):
+                # Any other refusal of our queue: start over with a fresh one.
+                log.warning("Zulip refused GET /events (%s); registering again", exc)
+                raise _QueueGone from None
+            raise exc
+        return list(box["result"].get("events", []))
+
+    # -- handing messages over -----------------------------------------------------------
+    def _handle(self, message: dict[str, Any], *, safe_upto: int | None) -> None:
+        """Deliver one message once; `safe_upto`: the highest id the cursor may take now (None: any)."""
+        mid = int(message["id"])
+        may_move = safe_upto is None or mid <= safe_upto
+        if mid in self._seen or (self._cursor is not None and mid <= self._cursor):
+            if may_move:
+                self._note_cursor(mid)
+            return
+        self._seen.add(mid)
+        inbound = to_inbound(message, self.state)
+        if inbound is None:
+            if may_move:
+                self._note_cursor(mid)
+            return
+        cursor = None
+        if may_move and (self._cursor is None or mid > self._cursor):
+            cursor = (CURSOR_KEY, str(mid))
+        self.sink.deliver(inbound, cursor=cursor)
+        if cursor is not None:
+            self._cursor = mid
+        self._prune_seen()
+
+    def _note_cursor(self, mid: int) -> None:
+        if self._cursor is None or mid > self._cursor:
+            self._pending_cursor = max(self._pending_cursor or mid, mid)
+
+    def _flush_cursor(self) -> None:
+        pending, self._pending_cursor = self._pending_cursor, None
+        if pending is not None and (self._cursor is None or pending > self._cursor):
+            self.sink.set_cursor(CURSOR_KEY, str(pending))
+            self._cursor = pending
+
+    def _prune_seen(self) -> None:
+        if len(self._seen) > 10000 and self._cursor is not None:
+            self._seen = {i for i in self._seen if i > self._cursor}
+
+    def _check_stop(self) -> None:
+        if self.stop.is_set():
+            raise _Stopped
+
+    def close(self) -> None:
+        """Drop the server-side queue (best effort)."""
+        self._forget_queue()

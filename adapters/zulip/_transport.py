@@ -1,0 +1,324 @@
+"""Talking to the Zulip server: clients, error classes, rate-limit pacing, back-off.
+
+The `zulip` client returns only the JSON body and drops the HTTP status and
+the `X-RateLimit-*` headers. Rather than re-implement the client with httpx,
+we keep the real client (its encoding, auth and user agent are what the
+server expects) and add a `requests` response hook to its session: the hook
+sees every response, records its status for the calling thread and feeds the
+rate-limit headers into `RateBudget`. Clients are created with
+`retry_on_errors=False` — the library would otherwise re-POST a message on a
+5xx — and all retrying happens here, with tenacity.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from configparser import ConfigParser, Error as ConfigError
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+import tenacity
+import zulip
+
+log = logging.getLogger("deskbot.zulip")
+
+USER_AGENT = "deskbot/0.1"
+
+
+class ZulipApiError(Exception):
+    """The server refused the request (a 4xx other than 429): retrying cannot help."""
+
+    def __init__(self, status: int | None, code: str, msg: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{code}: {msg}" + (f" (HTTP {status})" if status else ""))
+        self.status = status
+        self.code = code
+        self.msg = msg
+        self.body = body or {}
+
+
+class ZulipUnavailable(Exception):
+    """5xx, connection failure or timeout: worth retrying.
+
+    `maybe_processed` is true when the server may have acted on the request
+    before the failure (a timeout, a cut connection, a 5xx after the fact).
+    """
+
+    def __init__(self, message: str, *, maybe_processed: bool = True) -> None:
+        super().__init__(message)
+        self.maybe_processed = maybe_processed
+
+
+class ZulipRateLimited(ZulipUnavailable):
+    """HTTP 429: wait `retry_after` seconds. The request was not processed."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited; retry after {retry_after:.1f}s", maybe_processed=False)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Credentials:
+    site: str
+    email: str
+    api_key: str
+    config_file: str | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Credentials(site={self.site!r}, email={self.email!r})"
+
+
+def load_credentials(site: str | None, email: str | None, api_key: str | None, config_file: str | None) -> Credentials:
+    """Explicit values win; the zuliprc fills the gaps. Raises ValueError with one clear line."""
+    if config_file is not None:
+        path = Path(config_file).expanduser()
+        parser = ConfigParser()
+        try:
+            with path.open() as fh:
+                parser.read_file(fh)
+        except OSError as exc:
+            raise ValueError(f"cannot read zuliprc {path}: {exc.strerror}") from None
+        except ConfigError as exc:
+            raise ValueError(f"zuliprc {path} is malformed: {exc.message.splitlines()[0]}") from None
+        section = parser["api"] if parser.has_section("api") else {}
+        site = site or section.get("site")
+        email = email or section.get("email")
+        api_key = api_key or section.get("key")
+    missing = [name for name, value in (("site", site), ("email", email), ("API key", api_key)) if not value]
+    if missing:
+        raise ValueError("Zulip " + " and ".join(missing) + " not configured")
+    assert site and email and api_key
+    if not site.startswith(("http://", "https://")):
+        site = "https://" + site
+    return Credentials(site.rstrip("/"), email, api_key, str(Path(config_file).expanduser()) if config_file else None)
+
+
+class RateBudget:
+    """What the server's `X-RateLimit-*` headers say is left, shared by all clients.
+
+    Before each request `delay()` says how long to wait: nothing while the
+    budget is comfortable, an even spread of the remaining requests over the
+    rest of the window once it runs low, and the whole rest of the window
+    when nothing is left — so the bot slows down instead of collecting 429s.
+    """
+
+    def __init__(self, slow_below: float = 0.2) -> None:
+        self.slow_below = slow_below
+        self._lock = threading.Lock()
+        self._limit: int | None = None
+        self._remaining: int | None = None
+        self._reset_at: float | None = None  # monotonic
+        self._reset_stamp: int | None = None  # the server's absolute value, to order observations
+
+    def observe(self, headers: Any) -> None:
+        try:
+            remaining = int(headers["X-RateLimit-Remaining"])
+            reset = int(float(headers["X-RateLimit-Reset"]))
+            limit = int(headers.get("X-RateLimit-Limit") or 0) or None
+        except (KeyError, TypeError, ValueError):
+            return
+        server_now = time.time()
+        date = headers.get("Date")
+        if date:
+            try:
+                server_now = parsedate_to_datetime(date).timestamp()
+            except (TypeError, ValueError):
+                pass
+        # Measured against the server's clock, so a skewed local clock does not matter.
+        to_reset = min(max(reset - server_now, 0.0), 3600.0)
+        with self._lock:
+            if self._reset_stamp is not None and reset < self._reset_stamp:
+                return  # a late answer about an older window
+            if reset == self._reset_stamp and self._remaining is not None and remaining > self._remaining:
+                return  # a long-poll answering late: its count is older than ours
+            self._limit, self._remaining, self._reset_stamp = limit, remaining, reset
+            self._reset_at = time.monotonic() + to_reset
+
+    def delay(self) -> float:
+        """Seconds to wait before the next request; counts that request against the budget."""
+        with self._lock:
+            if self._remaining is None or self._reset_at is None:
+                return 0.0
+            left = self._reset_at - time.monotonic()
+            if left <= 0:
+                self._remaining = None
+                return 0.0
+            if self._remaining <= 0:
+                wait = left
+            elif self._limit and self._remaining < self._limit * self.slow_below:
+                wait = left / (self._remaining + 1)
+            else:
+                wait = 0.0
+            self._remaining -= 1
+            return wait
+
+    @property
+    def remaining(self) -> int | None:
+        return self._remaining
+
+
+class _LastResponse(threading.local):
+    status: int | None = None
+    retry_after: float | None = None
+
+
+class Transport:
+    """Builds clients and makes single calls, turning every outcome into a value or one of our errors."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        request_timeout: float = 15.0,
+        budget: RateBudget | None = None,
+        sleep: Callable[[float], Any] | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.request_timeout = request_timeout
+        self.budget = budget or RateBudget()
+        self._last = _LastResponse()
+        self._closing = threading.Event()
+        self.sleep = sleep or self._interruptible_sleep
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        self._closing.wait(max(0.0, seconds))
+
+    def close(self) -> None:
+        self._closing.set()
+
+    def new_client(self) -> zulip.Client:
+        """A `zulip.Client` with library retries off and our response hook installed.
+
+        Raises ZulipUnavailable (cannot connect) or ValueError (not a Zulip
+        server, bad TLS or configuration), each with one clear line.
+        """
+        c = self.credentials
+        try:
+            client = zulip.Client(
+                email=c.email,
+                api_key=c.api_key,
+                site=c.site,
+                config_file=c.config_file,
+                retry_on_errors=False,
+                client=USER_AGENT,
+            )
+        except zulip.UnrecoverableNetworkError as exc:
+            if "SSL" in str(exc):
+                raise ValueError(f"TLS error talking to Zulip at {c.site}") from None
+            raise ZulipUnavailable(f"cannot connect to Zulip at {c.site}", maybe_processed=False) from None
+        except requests.RequestException as exc:
+            raise ZulipUnavailable(f"cannot reach Zulip at {c.site}: {type(exc).__name__}", maybe_processed=False) from None
+        except AssertionError:
+            raise ValueError(f"{c.site} does not answer like a Zulip server (no zulip_version)") from None
+        except zulip.ZulipError as exc:
+            raise ValueError(f"Zulip client configuration: {exc}") from None
+        client.ensure_session()
+        assert client.session is not None
+        client.session.hooks["response"].append(self._on_response)
+        return client
+
+    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last.status = response.status_code
+        self.budget.observe(response.headers)
+        retry_after = response.headers.get("Retry-After")
+        try:
+            self._last.retry_after = float(retry_after) if retry_after else None
+        except ValueError:
+            self._last.retry_after = None
+
+    def call(
+        self,
+        client: zulip.Client,
+        method: str,
+        url: str,
+        request: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """One request, paced by the rate budget. Returns the JSON of a success."""
+        wait = self.budget.delay()
+        if wait > 0:
+            log.info("pacing Zulip requests: waiting %.2fs for the rate-limit window", wait)
+            self.sleep(wait)
+        self._last.status = None
+        self._last.retry_after = None
+        try:
+            result = client.call_endpoint(
+                url=url, method=method, request=request or {}, timeout=timeout or self.request_timeout
+            )
+        except requests.Timeout:
+            raise ZulipUnavailable(f"{method} {url}: timed out") from None
+        except (requests.ConnectionError, zulip.UnrecoverableNetworkError) as exc:
+            raise ZulipUnavailable(f"{method} {url}: connection failed ({type(exc).__name__})") from None
+        return self._classify(method, url, result)
+
+    def _classify(self, method: str, url: str, result: dict[str, Any]) -> dict[str, Any]:
+        status = self._last.status
+        outcome = result.get("result")
+        if outcome == "success":
+            return result
+        if outcome == "http-error":  # a body that was not JSON, e.g. a proxy's 502 page
+            status = result.get("status_code", status)
+        code = str(result.get("code") or "")
+        if status == 429 or code == "RATE_LIMIT_HIT":
+            after = result.get("retry-after", self._last.retry_after)
+            return self._raise(ZulipRateLimited(float(after) if after is not None else 1.0))
+        if status is None or status >= 500:
+            return self._raise(ZulipUnavailable(f"{method} {url}: server error {status or '?'}"))
+        return self._raise(ZulipApiError(status, code or "ERROR", str(result.get("msg", "")), result))
+
+    @staticmethod
+    def _raise(exc: Exception) -> dict[str, Any]:
+        raise exc
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential back-off with jitter for one operation."""
+
+    attempts: int = 4
+    initial: float = 0.5
+    maximum: float = 8.0
+    jitter: float = 0.5
+    #: A 429 asking us to wait longer than this is handed back to the caller.
+    max_rate_wait: float = 20.0
+
+    def wait(self) -> Callable[[tenacity.RetryCallState], float]:
+        backoff = tenacity.wait_exponential_jitter(multiplier=self.initial, max=self.maximum, jitter=self.jitter)
+
+        def _wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, ZulipRateLimited):
+                return exc.retry_after
+            return backoff(state)
+
+        return _wait
+
+    def retrying(self, sleep: Callable[[float], Any], *, attempts: int | None = None) -> tenacity.Retrying:
+        return tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(attempts or self.attempts) | _rate_wait_too_long(self.max_rate_wait),
+            wait=self.wait(),
+            retry=tenacity.retry_if_exception_type(ZulipUnavailable),
+            sleep=sleep,
+            reraise=True,
+            before_sleep=_log_retry,
+        )
+
+
+def _rate_wait_too_long(limit: float) -> tenacity.stop.stop_base:
+    class _Stop(tenacity.stop.stop_base):
+        def __call__(self, state: tenacity.RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            return isinstance(exc, ZulipRateLimited) and exc.retry_after > limit
+
+    return _Stop()
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    wait = state.next_action.sleep if state.next_action else 0.0
+    log.warning("Zulip request failed (%s); try %d, retrying in %.1fs", exc, state.attempt_number, wait)

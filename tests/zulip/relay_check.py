@@ -1,0 +1,53 @@
+"""How tests read back a relayed message: header, fenced quote, reference line."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+FENCE_OPEN = re.compile(r"^(`{3,})text$")
+REF = re.compile(r"^`ref (\S+?)(?: (\d+)/(\d+))?`$")
+
+
+@dataclass
+class Relayed:
+    outside: list[str]  # every line not inside the bot's fence
+    inside: list[str]
+    fence: str
+    reference: str
+    part: int
+    total: int
+
+
+def parse_relayed(content: str) -> Relayed:
+    """Split a stored message into what is inside the bot's fence and what is not.
+
+    Mirrors Zulip's fenced-code rule (zerver/lib/markdown/fenced_code.py): the
+    block opened by a line of N backticks closes only at a line that equals
+    the fence after rstrip().
+    """
+    lines = content.split("\n")
+    ref = REF.match(lines[-1])
+    assert ref, f"no reference line at the end of {content!r}"
+    outside, inside, fence = [], [], ""
+    i = 0
+    while i < len(lines) - 1:
+        m = FENCE_OPEN.match(lines[i])
+        if m and not fence:
+            fence = m.group(1)
+            outside.append(lines[i])
+            i += 1
+            while i < len(lines) - 1 and lines[i].rstrip() != fence:
+                inside.append(lines[i])
+                i += 1
+            assert i < len(lines) - 1, "the fence is never closed"
+            outside.append(lines[i])
+        else:
+            outside.append(lines[i])
+        i += 1
+    outside.append(lines[-1])
+    return Relayed(outside, inside, fence, ref.group(1), int(ref.group(2) or 1), int(ref.group(3) or 1))
+
+
+def longest_backtick_run(text: str) -> int:
+    return max((len(m) for m in re.findall(r"`+", text)), default=0)
