@@ -1,0 +1,296 @@
+"""The `deskbot` command line (SPEC §5).
+
+Command reference
+=================
+
+Settings come from the environment and a `.env` file in the current directory
+(SPEC §6). Every command has `--help`. Commands that use the database apply
+pending migrations first, so a fresh machine needs no separate `db upgrade`.
+`CUSTOMER` is a customer id or exact name. Commands that print records take
+`--json` and then print exactly one JSON document on stdout (times in ISO 8601
+UTC, money as decimal strings). Times in text output are in the service time
+zone (`DESKBOT_TIMEZONE`).
+
+``deskbot --version``
+    Print the installed version.
+
+``deskbot run``
+    Every configured channel, the response-target watcher and the health server,
+    until SIGTERM or Ctrl-C. Applies migrations first.
+
+``deskbot chat [--as customer|engineer] [--customer NAME]``
+    The console channel: play a customer (default "Demo customer", created and
+    linked if needed) or an engineer in this terminal, against the configured
+    database. ``\\as engineer`` / ``\\as customer NAME`` switch roles; Ctrl-D leaves.
+
+``deskbot db upgrade``
+    Apply the database migrations and print the revision before and after.
+
+``deskbot customers add NAME [--email E] [--zulip-email Z] [--mastodon-acct user@host] [--lang en|pt] [--json]``
+    Create a customer. Prints its id and a one-time activation code (valid 14
+    days; the customer sends ``link CODE`` to the bot). ``--zulip-email`` and
+    ``--mastodon-acct`` link those chat accounts right away (the Mastodon
+    account as ``user@host``, a leading ``@`` is dropped). ``--lang`` is the
+    language of the bot's replies (default ``en``). JSON: an object with ``id``,
+    ``name``, ``email``, ``lang``, ``activation_code``,
+    ``activation_code_expires_at`` and ``identities``.
+
+``deskbot customers list [--json]``
+    Every customer with linked accounts, credits left (in valid packs), next
+    pack expiry and open cases. JSON: an array of objects.
+
+``deskbot customers show CUSTOMER [--json]``
+    One customer: linked accounts, every credit pack (bought, used, left,
+    expiry, valid) and every case.
+
+``deskbot credits grant CUSTOMER --incidents N [--purchased YYYY-MM-DD] [--json]``
+    Add a pack of N incident credits (1–10000) bought on that date (default:
+    today in the service time zone); a pack is valid for one calendar year.
+
+``deskbot credits import FILE.csv [--json]``
+    Grant packs from a CSV file with a header row naming the columns
+    ``customer,email,incidents,purchased`` (any order; ``,`` ``;`` or tab
+    separated; UTF-8). ``customer`` is an id or exact name; an unknown name
+    creates the customer (with ``email``) and the output shows its activation
+    code — the only time it is shown. ``email`` is optional. ``purchased`` is
+    required (``YYYY-MM-DD``). Each good row is committed on its own; each bad
+    row is reported on stderr as ``error: line N: reason`` and the exit status
+    is then 1, while the good rows stay imported. Importing the file again after
+    fixing the bad rows is safe: a row whose pack an earlier import already
+    granted (same customer, date and size) is skipped, not granted twice. A
+    progress bar is shown on a terminal.
+
+``deskbot cases list [--state open|resolved|closed] [--json]``
+    Cases, oldest first: customer, subject, state, assignee, opened, response
+    due, chargeable.
+
+``deskbot cases show N [--json]``
+    One case: details, every message (customer, engineer reply, internal
+    note) and its history (every state change, by whom, when).
+
+``deskbot report billing --month YYYY-MM [--format table|csv|json] [--json]``
+    Chargeable incidents per customer opened in that month (the month's
+    boundaries in the service time zone); incidents marked as a vendor bug are
+    not counted. Each costs ``DESKBOT_INCIDENT_PRICE`` (net of tax) in
+    ``DESKBOT_CURRENCY``; with totals. ``--json`` is ``--format json``. CSV
+    columns: ``month,customer_id,customer,incidents,cases,unit_price,amount,currency``,
+    then a ``TOTAL`` row.
+
+Errors and exit status
+----------------------
+
+0 success; 2 bad usage (unknown option, bad date or month, missing argument);
+1 anything else (a bad setting, an unknown customer or case, an unreadable
+file, the database unreachable, bad rows in an import); 130 interrupted. A
+failure prints one line on stderr starting with ``error:``, never a
+traceback; with ``DESKBOT_LOG_LEVEL=DEBUG`` the traceback is logged to stderr too.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from enum import Enum
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
+import typer
+from alembic.util import CommandError
+
+# Typer 0.29 ships its own copy of Click; its exceptions are the ones raised here.
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+
+from bot.cli_cases import cases_app, report_app
+from bot.cli_context import CliError, migrate, scrub, settings
+from bot.cli_customers import credits_app, customers_app
+from bot.config import SettingsError
+from bot.services.customers import CustomerError
+from storage.db import current_revision, make_engine
+
+log = logging.getLogger("deskbot.cli")
+
+app = typer.Typer(
+    name="deskbot",
+    help="deskbot: a support-desk chat bot for incident-based support over Zulip and Mastodon.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(customers_app, name="customers")
+app.add_typer(credits_app, name="credits")
+app.add_typer(cases_app, name="cases")
+app.add_typer(report_app, name="report")
+
+
+def _version() -> str:
+    try:
+        return version("deskbot")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"deskbot {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version_flag: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """deskbot: a support-desk chat bot for incident-based support over Zulip and Mastodon."""
+
+
+class Role(str, Enum):
+    customer = "customer"
+    engineer = "engineer"
+
+
+@app.command()
+def run() -> None:
+    """Run every configured channel, the response-target watcher and the health server."""
+    config = settings()
+    from bot.runtime import serve  # the channels' imports are heavy: only `run` pays for them
+
+    raise typer.Exit(serve(config) or 0)
+
+
+@app.command()
+def chat(
+    role: Annotated[Role, typer.Option("--as", case_sensitive=False, help="Play a customer or an engineer.")] = Role.customer,
+    customer: Annotated[
+        str, typer.Option("--customer", metavar="NAME", help="The customer to play (created if missing).")
+    ] = "Demo customer",
+) -> None:
+    """Talk to the bot in this terminal as a customer or an engineer (the console channel)."""
+    config = settings()
+    from bot.runtime import chat as console_chat
+
+    console_chat(config, role=role.value, customer=customer)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (deskbot run and the other commands also do this)."""
+    config = settings()
+    where = make_url(config.database_url).render_as_string(hide_password=True)
+    engine = make_engine(config.database_url)
+    try:
+        before = current_revision(engine)
+        status = _stderr_status(f"Applying migrations to {where}")
+        with status:
+            migrate(config.database_url)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        typer.echo(f"Database {where} is up to date (revision {after}).")
+    else:
+        typer.echo(f"Database {where} upgraded from revision {before or '(empty)'} to {after}.")
+
+
+def _stderr_status(text: str):  # noqa: ANN202
+    """A spinner on a terminal; nothing when stderr is a file or a pipe."""
+    from contextlib import nullcontext
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    return console.status(text) if console.is_terminal else nullcontext()
+
+
+# -- the one error path ------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The console-script entry point: run one command, return its exit status.
+
+    Every failure ends here: one line on stderr starting with "error: ", the
+    traceback logged at DEBUG, and exit status 2 for bad usage, 1 otherwise.
+    """
+    _configure_logging()
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(
+            args=list(argv) if argv is not None else sys.argv[1:], prog_name="deskbot", standalone_mode=False
+        )
+    except NoArgsIsHelpError as exc:
+        # Typer has already printed the help (Rich); plain Click leaves it in the message.
+        if exc.format_message().strip():
+            typer.echo(exc.format_message(), err=True)
+        return 2
+    except Exception as exc:
+        log.debug("command failed", exc_info=exc)
+        message, status = _describe(exc)
+        typer.echo("error: " + " ".join(scrub(message).split()), err=True)
+        return status
+    return result if isinstance(result, int) else 0
+
+
+def _describe(exc: Exception) -> tuple[str, int]:
+    """A short, neutral sentence for the person, and the exit status."""
+    if isinstance(exc, UsageError):
+        hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        return exc.format_message() + hint, 2
+    if isinstance(exc, typer.TyperException):
+        return exc.format_message(), exc.exit_code
+    if isinstance(exc, typer.Abort):
+        return "aborted", 1
+    if isinstance(exc, SettingsError | CliError | CustomerError):
+        return str(exc), 1
+    if isinstance(exc, OperationalError):
+        return f"cannot use the database: {_first_line(exc.orig)}", 1
+    if isinstance(exc, DBAPIError):
+        return f"database error: {_first_line(exc.orig)}", 1
+    if isinstance(exc, CommandError):
+        return f"database migrations: {_first_line(exc)}", 1
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error: {_first_line(exc)}", 1
+    if isinstance(exc, OSError):
+        target = f"{exc.filename}: " if exc.filename else ""
+        return f"{target}{exc.strerror or exc}", 1
+    return f"unexpected {type(exc).__name__}: {_first_line(exc)} (DESKBOT_LOG_LEVEL=DEBUG shows the details)", 1
+
+
+def _first_line(value: object) -> str:
+    lines = str(value).strip().splitlines()
+    return lines[0] if lines else type(value).__name__
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the current sys.stderr (tests swap it), with secrets scrubbed."""
+
+    @property
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # noqa: ANN001
+        pass
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
+def _configure_logging() -> None:
+    # Only the CLI's own logger: `deskbot run` sets up the process-wide logging itself.
+    level = os.environ.get("DESKBOT_LOG_LEVEL", "INFO").upper()
+    log.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO")
+    log.propagate = False
+    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

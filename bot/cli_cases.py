@@ -1,0 +1,209 @@
+"""`deskbot cases …` and `deskbot report billing`: incidents, their conversation and history, and billing."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy import select
+
+from bot.cli_context import CliError, JsonFlag, iso, local, out, print_json, session_of, settings, table
+from bot.services import cases as case_service
+from bot.services.billing import BillingReport, Month, billing_report
+from storage.models import Customer, Incident, IncidentEvent, IncidentMessage
+
+cases_app = typer.Typer(help="Support cases (incidents): list, show.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports.", no_args_is_help=True)
+
+
+class State(str, Enum):
+    open = case_service.OPEN
+    resolved = case_service.RESOLVED
+    closed = case_service.CLOSED
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _case_record(incident: Incident, customer: str) -> dict[str, Any]:
+    return {
+        "number": incident.id,
+        "customer_id": incident.customer_id,
+        "customer": customer,
+        "subject": incident.subject,
+        "state": incident.state,
+        "chargeable": incident.chargeable,
+        "assignee": incident.assignee,
+        "pack_id": incident.pack_id,
+        "topic": incident.topic,
+        "opened_at": iso(incident.opened_at),
+        "due_at": iso(incident.due_at),
+        "first_response_at": iso(incident.first_response_at),
+        "resolved_at": iso(incident.resolved_at),
+        "closed_at": iso(incident.closed_at),
+    }
+
+
+@cases_app.command("list")
+def cases_list(
+    state: Annotated[State | None, typer.Option("--state", case_sensitive=False, help="Only cases in this state.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Cases, oldest first, with customer, state, assignee and the next response due."""
+    config = settings()
+    query = select(Incident, Customer.name).join(Customer, Customer.id == Incident.customer_id).order_by(Incident.id)
+    if state is not None:
+        query = query.where(Incident.state == state.value)
+    with session_of(config) as session:
+        found = session.execute(query).all()
+    if as_json:
+        print_json([_case_record(incident, name) for incident, name in found])
+        return
+    if not found:
+        typer.echo(f"No {state.value} cases." if state else "No cases yet.")
+        return
+    tz = config.calendar.tz
+    out().print(
+        table(
+            None,
+            ["#", "Customer", "Subject", "State", "Assignee", "Opened", "Response due", "Chargeable"],
+            (
+                [i.id, name, i.subject, i.state, i.assignee, local(i.opened_at, tz),
+                 local(i.due_at, tz) if i.state == case_service.OPEN else None, i.chargeable]
+                for i, name in found
+            ),
+        )
+    )
+
+
+@cases_app.command("show")
+def cases_show(
+    number: Annotated[int, typer.Argument(metavar="N", help="Case number.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """One case: its details, every message (in, out, internal notes) and its history."""
+    config = settings()
+    with session_of(config) as session:
+        incident = session.get(Incident, number)
+        if incident is None:
+            raise CliError(f"no case #{number}")
+        customer = session.get(Customer, incident.customer_id)
+        messages = list(
+            session.scalars(select(IncidentMessage).where(IncidentMessage.incident_id == number).order_by(IncidentMessage.id))
+        )
+        events = list(
+            session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == number).order_by(IncidentEvent.id))
+        )
+    name = customer.name if customer else "?"
+    if as_json:
+        print_json(
+            _case_record(incident, name)
+            | {
+                "messages": [
+                    {"id": m.id, "direction": m.direction, "author": m.author, "channel": m.channel,
+                     "at": iso(m.created_at), "body": m.body}
+                    for m in messages
+                ],
+                "history": [
+                    {"at": iso(e.at), "actor": e.actor, "action": e.action, "from_state": e.from_state,
+                     "to_state": e.to_state, "detail": e.detail}
+                    for e in events
+                ],
+            }
+        )
+        return
+    tz = config.calendar.tz
+    typer.echo(f"#{incident.id} {incident.subject}")
+    typer.echo(f"customer: {name} (id {incident.customer_id}) · state: {incident.state}"
+               f" · chargeable: {'yes' if incident.chargeable else 'no'} · assignee: {incident.assignee or '—'}")
+    typer.echo(f"opened: {local(incident.opened_at, tz)} · response due: "
+               f"{local(incident.due_at, tz) if incident.state == case_service.OPEN else '—'}"
+               f" · first response: {local(incident.first_response_at, tz)}")
+    labels = {"in": "customer", "out": "reply", "note": "note"}
+    console = out()
+    console.print(
+        table("Messages", ["When", "Kind", "Author", "Text"],
+              ([local(m.created_at, tz), labels.get(m.direction, m.direction), m.author, m.body] for m in messages))
+        if messages else "Messages: none"
+    )
+    console.print(
+        table("History", ["When", "Who", "What", "State", "Detail"],
+              ([local(e.at, tz), e.actor, e.action, _transition(e), e.detail] for e in events))
+        if events else "History: none"
+    )
+
+
+def _transition(event: IncidentEvent) -> str | None:
+    if event.from_state and event.to_state and event.from_state != event.to_state:
+        return f"{event.from_state} → {event.to_state}"
+    return event.to_state
+
+
+@report_app.command("billing")
+def report_billing(
+    month: Annotated[str, typer.Option("--month", metavar="YYYY-MM", help="Month the incidents were opened in.")],
+    fmt: Annotated[Format, typer.Option("--format", case_sensitive=False, help="Output format.")] = Format.table,
+    as_json: JsonFlag = False,
+) -> None:
+    """Chargeable incidents per customer opened in a month (service time zone), priced from the settings."""
+    try:
+        period = Month.parse(month)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--month'") from None
+    config = settings()
+    with session_of(config) as session:
+        report = billing_report(session, period, config.calendar.tz, config.incident_price, config.currency)
+    if as_json or fmt is Format.json:
+        print_json(_billing_document(report))
+    elif fmt is Format.csv:
+        _billing_csv(report)
+    else:
+        _billing_table(report)
+
+
+def _billing_document(report: BillingReport) -> dict[str, Any]:
+    # Money as strings: exact decimals, not binary floats.
+    return {
+        "month": str(report.month),
+        "timezone": report.timezone,
+        "currency": report.currency,
+        "unit_price": str(report.unit_price),
+        "customers": [
+            {"customer_id": line.customer_id, "customer": line.customer, "incidents": line.count,
+             "cases": list(line.incidents), "amount": str(line.amount)}
+            for line in report.lines
+        ],
+        "total_incidents": report.total_incidents,
+        "total_amount": str(report.total_amount),
+    }
+
+
+def _billing_csv(report: BillingReport) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["month", "customer_id", "customer", "incidents", "cases", "unit_price", "amount", "currency"])
+    for line in report.lines:
+        writer.writerow([report.month, line.customer_id, line.customer, line.count,
+                         " ".join(map(str, line.incidents)), report.unit_price, line.amount, report.currency])
+    writer.writerow([report.month, "", "TOTAL", report.total_incidents, "", report.unit_price,
+                     report.total_amount, report.currency])
+
+
+def _billing_table(report: BillingReport) -> None:
+    typer.echo(f"Billing {report.month} ({report.timezone}): chargeable incidents at "
+               f"{report.unit_price} {report.currency} each, net of tax")
+    rows: list[list[object]] = [
+        [line.customer_id, line.customer, line.count, " ".join(f"#{n}" for n in line.incidents),
+         f"{line.amount} {report.currency}"]
+        for line in report.lines
+    ]
+    grid = table(None, ["ID", "Customer", "Incidents", "Cases", "Amount"], rows, show_footer=True)
+    grid.columns[1].footer = "Total"
+    grid.columns[2].footer = str(report.total_incidents)
+    grid.columns[4].footer = f"{report.total_amount} {report.currency}"
+    out().print(grid)

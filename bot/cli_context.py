@@ -1,0 +1,165 @@
+"""What every `deskbot` command works with: the settings, a migrated database, and its output.
+
+Output is for people (Rich tables, plain lines) or, with `--json`, exactly one
+JSON document on stdout. Anything a command cannot do is a `CliError`; the one
+error path in `bot.cli.main` turns it into a line on stderr.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from bot.config import Settings, load_settings
+from bot.services.customers import find_customer
+from storage.db import make_engine, transaction, upgrade
+from storage.models import Customer
+
+
+class CliError(Exception):
+    """A command that cannot be done; the message is one line for the person (exit status 1)."""
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document instead of text.")]
+
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: Databases this process has already brought up to date (`upgrade` once per URL).
+_migrated: set[str] = set()
+#: Secret values of the loaded settings, kept out of error lines and logs.
+secrets: list[str] = []
+
+
+def settings() -> Settings:
+    """The settings (environment, `.env`, `*_FILE`); a bad one raises SettingsError naming it."""
+    loaded = load_settings()
+    secrets[:] = loaded.secrets
+    return loaded
+
+
+def scrub(text: str) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def migrate(url: str) -> None:
+    """Apply the migrations to `url` unless this process already did."""
+    if url not in _migrated:
+        upgrade(url)
+        _migrated.add(url)
+
+
+@contextmanager
+def database(config: Settings) -> Iterator[Engine]:
+    """An engine on the configured database, migrated first (so a fresh machine just works)."""
+    migrate(config.database_url)
+    engine = make_engine(config.database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def session_of(config: Settings) -> Iterator[Session]:
+    """One transaction on the configured database."""
+    with database(config) as engine, transaction(engine) as session:
+        yield session
+
+
+def customer_or_fail(session: Session, ref: str) -> Customer:
+    found = find_customer(session, ref)
+    if found is None:
+        raise CliError(f"no customer {ref!r} (give a customer id or the exact name)")
+    return found
+
+
+def parse_day(text: str, option: str) -> date:
+    """`YYYY-MM-DD`, or a usage error naming `option`."""
+    try:
+        if _DAY.fullmatch(text.strip()):
+            return date.fromisoformat(text.strip())
+    except ValueError:
+        pass
+    raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {text!r}", param_hint=f"'{option}'")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def today(config: Settings) -> date:
+    """Today in the service time zone (pack validity is counted in it)."""
+    return now().astimezone(config.calendar.tz).date()
+
+
+def operator() -> str:
+    """Who ran the command, as stored in `granted_by`."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):  # a container user with no passwd entry
+        return "cli"
+
+
+# -- output ------------------------------------------------------------------------
+
+
+#: Table width when stdout is a file or a pipe: wide enough that cells do not wrap.
+PIPE_WIDTH = 160
+
+
+def out() -> Console:
+    # Made per call, so the console writes to whatever sys.stdout is now (tests swap it).
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPE_WIDTH
+    return console
+
+
+def err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(document: Any) -> None:
+    typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
+
+
+def iso(moment: datetime | date | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def local(moment: datetime | None, tz: ZoneInfo) -> str:
+    """`2026-12-01 10:00 WET`: a time in the service time zone, zone shown."""
+    return "—" if moment is None else moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def cell(value: object) -> Text:
+    # Text, never markup: names and messages come from customers.
+    if value is None or value == "":
+        return Text("—")
+    if isinstance(value, bool):
+        return Text("yes" if value else "no")
+    return Text(str(value))
+
+
+def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]], **options: Any) -> Table:
+    grid = Table(title=title, title_justify="left", **options)
+    for name in columns:
+        grid.add_column(name, justify="right" if name in ("#", "ID", "Pack") else "left")
+    for row in rows:
+        grid.add_row(*(cell(value) for value in row))
+    return grid

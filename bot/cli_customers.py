@@ -1,0 +1,400 @@
+"""`deskbot customers …` and `deskbot credits …`: customer records, their accounts and credit packs."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from sqlalchemy import func, select
+
+from bot.cli_context import (
+    CliError,
+    JsonFlag,
+    customer_or_fail,
+    database,
+    err,
+    iso,
+    local,
+    now,
+    operator,
+    out,
+    parse_day,
+    print_json,
+    session_of,
+    settings,
+    table,
+    today,
+)
+from bot.policy import CreditSummary, pack_expires_on, summarise
+from bot.services import cases as case_service
+from bot.services import customers as service
+from bot.services import imports
+from bot.services.customers import CODE_VALIDITY
+from storage.models import CreditPack, Customer, Identity, Incident
+
+customers_app = typer.Typer(help="Customer records: add, list, show.", no_args_is_help=True)
+credits_app = typer.Typer(help="Credit packs: grant one, or import many from CSV.", no_args_is_help=True)
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_ACCT = re.compile(r"@?([^@\s/]+)@([^@\s/]+)")
+
+
+class Lang(str, Enum):
+    en = "en"
+    pt = "pt"
+
+
+def _email(value: str | None, option: str = "--email") -> str | None:
+    if value is None:
+        return None
+    if not _EMAIL.fullmatch(value.strip()):
+        raise typer.BadParameter(f"expected an email address, got {value!r}", param_hint=f"'{option}'")
+    return value.strip()
+
+
+def _mastodon_acct(value: str | None) -> str | None:
+    """`user@host` as the Mastodon channel stores it: no leading @, host in lower case."""
+    if value is None:
+        return None
+    match = _ACCT.fullmatch(value.strip())
+    if match is None:
+        raise typer.BadParameter(f"expected user@host, got {value!r}", param_hint="'--mastodon-acct'")
+    return f"{match.group(1)}@{match.group(2).lower()}"
+
+
+# -- customers ---------------------------------------------------------------------
+
+
+@customers_app.command("add")
+def customers_add(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The customer's name (unique, not only digits).")],
+    email: Annotated[str | None, typer.Option("--email", help="Contact email.")] = None,
+    zulip_email: Annotated[
+        str | None, typer.Option("--zulip-email", help="Link this Zulip account (its email) to the customer.")
+    ] = None,
+    mastodon_acct: Annotated[
+        str | None, typer.Option("--mastodon-acct", help="Link this Mastodon account (user@host) to the customer.")
+    ] = None,
+    lang: Annotated[Lang, typer.Option("--lang", case_sensitive=False, help="Reply language.")] = Lang.en,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a customer; prints its id and a one-time activation code (valid 14 days)."""
+    email = _email(email)
+    zulip = _email(zulip_email, "--zulip-email")
+    accounts = [("zulip", zulip.lower())] if zulip else []
+    if (acct := _mastodon_acct(mastodon_acct)) is not None:
+        accounts.append(("mastodon", acct))
+    config = settings()
+    moment = now()
+    with session_of(config) as session:
+        customer, code = service.create_customer(session, name, email, lang.value, moment)
+        for channel, address in accounts:
+            service.link_identity(session, customer, channel, address, moment)
+    expires = moment + CODE_VALIDITY
+    if as_json:
+        print_json(
+            {
+                "id": customer.id,
+                "name": customer.name,
+                "email": customer.email,
+                "lang": customer.lang,
+                "activation_code": code,
+                "activation_code_expires_at": iso(expires),
+                "identities": [{"channel": c, "address": a} for c, a in accounts],
+            }
+        )
+        return
+    typer.echo(f"Customer {customer.id} created: {customer.name}")
+    typer.echo(
+        f"Activation code: {code} (single use, valid until {local(expires, config.calendar.tz)};"
+        f" the customer sends: link {code})"
+    )
+    for channel, address in accounts:
+        typer.echo(f"Linked {channel} account {address}")
+
+
+@customers_app.command("list")
+def customers_list(as_json: JsonFlag = False) -> None:
+    """Every customer, with linked accounts, credits left and open cases."""
+    config = settings()
+    day = today(config)
+    with session_of(config) as session:
+        found = list(session.scalars(select(Customer).order_by(Customer.id)))
+        packs: dict[int, list[CreditPack]] = defaultdict(list)
+        for pack in session.scalars(select(CreditPack).order_by(CreditPack.id)):
+            packs[pack.customer_id].append(pack)
+        accounts = Counter(
+            dict(session.execute(select(Identity.customer_id, func.count()).group_by(Identity.customer_id)).all())
+        )
+        open_cases = Counter(
+            dict(
+                session.execute(
+                    select(Incident.customer_id, func.count())
+                    .where(Incident.state == case_service.OPEN)
+                    .group_by(Incident.customer_id)
+                ).all()
+            )
+        )
+    records = []
+    for customer in found:
+        summary = summarise([service.as_policy(p) for p in packs[customer.id]], day)
+        records.append(
+            {
+                "id": customer.id,
+                "name": customer.name,
+                "email": customer.email,
+                "lang": customer.lang,
+                "accounts": accounts[customer.id],
+                "credits_left": summary.total_left,
+                "next_expiry": iso(summary.next_expiry),
+                "open_cases": open_cases[customer.id],
+            }
+        )
+    if as_json:
+        print_json(records)
+        return
+    if not records:
+        typer.echo("No customers yet. Add one with: deskbot customers add NAME")
+        return
+    out().print(
+        table(
+            None,
+            ["ID", "Name", "Email", "Lang", "Accounts", "Credits left", "Next expiry", "Open cases"],
+            (
+                [r["id"], r["name"], r["email"], r["lang"], r["accounts"], r["credits_left"], r["next_expiry"], r["open_cases"]]
+                for r in records
+            ),
+        )
+    )
+
+
+@customers_app.command("show")
+def customers_show(
+    customer: Annotated[str, typer.Argument(metavar="CUSTOMER", help="Customer id or exact name.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """One customer: linked accounts, credit packs and cases."""
+    config = settings()
+    tz = config.calendar.tz
+    with session_of(config) as session:
+        found = customer_or_fail(session, customer)
+        identities = list(session.scalars(select(Identity).where(Identity.customer_id == found.id).order_by(Identity.id)))
+        packs = service.packs_of(session, found.id)
+        summary = summarise([service.as_policy(p) for p in packs], today(config))
+        incidents = case_service.customer_incidents(
+            session, found.id, (case_service.OPEN, case_service.RESOLVED, case_service.CLOSED)
+        )
+    document = _customer_document(found, identities, packs, summary, incidents)
+    if as_json:
+        print_json(document)
+        return
+    typer.echo(f"{found.name} (id {found.id})")
+    typer.echo(f"email: {found.email or '—'} · language: {found.lang} · since {local(found.created_at, tz)}")
+    typer.echo(f"credits left: {summary.total_left}" + (f", next expiry {summary.next_expiry}" if summary.next_expiry else ""))
+    console = out()
+    console.print(
+        table("Accounts", ["Channel", "Address", "Name", "Last seen"],
+              ([i.channel, i.address, i.display_name, local(i.last_seen_at, tz)] for i in identities))
+        if identities else "Accounts: none linked",
+    )
+    console.print(
+        table("Credit packs", ["Pack", "Bought", "Incidents", "Used", "Left", "Expires", "Valid"],
+              ([p["id"], p["purchased"], p["incidents"], p["used"], p["left"], p["expires_on"], p["valid"]]
+               for p in document["credits"]["packs"]))
+        if packs else "Credit packs: none",
+    )
+    console.print(
+        table("Cases", ["#", "Subject", "State", "Chargeable", "Opened"],
+              ([i.id, i.subject, i.state, i.chargeable, local(i.opened_at, tz)] for i in incidents))
+        if incidents else "Cases: none",
+    )
+
+
+def _customer_document(
+    customer: Customer,
+    identities: list[Identity],
+    packs: list[CreditPack],
+    summary: CreditSummary,
+    incidents: list[Incident],
+) -> dict[str, Any]:
+    status = {s.pack.id: s for s in summary.packs}
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "email": customer.email,
+        "lang": customer.lang,
+        "created_at": iso(customer.created_at),
+        "identities": [
+            {"channel": i.channel, "address": i.address, "display_name": i.display_name, "last_seen_at": iso(i.last_seen_at)}
+            for i in identities
+        ],
+        "credits": {
+            "left": summary.total_left,
+            "next_expiry": iso(summary.next_expiry),
+            "packs": [
+                {
+                    "id": p.id,
+                    "purchased": iso(p.purchased),
+                    "incidents": p.incidents,
+                    "used": p.used,
+                    "left": status[p.id].left,
+                    "expires_on": iso(status[p.id].expires_on),
+                    "valid": status[p.id].valid,
+                    "granted_by": p.granted_by,
+                }
+                for p in packs
+            ],
+        },
+        "cases": [
+            {
+                "number": i.id,
+                "subject": i.subject,
+                "state": i.state,
+                "chargeable": i.chargeable,
+                "opened_at": iso(i.opened_at),
+                "due_at": iso(i.due_at),
+            }
+            for i in incidents
+        ],
+    }
+
+
+# -- credits -----------------------------------------------------------------------
+
+
+@credits_app.command("grant")
+def credits_grant(
+    customer: Annotated[str, typer.Argument(metavar="CUSTOMER", help="Customer id or exact name.")],
+    incidents: Annotated[
+        int, typer.Option("--incidents", min=1, max=imports.MAX_INCIDENTS, help="Incidents in the pack.")
+    ],
+    purchased: Annotated[
+        str | None,
+        typer.Option("--purchased", metavar="YYYY-MM-DD", help="Purchase date (default: today); valid one year."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a pack of incident credits bought on one date."""
+    config = settings()
+    day = parse_day(purchased, "--purchased") if purchased is not None else today(config)
+    with session_of(config) as session:
+        found = customer_or_fail(session, customer)
+        pack = service.grant_credits(session, found, incidents, day, operator(), now())
+        left = service.credit_summary(session, found.id, today(config)).total_left
+    expires = pack_expires_on(pack.purchased)
+    if as_json:
+        print_json(
+            {
+                "pack_id": pack.id,
+                "customer_id": found.id,
+                "customer": found.name,
+                "incidents": pack.incidents,
+                "purchased": iso(pack.purchased),
+                "expires_on": iso(expires),
+                "credits_left": left,
+            }
+        )
+        return
+    typer.echo(
+        f"Pack {pack.id}: {pack.incidents} credits for {found.name}, bought {pack.purchased}, valid until {expires}."
+        f" {found.name} has {left} credits left."
+    )
+
+
+@credits_app.command("import")
+def credits_import(
+    file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="CSV with columns customer,email,incidents,purchased.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Grant packs from a CSV file; creates missing customers; bad rows are reported by line, good rows kept."""
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{file} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        rows, bad = imports.read_rows(text)
+    except imports.ImportFileError as exc:
+        raise CliError(f"{file}: {exc}") from None
+    config = settings()
+    with database(config) as engine:
+        results = _import_with_progress(engine, rows, as_json)
+    errors = sorted(bad + [r for r in results if isinstance(r, imports.RowError)], key=lambda e: e.line)
+    done = [r for r in results if isinstance(r, imports.RowImported)]
+    if as_json:
+        print_json(_import_document(file, done, errors))
+    else:
+        _print_import(done, errors)
+    if errors:
+        raise typer.Exit(1)
+
+
+def _import_with_progress(engine, rows: list[imports.ImportRow], quiet: bool) -> list[imports.RowResult]:  # noqa: ANN001
+    console = err()
+    if quiet or not console.is_terminal or not rows:
+        return imports.import_rows(engine, rows, operator(), now())
+    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("import", total=len(rows))
+        return imports.import_rows(engine, rows, operator(), now(), on_result=lambda _r: progress.advance(task))
+
+
+def _import_document(file: Path, done: list[imports.RowImported], errors: list[imports.RowError]) -> dict[str, Any]:
+    def row(r: imports.RowImported) -> dict[str, Any]:
+        return {
+            "line": r.line,
+            "customer_id": r.customer_id,
+            "customer": r.customer,
+            "incidents": r.incidents,
+            "purchased": iso(r.purchased),
+            "pack_id": r.pack_id,
+            "customer_created": r.created,
+            "activation_code": r.activation_code,
+        }
+
+    return {
+        "file": str(file),
+        "imported": [row(r) for r in done if not r.skipped],
+        "skipped": [row(r) | {"reason": "already imported"} for r in done if r.skipped],
+        "errors": [{"line": e.line, "error": e.message} for e in errors],
+        "customers_created": sum(r.created for r in done),
+    }
+
+
+def _print_import(done: list[imports.RowImported], errors: list[imports.RowError]) -> None:
+    console = out()
+    if done:
+        console.print(
+            table(
+                None,
+                ["Line", "Customer", "Incidents", "Bought", "Pack", "Activation code"],
+                (
+                    [r.line, f"{r.customer} (new, id {r.customer_id})" if r.created else f"{r.customer} (id {r.customer_id})",
+                     r.incidents, r.purchased, r.pack_id if r.pack_id is not None else "skipped: already imported",
+                     r.activation_code]
+                    for r in done
+                ),
+            )
+        )
+    granted = sum(not r.skipped for r in done)
+    skipped = len(done) - granted
+    created = sum(r.created for r in done)
+    summary = f"{granted} pack{'s' if granted != 1 else ''} granted, {created} new customer{'s' if created != 1 else ''}"
+    if skipped:
+        summary += f", {skipped} row{'s' if skipped != 1 else ''} skipped (already imported)"
+    if errors:
+        summary += f", {len(errors)} bad row{'s' if len(errors) != 1 else ''} not imported"
+    typer.echo(summary + ".")
+    if created:
+        typer.echo("Give each new customer their activation code; it is shown only now.")
+    for error in errors:
+        typer.echo(f"error: line {error.line}: {error.message}", err=True)
+
