@@ -73,7 +73,9 @@ STRANGER_FILTERS = ("for_private_mentions", "for_not_following", "for_not_follow
 T = TypeVar("T")
 
 
-class _RateLimited(Exception):
+class _RateLimited(MastodonRatelimitError):
+    """A rate limit the pacer will not wait out here; `wait` is the seconds left."""
+
     def __init__(self, wait: float) -> None:
         super().__init__(f"rate limited for {wait:.0f}s")
         self.wait = wait
@@ -186,7 +188,7 @@ class MastodonChannel(Channel):
         self._api_recv = self._client()
         self._api_send = self._client()
         try:
-            me = self._api_recv.account_verify_credentials()
+            me = self._paced(API, self._api_recv.account_verify_credentials, self._closing)
         except MastodonUnauthorizedError as error:
             raise PermanentChannelError(
                 f"Mastodon at {self._base_url} rejected the access token ({_describe(error)}): check MASTODON_ACCESS_TOKEN"
@@ -229,7 +231,7 @@ class MastodonChannel(Channel):
         v2: dict[str, Any] = {}
         v1: dict[str, Any] = {}
         try:
-            v2 = dict(self._api_recv.instance_v2())
+            v2 = dict(self._paced(API, self._api_recv.instance_v2, self._closing))
         except MastodonError as error:
             log.info("mastodon: no v2 instance information (%s), trying v1", _describe(error))
         max_characters = _dig(v2, "configuration", "statuses", "max_characters")
@@ -237,7 +239,7 @@ class MastodonChannel(Channel):
         streaming = _dig(v2, "configuration", "urls", "streaming")
         if max_characters is None or not domain:
             try:
-                v1 = dict(self._api_recv.instance_v1())
+                v1 = dict(self._paced(API, self._api_recv.instance_v1, self._closing))
             except MastodonError as error:
                 log.info("mastodon: no v1 instance information either (%s)", _describe(error))
             max_characters = max_characters or _dig(v1, "configuration", "statuses", "max_characters")
@@ -257,7 +259,7 @@ class MastodonChannel(Channel):
         assert self._api_recv is not None
         api = self._api_recv
         try:
-            policy = dict(api.notifications_policy())
+            policy = dict(self._paced(API, api.notifications_policy, self._closing))
         except MastodonNotFoundError:
             log.info("mastodon: the server has no notification policy (Mastodon < 4.3); nothing to change")
             return
@@ -271,7 +273,7 @@ class MastodonChannel(Channel):
             )
         elif changes:
             try:
-                api.update_notifications_policy(**changes)
+                self._paced(API, lambda: api.update_notifications_policy(**changes), self._closing)
             except MastodonError as error:
                 raise self._start_error("change the notification policy", error) from None
             log.warning(
@@ -287,12 +289,12 @@ class MastodonChannel(Channel):
         assert self._api_recv is not None
         api = self._api_recv
         try:
-            page = api.notification_requests(limit=40)
+            page = self._paced(API, lambda: api.notification_requests(limit=40), self._closing)
             while page:
                 for request in page:
-                    api.accept_notification_request(request["id"])
+                    self._paced(API, lambda: api.accept_notification_request(request["id"]), self._closing)
                     self._accepted_senders.append(str(request["account"]["id"]))
-                page = api.fetch_next(page)
+                page = self._paced(API, lambda: api.fetch_next(page), self._closing)
         except MastodonError as error:
             raise self._start_error("accept pending notification requests", error) from None
         if self._accepted_senders:
@@ -394,7 +396,7 @@ class MastodonChannel(Channel):
             self._last_poll_ok = time.monotonic()
         except MastodonUnauthorizedError as error:
             raise PermanentChannelError(f"Mastodon rejected the access token ({_describe(error)})") from None
-        except (MastodonError, _RateLimited) as error:
+        except MastodonError as error:
             log.warning("mastodon: polling notifications failed, will retry: %s", _describe(error))
 
     def _fetch_accepted(self, sink: InboundSink, stop: threading.Event) -> None:
@@ -405,7 +407,7 @@ class MastodonChannel(Channel):
             return
         for _ in range(20):  # Mastodon merges accepted requests in a background job
             try:
-                if api.notifications_merged():
+                if self._paced(API, api.notifications_merged, stop):
                     break
             except MastodonError:
                 break
@@ -425,7 +427,7 @@ class MastodonChannel(Channel):
                     if len(page) < PAGE_SIZE:
                         break
                     min_id = str(items[-1]["id"])
-            except (MastodonError, _RateLimited) as error:
+            except MastodonError as error:
                 log.warning("mastodon: fetching accepted requests' DMs failed: %s", _describe(error))
         self._accepted_senders = []
 

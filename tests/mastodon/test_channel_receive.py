@@ -179,3 +179,20 @@ def test_max_characters_from_v2_then_v1_then_500(make_channel: Callable[..., Mas
             channel.start()
             assert channel.max_characters == expected
             channel.close()
+
+
+def test_polling_stays_under_a_lowered_api_limit() -> None:
+    with FakeMastodon(api_limit=6, api_period=1.0) as small:
+        small.add_account("alice@remote.example")
+        small.set_policy("deskbot", for_private_mentions="accept")
+        channel = MastodonChannel(small.url, "bot-token", streaming=False, poll_interval=0.02, max_wait=5.0)
+        channel.start()
+        running = Running(channel, RecordingSink())
+        running.thread.start()
+        for i in range(6):
+            small.post_status("alice@remote.example", f"@deskbot slow {i}")
+            time.sleep(0.3)
+        running.sink.wait_for(6)
+        running.halt()
+        assert small.stats.ratelimited == 0
+        assert small.stats.requests >= 10  # it did poll as fast as the limit allowed

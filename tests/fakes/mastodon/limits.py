@@ -76,6 +76,8 @@ class Fault:
     method: str | None = None
     path_prefix: str | None = None
     after_handling: bool = False
+    #: Let this many matching requests through first.
+    skip: int = 0
     served: int = field(default=0)
 
     def matches(self, method: str, path: str, now: float) -> bool:
@@ -111,6 +113,9 @@ class FaultPlan:
             self._faults = [f for f in self._faults if not f.spent]
             for fault in self._faults:
                 if fault.matches(method, path, now):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.served += 1
                     return fault
         return None

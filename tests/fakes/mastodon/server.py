@@ -255,9 +255,11 @@ class FakeMastodon:
 
     # -- faults --------------------------------------------------------------
 
-    def fail_next(self, count: int, status: int = 503, *, method: str | None = None, path: str | None = None) -> Fault:
-        """Answer the next `count` matching REST requests with `status`."""
-        return self.faults.add(Fault(status=status, count=count, method=method, path_prefix=path))
+    def fail_next(
+        self, count: int, status: int = 503, *, method: str | None = None, path: str | None = None, skip: int = 0
+    ) -> Fault:
+        """Answer the next `count` matching REST requests with `status` (after letting `skip` through)."""
+        return self.faults.add(Fault(status=status, count=count, method=method, path_prefix=path, skip=skip))
 
     def fail_during(self, seconds: float, status: int = 503, *, method: str | None = None, path: str | None = None) -> Fault:
         return self.faults.add(Fault(status=status, until=time.time() + seconds, method=method, path_prefix=path))
