@@ -92,17 +92,17 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated
 
 import typer
 from alembic.util import CommandError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 # Typer 0.29 ships its own copy of Click; its exceptions are the ones raised here.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from bot.cli_cases import cases_app, report_app
 from bot.cli_context import CliError, migrate, scrub, settings
@@ -150,7 +150,7 @@ def _root(
     """deskbot: a support-desk chat bot for incident-based support over Zulip and Mastodon."""
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     customer = "customer"
     engineer = "engineer"
 
@@ -166,7 +166,9 @@ def run() -> None:
 
 @app.command()
 def chat(
-    role: Annotated[Role, typer.Option("--as", case_sensitive=False, help="Play a customer or an engineer.")] = Role.customer,
+    role: Annotated[
+        Role, typer.Option("--as", case_sensitive=False, help="Play a customer or an engineer.")
+    ] = Role.customer,
     customer: Annotated[
         str, typer.Option("--customer", metavar="NAME", help="The customer to play (created if missing).")
     ] = "Demo customer",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
-import sys
-from enum import Enum
+import io
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -19,13 +19,13 @@ cases_app = typer.Typer(help="Support cases (incidents): list, show.", no_args_i
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 
 
-class State(str, Enum):
+class State(StrEnum):
     open = case_service.OPEN
     resolved = case_service.RESOLVED
     closed = case_service.CLOSED
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -52,7 +52,9 @@ def _case_record(incident: Incident, customer: str) -> dict[str, Any]:
 
 @cases_app.command("list")
 def cases_list(
-    state: Annotated[State | None, typer.Option("--state", case_sensitive=False, help="Only cases in this state.")] = None,
+    state: Annotated[
+        State | None, typer.Option("--state", case_sensitive=False, help="Only cases in this state.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Cases, oldest first, with customer, state, assignee and the next response due."""
@@ -74,8 +76,16 @@ def cases_list(
             None,
             ["#", "Customer", "Subject", "State", "Assignee", "Opened", "Response due", "Chargeable"],
             (
-                [i.id, name, i.subject, i.state, i.assignee, local(i.opened_at, tz),
-                 local(i.due_at, tz) if i.state == case_service.OPEN else None, i.chargeable]
+                [
+                    i.id,
+                    name,
+                    i.subject,
+                    i.state,
+                    i.assignee,
+                    local(i.opened_at, tz),
+                    local(i.due_at, tz) if i.state == case_service.OPEN else None,
+                    i.chargeable,
+                ]
                 for i, name in found
             ),
         )
@@ -95,7 +105,9 @@ def cases_show(
             raise CliError(f"no case #{number}")
         customer = session.get(Customer, incident.customer_id)
         messages = list(
-            session.scalars(select(IncidentMessage).where(IncidentMessage.incident_id == number).order_by(IncidentMessage.id))
+            session.scalars(
+                select(IncidentMessage).where(IncidentMessage.incident_id == number).order_by(IncidentMessage.id)
+            )
         )
         events = list(
             session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == number).order_by(IncidentEvent.id))
@@ -106,13 +118,25 @@ def cases_show(
             _case_record(incident, name)
             | {
                 "messages": [
-                    {"id": m.id, "direction": m.direction, "author": m.author, "channel": m.channel,
-                     "at": iso(m.created_at), "body": m.body}
+                    {
+                        "id": m.id,
+                        "direction": m.direction,
+                        "author": m.author,
+                        "channel": m.channel,
+                        "at": iso(m.created_at),
+                        "body": m.body,
+                    }
                     for m in messages
                 ],
                 "history": [
-                    {"at": iso(e.at), "actor": e.actor, "action": e.action, "from_state": e.from_state,
-                     "to_state": e.to_state, "detail": e.detail}
+                    {
+                        "at": iso(e.at),
+                        "actor": e.actor,
+                        "action": e.action,
+                        "from_state": e.from_state,
+                        "to_state": e.to_state,
+                        "detail": e.detail,
+                    }
                     for e in events
                 ],
             }
@@ -120,22 +144,34 @@ def cases_show(
         return
     tz = config.calendar.tz
     typer.echo(f"#{incident.id} {incident.subject}")
-    typer.echo(f"customer: {name} (id {incident.customer_id}) · state: {incident.state}"
-               f" · chargeable: {'yes' if incident.chargeable else 'no'} · assignee: {incident.assignee or '—'}")
-    typer.echo(f"opened: {local(incident.opened_at, tz)} · response due: "
-               f"{local(incident.due_at, tz) if incident.state == case_service.OPEN else '—'}"
-               f" · first response: {local(incident.first_response_at, tz)}")
+    typer.echo(
+        f"customer: {name} (id {incident.customer_id}) · state: {incident.state}"
+        f" · chargeable: {'yes' if incident.chargeable else 'no'} · assignee: {incident.assignee or '—'}"
+    )
+    typer.echo(
+        f"opened: {local(incident.opened_at, tz)} · response due: "
+        f"{local(incident.due_at, tz) if incident.state == case_service.OPEN else '—'}"
+        f" · first response: {local(incident.first_response_at, tz)}"
+    )
     labels = {"in": "customer", "out": "reply", "note": "note"}
     console = out()
     console.print(
-        table("Messages", ["When", "Kind", "Author", "Text"],
-              ([local(m.created_at, tz), labels.get(m.direction, m.direction), m.author, m.body] for m in messages))
-        if messages else "Messages: none"
+        table(
+            "Messages",
+            ["When", "Kind", "Author", "Text"],
+            ([local(m.created_at, tz), labels.get(m.direction, m.direction), m.author, m.body] for m in messages),
+        )
+        if messages
+        else "Messages: none"
     )
     console.print(
-        table("History", ["When", "Who", "What", "State", "Detail"],
-              ([local(e.at, tz), e.actor, e.action, _transition(e), e.detail] for e in events))
-        if events else "History: none"
+        table(
+            "History",
+            ["When", "Who", "What", "State", "Detail"],
+            ([local(e.at, tz), e.actor, e.action, _transition(e), e.detail] for e in events),
+        )
+        if events
+        else "History: none"
     )
 
 
@@ -175,8 +211,13 @@ def _billing_document(report: BillingReport) -> dict[str, Any]:
         "currency": report.currency,
         "unit_price": str(report.unit_price),
         "customers": [
-            {"customer_id": line.customer_id, "customer": line.customer, "incidents": line.count,
-             "cases": list(line.incidents), "amount": str(line.amount)}
+            {
+                "customer_id": line.customer_id,
+                "customer": line.customer,
+                "incidents": line.count,
+                "cases": list(line.incidents),
+                "amount": str(line.amount),
+            }
             for line in report.lines
         ],
         "total_incidents": report.total_incidents,
@@ -185,21 +226,41 @@ def _billing_document(report: BillingReport) -> dict[str, Any]:
 
 
 def _billing_csv(report: BillingReport) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["month", "customer_id", "customer", "incidents", "cases", "unit_price", "amount", "currency"])
     for line in report.lines:
-        writer.writerow([report.month, line.customer_id, line.customer, line.count,
-                         " ".join(map(str, line.incidents)), report.unit_price, line.amount, report.currency])
-    writer.writerow([report.month, "", "TOTAL", report.total_incidents, "", report.unit_price,
-                     report.total_amount, report.currency])
+        writer.writerow(
+            [
+                report.month,
+                line.customer_id,
+                line.customer,
+                line.count,
+                " ".join(map(str, line.incidents)),
+                report.unit_price,
+                line.amount,
+                report.currency,
+            ]
+        )
+    writer.writerow(
+        [report.month, "", "TOTAL", report.total_incidents, "", report.unit_price, report.total_amount, report.currency]
+    )
+    typer.echo(buffer.getvalue(), nl=False)
 
 
 def _billing_table(report: BillingReport) -> None:
-    typer.echo(f"Billing {report.month} ({report.timezone}): chargeable incidents at "
-               f"{report.unit_price} {report.currency} each, net of tax")
+    typer.echo(
+        f"Billing {report.month} ({report.timezone}): chargeable incidents at "
+        f"{report.unit_price} {report.currency} each, net of tax"
+    )
     rows: list[list[object]] = [
-        [line.customer_id, line.customer, line.count, " ".join(f"#{n}" for n in line.incidents),
-         f"{line.amount} {report.currency}"]
+        [
+            line.customer_id,
+            line.customer,
+            line.count,
+            " ".join(f"#{n}" for n in line.incidents),
+            f"{line.amount} {report.currency}",
+        ]
         for line in report.lines
     ]
     grid = table(None, ["ID", "Customer", "Incidents", "Cases", "Amount"], rows, show_footer=True)

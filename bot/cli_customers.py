@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -44,7 +44,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ACCT = re.compile(r"@?([^@\s/]+)@([^@\s/]+)")
 
 
-class Lang(str, Enum):
+class Lang(StrEnum):
     en = "en"
     pt = "pt"
 
@@ -166,7 +166,16 @@ def customers_list(as_json: JsonFlag = False) -> None:
             None,
             ["ID", "Name", "Email", "Lang", "Accounts", "Credits left", "Next expiry", "Open cases"],
             (
-                [r["id"], r["name"], r["email"], r["lang"], r["accounts"], r["credits_left"], r["next_expiry"], r["open_cases"]]
+                [
+                    r["id"],
+                    r["name"],
+                    r["email"],
+                    r["lang"],
+                    r["accounts"],
+                    r["credits_left"],
+                    r["next_expiry"],
+                    r["open_cases"],
+                ]
                 for r in records
             ),
         )
@@ -183,7 +192,9 @@ def customers_show(
     tz = config.calendar.tz
     with session_of(config) as session:
         found = customer_or_fail(session, customer)
-        identities = list(session.scalars(select(Identity).where(Identity.customer_id == found.id).order_by(Identity.id)))
+        identities = list(
+            session.scalars(select(Identity).where(Identity.customer_id == found.id).order_by(Identity.id))
+        )
         packs = service.packs_of(session, found.id)
         summary = summarise([service.as_policy(p) for p in packs], today(config))
         incidents = case_service.customer_incidents(
@@ -195,23 +206,39 @@ def customers_show(
         return
     typer.echo(f"{found.name} (id {found.id})")
     typer.echo(f"email: {found.email or '—'} · language: {found.lang} · since {local(found.created_at, tz)}")
-    typer.echo(f"credits left: {summary.total_left}" + (f", next expiry {summary.next_expiry}" if summary.next_expiry else ""))
+    typer.echo(
+        f"credits left: {summary.total_left}" + (f", next expiry {summary.next_expiry}" if summary.next_expiry else "")
+    )
     console = out()
     console.print(
-        table("Accounts", ["Channel", "Address", "Name", "Last seen"],
-              ([i.channel, i.address, i.display_name, local(i.last_seen_at, tz)] for i in identities))
-        if identities else "Accounts: none linked",
+        table(
+            "Accounts",
+            ["Channel", "Address", "Name", "Last seen"],
+            ([i.channel, i.address, i.display_name, local(i.last_seen_at, tz)] for i in identities),
+        )
+        if identities
+        else "Accounts: none linked",
     )
     console.print(
-        table("Credit packs", ["Pack", "Bought", "Incidents", "Used", "Left", "Expires", "Valid"],
-              ([p["id"], p["purchased"], p["incidents"], p["used"], p["left"], p["expires_on"], p["valid"]]
-               for p in document["credits"]["packs"]))
-        if packs else "Credit packs: none",
+        table(
+            "Credit packs",
+            ["Pack", "Bought", "Incidents", "Used", "Left", "Expires", "Valid"],
+            (
+                [p["id"], p["purchased"], p["incidents"], p["used"], p["left"], p["expires_on"], p["valid"]]
+                for p in document["credits"]["packs"]
+            ),
+        )
+        if packs
+        else "Credit packs: none",
     )
     console.print(
-        table("Cases", ["#", "Subject", "State", "Chargeable", "Opened"],
-              ([i.id, i.subject, i.state, i.chargeable, local(i.opened_at, tz)] for i in incidents))
-        if incidents else "Cases: none",
+        table(
+            "Cases",
+            ["#", "Subject", "State", "Chargeable", "Opened"],
+            ([i.id, i.subject, i.state, i.chargeable, local(i.opened_at, tz)] for i in incidents),
+        )
+        if incidents
+        else "Cases: none",
     )
 
 
@@ -230,7 +257,12 @@ def _customer_document(
         "lang": customer.lang,
         "created_at": iso(customer.created_at),
         "identities": [
-            {"channel": i.channel, "address": i.address, "display_name": i.display_name, "last_seen_at": iso(i.last_seen_at)}
+            {
+                "channel": i.channel,
+                "address": i.address,
+                "display_name": i.display_name,
+                "last_seen_at": iso(i.last_seen_at),
+            }
             for i in identities
         ],
         "credits": {
@@ -308,7 +340,9 @@ def credits_grant(
 
 @credits_app.command("import")
 def credits_import(
-    file: Annotated[Path, typer.Argument(metavar="FILE.csv", help="CSV with columns customer,email,incidents,purchased.")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE.csv", help="CSV with columns customer,email,incidents,purchased.")
+    ],
     as_json: JsonFlag = False,
 ) -> None:
     """Grant packs from a CSV file; creates missing customers; bad rows are reported by line, good rows kept."""
@@ -377,9 +411,16 @@ def _print_import(done: list[imports.RowImported], errors: list[imports.RowError
                 None,
                 ["Line", "Customer", "Incidents", "Bought", "Pack", "Activation code"],
                 (
-                    [r.line, f"{r.customer} (new, id {r.customer_id})" if r.created else f"{r.customer} (id {r.customer_id})",
-                     r.incidents, r.purchased, r.pack_id if r.pack_id is not None else "skipped: already imported",
-                     r.activation_code]
+                    [
+                        r.line,
+                        f"{r.customer} (new, id {r.customer_id})"
+                        if r.created
+                        else f"{r.customer} (id {r.customer_id})",
+                        r.incidents,
+                        r.purchased,
+                        r.pack_id if r.pack_id is not None else "skipped: already imported",
+                        r.activation_code,
+                    ]
                     for r in done
                 ),
             )
@@ -387,7 +428,9 @@ def _print_import(done: list[imports.RowImported], errors: list[imports.RowError
     granted = sum(not r.skipped for r in done)
     skipped = len(done) - granted
     created = sum(r.created for r in done)
-    summary = f"{granted} pack{'s' if granted != 1 else ''} granted, {created} new customer{'s' if created != 1 else ''}"
+    summary = (
+        f"{granted} pack{'s' if granted != 1 else ''} granted, {created} new customer{'s' if created != 1 else ''}"
+    )
     if skipped:
         summary += f", {skipped} row{'s' if skipped != 1 else ''} skipped (already imported)"
     if errors:
@@ -397,4 +440,3 @@ def _print_import(done: list[imports.RowImported], errors: list[imports.RowError
         typer.echo("Give each new customer their activation code; it is shown only now.")
     for error in errors:
         typer.echo(f"error: line {error.line}: {error.message}", err=True)
-

@@ -81,9 +81,7 @@ class BillingReport:
         return sum((line.amount for line in self.lines), Decimal("0")).quantize(CENT)
 
 
-def billing_report(
-    session: Session, month: Month, tz: ZoneInfo, unit_price: Decimal, currency: str
-) -> BillingReport:
+def billing_report(session: Session, month: Month, tz: ZoneInfo, unit_price: Decimal, currency: str) -> BillingReport:
     """Chargeable incidents opened in `month` (in `tz`), per customer, at `unit_price` each (net)."""
     start, end = month.bounds(tz)
     rows = session.execute(

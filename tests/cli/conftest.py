@@ -1,0 +1,63 @@
+"""Run `deskbot` commands in-process through `bot.cli.main`, the console-script entry point.
+
+Each command runs inside typer's CliRunner isolation (stdout and stderr
+captured apart), against the `db_url` database of the test (SQLite and
+PostgreSQL), from an empty directory so that no `.env` is read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import main
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyPatch:  # noqa: ANN001
+    """An empty working directory and no deskbot settings from the developer's environment."""
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("DESKBOT_", "ZULIP_", "MASTODON_")) and not name.startswith("DESKBOT_TEST_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.fixture
+def cli(cli_env: pytest.MonkeyPatch, db_url: str) -> Run:
+    cli_env.setenv("DESKBOT_DATABASE_URL", db_url)
+
+    def run(*args: str, input: str | None = None) -> Result:
+        with CliRunner().isolation(input=input) as (stdout, stderr, _mixed):
+            code = main(list(args))
+            return Result(code, stdout.getvalue().decode(), stderr.getvalue().decode())
+
+    return run
+
+
+def assert_one_error_line(result: Result, *fragments: str, code: int = 1) -> None:
+    """A failure: the exit status, one stderr line starting "error: ", no traceback anywhere."""
+    assert result.code == code, result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output

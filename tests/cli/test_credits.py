@@ -1,0 +1,113 @@
+"""`deskbot credits grant` and `deskbot credits import FILE.csv`."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from sqlalchemy import select
+
+from storage.db import transaction
+from storage.models import CreditPack, Customer
+from tests.cli.conftest import Run, assert_one_error_line
+
+
+def test_grant_a_pack(cli: Run) -> None:
+    cli("customers", "add", "Acme Lda")
+    result = cli("credits", "grant", "Acme Lda", "--incidents", "5", "--purchased", "2026-02-28")
+    assert result.code == 0, result
+    assert "5 credits for Acme Lda, bought 2026-02-28, valid until 2027-02-28" in result.stdout
+
+    document = json.loads(cli("credits", "grant", "1", "--incidents", "2", "--json").stdout)
+    assert document["customer"] == "Acme Lda" and document["incidents"] == 2
+    assert document["purchased"] == date.fromisoformat(document["purchased"]).isoformat()
+
+
+def test_grant_bad_input(cli: Run) -> None:
+    cli("customers", "add", "Acme Lda")
+    assert_one_error_line(cli("credits", "grant", "Nobody", "--incidents", "5"), "no customer 'Nobody'")
+    bad_date = cli("credits", "grant", "Acme Lda", "--incidents", "5", "--purchased", "2026-02-30")
+    assert_one_error_line(bad_date, "--purchased", "YYYY-MM-DD", code=2)
+    assert_one_error_line(cli("credits", "grant", "Acme Lda", "--incidents", "0"), "--incidents", code=2)
+    assert_one_error_line(cli("credits", "grant", "Acme Lda"), "Missing option '--incidents'", code=2)
+
+
+CSV = """\
+customer,email,incidents,purchased
+Acme Lda,,3,2026-01-10
+New Co,new@co.pt,5,2026-02-01
+Bad Co,,many,2026-02-01
+
+Worse Co,,2,2026/02/01
+New Co,,1,2026-03-01
+"""
+
+
+def _packs(engine) -> list[tuple[str, int, date]]:  # noqa: ANN001
+    with transaction(engine) as session:
+        rows = session.execute(
+            select(Customer.name, CreditPack.incidents, CreditPack.purchased)
+            .join(Customer, Customer.id == CreditPack.customer_id)
+            .order_by(CreditPack.id)
+        )
+        return [tuple(row) for row in rows]
+
+
+def test_import_reports_bad_rows_by_line_and_keeps_the_good_ones(cli: Run, engine, tmp_path) -> None:  # noqa: ANN001
+    cli("customers", "add", "Acme Lda")
+    path = tmp_path / "packs.csv"
+    path.write_text(CSV, encoding="utf-8")
+
+    result = cli("credits", "import", str(path))
+    assert result.code == 1, result
+    assert result.stderr.splitlines() == [
+        "error: line 4: incidents must be a whole number from 1 to 10000, got 'many'",
+        "error: line 6: purchased must be a date YYYY-MM-DD, got '2026/02/01'",
+    ]
+    assert "3 packs granted, 1 new customer, 2 bad rows not imported." in result.stdout
+    assert "Traceback" not in result.output
+    assert _packs(engine) == [
+        ("Acme Lda", 3, date(2026, 1, 10)),
+        ("New Co", 5, date(2026, 2, 1)),
+        ("New Co", 1, date(2026, 3, 1)),
+    ]
+    new_co = json.loads(cli("customers", "show", "New Co", "--json").stdout)
+    assert new_co["email"] == "new@co.pt"
+    assert [r["name"] for r in json.loads(cli("customers", "list", "--json").stdout)] == ["Acme Lda", "New Co"]
+
+    # Fixed and imported again: the rows already imported are skipped, not granted twice.
+    path.write_text(CSV.replace("many", "4").replace("2026/02/01", "2026-02-01"), encoding="utf-8")
+    again = cli("credits", "import", str(path), "--json")
+    assert again.code == 0, again
+    document = json.loads(again.stdout)
+    assert [(r["line"], r["customer"]) for r in document["imported"]] == [(4, "Bad Co"), (6, "Worse Co")]
+    assert all(r["activation_code"] for r in document["imported"])
+    assert [r["line"] for r in document["skipped"]] == [2, 3, 7]
+    assert document["errors"] == []
+    assert len(_packs(engine)) == 5
+
+
+def test_import_json_lists_errors_with_line_numbers(cli: Run, tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "packs.csv"
+    path.write_text(CSV, encoding="utf-8")
+    result = cli("credits", "import", str(path), "--json")
+    assert result.code == 1
+    document = json.loads(result.stdout)
+    assert [e["line"] for e in document["errors"]] == [4, 6]
+    assert document["customers_created"] == 2  # Acme Lda and New Co
+
+
+def test_import_semicolons_and_bom(cli: Run, engine, tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffPurchased;Incidents;Customer\n2026-05-01;2;Ação Lda\n".encode())
+    result = cli("credits", "import", str(path))
+    assert result.code == 0, result
+    assert _packs(engine) == [("Ação Lda", 2, date(2026, 5, 1))]
+
+
+def test_import_unreadable_or_unusable_file(cli: Run, tmp_path) -> None:  # noqa: ANN001
+    assert_one_error_line(cli("credits", "import", str(tmp_path / "missing.csv")), "cannot read", "missing.csv")
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
+    assert_one_error_line(cli("credits", "import", str(tmp_path / "binary.csv")), "not UTF-8")
+    (tmp_path / "header.csv").write_text("name,count\nAcme,3\n", encoding="utf-8")
+    assert_one_error_line(cli("credits", "import", str(tmp_path / "header.csv")), "missing columns customer")

@@ -1,0 +1,83 @@
+"""`deskbot customers add | list | show`."""
+
+from __future__ import annotations
+
+import json
+
+from tests.cli.conftest import Run, assert_one_error_line
+
+
+def test_add_prints_id_and_activation_code_and_links_accounts(cli: Run) -> None:
+    result = cli(
+        "customers",
+        "add",
+        "Acme Lda",
+        "--email",
+        "it@acme.pt",
+        "--zulip-email",
+        "Ana@Acme.PT",
+        "--mastodon-acct",
+        "@Bob@Mastodon.Example",
+        "--lang",
+        "pt",
+    )
+    assert result.code == 0, result
+    assert result.stdout.startswith("Customer 1 created: Acme Lda\nActivation code: ")
+    assert "Linked zulip account ana@acme.pt" in result.stdout
+    assert "Linked mastodon account Bob@mastodon.example" in result.stdout
+
+    shown = json.loads(cli("customers", "show", "Acme Lda", "--json").stdout)
+    assert shown["lang"] == "pt" and shown["email"] == "it@acme.pt"
+    assert [(i["channel"], i["address"]) for i in shown["identities"]] == [
+        ("zulip", "ana@acme.pt"),
+        ("mastodon", "Bob@mastodon.example"),
+    ]
+
+
+def test_add_json_is_one_document_with_the_keys(cli: Run) -> None:
+    result = cli("customers", "add", "Beta SA", "--json")
+    assert result.code == 0, result
+    document = json.loads(result.stdout)
+    assert {"id", "name", "activation_code"} <= document.keys()
+    assert document["name"] == "Beta SA" and isinstance(document["id"], int)
+    assert len(document["activation_code"]) == 14  # XXXX-XXXX-XXXX
+
+
+def test_list_and_show_in_text_and_json(cli: Run) -> None:
+    assert cli("customers", "list").stdout.startswith("No customers yet.")
+    cli("customers", "add", "Acme Lda", "--email", "it@acme.pt")
+    cli("customers", "add", "Beta SA")
+    cli("credits", "grant", "Acme Lda", "--incidents", "5")
+
+    listed = cli("customers", "list")
+    assert listed.code == 0 and "Acme Lda" in listed.stdout and "Beta SA" in listed.stdout
+    records = json.loads(cli("customers", "list", "--json").stdout)
+    assert [(r["id"], r["name"], r["credits_left"]) for r in records] == [(1, "Acme Lda", 5), (2, "Beta SA", 0)]
+    assert {"email", "lang", "accounts", "next_expiry", "open_cases"} <= records[0].keys()
+
+    by_id = cli("customers", "show", "1")
+    assert by_id.code == 0 and "Acme Lda (id 1)" in by_id.stdout and "credits left: 5" in by_id.stdout
+    shown = json.loads(cli("customers", "show", "Acme Lda", "--json").stdout)
+    assert shown["id"] == 1 and shown["credits"]["left"] == 5
+    assert [(p["incidents"], p["used"], p["valid"]) for p in shown["credits"]["packs"]] == [(5, 0, True)]
+    assert shown["cases"] == []
+
+
+def test_unknown_customer_is_one_line(cli: Run) -> None:
+    assert_one_error_line(cli("customers", "show", "Nobody"), "no customer 'Nobody'")
+    assert_one_error_line(cli("customers", "show", "Nobody", "--json"), "no customer")
+
+
+def test_duplicate_name_and_bad_input(cli: Run) -> None:
+    cli("customers", "add", "Acme Lda")
+    assert_one_error_line(cli("customers", "add", "acme lda"), "already exists")
+    assert_one_error_line(cli("customers", "add", "12345"), "only digits")
+    assert_one_error_line(cli("customers", "add", "X", "--lang", "fr"), "--lang", code=2)
+    assert_one_error_line(cli("customers", "add", "X", "--mastodon-acct", "bob"), "user@host", code=2)
+    assert_one_error_line(cli("customers", "add", "X", "--email", "not-an-email"), "--email", code=2)
+
+
+def test_an_account_linked_elsewhere_creates_nothing(cli: Run) -> None:
+    cli("customers", "add", "Acme Lda", "--zulip-email", "ana@acme.pt")
+    assert_one_error_line(cli("customers", "add", "Beta SA", "--zulip-email", "ANA@acme.pt"), "already linked")
+    assert [r["name"] for r in json.loads(cli("customers", "list", "--json").stdout)] == ["Acme Lda"]
