@@ -6,6 +6,7 @@ import csv
 import io
 from enum import StrEnum
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy import select
@@ -83,7 +84,7 @@ def cases_list(
                     i.state,
                     i.assignee,
                     local(i.opened_at, tz),
-                    local(i.due_at, tz) if i.state == case_service.OPEN else None,
+                    _due(i, tz),
                     i.chargeable,
                 ]
                 for i, name in found
@@ -150,7 +151,7 @@ def cases_show(
     )
     typer.echo(
         f"opened: {local(incident.opened_at, tz)} · response due: "
-        f"{local(incident.due_at, tz) if incident.state == case_service.OPEN else '—'}"
+        f"{_due(incident, tz)}"
         f" · first response: {local(incident.first_response_at, tz)}"
     )
     labels = {"in": "customer", "out": "reply", "note": "note"}
@@ -173,6 +174,13 @@ def cases_show(
         if events
         else "History: none"
     )
+
+
+def _due(incident: Incident, tz: ZoneInfo) -> str:
+    """When the next engineer response is due; an answered open case waits on the customer."""
+    if incident.state != case_service.OPEN:
+        return "—"
+    return "waiting on customer" if incident.due_at is None else local(incident.due_at, tz)
 
 
 def _transition(event: IncidentEvent) -> str | None:

@@ -76,3 +76,18 @@ def test_db_upgrade(cli: Run) -> None:
     result = cli("db", "upgrade")
     assert result.code == 0, result
     assert "is up to date (revision" in result.stdout
+
+
+def test_run_exits_with_the_status_of_serve(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.runtime
+
+    seen = []
+    monkeypatch.setattr(bot.runtime, "serve", lambda settings: seen.append(settings.database_url) or 3, raising=False)
+    assert cli("run").code == 3 and len(seen) == 1
+
+
+def test_chat_plays_a_customer_until_end_of_input(cli: Run) -> None:
+    result = cli("chat", "--customer", "Acme", input="help\n")
+    assert result.code == 0, result
+    assert "deskbot console" in result.stdout and "Traceback" not in result.output
+    assert_one_error_line(cli("chat", "--as", "boss"), "--as", code=2)
