@@ -94,7 +94,7 @@ import sys
 from collections.abc import Sequence
 from enum import StrEnum
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from alembic.util import CommandError
@@ -213,18 +213,20 @@ def _stderr_status(text: str):  # noqa: ANN202
 # -- the one error path ------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The console-script entry point: run one command, return its exit status.
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The console-script entry point: run one command and exit with its status.
 
     Every failure ends here: one line on stderr starting with "error: ", the
     traceback logged at DEBUG, and exit status 2 for bad usage, 1 otherwise.
     """
+    sys.exit(_run(list(argv) if argv is not None else sys.argv[1:]))
+
+
+def _run(argv: list[str]) -> int:
     _configure_logging()
     command = typer.main.get_command(app)
     try:
-        result = command.main(
-            args=list(argv) if argv is not None else sys.argv[1:], prog_name="deskbot", standalone_mode=False
-        )
+        result = command.main(args=argv, prog_name="deskbot", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         # Typer has already printed the help (Rich); plain Click leaves it in the message.
         if exc.format_message().strip():
@@ -295,4 +297,4 @@ def _configure_logging() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,4 +1,4 @@
-"""Run `deskbot` commands in-process through `bot.cli.main`, the console-script entry point.
+"""Run `deskbot` commands in-process through `bot.cli.main`, the console-script entry point (it exits).
 
 Each command runs inside typer's CliRunner isolation (stdout and stderr
 captured apart), against the `db_url` database of the test (SQLite and
@@ -31,6 +31,14 @@ class Result:
 Run = Callable[..., Result]
 
 
+def exit_status(entry_point: Callable[[list[str]], object], args: list[str]) -> int:
+    try:
+        entry_point(args)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    raise AssertionError("main() returned instead of exiting")
+
+
 @pytest.fixture
 def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> pytest.MonkeyPatch:  # noqa: ANN001
     """An empty working directory and no deskbot settings from the developer's environment."""
@@ -47,7 +55,7 @@ def cli(cli_env: pytest.MonkeyPatch, db_url: str) -> Run:
 
     def run(*args: str, input: str | None = None) -> Result:
         with CliRunner().isolation(input=input) as (stdout, stderr, _mixed):
-            code = main(list(args))
+            code = exit_status(main, list(args))
             return Result(code, stdout.getvalue().decode(), stderr.getvalue().decode())
 
     return run

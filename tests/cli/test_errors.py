@@ -29,11 +29,11 @@ COMMANDS = [
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "deskbot")
 def test_every_command_has_help(cli_env: pytest.MonkeyPatch, command: list[str]) -> None:
-    from tests.cli.conftest import CliRunner, main
+    from tests.cli.conftest import CliRunner, exit_status, main
 
     cli_env.setenv("DESKBOT_RESPONSE_TARGET", "abc")  # help needs no settings
     with CliRunner().isolation() as (stdout, _stderr, _mixed):
-        code = main([*command, "--help"])
+        code = exit_status(main, [*command, "--help"])
         assert code == 0
         assert "Usage: deskbot" in stdout.getvalue().decode()
 
