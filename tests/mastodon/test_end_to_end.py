@@ -1,0 +1,198 @@
+"""The real runtime (intake, router, outbox, dispatcher) with the Mastodon channel, against the fake.
+
+Engineers work on the console channel (it carries the case topics), so no
+Zulip server is needed; customers write from Mastodon accounts.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC
+
+import pytest
+from sqlalchemy import select
+
+from adapters.channel import Inbound, Outbound
+from adapters.console import ENGINEER, ConsoleChannel
+from adapters.mastodon import MastodonChannel
+from bot.runtime import Runtime
+from bot.services import customers
+from storage.db import transaction
+from storage.models import Incident, IncidentMessage, Outbox, ProcessedInbound
+from tests.desk import make_settings
+from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.mastodon.text import countable_length, find_mentions
+
+from .conftest import BOT_TOKEN, FAST, wait_until
+
+ALICE = "alice@remote.example"
+
+
+class Bot:
+    """One bot process: runtime + Mastodon channel receiving and dispatching on threads."""
+
+    def __init__(self, fake: FakeMastodon, engine, db_url: str, clock, channel: MastodonChannel | None = None) -> None:  # noqa: ANN001
+        import io
+
+        self.console = ConsoleChannel(customer="nobody", stdin=io.StringIO(), stdout=io.StringIO())
+        self.mastodon = channel or MastodonChannel(fake.url, BOT_TOKEN, **FAST)
+        self.runtime = Runtime(
+            make_settings(db_url),
+            [self.console, self.mastodon],
+            engine=engine,
+            clock=clock,
+            trusted_engineers=frozenset({("console", ENGINEER)}),
+            migrate=False,
+        )
+        self.clock = clock
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, *, dispatch: bool = True) -> Bot:
+        self.mastodon.start()
+        targets = [lambda: self.mastodon.receive(self.runtime.intake, self.stop)]
+        if dispatch:
+            targets.append(lambda: self.runtime.dispatcher.run("mastodon", self.stop, poll=0.1))
+        for target in targets:
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        wait_until(lambda: self.mastodon.connected, 5)
+        return self
+
+    def engineer(self, text: str, message_id: str) -> None:
+        self.runtime.intake.deliver(
+            Inbound(
+                channel="console",
+                sender=ENGINEER,
+                conversation=ENGINEER,
+                text=text,
+                message_id=message_id,
+                received_at=self.clock().astimezone(UTC),
+                sender_name="Engineer",
+            )
+        )
+        self.runtime.dispatcher.drain("console")
+
+    def halt(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(5)
+        self.mastodon.close()
+
+
+@pytest.fixture
+def customer(engine, clock) -> int:  # noqa: ANN001
+    with transaction(engine) as session:
+        acme, _code = customers.create_customer(session, "Acme", None, "en", clock())
+        customers.link_identity(session, acme, "mastodon", ALICE, clock())
+        customers.grant_credits(session, acme, 3, clock().date(), "test", clock())
+        return acme.id
+
+
+@pytest.fixture
+def bot(fake: FakeMastodon, engine, db_url, clock, customer) -> Iterator[Bot]:  # noqa: ANN001
+    running = Bot(fake, engine, db_url, clock).start()
+    yield running
+    running.halt()
+
+
+def bot_replies(fake: FakeMastodon, count: int, timeout: float = 10.0) -> list:
+    wait_until(lambda: len(fake.posted_by("deskbot")) >= count, timeout)
+    return fake.posted_by("deskbot")
+
+
+def test_a_remote_accounts_dm_opens_a_case_and_gets_the_answer(fake: FakeMastodon, bot: Bot, engine) -> None:  # noqa: ANN001
+    dm = fake.post_status(ALICE, "@deskbot open My VPN does not connect", spoiler_text="VPN")
+    (reply,) = bot_replies(fake, 1)
+    assert "Incident #1 is open" in reply.source_text
+    assert reply.status["in_reply_to_id"] == dm["id"]
+    assert reply.status["visibility"] == "direct"
+    assert reply.recipients == (ALICE,)
+    assert find_mentions(reply.source_text) == [ALICE]
+    with transaction(engine) as session:
+        incident = session.get(Incident, 1)
+        assert incident is not None and incident.subject == "VPN"  # the content warning is the subject hint
+        (first,) = session.scalars(select(IncidentMessage).where(IncidentMessage.incident_id == 1))
+        assert "My VPN does not connect" in first.body
+        assert session.get(ProcessedInbound, ("mastodon", dm["id"])) is not None
+
+
+def test_an_engineers_reply_reaches_the_customer_as_a_thread(fake: FakeMastodon, bot: Bot) -> None:
+    dm = fake.post_status(ALICE, "@deskbot open Printer jams")
+    bot_replies(fake, 1)
+    follow_up = fake.post_status(ALICE, "@deskbot it jams on page 2", in_reply_to=dm["id"])
+    bot_replies(fake, 2)
+    answer = " ".join(f"Step {i}: open tray {i}, remove the paper, and check the roller at https://kb.example/rollers/{i}." for i in range(1, 20))[:1400]
+    bot.engineer(f"/reply 1 {answer}", "e1")
+    posted = bot_replies(fake, 4)[2:]
+    assert len(posted) >= 3
+    parent = follow_up["id"]  # the customer's latest status
+    for part in posted:
+        assert part.status["in_reply_to_id"] == parent
+        assert countable_length(part.source_text) <= 500
+        assert find_mentions(part.source_text) == [ALICE] and part.recipients == (ALICE,)
+        parent = part.id
+    text = " ".join(p.source_text.split(" ", 1)[1].rsplit(" (", 1)[0] for p in posted)
+    assert " ".join(answer.split()[:5]) in text and answer.split()[-1] in text
+    assert fake.inbox("carol") == [] and fake.inbox("mallory@elsewhere.example") == []
+
+
+def test_public_mention_is_answered_directly_and_not_stored(fake: FakeMastodon, bot: Bot, engine) -> None:  # noqa: ANN001
+    fake.post_status(ALICE, "@deskbot my licence key is SECRET-123", visibility="public")
+    (reply,) = bot_replies(fake, 1)
+    assert reply.status["visibility"] == "direct" and reply.recipients == (ALICE,)
+    with transaction(engine) as session:
+        stored = " ".join(m.body for m in session.scalars(select(IncidentMessage)))
+        assert "SECRET-123" not in stored
+
+
+class _Crash(BaseException):
+    """The process dies: not an Exception, so nothing on the way catches it."""
+
+
+class CrashAfterSend(MastodonChannel):
+    def send(self, message: Outbound) -> list[str]:
+        super().send(message)
+        raise _Crash()
+
+
+def test_killed_between_sending_and_recording_then_restarted_does_not_post_twice(
+    fake: FakeMastodon, engine, db_url, clock, customer  # noqa: ANN001
+) -> None:
+    first = Bot(fake, engine, db_url, clock, CrashAfterSend(fake.url, BOT_TOKEN, **FAST)).start(dispatch=False)
+    fake.post_status(ALICE, "@deskbot open " + "The backup job fails every night. " * 30)
+    wait_until(lambda: _pending(engine), 10)
+    with pytest.raises(_Crash):
+        first.runtime.dispatcher.drain("mastodon")
+    first.halt()
+    posted_once = [p.id for p in fake.posted_by("deskbot")]
+    assert posted_once
+
+    clock.advance(seconds=31)  # the dead process's claim on the row runs out
+    second = Bot(fake, engine, db_url, clock).start(dispatch=False)
+    assert second.runtime.dispatcher.drain("mastodon") == 1
+    second.halt()
+    assert [p.id for p in fake.posted_by("deskbot")] == posted_once
+    with transaction(engine) as session:
+        row = session.scalars(select(Outbox).where(Outbox.channel == "mastodon")).one()
+        assert row.state == "sent" and row.attempts == 2
+
+
+def _pending(engine) -> bool:  # noqa: ANN001
+    with transaction(engine) as session:
+        return session.scalars(select(Outbox).where(Outbox.channel == "mastodon", Outbox.state == "pending")).first() is not None
+
+
+def test_with_the_rate_limit_lowered_every_dm_is_answered_without_a_429(engine, db_url, clock, customer) -> None:  # noqa: ANN001
+    with FakeMastodon(api_limit=40, api_period=2.0, status_limit=6, status_period=1.5, heartbeat_interval=0.3) as small:
+        small.add_account(ALICE)
+        small.follow("deskbot", ALICE)
+        running = Bot(small, engine, db_url, clock).start()
+        for i in range(15):
+            small.post_status(ALICE, f"@deskbot #{i} status")
+        wait_until(lambda: len(small.posted_by("deskbot")) >= 15, 30)
+        running.halt()
+        assert small.stats.ratelimited == 0
+        assert len(small.posted_by("deskbot")) == 15
