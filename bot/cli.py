@@ -106,7 +106,8 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from bot.cli_cases import cases_app, report_app
 from bot.cli_context import CliError, migrate, scrub, settings
-from bot.cli_customers import credits_app, customers_app
+from bot.cli_credits import credits_app
+from bot.cli_customers import customers_app
 from bot.config import SettingsError
 from bot.services.customers import CustomerError
 from storage.db import current_revision, make_engine

@@ -1,44 +1,35 @@
-"""`deskbot customers …` and `deskbot credits …`: customer records, their accounts and credit packs."""
+"""`deskbot customers …`: customer records, their linked chat accounts, credits and cases."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlalchemy import func, select
 
 from bot.cli_context import (
-    CliError,
     JsonFlag,
     customer_or_fail,
-    database,
-    err,
     iso,
     local,
     now,
-    operator,
     out,
-    parse_day,
     print_json,
     session_of,
     settings,
     table,
     today,
 )
-from bot.policy import CreditSummary, pack_expires_on, summarise
+from bot.policy import CreditSummary, summarise
 from bot.services import cases as case_service
 from bot.services import customers as service
-from bot.services import imports
 from bot.services.customers import CODE_VALIDITY
 from storage.models import CreditPack, Customer, Identity, Incident
 
 customers_app = typer.Typer(help="Customer records: add, list, show.", no_args_is_help=True)
-credits_app = typer.Typer(help="Credit packs: grant one, or import many from CSV.", no_args_is_help=True)
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ACCT = re.compile(r"@?([^@\s/]+)@([^@\s/]+)")
@@ -65,9 +56,6 @@ def _mastodon_acct(value: str | None) -> str | None:
     if match is None:
         raise typer.BadParameter(f"expected user@host, got {value!r}", param_hint="'--mastodon-acct'")
     return f"{match.group(1)}@{match.group(2).lower()}"
-
-
-# -- customers ---------------------------------------------------------------------
 
 
 @customers_app.command("add")
@@ -294,149 +282,3 @@ def _customer_document(
             for i in incidents
         ],
     }
-
-
-# -- credits -----------------------------------------------------------------------
-
-
-@credits_app.command("grant")
-def credits_grant(
-    customer: Annotated[str, typer.Argument(metavar="CUSTOMER", help="Customer id or exact name.")],
-    incidents: Annotated[
-        int, typer.Option("--incidents", min=1, max=imports.MAX_INCIDENTS, help="Incidents in the pack.")
-    ],
-    purchased: Annotated[
-        str | None,
-        typer.Option("--purchased", metavar="YYYY-MM-DD", help="Purchase date (default: today); valid one year."),
-    ] = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Add a pack of incident credits bought on one date."""
-    config = settings()
-    day = parse_day(purchased, "--purchased") if purchased is not None else today(config)
-    with session_of(config) as session:
-        found = customer_or_fail(session, customer)
-        pack = service.grant_credits(session, found, incidents, day, operator(), now())
-        left = service.credit_summary(session, found.id, today(config)).total_left
-    expires = pack_expires_on(pack.purchased)
-    if as_json:
-        print_json(
-            {
-                "pack_id": pack.id,
-                "customer_id": found.id,
-                "customer": found.name,
-                "incidents": pack.incidents,
-                "purchased": iso(pack.purchased),
-                "expires_on": iso(expires),
-                "credits_left": left,
-            }
-        )
-        return
-    typer.echo(
-        f"Pack {pack.id}: {pack.incidents} credits for {found.name}, bought {pack.purchased}, valid until {expires}."
-        f" {found.name} has {left} credits left."
-    )
-
-
-@credits_app.command("import")
-def credits_import(
-    file: Annotated[
-        Path, typer.Argument(metavar="FILE.csv", help="CSV with columns customer,email,incidents,purchased.")
-    ],
-    as_json: JsonFlag = False,
-) -> None:
-    """Grant packs from a CSV file; creates missing customers; bad rows are reported by line, good rows kept."""
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {file}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CliError(f"{file} is not UTF-8 text (byte {exc.start})") from None
-    try:
-        rows, bad = imports.read_rows(text)
-    except imports.ImportFileError as exc:
-        raise CliError(f"{file}: {exc}") from None
-    config = settings()
-    with database(config) as engine:
-        results = _import_with_progress(engine, rows, as_json)
-    errors = sorted(bad + [r for r in results if isinstance(r, imports.RowError)], key=lambda e: e.line)
-    done = [r for r in results if isinstance(r, imports.RowImported)]
-    if as_json:
-        print_json(_import_document(file, done, errors))
-    else:
-        _print_import(done, errors)
-    if errors:
-        raise typer.Exit(1)
-
-
-def _import_with_progress(engine, rows: list[imports.ImportRow], quiet: bool) -> list[imports.RowResult]:  # noqa: ANN001
-    console = err()
-    if quiet or not console.is_terminal or not rows:
-        return imports.import_rows(engine, rows, operator(), now())
-    columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("import", total=len(rows))
-        return imports.import_rows(engine, rows, operator(), now(), on_result=lambda _r: progress.advance(task))
-
-
-def _import_document(file: Path, done: list[imports.RowImported], errors: list[imports.RowError]) -> dict[str, Any]:
-    def row(r: imports.RowImported) -> dict[str, Any]:
-        return {
-            "line": r.line,
-            "customer_id": r.customer_id,
-            "customer": r.customer,
-            "incidents": r.incidents,
-            "purchased": iso(r.purchased),
-            "pack_id": r.pack_id,
-            "customer_created": r.created,
-            "activation_code": r.activation_code,
-        }
-
-    return {
-        "file": str(file),
-        "imported": [row(r) for r in done if not r.skipped],
-        "skipped": [row(r) | {"reason": "already imported"} for r in done if r.skipped],
-        "errors": [{"line": e.line, "error": e.message} for e in errors],
-        "customers_created": sum(r.created for r in done),
-    }
-
-
-def _print_import(done: list[imports.RowImported], errors: list[imports.RowError]) -> None:
-    console = out()
-    if done:
-        console.print(
-            table(
-                None,
-                ["Line", "Customer", "Incidents", "Bought", "Pack", "Activation code"],
-                (
-                    [
-                        r.line,
-                        f"{r.customer} (new, id {r.customer_id})"
-                        if r.created
-                        else f"{r.customer} (id {r.customer_id})",
-                        r.incidents,
-                        r.purchased,
-                        r.pack_id if r.pack_id is not None else "skipped: already imported",
-                        r.activation_code,
-                    ]
-                    for r in done
-                ),
-            )
-        )
-    granted = sum(not r.skipped for r in done)
-    skipped = len(done) - granted
-    created = sum(r.created for r in done)
-    summary = (
-        f"{granted} pack{'s' if granted != 1 else ''} granted, {created} new customer{'s' if created != 1 else ''}"
-    )
-    if skipped:
-        summary += f", {skipped} row{'s' if skipped != 1 else ''} skipped (already imported)"
-    if errors:
-        summary += f", {len(errors)} bad row{'s' if len(errors) != 1 else ''} not imported"
-    typer.echo(summary + ".")
-    if created:
-        typer.echo("Give each new customer their activation code; it is shown only now.")
-    for error in errors:
-        typer.echo(f"error: line {error.line}: {error.message}", err=True)
