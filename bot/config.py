@@ -27,7 +27,7 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True)
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=True, env_ignore_empty=True)
 
     database_url: str = Field("sqlite:///deskbot.db", validation_alias="DESKBOT_DATABASE_URL")
 
