@@ -144,7 +144,7 @@ class ZulipChannel(Channel):
             found = transport.call(client, "GET", "get_stream_id", {"stream": name})
         except ZulipApiError:
             raise PermanentChannelError(
-                f"support stream '{name}' does not exist or the bot cannot see it"
+                f"support stream '{name}' does not exist or the bot is not subscribed to it"
             ) from None
         self.state.stream_id = int(found["stream_id"])
         try:

@@ -212,11 +212,12 @@ class Receiver:
     def _catch_up(self) -> None:
         horizon = self._newest_id()
         if self._cursor is None:
-            # First start ever: history before the bot existed is not replayed.
-            if horizon is not None:
-                self.sink.set_cursor(CURSOR_KEY, str(horizon))
-                self._cursor = horizon
-            log.info("no stored Zulip cursor: starting from message %s", horizon)
+            # First start ever: history from before the bot existed is not replayed.
+            # Stored at once (0 for an empty realm) so a re-registration catches up from here.
+            start = horizon if horizon is not None else 0
+            self.sink.set_cursor(CURSOR_KEY, str(start))
+            self._cursor = start
+            log.info("no stored Zulip cursor: starting after message %s", start)
             return
         found: dict[int, dict[str, Any]] = {}
         narrows = [[{"operator": "is", "operand": "dm"}]]

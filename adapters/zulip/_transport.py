@@ -252,7 +252,8 @@ class Transport:
             )
         except requests.Timeout:
             raise ZulipUnavailable(f"{method} {url}: timed out") from None
-        except (requests.ConnectionError, zulip.UnrecoverableNetworkError) as exc:
+        except (requests.RequestException, zulip.UnrecoverableNetworkError) as exc:
+            # Connection refused or cut, a truncated body (ChunkedEncodingError), …
             raise ZulipUnavailable(f"{method} {url}: connection failed ({type(exc).__name__})") from None
         return self._classify(method, url, result)
 

@@ -32,8 +32,12 @@ class RecordingSink:
     delivered: list[tuple[Inbound, tuple[str, str] | None]] = field(default_factory=list)
     cursors: dict[str, str] = field(default_factory=dict)
     cursor_history: list[str] = field(default_factory=list)
+    #: (cursor value, ids delivered when it was stored), to check the cursor never ran ahead.
+    cursor_snapshots: list[tuple[int, frozenset[int]]] = field(default_factory=list)
     #: Called before each delivery is recorded; raise to simulate a failing store.
     before_deliver: Callable[[Inbound], None] | None = None
+    #: Set when the receive() feeding this sink died: waits fail at once with it.
+    receive_error: BaseException | None = None
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     def deliver(self, message: Inbound, *, cursor: tuple[str, str] | None = None) -> None:
@@ -57,6 +61,16 @@ class RecordingSink:
     def _store(self, key: str, value: str) -> None:
         self.cursors[key] = value
         self.cursor_history.append(value)
+        self.cursor_snapshots.append((int(value), frozenset(int(m.message_id) for m, _ in self.delivered)))
+
+    def assert_cursor_sound(self, fake: FakeZulipServer, stream: str = STREAM) -> None:
+        """The cursor only moved forward, and never past a relevant message that was not yet delivered."""
+        values = [int(v) for v in self.cursor_history]
+        assert values == sorted(values), f"cursor moved backwards: {values}"
+        relevant = relevant_ids(fake, stream)
+        for value, delivered in self.cursor_snapshots:
+            missing = {i for i in relevant if i <= value} - delivered
+            assert not missing, f"cursor {value} stored before messages {sorted(missing)} were delivered"
 
     @property
     def messages(self) -> list[Inbound]:
@@ -71,6 +85,8 @@ class RecordingSink:
         deadline = time.monotonic() + timeout
         with self._cond:
             while not predicate(self):
+                if self.receive_error is not None:
+                    raise AssertionError(f"receive() died: {self.receive_error!r}") from self.receive_error
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(f"timed out; delivered so far: {[m.text for m, _ in self.delivered]}")
@@ -78,6 +94,21 @@ class RecordingSink:
 
     def wait_count(self, n: int, timeout: float = 10.0) -> None:
         self.wait_for(lambda s: len(s.delivered) >= n, timeout)
+
+
+def relevant_ids(fake: FakeZulipServer, stream: str = STREAM) -> list[int]:
+    """Messages the bot must hand over: 1:1 DMs to it and support-stream messages, not its own."""
+    bot = fake.user(BOT).user_id
+    sid = fake.stream(stream).stream_id
+    out = []
+    for m in fake.messages:
+        if m.sender_id == bot:
+            continue
+        if m.type == "private" and m.participants == frozenset({bot, m.sender_id}):
+            out.append(m.id)
+        elif m.stream_id == sid:
+            out.append(m.id)
+    return out
 
 
 def populate(fake: FakeZulipServer) -> None:
@@ -140,6 +171,7 @@ class Running:
         self.sink = sink
         self.stop = threading.Event()
         self.error: BaseException | None = None
+        sink.receive_error = None
         self.thread = threading.Thread(target=self._run, name="test-receive", daemon=True)
 
     def _run(self) -> None:
@@ -147,6 +179,9 @@ class Running:
             self.channel.receive(self.sink, self.stop)
         except BaseException as exc:  # reported by the test
             self.error = exc
+            with self.sink._cond:
+                self.sink.receive_error = exc
+                self.sink._cond.notify_all()
 
     def wait_connected(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

@@ -6,7 +6,7 @@ import hashlib
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ._faults import Fault, FaultPlan, RateLimiter
 from ._model import FakeStream, FakeUser, Realm, StoredMessage, Truncation
@@ -53,6 +53,9 @@ class FakeZulipServer:
         self.requests: list[RequestRecord] = []
         self.rate_limited: list[RequestRecord] = []
         self.api = Api(self)
+        #: Called with (method, path, params) before each API request is handled: lets a
+        #: test make something happen at an exact point of the bot's conversation.
+        self.before_request: Callable[[str, str, dict[str, str]], None] | None = None
         self._current_client = _ClientName()
         self._records_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None

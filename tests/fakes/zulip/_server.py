@@ -327,6 +327,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = parts.path[len("/api/v1"):]
         record = RequestRecord(method, path, query, form, None, None, None)
         owner.realm.collect_garbage()
+        if owner.before_request is not None:
+            owner.before_request(method, path, {**query, **form})
 
         fault = owner.faults.take(method, path)
         if fault is not None:

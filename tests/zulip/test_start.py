@@ -1,0 +1,127 @@
+"""Start-up checks: credentials and the support stream, each failure one clear line."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from adapters.channel import PermanentChannelError, TransientChannelError
+from adapters.zulip import ZulipChannel
+from tests.fakes.zulip import FakeZulipServer
+from tests.zulip.conftest import BOT, BOT_KEY, BOT_NAME, STREAM
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc)
+    assert "\n" not in text and "Traceback" not in text
+    return text
+
+
+def test_start_learns_identity_and_stream(fake: FakeZulipServer, make_channel: Callable[..., ZulipChannel]) -> None:
+    channel = make_channel()
+    channel.start()
+    assert channel.state.user_id == fake.user(BOT).user_id
+    assert channel.state.full_name == BOT_NAME
+    assert channel.state.stream_id == fake.stream(STREAM).stream_id
+    assert channel.state.stream_private
+    assert channel.name == "zulip" and channel.carries_case_topics
+
+
+def test_bad_api_key_is_one_permanent_line(make_channel: Callable[..., ZulipChannel], caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(PermanentChannelError) as info:
+        make_channel(api_key="not-the-key").start()
+    message = one_line(info.value)
+    assert "rejected the API key" in message and BOT in message and "INVALID_API_KEY" in message
+    assert "not-the-key" not in message and "not-the-key" not in caplog.text
+
+
+def test_unreachable_site_is_transient() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    channel = ZulipChannel(site=f"http://127.0.0.1:{port}", email=BOT, api_key=BOT_KEY)
+    with pytest.raises(TransientChannelError) as info:
+        channel.start()
+    assert "unreachable" in one_line(info.value)
+
+
+def test_missing_configuration_is_permanent() -> None:
+    with pytest.raises(PermanentChannelError) as info:
+        ZulipChannel(site="http://127.0.0.1:1", email=BOT).start()
+    assert one_line(info.value) == "Zulip API key not configured"
+
+
+def test_zuliprc(fake: FakeZulipServer, tmp_path: Path) -> None:
+    rc = fake.zuliprc(BOT, tmp_path / "zuliprc")
+    channel = ZulipChannel(config_file=str(rc), stream=STREAM)
+    channel.start()
+    assert channel.state.email == BOT
+    with pytest.raises(PermanentChannelError) as info:
+        ZulipChannel(config_file=str(tmp_path / "missing"), stream=STREAM).start()
+    assert "cannot read zuliprc" in one_line(info.value)
+
+
+def test_missing_stream_is_refused(make_channel: Callable[..., ZulipChannel]) -> None:
+    with pytest.raises(PermanentChannelError) as info:
+        make_channel(stream="helpdesk").start()
+    assert one_line(info.value).startswith("support stream 'helpdesk' does not exist")
+
+
+@pytest.mark.parametrize("make_public", ["make_stream_public", "make_stream_web_public"])
+def test_public_support_stream_is_refused(
+    fake: FakeZulipServer, make_channel: Callable[..., ZulipChannel], make_public: str
+) -> None:
+    getattr(fake, make_public)(STREAM)
+    with pytest.raises(PermanentChannelError) as info:
+        make_channel().start()
+    message = one_line(info.value)
+    assert f"support stream '{STREAM}'" in message and "refusing to start" in message
+
+
+def test_unsubscribed_bot_is_refused(fake: FakeZulipServer, make_channel: Callable[..., ZulipChannel]) -> None:
+    # A private stream is invisible to non-subscribers, so the server cannot tell us which it is.
+    fake.unsubscribe(STREAM, BOT)
+    with pytest.raises(PermanentChannelError) as info:
+        make_channel().start()
+    assert one_line(info.value) == f"support stream '{STREAM}' does not exist or the bot is not subscribed to it"
+    # A public stream the bot can see but has not joined.
+    fake.add_stream("lobby", invite_only=False)
+    with pytest.raises(PermanentChannelError) as info:
+        make_channel(stream="lobby").start()
+    assert one_line(info.value) == "the bot is not subscribed to support stream 'lobby'"
+
+
+def test_not_a_zulip_server() -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    import threading
+
+    class NotZulip(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"hello": "world"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotZulip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        channel = ZulipChannel(site=f"http://127.0.0.1:{server.server_address[1]}", email=BOT, api_key=BOT_KEY)
+        with pytest.raises(PermanentChannelError) as info:
+            channel.start()
+        assert "does not answer like a Zulip server" in one_line(info.value)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_api_key_never_in_repr(make_channel: Callable[..., ZulipChannel]) -> None:
+    assert BOT_KEY not in repr(make_channel())
