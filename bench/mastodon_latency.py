@@ -104,7 +104,12 @@ def run_echo(count: int) -> list[float]:
     class Echo(StreamListener):
         def on_notification(self, notification: Any) -> None:
             status = notification.status
-            if notification.type == "mention" and status and status.visibility == "direct" and status.account.id != me.id:
+            if (
+                notification.type == "mention"
+                and status
+                and status.visibility == "direct"
+                and status.account.id != me.id
+            ):
                 api.status_post(f"@{status.account.acct} echo", in_reply_to_id=status.id, visibility="direct")
 
     handle = api.stream_user(Echo(), run_async=True, reconnect_async=True)

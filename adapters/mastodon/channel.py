@@ -32,6 +32,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
@@ -203,7 +204,9 @@ class MastodonChannel(Channel):
         self._apply_policy()
         log.info(
             "mastodon: signed in as @%s@%s, max_characters=%d",
-            self._me["acct"], self.domain, self.max_characters,
+            self._me["acct"],
+            self.domain,
+            self.max_characters,
         )
 
     def _client(self) -> Mastodon:
@@ -292,9 +295,9 @@ class MastodonChannel(Channel):
             page = self._paced(API, lambda: api.notification_requests(limit=40), self._closing)
             while page:
                 for request in page:
-                    self._paced(API, lambda: api.accept_notification_request(request["id"]), self._closing)
+                    self._paced(API, partial(api.accept_notification_request, request["id"]), self._closing)
                     self._accepted_senders.append(str(request["account"]["id"]))
-                page = self._paced(API, lambda: api.fetch_next(page), self._closing)
+                page = self._paced(API, partial(api.fetch_next, page), self._closing)
         except MastodonError as error:
             raise self._start_error("accept pending notification requests", error) from None
         if self._accepted_senders:
@@ -387,7 +390,7 @@ class MastodonChannel(Channel):
             while not stop.is_set():
                 cursor = self._cursor or "0"
                 page = self._request(
-                    API, lambda: api.notifications(types=["mention"], min_id=cursor, limit=PAGE_SIZE), stop=stop
+                    API, partial(api.notifications, types=["mention"], min_id=cursor, limit=PAGE_SIZE), stop=stop
                 )
                 for notification in sorted((_plain(n) for n in page), key=lambda n: _id_key(str(n["id"]))):
                     self._handle(notification, sink)
@@ -418,7 +421,9 @@ class MastodonChannel(Channel):
                 while not stop.is_set():
                     page = self._request(
                         API,
-                        lambda: api.notifications(types=["mention"], account_id=sender, min_id=min_id, limit=PAGE_SIZE),
+                        partial(
+                            api.notifications, types=["mention"], account_id=sender, min_id=min_id, limit=PAGE_SIZE
+                        ),
                         stop=stop,
                     )
                     items = sorted((_plain(n) for n in page), key=lambda n: _id_key(str(n["id"])))
@@ -441,7 +446,12 @@ class MastodonChannel(Channel):
         status = notification.get("status") or {}
         author_id = str(_dig(status, "account", "id") or _dig(notification, "account", "id") or "")
         status_id = str(status.get("id") or "")
-        if notification.get("type") != "mention" or not status_id or author_id == self._me["id"] or status_id in self._seen:
+        if (
+            notification.get("type") != "mention"
+            or not status_id
+            or author_id == self._me["id"]
+            or status_id in self._seen
+        ):
             if cursor:
                 sink.set_cursor(*cursor)
         else:
@@ -499,7 +509,9 @@ class MastodonChannel(Channel):
                 log.warning("mastodon: status %s is gone; replying without in_reply_to", reply_to)
                 status = self._request(STATUSES, post(None), stop=self._closing, attempts=self._send_attempts)
         except _RateLimited as error:
-            raise TransientSendError(f"Mastodon rate limit: retry in {error.wait:.0f}s", retry_after=error.wait) from None
+            raise TransientSendError(
+                f"Mastodon rate limit: retry in {error.wait:.0f}s", retry_after=error.wait
+            ) from None
         except (MastodonNetworkError, MastodonServerError) as error:
             raise TransientSendError(f"Mastodon did not take the status: {_describe(error)}") from None
         except MastodonError as error:

@@ -39,9 +39,7 @@ except ImportError:  # pragma: no cover - depends on the installed extra
 
 URL_LENGTH = 23
 ZWJ = "\u200d"
-MENTION_RE = re.compile(
-    r"(?<![=/\w])@(([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)(?:@[\w.-]+\w+)?)", re.IGNORECASE
-)
+MENTION_RE = re.compile(r"(?<![=/\w])@(([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)(?:@[\w.-]+\w+)?)", re.IGNORECASE)
 _MENTION_START = re.compile(r"(?<![=/\w])@(?=[a-z0-9_])", re.IGNORECASE)
 #: Room kept for the " (i/n)" marker of a part; more than 99 parts is refused.
 _MARKER_WIDTH = " (99/99)"

@@ -129,7 +129,9 @@ def _write_link(link: Tag, out: _Writer, mentions: list[Mapping[str, Any]], own_
         out.write(shown)
         return
     visible = "".join(
-        str(s) for s in link.find_all(string=True) if not (isinstance(s.parent, Tag) and "invisible" in _classes(s.parent))
+        str(s)
+        for s in link.find_all(string=True)
+        if not (isinstance(s.parent, Tag) and "invisible" in _classes(s.parent))
     ).strip()
     if not visible or _same_link(visible, href):
         out.write(href)

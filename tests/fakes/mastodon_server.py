@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--status-period", type=float, default=3 * 3600.0)
     parser.add_argument("--heartbeat", type=float, default=15.0, help="seconds between :thump heartbeats")
     parser.add_argument(
-        "--private-mentions", choices=("accept", "filter", "drop"), default="filter",
+        "--private-mentions",
+        choices=("accept", "filter", "drop"),
+        default="filter",
         help="the bot's notification policy for private mentions from strangers (Mastodon's default: filter)",
     )
     args = parser.parse_args(argv)

@@ -29,7 +29,10 @@ def test_remote_dm_is_delivered_with_the_right_fields(fake: FakeMastodon, run_ch
     assert message.sender == "alice@remote.example"
     assert message.sender_name == "Alice Remote"
     assert message.conversation == message.message_id == status["id"]
-    assert message.text == "My invoice is wrong\nplease check https://shop.example/orders/1\n\nhttps://remote.example/m/1.png"
+    assert (
+        message.text
+        == "My invoice is wrong\nplease check https://shop.example/orders/1\n\nhttps://remote.example/m/1.png"
+    )
     assert message.subject_hint == "Invoice"
     assert message.raw["status"]["id"] == status["id"]
     assert message.received_at.tzinfo is not None
@@ -154,7 +157,9 @@ def test_restart_resumes_from_the_cursor(fake: FakeMastodon, run_channel: Callab
     second.halt()
 
 
-def test_bad_token_is_one_line_permanent_error(fake: FakeMastodon, make_channel: Callable[..., MastodonChannel]) -> None:
+def test_bad_token_is_one_line_permanent_error(
+    fake: FakeMastodon, make_channel: Callable[..., MastodonChannel]
+) -> None:
     with pytest.raises(PermanentChannelError) as error:
         make_channel(access_token="not-the-token").start()
     message = str(error.value)

@@ -72,8 +72,12 @@ def test_a_1400_character_reply_arrives_as_a_correct_thread(
 def test_no_status_ever_reaches_a_third_account(
     fake: FakeMastodon, channel: MastodonChannel, customer_status: str
 ) -> None:
-    channel.send(outbound("Please ask @carol and @mallory@elsewhere.example, or mail help@bot.example", customer_status))
-    channel.send(outbound("Quoted: @carol said hi", customer_status, outbox_id=2, quote="@mallory@elsewhere.example hi"))
+    channel.send(
+        outbound("Please ask @carol and @mallory@elsewhere.example, or mail help@bot.example", customer_status)
+    )
+    channel.send(
+        outbound("Quoted: @carol said hi", customer_status, outbox_id=2, quote="@mallory@elsewhere.example hi")
+    )
     assert fake.inbox("carol") == [] and fake.inbox("mallory@elsewhere.example") == []
     assert len(fake.inbox("alice@remote.example")) == 2
     for posted in fake.posted_by("deskbot"):

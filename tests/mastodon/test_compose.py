@@ -76,7 +76,19 @@ def test_too_many_parts_is_refused() -> None:
 
 
 words = st.sampled_from(
-    ["support", "incident", LONG_URL, "@carol", "@dave@other.example", "mail@x.example", "configuração", "👍🏽", "#42", "\n", "\n\n"]
+    [
+        "support",
+        "incident",
+        LONG_URL,
+        "@carol",
+        "@dave@other.example",
+        "mail@x.example",
+        "configuração",
+        "👍🏽",
+        "#42",
+        "\n",
+        "\n\n",
+    ]
 )
 
 

@@ -124,7 +124,10 @@ def test_an_engineers_reply_reaches_the_customer_as_a_thread(fake: FakeMastodon,
     bot_replies(fake, 1)
     follow_up = fake.post_status(ALICE, "@deskbot it jams on page 2", in_reply_to=dm["id"])
     bot_replies(fake, 2)
-    answer = " ".join(f"Step {i}: open tray {i}, remove the paper, and check the roller at https://kb.example/rollers/{i}." for i in range(1, 20))[:1400]
+    answer = " ".join(
+        f"Step {i}: open tray {i}, remove the paper, and check the roller at https://kb.example/rollers/{i}."
+        for i in range(1, 20)
+    )[:1400]
     bot.engineer(f"/reply 1 {answer}", "e1")
     posted = bot_replies(fake, 4)[2:]
     assert len(posted) >= 3
@@ -159,7 +162,11 @@ class CrashAfterSend(MastodonChannel):
 
 
 def test_killed_between_sending_and_recording_then_restarted_does_not_post_twice(
-    fake: FakeMastodon, engine, db_url, clock, customer  # noqa: ANN001
+    fake: FakeMastodon,
+    engine,
+    db_url,
+    clock,
+    customer,  # noqa: ANN001
 ) -> None:
     first = Bot(fake, engine, db_url, clock, CrashAfterSend(fake.url, BOT_TOKEN, **FAST)).start(dispatch=False)
     fake.post_status(ALICE, "@deskbot open " + "The backup job fails every night. " * 30)
@@ -182,7 +189,10 @@ def test_killed_between_sending_and_recording_then_restarted_does_not_post_twice
 
 def _pending(engine) -> bool:  # noqa: ANN001
     with transaction(engine) as session:
-        return session.scalars(select(Outbox).where(Outbox.channel == "mastodon", Outbox.state == "pending")).first() is not None
+        return (
+            session.scalars(select(Outbox).where(Outbox.channel == "mastodon", Outbox.state == "pending")).first()
+            is not None
+        )
 
 
 def test_with_the_rate_limit_lowered_every_dm_is_answered_without_a_429(engine, db_url, clock, customer) -> None:  # noqa: ANN001

@@ -13,7 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 from mastodon import Mastodon
-from mastodon.errors import MastodonAPIError, MastodonRatelimitError, MastodonServerError, MastodonUnauthorizedError
+from mastodon.errors import (
+    MastodonAPIError,
+    MastodonNetworkError,
+    MastodonRatelimitError,
+    MastodonServerError,
+    MastodonUnauthorizedError,
+)
 
 from tests.fakes.mastodon import FakeMastodon
 
@@ -45,7 +51,9 @@ def test_notifications_paginate_like_mastodon(fake: FakeMastodon) -> None:
     assert [n.id for n in api.notifications(types=["mention"], since_id="1", limit=2)] == ["5", "4"]
     assert [n.id for n in api.notifications(types=["mention"], max_id="4")] == ["3", "2", "1"]
     assert [n.id for n in api.fetch_next(newest)] == ["3", "2"]
-    response = httpx.get(f"{fake.url}/api/v1/notifications?types[]=mention&limit=2", headers={"Authorization": f"Bearer {BOT_TOKEN}"})
+    response = httpx.get(
+        f"{fake.url}/api/v1/notifications?types[]=mention&limit=2", headers={"Authorization": f"Bearer {BOT_TOKEN}"}
+    )
     assert 'rel="next"' in response.headers["Link"] and 'rel="prev"' in response.headers["Link"]
 
 
@@ -123,7 +131,7 @@ def test_faults_fail_and_drop(fake: FakeMastodon) -> None:
             api.account_verify_credentials()
     assert api.account_verify_credentials().acct == "deskbot"
     fake.drop_next(1, method="POST", path="/api/v1/statuses", after_handling=True)
-    with pytest.raises(Exception):
+    with pytest.raises(MastodonNetworkError):
         api.status_post("@carol lost answer", visibility="direct", idempotency_key="drop-1")
     assert len(fake.posted_by("deskbot")) == 1  # it was posted; only the answer was lost
 
@@ -154,8 +162,19 @@ def test_stream_heartbeats_events_and_disconnects(fake: FakeMastodon) -> None:
 def test_standalone_server_with_control_endpoints(tmp_path: Path) -> None:
     port = 38000 + os.getpid() % 1000
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.mastodon_server", "--port", str(port), "--token", "t0",
-         "--account", "alice@remote.example:alice-token", "--private-mentions", "accept"],
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.mastodon_server",
+            "--port",
+            str(port),
+            "--token",
+            "t0",
+            "--account",
+            "alice@remote.example:alice-token",
+            "--private-mentions",
+            "accept",
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

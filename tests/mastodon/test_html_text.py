@@ -7,7 +7,12 @@ from pathlib import Path
 
 from adapters.mastodon.html_text import html_to_text, status_to_text
 
-BOT = {"id": "117440810532227399", "username": "mastodonpy_test", "url": "http://localhost:3000/@mastodonpy_test", "acct": "mastodonpy_test"}
+BOT = {
+    "id": "117440810532227399",
+    "username": "mastodonpy_test",
+    "url": "http://localhost:3000/@mastodonpy_test",
+    "acct": "mastodonpy_test",
+}
 BOB = {"id": "42", "username": "bob", "url": "https://remote.example/@bob", "acct": "bob@remote.example"}
 PAYLOADS = Path(__file__).parents[1] / "fakes" / "mastodon" / "payloads"
 
@@ -15,7 +20,7 @@ PAYLOADS = Path(__file__).parents[1] / "fakes" / "mastodon" / "payloads"
 def mention(account: dict[str, str]) -> str:
     return (
         f'<span class="h-card" translate="no"><a href="{account["url"]}" class="u-url mention">'
-        f'@<span>{account["username"]}</span></a></span>'
+        f"@<span>{account['username']}</span></a></span>"
     )
 
 
@@ -46,7 +51,12 @@ def test_links_become_their_urls() -> None:
 
 def test_own_mention_removed_by_account_not_by_name() -> None:
     # Another account with the same username on another server stays.
-    twin = {"id": "99", "username": "mastodonpy_test", "url": "https://other.example/@mastodonpy_test", "acct": "mastodonpy_test@other.example"}
+    twin = {
+        "id": "99",
+        "username": "mastodonpy_test",
+        "url": "https://other.example/@mastodonpy_test",
+        "acct": "mastodonpy_test@other.example",
+    }
     content = f"<p>{mention(BOT)} ask {mention(twin)} please</p>"
     assert html_to_text(content, [BOT, twin], BOT["id"]) == "ask @mastodonpy_test@other.example please"
 
@@ -58,7 +68,9 @@ def test_other_mentions_are_kept_as_full_acct() -> None:
 
 def test_mention_linking_the_activitypub_uri_is_matched_by_username() -> None:
     # Some servers link the actor URI, not the profile page.
-    content = '<p><a href="http://localhost:3000/ap/users/117440810532227399" class="mention">@mastodonpy_test</a> hi</p>'
+    content = (
+        '<p><a href="http://localhost:3000/ap/users/117440810532227399" class="mention">@mastodonpy_test</a> hi</p>'
+    )
     assert html_to_text(content, [BOT], BOT["id"]) == "hi"
 
 

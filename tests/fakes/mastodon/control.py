@@ -45,9 +45,7 @@ def handle_control(
     acct = (query.get("acct") or [""])[0]
     try:
         if (method, path) == ("POST", "/_fake/accounts"):
-            account = fake.add_account(
-                data["acct"], token=data.get("token"), display_name=data.get("display_name")
-            )
+            account = fake.add_account(data["acct"], token=data.get("token"), display_name=data.get("display_name"))
             body: Any = {"id": account.id, "acct": account.acct}
         elif (method, path) == ("POST", "/_fake/statuses"):
             body = fake.post_status(

@@ -26,7 +26,13 @@ from . import text as status_text
 
 PAYLOADS = Path(__file__).with_name("payloads")
 NEW_ACCOUNT_AGE = timedelta(days=30)
-POLICY_FIELDS = ("for_not_following", "for_not_followers", "for_new_accounts", "for_private_mentions", "for_limited_accounts")
+POLICY_FIELDS = (
+    "for_not_following",
+    "for_not_followers",
+    "for_new_accounts",
+    "for_private_mentions",
+    "for_limited_accounts",
+)
 #: Mastodon >= 4.3 defaults.
 DEFAULT_POLICY = {
     "for_not_following": "accept",
@@ -238,6 +244,7 @@ class Instance:
             handles = mentions if mentions is not None else status_text.find_mentions(source_text)
             mentioned = [a for a in (self.find_account(h) for h in handles) if a is not None]
             if content_html is None:
+
                 def resolve(handle: str) -> tuple[str, str] | None:
                     account = self.find_account(handle)
                     return (account.url, account.username) if account in mentioned else None
@@ -324,7 +331,9 @@ class Instance:
         not_following = (recipient.id, sender.id) not in self.follows
         not_follower = (sender.id, recipient.id) not in self.follows
         new_account = sender.created_at > datetime.now(UTC) - NEW_ACCOUNT_AGE
-        private_not_response = posted.status["visibility"] == "direct" and not self._responds_to(recipient, sender, posted)
+        private_not_response = posted.status["visibility"] == "direct" and not self._responds_to(
+            recipient, sender, posted
+        )
         checks = {
             "for_limited_accounts": sender.limited and not_following,
             "for_not_following": not_following,

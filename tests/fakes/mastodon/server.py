@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .limits import Fault, FaultPlan, Verdict, WindowLimit
 from .model import POLICY_FIELDS, Account, ApiError, Instance, Posted, load_payload
-from .streaming import CLOSE_CLEAN, CLOSE_DROP, StreamConnection, StreamHub, frame
+from .streaming import CLOSE_CLEAN, CLOSE_DROP, StreamHub, frame
 
 log = logging.getLogger("tests.fakes.mastodon")
 
@@ -261,7 +261,9 @@ class FakeMastodon:
         """Answer the next `count` matching REST requests with `status` (after letting `skip` through)."""
         return self.faults.add(Fault(status=status, count=count, method=method, path_prefix=path, skip=skip))
 
-    def fail_during(self, seconds: float, status: int = 503, *, method: str | None = None, path: str | None = None) -> Fault:
+    def fail_during(
+        self, seconds: float, status: int = 503, *, method: str | None = None, path: str | None = None
+    ) -> Fault:
         return self.faults.add(Fault(status=status, until=time.time() + seconds, method=method, path_prefix=path))
 
     def drop_next(
@@ -300,7 +302,11 @@ class FakeMastodon:
             return self._stream(handler, path.rstrip("/"), query)
         if method == "GET" and path.rstrip("/") == "/api/v1/streaming/health":
             return self._send(handler, 200, "OK", raw=True)
-        if method == "GET" and path.rstrip("/") == "/api/v1/streaming" and query.get("stream") in (["user"], ["user:notification"]):
+        if (
+            method == "GET"
+            and path.rstrip("/") == "/api/v1/streaming"
+            and query.get("stream") in (["user"], ["user:notification"])
+        ):
             target = "/api/v1/streaming/user" + ("/notification" if query["stream"] == ["user:notification"] else "")
             return self._stream(handler, target, query)
 
@@ -345,7 +351,9 @@ class FakeMastodon:
             if fault.status is None:
                 return self._drop(handler)
             return self._send(handler, fault.status, {"error": "Injected failure"}, route=route_key)
-        self._send(handler, status, body, verdict=verdict or api_verdict, route=route_key, link=getattr(body, "link", None))
+        self._send(
+            handler, status, body, verdict=verdict or api_verdict, route=route_key, link=getattr(body, "link", None)
+        )
 
     @staticmethod
     def _template(method: str, name: str) -> str:
