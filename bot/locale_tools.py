@@ -40,6 +40,12 @@ def po_path(locale: str) -> Path:
     return LOCALE_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
+def _wanted_directory(path: str) -> bool:
+    """Babel's default skips every `_private` folder too; only caches and dot-folders are skipped here."""
+    name = Path(path).name
+    return name != "__pycache__" and not name.startswith(".")
+
+
 def extract(root: Path = ROOT) -> Catalog:
     """Every `_("...")` msgid under bot/ and adapters/, with where it is used (in memory only)."""
     template = Catalog(project=PROJECT, domain=DOMAIN, charset="utf-8", fuzzy=False, **HEADER)
@@ -50,6 +56,7 @@ def extract(root: Path = ROOT) -> Catalog:
             keywords=KEYWORDS,
             comment_tags=("TRANSLATORS:",),
             strip_comment_tags=True,
+            directory_filter=_wanted_directory,
         )
         for filename, lineno, message, comments, context in found:
             if isinstance(message, str) and message:
