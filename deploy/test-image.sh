@@ -41,6 +41,7 @@ FAILED=0
 WORK=$(mktemp -d /tmp/deskbot-image-test.XXXXXX)
 CONTAINER="deskbot-image-test-$$"
 FAKE_PIDS=()
+PG_CREATED=""
 
 say()  { printf '%s [%4ss] %s\n' "==>" "$(( $(date +%s) - START ))" "$*"; }
 pass() { printf 'PASS: %s\n' "$*"; }
@@ -58,6 +59,7 @@ cleanup() {
     fi
     for pid in "${FAKE_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
     for pid in "${FAKE_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    [ -n "$PG_CREATED" ] && pg drop "$PG_DB" >/dev/null 2>&1
     if [ "$rc" -ne 0 ] || [ "$FAILED" -ne 0 ]; then
         for f in "$WORK"/*.log; do
             case "$f" in */podman-info.log|*/container.log) continue ;; esac
@@ -266,6 +268,41 @@ if "${RUN[@]}" -v "$DATA:/data" "$IMAGE" deskbot db upgrade >"$WORK/db-upgrade.l
     pass "deskbot db upgrade (twice) on a mounted /data: deskbot.db at revision $rev"
 else
     fail "deskbot db upgrade: $(tail -n 5 "$WORK/db-upgrade.log")"
+fi
+
+# PostgreSQL (compose's database), when this machine runs one on 127.0.0.1:5432
+# with trust authentication: a scratch database, its URL given as a *_FILE secret.
+PG_DB="deskbot_image_test_$$"
+pg() { "$PY" - "$@" <<'PY'
+import sys, psycopg
+action, db = sys.argv[1], sys.argv[2]
+with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=3,
+                     autocommit=True) as c:
+    if action == "create":
+        c.execute(f'DROP DATABASE IF EXISTS "{db}"'); c.execute(f'CREATE DATABASE "{db}"')
+    elif action == "drop":
+        c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+if action == "revision":
+    with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={db}", connect_timeout=3) as c:
+        print(c.execute("select version_num from alembic_version").fetchone()[0])
+PY
+}
+if pg create "$PG_DB" 2>/dev/null; then
+    PG_CREATED=1
+    mkdir -p "$WORK/pg-secret"
+    printf 'postgresql+psycopg://postgres@127.0.0.1:5432/%s\n' "$PG_DB" >"$WORK/pg-secret/url"
+    chmod 0444 "$WORK/pg-secret/url"
+    if podman run --rm --network host --no-healthcheck \
+            -e DESKBOT_DATABASE_URL_FILE=/run/secrets/deskbot_database_url \
+            -v "$WORK/pg-secret/url:/run/secrets/deskbot_database_url:ro" \
+            "$IMAGE" deskbot db upgrade >"$WORK/db-upgrade-pg.log" 2>&1 \
+            && rev=$(pg revision "$PG_DB" 2>&1); then
+        pass "deskbot db upgrade on PostgreSQL (URL from DESKBOT_DATABASE_URL_FILE): revision $rev"
+    else
+        fail "deskbot db upgrade on PostgreSQL: $(tail -n 5 "$WORK/db-upgrade-pg.log")"
+    fi
+else
+    echo "SKIP: deskbot db upgrade on PostgreSQL (none on 127.0.0.1:5432 with trust authentication)"
 fi
 
 # --- 4c. deskbot run against the fakes -------------------------------------------------
