@@ -1,9 +1,10 @@
 """The Mastodon channel: customers' direct messages on a Mastodon account.
 
-`MastodonChannel` is the adapter; the rest are its parts: `stream` (the SSE
-reader), `html_text` (status HTML to plain text), `compose` (counting and
-splitting replies as Mastodon counts), `pacing` (rate limits), `inbound`
-(notifications to `Inbound`).
+`MastodonChannel` is the adapter; the rest are its parts: `startup` (instance
+limits, notification policy), `stream` (the SSE reader), `inbound`
+(notifications to `Inbound`), `html_text` (status HTML to plain text),
+`compose` (counting and splitting replies as Mastodon counts), `transport`
+(Mastodon.py clients, retries) and `pacing` (rate limits).
 """
 
 from .channel import CURSOR_KEY, MastodonChannel

@@ -33,14 +33,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
-from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, ClassVar
 
 import httpx
-import requests
-from mastodon import Mastodon
 from mastodon.errors import (
-    MastodonAPIError,
     MastodonError,
     MastodonNetworkError,
     MastodonNotFoundError,
@@ -48,7 +44,6 @@ from mastodon.errors import (
     MastodonServerError,
     MastodonUnauthorizedError,
 )
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from adapters.channel import (
     Channel,
@@ -63,23 +58,14 @@ from adapters.channel import (
 from .compose import ReplyTooLong, mention_for, thread_parts
 from .inbound import notification_to_inbound
 from .pacing import API, STATUSES, Pacer
+from .startup import dig, open_to_strangers, read_instance
 from .stream import Closed, Event, Opened, SSEConnection
+from .transport import RateLimited, Transport, describe
 
 log = logging.getLogger("deskbot.adapters.mastodon")
 
 CURSOR_KEY = "mastodon:notification_min_id"
 PAGE_SIZE = 80
-#: Policy fields that, set to "filter" or "drop", keep strangers' DMs from the bot.
-STRANGER_FILTERS = ("for_private_mentions", "for_not_following", "for_not_followers", "for_new_accounts")
-T = TypeVar("T")
-
-
-class _RateLimited(MastodonRatelimitError):
-    """A rate limit the pacer will not wait out here; `wait` is the seconds left."""
-
-    def __init__(self, wait: float) -> None:
-        super().__init__(f"rate limited for {wait:.0f}s")
-        self.wait = wait
 
 
 def _id_key(value: str) -> tuple[int, str]:
@@ -90,33 +76,6 @@ def _id_key(value: str) -> tuple[int, str]:
 def _plain(entity: Any) -> dict[str, Any]:
     """A Mastodon.py entity as the JSON the server sent (ids as strings)."""
     return json.loads(entity.to_json(pretty=False))["_mastopy_data"]
-
-
-def _dig(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def _describe(error: BaseException) -> str:
-    """One line for a Mastodon.py error: status and the server's message."""
-    args = getattr(error, "args", ())
-    if isinstance(error, MastodonAPIError) and len(args) >= 4:
-        return f"HTTP {args[1]}: {args[3] or args[2]}"
-    text = " ".join(str(error).split())
-    for needle, short in (
-        ("refused", "connection refused"),
-        ("timed out", "timed out"),
-        ("Name or service not known", "host not found"),
-        ("nodename nor servname", "host not found"),
-        ("RemoteDisconnected", "connection closed by the server"),
-        ("Connection aborted", "connection closed by the server"),
-    ):
-        if needle in text:
-            return short
-    return text[:200]
 
 
 class MastodonChannel(Channel):
@@ -164,8 +123,7 @@ class MastodonChannel(Channel):
         self._accept_strangers = accept_strangers
         self._pacer = Pacer(reserve=ratelimit_reserve, posting_budget=posting_budget, posting_window=posting_window)
         self._closing = threading.Event()
-        self._api_recv: Mastodon | None = None
-        self._api_send: Mastodon | None = None
+        self._transport: Transport | None = None
         self._http: httpx.Client | None = None
         self._stream: SSEConnection | None = None
         self._me: dict[str, str] = {}
@@ -177,7 +135,6 @@ class MastodonChannel(Channel):
         self.domain = ""
         self.max_characters = 500
         self.streaming_url = ""
-        self.requests_made = 0
 
     def __repr__(self) -> str:  # never show the token
         return f"MastodonChannel({self._base_url!r})"
@@ -186,132 +143,38 @@ class MastodonChannel(Channel):
 
     def start(self) -> None:
         """Check the token, read the instance's limits, make sure strangers' DMs arrive."""
-        self._api_recv = self._client()
-        self._api_send = self._client()
+        self._transport = Transport(
+            self._base_url,
+            self._token,
+            self._pacer,
+            user_agent=self._user_agent,
+            request_timeout=self._request_timeout,
+            retry_min=self._retry[0],
+            retry_max=self._retry[1],
+            max_wait=self._max_wait,
+        )
         try:
-            me = self._paced(API, self._api_recv.account_verify_credentials, self._closing)
+            me = self._transport.paced(API, self._transport.recv.account_verify_credentials, self._closing)
         except MastodonUnauthorizedError as error:
             raise PermanentChannelError(
-                f"Mastodon at {self._base_url} rejected the access token ({_describe(error)}): check MASTODON_ACCESS_TOKEN"
+                f"Mastodon at {self._base_url} rejected the access token ({describe(error)}): check MASTODON_ACCESS_TOKEN"
             ) from None
         except (MastodonNetworkError, MastodonServerError, MastodonRatelimitError) as error:
-            raise TransientChannelError(f"cannot reach Mastodon at {self._base_url}: {_describe(error)}") from None
+            raise TransientChannelError(f"cannot reach Mastodon at {self._base_url}: {describe(error)}") from None
         except MastodonError as error:
-            raise PermanentChannelError(f"Mastodon at {self._base_url} refused the bot: {_describe(error)}") from None
+            raise PermanentChannelError(f"Mastodon at {self._base_url} refused the bot: {describe(error)}") from None
         self._me = {"id": str(me["id"]), "acct": str(me["acct"]), "url": str(me.get("url") or "")}
-        self._read_instance()
+        facts = read_instance(self._transport, self._base_url, self._closing)
+        self.max_characters, self.domain, self.streaming_url = facts.max_characters, facts.domain, facts.streaming_url
+        self._accepted_senders = open_to_strangers(
+            self._transport, self._base_url, self._accept_strangers, self._closing
+        )
         self._http = httpx.Client(headers={"User-Agent": self._user_agent})
-        self._apply_policy()
         log.info(
             "mastodon: signed in as @%s@%s, max_characters=%d",
             self._me["acct"],
             self.domain,
             self.max_characters,
-        )
-
-    def _client(self) -> Mastodon:
-        session = requests.Session()
-        session.hooks["response"].append(self._observe)
-        return Mastodon(
-            access_token=self._token,
-            api_base_url=self._base_url,
-            version_check_mode="none",
-            ratelimit_method="throw",
-            request_timeout=self._request_timeout,
-            user_agent=self._user_agent,
-            session=session,
-        )
-
-    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        self.requests_made += 1
-        request = response.request
-        self._pacer.observe(
-            request.method or "GET", urlsplit(request.url or "").path, response.status_code, response.headers
-        )
-
-    def _read_instance(self) -> None:
-        assert self._api_recv is not None
-        v2: dict[str, Any] = {}
-        v1: dict[str, Any] = {}
-        try:
-            v2 = dict(self._paced(API, self._api_recv.instance_v2, self._closing))
-        except MastodonError as error:
-            log.info("mastodon: no v2 instance information (%s), trying v1", _describe(error))
-        max_characters = _dig(v2, "configuration", "statuses", "max_characters")
-        domain = _dig(v2, "domain")
-        streaming = _dig(v2, "configuration", "urls", "streaming")
-        if max_characters is None or not domain:
-            try:
-                v1 = dict(self._paced(API, self._api_recv.instance_v1, self._closing))
-            except MastodonError as error:
-                log.info("mastodon: no v1 instance information either (%s)", _describe(error))
-            max_characters = max_characters or _dig(v1, "configuration", "statuses", "max_characters")
-            domain = domain or _dig(v1, "uri")
-            streaming = streaming or _dig(v1, "urls", "streaming_api")
-        self.max_characters = int(max_characters or 500)
-        self.domain = str(domain or urlsplit(self._base_url).netloc).lower()
-        base = self._base_url
-        if streaming:
-            parts = urlsplit(str(streaming))
-            scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-            if scheme in ("http", "https") and parts.netloc:
-                base = f"{scheme}://{parts.netloc}"
-        self.streaming_url = base + "/api/v1/streaming/user/notification"
-
-    def _apply_policy(self) -> None:
-        assert self._api_recv is not None
-        api = self._api_recv
-        try:
-            policy = dict(self._paced(API, api.notifications_policy, self._closing))
-        except MastodonNotFoundError:
-            log.info("mastodon: the server has no notification policy (Mastodon < 4.3); nothing to change")
-            return
-        except MastodonError as error:
-            raise self._start_error("read the notification policy", error) from None
-        changes = {f: "accept" for f in STRANGER_FILTERS if policy.get(f) not in (None, "accept")}
-        if changes and not self._accept_strangers:
-            log.warning(
-                "mastodon: the notification policy filters DMs from strangers (%s); new customers' DMs will not arrive",
-                ", ".join(f"{f}={policy[f]}" for f in changes),
-            )
-        elif changes:
-            try:
-                self._paced(API, lambda: api.update_notifications_policy(**changes), self._closing)
-            except MastodonError as error:
-                raise self._start_error("change the notification policy", error) from None
-            log.warning(
-                "mastodon: notification policy changed so that DMs from strangers arrive: %s",
-                ", ".join(f"{f} {policy[f]} -> accept" for f in changes),
-            )
-        pending = _dig(policy, "summary", "pending_requests_count") or 0
-        if pending and self._accept_strangers:
-            self._accept_requests()
-
-    def _accept_requests(self) -> None:
-        """Accept filtered notification requests; their DMs are fetched by `receive`."""
-        assert self._api_recv is not None
-        api = self._api_recv
-        try:
-            page = self._paced(API, lambda: api.notification_requests(limit=40), self._closing)
-            while page:
-                for request in page:
-                    self._paced(API, partial(api.accept_notification_request, request["id"]), self._closing)
-                    self._accepted_senders.append(str(request["account"]["id"]))
-                page = self._paced(API, partial(api.fetch_next, page), self._closing)
-        except MastodonError as error:
-            raise self._start_error("accept pending notification requests", error) from None
-        if self._accepted_senders:
-            log.warning(
-                "mastodon: accepted %d pending notification request(s) from accounts the policy had filtered",
-                len(self._accepted_senders),
-            )
-
-    def _start_error(self, action: str, error: MastodonError) -> Exception:
-        if isinstance(error, (MastodonNetworkError, MastodonServerError, MastodonRatelimitError)):
-            return TransientChannelError(f"cannot {action} on Mastodon at {self._base_url}: {_describe(error)}")
-        return PermanentChannelError(
-            f"cannot {action} on Mastodon at {self._base_url} ({_describe(error)}): "
-            "the token needs the read:notifications and write:notifications scopes"
         )
 
     # -- receive ----------------------------------------------------------------
@@ -326,7 +189,7 @@ class MastodonChannel(Channel):
         Exceptions raised by the sink propagate; the cursor has not moved past
         the message, so calling `receive` again delivers it again.
         """
-        if self._api_recv is None:
+        if self._transport is None:
             raise RuntimeError("MastodonChannel.start() was not called")
         self._cursor = sink.get_cursor(CURSOR_KEY)
         self._fetch_accepted(sink, stop)
@@ -384,12 +247,12 @@ class MastodonChannel(Channel):
 
     def _poll(self, sink: InboundSink, stop: threading.Event) -> None:
         """Catch up from the cursor, oldest first, until a page comes back short."""
-        assert self._api_recv is not None
-        api = self._api_recv
+        assert self._transport is not None
+        api = self._transport.recv
         try:
             while not stop.is_set():
                 cursor = self._cursor or "0"
-                page = self._request(
+                page = self._transport.request(
                     API, partial(api.notifications, types=["mention"], min_id=cursor, limit=PAGE_SIZE), stop=stop
                 )
                 for notification in sorted((_plain(n) for n in page), key=lambda n: _id_key(str(n["id"]))):
@@ -398,19 +261,19 @@ class MastodonChannel(Channel):
                     break
             self._last_poll_ok = time.monotonic()
         except MastodonUnauthorizedError as error:
-            raise PermanentChannelError(f"Mastodon rejected the access token ({_describe(error)})") from None
+            raise PermanentChannelError(f"Mastodon rejected the access token ({describe(error)})") from None
         except MastodonError as error:
-            log.warning("mastodon: polling notifications failed, will retry: %s", _describe(error))
+            log.warning("mastodon: polling notifications failed, will retry: %s", describe(error))
 
     def _fetch_accepted(self, sink: InboundSink, stop: threading.Event) -> None:
         """DMs of notification requests accepted at start: older than the cursor, so fetched by sender."""
-        assert self._api_recv is not None
-        api = self._api_recv
+        assert self._transport is not None
+        api = self._transport.recv
         if not self._accepted_senders:
             return
         for _ in range(20):  # Mastodon merges accepted requests in a background job
             try:
-                if self._paced(API, api.notifications_merged, stop):
+                if self._transport.paced(API, api.notifications_merged, stop):
                     break
             except MastodonError:
                 break
@@ -419,7 +282,7 @@ class MastodonChannel(Channel):
             min_id = "0"
             try:
                 while not stop.is_set():
-                    page = self._request(
+                    page = self._transport.request(
                         API,
                         partial(
                             api.notifications, types=["mention"], account_id=sender, min_id=min_id, limit=PAGE_SIZE
@@ -433,7 +296,7 @@ class MastodonChannel(Channel):
                         break
                     min_id = str(items[-1]["id"])
             except MastodonError as error:
-                log.warning("mastodon: fetching accepted requests' DMs failed: %s", _describe(error))
+                log.warning("mastodon: fetching accepted requests' DMs failed: %s", describe(error))
         self._accepted_senders = []
 
     def _handle(self, notification: dict[str, Any], sink: InboundSink, *, replay: bool = False) -> None:
@@ -444,7 +307,7 @@ class MastodonChannel(Channel):
             return  # handled before: stream and catch-up overlap
         cursor = (CURSOR_KEY, notification_id) if newer else None
         status = notification.get("status") or {}
-        author_id = str(_dig(status, "account", "id") or _dig(notification, "account", "id") or "")
+        author_id = str(dig(status, "account", "id") or dig(notification, "account", "id") or "")
         status_id = str(status.get("id") or "")
         if (
             notification.get("type") != "mention"
@@ -470,7 +333,7 @@ class MastodonChannel(Channel):
 
     def send(self, message: Outbound) -> list[str]:
         """Post the reply as a thread of direct statuses; return their ids."""
-        if self._api_send is None:
+        if self._transport is None:
             raise RuntimeError("MastodonChannel.start() was not called")
         if message.kind != "direct":
             raise PermanentSendError(
@@ -493,67 +356,32 @@ class MastodonChannel(Channel):
         return ids
 
     def _post(self, text: str, reply_to: str | None, key: str, *, first: bool) -> str:
-        assert self._api_send is not None
-        api = self._api_send
+        assert self._transport is not None
+        api = self._transport.send
 
         def post(in_reply_to: str | None) -> Callable[[], Any]:
             return lambda: api.status_post(text, in_reply_to_id=in_reply_to, visibility="direct", idempotency_key=key)
 
         try:
             try:
-                status = self._request(STATUSES, post(reply_to), stop=self._closing, attempts=self._send_attempts)
+                status = self._transport.request(
+                    STATUSES, post(reply_to), stop=self._closing, attempts=self._send_attempts
+                )
             except MastodonNotFoundError:
                 if not (first and reply_to):
                     raise
                 # The customer deleted the status we answer: answer outside the thread.
                 log.warning("mastodon: status %s is gone; replying without in_reply_to", reply_to)
-                status = self._request(STATUSES, post(None), stop=self._closing, attempts=self._send_attempts)
-        except _RateLimited as error:
+                status = self._transport.request(STATUSES, post(None), stop=self._closing, attempts=self._send_attempts)
+        except RateLimited as error:
             raise TransientSendError(
                 f"Mastodon rate limit: retry in {error.wait:.0f}s", retry_after=error.wait
             ) from None
         except (MastodonNetworkError, MastodonServerError) as error:
-            raise TransientSendError(f"Mastodon did not take the status: {_describe(error)}") from None
+            raise TransientSendError(f"Mastodon did not take the status: {describe(error)}") from None
         except MastodonError as error:
-            raise PermanentSendError(f"Mastodon refused the status: {_describe(error)}") from None
+            raise PermanentSendError(f"Mastodon refused the status: {describe(error)}") from None
         return str(status["id"])
-
-    # -- requests: pacing and retries ----------------------------------------------
-
-    def _request(self, family: str, call: Callable[[], T], *, stop: threading.Event, attempts: int = 3) -> T:
-        """Make one API call within the rate limits, retrying transient failures."""
-
-        def retryable(error: BaseException) -> bool:
-            if isinstance(error, _RateLimited):
-                return error.wait <= self._max_wait
-            return isinstance(error, (MastodonNetworkError, MastodonServerError))
-
-        def log_retry(state: Any) -> None:
-            log.info("mastodon: %s; retry %d", _describe(state.outcome.exception()), state.attempt_number)
-
-        retrying = Retrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait_random_exponential(multiplier=self._retry[0], max=self._retry[1]),
-            retry=retry_if_exception(retryable),
-            sleep=lambda seconds: stop.wait(seconds),
-            before_sleep=log_retry,
-            reraise=True,
-        )
-        return retrying(self._paced, family, call, stop)
-
-    def _paced(self, family: str, call: Callable[[], T], stop: threading.Event) -> T:
-        while True:
-            wait = self._pacer.acquire(family)
-            if wait <= 0:
-                break
-            if wait > self._max_wait:
-                raise _RateLimited(wait)
-            if stop.wait(wait):
-                raise _RateLimited(wait)
-        try:
-            return call()
-        except MastodonRatelimitError:
-            raise _RateLimited(self._pacer.retry_after(family) or self._retry[1]) from None
 
     def close(self) -> None:
         self._closing.set()

@@ -1,0 +1,132 @@
+"""Calls to Mastodon's REST API: Mastodon.py clients, paced and retried.
+
+Two clients share one token and one `Pacer`: `recv` for the receiving thread,
+`send` for the dispatcher's, so neither waits on the other's connection. Each
+has its own `requests.Session` whose response hook shows every response's
+rate-limit headers to the pacer.
+
+`request()` is the one way the channel calls the API: it waits for the
+pacer (never longer than `max_wait`; beyond that it raises `RateLimited`
+with the wait), and retries 5xx answers and network errors with jittered
+exponential back-off, a bounded number of times (tenacity).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from mastodon import Mastodon
+from mastodon.errors import MastodonAPIError, MastodonNetworkError, MastodonRatelimitError, MastodonServerError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from .pacing import Pacer
+
+log = logging.getLogger("deskbot.adapters.mastodon")
+T = TypeVar("T")
+
+
+class RateLimited(MastodonRatelimitError):
+    """A rate limit not waited out here; `wait` is the seconds left."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"rate limited for {wait:.0f}s")
+        self.wait = wait
+
+
+def describe(error: BaseException) -> str:
+    """One line for a Mastodon.py error: the status and the server's message, or the network failure."""
+    args = getattr(error, "args", ())
+    if isinstance(error, MastodonAPIError) and len(args) >= 4:
+        return f"HTTP {args[1]}: {args[3] or args[2]}"
+    text = " ".join(str(error).split())
+    for needle, short in (
+        ("refused", "connection refused"),
+        ("timed out", "timed out"),
+        ("Name or service not known", "host not found"),
+        ("nodename nor servname", "host not found"),
+        ("RemoteDisconnected", "connection closed by the server"),
+        ("Connection aborted", "connection closed by the server"),
+    ):
+        if needle in text:
+            return short
+    return text[:200]
+
+
+class Transport:
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str,
+        pacer: Pacer,
+        *,
+        user_agent: str,
+        request_timeout: float,
+        retry_min: float,
+        retry_max: float,
+        max_wait: float,
+    ) -> None:
+        self._pacer = pacer
+        self._retry = (retry_min, retry_max)
+        self._max_wait = max_wait
+        self.requests_made = 0
+        self.recv = self._client(base_url, access_token, user_agent, request_timeout)
+        self.send = self._client(base_url, access_token, user_agent, request_timeout)
+
+    def _client(self, base_url: str, token: str, user_agent: str, timeout: float) -> Mastodon:
+        session = requests.Session()
+        session.hooks["response"].append(self._observe)
+        return Mastodon(
+            access_token=token,
+            api_base_url=base_url,
+            version_check_mode="none",  # the checking modes misfire or recurse (see the notes)
+            ratelimit_method="throw",  # "pace" wedges after idling, "wait" can block for hours
+            request_timeout=timeout,
+            user_agent=user_agent,
+            session=session,
+        )
+
+    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self.requests_made += 1
+        request = response.request
+        self._pacer.observe(
+            request.method or "GET", urlsplit(request.url or "").path, response.status_code, response.headers
+        )
+
+    def request(self, family: str, call: Callable[[], T], *, stop: threading.Event, attempts: int = 3) -> T:
+        """Make one API call within the rate limits, retrying transient failures."""
+
+        def retryable(error: BaseException) -> bool:
+            if isinstance(error, RateLimited):
+                return error.wait <= self._max_wait
+            return isinstance(error, (MastodonNetworkError, MastodonServerError))
+
+        def log_retry(state: Any) -> None:
+            log.info("mastodon: %s; retry %d", describe(state.outcome.exception()), state.attempt_number)
+
+        retrying = Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_random_exponential(multiplier=self._retry[0], max=self._retry[1]),
+            retry=retry_if_exception(retryable),
+            sleep=lambda seconds: stop.wait(seconds),
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        return retrying(self.paced, family, call, stop)
+
+    def paced(self, family: str, call: Callable[[], T], stop: threading.Event) -> T:
+        """Make one API call within the rate limits, without retrying."""
+        while True:
+            wait = self._pacer.acquire(family)
+            if wait <= 0:
+                break
+            if wait > self._max_wait or stop.wait(wait):
+                raise RateLimited(wait)
+        try:
+            return call()
+        except MastodonRatelimitError:
+            raise RateLimited(self._pacer.retry_after(family) or self._retry[1]) from None
