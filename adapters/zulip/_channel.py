@@ -263,7 +263,10 @@ class ZulipChannel(Channel):
                         if found is not None:
                             return found
                     try:
-                        res = transport.call(client, "POST", "messages", {**target, "content": content})
+                        res = transport.call(
+                            client, "POST", "messages", {**target, "content": content},
+                            max_pause=self._send_retry.max_rate_wait,
+                        )
                     except ZulipUnavailable as exc:
                         ambiguous = ambiguous or exc.maybe_processed
                         raise
@@ -300,7 +303,9 @@ class ZulipChannel(Channel):
             res = None
             for attempt in self._send_retry.retrying(transport.sleep):
                 with attempt:
-                    res = transport.call(client, "GET", "messages", request)
+                    res = transport.call(
+                        client, "GET", "messages", request, max_pause=self._send_retry.max_rate_wait
+                    )
         except ZulipRateLimited as exc:
             raise TransientSendError(f"Zulip rate limit while checking for an earlier send: {exc}",
                                      retry_after=exc.retry_after) from None

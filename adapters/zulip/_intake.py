@@ -168,7 +168,7 @@ class Receiver:
     def _call(self, method: str, url: str, request: dict[str, Any] | None = None, timeout: float | None = None) -> dict[str, Any]:
         assert self._client is not None
         try:
-            return self.transport.call(self._client, method, url, request, timeout=timeout)
+            return self.transport.call(self._client, method, url, request, timeout=timeout, sleep=self._sleep)
         except ZulipApiError as exc:
             if exc.code in ("INVALID_API_KEY", "USER_DEACTIVATED", "UNAUTHORIZED"):
                 raise PermanentChannelError(f"Zulip rejected the bot's credentials ({exc.code}): {exc.msg}") from None

@@ -152,7 +152,11 @@ def _split(lines: list[tuple[str, bool]], budget: int) -> list[list[str]]:
             next_fence = fence
         closes = fence is not None and next_fence is None
         if not room_for(line, closes):
-            if len(current) > (2 if fence is not None else 1) or (parts == [] and current):
+            fresh = len(CONTINUATION) + 1 + (len(fence.opener) + 1 if fence is not None else 0)
+            closing = len(fence.token) + 1 if fence is not None and not closes else 0
+            fits_a_fresh_part = fresh + len(line) + 1 + closing <= budget
+            # A line that fits a part of its own starts one; a longer one is cut up starting right here.
+            if fits_a_fresh_part and (len(current) > (2 if fence is not None else 1) or (parts == [] and current)):
                 close_part()
             while not room_for(line, closes):
                 # One line longer than a whole part: hard-split it.

@@ -238,12 +238,21 @@ class Transport:
         request: dict[str, Any] | None = None,
         *,
         timeout: float | None = None,
+        max_pause: float | None = None,
+        sleep: Callable[[float], Any] | None = None,
     ) -> dict[str, Any]:
-        """One request, paced by the rate budget. Returns the JSON of a success."""
+        """One request, paced by the rate budget. Returns the JSON of a success.
+
+        A pacing pause longer than `max_pause` is not slept here: it raises
+        ZulipRateLimited so the caller can hand the wait back (a send must not
+        hold its outbox row for a minute).
+        """
         wait = self.budget.delay()
         if wait > 0:
+            if max_pause is not None and wait > max_pause:
+                raise ZulipRateLimited(wait)
             log.info("pacing Zulip requests: waiting %.2fs for the rate-limit window", wait)
-            self.sleep(wait)
+            (sleep or self.sleep)(wait)
         self._last.status = None
         self._last.retry_after = None
         try:

@@ -60,7 +60,6 @@ def user(u: FakeUser) -> dict[str, Any]:
         "is_billing_admin": False,
         "role": u.role,
         "avatar_url": None,
-        "avatar_version": 1,
         "is_active": u.is_active,
         "email": u.email,
         "delivery_email": None,

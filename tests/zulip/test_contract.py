@@ -1,0 +1,184 @@
+"""The fake's answers and the bot's requests, checked against Zulip's OpenAPI description."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import pytest
+import requests
+import zulip
+
+from adapters.channel import Outbound, PermanentChannelError, PermanentSendError
+from adapters.zulip import ZulipChannel
+from tests.fakes.zulip import FakeZulipServer
+from tests.fakes.zulip import _payloads as payloads
+from tests.fakes.zulip._model import FakeStream, FakeUser, StoredMessage
+from tests.fakes.zulip.openapi import REFERENCE_DIR, ContractViolation, contract
+from tests.zulip.conftest import ALICE, BOB, BOT, BOT_KEY, ENGINEER, STREAM, RecordingSink
+
+pytestmark = pytest.mark.skipif(not REFERENCE_DIR.exists(), reason="../shared/reference/zulip is not available")
+
+#: Every endpoint the adapter calls.
+BOT_ENDPOINTS = {
+    ("GET", "/server_settings"),
+    ("GET", "/users/me"),
+    ("GET", "/get_stream_id"),
+    ("GET", "/users/me/subscriptions"),
+    ("POST", "/register"),
+    ("GET", "/events"),
+    ("DELETE", "/events"),
+    ("GET", "/messages"),
+    ("POST", "/messages"),
+}
+
+
+def validate_all(fake: FakeZulipServer, *, only_user: str | None = None) -> set[tuple[str, str]]:
+    """Validate every recorded exchange; return the endpoints seen."""
+    spec = contract()
+    seen = set()
+    for record in list(fake.requests):
+        if only_user is not None and record.user not in (None, only_user):
+            continue
+        seen.add((record.method, record.path))
+        spec.validate_request(record.method, record.path, record.params)
+        if record.response is not None:
+            spec.validate_response(record.method, record.path, record.status or 200, record.response)
+    return seen
+
+
+def test_yaml_is_loaded_once_and_fast() -> None:
+    started = time.monotonic()
+    first = contract()
+    assert contract() is first
+    assert time.monotonic() - started < 5
+    assert first.spec_path("/users/12") == "/users/{user_id}"
+    assert first.spec_path("/users/me") == "/users/me"
+
+
+def test_the_contract_catches_mistakes() -> None:
+    spec = contract()
+    with pytest.raises(ContractViolation, match="not documented"):
+        spec.validate_request("GET", "/messages", {"num_before": "0", "num_after": "0", "bogus": "1"})
+    with pytest.raises(ContractViolation, match="required parameter"):
+        spec.validate_request("POST", "/messages", {"type": "direct", "to": "[1]"})
+    with pytest.raises(ContractViolation):
+        spec.validate_request("GET", "/messages", {"num_before": "x", "num_after": "0"})
+    with pytest.raises(ContractViolation):
+        spec.validate_response("GET", "/users/me", 200, {"result": "success", "msg": "", "surprise": 1})
+    with pytest.raises(ContractViolation):
+        spec.validate_response("GET", "/events", 400, {"result": "error", "msg": "x", "code": "BAD_EVENT_QUEUE_ID", "extra": 1})
+
+
+def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
+    fake: FakeZulipServer, make_channel: Callable[..., ZulipChannel], run_channel: Callable[..., object]
+) -> None:
+    sink = RecordingSink()
+    sink.set_cursor("zulip:last_message_id", "0")  # so the first start catches up
+    fake.post_dm(ALICE, "before start")
+    channel = make_channel()
+    with run_channel(channel, sink):  # type: ignore[operator]
+        fake.post_dm(ALICE, "hello")
+        fake.post_stream_message(ENGINEER, STREAM, "#1 Alice: hello", "/reply 1 hi")
+        fake.post_dm(ALICE, "group", to=[BOT, BOB])
+        fake.post_stream_message(ENGINEER, "general", "chat", "elsewhere")
+        sink.wait_count(3)
+        fake.expire_queues()  # BAD_EVENT_QUEUE_ID, re-register, catch-up
+        fake.post_dm(BOB, "after expiry")
+        sink.wait_count(4)
+        channel.send(Outbound(1, "zulip", "direct", "hi", "dk1", recipient=ALICE))
+        channel.send(Outbound(2, "zulip", "topic", "**Alice** wrote:", "dk2", topic="#1 Alice: hello", quote="@**all**"))
+        channel.send(Outbound(2, "zulip", "topic", "**Alice** wrote:", "dk2", topic="#1 Alice: hello", quote="@**all**",
+                              attempt=2))
+        channel.send(Outbound(3, "zulip", "direct", "hi", "dk3", recipient=ALICE, attempt=2))
+        with pytest.raises(PermanentSendError):
+            channel.send(Outbound(4, "zulip", "direct", "hi", "dk4", recipient="ghost@example.com"))
+        fake.fail_next(1, status=502, path="/messages", method="POST", body="json")
+        channel.send(Outbound(5, "zulip", "direct", "x" * 12000, "dk5", recipient=ALICE))
+        fake.set_rate_limit(3, window=1.0)
+        fake.post_dm(ALICE, "rate limited")
+        sink.wait_count(5)
+        for i in range(6):
+            channel.send(Outbound(10 + i, "zulip", "direct", "paced", f"dk{10 + i}", recipient=ALICE))
+        fake.set_rate_limit(None)
+        fake.make_stream_public(STREAM)
+        deadline = time.monotonic() + 5
+        while channel.state.privacy_problem() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    channel.close()
+    with pytest.raises(PermanentChannelError):
+        make_channel(api_key="wrong").start()
+    with pytest.raises(PermanentChannelError):
+        make_channel(stream="missing").start()
+    seen = validate_all(fake, only_user=BOT)
+    assert BOT_ENDPOINTS <= seen, BOT_ENDPOINTS - seen
+    statuses = {r.status for r in fake.requests}
+    assert {200, 400, 401}.issubset(statuses)
+
+
+def test_rate_limit_and_fault_answers(fake: FakeZulipServer) -> None:
+    fake.set_rate_limit(1, window=5)
+    session = requests.Session()
+    session.auth = (BOT, BOT_KEY)
+    session.get(fake.url + "/api/v1/users/me")
+    limited = session.get(fake.url + "/api/v1/users/me")
+    assert limited.status_code == 429
+    contract().validate_response("GET", "/users/me", 429, limited.json())
+    fake.set_rate_limit(None)
+    fake.fail_next(1, status=500, body="json")
+    failed = session.get(fake.url + "/api/v1/users/me")
+    contract().validate_response("GET", "/users/me", 500, failed.json())
+
+
+def test_endpoints_the_bot_does_not_use_yet(fake: FakeZulipServer) -> None:
+    c = zulip.Client(site=fake.url, email=BOT, api_key=BOT_KEY, retry_on_errors=False)
+    c.get_members()
+    c.get_user_by_id(fake.user(ALICE).user_id)
+    c.get_user_by_id(9999)
+    c.get_streams()
+    c.get_streams(include_all_active=True, include_web_public=True)
+    c.get_subscriptions({"include_subscribers": True})
+    c.get_stream_id("nope")
+    q = c.register(event_types=["message"], narrow=[["is", "dm"]], fetch_event_types=["realm", "subscription", "message"])
+    c.deregister(q["queue_id"])
+    c.deregister(q["queue_id"])
+    c.get_messages({"anchor": "first_unread", "num_before": 2, "num_after": 2, "narrow": [["dm", ALICE]]})
+    c.send_message({"type": "stream", "to": "nope", "topic": "t", "content": "x"})
+    seen = validate_all(fake)
+    assert ("GET", "/users") in seen and ("GET", "/users/{user_id}") not in seen  # recorded by real path
+    assert any(r.path.startswith("/users/") and r.path[7:].isdigit() for r in fake.requests)
+
+
+def test_events_the_fake_emits(fake: FakeZulipServer) -> None:
+    c = zulip.Client(site=fake.url, email=BOT, api_key=BOT_KEY, retry_on_errors=False)
+    q = c.register(event_types=["message", "stream"])
+    fake.post_dm(ALICE, "dm")
+    fake.post_stream_message(ENGINEER, STREAM, "t", "in stream")
+    fake.make_stream_web_public(STREAM)
+    events = c.get_events(queue_id=q["queue_id"], last_event_id=-1)["events"]
+    assert {e["type"] for e in events} == {"message", "stream"}
+    for event in events:
+        contract().validate_event(event)
+
+
+def test_payload_templates_keep_the_reference_examples_keys() -> None:
+    """The fake's builders follow the reference examples (with NOTES §7's patches)."""
+
+    def example(name: str) -> dict:
+        return json.loads((REFERENCE_DIR / "examples" / name).read_text())
+
+    user = FakeUser(10, "hamlet@zulip.com", "King Hamlet", "k")
+    settings = payloads.server_settings(zulip_version="9", feature_level=247, realm_uri="http://x", realm_name="x")
+    assert set(example("server_settings.json")) | {"zulip_feature_level"} == set(settings)
+    assert set(example("user_by_id_member.json")["user"]) == set(payloads.user(user))
+    assert set(example("users_me.json")) == set(payloads.own_user(user, 30))
+    stream = FakeStream(2, "management", description="A private stream")
+    assert set(example("streams_with_invite_only.json")["streams"][0]) == set(payloads.stream(stream, 18))
+    sub = payloads.subscription(stream, 18, True)
+    assert set(example("subscriptions.json")["subscriptions"][0]) <= set(sub)
+    dm = example("get_messages_response_dm_and_stream.json")["messages"][0]
+    m = StoredMessage(16, 10, "private", "x", 1, 27, participants=frozenset({10}))
+    built = payloads.message(m, sender=user, participants=[user], stream_name=None, apply_markdown=True)
+    assert set(dm) - {"flags"} == set(built)
+    assert set(example("invalid_api_key_401.json")) == set(payloads.error("INVALID_API_KEY", "Invalid API key"))

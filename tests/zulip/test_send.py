@@ -1,0 +1,339 @@
+"""Sending through the fake: inert quotes, splitting, retries, rate limits, no double sends."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import pytest
+import requests
+
+from adapters.channel import Outbound, PermanentSendError, TransientSendError
+from adapters.zulip import RetryPolicy, ZulipChannel
+from tests.fakes.zulip import FakeZulipServer, StoredMessage
+from tests.zulip.conftest import ALICE, BOT, BOT_KEY, STREAM, populate
+from tests.zulip.relay_check import longest_backtick_run, parse_relayed
+
+MakeChannel = Callable[..., ZulipChannel]
+HEADER = "**Alice Customer** wrote via zulip (alice@example.com):"
+TOPIC = "#12 Alice Customer: printer"
+
+INJECTION_CORPUS = [
+    "@**all** please look at this",
+    "@**everyone** @**stream** @**channel** @**topic**",
+    "@*support-team* ping the group",
+    "@_**Erin Engineer** silent mention",
+    "@_*support-team* silent group",
+    "@**Erin Engineer|10** by id",
+    "```\n@**all** inside a short fence\n```\n@**all** after it",
+    "````\nfour\n````",
+    "````````````````` seventeen backticks",
+    "```",
+    "``` text\nan info string",
+    "~~~\n@**all** in tildes\n~~~",
+    "/poll Which one?\nred\nblue",
+    "/me deletes the database",
+    "/todo take over",
+    "> quoted @**all**",
+    "[click](javascript:alert(1)) <script>alert(1)</script>",
+    "$$\\href{http://x}{y}$$ and :emoji: and #**support>topic**",
+    "line one\r\nline two\rline three",
+    "    indented code\n\n\n\ntrailing blank lines\n\n",
+    "ends with backticks ``",
+]
+
+
+def row(outbox_id: int, kind: str = "topic", **fields: object) -> Outbound:
+    base: dict[str, object] = dict(outbox_id=outbox_id, channel="zulip", kind=kind, text=HEADER, reference=f"dk{outbox_id}")
+    if kind == "topic":
+        base["topic"] = TOPIC
+    else:
+        base["recipient"] = ALICE
+        base["text"] = "Hello Alice, we are on it."
+    base.update(fields)
+    return Outbound(**base)  # type: ignore[arg-type]
+
+
+def deliver_like_the_dispatcher(channel: ZulipChannel, message: Outbound, *, pause: float = 0.1) -> list[str]:
+    """Retry a row on TransientSendError with a growing attempt number, as bot.dispatcher does."""
+    attempt = message.attempt
+    for _ in range(50):
+        try:
+            return channel.send(dataclasses.replace(message, attempt=attempt))
+        except TransientSendError as exc:
+            attempt += 1
+            time.sleep(exc.retry_after if exc.retry_after is not None else pause)
+    raise AssertionError("never delivered")
+
+
+def with_reference(fake: FakeZulipServer, reference: str) -> list[StoredMessage]:
+    return [m for m in fake.sent_by(BOT) if m.content.rstrip().split("\n")[-1].startswith(f"`ref {reference}")]
+
+
+def test_direct_message(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    ids = channel.send(row(1, "direct"))
+    [stored] = fake.sent_by(BOT, to=ALICE)
+    assert ids == [str(stored.id)]
+    assert stored.content == "Hello Alice, we are on it.\n`ref dk1`"
+    post = fake.requests_to("POST", "/messages")[-1]
+    assert post.params["type"] == "direct" and post.params["to"] == f'["{ALICE}"]'
+
+
+def test_old_server_gets_private_type() -> None:
+    with FakeZulipServer(heartbeat=0.3, feature_level=150) as fake:
+        populate(fake)
+        channel = ZulipChannel(site=fake.url, email=BOT, api_key=BOT_KEY, stream=STREAM)
+        channel.start()
+        channel.send(row(1, "direct"))
+        assert fake.requests_to("POST", "/messages")[-1].params["type"] == "private"
+        channel.close()
+
+
+@pytest.mark.parametrize("quote", INJECTION_CORPUS)
+def test_injection_corpus_stays_inert(fake: FakeZulipServer, make_channel: MakeChannel, quote: str) -> None:
+    channel = make_channel()
+    channel.start()
+    channel.send(row(7, quote=quote))
+    [stored] = fake.sent_by(BOT, stream=STREAM, topic=TOPIC)
+    relayed = parse_relayed(stored.content)
+    # Every line outside the fence is the bot's: header, fence lines, reference.
+    assert relayed.outside == [HEADER, relayed.fence + "text", relayed.fence, "`ref dk7`"]
+    assert len(relayed.fence) > longest_backtick_run(quote)
+    assert "\n".join(relayed.inside) == quote.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    # The customer's text does not start the message (no /poll, /me widget).
+    assert not stored.content.startswith(("/", "@", ">", "`"))
+    assert stored.content.split("\n")[0] == HEADER
+    post = fake.requests_to("POST", "/messages")[-1]
+    assert post.params["type"] == "stream" and post.params["to"] == str(fake.stream(STREAM).stream_id)
+    assert post.params["topic"] == TOPIC
+
+
+def test_long_texts_are_split_never_truncated(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    quote = "\n".join(f"customer line {i} " + "q" * 80 for i in range(260))  # ~25,000 characters
+    ids = channel.send(row(8, quote=quote))
+    parts = fake.sent_by(BOT, stream=STREAM)
+    assert [str(m.id) for m in parts] == ids and len(ids) == 3
+    assert fake.truncations == []
+    assert all(len(m.content) <= 10000 for m in parts)
+    inside = [line for m in parts for line in parse_relayed(m.content).inside]
+    assert inside == quote.split("\n")
+    text = "\n\n".join(f"Paragraph {i}. " + "word " * 60 for i in range(100))  # ~31,000 characters
+    ids = channel.send(row(9, "direct", text=text))
+    assert len(ids) == 4 and fake.truncations == []
+    body = "\n".join(
+        line for m in fake.sent_by(BOT, to=ALICE) for line in m.content.split("\n")[:-1] if line != "…"
+    )
+    assert body == text.rstrip()
+
+
+def test_split_follows_the_servers_max_message_length(make_channel: MakeChannel) -> None:
+    with FakeZulipServer(heartbeat=0.3, max_message_length=1000) as fake:
+        populate(fake)
+        channel = ZulipChannel(site=fake.url, email=BOT, api_key=BOT_KEY, stream=STREAM, poll_timeout=2.0)
+        from tests.zulip.conftest import RecordingSink, Running
+
+        running = Running(channel, RecordingSink())
+        running.thread.start()
+        running.wait_connected()
+        try:
+            assert channel.state.max_message_length == 1000  # learnt from register
+            ids = channel.send(row(3, quote="x" * 4500))
+            assert len(ids) == 5 and fake.truncations == []
+        finally:
+            running.halt()
+            channel.close()
+
+
+def test_topic_is_clipped_not_truncated_by_the_server(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    channel.send(row(4, topic="#4 " + "Very Long Customer Name " * 5))
+    [stored] = fake.sent_by(BOT, stream=STREAM)
+    assert len(stored.subject) <= 60 and stored.subject.endswith("…")
+    assert fake.truncations == []
+
+
+def test_5xx_window_then_recovery_delivers_each_message_exactly_once(
+    fake: FakeZulipServer, make_channel: MakeChannel
+) -> None:
+    channel = make_channel()
+    channel.start()
+    fake.fail_for(0.8, status=502, path="/messages", method="POST")
+    rows = [row(20 + i, quote=f"message {i}") for i in range(3)] + [row(30, "direct")]
+    for r in rows:
+        deliver_like_the_dispatcher(channel, r)
+    for r in rows:
+        assert len(with_reference(fake, r.reference)) == 1, r.reference
+    failed = [x for x in fake.requests_to("POST", "/messages") if x.status == 502]
+    assert failed, "the fault window was never hit"
+
+
+def test_lost_acknowledgement_is_not_sent_twice(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    fake.drop_next(1, path="/messages", method="POST", after_processing=True)
+    ids = channel.send(row(40, quote="only once please"))
+    [stored] = with_reference(fake, "dk40")
+    assert ids == [str(stored.id)]
+    assert len(fake.requests_to("POST", "/messages")) == 1  # found by the lookup, not re-posted
+
+
+def test_attempt_after_a_send_that_reached_the_server_does_not_send_again(
+    fake: FakeZulipServer, make_channel: MakeChannel
+) -> None:
+    first = make_channel()
+    first.start()
+    ids = first.send(row(50, quote="hello"))
+    first.close()
+    # The process died before marking the row sent; a new process retries it.
+    second = make_channel()
+    second.start()
+    again = second.send(row(50, quote="hello", attempt=2))
+    assert again == ids
+    assert len(with_reference(fake, "dk50")) == 1
+    lookup = fake.requests_to("GET", "/messages")[-1]
+    assert '"sender"' in lookup.params["narrow"] and lookup.params["anchor"] == "newest"
+
+
+def test_a_crash_between_parts_resends_only_the_missing_parts(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    posts = {"n": 0}
+
+    def break_after_first_part(method: str, path: str, params: dict[str, str]) -> None:
+        if method == "POST" and path == "/messages":
+            posts["n"] += 1
+            if posts["n"] == 2:
+                fake.fail_next(100, status=503, path="/messages", method="POST")
+
+    fake.before_request = break_after_first_part
+    quote = "\n".join("z" * 99 for _ in range(250))  # three parts
+    with pytest.raises(TransientSendError):
+        channel.send(row(60, quote=quote))
+    fake.before_request = None
+    fake.clear_faults()
+    assert len(with_reference(fake, "dk60")) == 1
+    ids = channel.send(row(60, quote=quote, attempt=2))
+    stored = with_reference(fake, "dk60")
+    assert [m.content.split("\n")[-1] for m in stored] == ["`ref dk60 1/3`", "`ref dk60 2/3`", "`ref dk60 3/3`"]
+    assert ids == [str(m.id) for m in stored]
+
+
+def test_lookup_failure_never_sends_blind(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    fake.fail_for(3, status=500, path="/messages", method="GET")
+    with pytest.raises(TransientSendError, match="earlier send"):
+        channel.send(row(70, attempt=2))
+    assert fake.requests_to("POST", "/messages") == []
+
+
+def test_persistent_5xx_becomes_transient_after_bounded_tries(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    fake.fail_for(10, status=503, path="/messages", method="POST")
+    started = time.monotonic()
+    with pytest.raises(TransientSendError, match="after retries"):
+        channel.send(row(80, "direct"))
+    assert time.monotonic() - started < 3
+    assert len([r for r in fake.requests_to("POST", "/messages")]) == 4  # RetryPolicy.attempts
+    assert fake.sent_by(BOT) == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"kind": "direct", "recipient": "nobody@example.com", "text": "hi"}, "BAD_REQUEST: Invalid email"),
+    ],
+)
+def test_4xx_is_permanent_with_the_servers_code(
+    fake: FakeZulipServer, make_channel: MakeChannel, fields: dict[str, object], code: str
+) -> None:
+    channel = make_channel()
+    channel.start()
+    with pytest.raises(PermanentSendError) as info:
+        channel.send(row(90, **fields))
+    assert code in str(info.value)
+    assert len(fake.requests_to("POST", "/messages")) == 1  # not retried
+
+
+def test_removed_from_stream_is_permanent(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    fake.unsubscribe(STREAM, BOT)
+    with pytest.raises(PermanentSendError, match="Not authorized to send to stream"):
+        channel.send(row(91))
+
+
+def test_bad_rows_are_permanent(make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    with pytest.raises(PermanentSendError, match="recipient"):
+        channel.send(row(92, "direct", recipient=None))
+    with pytest.raises(PermanentSendError, match="topic"):
+        channel.send(row(93, topic=None))
+
+
+def test_429_waits_for_retry_after(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    fake.set_rate_limit(2, window=1.0)
+    other = requests.Session()  # another client of the same bot uses up the budget
+    other.auth = (BOT, BOT_KEY)
+    while other.get(fake.url + "/api/v1/users/me").status_code != 429:
+        pass
+    started = time.monotonic()
+    channel.send(row(100, "direct"))
+    assert 0.2 < time.monotonic() - started < 3
+    assert len(with_reference(fake, "dk100")) == 1
+    assert any(r.path == "/messages" for r in fake.rate_limited)
+
+
+def test_long_retry_after_is_handed_back(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    fake.set_rate_limit(1, window=30.0)
+    other = requests.Session()
+    other.auth = (BOT, BOT_KEY)
+    other.get(fake.url + "/api/v1/users/me")
+    started = time.monotonic()
+    with pytest.raises(TransientSendError) as info:
+        channel.send(row(101, "direct"))
+    assert time.monotonic() - started < 1
+    assert info.value.retry_after is not None and 20 < info.value.retry_after <= 30
+
+
+def test_pacing_stays_under_the_limit(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    fake.set_rate_limit(8, window=1.0)
+    channel = make_channel()
+    channel.start()
+    started = time.monotonic()
+    for i in range(30):
+        channel.send(row(200 + i, "direct", text=f"update {i}"))
+    elapsed = time.monotonic() - started
+    assert fake.rate_limited == []  # slowed down instead of collecting 429s
+    assert len(fake.sent_by(BOT)) == 30
+    assert elapsed >= 2.0  # 30 sends (+4 start-up calls) at 8 per second need several windows
+
+
+def test_unknown_kind_is_a_loud_error(make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    with pytest.raises(PermanentSendError, match="cannot send 'email'"):
+        channel.send(row(300, kind="email"))  # type: ignore[arg-type]
+
+
+def test_fake_records_are_complete(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    channel = make_channel()
+    channel.start()
+    channel.send(row(400, "direct"))
+    assert [r.path for r in fake.requests] == [
+        "/server_settings", "/users/me", "/get_stream_id", "/users/me/subscriptions", "/messages",
+    ]
+    assert all(r.user in (None, BOT) for r in fake.requests)
+    assert isinstance(RetryPolicy().attempts, int)
