@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 from collections import OrderedDict
@@ -103,10 +104,21 @@ class MastodonChannel(Channel):
         posting_budget: int = 300,
         posting_window: float = 3 * 3600.0,
         accept_strangers: bool = True,
+        safety_poll_interval: float = 300.0,
     ) -> None:
-        """`max_wait`: the longest a call blocks for a rate limit before giving up
-        (send: TransientSendError with `retry_after`). `accept_strangers`: change
-        the notification policy so DMs from accounts the bot does not follow arrive."""
+        """Only `api_base_url` and `access_token` are settings; the rest are tuning knobs.
+
+        `poll_interval`: seconds between polls while the stream is down (or off,
+        `streaming=False`). `heartbeat_timeout`: a stream silent this long is
+        dead (Mastodon sends a heartbeat every 15 s). `reconnect_min/max`: the
+        back-off between stream reconnects. `send_attempts`, `retry_min/max`:
+        the bounded, jittered retries of one request. `max_wait`: the longest a
+        call waits for a rate limit (beyond it a send raises TransientSendError
+        with `retry_after`). `ratelimit_reserve`: requests of each window left to
+        other clients of the account. `posting_budget`/`posting_window`:
+        Mastodon's 300 statuses per 3 hours. `accept_strangers`: change the
+        notification policy so DMs from accounts the bot does not follow arrive.
+        `safety_poll_interval`: a poll now and then even while streaming."""
         if not api_base_url or not access_token:
             raise PermanentChannelError("Mastodon needs both an API base URL and an access token")
         self._base_url = api_base_url.rstrip("/")
@@ -121,6 +133,7 @@ class MastodonChannel(Channel):
         self._retry = (retry_min, retry_max)
         self._max_wait = max_wait
         self._accept_strangers = accept_strangers
+        self._safety_poll_interval = safety_poll_interval
         self._pacer = Pacer(reserve=ratelimit_reserve, posting_budget=posting_budget, posting_window=posting_window)
         self._closing = threading.Event()
         self._transport: Transport | None = None
@@ -225,7 +238,9 @@ class MastodonChannel(Channel):
             while not stop.is_set() and not self._closing.is_set():
                 try:
                     item = connection.items.get(timeout=0.2)
-                except Exception:  # queue.Empty
+                except queue.Empty:
+                    if opened and time.monotonic() - self._last_poll_ok >= self._safety_poll_interval:
+                        self._poll(sink, stop)  # cheap insurance against an event the server never pushed
                     continue
                 if isinstance(item, Opened):
                     opened = self._stream_open = True
@@ -346,6 +361,11 @@ class MastodonChannel(Channel):
             parts = thread_parts(mention_for(message.recipient, self.domain), body, self.max_characters)
         except ReplyTooLong as error:
             raise PermanentSendError(f"outbox {message.outbox_id}: {error}") from None
+        wait = self._pacer.statuses_wait(len(parts))
+        if wait > self._max_wait:
+            # Half a thread now and the rest hours later could outlive the
+            # idempotency keys (kept one hour): post all parts or none.
+            raise TransientSendError(f"posting budget: no room for {len(parts)} statuses now", retry_after=wait)
         ids: list[str] = []
         reply_to = message.conversation
         for number, part in enumerate(parts, 1):

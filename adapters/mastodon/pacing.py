@@ -114,6 +114,22 @@ class Pacer:
                 window.remaining = remaining
             window.reset = max(reset, window.reset or 0.0) if same_window else reset
 
+    def statuses_wait(self, needed: int) -> float:
+        """Seconds until `needed` statuses may be posted one after another (0.0: now)."""
+        now = self._clock()
+        with self._lock:
+            while self._posted and self._posted[0] <= now - self._budget_window:
+                self._posted.popleft()
+            waits = [0.0]
+            excess = len(self._posted) + needed - self._budget
+            if excess > 0:
+                waits.append(self._posted[min(excess, len(self._posted)) - 1] + self._budget_window - now)
+            window = self._windows[STATUSES]
+            window.expire(now)
+            if window.remaining is not None and window.reset is not None and window.remaining - self._reserve < needed:
+                waits.append(window.reset - now)
+            return max(waits)
+
     def retry_after(self, family: str) -> float | None:
         """Seconds until the window of `family` resets, if known."""
         with self._lock:
