@@ -1,0 +1,201 @@
+"""The whole bot (runtime, router, store, outbox, dispatcher) over the Zulip channel and the fake.
+
+Runs on SQLite and PostgreSQL (the `engine` fixture).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import select
+
+from adapters.channel import Outbound
+from adapters.zulip import ZulipChannel
+from bot.runtime import Runtime
+from bot.services import customers
+from storage.db import transaction
+from storage.models import Outbox
+from tests.desk import make_settings
+from tests.fakes.zulip import FakeZulipServer, StoredMessage
+from tests.zulip.conftest import ALICE, BOB, BOT, ENGINEER, STREAM
+from tests.zulip.relay_check import parse_relayed
+
+TOPIC = "#1 Alice Customer: My printer is on fire @**all**"  # topic names are plain text
+
+
+class Killed(BaseException):
+    """Stands for the process dying: not an Exception, so nothing on the way catches it."""
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class ZulipDesk:
+    """Start and stop real runtimes on one database, each with a fresh Zulip channel."""
+
+    def __init__(self, fake: FakeZulipServer, engine, db_url: str, clock, make_channel) -> None:  # noqa: ANN001
+        self.fake = fake
+        self.engine = engine
+        self.clock = clock
+        self.make_channel = make_channel
+        self.settings = make_settings(db_url, DESKBOT_ENGINEERS=f"{ENGINEER.upper()}, other@example.com",
+                                      DESKBOT_ZULIP_STREAM=STREAM)
+        self.runtimes: list[Runtime] = []
+
+    def start(self, channel: ZulipChannel | None = None) -> Runtime:
+        channel = channel or self.make_channel()
+        runtime = Runtime(self.settings, [channel], engine=self.engine, clock=self.clock, migrate=False)
+        runtime.start()
+        self.runtimes.append(runtime)
+        wait_until(lambda: channel.connected, what="the Zulip channel to connect")
+        return runtime
+
+    def stop_all(self) -> None:
+        while self.runtimes:
+            self.runtimes.pop().stop(drain_seconds=2)
+
+    def customer(self, name: str, zulip_email: str, credits: int) -> None:
+        now = self.clock()
+        with transaction(self.engine) as session:
+            customer, _code = customers.create_customer(session, name, None, "en", now)
+            customers.link_identity(session, customer, "zulip", zulip_email, now)
+            customers.grant_credits(session, customer, credits, now.date(), "test", now)
+
+    # -- what the bot posted ------------------------------------------------------
+    def dms_to(self, email: str) -> list[StoredMessage]:
+        return self.fake.sent_by(BOT, to=email)
+
+    def in_topic(self, topic: str = TOPIC) -> list[StoredMessage]:
+        return self.fake.sent_by(BOT, stream=STREAM, topic=topic)
+
+    def wait_dm(self, email: str, containing: str) -> StoredMessage:
+        return wait_until(  # type: ignore[return-value]
+            lambda: next((m for m in self.dms_to(email) if containing in m.content), None),
+            what=f"a DM to {email} containing {containing!r}",
+        )
+
+    def wait_topic(self, containing: str, topic: str = TOPIC) -> StoredMessage:
+        return wait_until(  # type: ignore[return-value]
+            lambda: next((m for m in self.in_topic(topic) if containing in m.content), None),
+            what=f"a message in {topic!r} containing {containing!r}",
+        )
+
+
+@pytest.fixture
+def desk(fake, engine, db_url, clock, make_channel) -> Iterator[ZulipDesk]:  # noqa: ANN001
+    d = ZulipDesk(fake, engine, db_url, clock, make_channel)
+    try:
+        yield d
+    finally:
+        d.stop_all()
+
+
+def open_case(desk: ZulipDesk) -> None:
+    desk.fake.post_dm(ALICE, "open My printer is on fire @**all**")
+    desk.wait_dm(ALICE, "Incident #1 is open")
+    desk.wait_topic("My printer is on fire")
+
+
+def test_customer_dm_opens_a_case_that_appears_in_its_topic(desk: ZulipDesk) -> None:
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    open_case(desk)
+    answer = desk.dms_to(ALICE)[-1]
+    assert "Incident #1 is open: My printer is on fire" in answer.content
+    assert answer.content.rstrip().split("\n")[-1].startswith("`ref dk")
+    [mirrored] = [m for m in desk.in_topic() if "wrote:" in m.content]
+    relayed = parse_relayed(mirrored.content)
+    assert relayed.outside[0].startswith("**Alice Customer** via zulip")
+    assert relayed.inside == ["My printer is on fire @**all**"]  # the mention is fenced, inert
+    assert all(len(m.subject) <= 60 for m in desk.in_topic())
+    assert desk.fake.truncations == [] and desk.fake.rate_limited == []
+
+
+def test_engineer_reply_in_the_topic_reaches_the_customer(desk: ZulipDesk) -> None:
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    open_case(desk)
+    desk.fake.post_stream_message(ENGINEER, STREAM, TOPIC, "/reply Please unplug it, then plug it back in.")
+    dm = desk.wait_dm(ALICE, "[#1] Please unplug it")
+    assert dm.content.split("\n")[0] == "[#1] Please unplug it, then plug it back in."
+    echo = desk.wait_topic("replied to the customer")
+    assert parse_relayed(echo.content).inside == ["Please unplug it, then plug it back in."]
+    # Engineers talking among themselves in the topic never reach the customer.
+    before = len(desk.dms_to(ALICE))
+    desk.fake.post_stream_message(ENGINEER, STREAM, TOPIC, "I think it is the fuser")
+    desk.fake.post_dm(ENGINEER, "/case 1")
+    desk.wait_dm(ENGINEER, "#1")
+    assert len(desk.dms_to(ALICE)) == before
+
+
+def test_a_non_engineer_is_refused(desk: ZulipDesk) -> None:
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.fake.subscribe(STREAM, BOB)  # a colleague who can see the stream but is not an engineer
+    desk.start()
+    open_case(desk)
+    dms_before = len(desk.dms_to(ALICE))
+    desk.fake.post_stream_message(BOB, STREAM, TOPIC, "/reply You are on your own.")
+    desk.wait_topic("not authorised")
+    desk.fake.post_dm(BOB, "/resolve 1")
+    desk.wait_dm(BOB, "not authorised")
+    time.sleep(0.3)
+    assert len(desk.dms_to(ALICE)) == dms_before
+    assert not any("on your own" in m.content for m in desk.fake.sent_by(BOT))
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the "killed" dispatcher
+@pytest.mark.parametrize("reached_zulip", [True, False], ids=["sent-then-killed", "killed-before-send"])
+def test_killed_between_outbox_commit_and_send_confirmation(desk: ZulipDesk, reached_zulip: bool) -> None:
+    """The process dies inside `send` (before or after the POST reached Zulip), before the row
+    is marked sent. After a restart every row is delivered once: none lost, none doubled."""
+    desk.customer("Alice Customer", ALICE, credits=2)
+    first = desk.make_channel()
+    real_send = first.send
+    killed: list[int] = []
+
+    def dying_send(message: Outbound) -> list[str]:
+        if not killed:
+            killed.append(message.outbox_id)
+            if reached_zulip:
+                real_send(message)
+            raise Killed
+        return real_send(message)
+
+    first.send = dying_send  # type: ignore[method-assign]
+    desk.start(first)
+    desk.fake.post_dm(ALICE, "open My printer is on fire @**all**")
+    wait_until(lambda: killed, what="the first send")
+    time.sleep(0.3)  # the dispatcher thread is dead; the rows stay leased to it
+    desk.stop_all()
+    with transaction(desk.engine) as session:
+        rows = session.scalars(select(Outbox).order_by(Outbox.id)).all()
+        assert rows and all(r.state == "pending" for r in rows)
+        references = {r.id: f"dk{r.id}" for r in rows}
+    # Restart once the dead process's lease on the rows has run out.
+    desk.clock.advance(seconds=31)
+    desk.start()
+
+    def all_sent() -> bool:
+        with transaction(desk.engine) as session:
+            return all(r.state == "sent" for r in session.scalars(select(Outbox)))
+
+    wait_until(all_sent, what="every outbox row to be sent")
+    with transaction(desk.engine) as session:
+        rows = session.scalars(select(Outbox).order_by(Outbox.id)).all()
+        assert {r.id for r in rows} >= set(references)
+        assert all(r.attempts >= 2 for r in rows if r.id in references)
+    for outbox_id, ref in references.items():
+        copies = [m for m in desk.fake.sent_by(BOT) if m.content.split("\n")[-1] == f"`ref {ref}`"]
+        assert len(copies) == 1, (outbox_id, [m.content for m in copies])
+    assert "Incident #1 is open" in desk.dms_to(ALICE)[0].content
+    posts = desk.fake.requests_to("POST", "/messages")
+    assert len([p for p in posts if p.status == 200]) == len(desk.fake.sent_by(BOT))
