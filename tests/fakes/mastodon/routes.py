@@ -1,0 +1,172 @@
+"""The REST routes of the fake Mastodon server, a mixin of `FakeMastodon`.
+
+Each `_r_<route>` takes (account, path params, query, form, handler) and
+returns (status, body, rate-limit verdict or None); `ApiError` becomes
+`{"error": ...}` with its status.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .limits import WindowLimit
+from .model import POLICY_FIELDS, Account, ApiError, Instance, Posted, load_payload
+
+
+class LinkedList(list):
+    """A JSON list carrying the Link header of its page."""
+
+    link: str | None = None
+
+
+class RestRoutes:
+    instance: Instance
+    status_limit: WindowLimit
+    url: str
+    domain: str
+    max_characters: int
+    serve_instance_v1: bool
+    serve_instance_v2: bool
+
+    # -- REST routes: each returns (status, body, verdict or None) ----------------
+
+    def _r_instance_v2(self, account, params, query, form, handler):
+        if not self.serve_instance_v2:
+            raise ApiError(404, "Record not found")
+        body = load_payload("instance_v2")
+        body["domain"] = self.domain
+        body["configuration"]["urls"]["streaming"] = self.url.replace("http://", "ws://")
+        body["configuration"]["statuses"]["max_characters"] = self.max_characters
+        return 200, body, None
+
+    def _r_instance_v1(self, account, params, query, form, handler):
+        if not self.serve_instance_v1:
+            raise ApiError(404, "Record not found")
+        body = load_payload("instance_v1")
+        body["uri"] = self.domain
+        body["urls"]["streaming_api"] = self.url.replace("http://", "ws://")
+        body["configuration"]["statuses"]["max_characters"] = self.max_characters
+        return 200, body, None
+
+    def _r_verify_credentials(self, account, params, query, form, handler):
+        return 200, self.instance.account_json(account, credentials=True), None
+
+    def _r_notifications(self, account, params, query, form, handler):
+        def num(name: str) -> int | None:
+            value = (query.get(name) or [None])[0]
+            return int(value) if value not in (None, "") else None
+
+        limit = min(num("limit") or 40, 80)
+        items = self.instance.list_notifications(
+            account,
+            max_id=num("max_id"),
+            since_id=num("since_id"),
+            min_id=num("min_id"),
+            limit=limit,
+            types=query.get("types[]") or query.get("types"),
+            exclude_types=query.get("exclude_types[]") or query.get("exclude_types"),
+            account_id=(query.get("account_id") or [None])[0],
+            include_filtered=(query.get("include_filtered") or ["false"])[0] in ("true", "1"),
+        )
+        body = LinkedList(self.instance.notification_json(n) for n in items)
+        if items:
+            extra = "".join(f"&types%5B%5D={t}" for t in (query.get("types[]") or []))
+            base = f"{self.url}/api/v1/notifications"
+            body.link = (
+                f'<{base}?max_id={items[-1].id}{extra}>; rel="next", <{base}?min_id={items[0].id}{extra}>; rel="prev"'
+            )
+        return 200, body, None
+
+    def _r_notification(self, account, params, query, form, handler):
+        for n in self.instance.notifications:
+            if n.id == int(params["id"]) and n.recipient_id == account.id and not n.filtered:
+                return 200, self.instance.notification_json(n), None
+        raise ApiError(404, "Record not found")
+
+    def _r_policy(self, account, params, query, form, handler):
+        return 200, self.instance.policy_json(account), None
+
+    def _r_policy_update(self, account, params, query, form, handler):
+        changes = {k: v[0] for k, v in form.items() if k in POLICY_FIELDS or k == "for_bots"}
+        self.instance.update_policy(account, changes)
+        return 200, self.instance.policy_json(account), None
+
+    def _r_requests(self, account, params, query, form, handler):
+        requests = self.instance.requests_for(account)
+        return 200, [self.instance.request_json(r) for r in requests], None
+
+    def _r_request(self, account, params, query, form, handler):
+        for r in self.instance.requests_for(account):
+            if r["id"] == params["id"]:
+                return 200, self.instance.request_json(r), None
+        raise ApiError(404, "Record not found")
+
+    def _r_request_action(self, account, params, query, form, handler):
+        self.instance.resolve_request(account, params["id"], params["action"] == "accept")
+        return 200, {}, None
+
+    def _r_requests_action(self, account, params, query, form, handler):
+        for request_id in form.get("id[]", []):
+            self.instance.resolve_request(account, request_id, params["action"] == "accept")
+        return 200, {}, None
+
+    def _r_requests_merged(self, account, params, query, form, handler):
+        return 200, {"merged": True}, None
+
+    def _r_status(self, account, params, query, form, handler):
+        posted = self.instance.statuses.get(params["id"])
+        if posted is None or not self._visible(posted, account):
+            raise ApiError(404, "Record not found")
+        return 200, posted.status, None
+
+    def _r_context(self, account, params, query, form, handler):
+        posted = self.instance.statuses.get(params["id"])
+        if posted is None or not self._visible(posted, account):
+            raise ApiError(404, "Record not found")
+        ancestors, descendants = [], []
+        parent = self.instance.statuses.get(posted.status["in_reply_to_id"] or "")
+        while parent is not None:
+            if self._visible(parent, account):
+                ancestors.insert(0, parent.status)
+            parent = self.instance.statuses.get(parent.status["in_reply_to_id"] or "")
+        frontier = [posted.id]
+        while frontier:
+            current = frontier.pop(0)
+            for p in self.instance.statuses.values():
+                if p.status["in_reply_to_id"] == current:
+                    frontier.append(p.id)
+                    if self._visible(p, account):
+                        descendants.append(p.status)
+        return 200, {"ancestors": ancestors, "descendants": descendants}, None
+
+    def _visible(self, posted: Posted, account: Account) -> bool:
+        if posted.status["visibility"] in ("public", "unlisted"):
+            return True
+        return posted.status["account"]["id"] == account.id or account.acct in posted.recipients
+
+    def _r_post_status(self, account, params, query, form, handler):
+        def first(name: str, default: Any = None) -> Any:
+            return (form.get(name) or [default])[0]
+
+        key = handler.headers.get("Idempotency-Key")
+        known = key and self.instance.idempotency.get((account.id, key))
+        if known and known[1] > time.time():  # a replay is neither rate-limited nor re-posted
+            posted, _ = self.instance.create_status(account, "", idempotency_key=key)
+            return 200, posted.status, self.status_limit.peek(f"account:{account.id}")
+        budget_key = f"account:{account.id}"
+        if not self.status_limit.peek(budget_key).allowed:
+            return 429, {"error": "Too many requests"}, self.status_limit.hit(budget_key)
+        media_ids = form.get("media_ids[]") or []
+        posted, _ = self.instance.create_status(
+            account,
+            first("status", ""),
+            visibility=first("visibility") or "public",
+            in_reply_to_id=first("in_reply_to_id") or None,
+            spoiler_text=first("spoiler_text") or "",
+            idempotency_key=key,
+            max_characters=self.max_characters,
+            language=first("language"),
+            media=[{"url": f"{self.url}/media/{m}"} for m in media_ids],
+        )
+        return 200, posted.status, self.status_limit.hit(budget_key)  # only created statuses count
