@@ -10,7 +10,8 @@
 # 3. downloads the locked runtime wheels on the host for the base image's Python
 #    and builds deploy/Dockerfile offline against them (--network none);
 # 4. runs the image: `deskbot --version`; `deskbot db upgrade` on a mounted
-#    directory; `deskbot run` on the host network against the project's fake
+#    directory, and on the machine's PostgreSQL when there is one (a scratch
+#    database); `deskbot run` on the host network against the project's fake
 #    Zulip and Mastodon servers (started here from the repository's .venv), with
 #    the secrets given as *_FILE: one customer DM on each platform must be
 #    answered, /healthz and /readyz must answer 200, the image's HEALTHCHECK must
@@ -80,6 +81,15 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'echo "FAIL: unexpected error at line $LINENO: $BASH_COMMAND"' ERR
+
+[ -n "${CHANNELS// /}" ] || die "DESKBOT_IMAGE_TEST_CHANNELS is empty"
+for channel in $CHANNELS; do
+    case "$channel" in
+        zulip|mastodon) ;;
+        *) die "DESKBOT_IMAGE_TEST_CHANNELS: unknown channel '$channel' (zulip, mastodon)" ;;
+    esac
+done
 
 # --- 1. tools ----------------------------------------------------------------------
 missing=()
@@ -384,7 +394,6 @@ for channel in $CHANNELS; do
         mastodon) curl -fsS --max-time 5 -o /dev/null -X POST "http://127.0.0.1:$MASTODON_PORT/_fake/statuses" \
                    -d '{"from": "alice@remote.example", "text": "@deskbot help", "visibility": "direct"}' \
                    || { fail "post a DM to the fake Mastodon"; continue; } ;;
-        *) fail "unknown channel $channel in DESKBOT_IMAGE_TEST_CHANNELS"; continue ;;
     esac
     deadline=$(( $(date +%s) + WAIT )); answer=""
     while [ -z "$answer" ] && [ "$(date +%s)" -lt "$deadline" ]; do
