@@ -6,6 +6,7 @@ Zulip server is needed; customers write from Mastodon accounts.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC
@@ -129,7 +130,12 @@ def test_an_engineers_reply_reaches_the_customer_as_a_thread(fake: FakeMastodon,
         for i in range(1, 20)
     )[:1400]
     bot.engineer(f"/reply 1 {answer}", "e1")
-    posted = bot_replies(fake, 4)[2:]
+    def whole_thread() -> list:
+        parts = fake.posted_by("deskbot")[2:]
+        last = re.search(r"\((\d+)/(\d+)\)$", parts[-1].source_text) if parts else None
+        return parts if last and last.group(1) == last.group(2) else []
+
+    posted = wait_until(whole_thread, 10)
     assert len(posted) >= 3
     parent = follow_up["id"]  # the customer's latest status
     for part in posted:
