@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -34,6 +35,7 @@ from ._transport import RetryPolicy, Transport, ZulipApiError, ZulipUnavailable
 log = logging.getLogger("deskbot.zulip")
 
 CURSOR_KEY = "zulip:last_message_id"
+SKIPPED_CURSOR_FLUSH_SECONDS = 30.0
 EVENT_TYPES = ["message", "stream", "subscription"]
 
 
@@ -114,6 +116,7 @@ class Receiver:
         stored = sink.get_cursor(CURSOR_KEY)
         self._cursor: int | None = int(stored) if stored and stored.lstrip("-").isdigit() else None
         self._pending_cursor: int | None = None
+        self._flushed_at = time.monotonic()
         self._seen: set[int] = set()
 
     # -- the loop ----------------------------------------------------------------
@@ -130,6 +133,7 @@ class Receiver:
             pass
         finally:
             self.connected = False
+        self._flush_cursor()
 
     def _retrying(self) -> Any:
         """Unbounded back-off for the loop: an outage is waited out, not given up on."""
@@ -275,7 +279,8 @@ class Receiver:
                 elif kind == "subscription" and event.get("op") == "remove":
                     if any(s.get("stream_id") == self.state.stream_id for s in event.get("subscriptions", [])):
                         self.state.apply_subscriptions([])
-            self._flush_cursor()
+            if time.monotonic() - self._flushed_at > SKIPPED_CURSOR_FLUSH_SECONDS:
+                self._flush_cursor()
 
     def _poll(self) -> list[dict[str, Any]]:
         """One long-poll, in a helper thread so that `stop` is honoured at once."""
@@ -335,6 +340,13 @@ class Receiver:
             self._pending_cursor = max(self._pending_cursor or mid, mid)
 
     def _flush_cursor(self) -> None:
+        """Store the cursor moved past messages that needed no handling (the bot's own, …).
+
+        Not urgent: such messages are only skipped again after a restart. So it is
+        written at most every SKIPPED_CURSOR_FLUSH_SECONDS while running (and on the
+        way out), rather than costing a database write for every message the bot sends.
+        """
+        self._flushed_at = time.monotonic()
         pending, self._pending_cursor = self._pending_cursor, None
         if pending is not None and (self._cursor is None or pending > self._cursor):
             self.sink.set_cursor(CURSOR_KEY, str(pending))

@@ -278,6 +278,7 @@ class FakeZulipServer:
                         "to": sorted(realm.users[i].email for i in m.participants),
                         "content": m.content,
                         "truncated": m.truncated,
+                        "stored_at": m.stored_at,
                     }
                     for m in realm.messages
                 ],
@@ -286,4 +287,13 @@ class FakeZulipServer:
                 "queues": len(realm.queues),
                 "expired_queues": realm.expired_queues,
                 "requests": len(self.requests),
+                "requests_by_user": self._requests_by_user(),
             }
+
+    def _requests_by_user(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._records_lock:
+            for r in self.requests:
+                key = r.user or "-"
+                counts[key] = counts.get(key, 0) + 1
+        return counts

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from . import _payloads as payloads
 
@@ -83,6 +83,8 @@ class StoredMessage:
     truncated: bool = False
     original_length: int = 0
     original_topic: str | None = None
+    #: time.monotonic() when stored: for latency measurements on the server's side.
+    stored_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -161,6 +163,8 @@ class Realm:
         self.truncations: list[Truncation] = []
         self.expired_queues = 0
         self.closing = False
+        #: Called (under the realm's lock) with each message as it is stored: for timing.
+        self.on_message: Callable[[StoredMessage], None] | None = None
         self._next_user_id = 8
         self._next_stream_id = 1
         self._next_message_id = 100
@@ -298,6 +302,8 @@ class Realm:
                 raise bad_request("Invalid message type")
             self._next_message_id += 1
             self.messages.append(m)
+            if self.on_message is not None:
+                self.on_message(m)
             if m.truncated:
                 self.truncations.append(Truncation(m.id, sender.email, "content", original_length))
             if m.original_topic is not None:
