@@ -98,6 +98,8 @@ class Runtime:
         self._started: set[str] = set()
         #: Channels whose receive loop is running in this process (for /readyz).
         self.receiving: set[str] = set()
+        #: Channels stopped by a permanent error while running, with the reason (for /readyz).
+        self.failed: dict[str, str] = {}
         self.metrics = Metrics()
         self.intake.on_handled = self._count_handled
         self.dispatcher.on_result = self._count_delivery
@@ -125,6 +127,8 @@ class Runtime:
                 connection.exec_driver_sql("SELECT 1")
         except Exception as exc:  # noqa: BLE001 — any failure means not ready
             return False, f"database unreachable: {type(exc).__name__}"
+        if self.failed:
+            return False, "; ".join(f"{name} stopped: {why}" for name, why in self.failed.items())
         waiting = [n for n, c in self.channels.items() if n in self.receiving and not c.connected]
         if waiting:
             return False, "not connected: " + ", ".join(waiting)
@@ -181,7 +185,11 @@ class Runtime:
                 channel.receive(self.intake, self.intake_stop)
                 failures = 0
             except PermanentChannelError as exc:
+                # Leave the lease so that a replica with working settings can take the channel.
                 log.error("channel stopped for good: %s", exc, extra={"channel": channel.name})
+                self.receiving.discard(channel.name)
+                self.failed[channel.name] = str(exc)
+                lease.release()
                 return
             except Exception as exc:  # transient: restart this channel only
                 self.receiving.discard(channel.name)

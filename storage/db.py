@@ -61,9 +61,30 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+#: Replicas starting together take turns at migrating (PostgreSQL advisory lock key).
+MIGRATION_LOCK = 0x6465736B626F74  # "deskbot"
+
+
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` to `revision` (idempotent)."""
-    command.upgrade(alembic_config(url), revision)
+    """Bring the database at `url` to `revision` (idempotent; serialised across processes on PostgreSQL)."""
+    config = alembic_config(url)
+    if not url.startswith("postgresql"):
+        command.upgrade(config, revision)
+        return
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            connection.commit()
+            try:
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+                connection.commit()
+            finally:
+                connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                connection.commit()
+    finally:
+        engine.dispose()
 
 
 def current_revision(engine: Engine) -> str | None:
