@@ -33,10 +33,11 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import zulip
 
@@ -241,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Zulip DM-to-reply latency over the fake, {d['n']} DMs each, deskbot on {result['database']}")
     print(f"  echo bot        median {e['median_ms']:7.2f} ms   p95 {e['p95_ms']:7.2f} ms")
     print(f"  deskbot status  median {d['median_ms']:7.2f} ms   p95 {d['p95_ms']:7.2f} ms")
-    print(f"  ratio           median {result['ratio_median']:7.2f} x    p95 {result['ratio_p95']:7.2f} x   (target <= 1.25)")
+    print(
+        f"  ratio           median {result['ratio_median']:7.2f} x    p95 {result['ratio_p95']:7.2f} x   (target <= 1.25)"
+    )
     print(f"  deskbot API requests per DM: {result['deskbot_requests_per_dm']:.2f}")
     return 0
 

@@ -36,6 +36,10 @@ log = logging.getLogger("deskbot.zulip")
 
 #: `"direct"` as a send type needs Zulip 7.0 (feature level 174); older servers say "private".
 DIRECT_FEATURE_LEVEL = 174
+#: One send: a few quick tries, then the dispatcher retries the row later.
+SEND_RETRY = RetryPolicy()
+#: Reconnecting after an outage: unbounded, backing off to a minute.
+RECEIVE_RETRY = RetryPolicy(initial=1.0, maximum=60.0, jitter=1.0)
 
 
 class ZulipChannel(Channel):
@@ -69,8 +73,8 @@ class ZulipChannel(Channel):
         stream: str = "support",
         request_timeout: float = 15.0,
         poll_timeout: float | None = None,
-        send_retry: RetryPolicy = RetryPolicy(),
-        receive_retry: RetryPolicy = RetryPolicy(initial=1.0, maximum=60.0, jitter=1.0),
+        send_retry: RetryPolicy = SEND_RETRY,
+        receive_retry: RetryPolicy = RECEIVE_RETRY,
         lookup_depth: int = 100,
         catch_up_page: int = 1000,
         max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
@@ -120,7 +124,10 @@ class ZulipChannel(Channel):
         self._started = True
         log.info(
             "Zulip channel ready: %s as %s (user %s), stream '%s'",
-            site, self.state.email, self.state.user_id, self.state.stream_name,
+            site,
+            self.state.email,
+            self.state.user_id,
+            self.state.stream_name,
         )
 
     def _check_account(self, transport: Transport, client: zulip.Client) -> None:
@@ -203,7 +210,8 @@ class ZulipChannel(Channel):
                 if already:
                     log.info(
                         "outbox row %s: found %d part(s) already on Zulip; not sending them again",
-                        message.outbox_id, len(already),
+                        message.outbox_id,
+                        len(already),
                     )
             ids = []
             for number, content in enumerate(parts, 1):
@@ -234,7 +242,9 @@ class ZulipChannel(Channel):
         if self._transport is None or self._tx is None:
             try:
                 self._transport = self._transport or Transport(
-                    self._credentials, request_timeout=self._request_timeout, budget=self._budget  # type: ignore[arg-type]
+                    self._credentials,
+                    request_timeout=self._request_timeout,
+                    budget=self._budget,  # type: ignore[arg-type]
                 )
                 self._tx = self._transport.new_client()
             except ZulipUnavailable as exc:
@@ -264,7 +274,10 @@ class ZulipChannel(Channel):
                             return found
                     try:
                         res = transport.call(
-                            client, "POST", "messages", {**target, "content": content},
+                            client,
+                            "POST",
+                            "messages",
+                            {**target, "content": content},
                             max_pause=self._send_retry.max_rate_wait,
                         )
                     except ZulipUnavailable as exc:
@@ -303,12 +316,11 @@ class ZulipChannel(Channel):
             res = None
             for attempt in self._send_retry.retrying(transport.sleep):
                 with attempt:
-                    res = transport.call(
-                        client, "GET", "messages", request, max_pause=self._send_retry.max_rate_wait
-                    )
+                    res = transport.call(client, "GET", "messages", request, max_pause=self._send_retry.max_rate_wait)
         except ZulipRateLimited as exc:
-            raise TransientSendError(f"Zulip rate limit while checking for an earlier send: {exc}",
-                                     retry_after=exc.retry_after) from None
+            raise TransientSendError(
+                f"Zulip rate limit while checking for an earlier send: {exc}", retry_after=exc.retry_after
+            ) from None
         except ZulipUnavailable as exc:
             # Sending blind could double the message: try the whole row later instead.
             raise TransientSendError(f"cannot check for an earlier send: {exc}") from None

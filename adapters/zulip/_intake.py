@@ -22,7 +22,7 @@ import logging
 import re
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import zulip
@@ -52,7 +52,7 @@ def to_inbound(message: dict[str, Any], state: ServerState) -> Inbound | None:
     mid = message.get("id")
     if message.get("sender_id") == state.user_id:
         return None
-    received_at = datetime.fromtimestamp(int(message.get("timestamp", 0)), tz=timezone.utc)
+    received_at = datetime.fromtimestamp(int(message.get("timestamp", 0)), tz=UTC)
     common = dict(
         channel="zulip",
         sender=str(message.get("sender_email", "")),
@@ -155,7 +155,9 @@ class Receiver:
     def _before_sleep(self, state: Any) -> None:
         self.connected = False
         exc = state.outcome.exception() if state.outcome else None
-        log.warning("Zulip unavailable (%s); retrying in %.1fs", exc, state.next_action.sleep if state.next_action else 0)
+        log.warning(
+            "Zulip unavailable (%s); retrying in %.1fs", exc, state.next_action.sleep if state.next_action else 0
+        )
 
     def _connect(self) -> None:
         for attempt in self._retrying():
@@ -169,7 +171,9 @@ class Receiver:
         self.connected = True
 
     # -- register and catch up ---------------------------------------------------------
-    def _call(self, method: str, url: str, request: dict[str, Any] | None = None, timeout: float | None = None) -> dict[str, Any]:
+    def _call(
+        self, method: str, url: str, request: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
         assert self._client is not None
         try:
             return self.transport.call(self._client, method, url, request, timeout=timeout, sleep=self._sleep)

@@ -83,4 +83,6 @@ class ServerState:
             self.subscribed = False
             return
         self.subscribed = True
-        self.set_privacy(invite_only=bool(mine.get("invite_only", True)), is_web_public=bool(mine.get("is_web_public", False)))
+        self.set_privacy(
+            invite_only=bool(mine.get("invite_only", True)), is_web_public=bool(mine.get("is_web_public", False))
+        )

@@ -15,11 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from configparser import ConfigParser, Error as ConfigError
+from collections.abc import Callable
+from configparser import ConfigParser
+from configparser import Error as ConfigError
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 import tenacity
@@ -211,7 +213,9 @@ class Transport:
                 raise ValueError(f"TLS error talking to Zulip at {c.site}") from None
             raise ZulipUnavailable(f"cannot connect to Zulip at {c.site}", maybe_processed=False) from None
         except requests.RequestException as exc:
-            raise ZulipUnavailable(f"cannot reach Zulip at {c.site}: {type(exc).__name__}", maybe_processed=False) from None
+            raise ZulipUnavailable(
+                f"cannot reach Zulip at {c.site}: {type(exc).__name__}", maybe_processed=False
+            ) from None
         except AssertionError:
             raise ValueError(f"{c.site} does not answer like a Zulip server (no zulip_version)") from None
         except zulip.ZulipError as exc:

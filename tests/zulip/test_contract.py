@@ -68,7 +68,9 @@ def test_the_contract_catches_mistakes() -> None:
     with pytest.raises(ContractViolation):
         spec.validate_response("GET", "/users/me", 200, {"result": "success", "msg": "", "surprise": 1})
     with pytest.raises(ContractViolation):
-        spec.validate_response("GET", "/events", 400, {"result": "error", "msg": "x", "code": "BAD_EVENT_QUEUE_ID", "extra": 1})
+        spec.validate_response(
+            "GET", "/events", 400, {"result": "error", "msg": "x", "code": "BAD_EVENT_QUEUE_ID", "extra": 1}
+        )
 
 
 def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
@@ -88,9 +90,14 @@ def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
         fake.post_dm(BOB, "after expiry")
         sink.wait_count(4)
         channel.send(Outbound(1, "zulip", "direct", "hi", "dk1", recipient=ALICE))
-        channel.send(Outbound(2, "zulip", "topic", "**Alice** wrote:", "dk2", topic="#1 Alice: hello", quote="@**all**"))
-        channel.send(Outbound(2, "zulip", "topic", "**Alice** wrote:", "dk2", topic="#1 Alice: hello", quote="@**all**",
-                              attempt=2))
+        channel.send(
+            Outbound(2, "zulip", "topic", "**Alice** wrote:", "dk2", topic="#1 Alice: hello", quote="@**all**")
+        )
+        channel.send(
+            Outbound(
+                2, "zulip", "topic", "**Alice** wrote:", "dk2", topic="#1 Alice: hello", quote="@**all**", attempt=2
+            )
+        )
         channel.send(Outbound(3, "zulip", "direct", "hi", "dk3", recipient=ALICE, attempt=2))
         with pytest.raises(PermanentSendError):
             channel.send(Outbound(4, "zulip", "direct", "hi", "dk4", recipient="ghost@example.com"))
@@ -140,7 +147,9 @@ def test_endpoints_the_bot_does_not_use_yet(fake: FakeZulipServer) -> None:
     c.get_streams(include_all_active=True, include_web_public=True)
     c.get_subscriptions({"include_subscribers": True})
     c.get_stream_id("nope")
-    q = c.register(event_types=["message"], narrow=[["is", "dm"]], fetch_event_types=["realm", "subscription", "message"])
+    q = c.register(
+        event_types=["message"], narrow=[["is", "dm"]], fetch_event_types=["realm", "subscription", "message"]
+    )
     c.deregister(q["queue_id"])
     c.deregister(q["queue_id"])
     c.get_messages({"anchor": "first_unread", "num_before": 2, "num_after": 2, "narrow": [["dm", ALICE]]})

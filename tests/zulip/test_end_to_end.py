@@ -47,8 +47,9 @@ class ZulipDesk:
         self.engine = engine
         self.clock = clock
         self.make_channel = make_channel
-        self.settings = make_settings(db_url, DESKBOT_ENGINEERS=f"{ENGINEER.upper()}, other@example.com",
-                                      DESKBOT_ZULIP_STREAM=STREAM)
+        self.settings = make_settings(
+            db_url, DESKBOT_ENGINEERS=f"{ENGINEER.upper()}, other@example.com", DESKBOT_ZULIP_STREAM=STREAM
+        )
         self.runtimes: list[Runtime] = []
 
     def start(self, channel: ZulipChannel | None = None) -> Runtime:

@@ -21,9 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def client(fake: FakeZulipServer, email: str = BOT, key: str | None = None) -> zulip.Client:
-    return zulip.Client(
-        site=fake.url, email=email, api_key=key or fake.user(email).api_key, retry_on_errors=False
-    )
+    return zulip.Client(site=fake.url, email=email, api_key=key or fake.user(email).api_key, retry_on_errors=False)
 
 
 def test_constructor_and_profile(fake: FakeZulipServer) -> None:
@@ -185,9 +183,29 @@ def test_restart_keeps_messages_and_loses_queues(fake: FakeZulipServer) -> None:
 def test_runs_standalone(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.zulip_server", "--port", "0", "--bot-email", BOT, "--api-key", BOT_KEY,
-         "--stream", "support", "--engineer", ENGINEER, "--customer", f"{ALICE}:alice-key", "--heartbeat", "0.5"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.zulip_server",
+            "--port",
+            "0",
+            "--bot-email",
+            BOT,
+            "--api-key",
+            BOT_KEY,
+            "--stream",
+            "support",
+            "--engineer",
+            ENGINEER,
+            "--customer",
+            f"{ALICE}:alice-key",
+            "--heartbeat",
+            "0.5",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -197,8 +215,9 @@ def test_runs_standalone(tmp_path: Path) -> None:
         c = zulip.Client(site=info["url"], email=BOT, api_key=BOT_KEY)
         subs = c.get_subscriptions()["subscriptions"]
         assert subs[0]["name"] == "support" and subs[0]["invite_only"] is True
-        req = urllib.request.Request(info["url"] + "/_fake/dm", data=json.dumps({"from": ALICE, "content": "hi"}).encode(),
-                                     method="POST")
+        req = urllib.request.Request(
+            info["url"] + "/_fake/dm", data=json.dumps({"from": ALICE, "content": "hi"}).encode(), method="POST"
+        )
         with urllib.request.urlopen(req) as resp:
             assert json.load(resp)["id"] > 0
         with urllib.request.urlopen(info["url"] + "/_fake/state") as resp:

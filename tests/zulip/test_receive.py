@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -41,7 +41,7 @@ def test_direct_and_topic_messages_are_mapped(fake, make_channel, sink, run_chan
     assert direct.sender_platform_id == str(fake.user(ALICE).user_id)
     assert direct.text == "my printer is **on fire**"  # raw Markdown, not HTML
     assert direct.message_id == str(dm)
-    assert direct.received_at == datetime.fromtimestamp(fake.message(dm).timestamp, tz=timezone.utc)
+    assert direct.received_at == datetime.fromtimestamp(fake.message(dm).timestamp, tz=UTC)
     assert direct.raw["id"] == dm and direct.topic is None
     assert in_topic.kind == "topic" and in_topic.topic == "#3 Alice: printer"
     assert in_topic.sender == ENGINEER and in_topic.message_id == str(topic)
@@ -105,7 +105,9 @@ def test_queue_expiry_while_customers_write_loses_nothing(fake, make_channel, si
     assert sorted(sink.ids) == posted and len(sink.ids) == len(set(sink.ids))
     registers = fake.requests_to("POST", "/register")
     assert len(registers) >= 2
-    assert any(r.response and r.response.get("code") == "BAD_EVENT_QUEUE_ID" for r in fake.requests_to("GET", "/events"))
+    assert any(
+        r.response and r.response.get("code") == "BAD_EVENT_QUEUE_ID" for r in fake.requests_to("GET", "/events")
+    )
     sink.assert_cursor_sound(fake)
 
 
@@ -114,8 +116,14 @@ def test_idle_queue_garbage_collected_during_an_outage() -> None:
     with FakeZulipServer(heartbeat=0.2, queue_idle_timeout=0.6) as fake:
         populate(fake)
         sink = RecordingSink()
-        channel = ZulipChannel(site=fake.url, email=BOT, api_key=BOT_KEY, stream=STREAM, poll_timeout=2.0,
-                               receive_retry=__import__("tests.zulip.conftest", fromlist=["x"]).FAST_RECEIVE)
+        channel = ZulipChannel(
+            site=fake.url,
+            email=BOT,
+            api_key=BOT_KEY,
+            stream=STREAM,
+            poll_timeout=2.0,
+            receive_retry=__import__("tests.zulip.conftest", fromlist=["x"]).FAST_RECEIVE,
+        )
         stop = threading.Event()
         thread = threading.Thread(target=channel.receive, args=(sink, stop), daemon=True)
         thread.start()

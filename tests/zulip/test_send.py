@@ -45,7 +45,9 @@ INJECTION_CORPUS = [
 
 
 def row(outbox_id: int, kind: str = "topic", **fields: object) -> Outbound:
-    base: dict[str, object] = dict(outbox_id=outbox_id, channel="zulip", kind=kind, text=HEADER, reference=f"dk{outbox_id}")
+    base: dict[str, object] = dict(
+        outbox_id=outbox_id, channel="zulip", kind=kind, text=HEADER, reference=f"dk{outbox_id}"
+    )
     if kind == "topic":
         base["topic"] = TOPIC
     else:
@@ -125,9 +127,7 @@ def test_long_texts_are_split_never_truncated(fake: FakeZulipServer, make_channe
     text = "\n\n".join(f"Paragraph {i}. " + "word " * 60 for i in range(100))  # ~31,000 characters
     ids = channel.send(row(9, "direct", text=text))
     assert len(ids) == 4 and fake.truncations == []
-    body = "\n".join(
-        line for m in fake.sent_by(BOT, to=ALICE) for line in m.content.split("\n")[:-1] if line != "…"
-    )
+    body = "\n".join(line for m in fake.sent_by(BOT, to=ALICE) for line in m.content.split("\n")[:-1] if line != "…")
     assert body == text.rstrip()
 
 
@@ -333,7 +333,11 @@ def test_fake_records_are_complete(fake: FakeZulipServer, make_channel: MakeChan
     channel.start()
     channel.send(row(400, "direct"))
     assert [r.path for r in fake.requests] == [
-        "/server_settings", "/users/me", "/get_stream_id", "/users/me/subscriptions", "/messages",
+        "/server_settings",
+        "/users/me",
+        "/get_stream_id",
+        "/users/me/subscriptions",
+        "/messages",
     ]
     assert all(r.user in (None, BOT) for r in fake.requests)
     assert isinstance(RetryPolicy().attempts, int)

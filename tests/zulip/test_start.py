@@ -31,7 +31,9 @@ def test_start_learns_identity_and_stream(fake: FakeZulipServer, make_channel: C
     assert channel.name == "zulip" and channel.carries_case_topics
 
 
-def test_bad_api_key_is_one_permanent_line(make_channel: Callable[..., ZulipChannel], caplog: pytest.LogCaptureFixture) -> None:
+def test_bad_api_key_is_one_permanent_line(
+    make_channel: Callable[..., ZulipChannel], caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     with pytest.raises(PermanentChannelError) as info:
         make_channel(api_key="not-the-key").start()
@@ -97,8 +99,8 @@ def test_unsubscribed_bot_is_refused(fake: FakeZulipServer, make_channel: Callab
 
 
 def test_not_a_zulip_server() -> None:
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class NotZulip(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

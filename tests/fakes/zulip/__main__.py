@@ -47,11 +47,16 @@ def build(config: dict[str, Any]) -> FakeZulipServer:
         rate_limit=(int(rate["limit"]), float(rate["window"])) if rate else None,
     )
     for u in config.get("users", []):
-        fake.add_user(u["email"], u.get("full_name"), u.get("api_key"), is_bot=u.get("is_bot", False),
-                      role=u.get("role", 400))
+        fake.add_user(
+            u["email"], u.get("full_name"), u.get("api_key"), is_bot=u.get("is_bot", False), role=u.get("role", 400)
+        )
     for s in config.get("streams", []):
-        fake.add_stream(s["name"], invite_only=s.get("invite_only", True), is_web_public=s.get("is_web_public", False),
-                        subscribers=s.get("subscribers", []))
+        fake.add_stream(
+            s["name"],
+            invite_only=s.get("invite_only", True),
+            is_web_public=s.get("is_web_public", False),
+            subscribers=s.get("subscribers", []),
+        )
     return fake
 
 
@@ -69,8 +74,9 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
         config["rate_limit"] = {"limit": int(limit), "window": float(window or 60)}
     members: list[str] = []
     if args.bot_email:
-        config["users"].append({"email": args.bot_email, "full_name": "deskbot", "api_key": args.api_key,
-                                "is_bot": True})
+        config["users"].append(
+            {"email": args.bot_email, "full_name": "deskbot", "api_key": args.api_key, "is_bot": True}
+        )
         members.append(args.bot_email)
     for spec in args.engineer:
         email, key = _split(spec)
@@ -85,8 +91,11 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.zulip_server", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.zulip_server",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", help="JSON file describing users, streams and settings")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
@@ -101,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fake = build(config_from_args(args))
     fake.start()
-    users = [{"email": u.email, "api_key": u.api_key, "user_id": u.user_id, "is_bot": u.is_bot}
-             for u in fake.realm.users.values()]
+    users = [
+        {"email": u.email, "api_key": u.api_key, "user_id": u.user_id, "is_bot": u.is_bot}
+        for u in fake.realm.users.values()
+    ]
     print(json.dumps({"url": fake.url, "users": users}), flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())

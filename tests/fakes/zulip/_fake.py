@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ._faults import Fault, FaultPlan, RateLimiter
 from ._model import FakeStream, FakeUser, Realm, StoredMessage, Truncation
@@ -233,7 +234,12 @@ class FakeZulipServer:
         return self.faults.add(Fault("status", status=status, body=body, path=path, method=method, remaining=n))
 
     def fail_for(
-        self, seconds: float, *, status: int = 502, path: str | None = None, method: str | None = None,
+        self,
+        seconds: float,
+        *,
+        status: int = 502,
+        path: str | None = None,
+        method: str | None = None,
         body: str = "html",
     ) -> Fault:
         """Answer every matching request with `status` for the next `seconds`."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from . import _payloads as payloads
 
@@ -46,7 +47,7 @@ class FakeUser:
     role: int = 400
     is_active: bool = True
     bot_owner_id: int | None = None
-    date_joined: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    date_joined: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
 
 @dataclass
@@ -206,8 +207,12 @@ class Realm:
     ) -> FakeStream:
         with self.cond:
             s = FakeStream(
-                self._next_stream_id, name, invite_only=invite_only, is_web_public=is_web_public,
-                history_public_to_subscribers=not invite_only, description=description,
+                self._next_stream_id,
+                name,
+                invite_only=invite_only,
+                is_web_public=is_web_public,
+                history_public_to_subscribers=not invite_only,
+                description=description,
             )
             self._next_stream_id += 1
             s.subscribers = {self.require_user(e).user_id for e in subscribers}
@@ -236,8 +241,12 @@ class Realm:
                 setattr(s, prop, changes[prop])
             for prop in changed:
                 event = {
-                    "type": "stream", "op": "update", "stream_id": s.stream_id, "name": s.name,
-                    "property": prop, "value": changes[prop],
+                    "type": "stream",
+                    "op": "update",
+                    "stream_id": s.stream_id,
+                    "name": s.name,
+                    "property": prop,
+                    "value": changes[prop],
                 }
                 if prop == "invite_only":
                     event["history_public_to_subscribers"] = s.history_public_to_subscribers
@@ -284,9 +293,17 @@ class Realm:
                 if len(topic) > MAX_TOPIC_LENGTH:
                     topic = topic[: MAX_TOPIC_LENGTH - 3] + "..."
                 m = StoredMessage(
-                    self._next_message_id, sender.user_id, "stream", content, int(time.time()),
-                    recipient_id=1000 + s.stream_id, client=client, stream_id=s.stream_id, subject=topic,
-                    truncated=truncated, original_length=original_length,
+                    self._next_message_id,
+                    sender.user_id,
+                    "stream",
+                    content,
+                    int(time.time()),
+                    recipient_id=1000 + s.stream_id,
+                    client=client,
+                    stream_id=s.stream_id,
+                    subject=topic,
+                    truncated=truncated,
+                    original_length=original_length,
                     original_topic=original_topic if original_topic != topic else None,
                 )
             elif type_ in ("direct", "private"):
@@ -294,9 +311,16 @@ class Realm:
                 participants = frozenset({sender.user_id, *(u.user_id for u in recipients)})
                 rid = self._dm_recipients.setdefault(participants, 5000 + len(self._dm_recipients))
                 m = StoredMessage(
-                    self._next_message_id, sender.user_id, "private", content, int(time.time()),
-                    recipient_id=rid, client=client, participants=participants,
-                    truncated=truncated, original_length=original_length,
+                    self._next_message_id,
+                    sender.user_id,
+                    "private",
+                    content,
+                    int(time.time()),
+                    recipient_id=rid,
+                    client=client,
+                    participants=participants,
+                    truncated=truncated,
+                    original_length=original_length,
                 )
             else:
                 raise bad_request("Invalid message type")
@@ -311,11 +335,13 @@ class Realm:
             for q in self._live_queues():
                 viewer = self.users[q.user_id]
                 if q.wants("message") and self._receives(viewer, m, q) and self._matches(viewer, m, q.narrow):
-                    q.push({
-                        "type": "message",
-                        "message": self.render(m, q.apply_markdown),
-                        "flags": self._flags(viewer, m),
-                    })
+                    q.push(
+                        {
+                            "type": "message",
+                            "message": self.render(m, q.apply_markdown),
+                            "flags": self._flags(viewer, m),
+                        }
+                    )
             self.cond.notify_all()
             return m
 
@@ -444,7 +470,7 @@ class Realm:
             before_all = [m for m in matching if m.id < anchor_id]
             after_all = [m for m in matching if m.id > anchor_id]
             at = [m for m in matching if m.id == anchor_id]
-            before = before_all[len(before_all) - num_before:] if num_before else []
+            before = before_all[len(before_all) - num_before :] if num_before else []
             after = after_all[:num_after]
             chosen = before + (at if include_anchor else []) + after
             result = {
@@ -454,9 +480,7 @@ class Realm:
                 "found_oldest": len(before_all) <= num_before,
                 "found_newest": len(after_all) <= num_after,
                 "history_limited": False,
-                "messages": [
-                    {**self.render(m, apply_markdown), "flags": self._flags(viewer, m)} for m in chosen
-                ],
+                "messages": [{**self.render(m, apply_markdown), "flags": self._flags(viewer, m)} for m in chosen],
             }
             return result
 
@@ -473,7 +497,12 @@ class Realm:
     ) -> EventQueue:
         with self.cond:
             q = EventQueue(
-                uuid.uuid4().hex, viewer.user_id, event_types, narrow, apply_markdown, all_public_streams,
+                uuid.uuid4().hex,
+                viewer.user_id,
+                event_types,
+                narrow,
+                apply_markdown,
+                all_public_streams,
                 idle_timeout=lifespan if lifespan is not None else self.queue_idle_timeout,
             )
             self.queues[q.queue_id] = q

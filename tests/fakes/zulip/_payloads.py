@@ -26,8 +26,15 @@ def server_settings(*, zulip_version: str, feature_level: int, realm_uri: str, r
     return {
         **OK,
         "authentication_methods": {
-            "password": True, "dev": False, "email": True, "ldap": False, "remoteuser": False,
-            "github": False, "azuread": False, "google": False, "saml": False,
+            "password": True,
+            "dev": False,
+            "email": True,
+            "ldap": False,
+            "remoteuser": False,
+            "github": False,
+            "azuread": False,
+            "google": False,
+            "saml": False,
         },
         "external_authentication_methods": [],
         "zulip_version": zulip_version,

@@ -9,13 +9,14 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import _payloads as payloads
-from ._faults import Fault, FaultPlan, RateLimiter
+from ._faults import Fault
 from ._model import ApiError, FakeUser, Realm, bad_request, parse_narrow
 
 log = logging.getLogger("tests.fakes.zulip")
@@ -48,7 +49,7 @@ def _json_param(params: dict[str, str], name: str, default: Any = None) -> Any:
     try:
         return json.loads(params[name])
     except ValueError:
-        raise ApiError(400, "BAD_REQUEST", f"Argument \"{name}\" is not valid JSON.") from None
+        raise ApiError(400, "BAD_REQUEST", f'Argument "{name}" is not valid JSON.') from None
 
 
 def _bool_param(params: dict[str, str], name: str, default: bool) -> bool:
@@ -319,12 +320,12 @@ class _Handler(BaseHTTPRequestHandler):
         if raw and "json" not in (self.headers.get("Content-Type") or ""):
             form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items()}
         if parts.path.startswith("/_fake/"):
-            self._control(parts.path[len("/_fake/"):], method, raw)
+            self._control(parts.path[len("/_fake/") :], method, raw)
             return
         if not parts.path.startswith("/api/v1/"):
             self._send_json(404, payloads.error("BAD_REQUEST", "Not Found"))
             return
-        path = parts.path[len("/api/v1"):]
+        path = parts.path[len("/api/v1") :]
         record = RequestRecord(method, path, query, form, None, None, None)
         owner.realm.collect_garbage()
         if owner.before_request is not None:
@@ -366,7 +367,10 @@ class _Handler(BaseHTTPRequestHandler):
                         owner._count_rate_limited(record)
                         headers["Retry-After"] = f"{verdict.retry_after:.3f}"
                         raise ApiError(
-                            429, "RATE_LIMIT_HIT", "API usage exceeded rate limit", **{"retry-after": verdict.retry_after}
+                            429,
+                            "RATE_LIMIT_HIT",
+                            "API usage exceeded rate limit",
+                            **{"retry-after": verdict.retry_after},
                         )
             owner._current_client.value = self.headers.get("User-Agent", "website").split(" ")[0]
             status, body = 200, fn(user, {**query, **form}, **path_args)

@@ -27,8 +27,9 @@ import os
 import pickle
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema
 import yaml
@@ -103,6 +104,7 @@ class ZulipContract:
 
     def __init__(self) -> None:
         self.spec = _document()
+        self._validators: dict[str, jsonschema.Draft4Validator] = {}
         self._routes = [
             (re.compile("^" + re.sub(r"\\\{[^}]+\\\}", r"[^/]+", re.escape(p)) + "$"), p)
             for p in sorted(self.spec["paths"], key=lambda p: (p.count("{"), p))
@@ -116,8 +118,8 @@ class ZulipContract:
             if not rx.match(path):
                 continue
             names = re.findall(r"\{([^}]+)\}", templ)
-            values = [v for t, v in zip(templ.split("/"), path.split("/")) if t.startswith("{")]
-            ids = [v for n, v in zip(names, values) if n.endswith("_id")]
+            values = [v for t, v in zip(templ.split("/"), path.split("/"), strict=True) if t.startswith("{")]
+            ids = [v for n, v in zip(names, values, strict=True) if n.endswith("_id")]
             if all(v.isdigit() for v in ids):
                 candidates.append((len(names), -len(ids), templ))
         if not candidates:
@@ -131,10 +133,12 @@ class ZulipContract:
             raise ContractViolation(f"{method} {templ} is not in the Zulip OpenAPI description")
         return op
 
-    @functools.cache
     def _validator(self, pointer: str) -> jsonschema.Draft4Validator:
-        root = {"$ref": pointer, "components": self.spec["components"], "paths": self.spec["paths"]}
-        return jsonschema.Draft4Validator(root)
+        validator = self._validators.get(pointer)
+        if validator is None:
+            root = {"$ref": pointer, "components": self.spec["components"], "paths": self.spec["paths"]}
+            validator = self._validators[pointer] = jsonschema.Draft4Validator(root)
+        return validator
 
     def _check(self, pointer: str, instance: Any, what: str) -> None:
         try:
@@ -245,7 +249,14 @@ class ZulipContract:
     def validate_event(self, event: dict[str, Any]) -> None:
         """One event object as GET /events returns it."""
         pointer = _pointer(
-            "paths", "/events", "get", "responses", "200", "content", "application/json", "schema",
+            "paths",
+            "/events",
+            "get",
+            "responses",
+            "200",
+            "content",
+            "application/json",
+            "schema",
         )
         wrapper = {"result": "success", "msg": "", "events": [copy.deepcopy(event)], "queue_id": "q"}
         self._check(pointer, wrapper, f"event {event.get('type')}")
