@@ -27,6 +27,7 @@ from storage.models import ChannelCursor, ProcessedInbound
 log = logging.getLogger("deskbot.intake")
 
 Clock = Callable[[], datetime]
+APOLOGY = _("Sorry, something went wrong on our side. Your message is saved and the team has been told.")
 
 
 def system_clock() -> datetime:

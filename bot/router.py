@@ -222,14 +222,14 @@ class Router:
     def _unknown_command(self, ctx: Context, audience: str, word: str) -> None:
         close = suggestions(audience, word)  # type: ignore[arg-type]
         prefix = "/" if audience == "engineer" else ""
+        # The help word the customer types in their own language (an alias of the same command).
+        help_word = f"{prefix}{'ajuda' if ctx.lang == 'pt' and audience == 'customer' else 'help'}"
         if close:
             ctx.reply(
                 _("Unknown command {word}. Did you mean {suggestions}? Send {help} for the list."),
                 word=f"{prefix}{word}",
-                suggestions=" or ".join(f"{prefix}{c}" for c in close),
-                help=f"{prefix}help",
+                suggestions=" / ".join(f"{prefix}{c}" for c in close),
+                help=help_word,
             )
         else:
-            ctx.reply(
-                _("Unknown command {word}. Send {help} for the list."), word=f"{prefix}{word}", help=f"{prefix}help"
-            )
+            ctx.reply(_("Unknown command {word}. Send {help} for the list."), word=f"{prefix}{word}", help=help_word)

@@ -150,7 +150,7 @@ def test_engineer_commands_parse_check_and_report(engine, db_url, clock):
     desk.customer("Acme", credits=1)
     desk.say("Acme", "open Broken")
     assert "Which case?" in desk.engineer("/reply")
-    assert "Did you mean /resolve or" in desk.engineer("/reslove 1")
+    assert "Did you mean /resolve /" in desk.engineer("/reslove 1")
     assert "There is no case #9." in desk.engineer("/case 9")
     assert "#1 is assigned to engineer@console" in desk.engineer("/assign 1 me")
     assert "Note saved on #1." in desk.engineer("/note 1 check the logs")
