@@ -200,6 +200,14 @@ class ZulipChannel(Channel):
     # -- sending ----------------------------------------------------------------------
     def send(self, message: Outbound) -> list[str]:
         """Post one outbox row (several messages if it is long); return their ids."""
+        if not self._started:
+            # The runtime dispatches even when start() failed for a transient reason.
+            try:
+                self.start()
+            except TransientChannelError as exc:
+                raise TransientSendError(str(exc)) from None
+            except PermanentChannelError as exc:
+                raise PermanentSendError(str(exc)) from None
         target = self._target(message)
         parts = compose(message.text, message.quote, message.reference, self.state.max_message_length)
         with self._tx_lock:

@@ -129,6 +129,7 @@ class Receiver:
                 except _QueueGone:
                     log.warning("Zulip event queue expired; registering again and catching up")
                     self.connected = False
+                    self.queue_id = None  # nothing left to delete on the server
         except _Stopped:
             pass
         finally:

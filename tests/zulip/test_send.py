@@ -341,3 +341,18 @@ def test_fake_records_are_complete(fake: FakeZulipServer, make_channel: MakeChan
     ]
     assert all(r.user in (None, BOT) for r in fake.requests)
     assert isinstance(RetryPolicy().attempts, int)
+
+
+def test_send_before_a_successful_start_starts_first(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    """The runtime dispatches even when start() failed transiently (Zulip down at boot)."""
+    from adapters.channel import TransientChannelError
+
+    channel = make_channel()
+    fake.stop()
+    with pytest.raises(TransientChannelError):
+        channel.start()
+    with pytest.raises(TransientSendError):
+        channel.send(row(500))
+    fake.start()
+    ids = channel.send(row(501, quote="after the outage"))
+    assert [str(m.id) for m in with_reference(fake, "dk501")] == ids
