@@ -27,6 +27,10 @@ from email.utils import parsedate_to_datetime
 
 API = "api"
 STATUSES = "statuses"
+#: While a window's state is unknown, how often to look whether the probe was answered.
+PROBE_WAIT = 0.02
+#: A probe unanswered for this long is presumed lost.
+PROBE_TIMEOUT = 10.0
 
 
 def family_of(method: str, path: str) -> str:
@@ -38,6 +42,8 @@ class _Window:
     limit: int | None = None
     remaining: int | None = None
     reset: float | None = None  # local epoch seconds
+    #: When the one request allowed while `remaining` is unknown went out.
+    probe_since: float | None = None
 
     def expire(self, now: float) -> None:
         if self.reset is not None and now >= self.reset:
@@ -74,9 +80,17 @@ class Pacer:
                     self._posted.popleft()
                 if len(self._posted) >= self._budget:
                     waits.append(self._posted[0] + self._budget_window - now)
+            own = self._windows[family]
+            if own.remaining is None and own.probe_since is not None and now - own.probe_since < PROBE_TIMEOUT:
+                # A new window: until the first answer says how much of it is
+                # left, one request at a time, or concurrent requests could
+                # spend more than the answer will admit to.
+                waits.append(PROBE_WAIT)
             wait = max(waits)
             if wait > 0:
                 return wait
+            if own.remaining is None:
+                own.probe_since = now
             for f in families:
                 window = self._windows[f]
                 if window.remaining is not None:
@@ -101,9 +115,11 @@ class Pacer:
         if status == 429 and remaining is None:
             remaining = 0
         if remaining is None or reset is None:
+            self.abandon(family)
             return
         with self._lock:
             window = self._windows[family]
+            window.probe_since = None
             window.limit = _int(headers.get("X-RateLimit-Limit")) or window.limit
             same_window = window.reset is not None and abs(window.reset - reset) < 1.5
             # Answers to concurrent requests arrive in any order: within one
@@ -113,6 +129,11 @@ class Pacer:
             else:
                 window.remaining = remaining
             window.reset = max(reset, window.reset or 0.0) if same_window else reset
+
+    def abandon(self, family: str) -> None:
+        """A request of `family` got no usable answer (network error, no headers)."""
+        with self._lock:
+            self._windows[family].probe_since = None
 
     def statuses_wait(self, needed: int) -> float:
         """Seconds until `needed` statuses may be posted one after another (0.0: now)."""

@@ -130,3 +130,6 @@ class Transport:
             return call()
         except MastodonRatelimitError:
             raise RateLimited(self._pacer.retry_after(family) or self._retry[1]) from None
+        except MastodonNetworkError:
+            self._pacer.abandon(family)
+            raise

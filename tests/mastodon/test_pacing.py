@@ -84,3 +84,23 @@ def test_skewed_server_clock_is_corrected_with_the_date_header() -> None:
     server_now = clock.now + 3600  # the server's clock is an hour ahead
     pacer.observe("GET", "/a", 200, headers(10, 0, server_now + 20, server_now))
     assert 19 <= pacer.acquire(API) <= 21
+
+
+def test_one_request_at_a_time_until_a_new_window_is_known() -> None:
+    clock = Clock()
+    pacer = Pacer(reserve=0, clock=clock)
+    assert pacer.acquire(STATUSES) == 0.0  # the probe
+    assert pacer.acquire(STATUSES) > 0  # waits for the probe's answer
+    pacer.observe("POST", "/api/v1/statuses", 200, headers(10, 9, clock.now + 60, clock.now))
+    assert pacer.acquire(STATUSES) == 0.0
+    assert pacer.acquire(STATUSES) == 0.0
+
+
+def test_a_lost_probe_does_not_block_forever() -> None:
+    clock = Clock()
+    pacer = Pacer(reserve=0, clock=clock)
+    assert pacer.acquire(API) == 0.0
+    pacer.abandon(API)  # the request failed without an answer
+    assert pacer.acquire(API) == 0.0
+    clock.now += 11  # or its answer never came
+    assert pacer.acquire(API) == 0.0
