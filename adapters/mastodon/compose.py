@@ -97,11 +97,14 @@ def thread_parts(recipient_mention: str, body: str, max_characters: int) -> list
 def _split(body: str, fits: Callable[[str], bool]) -> list[str]:
     chunks: list[str] = []
     rest = body
-    while rest:
-        if fits(rest):
+    while rest and len(chunks) <= MAX_PARTS:  # past that the caller refuses anyway
+        reach = 1024  # how far into `rest` the next part can reach, at most
+        while reach < len(rest) and fits(rest[:reach].strip()):
+            reach *= 2
+        if reach >= len(rest) and fits(rest):
             chunks.append(rest)
             break
-        cut = _best_cut(rest, fits)
+        cut = _best_cut(rest[: reach + 1], fits)
         chunks.append(rest[:cut].strip())
         rest = rest[cut:].strip()
     return [c for c in chunks if c]

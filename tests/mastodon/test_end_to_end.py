@@ -130,6 +130,7 @@ def test_an_engineers_reply_reaches_the_customer_as_a_thread(fake: FakeMastodon,
         for i in range(1, 20)
     )[:1400]
     bot.engineer(f"/reply 1 {answer}", "e1")
+
     def whole_thread() -> list:
         parts = fake.posted_by("deskbot")[2:]
         last = re.search(r"\((\d+)/(\d+)\)$", parts[-1].source_text) if parts else None
