@@ -49,13 +49,13 @@ def _email(value: str | None, option: str = "--email") -> str | None:
 
 
 def _mastodon_acct(value: str | None) -> str | None:
-    """`user@host` as the Mastodon channel stores it: no leading @, host in lower case."""
+    """`user@host` as the Mastodon channel stores it: no leading @, all in lower case."""
     if value is None:
         return None
     match = _ACCT.fullmatch(value.strip())
     if match is None:
         raise typer.BadParameter(f"expected user@host, got {value!r}", param_hint="'--mastodon-acct'")
-    return f"{match.group(1)}@{match.group(2).lower()}"
+    return f"{match.group(1)}@{match.group(2)}".lower()
 
 
 @customers_app.command("add")

@@ -20,10 +20,14 @@ CHANNEL = "mastodon"
 
 
 def full_acct(account: dict[str, Any], local_domain: str) -> str:
-    """`user@domain` for everyone: local accounts get the instance's domain."""
+    """`user@domain` for everyone, in lower case: local accounts get the instance's domain.
+
+    Mastodon usernames are case-insensitive (`Bob` and `bob` are one account), and this
+    string is the key a customer is linked by, so it is folded.
+    """
     acct = str(account.get("acct") or account.get("username") or "")
     username, _, domain = acct.partition("@")
-    return f"{username}@{(domain or local_domain).lower()}"
+    return f"{username}@{domain or local_domain}".lower()
 
 
 def notification_to_inbound(notification: dict[str, Any], *, own_account_id: str, local_domain: str) -> Inbound:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -160,7 +161,7 @@ def test_stream_heartbeats_events_and_disconnects(fake: FakeMastodon) -> None:
 
 
 def test_standalone_server_with_control_endpoints(tmp_path: Path) -> None:
-    port = 38000 + os.getpid() % 1000
+    port = _free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -191,6 +192,13 @@ def test_standalone_server_with_control_endpoints(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(5)
+
+
+def _free_port() -> int:
+    # A port the kernel just handed out: far less likely to be taken than a fixed one.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _up(base: str) -> bool:
