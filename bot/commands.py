@@ -1,7 +1,7 @@
 """Command declarations, and the parser, help and permission check derived from them.
 
 A command is declared once, with the `command` decorator on its handler:
-names (English first, then aliases such as Portuguese), audience, arguments
+names (English first, then Portuguese, then any other aliases), audience, arguments
 and help text. `parse` turns a line into (Command, arguments) or a
 `ParseError` that already says what is wrong; `help_lines` lists the commands
 of one audience; `audience_of` lets the router refuse an engineer command to
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from bot.i18n import _
+from bot.i18n import _, render
 
 Audience = Literal["customer", "engineer"]
 ArgKind = Literal["case", "int", "word", "text", "date", "choice"]
@@ -32,9 +32,11 @@ class Arg:
     kind: ArgKind
     required: bool = True
     choices: tuple[str, ...] = ()
+    #: How the argument is named in help and errors (a catalogue msgid); `name` if unset.
+    label: str | None = None
 
-    def usage(self) -> str:
-        shown = "|".join(self.choices) if self.kind == "choice" else self.name
+    def usage(self, lang: str = "en") -> str:
+        shown = "|".join(self.choices) if self.kind == "choice" else render(lang, self.label or self.name)
         return f"<{shown}>" if self.required else f"[{shown}]"
 
 
@@ -52,9 +54,13 @@ class Command:
     def name(self) -> str:
         return self.names[0]
 
-    def usage(self, slash: bool) -> str:
-        head = ("/" if slash else "") + self.name + (f" {self.sub}" if self.sub else "")
-        return " ".join([head, *(a.usage() for a in self.args)])
+    def name_in(self, lang: str) -> str:
+        """The command's word in `lang`: the Portuguese name is the second one declared."""
+        return self.names[1] if lang == "pt" and len(self.names) > 1 else self.names[0]
+
+    def usage(self, slash: bool, lang: str = "en") -> str:
+        head = ("/" if slash else "") + self.name_in(lang) + (f" {self.sub}" if self.sub else "")
+        return " ".join([head, *(a.usage(lang) for a in self.args)])
 
 
 class ParseError(Exception):
@@ -123,7 +129,7 @@ def suggestions(audience: Audience, word: str, cutoff: float = 0.6) -> list[str]
     return found[:3]
 
 
-def parse_args(cmd: Command, rest: str, topic_case: int | None) -> dict[str, Any]:
+def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en") -> dict[str, Any]:
     """The handler's keyword arguments from the text after the command word."""
     if cmd.sub:
         rest = _first_word(rest)[1]
@@ -131,7 +137,7 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None) -> dict[str, Any
     for arg in cmd.args:
         if arg.kind == "text":
             if arg.required and not rest:
-                raise ParseError(_("Missing {arg}."), arg=arg.usage())
+                raise ParseError(_("Missing {arg}."), arg=arg.usage(lang))
             values[arg.name] = rest or None
             rest = ""
             continue
@@ -146,14 +152,16 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None) -> dict[str, Any
             elif not arg.required:
                 values[arg.name] = None
             else:
-                raise ParseError(_("Which case? Give its number, for example {example}."), example=f"/{cmd.name} 12")
+                raise ParseError(
+                    _("Which case? Give its number, for example {example}."), example=f"/{cmd.name_in(lang)} 12"
+                )
             continue
         if not token:
             if arg.required:
-                raise ParseError(_("Missing {arg}."), arg=arg.usage())
+                raise ParseError(_("Missing {arg}."), arg=arg.usage(lang))
             values[arg.name] = None
             continue
-        values[arg.name] = _convert(arg, token)
+        values[arg.name] = _convert(arg, token, lang)
         rest = remainder.strip()
     if rest:
         raise ParseError(_("Unexpected text: {text}"), text=rest[:40])
@@ -173,16 +181,16 @@ def _first_word(text: str) -> tuple[str, str]:
     return parts[0], parts[1] if len(parts) > 1 else ""
 
 
-def _convert(arg: Arg, token: str) -> Any:
+def _convert(arg: Arg, token: str, lang: str) -> Any:
     if arg.kind == "int":
         if not token.isdigit():
-            raise ParseError(_("{arg} must be a whole number."), arg=arg.usage())
+            raise ParseError(_("{arg} must be a whole number."), arg=arg.usage(lang))
         return int(token)
     if arg.kind == "date":
         try:
             return date.fromisoformat(token)
         except ValueError:
-            raise ParseError(_("{arg} must be a date like 2026-03-31."), arg=arg.usage()) from None
+            raise ParseError(_("{arg} must be a date like 2026-03-31."), arg=arg.usage(lang)) from None
     if arg.kind == "choice":
         folded = fold(token)
         if folded not in arg.choices:

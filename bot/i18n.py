@@ -20,9 +20,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date, format_datetime, get_timezone_location
+from babel.dates import format_date, format_datetime, get_day_names, get_timezone_location
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+
+from bot.policy.calendar import ServiceHours
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "deskbot"
@@ -75,3 +77,9 @@ def format_when(moment: datetime, lang: str, tz: ZoneInfo) -> str:
 def format_day(day: date, lang: str) -> str:
     """A calendar date: '10 Mar 2027' / '10/03/2027'-style per language."""
     return format_date(day, "d MMM y", locale=Locale.parse(LANGUAGES[normalise_lang(lang)]))
+
+
+def format_hours(hours: ServiceHours, lang: str) -> str:
+    """Service hours with day names in the recipient's language: 'Mon-Fri 08:00-18:00' / 'seg.-sex. …'."""
+    names = get_day_names("abbreviated", locale=Locale.parse(LANGUAGES[normalise_lang(lang)]))
+    return hours.describe([names[day] for day in range(7)])

@@ -209,12 +209,12 @@ class Router:
 
     def _run(self, ctx: Context, cmd, rest: str, slash: bool) -> None:  # noqa: ANN001
         try:
-            values = parse_args(cmd, rest, ctx.topic_case)
+            values = parse_args(cmd, rest, ctx.topic_case, ctx.lang)
         except ParseError as exc:
             ctx.reply_text(
                 ctx.t(exc.msgid, **exc.values)
                 + " "
-                + ctx.t(_("Usage: {usage}"), usage=cmd.usage(slash=cmd.audience == "engineer"))
+                + ctx.t(_("Usage: {usage}"), usage=cmd.usage(slash=cmd.audience == "engineer", lang=ctx.lang))
             )
             return
         cmd.handler(ctx, **values)

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from bot.commands import Arg, command, commands
 from bot.context import Context
-from bot.i18n import _, format_day, format_when
+from bot.i18n import _, format_day, format_hours, format_when
 from bot.policy import NoCredit, pack_expires_on
 from bot.services import cases, customers
 from storage.models import Draft, IncidentMessage
@@ -22,16 +22,16 @@ DETAIL_MESSAGES = 5
 def show_help(ctx: Context) -> None:
     s = ctx.settings
     lines = [ctx.t(_("Commands (with or without a leading /):"))]
+    other = "en" if ctx.lang == "pt" else "pt"
     for cmd in commands(CUSTOMER):
-        names = " / ".join(n for n in cmd.names if n != "?")
-        usage = cmd.usage(slash=False).replace(cmd.name, names, 1)
-        lines.append(f"• {usage} — {ctx.t(cmd.help)}")
+        also = f" ({cmd.name_in(other)})" if cmd.name_in(other) != cmd.name_in(ctx.lang) else ""
+        lines.append(f"• {cmd.usage(slash=False, lang=ctx.lang)}{also} — {ctx.t(cmd.help)}")
     lines.append(ctx.t(_("• #N <text> — add a message to incident N")))
     lines.append(ctx.t(_("Any other message goes to your open incident.")))
     lines.append(
         ctx.t(
             _("Service hours: {hours} ({zone} time), except public holidays. We answer within {days} business days."),
-            hours=str(s.calendar.hours),
+            hours=format_hours(s.calendar.hours, ctx.lang),
             zone=s.timezone,
             days=s.response_target,
         )
@@ -46,7 +46,7 @@ def show_help(ctx: Context) -> None:
     "new",
     "novo",
     audience=CUSTOMER,
-    args=(Arg("text", "text", required=False),),
+    args=(Arg("text", "text", required=False, label=_("text")),),
     help=_("open a new incident with this text (uses one credit)"),
 )
 def open_incident(ctx: Context, text: str | None) -> None:
@@ -110,7 +110,7 @@ def no_credit_answer(ctx: Context, why: NoCredit) -> None:
     "status",
     "estado",
     audience=CUSTOMER,
-    args=(Arg("number", "case", required=False),),
+    args=(Arg("number", "case", required=False, label=_("number")),),
     help=_("your incidents, or one incident in detail"),
 )
 def status(ctx: Context, number: int | None) -> None:
@@ -194,7 +194,13 @@ def credits(ctx: Context) -> None:
     ctx.reply_text("\n".join(lines))
 
 
-@command("close", "fechar", audience=CUSTOMER, args=(Arg("number", "case"),), help=_("close one of your incidents"))
+@command(
+    "close",
+    "fechar",
+    audience=CUSTOMER,
+    args=(Arg("number", "case", label=_("number")),),
+    help=_("close one of your incidents"),
+)
 def close(ctx: Context, number: int) -> None:
     incident = cases.own_incident(ctx, number)
     if incident is None:
@@ -213,7 +219,7 @@ def close(ctx: Context, number: int) -> None:
     "link",
     "ligar",
     audience=CUSTOMER,
-    args=(Arg("code", "word"),),
+    args=(Arg("code", "word", label=_("code")),),
     help=_("link this account to your customer record with a one-time code"),
 )
 def link(ctx: Context, code: str) -> None:

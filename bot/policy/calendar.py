@@ -37,7 +37,7 @@ the end of the day (a closing time of midnight is otherwise meaningless).
 from __future__ import annotations
 
 import re
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -100,17 +100,18 @@ def _format_clock(value: time, *, closing: bool) -> str:
     return text if not (value.second or value.microsecond) else value.isoformat()
 
 
-def _format_day_runs(days: list[int]) -> Iterator[str]:
-    """``[0, 1, 2, 3, 4, 6]`` -> ``"mon-fri"``, ``"sun"``."""
+def _format_day_runs(days: list[int], names: Sequence[str] | None = None) -> Iterator[str]:
+    """``[0, 1, 2, 3, 4, 6]`` -> ``"mon-fri"``, ``"sun"`` (with ``names`` for Monday..Sunday)."""
+    names = names or _DAY_NAMES
     start = 0
     while start < len(days):
         end = start
         while end + 1 < len(days) and days[end + 1] == days[end] + 1:
             end += 1
         if end - start >= 2:
-            yield f"{_DAY_NAMES[days[start]]}-{_DAY_NAMES[days[end]]}"
+            yield f"{names[days[start]]}-{names[days[end]]}"
         else:
-            yield from (_DAY_NAMES[d] for d in days[start:end + 1])
+            yield from (names[d] for d in days[start:end + 1])
         start = end + 1
 
 
@@ -161,7 +162,11 @@ class ServiceHours:
 
     def __str__(self) -> str:
         """The canonical text form, which ``parse`` reads back."""
-        days = ",".join(_format_day_runs(sorted(self.weekdays)))
+        return self.describe()
+
+    def describe(self, day_names: Sequence[str] | None = None) -> str:
+        """The hours with the given names for Monday..Sunday (default: the canonical ``mon``..``sun``)."""
+        days = ",".join(_format_day_runs(sorted(self.weekdays), day_names))
         opens = _format_clock(self.opens, closing=False)
         return f"{days} {opens}-{_format_clock(self.closes, closing=True)}"
 

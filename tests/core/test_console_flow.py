@@ -197,3 +197,15 @@ def test_deskbot_chat_reads_a_terminal_session(engine, db_url, clock):
     assert "Incident #1 is open: Printer on fire" in text
     assert "deskbot → Demo customer:\n  [#1] Use the extinguisher" in text
     assert "#1 Printer on fire — answered" in text
+
+
+def test_a_portuguese_customer_gets_help_usage_and_hours_in_portuguese(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Cliente", credits=1, lang="pt")
+    out = desk.say("Cliente", "ajuda")
+    assert "abrir [texto] (open)" in out and "fechar <número> (close)" in out
+    assert "segunda-sexta 08:00-18:00" in out
+    out = desk.say("Cliente", "fechar")
+    assert "fechar <número>" in out and "Usage" not in out
+    out = desk.say("Cliente", "estdo")
+    assert "estado" in out and "ajuda" in out and "help" not in out
