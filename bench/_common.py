@@ -1,0 +1,511 @@
+"""What the process benchmarks share: the fakes, the bots as processes, the store, RSS.
+
+The benchmarks in this folder that compare deskbot with a bare echo bot
+(`backlog_drain`, `memory`) run every bot as a process of its own and the
+fake server inside the benchmark's process, which does nothing else while a
+bot works (it only looks at the fake's records now and then). So each bot has
+an interpreter to itself, and both are measured against the same fake code.
+
+The bots:
+
+* deskbot on Zulip: the real `deskbot run` command (`.venv/bin/deskbot run`),
+  configured through its environment variables, SQLite or PostgreSQL.
+* deskbot on Mastodon: `python -m bench._common deskbot-lifted`, which is
+  `deskbot run` (`bot.serve.serve`) with one difference: the Mastodon
+  channel's own copy of Mastodon's posting budget (300 statuses per 3 hours,
+  a constructor argument of `MastodonChannel`, not a setting) is raised
+  like the fake's. Without it no bot could answer 1,000 DMs in 3 hours.
+* the echo bots: `python -m bench._common echo-zulip|echo-mastodon`, written
+  with the same client library as deskbot's channel (`zulip`, `Mastodon.py`),
+  the plainest catch-up-then-listen loop that answers every DM with its text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `python bench/x.py` as well as `python -m bench.x`
+    sys.path.insert(0, str(REPO))
+
+BOT_EMAIL, BOT_KEY = "deskbot-bot@example.com", "deskbot-key"
+ENGINEER = "eng@example.com"
+STREAM = "support"
+MASTODON_TOKEN = "bench-token"
+#: Fake Mastodon limits for these benchmarks: far above what 10,000 messages need.
+LIFTED = 10_000_000
+
+
+def zulip_customer(i: int) -> str:
+    return f"customer{i:04d}@example.com"
+
+
+def mastodon_customer(i: int) -> str:
+    return f"customer{i:04d}@remote.example"
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    """VmRSS (resident now) and VmHWM (peak resident) of `pid`, in KiB, from /proc/<pid>/status."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class BotProcess:
+    """A bot running as a child process; stdout and stderr go to `log`."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    cwd: Path
+    started: float = 0.0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BotProcess:
+        self.started = time.monotonic()
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check(self) -> None:
+        if not self.alive():
+            raise RuntimeError(
+                f"{self.name} exited ({self.proc and self.proc.returncode}); see {self.log}:\n" + self.tail()
+            )
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM, and SIGKILL if it has not exited within `timeout`."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESKBOT_", "ZULIP_", "MASTODON_"))}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def deskbot_zulip(site: str, database_url: str, tmp: Path, name: str = "deskbot") -> BotProcess:
+    """`deskbot run` with the Zulip channel; /readyz on `http_port` (see `wait_ready`)."""
+    port = free_port()
+    env = base_env() | {
+        "DESKBOT_DATABASE_URL": database_url,
+        "ZULIP_SITE": site,
+        "ZULIP_EMAIL": BOT_EMAIL,
+        "ZULIP_API_KEY": BOT_KEY,
+        "DESKBOT_ZULIP_STREAM": STREAM,
+        "DESKBOT_ENGINEERS": ENGINEER,
+        "DESKBOT_HTTP_ADDR": f"127.0.0.1:{port}",
+    }
+    deskbot = Path(sys.executable).parent / "deskbot"
+    argv = [str(deskbot), "run"] if deskbot.exists() else [sys.executable, "-m", "bot.cli", "run"]
+    bot = BotProcess(name, argv, env, tmp / f"{name}.log", tmp)
+    bot.http_port = port  # type: ignore[attr-defined]
+    return bot
+
+
+def deskbot_mastodon(base_url: str, database_url: str, tmp: Path, name: str = "deskbot") -> BotProcess:
+    """`deskbot run` with the Mastodon channel, its posting budget raised like the fake's."""
+    port = free_port()
+    env = base_env() | {
+        "DESKBOT_DATABASE_URL": database_url,
+        "MASTODON_API_BASE_URL": base_url,
+        "MASTODON_ACCESS_TOKEN": MASTODON_TOKEN,
+        "DESKBOT_HTTP_ADDR": f"127.0.0.1:{port}",
+    }
+    argv = [sys.executable, "-m", "bench._common", "deskbot-lifted", "--posting-budget", str(LIFTED)]
+    bot = BotProcess(name, argv, env, tmp / f"{name}.log", tmp)
+    bot.http_port = port  # type: ignore[attr-defined]
+    return bot
+
+
+def echo_process(kind: str, url: str, tmp: Path, *extra: str, name: str = "echo") -> BotProcess:
+    argv = [sys.executable, "-m", "bench._common", f"echo-{kind}", "--url", url, *extra]
+    return BotProcess(name, argv, base_env(), tmp / f"{name}.log", tmp)
+
+
+def wait_ready(bot: BotProcess, timeout: float = 60.0) -> float:
+    """Until the bot says it is ready: deskbot's /readyz answers 200, an echo bot logs `ready`.
+
+    Returns the seconds since the process was started.
+    """
+    deadline = time.monotonic() + timeout
+    port = getattr(bot, "http_port", None)
+    while time.monotonic() < deadline:
+        bot.check()
+        if port is not None:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return time.monotonic() - bot.started
+        elif "ready" in bot.tail(200).splitlines():
+            return time.monotonic() - bot.started
+        time.sleep(0.05)
+    raise RuntimeError(f"{bot.name} not ready within {timeout}s:\n{bot.tail()}")
+
+
+# -- the store -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def database(postgres: str | None, tmp: Path, name: str) -> Iterator[str]:
+    """A fresh store: SQLite in `tmp`, or a database `name` created on the PostgreSQL server and dropped after."""
+    if postgres is None:
+        yield f"sqlite:///{tmp / (name + '.db')}"
+        return
+    url = create_database(postgres, name)
+    try:
+        yield url
+    finally:
+        drop_database(postgres, name)
+
+
+def create_database(server_url: str, name: str) -> str:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_database(server_url: str, name: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def seed_customers(database_url: str, channel: str, addresses: list[str], credits: int = 50) -> None:
+    """Migrate, then one customer per address, linked on `channel`, with a pack of `credits`."""
+    from bot.services import customers
+    from storage.db import make_engine, transaction, upgrade
+
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    now = datetime.now(UTC)
+    with transaction(engine) as session:
+        for i, address in enumerate(addresses):
+            customer, _code = customers.create_customer(session, f"Customer {i:04d}", None, "en", now)
+            customers.link_identity(session, customer, channel, address, now)
+            customers.grant_credits(session, customer, credits, now.date(), "bench", now)
+    engine.dispose()
+
+
+# -- the fakes, in this process ------------------------------------------------------------
+
+
+def zulip_fake(customers: int) -> Any:
+    from tests.fakes.zulip import FakeZulipServer
+
+    fake = FakeZulipServer(heartbeat=50.0)
+    fake.add_user("owner@example.com", "Owner", role=100)
+    fake.add_user(BOT_EMAIL, "Deskbot", BOT_KEY, is_bot=True)
+    fake.add_user(ENGINEER, "Erin Engineer")
+    for i in range(customers):
+        fake.add_user(zulip_customer(i), f"Customer {i:04d}")
+    fake.add_stream(STREAM, invite_only=True, subscribers=[BOT_EMAIL, ENGINEER])
+    return fake.start()
+
+
+class ZulipAnswers:
+    """The bot's direct messages on the fake Zulip, counted from a starting point."""
+
+    def __init__(self, fake: Any) -> None:
+        self.fake = fake
+        self.bot_id = fake.user(BOT_EMAIL).user_id
+        self.mark()
+
+    def mark(self) -> None:
+        with self.fake.realm.cond:
+            self._from = len(self.fake.realm.messages)
+
+    def newest_id(self) -> int:
+        with self.fake.realm.cond:
+            return self.fake.realm.messages[-1].id if self.fake.realm.messages else 0
+
+    def since_mark(self) -> list[Any]:
+        with self.fake.realm.cond:
+            new = self.fake.realm.messages[self._from :]
+        return [m for m in new if m.sender_id == self.bot_id and m.stream_id is None]
+
+    def wait(self, count: int, timeout: float, bot: BotProcess | None = None) -> list[Any]:
+        """Until `count` DMs from the bot arrived since the mark; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answers = self.since_mark()
+            if len(answers) >= count:
+                return answers
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(answers)} of {count} answers within {timeout}s")
+            if bot is not None:
+                bot.check()
+            time.sleep(0.1)
+
+
+def mastodon_fake(customers: int) -> Any:
+    from tests.fakes.mastodon import FakeMastodon
+
+    fake = FakeMastodon(
+        bot_acct="deskbot",
+        bot_token=MASTODON_TOKEN,
+        api_limit=LIFTED,
+        status_limit=LIFTED,
+        bot_policy={"for_private_mentions": "accept"},
+    ).start()
+    for i in range(customers):
+        fake.add_account(mastodon_customer(i))
+    return fake
+
+
+@dataclass
+class MastodonAnswers:
+    """Replies the bot posted on the fake Mastodon, by the status they answer, with the time."""
+
+    fake: Any
+    replied: dict[str, float] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        bot_id = self.fake.bot.id
+        inner = self.fake.instance.on_event
+
+        def on_event(account_id: str, event: str, payload: Any) -> None:
+            if event == "update" and payload["account"]["id"] == bot_id and account_id == bot_id:
+                parent = payload.get("in_reply_to_id")
+                with self._lock:
+                    if parent and parent not in self.replied:
+                        self.replied[parent] = time.monotonic()
+                        self.texts[parent] = payload.get("content", "")
+            inner(account_id, event, payload)
+
+        self.fake.instance.on_event = on_event
+
+    def wait(self, status_ids: list[str], timeout: float, bot: BotProcess | None = None) -> list[float]:
+        """Until every status in `status_ids` has a reply; returns the reply times in that order."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                missing = [s for s in status_ids if s not in self.replied]
+                if not missing:
+                    return [self.replied[s] for s in status_ids]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(missing)} of {len(status_ids)} DMs unanswered after {timeout}s")
+            if bot is not None:
+                bot.check()
+            time.sleep(0.1)
+
+
+# -- figures ---------------------------------------------------------------------------------
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        "?",
+    )
+    mem = int(
+        next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    )
+    return f"{os.cpu_count()} cores ({cpu}), {mem / 1024 / 1024:.0f} GiB RAM, Python {sys.version.split()[0]}"
+
+
+# -- the bots the benchmarks start (python -m bench._common ...) -----------------------------
+
+
+def _echo_zulip(url: str, after: int | None) -> None:
+    """The baseline on Zulip: register, catch up from `after` with GET /messages, then long-poll."""
+    import zulip
+
+    client = zulip.Client(site=url, email=BOT_EMAIL, api_key=BOT_KEY, retry_on_errors=False)
+    me = client.get_profile()["user_id"]
+    queue = client.register(event_types=["message"], narrow=[["is", "dm"]])
+    done: set[int] = set()
+
+    def answer(message: dict[str, Any]) -> None:
+        if message["sender_id"] == me or message["id"] in done:
+            return
+        done.add(message["id"])
+        client.send_message({"type": "direct", "to": [message["sender_email"]], "content": message["content"]})
+
+    if after is not None:
+        anchor = after
+        while True:
+            res = client.get_messages(
+                {
+                    "anchor": anchor,
+                    "include_anchor": False,
+                    "num_before": 0,
+                    "num_after": 1000,
+                    "narrow": [{"operator": "is", "operand": "dm"}],
+                    "apply_markdown": False,
+                }
+            )
+            for message in res["messages"]:
+                answer(message)
+                anchor = message["id"]
+            if res.get("found_newest") or not res["messages"]:
+                break
+    print("ready", flush=True)
+    last = queue["last_event_id"]
+    while True:
+        res = client.get_events(queue_id=queue["queue_id"], last_event_id=last)
+        for event in res.get("events", []):
+            last = max(last, event["id"])
+            if event["type"] == "message":
+                answer(event["message"])
+
+
+def _echo_mastodon(url: str) -> None:
+    """The baseline on Mastodon: catch up GET /notifications with min_id, then Mastodon.py's stream."""
+    from mastodon import Mastodon, StreamListener
+
+    api = Mastodon(access_token=MASTODON_TOKEN, api_base_url=url, ratelimit_method="throw")
+    me = api.account_verify_credentials()
+    done: set[str] = set()
+
+    def answer(notification: Any) -> None:
+        status = notification.status
+        if notification.type != "mention" or not status or status.account.id == me.id or status.id in done:
+            return
+        done.add(status.id)
+        api.status_post(f"@{status.account.acct} echo", in_reply_to_id=status.id, visibility="direct")
+
+    cursor = "0"
+    while True:
+        page = api.notifications(types=["mention"], min_id=cursor, limit=80)
+        if not page:
+            break
+        for notification in sorted(page, key=lambda n: (len(str(n.id)), str(n.id))):
+            answer(notification)
+            cursor = max(cursor, str(notification.id), key=lambda i: (len(i), i))
+
+    class Echo(StreamListener):
+        def on_notification(self, notification: Any) -> None:
+            answer(notification)
+
+    print("ready", flush=True)
+    api.stream_user(Echo(), reconnect_async=False)
+
+
+def _deskbot_lifted(posting_budget: int) -> int:
+    """`deskbot run`, with the Mastodon channel's own posting budget raised to `posting_budget`."""
+    import bot.serve
+    from adapters.mastodon import MastodonChannel
+    from bot.config import Settings
+
+    build = bot.serve.build_channels
+
+    def build_lifted(settings: Settings) -> list[Any]:
+        channels = build(settings)
+        return [
+            MastodonChannel(
+                settings.mastodon_api_base_url,
+                settings.mastodon_access_token.get_secret_value(),
+                posting_budget=posting_budget,
+            )
+            if c.name == "mastodon"
+            else c
+            for c in channels
+        ]
+
+    bot.serve.build_channels = build_lifted
+    return bot.serve.serve(Settings())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench._common", description="bots the benchmarks start")
+    sub = parser.add_subparsers(dest="what", required=True)
+    z = sub.add_parser("echo-zulip")
+    z.add_argument("--url", required=True)
+    z.add_argument("--after", type=int, help="catch up on DMs newer than this message id first")
+    m = sub.add_parser("echo-mastodon")
+    m.add_argument("--url", required=True)
+    d = sub.add_parser("deskbot-lifted")
+    d.add_argument("--posting-budget", type=int, default=LIFTED)
+    args = parser.parse_args(argv)
+    if args.what != "deskbot-lifted":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    if args.what == "echo-zulip":
+        _echo_zulip(args.url, args.after)
+    elif args.what == "echo-mastodon":
+        _echo_mastodon(args.url)
+    else:
+        return _deskbot_lifted(args.posting_budget)
+    return 0
+
+
+def json_dump(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
