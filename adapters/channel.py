@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
@@ -138,6 +139,13 @@ class Channel(ABC):
     name: ClassVar[str]
     #: Does this channel carry the engineers' case topics?
     carries_case_topics: ClassVar[bool] = False
+    #: Set by the runtime: told the seconds of each wait a platform rate limit imposes.
+    on_rate_limit_wait: Callable[[float], None] | None = None
+
+    def report_rate_limit_wait(self, seconds: float) -> None:
+        """Channels call this whenever they hold back for a rate limit (for /metrics)."""
+        if self.on_rate_limit_wait is not None:
+            self.on_rate_limit_wait(seconds)
 
     def start(self) -> None:
         """Check configuration and credentials; raise PermanentChannelError/TransientChannelError."""

@@ -37,6 +37,8 @@ class Context:
     #: Set when the sender is an authorised engineer: their email (or console name).
     engineer: str | None = None
     replies: list[str] = field(default_factory=list)
+    #: The incident this message was about, once known (for log lines).
+    incident_id: int | None = None
     #: What happened, for metrics once the transaction commits: ("incident_opened", 0), ("first_response", seconds).
     events: list[tuple[str, float]] = field(default_factory=list)
 

@@ -82,28 +82,24 @@ class Dispatcher:
             now = self.clock()
             with transaction(self.engine) as session:
                 rows = outbox.claim(session, channel, now)
-                batch = [(to_outbound(r), r.created_at) for r in rows]
+                batch = [(to_outbound(r), r.created_at, r.incident_id) for r in rows]
             if not batch:
                 return sent
-            for message, created_at in batch:
-                if not self._send_one(message, created_at):
+            for message, created_at, incident_id in batch:
+                if not self._send_one(message, created_at, incident_id):
                     return sent
                 sent += 1
 
-    def _send_one(self, message: Outbound, created_at: datetime) -> bool:
+    def _send_one(self, message: Outbound, created_at: datetime, incident_id: int | None = None) -> bool:
         channel = self.channels[message.channel]
+        about = {"channel": message.channel, "outbox_id": message.outbox_id, "incident_id": incident_id}
         try:
             ids = channel.send(message)
         except TransientSendError as exc:
             wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(message.attempt)
             log.warning(
                 "send failed, will retry",
-                extra={
-                    "channel": message.channel,
-                    "outbox_id": message.outbox_id,
-                    "error": str(exc),
-                    "retry_in": round(wait, 1),
-                },
+                extra={**about, "error": str(exc), "retry_in": round(wait, 1)},
             )
             with transaction(self.engine) as session:
                 outbox.mark_retry(session, message.outbox_id, str(exc), self.clock() + timedelta(seconds=wait))
@@ -112,13 +108,13 @@ class Dispatcher:
         except PermanentSendError as exc:
             log.error(
                 "send failed for good",
-                extra={"channel": message.channel, "outbox_id": message.outbox_id, "error": str(exc)},
+                extra={**about, "error": str(exc)},
             )
             self._fail(message, str(exc))
             self._report(message.channel, "failed", created_at)
             return True
         except Exception as exc:  # a channel bug must not kill the loop; treat as transient
-            log.exception("send raised", extra={"channel": message.channel, "outbox_id": message.outbox_id})
+            log.exception("send raised", extra=about)
             with transaction(self.engine) as session:
                 outbox.mark_retry(
                     session,
@@ -130,7 +126,7 @@ class Dispatcher:
             return False
         with transaction(self.engine) as session:
             outbox.mark_sent(session, message.outbox_id, ids, self.clock())
-        log.info("sent", extra={"channel": message.channel, "outbox_id": message.outbox_id})
+        log.info("sent", extra=about)
         self._report(message.channel, "sent", created_at)
         return True
 

@@ -89,8 +89,14 @@ class Intake:
         self.handled += 1
         if self.on_handled:
             self.on_handled(message.channel, ctx)
-        log.debug(
-            "handled", extra={"channel": message.channel, "message_id": message.message_id, "replies": len(ctx.replies)}
+        log.info(
+            "handled",
+            extra={
+                "channel": message.channel,
+                "message_id": message.message_id,
+                "incident_id": ctx.incident_id,
+                "replies": len(ctx.replies),
+            },
         )
 
     def _deliver_failed(self, message: Inbound, cursor: tuple[str, str] | None) -> None:

@@ -101,6 +101,8 @@ class Runtime:
         #: Channels stopped by a permanent error while running, with the reason (for /readyz).
         self.failed: dict[str, str] = {}
         self.metrics = Metrics()
+        for name, channel in self.channels.items():
+            channel.on_rate_limit_wait = lambda _seconds, name=name: self.metrics.rate_limit_waits.labels(name).inc()
         self.intake.on_handled = self._count_handled
         self.dispatcher.on_result = self._count_delivery
 

@@ -165,6 +165,7 @@ class MastodonChannel(Channel):
             retry_min=self._retry[0],
             retry_max=self._retry[1],
             max_wait=self._max_wait,
+            on_wait=self.report_rate_limit_wait,
         )
         try:
             me = self._transport.paced(API, self._transport.recv.account_verify_credentials, self._closing)

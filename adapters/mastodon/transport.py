@@ -69,8 +69,11 @@ class Transport:
         retry_min: float,
         retry_max: float,
         max_wait: float,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self._pacer = pacer
+        #: Told of every wait the rate limits impose (the runtime counts them in /metrics).
+        self._on_wait = on_wait
         self._retry = (retry_min, retry_max)
         self._max_wait = max_wait
         self.requests_made = 0
@@ -124,6 +127,8 @@ class Transport:
             wait = self._pacer.acquire(family)
             if wait <= 0:
                 break
+            if self._on_wait is not None:
+                self._on_wait(wait)
             if wait > self._max_wait or stop.wait(wait):
                 raise RateLimited(wait)
         try:

@@ -20,6 +20,8 @@ def _case(ctx: Context, number: int) -> Incident | None:
     incident = ctx.session.get(Incident, number)
     if incident is None:
         ctx.reply(_("There is no case #{number}."), number=number)
+    else:
+        ctx.incident_id = incident.id
     return incident
 
 

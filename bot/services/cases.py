@@ -161,6 +161,7 @@ def open_incident(ctx: Context, text: str, pack_id: int) -> Incident:
 def add_inbound(ctx: Context, incident: Incident, text: str) -> None:
     """Store a customer message on `incident`, mirror it, and restart the response clock if needed."""
     assert ctx.customer is not None
+    ctx.incident_id = incident.id
     m = ctx.message
     ctx.session.add(
         IncidentMessage(
