@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session
 
 from adapters.channel import Inbound
 from bot.i18n import _, render
@@ -72,18 +73,9 @@ class Intake:
     def _deliver(self, message: Inbound, cursor: tuple[str, str] | None) -> None:
         now = self.clock()
         with transaction(self.engine) as session:
-            if session.get(ProcessedInbound, (message.channel, message.message_id)) is not None:
+            if not self._record(session, message, now):
                 self._store_cursor(session, cursor, now)
                 return
-            session.add(
-                ProcessedInbound(
-                    channel=message.channel,
-                    message_id=message.message_id,
-                    received_at=message.received_at,
-                    processed_at=now,
-                )
-            )
-            session.flush()
             ctx = self.router.handle(session, message, now)
             self._store_cursor(session, cursor, now)
         self.handled += 1
@@ -102,17 +94,8 @@ class Intake:
     def _deliver_failed(self, message: Inbound, cursor: tuple[str, str] | None) -> None:
         now = self.clock()
         with transaction(self.engine) as session:
-            if session.get(ProcessedInbound, (message.channel, message.message_id)) is not None:
+            if not self._record(session, message, now, failed_text=None if message.public else message.text):
                 return
-            session.add(
-                ProcessedInbound(
-                    channel=message.channel,
-                    message_id=message.message_id,
-                    received_at=message.received_at,
-                    processed_at=now,
-                    failed_text=message.text if not message.public else None,
-                )
-            )
             outbox.enqueue(
                 session,
                 channel=message.channel,
@@ -120,16 +103,31 @@ class Intake:
                 recipient=message.sender if message.kind == "direct" else None,
                 conversation=message.conversation,
                 topic=message.topic,
-                text=render(
-                    "en",
-                    _("Sorry, something went wrong on our side. Your message is saved and the team has been told."),
-                ),
+                # The sender's language is not known here (the failed transaction held it): say it in both.
+                text="\n".join(render(lang, APOLOGY) for lang in ("en", "pt")),
                 now=now,
             )
             self._store_cursor(session, cursor, now)
 
     @staticmethod
-    def _store_cursor(session, cursor: tuple[str, str] | None, now: datetime) -> None:  # noqa: ANN001
+    def _record(session: Session, message: Inbound, now: datetime, failed_text: str | None = None) -> bool:
+        """Mark `message` as handled; False if it already was (a redelivery)."""
+        if session.get(ProcessedInbound, (message.channel, message.message_id)) is not None:
+            return False
+        session.add(
+            ProcessedInbound(
+                channel=message.channel,
+                message_id=message.message_id,
+                received_at=message.received_at,
+                processed_at=now,
+                failed_text=failed_text,
+            )
+        )
+        session.flush()
+        return True
+
+    @staticmethod
+    def _store_cursor(session: Session, cursor: tuple[str, str] | None, now: datetime) -> None:
         if cursor is None:
             return
         key, value = cursor

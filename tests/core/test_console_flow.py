@@ -209,3 +209,24 @@ def test_a_portuguese_customer_gets_help_usage_and_hours_in_portuguese(engine, d
     assert "fechar <número>" in out and "Usage" not in out
     out = desk.say("Cliente", "estdo")
     assert "estado" in out and "ajuda" in out and "help" not in out
+
+
+def test_a_failure_while_handling_keeps_the_text_apologises_and_does_not_loop(engine, db_url, clock, monkeypatch):
+    from bot.services import cases
+    from storage.models import ProcessedInbound
+
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("bug in a handler")
+
+    monkeypatch.setattr(cases, "open_incident", broken)
+    out = desk.say("Acme", "open Lost?", message_id="m-fail")
+    assert "Sorry, something went wrong on our side" in out and "Lamentamos" in out
+    assert desk.say("Acme", "open Lost?", message_id="m-fail") == ""  # redelivery: handled once
+    with transaction(desk.engine) as s:
+        row = s.get(ProcessedInbound, ("console", "m-fail"))
+        assert row.failed_text == "open Lost?"
+        assert s.scalar(select(func.count()).select_from(Incident)) == 0
+    assert _credits_left(desk, 1) == 1  # the failed transaction charged nothing
