@@ -236,6 +236,27 @@ def customer_add(ctx: Context, **values: str) -> None:
 @command(
     "customer",
     "cliente",
+    sub="code",
+    audience=ENGINEER,
+    args=(Arg("who", "text"),),
+    help=_("a new one-time activation code for an existing customer"),
+)
+def customer_code(ctx: Context, who: str) -> None:
+    customer = customers.find_customer(ctx.session, who)
+    if customer is None:
+        ctx.reply(_("No customer {who}."), who=who)
+        return
+    code = customers.new_activation_code(ctx.session, customer, ctx.now)
+    ctx.reply(
+        _("New activation code for {name}: {code} (single use, valid 14 days; the customer sends: link {code})"),
+        name=customer.name,
+        code=code,
+    )
+
+
+@command(
+    "customer",
+    "cliente",
     sub="show",
     audience=ENGINEER,
     args=(Arg("who", "text"),),

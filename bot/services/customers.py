@@ -25,8 +25,8 @@ class CustomerError(Exception):
 
 
 def find_customer(session: Session, ref: str) -> Customer | None:
-    """By id (digits) or exact name, case-insensitive on the name."""
-    ref = ref.strip()
+    """By id (digits) or exact name, case-insensitive on the name (surrounding quotes ignored)."""
+    ref = ref.strip().strip('"\u201c\u201d').strip()
     if ref.isdigit():
         found = session.get(Customer, int(ref))
         if found is not None:

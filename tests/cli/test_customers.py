@@ -24,13 +24,13 @@ def test_add_prints_id_and_activation_code_and_links_accounts(cli: Run) -> None:
     assert result.code == 0, result
     assert result.stdout.startswith("Customer 1 created: Acme Lda\nActivation code: ")
     assert "Linked zulip account ana@acme.pt" in result.stdout
-    assert "Linked mastodon account Bob@mastodon.example" in result.stdout
+    assert "Linked mastodon account bob@mastodon.example" in result.stdout
 
     shown = json.loads(cli("customers", "show", "Acme Lda", "--json").stdout)
     assert shown["lang"] == "pt" and shown["email"] == "it@acme.pt"
     assert [(i["channel"], i["address"]) for i in shown["identities"]] == [
         ("zulip", "ana@acme.pt"),
-        ("mastodon", "Bob@mastodon.example"),
+        ("mastodon", "bob@mastodon.example"),
     ]
 
 

@@ -230,3 +230,11 @@ def test_a_failure_while_handling_keeps_the_text_apologises_and_does_not_loop(en
         assert row.failed_text == "open Lost?"
         assert s.scalar(select(func.count()).select_from(Incident)) == 0
     assert _credits_left(desk, 1) == 1  # the failed transaction charged nothing
+
+
+def test_an_engineer_can_issue_a_fresh_activation_code(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.engineer('/customer add "Initech Ltd"')
+    out = desk.engineer('/customer code "Initech Ltd"')
+    code = out.split("New activation code for Initech Ltd: ")[1].split()[0]
+    assert "Welcome, Initech Ltd!" in desk.say("peter", f"link {code}")
