@@ -75,20 +75,21 @@ class Dispatcher:
         for event in self._wake.values():
             event.set()
 
-    def drain(self, channel: str) -> int:
+    def drain(self, channel: str, batch_size: int = 20) -> int:
         """Send every due row of `channel` once; return how many were sent."""
         sent = 0
         while True:
             now = self.clock()
             with transaction(self.engine) as session:
-                rows = outbox.claim(session, channel, now)
+                rows = outbox.claim(session, channel, now, limit=batch_size)
                 batch = [(to_outbound(r), r.created_at, r.incident_id) for r in rows]
-            if not batch:
-                return sent
             for message, created_at, incident_id in batch:
                 if not self._send_one(message, created_at, incident_id):
                     return sent
                 sent += 1
+            if len(batch) < batch_size:
+                # A short batch was everything that was due; rows written meanwhile wake us again.
+                return sent
 
     def _send_one(self, message: Outbound, created_at: datetime, incident_id: int | None = None) -> bool:
         channel = self.channels[message.channel]

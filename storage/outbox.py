@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from storage.models import Outbox
@@ -68,13 +68,12 @@ def claim(session: Session, channel: str, now: datetime, limit: int = 20) -> lis
 
 
 def mark_sent(session: Session, row_id: int, platform_ids: list[str], now: datetime) -> None:
-    row = session.get(Outbox, row_id)
-    if row is None:
-        return
-    row.state = "sent"
-    row.sent_at = now
-    row.platform_ids = json.dumps(platform_ids)
-    row.last_error = None
+    # One UPDATE, no read first: this runs once per delivered message.
+    session.execute(
+        update(Outbox)
+        .where(Outbox.id == row_id)
+        .values(state="sent", sent_at=now, platform_ids=json.dumps(platform_ids), last_error=None)
+    )
 
 
 def mark_retry(session: Session, row_id: int, error: str, at: datetime) -> None:
