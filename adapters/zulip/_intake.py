@@ -9,6 +9,13 @@ Order of work after every (re-)registration (NOTES §2):
    `found_newest`, merged and handed over in id order.
 4. Process the queue's events, skipping ids already handed over.
 
+Threads: the loop runs in a worker thread that both long-polls and hands
+messages over, so nothing is passed between threads on the way from the
+server to the sink. The thread that called `receive()` only watches `stop`:
+when it is set, it waits for any hand-over in progress to finish, closes the
+gate to the sink, and returns at once — a long-poll still waiting on the
+server is abandoned (its events are not acknowledged, so they are not lost).
+
 The cursor ("all relevant messages up to this id are stored") only moves
 forward, and during catch-up only up to the horizon: a stream message newer
 than the horizon may have a direct message with a smaller id that the DM
@@ -18,13 +25,16 @@ follows once the queue is processed in order.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import tenacity
 import zulip
 
 from adapters.channel import Inbound, InboundSink, PermanentChannelError
@@ -118,9 +128,29 @@ class Receiver:
         self._pending_cursor: int | None = None
         self._flushed_at = time.monotonic()
         self._seen: set[int] = set()
+        #: Held while the worker talks to the sink; `_closed` shuts the gate for good.
+        self._gate = threading.Lock()
+        self._closed = False
+        self._done = threading.Event()
+        self._error: BaseException | None = None
 
     # -- the loop ----------------------------------------------------------------
     def run(self) -> None:
+        """Receive until `stop` is set; re-raise what ended the worker otherwise."""
+        worker = threading.Thread(target=self._work, name="zulip-receive", daemon=True)
+        worker.start()
+        while not self._done.wait(0.2):
+            if self.stop.is_set():
+                break
+        with self._gate:  # waits for a hand-over in progress
+            self._closed = True
+            self.connected = False
+            if self._error is None:
+                self._flush_cursor()
+        if self._error is not None:
+            raise self._error
+
+    def _work(self) -> None:
         try:
             while not self.stop.is_set():
                 self._connect()
@@ -132,14 +162,22 @@ class Receiver:
                     self.queue_id = None  # nothing left to delete on the server
         except _Stopped:
             pass
+        except BaseException as exc:  # handed to the thread that called receive()
+            self._error = exc
         finally:
             self.connected = False
-        self._flush_cursor()
+            self._done.set()
 
-    def _retrying(self) -> Any:
+    @contextlib.contextmanager
+    def _sink_turn(self) -> Iterator[None]:
+        """The worker's exclusive, still-open access to the sink."""
+        with self._gate:
+            if self._closed or self.stop.is_set():
+                raise _Stopped
+            yield
+
+    def _retrying(self) -> tenacity.Retrying:
         """Unbounded back-off for the loop: an outage is waited out, not given up on."""
-        import tenacity
-
         return tenacity.Retrying(
             stop=tenacity.stop_never,
             wait=self.policy.wait(),
@@ -224,7 +262,8 @@ class Receiver:
             # First start ever: history from before the bot existed is not replayed.
             # Stored at once (0 for an empty realm) so a re-registration catches up from here.
             start = horizon if horizon is not None else 0
-            self.sink.set_cursor(CURSOR_KEY, str(start))
+            with self._sink_turn():
+                self.sink.set_cursor(CURSOR_KEY, str(start))
             self._cursor = start
             log.info("no stored Zulip cursor: starting after message %s", start)
             return
@@ -256,9 +295,12 @@ class Receiver:
                 anchor = int(batch[-1]["id"])
         if found:
             log.info("caught up on %d Zulip message(s) since %s", len(found), self._cursor)
+        # One turn per message: `stop` never waits for more than one hand-over.
         for mid in sorted(found):
-            self._handle(found[mid], safe_upto=horizon if horizon is not None else -1)
-        self._flush_cursor()
+            with self._sink_turn():
+                self._handle(found[mid], safe_upto=horizon if horizon is not None else -1)
+        with self._sink_turn():
+            self._flush_cursor()
 
     def _newest_id(self) -> int | None:
         res = self._call(
@@ -275,47 +317,36 @@ class Receiver:
                     events = self._poll()
             self.connected = True
             for event in events:
+                with self._sink_turn():
+                    self._on_event(event)
+                # Acknowledged with the next poll only once handled.
                 self._last_event_id = max(self._last_event_id, int(event.get("id", -1)))
-                kind = event.get("type")
-                if kind == "message":
-                    self._handle(event["message"], safe_upto=None)
-                elif kind == "stream":
-                    self.state.apply_stream_event(event)
-                elif kind == "subscription" and event.get("op") == "remove":
-                    if any(s.get("stream_id") == self.state.stream_id for s in event.get("subscriptions", [])):
-                        self.state.apply_subscriptions([])
             if time.monotonic() - self._flushed_at > SKIPPED_CURSOR_FLUSH_SECONDS:
-                self._flush_cursor()
+                with self._sink_turn():
+                    self._flush_cursor()
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "message":
+            self._handle(event["message"], safe_upto=None)
+        elif kind == "stream":
+            self.state.apply_stream_event(event)
+        elif kind == "subscription" and event.get("op") == "remove":
+            if any(s.get("stream_id") == self.state.stream_id for s in event.get("subscriptions", [])):
+                self.state.apply_subscriptions([])
 
     def _poll(self) -> list[dict[str, Any]]:
-        """One long-poll, in a helper thread so that `stop` is honoured at once."""
-        box: dict[str, Any] = {}
-        done = threading.Event()
+        """One long-poll of the queue (the worker may be abandoned while it waits)."""
         request = {"queue_id": self.queue_id, "last_event_id": self._last_event_id}
         timeout = self.poll_timeout or (self._longpoll + 10.0)
-
-        def run() -> None:
-            try:
-                box["result"] = self._call("GET", "events", request, timeout=timeout)
-            except BaseException as exc:  # handed to the receiving thread
-                box["error"] = exc
-            finally:
-                done.set()
-
-        threading.Thread(target=run, name="zulip-longpoll", daemon=True).start()
-        while not done.wait(0.2):
-            if self.stop.is_set():
-                raise _Stopped
-        if "error" in box:
-            exc = box["error"]
-            if isinstance(exc, ZulipApiError) and exc.code == "BAD_EVENT_QUEUE_ID":
-                raise _QueueGone from None
-            if isinstance(exc, ZulipApiError):
+        try:
+            result = self._call("GET", "events", request, timeout=timeout)
+        except ZulipApiError as exc:
+            if exc.code != "BAD_EVENT_QUEUE_ID":
                 # Any other refusal of our queue: start over with a fresh one.
                 log.warning("Zulip refused GET /events (%s); registering again", exc)
-                raise _QueueGone from None
-            raise exc
-        return list(box["result"].get("events", []))
+            raise _QueueGone from None
+        return list(result.get("events", []))
 
     # -- handing messages over -----------------------------------------------------------
     def _handle(self, message: dict[str, Any], *, safe_upto: int | None) -> None:

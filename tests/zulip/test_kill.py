@@ -96,7 +96,7 @@ def bot_env(fake: FakeZulipServer, tmp_path: Path) -> Iterator[tuple[BotProcess,
         engine.dispose()
 
 
-def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):  # noqa: ANN001, ANN201
+def wait_until(predicate, timeout: float = 60.0, what: str = "condition"):  # noqa: ANN001, ANN201
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -116,13 +116,13 @@ def test_sigkill_mid_send_then_restart(
     def kill_at_first_send(method: str, path: str, params: dict[str, str]) -> None:
         if killed or method != "POST" or path != "/messages":
             return
-        killed.append(params["content"])
         if reached_zulip:
             # Let this POST be stored, but the bot never hears back: killed while waiting.
             fake.drop_next(1, path="/messages", method="POST", after_processing=True)
         else:
             fake.drop_next(1, path="/messages", method="POST")
         bot.kill()
+        killed.append(params["content"])
 
     fake.before_request = kill_at_first_send
     bot.start()
