@@ -209,7 +209,9 @@ def test_stop_returns_promptly_during_a_long_poll(make_channel: MakeChannel) -> 
         started = time.monotonic()
         stop.set()
         thread.join(5)
-        assert not thread.is_alive() and time.monotonic() - started < 1.0
+        assert (
+            not thread.is_alive() and time.monotonic() - started < 2.0
+        )  # a 30 s long-poll is abandoned, not waited for
         channel.close()
         assert len(fake.realm.queues) == 0  # the queue was deleted on the way out
 

@@ -240,7 +240,7 @@ def test_persistent_5xx_becomes_transient_after_bounded_tries(fake: FakeZulipSer
     started = time.monotonic()
     with pytest.raises(TransientSendError, match="after retries"):
         channel.send(row(80, "direct"))
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 6  # four tries with sub-second back-off
     assert len([r for r in fake.requests_to("POST", "/messages")]) == 4  # RetryPolicy.attempts
     assert fake.sent_by(BOT) == []
 
@@ -289,7 +289,7 @@ def test_429_waits_for_retry_after(fake: FakeZulipServer, make_channel: MakeChan
         pass
     started = time.monotonic()
     channel.send(row(100, "direct"))
-    assert 0.2 < time.monotonic() - started < 3
+    assert 0.2 < time.monotonic() - started < 6
     assert len(with_reference(fake, "dk100")) == 1
     assert any(r.path == "/messages" for r in fake.rate_limited)
 
@@ -304,7 +304,7 @@ def test_long_retry_after_is_handed_back(fake: FakeZulipServer, make_channel: Ma
     started = time.monotonic()
     with pytest.raises(TransientSendError) as info:
         channel.send(row(101, "direct"))
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 3  # not the 30 s the server asked for
     assert info.value.retry_after is not None and 20 < info.value.retry_after <= 30
 
 
