@@ -23,6 +23,10 @@ incident for each customer, later ones cycle through `status`, `credits`, a
 plain message (added to the open incident and mirrored into its case
 topic), `help` and `estado`. "After" is VmRSS 3 seconds after the last
 answer; VmHWM (the peak) is printed too. Target: deskbot <= 1.3x the echo bot.
+
+On Mastodon, prefer `--messages 2000`: the fake renders an account's
+status count by counting every status, so a run slows down as it goes
+(10,000 DMs take well over ten minutes; see bench/README.md, findings).
 """
 
 from __future__ import annotations
