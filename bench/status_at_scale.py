@@ -26,11 +26,16 @@ large / empty (target <= 2).
 Then every SQL statement one `status` and one `status N` run is explained
 (EXPLAIN ANALYZE, rolled back) on the large store, and any sequential scan
 is flagged.
+
+`--history 100,1000,10000` measures something else: `status` for a lone
+customer with each number of incidents, to show how it grows with the
+customer's own history (bench/README.md, findings).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import itertools
 import re
@@ -251,6 +256,22 @@ def run(server: str, incidents: int, customers_: int, runs: int, keep: bool) -> 
     return result
 
 
+def history_sweep(server: str, sizes: list[int], runs: int) -> dict[int, dict[str, float]]:
+    """`status` for a lone customer with each number of incidents (its own store each time)."""
+    result = {}
+    for size in sizes:
+        url = create_database(server, EMPTY_DB)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                generate(url, size, 10, 1)
+            result[size] = measure({"store": url}, runs)["store"]["status"]
+        finally:
+            drop_database(server, EMPTY_DB)
+        r = result[size]
+        print(f"  customer with {size:7,} incidents: status median {r['median_ms']:8.2f} ms  p95 {r['p95_ms']:8.2f} ms")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default=SERVER, help=f"a database URL on the server (default {SERVER})")
@@ -259,7 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help=f"keep {SCALE_DB} (and reuse it if it has the same size)")
     parser.add_argument("--json", action="store_true", help="print one JSON document at the end")
+    parser.add_argument(
+        "--history",
+        metavar="N,N,...",
+        help="instead: `status` for one customer with each of these numbers of incidents (e.g. 100,1000,10000)",
+    )
     args = parser.parse_args(argv)
+    if args.history:
+        print(f"`status` against the size of the customer's own history, {args.runs} runs each")
+        history_sweep(args.server, [int(n) for n in args.history.split(",")], args.runs)
+        return 0
     started = time.monotonic()
     result = run(args.server, args.incidents, args.customers, args.runs, args.keep)
     result["bench_seconds"] = round(time.monotonic() - started, 1)
