@@ -60,8 +60,9 @@ def extract(root: Path = ROOT) -> Catalog:
         )
         for filename, lineno, message, comments, context in found:
             if isinstance(message, str) and message:
-                template.add(message, locations=[(f"{folder}/{filename}", lineno)],
-                             auto_comments=comments, context=context)
+                template.add(
+                    message, locations=[(f"{folder}/{filename}", lineno)], auto_comments=comments, context=context
+                )
     return template
 
 
@@ -94,8 +95,16 @@ def _ids(catalog: Iterable) -> list[tuple[str, object]]:
 def _write(path: Path, catalog: Catalog) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
-        write_po(handle, catalog, width=WIDTH, no_location=True, omit_header=False,
-                 sort_output=True, ignore_obsolete=True, include_previous=False)
+        write_po(
+            handle,
+            catalog,
+            width=WIDTH,
+            no_location=True,
+            omit_header=False,
+            sort_output=True,
+            ignore_obsolete=True,
+            include_previous=False,
+        )
 
 
 def _read(path: Path, locale: str | None = None) -> Catalog | None:
@@ -121,8 +130,14 @@ def update(now: datetime | None = None) -> tuple[Catalog, dict[str, Catalog]]:
             continue  # English is the msgid itself
         path = po_path(locale)
         catalog = _read(path, locale) or Catalog(
-            locale=locale, domain=DOMAIN, project=PROJECT, creation_date=now, fuzzy=False, **HEADER,
-            language_team=TEAMS.get(locale, locale), last_translator="the deskbot team",
+            locale=locale,
+            domain=DOMAIN,
+            project=PROJECT,
+            creation_date=now,
+            fuzzy=False,
+            **HEADER,
+            language_team=TEAMS.get(locale, locale),
+            last_translator="the deskbot team",
         )
         before = [(m.id, m.string, m.fuzzy) for m in catalog if m.id] if path.exists() else None
         catalog.update(template, no_fuzzy_matching=True, update_header_comment=False, update_creation_date=False)

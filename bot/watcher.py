@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from bot.context import Deployment
@@ -21,7 +21,16 @@ def check_targets(session: Session, deployment: Deployment, now: datetime) -> li
     """Post the warnings that are due now; return (incident, "warning"|"missed") for each posted."""
     calendar = deployment.settings.calendar
     posted: list[tuple[int, str]] = []
-    query = select(Incident).where(Incident.state == OPEN, Incident.due_at.is_not(None)).order_by(Incident.due_at)
+    # Cases already told they missed this due time need nothing more: leave them out of the scan.
+    query = (
+        select(Incident)
+        .where(
+            Incident.state == OPEN,
+            Incident.due_at.is_not(None),
+            or_(Incident.missed_for.is_(None), Incident.missed_for != Incident.due_at),
+        )
+        .order_by(Incident.due_at)
+    )
     if deployment.settings.database_url.startswith("postgresql"):
         query = query.with_for_update(skip_locked=True)
     for incident in session.scalars(query):

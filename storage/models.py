@@ -93,8 +93,8 @@ class CreditPack(SQLModel, table=True):
 
 class Incident(SQLModel, table=True):
     __table_args__ = (
-        # "status", "any other text", "close N": a customer's incidents by state.
-        sa.Index("ix_incident_customer_state", "customer_id", "state"),
+        # "status", "any other text", "close N": a customer's incidents by state, latest first.
+        sa.Index("ix_incident_customer_state", "customer_id", "state", "id"),
         # the response-target watcher and "/cases overdue": open incidents by due time.
         sa.Index("ix_incident_state_due", "state", "due_at"),
         # "report billing": incidents opened in a month.
@@ -178,6 +178,13 @@ class Outbox(SQLModel, table=True):
     __table_args__ = (
         # the dispatcher: next pending rows of a channel whose time has come.
         sa.Index("ix_outbox_channel_state_next", "channel", "state", "next_attempt_at"),
+        # /metrics: depth and age of what is pending (sent rows pile up; keep them out of the index).
+        sa.Index(
+            "ix_outbox_pending_created",
+            "created_at",
+            postgresql_where=sa.text("state = 'pending'"),
+            sqlite_where=sa.text("state = 'pending'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

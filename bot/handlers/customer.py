@@ -14,6 +14,8 @@ from bot.services import cases, customers
 from storage.models import Draft, IncidentMessage
 
 CUSTOMER = "customer"
+#: Incidents listed by `status` (the latest ones).
+STATUS_LIST = 20
 #: Latest messages shown by `status N`.
 DETAIL_MESSAGES = 5
 
@@ -117,12 +119,12 @@ def status(ctx: Context, number: int | None) -> None:
     assert ctx.customer is not None
     if number is not None:
         return _status_one(ctx, number)
-    incidents = cases.customer_incidents(ctx.session, ctx.customer.id, (cases.OPEN, cases.RESOLVED))
+    incidents = cases.customer_incidents(ctx.session, ctx.customer.id, (cases.OPEN, cases.RESOLVED), latest=STATUS_LIST)
     if not incidents:
         ctx.reply(_("You have no open incidents."))
         return
     lines = [ctx.t(_("Your incidents:"))]
-    for incident in incidents[-20:]:
+    for incident in incidents:
         lines.append(
             ctx.t(
                 _("#{number} {subject} — {state}; next answer due: {due}"),

@@ -48,9 +48,7 @@ __all__ = ["BusinessCalendar", "ServiceHours"]
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_HOURS_RE = re.compile(
-    r"^(?P<days>[a-z][a-z,\-\s]*?)\s+(?P<opens>\d{1,2}:\d{2})\s*-\s*(?P<closes>\d{1,2}:\d{2})$"
-)
+_HOURS_RE = re.compile(r"^(?P<days>[a-z][a-z,\-\s]*?)\s+(?P<opens>\d{1,2}:\d{2})\s*-\s*(?P<closes>\d{1,2}:\d{2})$")
 _MIDNIGHT = time(0, 0)
 _ONE_DAY = timedelta(days=1)
 # A calendar with no opening in this many consecutive days is broken (every
@@ -111,7 +109,7 @@ def _format_day_runs(days: list[int], names: Sequence[str] | None = None) -> Ite
         if end - start >= 2:
             yield f"{names[days[start]]}-{names[days[end]]}"
         else:
-            yield from (names[d] for d in days[start:end + 1])
+            yield from (names[d] for d in days[start : end + 1])
         start = end + 1
 
 
@@ -151,9 +149,7 @@ class ServiceHours:
         normalised = " ".join(str(text).strip().lower().split())
         match = _HOURS_RE.match(normalised)
         if match is None:
-            raise ValueError(
-                f"invalid service hours {text!r} (expected e.g. 'mon-fri 08:00-18:00')"
-            )
+            raise ValueError(f"invalid service hours {text!r} (expected e.g. 'mon-fri 08:00-18:00')")
         return cls(
             weekdays=_parse_weekdays(match["days"]),
             opens=_parse_clock(match["opens"], closing=False),
@@ -173,12 +169,20 @@ class ServiceHours:
     @property
     def length(self) -> timedelta:
         """Wall-clock length of one service window (24 h for 00:00-24:00)."""
-        opens = timedelta(hours=self.opens.hour, minutes=self.opens.minute,
-                          seconds=self.opens.second, microseconds=self.opens.microsecond)
+        opens = timedelta(
+            hours=self.opens.hour,
+            minutes=self.opens.minute,
+            seconds=self.opens.second,
+            microseconds=self.opens.microsecond,
+        )
         if self.closes == _MIDNIGHT:
             return _ONE_DAY - opens
-        closes = timedelta(hours=self.closes.hour, minutes=self.closes.minute,
-                           seconds=self.closes.second, microseconds=self.closes.microsecond)
+        closes = timedelta(
+            hours=self.closes.hour,
+            minutes=self.closes.minute,
+            seconds=self.closes.second,
+            microseconds=self.closes.microsecond,
+        )
         return closes - opens
 
 
@@ -191,9 +195,7 @@ def _load_closed_dates(spec: str) -> Container[date]:
     country, _, subdiv = cleaned.partition("-")
     try:
         # An explicit language keeps holiday names independent of the host locale.
-        return holidays.country_holidays(
-            country.upper(), subdiv=subdiv or None, language="en_US"
-        )
+        return holidays.country_holidays(country.upper(), subdiv=subdiv or None, language="en_US")
     except NotImplementedError as exc:
         raise ValueError(f"unknown holidays {spec!r}: {exc}") from None
 
@@ -231,8 +233,7 @@ class BusinessCalendar:
             tz = ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {timezone!r}") from None
-        return cls(tz=tz, hours=ServiceHours.parse(service_hours),
-                   closed_dates=_load_closed_dates(holidays_spec))
+        return cls(tz=tz, hours=ServiceHours.parse(service_hours), closed_dates=_load_closed_dates(holidays_spec))
 
     @property
     def hours_per_day(self) -> timedelta:

@@ -46,9 +46,7 @@ class Pack:
         if self.incidents < 0:
             raise ValueError(f"pack {self.id}: incidents must not be negative, got {self.incidents}")
         if not 0 <= self.used <= self.incidents:
-            raise ValueError(
-                f"pack {self.id}: used must be between 0 and {self.incidents}, got {self.used}"
-            )
+            raise ValueError(f"pack {self.id}: used must be between 0 and {self.incidents}, got {self.used}")
 
 
 def pack_expires_on(purchased: date) -> date:

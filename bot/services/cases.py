@@ -245,19 +245,26 @@ def own_incident(ctx: Context, number: int) -> Incident | None:
     return incident
 
 
-def customer_incidents(session: Session, customer_id: int, states: tuple[str, ...]) -> list[Incident]:
-    return list(
-        session.scalars(
-            select(Incident)
-            .where(Incident.customer_id == customer_id, Incident.state.in_(states))
-            .order_by(Incident.id)
-        )
-    )
+def customer_incidents(
+    session: Session, customer_id: int, states: tuple[str, ...], latest: int | None = None
+) -> list[Incident]:
+    """A customer's incidents in `states`, oldest first; only the `latest` ones if given (cheap at any history)."""
+    query = select(Incident).where(Incident.customer_id == customer_id, Incident.state.in_(states))
+    if latest is None:
+        return list(session.scalars(query.order_by(Incident.id)))
+    return list(reversed(session.scalars(query.order_by(Incident.id.desc()).limit(latest)).all()))
 
 
 def recently_resolved(session: Session, customer_id: int, now: datetime) -> list[Incident]:
-    return [
-        i
-        for i in customer_incidents(session, customer_id, (RESOLVED,))
-        if i.resolved_at is not None and now - i.resolved_at <= REOPEN_WINDOW
-    ]
+    """Resolved incidents that a message may still reopen at no charge."""
+    return list(
+        session.scalars(
+            select(Incident)
+            .where(
+                Incident.customer_id == customer_id,
+                Incident.state == RESOLVED,
+                Incident.resolved_at >= now - REOPEN_WINDOW,
+            )
+            .order_by(Incident.id)
+        )
+    )

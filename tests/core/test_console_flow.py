@@ -238,3 +238,13 @@ def test_an_engineer_can_issue_a_fresh_activation_code(engine, db_url, clock):
     out = desk.engineer('/customer code "Initech Ltd"')
     code = out.split("New activation code for Initech Ltd: ")[1].split()[0]
     assert "Welcome, Initech Ltd!" in desk.say("peter", f"link {code}")
+
+
+def test_status_lists_the_latest_twenty_incidents(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=25)
+    for n in range(1, 23):
+        desk.say("Acme", f"open Question {n}")
+    out = desk.say("Acme", "status")
+    assert "#22 Question 22" in out and "#3 Question 3" in out
+    assert "#2 Question 2" not in out and "#1 Question 1" not in out

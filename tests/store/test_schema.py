@@ -36,7 +36,7 @@ def test_every_router_lookup_has_an_index(engine):
         | {tuple(uc["column_names"]) for uc in inspector.get_unique_constraints(table)}
         for table in ("incident", "identity", "outbox", "incidentmessage", "creditpack", "incidentevent")
     }
-    assert ("customer_id", "state") in indexed["incident"]
+    assert ("customer_id", "state", "id") in indexed["incident"]
     assert ("state", "due_at") in indexed["incident"]
     assert ("channel", "address") in indexed["identity"]
     assert ("channel", "state", "next_attempt_at") in indexed["outbox"]
