@@ -110,7 +110,10 @@ class ZulipChannel(Channel):
         site = self._credentials.site
         with self._tx_lock:
             transport = self._transport or Transport(
-                self._credentials, request_timeout=self._request_timeout, budget=self._budget
+                self._credentials,
+                request_timeout=self._request_timeout,
+                budget=self._budget,
+                on_rate_wait=self.report_rate_limit_wait,
             )
             self._transport = transport
             try:
@@ -247,18 +250,7 @@ class ZulipChannel(Channel):
         raise PermanentSendError(f"the Zulip channel cannot send {message.kind!r} messages")
 
     def _send_client(self) -> tuple[zulip.Client, Transport]:
-        if self._transport is None or self._tx is None:
-            try:
-                self._transport = self._transport or Transport(
-                    self._credentials,
-                    request_timeout=self._request_timeout,
-                    budget=self._budget,  # type: ignore[arg-type]
-                )
-                self._tx = self._transport.new_client()
-            except ZulipUnavailable as exc:
-                raise TransientSendError(str(exc)) from None
-            except ValueError as exc:
-                raise PermanentSendError(str(exc)) from None
+        assert self._transport is not None and self._tx is not None, "start() builds them"
         return self._tx, self._transport
 
     def _post(
@@ -274,7 +266,7 @@ class ZulipChannel(Channel):
         """POST one part with bounded retries; before retrying after an ambiguous failure, look first."""
         ambiguous = False
         try:
-            for attempt in self._send_retry.retrying(transport.sleep):
+            for attempt in self._send_retry.retrying(transport.sleep, on_rate_wait=transport.note_rate_wait):
                 with attempt:
                     if ambiguous:
                         found = self._find_earlier_send(transport, client, message, total).get(number)
@@ -322,7 +314,7 @@ class ZulipChannel(Channel):
         }
         try:
             res = None
-            for attempt in self._send_retry.retrying(transport.sleep):
+            for attempt in self._send_retry.retrying(transport.sleep, on_rate_wait=transport.note_rate_wait):
                 with attempt:
                     res = transport.call(client, "GET", "messages", request, max_pause=self._send_retry.max_rate_wait)
         except ZulipRateLimited as exc:

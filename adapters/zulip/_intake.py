@@ -180,7 +180,7 @@ class Receiver:
         """Unbounded back-off for the loop: an outage is waited out, not given up on."""
         return tenacity.Retrying(
             stop=tenacity.stop_never,
-            wait=self.policy.wait(),
+            wait=self.policy.wait(self.transport.note_rate_wait),
             retry=tenacity.retry_if_exception_type(ZulipUnavailable),
             sleep=self._sleep,
             reraise=True,

@@ -178,13 +178,20 @@ class Transport:
         request_timeout: float = 15.0,
         budget: RateBudget | None = None,
         sleep: Callable[[float], Any] | None = None,
+        on_rate_wait: Callable[[float], None] | None = None,
     ) -> None:
         self.credentials = credentials
+        #: Told the seconds of every wait a rate limit imposes (pacing or 429), for /metrics.
+        self.on_rate_wait = on_rate_wait
         self.request_timeout = request_timeout
         self.budget = budget or RateBudget()
         self._last = _LastResponse()
         self._closing = threading.Event()
         self.sleep = sleep or self._interruptible_sleep
+
+    def note_rate_wait(self, seconds: float) -> None:
+        if self.on_rate_wait is not None:
+            self.on_rate_wait(seconds)
 
     def _interruptible_sleep(self, seconds: float) -> None:
         self._closing.wait(max(0.0, seconds))
@@ -256,6 +263,7 @@ class Transport:
             if max_pause is not None and wait > max_pause:
                 raise ZulipRateLimited(wait)
             log.info("pacing Zulip requests: waiting %.2fs for the rate-limit window", wait)
+            self.note_rate_wait(wait)
             (sleep or self.sleep)(wait)
         self._last.status = None
         self._last.retry_after = None
@@ -301,21 +309,30 @@ class RetryPolicy:
     #: A 429 asking us to wait longer than this is handed back to the caller.
     max_rate_wait: float = 20.0
 
-    def wait(self) -> Callable[[tenacity.RetryCallState], float]:
+    def wait(self, on_rate_wait: Callable[[float], None] | None = None) -> Callable[[tenacity.RetryCallState], float]:
+        """Back-off with jitter; after a 429, exactly the wait the server asked for."""
         backoff = tenacity.wait_exponential_jitter(multiplier=self.initial, max=self.maximum, jitter=self.jitter)
 
         def _wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, ZulipRateLimited):
+                if on_rate_wait is not None:
+                    on_rate_wait(exc.retry_after)
                 return exc.retry_after
             return backoff(state)
 
         return _wait
 
-    def retrying(self, sleep: Callable[[float], Any], *, attempts: int | None = None) -> tenacity.Retrying:
+    def retrying(
+        self,
+        sleep: Callable[[float], Any],
+        *,
+        attempts: int | None = None,
+        on_rate_wait: Callable[[float], None] | None = None,
+    ) -> tenacity.Retrying:
         return tenacity.Retrying(
             stop=tenacity.stop_after_attempt(attempts or self.attempts) | _rate_wait_too_long(self.max_rate_wait),
-            wait=self.wait(),
+            wait=self.wait(on_rate_wait),
             retry=tenacity.retry_if_exception_type(ZulipUnavailable),
             sleep=sleep,
             reraise=True,

@@ -356,3 +356,16 @@ def test_send_before_a_successful_start_starts_first(fake: FakeZulipServer, make
     fake.start()
     ids = channel.send(row(501, quote="after the outage"))
     assert [str(m.id) for m in with_reference(fake, "dk501")] == ids
+
+
+def test_rate_limit_waits_are_reported(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+    """Pacing and 429 waits reach Channel.report_rate_limit_wait (the runtime's /metrics)."""
+    channel = make_channel()
+    waits: list[float] = []
+    channel.on_rate_limit_wait = waits.append
+    channel.start()
+    fake.set_rate_limit(3, window=1.0)
+    for i in range(5):
+        channel.send(row(600 + i, "direct", text=f"paced {i}"))
+    assert waits and all(w > 0 for w in waits)
+    assert fake.rate_limited == []
