@@ -72,6 +72,8 @@ class Account:
     bot: bool = False
     limited: bool = False
     policy: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_POLICY))
+    #: Kept as statuses are created: counting them on each render made long runs quadratic.
+    statuses_count: int = 0
 
     @property
     def acct(self) -> str:
@@ -200,7 +202,7 @@ class Instance:
             created_at=iso(account.created_at),
             url=account.url,
             uri=account.uri,
-            statuses_count=sum(1 for p in self.statuses.values() if p.status["account"]["id"] == account.id),
+            statuses_count=account.statuses_count,
         )
         return body
 
@@ -280,6 +282,7 @@ class Instance:
                 idempotency_key=idempotency_key,
             )
             self.statuses[status_id] = posted
+            author.statuses_count += 1
             if idempotency_key:
                 self.idempotency[(author.id, idempotency_key)] = (status_id, time.time() + self.idempotency_ttl)
             for recipient_id in sorted(recipients):
