@@ -11,13 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The newest migration. `upgrade` returns at once when the database is already there, without
+#: loading Alembic (a sizeable import); a test keeps this equal to the migrations' head.
+HEAD_REVISION = "0002"
 
 
 def make_engine(url: str) -> Engine:
@@ -54,7 +55,9 @@ def transaction(engine: Engine) -> Iterator[Session]:
             raise
 
 
-def alembic_config(url: str) -> Config:
+def alembic_config(url: str):  # noqa: ANN201 (alembic.config.Config, imported lazily)
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -67,6 +70,10 @@ MIGRATION_LOCK = 0x6465736B626F74  # "deskbot"
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision` (idempotent; serialised across processes on PostgreSQL)."""
+    if revision == "head" and _at_head(url):
+        return
+    from alembic import command
+
     config = alembic_config(url)
     if not url.startswith("postgresql"):
         command.upgrade(config, revision)
@@ -83,6 +90,19 @@ def upgrade(url: str, revision: str = "head") -> None:
             finally:
                 connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
                 connection.commit()
+    finally:
+        engine.dispose()
+
+
+def _at_head(url: str) -> bool:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return False
+            return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
+    except sa.exc.DBAPIError:
+        return False  # let Alembic report the problem properly
     finally:
         engine.dispose()
 

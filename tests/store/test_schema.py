@@ -76,3 +76,11 @@ def test_postgresql_claims_skip_rows_another_replica_holds(engine):
             other = outbox.claim(second, "mastodon", now, limit=4)
         assert {r.text for r in taken} == {"m0", "m1"}
         assert {r.text for r in other} == {"m2", "m3"}
+
+
+def test_head_revision_constant_is_the_newest_migration():
+    from alembic.script import ScriptDirectory
+
+    from storage.db import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == HEAD_REVISION
