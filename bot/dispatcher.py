@@ -26,6 +26,8 @@ from storage.models import Incident, Outbox
 log = logging.getLogger("deskbot.dispatcher")
 
 MAX_BACKOFF = 300.0
+#: What `_send_one` returns for a row that failed for good (it is marked failed; go on).
+FAILED: list[str] = []
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -76,44 +78,62 @@ class Dispatcher:
             event.set()
 
     def drain(self, channel: str, batch_size: int = 20) -> int:
-        """Send every due row of `channel` once; return how many were sent."""
+        """Send every due row of `channel` once; return how many were sent.
+
+        Deliveries of one batch are recorded together, in one transaction after the batch
+        (or before stopping at a failure): a crash in between leaves sent rows pending, and
+        their next attempt (attempt > 1) makes the channel check before sending again.
+        """
         sent = 0
         while True:
             now = self.clock()
             with transaction(self.engine) as session:
                 rows = outbox.claim(session, channel, now, limit=batch_size)
                 batch = [(to_outbound(r), r.created_at, r.incident_id) for r in rows]
+            delivered: list[tuple[Outbound, list[str], datetime, dict[str, object]]] = []
+            stopped = False
             for message, created_at, incident_id in batch:
-                if not self._send_one(message, created_at, incident_id):
-                    return sent
-                sent += 1
-            if len(batch) < batch_size:
+                about = {"channel": message.channel, "outbox_id": message.outbox_id, "incident_id": incident_id}
+                ids = self._send_one(message, created_at, about)
+                if ids is None:
+                    stopped = True
+                    break
+                if ids is not FAILED:
+                    delivered.append((message, ids, created_at, about))
+            self._record_sent(delivered)
+            sent += len(delivered)
+            if stopped or len(batch) < batch_size:
                 # A short batch was everything that was due; rows written meanwhile wake us again.
                 return sent
 
-    def _send_one(self, message: Outbound, created_at: datetime, incident_id: int | None = None) -> bool:
+    def _record_sent(self, delivered: list[tuple[Outbound, list[str], datetime, dict[str, object]]]) -> None:
+        if not delivered:
+            return
+        now = self.clock()
+        with transaction(self.engine) as session:
+            for message, ids, _created, _about in delivered:
+                outbox.mark_sent(session, message.outbox_id, ids, now)
+        for message, _ids, created_at, about in delivered:
+            log.info("sent", extra=about)
+            self._report(message.channel, "sent", created_at)
+
+    def _send_one(self, message: Outbound, created_at: datetime, about: dict[str, object]) -> list[str] | None:
+        """The platform ids on success; FAILED for a permanent failure; None to stop (retry later)."""
         channel = self.channels[message.channel]
-        about = {"channel": message.channel, "outbox_id": message.outbox_id, "incident_id": incident_id}
         try:
-            ids = channel.send(message)
+            return channel.send(message)
         except TransientSendError as exc:
             wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(message.attempt)
-            log.warning(
-                "send failed, will retry",
-                extra={**about, "error": str(exc), "retry_in": round(wait, 1)},
-            )
+            log.warning("send failed, will retry", extra={**about, "error": str(exc), "retry_in": round(wait, 1)})
             with transaction(self.engine) as session:
                 outbox.mark_retry(session, message.outbox_id, str(exc), self.clock() + timedelta(seconds=wait))
             self._report(message.channel, "retry", created_at)
-            return False
+            return None
         except PermanentSendError as exc:
-            log.error(
-                "send failed for good",
-                extra={**about, "error": str(exc)},
-            )
+            log.error("send failed for good", extra={**about, "error": str(exc)})
             self._fail(message, str(exc))
             self._report(message.channel, "failed", created_at)
-            return True
+            return FAILED
         except Exception as exc:  # a channel bug must not kill the loop; treat as transient
             log.exception("send raised", extra=about)
             with transaction(self.engine) as session:
@@ -124,12 +144,7 @@ class Dispatcher:
                     self.clock() + timedelta(seconds=backoff_seconds(message.attempt)),
                 )
             self._report(message.channel, "retry", created_at)
-            return False
-        with transaction(self.engine) as session:
-            outbox.mark_sent(session, message.outbox_id, ids, self.clock())
-        log.info("sent", extra=about)
-        self._report(message.channel, "sent", created_at)
-        return True
+            return None
 
     def _fail(self, message: Outbound, error: str) -> None:
         now = self.clock()
