@@ -1,0 +1,142 @@
+"""Drill 1: `deskbot run` SIGKILLed ten times during a mixed 1,000-DM burst on both channels.
+
+Customers on Zulip and on Mastodon (linked, with credits) each open an
+incident, then write a burst that mixes `status`, plain text to their open
+incident, `#N …` and, as the last word of some, a second `open …`. While the
+burst arrives the bot is killed with SIGKILL at random moments, ten times,
+and restarted at once. At the end, once everything is answered, every
+delivery on both fakes is counted: 0 lost (every DM stored once and answered
+once with the answer it calls for; every incident message stored and
+mirrored once), 0 duplicated (no reference or Idempotency-Key twice).
+
+The split is 720 Zulip DMs and 280 Mastodon DMs: Mastodon allows an account
+300 statuses per 3 hours and the bot keeps under that (its pacer), so 500
+Mastodon answers could not all go out within a drill by the platform's own
+rules.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+import pytest
+
+from .conftest import BotProcess, DrillCustomer, Fakes, Ledger, engine_for, incidents_of, seed_zulip_cursor, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+
+ZULIP_CUSTOMERS, ZULIP_DMS = 12, 720
+MASTODON_CUSTOMERS, MASTODON_DMS = 7, 280
+KILLS = 10
+#: DMs per second while the burst is written (the bot is killed meanwhile).
+BURST_RATE = 30.0
+
+
+def plan_scripts(rng: random.Random, people: list[DrillCustomer], total: int) -> dict[str, list[str]]:
+    """`total` DMs for `people` (after their first `open`), as each customer's ordered script.
+
+    Plain text goes to the one open incident, so a second `open` can only be a
+    customer's last DM (it is, for every third customer).
+    """
+    scripts = {}
+    for i, person in enumerate(people):
+        count = total // len(people) + (1 if i < total % len(people) else 0)
+        body = rng.choices(["status", "plain", "#N"], weights=[3, 4, 3], k=count)
+        if i % 3 == 0:
+            body[-1] = "open"
+        scripts[person.address] = body
+    return scripts
+
+
+def interleave(rng: random.Random, people: list[DrillCustomer], scripts: dict[str, list[str]]):  # noqa: ANN201
+    """All scripts merged in a random order that keeps each customer's own order."""
+    slots = [p for p in people for _ in scripts[p.address]]
+    rng.shuffle(slots)
+    taken = dict.fromkeys(scripts, 0)
+    out = []
+    for person in slots:
+        out.append((person, scripts[person.address][taken[person.address]]))
+        taken[person.address] += 1
+    return out
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_ten_sigkills_during_a_mixed_burst_lose_and_double_nothing(
+    backend: str, fakes: Fakes, make_database, bots
+) -> None:  # noqa: ANN001
+    started = time.monotonic()
+    rng = random.Random(20260505)
+    url = make_database(backend)
+    engine = engine_for(url)
+    seed_zulip_cursor(engine)
+    people = [fakes.add_customer(engine, "zulip", n) for n in range(1, ZULIP_CUSTOMERS + 1)]
+    people += [fakes.add_customer(engine, "mastodon", n) for n in range(1, MASTODON_CUSTOMERS + 1)]
+    ledger = Ledger(fakes, engine)
+    bot: BotProcess = bots("deskbot", fakes.env(url))
+    bot.start().wait_ready()
+
+    # Every customer opens an incident first, so that `#N` can name it.
+    for person in people:
+        fakes.dm(person, "open")
+    for person in people:
+        person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 60, f"{person.name}'s incident")
+
+    zulip_people = [p for p in people if p.channel == "zulip"]
+    mastodon_people = [p for p in people if p.channel == "mastodon"]
+    scripts = plan_scripts(rng, zulip_people, ZULIP_DMS - len(zulip_people))
+    scripts |= plan_scripts(rng, mastodon_people, MASTODON_DMS - len(mastodon_people))
+    ordered = interleave(rng, people, scripts)
+
+    poster_error: list[BaseException] = []
+
+    def write_burst() -> None:
+        try:
+            for person, kind in ordered:
+                fakes.dm(person, kind, incident=person.incidents[0])
+                time.sleep(1.0 / BURST_RATE)
+        except BaseException as exc:  # noqa: BLE001 — surfaced below
+            poster_error.append(exc)
+
+    poster = threading.Thread(target=write_burst, name="burst", daemon=True)
+    burst_started = time.monotonic()
+    poster.start()
+    progress = []
+    for n in range(KILLS):
+        if n % 4 == 3:
+            # Some kills land in start-up (migrations, leases, register, stream, catch-up) …
+            time.sleep(rng.uniform(0.1, 1.5))
+        else:
+            # … the others mid-work: once this process has stored a DM of its own.
+            stored = sum(ledger.processed_ids().values())
+            wait_until(
+                lambda s=stored: s < sum(ledger.processed_ids().values()) or s == ZULIP_DMS + MASTODON_DMS,
+                60,
+                "the restarted bot to work",
+            )
+            time.sleep(rng.uniform(0.2, 2.5))
+        bot.kill()
+        progress.append(sum(ledger.processed_ids().values()))
+        bot.start()
+    poster.join(120)
+    assert not poster.is_alive() and not poster_error, poster_error
+    burst_seconds = time.monotonic() - burst_started
+    wait_until(ledger.all_answered, 180, "every DM to be answered", interval=0.5)
+    answered_after = time.monotonic() - burst_started
+    status = bot.terminate()
+
+    counts = ledger.counts()
+    problems = ledger.problems()
+    print(
+        f"\n[drill kill-burst {backend}] {counts['dms_written']} DMs "
+        f"({ZULIP_DMS} Zulip, {MASTODON_DMS} Mastodon), {len(bot.kills)} SIGKILLs at "
+        f"{progress} DMs stored; burst written in {burst_seconds:.1f}s, all answered "
+        f"{answered_after:.1f}s after it began; {counts}; lost/doubled: {len(problems)}; "
+        f"drill {time.monotonic() - started:.0f}s; kills at monotonic {[round(k, 2) for k in bot.kills]}"
+    )
+    assert len(bot.kills) == KILLS
+    assert problems == []
+    assert counts["inbound_stored"] == ZULIP_DMS + MASTODON_DMS
+    assert status == 0, bot.log_tail()
+    engine.dispose()

@@ -1,0 +1,175 @@
+"""Drill 3: two `deskbot run` replicas on one PostgreSQL database; the active one is SIGKILLed.
+
+Both replicas have both channels. Exactly one of them receives from each
+channel — seen from three sides: PostgreSQL's advisory locks (which session,
+named by its `application_name`, holds each channel's lock), the fake Zulip
+server (one event queue being long-polled) and the fake Mastodon server (one
+open stream for the bot). Customers write on both platforms all along; the
+replica that receives is killed with SIGKILL, and the other must answer a DM
+written after the kill within 10 seconds on each platform (measured from the
+kill to the first answer to such a DM appearing on the fake). At the end
+everything is delivered once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from bot.leases import _key as lease_key
+
+from .conftest import (
+    BOT_EMAIL,
+    IDEMPOTENCY_KEY,
+    BotProcess,
+    Fakes,
+    Ledger,
+    engine_for,
+    incidents_of,
+    ref_of,
+    seed_zulip_cursor,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+TAKEOVER_BUDGET = 10.0
+WRITE_EVERY = 0.5
+
+
+def lease_holders(engine: sa.Engine) -> dict[str, list[str]]:
+    """{channel: application names of the sessions holding its advisory lock}."""
+    holders: dict[str, list[str]] = {"zulip": [], "mastodon": []}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT l.classid::bigint, l.objid::bigint, a.application_name FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        ).all()
+    for classid, objid, app in rows:
+        for channel in holders:
+            key = lease_key(channel) & 0xFFFFFFFFFFFFFFFF
+            if (classid, objid) == (key >> 32, key & 0xFFFFFFFF):
+                holders[channel].append(app)
+    return holders
+
+
+def zulip_queues_polled(fakes: Fakes, since: float) -> set[str]:
+    """Event queues long-polled (GET /events) by the bot since `since` (wall-clock time)."""
+    return {
+        r.params.get("queue_id", "?")
+        for r in fakes.zulip.requests_to("GET", "/events")
+        if r.at >= since and r.user == BOT_EMAIL
+    }
+
+
+def mastodon_streams(fakes: Fakes) -> int:
+    bot_id = fakes.mastodon.bot.id
+    return sum(1 for c in fakes.mastodon.streams.connections if c.account_id == bot_id)
+
+
+def one_receiver_each(engine: sa.Engine, fakes: Fakes, expected: str) -> dict[str, object]:
+    """Seen from PostgreSQL and both fakes: `expected` alone receives from each channel."""
+    since = time.time() - 3.0
+    seen = {
+        "locks": lease_holders(engine),
+        "zulip_queues_polled_last_3s": len(zulip_queues_polled(fakes, since)),
+        "mastodon_streams_open": mastodon_streams(fakes),
+    }
+    ok = (
+        seen["locks"] == {"zulip": [expected], "mastodon": [expected]}
+        and seen["zulip_queues_polled_last_3s"] == 1
+        and seen["mastodon_streams_open"] == 1
+    )
+    return seen if ok else {}
+
+
+def test_two_replicas_one_receiver_per_channel_and_takeover_within_ten_seconds(
+    fakes: Fakes, make_database, bots
+) -> None:  # noqa: ANN001
+    url = make_database("postgresql")
+    engine = engine_for(url)
+    seed_zulip_cursor(engine)
+    people = [fakes.add_customer(engine, "zulip", n) for n in (1, 2, 3)]
+    people += [fakes.add_customer(engine, "mastodon", n) for n in (1, 2, 3)]
+    ledger = Ledger(fakes, engine)
+    a: BotProcess = bots("replica-a", fakes.env(url + "?application_name=replica-a"))
+    b: BotProcess = bots("replica-b", fakes.env(url + "?application_name=replica-b"))
+    # A first, so that it takes both channels; B starts once A receives.
+    a.start().wait_ready()
+    wait_until(lambda: lease_holders(engine) == {"zulip": ["replica-a"], "mastodon": ["replica-a"]}, 20, "A's leases")
+    b.start().wait_ready()
+    for person in people:
+        fakes.dm(person, "open")
+    for person in people:
+        person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
+
+    stop_writing = threading.Event()
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        kinds = itertools.cycle(["plain", "status", "#N"])
+        zulip = itertools.cycle([p for p in people if p.channel == "zulip"])
+        mastodon = itertools.cycle([p for p in people if p.channel == "mastodon"])
+        try:
+            while not stop_writing.is_set():
+                kind = next(kinds)
+                for person in (next(zulip), next(mastodon)):
+                    fakes.dm(person, kind, incident=person.incidents[0])
+                stop_writing.wait(WRITE_EVERY)
+        except BaseException as exc:  # noqa: BLE001 — surfaced below
+            errors.append(exc)
+
+    writer = threading.Thread(target=write, name="customers", daemon=True)
+    writer.start()
+    # B has been up for a while and both have seen traffic: still one receiver per channel, A.
+    time.sleep(4.0)
+    before = wait_until(lambda: one_receiver_each(engine, fakes, "replica-a"), 10, "A alone receiving")
+
+    with engine.connect() as conn:
+        last_row_before = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM outbox")).scalar()
+    killed_at = a.kill()
+    # The first answer, on each platform, to a DM that B received: outbox rows made after the kill.
+    first_answer: dict[str, float] = {}
+    deadline = killed_at + TAKEOVER_BUDGET + 30
+    while len(first_answer) < 2 and time.monotonic() < deadline:
+        now = time.monotonic()
+        if "zulip" not in first_answer:
+            for m in fakes.zulip_bot_messages():
+                ref = ref_of(m.content)
+                if m.stream_id is None and ref.startswith("dk") and int(ref[2:]) > last_row_before:
+                    first_answer["zulip"] = m.stored_at - killed_at
+                    break
+        if "mastodon" not in first_answer:
+            for p in fakes.mastodon_bot_statuses():
+                key = IDEMPOTENCY_KEY.match(p.idempotency_key or "")
+                if key and int(key.group(1)) > last_row_before:
+                    first_answer["mastodon"] = now - killed_at
+                    break
+        time.sleep(0.05)
+    after = wait_until(lambda: one_receiver_each(engine, fakes, "replica-b"), 15, "B alone receiving")
+    stop_writing.set()
+    writer.join(10)
+    assert not errors, errors
+    # Rows A had claimed when it died come back to B when their claim runs out (30 s).
+    wait_until(ledger.all_answered, 90, "every DM to be answered", interval=0.25)
+    status = b.terminate()
+    problems = ledger.problems()
+    print(
+        f"\n[drill replicas] before the kill: {before}; after: {after}; takeover (kill → first answer to a "
+        f"DM B received): zulip {first_answer.get('zulip', float('inf')):.2f}s, mastodon "
+        f"{first_answer.get('mastodon', float('inf')):.2f}s (budget {TAKEOVER_BUDGET:.0f}s); "
+        f"{ledger.counts()}; lost/doubled: {len(problems)}"
+    )
+    assert set(first_answer) == {"zulip", "mastodon"}, f"no takeover within the budget: {first_answer}"
+    assert max(first_answer.values()) <= TAKEOVER_BUDGET, first_answer
+    assert problems == []
+    assert status == 0, b.log_tail()
+    engine.dispose()
