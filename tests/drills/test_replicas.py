@@ -4,11 +4,13 @@ Both replicas have both channels. Exactly one of them receives from each
 channel — seen from three sides: PostgreSQL's advisory locks (which session,
 named by its `application_name`, holds each channel's lock), the fake Zulip
 server (one event queue being long-polled) and the fake Mastodon server (one
-open stream for the bot). Customers write on both platforms all along; the
-replica that receives is killed with SIGKILL, and the other must answer a DM
-written after the kill within 10 seconds on each platform (measured from the
-kill to the first answer to such a DM appearing on the fake). At the end
-everything is delivered once.
+open stream for the bot). Customers write on both platforms all along; then
+a burst arrives and the replica that receives is killed with SIGKILL as soon
+as it starts answering it, in the middle of its work. The other must take
+over within 10 seconds on each platform, measured from the kill to the first
+answer to a DM that it received appearing on the fake. At the end everything
+is delivered once: what the dead replica had claimed comes back to the other
+when the claim runs out, and is not sent twice.
 """
 
 from __future__ import annotations
@@ -133,9 +135,21 @@ def test_two_replicas_one_receiver_per_channel_and_takeover_within_ten_seconds(
     time.sleep(4.0)
     before = wait_until(lambda: one_receiver_each(engine, fakes, "replica-a"), 10, "A alone receiving")
 
+    # A burst, and A is killed as soon as it starts answering it: in the middle of its work.
+    answers_before = len(fakes.zulip_bot_messages()) + len(fakes.mastodon_bot_statuses())
+    for kind in ("plain", "#N", "status", "plain"):
+        for person in people:
+            fakes.dm(person, kind, incident=person.incidents[0])
+    wait_until(
+        lambda: len(fakes.zulip_bot_messages()) + len(fakes.mastodon_bot_statuses()) > answers_before + 2,
+        10,
+        "A to answer the burst",
+        interval=0.01,
+    )
+    killed_at = a.kill()
+    # Rows made from now on are B's: A is dead, and B makes none before it receives.
     with engine.connect() as conn:
         last_row_before = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM outbox")).scalar()
-    killed_at = a.kill()
     # The first answer, on each platform, to a DM that B received: outbox rows made after the kill.
     first_answer: dict[str, float] = {}
     deadline = killed_at + TAKEOVER_BUDGET + 30
