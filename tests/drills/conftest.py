@@ -18,6 +18,7 @@ back to the one DM that caused it.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import os
@@ -56,6 +57,12 @@ MASTODON_DOMAIN = "bot.example"
 REF_LINE = re.compile(r"`ref (dk\d+)(?: (\d+)/(\d+))?`\s*$")
 IDEMPOTENCY_KEY = re.compile(r"^deskbot-(\d+)-(\d+)$")
 TOKEN = re.compile(r"\b([zm]\d{4,})\b")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the test process dies (an interrupted run leaves no bot)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -299,6 +306,7 @@ class BotProcess:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         self.starts += 1
         return self

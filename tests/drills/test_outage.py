@@ -171,9 +171,10 @@ def test_a_minute_of_5xx_and_dropped_connections_then_everything_within_ten_seco
     assert status == 0, bot.log_tail()
     assert recovery < float("inf"), f"not everything delivered 130s after recovery; still pending: {pending[:5]}"
     if recovery > RECOVERY_BUDGET:
-        # Known defect, reported to the lead: not a hard failure while it stands, since how long the
-        # back-offs and claim leases happen to run past the recovery varies from run to run (about one
-        # run in four is within budget by luck). Loss, duplication or no delivery at all fail above.
+        # Known defect, reported to the lead (its fix was in progress when this drill was written): an
+        # expected failure while it stands, a pass once the fix lands. Not a strict marker either way,
+        # since how far the back-offs and claim leases run past the recovery varies from run to run
+        # (about one run in four was within budget by luck). Loss, duplication or no delivery fail above.
         pytest.xfail(
             f"delivered {recovery:.1f}s after recovery, budget {RECOVERY_BUDGET:.0f}s: transient-failure "
             "back-offs up to 60 s (bot/dispatcher.py backoff_seconds, bot/runtime.py _supervise, "
@@ -186,13 +187,6 @@ def test_a_minute_of_5xx_and_dropped_connections_then_everything_within_ten_seco
 FAILED_POSTS = 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="rows claimed in the batch of a send that failed transiently stay leased for outbox.LEASE (30 s) "
-    "(storage/outbox.py claim, bot/dispatcher.py drain): replies queued behind the failed one go out ~30 s "
-    "after recovery",
-)
 def test_replies_queued_behind_a_failed_send_go_out_within_ten_seconds_of_recovery(
     fakes: Fakes, make_database, bots
 ) -> None:  # noqa: ANN001
@@ -234,9 +228,14 @@ def test_replies_queued_behind_a_failed_send_go_out_within_ten_seconds_of_recove
         f"{recovery:.1f}s after the last failure (budget {RECOVERY_BUDGET:.0f}s); lost/doubled: {len(problems)}"
     )
     engine.dispose()
-    # Loss, duplication or an unclean stop are real failures (pytest.fail), not the defect expected above.
-    if problems:
-        pytest.fail(f"lost or doubled: {problems}")
-    if status != 0:
-        pytest.fail(f"deskbot run exited with {status}:\n{bot.log_tail()}")
-    assert recovery <= RECOVERY_BUDGET, f"delivered {recovery:.1f}s after recovery"
+    assert problems == []
+    assert status == 0, bot.log_tail()
+    assert recovery < float("inf"), "not everything delivered 60s after recovery"
+    if recovery > RECOVERY_BUDGET:
+        # Known defect, reported to the lead (its fix was in progress when this drill was written):
+        # an expected failure while it stands, a pass once the fix lands.
+        pytest.xfail(
+            f"delivered {recovery:.1f}s after recovery, budget {RECOVERY_BUDGET:.0f}s: rows claimed in the batch "
+            "of a send that failed transiently stay leased for outbox.LEASE (30 s) (storage/outbox.py claim, "
+            "bot/dispatcher.py drain)"
+        )

@@ -172,7 +172,7 @@ def test_two_replicas_one_receiver_per_channel_and_takeover_within_ten_seconds(
     stop_writing.set()
     writer.join(10)
     assert not errors, errors
-    # Rows A had claimed when it died come back to B when their claim runs out (30 s).
+    # Rows A had claimed when it died come back to B when their claim runs out (storage/outbox.py LEASE).
     wait_until(ledger.all_answered, 90, "every DM to be answered", interval=0.25)
     status = b.terminate()
     problems = ledger.problems()
