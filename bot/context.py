@@ -71,7 +71,14 @@ class Context:
         self.replies.append(text)
         if m.kind == "topic":
             outbox.enqueue(
-                self.session, channel=m.channel, kind="topic", topic=m.topic, text=text, quote=quote, now=self.now
+                self.session,
+                channel=m.channel,
+                kind="topic",
+                topic=m.topic,
+                text=text,
+                quote=quote,
+                incident_id=self.incident_id,
+                now=self.now,
             )
         else:
             outbox.enqueue(
@@ -82,5 +89,6 @@ class Context:
                 conversation=m.conversation,
                 text=text,
                 quote=quote,
+                incident_id=self.incident_id,
                 now=self.now,
             )

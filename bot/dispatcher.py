@@ -19,19 +19,21 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 
 from adapters.channel import Channel, Outbound, PermanentSendError, TransientSendError
+from bot.logs import log_context
 from storage import outbox
 from storage.db import transaction
 from storage.models import Incident, Outbox
 
 log = logging.getLogger("deskbot.dispatcher")
 
-MAX_BACKOFF = 300.0
+#: Retries of a failing platform are at most this far apart, so a recovery is noticed within seconds.
+MAX_BACKOFF = 8.0
 #: What `_send_one` returns for a row that failed for good (it is marked failed; go on).
 FAILED: list[str] = []
 
 
 def backoff_seconds(attempts: int) -> float:
-    """Exponential back-off with full jitter: up to 1, 2, 4 … seconds, capped at five minutes."""
+    """Exponential back-off with full jitter: up to 1, 2, 4 … seconds, capped at MAX_BACKOFF."""
     return random.uniform(0, min(MAX_BACKOFF, 2.0 ** max(attempts - 1, 0)))
 
 
@@ -71,6 +73,10 @@ class Dispatcher:
         #: Called with (channel, "sent"|"retry"|"failed", seconds since the row was written).
         self.on_result = on_result
         self._wake = {name: threading.Event() for name in channels}
+        #: Rows each channel's loop has claimed and not yet finished (their leases are renewed).
+        self._held: dict[str, list[int]] = {}
+        self._held_lock = threading.Lock()
+        self._retry_at: dict[int, datetime] = {}
 
     def wake(self) -> None:
         """New rows were committed: look now rather than at the next poll."""
@@ -83,6 +89,7 @@ class Dispatcher:
         Deliveries of one batch are recorded together, in one transaction after the batch
         (or before stopping at a failure): a crash in between leaves sent rows pending, and
         their next attempt (attempt > 1) makes the channel check before sending again.
+        Rows behind a transient failure are handed back at once, due when the failed row is.
         """
         sent = 0
         while True:
@@ -90,21 +97,50 @@ class Dispatcher:
             with transaction(self.engine) as session:
                 rows = outbox.claim(session, channel, now, limit=batch_size)
                 batch = [(to_outbound(r), r.created_at, r.incident_id) for r in rows]
+            self._hold(channel, [m.outbox_id for m, _c, _i in batch])
             delivered: list[tuple[Outbound, list[str], datetime, dict[str, object]]] = []
-            stopped = False
-            for message, created_at, incident_id in batch:
-                about = {"channel": message.channel, "outbox_id": message.outbox_id, "incident_id": incident_id}
-                ids = self._send_one(message, created_at, about)
-                if ids is None:
-                    stopped = True
-                    break
-                if ids is not FAILED:
-                    delivered.append((message, ids, created_at, about))
-            self._record_sent(delivered)
+            stopped_at: datetime | None = None
+            try:
+                for index, (message, created_at, incident_id) in enumerate(batch):
+                    about = {"channel": message.channel, "outbox_id": message.outbox_id, "incident_id": incident_id}
+                    ids = self._send_one(message, created_at, about)
+                    if ids is None:
+                        stopped_at = self._retry_at.pop(message.outbox_id, self.clock())
+                        untried = [m.outbox_id for m, _c, _i in batch[index + 1 :]]
+                        with transaction(self.engine) as session:
+                            outbox.release(session, untried, stopped_at)
+                        break
+                    if ids is not FAILED:
+                        delivered.append((message, ids, created_at, about))
+                self._record_sent(delivered)
+            finally:
+                self._hold(channel, [])
             sent += len(delivered)
-            if stopped or len(batch) < batch_size:
+            if stopped_at is not None or len(batch) < batch_size:
                 # A short batch was everything that was due; rows written meanwhile wake us again.
                 return sent
+
+    def _hold(self, channel: str, row_ids: list[int]) -> None:
+        with self._held_lock:
+            self._held[channel] = row_ids
+
+    def renew_leases(self, stop: threading.Event, every: float | None = None) -> None:
+        """Keep the lease of rows being sent by this process, until `stop` is set.
+
+        If the process dies, renewals stop, and another replica may take its rows once the
+        (short) lease runs out.
+        """
+        interval = every if every is not None else outbox.LEASE.total_seconds() / 3
+        while not stop.wait(interval):
+            with self._held_lock:
+                held = [row_id for ids in self._held.values() for row_id in ids]
+            if not held:
+                continue
+            try:
+                with transaction(self.engine) as session:
+                    outbox.renew(session, held, self.clock())
+            except Exception:
+                log.exception("could not renew outbox leases")
 
     def _record_sent(self, delivered: list[tuple[Outbound, list[str], datetime, dict[str, object]]]) -> None:
         if not delivered:
@@ -119,14 +155,24 @@ class Dispatcher:
 
     def _send_one(self, message: Outbound, created_at: datetime, about: dict[str, object]) -> list[str] | None:
         """The platform ids on success; FAILED for a permanent failure; None to stop (retry later)."""
+        try:
+            return self._attempt(message, created_at, about)
+        finally:
+            log_context.set(None)
+
+    def _attempt(self, message: Outbound, created_at: datetime, about: dict[str, object]) -> list[str] | None:
         channel = self.channels[message.channel]
+        # Whatever the channel logs while sending (its retries, its checks) names this row too.
+        log_context.set(about)
         try:
             return channel.send(message)
         except TransientSendError as exc:
             wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(message.attempt)
             log.warning("send failed, will retry", extra={**about, "error": str(exc), "retry_in": round(wait, 1)})
+            retry_at = self.clock() + timedelta(seconds=wait)
+            self._retry_at[message.outbox_id] = retry_at
             with transaction(self.engine) as session:
-                outbox.mark_retry(session, message.outbox_id, str(exc), self.clock() + timedelta(seconds=wait))
+                outbox.mark_retry(session, message.outbox_id, str(exc), retry_at)
             self._report(message.channel, "retry", created_at)
             return None
         except PermanentSendError as exc:
@@ -136,13 +182,10 @@ class Dispatcher:
             return FAILED
         except Exception as exc:  # a channel bug must not kill the loop; treat as transient
             log.exception("send raised", extra=about)
+            retry_at = self.clock() + timedelta(seconds=backoff_seconds(message.attempt))
+            self._retry_at[message.outbox_id] = retry_at
             with transaction(self.engine) as session:
-                outbox.mark_retry(
-                    session,
-                    message.outbox_id,
-                    repr(exc),
-                    self.clock() + timedelta(seconds=backoff_seconds(message.attempt)),
-                )
+                outbox.mark_retry(session, message.outbox_id, repr(exc), retry_at)
             self._report(message.channel, "retry", created_at)
             return None
 

@@ -11,9 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+#: Fields every log line of the current thread carries (the dispatcher sets the outbox row being
+#: sent, so the channels' own lines about that send name it without knowing about it).
+log_context: ContextVar[dict[str, object] | None] = ContextVar("deskbot_log_context", default=None)
 
 
 class _Scrubber(logging.Filter):
@@ -28,7 +33,9 @@ class _Scrubber(logging.Filter):
 
 
 def _context(record: logging.LogRecord) -> dict[str, object]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+    fields = dict(log_context.get() or {})
+    fields.update((k, v) for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_"))
+    return fields
 
 
 class JsonFormatter(logging.Formatter):

@@ -34,6 +34,8 @@ log = logging.getLogger("deskbot.runtime")
 Clock = Callable[[], datetime]
 #: How often a replica without a channel's lease checks whether it can take over.
 LEASE_RETRY_SECONDS = 2.0
+#: Longest wait before restarting a failed channel: a recovered platform is noticed within seconds.
+RESTART_MAX_SECONDS = 8.0
 
 
 class NoChannelConfigured(Exception):
@@ -159,6 +161,7 @@ class Runtime:
         for name, channel in self.channels.items():
             self._spawn(f"receive-{name}", self._supervise, channel)
             self._spawn(f"dispatch-{name}", self.dispatcher.run, name, self.stop_event)
+        self._spawn("outbox-leases", self.dispatcher.renew_leases, self.stop_event)
         self._spawn("watcher", self._watch)
 
     def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
@@ -196,7 +199,7 @@ class Runtime:
             except Exception as exc:  # transient: restart this channel only
                 self.receiving.discard(channel.name)
                 failures += 1
-                wait = random.uniform(0, min(60.0, 2.0**failures))
+                wait = random.uniform(0, min(RESTART_MAX_SECONDS, 2.0**failures))
                 log.warning("channel failed, restarting in %.1fs: %s", wait, exc, extra={"channel": channel.name})
                 self.intake_stop.wait(wait)
 

@@ -17,8 +17,10 @@ from sqlmodel import Session
 
 from storage.models import Outbox
 
-#: How long a claimed row stays with its claimer before another may take it.
-LEASE = timedelta(seconds=30)
+#: How long a claimed row stays with its claimer before another may take it. The claimer renews
+#: the lease of the rows it still holds (`renew`) every few seconds, so this is how soon a dead
+#: process's rows come back, not a limit on how long a send may take.
+LEASE = timedelta(seconds=10)
 
 
 def enqueue(
@@ -65,6 +67,24 @@ def claim(session: Session, channel: str, now: datetime, limit: int = 20) -> lis
         row.attempts += 1
         row.next_attempt_at = now + LEASE
     return rows
+
+
+def renew(session: Session, row_ids: list[int], now: datetime) -> None:
+    """Extend the lease of rows this process still holds."""
+    if row_ids:
+        session.execute(
+            update(Outbox).where(Outbox.id.in_(row_ids), Outbox.state == "pending").values(next_attempt_at=now + LEASE)
+        )
+
+
+def release(session: Session, row_ids: list[int], at: datetime) -> None:
+    """Hand back claimed rows that were not tried (they wait behind a failed send): due again `at`."""
+    if row_ids:
+        session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(row_ids), Outbox.state == "pending")
+            .values(next_attempt_at=at, attempts=Outbox.attempts - 1)
+        )
 
 
 def mark_sent(session: Session, row_id: int, platform_ids: list[str], now: datetime) -> None:

@@ -86,3 +86,20 @@ def test_run_without_any_channel_says_so_and_exits_non_zero(tmp_path, db_url):
     assert result.returncode != 0
     assert "no channel configured" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_lines_logged_during_a_send_name_the_outbox_row():
+    from bot.logs import log_context
+
+    stream = io.StringIO()
+    configure("json", "INFO", [], stream=stream)
+    log_context.set({"channel": "zulip", "outbox_id": 12, "incident_id": 4})
+    try:
+        logging.getLogger("deskbot.zulip").warning("POST messages failed; retry 1")
+    finally:
+        log_context.set(None)
+    logging.getLogger("deskbot.zulip").warning("unrelated")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert (first["channel"], first["outbox_id"], first["incident_id"]) == ("zulip", 12, 4)
+    assert "outbox_id" not in second
+    configure("console", "WARNING")

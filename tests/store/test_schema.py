@@ -84,3 +84,22 @@ def test_head_revision_constant_is_the_newest_migration():
     from storage.db import HEAD_REVISION, alembic_config
 
     assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == HEAD_REVISION
+
+
+def test_a_held_lease_is_renewed_and_a_handed_back_row_loses_its_attempt(engine):
+    now = datetime(2026, 12, 2, 10, tzinfo=UTC)
+    with transaction(engine) as s:
+        outbox.enqueue(s, channel="zulip", kind="direct", recipient="a@x", text="hi", now=now)
+    with transaction(engine) as s:
+        (row,) = outbox.claim(s, "zulip", now)
+        row_id = row.id
+    later = now + outbox.LEASE - timedelta(seconds=1)
+    with transaction(engine) as s:
+        outbox.renew(s, [row_id], later)
+    with transaction(engine) as s:
+        assert outbox.claim(s, "zulip", now + outbox.LEASE + timedelta(seconds=1)) == []  # still held
+    with transaction(engine) as s:
+        outbox.release(s, [row_id], now)
+    with transaction(engine) as s:
+        (row,) = outbox.claim(s, "zulip", now)
+        assert row.attempts == 1  # the handed-back claim did not count as an attempt
