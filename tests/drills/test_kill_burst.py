@@ -3,7 +3,8 @@
 Customers on Zulip and on Mastodon (linked, with credits) each open an
 incident, then write a burst that mixes `status`, plain text to their open
 incident, `#N …` and, as the last word of some, a second `open …`. While the
-burst arrives the bot is killed with SIGKILL at random moments, ten times,
+burst arrives the bot is killed with SIGKILL ten times — at random moments
+mid-work, during start-up, and exactly while a post to Zulip is in flight —
 and restarted at once. At the end, once everything is answered, every
 delivery on both fakes is counted: 0 lost (every DM stored once and answered
 once with the answer it calls for; every incident message stored and
@@ -33,7 +34,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 #: resend would look like a bug of the bot.)
 ZULIP_CUSTOMERS, ZULIP_DMS = 18, 720
 MASTODON_CUSTOMERS, MASTODON_DMS = 7, 280
-KILLS = 10
+#: When each of the ten SIGKILLs lands: mid-work at a random moment, during start-up, or exactly
+#: while a post to Zulip is in flight (stored with its answer lost, or lost) — the crash the
+#: lookup before a resend exists for.
+KILL_PLAN = [
+    "work",
+    "post-stored",
+    "work",
+    "start-up",
+    "post-lost",
+    "work",
+    "post-stored",
+    "start-up",
+    "work",
+    "post-stored",
+]
+KILLS = len(KILL_PLAN)
 #: DMs per second while the burst is written (the bot is killed meanwhile).
 BURST_RATE = 30.0
 
@@ -64,6 +80,25 @@ def interleave(rng: random.Random, people: list[DrillCustomer], scripts: dict[st
         out.append((person, scripts[person.address][taken[person.address]]))
         taken[person.address] += 1
     return out
+
+
+def kill_during_next_post(fakes: Fakes, bot: BotProcess, *, stored: bool) -> None:
+    """SIGKILL `bot` while it posts a message to Zulip; `stored`: the post is kept, only its answer is lost."""
+    done = threading.Event()
+
+    def hook(method: str, path: str, _params: dict[str, str]) -> None:
+        if done.is_set() or method != "POST" or path != "/messages":
+            return
+        fakes.zulip.before_request = None
+        fakes.zulip.drop_next(1, path="/messages", method="POST", after_processing=stored)
+        bot.kill()
+        done.set()
+
+    fakes.zulip.before_request = hook
+    try:
+        wait_until(done.is_set, 60, "the bot to post to Zulip", interval=0.01)
+    finally:
+        fakes.zulip.before_request = None
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
@@ -107,20 +142,25 @@ def test_ten_sigkills_during_a_mixed_burst_lose_and_double_nothing(
     burst_started = time.monotonic()
     poster.start()
     progress = []
-    for n in range(KILLS):
-        if n % 4 == 3:
-            # Some kills land in start-up (migrations, leases, register, stream, catch-up) …
+    for moment in KILL_PLAN:
+        if moment == "start-up":
+            # Migrations, leases, register, stream, catch-up.
             time.sleep(rng.uniform(0.1, 1.5))
+            bot.kill()
         else:
-            # … the others mid-work: once this process has stored a DM of its own.
+            # Mid-work: once this process has stored a DM of its own …
             stored = sum(ledger.processed_ids().values())
             wait_until(
                 lambda s=stored: s < sum(ledger.processed_ids().values()) or s == ZULIP_DMS + MASTODON_DMS,
                 60,
                 "the restarted bot to work",
             )
-            time.sleep(rng.uniform(0.2, 2.5))
-        bot.kill()
+            if moment == "work":
+                time.sleep(rng.uniform(0.2, 2.5))
+                bot.kill()
+            else:
+                # … or exactly while it posts to Zulip: the post stored with its answer lost, or not stored.
+                kill_during_next_post(fakes, bot, stored=moment == "post-stored")
         progress.append(sum(ledger.processed_ids().values()))
         bot.start()
     poster.join(120)
@@ -140,6 +180,8 @@ def test_ten_sigkills_during_a_mixed_burst_lose_and_double_nothing(
         f"drill {time.monotonic() - started:.0f}s; kills at monotonic {[round(k, 2) for k in bot.kills]}"
     )
     assert len(bot.kills) == KILLS
+    # The rows in flight at the kills during a post came back to a later process (attempt > 1).
+    assert counts["outbox_retried_rows"] >= KILL_PLAN.count("post-stored") + KILL_PLAN.count("post-lost")
     assert problems == []
     assert counts["inbound_stored"] == ZULIP_DMS + MASTODON_DMS
     assert status == 0, bot.log_tail()
