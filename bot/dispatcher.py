@@ -27,7 +27,7 @@ from storage.models import Incident, Outbox
 log = logging.getLogger("deskbot.dispatcher")
 
 #: Retries of a failing platform are at most this far apart, so a recovery is noticed within seconds.
-MAX_BACKOFF = 8.0
+MAX_BACKOFF = 5.0
 #: What `_send_one` returns for a row that failed for good (it is marked failed; go on).
 FAILED: list[str] = []
 

@@ -35,7 +35,7 @@ Clock = Callable[[], datetime]
 #: How often a replica without a channel's lease checks whether it can take over.
 LEASE_RETRY_SECONDS = 2.0
 #: Longest wait before restarting a failed channel: a recovered platform is noticed within seconds.
-RESTART_MAX_SECONDS = 8.0
+RESTART_MAX_SECONDS = 5.0
 
 
 class NoChannelConfigured(Exception):

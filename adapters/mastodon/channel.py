@@ -108,7 +108,7 @@ class MastodonChannel(Channel):
         poll_interval: float = 5.0,
         heartbeat_timeout: float = 45.0,
         reconnect_min: float = 1.0,
-        reconnect_max: float = 8.0,
+        reconnect_max: float = 5.0,
         send_attempts: int = 4,
         retry_min: float = 0.5,
         retry_max: float = 8.0,

@@ -157,9 +157,11 @@ class Receiver:
                 try:
                     self._pump()
                 except _QueueGone:
-                    log.warning("Zulip event queue expired; registering again and catching up")
                     self.connected = False
                     self.queue_id = None  # nothing left to delete on the server
+                    if self.stop.is_set():
+                        break  # stopping: the queue going away is expected, not news
+                    log.warning("Zulip event queue expired; registering again and catching up")
         except _Stopped:
             pass
         except BaseException as exc:  # handed to the thread that called receive()

@@ -226,3 +226,29 @@ def test_runs_standalone(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_get_messages_returns_all_of_fewer_matches_than_num_before() -> None:
+    """62 matching messages and num_before=100 give all 62 (a negative slice once gave the newest 40)."""
+    from tests.fakes.zulip import FakeZulipServer
+
+    with FakeZulipServer() as fake:
+        bot = fake.add_user("bot@example.com", "Bot", "bot-key", is_bot=True)
+        fake.add_user("alice@example.com", "Alice", "alice-key")
+        for n in range(62):
+            fake.post_dm("alice@example.com", f"m{n}", to="bot@example.com")
+        import zulip
+
+        client = zulip.Client(email="bot@example.com", api_key="bot-key", site=fake.url)
+        answer = client.get_messages(
+            {
+                "anchor": "newest",
+                "num_before": 100,
+                "num_after": 0,
+                "apply_markdown": False,
+                "narrow": [{"operator": "is", "operand": "dm"}],
+            }
+        )
+        assert [m["content"] for m in answer["messages"]] == [f"m{n}" for n in range(62)]
+        assert answer["found_oldest"] is True
+        del bot

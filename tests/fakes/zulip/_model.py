@@ -470,7 +470,7 @@ class Realm:
             before_all = [m for m in matching if m.id < anchor_id]
             after_all = [m for m in matching if m.id > anchor_id]
             at = [m for m in matching if m.id == anchor_id]
-            before = before_all[len(before_all) - num_before :] if num_before else []
+            before = before_all[max(0, len(before_all) - num_before) :] if num_before else []
             after = after_all[:num_after]
             chosen = before + (at if include_anchor else []) + after
             result = {
