@@ -347,8 +347,20 @@ class MastodonChannel(Channel):
             if cursor:
                 sink.set_cursor(*cursor)
         else:
-            inbound = notification_to_inbound(notification, own_account_id=self._me["id"], local_domain=self.domain)
-            sink.deliver(inbound, cursor=cursor)
+            try:
+                inbound = notification_to_inbound(notification, own_account_id=self._me["id"], local_domain=self.domain)
+            except Exception:
+                # A payload this code cannot read would otherwise stop the channel at every restart;
+                # log it (with the traceback) and move on, so every other customer is still served.
+                log.exception(
+                    "cannot read Mastodon notification %s; skipped",
+                    notification_id,
+                    extra={"channel": "mastodon", "message_id": status_id},
+                )
+                if cursor:
+                    sink.set_cursor(*cursor)
+            else:
+                sink.deliver(inbound, cursor=cursor)
             self._remember(status_id)
         if newer:
             self._cursor = notification_id

@@ -360,7 +360,13 @@ class Receiver:
                 self._note_cursor(mid)
             return
         self._seen.add(mid)
-        inbound = to_inbound(message, self.state)
+        try:
+            inbound = to_inbound(message, self.state)
+        except Exception:
+            # A payload this code cannot read would otherwise stop the channel at every restart;
+            # log it whole (with the traceback) and go on, so every other customer is still served.
+            log.exception("cannot read Zulip message %s; skipped", mid, extra={"channel": "zulip", "message_id": mid})
+            inbound = None
         if inbound is None:
             if may_move:
                 self._note_cursor(mid)

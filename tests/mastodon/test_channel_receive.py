@@ -201,3 +201,26 @@ def test_polling_stays_under_a_lowered_api_limit() -> None:
         running.halt()
         assert small.stats.ratelimited == 0
         assert small.stats.requests >= 10  # it did poll as fast as the limit allowed
+
+
+def test_a_notification_that_cannot_be_read_is_logged_and_skipped_not_a_stall(
+    fake: FakeMastodon, run_channel: Callable[..., Running], monkeypatch, caplog
+) -> None:
+    import adapters.mastodon.channel as channel_module
+
+    real = channel_module.notification_to_inbound
+
+    def picky(notification, **kwargs):  # noqa: ANN001, ANN003
+        if "poison" in notification["status"]["content"]:
+            raise KeyError("something this code does not expect")
+        return real(notification, **kwargs)
+
+    monkeypatch.setattr(channel_module, "notification_to_inbound", picky)
+    running = run_channel()
+    fake.post_status("alice@remote.example", "@deskbot poison")
+    fake.post_status("alice@remote.example", "@deskbot still served")
+    (message,) = running.sink.wait_for(1)
+    assert message.text == "still served"
+    wait_until(lambda: running.sink.cursors.get(CURSOR_KEY) == "2")
+    assert any("cannot read Mastodon notification" in r.getMessage() for r in caplog.records)
+    running.halt()

@@ -298,3 +298,24 @@ def test_relevant_ids_helper(fake: FakeZulipServer) -> None:
     fake.post_stream_message(ENGINEER, "general", "t", "z")
     assert relevant_ids(fake) == [a, s]
     assert BOT_NAME == fake.user(BOT).full_name
+
+
+def test_a_message_that_cannot_be_read_is_logged_and_skipped_not_a_stall(
+    fake, make_channel, sink, run_channel, monkeypatch, caplog
+) -> None:
+    import adapters.zulip._intake as intake_module
+
+    real = intake_module.to_inbound
+
+    def picky(message, state):  # noqa: ANN001
+        if message["content"] == "poison":
+            raise KeyError("something this code does not expect")
+        return real(message, state)
+
+    monkeypatch.setattr(intake_module, "to_inbound", picky)
+    with run_channel(make_channel(), sink):
+        fake.post_dm(ALICE, "poison")
+        fake.post_dm(ALICE, "still served")
+        sink.wait_count(1)
+    assert [m.text for m in sink.messages] == ["still served"]
+    assert any("cannot read Zulip message" in r.getMessage() for r in caplog.records)
