@@ -26,8 +26,9 @@ LISBON = ZoneInfo("Europe/Lisbon")
 ALIASES = {"help": "ajuda", "open": "abrir", "status": "estado", "credits": "creditos",
            "close": "fechar", "link": "ligar", "lang": "idioma"}
 #: Where an English sentence tells the reader to type a command word ("reply open", "send: link <code>").
+_ALIAS_RE = "|".join(ALIASES)
 TYPED_COMMAND = re.compile(
-    r"\b(?i:reply|write|send|sends|type)\b:?\s+(%s)\b|\b(%s)\s+[<{]" % ("|".join(ALIASES), "|".join(ALIASES))
+    rf"\b(?i:reply|write|send|sends|type)\b:?\s+({_ALIAS_RE})\b|\b({_ALIAS_RE})\s+[<{{]"
 )
 #: Brazilian Portuguese words with a different European form (the catalogue is pt_PT).
 BRAZILIAN = re.compile(r"\b(arquivo|usuári[oa]s?|equipe|celular|contato|registro|você|vocês|time de)\b", re.IGNORECASE)

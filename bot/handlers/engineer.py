@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from bot.commands import Arg, command, commands
 from bot.context import Context
+from bot.handlers.customer import today
 from bot.i18n import _, format_when, render
 from bot.services import cases, customers
 from storage.models import Customer, Identity, Incident, IncidentEvent
@@ -23,6 +24,13 @@ def _case(ctx: Context, number: int) -> Incident | None:
     else:
         ctx.incident_id = incident.id
     return incident
+
+
+def _customer(ctx: Context, ref: str) -> Customer | None:
+    customer = customers.find_customer(ctx.session, ref)
+    if customer is None:
+        ctx.reply(_("No customer {who}."), who=ref)
+    return customer
 
 
 @command("help", "ajuda", audience=ENGINEER, help=_("the engineer commands"))
@@ -242,9 +250,8 @@ def customer_add(ctx: Context, **values: str) -> None:
     help=_("a new one-time activation code for an existing customer"),
 )
 def customer_code(ctx: Context, who: str) -> None:
-    customer = customers.find_customer(ctx.session, who)
+    customer = _customer(ctx, who)
     if customer is None:
-        ctx.reply(_("No customer {who}."), who=who)
         return
     code = customers.new_activation_code(ctx.session, customer, ctx.now)
     ctx.reply(
@@ -263,11 +270,10 @@ def customer_code(ctx: Context, who: str) -> None:
     help=_("identities, packs, credits and cases of a customer"),
 )
 def customer_show(ctx: Context, who: str) -> None:
-    customer = customers.find_customer(ctx.session, who)
+    customer = _customer(ctx, who)
     if customer is None:
-        ctx.reply(_("No customer {who}."), who=who)
         return
-    summary = customers.credit_summary(ctx.session, customer.id, ctx.now.astimezone(ctx.settings.calendar.tz).date())
+    summary = customers.credit_summary(ctx.session, customer.id, today(ctx))
     identities = ctx.session.scalars(select(Identity).where(Identity.customer_id == customer.id))
     lines = [f"**{customer.name}** (id {customer.id}) {customer.email or ''} · language {customer.lang}"]
     lines.append("accounts: " + (", ".join(f"{i.channel}:{i.address}" for i in identities) or "none linked"))
@@ -293,16 +299,15 @@ def customer_show(ctx: Context, who: str) -> None:
     help=_("add a pack of n credits bought on that date (default today)"),
 )
 def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -> None:
-    found = customers.find_customer(ctx.session, customer)
+    found = _customer(ctx, customer)
     if found is None:
-        ctx.reply(_("No customer {who}."), who=customer)
         return
     try:
         pack = customers.grant_credits(
             ctx.session,
             found,
             n,
-            purchased or ctx.now.astimezone(ctx.settings.calendar.tz).date(),
+            purchased or today(ctx),
             ctx.engineer,
             ctx.now,
         )
