@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
@@ -77,11 +78,40 @@ class Dispatcher:
         self._held: dict[str, list[int]] = {}
         self._held_lock = threading.Lock()
         self._retry_at: dict[int, datetime] = {}
+        #: One sender per channel at a time (the channel's loop, or intake sending inline).
+        self._lanes = {name: threading.Lock() for name in channels}
+        #: False while a row of the channel waits to be retried: nothing may be sent inline.
+        self._clear = dict.fromkeys(channels, True)
 
-    def wake(self) -> None:
-        """New rows were committed: look now rather than at the next poll."""
-        for event in self._wake.values():
-            event.set()
+    def wake(self, channels: set[str] | None = None) -> None:
+        """New rows were committed (for `channels`, or any): look now rather than at the next poll."""
+        for name, event in self._wake.items():
+            if channels is None or name in channels:
+                event.set()
+
+    @contextmanager
+    def inline(self, channel: str) -> Iterator[bool]:
+        """Hold `channel`'s send lane for a caller that will send rows itself; yields whether it may.
+
+        Intake uses this to send the replies to a message right after committing them, on
+        its own thread: no hand-over, no claim query. It may only when nothing of the
+        channel waits behind a failure (that row goes first) and no drain is under way.
+        """
+        lane = self._lanes.get(channel)
+        if lane is None or not lane.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield self._clear[channel]
+        finally:
+            lane.release()
+
+    def send_claimed(self, channel: str, messages: list[tuple[Outbound, datetime, int | None]]) -> int:
+        """Send rows already leased to this process (inside `inline`); on a failure the loop takes over."""
+        sent, stopped = self._send_batch(channel, messages)
+        if stopped:
+            self.wake({channel})
+        return sent
 
     def drain(self, channel: str, batch_size: int = 20) -> int:
         """Send every due row of `channel` once; return how many were sent.
@@ -92,33 +122,46 @@ class Dispatcher:
         Rows behind a transient failure are handed back at once, due when the failed row is.
         """
         sent = 0
-        while True:
-            now = self.clock()
-            with transaction(self.engine) as session:
-                rows = outbox.claim(session, channel, now, limit=batch_size)
-                batch = [(to_outbound(r), r.created_at, r.incident_id) for r in rows]
-            self._hold(channel, [m.outbox_id for m, _c, _i in batch])
-            delivered: list[tuple[Outbound, list[str], datetime, dict[str, object]]] = []
-            stopped_at: datetime | None = None
-            try:
-                for index, (message, created_at, incident_id) in enumerate(batch):
-                    about = {"channel": message.channel, "outbox_id": message.outbox_id, "incident_id": incident_id}
-                    ids = self._send_one(message, created_at, about)
-                    if ids is None:
-                        stopped_at = self._retry_at.pop(message.outbox_id, self.clock())
-                        untried = [m.outbox_id for m, _c, _i in batch[index + 1 :]]
+        with self._lanes[channel]:
+            while True:
+                now = self.clock()
+                with transaction(self.engine) as session:
+                    rows = outbox.claim(session, channel, now, limit=batch_size)
+                    batch = [(to_outbound(r), r.created_at, r.incident_id) for r in rows]
+                done, stopped = self._send_batch(channel, batch)
+                sent += done
+                if stopped or len(batch) < batch_size:
+                    # A short batch was everything that was due; rows written meanwhile wake us again.
+                    if not stopped and not self._clear[channel]:
                         with transaction(self.engine) as session:
-                            outbox.release(session, untried, stopped_at)
-                        break
-                    if ids is not FAILED:
-                        delivered.append((message, ids, created_at, about))
-                self._record_sent(delivered)
-            finally:
-                self._hold(channel, [])
-            sent += len(delivered)
-            if stopped_at is not None or len(batch) < batch_size:
-                # A short batch was everything that was due; rows written meanwhile wake us again.
-                return sent
+                            self._clear[channel] = not outbox.has_pending(session, channel)
+                    return sent
+
+    def _send_batch(self, channel: str, batch: list[tuple[Outbound, datetime, int | None]]) -> tuple[int, bool]:
+        """Send claimed rows in order: (how many were sent, whether a failure stopped the batch)."""
+        self._hold(channel, [m.outbox_id for m, _c, _i in batch])
+        delivered: list[tuple[Outbound, list[str], datetime, dict[str, object]]] = []
+        stopped = False
+        try:
+            for index, (message, created_at, incident_id) in enumerate(batch):
+                about = {"channel": message.channel, "outbox_id": message.outbox_id, "incident_id": incident_id}
+                ids = self._send_one(message, created_at, about)
+                if ids is None:
+                    stopped = True
+                    stopped_at = self._retry_at.pop(message.outbox_id, self.clock())
+                    untried = [m.outbox_id for m, _c, _i in batch[index + 1 :]]
+                    with transaction(self.engine) as session:
+                        outbox.release(session, untried, stopped_at)
+                    break
+                if ids is not FAILED:
+                    delivered.append((message, ids, created_at, about))
+            self._record_sent(delivered)
+        finally:
+            self._hold(channel, [])
+        if stopped:
+            # Rows queue behind a failed one: until a drain finds none left, nobody sends out of turn.
+            self._clear[channel] = False
+        return len(delivered), stopped
 
     def _hold(self, channel: str, row_ids: list[int]) -> None:
         with self._held_lock:
@@ -147,8 +190,7 @@ class Dispatcher:
             return
         now = self.clock()
         with transaction(self.engine) as session:
-            for message, ids, _created, _about in delivered:
-                outbox.mark_sent(session, message.outbox_id, ids, now)
+            outbox.mark_all_sent(session, [(message.outbox_id, ids) for message, ids, _c, _a in delivered], now)
         for message, _ids, created_at, about in delivered:
             log.info("sent", extra=about)
             self._report(message.channel, "sent", created_at)

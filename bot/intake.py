@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
+from typing import Protocol
 
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
-from adapters.channel import Inbound
+from adapters.channel import Inbound, Outbound
+from bot.dispatcher import to_outbound
 from bot.i18n import _, render
 from bot.router import Router
 from storage import outbox
@@ -35,49 +39,72 @@ def system_clock() -> datetime:
     return datetime.now(UTC)
 
 
+class _AlreadyHandled(Exception):
+    """The message's id is recorded already: a redelivery (or another replica was first)."""
+
+
+class InlineSender(Protocol):
+    """What sends a message's replies right after they are committed (bot.dispatcher.Dispatcher)."""
+
+    def inline(self, channel: str) -> AbstractContextManager[bool]: ...
+
+    def send_claimed(self, channel: str, messages: list[tuple[Outbound, datetime, int | None]]) -> int: ...
+
+
 class Intake:
     def __init__(
         self,
         engine: Engine,
         router: Router,
         clock: Clock = system_clock,
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[set[str] | None], None] | None = None,
     ) -> None:
         self.engine = engine
         self.router = router
         self.clock = clock
+        #: Called after each commit with the channels that have new rows to send (None: maybe any).
         self.on_commit = on_commit
+        #: When set (by the running bot), replies on the message's own channel are sent at once
+        #: by the thread that delivered it, instead of being handed to the dispatcher's loop.
+        self.sender: InlineSender | None = None
         #: Called with (channel, context) after a message's transaction committed (metrics).
         self.on_handled: Callable[[str, object], None] | None = None
         self.handled = 0
 
     def deliver(self, message: Inbound, *, cursor: tuple[str, str] | None = None) -> None:
         """Handle `message` exactly once. Database outages propagate so the channel retries later."""
-        try:
-            self._deliver(message, cursor)
-        except IntegrityError:
-            # Another replica (or a redelivery racing us) recorded it first: it is handled.
-            log.info("duplicate inbound ignored", extra={"channel": message.channel, "message_id": message.message_id})
-            if cursor:
-                self.set_cursor(*cursor)
-        except OperationalError:
-            raise
-        except Exception:
-            log.exception(
-                "handling failed; text kept", extra={"channel": message.channel, "message_id": message.message_id}
-            )
-            self._deliver_failed(message, cursor)
-        if self.on_commit:
-            self.on_commit()
+        with self.sender.inline(message.channel) if self.sender else nullcontext(False) as inline:
+            woken: set[str] | None = None
+            try:
+                woken = self._deliver(message, cursor, inline)
+            except _AlreadyHandled:
+                # Another replica (or a redelivery racing us) recorded it first: it is handled.
+                log.info(
+                    "duplicate inbound ignored", extra={"channel": message.channel, "message_id": message.message_id}
+                )
+                if cursor:
+                    self.set_cursor(*cursor)
+                return
+            except OperationalError:
+                raise
+            except Exception:
+                log.exception(
+                    "handling failed; text kept", extra={"channel": message.channel, "message_id": message.message_id}
+                )
+                self._deliver_failed(message, cursor)
+            if self.on_commit and woken != set():
+                self.on_commit(woken)
 
-    def _deliver(self, message: Inbound, cursor: tuple[str, str] | None) -> None:
+    def _deliver(self, message: Inbound, cursor: tuple[str, str] | None, inline: bool) -> set[str]:
+        """Commit the message with its effects; send its inline replies; the channels left to wake."""
         now = self.clock()
         with transaction(self.engine) as session:
-            if not self._record(session, message, now):
-                self._store_cursor(session, cursor, now)
-                return
+            if inline:
+                session.info[outbox.INLINE] = message.channel
+            self._record(session, message, now)
             ctx = self.router.handle(session, message, now)
             self._store_cursor(session, cursor, now)
+            rows = session.info.get(outbox.NEW_ROWS, [])
         self.handled += 1
         if self.on_handled:
             self.on_handled(message.channel, ctx)
@@ -90,58 +117,79 @@ class Intake:
                 "replies": len(ctx.replies),
             },
         )
+        mine = sorted((r for r in rows if inline and r.channel == message.channel), key=lambda r: r.id)
+        if mine:
+            assert self.sender is not None
+            self.sender.send_claimed(message.channel, [(to_outbound(r), r.created_at, r.incident_id) for r in mine])
+        return {r.channel for r in rows if r not in mine}
 
     def _deliver_failed(self, message: Inbound, cursor: tuple[str, str] | None) -> None:
         now = self.clock()
-        with transaction(self.engine) as session:
-            if not self._record(session, message, now, failed_text=None if message.public else message.text):
-                return
-            outbox.enqueue(
-                session,
-                channel=message.channel,
-                kind=message.kind,
-                recipient=message.sender if message.kind == "direct" else None,
-                conversation=message.conversation,
-                topic=message.topic,
-                # The sender's language is not known here (the failed transaction held it): say it in both.
-                text="\n".join(render(lang, APOLOGY) for lang in ("en", "pt")),
-                now=now,
-            )
-            self._store_cursor(session, cursor, now)
+        try:
+            with transaction(self.engine) as session:
+                self._record(session, message, now, failed_text=None if message.public else message.text)
+                outbox.enqueue(
+                    session,
+                    channel=message.channel,
+                    kind=message.kind,
+                    recipient=message.sender if message.kind == "direct" else None,
+                    conversation=message.conversation,
+                    topic=message.topic,
+                    # The sender's language is not known here (the failed transaction held it): say it in both.
+                    text="\n".join(render(lang, APOLOGY) for lang in ("en", "pt")),
+                    now=now,
+                )
+                self._store_cursor(session, cursor, now)
+        except _AlreadyHandled:
+            return
 
     @staticmethod
-    def _record(session: Session, message: Inbound, now: datetime, failed_text: str | None = None) -> bool:
-        """Mark `message` as handled; False if it already was (a redelivery)."""
-        if session.get(ProcessedInbound, (message.channel, message.message_id)) is not None:
-            return False
-        session.add(
-            ProcessedInbound(
-                channel=message.channel,
-                message_id=message.message_id,
-                received_at=message.received_at,
-                processed_at=now,
-                failed_text=failed_text,
+    def _record(session: Session, message: Inbound, now: datetime, failed_text: str | None = None) -> None:
+        """Mark `message` as handled; _AlreadyHandled if it already was (a redelivery).
+
+        A plain INSERT on the primary key, no read first: redeliveries are rare, and the
+        key decides even between replicas racing for the same message.
+        """
+        try:
+            session.connection().execute(
+                _INSERT_PROCESSED,
+                {
+                    "channel": message.channel,
+                    "message_id": message.message_id,
+                    "received_at": message.received_at,
+                    "processed_at": now,
+                    "failed_text": failed_text,
+                },
             )
-        )
-        session.flush()
-        return True
+        except IntegrityError:
+            raise _AlreadyHandled from None
 
     @staticmethod
     def _store_cursor(session: Session, cursor: tuple[str, str] | None, now: datetime) -> None:
         if cursor is None:
             return
         key, value = cursor
-        row = session.get(ChannelCursor, key)
-        if row is None:
-            session.add(ChannelCursor(key=key, value=value, updated_at=now))
-        else:
-            row.value, row.updated_at = value, now
+        connection = session.connection()
+        if connection.execute(_UPDATE_CURSOR, {"k": key, "value": value, "updated_at": now}).rowcount == 0:
+            connection.execute(_INSERT_CURSOR, {"key": key, "value": value, "updated_at": now})
 
     def get_cursor(self, key: str) -> str | None:
-        with transaction(self.engine) as session:
-            row = session.get(ChannelCursor, key)
-            return row.value if row else None
+        with self.engine.connect() as connection:
+            return connection.execute(_SELECT_CURSOR, {"k": key}).scalar()
 
     def set_cursor(self, key: str, value: str) -> None:
         with transaction(self.engine) as session:
             self._store_cursor(session, (key, value), self.clock())
+
+
+# The statements of the hot path, in SQLAlchemy Core: the same tables as the models, a fraction
+# of the ORM's cost per message (each is compiled once and cached).
+_processed, _cursors = ProcessedInbound.__table__, ChannelCursor.__table__  # type: ignore[attr-defined]
+_INSERT_PROCESSED = insert(_processed)
+_UPDATE_CURSOR = (
+    update(_cursors)
+    .where(_cursors.c.key == bindparam("k"))
+    .values(value=bindparam("value"), updated_at=bindparam("updated_at"))
+)
+_INSERT_CURSOR = insert(_cursors)
+_SELECT_CURSOR = select(_cursors.c.value).where(_cursors.c.key == bindparam("k"))

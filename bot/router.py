@@ -20,7 +20,7 @@ from bot.handlers.customer import no_credit_answer, today
 from bot.i18n import _, format_day
 from bot.policy import NoCredit, choose_pack
 from bot.services import cases, customers
-from storage.models import Customer, Draft, EngineerPin
+from storage.models import Draft, EngineerPin
 
 #: An unknown sender gets the "how to buy support / link" answer at most this often.
 UNKNOWN_NOTICE_EVERY = timedelta(days=1)
@@ -32,10 +32,9 @@ class Router:
         self.deployment = deployment
 
     def handle(self, session: Session, message: Inbound, now: datetime) -> Context:
-        identity = customers.get_identity(session, message.channel, message.sender, message.sender_name, now)
+        identity, customer = customers.identify(session, message.channel, message.sender, message.sender_name, now)
         ctx = Context(session=session, message=message, now=now, deployment=self.deployment, identity=identity)
-        if identity.customer_id is not None:
-            ctx.customer = session.get(Customer, identity.customer_id)
+        ctx.customer = customer
         engineer = self._engineer(session, message)
         if engineer == "mismatch":
             ctx.reply(_("You are not authorised to run engineer commands."))

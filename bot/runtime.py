@@ -158,6 +158,8 @@ class Runtime:
                 self._started.add(channel.name)
             except TransientChannelError as exc:
                 log.warning("channel not reachable yet, will retry: %s", exc, extra={"channel": channel.name})
+        # Replies on the channel a message came from leave from the receiving thread, right away.
+        self.intake.sender = self.dispatcher
         for name, channel in self.channels.items():
             self._spawn(f"receive-{name}", self._supervise, channel)
             self._spawn(f"dispatch-{name}", self.dispatcher.run, name, self.stop_event)
@@ -286,7 +288,7 @@ def chat(
         settings, [console], engine=engine, clock=clock, trusted_engineers=frozenset({("console", ENGINEER)})
     )
     holder["rt"] = runtime
-    runtime.intake.on_commit = lambda: runtime.dispatcher.drain("console")
+    runtime.intake.on_commit = lambda _channels: runtime.dispatcher.drain("console")
     _ensure_console_customer(runtime, customer)
     runtime.dispatcher.drain("console")
     console.receive(runtime.intake, threading.Event())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlmodel import Session
 
 from storage.models import Outbox
@@ -21,6 +21,12 @@ from storage.models import Outbox
 #: the lease of the rows it still holds (`renew`) every few seconds, so this is how soon a dead
 #: process's rows come back, not a limit on how long a send may take.
 LEASE = timedelta(seconds=10)
+
+#: `session.info` keys. INLINE names the channel whose rows, written in this transaction, go to
+#: the writer itself (leased at once: intake sends them right after commit, see bot.intake);
+#: NEW_ROWS collects the rows written, so the writer knows what to send or whom to wake.
+INLINE = "outbox_inline_channel"
+NEW_ROWS = "outbox_new_rows"
 
 
 def enqueue(
@@ -48,7 +54,10 @@ def enqueue(
         created_at=now,
         next_attempt_at=now,
     )
+    if session.info.get(INLINE) == channel:
+        row.attempts, row.next_attempt_at = 1, now + LEASE
     session.add(row)
+    session.info.setdefault(NEW_ROWS, []).append(row)
     return row
 
 
@@ -88,12 +97,23 @@ def release(session: Session, row_ids: list[int], at: datetime) -> None:
 
 
 def mark_sent(session: Session, row_id: int, platform_ids: list[str], now: datetime) -> None:
-    # One UPDATE, no read first: this runs once per delivered message.
-    session.execute(
-        update(Outbox)
-        .where(Outbox.id == row_id)
-        .values(state="sent", sent_at=now, platform_ids=json.dumps(platform_ids), last_error=None)
-    )
+    mark_all_sent(session, [(row_id, platform_ids)], now)
+
+
+def mark_all_sent(session: Session, sent: list[tuple[int, list[str]]], now: datetime) -> None:
+    """Record deliveries: one UPDATE statement for the lot, no read first (this runs for every message)."""
+    if sent:
+        session.connection().execute(
+            _MARK_SENT, [{"row_id": row_id, "ids": json.dumps(ids), "now": now} for row_id, ids in sent]
+        )
+
+
+_outbox = Outbox.__table__  # type: ignore[attr-defined]
+_MARK_SENT = (
+    update(_outbox)
+    .where(_outbox.c.id == bindparam("row_id"))
+    .values(state="sent", sent_at=bindparam("now"), platform_ids=bindparam("ids"), last_error=None)
+)
 
 
 def mark_retry(session: Session, row_id: int, error: str, at: datetime) -> None:
@@ -109,6 +129,12 @@ def mark_failed(session: Session, row_id: int, error: str) -> Outbox | None:
         row.state = "failed"
         row.last_error = error[:500]
     return row
+
+
+def has_pending(session: Session, channel: str) -> bool:
+    """Is any row of `channel` still to be sent (due or waiting for a retry)?"""
+    query = select(Outbox.id).where(Outbox.channel == channel, Outbox.state == "pending").limit(1)
+    return session.execute(query).first() is not None
 
 
 def depth(session: Session, now: datetime) -> tuple[int, float]:

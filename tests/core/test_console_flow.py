@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from bot.runtime import chat
 from storage.db import transaction
-from storage.models import CreditPack, Incident, IncidentMessage, Outbox
+from storage.models import CreditPack, Identity, Incident, IncidentMessage, Outbox
 from tests.desk import Desk, make_settings
 
 
@@ -248,3 +248,22 @@ def test_status_lists_the_latest_twenty_incidents(engine, db_url, clock):
     out = desk.say("Acme", "status")
     assert "#22 Question 22" in out and "#3 Question 3" in out
     assert "#2 Question 2" not in out and "#1 Question 1" not in out
+
+
+def test_last_seen_is_kept_to_the_minute_without_a_write_per_message(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+
+    def last_seen():  # noqa: ANN202
+        with transaction(desk.engine) as s:
+            return s.scalars(select(Identity.last_seen_at).where(Identity.address == "Acme")).one()
+
+    desk.say("Acme", "status")
+    first = last_seen()
+    assert first == clock()
+    clock.advance(seconds=30)
+    desk.say("Acme", "status")
+    assert last_seen() == first  # within the minute: no write
+    clock.advance(seconds=31)
+    desk.say("Acme", "status")
+    assert last_seen() == clock()

@@ -1,4 +1,4 @@
-"""The dispatcher's handling of failures: order kept, rows behind a failure handed back at once."""
+"""The dispatcher: order kept, rows behind a failure handed back at once, replies sent inline when nothing waits."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from adapters.channel import Channel, Outbound, TransientSendError
+from adapters.channel import Channel, Inbound, Outbound, TransientSendError
+from bot.context import Deployment
 from bot.dispatcher import Dispatcher
+from bot.intake import Intake
+from bot.router import Router
 from storage import outbox
 from storage.db import transaction
 from storage.models import Outbox
+from tests.desk import make_settings
 
 
 class FlakyChannel(Channel):
@@ -46,3 +50,57 @@ def test_rows_behind_a_failed_send_are_handed_back_and_go_out_in_order_after_rec
     clock.advance(seconds=2)
     assert dispatcher.drain("flaky") == 5
     assert channel.sent == ["m0", "m1", "m2", "m3", "m4"]
+
+
+def _intake(engine, db_url, clock, dispatcher):  # noqa: ANN001, ANN202
+    intake = Intake(engine, Router(Deployment(settings=make_settings(db_url), case_channel=None)), clock)
+    intake.sender = dispatcher
+    return intake
+
+
+def _dm(clock, message_id: str, text: str = "help") -> Inbound:  # noqa: ANN001
+    return Inbound(
+        channel="flaky", sender="ann", conversation="ann", text=text, message_id=message_id, received_at=clock()
+    )
+
+
+def test_a_reply_leaves_from_the_receiving_thread_at_once_leased_and_recorded(engine, db_url, clock):
+    channel = FlakyChannel()
+    channel.failing = False
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    _intake(engine, db_url, clock, dispatcher).deliver(_dm(clock, "1"))
+    assert len(channel.sent) == 1 and "help" in channel.sent[0].lower()  # no drain was needed
+    with transaction(engine) as s:
+        (row,) = s.scalars(select(Outbox)).all()
+        # written leased to this process (attempt 1), so no loop could claim it meanwhile
+        assert (row.state, row.attempts, row.platform_ids) == ("sent", 1, f'["{row.id}"]')
+
+
+def test_nothing_is_sent_inline_while_an_earlier_row_of_the_channel_waits_for_a_retry(engine, db_url, clock):
+    channel = FlakyChannel()
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    intake = _intake(engine, db_url, clock, dispatcher)
+    with transaction(engine) as s:
+        outbox.enqueue(s, channel="flaky", kind="direct", recipient="ann", text="earlier", now=clock())
+    assert dispatcher.drain("flaky") == 0  # the platform is down: "earlier" waits 2 s
+    channel.failing = False
+    intake.deliver(_dm(clock, "1"))
+    assert channel.sent == []  # the reply queues behind "earlier" instead of overtaking it
+    clock.advance(seconds=2)
+    assert dispatcher.drain("flaky") == 2
+    assert channel.sent[0] == "earlier" and "help" in channel.sent[1].lower()
+    intake.deliver(_dm(clock, "2"))  # nothing waits any more: inline again
+    assert len(channel.sent) == 3
+
+
+def test_a_redelivered_message_changes_nothing_and_sends_nothing(engine, db_url, clock):
+    channel = FlakyChannel()
+    channel.failing = False
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    intake = _intake(engine, db_url, clock, dispatcher)
+    intake.deliver(_dm(clock, "1"), cursor=("flaky:last", "1"))
+    intake.deliver(_dm(clock, "1"), cursor=("flaky:last", "1"))
+    assert len(channel.sent) == 1
+    assert intake.get_cursor("flaky:last") == "1"
+    with transaction(engine) as s:
+        assert len(s.scalars(select(Outbox)).all()) == 1
