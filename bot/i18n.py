@@ -21,8 +21,6 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_datetime, get_day_names, get_timezone_location
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 
 from bot.policy.calendar import ServiceHours
 
@@ -52,6 +50,10 @@ def _catalogue(lang: str) -> gettext.NullTranslations:
     po_path = LOCALE_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
     if lang == DEFAULT_LANG or not po_path.exists():
         return gettext.NullTranslations()
+    # Babel's catalogue reader is needed once per language, the first time someone is answered in it.
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     with po_path.open("rb") as handle:
         catalog = read_po(handle, locale=locale, domain=DOMAIN)
     buffer = BytesIO()
