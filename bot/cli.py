@@ -88,31 +88,78 @@ traceback; with ``DESKBOT_LOG_LEVEL=DEBUG`` the traceback is logged to stderr to
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from enum import StrEnum
-from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from alembic.util import CommandError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 # Typer 0.29 ships its own copy of Click; its exceptions are the ones raised here.
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
-from bot.cli_cases import cases_app, report_app
 from bot.cli_context import CliError, migrate, scrub, settings
-from bot.cli_credits import credits_app
-from bot.cli_customers import customers_app
 from bot.config import SettingsError
 from bot.services.customers import CustomerError
 from storage.db import current_revision, make_engine
 
+if TYPE_CHECKING:
+    from typer._click.core import Command
+
 log = logging.getLogger("deskbot.cli")
+
+#: The record-keeping command groups: module and Typer app of each. `deskbot run` needs none of
+#: them (they bring Rich tables, the billing report, the CSV import), so a group's module is
+#: imported the first time the group is looked up: to run one of its commands, for the full
+#: help, or to suggest a name for a mistyped one.
+LAZY_GROUPS = {
+    "customers": ("bot.cli_customers", "customers_app"),
+    "credits": ("bot.cli_credits", "credits_app"),
+    "cases": ("bot.cli_cases", "cases_app"),
+    "report": ("bot.cli_cases", "report_app"),
+}
+
+
+class _Commands(MutableMapping[str, "Command"]):
+    """The root's subcommands in their order, each group of `LAZY_GROUPS` built on first access."""
+
+    def __init__(self, built: dict[str, Command]) -> None:
+        self._built = built
+        self._names = [*built, *(name for name in LAZY_GROUPS if name not in built)]
+
+    def __getitem__(self, name: str) -> Command:
+        if name not in self._built and name in LAZY_GROUPS:
+            self._built[name] = _build_group(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Command) -> None:
+        self._built[name] = command
+        if name not in self._names:
+            self._names.append(name)
+
+    def __delitem__(self, name: str) -> None:
+        if name not in self._names:
+            raise KeyError(name)
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class _Root(TyperGroup):
+    def __init__(self, *, commands: dict[str, Command] | None = None, **attrs: Any) -> None:
+        super().__init__(commands=_Commands(dict(commands or {})), **attrs)
+
 
 app = typer.Typer(
     name="deskbot",
@@ -120,16 +167,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Root,
 )
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(customers_app, name="customers")
-app.add_typer(credits_app, name="credits")
-app.add_typer(cases_app, name="cases")
-app.add_typer(report_app, name="report")
+
+
+def _build_group(name: str) -> Command:
+    """The Click group of `name`, built as `app.add_typer(<its app>, name=name)` would have built it."""
+    module, attribute = LAZY_GROUPS[name]
+    holder = typer.Typer(
+        add_completion=False,
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+        suggest_commands=app.suggest_commands,
+    )
+    holder.add_typer(getattr(importlib.import_module(module), attribute), name=name)
+    return typer.main.get_group(holder).commands[name]
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # only `--version` needs it
+
     try:
         return version("deskbot")
     except PackageNotFoundError:  # running from a source tree that is not installed
@@ -256,7 +315,7 @@ def _describe(exc: Exception) -> tuple[str, int]:
         return f"cannot use the database: {_first_line(exc.orig)}", 1
     if isinstance(exc, DBAPIError):
         return f"database error: {_first_line(exc.orig)}", 1
-    if isinstance(exc, CommandError):
+    if _is_migration_error(exc):
         return f"database migrations: {_first_line(exc)}", 1
     if isinstance(exc, SQLAlchemyError):
         return f"database error: {_first_line(exc)}", 1
@@ -264,6 +323,12 @@ def _describe(exc: Exception) -> tuple[str, int]:
         target = f"{exc.filename}: " if exc.filename else ""
         return f"{target}{exc.strerror or exc}", 1
     return f"unexpected {type(exc).__name__}: {_first_line(exc)} (DESKBOT_LOG_LEVEL=DEBUG shows the details)", 1
+
+
+def _is_migration_error(exc: Exception) -> bool:
+    # Alembic is imported only when a migration runs; without it, no Alembic error can be raised.
+    alembic_util = sys.modules.get("alembic.util")
+    return alembic_util is not None and isinstance(exc, alembic_util.CommandError)
 
 
 def _first_line(value: object) -> str:

@@ -14,20 +14,24 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from bot.config import Settings, load_settings
 from bot.services.customers import find_customer
 from storage.db import make_engine, transaction, upgrade
-from storage.models import Customer
+
+if TYPE_CHECKING:
+    # Rich is imported by the output helpers when a command prints: `deskbot run` never does.
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+    from sqlalchemy.engine import Engine
+    from sqlmodel import Session
+
+    from storage.models import Customer
 
 
 class CliError(Exception):
@@ -123,6 +127,8 @@ PIPE_WIDTH = 160
 
 
 def out() -> Console:
+    from rich.console import Console
+
     # Made per call, so the console writes to whatever sys.stdout is now (tests swap it).
     console = Console(highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
@@ -131,6 +137,8 @@ def out() -> Console:
 
 
 def err() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 
@@ -148,6 +156,8 @@ def local(moment: datetime | None, tz: ZoneInfo) -> str:
 
 
 def cell(value: object) -> Text:
+    from rich.text import Text
+
     # Text, never markup: names and messages come from customers.
     if value is None or value == "":
         return Text("—")
@@ -157,6 +167,8 @@ def cell(value: object) -> Text:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]], **options: Any) -> Table:
+    from rich.table import Table
+
     grid = Table(title=title, title_justify="left", **options)
     for name in columns:
         grid.add_column(name, justify="right" if name in ("#", "ID", "Pack") else "left")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from tests.cli.conftest import Run, assert_one_error_line
 
@@ -76,6 +77,19 @@ def test_db_upgrade(cli: Run) -> None:
     result = cli("db", "upgrade")
     assert result.code == 0, result
     assert "is up to date (revision" in result.stdout
+
+
+def test_a_failed_migration_is_one_line(cli: Run, cli_env: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    # Alembic is imported only when a migration runs, and its errors are still recognised then.
+    # (A database of its own: the PostgreSQL test database is shared by the whole session.)
+    url = f"sqlite:///{tmp_path / 'unknown-revision.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('nonesuch')")
+    engine.dispose()
+    cli_env.setenv("DESKBOT_DATABASE_URL", url)
+    assert_one_error_line(cli("db", "upgrade"), "database migrations:", "nonesuch")
 
 
 def test_run_exits_with_the_status_of_serve(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
