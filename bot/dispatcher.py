@@ -43,7 +43,7 @@ def reference_for(row_id: int) -> str:
     return f"dk{row_id}"
 
 
-def to_outbound(row: Outbox) -> Outbound:
+def to_outbound(row: Outbox | outbox.NewRow) -> Outbound:
     return Outbound(
         outbox_id=row.id,
         channel=row.channel,

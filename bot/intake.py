@@ -73,10 +73,10 @@ class Intake:
 
     def deliver(self, message: Inbound, *, cursor: tuple[str, str] | None = None) -> None:
         """Handle `message` exactly once. Database outages propagate so the channel retries later."""
-        with self.sender.inline(message.channel) if self.sender else nullcontext(False) as inline:
+        with self._lane(message.channel) as inline:
             woken: set[str] | None = None
             try:
-                woken = self._deliver(message, cursor, inline)
+                woken = self._commit([(message, cursor)], inline)
             except _AlreadyHandled:
                 # Another replica (or a redelivery racing us) recorded it first: it is handled.
                 log.info(
@@ -95,33 +95,63 @@ class Intake:
             if self.on_commit and woken != set():
                 self.on_commit(woken)
 
-    def _deliver(self, message: Inbound, cursor: tuple[str, str] | None, inline: bool) -> set[str]:
-        """Commit the message with its effects; send its inline replies; the channels left to wake."""
+    def deliver_many(self, items: list[tuple[Inbound, tuple[str, str] | None]]) -> None:
+        """Handle messages of one channel, in order, with the outcome of `deliver` on each.
+
+        A channel catching up hands over a page at a time: one transaction (and one
+        record of the replies sent) for the lot instead of one per message. If any of
+        them cannot go through that way — a redelivery, a failing handler — the page is
+        rolled back and handed over one message at a time, each with its own outcome.
+        """
+        if len(items) > 1:
+            with self._lane(items[0][0].channel) as inline:
+                try:
+                    woken = self._commit(items, inline)
+                except OperationalError:
+                    raise
+                except Exception:  # noqa: BLE001 — the single path below handles (and logs) it properly
+                    log.debug("page of %d messages handed over one by one", len(items))
+                else:
+                    if self.on_commit and woken:
+                        self.on_commit(woken)
+                    return
+        for message, cursor in items:
+            self.deliver(message, cursor=cursor)
+
+    def _lane(self, channel: str) -> AbstractContextManager[bool]:
+        return self.sender.inline(channel) if self.sender else nullcontext(False)
+
+    def _commit(self, items: list[tuple[Inbound, tuple[str, str] | None]], inline: bool) -> set[str]:
+        """Commit the messages with their effects; send their inline replies; the channels left to wake."""
+        channel = items[0][0].channel
         now = self.clock()
+        handled = []
         with transaction(self.engine) as session:
             if inline:
-                session.info[outbox.INLINE] = message.channel
-            self._record(session, message, now)
-            ctx = self.router.handle(session, message, now)
-            self._store_cursor(session, cursor, now)
+                session.info[outbox.INLINE] = channel
+            for message, _cursor in items:
+                self._record(session, message, now)
+                handled.append((message, self.router.handle(session, message, now)))
+            self._store_cursor(session, next((c for _m, c in reversed(items) if c), None), now)
             rows = session.info.get(outbox.NEW_ROWS, [])
-        self.handled += 1
-        if self.on_handled:
-            self.on_handled(message.channel, ctx)
-        log.info(
-            "handled",
-            extra={
-                "channel": message.channel,
-                "message_id": message.message_id,
-                "incident_id": ctx.incident_id,
-                "replies": len(ctx.replies),
-            },
-        )
-        mine = sorted((r for r in rows if inline and r.channel == message.channel), key=lambda r: r.id)
+        for message, ctx in handled:
+            self.handled += 1
+            if self.on_handled:
+                self.on_handled(channel, ctx)
+            log.info(
+                "handled",
+                extra={
+                    "channel": channel,
+                    "message_id": message.message_id,
+                    "incident_id": ctx.incident_id,
+                    "replies": len(ctx.replies),
+                },
+            )
+        mine = sorted((r for r in rows if inline and r.channel == channel), key=lambda r: r.id)
         if mine:
             assert self.sender is not None
-            self.sender.send_claimed(message.channel, [(to_outbound(r), r.created_at, r.incident_id) for r in mine])
-        return {r.channel for r in rows if r not in mine}
+            self.sender.send_claimed(channel, [(to_outbound(r), r.created_at, r.incident_id) for r in mine])
+        return {r.channel for r in rows if not (inline and r.channel == channel)}
 
     def _deliver_failed(self, message: Inbound, cursor: tuple[str, str] | None) -> None:
         now = self.clock()

@@ -10,9 +10,10 @@ channel to check for its own earlier send before sending again.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlmodel import Session
 
 from storage.models import Outbox
@@ -29,6 +30,23 @@ INLINE = "outbox_inline_channel"
 NEW_ROWS = "outbox_new_rows"
 
 
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """An outbox row as written by `enqueue` (what sending it needs)."""
+
+    id: int
+    channel: str
+    kind: str
+    text: str
+    recipient: str | None
+    conversation: str | None
+    topic: str | None
+    quote: str | None
+    incident_id: int | None
+    attempts: int
+    created_at: datetime
+
+
 def enqueue(
     session: Session,
     *,
@@ -41,8 +59,31 @@ def enqueue(
     topic: str | None = None,
     quote: str | None = None,
     incident_id: int | None = None,
-) -> Outbox:
-    row = Outbox(
+) -> NewRow:
+    """Write a row in the session's transaction, due now (or leased to the writer, see INLINE).
+
+    A Core INSERT rather than an ORM object: every reply goes through here, and nothing
+    reads the row back in the same transaction. Its id is known at once, so rows are
+    numbered in the order they were written.
+    """
+    inline = session.info.get(INLINE) == channel
+    values = {
+        "channel": channel,
+        "kind": kind,
+        "text": text,
+        "recipient": recipient,
+        "conversation": conversation,
+        "topic": topic,
+        "quote": quote,
+        "incident_id": incident_id,
+        "state": "pending",
+        "attempts": 1 if inline else 0,
+        "created_at": now,
+        "next_attempt_at": now + LEASE if inline else now,
+    }
+    (row_id,) = session.connection().execute(_INSERT, values).inserted_primary_key
+    row = NewRow(
+        id=row_id,
         channel=channel,
         kind=kind,
         text=text,
@@ -51,12 +92,9 @@ def enqueue(
         topic=topic,
         quote=quote,
         incident_id=incident_id,
+        attempts=values["attempts"],
         created_at=now,
-        next_attempt_at=now,
     )
-    if session.info.get(INLINE) == channel:
-        row.attempts, row.next_attempt_at = 1, now + LEASE
-    session.add(row)
     session.info.setdefault(NEW_ROWS, []).append(row)
     return row
 
@@ -109,6 +147,7 @@ def mark_all_sent(session: Session, sent: list[tuple[int, list[str]]], now: date
 
 
 _outbox = Outbox.__table__  # type: ignore[attr-defined]
+_INSERT = insert(_outbox)
 _MARK_SENT = (
     update(_outbox)
     .where(_outbox.c.id == bindparam("row_id"))

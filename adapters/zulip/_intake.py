@@ -46,6 +46,8 @@ log = logging.getLogger("deskbot.zulip")
 
 CURSOR_KEY = "zulip:last_message_id"
 SKIPPED_CURSOR_FLUSH_SECONDS = 30.0
+#: Messages handed to the sink together while catching up (one transaction).
+HAND_OVER_PAGE = 50
 EVENT_TYPES = ["message", "stream", "subscription"]
 
 
@@ -297,10 +299,13 @@ class Receiver:
                 anchor = int(batch[-1]["id"])
         if found:
             log.info("caught up on %d Zulip message(s) since %s", len(found), self._cursor)
-        # One turn per message: `stop` never waits for more than one hand-over.
-        for mid in sorted(found):
+        # Handed over a page at a time (one transaction each): `stop` waits for one page at most.
+        ordered = [found[mid] for mid in sorted(found)]
+        for start in range(0, len(ordered), HAND_OVER_PAGE):
             with self._sink_turn():
-                self._handle(found[mid], safe_upto=horizon if horizon is not None else -1)
+                self._handle_many(
+                    ordered[start : start + HAND_OVER_PAGE], safe_upto=horizon if horizon is not None else -1
+                )
         with self._sink_turn():
             self._flush_cursor()
 
@@ -318,9 +323,19 @@ class Receiver:
                 with attempt:
                     events = self._poll()
             self.connected = True
-            for event in events:
+            # Messages in a row go over together; other events (stream changes) apply in between.
+            run: list[dict[str, Any]] = []
+            for index, event in enumerate(events):
+                if event.get("type") == "message":
+                    run.append(event["message"])
+                    if index + 1 < len(events) and events[index + 1].get("type") == "message":
+                        continue
                 with self._sink_turn():
-                    self._on_event(event)
+                    if run:
+                        self._handle_many(run, safe_upto=None)
+                        run = []
+                    else:
+                        self._on_event(event)
                 # Acknowledged with the next poll only once handled.
                 self._last_event_id = max(self._last_event_id, int(event.get("id", -1)))
             if time.monotonic() - self._flushed_at > SKIPPED_CURSOR_FLUSH_SECONDS:
@@ -329,9 +344,7 @@ class Receiver:
 
     def _on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
-        if kind == "message":
-            self._handle(event["message"], safe_upto=None)
-        elif kind == "stream":
+        if kind == "stream":
             self.state.apply_stream_event(event)
         elif kind == "subscription" and event.get("op") == "remove":
             if any(s.get("stream_id") == self.state.stream_id for s in event.get("subscriptions", [])):
@@ -351,33 +364,39 @@ class Receiver:
         return list(result.get("events", []))
 
     # -- handing messages over -----------------------------------------------------------
-    def _handle(self, message: dict[str, Any], *, safe_upto: int | None) -> None:
-        """Deliver one message once; `safe_upto`: the highest id the cursor may take now (None: any)."""
-        mid = int(message["id"])
-        may_move = safe_upto is None or mid <= safe_upto
-        if mid in self._seen or (self._cursor is not None and mid <= self._cursor):
-            if may_move:
-                self._note_cursor(mid)
-            return
-        self._seen.add(mid)
-        try:
-            inbound = to_inbound(message, self.state)
-        except Exception:
-            # A payload this code cannot read would otherwise stop the channel at every restart;
-            # log it whole (with the traceback) and go on, so every other customer is still served.
-            log.exception("cannot read Zulip message %s; skipped", mid, extra={"channel": "zulip", "message_id": mid})
-            inbound = None
-        if inbound is None:
-            if may_move:
-                self._note_cursor(mid)
-            return
-        cursor = None
-        if may_move and (self._cursor is None or mid > self._cursor):
-            cursor = (CURSOR_KEY, str(mid))
-        self.sink.deliver(inbound, cursor=cursor)
-        if cursor is not None:
-            self._cursor = mid
-        self._prune_seen()
+    def _handle_many(self, messages: list[dict[str, Any]], *, safe_upto: int | None) -> None:
+        """Deliver messages (in id order) once; `safe_upto`: the highest id the cursor may take now (None: any)."""
+        items: list[tuple[Inbound, tuple[str, str] | None]] = []
+        moved_to = self._cursor
+        for message in messages:
+            mid = int(message["id"])
+            may_move = safe_upto is None or mid <= safe_upto
+            if mid in self._seen or (self._cursor is not None and mid <= self._cursor):
+                if may_move:
+                    self._note_cursor(mid)
+                continue
+            self._seen.add(mid)
+            try:
+                inbound = to_inbound(message, self.state)
+            except Exception:
+                # A payload this code cannot read would otherwise stop the channel at every restart;
+                # log it whole (with the traceback) and go on, so every other customer is still served.
+                log.exception(
+                    "cannot read Zulip message %s; skipped", mid, extra={"channel": "zulip", "message_id": mid}
+                )
+                inbound = None
+            if inbound is None:
+                if may_move:
+                    self._note_cursor(mid)
+                continue
+            cursor = None
+            if may_move and (moved_to is None or mid > moved_to):
+                cursor, moved_to = (CURSOR_KEY, str(mid)), mid
+            items.append((inbound, cursor))
+        if items:
+            self.sink.deliver_many(items)
+            self._cursor = moved_to
+            self._prune_seen()
 
     def _note_cursor(self, mid: int) -> None:
         if self._cursor is None or mid > self._cursor:

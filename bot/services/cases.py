@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from bot.context import Context, Deployment
@@ -249,10 +249,18 @@ def customer_incidents(
     session: Session, customer_id: int, states: tuple[str, ...], latest: int | None = None
 ) -> list[Incident]:
     """A customer's incidents in `states`, oldest first; only the `latest` ones if given (cheap at any history)."""
-    query = select(Incident).where(Incident.customer_id == customer_id, Incident.state.in_(states))
+    params = {"customer_id": customer_id, "states": list(states)}
     if latest is None:
-        return list(session.scalars(query.order_by(Incident.id)))
-    return list(reversed(session.scalars(query.order_by(Incident.id.desc()).limit(latest)).all()))
+        return list(session.scalars(_INCIDENTS, params))
+    return list(reversed(session.scalars(_LATEST_INCIDENTS, {**params, "latest": latest}).all()))
+
+
+# Built once (`status` runs them for every message that asks).
+_OF_CUSTOMER = select(Incident).where(
+    Incident.customer_id == bindparam("customer_id"), Incident.state.in_(bindparam("states", expanding=True))
+)
+_INCIDENTS = _OF_CUSTOMER.order_by(Incident.id)
+_LATEST_INCIDENTS = _OF_CUSTOMER.order_by(Incident.id.desc()).limit(bindparam("latest"))
 
 
 def recently_resolved(session: Session, customer_id: int, now: datetime) -> list[Incident]:

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
 from bot.policy import CreditSummary, NoCredit, Pack, choose_pack, summarise
@@ -96,11 +96,7 @@ def identify(
     session: Session, channel: str, address: str, display_name: str | None, now: datetime
 ) -> tuple[Identity, Customer | None]:
     """The identity of (channel, address), created if new, with its customer: one query per message."""
-    found = session.execute(
-        select(Identity, Customer)
-        .outerjoin(Customer, Identity.customer_id == Customer.id)
-        .where(Identity.channel == channel, Identity.address == address)
-    ).first()
+    found = session.execute(_IDENTIFY, {"channel": channel, "address": address}).first()
     if found is None:
         identity, customer = Identity(channel=channel, address=address, display_name=display_name, created_at=now), None
         session.add(identity)
@@ -113,6 +109,14 @@ def identify(
     if display_name and display_name != identity.display_name:
         identity.display_name = display_name
     return identity, customer
+
+
+# Built once: this runs for every inbound message.
+_IDENTIFY = (
+    select(Identity, Customer)
+    .outerjoin(Customer, Identity.customer_id == Customer.id)  # type: ignore[arg-type]
+    .where(Identity.channel == bindparam("channel"), Identity.address == bindparam("address"))
+)
 
 
 def link_identity(session: Session, customer: Customer, channel: str, address: str, now: datetime) -> Identity:

@@ -49,6 +49,18 @@ class RecordingSink:
                 self._store(*cursor)
             self._cond.notify_all()
 
+    def deliver_many(self, items: list[tuple[Inbound, tuple[str, str] | None]]) -> None:
+        """All or nothing, like the intake's transaction: a failure records none of them."""
+        for message, _cursor in items:
+            if self.before_deliver is not None:
+                self.before_deliver(message)
+        with self._cond:
+            self.delivered.extend(items)
+            last = next((c for _m, c in reversed(items) if c), None)
+            if last is not None:
+                self._store(*last)
+            self._cond.notify_all()
+
     def get_cursor(self, key: str) -> str | None:
         with self._cond:
             return self.cursors.get(key)
