@@ -2,23 +2,27 @@
 
     .venv/bin/python -m bench.zulip_latency [--dms 200] [--postgres SERVER_URL] [--json]
 
-The fake Zulip server runs in a process of its own (real HTTP on 127.0.0.1),
-like a real server, so it does not share an interpreter with the bot being
-measured. A customer writes DMs one at a time with the real `zulip` client
-and waits (on its own event queue) for each answer. The latency of a DM is
-measured on the server: from the DM being stored to the bot's reply being
-stored.
+Every party is a process of its own, as in a real deployment: the fake Zulip
+server (real HTTP on 127.0.0.1), the bot being measured, and the customer —
+this process — who writes DMs one at a time with the real `zulip` client and
+waits on her own event queue for each answer. The latency of a DM is measured
+on the server: from the DM being stored to the bot's reply being stored. Each
+bot gets a fresh fake server built the same way.
 
-* echo: a bare bot written with the same `zulip` client — one `register`, a
-  `get_events` long-poll loop, `send_message` of the text back — doing no
-  other work.
-* deskbot: the real runtime (intake, router, store, outbox, dispatcher,
-  ZulipChannel) answering `status` for a linked customer with an open
-  incident. SQLite in a temporary directory by default; `--postgres URL`
-  uses a fresh database created on that server (and dropped afterwards).
+* echo: `python -m bench._common echo-zulip` — a bare bot written with the
+  same `zulip` client: `register`, a `get_events` long-poll loop,
+  `send_message` of the text back, nothing else.
+* deskbot: `deskbot run` (intake, router, store, outbox, ZulipChannel)
+  answering `status` for a linked customer with an open incident. SQLite in a
+  temporary directory by default; `--postgres URL` uses a fresh database
+  created on that server (and dropped afterwards).
 
 Prints the median and p95 of each, the ratio (target <= 1.25), and the API
 requests deskbot made per DM.
+
+(Until 2026-11-26 both bots ran as threads of this process, beside the
+customer: the customer's own client work then competed with the bot for one
+interpreter lock, which a deployed bot never has to share.)
 """
 
 from __future__ import annotations
@@ -30,12 +34,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +47,18 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python bench/zulip_latency.py` as well as `-m bench.zulip_latency`
     sys.path.insert(0, str(REPO))
 
-from adapters.zulip import ZulipChannel  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.runtime import Runtime  # noqa: E402
-from bot.services import customers  # noqa: E402
-from storage.db import make_engine, transaction, upgrade  # noqa: E402
+from bench._common import (  # noqa: E402
+    BOT_EMAIL,
+    BOT_KEY,
+    BotProcess,
+    database,
+    deskbot_zulip,
+    echo_process,
+    seed_customers,
+    wait_ready,
+)
 
-DESKBOT = ("deskbot-bot@example.com", "deskbot-key")
-ECHO = ("echo-bot@example.com", "echo-key")
+DESKBOT = (BOT_EMAIL, BOT_KEY)
 CUSTOMER = ("alice@example.com", "alice-key")
 ENGINEER = ("eng@example.com", "eng-key")
 STREAM = "support"
@@ -68,7 +74,6 @@ def fake_server(tmp: Path) -> Iterator[str]:
         "users": [
             {"email": "owner@example.com", "full_name": "Owner", "role": 100},
             {"email": DESKBOT[0], "full_name": "Deskbot", "api_key": DESKBOT[1], "is_bot": True},
-            {"email": ECHO[0], "full_name": "Echo", "api_key": ECHO[1], "is_bot": True},
             {"email": CUSTOMER[0], "full_name": "Alice Customer", "api_key": CUSTOMER[1]},
             {"email": ENGINEER[0], "full_name": "Erin Engineer", "api_key": ENGINEER[1]},
         ],
@@ -125,61 +130,12 @@ def measure(url: str, customer: Customer, bot: str, text: str, count: int) -> li
     return [stored[answer] - stored[dm] for dm, answer in pairs]
 
 
-def echo_bot(url: str, ready: threading.Event, stop: threading.Event) -> None:
-    """The baseline: the zulip client's plainest receive-and-answer loop."""
-    client = zulip.Client(site=url, email=ECHO[0], api_key=ECHO[1], retry_on_errors=False)
-    me = client.get_profile()["user_id"]
-    queue = client.register(event_types=["message"], narrow=[["is", "dm"]])
-    last = queue["last_event_id"]
-    ready.set()
-    while not stop.is_set():
-        res = client.get_events(queue_id=queue["queue_id"], last_event_id=last)
-        for event in res.get("events", []):
-            last = max(last, event["id"])
-            message = event.get("message")
-            if event["type"] == "message" and message["sender_id"] != me:
-                client.send_message({"type": "direct", "to": [message["sender_email"]], "content": message["content"]})
-
-
-@contextmanager
-def database(postgres: str | None, tmp: Path) -> Iterator[str]:
-    if postgres is None:
-        yield f"sqlite:///{tmp / 'bench.db'}"
-        return
-    import sqlalchemy as sa
-
-    name = f"deskbot_bench_{os.getpid()}"
-    admin = sa.create_engine(postgres, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield postgres.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def start_deskbot(url: str, database_url: str) -> Runtime:
-    upgrade(database_url)
-    engine = make_engine(database_url)
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, DESKBOT_DATABASE_URL=database_url, DESKBOT_ENGINEERS=ENGINEER[0], DESKBOT_ZULIP_STREAM=STREAM
-    )
-    now = datetime.now(UTC)
-    with transaction(engine) as session:
-        customer, _code = customers.create_customer(session, "Alice Customer", None, "en", now)
-        customers.link_identity(session, customer, "zulip", CUSTOMER[0], now)
-        customers.grant_credits(session, customer, 5, now.date(), "bench", now)
-    channel = ZulipChannel(site=url, email=DESKBOT[0], api_key=DESKBOT[1], stream=STREAM)
-    runtime = Runtime(settings, [channel], engine=engine, migrate=False)
-    runtime.start()
-    deadline = time.monotonic() + 10
-    while not channel.connected:
-        if time.monotonic() > deadline:
-            raise RuntimeError("deskbot did not connect to the fake")
-        time.sleep(0.01)
-    return runtime
+def start_deskbot(url: str, database_url: str, tmp: Path) -> BotProcess:
+    """`deskbot run` on the fake, the customer linked with credits; ready to answer."""
+    seed_customers(database_url, "zulip", [CUSTOMER[0]], credits=5)
+    bot = deskbot_zulip(url, database_url, tmp, "deskbot-latency").start()
+    wait_ready(bot)
+    return bot
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -192,28 +148,30 @@ def summary(samples: list[float]) -> dict[str, float]:
 
 
 def run(dms: int, postgres: str | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp_name, fake_server(Path(tmp_name)) as url:
+    with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        customer = Customer(url)
-
-        ready, stop = threading.Event(), threading.Event()
-        threading.Thread(target=echo_bot, args=(url, ready, stop), daemon=True).start()
-        ready.wait(10)
-        echo_samples = measure(url, customer, ECHO[0], "status", dms)
-        stop.set()
-
-        with database(postgres, tmp) as database_url:
-            runtime = start_deskbot(url, database_url)
+        with fake_server(tmp) as url:
+            customer = Customer(url)
+            echo = echo_process("zulip", url, tmp, name="echo-latency").start()
             try:
-                customer.ask(DESKBOT[0], "open The printer is on fire")
-                time.sleep(0.5)  # let the case-topic messages go out before measuring
-                before = server_state(url)["requests_by_user"].get(DESKBOT[0], 0)
-                deskbot_samples = measure(url, customer, DESKBOT[0], "status", dms)
-                requests = server_state(url)["requests_by_user"].get(DESKBOT[0], 0) - before
+                wait_ready(echo)
+                echo_samples = measure(url, customer, BOT_EMAIL, "status", dms)
             finally:
-                runtime.stop(drain_seconds=2)
-                runtime.engine.dispose()
-        last_answer = [m for m in server_state(url)["messages"] if m["sender"] == DESKBOT[0]][-1]["content"]
+                echo.stop()
+
+        with fake_server(tmp) as url, database(postgres, tmp, "deskbot_bench_latency") as database_url:
+            customer = Customer(url)
+            bot = start_deskbot(url, database_url, tmp)
+            try:
+                customer.ask(BOT_EMAIL, "open The printer is on fire")
+                time.sleep(0.5)  # let the case-topic messages go out before measuring
+                before = server_state(url)["requests_by_user"].get(BOT_EMAIL, 0)
+                deskbot_samples = measure(url, customer, BOT_EMAIL, "status", dms)
+                requests = server_state(url)["requests_by_user"].get(BOT_EMAIL, 0) - before
+            finally:
+                if bot.stop() != 0:
+                    raise RuntimeError(f"deskbot did not stop cleanly:\n{bot.tail()}")
+            last_answer = [m for m in server_state(url)["messages"] if m["sender"] == BOT_EMAIL][-1]["content"]
         if "#1" not in last_answer:
             raise RuntimeError(f"unexpected status answer: {last_answer!r}")
 

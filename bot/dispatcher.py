@@ -29,6 +29,8 @@ log = logging.getLogger("deskbot.dispatcher")
 
 #: Retries of a failing platform are at most this far apart, so a recovery is noticed within seconds.
 MAX_BACKOFF = 5.0
+#: How long intake waits for the channel's loop to finish a batch before leaving its rows to it.
+INLINE_WAIT = 2.0
 #: What `_send_one` returns for a row that failed for good (it is marked failed; go on).
 FAILED: list[str] = []
 
@@ -94,11 +96,13 @@ class Dispatcher:
         """Hold `channel`'s send lane for a caller that will send rows itself; yields whether it may.
 
         Intake uses this to send the replies to a message right after committing them, on
-        its own thread: no hand-over, no claim query. It may only when nothing of the
-        channel waits behind a failure (that row goes first) and no drain is under way.
+        its own thread: no hand-over, no claim query. It waits for a drain under way to
+        finish its batch, and may send only when nothing of the channel waits behind a
+        failure (that row goes first). Sending from one thread also keeps the bot's own
+        messages from trickling back to the receiver one event at a time while it polls.
         """
         lane = self._lanes.get(channel)
-        if lane is None or not lane.acquire(blocking=False):
+        if lane is None or not lane.acquire(timeout=INLINE_WAIT):
             yield False
             return
         try:
