@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gettext
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from io import BytesIO
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -72,8 +72,13 @@ def format_when(moment: datetime, lang: str, tz: ZoneInfo) -> str:
     """A date and time in the service time zone, with the zone shown: 'Tue 1 Dec 2026, 10:00 (Lisbon time)'."""
     locale = Locale.parse(LANGUAGES[normalise_lang(lang)])
     when = format_datetime(moment.astimezone(tz), "EEE d MMM y, HH:mm", tzinfo=tz, locale=locale)
-    city = get_timezone_location(tz, locale=locale, return_city=True)
-    return render(lang, _("{when} ({city} time)"), when=when, city=city)
+    return render(lang, _("{when} ({city} time)"), when=when, city=_city(tz, locale))
+
+
+@lru_cache(maxsize=32)
+def _city(tz: ZoneInfo, locale: Locale) -> str:
+    """The zone's city in `locale` (looked up in CLDR data: worth keeping, as every status shows it)."""
+    return get_timezone_location(tz, locale=locale, return_city=True)
 
 
 def format_day(day: date, lang: str) -> str:
