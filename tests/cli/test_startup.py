@@ -19,6 +19,7 @@ NOT_ON_THE_RUN_PATH = (
     "mastodon",  # the Mastodon channel, when it is configured
     "httpx",
     "bs4",
+    "holidays.countries",  # every country's module: the calendar loads its own country's alone
 )
 
 START = """

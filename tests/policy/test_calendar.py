@@ -388,3 +388,23 @@ def test_business_time_matches_counting_quarter_hours(cal: BusinessCalendar, dat
     slots = (last - first) // quarter
     expected = sum(cal.is_open(first + i * quarter) for i in range(slots)) * quarter
     assert cal.business_time_between(first, last) == expected
+
+
+@pytest.mark.parametrize("spec", ["PT", "PT-11", "PT-30", "ES", "DE-BY"])
+def test_holidays_loaded_country_by_country_match_the_librarys_own_loader(spec: str) -> None:
+    import holidays
+
+    from bot.policy.calendar import _load_closed_dates
+
+    country, _, subdiv = spec.partition("-")
+    ours = _load_closed_dates(spec)
+    theirs = holidays.country_holidays(country, subdiv=subdiv or None, language="en_US")
+    days = [date(2024, 1, 1) + timedelta(days=n) for n in range(366 * 7)]
+    assert [d for d in days if d in ours] == [d for d in days if d in theirs]
+    assert ours.get(date(2026, 12, 25)) == theirs.get(date(2026, 12, 25))  # names, in English, too
+
+
+@pytest.mark.parametrize("spec", ["XX", "PT-99"])
+def test_unknown_holiday_settings_are_one_clear_error(spec: str) -> None:
+    with pytest.raises(ValueError, match="unknown holidays"):
+        BusinessCalendar.from_settings(holidays_spec=spec)
