@@ -119,7 +119,7 @@ def status(ctx: Context, number: int | None) -> None:
     assert ctx.customer is not None
     if number is not None:
         return _status_one(ctx, number)
-    incidents = cases.customer_incidents(ctx.session, ctx.customer.id, (cases.OPEN, cases.RESOLVED), latest=STATUS_LIST)
+    incidents = cases.latest_incidents(ctx.session, ctx.customer.id, (cases.OPEN, cases.RESOLVED), STATUS_LIST)
     if not incidents:
         ctx.reply(_("You have no open incidents."))
         return

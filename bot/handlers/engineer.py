@@ -284,7 +284,7 @@ def customer_show(ctx: Context, who: str) -> None:
             + ("valid until " if status.valid else "expired ")
             + str(status.expires_on)
         )
-    latest = cases.customer_incidents(ctx.session, customer.id, (cases.OPEN, cases.RESOLVED, cases.CLOSED), latest=10)
+    latest = cases.latest_incidents(ctx.session, customer.id, (cases.OPEN, cases.RESOLVED, cases.CLOSED), 10)
     for incident in latest:
         lines.append(f"• #{incident.id} {incident.subject} · {incident.state}")
     ctx.reply_text("\n".join(lines))

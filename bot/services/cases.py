@@ -7,6 +7,7 @@ the outbox, in the caller's transaction.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
@@ -220,7 +221,7 @@ def engineer_reply(ctx: Context, incident: Incident, text: str) -> str | None:
     return channel
 
 
-def due_text(incident: Incident, lang: str, ctx: Context) -> str:
+def due_text(incident: Incident | IncidentSummary, lang: str, ctx: Context) -> str:
     if incident.state != OPEN:
         return "—"
     if incident.due_at is None:
@@ -228,7 +229,7 @@ def due_text(incident: Incident, lang: str, ctx: Context) -> str:
     return format_when(incident.due_at, lang, ctx.settings.calendar.tz)
 
 
-def state_text(incident: Incident, lang: str) -> str:
+def state_text(incident: Incident | IncidentSummary, lang: str) -> str:
     labels = {
         OPEN: _("with the support team") if incident.due_at is not None else _("answered"),
         RESOLVED: _("resolved"),
@@ -245,22 +246,45 @@ def own_incident(ctx: Context, number: int) -> Incident | None:
     return incident
 
 
-def customer_incidents(
-    session: Session, customer_id: int, states: tuple[str, ...], latest: int | None = None
-) -> list[Incident]:
-    """A customer's incidents in `states`, oldest first; only the `latest` ones if given (cheap at any history)."""
-    params = {"customer_id": customer_id, "states": list(states)}
-    if latest is None:
-        return list(session.scalars(_INCIDENTS, params))
-    return list(reversed(session.scalars(_LATEST_INCIDENTS, {**params, "latest": latest}).all()))
+def customer_incidents(session: Session, customer_id: int, states: tuple[str, ...]) -> list[Incident]:
+    """A customer's incidents in `states`, oldest first."""
+    return list(session.scalars(_INCIDENTS, {"customer_id": customer_id, "states": list(states)}))
+
+
+class IncidentSummary(NamedTuple):
+    """What a listing shows of an incident (read-only)."""
+
+    id: int
+    subject: str
+    state: str
+    due_at: datetime | None
+
+
+def latest_incidents(session: Session, customer_id: int, states: tuple[str, ...], limit: int) -> list[IncidentSummary]:
+    """The customer's `limit` newest incidents in `states`, oldest first (cheap at any history).
+
+    Plain rows, not ORM objects: `status` lists them for every customer who asks.
+    """
+    params = {"customer_id": customer_id, "states": list(states), "limit": limit}
+    rows = session.connection().execute(_LATEST_INCIDENTS, params).all()
+    return [IncidentSummary(*row) for row in reversed(rows)]
 
 
 # Built once (`status` runs them for every message that asks).
-_OF_CUSTOMER = select(Incident).where(
-    Incident.customer_id == bindparam("customer_id"), Incident.state.in_(bindparam("states", expanding=True))
+_INCIDENTS = (
+    select(Incident)
+    .where(Incident.customer_id == bindparam("customer_id"), Incident.state.in_(bindparam("states", expanding=True)))
+    .order_by(Incident.id)
 )
-_INCIDENTS = _OF_CUSTOMER.order_by(Incident.id)
-_LATEST_INCIDENTS = _OF_CUSTOMER.order_by(Incident.id.desc()).limit(bindparam("latest"))
+_incident = Incident.__table__  # type: ignore[attr-defined]
+_LATEST_INCIDENTS = (
+    select(_incident.c.id, _incident.c.subject, _incident.c.state, _incident.c.due_at)
+    .where(
+        _incident.c.customer_id == bindparam("customer_id"), _incident.c.state.in_(bindparam("states", expanding=True))
+    )
+    .order_by(_incident.c.id.desc())
+    .limit(bindparam("limit"))
+)
 
 
 def recently_resolved(session: Session, customer_id: int, now: datetime) -> list[Incident]:
