@@ -68,17 +68,17 @@ def render(lang: str, msgid: str, /, **values: object) -> str:
     return text.format(**values) if values else text
 
 
+@lru_cache(maxsize=1024)
 def format_when(moment: datetime, lang: str, tz: ZoneInfo) -> str:
-    """A date and time in the service time zone, with the zone shown: 'Tue 1 Dec 2026, 10:00 (Lisbon time)'."""
+    """A date and time in the service time zone, with the zone shown: 'Tue 1 Dec 2026, 10:00 (Lisbon time)'.
+
+    Kept for the last thousand moments: every `status` shows the due time of each open
+    incident, and CLDR formatting is the costliest part of composing that answer.
+    """
     locale = Locale.parse(LANGUAGES[normalise_lang(lang)])
     when = format_datetime(moment.astimezone(tz), "EEE d MMM y, HH:mm", tzinfo=tz, locale=locale)
-    return render(lang, _("{when} ({city} time)"), when=when, city=_city(tz, locale))
-
-
-@lru_cache(maxsize=32)
-def _city(tz: ZoneInfo, locale: Locale) -> str:
-    """The zone's city in `locale` (looked up in CLDR data: worth keeping, as every status shows it)."""
-    return get_timezone_location(tz, locale=locale, return_city=True)
+    city = get_timezone_location(tz, locale=locale, return_city=True)
+    return render(lang, _("{when} ({city} time)"), when=when, city=city)
 
 
 def format_day(day: date, lang: str) -> str:
