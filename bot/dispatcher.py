@@ -6,6 +6,11 @@ later message never overtakes an earlier one) and the row is retried with
 exponential back-off and jitter, or after the platform's Retry-After.
 A permanent failure marks the row failed and, when it was an engineer's
 reply, tells the case topic.
+
+Each channel has one send lane. The loop holds it while it drains; intake
+holds it to send the replies to a message itself, right after committing them
+(`inline`, `send_claimed`): the common case, one customer message and its
+answer, then needs no hand-over between threads and no claim query.
 """
 
 from __future__ import annotations

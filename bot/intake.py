@@ -6,6 +6,11 @@ channel's cursor commit together; a redelivered message is a no-op. When the
 router fails on a message, one central path logs the traceback, keeps the
 text, and gives the person a short neutral answer — the message is never
 lost and never retried into a loop.
+
+Once the bot runs, the replies on the message's own channel are written leased
+to this process and sent by the thread that delivered the message, right after
+the commit (see bot.dispatcher); a channel catching up hands over a page of
+messages at a time (`deliver_many`), one transaction for the page.
 """
 
 from __future__ import annotations
