@@ -274,6 +274,14 @@ def amounts(cal: BusinessCalendar) -> st.SearchStrategy[timedelta]:
 calendars = pytest.mark.parametrize("cal", CALENDARS, ids=CALENDAR_IDS)
 
 
+def test_a_due_time_in_the_repeated_hour_of_a_fall_back_night_is_inside_the_window() -> None:
+    # Found by the property below: the 01:45-02:15 window of 27 Oct 2024 runs from 00:45 to
+    # 02:15 UTC, and the due time is the second 01:15 (fold=1), 01:15 UTC.
+    due = GAP.due_at(datetime(2024, 10, 17, 23, 0, tzinfo=UTC), 10)
+    assert due == datetime(2024, 10, 27, 1, 15, tzinfo=UTC)
+    assert GAP.is_open(due.astimezone(UTC) - US)
+
+
 @calendars
 @policy
 @given(data=st.data())
@@ -281,8 +289,10 @@ def test_due_time_falls_inside_service_hours(cal: BusinessCalendar, data: st.Dat
     start = data.draw(instants(cal))
     days = data.draw(st.integers(1, 10))
     due = cal.due_at(start, days)
-    # opens < due <= closes on an open day, with half-open [opens, closes) windows.
-    assert cal.is_open(due - US)
+    # opens < due <= closes on an open day, with half-open [opens, closes) windows. The
+    # microsecond is taken off in UTC: aware arithmetic in the local zone drops `fold`, so
+    # the second 01:15 of a fall-back night minus 1 µs would land an hour earlier.
+    assert cal.is_open(due.astimezone(UTC) - US)
     assert due > start
 
 
