@@ -76,25 +76,12 @@ def enqueue(
         "topic": topic,
         "quote": quote,
         "incident_id": incident_id,
-        "state": "pending",
         "attempts": 1 if inline else 0,
         "created_at": now,
-        "next_attempt_at": now + LEASE if inline else now,
     }
-    (row_id,) = session.connection().execute(_INSERT, values).inserted_primary_key
-    row = NewRow(
-        id=row_id,
-        channel=channel,
-        kind=kind,
-        text=text,
-        recipient=recipient,
-        conversation=conversation,
-        topic=topic,
-        quote=quote,
-        incident_id=incident_id,
-        attempts=values["attempts"],
-        created_at=now,
-    )
+    written = {**values, "state": "pending", "next_attempt_at": now + LEASE if inline else now}
+    (row_id,) = session.connection().execute(_INSERT, written).inserted_primary_key
+    row = NewRow(id=row_id, **values)
     session.info.setdefault(NEW_ROWS, []).append(row)
     return row
 
