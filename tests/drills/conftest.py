@@ -28,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -262,6 +263,43 @@ class Fakes:
 
     def mastodon_bot_statuses(self) -> list[Any]:
         return self.mastodon.posted_by(BOT_ACCT)
+
+
+class CustomersWriting:
+    """Customers writing all along while a drill breaks things, until `stop()`.
+
+    Every `every` seconds one Zulip and one Mastodon customer (round robin) each
+    write a DM to their first incident, the kind cycling through a plain
+    message, `status` and `#N …`. `stop()` raises what the writer hit, if anything.
+    """
+
+    def __init__(self, fakes: Fakes, people: list[DrillCustomer], every: float) -> None:
+        self._fakes, self._people, self._every = fakes, people, every
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._write, name="customers", daemon=True)
+
+    def start(self) -> CustomersWriting:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        assert not self._errors, self._errors
+
+    def _write(self) -> None:
+        kinds = itertools.cycle(["plain", "status", "#N"])
+        zulip = itertools.cycle([p for p in self._people if p.channel == "zulip"])
+        mastodon = itertools.cycle([p for p in self._people if p.channel == "mastodon"])
+        try:
+            while not self._stop.is_set():
+                kind = next(kinds)
+                for person in (next(zulip), next(mastodon)):
+                    self._fakes.dm(person, kind, incident=person.incidents[0])
+                self._stop.wait(self._every)
+        except BaseException as exc:  # noqa: BLE001 — raised again by stop()
+            self._errors.append(exc)
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import threading
 import time
 
 import pytest
@@ -28,7 +27,16 @@ import pytest
 from tests.fakes.mastodon.limits import Fault as MastodonFault
 from tests.fakes.zulip import Fault as ZulipFault
 
-from .conftest import BotProcess, Fakes, Ledger, engine_for, incidents_of, seed_zulip_cursor, wait_until
+from .conftest import (
+    BotProcess,
+    CustomersWriting,
+    Fakes,
+    Ledger,
+    engine_for,
+    incidents_of,
+    seed_zulip_cursor,
+    wait_until,
+)
 
 OUTAGE_SECONDS = float(os.environ.get("DESKBOT_DRILL_OUTAGE_SECONDS", "60"))
 RECOVERY_BUDGET = 10.0
@@ -93,23 +101,7 @@ def test_a_minute_of_5xx_and_dropped_connections_then_everything_within_ten_seco
     before = len(fakes.sent)
 
     # The outage, with customers writing all along.
-    stop_writing = threading.Event()
-    errors: list[BaseException] = []
-
-    def write() -> None:
-        kinds = itertools.cycle(["plain", "status", "#N"])
-        zulip = itertools.cycle([p for p in people if p.channel == "zulip"])
-        mastodon = itertools.cycle([p for p in people if p.channel == "mastodon"])
-        try:
-            while not stop_writing.is_set():
-                kind = next(kinds)
-                for person in (next(zulip), next(mastodon)):
-                    fakes.dm(person, kind, incident=person.incidents[0])
-                stop_writing.wait(WRITE_EVERY)
-        except BaseException as exc:  # noqa: BLE001 — surfaced below
-            errors.append(exc)
-
-    writer = threading.Thread(target=write, name="customers", daemon=True)
+    writer = CustomersWriting(fakes, people, WRITE_EVERY)
     outage_started = time.monotonic()
     # The outage starts with the posts, so that the bot holds replies it cannot deliver …
     fakes.zulip.faults.add(ZulipFault("status", status=503, body="json", path="/messages", method="POST"))
@@ -126,9 +118,7 @@ def test_a_minute_of_5xx_and_dropped_connections_then_everything_within_ten_seco
     while (left := OUTAGE_SECONDS - (time.monotonic() - outage_started)) > 0:
         fail_everything(fakes, next(phases), min(PHASE_SECONDS, left) + 1.0)
         time.sleep(min(PHASE_SECONDS, left))
-    stop_writing.set()
-    writer.join(10)
-    assert not errors, errors
+    writer.stop()
     failed_requests = (
         sum(1 for r in fakes.zulip.requests if r.fault is not None),
         fakes.mastodon.stats.faults,

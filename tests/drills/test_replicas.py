@@ -15,8 +15,6 @@ when the claim runs out, and is not sent twice.
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
 
 import pytest
@@ -28,6 +26,7 @@ from .conftest import (
     BOT_EMAIL,
     IDEMPOTENCY_KEY,
     BotProcess,
+    CustomersWriting,
     Fakes,
     Ledger,
     engine_for,
@@ -113,23 +112,7 @@ def test_two_replicas_one_receiver_per_channel_and_takeover_within_ten_seconds(
     for person in people:
         person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
 
-    stop_writing = threading.Event()
-    errors: list[BaseException] = []
-
-    def write() -> None:
-        kinds = itertools.cycle(["plain", "status", "#N"])
-        zulip = itertools.cycle([p for p in people if p.channel == "zulip"])
-        mastodon = itertools.cycle([p for p in people if p.channel == "mastodon"])
-        try:
-            while not stop_writing.is_set():
-                kind = next(kinds)
-                for person in (next(zulip), next(mastodon)):
-                    fakes.dm(person, kind, incident=person.incidents[0])
-                stop_writing.wait(WRITE_EVERY)
-        except BaseException as exc:  # noqa: BLE001 — surfaced below
-            errors.append(exc)
-
-    writer = threading.Thread(target=write, name="customers", daemon=True)
+    writer = CustomersWriting(fakes, people, WRITE_EVERY)
     writer.start()
     # B has been up for a while and both have seen traffic: still one receiver per channel, A.
     time.sleep(4.0)
@@ -169,9 +152,7 @@ def test_two_replicas_one_receiver_per_channel_and_takeover_within_ten_seconds(
                     break
         time.sleep(0.05)
     after = wait_until(lambda: one_receiver_each(engine, fakes, "replica-b"), 15, "B alone receiving")
-    stop_writing.set()
-    writer.join(10)
-    assert not errors, errors
+    writer.stop()
     # Rows A had claimed when it died come back to B when their claim runs out (storage/outbox.py LEASE).
     wait_until(ledger.all_answered, 90, "every DM to be answered", interval=0.25)
     status = b.terminate()
