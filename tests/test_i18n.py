@@ -23,13 +23,18 @@ from bot.locale_tools import extract, placeholders, po_path
 
 LISBON = ZoneInfo("Europe/Lisbon")
 #: English command word -> the Portuguese alias a Portuguese reader is told to type.
-ALIASES = {"help": "ajuda", "open": "abrir", "status": "estado", "credits": "creditos",
-           "close": "fechar", "link": "ligar", "lang": "idioma"}
+ALIASES = {
+    "help": "ajuda",
+    "open": "abrir",
+    "status": "estado",
+    "credits": "creditos",
+    "close": "fechar",
+    "link": "ligar",
+    "lang": "idioma",
+}
 #: Where an English sentence tells the reader to type a command word ("reply open", "send: link <code>").
 _ALIAS_RE = "|".join(ALIASES)
-TYPED_COMMAND = re.compile(
-    rf"\b(?i:reply|write|send|sends|type)\b:?\s+({_ALIAS_RE})\b|\b({_ALIAS_RE})\s+[<{{]"
-)
+TYPED_COMMAND = re.compile(rf"\b(?i:reply|write|send|sends|type)\b:?\s+({_ALIAS_RE})\b|\b({_ALIAS_RE})\s+[<{{]")
 #: Brazilian Portuguese words with a different European form (the catalogue is pt_PT).
 BRAZILIAN = re.compile(r"\b(arquivo|usuári[oa]s?|equipe|celular|contato|registro|você|vocês|time de)\b", re.IGNORECASE)
 

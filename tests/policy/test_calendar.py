@@ -178,8 +178,7 @@ def test_negative_amounts_are_rejected() -> None:
 
 
 def test_calendar_with_no_open_day_fails_instead_of_looping() -> None:
-    shut = BusinessCalendar(tz=LISBON, hours=ServiceHours.parse("mon 08:00-18:00"),
-                            closed_dates=_Everything())
+    shut = BusinessCalendar(tz=LISBON, hours=ServiceHours.parse("mon 08:00-18:00"), closed_dates=_Everything())
     with pytest.raises(ValueError, match="no service day"):
         shut.next_opening(lisbon(2026, 3, 9, 10))
 
