@@ -1,8 +1,10 @@
 """The Mastodon channel: customers' direct messages on a Mastodon account.
 
 `MastodonChannel` is the adapter; the rest are its parts: `startup` (instance
-limits, notification policy), `stream` (the SSE reader), `inbound`
-(notifications to `Inbound`), `html_text` (status HTML to plain text),
+limits, notification policy), `stream` (the SSE reader), `history` (where a
+first start begins, accepted requests' DMs), `inbound` (notifications to
+`Inbound`), `html_text` (status HTML to plain text), `outbound` (replies as
+threads of statuses), `reconcile` (the parts a retried reply already posted),
 `compose` (counting and splitting replies as Mastodon counts), `transport`
 (Mastodon.py clients, retries) and `pacing` (rate limits).
 """

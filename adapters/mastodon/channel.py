@@ -10,13 +10,17 @@ deduplicated by id (and the sink is idempotent per message id).
 
 The cursor (`mastodon:notification_min_id`) only moves through the sink: with
 `deliver` for a message, with `set_cursor` for a notification that needs no
-handling, never backwards.
+handling, never backwards. With no stored cursor (the very first start) the
+channel starts after the newest mention: the account's history, and the DMs
+of notification requests accepted at that start, stay unanswered. A restart
+catches up on everything after the stored cursor.
 
-Sending: one `direct` status per part of the reply, each starting with the
-customer's mention and replying to the previous part, each with the
-Idempotency-Key `deskbot-<outbox id>-<part>`: a retry after a crash gets the
-statuses posted the first time instead of posting them again (Mastodon keeps
-keys for one hour).
+Sending (`outbound.py`): one `direct` status per part of the reply, each
+starting with the customer's mention and replying to the previous part, each
+with the Idempotency-Key `deskbot-<outbox id>-<part>`. Mastodon keeps a key
+one hour, and a repeated key may even answer HTTP 500 although the status
+exists (mastodon/mastodon#40399), so a retried row (`attempt > 1`) first
+looks up the parts already posted and posts only the missing ones.
 
 Errors and limits: requests are paced by the `X-RateLimit-*` headers and the
 posting budget (`pacing.py`); 5xx answers and network errors are retried with
@@ -32,7 +36,6 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
@@ -41,7 +44,6 @@ import httpx
 from mastodon.errors import (
     MastodonError,
     MastodonNetworkError,
-    MastodonNotFoundError,
     MastodonRatelimitError,
     MastodonServerError,
     MastodonUnauthorizedError,
@@ -52,44 +54,21 @@ from adapters.channel import (
     InboundSink,
     Outbound,
     PermanentChannelError,
-    PermanentSendError,
     TransientChannelError,
-    TransientSendError,
 )
 
-from .compose import ReplyTooLong, mention_for, thread_parts
-from .inbound import notification_to_inbound
-from .pacing import API, STATUSES, Pacer
+from .history import await_merge, mentions_from, newest_mentions
+from .inbound import id_key, notification_to_inbound, parse_time, plain
+from .outbound import ReplyPoster
+from .pacing import API, Pacer
 from .startup import dig, open_to_strangers, read_instance
 from .stream import Closed, Event, Opened, SSEConnection
-from .transport import RateLimited, Transport, describe
+from .transport import Transport, describe
 
 log = logging.getLogger("deskbot.adapters.mastodon")
 
 CURSOR_KEY = "mastodon:notification_min_id"
 PAGE_SIZE = 80
-
-
-def _id_key(value: str) -> tuple[int, str]:
-    """Mastodon ids are opaque strings ordered by (length, value)."""
-    return len(value), value
-
-
-def _plain(entity: Any) -> Any:
-    """A Mastodon.py entity as the JSON the server sent (ids as strings, times in ISO 8601).
-
-    A direct copy: `Entity.to_json()` costs milliseconds per notification, which
-    dominated catching up a backlog.
-    """
-    if isinstance(entity, dict):
-        return {str(key): _plain(value) for key, value in entity.items()}
-    if isinstance(entity, list | tuple):
-        return [_plain(value) for value in entity]
-    if isinstance(entity, datetime):
-        return entity.isoformat()
-    if isinstance(entity, str):
-        return str(entity)  # Mastodon.py's id type is a str subclass
-    return entity
 
 
 class MastodonChannel(Channel):
@@ -118,6 +97,7 @@ class MastodonChannel(Channel):
         posting_window: float = 3 * 3600.0,
         accept_strangers: bool = True,
         safety_poll_interval: float = 300.0,
+        merge_wait: float = 10.0,
     ) -> None:
         """Only `api_base_url` and `access_token` are settings; the rest are tuning knobs.
 
@@ -131,7 +111,9 @@ class MastodonChannel(Channel):
         other clients of the account. `posting_budget`/`posting_window`:
         Mastodon's 300 statuses per 3 hours. `accept_strangers`: change the
         notification policy so DMs from accounts the bot does not follow arrive.
-        `safety_poll_interval`: a poll now and then even while streaming."""
+        `safety_poll_interval`: a poll now and then even while streaming.
+        `merge_wait`: how long to wait for Mastodon to merge the DMs of requests
+        accepted at start into the notifications."""
         if not api_base_url or not access_token:
             raise PermanentChannelError("Mastodon needs both an API base URL and an access token")
         self._base_url = api_base_url.rstrip("/")
@@ -152,8 +134,13 @@ class MastodonChannel(Channel):
         self._transport: Transport | None = None
         self._http: httpx.Client | None = None
         self._stream: SSEConnection | None = None
+        self._merge_wait = merge_wait
+        self._poster: ReplyPoster | None = None
         self._me: dict[str, str] = {}
-        self._accepted_senders: list[str] = []
+        #: Senders whose notification requests were accepted at start -> when each request last changed.
+        self._accepted: dict[str, datetime] = {}
+        #: On the first start, the same: their DMs up to then are old, even if merged in late.
+        self._old_until: dict[str, datetime] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._cursor: str | None = None
         self._stream_open = False
@@ -193,8 +180,16 @@ class MastodonChannel(Channel):
         self._me = {"id": str(me["id"]), "acct": str(me["acct"]), "url": str(me.get("url") or "")}
         facts = read_instance(self._transport, self._base_url, self._closing)
         self.max_characters, self.domain, self.streaming_url = facts.max_characters, facts.domain, facts.streaming_url
-        self._accepted_senders = open_to_strangers(
-            self._transport, self._base_url, self._accept_strangers, self._closing
+        self._accepted = open_to_strangers(self._transport, self._base_url, self._accept_strangers, self._closing)
+        self._poster = ReplyPoster(
+            self._transport,
+            self._pacer,
+            own_id=self._me["id"],
+            domain=self.domain,
+            max_characters=self.max_characters,
+            max_wait=self._max_wait,
+            attempts=self._send_attempts,
+            stop=self._closing,
         )
         self._http = httpx.Client(headers={"User-Agent": self._user_agent})
         log.info(
@@ -219,7 +214,10 @@ class MastodonChannel(Channel):
         if self._transport is None:
             raise RuntimeError("MastodonChannel.start() was not called")
         self._cursor = sink.get_cursor(CURSOR_KEY)
-        self._fetch_accepted(sink, stop)
+        if self._cursor is None:
+            self._start_after_newest(sink, stop)
+        else:
+            self._fetch_accepted(sink, stop)
         delay = self._reconnect[0]
         while not stop.is_set() and not self._closing.is_set():
             if self._streaming:
@@ -284,7 +282,7 @@ class MastodonChannel(Channel):
                 page = self._transport.request(
                     API, partial(api.notifications, types=["mention"], min_id=cursor, limit=PAGE_SIZE), stop=stop
                 )
-                for notification in sorted((_plain(n) for n in page), key=lambda n: _id_key(str(n["id"]))):
+                for notification in sorted((plain(n) for n in page), key=lambda n: id_key(str(n["id"]))):
                     self._handle(notification, sink)
                 if len(page) < PAGE_SIZE:
                     break
@@ -294,44 +292,50 @@ class MastodonChannel(Channel):
         except MastodonError as error:
             log.warning("mastodon: polling notifications failed, will retry: %s", describe(error))
 
+    def _start_after_newest(self, sink: InboundSink, stop: threading.Event) -> None:
+        """First start (no stored cursor): answer only what arrives from now on.
+
+        Answering the account's mention history would open incidents, and spend
+        credits, for messages that may be years old. The DMs of requests accepted
+        at this start are as old: merged first, they fall behind the cursor, and
+        any the merge brings in later are known by their dates (`_old_until`).
+        """
+        assert self._transport is not None
+        if self._accepted:
+            self._old_until, self._accepted = self._accepted, {}
+            await_merge(self._transport, self._merge_wait, stop)
+        try:
+            newest, earlier = newest_mentions(self._transport, PAGE_SIZE, stop)
+        except MastodonUnauthorizedError as error:
+            raise PermanentChannelError(f"Mastodon rejected the access token ({describe(error)})") from None
+        except MastodonError as error:
+            raise TransientChannelError(f"cannot read the newest Mastodon mention: {describe(error)}") from None
+        sink.set_cursor(CURSOR_KEY, newest)
+        self._cursor = newest
+        log.info(
+            "mastodon: first start: answering mentions after notification %s; %s earlier mention(s) left unanswered",
+            newest,
+            earlier,
+        )
+
     def _fetch_accepted(self, sink: InboundSink, stop: threading.Event) -> None:
         """DMs of notification requests accepted at start: older than the cursor, so fetched by sender."""
         assert self._transport is not None
-        api = self._transport.recv
-        if not self._accepted_senders:
+        if not self._accepted:
             return
-        for _ in range(20):  # Mastodon merges accepted requests in a background job
+        await_merge(self._transport, self._merge_wait, stop)
+        for sender in self._accepted:
             try:
-                if self._transport.paced(API, api.notifications_merged, stop):
-                    break
-            except MastodonError:
-                break
-            stop.wait(0.5)
-        for sender in self._accepted_senders:
-            min_id = "0"
-            try:
-                while not stop.is_set():
-                    page = self._transport.request(
-                        API,
-                        partial(
-                            api.notifications, types=["mention"], account_id=sender, min_id=min_id, limit=PAGE_SIZE
-                        ),
-                        stop=stop,
-                    )
-                    items = sorted((_plain(n) for n in page), key=lambda n: _id_key(str(n["id"])))
-                    for notification in items:
-                        self._handle(notification, sink, replay=True)
-                    if len(page) < PAGE_SIZE:
-                        break
-                    min_id = str(items[-1]["id"])
+                for notification in mentions_from(self._transport, sender, PAGE_SIZE, stop):
+                    self._handle(notification, sink, replay=True)
             except MastodonError as error:
                 log.warning("mastodon: fetching accepted requests' DMs failed: %s", describe(error))
-        self._accepted_senders = []
+        self._accepted = {}
 
     def _handle(self, notification: dict[str, Any], sink: InboundSink, *, replay: bool = False) -> None:
         """One notification: deliver it, or just move the cursor past it."""
         notification_id = str(notification["id"])
-        newer = self._cursor is None or _id_key(notification_id) > _id_key(self._cursor)
+        newer = self._cursor is None or id_key(notification_id) > id_key(self._cursor)
         if not newer and not replay:
             return  # handled before: stream and catch-up overlap
         cursor = (CURSOR_KEY, notification_id) if newer else None
@@ -343,6 +347,7 @@ class MastodonChannel(Channel):
             or not status_id
             or author_id == self._me["id"]
             or status_id in self._seen
+            or self._written_before_first_start(author_id, notification)
         ):
             if cursor:
                 sink.set_cursor(*cursor)
@@ -365,6 +370,10 @@ class MastodonChannel(Channel):
         if newer:
             self._cursor = notification_id
 
+    def _written_before_first_start(self, author_id: str, notification: dict[str, Any]) -> bool:
+        old_until = self._old_until.get(author_id)
+        return old_until is not None and parse_time(notification.get("created_at")) <= old_until
+
     def _remember(self, status_id: str) -> None:
         self._seen[status_id] = None
         while len(self._seen) > 10_000:
@@ -373,61 +382,10 @@ class MastodonChannel(Channel):
     # -- send ---------------------------------------------------------------------
 
     def send(self, message: Outbound) -> list[str]:
-        """Post the reply as a thread of direct statuses; return their ids."""
-        if self._transport is None:
+        """Post the reply as a thread of direct statuses; return their ids (see `outbound.py`)."""
+        if self._poster is None:
             raise RuntimeError("MastodonChannel.start() was not called")
-        if message.kind != "direct":
-            raise PermanentSendError(
-                f"the mastodon channel cannot send {message.kind!r} messages, only 'direct' (outbox {message.outbox_id})"
-            )
-        if not message.recipient:
-            raise PermanentSendError(f"outbox {message.outbox_id} has no recipient")
-        body = message.text if not message.quote else f"{message.text}\n\n{message.quote}"
-        try:
-            parts = thread_parts(mention_for(message.recipient, self.domain), body, self.max_characters)
-        except ReplyTooLong as error:
-            raise PermanentSendError(f"outbox {message.outbox_id}: {error}") from None
-        wait = self._pacer.statuses_wait(len(parts))
-        if wait > self._max_wait:
-            # Half a thread now and the rest hours later could outlive the
-            # idempotency keys (kept one hour): post all parts or none.
-            raise TransientSendError(f"posting budget: no room for {len(parts)} statuses now", retry_after=wait)
-        ids: list[str] = []
-        reply_to = message.conversation
-        for number, part in enumerate(parts, 1):
-            key = f"deskbot-{message.outbox_id}-{number}"
-            status_id = self._post(part, reply_to, key, first=number == 1)
-            ids.append(status_id)
-            reply_to = status_id
-        return ids
-
-    def _post(self, text: str, reply_to: str | None, key: str, *, first: bool) -> str:
-        assert self._transport is not None
-        api = self._transport.send
-
-        def post(in_reply_to: str | None) -> Callable[[], Any]:
-            return lambda: api.status_post(text, in_reply_to_id=in_reply_to, visibility="direct", idempotency_key=key)
-
-        try:
-            try:
-                status = self._transport.request(
-                    STATUSES, post(reply_to), stop=self._closing, attempts=self._send_attempts
-                )
-            except MastodonNotFoundError:
-                if not (first and reply_to):
-                    raise
-                # The customer deleted the status we answer: answer outside the thread.
-                log.warning("mastodon: status %s is gone; replying without in_reply_to", reply_to)
-                status = self._transport.request(STATUSES, post(None), stop=self._closing, attempts=self._send_attempts)
-        except RateLimited as error:
-            raise TransientSendError(
-                f"Mastodon rate limit: retry in {error.wait:.0f}s", retry_after=error.wait
-            ) from None
-        except (MastodonNetworkError, MastodonServerError) as error:
-            raise TransientSendError(f"Mastodon did not take the status: {describe(error)}") from None
-        except MastodonError as error:
-            raise PermanentSendError(f"Mastodon refused the status: {describe(error)}") from None
-        return str(status["id"])
+        return self._poster.send(message)
 
     def close(self) -> None:
         self._closing.set()

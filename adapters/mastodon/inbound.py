@@ -19,6 +19,28 @@ from .html_text import status_to_text
 CHANNEL = "mastodon"
 
 
+def id_key(value: str) -> tuple[int, str]:
+    """Mastodon ids are opaque strings ordered by (length, value)."""
+    return len(value), value
+
+
+def plain(entity: Any) -> Any:
+    """A Mastodon.py entity as the JSON the server sent (ids as strings, times in ISO 8601).
+
+    A direct copy: `Entity.to_json()` costs milliseconds per notification, which
+    dominated catching up a backlog.
+    """
+    if isinstance(entity, dict):
+        return {str(key): plain(value) for key, value in entity.items()}
+    if isinstance(entity, list | tuple):
+        return [plain(value) for value in entity]
+    if isinstance(entity, datetime):
+        return entity.isoformat()
+    if isinstance(entity, str):
+        return str(entity)  # Mastodon.py's id type is a str subclass
+    return entity
+
+
 def full_acct(account: dict[str, Any], local_domain: str) -> str:
     """`user@domain` for everyone, in lower case: local accounts get the instance's domain.
 
@@ -41,7 +63,7 @@ def notification_to_inbound(notification: dict[str, Any], *, own_account_id: str
         "sender": sender,
         "conversation": status_id,
         "message_id": status_id,
-        "received_at": _parse_time(status.get("created_at") or notification.get("created_at")),
+        "received_at": parse_time(status.get("created_at") or notification.get("created_at")),
         "sender_name": (account.get("display_name") or account.get("username") or None),
         "sender_platform_id": str(account["id"]),
     }
@@ -65,7 +87,8 @@ def notification_to_inbound(notification: dict[str, Any], *, own_account_id: str
     )
 
 
-def _parse_time(value: Any) -> datetime:
+def parse_time(value: Any) -> datetime:
+    """A Mastodon time (ISO 8601 text, or Mastodon.py's datetime) as an aware datetime; now if absent."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, str) and value:

@@ -8,7 +8,9 @@
   customer's first DM would sit in "notification requests" and never reach
   the bot. This reads the policy, sets to "accept" every field that filters
   (or drops) strangers, logs what it changed, and accepts requests already
-  pending (their DMs are older than the cursor: `receive` fetches them by sender).
+  pending. Their DMs were written before this start: on a restart `receive`
+  fetches them by sender (they are older than the cursor); on the very first
+  start it leaves them unanswered, like the rest of the account's history.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +33,7 @@ from mastodon.errors import (
 
 from adapters.channel import PermanentChannelError, TransientChannelError
 
+from .inbound import parse_time
 from .pacing import API
 from .transport import Transport, describe
 
@@ -88,14 +92,15 @@ def read_instance(transport: Transport, base_url: str, stop: threading.Event) ->
     )
 
 
-def open_to_strangers(transport: Transport, base_url: str, accept: bool, stop: threading.Event) -> list[str]:
-    """Make DMs from strangers arrive; return the account ids of requests accepted now."""
+def open_to_strangers(transport: Transport, base_url: str, accept: bool, stop: threading.Event) -> dict[str, datetime]:
+    """Make DMs from strangers arrive. Returns the requests accepted now: for each sender's
+    account id, when their request last changed (no DM of theirs it holds is newer)."""
     api = transport.recv
     try:
         policy = dict(transport.paced(API, api.notifications_policy, stop))
     except MastodonNotFoundError:
         log.info("mastodon: the server has no notification policy (Mastodon < 4.3); nothing to change")
-        return []
+        return {}
     except MastodonError as error:
         raise _start_error(base_url, "read the notification policy", error) from None
     changes = {f: "accept" for f in STRANGER_FILTERS if policy.get(f) not in (None, "accept")}
@@ -105,7 +110,7 @@ def open_to_strangers(transport: Transport, base_url: str, accept: bool, stop: t
                 "mastodon: the notification policy filters DMs from strangers (%s); new customers' DMs will not arrive",
                 ", ".join(f"{f}={policy[f]}" for f in changes),
             )
-        return []
+        return {}
     if changes:
         try:
             transport.paced(API, partial(api.update_notifications_policy, **changes), stop)
@@ -116,14 +121,14 @@ def open_to_strangers(transport: Transport, base_url: str, accept: bool, stop: t
             ", ".join(f"{f} {policy[f]} -> accept" for f in changes),
         )
     if not dig(policy, "summary", "pending_requests_count"):
-        return []
-    accepted: list[str] = []
+        return {}
+    accepted: dict[str, datetime] = {}
     try:
         page = transport.paced(API, partial(api.notification_requests, limit=40), stop)
         while page:
             for request in page:
                 transport.paced(API, partial(api.accept_notification_request, request["id"]), stop)
-                accepted.append(str(request["account"]["id"]))
+                accepted[str(request["account"]["id"])] = parse_time(request.get("updated_at"))
             page = transport.paced(API, partial(api.fetch_next, page), stop)
     except MastodonError as error:
         raise _start_error(base_url, "accept pending notification requests", error) from None

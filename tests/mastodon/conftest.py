@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from adapters.channel import Inbound
-from adapters.mastodon import MastodonChannel
+from adapters.mastodon import CURSOR_KEY, MastodonChannel
+from bot.services import customers
+from storage.db import transaction
 from tests.fakes.mastodon import FakeMastodon
 
 BOT_TOKEN = "bot-token"
@@ -100,6 +102,10 @@ class Running:
         except BaseException as error:  # noqa: BLE001 - surfaced by `halt`
             self.error = error
 
+    def wait_started(self) -> None:
+        """Until the channel knows where it starts: what is written from then on is new to it."""
+        wait_until(lambda: self.sink.get_cursor(CURSOR_KEY) is not None or self.error, 5)
+
     def halt(self) -> None:
         self.stop.set()
         self.thread.join(5)
@@ -134,6 +140,7 @@ def run_channel(make_channel: Callable[..., MastodonChannel]) -> Iterator[Callab
         runner = Running(channel, sink or RecordingSink())
         runner.thread.start()
         running.append(runner)
+        runner.wait_started()
         if wait_connected and overrides.get("streaming", True):
             wait_until(lambda: channel._stream_open, 5)
         return runner
@@ -143,3 +150,13 @@ def run_channel(make_channel: Callable[..., MastodonChannel]) -> Iterator[Callab
         if runner.thread.is_alive():
             runner.stop.set()
             runner.thread.join(5)
+
+
+@pytest.fixture
+def customer(engine, clock) -> int:  # noqa: ANN001
+    """Acme, linked to alice@remote.example, with 3 credits."""
+    with transaction(engine) as session:
+        acme, _code = customers.create_customer(session, "Acme", None, "en", clock())
+        customers.link_identity(session, acme, "mastodon", "alice@remote.example", clock())
+        customers.grant_credits(session, acme, 3, clock().date(), "test", clock())
+        return acme.id

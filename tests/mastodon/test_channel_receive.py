@@ -71,20 +71,22 @@ def test_own_statuses_and_other_notifications_only_move_the_cursor(
     running.halt()
 
 
-def test_strangers_dm_arrives_once_the_policy_is_changed_at_start(
-    fake: FakeMastodon, make_channel: Callable[..., MastodonChannel], run_channel: Callable[..., Running]
+def test_on_a_restart_strangers_dms_arrive_once_the_policy_is_changed(
+    fake: FakeMastodon, run_channel: Callable[..., Running]
 ) -> None:
     # Written while the bot was away and the policy (Mastodon's default) filtered it.
     early = fake.post_status("mallory@elsewhere.example", "@deskbot I never followed you")
+    fake.post_status("alice@remote.example", "@deskbot handled before the restart")
     assert fake.notification_requests("deskbot")
-    running = run_channel()
+    # The stored cursor is past the stranger's (older) notification: only the fetch by sender finds it.
+    running = run_channel(RecordingSink({CURSOR_KEY: "2"}))
     assert fake.policy("deskbot")["for_private_mentions"] == "accept"
     assert fake.notification_requests("deskbot") == []
     fake.add_account("trudy@new.example")
     later = fake.post_status("trudy@new.example", "@deskbot first contact")
     messages = running.sink.wait_for(2)
-    assert {m.message_id for m in messages} == {early["id"], later["id"]}
-    assert running.sink.cursors[CURSOR_KEY] == "2"
+    assert [m.message_id for m in messages] == [early["id"], later["id"]]
+    wait_until(lambda: running.sink.cursors[CURSOR_KEY] == "3")
     running.halt()
 
 
@@ -194,6 +196,7 @@ def test_polling_stays_under_a_lowered_api_limit() -> None:
         channel.start()
         running = Running(channel, RecordingSink())
         running.thread.start()
+        running.wait_started()
         for i in range(6):
             small.post_status("alice@remote.example", f"@deskbot slow {i}")
             time.sleep(0.3)

@@ -210,3 +210,113 @@ def test_reply_to_a_deleted_status_still_reaches_the_customer(fake: FakeMastodon
 def test_quote_is_appended(fake: FakeMastodon, channel: MastodonChannel, customer_status: str) -> None:
     channel.send(outbound("You wrote:", customer_status, quote="my VPN does not connect"))
     assert fake.posted_by("deskbot")[0].source_text == "@alice@remote.example You wrote:\n\nmy VPN does not connect"
+
+
+# -- retries after the Idempotency-Key stopped protecting (expired, or #40399) ---------------------
+
+TWO_PARTS = ENGINEER_REPLY[:700]
+
+
+def _thread_of(fake: FakeMastodon, first_parent: str | None) -> list[str]:
+    """The bot's statuses as one chain from `first_parent`; fails on a stray or a missing link."""
+    posted = fake.posted_by("deskbot")
+    parent = first_parent
+    for status in posted:
+        assert status.status["in_reply_to_id"] == parent
+        parent = status.id
+    return [p.source_text for p in posted]
+
+
+def _retry_ends_with_one_status_per_part(
+    fake: FakeMastodon, channel: MastodonChannel, customer_status: str, *, outbox_id: int
+) -> None:
+    ids = channel.send(outbound(TWO_PARTS, customer_status, outbox_id=outbox_id, attempt=2))
+    texts = _thread_of(fake, customer_status)
+    assert [p.id for p in fake.posted_by("deskbot")] == ids
+    assert len(texts) == 2 and texts[0].endswith("(1/2)") and texts[1].endswith("(2/2)")
+
+
+def test_a_fully_posted_row_retried_after_its_keys_expired_posts_nothing(
+    fake: FakeMastodon, channel: MastodonChannel, customer_status: str
+) -> None:
+    ids = channel.send(outbound(TWO_PARTS, customer_status, outbox_id=21))
+    assert len(ids) == 2
+    fake.expire_idempotency_keys()  # the retry comes more than an hour later
+    assert channel.send(outbound(TWO_PARTS, customer_status, outbox_id=21, attempt=2)) == ids
+    assert [p.id for p in fake.posted_by("deskbot")] == ids
+
+
+@pytest.mark.parametrize("went_through", [1, 0], ids=["part 1 posted", "nothing posted"])
+def test_a_row_retried_after_its_keys_expired_posts_only_the_missing_parts(
+    fake: FakeMastodon, channel: MastodonChannel, customer_status: str, went_through: int
+) -> None:
+    fake.fail_next(50, 503, method="POST", path="/api/v1/statuses", skip=went_through)
+    with pytest.raises(TransientSendError):
+        channel.send(outbound(TWO_PARTS, customer_status, outbox_id=22))
+    assert len(fake.posted_by("deskbot")) == went_through
+    fake.faults.clear()
+    fake.expire_idempotency_keys()
+    _retry_ends_with_one_status_per_part(fake, channel, customer_status, outbox_id=22)
+
+
+def test_a_keyed_repeat_answered_500_ends_with_one_status_per_part(
+    fake: FakeMastodon, channel: MastodonChannel, customer_status: str
+) -> None:
+    fake.fail_keyed_repeats(500)  # mastodon/mastodon#40399
+    # Part 1 is posted but its answer is lost; every retry with its key then gets a 500.
+    fake.drop_next(1, method="POST", path="/api/v1/statuses", after_handling=True)
+    with pytest.raises(TransientSendError, match="500"):
+        channel.send(outbound(TWO_PARTS, customer_status, outbox_id=24))
+    assert len(fake.posted_by("deskbot")) == 1
+    _retry_ends_with_one_status_per_part(fake, channel, customer_status, outbox_id=24)
+
+
+def test_a_retry_whose_look_up_fails_for_now_posts_nothing_and_is_transient(
+    fake: FakeMastodon, channel: MastodonChannel, customer_status: str
+) -> None:
+    ids = channel.send(outbound("Posted once", customer_status, outbox_id=25))
+    fake.expire_idempotency_keys()
+    fake.fail_next(20, 503, method="GET", path="/api/v1/statuses/")
+    with pytest.raises(TransientSendError, match="already posted"):
+        channel.send(outbound("Posted once", customer_status, outbox_id=25, attempt=2))
+    fake.faults.clear()
+    assert channel.send(outbound("Posted once", customer_status, outbox_id=25, attempt=3)) == ids
+    assert len(fake.posted_by("deskbot")) == 1
+
+
+def test_an_earlier_reply_with_other_text_is_not_taken_for_the_retried_one(
+    fake: FakeMastodon, channel: MastodonChannel, customer_status: str
+) -> None:
+    channel.send(outbound("An earlier answer", customer_status, outbox_id=26))
+    fake.fail_next(50, 503, method="POST", path="/api/v1/statuses")
+    with pytest.raises(TransientSendError):
+        channel.send(outbound("The answer being retried", customer_status, outbox_id=27))
+    fake.faults.clear()
+    fake.expire_idempotency_keys()
+    channel.send(outbound("The answer being retried", customer_status, outbox_id=27, attempt=2))
+    assert [p.source_text for p in fake.posted_by("deskbot")] == [
+        "@alice@remote.example An earlier answer",
+        "@alice@remote.example The answer being retried",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("conversation", "posts_for_part_1"),
+    [(None, 1), ("999999999999999999", 2)],  # a deleted status: a 404, then part 1 answering nothing
+    ids=["no status", "status deleted"],
+)
+def test_a_reply_answering_no_status_is_found_among_the_bots_own_statuses(
+    fake: FakeMastodon, channel: MastodonChannel, conversation: str | None, posts_for_part_1: int
+) -> None:
+    fake.fail_next(50, 503, method="POST", path="/api/v1/statuses", skip=posts_for_part_1)
+    with pytest.raises(TransientSendError):
+        channel.send(outbound(TWO_PARTS, conversation, outbox_id=28))
+    assert len(fake.posted_by("deskbot")) == 1
+    fake.faults.clear()
+    for i in range(45):  # more than a page of the bot's statuses come after part 1
+        fake.post_status("deskbot", f"@carol later note {i}", visibility="direct")
+    fake.expire_idempotency_keys()
+    ids = channel.send(outbound(TWO_PARTS, conversation, outbox_id=28, attempt=2))
+    mine = [p for p in fake.posted_by("deskbot") if p.recipients == ("alice@remote.example",)]
+    assert [p.id for p in mine] == ids and len(ids) == 2
+    assert mine[0].status["in_reply_to_id"] is None and mine[1].status["in_reply_to_id"] == ids[0]

@@ -16,6 +16,7 @@ from mastodon import Mastodon
 from mastodon.errors import (
     MastodonAPIError,
     MastodonNetworkError,
+    MastodonNotFoundError,
     MastodonRatelimitError,
     MastodonServerError,
     MastodonUnauthorizedError,
@@ -72,6 +73,61 @@ def test_idempotency_key_returns_the_same_status(fake: FakeMastodon) -> None:
     first = api.status_post("@carol one", visibility="direct", idempotency_key="k-1")
     again = api.status_post("@carol one", visibility="direct", idempotency_key="k-1")
     assert first.id == again.id and len(fake.posted_by("deskbot")) == 1
+
+
+def test_idempotency_keys_expire_and_a_keyed_repeat_can_answer_500(fake: FakeMastodon) -> None:
+    api = client(fake)
+    first = api.status_post("@carol one", visibility="direct", idempotency_key="k-2")
+    fake.fail_keyed_repeats(500)  # mastodon/mastodon#40399
+    with pytest.raises(MastodonServerError) as error:
+        api.status_post("@carol one", visibility="direct", idempotency_key="k-2")
+    assert error.value.args[1] == 500
+    assert [p.id for p in fake.posted_by("deskbot")] == [first.id]  # the first status stays, alone
+    fake.expire_idempotency_keys()  # an hour later the key is forgotten: a repeat posts again
+    again = api.status_post("@carol one", visibility="direct", idempotency_key="k-2")
+    assert again.id != first.id and len(fake.posted_by("deskbot")) == 2
+
+
+def test_status_source_and_context_as_the_bot_sees_them(fake: FakeMastodon) -> None:
+    api = client(fake)
+    question = fake.post_status("alice@remote.example", "@deskbot where is https://shop.example/a?")
+    answer = api.status_post(
+        "@alice@remote.example see https://kb.example/x", in_reply_to_id=question["id"], visibility="direct"
+    )
+    source = api.status_source(answer.id)
+    assert (source.id, source.text, source.spoiler_text) == (
+        answer.id,
+        "@alice@remote.example see https://kb.example/x",
+        "",
+    )
+    assert [s.id for s in api.status_context(question["id"]).descendants] == [answer.id]
+    secret = fake.post_status("alice@remote.example", "@carol not for the bot")
+    with pytest.raises(MastodonNotFoundError):
+        api.status_source(secret["id"])
+
+
+def test_account_statuses_show_the_owner_its_direct_statuses_and_others_what_they_may(fake: FakeMastodon) -> None:
+    api = client(fake)
+    bot_id = api.account_verify_credentials().id
+    posted = [api.status_post(f"@alice@remote.example dm {i}", visibility="direct").id for i in range(45)]
+    public = api.status_post("hello world", visibility="public").id
+    newest = api.account_statuses(bot_id, limit=40)
+    assert [s.id for s in newest] == [public, *reversed(posted[6:])]
+    assert [s.id for s in api.fetch_next(newest)] == list(reversed(posted[:6]))
+    assert [s.id for s in api.account_statuses(bot_id, max_id=posted[3])] == list(reversed(posted[:3]))
+    assert len(client(fake, "alice-token").account_statuses(bot_id, limit=40)) == 40  # mentioned in them
+    assert [s.id for s in client(fake, "carol-token").account_statuses(bot_id)] == [public]
+
+
+def test_held_merges_keep_accepted_requests_out_of_the_notifications(fake: FakeMastodon) -> None:
+    api = client(fake)
+    fake.hold_merges()
+    fake.post_status("mallory@elsewhere.example", "@deskbot let me in")
+    api.accept_notification_request(api.notification_requests()[0].id)
+    assert api.notifications_merged() is False and api.notifications(types=["mention"]) == []
+    fake.release_merges()
+    assert api.notifications_merged() is True
+    assert [n.account.acct for n in api.notifications(types=["mention"])] == ["mallory@elsewhere.example"]
 
 
 def test_422_beyond_max_characters_with_mastodons_counting(fake: FakeMastodon) -> None:

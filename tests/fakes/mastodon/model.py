@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import text as status_text
 
 PAYLOADS = Path(__file__).with_name("payloads")
+T = TypeVar("T")
 NEW_ACCOUNT_AGE = timedelta(days=30)
 POLICY_FIELDS = (
     "for_not_following",
@@ -49,6 +50,13 @@ def load_payload(name: str) -> dict[str, Any]:
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _page(items: list[T], key: Callable[[T], int], *, min_id: int | None, limit: int) -> list[T]:
+    """Mastodon's Paginable: newest first; with `min_id`, the `limit` oldest after it."""
+    items.sort(key=key)
+    page = items[:limit] if min_id is not None else items[-limit:]
+    return list(reversed(page))
 
 
 class ApiError(Exception):
@@ -122,6 +130,9 @@ class Instance:
         self.inboxes: dict[str, list[str]] = {}  # account id -> status ids received
         self.idempotency: dict[tuple[str, str], tuple[str, float]] = {}
         self.idempotency_ttl = 3600.0
+        #: Accepting a request merges its notifications at once, or (False) only at `release_merges`.
+        self.merge_at_once = True
+        self._unmerged: list[tuple[str, str]] = []  # (recipient id, sender id) accepted, not merged yet
         self._status_ids = itertools.count(1)
         self._account_ids = itertools.count(1)
         self._notification_ids = itertools.count(1)
@@ -430,15 +441,61 @@ class Instance:
                 raise ApiError(404, "Record not found")
             if accept:
                 self.permissions.add((account.id, sender_id))
-                for n in self.notifications:  # the merge: they keep their (older) ids
-                    if n.recipient_id == account.id and n.from_id == sender_id:
-                        n.filtered = False
+                if self.merge_at_once:
+                    self._merge(account.id, sender_id)
+                else:  # Mastodon merges in a background job (UnfilterNotificationsWorker)
+                    self._unmerged.append((account.id, sender_id))
             else:
                 self.notifications = [
                     n
                     for n in self.notifications
                     if not (n.recipient_id == account.id and n.from_id == sender_id and n.filtered)
                 ]
+
+    def _merge(self, recipient_id: str, sender_id: str) -> None:
+        for n in self.notifications:  # they keep their (older) ids
+            if n.recipient_id == recipient_id and n.from_id == sender_id:
+                n.filtered = False
+
+    def merged(self, account: Account) -> bool:
+        with self.lock:
+            return not any(recipient == account.id for recipient, _ in self._unmerged)
+
+    def release_merges(self) -> None:
+        with self.lock:
+            for recipient_id, sender_id in self._unmerged:
+                self._merge(recipient_id, sender_id)
+            self._unmerged.clear()
+
+    def expire_idempotency_keys(self) -> None:
+        """What Mastodon does an hour after a key's first use: a repeat now creates a new status."""
+        with self.lock:
+            self.idempotency.clear()
+
+    def statuses_of(
+        self,
+        author: Account,
+        visible: Callable[[Posted], bool],
+        *,
+        max_id: int | None = None,
+        since_id: int | None = None,
+        min_id: int | None = None,
+        limit: int = 20,
+        exclude_replies: bool = False,
+    ) -> list[Posted]:
+        """`author`'s statuses that `visible` lets through, newest first, paged like notifications."""
+        with self.lock:
+            items = [
+                p
+                for p in self.statuses.values()
+                if p.status["account"]["id"] == author.id
+                and visible(p)
+                and not (exclude_replies and p.status["in_reply_to_id"])
+                and (max_id is None or int(p.id) < max_id)
+                and (since_id is None or int(p.id) > since_id)
+                and (min_id is None or int(p.id) > min_id)
+            ]
+            return _page(items, lambda p: int(p.id), min_id=min_id, limit=limit)
 
     def list_notifications(
         self,
@@ -453,7 +510,7 @@ class Instance:
         account_id: str | None = None,
         include_filtered: bool = False,
     ) -> list[Notification]:
-        """Mastodon's Paginable: newest first; `min_id` takes the oldest after it."""
+        """`account`'s notifications, newest first, paged as Mastodon pages (`_page`)."""
         with self.lock:
             items = [
                 n
@@ -467,9 +524,7 @@ class Instance:
                 and (since_id is None or n.id > since_id)
                 and (min_id is None or n.id > min_id)
             ]
-            items.sort(key=lambda n: n.id)
-            page = items[:limit] if min_id is not None else items[-limit:]
-            return list(reversed(page))
+            return _page(items, lambda n: n.id, min_id=min_id, limit=limit)
 
     # -- records for tests -------------------------------------------------
 

@@ -19,6 +19,19 @@ class LinkedList(list):
 
     link: str | None = None
 
+    @classmethod
+    def page(cls, bodies: list[Any], ids: list[Any], base: str, extra: str = "") -> LinkedList:
+        """A page (newest first) with Mastodon's Link header: `next` goes back, `prev` forward."""
+        body = cls(bodies)
+        if ids:
+            body.link = f'<{base}?max_id={ids[-1]}{extra}>; rel="next", <{base}?min_id={ids[0]}{extra}>; rel="prev"'
+        return body
+
+
+def _number(query: dict[str, list[str]], name: str) -> int | None:
+    value = (query.get(name) or [None])[0]
+    return int(value) if value not in (None, "") else None
+
 
 class RestRoutes:
     instance: Instance
@@ -28,6 +41,7 @@ class RestRoutes:
     max_characters: int
     serve_instance_v1: bool
     serve_instance_v2: bool
+    keyed_repeat_status: int | None
 
     # -- REST routes: each returns (status, body, verdict or None) ----------------
 
@@ -53,30 +67,27 @@ class RestRoutes:
         return 200, self.instance.account_json(account, credentials=True), None
 
     def _r_notifications(self, account, params, query, form, handler):
-        def num(name: str) -> int | None:
-            value = (query.get(name) or [None])[0]
-            return int(value) if value not in (None, "") else None
-
-        limit = min(num("limit") or 40, 80)
         items = self.instance.list_notifications(
             account,
-            max_id=num("max_id"),
-            since_id=num("since_id"),
-            min_id=num("min_id"),
-            limit=limit,
+            max_id=_number(query, "max_id"),
+            since_id=_number(query, "since_id"),
+            min_id=_number(query, "min_id"),
+            limit=min(_number(query, "limit") or 40, 80),
             types=query.get("types[]") or query.get("types"),
             exclude_types=query.get("exclude_types[]") or query.get("exclude_types"),
             account_id=(query.get("account_id") or [None])[0],
             include_filtered=(query.get("include_filtered") or ["false"])[0] in ("true", "1"),
         )
-        body = LinkedList(self.instance.notification_json(n) for n in items)
-        if items:
-            extra = "".join(f"&types%5B%5D={t}" for t in (query.get("types[]") or []))
-            base = f"{self.url}/api/v1/notifications"
-            body.link = (
-                f'<{base}?max_id={items[-1].id}{extra}>; rel="next", <{base}?min_id={items[0].id}{extra}>; rel="prev"'
-            )
-        return 200, body, None
+        return (
+            200,
+            LinkedList.page(
+                [self.instance.notification_json(n) for n in items],
+                [n.id for n in items],
+                f"{self.url}/api/v1/notifications",
+                "".join(f"&types%5B%5D={t}" for t in (query.get("types[]") or [])),
+            ),
+            None,
+        )
 
     def _r_notification(self, account, params, query, form, handler):
         for n in self.instance.notifications:
@@ -112,18 +123,43 @@ class RestRoutes:
         return 200, {}, None
 
     def _r_requests_merged(self, account, params, query, form, handler):
-        return 200, {"merged": True}, None
+        return 200, {"merged": self.instance.merged(account)}, None
 
     def _r_status(self, account, params, query, form, handler):
-        posted = self.instance.statuses.get(params["id"])
-        if posted is None or not self._visible(posted, account):
+        return 200, self._visible_status(params["id"], account).status, None
+
+    def _r_status_source(self, account, params, query, form, handler):
+        """Mastodon's StatusSourceSerializer, behind the same `show?` policy as the status itself."""
+        posted = self._visible_status(params["id"], account)
+        return 200, {"id": posted.id, "text": posted.source_text, "spoiler_text": posted.status["spoiler_text"]}, None
+
+    def _r_account_statuses(self, account, params, query, form, handler):
+        """Mastodon's AccountStatusesFilter: the author sees every status of their own, direct ones
+        too; anyone else what a status page would show them. 20 a page by default, at most 40."""
+        author = self.instance.accounts.get(params["id"])
+        if author is None:
             raise ApiError(404, "Record not found")
-        return 200, posted.status, None
+        items = self.instance.statuses_of(
+            author,
+            lambda posted: self._visible(posted, account),
+            max_id=_number(query, "max_id"),
+            since_id=_number(query, "since_id"),
+            min_id=_number(query, "min_id"),
+            limit=min(_number(query, "limit") or 20, 40),
+            exclude_replies=(query.get("exclude_replies") or ["false"])[0] in ("true", "1"),
+        )
+        return (
+            200,
+            LinkedList.page(
+                [p.status for p in items],
+                [p.id for p in items],
+                f"{self.url}/api/v1/accounts/{author.id}/statuses",
+            ),
+            None,
+        )
 
     def _r_context(self, account, params, query, form, handler):
-        posted = self.instance.statuses.get(params["id"])
-        if posted is None or not self._visible(posted, account):
-            raise ApiError(404, "Record not found")
+        posted = self._visible_status(params["id"], account)
         ancestors, descendants = [], []
         parent = self.instance.statuses.get(posted.status["in_reply_to_id"] or "")
         while parent is not None:
@@ -140,6 +176,12 @@ class RestRoutes:
                         descendants.append(p.status)
         return 200, {"ancestors": ancestors, "descendants": descendants}, None
 
+    def _visible_status(self, status_id: str, account: Account) -> Posted:
+        posted = self.instance.statuses.get(status_id)
+        if posted is None or not self._visible(posted, account):
+            raise ApiError(404, "Record not found")
+        return posted
+
     def _visible(self, posted: Posted, account: Account) -> bool:
         if posted.status["visibility"] in ("public", "unlisted"):
             return True
@@ -152,6 +194,8 @@ class RestRoutes:
         key = handler.headers.get("Idempotency-Key")
         known = key and self.instance.idempotency.get((account.id, key))
         if known and known[1] > time.time():  # a replay is neither rate-limited nor re-posted
+            if self.keyed_repeat_status is not None:  # mastodon/mastodon#40399: the first status stays
+                raise ApiError(self.keyed_repeat_status, "Internal Server Error")
             posted, _ = self.instance.create_status(account, "", idempotency_key=key)
             return 200, posted.status, self.status_limit.peek(f"account:{account.id}")
         budget_key = f"account:{account.id}"

@@ -63,6 +63,8 @@ ROUTES: list[Route] = [
         ("POST", r"/api/v1/statuses", "post_status"),
         ("GET", r"/api/v1/statuses/(?P<id>\d+)", "status"),
         ("GET", r"/api/v1/statuses/(?P<id>\d+)/context", "context"),
+        ("GET", r"/api/v1/statuses/(?P<id>\d+)/source", "status_source"),
+        ("GET", r"/api/v1/accounts/(?P<id>\d+)/statuses", "account_statuses"),
     ]
 ]
 STREAM_PATHS = {"/api/v1/streaming/user": False, "/api/v1/streaming/user/notification": True}
@@ -108,7 +110,8 @@ class FakeMastodon(RestRoutes):
     What the bot posted and who received it: `posted_by(bot)`, `inbox(acct)`.
     Counters: `stats.requests`, `stats.ratelimited`, `stats.by_route`.
     Faults: `fail_next`, `fail_during`, `drop_next`, `disconnect_streams`,
-    `drop_streams_after`, `stall_streams`.
+    `drop_streams_after`, `stall_streams`. Mastodon's own ways:
+    `expire_idempotency_keys`, `fail_keyed_repeats`, `hold_merges`.
     """
 
     def __init__(
@@ -147,6 +150,8 @@ class FakeMastodon(RestRoutes):
         self.instance.on_event = self.streams.publish
         self._bot_setup = (bot_acct, bot_token, bot_policy)
         self.bot: Account | None = None
+        #: Set by `fail_keyed_repeats`: the status answering a repeated Idempotency-Key.
+        self.keyed_repeat_status: int | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -274,6 +279,23 @@ class FakeMastodon(RestRoutes):
         return self.faults.add(
             Fault(status=None, count=count, method=method, path_prefix=path, after_handling=after_handling)
         )
+
+    def expire_idempotency_keys(self) -> None:
+        """Forget every Idempotency-Key, as Mastodon does an hour after its first use."""
+        self.instance.expire_idempotency_keys()
+
+    def fail_keyed_repeats(self, status: int | None = 500) -> None:
+        """Answer a repeated Idempotency-Key with `status`, keeping the status the first request
+        posted, as Mastodon does since its 2026 lock change (mastodon/mastodon#40399). None: replay."""
+        self.keyed_repeat_status = status
+
+    def hold_merges(self, held: bool = True) -> None:
+        """Accepted notification requests stay unmerged (`requests/merged` says false) until
+        `release_merges`, as while Mastodon's background job has not run."""
+        self.instance.merge_at_once = not held
+
+    def release_merges(self) -> None:
+        self.instance.release_merges()
 
     def disconnect_streams(self, *, clean: bool = False) -> int:
         """Close every open stream now (abruptly unless `clean`). Returns how many."""

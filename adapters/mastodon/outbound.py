@@ -1,0 +1,114 @@
+"""deskbot's `Outbound` rows as Mastodon statuses: one thread a row, posted once.
+
+A reply is a thread of `direct` statuses, each starting with the customer's
+mention, part 1 answering the customer's status and each next part the one
+before (`compose.thread_parts`). Every part carries the Idempotency-Key
+`deskbot-<outbox id>-<part>`: when the answer to a POST is lost and the
+transport retries at once, Mastodon gives back the status it already made.
+
+That key is not the whole story. Mastodon keeps it one hour, and since its
+2026 lock change a repeated key may answer HTTP 500 although the status
+exists (mastodon/mastodon#40399): the outbox then retries the row later, with
+`attempt > 1`, maybe hours later. So a retried row first looks for the parts
+already posted (`reconcile.posted_parts`) and posts only the rest, the next
+part answering the last one found. A look-up that fails for now makes the
+send fail for now (TransientSendError), never post blind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from mastodon.errors import MastodonError, MastodonNetworkError, MastodonNotFoundError, MastodonServerError
+
+from adapters.channel import Outbound, PermanentSendError, TransientSendError
+
+from .compose import ReplyTooLong, mention_for, thread_parts
+from .pacing import STATUSES, Pacer
+from .reconcile import posted_parts
+from .transport import RateLimited, Transport, describe
+
+log = logging.getLogger("deskbot.adapters.mastodon")
+
+
+@dataclass(frozen=True)
+class ReplyPoster:
+    """Posts outbox rows as threads, for one signed-in account of one instance."""
+
+    transport: Transport
+    pacer: Pacer
+    own_id: str
+    domain: str
+    max_characters: int
+    #: The longest a send waits for the posting budget; beyond it, TransientSendError with retry_after.
+    max_wait: float
+    attempts: int
+    stop: threading.Event
+
+    def send(self, message: Outbound) -> list[str]:
+        """Post the reply as a thread of direct statuses; return the ids of all its parts."""
+        if message.kind != "direct":
+            raise PermanentSendError(
+                f"the mastodon channel cannot send {message.kind!r} messages, only 'direct' (outbox {message.outbox_id})"
+            )
+        if not message.recipient:
+            raise PermanentSendError(f"outbox {message.outbox_id} has no recipient")
+        body = message.text if not message.quote else f"{message.text}\n\n{message.quote}"
+        try:
+            parts = thread_parts(mention_for(message.recipient, self.domain), body, self.max_characters)
+        except ReplyTooLong as error:
+            raise PermanentSendError(f"outbox {message.outbox_id}: {error}") from None
+        ids: list[str] = []
+        if message.attempt > 1:
+            with _send_errors(f"cannot tell what outbox {message.outbox_id} already posted"):
+                ids = posted_parts(self.transport, self.own_id, parts, message.conversation, self.stop)
+            if ids:
+                log.info(
+                    "mastodon: outbox %d: %d of %d part(s) already posted", message.outbox_id, len(ids), len(parts)
+                )
+        missing = len(parts) - len(ids)
+        wait = self.pacer.statuses_wait(missing) if missing else 0.0
+        if wait > self.max_wait:
+            # Post a thread whole rather than half now and half hours later.
+            raise TransientSendError(f"posting budget: no room for {missing} statuses now", retry_after=wait)
+        reply_to = ids[-1] if ids else message.conversation
+        for number in range(len(ids) + 1, len(parts) + 1):
+            key = f"deskbot-{message.outbox_id}-{number}"
+            reply_to = self._post(parts[number - 1], reply_to, key, first=number == 1)
+            ids.append(reply_to)
+        return ids
+
+    def _post(self, text: str, reply_to: str | None, key: str, *, first: bool) -> str:
+        api = self.transport.send
+
+        def post(in_reply_to: str | None) -> Callable[[], Any]:
+            return lambda: api.status_post(text, in_reply_to_id=in_reply_to, visibility="direct", idempotency_key=key)
+
+        with _send_errors("Mastodon did not take the status"):
+            try:
+                status = self.transport.request(STATUSES, post(reply_to), stop=self.stop, attempts=self.attempts)
+            except MastodonNotFoundError:
+                if not (first and reply_to):
+                    raise
+                # The customer deleted the status we answer: answer outside the thread.
+                log.warning("mastodon: status %s is gone; replying without in_reply_to", reply_to)
+                status = self.transport.request(STATUSES, post(None), stop=self.stop, attempts=self.attempts)
+        return str(status["id"])
+
+
+@contextmanager
+def _send_errors(doing: str) -> Iterator[None]:
+    """Mastodon.py's errors as the channel's: worth retrying later, or never."""
+    try:
+        yield
+    except RateLimited as error:
+        raise TransientSendError(f"Mastodon rate limit: retry in {error.wait:.0f}s", retry_after=error.wait) from None
+    except (MastodonNetworkError, MastodonServerError) as error:
+        raise TransientSendError(f"{doing}: {describe(error)}") from None
+    except MastodonError as error:
+        raise PermanentSendError(f"{doing}: {describe(error)}") from None
