@@ -17,7 +17,8 @@ Delivery contract (SPEC §7):
   `PermanentSendError` for anything that can never succeed. When
   `Outbound.attempt > 1` a previous attempt may have reached the platform
   before the process died: the channel must make sure it does not deliver the
-  text twice (Mastodon: the same Idempotency-Key; Zulip: look for the
+  text twice (Mastodon: the same Idempotency-Key, and since keys last an
+  hour, first a look for the parts already posted; Zulip: look for the
   reference among the bot's own recent messages).
 """
 
