@@ -19,6 +19,19 @@ from adapters.channel import Channel, Inbound, InboundSink, Outbound
 ENGINEER = "engineer@console"
 
 
+def console_line(sender: str, text: str, message_id: str, received_at: datetime) -> Inbound:
+    """A line typed at the console as the one inbound type: each person is their own conversation."""
+    return Inbound(
+        channel=ConsoleChannel.name,
+        sender=sender,
+        conversation=sender,
+        text=text,
+        message_id=message_id,
+        received_at=received_at,
+        sender_name=sender,
+    )
+
+
 class ConsoleChannel(Channel):
     name: ClassVar[str] = "console"
     carries_case_topics: ClassVar[bool] = True
@@ -65,17 +78,7 @@ class ConsoleChannel(Channel):
             if line.startswith("\\as"):
                 self._switch(line)
                 continue
-            sink.deliver(
-                Inbound(
-                    channel=self.name,
-                    sender=self.sender,
-                    conversation=self.sender,
-                    text=line,
-                    message_id=f"{self._run_id}-{next(self._ids)}",
-                    received_at=datetime.now(UTC),
-                    sender_name=self.sender,
-                )
-            )
+            sink.deliver(console_line(self.sender, line, f"{self._run_id}-{next(self._ids)}", datetime.now(UTC)))
 
     def _read(self) -> str | None:
         if self._interactive():

@@ -51,8 +51,7 @@ if __package__ in (None, ""):
 import sqlalchemy as sa  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
-from adapters.channel import Inbound  # noqa: E402
-from adapters.console import ConsoleChannel  # noqa: E402
+from adapters.console import ConsoleChannel, console_line  # noqa: E402
 from bench._common import create_database, drop_database, json_dump, machine, median, percentile  # noqa: E402
 from bench.generate_data import generate  # noqa: E402
 from bot.config import Settings  # noqa: E402
@@ -96,15 +95,7 @@ class ConsoleDesk:
     def say(self, text: str) -> str:
         start = len(self.out.getvalue())
         self.runtime.intake.deliver(
-            Inbound(
-                channel="console",
-                sender=PROBE,
-                conversation=PROBE,
-                text=text,
-                message_id=f"bench-{self._run}-{next(self._ids)}",
-                received_at=datetime.now(UTC),
-                sender_name=PROBE,
-            )
+            console_line(PROBE, text, f"bench-{self._run}-{next(self._ids)}", datetime.now(UTC))
         )
         self.runtime.dispatcher.drain("console")
         return self.out.getvalue()[start:]

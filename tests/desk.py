@@ -13,8 +13,7 @@ from datetime import UTC
 
 import sqlalchemy as sa
 
-from adapters.channel import Inbound
-from adapters.console import ENGINEER, ConsoleChannel
+from adapters.console import ENGINEER, ConsoleChannel, console_line
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.services import customers
@@ -58,15 +57,7 @@ class Desk:
     def say(self, who: str, text: str, message_id: str | None = None) -> str:
         start = len(self.out.getvalue())
         self.runtime.intake.deliver(
-            Inbound(
-                channel="console",
-                sender=who,
-                conversation=who,
-                text=text,
-                message_id=message_id or f"m{next(self._ids)}",
-                received_at=self.clock().astimezone(UTC),
-                sender_name=who,
-            )
+            console_line(who, text, message_id or f"m{next(self._ids)}", self.clock().astimezone(UTC))
         )
         self.runtime.dispatcher.drain("console")
         return self.out.getvalue()[start:]

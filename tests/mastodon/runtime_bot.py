@@ -10,8 +10,7 @@ import io
 import threading
 from datetime import UTC
 
-from adapters.channel import Inbound
-from adapters.console import ENGINEER, ConsoleChannel
+from adapters.console import ENGINEER, ConsoleChannel, console_line
 from adapters.mastodon import MastodonChannel
 from bot.runtime import Runtime
 from tests.desk import make_settings
@@ -53,17 +52,7 @@ class Bot:
         return self
 
     def engineer(self, text: str, message_id: str) -> None:
-        self.runtime.intake.deliver(
-            Inbound(
-                channel="console",
-                sender=ENGINEER,
-                conversation=ENGINEER,
-                text=text,
-                message_id=message_id,
-                received_at=self.clock().astimezone(UTC),
-                sender_name="Engineer",
-            )
-        )
+        self.runtime.intake.deliver(console_line(ENGINEER, text, message_id, self.clock().astimezone(UTC)))
         self.runtime.dispatcher.drain("console")
 
     def halt(self) -> None:
