@@ -61,7 +61,7 @@ from .history import await_merge, mentions_from, newest_mentions
 from .inbound import id_key, notification_to_inbound, parse_time, plain
 from .outbound import ReplyPoster
 from .pacing import API, Pacer
-from .startup import dig, open_to_strangers, read_instance
+from .startup import check_reads_own_statuses, dig, open_to_strangers, read_instance
 from .stream import Closed, Event, Opened, SSEConnection
 from .transport import Transport, describe
 
@@ -181,6 +181,7 @@ class MastodonChannel(Channel):
         facts = read_instance(self._transport, self._base_url, self._closing)
         self.max_characters, self.domain, self.streaming_url = facts.max_characters, facts.domain, facts.streaming_url
         self._accepted = open_to_strangers(self._transport, self._base_url, self._accept_strangers, self._closing)
+        check_reads_own_statuses(self._transport, self._base_url, self._me["id"], self._closing)
         self._poster = ReplyPoster(
             self._transport,
             self._pacer,

@@ -11,6 +11,8 @@
   pending. Their DMs were written before this start: on a restart `receive`
   fetches them by sender (they are older than the cursor); on the very first
   start it leaves them unanswered, like the rest of the account's history.
+* `check_reads_own_statuses`: a retried reply looks up the bot's own
+  statuses first, so a token that cannot read them stops start-up.
 """
 
 from __future__ import annotations
@@ -137,10 +139,24 @@ def open_to_strangers(transport: Transport, base_url: str, accept: bool, stop: t
     return accepted
 
 
-def _start_error(base_url: str, action: str, error: MastodonError) -> Exception:
+def check_reads_own_statuses(transport: Transport, base_url: str, own_id: str, stop: threading.Event) -> None:
+    """Stop start-up now if the token cannot read the bot's own statuses.
+
+    A reply sent again (`attempt > 1`) first looks up what the earlier attempt
+    posted (`reconcile.py`). Without `read:statuses` every such reply would fail
+    for good, one by one and long after start; better one clear line at start.
+    """
+    try:
+        transport.paced(API, partial(transport.recv.account_statuses, own_id, limit=1), stop)
+    except MastodonError as error:
+        raise _start_error(base_url, "read the bot's own statuses", error, "read:statuses") from None
+
+
+def _start_error(
+    base_url: str, action: str, error: MastodonError, scopes: str = "read:notifications and write:notifications"
+) -> Exception:
     if isinstance(error, (MastodonNetworkError, MastodonServerError, MastodonRatelimitError)):
         return TransientChannelError(f"cannot {action} on Mastodon at {base_url}: {describe(error)}")
     return PermanentChannelError(
-        f"cannot {action} on Mastodon at {base_url} ({describe(error)}): "
-        "the token needs the read:notifications and write:notifications scopes"
+        f"cannot {action} on Mastodon at {base_url} ({describe(error)}): the token needs {scopes}"
     )

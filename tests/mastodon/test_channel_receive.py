@@ -169,6 +169,18 @@ def test_bad_token_is_one_line_permanent_error(
     assert "not-the-token" not in message
 
 
+def test_a_token_that_cannot_read_the_bots_statuses_stops_start_up(
+    fake: FakeMastodon, make_channel: Callable[..., MastodonChannel]
+) -> None:
+    # Retried replies look up what was already posted: without read:statuses they would all fail later.
+    own = fake.account("deskbot").id
+    fake.fail_next(1, 403, method="GET", path=f"/api/v1/accounts/{own}/statuses")
+    with pytest.raises(PermanentChannelError) as error:
+        make_channel().start()
+    message = str(error.value)
+    assert "\n" not in message and "403" in message and "read:statuses" in message
+
+
 def test_unreachable_instance_is_transient() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
