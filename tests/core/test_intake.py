@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from adapters.channel import Inbound
+from adapters.console import console_line
 from bot.services import cases
 from storage.db import transaction
 from storage.models import ProcessedInbound
@@ -18,14 +18,7 @@ def _page(desk: Desk, texts: list[tuple[str, str]]) -> str:
     start = len(desk.out.getvalue())
     items = [
         (
-            Inbound(
-                channel="console",
-                sender="Acme",
-                conversation="Acme",
-                text=text,
-                message_id=mid,
-                received_at=desk.clock().astimezone(UTC),
-            ),
+            console_line("Acme", text, mid, desk.clock().astimezone(UTC)),
             (CURSOR, mid),
         )
         for mid, text in texts
