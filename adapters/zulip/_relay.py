@@ -2,17 +2,25 @@
 
 Rules (SPEC §3, NOTES §3 and §5):
 
-* Untrusted customer text (`Outbound.quote`) goes inside a code fence longer
-  than any run of backticks in it, so no mention, Markdown, `/poll` or `/me`
-  in it acts. It never starts a message: the bot's header line (`out.text`)
-  comes first, and each continuation part starts with a bot-written line.
+* Untrusted customer text (`Outbound.quote`) goes inside a code fence that no
+  line of it can close, so no mention, Markdown, `/poll` or `/me` in it acts.
+  It never starts a message: the bot's header line (`out.text`) comes first,
+  and each continuation part starts with a bot-written line.
+* The fence stays short whatever the text holds (`choose_fence`): backticks
+  one longer than the longest backtick run, else tildes one longer than the
+  longest tilde run, and when both kinds of run are long (only hostile text
+  does that) a fixed tilde fence with every quoted line made only of fence
+  characters indented four spaces, which no Markdown dialect reads as a fence.
+  A fence as long as the text would leave no room for the text in a part.
 * Every part ends with the row's reference in inline code, e.g. `ref dk12`
   or `ref dk12 2/3`: unobtrusive, immune to linkifiers and mentions, and what
   `find_reference` looks for after a crash.
 * Bodies longer than the server's `max_message_length` are split at line
-  boundaries (hard-split only for a single over-long line); a fence open at a
-  split is closed at the end of the part and reopened in the next. The server
-  would otherwise truncate silently.
+  boundaries (hard-split only for a line longer than a part); a fence open at
+  a split is closed at the end of the part and reopened in the next. The
+  server would otherwise truncate silently. Every pass of the splitting loop
+  either places a whole line or cuts at least half a part's worth of one, so
+  a text of n characters becomes about n / max_length parts, never more.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Literal
 
 #: Zulip's default MAX_MESSAGE_LENGTH (per-server value comes from register).
 DEFAULT_MAX_MESSAGE_LENGTH = 10000
@@ -28,16 +37,58 @@ MAX_TOPIC_LENGTH = 60
 CONTINUATION = "…"
 #: Header used if a row carries a quote but no text of its own (never expected).
 FALLBACK_HEADER = "»"
+#: The longest fence the bot writes around customer text.
+MAX_FENCE = 16
+#: What makes a quoted line that could be read as a fence inert: four spaces of indentation.
+GUARD = "    "
 
 _REF_LINE = re.compile(r"^`ref (?P<ref>[A-Za-z0-9._-]+)(?: (?P<part>\d+)/(?P<total>\d+))?`$")
 _FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
-_BACKTICK_RUN = re.compile(r"`+")
+_RUNS = {"`": re.compile(r"`+"), "~": re.compile(r"~+")}
+
+LineKind = Literal["text", "open", "quote", "close"]
+
+
+@dataclass(frozen=True)
+class QuoteFence:
+    """The fence around one quote; `guarded`: fence-only lines of the quote get `GUARD` in front."""
+
+    token: str
+    guarded: bool = False
+
+
+def _longest_run(text: str, char: str) -> int:
+    return max((len(m.group()) for m in _RUNS[char].finditer(text)), default=0)
+
+
+def choose_fence(text: str) -> QuoteFence:
+    """A fence no line of `text` can close, at most `MAX_FENCE` characters long."""
+    for char in "`~":
+        length = max(3, _longest_run(text, char) + 1)
+        if length <= MAX_FENCE:
+            return QuoteFence(char * length)
+    return QuoteFence("~" * MAX_FENCE, guarded=True)
 
 
 def fence_for(text: str) -> str:
-    """A backtick fence longer than any run of backticks in `text` (at least three)."""
-    longest = max((len(m.group()) for m in _BACKTICK_RUN.finditer(text)), default=0)
-    return "`" * max(3, longest + 1)
+    """The fence token `choose_fence` picks for `text`."""
+    return choose_fence(text).token
+
+
+def is_fence_only(line: str) -> bool:
+    """Is `line` made only of one fence character (3 or more), whatever whitespace surrounds it?
+
+    CommonMark closes a fence with such a line (up to 3 spaces before it), Zulip when it equals the
+    fence after `rstrip()` (which strips any Unicode space), and some Zulip versions treat any such
+    line as a fence of its own.
+    """
+    core = line.strip()
+    return len(core) >= 3 and (core == "`" * len(core) or core == "~" * len(core))
+
+
+def guard_line(line: str) -> str:
+    """`line`, indented four spaces if it is made only of fence characters."""
+    return GUARD + line if is_fence_only(line) else line
 
 
 def safe_reference(reference: str) -> str:
@@ -82,32 +133,33 @@ def _normalise(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Fence:
     opener: str  # the opening line, reopened in the next part
     token: str  # what closes it
+    guarded: bool = False  # the bot's own quote fence in guarded mode
 
 
 def compose(text: str, quote: str | None, reference: str, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> list[str]:
     """The message bodies for one outbox row, each at most `max_length` code points."""
     text = _normalise(text).rstrip().lstrip("\n")
-    lines: list[tuple[str, bool]] = []  # (line, is the bot's own fence for the quote)
+    lines: list[tuple[str, LineKind]] = []
+    quote_fence: QuoteFence | None = None
     if quote is not None:
         quote = _normalise(quote).rstrip("\n")
-        fence = fence_for(quote)
-        for line in (text or FALLBACK_HEADER).split("\n"):
-            lines.append((line, False))
-        lines.append((fence + "text", True))
-        lines.extend((line, False) for line in quote.split("\n"))
-        lines.append((fence, True))
+        quote_fence = choose_fence(quote)
+        lines.extend((line, "text") for line in (text or FALLBACK_HEADER).split("\n"))
+        lines.append((quote_fence.token + "text", "open"))
+        lines.extend((line, "quote") for line in quote.split("\n"))
+        lines.append((quote_fence.token, "close"))
     else:
-        lines.extend((line, False) for line in text.split("\n"))
+        lines.extend((line, "text") for line in text.split("\n"))
 
     # Room for the reference line, written once the number of parts is known.
     budget = max_length - len(reference_line(reference, 999, 999)) - 1
-    if budget < 40:
+    if budget < 80:
         raise ValueError(f"max_length {max_length} is too small to carry a message")
-    parts = _split(lines, budget)
+    parts = _Splitter(budget, quote_fence).split(lines)
     total = len(parts)
     return [
         "\n".join([*body, reference_line(reference, i, total)]) if body else reference_line(reference, i, total)
@@ -115,62 +167,102 @@ def compose(text: str, quote: str | None, reference: str, max_length: int = DEFA
     ]
 
 
-def _split(lines: list[tuple[str, bool]], budget: int) -> list[list[str]]:
-    parts: list[list[str]] = []
-    current: list[str] = []
-    size = 0  # len("\n".join(current)) + 1 per line, approximately the joined length + 1
-    fence: _Fence | None = None
+class _Splitter:
+    """Lines into parts of at most `budget` characters (each line counted with its newline)."""
 
-    def close_part() -> None:
-        nonlocal current, size
-        body = list(current)
-        if fence is not None:
-            if body and body[-1] == fence.opener:
+    def __init__(self, budget: int, quote_fence: QuoteFence | None) -> None:
+        self.budget = budget
+        self.quote_fence = quote_fence
+        self.parts: list[list[str]] = []
+        self.current: list[str] = []
+        self.size = 0
+        self.fence: _Fence | None = None
+
+    def _overhead(self, fence: _Fence | None) -> int:
+        """What a fresh part spends before content: the continuation mark, the fence reopened and closed."""
+        if fence is None:
+            return len(CONTINUATION) + 1
+        return len(CONTINUATION) + 1 + len(fence.opener) + 1 + len(fence.token) + 1
+
+    def _trackable(self, fence: _Fence) -> bool:
+        # A fence is carried across parts only while reopening it leaves at least half a part for
+        # text; trusted text with an absurdly long fence line is split as plain lines instead.
+        return self._overhead(fence) <= self.budget // 2
+
+    def _append(self, line: str) -> None:
+        self.current.append(line)
+        self.size += len(line) + 1
+
+    def _close_part(self) -> None:
+        body = list(self.current)
+        if self.fence is not None:
+            if body and body[-1] == self.fence.opener:
                 body.pop()  # never leave an empty fenced block behind
             else:
-                body.append(fence.token)
-        parts.append(body)
-        current = [CONTINUATION]
-        size = len(CONTINUATION) + 1
-        if fence is not None:
-            current.append(fence.opener)
-            size += len(fence.opener) + 1
+                body.append(self.fence.token)
+        self.parts.append(body)
+        self.current, self.size = [], 0
+        self._append(CONTINUATION)
+        if self.fence is not None:
+            self._append(self.fence.opener)
 
-    def room_for(line: str, closes: bool = False) -> bool:
-        # While a fence is open, keep room for the line that closes it.
-        closing = len(fence.token) + 1 if fence is not None and not closes else 0
-        return size + len(line) + 1 + closing <= budget
+    def _fresh(self) -> bool:
+        """Does the current part hold nothing but what every part starts with?"""
+        preamble = 1 + (self.fence is not None)
+        return not self.parts and not self.current or len(self.current) <= preamble and bool(self.parts)
 
-    for line, own_fence in lines:
-        # What the fence state will be after this line (decided before it is placed).
-        if fence is not None and line.strip() == fence.token:
-            next_fence: _Fence | None = None
-        elif fence is None and (own_fence or _FENCE_OPEN.match(line)):
-            m = _FENCE_OPEN.match(line)
-            next_fence = _Fence(line, m.group("fence") if m else line)
-        else:
-            next_fence = fence
-        closes = fence is not None and next_fence is None
-        if not room_for(line, closes):
-            fresh = len(CONTINUATION) + 1 + (len(fence.opener) + 1 if fence is not None else 0)
-            closing = len(fence.token) + 1 if fence is not None and not closes else 0
-            fits_a_fresh_part = fresh + len(line) + 1 + closing <= budget
+    def _next_fence(self, line: str, kind: LineKind) -> _Fence | None:
+        """The fence state once `line` is placed."""
+        if kind == "open":
+            assert self.quote_fence is not None
+            return _Fence(line, self.quote_fence.token, self.quote_fence.guarded)
+        if kind == "close":
+            return None
+        if kind == "quote":
+            return self.fence
+        if self.fence is not None:
+            return None if line.strip() == self.fence.token else self.fence
+        m = _FENCE_OPEN.match(line)
+        if m is not None:
+            candidate = _Fence(line, m.group("fence"))
+            return candidate if self._trackable(candidate) else None
+        return None
+
+    def split(self, lines: list[tuple[str, LineKind]]) -> list[list[str]]:
+        for line, kind in lines:
+            self._place(line, kind)
+        if self.current and self.current != [CONTINUATION]:
+            if self.fence is not None:
+                self._append(self.fence.token)
+            self.parts.append(self.current)
+        return self.parts or [[]]
+
+    def _fits(self, line: str, closing: int) -> bool:
+        return self.size + len(line) + 1 + closing <= self.budget
+
+    def _place(self, line: str, kind: LineKind) -> None:
+        guarded = kind == "quote" and self.fence is not None and self.fence.guarded
+        next_fence = self._next_fence(line, kind)
+        # While a fence stays open after this line, keep room for the line that closes it.
+        closing = len(self.fence.token) + 1 if self.fence is not None and next_fence is not None else 0
+        piece = guard_line(line) if guarded else line
+        if not self._fits(piece, closing) and not self._fresh():
             # A line that fits a part of its own starts one; a longer one is cut up starting right here.
-            if fits_a_fresh_part and (len(current) > (2 if fence is not None else 1) or (parts == [] and current)):
-                close_part()
-            while not room_for(line, closes):
-                # One line longer than a whole part: hard-split it.
-                closing = len(fence.token) + 1 if fence is not None else 0
-                take = max(1, budget - size - 1 - closing)
-                current.append(line[:take])
-                size += take + 1
-                line = line[take:]
-                close_part()
-        current.append(line)
-        size += len(line) + 1
-        fence = next_fence
-    if current and current != [CONTINUATION]:
-        if fence is not None:
-            current.append(fence.token)
-        parts.append(current)
-    return parts or [[]]
+            fresh_size = len(CONTINUATION) + 1 + (len(self.fence.opener) + 1 if self.fence is not None else 0)
+            if fresh_size + len(piece) + 1 + closing <= self.budget:
+                self._close_part()
+        # Longer than the room left: cut it up. A fresh part has at least half the budget free
+        # (`_trackable`; the quote fence is at most MAX_FENCE long), so every pass after the first
+        # places at least budget / 2 - 5 characters: the loop ends after len(line) / (budget / 2 - 5)
+        # passes. The first pass may find less room (an almost full part) and then only closes it.
+        while not self._fits(piece, closing):
+            room = self.budget - self.size - 1 - closing - (len(GUARD) if guarded else 0)
+            if room < 1:
+                self._close_part()
+                continue
+            head, line = line[:room], line[room:]
+            self._append(guard_line(head) if guarded else head)
+            self._close_part()
+            piece = guard_line(line) if guarded else line
+        self._append(piece)
+        self.fence = next_fence

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-FENCE_OPEN = re.compile(r"^(`{3,})text$")
+FENCE_OPEN = re.compile(r"^(`{3,}|~{3,})text$")
 REF = re.compile(r"^`ref (\S+?)(?: (\d+)/(\d+))?`$")
 
 
@@ -23,8 +23,9 @@ def parse_relayed(content: str) -> Relayed:
     """Split a stored message into what is inside the bot's fence and what is not.
 
     Mirrors Zulip's fenced-code rule (zerver/lib/markdown/fenced_code.py): the
-    block opened by a line of N backticks closes only at a line that equals
-    the fence after rstrip().
+    block opened by a line of N backticks (or tildes) closes only at a line
+    that equals the fence after rstrip(). `assert_commonmark_inert` checks the
+    stricter CommonMark rule on top.
     """
     lines = content.split("\n")
     ref = REF.match(lines[-1])
@@ -49,5 +50,22 @@ def parse_relayed(content: str) -> Relayed:
     return Relayed(outside, inside, fence, ref.group(1), int(ref.group(2) or 1), int(ref.group(3) or 1))
 
 
-def longest_backtick_run(text: str) -> int:
-    return max((len(m) for m in re.findall(r"`+", text)), default=0)
+def assert_commonmark_inert(relayed: Relayed) -> None:
+    """No line inside could close the fence under CommonMark either (<= 3 spaces, a run >= the fence)."""
+    if not relayed.fence:
+        return  # a part with no quote in it (the header alone)
+    char = relayed.fence[0]
+    closer = re.compile(rf"^ {{0,3}}{re.escape(char)}{{{len(relayed.fence)},}}[ \t]*$")
+    for line in relayed.inside:
+        assert not closer.match(line), f"{line[:40]!r} would close the fence {relayed.fence!r} in CommonMark"
+
+
+def unguard(line: str, fence: str) -> str:
+    """A quoted line as the customer wrote it: a guarded fence-only line loses its four spaces."""
+    core = line.strip()
+    fence_only = len(core) >= 3 and core in ("`" * len(core), "~" * len(core))
+    return line[4:] if fence.startswith("~") and len(fence) >= 16 and fence_only and line.startswith("    ") else line
+
+
+def longest_run(text: str, char: str) -> int:
+    return max((len(m) for m in re.findall(f"{re.escape(char)}+", text)), default=0)

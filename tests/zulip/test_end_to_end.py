@@ -200,3 +200,20 @@ def test_killed_between_outbox_commit_and_send_confirmation(desk: ZulipDesk, rea
     assert "Incident #1 is open" in desk.dms_to(ALICE)[0].content
     posts = desk.fake.requests_to("POST", "/messages")
     assert len([p for p in posts if p.status == 200]) == len(desk.fake.sent_by(BOT))
+
+
+def test_a_dm_of_thousands_of_backticks_neither_hangs_the_channel_nor_floods_the_topic(desk: ZulipDesk) -> None:
+    # Issue 16.1: around 4,990 backticks the relay's splitting loop never finished and the
+    # receiving thread, which sends the mirror inline, stopped taking messages.
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    open_case(desk)
+    before = len(desk.in_topic())
+    desk.fake.post_dm(ALICE, "`" * 4_990)
+    desk.fake.post_dm(ALICE, "status")
+    desk.wait_dm(ALICE, "My printer is on fire")  # the status answer: the channel kept receiving
+    mirrored = wait_until(lambda: desk.in_topic()[before:], what="the mirror of the backticks")
+    assert 1 <= len(mirrored) <= 2
+    inside = [line for m in mirrored for line in parse_relayed(m.content).inside]
+    assert "".join(inside) == "`" * 4_990
+    assert desk.fake.truncations == []

@@ -13,7 +13,7 @@ from adapters.zulip._relay import (
     fence_for,
     find_reference,
 )
-from tests.zulip.relay_check import longest_backtick_run, parse_relayed
+from tests.zulip.relay_check import assert_commonmark_inert, longest_run, parse_relayed, unguard
 
 HEADER = "**Alice Customer** (zulip, alice@example.com) wrote:"
 
@@ -27,6 +27,10 @@ def test_fence_is_longer_than_any_backtick_run() -> None:
     assert fence_for("plain") == "```"
     assert fence_for("a ``` b") == "````"
     assert fence_for("`" * 10) == "`" * 11
+    # Where backticks abound the fence switches to tildes, so that it stays short (issue 16.1).
+    assert fence_for("`" * 20) == "~~~"
+    assert fence_for("`" * 20 + "~" * 5) == "~~~~~~"
+    assert fence_for("`" * 20 + "~" * 20) == "~" * 16
 
 
 @given(quote=quote_text)
@@ -36,7 +40,7 @@ def test_quote_always_stays_inside_the_fence(quote: str) -> None:
     relayed = parse_relayed(body)
     normalised = quote.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
     assert relayed.inside == normalised.split("\n")
-    assert len(relayed.fence) > longest_backtick_run(quote)
+    assert len(relayed.fence) > longest_run(quote, relayed.fence[0])
     assert relayed.outside == [HEADER, relayed.fence + "text", relayed.fence, "`ref dk1`"]
 
 
@@ -51,7 +55,7 @@ def test_split_parts_fit_and_reassemble(quote: str, max_length: int) -> None:
         assert (relayed.reference, relayed.part, relayed.total) == ("dk42", number, len(parts))
         # Customer text never starts a part: the first line is the header or the continuation mark.
         assert part.split("\n")[0] == (HEADER if number == 1 else CONTINUATION)
-        assert len(relayed.fence) > longest_backtick_run(quote) or not relayed.inside
+        assert len(relayed.fence) > longest_run(quote, relayed.fence[0]) or not relayed.inside
         inside.extend(relayed.inside)
     normalised = quote.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
     # Hard-split long lines come back as several lines; their concatenation is the text.
@@ -109,3 +113,75 @@ def test_clip_topic(topic: str, expected: str | None) -> None:
     else:
         # Never ends with a combining mark cut off from its letter.
         assert clipped.endswith("e…")
+
+
+# -- Hostile fences (issue 16.1): runs of backticks and tildes up to 20,000 characters -------------
+
+runs = st.lists(
+    st.tuples(st.sampled_from(["`", "~", " ", "x", "\n", "\u3000"]), st.integers(min_value=1, max_value=20_000)),
+    min_size=1,
+    max_size=12,
+).map(lambda rs: "".join(char * n for char, n in rs)[:20_000])
+
+
+def _reassembled(parts: list[str]) -> tuple[list[str], list[str]]:
+    """(quoted lines as the customer wrote them, fences used) across all parts, checking each part's inertness."""
+    inside: list[str] = []
+    fences: list[str] = []
+    for part in parts:
+        relayed = parse_relayed(part)
+        assert_commonmark_inert(relayed)
+        if relayed.fence:
+            fences.append(relayed.fence)
+        inside.extend(unguard(line, relayed.fence) for line in relayed.inside)
+    return inside, fences
+
+
+@given(quote=runs, max_length=st.sampled_from([200, 1000, 10000]))
+@settings(max_examples=150, deadline=2000)
+def test_runs_of_fence_characters_stay_inert_in_few_bounded_parts(quote: str, max_length: int) -> None:
+    parts = compose(HEADER, quote, "dk5", max_length)
+    assert all(len(p) <= max_length for p in parts)
+    # Bounded: each part carries at least half its room of text (plus the one the header may leave).
+    budget = max_length - len("`ref dk5 999/999`") - 1
+    assert len(parts) <= len(quote) // (budget // 2 - 5) + 2
+    inside, fences = _reassembled(parts)
+    assert all(3 <= len(f) <= 16 for f in fences)
+    normalised = quote.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+    assert "".join(inside) == normalised.replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    "quote",
+    [
+        "`" * 4_990,  # hung the Zulip channel: the fence plus the text no longer fit one message
+        "`" * 4_900,  # became 29 topic messages
+        "`" * 10_000,
+        "~" * 10_000,
+        ("`" * 50 + "\n" + "~" * 50 + "\n") * 100,
+        "`" * 5_000 + "\n" + "~" * 5_000,
+        "x" * 10_000,
+    ],
+)
+def test_a_ten_thousand_character_text_is_at_most_three_messages(quote: str) -> None:
+    parts = compose(HEADER, quote, "dk6")
+    assert 1 <= len(parts) <= 3
+    assert all(len(p) <= 10_000 for p in parts)
+    inside, _ = _reassembled(parts)
+    assert "".join(inside) == quote.rstrip("\n").replace("\n", "")
+
+
+def test_a_fence_only_line_is_indented_when_both_fence_characters_abound() -> None:
+    quote = "`" * 40 + "\n" + "~" * 40 + "\n" + "~" * 16 + "\u3000\n  ~~~"
+    [body] = compose(HEADER, quote, "dk8")
+    relayed = parse_relayed(body)
+    assert relayed.fence == "~" * 16
+    assert relayed.inside == ["    " + "`" * 40, "    " + "~" * 40, "    " + "~" * 16 + "\u3000", "      ~~~"]
+
+
+def test_a_trusted_text_with_a_huge_fence_line_is_still_split() -> None:
+    # An engineer's reply: a fence opener longer than half a part is not carried across parts.
+    text = "```" + "x" * 30_000 + "\nmore\n```"
+    parts = compose(text, None, "dk9")
+    assert len(parts) == 4
+    assert all(len(p) <= 10_000 for p in parts)

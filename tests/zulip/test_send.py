@@ -14,7 +14,7 @@ from adapters.zulip import RetryPolicy, ZulipChannel
 from adapters.zulip._transport import _settle_environment
 from tests.fakes.zulip import FakeZulipServer, StoredMessage
 from tests.zulip.conftest import ALICE, BOT, BOT_KEY, STREAM, populate
-from tests.zulip.relay_check import longest_backtick_run, parse_relayed
+from tests.zulip.relay_check import assert_commonmark_inert, longest_run, parse_relayed
 
 MakeChannel = Callable[..., ZulipChannel]
 HEADER = "**Alice Customer** wrote via zulip (alice@example.com):"
@@ -104,7 +104,9 @@ def test_injection_corpus_stays_inert(fake: FakeZulipServer, make_channel: MakeC
     relayed = parse_relayed(stored.content)
     # Every line outside the fence is the bot's: header, fence lines, reference.
     assert relayed.outside == [HEADER, relayed.fence + "text", relayed.fence, "`ref dk7`"]
-    assert len(relayed.fence) > longest_backtick_run(quote)
+    # The fence is longer than any run of its own character (backticks, or tildes where backticks abound).
+    assert len(relayed.fence) > longest_run(quote, relayed.fence[0])
+    assert_commonmark_inert(relayed)
     assert "\n".join(relayed.inside) == quote.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
     # The customer's text does not start the message (no /poll, /me widget).
     assert not stored.content.startswith(("/", "@", ">", "`"))
