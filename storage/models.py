@@ -3,10 +3,17 @@
 Every time is stored as naive UTC and read back as aware UTC (`UTCDateTime`),
 so SQLite and PostgreSQL behave the same. Each index here serves a query that
 the router, the dispatcher or the CLI runs; the query is named beside it.
+
+Every string column that holds text from a platform or a person is `Bounded`:
+its length is long enough for what the platforms send (the constants below),
+and a longer value is cut by the type itself before it is stored. PostgreSQL
+refuses a value over a VARCHAR's length while SQLite keeps it whole; with the
+cut in the column type, both store the same thing and neither fails.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
@@ -31,6 +38,64 @@ class UTCDateTime(TypeDecorator):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+#: Display names: Mastodon federates names of up to 2,048 characters (Zulip allows 100).
+NAME = 2048
+#: Accounts and email addresses: an RFC 5321 path is at most 256 characters, a Mastodon
+#: `user@domain` a username plus a domain of at most 253. 512 characters of any script fit
+#: a PostgreSQL index entry, so (channel, address) stays uniquely indexed.
+ADDRESS = 512
+#: Platform message ids (a Zulip or Mastodon id, an email Message-ID), also a primary key.
+MESSAGE_ID = 512
+#: What a reply answers (a Mastodon status id, a Zulip email, an email's Message-ID).
+CONVERSATION = 1024
+#: A customer's name as the desk records it (chosen by an engineer or the operator).
+CUSTOMER_NAME = 200
+#: An incident's subject (bot.services.cases cuts it shorter, for listings).
+SUBJECT = 200
+#: Zulip's topic name limit.
+TOPIC = 60
+
+
+def fit(value: str, limit: int, *, key: bool = False) -> str:
+    """`value` cut to `limit` characters: the one place where stored text is shortened.
+
+    Text for people ends in an ellipsis. A key (an account, a message id) keeps a digest of
+    the whole value in its last characters instead, so that two long values never become
+    one, and a look-up by the same long value finds the stored row.
+    """
+    if len(value) <= limit:
+        return value
+    if key:
+        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return f"{value[: limit - 17]}~{digest}"
+    return value[: limit - 1] + "…"
+
+
+class Bounded(TypeDecorator):
+    """A VARCHAR(limit) whose limit holds on every database: longer values are `fit` on the way in.
+
+    The cut applies to every statement that binds the column, ORM or Core, and to look-ups
+    (`address == :value`) as well as writes, so a key cut on the way in is found again.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, limit: int, key: bool = False) -> None:
+        super().__init__(limit)
+        self.limit = limit
+        self.key = key
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else fit(value, self.limit, key=self.key)
+
+
+def _text(limit: int, *, key: bool = False, default: object = None, **column: object):
+    """A `Bounded` string field (see the module docstring)."""
+    kwargs = {"sa_column_kwargs": column} if column else {}
+    return Field(default=default, sa_type=Bounded(limit, key), **kwargs)
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -41,8 +106,8 @@ def _time(nullable: bool = True, index: bool = False):
 
 class Customer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(sa_column_kwargs={"unique": True}, max_length=200)
-    email: str | None = Field(default=None, max_length=320)
+    name: str = _text(CUSTOMER_NAME, default=..., unique=True)
+    email: str | None = _text(ADDRESS, key=True)
     lang: str = Field(default="en", max_length=8)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
@@ -57,8 +122,8 @@ class Identity(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32)
-    address: str = Field(max_length=320)
-    display_name: str | None = Field(default=None, max_length=200)
+    address: str = _text(ADDRESS, key=True, default=...)
+    display_name: str | None = _text(NAME)
     # customer_id: identities of one customer ("/customer show").
     customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
     lang: str | None = Field(default=None, max_length=8)
@@ -74,7 +139,7 @@ class Identity(SQLModel, table=True):
 class EngineerPin(SQLModel, table=True):
     """An engineer's email pinned to the platform user id first seen with it."""
 
-    email: str = Field(primary_key=True, max_length=320)
+    email: str = Field(primary_key=True, sa_type=Bounded(ADDRESS, key=True))
     platform_user_id: str = Field(max_length=64)
     pinned_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
@@ -88,7 +153,7 @@ class CreditPack(SQLModel, table=True):
     #: Credits currently consumed (a /bug gives one back).
     used: int = 0
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
-    granted_by: str | None = Field(default=None, max_length=320)
+    granted_by: str | None = _text(ADDRESS, key=True)
 
 
 class Incident(SQLModel, table=True):
@@ -104,12 +169,12 @@ class Incident(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     customer_id: int = Field(foreign_key="customer.id")
     pack_id: int | None = Field(default=None, foreign_key="creditpack.id")
-    subject: str = Field(max_length=200)
+    subject: str = _text(SUBJECT, default=...)
     #: open (with the team or the customer), resolved, closed.
     state: str = Field(default="open", max_length=16)
     chargeable: bool = True
-    assignee: str | None = Field(default=None, max_length=320)
-    topic: str | None = Field(default=None, max_length=60)
+    assignee: str | None = _text(ADDRESS, key=True)
+    topic: str | None = _text(TOPIC)
     opened_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     #: When the next engineer response is due; None while the case waits on the customer.
     due_at: datetime | None = _time()
@@ -132,11 +197,11 @@ class IncidentMessage(SQLModel, table=True):
     incident_id: int = Field(foreign_key="incident.id")
     #: in (customer), out (engineer reply), note (internal).
     direction: str = Field(max_length=8)
-    author: str = Field(max_length=320)
+    author: str = _text(ADDRESS, key=True, default=...)
     channel: str | None = Field(default=None, max_length=32)
     #: Inbound only: the identity that wrote it and what a reply should answer.
     identity_id: int | None = Field(default=None, foreign_key="identity.id")
-    conversation: str | None = Field(default=None, max_length=320)
+    conversation: str | None = _text(CONVERSATION, key=True)
     body: str
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
@@ -148,7 +213,7 @@ class IncidentEvent(SQLModel, table=True):
     # incident_id: "/case N" shows the history.
     incident_id: int = Field(foreign_key="incident.id", index=True)
     at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
-    actor: str = Field(max_length=320)
+    actor: str = _text(ADDRESS, key=True, default=...)
     action: str = Field(max_length=32)
     from_state: str | None = Field(default=None, max_length=16)
     to_state: str | None = Field(default=None, max_length=16)
@@ -190,11 +255,14 @@ class Outbox(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=32)
     kind: str = Field(max_length=8)
-    recipient: str | None = Field(default=None, max_length=320)
-    conversation: str | None = Field(default=None, max_length=320)
-    topic: str | None = Field(default=None, max_length=60)
+    recipient: str | None = _text(ADDRESS, key=True)
+    conversation: str | None = _text(CONVERSATION, key=True)
+    topic: str | None = _text(TOPIC)
     text: str
     quote: str | None = None
+    #: A secret the text carries in clear (an activation code) until the row is sent or fails:
+    #: then every occurrence in `text` is masked and this is cleared (see storage.outbox).
+    secret: str | None = None
     incident_id: int | None = Field(default=None, foreign_key="incident.id")
     #: pending, sent, failed (can never succeed).
     state: str = Field(default="pending", max_length=8)
@@ -216,7 +284,7 @@ class ProcessedInbound(SQLModel, table=True):
     """Inbound platform messages already handled: the exactly-once key."""
 
     channel: str = Field(primary_key=True, max_length=32)
-    message_id: str = Field(primary_key=True, max_length=128)
+    message_id: str = Field(primary_key=True, sa_type=Bounded(MESSAGE_ID, key=True))
     received_at: datetime = Field(sa_type=UTCDateTime)
     processed_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     #: The text of a message whose handling failed, kept for the team (see bot.intake).
