@@ -7,6 +7,8 @@ A missing or malformed setting stops start-up with one line naming it
 from __future__ import annotations
 
 import os
+from configparser import ConfigParser
+from configparser import Error as ConfigError
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -94,9 +96,27 @@ class Settings(BaseSettings):
         """Secret values, so that log output can be scrubbed of them."""
         values = [self.zulip_api_key, self.mastodon_access_token]
         found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+        zuliprc_key = _zuliprc_key(self.zulip_config) if self.zulip_config else None
+        if zuliprc_key:
+            found.append(zuliprc_key)
         if "@" in self.database_url and ":" in self.database_url.split("@")[0].split("//")[-1]:
             found.append(self.database_url.split("@")[0].split("//")[-1].split(":", 1)[1])
         return found
+
+
+def _zuliprc_key(path: Path) -> str | None:
+    """The API key in a zuliprc, read as the Zulip adapter reads it; None when there is none.
+
+    An unreadable or malformed file yields None here: the adapter refuses it at start-up with
+    one line of its own, and until then there is no key that could leak.
+    """
+    parser = ConfigParser()
+    try:
+        with path.expanduser().open(encoding="utf-8") as fh:
+            parser.read_file(fh)
+        return parser.get("api", "key", fallback=None)
+    except (OSError, UnicodeDecodeError, ConfigError):
+        return None
 
 
 def _read_secret_files(environ: dict[str, str]) -> dict[str, Any]:
