@@ -74,7 +74,7 @@ class Outbound:
 
     `text` is written by the bot or an engineer and is trusted markup.
     `quote` is untrusted customer text that the channel must render inert
-    (Zulip: inside a code fence longer than any backtick run in it).
+    (Zulip: inside a code fence that no line of it can close).
     `reference` is a short token unique to this row (for example `dk7f3a`)
     that a channel without idempotency keys embeds to recognise its own
     earlier send after a crash.
