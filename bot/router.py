@@ -19,8 +19,8 @@ from bot.context import Context, Deployment
 from bot.handlers.customer import no_credit_answer, today
 from bot.i18n import _, format_day
 from bot.policy import NoCredit, choose_pack
-from bot.services import cases, customers
-from storage.models import Draft, EngineerPin
+from bot.services import cases, customers, engineers
+from storage.models import Draft
 
 #: An unknown sender gets the "how to buy support / link" answer at most this often.
 UNKNOWN_NOTICE_EVERY = timedelta(days=1)
@@ -35,9 +35,9 @@ class Router:
         identity, customer = customers.identify(session, message.channel, message.sender, message.sender_name, now)
         ctx = Context(session=session, message=message, now=now, deployment=self.deployment, identity=identity)
         ctx.customer = customer
-        engineer = self._engineer(session, message)
+        engineer = self._engineer(session, message, now)
         if engineer == "mismatch":
-            ctx.reply(_("You are not authorised to run engineer commands."))
+            self._refuse_unpinned(ctx)
             return ctx
         if engineer:
             ctx.engineer = engineer
@@ -52,8 +52,8 @@ class Router:
 
     # -- engineers -------------------------------------------------------------
 
-    def _engineer(self, session: Session, message: Inbound) -> str | None:
-        """The engineer's email if the sender is one; 'mismatch' if the email is known but the account is not."""
+    def _engineer(self, session: Session, message: Inbound, now: datetime) -> str | None:
+        """The engineer's email if the sender is one; 'mismatch' if the email is pinned to another account."""
         if (message.channel, message.sender) in self.deployment.trusted_engineers:
             return message.sender
         if message.channel != self.deployment.case_channel or message.channel == "console":
@@ -63,12 +63,21 @@ class Router:
             return None
         if message.sender_platform_id is None:
             return email
-        pin = session.get(EngineerPin, email)
-        if pin is None:
-            session.add(EngineerPin(email=email, platform_user_id=message.sender_platform_id))
-        elif pin.platform_user_id != message.sender_platform_id:
+        if not engineers.pinned_to(session, email, message.sender_platform_id, now):
             return "mismatch"
         return email
+
+    def _refuse_unpinned(self, ctx: Context) -> None:
+        """Say why a listed email is refused; its talk in a topic (no slash command) gets no answer."""
+        _word, _rest, slash = split_command(ctx.message.text)
+        if ctx.message.kind == "topic" and not slash:
+            return
+        ctx.reply(
+            _(
+                "You are not authorised to run engineer commands: {email} is pinned to another Zulip account (the first one that wrote with it). If that is wrong, an operator can reset the pin with: deskbot engineers unpin {email}"
+            ),
+            email=ctx.message.sender.lower(),
+        )
 
     def _engineer_message(self, ctx: Context) -> None:
         word, rest, slash = split_command(ctx.message.text)
