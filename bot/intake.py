@@ -15,7 +15,9 @@ messages at a time (`deliver_many`), one transaction for the page.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
@@ -42,6 +44,22 @@ APOLOGY = _("Sorry, something went wrong on our side. Your message is saved and 
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+# What no database column can hold: NUL (PostgreSQL refuses it in text) and lone UTF-16 surrogates
+# (JSON may carry "\ud800"; they cannot be encoded as UTF-8 for either database).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_TEXT_FIELDS = ("sender", "conversation", "text", "message_id", "topic", "sender_name", "subject_hint")
+
+
+def storable(message: Inbound) -> Inbound:
+    """`message` with every character a database cannot store replaced by U+FFFD."""
+    changes = {
+        name: _UNSTORABLE.sub("\ufffd", value)
+        for name in _TEXT_FIELDS
+        if isinstance(value := getattr(message, name), str) and _UNSTORABLE.search(value)
+    }
+    return dataclasses.replace(message, **changes) if changes else message
 
 
 class _AlreadyHandled(Exception):
@@ -78,6 +96,7 @@ class Intake:
 
     def deliver(self, message: Inbound, *, cursor: tuple[str, str] | None = None) -> None:
         """Handle `message` exactly once. Database outages propagate so the channel retries later."""
+        message = storable(message)
         with self._lane(message.channel) as inline:
             woken: set[str] | None = None
             try:
@@ -108,6 +127,7 @@ class Intake:
         them cannot go through that way — a redelivery, a failing handler — the page is
         rolled back and handed over one message at a time, each with its own outcome.
         """
+        items = [(storable(message), cursor) for message, cursor in items]
         if len(items) > 1:
             with self._lane(items[0][0].channel) as inline:
                 try:
@@ -159,6 +179,13 @@ class Intake:
         return {r.channel for r in rows if not (inline and r.channel == channel)}
 
     def _deliver_failed(self, message: Inbound, cursor: tuple[str, str] | None) -> None:
+        """Record a message whose handling failed; this must always end with the cursor moved.
+
+        A message that broke its handler may break the record too (a value a column cannot
+        hold): then only its id and the reason are kept, and if even the id cannot be stored,
+        only the cursor moves. A failure here would otherwise be redelivered forever and
+        block its channel. Database outages still propagate (the channel retries later).
+        """
         now = self.clock()
         try:
             with transaction(self.engine) as session:
@@ -175,8 +202,31 @@ class Intake:
                     now=now,
                 )
                 self._store_cursor(session, cursor, now)
+            return
         except _AlreadyHandled:
             return
+        except OperationalError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — the next, smaller record below
+            reason = f"[not stored: the failure record failed too ({type(exc).__name__})]"
+            log.exception("recording the failure failed; keeping only the id", extra=self._ids(message))
+        try:
+            with transaction(self.engine) as session:
+                self._record(session, message, now, failed_text=reason)
+                self._store_cursor(session, cursor, now)
+            return
+        except _AlreadyHandled:
+            return
+        except OperationalError:
+            raise
+        except Exception:  # noqa: BLE001 — the id itself cannot be stored: move the cursor alone
+            log.exception("the message id cannot be stored; only the cursor moves", extra=self._ids(message))
+        with transaction(self.engine) as session:
+            self._store_cursor(session, cursor, now)
+
+    @staticmethod
+    def _ids(message: Inbound) -> dict[str, str]:
+        return {"channel": message.channel, "message_id": message.message_id[:80]}
 
     @staticmethod
     def _record(session: Session, message: Inbound, now: datetime, failed_text: str | None = None) -> None:

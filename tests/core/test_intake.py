@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC
 
+import sqlalchemy as sa
+
 from adapters.console import console_line
+from bot import intake as intake_module
 from bot.services import cases
 from storage.db import transaction
-from storage.models import ProcessedInbound
+from storage.models import IncidentMessage, ProcessedInbound
 from tests.desk import Desk
 
 CURSOR = "console:last"
@@ -46,10 +49,7 @@ def test_a_failing_message_sends_the_page_through_one_at_a_time(engine, db_url, 
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme", credits=1)
 
-    def broken(*_args, **_kwargs):
-        raise RuntimeError("bug in a handler")
-
-    monkeypatch.setattr(cases, "open_incident", broken)
+    monkeypatch.setattr(cases, "open_incident", _broken)
     out = _page(desk, [("1", "status"), ("2", "open Lost?"), ("3", "credits")])
     assert out.count("You have no open incidents.") == 1  # answered once, not again after the rollback
     assert "Sorry, something went wrong on our side" in out
@@ -67,3 +67,56 @@ def test_a_page_holding_a_message_handled_before_answers_only_the_new_ones(engin
     out = _page(desk, [("1", "status"), ("2", "credits")])
     assert "You have no open incidents." not in out and "Credits left" in out
     assert desk.runtime.intake.handled == 2
+
+
+# -- Hostile input (issue 16.6): no message can block a channel --------------------------------------
+
+
+def test_nul_bytes_and_lone_surrogates_are_stored_as_replacement_characters(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+    out = desk.say("Acme", "open The disk\x00 is \ud800full", message_id="n1")
+    assert "Incident #1 is open" in out
+    with transaction(desk.engine) as s:
+        text = s.exec(sa.select(IncidentMessage.body)).scalar_one()
+    assert text == "The disk\ufffd is \ufffdfull"
+
+
+def test_a_failing_handler_on_a_message_with_a_nul_byte_is_recorded(engine, db_url, clock, monkeypatch):
+    # On PostgreSQL the NUL made the failure record fail too: redelivered forever, channel blocked.
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+    monkeypatch.setattr(cases, "open_incident", _broken)
+    out = _page(desk, [("1", "open Lost\x00?")])
+    assert "Sorry, something went wrong on our side" in out
+    with transaction(desk.engine) as s:
+        assert s.get(ProcessedInbound, ("console", "1")).failed_text == "open Lost\ufffd?"
+    assert desk.runtime.intake.get_cursor(CURSOR) == "1"
+
+
+def test_when_the_failure_record_fails_the_id_and_the_reason_are_kept(engine, db_url, clock, monkeypatch):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+    monkeypatch.setattr(cases, "open_incident", _broken)
+    monkeypatch.setattr(intake_module.outbox, "enqueue", _broken)  # the apology cannot be written either
+    desk.runtime.intake.deliver(console_line("Acme", "open Lost?", "2", clock().astimezone(UTC)), cursor=(CURSOR, "2"))
+    with transaction(desk.engine) as s:
+        failed = s.get(ProcessedInbound, ("console", "2")).failed_text
+    assert failed.startswith("[not stored: the failure record failed too (RuntimeError)")
+    assert desk.runtime.intake.get_cursor(CURSOR) == "2"
+    # A redelivery is recognised: nothing runs again.
+    desk.runtime.intake.deliver(console_line("Acme", "open Lost?", "2", clock().astimezone(UTC)), cursor=(CURSOR, "2"))
+    assert desk.runtime.intake.handled == 0
+
+
+def test_when_not_even_the_id_can_be_stored_the_cursor_still_moves(engine, db_url, clock, monkeypatch):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+    monkeypatch.setattr(cases, "open_incident", _broken)
+    monkeypatch.setattr(intake_module.Intake, "_record", staticmethod(_broken))
+    desk.runtime.intake.deliver(console_line("Acme", "open Lost?", "3", clock().astimezone(UTC)), cursor=(CURSOR, "3"))
+    assert desk.runtime.intake.get_cursor(CURSOR) == "3"
+
+
+def _broken(*_args, **_kwargs):
+    raise RuntimeError("broken")
