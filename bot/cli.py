@@ -76,6 +76,21 @@ zone (`DESKBOT_TIMEZONE`).
     columns: ``month,customer_id,customer,incidents,cases,unit_price,amount,currency``,
     then a ``TOTAL`` row.
 
+``deskbot engineers pins [--json]``
+    Engineer pins: each email of ``DESKBOT_ENGINEERS`` is pinned to the Zulip
+    user id that first wrote to the bot with it (trust on first use); another
+    Zulip account with that email is refused. Lists email, Zulip user id, when
+    it was pinned, and whether the email is still listed. JSON: an array of
+    objects with ``email``, ``zulip_user_id``, ``pinned_at`` and ``listed``.
+
+``deskbot engineers unpin EMAIL [--json]``
+    Reset a pin (an unknown EMAIL is an error): the next Zulip account that
+    writes with EMAIL is pinned.
+
+``deskbot engineers pin EMAIL USER_ID [--json]``
+    Pin a listed EMAIL to the Zulip account USER_ID (its user id, from the
+    user's profile), replacing any pin, so that no other account can be first.
+
 Errors and exit status
 ----------------------
 
@@ -123,6 +138,7 @@ LAZY_GROUPS = {
     "credits": ("bot.cli_credits", "credits_app"),
     "cases": ("bot.cli_cases", "cases_app"),
     "report": ("bot.cli_cases", "report_app"),
+    "engineers": ("bot.cli_engineers", "engineers_app"),
 }
 
 

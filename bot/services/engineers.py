@@ -44,6 +44,18 @@ def pins(session: Session) -> list[EngineerPin]:
     return list(session.scalars(select(EngineerPin).order_by(EngineerPin.email)))
 
 
+def pin(session: Session, email: str, platform_user_id: str, now: datetime) -> EngineerPin:
+    """Pin `email` to `platform_user_id`, replacing any earlier pin (an operator's choice, not first use)."""
+    email = email.strip().lower()
+    found = session.get(EngineerPin, email)
+    if found is None:
+        found = EngineerPin(email=email, platform_user_id=platform_user_id, pinned_at=now)
+        session.add(found)
+    else:
+        found.platform_user_id, found.pinned_at = platform_user_id, now
+    return found
+
+
 def unpin(session: Session, email: str) -> EngineerPin | None:
     """Remove the pin of `email` (the next account to write with it is pinned); the removed pin, or None."""
     pin = session.get(EngineerPin, email.strip().lower())
