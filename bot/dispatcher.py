@@ -4,8 +4,9 @@ One loop per channel, so a slow or failing platform never holds up another.
 Rows of a channel go out in order; a transient failure stops the batch (so a
 later message never overtakes an earlier one) and the row is retried with
 exponential back-off and jitter, or after the platform's Retry-After.
-A permanent failure marks the row failed and, when it was an engineer's
-reply, tells the case topic.
+A permanent failure marks the row failed and tells the engineers: a message
+to a customer in its case topic, a post the case topic refused in the
+alerts topic (`ALERTS_TOPIC`), which is counted too (`on_result` "failed_topic").
 
 Each channel has one send lane. The loop holds it while it drains; intake
 holds it to send the replies to a message itself, right after committing them
@@ -38,6 +39,9 @@ MAX_BACKOFF = 5.0
 INLINE_WAIT = 2.0
 #: What `_send_one` returns for a row that failed for good (it is marked failed; go on).
 FAILED: list[str] = []
+#: Where the engineers hear of a post that no case topic would take (a topic name the
+#: platform refuses, a case topic gone): a topic of the support stream of its own.
+ALERTS_TOPIC = "deskbot alerts"
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -229,7 +233,7 @@ class Dispatcher:
         except PermanentSendError as exc:
             log.error("send failed for good", extra={**about, "error": str(exc)})
             self._fail(message, str(exc))
-            self._report(message.channel, "failed", created_at)
+            self._report(message.channel, "failed_topic" if message.kind == "topic" else "failed", created_at)
             return FAILED
         except Exception as exc:  # a channel bug must not kill the loop; treat as transient
             log.exception("send raised", extra=about)
@@ -244,19 +248,30 @@ class Dispatcher:
         now = self.clock()
         with transaction(self.engine) as session:
             row = outbox.mark_failed(session, message.outbox_id, error)
-            # Tell the engineers when a message to a customer could not be delivered.
-            if row is not None and row.incident_id and row.kind == "direct" and self.case_channel:
-                incident = session.get(Incident, row.incident_id)
-                if incident is not None and incident.topic:
-                    outbox.enqueue(
-                        session,
-                        channel=self.case_channel,
-                        kind="topic",
-                        topic=incident.topic,
-                        text=f"⚠ Could not deliver a message to the customer via {row.channel}: {error[:200]}",
-                        incident_id=incident.id,
-                        now=now,
-                    )
+            if row is None or self.case_channel is None:
+                return
+            incident = session.get(Incident, row.incident_id) if row.incident_id else None
+            # Platform error texts may echo what was refused: shown as inline code, never as markup.
+            reason = "`" + " ".join(error.replace("`", "'").split())[:200] + "`"
+            if row.kind == "direct" and incident is not None and incident.topic:
+                text = f"⚠ Could not deliver a message to the customer via {row.channel}: {reason}"
+                topic = incident.topic
+            elif row.kind == "topic" and row.topic != ALERTS_TOPIC:
+                # The case topic itself refused it: say so where the engineers will see it.
+                case = f"case #{incident.id}" if incident is not None else "a case topic"
+                text = f"⚠ A message for {case} could not be posted in its topic, for good: {reason}"
+                topic = ALERTS_TOPIC
+            else:
+                return
+            outbox.enqueue(
+                session,
+                channel=self.case_channel,
+                kind="topic",
+                topic=topic,
+                text=text,
+                incident_id=incident.id if incident is not None else None,
+                now=now,
+            )
 
     def _report(self, channel: str, result: str, created_at: datetime) -> None:
         if self.on_result:

@@ -115,9 +115,10 @@ def clip_topic(topic: str, limit: int = MAX_TOPIC_LENGTH) -> str:
     """`topic` within `limit` code points, cut without splitting a character sequence.
 
     The router keeps case topics short; this only guards against a long one,
-    which the server would otherwise cut to 57 characters plus "...".
+    which the server would otherwise cut to 57 characters plus "...". Control and
+    format characters are dropped: Zulip refuses a topic name with a control character.
     """
-    topic = " ".join(topic.split())
+    topic = "".join(c for c in " ".join(topic.split()) if not unicodedata.category(c).startswith("C"))
     if len(topic) <= limit:
         return topic
     cut = topic[: limit - 1]

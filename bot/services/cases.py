@@ -6,6 +6,7 @@ the outbox, in the caller's transaction.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -25,14 +26,29 @@ OPEN, RESOLVED, CLOSED = "open", "resolved", "closed"
 
 
 def topic_name(number: int, customer: str, subject: str) -> str:
-    """`#N customer: subject`, cut with an ellipsis to Zulip's 60-character topic limit."""
+    """`#N customer: subject`, cut with an ellipsis to Zulip's 60-character topic limit.
+
+    Control and format characters (terminal colour codes, a bell, bidi overrides) are
+    dropped: Zulip refuses a topic name with a control character, and every post of the
+    case would then fail for good.
+    """
     name = f"#{number} {customer}: {subject}"
-    name = " ".join(name.split())
+    name = printable(" ".join(name.split()))
     return name if len(name) <= TOPIC_LIMIT else name[: TOPIC_LIMIT - 1].rstrip() + "…"
 
 
+def printable(text: str) -> str:
+    """`text` without control, format, surrogate, private-use or unassigned characters (category C*)."""
+    return "".join(c for c in text if not unicodedata.category(c).startswith("C"))
+
+
+def printable_lines(text: str) -> str:
+    """`printable`, line by line: the line breaks stay."""
+    return "\n".join(printable(line) for line in text.splitlines())
+
+
 def subject_from(text: str, hint: str | None) -> str:
-    source = (hint or "").strip() or text.strip()
+    source = printable_lines(hint or "").strip() or printable_lines(text).strip()
     first = " ".join(source.splitlines()[0].split()) if source else "(no subject)"
     return first if len(first) <= SUBJECT_LIMIT else first[: SUBJECT_LIMIT - 1].rstrip() + "…"
 

@@ -217,3 +217,28 @@ def test_a_dm_of_thousands_of_backticks_neither_hangs_the_channel_nor_floods_the
     inside = [line for m in mirrored for line in parse_relayed(m.content).inside]
     assert "".join(inside) == "`" * 4_990
     assert desk.fake.truncations == []
+
+
+def test_control_characters_in_a_subject_never_reach_the_topic_name(desk: ZulipDesk) -> None:
+    # Issue 16.4: Zulip refuses a topic name with a control character, and every mirror and
+    # warning of the case then failed for good.
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    desk.fake.post_dm(ALICE, "open \x1b[31mRED\x1b[0m disk\x07 alarm\u202e")
+    desk.wait_dm(ALICE, "Incident #1 is open")
+    topic = "#1 Alice Customer: [31mRED[0m disk alarm"
+    mirrored = desk.wait_topic("wrote:", topic=topic)
+    assert "\x1b[31mRED" in parse_relayed(mirrored.content).inside[0]  # the text itself is kept, fenced
+    assert desk.fake.sent_by(BOT, stream=STREAM, topic="deskbot alerts") == []
+
+
+def test_a_post_the_case_topic_refuses_for_good_is_reported_and_counted(desk: ZulipDesk) -> None:
+    desk.customer("Alice Customer", ALICE, credits=2)
+    runtime = desk.start()
+    open_case(desk)
+    # Only topic posts follow: the engineer's command in the topic is answered there.
+    desk.fake.fail_next(1, status=400, body="json", path="/messages", method="POST")
+    desk.fake.post_stream_message(ENGINEER, STREAM, TOPIC, "/assign me")
+    alert = desk.wait_topic("could not be posted", topic="deskbot alerts")
+    assert alert.content.startswith("⚠ A message for case #1 could not be posted in its topic, for good: `")
+    assert runtime.metrics.delivery_failures.labels("zulip", "failed_topic")._value.get() == 1

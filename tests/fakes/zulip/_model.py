@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -289,6 +290,10 @@ class Realm:
                 if topic is None:
                     raise bad_request("Missing topic")
                 topic = topic.strip() or "(no topic)"
+                # zerver/lib/string_validation.py check_string_is_printable: Cc, Cs and Cn refused.
+                bad = next((i for i, c in enumerate(topic, 1) if unicodedata.category(c) in ("Cc", "Cs", "Cn")), None)
+                if bad is not None:
+                    raise bad_request(f"Invalid character in topic, at position {bad}!")
                 original_topic = topic
                 if len(topic) > MAX_TOPIC_LENGTH:
                     topic = topic[: MAX_TOPIC_LENGTH - 3] + "..."
