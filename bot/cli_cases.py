@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlalchemy import select
 
-from bot.cli_context import CliError, JsonFlag, iso, local, out, print_json, session_of, settings, table
+from bot.cli_context import CliError, JsonFlag, iso, local, number_parser, out, print_json, session_of, settings, table
 from bot.services import cases as case_service
 from bot.services.billing import BillingReport, Month, billing_report
 from storage.models import Customer, Incident, IncidentEvent, IncidentMessage
@@ -95,13 +95,13 @@ def cases_list(
 
 @cases_app.command("show")
 def cases_show(
-    number: Annotated[int, typer.Argument(metavar="N", help="Case number.")],
+    number: Annotated[int, typer.Argument(metavar="N", parser=number_parser(), help="Case number.")],
     as_json: JsonFlag = False,
 ) -> None:
     """One case: its details, every message (in, out, internal notes) and its history."""
     config = settings()
     with session_of(config) as session:
-        incident = session.get(Incident, number)
+        incident = case_service.get_incident(session, number)
         if incident is None:
             raise CliError(f"no case #{number}")
         customer = session.get(Customer, incident.customer_id)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -20,6 +19,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from bot.config import Settings, load_settings
+from bot.numbers import day, whole_number
 from bot.services.customers import find_customer
 from storage.db import make_engine, transaction, upgrade
 
@@ -40,7 +40,6 @@ class CliError(Exception):
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document instead of text.")]
 
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 #: Databases this process has already brought up to date (`upgrade` once per URL).
 _migrated: set[str] = set()
 #: Secret values of the loaded settings, kept out of error lines and logs.
@@ -94,12 +93,26 @@ def customer_or_fail(session: Session, ref: str) -> Customer:
 
 def parse_day(text: str, option: str) -> date:
     """`YYYY-MM-DD`, or a usage error naming `option`."""
-    try:
-        if _DAY.fullmatch(text.strip()):
-            return date.fromisoformat(text.strip())
-    except ValueError:
-        pass
-    raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {text!r}", param_hint=f"'{option}'")
+    parsed = day(text)
+    if parsed is None:
+        raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {text!r}", param_hint=f"'{option}'")
+    return parsed
+
+
+def number_parser(low: int = 0, high: int | None = None) -> Callable[[str], int]:
+    """The `parser` of a whole-number argument (ASCII digits, see bot.numbers), from `low` to `high`.
+
+    Without `high`, any number is taken: a case number no case has is answered like a missing one.
+    """
+
+    def parse(text: str) -> int:
+        number = whole_number(text.strip())
+        if number is None or number < low or (high is not None and number > high):
+            span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise typer.BadParameter(f"expected a whole number {span}, got {text!r}")
+        return number
+
+    return parse
 
 
 def now() -> datetime:

@@ -17,6 +17,7 @@ from bot.cli_context import (
     err,
     iso,
     now,
+    number_parser,
     operator,
     out,
     parse_day,
@@ -37,7 +38,10 @@ credits_app = typer.Typer(help="Credit packs: grant one, or import many from CSV
 def credits_grant(
     customer: Annotated[str, typer.Argument(metavar="CUSTOMER", help="Customer id or exact name.")],
     incidents: Annotated[
-        int, typer.Option("--incidents", min=1, max=imports.MAX_INCIDENTS, help="Incidents in the pack.")
+        int,
+        typer.Option(
+            "--incidents", parser=number_parser(1, imports.MAX_INCIDENTS), metavar="N", help="Incidents in the pack."
+        ),
     ],
     purchased: Annotated[
         str | None,

@@ -15,15 +15,15 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any, Literal
 
 from bot.i18n import _, render
+from bot.numbers import day, whole_number
 
 Audience = Literal["customer", "engineer"]
 ArgKind = Literal["case", "int", "word", "text", "date", "choice"]
 
-CASE_IN_TOPIC = re.compile(r"^#(\d+)\b")
+CASE_IN_TOPIC = re.compile(r"^#([0-9]+)(?![0-9])")
 
 
 @dataclass(frozen=True)
@@ -143,9 +143,9 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
             continue
         token, remainder = _first_word(rest)
         if arg.kind == "case":
-            match = re.fullmatch(r"#?(\d+)", token)
-            if match:
-                values[arg.name] = int(match.group(1))
+            number = whole_number(token.removeprefix("#")) if token else None
+            if number is not None:
+                values[arg.name] = number
                 rest = remainder.strip()
             elif topic_case is not None:
                 values[arg.name] = topic_case
@@ -183,16 +183,18 @@ def _first_word(text: str) -> tuple[str, str]:
 
 def _convert(arg: Arg, token: str, lang: str) -> Any:
     if arg.kind == "int":
-        if not token.isdigit():
+        number = whole_number(token)
+        if number is None:
             raise ParseError(_("{arg} must be a whole number."), arg=arg.usage(lang))
-        return int(token)
+        return number
     if arg.kind == "date":
-        try:
-            return date.fromisoformat(token)
-        except ValueError:
-            raise ParseError(_("{arg} must be a date like 2026-03-31."), arg=arg.usage(lang)) from None
+        parsed = day(token)
+        if parsed is None:
+            raise ParseError(_("{arg} must be a date like 2026-03-31."), arg=arg.usage(lang))
+        return parsed
     if arg.kind == "choice":
-        folded = fold(token)
+        # fold() maps "²" to "2": a choice written in digits is read as a number, like any other.
+        folded = fold(token) if not token.isdigit() else str(whole_number(token))
         if folded not in arg.choices:
             raise ParseError(_("{arg} must be one of: {choices}."), arg=arg.name, choices=", ".join(arg.choices))
         return folded
@@ -203,4 +205,4 @@ def case_from_topic(topic: str | None) -> int | None:
     if not topic:
         return None
     match = CASE_IN_TOPIC.match(topic)
-    return int(match.group(1)) if match else None
+    return whole_number(match.group(1)) if match else None

@@ -18,13 +18,14 @@ from bot.commands import ParseError, find, is_command_word, parse_args, split_co
 from bot.context import Context, Deployment
 from bot.handlers.customer import no_credit_answer, today
 from bot.i18n import _, format_day
+from bot.numbers import MAX_DIGITS, whole_number
 from bot.policy import NoCredit, choose_pack
 from bot.services import cases, customers, engineers
 from storage.models import Draft
 
 #: An unknown sender gets the "how to buy support / link" answer at most this often.
 UNKNOWN_NOTICE_EVERY = timedelta(days=1)
-ADD_TO_CASE = re.compile(r"^#(\d+)\s*(.*)$", re.DOTALL)
+ADD_TO_CASE = re.compile(r"^#([0-9]+)\s*(.*)$", re.DOTALL)
 
 
 class Router:
@@ -120,7 +121,11 @@ class Router:
             return
         match = ADD_TO_CASE.match(ctx.message.text.strip())
         if match:
-            self._add_to_case(ctx, int(match.group(1)), match.group(2).strip())
+            number = whole_number(match.group(1))
+            if number is None:  # more digits than any number: no incident has it
+                ctx.reply(_("You have no incident #{number}."), number=match.group(1)[:MAX_DIGITS] + "…")
+                return
+            self._add_to_case(ctx, number, match.group(2).strip())
         else:
             self._free_text(ctx, ctx.message.text.strip())
 

@@ -10,6 +10,7 @@ from bot.commands import Arg, command, commands
 from bot.context import Context
 from bot.handlers.customer import today
 from bot.i18n import _, format_when, render
+from bot.markup import inert
 from bot.services import cases, customers
 from storage.models import Customer, Identity, Incident, IncidentEvent
 
@@ -18,7 +19,7 @@ CASE = Arg("number", "case")
 
 
 def _case(ctx: Context, number: int) -> Incident | None:
-    incident = ctx.session.get(Incident, number)
+    incident = cases.get_incident(ctx.session, number)
     if incident is None:
         ctx.reply(_("There is no case #{number}."), number=number)
     else:
@@ -29,7 +30,7 @@ def _case(ctx: Context, number: int) -> Incident | None:
 def _customer(ctx: Context, ref: str) -> Customer | None:
     customer = customers.find_customer(ctx.session, ref)
     if customer is None:
-        ctx.reply(_("No customer {who}."), who=ref)
+        ctx.reply(_("No customer {who}."), who=inert(ref))
     return customer
 
 
@@ -82,11 +83,11 @@ def assign(ctx: Context, number: int, who: str) -> None:
     assignee = ctx.engineer if who.lower() in ("me", "eu") else who.lower()
     engineers = ctx.settings.engineer_emails
     if engineers and assignee not in engineers and assignee != ctx.engineer:
-        ctx.reply(_("{who} is not an engineer (see DESKBOT_ENGINEERS)."), who=assignee)
+        ctx.reply(_("{who} is not an engineer (see DESKBOT_ENGINEERS)."), who=inert(assignee))
         return
     incident.assignee = assignee
     cases.record(ctx.session, incident, ctx.engineer, "assigned", ctx.now, detail=assignee)
-    ctx.reply(_("#{number} is assigned to {who}."), number=number, who=assignee)
+    ctx.reply(_("#{number} is assigned to {who}."), number=number, who=inert(assignee))
 
 
 @command("bug", audience=ENGINEER, args=(CASE,), help=_("caused by our bug: no charge, the credit goes back"))
@@ -166,9 +167,9 @@ def case(ctx: Context, number: int) -> None:
     customer = ctx.session.get(Customer, incident.customer_id)
     tz = ctx.settings.calendar.tz
     lines = [
-        f"**#{incident.id}** {incident.subject}",
-        f"customer: {customer.name if customer else '?'} · state: {incident.state} · "
-        f"chargeable: {'yes' if incident.chargeable else 'no (our bug)'} · assignee: {incident.assignee or '—'}",
+        f"**#{incident.id}** {inert(incident.subject)}",
+        f"customer: {inert(customer.name) if customer else '?'} · state: {incident.state} · "
+        f"chargeable: {'yes' if incident.chargeable else 'no (our bug)'} · assignee: {inert(incident.assignee or '') or '—'}",
         f"opened {format_when(incident.opened_at, 'en', tz)} · due: "
         + (format_when(incident.due_at, "en", tz) if incident.due_at else "—"),
     ]
@@ -177,8 +178,8 @@ def case(ctx: Context, number: int) -> None:
     )
     for event in reversed(list(events)):
         lines.append(
-            f"— {format_when(event.at, 'en', tz)} {event.actor}: {event.action}"
-            + (f" ({event.detail})" if event.detail else "")
+            f"— {format_when(event.at, 'en', tz)} {inert(event.actor)}: {event.action}"
+            + (f" ({inert(event.detail)})" if event.detail else "")
         )
     ctx.reply_text("\n".join(lines))
 
@@ -210,9 +211,8 @@ def list_cases(ctx: Context, which: str | None) -> None:
     for incident in found:
         due = format_when(incident.due_at, "en", tz) if incident.due_at else "—"
         late = " **overdue**" if incident.due_at and incident.due_at < ctx.now else ""
-        lines.append(
-            f"• #{incident.id} {incident.subject} · {incident.state} · due {due}{late} · {incident.assignee or 'unassigned'}"
-        )
+        assignee = inert(incident.assignee or "") or "unassigned"
+        lines.append(f"• #{incident.id} {inert(incident.subject)} · {incident.state} · due {due}{late} · {assignee}")
     ctx.reply_text("\n".join(lines))
 
 
@@ -235,7 +235,7 @@ def customer_add(ctx: Context, **values: str) -> None:
         _(
             "Customer {name} (id {id}) created. Activation code: {code} (single use, valid 14 days; the customer sends: link {code})"
         ),
-        name=customer.name,
+        name=inert(customer.name),
         id=customer.id,
         code=code,
     )
@@ -256,7 +256,7 @@ def customer_code(ctx: Context, who: str) -> None:
     code = customers.new_activation_code(ctx.session, customer, ctx.now)
     ctx.reply(
         _("New activation code for {name}: {code} (single use, valid 14 days; the customer sends: link {code})"),
-        name=customer.name,
+        name=inert(customer.name),
         code=code,
     )
 
@@ -275,8 +275,8 @@ def customer_show(ctx: Context, who: str) -> None:
         return
     summary = customers.credit_summary(ctx.session, customer.id, today(ctx))
     identities = ctx.session.scalars(select(Identity).where(Identity.customer_id == customer.id))
-    lines = [f"**{customer.name}** (id {customer.id}) {customer.email or ''} · language {customer.lang}"]
-    lines.append("accounts: " + (", ".join(f"{i.channel}:{i.address}" for i in identities) or "none linked"))
+    lines = [f"**{inert(customer.name)}** (id {customer.id}) {inert(customer.email or '')} · language {customer.lang}"]
+    lines.append("accounts: " + (", ".join(inert(f"{i.channel}:{i.address}") for i in identities) or "none linked"))
     lines.append(f"credits left: {summary.total_left}")
     for status in summary.packs:
         lines.append(
@@ -286,7 +286,7 @@ def customer_show(ctx: Context, who: str) -> None:
         )
     latest = cases.latest_incidents(ctx.session, customer.id, (cases.OPEN, cases.RESOLVED, cases.CLOSED), 10)
     for incident in latest:
-        lines.append(f"• #{incident.id} {incident.subject} · {incident.state}")
+        lines.append(f"• #{incident.id} {inert(incident.subject)} · {incident.state}")
     ctx.reply_text("\n".join(lines))
 
 
@@ -315,7 +315,11 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
         ctx.reply_text(str(exc))
         return
     ctx.reply(
-        _("Pack {id}: {n} credits for {name}, bought {date}."), id=pack.id, n=n, name=found.name, date=pack.purchased
+        _("Pack {id}: {n} credits for {name}, bought {date}."),
+        id=pack.id,
+        n=n,
+        name=inert(found.name),
+        date=pack.purchased,
     )
 
 
@@ -332,7 +336,7 @@ def contacts(ctx: Context) -> None:
     tz = ctx.settings.calendar.tz
     lines = ["Unknown contacts (not linked to a customer):"]
     lines += [
-        f"• {i.channel}:{i.address} {i.display_name or ''} · last seen {format_when(i.last_seen_at, 'en', tz) if i.last_seen_at else '—'}"
+        f"• {inert(f'{i.channel}:{i.address}')} {inert(i.display_name or '')} · last seen {format_when(i.last_seen_at, 'en', tz) if i.last_seen_at else '—'}"
         for i in found
     ]
     ctx.reply_text("\n".join(lines))

@@ -8,7 +8,6 @@ an engineer marked as a vendor bug (`chargeable` false) are not billed.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,10 +16,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlmodel import Session
 
+from bot.numbers import month
 from storage.models import Customer, Incident
 
 CENT = Decimal("0.01")
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
 @dataclass(frozen=True, order=True)
@@ -31,10 +30,10 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> Month:
         """`YYYY-MM`; ValueError with a one-line reason otherwise."""
-        match = _MONTH.fullmatch(text.strip())
-        if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
+        parsed = month(text)
+        if parsed is None:
             raise ValueError(f"expected a month YYYY-MM, got {text!r}")
-        return cls(int(match.group(1)), int(match.group(2)))
+        return cls(*parsed)
 
     def next(self) -> Month:
         return Month(self.year + self.month // 12, self.month % 12 + 1)

@@ -15,6 +15,8 @@ from sqlmodel import Session
 
 from bot.context import Context, Deployment
 from bot.i18n import _, format_when, render
+from bot.markup import inert
+from bot.numbers import is_id
 from storage import outbox
 from storage.models import Customer, Identity, Incident, IncidentEvent, IncidentMessage
 
@@ -108,13 +110,8 @@ def mirror_customer_text(
     now: datetime,
 ) -> None:
     """The customer's words in the topic, under a header the bot writes; the channel fences them."""
-    header = f"**{_inert(customer.name)}** via {identity.channel} ({_inert(identity.address)}) wrote:"
+    header = f"**{inert(customer.name)}** via {identity.channel} ({inert(identity.address)}) wrote:"
     post_to_topic(session, deployment, incident, header, now, quote=text)
-
-
-def _inert(value: str) -> str:
-    # Names and addresses come from customers too: keep them from forming mentions or markup.
-    return value.replace("@", "@\u200b").replace("*", "").replace("`", "'").replace("\n", " ")
 
 
 def customer_lang(session: Session, incident: Incident) -> str:
@@ -254,9 +251,14 @@ def state_text(incident: Incident | IncidentSummary, lang: str) -> str:
     return render(lang, labels.get(incident.state, incident.state))
 
 
+def get_incident(session: Session, number: int) -> Incident | None:
+    """Incident `number`, or None: a number no id can have (2⁶³ and more cannot even be bound) is just missing."""
+    return session.get(Incident, number) if is_id(number) else None
+
+
 def own_incident(ctx: Context, number: int) -> Incident | None:
     """The sender's incident `number`, or None — another customer's case looks exactly like a missing one."""
-    incident = ctx.session.get(Incident, number)
+    incident = get_incident(ctx.session, number)
     if incident is None or ctx.customer is None or incident.customer_id != ctx.customer.id:
         return None
     return incident

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
+from bot.numbers import is_id, whole_number
 from bot.policy import CreditSummary, NoCredit, Pack, choose_pack, summarise
 from storage.models import ActivationCode, CreditPack, Customer, Identity
 
@@ -29,8 +30,9 @@ class CustomerError(Exception):
 def find_customer(session: Session, ref: str) -> Customer | None:
     """By id (digits) or exact name, case-insensitive on the name (surrounding quotes ignored)."""
     ref = ref.strip().strip('"\u201c\u201d').strip()
-    if ref.isdigit():
-        found = session.get(Customer, int(ref))
+    number = whole_number(ref)
+    if is_id(number):
+        found = session.get(Customer, number)
         if found is not None:
             return found
     return (
@@ -46,7 +48,7 @@ def create_customer(session: Session, name: str, email: str | None, lang: str, n
     name = " ".join(name.split())
     if not name or len(name) > 200:
         raise CustomerError("A customer name must be 1 to 200 characters.")
-    if name.isdigit():
+    if whole_number(name) is not None:
         raise CustomerError("A customer name cannot be only digits (those are ids).")
     if session.scalars(select(Customer).where(Customer.name.ilike(name))).first() is not None:
         raise CustomerError(f"A customer named {name!r} already exists.")

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from bot.numbers import day, whole_number
 from bot.services.customers import CustomerError, create_customer, find_customer, grant_credits
 from storage.db import transaction
 from storage.models import CreditPack
@@ -40,7 +41,6 @@ REQUIRED = ("customer", "incidents", "purchased")
 IMPORT_MARK = "import"
 MAX_INCIDENTS = 10_000
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
@@ -140,12 +140,12 @@ def _row(line: int, header: list[str], fields: list[str]) -> ImportRow | RowErro
         problems.append(f"email {email!r} is not an email address")
 
     raw_incidents = values.get("incidents", "")
-    incidents = int(raw_incidents) if raw_incidents.isdigit() else 0
+    incidents = whole_number(raw_incidents) or 0
     if not 1 <= incidents <= MAX_INCIDENTS:
         problems.append(f"incidents must be a whole number from 1 to {MAX_INCIDENTS}, got {raw_incidents!r}")
 
     raw_purchased = values.get("purchased", "")
-    purchased = _date(raw_purchased)
+    purchased = day(raw_purchased)
     if purchased is None:
         problems.append(f"purchased must be a date YYYY-MM-DD, got {raw_purchased!r}")
 
@@ -153,15 +153,6 @@ def _row(line: int, header: list[str], fields: list[str]) -> ImportRow | RowErro
         return RowError(line, "; ".join(problems))
     assert purchased is not None
     return ImportRow(line, customer, email, incidents, purchased)
-
-
-def _date(text: str) -> date | None:
-    if not _DATE.fullmatch(text):
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def import_rows(
@@ -210,7 +201,7 @@ def _apply(
         customer = find_customer(session, row.customer)
         created, code = False, None
         if customer is None:
-            if row.customer.isdigit():
+            if whole_number(row.customer) is not None:
                 raise CustomerError(f"no customer with id {row.customer}")
             customer, code = create_customer(session, row.customer, row.email, "en", now)
             created = True
