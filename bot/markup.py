@@ -1,0 +1,52 @@
+"""Untrusted text inside the bot's own Zulip markdown: engineer views and case-topic headers.
+
+What engineers read is Zulip markdown written by the bot, and much of what it
+shows came from customers or strangers: subjects, names, addresses, display
+names. Written as is, `@**all**`, `@*group*`, `[a](link)`, `![](image)`,
+bare URLs, `$$TeX$$`, emoji codes and linkifiers would act there, and a line
+break in a value could start a `/poll`, a quote or a ```` ```spoiler ```` block.
+
+`inert` writes such a value as inline code, the one inline construct Zulip
+renders before every other (zerver/lib/markdown/__init__.py: `backtick` has
+the highest priority, 105; mentions are 95, TeX 90, stream links, links,
+images, emoji and linkifiers lower) and whose text it keeps atomic, so no
+later rule looks inside. Escaping would not do: Zulip has the backslash
+escape pattern switched off.
+
+Why the code span cannot be broken out of (Python-Markdown's BACKTICK_RE,
+which Zulip uses: an opening run of N backticks not after a backslash, the
+shortest text, then a run of exactly N backticks not after a backtick):
+
+* the run is longer than any run of backticks in the value, so only the
+  closing run can close it;
+* a value that starts or ends with a backtick is padded with a space, so the
+  runs stay exactly N long and the closing run does not follow a backtick;
+* whitespace (line breaks included) becomes single spaces, so the value
+  cannot end the paragraph, start a line (block syntax, `/poll`), or hold a
+  blank line that would split the span; control and format characters go.
+
+Callers put the result inside a line, after bot-written text that does not
+end in a backslash or a backtick (a space, `(`, `:`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_BACKTICKS = re.compile(r"`+")
+
+
+def inert(value: str) -> str:
+    """`value` on one line as Zulip inline code that no mention, link, image or other markup can leave.
+
+    An empty (or all-whitespace) value gives an empty string: a code span cannot be empty.
+    """
+    kept = "".join(c for c in value if c.isspace() or not unicodedata.category(c).startswith("C"))
+    text = " ".join(kept.split())
+    if not text:
+        return ""
+    fence = "`" * (1 + max((len(run) for run in _BACKTICKS.findall(text)), default=0))
+    if text.startswith("`") or text.endswith("`"):
+        text = f" {text} "
+    return f"{fence}{text}{fence}"
