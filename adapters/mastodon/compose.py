@@ -4,18 +4,17 @@ Counting (Mastodon's `StatusLengthValidator`): grapheme clusters of
 `spoiler_text + text`, where every URL with a protocol counts 23 and every
 mention counts only as `@username`. URLs are found with the twitter-text
 regex Mastodon.py ships (`mastodon._url_regex`), mentions with Mastodon's own
-`Account::MENTION_RE`. Grapheme clusters need `graphemeu` (Mastodon.py's
+`Account::MENTION_RE` (`mentions.MENTION_RE`). Grapheme clusters need `graphemeu` (Mastodon.py's
 `grapheme` extra); without it, code points are counted, which is never less
 than the grapheme count, so a part is never too long, only sometimes shorter
 than it could be.
 
 Only the customer may be mentioned: a direct status reaches exactly the
-accounts it mentions. Any other `@name` in the text is neutralised by putting
-a ZERO WIDTH JOINER (U+200D) right after the `@`: it stays visible as
-`@name`, Mastodon's mention regex no longer matches it (U+200D is not a
-username character) and it costs nothing (it joins the `@`'s grapheme
-cluster). Email addresses and URLs are left alone, as Mastodon does not read
-them as mentions either.
+accounts it mentions. Every `@name` in the body is neutralised
+(`mentions.neutralise_mentions`), part by part after splitting, so that no
+cut can put an `@` at the start of a part where it would become a mention.
+Email addresses and URLs are left alone where Mastodon does not read them as
+mentions either.
 """
 
 from __future__ import annotations
@@ -24,6 +23,8 @@ import re
 from collections.abc import Callable
 
 from mastodon._url_regex import url_regex as _URL_RE
+
+from .mentions import MENTION_RE, neutralise_mentions
 
 try:
     import grapheme as _grapheme
@@ -38,9 +39,6 @@ except ImportError:  # pragma: no cover - depends on the installed extra
 
 
 URL_LENGTH = 23
-ZWJ = "\u200d"
-MENTION_RE = re.compile(r"(?<![=/\w])@(([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)(?:@[\w.-]+\w+)?)", re.IGNORECASE)
-_MENTION_START = re.compile(r"(?<![=/\w])@(?=[a-z0-9_])", re.IGNORECASE)
 #: Room kept for the " (i/n)" marker of a part; more than 99 parts is refused.
 _MARKER_WIDTH = " (99/99)"
 MAX_PARTS = 99
@@ -55,11 +53,6 @@ def status_length(text: str, spoiler_text: str = "") -> int:
     countable = _URL_RE.sub(lambda m: m.group(2) + "x" * URL_LENGTH, text)
     countable = MENTION_RE.sub(lambda m: "@" + m.group(2), countable)
     return _graphemes(countable) + _graphemes(spoiler_text)
-
-
-def neutralise_mentions(text: str) -> str:
-    """`@name` and `@name@host` stay readable but mention nobody."""
-    return _MENTION_START.sub("@" + ZWJ, text)
 
 
 def mention_for(acct: str, local_domain: str) -> str:
@@ -77,13 +70,18 @@ def thread_parts(recipient_mention: str, body: str, max_characters: int) -> list
     the same Idempotency-Key. Splits at paragraph breaks, then at line breaks,
     then between words; a single word longer than a part is cut.
     """
-    body = neutralise_mentions(body.strip())
+    body = body.strip()
     prefix = recipient_mention + " "
-    if status_length(prefix + body) <= max_characters:
-        return [prefix + body]
+    whole = neutralise_mentions(body)
+    if status_length(prefix + whole) <= max_characters:
+        return [prefix + whole]
 
+    # Split the text as written, then neutralise each part as it will be
+    # posted: a word cut in two can leave an `@` at the start of a part (after
+    # the prefix's space), where it begins a mention that it did not begin in
+    # the whole text.
     def fits(chunk: str) -> bool:
-        return status_length(prefix + chunk + _MARKER_WIDTH) <= max_characters
+        return status_length(prefix + neutralise_mentions(chunk) + _MARKER_WIDTH) <= max_characters
 
     if not fits("x"):
         raise ReplyTooLong(f"max_characters={max_characters} leaves no room after {recipient_mention!r}")
@@ -91,7 +89,7 @@ def thread_parts(recipient_mention: str, body: str, max_characters: int) -> list
     if len(chunks) > MAX_PARTS:
         raise ReplyTooLong(f"the reply needs {len(chunks)} statuses (at most {MAX_PARTS})")
     total = len(chunks)
-    return [f"{prefix}{chunk} ({i}/{total})" for i, chunk in enumerate(chunks, 1)]
+    return [f"{prefix}{neutralise_mentions(chunk)} ({i}/{total})" for i, chunk in enumerate(chunks, 1)]
 
 
 def _split(body: str, fits: Callable[[str], bool]) -> list[str]:

@@ -14,15 +14,18 @@ over `html.parser`), never with regular expressions over markup:
   written as `@acct`;
 * media attachments are appended, one URL a line (`remote_url` where `url`
   is missing, as for remote media not cached yet).
+
+Markup of any depth is walked with an explicit stack, in time linear in its
+size.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
 
 _BLOCKS = {"p", "ul", "ol", "blockquote", "pre", "li", "h1", "h2", "h3", "h4", "h5", "h6", "div"}
 
@@ -44,19 +47,61 @@ def media_urls(attachments: Iterable[Mapping[str, Any]]) -> Iterable[str]:
 
 
 def html_to_text(content: str, mentions: Iterable[Mapping[str, Any]], own_account_id: str | None) -> str:
-    mentions = list(mentions)
+    """`content` (a status's HTML) as plain text; never raises on any markup, however deep."""
     soup = BeautifulSoup(content, "html.parser")
     out = _Writer()
-    _walk(soup, out, mentions, str(own_account_id) if own_account_id is not None else None)
+    _walk(soup, out, _Mentions(mentions), str(own_account_id) if own_account_id is not None else None)
     return out.text()
 
 
+#: Quotes deeper than this are marked as this deep: all their text stays, and
+#: a line of text can never turn into a page of `> > > …`.
+MAX_QUOTE_DEPTH = 10
+
+
+class _Quote:
+    """One `<blockquote>`: blocks inside it are written with a `> ` per enclosing quote."""
+
+    def __init__(self, parent: _Quote | None) -> None:
+        self.parent = parent
+        self.depth = parent.depth + 1 if parent else 1
+
+
+def _depth(quote: _Quote | None) -> int:
+    return quote.depth if quote else 0
+
+
+def _common_depth(a: _Quote | None, b: _Quote | None) -> int:
+    """How many quotes enclose both blocks. Walking up costs at most the
+    quotes opened or closed between two consecutive blocks, so the whole
+    text costs no more than the number of quotes in it."""
+    while _depth(a) > _depth(b):
+        a = a.parent if a else None
+    while _depth(b) > _depth(a):
+        b = b.parent if b else None
+    while a is not b:
+        a = a.parent if a else None
+        b = b.parent if b else None
+    return _depth(a)
+
+
+def _quoted(line: str, depth: int) -> str:
+    marks = "> " * min(depth, MAX_QUOTE_DEPTH)
+    return marks + line if line else marks.rstrip()
+
+
 class _Writer:
-    """Collects text with block structure: paragraphs and line breaks."""
+    """Collects text with block structure: paragraphs, line breaks and quotes.
+
+    A block remembers the quote it is in; `text` marks each line with one
+    `> ` per enclosing quote, and the blank line between two blocks with the
+    quotes they share.
+    """
 
     def __init__(self) -> None:
-        self.blocks: list[str] = []
+        self.blocks: list[tuple[_Quote | None, str]] = []
         self.current: list[str] = []
+        self.quote: _Quote | None = None
 
     def write(self, text: str) -> None:
         self.current.append(text)
@@ -71,11 +116,27 @@ class _Writer:
         lines = [re.sub(r"[ \t]+", " ", line).strip() for line in block.split("\n")]
         block = "\n".join(lines).strip("\n")
         if block:
-            self.blocks.append(block)
+            self.blocks.append((self.quote, block))
+
+    def open_quote(self) -> None:
+        self.end_block()
+        self.quote = _Quote(self.quote)
+
+    def close_quote(self) -> None:
+        self.end_block()
+        self.quote = self.quote.parent if self.quote else None
 
     def text(self) -> str:
         self.end_block()
-        return "\n\n".join(self.blocks)
+        lines: list[str] = []
+        previous: _Quote | None = None
+        for number, (quote, block) in enumerate(self.blocks):
+            if number:
+                lines.append(_quoted("", _common_depth(previous, quote)))
+            depth = _depth(quote)
+            lines.extend(_quoted(line, depth) for line in block.split("\n"))
+            previous = quote
+        return "\n".join(lines)
 
 
 def _classes(tag: Tag) -> set[str]:
@@ -83,8 +144,19 @@ def _classes(tag: Tag) -> set[str]:
     return set(value.split() if isinstance(value, str) else value)
 
 
-def _walk(node: Tag, out: _Writer, mentions: list[Mapping[str, Any]], own_id: str | None) -> None:
-    for child in node.children:
+def _walk(root: Tag, out: _Writer, mentions: _Mentions, own_id: str | None) -> None:
+    # An explicit stack, not recursion: remote servers send HTML nested
+    # thousands of levels deep, and Python's recursion limit would skip the DM.
+    # Each entry: the children still to visit, and what to do once they are.
+    stack: list[tuple[Iterator[PageElement], Callable[[], None] | None]] = [(iter(root.children), None)]
+    while stack:
+        children, when_done = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if when_done is not None:
+                when_done()
+            continue
         if isinstance(child, NavigableString):
             if type(child) is NavigableString:  # not a comment, doctype, CDATA
                 out.write(str(child))
@@ -96,28 +168,24 @@ def _walk(node: Tag, out: _Writer, mentions: list[Mapping[str, Any]], own_id: st
             out.line_break()
         elif name == "a":
             _write_link(child, out, mentions, own_id)
+        elif name == "blockquote":
+            out.open_quote()
+            stack.append((iter(child.children), out.close_quote))
         elif name in _BLOCKS:
             out.end_block()
             if name == "li":
                 out.write("- ")
-            if name == "blockquote":
-                inner = _Writer()
-                _walk(child, inner, mentions, own_id)
-                quoted = inner.text()
-                out.write("\n".join("> " + line if line else ">" for line in quoted.split("\n")))
-            else:
-                _walk(child, out, mentions, own_id)
-            out.end_block()
+            stack.append((iter(child.children), out.end_block))
         else:
-            _walk(child, out, mentions, own_id)
+            stack.append((iter(child.children), None))
 
 
-def _write_link(link: Tag, out: _Writer, mentions: list[Mapping[str, Any]], own_id: str | None) -> None:
+def _write_link(link: Tag, out: _Writer, mentions: _Mentions, own_id: str | None) -> None:
     classes = _classes(link)
     href = str(link.get("href") or "")
     shown = link.get_text()
     if "mention" in classes and "hashtag" not in classes:
-        mention = _find_mention(href, shown, mentions)
+        mention = mentions.find(href, shown)
         if mention is not None:
             if own_id is not None and str(mention.get("id")) == own_id:
                 return
@@ -145,12 +213,24 @@ def _same_link(visible: str, href: str) -> bool:
     return href.startswith(visible) or bare.startswith(visible)
 
 
-def _find_mention(href: str, shown: str, mentions: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    for mention in mentions:
-        if href and href == mention.get("url"):
-            return mention
-    # Some servers link the ActivityPub URI instead of the profile page: fall
-    # back to the username shown, but only when it names exactly one mention.
-    username = shown.strip().lstrip("@").split("@")[0].lower()
-    candidates = [m for m in mentions if str(m.get("username", "")).lower() == username]
-    return candidates[0] if len(candidates) == 1 else None
+class _Mentions:
+    """The status's `mentions`, indexed once: a status may carry thousands of
+    mention links, each looked up here."""
+
+    def __init__(self, mentions: Iterable[Mapping[str, Any]]) -> None:
+        self.by_url: dict[str, Mapping[str, Any]] = {}
+        self.by_username: dict[str, list[Mapping[str, Any]]] = {}
+        for mention in mentions:
+            url = mention.get("url")
+            if isinstance(url, str) and url:
+                self.by_url.setdefault(url, mention)
+            self.by_username.setdefault(str(mention.get("username", "")).lower(), []).append(mention)
+
+    def find(self, href: str, shown: str) -> Mapping[str, Any] | None:
+        if href in self.by_url:
+            return self.by_url[href]
+        # Some servers link the ActivityPub URI instead of the profile page: fall
+        # back to the username shown, but only when it names exactly one mention.
+        username = shown.strip().lstrip("@").split("@")[0].lower()
+        candidates = self.by_username.get(username, [])
+        return candidates[0] if len(candidates) == 1 else None

@@ -29,6 +29,7 @@ from mastodon.errors import MastodonError, MastodonNetworkError, MastodonNotFoun
 from adapters.channel import Outbound, PermanentSendError, TransientSendError
 
 from .compose import ReplyTooLong, mention_for, thread_parts
+from .mentions import third_party_mentions
 from .pacing import STATUSES, Pacer
 from .reconcile import posted_parts
 from .transport import RateLimited, Transport, describe
@@ -63,6 +64,11 @@ class ReplyPoster:
             parts = thread_parts(mention_for(message.recipient, self.domain), body, self.max_characters)
         except ReplyTooLong as error:
             raise PermanentSendError(f"outbox {message.outbox_id}: {error}") from None
+        # Composing neutralises every other mention; checked again here, by
+        # Mastodon's rule, because a slip would message a stranger for good.
+        strangers = [h for part in parts for h in third_party_mentions(part, message.recipient, self.domain)]
+        if strangers:
+            raise PermanentSendError(f"outbox {message.outbox_id}: would also mention {strangers}; not posted")
         ids: list[str] = []
         if message.attempt > 1:
             with _send_errors(f"cannot tell what outbox {message.outbox_id} already posted"):

@@ -1,19 +1,29 @@
 """What the fake server does with status text: find mentions, count, render HTML.
 
-Deliberately written apart from the adapter's own counting so that a test
-compares two implementations of Mastodon's rule, not one with itself.
+Deliberately written apart from the adapter's own rule (adapters/mastodon/
+mentions.py, a compiled regex) so that a test compares two implementations
+of Mastodon's rule, not one with itself: here mentions are found by a
+hand-written scan.
 
 Rule (Mastodon `StatusLengthValidator#countable_text`): the length is the
 number of grapheme clusters of `spoiler_text + text`, where every URL counts
 as 23 characters and every mention counts as `@username` (its `@domain` part
-is free). Mentions are found with `Account::MENTION_RE`.
+is free). Mentions are what `Account::MENTION_RE` matches, and each names a
+recipient of the status:
+
+    USERNAME_RE = /[a-z0-9_]+([.-]+[a-z0-9_]+)*/i
+    MENTION_RE  = %r{(?<![=/[:word:]])@((#{USERNAME_RE})(?:@[[:word:]]+([.-]+[[:word:]]+)*)?)}
+
+with Ruby's `[[:word:]]`, which is not Python's `\\w` (see `ruby_word`).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 try:  # graphemeu: the `grapheme` extra of Mastodon.py; real grapheme clusters
     import grapheme as _grapheme
@@ -28,12 +38,70 @@ except ImportError:  # code points: never fewer than grapheme clusters
 
 
 URL_PLACEHOLDER = "x" * 23
-
-#: Account::MENTION_RE, in Python's dialect.
-MENTION_RE = re.compile(
-    r"(?<![=/\w])@(([a-z0-9_]+(?:[a-z0-9_.-]+[a-z0-9_]+)?)(?:@[\w.-]+\w+)?)",
-    re.IGNORECASE,
+#: Latin letters in a circle or a square: Unicode's Other_Alphabetic symbols
+#: (SQUARED LATIN SMALL LETTER D, U+1F1A5, is not one).
+_LETTER_SYMBOL = re.compile(
+    r"CIRCLED LATIN SMALL LETTER [A-Z]|(NEGATIVE )?(CIRCLED|SQUARED) LATIN CAPITAL LETTER [A-Z]"
 )
+
+
+def ruby_word(char: str) -> bool:
+    """Ruby's `[[:word:]]`: Alphabetic | Mark | Decimal_Number | Connector_Punctuation.
+
+    Python's `\\w` differs: it takes "²", "½", "௰" (numbers that are not
+    decimal digits) and no combining marks.
+    """
+    category = unicodedata.category(char)
+    if category.startswith(("L", "M")) or category in ("Nd", "Nl", "Pc"):
+        return True
+    return category == "So" and _LETTER_SYMBOL.fullmatch(unicodedata.name(char, "")) is not None
+
+
+def _username_char(char: str) -> bool:
+    # `[a-z0-9_]` under Onigmo's /i: also KELVIN SIGN and LONG S, which fold to k and s.
+    return char.isascii() and (char.isalnum() or char == "_") or char in "\u212a\u017f"
+
+
+def _run_end(text: str, start: int, is_char: Callable[[str], bool]) -> int:
+    """Where the longest `C+([.-]+C+)*` from `start` ends (`start` when there is none)."""
+    end = position = start
+    while position < len(text):
+        if is_char(text[position]):
+            position += 1
+            end = position
+        elif text[position] in ".-" and end > start:
+            position += 1
+        else:
+            break
+    return end
+
+
+class Mention(NamedTuple):
+    start: int
+    end: int
+    handle: str  # user or user@domain
+    username: str
+
+
+def mention_spans(text: str) -> Iterator[Mention]:
+    """Every match of MENTION_RE, left to right, as Ruby's `scan` finds them."""
+    position = 0
+    while (at := text.find("@", position)) >= 0:
+        position = at + 1
+        if at and (text[at - 1] in "=/" or ruby_word(text[at - 1])):
+            continue
+        username_end = _run_end(text, at + 1, _username_char)
+        if username_end == at + 1:
+            continue
+        end = username_end
+        if end < len(text) and text[end] == "@":
+            domain_end = _run_end(text, end + 1, ruby_word)
+            if domain_end > end + 1:
+                end = domain_end
+        yield Mention(at, end, text[at + 1 : end], text[at + 1 : username_end])
+        position = end
+
+
 #: A URL with a protocol; trailing sentence punctuation is not part of it.
 URL_RE = re.compile(r"(?<![\w@/])https?://[^\s<>\"']+?(?=[.,;:!?)\]]*(?:\s|$|[<>\"']))", re.IGNORECASE)
 
@@ -41,17 +109,20 @@ URL_RE = re.compile(r"(?<![\w@/])https?://[^\s<>\"']+?(?=[.,;:!?)\]]*(?:\s|$|[<>
 def countable_length(text: str, spoiler_text: str = "") -> int:
     """How many characters Mastodon counts for this status."""
     countable = URL_RE.sub(URL_PLACEHOLDER, text)
-    countable = MENTION_RE.sub(lambda m: "@" + m.group(2), countable)
-    return graphemes(spoiler_text + countable)
+    pieces: list[str] = []
+    last = 0
+    for mention in mention_spans(countable):
+        pieces += [countable[last : mention.start], "@" + mention.username]
+        last = mention.end
+    return graphemes(spoiler_text + "".join(pieces) + countable[last:])
 
 
 def find_mentions(text: str) -> list[str]:
     """The mentioned handles (`user` or `user@domain`) in order, without duplicates."""
     seen: list[str] = []
-    for match in MENTION_RE.finditer(text):
-        handle = match.group(1)
-        if handle.lower() not in (h.lower() for h in seen):
-            seen.append(handle)
+    for mention in mention_spans(text):
+        if mention.handle.lower() not in (h.lower() for h in seen):
+            seen.append(mention.handle)
     return seen
 
 
@@ -81,20 +152,26 @@ def render_html(text: str, resolve: Callable[[str], tuple[str, str] | None]) -> 
     `resolve(handle)` gives (profile url, username) for a mention that names a
     known account, or None to leave the text as it is.
     """
-    pattern = re.compile(f"(?P<url>{URL_RE.pattern})|(?P<mention>{MENTION_RE.pattern})", re.IGNORECASE)
 
     def render_line(line: str) -> str:
+        # Links and mentions as Mastodon's Extractor takes them: by position, the earlier of two overlapping wins.
+        entities = sorted(
+            [(m.start(), m.end(), m.group(0), None) for m in URL_RE.finditer(line)]
+            + [(m.start, m.end, line[m.start : m.end], m.handle) for m in mention_spans(line)],
+            key=lambda entity: entity[0],
+        )
         out: list[str] = []
         last = 0
-        for match in pattern.finditer(line):
-            out.append(html.escape(line[last : match.start()], quote=False))
-            if match.group("url"):
-                out.append(_link_html(match.group("url")))
+        for start, end, shown, handle in entities:
+            if start < last:
+                continue
+            out.append(html.escape(line[last:start], quote=False))
+            if handle is None:
+                out.append(_link_html(shown))
             else:
-                handle = match.group("mention")[1:]
                 target = resolve(handle)
-                out.append(mention_html(*target) if target else html.escape(match.group("mention"), quote=False))
-            last = match.end()
+                out.append(mention_html(*target) if target else html.escape(shown, quote=False))
+            last = end
         out.append(html.escape(line[last:], quote=False))
         return "".join(out)
 
