@@ -143,6 +143,12 @@ class Channel(ABC):
     name: ClassVar[str]
     #: Does this channel carry the engineers' case topics?
     carries_case_topics: ClassVar[bool] = False
+    #: The platform's posting budget for the bot's account, as (posts, seconds); None: unbounded.
+    #: Answers to unlinked accounts may use a fifth of it (bot.router), so that strangers can never
+    #: hold up customers.
+    posting_budget: ClassVar[tuple[int, float] | None] = None
+    #: Characters one post carries, to count a long answer as the posts it becomes (None: one post).
+    post_size: ClassVar[int | None] = None
     #: Set by the runtime: told the seconds of each wait a platform rate limit imposes.
     on_rate_limit_wait: Callable[[float], None] | None = None
 

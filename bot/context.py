@@ -62,11 +62,15 @@ class Context:
         """`msgid` in the sender's language."""
         return render(self.lang, msgid, **values)
 
-    def reply(self, msgid: str, /, **values: object) -> None:
-        """Answer the sender where they wrote (their DM, or the case topic)."""
-        self.reply_text(self.t(msgid, **values))
+    def reply(self, msgid: str, /, *, secret: str | None = None, **values: object) -> None:
+        """Answer the sender where they wrote (their DM, or the case topic).
 
-    def reply_text(self, text: str, quote: str | None = None) -> None:
+        `secret`: a value the answer shows in clear (an activation code); the outbox masks
+        it in the stored text once the answer is delivered.
+        """
+        self.reply_text(self.t(msgid, **values), secret=secret)
+
+    def reply_text(self, text: str, quote: str | None = None, secret: str | None = None) -> None:
         m = self.message
         self.replies.append(text)
         if m.kind == "topic":
@@ -82,6 +86,7 @@ class Context:
             )
         else:
             outbox.enqueue(
+                secret=secret,
                 self.session,
                 channel=m.channel,
                 kind="direct",
@@ -92,3 +97,4 @@ class Context:
                 incident_id=self.incident_id,
                 now=self.now,
             )
+                secret=secret,

@@ -7,7 +7,9 @@ the handler. Customers only ever reach their own incidents.
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -20,11 +22,17 @@ from bot.handlers.customer import no_credit_answer, today
 from bot.i18n import _, format_day
 from bot.numbers import MAX_DIGITS, whole_number
 from bot.policy import NoCredit, choose_pack
-from bot.services import cases, customers, engineers
-from storage.models import Draft
+from bot.policy.throttle import Allowance, Window
+from bot.services import cases, customers, drafts, engineers
+from storage.models import StrangerAnswers
 
 #: An unknown sender gets the "how to buy support / link" answer at most this often.
 UNKNOWN_NOTICE_EVERY = timedelta(days=1)
+#: Anyone mentioning the bot publicly is pointed to direct messages at most this often.
+PUBLIC_NOTICE_EVERY = timedelta(days=1)
+#: Whatever an unlinked account sends (help, lang, link with wrong codes …), it gets at most this.
+PER_STRANGER = Allowance(5, timedelta(hours=1))
+log = logging.getLogger("deskbot.router")
 ADD_TO_CASE = re.compile(r"^#([0-9]+)\s*(.*)$", re.DOTALL)
 
 
@@ -37,6 +45,8 @@ class Router:
         ctx = Context(session=session, message=message, now=now, deployment=self.deployment, identity=identity)
         ctx.customer = customer
         engineer = self._engineer(session, message, now)
+        if customer is None and engineer in (None, "mismatch"):
+            ctx.answer_gate = self._stranger_gate(ctx)
         if engineer == "mismatch":
             self._refuse_unpinned(ctx)
             return ctx
@@ -46,10 +56,50 @@ class Router:
         elif message.kind == "topic":
             self._stranger_in_topic(ctx)
         elif message.public:
-            ctx.reply(_("Please write to me in a direct message, so that your details stay private."))
+            last = identity.public_notice_at
+            if last is None or now - last >= PUBLIC_NOTICE_EVERY or now < last:
+                identity.public_notice_at = now
+                ctx.reply(_("Please write to me in a direct message, so that your details stay private."))
         else:
             self._customer_message(ctx)
         return ctx
+
+    def _stranger_gate(self, ctx: Context) -> Callable[[str], bool]:
+        """Asked before each answer to an unlinked sender: within their hourly allowance, and
+        within the fifth of the channel's posting budget that strangers may use together?
+
+        Answers after a successful `link` are the customer's and pass free.
+        """
+        identity, channel = ctx.identity, ctx.message.channel
+
+        def gate(text: str) -> bool:
+            if ctx.customer is not None:
+                return True
+            allowed, mine = PER_STRANGER.take(Window(identity.answers_since, identity.answers_used), ctx.now)
+            if not allowed:
+                log.info(
+                    "answer to an unlinked account withheld: its hourly allowance is spent",
+                    extra={"channel": channel, "identity_id": identity.id},
+                )
+                return False
+            budget = self.deployment.stranger_budgets.get(channel)
+            if budget is not None:
+                row = ctx.session.get(StrangerAnswers, channel) or StrangerAnswers(channel=channel)
+                allowance = Allowance(budget.posts, budget.window)
+                allowed, shared = allowance.take(Window(row.since, row.used), ctx.now, budget.posts_for(text))
+                if not allowed:
+                    log.warning(
+                        "answer to an unlinked account withheld: strangers used their share of the "
+                        "channel's posting budget",
+                        extra={"channel": channel, "identity_id": identity.id},
+                    )
+                    return False
+                row.since, row.used = shared.since, shared.used
+                ctx.session.add(row)
+            identity.answers_since, identity.answers_used = mine.since, mine.used
+            return True
+
+        return gate
 
     # -- engineers -------------------------------------------------------------
 
@@ -155,9 +205,10 @@ class Router:
         if incident is None:
             ctx.reply(_("You have no incident #{number}."), number=number)
             return
-        draft = ctx.session.get(Draft, ctx.identity.id)
+        draft = drafts.current(ctx.session, ctx.identity.id, ctx.now)
         if not text and draft is not None:
-            text, _unused = draft.text, ctx.session.delete(draft)
+            text = draft.text
+            drafts.discard(ctx.session, draft)
         if not text:
             ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
             return
@@ -212,11 +263,7 @@ class Router:
         )
 
     def _keep_draft(self, ctx: Context, text: str) -> None:
-        draft = ctx.session.get(Draft, ctx.identity.id)
-        if draft is None:
-            ctx.session.add(Draft(identity_id=ctx.identity.id, text=text, created_at=ctx.now))
-        else:
-            draft.text = f"{draft.text}\n\n{text}"
+        drafts.keep(ctx.session, ctx.identity.id, text, ctx.now)
 
     # -- shared ----------------------------------------------------------------
 

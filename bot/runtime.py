@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from adapters.channel import Channel, PermanentChannelError, TransientChannelError
 from adapters.console import ENGINEER, ConsoleChannel
 from bot.config import Settings
-from bot.context import Deployment
+from bot.context import Deployment, stranger_budgets
 from bot.dispatcher import Dispatcher
 from bot.intake import Intake, system_clock
 from bot.leases import ChannelLease
@@ -88,7 +88,12 @@ class Runtime:
         if migrate:
             upgrade(settings.database_url) if engine is None else upgrade_engine(self.engine)
         case_channel = next((c.name for c in channels if c.carries_case_topics), None)
-        self.deployment = Deployment(settings=settings, case_channel=case_channel, trusted_engineers=trusted_engineers)
+        self.deployment = Deployment(
+            settings=settings,
+            case_channel=case_channel,
+            trusted_engineers=trusted_engineers,
+            stranger_budgets=stranger_budgets(channels),
+        )
         self.router = Router(self.deployment)
         self.clock = clock
         self.dispatcher = Dispatcher(self.engine, self.channels, clock, case_channel=case_channel)

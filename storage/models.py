@@ -134,6 +134,19 @@ class Identity(SQLModel, table=True):
     #: Wrong activation codes in the current window, and when that window began.
     failed_codes: int = 0
     failed_codes_since: datetime | None = _time()
+    #: Answers this account got while unlinked, in the hour that began at `answers_since`.
+    answers_used: int = 0
+    answers_since: datetime | None = _time()
+    #: When this account was last told to write a direct message instead of a public one.
+    public_notice_at: datetime | None = _time()
+
+
+class StrangerAnswers(SQLModel, table=True):
+    """Posts that answers to unlinked accounts used on a channel, in the window begun at `since`."""
+
+    channel: str = Field(primary_key=True, max_length=32)
+    since: datetime | None = _time()
+    used: int = 0
 
 
 class EngineerPin(SQLModel, table=True):

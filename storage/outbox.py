@@ -5,6 +5,12 @@
 lease (`next_attempt_at` pushed forward) so a row whose sender died is claimed
 again once the lease runs out — then with `attempts > 1`, which tells the
 channel to check for its own earlier send before sending again.
+
+A row may carry a secret in clear (an activation code shown to the engineer
+who asked for it; the store itself keeps only its hash). The row names it in
+`secret`, and the statement that records the row as sent, or as failed for
+good, masks every occurrence of it in the text and forgets it: a database dump
+holds no secret that was already delivered.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlmodel import Session
 
 from storage.models import Outbox
@@ -28,6 +34,8 @@ LEASE = timedelta(seconds=10)
 #: NEW_ROWS collects the rows written, so the writer knows what to send or whom to wake.
 INLINE = "outbox_inline_channel"
 NEW_ROWS = "outbox_new_rows"
+#: What a row's secret becomes in its text once the row is sent (or failed for good).
+SECRET_MASK = "[redacted]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +67,11 @@ def enqueue(
     topic: str | None = None,
     quote: str | None = None,
     incident_id: int | None = None,
+    secret: str | None = None,
 ) -> NewRow:
     """Write a row in the session's transaction, due now (or leased to the writer, see INLINE).
+
+    `secret`: a value `text` holds in clear that must not stay in the store once delivered.
 
     A Core INSERT rather than an ORM object: every reply goes through here, and nothing
     reads the row back in the same transaction. Its id is known at once, so rows are
@@ -79,7 +90,12 @@ def enqueue(
         "attempts": 1 if inline else 0,
         "created_at": now,
     }
-    written = {**values, "state": "pending", "next_attempt_at": now + LEASE if inline else now}
+    written = {
+        **values,
+        "state": "pending",
+        "next_attempt_at": now + LEASE if inline else now,
+        "secret": secret or None,
+    }
     (row_id,) = session.connection().execute(_INSERT, written).inserted_primary_key
     row = NewRow(id=row_id, **values)
     session.info.setdefault(NEW_ROWS, []).append(row)
@@ -126,7 +142,7 @@ def mark_sent(session: Session, row_id: int, platform_ids: list[str], now: datet
 
 
 def mark_all_sent(session: Session, sent: list[tuple[int, list[str]]], now: datetime) -> None:
-    """Record deliveries: one UPDATE statement for the lot, no read first (this runs for every message)."""
+    """Record deliveries, secrets masked: one UPDATE statement for the lot, no read first (this runs for every message)."""
     if sent:
         session.connection().execute(
             _MARK_SENT, [{"row_id": row_id, "ids": json.dumps(ids), "now": now} for row_id, ids in sent]
@@ -135,10 +151,22 @@ def mark_all_sent(session: Session, sent: list[tuple[int, list[str]]], now: date
 
 _outbox = Outbox.__table__  # type: ignore[attr-defined]
 _INSERT = insert(_outbox)
+#: The text with the row's secret masked (rows without one keep theirs: the usual case costs nothing).
+_MASKED_TEXT = case(
+    (_outbox.c.secret.is_(None), _outbox.c.text),
+    else_=func.replace(_outbox.c.text, _outbox.c.secret, SECRET_MASK),
+)
 _MARK_SENT = (
     update(_outbox)
     .where(_outbox.c.id == bindparam("row_id"))
-    .values(state="sent", sent_at=bindparam("now"), platform_ids=bindparam("ids"), last_error=None)
+    .values(
+        state="sent",
+        sent_at=bindparam("now"),
+        platform_ids=bindparam("ids"),
+        last_error=None,
+        text=_MASKED_TEXT,
+        secret=None,
+    )
 )
 
 
@@ -150,10 +178,13 @@ def mark_retry(session: Session, row_id: int, error: str, at: datetime) -> None:
 
 
 def mark_failed(session: Session, row_id: int, error: str) -> Outbox | None:
+    """The row can never be sent: failed, and its secret masked (nobody will read it there again)."""
     row = session.get(Outbox, row_id)
     if row is not None:
         row.state = "failed"
         row.last_error = error[:500]
+        if row.secret:
+            row.text, row.secret = row.text.replace(row.secret, SECRET_MASK), None
     return row
 
 

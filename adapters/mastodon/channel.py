@@ -75,6 +75,10 @@ class MastodonChannel(Channel):
     """Customers' direct messages on one Mastodon account."""
 
     name: ClassVar[str] = "mastodon"
+    #: Mastodon's statuses limit: 300 per 3 hours per account; a reply is split into statuses of
+    #: max_characters (500 on most instances, the smallest allowed).
+    posting_budget: ClassVar[tuple[int, float] | None] = (300, 3 * 3600.0)
+    post_size: ClassVar[int | None] = 500
 
     def __init__(
         self,

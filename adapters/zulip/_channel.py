@@ -64,6 +64,10 @@ class ZulipChannel(Channel):
 
     name: ClassVar[str] = "zulip"
     carries_case_topics: ClassVar[bool] = True
+    #: Zulip's default `api_by_user` limit: 200 requests a minute; a message of up to
+    #: max_message_length (10,000) characters is one request.
+    posting_budget: ClassVar[tuple[int, float] | None] = (200, 60.0)
+    post_size: ClassVar[int | None] = 10_000
 
     def __init__(
         self,

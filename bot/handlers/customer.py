@@ -10,8 +10,8 @@ from bot.commands import Arg, command, commands
 from bot.context import Context
 from bot.i18n import _, format_day, format_hours, format_when
 from bot.policy import NoCredit, pack_expires_on
-from bot.services import cases, customers
-from storage.models import Draft, IncidentMessage
+from bot.services import cases, customers, drafts
+from storage.models import IncidentMessage
 
 CUSTOMER = "customer"
 #: Incidents listed by `status` (the latest ones).
@@ -53,21 +53,17 @@ def show_help(ctx: Context) -> None:
 )
 def open_incident(ctx: Context, text: str | None) -> None:
     assert ctx.customer is not None
-    draft = ctx.session.get(Draft, ctx.identity.id)
+    draft = drafts.current(ctx.session, ctx.identity.id, ctx.now)
     if not text and draft is None:
         ctx.reply(_("Tell us what the incident is about: open <your question>."))
         return
     body = "\n\n".join(part for part in (draft.text if draft else None, text) if part)
     charged = customers.take_credit(ctx.session, ctx.customer.id, today(ctx))
     if isinstance(charged, NoCredit):
-        if draft is None:
-            ctx.session.add(Draft(identity_id=ctx.identity.id, text=body, created_at=ctx.now))
-        else:
-            draft.text = body
+        drafts.replace(ctx.session, ctx.identity.id, body, ctx.now)
         no_credit_answer(ctx, charged)
         return
-    if draft is not None:
-        ctx.session.delete(draft)
+    drafts.discard(ctx.session, draft)
     incident = cases.open_incident(ctx, body, charged.id)
     summary = customers.credit_summary(ctx.session, ctx.customer.id, today(ctx))
     calendar = ctx.settings.calendar

@@ -238,6 +238,7 @@ def customer_add(ctx: Context, **values: str) -> None:
         name=inert(customer.name),
         id=customer.id,
         code=code,
+        secret=code,
     )
 
 
@@ -258,6 +259,7 @@ def customer_code(ctx: Context, who: str) -> None:
         _("New activation code for {name}: {code} (single use, valid 14 days; the customer sends: link {code})"),
         name=inert(customer.name),
         code=code,
+        secret=code,
     )
 
 

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import String, bindparam, literal, select, update
 from sqlmodel import Session
 
 from bot.numbers import is_id, whole_number
@@ -37,10 +37,15 @@ def find_customer(session: Session, ref: str) -> Customer | None:
             return found
     return (
         session.scalars(select(Customer).where(Customer.name == ref)).first()
-        or session.scalars(
-            select(Customer).where(Customer.name.ilike(ref.replace("%", r"\%").replace("_", r"\_"), escape="\\"))
-        ).first()
+        or session.scalars(select(Customer).where(_same_name(ref))).first()
     )
+
+
+def _same_name(name: str):  # noqa: ANN202 (a SQL condition)
+    """`Customer.name` equal to `name` but for case: ILIKE with its wildcards escaped (`A_me` is not `Acme`)."""
+    escaped = name.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+    # A plain String bind: the column's own type would cut a long pattern to the column's length.
+    return Customer.name.ilike(literal(escaped, String()), escape="\\")
 
 
 def create_customer(session: Session, name: str, email: str | None, lang: str, now: datetime) -> tuple[Customer, str]:
@@ -50,7 +55,7 @@ def create_customer(session: Session, name: str, email: str | None, lang: str, n
         raise CustomerError("A customer name must be 1 to 200 characters.")
     if whole_number(name) is not None:
         raise CustomerError("A customer name cannot be only digits (those are ids).")
-    if session.scalars(select(Customer).where(Customer.name.ilike(name))).first() is not None:
+    if session.scalars(select(Customer).where(_same_name(name))).first() is not None:
         raise CustomerError(f"A customer named {name!r} already exists.")
     customer = Customer(name=name, email=email, lang=lang, created_at=now)
     session.add(customer)
@@ -59,6 +64,20 @@ def create_customer(session: Session, name: str, email: str | None, lang: str, n
 
 
 def new_activation_code(session: Session, customer: Customer, now: datetime) -> str:
+    """A fresh one-time code for `customer`, returned in clear; the customer's earlier unused codes are revoked.
+
+    Revoked means expired now: asking for a new code is what an engineer does when the old one
+    went astray, so it must stop working.
+    """
+    session.execute(
+        update(ActivationCode)
+        .where(
+            ActivationCode.customer_id == customer.id,
+            ActivationCode.used_at.is_(None),
+            ActivationCode.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
     code = "-".join("".join(secrets.choice(_CODE_ALPHABET) for _ in range(4)) for _ in range(3))
     session.add(
         ActivationCode(code_hash=_hash(code), customer_id=customer.id, created_at=now, expires_at=now + CODE_VALIDITY)
