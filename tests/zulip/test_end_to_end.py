@@ -115,7 +115,7 @@ def test_customer_dm_opens_a_case_that_appears_in_its_topic(desk: ZulipDesk) -> 
     assert answer.content.rstrip().split("\n")[-1].startswith("`ref dk")
     [mirrored] = [m for m in desk.in_topic() if "wrote:" in m.content]
     relayed = parse_relayed(mirrored.content)
-    assert relayed.outside[0].startswith("**Alice Customer** via zulip")
+    assert relayed.outside[0] == "**`Alice Customer`** via zulip (`alice@example.com`) wrote:"
     assert relayed.inside == ["My printer is on fire @**all**"]  # the mention is fenced, inert
     assert all(len(m.subject) <= 60 for m in desk.in_topic())
     assert desk.fake.truncations == [] and desk.fake.rate_limited == []

@@ -99,7 +99,7 @@ def test_first_use_pins_another_account_is_refused_until_an_operator_unpins(
     assert pins(desk) == {}
 
     fake.post_dm(ENGINEER, "/customer add Initech")
-    desk.wait_dm(ENGINEER, "Customer Initech")
+    desk.wait_dm(ENGINEER, "Customer `Initech`")
     assert customers(desk) == 1
     assert pins(desk) == {ENGINEER: str(newcomer)}
 

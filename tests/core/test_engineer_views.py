@@ -1,0 +1,142 @@
+"""Customer and stranger text in engineer views stays inert by Zulip's rules (console desk, both databases).
+
+Every engineer view (`/case`, `/cases`, `/customer show|code|add`, `/credits
+grant`, `/contacts`, `/assign`) and the case-topic header is read back from the
+outbox, as the Zulip channel would post it, and judged with
+tests/zulip/markdown_check.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from adapters.console import ENGINEER
+from bot.markup import inert
+from storage.db import transaction
+from storage.models import Outbox
+from tests.desk import Desk
+from tests.zulip.markdown_check import active_markup, render
+
+HOSTILE = [
+    "@**all** look at this",
+    "@**everyone** @**stream** @**channel** @**topic**",
+    "@*support-team* ping the group",
+    "@_**Erin Engineer|10** silent",
+    "[click here](https://evil.example/login)",
+    "![pixel](https://evil.example/p.png)",
+    "https://evil.example/phish and evil.com",
+    "$$\\href{https://evil.example}{x}$$",
+    ":bomb: <time:2030-01-01T00:00:00Z> !avatar(eng@example.com)",
+    "#**support>another topic**",
+    "`@**all**`",
+    "`` ` ``@**all**",
+    "\\`@**all**`",
+    "ends with a backtick `",
+    "x``` ```@**all**",
+    "/poll Which one?\nred\nblue",
+    "```spoiler open me\n@**all**\n```",
+    "> @**all** quoted",
+    "two\n\n@**all** paragraphs",
+    "\x1b[31m@**everyone**\x07 colours",
+]
+
+
+def engineer_rows(desk: Desk, after: int = 0) -> list[Outbox]:
+    """What the bot said to the engineer and in case topics, in order."""
+    with transaction(desk.engine) as session:
+        rows = session.scalars(select(Outbox).where(Outbox.id > after).order_by(Outbox.id)).all()
+        return [r for r in rows if r.kind == "topic" or r.recipient == ENGINEER]
+
+
+def last_row_id(desk: Desk) -> int:
+    with transaction(desk.engine) as session:
+        return max(session.scalars(select(Outbox.id)).all(), default=0)
+
+
+def one_line(text: str) -> str:
+    return " ".join("".join(c for c in text if c.isspace() or c.isprintable()).split())
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_every_engineer_view_keeps_customer_text_inert(engine, db_url, clock, hostile: str) -> None:  # noqa: ANN001
+    desk = Desk(engine, db_url, clock)
+    account = f"{hostile} Ltd"
+    customer = desk.customer(account, credits=3)  # its console account is its name
+    assert "Incident #1 is open" in desk.say(account, f"open {hostile}")
+    desk.say(f"stranger {hostile}", "hello")  # a contact whose name and address are theirs
+    start = last_row_id(desk)
+    desk.engineer("/assign 1 me")
+    desk.engineer(f"/resolve 1 {hostile}")
+    views = {
+        command: desk.engineer(command)
+        for command in (
+            "/case 1",
+            "/cases all",
+            "/cases unassigned",
+            f"/customer show {customer}",
+            f"/customer code {customer}",
+            f"/credits grant {customer} 1",
+            "/contacts",
+            f"/customer show {hostile}",  # "No customer …", echoing what was typed
+        )
+    }
+    rows = engineer_rows(desk)
+    assert len(engineer_rows(desk, start)) >= len(views) + 2
+    for row in rows:
+        assert active_markup(row.text) == [], (row.text, active_markup(row.text))
+    subject = one_line(hostile.splitlines()[0])
+    [header] = [r.text for r in rows if r.text.endswith("wrote:")]
+    assert inert(one_line(account)) in header  # the case-topic header names the customer, inert
+    for command in ("/case 1", "/cases all", f"/customer show {customer}"):
+        assert inert(subject) in views[command], (command, views[command])
+    contacts = [r.text for r in rows if r.text.startswith("Unknown contacts")][-1]
+    assert inert(f"console:stranger {hostile}") in contacts
+
+
+def test_the_console_shows_plain_names_as_inline_code(engine, db_url, clock) -> None:  # noqa: ANN001
+    desk = Desk(engine, db_url, clock)
+    acme = desk.customer("Acme", credits=1)
+    desk.say("Acme", "open Printer on fire")
+    assert "• #1 `Printer on fire` · open · due " in desk.engineer("/cases")
+    assert "**#1** `Printer on fire`\n  customer: `Acme` · state: open" in desk.engineer("/case 1")
+    shown = desk.engineer(f"/customer show {acme}")
+    assert "**`Acme`** (id 1)" in shown and "accounts: `console:Acme`" in shown
+    assert "No customer `Nobody`." in desk.engineer("/customer show Nobody")
+
+
+# -- the function, and the judge it is tested with ---------------------------------------------
+
+MARKUP = st.text(alphabet=st.sampled_from("`\\@*_[]()!:$#~>/ \n\t\x00\x1bab.|<"), max_size=60)
+
+
+@given(MARKUP)
+def test_inert_is_one_code_span_holding_the_text(value: str) -> None:
+    line = f"• #1 {inert(value)} · open"
+    rendered = render(line)
+    assert rendered.active == []
+    shown = one_line(value)
+    if shown:
+        [span] = rendered.code
+        assert span.strip(" ") == shown.strip(" ") and len(span) - len(shown) in (0, 2)
+    else:
+        assert rendered.code == [] and inert(value) == ""
+
+
+@given(MARKUP, MARKUP)
+def test_two_values_on_one_line_stay_apart(first: str, second: str) -> None:
+    rendered = render(f"**{inert(first)}** via zulip ({inert(second)}) wrote:")
+    assert rendered.active == []
+    assert [s.strip(" ") for s in rendered.code] == [one_line(v).strip(" ") for v in (first, second) if one_line(v)]
+
+
+def test_the_judge_sees_what_would_act() -> None:
+    for hostile in HOSTILE[:10]:
+        assert active_markup(f"• #1 {hostile} · open"), hostile
+    assert active_markup("/poll Which one?") and active_markup("x\n```spoiler\n@**all**\n```")
+    assert active_markup("`a` @**all** `b`") == ["mention: @**all**"]
+    assert active_markup("``x` @**all**") == ["mention: @**all**"]  # an unclosed span is no span
+    assert active_markup("\\`@**all**`") == []  # after a backslash the span starts one later: still code
+    assert active_markup("```text\n@**all**\n```") == []
