@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
@@ -24,6 +25,34 @@ class Deployment:
     case_channel: str | None = None
     #: Identities, as (channel, address), that are engineers without a Zulip pin (the console's).
     trusted_engineers: frozenset[tuple[str, str]] = frozenset()
+    #: Per channel: the posts answers to unlinked accounts may use per window, and the
+    #: characters one post carries (see `stranger_budgets`). A channel not named is unbounded.
+    stranger_budgets: dict[str, StrangerBudget] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StrangerBudget:
+    posts: int
+    window: timedelta
+    post_size: int | None = None
+
+    def posts_for(self, text: str) -> int:
+        return 1 if not self.post_size else max(1, -(-len(text) // self.post_size))
+
+
+#: The share of a platform's posting budget that answers to strangers may use.
+STRANGER_SHARE = 5
+
+
+def stranger_budgets(channels: list) -> dict[str, StrangerBudget]:  # noqa: ANN001 — adapters.channel.Channel
+    """A fifth of each channel's posting budget, for answers to unlinked accounts."""
+    return {
+        c.name: StrangerBudget(
+            max(1, c.posting_budget[0] // STRANGER_SHARE), timedelta(seconds=c.posting_budget[1]), c.post_size
+        )
+        for c in channels
+        if c.posting_budget is not None
+    }
 
 
 @dataclass
@@ -41,6 +70,8 @@ class Context:
     incident_id: int | None = None
     #: What happened, for metrics once the transaction commits: ("incident_opened", 0), ("first_response", seconds).
     events: list[tuple[str, float]] = field(default_factory=list)
+    #: Set by the router for an unlinked sender: asked before each answer, False withholds it.
+    answer_gate: Callable[[str], bool] | None = None
 
     @property
     def settings(self) -> Settings:
@@ -72,6 +103,9 @@ class Context:
 
     def reply_text(self, text: str, quote: str | None = None, secret: str | None = None) -> None:
         m = self.message
+        if self.answer_gate is not None and not self.answer_gate(text):
+            self.events.append(("answer_withheld", 0))
+            return
         self.replies.append(text)
         if m.kind == "topic":
             outbox.enqueue(
@@ -83,10 +117,10 @@ class Context:
                 quote=quote,
                 incident_id=self.incident_id,
                 now=self.now,
+                secret=secret,
             )
         else:
             outbox.enqueue(
-                secret=secret,
                 self.session,
                 channel=m.channel,
                 kind="direct",
@@ -96,5 +130,5 @@ class Context:
                 quote=quote,
                 incident_id=self.incident_id,
                 now=self.now,
-            )
                 secret=secret,
+            )
