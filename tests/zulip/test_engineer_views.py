@@ -1,0 +1,53 @@
+"""Engineer views over the real Zulip channel: what strangers and customers wrote stays inert as posted.
+
+The messages are read back from the fake server exactly as the bot posted
+them (header, reference line and all) and judged by Zulip's rules
+(tests/zulip/markdown_check.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fakes.zulip import FakeZulipServer
+from tests.zulip.conftest import ALICE, BOT, ENGINEER, STREAM
+from tests.zulip.markdown_check import active_markup
+from tests.zulip.test_end_to_end import ZulipDesk
+
+HOSTILE_NAME = "@**all** @*support-team* [login](https://evil.example) ![x](https://evil.example/x.png) `"
+HOSTILE_SUBJECT = "@**everyone** see [this](https://evil.example/a) $$\\href{https://evil.example}{x}$$ ``"
+
+
+@pytest.fixture
+def desk(fake, engine, db_url, clock, make_channel) -> Iterator[ZulipDesk]:  # noqa: ANN001
+    d = ZulipDesk(fake, engine, db_url, clock, make_channel)
+    try:
+        yield d
+    finally:
+        d.stop_all()
+
+
+def test_contacts_case_cases_and_customer_show_post_nothing_active(desk: ZulipDesk, fake: FakeZulipServer) -> None:
+    desk.customer(HOSTILE_NAME, ALICE, credits=2)
+    stranger = fake.add_user("mallory@example.com", HOSTILE_NAME + " Mallory")
+    desk.start()
+    fake.post_dm(stranger.email, "hello?")
+    desk.wait_dm(stranger.email, "I don't know this account yet")
+    fake.post_dm(ALICE, f"open {HOSTILE_SUBJECT}")
+    desk.wait_dm(ALICE, "Incident #1 is open")
+    for command, expect in (
+        ("/contacts", "Unknown contacts"),
+        ("/case 1", "customer:"),
+        ("/cases", "open cases:"),
+        ("/customer show 1", "credits left: 1"),
+    ):
+        fake.post_dm(ENGINEER, command)
+        desk.wait_dm(ENGINEER, expect)
+    posted = desk.dms_to(ENGINEER) + fake.sent_by(BOT, stream=STREAM)
+    assert len(posted) >= 5
+    for message in posted:
+        assert active_markup(message.content) == [], message.content
+    contacts = next(m.content for m in desk.dms_to(ENGINEER) if "Unknown contacts" in m.content)
+    assert "Mallory" in contacts and "mallory@example.com" in contacts
