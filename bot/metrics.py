@@ -1,8 +1,22 @@
-"""Prometheus metrics (served on /metrics). One registry per Runtime so tests stay independent."""
+"""Prometheus metrics (served on /metrics). One registry per Runtime so tests stay independent.
+
+Counters and histograms are updated where things happen. The gauges that need the database
+(outbox depth and age) are set by a `GaugeRefresher` at a fixed interval, never by a scrape:
+a scrape only reads what is cached here, so scraping costs no query however often it comes.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+log = logging.getLogger("deskbot.metrics")
+
+#: How often the database-backed gauges are read again; their values are at most this old.
+GAUGE_REFRESH_SECONDS = 15.0
 
 
 class Metrics:
@@ -21,6 +35,11 @@ class Metrics:
         self.outbox_oldest = Gauge(
             "deskbot_outbox_oldest_age_seconds", "Age of the oldest pending outbox row", registry=r
         )
+        self.gauges_refreshed = Gauge(
+            "deskbot_gauges_refreshed_timestamp_seconds",
+            "When the outbox gauges were last read from the database (Unix time; 0 before the first time)",
+            registry=r,
+        )
         self.incidents_opened = Counter("deskbot_incidents_opened", "Incidents opened", registry=r)
         self.credits_consumed = Counter("deskbot_credits_consumed", "Credits consumed", registry=r)
         self.targets_missed = Counter("deskbot_response_targets_missed", "Response targets missed", registry=r)
@@ -33,3 +52,42 @@ class Metrics:
         self.delivery_latency = Histogram(
             "deskbot_delivery_latency_seconds", "From outbox row written to delivered", ["channel"], registry=r
         )
+        self.http_dropped = Counter(
+            "deskbot_http_dropped_connections",
+            "Health-server connections closed without an answer (overload, timeout, disconnect)",
+            ["reason"],
+            registry=r,
+        )
+
+
+class GaugeRefresher:
+    """Runs `refresh` (which reads the database and sets gauges) at start and then every `every`
+    seconds, in one thread of its own, until `stop`.
+
+    A failed refresh is logged and leaves the gauges at their last values;
+    `deskbot_gauges_refreshed_timestamp_seconds` tells a scraper how old they are.
+    """
+
+    def __init__(self, refresh: Callable[[], None], metrics: Metrics, every: float = GAUGE_REFRESH_SECONDS) -> None:
+        self.refresh = refresh
+        self.metrics = metrics
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="metrics-gauges", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+                self.metrics.gauges_refreshed.set_to_current_time()
+            except Exception as exc:  # noqa: BLE001 — the database may be down; /readyz reports that
+                log.warning("metrics gauges not refreshed: %s: %s", type(exc).__name__, exc)
+            self._stop.wait(self.every)
