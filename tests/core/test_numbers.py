@@ -109,3 +109,15 @@ def test_engineer_commands_take_ascii_numbers_only(engine, db_url, clock):
     assert APOLOGY not in out and "between 1 and 10000" in out
     out = desk.engineer("/credits grant Acme 3 2026-01-10")
     assert "Pack 2: 3 credits for" in out and "bought 2026-01-10." in out
+
+
+def test_a_choice_written_in_digits_takes_ascii_digits_only():
+    # fold() maps "²" to "2" (NFKD), so a severity-like choice accepted "²" as "2".
+    from bot.commands import Arg, Command, ParseError, parse_args
+
+    cmd = Command(("level",), "engineer", (Arg("level", "choice", choices=("1", "2", "3", "4")),), "", print)
+    assert parse_args(cmd, "2", None) == {"level": "2"}
+    assert parse_args(cmd, "02", None) == {"level": "2"}
+    for token in ("²", "٢", "２", "9" * 4300):
+        with pytest.raises(ParseError):
+            parse_args(cmd, token, None)
