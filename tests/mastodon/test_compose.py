@@ -1,9 +1,13 @@
-"""Counting as Mastodon counts, neutralising mentions, splitting replies into threads."""
+"""Counting as Mastodon counts, neutralising mentions, splitting replies into threads.
+
+The property tests run in CI with a bounded budget (a few seconds);
+bench/fuzz.py runs the same oracle, `invariants.reply_violations`, at scale.
+"""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from adapters.mastodon.compose import (
@@ -13,6 +17,8 @@ from adapters.mastodon.compose import (
     status_length,
     thread_parts,
 )
+from adapters.mastodon.invariants import reply_violations
+from adapters.mastodon.mentions import ZWJ, third_party_mentions
 from tests.fakes.mastodon.text import countable_length, find_mentions
 
 LONG_URL = "https://support.example.com/knowledge-base/articles/12345-how-to-reset-your-password?ref=bot"
@@ -107,3 +113,43 @@ def test_every_part_fits_by_the_servers_count_and_mentions_only_the_customer(tok
     position = 0
     for token in (t for t in tokens if t.strip()):
         position = rebuilt.index(token, position) + len(token)
+
+
+def test_a_word_cut_before_an_at_sign_does_not_become_a_mention() -> None:
+    # 85 x's fill part 1 exactly (limit 100: "@alice " 7 + 85 + room for " (1/2)" 8), so the
+    # long word is cut right before "@carol": part 2 would begin "@alice@remote.example @carol".
+    parts = thread_parts("@alice@remote.example", "x" * 85 + "@carol please", 100)
+    assert len(parts) == 2 and parts[1].replace(ZWJ, "") == "@alice@remote.example @carol please (2/2)"
+    for part in parts:
+        assert find_mentions(part) == ["alice@remote.example"]
+        assert third_party_mentions(part, "alice@remote.example") == []
+
+
+# Any Unicode, with what matters to mentions, links and splitting made frequent.
+pieces = st.one_of(
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=12),
+    st.sampled_from(["@", "@carol", "@dave@other.example", "²", "½", "௰", "\u0301", " ", "\n\n", "x" * 40]),
+    st.sampled_from([LONG_URL, "https://a.example/.@carol", "mail@x.example", "👍🏽", ZWJ, "=", "/"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(pieces, max_size=120).map("".join), st.sampled_from([60, 120, 500]))
+@example("Unexpected text: ²@carol", 500)
+@example("x" * 85 + "@carol please", 100)
+def test_any_text_composes_into_parts_that_keep_every_promise(body: str, limit: int) -> None:
+    assert reply_violations(body, limit) == []
+    try:
+        parts = thread_parts("@alice@remote.example", body, limit)
+    except ReplyTooLong:
+        return
+    for part in parts:
+        # The fake server's own count and mention scan, written apart from the adapter's.
+        assert countable_length(part) <= limit
+        assert find_mentions(part) == ["alice@remote.example"]
+
+
+def test_the_checker_sees_what_composing_must_avoid() -> None:
+    # reply_violations is also bench/fuzz.py's oracle: it must report a broken promise.
+    assert reply_violations("hello") == []
+    assert third_party_mentions("@alice@remote.example ²@carol", "alice@remote.example") == ["carol"]

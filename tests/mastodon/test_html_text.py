@@ -1,11 +1,21 @@
-"""Status HTML to plain text: real shapes from the recorded payloads and from remote servers."""
+"""Status HTML to plain text: real shapes from the recorded payloads and from remote servers.
+
+Then markup of any depth and shape (hypothesis, with a budget of a few
+seconds): the converter never raises, keeps the text and takes linear time.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
-from adapters.mastodon.html_text import html_to_text, status_to_text
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.mastodon.html_text import MAX_QUOTE_DEPTH, html_to_text, status_to_text
 
 BOT = {
     "id": "117440810532227399",
@@ -107,3 +117,124 @@ def test_recorded_status_payload() -> None:
     status = json.loads((PAYLOADS / "status_post_direct_with_mention.json").read_text())["body"]
     # Seen by the mentioned admin: their own mention goes; "ilu bby ;3" stays.
     assert status_to_text(status, status["mentions"][0]["id"]) == "ilu bby ;3"
+
+
+# -- markup of any depth and shape: never raises, keeps the text, linear time ----------------------
+
+
+@pytest.mark.parametrize("tag", ["span", "b", "p", "div", "blockquote", "li", "a", "pre"])
+def test_five_thousand_levels_deep_keep_their_text(tag: str) -> None:
+    # About 990 levels raised RecursionError, and the DM was skipped.
+    depth = 5_000
+    text = html_to_text(f"<{tag}>" * depth + "hello" + f"</{tag}>" * depth, [], None)
+    assert text.replace(">", "").replace("-", "").split() == ["hello"]
+
+
+def test_a_hundred_thousand_levels_keep_every_word_in_linear_time() -> None:
+    depth = 100_000
+    tags = ["span", "blockquote", "p", "b", "li", "div"]
+    opening = "".join(f"<{tags[i % len(tags)]}>" + (f"w{i} " if i % 10_000 == 0 else "") for i in range(depth))
+    started = time.monotonic()
+    text = html_to_text(opening + "deepest" + "</span>" * 10, [], None)  # most tags never closed
+    elapsed = time.monotonic() - started
+    assert re.findall(r"w\d+|deepest", text) == [f"w{i}" for i in range(0, depth, 10_000)] + ["deepest"]
+    assert elapsed < 30  # about 3 s here; quadratic work would take hours
+    # However deep the quote, a line carries at most MAX_QUOTE_DEPTH marks.
+    assert max(line.count(">") for line in text.split("\n")) <= MAX_QUOTE_DEPTH
+
+
+def test_deep_quotes_are_marked_up_to_a_bound() -> None:
+    depth = 100_000
+    text = html_to_text("<blockquote>" * depth + "<p>a</p><p>b</p>" + "</blockquote>" * depth + "<p>c</p>", [], None)
+    marks = "> " * MAX_QUOTE_DEPTH
+    assert text == f"{marks}a\n{marks.rstrip()}\n{marks}b\n\nc"
+
+
+def test_nested_quotes_keep_their_shape() -> None:
+    content = (
+        "<blockquote><blockquote><p>a</p></blockquote><p>b</p></blockquote>"
+        "<blockquote><p>c</p><p>d<br><br>e</p></blockquote><p>f</p>"
+    )
+    assert html_to_text(content, [], None) == "> > a\n>\n> b\n\n> c\n>\n> d\n>\n> e\n\nf"
+
+
+WORD = st.from_regex(r"[a-z]{1,8}", fullmatch=True)
+BLOCK_TAGS = ["p", "div", "blockquote", "ul", "li", "pre"]
+INLINE_TAGS = ["span", "b", "em", "code", "del"]
+
+
+@st.composite
+def nested_markup(draw: st.DrawFn) -> tuple[str, list[str]]:
+    """Random well-formed or unclosed nesting of text tags, with the words written in it."""
+    html: list[str] = []
+    words: list[str] = []
+    open_tags: list[str] = []
+    for _ in range(draw(st.integers(0, 60))):
+        action = draw(st.sampled_from(["open", "open", "close", "word", "br"]))
+        if action == "open":
+            tag = draw(st.sampled_from(BLOCK_TAGS + INLINE_TAGS))
+            html.append(f"<{tag}>")
+            open_tags.append(tag)
+        elif action == "close" and open_tags:
+            html.append(f"</{open_tags.pop()}>")
+        elif action == "word":
+            word = draw(WORD)
+            html.append(f" {word} ")
+            words.append(word)
+        else:
+            html.append("<br>")
+    if draw(st.booleans()):
+        html.extend(f"</{tag}>" for tag in reversed(open_tags))
+    return "".join(html), words
+
+
+@settings(max_examples=200, deadline=None)
+@given(nested_markup())
+def test_every_word_comes_out_in_order(markup: tuple[str, list[str]]) -> None:
+    html, words = markup
+    assert re.findall(r"[a-z]+", html_to_text(html, [], None)) == words
+
+
+# Tag soup: fragments of real status HTML, broken markup and arbitrary text.
+FRAGMENTS = st.sampled_from(
+    [
+        "<p>",
+        "</p>",
+        "<br>",
+        "<br />",
+        "<blockquote>",
+        "</blockquote>",
+        "<ul><li>",
+        "</li>",
+        "<a href='https://x.example/a'>",
+        '<a href="http://localhost:3000/@mastodonpy_test" class="u-url mention">',
+        '<a class="mention hashtag" href="https://x.example/tags/t">#',
+        "</a>",
+        '<span class="invisible">',
+        '<span class="ellipsis">',
+        "</span>",
+        "<!-- c -->",
+        "<![CDATA[x]]>",
+        "<!DOCTYPE html>",
+        "&amp;",
+        "&#0;",
+        "&#x110000;",
+        "&bogus;",
+        "<",
+        ">",
+        "<a",
+        '"',
+        "<script>alert(1)</script>",
+        "<pre><code>",
+    ]
+)
+TAG_SOUP = st.lists(st.one_of(FRAGMENTS, st.text(max_size=10)), max_size=80).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TAG_SOUP, st.lists(st.sampled_from([BOT, BOB, {"id": "7"}, {"url": 3, "username": None}]), max_size=3))
+def test_any_markup_gives_text_and_never_raises(content: str, mentions: list[dict]) -> None:
+    started = time.monotonic()
+    text = html_to_text(content, mentions, BOT["id"])
+    assert isinstance(text, str)
+    assert time.monotonic() - started < 5  # bounded: a few ms for inputs this size

@@ -25,6 +25,8 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+from mastodon._url_regex import url_regex as _twitter_text_url_regex
+
 try:  # graphemeu: the `grapheme` extra of Mastodon.py; real grapheme clusters
     import grapheme as _grapheme
 
@@ -102,13 +104,16 @@ def mention_spans(text: str) -> Iterator[Mention]:
         position = end
 
 
-#: A URL with a protocol; trailing sentence punctuation is not part of it.
-URL_RE = re.compile(r"(?<![\w@/])https?://[^\s<>\"']+?(?=[.,;:!?)\]]*(?:\s|$|[<>\"']))", re.IGNORECASE)
+#: URLs as Mastodon finds them: the twitter-text library's regex (Mastodon's
+#: Extractor uses its Ruby port; Mastodon.py ships the same regex). Group 3 is
+#: the URL, group 2 the character before it. A simpler pattern of our own
+#: counted "¹https://…" as text where Mastodon counts a link.
+URL_RE = _twitter_text_url_regex
 
 
 def countable_length(text: str, spoiler_text: str = "") -> int:
     """How many characters Mastodon counts for this status."""
-    countable = URL_RE.sub(URL_PLACEHOLDER, text)
+    countable = URL_RE.sub(lambda m: m.group(2) + URL_PLACEHOLDER, text)
     pieces: list[str] = []
     last = 0
     for mention in mention_spans(countable):
@@ -156,7 +161,7 @@ def render_html(text: str, resolve: Callable[[str], tuple[str, str] | None]) -> 
     def render_line(line: str) -> str:
         # Links and mentions as Mastodon's Extractor takes them: by position, the earlier of two overlapping wins.
         entities = sorted(
-            [(m.start(), m.end(), m.group(0), None) for m in URL_RE.finditer(line)]
+            [(m.start(3), m.end(3), m.group(3), None) for m in URL_RE.finditer(line)]
             + [(m.start, m.end, line[m.start : m.end], m.handle) for m in mention_spans(line)],
             key=lambda entity: entity[0],
         )
