@@ -5,8 +5,10 @@ limits, notification policy), `stream` (the SSE reader), `history` (where a
 first start begins, accepted requests' DMs), `inbound` (notifications to
 `Inbound`), `html_text` (status HTML to plain text), `outbound` (replies as
 threads of statuses), `reconcile` (the parts a retried reply already posted),
-`compose` (counting and splitting replies as Mastodon counts), `transport`
-(Mastodon.py clients, retries) and `pacing` (rate limits).
+`compose` (counting and splitting replies as Mastodon counts), `mentions`
+(what Mastodon reads as a mention, and text that mentions nobody),
+`invariants` (what every composed reply must satisfy, for tests and fuzzing),
+`transport` (Mastodon.py clients, retries) and `pacing` (rate limits).
 """
 
 from .channel import CURSOR_KEY, MastodonChannel

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from adapters.channel import Outbound
+from adapters.channel import Outbound, PermanentSendError
 from adapters.mastodon import MastodonChannel
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.mastodon.text import find_mentions
@@ -98,3 +98,26 @@ def test_a_customers_crafted_text_echoed_by_the_bot_reaches_no_third_party(fake:
     assert "½@carol" in texts[2]
     assert "௰@carol" in texts[3]
     assert_only_alice_was_written_to(fake)
+
+
+def test_a_reply_that_would_still_mention_another_account_is_not_posted(
+    fake: FakeMastodon, make_channel: Callable[..., MastodonChannel]
+) -> None:
+    # A recipient Mastodon would read as someone else: "@al!ce@…" mentions "@al".
+    # The last check before posting refuses it for good, and nothing is posted.
+    fake.add_account("al")
+    channel = make_channel()
+    channel.start()
+    customer_status = fake.post_status(ALICE, "@deskbot hello")["id"]
+    message = Outbound(
+        outbox_id=1,
+        channel="mastodon",
+        kind="direct",
+        text="hello",
+        reference="dk1",
+        recipient="al!ce@remote.example",
+        conversation=customer_status,
+    )
+    with pytest.raises(PermanentSendError, match="would also mention"):
+        channel.send(message)
+    assert fake.posted_by("deskbot") == [] and fake.inbox("al") == []
