@@ -229,7 +229,7 @@ def customer_add(ctx: Context, **values: str) -> None:
     try:
         customer, code = customers.create_customer(ctx.session, name, email, "en", ctx.now)
     except customers.CustomerError as exc:
-        ctx.reply_text(str(exc))
+        ctx.reply_text(exc.render(inert))
         return
     ctx.reply(
         _(
@@ -314,7 +314,7 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
             ctx.now,
         )
     except customers.CustomerError as exc:
-        ctx.reply_text(str(exc))
+        ctx.reply_text(exc.render(inert))
         return
     ctx.reply(
         _("Pack {id}: {n} credits for {name}, bought {date}."),

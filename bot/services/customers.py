@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import String, bindparam, literal, select, update
@@ -24,7 +25,18 @@ _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 
 class CustomerError(Exception):
-    """A customer operation that cannot be done; the message is one line for a person."""
+    """A customer operation that cannot be done; the message is one line for a person.
+
+    Values that came from people (names, addresses) stay apart from the sentence, so that
+    each view can show them safely: quoted on a terminal (`str`), inert in Zulip (`render`).
+    """
+
+    def __init__(self, template: str, **values: str) -> None:
+        self.template, self.values = template, values
+        super().__init__(self.render(repr))
+
+    def render(self, show: Callable[[str], str]) -> str:
+        return self.template.format(**{k: show(v) for k, v in self.values.items()})
 
 
 def find_customer(session: Session, ref: str) -> Customer | None:
@@ -56,7 +68,7 @@ def create_customer(session: Session, name: str, email: str | None, lang: str, n
     if whole_number(name) is not None:
         raise CustomerError("A customer name cannot be only digits (those are ids).")
     if session.scalars(select(Customer).where(_same_name(name))).first() is not None:
-        raise CustomerError(f"A customer named {name!r} already exists.")
+        raise CustomerError("A customer named {name} already exists.", name=name)
     customer = Customer(name=name, email=email, lang=lang, created_at=now)
     session.add(customer)
     session.flush()
@@ -143,7 +155,9 @@ _IDENTIFY = (
 def link_identity(session: Session, customer: Customer, channel: str, address: str, now: datetime) -> Identity:
     identity = get_identity(session, channel, address, None, now)
     if identity.customer_id not in (None, customer.id):
-        raise CustomerError(f"{channel} account {address} is already linked to another customer.")
+        raise CustomerError(
+            "{channel} account {address} is already linked to another customer.", channel=channel, address=address
+        )
     identity.customer_id = customer.id
     return identity
 

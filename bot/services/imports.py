@@ -202,7 +202,7 @@ def _apply(
         created, code = False, None
         if customer is None:
             if whole_number(row.customer) is not None:
-                raise CustomerError(f"no customer with id {row.customer}")
+                raise CustomerError(f"no customer with id {whole_number(row.customer)}")  # digits only
             customer, code = create_customer(session, row.customer, row.email, "en", now)
             created = True
         elif row.email and not customer.email:

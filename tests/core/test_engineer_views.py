@@ -140,3 +140,10 @@ def test_the_judge_sees_what_would_act() -> None:
     assert active_markup("``x` @**all**") == ["mention: @**all**"]  # an unclosed span is no span
     assert active_markup("\\`@**all**`") == []  # after a backslash the span starts one later: still code
     assert active_markup("```text\n@**all**\n```") == []
+
+
+def test_a_refused_customer_name_is_echoed_inert(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.engineer("/customer add @**all**")
+    out = desk.engineer("/customer add @**all**")
+    assert "A customer named `@**all**` already exists." in out
