@@ -30,6 +30,9 @@ try:
     import grapheme as _grapheme
 
     def _graphemes(text: str) -> int:
+        # graphemeu is pure Python; in ASCII only CR LF is one cluster of two.
+        if text.isascii():
+            return len(text) - text.count("\r\n")
         return _grapheme.length(text)
 
 except ImportError:  # pragma: no cover - depends on the installed extra
@@ -50,9 +53,21 @@ class ReplyTooLong(ValueError):
 
 def status_length(text: str, spoiler_text: str = "") -> int:
     """How many characters Mastodon counts for a status."""
+    return _graphemes(_countable(text)) + _graphemes(spoiler_text)
+
+
+def fits_status(text: str, max_characters: int) -> bool:
+    """`status_length(text) <= max_characters`, counting graphemes only when it matters."""
+    countable = _countable(text)
+    # A grapheme cluster holds at least one code point: within the limit in
+    # code points is within it in clusters.
+    return len(countable) <= max_characters or _graphemes(countable) <= max_characters
+
+
+def _countable(text: str) -> str:
+    """The text with each URL as 23 characters and each mention as `@username`."""
     countable = _URL_RE.sub(lambda m: m.group(2) + "x" * URL_LENGTH, text)
-    countable = MENTION_RE.sub(lambda m: "@" + m.group(2), countable)
-    return _graphemes(countable) + _graphemes(spoiler_text)
+    return MENTION_RE.sub(lambda m: "@" + m.group(2), countable)
 
 
 def mention_for(acct: str, local_domain: str) -> str:
@@ -73,7 +88,7 @@ def thread_parts(recipient_mention: str, body: str, max_characters: int) -> list
     body = body.strip()
     prefix = recipient_mention + " "
     whole = neutralise_mentions(body)
-    if status_length(prefix + whole) <= max_characters:
+    if fits_status(prefix + whole, max_characters):
         return [prefix + whole]
 
     # Split the text as written, then neutralise each part as it will be
@@ -81,22 +96,27 @@ def thread_parts(recipient_mention: str, body: str, max_characters: int) -> list
     # the prefix's space), where it begins a mention that it did not begin in
     # the whole text.
     def fits(chunk: str) -> bool:
-        return status_length(prefix + neutralise_mentions(chunk) + _MARKER_WIDTH) <= max_characters
+        return fits_status(prefix + neutralise_mentions(chunk) + _MARKER_WIDTH, max_characters)
 
     if not fits("x"):
         raise ReplyTooLong(f"max_characters={max_characters} leaves no room after {recipient_mention!r}")
-    chunks = _split(body, fits)
+    chunks = _split(body, fits, max_characters)
     if len(chunks) > MAX_PARTS:
         raise ReplyTooLong(f"the reply needs {len(chunks)} statuses (at most {MAX_PARTS})")
     total = len(chunks)
     return [f"{prefix}{neutralise_mentions(chunk)} ({i}/{total})" for i, chunk in enumerate(chunks, 1)]
 
 
-def _split(body: str, fits: Callable[[str], bool]) -> list[str]:
+def _split(body: str, fits: Callable[[str], bool], max_characters: int) -> list[str]:
     chunks: list[str] = []
     rest = body
     while rest and len(chunks) <= MAX_PARTS:  # past that the caller refuses anyway
-        reach = 1024  # how far into `rest` the next part can reach, at most
+        # How far into `rest` the next part reaches: doubled while it fits.
+        # Links count 23 and a grapheme may be many code points, so a part
+        # can hold more than max_characters code points, rarely much more;
+        # starting there keeps the searches below (each `fits` counts
+        # graphemes, which is slow) over short prefixes.
+        reach = max(max_characters, 1)
         while reach < len(rest) and fits(rest[:reach].strip()):
             reach *= 2
         if reach >= len(rest) and fits(rest):

@@ -21,11 +21,12 @@ size.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from bs4 import BeautifulSoup, NavigableString, PageElement, Tag
+from bs4 import BeautifulSoup, NavigableString, PageElement, ParserRejectedMarkup, Tag
 
 _BLOCKS = {"p", "ul", "ol", "blockquote", "pre", "li", "h1", "h2", "h3", "h4", "h5", "h6", "div"}
 
@@ -48,10 +49,23 @@ def media_urls(attachments: Iterable[Mapping[str, Any]]) -> Iterable[str]:
 
 def html_to_text(content: str, mentions: Iterable[Mapping[str, Any]], own_account_id: str | None) -> str:
     """`content` (a status's HTML) as plain text; never raises on any markup, however deep."""
-    soup = BeautifulSoup(content, "html.parser")
+    soup = _parse(content)
     out = _Writer()
     _walk(soup, out, _Mentions(mentions), str(own_account_id) if own_account_id is not None else None)
     return out.text()
+
+
+def _parse(content: str) -> BeautifulSoup:
+    try:
+        return BeautifulSoup(content, "html.parser")
+    except ParserRejectedMarkup:
+        pass
+    # Python's html.parser gives up on some broken declarations ("<![ x"):
+    # read every "<!" as text; should even that fail, read all of it as text.
+    try:
+        return BeautifulSoup(content.replace("<!", "&lt;!"), "html.parser")
+    except ParserRejectedMarkup:
+        return BeautifulSoup(html.escape(content), "html.parser")
 
 
 #: Quotes deeper than this are marked as this deep: all their text stays, and

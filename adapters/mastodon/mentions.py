@@ -65,13 +65,16 @@ def _word_class() -> str:
 _WORD = _word_class()
 _USERNAME_CHAR = "A-Za-z0-9_\u017f\u212a"
 #: Account::MENTION_RE in Python's dialect: group 1 is the handle, group 2 the username.
+#: The look-behind is written after the `@` (two characters back: not a word
+#: character, "=" or "/" before this `@`) so that the regex engine looks for
+#: the literal `@` first instead of testing the class at every position.
 MENTION_RE = re.compile(
-    rf"(?<![=/{_WORD}])@(([{_USERNAME_CHAR}]+(?:[.-]+[{_USERNAME_CHAR}]+)*)(?:@[{_WORD}]+(?:[.-]+[{_WORD}]+)*)?)"
+    rf"@(?<![=/{_WORD}]@)(([{_USERNAME_CHAR}]+(?:[.-]+[{_USERNAME_CHAR}]+)*)(?:@[{_WORD}]+(?:[.-]+[{_WORD}]+)*)?)"
 )
 #: Every `@` where a mention could begin. DOTTED and DOTLESS I are added to
 #: the username characters for margin: whether Onigmo's `/i` folds them onto
 #: `i` depends on the Turkic folding, and neutralising one more `@` costs nothing.
-_MENTION_START = re.compile(rf"(?<![=/{_WORD}])@(?=[{_USERNAME_CHAR}\u0130\u0131])")
+_MENTION_START = re.compile(rf"@(?<![=/{_WORD}]@)(?=[{_USERNAME_CHAR}\u0130\u0131])")
 ZWJ = "\u200d"
 
 

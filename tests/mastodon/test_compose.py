@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from adapters.mastodon.compose import (
     ReplyTooLong,
+    fits_status,
     mention_for,
     neutralise_mentions,
     status_length,
@@ -37,6 +38,15 @@ def test_spoiler_counts_too() -> None:
 def test_grapheme_clusters_count_once() -> None:
     pytest.importorskip("grapheme")
     assert status_length("👍🏽 e\u0301") == 3
+    assert status_length("a\r\nb") == 3  # CR LF is one cluster, in ASCII too
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(st.characters(exclude_categories=["Cs"]), max_size=60), st.integers(0, 80))
+@example("\r\n" * 10, 10)
+@example("e\u0301" * 10, 10)
+def test_the_quick_fit_test_agrees_with_the_count(text: str, limit: int) -> None:
+    assert fits_status(text, limit) == (status_length(text) <= limit)
 
 
 def test_mention_for_local_and_remote() -> None:

@@ -150,6 +150,14 @@ def test_deep_quotes_are_marked_up_to_a_bound() -> None:
     assert text == f"{marks}a\n{marks.rstrip()}\n{marks}b\n\nc"
 
 
+@pytest.mark.parametrize(
+    ("content", "text"), [("<![ x", "<![ x"), ("<p>see <![ 0</p>", "see <![ 0"), ("<![\x00[", "<![\x00[")]
+)
+def test_declarations_pythons_parser_rejects_are_read_as_text(content: str, text: str) -> None:
+    # html.parser raises AssertionError ("expected name token") on these, and bs4 passes it on.
+    assert html_to_text(content, [], None) == text
+
+
 def test_nested_quotes_keep_their_shape() -> None:
     content = (
         "<blockquote><blockquote><p>a</p></blockquote><p>b</p></blockquote>"
@@ -215,6 +223,9 @@ FRAGMENTS = st.sampled_from(
         "</span>",
         "<!-- c -->",
         "<![CDATA[x]]>",
+        "<![ ",
+        "<![if x]>",
+        "<?x",
         "<!DOCTYPE html>",
         "&amp;",
         "&#0;",
