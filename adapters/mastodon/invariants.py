@@ -23,7 +23,9 @@ def reply_violations(
     The promises: each part fits `max_characters` as Mastodon counts, starts
     with the recipient's mention, mentions nobody else by Mastodon's rule, and
     a thread's parts are numbered (i/n); together they hold every character
-    of `body` but whitespace, in order. An empty list means all hold.
+    of `body` but whitespace, in order. An empty list means all hold; a
+    problem names a mention (has the word "mention") exactly when the part
+    would reach a third party, so callers can count those apart.
     Refusing the reply as too long (ReplyTooLong) is allowed and breaks
     none; any other exception is left to propagate, as the unhandled error
     it is.
