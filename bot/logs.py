@@ -1,5 +1,10 @@
 """Logging: readable on a terminal, JSON lines when DESKBOT_LOG_FORMAT=json; secrets scrubbed.
 
+Every line goes to stderr, whatever the format: stdout belongs to the commands'
+output (records, `--json` documents), and a container's stderr is collected
+like its stdout. Console lines start with the local date and time and its UTC
+offset (`2026-03-10 14:02:11 +0000`); JSON lines carry `time` in UTC.
+
 Context about a message (channel, incident and outbox ids) travels in the
 `extra` of each log call and is printed with the line. Every secret value
 from the settings is replaced by `***` in the final output, whatever logged it
@@ -58,7 +63,7 @@ class JsonFormatter(logging.Formatter):
 
 class ConsoleFormatter(logging.Formatter):
     def __init__(self, scrubber: _Scrubber) -> None:
-        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S %z")
         self.scrubber = scrubber
 
     def format(self, record: logging.LogRecord) -> str:
@@ -70,7 +75,7 @@ class ConsoleFormatter(logging.Formatter):
 
 
 def configure(fmt: str = "console", level: str = "INFO", secrets: list[str] | None = None, stream=None) -> None:  # noqa: ANN001
-    """Install the one root handler (replacing any earlier one from this function)."""
+    """Install the one root handler, on stderr unless `stream` says otherwise (replacing any earlier one)."""
     scrubber = _Scrubber(secrets or [])
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(scrubber) if fmt == "json" else ConsoleFormatter(scrubber))

@@ -1,11 +1,14 @@
 """Engines, transactions and migrations.
 
 SQLite runs with WAL and foreign keys on; PostgreSQL goes through psycopg 3.
-`upgrade()` applies the Alembic migrations in `storage/migrations/`.
+`upgrade()` applies the Alembic migrations in `storage/migrations/`: silently
+when there is nothing to do, otherwise with one INFO line naming the revisions
+(Alembic's own INFO lines show only at DEBUG).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+
+log = logging.getLogger("deskbot.db")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. `upgrade` returns at once when the database is already there, without
@@ -72,35 +77,68 @@ def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database at `url` to `revision` (idempotent; serialised across processes on PostgreSQL)."""
     if revision == "head" and _at_head(url):
         return
+    with _quiet_alembic():  # from the import on: loading Alembic's plugins logs at INFO
+        before, after = _upgrade(url, revision)
+    if after != before:
+        log.info("database migrated from revision %s to %s", before or "(empty)", after)
+
+
+def _upgrade(url: str, revision: str) -> tuple[str | None, str | None]:
+    """Run the migrations; the revision before and after, read under the migration lock."""
     from alembic import command
 
     config = alembic_config(url)
-    if not url.startswith("postgresql"):
-        command.upgrade(config, revision)
-        return
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    postgresql = url.startswith("postgresql")
     try:
         with engine.connect() as connection:
-            connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
-            connection.commit()
+            if postgresql:
+                connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+                connection.commit()
             try:
+                # Read under the lock: a replica that migrated meanwhile leaves nothing to report.
+                before = _stored_revision(connection)
+                connection.commit()
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
                 connection.commit()
-            finally:
-                connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                after = _stored_revision(connection)
                 connection.commit()
+            finally:
+                if postgresql:
+                    connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+                    connection.commit()
     finally:
         engine.dispose()
+    return before, after
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic's INFO lines ("Context impl …", one per step) only when DEBUG is on: `upgrade` says it once."""
+    alembic_log = logging.getLogger("alembic")
+    if alembic_log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        alembic_log.setLevel(level)
+
+
+def _stored_revision(connection: sa.Connection) -> str | None:
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
 def _at_head(url: str) -> bool:
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as connection:
-            if not sa.inspect(connection).has_table("alembic_version"):
-                return False
-            return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
+            return _stored_revision(connection) == HEAD_REVISION
     except sa.exc.DBAPIError:
         return False  # let Alembic report the problem properly
     finally:
