@@ -381,20 +381,47 @@ def machine() -> str:
 # -- the bots the benchmarks start (python -m bench._common ...) -----------------------------
 
 
-def _echo_zulip(url: str, after: int | None) -> None:
-    """The baseline on Zulip: register, catch up from `after` with GET /messages, then long-poll."""
+def _echo_zulip(
+    url: str, after: int | None, email: str = BOT_EMAIL, key: str = BOT_KEY, *, sender: bool = False
+) -> None:
+    """The baseline on Zulip: register, catch up from `after` with GET /messages, then long-poll.
+
+    With `sender`, replies leave from a thread of their own, so that the long-poll stays
+    outstanding while the bot sends (a DM that arrives meanwhile is not held up by the send).
+    """
+    import queue as queues
+
     import zulip
 
-    client = zulip.Client(site=url, email=BOT_EMAIL, api_key=BOT_KEY, retry_on_errors=False)
+    client = zulip.Client(site=url, email=email, api_key=key, retry_on_errors=False)
     me = client.get_profile()["user_id"]
     queue = client.register(event_types=["message"], narrow=[["is", "dm"]])
     done: set[int] = set()
+
+    def send(message: dict[str, Any]) -> None:
+        client.send_message({"type": "direct", "to": [message["sender_email"]], "content": message["content"]})
+
+    outgoing: queues.SimpleQueue[dict[str, Any]] = queues.SimpleQueue()
+    if sender:
+        # A client of its own: one requests session is not meant to be shared between threads.
+        poller = zulip.Client(site=url, email=email, api_key=key, retry_on_errors=False)
+
+        def send_loop() -> None:
+            while True:
+                send(outgoing.get())
+
+        threading.Thread(target=send_loop, name="echo-send", daemon=True).start()
+    else:
+        poller = client
 
     def answer(message: dict[str, Any]) -> None:
         if message["sender_id"] == me or message["id"] in done:
             return
         done.add(message["id"])
-        client.send_message({"type": "direct", "to": [message["sender_email"]], "content": message["content"]})
+        if sender:
+            outgoing.put(message)
+        else:
+            send(message)
 
     if after is not None:
         anchor = after
@@ -417,7 +444,7 @@ def _echo_zulip(url: str, after: int | None) -> None:
     print("ready", flush=True)
     last = queue["last_event_id"]
     while True:
-        res = client.get_events(queue_id=queue["queue_id"], last_event_id=last)
+        res = poller.get_events(queue_id=queue["queue_id"], last_event_id=last)
         for event in res.get("events", []):
             last = max(last, event["id"])
             if event["type"] == "message":
@@ -487,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     z = sub.add_parser("echo-zulip")
     z.add_argument("--url", required=True)
     z.add_argument("--after", type=int, help="catch up on DMs newer than this message id first")
+    z.add_argument("--email", default=BOT_EMAIL)
+    z.add_argument("--key", default=BOT_KEY)
+    z.add_argument("--sender-thread", action="store_true", help="send from a thread of its own (poll kept outstanding)")
     m = sub.add_parser("echo-mastodon")
     m.add_argument("--url", required=True)
     d = sub.add_parser("deskbot-lifted")
@@ -495,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what != "deskbot-lifted":
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     if args.what == "echo-zulip":
-        _echo_zulip(args.url, args.after)
+        _echo_zulip(args.url, args.after, args.email, args.key, sender=args.sender_thread)
     elif args.what == "echo-mastodon":
         _echo_mastodon(args.url)
     else:

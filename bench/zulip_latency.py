@@ -1,28 +1,38 @@
-"""Zulip DM-to-reply latency: deskbot's `status` against a bare echo bot (issue 3, item 9).
+"""Zulip DM-to-reply latency: deskbot's `status` beside a bare echo bot, over a simulated network (issue 15, item 9).
 
-    .venv/bin/python -m bench.zulip_latency [--dms 200] [--postgres SERVER_URL] [--json]
+    .venv/bin/python -m bench.zulip_latency [--dms 150] [--rtt 0,20] [--repeat 1] [--postgres SERVER_URL] [--json]
 
 Every party is a process of its own, as in a real deployment: the fake Zulip
-server (real HTTP on 127.0.0.1), the bot being measured, and the customer —
-this process — who writes DMs one at a time with the real `zulip` client and
-waits on her own event queue for each answer. The latency of a DM is measured
-on the server: from the DM being stored to the bot's reply being stored. Each
-bot gets a fresh fake server built the same way.
+server (real HTTP on 127.0.0.1), deskbot (`deskbot run`), the echo bot, and
+the customer (this process, with the real `zulip` client). Both bots run at
+the same time on one fake server, as two bot users, and the customer's DMs
+alternate between them, so that whatever else the machine is doing falls on
+both alike.
 
-* echo: `python -m bench._common echo-zulip` — a bare bot written with the
-  same `zulip` client: `register`, a `get_events` long-poll loop,
-  `send_message` of the text back, nothing else.
+The fake adds a network round trip to every API request (`--rtt`, in
+milliseconds; half before the request is handled, half before its answer
+leaves), for every client: the bots' long-polls and sends, the customer's.
+0 is bare loopback. The customer writes at her own pace, not waiting for
+answers, as independent customers do: the gaps between her DMs are random
+(exponential, by default with a mean of two round trips plus 30 ms, so each
+bot gets a DM every four round trips plus 60 ms on average), and a DM may
+arrive while a bot is sending or polling again.
+
+The latency of a DM is measured on the server: from the DM being stored to
+the bot's answer being stored; the k-th answer of a bot to the customer
+answers her k-th DM to it (both bots answer in order).
+
+* echo: `python -m bench._common echo-zulip --sender-thread` -- a bare bot
+  written with the same `zulip` client: `register`, a `get_events` long-poll
+  loop kept outstanding while a second thread sends each DM's text back.
 * deskbot: `deskbot run` (intake, router, store, outbox, ZulipChannel)
   answering `status` for a linked customer with an open incident. SQLite in a
   temporary directory by default; `--postgres URL` uses a fresh database
   created on that server (and dropped afterwards).
 
-Prints the median and p95 of each, the ratio (target <= 1.25), and the API
-requests deskbot made per DM.
-
-(Until 2026-11-26 both bots ran as threads of this process, beside the
-customer: the customer's own client work then competed with the bot for one
-interpreter lock, which a deployed bot never has to share.)
+Prints, per round trip and run, the median and p95 of each, their ratios
+(targets: median <= 1.10 at 20 ms, <= 1.5 on loopback) and the API requests
+deskbot made per DM.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -50,7 +61,6 @@ if str(REPO) not in sys.path:  # `python bench/zulip_latency.py` as well as `-m 
 from bench._common import (  # noqa: E402
     BOT_EMAIL,
     BOT_KEY,
-    BotProcess,
     database,
     deskbot_zulip,
     echo_process,
@@ -59,21 +69,25 @@ from bench._common import (  # noqa: E402
 )
 
 DESKBOT = (BOT_EMAIL, BOT_KEY)
+ECHO = ("echo-bot@example.com", "echo-key")
 CUSTOMER = ("alice@example.com", "alice-key")
 ENGINEER = ("eng@example.com", "eng-key")
 STREAM = "support"
 WARMUP = 5
+TARGETS = {0: 1.5, 20: 1.10}
 
 
 @contextmanager
-def fake_server(tmp: Path) -> Iterator[str]:
-    """The fake Zulip server as a child process; yields its URL."""
+def fake_server(tmp: Path, round_trip_ms: float) -> Iterator[str]:
+    """The fake Zulip server as a child process, with the round trip; yields its URL."""
     config = {
         "port": 0,
         "heartbeat": 50,
+        "round_trip": round_trip_ms / 1000,
         "users": [
             {"email": "owner@example.com", "full_name": "Owner", "role": 100},
             {"email": DESKBOT[0], "full_name": "Deskbot", "api_key": DESKBOT[1], "is_bot": True},
+            {"email": ECHO[0], "full_name": "Echo", "api_key": ECHO[1], "is_bot": True},
             {"email": CUSTOMER[0], "full_name": "Alice Customer", "api_key": CUSTOMER[1]},
             {"email": ENGINEER[0], "full_name": "Erin Engineer", "api_key": ENGINEER[1]},
         ],
@@ -101,41 +115,24 @@ def server_state(url: str) -> dict[str, Any]:
         return json.load(resp)
 
 
-class Customer:
-    """Alice, writing with the real client and waiting for each answer on her own queue."""
-
-    def __init__(self, url: str) -> None:
-        self.client = zulip.Client(site=url, email=CUSTOMER[0], api_key=CUSTOMER[1], retry_on_errors=False)
-        queue = self.client.register(event_types=["message"], narrow=[["is", "dm"]])
-        self.queue_id, self.last = queue["queue_id"], queue["last_event_id"]
-        self.me = self.client.get_profile()["user_id"]
-
-    def ask(self, bot: str, text: str, timeout: float = 10.0) -> tuple[int, int]:
-        """(id of the DM, id of the answer)."""
-        sent = self.client.send_message({"type": "direct", "to": [bot], "content": text})
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            res = self.client.get_events(queue_id=self.queue_id, last_event_id=self.last)
-            for event in res.get("events", []):
-                self.last = max(self.last, event["id"])
-                message = event.get("message")
-                if message and message["sender_email"] == bot and message["id"] > sent["id"]:
-                    return sent["id"], message["id"]
-        raise RuntimeError(f"no answer from {bot} within {timeout}s")
+def dms(state: dict[str, Any], sender: str, to: str, after: int) -> list[dict[str, Any]]:
+    """Direct messages from `sender` to `to` newer than message `after`, oldest first."""
+    return [
+        m
+        for m in state["messages"]
+        if m["id"] > after and m["stream"] is None and m["sender"] == sender and sorted(m["to"]) == sorted([sender, to])
+    ]
 
 
-def measure(url: str, customer: Customer, bot: str, text: str, count: int) -> list[float]:
-    pairs = [customer.ask(bot, text) for _ in range(count + WARMUP)][WARMUP:]
-    stored = {m["id"]: m["stored_at"] for m in server_state(url)["messages"]}
-    return [stored[answer] - stored[dm] for dm, answer in pairs]
-
-
-def start_deskbot(url: str, database_url: str, tmp: Path) -> BotProcess:
-    """`deskbot run` on the fake, the customer linked with credits; ready to answer."""
-    seed_customers(database_url, "zulip", [CUSTOMER[0]], credits=5)
-    bot = deskbot_zulip(url, database_url, tmp, "deskbot-latency").start()
-    wait_ready(bot)
-    return bot
+def wait_answers(url: str, bot: str, count: int, after: int, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = server_state(url)
+        if len(dms(state, bot, CUSTOMER[0], after)) >= count:
+            return state
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{bot} answered fewer than {count} DMs within {timeout}s")
+        time.sleep(0.1)
 
 
 def summary(samples: list[float]) -> dict[str, float]:
@@ -143,67 +140,110 @@ def summary(samples: list[float]) -> dict[str, float]:
     return {
         "median_ms": statistics.median(ordered) * 1000,
         "p95_ms": ordered[max(0, round(len(ordered) * 0.95) - 1)] * 1000,
+        "max_ms": ordered[-1] * 1000,
         "n": len(ordered),
     }
 
 
-def run(dms: int, postgres: str | None) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        with fake_server(tmp) as url:
-            customer = Customer(url)
-            echo = echo_process("zulip", url, tmp, name="echo-latency").start()
-            try:
-                wait_ready(echo)
-                echo_samples = measure(url, customer, BOT_EMAIL, "status", dms)
-            finally:
-                echo.stop()
-
-        with fake_server(tmp) as url, database(postgres, tmp, "deskbot_bench_latency") as database_url:
-            customer = Customer(url)
-            bot = start_deskbot(url, database_url, tmp)
-            try:
-                customer.ask(BOT_EMAIL, "open The printer is on fire")
-                time.sleep(0.5)  # let the case-topic messages go out before measuring
-                before = server_state(url)["requests_by_user"].get(BOT_EMAIL, 0)
-                deskbot_samples = measure(url, customer, BOT_EMAIL, "status", dms)
-                requests = server_state(url)["requests_by_user"].get(BOT_EMAIL, 0) - before
-            finally:
-                if bot.stop() != 0:
-                    raise RuntimeError(f"deskbot did not stop cleanly:\n{bot.tail()}")
-            last_answer = [m for m in server_state(url)["messages"] if m["sender"] == BOT_EMAIL][-1]["content"]
-        if "#1" not in last_answer:
-            raise RuntimeError(f"unexpected status answer: {last_answer!r}")
-
-    echo_stats, deskbot_stats = summary(echo_samples), summary(deskbot_samples)
+def run_once(
+    count: int, round_trip_ms: float, postgres: str | None, tmp: Path, seed: int, gap_ms: float | None = None
+) -> dict[str, Any]:
+    """Both bots on one fake; the customer's DMs alternate between them."""
+    rng = random.Random(seed)
+    with (
+        fake_server(tmp, round_trip_ms) as url,
+        database(postgres, tmp, f"deskbot_bench_latency_{seed}_{round_trip_ms:g}".replace(".", "_")) as database_url,
+    ):
+        seed_customers(database_url, "zulip", [CUSTOMER[0]], credits=5)
+        desk = deskbot_zulip(url, database_url, tmp, f"deskbot-latency-{round_trip_ms:g}-{seed}").start()
+        echo = echo_process(
+            "zulip", url, tmp, "--email", ECHO[0], "--key", ECHO[1], "--sender-thread", name=f"echo-latency-{seed}"
+        ).start()
+        try:
+            wait_ready(desk)
+            wait_ready(echo)
+            customer = zulip.Client(site=url, email=CUSTOMER[0], api_key=CUSTOMER[1], retry_on_errors=False)
+            mark = customer.send_message(
+                {"type": "direct", "to": [DESKBOT[0]], "content": "open The printer is on fire"}
+            )
+            wait_answers(url, DESKBOT[0], 1, mark["id"] - 1)
+            time.sleep(0.5)  # the case-topic messages go out before measuring
+            mark = server_state(url)["messages"][-1]["id"]
+            before = server_state(url)["requests_by_user"].get(DESKBOT[0], 0)
+            mean_gap = (gap_ms if gap_ms is not None else 2 * round_trip_ms + 30) / 1000
+            due = time.monotonic()
+            for i in range(2 * (count + WARMUP)):
+                due += rng.expovariate(1 / mean_gap)
+                time.sleep(max(0.0, due - time.monotonic()))
+                bot = (DESKBOT, ECHO)[i % 2][0]
+                customer.send_message({"type": "direct", "to": [bot], "content": "status"})
+            wait_answers(url, DESKBOT[0], count + WARMUP, mark)
+            state = wait_answers(url, ECHO[0], count + WARMUP, mark)
+            requests = state["requests_by_user"].get(DESKBOT[0], 0) - before
+        finally:
+            echo.stop()
+            if desk.stop() != 0:
+                raise RuntimeError(f"deskbot did not stop cleanly:\n{desk.tail()}")
+    samples = {}
+    for name, bot in (("deskbot", DESKBOT[0]), ("echo", ECHO[0])):
+        asked = [m for m in dms(state, CUSTOMER[0], bot, mark)]
+        answered = dms(state, bot, CUSTOMER[0], mark)
+        pairs = list(zip(asked, answered, strict=False))[WARMUP:]
+        samples[name] = [a["stored_at"] - q["stored_at"] for q, a in pairs]
+    last = dms(state, DESKBOT[0], CUSTOMER[0], mark)[-1]["content"]
+    if "#1" not in last:
+        raise RuntimeError(f"unexpected status answer: {last!r}")
+    echo_stats, desk_stats = summary(samples["echo"]), summary(samples["deskbot"])
     return {
+        "round_trip_ms": round_trip_ms,
         "echo": echo_stats,
-        "deskbot_status": deskbot_stats,
-        "ratio_median": deskbot_stats["median_ms"] / echo_stats["median_ms"],
-        "ratio_p95": deskbot_stats["p95_ms"] / echo_stats["p95_ms"],
-        "deskbot_requests_per_dm": requests / (dms + WARMUP),
-        "database": "postgresql" if postgres else "sqlite (temporary file)",
+        "deskbot_status": desk_stats,
+        "ratio_median": desk_stats["median_ms"] / echo_stats["median_ms"],
+        "ratio_p95": desk_stats["p95_ms"] / echo_stats["p95_ms"],
+        "deskbot_requests_per_dm": requests / (count + WARMUP),
     }
+
+
+def run(
+    count: int, round_trips: list[float], repeat: int, postgres: str | None, gap_ms: float | None = None
+) -> dict[str, Any]:
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        for r in range(repeat):
+            for rtt in round_trips:
+                runs.append(run_once(count, rtt, postgres, Path(tmp_name), seed=r, gap_ms=gap_ms))
+    return {"database": "postgresql" if postgres else "sqlite (temporary file)", "dms": count, "runs": runs}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dms", type=int, default=200, help="DMs measured per bot (default 200)")
+    parser.add_argument("--dms", type=int, default=150, help="DMs measured per bot and run (default 150)")
+    parser.add_argument("--rtt", default="0,20", help="round trips to simulate, ms, comma-separated (default 0,20)")
+    parser.add_argument(
+        "--gap", type=float, help="mean time between the customer's DMs, ms (exponential; default 2 x rtt + 30)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per round trip (default 1)")
     parser.add_argument("--postgres", metavar="URL", help="PostgreSQL server URL (a database is created and dropped)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
-    result = run(args.dms, args.postgres)
+    round_trips = [float(x) for x in args.rtt.split(",") if x.strip()]
+    result = run(args.dms, round_trips, args.repeat, args.postgres, args.gap)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    e, d = result["echo"], result["deskbot_status"]
-    print(f"Zulip DM-to-reply latency over the fake, {d['n']} DMs each, deskbot on {result['database']}")
-    print(f"  echo bot        median {e['median_ms']:7.2f} ms   p95 {e['p95_ms']:7.2f} ms")
-    print(f"  deskbot status  median {d['median_ms']:7.2f} ms   p95 {d['p95_ms']:7.2f} ms")
     print(
-        f"  ratio           median {result['ratio_median']:7.2f} x    p95 {result['ratio_p95']:7.2f} x   (target <= 1.25)"
+        f"Zulip DM-to-reply latency, both bots side by side, {args.dms} DMs each per run, deskbot on {result['database']}"
     )
-    print(f"  deskbot API requests per DM: {result['deskbot_requests_per_dm']:.2f}")
+    for r in result["runs"]:
+        e, d = r["echo"], r["deskbot_status"]
+        target = TARGETS.get(int(r["round_trip_ms"]))
+        verdict = "" if target is None else (" PASS" if r["ratio_median"] <= target else " FAIL") + f" (<= {target})"
+        print(
+            f"  rtt {r['round_trip_ms']:4g} ms  echo median {e['median_ms']:6.2f} p95 {e['p95_ms']:6.2f}"
+            f"  deskbot median {d['median_ms']:6.2f} p95 {d['p95_ms']:6.2f} max {d['max_ms']:7.2f}"
+            f"  ratio {r['ratio_median']:.2f}x (p95 {r['ratio_p95']:.2f}x){verdict}"
+            f"  req/DM {r['deskbot_requests_per_dm']:.2f}"
+        )
     return 0
 
 

@@ -8,10 +8,15 @@ A permanent failure marks the row failed and tells the engineers: a message
 to a customer in its case topic, a post the case topic refused in the
 alerts topic (`ALERTS_TOPIC`), which is counted too (`on_result` "failed_topic").
 
-Each channel has one send lane. The loop holds it while it drains; intake
-holds it to send the replies to a message itself, right after committing them
-(`inline`, `send_claimed`): the common case, one customer message and its
-answer, then needs no hand-over between threads and no claim query.
+Each channel has one send lane, and one loop (`run`) that owns it. Intake
+writes the replies to a message leased to this process in the message's own
+transaction and hands them to the loop (`inline`, `send_claimed`): no claim
+query, and the thread that received the message goes straight back to
+receiving while the loop sends — a channel that long-polls (Zulip) keeps its
+poll outstanding during the send, so a message arriving meanwhile is not held
+up by it, and the receiving thread never waits for a batch the loop is
+sending. Without a running loop (tests, `deskbot chat`) the caller sends the
+rows itself.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -35,8 +42,10 @@ log = logging.getLogger("deskbot.dispatcher")
 
 #: Retries of a failing platform are at most this far apart, so a recovery is noticed within seconds.
 MAX_BACKOFF = 5.0
-#: How long intake waits for the channel's loop to finish a batch before leaving its rows to it.
+#: Without a running loop: how long intake waits for a drain under way before leaving its rows to it.
 INLINE_WAIT = 2.0
+#: Rows handed over by intake that the loop sends together (one delivery record for the lot).
+HANDED_BATCH = 50
 #: What `_send_one` returns for a row that failed for good (it is marked failed; go on).
 FAILED: list[str] = []
 #: Where the engineers hear of a post that no case topic would take (a topic name the
@@ -85,33 +94,49 @@ class Dispatcher:
         #: Called with (channel, "sent"|"retry"|"failed", seconds since the row was written).
         self.on_result = on_result
         self._wake = {name: threading.Event() for name in channels}
-        #: Rows each channel's loop has claimed and not yet finished (their leases are renewed).
-        self._held: dict[str, list[int]] = {}
+        #: Set by `wake`: due rows may be waiting in the store (the loop drains them).
+        self._due = dict.fromkeys(channels, True)
+        #: Rows leased to this process and handed to the channel's loop, in order.
+        self._handed: dict[str, deque[list[tuple[Outbound, datetime, int | None]]]] = {
+            name: deque() for name in channels
+        }
+        #: Channels whose loop is running (and so takes hand-overs).
+        self._running: set[str] = set()
+        #: Rows this process holds and has not finished: claimed, or handed over (leases renewed).
+        self._held: dict[str, set[int]] = {name: set() for name in channels}
         self._held_lock = threading.Lock()
         self._retry_at: dict[int, datetime] = {}
         #: One sender per channel at a time (the channel's loop, or intake sending inline).
         self._lanes = {name: threading.Lock() for name in channels}
         #: False while a row of the channel waits to be retried: nothing may be sent inline.
         self._clear = dict.fromkeys(channels, True)
+        #: When the row that last stopped a channel's batch is due again (rows behind it wait as long).
+        self._stopped_at: dict[str, datetime] = {}
 
     def wake(self, channels: set[str] | None = None) -> None:
         """New rows were committed (for `channels`, or any): look now rather than at the next poll."""
         for name, event in self._wake.items():
             if channels is None or name in channels:
+                self._due[name] = True
                 event.set()
 
     @contextmanager
     def inline(self, channel: str) -> Iterator[bool]:
-        """Hold `channel`'s send lane for a caller that will send rows itself; yields whether it may.
+        """For a caller about to write rows of `channel` leased to itself: yields whether it may.
 
-        Intake uses this to send the replies to a message right after committing them, on
-        its own thread: no hand-over, no claim query. It waits for a drain under way to
-        finish its batch, and may send only when nothing of the channel waits behind a
-        failure (that row goes first). Sending from one thread also keeps the bot's own
-        messages from trickling back to the receiver one event at a time while it polls.
+        It may when nothing of the channel waits behind a failure (that row goes first).
+        With the channel's loop running, the rows are then handed to it (`send_claimed`)
+        and the caller never waits for the lane. Without one, the caller sends them
+        itself: this holds the lane, after waiting up to INLINE_WAIT for a drain under way.
         """
         lane = self._lanes.get(channel)
-        if lane is None or not lane.acquire(timeout=INLINE_WAIT):
+        if lane is None:
+            yield False
+            return
+        if channel in self._running:
+            yield self._clear[channel]
+            return
+        if not lane.acquire(timeout=INLINE_WAIT):
             yield False
             return
         try:
@@ -120,11 +145,40 @@ class Dispatcher:
             lane.release()
 
     def send_claimed(self, channel: str, messages: list[tuple[Outbound, datetime, int | None]]) -> int:
-        """Send rows already leased to this process (inside `inline`); on a failure the loop takes over."""
+        """Send rows already leased to this process (inside `inline`); return how many were sent now.
+
+        With the channel's loop running they are handed to it, in order, and 0 is returned
+        at once; otherwise they are sent here. On a failure the loop takes over either way.
+        """
+        if channel in self._running:
+            self._hold(channel, [m.outbox_id for m, _c, _i in messages])
+            self._handed[channel].append(messages)
+            self._wake[channel].set()
+            return 0
         sent, stopped = self._send_batch(channel, messages)
         if stopped:
             self.wake({channel})
         return sent
+
+    def _send_handed(self, channel: str) -> None:
+        """Send what intake handed over, oldest first, a few hand-overs per delivery record."""
+        handed = self._handed[channel]
+        while handed:
+            batch: list[tuple[Outbound, datetime, int | None]] = []
+            while handed and len(batch) < HANDED_BATCH:
+                batch.extend(handed.popleft())
+            with self._lanes[channel]:
+                if self._clear[channel]:
+                    _sent, stopped = self._send_batch(channel, batch)
+                    if stopped:
+                        self._due[channel] = True
+                    continue
+                # A send failed since these were handed over: they queue behind it, in the store.
+                ids = [m.outbox_id for m, _c, _i in batch]
+                with transaction(self.engine) as session:
+                    outbox.release(session, ids, self._stopped_at.get(channel, self.clock()))
+                self._unhold(channel, ids)
+                self._due[channel] = True
 
     def drain(self, channel: str, batch_size: int = 20) -> int:
         """Send every due row of `channel` once; return how many were sent.
@@ -152,7 +206,8 @@ class Dispatcher:
 
     def _send_batch(self, channel: str, batch: list[tuple[Outbound, datetime, int | None]]) -> tuple[int, bool]:
         """Send claimed rows in order: (how many were sent, whether a failure stopped the batch)."""
-        self._hold(channel, [m.outbox_id for m, _c, _i in batch])
+        held = [m.outbox_id for m, _c, _i in batch]
+        self._hold(channel, held)
         delivered: list[tuple[Outbound, list[str], datetime, dict[str, object]]] = []
         stopped = False
         try:
@@ -162,6 +217,7 @@ class Dispatcher:
                 if ids is None:
                     stopped = True
                     stopped_at = self._retry_at.pop(message.outbox_id, self.clock())
+                    self._stopped_at[channel] = stopped_at
                     untried = [m.outbox_id for m, _c, _i in batch[index + 1 :]]
                     with transaction(self.engine) as session:
                         outbox.release(session, untried, stopped_at)
@@ -170,7 +226,7 @@ class Dispatcher:
                     delivered.append((message, ids, created_at, about))
             self._record_sent(delivered)
         finally:
-            self._hold(channel, [])
+            self._unhold(channel, held)
         if stopped:
             # Rows queue behind a failed one: until a drain finds none left, nobody sends out of turn.
             self._clear[channel] = False
@@ -178,7 +234,11 @@ class Dispatcher:
 
     def _hold(self, channel: str, row_ids: list[int]) -> None:
         with self._held_lock:
-            self._held[channel] = row_ids
+            self._held.setdefault(channel, set()).update(row_ids)
+
+    def _unhold(self, channel: str, row_ids: list[int]) -> None:
+        with self._held_lock:
+            self._held.setdefault(channel, set()).difference_update(row_ids)
 
     def renew_leases(self, stop: threading.Event, every: float | None = None) -> None:
         """Keep the lease of rows being sent by this process, until `stop` is set.
@@ -223,7 +283,9 @@ class Dispatcher:
             return channel.send(message)
         except TransientSendError as exc:
             wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(message.attempt)
-            log.warning("send failed, will retry", extra={**about, "error": str(exc), "retry_in": round(wait, 1)})
+            # Told at a row's first failure; its retries through an outage are the runtime's to tell, once.
+            level = logging.WARNING if message.attempt <= 1 else logging.DEBUG
+            log.log(level, "send failed, will retry", extra={**about, "error": str(exc), "retry_in": round(wait, 1)})
             retry_at = self.clock() + timedelta(seconds=wait)
             self._retry_at[message.outbox_id] = retry_at
             with transaction(self.engine) as session:
@@ -278,13 +340,32 @@ class Dispatcher:
             self.on_result(channel, result, (self.clock() - created_at).total_seconds())
 
     def run(self, channel: str, stop: threading.Event, poll: float = 1.0) -> None:
-        """Deliver `channel`'s rows until `stop` is set."""
+        """Deliver `channel`'s rows until `stop` is set: what intake hands over, and due rows.
+
+        The store is looked at when `wake` says rows were written for the loop, and every
+        `poll` seconds (retries coming due); rows handed over need no look. What was handed
+        over before `stop` is still sent.
+        """
         wake = self._wake[channel]
-        while not stop.is_set():
-            wake.clear()
-            try:
-                self.drain(channel)
-            except Exception:
-                log.exception("dispatcher loop error", extra={"channel": channel})
-                stop.wait(1.0)
-            wake.wait(poll)
+        self._running.add(channel)
+        next_look = time.monotonic()
+        try:
+            while True:
+                wake.clear()
+                try:
+                    self._send_handed(channel)
+                    if stop.is_set():
+                        break
+                    if self._due[channel] or time.monotonic() >= next_look:
+                        self._due[channel] = False
+                        next_look = time.monotonic() + poll
+                        self.drain(channel)
+                except Exception:
+                    log.exception("dispatcher loop error", extra={"channel": channel})
+                    stop.wait(1.0)
+                if not self._handed[channel]:
+                    wake.wait(max(0.0, next_look - time.monotonic()))
+        finally:
+            self._running.discard(channel)
+            # A hand-over racing the exit: sent here rather than left leased.
+            self._send_handed(channel)

@@ -8,8 +8,9 @@ text, and gives the person a short neutral answer — the message is never
 lost and never retried into a loop.
 
 Once the bot runs, the replies on the message's own channel are written leased
-to this process and sent by the thread that delivered the message, right after
-the commit (see bot.dispatcher); a channel catching up hands over a page of
+to this process and handed, right after the commit, to the channel's send
+loop (see bot.dispatcher): the thread that delivered the message goes back to
+receiving while they are sent. A channel catching up hands over a page of
 messages at a time (`deliver_many`), one transaction for the page.
 """
 
@@ -67,7 +68,7 @@ class _AlreadyHandled(Exception):
 
 
 class InlineSender(Protocol):
-    """What sends a message's replies right after they are committed (bot.dispatcher.Dispatcher)."""
+    """What takes a message's replies right after they are committed (bot.dispatcher.Dispatcher)."""
 
     def inline(self, channel: str) -> AbstractContextManager[bool]: ...
 
@@ -87,8 +88,8 @@ class Intake:
         self.clock = clock
         #: Called after each commit with the channels that have new rows to send (None: maybe any).
         self.on_commit = on_commit
-        #: When set (by the running bot), replies on the message's own channel are sent at once
-        #: by the thread that delivered it, instead of being handed to the dispatcher's loop.
+        #: When set (by the running bot), replies on the message's own channel are written leased
+        #: and handed straight to the channel's send loop: no claim query, no wait for a look.
         self.sender: InlineSender | None = None
         #: Called with (channel, context) after a message's transaction committed (metrics).
         self.on_handled: Callable[[str, object], None] | None = None

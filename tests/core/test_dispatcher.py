@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -104,3 +108,90 @@ def test_a_redelivered_message_changes_nothing_and_sends_nothing(engine, db_url,
     assert intake.get_cursor("flaky:last") == "1"
     with transaction(engine) as s:
         assert len(s.scalars(select(Outbox)).all()) == 1
+
+
+def wait_until(predicate, what: str, timeout: float = 10.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+class GatedChannel(FlakyChannel):
+    """Sends only once the gate is open; the first `fail` sends fail (the platform asks for 2 s)."""
+
+    name = "flaky"
+
+    def __init__(self, fail: int = 0) -> None:
+        super().__init__()
+        self.failing = False
+        self.fail = fail
+        self.gate = threading.Event()
+        self.sending = threading.Event()
+
+    def send(self, message: Outbound) -> list[str]:
+        self.sending.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        if self.fail:
+            self.fail -= 1
+            raise TransientSendError("platform down", retry_after=2.0)
+        return super().send(message)
+
+
+@contextmanager
+def running_loop(dispatcher: Dispatcher) -> Iterator[threading.Event]:
+    stop = threading.Event()
+    loop = threading.Thread(target=dispatcher.run, args=("flaky", stop, 0.05), daemon=True)
+    loop.start()
+    wait_until(lambda: "flaky" in dispatcher._running, what="the loop to run")
+    try:
+        yield stop
+    finally:
+        stop.set()
+        dispatcher.wake()
+        loop.join(10)
+        assert not loop.is_alive()
+
+
+def _rows(engine) -> list[Outbox]:  # noqa: ANN001
+    with transaction(engine) as s:
+        return list(s.scalars(select(Outbox).order_by(Outbox.id)).all())
+
+
+def test_with_the_loop_running_the_receiving_thread_never_waits_for_a_send(engine, db_url, clock):
+    channel = GatedChannel()
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    intake = _intake(engine, db_url, clock, dispatcher)
+    with running_loop(dispatcher):
+        intake.deliver(_dm(clock, "1", "help"))
+        assert channel.sending.wait(5)  # the loop is sending the first reply, and is held there
+        started = time.monotonic()
+        intake.deliver(_dm(clock, "2", "credits"))  # the receiving thread is not held up by that send
+        assert time.monotonic() - started < 2.0 and channel.sent == []
+        rows = _rows(engine)
+        # both written leased to this process (attempt 1): nothing else may claim them meanwhile
+        assert [(r.state, r.attempts) for r in rows] == [("pending", 1), ("pending", 1)]
+        assert all(r.next_attempt_at > clock() for r in rows)
+        channel.gate.set()
+        wait_until(lambda: len(channel.sent) == 2, what="both replies")
+    assert "help" in channel.sent[0].lower() and "know this account" in channel.sent[1].lower()  # in order
+    assert [(r.state, r.attempts) for r in _rows(engine)] == [("sent", 1), ("sent", 1)]
+
+
+def test_rows_handed_over_behind_a_send_that_fails_wait_for_it_and_keep_their_order(engine, db_url, clock):
+    channel = GatedChannel(fail=1)
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    intake = _intake(engine, db_url, clock, dispatcher)
+    with running_loop(dispatcher):
+        intake.deliver(_dm(clock, "1", "help"))
+        assert channel.sending.wait(5)
+        intake.deliver(_dm(clock, "2", "credits"))  # handed over while the first send is under way
+        channel.gate.set()  # the first send fails: the platform asks for 2 s
+        wait_until(lambda: _rows(engine)[1].attempts == 0, what="the second row handed back to the store")
+        first, second = _rows(engine)
+        assert second.state == "pending" and second.next_attempt_at == first.next_attempt_at  # due with it
+        assert channel.sent == []
+        clock.advance(seconds=2)
+        wait_until(lambda: len(channel.sent) == 2, what="both replies after the retry")
+    assert "help" in channel.sent[0].lower() and "know this account" in channel.sent[1].lower()
+    assert [(r.state, r.attempts) for r in _rows(engine)] == [("sent", 2), ("sent", 1)]

@@ -6,7 +6,7 @@
 
 or `--config fake.json` with the same information:
 
-    {"port": 9991, "heartbeat": 50, "queue_idle_timeout": 600,
+    {"port": 9991, "heartbeat": 50, "queue_idle_timeout": 600, "round_trip": 0.02,
      "rate_limit": {"limit": 200, "window": 60},
      "users": [{"email": "bot@example.com", "full_name": "Desk Bot", "api_key": "K", "is_bot": true}],
      "streams": [{"name": "support", "invite_only": true, "subscribers": ["bot@example.com"]}]}
@@ -45,6 +45,7 @@ def build(config: dict[str, Any]) -> FakeZulipServer:
         queue_idle_timeout=float(config.get("queue_idle_timeout", 600.0)),
         max_message_length=int(config.get("max_message_length", 10000)),
         rate_limit=(int(rate["limit"]), float(rate["window"])) if rate else None,
+        round_trip=float(config.get("round_trip", 0.0)),
     )
     for u in config.get("users", []):
         fake.add_user(

@@ -40,8 +40,12 @@ class FakeZulipServer:
         feature_level: int = 247,
         realm_name: str = "deskbot fake",
         rate_limit: tuple[int, float] | None = None,
+        round_trip: float = 0.0,
     ) -> None:
         self.host = host
+        #: A simulated network round trip, in seconds, added to every API request: half before
+        #: the request is handled (on its way in), half before the answer leaves (on its way back).
+        self.round_trip = round_trip
         self.port = port
         self.zulip_version = zulip_version
         self.feature_level = feature_level

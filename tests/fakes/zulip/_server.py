@@ -327,6 +327,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = parts.path[len("/api/v1") :]
         record = RequestRecord(method, path, query, form, None, None, None)
+        if owner.round_trip:
+            time.sleep(owner.round_trip / 2)  # the request on its way in
         owner.realm.collect_garbage()
         if owner.before_request is not None:
             owner.before_request(method, path, {**query, **form})
@@ -382,6 +384,8 @@ class _Handler(BaseHTTPRequestHandler):
             record.status = None
             self._drop()
             return
+        if owner.round_trip:
+            time.sleep(owner.round_trip / 2)  # the answer on its way back
         self._send_json(status, body, headers)
 
     def _authenticate(self) -> FakeUser:
