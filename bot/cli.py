@@ -114,9 +114,6 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
-
-# Typer 0.29 ships its own copy of Click; its exceptions are the ones raised here.
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from bot.cli_context import CliError, migrate, scrub, settings
@@ -125,7 +122,9 @@ from bot.services.customers import CustomerError
 from storage.db import current_revision, make_engine
 
 if TYPE_CHECKING:
-    from typer._click.core import Command
+    from typer.core import TyperCommand
+
+    Command = TyperCommand | TyperGroup
 
 log = logging.getLogger("deskbot.cli")
 
@@ -303,12 +302,12 @@ def _run(argv: list[str]) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="deskbot", standalone_mode=False)
-    except NoArgsIsHelpError as exc:
-        # Typer has already printed the help (Rich); plain Click leaves it in the message.
-        if exc.format_message().strip():
-            typer.echo(exc.format_message(), err=True)
-        return 2
     except Exception as exc:
+        if _is_no_args_help(exc):
+            # Typer has already printed the help (Rich); plain Click leaves it in the message.
+            if exc.format_message().strip():
+                typer.echo(exc.format_message(), err=True)
+            return 2
         log.debug("command failed", exc_info=exc)
         message, status = _describe(exc)
         typer.echo("error: " + " ".join(scrub(message).split()), err=True)
@@ -318,11 +317,12 @@ def _run(argv: list[str]) -> int:
 
 def _describe(exc: Exception) -> tuple[str, int]:
     """A short, neutral sentence for the person, and the exit status."""
-    if isinstance(exc, UsageError):
-        hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
-        return exc.format_message() + hint, 2
     if isinstance(exc, typer.TyperException):
-        return exc.format_message(), exc.exit_code
+        # Since 0.29 Typer raises its own copy of Click's exceptions, all TyperExceptions: usage
+        # errors (exit code 2) carry the context of the command they are about.
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see: {ctx.command_path} --help)" if exc.exit_code == 2 and ctx is not None else ""
+        return exc.format_message() + hint, exc.exit_code
     if isinstance(exc, typer.Abort):
         return "aborted", 1
     if isinstance(exc, SettingsError | CliError | CustomerError):
@@ -339,6 +339,15 @@ def _describe(exc: Exception) -> tuple[str, int]:
         target = f"{exc.filename}: " if exc.filename else ""
         return f"{target}{exc.strerror or exc}", 1
     return f"unexpected {type(exc).__name__}: {_first_line(exc)} (DESKBOT_LOG_LEVEL=DEBUG shows the details)", 1
+
+
+def _is_no_args_help(exc: Exception) -> bool:
+    """A group run without a command: Typer printed its help and raised Click's NoArgsIsHelpError.
+
+    Known by name, as Typer itself knows it (`typer.rich_utils`): the class lives in Typer's
+    private copy of Click, which deskbot does not import (tests/test_dependencies.py).
+    """
+    return isinstance(exc, typer.TyperException) and type(exc).__name__ == "NoArgsIsHelpError"
 
 
 def _is_migration_error(exc: Exception) -> bool:
