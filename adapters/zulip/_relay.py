@@ -9,7 +9,7 @@ Rules (SPEC §3, NOTES §3 and §5):
 * The fence stays short whatever the text holds (`choose_fence`): backticks
   one longer than the longest backtick run, else tildes one longer than the
   longest tilde run, and when both kinds of run are long (only hostile text
-  does that) a fixed tilde fence with every quoted line made only of fence
+  does that) a fixed fence of 17 tildes with every quoted line made only of fence
   characters indented four spaces, which no Markdown dialect reads as a fence.
   A fence as long as the text would leave no room for the text in a part.
 * Every part ends with the row's reference in inline code, e.g. `ref dk12`
@@ -37,8 +37,10 @@ MAX_TOPIC_LENGTH = 60
 CONTINUATION = "…"
 #: Header used if a row carries a quote but no text of its own (never expected).
 FALLBACK_HEADER = "»"
-#: The longest fence the bot writes around customer text.
+#: The longest fence chosen by run length; the fixed fence of guarded mode is one longer,
+#: so that a reader (or a test) can tell the two apart by the fence alone.
 MAX_FENCE = 16
+GUARDED_FENCE = "~" * (MAX_FENCE + 1)
 #: What makes a quoted line that could be read as a fence inert: four spaces of indentation.
 GUARD = "    "
 
@@ -62,12 +64,12 @@ def _longest_run(text: str, char: str) -> int:
 
 
 def choose_fence(text: str) -> QuoteFence:
-    """A fence no line of `text` can close, at most `MAX_FENCE` characters long."""
+    """A fence no line of `text` can close, at most `MAX_FENCE` + 1 characters long."""
     for char in "`~":
         length = max(3, _longest_run(text, char) + 1)
         if length <= MAX_FENCE:
             return QuoteFence(char * length)
-    return QuoteFence("~" * MAX_FENCE, guarded=True)
+    return QuoteFence(GUARDED_FENCE, guarded=True)
 
 
 def fence_for(text: str) -> str:
@@ -253,7 +255,7 @@ class _Splitter:
             if fresh_size + len(piece) + 1 + closing <= self.budget:
                 self._close_part()
         # Longer than the room left: cut it up. A fresh part has at least half the budget free
-        # (`_trackable`; the quote fence is at most MAX_FENCE long), so every pass after the first
+        # (`_trackable`; the quote fence is at most MAX_FENCE + 1 long), so every pass after the first
         # places at least budget / 2 - 5 characters: the loop ends after len(line) / (budget / 2 - 5)
         # passes. The first pass may find less room (an almost full part) and then only closes it.
         while not self._fits(piece, closing):

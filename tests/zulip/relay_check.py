@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from adapters.zulip._relay import GUARDED_FENCE
+
 FENCE_OPEN = re.compile(r"^(`{3,}|~{3,})text$")
 REF = re.compile(r"^`ref (\S+?)(?: (\d+)/(\d+))?`$")
 
@@ -64,7 +66,7 @@ def unguard(line: str, fence: str) -> str:
     """A quoted line as the customer wrote it: a guarded fence-only line loses its four spaces."""
     core = line.strip()
     fence_only = len(core) >= 3 and core in ("`" * len(core), "~" * len(core))
-    return line[4:] if fence.startswith("~") and len(fence) >= 16 and fence_only and line.startswith("    ") else line
+    return line[4:] if fence == GUARDED_FENCE and fence_only and line.startswith("    ") else line
 
 
 def longest_run(text: str, char: str) -> int:

@@ -30,7 +30,8 @@ def test_fence_is_longer_than_any_backtick_run() -> None:
     # Where backticks abound the fence switches to tildes, so that it stays short (issue 16.1).
     assert fence_for("`" * 20) == "~~~"
     assert fence_for("`" * 20 + "~" * 5) == "~~~~~~"
-    assert fence_for("`" * 20 + "~" * 20) == "~" * 16
+    assert fence_for("`" * 20 + "~" * 15) == "~" * 16
+    assert fence_for("`" * 20 + "~" * 20) == "~" * 17  # guarded mode
 
 
 @given(quote=quote_text)
@@ -146,7 +147,7 @@ def test_runs_of_fence_characters_stay_inert_in_few_bounded_parts(quote: str, ma
     budget = max_length - len("`ref dk5 999/999`") - 1
     assert len(parts) <= len(quote) // (budget // 2 - 5) + 2
     inside, fences = _reassembled(parts)
-    assert all(3 <= len(f) <= 16 for f in fences)
+    assert all(3 <= len(f) <= 17 for f in fences)
     normalised = quote.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
     assert "".join(inside) == normalised.replace("\n", "")
 
@@ -175,7 +176,7 @@ def test_a_fence_only_line_is_indented_when_both_fence_characters_abound() -> No
     quote = "`" * 40 + "\n" + "~" * 40 + "\n" + "~" * 16 + "\u3000\n  ~~~"
     [body] = compose(HEADER, quote, "dk8")
     relayed = parse_relayed(body)
-    assert relayed.fence == "~" * 16
+    assert relayed.fence == "~" * 17
     assert relayed.inside == ["    " + "`" * 40, "    " + "~" * 40, "    " + "~" * 16 + "\u3000", "      ~~~"]
 
 
@@ -185,3 +186,14 @@ def test_a_trusted_text_with_a_huge_fence_line_is_still_split() -> None:
     parts = compose(text, None, "dk9")
     assert len(parts) == 4
     assert all(len(p) <= 10_000 for p in parts)
+
+
+def test_a_sixteen_tilde_fence_leaves_lines_as_written() -> None:
+    # Found by bench/fuzz.py: a 16-tilde fence chosen by run length guards nothing (a backtick
+    # line cannot close it), and must not be mistaken for the guarded fence.
+    quote = "~" * 15 + "\n" + "    " + "`" * 30 + "    "
+    [body] = compose(HEADER, quote, "dk10")
+    relayed = parse_relayed(body)
+    assert relayed.fence == "~" * 16
+    assert relayed.inside == quote.split("\n")
+    assert [unguard(line, relayed.fence) for line in relayed.inside] == quote.split("\n")
