@@ -60,13 +60,22 @@ zone (`DESKBOT_TIMEZONE`).
     granted (same customer, date and size) is skipped, not granted twice. A
     progress bar is shown on a terminal.
 
-``deskbot cases list [--state open|resolved|closed] [--json]``
-    Cases, oldest first: customer, subject, state, assignee, opened, response
-    due, chargeable.
+``deskbot cases list [--state open|resolved|closed] [--customer CUSTOMER] [--overdue] [--limit N] [--json]``
+    Cases, newest first: customer, subject, state, assignee, opened, response
+    due, chargeable. ``--overdue``: open cases whose response target has
+    passed. At most N cases (default 50); when more match, a line on stderr
+    says how many. There is no ``--severity`` yet: the store has no severity.
 
 ``deskbot cases show N [--json]``
     One case: details, every message (customer, engineer reply, internal
     note) and its history (every state change, by whom, when).
+
+``deskbot cases export N [--format md|json] [--json]``
+    The whole conversation of one case on stdout: its details, every customer
+    message, reply and internal note (author, channel, time; text verbatim, in
+    Markdown inside code fences) and its history. ``--json`` is ``--format
+    json``: the same document as ``cases show N --json``. The store keeps no
+    attachments yet, so none are listed.
 
 ``deskbot report billing --month YYYY-MM [--format table|csv|json] [--json]``
     Chargeable incidents per customer opened in that month (the month's

@@ -9,14 +9,35 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from sqlalchemy import select
 
-from bot.cli_context import CliError, JsonFlag, iso, local, number_parser, out, print_json, session_of, settings, table
+from bot.cli_context import (
+    CliError,
+    JsonFlag,
+    customer_or_fail,
+    err,
+    iso,
+    local,
+    now,
+    number_parser,
+    out,
+    print_json,
+    session_of,
+    settings,
+    table,
+)
 from bot.services import cases as case_service
 from bot.services.billing import BillingReport, Month, billing_report
-from storage.models import Customer, Incident, IncidentEvent, IncidentMessage
+from bot.services.case_records import (
+    DEFAULT_LIMIT,
+    CaseFilter,
+    Conversation,
+    conversation,
+    conversation_markdown,
+    list_cases,
+)
+from storage.models import Incident, IncidentEvent
 
-cases_app = typer.Typer(help="Support cases (incidents): list, show.", no_args_is_help=True)
+cases_app = typer.Typer(help="Support cases (incidents): list, show, export.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 
 
@@ -29,6 +50,11 @@ class State(StrEnum):
 class Format(StrEnum):
     table = "table"
     csv = "csv"
+    json = "json"
+
+
+class ExportFormat(StrEnum):
+    md = "md"
     json = "json"
 
 
@@ -51,25 +77,52 @@ def _case_record(incident: Incident, customer: str) -> dict[str, Any]:
     }
 
 
+_parse_limit = number_parser(1, 100_000)
+
+
+def _limit(value: str | int) -> int:
+    return value if isinstance(value, int) else _parse_limit(value)  # the default arrives as a number
+
+
 @cases_app.command("list")
 def cases_list(
     state: Annotated[
         State | None, typer.Option("--state", case_sensitive=False, help="Only cases in this state.")
     ] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option("--customer", metavar="CUSTOMER", help="Only this customer's cases (id or exact name)."),
+    ] = None,
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only open cases whose response target has passed.")
+    ] = False,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            metavar="N",
+            parser=_limit,
+            help="Show at most the newest N cases.",
+        ),
+    ] = DEFAULT_LIMIT,
     as_json: JsonFlag = False,
 ) -> None:
-    """Cases, oldest first, with customer, state, assignee and the next response due."""
+    """Cases, newest first, with customer, state, assignee and the next response due.
+
+    There is no --severity yet: incidents have no severity in the store.
+    """
     config = settings()
-    query = select(Incident, Customer.name).join(Customer, Customer.id == Incident.customer_id).order_by(Incident.id)
-    if state is not None:
-        query = query.where(Incident.state == state.value)
     with session_of(config) as session:
-        found = session.execute(query).all()
+        customer_id = customer_or_fail(session, customer).id if customer is not None else None
+        which = CaseFilter(state.value if state else None, customer_id, now() if overdue else None)
+        listing = list_cases(session, which, limit)
     if as_json:
-        print_json([_case_record(incident, name) for incident, name in found])
+        print_json([_case_record(incident, name) for incident, name in listing.cases])
         return
-    if not found:
-        typer.echo(f"No {state.value} cases." if state else "No cases yet.")
+    if not listing.cases:
+        typer.echo(
+            "No cases match." if customer or overdue else f"No {state.value} cases." if state else "No cases yet."
+        )
         return
     tz = config.calendar.tz
     out().print(
@@ -87,63 +140,61 @@ def cases_list(
                     _due(i, tz),
                     i.chargeable,
                 ]
-                for i, name in found
+                for i, name in listing.cases
             ),
         )
     )
+    if listing.total > len(listing.cases):
+        err().print(f"The newest {len(listing.cases)} of {listing.total} cases; --limit N shows more.")
+
+
+CaseNumber = Annotated[int, typer.Argument(metavar="N", parser=number_parser(), help="Case number.")]
+
+
+def _conversation_or_fail(number: int) -> tuple[Conversation, ZoneInfo]:
+    config = settings()
+    with session_of(config) as session:
+        case = conversation(session, number)
+    if case is None:
+        raise CliError(f"no case #{number}")
+    return case, config.calendar.tz
+
+
+def _case_document(case: Conversation) -> dict[str, Any]:
+    return _case_record(case.incident, case.customer) | {
+        "messages": [
+            {
+                "id": m.id,
+                "direction": m.direction,
+                "author": m.author,
+                "channel": m.channel,
+                "at": iso(m.created_at),
+                "body": m.body,
+            }
+            for m in case.messages
+        ],
+        "history": [
+            {
+                "at": iso(e.at),
+                "actor": e.actor,
+                "action": e.action,
+                "from_state": e.from_state,
+                "to_state": e.to_state,
+                "detail": e.detail,
+            }
+            for e in case.events
+        ],
+    }
 
 
 @cases_app.command("show")
-def cases_show(
-    number: Annotated[int, typer.Argument(metavar="N", parser=number_parser(), help="Case number.")],
-    as_json: JsonFlag = False,
-) -> None:
+def cases_show(number: CaseNumber, as_json: JsonFlag = False) -> None:
     """One case: its details, every message (in, out, internal notes) and its history."""
-    config = settings()
-    with session_of(config) as session:
-        incident = case_service.get_incident(session, number)
-        if incident is None:
-            raise CliError(f"no case #{number}")
-        customer = session.get(Customer, incident.customer_id)
-        messages = list(
-            session.scalars(
-                select(IncidentMessage).where(IncidentMessage.incident_id == number).order_by(IncidentMessage.id)
-            )
-        )
-        events = list(
-            session.scalars(select(IncidentEvent).where(IncidentEvent.incident_id == number).order_by(IncidentEvent.id))
-        )
-    name = customer.name if customer else "?"
+    case, tz = _conversation_or_fail(number)
     if as_json:
-        print_json(
-            _case_record(incident, name)
-            | {
-                "messages": [
-                    {
-                        "id": m.id,
-                        "direction": m.direction,
-                        "author": m.author,
-                        "channel": m.channel,
-                        "at": iso(m.created_at),
-                        "body": m.body,
-                    }
-                    for m in messages
-                ],
-                "history": [
-                    {
-                        "at": iso(e.at),
-                        "actor": e.actor,
-                        "action": e.action,
-                        "from_state": e.from_state,
-                        "to_state": e.to_state,
-                        "detail": e.detail,
-                    }
-                    for e in events
-                ],
-            }
-        )
+        print_json(_case_document(case))
         return
-    tz = config.calendar.tz
+    incident, name = case.incident, case.customer
     typer.echo(f"#{incident.id} {incident.subject}")
     typer.echo(
         f"customer: {name} (id {incident.customer_id}) · state: {incident.state}"
@@ -160,20 +211,36 @@ def cases_show(
         table(
             "Messages",
             ["When", "Kind", "Author", "Text"],
-            ([local(m.created_at, tz), labels.get(m.direction, m.direction), m.author, m.body] for m in messages),
+            ([local(m.created_at, tz), labels.get(m.direction, m.direction), m.author, m.body] for m in case.messages),
         )
-        if messages
+        if case.messages
         else "Messages: none"
     )
     console.print(
         table(
             "History",
             ["When", "Who", "What", "State", "Detail"],
-            ([local(e.at, tz), e.actor, e.action, _transition(e), e.detail] for e in events),
+            ([local(e.at, tz), e.actor, e.action, _transition(e), e.detail] for e in case.events),
         )
-        if events
+        if case.events
         else "History: none"
     )
+
+
+@cases_app.command("export")
+def cases_export(
+    number: CaseNumber,
+    fmt: Annotated[
+        ExportFormat, typer.Option("--format", case_sensitive=False, help="Markdown or one JSON document.")
+    ] = ExportFormat.md,
+    as_json: JsonFlag = False,
+) -> None:
+    """The whole conversation of one case on stdout: customer messages, replies, internal notes and history."""
+    case, tz = _conversation_or_fail(number)
+    if as_json or fmt is ExportFormat.json:
+        print_json(_case_document(case))
+    else:
+        typer.echo(conversation_markdown(case, tz), nl=False)
 
 
 def _due(incident: Incident, tz: ZoneInfo) -> str:

@@ -29,8 +29,8 @@ def test_list(cli: Run, engine, db_url, clock) -> None:  # noqa: ANN001
     assert "The NAS does not boot" in listed.stdout and "Shares are slow" in listed.stdout
 
     records = json.loads(cli("cases", "list", "--json").stdout)
-    assert [(r["number"], r["customer"], r["state"]) for r in records] == [(1, "Acme", "resolved"), (2, "Beta", "open")]
-    assert records[1]["due_at"] is not None and records[0]["chargeable"] is True
+    assert [(r["number"], r["customer"], r["state"]) for r in records] == [(2, "Beta", "open"), (1, "Acme", "resolved")]
+    assert records[0]["due_at"] is not None and records[1]["chargeable"] is True
 
     only_open = json.loads(cli("cases", "list", "--state", "open", "--json").stdout)
     assert [r["number"] for r in only_open] == [2]

@@ -1,0 +1,124 @@
+"""`deskbot cases list` filters and limits, newest first, and `deskbot cases export` (issue 15, item 8).
+
+Cases are made through the real router (the `Desk` harness) at times around the real clock, since
+`--overdue` compares with the time the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.cli.conftest import Run, assert_one_error_line
+from tests.conftest import FakeClock
+from tests.desk import Desk
+
+
+@pytest.fixture
+def three_cases(engine, db_url) -> Desk:  # noqa: ANN001
+    """#1 Acme's, open and overdue; #2 Beta's, answered and resolved; #3 Beta's, open and due later."""
+    clock = FakeClock(datetime.now(UTC) - timedelta(days=40))
+    desk = Desk(engine, db_url, clock, DESKBOT_SERVICE_HOURS="mon-sun 00:00-24:00", DESKBOT_HOLIDAYS="none")
+    desk.customer("Acme", credits=3)
+    desk.customer("Beta", credits=3)
+    desk.say("Acme", "open The printer jams")
+    desk.say("Beta", "open Shares are slow")
+    desk.say("Beta", "The log says ```EIO``` and then ````more````")
+    desk.engineer("/note 2 probably the disk")
+    desk.engineer("/reply 2 Please try another disk")
+    desk.engineer("/resolve 2 Disk replaced")
+    clock.advance(days=41)
+    desk.say("Beta", "open Backups fail")
+    return desk
+
+
+def _numbers(result) -> list[int]:  # noqa: ANN001
+    assert result.code == 0, result
+    return [record["number"] for record in json.loads(result.stdout)]
+
+
+def test_list_newest_first_with_filters(cli: Run, three_cases: Desk) -> None:
+    assert _numbers(cli("cases", "list", "--json")) == [3, 2, 1]
+    assert _numbers(cli("cases", "list", "--customer", "Beta", "--json")) == [3, 2]
+    acme = json.loads(cli("cases", "list", "--json").stdout)[-1]["customer_id"]
+    assert _numbers(cli("cases", "list", "--customer", str(acme), "--json")) == [1]
+    assert _numbers(cli("cases", "list", "--overdue", "--json")) == [1]
+    assert _numbers(cli("cases", "list", "--state", "open", "--json")) == [3, 1]
+    assert _numbers(cli("cases", "list", "--state", "open", "--customer", "Beta", "--json")) == [3]
+    assert _numbers(cli("cases", "list", "--overdue", "--customer", "Beta", "--json")) == []
+
+    text = cli("cases", "list")
+    assert text.code == 0, text
+    assert text.stdout.index("Backups fail") < text.stdout.index("Shares are slow") < text.stdout.index("printer")
+    assert text.stderr == ""
+    assert cli("cases", "list", "--overdue", "--customer", "Beta").stdout.startswith("No cases match.")
+
+
+def test_list_limit(cli: Run, three_cases: Desk) -> None:
+    assert _numbers(cli("cases", "list", "--limit", "2", "--json")) == [3, 2]
+    limited = cli("cases", "list", "--limit", "1")
+    assert limited.code == 0, limited
+    assert "Backups fail" in limited.stdout and "Shares are slow" not in limited.stdout
+    assert "The newest 1 of 3 cases" in limited.stderr
+
+    help_text = " ".join(cli("cases", "list", "--help").stdout.split())
+    assert "newest first" in help_text and "--limit" in help_text and "default: 50" in help_text
+    assert "no --severity yet" in help_text
+
+
+def test_list_bad_input_is_one_line(cli: Run, three_cases: Desk) -> None:
+    assert_one_error_line(cli("cases", "list", "--customer", "Nobody"), "no customer 'Nobody'")
+    assert_one_error_line(cli("cases", "list", "--limit", "0"), "--limit", code=2)
+    assert_one_error_line(cli("cases", "list", "--limit", "many"), "--limit", code=2)
+    assert_one_error_line(cli("cases", "list", "--severity", "1"), "--severity", code=2)
+
+
+def test_list_default_limit_is_fifty(cli: Run, engine, db_url) -> None:  # noqa: ANN001
+    desk = Desk(engine, db_url, FakeClock(datetime.now(UTC)), DESKBOT_SERVICE_HOURS="mon-sun 00:00-24:00")
+    for n in range(52):
+        desk.customer(f"Customer {n}", credits=1)
+        desk.say(f"Customer {n}", f"open Question {n}")
+    shown = _numbers(cli("cases", "list", "--json"))
+    assert shown == list(range(52, 2, -1))
+
+
+def test_export_markdown(cli: Run, three_cases: Desk) -> None:
+    exported = cli("cases", "export", "2")
+    assert exported.code == 0, exported
+    assert exported.stderr == ""
+    md = exported.stdout
+    assert md.startswith("# Case #2: Shares are slow\n")
+    assert "- Customer: Beta" in md and "- State: resolved" in md
+    conversation = md[md.index("## Conversation") : md.index("## History")]
+    kinds = [line.split(" · ")[1] for line in conversation.splitlines() if line.startswith("### ")]
+    assert kinds == ["customer", "customer", "internal note", "reply to the customer"]
+    # Customer text is kept verbatim inside a fence that its own backtick runs cannot close.
+    assert "`````text\nThe log says ```EIO``` and then ````more````\n`````" in conversation
+    assert "Please try another disk" in conversation and "probably the disk" in conversation
+    history = md[md.index("## History") :]
+    assert "opened (→ open)" in history and "(open → resolved): Disk replaced" in history
+
+
+def test_export_json_is_one_document(cli: Run, three_cases: Desk) -> None:
+    by_format = cli("cases", "export", "2", "--format", "json")
+    assert by_format.code == 0, by_format
+    document = json.loads(by_format.stdout)
+    assert json.loads(cli("cases", "export", "2", "--json").stdout) == document
+    assert document["number"] == 2 and document["customer"] == "Beta" and document["state"] == "resolved"
+    assert [(m["direction"], m["body"]) for m in document["messages"]] == [
+        ("in", "Shares are slow"),
+        ("in", "The log says ```EIO``` and then ````more````"),
+        ("note", "probably the disk"),
+        ("out", "Please try another disk"),
+    ]
+    assert [e["action"] for e in document["history"]][0] == "opened"
+    assert document["history"][-1]["to_state"] == "resolved"
+
+
+def test_export_bad_input_is_one_line(cli: Run, three_cases: Desk) -> None:
+    assert_one_error_line(cli("cases", "export", "99"), "no case #99")
+    assert_one_error_line(cli("cases", "export", "2", "--format", "pdf"), "--format", code=2)
+    assert_one_error_line(cli("cases", "export", "two"), "'N'", code=2)
+    assert_one_error_line(cli("cases", "export"), "N", code=2)
