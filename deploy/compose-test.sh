@@ -4,8 +4,9 @@
 #
 #   bash deploy/compose-test.sh          # as root, after deploy/test-image.sh
 #
-# 1. installs podman, runc and curl from Debian if missing, and podman-compose from
-#    PyPI (pinned below) into a virtualenv of its own in the scratch directory;
+# 1. installs podman, runc, curl and (podman on CNI) the dnsname plugin from Debian
+#    if missing, and podman-compose from PyPI (pinned below) into a virtualenv of
+#    its own in the scratch directory;
 # 2. builds the PostgreSQL image deploy/postgres/Containerfile on the Debian base
 #    that test-image.sh made (no registry is reachable here, so postgres:17 cannot
 #    be pulled; podman's build cache makes this instant after the first time);
@@ -81,6 +82,11 @@ cleanup_extra() {  # RC (called by test-lib.sh's exit trap)
 # --- 1. tools ----------------------------------------------------------------------
 install_tools podman runc curl
 use_podman_with_runc
+# Compose's service names (`postgres` in the database URL) resolve on podman's CNI
+# networks through the dnsname plugin, which Debian packages apart from podman.
+if [ "$(podman info --format '{{.Host.NetworkBackend}}' 2>&1)" = cni ]; then
+    install_debs golang-github-containernetworking-plugin-dnsname
+fi
 ensure_venv
 for image in "$IMAGE" "$BASE_IMAGE"; do
     podman image exists "$image" || die "no image $image: deploy/test-image.sh makes it (run that first)"

@@ -84,18 +84,28 @@ retry() {  # ATTEMPTS COMMAND…: for steps that reach a package registry or mir
     return 1
 }
 
-install_tools() {  # TOOL…: install the Debian packages of the same names where missing
-    local missing=() tool
-    for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
-    [ "${#missing[@]}" -gt 0 ] || return 0
-    [ "$(id -u)" -eq 0 ] || die "need root to install ${missing[*]} (or install them first)"
-    say "installing ${missing[*]}"
+apt_install() {  # PACKAGE…: from Debian, as root
+    [ "$(id -u)" -eq 0 ] || die "need root to install $* (or install them first)"
+    say "installing $*"
     export DEBIAN_FRONTEND=noninteractive
     timeout 600 apt-get update -qq >>"$WORK/apt.log" 2>&1 || true
-    retry 2 timeout 900 apt-get install -y -qq --no-install-recommends "${missing[@]}" "${APT_EXTRA[@]}" \
-        >>"$WORK/apt.log" 2>&1 || die "apt-get install ${missing[*]} (see apt.log)"
+    retry 2 timeout 900 apt-get install -y -qq --no-install-recommends "$@" \
+        >>"$WORK/apt.log" 2>&1 || die "apt-get install $* (see apt.log)"
 }
-APT_EXTRA=(ca-certificates uidmap)
+
+install_tools() {  # TOOL…: install the Debian packages of the same names where the command is missing
+    local missing=() tool
+    for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+    [ "${#missing[@]}" -eq 0 ] || apt_install "${missing[@]}" ca-certificates uidmap
+}
+
+install_debs() {  # PACKAGE…: install the Debian packages not installed yet
+    local missing=() deb
+    for deb in "$@"; do
+        [ "$(dpkg-query -W -f '${Status}' "$deb" 2>/dev/null)" = "install ok installed" ] || missing+=("$deb")
+    done
+    [ "${#missing[@]}" -eq 0 ] || apt_install "${missing[@]}"
+}
 
 use_podman_with_runc() {  # crun (podman's default here) fails on these machines: runc, explicit ulimits
     export CONTAINERS_CONF="$WORK/containers.conf"

@@ -37,7 +37,14 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     rm -f "$pwfile"
     printf '\nhost all all all scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
     if [ "$db" != postgres ]; then
-        printf 'CREATE DATABASE "%s";\n' "$db" | as_postgres postgres --single -j -D "$PGDATA" postgres >/dev/null
+        # single-user mode: no server to start and stop; its log is shown only on failure
+        log=$(mktemp)
+        if ! printf 'CREATE DATABASE "%s";\n' "$db" \
+                | as_postgres postgres --single -j -D "$PGDATA" postgres >"$log" 2>&1; then
+            cat "$log" >&2
+            exit 1
+        fi
+        rm -f "$log"
     fi
     echo "postgres-entrypoint: initialised $PGDATA (superuser $user, database $db)"
 fi
