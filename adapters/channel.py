@@ -24,6 +24,7 @@ Delivery contract (SPEC §7):
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -151,11 +152,22 @@ class Channel(ABC):
     post_size: ClassVar[int | None] = None
     #: Set by the runtime: told the seconds of each wait a platform rate limit imposes.
     on_rate_limit_wait: Callable[[float], None] | None = None
+    #: Set by the runtime: told why each failed attempt to reach the platform failed.
+    on_trouble: Callable[[str], None] | None = None
 
     def report_rate_limit_wait(self, seconds: float) -> None:
         """Channels call this whenever they hold back for a rate limit (for /metrics)."""
         if self.on_rate_limit_wait is not None:
             self.on_rate_limit_wait(seconds)
+
+    def report_trouble(self, reason: str) -> None:
+        """Channels call this, rather than log a warning, each time an attempt to reach the platform
+        fails and will be retried: the runtime tells an outage once, not at every retry
+        (`bot.channel_health`). With nobody listening, it is logged as a warning."""
+        if self.on_trouble is not None:
+            self.on_trouble(reason)
+        else:
+            logging.getLogger("deskbot.adapters").warning("%s: %s", self.name, reason)
 
     def start(self) -> None:
         """Check configuration and credentials; raise PermanentChannelError/TransientChannelError."""

@@ -3,17 +3,46 @@
 Counters and histograms are updated where things happen. The gauges that need the database
 (outbox depth and age) are set by a `GaugeRefresher` at a fixed interval, never by a scrape:
 a scrape only reads what is cached here, so scraping costs no query however often it comes.
+The process, platform and garbage-collector collectors read this process's own state
+(`/proc/self`, `gc.get_stats()`), no database either. deploy/README.md lists every metric with
+its meaning; deploy/alerts.yml has the alerts built on them.
+
+No `*_created` series: a counter's creation time is noise to an operator (Prometheus notices a
+restart by the counter going down), so they are turned off for the whole process.
 """
 
 from __future__ import annotations
 
 import logging
+import platform
 import threading
 from collections.abc import Callable
+from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
 log = logging.getLogger("deskbot.metrics")
+
+disable_created_metrics()
+
+
+def deskbot_version() -> str:
+    """The installed distribution's version ("unknown" when run from a tree that was not installed)."""
+    try:
+        return metadata.version("deskbot")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
 
 #: How often the database-backed gauges are read again; their values are at most this old.
 GAUGE_REFRESH_SECONDS = 15.0
@@ -23,6 +52,19 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # The same collectors prometheus_client puts on its default registry, on this one:
+        # process_* (CPU, memory, file descriptors, start time), python_info, python_gc_*.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self.build_info = Info("deskbot_build", "The deskbot version and the Python running it", registry=r)
+        self.build_info.info({"version": deskbot_version(), "python": platform.python_version()})
+        self.channel_up = Gauge(
+            "deskbot_channel_up",
+            "1 while this process reaches the channel's platform, 0 during an outage or once stopped for good",
+            ["channel"],
+            registry=r,
+        )
         self.messages_in = Counter("deskbot_messages_in", "Inbound messages handled", ["channel"], registry=r)
         self.messages_out = Counter("deskbot_messages_out", "Outbox rows delivered", ["channel"], registry=r)
         self.delivery_failures = Counter(

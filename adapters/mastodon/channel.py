@@ -269,7 +269,10 @@ class MastodonChannel(Channel):
                 elif isinstance(item, Closed):
                     if item.status == 401:
                         raise PermanentChannelError(f"Mastodon streaming refused the access token ({item.reason})")
-                    log.warning("mastodon: stream %s: %s", "lost" if opened else "refused", item.reason)
+                    if opened:
+                        log.info("mastodon: stream lost: %s; polling until it is back", item.reason)
+                    else:  # reconnecting: told once per outage by the runtime, not at every try
+                        self.report_trouble(f"stream refused: {item.reason}")
                     return opened
             return opened
         finally:
@@ -295,7 +298,7 @@ class MastodonChannel(Channel):
         except MastodonUnauthorizedError as error:
             raise PermanentChannelError(f"Mastodon rejected the access token ({describe(error)})") from None
         except MastodonError as error:
-            log.warning("mastodon: polling notifications failed, will retry: %s", describe(error))
+            self.report_trouble(f"polling notifications failed: {describe(error)}")
 
     def _start_after_newest(self, sink: InboundSink, stop: threading.Event) -> None:
         """First start (no stored cursor): answer only what arrives from now on.

@@ -49,6 +49,8 @@ def describe(error: BaseException) -> str:
         ("timed out", "timed out"),
         ("Name or service not known", "host not found"),
         ("nodename nor servname", "host not found"),
+        ("NameResolutionError", "host not found"),
+        ("name resolution", "host not found"),
         ("RemoteDisconnected", "connection closed by the server"),
         ("Connection aborted", "connection closed by the server"),
     ):
@@ -109,7 +111,7 @@ class Transport:
             return isinstance(error, (MastodonNetworkError, MastodonServerError))
 
         def log_retry(state: Any) -> None:
-            log.info("mastodon: %s; retry %d", describe(state.outcome.exception()), state.attempt_number)
+            log.debug("mastodon: %s; retry %d", describe(state.outcome.exception()), state.attempt_number)
 
         retrying = Retrying(
             stop=stop_after_attempt(attempts),

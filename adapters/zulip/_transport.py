@@ -232,10 +232,12 @@ class Transport:
         except zulip.UnrecoverableNetworkError as exc:
             if "SSL" in str(exc):
                 raise ValueError(f"TLS error talking to Zulip at {c.site}") from None
-            raise ZulipUnavailable(f"cannot connect to Zulip at {c.site}", maybe_processed=False) from None
+            raise ZulipUnavailable(
+                f"cannot connect to Zulip at {c.site}: {network_failure(exc)}", maybe_processed=False
+            ) from None
         except requests.RequestException as exc:
             raise ZulipUnavailable(
-                f"cannot reach Zulip at {c.site}: {type(exc).__name__}", maybe_processed=False
+                f"cannot reach Zulip at {c.site}: {network_failure(exc)}", maybe_processed=False
             ) from None
         except AssertionError:
             raise ValueError(f"{c.site} does not answer like a Zulip server (no zulip_version)") from None
@@ -290,7 +292,7 @@ class Transport:
             raise ZulipUnavailable(f"{method} {url}: timed out") from None
         except (requests.RequestException, zulip.UnrecoverableNetworkError) as exc:
             # Connection refused or cut, a truncated body (ChunkedEncodingError), …
-            raise ZulipUnavailable(f"{method} {url}: connection failed ({type(exc).__name__})") from None
+            raise ZulipUnavailable(f"{method} {url}: {network_failure(exc)}") from None
         return self._classify(method, url, result)
 
     def _classify(self, method: str, url: str, result: dict[str, Any]) -> dict[str, Any]:
@@ -364,7 +366,30 @@ def _rate_wait_too_long(limit: float) -> tenacity.stop.stop_base:
     return _Stop()
 
 
+def network_failure(exc: BaseException) -> str:
+    """What went wrong on the network, in a few words: "host not found", "connection refused" …"""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 5:
+        chain.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    text = " ".join(chain)
+    for needles, short in (
+        (
+            ("Name or service not known", "nodename nor servname", "No address associated", "name resolution"),
+            "host not found",
+        ),
+        (("refused",), "connection refused"),
+        (("timed out", "Timeout"), "timed out"),
+        (("RemoteDisconnected", "Connection aborted", "reset by peer"), "connection closed by the server"),
+    ):
+        if any(needle in text for needle in needles):
+            return short
+    return f"connection failed ({type(exc).__name__})"
+
+
 def _log_retry(state: tenacity.RetryCallState) -> None:
+    # DEBUG: a send that still fails after its tries is logged by the dispatcher, and an outage
+    # by the runtime once (bot.channel_health), not at every retry.
     exc = state.outcome.exception() if state.outcome else None
     wait = state.next_action.sleep if state.next_action else 0.0
-    log.warning("Zulip request failed (%s); try %d, retrying in %.1fs", exc, state.attempt_number, wait)
+    log.debug("Zulip request failed (%s); try %d, retrying in %.1fs", exc, state.attempt_number, wait)
