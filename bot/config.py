@@ -6,7 +6,6 @@ A missing or malformed setting stops start-up with one line naming it
 
 from __future__ import annotations
 
-import os
 from configparser import ConfigParser
 from configparser import Error as ConfigError
 from decimal import Decimal
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.policy.calendar import BusinessCalendar, ServiceHours
@@ -56,9 +55,20 @@ class Settings(BaseSettings):
         "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$", validation_alias="DESKBOT_LOG_LEVEL"
     )
 
+    # `NAME_FILE` of each secret, read from the environment or `.env` like any setting (the
+    # environment first); `_read_secret_files` replaces NAME by the file's content.
+    database_url_file: Path | None = Field(None, validation_alias="DESKBOT_DATABASE_URL_FILE", exclude=True)
+    zulip_api_key_file: Path | None = Field(None, validation_alias="ZULIP_API_KEY_FILE", exclude=True)
+    mastodon_access_token_file: Path | None = Field(None, validation_alias="MASTODON_ACCESS_TOKEN_FILE", exclude=True)
+
     docs_url: str = Field("https://rockstor.com/docs/", validation_alias="DESKBOT_DOCS_URL")
     forum_url: str = Field("https://forum.rockstor.com/", validation_alias="DESKBOT_FORUM_URL")
     purchase_url: str = Field("https://rockstor.com/commercial_support.html", validation_alias="DESKBOT_PURCHASE_URL")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, values: Any) -> Any:
+        return _read_secret_files(values) if isinstance(values, dict) else values
 
     @field_validator("http_addr")
     @classmethod
@@ -119,10 +129,16 @@ def _zuliprc_key(path: Path) -> str | None:
         return None
 
 
-def _read_secret_files(environ: dict[str, str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
+def _read_secret_files(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with each secret whose `NAME_FILE` is set replaced by that file's content.
+
+    `values` are the settings as gathered from every source (the environment over `.env`), so a
+    `NAME_FILE` in `.env` counts as one in the environment does; `NAME_FILE` wins over `NAME`.
+    An unreadable file is a SettingsError (raised through pydantic, which wraps only ValueError).
+    """
+    values = dict(values)
     for name in SECRET_NAMES:
-        path = environ.get(f"{name}_FILE")
+        path = values.get(f"{name}_FILE")
         if not path:
             continue
         try:
@@ -134,9 +150,8 @@ def _read_secret_files(environ: dict[str, str]) -> dict[str, Any]:
 
 def load_settings(env_file: str | None = ".env") -> Settings:
     """Read and check every setting; raise SettingsError with one line naming the first bad one."""
-    overrides = _read_secret_files(dict(os.environ))
     try:
-        settings = Settings(_env_file=env_file, **overrides)
+        settings = Settings(_env_file=env_file)
     except ValidationError as exc:
         error = exc.errors()[0]
         name = error["loc"][0] if error["loc"] else "settings"
