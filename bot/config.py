@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", validation_alias="DESKBOT_CURRENCY")
 
     http_addr: str = Field("127.0.0.1:8080", validation_alias="DESKBOT_HTTP_ADDR")
+    #: Seconds `deskbot run` waits for each channel's platform to answer at start before giving up.
+    startup_timeout: float = Field(30.0, gt=0, le=3600, validation_alias="DESKBOT_STARTUP_TIMEOUT")
     log_format: str = Field("console", pattern=r"^(console|json)$", validation_alias="DESKBOT_LOG_FORMAT")
     log_level: str = Field(
         "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$", validation_alias="DESKBOT_LOG_LEVEL"

@@ -9,14 +9,17 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TextIO
 
 from sqlalchemy.engine import Engine
 
-from adapters.channel import Channel, PermanentChannelError, TransientChannelError
+from adapters.channel import Channel, ChannelError, PermanentChannelError
 from adapters.console import ENGINEER, ConsoleChannel
+from bot.channel_health import ChannelHealth
+from bot.channel_start import start_channels
 from bot.config import Settings
 from bot.context import Deployment, stranger_budgets
 from bot.dispatcher import Dispatcher
@@ -36,6 +39,10 @@ Clock = Callable[[], datetime]
 LEASE_RETRY_SECONDS = 2.0
 #: Longest wait before restarting a failed channel: a recovered platform is noticed within seconds.
 RESTART_MAX_SECONDS = 5.0
+#: A receive loop that ran this long before failing had a good run: its next failure is news again.
+GOOD_RUN_SECONDS = 60.0
+#: How often each channel's connection is looked at (bot.channel_health).
+HEALTH_CHECK_SECONDS = 1.0
 
 
 class NoChannelConfigured(Exception):
@@ -108,8 +115,11 @@ class Runtime:
         #: Channels stopped by a permanent error while running, with the reason (for /readyz).
         self.failed: dict[str, str] = {}
         self.metrics = Metrics()
+        self.health = ChannelHealth(self.channels, on_change=self._channel_up)
         for name, channel in self.channels.items():
             channel.on_rate_limit_wait = lambda _seconds, name=name: self.metrics.rate_limit_waits.labels(name).inc()
+            channel.on_trouble = lambda reason, name=name: self.health.trouble(name, reason)
+            self._channel_up(name, False)  # until it has started
         self.intake.on_handled = self._count_handled
         self.dispatcher.on_result = self._count_delivery
 
@@ -128,6 +138,15 @@ class Runtime:
             self.metrics.delivery_latency.labels(channel).observe(age)
         else:
             self.metrics.delivery_failures.labels(channel, result).inc()
+        # Where another replica receives the channel, sends are this process's only contact with it.
+        if channel in self.channels and channel not in self.receiving and channel in self._started:
+            if result == "sent":
+                self.health.reached(channel)
+            elif result == "retry":
+                self.health.failing(channel)
+
+    def _channel_up(self, channel: str, up: bool) -> None:
+        self.metrics.channel_up.labels(channel).set(1 if up else 0)
 
     def ready(self) -> tuple[bool, str]:
         """Database reachable and every configured channel connected (by this process or a replica)."""
@@ -138,6 +157,9 @@ class Runtime:
             return False, f"database unreachable: {type(exc).__name__}"
         if self.failed:
             return False, "; ".join(f"{name} stopped: {why}" for name, why in self.failed.items())
+        down = self.health.outages()
+        if down:
+            return False, "; ".join(f"{name} {why}" for name, why in down.items())
         waiting = [n for n, c in self.channels.items() if n in self.receiving and not c.connected]
         if waiting:
             return False, "not connected: " + ", ".join(waiting)
@@ -152,17 +174,15 @@ class Runtime:
     # -- supervised run ----------------------------------------------------------
 
     def start(self) -> None:
-        """Check every channel, then start all loops in threads.
+        """Start every channel (`bot.channel_start`), then all loops in threads.
 
-        A PermanentChannelError (bad credentials, a public support stream) propagates: start-up
-        stops. A transient one is left to the channel's supervisor, which retries with back-off.
+        A PermanentChannelError (bad credentials, a public support stream, a platform that did not
+        answer within DESKBOT_STARTUP_TIMEOUT) propagates: start-up stops.
         """
-        for channel in self.channels.values():
-            try:
-                channel.start()
-                self._started.add(channel.name)
-            except TransientChannelError as exc:
-                log.warning("channel not reachable yet, will retry: %s", exc, extra={"channel": channel.name})
+        start_channels(self.channels.values(), self.settings, self.intake_stop)
+        for name in self.channels:
+            self._started.add(name)
+            self._channel_up(name, True)
         # Replies on the channel a message came from leave from the receiving thread, right away.
         self.intake.sender = self.dispatcher
         for name, channel in self.channels.items():
@@ -170,6 +190,7 @@ class Runtime:
             self._spawn(f"dispatch-{name}", self.dispatcher.run, name, self.stop_event)
         self._spawn("outbox-leases", self.dispatcher.renew_leases, self.stop_event)
         self._spawn("watcher", self._watch)
+        self._spawn("channel-health", self._watch_channels)
 
     def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -186,6 +207,7 @@ class Runtime:
         lease = ChannelLease(self.engine, channel.name)
         self.leases.append(lease)
         while not self.intake_stop.is_set():
+            began = time.monotonic()
             try:
                 if not lease.try_acquire():
                     self.intake_stop.wait(LEASE_RETRY_SECONDS)
@@ -201,14 +223,43 @@ class Runtime:
                 log.error("channel stopped for good: %s", exc, extra={"channel": channel.name})
                 self.receiving.discard(channel.name)
                 self.failed[channel.name] = str(exc)
+                self._channel_up(channel.name, False)
                 lease.release()
                 return
             except Exception as exc:  # transient: restart this channel only
                 self.receiving.discard(channel.name)
-                failures += 1
+                failures = 1 if time.monotonic() - began >= GOOD_RUN_SECONDS else failures + 1
                 wait = random.uniform(0, min(RESTART_MAX_SECONDS, 2.0**failures))
-                log.warning("channel failed, restarting in %.1fs: %s", wait, exc, extra={"channel": channel.name})
+                self.health.failing(channel.name, str(exc) or type(exc).__name__)
+                # The first failure after a good run is told (with the traceback if it is not a
+                # platform's); the restarts that follow are the outage's, which channel_health tells.
+                news = failures == 1 and not self.health.is_down(channel.name)
+                log.log(
+                    logging.WARNING if news else logging.DEBUG,
+                    "channel failed, restarting in %.1fs: %s",
+                    wait,
+                    exc,
+                    exc_info=news and not isinstance(exc, ChannelError),
+                    extra={"channel": channel.name},
+                )
                 self.intake_stop.wait(wait)
+
+    def _watch_channels(self) -> None:
+        """Each second: is each channel received here connected? (See bot.channel_health.)"""
+        while not self.stop_event.wait(HEALTH_CHECK_SECONDS):
+            if self.intake_stop.is_set():
+                continue  # stopping: receive loops end on purpose
+            try:
+                for name, channel in self.channels.items():
+                    if name in self.failed or name not in self.receiving:
+                        continue
+                    if channel.connected:
+                        self.health.reached(name)
+                    else:
+                        self.health.failing(name)
+                self.health.tick()
+            except Exception:
+                log.exception("channel health check failed")
 
     def _watch(self, every: float = 30.0) -> None:
         while not self.stop_event.is_set():

@@ -1,0 +1,101 @@
+"""Starting the channels at `deskbot run`: a bounded wait for platforms that do not answer yet.
+
+A platform host that cannot be resolved or reached at start is most often a wrong setting (a
+misspelled `ZULIP_SITE`), sometimes a platform still starting. So each channel is tried again with
+back-off, all side by side, for at most DESKBOT_STARTUP_TIMEOUT seconds; the wait is told once.
+Then start-up stops with one line that names the setting holding each address that never
+answered. Outages after a channel has connected are another matter: they are waited out, quietly
+(`bot.channel_health`).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterable
+
+from adapters.channel import Channel, PermanentChannelError, TransientChannelError
+from bot.config import Settings
+
+log = logging.getLogger("deskbot.runtime")
+
+#: Longest wait between two tries of a channel's start.
+RETRY_MAX_SECONDS = 5.0
+#: A try is not begun this close to the deadline.
+LAST_TRY_MARGIN = 0.2
+
+
+class StartupTimeout(PermanentChannelError):
+    """A platform did not answer within DESKBOT_STARTUP_TIMEOUT; the message names the setting."""
+
+
+def address_setting(settings: Settings, channel: str) -> str:
+    """The setting that holds the platform address a channel uses."""
+    if channel == "zulip":
+        return "ZULIP_SITE" if settings.zulip_site or not settings.zulip_config else "ZULIP_CONFIG (its site)"
+    if channel == "mastodon":
+        return "MASTODON_API_BASE_URL"
+    return channel
+
+
+def start_channels(channels: Iterable[Channel], settings: Settings, stop: threading.Event) -> None:
+    """`start()` every channel, side by side, each tried again while its platform does not answer
+    (TransientChannelError: host unknown, connection refused, 5xx) for `settings.startup_timeout`
+    seconds in all.
+
+    Raises the first PermanentChannelError (or other error) a channel raised; else, if a platform
+    never answered, one StartupTimeout naming the setting of each such address and why.
+    """
+    timeout = settings.startup_timeout
+    deadline = time.monotonic() + timeout
+    outcome: dict[str, BaseException | None] = {}
+    last: dict[str, TransientChannelError] = {}
+
+    def start(channel: Channel) -> None:
+        failures = 0
+        while True:
+            try:
+                channel.start()
+                outcome[channel.name] = None
+                return
+            except TransientChannelError as exc:
+                last[channel.name] = exc
+                failures += 1
+                if failures == 1:
+                    log.warning(
+                        "%s: %s; trying again for up to %ss (DESKBOT_STARTUP_TIMEOUT)",
+                        channel.name,
+                        exc,
+                        f"{timeout:g}",
+                        extra={"channel": channel.name},
+                    )
+                wait = random.uniform(0.5, min(RETRY_MAX_SECONDS, 2.0**failures))
+                left = deadline - time.monotonic() - LAST_TRY_MARGIN
+                if left <= 0 or stop.wait(min(wait, left)):
+                    outcome[channel.name] = exc
+                    return
+            except BaseException as exc:  # noqa: BLE001 — permanent, or a bug: raised by the caller below
+                outcome[channel.name] = exc
+                return
+
+    names = []
+    starters = []
+    for channel in channels:
+        names.append(channel.name)
+        starters.append(threading.Thread(target=start, args=(channel,), name=f"start-{channel.name}", daemon=True))
+    for thread in starters:
+        thread.start()
+    # A start hung on a host that swallows packets is left behind at the deadline (a daemon thread).
+    for thread in starters:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    unreachable = []
+    for name in names:
+        error = outcome.get(name, last.get(name))
+        if isinstance(error, TransientChannelError) or (name not in outcome and error is None):
+            unreachable.append(f"{address_setting(settings, name)}: {error or 'no answer'}")
+        elif error is not None:
+            raise error
+    if unreachable:
+        raise StartupTimeout("; ".join(unreachable) + f" (gave up after {timeout:g}s, DESKBOT_STARTUP_TIMEOUT)")
