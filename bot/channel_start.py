@@ -87,9 +87,10 @@ def start_channels(channels: Iterable[Channel], settings: Settings, stop: thread
         starters.append(threading.Thread(target=start, args=(channel,), name=f"start-{channel.name}", daemon=True))
     for thread in starters:
         thread.start()
-    # A start hung on a host that swallows packets is left behind at the deadline (a daemon thread).
-    for thread in starters:
-        thread.join(max(0.0, deadline - time.monotonic()))
+    # A start hung on a host that swallows packets is left behind at the deadline (a daemon
+    # thread), or as soon as `stop` is set.
+    while any(t.is_alive() for t in starters) and time.monotonic() < deadline and not stop.is_set():
+        stop.wait(0.05)
     unreachable = []
     for name in names:
         error = outcome.get(name, last.get(name))

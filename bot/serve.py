@@ -39,24 +39,28 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
         return 1
     upgrade(settings.database_url)
     runtime = Runtime(settings, channels, engine=engine, migrate=False)
-    try:
-        runtime.start()
-    except PermanentChannelError as exc:
-        log.error("cannot start: %s", exc)
-        single.release()
-        return 1
     stop = stop or threading.Event()
-    http = HealthServer(settings.http_addr, runtime.metrics, runtime.ready, runtime.refresh_gauges)
-    http.start()
-    log.info("deskbot running", extra={"channels": ",".join(runtime.channels), "http": settings.http_addr})
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)
         stop.set()
+        runtime.intake_stop.set()  # ends a wait for a platform at start (bot.channel_start)
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+    try:
+        runtime.start()
+    except PermanentChannelError as exc:
+        single.release()
+        if stop.is_set():  # asked to stop while waiting for a platform: not a failure
+            log.info("deskbot stopped before it started")
+            return 0
+        log.error("cannot start: %s", exc)
+        return 1
+    http = HealthServer(settings.http_addr, runtime.metrics, runtime.ready, runtime.refresh_gauges)
+    http.start()
+    log.info("deskbot running", extra={"channels": ",".join(runtime.channels), "http": settings.http_addr})
     stop.wait()
     runtime.stop(DRAIN_SECONDS)
     http.stop()

@@ -21,7 +21,7 @@ import pytest
 
 from tests.fakes.zulip import Fault as ZulipFault
 
-from .conftest import REPO, BotProcess, Fakes, free_port
+from .conftest import REPO, BotProcess, Fakes, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -129,6 +129,33 @@ def test_a_platform_that_answers_within_the_wait_starts_normally(tmp_path: Path)
         if bot is not None and bot.alive:
             bot.terminate()
         fakes.stop()
+
+
+def test_sigterm_during_the_wait_stops_at_once_without_an_error(tmp_path: Path) -> None:
+    env = _env(tmp_path, **ZULIP, ZULIP_SITE="https://zulip.exmaple.invalid", DESKBOT_STARTUP_TIMEOUT="60")
+    log_path = tmp_path / "deskbot.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            ["unshare", "--map-root-user", "--net", sys.executable, "-m", "bot.cli", "run"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: "trying again for up to 60s" in log_path.read_text(), 30, "the wait to be said")
+        proc.terminate()
+        began = time.monotonic()
+        status = proc.wait(15)
+        took = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log_path.read_text()
+    assert status == 0, output
+    assert took < 5, f"took {took:.1f}s to stop"
+    assert '"level": "error"' not in output and "deskbot stopped before it started" in output, output
 
 
 def test_the_startup_timeout_setting_is_validated_and_defaults_to_thirty_seconds(tmp_path: Path) -> None:
