@@ -7,6 +7,7 @@ compared literally (LIKE wildcards in a name are just characters).
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime
 
@@ -82,11 +83,13 @@ def test_the_migration_masks_codes_in_rows_sent_before_it(db_url, tmp_path):
     if db_url.startswith("sqlite"):
         url = f"sqlite:///{tmp_path / 'old.db'}"
     else:
-        url = PG_BASE.rsplit("/", 1)[0] + "/deskbot_test_migration_0003"
+        # one database per run (as conftest's): runs sharing the server never meet
+        name = f"deskbot_test_migration_0003_{os.getpid()}"
+        url = PG_BASE.rsplit("/", 1)[0] + f"/{name}"
         admin = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(sa.text("DROP DATABASE IF EXISTS deskbot_test_migration_0003"))
-            conn.execute(sa.text("CREATE DATABASE deskbot_test_migration_0003"))
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     upgrade(url, "0002")
     engine = sa.create_engine(url)
     text = (
@@ -108,7 +111,7 @@ def test_the_migration_masks_codes_in_rows_sent_before_it(db_url, tmp_path):
     engine.dispose()
     if not db_url.startswith("sqlite"):
         with admin.connect() as conn:
-            conn.execute(sa.text("DROP DATABASE deskbot_test_migration_0003 WITH (FORCE)"))
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
     assert rows[0] == ("sent", text.replace("ABCD-EFGH-JKMN", "[redacted]"))
     assert rows[1] == ("pending", text)  # still to be sent: the engineer has not seen it yet
