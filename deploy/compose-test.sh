@@ -215,6 +215,19 @@ if [ "$state" = "exited 0" ]; then
 else
     fail "postgres after podman-compose stop: $state"
 fi
+# What the containers logged (start, the DM, the stop) holds neither secret.
+: >"$WORK/containers.out"
+for name in "$MIGRATE_CONTAINER" "$DESKBOT_CONTAINER" "$PG_CONTAINER"; do
+    podman logs "$name" >>"$WORK/containers.out" 2>&1 || fail "podman logs $name"
+done
+leaked=()
+grep -qF -- "$ZULIP_KEY" "$WORK/containers.out" && leaked+=("the Zulip API key")
+grep -qF -- "$pg_password" "$WORK/containers.out" && leaked+=("the database password")
+if [ "${#leaked[@]}" -eq 0 ]; then
+    pass "no secret in the containers' logs ($(wc -l <"$WORK/containers.out") lines)"
+else
+    fail "the containers' logs show ${leaked[*]}"
+fi
 compose down -v || fail "podman-compose down -v: $(tail -n 3 "$WORK/compose-down.log")"
 left=$(podman ps -a --filter "label=io.podman.compose.project=$PROJECT" --format '{{.Names}}')
 podman volume exists "${PROJECT}_pgdata" && left+=" volume ${PROJECT}_pgdata"
