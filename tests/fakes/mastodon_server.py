@@ -34,6 +34,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--status-period", type=float, default=3 * 3600.0)
     parser.add_argument("--heartbeat", type=float, default=15.0, help="seconds between :thump heartbeats")
     parser.add_argument(
+        "--round-trip",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="simulated network round trip for every client: half before a request is handled, half before"
+        " its answer leaves; a streamed event leaves half of it after it happened (default 0: bare loopback)",
+    )
+    parser.add_argument(
         "--private-mentions",
         choices=("accept", "filter", "drop"),
         default="filter",
@@ -53,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         status_limit=args.status_limit,
         status_period=args.status_period,
         heartbeat_interval=args.heartbeat,
+        round_trip=args.round_trip,
         bot_policy={"for_private_mentions": args.private_mentions},
     )
     fake.start()

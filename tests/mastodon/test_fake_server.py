@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mastodon import Mastodon
+from mastodon import Mastodon, StreamListener
 from mastodon.errors import (
     MastodonAPIError,
     MastodonNetworkError,
@@ -215,6 +215,39 @@ def test_stream_heartbeats_events_and_disconnects(fake: FakeMastodon) -> None:
                 pass
 
 
+def test_round_trip_half_on_the_way_in_half_on_the_way_back_and_events_half_late() -> None:
+    half = 0.2
+    with FakeMastodon(bot_acct="deskbot", bot_token=BOT_TOKEN, heartbeat_interval=0.3, round_trip=2 * half) as fake:
+        fake.add_account("alice@remote.example", token="alice-token")
+        fake.set_policy("deskbot", for_private_mentions="accept")
+        api = client(fake)
+        sent = time.monotonic()
+        reply = api.status_post("@alice@remote.example hi", visibility="direct")
+        back = time.monotonic()
+        stored = fake.status(reply.id).stored_at
+        assert stored - sent >= half and back - stored >= half  # handled after half, answered after the other
+
+        arrived: dict[str, float] = {}
+
+        class Listener(StreamListener):
+            def on_notification(self, notification: object) -> None:
+                arrived[notification.status.id] = time.monotonic()  # type: ignore[attr-defined]
+
+        handle = api.stream_user(Listener(), run_async=True)
+        try:
+            wait_until(lambda: fake.streams.connections, 10)
+            first = fake.post_status("alice@remote.example", "@deskbot one")
+            second = fake.post_status("alice@remote.example", "@deskbot two")
+            wait_until(lambda: len(arrived) == 2, 10)
+        finally:
+            handle.close()
+        for status in (first, second):
+            late = arrived[status["id"]] - fake.status(status["id"]).stored_at
+            # Half a round trip on its way to the client, each event on its own: the second is
+            # not held up behind the first one's trip (that would make it a whole round trip late).
+            assert half <= late < 1.5 * half, late
+
+
 def test_standalone_server_with_control_endpoints(tmp_path: Path) -> None:
     port = _free_port()
     process = subprocess.Popen(
@@ -230,6 +263,8 @@ def test_standalone_server_with_control_endpoints(tmp_path: Path) -> None:
             "alice@remote.example:alice-token",
             "--private-mentions",
             "accept",
+            "--round-trip",
+            "0.1",
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -241,9 +276,17 @@ def test_standalone_server_with_control_endpoints(tmp_path: Path) -> None:
         body = json.dumps({"from": "alice@remote.example", "text": "@deskbot hi from outside"}).encode()
         urllib.request.urlopen(urllib.request.Request(f"{base}/_fake/statuses", data=body, method="POST"))
         api = Mastodon(access_token="t0", api_base_url=base)
+        started = time.monotonic()
         assert [n.status.account.acct for n in api.notifications(types=["mention"])] == ["alice@remote.example"]
+        assert time.monotonic() - started >= 0.1  # the round trip
+        policy = json.dumps({"acct": "alice@remote.example", "for_private_mentions": "accept"}).encode()
+        request = urllib.request.Request(f"{base}/_fake/policy", data=policy, method="POST")
+        assert json.loads(urllib.request.urlopen(request).read())["for_private_mentions"] == "accept"
         stats = json.loads(urllib.request.urlopen(f"{base}/_fake/stats").read())
         assert stats["by_route"]["GET /api/v1/notifications"] == 1
+        assert stats["by_account"]["deskbot"] == 1
+        posted = json.loads(urllib.request.urlopen(f"{base}/_fake/inbox?acct=deskbot").read())
+        assert isinstance(posted[0]["stored_at"], float)
     finally:
         process.terminate()
         process.wait(5)

@@ -6,9 +6,11 @@ Not part of Mastodon's API and not counted in `stats.requests`.
     POST /_fake/statuses   {"from": "alice@remote.example", "text": "@deskbot hi", "visibility": "direct",
                             "in_reply_to": null, "spoiler_text": "", "media": []}
     POST /_fake/follow     {"follower": "deskbot", "followed": "alice@remote.example"}
+    POST /_fake/policy     {"acct": "echo", "for_private_mentions": "accept", ...}  -> the policy
     POST /_fake/faults     {"kind": "fail"|"drop", "count": 3, "status": 503, "method": "POST", "path": "/api/v1/statuses"}
     POST /_fake/streams/disconnect
-    GET  /_fake/posted?acct=deskbot     -> [{"id", "text", "recipients", "in_reply_to_id", "idempotency_key"}]
+    GET  /_fake/posted?acct=deskbot     -> [{"id", "text", "recipients", "in_reply_to_id", "idempotency_key",
+                                          "stored_at"}]   (stored_at: the fake's time.monotonic(), seconds)
     GET  /_fake/inbox?acct=alice@remote.example
     GET  /_fake/stats
     GET  /_fake/policy?acct=deskbot
@@ -35,6 +37,7 @@ def _posted_json(posted: Posted) -> dict[str, Any]:
         "in_reply_to_id": posted.status["in_reply_to_id"],
         "idempotency_key": posted.idempotency_key,
         "content": posted.status["content"],
+        "stored_at": posted.stored_at,
     }
 
 
@@ -59,6 +62,10 @@ def handle_control(
         elif (method, path) == ("POST", "/_fake/follow"):
             fake.follow(data["follower"], data["followed"])
             body = {}
+        elif (method, path) == ("POST", "/_fake/policy"):
+            who = data.pop("acct")
+            fake.set_policy(who, **data)
+            body = fake.policy(who)
         elif (method, path) == ("POST", "/_fake/faults"):
             if data.get("kind") == "drop":
                 fake.drop_next(data.get("count", 1), method=data.get("method"), path=data.get("path"))
@@ -81,6 +88,7 @@ def handle_control(
                 "ratelimited": fake.stats.ratelimited,
                 "faults": fake.stats.faults,
                 "by_route": dict(fake.stats.by_route),
+                "by_account": dict(fake.stats.by_account),
                 "streams_opened": fake.streams.opened,
             }
         else:

@@ -97,6 +97,8 @@ class Posted:
     author: str
     recipients: tuple[str, ...]
     idempotency_key: str | None = None
+    #: When the fake stored it (`time.monotonic()`): latencies are measured between two of these.
+    stored_at: float = field(default_factory=time.monotonic)
 
     @property
     def id(self) -> str:

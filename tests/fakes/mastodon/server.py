@@ -37,6 +37,8 @@ class Stats:
     faults: int = 0
     by_route: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
+    #: REST requests per account, by the token they carried (acct; "" for none or an unknown token).
+    by_account: Counter[str] = field(default_factory=Counter)
     log: list[tuple[str, str, int]] = field(default_factory=list)
 
     def count(self, route: str) -> int:
@@ -130,8 +132,14 @@ class FakeMastodon(RestRoutes):
         status_period: float = 3 * 3600.0,
         heartbeat_interval: float = 15.0,
         bot_policy: dict[str, str] | None = None,
+        round_trip: float = 0.0,
     ) -> None:
+        """`round_trip`: a simulated network round trip, in seconds, for every client. Each REST
+        request and stream connection waits half of it before it is handled (on its way in) and
+        half before its answer leaves (on its way back); each streamed event leaves half of it
+        after it happened (on its way out), without holding up the events behind it."""
         self._requested_port = port
+        self.round_trip = round_trip
         self.domain = domain
         self.max_characters = max_characters
         self.serve_instance_v2 = instance_v2
@@ -321,6 +329,7 @@ class FakeMastodon(RestRoutes):
             from .control import handle_control
 
             return handle_control(self, handler, method, path, query, raw_body)
+        self._travel()  # the request on its way in
         if method == "GET" and path.rstrip("/") in STREAM_PATHS:
             return self._stream(handler, path.rstrip("/"), query)
         if method == "GET" and path.rstrip("/") == "/api/v1/streaming/health":
@@ -335,9 +344,12 @@ class FakeMastodon(RestRoutes):
 
         route_name, params = self._route(method, path)
         route_key = f"{method} {path if route_name is None else self._template(method, route_name)}"
+        token = self._token(handler, query)
+        account = self.instance.accounts.get(self.instance.tokens.get(token or "", ""), None)
         with self._stats_lock:
             self.stats.requests += 1
             self.stats.by_route[route_key] += 1
+            self.stats.by_account[account.acct if account else ""] += 1
 
         fault = self.faults.take(method, path)
         if fault is not None and not fault.after_handling:
@@ -350,8 +362,6 @@ class FakeMastodon(RestRoutes):
         if route_name is None:
             return self._send(handler, 404, {"error": "Record not found"}, route=route_key)
 
-        token = self._token(handler, query)
-        account = self.instance.accounts.get(self.instance.tokens.get(token or "", ""), None)
         rate_key = f"token:{token}" if token else "ip:127.0.0.1"
         api_verdict = self.api_limit.hit(rate_key)
         if not api_verdict.allowed:
@@ -421,6 +431,7 @@ class FakeMastodon(RestRoutes):
         raw: bool = False,
     ) -> None:
         data = body.encode() if raw else json.dumps(body).encode()
+        self._travel()  # the answer on its way back
         with self._stats_lock:
             self.stats.by_status[status] += 1
             self.stats.log.append((handler.command, handler.path, status))
@@ -436,6 +447,11 @@ class FakeMastodon(RestRoutes):
             handler.send_header("Link", link)
         handler.end_headers()
         handler.wfile.write(data)
+
+    def _travel(self) -> None:
+        """Half the simulated round trip: one way across the network."""
+        if self.round_trip:
+            time.sleep(self.round_trip / 2)
 
     @staticmethod
     def _drop(handler: _Handler) -> None:
@@ -460,6 +476,7 @@ class FakeMastodon(RestRoutes):
         connection = self.streams.open(account.id, STREAM_PATHS[path])
         handler.close_connection = True
         try:
+            self._travel()  # the answer on its way back; events meanwhile are queued already
             handler.send_response(200)
             handler.send_header("Content-Type", "text/event-stream")
             handler.send_header("Cache-Control", "private, no-store")
@@ -480,7 +497,11 @@ class FakeMastodon(RestRoutes):
                     return self._drop(handler)
                 if connection.stalled:
                     continue
-                self._write_chunk(handler, frame(*item))
+                published, event, payload = item
+                on_the_way = published + self.round_trip / 2 - time.monotonic()
+                if on_the_way > 0:  # the event is due at the client half a round trip after it happened
+                    time.sleep(on_the_way)
+                self._write_chunk(handler, frame(event, payload))
                 connection.events_sent += 1
                 if connection.drop_after is not None and connection.events_sent >= connection.drop_after:
                     return self._drop(handler)

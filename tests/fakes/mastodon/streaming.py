@@ -1,7 +1,9 @@
 """Server-sent events for the fake's user streams, with injectable disconnects.
 
 Each open stream is a `StreamConnection` with its own queue. The instance
-pushes events to every connection of the recipient account as they happen;
+pushes events to every connection of the recipient account as they happen,
+each stamped with the moment (`time.monotonic()`) so that the writer can
+delay it by a simulated network's one-way trip;
 a connection that is closed or not yet open misses them, as on a real server
 (the client must catch up over REST).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,7 +60,7 @@ class StreamHub:
         for connection in targets:
             if connection.notifications_only and event != "notification":
                 continue
-            connection.queue.put((event, payload))
+            connection.queue.put((time.monotonic(), event, payload))
 
     def disconnect_all(self, *, clean: bool = False) -> int:
         with self._lock:
