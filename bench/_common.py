@@ -363,6 +363,40 @@ def median(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
+def latency_summary(samples: list[float]) -> dict[str, float]:
+    """Median, p95 and maximum of latencies in seconds, in milliseconds, and how many."""
+    return {
+        "median_ms": statistics.median(samples) * 1000,
+        "p95_ms": percentile(samples, 0.95) * 1000,
+        "max_ms": max(samples) * 1000,
+        "n": len(samples),
+    }
+
+
+def latency_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the side-by-side latency benchmarks (`--dms`, `--rtt`, `--gap`, `--repeat`, `--postgres`)."""
+    parser.add_argument("--dms", type=int, default=150, help="DMs measured per bot and run (default 150)")
+    parser.add_argument("--rtt", default="0,20", help="round trips to simulate, ms, comma-separated (default 0,20)")
+    parser.add_argument(
+        "--gap", type=float, help="mean time between the customer's DMs, ms (exponential; default 2 x rtt + 30)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per round trip (default 1)")
+    parser.add_argument("--postgres", metavar="URL", help="PostgreSQL server URL (a database is created and dropped)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def latency_line(run: dict[str, Any], targets: dict[int, float]) -> str:
+    """One run of a side-by-side latency benchmark as a line, with its verdict against `targets` (rtt -> ratio)."""
+    e, d = run["echo"], run["deskbot_status"]
+    target = targets.get(int(run["round_trip_ms"]))
+    verdict = "" if target is None else (" PASS" if run["ratio_median"] <= target else " FAIL") + f" (<= {target})"
+    return (
+        f"  rtt {run['round_trip_ms']:4g} ms  echo median {e['median_ms']:6.2f} p95 {e['p95_ms']:6.2f}"
+        f"  deskbot median {d['median_ms']:6.2f} p95 {d['p95_ms']:6.2f} max {d['max_ms']:7.2f}"
+        f"  ratio {run['ratio_median']:.2f}x (p95 {run['ratio_p95']:.2f}x){verdict}"
+    )
+
+
 def machine() -> str:
     cpu = next(
         (
@@ -451,20 +485,53 @@ def _echo_zulip(
                 answer(event["message"])
 
 
-def _echo_mastodon(url: str) -> None:
-    """The baseline on Mastodon: catch up GET /notifications with min_id, then Mastodon.py's stream."""
+def _echo_mastodon(url: str, token: str = MASTODON_TOKEN, *, sender: bool = False, sse: bool = False) -> None:
+    """The baseline on Mastodon: catch up GET /notifications with min_id, then Mastodon.py's stream.
+
+    With `sender`, replies leave from a thread of their own (with a client of its own), so that
+    the stream is read while the bot sends (a DM that arrives meanwhile is not held up by the send).
+    With `sse`, the stream is read as deskbot's channel reads it, line by line with httpx
+    (`/api/v1/streaming/user/notification`, plain JSON), instead of by Mastodon.py's
+    `stream_user`, which reads the response a byte at a time and builds its entity classes.
+    """
+    import queue as queues
+
     from mastodon import Mastodon, StreamListener
 
-    api = Mastodon(access_token=MASTODON_TOKEN, api_base_url=url, ratelimit_method="throw")
+    api = Mastodon(access_token=token, api_base_url=url, ratelimit_method="throw")
     me = api.account_verify_credentials()
     done: set[str] = set()
 
+    def send(status: Any) -> None:  # Mastodon.py's entities are dicts too
+        api_send.status_post(f"@{status['account']['acct']} echo", in_reply_to_id=status["id"], visibility="direct")
+
+    outgoing: queues.SimpleQueue[Any] = queues.SimpleQueue()
+    if sender:
+        # A client of its own: one requests session is not meant to be shared between threads.
+        api_send = Mastodon(access_token=token, api_base_url=url, ratelimit_method="throw")
+
+        def send_loop() -> None:
+            while True:
+                send(outgoing.get())
+
+        threading.Thread(target=send_loop, name="echo-send", daemon=True).start()
+    else:
+        api_send = api
+
     def answer(notification: Any) -> None:
-        status = notification.status
-        if notification.type != "mention" or not status or status.account.id == me.id or status.id in done:
+        status = notification.get("status")
+        if (
+            notification["type"] != "mention"
+            or not status
+            or str(status["account"]["id"]) == str(me.id)
+            or str(status["id"]) in done
+        ):
             return
-        done.add(status.id)
-        api.status_post(f"@{status.account.acct} echo", in_reply_to_id=status.id, visibility="direct")
+        done.add(str(status["id"]))
+        if sender:
+            outgoing.put(status)
+        else:
+            send(status)
 
     cursor = "0"
     while True:
@@ -474,6 +541,25 @@ def _echo_mastodon(url: str) -> None:
         for notification in sorted(page, key=lambda n: (len(str(n.id)), str(n.id))):
             answer(notification)
             cursor = max(cursor, str(notification.id), key=lambda i: (len(i), i))
+
+    if sse:
+        import httpx
+
+        with httpx.stream(
+            "GET",
+            f"{url}/api/v1/streaming/user/notification",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(10.0, read=None),
+        ) as response:
+            response.raise_for_status()
+            print("ready", flush=True)
+            event = ""
+            for line in response.iter_lines():
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:") and event == "notification":
+                    answer(json.loads(line[5:]))
+        return
 
     class Echo(StreamListener):
         def on_notification(self, notification: Any) -> None:
@@ -519,6 +605,9 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--sender-thread", action="store_true", help="send from a thread of its own (poll kept outstanding)")
     m = sub.add_parser("echo-mastodon")
     m.add_argument("--url", required=True)
+    m.add_argument("--token", default=MASTODON_TOKEN)
+    m.add_argument("--sender-thread", action="store_true", help="send from a thread of its own (stream kept read)")
+    m.add_argument("--sse", action="store_true", help="read the stream with httpx, line by line, as deskbot does")
     d = sub.add_parser("deskbot-lifted")
     d.add_argument("--posting-budget", type=int, default=LIFTED)
     args = parser.parse_args(argv)
@@ -527,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "echo-zulip":
         _echo_zulip(args.url, args.after, args.email, args.key, sender=args.sender_thread)
     elif args.what == "echo-mastodon":
-        _echo_mastodon(args.url)
+        _echo_mastodon(args.url, args.token, sender=args.sender_thread, sse=args.sse)
     else:
         return _deskbot_lifted(args.posting_budget)
     return 0

@@ -1,213 +1,289 @@
-"""Mastodon DM-to-reply latency and API requests per handled DM (issue 4, item 9).
+"""Mastodon DM-to-reply latency: deskbot's `status` beside a bare echo bot, over a simulated network (issue 15, item 9).
 
-    .venv/bin/python -m bench.mastodon_latency [--dms 60] [--burst 200] [--json]
+    .venv/bin/python -m bench.mastodon_latency [--dms 150] [--rtt 0,20] [--repeat 1] [--postgres SERVER_URL]
+        [--echo sse|mastodonpy] [--json]
 
-Everything runs on this machine against the fake Mastodon server:
+Every party is a process of its own, as in a real deployment: the fake
+Mastodon server (real HTTP on 127.0.0.1, `python -m tests.fakes.mastodon_server`),
+deskbot, the echo bot, and the customer (this process, writing through the
+fake's control endpoint, as a person on another instance whose statuses
+arrive by federation). Both bots run at the same time on one fake, as two
+accounts of the instance (`@deskbot`, `@echo`), and the customer's DMs
+alternate between them, so that whatever else the machine is doing falls on
+both alike.
 
-1. latency: DMs written one at a time; for each, the time from the DM being
-   created on the server to the bot's reply being created there. Measured
-   for deskbot (the real runtime: intake, router, SQLite store, outbox,
-   dispatcher, MastodonChannel) and for a bare echo bot written with
-   Mastodon.py's own streaming (`stream_user` + `status_post`), which does
-   no work at all. Reports median and p95 of each and the ratio (target <= 1.25).
-2. burst: `--burst` DMs from 20 customers written at once while deskbot runs;
-   reports the API requests the fake served from the first DM to the last
-   reply, per handled DM (target <= 1.2), and the 429s served (target 0).
+The fake adds a network round trip (`--rtt`, in milliseconds) for every
+client: each REST request waits half of it before it is handled and half
+before its answer leaves; each streamed event leaves half of it after it
+happened. 0 is bare loopback. The customer writes at her own pace, not
+waiting for answers: the gaps between her DMs are random (exponential, by
+default with a mean of two round trips plus 30 ms), and a DM may arrive
+while a bot is sending.
+
+The latency of a DM is measured on the server: from the DM being stored to
+the bot's reply to it (`in_reply_to_id`) being stored.
+
+* echo: `python -m bench._common echo-mastodon --sender-thread --sse` -- a
+  bare bot written with the libraries deskbot's channel uses: catch up
+  `GET /notifications` (Mastodon.py), then read
+  `/api/v1/streaming/user/notification` line by line with httpx, as deskbot's
+  channel does, each DM's answer posted (Mastodon.py's `status_post`) by a
+  second thread with a client of its own, so the stream is read while it
+  sends. `--echo mastodonpy` reads the stream with Mastodon.py's `stream_user`
+  instead, the way a Mastodon.py bot would; it reads the response a byte at a
+  time and builds Mastodon.py's entity classes, milliseconds per event, so it
+  is the slower, more lenient baseline.
+* deskbot: `deskbot run` (`python -m bench._common deskbot-lifted`: its
+  posting budget raised like the fake's) answering `status` for a linked
+  customer with an open incident: intake, router, store, outbox,
+  MastodonChannel (its own SSE reader on `/api/v1/streaming/user/notification`).
+  SQLite in a temporary directory by default; `--postgres URL` uses a fresh
+  database created on that server (and dropped afterwards).
+
+Prints, per round trip and run, the median and p95 of each, their ratios
+(targets: median <= 1.10 at 20 ms, <= 1.5 on loopback), the API requests
+each bot made per DM and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
+import random
+import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mastodon import Mastodon, StreamListener
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # `python bench/mastodon_latency.py` as well as `-m bench.mastodon_latency`
+    sys.path.insert(0, str(REPO))
 
-from adapters.mastodon import MastodonChannel
-from bot.config import Settings
-from bot.runtime import Runtime
-from bot.services import customers
-from storage.db import transaction
-from tests.fakes.mastodon import FakeMastodon
+from bench._common import (  # noqa: E402
+    LIFTED,
+    MASTODON_TOKEN,
+    base_env,
+    database,
+    deskbot_mastodon,
+    echo_process,
+    free_port,
+    latency_arguments,
+    latency_line,
+    latency_summary,
+    seed_customers,
+    wait_ready,
+)
 
-TOKEN = "bench-token"
-CUSTOMERS = [f"customer{i}@remote.example" for i in range(20)]
-
-
-class ReplyClock:
-    """Times, on the server, when each DM and the reply to it were created."""
-
-    def __init__(self, fake: FakeMastodon) -> None:
-        self.created: dict[str, float] = {}
-        self.replied: dict[str, float] = {}
-        self.events: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-        self._bot_id = fake.bot.id if fake.bot else ""
-        inner = fake.instance.on_event
-
-        def on_event(account_id: str, event: str, payload: Any) -> None:
-            if event == "update":
-                now = time.perf_counter()
-                with self._lock:
-                    if payload["account"]["id"] == self._bot_id:
-                        parent = payload.get("in_reply_to_id")
-                        if parent in self.created and parent not in self.replied:
-                            self.replied[parent] = now
-                            self.events[parent].set()
-                    else:
-                        self.created[payload["id"]] = now
-                        self.events[payload["id"]] = threading.Event()
-            inner(account_id, event, payload)
-
-        fake.instance.on_event = on_event
-
-    def latency(self, status_id: str) -> float:
-        return self.replied[status_id] - self.created[status_id]
+DESKBOT = "deskbot"
+ECHO, ECHO_TOKEN = "echo", "echo-token"
+CUSTOMER = "alice@remote.example"
+WARMUP = 5
+TARGETS = {0: 1.5, 20: 1.10}
 
 
-def measure_sequential(fake: FakeMastodon, clock: ReplyClock, count: int, text: Callable[[int], str]) -> list[float]:
-    samples = []
-    for i in range(count + 3):
-        status = fake.post_status(CUSTOMERS[i % len(CUSTOMERS)], text(i))
-        if not clock.events[status["id"]].wait(10):
-            raise RuntimeError(f"no reply to DM {i} within 10 s")
-        if i >= 3:  # warm-up: connections, caches
-            samples.append(clock.latency(status["id"]))
-        time.sleep(0.02)
-    return samples
+def control(url: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """The fake's `/_fake/*` endpoints (no simulated round trip, not counted as API requests)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method="GET" if body is None else "POST")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.load(resp)
 
 
-def new_fake() -> FakeMastodon:
-    fake = FakeMastodon(bot_acct="deskbot", bot_token=TOKEN, bot_policy={"for_private_mentions": "accept"}).start()
-    for acct in CUSTOMERS:
-        fake.add_account(acct)
-    return fake
-
-
-# -- the baseline: a bare echo bot on Mastodon.py ---------------------------------
-
-
-def run_echo(count: int) -> list[float]:
-    fake = new_fake()
-    clock = ReplyClock(fake)
-    api = Mastodon(access_token=TOKEN, api_base_url=fake.url, ratelimit_method="throw")
-    me = api.account_verify_credentials()
-
-    class Echo(StreamListener):
-        def on_notification(self, notification: Any) -> None:
-            status = notification.status
-            if (
-                notification.type == "mention"
-                and status
-                and status.visibility == "direct"
-                and status.account.id != me.id
-            ):
-                api.status_post(f"@{status.account.acct} echo", in_reply_to_id=status.id, visibility="direct")
-
-    handle = api.stream_user(Echo(), run_async=True, reconnect_async=True)
-    time.sleep(0.3)
+@contextmanager
+def fake_server(tmp: Path, round_trip_ms: float) -> Iterator[str]:
+    """The fake Mastodon server as a child process, with the round trip; yields its URL."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.fakes.mastodon_server",
+        "--port",
+        str(port),
+        "--bot-acct",
+        DESKBOT,
+        "--token",
+        MASTODON_TOKEN,
+        "--account",
+        f"{ECHO}:{ECHO_TOKEN}",
+        "--account",
+        f"{CUSTOMER}:alice-token",
+        "--api-limit",
+        str(LIFTED),
+        "--status-limit",
+        str(LIFTED),
+        "--private-mentions",
+        "accept",
+        "--round-trip",
+        str(round_trip_ms / 1000),
+    ]
+    with (tmp / f"fake-{port}.log").open("ab") as log:
+        proc = subprocess.Popen(argv, cwd=REPO, env=base_env(), stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
     try:
-        return measure_sequential(fake, clock, count, lambda i: f"@deskbot ping {i}")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                control(url, "/_fake/stats")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the fake Mastodon did not start on {url}") from None
+                time.sleep(0.05)
+        # Strangers' DMs reach the echo bot too (Mastodon >= 4.3 filters them by default).
+        control(url, "/_fake/policy", {"acct": ECHO, "for_private_mentions": "accept"})
+        yield url
     finally:
-        handle.close()
-        fake.stop()
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
-# -- deskbot -----------------------------------------------------------------------
+def post(url: str, text: str) -> str:
+    return control(url, "/_fake/statuses", {"from": CUSTOMER, "text": text, "visibility": "direct"})["id"]
 
 
-def start_deskbot(fake: FakeMastodon, db_path: Path) -> tuple[Runtime, MastodonChannel]:
-    settings = Settings(_env_file=None, DESKBOT_DATABASE_URL=f"sqlite:///{db_path}")  # type: ignore[call-arg]
-    channel = MastodonChannel(fake.url, TOKEN)
-    runtime = Runtime(settings, [channel])
-    now = datetime.now(UTC)
-    with transaction(runtime.engine) as session:
-        for i, acct in enumerate(CUSTOMERS):
-            customer, _code = customers.create_customer(session, f"Customer {i}", None, "en", now)
-            customers.link_identity(session, customer, "mastodon", acct, now)
-            customers.grant_credits(session, customer, 5, now.date(), "bench", now)
-    runtime.start()
-    deadline = time.monotonic() + 10
-    while not channel.connected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return runtime, channel
+def replies(url: str, bot: str) -> dict[str, dict[str, Any]]:
+    """The bot's statuses by the status they answer (the first part of a thread)."""
+    found: dict[str, dict[str, Any]] = {}
+    for posted in control(url, f"/_fake/posted?acct={bot}"):
+        parent = posted["in_reply_to_id"]
+        if parent and parent not in found:
+            found[parent] = posted
+    return found
 
 
-def run_deskbot(count: int, burst: int) -> tuple[list[float], dict[str, float]]:
-    fake = new_fake()
-    clock = ReplyClock(fake)
-    with tempfile.TemporaryDirectory() as tmp:
-        runtime, channel = start_deskbot(fake, Path(tmp) / "bench.db")
+def wait_replies(url: str, bot: str, status_ids: list[str], timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = replies(url, bot)
+        missing = [s for s in status_ids if s not in found]
+        if not missing:
+            return found
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{bot} left {len(missing)} of {len(status_ids)} DMs unanswered within {timeout}s")
+        time.sleep(0.1)
+
+
+def run_once(
+    count: int,
+    round_trip_ms: float,
+    postgres: str | None,
+    tmp: Path,
+    seed: int,
+    gap_ms: float | None = None,
+    echo_sse: bool = False,
+) -> dict[str, Any]:
+    """Both bots on one fake; the customer's DMs alternate between them."""
+    rng = random.Random(seed)
+    load_before = os.getloadavg()[0]
+    with (
+        fake_server(tmp, round_trip_ms) as url,
+        database(postgres, tmp, f"deskbot_bench_mlatency_{seed}_{round_trip_ms:g}".replace(".", "_")) as database_url,
+    ):
+        seed_customers(database_url, "mastodon", [CUSTOMER], credits=5)
+        desk = deskbot_mastodon(url, database_url, tmp, f"deskbot-mlatency-{round_trip_ms:g}-{seed}").start()
+        echo = echo_process(
+            "mastodon",
+            url,
+            tmp,
+            "--token",
+            ECHO_TOKEN,
+            "--sender-thread",
+            *(["--sse"] if echo_sse else []),
+            name=f"echo-mlatency-{seed}",
+        ).start()
         try:
+            wait_ready(desk)
+            wait_ready(echo)
+            opened = post(url, f"@{DESKBOT} open The printer is on fire")
+            wait_replies(url, DESKBOT, [opened])
             time.sleep(0.5)
-            samples = measure_sequential(fake, clock, count, lambda i: f"@deskbot status {i}")
-            burst_figures = run_burst(fake, clock, burst)
+            stats = control(url, "/_fake/stats")["by_account"]
+            before = {bot: stats.get(bot, 0) for bot in (DESKBOT, ECHO)}
+            mean_gap = (gap_ms if gap_ms is not None else 2 * round_trip_ms + 30) / 1000
+            asked: dict[str, list[str]] = {DESKBOT: [], ECHO: []}
+            due = time.monotonic()
+            for i in range(2 * (count + WARMUP)):
+                due += rng.expovariate(1 / mean_gap)
+                time.sleep(max(0.0, due - time.monotonic()))
+                bot = (DESKBOT, ECHO)[i % 2]
+                asked[bot].append(post(url, f"@{bot} status"))
+            answered = {bot: wait_replies(url, bot, ids) for bot, ids in asked.items()}
+            stats = control(url, "/_fake/stats")["by_account"]
+            requests = {bot: stats.get(bot, 0) - before[bot] for bot in (DESKBOT, ECHO)}
+            stored = {p["id"]: p["stored_at"] for p in control(url, f"/_fake/posted?acct={CUSTOMER}")}
         finally:
-            runtime.stop(drain_seconds=2)
-            fake.stop()
-    return samples, burst_figures
-
-
-def run_burst(fake: FakeMastodon, clock: ReplyClock, count: int) -> dict[str, float]:
-    before_requests, before_429 = fake.stats.requests, fake.stats.ratelimited
-    started = time.perf_counter()
-    ids = [fake.post_status(CUSTOMERS[i % len(CUSTOMERS)], f"@deskbot credits {i}")["id"] for i in range(count)]
-    for status_id in ids:
-        if not clock.events[status_id].wait(max(30.0, count * 0.5)):
-            raise RuntimeError("burst: a DM was not answered in time")
-    elapsed = time.perf_counter() - started
-    requests = fake.stats.requests - before_requests
+            echo.stop()
+            if desk.stop() != 0:
+                raise RuntimeError(f"deskbot did not stop cleanly:\n{desk.tail()}")
+    samples = {bot: [answered[bot][s]["stored_at"] - stored[s] for s in asked[bot][WARMUP:]] for bot in (DESKBOT, ECHO)}
+    last = answered[DESKBOT][asked[DESKBOT][-1]]["text"]
+    if "#1" not in last:
+        raise RuntimeError(f"unexpected status answer: {last!r}")
+    echo_stats, desk_stats = latency_summary(samples[ECHO]), latency_summary(samples[DESKBOT])
     return {
-        "dms": count,
-        "seconds": round(elapsed, 2),
-        "api_requests": requests,
-        "requests_per_dm": round(requests / count, 3),
-        "429s": fake.stats.ratelimited - before_429,
+        "round_trip_ms": round_trip_ms,
+        "echo": echo_stats,
+        "deskbot_status": desk_stats,
+        "ratio_median": desk_stats["median_ms"] / echo_stats["median_ms"],
+        "ratio_p95": desk_stats["p95_ms"] / echo_stats["p95_ms"],
+        "deskbot_requests_per_dm": requests[DESKBOT] / (count + WARMUP),
+        "echo_requests_per_dm": requests[ECHO] / (count + WARMUP),
+        "load_average": [load_before, os.getloadavg()[0]],
     }
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+def run(
+    count: int,
+    round_trips: list[float],
+    repeat: int,
+    postgres: str | None,
+    gap_ms: float | None = None,
+    echo_sse: bool = False,
+) -> dict[str, Any]:
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        for r in range(repeat):
+            for rtt in round_trips:
+                runs.append(run_once(count, rtt, postgres, Path(tmp_name), r, gap_ms, echo_sse))
+    return {
+        "database": "postgresql" if postgres else "sqlite (temporary file)",
+        "echo": "httpx SSE reader" if echo_sse else "Mastodon.py stream_user",
+        "dms": count,
+        "runs": runs,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dms", type=int, default=60, help="sequential DMs per bot for the latency figures")
-    parser.add_argument("--burst", type=int, default=200, help="DMs written at once for the requests figure")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    latency_arguments(parser)
+    parser.add_argument(
+        "--echo",
+        choices=("sse", "mastodonpy"),
+        default="sse",
+        help="how the echo bot reads the stream: as deskbot does, httpx line by line (sse, the default),"
+        " or with Mastodon.py's stream_user (mastodonpy)",
+    )
     args = parser.parse_args(argv)
-
-    echo = run_echo(args.dms)
-    desk, burst = run_deskbot(args.dms, args.burst)
-    figures = {
-        "echo_ms": {"median": statistics.median(echo) * 1000, "p95": percentile(echo, 0.95) * 1000},
-        "deskbot_ms": {"median": statistics.median(desk) * 1000, "p95": percentile(desk, 0.95) * 1000},
-        "burst": burst,
-    }
-    figures["ratio"] = {
-        "median": figures["deskbot_ms"]["median"] / figures["echo_ms"]["median"],
-        "p95": figures["deskbot_ms"]["p95"] / figures["echo_ms"]["p95"],
-    }
+    round_trips = [float(x) for x in args.rtt.split(",") if x.strip()]
+    result = run(args.dms, round_trips, args.repeat, args.postgres, args.gap, args.echo == "sse")
     if args.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        e, d, r = figures["echo_ms"], figures["deskbot_ms"], figures["ratio"]
-        print(f"DM-to-reply latency over {args.dms} sequential DMs (ms):")
-        print(f"  echo bot (Mastodon.py)  median {e['median']:7.1f}   p95 {e['p95']:7.1f}")
-        print(f"  deskbot                 median {d['median']:7.1f}   p95 {d['p95']:7.1f}")
-        print(f"  ratio                   median {r['median']:7.2f}x  p95 {r['p95']:7.2f}x   (target <= 1.25x)")
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"Mastodon DM-to-reply latency, both bots side by side, {args.dms} DMs each per run,"
+        f" deskbot on {result['database']}, echo bot reading with {result['echo']}"
+    )
+    for r in result["runs"]:
         print(
-            f"burst of {burst['dms']} DMs: {burst['api_requests']} API requests = {burst['requests_per_dm']} per DM"
-            f" (target <= 1.2), {burst['429s']} 429s, {burst['seconds']} s"
+            latency_line(r, TARGETS),
+            f" req/DM {r['deskbot_requests_per_dm']:.2f} (echo {r['echo_requests_per_dm']:.2f})"
+            f"  load {r['load_average'][0]:.2f}-{r['load_average'][1]:.2f}",
         )
     return 0
 
