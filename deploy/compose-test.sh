@@ -99,9 +99,14 @@ pass "podman-compose $PODMAN_COMPOSE_VERSION (PyPI), podman $(podman version --f
 
 # --- 2. the PostgreSQL image ------------------------------------------------------------
 build_start=$(date +%s)
+old_id=$(podman image inspect --format '{{.Id}}' "$PG_IMAGE" 2>/dev/null || true)
 retry 2 timeout 900 podman build --quiet --format docker --network host \
     --build-arg BASE_IMAGE="$BASE_IMAGE" --tag "$PG_IMAGE" deploy/postgres >"$WORK/postgres-build.log" 2>&1 \
     || die "podman build deploy/postgres (see postgres-build.log)"
+new_id=$(podman image inspect --format '{{.Id}}' "$PG_IMAGE")
+if [ -n "$old_id" ] && [ "$old_id" != "$new_id" ]; then
+    podman rmi "$old_id" >/dev/null 2>&1 || true   # the superseded build of this tag
+fi
 out=$(podman run --rm --network none --entrypoint postgres "$PG_IMAGE" --version 2>&1) || die "postgres --version in $PG_IMAGE: $out"
 pass "PostgreSQL image $PG_IMAGE in $(( $(date +%s) - build_start ))s: $out"
 
