@@ -190,6 +190,7 @@ class ZulipChannel(Channel):
             policy=self._receive_retry,
             page_size=self._catch_up_page,
             poll_timeout=self._poll_timeout,
+            on_trouble=self.report_trouble,
         )
         self._receiver = receiver
         try:
@@ -269,10 +270,23 @@ class ZulipChannel(Channel):
         number: int,
         total: int,
     ) -> int:
-        """POST one part with bounded retries; before retrying after an ambiguous failure, look first."""
+        """POST one part with bounded retries; before retrying after an ambiguous failure, look first.
+
+        The first look follows the failure at once: it sends nothing, and a lost answer
+        (the post went through) then costs a round trip, not a back-off (0.5-1 s).
+        """
         ambiguous = False
+        looked = False
+
+        def sleep(seconds: float) -> None:
+            nonlocal looked
+            if ambiguous and not looked:
+                looked = True
+                return
+            transport.sleep(seconds)
+
         try:
-            for attempt in self._send_retry.retrying(transport.sleep, on_rate_wait=transport.note_rate_wait):
+            for attempt in self._send_retry.retrying(sleep, on_rate_wait=transport.note_rate_wait):
                 with attempt:
                     if ambiguous:
                         found = self._find_earlier_send(transport, client, message, total).get(number)

@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +40,7 @@ import zulip
 from adapters.channel import Inbound, InboundSink, PermanentChannelError
 
 from ._state import ServerState
-from ._transport import RetryPolicy, Transport, ZulipApiError, ZulipUnavailable
+from ._transport import RetryPolicy, Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable
 
 log = logging.getLogger("deskbot.zulip")
 
@@ -112,6 +112,7 @@ class Receiver:
         policy: RetryPolicy,
         page_size: int = 1000,
         poll_timeout: float | None = None,
+        on_trouble: Callable[[str], None] | None = None,
     ) -> None:
         self.transport = transport
         self.state = state
@@ -120,6 +121,8 @@ class Receiver:
         self.policy = policy
         self.page_size = page_size
         self.poll_timeout = poll_timeout
+        #: Told why each retry of the loop is needed (the runtime tells an outage once); None: logged.
+        self.on_trouble = on_trouble
         self.connected = False
         self.queue_id: str | None = None
         self._client: zulip.Client | None = None
@@ -181,10 +184,24 @@ class Receiver:
             yield
 
     def _retrying(self) -> tenacity.Retrying:
-        """Unbounded back-off for the loop: an outage is waited out, not given up on."""
+        """Unbounded back-off for the loop: an outage is waited out, not given up on.
+
+        The first failure is retried at once: a long-poll whose answer was lost (a proxy or
+        NAT cutting a waiting connection) is asked again right away, so that the messages it
+        carried are not held up by a back-off meant for outages (1-2 s each, issue 15). A
+        platform that is really down fails that retry too, and the back-off follows.
+        """
+        backoff = self.policy.wait(self.transport.note_rate_wait)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if state.attempt_number == 1 and not isinstance(exc, ZulipRateLimited):
+                return 0.0
+            return backoff(state)
+
         return tenacity.Retrying(
             stop=tenacity.stop_never,
-            wait=self.policy.wait(self.transport.note_rate_wait),
+            wait=wait,
             retry=tenacity.retry_if_exception_type(ZulipUnavailable),
             sleep=self._sleep,
             reraise=True,
@@ -196,11 +213,17 @@ class Receiver:
             raise _Stopped
 
     def _before_sleep(self, state: Any) -> None:
-        self.connected = False
         exc = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "Zulip unavailable (%s); retrying in %.1fs", exc, state.next_action.sleep if state.next_action else 0
-        )
+        if state.next_action is not None and state.next_action.sleep == 0:
+            log.debug("Zulip request failed (%s); trying again at once", exc)
+            return
+        self.connected = False
+        wait = state.next_action.sleep if state.next_action else 0
+        if self.on_trouble is None:
+            log.warning("Zulip unavailable (%s); retrying in %.1fs", exc, wait)
+        else:
+            log.debug("Zulip unavailable (%s); retrying in %.1fs", exc, wait)
+            self.on_trouble(str(exc))
 
     def _connect(self) -> None:
         for attempt in self._retrying():

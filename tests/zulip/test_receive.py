@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.channel import Outbound, PermanentChannelError, PermanentSendError
-from adapters.zulip import ZulipChannel
+from adapters.zulip import RetryPolicy, ZulipChannel
 from tests.fakes.zulip import FakeZulipServer
 from tests.zulip.conftest import (
     ALICE,
@@ -319,3 +319,27 @@ def test_a_message_that_cannot_be_read_is_logged_and_skipped_not_a_stall(
         sink.wait_count(1)
     assert [m.text for m in sink.messages] == ["still served"]
     assert any("cannot read Zulip message" in r.getMessage() for r in caplog.records)
+
+
+def test_a_lost_long_poll_answer_is_asked_again_at_once(fake, make_channel, sink, run_channel) -> None:
+    # Issue 15, item 9: with the production back-off (1-2 s before the first retry) a long-poll
+    # cut by the network held up the message it carried by that much.
+    channel = make_channel(receive_retry=RetryPolicy(initial=1.0, maximum=5.0, jitter=1.0))
+    with run_channel(channel, sink):
+        fake.post_dm(ALICE, "one")
+        sink.wait_count(1)
+        cut = fake.drop_next(1, path="/events", method="GET", after_processing=True)
+        took = []
+        for n, text in enumerate(["two", "three"], 2):
+            deadline = time.monotonic() + 5
+            while n == 3 and not cut.served:  # the poll that is cut carries "two" or "three"
+                assert time.monotonic() < deadline, "the bot never polled again"
+                time.sleep(0.01)
+            time.sleep(0.05)
+            started = time.monotonic()
+            fake.post_dm(ALICE, text)
+            sink.wait_count(n)
+            took.append(time.monotonic() - started)
+        assert cut.served == 1
+        assert max(took) < 0.6, took
+    assert [m.text for m, _cursor in sink.delivered] == ["one", "two", "three"]

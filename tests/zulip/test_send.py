@@ -390,3 +390,19 @@ def test_proxy_and_ca_settings_are_read_once_for_the_site(monkeypatch: pytest.Mo
     bypassed = requests.Session()
     _settle_environment(bypassed, "https://chat.example.com")
     assert "https" not in bypassed.proxies
+
+
+def test_a_lost_acknowledgement_is_looked_up_at_once_not_after_a_back_off(
+    fake: FakeZulipServer, make_channel: MakeChannel
+) -> None:
+    # Issue 15, item 9: the look costs a round trip; the production back-off (0.5-1 s) before
+    # it held up every reply queued behind the lost answer.
+    channel = make_channel(send_retry=RetryPolicy())
+    channel.start()
+    fake.drop_next(1, path="/messages", method="POST", after_processing=True)
+    started = time.monotonic()
+    ids = channel.send(row(41, quote="once, and quickly"))
+    assert time.monotonic() - started < 0.4
+    [stored] = with_reference(fake, "dk41")
+    assert ids == [str(stored.id)]
+    assert len(fake.requests_to("POST", "/messages")) == 1
