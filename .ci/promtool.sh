@@ -20,6 +20,8 @@ if ! (cd "$work" && apt-get download prometheus >"$work/apt.log" 2>&1); then
         exit 1
     }
 fi
-dpkg-deb --fsys-tarfile "$work"/prometheus_*.deb | tar -x -C "$work" ./usr/bin/promtool
-install -m 755 "$work/usr/bin/promtool" "$target"
-echo "promtool: $("$target" --version 2>&1 | head -1)"
+# No pipes (as in deploy/test-lib.sh): a reader that stops early fails a pipefail pipeline by chance.
+dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
+install -m 755 "$work/root/usr/bin/promtool" "$target"
+version=$("$target" --version 2>&1) || true
+echo "promtool: ${version%%$'\n'*}"

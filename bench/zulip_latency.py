@@ -41,7 +41,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,9 @@ from bench._common import (  # noqa: E402
     database,
     deskbot_zulip,
     echo_process,
+    latency_arguments,
+    latency_line,
+    latency_summary,
     seed_customers,
     wait_ready,
 )
@@ -135,16 +137,6 @@ def wait_answers(url: str, bot: str, count: int, after: int, timeout: float = 30
         time.sleep(0.1)
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "median_ms": statistics.median(ordered) * 1000,
-        "p95_ms": ordered[max(0, round(len(ordered) * 0.95) - 1)] * 1000,
-        "max_ms": ordered[-1] * 1000,
-        "n": len(ordered),
-    }
-
-
 def run_once(
     count: int, round_trip_ms: float, postgres: str | None, tmp: Path, seed: int, gap_ms: float | None = None
 ) -> dict[str, Any]:
@@ -193,7 +185,7 @@ def run_once(
     last = dms(state, DESKBOT[0], CUSTOMER[0], mark)[-1]["content"]
     if "#1" not in last:
         raise RuntimeError(f"unexpected status answer: {last!r}")
-    echo_stats, desk_stats = summary(samples["echo"]), summary(samples["deskbot"])
+    echo_stats, desk_stats = latency_summary(samples["echo"]), latency_summary(samples["deskbot"])
     return {
         "round_trip_ms": round_trip_ms,
         "echo": echo_stats,
@@ -217,14 +209,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dms", type=int, default=150, help="DMs measured per bot and run (default 150)")
-    parser.add_argument("--rtt", default="0,20", help="round trips to simulate, ms, comma-separated (default 0,20)")
-    parser.add_argument(
-        "--gap", type=float, help="mean time between the customer's DMs, ms (exponential; default 2 x rtt + 30)"
-    )
-    parser.add_argument("--repeat", type=int, default=1, help="runs per round trip (default 1)")
-    parser.add_argument("--postgres", metavar="URL", help="PostgreSQL server URL (a database is created and dropped)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    latency_arguments(parser)
     args = parser.parse_args(argv)
     round_trips = [float(x) for x in args.rtt.split(",") if x.strip()]
     result = run(args.dms, round_trips, args.repeat, args.postgres, args.gap)
@@ -235,15 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Zulip DM-to-reply latency, both bots side by side, {args.dms} DMs each per run, deskbot on {result['database']}"
     )
     for r in result["runs"]:
-        e, d = r["echo"], r["deskbot_status"]
-        target = TARGETS.get(int(r["round_trip_ms"]))
-        verdict = "" if target is None else (" PASS" if r["ratio_median"] <= target else " FAIL") + f" (<= {target})"
-        print(
-            f"  rtt {r['round_trip_ms']:4g} ms  echo median {e['median_ms']:6.2f} p95 {e['p95_ms']:6.2f}"
-            f"  deskbot median {d['median_ms']:6.2f} p95 {d['p95_ms']:6.2f} max {d['max_ms']:7.2f}"
-            f"  ratio {r['ratio_median']:.2f}x (p95 {r['ratio_p95']:.2f}x){verdict}"
-            f"  req/DM {r['deskbot_requests_per_dm']:.2f}"
-        )
+        print(latency_line(r, TARGETS) + f"  req/DM {r['deskbot_requests_per_dm']:.2f}")
     return 0
 
 

@@ -11,7 +11,7 @@
 # check expected it prints one FAIL line naming the command, its status and its line
 # (the ERR trap, inherited by functions with errtrace); the exit status is non-zero
 # when any FAIL was printed. Output of commands is read from files or variables,
-# never through a pipe into a reader that may stop early (`curl … | grep -q` under
+# never through a pipe into a reader that may stop early (curl piped into `grep -q` under
 # pipefail fails at random on curl's SIGPIPE).
 
 set -Eeuo pipefail
