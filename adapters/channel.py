@@ -56,8 +56,11 @@ class Inbound:
     received_at: datetime
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     kind: Kind = "direct"
-    #: Case topic name for kind == "topic" (the case number is parsed from it).
+    #: Case topic name for kind == "topic".
     topic: str | None = None
+    #: The case a topic message is about: the adapter reads it from its own topic name
+    #: (see `Channel.case_topic`), so the core never parses a platform's topic names.
+    case: int | None = None
     #: Human-readable name, for headers and new customer records.
     sender_name: str | None = None
     #: The platform's immutable user id (Zulip user id), used to pin engineers.
@@ -67,6 +70,21 @@ class Inbound:
     #: A message the customer made public (a non-direct Mastodon mention):
     #: the router answers "write me a direct message" and stores no content.
     public: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """Who a quoted text in a case topic is from: the channel writes the header above the quote
+    in its own markup (the core never writes platform markup)."""
+
+    #: The customer's display name, or the engineer's email.
+    name: str
+    #: The channel the text came in or went out on.
+    channel: str
+    #: The customer's address on that channel; None for an engineer.
+    address: str | None = None
+    #: "customer": they wrote the quote; "engineer": they sent it to the customer.
+    role: Literal["customer", "engineer"] = "customer"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +113,8 @@ class Outbound:
     quote: str | None = None
     #: 1 on the first try; > 1 means an earlier try may have gone through.
     attempt: int = 1
+    #: Topic: whose words `quote` holds; the channel writes the header line (then `text` is empty).
+    said: Said | None = None
 
 
 class ChannelError(Exception):
@@ -168,6 +188,14 @@ class Channel(ABC):
             self.on_trouble(reason)
         else:
             logging.getLogger("deskbot.adapters").warning("%s: %s", self.name, reason)
+
+    def case_topic(self, number: int, customer: str, subject: str) -> str:
+        """The name of case `number`'s topic, for a channel that carries case topics.
+
+        The channel decides the form and length (and reads the number back into
+        `Inbound.case`); the core stores the name with the incident when it opens.
+        """
+        return f"#{number} {customer}: {subject}"
 
     def start(self) -> None:
         """Check configuration and credentials; raise PermanentChannelError/TransientChannelError."""

@@ -243,7 +243,7 @@ class Role(StrEnum):
 def run() -> None:
     """Run every configured channel, the response-target watcher and the health server."""
     config = settings()
-    from bot.runtime import serve  # the channels' imports are heavy: only `run` pays for them
+    from bot.serve import serve  # the channels' imports are heavy: only `run` pays for them
 
     raise typer.Exit(serve(config) or 0)
 

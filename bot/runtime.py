@@ -312,13 +312,6 @@ class Runtime:
         return bool(count)
 
 
-def serve(settings: Settings) -> int:
-    """`deskbot run` (see bot.serve)."""
-    from bot.serve import serve as run
-
-    return run(settings)
-
-
 def upgrade_engine(engine: Engine) -> None:
     upgrade(engine.url.render_as_string(hide_password=False))
 
