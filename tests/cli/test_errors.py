@@ -93,10 +93,10 @@ def test_a_failed_migration_is_one_line(cli: Run, cli_env: pytest.MonkeyPatch, t
 
 
 def test_run_exits_with_the_status_of_serve(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bot.runtime
+    import bot.serve
 
     seen = []
-    monkeypatch.setattr(bot.runtime, "serve", lambda settings: seen.append(settings.database_url) or 3, raising=False)
+    monkeypatch.setattr(bot.serve, "serve", lambda settings: seen.append(settings.database_url) or 3)
     assert cli("run").code == 3 and len(seen) == 1
 
 
