@@ -11,9 +11,10 @@ REPO = Path(__file__).resolve().parents[2]
 #: Modules the start of `deskbot run` on Zulip must not import (each costs memory in every replica).
 NOT_ON_THE_RUN_PATH = (
     "alembic",  # only when a migration runs (storage.db.upgrade)
-    "bot.cli_cases",  # the record-keeping command groups (bot.cli.LAZY_GROUPS)
-    "bot.cli_credits",
-    "bot.cli_customers",
+    "bot.cli.cases",  # the record-keeping command groups (bot.cli.LAZY_GROUPS)
+    "bot.cli.credits",
+    "bot.cli.customers",
+    "bot.cli.engineers",
     "rich",  # their tables and progress bars
     "babel.messages",  # the .po reader, the first time someone is answered in Portuguese
     "mastodon",  # the Mastodon channel, when it is configured

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlalchemy.engine import Engine
 
-from bot.cli_context import (
+from bot.cli.context import (
     CliError,
     JsonFlag,
     customer_or_fail,

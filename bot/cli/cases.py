@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from bot.cli_context import (
+from bot.cli.context import (
     CliError,
     JsonFlag,
     customer_or_fail,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy import func, select
 
-from bot.cli_context import (
+from bot.cli.context import (
     JsonFlag,
     customer_or_fail,
     iso,

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli_context import CliError, JsonFlag, iso, local, now, out, print_json, session_of, settings, table
+from bot.cli.context import CliError, JsonFlag, iso, local, now, out, print_json, session_of, settings, table
 from bot.services import engineers as service
 from storage.models import EngineerPin
 

@@ -125,7 +125,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from typer.core import TyperGroup
 
-from bot.cli_context import CliError, migrate, scrub, settings
+from bot.cli.context import CliError, migrate, scrub, settings
 from bot.config import SettingsError
 from bot.services.customers import CustomerError
 from storage.db import current_revision, make_engine
@@ -142,11 +142,11 @@ log = logging.getLogger("deskbot.cli")
 #: imported the first time the group is looked up: to run one of its commands, for the full
 #: help, or to suggest a name for a mistyped one.
 LAZY_GROUPS = {
-    "customers": ("bot.cli_customers", "customers_app"),
-    "credits": ("bot.cli_credits", "credits_app"),
-    "cases": ("bot.cli_cases", "cases_app"),
-    "report": ("bot.cli_cases", "report_app"),
-    "engineers": ("bot.cli_engineers", "engineers_app"),
+    "customers": ("bot.cli.customers", "customers_app"),
+    "credits": ("bot.cli.credits", "credits_app"),
+    "cases": ("bot.cli.cases", "cases_app"),
+    "report": ("bot.cli.cases", "report_app"),
+    "engineers": ("bot.cli.engineers", "engineers_app"),
 }
 
 
@@ -394,7 +394,3 @@ def _configure_logging() -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
-
-
-if __name__ == "__main__":
-    main()
