@@ -1,11 +1,11 @@
-"""Command declarations, and the parser, help and permission check derived from them.
+"""Command declarations, and the parser, help and permission checks derived from them.
 
-A command is declared once, with the `command` decorator on its handler:
-names (English first, then Portuguese, then any other aliases), audience, arguments
-and help text. `parse` turns a line into (Command, arguments) or a
-`ParseError` that already says what is wrong; `help_lines` lists the commands
-of one audience; `audience_of` lets the router refuse an engineer command to
-a customer before anything runs.
+A command is declared once, with the `command` decorator on its handler: its name in
+each language, other aliases, audience, whether an account not yet linked to a
+customer may use it, arguments and help text. The handler modules list their commands
+in help order (`COMMANDS`), and the router builds one `Registry` of them when it starts.
+`Registry.find` turns a command word into the declaration; `parse_args` turns the rest
+of the line into the handler's arguments or a `ParseError` that already says what is wrong.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,8 +22,6 @@ from bot.numbers import day, whole_number
 
 Audience = Literal["customer", "engineer"]
 ArgKind = Literal["case", "int", "word", "text", "date", "choice"]
-
-CASE_IN_TOPIC = re.compile(r"^#([0-9]+)(?![0-9])")
 
 
 @dataclass(frozen=True)
@@ -42,25 +40,90 @@ class Arg:
 
 @dataclass(frozen=True)
 class Command:
-    names: tuple[str, ...]
+    #: The command's word per language ("en" always; a language without one uses English).
+    names: Mapping[str, str]
     audience: Audience
     args: tuple[Arg, ...]
     help: str
     handler: Callable[..., Any] = field(compare=False)
+    #: Other words that run it ("new", "?").
+    aliases: tuple[str, ...] = ()
     #: Sub-commands ("/customer add", "/customer show") share a first word.
     sub: str | None = None
+    #: May an account not linked to a customer use it (help, lang, link)?
+    unlinked: bool = False
 
     @property
     def name(self) -> str:
-        return self.names[0]
+        return self.names["en"]
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """Every word that runs it: its names, then its aliases."""
+        return tuple(dict.fromkeys([*self.names.values(), *self.aliases]))
 
     def name_in(self, lang: str) -> str:
-        """The command's word in `lang`: the Portuguese name is the second one declared."""
-        return self.names[1] if lang == "pt" and len(self.names) > 1 else self.names[0]
+        return self.names.get(lang, self.names["en"])
 
     def usage(self, slash: bool, lang: str = "en") -> str:
         head = ("/" if slash else "") + self.name_in(lang) + (f" {self.sub}" if self.sub else "")
         return " ".join([head, *(a.usage(lang) for a in self.args)])
+
+
+def command(
+    *,
+    en: str,
+    pt: str | None = None,
+    aliases: tuple[str, ...] = (),
+    audience: Audience,
+    args: tuple[Arg, ...] = (),
+    help: str,
+    sub: str | None = None,
+    unlinked: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare the decorated function as the handler of a command (its `command` attribute)."""
+
+    def declare(handler: Callable[..., Any]) -> Callable[..., Any]:
+        names = {"en": fold(en)} | ({"pt": fold(pt)} if pt else {})
+        declared = Command(names, audience, args, help, handler, tuple(fold(a) for a in aliases), sub, unlinked)
+        handler.command = declared  # type: ignore[attr-defined]
+        return handler
+
+    return declare
+
+
+class Registry:
+    """Every command the bot knows, built once from the handler modules' lists."""
+
+    def __init__(self, handlers: Iterable[Callable[..., Any]]) -> None:
+        self.all: tuple[Command, ...] = tuple(h.command for h in handlers)  # type: ignore[attr-defined]
+
+    def of(self, audience: Audience) -> list[Command]:
+        return [c for c in self.all if c.audience == audience]
+
+    def find(self, audience: Audience, word: str, rest: str) -> Command | None:
+        """The command of `audience` called `word` (with its sub-command taken from `rest`)."""
+        for cmd in self.of(audience):
+            if word in cmd.words:
+                if cmd.sub is None or fold(rest.split(" ", 1)[0]) == cmd.sub:
+                    return cmd
+        return None
+
+    def named(self, audience: Audience, name: str) -> Command:
+        """The command of `audience` whose English name is `name` (it must exist)."""
+        return next(c for c in self.of(audience) if c.name == name)
+
+    def is_command_word(self, audience: Audience, word: str) -> bool:
+        return any(word in c.words for c in self.of(audience))
+
+    def suggestions(self, audience: Audience, word: str, cutoff: float = 0.6) -> list[str]:
+        """Commands whose name or alias is close to `word`, each named by the alias that matched."""
+        owner = {n: c.name for c in self.of(audience) for n in c.words if n != "?"}
+        found: list[str] = []
+        for match in difflib.get_close_matches(word, sorted(owner), n=6, cutoff=cutoff):
+            if all(owner[match] != owner[f] for f in found):
+                found.append(match)
+        return found[:3]
 
 
 class ParseError(Exception):
@@ -70,25 +133,6 @@ class ParseError(Exception):
         super().__init__(msgid)
         self.msgid = msgid
         self.values = values
-
-
-_REGISTRY: list[Command] = []
-
-
-def command(
-    *names: str, audience: Audience, args: tuple[Arg, ...] = (), help: str, sub: str | None = None
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare the decorated function as the handler of a command."""
-
-    def register(handler: Callable[..., Any]) -> Callable[..., Any]:
-        _REGISTRY.append(Command(tuple(fold(n) for n in names), audience, args, help, handler, sub))
-        return handler
-
-    return register
-
-
-def commands(audience: Audience) -> list[Command]:
-    return [c for c in _REGISTRY if c.audience == audience]
 
 
 def fold(word: str) -> str:
@@ -104,29 +148,6 @@ def split_command(text: str) -> tuple[str, str, bool]:
     match = re.match(r"(\S*)\s*(.*)", stripped[1:] if slash else stripped, re.DOTALL)
     assert match is not None  # the pattern matches any string
     return fold(match.group(1)), match.group(2).strip(), slash
-
-
-def find(audience: Audience, word: str, rest: str) -> Command | None:
-    """The command of `audience` called `word` (with its sub-command taken from `rest`)."""
-    for cmd in commands(audience):
-        if word in cmd.names:
-            if cmd.sub is None or fold(rest.split(" ", 1)[0]) == cmd.sub:
-                return cmd
-    return None
-
-
-def is_command_word(audience: Audience, word: str) -> bool:
-    return any(word in c.names for c in commands(audience))
-
-
-def suggestions(audience: Audience, word: str, cutoff: float = 0.6) -> list[str]:
-    """Commands whose name or alias is close to `word`, each named by the alias that matched."""
-    owner = {n: c.name for c in commands(audience) for n in c.names if n != "?"}
-    found: list[str] = []
-    for match in difflib.get_close_matches(word, sorted(owner), n=6, cutoff=cutoff):
-        if all(owner[match] != owner[f] for f in found):
-            found.append(match)
-    return found[:3]
 
 
 def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en") -> dict[str, Any]:
@@ -199,10 +220,3 @@ def _convert(arg: Arg, token: str, lang: str) -> Any:
             raise ParseError(_("{arg} must be one of: {choices}."), arg=arg.name, choices=", ".join(arg.choices))
         return folded
     return token
-
-
-def case_from_topic(topic: str | None) -> int | None:
-    if not topic:
-        return None
-    match = CASE_IN_TOPIC.match(topic)
-    return whole_number(match.group(1)) if match else None

@@ -21,6 +21,7 @@ rows itself.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -32,8 +33,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from adapters.channel import Channel, Outbound, PermanentSendError, TransientSendError
+from adapters.channel import Channel, Outbound, PermanentSendError, Said, TransientSendError
 from bot.logs import log_context
+from bot.services.outgoing import Outgoing, Topic
 from storage import outbox
 from storage.db import transaction
 from storage.models import Incident, Outbox
@@ -75,6 +77,7 @@ def to_outbound(row: Outbox | outbox.NewRow) -> Outbound:
         topic=row.topic,
         quote=row.quote,
         attempt=row.attempts,
+        said=Said(**json.loads(row.said)) if row.said else None,
     )
 
 
@@ -119,6 +122,22 @@ class Dispatcher:
             if channels is None or name in channels:
                 self._due[name] = True
                 event.set()
+
+    def hand_over(self, rows: list[outbox.NewRow]) -> None:
+        """Rows just committed: send those written leased to this process (see `inline`) now, in
+        order, and wake the loops of the channels the others are for."""
+        leased: dict[str, list[outbox.NewRow]] = {}
+        others: set[str] = set()
+        for row in rows:
+            if row.attempts:  # written leased (attempt 1) rather than due for a loop to claim
+                leased.setdefault(row.channel, []).append(row)
+            else:
+                others.add(row.channel)
+        for channel, mine in leased.items():
+            mine.sort(key=lambda r: r.id)
+            self.send_claimed(channel, [(to_outbound(r), r.created_at, r.incident_id) for r in mine])
+        if others:
+            self.wake(others)
 
     @contextmanager
     def inline(self, channel: str) -> Iterator[bool]:
@@ -325,15 +344,10 @@ class Dispatcher:
                 topic = ALERTS_TOPIC
             else:
                 return
-            outbox.enqueue(
-                session,
-                channel=self.case_channel,
-                kind="topic",
-                topic=topic,
-                text=text,
-                incident_id=incident.id if incident is not None else None,
-                now=now,
+            Outgoing(session, now).say(
+                Topic(self.case_channel, topic), text, incident_id=incident.id if incident is not None else None
             )
+        self.wake({self.case_channel})
 
     def _report(self, channel: str, result: str, created_at: datetime) -> None:
         if self.on_result:

@@ -7,11 +7,12 @@ router fails on a message, one central path logs the traceback, keeps the
 text, and gives the person a short neutral answer — the message is never
 lost and never retried into a loop.
 
-Once the bot runs, the replies on the message's own channel are written leased
-to this process and handed, right after the commit, to the channel's send
-loop (see bot.dispatcher): the thread that delivered the message goes back to
-receiving while they are sent. A channel catching up hands over a page of
-messages at a time (`deliver_many`), one transaction for the page.
+The router returns the rows each message wrote; after the commit intake hands
+them to the dispatcher, which sends the replies on the message's own channel at
+once (written leased to this process when the dispatcher said it may: see
+`Dispatcher.inline`) and wakes the loops of the other channels. A channel
+catching up hands over a page of messages at a time (`deliver_many`), one
+transaction for the page.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -29,13 +30,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
-from adapters.channel import Inbound, Outbound
-from bot.dispatcher import to_outbound
+from adapters.channel import Inbound
 from bot.i18n import _, render
-from bot.router import Router
-from storage import outbox
+from bot.router import Handled, Router
+from bot.services.outgoing import Outgoing, to_sender
 from storage.db import transaction
 from storage.models import ChannelCursor, ProcessedInbound
+from storage.outbox import NewRow
 
 log = logging.getLogger("deskbot.intake")
 
@@ -67,12 +68,14 @@ class _AlreadyHandled(Exception):
     """The message's id is recorded already: a redelivery (or another replica was first)."""
 
 
-class InlineSender(Protocol):
-    """What takes a message's replies right after they are committed (bot.dispatcher.Dispatcher)."""
+class Sender(Protocol):
+    """What sends the rows a transaction wrote (bot.dispatcher.Dispatcher)."""
 
-    def inline(self, channel: str) -> AbstractContextManager[bool]: ...
+    def inline(self, channel: str) -> AbstractContextManager[bool]:
+        """Whether rows of `channel` may be written leased to the writer, for `hand_over` to send."""
 
-    def send_claimed(self, channel: str, messages: list[tuple[Outbound, datetime, int | None]]) -> int: ...
+    def hand_over(self, rows: list[NewRow]) -> None:
+        """Rows just committed: send the leased ones, wake the loops of the others."""
 
 
 class Intake:
@@ -80,28 +83,24 @@ class Intake:
         self,
         engine: Engine,
         router: Router,
+        sender: Sender,
         clock: Clock = system_clock,
-        on_commit: Callable[[set[str] | None], None] | None = None,
+        on_handled: Callable[[str, Handled], None] | None = None,
     ) -> None:
         self.engine = engine
         self.router = router
+        self.sender = sender
         self.clock = clock
-        #: Called after each commit with the channels that have new rows to send (None: maybe any).
-        self.on_commit = on_commit
-        #: When set (by the running bot), replies on the message's own channel are written leased
-        #: and handed straight to the channel's send loop: no claim query, no wait for a look.
-        self.sender: InlineSender | None = None
-        #: Called with (channel, context) after a message's transaction committed (metrics).
-        self.on_handled: Callable[[str, object], None] | None = None
+        #: Called with (channel, what it did) after each message's transaction committed (metrics).
+        self.on_handled = on_handled
         self.handled = 0
 
     def deliver(self, message: Inbound, *, cursor: tuple[str, str] | None = None) -> None:
         """Handle `message` exactly once. Database outages propagate so the channel retries later."""
         message = storable(message)
-        with self._lane(message.channel) as inline:
-            woken: set[str] | None = None
+        with self.sender.inline(message.channel) as inline:
             try:
-                woken = self._commit([(message, cursor)], inline)
+                self._commit([(message, cursor)], inline)
             except _AlreadyHandled:
                 # Another replica (or a redelivery racing us) recorded it first: it is handled.
                 log.info(
@@ -116,9 +115,7 @@ class Intake:
                 log.exception(
                     "handling failed; text kept", extra={"channel": message.channel, "message_id": message.message_id}
                 )
-                self._deliver_failed(message, cursor)
-            if self.on_commit and woken != set():
-                self.on_commit(woken)
+                self._deliver_failed(message, cursor, inline)
 
     def deliver_many(self, items: list[tuple[Inbound, tuple[str, str] | None]]) -> None:
         """Handle messages of one channel, in order, with the outcome of `deliver` on each.
@@ -130,56 +127,44 @@ class Intake:
         """
         items = [(storable(message), cursor) for message, cursor in items]
         if len(items) > 1:
-            with self._lane(items[0][0].channel) as inline:
+            with self.sender.inline(items[0][0].channel) as inline:
                 try:
-                    woken = self._commit(items, inline)
+                    self._commit(items, inline)
                 except OperationalError:
                     raise
                 except Exception:  # noqa: BLE001 — the single path below handles (and logs) it properly
                     log.debug("page of %d messages handed over one by one", len(items))
                 else:
-                    if self.on_commit and woken:
-                        self.on_commit(woken)
                     return
         for message, cursor in items:
             self.deliver(message, cursor=cursor)
 
-    def _lane(self, channel: str) -> AbstractContextManager[bool]:
-        return self.sender.inline(channel) if self.sender else nullcontext(False)
-
-    def _commit(self, items: list[tuple[Inbound, tuple[str, str] | None]], inline: bool) -> set[str]:
-        """Commit the messages with their effects; send their inline replies; the channels left to wake."""
+    def _commit(self, items: list[tuple[Inbound, tuple[str, str] | None]], inline: bool) -> None:
+        """Commit the messages with their effects, then hand the rows they wrote to the sender."""
         channel = items[0][0].channel
         now = self.clock()
-        handled = []
+        handled: list[tuple[Inbound, Handled]] = []
         with transaction(self.engine) as session:
-            if inline:
-                session.info[outbox.INLINE] = channel
             for message, _cursor in items:
                 self._record(session, message, now)
-                handled.append((message, self.router.handle(session, message, now)))
+                handled.append((message, self.router.handle(session, message, now, channel if inline else None)))
             self._store_cursor(session, next((c for _m, c in reversed(items) if c), None), now)
-            rows = session.info.get(outbox.NEW_ROWS, [])
-        for message, ctx in handled:
+        for message, done in handled:
             self.handled += 1
             if self.on_handled:
-                self.on_handled(channel, ctx)
+                self.on_handled(channel, done)
             log.info(
                 "handled",
                 extra={
                     "channel": channel,
                     "message_id": message.message_id,
-                    "incident_id": ctx.incident_id,
-                    "replies": len(ctx.replies),
+                    "incident_id": done.incident_id,
+                    "replies": len(done.replies),
                 },
             )
-        mine = sorted((r for r in rows if inline and r.channel == channel), key=lambda r: r.id)
-        if mine:
-            assert self.sender is not None
-            self.sender.send_claimed(channel, [(to_outbound(r), r.created_at, r.incident_id) for r in mine])
-        return {r.channel for r in rows if not (inline and r.channel == channel)}
+        self.sender.hand_over([row for _m, done in handled for row in done.rows])
 
-    def _deliver_failed(self, message: Inbound, cursor: tuple[str, str] | None) -> None:
+    def _deliver_failed(self, message: Inbound, cursor: tuple[str, str] | None, inline: bool) -> None:
         """Record a message whose handling failed; this must always end with the cursor moved.
 
         A message that broke its handler may break the record too (a value a column cannot
@@ -191,18 +176,11 @@ class Intake:
         try:
             with transaction(self.engine) as session:
                 self._record(session, message, now, failed_text=None if message.public else message.text)
-                outbox.enqueue(
-                    session,
-                    channel=message.channel,
-                    kind=message.kind,
-                    recipient=message.sender if message.kind == "direct" else None,
-                    conversation=message.conversation,
-                    topic=message.topic,
-                    # The sender's language is not known here (the failed transaction held it): say it in both.
-                    text="\n".join(render(lang, APOLOGY) for lang in ("en", "pt")),
-                    now=now,
-                )
+                out = Outgoing(session, now, message.channel if inline else None)
+                # The sender's language is not known here (the failed transaction held it): say it in both.
+                out.say(to_sender(message), "\n".join(render(lang, APOLOGY) for lang in ("en", "pt")))
                 self._store_cursor(session, cursor, now)
+            self.sender.hand_over(out.rows)
             return
         except _AlreadyHandled:
             return

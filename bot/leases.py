@@ -17,6 +17,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from storage.db import is_postgresql
+
 
 class AlreadyRunning(Exception):
     pass
@@ -37,7 +39,7 @@ class ChannelLease:
 
     @property
     def needed(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
+        return is_postgresql(self.engine)
 
     def try_acquire(self) -> bool:
         if not self.needed:

@@ -1,105 +1,83 @@
 """The command router: one inbound message in, state changes and outbox rows out.
 
-Order of checks for every message: who is it (identity, customer, engineer),
-may they run what they asked (the audience of the declared command), then
-the handler. Customers only ever reach their own incidents.
+Order of checks for every message: who is it (identity, customer, engineer), may
+they run what they asked (the audience of the declared command, and whether an
+unlinked account may use it), then the handler. Customers only ever reach their
+own incidents. The router holds no command of its own: they are declared once
+in bot.handlers.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
+from typing import NamedTuple
 
 from sqlmodel import Session
 
-import bot.handlers  # noqa: F401  (declares every command)
 from adapters.channel import Inbound
-from bot.commands import ParseError, find, is_command_word, parse_args, split_command, suggestions
-from bot.context import Context, Deployment
-from bot.handlers.customer import no_credit_answer, today
-from bot.i18n import _, format_day
+from bot import handlers
+from bot.commands import Audience, Command, ParseError, Registry, parse_args, split_command
+from bot.context import Context
+from bot.deployment import Deployment
+from bot.handlers import customer as customer_handlers
+from bot.i18n import _
 from bot.numbers import MAX_DIGITS, whole_number
-from bot.policy import NoCredit, choose_pack
-from bot.policy.throttle import Allowance, Window
-from bot.services import cases, customers, drafts, engineers
-from storage.models import StrangerAnswers
+from bot.services import customers, engineers, strangers
+from bot.services.outgoing import Outgoing
+from storage.outbox import NewRow
 
-#: An unknown sender gets the "how to buy support / link" answer at most this often.
-UNKNOWN_NOTICE_EVERY = timedelta(days=1)
-#: Anyone mentioning the bot publicly is pointed to direct messages at most this often.
-PUBLIC_NOTICE_EVERY = timedelta(days=1)
-#: Whatever an unlinked account sends (help, lang, link with wrong codes …), it gets at most this.
-PER_STRANGER = Allowance(5, timedelta(hours=1))
-log = logging.getLogger("deskbot.router")
 ADD_TO_CASE = re.compile(r"^#([0-9]+)\s*(.*)$", re.DOTALL)
 
 
-class Router:
-    def __init__(self, deployment: Deployment) -> None:
-        self.deployment = deployment
+class Handled(NamedTuple):
+    """What one message did, for the log line and metrics, and the rows it wrote, in order."""
 
-    def handle(self, session: Session, message: Inbound, now: datetime) -> Context:
+    incident_id: int | None
+    replies: list[str]
+    #: ("incident_opened", 0), ("first_response", seconds), ("answer_withheld", 0).
+    events: list[tuple[str, float]]
+    rows: list[NewRow]
+
+
+class Router:
+    def __init__(self, deployment: Deployment, commands: Registry | None = None) -> None:
+        self.deployment = deployment
+        self.commands = commands or handlers.registry()
+
+    def handle(self, session: Session, message: Inbound, now: datetime, leased: str | None = None) -> Handled:
+        """Handle `message` in the caller's transaction; `leased`: the channel whose rows go to
+        the caller to send right after the commit (see bot.services.outgoing)."""
         identity, customer = customers.identify(session, message.channel, message.sender, message.sender_name, now)
-        ctx = Context(session=session, message=message, now=now, deployment=self.deployment, identity=identity)
-        ctx.customer = customer
+        ctx = Context(
+            session=session,
+            message=message,
+            now=now,
+            deployment=self.deployment,
+            identity=identity,
+            out=Outgoing(session, now, leased),
+            commands=self.commands,
+            customer=customer,
+        )
         engineer = self._engineer(session, message, now)
         if customer is None and engineer in (None, "mismatch"):
-            ctx.answer_gate = self._stranger_gate(ctx)
+            # Answers after a successful `link` are the customer's and pass free.
+            ctx.answer_gate = lambda text: (
+                ctx.customer is not None or strangers.may_answer(session, self.deployment, identity, text, now)
+            )
         if engineer == "mismatch":
             self._refuse_unpinned(ctx)
-            return ctx
-        if engineer:
+        elif engineer:
             ctx.engineer = engineer
             self._engineer_message(ctx)
         elif message.kind == "topic":
             self._stranger_in_topic(ctx)
         elif message.public:
-            last = identity.public_notice_at
-            if last is None or now - last >= PUBLIC_NOTICE_EVERY or now < last:
-                identity.public_notice_at = now
+            if strangers.due_public_notice(identity, now):
                 ctx.reply(_("Please write to me in a direct message, so that your details stay private."))
         else:
             self._customer_message(ctx)
-        return ctx
-
-    def _stranger_gate(self, ctx: Context) -> Callable[[str], bool]:
-        """Asked before each answer to an unlinked sender: within their hourly allowance, and
-        within the fifth of the channel's posting budget that strangers may use together?
-
-        Answers after a successful `link` are the customer's and pass free.
-        """
-        identity, channel = ctx.identity, ctx.message.channel
-
-        def gate(text: str) -> bool:
-            if ctx.customer is not None:
-                return True
-            allowed, mine = PER_STRANGER.take(Window(identity.answers_since, identity.answers_used), ctx.now)
-            if not allowed:
-                log.info(
-                    "answer to an unlinked account withheld: its hourly allowance is spent",
-                    extra={"channel": channel, "identity_id": identity.id},
-                )
-                return False
-            budget = self.deployment.stranger_budgets.get(channel)
-            if budget is not None:
-                row = ctx.session.get(StrangerAnswers, channel) or StrangerAnswers(channel=channel)
-                allowance = Allowance(budget.posts, budget.window)
-                allowed, shared = allowance.take(Window(row.since, row.used), ctx.now, budget.posts_for(text))
-                if not allowed:
-                    log.warning(
-                        "answer to an unlinked account withheld: strangers used their share of the "
-                        "channel's posting budget",
-                        extra={"channel": channel, "identity_id": identity.id},
-                    )
-                    return False
-                row.since, row.used = shared.since, shared.used
-                ctx.session.add(row)
-            identity.answers_since, identity.answers_used = mine.since, mine.used
-            return True
-
-        return gate
+        return Handled(ctx.incident_id, ctx.replies, ctx.events, ctx.out.rows)
 
     # -- engineers -------------------------------------------------------------
 
@@ -134,7 +112,7 @@ class Router:
         word, rest, slash = split_command(ctx.message.text)
         if ctx.message.kind == "topic" and not slash:
             return  # engineers talking among themselves in the topic
-        cmd = find("engineer", word, rest)
+        cmd = self.commands.find("engineer", word, rest)
         if cmd is None:
             self._unknown_command(ctx, "engineer", word)
             return
@@ -142,132 +120,45 @@ class Router:
 
     def _stranger_in_topic(self, ctx: Context) -> None:
         word, _rest, slash = split_command(ctx.message.text)
-        if slash and is_command_word("engineer", word):
+        if slash and self.commands.is_command_word("engineer", word):
             ctx.reply(_("You are not authorised to run engineer commands."))
 
     # -- customers -------------------------------------------------------------
 
     def _customer_message(self, ctx: Context) -> None:
         word, rest, slash = split_command(ctx.message.text)
-        cmd = find("customer", word, rest)
-        if cmd is None and is_command_word("engineer", word) and slash:
+        cmd = self.commands.find("customer", word, rest)
+        if cmd is None and slash and self.commands.is_command_word("engineer", word):
             ctx.reply(_("You are not authorised to run engineer commands."))
             return
         if ctx.customer is None:
-            if cmd is not None and cmd.name in ("link", "lang", "help"):
+            if cmd is not None and cmd.unlinked:
                 self._run(ctx, cmd, rest, slash)
             else:
-                self._unknown_sender(ctx)
+                customer_handlers.unknown_sender(ctx)
             return
         if cmd is not None:
             self._run(ctx, cmd, rest, slash)
             return
+        text = ctx.message.text.strip()
         if slash or (
-            " " not in ctx.message.text.strip()
-            and suggestions("customer", word, cutoff=0.8)
-            and not word.startswith("#")
+            " " not in text and self.commands.suggestions("customer", word, cutoff=0.8) and not word.startswith("#")
         ):
             self._unknown_command(ctx, "customer", word)
             return
-        match = ADD_TO_CASE.match(ctx.message.text.strip())
-        if match:
-            number = whole_number(match.group(1))
-            if number is None:  # more digits than any number: no incident has it
-                ctx.reply(_("You have no incident #{number}."), number=match.group(1)[:MAX_DIGITS] + "…")
-                return
-            self._add_to_case(ctx, number, match.group(2).strip())
-        else:
-            self._free_text(ctx, ctx.message.text.strip())
-
-    def _unknown_sender(self, ctx: Context) -> None:
-        """Keep what they wrote (as a draft) and answer at most once a day; nothing is charged."""
-        text = ctx.message.text.strip()
-        if text:
-            self._keep_draft(ctx, text)
-        last = ctx.identity.unknown_notice_at
-        if last is not None and ctx.now - last < UNKNOWN_NOTICE_EVERY:
+        match = ADD_TO_CASE.match(text)
+        if match is None:
+            customer_handlers.free_text(ctx, text)
             return
-        ctx.identity.unknown_notice_at = ctx.now
-        s = ctx.settings
-        ctx.reply_text(
-            "\n".join(
-                [
-                    ctx.t(_("Hello! This is the commercial support desk. I don't know this account yet.")),
-                    ctx.t(_("To buy incident-based support, see {url}."), url=s.purchase_url),
-                    ctx.t(_("If you already have support, send: link <your activation code>.")),
-                    ctx.t(_("Documentation: {docs} · Forum: {forum}"), docs=s.docs_url, forum=s.forum_url),
-                ]
-            )
-        )
-
-    def _add_to_case(self, ctx: Context, number: int, text: str) -> None:
-        incident = cases.own_incident(ctx, number)
-        if incident is None:
-            ctx.reply(_("You have no incident #{number}."), number=number)
+        number = whole_number(match.group(1))
+        if number is None:  # more digits than any number: no incident has it
+            ctx.reply(_("You have no incident #{number}."), number=match.group(1)[:MAX_DIGITS] + "…")
             return
-        draft = drafts.current(ctx.session, ctx.identity.id, ctx.now)
-        if not text and draft is not None:
-            text = draft.text
-            drafts.discard(ctx.session, draft)
-        if not text:
-            ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
-            return
-        if incident.state == cases.CLOSED or (
-            incident.state == cases.RESOLVED
-            and incident not in cases.recently_resolved(ctx.session, incident.customer_id, ctx.now)
-        ):
-            self._keep_draft(ctx, text)
-            ctx.reply(
-                _(
-                    "Incident #{number} is finished, so I kept your message as a draft. Reply open to start a new incident with it."
-                ),
-                number=number,
-            )
-            return
-        cases.add_inbound(ctx, incident, text)
-        ctx.reply(_("Added to incident #{number}."), number=number)
-
-    def _free_text(self, ctx: Context, text: str) -> None:
-        assert ctx.customer is not None
-        open_ones = cases.customer_incidents(ctx.session, ctx.customer.id, (cases.OPEN,))
-        if not open_ones:
-            open_ones = cases.recently_resolved(ctx.session, ctx.customer.id, ctx.now)
-        if len(open_ones) == 1:
-            incident = open_ones[0]
-            cases.add_inbound(ctx, incident, text)
-            ctx.reply(_("Added to incident #{number}."), number=incident.id)
-            return
-        self._keep_draft(ctx, text)
-        if open_ones:
-            listing = ", ".join(f"#{i.id} {i.subject}" for i in open_ones[:10])
-            ctx.reply(
-                _(
-                    "You have several open incidents: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or open to start a new one."
-                ),
-                listing=listing,
-                example=open_ones[0].id,
-            )
-            return
-        packs = [customers.as_policy(p) for p in customers.packs_of(ctx.session, ctx.customer.id)]
-        choice = choose_pack(packs, today(ctx))
-        if isinstance(choice, NoCredit):
-            no_credit_answer(ctx, choice)
-            return
-        summary = customers.credit_summary(ctx.session, ctx.customer.id, today(ctx))
-        ctx.reply(
-            _(
-                "You have no open incident. Reply open to open one with this message: it uses one of your {left} credits (the next expire on {expiry})."
-            ),
-            left=summary.total_left,
-            expiry=format_day(summary.next_expiry, ctx.lang) if summary.next_expiry else "—",
-        )
-
-    def _keep_draft(self, ctx: Context, text: str) -> None:
-        drafts.keep(ctx.session, ctx.identity.id, text, ctx.now)
+        customer_handlers.add_to_case(ctx, number, match.group(2).strip())
 
     # -- shared ----------------------------------------------------------------
 
-    def _run(self, ctx: Context, cmd, rest: str, slash: bool) -> None:  # noqa: ANN001
+    def _run(self, ctx: Context, cmd: Command, rest: str, slash: bool) -> None:
         try:
             values = parse_args(cmd, rest, ctx.topic_case, ctx.lang)
         except ParseError as exc:
@@ -279,11 +170,11 @@ class Router:
             return
         cmd.handler(ctx, **values)
 
-    def _unknown_command(self, ctx: Context, audience: str, word: str) -> None:
-        close = suggestions(audience, word)  # type: ignore[arg-type]
+    def _unknown_command(self, ctx: Context, audience: Audience, word: str) -> None:
+        close = self.commands.suggestions(audience, word)
         prefix = "/" if audience == "engineer" else ""
-        # The help word the customer types in their own language (an alias of the same command).
-        help_word = f"{prefix}{'ajuda' if ctx.lang == 'pt' and audience == 'customer' else 'help'}"
+        # The help word in the sender's own language.
+        help_word = prefix + self.commands.named(audience, "help").name_in(ctx.lang)
         if close:
             ctx.reply(
                 _("Unknown command {word}. Did you mean {suggestions}? Send {help} for the list."),

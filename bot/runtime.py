@@ -21,16 +21,17 @@ from adapters.console import ENGINEER, ConsoleChannel
 from bot.channel_health import ChannelHealth
 from bot.channel_start import start_channels
 from bot.config import Settings
-from bot.context import Deployment, stranger_budgets
+from bot.deployment import Deployment
 from bot.dispatcher import Dispatcher
 from bot.intake import Intake, system_clock
 from bot.leases import ChannelLease
 from bot.metrics import Metrics
-from bot.router import Router
+from bot.router import Handled, Router
 from bot.services import customers
+from bot.services.outgoing import Outgoing
 from bot.watcher import check_targets
+from storage import outbox
 from storage.db import make_engine, transaction, upgrade
-from storage.outbox import depth as outbox_depth
 
 log = logging.getLogger("deskbot.runtime")
 
@@ -94,17 +95,14 @@ class Runtime:
         self.engine = engine or make_engine(settings.database_url)
         if migrate:
             upgrade(settings.database_url) if engine is None else upgrade_engine(self.engine)
-        case_channel = next((c.name for c in channels if c.carries_case_topics), None)
-        self.deployment = Deployment(
-            settings=settings,
-            case_channel=case_channel,
-            trusted_engineers=trusted_engineers,
-            stranger_budgets=stranger_budgets(channels),
-        )
+        self.deployment = Deployment.of(settings, channels, trusted_engineers)
         self.router = Router(self.deployment)
         self.clock = clock
-        self.dispatcher = Dispatcher(self.engine, self.channels, clock, case_channel=case_channel)
-        self.intake = Intake(self.engine, self.router, clock, on_commit=self.dispatcher.wake)
+        self.metrics = Metrics()
+        self.dispatcher = Dispatcher(
+            self.engine, self.channels, clock, case_channel=self.deployment.case_channel, on_result=self._count_delivery
+        )
+        self.intake = Intake(self.engine, self.router, self.dispatcher, clock, on_handled=self._count_handled)
         self.stop_event = threading.Event()
         self.intake_stop = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -114,18 +112,15 @@ class Runtime:
         self.receiving: set[str] = set()
         #: Channels stopped by a permanent error while running, with the reason (for /readyz).
         self.failed: dict[str, str] = {}
-        self.metrics = Metrics()
         self.health = ChannelHealth(self.channels, on_change=self._channel_up)
         for name, channel in self.channels.items():
             channel.on_rate_limit_wait = lambda _seconds, name=name: self.metrics.rate_limit_waits.labels(name).inc()
             channel.on_trouble = lambda reason, name=name: self.health.trouble(name, reason)
             self._channel_up(name, False)  # until it has started
-        self.intake.on_handled = self._count_handled
-        self.dispatcher.on_result = self._count_delivery
 
-    def _count_handled(self, channel: str, ctx) -> None:  # noqa: ANN001
+    def _count_handled(self, channel: str, handled: Handled) -> None:
         self.metrics.messages_in.labels(channel).inc()
-        for event, value in ctx.events:
+        for event, value in handled.events:
             if event == "incident_opened":
                 self.metrics.incidents_opened.inc()
                 self.metrics.credits_consumed.inc()
@@ -167,7 +162,7 @@ class Runtime:
 
     def refresh_gauges(self) -> None:
         with transaction(self.engine) as session:
-            depth, oldest = outbox_depth(session, self.clock())
+            depth, oldest = outbox.depth(session, self.clock())
         self.metrics.outbox_depth.set(depth)
         self.metrics.outbox_oldest.set(oldest)
 
@@ -183,8 +178,6 @@ class Runtime:
         for name in self.channels:
             self._started.add(name)
             self._channel_up(name, True)
-        # Replies on the channel a message came from leave from the receiving thread, right away.
-        self.intake.sender = self.dispatcher
         for name, channel in self.channels.items():
             self._spawn(f"receive-{name}", self._supervise, channel)
             self._spawn(f"dispatch-{name}", self.dispatcher.run, name, self.stop_event)
@@ -265,9 +258,10 @@ class Runtime:
         while not self.stop_event.is_set():
             try:
                 with transaction(self.engine) as session:
-                    posted = check_targets(session, self.deployment, self.clock())
+                    out = Outgoing(session, self.clock())
+                    posted = check_targets(out, self.deployment)
+                self.dispatcher.hand_over(out.rows)
                 if posted:
-                    self.dispatcher.wake()
                     for _incident, kind in posted:
                         if kind == "missed":
                             self.metrics.targets_missed.inc()
@@ -298,18 +292,8 @@ class Runtime:
             lease.release()
 
     def _pending(self) -> bool:
-        from sqlalchemy import func, select
-
-        from storage.models import Outbox
-
         with transaction(self.engine) as session:
-            now = self.clock()
-            count = session.scalar(
-                select(func.count()).where(
-                    Outbox.state == "pending", Outbox.channel.in_(list(self.channels)), Outbox.next_attempt_at <= now
-                )
-            )
-        return bool(count)
+            return outbox.has_due(session, list(self.channels), self.clock())
 
 
 def upgrade_engine(engine: Engine) -> None:
@@ -337,7 +321,6 @@ def chat(
         settings, [console], engine=engine, clock=clock, trusted_engineers=frozenset({("console", ENGINEER)})
     )
     holder["rt"] = runtime
-    runtime.intake.on_commit = lambda _channels: runtime.dispatcher.drain("console")
     _ensure_console_customer(runtime, customer)
     runtime.dispatcher.drain("console")
     console.receive(runtime.intake, threading.Event())

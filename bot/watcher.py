@@ -6,46 +6,29 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
-from sqlmodel import Session
-
-from bot.context import Deployment
+from bot.deployment import Deployment
 from bot.i18n import format_when
 from bot.policy.calendar import BusinessCalendar
-from bot.services.cases import OPEN, post_to_topic
+from bot.services.incidents import awaiting_target_notice, case_topic
+from bot.services.outgoing import Outgoing
 from storage.models import Incident
 
 WARN_BEFORE = timedelta(hours=4)
 
 
-def check_targets(session: Session, deployment: Deployment, now: datetime) -> list[tuple[int, str]]:
-    """Post the warnings that are due now; return (incident, "warning"|"missed") for each posted."""
+def check_targets(out: Outgoing, deployment: Deployment) -> list[tuple[int, str]]:
+    """Post the warnings that are due at `out.now`; return (incident, "warning"|"missed") for each posted."""
+    session, now = out.session, out.now
     calendar = deployment.settings.calendar
     posted: list[tuple[int, str]] = []
-    # Cases already told they missed this due time need nothing more: leave them out of the scan.
-    query = (
-        select(Incident)
-        .where(
-            Incident.state == OPEN,
-            Incident.due_at.is_not(None),
-            or_(Incident.missed_for.is_(None), Incident.missed_for != Incident.due_at),
-        )
-        .order_by(Incident.due_at)
-    )
-    if deployment.settings.database_url.startswith("postgresql"):
-        query = query.with_for_update(skip_locked=True)
-    for incident in session.scalars(query):
+    for incident in awaiting_target_notice(session):
         due = incident.due_at
         assert due is not None
         if now >= due:
             if incident.missed_for != due:
                 incident.missed_for = incident.warned_for = due
-                post_to_topic(
-                    session,
-                    deployment,
-                    incident,
-                    f"🔴 Response target missed: the answer was due {_when(due, calendar)}.",
-                    now,
+                _post(
+                    out, deployment, incident, f"🔴 Response target missed: the answer was due {_when(due, calendar)}."
                 )
                 posted.append((incident.id, "missed"))
         elif now < calendar.subtract_business_hours(due, WARN_BEFORE):
@@ -53,11 +36,15 @@ def check_targets(session: Session, deployment: Deployment, now: datetime) -> li
             break
         elif incident.warned_for != due:
             incident.warned_for = due
-            post_to_topic(
-                session, deployment, incident, f"🟠 Response due {_when(due, calendar)}: 4 business hours left.", now
-            )
+            _post(out, deployment, incident, f"🟠 Response due {_when(due, calendar)}: 4 business hours left.")
             posted.append((incident.id, "warning"))
     return posted
+
+
+def _post(out: Outgoing, deployment: Deployment, incident: Incident, text: str) -> None:
+    topic = case_topic(deployment, incident)
+    if topic is not None:
+        out.say(topic, text, incident_id=incident.id)
 
 
 def _when(due: datetime, calendar: BusinessCalendar) -> str:

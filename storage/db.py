@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy import Select, event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -23,7 +23,7 @@ log = logging.getLogger("deskbot.db")
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. `upgrade` returns at once when the database is already there, without
 #: loading Alembic (a sizeable import); a test keeps this equal to the migrations' head.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 def make_engine(url: str) -> Engine:
@@ -44,8 +44,19 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=5)
 
 
-def is_postgresql(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
+def is_postgresql(bind: Engine | sa.Connection | Session) -> bool:
+    if isinstance(bind, Session):
+        bind = bind.get_bind()
+    return bind.dialect.name == "postgresql"
+
+
+def for_update(query: Select, session: Session, *, skip_locked: bool = False) -> Select:
+    """`query`, locking the rows it reads until the transaction ends.
+
+    On PostgreSQL with `FOR UPDATE` (`SKIP LOCKED`: rows another replica holds are passed
+    over); SQLite has no row locks and needs none (one writer at a time holds the database).
+    """
+    return query.with_for_update(skip_locked=skip_locked) if is_postgresql(session) else query
 
 
 @contextmanager
@@ -89,7 +100,7 @@ def _upgrade(url: str, revision: str) -> tuple[str | None, str | None]:
 
     config = alembic_config(url)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    postgresql = url.startswith("postgresql")
+    postgresql = is_postgresql(engine)
     try:
         with engine.connect() as connection:
             if postgresql:

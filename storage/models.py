@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -50,7 +51,7 @@ MESSAGE_ID = 512
 CONVERSATION = 1024
 #: A customer's name as the desk records it (chosen by an engineer or the operator).
 CUSTOMER_NAME = 200
-#: An incident's subject (bot.services.cases cuts it shorter, for listings).
+#: An incident's subject (bot.services.incidents cuts it shorter, for listings).
 SUBJECT = 200
 #: Zulip's topic name limit.
 TOPIC = 60
@@ -169,6 +170,15 @@ class CreditPack(SQLModel, table=True):
     granted_by: str | None = _text(ADDRESS, key=True)
 
 
+class IncidentState(StrEnum):
+    """Where an incident is in its life (SPEC §1): open (with the team or the customer),
+    resolved (reopens at no charge for 7 days), closed."""
+
+    OPEN = "open"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
 class Incident(SQLModel, table=True):
     __table_args__ = (
         # "status", "any other text", "close N": a customer's incidents by state, latest first.
@@ -183,8 +193,8 @@ class Incident(SQLModel, table=True):
     customer_id: int = Field(foreign_key="customer.id")
     pack_id: int | None = Field(default=None, foreign_key="creditpack.id")
     subject: str = _text(SUBJECT, default=...)
-    #: open (with the team or the customer), resolved, closed.
-    state: str = Field(default="open", max_length=16)
+    #: An `IncidentState` value.
+    state: str = Field(default=IncidentState.OPEN, max_length=16)
     chargeable: bool = True
     assignee: str | None = _text(ADDRESS, key=True)
     topic: str | None = _text(TOPIC)
@@ -273,6 +283,8 @@ class Outbox(SQLModel, table=True):
     topic: str | None = _text(TOPIC)
     text: str
     quote: str | None = None
+    #: Topic rows that quote someone: who, as JSON (the channel writes the header; see adapters.channel.Said).
+    said: str | None = None
     #: A secret the text carries in clear (an activation code) until the row is sent or fails:
     #: then every occurrence in `text` is masked and this is cleared (see storage.outbox).
     secret: str | None = None

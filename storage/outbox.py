@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlmodel import Session
 
+from storage.db import for_update
 from storage.models import Outbox
 
 #: How long a claimed row stays with its claimer before another may take it. The claimer renews
@@ -29,11 +30,6 @@ from storage.models import Outbox
 #: process's rows come back, not a limit on how long a send may take.
 LEASE = timedelta(seconds=10)
 
-#: `session.info` keys. INLINE names the channel whose rows, written in this transaction, go to
-#: the writer itself (leased at once: intake sends them right after commit, see bot.intake);
-#: NEW_ROWS collects the rows written, so the writer knows what to send or whom to wake.
-INLINE = "outbox_inline_channel"
-NEW_ROWS = "outbox_new_rows"
 #: What a row's secret becomes in its text once the row is sent (or failed for good).
 SECRET_MASK = "[redacted]"
 
@@ -50,6 +46,7 @@ class NewRow:
     conversation: str | None
     topic: str | None
     quote: str | None
+    said: str | None
     incident_id: int | None
     attempts: int
     created_at: datetime
@@ -66,10 +63,13 @@ def enqueue(
     conversation: str | None = None,
     topic: str | None = None,
     quote: str | None = None,
+    said: str | None = None,
     incident_id: int | None = None,
     secret: str | None = None,
+    leased: bool = False,
 ) -> NewRow:
-    """Write a row in the session's transaction, due now (or leased to the writer, see INLINE).
+    """Write a row in the session's transaction, due now, or `leased` to the writer (who sends it
+    right after the commit: no claim query, see bot.dispatcher).
 
     `secret`: a value `text` holds in clear that must not stay in the store once delivered.
 
@@ -77,7 +77,6 @@ def enqueue(
     reads the row back in the same transaction. Its id is known at once, so rows are
     numbered in the order they were written.
     """
-    inline = session.info.get(INLINE) == channel
     values = {
         "channel": channel,
         "kind": kind,
@@ -86,20 +85,19 @@ def enqueue(
         "conversation": conversation,
         "topic": topic,
         "quote": quote,
+        "said": said,
         "incident_id": incident_id,
-        "attempts": 1 if inline else 0,
+        "attempts": 1 if leased else 0,
         "created_at": now,
     }
     written = {
         **values,
         "state": "pending",
-        "next_attempt_at": now + LEASE if inline else now,
+        "next_attempt_at": now + LEASE if leased else now,
         "secret": secret or None,
     }
     (row_id,) = session.connection().execute(_INSERT, written).inserted_primary_key
-    row = NewRow(id=row_id, **values)
-    session.info.setdefault(NEW_ROWS, []).append(row)
-    return row
+    return NewRow(id=row_id, **values)
 
 
 def claim(session: Session, channel: str, now: datetime, limit: int = 20) -> list[Outbox]:
@@ -110,9 +108,7 @@ def claim(session: Session, channel: str, now: datetime, limit: int = 20) -> lis
         .order_by(Outbox.id)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    rows = list(session.scalars(query))
+    rows = list(session.scalars(for_update(query, session, skip_locked=True)))
     for row in rows:
         row.attempts += 1
         row.next_attempt_at = now + LEASE
@@ -186,6 +182,14 @@ def mark_failed(session: Session, row_id: int, error: str) -> Outbox | None:
         if row.secret:
             row.text, row.secret = row.text.replace(row.secret, SECRET_MASK), None
     return row
+
+
+def has_due(session: Session, channels: list[str], now: datetime) -> bool:
+    """Is any row of `channels` due to be sent now?"""
+    query = select(Outbox.id).where(
+        Outbox.state == "pending", Outbox.channel.in_(channels), Outbox.next_attempt_at <= now
+    )
+    return session.execute(query.limit(1)).first() is not None
 
 
 def has_pending(session: Session, channel: str) -> bool:

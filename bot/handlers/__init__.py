@@ -1,3 +1,11 @@
-"""Command handlers; importing this package declares every command (see bot.commands)."""
+"""Command handlers: parse → call a service → render the result.
 
-from bot.handlers import customer, engineer  # noqa: F401
+`registry()` is every command the bot knows, customer and engineer, in help order.
+"""
+
+from bot.commands import Registry
+from bot.handlers import customer, engineer
+
+
+def registry() -> Registry:
+    return Registry([*customer.COMMANDS, *engineer.COMMANDS])

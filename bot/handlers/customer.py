@@ -1,17 +1,16 @@
-"""Customer commands (SPEC §2), in direct messages to the bot."""
+"""Customer commands (SPEC §2), in direct messages to the bot, and what a customer's other
+messages do: `#N text` adds to incident N, any other text goes to their open incident."""
 
 from __future__ import annotations
 
-from datetime import date
-
-from sqlmodel import select
-
-from bot.commands import Arg, command, commands
+from adapters.channel import Said
+from bot.commands import Arg, command
 from bot.context import Context
 from bot.i18n import _, format_day, format_hours, format_when
-from bot.policy import NoCredit, pack_expires_on
-from bot.services import cases, customers, drafts
-from storage.models import IncidentMessage
+from bot.policy import NoCredit, choose_pack, pack_expires_on
+from bot.services import customers, drafts, incidents, strangers
+from bot.services.incidents import IncidentSummary, Writer
+from storage.models import Incident
 
 CUSTOMER = "customer"
 #: Incidents listed by `status` (the latest ones).
@@ -20,12 +19,12 @@ STATUS_LIST = 20
 DETAIL_MESSAGES = 5
 
 
-@command("help", "ajuda", "?", audience=CUSTOMER, help=_("this help"))
+@command(en="help", pt="ajuda", aliases=("?",), audience=CUSTOMER, unlinked=True, help=_("this help"))
 def show_help(ctx: Context) -> None:
     s = ctx.settings
     lines = [ctx.t(_("Commands (with or without a leading /):"))]
     other = "en" if ctx.lang == "pt" else "pt"
-    for cmd in commands(CUSTOMER):
+    for cmd in ctx.commands.of(CUSTOMER):
         also = f" ({cmd.name_in(other)})" if cmd.name_in(other) != cmd.name_in(ctx.lang) else ""
         lines.append(f"• {cmd.usage(slash=False, lang=ctx.lang)}{also} — {ctx.t(cmd.help)}")
     lines.append(ctx.t(_("• #N <text> — add a message to incident N")))
@@ -43,10 +42,9 @@ def show_help(ctx: Context) -> None:
 
 
 @command(
-    "open",
-    "abrir",
-    "new",
-    "novo",
+    en="open",
+    pt="abrir",
+    aliases=("new", "novo"),
     audience=CUSTOMER,
     args=(Arg("text", "text", required=False, label=_("text")),),
     help=_("open a new incident with this text (uses one credit)"),
@@ -58,14 +56,18 @@ def open_incident(ctx: Context, text: str | None) -> None:
         ctx.reply(_("Tell us what the incident is about: open <your question>."))
         return
     body = "\n\n".join(part for part in (draft.text if draft else None, text) if part)
-    charged = customers.take_credit(ctx.session, ctx.customer.id, today(ctx))
+    charged = customers.take_credit(ctx.session, ctx.customer.id, ctx.today)
     if isinstance(charged, NoCredit):
         drafts.replace(ctx.session, ctx.identity.id, body, ctx.now)
         no_credit_answer(ctx, charged)
         return
     drafts.discard(ctx.session, draft)
-    incident = cases.open_incident(ctx, body, charged.id)
-    summary = customers.credit_summary(ctx.session, ctx.customer.id, today(ctx))
+    incident = incidents.open_incident(
+        ctx.session, ctx.deployment, ctx.now, _writer(ctx), body, charged.id, ctx.message.subject_hint
+    )
+    ctx.events.append(("incident_opened", 0.0))
+    _mirror(ctx, incident, body)
+    summary = customers.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     calendar = ctx.settings.calendar
     lines = [
         ctx.t(_("Incident #{number} is open: {subject}"), number=incident.id, subject=incident.subject),
@@ -105,8 +107,8 @@ def no_credit_answer(ctx: Context, why: NoCredit) -> None:
 
 
 @command(
-    "status",
-    "estado",
+    en="status",
+    pt="estado",
     audience=CUSTOMER,
     args=(Arg("number", "case", required=False, label=_("number")),),
     help=_("your incidents, or one incident in detail"),
@@ -115,50 +117,60 @@ def status(ctx: Context, number: int | None) -> None:
     assert ctx.customer is not None
     if number is not None:
         return _status_one(ctx, number)
-    incidents = cases.latest_incidents(ctx.session, ctx.customer.id, (cases.OPEN, cases.RESOLVED), STATUS_LIST)
-    if not incidents:
+    found = incidents.latest_incidents(ctx.session, ctx.customer.id, (incidents.OPEN, incidents.RESOLVED), STATUS_LIST)
+    if not found:
         ctx.reply(_("You have no open incidents."))
         return
     lines = [ctx.t(_("Your incidents:"))]
-    for incident in incidents:
+    for incident in found:
         lines.append(
             ctx.t(
                 _("#{number} {subject} — {state}; next answer due: {due}"),
                 number=incident.id,
                 subject=incident.subject,
-                state=cases.state_text(incident, ctx.lang),
-                due=cases.due_text(incident, ctx.lang, ctx),
+                state=_state_text(ctx, incident),
+                due=_due_text(ctx, incident),
             )
         )
     ctx.reply_text("\n".join(lines))
 
 
 def _status_one(ctx: Context, number: int) -> None:
-    incident = cases.own_incident(ctx, number)
+    incident = incidents.own_incident(ctx.session, ctx.customer, number)
     if incident is None:
         ctx.reply(_("You have no incident #{number}."), number=number)
         return
+    tz = ctx.settings.calendar.tz
     lines = [
         ctx.t(_("Incident #{number}: {subject}"), number=incident.id, subject=incident.subject),
-        ctx.t(_("State: {state}"), state=cases.state_text(incident, ctx.lang)),
-        ctx.t(_("Opened: {when}"), when=format_when(incident.opened_at, ctx.lang, ctx.settings.calendar.tz)),
-        ctx.t(_("Next answer due: {due}"), due=cases.due_text(incident, ctx.lang, ctx)),
+        ctx.t(_("State: {state}"), state=_state_text(ctx, incident)),
+        ctx.t(_("Opened: {when}"), when=format_when(incident.opened_at, ctx.lang, tz)),
+        ctx.t(_("Next answer due: {due}"), due=_due_text(ctx, incident)),
     ]
-    messages = list(
-        ctx.session.scalars(
-            select(IncidentMessage)
-            .where(IncidentMessage.incident_id == incident.id, IncidentMessage.direction.in_(("in", "out")))
-            .order_by(IncidentMessage.id.desc())
-            .limit(DETAIL_MESSAGES)
-        )
-    )
+    messages = incidents.latest_messages(ctx.session, incident.id, DETAIL_MESSAGES)
     if messages:
         lines.append(ctx.t(_("Latest messages:")))
-    for msg in reversed(messages):
+    for msg in messages:
         who = ctx.t(_("you")) if msg.direction == "in" else ctx.t(_("support"))
-        when = format_when(msg.created_at, ctx.lang, ctx.settings.calendar.tz)
-        lines.append(f"— {who}, {when}: {_excerpt(msg.body)}")
+        lines.append(f"— {who}, {format_when(msg.created_at, ctx.lang, tz)}: {_excerpt(msg.body)}")
     ctx.reply_text("\n".join(lines))
+
+
+def _due_text(ctx: Context, incident: Incident | IncidentSummary) -> str:
+    if incident.state != incidents.OPEN:
+        return "—"
+    if incident.due_at is None:
+        return ctx.t(_("waiting for you"))
+    return format_when(incident.due_at, ctx.lang, ctx.settings.calendar.tz)
+
+
+def _state_text(ctx: Context, incident: Incident | IncidentSummary) -> str:
+    labels = {
+        incidents.OPEN: _("with the support team") if incident.due_at is not None else _("answered"),
+        incidents.RESOLVED: _("resolved"),
+        incidents.CLOSED: _("closed"),
+    }
+    return ctx.t(labels[incident.state]) if incident.state in labels else incident.state
 
 
 def _excerpt(text: str, limit: int = 300) -> str:
@@ -166,10 +178,16 @@ def _excerpt(text: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-@command("credits", "creditos", "credit", audience=CUSTOMER, help=_("credits left per pack and when each expires"))
+@command(
+    en="credits",
+    pt="creditos",
+    aliases=("credit",),
+    audience=CUSTOMER,
+    help=_("credits left per pack and when each expires"),
+)
 def credits(ctx: Context) -> None:
     assert ctx.customer is not None
-    summary = customers.credit_summary(ctx.session, ctx.customer.id, today(ctx))
+    summary = customers.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     if not summary.packs:
         ctx.reply(_("You have no support credits yet. Buy them at {url}."), url=ctx.settings.purchase_url)
         return
@@ -193,30 +211,31 @@ def credits(ctx: Context) -> None:
 
 
 @command(
-    "close",
-    "fechar",
+    en="close",
+    pt="fechar",
     audience=CUSTOMER,
     args=(Arg("number", "case", label=_("number")),),
     help=_("close one of your incidents"),
 )
 def close(ctx: Context, number: int) -> None:
-    incident = cases.own_incident(ctx, number)
+    incident = incidents.own_incident(ctx.session, ctx.customer, number)
     if incident is None:
         ctx.reply(_("You have no incident #{number}."), number=number)
         return
-    if incident.state == cases.CLOSED:
+    if not incidents.close(ctx.session, ctx.now, ctx.identity.address, incident):
         ctx.reply(_("Incident #{number} is already closed."), number=number)
         return
-    cases.record(ctx.session, incident, ctx.identity.address, "closed by customer", ctx.now, to_state=cases.CLOSED)
-    incident.closed_at, incident.due_at = ctx.now, None
-    cases.post_to_topic(ctx.session, ctx.deployment, incident, "The customer closed this case.", ctx.now)
+    topic = incidents.case_topic(ctx.deployment, incident)
+    if topic is not None:
+        ctx.out.say(topic, "The customer closed this case.", incident_id=incident.id)
     ctx.reply(_("Incident #{number} is closed. Thank you!"), number=number)
 
 
 @command(
-    "link",
-    "ligar",
+    en="link",
+    pt="ligar",
     audience=CUSTOMER,
+    unlinked=True,
     args=(Arg("code", "word", label=_("code")),),
     help=_("link this account to your customer record with a one-time code"),
 )
@@ -232,7 +251,7 @@ def link(ctx: Context, code: str) -> None:
     else:
         ctx.customer = outcome
         ctx.identity.lang = None
-        summary = customers.credit_summary(ctx.session, outcome.id, today(ctx))
+        summary = customers.credit_summary(ctx.session, outcome.id, ctx.today)
         ctx.reply(
             _("Welcome, {name}! This account is now linked. Credits left: {left}. Write help to see what I can do."),
             name=outcome.name,
@@ -241,11 +260,11 @@ def link(ctx: Context, code: str) -> None:
 
 
 @command(
-    "lang",
-    "idioma",
-    "language",
-    "lingua",
+    en="lang",
+    pt="idioma",
+    aliases=("language", "lingua"),
     audience=CUSTOMER,
+    unlinked=True,
     args=(Arg("code", "choice", choices=("en", "pt")),),
     help=_("reply language: en or pt"),
 )
@@ -258,6 +277,108 @@ def lang(ctx: Context, code: str) -> None:
     )
 
 
-def today(ctx: Context) -> date:
-    """The service time zone's date (pack validity is counted in it)."""
-    return ctx.now.astimezone(ctx.settings.calendar.tz).date()
+#: In the order `help` lists them.
+COMMANDS = (show_help, open_incident, status, credits, close, link, lang)
+
+
+# -- messages that are not commands -----------------------------------------------------
+
+
+def add_to_case(ctx: Context, number: int, text: str) -> None:
+    """`#N text`: add to the customer's incident N (the draft, if the text is empty)."""
+    incident = incidents.own_incident(ctx.session, ctx.customer, number)
+    if incident is None:
+        ctx.reply(_("You have no incident #{number}."), number=number)
+        return
+    draft = drafts.current(ctx.session, ctx.identity.id, ctx.now)
+    if not text and draft is not None:
+        text = draft.text
+        drafts.discard(ctx.session, draft)
+    if not text:
+        ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
+        return
+    if not incidents.takes_messages(ctx.session, incident, ctx.now):
+        drafts.keep(ctx.session, ctx.identity.id, text, ctx.now)
+        ctx.reply(
+            _(
+                "Incident #{number} is finished, so I kept your message as a draft. Reply open to start a new incident with it."
+            ),
+            number=number,
+        )
+        return
+    _add(ctx, incident, text)
+
+
+def free_text(ctx: Context, text: str) -> None:
+    """Any other text: to the one open (or recently resolved) incident; otherwise kept as a draft and asked about."""
+    assert ctx.customer is not None
+    candidates = incidents.free_text_candidates(ctx.session, ctx.customer.id, ctx.now)
+    if len(candidates) == 1:
+        _add(ctx, candidates[0], text)
+        return
+    drafts.keep(ctx.session, ctx.identity.id, text, ctx.now)
+    if candidates:
+        listing = ", ".join(f"#{i.id} {i.subject}" for i in candidates[:10])
+        ctx.reply(
+            _(
+                "You have several open incidents: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or open to start a new one."
+            ),
+            listing=listing,
+            example=candidates[0].id,
+        )
+        return
+    packs = [customers.as_policy(p) for p in customers.packs_of(ctx.session, ctx.customer.id)]
+    choice = choose_pack(packs, ctx.today)
+    if isinstance(choice, NoCredit):
+        no_credit_answer(ctx, choice)
+        return
+    summary = customers.credit_summary(ctx.session, ctx.customer.id, ctx.today)
+    ctx.reply(
+        _(
+            "You have no open incident. Reply open to open one with this message: it uses one of your {left} credits (the next expire on {expiry})."
+        ),
+        left=summary.total_left,
+        expiry=format_day(summary.next_expiry, ctx.lang) if summary.next_expiry else "—",
+    )
+
+
+def unknown_sender(ctx: Context) -> None:
+    """Keep what they wrote (as a draft) and answer at most once a day; nothing is charged."""
+    text = ctx.message.text.strip()
+    if text:
+        drafts.keep(ctx.session, ctx.identity.id, text, ctx.now)
+    if not strangers.due_unknown_notice(ctx.identity, ctx.now):
+        return
+    s = ctx.settings
+    ctx.reply_text(
+        "\n".join(
+            [
+                ctx.t(_("Hello! This is the commercial support desk. I don't know this account yet.")),
+                ctx.t(_("To buy incident-based support, see {url}."), url=s.purchase_url),
+                ctx.t(_("If you already have support, send: link <your activation code>.")),
+                ctx.t(_("Documentation: {docs} · Forum: {forum}"), docs=s.docs_url, forum=s.forum_url),
+            ]
+        )
+    )
+
+
+def _add(ctx: Context, incident: Incident, text: str) -> None:
+    incidents.add_message(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text)
+    _mirror(ctx, incident, text)
+    ctx.reply(_("Added to incident #{number}."), number=incident.id)
+
+
+def _writer(ctx: Context) -> Writer:
+    assert ctx.customer is not None
+    return Writer(ctx.customer, ctx.identity, ctx.message.conversation)
+
+
+def _mirror(ctx: Context, incident: Incident, text: str) -> None:
+    """The customer's words in the case topic; the channel writes the header and keeps the words inert."""
+    ctx.incident_id = incident.id
+    topic = incidents.case_topic(ctx.deployment, incident)
+    if topic is None:
+        return
+    assert ctx.customer is not None
+    said = Said(ctx.customer.name, ctx.identity.channel, ctx.identity.address)
+    ctx.out.say(topic, "", quote=text, said=said, incident_id=incident.id)

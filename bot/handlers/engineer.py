@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
-from sqlalchemy import select
-
-from bot.commands import Arg, command, commands
+from adapters.channel import Said
+from bot.commands import Arg, command
 from bot.context import Context
-from bot.handlers.customer import today
 from bot.i18n import _, format_when, render
 from bot.markup import inert
-from bot.services import cases, customers
-from storage.models import Customer, Identity, Incident, IncidentEvent
+from bot.services import customers, incidents
+from storage.models import Customer, Incident, IncidentState
 
 ENGINEER = "engineer"
 CASE = Arg("number", "case")
 
 
 def _case(ctx: Context, number: int) -> Incident | None:
-    incident = cases.get_incident(ctx.session, number)
+    incident = incidents.get_incident(ctx.session, number)
     if incident is None:
         ctx.reply(_("There is no case #{number}."), number=number)
     else:
@@ -34,16 +33,16 @@ def _customer(ctx: Context, ref: str) -> Customer | None:
     return customer
 
 
-@command("help", "ajuda", audience=ENGINEER, help=_("the engineer commands"))
+@command(en="help", pt="ajuda", audience=ENGINEER, help=_("the engineer commands"))
 def show_help(ctx: Context) -> None:
     lines = [ctx.t(_("Engineer commands (in a case topic the case number may be left out):"))]
-    lines += [f"• `{cmd.usage(slash=True)}` — {ctx.t(cmd.help)}" for cmd in commands(ENGINEER)]
+    lines += [f"• `{cmd.usage(slash=True)}` — {ctx.t(cmd.help)}" for cmd in ctx.commands.of(ENGINEER)]
     ctx.reply_text("\n".join(lines))
 
 
 @command(
-    "reply",
-    "responder",
+    en="reply",
+    pt="responder",
     audience=ENGINEER,
     args=(CASE, Arg("text", "text")),
     help=_("send text to the customer on their latest channel"),
@@ -52,29 +51,40 @@ def reply(ctx: Context, number: int, text: str) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
-    channel = cases.engineer_reply(ctx, incident, text)
-    if channel is None:
+    assert ctx.engineer is not None
+    replied = incidents.engineer_reply(ctx.session, ctx.now, ctx.engineer, incident, text)
+    if replied is None:
         ctx.reply(_("Case #{number} has no customer message to answer, so nothing was sent."), number=number)
-    elif ctx.message.kind != "topic":
-        ctx.reply(_("Sent to the customer of #{number} via {channel}."), number=number, channel=channel)
+        return
+    if replied.first_response is not None:
+        ctx.events.append(("first_response", replied.first_response))
+    lang = incidents.customer_lang(ctx.session, incident)
+    relayed = render(lang, _("[#{number}] {text}"), number=incident.id, text=text)
+    ctx.out.say(replied.route, relayed, incident_id=incident.id)
+    topic = incidents.case_topic(ctx.deployment, incident)
+    if topic is not None:
+        said = Said(ctx.engineer, replied.route.channel, role="engineer")
+        ctx.out.say(topic, "", quote=text, said=said, incident_id=incident.id)
+    if ctx.message.kind != "topic":
+        ctx.reply(_("Sent to the customer of #{number} via {channel}."), number=number, channel=replied.route.channel)
 
 
-@command("note", "nota", audience=ENGINEER, args=(CASE, Arg("text", "text")), help=_("internal note on the case"))
+@command(en="note", pt="nota", audience=ENGINEER, args=(CASE, Arg("text", "text")), help=_("internal note on the case"))
 def note(ctx: Context, number: int, text: str) -> None:
-    from storage.models import IncidentMessage
-
     incident = _case(ctx, number)
     if incident is None:
         return
-    ctx.session.add(
-        IncidentMessage(incident_id=incident.id, direction="note", author=ctx.engineer, body=text, created_at=ctx.now)
-    )
-    cases.record(ctx.session, incident, ctx.engineer, "note", ctx.now)
+    assert ctx.engineer is not None
+    incidents.add_note(ctx.session, ctx.now, ctx.engineer, incident, text)
     ctx.reply(_("Note saved on #{number}."), number=number)
 
 
 @command(
-    "assign", "atribuir", audience=ENGINEER, args=(CASE, Arg("who", "word")), help=_("set the assignee: me or an email")
+    en="assign",
+    pt="atribuir",
+    audience=ENGINEER,
+    args=(CASE, Arg("who", "word")),
+    help=_("set the assignee: me or an email"),
 )
 def assign(ctx: Context, number: int, who: str) -> None:
     incident = _case(ctx, number)
@@ -85,40 +95,34 @@ def assign(ctx: Context, number: int, who: str) -> None:
     if engineers and assignee not in engineers and assignee != ctx.engineer:
         ctx.reply(_("{who} is not an engineer (see DESKBOT_ENGINEERS)."), who=inert(assignee))
         return
-    incident.assignee = assignee
-    cases.record(ctx.session, incident, ctx.engineer, "assigned", ctx.now, detail=assignee)
+    incidents.assign(ctx.session, ctx.now, ctx.engineer, incident, assignee)
     ctx.reply(_("#{number} is assigned to {who}."), number=number, who=inert(assignee))
 
 
-@command("bug", audience=ENGINEER, args=(CASE,), help=_("caused by our bug: no charge, the credit goes back"))
+@command(en="bug", audience=ENGINEER, args=(CASE,), help=_("caused by our bug: no charge, the credit goes back"))
 def bug(ctx: Context, number: int) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
-    if not incident.chargeable:
+    assert ctx.engineer is not None
+    if not incidents.mark_vendor_bug(ctx.session, ctx.now, ctx.engineer, incident):
         ctx.reply(_("#{number} is already marked as our bug."), number=number)
         return
-    incident.chargeable = False
-    if incident.pack_id is not None:
-        customers.return_credit(ctx.session, incident.pack_id)
-    cases.record(ctx.session, incident, ctx.engineer, "marked as vendor bug", ctx.now, detail="credit returned")
-    lang = cases.customer_lang(ctx.session, incident)
-    cases.tell_customer(
-        ctx.session,
+    _tell_customer(
+        ctx,
         incident,
-        render(
+        lambda lang: render(
             lang,
             _("Incident #{number} was caused by a bug in our software: there is no charge and your credit is back."),
             number=incident.id,
         ),
-        ctx.now,
     )
     ctx.reply(_("#{number} is marked as our bug; the credit went back to its pack."), number=number)
 
 
 @command(
-    "resolve",
-    "resolver",
+    en="resolve",
+    pt="resolver",
     audience=ENGINEER,
     args=(CASE, Arg("summary", "text", required=False)),
     help=_("mark resolved and tell the customer"),
@@ -127,31 +131,35 @@ def resolve(ctx: Context, number: int, summary: str | None) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
-    if incident.state != cases.OPEN:
+    assert ctx.engineer is not None
+    if not incidents.resolve(ctx.session, ctx.now, ctx.engineer, incident, summary):
         ctx.reply(_("#{number} is {state}, not open."), number=number, state=incident.state)
         return
-    cases.record(ctx.session, incident, ctx.engineer, "resolved", ctx.now, to_state=cases.RESOLVED, detail=summary)
-    incident.resolved_at, incident.due_at = ctx.now, None
-    lang = cases.customer_lang(ctx.session, incident)
-    text = render(lang, _("Incident #{number} is resolved."), number=incident.id)
-    if summary:
-        text += "\n" + summary
-    text += "\n" + render(lang, _("If it is not, just write here within 7 days and it reopens at no charge."))
-    cases.tell_customer(ctx.session, incident, text, ctx.now)
+    _tell_customer(
+        ctx,
+        incident,
+        lambda lang: "\n".join(
+            part
+            for part in (
+                render(lang, _("Incident #{number} is resolved."), number=incident.id),
+                summary,
+                render(lang, _("If it is not, just write here within 7 days and it reopens at no charge.")),
+            )
+            if part
+        ),
+    )
     ctx.reply(_("#{number} is resolved; the customer was told."), number=number)
 
 
-@command("reopen", "reabrir", audience=ENGINEER, args=(CASE,), help=_("reopen a resolved or closed case"))
+@command(en="reopen", pt="reabrir", audience=ENGINEER, args=(CASE,), help=_("reopen a resolved or closed case"))
 def reopen(ctx: Context, number: int) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
-    if incident.state == cases.OPEN:
+    assert ctx.engineer is not None
+    if not incidents.reopen(ctx.session, ctx.settings, ctx.now, ctx.engineer, incident):
         ctx.reply(_("#{number} is already open."), number=number)
         return
-    cases.record(ctx.session, incident, ctx.engineer, "reopened", ctx.now, to_state=cases.OPEN)
-    incident.resolved_at = incident.closed_at = None
-    incident.due_at = ctx.settings.calendar.due_at(ctx.now, ctx.settings.response_target)
     ctx.reply(
         _("#{number} is open again; next response due {due}."),
         number=number,
@@ -159,12 +167,19 @@ def reopen(ctx: Context, number: int) -> None:
     )
 
 
-@command("case", "caso", audience=ENGINEER, args=(CASE,), help=_("summary of one case"))
+def _tell_customer(ctx: Context, incident: Incident, compose: Callable[[str], str]) -> None:
+    """Say `compose(language)` to the customer of `incident`, in their language, on their latest channel."""
+    route = incidents.customer_route(ctx.session, incident)
+    if route is not None:
+        ctx.out.say(route, compose(incidents.customer_lang(ctx.session, incident)), incident_id=incident.id)
+
+
+@command(en="case", pt="caso", audience=ENGINEER, args=(CASE,), help=_("summary of one case"))
 def case(ctx: Context, number: int) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
-    customer = ctx.session.get(Customer, incident.customer_id)
+    customer = incidents.customer_of(ctx.session, incident)
     tz = ctx.settings.calendar.tz
     lines = [
         f"**#{incident.id}** {inert(incident.subject)}",
@@ -173,10 +188,7 @@ def case(ctx: Context, number: int) -> None:
         f"opened {format_when(incident.opened_at, 'en', tz)} · due: "
         + (format_when(incident.due_at, "en", tz) if incident.due_at else "—"),
     ]
-    events = ctx.session.scalars(
-        select(IncidentEvent).where(IncidentEvent.incident_id == incident.id).order_by(IncidentEvent.id.desc()).limit(8)
-    )
-    for event in reversed(list(events)):
+    for event in incidents.latest_events(ctx.session, incident.id, 8):
         lines.append(
             f"— {format_when(event.at, 'en', tz)} {inert(event.actor)}: {event.action}"
             + (f" ({inert(event.detail)})" if event.detail else "")
@@ -185,24 +197,15 @@ def case(ctx: Context, number: int) -> None:
 
 
 @command(
-    "cases",
-    "casos",
+    en="cases",
+    pt="casos",
     audience=ENGINEER,
     args=(Arg("which", "choice", required=False, choices=("open", "mine", "overdue", "unassigned", "all")),),
     help=_("list cases with their due times"),
 )
 def list_cases(ctx: Context, which: str | None) -> None:
     which = which or "open"
-    query = select(Incident).order_by(Incident.due_at.is_(None), Incident.due_at, Incident.id)
-    if which != "all":
-        query = query.where(Incident.state == cases.OPEN)
-    if which == "mine":
-        query = query.where(Incident.assignee == ctx.engineer)
-    elif which == "unassigned":
-        query = query.where(Incident.assignee.is_(None))
-    elif which == "overdue":
-        query = query.where(Incident.due_at < ctx.now)
-    found = list(ctx.session.scalars(query.limit(50)))
+    found = incidents.engineer_listing(ctx.session, which, ctx.engineer, ctx.now, 50)
     if not found:
         ctx.reply(_("No {which} cases."), which=which)
         return
@@ -217,8 +220,8 @@ def list_cases(ctx: Context, which: str | None) -> None:
 
 
 @command(
-    "customer",
-    "cliente",
+    en="customer",
+    pt="cliente",
     sub="add",
     audience=ENGINEER,
     args=(Arg("name [email]", "text"),),
@@ -243,8 +246,8 @@ def customer_add(ctx: Context, **values: str) -> None:
 
 
 @command(
-    "customer",
-    "cliente",
+    en="customer",
+    pt="cliente",
     sub="code",
     audience=ENGINEER,
     args=(Arg("who", "text"),),
@@ -264,8 +267,8 @@ def customer_code(ctx: Context, who: str) -> None:
 
 
 @command(
-    "customer",
-    "cliente",
+    en="customer",
+    pt="cliente",
     sub="show",
     audience=ENGINEER,
     args=(Arg("who", "text"),),
@@ -275,8 +278,8 @@ def customer_show(ctx: Context, who: str) -> None:
     customer = _customer(ctx, who)
     if customer is None:
         return
-    summary = customers.credit_summary(ctx.session, customer.id, today(ctx))
-    identities = ctx.session.scalars(select(Identity).where(Identity.customer_id == customer.id))
+    summary = customers.credit_summary(ctx.session, customer.id, ctx.today)
+    identities = customers.identities_of(ctx.session, customer.id)
     lines = [f"**{inert(customer.name)}** (id {customer.id}) {inert(customer.email or '')} · language {customer.lang}"]
     lines.append("accounts: " + (", ".join(inert(f"{i.channel}:{i.address}") for i in identities) or "none linked"))
     lines.append(f"credits left: {summary.total_left}")
@@ -286,15 +289,15 @@ def customer_show(ctx: Context, who: str) -> None:
             + ("valid until " if status.valid else "expired ")
             + str(status.expires_on)
         )
-    latest = cases.latest_incidents(ctx.session, customer.id, (cases.OPEN, cases.RESOLVED, cases.CLOSED), 10)
+    latest = incidents.latest_incidents(ctx.session, customer.id, tuple(IncidentState), 10)
     for incident in latest:
         lines.append(f"• #{incident.id} {inert(incident.subject)} · {incident.state}")
     ctx.reply_text("\n".join(lines))
 
 
 @command(
-    "credits",
-    "creditos",
+    en="credits",
+    pt="creditos",
     sub="grant",
     audience=ENGINEER,
     args=(Arg("customer", "word"), Arg("n", "int"), Arg("purchased", "date", required=False)),
@@ -309,7 +312,7 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
             ctx.session,
             found,
             n,
-            purchased or today(ctx),
+            purchased or ctx.today,
             ctx.engineer,
             ctx.now,
         )
@@ -325,13 +328,9 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
     )
 
 
-@command("contacts", "contactos", audience=ENGINEER, help=_("people who wrote but are not linked to a customer"))
+@command(en="contacts", pt="contactos", audience=ENGINEER, help=_("people who wrote but are not linked to a customer"))
 def contacts(ctx: Context) -> None:
-    found = list(
-        ctx.session.scalars(
-            select(Identity).where(Identity.customer_id.is_(None)).order_by(Identity.last_seen_at.desc()).limit(30)
-        )
-    )
+    found = customers.unknown_contacts(ctx.session, 30)
     if not found:
         ctx.reply(_("No unknown contacts."))
         return
@@ -349,3 +348,22 @@ def _name_and_email(text: str) -> tuple[str, str | None]:
     if len(words) > 1 and "@" in words[-1]:
         return " ".join(words[:-1]).strip('"'), words[-1]
     return " ".join(words), None
+
+
+#: In the order `/help` lists them.
+COMMANDS = (
+    show_help,
+    reply,
+    note,
+    assign,
+    bug,
+    resolve,
+    reopen,
+    case,
+    list_cases,
+    customer_add,
+    customer_code,
+    customer_show,
+    credits_grant,
+    contacts,
+)

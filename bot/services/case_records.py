@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot.services import cases as case_service
+from bot.services import incidents
 from storage.models import Customer, Incident, IncidentEvent, IncidentMessage
 
 #: `deskbot cases list` shows this many cases unless told otherwise.
@@ -44,7 +44,7 @@ def list_cases(session: Session, which: CaseFilter, limit: int) -> CaseListing:
     if which.customer_id is not None:
         query = query.where(Incident.customer_id == which.customer_id)
     if which.overdue_at is not None:
-        query = query.where(Incident.state == case_service.OPEN, Incident.due_at < which.overdue_at)
+        query = query.where(Incident.state == incidents.OPEN, Incident.due_at < which.overdue_at)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     found = session.execute(query.order_by(Incident.id.desc()).limit(limit)).all()
     return CaseListing([(incident, name) for incident, name in found], total)
@@ -62,7 +62,7 @@ class Conversation:
 
 def conversation(session: Session, number: int) -> Conversation | None:
     """Case `number` with its messages and history; None when there is no such case."""
-    incident = case_service.get_incident(session, number)
+    incident = incidents.get_incident(session, number)
     if incident is None:
         return None
     customer = session.get(Customer, incident.customer_id)
@@ -94,7 +94,7 @@ def conversation_markdown(case: Conversation, tz: ZoneInfo) -> str:
         f"- Chargeable: {'yes' if incident.chargeable else 'no'}",
         f"- Assignee: {_one_line(incident.assignee or '—')}",
         f"- Opened: {when(incident.opened_at)}",
-        f"- Response due: {when(incident.due_at) if incident.state == case_service.OPEN else '—'}",
+        f"- Response due: {when(incident.due_at) if incident.state == incidents.OPEN else '—'}",
         f"- First response: {when(incident.first_response_at)}",
         f"- Resolved: {when(incident.resolved_at)}",
         f"- Closed: {when(incident.closed_at)}",

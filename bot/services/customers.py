@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
@@ -11,8 +12,11 @@ from sqlalchemy import String, bindparam, literal, select, update
 from sqlmodel import Session
 
 from bot.numbers import is_id, whole_number
-from bot.policy import CreditSummary, NoCredit, Pack, choose_pack, summarise
+from bot.policy import CreditSummary, NoCredit, Pack, choose_pack, consume, give_back, summarise
+from storage.db import for_update
 from storage.models import ActivationCode, CreditPack, Customer, Identity
+
+log = logging.getLogger("deskbot.services.customers")
 
 CODE_VALIDITY = timedelta(days=14)
 #: Wrong activation codes allowed per account per window before it must wait.
@@ -164,9 +168,7 @@ def link_identity(session: Session, customer: Customer, channel: str, address: s
 
 def packs_of(session: Session, customer_id: int, lock: bool = False) -> list[CreditPack]:
     query = select(CreditPack).where(CreditPack.customer_id == customer_id).order_by(CreditPack.id)
-    if lock and session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    return list(session.scalars(query))
+    return list(session.scalars(for_update(query, session) if lock else query))
 
 
 def as_policy(pack: CreditPack) -> Pack:
@@ -178,20 +180,28 @@ def credit_summary(session: Session, customer_id: int, today: date) -> CreditSum
 
 
 def take_credit(session: Session, customer_id: int, today: date) -> CreditPack | NoCredit:
-    """Consume one credit from the valid pack that expires first (rows locked on PostgreSQL)."""
+    """Consume one credit from the pack the rules choose (`policy.choose_pack`; rows locked on PostgreSQL)."""
     packs = packs_of(session, customer_id, lock=True)
     choice = choose_pack([as_policy(p) for p in packs], today)
     if isinstance(choice, NoCredit):
         return choice
     row = next(p for p in packs if p.id == choice.id)
-    row.used += 1
+    row.used = consume(choice).used
     return row
 
 
-def return_credit(session: Session, pack_id: int) -> None:
-    pack = session.get(CreditPack, pack_id, with_for_update=session.get_bind().dialect.name == "postgresql")
-    if pack is not None and pack.used > 0:
-        pack.used -= 1
+def return_credit(session: Session, pack_id: int) -> bool:
+    """Give a credit back to its pack (`policy.give_back`); False when the pack has no used credit."""
+    query = for_update(select(CreditPack).where(CreditPack.id == pack_id), session)
+    pack = session.scalars(query).first()
+    if pack is None:
+        return False
+    try:
+        pack.used = give_back(as_policy(pack)).used
+    except ValueError:
+        log.warning("credit not returned: pack %s has no used credit", pack_id)
+        return False
+    return True
 
 
 def grant_credits(
@@ -205,3 +215,14 @@ def grant_credits(
     session.add(pack)
     session.flush()
     return pack
+
+
+def identities_of(session: Session, customer_id: int) -> list[Identity]:
+    """The accounts linked to a customer."""
+    return list(session.scalars(select(Identity).where(Identity.customer_id == customer_id)))
+
+
+def unknown_contacts(session: Session, limit: int) -> list[Identity]:
+    """Accounts that wrote but are linked to no customer, the most recently seen first."""
+    query = select(Identity).where(Identity.customer_id.is_(None)).order_by(Identity.last_seen_at.desc())
+    return list(session.scalars(query.limit(limit)))

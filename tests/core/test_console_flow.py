@@ -215,7 +215,7 @@ def test_a_portuguese_customer_gets_help_usage_and_hours_in_portuguese(engine, d
 
 
 def test_a_failure_while_handling_keeps_the_text_apologises_and_does_not_loop(engine, db_url, clock, monkeypatch):
-    from bot.services import cases
+    from bot.services import incidents
     from storage.models import ProcessedInbound
 
     desk = Desk(engine, db_url, clock)
@@ -224,7 +224,7 @@ def test_a_failure_while_handling_keeps_the_text_apologises_and_does_not_loop(en
     def broken(*_args, **_kwargs):
         raise RuntimeError("bug in a handler")
 
-    monkeypatch.setattr(cases, "open_incident", broken)
+    monkeypatch.setattr(incidents, "open_incident", broken)
     out = desk.say("Acme", "open Lost?", message_id="m-fail")
     assert "Sorry, something went wrong on our side" in out and "Lamentamos" in out
     assert desk.say("Acme", "open Lost?", message_id="m-fail") == ""  # redelivery: handled once

@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from adapters.channel import Channel, Inbound, Outbound, TransientSendError
-from bot.context import Deployment
+from bot.deployment import Deployment
 from bot.dispatcher import Dispatcher
 from bot.intake import Intake
 from bot.router import Router
@@ -57,9 +57,7 @@ def test_rows_behind_a_failed_send_are_handed_back_and_go_out_in_order_after_rec
 
 
 def _intake(engine, db_url, clock, dispatcher):  # noqa: ANN001, ANN202
-    intake = Intake(engine, Router(Deployment(settings=make_settings(db_url), case_channel=None)), clock)
-    intake.sender = dispatcher
-    return intake
+    return Intake(engine, Router(Deployment(settings=make_settings(db_url))), dispatcher, clock)
 
 
 def _dm(clock, message_id: str, text: str = "help") -> Inbound:  # noqa: ANN001

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from adapters.console import console_line
 from bot import intake as intake_module
-from bot.services import cases
+from bot.services import incidents
 from storage.db import transaction
 from storage.models import IncidentMessage, ProcessedInbound
 from tests.desk import Desk
@@ -49,7 +49,7 @@ def test_a_failing_message_sends_the_page_through_one_at_a_time(engine, db_url, 
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme", credits=1)
 
-    monkeypatch.setattr(cases, "open_incident", _broken)
+    monkeypatch.setattr(incidents, "open_incident", _broken)
     out = _page(desk, [("1", "status"), ("2", "open Lost?"), ("3", "credits")])
     assert out.count("You have no open incidents.") == 1  # answered once, not again after the rollback
     assert "Sorry, something went wrong on our side" in out
@@ -86,7 +86,7 @@ def test_a_failing_handler_on_a_message_with_a_nul_byte_is_recorded(engine, db_u
     # On PostgreSQL the NUL made the failure record fail too: redelivered forever, channel blocked.
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme", credits=1)
-    monkeypatch.setattr(cases, "open_incident", _broken)
+    monkeypatch.setattr(incidents, "open_incident", _broken)
     out = _page(desk, [("1", "open Lost\x00?")])
     assert "Sorry, something went wrong on our side" in out
     with transaction(desk.engine) as s:
@@ -97,8 +97,8 @@ def test_a_failing_handler_on_a_message_with_a_nul_byte_is_recorded(engine, db_u
 def test_when_the_failure_record_fails_the_id_and_the_reason_are_kept(engine, db_url, clock, monkeypatch):
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme", credits=1)
-    monkeypatch.setattr(cases, "open_incident", _broken)
-    monkeypatch.setattr(intake_module.outbox, "enqueue", _broken)  # the apology cannot be written either
+    monkeypatch.setattr(incidents, "open_incident", _broken)
+    monkeypatch.setattr(intake_module.Outgoing, "say", _broken)  # the apology cannot be written either
     desk.runtime.intake.deliver(console_line("Acme", "open Lost?", "2", clock().astimezone(UTC)), cursor=(CURSOR, "2"))
     with transaction(desk.engine) as s:
         failed = s.get(ProcessedInbound, ("console", "2")).failed_text
@@ -112,7 +112,7 @@ def test_when_the_failure_record_fails_the_id_and_the_reason_are_kept(engine, db
 def test_when_not_even_the_id_can_be_stored_the_cursor_still_moves(engine, db_url, clock, monkeypatch):
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme", credits=1)
-    monkeypatch.setattr(cases, "open_incident", _broken)
+    monkeypatch.setattr(incidents, "open_incident", _broken)
     monkeypatch.setattr(intake_module.Intake, "_record", staticmethod(_broken))
     desk.runtime.intake.deliver(console_line("Acme", "open Lost?", "3", clock().astimezone(UTC)), cursor=(CURSOR, "3"))
     assert desk.runtime.intake.get_cursor(CURSOR) == "3"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 from bot.logs import configure
+from bot.services.outgoing import Outgoing
 from bot.watcher import check_targets
 from storage.db import transaction
 from tests.desk import Desk
@@ -22,7 +23,7 @@ def test_target_warning_and_miss_are_posted_once_each_even_after_a_restart(engin
 
     def run_watcher(d: Desk) -> list[tuple[int, str]]:
         with transaction(d.engine) as s:
-            posted = check_targets(s, d.runtime.deployment, clock())
+            posted = check_targets(Outgoing(s, clock()), d.runtime.deployment)
         d.runtime.dispatcher.drain("console")
         return posted
 

@@ -1,0 +1,72 @@
+"""The facts about this running bot that the rules depend on: settings, which channel carries
+the case topics and how it names them, who is trusted, what strangers may cost."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from bot.config import Settings
+
+if TYPE_CHECKING:
+    from adapters.channel import Channel
+
+
+def plain_topic(number: int, customer: str, subject: str) -> str:
+    """A case topic's name where no channel carries case topics (nothing is posted to it)."""
+    return f"#{number} {customer}: {subject}"
+
+
+@dataclass(frozen=True)
+class StrangerBudget:
+    posts: int
+    window: timedelta
+    post_size: int | None = None
+
+    def posts_for(self, text: str) -> int:
+        return 1 if not self.post_size else max(1, -(-len(text) // self.post_size))
+
+
+@dataclass(frozen=True)
+class Deployment:
+    settings: Settings
+    #: The channel that carries case topics ("zulip", or "console" when trying deskbot locally).
+    case_channel: str | None = None
+    #: How that channel names the topic of case (number, customer, subject) (`Channel.case_topic`).
+    case_topic: Callable[[int, str, str], str] = plain_topic
+    #: Identities, as (channel, address), that are engineers without a Zulip pin (the console's).
+    trusted_engineers: frozenset[tuple[str, str]] = frozenset()
+    #: Per channel: the posts answers to unlinked accounts may use per window, and the
+    #: characters one post carries (see `stranger_budgets`). A channel not named is unbounded.
+    stranger_budgets: dict[str, StrangerBudget] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, settings: Settings, channels: list[Channel], trusted_engineers: frozenset[tuple[str, str]] = frozenset()
+    ) -> Deployment:
+        """The deployment of `channels`: the first that carries case topics carries them."""
+        case_channel = next((c for c in channels if c.carries_case_topics), None)
+        return cls(
+            settings=settings,
+            case_channel=case_channel.name if case_channel else None,
+            case_topic=case_channel.case_topic if case_channel else plain_topic,
+            trusted_engineers=trusted_engineers,
+            stranger_budgets=stranger_budgets(channels),
+        )
+
+
+#: The share of a platform's posting budget that answers to strangers may use.
+STRANGER_SHARE = 5
+
+
+def stranger_budgets(channels: list[Channel]) -> dict[str, StrangerBudget]:
+    """A fifth of each channel's posting budget, for answers to unlinked accounts."""
+    return {
+        c.name: StrangerBudget(
+            max(1, c.posting_budget[0] // STRANGER_SHARE), timedelta(seconds=c.posting_budget[1]), c.post_size
+        )
+        for c in channels
+        if c.posting_budget is not None
+    }

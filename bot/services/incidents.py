@@ -1,0 +1,396 @@
+"""The incident lifecycle (SPEC §1–§3): every transition of a case, and the queries about cases.
+
+Each transition takes what it needs (the session, the time, who acts, the incident) and
+returns what happened; it writes the case history (`record`) but says nothing: the
+command handlers render the result and say it (bot.services.outgoing). Where a case's
+words go is decided here: `customer_route` (the customer's latest channel) and
+`case_topic` (the case's topic, named by the channel that carries topics).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import NamedTuple
+
+from sqlalchemy import bindparam, or_, select
+from sqlmodel import Session
+
+from bot.config import Settings
+from bot.deployment import Deployment
+from bot.numbers import is_id
+from bot.services import customers
+from bot.services.outgoing import Direct, Topic
+from storage.db import for_update
+from storage.models import Customer, Identity, Incident, IncidentEvent, IncidentMessage, IncidentState
+
+OPEN, RESOLVED, CLOSED = IncidentState.OPEN, IncidentState.RESOLVED, IncidentState.CLOSED
+SUBJECT_LIMIT = 80
+#: A customer message this soon after a resolution reopens the case at no charge.
+REOPEN_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """A customer writing on one of their accounts; `conversation` is what a reply answers."""
+
+    customer: Customer
+    identity: Identity
+    conversation: str
+
+
+# -- subjects and history ------------------------------------------------------------
+
+
+def printable(text: str) -> str:
+    """`text` without control, format, surrogate, private-use or unassigned characters (category C*)."""
+    return "".join(c for c in text if not unicodedata.category(c).startswith("C"))
+
+
+def subject_from(text: str, hint: str | None) -> str:
+    """The subject of a new incident: the hint (a Mastodon content warning) or the first line, shortened."""
+
+    def lines(value: str) -> str:
+        return "\n".join(printable(line) for line in value.splitlines()).strip()
+
+    source = lines(hint or "") or lines(text)
+    first = " ".join(source.splitlines()[0].split()) if source else "(no subject)"
+    return first if len(first) <= SUBJECT_LIMIT else first[: SUBJECT_LIMIT - 1].rstrip() + "…"
+
+
+def record(
+    session: Session,
+    incident: Incident,
+    actor: str,
+    action: str,
+    now: datetime,
+    to_state: str | None = None,
+    detail: str | None = None,
+) -> None:
+    """Append to the case history (and move the state, when `to_state` is given)."""
+    from_state = incident.state
+    if to_state is not None:
+        incident.state = to_state
+    incident.updated_at = now
+    session.add(
+        IncidentEvent(
+            incident_id=incident.id,
+            at=now,
+            actor=actor,
+            action=action,
+            from_state=from_state,
+            to_state=incident.state,
+            detail=detail,
+        )
+    )
+
+
+# -- where a case's words go ---------------------------------------------------------
+
+
+def case_topic(deployment: Deployment, incident: Incident) -> Topic | None:
+    """The case's topic, when a channel carries case topics."""
+    if deployment.case_channel is None or incident.topic is None:
+        return None
+    return Topic(deployment.case_channel, incident.topic)
+
+
+def customer_route(session: Session, incident: Incident) -> Direct | None:
+    """The customer of `incident` on the channel of their latest message on it."""
+    last = latest_inbound(session, incident.id)
+    if last is None or last.identity_id is None:
+        return None
+    identity = session.get(Identity, last.identity_id)
+    if identity is None:
+        return None
+    return Direct(identity.channel, identity.address, last.conversation)
+
+
+# -- transitions ---------------------------------------------------------------------
+
+
+def open_incident(
+    session: Session,
+    deployment: Deployment,
+    now: datetime,
+    writer: Writer,
+    text: str,
+    pack_id: int,
+    subject_hint: str | None = None,
+) -> Incident:
+    """A new incident charged to `pack_id`, with its first message, topic name and due time."""
+    settings = deployment.settings
+    incident = Incident(
+        customer_id=writer.customer.id,
+        pack_id=pack_id,
+        subject=subject_from(text, subject_hint),
+        opened_at=now,
+        updated_at=now,
+        due_at=settings.calendar.due_at(now, settings.response_target),
+    )
+    session.add(incident)
+    session.flush()
+    incident.topic = deployment.case_topic(incident.id, writer.customer.name, incident.subject)
+    session.add(
+        IncidentEvent(incident_id=incident.id, at=now, actor=writer.identity.address, action="opened", to_state=OPEN)
+    )
+    add_message(session, settings, now, writer, incident, text)
+    return incident
+
+
+def add_message(
+    session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str
+) -> bool:
+    """Store a customer message on `incident` and restart the response clock if needed.
+
+    A resolved incident reopens (at no charge): True when it did.
+    """
+    session.add(
+        IncidentMessage(
+            incident_id=incident.id,
+            direction="in",
+            author=writer.identity.address,
+            channel=writer.identity.channel,
+            identity_id=writer.identity.id,
+            conversation=writer.conversation,
+            body=text,
+            created_at=now,
+        )
+    )
+    reopened = incident.state == RESOLVED
+    if reopened:
+        record(session, incident, writer.identity.address, "reopened by customer", now, to_state=OPEN)
+        incident.resolved_at = None
+    # The earliest unanswered message sets the clock: writing again never pushes a due time out.
+    if incident.due_at is None:
+        incident.due_at = settings.calendar.due_at(now, settings.response_target)
+    incident.updated_at = now
+    return reopened
+
+
+def takes_messages(session: Session, incident: Incident, now: datetime) -> bool:
+    """May the customer still write on `incident`? Not once closed, nor resolved past the reopen window."""
+    if incident.state == CLOSED:
+        return False
+    return incident.state != RESOLVED or incident in recently_resolved(session, incident.customer_id, now)
+
+
+class Replied(NamedTuple):
+    route: Direct
+    #: Seconds from opening to this answer, when it is the case's first response.
+    first_response: float | None
+
+
+def engineer_reply(session: Session, now: datetime, engineer: str, incident: Incident, text: str) -> Replied | None:
+    """Record an engineer's answer to the customer; None when the customer never wrote (no route)."""
+    route = customer_route(session, incident)
+    if route is None:
+        return None
+    session.add(
+        IncidentMessage(
+            incident_id=incident.id, direction="out", author=engineer, channel=route.channel, body=text, created_at=now
+        )
+    )
+    first = None
+    if incident.first_response_at is None:
+        incident.first_response_at = now
+        first = (now - incident.opened_at).total_seconds()
+    incident.due_at = None
+    record(session, incident, engineer, "replied", now)
+    return Replied(route, first)
+
+
+def add_note(session: Session, now: datetime, engineer: str, incident: Incident, text: str) -> None:
+    session.add(IncidentMessage(incident_id=incident.id, direction="note", author=engineer, body=text, created_at=now))
+    record(session, incident, engineer, "note", now)
+
+
+def assign(session: Session, now: datetime, engineer: str, incident: Incident, assignee: str) -> None:
+    incident.assignee = assignee
+    record(session, incident, engineer, "assigned", now, detail=assignee)
+
+
+def mark_vendor_bug(session: Session, now: datetime, engineer: str, incident: Incident) -> bool:
+    """No charge for a case our bug caused: its credit goes back. False if it was marked already."""
+    if not incident.chargeable:
+        return False
+    incident.chargeable = False
+    if incident.pack_id is not None:
+        customers.return_credit(session, incident.pack_id)
+    record(session, incident, engineer, "marked as vendor bug", now, detail="credit returned")
+    return True
+
+
+def resolve(session: Session, now: datetime, engineer: str, incident: Incident, summary: str | None) -> bool:
+    """Resolve an open case (False when it is not open)."""
+    if incident.state != OPEN:
+        return False
+    record(session, incident, engineer, "resolved", now, to_state=RESOLVED, detail=summary)
+    incident.resolved_at, incident.due_at = now, None
+    return True
+
+
+def reopen(session: Session, settings: Settings, now: datetime, engineer: str, incident: Incident) -> bool:
+    """Reopen a resolved or closed case with a new due time (False when it is open already)."""
+    if incident.state == OPEN:
+        return False
+    record(session, incident, engineer, "reopened", now, to_state=OPEN)
+    incident.resolved_at = incident.closed_at = None
+    incident.due_at = settings.calendar.due_at(now, settings.response_target)
+    return True
+
+
+def close(session: Session, now: datetime, actor: str, incident: Incident) -> bool:
+    """The customer closes their case (False when it is closed already)."""
+    if incident.state == CLOSED:
+        return False
+    record(session, incident, actor, "closed by customer", now, to_state=CLOSED)
+    incident.closed_at, incident.due_at = now, None
+    return True
+
+
+# -- queries -------------------------------------------------------------------------
+
+
+def customer_of(session: Session, incident: Incident) -> Customer | None:
+    return session.get(Customer, incident.customer_id)
+
+
+def customer_lang(session: Session, incident: Incident) -> str:
+    customer = customer_of(session, incident)
+    return customer.lang if customer else "en"
+
+
+def latest_inbound(session: Session, incident_id: int) -> IncidentMessage | None:
+    return session.scalars(
+        select(IncidentMessage)
+        .where(IncidentMessage.incident_id == incident_id, IncidentMessage.direction == "in")
+        .order_by(IncidentMessage.id.desc())
+        .limit(1)
+    ).first()
+
+
+def latest_messages(session: Session, incident_id: int, limit: int) -> list[IncidentMessage]:
+    """The customer's messages and the answers of a case, the latest `limit`, oldest first."""
+    found = session.scalars(
+        select(IncidentMessage)
+        .where(IncidentMessage.incident_id == incident_id, IncidentMessage.direction.in_(("in", "out")))
+        .order_by(IncidentMessage.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(found)))
+
+
+def latest_events(session: Session, incident_id: int, limit: int) -> list[IncidentEvent]:
+    """The latest `limit` entries of a case's history, oldest first."""
+    found = session.scalars(
+        select(IncidentEvent)
+        .where(IncidentEvent.incident_id == incident_id)
+        .order_by(IncidentEvent.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(found)))
+
+
+def get_incident(session: Session, number: int) -> Incident | None:
+    """Incident `number`, or None: a number no id can have (2⁶³ and more cannot even be bound) is just missing."""
+    return session.get(Incident, number) if is_id(number) else None
+
+
+def own_incident(session: Session, customer: Customer | None, number: int) -> Incident | None:
+    """The customer's incident `number`, or None — another customer's case looks exactly like a missing one."""
+    incident = get_incident(session, number)
+    if incident is None or customer is None or incident.customer_id != customer.id:
+        return None
+    return incident
+
+
+def customer_incidents(session: Session, customer_id: int, states: tuple[str, ...]) -> list[Incident]:
+    """A customer's incidents in `states`, oldest first."""
+    return list(session.scalars(_INCIDENTS, {"customer_id": customer_id, "states": list(states)}))
+
+
+def free_text_candidates(session: Session, customer_id: int, now: datetime) -> list[Incident]:
+    """The incidents a message without a number may be about: the open ones, else the recently resolved."""
+    return customer_incidents(session, customer_id, (OPEN,)) or recently_resolved(session, customer_id, now)
+
+
+class IncidentSummary(NamedTuple):
+    """What a listing shows of an incident (read-only)."""
+
+    id: int
+    subject: str
+    state: str
+    due_at: datetime | None
+
+
+def latest_incidents(session: Session, customer_id: int, states: tuple[str, ...], limit: int) -> list[IncidentSummary]:
+    """The customer's `limit` newest incidents in `states`, oldest first (cheap at any history).
+
+    Plain rows, not ORM objects: `status` lists them for every customer who asks.
+    """
+    params = {"customer_id": customer_id, "states": list(states), "limit": limit}
+    rows = session.connection().execute(_LATEST_INCIDENTS, params).all()
+    return [IncidentSummary(*row) for row in reversed(rows)]
+
+
+def engineer_listing(session: Session, which: str, engineer: str | None, now: datetime, limit: int) -> list[Incident]:
+    """`/cases which`: open (or all) cases, by due time; mine, unassigned and overdue narrow the open ones."""
+    query = select(Incident).order_by(Incident.due_at.is_(None), Incident.due_at, Incident.id)
+    if which != "all":
+        query = query.where(Incident.state == OPEN)
+    if which == "mine":
+        query = query.where(Incident.assignee == engineer)
+    elif which == "unassigned":
+        query = query.where(Incident.assignee.is_(None))
+    elif which == "overdue":
+        query = query.where(Incident.due_at < now)
+    return list(session.scalars(query.limit(limit)))
+
+
+def awaiting_target_notice(session: Session) -> list[Incident]:
+    """Open cases with a due time not yet told missed, soonest due first; locked, and those another
+    replica's watcher holds left out (PostgreSQL)."""
+    query = (
+        select(Incident)
+        .where(
+            Incident.state == OPEN,
+            Incident.due_at.is_not(None),
+            or_(Incident.missed_for.is_(None), Incident.missed_for != Incident.due_at),
+        )
+        .order_by(Incident.due_at)
+    )
+    return list(session.scalars(for_update(query, session, skip_locked=True)))
+
+
+# Built once (`status` runs them for every message that asks).
+_INCIDENTS = (
+    select(Incident)
+    .where(Incident.customer_id == bindparam("customer_id"), Incident.state.in_(bindparam("states", expanding=True)))
+    .order_by(Incident.id)
+)
+_incident = Incident.__table__  # type: ignore[attr-defined]
+_LATEST_INCIDENTS = (
+    select(_incident.c.id, _incident.c.subject, _incident.c.state, _incident.c.due_at)
+    .where(
+        _incident.c.customer_id == bindparam("customer_id"), _incident.c.state.in_(bindparam("states", expanding=True))
+    )
+    .order_by(_incident.c.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
+def recently_resolved(session: Session, customer_id: int, now: datetime) -> list[Incident]:
+    """Resolved incidents that a message may still reopen at no charge."""
+    return list(
+        session.scalars(
+            select(Incident)
+            .where(
+                Incident.customer_id == customer_id,
+                Incident.state == RESOLVED,
+                Incident.resolved_at >= now - REOPEN_WINDOW,
+            )
+            .order_by(Incident.id)
+        )
+    )

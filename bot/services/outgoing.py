@@ -1,0 +1,97 @@
+"""Saying something: the one way the core writes a message to be sent (SPEC §7).
+
+An address says where: `Direct` (a person on a channel: the sender of the message being
+handled, `to_sender`, or a customer on their latest channel, `incidents.customer_route`)
+or `Topic` (a case topic, `incidents.case_topic`). `Outgoing.say` writes the outbox row in
+the transaction of the change that caused it, and keeps it: whoever commits that
+transaction hands `Outgoing.rows` to the dispatcher (bot.intake, bot.runtime).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+
+from adapters.channel import Inbound, Said
+from storage import outbox
+from storage.outbox import NewRow
+
+
+@dataclass(frozen=True, slots=True)
+class Direct:
+    """A person on a channel; `conversation` is what a reply answers (a Mastodon status id)."""
+
+    channel: str
+    recipient: str
+    conversation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A topic of the engineers' support stream."""
+
+    channel: str
+    topic: str
+
+
+Address = Direct | Topic
+
+
+def to_sender(message: Inbound) -> Address:
+    """Where the sender of `message` reads the answer: their DM, or the topic they wrote in."""
+    if message.kind == "topic" and message.topic is not None:
+        return Topic(message.channel, message.topic)
+    return Direct(message.channel, message.sender, message.conversation)
+
+
+class Outgoing:
+    """The messages one transaction says, in order.
+
+    `leased`: the channel whose rows go to the writer itself right after the commit (the
+    dispatcher said it may send them at once: no claim query, see bot.dispatcher).
+    """
+
+    def __init__(self, session: Session, now: datetime, leased: str | None = None) -> None:
+        self.session = session
+        self.now = now
+        self.leased = leased
+        self.rows: list[NewRow] = []
+
+    def say(
+        self,
+        to: Address,
+        text: str,
+        *,
+        quote: str | None = None,
+        said: Said | None = None,
+        incident_id: int | None = None,
+        secret: str | None = None,
+    ) -> NewRow:
+        """Write `text` (and a `quote` of someone's words, `said` by whom) for `to`.
+
+        `secret`: a value `text` shows in clear (an activation code); the outbox masks it in
+        the stored text once the message is delivered.
+        """
+        where = (
+            {"kind": "topic", "topic": to.topic}
+            if isinstance(to, Topic)
+            else {"kind": "direct", "recipient": to.recipient, "conversation": to.conversation}
+        )
+        row = outbox.enqueue(
+            self.session,
+            channel=to.channel,
+            text=text,
+            quote=quote,
+            said=json.dumps(dataclasses.asdict(said)) if said is not None else None,
+            incident_id=incident_id,
+            now=self.now,
+            secret=secret,
+            leased=to.channel == self.leased,
+            **where,
+        )
+        self.rows.append(row)
+        return row
