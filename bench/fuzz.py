@@ -8,7 +8,7 @@ Targets:
              error is a handler failure (the apology path) or an exception out of intake; every
              reply is then composed for Mastodon and checked for third-party mentions.
 * html     — `adapters.mastodon.html_text.html_to_text` on random, often deeply nested HTML.
-* relay    — `adapters.zulip._relay.compose` on texts of backtick and tilde runs up to 20,000
+* relay    — `adapters.zulip.compose.compose` on texts of backtick and tilde runs up to 20,000
              characters; an error is a part over the limit, customer text outside the fence
              (Zulip's rule or CommonMark's), or more parts than the text needs.
 * mastodon — `adapters.mastodon.invariants.reply_violations` (the composer's promises,
@@ -36,7 +36,7 @@ from pathlib import Path
 from adapters.console import ENGINEER, ConsoleChannel, console_line
 from adapters.mastodon.html_text import html_to_text
 from adapters.mastodon.invariants import reply_violations
-from adapters.zulip._relay import compose
+from adapters.zulip.compose import compose
 from tests.fuzz.inputs import NASTY, WORDS
 from tests.zulip.relay_check import assert_commonmark_inert, parse_relayed, unguard
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import httpx
 
-log = logging.getLogger("deskbot.adapters.mastodon.stream")
+log = logging.getLogger("deskbot.adapters.mastodon")
 
 
 @dataclass(frozen=True, slots=True)

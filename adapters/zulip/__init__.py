@@ -1,12 +1,16 @@
 """The Zulip channel: customers' direct messages and the engineers' case topics.
 
-Private modules: `_channel` (the `Channel`), `_intake` (register / catch-up /
-long-poll loop), `_relay` (message bodies: fences, references, splitting),
-`_transport` (clients, errors, rate-limit pacing, back-off), `_state` (what
-the adapter knows about the server and the support stream).
+`ZulipChannel` is the adapter; the rest are its parts, named as in every
+adapter (see `adapters`): `startup` (the account and the support stream),
+`receive` (register / catch-up / long-poll loop), `inbound` (messages to
+`Inbound`), `outbound` (rows posted as messages), `reconcile` (the parts a
+retried row already posted), `compose` (message bodies: fences, references,
+splitting), `transport` (clients, errors, retries), `pacing` (rate limits)
+and `state` (what the adapter knows about the server and the support stream).
 """
 
-from ._channel import ZulipChannel
-from ._transport import RetryPolicy
+from .channel import ZulipChannel
+from .receive import CURSOR_KEY
+from .transport import RetryPolicy
 
-__all__ = ["RetryPolicy", "ZulipChannel"]
+__all__ = ("CURSOR_KEY", "RetryPolicy", "ZulipChannel")

@@ -202,7 +202,7 @@ def test_intake_and_dispatcher_lines_carry_channel_and_ids(full_run: FullRun) ->
 #: Adapter lines that are about one outbox row's send: the Zulip transport retrying `POST messages`,
 #: the Mastodon transport retrying (in this run only posts were made to fail), "outbox row N: …".
 ABOUT_A_SEND = [
-    ("deskbot.zulip", re.compile(r"\bPOST messages\b")),
+    ("deskbot.adapters.zulip", re.compile(r"\bPOST messages\b")),
     ("deskbot.adapters.mastodon", re.compile(r"; retry \d+$")),
     ("", NAMES_A_ROW),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from adapters.zulip._relay import GUARDED_FENCE
+from adapters.zulip.compose import GUARDED_FENCE
 
 FENCE_OPEN = re.compile(r"^(`{3,}|~{3,})text$")
 REF = re.compile(r"^`ref (\S+?)(?: (\d+)/(\d+))?`$")

@@ -244,7 +244,7 @@ def test_a_failing_sink_stops_receive_and_the_message_comes_again(fake, make_cha
 
 
 def test_support_stream_made_public_mid_run(fake, make_channel, sink, run_channel, caplog) -> None:
-    caplog.set_level(logging.WARNING, logger="deskbot.zulip")
+    caplog.set_level(logging.WARNING, logger="deskbot.adapters.zulip")
     channel = make_channel()
     topic_row = Outbound(5, "zulip", "topic", "**Alice** wrote:", "dk5", topic="#1 Alice: x", quote="secret")
     with run_channel(channel, sink):
@@ -303,7 +303,7 @@ def test_relevant_ids_helper(fake: FakeZulipServer) -> None:
 def test_a_message_that_cannot_be_read_is_logged_and_skipped_not_a_stall(
     fake, make_channel, sink, run_channel, monkeypatch, caplog
 ) -> None:
-    import adapters.zulip._intake as intake_module
+    import adapters.zulip.receive as intake_module
 
     real = intake_module.to_inbound
 

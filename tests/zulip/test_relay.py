@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.zulip._relay import (
+from adapters.zulip.compose import (
     CONTINUATION,
     clip_topic,
     compose,

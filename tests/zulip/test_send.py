@@ -11,7 +11,7 @@ import requests
 
 from adapters.channel import Outbound, PermanentSendError, TransientSendError
 from adapters.zulip import RetryPolicy, ZulipChannel
-from adapters.zulip._transport import _settle_environment
+from adapters.zulip.transport import _settle_environment
 from tests.fakes.zulip import FakeZulipServer, StoredMessage
 from tests.zulip.conftest import ALICE, BOT, BOT_KEY, STREAM, populate
 from tests.zulip.relay_check import assert_commonmark_inert, longest_run, parse_relayed

@@ -1,11 +1,11 @@
-"""Talking to the Zulip server: clients, error classes, rate-limit pacing, back-off.
+"""Talking to the Zulip server: clients, error classes, retries with back-off.
 
 The `zulip` client returns only the JSON body and drops the HTTP status and
 the `X-RateLimit-*` headers. Rather than re-implement the client with httpx,
 we keep the real client (its encoding, auth and user agent are what the
 server expects) and add a `requests` response hook to its session: the hook
 sees every response, records its status for the calling thread and feeds the
-rate-limit headers into `RateBudget`. Clients are created with
+rate-limit headers into `RateBudget` (`pacing.py`). Clients are created with
 `retry_on_errors=False` — the library would otherwise re-POST a message on a
 5xx — and all retrying happens here, with tenacity.
 """
@@ -15,12 +15,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from configparser import ConfigParser
 from configparser import Error as ConfigError
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,9 @@ import requests
 import tenacity
 import zulip
 
-log = logging.getLogger("deskbot.zulip")
+from .pacing import RateBudget
+
+log = logging.getLogger("deskbot.adapters.zulip")
 
 USER_AGENT = "deskbot/0.1"
 
@@ -111,70 +111,6 @@ def _settle_environment(session: requests.Session, site: str) -> None:
     if session.verify is True:
         session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     session.trust_env = False
-
-
-class RateBudget:
-    """What the server's `X-RateLimit-*` headers say is left, shared by all clients.
-
-    Before each request `delay()` says how long to wait: nothing while the
-    budget is comfortable, an even spread of the remaining requests over the
-    rest of the window once it runs low, and the whole rest of the window
-    when nothing is left — so the bot slows down instead of collecting 429s.
-    """
-
-    def __init__(self, slow_below: float = 0.2) -> None:
-        self.slow_below = slow_below
-        self._lock = threading.Lock()
-        self._limit: int | None = None
-        self._remaining: int | None = None
-        self._reset_at: float | None = None  # monotonic
-        self._reset_stamp: int | None = None  # the server's absolute value, to order observations
-
-    def observe(self, headers: Any) -> None:
-        try:
-            remaining = int(headers["X-RateLimit-Remaining"])
-            reset = int(float(headers["X-RateLimit-Reset"]))
-            limit = int(headers.get("X-RateLimit-Limit") or 0) or None
-        except (KeyError, TypeError, ValueError):
-            return
-        server_now = time.time()
-        date = headers.get("Date")
-        if date:
-            try:
-                server_now = parsedate_to_datetime(date).timestamp()
-            except (TypeError, ValueError):
-                pass
-        # Measured against the server's clock, so a skewed local clock does not matter.
-        to_reset = min(max(reset - server_now, 0.0), 3600.0)
-        with self._lock:
-            if self._reset_stamp is not None and reset < self._reset_stamp:
-                return  # a late answer about an older window
-            if reset == self._reset_stamp and self._remaining is not None and remaining > self._remaining:
-                return  # a long-poll answering late: its count is older than ours
-            self._limit, self._remaining, self._reset_stamp = limit, remaining, reset
-            self._reset_at = time.monotonic() + to_reset
-
-    def delay(self) -> float:
-        """Seconds to wait before the next request; counts that request against the budget."""
-        with self._lock:
-            if self._remaining is None or self._reset_at is None:
-                return 0.0
-            left = self._reset_at - time.monotonic()
-            if left <= 0:
-                self._remaining = None
-                return 0.0
-            if self._remaining <= 0:
-                wait = left
-            elif self._limit and self._remaining < self._limit * self.slow_below:
-                wait = left / (self._remaining + 1)
-            else:
-                wait = 0.0
-            self._remaining -= 1
-            return wait
-
-    @property
-    def remaining(self) -> int | None:
-        return self._remaining
 
 
 class _LastResponse(threading.local):

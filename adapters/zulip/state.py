@@ -7,9 +7,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._relay import DEFAULT_MAX_MESSAGE_LENGTH
+from .compose import DEFAULT_MAX_MESSAGE_LENGTH
 
-log = logging.getLogger("deskbot.zulip")
+log = logging.getLogger("deskbot.adapters.zulip")
 
 
 @dataclass

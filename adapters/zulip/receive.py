@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import tenacity
@@ -39,10 +37,11 @@ import zulip
 
 from adapters.channel import Inbound, InboundSink, PermanentChannelError
 
-from ._state import ServerState
-from ._transport import RetryPolicy, Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable
+from .inbound import to_inbound
+from .state import ServerState
+from .transport import RetryPolicy, Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable
 
-log = logging.getLogger("deskbot.zulip")
+log = logging.getLogger("deskbot.adapters.zulip")
 
 CURSOR_KEY = "zulip:last_message_id"
 SKIPPED_CURSOR_FLUSH_SECONDS = 30.0
@@ -57,46 +56,6 @@ class _Stopped(Exception):
 
 class _QueueGone(Exception):
     """BAD_EVENT_QUEUE_ID: the server dropped our queue."""
-
-
-def to_inbound(message: dict[str, Any], state: ServerState) -> Inbound | None:
-    """A Zulip message → Inbound, or None for what the bot does not handle (logged)."""
-    mid = message.get("id")
-    if message.get("sender_id") == state.user_id:
-        return None
-    received_at = datetime.fromtimestamp(int(message.get("timestamp", 0)), tz=UTC)
-    common = dict(
-        channel="zulip",
-        sender=str(message.get("sender_email", "")),
-        conversation=str(message.get("sender_email", "")),
-        text=_strip_own_mention(str(message.get("content", "")), state.full_name),
-        message_id=str(mid),
-        received_at=received_at,
-        raw=message,
-        sender_name=message.get("sender_full_name"),
-        sender_platform_id=str(message.get("sender_id")),
-    )
-    if message.get("type") == "stream":
-        if message.get("stream_id") != state.stream_id:
-            log.debug("ignoring message %s in another stream", mid)
-            return None
-        return Inbound(kind="topic", topic=str(message.get("subject", "")), **common)
-    recipients = message.get("display_recipient")
-    if not isinstance(recipients, list):
-        return None
-    others = {r.get("id") for r in recipients if r.get("id") != state.user_id}
-    if others != {message.get("sender_id")}:
-        log.info("ignoring group direct message %s (%d participants)", mid, len(others) + 1)
-        return None
-    return Inbound(kind="direct", **common)
-
-
-def _strip_own_mention(text: str, full_name: str) -> str:
-    """Drop a leading `@**Bot Name**` (or `@_**Bot Name|id**`) addressed to the bot."""
-    if not full_name:
-        return text
-    pattern = r"^\s*@_?\*\*" + re.escape(full_name) + r"(?:\|\d+)?\*\*[\s:,]*"
-    return re.sub(pattern, "", text, count=1)
 
 
 class Receiver:

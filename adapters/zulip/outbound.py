@@ -1,0 +1,139 @@
+"""deskbot's `Outbound` rows as Zulip messages: one row, one or more parts, posted once.
+
+A row becomes message bodies (`compose.compose`: the quote fenced so nothing in
+it acts, a long row split, every part ending with the row's reference). Each
+part is posted with bounded retries here (the client's own are off for sends).
+After a failure the server may have acted on (a timeout, a cut connection, a
+5xx) and before a retried row (`attempt > 1`) goes out, the bot first looks
+for the parts already posted (`reconcile.posted_parts`) and posts only the
+rest: Zulip has no idempotency key.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import zulip
+
+from adapters.channel import Outbound, PermanentSendError, TransientSendError
+
+from .compose import clip_topic, compose
+from .reconcile import posted_parts
+from .state import ServerState
+from .transport import RetryPolicy, Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable
+
+log = logging.getLogger("deskbot.adapters.zulip")
+
+#: `"direct"` as a send type needs Zulip 7.0 (feature level 174); older servers say "private".
+DIRECT_FEATURE_LEVEL = 174
+
+
+class MessagePoster:
+    """Posts outbox rows through one client, one row at a time (`lock`, shared with the channel)."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        client: zulip.Client,
+        state: ServerState,
+        lock: threading.Lock,
+        *,
+        retry: RetryPolicy,
+        lookup_depth: int,
+    ) -> None:
+        self.transport = transport
+        self.client = client
+        self.state = state
+        self.lock = lock
+        self.retry = retry
+        self.lookup_depth = lookup_depth
+
+    def send(self, message: Outbound) -> list[str]:
+        """Post one outbox row (several messages if it is long); return their ids."""
+        target = self._target(message)
+        parts = compose(message.text, message.quote, message.reference, self.state.max_message_length)
+        with self.lock:
+            already: dict[int, int] = {}
+            if message.attempt > 1:
+                already = self._posted(message, len(parts))
+                if already:
+                    log.info(
+                        "outbox row %s: found %d part(s) already on Zulip; not sending them again",
+                        message.outbox_id,
+                        len(already),
+                    )
+            ids = []
+            for number, content in enumerate(parts, 1):
+                if number in already:
+                    ids.append(already[number])
+                    continue
+                ids.append(self._post(message, target, content, number, len(parts)))
+        return [str(i) for i in ids]
+
+    def _target(self, message: Outbound) -> dict[str, Any]:
+        if message.kind == "direct":
+            if not message.recipient:
+                raise PermanentSendError(f"outbox row {message.outbox_id}: a direct message needs a recipient")
+            kind = "direct" if self.state.feature_level >= DIRECT_FEATURE_LEVEL else "private"
+            return {"type": kind, "to": [message.recipient]}
+        if message.kind == "topic":
+            if not message.topic:
+                raise PermanentSendError(f"outbox row {message.outbox_id}: a topic message needs a topic")
+            problem = self.state.privacy_problem()
+            if problem:
+                raise PermanentSendError(f"not mirroring into Zulip: {problem}")
+            if self.state.stream_id is None:
+                raise PermanentSendError("support stream unknown: the Zulip channel was not started")
+            return {"type": "stream", "to": self.state.stream_id, "topic": clip_topic(message.topic)}
+        raise PermanentSendError(f"the Zulip channel cannot send {message.kind!r} messages")
+
+    def _posted(self, message: Outbound, total: int) -> dict[int, int]:
+        return posted_parts(
+            self.transport, self.client, self.state, message, total, depth=self.lookup_depth, retry=self.retry
+        )
+
+    def _post(self, message: Outbound, target: dict[str, Any], content: str, number: int, total: int) -> int:
+        """POST one part with bounded retries; before retrying after an ambiguous failure, look first.
+
+        The first look follows the failure at once: it sends nothing, and a lost answer
+        (the post went through) then costs a round trip, not a back-off (0.5-1 s).
+        """
+        transport = self.transport
+        ambiguous = False
+        looked = False
+
+        def sleep(seconds: float) -> None:
+            nonlocal looked
+            if ambiguous and not looked:
+                looked = True
+                return
+            transport.sleep(seconds)
+
+        try:
+            for attempt in self.retry.retrying(sleep, on_rate_wait=transport.note_rate_wait):
+                with attempt:
+                    if ambiguous:
+                        found = self._posted(message, total).get(number)
+                        if found is not None:
+                            return found
+                    try:
+                        res = transport.call(
+                            self.client,
+                            "POST",
+                            "messages",
+                            {**target, "content": content},
+                            max_pause=self.retry.max_rate_wait,
+                        )
+                    except ZulipUnavailable as exc:
+                        ambiguous = ambiguous or exc.maybe_processed
+                        raise
+                    return int(res["id"])
+        except ZulipRateLimited as exc:
+            raise TransientSendError(f"Zulip rate limit: {exc}", retry_after=exc.retry_after) from None
+        except ZulipUnavailable as exc:
+            raise TransientSendError(f"Zulip send failed after retries: {exc}") from None
+        except ZulipApiError as exc:
+            raise PermanentSendError(f"Zulip refused the message: {exc.code}: {exc.msg}") from None
+        raise AssertionError("unreachable")  # pragma: no cover
