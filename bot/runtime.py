@@ -24,14 +24,14 @@ from bot.config import Settings
 from bot.deployment import Deployment
 from bot.dispatcher import Dispatcher
 from bot.intake import Intake, system_clock
-from bot.leases import ChannelLease
 from bot.metrics import Metrics
 from bot.router import Handled, Router
 from bot.services import customers
 from bot.services.outgoing import Outgoing
 from bot.watcher import check_targets
 from storage import outbox
-from storage.db import make_engine, transaction, upgrade
+from storage.db import make_engine, ping, transaction, upgrade
+from storage.leases import ChannelLease
 
 log = logging.getLogger("deskbot.runtime")
 
@@ -146,8 +146,7 @@ class Runtime:
     def ready(self) -> tuple[bool, str]:
         """Database reachable and every configured channel connected (by this process or a replica)."""
         try:
-            with self.engine.connect() as connection:
-                connection.exec_driver_sql("SELECT 1")
+            ping(self.engine)
         except Exception as exc:  # noqa: BLE001 — any failure means not ready
             return False, f"database unreachable: {type(exc).__name__}"
         if self.failed:

@@ -10,10 +10,10 @@ import threading
 from adapters.channel import PermanentChannelError
 from bot.config import Settings
 from bot.http import HealthServer
-from bot.leases import AlreadyRunning, SingleProcessLock
 from bot.logs import configure
 from bot.runtime import Runtime, build_channels
 from storage.db import make_engine, upgrade
+from storage.leases import AlreadyRunning, SingleProcessLock
 
 log = logging.getLogger("deskbot")
 

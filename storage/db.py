@@ -59,6 +59,12 @@ def for_update(query: Select, session: Session, *, skip_locked: bool = False) ->
     return query.with_for_update(skip_locked=skip_locked) if is_postgresql(session) else query
 
 
+def ping(engine: Engine) -> None:
+    """Raise unless the database answers."""
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A session whose work is committed on success and rolled back on error."""

@@ -20,7 +20,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from bot.leases import _key as lease_key
+from storage.leases import _key as lease_key
 
 from .conftest import (
     BOT_EMAIL,

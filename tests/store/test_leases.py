@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.leases import AlreadyRunning, ChannelLease, SingleProcessLock
 from storage.db import make_engine
+from storage.leases import AlreadyRunning, ChannelLease, SingleProcessLock
 
 
 def test_one_process_receives_a_channel_and_another_takes_over_when_it_goes(engine, db_url):
