@@ -113,8 +113,6 @@ traceback; with ``DESKBOT_LOG_LEVEL=DEBUG`` the traceback is logged to stderr to
 from __future__ import annotations
 
 import importlib
-import logging
-import os
 import sys
 from collections.abc import Iterator, MutableMapping, Sequence
 from enum import StrEnum
@@ -122,20 +120,16 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from typer.core import TyperGroup
 
-from bot.cli.context import CliError, migrate, scrub, settings
-from bot.config import SettingsError
-from bot.services.customers import CustomerError
+from bot.cli.context import migrate, settings
+from bot.cli.errors import run_command
 from storage.db import current_revision, make_engine
 
 if TYPE_CHECKING:
     from typer.core import TyperCommand
 
     Command = TyperCommand | TyperGroup
-
-log = logging.getLogger("deskbot.cli")
 
 #: The record-keeping command groups: module and Typer app of each. `deskbot run` needs none of
 #: them (they bring Rich tables, the billing report, the CSV import), so a group's module is
@@ -145,7 +139,7 @@ LAZY_GROUPS = {
     "customers": ("bot.cli.customers", "customers_app"),
     "credits": ("bot.cli.credits", "credits_app"),
     "cases": ("bot.cli.cases", "cases_app"),
-    "report": ("bot.cli.cases", "report_app"),
+    "report": ("bot.cli.reports", "report_app"),
     "engineers": ("bot.cli.engineers", "engineers_app"),
 }
 
@@ -294,103 +288,10 @@ def _stderr_status(text: str):  # noqa: ANN202
     return console.status(text) if console.is_terminal else nullcontext()
 
 
-# -- the one error path ------------------------------------------------------------
-
-
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """The console-script entry point: run one command and exit with its status.
 
-    Every failure ends here: one line on stderr starting with "error: ", the
-    traceback logged at DEBUG, and exit status 2 for bad usage, 1 otherwise.
+    Every failure ends in `bot.cli.errors`: one line on stderr starting with "error: ",
+    the traceback logged at DEBUG, and exit status 2 for bad usage, 1 otherwise.
     """
-    sys.exit(_run(list(argv) if argv is not None else sys.argv[1:]))
-
-
-def _run(argv: list[str]) -> int:
-    _configure_logging()
-    command = typer.main.get_command(app)
-    try:
-        result = command.main(args=argv, prog_name="deskbot", standalone_mode=False)
-    except Exception as exc:
-        if _is_no_args_help(exc):
-            # Typer has already printed the help (Rich); plain Click leaves it in the message.
-            if exc.format_message().strip():
-                typer.echo(exc.format_message(), err=True)
-            return 2
-        log.debug("command failed", exc_info=exc)
-        message, status = _describe(exc)
-        typer.echo("error: " + " ".join(scrub(message).split()), err=True)
-        return status
-    return result if isinstance(result, int) else 0
-
-
-def _describe(exc: Exception) -> tuple[str, int]:
-    """A short, neutral sentence for the person, and the exit status."""
-    if isinstance(exc, typer.TyperException):
-        # Since 0.29 Typer raises its own copy of Click's exceptions, all TyperExceptions: usage
-        # errors (exit code 2) carry the context of the command they are about.
-        ctx = getattr(exc, "ctx", None)
-        hint = f" (see: {ctx.command_path} --help)" if exc.exit_code == 2 and ctx is not None else ""
-        return exc.format_message() + hint, exc.exit_code
-    if isinstance(exc, typer.Abort):
-        return "aborted", 1
-    if isinstance(exc, SettingsError | CliError | CustomerError):
-        return str(exc), 1
-    if isinstance(exc, OperationalError):
-        return f"cannot use the database: {_first_line(exc.orig)}", 1
-    if isinstance(exc, DBAPIError):
-        return f"database error: {_first_line(exc.orig)}", 1
-    if _is_migration_error(exc):
-        return f"database migrations: {_first_line(exc)}", 1
-    if isinstance(exc, SQLAlchemyError):
-        return f"database error: {_first_line(exc)}", 1
-    if isinstance(exc, OSError):
-        target = f"{exc.filename}: " if exc.filename else ""
-        return f"{target}{exc.strerror or exc}", 1
-    return f"unexpected {type(exc).__name__}: {_first_line(exc)} (DESKBOT_LOG_LEVEL=DEBUG shows the details)", 1
-
-
-def _is_no_args_help(exc: Exception) -> bool:
-    """A group run without a command: Typer printed its help and raised Click's NoArgsIsHelpError.
-
-    Known by name, as Typer itself knows it (`typer.rich_utils`): the class lives in Typer's
-    private copy of Click, which deskbot does not import (tests/test_dependencies.py).
-    """
-    return isinstance(exc, typer.TyperException) and type(exc).__name__ == "NoArgsIsHelpError"
-
-
-def _is_migration_error(exc: Exception) -> bool:
-    # Alembic is imported only when a migration runs; without it, no Alembic error can be raised.
-    alembic_util = sys.modules.get("alembic.util")
-    return alembic_util is not None and isinstance(exc, alembic_util.CommandError)
-
-
-def _first_line(value: object) -> str:
-    lines = str(value).strip().splitlines()
-    return lines[0] if lines else type(value).__name__
-
-
-class _StderrHandler(logging.StreamHandler):
-    """Writes to the current sys.stderr (tests swap it), with secrets scrubbed."""
-
-    @property
-    def stream(self):  # noqa: ANN201
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value) -> None:  # noqa: ANN001
-        pass
-
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
-
-
-def _configure_logging() -> None:
-    # Only the CLI's own logger: `deskbot run` sets up the process-wide logging itself.
-    level = os.environ.get("DESKBOT_LOG_LEVEL", "INFO").upper()
-    log.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO")
-    log.propagate = False
-    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        log.addHandler(handler)
+    sys.exit(run_command(app, list(argv) if argv is not None else sys.argv[1:]))

@@ -2,7 +2,7 @@
 
 Output is for people (Rich tables, plain lines) or, with `--json`, exactly one
 JSON document on stdout. Anything a command cannot do is a `CliError`; the one
-error path in `bot.cli.main` turns it into a line on stderr.
+error path in `bot.cli.errors` turns it into a line on stderr.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from bot.cli.context import (
     today,
 )
 from bot.policy import CreditSummary, summarise
-from bot.services import cases as case_service
 from bot.services import customers as service
+from bot.services import incidents as incident_service
 from bot.services.customers import CODE_VALIDITY
 from storage.models import CreditPack, Customer, Identity, Incident
 
@@ -123,7 +123,7 @@ def customers_list(as_json: JsonFlag = False) -> None:
             dict(
                 session.execute(
                     select(Incident.customer_id, func.count())
-                    .where(Incident.state == case_service.OPEN)
+                    .where(Incident.state == incident_service.OPEN)
                     .group_by(Incident.customer_id)
                 ).all()
             )
@@ -185,8 +185,8 @@ def customers_show(
         )
         packs = service.packs_of(session, found.id)
         summary = summarise([service.as_policy(p) for p in packs], today(config))
-        incidents = case_service.customer_incidents(
-            session, found.id, (case_service.OPEN, case_service.RESOLVED, case_service.CLOSED)
+        incidents = incident_service.customer_incidents(
+            session, found.id, (incident_service.OPEN, incident_service.RESOLVED, incident_service.CLOSED)
         )
     document = _customer_document(found, identities, packs, summary, incidents)
     if as_json:

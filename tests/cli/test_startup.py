@@ -15,6 +15,7 @@ NOT_ON_THE_RUN_PATH = (
     "bot.cli.credits",
     "bot.cli.customers",
     "bot.cli.engineers",
+    "bot.cli.reports",
     "rich",  # their tables and progress bars
     "babel.messages",  # the .po reader, the first time someone is answered in Portuguese
     "mastodon",  # the Mastodon channel, when it is configured
