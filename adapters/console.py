@@ -14,9 +14,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import ClassVar, TextIO
 
-from adapters.channel import Channel, Inbound, InboundSink, Outbound
+from adapters.channel import Channel, Inbound, InboundSink, Outbound, Said
+from adapters.topics import case_topic_name
 
 ENGINEER = "engineer@console"
+#: The console prints the case topics Zulip would carry, named as Zulip names them (its 60-character limit).
+TOPIC_LENGTH = 60
+
+
+def said_header(said: Said) -> str:
+    """The plain line above a quote in a case topic: who said it, on which channel."""
+    if said.role == "engineer":
+        return f"{said.name} replied to the customer via {said.channel}:"
+    address = f" ({said.address})" if said.address else ""
+    return f"{said.name} via {said.channel}{address} wrote:"
 
 
 def console_line(sender: str, text: str, message_id: str, received_at: datetime) -> Inbound:
@@ -53,6 +64,9 @@ class ConsoleChannel(Channel):
         self._ids = itertools.count(1)
         self._run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
         self._lock = threading.Lock()
+
+    def case_topic(self, number: int, customer: str, subject: str) -> str:
+        return case_topic_name(number, customer, subject, TOPIC_LENGTH)
 
     @property
     def sender(self) -> str:
@@ -105,7 +119,10 @@ class ConsoleChannel(Channel):
 
     def send(self, message: Outbound) -> list[str]:
         if message.kind == "topic":
-            lines = [f"[{message.topic}] {message.text}"]
+            head = message.text
+            if message.said is not None:  # the header, then any text of the row's own (none expected)
+                head = said_header(message.said) + (f"\n{message.text}" if message.text else "")
+            lines = [f"[{message.topic}] {head}"]
             if message.quote is not None:
                 lines += [f"    | {q}" for q in message.quote.splitlines() or [""]]
         else:

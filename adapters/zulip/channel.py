@@ -17,8 +17,9 @@ from adapters.channel import (
     TransientChannelError,
     TransientSendError,
 )
+from adapters.topics import case_topic_name
 
-from .compose import DEFAULT_MAX_MESSAGE_LENGTH
+from .compose import DEFAULT_MAX_MESSAGE_LENGTH, MAX_TOPIC_LENGTH
 from .outbound import MessagePoster
 from .pacing import RateBudget
 from .receive import Receiver
@@ -99,6 +100,11 @@ class ZulipChannel(Channel):
 
     def __repr__(self) -> str:
         return f"ZulipChannel({self._credentials!r}, stream={self.state.stream_name!r})"
+
+    def case_topic(self, number: int, customer: str, subject: str) -> str:
+        """`#N customer: subject` on one line, cut with "…" to Zulip's 60-character limit, without
+        the control and format characters Zulip refuses in a topic name (`adapters.topics`)."""
+        return case_topic_name(number, customer, subject, MAX_TOPIC_LENGTH)
 
     # -- start-up ---------------------------------------------------------------------
     def start(self) -> None:

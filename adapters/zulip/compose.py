@@ -26,12 +26,12 @@ Rules (SPEC §3, NOTES §3 and §5):
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
 #: Zulip's default MAX_MESSAGE_LENGTH (per-server value comes from register).
 DEFAULT_MAX_MESSAGE_LENGTH = 10000
+#: Zulip's limit on a topic name, in code points; a longer one is cut by the server.
 MAX_TOPIC_LENGTH = 60
 #: First line of every part after the first: bot-written, language-neutral.
 CONTINUATION = "…"
@@ -111,25 +111,6 @@ def find_reference(content: str) -> tuple[str, int] | None:
     if m is None:
         return None
     return m.group("ref"), int(m.group("part") or 1)
-
-
-def clip_topic(topic: str, limit: int = MAX_TOPIC_LENGTH) -> str:
-    """`topic` within `limit` code points, cut without splitting a character sequence.
-
-    The router keeps case topics short; this only guards against a long one,
-    which the server would otherwise cut to 57 characters plus "...". Control and
-    format characters are dropped: Zulip refuses a topic name with a control character.
-    """
-    topic = "".join(c for c in " ".join(topic.split()) if not unicodedata.category(c).startswith("C"))
-    if len(topic) <= limit:
-        return topic
-    cut = topic[: limit - 1]
-    # Do not leave a combining mark, joiner or variation selector dangling.
-    while cut and (unicodedata.combining(cut[-1]) or cut[-1] in "\u200d\ufe0e\ufe0f"):
-        cut = cut[:-1]
-    if cut and unicodedata.category(cut[-1]) == "Cs":  # a lone surrogate half
-        cut = cut[:-1]
-    return cut.rstrip() + "…"
 
 
 def _normalise(text: str) -> str:

@@ -1,7 +1,8 @@
 """Zulip messages as deskbot's `Inbound` messages.
 
 A one-to-one direct message to the bot becomes a `direct` Inbound; a message in
-the support stream a `topic` Inbound. Everything else (the bot's own messages,
+the support stream a `topic` Inbound, with the case its topic is named after
+(`adapters.topics.case_in_topic`). Everything else (the bot's own messages,
 other streams, group direct messages) is not for the bot: None.
 """
 
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.channel import Inbound
+from adapters.topics import case_in_topic
 
 from .state import ServerState
 
@@ -42,7 +44,8 @@ def to_inbound(message: dict[str, Any], state: ServerState) -> Inbound | None:
         if message.get("stream_id") != state.stream_id:
             log.debug("ignoring message %s in another stream", mid)
             return None
-        return Inbound(kind="topic", topic=str(message.get("subject", "")), **common)
+        topic = str(message.get("subject", ""))
+        return Inbound(kind="topic", topic=topic, case=case_in_topic(topic), **common)
     recipients = message.get("display_recipient")
     if not isinstance(recipients, list):
         return None

@@ -1,7 +1,8 @@
 """deskbot's `Outbound` rows as Zulip messages: one row, one or more parts, posted once.
 
-A row becomes message bodies (`compose.compose`: the quote fenced so nothing in
-it acts, a long row split, every part ending with the row's reference). Each
+A row becomes message bodies (`compose.compose`: the header naming who said the
+quote, `markup.said_header`, then the quote fenced so nothing in it acts, a
+long row split, every part ending with the row's reference). Each
 part is posted with bounded retries here (the client's own are off for sends).
 After a failure the server may have acted on (a timeout, a cut connection, a
 5xx) and before a retried row (`attempt > 1`) goes out, the bot first looks
@@ -18,8 +19,10 @@ from typing import Any
 import zulip
 
 from adapters.channel import Outbound, PermanentSendError, TransientSendError
+from adapters.topics import clip_topic
 
-from .compose import clip_topic, compose
+from .compose import MAX_TOPIC_LENGTH, compose
+from .markup import said_header
 from .reconcile import posted_parts
 from .state import ServerState
 from .transport import RetryPolicy, Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable
@@ -28,6 +31,15 @@ log = logging.getLogger("deskbot.adapters.zulip")
 
 #: `"direct"` as a send type needs Zulip 7.0 (feature level 174); older servers say "private".
 DIRECT_FEATURE_LEVEL = 174
+
+
+def written_text(message: Outbound) -> str:
+    """The bot-written text above the row's quote: the header naming who said it (`Outbound.said`),
+    then the row's own text (none is expected with a header; if there is some, it follows)."""
+    if message.said is None:
+        return message.text
+    header = said_header(message.said)
+    return f"{header}\n{message.text}" if message.text else header
 
 
 class MessagePoster:
@@ -53,7 +65,7 @@ class MessagePoster:
     def send(self, message: Outbound) -> list[str]:
         """Post one outbox row (several messages if it is long); return their ids."""
         target = self._target(message)
-        parts = compose(message.text, message.quote, message.reference, self.state.max_message_length)
+        parts = compose(written_text(message), message.quote, message.reference, self.state.max_message_length)
         with self.lock:
             already: dict[int, int] = {}
             if message.attempt > 1:
@@ -86,7 +98,7 @@ class MessagePoster:
                 raise PermanentSendError(f"not mirroring into Zulip: {problem}")
             if self.state.stream_id is None:
                 raise PermanentSendError("support stream unknown: the Zulip channel was not started")
-            return {"type": "stream", "to": self.state.stream_id, "topic": clip_topic(message.topic)}
+            return {"type": "stream", "to": self.state.stream_id, "topic": clip_topic(message.topic, MAX_TOPIC_LENGTH)}
         raise PermanentSendError(f"the Zulip channel cannot send {message.kind!r} messages")
 
     def _posted(self, message: Outbound, total: int) -> dict[int, int]:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import zulip
 
 from adapters.channel import Outbound, PermanentSendError, TransientSendError
+from adapters.topics import clip_topic
 
-from .compose import clip_topic, find_reference, safe_reference
+from .compose import MAX_TOPIC_LENGTH, find_reference, safe_reference
 from .state import ServerState
 from .transport import RetryPolicy, Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable
 
@@ -38,7 +39,7 @@ def posted_parts(
     else:
         narrow = [
             {"operator": "stream", "operand": state.stream_id},
-            {"operator": "topic", "operand": clip_topic(message.topic or "")},
+            {"operator": "topic", "operand": clip_topic(message.topic or "", MAX_TOPIC_LENGTH)},
         ]
     narrow.append({"operator": "sender", "operand": state.user_id})
     request = {

@@ -96,3 +96,31 @@ def _take_code_spans(paragraph: str, code: list[str]) -> str:
 def active_markup(content: str) -> list[str]:
     """Everything in `content` that Zulip would render as a mention, link, image, widget, TeX …"""
     return render(content).active
+
+
+#: Values that would act in Zulip markdown if written as is: mentions, links, TeX, widgets, fences, and
+#: the ways out of a code span. Every value the bot writes among its own markup must survive them.
+HOSTILE = [
+    "@**all** look at this",
+    "@**everyone** @**stream** @**channel** @**topic**",
+    "@*support-team* ping the group",
+    "@_**Erin Engineer|10** silent",
+    "[click here](https://evil.example/login)",
+    "![pixel](https://evil.example/p.png)",
+    "https://evil.example/phish and evil.com",
+    "$$\\href{https://evil.example}{x}$$",
+    ":bomb: <time:2030-01-01T00:00:00Z> !avatar(eng@example.com)",
+    "#**support>another topic**",
+    "`@**all**`",
+    "`` ` ``@**all**",
+    "\\`@**all**`",
+    "ends with a backtick `",
+    "x``` ```@**all**",
+    "/poll Which one?\nred\nblue",
+    "```spoiler open me\n@**all**\n```",
+    "> @**all** quoted",
+    "two\n\n@**all** paragraphs",
+    "\x1b[31m@**everyone**\x07 colours",
+    "**x**",
+    "mallory@**all**.example",
+]

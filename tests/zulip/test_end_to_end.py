@@ -128,8 +128,9 @@ def test_engineer_reply_in_the_topic_reaches_the_customer(desk: ZulipDesk) -> No
     desk.fake.post_stream_message(ENGINEER, STREAM, TOPIC, "/reply Please unplug it, then plug it back in.")
     dm = desk.wait_dm(ALICE, "[#1] Please unplug it")
     assert dm.content.split("\n")[0] == "[#1] Please unplug it, then plug it back in."
-    echo = desk.wait_topic("replied to the customer")
-    assert parse_relayed(echo.content).inside == ["Please unplug it, then plug it back in."]
+    echo = parse_relayed(desk.wait_topic("replied to the customer").content)
+    assert echo.outside[0] == f"**{ENGINEER}** replied to the customer via zulip:"
+    assert echo.inside == ["Please unplug it, then plug it back in."]
     # Engineers talking among themselves in the topic never reach the customer.
     before = len(desk.dms_to(ALICE))
     desk.fake.post_stream_message(ENGINEER, STREAM, TOPIC, "I think it is the fuser")

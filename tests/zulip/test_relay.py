@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 
 from adapters.zulip.compose import (
     CONTINUATION,
-    clip_topic,
     compose,
     fence_for,
     find_reference,
@@ -95,25 +94,6 @@ def test_every_part_carries_the_reference() -> None:
 def test_reference_cannot_break_out_of_inline_code() -> None:
     [body] = compose("hello", None, "dk`@**all**")
     assert body.endswith("`ref dkall`")
-
-
-@pytest.mark.parametrize(
-    ("topic", "expected"),
-    [
-        ("#12 Alice: printer on fire", "#12 Alice: printer on fire"),
-        ("  #12   spaced  out ", "#12 spaced out"),
-        ("#1 " + "a" * 80, "#1 " + "a" * 56 + "…"),
-        ("#1 " + "e\u0301" * 40, None),
-    ],
-)
-def test_clip_topic(topic: str, expected: str | None) -> None:
-    clipped = clip_topic(topic)
-    assert len(clipped) <= 60
-    if expected is not None:
-        assert clipped == expected
-    else:
-        # Never ends with a combining mark cut off from its letter.
-        assert clipped.endswith("e…")
 
 
 # -- Hostile fences (issue 16.1): runs of backticks and tildes up to 20,000 characters -------------

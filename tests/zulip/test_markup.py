@@ -1,0 +1,131 @@
+"""The header above a quote in a case topic (`Outbound.said`): the Zulip channel writes it, names inert.
+
+Judged with tests/zulip/markdown_check.py (what Zulip would make active), then
+sent through the fake as the dispatcher sends a mirrored row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import bot.markup
+from adapters.channel import Outbound, Said
+from adapters.zulip import ZulipChannel
+from adapters.zulip.markup import inert, said_header
+from tests.fakes.zulip import FakeZulipServer
+from tests.zulip.conftest import BOT, STREAM
+from tests.zulip.markdown_check import HOSTILE, active_markup, render
+from tests.zulip.relay_check import parse_relayed
+
+TOPIC = "#1 Alice Customer: printer"
+
+
+def one_line(text: str) -> str:
+    return " ".join("".join(c for c in text if c.isspace() or c.isprintable()).split())
+
+
+# -- the header lines ----------------------------------------------------------------------------------
+
+
+def test_the_headers_are_the_lines_engineers_know() -> None:
+    customer = Said("Alice Customer", "zulip", "alice@example.com")
+    assert said_header(customer) == "**`Alice Customer`** via zulip (`alice@example.com`) wrote:"
+    assert said_header(Said("Bob", "mastodon", "bob@remote.example")) == (
+        "**`Bob`** via mastodon (`bob@remote.example`) wrote:"
+    )
+    engineer = Said("eng@example.com", "mastodon", role="engineer")
+    assert said_header(engineer) == "**eng@example.com** replied to the customer via mastodon:"
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_hostile_customer_name_or_address_stays_inert(hostile: str) -> None:
+    header = said_header(Said(f"{hostile} Ltd", "mastodon", f"{hostile}@remote.example"))
+    rendered = render(header)
+    assert rendered.active == [], (header, rendered.active)
+    assert [span.strip(" ") for span in rendered.code] == [
+        one_line(f"{hostile} Ltd"),
+        one_line(f"{hostile}@remote.example"),
+    ]
+    assert header.endswith(" wrote:") and "\n" not in header
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_hostile_engineer_name_stays_inert(hostile: str) -> None:
+    header = said_header(Said(hostile, "zulip", role="engineer"))
+    rendered = render(header)
+    assert rendered.active == [], (header, rendered.active)
+    assert [span.strip(" ") for span in rendered.code] == [one_line(hostile)]
+    assert header.endswith(" replied to the customer via zulip:") and "\n" not in header
+
+
+def test_only_a_plain_address_is_written_as_is() -> None:
+    assert said_header(Said("erin.o'neil+desk@support-team.example.com", "zulip", role="engineer")).startswith(
+        "**erin.o'neil+desk@support-team.example.com** "
+    )
+    for name in ("eng@example.com:", "eng@example.com x", "eng@example.com\n/poll", "Erin", "@**all**@x.com"):
+        assert said_header(Said(name, "zulip", role="engineer")).startswith("**`"), name
+
+
+# -- inert, the one inline rule under the headers ----------------------------------------------------------
+
+MARKUP = st.text(alphabet=st.sampled_from("`\\@*_[]()!:$#~>/ \n\t\x00\x1bab.|<"), max_size=60)
+
+
+@given(MARKUP)
+def test_inert_is_one_code_span_holding_the_text(value: str) -> None:
+    rendered = render(f"• #1 {inert(value)} · open")
+    assert rendered.active == []
+    shown = one_line(value)
+    if shown:
+        [span] = rendered.code
+        assert span.strip(" ") == shown.strip(" ") and len(span) - len(shown) in (0, 2)
+    else:
+        assert rendered.code == [] and inert(value) == ""
+
+
+@given(MARKUP, MARKUP, st.sampled_from(["customer", "engineer"]))
+def test_name_and_address_stay_apart_in_a_header(name: str, address: str, role: str) -> None:
+    said = Said(name, "zulip", address, "customer") if role == "customer" else Said(name, "zulip", role="engineer")
+    rendered = render(said_header(said))
+    assert rendered.active == []
+    values = (name, address) if role == "customer" else (name,)
+    assert [s.strip(" ") for s in rendered.code] == [one_line(v).strip(" ") for v in values if one_line(v)]
+
+
+@given(st.text(max_size=80) | MARKUP)
+def test_the_channels_inert_and_the_cores_agree(value: str) -> None:
+    # The core keeps its own copy for the engineer views (it never imports an adapter).
+    assert inert(value) == bot.markup.inert(value)
+
+
+# -- through the fake, as the dispatcher sends a mirrored row ----------------------------------------------
+
+
+def mirrored(outbox_id: int, said: Said | None, quote: str, text: str = "") -> Outbound:
+    return Outbound(outbox_id, "zulip", "topic", text, f"dk{outbox_id}", topic=TOPIC, quote=quote, said=said)
+
+
+def test_a_row_with_said_gets_the_header_then_the_fenced_quote(
+    fake: FakeZulipServer, make_channel: Callable[..., ZulipChannel]
+) -> None:
+    channel = make_channel()
+    channel.start()
+    channel.send(mirrored(1, Said("@**all**", "mastodon", "mallory@evil.example"), "hello @**all**"))
+    channel.send(mirrored(2, Said("eng@example.com", "mastodon", role="engineer"), "Unplug it."))
+    # Not expected from the core, but kept: text of the row's own follows the header.
+    channel.send(mirrored(3, Said("Alice", "zulip", "alice@example.com"), "again", text="(edited)"))
+    # Rows written before the core handed over `said` carry their header as text.
+    channel.send(mirrored(4, None, "old", text="**`Alice`** via zulip (`alice@example.com`) wrote:"))
+    customer, engineer, both, old = (parse_relayed(m.content) for m in fake.sent_by(BOT, stream=STREAM, topic=TOPIC))
+    assert customer.outside[0] == "**`@**all**`** via mastodon (`mallory@evil.example`) wrote:"
+    assert customer.inside == ["hello @**all**"]
+    assert active_markup(customer.outside[0]) == []
+    assert engineer.outside[0] == "**eng@example.com** replied to the customer via mastodon:"
+    assert engineer.inside == ["Unplug it."]
+    assert both.outside[:2] == ["**`Alice`** via zulip (`alice@example.com`) wrote:", "(edited)"]
+    assert both.inside == ["again"]
+    assert old.outside[0] == "**`Alice`** via zulip (`alice@example.com`) wrote:" and old.inside == ["old"]
