@@ -89,11 +89,15 @@ class Dispatcher:
         clock: Callable[[], datetime],
         case_channel: str | None = None,
         on_result: Callable[[str, str, float], None] | None = None,
+        caller_sends: bool = False,
     ) -> None:
         self.engine = engine
         self.channels = channels
         self.clock = clock
         self.case_channel = case_channel
+        #: Without a running loop, does the writer of rows send them itself (`deskbot chat`, whose
+        #: answers print before the next prompt)? Otherwise they wait in the store for a drain.
+        self.caller_sends = caller_sends
         #: Called with (channel, "sent"|"retry"|"failed", seconds since the row was written).
         self.on_result = on_result
         self._wake = {name: threading.Event() for name in channels}
@@ -145,11 +149,12 @@ class Dispatcher:
 
         It may when nothing of the channel waits behind a failure (that row goes first).
         With the channel's loop running, the rows are then handed to it (`send_claimed`)
-        and the caller never waits for the lane. Without one, the caller sends them
-        itself: this holds the lane, after waiting up to INLINE_WAIT for a drain under way.
+        and the caller never waits for the lane. Without one, and if `caller_sends`, the
+        caller sends them itself: this holds the lane, after waiting up to INLINE_WAIT for
+        a drain under way.
         """
         lane = self._lanes.get(channel)
-        if lane is None:
+        if lane is None or (channel not in self._running and not self.caller_sends):
             yield False
             return
         if channel in self._running:

@@ -89,7 +89,10 @@ class Runtime:
         clock: Clock = system_clock,
         trusted_engineers: frozenset[tuple[str, str]] = frozenset(),
         migrate: bool = True,
+        foreground: bool = False,
     ) -> None:
+        """`foreground`: no dispatch loops will run; whoever hands a message over sends its answers
+        before `deliver` returns (`deskbot chat`)."""
         self.settings = settings
         self.channels = {c.name: c for c in channels}
         self.engine = engine or make_engine(settings.database_url)
@@ -100,7 +103,12 @@ class Runtime:
         self.clock = clock
         self.metrics = Metrics()
         self.dispatcher = Dispatcher(
-            self.engine, self.channels, clock, case_channel=self.deployment.case_channel, on_result=self._count_delivery
+            self.engine,
+            self.channels,
+            clock,
+            case_channel=self.deployment.case_channel,
+            on_result=self._count_delivery,
+            caller_sends=foreground,
         )
         self.intake = Intake(self.engine, self.router, self.dispatcher, clock, on_handled=self._count_handled)
         self.stop_event = threading.Event()
@@ -317,7 +325,12 @@ def chat(
 
     console = ConsoleChannel(customer=customer, role=role, stdin=stdin, stdout=stdout, on_switch=on_switch)
     runtime = Runtime(
-        settings, [console], engine=engine, clock=clock, trusted_engineers=frozenset({("console", ENGINEER)})
+        settings,
+        [console],
+        engine=engine,
+        clock=clock,
+        trusted_engineers=frozenset({("console", ENGINEER)}),
+        foreground=True,
     )
     holder["rt"] = runtime
     _ensure_console_customer(runtime, customer)

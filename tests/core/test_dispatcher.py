@@ -69,7 +69,7 @@ def _dm(clock, message_id: str, text: str = "help") -> Inbound:  # noqa: ANN001
 def test_a_reply_leaves_from_the_receiving_thread_at_once_leased_and_recorded(engine, db_url, clock):
     channel = FlakyChannel()
     channel.failing = False
-    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, caller_sends=True)
     _intake(engine, db_url, clock, dispatcher).deliver(_dm(clock, "1"))
     assert len(channel.sent) == 1 and "help" in channel.sent[0].lower()  # no drain was needed
     with transaction(engine) as s:
@@ -80,7 +80,7 @@ def test_a_reply_leaves_from_the_receiving_thread_at_once_leased_and_recorded(en
 
 def test_nothing_is_sent_inline_while_an_earlier_row_of_the_channel_waits_for_a_retry(engine, db_url, clock):
     channel = FlakyChannel()
-    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, caller_sends=True)
     intake = _intake(engine, db_url, clock, dispatcher)
     with transaction(engine) as s:
         outbox.enqueue(s, channel="flaky", kind="direct", recipient="ann", text="earlier", now=clock())
@@ -98,7 +98,7 @@ def test_nothing_is_sent_inline_while_an_earlier_row_of_the_channel_waits_for_a_
 def test_a_redelivered_message_changes_nothing_and_sends_nothing(engine, db_url, clock):
     channel = FlakyChannel()
     channel.failing = False
-    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, caller_sends=True)
     intake = _intake(engine, db_url, clock, dispatcher)
     intake.deliver(_dm(clock, "1"), cursor=("flaky:last", "1"))
     intake.deliver(_dm(clock, "1"), cursor=("flaky:last", "1"))
@@ -158,7 +158,7 @@ def _rows(engine) -> list[Outbox]:  # noqa: ANN001
 
 def test_with_the_loop_running_the_receiving_thread_never_waits_for_a_send(engine, db_url, clock):
     channel = GatedChannel()
-    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, caller_sends=True)
     intake = _intake(engine, db_url, clock, dispatcher)
     with running_loop(dispatcher):
         intake.deliver(_dm(clock, "1", "help"))
@@ -178,7 +178,7 @@ def test_with_the_loop_running_the_receiving_thread_never_waits_for_a_send(engin
 
 def test_rows_handed_over_behind_a_send_that_fails_wait_for_it_and_keep_their_order(engine, db_url, clock):
     channel = GatedChannel(fail=1)
-    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, caller_sends=True)
     intake = _intake(engine, db_url, clock, dispatcher)
     with running_loop(dispatcher):
         intake.deliver(_dm(clock, "1", "help"))

@@ -15,11 +15,10 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
+from adapters.console import console_line
 from bot import http
 from bot.http import HealthServer
 from bot.logs import configure
-from bot.services.outgoing import Direct, Outgoing
-from storage.db import transaction
 from tests.desk import Desk
 
 
@@ -186,9 +185,9 @@ def test_a_half_sent_or_trickled_request_is_dropped_after_the_timeout(engine, db
 
 def test_scrapes_read_cached_gauges_and_never_query_the_database(engine, db_url, clock):
     desk = Desk(engine, db_url, clock)
-    # Written and not handed to the dispatcher: the message waits in the outbox.
-    with transaction(desk.engine) as session:
-        Outgoing(session, clock()).say(Direct("console", "Acme"), "waiting")
+    desk.customer("Acme", credits=1)
+    # Delivered but not drained: the answer waits in the outbox.
+    desk.runtime.intake.deliver(console_line("Acme", "open Disk full", "m1", clock()))
     with _serving(desk) as server:
         url = f"http://127.0.0.1:{server.port}/metrics"
         assert _wait_for(lambda: _metric(_get(url)[1], "deskbot_outbox_depth") >= 1)  # the first refresh
@@ -215,8 +214,7 @@ def test_gauges_follow_the_store_at_the_refresh_interval(engine, db_url, clock):
         url = f"http://127.0.0.1:{server.port}/metrics"
         assert _wait_for(lambda: _metric(_get(url)[1], "deskbot_gauges_refreshed_timestamp_seconds") > 0)
         assert _metric(_get(url)[1], "deskbot_outbox_depth") == 0
-        with transaction(desk.engine) as session:  # written, not handed over: waits for a drain
-            Outgoing(session, clock()).say(Direct("console", "Acme"), "waiting")
+        desk.runtime.intake.deliver(console_line("Acme", "open Disk full", "m1", clock()))
         assert _wait_for(lambda: _metric(_get(url)[1], "deskbot_outbox_depth") >= 1)
         desk.runtime.dispatcher.drain("console")
         assert _wait_for(lambda: _metric(_get(url)[1], "deskbot_outbox_depth") == 0)
