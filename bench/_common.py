@@ -232,6 +232,7 @@ def drop_database(server_url: str, name: str) -> None:
 
 def seed_customers(database_url: str, channel: str, addresses: list[str], credits: int = 50) -> None:
     """Migrate, then one customer per address, linked on `channel`, with a pack of `credits`."""
+    from bot.services import credits as credit_service
     from bot.services import customers
     from storage.db import make_engine, transaction, upgrade
 
@@ -242,7 +243,7 @@ def seed_customers(database_url: str, channel: str, addresses: list[str], credit
         for i, address in enumerate(addresses):
             customer, _code = customers.create_customer(session, f"Customer {i:04d}", None, "en", now)
             customers.link_identity(session, customer, channel, address, now)
-            customers.grant_credits(session, customer, credits, now.date(), "bench", now)
+            credit_service.grant_credits(session, customer, credits, now.date(), "bench", now)
     engine.dispose()
 
 

@@ -160,6 +160,7 @@ class RouterTarget:
 
     def __init__(self, tmp: Path) -> None:
         from bot.runtime import Runtime
+        from bot.services import credits as credit_service
         from bot.services import customers
         from storage.db import transaction
         from tests.desk import make_settings
@@ -175,7 +176,7 @@ class RouterTarget:
         with transaction(self.runtime.engine) as session:
             customer, _code = customers.create_customer(session, "Acme", None, "en", self.now)
             customers.link_identity(session, customer, "console", "Acme", self.now)
-            customers.grant_credits(session, customer, 10_000, self.now.date(), "fuzz", self.now)
+            credit_service.grant_credits(session, customer, 10_000, self.now.date(), "fuzz", self.now)
         self.count = 0
 
     def __call__(self, rng: random.Random, tally: Tally) -> None:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from adapters.console import ENGINEER, ConsoleChannel, console_line
 from bot.config import Settings
 from bot.runtime import Runtime
+from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
 
@@ -51,7 +52,7 @@ class Desk:
             customer, _code = customers.create_customer(session, name, None, lang, now)
             customers.link_identity(session, customer, "console", name, now)
             if credits:
-                customers.grant_credits(session, customer, credits, purchased or now.date(), "test", now)
+                credit_service.grant_credits(session, customer, credits, purchased or now.date(), "test", now)
             return customer.id
 
     def say(self, who: str, text: str, message_id: str | None = None) -> str:

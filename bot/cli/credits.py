@@ -28,7 +28,7 @@ from bot.cli.context import (
     today,
 )
 from bot.policy import pack_expires_on
-from bot.services import customers as service
+from bot.services import credits as credit_service
 from bot.services import imports
 
 credits_app = typer.Typer(help="Credit packs: grant one, or import many from CSV.", no_args_is_help=True)
@@ -54,8 +54,8 @@ def credits_grant(
     day = parse_day(purchased, "--purchased") if purchased is not None else today(config)
     with session_of(config) as session:
         found = customer_or_fail(session, customer)
-        pack = service.grant_credits(session, found, incidents, day, operator(), now())
-        left = service.credit_summary(session, found.id, today(config)).total_left
+        pack = credit_service.grant_credits(session, found, incidents, day, operator(), now())
+        left = credit_service.credit_summary(session, found.id, today(config)).total_left
     expires = pack_expires_on(pack.purchased)
     if as_json:
         print_json(

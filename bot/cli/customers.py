@@ -24,6 +24,7 @@ from bot.cli.context import (
     today,
 )
 from bot.policy import CreditSummary, summarise
+from bot.services import credits as credit_service
 from bot.services import customers as service
 from bot.services import incidents as incident_service
 from bot.services.customers import CODE_VALIDITY
@@ -130,7 +131,7 @@ def customers_list(as_json: JsonFlag = False) -> None:
         )
     records = []
     for customer in found:
-        summary = summarise([service.as_policy(p) for p in packs[customer.id]], day)
+        summary = summarise([credit_service.as_policy(p) for p in packs[customer.id]], day)
         records.append(
             {
                 "id": customer.id,
@@ -183,8 +184,8 @@ def customers_show(
         identities = list(
             session.scalars(select(Identity).where(Identity.customer_id == found.id).order_by(Identity.id))
         )
-        packs = service.packs_of(session, found.id)
-        summary = summarise([service.as_policy(p) for p in packs], today(config))
+        packs = credit_service.packs_of(session, found.id)
+        summary = summarise([credit_service.as_policy(p) for p in packs], today(config))
         incidents = incident_service.customer_incidents(
             session, found.id, (incident_service.OPEN, incident_service.RESOLVED, incident_service.CLOSED)
         )

@@ -8,7 +8,7 @@ from bot.commands import Arg, command
 from bot.context import Context
 from bot.i18n import _, format_day, format_hours, format_when
 from bot.policy import NoCredit, choose_pack, pack_expires_on
-from bot.services import customers, drafts, incidents, strangers
+from bot.services import credits, customers, drafts, incidents, strangers
 from bot.services.incidents import IncidentSummary, Writer
 from storage.models import Incident
 
@@ -56,7 +56,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
         ctx.reply(_("Tell us what the incident is about: open <your question>."))
         return
     body = "\n\n".join(part for part in (draft.text if draft else None, text) if part)
-    charged = customers.take_credit(ctx.session, ctx.customer.id, ctx.today)
+    charged = credits.take_credit(ctx.session, ctx.customer.id, ctx.today)
     if isinstance(charged, NoCredit):
         drafts.replace(ctx.session, ctx.identity.id, body, ctx.now)
         no_credit_answer(ctx, charged)
@@ -67,7 +67,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
     )
     ctx.events.append(("incident_opened", 0.0))
     _mirror(ctx, incident, body)
-    summary = customers.credit_summary(ctx.session, ctx.customer.id, ctx.today)
+    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     calendar = ctx.settings.calendar
     lines = [
         ctx.t(_("Incident #{number} is open: {subject}"), number=incident.id, subject=incident.subject),
@@ -185,9 +185,9 @@ def _excerpt(text: str, limit: int = 300) -> str:
     audience=CUSTOMER,
     help=_("credits left per pack and when each expires"),
 )
-def credits(ctx: Context) -> None:
+def show_credits(ctx: Context) -> None:
     assert ctx.customer is not None
-    summary = customers.credit_summary(ctx.session, ctx.customer.id, ctx.today)
+    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     if not summary.packs:
         ctx.reply(_("You have no support credits yet. Buy them at {url}."), url=ctx.settings.purchase_url)
         return
@@ -251,7 +251,7 @@ def link(ctx: Context, code: str) -> None:
     else:
         ctx.customer = outcome
         ctx.identity.lang = None
-        summary = customers.credit_summary(ctx.session, outcome.id, ctx.today)
+        summary = credits.credit_summary(ctx.session, outcome.id, ctx.today)
         ctx.reply(
             _("Welcome, {name}! This account is now linked. Credits left: {left}. Write help to see what I can do."),
             name=outcome.name,
@@ -278,7 +278,7 @@ def lang(ctx: Context, code: str) -> None:
 
 
 #: In the order `help` lists them.
-COMMANDS = (show_help, open_incident, status, credits, close, link, lang)
+COMMANDS = (show_help, open_incident, status, show_credits, close, link, lang)
 
 
 # -- messages that are not commands -----------------------------------------------------
@@ -327,12 +327,12 @@ def free_text(ctx: Context, text: str) -> None:
             example=candidates[0].id,
         )
         return
-    packs = [customers.as_policy(p) for p in customers.packs_of(ctx.session, ctx.customer.id)]
+    packs = [credits.as_policy(p) for p in credits.packs_of(ctx.session, ctx.customer.id)]
     choice = choose_pack(packs, ctx.today)
     if isinstance(choice, NoCredit):
         no_credit_answer(ctx, choice)
         return
-    summary = customers.credit_summary(ctx.session, ctx.customer.id, ctx.today)
+    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     ctx.reply(
         _(
             "You have no open incident. Reply open to open one with this message: it uses one of your {left} credits (the next expire on {expiry})."

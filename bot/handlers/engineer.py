@@ -10,7 +10,7 @@ from bot.commands import Arg, command
 from bot.context import Context
 from bot.i18n import _, format_when, render
 from bot.markup import inert
-from bot.services import customers, incidents
+from bot.services import credits, customers, incidents
 from storage.models import Customer, Incident, IncidentState
 
 ENGINEER = "engineer"
@@ -278,7 +278,7 @@ def customer_show(ctx: Context, who: str) -> None:
     customer = _customer(ctx, who)
     if customer is None:
         return
-    summary = customers.credit_summary(ctx.session, customer.id, ctx.today)
+    summary = credits.credit_summary(ctx.session, customer.id, ctx.today)
     identities = customers.identities_of(ctx.session, customer.id)
     lines = [f"**{inert(customer.name)}** (id {customer.id}) {inert(customer.email or '')} · language {customer.lang}"]
     lines.append("accounts: " + (", ".join(inert(f"{i.channel}:{i.address}") for i in identities) or "none linked"))
@@ -308,7 +308,7 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
     if found is None:
         return
     try:
-        pack = customers.grant_credits(
+        pack = credits.grant_credits(
             ctx.session,
             found,
             n,

@@ -1,22 +1,17 @@
-"""Customers, their chat identities, activation codes and credit packs."""
+"""Customers, their chat identities and activation codes (their credit packs: bot.services.credits)."""
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import String, bindparam, literal, select, update
 from sqlmodel import Session
 
 from bot.numbers import is_id, whole_number
-from bot.policy import CreditSummary, NoCredit, Pack, choose_pack, consume, give_back, summarise
-from storage.db import for_update
-from storage.models import ActivationCode, CreditPack, Customer, Identity
-
-log = logging.getLogger("deskbot.services.customers")
+from storage.models import ActivationCode, Customer, Identity
 
 CODE_VALIDITY = timedelta(days=14)
 #: Wrong activation codes allowed per account per window before it must wait.
@@ -164,57 +159,6 @@ def link_identity(session: Session, customer: Customer, channel: str, address: s
         )
     identity.customer_id = customer.id
     return identity
-
-
-def packs_of(session: Session, customer_id: int, lock: bool = False) -> list[CreditPack]:
-    query = select(CreditPack).where(CreditPack.customer_id == customer_id).order_by(CreditPack.id)
-    return list(session.scalars(for_update(query, session) if lock else query))
-
-
-def as_policy(pack: CreditPack) -> Pack:
-    return Pack(id=pack.id, purchased=pack.purchased, incidents=pack.incidents, used=pack.used)
-
-
-def credit_summary(session: Session, customer_id: int, today: date) -> CreditSummary:
-    return summarise([as_policy(p) for p in packs_of(session, customer_id)], today)
-
-
-def take_credit(session: Session, customer_id: int, today: date) -> CreditPack | NoCredit:
-    """Consume one credit from the pack the rules choose (`policy.choose_pack`; rows locked on PostgreSQL)."""
-    packs = packs_of(session, customer_id, lock=True)
-    choice = choose_pack([as_policy(p) for p in packs], today)
-    if isinstance(choice, NoCredit):
-        return choice
-    row = next(p for p in packs if p.id == choice.id)
-    row.used = consume(choice).used
-    return row
-
-
-def return_credit(session: Session, pack_id: int) -> bool:
-    """Give a credit back to its pack (`policy.give_back`); False when the pack has no used credit."""
-    query = for_update(select(CreditPack).where(CreditPack.id == pack_id), session)
-    pack = session.scalars(query).first()
-    if pack is None:
-        return False
-    try:
-        pack.used = give_back(as_policy(pack)).used
-    except ValueError:
-        log.warning("credit not returned: pack %s has no used credit", pack_id)
-        return False
-    return True
-
-
-def grant_credits(
-    session: Session, customer: Customer, incidents: int, purchased: date, granted_by: str, now: datetime
-) -> CreditPack:
-    if incidents < 1 or incidents > 10_000:
-        raise CustomerError("The number of incidents must be between 1 and 10000.")
-    pack = CreditPack(
-        customer_id=customer.id, purchased=purchased, incidents=incidents, granted_by=granted_by, created_at=now
-    )
-    session.add(pack)
-    session.flush()
-    return pack
 
 
 def identities_of(session: Session, customer_id: int) -> list[Identity]:

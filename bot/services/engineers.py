@@ -3,7 +3,7 @@
 Trust on first use: the first Zulip account (user id) that writes with a
 listed email is pinned to it, and from then on that email runs engineer
 commands only from that account. A pin is never changed by a message; an
-operator lists and resets pins with `deskbot engineers …` (bot/cli_engineers.py).
+operator lists and resets pins with `deskbot engineers …` (bot/cli/engineers.py).
 """
 
 from __future__ import annotations

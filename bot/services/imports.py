@@ -31,7 +31,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from bot.numbers import day, whole_number
-from bot.services.customers import CustomerError, create_customer, find_customer, grant_credits
+from bot.services.credits import grant_credits
+from bot.services.customers import CustomerError, create_customer, find_customer
 from storage.db import transaction
 from storage.models import CreditPack
 

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.deployment import Deployment
 from bot.numbers import is_id
-from bot.services import customers
+from bot.services import credits
 from bot.services.outgoing import Direct, Topic
 from storage.db import for_update
 from storage.models import Customer, Identity, Incident, IncidentEvent, IncidentMessage, IncidentState
@@ -217,7 +217,7 @@ def mark_vendor_bug(session: Session, now: datetime, engineer: str, incident: In
         return False
     incident.chargeable = False
     if incident.pack_id is not None:
-        customers.return_credit(session, incident.pack_id)
+        credits.return_credit(session, incident.pack_id)
     record(session, incident, engineer, "marked as vendor bug", now, detail="credit returned")
     return True
 

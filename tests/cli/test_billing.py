@@ -9,7 +9,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from bot.services.customers import create_customer, grant_credits
+from bot.services.credits import grant_credits
+from bot.services.customers import create_customer
 from storage.db import transaction
 from storage.models import Incident
 from tests.cli.conftest import Run, assert_one_error_line

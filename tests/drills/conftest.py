@@ -41,6 +41,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import make_engine, transaction, upgrade
 from tests.conftest import PG_BASE
@@ -228,7 +229,7 @@ class Fakes:
         with transaction(engine) as session:
             record, _code = customers.create_customer(session, customer.name, None, "en", now)
             customers.link_identity(session, record, channel, address, now)
-            customers.grant_credits(session, record, credits, now.date(), "drill", now)
+            credit_service.grant_credits(session, record, credits, now.date(), "drill", now)
         self.customers.append(customer)
         return customer
 

@@ -11,6 +11,7 @@ import pytest
 
 from adapters.channel import Inbound
 from adapters.mastodon import CURSOR_KEY, MastodonChannel
+from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
 from tests.fakes.mastodon import FakeMastodon
@@ -158,5 +159,5 @@ def customer(engine, clock) -> int:  # noqa: ANN001
     with transaction(engine) as session:
         acme, _code = customers.create_customer(session, "Acme", None, "en", clock())
         customers.link_identity(session, acme, "mastodon", "alice@remote.example", clock())
-        customers.grant_credits(session, acme, 3, clock().date(), "test", clock())
+        credit_service.grant_credits(session, acme, 3, clock().date(), "test", clock())
         return acme.id

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from adapters.channel import Outbound
 from adapters.zulip import ZulipChannel
 from bot.runtime import Runtime
+from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
 from storage.models import Outbox
@@ -69,7 +70,7 @@ class ZulipDesk:
         with transaction(self.engine) as session:
             customer, _code = customers.create_customer(session, name, None, "en", now)
             customers.link_identity(session, customer, "zulip", zulip_email, now)
-            customers.grant_credits(session, customer, credits, now.date(), "test", now)
+            credit_service.grant_credits(session, customer, credits, now.date(), "test", now)
 
     # -- what the bot posted ------------------------------------------------------
     def dms_to(self, email: str) -> list[StoredMessage]:

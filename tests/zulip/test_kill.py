@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import make_engine, transaction, upgrade
 from tests.fakes.zulip import FakeZulipServer
@@ -82,7 +83,7 @@ def bot_env(fake: FakeZulipServer, tmp_path: Path) -> Iterator[tuple[BotProcess,
     with transaction(engine) as session:
         customer, _code = customers.create_customer(session, "Alice Customer", None, "en", now)
         customers.link_identity(session, customer, "zulip", ALICE, now)
-        customers.grant_credits(session, customer, 3, now.date(), "test", now)
+        credit_service.grant_credits(session, customer, 3, now.date(), "test", now)
         # A cursor already stored: the DM written below is caught up even if it predates the queue.
         session.execute(
             sa.text("INSERT INTO channelcursor (key, value, updated_at) VALUES ('zulip:last_message_id', '0', :now)"),
