@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from configparser import ConfigParser
 from configparser import Error as ConfigError
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -90,6 +91,10 @@ class Settings(BaseSettings):
     @cached_property
     def calendar(self) -> BusinessCalendar:
         return BusinessCalendar.from_settings(self.timezone, self.service_hours, self.holidays)
+
+    def today(self, now: datetime) -> date:
+        """The service time zone's date at `now` (pack validity is counted in it)."""
+        return now.astimezone(self.calendar.tz).date()
 
     @cached_property
     def engineer_emails(self) -> frozenset[str]:

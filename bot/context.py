@@ -54,7 +54,7 @@ class Context:
     @property
     def today(self) -> date:
         """The service time zone's date (pack validity is counted in it)."""
-        return self.now.astimezone(self.settings.calendar.tz).date()
+        return self.settings.today(self.now)
 
     @property
     def topic_case(self) -> int | None:

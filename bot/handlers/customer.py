@@ -7,8 +7,8 @@ from adapters.channel import Said
 from bot.commands import Arg, command
 from bot.context import Context
 from bot.i18n import _, format_day, format_hours, format_when
-from bot.policy import NoCredit, choose_pack, pack_expires_on
-from bot.services import credits, customers, drafts, incidents, strangers
+from bot.policy import NoCredit, pack_expires_on
+from bot.services import credits, customers, incidents, strangers
 from bot.services.incidents import IncidentSummary, Writer
 from storage.models import Incident
 
@@ -50,23 +50,19 @@ def show_help(ctx: Context) -> None:
     help=_("open a new incident with this text (uses one credit)"),
 )
 def open_incident(ctx: Context, text: str | None) -> None:
-    assert ctx.customer is not None
-    draft = drafts.current(ctx.session, ctx.identity.id, ctx.now)
-    if not text and draft is None:
+    opened = incidents.open_with_draft(
+        ctx.session, ctx.deployment, ctx.now, _writer(ctx), text, ctx.message.subject_hint
+    )
+    if opened is None:
         ctx.reply(_("Tell us what the incident is about: open <your question>."))
         return
-    body = "\n\n".join(part for part in (draft.text if draft else None, text) if part)
-    charged = credits.take_credit(ctx.session, ctx.customer.id, ctx.today)
-    if isinstance(charged, NoCredit):
-        drafts.replace(ctx.session, ctx.identity.id, body, ctx.now)
-        no_credit_answer(ctx, charged)
+    if isinstance(opened, NoCredit):
+        no_credit_answer(ctx, opened)
         return
-    drafts.discard(ctx.session, draft)
-    incident = incidents.open_incident(
-        ctx.session, ctx.deployment, ctx.now, _writer(ctx), body, charged.id, ctx.message.subject_hint
-    )
+    incident, charged, body = opened
     ctx.events.append(("incident_opened", 0.0))
     _mirror(ctx, incident, body)
+    assert ctx.customer is not None
     summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     calendar = ctx.settings.calendar
     lines = [
@@ -250,7 +246,6 @@ def link(ctx: Context, code: str) -> None:
         ctx.reply(_("That code is not valid: it may be mistyped, used or expired."))
     else:
         ctx.customer = outcome
-        ctx.identity.lang = None
         summary = credits.credit_summary(ctx.session, outcome.id, ctx.today)
         ctx.reply(
             _("Welcome, {name}! This account is now linked. Credits left: {left}. Write help to see what I can do."),
@@ -269,9 +264,7 @@ def link(ctx: Context, code: str) -> None:
     help=_("reply language: en or pt"),
 )
 def lang(ctx: Context, code: str) -> None:
-    if ctx.customer is not None:
-        ctx.customer.lang = code
-    ctx.identity.lang = code
+    customers.set_language(ctx.identity, ctx.customer, code)
     ctx.reply(
         _("I will answer in English from now on.") if code == "en" else _("I will answer in Portuguese from now on.")
     )
@@ -290,64 +283,54 @@ def add_to_case(ctx: Context, number: int, text: str) -> None:
     if incident is None:
         ctx.reply(_("You have no incident #{number}."), number=number)
         return
-    draft = drafts.current(ctx.session, ctx.identity.id, ctx.now)
-    if not text and draft is not None:
-        text = draft.text
-        drafts.discard(ctx.session, draft)
-    if not text:
+    outcome, added = incidents.add_to_incident(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text)
+    if outcome == "empty":
         ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
-        return
-    if not incidents.takes_messages(ctx.session, incident, ctx.now):
-        drafts.keep(ctx.session, ctx.identity.id, text, ctx.now)
+    elif outcome == "finished":
         ctx.reply(
             _(
                 "Incident #{number} is finished, so I kept your message as a draft. Reply open to start a new incident with it."
             ),
             number=number,
         )
-        return
-    _add(ctx, incident, text)
+    else:
+        _added(ctx, incident, added)
 
 
 def free_text(ctx: Context, text: str) -> None:
     """Any other text: to the one open (or recently resolved) incident; otherwise kept as a draft and asked about."""
     assert ctx.customer is not None
-    candidates = incidents.free_text_candidates(ctx.session, ctx.customer.id, ctx.now)
-    if len(candidates) == 1:
-        _add(ctx, candidates[0], text)
+    added = incidents.add_free_text(ctx.session, ctx.settings, ctx.now, _writer(ctx), text)
+    if isinstance(added, Incident):
+        _added(ctx, added, text)
         return
-    drafts.keep(ctx.session, ctx.identity.id, text, ctx.now)
-    if candidates:
-        listing = ", ".join(f"#{i.id} {i.subject}" for i in candidates[:10])
+    if added:
+        listing = ", ".join(f"#{i.id} {i.subject}" for i in added[:10])
         ctx.reply(
             _(
                 "You have several open incidents: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or open to start a new one."
             ),
             listing=listing,
-            example=candidates[0].id,
+            example=added[0].id,
         )
         return
-    packs = [credits.as_policy(p) for p in credits.packs_of(ctx.session, ctx.customer.id)]
-    choice = choose_pack(packs, ctx.today)
-    if isinstance(choice, NoCredit):
-        no_credit_answer(ctx, choice)
+    position = credits.could_open(ctx.session, ctx.customer.id, ctx.today)
+    if isinstance(position, NoCredit):
+        no_credit_answer(ctx, position)
         return
-    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     ctx.reply(
         _(
             "You have no open incident. Reply open to open one with this message: it uses one of your {left} credits (the next expire on {expiry})."
         ),
-        left=summary.total_left,
-        expiry=format_day(summary.next_expiry, ctx.lang) if summary.next_expiry else "—",
+        left=position.total_left,
+        expiry=format_day(position.next_expiry, ctx.lang) if position.next_expiry else "—",
     )
 
 
 def unknown_sender(ctx: Context) -> None:
-    """Keep what they wrote (as a draft) and answer at most once a day; nothing is charged."""
-    text = ctx.message.text.strip()
-    if text:
-        drafts.keep(ctx.session, ctx.identity.id, text, ctx.now)
-    if not strangers.due_unknown_notice(ctx.identity, ctx.now):
+    """An account not linked to a customer wrote: what they wrote is kept (as a draft), the
+    answer comes at most once a day, and nothing is charged."""
+    if not strangers.unknown_writes(ctx.session, ctx.identity, ctx.message.text.strip(), ctx.now):
         return
     s = ctx.settings
     ctx.reply_text(
@@ -362,8 +345,7 @@ def unknown_sender(ctx: Context) -> None:
     )
 
 
-def _add(ctx: Context, incident: Incident, text: str) -> None:
-    incidents.add_message(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text)
+def _added(ctx: Context, incident: Incident, text: str) -> None:
     _mirror(ctx, incident, text)
     ctx.reply(_("Added to incident #{number}."), number=incident.id)
 

@@ -34,6 +34,13 @@ def credit_summary(session: Session, customer_id: int, today: date) -> CreditSum
     return summarise([as_policy(p) for p in packs_of(session, customer_id)], today)
 
 
+def could_open(session: Session, customer_id: int, today: date) -> CreditSummary | NoCredit:
+    """Could the customer open an incident today? Their credits if so, or why not (nothing taken)."""
+    packs = [as_policy(p) for p in packs_of(session, customer_id)]
+    choice = choose_pack(packs, today)
+    return choice if isinstance(choice, NoCredit) else summarise(packs, today)
+
+
 def take_credit(session: Session, customer_id: int, today: date) -> CreditPack | NoCredit:
     """Consume one credit from the pack the rules choose (`policy.choose_pack`; rows locked on PostgreSQL)."""
     packs = packs_of(session, customer_id, lock=True)

@@ -114,10 +114,19 @@ def redeem_code(session: Session, identity: Identity, code: str, now: datetime) 
         return "invalid"
     row.used_at, row.used_by = now, identity.id
     identity.customer_id = row.customer_id
+    # From now on the customer's language is the one that counts (the account's own is dropped).
+    identity.lang = None
     identity.failed_codes, identity.failed_codes_since = 0, None
     customer = session.get(Customer, row.customer_id)
     assert customer is not None  # foreign key
     return customer
+
+
+def set_language(identity: Identity, customer: Customer | None, lang: str) -> None:
+    """Answer this account (and, once linked, the customer on every account) in `lang`."""
+    if customer is not None:
+        customer.lang = lang
+    identity.lang = lang
 
 
 def get_identity(session: Session, channel: str, address: str, display_name: str | None, now: datetime) -> Identity:

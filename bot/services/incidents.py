@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from sqlalchemy import bindparam, or_, select
 from sqlmodel import Session
@@ -20,10 +20,11 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.deployment import Deployment
 from bot.numbers import is_id
-from bot.services import credits
+from bot.policy import NoCredit
+from bot.services import credits, drafts
 from bot.services.outgoing import Direct, Topic
 from storage.db import for_update
-from storage.models import Customer, Identity, Incident, IncidentEvent, IncidentMessage, IncidentState
+from storage.models import CreditPack, Customer, Identity, Incident, IncidentEvent, IncidentMessage, IncidentState
 
 OPEN, RESOLVED, CLOSED = IncidentState.OPEN, IncidentState.RESOLVED, IncidentState.CLOSED
 SUBJECT_LIMIT = 80
@@ -167,6 +168,79 @@ def add_message(
         incident.due_at = settings.calendar.due_at(now, settings.response_target)
     incident.updated_at = now
     return reopened
+
+
+class Opened(NamedTuple):
+    incident: Incident
+    #: The pack the credit came from.
+    pack: CreditPack
+    #: What the incident opened with: the kept draft, then the text given with `open`.
+    body: str
+
+
+def open_with_draft(
+    session: Session,
+    deployment: Deployment,
+    now: datetime,
+    writer: Writer,
+    text: str | None,
+    subject_hint: str | None = None,
+) -> Opened | NoCredit | None:
+    """`open [text]`: a new incident with the draft and the text, for one credit.
+
+    None when there is nothing to open it with. Without a credit, the draft becomes the
+    whole text (kept for an `open` after buying more) and nothing is charged.
+    """
+    draft = drafts.current(session, writer.identity.id, now)
+    if not text and draft is None:
+        return None
+    body = "\n\n".join(part for part in (draft.text if draft else None, text) if part)
+    charged = credits.take_credit(session, writer.customer.id, deployment.settings.today(now))
+    if isinstance(charged, NoCredit):
+        drafts.replace(session, writer.identity.id, body, now)
+        return charged
+    drafts.discard(session, draft)
+    return Opened(open_incident(session, deployment, now, writer, body, charged.id, subject_hint), charged, body)
+
+
+class AddedTo(NamedTuple):
+    #: "added"; "empty": no text and no draft; "finished": the incident takes no more messages.
+    outcome: Literal["added", "empty", "finished"]
+    #: What was added (or kept as a draft).
+    text: str = ""
+
+
+def add_to_incident(
+    session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str
+) -> AddedTo:
+    """`#N text` on the writer's own incident: the text is added, or the draft if the text is
+    empty; when the incident no longer takes messages (closed, or resolved too long ago) the
+    text is kept as a draft instead."""
+    draft = drafts.current(session, writer.identity.id, now)
+    if not text and draft is not None:
+        text = draft.text
+        drafts.discard(session, draft)
+    if not text:
+        return AddedTo("empty")
+    if not takes_messages(session, incident, now):
+        drafts.keep(session, writer.identity.id, text, now)
+        return AddedTo("finished", text)
+    add_message(session, settings, now, writer, incident, text)
+    return AddedTo("added", text)
+
+
+def add_free_text(
+    session: Session, settings: Settings, now: datetime, writer: Writer, text: str
+) -> Incident | list[Incident]:
+    """A message without a command or number: added to the writer's one open (or recently
+    resolved) incident, which is returned; otherwise kept as a draft, and the incidents it
+    might be about are returned (none, or several) for the customer to choose."""
+    candidates = free_text_candidates(session, writer.customer.id, now)
+    if len(candidates) == 1:
+        add_message(session, settings, now, writer, candidates[0], text)
+        return candidates[0]
+    drafts.keep(session, writer.identity.id, text, now)
+    return candidates
 
 
 def takes_messages(session: Session, incident: Incident, now: datetime) -> bool:

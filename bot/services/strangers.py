@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from bot.deployment import Deployment
 from bot.policy.throttle import Allowance, Window
+from bot.services import drafts
 from storage.models import Identity, StrangerAnswers
 
 #: An unknown sender gets the "how to buy support / link" answer at most this often.
@@ -31,8 +32,11 @@ def _due(last: datetime | None, every: timedelta, now: datetime) -> bool:
     return last is None or now - last >= every or now < last
 
 
-def due_unknown_notice(identity: Identity, now: datetime) -> bool:
-    """Is the "I don't know this account" answer due (and so taken now)? Once a day."""
+def unknown_writes(session: Session, identity: Identity, text: str, now: datetime) -> bool:
+    """An unlinked account wrote `text` (not a command it may use): kept as its draft, for after
+    `link`. Is the "I don't know this account" answer due (and so taken now)? Once a day."""
+    if text:
+        drafts.keep(session, identity.id, text, now)
     last = identity.unknown_notice_at
     if last is not None and now - last < UNKNOWN_NOTICE_EVERY:
         return False
