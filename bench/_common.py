@@ -573,7 +573,7 @@ def _echo_mastodon(url: str, token: str = MASTODON_TOKEN, *, sender: bool = Fals
 def _deskbot_lifted(posting_budget: int) -> int:
     """`deskbot run`, with the Mastodon channel's own posting budget raised to `posting_budget`."""
     import bot.serve
-    from adapters.mastodon import MastodonChannel
+    from adapters.mastodon import MastodonChannel, MastodonTuning
     from bot.config import Settings
 
     build = bot.serve.build_channels
@@ -584,7 +584,7 @@ def _deskbot_lifted(posting_budget: int) -> int:
             MastodonChannel(
                 settings.mastodon_api_base_url,
                 settings.mastodon_access_token.get_secret_value(),
-                posting_budget=posting_budget,
+                tuning=MastodonTuning(posting_budget=posting_budget),
             )
             if c.name == "mastodon"
             else c

@@ -1,6 +1,6 @@
 """The Mastodon channel: customers' direct messages on a Mastodon account.
 
-`MastodonChannel` is the adapter; the rest are its parts: `startup` (instance
+`MastodonChannel` is the adapter, `MastodonTuning` its knobs; the rest are its parts: `startup` (instance
 limits, notification policy), `stream` (the SSE reader), `history` (where a
 first start begins, accepted requests' DMs), `inbound` (notifications to
 `Inbound`), `html_text` (status HTML to plain text), `outbound` (replies as
@@ -11,6 +11,6 @@ threads of statuses), `reconcile` (the parts a retried reply already posted),
 `transport` (Mastodon.py clients, retries) and `pacing` (rate limits).
 """
 
-from .channel import CURSOR_KEY, MastodonChannel
+from .channel import CURSOR_KEY, MastodonChannel, MastodonTuning
 
-__all__ = ("CURSOR_KEY", "MastodonChannel")
+__all__ = ("CURSOR_KEY", "MastodonChannel", "MastodonTuning")

@@ -36,8 +36,8 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any, ClassVar
 
 import httpx
@@ -49,6 +49,7 @@ from mastodon.errors import (
     MastodonUnauthorizedError,
 )
 
+from adapters.backoff import Backoff
 from adapters.channel import (
     Channel,
     InboundSink,
@@ -57,8 +58,8 @@ from adapters.channel import (
     TransientChannelError,
 )
 
-from .history import await_merge, mentions_from, newest_mentions
-from .inbound import id_key, notification_to_inbound, parse_time, plain
+from .history import await_merge, mention_pages, mentions_from, newest_mentions
+from .inbound import id_key, notification_to_inbound, parse_time
 from .outbound import ReplyPoster
 from .pacing import API, Pacer
 from .startup import check_reads_own_statuses, dig, open_to_strangers, read_instance
@@ -71,6 +72,40 @@ CURSOR_KEY = "mastodon:notification_min_id"
 PAGE_SIZE = 80
 
 
+@dataclass(frozen=True)
+class MastodonTuning:
+    """The Mastodon channel's knobs: the defaults suit production; tests shorten them."""
+
+    #: Seconds for an ordinary request.
+    request_timeout: float = 30.0
+    #: The bounded, jittered retries of one request: a post's `attempts` tries (a receiving call
+    #: gives up after 3; the next poll tries again).
+    send_retry: Backoff = Backoff(initial=0.25, maximum=8.0, jitter=0.5, attempts=4)
+    #: Between stream reconnects (unbounded); polling goes on meanwhile.
+    receive_retry: Backoff = Backoff(initial=1.0, maximum=5.0, jitter=0.0)
+    #: The longest a call waits for a rate limit; beyond it a send raises `TransientSendError` with
+    #: `retry_after`.
+    max_rate_wait: float = 15.0
+    #: Receive by streaming (and poll while the stream is down); False: poll only.
+    streaming: bool = True
+    #: Seconds between polls while the stream is down (or off).
+    poll_interval: float = 5.0
+    #: A poll now and then even while streaming, against an event the server never pushed.
+    safety_poll_interval: float = 300.0
+    #: A stream silent this long is dead (Mastodon sends a heartbeat every 15 s).
+    heartbeat_timeout: float = 45.0
+    #: Requests of each rate-limit window left to other clients of the account.
+    ratelimit_reserve: int = 1
+    #: Mastodon's posting budget: 300 statuses per 3 hours.
+    posting_budget: int = 300
+    posting_window: float = 3 * 3600.0
+    #: Change the notification policy so that DMs from accounts the bot does not follow arrive.
+    accept_strangers: bool = True
+    #: How long to wait for Mastodon to merge the DMs of requests accepted at start into the notifications.
+    merge_wait: float = 10.0
+    user_agent: str = "deskbot (support desk bot)"
+
+
 class MastodonChannel(Channel):
     """Customers' direct messages on one Mastodon account."""
 
@@ -80,65 +115,20 @@ class MastodonChannel(Channel):
     posting_budget: ClassVar[tuple[int, float] | None] = (300, 3 * 3600.0)
     post_size: ClassVar[int | None] = 500
 
-    def __init__(
-        self,
-        api_base_url: str,
-        access_token: str,
-        *,
-        user_agent: str = "deskbot (support desk bot)",
-        request_timeout: float = 30.0,
-        streaming: bool = True,
-        poll_interval: float = 5.0,
-        heartbeat_timeout: float = 45.0,
-        reconnect_min: float = 1.0,
-        reconnect_max: float = 5.0,
-        send_attempts: int = 4,
-        retry_min: float = 0.5,
-        retry_max: float = 8.0,
-        max_wait: float = 15.0,
-        ratelimit_reserve: int = 1,
-        posting_budget: int = 300,
-        posting_window: float = 3 * 3600.0,
-        accept_strangers: bool = True,
-        safety_poll_interval: float = 300.0,
-        merge_wait: float = 10.0,
-    ) -> None:
-        """Only `api_base_url` and `access_token` are settings; the rest are tuning knobs.
-
-        `poll_interval`: seconds between polls while the stream is down (or off,
-        `streaming=False`). `heartbeat_timeout`: a stream silent this long is
-        dead (Mastodon sends a heartbeat every 15 s). `reconnect_min/max`: the
-        back-off between stream reconnects. `send_attempts`, `retry_min/max`:
-        the bounded, jittered retries of one request. `max_wait`: the longest a
-        call waits for a rate limit (beyond it a send raises TransientSendError
-        with `retry_after`). `ratelimit_reserve`: requests of each window left to
-        other clients of the account. `posting_budget`/`posting_window`:
-        Mastodon's 300 statuses per 3 hours. `accept_strangers`: change the
-        notification policy so DMs from accounts the bot does not follow arrive.
-        `safety_poll_interval`: a poll now and then even while streaming.
-        `merge_wait`: how long to wait for Mastodon to merge the DMs of requests
-        accepted at start into the notifications."""
+    def __init__(self, api_base_url: str, access_token: str, *, tuning: MastodonTuning = MastodonTuning()) -> None:
+        """`api_base_url` and `access_token` are the settings; `tuning` holds the knobs (`MastodonTuning`)."""
         if not api_base_url or not access_token:
             raise PermanentChannelError("Mastodon needs both an API base URL and an access token")
         self._base_url = api_base_url.rstrip("/")
         self._token = access_token
-        self._user_agent = user_agent
-        self._request_timeout = request_timeout
-        self._streaming = streaming
-        self._poll_interval = poll_interval
-        self._heartbeat_timeout = heartbeat_timeout
-        self._reconnect = (reconnect_min, reconnect_max)
-        self._send_attempts = send_attempts
-        self._retry = (retry_min, retry_max)
-        self._max_wait = max_wait
-        self._accept_strangers = accept_strangers
-        self._safety_poll_interval = safety_poll_interval
-        self._pacer = Pacer(reserve=ratelimit_reserve, posting_budget=posting_budget, posting_window=posting_window)
+        self.tuning = tuning
+        self._pacer = Pacer(
+            reserve=tuning.ratelimit_reserve, posting_budget=tuning.posting_budget, posting_window=tuning.posting_window
+        )
         self._closing = threading.Event()
         self._transport: Transport | None = None
         self._http: httpx.Client | None = None
         self._stream: SSEConnection | None = None
-        self._merge_wait = merge_wait
         self._poster: ReplyPoster | None = None
         self._me: dict[str, str] = {}
         #: Senders whose notification requests were accepted at start -> when each request last changed.
@@ -164,11 +154,10 @@ class MastodonChannel(Channel):
             self._base_url,
             self._token,
             self._pacer,
-            user_agent=self._user_agent,
-            request_timeout=self._request_timeout,
-            retry_min=self._retry[0],
-            retry_max=self._retry[1],
-            max_wait=self._max_wait,
+            user_agent=self.tuning.user_agent,
+            request_timeout=self.tuning.request_timeout,
+            retry=self.tuning.send_retry,
+            max_rate_wait=self.tuning.max_rate_wait,
             on_wait=self.report_rate_limit_wait,
         )
         try:
@@ -184,7 +173,7 @@ class MastodonChannel(Channel):
         self._me = {"id": str(me["id"]), "acct": str(me["acct"]), "url": str(me.get("url") or "")}
         facts = read_instance(self._transport, self._base_url, self._closing)
         self.max_characters, self.domain, self.streaming_url = facts.max_characters, facts.domain, facts.streaming_url
-        self._accepted = open_to_strangers(self._transport, self._base_url, self._accept_strangers, self._closing)
+        self._accepted = open_to_strangers(self._transport, self._base_url, self.tuning.accept_strangers, self._closing)
         check_reads_own_statuses(self._transport, self._base_url, self._me["id"], self._closing)
         self._poster = ReplyPoster(
             self._transport,
@@ -192,11 +181,11 @@ class MastodonChannel(Channel):
             own_id=self._me["id"],
             domain=self.domain,
             max_characters=self.max_characters,
-            max_wait=self._max_wait,
-            attempts=self._send_attempts,
+            max_rate_wait=self.tuning.max_rate_wait,
+            attempts=self.tuning.send_retry.attempts,
             stop=self._closing,
         )
-        self._http = httpx.Client(headers={"User-Agent": self._user_agent})
+        self._http = httpx.Client(headers={"User-Agent": self.tuning.user_agent})
         log.info(
             "mastodon: signed in as @%s@%s, max_characters=%d",
             self._me["acct"],
@@ -208,7 +197,7 @@ class MastodonChannel(Channel):
 
     @property
     def connected(self) -> bool:
-        return self._stream_open or time.monotonic() - self._last_poll_ok < 2 * self._poll_interval + 5
+        return self._stream_open or time.monotonic() - self._last_poll_ok < 2 * self.tuning.poll_interval + 5
 
     def receive(self, sink: InboundSink, stop: threading.Event) -> None:
         """Hand every DM (and public mention) to `sink` until `stop` is set.
@@ -223,21 +212,21 @@ class MastodonChannel(Channel):
             self._start_after_newest(sink, stop)
         else:
             self._fetch_accepted(sink, stop)
-        delay = self._reconnect[0]
+        tuning = self.tuning
+        tries = 0  # stream connections tried since the last one that opened
         while not stop.is_set() and not self._closing.is_set():
-            if self._streaming:
-                if self._run_stream(sink, stop):
-                    delay = self._reconnect[0]  # it was up: reconnect soon
+            if tuning.streaming:
+                tries = 1 if self._run_stream(sink, stop) else tries + 1  # it was up: reconnect soon
             # The stream is down (or off): poll until it is time to reconnect.
-            deadline = time.monotonic() + (delay if self._streaming else self._poll_interval)
+            wait = tuning.receive_retry.seconds(tries) if tuning.streaming else tuning.poll_interval
+            deadline = time.monotonic() + wait
             while not stop.is_set() and not self._closing.is_set():
-                if time.monotonic() - self._last_poll_ok >= self._poll_interval or not self._streaming:
+                if time.monotonic() - self._last_poll_ok >= tuning.poll_interval or not tuning.streaming:
                     self._poll(sink, stop)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                stop.wait(min(remaining, self._poll_interval))
-            delay = min(delay * 2, self._reconnect[1])
+                stop.wait(min(remaining, tuning.poll_interval))
 
     def _run_stream(self, sink: InboundSink, stop: threading.Event) -> bool:
         """One streaming connection, from connect to close. True if it opened."""
@@ -246,8 +235,8 @@ class MastodonChannel(Channel):
             self._http,
             self.streaming_url,
             {"Authorization": f"Bearer {self._token}"},
-            heartbeat_timeout=self._heartbeat_timeout,
-            connect_timeout=self._request_timeout,
+            heartbeat_timeout=self.tuning.heartbeat_timeout,
+            connect_timeout=self.tuning.request_timeout,
         ).start()
         self._stream = connection
         opened = False
@@ -256,7 +245,7 @@ class MastodonChannel(Channel):
                 try:
                     item = connection.items.get(timeout=0.2)
                 except queue.Empty:
-                    if opened and time.monotonic() - self._last_poll_ok >= self._safety_poll_interval:
+                    if opened and time.monotonic() - self._last_poll_ok >= self.tuning.safety_poll_interval:
                         self._poll(sink, stop)  # cheap insurance against an event the server never pushed
                     continue
                 if isinstance(item, Opened):
@@ -283,17 +272,10 @@ class MastodonChannel(Channel):
     def _poll(self, sink: InboundSink, stop: threading.Event) -> None:
         """Catch up from the cursor, oldest first, until a page comes back short."""
         assert self._transport is not None
-        api = self._transport.recv
         try:
-            while not stop.is_set():
-                cursor = self._cursor or "0"
-                page = self._transport.request(
-                    API, partial(api.notifications, types=["mention"], min_id=cursor, limit=PAGE_SIZE), stop=stop
-                )
-                for notification in sorted((plain(n) for n in page), key=lambda n: id_key(str(n["id"]))):
+            for page in mention_pages(self._transport, stop, after=self._cursor or "0", page_size=PAGE_SIZE):
+                for notification in page:
                     self._handle(notification, sink)
-                if len(page) < PAGE_SIZE:
-                    break
             self._last_poll_ok = time.monotonic()
         except MastodonUnauthorizedError as error:
             raise PermanentChannelError(f"Mastodon rejected the access token ({describe(error)})") from None
@@ -311,7 +293,7 @@ class MastodonChannel(Channel):
         assert self._transport is not None
         if self._accepted:
             self._old_until, self._accepted = self._accepted, {}
-            await_merge(self._transport, self._merge_wait, stop)
+            await_merge(self._transport, self.tuning.merge_wait, stop)
         try:
             newest, earlier = newest_mentions(self._transport, PAGE_SIZE, stop)
         except MastodonUnauthorizedError as error:
@@ -331,7 +313,7 @@ class MastodonChannel(Channel):
         assert self._transport is not None
         if not self._accepted:
             return
-        await_merge(self._transport, self._merge_wait, stop)
+        await_merge(self._transport, self.tuning.merge_wait, stop)
         for sender in self._accepted:
             try:
                 for notification in mentions_from(self._transport, sender, PAGE_SIZE, stop):

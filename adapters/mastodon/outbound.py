@@ -47,7 +47,8 @@ class ReplyPoster:
     domain: str
     max_characters: int
     #: The longest a send waits for the posting budget; beyond it, TransientSendError with retry_after.
-    max_wait: float
+    max_rate_wait: float
+    #: Tries of one post.
     attempts: int
     stop: threading.Event
 
@@ -79,7 +80,7 @@ class ReplyPoster:
                 )
         missing = len(parts) - len(ids)
         wait = self.pacer.statuses_wait(missing) if missing else 0.0
-        if wait > self.max_wait:
+        if wait > self.max_rate_wait:
             # Post a thread whole rather than half now and half hours later.
             raise TransientSendError(f"posting budget: no room for {missing} statuses now", retry_after=wait)
         reply_to = ids[-1] if ids else message.conversation

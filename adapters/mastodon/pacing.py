@@ -10,9 +10,9 @@ the last one), and says how long to wait when a window is used up. It also
 keeps its own count of statuses posted, in case the server's headers say
 nothing.
 
-The reset time is moved to this machine's clock with the response's `Date`
-header, as Mastodon.py does, so a skewed clock neither waits too little nor
-hours too long.
+The headers are read by `adapters.ratelimit`; the reset time is moved to this
+machine's clock with the response's `Date` header, as Mastodon.py does, so a
+skewed clock neither waits too little nor hours too long.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+
+from adapters.ratelimit import read_rate_limit
 
 API = "api"
 STATUSES = "statuses"
@@ -110,8 +110,11 @@ class Pacer:
     def observe(self, method: str, path: str, status: int, headers: Mapping[str, str]) -> None:
         """Learn from a response's headers (a `requests` response hook calls this)."""
         family = family_of(method, path)
-        remaining = _int(headers.get("X-RateLimit-Remaining"))
-        reset = _reset(headers.get("X-RateLimit-Reset"), headers.get("Date"), self._clock())
+        now = self._clock()
+        seen = read_rate_limit(headers)
+        remaining = seen.remaining
+        reset_in = seen.reset_in(now)
+        reset = now + reset_in if reset_in is not None else None
         if status == 429 and remaining is None:
             remaining = 0
         if remaining is None or reset is None:
@@ -120,7 +123,7 @@ class Pacer:
         with self._lock:
             window = self._windows[family]
             window.probe_since = None
-            window.limit = _int(headers.get("X-RateLimit-Limit")) or window.limit
+            window.limit = seen.limit or window.limit
             same_window = window.reset is not None and abs(window.reset - reset) < 1.5
             # Answers to concurrent requests arrive in any order: within one
             # window the smallest count seen (or reserved) is the true one.
@@ -158,29 +161,3 @@ class Pacer:
             if window.reset is None:
                 return None
             return max(0.0, window.reset - self._clock())
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _reset(value: str | None, date: str | None, now: float) -> float | None:
-    if not value:
-        return None
-    try:
-        server_reset = float(int(value))
-    except ValueError:
-        try:
-            server_reset = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    if date:
-        try:
-            # Date has whole seconds: the offset errs towards waiting a little longer.
-            return server_reset + (now - parsedate_to_datetime(date).timestamp())
-        except (TypeError, ValueError):
-            pass
-    return server_reset

@@ -32,6 +32,8 @@ from typing import Any
 
 from mastodon.errors import MastodonNotFoundError
 
+from adapters.paging import pages
+
 from .pacing import API
 from .transport import Transport
 
@@ -90,12 +92,16 @@ def _source_text(transport: Transport, status_id: str, stop: threading.Event) ->
 
 def _latest_own(transport: Transport, own_id: str, stop: threading.Event) -> list[dict[str, Any]]:
     api = transport.send
+
+    def fetch(max_id: str | None) -> list[dict[str, Any]]:
+        return transport.request(API, partial(api.account_statuses, own_id, max_id=max_id, limit=_PAGE), stop=stop)
+
+    def following(page: list[dict[str, Any]]) -> str | None:
+        return str(page[-1]["id"]) if len(page) >= _PAGE else None  # newest first: go on below the oldest
+
     statuses: list[dict[str, Any]] = []
-    max_id: str | None = None
-    while len(statuses) < LOOKBACK:
-        page = transport.request(API, partial(api.account_statuses, own_id, max_id=max_id, limit=_PAGE), stop=stop)
+    for page in pages(fetch, None, following):
         statuses.extend(page)
-        if len(page) < _PAGE:
+        if len(statuses) >= LOOKBACK:
             break
-        max_id = str(page[-1]["id"])
     return statuses

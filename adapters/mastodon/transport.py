@@ -6,9 +6,9 @@ has its own `requests.Session` whose response hook shows every response's
 rate-limit headers to the pacer.
 
 `request()` is the one way the channel calls the API: it waits for the
-pacer (never longer than `max_wait`; beyond that it raises `RateLimited`
+pacer (never longer than `max_rate_wait`; beyond that it raises `RateLimited`
 with the wait), and retries 5xx answers and network errors with jittered
-exponential back-off, a bounded number of times (tenacity).
+exponential back-off (`adapters.backoff`), a bounded number of times (tenacity).
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from urllib.parse import urlsplit
 import requests
 from mastodon import Mastodon
 from mastodon.errors import MastodonAPIError, MastodonNetworkError, MastodonRatelimitError, MastodonServerError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
+from adapters.backoff import Backoff
 
 from .pacing import Pacer
 
@@ -68,16 +70,15 @@ class Transport:
         *,
         user_agent: str,
         request_timeout: float,
-        retry_min: float,
-        retry_max: float,
-        max_wait: float,
+        retry: Backoff,
+        max_rate_wait: float,
         on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self._pacer = pacer
         #: Told of every wait the rate limits impose (the runtime counts them in /metrics).
         self._on_wait = on_wait
-        self._retry = (retry_min, retry_max)
-        self._max_wait = max_wait
+        self._retry = retry
+        self._max_rate_wait = max_rate_wait
         self.requests_made = 0
         self.recv = self._client(base_url, access_token, user_agent, request_timeout)
         self.send = self._client(base_url, access_token, user_agent, request_timeout)
@@ -103,11 +104,12 @@ class Transport:
         )
 
     def request(self, family: str, call: Callable[[], T], *, stop: threading.Event, attempts: int = 3) -> T:
-        """Make one API call within the rate limits, retrying transient failures."""
+        """Make one API call within the rate limits, retrying transient failures: `attempts` tries
+        (a receiving call gives up after 3, the next poll tries again; a post takes the tuning's)."""
 
         def retryable(error: BaseException) -> bool:
             if isinstance(error, RateLimited):
-                return error.wait <= self._max_wait
+                return error.wait <= self._max_rate_wait
             return isinstance(error, (MastodonNetworkError, MastodonServerError))
 
         def log_retry(state: Any) -> None:
@@ -115,7 +117,7 @@ class Transport:
 
         retrying = Retrying(
             stop=stop_after_attempt(attempts),
-            wait=wait_random_exponential(multiplier=self._retry[0], max=self._retry[1]),
+            wait=self._retry.tenacity_wait(),
             retry=retry_if_exception(retryable),
             sleep=lambda seconds: stop.wait(seconds),
             before_sleep=log_retry,
@@ -131,12 +133,12 @@ class Transport:
                 break
             if self._on_wait is not None:
                 self._on_wait(wait)
-            if wait > self._max_wait or stop.wait(wait):
+            if wait > self._max_rate_wait or stop.wait(wait):
                 raise RateLimited(wait)
         try:
             return call()
         except MastodonRatelimitError:
-            raise RateLimited(self._pacer.retry_after(family) or self._retry[1]) from None
+            raise RateLimited(self._pacer.retry_after(family) or self._retry.maximum) from None
         except MastodonNetworkError:
             self._pacer.abandon(family)
             raise

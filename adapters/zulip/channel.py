@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import ClassVar
 
 import zulip
 
+from adapters.backoff import Backoff
 from adapters.channel import (
     Channel,
     InboundSink,
@@ -25,16 +27,33 @@ from .pacing import RateBudget
 from .receive import Receiver
 from .startup import check_account, check_support_stream
 from .state import ServerState
-from .transport import Credentials, RetryPolicy, Transport, ZulipApiError, ZulipUnavailable, load_credentials
+from .transport import Credentials, Transport, ZulipApiError, ZulipUnavailable, load_credentials
 
 log = logging.getLogger("deskbot.adapters.zulip")
 
-#: One send: a few quick tries, then the dispatcher retries the row later.
-SEND_RETRY = RetryPolicy()
-#: Reconnecting after an outage: unbounded, backing off to a minute.
-# Capped at 5 s: after an outage the bot must notice the platform is back within seconds
-# (SPEC §7 drills: everything delivered within 10 s of recovery); one request per 5 s is cheap.
-RECEIVE_RETRY = RetryPolicy(initial=1.0, maximum=5.0, jitter=1.0)
+
+@dataclass(frozen=True)
+class ZulipTuning:
+    """The Zulip channel's knobs: the defaults suit production; tests shorten them."""
+
+    #: Seconds for an ordinary request.
+    request_timeout: float = 15.0
+    #: One send: a few quick tries, then `TransientSendError` (the dispatcher retries the row later).
+    send_retry: Backoff = Backoff(initial=0.5, maximum=8.0, jitter=0.5, attempts=4)
+    #: Between reconnection attempts, unbounded. Capped at 5 s: after an outage the bot must notice
+    #: the platform is back within seconds (SPEC §7 drills: everything delivered within 10 s of
+    #: recovery); one request per 5 s is cheap.
+    receive_retry: Backoff = Backoff(initial=1.0, maximum=5.0, jitter=1.0)
+    #: The longest a send waits for a rate limit; a longer wait becomes `TransientSendError.retry_after`.
+    max_rate_wait: float = 20.0
+    #: Seconds to wait for a long-poll answer; None: the server's `event_queue_longpoll_timeout_seconds` + 10.
+    poll_timeout: float | None = None
+    #: Messages a page while catching up.
+    catch_up_page: int = 1000
+    #: How many of its own newest messages in a conversation the bot searches for an earlier send of a row.
+    lookup_depth: int = 100
+    #: Until the server says otherwise (`POST /register`).
+    max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH
 
 
 class ZulipChannel(Channel):
@@ -42,17 +61,7 @@ class ZulipChannel(Channel):
 
     Give either `api_key` (with `site` and `email`) or `config_file` (a
     zuliprc; explicit values override it). `stream` is the private stream
-    that carries the case topics. The remaining parameters are tuning knobs
-    whose defaults suit production; tests shorten them.
-
-    * `request_timeout`: seconds for an ordinary request.
-    * `poll_timeout`: seconds to wait for a long-poll answer; by default the
-      server's `event_queue_longpoll_timeout_seconds` plus 10.
-    * `send_retry`: attempts and back-off for one `send` before it raises
-      `TransientSendError` (the dispatcher then retries the row later).
-    * `receive_retry`: back-off between reconnection attempts (unbounded).
-    * `lookup_depth`: how many of its own recent messages in a conversation
-      the bot searches for an earlier send of a row (`attempt > 1`).
+    that carries the case topics. `tuning` holds the knobs (`ZulipTuning`).
     """
 
     name: ClassVar[str] = "zulip"
@@ -70,27 +79,16 @@ class ZulipChannel(Channel):
         api_key: str | None = None,
         config_file: str | None = None,
         stream: str = "support",
-        request_timeout: float = 15.0,
-        poll_timeout: float | None = None,
-        send_retry: RetryPolicy = SEND_RETRY,
-        receive_retry: RetryPolicy = RECEIVE_RETRY,
-        lookup_depth: int = 100,
-        catch_up_page: int = 1000,
-        max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH,
+        tuning: ZulipTuning = ZulipTuning(),
     ) -> None:
         try:
             self._credentials: Credentials | None = load_credentials(site, email, api_key, config_file)
             self._config_error: str | None = None
         except ValueError as exc:
             self._credentials, self._config_error = None, str(exc)
-        self.state = ServerState(stream_name=stream, max_message_length=max_message_length)
+        self.tuning = tuning
+        self.state = ServerState(stream_name=stream, max_message_length=tuning.max_message_length)
         self._budget = RateBudget()
-        self._request_timeout = request_timeout
-        self._poll_timeout = poll_timeout
-        self._send_retry = send_retry
-        self._receive_retry = receive_retry
-        self._lookup_depth = lookup_depth
-        self._catch_up_page = catch_up_page
         self._transport: Transport | None = None
         self._tx: zulip.Client | None = None
         self._tx_lock = threading.Lock()
@@ -116,7 +114,7 @@ class ZulipChannel(Channel):
         with self._tx_lock:
             transport = self._transport or Transport(
                 self._credentials,
-                request_timeout=self._request_timeout,
+                request_timeout=self.tuning.request_timeout,
                 budget=self._budget,
                 on_rate_wait=self.report_rate_limit_wait,
             )
@@ -134,8 +132,9 @@ class ZulipChannel(Channel):
                 self._tx,
                 self.state,
                 self._tx_lock,
-                retry=self._send_retry,
-                lookup_depth=self._lookup_depth,
+                retry=self.tuning.send_retry,
+                max_rate_wait=self.tuning.max_rate_wait,
+                lookup_depth=self.tuning.lookup_depth,
             )
         self._started = True
         log.info(
@@ -156,9 +155,9 @@ class ZulipChannel(Channel):
             self.state,
             sink,
             stop,
-            policy=self._receive_retry,
-            page_size=self._catch_up_page,
-            poll_timeout=self._poll_timeout,
+            policy=self.tuning.receive_retry,
+            page_size=self.tuning.catch_up_page,
+            poll_timeout=self.tuning.poll_timeout,
             on_trouble=self.report_trouble,
         )
         self._receiver = receiver

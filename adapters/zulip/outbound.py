@@ -18,6 +18,7 @@ from typing import Any
 
 import zulip
 
+from adapters.backoff import Backoff
 from adapters.channel import Outbound, PermanentSendError, TransientSendError
 from adapters.topics import clip_topic
 
@@ -25,7 +26,7 @@ from .compose import MAX_TOPIC_LENGTH, compose
 from .markup import said_header
 from .reconcile import posted_parts
 from .state import ServerState
-from .transport import RetryPolicy, Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable
+from .transport import Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable, retrying
 
 log = logging.getLogger("deskbot.adapters.zulip")
 
@@ -52,7 +53,8 @@ class MessagePoster:
         state: ServerState,
         lock: threading.Lock,
         *,
-        retry: RetryPolicy,
+        retry: Backoff,
+        max_rate_wait: float,
         lookup_depth: int,
     ) -> None:
         self.transport = transport
@@ -60,6 +62,7 @@ class MessagePoster:
         self.state = state
         self.lock = lock
         self.retry = retry
+        self.max_rate_wait = max_rate_wait
         self.lookup_depth = lookup_depth
 
     def send(self, message: Outbound) -> list[str]:
@@ -103,7 +106,14 @@ class MessagePoster:
 
     def _posted(self, message: Outbound, total: int) -> dict[int, int]:
         return posted_parts(
-            self.transport, self.client, self.state, message, total, depth=self.lookup_depth, retry=self.retry
+            self.transport,
+            self.client,
+            self.state,
+            message,
+            total,
+            depth=self.lookup_depth,
+            retry=self.retry,
+            max_rate_wait=self.max_rate_wait,
         )
 
     def _post(self, message: Outbound, target: dict[str, Any], content: str, number: int, total: int) -> int:
@@ -124,7 +134,8 @@ class MessagePoster:
             transport.sleep(seconds)
 
         try:
-            for attempt in self.retry.retrying(sleep, on_rate_wait=transport.note_rate_wait):
+            tries = retrying(self.retry, sleep, max_rate_wait=self.max_rate_wait, on_rate_wait=transport.note_rate_wait)
+            for attempt in tries:
                 with attempt:
                     if ambiguous:
                         found = self._posted(message, total).get(number)
@@ -136,7 +147,7 @@ class MessagePoster:
                             "POST",
                             "messages",
                             {**target, "content": content},
-                            max_pause=self.retry.max_rate_wait,
+                            max_pause=self.max_rate_wait,
                         )
                     except ZulipUnavailable as exc:
                         ambiguous = ambiguous or exc.maybe_processed

@@ -1,17 +1,17 @@
 """Staying under Zulip's rate limits instead of running into 429s.
 
 Zulip reports on every response what is left of the bot's window in
-`X-RateLimit-Limit`, `-Remaining` and `-Reset` (epoch seconds). `RateBudget`
-keeps the latest word, shared by all of the channel's clients, and says
-before each request how long to wait.
+`X-RateLimit-Limit`, `-Remaining` and `-Reset` (epoch seconds), read by
+`adapters.ratelimit`. `RateBudget` keeps the latest word, shared by all of
+the channel's clients, and says before each request how long to wait.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from email.utils import parsedate_to_datetime
-from typing import Any
+
+from adapters.ratelimit import RateLimitHeaders
 
 
 class RateBudget:
@@ -31,28 +31,19 @@ class RateBudget:
         self._reset_at: float | None = None  # monotonic
         self._reset_stamp: int | None = None  # the server's absolute value, to order observations
 
-    def observe(self, headers: Any) -> None:
-        try:
-            remaining = int(headers["X-RateLimit-Remaining"])
-            reset = int(float(headers["X-RateLimit-Reset"]))
-            limit = int(headers.get("X-RateLimit-Limit") or 0) or None
-        except (KeyError, TypeError, ValueError):
+    def observe(self, seen: RateLimitHeaders) -> None:
+        """Learn from one response's rate-limit headers (the transport's response hook reads them)."""
+        if seen.remaining is None or seen.reset is None:
             return
-        server_now = time.time()
-        date = headers.get("Date")
-        if date:
-            try:
-                server_now = parsedate_to_datetime(date).timestamp()
-            except (TypeError, ValueError):
-                pass
+        remaining, reset = seen.remaining, int(seen.reset)
         # Measured against the server's clock, so a skewed local clock does not matter.
-        to_reset = min(max(reset - server_now, 0.0), 3600.0)
+        to_reset = min(max(seen.reset_in(time.time()) or 0.0, 0.0), 3600.0)
         with self._lock:
             if self._reset_stamp is not None and reset < self._reset_stamp:
                 return  # a late answer about an older window
             if reset == self._reset_stamp and self._remaining is not None and remaining > self._remaining:
                 return  # a long-poll answering late: its count is older than ours
-            self._limit, self._remaining, self._reset_stamp = limit, remaining, reset
+            self._limit, self._remaining, self._reset_stamp = seen.limit or None, remaining, reset
             self._reset_at = time.monotonic() + to_reset
 
     def delay(self) -> float:

@@ -35,11 +35,12 @@ from typing import Any
 import tenacity
 import zulip
 
+from adapters.backoff import Backoff
 from adapters.channel import Inbound, InboundSink, PermanentChannelError
 
 from .inbound import to_inbound
 from .state import ServerState
-from .transport import RetryPolicy, Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable
+from .transport import Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable, rate_aware_wait
 
 log = logging.getLogger("deskbot.adapters.zulip")
 
@@ -68,7 +69,7 @@ class Receiver:
         sink: InboundSink,
         stop: threading.Event,
         *,
-        policy: RetryPolicy,
+        policy: Backoff,
         page_size: int = 1000,
         poll_timeout: float | None = None,
         on_trouble: Callable[[str], None] | None = None,
@@ -150,7 +151,7 @@ class Receiver:
         carried are not held up by a back-off meant for outages (1-2 s each, issue 15). A
         platform that is really down fails that retry too, and the back-off follows.
         """
-        backoff = self.policy.wait(self.transport.note_rate_wait)
+        backoff = rate_aware_wait(self.policy, self.transport.note_rate_wait)
 
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None

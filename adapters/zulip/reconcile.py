@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import zulip
 
+from adapters.backoff import Backoff
 from adapters.channel import Outbound, PermanentSendError, TransientSendError
 from adapters.topics import clip_topic
 
 from .compose import MAX_TOPIC_LENGTH, find_reference, safe_reference
 from .state import ServerState
-from .transport import RetryPolicy, Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable
+from .transport import Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable, retrying
 
 
 def posted_parts(
@@ -30,7 +31,8 @@ def posted_parts(
     total: int,
     *,
     depth: int,
-    retry: RetryPolicy,
+    retry: Backoff,
+    max_rate_wait: float,
 ) -> dict[int, int]:
     """{part number: message id} of this row's parts the bot already posted."""
     ref = safe_reference(message.reference)
@@ -51,9 +53,11 @@ def posted_parts(
     }
     try:
         res = None
-        for attempt in retry.retrying(transport.sleep, on_rate_wait=transport.note_rate_wait):
+        for attempt in retrying(
+            retry, transport.sleep, max_rate_wait=max_rate_wait, on_rate_wait=transport.note_rate_wait
+        ):
             with attempt:
-                res = transport.call(client, "GET", "messages", request, max_pause=retry.max_rate_wait)
+                res = transport.call(client, "GET", "messages", request, max_pause=max_rate_wait)
     except ZulipRateLimited as exc:
         raise TransientSendError(
             f"Zulip rate limit while checking for an earlier send: {exc}", retry_after=exc.retry_after

@@ -26,6 +26,9 @@ import requests
 import tenacity
 import zulip
 
+from adapters.backoff import Backoff
+from adapters.ratelimit import read_rate_limit
+
 from .pacing import RateBudget
 
 log = logging.getLogger("deskbot.adapters.zulip")
@@ -187,12 +190,9 @@ class Transport:
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._last.status = response.status_code
-        self.budget.observe(response.headers)
-        retry_after = response.headers.get("Retry-After")
-        try:
-            self._last.retry_after = float(retry_after) if retry_after else None
-        except ValueError:
-            self._last.retry_after = None
+        seen = read_rate_limit(response.headers)
+        self.budget.observe(seen)
+        self._last.retry_after = seen.retry_after
 
     def call(
         self,
@@ -251,46 +251,40 @@ class Transport:
         raise exc
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential back-off with jitter for one operation."""
+def rate_aware_wait(
+    backoff: Backoff, on_rate_wait: Callable[[float], None] | None = None
+) -> Callable[[tenacity.RetryCallState], float]:
+    """`backoff`'s waits; after a 429, exactly the wait the server asked for (told to `on_rate_wait`)."""
+    grow = backoff.tenacity_wait()
 
-    attempts: int = 4
-    initial: float = 0.5
-    maximum: float = 8.0
-    jitter: float = 0.5
-    #: A 429 asking us to wait longer than this is handed back to the caller.
-    max_rate_wait: float = 20.0
+    def wait(state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ZulipRateLimited):
+            if on_rate_wait is not None:
+                on_rate_wait(exc.retry_after)
+            return exc.retry_after
+        return grow(state)
 
-    def wait(self, on_rate_wait: Callable[[float], None] | None = None) -> Callable[[tenacity.RetryCallState], float]:
-        """Back-off with jitter; after a 429, exactly the wait the server asked for."""
-        backoff = tenacity.wait_exponential_jitter(multiplier=self.initial, max=self.maximum, jitter=self.jitter)
+    return wait
 
-        def _wait(state: tenacity.RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, ZulipRateLimited):
-                if on_rate_wait is not None:
-                    on_rate_wait(exc.retry_after)
-                return exc.retry_after
-            return backoff(state)
 
-        return _wait
-
-    def retrying(
-        self,
-        sleep: Callable[[float], Any],
-        *,
-        attempts: int | None = None,
-        on_rate_wait: Callable[[float], None] | None = None,
-    ) -> tenacity.Retrying:
-        return tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(attempts or self.attempts) | _rate_wait_too_long(self.max_rate_wait),
-            wait=self.wait(on_rate_wait),
-            retry=tenacity.retry_if_exception_type(ZulipUnavailable),
-            sleep=sleep,
-            reraise=True,
-            before_sleep=_log_retry,
-        )
+def retrying(
+    backoff: Backoff,
+    sleep: Callable[[float], Any],
+    *,
+    max_rate_wait: float,
+    on_rate_wait: Callable[[float], None] | None = None,
+) -> tenacity.Retrying:
+    """Bounded retries of one operation: `backoff.attempts` tries, and none after a 429 that asks
+    for more than `max_rate_wait` seconds (that wait is handed back to the caller)."""
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(backoff.attempts) | _rate_wait_too_long(max_rate_wait),
+        wait=rate_aware_wait(backoff, on_rate_wait),
+        retry=tenacity.retry_if_exception_type(ZulipUnavailable),
+        sleep=sleep,
+        reraise=True,
+        before_sleep=_log_retry,
+    )
 
 
 def _rate_wait_too_long(limit: float) -> tenacity.stop.stop_base:

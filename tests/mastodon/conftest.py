@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -9,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from adapters.backoff import Backoff
 from adapters.channel import Inbound
-from adapters.mastodon import CURSOR_KEY, MastodonChannel
+from adapters.mastodon import CURSOR_KEY, MastodonChannel, MastodonTuning
 from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
@@ -18,15 +20,18 @@ from tests.fakes.mastodon import FakeMastodon
 
 BOT_TOKEN = "bot-token"
 #: Quick enough for tests: short heartbeats and back-offs, frequent polls.
-FAST = {
-    "poll_interval": 1.0,
-    "heartbeat_timeout": 1.5,
-    "reconnect_min": 0.05,
-    "reconnect_max": 0.5,
-    "retry_min": 0.02,
-    "retry_max": 0.1,
-    "request_timeout": 5.0,
-}
+FAST = MastodonTuning(
+    request_timeout=5.0,
+    send_retry=Backoff(initial=0.02, maximum=0.1, jitter=0.02, attempts=4),
+    receive_retry=Backoff(initial=0.05, maximum=0.5, jitter=0.0),
+    poll_interval=1.0,
+    heartbeat_timeout=1.5,
+)
+
+
+def fast(**knobs: Any) -> MastodonTuning:
+    """`FAST` with some of its knobs changed."""
+    return dataclasses.replace(FAST, **knobs)
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
@@ -121,8 +126,8 @@ def make_channel(fake: FakeMastodon) -> Iterator[Callable[..., MastodonChannel]]
     made: list[MastodonChannel] = []
 
     def make(**overrides: Any) -> MastodonChannel:
-        options = {**FAST, **overrides}
-        channel = MastodonChannel(fake.url, options.pop("access_token", BOT_TOKEN), **options)
+        token = overrides.pop("access_token", BOT_TOKEN)
+        channel = MastodonChannel(fake.url, token, tuning=fast(**overrides))
         made.append(channel)
         return channel
 

@@ -26,7 +26,7 @@ class Bot:
 
     def __init__(self, fake: FakeMastodon, engine, db_url: str, clock, channel: MastodonChannel | None = None) -> None:  # noqa: ANN001
         self.console = ConsoleChannel(customer="nobody", stdin=io.StringIO(), stdout=io.StringIO())
-        self.mastodon = channel or MastodonChannel(fake.url, BOT_TOKEN, **FAST)
+        self.mastodon = channel or MastodonChannel(fake.url, BOT_TOKEN, tuning=FAST)
         self.runtime = Runtime(
             make_settings(db_url),
             [self.console, self.mastodon],

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from adapters.channel import PermanentChannelError, TransientChannelError
-from adapters.mastodon import CURSOR_KEY, MastodonChannel
+from adapters.mastodon import CURSOR_KEY, MastodonChannel, MastodonTuning
 from tests.fakes.mastodon import FakeMastodon
 
 from .conftest import RecordingSink, Running, wait_until
@@ -185,7 +185,7 @@ def test_unreachable_instance_is_transient() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    channel = MastodonChannel(f"http://127.0.0.1:{port}", "t", request_timeout=2)
+    channel = MastodonChannel(f"http://127.0.0.1:{port}", "t", tuning=MastodonTuning(request_timeout=2))
     with pytest.raises(TransientChannelError) as error:
         channel.start()
     assert "\n" not in str(error.value) and "connection refused" in str(error.value)
@@ -204,7 +204,9 @@ def test_polling_stays_under_a_lowered_api_limit() -> None:
     with FakeMastodon(api_limit=6, api_period=1.0) as small:
         small.add_account("alice@remote.example")
         small.set_policy("deskbot", for_private_mentions="accept")
-        channel = MastodonChannel(small.url, "bot-token", streaming=False, poll_interval=0.02, max_wait=5.0)
+        channel = MastodonChannel(
+            small.url, "bot-token", tuning=MastodonTuning(streaming=False, poll_interval=0.02, max_rate_wait=5.0)
+        )
         channel.start()
         running = Running(channel, RecordingSink())
         running.thread.start()

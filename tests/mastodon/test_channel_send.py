@@ -12,7 +12,7 @@ from adapters.mastodon import MastodonChannel
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.mastodon.text import countable_length, find_mentions
 
-from .conftest import BOT_TOKEN, FAST
+from .conftest import BOT_TOKEN, FAST, fast
 
 ENGINEER_REPLY = " ".join(
     f"Step {i}: open the admin console, go to Settings > Network, and check that the proxy "
@@ -150,7 +150,7 @@ def test_with_the_rate_limit_lowered_every_send_succeeds_without_a_429(customer_
         small.add_account("alice@remote.example")
         small.set_policy("deskbot", for_private_mentions="accept")
         status = small.post_status("alice@remote.example", "@deskbot hi")["id"]
-        channel = MastodonChannel(small.url, BOT_TOKEN, **FAST)
+        channel = MastodonChannel(small.url, BOT_TOKEN, tuning=FAST)
         channel.start()
         errors: list[BaseException] = []
 
@@ -175,7 +175,7 @@ def test_with_the_rate_limit_lowered_every_send_succeeds_without_a_429(customer_
 def test_posting_budget_exhausted_is_transient_with_retry_after(customer_status: str) -> None:
     with FakeMastodon(status_limit=3, status_period=3600) as small:
         small.add_account("alice@remote.example")
-        channel = MastodonChannel(small.url, BOT_TOKEN, **FAST, max_wait=1.0)
+        channel = MastodonChannel(small.url, BOT_TOKEN, tuning=fast(max_rate_wait=1.0))
         channel.start()
         for i in range(2):  # the pacer keeps one status of the budget in reserve
             channel.send(outbound(f"answer {i}", None, outbox_id=i + 1))

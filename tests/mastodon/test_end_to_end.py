@@ -101,7 +101,7 @@ def test_killed_between_sending_and_recording_then_restarted_does_not_post_twice
     clock,
     customer,  # noqa: ANN001
 ) -> None:
-    first = Bot(fake, engine, db_url, clock, CrashAfterSend(fake.url, BOT_TOKEN, **FAST)).start(dispatch=False)
+    first = Bot(fake, engine, db_url, clock, CrashAfterSend(fake.url, BOT_TOKEN, tuning=FAST)).start(dispatch=False)
     fake.post_status(ALICE, "@deskbot open " + "The backup job fails every night. " * 30)
     wait_until(lambda: _pending(engine), 10)
     with pytest.raises(_Crash):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -11,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from adapters.backoff import Backoff
 from adapters.channel import Inbound
-from adapters.zulip import RetryPolicy, ZulipChannel
+from adapters.zulip import ZulipChannel, ZulipTuning
 from tests.fakes.zulip import FakeZulipServer
 
 BOT = "deskbot-bot@example.com"
@@ -141,8 +143,15 @@ def fake() -> Iterator[FakeZulipServer]:
         yield server
 
 
-FAST_SEND = RetryPolicy(attempts=4, initial=0.05, maximum=0.2, jitter=0.02, max_rate_wait=5.0)
-FAST_RECEIVE = RetryPolicy(initial=0.05, maximum=0.3, jitter=0.02)
+FAST_RECEIVE = Backoff(initial=0.05, maximum=0.3, jitter=0.02)
+#: Quick enough for tests: short timeouts and back-offs.
+FAST = ZulipTuning(
+    request_timeout=5.0,
+    poll_timeout=3.0,
+    send_retry=Backoff(initial=0.05, maximum=0.2, jitter=0.02, attempts=4),
+    receive_retry=FAST_RECEIVE,
+    max_rate_wait=5.0,
+)
 
 
 @pytest.fixture
@@ -150,15 +159,10 @@ def make_channel(fake: FakeZulipServer) -> Iterator[Callable[..., ZulipChannel]]
     made: list[ZulipChannel] = []
 
     def make(**overrides: Any) -> ZulipChannel:
+        """A channel on the fake; `overrides` name channel arguments or `ZulipTuning` fields."""
+        knobs = {name: overrides.pop(name) for name in list(overrides) if name in ZulipTuning.__dataclass_fields__}
         kwargs: dict[str, Any] = dict(
-            site=fake.url,
-            email=BOT,
-            api_key=BOT_KEY,
-            stream=STREAM,
-            request_timeout=5.0,
-            poll_timeout=3.0,
-            send_retry=FAST_SEND,
-            receive_retry=FAST_RECEIVE,
+            site=fake.url, email=BOT, api_key=BOT_KEY, stream=STREAM, tuning=dataclasses.replace(FAST, **knobs)
         )
         kwargs.update(overrides)
         channel = ZulipChannel(**kwargs)

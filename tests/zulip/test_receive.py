@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from adapters.backoff import Backoff
 from adapters.channel import Outbound, PermanentChannelError, PermanentSendError
-from adapters.zulip import RetryPolicy, ZulipChannel
+from adapters.zulip import ZulipChannel, ZulipTuning
 from tests.fakes.zulip import FakeZulipServer
 from tests.zulip.conftest import (
     ALICE,
@@ -21,6 +22,7 @@ from tests.zulip.conftest import (
     BOT_NAME,
     CURSOR,
     ENGINEER,
+    FAST_RECEIVE,
     STREAM,
     RecordingSink,
     populate,
@@ -121,8 +123,7 @@ def test_idle_queue_garbage_collected_during_an_outage() -> None:
             email=BOT,
             api_key=BOT_KEY,
             stream=STREAM,
-            poll_timeout=2.0,
-            receive_retry=__import__("tests.zulip.conftest", fromlist=["x"]).FAST_RECEIVE,
+            tuning=ZulipTuning(poll_timeout=2.0, receive_retry=FAST_RECEIVE),
         )
         stop = threading.Event()
         thread = threading.Thread(target=channel.receive, args=(sink, stop), daemon=True)
@@ -324,7 +325,7 @@ def test_a_message_that_cannot_be_read_is_logged_and_skipped_not_a_stall(
 def test_a_lost_long_poll_answer_is_asked_again_at_once(fake, make_channel, sink, run_channel) -> None:
     # Issue 15, item 9: with the production back-off (1-2 s before the first retry) a long-poll
     # cut by the network held up the message it carried by that much.
-    channel = make_channel(receive_retry=RetryPolicy(initial=1.0, maximum=5.0, jitter=1.0))
+    channel = make_channel(receive_retry=Backoff(initial=1.0, maximum=5.0, jitter=1.0))
     with run_channel(channel, sink):
         fake.post_dm(ALICE, "one")
         sink.wait_count(1)
