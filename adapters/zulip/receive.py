@@ -30,6 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import tenacity
@@ -37,6 +38,7 @@ import zulip
 
 from adapters.backoff import Backoff
 from adapters.channel import Inbound, InboundSink, PermanentChannelError
+from adapters.paging import pages
 
 from .inbound import to_inbound
 from .state import ServerState
@@ -57,6 +59,12 @@ class _Stopped(Exception):
 
 class _QueueGone(Exception):
     """BAD_EVENT_QUEUE_ID: the server dropped our queue."""
+
+
+def _next_anchor(page: dict[str, Any]) -> int | None:
+    """Where the page after `page` starts: its last message; None when it reached the newest."""
+    batch = page.get("messages", [])
+    return None if page.get("found_newest") or not batch else int(batch[-1]["id"])
 
 
 class Receiver:
@@ -259,27 +267,8 @@ class Receiver:
         if self.state.stream_id is not None:
             narrows.append([{"operator": "stream", "operand": self.state.stream_id}])
         for narrow in narrows:
-            anchor = self._cursor
-            while True:
-                self._check_stop()
-                res = self._call(
-                    "GET",
-                    "messages",
-                    {
-                        "anchor": str(anchor),
-                        "include_anchor": False,
-                        "num_before": 0,
-                        "num_after": self.page_size,
-                        "narrow": narrow,
-                        "apply_markdown": False,
-                    },
-                )
-                batch = res.get("messages", [])
-                for m in batch:
-                    found[int(m["id"])] = m
-                if res.get("found_newest") or not batch:
-                    break
-                anchor = int(batch[-1]["id"])
+            for res in pages(partial(self._messages_after, narrow), self._cursor, _next_anchor):
+                found.update((int(m["id"]), m) for m in res.get("messages", []))
         if found:
             log.info("caught up on %d Zulip message(s) since %s", len(found), self._cursor)
         # Handed over a page at a time (one transaction each): `stop` waits for one page at most.
@@ -291,6 +280,22 @@ class Receiver:
                 )
         with self._sink_turn():
             self._flush_cursor()
+
+    def _messages_after(self, narrow: list[dict[str, Any]], anchor: int) -> dict[str, Any]:
+        """One page of `narrow`: the messages after `anchor`, oldest first."""
+        self._check_stop()
+        return self._call(
+            "GET",
+            "messages",
+            {
+                "anchor": str(anchor),
+                "include_anchor": False,
+                "num_before": 0,
+                "num_after": self.page_size,
+                "narrow": narrow,
+                "apply_markdown": False,
+            },
+        )
 
     def _newest_id(self) -> int | None:
         res = self._call(

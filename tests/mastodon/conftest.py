@@ -148,7 +148,7 @@ def run_channel(make_channel: Callable[..., MastodonChannel]) -> Iterator[Callab
         running.append(runner)
         runner.wait_started()
         if wait_connected and overrides.get("streaming", True):
-            wait_until(lambda: channel._stream_open, 5)
+            wait_until(lambda: channel._receiver is not None and channel._receiver.stream_open, 5)
         return runner
 
     yield run

@@ -223,16 +223,16 @@ def test_polling_stays_under_a_lowered_api_limit() -> None:
 def test_a_notification_that_cannot_be_read_is_logged_and_skipped_not_a_stall(
     fake: FakeMastodon, run_channel: Callable[..., Running], monkeypatch, caplog
 ) -> None:
-    import adapters.mastodon.channel as channel_module
+    import adapters.mastodon.receive as receive_module
 
-    real = channel_module.notification_to_inbound
+    real = receive_module.notification_to_inbound
 
     def picky(notification, **kwargs):  # noqa: ANN001, ANN003
         if "poison" in notification["status"]["content"]:
             raise KeyError("something this code does not expect")
         return real(notification, **kwargs)
 
-    monkeypatch.setattr(channel_module, "notification_to_inbound", picky)
+    monkeypatch.setattr(receive_module, "notification_to_inbound", picky)
     running = run_channel()
     fake.post_status("alice@remote.example", "@deskbot poison")
     fake.post_status("alice@remote.example", "@deskbot still served")
