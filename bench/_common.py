@@ -251,9 +251,9 @@ def seed_customers(database_url: str, channel: str, addresses: list[str], credit
 
 
 def zulip_fake(customers: int) -> Any:
-    from tests.fakes.zulip import FakeZulipServer
+    from tests.fakes.zulip import FakeZulip
 
-    fake = FakeZulipServer(heartbeat=50.0)
+    fake = FakeZulip(heartbeat=50.0)
     fake.add_user("owner@example.com", "Owner", role=100)
     fake.add_user(BOT_EMAIL, "Deskbot", BOT_KEY, is_bot=True)
     fake.add_user(ENGINEER, "Erin Engineer")

@@ -4,7 +4,7 @@
         [--echo sse|mastodonpy] [--json]
 
 Every party is a process of its own, as in a real deployment: the fake
-Mastodon server (real HTTP on 127.0.0.1, `python -m tests.fakes.mastodon_server`),
+Mastodon server (real HTTP on 127.0.0.1, `python -m tests.fakes.mastodon`),
 deskbot, the echo bot, and the customer (this process, writing through the
 fake's control endpoint, as a person on another instance whose statuses
 arrive by federation). Both bots run at the same time on one fake, as two
@@ -102,7 +102,7 @@ def fake_server(tmp: Path, round_trip_ms: float) -> Iterator[str]:
     argv = [
         sys.executable,
         "-m",
-        "tests.fakes.mastodon_server",
+        "tests.fakes.mastodon",
         "--port",
         str(port),
         "--bot-acct",

@@ -98,7 +98,7 @@ def fake_server(tmp: Path, round_trip_ms: float) -> Iterator[str]:
     path = tmp / "fake.json"
     path.write_text(json.dumps(config))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.zulip_server", "--config", str(path)],
+        [sys.executable, "-m", "tests.fakes.zulip", "--config", str(path)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,

@@ -120,7 +120,7 @@ EOF
 }
 
 ensure_venv() {  # the repository's .venv with the fake servers' dependencies (as .ci/run makes it)
-    if [ -x "$PY" ] && "$PY" -c 'import tests.fakes.zulip_server, tests.fakes.mastodon_server' 2>/dev/null; then
+    if [ -x "$PY" ] && "$PY" -c 'import tests.fakes.zulip, tests.fakes.mastodon' 2>/dev/null; then
         return 0
     fi
     say "setting up .venv from requirements.lock (as .ci/run does)"
@@ -168,7 +168,7 @@ start_fake_zulip() {  # HOST
     port=$(free_port)
     ZULIP_URL="http://$1:$port"
     ZULIP_KEY="zulip-key-$RANDOM$RANDOM$RANDOM"
-    "$PY" -m tests.fakes.zulip_server --host "$1" --port "$port" --bot-email deskbot-bot@example.com \
+    "$PY" -m tests.fakes.zulip --host "$1" --port "$port" --bot-email deskbot-bot@example.com \
         --api-key "$ZULIP_KEY" --stream support --engineer eng@example.com --customer alice@example.com \
         >"$WORK/fake-zulip.log" 2>&1 &
     FAKE_PIDS+=($!)
@@ -181,7 +181,7 @@ start_fake_mastodon() {  # sets MASTODON_URL and MASTODON_TOKEN
     port=$(free_port)
     MASTODON_URL="http://127.0.0.1:$port"
     MASTODON_TOKEN="mastodon-token-$RANDOM$RANDOM$RANDOM"
-    "$PY" -m tests.fakes.mastodon_server --port "$port" --token "$MASTODON_TOKEN" \
+    "$PY" -m tests.fakes.mastodon --port "$port" --token "$MASTODON_TOKEN" \
         --account alice@remote.example:alice-token >"$WORK/fake-mastodon.log" 2>&1 &
     FAKE_PIDS+=($!)
     wait_http "$MASTODON_URL/_fake/stats" 30 || die "fake Mastodon server did not answer on $MASTODON_URL within 30s"

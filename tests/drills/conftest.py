@@ -46,7 +46,7 @@ from bot.services import customers
 from storage.db import make_engine, transaction, upgrade
 from tests.conftest import PG_BASE
 from tests.fakes.mastodon import FakeMastodon
-from tests.fakes.zulip import FakeZulipServer
+from tests.fakes.zulip import FakeZulip
 
 REPO = Path(__file__).resolve().parents[2]
 BOT_EMAIL = "deskbot-bot@example.com"
@@ -162,7 +162,7 @@ class Fakes:
         # No rate limit on Zulip (the drills are about faults, not pacing); Mastodon's API
         # window is opened wide for the same reason. The posting budget stays the bot's own
         # (300 statuses per 3 hours, Mastodon's default), so drills keep under it.
-        self.zulip = FakeZulipServer(heartbeat=5.0)
+        self.zulip = FakeZulip(heartbeat=5.0)
         self.mastodon = FakeMastodon(
             bot_acct=BOT_ACCT,
             bot_token=self.mastodon_token,

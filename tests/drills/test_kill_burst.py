@@ -29,7 +29,7 @@ from .conftest import BotProcess, DrillCustomer, Fakes, Ledger, engine_for, inci
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 #: 40 DMs per customer: a conversation then holds at most 40 of the bot's answers. (With 51 to 99, the
-#: fake Zulip server's GET /messages returns fewer than `num_before` asks — tests/fakes/zulip/_model.py
+#: fake Zulip server's GET /messages returns fewer than `num_before` asks — tests/fakes/zulip/model.py
 #: `query` slices with a negative start — so the bot's lookup for an earlier send would miss it and a
 #: resend would look like a bug of the bot.)
 ZULIP_CUSTOMERS, ZULIP_DMS = 18, 720

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from tests.fakes.mastodon.limits import Fault as MastodonFault
+from tests.fakes.mastodon import Fault as MastodonFault
 from tests.fakes.zulip import Fault as ZulipFault
 
 from .conftest import (

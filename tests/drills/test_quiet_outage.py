@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.fakes.mastodon.limits import Fault as MastodonFault
+from tests.fakes.mastodon import Fault as MastodonFault
 from tests.fakes.zulip import Fault as ZulipFault
 
 from .conftest import BotProcess, Fakes, Ledger, engine_for, incidents_of, seed_zulip_cursor, wait_until

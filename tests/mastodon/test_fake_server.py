@@ -254,7 +254,7 @@ def test_standalone_server_with_control_endpoints(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "tests.fakes.mastodon_server",
+            "tests.fakes.mastodon",
             "--port",
             str(port),
             "--token",

@@ -15,7 +15,7 @@ import pytest
 from adapters.backoff import Backoff
 from adapters.channel import Inbound
 from adapters.zulip import ZulipChannel, ZulipTuning
-from tests.fakes.zulip import FakeZulipServer
+from tests.fakes.zulip import FakeZulip
 
 BOT = "deskbot-bot@example.com"
 BOT_KEY = "bot-api-key-0123456789"
@@ -77,7 +77,7 @@ class RecordingSink:
         self.cursor_history.append(value)
         self.cursor_snapshots.append((int(value), frozenset(int(m.message_id) for m, _ in self.delivered)))
 
-    def assert_cursor_sound(self, fake: FakeZulipServer, stream: str = STREAM) -> None:
+    def assert_cursor_sound(self, fake: FakeZulip, stream: str = STREAM) -> None:
         """The cursor only moved forward, and never past a relevant message that was not yet delivered."""
         values = [int(v) for v in self.cursor_history]
         assert values == sorted(values), f"cursor moved backwards: {values}"
@@ -110,7 +110,7 @@ class RecordingSink:
         self.wait_for(lambda s: len(s.delivered) >= n, timeout)
 
 
-def relevant_ids(fake: FakeZulipServer, stream: str = STREAM) -> list[int]:
+def relevant_ids(fake: FakeZulip, stream: str = STREAM) -> list[int]:
     """Messages the bot must hand over: 1:1 DMs to it and support-stream messages, not its own."""
     bot = fake.user(BOT).user_id
     sid = fake.stream(stream).stream_id
@@ -125,7 +125,7 @@ def relevant_ids(fake: FakeZulipServer, stream: str = STREAM) -> list[int]:
     return out
 
 
-def populate(fake: FakeZulipServer) -> None:
+def populate(fake: FakeZulip) -> None:
     """The realm most tests use: an owner, the bot, an engineer, two customers, a private support stream."""
     fake.add_user("owner@example.com", "Org Owner", role=100)
     fake.add_user(BOT, BOT_NAME, BOT_KEY, is_bot=True)
@@ -137,8 +137,8 @@ def populate(fake: FakeZulipServer) -> None:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeZulipServer]:
-    with FakeZulipServer(heartbeat=0.4, queue_idle_timeout=30.0) as server:
+def fake() -> Iterator[FakeZulip]:
+    with FakeZulip(heartbeat=0.4, queue_idle_timeout=30.0) as server:
         populate(server)
         yield server
 
@@ -155,7 +155,7 @@ FAST = ZulipTuning(
 
 
 @pytest.fixture
-def make_channel(fake: FakeZulipServer) -> Iterator[Callable[..., ZulipChannel]]:
+def make_channel(fake: FakeZulip) -> Iterator[Callable[..., ZulipChannel]]:
     made: list[ZulipChannel] = []
 
     def make(**overrides: Any) -> ZulipChannel:

@@ -12,9 +12,8 @@ import zulip
 
 from adapters.channel import Outbound, PermanentChannelError, PermanentSendError
 from adapters.zulip import ZulipChannel
-from tests.fakes.zulip import FakeZulipServer
-from tests.fakes.zulip import _payloads as payloads
-from tests.fakes.zulip._model import FakeStream, FakeUser, StoredMessage
+from tests.fakes.zulip import FakeZulip, payloads
+from tests.fakes.zulip.model import FakeStream, FakeUser, StoredMessage
 from tests.fakes.zulip.openapi import REFERENCE_DIR, ContractViolation, contract
 from tests.zulip.conftest import ALICE, BOB, BOT, BOT_KEY, ENGINEER, STREAM, RecordingSink
 
@@ -34,7 +33,7 @@ BOT_ENDPOINTS = {
 }
 
 
-def validate_all(fake: FakeZulipServer, *, only_user: str | None = None) -> set[tuple[str, str]]:
+def validate_all(fake: FakeZulip, *, only_user: str | None = None) -> set[tuple[str, str]]:
     """Validate every recorded exchange; return the endpoints seen."""
     spec = contract()
     seen = set()
@@ -74,7 +73,7 @@ def test_the_contract_catches_mistakes() -> None:
 
 
 def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
-    fake: FakeZulipServer, make_channel: Callable[..., ZulipChannel], run_channel: Callable[..., object]
+    fake: FakeZulip, make_channel: Callable[..., ZulipChannel], run_channel: Callable[..., object]
 ) -> None:
     sink = RecordingSink()
     sink.set_cursor("zulip:last_message_id", "0")  # so the first start catches up
@@ -124,7 +123,7 @@ def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
     assert {200, 400, 401}.issubset(statuses)
 
 
-def test_rate_limit_and_fault_answers(fake: FakeZulipServer) -> None:
+def test_rate_limit_and_fault_answers(fake: FakeZulip) -> None:
     fake.set_rate_limit(1, window=5)
     session = requests.Session()
     session.auth = (BOT, BOT_KEY)
@@ -138,7 +137,7 @@ def test_rate_limit_and_fault_answers(fake: FakeZulipServer) -> None:
     contract().validate_response("GET", "/users/me", 500, failed.json())
 
 
-def test_endpoints_the_bot_does_not_use_yet(fake: FakeZulipServer) -> None:
+def test_endpoints_the_bot_does_not_use_yet(fake: FakeZulip) -> None:
     c = zulip.Client(site=fake.url, email=BOT, api_key=BOT_KEY, retry_on_errors=False)
     c.get_members()
     c.get_user_by_id(fake.user(ALICE).user_id)
@@ -159,7 +158,7 @@ def test_endpoints_the_bot_does_not_use_yet(fake: FakeZulipServer) -> None:
     assert any(r.path.startswith("/users/") and r.path[7:].isdigit() for r in fake.requests)
 
 
-def test_events_the_fake_emits(fake: FakeZulipServer) -> None:
+def test_events_the_fake_emits(fake: FakeZulip) -> None:
     c = zulip.Client(site=fake.url, email=BOT, api_key=BOT_KEY, retry_on_errors=False)
     q = c.register(event_types=["message", "stream"])
     fake.post_dm(ALICE, "dm")

@@ -19,7 +19,7 @@ from bot.services import customers
 from storage.db import transaction
 from storage.models import Outbox
 from tests.desk import make_settings
-from tests.fakes.zulip import FakeZulipServer, StoredMessage
+from tests.fakes.zulip import FakeZulip, StoredMessage
 from tests.zulip.conftest import ALICE, BOB, BOT, ENGINEER, STREAM
 from tests.zulip.relay_check import parse_relayed
 
@@ -43,7 +43,7 @@ def wait_until(predicate: Callable[[], object], timeout: float = 15.0, what: str
 class ZulipDesk:
     """Start and stop real runtimes on one database, each with a fresh Zulip channel."""
 
-    def __init__(self, fake: FakeZulipServer, engine, db_url: str, clock, make_channel) -> None:  # noqa: ANN001
+    def __init__(self, fake: FakeZulip, engine, db_url: str, clock, make_channel) -> None:  # noqa: ANN001
         self.fake = fake
         self.engine = engine
         self.clock = clock

@@ -19,7 +19,7 @@ from bot.cli import main
 from storage.db import transaction
 from storage.models import Customer, EngineerPin
 from tests.cli.conftest import exit_status
-from tests.fakes.zulip import FakeZulipServer
+from tests.fakes.zulip import FakeZulip
 from tests.zulip.conftest import ENGINEER, STREAM
 from tests.zulip.test_end_to_end import ZulipDesk, wait_until
 
@@ -45,7 +45,7 @@ def customers(desk: ZulipDesk) -> int:
         return session.scalar(select(func.count()).select_from(Customer)) or 0
 
 
-def take_over_the_address(fake: FakeZulipServer) -> int:
+def take_over_the_address(fake: FakeZulip) -> int:
     """The engineer's account gives up its address and a new account gets it; the new account's user id."""
     fake.user(ENGINEER).email = "erin-old@example.com"
     newcomer = fake.add_user(ENGINEER, "Erin Again")
@@ -62,7 +62,7 @@ def deskbot(monkeypatch: pytest.MonkeyPatch, db_url: str, *args: str) -> tuple[i
 
 
 def test_first_use_pins_another_account_is_refused_until_an_operator_unpins(
-    desk: ZulipDesk, fake: FakeZulipServer, db_url: str, clock, monkeypatch: pytest.MonkeyPatch
+    desk: ZulipDesk, fake: FakeZulip, db_url: str, clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # noqa: ANN001
     original = fake.user(ENGINEER).user_id
     desk.start()
@@ -105,7 +105,7 @@ def test_first_use_pins_another_account_is_refused_until_an_operator_unpins(
 
 
 def test_an_operator_pin_keeps_a_first_writer_out(
-    desk: ZulipDesk, fake: FakeZulipServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+    desk: ZulipDesk, fake: FakeZulip, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`deskbot engineers pin` before the engineer ever writes: the first writer is not trusted blindly."""
     monkeypatch.setenv("DESKBOT_ENGINEERS", ENGINEER)

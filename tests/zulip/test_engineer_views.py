@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fakes.zulip import FakeZulipServer
+from tests.fakes.zulip import FakeZulip
 from tests.zulip.conftest import ALICE, BOT, ENGINEER, STREAM
 from tests.zulip.markdown_check import active_markup
 from tests.zulip.test_end_to_end import ZulipDesk
@@ -29,7 +29,7 @@ def desk(fake, engine, db_url, clock, make_channel) -> Iterator[ZulipDesk]:  # n
         d.stop_all()
 
 
-def test_contacts_case_cases_and_customer_show_post_nothing_active(desk: ZulipDesk, fake: FakeZulipServer) -> None:
+def test_contacts_case_cases_and_customer_show_post_nothing_active(desk: ZulipDesk, fake: FakeZulip) -> None:
     desk.customer(HOSTILE_NAME, ALICE, credits=2)
     stranger = fake.add_user("mallory@example.com", HOSTILE_NAME + " Mallory")
     desk.start()

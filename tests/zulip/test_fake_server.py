@@ -14,30 +14,30 @@ import pytest
 import requests
 import zulip
 
-from tests.fakes.zulip import FakeZulipServer
+from tests.fakes.zulip import FakeZulip
 from tests.zulip.conftest import ALICE, BOB, BOT, BOT_KEY, ENGINEER, STREAM
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def client(fake: FakeZulipServer, email: str = BOT, key: str | None = None) -> zulip.Client:
+def client(fake: FakeZulip, email: str = BOT, key: str | None = None) -> zulip.Client:
     return zulip.Client(site=fake.url, email=email, api_key=key or fake.user(email).api_key, retry_on_errors=False)
 
 
-def test_constructor_and_profile(fake: FakeZulipServer) -> None:
+def test_constructor_and_profile(fake: FakeZulip) -> None:
     c = client(fake)
     assert c.zulip_version and c.feature_level == 247
     me = c.get_profile()
     assert me["result"] == "success" and me["email"] == BOT and me["is_bot"] is True
 
 
-def test_bad_key_is_401_invalid_api_key(fake: FakeZulipServer) -> None:
+def test_bad_key_is_401_invalid_api_key(fake: FakeZulip) -> None:
     c = client(fake, key="wrong")
     assert c.get_profile()["code"] == "INVALID_API_KEY"
     assert fake.requests_to("GET", "/users/me")[-1].status == 401
 
 
-def test_narrows_and_anchors(fake: FakeZulipServer) -> None:
+def test_narrows_and_anchors(fake: FakeZulip) -> None:
     ids = [fake.post_dm(ALICE, f"a{i}") for i in range(5)]
     fake.post_dm(BOB, "from bob")
     fake.post_stream_message(ENGINEER, STREAM, "t1", "in stream")
@@ -68,14 +68,14 @@ def test_narrows_and_anchors(fake: FakeZulipServer) -> None:
     assert html["messages"][0]["content"].startswith("<p>")
 
 
-def test_dm_display_recipient_includes_sender(fake: FakeZulipServer) -> None:
+def test_dm_display_recipient_includes_sender(fake: FakeZulip) -> None:
     fake.post_dm(ALICE, "hi")
     m = client(fake).get_messages({"anchor": "newest", "num_before": 1, "num_after": 0})["messages"][0]
     assert sorted(r["email"] for r in m["display_recipient"]) == sorted([ALICE, BOT])
     assert m["type"] == "private" and m["subject"] == ""
 
 
-def test_send_normalises_and_truncates_silently(fake: FakeZulipServer) -> None:
+def test_send_normalises_and_truncates_silently(fake: FakeZulip) -> None:
     c = client(fake)
     res = c.send_message({"type": "stream", "to": STREAM, "topic": "t" * 70, "content": "\n\nx" * 6000})
     assert res["result"] == "success"
@@ -88,13 +88,13 @@ def test_send_normalises_and_truncates_silently(fake: FakeZulipServer) -> None:
     assert res["code"] == "STREAM_DOES_NOT_EXIST"
 
 
-def test_private_stream_needs_subscription(fake: FakeZulipServer) -> None:
+def test_private_stream_needs_subscription(fake: FakeZulip) -> None:
     res = client(fake, ALICE).send_message({"type": "stream", "to": STREAM, "topic": "x", "content": "x"})
     assert res["result"] == "error" and "Not authorized" in res["msg"]
     assert client(fake, ALICE).get_stream_id(STREAM)["result"] == "error"
 
 
-def test_long_poll_heartbeat_and_message(fake: FakeZulipServer) -> None:
+def test_long_poll_heartbeat_and_message(fake: FakeZulip) -> None:
     c = client(fake)
     q = c.register(event_types=["message"])
     started = time.monotonic()
@@ -106,7 +106,7 @@ def test_long_poll_heartbeat_and_message(fake: FakeZulipServer) -> None:
     assert res["events"][0]["message"]["content"] == "wake up"
 
 
-def test_register_narrow_is_dm(fake: FakeZulipServer) -> None:
+def test_register_narrow_is_dm(fake: FakeZulip) -> None:
     c = client(fake)
     q = c.register(event_types=["message"], narrow=[["is", "dm"]])
     fake.post_stream_message(ENGINEER, STREAM, "t", "stream")
@@ -116,7 +116,7 @@ def test_register_narrow_is_dm(fake: FakeZulipServer) -> None:
 
 
 def test_idle_queue_expires_with_bad_event_queue_id() -> None:
-    with FakeZulipServer(heartbeat=0.2, queue_idle_timeout=0.3) as fake:
+    with FakeZulip(heartbeat=0.2, queue_idle_timeout=0.3) as fake:
         fake.add_user(BOT, "Bot", BOT_KEY, is_bot=True)
         c = client(fake)
         q = c.register(event_types=["message"])
@@ -126,7 +126,7 @@ def test_idle_queue_expires_with_bad_event_queue_id() -> None:
         assert fake.realm.expired_queues == 1
 
 
-def test_stream_update_event(fake: FakeZulipServer) -> None:
+def test_stream_update_event(fake: FakeZulip) -> None:
     c = client(fake)
     q = c.register(event_types=["stream"])
     fake.make_stream_public(STREAM)
@@ -136,7 +136,7 @@ def test_stream_update_event(fake: FakeZulipServer) -> None:
     assert first["stream_id"] == fake.stream(STREAM).stream_id
 
 
-def test_rate_limit_headers_and_429(fake: FakeZulipServer) -> None:
+def test_rate_limit_headers_and_429(fake: FakeZulip) -> None:
     fake.set_rate_limit(3, window=5)
     c = client(fake)
     session = requests.Session()
@@ -151,7 +151,7 @@ def test_rate_limit_headers_and_429(fake: FakeZulipServer) -> None:
     assert len(fake.rate_limited) == 2
 
 
-def test_faults_status_drop_and_window(fake: FakeZulipServer) -> None:
+def test_faults_status_drop_and_window(fake: FakeZulip) -> None:
     c = client(fake)
     c.get_profile()  # connect once, so later connection errors are not "never connected"
     fake.fail_next(2, status=502, path="/users/me")
@@ -169,7 +169,7 @@ def test_faults_status_drop_and_window(fake: FakeZulipServer) -> None:
     assert c.get_profile()["result"] == "success"
 
 
-def test_restart_keeps_messages_and_loses_queues(fake: FakeZulipServer) -> None:
+def test_restart_keeps_messages_and_loses_queues(fake: FakeZulip) -> None:
     c = client(fake)
     q = c.register(event_types=["message"])
     fake.post_dm(ALICE, "kept")
@@ -186,7 +186,7 @@ def test_runs_standalone(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "tests.fakes.zulip_server",
+            "tests.fakes.zulip",
             "--port",
             "0",
             "--bot-email",
@@ -230,9 +230,9 @@ def test_runs_standalone(tmp_path: Path) -> None:
 
 def test_get_messages_returns_all_of_fewer_matches_than_num_before() -> None:
     """62 matching messages and num_before=100 give all 62 (a negative slice once gave the newest 40)."""
-    from tests.fakes.zulip import FakeZulipServer
+    from tests.fakes.zulip import FakeZulip
 
-    with FakeZulipServer() as fake:
+    with FakeZulip() as fake:
         bot = fake.add_user("bot@example.com", "Bot", "bot-key", is_bot=True)
         fake.add_user("alice@example.com", "Alice", "alice-key")
         for n in range(62):

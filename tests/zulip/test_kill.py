@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import make_engine, transaction, upgrade
-from tests.fakes.zulip import FakeZulipServer
+from tests.fakes.zulip import FakeZulip
 from tests.zulip.conftest import ALICE, BOT, BOT_KEY, ENGINEER, STREAM
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def free_port() -> int:
 
 
 class BotProcess:
-    def __init__(self, fake: FakeZulipServer, db_path: Path, log_path: Path) -> None:
+    def __init__(self, fake: FakeZulip, db_path: Path, log_path: Path) -> None:
         self.env = {
             **os.environ,
             "PYTHONPATH": str(REPO),
@@ -74,7 +74,7 @@ class BotProcess:
 
 
 @pytest.fixture
-def bot_env(fake: FakeZulipServer, tmp_path: Path) -> Iterator[tuple[BotProcess, sa.Engine]]:
+def bot_env(fake: FakeZulip, tmp_path: Path) -> Iterator[tuple[BotProcess, sa.Engine]]:
     db_path = tmp_path / "deskbot.db"
     url = f"sqlite:///{db_path}"
     upgrade(url)
@@ -109,7 +109,7 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "condition"):  # no
 
 @pytest.mark.parametrize("reached_zulip", [True, False], ids=["killed-after-post", "killed-before-post"])
 def test_sigkill_mid_send_then_restart(
-    fake: FakeZulipServer, bot_env: tuple[BotProcess, sa.Engine], reached_zulip: bool
+    fake: FakeZulip, bot_env: tuple[BotProcess, sa.Engine], reached_zulip: bool
 ) -> None:
     bot, engine = bot_env
     killed: list[str] = []

@@ -16,7 +16,7 @@ import bot.markup
 from adapters.channel import Outbound, Said
 from adapters.zulip import ZulipChannel
 from adapters.zulip.markup import inert, said_header
-from tests.fakes.zulip import FakeZulipServer
+from tests.fakes.zulip import FakeZulip
 from tests.zulip.conftest import BOT, STREAM
 from tests.zulip.markdown_check import HOSTILE, active_markup, render
 from tests.zulip.relay_check import parse_relayed
@@ -110,7 +110,7 @@ def mirrored(outbox_id: int, said: Said | None, quote: str, text: str = "") -> O
 
 
 def test_a_row_with_said_gets_the_header_then_the_fenced_quote(
-    fake: FakeZulipServer, make_channel: Callable[..., ZulipChannel]
+    fake: FakeZulip, make_channel: Callable[..., ZulipChannel]
 ) -> None:
     channel = make_channel()
     channel.start()

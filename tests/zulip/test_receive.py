@@ -13,7 +13,7 @@ import pytest
 from adapters.backoff import Backoff
 from adapters.channel import Outbound, PermanentChannelError, PermanentSendError
 from adapters.zulip import ZulipChannel, ZulipTuning
-from tests.fakes.zulip import FakeZulipServer
+from tests.fakes.zulip import FakeZulip
 from tests.zulip.conftest import (
     ALICE,
     BOB,
@@ -115,7 +115,7 @@ def test_queue_expiry_while_customers_write_loses_nothing(fake, make_channel, si
 
 def test_idle_queue_garbage_collected_during_an_outage() -> None:
     """GET /events fails for longer than the queue lives: the bot re-registers and catches up."""
-    with FakeZulipServer(heartbeat=0.2, queue_idle_timeout=0.6) as fake:
+    with FakeZulip(heartbeat=0.2, queue_idle_timeout=0.6) as fake:
         populate(fake)
         sink = RecordingSink()
         channel = ZulipChannel(
@@ -196,7 +196,7 @@ def test_cursor_never_passes_a_direct_message_the_catch_up_missed(fake, make_cha
 
 
 def test_stop_returns_promptly_during_a_long_poll(make_channel: MakeChannel) -> None:
-    with FakeZulipServer(heartbeat=30.0) as fake:
+    with FakeZulip(heartbeat=30.0) as fake:
         populate(fake)
         channel = ZulipChannel(site=fake.url, email=BOT, api_key=BOT_KEY, stream=STREAM)
         sink = RecordingSink()
@@ -292,7 +292,7 @@ def test_revoked_key_mid_run_is_permanent(fake, make_channel, sink, run_channel)
     assert "credentials" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_relevant_ids_helper(fake: FakeZulipServer) -> None:
+def test_relevant_ids_helper(fake: FakeZulip) -> None:
     a = fake.post_dm(ALICE, "x")
     fake.post_dm(ALICE, "group", to=[BOT, BOB])
     s = fake.post_stream_message(ENGINEER, STREAM, "t", "y")

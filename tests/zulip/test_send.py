@@ -12,7 +12,7 @@ import requests
 from adapters.channel import Outbound, PermanentSendError, TransientSendError
 from adapters.zulip import ZulipChannel, ZulipTuning
 from adapters.zulip.transport import _settle_environment
-from tests.fakes.zulip import FakeZulipServer, StoredMessage
+from tests.fakes.zulip import FakeZulip, StoredMessage
 from tests.zulip.conftest import ALICE, BOT, BOT_KEY, STREAM, populate
 from tests.zulip.relay_check import assert_commonmark_inert, longest_run, parse_relayed
 
@@ -70,11 +70,11 @@ def deliver_like_the_dispatcher(channel: ZulipChannel, message: Outbound, *, pau
     raise AssertionError("never delivered")
 
 
-def with_reference(fake: FakeZulipServer, reference: str) -> list[StoredMessage]:
+def with_reference(fake: FakeZulip, reference: str) -> list[StoredMessage]:
     return [m for m in fake.sent_by(BOT) if m.content.rstrip().split("\n")[-1].startswith(f"`ref {reference}")]
 
 
-def test_direct_message(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_direct_message(fake: FakeZulip, make_channel: MakeChannel) -> None:
     channel = make_channel()
     channel.start()
     ids = channel.send(row(1, "direct"))
@@ -86,7 +86,7 @@ def test_direct_message(fake: FakeZulipServer, make_channel: MakeChannel) -> Non
 
 
 def test_old_server_gets_private_type() -> None:
-    with FakeZulipServer(heartbeat=0.3, feature_level=150) as fake:
+    with FakeZulip(heartbeat=0.3, feature_level=150) as fake:
         populate(fake)
         channel = ZulipChannel(site=fake.url, email=BOT, api_key=BOT_KEY, stream=STREAM)
         channel.start()
@@ -96,7 +96,7 @@ def test_old_server_gets_private_type() -> None:
 
 
 @pytest.mark.parametrize("quote", INJECTION_CORPUS)
-def test_injection_corpus_stays_inert(fake: FakeZulipServer, make_channel: MakeChannel, quote: str) -> None:
+def test_injection_corpus_stays_inert(fake: FakeZulip, make_channel: MakeChannel, quote: str) -> None:
     channel = make_channel()
     channel.start()
     channel.send(row(7, quote=quote))
@@ -116,7 +116,7 @@ def test_injection_corpus_stays_inert(fake: FakeZulipServer, make_channel: MakeC
     assert post.params["topic"] == TOPIC
 
 
-def test_long_texts_are_split_never_truncated(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_long_texts_are_split_never_truncated(fake: FakeZulip, make_channel: MakeChannel) -> None:
     channel = make_channel()
     channel.start()
     quote = "\n".join(f"customer line {i} " + "q" * 80 for i in range(260))  # ~25,000 characters
@@ -135,7 +135,7 @@ def test_long_texts_are_split_never_truncated(fake: FakeZulipServer, make_channe
 
 
 def test_split_follows_the_servers_max_message_length(make_channel: MakeChannel) -> None:
-    with FakeZulipServer(heartbeat=0.3, max_message_length=1000) as fake:
+    with FakeZulip(heartbeat=0.3, max_message_length=1000) as fake:
         populate(fake)
         channel = ZulipChannel(
             site=fake.url, email=BOT, api_key=BOT_KEY, stream=STREAM, tuning=ZulipTuning(poll_timeout=2.0)
@@ -154,7 +154,7 @@ def test_split_follows_the_servers_max_message_length(make_channel: MakeChannel)
             channel.close()
 
 
-def test_topic_is_clipped_not_truncated_by_the_server(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_topic_is_clipped_not_truncated_by_the_server(fake: FakeZulip, make_channel: MakeChannel) -> None:
     channel = make_channel()
     channel.start()
     channel.send(row(4, topic="#4 " + "Very Long Customer Name " * 5))
@@ -164,7 +164,7 @@ def test_topic_is_clipped_not_truncated_by_the_server(fake: FakeZulipServer, mak
 
 
 def test_5xx_window_then_recovery_delivers_each_message_exactly_once(
-    fake: FakeZulipServer, make_channel: MakeChannel
+    fake: FakeZulip, make_channel: MakeChannel
 ) -> None:
     channel = make_channel()
     channel.start()
@@ -178,7 +178,7 @@ def test_5xx_window_then_recovery_delivers_each_message_exactly_once(
     assert failed, "the fault window was never hit"
 
 
-def test_lost_acknowledgement_is_not_sent_twice(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_lost_acknowledgement_is_not_sent_twice(fake: FakeZulip, make_channel: MakeChannel) -> None:
     channel = make_channel()
     channel.start()
     fake.drop_next(1, path="/messages", method="POST", after_processing=True)
@@ -189,7 +189,7 @@ def test_lost_acknowledgement_is_not_sent_twice(fake: FakeZulipServer, make_chan
 
 
 def test_attempt_after_a_send_that_reached_the_server_does_not_send_again(
-    fake: FakeZulipServer, make_channel: MakeChannel
+    fake: FakeZulip, make_channel: MakeChannel
 ) -> None:
     first = make_channel()
     first.start()
@@ -205,7 +205,7 @@ def test_attempt_after_a_send_that_reached_the_server_does_not_send_again(
     assert '"sender"' in lookup.params["narrow"] and lookup.params["anchor"] == "newest"
 
 
-def test_a_crash_between_parts_resends_only_the_missing_parts(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_a_crash_between_parts_resends_only_the_missing_parts(fake: FakeZulip, make_channel: MakeChannel) -> None:
     channel = make_channel()
     channel.start()
     posts = {"n": 0}
@@ -229,7 +229,7 @@ def test_a_crash_between_parts_resends_only_the_missing_parts(fake: FakeZulipSer
     assert ids == [str(m.id) for m in stored]
 
 
-def test_lookup_failure_never_sends_blind(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_lookup_failure_never_sends_blind(fake: FakeZulip, make_channel: MakeChannel) -> None:
     channel = make_channel()
     channel.start()
     fake.fail_for(3, status=500, path="/messages", method="GET")
@@ -238,7 +238,7 @@ def test_lookup_failure_never_sends_blind(fake: FakeZulipServer, make_channel: M
     assert fake.requests_to("POST", "/messages") == []
 
 
-def test_persistent_5xx_becomes_transient_after_bounded_tries(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_persistent_5xx_becomes_transient_after_bounded_tries(fake: FakeZulip, make_channel: MakeChannel) -> None:
     channel = make_channel()
     channel.start()
     fake.fail_for(10, status=503, path="/messages", method="POST")
@@ -257,7 +257,7 @@ def test_persistent_5xx_becomes_transient_after_bounded_tries(fake: FakeZulipSer
     ],
 )
 def test_4xx_is_permanent_with_the_servers_code(
-    fake: FakeZulipServer, make_channel: MakeChannel, fields: dict[str, object], code: str
+    fake: FakeZulip, make_channel: MakeChannel, fields: dict[str, object], code: str
 ) -> None:
     channel = make_channel()
     channel.start()
@@ -267,7 +267,7 @@ def test_4xx_is_permanent_with_the_servers_code(
     assert len(fake.requests_to("POST", "/messages")) == 1  # not retried
 
 
-def test_removed_from_stream_is_permanent(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_removed_from_stream_is_permanent(fake: FakeZulip, make_channel: MakeChannel) -> None:
     channel = make_channel()
     channel.start()
     fake.unsubscribe(STREAM, BOT)
@@ -284,7 +284,7 @@ def test_bad_rows_are_permanent(make_channel: MakeChannel) -> None:
         channel.send(row(93, topic=None))
 
 
-def test_429_waits_for_retry_after(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_429_waits_for_retry_after(fake: FakeZulip, make_channel: MakeChannel) -> None:
     channel = make_channel()
     channel.start()
     fake.set_rate_limit(2, window=1.0)
@@ -299,7 +299,7 @@ def test_429_waits_for_retry_after(fake: FakeZulipServer, make_channel: MakeChan
     assert any(r.path == "/messages" for r in fake.rate_limited)
 
 
-def test_long_retry_after_is_handed_back(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_long_retry_after_is_handed_back(fake: FakeZulip, make_channel: MakeChannel) -> None:
     channel = make_channel()
     channel.start()
     fake.set_rate_limit(1, window=30.0)
@@ -313,7 +313,7 @@ def test_long_retry_after_is_handed_back(fake: FakeZulipServer, make_channel: Ma
     assert info.value.retry_after is not None and 20 < info.value.retry_after <= 30
 
 
-def test_pacing_stays_under_the_limit(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_pacing_stays_under_the_limit(fake: FakeZulip, make_channel: MakeChannel) -> None:
     fake.set_rate_limit(8, window=1.0)
     channel = make_channel()
     channel.start()
@@ -333,7 +333,7 @@ def test_unknown_kind_is_a_loud_error(make_channel: MakeChannel) -> None:
         channel.send(row(300, kind="email"))  # type: ignore[arg-type]
 
 
-def test_fake_records_are_complete(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_fake_records_are_complete(fake: FakeZulip, make_channel: MakeChannel) -> None:
     channel = make_channel()
     channel.start()
     channel.send(row(400, "direct"))
@@ -347,7 +347,7 @@ def test_fake_records_are_complete(fake: FakeZulipServer, make_channel: MakeChan
     assert all(r.user in (None, BOT) for r in fake.requests)
 
 
-def test_send_before_a_successful_start_starts_first(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_send_before_a_successful_start_starts_first(fake: FakeZulip, make_channel: MakeChannel) -> None:
     """The runtime dispatches even when start() failed transiently (Zulip down at boot)."""
     from adapters.channel import TransientChannelError
 
@@ -362,7 +362,7 @@ def test_send_before_a_successful_start_starts_first(fake: FakeZulipServer, make
     assert [str(m.id) for m in with_reference(fake, "dk501")] == ids
 
 
-def test_rate_limit_waits_are_reported(fake: FakeZulipServer, make_channel: MakeChannel) -> None:
+def test_rate_limit_waits_are_reported(fake: FakeZulip, make_channel: MakeChannel) -> None:
     """Pacing and 429 waits reach Channel.report_rate_limit_wait (the runtime's /metrics)."""
     channel = make_channel()
     waits: list[float] = []
@@ -394,7 +394,7 @@ def test_proxy_and_ca_settings_are_read_once_for_the_site(monkeypatch: pytest.Mo
 
 
 def test_a_lost_acknowledgement_is_looked_up_at_once_not_after_a_back_off(
-    fake: FakeZulipServer, make_channel: MakeChannel
+    fake: FakeZulip, make_channel: MakeChannel
 ) -> None:
     # Issue 15, item 9: the look costs a round trip; the production back-off (0.5-1 s) before
     # it held up every reply queued behind the lost answer.

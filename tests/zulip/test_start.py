@@ -11,7 +11,7 @@ import pytest
 
 from adapters.channel import PermanentChannelError, TransientChannelError
 from adapters.zulip import ZulipChannel
-from tests.fakes.zulip import FakeZulipServer
+from tests.fakes.zulip import FakeZulip
 from tests.zulip.conftest import BOT, BOT_KEY, BOT_NAME, STREAM
 
 
@@ -21,7 +21,7 @@ def one_line(exc: BaseException) -> str:
     return text
 
 
-def test_start_learns_identity_and_stream(fake: FakeZulipServer, make_channel: Callable[..., ZulipChannel]) -> None:
+def test_start_learns_identity_and_stream(fake: FakeZulip, make_channel: Callable[..., ZulipChannel]) -> None:
     channel = make_channel()
     channel.start()
     assert channel.state.user_id == fake.user(BOT).user_id
@@ -58,7 +58,7 @@ def test_missing_configuration_is_permanent() -> None:
     assert one_line(info.value) == "Zulip API key not configured"
 
 
-def test_zuliprc(fake: FakeZulipServer, tmp_path: Path) -> None:
+def test_zuliprc(fake: FakeZulip, tmp_path: Path) -> None:
     rc = fake.zuliprc(BOT, tmp_path / "zuliprc")
     channel = ZulipChannel(config_file=str(rc), stream=STREAM)
     channel.start()
@@ -76,7 +76,7 @@ def test_missing_stream_is_refused(make_channel: Callable[..., ZulipChannel]) ->
 
 @pytest.mark.parametrize("make_public", ["make_stream_public", "make_stream_web_public"])
 def test_public_support_stream_is_refused(
-    fake: FakeZulipServer, make_channel: Callable[..., ZulipChannel], make_public: str
+    fake: FakeZulip, make_channel: Callable[..., ZulipChannel], make_public: str
 ) -> None:
     getattr(fake, make_public)(STREAM)
     with pytest.raises(PermanentChannelError) as info:
@@ -85,7 +85,7 @@ def test_public_support_stream_is_refused(
     assert f"support stream '{STREAM}'" in message and "refusing to start" in message
 
 
-def test_unsubscribed_bot_is_refused(fake: FakeZulipServer, make_channel: Callable[..., ZulipChannel]) -> None:
+def test_unsubscribed_bot_is_refused(fake: FakeZulip, make_channel: Callable[..., ZulipChannel]) -> None:
     # A private stream is invisible to non-subscribers, so the server cannot tell us which it is.
     fake.unsubscribe(STREAM, BOT)
     with pytest.raises(PermanentChannelError) as info:

@@ -4,10 +4,11 @@
         fake.add_account("alice@remote.example")
         fake.post_status("alice@remote.example", "@deskbot hello", visibility="direct")
 
-Run standalone with `python -m tests.fakes.mastodon_server --port P`.
+Run it on its own with `python -m tests.fakes.mastodon --help`.
 """
 
+from .limits import Fault
 from .model import Account, Posted
 from .server import FakeMastodon, Stats
 
-__all__ = ("Account", "FakeMastodon", "Posted", "Stats")
+__all__ = ("Account", "FakeMastodon", "Fault", "Posted", "Stats")

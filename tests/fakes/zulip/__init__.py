@@ -5,20 +5,12 @@ models users, private and public streams, event queues with long-polling and
 idle expiry, `GET /messages` narrows and anchors, `POST /messages` with the
 server's normalisation and silent truncation, Basic auth, per-user rate
 limits and fault injection. Run it on its own with
-`python -m tests.fakes.zulip_server --help`.
+`python -m tests.fakes.zulip --help`.
 """
 
-from ._fake import FakeZulipServer
-from ._faults import Fault
-from ._model import FakeStream, FakeUser, StoredMessage, Truncation
-from ._server import RequestRecord
+from .limits import Fault
+from .model import FakeStream, FakeUser, StoredMessage, Truncation
+from .routes import RequestRecord
+from .server import FakeZulip
 
-__all__ = [
-    "FakeStream",
-    "FakeUser",
-    "FakeZulipServer",
-    "Fault",
-    "RequestRecord",
-    "StoredMessage",
-    "Truncation",
-]
+__all__ = ("FakeStream", "FakeUser", "FakeZulip", "Fault", "RequestRecord", "StoredMessage", "Truncation")

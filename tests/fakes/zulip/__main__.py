@@ -1,6 +1,6 @@
 """Run the fake Zulip server on its own (for the container test).
 
-    python -m tests.fakes.zulip_server --port 9991 \
+    python -m tests.fakes.zulip --port 9991 \
         --bot-email deskbot-bot@example.com --api-key SECRET \
         --stream support --engineer eng@example.com --customer alice@example.com
 
@@ -28,7 +28,7 @@ import sys
 import threading
 from typing import Any
 
-from ._fake import FakeZulipServer
+from .server import FakeZulip
 
 
 def _split(spec: str) -> tuple[str, str | None]:
@@ -36,9 +36,9 @@ def _split(spec: str) -> tuple[str, str | None]:
     return email, key or None
 
 
-def build(config: dict[str, Any]) -> FakeZulipServer:
+def build(config: dict[str, Any]) -> FakeZulip:
     rate = config.get("rate_limit")
-    fake = FakeZulipServer(
+    fake = FakeZulip(
         host=config.get("host", "127.0.0.1"),
         port=int(config.get("port", 9991)),
         heartbeat=float(config.get("heartbeat", 50.0)),
@@ -93,7 +93,7 @@ def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.zulip_server",
+        prog="python -m tests.fakes.zulip",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,11 +1,10 @@
 """Run the fake Mastodon server on its own, e.g. for a container test.
 
-    python -m tests.fakes.mastodon_server --port 3000 --bot-acct deskbot --token T \
+    python -m tests.fakes.mastodon --port 3000 --bot-acct deskbot --token T \
         --account alice@remote.example:alice-token
 
 People then write through the control endpoints (`/_fake/statuses`, see
-`tests/fakes/mastodon/control.py`). The implementation is the package
-`tests.fakes.mastodon`; this module is its command line.
+`tests/fakes/mastodon/control.py`).
 """
 
 from __future__ import annotations
@@ -15,13 +14,11 @@ import logging
 import signal
 import threading
 
-from tests.fakes.mastodon import FakeMastodon
-
-__all__ = ("FakeMastodon", "main")
+from .server import FakeMastodon
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.mastodon_server", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.mastodon", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--domain", default="bot.example", help="the instance's own domain (local accounts)")
     parser.add_argument("--bot-acct", default="deskbot")

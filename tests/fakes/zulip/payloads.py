@@ -16,7 +16,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._model import FakeStream, FakeUser, StoredMessage
+    from .model import FakeStream, FakeUser, StoredMessage
 
 OK: dict[str, Any] = {"result": "success", "msg": ""}
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import _payloads as payloads
+from . import payloads
 
 MAX_TOPIC_LENGTH = 60
 #: What GET /messages reports as the anchor of `anchor=newest` (zerver/lib/narrow.py).

@@ -1,4 +1,4 @@
-"""`FakeZulipServer`: the Python API tests drive the fake through."""
+"""`FakeZulip`: the Python API tests drive the fake through."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ._faults import Fault, FaultPlan, RateLimiter
-from ._model import FakeStream, FakeUser, Realm, StoredMessage, Truncation
-from ._server import Api, RequestRecord, _ClientName, _HTTPServer
+from .limits import Fault, FaultPlan, RateLimiter
+from .model import FakeStream, FakeUser, Realm, StoredMessage, Truncation
+from .routes import Api, RequestRecord, _ClientName, _HTTPServer
 
 
-class FakeZulipServer:
+class FakeZulip:
     """A Zulip server on 127.0.0.1 that the real `zulip.Client` talks to.
 
-    >>> with FakeZulipServer(heartbeat=0.5) as fake:
+    >>> with FakeZulip(heartbeat=0.5) as fake:
     ...     fake.add_user("bot@example.com", "Desk Bot", "KEY", is_bot=True)
     ...     fake.add_stream("support", subscribers=["bot@example.com"])
     ...     zulip.Client(site=fake.url, email="bot@example.com", api_key="KEY")
@@ -67,7 +67,7 @@ class FakeZulipServer:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------
-    def start(self) -> FakeZulipServer:
+    def start(self) -> FakeZulip:
         self.realm.closing = False
         self._httpd = _HTTPServer((self.host, self.port), self)
         self.port = self._httpd.server_address[1]
@@ -103,7 +103,7 @@ class FakeZulipServer:
         if self._httpd is not None:
             self._httpd.kill_connections()
 
-    def __enter__(self) -> FakeZulipServer:
+    def __enter__(self) -> FakeZulip:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

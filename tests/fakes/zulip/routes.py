@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from . import _payloads as payloads
-from ._faults import Fault
-from ._model import ApiError, FakeUser, Realm, bad_request, parse_narrow
+from . import payloads
+from .limits import Fault
+from .model import ApiError, FakeUser, Realm, bad_request, parse_narrow
 
 log = logging.getLogger("tests.fakes.zulip")
 
