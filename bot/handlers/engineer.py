@@ -6,10 +6,10 @@ from collections.abc import Callable
 from datetime import date
 
 from adapters.channel import Said
+from adapters.markup import inert
 from bot.commands import Arg, command
 from bot.context import Context
 from bot.i18n import _, format_when, render
-from bot.markup import inert
 from bot.services import credits, customers, incidents
 from storage.models import Customer, Incident, IncidentState
 

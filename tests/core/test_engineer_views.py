@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from adapters.console import ENGINEER
-from bot.markup import inert
+from adapters.markup import inert
 from storage.db import transaction
 from storage.models import Outbox
 from tests.desk import Desk

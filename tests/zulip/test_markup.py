@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import bot.markup
 from adapters.channel import Outbound, Said
 from adapters.zulip import ZulipChannel
 from adapters.zulip.markup import inert, said_header
@@ -94,12 +93,6 @@ def test_name_and_address_stay_apart_in_a_header(name: str, address: str, role: 
     assert rendered.active == []
     values = (name, address) if role == "customer" else (name,)
     assert [s.strip(" ") for s in rendered.code] == [one_line(v).strip(" ") for v in values if one_line(v)]
-
-
-@given(st.text(max_size=80) | MARKUP)
-def test_the_channels_inert_and_the_cores_agree(value: str) -> None:
-    # The core keeps its own copy for the engineer views (it never imports an adapter).
-    assert inert(value) == bot.markup.inert(value)
 
 
 # -- through the fake, as the dispatcher sends a mirrored row ----------------------------------------------

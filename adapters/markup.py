@@ -1,4 +1,4 @@
-"""Untrusted text inside the bot's own Zulip markdown: engineer views and case-topic headers.
+"""Untrusted text inside the engineers' markdown (Zulip's): the engineer views and case-topic headers.
 
 What engineers read is Zulip markdown written by the bot, and much of what it
 shows came from customers or strangers: subjects, names, addresses, display
@@ -27,6 +27,10 @@ shortest text, then a run of exactly N backticks not after a backtick):
 
 Callers put the result inside a line, after bot-written text that does not
 end in a backslash or a backtick (a space, `(`, `:`).
+
+One copy for both writers of engineer-facing markdown: the engineer command
+handlers (bot/handlers/engineer.py) and the Zulip channel's quote headers
+(adapters/zulip/markup.py). It imports no platform client, so the core may use it.
 """
 
 from __future__ import annotations
