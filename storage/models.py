@@ -172,7 +172,7 @@ class CreditPack(SQLModel, table=True):
 
 class IncidentState(StrEnum):
     """Where an incident is in its life (SPEC §1): open (with the team or the customer),
-    resolved (reopens at no charge for 7 days), closed."""
+    resolved (the customer may reopen it at no charge for 7 days), closed."""
 
     OPEN = "open"
     RESOLVED = "resolved"
@@ -185,6 +185,8 @@ class Incident(SQLModel, table=True):
         sa.Index("ix_incident_customer_state", "customer_id", "state", "id"),
         # the response-target watcher and "/cases overdue": open incidents by due time.
         sa.Index("ix_incident_state_due", "state", "due_at"),
+        # "/cases", "deskbot cases list": open incidents by severity, then due time.
+        sa.Index("ix_incident_state_severity_due", "state", "severity", "due_at"),
         # "report billing": incidents opened in a month.
         sa.Index("ix_incident_opened_at", "opened_at"),
     )
@@ -196,6 +198,10 @@ class Incident(SQLModel, table=True):
     #: An `IncidentState` value.
     state: str = Field(default=IncidentState.OPEN, max_length=16)
     chargeable: bool = True
+    #: 1 critical, 2 high, 3 normal, 4 low (SPEC §1); cases are worked by severity, then due time.
+    severity: int = Field(default=3, ge=1, le=4, sa_column_kwargs={"server_default": "3"})
+    #: When `DESKBOT_URGENT_NOTIFY` was mentioned in the case topic (once per case, at severity 1).
+    urgent_notified_at: datetime | None = _time()
     assignee: str | None = _text(ADDRESS, key=True)
     topic: str | None = _text(TOPIC)
     opened_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
@@ -244,10 +250,19 @@ class IncidentEvent(SQLModel, table=True):
 
 
 class Draft(SQLModel, table=True):
-    """Text a customer wrote with no open incident, kept until they say `open`."""
+    """Text kept while the bot asks a question (SPEC §2), for the one answer it asked for.
+
+    `awaits` says which answer uses it (bot.services.drafts): "open" (`open` alone),
+    "either" (`open` alone or `#N` alone), "reopen" (`reopen N` of `incident_id`, to which
+    the text was added already, or `open` alone), "link" (an unlinked account's text, for
+    after `link CODE`). `created_at` is when the question was asked.
+    """
 
     identity_id: int = Field(primary_key=True, foreign_key="identity.id")
     text: str
+    awaits: str = Field(default="open", max_length=16, sa_column_kwargs={"server_default": "open"})
+    #: The resolved incident the text was added to (awaits "reopen").
+    incident_id: int | None = Field(default=None, foreign_key="incident.id")
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
 
