@@ -207,6 +207,8 @@ class Incident(SQLModel, table=True):
     opened_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     #: When the next engineer response is due; None while the case waits on the customer.
     due_at: datetime | None = _time()
+    #: When the clock of `due_at` started: `due_at` is this plus the severity's response target.
+    clock_from: datetime | None = _time()
     #: The due time a warning / a missed notice was posted for (each exactly once).
     warned_for: datetime | None = _time()
     missed_for: datetime | None = _time()
