@@ -6,6 +6,7 @@ A missing or malformed setting stops start-up with one line naming it
 
 from __future__ import annotations
 
+import re
 from configparser import ConfigParser
 from configparser import Error as ConfigError
 from datetime import date, datetime
@@ -46,7 +47,12 @@ class Settings(BaseSettings):
     timezone: str = Field("Europe/Lisbon", validation_alias="DESKBOT_TIMEZONE")
     service_hours: str = Field("mon-fri 08:00-18:00", validation_alias="DESKBOT_SERVICE_HOURS")
     holidays: str = Field("PT", validation_alias="DESKBOT_HOLIDAYS")
-    response_target: int = Field(2, ge=1, le=30, validation_alias="DESKBOT_RESPONSE_TARGET")
+    #: Business days to a response: "2" for every severity, or per severity "1:1,2:2,3:2,4:3"
+    #: (`response_targets`; a severity not named takes a plain number given with them, else 2).
+    response_target_setting: str = Field("2", validation_alias="DESKBOT_RESPONSE_TARGET")
+    #: Who a case topic mentions when the case becomes severity 1: Zulip mentions written by the
+    #: operator (`@**Erin**`, `@*support-oncall*`), posted as they are.
+    urgent_notify: str = Field("", validation_alias="DESKBOT_URGENT_NOTIFY")
     incident_price: Decimal = Field(Decimal("99.00"), ge=0, validation_alias="DESKBOT_INCIDENT_PRICE")
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", validation_alias="DESKBOT_CURRENCY")
 
@@ -81,6 +87,17 @@ class Settings(BaseSettings):
             raise ValueError("expected HOST:PORT, for example 127.0.0.1:8080")
         return value
 
+    @field_validator("response_target_setting")
+    @classmethod
+    def _response_target(cls, value: str) -> str:
+        parse_response_targets(value)
+        return value
+
+    @field_validator("urgent_notify")
+    @classmethod
+    def _urgent_notify(cls, value: str) -> str:
+        return " ".join(parse_mentions(value))
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -91,6 +108,19 @@ class Settings(BaseSettings):
     @cached_property
     def calendar(self) -> BusinessCalendar:
         return BusinessCalendar.from_settings(self.timezone, self.service_hours, self.holidays)
+
+    @cached_property
+    def response_targets(self) -> dict[int, int]:
+        """Business days to a response, per severity (1 … 4)."""
+        return parse_response_targets(self.response_target_setting)
+
+    @property
+    def response_target(self) -> int:
+        """Business days to a response for the default severity (3)."""
+        return self.response_targets[DEFAULT_SEVERITY]
+
+    def target_days(self, severity: int) -> int:
+        return self.response_targets.get(severity, self.response_target)
 
     def today(self, now: datetime) -> date:
         """The service time zone's date at `now` (pack validity is counted in it)."""
@@ -119,6 +149,61 @@ class Settings(BaseSettings):
         if "@" in self.database_url and ":" in self.database_url.split("@")[0].split("//")[-1]:
             found.append(self.database_url.split("@")[0].split("//")[-1].split(":", 1)[1])
         return found
+
+
+SEVERITIES = (1, 2, 3, 4)
+DEFAULT_SEVERITY = 3
+#: Business days a response target may be.
+TARGET_DAYS = range(1, 31)
+_TARGET_FORM = "expected business days (1-30), for every severity (2) or per severity (1:1,2:2,3:2,4:3)"
+
+
+def parse_response_targets(text: str) -> dict[int, int]:
+    """`DESKBOT_RESPONSE_TARGET`: "2" (every severity), "1:1,2:2,3:2,4:3", or both ("2,1:1").
+
+    A severity not named takes the plain number given with them, else 2. ValueError says what is wrong.
+    """
+
+    def days(value: str) -> int:
+        value = value.strip()
+        if not (value.isascii() and value.isdigit()) or int(value) not in TARGET_DAYS:
+            raise ValueError(f"{_TARGET_FORM}; got {text!r}")
+        return int(value)
+
+    default, targets = None, {}
+    for item in text.split(","):
+        severity, sep, value = item.partition(":")
+        if not sep:
+            if default is not None:
+                raise ValueError(f"{_TARGET_FORM}; got {text!r} (two plain numbers)")
+            default = days(item)
+            continue
+        severity = severity.strip()
+        if severity not in {str(s) for s in SEVERITIES}:
+            raise ValueError(f"{_TARGET_FORM}; got {text!r} (severities are 1-4)")
+        if int(severity) in targets:
+            raise ValueError(f"{_TARGET_FORM}; got {text!r} (severity {severity} named twice)")
+        targets[int(severity)] = days(value)
+    return {s: targets.get(s, default if default is not None else 2) for s in SEVERITIES}
+
+
+#: A Zulip mention of a user (`@**Name**`, `@**Name|12**`) or of a user group (`@*group*`).
+_MENTION = re.compile(r"@_?\*\*[^*\n]+\*\*|@_?\*[^*\n]+\*")
+
+
+def parse_mentions(text: str) -> list[str]:
+    """`DESKBOT_URGENT_NOTIFY`: Zulip mentions, separated by spaces or commas. ValueError if anything else."""
+    found = []
+    rest = text.strip()
+    while rest:
+        match = _MENTION.match(rest)
+        if match is None:
+            raise ValueError(
+                f"expected Zulip mentions such as @**Erin** or @*support-oncall*, separated by spaces; got {rest!r}"
+            )
+        found.append(match.group())
+        rest = rest[match.end() :].lstrip(" ,")
+    return found
 
 
 def _zuliprc_key(path: Path) -> str | None:

@@ -1,0 +1,36 @@
+"""DESKBOT_RESPONSE_TARGET per severity and DESKBOT_URGENT_NOTIFY (issue 13, item 1; SPEC §6):
+what each accepts, and one clear line naming the setting for anything else."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import Settings, SettingsError, load_settings, parse_response_targets
+
+
+def test_response_target_per_severity_or_one_for_all() -> None:
+    assert parse_response_targets("2") == {1: 2, 2: 2, 3: 2, 4: 2}
+    assert parse_response_targets("1:1,2:2,3:2,4:3") == {1: 1, 2: 2, 3: 2, 4: 3}
+    assert parse_response_targets(" 3, 1:1 ") == {1: 1, 2: 3, 3: 3, 4: 3}  # a plain number: the others
+    assert parse_response_targets("1:1") == {1: 1, 2: 2, 3: 2, 4: 2}  # the others keep the default, 2
+    settings = Settings(_env_file=None, DESKBOT_RESPONSE_TARGET="1:1,4:5")  # type: ignore[call-arg]
+    assert settings.target_days(1) == 1 and settings.target_days(4) == 5 and settings.response_target == 2
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "31", "1:1,1:2", "5:1", "0:2", "2,3", "1:", ":2", "1:x", "1;1", "²"])
+def test_a_bad_response_target_is_one_line_naming_the_setting(monkeypatch, value: str) -> None:  # noqa: ANN001
+    monkeypatch.setenv("DESKBOT_RESPONSE_TARGET", value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings(None)
+    message = str(raised.value)
+    assert message.startswith("DESKBOT_RESPONSE_TARGET: ") and "\n" not in message
+    assert "1:1,2:2,3:2,4:3" in message  # says what form it takes
+
+
+def test_urgent_notify_holds_zulip_mentions(monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("DESKBOT_URGENT_NOTIFY", "@*support-oncall*, @**Erin Engineer|12**")
+    assert load_settings(None).urgent_notify == "@*support-oncall* @**Erin Engineer|12**"
+    for value in ("support-oncall", "@**Erin** and Bob", "erin@example.com"):
+        monkeypatch.setenv("DESKBOT_URGENT_NOTIFY", value)
+        with pytest.raises(SettingsError, match=r"^DESKBOT_URGENT_NOTIFY: .*@\*\*Erin\*\*"):
+            load_settings(None)
