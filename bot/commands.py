@@ -97,16 +97,21 @@ class Registry:
 
     def __init__(self, handlers: Iterable[Callable[..., Any]]) -> None:
         self.all: tuple[Command, ...] = tuple(h.command for h in handlers)  # type: ignore[attr-defined]
+        # Looked up for every message: indexed once, by audience and by word.
+        self._of = {audience: [c for c in self.all if c.audience == audience] for audience in ("customer", "engineer")}
+        self._by_word: dict[tuple[str, str], list[Command]] = {}
+        for cmd in self.all:
+            for word in cmd.words:
+                self._by_word.setdefault((cmd.audience, word), []).append(cmd)
 
     def of(self, audience: Audience) -> list[Command]:
-        return [c for c in self.all if c.audience == audience]
+        return self._of[audience]
 
     def find(self, audience: Audience, word: str, rest: str) -> Command | None:
         """The command of `audience` called `word` (with its sub-command taken from `rest`)."""
-        for cmd in self.of(audience):
-            if word in cmd.words:
-                if cmd.sub is None or fold(rest.split(" ", 1)[0]) == cmd.sub:
-                    return cmd
+        for cmd in self._by_word.get((audience, word), ()):
+            if cmd.sub is None or fold(rest.split(" ", 1)[0]) == cmd.sub:
+                return cmd
         return None
 
     def named(self, audience: Audience, name: str) -> Command:
@@ -114,7 +119,7 @@ class Registry:
         return next(c for c in self.of(audience) if c.name == name)
 
     def is_command_word(self, audience: Audience, word: str) -> bool:
-        return any(word in c.words for c in self.of(audience))
+        return (audience, word) in self._by_word
 
     def suggestions(self, audience: Audience, word: str, cutoff: float = 0.6) -> list[str]:
         """Commands whose name or alias is close to `word`, each named by the alias that matched."""
