@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from bot.deployment import Deployment
 from bot.i18n import format_when
 from bot.policy.calendar import BusinessCalendar
-from bot.services.incidents import awaiting_target_notice, case_topic
+from bot.services.incidents import SEVERITIES, awaiting_target_notice, case_topic
 from bot.services.outgoing import Outgoing
 from storage.models import Incident
 
@@ -28,7 +28,10 @@ def check_targets(out: Outgoing, deployment: Deployment) -> list[tuple[int, str]
             if incident.missed_for != due:
                 incident.missed_for = incident.warned_for = due
                 _post(
-                    out, deployment, incident, f"🔴 Response target missed: the answer was due {_when(due, calendar)}."
+                    out,
+                    deployment,
+                    incident,
+                    f"🔴 Response target missed: the answer was due {_when(due, calendar)}. {_severity(incident)}",
                 )
                 posted.append((incident.id, "missed"))
         elif now < calendar.subtract_business_hours(due, WARN_BEFORE):
@@ -36,7 +39,12 @@ def check_targets(out: Outgoing, deployment: Deployment) -> list[tuple[int, str]
             break
         elif incident.warned_for != due:
             incident.warned_for = due
-            _post(out, deployment, incident, f"🟠 Response due {_when(due, calendar)}: 4 business hours left.")
+            _post(
+                out,
+                deployment,
+                incident,
+                f"🟠 Response due {_when(due, calendar)}: 4 business hours left. {_severity(incident)}",
+            )
             posted.append((incident.id, "warning"))
     return posted
 
@@ -45,6 +53,10 @@ def _post(out: Outgoing, deployment: Deployment, incident: Incident, text: str) 
     topic = case_topic(deployment, incident)
     if topic is not None:
         out.say(topic, text, incident_id=incident.id)
+
+
+def _severity(incident: Incident) -> str:
+    return f"(Severity {incident.severity}, {SEVERITIES[incident.severity]}.)"
 
 
 def _when(due: datetime, calendar: BusinessCalendar) -> str:

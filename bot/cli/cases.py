@@ -43,6 +43,18 @@ class State(StrEnum):
     closed = incidents.CLOSED
 
 
+def _severity(value: str | int) -> int:
+    if isinstance(value, int):
+        return value
+    if value.strip() not in ("1", "2", "3", "4"):
+        raise typer.BadParameter("expected 1, 2, 3 or 4 (1 critical, 2 high, 3 normal, 4 low)")
+    return int(value)
+
+
+def _severity_text(severity: int) -> str:
+    return f"{severity} ({incidents.SEVERITIES[severity]})"
+
+
 class ExportFormat(StrEnum):
     md = "md"
     json = "json"
@@ -55,6 +67,7 @@ def _case_record(incident: Incident, customer: str) -> dict[str, Any]:
         "customer": customer,
         "subject": incident.subject,
         "state": incident.state,
+        "severity": incident.severity,
         "chargeable": incident.chargeable,
         "assignee": incident.assignee,
         "pack_id": incident.pack_id,
@@ -83,6 +96,15 @@ def cases_list(
         str | None,
         typer.Option("--customer", metavar="CUSTOMER", help="Only this customer's cases (id or exact name)."),
     ] = None,
+    severity: Annotated[
+        int | None,
+        typer.Option(
+            "--severity",
+            metavar="1-4",
+            parser=_severity,
+            help="Only cases of this severity (1 critical, 2 high, 3 normal, 4 low).",
+        ),
+    ] = None,
     overdue: Annotated[
         bool, typer.Option("--overdue", help="Only open cases whose response target has passed.")
     ] = False,
@@ -92,38 +114,41 @@ def cases_list(
             "--limit",
             metavar="N",
             parser=_limit,
-            help="Show at most the newest N cases.",
+            help="Show at most the first N cases.",
         ),
     ] = DEFAULT_LIMIT,
     as_json: JsonFlag = False,
 ) -> None:
-    """Cases, newest first, with customer, state, assignee and the next response due.
-
-    There is no --severity yet: incidents have no severity in the store.
-    """
+    """Cases in the order they are worked: by severity, then the next response due (cases with
+    none last), then newest first; with customer, state, assignee and the next response due."""
     config = settings()
     with session_of(config) as session:
         customer_id = customer_or_fail(session, customer).id if customer is not None else None
-        which = CaseFilter(state.value if state else None, customer_id, now() if overdue else None)
+        which = CaseFilter(state.value if state else None, customer_id, now() if overdue else None, severity)
         listing = list_cases(session, which, limit)
     if as_json:
         print_json([_case_record(incident, name) for incident, name in listing.cases])
         return
     if not listing.cases:
         typer.echo(
-            "No cases match." if customer or overdue else f"No {state.value} cases." if state else "No cases yet."
+            "No cases match."
+            if customer or overdue or severity
+            else f"No {state.value} cases."
+            if state
+            else "No cases yet."
         )
         return
     tz = config.calendar.tz
     out().print(
         table(
             None,
-            ["#", "Customer", "Subject", "State", "Assignee", "Opened", "Response due", "Chargeable"],
+            ["#", "Customer", "Subject", "Severity", "State", "Assignee", "Opened", "Response due", "Chargeable"],
             (
                 [
                     i.id,
                     name,
                     i.subject,
+                    _severity_text(i.severity),
                     i.state,
                     i.assignee,
                     local(i.opened_at, tz),
@@ -135,7 +160,7 @@ def cases_list(
         )
     )
     if listing.total > len(listing.cases):
-        err().print(f"The newest {len(listing.cases)} of {listing.total} cases; --limit N shows more.")
+        err().print(f"The first {len(listing.cases)} of {listing.total} cases; --limit N shows more.")
 
 
 CaseNumber = Annotated[int, typer.Argument(metavar="N", parser=number_parser(), help="Case number.")]
@@ -188,6 +213,7 @@ def cases_show(number: CaseNumber, as_json: JsonFlag = False) -> None:
     typer.echo(f"#{incident.id} {incident.subject}")
     typer.echo(
         f"customer: {name} (id {incident.customer_id}) · state: {incident.state}"
+        f" · severity: {_severity_text(incident.severity)}"
         f" · chargeable: {'yes' if incident.chargeable else 'no'} · assignee: {incident.assignee or '—'}"
     )
     typer.echo(

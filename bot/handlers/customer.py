@@ -6,13 +6,15 @@ from __future__ import annotations
 from adapters.channel import Said
 from bot.commands import Arg, command
 from bot.context import Context
+from bot.handlers import case_topic
 from bot.i18n import _, format_day, format_hours, format_when
 from bot.policy import NoCredit, pack_expires_on
-from bot.services import credits, customers, incidents, strangers
+from bot.services import credits, customers, drafts, incidents, strangers
 from bot.services.incidents import IncidentSummary, Writer
 from storage.models import Incident
 
 CUSTOMER = "customer"
+SEVERITY_LEVELS = ("1", "2", "3", "4")
 #: Incidents listed by `status` (the latest ones).
 STATUS_LIST = 20
 #: Latest messages shown by `status N`.
@@ -59,12 +61,15 @@ def open_incident(ctx: Context, text: str | None) -> None:
     if isinstance(opened, NoCredit):
         no_credit_answer(ctx, opened)
         return
-    incident, charged, body = opened
+    if isinstance(opened, incidents.AskFirst):
+        _ask_first(ctx, opened)
+        return
+    incident, charged, body, dropped_draft, urgent = opened
     ctx.events.append(("incident_opened", 0.0))
+    case_topic.opened(ctx, incident, urgent)
     _mirror(ctx, incident, body)
     assert ctx.customer is not None
     summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
-    calendar = ctx.settings.calendar
     lines = [
         ctx.t(_("Incident #{number} is open: {subject}"), number=incident.id, subject=incident.subject),
         ctx.t(
@@ -72,8 +77,32 @@ def open_incident(ctx: Context, text: str | None) -> None:
             left=summary.total_left,
             expiry=format_day(pack_expires_on(charged.purchased), ctx.lang),
         ),
-        ctx.t(_("We will answer by {due}."), due=format_when(incident.due_at, ctx.lang, calendar.tz)),
+        ctx.t(
+            _(
+                'Severity: {severity}. To change it, send "severity {number} <1-4>" (1 critical, 2 high, 3 normal, 4 low).'
+            ),
+            severity=case_topic.severity_text(ctx.lang, incident.severity),
+            number=incident.id,
+        ),
+        *_when_answered(ctx, incident),
+        ctx.t(_("Anything you write now is added to this incident.")),
     ]
+    if dropped_draft:
+        lines.append(
+            ctx.t(_("Your earlier message, kept as a draft, was not included: send it again if it belongs here."))
+        )
+    ctx.reply_text("\n".join(lines))
+
+
+def _when_answered(ctx: Context, incident: Incident) -> list[str]:
+    """When the team will answer an incident waiting on it, and whether the team is away now."""
+    if incident.due_at is None:
+        return []
+    calendar = ctx.settings.calendar
+    if incident.due_at <= ctx.now:
+        lines = [ctx.t(_("Its answer is due now: the team has been told."))]
+    else:
+        lines = [ctx.t(_("We will answer by {due}."), due=format_when(incident.due_at, ctx.lang, calendar.tz))]
     if not calendar.is_open(ctx.now):
         lines.append(
             ctx.t(
@@ -81,8 +110,46 @@ def open_incident(ctx: Context, text: str | None) -> None:
                 back=format_when(calendar.next_opening(ctx.now), ctx.lang, calendar.tz),
             )
         )
-    lines.append(ctx.t(_("Anything you write now is added to this incident.")))
+    return lines
+
+
+def _ask_first(ctx: Context, ask: incidents.AskFirst) -> None:
+    """`open` while incidents are open: is this about one of them, or a new issue (a second credit)?"""
+    first = ask.open_incidents[0]
+    if len(ask.open_incidents) == 1:
+        lines = [
+            ctx.t(
+                _(
+                    'You already have an open incident: #{number} {subject}. If your message is about it, reply "#{number}" to add it there.'
+                ),
+                number=first.id,
+                subject=first.subject,
+            )
+        ]
+    else:
+        lines = [
+            ctx.t(
+                _(
+                    'You already have open incidents: {listing}. If your message is about one of them, reply "#N" (for example "#{example}") to add it there.'
+                ),
+                listing=_listing(ask.open_incidents),
+                example=first.id,
+            )
+        ]
+    lines.append(
+        ctx.t(
+            _(
+                'If it is a new, separate issue, reply "open" again within {minutes} minutes to open a new incident with it: that uses one more credit (you have {left}).'
+            ),
+            minutes=int(drafts.CONFIRM_WINDOW.total_seconds() // 60),
+            left=ask.credits.total_left,
+        )
+    )
     ctx.reply_text("\n".join(lines))
+
+
+def _listing(found: list[Incident]) -> str:
+    return ", ".join(f"#{i.id} {i.subject}" for i in found[:10])
 
 
 def no_credit_answer(ctx: Context, why: NoCredit) -> None:
@@ -121,10 +188,11 @@ def status(ctx: Context, number: int | None) -> None:
     for incident in found:
         lines.append(
             ctx.t(
-                _("#{number} {subject} — {state}; next answer due: {due}"),
+                _("#{number} {subject} — {state}, severity {severity}; next answer due: {due}"),
                 number=incident.id,
                 subject=incident.subject,
                 state=_state_text(ctx, incident),
+                severity=case_topic.severity_text(ctx.lang, incident.severity),
                 due=_due_text(ctx, incident),
             )
         )
@@ -140,6 +208,7 @@ def _status_one(ctx: Context, number: int) -> None:
     lines = [
         ctx.t(_("Incident #{number}: {subject}"), number=incident.id, subject=incident.subject),
         ctx.t(_("State: {state}"), state=_state_text(ctx, incident)),
+        ctx.t(_("Severity: {severity}"), severity=case_topic.severity_text(ctx.lang, incident.severity)),
         ctx.t(_("Opened: {when}"), when=format_when(incident.opened_at, ctx.lang, tz)),
         ctx.t(_("Next answer due: {due}"), due=_due_text(ctx, incident)),
     ]
@@ -247,11 +316,30 @@ def link(ctx: Context, code: str) -> None:
     else:
         ctx.customer = outcome
         summary = credits.credit_summary(ctx.session, outcome.id, ctx.today)
-        ctx.reply(
-            _("Welcome, {name}! This account is now linked. Credits left: {left}. Write help to see what I can do."),
-            name=outcome.name,
-            left=summary.total_left,
+        lines = [
+            ctx.t(
+                _(
+                    "Welcome, {name}! This account is now linked. Credits left: {left}. Write help to see what I can do."
+                ),
+                name=outcome.name,
+                left=summary.total_left,
+            )
+        ]
+        lines += _kept_before_linking(ctx)
+        ctx.reply_text("\n".join(lines))
+
+
+def _kept_before_linking(ctx: Context) -> list[str]:
+    """What the account wrote before it was linked waits for `open`: the welcome says so."""
+    kept = drafts.linked(ctx.session, ctx.identity.id, ctx.now)
+    if kept is None:
+        return []
+    return [
+        ctx.t(
+            _('Before linking you wrote: "{excerpt}". I kept it for a day: reply "open" to open an incident with it.'),
+            excerpt=_excerpt(kept.text, 200),
         )
+    ]
 
 
 @command(
@@ -270,8 +358,76 @@ def lang(ctx: Context, code: str) -> None:
     )
 
 
+@command(
+    en="severity",
+    pt="gravidade",
+    audience=CUSTOMER,
+    args=(
+        Arg("number", "case", label=_("number")),
+        Arg("severity", "choice", choices=SEVERITY_LEVELS, label=_("severity")),
+    ),
+    help=_("set an incident's severity: 1 critical, 2 high, 3 normal, 4 low"),
+)
+def set_severity(ctx: Context, number: int, severity: str) -> None:
+    incident = incidents.own_incident(ctx.session, ctx.customer, number)
+    if incident is None:
+        ctx.reply(_("You have no incident #{number}."), number=number)
+        return
+    change = incidents.set_severity(ctx.session, ctx.settings, ctx.now, ctx.identity.address, incident, int(severity))
+    ctx.incident_id = incident.id
+    shown = case_topic.severity_text(ctx.lang, incident.severity)
+    if change.outcome == "not_open":
+        ctx.reply(_("Incident #{number} is not open, so its severity cannot change."), number=number)
+        return
+    if change.outcome == "same":
+        ctx.reply(_("Incident #{number} already has severity {severity}."), number=number, severity=shown)
+        return
+    case_topic.severity_changed(ctx, incident, change, case_topic.the_customer(ctx))
+    lines = [ctx.t(_("Incident #{number} now has severity {severity}."), number=number, severity=shown)]
+    ctx.reply_text("\n".join([*lines, *_when_answered(ctx, incident)]))
+
+
+@command(
+    en="reopen",
+    pt="reabrir",
+    audience=CUSTOMER,
+    args=(Arg("number", "case", label=_("number")),),
+    help=_("reopen an incident resolved in the last 7 days, at no charge"),
+)
+def reopen(ctx: Context, number: int) -> None:
+    incident = incidents.own_incident(ctx.session, ctx.customer, number)
+    if incident is None:
+        ctx.reply(_("You have no incident #{number}."), number=number)
+        return
+    ctx.incident_id = incident.id
+    resolved_on = incident.resolved_at
+    outcome = incidents.customer_reopen(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident)
+    if outcome == "open":
+        ctx.reply(_("Incident #{number} is already open."), number=number)
+    elif outcome == "closed":
+        ctx.reply(
+            _(
+                'Incident #{number} is closed, so it cannot be reopened. To go on, open a new incident: "open <your question>".'
+            ),
+            number=number,
+        )
+    elif outcome == "too_late":
+        assert resolved_on is not None
+        ctx.reply(
+            _(
+                'Incident #{number} was resolved on {date}, more than 7 days ago, so it cannot be reopened at no charge. To go on, open a new incident: "open <your question>" (it uses one credit).'
+            ),
+            number=number,
+            date=format_day(ctx.settings.today(resolved_on), ctx.lang),
+        )
+    else:
+        case_topic.reopened(ctx, incident, case_topic.the_customer(ctx))
+        lines = [ctx.t(_("Incident #{number} is open again, at no charge."), number=number)]
+        ctx.reply_text("\n".join([*lines, *_when_answered(ctx, incident)]))
+
+
 #: In the order `help` lists them.
-COMMANDS = (show_help, open_incident, status, show_credits, close, link, lang)
+COMMANDS = (show_help, open_incident, status, set_severity, reopen, show_credits, close, link, lang)
 
 
 # -- messages that are not commands -----------------------------------------------------
@@ -283,10 +439,10 @@ def add_to_case(ctx: Context, number: int, text: str) -> None:
     if incident is None:
         ctx.reply(_("You have no incident #{number}."), number=number)
         return
-    outcome, added = incidents.add_to_incident(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text)
-    if outcome == "empty":
+    added = incidents.add_to_incident(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text)
+    if added.outcome == "empty":
         ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
-    elif outcome == "finished":
+    elif added.outcome == "finished":
         ctx.reply(
             _(
                 "Incident #{number} is finished, so I kept your message as a draft. Reply open to start a new incident with it."
@@ -294,23 +450,26 @@ def add_to_case(ctx: Context, number: int, text: str) -> None:
             number=number,
         )
     else:
-        _added(ctx, incident, added)
+        _added(ctx, added)
 
 
 def free_text(ctx: Context, text: str) -> None:
     """Any other text: to the one open (or recently resolved) incident; otherwise kept as a draft and asked about."""
     assert ctx.customer is not None
     added = incidents.add_free_text(ctx.session, ctx.settings, ctx.now, _writer(ctx), text)
-    if isinstance(added, Incident):
-        _added(ctx, added, text)
+    if isinstance(added, incidents.AddedTo):
+        _added(ctx, added)
         return
     if added:
-        listing = ", ".join(f"#{i.id} {i.subject}" for i in added[:10])
         ctx.reply(
             _(
-                "You have several open incidents: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or open to start a new one."
+                'You have several open incidents: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
+            )
+            if added[0].state == incidents.OPEN
+            else _(
+                'You have several incidents resolved in the last 7 days: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
             ),
-            listing=listing,
+            listing=_listing(added),
             example=added[0].id,
         )
         return
@@ -345,9 +504,35 @@ def unknown_sender(ctx: Context) -> None:
     )
 
 
-def _added(ctx: Context, incident: Incident, text: str) -> None:
-    _mirror(ctx, incident, text)
-    ctx.reply(_("Added to incident #{number}."), number=incident.id)
+def _added(ctx: Context, added: incidents.AddedTo) -> None:
+    """The text is on the incident (and in its topic); on a resolved one, the customer is asked what next."""
+    incident = added.incident
+    assert incident is not None
+    _mirror(ctx, incident, added.text)
+    if added.outcome == "added":
+        ctx.reply(_("Added to incident #{number}."), number=incident.id)
+        return
+    assert incident.resolved_at is not None
+    until = incidents.reopen_until(incident) if added.outcome == "resolved" else None
+    case_topic.stays_resolved(ctx, incident, until)
+    resolved_on = format_day(ctx.settings.today(incident.resolved_at), ctx.lang)
+    if until is not None:
+        ctx.reply(
+            _(
+                'Added to incident #{number}, which was resolved on {date}: it stays resolved. To reopen it at no charge, reply "reopen {number}" (until {until}). If this is a new, separate issue, reply "open" to open a new incident with your message (it uses one credit).'
+            ),
+            number=incident.id,
+            date=resolved_on,
+            until=format_when(until, ctx.lang, ctx.settings.calendar.tz),
+        )
+    else:
+        ctx.reply(
+            _(
+                'Added to incident #{number}. It was resolved on {date}, more than 7 days ago, so it cannot be reopened at no charge. If the problem is back, reply "open" to open a new incident with your message (it uses one credit).'
+            ),
+            number=incident.id,
+            date=resolved_on,
+        )
 
 
 def _writer(ctx: Context) -> Writer:

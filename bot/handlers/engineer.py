@@ -9,6 +9,8 @@ from adapters.channel import Said
 from adapters.markup import inert
 from bot.commands import Arg, command
 from bot.context import Context
+from bot.handlers import case_topic
+from bot.handlers.customer import SEVERITY_LEVELS
 from bot.i18n import _, format_when, render
 from bot.services import credits, customers, incidents
 from storage.models import Customer, Incident, IncidentState
@@ -143,7 +145,13 @@ def resolve(ctx: Context, number: int, summary: str | None) -> None:
             for part in (
                 render(lang, _("Incident #{number} is resolved."), number=incident.id),
                 summary,
-                render(lang, _("If it is not, just write here within 7 days and it reopens at no charge.")),
+                render(
+                    lang,
+                    _(
+                        'If the problem persists, just write here within 7 days: you can reopen it at no charge with "reopen {number}".'
+                    ),
+                    number=incident.id,
+                ),
             )
             if part
         ),
@@ -160,11 +168,65 @@ def reopen(ctx: Context, number: int) -> None:
     if not incidents.reopen(ctx.session, ctx.settings, ctx.now, ctx.engineer, incident):
         ctx.reply(_("#{number} is already open."), number=number)
         return
-    ctx.reply(
-        _("#{number} is open again; next response due {due}."),
-        number=number,
-        due=format_when(incident.due_at, "en", ctx.settings.calendar.tz),
+    assert incident.due_at is not None
+    _tell_customer(
+        ctx,
+        incident,
+        lambda lang: "\n".join(
+            [
+                render(lang, _("Incident #{number} was reopened by our team."), number=incident.id),
+                render(
+                    lang,
+                    _("We will answer by {due}."),
+                    due=format_when(incident.due_at, lang, ctx.settings.calendar.tz),
+                ),
+            ]
+        ),
     )
+    case_topic.reopened(ctx, incident, inert(ctx.engineer))
+    if ctx.message.kind != "topic":
+        ctx.reply(
+            _("#{number} is open again; next response due {due}."),
+            number=number,
+            due=format_when(incident.due_at, "en", ctx.settings.calendar.tz),
+        )
+
+
+@command(
+    en="severity",
+    pt="gravidade",
+    audience=ENGINEER,
+    args=(CASE, Arg("severity", "choice", choices=SEVERITY_LEVELS, label=_("severity"))),
+    help=_("set the severity: 1 critical, 2 high, 3 normal, 4 low"),
+)
+def set_severity(ctx: Context, number: int, severity: str) -> None:
+    incident = _case(ctx, number)
+    if incident is None:
+        return
+    assert ctx.engineer is not None
+    change = incidents.set_severity(ctx.session, ctx.settings, ctx.now, ctx.engineer, incident, int(severity))
+    shown = case_topic.severity_text("en", incident.severity)
+    if change.outcome == "not_open":
+        ctx.reply(
+            _("#{number} is {state}, not open: reopen it to change its severity."), number=number, state=incident.state
+        )
+        return
+    if change.outcome == "same":
+        ctx.reply(_("#{number} already has severity {severity}."), number=number, severity=shown)
+        return
+    case_topic.severity_changed(ctx, incident, change, inert(ctx.engineer))
+    _tell_customer(
+        ctx,
+        incident,
+        lambda lang: render(
+            lang,
+            _("Our team set the severity of incident #{number} to {severity}."),
+            number=incident.id,
+            severity=case_topic.severity_text(lang, incident.severity),
+        ),
+    )
+    if ctx.message.kind != "topic":
+        ctx.reply(_("#{number} now has severity {severity}."), number=number, severity=shown)
 
 
 def _tell_customer(ctx: Context, incident: Incident, compose: Callable[[str], str]) -> None:
@@ -184,6 +246,7 @@ def case(ctx: Context, number: int) -> None:
     lines = [
         f"**#{incident.id}** {inert(incident.subject)}",
         f"customer: {inert(customer.name) if customer else '?'} · state: {incident.state} · "
+        f"severity: {case_topic.severity_text('en', incident.severity)} · "
         f"chargeable: {'yes' if incident.chargeable else 'no (our bug)'} · assignee: {inert(incident.assignee or '') or '—'}",
         f"opened {format_when(incident.opened_at, 'en', tz)} · due: "
         + (format_when(incident.due_at, "en", tz) if incident.due_at else "—"),
@@ -201,7 +264,7 @@ def case(ctx: Context, number: int) -> None:
     pt="casos",
     audience=ENGINEER,
     args=(Arg("which", "choice", required=False, choices=("open", "mine", "overdue", "unassigned", "all")),),
-    help=_("list cases with their due times"),
+    help=_("list cases by severity, then due time"),
 )
 def list_cases(ctx: Context, which: str | None) -> None:
     which = which or "open"
@@ -210,12 +273,15 @@ def list_cases(ctx: Context, which: str | None) -> None:
         ctx.reply(_("No {which} cases."), which=which)
         return
     tz = ctx.settings.calendar.tz
-    lines = [f"{which} cases:"]
+    lines = [f"{which} cases, by severity, then due time:"]
     for incident in found:
         due = format_when(incident.due_at, "en", tz) if incident.due_at else "—"
         late = " **overdue**" if incident.due_at and incident.due_at < ctx.now else ""
         assignee = inert(incident.assignee or "") or "unassigned"
-        lines.append(f"• #{incident.id} {inert(incident.subject)} · {incident.state} · due {due}{late} · {assignee}")
+        lines.append(
+            f"• #{incident.id} {inert(incident.subject)} · severity {case_topic.severity_text('en', incident.severity)}"
+            f" · {incident.state} · due {due}{late} · {assignee}"
+        )
     ctx.reply_text("\n".join(lines))
 
 
@@ -359,6 +425,7 @@ COMMANDS = (
     bug,
     resolve,
     reopen,
+    set_severity,
     case,
     list_cases,
     customer_add,

@@ -28,16 +28,21 @@ class CaseFilter:
     customer_id: int | None = None
     #: Only open cases whose response was due before this instant.
     overdue_at: datetime | None = None
+    severity: int | None = None
 
 
 @dataclass(frozen=True)
 class CaseListing:
-    cases: list[tuple[Incident, str]]  # newest first, with the customer's name
+    cases: list[tuple[Incident, str]]  # by severity, then due time, then newest first; with the customer's name
     total: int  # how many match, before the limit
 
 
 def list_cases(session: Session, which: CaseFilter, limit: int) -> CaseListing:
-    """The newest `limit` cases matching `which` (newest = highest number), and how many match in all."""
+    """The first `limit` cases matching `which`, and how many match in all.
+
+    In the order cases are worked: by severity, then due time (cases with none last), then
+    newest first (highest number).
+    """
     query = select(Incident, Customer.name).join(Customer, Customer.id == Incident.customer_id)
     if which.state is not None:
         query = query.where(Incident.state == which.state)
@@ -45,8 +50,11 @@ def list_cases(session: Session, which: CaseFilter, limit: int) -> CaseListing:
         query = query.where(Incident.customer_id == which.customer_id)
     if which.overdue_at is not None:
         query = query.where(Incident.state == incidents.OPEN, Incident.due_at < which.overdue_at)
+    if which.severity is not None:
+        query = query.where(Incident.severity == which.severity)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    found = session.execute(query.order_by(Incident.id.desc()).limit(limit)).all()
+    order = (Incident.severity, Incident.due_at.is_(None), Incident.due_at, Incident.id.desc())
+    found = session.execute(query.order_by(*order).limit(limit)).all()
     return CaseListing([(incident, name) for incident, name in found], total)
 
 
@@ -91,6 +99,7 @@ def conversation_markdown(case: Conversation, tz: ZoneInfo) -> str:
         "",
         f"- Customer: {_one_line(case.customer)} (id {incident.customer_id})",
         f"- State: {incident.state}",
+        f"- Severity: {incident.severity} ({incidents.SEVERITIES[incident.severity]})",
         f"- Chargeable: {'yes' if incident.chargeable else 'no'}",
         f"- Assignee: {_one_line(incident.assignee or '—')}",
         f"- Opened: {when(incident.opened_at)}",

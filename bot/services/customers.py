@@ -114,11 +114,14 @@ def redeem_code(session: Session, identity: Identity, code: str, now: datetime) 
         return "invalid"
     row.used_at, row.used_by = now, identity.id
     identity.customer_id = row.customer_id
-    # From now on the customer's language is the one that counts (the account's own is dropped).
-    identity.lang = None
     identity.failed_codes, identity.failed_codes_since = 0, None
     customer = session.get(Customer, row.customer_id)
     assert customer is not None  # foreign key
+    # A language the person chose before linking (`lang pt`) is kept: it becomes the customer's.
+    # From now on the customer's language is the one that counts (the account's own is dropped).
+    if identity.lang is not None:
+        customer.lang = identity.lang
+    identity.lang = None
     return customer
 
 

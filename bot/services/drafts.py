@@ -1,10 +1,23 @@
-"""Drafts: text kept while the bot asks a question (SPEC §2), bounded in size and age.
+"""Drafts: text kept while the bot asks a question (SPEC §2), for the one answer it asked for.
 
-Anyone can write without limit, strangers included; a draft must not grow with
-them (300 DMs of 10,000 characters made a 3 MB draft and every message slower).
-A draft lives a day from its first text: later texts join it only while it is
-fresh and the whole stays within `MAX_CHARS`; otherwise the newest text starts
-a new draft.
+A draft is used only by the answer the bot asked for, never glued onto other text, and
+expires a day after it was kept. What it waits for (`Draft.awaits`):
+
+- `OPEN`: "reply open to open an incident with it" (no incident open, no credit left, a
+  closed incident, a resolved one too old to reopen, after `link`). `open` alone uses it;
+  `open <the same text>` too, once.
+- `EITHER`: "reply #N to add it there, or open to open a new incident with it" (several
+  incidents it may be about, or `open` while an incident is open). `#N` alone or `open`
+  alone uses it; `open` spends a second credit only within `CONFIRM_WINDOW` of the question.
+- `REOPEN`: the text was added to the resolved incident `incident_id`; "reply reopen N to
+  reopen it, or open to open a new incident with it". `reopen N` drops it (the text is on
+  the incident already); `open` alone uses it.
+- `LINK`: what an account not yet linked to a customer wrote; `link CODE` turns it into
+  `OPEN` and the welcome mentions it.
+
+A new question replaces the draft: only the text the latest question was about waits.
+Only a stranger's texts join (nobody asked anything yet): while the draft is fresh and
+stays within `MAX_CHARS` (300 DMs of 10,000 characters must not make a 3 MB draft).
 """
 
 from __future__ import annotations
@@ -15,9 +28,12 @@ from sqlmodel import Session
 
 from storage.models import Draft
 
+OPEN, EITHER, REOPEN, LINK = "open", "either", "reopen", "link"
 #: Twice Zulip's longest message: any one message fits, a flood does not pile up.
 MAX_CHARS = 20_000
 MAX_AGE = timedelta(days=1)
+#: How long "reply open again to open a new incident" holds: later, `open` asks again.
+CONFIRM_WINDOW = timedelta(minutes=15)
 
 
 def current(session: Session, identity_id: int, now: datetime) -> Draft | None:
@@ -30,26 +46,51 @@ def current(session: Session, identity_id: int, now: datetime) -> Draft | None:
     return draft
 
 
-def keep(session: Session, identity_id: int, text: str, now: datetime) -> None:
-    """Add `text` to the draft (see the module docstring for when it starts a new one)."""
+def keep(
+    session: Session, identity_id: int, text: str, now: datetime, awaits: str = OPEN, incident_id: int | None = None
+) -> Draft:
+    """Keep `text` for the answer `awaits`, fresh from now, in place of any earlier draft."""
     draft = session.get(Draft, identity_id)
     text = text[:MAX_CHARS]
     if draft is None:
-        session.add(Draft(identity_id=identity_id, text=text, created_at=now))
-    elif now - draft.created_at >= MAX_AGE or len(draft.text) + 2 + len(text) > MAX_CHARS:
-        draft.text, draft.created_at = text, now
+        draft = Draft(identity_id=identity_id, text=text, created_at=now, awaits=awaits, incident_id=incident_id)
+        session.add(draft)
+    else:
+        draft.text, draft.created_at, draft.awaits, draft.incident_id = text, now, awaits, incident_id
+    return draft
+
+
+def keep_unlinked(session: Session, identity_id: int, text: str, now: datetime) -> None:
+    """An unlinked account's text, for after `link`: joins its fresh draft while the whole fits."""
+    draft = current(session, identity_id, now)
+    if draft is None or draft.awaits != LINK or len(draft.text) + 2 + len(text) > MAX_CHARS:
+        keep(session, identity_id, text, now, LINK)
     else:
         draft.text = f"{draft.text}\n\n{text}"
 
 
-def replace(session: Session, identity_id: int, text: str, now: datetime) -> None:
-    """Make `text` the whole draft, fresh from now."""
-    draft = session.get(Draft, identity_id)
-    text = text[:MAX_CHARS]
-    if draft is None:
-        session.add(Draft(identity_id=identity_id, text=text, created_at=now))
-    else:
-        draft.text, draft.created_at = text, now
+def linked(session: Session, identity_id: int, now: datetime) -> Draft | None:
+    """The account was just linked: its kept text now waits for `open` (fresh from now)."""
+    draft = current(session, identity_id, now)
+    if draft is None or draft.awaits != LINK:
+        return draft
+    draft.awaits, draft.created_at = OPEN, now
+    return draft
+
+
+def opens(draft: Draft | None) -> bool:
+    """Does `open` alone use this draft?"""
+    return draft is not None and draft.awaits in (OPEN, EITHER, REOPEN)
+
+
+def joins_a_case(draft: Draft | None) -> bool:
+    """Does `#N` alone use this draft?"""
+    return draft is not None and draft.awaits == EITHER
+
+
+def confirmed(draft: Draft | None, now: datetime) -> bool:
+    """Was the customer asked, less than `CONFIRM_WINDOW` ago, whether this is a new issue?"""
+    return draft is not None and draft.awaits == EITHER and now - draft.created_at < CONFIRM_WINDOW
 
 
 def discard(session: Session, draft: Draft | None) -> None:

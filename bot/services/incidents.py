@@ -17,10 +17,11 @@ from typing import Literal, NamedTuple
 from sqlalchemy import bindparam, or_, select
 from sqlmodel import Session
 
-from bot.config import Settings
+from bot.config import DEFAULT_SEVERITY, Settings
 from bot.deployment import Deployment
+from bot.i18n import _
 from bot.numbers import is_id
-from bot.policy import NoCredit
+from bot.policy import CreditSummary, NoCredit
 from bot.services import credits, drafts
 from bot.services.outgoing import Direct, Topic
 from storage.db import for_update
@@ -28,8 +29,11 @@ from storage.models import CreditPack, Customer, Identity, Incident, IncidentEve
 
 OPEN, RESOLVED, CLOSED = IncidentState.OPEN, IncidentState.RESOLVED, IncidentState.CLOSED
 SUBJECT_LIMIT = 80
-#: A customer message this soon after a resolution reopens the case at no charge.
+#: The customer may reopen a resolved incident at no charge (`reopen N`) this long after its resolution.
 REOPEN_WINDOW = timedelta(days=7)
+#: Severities (SPEC §1), most urgent first, with their names (msgids: engineers read them in
+#: English, customers in their language).
+SEVERITIES = {1: _("critical"), 2: _("high"), 3: _("normal"), 4: _("low")}
 
 
 @dataclass(frozen=True)
@@ -119,17 +123,19 @@ def open_incident(
     text: str,
     pack_id: int,
     subject_hint: str | None = None,
+    severity: int = DEFAULT_SEVERITY,
 ) -> Incident:
-    """A new incident charged to `pack_id`, with its first message, topic name and due time."""
+    """A new incident charged to `pack_id`, with its first message, topic name, severity and due time."""
     settings = deployment.settings
     incident = Incident(
         customer_id=writer.customer.id,
         pack_id=pack_id,
         subject=subject_from(text, subject_hint),
+        severity=severity,
         opened_at=now,
         updated_at=now,
-        due_at=settings.calendar.due_at(now, settings.response_target),
     )
+    start_clock(settings, now, incident)
     session.add(incident)
     session.flush()
     incident.topic = deployment.case_topic(incident.id, writer.customer.name, incident.subject)
@@ -140,12 +146,18 @@ def open_incident(
     return incident
 
 
+def start_clock(settings: Settings, now: datetime, incident: Incident) -> None:
+    """The team owes an answer from `now`: due within the target of the incident's severity."""
+    incident.clock_from = now
+    incident.due_at = settings.calendar.due_at(now, settings.target_days(incident.severity))
+
+
 def add_message(
     session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str
-) -> bool:
-    """Store a customer message on `incident` and restart the response clock if needed.
+) -> None:
+    """Store a customer message on `incident`; on an open one, start the response clock if it is not running.
 
-    A resolved incident reopens (at no charge): True when it did.
+    A resolved incident stays resolved: only `reopen` opens it again.
     """
     session.add(
         IncidentMessage(
@@ -159,23 +171,29 @@ def add_message(
             created_at=now,
         )
     )
-    reopened = incident.state == RESOLVED
-    if reopened:
-        record(session, incident, writer.identity.address, "reopened by customer", now, to_state=OPEN)
-        incident.resolved_at = None
     # The earliest unanswered message sets the clock: writing again never pushes a due time out.
-    if incident.due_at is None:
-        incident.due_at = settings.calendar.due_at(now, settings.response_target)
+    if incident.state == OPEN and incident.due_at is None:
+        start_clock(settings, now, incident)
     incident.updated_at = now
-    return reopened
 
 
 class Opened(NamedTuple):
     incident: Incident
     #: The pack the credit came from.
     pack: CreditPack
-    #: What the incident opened with: the kept draft, then the text given with `open`.
+    #: What the incident opened with: the text given with `open`, or the draft `open` alone used.
     body: str
+    #: A draft that `open <other text>` did not use (and dropped): the answer says so.
+    dropped_draft: bool = False
+    #: Mention `DESKBOT_URGENT_NOTIFY` (`take_urgent_notice`).
+    urgent: bool = False
+
+
+class AskFirst(NamedTuple):
+    """`open` while incidents are open: nothing charged; the text waits (a draft) for `open` again or `#N`."""
+
+    open_incidents: list[Incident]
+    credits: CreditSummary
 
 
 def open_with_draft(
@@ -185,69 +203,128 @@ def open_with_draft(
     writer: Writer,
     text: str | None,
     subject_hint: str | None = None,
-) -> Opened | NoCredit | None:
-    """`open [text]`: a new incident with the draft and the text, for one credit.
+) -> Opened | AskFirst | NoCredit | None:
+    """`open [text]`: a new incident for one credit, opened with `text`, or, with `open` alone
+    (or `open` and the very text kept), with the draft that waits for `open` (bot.services.drafts).
+    A draft is never glued to other text.
 
-    None when there is nothing to open it with. Without a credit, the draft becomes the
-    whole text (kept for an `open` after buying more) and nothing is charged.
+    None when there is nothing to open it with. With an incident open already, a second credit
+    is spent only when the customer was asked and answered `open` again within
+    `drafts.CONFIRM_WINDOW`; otherwise the text is kept and the customer asked (`AskFirst`).
+    Without a credit the text is kept for an `open` after buying more, and nothing is charged.
     """
-    draft = drafts.current(session, writer.identity.id, now)
-    if not text and draft is None:
+    identity_id = writer.identity.id
+    draft = drafts.current(session, identity_id, now)
+    retyped = draft is not None and bool(text) and " ".join(text.split()) == " ".join(draft.text.split())
+    used = draft if (not text or retyped) and drafts.opens(draft) else None
+    body = used.text if used is not None else text
+    if not body:
         return None
-    body = "\n\n".join(part for part in (draft.text if draft else None, text) if part)
-    charged = credits.take_credit(session, writer.customer.id, deployment.settings.today(now))
+    today = deployment.settings.today(now)
+    already_open = customer_incidents(session, writer.customer.id, (OPEN,))
+    if already_open and not drafts.confirmed(used, now):
+        position = credits.could_open(session, writer.customer.id, today)
+        if isinstance(position, NoCredit):
+            drafts.keep(session, identity_id, body, now, drafts.OPEN)
+            return position
+        drafts.keep(session, identity_id, body, now, drafts.EITHER)
+        return AskFirst(already_open, position)
+    charged = credits.take_credit(session, writer.customer.id, today)
     if isinstance(charged, NoCredit):
-        drafts.replace(session, writer.identity.id, body, now)
+        drafts.keep(session, identity_id, body, now, drafts.OPEN)
         return charged
     drafts.discard(session, draft)
-    return Opened(open_incident(session, deployment, now, writer, body, charged.id, subject_hint), charged, body)
+    incident = open_incident(session, deployment, now, writer, body, charged.id, subject_hint)
+    urgent = take_urgent_notice(deployment.settings, now, incident)
+    return Opened(incident, charged, body, draft is not None and used is None, urgent)
 
 
 class AddedTo(NamedTuple):
-    #: "added"; "empty": no text and no draft; "finished": the incident takes no more messages.
-    outcome: Literal["added", "empty", "finished"]
+    """What became of a customer's text for an incident.
+
+    "added": on an open incident. "resolved": on a resolved one, which stays resolved; the text
+    waits (a draft) for `reopen N` (free until `reopen_until(incident)`) or `open`. "too_late":
+    on one resolved more than `REOPEN_WINDOW` ago; the text waits for `open`. "finished": the
+    incident is closed and takes no more messages; the text waits for `open`. "empty": no text,
+    and no draft waiting for `#N`.
+    """
+
+    outcome: Literal["added", "resolved", "too_late", "finished", "empty"]
     #: What was added (or kept as a draft).
     text: str = ""
+    incident: Incident | None = None
 
 
 def add_to_incident(
     session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str
 ) -> AddedTo:
-    """`#N text` on the writer's own incident: the text is added, or the draft if the text is
-    empty; when the incident no longer takes messages (closed, or resolved too long ago) the
-    text is kept as a draft instead."""
-    draft = drafts.current(session, writer.identity.id, now)
-    if not text and draft is not None:
+    """`#N text` on the writer's own incident (`#N` alone: the draft that waits for it)."""
+    if not text:
+        draft = drafts.current(session, writer.identity.id, now)
+        if not drafts.joins_a_case(draft):
+            return AddedTo("empty")
+        assert draft is not None
         text = draft.text
         drafts.discard(session, draft)
-    if not text:
-        return AddedTo("empty")
-    if not takes_messages(session, incident, now):
-        drafts.keep(session, writer.identity.id, text, now)
-        return AddedTo("finished", text)
-    add_message(session, settings, now, writer, incident, text)
-    return AddedTo("added", text)
+        session.flush()
+    if incident.state == CLOSED:
+        drafts.keep(session, writer.identity.id, text, now, drafts.OPEN)
+        return AddedTo("finished", text, incident)
+    return _add(session, settings, now, writer, incident, text)
 
 
 def add_free_text(
     session: Session, settings: Settings, now: datetime, writer: Writer, text: str
-) -> Incident | list[Incident]:
-    """A message without a command or number: added to the writer's one open (or recently
-    resolved) incident, which is returned; otherwise kept as a draft, and the incidents it
-    might be about are returned (none, or several) for the customer to choose."""
+) -> AddedTo | list[Incident]:
+    """A message without a command or number: added to the writer's one open incident (or, with
+    none open, the one resolved in the last `REOPEN_WINDOW`); otherwise kept as a draft, and the
+    incidents it might be about are returned (none, or several) for the customer to choose."""
     candidates = free_text_candidates(session, writer.customer.id, now)
     if len(candidates) == 1:
-        add_message(session, settings, now, writer, candidates[0], text)
-        return candidates[0]
-    drafts.keep(session, writer.identity.id, text, now)
+        return _add(session, settings, now, writer, candidates[0], text)
+    drafts.keep(session, writer.identity.id, text, now, drafts.EITHER if candidates else drafts.OPEN)
     return candidates
 
 
-def takes_messages(session: Session, incident: Incident, now: datetime) -> bool:
-    """May the customer still write on `incident`? Not once closed, nor resolved past the reopen window."""
+def _add(session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str) -> AddedTo:
+    add_message(session, settings, now, writer, incident, text)
+    if incident.state != RESOLVED:
+        return AddedTo("added", text, incident)
+    if may_reopen(incident, now):
+        drafts.keep(session, writer.identity.id, text, now, drafts.REOPEN, incident.id)
+        return AddedTo("resolved", text, incident)
+    drafts.keep(session, writer.identity.id, text, now, drafts.OPEN)
+    return AddedTo("too_late", text, incident)
+
+
+def reopen_until(incident: Incident) -> datetime | None:
+    """Until when the customer may reopen `incident` at no charge (None unless it is resolved)."""
+    if incident.state != RESOLVED or incident.resolved_at is None:
+        return None
+    return incident.resolved_at + REOPEN_WINDOW
+
+
+def may_reopen(incident: Incident, now: datetime) -> bool:
+    until = reopen_until(incident)
+    return until is not None and now < until
+
+
+def customer_reopen(
+    session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident
+) -> Literal["reopened", "open", "closed", "too_late"]:
+    """`reopen N`: the customer reopens their incident resolved less than `REOPEN_WINDOW` ago, at no
+    charge, with a new due time. A draft that waits for it (its text is on the incident) is dropped."""
+    if incident.state == OPEN:
+        return "open"
     if incident.state == CLOSED:
-        return False
-    return incident.state != RESOLVED or incident in recently_resolved(session, incident.customer_id, now)
+        return "closed"
+    if not may_reopen(incident, now):
+        return "too_late"
+    reopen(session, settings, now, writer.identity.address, incident, "reopened by customer")
+    draft = drafts.current(session, writer.identity.id, now)
+    if draft is not None and draft.awaits == drafts.REOPEN and draft.incident_id == incident.id:
+        drafts.discard(session, draft)
+    return "reopened"
 
 
 class Replied(NamedTuple):
@@ -305,13 +382,51 @@ def resolve(session: Session, now: datetime, engineer: str, incident: Incident, 
     return True
 
 
-def reopen(session: Session, settings: Settings, now: datetime, engineer: str, incident: Incident) -> bool:
+def reopen(
+    session: Session, settings: Settings, now: datetime, actor: str, incident: Incident, action: str = "reopened"
+) -> bool:
     """Reopen a resolved or closed case with a new due time (False when it is open already)."""
     if incident.state == OPEN:
         return False
-    record(session, incident, engineer, "reopened", now, to_state=OPEN)
+    record(session, incident, actor, action, now, to_state=OPEN)
     incident.resolved_at = incident.closed_at = None
-    incident.due_at = settings.calendar.due_at(now, settings.response_target)
+    start_clock(settings, now, incident)
+    return True
+
+
+class SeverityChange(NamedTuple):
+    """What `set_severity` did: "changed", "same" (it had that severity), "not_open" (nothing changed)."""
+
+    outcome: Literal["changed", "same", "not_open"]
+    before: int
+    #: Mention `DESKBOT_URGENT_NOTIFY` now (the case became severity 1; once per case).
+    urgent: bool = False
+
+
+def set_severity(
+    session: Session, settings: Settings, now: datetime, actor: str, incident: Incident, severity: int
+) -> SeverityChange:
+    """Set the severity of an open case. A case waiting on the team gets the due time of the new
+    severity's target, counted from when its clock started (so it may be due at once)."""
+    before = incident.severity
+    if incident.state != OPEN:
+        return SeverityChange("not_open", before)
+    if severity == before:
+        return SeverityChange("same", before)
+    incident.severity = severity
+    if incident.due_at is not None:
+        start = incident.clock_from or now
+        incident.clock_from = start
+        incident.due_at = settings.calendar.due_at(start, settings.target_days(severity))
+    record(session, incident, actor, "severity", now, detail=f"{before} → {severity}")
+    return SeverityChange("changed", before, take_urgent_notice(settings, now, incident))
+
+
+def take_urgent_notice(settings: Settings, now: datetime, incident: Incident) -> bool:
+    """Is `DESKBOT_URGENT_NOTIFY` to be mentioned for `incident` now? Once per case, at severity 1."""
+    if incident.severity != 1 or incident.urgent_notified_at is not None or not settings.urgent_notify:
+        return False
+    incident.urgent_notified_at = now
     return True
 
 
@@ -397,6 +512,7 @@ class IncidentSummary(NamedTuple):
     subject: str
     state: str
     due_at: datetime | None
+    severity: int
 
 
 def latest_incidents(session: Session, customer_id: int, states: tuple[str, ...], limit: int) -> list[IncidentSummary]:
@@ -410,8 +526,9 @@ def latest_incidents(session: Session, customer_id: int, states: tuple[str, ...]
 
 
 def engineer_listing(session: Session, which: str, engineer: str | None, now: datetime, limit: int) -> list[Incident]:
-    """`/cases which`: open (or all) cases, by due time; mine, unassigned and overdue narrow the open ones."""
-    query = select(Incident).order_by(Incident.due_at.is_(None), Incident.due_at, Incident.id)
+    """`/cases which`: open (or all) cases, by severity, then due time (none last), then number;
+    mine, unassigned and overdue narrow the open ones."""
+    query = select(Incident).order_by(Incident.severity, Incident.due_at.is_(None), Incident.due_at, Incident.id)
     if which != "all":
         query = query.where(Incident.state == OPEN)
     if which == "mine":
@@ -446,7 +563,7 @@ _INCIDENTS = (
 )
 _incident = Incident.__table__  # type: ignore[attr-defined]
 _LATEST_INCIDENTS = (
-    select(_incident.c.id, _incident.c.subject, _incident.c.state, _incident.c.due_at)
+    select(_incident.c.id, _incident.c.subject, _incident.c.state, _incident.c.due_at, _incident.c.severity)
     .where(
         _incident.c.customer_id == bindparam("customer_id"), _incident.c.state.in_(bindparam("states", expanding=True))
     )
@@ -456,7 +573,7 @@ _LATEST_INCIDENTS = (
 
 
 def recently_resolved(session: Session, customer_id: int, now: datetime) -> list[Incident]:
-    """Resolved incidents that a message may still reopen at no charge."""
+    """Resolved incidents that the customer may still reopen at no charge."""
     return list(
         session.scalars(
             select(Incident)

@@ -36,7 +36,7 @@ def unknown_writes(session: Session, identity: Identity, text: str, now: datetim
     """An unlinked account wrote `text` (not a command it may use): kept as its draft, for after
     `link`. Is the "I don't know this account" answer due (and so taken now)? Once a day."""
     if text:
-        drafts.keep(session, identity.id, text, now)
+        drafts.keep_unlinked(session, identity.id, text, now)
     last = identity.unknown_notice_at
     if last is not None and now - last < UNKNOWN_NOTICE_EVERY:
         return False

@@ -1,4 +1,5 @@
-"""`deskbot cases list` filters and limits, newest first, and `deskbot cases export` (issue 15, item 8).
+"""`deskbot cases list` filters and limits, in the order cases are worked (by severity, then due time,
+then newest first: issue 13), and `deskbot cases export` (issue 15, item 8).
 
 Cases are made through the real router (the `Desk` harness) at times around the real clock, since
 `--overdue` compares with the time the command runs.
@@ -39,40 +40,59 @@ def _numbers(result) -> list[int]:  # noqa: ANN001
     return [record["number"] for record in json.loads(result.stdout)]
 
 
-def test_list_newest_first_with_filters(cli: Run, three_cases: Desk) -> None:
-    assert _numbers(cli("cases", "list", "--json")) == [3, 2, 1]
+def test_list_by_due_time_with_filters(cli: Run, three_cases: Desk) -> None:
+    # One severity (3): the overdue case first, then the one due later, then the resolved one (no due time).
+    assert _numbers(cli("cases", "list", "--json")) == [1, 3, 2]
     assert _numbers(cli("cases", "list", "--customer", "Beta", "--json")) == [3, 2]
-    acme = json.loads(cli("cases", "list", "--json").stdout)[-1]["customer_id"]
+    acme = json.loads(cli("cases", "list", "--json").stdout)[0]["customer_id"]
     assert _numbers(cli("cases", "list", "--customer", str(acme), "--json")) == [1]
     assert _numbers(cli("cases", "list", "--overdue", "--json")) == [1]
-    assert _numbers(cli("cases", "list", "--state", "open", "--json")) == [3, 1]
+    assert _numbers(cli("cases", "list", "--state", "open", "--json")) == [1, 3]
     assert _numbers(cli("cases", "list", "--state", "open", "--customer", "Beta", "--json")) == [3]
     assert _numbers(cli("cases", "list", "--overdue", "--customer", "Beta", "--json")) == []
 
     text = cli("cases", "list")
     assert text.code == 0, text
-    assert text.stdout.index("Backups fail") < text.stdout.index("Shares are slow") < text.stdout.index("printer")
+    assert text.stdout.index("printer") < text.stdout.index("Backups fail") < text.stdout.index("Shares are slow")
     assert text.stderr == ""
     assert cli("cases", "list", "--overdue", "--customer", "Beta").stdout.startswith("No cases match.")
 
 
+def test_list_by_severity_first(cli: Run, three_cases: Desk) -> None:
+    assert "now has severity 1 (critical)" in three_cases.say("Beta", "severity 3 1")
+    listed = json.loads(cli("cases", "list", "--json").stdout)
+    assert [(r["number"], r["severity"]) for r in listed] == [(3, 1), (1, 3), (2, 3)]
+    assert _numbers(cli("cases", "list", "--severity", "1", "--json")) == [3]
+    assert _numbers(cli("cases", "list", "--severity", "3", "--state", "open", "--json")) == [1]
+    assert _numbers(cli("cases", "list", "--severity", "4", "--json")) == []
+    assert cli("cases", "list", "--severity", "4").stdout.startswith("No cases match.")
+    text = cli("cases", "list").stdout
+    assert "1 (critical)" in text and text.index("Backups fail") < text.index("printer")
+    shown = cli("cases", "show", "3")
+    assert shown.code == 0 and "severity: 1 (critical)" in shown.stdout
+    assert json.loads(cli("cases", "show", "3", "--json").stdout)["severity"] == 1
+    assert "- Severity: 1 (critical)" in cli("cases", "export", "3").stdout
+    assert json.loads(cli("cases", "export", "3", "--json").stdout)["severity"] == 1
+
+
 def test_list_limit(cli: Run, three_cases: Desk) -> None:
-    assert _numbers(cli("cases", "list", "--limit", "2", "--json")) == [3, 2]
+    assert _numbers(cli("cases", "list", "--limit", "2", "--json")) == [1, 3]
     limited = cli("cases", "list", "--limit", "1")
     assert limited.code == 0, limited
-    assert "Backups fail" in limited.stdout and "Shares are slow" not in limited.stdout
-    assert "The newest 1 of 3 cases" in limited.stderr
+    assert "printer" in limited.stdout and "Backups fail" not in limited.stdout
+    assert "The first 1 of 3 cases" in limited.stderr
 
     help_text = " ".join(cli("cases", "list", "--help").stdout.split())
-    assert "newest first" in help_text and "--limit" in help_text and "default: 50" in help_text
-    assert "no --severity yet" in help_text
+    assert "by severity, then the next response due" in help_text and "--limit" in help_text
+    assert "default: 50" in help_text and "--severity" in help_text
 
 
 def test_list_bad_input_is_one_line(cli: Run, three_cases: Desk) -> None:
     assert_one_error_line(cli("cases", "list", "--customer", "Nobody"), "no customer 'Nobody'")
     assert_one_error_line(cli("cases", "list", "--limit", "0"), "--limit", code=2)
     assert_one_error_line(cli("cases", "list", "--limit", "many"), "--limit", code=2)
-    assert_one_error_line(cli("cases", "list", "--severity", "1"), "--severity", code=2)
+    assert_one_error_line(cli("cases", "list", "--severity", "5"), "--severity", code=2)
+    assert_one_error_line(cli("cases", "list", "--severity", "high"), "--severity", code=2)
 
 
 def test_list_default_limit_is_fifty(cli: Run, engine, db_url) -> None:  # noqa: ANN001

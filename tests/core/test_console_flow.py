@@ -47,10 +47,14 @@ def test_customer_opens_writes_engineer_replies_resolves_and_bug_returns_credit(
     assert "no charge" in out
     assert _credits_left(desk, acme) == 3
 
-    # A message within 7 days of the resolution reopens the case without a new credit.
+    # A message within 7 days of the resolution is added but reopens nothing: the customer is
+    # asked, and `reopen 1` reopens the case without a new credit.
     clock.advance(days=2)
     out = desk.say("Acme", "It broke again")
-    assert "Added to incident #1." in out
+    assert "Added to incident #1, which was resolved on" in out and 'reply "reopen 1"' in out
+    with transaction(desk.engine) as s:
+        assert s.get(Incident, 1).state == "resolved"
+    assert "Incident #1 is open again, at no charge." in desk.say("Acme", "reopen 1")
     with transaction(desk.engine) as s:
         assert s.get(Incident, 1).state == "open"
     assert _credits_left(desk, acme) == 3
@@ -94,7 +98,9 @@ def test_plain_text_goes_to_the_only_open_incident_or_asks_which(engine, db_url,
     assert "You have no open incident. Reply open" in out and "5 credits" in out
     out = desk.say("Acme", "open")
     assert "Incident #1 is open: hello, my disk is full" in out
-    desk.say("Acme", "open Second problem")
+    # With an incident open, `open` asks before spending a second credit; `open` again confirms.
+    assert "You already have an open incident: #1" in desk.say("Acme", "open Second problem")
+    assert "Incident #2 is open: Second problem" in desk.say("Acme", "open")
     out = desk.say("Acme", "which one gets this?")
     assert "You have several open incidents: #1" in out and "#2 Second problem" in out
     out = desk.say("Acme", "#2")  # the kept text goes to #2
@@ -248,6 +254,8 @@ def test_status_lists_the_latest_twenty_incidents(engine, db_url, clock):
     desk.customer("Acme", credits=25)
     for n in range(1, 23):
         desk.say("Acme", f"open Question {n}")
+        if n > 1:
+            desk.say("Acme", "open")  # yes, a new, separate issue
     out = desk.say("Acme", "status")
     assert "#22 Question 22" in out and "#3 Question 3" in out
     assert "#2 Question 2" not in out and "#1 Question 1" not in out

@@ -104,7 +104,7 @@ def test_the_console_shows_plain_names_as_inline_code(engine, db_url, clock) -> 
     desk = Desk(engine, db_url, clock)
     acme = desk.customer("Acme", credits=1)
     desk.say("Acme", "open Printer on fire")
-    assert "• #1 `Printer on fire` · open · due " in desk.engineer("/cases")
+    assert "• #1 `Printer on fire` · severity 3 (normal) · open · due " in desk.engineer("/cases")
     assert "**#1** `Printer on fire`\n  customer: `Acme` · state: open" in desk.engineer("/case 1")
     shown = desk.engineer(f"/customer show {acme}")
     assert "**`Acme`** (id 1)" in shown and "accounts: `console:Acme`" in shown

@@ -40,7 +40,7 @@ def test_contacts_case_cases_and_customer_show_post_nothing_active(desk: ZulipDe
     for command, expect in (
         ("/contacts", "Unknown contacts"),
         ("/case 1", "customer:"),
-        ("/cases", "open cases:"),
+        ("/cases", "open cases"),
         ("/customer show 1", "credits left: 1"),
     ):
         fake.post_dm(ENGINEER, command)

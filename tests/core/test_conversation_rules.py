@@ -1,0 +1,292 @@
+"""Conversations as customers live them (issue 13, items 2-4; SPEC §2-§3), through the console desk,
+in English and Portuguese: drafts used only by the answer the bot asked for, a second credit never
+spent without asking, resolved incidents that stay resolved until reopened, and linking that keeps
+the language chosen and mentions what was kept.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bot.i18n import format_day, format_when
+from bot.services import drafts
+from storage.db import transaction
+from storage.models import CreditPack, Customer, Draft, Incident, IncidentMessage
+from tests.desk import Desk
+
+
+def _bodies(desk: Desk, number: int) -> list[str]:
+    with transaction(desk.engine) as s:
+        query = select(IncidentMessage.body).where(IncidentMessage.incident_id == number).order_by(IncidentMessage.id)
+        return list(s.scalars(query))
+
+
+def _incidents(desk: Desk) -> int:
+    with transaction(desk.engine) as s:
+        return s.scalar(select(func.count()).select_from(Incident))
+
+
+def _credits_used(desk: Desk) -> int:
+    with transaction(desk.engine) as s:
+        return sum(s.scalars(select(CreditPack.used)))
+
+
+def _state(desk: Desk, number: int) -> str:
+    with transaction(desk.engine) as s:
+        return s.get(Incident, number).state
+
+
+def _when(desk: Desk, moment, lang: str = "en") -> str:  # noqa: ANN001
+    return format_when(moment, lang, desk.runtime.deployment.settings.calendar.tz)
+
+
+# -- drafts (item 2) --------------------------------------------------------------------
+
+
+def test_a_kept_text_is_never_glued_to_the_text_given_with_open(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=3)
+    assert "to open one with this message" in desk.say("Acme", "thanks, all good now")
+    out = desk.say("Acme", "open NFS broken")
+    assert "Incident #1 is open: NFS broken" in out and "thanks" not in out
+    assert _bodies(desk, 1) == ["NFS broken"]
+    assert "Your earlier message, kept as a draft, was not included" in out
+    assert "[#1 Acme: NFS broken]" in out  # the topic is named after the text given, not the draft
+    # The dropped draft cannot come back with a later `open`.
+    assert "Tell us what the incident is about" in desk.say("Acme", "open")
+
+    desk.customer("Cliente", credits=1, lang="pt")
+    desk.say("Cliente", "obrigado, já está tudo bem")
+    out = desk.say("Cliente", "abrir NFS avariado")
+    assert "O incidente #2 foi aberto: NFS avariado" in out and "não foi incluída" in out
+    assert _bodies(desk, 2) == ["NFS avariado"]
+
+
+def test_open_alone_uses_the_kept_text_it_was_offered_for(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2)
+    desk.say("Acme", "hello, my disk is full")
+    desk.say("Acme", "it is the 4 TB one")  # a new question: only this text waits now
+    out = desk.say("Acme", "open")
+    assert "Incident #1 is open: it is the 4 TB one" in out and "not included" not in out
+    assert _bodies(desk, 1) == ["it is the 4 TB one"]
+    # `#N` alone was not what the bot asked for: nothing is added.
+    desk.engineer("/resolve 1")
+    desk.engineer("/reopen 1")
+    assert "Write your message after the number" in desk.say("Acme", "#1")
+
+
+def test_retyping_open_with_the_same_text_after_no_credit_does_not_add_it_twice(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme")
+    out = desk.say("Acme", "open Backups fail every night")
+    assert "You have no support credits yet." in out and "kept as a draft" in out
+    desk.engineer("/credits grant Acme 2")
+    out = desk.say("Acme", "open Backups fail every night")
+    assert "Incident #1 is open: Backups fail every night" in out and "not included" not in out
+    assert _bodies(desk, 1) == ["Backups fail every night"]
+
+    desk.customer("Cliente", lang="pt")
+    desk.say("Cliente", "abrir As cópias falham")
+    desk.engineer("/credits grant Cliente 1")
+    assert "O incidente #2 foi aberto" in desk.say("Cliente", "abrir  As cópias   falham")  # spacing aside
+    assert _bodies(desk, 2) == ["As cópias falham"]
+
+
+def test_a_draft_expires_after_a_day(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+    desk.say("Acme", "my disk is full")
+    clock.advance(hours=23, minutes=59)
+    with transaction(desk.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Draft)) == 1
+    clock.advance(minutes=2)
+    assert "Tell us what the incident is about" in desk.say("Acme", "open")
+    assert _incidents(desk) == 0 and _credits_used(desk) == 0
+
+
+def test_open_while_an_incident_is_open_asks_before_a_second_credit(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=3)
+    desk.say("Acme", "open NAS does not boot")
+    out = desk.say("Acme", "open The fan is loud")
+    assert "You already have an open incident: #1 NAS does not boot." in out
+    assert 'reply "#1" to add it there' in out
+    assert (
+        'reply "open" again within 15 minutes to open a new incident with it: that uses one more credit (you have 2).'
+        in out
+    )
+    assert _incidents(desk) == 1 and _credits_used(desk) == 1
+
+    # `#1` alone: it was about #1 after all; nothing charged.
+    assert "Added to incident #1." in desk.say("Acme", "#1")
+    assert _bodies(desk, 1) == ["NAS does not boot", "The fan is loud"] and _credits_used(desk) == 1
+
+    # `open` again (alone, or with the same text) within the window: a new incident, one more credit.
+    desk.say("Acme", "open Printer offline")
+    out = desk.say("Acme", "open Printer offline")
+    assert "Incident #2 is open: Printer offline" in out and _credits_used(desk) == 2
+    assert _bodies(desk, 2) == ["Printer offline"]
+
+    # Too late: asked again, nothing charged.
+    desk.say("Acme", "open Scanner jams")
+    clock.advance(minutes=16)
+    out = desk.say("Acme", "open")
+    assert "You already have open incidents: #1 NAS does not boot, #2 Printer offline." in out
+    assert 'reply "#N" (for example "#1")' in out and _credits_used(desk) == 2
+    assert "Incident #3 is open: Scanner jams" in desk.say("Acme", "open")
+
+
+def test_open_while_an_incident_is_open_in_portuguese_and_without_credit(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Cliente", credits=2, lang="pt")
+    desk.say("Cliente", "abrir O NAS não arranca")
+    out = desk.say("Cliente", "abrir A ventoinha faz barulho")
+    assert "Já tem um incidente aberto: #1 O NAS não arranca." in out
+    assert "responda «#1» para a adicionar lá" in out
+    assert (
+        "responda «abrir» novamente nos próximos 15 minutos" in out and "será utilizado mais um crédito (tem 1)." in out
+    )
+    assert "O incidente #2 foi aberto: A ventoinha faz barulho" in desk.say("Cliente", "abrir")
+
+    # No credit left: nothing to confirm, the answer says why and the text is kept.
+    out = desk.say("Cliente", "abrir Terceiro problema")
+    assert "Já utilizou todos os seus créditos de suporte." in out
+    assert "Já tem" not in out and _incidents(desk) == 2
+
+
+def test_several_incidents_the_draft_goes_where_the_customer_says(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=3)
+    desk.say("Acme", "open One")
+    desk.say("Acme", "open Two")
+    desk.say("Acme", "open")
+    out = desk.say("Acme", "which one gets this?")
+    assert "You have several open incidents: #1 One, #2 Two." in out and "(it uses one credit)" in out
+    # The question offered `open`: answering it opens a new incident with the text (one credit).
+    out = desk.say("Acme", "open")
+    assert "Incident #3 is open: which one gets this?" in out
+    assert _credits_used(desk) == 3
+
+
+# -- resolved incidents (item 3) ------------------------------------------------------------
+
+
+def test_a_message_on_a_resolved_incident_is_added_but_does_not_reopen_it(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2)
+    desk.say("Acme", "open Shares are slow")
+    desk.engineer("/reply 1 Fixed the MTU")
+    out = desk.engineer("/resolve 1 MTU")
+    assert 'you can reopen it at no charge with "reopen 1"' in out
+    clock.advance(days=2)
+
+    out = desk.say("Acme", "thanks!")
+    until = _when(desk, clock.now.replace(day=9))  # 7 days after the resolution
+    assert "Added to incident #1, which was resolved on 2 Dec 2026: it stays resolved." in out
+    assert f'To reopen it at no charge, reply "reopen 1" (until {until}).' in out
+    topic = [line for line in out.splitlines() if line.startswith("[#1 ")]
+    assert "wrote:" in topic[0] and out.count("| thanks!") == 1  # shown in its topic
+    assert "The case stays resolved: the customer was asked whether to reopen it" in topic[-1]
+    assert _state(desk, 1) == "resolved" and _bodies(desk, 1)[-1] == "thanks!"
+    with transaction(desk.engine) as s:
+        assert s.get(Incident, 1).due_at is None  # no clock, no overdue warning for a thank-you
+
+    # `reopen 1`: open again at no charge; the customer is told the due time, the topic who reopened it.
+    out = desk.say("Acme", "reopen 1")
+    with transaction(desk.engine) as s:
+        due = s.get(Incident, 1).due_at
+    assert "Incident #1 is open again, at no charge." in out and f"We will answer by {_when(desk, due)}." in out
+    assert "🔁 Reopened by the customer (`Acme`) · severity 3 · response due" in out
+    assert _state(desk, 1) == "open" and _credits_used(desk) == 1
+    assert _bodies(desk, 1).count("thanks!") == 1  # the kept text was on the incident already
+    assert "Tell us what the incident is about" in desk.say("Acme", "open")  # and it is used up
+    assert "Incident #1 is already open." in desk.say("Acme", "reopen 1")
+
+
+def test_after_the_resolved_question_open_starts_a_new_incident_with_the_text(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Cliente", credits=2, lang="pt")
+    desk.say("Cliente", "abrir Partilhas lentas")
+    desk.engineer("/resolve 1")
+    out = desk.say("Cliente", "Agora a impressora não imprime")
+    assert f"Mensagem adicionada ao incidente #1, resolvido em {format_day(clock.now.date(), 'pt')}" in out
+    assert "responda «reabrir 1»" in out and "responda «abrir»" in out
+    out = desk.say("Cliente", "abrir")
+    assert "O incidente #2 foi aberto: Agora a impressora não imprime" in out
+    assert _state(desk, 1) == "resolved"
+
+
+def test_after_seven_days_a_resolved_incident_cannot_be_reopened_for_free(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2)
+    desk.customer("Cliente", credits=2, lang="pt")
+    desk.say("Acme", "open Shares are slow")
+    desk.say("Cliente", "abrir Partilhas lentas")
+    desk.engineer("/resolve 1")
+    desk.engineer("/resolve 2")
+    clock.advance(days=7, minutes=1)
+
+    # Plain text is no longer taken for the old incident; `#1 text` is, and says why it stays shut.
+    assert "You have no open incident." in desk.say("Acme", "hello again")
+    out = desk.say("Acme", "#1 it is slow again")
+    assert "Added to incident #1. It was resolved on 2 Dec 2026, more than 7 days ago" in out
+    assert "cannot be reopened at no charge" in out and 'reply "open"' in out
+    assert "it was resolved more than 7 days ago, so the customer was offered a new one" in out
+    out = desk.say("Acme", "reopen 1")
+    assert "Incident #1 was resolved on 2 Dec 2026, more than 7 days ago, so it cannot be reopened" in out
+    assert _state(desk, 1) == "resolved"
+    assert "Incident #3 is open: it is slow again" in desk.say("Acme", "open")
+
+    out = desk.say("Cliente", "reabrir 2")
+    resolved = format_day(clock.now.date().replace(day=2), "pt")
+    assert f"O incidente #2 foi resolvido em {resolved}, há mais de 7 dias" in out
+    assert "já não pode ser reaberto sem custos" in out
+
+
+def test_an_engineer_reopen_tells_the_customer_and_the_topic_who(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Cliente", credits=1, lang="pt")
+    desk.say("Cliente", "abrir Partilhas lentas")
+    desk.engineer("/resolve 1")
+    desk.say("Cliente", "fechar 1")
+    out = desk.engineer("/reopen 1")
+    with transaction(desk.engine) as s:
+        due = s.get(Incident, 1).due_at
+    assert "O incidente #1 foi reaberto pela nossa equipa." in out
+    assert f"Responderemos até {_when(desk, due, 'pt')}." in out
+    assert "🔁 Reopened by `engineer@console` · severity 3 · response due" in out
+    assert "#1 is open again; next response due" in out  # asked outside the topic: answered too
+    # A closed incident is not the customer's to reopen.
+    desk.say("Cliente", "fechar 1")
+    assert "O incidente #1 está fechado, por isso não pode ser reaberto." in desk.say("Cliente", "reabrir 1")
+
+
+# -- linking (item 4) -------------------------------------------------------------------
+
+
+def test_linking_keeps_the_language_chosen_and_mentions_the_kept_text(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    code = desk.engineer("/customer add Initech").split("Activation code: ")[1].split()[0]
+    desk.engineer("/credits grant Initech 2")
+    desk.say("newcomer", "idioma pt")
+    desk.say("newcomer", "O meu NAS não arranca")
+    out = desk.say("newcomer", f"ligar {code}")
+    assert "Initech!" in out and "Welcome" not in out  # the welcome is in Portuguese
+    assert "Antes da associação, escreveu: «O meu NAS não arranca». Guardei a mensagem durante um dia" in out
+    assert "responda «abrir»" in out
+    with transaction(desk.engine) as s:
+        assert s.scalars(select(Customer.lang).where(Customer.name == "Initech")).one() == "pt"
+    assert "O incidente #1 foi aberto: O meu NAS não arranca" in desk.say("newcomer", "abrir")
+    assert "Os seus incidentes:" in desk.say("newcomer", "estado")
+
+
+def test_linking_in_english_without_a_kept_text(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    code = desk.engineer("/customer add Initech").split("Activation code: ")[1].split()[0]
+    out = desk.say("newcomer", f"link {code}")
+    assert "Welcome, Initech!" in out and "Before linking" not in out
+    with transaction(desk.engine) as s:
+        assert s.scalars(select(Customer.lang).where(Customer.name == "Initech")).one() == "en"
+        assert s.scalar(select(func.count()).select_from(Draft)) == 0
+    assert drafts.CONFIRM_WINDOW.total_seconds() == 15 * 60
