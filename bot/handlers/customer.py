@@ -39,6 +39,16 @@ def show_help(ctx: Context) -> None:
             days=s.response_target,
         )
     )
+    if len(set(s.response_targets.values())) > 1:
+        lines.append(
+            ctx.t(
+                _("Response time by severity, in business days: {targets}."),
+                targets=", ".join(
+                    f"{case_topic.severity_text(ctx.lang, severity)} {days}"
+                    for severity, days in s.response_targets.items()
+                ),
+            )
+        )
     lines.append(ctx.t(_("Documentation: {docs} · Forum: {forum}"), docs=s.docs_url, forum=s.forum_url))
     ctx.reply_text("\n".join(lines))
 

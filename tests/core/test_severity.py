@@ -175,3 +175,19 @@ def test_watcher_notices_name_the_severity(engine, db_url, clock):
     due = _incident(desk, 1).due_at
     assert f"Response target missed: the answer was due {_when(due)}." in desk.out.getvalue()
     assert "(Severity 1, critical.)" in desk.out.getvalue()
+
+
+def test_help_gives_the_response_time_per_severity_when_they_differ(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock, DESKBOT_RESPONSE_TARGET=TARGETS)
+    desk.customer("Acme")
+    desk.customer("Cliente", lang="pt")
+    out = desk.say("Acme", "help")
+    assert "Response time by severity, in business days: 1 (critical) 1, 2 (high) 2, 3 (normal) 2, 4 (low) 3." in out
+    assert "severity <number> <1|2|3|4>" in out and "reopen <number>" in out
+    out = desk.say("Cliente", "ajuda")
+    assert (
+        "Prazo de resposta por gravidade, em dias úteis: 1 (crítica) 1, 2 (alta) 2, 3 (normal) 2, 4 (baixa) 3." in out
+    )
+    assert "gravidade <número> <1|2|3|4> (severity)" in out and "reabrir <número> (reopen)" in out
+    plain = Desk(engine, db_url, clock)
+    assert "by severity" not in plain.say("Acme", "help")
