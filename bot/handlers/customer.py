@@ -9,7 +9,7 @@ from bot.context import Context
 from bot.handlers import case_topic
 from bot.i18n import _, format_day, format_hours, format_when
 from bot.policy import NoCredit, pack_expires_on
-from bot.services import credits, customers, drafts, incidents, strangers
+from bot.services import conversation, credits, customers, drafts, incidents, strangers
 from bot.services.incidents import IncidentSummary, Writer
 from storage.models import Incident
 
@@ -62,7 +62,7 @@ def show_help(ctx: Context) -> None:
     help=_("open a new incident with this text (uses one credit)"),
 )
 def open_incident(ctx: Context, text: str | None) -> None:
-    opened = incidents.open_with_draft(
+    opened = conversation.open_with_draft(
         ctx.session, ctx.deployment, ctx.now, _writer(ctx), text, ctx.message.subject_hint
     )
     if opened is None:
@@ -71,7 +71,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
     if isinstance(opened, NoCredit):
         no_credit_answer(ctx, opened)
         return
-    if isinstance(opened, incidents.AskFirst):
+    if isinstance(opened, conversation.AskFirst):
         _ask_first(ctx, opened)
         return
     incident, charged, body, dropped_draft, urgent = opened
@@ -123,7 +123,7 @@ def _when_answered(ctx: Context, incident: Incident) -> list[str]:
     return lines
 
 
-def _ask_first(ctx: Context, ask: incidents.AskFirst) -> None:
+def _ask_first(ctx: Context, ask: conversation.AskFirst) -> None:
     """`open` while incidents are open: is this about one of them, or a new issue (a second credit)?"""
     first = ask.open_incidents[0]
     if len(ask.open_incidents) == 1:
@@ -411,7 +411,7 @@ def reopen(ctx: Context, number: int) -> None:
         return
     ctx.incident_id = incident.id
     resolved_on = incident.resolved_at
-    outcome = incidents.customer_reopen(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident)
+    outcome = conversation.customer_reopen(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident)
     if outcome == "open":
         ctx.reply(_("Incident #{number} is already open."), number=number)
     elif outcome == "closed":
@@ -449,7 +449,7 @@ def add_to_case(ctx: Context, number: int, text: str) -> None:
     if incident is None:
         ctx.reply(_("You have no incident #{number}."), number=number)
         return
-    added = incidents.add_to_incident(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text)
+    added = conversation.add_to_incident(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text)
     if added.outcome == "empty":
         ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
     elif added.outcome == "finished":
@@ -466,8 +466,8 @@ def add_to_case(ctx: Context, number: int, text: str) -> None:
 def free_text(ctx: Context, text: str) -> None:
     """Any other text: to the one open (or recently resolved) incident; otherwise kept as a draft and asked about."""
     assert ctx.customer is not None
-    added = incidents.add_free_text(ctx.session, ctx.settings, ctx.now, _writer(ctx), text)
-    if isinstance(added, incidents.AddedTo):
+    added = conversation.add_free_text(ctx.session, ctx.settings, ctx.now, _writer(ctx), text)
+    if isinstance(added, conversation.AddedTo):
         _added(ctx, added)
         return
     if added:
@@ -514,7 +514,7 @@ def unknown_sender(ctx: Context) -> None:
     )
 
 
-def _added(ctx: Context, added: incidents.AddedTo) -> None:
+def _added(ctx: Context, added: conversation.AddedTo) -> None:
     """The text is on the incident (and in its topic); on a resolved one, the customer is asked what next."""
     incident = added.incident
     assert incident is not None
@@ -523,7 +523,7 @@ def _added(ctx: Context, added: incidents.AddedTo) -> None:
         ctx.reply(_("Added to incident #{number}."), number=incident.id)
         return
     assert incident.resolved_at is not None
-    until = incidents.reopen_until(incident) if added.outcome == "resolved" else None
+    until = conversation.reopen_until(incident) if added.outcome == "resolved" else None
     case_topic.stays_resolved(ctx, incident, until)
     resolved_on = format_day(ctx.settings.today(incident.resolved_at), ctx.lang)
     if until is not None:

@@ -1,5 +1,8 @@
 """The incident lifecycle (SPEC §1–§3): every transition of a case, and the queries about cases.
 
+What a customer's message does on the way (which incident it joins, the draft kept while
+the bot asks, asking before a second credit, reopening) is bot.services.conversation.
+
 Each transition takes what it needs (the session, the time, who acts, the incident) and
 returns what happened; it writes the case history (`record`) but says nothing: the
 command handlers render the result and say it (bot.services.outgoing). Where a case's
@@ -21,11 +24,10 @@ from bot.config import DEFAULT_SEVERITY, Settings
 from bot.deployment import Deployment
 from bot.i18n import _
 from bot.numbers import is_id
-from bot.policy import CreditSummary, NoCredit
-from bot.services import credits, drafts
+from bot.services import credits
 from bot.services.outgoing import Direct, Topic
 from storage.db import for_update
-from storage.models import CreditPack, Customer, Identity, Incident, IncidentEvent, IncidentMessage, IncidentState
+from storage.models import Customer, Identity, Incident, IncidentEvent, IncidentMessage, IncidentState
 
 OPEN, RESOLVED, CLOSED = IncidentState.OPEN, IncidentState.RESOLVED, IncidentState.CLOSED
 SUBJECT_LIMIT = 80
@@ -175,156 +177,6 @@ def add_message(
     if incident.state == OPEN and incident.due_at is None:
         start_clock(settings, now, incident)
     incident.updated_at = now
-
-
-class Opened(NamedTuple):
-    incident: Incident
-    #: The pack the credit came from.
-    pack: CreditPack
-    #: What the incident opened with: the text given with `open`, or the draft `open` alone used.
-    body: str
-    #: A draft that `open <other text>` did not use (and dropped): the answer says so.
-    dropped_draft: bool = False
-    #: Mention `DESKBOT_URGENT_NOTIFY` (`take_urgent_notice`).
-    urgent: bool = False
-
-
-class AskFirst(NamedTuple):
-    """`open` while incidents are open: nothing charged; the text waits (a draft) for `open` again or `#N`."""
-
-    open_incidents: list[Incident]
-    credits: CreditSummary
-
-
-def open_with_draft(
-    session: Session,
-    deployment: Deployment,
-    now: datetime,
-    writer: Writer,
-    text: str | None,
-    subject_hint: str | None = None,
-) -> Opened | AskFirst | NoCredit | None:
-    """`open [text]`: a new incident for one credit, opened with `text`, or, with `open` alone
-    (or `open` and the very text kept), with the draft that waits for `open` (bot.services.drafts).
-    A draft is never glued to other text.
-
-    None when there is nothing to open it with. With an incident open already, a second credit
-    is spent only when the customer was asked and answered `open` again within
-    `drafts.CONFIRM_WINDOW`; otherwise the text is kept and the customer asked (`AskFirst`).
-    Without a credit the text is kept for an `open` after buying more, and nothing is charged.
-    """
-    identity_id = writer.identity.id
-    draft = drafts.current(session, identity_id, now)
-    retyped = draft is not None and bool(text) and " ".join(text.split()) == " ".join(draft.text.split())
-    used = draft if (not text or retyped) and drafts.opens(draft) else None
-    body = used.text if used is not None else text
-    if not body:
-        return None
-    today = deployment.settings.today(now)
-    already_open = customer_incidents(session, writer.customer.id, (OPEN,))
-    if already_open and not drafts.confirmed(used, now):
-        position = credits.could_open(session, writer.customer.id, today)
-        if isinstance(position, NoCredit):
-            drafts.keep(session, identity_id, body, now, drafts.OPEN)
-            return position
-        drafts.keep(session, identity_id, body, now, drafts.EITHER)
-        return AskFirst(already_open, position)
-    charged = credits.take_credit(session, writer.customer.id, today)
-    if isinstance(charged, NoCredit):
-        drafts.keep(session, identity_id, body, now, drafts.OPEN)
-        return charged
-    drafts.discard(session, draft)
-    incident = open_incident(session, deployment, now, writer, body, charged.id, subject_hint)
-    urgent = take_urgent_notice(deployment.settings, now, incident)
-    return Opened(incident, charged, body, draft is not None and used is None, urgent)
-
-
-class AddedTo(NamedTuple):
-    """What became of a customer's text for an incident.
-
-    "added": on an open incident. "resolved": on a resolved one, which stays resolved; the text
-    waits (a draft) for `reopen N` (free until `reopen_until(incident)`) or `open`. "too_late":
-    on one resolved more than `REOPEN_WINDOW` ago; the text waits for `open`. "finished": the
-    incident is closed and takes no more messages; the text waits for `open`. "empty": no text,
-    and no draft waiting for `#N`.
-    """
-
-    outcome: Literal["added", "resolved", "too_late", "finished", "empty"]
-    #: What was added (or kept as a draft).
-    text: str = ""
-    incident: Incident | None = None
-
-
-def add_to_incident(
-    session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str
-) -> AddedTo:
-    """`#N text` on the writer's own incident (`#N` alone: the draft that waits for it)."""
-    if not text:
-        draft = drafts.current(session, writer.identity.id, now)
-        if not drafts.joins_a_case(draft):
-            return AddedTo("empty")
-        assert draft is not None
-        text = draft.text
-        drafts.discard(session, draft)
-        session.flush()
-    if incident.state == CLOSED:
-        drafts.keep(session, writer.identity.id, text, now, drafts.OPEN)
-        return AddedTo("finished", text, incident)
-    return _add(session, settings, now, writer, incident, text)
-
-
-def add_free_text(
-    session: Session, settings: Settings, now: datetime, writer: Writer, text: str
-) -> AddedTo | list[Incident]:
-    """A message without a command or number: added to the writer's one open incident (or, with
-    none open, the one resolved in the last `REOPEN_WINDOW`); otherwise kept as a draft, and the
-    incidents it might be about are returned (none, or several) for the customer to choose."""
-    candidates = free_text_candidates(session, writer.customer.id, now)
-    if len(candidates) == 1:
-        return _add(session, settings, now, writer, candidates[0], text)
-    drafts.keep(session, writer.identity.id, text, now, drafts.EITHER if candidates else drafts.OPEN)
-    return candidates
-
-
-def _add(session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str) -> AddedTo:
-    add_message(session, settings, now, writer, incident, text)
-    if incident.state != RESOLVED:
-        return AddedTo("added", text, incident)
-    if may_reopen(incident, now):
-        drafts.keep(session, writer.identity.id, text, now, drafts.REOPEN, incident.id)
-        return AddedTo("resolved", text, incident)
-    drafts.keep(session, writer.identity.id, text, now, drafts.OPEN)
-    return AddedTo("too_late", text, incident)
-
-
-def reopen_until(incident: Incident) -> datetime | None:
-    """Until when the customer may reopen `incident` at no charge (None unless it is resolved)."""
-    if incident.state != RESOLVED or incident.resolved_at is None:
-        return None
-    return incident.resolved_at + REOPEN_WINDOW
-
-
-def may_reopen(incident: Incident, now: datetime) -> bool:
-    until = reopen_until(incident)
-    return until is not None and now < until
-
-
-def customer_reopen(
-    session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident
-) -> Literal["reopened", "open", "closed", "too_late"]:
-    """`reopen N`: the customer reopens their incident resolved less than `REOPEN_WINDOW` ago, at no
-    charge, with a new due time. A draft that waits for it (its text is on the incident) is dropped."""
-    if incident.state == OPEN:
-        return "open"
-    if incident.state == CLOSED:
-        return "closed"
-    if not may_reopen(incident, now):
-        return "too_late"
-    reopen(session, settings, now, writer.identity.address, incident, "reopened by customer")
-    draft = drafts.current(session, writer.identity.id, now)
-    if draft is not None and draft.awaits == drafts.REOPEN and draft.incident_id == incident.id:
-        drafts.discard(session, draft)
-    return "reopened"
 
 
 class Replied(NamedTuple):
