@@ -18,8 +18,14 @@ Delivery contract (SPEC §7):
   `Outbound.attempt > 1` a previous attempt may have reached the platform
   before the process died: the channel must make sure it does not deliver the
   text twice (Mastodon: the same Idempotency-Key, and since keys last an
-  hour, first a look for the parts already posted; Zulip: look for the
-  reference among the bot's own recent messages).
+  hour, first a look for the parts already posted; Zulip: a look among the
+  bot's own recent messages to the recipient for the exact content, skipping
+  those the store records for other rows, `Channel.recorded_elsewhere`).
+  Nothing is added to what people read for this: no reference, no markup.
+* A channel may hold back one kind of message for a while
+  (`Channel.held_back`: Zulip holds case-topic posts while the support stream
+  is public). The dispatcher then leaves those rows waiting, in order, and
+  sends the others; the runtime reports the reason as not ready.
 """
 
 from __future__ import annotations
@@ -42,10 +48,10 @@ class Inbound:
     """One message that reached the bot, normalised.
 
     `sender` is the stable identity of the author on this channel, the key a
-    customer record is linked by: a Zulip email, a Mastodon `user@domain`
+    customer record is linked by: a Zulip user id, a Mastodon `user@domain`
     account, a console name. `conversation` is what a reply needs to find the
     conversation again (Mastodon: the status id to reply to; Zulip: the
-    sender's email). `text` is plain text with the bot's own mention removed.
+    sender's user id). `text` is plain text with the bot's own mention removed.
     """
 
     channel: str
@@ -63,8 +69,11 @@ class Inbound:
     case: int | None = None
     #: Human-readable name, for headers and new customer records.
     sender_name: str | None = None
-    #: The platform's immutable user id (Zulip user id), used to pin engineers.
+    #: The platform's immutable user id (Zulip user id, Mastodon account id).
     sender_platform_id: str | None = None
+    #: Keys this sender's identity may be stored under from before `sender` was the key
+    #: (Zulip: the email the message shows): the store re-keys such an identity to `sender`.
+    sender_aliases: tuple[str, ...] = ()
     #: Mastodon spoiler text: a hint for the subject of a new incident.
     subject_hint: str | None = None
     #: A message the customer made public (a non-direct Mastodon mention):
@@ -94,17 +103,13 @@ class Outbound:
     `text` is written by the bot or an engineer and is trusted markup.
     `quote` is untrusted customer text that the channel must render inert
     (Zulip: inside a code fence that no line of it can close).
-    `reference` is a short token unique to this row (for example `dk7f3a`)
-    that a channel without idempotency keys embeds to recognise its own
-    earlier send after a crash.
     """
 
     outbox_id: int
     channel: str
     kind: Kind
     text: str
-    reference: str
-    #: Direct: the recipient's identity on the channel (email, acct, name).
+    #: Direct: the recipient's identity on the channel (Zulip user id, acct, name).
     recipient: str | None = None
     #: Direct: what to reply to (Mastodon status id), if any.
     conversation: str | None = None
@@ -115,6 +120,9 @@ class Outbound:
     attempt: int = 1
     #: Topic: whose words `quote` holds; the channel writes the header line (then `text` is empty).
     said: Said | None = None
+    #: When the row was written: no earlier post can be this row's (a channel without
+    #: idempotency keys looks for its earlier send from then on).
+    written_at: datetime | None = None
 
 
 class ChannelError(Exception):
@@ -174,6 +182,10 @@ class Channel(ABC):
     on_rate_limit_wait: Callable[[float], None] | None = None
     #: Set by the runtime: told why each failed attempt to reach the platform failed.
     on_trouble: Callable[[str], None] | None = None
+    #: Set by the runtime: of the platform ids given, those the store records as sent for outbox
+    #: rows other than the given one. A channel that looks for its own earlier send of a row by
+    #: its content (Zulip) skips them: two rows may say the same words to the same person.
+    recorded_elsewhere: Callable[[Outbound, set[str]], set[str]] | None = None
 
     def report_rate_limit_wait(self, seconds: float) -> None:
         """Channels call this whenever they hold back for a rate limit (for /metrics)."""
@@ -196,6 +208,20 @@ class Channel(ABC):
         `Inbound.case`); the core stores the name with the incident when it opens.
         """
         return f"#{number} {customer}: {subject}"
+
+    def held_back(self) -> dict[Kind, str]:
+        """The kinds of message this channel may not post for now, each with the reason (Zulip: case
+        topics while the support stream is public); empty when everything may be posted.
+
+        The dispatcher leaves rows of a held kind waiting, in order, and sends the others; they go
+        out once the kind is no longer held. The runtime is not ready meanwhile, with the reason.
+        """
+        return {}
+
+    def engineer_name(self, message: Inbound) -> str | None:
+        """The name the sender of `message` works under as an engineer, if this channel knows them
+        as one (Zulip: by user id, from DESKBOT_ENGINEERS); None for anyone else."""
+        return None
 
     def start(self) -> None:
         """Check configuration and credentials; raise PermanentChannelError/TransientChannelError."""

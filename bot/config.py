@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from configparser import ConfigParser
 from configparser import Error as ConfigError
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
@@ -98,6 +99,12 @@ class Settings(BaseSettings):
     def _urgent_notify(cls, value: str) -> str:
         return " ".join(parse_mentions(value))
 
+    @field_validator("engineers")
+    @classmethod
+    def _engineers(cls, value: str) -> str:
+        parse_engineers(value)
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -127,8 +134,14 @@ class Settings(BaseSettings):
         return now.astimezone(self.calendar.tz).date()
 
     @cached_property
+    def engineer_entries(self) -> EngineerEntries:
+        """DESKBOT_ENGINEERS: Zulip user ids, emails and `@group` names (`parse_engineers`)."""
+        return parse_engineers(self.engineers)
+
+    @property
     def engineer_emails(self) -> frozenset[str]:
-        return frozenset(e.strip().lower() for e in self.engineers.split(",") if e.strip())
+        """The emails DESKBOT_ENGINEERS names (lower case)."""
+        return self.engineer_entries.emails
 
     @property
     def zulip_configured(self) -> bool:
@@ -204,6 +217,47 @@ def parse_mentions(text: str) -> list[str]:
         found.append(match.group())
         rest = rest[match.end() :].lstrip(" ,")
     return found
+
+
+@dataclass(frozen=True)
+class EngineerEntries:
+    """DESKBOT_ENGINEERS sorted by kind: who they are is the Zulip channel's to resolve (by user id)."""
+
+    user_ids: frozenset[int] = frozenset()
+    emails: frozenset[str] = frozenset()
+    #: User group names, without the `@` (and without the `*…*` of a group mention).
+    groups: frozenset[str] = frozenset()
+
+
+#: A Zulip user id in DESKBOT_ENGINEERS: ASCII digits, not 0.
+_USER_ID = re.compile(r"[1-9][0-9]{0,17}")
+_EMAIL_ADDRESS = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+
+
+def parse_engineers(text: str) -> EngineerEntries:
+    """`DESKBOT_ENGINEERS`: comma-separated Zulip user ids (`12`), emails (`erin@example.com`) and user
+    groups (`@support-engineers`, or as mentioned, `@*support engineers*`). ValueError names a bad entry."""
+    ids, emails, groups = set(), set(), set()
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        if entry.startswith("@"):
+            name = entry[1:].strip()
+            if name.startswith("*") and name.endswith("*") and len(name) > 2:
+                name = name[1:-1].strip()
+            if not name or "*" in name:
+                raise ValueError(f"expected a user group as @name, got {entry!r}")
+            groups.add(name)
+        elif entry.isascii() and entry.isdigit():
+            if not _USER_ID.fullmatch(entry):
+                raise ValueError(f"expected a Zulip user id (digits), got {entry!r}")
+            ids.add(int(entry))
+        elif _EMAIL_ADDRESS.fullmatch(entry):
+            emails.add(entry.lower())
+        else:
+            raise ValueError(f"expected Zulip user ids, emails or @group names, separated by commas; got {entry!r}")
+    return EngineerEntries(frozenset(ids), frozenset(emails), frozenset(groups))
 
 
 def _zuliprc_key(path: Path) -> str | None:

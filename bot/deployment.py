@@ -11,12 +11,17 @@ from typing import TYPE_CHECKING
 from bot.config import Settings
 
 if TYPE_CHECKING:
-    from adapters.channel import Channel
+    from adapters.channel import Channel, Inbound
 
 
 def plain_topic(number: int, customer: str, subject: str) -> str:
     """A case topic's name where no channel carries case topics (nothing is posted to it)."""
     return f"#{number} {customer}: {subject}"
+
+
+def no_engineer(message: Inbound) -> str | None:
+    """Where no channel carries case topics, nobody is an engineer there."""
+    return None
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,10 @@ class Deployment:
     case_channel: str | None = None
     #: How that channel names the topic of case (number, customer, subject) (`Channel.case_topic`).
     case_topic: Callable[[int, str, str], str] = plain_topic
-    #: Identities, as (channel, address), that are engineers without a Zulip pin (the console's).
+    #: Who the sender of a message on that channel is as an engineer (`Channel.engineer_name`: the
+    #: Zulip channel knows engineers by user id), or None.
+    engineer_of: Callable[[Inbound], str | None] = no_engineer
+    #: Identities, as (channel, address), that are engineers whatever the channel says (the console's).
     trusted_engineers: frozenset[tuple[str, str]] = frozenset()
     #: Per channel: the posts answers to unlinked accounts may use per window, and the
     #: characters one post carries (see `stranger_budgets`). A channel not named is unbounded.
@@ -52,6 +60,7 @@ class Deployment:
             settings=settings,
             case_channel=case_channel.name if case_channel else None,
             case_topic=case_channel.case_topic if case_channel else plain_topic,
+            engineer_of=case_channel.engineer_name if case_channel else no_engineer,
             trusted_engineers=trusted_engineers,
             stranger_budgets=stranger_budgets(channels),
         )

@@ -60,24 +60,19 @@ def backoff_seconds(attempts: int) -> float:
     return random.uniform(0, min(MAX_BACKOFF, 2.0 ** max(attempts - 1, 0)))
 
 
-def reference_for(row_id: int) -> str:
-    """The short token a relayed message carries, to find it again after a crash."""
-    return f"dk{row_id}"
-
-
 def to_outbound(row: Outbox | outbox.NewRow) -> Outbound:
     return Outbound(
         outbox_id=row.id,
         channel=row.channel,
         kind=row.kind,  # type: ignore[arg-type]
         text=row.text,
-        reference=reference_for(row.id),
         recipient=row.recipient,
         conversation=row.conversation,
         topic=row.topic,
         quote=row.quote,
         attempt=row.attempts,
         said=Said(**json.loads(row.said)) if row.said else None,
+        written_at=row.created_at,
     )
 
 
@@ -119,6 +114,16 @@ class Dispatcher:
         self._clear = dict.fromkeys(channels, True)
         #: When the row that last stopped a channel's batch is due again (rows behind it wait as long).
         self._stopped_at: dict[str, datetime] = {}
+
+    def recorded_elsewhere(self, message: Outbound, platform_ids: set[str]) -> set[str]:
+        """`Channel.recorded_elsewhere`: of `platform_ids`, those recorded as sent for other rows."""
+        with transaction(self.engine) as session:
+            return outbox.recorded_for_others(session, message.outbox_id, message.channel, platform_ids)
+
+    def held(self, channel: str) -> dict[str, str]:
+        """The kinds of row `channel` may not post for now, with why (`Channel.held_back`)."""
+        found = self.channels.get(channel)
+        return dict(found.held_back()) if found is not None else {}
 
     def wake(self, channels: set[str] | None = None) -> None:
         """New rows were committed (for `channels`, or any): look now rather than at the next poll."""
@@ -179,6 +184,7 @@ class Dispatcher:
             self._handed[channel].append(messages)
             self._wake[channel].set()
             return 0
+        messages = self._without_held(channel, messages)
         sent, stopped = self._send_batch(channel, messages)
         if stopped:
             self.wake({channel})
@@ -192,6 +198,7 @@ class Dispatcher:
             while handed and len(batch) < HANDED_BATCH:
                 batch.extend(handed.popleft())
             with self._lanes[channel]:
+                batch = self._without_held(channel, batch)
                 if self._clear[channel]:
                     _sent, stopped = self._send_batch(channel, batch)
                     if stopped:
@@ -203,6 +210,22 @@ class Dispatcher:
                     outbox.release(session, ids, self._stopped_at.get(channel, self.clock()))
                 self._unhold(channel, ids)
                 self._due[channel] = True
+
+    def _without_held(
+        self, channel: str, batch: list[tuple[Outbound, datetime, int | None]]
+    ) -> list[tuple[Outbound, datetime, int | None]]:
+        """`batch` less the rows of kinds the channel holds back for now: those go back to the store,
+        due at once, to be claimed in their order once the channel posts them again."""
+        held = self.held(channel)
+        if not held:
+            return batch
+        back = [m.outbox_id for m, _c, _i in batch if m.kind in held]
+        if back:
+            with transaction(self.engine) as session:
+                outbox.release(session, back, self.clock())
+            self._unhold(channel, back)
+            self._due[channel] = True
+        return [item for item in batch if item[0].kind not in held]
 
     def drain(self, channel: str, batch_size: int = 20) -> int:
         """Send every due row of `channel` once; return how many were sent.
@@ -216,8 +239,9 @@ class Dispatcher:
         with self._lanes[channel]:
             while True:
                 now = self.clock()
+                held = self.held(channel)
                 with transaction(self.engine) as session:
-                    rows = outbox.claim(session, channel, now, limit=batch_size)
+                    rows = outbox.claim(session, channel, now, limit=batch_size, held=list(held))
                     batch = [(to_outbound(r), r.created_at, r.incident_id) for r in rows]
                 done, stopped = self._send_batch(channel, batch)
                 sent += done
@@ -225,7 +249,7 @@ class Dispatcher:
                     # A short batch was everything that was due; rows written meanwhile wake us again.
                     if not stopped and not self._clear[channel]:
                         with transaction(self.engine) as session:
-                            self._clear[channel] = not outbox.has_pending(session, channel)
+                            self._clear[channel] = not outbox.has_pending(session, channel, held=list(held))
                     return sent
 
     def _send_batch(self, channel: str, batch: list[tuple[Outbound, datetime, int | None]]) -> tuple[int, bool]:

@@ -23,7 +23,7 @@ from bot.deployment import Deployment
 from bot.handlers import customer as customer_handlers
 from bot.i18n import _
 from bot.numbers import MAX_DIGITS, whole_number
-from bot.services import customers, engineers, strangers
+from bot.services import customers, strangers
 from bot.services.outgoing import Outgoing
 from storage.outbox import NewRow
 
@@ -48,7 +48,9 @@ class Router:
     def handle(self, session: Session, message: Inbound, now: datetime, leased: str | None = None) -> Handled:
         """Handle `message` in the caller's transaction; `leased`: the channel whose rows go to
         the caller to send right after the commit (see bot.services.outgoing)."""
-        identity, customer = customers.identify(session, message.channel, message.sender, message.sender_name, now)
+        identity, customer = customers.identify(
+            session, message.channel, message.sender, message.sender_name, now, message.sender_aliases
+        )
         ctx = Context(
             session=session,
             message=message,
@@ -59,15 +61,13 @@ class Router:
             commands=self.commands,
             customer=customer,
         )
-        engineer = self._engineer(session, message, now)
-        if customer is None and engineer in (None, "mismatch"):
+        engineer = self._engineer(message)
+        if customer is None and engineer is None:
             # Answers after a successful `link` are the customer's and pass free.
             ctx.answer_gate = lambda text: (
                 ctx.customer is not None or strangers.may_answer(session, self.deployment, identity, text, now)
             )
-        if engineer == "mismatch":
-            self._refuse_unpinned(ctx)
-        elif engineer:
+        if engineer:
             ctx.engineer = engineer
             self._engineer_message(ctx)
         elif message.kind == "topic":
@@ -81,32 +81,14 @@ class Router:
 
     # -- engineers -------------------------------------------------------------
 
-    def _engineer(self, session: Session, message: Inbound, now: datetime) -> str | None:
-        """The engineer's email if the sender is one; 'mismatch' if the email is pinned to another account."""
+    def _engineer(self, message: Inbound) -> str | None:
+        """The name the sender works under if they are an engineer: the channel that carries the case
+        topics knows its engineers (Zulip: by user id, never by the email a message shows)."""
         if (message.channel, message.sender) in self.deployment.trusted_engineers:
             return message.sender
-        if message.channel != self.deployment.case_channel or message.channel == "console":
+        if message.channel != self.deployment.case_channel:
             return None
-        email = message.sender.lower()
-        if email not in self.deployment.settings.engineer_emails:
-            return None
-        if message.sender_platform_id is None:
-            return email
-        if not engineers.pinned_to(session, email, message.sender_platform_id, now):
-            return "mismatch"
-        return email
-
-    def _refuse_unpinned(self, ctx: Context) -> None:
-        """Say why a listed email is refused; its talk in a topic (no slash command) gets no answer."""
-        _word, _rest, slash = split_command(ctx.message.text)
-        if ctx.message.kind == "topic" and not slash:
-            return
-        ctx.reply(
-            _(
-                "You are not authorised to run engineer commands: {email} is pinned to another Zulip account (the first one that wrote with it). If that is wrong, an operator can reset the pin with: deskbot engineers unpin {email}"
-            ),
-            email=ctx.message.sender.lower(),
-        )
+        return self.deployment.engineer_of(message)
 
     def _engineer_message(self, ctx: Context) -> None:
         word, rest, slash = split_command(ctx.message.text)

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.engine import Engine
 
@@ -35,6 +35,9 @@ from storage.leases import ChannelLease
 
 log = logging.getLogger("deskbot.runtime")
 
+if TYPE_CHECKING:
+    from adapters.zulip import ZulipChannel
+
 Clock = Callable[[], datetime]
 #: How often a replica without a channel's lease checks whether it can take over.
 LEASE_RETRY_SECONDS = 2.0
@@ -52,19 +55,25 @@ class NoChannelConfigured(Exception):
 
 def build_channels(settings: Settings) -> list[Channel]:
     """The platform channels the settings switch on (Zulip, Mastodon)."""
+def zulip_channel(settings: Settings) -> ZulipChannel:
+    """The Zulip channel as the settings describe it (they must switch it on)."""
+    from adapters.zulip import ZulipChannel
+
+    return ZulipChannel(
+        site=settings.zulip_site,
+        email=settings.zulip_email,
+        api_key=settings.zulip_api_key.get_secret_value() if settings.zulip_api_key else None,
+        config_file=str(settings.zulip_config) if settings.zulip_config else None,
+        stream=settings.zulip_stream,
+        engineer_ids=settings.engineer_entries.user_ids,
+        engineer_emails=settings.engineer_entries.emails,
+        engineer_groups=settings.engineer_entries.groups,
+    )
+
+
     channels: list[Channel] = []
     if settings.zulip_configured:
-        from adapters.zulip import ZulipChannel
-
-        channels.append(
-            ZulipChannel(
-                site=settings.zulip_site,
-                email=settings.zulip_email,
-                api_key=settings.zulip_api_key.get_secret_value() if settings.zulip_api_key else None,
-                config_file=str(settings.zulip_config) if settings.zulip_config else None,
-                stream=settings.zulip_stream,
-            )
-        )
+        channels.append(zulip_channel(settings))
     if settings.mastodon_configured:
         from adapters.mastodon import MastodonChannel
 
@@ -126,6 +135,7 @@ class Runtime:
             channel.on_trouble = lambda reason, name=name: self.health.trouble(name, reason)
             self._channel_up(name, False)  # until it has started
 
+            channel.recorded_elsewhere = self.dispatcher.recorded_elsewhere
     def _count_handled(self, channel: str, handled: Handled) -> None:
         self.metrics.messages_in.labels(channel).inc()
         for event, value in handled.events:
@@ -152,7 +162,8 @@ class Runtime:
         self.metrics.channel_up.labels(channel).set(1 if up else 0)
 
     def ready(self) -> tuple[bool, str]:
-        """Database reachable and every configured channel connected (by this process or a replica)."""
+        """Database reachable, every configured channel connected (by this process or a replica) and
+        allowed to post everything (`Channel.held_back`: not while the support stream is public)."""
         try:
             ping(self.engine)
         except Exception as exc:  # noqa: BLE001 — any failure means not ready
@@ -164,6 +175,14 @@ class Runtime:
             return False, "; ".join(f"{name} {why}" for name, why in down.items())
         waiting = [n for n, c in self.channels.items() if n in self.receiving and not c.connected]
         if waiting:
+        held = [
+            f"{name} holds back {kind} messages: {why}"
+            for name, channel in self.channels.items()
+            if name in self._started
+            for kind, why in channel.held_back().items()
+        ]
+        if held:
+            return False, "; ".join(held)
             return False, "not connected: " + ", ".join(waiting)
         return True, "ready"
 
@@ -300,7 +319,9 @@ class Runtime:
 
     def _pending(self) -> bool:
         with transaction(self.engine) as session:
-            return outbox.has_due(session, list(self.channels), self.clock())
+            return outbox.has_due(session, list(self.channels), self.clock(), held=held)
+        """Is anything due that may be sent now (rows a channel holds back wait for the next start)?"""
+        held = [(name, kind) for name in self.channels for kind in self.dispatcher.held(name)]
 
 
 def upgrade_engine(engine: Engine) -> None:

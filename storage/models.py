@@ -150,14 +150,6 @@ class StrangerAnswers(SQLModel, table=True):
     used: int = 0
 
 
-class EngineerPin(SQLModel, table=True):
-    """An engineer's email pinned to the platform user id first seen with it."""
-
-    email: str = Field(primary_key=True, sa_type=Bounded(ADDRESS, key=True))
-    platform_user_id: str = Field(max_length=64)
-    pinned_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
-
-
 class CreditPack(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # customer_id: packs of one customer (every entitlement check).
@@ -283,6 +275,8 @@ class Outbox(SQLModel, table=True):
     __table_args__ = (
         # the dispatcher: next pending rows of a channel whose time has come.
         sa.Index("ix_outbox_channel_state_next", "channel", "state", "next_attempt_at"),
+        # a Zulip send retried after a crash: the messages recorded for other rows of its conversation.
+        sa.Index("ix_outbox_conversation", "channel", "recipient", "topic"),
         # /metrics: depth and age of what is pending (sent rows pile up; keep them out of the index).
         sa.Index(
             "ix_outbox_pending_created",

@@ -16,6 +16,7 @@ holds no secret that was already delivered.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -100,14 +101,19 @@ def enqueue(
     return NewRow(id=row_id, **values)
 
 
-def claim(session: Session, channel: str, now: datetime, limit: int = 20) -> list[Outbox]:
-    """Due pending rows of `channel`, oldest first, leased to the caller (commit to take them)."""
+def claim(session: Session, channel: str, now: datetime, limit: int = 20, held: Collection[str] = ()) -> list[Outbox]:
+    """Due pending rows of `channel`, oldest first, leased to the caller (commit to take them).
+
+    `held`: kinds of row the channel may not post for now; they stay pending, in their order.
+    """
     query = (
         select(Outbox)
         .where(Outbox.channel == channel, Outbox.state == "pending", Outbox.next_attempt_at <= now)
         .order_by(Outbox.id)
         .limit(limit)
     )
+    if held:
+        query = query.where(Outbox.kind.not_in(list(held)))
     rows = list(session.scalars(for_update(query, session, skip_locked=True)))
     for row in rows:
         row.attempts += 1
@@ -184,17 +190,43 @@ def mark_failed(session: Session, row_id: int, error: str) -> Outbox | None:
     return row
 
 
-def has_due(session: Session, channels: list[str], now: datetime) -> bool:
-    """Is any row of `channels` due to be sent now?"""
+def has_due(session: Session, channels: list[str], now: datetime, held: Collection[tuple[str, str]] = ()) -> bool:
+    """Is any row of `channels` due to be sent now? `held`: (channel, kind) pairs that may not be sent for now."""
     query = select(Outbox.id).where(
         Outbox.state == "pending", Outbox.channel.in_(channels), Outbox.next_attempt_at <= now
     )
+    for channel, kind in held:
+        query = query.where(~((Outbox.channel == channel) & (Outbox.kind == kind)))
     return session.execute(query.limit(1)).first() is not None
 
 
-def has_pending(session: Session, channel: str) -> bool:
-    """Is any row of `channel` still to be sent (due or waiting for a retry)?"""
+def recorded_for_others(session: Session, row: int, channel: str, platform_ids: set[str]) -> set[str]:
+    """Of `platform_ids`, those recorded as sent for rows of `channel` other than `row`, to the same
+    recipient or topic as `row` (a channel looking for its own earlier send by content skips them).
+
+    Reads the platform ids of the rows sent in that one conversation (`ix_outbox_conversation`).
+    """
+    this = session.get(Outbox, row)
+    if this is None or not platform_ids:
+        return set()
+    query = select(Outbox.platform_ids).where(
+        Outbox.channel == channel,
+        Outbox.recipient == this.recipient if this.recipient is not None else Outbox.recipient.is_(None),
+        Outbox.topic == this.topic if this.topic is not None else Outbox.topic.is_(None),
+        Outbox.state == "sent",
+        Outbox.id != row,
+    )
+    found: set[str] = set()
+    for (ids,) in session.execute(query):
+        found.update(json.loads(ids or "[]"))
+    return found & platform_ids
+
+
+def has_pending(session: Session, channel: str, held: Collection[str] = ()) -> bool:
+    """Is any row of `channel` still to be sent (due or waiting for a retry), not of a `held` kind?"""
     query = select(Outbox.id).where(Outbox.channel == channel, Outbox.state == "pending").limit(1)
+    if held:
+        query = query.where(Outbox.kind.not_in(list(held)))
     return session.execute(query).first() is not None
 
 

@@ -4,9 +4,11 @@
 adapter (see `adapters`): `startup` (the account and the support stream),
 `receive` (register / catch-up / long-poll loop), `inbound` (messages to
 `Inbound`), `outbound` (rows posted as messages), `reconcile` (the parts a
-retried row already posted), `compose` (message bodies: fences, references,
-splitting), `transport` (clients, errors, retries), `pacing` (rate limits)
-and `state` (what the adapter knows about the server and the support stream).
+retried row already posted, found by their content), `compose` (message
+bodies: fences, splitting), `transport` (clients, errors, retries), `pacing`
+(rate limits), `state` (what the adapter knows about the server and the
+support stream) and `directory` (the engineers, by user id: DESKBOT_ENGINEERS
+resolved, user groups kept current).
 """
 
 from .channel import ZulipChannel, ZulipTuning

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -12,7 +14,9 @@ import zulip
 from adapters.backoff import Backoff
 from adapters.channel import (
     Channel,
+    Inbound,
     InboundSink,
+    Kind,
     Outbound,
     PermanentChannelError,
     PermanentSendError,
@@ -22,10 +26,11 @@ from adapters.channel import (
 from adapters.topics import case_topic_name
 
 from .compose import DEFAULT_MAX_MESSAGE_LENGTH, MAX_TOPIC_LENGTH
+from .directory import Engineers
 from .outbound import MessagePoster
 from .pacing import RateBudget
 from .receive import Receiver
-from .startup import check_account, check_support_stream
+from .startup import check_account, check_support_stream, find_user_id
 from .state import ServerState
 from .transport import Credentials, Transport, ZulipApiError, ZulipUnavailable, load_credentials
 
@@ -54,6 +59,9 @@ class ZulipTuning:
     lookup_depth: int = 100
     #: Until the server says otherwise (`POST /register`).
     max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH
+    #: Without a live event queue (another replica receives), how old the support stream's privacy
+    #: may be before it is looked up again: case-topic posts never go to a stream made public.
+    privacy_max_age: float = 15.0
 
 
 class ZulipChannel(Channel):
@@ -61,7 +69,9 @@ class ZulipChannel(Channel):
 
     Give either `api_key` (with `site` and `email`) or `config_file` (a
     zuliprc; explicit values override it). `stream` is the private stream
-    that carries the case topics. `tuning` holds the knobs (`ZulipTuning`).
+    that carries the case topics. `engineers` are DESKBOT_ENGINEERS: user ids,
+    emails and user group names (`directory.Engineers`). `tuning` holds the
+    knobs (`ZulipTuning`).
     """
 
     name: ClassVar[str] = "zulip"
@@ -79,6 +89,9 @@ class ZulipChannel(Channel):
         api_key: str | None = None,
         config_file: str | None = None,
         stream: str = "support",
+        engineer_ids: Iterable[int] = (),
+        engineer_emails: Iterable[str] = (),
+        engineer_groups: Iterable[str] = (),
         tuning: ZulipTuning = ZulipTuning(),
     ) -> None:
         try:
@@ -88,6 +101,7 @@ class ZulipChannel(Channel):
             self._credentials, self._config_error = None, str(exc)
         self.tuning = tuning
         self.state = ServerState(stream_name=stream, max_message_length=tuning.max_message_length)
+        self.engineers = Engineers(engineer_ids, engineer_emails, engineer_groups)
         self._budget = RateBudget()
         self._transport: Transport | None = None
         self._tx: zulip.Client | None = None
@@ -95,6 +109,8 @@ class ZulipChannel(Channel):
         self._started = False
         self._receiver: Receiver | None = None
         self._poster: MessagePoster | None = None
+        #: Held while a background look-up of the support stream's privacy runs (one at a time).
+        self._refreshing = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ZulipChannel({self._credentials!r}, stream={self.state.stream_name!r})"
@@ -105,36 +121,48 @@ class ZulipChannel(Channel):
         return case_topic_name(number, customer, subject, MAX_TOPIC_LENGTH)
 
     # -- start-up ---------------------------------------------------------------------
-    def start(self) -> None:
-        """Check credentials and the support stream; one clear line on failure."""
+    def _connect(self) -> tuple[Transport, zulip.Client]:
+        """The transport and the sending client, built once (called with `_tx_lock` held)."""
         if self._config_error is not None:
             raise PermanentChannelError(self._config_error)
         assert self._credentials is not None
-        site = self._credentials.site
+        transport = self._transport or Transport(
+            self._credentials,
+            request_timeout=self.tuning.request_timeout,
+            budget=self._budget,
+            on_rate_wait=self.report_rate_limit_wait,
+        )
+        self._transport = transport
+        try:
+            self._tx = self._tx or transport.new_client()
+        except ValueError as exc:
+            raise PermanentChannelError(str(exc)) from None
+        except ZulipUnavailable as exc:
+            raise TransientChannelError(f"Zulip at {self._credentials.site} is unreachable: {exc}") from None
+        return transport, self._tx
+
+    def start(self) -> None:
+        """Check credentials and the support stream, resolve the engineers' emails; one clear line on failure."""
         with self._tx_lock:
-            transport = self._transport or Transport(
-                self._credentials,
-                request_timeout=self.tuning.request_timeout,
-                budget=self._budget,
-                on_rate_wait=self.report_rate_limit_wait,
-            )
-            self._transport = transport
+            transport, client = self._connect()
+            assert self._credentials is not None
+            site = self._credentials.site
             try:
-                self._tx = self._tx or transport.new_client()
-                check_account(transport, self._tx, self._credentials, self.state)
-                check_support_stream(transport, self._tx, self.state)
-            except ValueError as exc:
-                raise PermanentChannelError(str(exc)) from None
+                check_account(transport, client, self._credentials, self.state)
+                check_support_stream(transport, client, self.state)
+                self.engineers.resolve_emails(lambda email: find_user_id(transport, client, email))
             except ZulipUnavailable as exc:
                 raise TransientChannelError(f"Zulip at {site} is unreachable: {exc}") from None
             self._poster = self._poster or MessagePoster(
                 transport,
-                self._tx,
+                client,
                 self.state,
                 self._tx_lock,
                 retry=self.tuning.send_retry,
                 max_rate_wait=self.tuning.max_rate_wait,
                 lookup_depth=self.tuning.lookup_depth,
+                recorded_elsewhere=lambda: self.recorded_elsewhere,
+                topics_held=self._topics_held,
             )
         self._started = True
         log.info(
@@ -159,6 +187,7 @@ class ZulipChannel(Channel):
             page_size=self.tuning.catch_up_page,
             poll_timeout=self.tuning.poll_timeout,
             on_trouble=self.report_trouble,
+            engineers=self.engineers,
         )
         self._receiver = receiver
         try:
@@ -174,6 +203,80 @@ class ZulipChannel(Channel):
     @property
     def connected(self) -> bool:
         return self._receiver is not None and self._receiver.connected
+
+    def engineer_name(self, message: Inbound) -> str | None:
+        """By the sender's user id (`directory.Engineers`), never by the email the message shows."""
+        if message.channel != self.name or message.sender_platform_id is None:
+            return None
+        shown = str(message.raw.get("sender_email") or "")
+        return self.engineers.name_of(int(message.sender_platform_id), shown)
+
+    # -- the support stream's privacy ----------------------------------------------------
+    def held_back(self) -> dict[Kind, str]:
+        """Case topics, while the support stream is not private (SPEC §3).
+
+        The privacy is learnt from the event queue; where no queue of this process listens (another
+        replica receives, or Zulip is unreachable) it is looked up again, in the background, once
+        the last word is `privacy_max_age` seconds old (and right before a case-topic post, see
+        `_topics_held`), so that this never waits for the network.
+        """
+        if self._privacy_stale():
+            self._refresh_in_background()
+        problem = self.state.privacy_problem()
+        return {"topic": problem} if problem else {}
+
+    def _topics_held(self) -> str | None:
+        """Why case-topic posts are held back, looked up first if the last word is stale (before a post)."""
+        if self._privacy_stale():
+            self._refresh_privacy()
+        return self.state.privacy_problem()
+
+    def _privacy_stale(self) -> bool:
+        return (
+            self._started
+            and not self.connected
+            and time.monotonic() - self.state.privacy_checked_at >= self.tuning.privacy_max_age
+        )
+
+    def _refresh_in_background(self) -> None:
+        if self._refreshing.acquire(blocking=False):
+            threading.Thread(target=self._refresh_then_release, name="zulip-privacy", daemon=True).start()
+
+    def _refresh_then_release(self) -> None:
+        try:
+            self._refresh_privacy()
+        finally:
+            self._refreshing.release()
+
+    def _refresh_privacy(self) -> None:
+        """`GET /users/me/subscriptions`: the support stream's flags now (failures keep the last word)."""
+        with self._tx_lock:
+            transport, client = self._transport, self._tx
+            if transport is None or client is None:
+                return
+            try:
+                subscriptions = transport.call(client, "GET", "users/me/subscriptions", timeout=5.0)
+            except (ZulipApiError, ZulipUnavailable) as exc:
+                log.debug("cannot look up the support stream's privacy: %s", exc)
+                return
+        self.state.apply_subscriptions(subscriptions.get("subscriptions", []))
+
+    # -- accounts --------------------------------------------------------------------------
+    def user_id_of(self, email: str) -> int | None:
+        """The Zulip user id of the account `email` names, where Zulip shows the bot that address
+        (`deskbot customers add --zulip-email`); None where it does not (the organisation restricts
+        email visibility, or there is no such account).
+
+        Raises PermanentChannelError (configuration, credentials) or TransientChannelError (unreachable).
+        """
+        with self._tx_lock:
+            transport, client = self._connect()
+            assert self._credentials is not None
+            try:
+                check_account(transport, client, self._credentials, self.state)
+                return find_user_id(transport, client, email)
+            except ZulipUnavailable as exc:
+                raise TransientChannelError(f"Zulip at {self._credentials.site} is unreachable: {exc}") from None
 
     # -- sending ----------------------------------------------------------------------
     def send(self, message: Outbound) -> list[str]:

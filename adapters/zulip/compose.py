@@ -12,9 +12,10 @@ Rules (SPEC §3, NOTES §3 and §5):
   does that) a fixed fence of 17 tildes with every quoted line made only of fence
   characters indented four spaces, which no Markdown dialect reads as a fence.
   A fence as long as the text would leave no room for the text in a part.
-* Every part ends with the row's reference in inline code, e.g. `ref dk12`
-  or `ref dk12 2/3`: unobtrusive, immune to linkifiers and mentions, and what
-  `find_reference` looks for after a crash.
+* Nothing else is added: no reference token, no marker of any kind. A body
+  is a pure function of the row (and the server's `max_message_length`), so
+  after a crash the bot recognises its own earlier send by the exact content
+  (`as_stored`: what the server keeps of a body), see `reconcile`.
 * Bodies longer than the server's `max_message_length` are split at line
   boundaries (hard-split only for a line longer than a part); a fence open at
   a split is closed at the end of the part and reopened in the next. The
@@ -44,7 +45,6 @@ GUARDED_FENCE = "~" * (MAX_FENCE + 1)
 #: What makes a quoted line that could be read as a fence inert: four spaces of indentation.
 GUARD = "    "
 
-_REF_LINE = re.compile(r"^`ref (?P<ref>[A-Za-z0-9._-]+)(?: (?P<part>\d+)/(?P<total>\d+))?`$")
 _FENCE_OPEN = re.compile(r"^ {0,3}(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _RUNS = {"`": re.compile(r"`+"), "~": re.compile(r"~+")}
 
@@ -93,24 +93,10 @@ def guard_line(line: str) -> str:
     return GUARD + line if is_fence_only(line) else line
 
 
-def safe_reference(reference: str) -> str:
-    """The reference as it is written into messages: [A-Za-z0-9._-] only."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]", "", reference)
-    return cleaned or "x"
-
-
-def reference_line(reference: str, part: int, total: int) -> str:
-    ref = safe_reference(reference)
-    return f"`ref {ref}`" if total == 1 else f"`ref {ref} {part}/{total}`"
-
-
-def find_reference(content: str) -> tuple[str, int] | None:
-    """(reference, part number) from a message body this module wrote, else None."""
-    last = content.rstrip().rsplit("\n", 1)[-1].strip()
-    m = _REF_LINE.match(last)
-    if m is None:
-        return None
-    return m.group("ref"), int(m.group("part") or 1)
+def as_stored(body: str) -> str:
+    """What the server keeps of a message body (NOTES §3: trailing whitespace and leading newlines
+    go; `compose` never makes a body longer than max_message_length, so none is truncated)."""
+    return body.rstrip().lstrip("\n")
 
 
 def _normalise(text: str) -> str:
@@ -124,7 +110,7 @@ class _Fence:
     guarded: bool = False  # the bot's own quote fence in guarded mode
 
 
-def compose(text: str, quote: str | None, reference: str, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> list[str]:
+def compose(text: str, quote: str | None, max_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> list[str]:
     """The message bodies for one outbox row, each at most `max_length` code points."""
     text = _normalise(text).rstrip().lstrip("\n")
     lines: list[tuple[str, LineKind]] = []
@@ -139,16 +125,9 @@ def compose(text: str, quote: str | None, reference: str, max_length: int = DEFA
     else:
         lines.extend((line, "text") for line in text.split("\n"))
 
-    # Room for the reference line, written once the number of parts is known.
-    budget = max_length - len(reference_line(reference, 999, 999)) - 1
-    if budget < 80:
+    if max_length < 80:
         raise ValueError(f"max_length {max_length} is too small to carry a message")
-    parts = _Splitter(budget, quote_fence).split(lines)
-    total = len(parts)
-    return [
-        "\n".join([*body, reference_line(reference, i, total)]) if body else reference_line(reference, i, total)
-        for i, body in enumerate(parts, 1)
-    ]
+    return ["\n".join(body) for body in _Splitter(max_length, quote_fence).split(lines)]
 
 
 class _Splitter:

@@ -4,6 +4,12 @@ A one-to-one direct message to the bot becomes a `direct` Inbound; a message in
 the support stream a `topic` Inbound, with the case its topic is named after
 (`adapters.topics.case_in_topic`). Everything else (the bot's own messages,
 other streams, group direct messages) is not for the bot: None.
+
+The sender is their Zulip user id, never their `sender_email`: where the
+organisation restricts email visibility that is a stand-in (`user123@…`),
+and a person changing their visibility setting would change it. The email is
+passed on as an alias only, so that an identity stored under it before
+(deskbot keyed Zulip accounts by email until issue 13) is found and re-keyed.
 """
 
 from __future__ import annotations
@@ -29,16 +35,20 @@ def to_inbound(message: dict[str, Any], state: ServerState) -> Inbound | None:
     if message.get("sender_id") == state.user_id:
         return None
     received_at = datetime.fromtimestamp(int(message.get("timestamp", 0)), tz=UTC)
+    user_id = str(int(message["sender_id"]))
+    email = str(message.get("sender_email") or "")
     common = dict(
         channel=CHANNEL,
-        sender=str(message.get("sender_email", "")),
-        conversation=str(message.get("sender_email", "")),
+        sender=user_id,
+        conversation=user_id,
         text=strip_own_mention(str(message.get("content", "")), state.full_name),
         message_id=str(mid),
         received_at=received_at,
         raw=message,
         sender_name=message.get("sender_full_name"),
-        sender_platform_id=str(message.get("sender_id")),
+        sender_platform_id=user_id,
+        # As messages showed it, and as `deskbot customers add --zulip-email` stored it (lower case).
+        sender_aliases=tuple(dict.fromkeys((email, email.lower()))) if email else (),
     )
     if message.get("type") == "stream":
         if message.get("stream_id") != state.stream_id:

@@ -16,18 +16,25 @@ from adapters.markup import inert
 #: An address written as is in a header: what an engineer's Zulip email looks like, with nothing
 #: Zulip markdown could act on (no `*`, backtick, bracket, colon, `$`, `#`, `>` or space).
 _PLAIN_ADDRESS = re.compile(r"[\w.%+'-]+@[\w-]+(?:\.[\w-]+)*")
+#: How a Zulip account is keyed (issue 13): its user id.
+_USER_ID = re.compile(r"[0-9]{1,20}")
 
 
 def said_header(said: Said) -> str:
     """The line above a quote in a case topic, naming who said it and on which channel.
 
     A customer: `**`Alice`** via mastodon (`alice@remote.example`) wrote:`, name and
-    address inert. An engineer: `**erin@example.com** replied to the customer via
-    mastodon:`, the address as is when it is a plain address (the engineers' own,
-    from the configuration), else inert like any other value.
+    address inert; a Zulip account is its user id: `via zulip (user `12`)`. An
+    engineer: `**erin@example.com** replied to the customer via mastodon:`, the
+    address as is when it is a plain address (the engineers' own, from the
+    configuration), else inert like any other value.
     """
     if said.role == "engineer":
         name = said.name if _PLAIN_ADDRESS.fullmatch(said.name) else inert(said.name)
         return f"**{name}** replied to the customer via {said.channel}:"
-    address = f" ({inert(said.address)})" if said.address else ""
+    address = ""
+    if said.address and said.channel == "zulip" and _USER_ID.fullmatch(said.address):
+        address = f" (user {inert(said.address)})"
+    elif said.address:
+        address = f" ({inert(said.address)})"
     return f"**{inert(said.name)}** via {said.channel}{address} wrote:"

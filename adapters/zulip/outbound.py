@@ -2,18 +2,23 @@
 
 A row becomes message bodies (`compose.compose`: the header naming who said the
 quote, `markup.said_header`, then the quote fenced so nothing in it acts, a
-long row split, every part ending with the row's reference). Each
-part is posted with bounded retries here (the client's own are off for sends).
-After a failure the server may have acted on (a timeout, a cut connection, a
-5xx) and before a retried row (`attempt > 1`) goes out, the bot first looks
-for the parts already posted (`reconcile.posted_parts`) and posts only the
-rest: Zulip has no idempotency key.
+long row split; nothing else is added). Each part is posted with bounded
+retries here (the client's own are off for sends). After a failure the server
+may have acted on (a timeout, a cut connection, a 5xx) and before a retried
+row (`attempt > 1`) goes out, the bot first looks for the parts already posted
+(`reconcile.posted_parts`, by their exact content) and posts only the rest:
+Zulip has no idempotency key.
+
+Case-topic rows are held back while the support stream is not private
+(`held_back`): they raise `TransientSendError` and wait, never fail for good
+and never reach a public stream (SPEC §3).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import zulip
@@ -24,7 +29,7 @@ from adapters.topics import clip_topic
 
 from .compose import MAX_TOPIC_LENGTH, compose
 from .markup import said_header
-from .reconcile import posted_parts
+from .reconcile import Claims, RecordedElsewhere, posted_parts
 from .state import ServerState
 from .transport import Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable, retrying
 
@@ -32,6 +37,8 @@ log = logging.getLogger("deskbot.adapters.zulip")
 
 #: `"direct"` as a send type needs Zulip 7.0 (feature level 174); older servers say "private".
 DIRECT_FEATURE_LEVEL = 174
+#: How soon a held-back case-topic row is tried again (the dispatcher holds the rest back itself).
+HELD_RETRY_SECONDS = 5.0
 
 
 def written_text(message: Outbound) -> str:
@@ -56,6 +63,8 @@ class MessagePoster:
         retry: Backoff,
         max_rate_wait: float,
         lookup_depth: int,
+        recorded_elsewhere: Callable[[], RecordedElsewhere | None] = lambda: None,
+        topics_held: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.transport = transport
         self.client = client
@@ -64,15 +73,22 @@ class MessagePoster:
         self.retry = retry
         self.max_rate_wait = max_rate_wait
         self.lookup_depth = lookup_depth
+        #: The store's word on which messages are other rows' (`Channel.recorded_elsewhere`, set late).
+        self.recorded_elsewhere = recorded_elsewhere
+        #: Why case-topic posts are held back now, or None (`ZulipChannel.held_back`).
+        self.topics_held = topics_held
+        self.claims = Claims()
 
     def send(self, message: Outbound) -> list[str]:
         """Post one outbox row (several messages if it is long); return their ids."""
         target = self._target(message)
-        parts = compose(written_text(message), message.quote, message.reference, self.state.max_message_length)
+        parts = compose(written_text(message), message.quote, self.state.max_message_length)
+        if not any(p.strip() for p in parts):
+            raise PermanentSendError(f"outbox row {message.outbox_id}: nothing to say")
         with self.lock:
             already: dict[int, int] = {}
             if message.attempt > 1:
-                already = self._posted(message, len(parts))
+                already = self._posted(message, parts)
                 if already:
                     log.info(
                         "outbox row %s: found %d part(s) already on Zulip; not sending them again",
@@ -83,8 +99,9 @@ class MessagePoster:
             for number, content in enumerate(parts, 1):
                 if number in already:
                     ids.append(already[number])
-                    continue
-                ids.append(self._post(message, target, content, number, len(parts)))
+                else:
+                    ids.append(self._post(message, target, content, number, parts))
+                self.claims.claim(ids[-1], message.outbox_id)
         return [str(i) for i in ids]
 
     def _target(self, message: Outbound) -> dict[str, Any]:
@@ -92,31 +109,36 @@ class MessagePoster:
             if not message.recipient:
                 raise PermanentSendError(f"outbox row {message.outbox_id}: a direct message needs a recipient")
             kind = "direct" if self.state.feature_level >= DIRECT_FEATURE_LEVEL else "private"
-            return {"type": kind, "to": [message.recipient]}
+            recipient = message.recipient
+            # A user id (identities are keyed by it since issue 13); rows written before carry an email.
+            to: list[int | str] = [int(recipient)] if recipient.isascii() and recipient.isdigit() else [recipient]
+            return {"type": kind, "to": to}
         if message.kind == "topic":
             if not message.topic:
                 raise PermanentSendError(f"outbox row {message.outbox_id}: a topic message needs a topic")
-            problem = self.state.privacy_problem()
-            if problem:
-                raise PermanentSendError(f"not mirroring into Zulip: {problem}")
+            held = self.topics_held()
+            if held:
+                raise TransientSendError(f"case-topic posts held back: {held}", retry_after=HELD_RETRY_SECONDS)
             if self.state.stream_id is None:
                 raise PermanentSendError("support stream unknown: the Zulip channel was not started")
             return {"type": "stream", "to": self.state.stream_id, "topic": clip_topic(message.topic, MAX_TOPIC_LENGTH)}
         raise PermanentSendError(f"the Zulip channel cannot send {message.kind!r} messages")
 
-    def _posted(self, message: Outbound, total: int) -> dict[int, int]:
+    def _posted(self, message: Outbound, parts: list[str]) -> dict[int, int]:
         return posted_parts(
             self.transport,
             self.client,
             self.state,
             message,
-            total,
+            parts,
+            claims=self.claims,
+            recorded_elsewhere=self.recorded_elsewhere(),
             depth=self.lookup_depth,
             retry=self.retry,
             max_rate_wait=self.max_rate_wait,
         )
 
-    def _post(self, message: Outbound, target: dict[str, Any], content: str, number: int, total: int) -> int:
+    def _post(self, message: Outbound, target: dict[str, Any], content: str, number: int, parts: list[str]) -> int:
         """POST one part with bounded retries; before retrying after an ambiguous failure, look first.
 
         The first look follows the failure at once: it sends nothing, and a lost answer
@@ -138,7 +160,7 @@ class MessagePoster:
             for attempt in tries:
                 with attempt:
                     if ambiguous:
-                        found = self._posted(message, total).get(number)
+                        found = self._posted(message, parts).get(number)
                         if found is not None:
                             return found
                     try:

@@ -40,6 +40,7 @@ from adapters.backoff import Backoff
 from adapters.channel import Inbound, InboundSink, PermanentChannelError
 from adapters.paging import pages
 
+from .directory import Engineers
 from .inbound import to_inbound
 from .state import ServerState
 from .transport import Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable, rate_aware_wait
@@ -50,7 +51,10 @@ CURSOR_KEY = "zulip:last_message_id"
 SKIPPED_CURSOR_FLUSH_SECONDS = 30.0
 #: Messages handed to the sink together while catching up (one transaction).
 HAND_OVER_PAGE = 50
-EVENT_TYPES = ["message", "stream", "subscription"]
+EVENT_TYPES = ["message", "stream", "subscription", "user_group"]
+#: What the register answer carries besides the queue: limits, the support stream's flags, the user
+#: groups (engineers named as `@group`; `GET /user_groups` is closed to bots).
+FETCH_EVENT_TYPES = ["realm", "subscription", "realm_user_groups"]
 
 
 class _Stopped(Exception):
@@ -81,9 +85,12 @@ class Receiver:
         page_size: int = 1000,
         poll_timeout: float | None = None,
         on_trouble: Callable[[str], None] | None = None,
+        engineers: Engineers | None = None,
     ) -> None:
         self.transport = transport
         self.state = state
+        #: Kept current from the register answer and `user_group` events.
+        self.engineers = engineers or Engineers()
         self.sink = sink
         self.stop = stop
         self.policy = policy
@@ -225,7 +232,7 @@ class Receiver:
                 "register",
                 {
                     "event_types": EVENT_TYPES,
-                    "fetch_event_types": ["realm", "subscription"],
+                    "fetch_event_types": FETCH_EVENT_TYPES,
                     "apply_markdown": False,
                     "client_gravatar": True,
                 },
@@ -239,6 +246,8 @@ class Receiver:
         self._longpoll = float(res.get("event_queue_longpoll_timeout_seconds") or 90)
         if isinstance(res.get("subscriptions"), list):
             self.state.apply_subscriptions(res["subscriptions"])
+        if isinstance(res.get("realm_user_groups"), list):
+            self.engineers.load_groups(res["realm_user_groups"])
         log.info("Zulip event queue registered")
 
     def _forget_queue(self) -> None:
@@ -334,6 +343,8 @@ class Receiver:
         kind = event.get("type")
         if kind == "stream":
             self.state.apply_stream_event(event)
+        elif kind == "user_group":
+            self.engineers.apply_event(event)
         elif kind == "subscription" and event.get("op") == "remove":
             if any(s.get("stream_id") == self.state.stream_id for s in event.get("subscriptions", [])):
                 self.state.apply_subscriptions([])

@@ -5,9 +5,15 @@
 * `check_support_stream`: the support stream exists, the bot is subscribed to
   it, and it is private (invite-only, not web-public): case topics carry
   customers' words, so a public stream stops start-up.
+* `find_user_id`: the user id of the account an email names, where Zulip
+  shows the bot that address (engineers' emails in DESKBOT_ENGINEERS, and
+  `deskbot customers add --zulip-email`).
 """
 
 from __future__ import annotations
+
+import time
+from urllib.parse import quote
 
 import zulip
 
@@ -53,6 +59,22 @@ def check_support_stream(transport: Transport, client: zulip.Client, state: Serv
     state.subscribed = True
     state.invite_only = bool(mine.get("invite_only", False))
     state.is_web_public = bool(mine.get("is_web_public", False))
+    state.privacy_checked_at = time.monotonic()
     problem = state.privacy_problem()
     if problem:
         raise PermanentChannelError(f"refusing to start: {problem}; it must be invite-only and not web-public")
+
+
+def find_user_id(transport: Transport, client: zulip.Client, email: str) -> int | None:
+    """The user id of the account whose address is `email`, or None when Zulip shows the bot none.
+
+    `GET /users/{email}` finds an account by its API email, which is the real address only where
+    the account lets everyone see it (else a stand-in `user123@…`), and by the real address where
+    the bot may see it (administrators). ZulipUnavailable propagates: try again later.
+    """
+    try:
+        found = transport.call(client, "GET", f"users/{quote(email.strip(), safe='@')}")
+    except ZulipApiError:
+        return None
+    user = found.get("user") or {}
+    return int(user["user_id"]) if "user_id" in user else None

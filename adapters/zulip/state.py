@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class ServerState:
     is_web_public: bool = False
     subscribed: bool = True
     max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH
+    #: time.monotonic() when the stream's privacy was last learnt (start, register, a look-up).
+    privacy_checked_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -51,10 +54,18 @@ class ServerState:
             if is_web_public is not None:
                 self.is_web_public = is_web_public
             after = self.privacy_problem()
+            self.privacy_checked_at = time.monotonic()
         if after and not before:
-            log.critical("%s: stopped mirroring cases into it; make it private again to resume", after)
+            log.critical(
+                "%s: mirroring paused, nothing is posted to it and case messages wait in the outbox"
+                " (/readyz fails meanwhile); make it private again (invite-only, not web-public) to resume",
+                after,
+            )
         elif before and not after:
-            log.warning("support stream '%s' is private again: mirroring cases resumes", self.stream_name)
+            log.warning(
+                "support stream '%s' is private again: mirroring resumes, the case messages held back go out in order",
+                self.stream_name,
+            )
 
     def apply_stream_event(self, event: dict[str, Any]) -> None:
         """A `stream` event from the queue (NOTES §6)."""

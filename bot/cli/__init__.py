@@ -30,7 +30,10 @@ zone (`DESKBOT_TIMEZONE`).
     Create a customer. Prints its id and a one-time activation code (valid 14
     days; the customer sends ``link CODE`` to the bot). ``--zulip-email`` and
     ``--mastodon-acct`` link those chat accounts right away (the Mastodon
-    account as ``user@host``, a leading ``@`` is dropped). ``--lang`` is the
+    account as ``user@host``, a leading ``@`` is dropped; the Zulip address is
+    looked up on Zulip, with the Zulip settings, and linked by its user id:
+    where the organisation hides that address from the bot, nothing is created
+    and the error says that the activation code is the way). ``--lang`` is the
     language of the bot's replies (default ``en``). JSON: an object with ``id``,
     ``name``, ``email``, ``lang``, ``activation_code``,
     ``activation_code_expires_at`` and ``identities``.
@@ -85,21 +88,6 @@ zone (`DESKBOT_TIMEZONE`).
     columns: ``month,customer_id,customer,incidents,cases,unit_price,amount,currency``,
     then a ``TOTAL`` row.
 
-``deskbot engineers pins [--json]``
-    Engineer pins: each email of ``DESKBOT_ENGINEERS`` is pinned to the Zulip
-    user id that first wrote to the bot with it (trust on first use); another
-    Zulip account with that email is refused. Lists email, Zulip user id, when
-    it was pinned, and whether the email is still listed. JSON: an array of
-    objects with ``email``, ``zulip_user_id``, ``pinned_at`` and ``listed``.
-
-``deskbot engineers unpin EMAIL [--json]``
-    Reset a pin (an unknown EMAIL is an error): the next Zulip account that
-    writes with EMAIL is pinned.
-
-``deskbot engineers pin EMAIL USER_ID [--json]``
-    Pin a listed EMAIL to the Zulip account USER_ID (its user id, from the
-    user's profile), replacing any pin, so that no other account can be first.
-
 Errors and exit status
 ----------------------
 
@@ -140,7 +128,6 @@ LAZY_GROUPS = {
     "credits": ("bot.cli.credits", "credits_app"),
     "cases": ("bot.cli.cases", "cases_app"),
     "report": ("bot.cli.reports", "report_app"),
-    "engineers": ("bot.cli.engineers", "engineers_app"),
 }
 
 

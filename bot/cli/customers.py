@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from bot.cli.context import (
     JsonFlag,
+    CliError,
     customer_or_fail,
     iso,
     local,
@@ -24,6 +25,7 @@ from bot.cli.context import (
     today,
 )
 from bot.policy import CreditSummary, summarise
+from bot.config import Settings
 from bot.services import credits as credit_service
 from bot.services import customers as service
 from bot.services import incidents as incident_service
@@ -60,11 +62,46 @@ def _mastodon_acct(value: str | None) -> str | None:
 
 
 @customers_app.command("add")
+def _zulip_account(config: Settings, email: str) -> str:
+    """The key of the Zulip account `email` names: its user id, looked up on Zulip (SPEC §3).
+
+    Zulip shows the bot an address only where the account lets it (email visibility); elsewhere
+    the way to link the account is the activation code, and the error says so.
+    """
+    instead = "add the customer without --zulip-email and give them the activation code (they send: link CODE)"
+    if not config.zulip_configured:
+        raise CliError(
+            "--zulip-email: the Zulip account is linked by its user id, looked up on Zulip, and the Zulip settings"
+            f" (ZULIP_SITE, ZULIP_EMAIL, ZULIP_API_KEY or ZULIP_CONFIG) are not set; {instead}"
+        )
+    from adapters.channel import ChannelError
+    from bot.runtime import zulip_channel
+
+    channel = zulip_channel(config)
+    try:
+        user_id = channel.user_id_of(email)
+    except ChannelError as exc:
+        raise CliError(f"--zulip-email: cannot look {email} up on Zulip: {exc}") from None
+    finally:
+        channel.close()
+    if user_id is None:
+        raise CliError(
+            f"--zulip-email: Zulip shows the bot no account with the address {email} (the organisation may"
+            f" restrict who sees email addresses, or there is no such account); nothing was created: {instead}"
+        )
+    return str(user_id)
+
+
 def customers_add(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The customer's name (unique, not only digits).")],
     email: Annotated[str | None, typer.Option("--email", help="Contact email.")] = None,
     zulip_email: Annotated[
-        str | None, typer.Option("--zulip-email", help="Link this Zulip account (its email) to the customer.")
+        str | None,
+        typer.Option(
+            "--zulip-email",
+            help="Link this Zulip account to the customer: its address is looked up on Zulip (the Zulip"
+            " settings), and linked by user id; where the organisation hides it, use the activation code.",
+        ),
     ] = None,
     mastodon_acct: Annotated[
         str | None, typer.Option("--mastodon-acct", help="Link this Mastodon account (user@host) to the customer.")
@@ -75,10 +112,10 @@ def customers_add(
     """Create a customer; prints its id and a one-time activation code (valid 14 days)."""
     email = _email(email)
     zulip = _email(zulip_email, "--zulip-email")
-    accounts = [("zulip", zulip.lower())] if zulip else []
+    config = settings()
+    accounts = [("zulip", _zulip_account(config, zulip))] if zulip else []
     if (acct := _mastodon_acct(mastodon_acct)) is not None:
         accounts.append(("mastodon", acct))
-    config = settings()
     moment = now()
     with session_of(config) as session:
         customer, code = service.create_customer(session, name, email, lang.value, moment)
@@ -104,7 +141,8 @@ def customers_add(
         f" the customer sends: link {code})"
     )
     for channel, address in accounts:
-        typer.echo(f"Linked {channel} account {address}")
+        shown = f"{zulip.lower()} (Zulip user {address})" if channel == "zulip" and zulip else address
+        typer.echo(f"Linked {channel} account {shown}")
 
 
 @customers_app.command("list")

@@ -137,10 +137,26 @@ def get_identity(session: Session, channel: str, address: str, display_name: str
 
 
 def identify(
-    session: Session, channel: str, address: str, display_name: str | None, now: datetime
+    session: Session,
+    channel: str,
+    address: str,
+    display_name: str | None,
+    now: datetime,
+    aliases: tuple[str, ...] = (),
 ) -> tuple[Identity, Customer | None]:
-    """The identity of (channel, address), created if new, with its customer: one query per message."""
+    """The identity of (channel, address), created if new, with its customer: one query per message.
+
+    `aliases`: addresses the identity may be stored under from before `address` was the key (a
+    Zulip account was keyed by its email until issue 13, by its user id since): such an identity,
+    with its customer, drafts and history, is re-keyed to `address` the first time it writes.
+    """
     found = session.execute(_IDENTIFY, {"channel": channel, "address": address}).first()
+    for alias in aliases:
+        if found is not None:
+            break
+        found = session.execute(_IDENTIFY, {"channel": channel, "address": alias}).first()
+        if found is not None:
+            found[0].address = address
     if found is None:
         identity, customer = Identity(channel=channel, address=address, display_name=display_name, created_at=now), None
         session.add(identity)

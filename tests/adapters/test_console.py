@@ -29,8 +29,8 @@ def test_a_quote_gets_a_plain_header_naming_who_said_it() -> None:
     customer = Said("Acme", "console", "Acme")
     engineer = Said("engineer@console", "console", role="engineer")
     assert printed(
-        Outbound(1, "console", "topic", "", "dk1", topic=TOPIC, quote="It beeps.\nTwice.", said=customer),
-        Outbound(2, "console", "topic", "", "dk2", topic=TOPIC, quote="Unplug it.", said=engineer),
+        Outbound(1, "console", "topic", "", topic=TOPIC, quote="It beeps.\nTwice.", said=customer),
+        Outbound(2, "console", "topic", "", topic=TOPIC, quote="Unplug it.", said=engineer),
     ) == (
         f"[{TOPIC}] Acme via console (Acme) wrote:\n"
         "    | It beeps.\n"
@@ -42,9 +42,9 @@ def test_a_quote_gets_a_plain_header_naming_who_said_it() -> None:
 
 def test_rows_without_said_print_as_before() -> None:
     assert printed(
-        Outbound(1, "console", "topic", "**`Acme`** wrote:", "dk1", topic=TOPIC, quote="hi"),
-        Outbound(2, "console", "topic", "Incident #1 is resolved.", "dk2", topic=TOPIC),
-        Outbound(3, "console", "direct", "Hello\nthere", "dk3", recipient="Acme"),
+        Outbound(1, "console", "topic", "**`Acme`** wrote:", topic=TOPIC, quote="hi"),
+        Outbound(2, "console", "topic", "Incident #1 is resolved.", topic=TOPIC),
+        Outbound(3, "console", "direct", "Hello\nthere", recipient="Acme"),
     ) == (
         f"[{TOPIC}] **`Acme`** wrote:\n"
         "    | hi\n"
@@ -56,5 +56,5 @@ def test_rows_without_said_print_as_before() -> None:
 
 
 def test_text_of_a_rows_own_follows_the_header() -> None:
-    row = Outbound(1, "console", "topic", "(edited)", "dk1", topic=TOPIC, quote="hi", said=Said("Acme", "console"))
+    row = Outbound(1, "console", "topic", "(edited)", topic=TOPIC, quote="hi", said=Said("Acme", "console"))
     assert printed(row) == f"[{TOPIC}] Acme via console wrote:\n(edited)\n    | hi\n"

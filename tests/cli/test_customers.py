@@ -14,8 +14,6 @@ def test_add_prints_id_and_activation_code_and_links_accounts(cli: Run) -> None:
         "Acme Lda",
         "--email",
         "it@acme.pt",
-        "--zulip-email",
-        "Ana@Acme.PT",
         "--mastodon-acct",
         "@Bob@Mastodon.Example",
         "--lang",
@@ -23,15 +21,19 @@ def test_add_prints_id_and_activation_code_and_links_accounts(cli: Run) -> None:
     )
     assert result.code == 0, result
     assert result.stdout.startswith("Customer 1 created: Acme Lda\nActivation code: ")
-    assert "Linked zulip account ana@acme.pt" in result.stdout
     assert "Linked mastodon account bob@mastodon.example" in result.stdout
 
     shown = json.loads(cli("customers", "show", "Acme Lda", "--json").stdout)
     assert shown["lang"] == "pt" and shown["email"] == "it@acme.pt"
-    assert [(i["channel"], i["address"]) for i in shown["identities"]] == [
-        ("zulip", "ana@acme.pt"),
-        ("mastodon", "bob@mastodon.example"),
-    ]
+    assert [(i["channel"], i["address"]) for i in shown["identities"]] == [("mastodon", "bob@mastodon.example")]
+
+
+def test_zulip_email_without_the_zulip_settings_points_to_the_activation_code(cli: Run) -> None:
+    # A Zulip account is linked by its user id, looked up on Zulip (tests/zulip/test_organisation.py
+    # does it against the fake); with no Zulip settings nothing is created and the way is said.
+    result = cli("customers", "add", "Acme Lda", "--zulip-email", "ana@acme.pt")
+    assert_one_error_line(result, "--zulip-email", "ZULIP_SITE", "activation code")
+    assert json.loads(cli("customers", "list", "--json").stdout) == []
 
 
 def test_add_json_is_one_document_with_the_keys(cli: Run) -> None:
@@ -78,6 +80,6 @@ def test_duplicate_name_and_bad_input(cli: Run) -> None:
 
 
 def test_an_account_linked_elsewhere_creates_nothing(cli: Run) -> None:
-    cli("customers", "add", "Acme Lda", "--zulip-email", "ana@acme.pt")
-    assert_one_error_line(cli("customers", "add", "Beta SA", "--zulip-email", "ANA@acme.pt"), "already linked")
+    cli("customers", "add", "Acme Lda", "--mastodon-acct", "ana@social.example")
+    assert_one_error_line(cli("customers", "add", "Beta SA", "--mastodon-acct", "ANA@social.example"), "already linked")
     assert [r["name"] for r in json.loads(cli("customers", "list", "--json").stdout)] == ["Acme Lda"]

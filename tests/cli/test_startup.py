@@ -14,7 +14,6 @@ NOT_ON_THE_RUN_PATH = (
     "bot.cli.cases",  # the record-keeping command groups (bot.cli.LAZY_GROUPS)
     "bot.cli.credits",
     "bot.cli.customers",
-    "bot.cli.engineers",
     "bot.cli.reports",
     "rich",  # their tables and progress bars
     "babel.messages",  # the .po reader, the first time someone is answered in Portuguese

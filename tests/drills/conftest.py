@@ -47,6 +47,7 @@ from storage.db import make_engine, transaction, upgrade
 from tests.conftest import PG_BASE
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.zulip import FakeZulip
+from tests.zulip.relay_check import parse_relayed
 
 REPO = Path(__file__).resolve().parents[2]
 BOT_EMAIL = "deskbot-bot@example.com"
@@ -56,7 +57,6 @@ ENGINEER = "eng@example.com"
 STREAM = "support"
 MASTODON_DOMAIN = "bot.example"
 
-REF_LINE = re.compile(r"`ref (dk\d+)(?: (\d+)/(\d+))?`\s*$")
 IDEMPOTENCY_KEY = re.compile(r"^deskbot-(\d+)-(\d+)$")
 TOKEN = re.compile(r"\b([zm]\d{4,})\b")
 
@@ -137,7 +137,7 @@ def make_database(tmp_path: Path) -> Iterator[Callable[[str], str]]:
 class DrillCustomer:
     name: str
     channel: str  # "zulip" or "mastodon"
-    address: str  # the Zulip email, or the Mastodon acct (user@domain) as the store keys it
+    address: str  # the Zulip (real) email, or the Mastodon acct (user@domain) as the store keys it
     incidents: list[int] = field(default_factory=list)
 
 
@@ -149,7 +149,7 @@ class SentDM:
     message_id: str
     text: str
     token: str
-    kind: str  # "open", "status", "add" (plain text or #N to an open incident), "typo"
+    kind: str  # "open", "ask" (open while one is open), "status", "add" (plain text or #N to an open incident), "typo"
     at: float = field(default_factory=time.monotonic)
 
 
@@ -219,26 +219,36 @@ class Fakes:
         """A customer on one channel, linked in the store with a pack of `credits`."""
         if channel == "zulip":
             address = f"zc{n:02d}@example.com"
-            self.zulip.add_user(address, f"Zulip Customer {n:02d}")
+            # Keyed in the store by user id (issue 13); every other customer hides the address.
+            key = str(
+                self.zulip.add_user(address, f"Zulip Customer {n:02d}", email_address_visibility=1 + n % 2).user_id
+            )
         else:
             address = f"mc{n:02d}@remote.example"
             self.mastodon.add_account(address, display_name=f"Mastodon Customer {n:02d}")
             self.mastodon.follow(BOT_ACCT, address)
+            key = address
         customer = DrillCustomer(f"{channel.title()} Customer {n:02d}", channel, address)
         now = datetime.now(UTC)
         with transaction(engine) as session:
             record, _code = customers.create_customer(session, customer.name, None, "en", now)
-            customers.link_identity(session, record, channel, address, now)
+            customers.link_identity(session, record, channel, key, now)
             credit_service.grant_credits(session, record, credits, now.date(), "drill", now)
         self.customers.append(customer)
         return customer
 
     def dm(self, customer: DrillCustomer, kind: str, incident: int | None = None) -> SentDM:
-        """The customer writes one DM of `kind` ("open", "status", "plain", "#N", "typo")."""
+        """The customer writes one DM of `kind` ("open", "open again", "status", "plain", "#N", "typo").
+
+        "open again" is `open <text>` while an incident is open: the bot asks first, whether this is
+        a new issue (SPEC §2), and keeps the text as a draft: nothing is opened, stored or mirrored.
+        """
         prefix = "z" if customer.channel == "zulip" else "m"
         token = f"{prefix}{next(self._tokens[customer.channel]):04d}"
         if kind == "open":
             text, effect = f"open Drill problem {token} of {customer.name}", "open"
+        elif kind == "open again":
+            text, effect = f"open Drill problem {token} of {customer.name}", "ask"
         elif kind == "status":
             text, effect = "status", "status"
         elif kind == "plain":
@@ -443,6 +453,8 @@ def reply_kind(text: str) -> str:
     """What a bot reply to a customer answers, from its English text."""
     if re.search(r"Incident #\d+ is open", text):
         return "open"
+    if re.search(r"You already have an open incident: #\d+", text):
+        return "ask"
     if re.search(r"Added to incident #\d+\.", text):
         return "add"
     if "Your incidents:" in text or "You have no open incidents" in text:
@@ -478,6 +490,24 @@ class Ledger:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.text("SELECT body FROM incidentmessage WHERE direction = 'in'")).scalars())
 
+    def zulip_owners(self) -> dict[int, list[int]]:
+        """Zulip message id → the outbox rows the store records it for (one, or the run is broken).
+
+        Nothing in a message names its row (issue 13: no reference token), so a message is traced to
+        its row by the platform ids each row is recorded with once sent.
+        """
+        owners: dict[int, list[int]] = {}
+        for row in self.outbox():
+            if row.channel == "zulip" and row.state == "sent":
+                for message_id in json.loads(row.platform_ids or "[]"):
+                    owners.setdefault(int(message_id), []).append(row.id)
+        return owners
+
+    def row_of(self, message_id: int, owners: dict[int, list[int]]) -> str:
+        """The row a Zulip message belongs to ("?id" while it is recorded for none)."""
+        rows = owners.get(message_id)
+        return f"row {rows[0]}" if rows else f"?{message_id}"
+
     # -- the fakes
     def zulip_direct_replies(self) -> dict[str, list[Any]]:
         """The bot's 1:1 DMs on Zulip, by customer email."""
@@ -510,8 +540,9 @@ class Ledger:
                 by_customer.setdefault(dm.customer.address, []).append(dm)
         # Zulip replies cannot name the DM they answer: the first n DMs of a customer with n replies.
         replies = self.zulip_direct_replies()
+        owners = self.zulip_owners()
         for address, dms in by_customer.items():
-            n = len({ref_of(m.content) for m in replies.get(address, [])})
+            n = len({self.row_of(m.id, owners) for m in replies.get(address, [])})
             done.update(dm.message_id for dm in dms[:n])
         done.update(self.mastodon_first_parts())
         return done
@@ -542,38 +573,40 @@ class Ledger:
         if set(states) - {"sent"}:
             problems.append(f"outbox rows not sent: {dict(states)}")
 
-        # Zulip: each (reference, part) posted exactly once; each sent row's parts all there.
-        on_zulip: Counter[tuple[str, int]] = Counter()
-        for m in self.fakes.zulip_bot_messages():
-            found = REF_LINE.search(m.content)
-            if found is None:
-                problems.append(f"Zulip message {m.id} by the bot carries no reference: {m.content[:80]!r}")
-                continue
-            on_zulip[(found.group(1), int(found.group(2) or 1))] += 1
-        doubled = {k: n for k, n in on_zulip.items() if n > 1}
-        if doubled:
-            problems.append(
-                f"Zulip: {len(doubled)} message part(s) posted more than once: {sorted(doubled.items())[:5]}"
-            )
-            rows_by_id = {row.id: row for row in outbox}
-            for (ref, _part), _n in sorted(doubled.items())[:5]:
-                row = rows_by_id.get(int(ref[2:]))
-                copies = [
-                    (m.id, round(m.stored_at, 2), m.subject or "dm")
-                    for m in self.fakes.zulip_bot_messages()
-                    if ref_of(m.content) == ref
+        # Zulip: each message the bot posted is recorded for exactly one sent row (none twice: a row
+        # that took another's message lost its answer; none unrecorded: a message posted twice), and
+        # every message a sent row is recorded with is on Zulip.
+        owners = self.zulip_owners()
+        posted = {m.id: m for m in self.fakes.zulip_bot_messages()}
+        shared = {mid: rows for mid, rows in owners.items() if len(rows) > 1}
+        if shared:
+            problems.append(f"Zulip: {len(shared)} message(s) recorded for several rows: {sorted(shared.items())[:5]}")
+        unrecorded = sorted(set(posted) - set(owners))
+        if unrecorded:
+            problems.append(f"Zulip: {len(unrecorded)} message(s) posted more than once (recorded for no row)")
+            offset = time.time() - time.monotonic()
+            for mid in unrecorded[:5]:
+                m = posted[mid]
+                twins = [
+                    (other.id, round(other.stored_at, 2), self.row_of(other.id, owners))
+                    for other in posted.values()
+                    if other.content == m.content
+                    and other.participants == m.participants
+                    and other.subject == m.subject
                 ]
-                problems.append(f"  {ref}: row {row and tuple(row)}; copies (id, monotonic time, topic): {copies}")
-                offset = time.time() - time.monotonic()
+                problems.append(f"  message {mid} ({m.subject or 'dm'}): same words (id, time, row): {twins}")
                 for r in self.fakes.zulip.requests_to("GET", "/messages"):
                     narrow = r.params.get("narrow", "")
-                    if '"sender"' not in narrow or not copies or r.at - offset < copies[0][1] - 1:
+                    if '"sender"' not in narrow or r.at - offset < m.stored_at - 1:
                         continue
-                    got = [ref_of(m["content"]) for m in (r.response or {}).get("messages", [])]
+                    got = [x["id"] for x in (r.response or {}).get("messages", [])]
                     problems.append(
                         f"    lookup at {r.at - offset:.2f} status {r.status} fault {r.fault} narrow {narrow} "
-                        f"n={len(got)} has_ref={ref in got}"
+                        f"n={len(got)} has_it={mid in got}"
                     )
+        missing = sorted(mid for mid in owners if mid not in posted)
+        if missing:
+            problems.append(f"Zulip: rows recorded as sent with messages that are not there: {missing[:5]}")
 
         # Mastodon: each Idempotency-Key once; each sent row's parts all there.
         keys: Counter[tuple[int, int]] = Counter()
@@ -605,7 +638,7 @@ class Ledger:
                 # One reply row per DM; a long reply is several parts of one row.
                 rows: dict[str, str] = {}
                 for m in zulip_replies.get(address, []):
-                    rows.setdefault(ref_of(m.content), m.content)
+                    rows.setdefault(self.row_of(m.id, owners), m.content)
                 got = Counter(reply_kind(text) for text in rows.values())
             else:
                 got = Counter()
@@ -624,11 +657,12 @@ class Ledger:
         for m in self.fakes.zulip_bot_messages():
             if m.stream_id is None:
                 continue
-            ref = ref_of(m.content)
-            if ref in seen_rows:
+            row = self.row_of(m.id, owners)
+            if row in seen_rows:
                 continue  # doubles are reported above; count each row once here
-            seen_rows.add(ref)
-            mirrored.update(set(TOKEN.findall(m.content)))
+            seen_rows.add(row)
+            # The customer's words as quoted (fenced); a new case's summary line names its subject too.
+            mirrored.update(set(TOKEN.findall("\n".join(parse_relayed(m.content).inside))))
         for dm in sent:
             if dm.kind in ("open", "add"):
                 if tokens[dm.token] != 1:
@@ -648,11 +682,6 @@ class Ledger:
             "mastodon_bot_statuses": len(self.fakes.mastodon_bot_statuses()),
             "incident_messages_in": len(self.incident_bodies()),
         }
-
-
-def ref_of(content: str) -> str:
-    found = REF_LINE.search(content)
-    return found.group(1) if found else f"?{hash(content)}"
 
 
 def incidents_of(engine: sa.Engine, customer: DrillCustomer) -> list[int]:

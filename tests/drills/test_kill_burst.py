@@ -2,13 +2,15 @@
 
 Customers on Zulip and on Mastodon (linked, with credits) each open an
 incident, then write a burst that mixes `status`, plain text to their open
-incident, `#N …` and, as the last word of some, a second `open …`. While the
+incident, `#N …` and, as the last word of some, a second `open …` (which the
+bot answers with a question: a second credit is never spent unasked). While the
 burst arrives the bot is killed with SIGKILL ten times — at random moments
 mid-work, during start-up, and exactly while a post to Zulip is in flight —
 and restarted at once. At the end, once everything is answered, every
 delivery on both fakes is counted: 0 lost (every DM stored once and answered
 once with the answer it calls for; every incident message stored and
-mirrored once), 0 duplicated (no reference or Idempotency-Key twice).
+mirrored once), 0 duplicated (every Zulip message recorded for exactly one
+outbox row, no Idempotency-Key twice: nothing in a message names its row).
 
 The split is 720 Zulip DMs and 280 Mastodon DMs: Mastodon allows an account
 300 statuses per 3 hours and the bot keeps under that (its pacer), so 500
@@ -65,7 +67,7 @@ def plan_scripts(rng: random.Random, people: list[DrillCustomer], total: int) ->
         count = total // len(people) + (1 if i < total % len(people) else 0)
         body = rng.choices(["status", "plain", "#N"], weights=[3, 4, 3], k=count)
         if i % 3 == 0:
-            body[-1] = "open"
+            body[-1] = "open again"  # asked first: a second credit is never spent unasked (SPEC §2)
         scripts[person.address] = body
     return scripts
 

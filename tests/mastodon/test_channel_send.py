@@ -27,7 +27,6 @@ def outbound(text: str, conversation: str | None, *, outbox_id: int = 1, attempt
         channel="mastodon",
         kind="direct",
         text=text,
-        reference=f"dk{outbox_id}",
         recipient=extra.pop("recipient", "alice@remote.example"),
         conversation=conversation,
         attempt=attempt,
@@ -187,7 +186,7 @@ def test_posting_budget_exhausted_is_transient_with_retry_after(customer_status:
 
 
 def test_topic_messages_are_refused_loudly(channel: MastodonChannel) -> None:
-    message = Outbound(outbox_id=3, channel="mastodon", kind="topic", text="x", reference="r", topic="#1 a: b")
+    message = Outbound(outbox_id=3, channel="mastodon", kind="topic", text="x", topic="#1 a: b")
     with pytest.raises(PermanentSendError, match="topic"):
         channel.send(message)
 

@@ -61,7 +61,6 @@ def test_crafted_text_sent_on_the_channel_reaches_only_the_customer(
             channel="mastodon",
             kind="direct",
             text=text,
-            reference="dk1",
             recipient=ALICE,
             conversation=customer_status,
         )
@@ -114,7 +113,6 @@ def test_a_reply_that_would_still_mention_another_account_is_not_posted(
         channel="mastodon",
         kind="direct",
         text="hello",
-        reference="dk1",
         recipient="al!ce@remote.example",
         conversation=customer_status,
     )

@@ -1,4 +1,4 @@
-"""How tests read back a relayed message: header, fenced quote, reference line."""
+"""How tests read back a relayed message: the bot's lines around a fenced quote."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from adapters.zulip.compose import GUARDED_FENCE
 
 FENCE_OPEN = re.compile(r"^(`{3,}|~{3,})text$")
-REF = re.compile(r"^`ref (\S+?)(?: (\d+)/(\d+))?`$")
 
 
 @dataclass
@@ -16,9 +15,6 @@ class Relayed:
     outside: list[str]  # every line not inside the bot's fence
     inside: list[str]
     fence: str
-    reference: str
-    part: int
-    total: int
 
 
 def parse_relayed(content: str) -> Relayed:
@@ -30,26 +26,23 @@ def parse_relayed(content: str) -> Relayed:
     stricter CommonMark rule on top.
     """
     lines = content.split("\n")
-    ref = REF.match(lines[-1])
-    assert ref, f"no reference line at the end of {content!r}"
     outside, inside, fence = [], [], ""
     i = 0
-    while i < len(lines) - 1:
+    while i < len(lines):
         m = FENCE_OPEN.match(lines[i])
         if m and not fence:
             fence = m.group(1)
             outside.append(lines[i])
             i += 1
-            while i < len(lines) - 1 and lines[i].rstrip() != fence:
+            while i < len(lines) and lines[i].rstrip() != fence:
                 inside.append(lines[i])
                 i += 1
-            assert i < len(lines) - 1, "the fence is never closed"
+            assert i < len(lines), "the fence is never closed"
             outside.append(lines[i])
         else:
             outside.append(lines[i])
         i += 1
-    outside.append(lines[-1])
-    return Relayed(outside, inside, fence, ref.group(1), int(ref.group(2) or 1), int(ref.group(3) or 1))
+    return Relayed(outside, inside, fence)
 
 
 def assert_commonmark_inert(relayed: Relayed) -> None:

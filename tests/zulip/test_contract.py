@@ -12,17 +12,18 @@ import zulip
 
 from adapters.channel import Outbound, PermanentChannelError, PermanentSendError
 from adapters.zulip import ZulipChannel
-from tests.fakes.zulip import FakeZulip, payloads
-from tests.fakes.zulip.model import FakeStream, FakeUser, StoredMessage
+from tests.fakes.zulip import ADMINS, NOBODY, FakeZulip, payloads
+from tests.fakes.zulip.model import FakeGroup, FakeStream, FakeUser, StoredMessage
 from tests.fakes.zulip.openapi import REFERENCE_DIR, ContractViolation, contract
 from tests.zulip.conftest import ALICE, BOB, BOT, BOT_KEY, ENGINEER, STREAM, RecordingSink
 
 pytestmark = pytest.mark.skipif(not REFERENCE_DIR.exists(), reason="../shared/reference/zulip is not available")
 
-#: Every endpoint the adapter calls.
+#: Every endpoint the adapter calls (as the OpenAPI description names them).
 BOT_ENDPOINTS = {
     ("GET", "/server_settings"),
     ("GET", "/users/me"),
+    ("GET", "/users/{email}"),
     ("GET", "/get_stream_id"),
     ("GET", "/users/me/subscriptions"),
     ("POST", "/register"),
@@ -77,9 +78,13 @@ def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
 ) -> None:
     sink = RecordingSink()
     sink.set_cursor("zulip:last_message_id", "0")  # so the first start catches up
+    fake.set_email_visibility(BOB, ADMINS)  # his messages show a stand-in address
+    fake.add_group("support-engineers", [ENGINEER])
     fake.post_dm(ALICE, "before start")
-    channel = make_channel()
+    channel = make_channel(engineer_emails=[ENGINEER, BOB, "nobody@example.com"], engineer_groups=["support-engineers"])
     with run_channel(channel, sink):  # type: ignore[operator]
+        fake.add_to_group("support-engineers", BOB)
+        fake.remove_from_group("support-engineers", BOB)
         fake.post_dm(ALICE, "hello")
         fake.post_stream_message(ENGINEER, STREAM, "#1 Alice: hello", "/reply 1 hi")
         fake.post_dm(ALICE, "group", to=[BOT, BOB])
@@ -88,25 +93,21 @@ def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
         fake.expire_queues()  # BAD_EVENT_QUEUE_ID, re-register, catch-up
         fake.post_dm(BOB, "after expiry")
         sink.wait_count(4)
-        channel.send(Outbound(1, "zulip", "direct", "hi", "dk1", recipient=ALICE))
+        channel.send(Outbound(1, "zulip", "direct", "hi", recipient=ALICE))
+        channel.send(Outbound(2, "zulip", "topic", "**Alice** wrote:", topic="#1 Alice: hello", quote="@**all**"))
         channel.send(
-            Outbound(2, "zulip", "topic", "**Alice** wrote:", "dk2", topic="#1 Alice: hello", quote="@**all**")
+            Outbound(2, "zulip", "topic", "**Alice** wrote:", topic="#1 Alice: hello", quote="@**all**", attempt=2)
         )
-        channel.send(
-            Outbound(
-                2, "zulip", "topic", "**Alice** wrote:", "dk2", topic="#1 Alice: hello", quote="@**all**", attempt=2
-            )
-        )
-        channel.send(Outbound(3, "zulip", "direct", "hi", "dk3", recipient=ALICE, attempt=2))
+        channel.send(Outbound(3, "zulip", "direct", "hi", recipient=ALICE, attempt=2))
         with pytest.raises(PermanentSendError):
-            channel.send(Outbound(4, "zulip", "direct", "hi", "dk4", recipient="ghost@example.com"))
+            channel.send(Outbound(4, "zulip", "direct", "hi", recipient="ghost@example.com"))
         fake.fail_next(1, status=502, path="/messages", method="POST", body="json")
-        channel.send(Outbound(5, "zulip", "direct", "x" * 12000, "dk5", recipient=ALICE))
+        channel.send(Outbound(5, "zulip", "direct", "x" * 12000, recipient=ALICE))
         fake.set_rate_limit(3, window=1.0)
         fake.post_dm(ALICE, "rate limited")
         sink.wait_count(5)
         for i in range(6):
-            channel.send(Outbound(10 + i, "zulip", "direct", "paced", f"dk{10 + i}", recipient=ALICE))
+            channel.send(Outbound(10 + i, "zulip", "direct", "paced", recipient=ALICE))
         fake.set_rate_limit(None)
         fake.make_stream_public(STREAM)
         deadline = time.monotonic() + 5
@@ -117,7 +118,7 @@ def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
         make_channel(api_key="wrong").start()
     with pytest.raises(PermanentChannelError):
         make_channel(stream="missing").start()
-    seen = validate_all(fake, only_user=BOT)
+    seen = {(method, contract().spec_path(path)) for method, path in validate_all(fake, only_user=BOT)}
     assert BOT_ENDPOINTS <= seen, BOT_ENDPOINTS - seen
     statuses = {r.status for r in fake.requests}
     assert {200, 400, 401}.issubset(statuses)
@@ -147,7 +148,9 @@ def test_endpoints_the_bot_does_not_use_yet(fake: FakeZulip) -> None:
     c.get_subscriptions({"include_subscribers": True})
     c.get_stream_id("nope")
     q = c.register(
-        event_types=["message"], narrow=[["is", "dm"]], fetch_event_types=["realm", "subscription", "message"]
+        event_types=["message"],
+        narrow=[["is", "dm"]],
+        fetch_event_types=["realm", "subscription", "message", "realm_user_groups"],
     )
     c.deregister(q["queue_id"])
     c.deregister(q["queue_id"])
@@ -160,14 +163,73 @@ def test_endpoints_the_bot_does_not_use_yet(fake: FakeZulip) -> None:
 
 def test_events_the_fake_emits(fake: FakeZulip) -> None:
     c = zulip.Client(site=fake.url, email=BOT, api_key=BOT_KEY, retry_on_errors=False)
-    q = c.register(event_types=["message", "stream"])
+    q = c.register(event_types=["message", "stream", "user_group"])
+    fake.set_email_visibility(ALICE, NOBODY)
     fake.post_dm(ALICE, "dm")
     fake.post_stream_message(ENGINEER, STREAM, "t", "in stream")
     fake.make_stream_web_public(STREAM)
+    fake.add_group("oncall", [ENGINEER])
+    fake.add_group("support", [BOB], subgroups=["oncall"])
+    fake.add_to_group("oncall", ALICE)
+    fake.remove_from_group("oncall", ALICE)
+    fake.realm.change_group("support", "remove_subgroups", [fake.group("oncall").id])
+    fake.realm.change_group("support", "add_subgroups", [fake.group("oncall").id])
+    fake.rename_group("oncall", "on-call")
+    fake.remove_group("on-call")
     events = c.get_events(queue_id=q["queue_id"], last_event_id=-1)["events"]
-    assert {e["type"] for e in events} == {"message", "stream"}
+    assert {e["type"] for e in events} == {"message", "stream", "user_group"}
+    assert [e["op"] for e in events if e["type"] == "user_group"] == [
+        "add",
+        "add",
+        "add_members",
+        "remove_members",
+        "remove_subgroups",
+        "add_subgroups",
+        "update",
+        "remove",
+    ]
     for event in events:
         contract().validate_event(event)
+
+
+def test_hidden_addresses_and_user_groups_as_the_openapi_describes_them(fake: FakeZulip) -> None:
+    """Stand-in `email`/`sender_email`, `delivery_email` for those the setting lets see it; groups for
+    members only (bots learn them from register)."""
+    fake.add_user("admin@example.com", "Ada Admin", role=200)
+    fake.set_email_visibility(ALICE, ADMINS)
+    fake.add_group("support-engineers", [ENGINEER])
+    alice = fake.user(ALICE).user_id
+    stand_in = f"user{alice}@zulip.example.net"
+    bot = zulip.Client(site=fake.url, email=BOT, api_key=BOT_KEY, retry_on_errors=False)
+    admin = zulip.Client(
+        site=fake.url, email="admin@example.com", api_key=fake.user("admin@example.com").api_key, retry_on_errors=False
+    )
+    member = zulip.Client(site=fake.url, email=ENGINEER, api_key=fake.user(ENGINEER).api_key, retry_on_errors=False)
+
+    assert bot.get_user_by_id(alice)["user"]["email"] == stand_in
+    assert bot.get_user_by_id(alice)["user"]["delivery_email"] is None
+    assert admin.get_user_by_id(alice)["user"]["delivery_email"] == ALICE
+    assert bot.call_endpoint(url=f"users/{stand_in}", method="GET")["user"]["user_id"] == alice
+    assert bot.call_endpoint(url=f"users/{ALICE}", method="GET")["result"] == "error"  # hidden from the bot
+    assert admin.call_endpoint(url=f"users/{ALICE}", method="GET")["user"]["user_id"] == alice
+    assert bot.call_endpoint(url=f"users/{ENGINEER}", method="GET")["user"]["email"] == ENGINEER
+    fake.post_dm(ALICE, "hello")
+    [dm] = bot.get_messages({"anchor": "newest", "num_before": 1, "num_after": 0, "narrow": [["is", "dm"]]})["messages"]
+    assert dm["sender_email"] == stand_in and dm["sender_id"] == alice
+    assert {r["email"] for r in dm["display_recipient"]} == {stand_in, BOT}
+    assert bot.send_message({"type": "direct", "to": [ALICE], "content": "x"})["result"] == "error"
+    assert bot.send_message({"type": "direct", "to": [stand_in], "content": "x"})["result"] == "success"
+    assert bot.send_message({"type": "direct", "to": [alice], "content": "x"})["result"] == "success"
+
+    assert bot.get_user_groups()["msg"] == "This endpoint does not accept bot requests."
+    [group] = member.get_user_groups()["user_groups"]
+    assert group["name"] == "support-engineers" and group["members"] == [fake.user(ENGINEER).user_id]
+    registered = bot.register(event_types=["user_group"], fetch_event_types=["realm_user_groups"])
+    assert [g["name"] for g in registered["realm_user_groups"]] == ["support-engineers"]
+    bot.deregister(registered["queue_id"])
+    bot.get_members()
+    admin.get_members()
+    validate_all(fake)
 
 
 def test_payload_templates_keep_the_reference_examples_keys() -> None:
@@ -177,6 +239,21 @@ def test_payload_templates_keep_the_reference_examples_keys() -> None:
         return json.loads((REFERENCE_DIR / "examples" / name).read_text())
 
     user = FakeUser(10, "hamlet@zulip.com", "King Hamlet", "k")
+    group = FakeGroup(3, "hamletcharacters", "Characters of Hamlet", {3, 4})
+    listed = json.loads((REFERENCE_DIR / "examples" / "is_user_group_member.json").read_text())
+    assert "is_user_group_member" in listed
+    assert set(payloads.group(group)) == {
+        "description",
+        "id",
+        "name",
+        "members",
+        "direct_subgroup_ids",
+        "is_system_group",
+        "can_mention_group",
+    }
+    contract().validate_response(
+        "GET", "/user_groups", 200, {"result": "success", "msg": "", "user_groups": [payloads.group(group)]}
+    )
     settings = payloads.server_settings(zulip_version="9", feature_level=247, realm_uri="http://x", realm_name="x")
     assert set(example("server_settings.json")) | {"zulip_feature_level"} == set(settings)
     assert set(example("user_by_id_member.json")["user"]) == set(payloads.user(user))

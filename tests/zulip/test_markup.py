@@ -38,6 +38,9 @@ def test_the_headers_are_the_lines_engineers_know() -> None:
     )
     engineer = Said("eng@example.com", "mastodon", role="engineer")
     assert said_header(engineer) == "**eng@example.com** replied to the customer via mastodon:"
+    # A Zulip account is keyed by its user id (issue 13); an email stored before is shown as it is.
+    assert said_header(Said("Alice", "zulip", "12")) == "**`Alice`** via zulip (user `12`) wrote:"
+    assert said_header(Said("Bob", "mastodon", "12")) == "**`Bob`** via mastodon (`12`) wrote:"
 
 
 @pytest.mark.parametrize("hostile", HOSTILE)
@@ -99,7 +102,7 @@ def test_name_and_address_stay_apart_in_a_header(name: str, address: str, role: 
 
 
 def mirrored(outbox_id: int, said: Said | None, quote: str, text: str = "") -> Outbound:
-    return Outbound(outbox_id, "zulip", "topic", text, f"dk{outbox_id}", topic=TOPIC, quote=quote, said=said)
+    return Outbound(outbox_id, "zulip", "topic", text, topic=TOPIC, quote=quote, said=said)
 
 
 def test_a_row_with_said_gets_the_header_then_the_fenced_quote(

@@ -11,6 +11,8 @@ import requests
 
 from adapters.channel import Outbound, PermanentSendError, TransientSendError
 from adapters.zulip import ZulipChannel, ZulipTuning
+from adapters.zulip.compose import compose
+from adapters.zulip.outbound import written_text
 from adapters.zulip.transport import _settle_environment
 from tests.fakes.zulip import FakeZulip, StoredMessage
 from tests.zulip.conftest import ALICE, BOT, BOT_KEY, STREAM, populate
@@ -46,9 +48,7 @@ INJECTION_CORPUS = [
 
 
 def row(outbox_id: int, kind: str = "topic", **fields: object) -> Outbound:
-    base: dict[str, object] = dict(
-        outbox_id=outbox_id, channel="zulip", kind=kind, text=HEADER, reference=f"dk{outbox_id}"
-    )
+    base: dict[str, object] = dict(outbox_id=outbox_id, channel="zulip", kind=kind, text=HEADER)
     if kind == "topic":
         base["topic"] = TOPIC
     else:
@@ -70,8 +70,10 @@ def deliver_like_the_dispatcher(channel: ZulipChannel, message: Outbound, *, pau
     raise AssertionError("never delivered")
 
 
-def with_reference(fake: FakeZulip, reference: str) -> list[StoredMessage]:
-    return [m for m in fake.sent_by(BOT) if m.content.rstrip().split("\n")[-1].startswith(f"`ref {reference}")]
+def copies(fake: FakeZulip, message: Outbound, max_length: int = 10_000) -> list[StoredMessage]:
+    """The bot's messages that carry one of the row's bodies (nothing else marks them: issue 13)."""
+    bodies = set(compose(written_text(message), message.quote, max_length))
+    return [m for m in fake.sent_by(BOT) if m.content in bodies]
 
 
 def test_direct_message(fake: FakeZulip, make_channel: MakeChannel) -> None:
@@ -80,9 +82,20 @@ def test_direct_message(fake: FakeZulip, make_channel: MakeChannel) -> None:
     ids = channel.send(row(1, "direct"))
     [stored] = fake.sent_by(BOT, to=ALICE)
     assert ids == [str(stored.id)]
-    assert stored.content == "Hello Alice, we are on it.\n`ref dk1`"
+    assert stored.content == "Hello Alice, we are on it."  # nothing added (issue 13, item 5)
     post = fake.requests_to("POST", "/messages")[-1]
     assert post.params["type"] == "direct" and post.params["to"] == f'["{ALICE}"]'
+
+
+def test_direct_message_to_a_user_id(fake: FakeZulip, make_channel: MakeChannel) -> None:
+    """Identities are keyed by Zulip user id: the row's recipient is one, sent as an integer."""
+    channel = make_channel()
+    channel.start()
+    alice = fake.user(ALICE).user_id
+    ids = channel.send(row(2, "direct", recipient=str(alice)))
+    [stored] = fake.sent_by(BOT, to=ALICE)
+    assert ids == [str(stored.id)] and stored.content == "Hello Alice, we are on it."
+    assert fake.requests_to("POST", "/messages")[-1].params["to"] == f"[{alice}]"
 
 
 def test_old_server_gets_private_type() -> None:
@@ -102,8 +115,8 @@ def test_injection_corpus_stays_inert(fake: FakeZulip, make_channel: MakeChannel
     channel.send(row(7, quote=quote))
     [stored] = fake.sent_by(BOT, stream=STREAM, topic=TOPIC)
     relayed = parse_relayed(stored.content)
-    # Every line outside the fence is the bot's: header, fence lines, reference.
-    assert relayed.outside == [HEADER, relayed.fence + "text", relayed.fence, "`ref dk7`"]
+    # Every line outside the fence is the bot's: the header and the fence lines, nothing else.
+    assert relayed.outside == [HEADER, relayed.fence + "text", relayed.fence]
     # The fence is longer than any run of its own character (backticks, or tildes where backticks abound).
     assert len(relayed.fence) > longest_run(quote, relayed.fence[0])
     assert_commonmark_inert(relayed)
@@ -130,8 +143,9 @@ def test_long_texts_are_split_never_truncated(fake: FakeZulip, make_channel: Mak
     text = "\n\n".join(f"Paragraph {i}. " + "word " * 60 for i in range(100))  # ~31,000 characters
     ids = channel.send(row(9, "direct", text=text))
     assert len(ids) == 4 and fake.truncations == []
-    body = "\n".join(line for m in fake.sent_by(BOT, to=ALICE) for line in m.content.split("\n")[:-1] if line != "…")
-    assert body == text.rstrip()
+    body = "\n".join(line for m in fake.sent_by(BOT, to=ALICE) for line in m.content.split("\n") if line != "…")
+    # Every word, in order (the server strips the whitespace that ends a part).
+    assert body.split() == text.split()
 
 
 def test_split_follows_the_servers_max_message_length(make_channel: MakeChannel) -> None:
@@ -173,7 +187,7 @@ def test_5xx_window_then_recovery_delivers_each_message_exactly_once(
     for r in rows:
         deliver_like_the_dispatcher(channel, r)
     for r in rows:
-        assert len(with_reference(fake, r.reference)) == 1, r.reference
+        assert len(copies(fake, r)) == 1, r.outbox_id
     failed = [x for x in fake.requests_to("POST", "/messages") if x.status == 502]
     assert failed, "the fault window was never hit"
 
@@ -183,7 +197,7 @@ def test_lost_acknowledgement_is_not_sent_twice(fake: FakeZulip, make_channel: M
     channel.start()
     fake.drop_next(1, path="/messages", method="POST", after_processing=True)
     ids = channel.send(row(40, quote="only once please"))
-    [stored] = with_reference(fake, "dk40")
+    [stored] = copies(fake, row(40, quote="only once please"))
     assert ids == [str(stored.id)]
     assert len(fake.requests_to("POST", "/messages")) == 1  # found by the lookup, not re-posted
 
@@ -200,7 +214,7 @@ def test_attempt_after_a_send_that_reached_the_server_does_not_send_again(
     second.start()
     again = second.send(row(50, quote="hello", attempt=2))
     assert again == ids
-    assert len(with_reference(fake, "dk50")) == 1
+    assert len(copies(fake, row(50, quote="hello"))) == 1
     lookup = fake.requests_to("GET", "/messages")[-1]
     assert '"sender"' in lookup.params["narrow"] and lookup.params["anchor"] == "newest"
 
@@ -222,10 +236,11 @@ def test_a_crash_between_parts_resends_only_the_missing_parts(fake: FakeZulip, m
         channel.send(row(60, quote=quote))
     fake.before_request = None
     fake.clear_faults()
-    assert len(with_reference(fake, "dk60")) == 1
+    bodies = compose(HEADER, quote)
+    assert len(bodies) == 3 and [m.content for m in copies(fake, row(60, quote=quote))] == bodies[:1]
     ids = channel.send(row(60, quote=quote, attempt=2))
-    stored = with_reference(fake, "dk60")
-    assert [m.content.split("\n")[-1] for m in stored] == ["`ref dk60 1/3`", "`ref dk60 2/3`", "`ref dk60 3/3`"]
+    stored = copies(fake, row(60, quote=quote))
+    assert [m.content for m in stored] == bodies
     assert ids == [str(m.id) for m in stored]
 
 
@@ -295,7 +310,7 @@ def test_429_waits_for_retry_after(fake: FakeZulip, make_channel: MakeChannel) -
     started = time.monotonic()
     channel.send(row(100, "direct"))
     assert 0.2 < time.monotonic() - started < 6
-    assert len(with_reference(fake, "dk100")) == 1
+    assert len(copies(fake, row(100, "direct"))) == 1
     assert any(r.path == "/messages" for r in fake.rate_limited)
 
 
@@ -359,7 +374,7 @@ def test_send_before_a_successful_start_starts_first(fake: FakeZulip, make_chann
         channel.send(row(500))
     fake.start()
     ids = channel.send(row(501, quote="after the outage"))
-    assert [str(m.id) for m in with_reference(fake, "dk501")] == ids
+    assert [str(m.id) for m in copies(fake, row(501, quote="after the outage"))] == ids
 
 
 def test_rate_limit_waits_are_reported(fake: FakeZulip, make_channel: MakeChannel) -> None:
@@ -404,6 +419,76 @@ def test_a_lost_acknowledgement_is_looked_up_at_once_not_after_a_back_off(
     started = time.monotonic()
     ids = channel.send(row(41, quote="once, and quickly"))
     assert time.monotonic() - started < 0.4
-    [stored] = with_reference(fake, "dk41")
+    [stored] = copies(fake, row(41, quote="once, and quickly"))
     assert ids == [str(stored.id)]
     assert len(fake.requests_to("POST", "/messages")) == 1
+
+
+# -- finding an earlier send without a reference (issue 13, item 5) -------------------------------------
+
+
+def test_the_same_words_twice_each_row_finds_its_own_message_or_posts(
+    fake: FakeZulip, make_channel: MakeChannel
+) -> None:
+    """Two answers with the same words to the same person (two `status` answers): a retried row never
+    takes the message the store records for the other row."""
+    recorded: dict[str, int] = {}  # platform id → outbox row, as the store keeps them
+    first = make_channel()
+    first.recorded_elsewhere = lambda message, ids: {
+        i for i in ids if recorded.get(i, message.outbox_id) != message.outbox_id
+    }
+    first.start()
+    [sent] = first.send(row(1, "direct", text="You have 1 open incident."))
+    recorded[sent] = 1
+    # Row 2 says the same; its first attempt died before the post: the retry must post.
+    again = first.send(row(2, "direct", text="You have 1 open incident.", attempt=2))
+    assert again != [sent]
+    recorded[again[0]] = 2
+    assert len(fake.sent_by(BOT, to=ALICE)) == 2
+    # And once more, for row 2, as if its record had been lost in a crash: it finds its own message.
+    assert first.send(row(2, "direct", text="You have 1 open incident.", attempt=3)) == again
+    assert len(fake.sent_by(BOT, to=ALICE)) == 2
+
+
+def test_two_rows_with_the_same_words_both_posted_before_a_crash_are_told_apart(
+    fake: FakeZulip, make_channel: MakeChannel
+) -> None:
+    """Both posted, neither recorded (the batch's record died with the process): after the restart each
+    row takes one message, the older row the older message, and nothing is posted again."""
+    dead = make_channel()
+    dead.start()
+    a = dead.send(row(10, "direct", text="Added to incident #1."))
+    b = dead.send(row(11, "direct", text="Added to incident #1."))
+    dead.close()
+    restarted = make_channel()
+    restarted.recorded_elsewhere = lambda message, ids: set()  # the store recorded neither
+    restarted.start()
+    posts = len(fake.requests_to("POST", "/messages"))
+    assert restarted.send(row(10, "direct", text="Added to incident #1.", attempt=2)) == a
+    assert restarted.send(row(11, "direct", text="Added to incident #1.", attempt=2)) == b
+    assert len(fake.requests_to("POST", "/messages")) == posts
+
+
+def test_a_lost_answer_is_found_past_an_identical_message_of_another_row(
+    fake: FakeZulip, make_channel: MakeChannel
+) -> None:
+    channel = make_channel()
+    channel.start()
+    [older] = channel.send(row(20, "direct", text="Thanks, noted."))
+    channel.recorded_elsewhere = lambda message, ids: ids & {older}
+    fake.drop_next(1, path="/messages", method="POST", after_processing=True)
+    [mine] = channel.send(row(21, "direct", text="Thanks, noted."))
+    assert mine != older
+    assert [str(m.id) for m in fake.sent_by(BOT, to=ALICE)] == [older, mine]
+    assert len(fake.requests_to("POST", "/messages")) == 2  # the lost answer was looked up, not re-posted
+
+
+def test_a_message_from_before_the_row_was_written_is_not_the_rows(fake: FakeZulip, make_channel: MakeChannel) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    channel = make_channel()
+    channel.start()
+    [old] = channel.send(row(30, "direct", text="Your case is resolved."))
+    later = datetime.now(UTC) + timedelta(hours=1)  # written long after that message
+    [new] = channel.send(row(31, "direct", text="Your case is resolved.", attempt=2, written_at=later))
+    assert new != old and len(fake.sent_by(BOT, to=ALICE)) == 2

@@ -1,9 +1,19 @@
-"""The fake realm: users, streams, messages, event queues and narrows.
+"""The fake realm: users, user groups, streams, messages, event queues and narrows.
 
 All state sits behind one condition variable, which the long-polls of
 `GET /events` wait on. The rules follow the real server as NOTES.md records
 them (message normalisation and truncation, topic truncation, queue expiry,
-narrow operators, anchors).
+narrow operators, anchors, hidden email addresses, user groups).
+
+Email addresses (OpenAPI `email_address_visibility`, NOTES "Hidden email
+addresses"): each user's setting decides who sees their real address. Where
+it is not "everyone", every API field named `email` or `sender_email` carries
+the stand-in `user{id}@{realm host}` (for every viewer, administrators too),
+and `delivery_email` is the real address for those the setting lets see it
+(members, moderators, administrators; nobody) and null for the others. Bots'
+addresses are always real. The API finds an account by its API email, or by
+the real address where the caller may see it. `FakeUser.email` is the real
+address: tests name people by it.
 """
 
 from __future__ import annotations
@@ -20,6 +30,8 @@ from typing import Any
 from . import payloads
 
 MAX_TOPIC_LENGTH = 60
+#: email_address_visibility (OpenAPI, `PATCH /settings`): who may see a user's real address.
+EVERYONE, MEMBERS, ADMINS, NOBODY, MODERATORS = 1, 2, 3, 4, 5
 #: What GET /messages reports as the anchor of `anchor=newest` (zerver/lib/narrow.py).
 LARGER_THAN_MAX_MESSAGE_ID = 10000000000000000
 TRUNCATION_SUFFIX = "\n[message truncated]"
@@ -49,6 +61,20 @@ class FakeUser:
     is_active: bool = True
     bot_owner_id: int | None = None
     date_joined: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    #: Who may see `email`, the real address (EVERYONE … MODERATORS); bots' addresses are always public.
+    email_address_visibility: int = EVERYONE
+
+
+@dataclass
+class FakeGroup:
+    """A user group (OpenAPI `UserGroup`)."""
+
+    id: int
+    name: str
+    description: str = ""
+    members: set[int] = field(default_factory=set)
+    direct_subgroup_ids: set[int] = field(default_factory=set)
+    is_system_group: bool = False
 
 
 @dataclass
@@ -153,12 +179,16 @@ class Realm:
         max_message_length: int = 10000,
         queue_idle_timeout: float = 600.0,
         heartbeat: float = 50.0,
+        host: str = "zulip.example.net",
     ) -> None:
         self.cond = threading.Condition(threading.RLock())
+        #: The realm's host: stand-in addresses are `user{id}@{host}`.
+        self.host = host
         self.max_message_length = max_message_length
         self.queue_idle_timeout = queue_idle_timeout
         self.heartbeat = heartbeat
         self.users: dict[int, FakeUser] = {}
+        self.groups: dict[int, FakeGroup] = {}
         self.streams: dict[int, FakeStream] = {}
         self.messages: list[StoredMessage] = []
         self.queues: dict[str, EventQueue] = {}
@@ -168,16 +198,34 @@ class Realm:
         #: Called (under the realm's lock) with each message as it is stored: for timing.
         self.on_message: Callable[[StoredMessage], None] | None = None
         self._next_user_id = 8
+        self._next_group_id = 1
         self._next_stream_id = 1
         self._next_message_id = 100
         self._dm_recipients: dict[frozenset[int], int] = {}
 
     # -- directory ---------------------------------------------------------------
-    def add_user(self, email: str, full_name: str, api_key: str, *, is_bot: bool = False, role: int = 400) -> FakeUser:
+    def add_user(
+        self,
+        email: str,
+        full_name: str,
+        api_key: str,
+        *,
+        is_bot: bool = False,
+        role: int = 400,
+        email_address_visibility: int = EVERYONE,
+    ) -> FakeUser:
         with self.cond:
             if self.user_by_email(email) is not None:
                 raise ValueError(f"user {email} exists")
-            u = FakeUser(self._next_user_id, email, full_name, api_key, is_bot=is_bot, role=role)
+            u = FakeUser(
+                self._next_user_id,
+                email,
+                full_name,
+                api_key,
+                is_bot=is_bot,
+                role=role,
+                email_address_visibility=email_address_visibility,
+            )
             if is_bot:
                 u.bot_owner_id = next((x.user_id for x in self.users.values() if not x.is_bot), None)
             self._next_user_id += 1
@@ -185,6 +233,7 @@ class Realm:
             return u
 
     def user_by_email(self, email: str) -> FakeUser | None:
+        """By the real address: for tests and the fake's own bookkeeping, not for API callers."""
         email = email.strip().lower()
         return next((u for u in self.users.values() if u.email.lower() == email), None)
 
@@ -196,6 +245,84 @@ class Realm:
         if u is None:
             raise bad_request(f"Invalid email '{email_or_id}'")
         return u
+
+    def api_email(self, u: FakeUser) -> str:
+        """The address the API shows for `u`: the real one only where everyone may see it."""
+        if u.is_bot or u.email_address_visibility == EVERYONE:
+            return u.email
+        return f"user{u.user_id}@{self.host}"
+
+    def sees_email(self, viewer: FakeUser | None, u: FakeUser) -> bool:
+        """May `viewer` see the real address of `u` (as `delivery_email`)?"""
+        if u.is_bot or (viewer is not None and viewer.user_id == u.user_id):
+            return True
+        if viewer is None:
+            return u.email_address_visibility == EVERYONE
+        return {
+            EVERYONE: True,
+            MEMBERS: viewer.role != 600,
+            ADMINS: viewer.role <= 200,
+            NOBODY: False,
+            MODERATORS: viewer.role <= 300,
+        }.get(u.email_address_visibility, False)
+
+    def user_for(self, viewer: FakeUser, email: str) -> FakeUser | None:
+        """The account an API caller names by `email`: its API email, or its real address where `viewer` may see it."""
+        key = email.strip().lower()
+        for u in self.users.values():
+            if self.api_email(u).lower() == key or (u.email.lower() == key and self.sees_email(viewer, u)):
+                return u
+        return None
+
+    # -- user groups -------------------------------------------------------------
+    def add_group(
+        self, name: str, members: Iterable[int] = (), subgroups: Iterable[int] = (), *, description: str = ""
+    ) -> FakeGroup:
+        """A new user group, with the `user_group` `add` event every queue that wants it receives."""
+        with self.cond:
+            g = FakeGroup(self._next_group_id, name, description, set(members), set(subgroups))
+            self._next_group_id += 1
+            self.groups[g.id] = g
+            self._emit(lambda q: q.wants("user_group"), {"type": "user_group", "op": "add", "group": payloads.group(g)})
+            self.cond.notify_all()
+            return g
+
+    def group_by_name(self, name: str) -> FakeGroup:
+        found = next((g for g in self.groups.values() if g.name.lower() == name.strip().lower()), None)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def change_group(self, group: str, op: str, ids: Iterable[int] = (), **data: str) -> None:
+        """`op` on the group named `group`: add_members / remove_members (user ids), add_subgroups /
+        remove_subgroups (group ids), update (`data`: name, description) or remove; with the event the
+        server sends."""
+        with self.cond:
+            g = self.group_by_name(group)
+            ids = sorted(set(ids))
+            event: dict[str, Any] = {"type": "user_group", "op": op, "group_id": g.id}
+            if op == "add_members":
+                g.members.update(ids)
+                event["user_ids"] = ids
+            elif op == "remove_members":
+                g.members.difference_update(ids)
+                event["user_ids"] = ids
+            elif op == "add_subgroups":
+                g.direct_subgroup_ids.update(ids)
+                event["direct_subgroup_ids"] = ids
+            elif op == "remove_subgroups":
+                g.direct_subgroup_ids.difference_update(ids)
+                event["direct_subgroup_ids"] = ids
+            elif op == "update":
+                g.name = data.get("name", g.name)
+                g.description = data.get("description", g.description)
+                event["data"] = dict(data)
+            elif op == "remove":
+                del self.groups[g.id]
+            else:
+                raise ValueError(f"unknown user_group op {op!r}")
+            self._emit(lambda q: q.wants("user_group"), event)
+            self.cond.notify_all()
 
     def add_stream(
         self,
@@ -312,7 +439,7 @@ class Realm:
                     original_topic=original_topic if original_topic != topic else None,
                 )
             elif type_ in ("direct", "private"):
-                recipients = self._resolve_dm_recipients(to)
+                recipients = self._resolve_dm_recipients(sender, to)
                 participants = frozenset({sender.user_id, *(u.user_id for u in recipients)})
                 rid = self._dm_recipients.setdefault(participants, 5000 + len(self._dm_recipients))
                 m = StoredMessage(
@@ -361,21 +488,32 @@ class Realm:
             return self.stream_by_name(to)
         return None
 
-    def _resolve_dm_recipients(self, to: Any) -> list[FakeUser]:
+    def _resolve_dm_recipients(self, sender: FakeUser, to: Any) -> list[FakeUser]:
         if isinstance(to, str):
             to = [t for t in (p.strip() for p in to.split(",")) if t]
         if isinstance(to, int):
             to = [to]
         if not isinstance(to, list) or not to:
             raise bad_request("Invalid recipients")
-        return [self.require_user(t) for t in to]
+        found = []
+        for t in to:
+            u = self.users.get(t) if isinstance(t, int) else self.user_for(sender, str(t))
+            if u is None:
+                raise bad_request(f"Invalid email '{t}'" if isinstance(t, str) else f"Invalid user ID {t}")
+            found.append(u)
+        return found
 
     def render(self, m: StoredMessage, apply_markdown: bool) -> dict[str, Any]:
         sender = self.users[m.sender_id]
         stream_name = self.streams[m.stream_id].name if m.stream_id is not None else None
         participants = [self.users[i] for i in sorted(m.participants)]
         return payloads.message(
-            m, sender=sender, participants=participants, stream_name=stream_name, apply_markdown=apply_markdown
+            m,
+            sender=sender,
+            participants=participants,
+            stream_name=stream_name,
+            apply_markdown=apply_markdown,
+            api_email=self.api_email,
         )
 
     def _flags(self, viewer: FakeUser, m: StoredMessage) -> list[str]:
@@ -413,13 +551,13 @@ class Realm:
         if op in ("topic", "subject"):
             return m.type == "stream" and m.subject.lower() == str(operand).lower()
         if op == "sender":
-            u = self._user_operand(operand)
+            u = self._user_operand(viewer, operand)
             return u is not None and m.sender_id == u.user_id
         if op in ("dm", "pm-with"):
-            users = self._users_operand(operand)
+            users = self._users_operand(viewer, operand)
             return m.type == "private" and m.participants == frozenset({viewer.user_id, *users})
         if op == "dm-including":
-            u = self._user_operand(operand)
+            u = self._user_operand(viewer, operand)
             return m.type == "private" and u is not None and u.user_id in m.participants
         if op == "search":
             needle = str(operand).lower()
@@ -428,16 +566,16 @@ class Realm:
             return m.id == int(operand)
         raise bad_request(f"Invalid narrow operator: unknown operator {op}")
 
-    def _user_operand(self, operand: Any) -> FakeUser | None:
+    def _user_operand(self, viewer: FakeUser, operand: Any) -> FakeUser | None:
         if isinstance(operand, int) or (isinstance(operand, str) and operand.isdigit()):
             return self.users.get(int(operand))
-        return self.user_by_email(str(operand))
+        return self.user_for(viewer, str(operand))
 
-    def _users_operand(self, operand: Any) -> set[int]:
+    def _users_operand(self, viewer: FakeUser, operand: Any) -> set[int]:
         items = operand if isinstance(operand, list) else str(operand).split(",")
         out = set()
         for item in items:
-            u = self._user_operand(item.strip() if isinstance(item, str) else item)
+            u = self._user_operand(viewer, item.strip() if isinstance(item, str) else item)
             if u is None:
                 raise bad_request(f"Invalid user ID or email {item}")
             out.add(u.user_id)

@@ -13,10 +13,11 @@ checks that they keep the examples' keys.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .model import FakeStream, FakeUser, StoredMessage
+    from .model import FakeGroup, FakeStream, FakeUser, StoredMessage
 
 OK: dict[str, Any] = {"result": "success", "msg": ""}
 
@@ -52,8 +53,12 @@ def server_settings(*, zulip_version: str, feature_level: int, realm_uri: str, r
     }
 
 
-def user(u: FakeUser) -> dict[str, Any]:
-    """examples/user_by_id_member.json (`user`), for humans and bots."""
+def user(u: FakeUser, *, email: str | None = None, delivery_email: str | None = None) -> dict[str, Any]:
+    """examples/user_by_id_member.json (`user`), for humans and bots.
+
+    `email` is the API email the viewer is shown (default: the real one), `delivery_email` the
+    real address where the viewer may see it (default: null, as in the example).
+    """
     out: dict[str, Any] = {
         "date_joined": u.date_joined,
         "full_name": u.full_name,
@@ -68,8 +73,8 @@ def user(u: FakeUser) -> dict[str, Any]:
         "role": u.role,
         "avatar_url": None,
         "is_active": u.is_active,
-        "email": u.email,
-        "delivery_email": None,
+        "email": email if email is not None else u.email,
+        "delivery_email": delivery_email,
     }
     if u.is_bot:
         out["bot_owner_id"] = u.bot_owner_id
@@ -78,13 +83,13 @@ def user(u: FakeUser) -> dict[str, Any]:
     return out
 
 
-def own_user(u: FakeUser, max_message_id: int) -> dict[str, Any]:
-    """examples/users_me.json."""
+def own_user(u: FakeUser, max_message_id: int, *, email: str | None = None) -> dict[str, Any]:
+    """examples/users_me.json (`email`: the API email, `delivery_email` the real one: it is one's own)."""
     out = {
         **OK,
         "avatar_url": "",
         "avatar_version": 1,
-        "email": u.email,
+        "email": email if email is not None else u.email,
         "delivery_email": u.email,
         "full_name": u.full_name,
         "is_admin": u.role <= 200,
@@ -168,8 +173,12 @@ def message(
     participants: list[FakeUser],
     stream_name: str | None,
     apply_markdown: bool,
+    api_email: Callable[[FakeUser], str] = lambda u: u.email,
 ) -> dict[str, Any]:
-    """examples/get_messages_response_dm_and_stream.json (one message, without flags)."""
+    """examples/get_messages_response_dm_and_stream.json (one message, without flags).
+
+    Addresses are API emails (`api_email`): a stand-in where the person hides their real one.
+    """
     out: dict[str, Any] = {
         "id": m.id,
         "sender_id": sender.user_id,
@@ -184,7 +193,7 @@ def message(
         "reactions": [],
         "submessages": [],
         "sender_full_name": sender.full_name,
-        "sender_email": sender.email,
+        "sender_email": api_email(sender),
         "sender_realm_str": "zulip",
         "avatar_url": None,
     }
@@ -195,10 +204,23 @@ def message(
     else:
         out["type"] = "private"
         out["display_recipient"] = [
-            {"id": p.user_id, "email": p.email, "full_name": p.full_name, "is_mirror_dummy": False}
+            {"id": p.user_id, "email": api_email(p), "full_name": p.full_name, "is_mirror_dummy": False}
             for p in participants
         ]
     return out
+
+
+def group(g: FakeGroup) -> dict[str, Any]:
+    """One element of `GET /user_groups` (its example) and of register's `realm_user_groups` (`UserGroup`)."""
+    return {
+        "description": g.description,
+        "id": g.id,
+        "name": g.name,
+        "members": sorted(g.members),
+        "direct_subgroup_ids": sorted(g.direct_subgroup_ids),
+        "is_system_group": g.is_system_group,
+        "can_mention_group": 11,
+    }
 
 
 def error(code: str, msg: str, **extra: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import payloads
 from .limits import Fault
@@ -82,6 +82,8 @@ class Api:
             ("GET", re.compile(r"^/users/me/subscriptions$"), self.subscriptions),
             ("GET", re.compile(r"^/users$"), self.users),
             ("GET", re.compile(r"^/users/(?P<user_id>\d+)$"), self.user_by_id),
+            ("GET", re.compile(r"^/users/(?P<email>[^/]+@[^/]+)$"), self.user_by_email),
+            ("GET", re.compile(r"^/user_groups$"), self.user_groups),
             ("GET", re.compile(r"^/get_stream_id$"), self.get_stream_id),
             ("GET", re.compile(r"^/streams$"), self.streams),
             ("POST", re.compile(r"^/register$"), self.register),
@@ -106,16 +108,36 @@ class Api:
 
     def users_me(self, user: FakeUser, params: dict[str, str]) -> dict[str, Any]:
         max_id = max((m.id for m in self.realm.messages if self.realm.can_see(user, m)), default=-1)
-        return payloads.own_user(user, max_id)
+        return payloads.own_user(user, max_id, email=self.realm.api_email(user))
+
+    def _user(self, viewer: FakeUser, u: FakeUser) -> dict[str, Any]:
+        """A user as `viewer` sees them: the API email, and the real address only if allowed."""
+        realm = self.realm
+        return payloads.user(
+            u, email=realm.api_email(u), delivery_email=u.email if realm.sees_email(viewer, u) else None
+        )
 
     def users(self, user: FakeUser, params: dict[str, str]) -> dict[str, Any]:
-        return {**payloads.OK, "members": [payloads.user(u) for u in self.realm.users.values()]}
+        return {**payloads.OK, "members": [self._user(user, u) for u in self.realm.users.values()]}
 
     def user_by_id(self, user: FakeUser, params: dict[str, str], user_id: str) -> dict[str, Any]:
         target = self.realm.users.get(int(user_id))
         if target is None:
             raise bad_request("No such user")
-        return {**payloads.OK, "user": payloads.user(target)}
+        return {**payloads.OK, "user": self._user(user, target)}
+
+    def user_by_email(self, user: FakeUser, params: dict[str, str], email: str) -> dict[str, Any]:
+        """By API email, or by the real address where the caller may see it (NOTES "Hidden email addresses")."""
+        target = self.realm.user_for(user, unquote(email))
+        if target is None:
+            raise bad_request("No such user")
+        return {**payloads.OK, "user": self._user(user, target)}
+
+    def user_groups(self, user: FakeUser, params: dict[str, str]) -> dict[str, Any]:
+        """Members and administrators only (NOTES "User groups"): bots learn groups from register."""
+        if user.is_bot or user.role == 600:
+            raise bad_request("This endpoint does not accept bot requests.")
+        return {**payloads.OK, "user_groups": [payloads.group(g) for g in self.realm.groups.values()]}
 
     def get_stream_id(self, user: FakeUser, params: dict[str, str]) -> dict[str, Any]:
         name = params.get("stream")
@@ -198,6 +220,8 @@ class Api:
             ]
             for item in body["never_subscribed"]:
                 item.pop("is_default", None)
+        if "realm_user_groups" in wanted:
+            body["realm_user_groups"] = [payloads.group(g) for g in self.realm.groups.values()]
         if "message" in wanted:
             body["max_message_id"] = max((m.id for m in self.realm.messages if self.realm.can_see(user, m)), default=-1)
         return body
@@ -396,7 +420,11 @@ class _Handler(BaseHTTPRequestHandler):
             email, _, key = base64.b64decode(header[6:]).decode("utf-8").partition(":")
         except ValueError:
             raise ApiError(401, "UNAUTHORIZED", "Invalid authorization header.") from None
-        user = self.server.owner.realm.user_by_email(email)
+        realm = self.server.owner.realm
+        # The account's real address (how bots and most clients log in) or its API email.
+        user = realm.user_by_email(email) or next(
+            (u for u in realm.users.values() if realm.api_email(u).lower() == email.strip().lower()), None
+        )
         if user is None or user.api_key != key:
             raise ApiError(401, "INVALID_API_KEY", "Invalid API key")
         if not user.is_active:

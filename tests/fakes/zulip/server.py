@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .limits import Fault, FaultPlan, RateLimiter
-from .model import FakeStream, FakeUser, Realm, StoredMessage, Truncation
+from .model import EVERYONE, FakeGroup, FakeStream, FakeUser, Realm, StoredMessage, Truncation
 from .routes import Api, RequestRecord, _ClientName, _HTTPServer
 
 
@@ -41,6 +41,7 @@ class FakeZulip:
         realm_name: str = "deskbot fake",
         rate_limit: tuple[int, float] | None = None,
         round_trip: float = 0.0,
+        realm_host: str = "zulip.example.net",
     ) -> None:
         self.host = host
         #: A simulated network round trip, in seconds, added to every API request: half before
@@ -51,7 +52,10 @@ class FakeZulip:
         self.feature_level = feature_level
         self.realm_name = realm_name
         self.realm = Realm(
-            max_message_length=max_message_length, queue_idle_timeout=queue_idle_timeout, heartbeat=heartbeat
+            max_message_length=max_message_length,
+            queue_idle_timeout=queue_idle_timeout,
+            heartbeat=heartbeat,
+            host=realm_host,
         )
         self.faults = FaultPlan()
         self.rate_limiter: RateLimiter | None = RateLimiter(*rate_limit) if rate_limit else None
@@ -122,12 +126,55 @@ class FakeZulip:
         *,
         is_bot: bool = False,
         role: int = 400,
+        email_address_visibility: int = EVERYONE,
     ) -> FakeUser:
+        """`email` is the real address; `email_address_visibility` says who sees it (model.EVERYONE …
+        model.MODERATORS): where not everyone, the API shows the stand-in `user{id}@{realm_host}`."""
         key = api_key or hashlib.sha256(email.encode()).hexdigest()[:32]
-        return self.realm.add_user(email, full_name or email.split("@")[0].title(), key, is_bot=is_bot, role=role)
+        return self.realm.add_user(
+            email,
+            full_name or email.split("@")[0].title(),
+            key,
+            is_bot=is_bot,
+            role=role,
+            email_address_visibility=email_address_visibility,
+        )
 
     def user(self, email: str) -> FakeUser:
+        """By the real address."""
         return self.realm.require_user(email)
+
+    def api_email(self, email: str) -> str:
+        """The address the API shows for the person whose real address is `email` (a stand-in where hidden)."""
+        return self.realm.api_email(self.user(email))
+
+    def set_email_visibility(self, email: str, visibility: int) -> None:
+        with self.realm.cond:
+            self.user(email).email_address_visibility = visibility
+
+    # -- user groups ---------------------------------------------------------------------
+    def add_group(self, name: str, members: Iterable[str] = (), subgroups: Iterable[str] = ()) -> FakeGroup:
+        """A user group of the people with these real addresses (and these groups), announced to queues."""
+        return self.realm.add_group(
+            name,
+            [self.user(e).user_id for e in members],
+            [self.realm.group_by_name(g).id for g in subgroups],
+        )
+
+    def group(self, name: str) -> FakeGroup:
+        return self.realm.group_by_name(name)
+
+    def add_to_group(self, name: str, *emails: str) -> None:
+        self.realm.change_group(name, "add_members", [self.user(e).user_id for e in emails])
+
+    def remove_from_group(self, name: str, *emails: str) -> None:
+        self.realm.change_group(name, "remove_members", [self.user(e).user_id for e in emails])
+
+    def rename_group(self, name: str, new_name: str) -> None:
+        self.realm.change_group(name, "update", name=new_name)
+
+    def remove_group(self, name: str) -> None:
+        self.realm.change_group(name, "remove")
 
     @property
     def bot(self) -> FakeUser:
@@ -180,7 +227,9 @@ class FakeZulip:
     def post_dm(self, from_user: str, content: str, to: str | list[str] | None = None) -> int:
         """A direct message from `from_user` (to the bot unless `to` says otherwise); returns its id."""
         sender = self.user(from_user)
-        recipients = [self.bot.email] if to is None else ([to] if isinstance(to, str) else list(to))
+        named = [self.bot.email] if to is None else ([to] if isinstance(to, str) else list(to))
+        # By user id: the people a test names by real address may hide it from the sender.
+        recipients = [self.user(email).user_id for email in named]
         return self.realm.post(sender, type_="direct", to=recipients, content=content).id
 
     def post_stream_message(self, sender: str, stream: str, topic: str, content: str) -> int:
