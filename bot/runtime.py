@@ -33,10 +33,10 @@ from storage import outbox
 from storage.db import make_engine, ping, transaction, upgrade
 from storage.leases import ChannelLease
 
-log = logging.getLogger("deskbot.runtime")
-
 if TYPE_CHECKING:
     from adapters.zulip import ZulipChannel
+
+log = logging.getLogger("deskbot.runtime")
 
 Clock = Callable[[], datetime]
 #: How often a replica without a channel's lease checks whether it can take over.
@@ -53,8 +53,6 @@ class NoChannelConfigured(Exception):
     pass
 
 
-def build_channels(settings: Settings) -> list[Channel]:
-    """The platform channels the settings switch on (Zulip, Mastodon)."""
 def zulip_channel(settings: Settings) -> ZulipChannel:
     """The Zulip channel as the settings describe it (they must switch it on)."""
     from adapters.zulip import ZulipChannel
@@ -71,6 +69,8 @@ def zulip_channel(settings: Settings) -> ZulipChannel:
     )
 
 
+def build_channels(settings: Settings) -> list[Channel]:
+    """The platform channels the settings switch on (Zulip, Mastodon)."""
     channels: list[Channel] = []
     if settings.zulip_configured:
         channels.append(zulip_channel(settings))
@@ -133,9 +133,9 @@ class Runtime:
         for name, channel in self.channels.items():
             channel.on_rate_limit_wait = lambda _seconds, name=name: self.metrics.rate_limit_waits.labels(name).inc()
             channel.on_trouble = lambda reason, name=name: self.health.trouble(name, reason)
+            channel.recorded_elsewhere = self.dispatcher.recorded_elsewhere
             self._channel_up(name, False)  # until it has started
 
-            channel.recorded_elsewhere = self.dispatcher.recorded_elsewhere
     def _count_handled(self, channel: str, handled: Handled) -> None:
         self.metrics.messages_in.labels(channel).inc()
         for event, value in handled.events:
@@ -173,8 +173,6 @@ class Runtime:
         down = self.health.outages()
         if down:
             return False, "; ".join(f"{name} {why}" for name, why in down.items())
-        waiting = [n for n, c in self.channels.items() if n in self.receiving and not c.connected]
-        if waiting:
         held = [
             f"{name} holds back {kind} messages: {why}"
             for name, channel in self.channels.items()
@@ -183,6 +181,8 @@ class Runtime:
         ]
         if held:
             return False, "; ".join(held)
+        waiting = [n for n, c in self.channels.items() if n in self.receiving and not c.connected]
+        if waiting:
             return False, "not connected: " + ", ".join(waiting)
         return True, "ready"
 
@@ -318,10 +318,10 @@ class Runtime:
             lease.release()
 
     def _pending(self) -> bool:
-        with transaction(self.engine) as session:
-            return outbox.has_due(session, list(self.channels), self.clock(), held=held)
         """Is anything due that may be sent now (rows a channel holds back wait for the next start)?"""
         held = [(name, kind) for name in self.channels for kind in self.dispatcher.held(name)]
+        with transaction(self.engine) as session:
+            return outbox.has_due(session, list(self.channels), self.clock(), held=held)
 
 
 def upgrade_engine(engine: Engine) -> None:

@@ -11,8 +11,8 @@ import typer
 from sqlalchemy import func, select
 
 from bot.cli.context import (
-    JsonFlag,
     CliError,
+    JsonFlag,
     customer_or_fail,
     iso,
     local,
@@ -24,8 +24,8 @@ from bot.cli.context import (
     table,
     today,
 )
-from bot.policy import CreditSummary, summarise
 from bot.config import Settings
+from bot.policy import CreditSummary, summarise
 from bot.services import credits as credit_service
 from bot.services import customers as service
 from bot.services import incidents as incident_service
@@ -61,7 +61,6 @@ def _mastodon_acct(value: str | None) -> str | None:
     return f"{match.group(1)}@{match.group(2)}".lower()
 
 
-@customers_app.command("add")
 def _zulip_account(config: Settings, email: str) -> str:
     """The key of the Zulip account `email` names: its user id, looked up on Zulip (SPEC §3).
 
@@ -92,6 +91,7 @@ def _zulip_account(config: Settings, email: str) -> str:
     return str(user_id)
 
 
+@customers_app.command("add")
 def customers_add(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The customer's name (unique, not only digits).")],
     email: Annotated[str | None, typer.Option("--email", help="Contact email.")] = None,
