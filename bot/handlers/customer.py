@@ -210,9 +210,8 @@ def status(ctx: Context, number: int | None) -> None:
 
 
 def _status_one(ctx: Context, number: int) -> None:
-    incident = incidents.own_incident(ctx.session, ctx.customer, number)
+    incident = _own(ctx, number)
     if incident is None:
-        ctx.reply(_("You have no incident #{number}."), number=number)
         return
     tz = ctx.settings.calendar.tz
     lines = [
@@ -293,9 +292,8 @@ def show_credits(ctx: Context) -> None:
     help=_("close one of your incidents"),
 )
 def close(ctx: Context, number: int) -> None:
-    incident = incidents.own_incident(ctx.session, ctx.customer, number)
+    incident = _own(ctx, number)
     if incident is None:
-        ctx.reply(_("You have no incident #{number}."), number=number)
         return
     if not incidents.close(ctx.session, ctx.now, ctx.identity.address, incident):
         ctx.reply(_("Incident #{number} is already closed."), number=number)
@@ -379,12 +377,10 @@ def lang(ctx: Context, code: str) -> None:
     help=_("set an incident's severity: 1 critical, 2 high, 3 normal, 4 low"),
 )
 def set_severity(ctx: Context, number: int, severity: str) -> None:
-    incident = incidents.own_incident(ctx.session, ctx.customer, number)
+    incident = _own(ctx, number)
     if incident is None:
-        ctx.reply(_("You have no incident #{number}."), number=number)
         return
     change = incidents.set_severity(ctx.session, ctx.settings, ctx.now, ctx.identity.address, incident, int(severity))
-    ctx.incident_id = incident.id
     shown = case_topic.severity_text(ctx.lang, incident.severity)
     if change.outcome == "not_open":
         ctx.reply(_("Incident #{number} is not open, so its severity cannot change."), number=number)
@@ -405,11 +401,9 @@ def set_severity(ctx: Context, number: int, severity: str) -> None:
     help=_("reopen an incident resolved in the last 7 days, at no charge"),
 )
 def reopen(ctx: Context, number: int) -> None:
-    incident = incidents.own_incident(ctx.session, ctx.customer, number)
+    incident = _own(ctx, number)
     if incident is None:
-        ctx.reply(_("You have no incident #{number}."), number=number)
         return
-    ctx.incident_id = incident.id
     resolved_on = incident.resolved_at
     outcome = conversation.customer_reopen(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident)
     if outcome == "open":
@@ -445,9 +439,8 @@ COMMANDS = (show_help, open_incident, status, set_severity, reopen, show_credits
 
 def add_to_case(ctx: Context, number: int, text: str) -> None:
     """`#N text`: add to the customer's incident N (the draft, if the text is empty)."""
-    incident = incidents.own_incident(ctx.session, ctx.customer, number)
+    incident = _own(ctx, number)
     if incident is None:
-        ctx.reply(_("You have no incident #{number}."), number=number)
         return
     added = conversation.add_to_incident(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text)
     if added.outcome == "empty":
@@ -543,6 +536,16 @@ def _added(ctx: Context, added: conversation.AddedTo) -> None:
             number=incident.id,
             date=resolved_on,
         )
+
+
+def _own(ctx: Context, number: int) -> Incident | None:
+    """The customer's incident `number`; None, and the sender told, when they have none by that number."""
+    incident = incidents.own_incident(ctx.session, ctx.customer, number)
+    if incident is None:
+        ctx.reply(_("You have no incident #{number}."), number=number)
+    else:
+        ctx.incident_id = incident.id
+    return incident
 
 
 def _writer(ctx: Context) -> Writer:
