@@ -146,9 +146,15 @@ def fold(word: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+#: Quotes around a command word, as the answers write them ("open", «abrir»): typed back, they are dropped.
+_QUOTED_WORD = re.compile(
+    r'^["\u201c\u00ab\u2018\']([^\s"\u201c\u201d\u00ab\u00bb\u2018\u2019\']+)["\u201d\u00bb\u2019\'](?=\s|$)'
+)
+
+
 def split_command(text: str) -> tuple[str, str, bool]:
     """(folded first word, the rest, whether it began with '/')."""
-    stripped = text.strip()
+    stripped = _QUOTED_WORD.sub(r"\1", text.strip(), count=1)
     slash = stripped.startswith("/")
     match = re.match(r"(\S*)\s*(.*)", stripped[1:] if slash else stripped, re.DOTALL)
     assert match is not None  # the pattern matches any string
@@ -182,9 +188,13 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
                 values[arg.name] = topic_case
             elif not arg.required:
                 values[arg.name] = None
+            elif cmd.audience == "customer":
+                raise ParseError(
+                    _('Which incident? Give its number, for example: "{example}".'), example=f"{cmd.name_in(lang)} 12"
+                )
             else:
                 raise ParseError(
-                    _("Which case? Give its number, for example {example}."), example=f"/{cmd.name_in(lang)} 12"
+                    _('Which case? Give its number, for example: "{example}".'), example=f"/{cmd.name_in(lang)} 12"
                 )
             continue
         if not token:
@@ -227,6 +237,10 @@ def _convert(arg: Arg, token: str, lang: str) -> Any:
         # fold() maps "²" to "2": a choice written in digits is read as a number, like any other.
         folded = fold(token) if not token.isdigit() else str(whole_number(token))
         if folded not in arg.choices:
-            raise ParseError(_("{arg} must be one of: {choices}."), arg=arg.name, choices=", ".join(arg.choices))
+            raise ParseError(
+                _("{arg} must be one of: {choices}."),
+                arg=render(lang, arg.label or arg.name),
+                choices=", ".join(arg.choices),
+            )
         return folded
     return token

@@ -13,7 +13,7 @@ from adapters.channel import Inbound
 from bot.commands import Registry
 from bot.config import Settings
 from bot.deployment import Deployment
-from bot.i18n import render
+from bot.i18n import Plural, render, render_plural
 from bot.services.outgoing import Outgoing, to_sender
 from storage.models import Customer, Identity
 
@@ -64,6 +64,10 @@ class Context:
     def t(self, msgid: str, /, **values: object) -> str:
         """`msgid` in the sender's language."""
         return render(self.lang, msgid, **values)
+
+    def tn(self, message: Plural, n: int, /, **values: object) -> str:
+        """`message` in the sender's language, in the form the number `n` asks for."""
+        return render_plural(self.lang, n, message, **values)
 
     def reply(self, msgid: str, /, *, secret: str | None = None, **values: object) -> None:
         """Answer the sender where they wrote (their DM, or the case topic).

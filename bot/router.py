@@ -21,7 +21,7 @@ from bot.commands import Audience, Command, ParseError, Registry, parse_args, sp
 from bot.context import Context
 from bot.deployment import Deployment
 from bot.handlers import customer as customer_handlers
-from bot.i18n import _
+from bot.i18n import _, quoted
 from bot.numbers import MAX_DIGITS, whole_number
 from bot.services import customers, strangers
 from bot.services.outgoing import Outgoing
@@ -160,9 +160,13 @@ class Router:
         if close:
             ctx.reply(
                 _("Unknown command {word}. Did you mean {suggestions}? Send {help} for the list."),
-                word=f"{prefix}{word}",
-                suggestions=" / ".join(f"{prefix}{c}" for c in close),
-                help=help_word,
+                word=quoted(ctx.lang, prefix + word),
+                suggestions=" / ".join(quoted(ctx.lang, prefix + c) for c in close),
+                help=quoted(ctx.lang, help_word),
             )
         else:
-            ctx.reply(_("Unknown command {word}. Send {help} for the list."), word=f"{prefix}{word}", help=help_word)
+            ctx.reply(
+                _("Unknown command {word}. Send {help} for the list."),
+                word=quoted(ctx.lang, prefix + word),
+                help=quoted(ctx.lang, help_word),
+            )

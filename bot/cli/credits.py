@@ -71,9 +71,13 @@ def credits_grant(
         )
         return
     typer.echo(
-        f"Pack {pack.id}: {pack.incidents} credits for {found.name}, bought {pack.purchased}, valid until {expires}."
-        f" {found.name} has {left} credits left."
+        f"Pack {pack.id}: {_credits(pack.incidents)} for {found.name}, bought {pack.purchased},"
+        f" valid until {expires} inclusive. {found.name} has {_credits(left)} left."
     )
+
+
+def _credits(n: int) -> str:
+    return f"{n} credit" if n == 1 else f"{n} credits"
 
 
 @credits_app.command("import")

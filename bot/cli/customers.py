@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -191,7 +192,7 @@ def customers_list(as_json: JsonFlag = False) -> None:
     out().print(
         table(
             None,
-            ["ID", "Name", "Email", "Lang", "Accounts", "Credits left", "Next expiry", "Open cases"],
+            ["ID", "Name", "Email", "Lang", "Accounts", "Credits left", "First valid until", "Open cases"],
             (
                 [
                     r["id"],
@@ -223,7 +224,8 @@ def customers_show(
             session.scalars(select(Identity).where(Identity.customer_id == found.id).order_by(Identity.id))
         )
         packs = credit_service.packs_of(session, found.id)
-        summary = summarise([credit_service.as_policy(p) for p in packs], today(config))
+        day = today(config)
+        summary = summarise([credit_service.as_policy(p) for p in packs], day)
         incidents = incident_service.customer_incidents(
             session, found.id, (incident_service.OPEN, incident_service.RESOLVED, incident_service.CLOSED)
         )
@@ -234,7 +236,8 @@ def customers_show(
     typer.echo(f"{found.name} (id {found.id})")
     typer.echo(f"email: {found.email or '—'} · language: {found.lang} · since {local(found.created_at, tz)}")
     typer.echo(
-        f"credits left: {summary.total_left}" + (f", next expiry {summary.next_expiry}" if summary.next_expiry else "")
+        f"credits left: {summary.total_left}"
+        + (f", the first valid until {summary.next_expiry} inclusive" if summary.next_expiry else "")
     )
     console = out()
     console.print(
@@ -249,9 +252,9 @@ def customers_show(
     console.print(
         table(
             "Credit packs",
-            ["Pack", "Bought", "Incidents", "Used", "Left", "Expires", "Valid"],
+            ["Pack", "Bought", "Incidents", "Used", "Left", "Valid until (inclusive)", "State"],
             (
-                [p["id"], p["purchased"], p["incidents"], p["used"], p["left"], p["expires_on"], p["valid"]]
+                [p["id"], p["purchased"], p["incidents"], p["used"], p["left"], p["expires_on"], _pack_state(p, day)]
                 for p in document["credits"]["packs"]
             ),
         )
@@ -267,6 +270,13 @@ def customers_show(
         if incidents
         else "Cases: none",
     )
+
+
+def _pack_state(pack: dict[str, Any], day: date) -> str:
+    """A pack as `customers show` says it: valid, expired (after its last valid day), or not valid yet."""
+    if pack["valid"]:
+        return "valid"
+    return "not valid yet" if pack["purchased"] > day.isoformat() else "expired"
 
 
 def _customer_document(

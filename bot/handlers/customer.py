@@ -7,7 +7,7 @@ from adapters.channel import Said
 from bot.commands import Arg, command
 from bot.context import Context
 from bot.handlers import case_topic
-from bot.i18n import _, format_day, format_hours, format_when
+from bot.i18n import _, format_day, format_hours, format_when, n_, zone_time
 from bot.policy import NoCredit, pack_expires_on
 from bot.services import conversation, credits, customers, drafts, incidents, strangers
 from bot.services.incidents import IncidentSummary, Writer
@@ -32,10 +32,14 @@ def show_help(ctx: Context) -> None:
     lines.append(ctx.t(_("• #N <text> — add a message to incident N")))
     lines.append(ctx.t(_("Any other message goes to your open incident.")))
     lines.append(
-        ctx.t(
-            _("Service hours: {hours} ({zone} time), except public holidays. We answer within {days} business days."),
+        ctx.tn(
+            n_(
+                "Service hours: {hours} ({zone}), except public holidays. We answer within {days} business day.",
+                "Service hours: {hours} ({zone}), except public holidays. We answer within {days} business days.",
+            ),
+            s.response_target,
             hours=format_hours(s.calendar.hours, ctx.lang),
-            zone=s.timezone,
+            zone=zone_time(s.calendar.tz, ctx.lang),
             days=s.response_target,
         )
     )
@@ -66,7 +70,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
         ctx.session, ctx.deployment, ctx.now, _writer(ctx), text, ctx.message.subject_hint
     )
     if opened is None:
-        ctx.reply(_("Tell us what the incident is about: open <your question>."))
+        ctx.reply(_('Tell us what the incident is about: "open <your question>".'))
         return
     if isinstance(opened, NoCredit):
         no_credit_answer(ctx, opened)
@@ -82,8 +86,12 @@ def open_incident(ctx: Context, text: str | None) -> None:
     summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     lines = [
         ctx.t(_("Incident #{number} is open: {subject}"), number=incident.id, subject=incident.subject),
-        ctx.t(
-            _("One credit used; {left} left. This pack is valid until {expiry}."),
+        ctx.tn(
+            n_(
+                "One credit used; {left} credit left. This pack is valid until {expiry} inclusive.",
+                "One credit used; {left} credits left. This pack is valid until {expiry} inclusive.",
+            ),
+            summary.total_left,
             left=summary.total_left,
             expiry=format_day(pack_expires_on(charged.purchased), ctx.lang),
         ),
@@ -173,7 +181,12 @@ def no_credit_answer(ctx: Context, why: NoCredit) -> None:
             [
                 ctx.t(reasons[why.reason]),
                 ctx.t(_("Nothing was opened and your message is kept as a draft.")),
-                ctx.t(_("Buy more at {url}, then reply open."), url=ctx.settings.purchase_url),
+                ctx.t(
+                    _('Buy credits at {url}, then reply "open".')
+                    if why.reason == "none_bought"
+                    else _('Buy more credits at {url}, then reply "open".'),
+                    url=ctx.settings.purchase_url,
+                ),
             ]
         )
     )
@@ -267,20 +280,28 @@ def show_credits(ctx: Context) -> None:
         return
     lines = [ctx.t(_("Credits left: {left}"), left=summary.total_left)]
     for status in summary.packs:
-        template = (
-            _("• pack of {size} bought {bought}: {left} left, valid until {expiry}")
-            if status.valid
-            else _("• pack of {size} bought {bought}: expired on {expiry}")
-        )
-        lines.append(
-            ctx.t(
-                template,
-                size=status.pack.incidents,
-                bought=format_day(status.pack.purchased, ctx.lang),
-                left=status.left,
-                expiry=format_day(status.expires_on, ctx.lang),
+        values = {
+            "size": status.pack.incidents,
+            "bought": format_day(status.pack.purchased, ctx.lang),
+            "left": status.left,
+            "expiry": format_day(status.expires_on, ctx.lang),
+        }
+        if status.valid:
+            line = ctx.tn(
+                n_(
+                    "• pack of {size} bought {bought}: {left} left, valid until {expiry} inclusive",
+                    "• pack of {size} bought {bought}: {left} left, valid until {expiry} inclusive",
+                ),
+                status.left,
+                **values,
             )
-        )
+        elif status.pack.purchased > ctx.today:
+            line = ctx.t(_("• pack of {size} bought {bought}: valid from {bought} until {expiry} inclusive"), **values)
+        else:
+            line = ctx.t(
+                _("• pack of {size} bought {bought}: expired (it was valid until {expiry} inclusive)"), **values
+            )
+        lines.append(line)
     ctx.reply_text("\n".join(lines))
 
 
@@ -307,6 +328,7 @@ def close(ctx: Context, number: int) -> None:
 @command(
     en="link",
     pt="ligar",
+    aliases=("associar",),
     audience=CUSTOMER,
     unlinked=True,
     args=(Arg("code", "word", label=_("code")),),
@@ -325,10 +347,12 @@ def link(ctx: Context, code: str) -> None:
         ctx.customer = outcome
         summary = credits.credit_summary(ctx.session, outcome.id, ctx.today)
         lines = [
-            ctx.t(
-                _(
-                    "Welcome, {name}! This account is now linked. Credits left: {left}. Write help to see what I can do."
+            ctx.tn(
+                n_(
+                    'Welcome, {name}! This account is now linked. You have {left} credit left. Write "help" to see what I can do.',
+                    'Welcome, {name}! This account is now linked. You have {left} credits left. Write "help" to see what I can do.',
                 ),
+                summary.total_left,
                 name=outcome.name,
                 left=summary.total_left,
             )
@@ -356,7 +380,7 @@ def _kept_before_linking(ctx: Context) -> list[str]:
     aliases=("language", "lingua"),
     audience=CUSTOMER,
     unlinked=True,
-    args=(Arg("code", "choice", choices=("en", "pt")),),
+    args=(Arg("code", "choice", choices=("en", "pt"), label=_("language")),),
     help=_("reply language: en or pt"),
 )
 def lang(ctx: Context, code: str) -> None:
@@ -448,7 +472,7 @@ def add_to_case(ctx: Context, number: int, text: str) -> None:
     elif added.outcome == "finished":
         ctx.reply(
             _(
-                "Incident #{number} is finished, so I kept your message as a draft. Reply open to start a new incident with it."
+                'Incident #{number} is finished, so I kept your message as a draft. Reply "open" to start a new incident with it.'
             ),
             number=number,
         )
@@ -480,12 +504,16 @@ def free_text(ctx: Context, text: str) -> None:
     if isinstance(position, NoCredit):
         no_credit_answer(ctx, position)
         return
-    ctx.reply(
-        _(
-            "You have no open incident. Reply open to open one with this message: it uses one of your {left} credits (the next expire on {expiry})."
-        ),
-        left=position.total_left,
-        expiry=format_day(position.next_expiry, ctx.lang) if position.next_expiry else "—",
+    ctx.reply_text(
+        ctx.tn(
+            n_(
+                'You have no open incident. Reply "open" to open one with this message: it uses your last credit, valid until {expiry} inclusive.',
+                'You have no open incident. Reply "open" to open one with this message: it uses one of your {left} credits, from the pack valid until {expiry} inclusive.',
+            ),
+            position.total_left,
+            left=position.total_left,
+            expiry=format_day(position.next_expiry, ctx.lang) if position.next_expiry else "—",
+        )
     )
 
 
@@ -500,7 +528,7 @@ def unknown_sender(ctx: Context) -> None:
             [
                 ctx.t(_("Hello! This is the commercial support desk. I don't know this account yet.")),
                 ctx.t(_("To buy incident-based support, see {url}."), url=s.purchase_url),
-                ctx.t(_("If you already have support, send: link <your activation code>.")),
+                ctx.t(_('If you already have support, send "link <your activation code>".')),
                 ctx.t(_("Documentation: {docs} · Forum: {forum}"), docs=s.docs_url, forum=s.forum_url),
             ]
         )

@@ -11,7 +11,8 @@ from bot.commands import Arg, command
 from bot.context import Context
 from bot.handlers import case_topic
 from bot.handlers.customer import SEVERITY_LEVELS
-from bot.i18n import _, format_when, render
+from bot.i18n import _, format_day, format_when, n_, render, render_plural
+from bot.policy import pack_expires_on
 from bot.services import credits, customers, incidents
 from storage.models import Customer, Incident, IncidentState
 
@@ -107,19 +108,67 @@ def bug(ctx: Context, number: int) -> None:
     if incident is None:
         return
     assert ctx.engineer is not None
-    if not incidents.mark_vendor_bug(ctx.session, ctx.now, ctx.engineer, incident):
+    credit = incidents.mark_vendor_bug(ctx.session, ctx.settings, ctx.now, ctx.engineer, incident)
+    if credit is None:
         ctx.reply(_("#{number} is already marked as our bug."), number=number)
         return
-    _tell_customer(
-        ctx,
-        incident,
-        lambda lang: render(
+    customer = incidents.customer_of(ctx.session, incident)
+    left = credits.credit_summary(ctx.session, customer.id, ctx.today).total_left if customer else 0
+    _tell_customer(ctx, incident, lambda lang: _bug_told(lang, incident.id, credit, left))
+    if credit.outcome == "returned":
+        ctx.reply_text(
+            ctx.tn(
+                n_(
+                    "#{number} is marked as our bug; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credit left.",
+                    "#{number} is marked as our bug; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credits left.",
+                ),
+                left,
+                number=number,
+                expiry=format_day(credit.valid_until, ctx.lang),
+                left=left,
+            )
+        )
+    elif credit.outcome == "expired":
+        ctx.reply(
+            _(
+                "#{number} is marked as our bug and not charged, but its credit could not be returned: its pack was valid until {expiry} inclusive and has expired. The customer was told why."
+            ),
+            number=number,
+            expiry=format_day(credit.valid_until, ctx.lang),
+        )
+    elif credit.outcome == "not_charged":
+        ctx.reply(_("#{number} is marked as our bug; it took no credit, so there is none to return."), number=number)
+    else:
+        ctx.reply(
+            _("#{number} is marked as our bug, but no credit was returned: pack {pack} shows no used credit."),
+            number=number,
+            pack=credit.pack_id,
+        )
+
+
+def _bug_told(lang: str, number: int, credit: credits.CreditReturn, left: int) -> str:
+    """What the customer is told when their incident is found to be our bug: exactly what became of its credit."""
+    if credit.outcome == "returned":
+        return render_plural(
             lang,
-            _("Incident #{number} was caused by a bug in our software: there is no charge and your credit is back."),
-            number=incident.id,
-        ),
-    )
-    ctx.reply(_("#{number} is marked as our bug; the credit went back to its pack."), number=number)
+            left,
+            n_(
+                "Incident #{number} was caused by a bug in our software: there is no charge and its credit is back. You have {left} credit left.",
+                "Incident #{number} was caused by a bug in our software: there is no charge and its credit is back. You have {left} credits left.",
+            ),
+            number=number,
+            left=left,
+        )
+    if credit.outcome == "expired":
+        return render(
+            lang,
+            _(
+                "Incident #{number} was caused by a bug in our software, so it is not charged. Its credit could not be given back, though: the pack it came from was valid until {expiry} inclusive and has expired, and an expired pack's credits cannot be used."
+            ),
+            number=number,
+            expiry=format_day(credit.valid_until, lang),
+        )
+    return render(lang, _("Incident #{number} was caused by a bug in our software: there is no charge."), number=number)
 
 
 @command(
@@ -302,7 +351,7 @@ def customer_add(ctx: Context, **values: str) -> None:
         return
     ctx.reply(
         _(
-            "Customer {name} (id {id}) created. Activation code: {code} (single use, valid 14 days; the customer sends: link {code})"
+            'Customer {name} (id {id}) created. Activation code: {code} (single use, valid for 14 days; the customer sends "link {code}")'
         ),
         name=inert(customer.name),
         id=customer.id,
@@ -325,7 +374,7 @@ def customer_code(ctx: Context, who: str) -> None:
         return
     code = customers.new_activation_code(ctx.session, customer, ctx.now)
     ctx.reply(
-        _("New activation code for {name}: {code} (single use, valid 14 days; the customer sends: link {code})"),
+        _('New activation code for {name}: {code} (single use, valid for 14 days; the customer sends "link {code}")'),
         name=inert(customer.name),
         code=code,
         secret=code,
@@ -350,10 +399,14 @@ def customer_show(ctx: Context, who: str) -> None:
     lines.append("accounts: " + (", ".join(inert(f"{i.channel}:{i.address}") for i in identities) or "none linked"))
     lines.append(f"credits left: {summary.total_left}")
     for status in summary.packs:
+        valid_until = f"valid until {format_day(status.expires_on, 'en')} inclusive"
+        if not status.valid:
+            valid_until = (
+                f"not valid yet, {valid_until}" if status.pack.purchased > ctx.today else f"expired ({valid_until})"
+            )
         lines.append(
-            f"• pack {status.pack.id}: {status.pack.incidents} bought {status.pack.purchased}, {status.left} left, "
-            + ("valid until " if status.valid else "expired ")
-            + str(status.expires_on)
+            f"• pack {status.pack.id}: {status.pack.incidents} bought {format_day(status.pack.purchased, 'en')}, "
+            f"{status.left} left, {valid_until}"
         )
     latest = incidents.latest_incidents(ctx.session, customer.id, tuple(IncidentState), 10)
     for incident in latest:
@@ -385,12 +438,19 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
     except customers.CustomerError as exc:
         ctx.reply_text(exc.render(inert))
         return
-    ctx.reply(
-        _("Pack {id}: {n} credits for {name}, bought {date}."),
-        id=pack.id,
-        n=n,
-        name=inert(found.name),
-        date=pack.purchased,
+    ctx.reply_text(
+        ctx.tn(
+            n_(
+                "Pack {id}: {n} credit for {name}, bought {date}, valid until {expiry} inclusive.",
+                "Pack {id}: {n} credits for {name}, bought {date}, valid until {expiry} inclusive.",
+            ),
+            n,
+            id=pack.id,
+            n=n,
+            name=inert(found.name),
+            date=format_day(pack.purchased, ctx.lang),
+            expiry=format_day(pack_expires_on(pack.purchased), ctx.lang),
+        )
     )
 
 

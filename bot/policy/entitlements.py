@@ -117,7 +117,9 @@ def consume(pack: Pack) -> Pack:
 def give_back(pack: Pack) -> Pack:
     """``pack`` with one credit returned (vendor bug); ``ValueError`` if none is used.
 
-    A credit goes back to its own pack even if that pack has expired since.
+    A credit goes back to its own pack, and only while that pack is valid: an expired
+    pack's credits cannot be used, so ``services.credits.return_credit`` gives none back
+    to one (and says so).
     """
     if pack.used <= 0:
         raise ValueError(f"pack {pack.id} has no used credit to give back")

@@ -8,12 +8,14 @@ this module applies them to the stored packs, locking them on PostgreSQL.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot.policy import CreditSummary, NoCredit, Pack, choose_pack, consume, give_back, summarise
+from bot.policy import CreditSummary, NoCredit, Pack, choose_pack, consume, give_back, pack_expires_on, summarise
 from bot.services.customers import CustomerError
 from storage.db import for_update
 from storage.models import CreditPack, Customer
@@ -52,18 +54,45 @@ def take_credit(session: Session, customer_id: int, today: date) -> CreditPack |
     return row
 
 
-def return_credit(session: Session, pack_id: int) -> bool:
-    """Give a credit back to its pack (`policy.give_back`); False when the pack has no used credit."""
+@dataclass(frozen=True)
+class CreditReturn:
+    """What became of an incident's credit when it was found to be our bug (`return_credit`).
+
+    * ``returned``: back in its pack, usable again until ``valid_until`` (inclusive);
+    * ``expired``: its pack was valid until ``valid_until`` and has expired since: an expired
+      pack's credits cannot be used, so nothing is given back (SPEC §1: unused credits expire
+      with their pack);
+    * ``not_charged``: the incident took no credit (``pack_id`` None), so there is none to return;
+    * ``not_used``: the pack is gone or shows no used credit (a store inconsistency, logged).
+    """
+
+    outcome: Literal["returned", "expired", "not_charged", "not_used"]
+    pack_id: int | None = None
+    valid_until: date | None = None
+
+    @property
+    def returned(self) -> bool:
+        return self.outcome == "returned"
+
+
+def return_credit(session: Session, pack_id: int | None, today: date) -> CreditReturn:
+    """Give a credit back to its pack (`policy.give_back`) if that pack is still valid on `today`."""
+    if pack_id is None:
+        return CreditReturn("not_charged")
     query = for_update(select(CreditPack).where(CreditPack.id == pack_id), session)
     pack = session.scalars(query).first()
     if pack is None:
-        return False
+        log.warning("credit not returned: pack %s does not exist", pack_id)
+        return CreditReturn("not_used", pack_id)
+    valid_until = pack_expires_on(pack.purchased)
+    if valid_until < today:
+        return CreditReturn("expired", pack_id, valid_until)
     try:
         pack.used = give_back(as_policy(pack)).used
     except ValueError:
         log.warning("credit not returned: pack %s has no used credit", pack_id)
-        return False
-    return True
+        return CreditReturn("not_used", pack_id, valid_until)
+    return CreditReturn("returned", pack_id, valid_until)
 
 
 def grant_credits(

@@ -214,15 +214,23 @@ def assign(session: Session, now: datetime, engineer: str, incident: Incident, a
     record(session, incident, engineer, "assigned", now, detail=assignee)
 
 
-def mark_vendor_bug(session: Session, now: datetime, engineer: str, incident: Incident) -> bool:
-    """No charge for a case our bug caused: its credit goes back. False if it was marked already."""
+def mark_vendor_bug(
+    session: Session, settings: Settings, now: datetime, engineer: str, incident: Incident
+) -> credits.CreditReturn | None:
+    """No charge for a case our bug caused: its credit goes back to its pack while that pack is
+    valid (`credits.return_credit`). What became of the credit; None if it was marked already."""
     if not incident.chargeable:
-        return False
+        return None
     incident.chargeable = False
-    if incident.pack_id is not None:
-        credits.return_credit(session, incident.pack_id)
-    record(session, incident, engineer, "marked as vendor bug", now, detail="credit returned")
-    return True
+    returned = credits.return_credit(session, incident.pack_id, settings.today(now))
+    details = {
+        "returned": "credit returned",
+        "expired": f"credit not returned: pack {returned.pack_id} was valid until {returned.valid_until} and has expired",
+        "not_charged": "no credit was taken",
+        "not_used": f"credit not returned: pack {returned.pack_id} has no used credit",
+    }
+    record(session, incident, engineer, "marked as vendor bug", now, detail=details[returned.outcome])
+    return returned
 
 
 def resolve(session: Session, now: datetime, engineer: str, incident: Incident, summary: str | None) -> bool:

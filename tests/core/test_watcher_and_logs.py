@@ -38,7 +38,7 @@ def test_target_warning_and_miss_are_posted_once_each_even_after_a_restart(engin
     clock.advance(hours=16, minutes=31)  # Fri 10:01
     assert run_watcher(restarted) == [(1, "missed")]
     assert run_watcher(desk) == []
-    due = "Fri 4 Dec 2026, 10:00 (Lisbon time)"
+    due = "Friday, 4 December 2026 at 10:00 (Lisbon time)"
     assert f"Response due {due}: 4 business hours left." in desk.out.getvalue()
     assert f"Response target missed: the answer was due {due}." in restarted.out.getvalue()
     # An engineer reply clears the clock: no more notices.
