@@ -1,8 +1,10 @@
-"""The console channel: play customer or engineer in a terminal, no accounts anywhere.
+"""The console channel: play customer, engineer or stranger in a terminal, no accounts anywhere.
 
 Lines typed are inbound messages; the bot's answers, and the case topics that
-Zulip would carry, are printed. `\\as customer [NAME]` and `\\as engineer`
-switch roles without leaving; Ctrl-D (end of input) leaves.
+Zulip would carry, are printed. `\\as customer [NAME]`, `\\as engineer` and
+`\\as stranger` (an account linked to no customer) switch roles without
+leaving; Ctrl-D (end of input) leaves. On start it says how to play each role
+and how to grant the customer credits.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from adapters.channel import Channel, Inbound, InboundSink, Outbound, Said
 from adapters.topics import case_topic_name
 
 ENGINEER = "engineer@console"
+#: The console account a stranger writes from, before the runtime picks one linked to no customer.
+STRANGER = "stranger"
+ROLES = ("customer", "engineer", "stranger")
 #: The console prints the case topics Zulip would carry, named as Zulip names them (its 60-character limit).
 TOPIC_LENGTH = 60
 
@@ -56,10 +61,15 @@ class ConsoleChannel(Channel):
         on_switch: Callable[[str, str], None] | None = None,
     ) -> None:
         self.customer = customer
+        #: The account played by `\\as stranger` (the runtime keeps it linked to no customer).
+        self.stranger = STRANGER
+        #: A line the runtime adds to the introduction (the customer's credits).
+        self.note: str | None = None
         self.role = role
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
-        #: Called with (role, customer) when the person switches roles (the runtime links the account).
+        #: Called with (role, customer) when the person switches roles (the runtime links the customer's
+        #: account, or picks a stranger's account linked to no customer).
         self.on_switch = on_switch
         self._ids = itertools.count(1)
         self._run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
@@ -70,10 +80,36 @@ class ConsoleChannel(Channel):
 
     @property
     def sender(self) -> str:
-        return ENGINEER if self.role == "engineer" else self.customer
+        return {"engineer": ENGINEER, "stranger": self.stranger}.get(self.role, self.customer)
 
     def _prompt(self) -> str:
-        return f"{'engineer' if self.role == 'engineer' else self.customer}> "
+        return f"{self.role if self.role != 'customer' else self.customer}> "
+
+    def introduction(self) -> str:
+        """What the console says on start: who you are, and how to play the others and grant credits."""
+        return "\n".join(
+            [
+                f"deskbot console: you are {self.playing}. Type help (or ajuda) for the commands.",
+                "  \\as engineer       play the engineer: /help lists the engineer commands, and",
+                f'                     /credits grant "{self.customer}" 3 gives {self.customer} 3 credits',
+                "  \\as customer NAME  play a customer (created and linked to this console if needed)",
+                "  \\as stranger       play an account linked to no customer: it can link itself with",
+                "                     the activation code /customer add NAME prints (link <code>)",
+                "  Ctrl-D leaves.",
+            ]
+        )
+
+    @property
+    def playing(self) -> str:
+        if self.role == "engineer":
+            return "the engineer"
+        if self.role == "stranger":
+            return f'a stranger: the console account "{self.stranger}", linked to no customer'
+        return f"the customer {self.customer}"
+
+    def notice(self, text: str) -> None:
+        """A line of the console's own (not the bot's)."""
+        self._print(text)
 
     def _interactive(self) -> bool:
         return self.stdin is sys.stdin and sys.stdin.isatty()
@@ -81,7 +117,7 @@ class ConsoleChannel(Channel):
     def receive(self, sink: InboundSink, stop: threading.Event) -> None:
         if self._interactive():
             import readline  # noqa: F401  (line editing and history for input())
-        self._print("deskbot console. Type help. \\as engineer / \\as customer NAME switch roles; Ctrl-D leaves.")
+        self._print(self.introduction() + (f"\n{self.note}" if self.note else ""))
         while not stop.is_set():
             line = self._read()
             if line is None:
@@ -107,15 +143,15 @@ class ConsoleChannel(Channel):
     def _switch(self, line: str) -> None:
         words = line.split(maxsplit=2)
         role = words[1] if len(words) > 1 else ""
-        if role not in ("customer", "engineer"):
-            self._print("usage: \\as engineer | \\as customer [NAME]")
+        if role not in ROLES:
+            self._print("usage: \\as engineer | \\as customer [NAME] | \\as stranger")
             return
         self.role = role
         if role == "customer" and len(words) > 2:
             self.customer = words[2].strip()
         if self.on_switch:
             self.on_switch(self.role, self.customer)
-        self._print(f"(you are now {'the engineer' if role == 'engineer' else self.customer})")
+        self._print(f"(you are now {self.playing})")
 
     def send(self, message: Outbound) -> list[str]:
         if message.kind == "topic":

@@ -6,6 +6,7 @@ by the tests; `chat` runs the console channel in the foreground.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -15,9 +16,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from adapters.channel import Channel, ChannelError, PermanentChannelError
-from adapters.console import ENGINEER, ConsoleChannel
+from adapters.console import ENGINEER, STRANGER, ConsoleChannel
 from bot.channel_health import ChannelHealth
 from bot.channel_start import start_channels
 from bot.config import Settings
@@ -26,7 +28,7 @@ from bot.dispatcher import Dispatcher
 from bot.intake import Intake, system_clock
 from bot.metrics import Metrics
 from bot.router import Handled, Router
-from bot.services import customers
+from bot.services import credits, customers
 from bot.services.outgoing import Outgoing
 from bot.watcher import check_targets
 from storage import outbox
@@ -337,12 +339,18 @@ def chat(
     clock: Clock = system_clock,
     engine: Engine | None = None,
 ) -> None:
-    """`deskbot chat`: the console channel in the foreground, answers printed before the next prompt."""
+    """`deskbot chat`: the console channel in the foreground, answers printed before the next prompt.
+
+    `role` is "customer" (`customer`, created and linked if needed), "engineer" or "stranger"
+    (a console account linked to no customer); the console says on start how to play each.
+    """
     holder: dict[str, Runtime] = {}
 
     def on_switch(new_role: str, name: str) -> None:
         if new_role == "customer":
             _ensure_console_customer(holder["rt"], name)
+        elif new_role == "stranger":
+            _console_stranger(holder["rt"])
 
     console = ConsoleChannel(customer=customer, role=role, stdin=stdin, stdout=stdout, on_switch=on_switch)
     runtime = Runtime(
@@ -354,20 +362,44 @@ def chat(
         foreground=True,
     )
     holder["rt"] = runtime
-    _ensure_console_customer(runtime, customer)
+    left = _ensure_console_customer(runtime, customer)
+    if role == "stranger":
+        _console_stranger(runtime)
+    console.note = (
+        f"({console.customer} has {left} credit{'s' if left != 1 else ''} left.)"
+        if left
+        else f"({console.customer} has no credits yet: grant some as the engineer, as above.)"
+    )
     runtime.dispatcher.drain("console")
     console.receive(runtime.intake, threading.Event())
 
 
-def _ensure_console_customer(runtime: Runtime, name: str) -> None:
-    """The console plays a known customer: create it if needed and link the console account."""
+def _ensure_console_customer(runtime: Runtime, name: str) -> int:
+    """The console plays a known customer: create it if needed and link the console account.
+    The customer's credits left."""
     now = runtime.clock()
     with transaction(runtime.engine) as session:
         found = customers.find_customer(session, name)
         if found is None:
             found, _code = customers.create_customer(session, name, None, "en", now)
         customers.link_identity(session, found, "console", found.name, now)
+        left = credits.credit_summary(session, found.id, runtime.settings.today(now)).total_left
     # The console sends as the exact stored name.
     console = runtime.channels["console"]
     if isinstance(console, ConsoleChannel):
         console.customer = found.name
+    return left
+
+
+def _console_stranger(runtime: Runtime) -> None:
+    """`\\as stranger`: the first console account of "stranger", "stranger 2" … linked to no customer
+    (a stranger who linked itself with an activation code has become that customer's account)."""
+    now = runtime.clock()
+    with Session(runtime.engine) as session:  # only looks: rolled back, nothing is written
+        for number in itertools.count(1):
+            address = STRANGER if number == 1 else f"{STRANGER} {number}"
+            if customers.get_identity(session, "console", address, None, now).customer_id is None:
+                break
+    console = runtime.channels["console"]
+    if isinstance(console, ConsoleChannel):
+        console.stranger = address

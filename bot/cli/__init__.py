@@ -18,10 +18,12 @@ zone (`DESKBOT_TIMEZONE`).
     Every configured channel, the response-target watcher and the health server,
     until SIGTERM or Ctrl-C. Applies migrations first.
 
-``deskbot chat [--as customer|engineer] [--customer NAME]``
+``deskbot chat [--as customer|engineer|stranger] [--customer NAME]``
     The console channel: play a customer (default "Demo customer", created and
-    linked if needed) or an engineer in this terminal, against the configured
-    database. ``\\as engineer`` / ``\\as customer NAME`` switch roles; Ctrl-D leaves.
+    linked if needed), an engineer, or a stranger (an account linked to no
+    customer) in this terminal, against the configured database. On start it
+    says how: ``\\as engineer`` (then ``/credits grant "Demo customer" 3`` gives
+    credits) / ``\\as customer NAME`` / ``\\as stranger`` switch roles; Ctrl-D leaves.
 
 ``deskbot db upgrade``
     Apply the database migrations and print the revision before and after.
@@ -39,16 +41,19 @@ zone (`DESKBOT_TIMEZONE`).
     ``activation_code_expires_at`` and ``identities``.
 
 ``deskbot customers list [--json]``
-    Every customer with linked accounts, credits left (in valid packs), next
-    pack expiry and open cases. JSON: an array of objects.
+    Every customer with linked accounts, credits left (in valid packs), the
+    last day the first of those packs is valid, and open cases. JSON: an
+    array of objects (``next_expiry``: that last valid day).
 
 ``deskbot customers show CUSTOMER [--json]``
-    One customer: linked accounts, every credit pack (bought, used, left,
-    expiry, valid) and every case.
+    One customer: linked accounts, every credit pack (bought, used, left, valid
+    until — inclusive —, then valid, expired or not valid yet) and every case.
+    JSON: a pack's ``expires_on`` is its last valid day.
 
 ``deskbot credits grant CUSTOMER --incidents N [--purchased YYYY-MM-DD] [--json]``
     Add a pack of N incident credits (1–10000) bought on that date (default:
-    today in the service time zone); a pack is valid for one calendar year.
+    today in the service time zone); a pack is valid for one calendar year,
+    until the same date a year later inclusive (29 February: 28 February).
 
 ``deskbot credits import FILE.csv [--json]``
     Grant packs from a CSV file with a header row naming the columns
@@ -218,6 +223,7 @@ def _root(
 class Role(StrEnum):
     customer = "customer"
     engineer = "engineer"
+    stranger = "stranger"
 
 
 @app.command()
@@ -232,13 +238,16 @@ def run() -> None:
 @app.command()
 def chat(
     role: Annotated[
-        Role, typer.Option("--as", case_sensitive=False, help="Play a customer or an engineer.")
+        Role,
+        typer.Option(
+            "--as", case_sensitive=False, help="Play a customer, an engineer or a stranger (linked to no customer)."
+        ),
     ] = Role.customer,
     customer: Annotated[
         str, typer.Option("--customer", metavar="NAME", help="The customer to play (created if missing).")
     ] = "Demo customer",
 ) -> None:
-    """Talk to the bot in this terminal as a customer or an engineer (the console channel)."""
+    """Talk to the bot in this terminal as a customer, an engineer or a stranger (the console channel)."""
     config = settings()
     from bot.runtime import chat as console_chat
 
