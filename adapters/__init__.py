@@ -23,8 +23,9 @@ the same role:
     pacing     staying under the platform's rate limits
 
 and modules for what only one platform has (`zulip/state.py`,
-`zulip/markup.py`, `mastodon/stream.py`, `mastodon/html_text.py` …). Shared by
-all: `channel` (the interface), `backoff` (exponential back-off with jitter),
+`zulip/markup.py`, `zulip/directory.py`, `mastodon/stream.py`,
+`mastodon/html_text.py` …). Shared by all: `channel` (the interface),
+`backoff` (exponential back-off with jitter),
 `ratelimit` (reading the rate-limit headers), `paging` (walking a history a
 page at a time), `topics` (case topic names). Every module of a channel logs
 to `deskbot.adapters.<channel name>`; the shared ones to `deskbot.adapters`.
