@@ -17,8 +17,6 @@ from tests.fakes.zulip.model import FakeGroup, FakeStream, FakeUser, StoredMessa
 from tests.fakes.zulip.openapi import REFERENCE_DIR, ContractViolation, contract
 from tests.zulip.conftest import ALICE, BOB, BOT, BOT_KEY, ENGINEER, STREAM, RecordingSink
 
-pytestmark = pytest.mark.skipif(not REFERENCE_DIR.exists(), reason="../shared/reference/zulip is not available")
-
 #: Every endpoint the adapter calls (as the OpenAPI description names them).
 BOT_ENDPOINTS = {
     ("GET", "/server_settings"),
