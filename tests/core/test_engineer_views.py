@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from sqlalchemy import select
 
 from adapters.console import ENGINEER
@@ -20,30 +18,7 @@ from adapters.markup import inert
 from storage.db import transaction
 from storage.models import Outbox
 from tests.desk import Desk
-from tests.zulip.markdown_check import active_markup, render
-
-HOSTILE = [
-    "@**all** look at this",
-    "@**everyone** @**stream** @**channel** @**topic**",
-    "@*support-team* ping the group",
-    "@_**Erin Engineer|10** silent",
-    "[click here](https://evil.example/login)",
-    "![pixel](https://evil.example/p.png)",
-    "https://evil.example/phish and evil.com",
-    "$$\\href{https://evil.example}{x}$$",
-    ":bomb: <time:2030-01-01T00:00:00Z> !avatar(eng@example.com)",
-    "#**support>another topic**",
-    "`@**all**`",
-    "`` ` ``@**all**",
-    "\\`@**all**`",
-    "ends with a backtick `",
-    "x``` ```@**all**",
-    "/poll Which one?\nred\nblue",
-    "```spoiler open me\n@**all**\n```",
-    "> @**all** quoted",
-    "two\n\n@**all** paragraphs",
-    "\x1b[31m@**everyone**\x07 colours",
-]
+from tests.zulip.markdown_check import HOSTILE, active_markup
 
 
 def engineer_rows(desk: Desk, after: int = 0) -> list[Outbox]:
@@ -113,27 +88,7 @@ def test_the_console_shows_plain_names_as_inline_code(engine, db_url, clock) -> 
 
 # -- the function, and the judge it is tested with ---------------------------------------------
 
-MARKUP = st.text(alphabet=st.sampled_from("`\\@*_[]()!:$#~>/ \n\t\x00\x1bab.|<"), max_size=60)
-
-
-@given(MARKUP)
-def test_inert_is_one_code_span_holding_the_text(value: str) -> None:
-    line = f"• #1 {inert(value)} · open"
-    rendered = render(line)
-    assert rendered.active == []
-    shown = one_line(value)
-    if shown:
-        [span] = rendered.code
-        assert span.strip(" ") == shown.strip(" ") and len(span) - len(shown) in (0, 2)
-    else:
-        assert rendered.code == [] and inert(value) == ""
-
-
-@given(MARKUP, MARKUP)
-def test_two_values_on_one_line_stay_apart(first: str, second: str) -> None:
-    rendered = render(f"**{inert(first)}** via zulip ({inert(second)}) wrote:")
-    assert rendered.active == []
-    assert [s.strip(" ") for s in rendered.code] == [one_line(v).strip(" ") for v in (first, second) if one_line(v)]
+# (`inert` itself is property-tested in tests/zulip/test_markup.py.)
 
 
 def test_the_judge_sees_what_would_act() -> None:
