@@ -79,6 +79,60 @@ class Inbound:
     #: A message the customer made public (a non-direct Mastodon mention):
     #: the router answers "write me a direct message" and stores no content.
     public: bool = False
+    #: Files that came with the message (fetched by the channel, or refused over a size limit).
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that came with an inbound message, as the channel fetched it (SPEC §4 "Files and images").
+
+    `media_type` is sniffed from the bytes (`adapters.download`), never the sender's word. `data`
+    holds the bytes; it is None when the file was not kept: `refused_over` then gives the limit in
+    bytes it went over, and `size` what had arrived when the download was cut off (at least that).
+    """
+
+    name: str
+    media_type: str
+    size: int
+    sha256: str | None
+    data: bytes | None = field(default=None, compare=False, repr=False)
+    refused_over: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundFile:
+    """A file an outbox row carries (`Outbound.files`): the channel fetches its bytes from
+    `Channel.files` by `id` and records there where it uploaded them, so a retried send uploads
+    nothing twice. A file with `refused_over` set was not kept: the channel says so instead."""
+
+    id: int
+    name: str
+    media_type: str
+    size: int
+    refused_over: int | None = None
+
+
+def size_text(size: int) -> str:
+    """A file's size for people, alike in every view: "2.4 MB", "12.5 KB", "80 bytes" (1 MB = 1024 KB)."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size} bytes"
+
+
+class FileStore(Protocol):
+    """Where the bytes of files wait until a channel has uploaded them (implemented by `bot`)."""
+
+    def data(self, file_id: int) -> bytes | None:
+        """The bytes of file `file_id`, or None if the store no longer has them."""
+
+    def uploaded(self, file_id: int, channel: str) -> str | None:
+        """Where an earlier attempt uploaded the file on `channel` (a URL or platform id), or None."""
+
+    def record_upload(self, file_id: int, channel: str, where: str) -> None:
+        """Remember, committed at once, that the file is uploaded on `channel` at `where`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +177,8 @@ class Outbound:
     #: When the row was written: no earlier post can be this row's (a channel without
     #: idempotency keys looks for its earlier send from then on).
     written_at: datetime | None = None
+    #: Topic: the customer's files shown under the header (uploaded by the channel, or noted as not kept).
+    files: tuple[OutboundFile, ...] = ()
 
 
 class ChannelError(Exception):
@@ -186,6 +242,10 @@ class Channel(ABC):
     #: rows other than the given one. A channel that looks for its own earlier send of a row by
     #: its content (Zulip) skips them: two rows may say the same words to the same person.
     recorded_elsewhere: Callable[[Outbound, set[str]], set[str]] | None = None
+    #: Set by the runtime: the bytes of `Outbound.files` and where they were uploaded.
+    files: FileStore | None = None
+    #: Set by the runtime (DESKBOT_MAX_ATTACHMENT_MB): the largest file a customer's message keeps.
+    max_attachment_bytes: int = 25 * 1024 * 1024
 
     def report_rate_limit_wait(self, seconds: float) -> None:
         """Channels call this whenever they hold back for a rate limit (for /metrics)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import ClassVar, TextIO
 
-from adapters.channel import Channel, Inbound, InboundSink, Outbound, Said
+from adapters.channel import Channel, Inbound, InboundSink, Outbound, Said, size_text
 from adapters.topics import case_topic_name
 
 ENGINEER = "engineer@console"
@@ -159,6 +159,9 @@ class ConsoleChannel(Channel):
             if message.said is not None:  # the header, then any text of the row's own (none expected)
                 head = said_header(message.said) + (f"\n{message.text}" if message.text else "")
             lines = [f"[{message.topic}] {head}"]
+            for file in message.files:  # the console has nowhere to upload: it names the file
+                kept = "not kept: over the limit" if file.refused_over is not None else file.media_type
+                lines.append(f"    + file {' '.join(file.name.split())!r} ({size_text(file.size)}, {kept})")
             if message.quote is not None:
                 lines += [f"    | {q}" for q in message.quote.splitlines() or [""]]
         else:

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     incident_price: Decimal = Field(Decimal("99.00"), ge=0, validation_alias="DESKBOT_INCIDENT_PRICE")
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", validation_alias="DESKBOT_CURRENCY")
 
+    #: The largest file a customer's message keeps, in MB (MiB); the platforms' own limits apply too.
+    max_attachment_mb: int = Field(25, gt=0, le=1024, validation_alias="DESKBOT_MAX_ATTACHMENT_MB")
+
     http_addr: str = Field("127.0.0.1:8080", validation_alias="DESKBOT_HTTP_ADDR")
     #: Seconds `deskbot run` waits for each channel's platform to answer at start before giving up.
     startup_timeout: float = Field(30.0, gt=0, le=3600, validation_alias="DESKBOT_STARTUP_TIMEOUT")
@@ -111,6 +114,10 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("expected sqlite:///FILE or postgresql+psycopg://USER@HOST/DB")
         return value
+
+    @property
+    def max_attachment_bytes(self) -> int:
+        return self.max_attachment_mb * 1024 * 1024
 
     @cached_property
     def calendar(self) -> BusinessCalendar:

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
-from adapters.channel import Channel, Outbound, PermanentSendError, Said, TransientSendError
+from adapters.channel import Channel, Outbound, OutboundFile, PermanentSendError, Said, TransientSendError
 from bot.logs import log_context
 from bot.services.outgoing import Outgoing, Topic
 from storage import outbox
@@ -73,6 +73,7 @@ def to_outbound(row: Outbox | outbox.NewRow) -> Outbound:
         attempt=row.attempts,
         said=Said(**json.loads(row.said)) if row.said else None,
         written_at=row.created_at,
+        files=tuple(OutboundFile(**f) for f in json.loads(row.files)) if row.files else (),
     )
 
 

@@ -33,6 +33,7 @@ from bot.services.outgoing import Outgoing
 from bot.watcher import check_targets
 from storage import outbox
 from storage.db import make_engine, ping, transaction, upgrade
+from storage.files import StoredFiles
 from storage.leases import ChannelLease
 
 if TYPE_CHECKING:
@@ -136,6 +137,8 @@ class Runtime:
             channel.on_rate_limit_wait = lambda _seconds, name=name: self.metrics.rate_limit_waits.labels(name).inc()
             channel.on_trouble = lambda reason, name=name: self.health.trouble(name, reason)
             channel.recorded_elsewhere = self.dispatcher.recorded_elsewhere
+            channel.files = StoredFiles(self.engine)
+            channel.max_attachment_bytes = settings.max_attachment_bytes
             self._channel_up(name, False)  # until it has started
 
     def _count_handled(self, channel: str, handled: Handled) -> None:

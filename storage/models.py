@@ -229,6 +229,35 @@ class IncidentMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
 
+#: A file's name as shown (the adapters keep names to this length).
+FILE_NAME = 200
+
+
+class IncidentAttachment(SQLModel, table=True):
+    """A file that came with a customer's message on an incident (SPEC §4 "Files and images").
+
+    `media_type` is sniffed from the bytes. `data` holds the bytes until the case topic's
+    channel has uploaded them (`uploads`, JSON: channel → where), then it is cleared; kept in
+    the store so that any replica, after any restart, can send the outbox row that links it.
+    A file over a size limit is recorded without bytes or digest: `refused_over` is the limit.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    # incident_id: "status N", "/case N" list an incident's files.
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    channel: str = Field(max_length=32)
+    #: The platform message the file came with.
+    message_id: str = _text(MESSAGE_ID, key=True, default=...)
+    name: str = _text(FILE_NAME, default=...)
+    media_type: str = Field(max_length=128)
+    size: int = Field(sa_type=sa.BigInteger)
+    sha256: str | None = Field(default=None, max_length=64)
+    refused_over: int | None = Field(default=None, sa_type=sa.BigInteger)
+    data: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    uploads: str | None = None
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+
+
 class IncidentEvent(SQLModel, table=True):
     """The history: every state change of a case, by whom, when."""
 
@@ -296,6 +325,8 @@ class Outbox(SQLModel, table=True):
     quote: str | None = None
     #: Topic rows that quote someone: who, as JSON (the channel writes the header; see adapters.channel.Said).
     said: str | None = None
+    #: Topic rows that show a customer's files: JSON list of `adapters.channel.OutboundFile` fields.
+    files: str | None = None
     #: A secret the text carries in clear (an activation code) until the row is sent or fails:
     #: then every occurrence in `text` is masked and this is cleared (see storage.outbox).
     secret: str | None = None

@@ -51,6 +51,7 @@ class NewRow:
     incident_id: int | None
     attempts: int
     created_at: datetime
+    files: str | None = None
 
 
 def enqueue(
@@ -65,6 +66,7 @@ def enqueue(
     topic: str | None = None,
     quote: str | None = None,
     said: str | None = None,
+    files: str | None = None,
     incident_id: int | None = None,
     secret: str | None = None,
     leased: bool = False,
@@ -87,6 +89,7 @@ def enqueue(
         "topic": topic,
         "quote": quote,
         "said": said,
+        "files": files,
         "incident_id": incident_id,
         "attempts": 1 if leased else 0,
         "created_at": now,

@@ -168,6 +168,7 @@ class MastodonChannel(Channel):
             accepted=accepted,
             closing=self._closing,
             on_trouble=self.report_trouble,
+            max_attachment_bytes=lambda: self.max_attachment_bytes,
         )
         log.info(
             "mastodon: signed in as @%s@%s, max_characters=%d",

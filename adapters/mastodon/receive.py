@@ -19,6 +19,7 @@ catches up on everything after the stored cursor.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -34,6 +35,7 @@ from mastodon.errors import MastodonError, MastodonUnauthorizedError
 
 from adapters.channel import InboundSink, PermanentChannelError, TransientChannelError
 
+from .files import fetch_media
 from .history import await_merge, mention_pages, mentions_from, newest_mentions
 from .inbound import id_key, notification_to_inbound, parse_time
 from .startup import dig
@@ -65,8 +67,11 @@ class Receiver:
         accepted: dict[str, datetime],
         closing: threading.Event,
         on_trouble: Callable[[str], None],
+        max_attachment_bytes: Callable[[], int] = lambda: 25 * 1024 * 1024,
     ) -> None:
         self.transport = transport
+        #: The largest medium a customer's status keeps (`Channel.max_attachment_bytes`).
+        self.max_attachment_bytes = max_attachment_bytes
         self.http = http
         self.tuning = tuning
         self._token = token
@@ -233,6 +238,9 @@ class Receiver:
         else:
             try:
                 inbound = notification_to_inbound(notification, own_account_id=self.own_id, local_domain=self.domain)
+                if not inbound.public and status.get("media_attachments"):
+                    media = fetch_media(self.http, status, self.max_attachment_bytes())
+                    inbound = dataclasses.replace(inbound, attachments=media)
             except Exception:
                 # A payload this code cannot read would otherwise stop the channel at every restart;
                 # log it (with the traceback) and move on, so every other customer is still served.

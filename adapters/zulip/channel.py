@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -27,12 +28,13 @@ from adapters.topics import case_topic_name
 
 from .compose import DEFAULT_MAX_MESSAGE_LENGTH, MAX_TOPIC_LENGTH
 from .directory import Engineers
+from .files import fetch_uploads, upload_links
 from .outbound import MessagePoster
 from .pacing import RateBudget
 from .receive import Receiver
 from .startup import check_account, check_support_stream, find_user_id
 from .state import ServerState
-from .transport import Credentials, Transport, ZulipApiError, ZulipUnavailable, load_credentials
+from .transport import USER_AGENT, Credentials, Transport, ZulipApiError, ZulipUnavailable, load_credentials
 
 log = logging.getLogger("deskbot.adapters.zulip")
 
@@ -163,6 +165,7 @@ class ZulipChannel(Channel):
                 lookup_depth=self.tuning.lookup_depth,
                 recorded_elsewhere=lambda: self.recorded_elsewhere,
                 topics_held=self._topics_held,
+                files=lambda: self.files,
             )
         self._started = True
         log.info(
@@ -174,6 +177,20 @@ class ZulipChannel(Channel):
         )
 
     # -- receiving --------------------------------------------------------------------
+    def _with_files(self, message: Inbound) -> Inbound:
+        """`message` with the uploads its content links, fetched with the bot's credentials
+        (`files.fetch_uploads`), each capped at the lower of our limit and the server's."""
+        if not upload_links(message.text):
+            return message
+        import httpx  # only when a file comes (it is off the start-up path)
+
+        assert self._credentials is not None
+        limit = min(self.max_attachment_bytes, self.state.max_file_upload_mib * 1024 * 1024)
+        credentials = self._credentials
+        with httpx.Client(timeout=self.tuning.request_timeout, headers={"User-Agent": USER_AGENT}) as http:
+            files = fetch_uploads(http, credentials.site, (credentials.email, credentials.api_key), message.text, limit)
+        return dataclasses.replace(message, attachments=files)
+
     def receive(self, sink: InboundSink, stop: threading.Event) -> None:
         if not self._started:
             self.start()
@@ -188,6 +205,7 @@ class ZulipChannel(Channel):
             poll_timeout=self.tuning.poll_timeout,
             on_trouble=self.report_trouble,
             engineers=self.engineers,
+            with_files=self._with_files,
         )
         self._receiver = receiver
         try:

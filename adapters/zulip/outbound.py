@@ -16,6 +16,7 @@ and never reach a public stream (SPEC §3).
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 from collections.abc import Callable
@@ -24,10 +25,11 @@ from typing import Any
 import zulip
 
 from adapters.backoff import Backoff
-from adapters.channel import Outbound, PermanentSendError, TransientSendError
+from adapters.channel import FileStore, Outbound, PermanentSendError, TransientSendError
 from adapters.topics import clip_topic
 
 from .compose import MAX_TOPIC_LENGTH, compose
+from .files import UploadRefused, file_lines, upload_answer
 from .markup import said_header
 from .reconcile import Claims, RecordedElsewhere, posted_parts
 from .state import ServerState
@@ -65,6 +67,7 @@ class MessagePoster:
         lookup_depth: int,
         recorded_elsewhere: Callable[[], RecordedElsewhere | None] = lambda: None,
         topics_held: Callable[[], str | None] = lambda: None,
+        files: Callable[[], FileStore | None] = lambda: None,
     ) -> None:
         self.transport = transport
         self.client = client
@@ -77,12 +80,20 @@ class MessagePoster:
         self.recorded_elsewhere = recorded_elsewhere
         #: Why case-topic posts are held back now, or None (`ZulipChannel.held_back`).
         self.topics_held = topics_held
+        #: Where the bytes of a row's files wait (`Channel.files`, set late).
+        self.files = files
         self.claims = Claims()
 
     def send(self, message: Outbound) -> list[str]:
         """Post one outbox row (several messages if it is long); return their ids."""
         target = self._target(message)
-        parts = compose(written_text(message), message.quote, self.state.max_message_length)
+        written = written_text(message)
+        if message.files:
+            limit = self.state.max_file_upload_mib * 1024 * 1024
+            with self.lock:
+                lines = file_lines(message, self.files(), self._upload, limit)
+            written = f"{written}\n{lines}" if written else lines
+        parts = compose(written, message.quote, self.state.max_message_length)
         if not any(p.strip() for p in parts):
             raise PermanentSendError(f"outbox row {message.outbox_id}: nothing to say")
         with self.lock:
@@ -103,6 +114,20 @@ class MessagePoster:
                     ids.append(self._post(message, target, content, number, parts))
                 self.claims.claim(ids[-1], message.outbox_id)
         return [str(i) for i in ids]
+
+    def _upload(self, name: str, data: bytes) -> str:
+        """`POST /user_uploads` (called with `lock` held); the path Zulip stored the file at."""
+        fp = io.BytesIO(data)
+        fp.name = name
+        try:
+            result = self.transport.call(self.client, "POST", "user_uploads", files=[fp], max_pause=self.max_rate_wait)
+        except ZulipRateLimited as exc:
+            raise TransientSendError(f"Zulip rate limit: {exc}", retry_after=exc.retry_after) from None
+        except ZulipUnavailable as exc:
+            raise TransientSendError(f"Zulip upload failed: {exc}") from None
+        except ZulipApiError as exc:
+            raise UploadRefused(exc.msg or exc.code) from None
+        return upload_answer(result)
 
     def _target(self, message: Outbound) -> dict[str, Any]:
         if message.kind == "direct":

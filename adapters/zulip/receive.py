@@ -86,8 +86,11 @@ class Receiver:
         poll_timeout: float | None = None,
         on_trouble: Callable[[str], None] | None = None,
         engineers: Engineers | None = None,
+        with_files: Callable[[Inbound], Inbound] | None = None,
     ) -> None:
         self.transport = transport
+        #: Fetches the files a direct message links (`ZulipChannel._with_files`).
+        self.with_files = with_files
         self.state = state
         #: Kept current from the register answer and `user_group` events.
         self.engineers = engineers or Engineers()
@@ -241,6 +244,8 @@ class Receiver:
             raise PermanentChannelError(f"Zulip refused to register an event queue: {exc}") from None
         self.queue_id = res["queue_id"]
         self._last_event_id = int(res.get("last_event_id", -1))
+        if isinstance(res.get("max_file_upload_size_mib"), int):
+            self.state.max_file_upload_mib = res["max_file_upload_size_mib"]
         if isinstance(res.get("max_message_length"), int):
             self.state.max_message_length = res["max_message_length"]
         self._longpoll = float(res.get("event_queue_longpoll_timeout_seconds") or 90)
@@ -377,6 +382,8 @@ class Receiver:
             self._seen.add(mid)
             try:
                 inbound = to_inbound(message, self.state)
+                if inbound is not None and inbound.kind == "direct" and self.with_files is not None:
+                    inbound = self.with_files(inbound)
             except Exception:
                 # A payload this code cannot read would otherwise stop the channel at every restart;
                 # log it whole (with the traceback) and go on, so every other customer is still served.

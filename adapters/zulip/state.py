@@ -27,6 +27,8 @@ class ServerState:
     is_web_public: bool = False
     subscribed: bool = True
     max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH
+    #: The largest file the server takes (`max_file_upload_size_mib` from `POST /register`).
+    max_file_upload_mib: int = 25
     #: time.monotonic() when the stream's privacy was last learnt (start, register, a look-up).
     privacy_checked_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

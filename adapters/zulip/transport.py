@@ -204,6 +204,7 @@ class Transport:
         timeout: float | None = None,
         max_pause: float | None = None,
         sleep: Callable[[float], Any] | None = None,
+        files: list[Any] | None = None,
     ) -> dict[str, Any]:
         """One request, paced by the rate budget. Returns the JSON of a success.
 
@@ -222,7 +223,7 @@ class Transport:
         self._last.retry_after = None
         try:
             result = client.call_endpoint(
-                url=url, method=method, request=request or {}, timeout=timeout or self.request_timeout
+                url=url, method=method, request=request or {}, files=files, timeout=timeout or self.request_timeout
             )
         except requests.Timeout:
             raise ZulipUnavailable(f"{method} {url}: timed out") from None

@@ -23,7 +23,7 @@ from bot.cli.context import (
     settings,
     table,
 )
-from bot.services import incidents
+from bot.services import attachments, incidents
 from bot.services.case_records import (
     DEFAULT_LIMIT,
     CaseFilter,
@@ -199,6 +199,17 @@ def _case_document(case: Conversation) -> dict[str, Any]:
             }
             for e in case.events
         ],
+        "files": [
+            {
+                "name": f.name,
+                "media_type": f.media_type,
+                "size": f.size,
+                "sha256": f.sha256,
+                "refused_over": f.refused_over,
+                "at": iso(f.at),
+            }
+            for f in case.files
+        ],
     }
 
 
@@ -241,6 +252,14 @@ def cases_show(number: CaseNumber, as_json: JsonFlag = False) -> None:
         if case.events
         else "History: none"
     )
+    if case.files:
+        console.print(
+            table(
+                "Files",
+                ["When", "Name", "Record"],
+                ([local(f.at, tz), f.name, attachments.described(f)] for f in case.files),
+            )
+        )
 
 
 @cases_app.command("export")

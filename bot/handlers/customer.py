@@ -3,13 +3,13 @@ messages do: `#N text` adds to incident N, any other text goes to their open inc
 
 from __future__ import annotations
 
-from adapters.channel import Said
+from adapters.channel import Said, size_text
 from bot.commands import Arg, command
 from bot.context import Context
 from bot.handlers import case_topic
 from bot.i18n import _, format_day, format_hours, format_when, n_, zone_time
 from bot.policy import NoCredit, pack_expires_on
-from bot.services import conversation, credits, customers, drafts, incidents, strangers
+from bot.services import attachments, conversation, credits, customers, drafts, incidents, strangers
 from bot.services.incidents import IncidentSummary, Writer
 from storage.models import Incident
 
@@ -240,6 +240,22 @@ def _status_one(ctx: Context, number: int) -> None:
     for msg in messages:
         who = ctx.t(_("you")) if msg.direction == "in" else ctx.t(_("support"))
         lines.append(f"— {who}, {format_when(msg.created_at, ctx.lang, tz)}: {_excerpt(msg.body)}")
+    files = attachments.of_incident(ctx.session, incident.id)
+    if files:
+        lines.append(ctx.t(_("Your files:")))
+    for file in files:
+        if file.refused_over is None:
+            lines.append(f"— {file.name} ({file.media_type}, {size_text(file.size)})")
+        else:
+            lines.append(
+                "— "
+                + ctx.t(
+                    _("{name} ({size}): not passed on, over the limit of {limit}"),
+                    name=file.name,
+                    size=size_text(file.size),
+                    limit=size_text(file.refused_over),
+                )
+            )
     ctx.reply_text("\n".join(lines))
 
 
@@ -584,9 +600,19 @@ def _writer(ctx: Context) -> Writer:
 def _mirror(ctx: Context, incident: Incident, text: str) -> None:
     """The customer's words in the case topic; the channel writes the header and keeps the words inert."""
     ctx.incident_id = incident.id
+    files = attachments.record(ctx.session, ctx.now, incident, ctx.message)
     topic = incidents.case_topic(ctx.deployment, incident)
-    if topic is None:
-        return
-    assert ctx.customer is not None
-    said = Said(ctx.customer.name, ctx.identity.channel, ctx.identity.address)
-    ctx.out.say(topic, "", quote=text, said=said, incident_id=incident.id)
+    if topic is not None:
+        assert ctx.customer is not None
+        said = Said(ctx.customer.name, ctx.identity.channel, ctx.identity.address)
+        ctx.out.say(topic, "", quote=text, said=said, files=attachments.shown(files), incident_id=incident.id)
+    for file in files:
+        if file.refused_over is not None:
+            ctx.reply(
+                _(
+                    'Your file "{name}" ({size}) was not passed on: it is over the limit of {limit}. The engineers know; please send a smaller file or a link to it.'
+                ),
+                name=file.name,
+                size=size_text(file.size),
+                limit=size_text(file.refused_over),
+            )

@@ -13,7 +13,7 @@ from bot.handlers import case_topic
 from bot.handlers.customer import SEVERITY_LEVELS
 from bot.i18n import _, format_day, format_when, n_, render, render_plural
 from bot.policy import pack_expires_on
-from bot.services import credits, customers, incidents
+from bot.services import attachments, credits, customers, incidents
 from storage.models import Customer, Incident, IncidentState
 
 ENGINEER = "engineer"
@@ -305,6 +305,8 @@ def case(ctx: Context, number: int) -> None:
             f"— {format_when(event.at, 'en', tz)} {inert(event.actor)}: {event.action}"
             + (f" ({inert(event.detail)})" if event.detail else "")
         )
+    for file in attachments.of_incident(ctx.session, incident.id):
+        lines.append(f"📎 {inert(file.name)} · {attachments.described(file)}")
     ctx.reply_text("\n".join(lines))
 
 

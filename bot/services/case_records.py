@@ -6,14 +6,15 @@ Used by `deskbot cases list | show | export`. Nothing here writes; the clock is 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot.services import incidents
+from bot.services import attachments, incidents
+from bot.services.attachments import FileSummary
 from storage.models import Customer, Incident, IncidentEvent, IncidentMessage
 
 #: `deskbot cases list` shows this many cases unless told otherwise.
@@ -66,6 +67,7 @@ class Conversation:
     customer: str
     messages: list[IncidentMessage]  # customer messages ("in"), replies ("out") and internal notes ("note")
     events: list[IncidentEvent]  # its history: opened, assigned, resolved …
+    files: list[FileSummary] = field(default_factory=list)  # the customer's files, oldest first
 
 
 def conversation(session: Session, number: int) -> Conversation | None:
@@ -80,7 +82,8 @@ def conversation(session: Session, number: int) -> Conversation | None:
     events = session.scalars(
         select(IncidentEvent).where(IncidentEvent.incident_id == number).order_by(IncidentEvent.id)
     )
-    return Conversation(incident, customer.name if customer else "?", list(messages), list(events))
+    files = attachments.of_incident(session, number)
+    return Conversation(incident, customer.name if customer else "?", list(messages), list(events), files)
 
 
 #: How each kind of message is headed in an export.
@@ -118,6 +121,10 @@ def conversation_markdown(case: Conversation, tz: ZoneInfo) -> str:
         via = f" via {message.channel}" if message.channel else ""
         lines += [f"### {when(message.created_at)} · {kind} · {_one_line(message.author)}{via}", ""]
         lines += [*_fenced(message.body), ""]
+    if case.files:
+        lines += ["## Files", ""]
+        lines += [f"- {when(f.at)} · {_one_line(f.name)} · {attachments.described(f)}" for f in case.files]
+        lines += [""]
     lines += ["## History", ""]
     if not case.events:
         lines += ["No events.", ""]

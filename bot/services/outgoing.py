@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session
 
-from adapters.channel import Inbound, Said
+from adapters.channel import Inbound, OutboundFile, Said
 from storage import outbox
 from storage.outbox import NewRow
 
@@ -68,13 +69,15 @@ class Outgoing:
         *,
         quote: str | None = None,
         said: Said | None = None,
+        files: Sequence[OutboundFile] = (),
         incident_id: int | None = None,
         secret: str | None = None,
     ) -> NewRow:
         """Write `text` (and a `quote` of someone's words, `said` by whom) for `to`.
 
         `secret`: a value `text` shows in clear (an activation code); the outbox masks it in
-        the stored text once the message is delivered.
+        the stored text once the message is delivered. `files`: stored files the channel shows
+        with the row (a case topic: uploaded under the header).
         """
         where = (
             {"kind": "topic", "topic": to.topic}
@@ -87,6 +90,7 @@ class Outgoing:
             text=text,
             quote=quote,
             said=json.dumps(dataclasses.asdict(said)) if said is not None else None,
+            files=json.dumps([dataclasses.asdict(f) for f in files]) if files else None,
             incident_id=incident_id,
             now=self.now,
             secret=secret,

@@ -7,11 +7,14 @@ Cases are made through the real router (the `Desk` harness) at times around the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from adapters.channel import Attachment
+from adapters.console import console_line
 from tests.cli.conftest import Run, assert_one_error_line
 from tests.conftest import FakeClock
 from tests.desk import Desk
@@ -142,3 +145,25 @@ def test_export_bad_input_is_one_line(cli: Run, three_cases: Desk) -> None:
     assert_one_error_line(cli("cases", "export", "2", "--format", "pdf"), "--format", code=2)
     assert_one_error_line(cli("cases", "export", "two"), "'N'", code=2)
     assert_one_error_line(cli("cases", "export"), "N", code=2)
+
+
+def test_show_and_export_list_the_files(cli: Run, engine, db_url) -> None:  # noqa: ANN001
+    """Issue 14, item 6: a case's files (name, type, size, SHA-256; a refused one with its limit)."""
+    desk = Desk(engine, db_url, FakeClock(datetime.now(UTC)))
+    desk.customer("Acme", credits=3)
+    png = Attachment("shot.png", "image/png", 70, "ab" * 32, data=b"x" * 70)
+    big = Attachment("huge.iso", "application/octet-stream", 30 * 1024 * 1024, None, refused_over=25 * 1024 * 1024)
+    line = console_line("Acme", "open See the screenshot", "f1", datetime.now(UTC))
+    desk.runtime.intake.deliver(dataclasses.replace(line, attachments=(png, big)))
+    desk.runtime.dispatcher.drain("console")
+    shown = cli("cases", "show", "1")
+    assert shown.code == 0, shown
+    assert "shot.png" in shown.stdout and "ab" * 32 in shown.stdout and "huge.iso" in shown.stdout
+    markdown = cli("cases", "export", "1").stdout
+    assert "## Files" in markdown and "image/png, 70 bytes, sha256 " + "ab" * 32 in markdown
+    assert "30.0 MB, not kept: over the 25.0 MB limit" in markdown
+    files = json.loads(cli("cases", "export", "1", "--json").stdout)["files"]
+    assert [(f["name"], f["sha256"], f["refused_over"]) for f in files] == [
+        ("shot.png", "ab" * 32, None),
+        ("huge.iso", None, 25 * 1024 * 1024),
+    ]

@@ -10,7 +10,7 @@ import pytest
 import requests
 import zulip
 
-from adapters.channel import Outbound, PermanentChannelError, PermanentSendError
+from adapters.channel import Outbound, OutboundFile, PermanentChannelError, PermanentSendError
 from adapters.zulip import ZulipChannel
 from tests.fakes.zulip import ADMINS, NOBODY, FakeZulip, payloads
 from tests.fakes.zulip.model import FakeGroup, FakeStream, FakeUser, StoredMessage
@@ -29,7 +29,21 @@ BOT_ENDPOINTS = {
     ("DELETE", "/events"),
     ("GET", "/messages"),
     ("POST", "/messages"),
+    ("POST", "/user_uploads"),
 }
+
+
+class _OneFile:
+    """A FileStore with one small file that was never uploaded."""
+
+    def data(self, file_id: int) -> bytes | None:
+        return b"png"
+
+    def uploaded(self, file_id: int, channel: str) -> str | None:
+        return None
+
+    def record_upload(self, file_id: int, channel: str, where: str) -> None:
+        pass
 
 
 def validate_all(fake: FakeZulip, *, only_user: str | None = None) -> set[tuple[str, str]]:
@@ -97,6 +111,12 @@ def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
             Outbound(2, "zulip", "topic", "**Alice** wrote:", topic="#1 Alice: hello", quote="@**all**", attempt=2)
         )
         channel.send(Outbound(3, "zulip", "direct", "hi", recipient=ALICE, attempt=2))
+        channel.files = _OneFile()
+        channel.send(
+            Outbound(
+                6, "zulip", "topic", "", topic="#1 Alice: hello", files=(OutboundFile(1, "a b.png", "image/png", 3),)
+            )
+        )
         with pytest.raises(PermanentSendError):
             channel.send(Outbound(4, "zulip", "direct", "hi", recipient="ghost@example.com"))
         fake.fail_next(1, status=502, path="/messages", method="POST", body="json")

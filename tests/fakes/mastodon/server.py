@@ -147,6 +147,8 @@ class FakeMastodon(RestRoutes):
         self.api_limit = WindowLimit(api_limit, api_period)
         self.status_limit = WindowLimit(status_limit, status_period)
         self.heartbeat_interval = heartbeat_interval
+        #: Media files served at `/system/media_attachments/files/…`: bytes, or None for a body that never ends.
+        self.media_files: dict[str, bytes | None] = {}
         self.stats = Stats()
         self.faults = FaultPlan()
         self.streams = StreamHub()
@@ -215,6 +217,12 @@ class FakeMastodon(RestRoutes):
 
     def policy(self, acct: str) -> dict[str, str]:
         return dict(self.account(acct).policy)
+
+    def media(self, name: str, data: bytes | None, *, type_: str = "image", description: str | None = None) -> dict:
+        """A file on the instance's file host, as a status's `media` entry (`data` None: an endless body)."""
+        path = f"/system/media_attachments/files/{len(self.media_files) + 1:03d}/original/{name}"
+        self.media_files[path] = data
+        return {"url": self.url + path, "type": type_, "description": description}
 
     def post_status(
         self,
@@ -330,6 +338,8 @@ class FakeMastodon(RestRoutes):
 
             return handle_control(self, handler, method, path, query, raw_body)
         self._travel()  # the request on its way in
+        if method == "GET" and path in self.media_files:
+            return self._serve_media(handler, self.media_files[path])
         if method == "GET" and path.rstrip("/") in STREAM_PATHS:
             return self._stream(handler, path.rstrip("/"), query)
         if method == "GET" and path.rstrip("/") == "/api/v1/streaming/health":
@@ -418,6 +428,24 @@ class FakeMastodon(RestRoutes):
             data = json.loads(raw_body)
             return {k: v if isinstance(v, list) else [v] for k, v in data.items()}
         return parse_qs(raw_body.decode(), keep_blank_values=True)
+
+    def _serve_media(self, handler: _Handler, data: bytes | None) -> None:
+        """A media file, public like Mastodon's file host; None: chunks until the client hangs up."""
+        try:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/octet-stream")
+            if data is not None:
+                handler.send_header("Content-Length", str(len(data)))
+                handler.end_headers()
+                handler.wfile.write(data)
+                return
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            chunk = b"\0" * 65536
+            while True:
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except OSError:
+            handler.close_connection = True
 
     def _send(
         self,

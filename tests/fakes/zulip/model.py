@@ -18,6 +18,7 @@ address: tests name people by it.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import unicodedata
@@ -202,8 +203,33 @@ class Realm:
         self._next_stream_id = 1
         self._next_message_id = 100
         self._dm_recipients: dict[frozenset[int], int] = {}
+        #: Uploaded files by their path (`/user_uploads/…`): (uploader's user id, bytes).
+        self.uploads: dict[str, tuple[int, bytes]] = {}
+        self.max_file_upload_size_mib = 25
+        self._next_upload = 1
 
-    # -- directory ---------------------------------------------------------------
+    # -- files -------------------------------------------------------------------
+    def upload(self, uploader: FakeUser, filename: str, data: bytes) -> str:
+        """Store a file as `POST /user_uploads` does; its path (`/user_uploads/{realm}/{xx}/{random}/{name}`)."""
+        if len(data) > self.max_file_upload_size_mib * 1024 * 1024:
+            raise bad_request(f"File is larger than the maximum upload size ({self.max_file_upload_size_mib} MiB)")
+        safe = re.sub(r"[^\w.-]", "_", filename.rsplit("/", 1)[-1]).strip("._") or "uploaded-file"
+        with self.cond:
+            number, self._next_upload = self._next_upload, self._next_upload + 1
+            path = f"/user_uploads/2/{number % 256:02x}/upload{number:08d}/{safe}"
+            self.uploads[path] = (uploader.user_id, data)
+        return path
+
+    def can_read_upload(self, viewer: FakeUser, path: str) -> bool:
+        """Zulip's rule: the uploader, and whoever can see a message that references the file."""
+        found = self.uploads.get(path)
+        if found is None:
+            return False
+        if found[0] == viewer.user_id:
+            return True
+        with self.cond:
+            return any(path in m.content and self.can_see(viewer, m) for m in self.messages)
+
     def add_user(
         self,
         email: str,

@@ -174,7 +174,9 @@ class ZulipContract:
             declared[param["name"]] = (schema, is_json, bool(param.get("required")))
         body = op.get("requestBody")
         if body is not None:
-            form = body["content"].get("application/x-www-form-urlencoded")
+            form = body["content"].get("application/x-www-form-urlencoded") or body["content"].get(
+                "multipart/form-data"
+            )
             if form is not None:
                 fschema = self._resolve(form["schema"])
                 encoding = form.get("encoding", {})

@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email import policy as email_policy
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -70,6 +72,17 @@ def _int_param(params: dict[str, str], name: str, default: int | None = None, *,
         raise bad_request(f"{name} is not an integer") from None
 
 
+def _multipart_files(ctype: str, raw: bytes) -> list[tuple[str, bytes]]:
+    """The files of a multipart/form-data body, as (filename, bytes)."""
+    message = BytesParser(policy=email_policy.HTTP).parsebytes(f"Content-Type: {ctype}\r\n\r\n".encode() + raw)
+    files = []
+    for part in message.iter_parts():
+        filename = part.get_filename()
+        if filename is not None:
+            files.append((filename, part.get_payload(decode=True) or b""))
+    return files
+
+
 class Api:
     """The endpoints, as functions of (user, params) → JSON body."""
 
@@ -91,6 +104,7 @@ class Api:
             ("DELETE", re.compile(r"^/events$"), self.delete_events),
             ("GET", re.compile(r"^/messages$"), self.get_messages),
             ("POST", re.compile(r"^/messages$"), self.post_messages),
+            ("POST", re.compile(r"^/user_uploads$"), self.upload_file),
         ]
 
     def route(self, method: str, path: str) -> tuple[Callable[..., dict[str, Any]], dict[str, str]]:
@@ -99,6 +113,18 @@ class Api:
             if match and m == method:
                 return fn, match.groupdict()
         raise ApiError(404, "BAD_REQUEST", "Not Found")
+
+    def upload_file(self, user: FakeUser, params: dict[str, str]) -> dict[str, Any]:
+        """`POST /user_uploads`: one file in a multipart body (the fake's handler parses it into `_files`)."""
+        files: Any = params.get("_files")
+        if not isinstance(files, list) or len(files) != 1:
+            raise bad_request(
+                "You must specify a file to upload" if not files else "You may only upload one file at a time"
+            )
+        filename, data = files[0]
+        path = self.realm.upload(user, filename, data)
+        # The description kept in reference/ answers `uri` only (Zulip 9 added `url` and `filename`).
+        return {**payloads.OK, "uri": path}
 
     def server_settings(self, user: FakeUser | None, params: dict[str, str]) -> dict[str, Any]:
         o = self.owner
@@ -199,6 +225,7 @@ class Api:
         if "realm" in wanted:
             body.update(
                 max_message_length=self.realm.max_message_length,
+                max_file_upload_size_mib=self.realm.max_file_upload_size_mib,
                 max_topic_length=60,
                 max_stream_name_length=60,
                 max_stream_description_length=1024,
@@ -340,8 +367,18 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        form: dict[str, str] = {}
-        if raw and "json" not in (self.headers.get("Content-Type") or ""):
+        form: dict[str, Any] = {}
+        ctype = self.headers.get("Content-Type") or ""
+        if parts.path.startswith("/user_uploads/") and method == "GET":
+            self._serve_upload(unquote(parts.path))
+            return
+        uploads: list[tuple[str, bytes]] = []
+        if raw and ctype.startswith("multipart/form-data"):
+            # Zulip takes the one file of the body whatever its field is called (the `zulip` client
+            # names it after the file); the record names it as the OpenAPI description does.
+            uploads = _multipart_files(ctype, raw)
+            form = {"filename": f"<{sum(len(d) for _n, d in uploads)} bytes>"}
+        elif raw and "json" not in ctype:
             form = {k: v[-1] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items()}
         if parts.path.startswith("/_fake/"):
             self._control(parts.path[len("/_fake/") :], method, raw)
@@ -399,7 +436,7 @@ class _Handler(BaseHTTPRequestHandler):
                             **{"retry-after": verdict.retry_after},
                         )
             owner._current_client.value = self.headers.get("User-Agent", "website").split(" ")[0]
-            status, body = 200, fn(user, {**query, **form}, **path_args)
+            status, body = 200, fn(user, {**query, **form, **({"_files": uploads} if uploads else {})}, **path_args)
         except ApiError as exc:
             status, body = exc.status, exc.body
         record.status, record.response = status, body
@@ -430,6 +467,20 @@ class _Handler(BaseHTTPRequestHandler):
         if not user.is_active:
             raise ApiError(401, "USER_DEACTIVATED", "Account is deactivated")
         return user
+
+    def _serve_upload(self, path: str) -> None:
+        """`GET /user_uploads/…` (the file itself, not an API endpoint: not among the API records) with
+        the API's Basic auth: the file to whoever may read it, else 404 as Zulip answers."""
+        owner = self.server.owner
+        try:
+            user = self._authenticate()
+            if not owner.realm.can_read_upload(user, path):
+                raise ApiError(404, "BAD_REQUEST", "File not found")
+        except ApiError as exc:
+            self._send_json(exc.status, exc.body)
+            return
+        owner.downloads.append((user.email, path))
+        self._send_bytes(200, owner.realm.uploads[path][1], "application/octet-stream")
 
     def _drop(self) -> None:
         self.close_connection = True

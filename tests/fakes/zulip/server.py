@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from .limits import Fault, FaultPlan, RateLimiter
 from .model import EVERYONE, FakeGroup, FakeStream, FakeUser, Realm, StoredMessage, Truncation
 from .routes import Api, RequestRecord, _ClientName, _HTTPServer
@@ -51,6 +53,8 @@ class FakeZulip:
         self.zulip_version = zulip_version
         self.feature_level = feature_level
         self.realm_name = realm_name
+        #: (user, path) of each file served from `/user_uploads/`.
+        self.downloads: list[tuple[str, str]] = []
         self.realm = Realm(
             max_message_length=max_message_length,
             queue_idle_timeout=queue_idle_timeout,
@@ -231,6 +235,16 @@ class FakeZulip:
         # By user id: the people a test names by real address may hide it from the sender.
         recipients = [self.user(email).user_id for email in named]
         return self.realm.post(sender, type_="direct", to=recipients, content=content).id
+
+    def upload(self, uploader: str, filename: str, data: bytes) -> str:
+        """A file uploaded by `uploader` (as `POST /user_uploads`); its `/user_uploads/…` path."""
+        return self.realm.upload(self.user(uploader), filename, data)
+
+    def download(self, email: str, path: str) -> tuple[int, bytes]:
+        """`GET path` over HTTP as `email` (Basic auth, like the API): (status, body)."""
+        u = self.user(email)
+        response = httpx.get(self.url + path, auth=(u.email, u.api_key), timeout=10)
+        return response.status_code, response.content
 
     def post_stream_message(self, sender: str, stream: str, topic: str, content: str) -> int:
         return self.realm.post(self.user(sender), type_="stream", to=stream, content=content, topic=topic).id

@@ -1,0 +1,120 @@
+"""Files on Zulip: a customer's uploads fetched, and files uploaded into a case topic, linked safely.
+
+Inbound: a direct message's content (raw markdown, `apply_markdown=false`)
+links each upload as `[name](/user_uploads/…)`. The bot fetches each with its
+own credentials (Basic auth: Zulip serves `/user_uploads/` to whoever may see
+a message that references the file), streamed with a byte cap
+(`adapters.download`): the lower of DESKBOT_MAX_ATTACHMENT_MB and the
+server's `max_file_upload_size_mib`.
+
+Outbound: each file an outbox row carries is uploaded (`POST /user_uploads`)
+once: where it went is recorded in the store at once (`Channel.files`), so a
+retried row links the same upload and its text stays the same, which lets the
+retry find the message an earlier attempt posted. A line links each file as
+`[name](/user_uploads/…)`, the name written with `adapters.markup.inert`: a
+code span is rendered before links, so nothing in the name can close the
+bracket, and no mention, link or image inside it acts. The path is the
+server's answer, kept only if it is a plain `/user_uploads/` path.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from adapters.channel import Attachment, FileStore, Outbound, OutboundFile, TransientSendError, size_text
+from adapters.download import DownloadFailed, clean_name, fetch
+from adapters.markup import inert
+
+if TYPE_CHECKING:  # httpx stays off `deskbot run`'s start-up path (see adapters.download)
+    import httpx
+
+log = logging.getLogger("deskbot.adapters.zulip")
+
+#: An upload as the web app and the API link it in a message's markdown.
+_UPLOAD_LINK = re.compile(r"\[([^\]\n]*)\]\((/user_uploads/[^)\s]+)\)")
+#: An upload's path wherever the content links it.
+_UPLOAD_PATH = re.compile(r"\((/user_uploads/[^)\s]+)\)")
+#: What an upload's path may look like to be linked as is.
+_SAFE_PATH = re.compile(r"/user_uploads/[A-Za-z0-9_.%/-]+")
+#: How many files of one message are fetched at most (the rest are named as not kept).
+MAX_FILES = 20
+
+
+class UploadRefused(Exception):
+    """Zulip refused to store the file (its size or type): the line says so instead of linking it."""
+
+
+def upload_links(content: str) -> list[tuple[str, str]]:
+    """(name, path) of each distinct upload linked in `content`, in order: the name is the link's
+    text, or the path's last part where the text cannot be told (a name holding brackets)."""
+    named = {path: name for name, path in _UPLOAD_LINK.findall(content)}
+    found: dict[str, str] = {}
+    for path in _UPLOAD_PATH.findall(content):
+        found.setdefault(path, clean_name(named.get(path) or unquote(path.rsplit("/", 1)[-1])))
+    return [(name, path) for path, name in found.items()][:MAX_FILES]
+
+
+def fetch_uploads(
+    http: httpx.Client, site: str, auth: tuple[str, str], content: str, limit: int
+) -> tuple[Attachment, ...]:
+    """The files a message links, fetched with the bot's credentials; one that fails is left out (logged)."""
+    files = []
+    for name, path in upload_links(content):
+        try:
+            files.append(fetch(http, site.rstrip("/") + path, name=name, limit=limit, auth=auth))
+        except DownloadFailed as error:
+            log.warning("a customer's upload could not be fetched: %s", error)
+    return tuple(files)
+
+
+def file_lines(
+    message: Outbound,
+    store: FileStore | None,
+    upload: Callable[[str, bytes], str],
+    limit: int,
+) -> str:
+    """The lines that show `message.files`: each uploaded (once) and linked, or said not to be kept."""
+    lines = []
+    for file in message.files:
+        lines.append(_line(message, file, store, upload, limit))
+    return "\n".join(lines)
+
+
+def _line(
+    message: Outbound, file: OutboundFile, store: FileStore | None, upload: Callable[[str, bytes], str], limit: int
+) -> str:
+    label = inert(file.name) or "file"
+    if file.refused_over is not None:
+        return f"- {label} ({size_text(file.size)}) was not kept: over the {size_text(file.refused_over)} limit"
+    if file.size > limit:
+        return f"- {label} ({size_text(file.size)}) was not uploaded: over Zulip's {size_text(limit)} limit"
+    if store is None:
+        raise TransientSendError(f"outbox row {message.outbox_id}: no file store to read its files from")
+    path = store.uploaded(file.id, "zulip")
+    if path is None:
+        data = store.data(file.id)
+        if data is None:
+            return f"- {label} ({size_text(file.size)}) is no longer stored"
+        try:
+            path = upload(upload_name(file.name), data)
+        except UploadRefused as refused:
+            return f"- {label} ({size_text(file.size)}) could not be uploaded: {inert(str(refused))}"
+        if not _SAFE_PATH.fullmatch(path):
+            raise TransientSendError(f"outbox row {message.outbox_id}: Zulip answered an unexpected upload path")
+        store.record_upload(file.id, "zulip", path)
+    return f"- [{label}]({path}) ({size_text(file.size)}, {file.media_type})"
+
+
+def upload_name(name: str) -> str:
+    """The file name sent with an upload: letters, digits, `.`, `-`, `_` (Zulip puts it in the path)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return safe[:100] or "file"
+
+
+def upload_answer(result: dict[str, Any]) -> str:
+    """The path of an upload from `POST /user_uploads`'s answer (`url`, or `uri` before Zulip 9)."""
+    return str(result.get("url") or result.get("uri") or "")

@@ -1,0 +1,193 @@
+"""A customer's files on Zulip (issue 14, inbound): fetched, recorded, uploaded into the case topic.
+
+Through the real path: the fake Zulip over HTTP, the real `zulip` client, the
+runtime on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.channel import Outbound, OutboundFile
+from adapters.zulip.files import file_lines
+from tests.zulip.conftest import ALICE, BOT, ENGINEER, STREAM
+from tests.zulip.markdown_check import HOSTILE, active_markup, render
+from tests.zulip.relay_check import parse_relayed
+from tests.zulip.test_end_to_end import ZulipDesk, wait_until
+
+#: The smallest PNG: its magic number is what makes it an image, whatever its name says.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
+)
+LINK = re.compile(r"\[(`+[^\n]*?`+)\]\((/user_uploads/[^)\s]+)\)")
+
+
+@pytest.fixture
+def desk(fake, engine, db_url, clock, make_channel) -> Iterator[ZulipDesk]:  # noqa: ANN001
+    d = ZulipDesk(fake, engine, db_url, clock, make_channel)
+    try:
+        yield d
+    finally:
+        d.stop_all()
+
+
+def send_with_file(desk: ZulipDesk, text: str, name: str, data: bytes) -> str:
+    path = desk.fake.upload(ALICE, name, data)
+    desk.fake.post_dm(ALICE, f"{text}\n[{name}]({path})")
+    return path
+
+
+def wait_case_topic(desk: ZulipDesk, containing: str):  # noqa: ANN201
+    """The bot's message in case #1's topic that contains `containing`."""
+    return wait_until(
+        lambda: next(
+            (
+                m
+                for m in desk.fake.sent_by(BOT, stream=STREAM)
+                if m.subject.startswith("#1 ") and containing in m.content
+            ),
+            None,
+        ),
+        what=f"a message in case 1's topic containing {containing!r}",
+    )
+
+
+def attachments(desk: ZulipDesk) -> list[dict]:
+    with desk.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT name, media_type, size, sha256, refused_over, data, uploads FROM incidentattachment")
+        )
+        return [dict(row._mapping) for row in rows]
+
+
+def test_a_screenshot_reaches_the_topic_as_a_working_upload(desk: ZulipDesk) -> None:
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    send_with_file(desk, "open The dashboard is blank", "screenshot.txt", PNG)  # the name lies
+    desk.wait_dm(ALICE, "Incident #1 is open")
+    mirrored = wait_case_topic(desk, "wrote:")
+    relayed = parse_relayed(mirrored.content)
+    [link] = [line for line in relayed.outside if "/user_uploads/" in line]
+    label, path = LINK.search(link).groups()  # type: ignore[union-attr]
+    assert label == "`screenshot.txt`" and "image/png" in link
+    # The bot uploaded its own copy, which an engineer can fetch (they see the message).
+    status, body = desk.fake.download(ENGINEER, path)
+    assert status == 200 and body == PNG
+    [row] = attachments(desk)
+    assert row["media_type"] == "image/png" and row["size"] == len(PNG)
+    assert row["sha256"] == hashlib.sha256(PNG).hexdigest()
+    assert row["data"] is None and path in row["uploads"]  # the bytes go once uploaded
+
+
+def test_hostile_file_names_stay_inert(desk: ZulipDesk) -> None:
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    hostile = "x`` @**all** `` $$x$$ :bomb: evil.com.png"
+    send_with_file(desk, "open Names", hostile, PNG)
+    mirrored = wait_case_topic(desk, "wrote:")
+    [link] = [line for line in parse_relayed(mirrored.content).outside if "/user_uploads/" in line]
+    label, path = LINK.search(link).groups()  # type: ignore[union-attr]
+    fence = re.match(r"`+", label).group()  # type: ignore[union-attr]
+    inside = label[len(fence) : -len(fence)]
+    assert "`" * len(fence) not in inside  # the code span cannot be closed early
+    assert link.endswith(")") and link.count("/user_uploads/") == 1
+    assert inside.strip() == hostile
+    assert [kind.split(":")[0] for kind in active_markup(link)] == ["link"]
+    assert desk.fake.download(ENGINEER, path)[0] == 200
+
+
+def test_an_oversized_file_is_cut_off_with_notices(desk: ZulipDesk) -> None:
+    desk.fake.realm.max_file_upload_size_mib = 1  # the server's own limit is lower than deskbot's
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    big = PNG + b"\0" * (1024 * 1024)
+    desk.fake.realm.max_file_upload_size_mib = 25  # so that Alice could upload it
+    path = desk.fake.upload(ALICE, "huge.png", big)
+    desk.fake.realm.max_file_upload_size_mib = 1
+    desk.fake.post_dm(ALICE, f"open Too big\n[huge.png]({path})")
+    notice = desk.wait_dm(ALICE, "was not passed on")
+    assert '"huge.png"' in notice.content and "1.0 MB" in notice.content
+    line = wait_case_topic(desk, "was not kept").content
+    assert "`huge.png`" in line and "over the 1.0 MB limit" in line
+    [row] = attachments(desk)
+    assert row["data"] is None and row["sha256"] is None and row["refused_over"] == 1024 * 1024
+
+
+def test_status_and_case_list_the_files(desk: ZulipDesk) -> None:
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    send_with_file(desk, "open See the screenshot", "shot.png", PNG)
+    wait_case_topic(desk, "wrote:")
+    desk.fake.post_dm(ALICE, "status 1")
+    status = desk.wait_dm(ALICE, "shot.png")
+    assert "image/png" in status.content
+    desk.fake.post_dm(ENGINEER, "/case 1")
+    case = desk.wait_dm(ENGINEER, "shot.png")
+    assert hashlib.sha256(PNG).hexdigest()[:12] in case.content
+
+
+class _Store:
+    """A FileStore in memory, for the lines alone."""
+
+    def __init__(self) -> None:
+        self.uploads: dict[int, str] = {}
+
+    def data(self, file_id: int) -> bytes | None:
+        return PNG
+
+    def uploaded(self, file_id: int, channel: str) -> str | None:
+        return self.uploads.get(file_id)
+
+    def record_upload(self, file_id: int, channel: str, where: str) -> None:
+        self.uploads[file_id] = where
+
+
+def test_no_file_name_can_act_in_the_link() -> None:
+    files = tuple(OutboundFile(i, name, "image/png", 70) for i, name in enumerate(HOSTILE + ["]" * 3, "x](y)["]))
+    store = _Store()
+    calls: list[str] = []
+
+    def upload(name: str, data: bytes) -> str:
+        calls.append(name)
+        return f"/user_uploads/2/ab/xyz{len(calls)}/{name}"
+
+    message = Outbound(1, "zulip", "topic", "", topic="#1 x", files=files)
+    lines = file_lines(message, store, upload, 25 * 1024 * 1024)
+    for line, file in zip(lines.split("\n"), files, strict=True):
+        rendered = render(line)
+        assert [a.split(":")[0] for a in rendered.active] == ["link"], (file.name, line)
+        assert " ".join(file.name.split()).replace("\x1b", "").replace("\x07", "") in rendered.code[0].strip()
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", name) for name in calls)  # nothing odd in the path
+    # A retried row links the same uploads: nothing is uploaded twice.
+    assert file_lines(message, store, upload, 25 * 1024 * 1024) == lines and len(calls) == len(files)
+
+
+def test_a_send_retried_after_the_upload_does_not_upload_twice(desk: ZulipDesk) -> None:
+    """The upload went through, then posting the message failed (the row is retried later, as after
+    a crash between the upload and the commit): the retry links the recorded upload."""
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    dropped: list[str] = []
+
+    def drop_posts_with_the_file(method: str, path: str, params: dict) -> None:
+        if method == "POST" and path == "/messages" and "/user_uploads/" in params.get("content", ""):
+            if len(dropped) < 4:  # every try of the first attempt: the row is sent again later
+                dropped.append(params["content"])
+                raise ConnectionAbortedError("the fake drops this request")
+
+    desk.fake.before_request = drop_posts_with_the_file
+    send_with_file(desk, "open Retried", "retry.png", PNG)
+    wait_until(lambda: len(dropped) == 4, what="the first attempt to fail")
+    desk.clock.advance(seconds=31)  # the row's retry is due
+    mirrored = wait_case_topic(desk, "wrote:")
+    bot_id = desk.fake.user(BOT).user_id
+    by_bot = [path for path, (uploader, _data) in desk.fake.realm.uploads.items() if uploader == bot_id]
+    assert len(by_bot) == 1 and by_bot[0] in mirrored.content
+    assert len([m for m in desk.fake.sent_by(BOT, stream=STREAM) if "wrote:" in m.content]) == 1
+    assert len(dropped) == 4 and set(dropped) == {mirrored.content}  # the same text each time
