@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from mastodon.errors import MastodonError, MastodonUnauthorizedError
 
-from adapters.channel import InboundSink, PermanentChannelError, TransientChannelError
+from adapters.channel import Inbound, InboundSink, PermanentChannelError, TransientChannelError
 
 from .files import fetch_media
 from .history import await_merge, mention_pages, mentions_from, newest_mentions
@@ -91,6 +91,18 @@ class Receiver:
         self._stream: SSEConnection | None = None
         self.stream_open = False
         self.last_poll_ok = 0.0
+
+    def _fetch_media(self, inbound: Inbound, status: dict[str, Any]) -> Inbound:
+        """`inbound` with its status's media fetched (a public mention keeps none: it stores no content);
+        without them if that fails unexpectedly (the words still count; the failure is logged)."""
+        if inbound.public or not status.get("media_attachments"):
+            return inbound
+        try:
+            media = fetch_media(self.http, status, self.max_attachment_bytes())
+        except Exception:
+            log.exception("cannot fetch the media of Mastodon status %s; handled without them", inbound.message_id)
+            return inbound
+        return dataclasses.replace(inbound, attachments=media)
 
     @property
     def connected(self) -> bool:
@@ -238,9 +250,6 @@ class Receiver:
         else:
             try:
                 inbound = notification_to_inbound(notification, own_account_id=self.own_id, local_domain=self.domain)
-                if not inbound.public and status.get("media_attachments"):
-                    media = fetch_media(self.http, status, self.max_attachment_bytes())
-                    inbound = dataclasses.replace(inbound, attachments=media)
             except Exception:
                 # A payload this code cannot read would otherwise stop the channel at every restart;
                 # log it (with the traceback) and move on, so every other customer is still served.
@@ -252,7 +261,7 @@ class Receiver:
                 if cursor:
                     sink.set_cursor(*cursor)
             else:
-                sink.deliver(inbound, cursor=cursor)
+                sink.deliver(self._fetch_media(inbound, status), cursor=cursor)
             self._remember(status_id)
         if newer:
             self._cursor = notification_id

@@ -49,6 +49,9 @@ log = logging.getLogger("deskbot.adapters.zulip")
 
 CURSOR_KEY = "zulip:last_message_id"
 SKIPPED_CURSOR_FLUSH_SECONDS = 30.0
+#: Bytes of customers' files a catch-up page holds before what it fetched is handed over (and
+#: stored), so that a page of messages with files never holds more than this and one more file.
+HELD_FILE_BYTES = 32 * 1024 * 1024
 #: Messages handed to the sink together while catching up (one transaction).
 HAND_OVER_PAGE = 50
 EVENT_TYPES = ["message", "stream", "subscription", "user_group"]
@@ -372,6 +375,7 @@ class Receiver:
         """Deliver messages (in id order) once; `safe_upto`: the highest id the cursor may take now (None: any)."""
         items: list[tuple[Inbound, tuple[str, str] | None]] = []
         moved_to = self._cursor
+        held = 0  # bytes of files in `items`
         for message in messages:
             mid = int(message["id"])
             may_move = safe_upto is None or mid <= safe_upto
@@ -382,8 +386,6 @@ class Receiver:
             self._seen.add(mid)
             try:
                 inbound = to_inbound(message, self.state)
-                if inbound is not None and inbound.kind == "direct" and self.with_files is not None:
-                    inbound = self.with_files(inbound)
             except Exception:
                 # A payload this code cannot read would otherwise stop the channel at every restart;
                 # log it whole (with the traceback) and go on, so every other customer is still served.
@@ -395,14 +397,31 @@ class Receiver:
                 if may_move:
                     self._note_cursor(mid)
                 continue
+            inbound = self._fetch_files(inbound)
             cursor = None
             if may_move and (moved_to is None or mid > moved_to):
                 cursor, moved_to = (CURSOR_KEY, str(mid)), mid
             items.append((inbound, cursor))
+            held += sum(len(file.data or b"") for file in inbound.attachments)
+            if held > HELD_FILE_BYTES:  # files are big: hand over what is fetched before fetching more
+                self.sink.deliver_many(items)
+                self._cursor = moved_to
+                items, held = [], 0
         if items:
             self.sink.deliver_many(items)
             self._cursor = moved_to
             self._prune_seen()
+
+    def _fetch_files(self, inbound: Inbound) -> Inbound:
+        """`inbound` with the files of a direct message fetched; without them if that fails unexpectedly
+        (the words still count: the message is handled, the failure logged)."""
+        if inbound.kind != "direct" or self.with_files is None:
+            return inbound
+        try:
+            return self.with_files(inbound)
+        except Exception:
+            log.exception("cannot fetch the files of Zulip message %s; handled without them", inbound.message_id)
+            return inbound
 
     def _note_cursor(self, mid: int) -> None:
         if self._cursor is None or mid > self._cursor:

@@ -14,8 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.channel import Outbound, OutboundFile
+from adapters.zulip import receive
 from adapters.zulip.files import file_lines
-from tests.zulip.conftest import ALICE, BOT, ENGINEER, STREAM
+from tests.zulip.conftest import ALICE, BOT, CURSOR, ENGINEER, STREAM, RecordingSink
 from tests.zulip.markdown_check import HOSTILE, active_markup, render
 from tests.zulip.relay_check import parse_relayed
 from tests.zulip.test_end_to_end import ZulipDesk, wait_until
@@ -191,3 +192,28 @@ def test_a_send_retried_after_the_upload_does_not_upload_twice(desk: ZulipDesk) 
     assert len(by_bot) == 1 and by_bot[0] in mirrored.content
     assert len([m for m in desk.fake.sent_by(BOT, stream=STREAM) if "wrote:" in m.content]) == 1
     assert len(dropped) == 4 and set(dropped) == {mirrored.content}  # the same text each time
+
+
+def test_a_catch_up_page_hands_its_files_over_before_holding_more(
+    fake,
+    make_channel,
+    run_channel,
+    monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+) -> None:
+    """Memory stays bounded while catching up: once a page's fetched files pass HELD_FILE_BYTES, what
+    is fetched is handed over (and stored, with its cursor) before the next file is fetched."""
+    monkeypatch.setattr(receive, "HELD_FILE_BYTES", 100)  # two of these PNGs
+    sink = RecordingSink()
+    sink.set_cursor(CURSOR, "0")  # the first start catches up
+    for i in range(3):
+        path = fake.upload(ALICE, f"f{i}.png", PNG)
+        fake.post_dm(ALICE, f"#1 file {i} [f{i}.png]({path})")
+    handed: list[int] = []
+    deliver_many = sink.deliver_many
+    sink.deliver_many = lambda items: (handed.append(len(items)), deliver_many(items))[1]  # type: ignore[method-assign]
+    with run_channel(make_channel(), sink):
+        sink.wait_count(3)
+    assert handed == [2, 1]
+    assert [[(f.name, f.media_type, f.data) for f in m.attachments] for m in sink.messages] == [
+        [(f"f{i}.png", "image/png", PNG)] for i in range(3)
+    ]

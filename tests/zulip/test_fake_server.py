@@ -252,3 +252,17 @@ def test_get_messages_returns_all_of_fewer_matches_than_num_before() -> None:
         assert [m["content"] for m in answer["messages"]] == [f"m{n}" for n in range(62)]
         assert answer["found_oldest"] is True
         del bot
+
+
+def test_uploads_follow_zulips_access_rule(fake: FakeZulip) -> None:
+    """Issue 14, item 7: a file is the uploader's, and then of whoever sees a message that shares it;
+    a message linking a file its sender cannot read shares nothing."""
+    path = fake.upload(ALICE, "secret.txt", b"alice only")
+    assert fake.download(ALICE, path) == (200, b"alice only")
+    assert fake.download(BOB, path)[0] == 404
+    fake.post_dm(BOB, f"look [x]({path})", to=ENGINEER)  # Bob cannot read it: sharing nothing
+    assert fake.download(ENGINEER, path)[0] == 404
+    fake.post_dm(ALICE, f"here [secret.txt]({path})", to=ENGINEER)
+    assert fake.download(ENGINEER, path) == (200, b"alice only")
+    assert fake.download(BOB, path)[0] == 404
+    assert fake.download(ALICE, "/user_uploads/2/00/nothing/here.txt")[0] == 404

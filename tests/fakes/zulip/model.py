@@ -112,6 +112,8 @@ class StoredMessage:
     truncated: bool = False
     original_length: int = 0
     original_topic: str | None = None
+    #: The uploads this message shares: those it links that its sender could read when it was sent.
+    shares: frozenset[str] = frozenset()
     #: time.monotonic() when stored: for latency measurements on the server's side.
     stored_at: float = field(default_factory=time.monotonic)
 
@@ -221,14 +223,15 @@ class Realm:
         return path
 
     def can_read_upload(self, viewer: FakeUser, path: str) -> bool:
-        """Zulip's rule: the uploader, and whoever can see a message that references the file."""
+        """Zulip's rule: the uploader, and whoever can see a message that shares the file (one whose
+        sender could read it when they linked it: linking a file one cannot see shares nothing)."""
         found = self.uploads.get(path)
         if found is None:
             return False
         if found[0] == viewer.user_id:
             return True
         with self.cond:
-            return any(path in m.content and self.can_see(viewer, m) for m in self.messages)
+            return any(path in m.shares and self.can_see(viewer, m) for m in self.messages)
 
     def add_user(
         self,
@@ -483,6 +486,7 @@ class Realm:
             else:
                 raise bad_request("Invalid message type")
             self._next_message_id += 1
+            m.shares = frozenset(p for p in self.uploads if p in content and self.can_read_upload(sender, p))
             self.messages.append(m)
             if self.on_message is not None:
                 self.on_message(m)
