@@ -175,6 +175,18 @@ def make_channel(fake: FakeZulip) -> Iterator[Callable[..., ZulipChannel]]:
 
 
 @pytest.fixture
+def desk(fake, engine, db_url, clock, make_channel) -> Iterator[Any]:  # noqa: ANN001
+    """The whole bot over the fake (`tests.zulip.test_end_to_end.ZulipDesk`), its runtimes stopped after the test."""
+    from tests.zulip.test_end_to_end import ZulipDesk  # that module imports this one
+
+    d = ZulipDesk(fake, engine, db_url, clock, make_channel)
+    try:
+        yield d
+    finally:
+        d.stop_all()
+
+
+@pytest.fixture
 def sink() -> RecordingSink:
     return RecordingSink()
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -27,15 +26,6 @@ PNG = bytes.fromhex(
     "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
 )
 LINK = re.compile(r"\[(`+[^\n]*?`+)\]\((/user_uploads/[^)\s]+)\)")
-
-
-@pytest.fixture
-def desk(fake, engine, db_url, clock, make_channel) -> Iterator[ZulipDesk]:  # noqa: ANN001
-    d = ZulipDesk(fake, engine, db_url, clock, make_channel)
-    try:
-        yield d
-    finally:
-        d.stop_all()
 
 
 def send_with_file(desk: ZulipDesk, text: str, name: str, data: bytes) -> str:

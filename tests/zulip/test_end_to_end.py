@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -104,15 +104,6 @@ class ZulipDesk:
             lambda: next((m for m in self.in_topic(topic) if containing in m.content), None),
             what=f"a message in {topic!r} containing {containing!r}",
         )
-
-
-@pytest.fixture
-def desk(fake, engine, db_url, clock, make_channel) -> Iterator[ZulipDesk]:  # noqa: ANN001
-    d = ZulipDesk(fake, engine, db_url, clock, make_channel)
-    try:
-        yield d
-    finally:
-        d.stop_all()
 
 
 def assert_each_message_once(engine: sa.Engine, fake: FakeZulip) -> None:

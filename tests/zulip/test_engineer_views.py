@@ -7,10 +7,6 @@ them (header and all) and judged by Zulip's rules
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tests.fakes.zulip import FakeZulip
 from tests.zulip.conftest import ALICE, BOT, ENGINEER, STREAM
 from tests.zulip.markdown_check import active_markup
@@ -18,15 +14,6 @@ from tests.zulip.test_end_to_end import ZulipDesk
 
 HOSTILE_NAME = "@**all** @*support-team* [login](https://evil.example) ![x](https://evil.example/x.png) `"
 HOSTILE_SUBJECT = "@**everyone** see [this](https://evil.example/a) $$\\href{https://evil.example}{x}$$ ``"
-
-
-@pytest.fixture
-def desk(fake, engine, db_url, clock, make_channel) -> Iterator[ZulipDesk]:  # noqa: ANN001
-    d = ZulipDesk(fake, engine, db_url, clock, make_channel)
-    try:
-        yield d
-    finally:
-        d.stop_all()
 
 
 def test_contacts_case_cases_and_customer_show_post_nothing_active(desk: ZulipDesk, fake: FakeZulip) -> None:

@@ -19,7 +19,6 @@ import logging
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -38,15 +37,6 @@ from tests.zulip.relay_check import parse_relayed
 from tests.zulip.test_end_to_end import TOPIC, ZulipDesk, assert_each_message_once, open_case, wait_until
 
 CAROL = "carol@example.com"
-
-
-@pytest.fixture
-def desk(fake, engine, db_url, clock, make_channel) -> Iterator[ZulipDesk]:  # noqa: ANN001
-    d = ZulipDesk(fake, engine, db_url, clock, make_channel)
-    try:
-        yield d
-    finally:
-        d.stop_all()
 
 
 def engineers(desk: ZulipDesk, value: str) -> None:
