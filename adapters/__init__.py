@@ -27,6 +27,8 @@ and modules for what only one platform has (`zulip/state.py`,
 `mastodon/html_text.py` …). Shared by all: `channel` (the interface),
 `backoff` (exponential back-off with jitter),
 `ratelimit` (reading the rate-limit headers), `paging` (walking a history a
-page at a time), `topics` (case topic names). Every module of a channel logs
+page at a time), `topics` (case topic names), `download` (files fetched with
+a cap, their type sniffed), `html_text` (HTML to plain text: Mastodon
+statuses, HTML-only mail). Every module of a channel logs
 to `deskbot.adapters.<channel name>`; the shared ones to `deskbot.adapters`.
 """

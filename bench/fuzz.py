@@ -7,7 +7,7 @@ Targets:
              topic or not, public mention) through the real intake and router on SQLite; an
              error is a handler failure (the apology path) or an exception out of intake; every
              reply is then composed for Mastodon and checked for third-party mentions.
-* html     — `adapters.mastodon.html_text.html_to_text` on random, often deeply nested HTML.
+* html     — `adapters.html_text.html_to_text` on random, often deeply nested HTML.
 * relay    — `adapters.zulip.compose.compose` on texts of backtick and tilde runs up to 20,000
              characters; an error is a part over the limit, customer text outside the fence
              (Zulip's rule or CommonMark's), or more parts than the text needs.
@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from adapters.console import ENGINEER, ConsoleChannel, console_line
-from adapters.mastodon.html_text import html_to_text
+from adapters.html_text import html_to_text
 from adapters.mastodon.invariants import reply_violations
 from adapters.zulip.compose import compose
 from tests.fuzz.inputs import NASTY, WORDS

@@ -2,7 +2,7 @@
 
 One definition for the property tests that run in CI and for `bench/fuzz.py`,
 which feeds 100,000 inputs each to `reply_violations` and to
-`html_text.html_to_text` (whose promise is only to return text, in time
+`adapters.html_text.html_to_text` (whose promise is only to return text, in time
 linear in its input, and never raise).
 """
 

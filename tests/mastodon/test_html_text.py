@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.mastodon.html_text import MAX_QUOTE_DEPTH, html_to_text, status_to_text
+from adapters.html_text import MAX_QUOTE_DEPTH, html_to_text
+from adapters.mastodon.html_text import status_to_text
 
 BOT = {
     "id": "117440810532227399",
