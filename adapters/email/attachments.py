@@ -1,0 +1,95 @@
+"""A mail's files: attachments and inline images, as the `Attachment`s every channel hands over.
+
+Every leaf part that is not the text a person reads is a file: a part marked
+`attachment`, a part with a file name, and any part that is not text (an
+inline image in `multipart/related`). The name comes from
+`Content-Disposition`'s filename or `Content-Type`'s name (RFC 2231 and RFC
+2047 decoded by the standard library) and is cleaned for display as every
+channel cleans it (`adapters.download.clean_name`); the media type is sniffed
+from the bytes (`adapters.download.sniff`), never taken from the sender. A
+forwarded message (`message/rfc822`) is a file too; the reports a bounce
+carries (`message/delivery-status` …) are not.
+
+The message is in memory already (the channel reads only messages under the
+size limit whole), so each file's bytes are at hand; one over
+`max_attachment_bytes` is kept as a record without its bytes (`refused_over`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from collections.abc import Iterator
+from email.message import Message
+
+from adapters.channel import Attachment
+from adapters.download import clean_name, sniff
+
+
+def attachments(message: Message, max_attachment_bytes: int) -> tuple[Attachment, ...]:
+    """The files of `message`, in order."""
+    found = []
+    for part in _leaves(message):
+        if not _is_file(part):
+            continue
+        data = _bytes(part)
+        media_type = sniff(data)
+        forwarded = part.get_content_type() == "message/rfc822"
+        name = clean_name(_name(part), fallback=_unnamed(len(found) + 1, "message/rfc822" if forwarded else media_type))
+        digest = hashlib.sha256(data).hexdigest()
+        if len(data) > max_attachment_bytes:
+            found.append(Attachment(name, media_type, len(data), digest, refused_over=max_attachment_bytes))
+        else:
+            found.append(Attachment(name, media_type, len(data), digest, data=data))
+    return tuple(found)
+
+
+def _leaves(message: Message) -> Iterator[Message]:
+    """The parts below `message` that hold content, depth first, without recursion (mail may nest
+    multiparts thousands deep). A `message/*` part is a leaf: its own parts are not ours."""
+    stack = [iter([message])]
+    while stack:
+        part = next(stack[-1], None)
+        if part is None:
+            stack.pop()
+            continue
+        if part.get_content_maintype() == "multipart" and part.is_multipart():
+            stack.append(iter(part.get_payload()))
+        elif isinstance(part, Message):
+            yield part
+
+
+def _is_file(part: Message) -> bool:
+    content_type = part.get_content_type()
+    if content_type.startswith("message/"):
+        return content_type == "message/rfc822"
+    if content_type == "text/rfc822-headers":
+        return False  # a bounce's copy of the headers of the mail that bounced
+    return part.get_content_disposition() == "attachment" or bool(_name(part)) or part.get_content_maintype() != "text"
+
+
+def _name(part: Message) -> str:
+    try:
+        name = part.get_filename() or part.get_param("name", header="content-type") or ""
+    except Exception:  # a broken RFC 2231 or 2047 parameter: the file stays, unnamed
+        return ""
+    if isinstance(name, tuple):  # an RFC 2231 value the library could not decode: (charset, language, text)
+        name = name[2]
+    return str(name)
+
+
+def _bytes(part: Message) -> bytes:
+    try:
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload(0)
+            return inner.as_bytes() if isinstance(inner, Message) else b""
+        data = part.get_payload(decode=True)
+    except Exception:  # what cannot be decoded is kept as nothing rather than fail the mail
+        return b""
+    return data if isinstance(data, bytes) else b""
+
+
+def _unnamed(number: int, media_type: str) -> str:
+    """A name for a file its sender gave none: "attachment-2.png"."""
+    extension = ".eml" if media_type == "message/rfc822" else mimetypes.guess_extension(media_type) or ""
+    return f"attachment-{number}{extension}"

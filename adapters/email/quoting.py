@@ -1,0 +1,192 @@
+"""The new part of a reply: quoted history and signatures cut, with `mail-parser-reply`.
+
+`mailparser_reply` knows how mail clients introduce the history they quote
+("On … wrote:", Outlook's "From: … Sent: …" block, "-----Original
+Message-----") and how signatures start ("-- ", "Sent from my iPhone", closing
+words), in several languages but not Portuguese. Its mechanism for a language
+is its `MAIL_LANGUAGES` table, read by `EmailMessage` for the languages it is
+given: Portuguese is added there, once, with the forms Gmail, Outlook, Apple
+Mail and Thunderbird write in Portugal and Brazil.
+
+What is ours, and why:
+
+* The library strips every line and reads lines of any length with patterns
+  that are quadratic in a line's length. It is given a skeleton of the text
+  instead, line for line (each line stripped, one longer than a mail line
+  may be replaced by a mark, separator rules blanked because the library would
+  delete them and shift the lines); its verdict is a line number, and the
+  customer's own lines, indentation and all, are what is kept. Only the first
+  `SCAN_CHARACTERS` are looked at: history further down stays.
+* Its closing-words signatures ("Thanks,", "Best,") run to the end of the
+  text, so "Thanks, but it still fails:" followed by a log would lose the log.
+  A closing is taken for a signature only when its line is the words and at
+  most a name, and a few short lines follow.
+* A reply with nothing above the history (bottom-posting, answers between
+  the quoted lines) keeps its unquoted lines; one with nothing new at all is
+  kept whole (`new_part` returns None): a customer's message is never emptied.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mailparser_reply import EmailMessage
+from mailparser_reply.constants import MAIL_LANGUAGES, QUOTED_MATCH_INCLUDE
+
+#: Lines longer than this are taken for no quote header: the library's patterns take time
+#: quadratic in a line's length (about 0.1 s for a 64 KiB text of such lines at 400).
+LONGEST_HEADER_LINE = 400
+#: How much of a text is searched for the start of quoted history.
+SCAN_CHARACTERS = 64 * 1024
+#: Private-use mark for a long line in the skeleton: no pattern of the library matches it.
+_LONG_LINE = "\ue000"
+_RULE = re.compile(r" ?[_-]{32,}")
+_QUOTED = re.compile(r"^\s*>")
+
+# Portuguese, in the library's own table. Patterns are bounded ({1,300}) where the library's are
+# not: every line of every customer's mail passes through them.
+_PT_WROTE = (
+    r"^(" + QUOTED_MATCH_INCLUDE + r"(?:"
+    # Gmail (pt-BR), Outlook: "Em ter., 3 de dez. de 2026 às 10:00, Fulano <f@x.pt> escreveu:"
+    # Apple Mail (pt-PT): "A 03/12/2026, às 10:00, Fulano <f@x.pt> escreveu:"
+    # Thunderbird (pt-PT): "Às 10:00 de 03/12/2026, Fulano escreveu:"
+    r"(?:Em|A|Às|No dia)\s[^\n]{1,300}?(?:\n" + QUOTED_MATCH_INCLUDE + r"[^\n]{1,300}?)?\s?escreveu:"
+    # Gmail (pt-PT): "Fulano <f@x.pt> escreveu (terça, 3/12/2026 à(s) 10:00):" and
+    # "Fulano <f@x.pt> escreveu no dia terça, 3/12/2026 à(s) 10:00:"
+    r"|[^\n]{1,300}?\sescreveu\s(?:\(|no dia\s)[^\n]{1,300}?(?:\n" + QUOTED_MATCH_INCLUDE + r"[^\n]{1,300}?)?:"
+    r"))$"
+)
+# Outlook's block: "De: …" then at least two of "Enviado: / Data: / Para: / Cc: / Assunto: …"; and
+# "-----Mensagem original-----". Starting at "De:" keeps a customer's own "Data: … / Para: …" lines.
+_PT_FROM = (
+    r"((?:^"
+    + QUOTED_MATCH_INCLUDE
+    + r"-{5,} ?Mensagem original ?-{5,}$)|(?:(?:^|\n)"
+    + QUOTED_MATCH_INCLUDE
+    + r"[* ]*De:[ *]*[^\n]{0,300}(?:\n"
+    + QUOTED_MATCH_INCLUDE
+    + r"[* ]*(?:Enviado|Enviada|Data|Para|Cc|Assunto|Organização):[ *]*[^\n]{0,300}){2,}))"
+)
+MAIL_LANGUAGES.setdefault(
+    "pt",
+    {
+        "wrote_header": _PT_WROTE,
+        "from_header": _PT_FROM,
+        "disclaimers": [],
+        "signatures": [
+            "Com os melhores cumprimentos",
+            "Melhores cumprimentos",
+            "Cumprimentos",
+            "Atenciosamente",
+            "Obrigado,",
+            "Obrigada,",
+            "Abraço",
+            "Abraços",
+            "Saudações",
+        ],
+        "sent_from": "Enviado do meu|Enviado a partir do meu|Obter o Outlook para",
+    },
+)
+_LANGUAGES = ("pt", "en")
+_SENT_FROM = re.compile("|".join(f"(?:{MAIL_LANGUAGES[lang]['sent_from']})" for lang in _LANGUAGES), re.IGNORECASE)
+
+_CLOSING_WORDS = "|".join(f"(?:{words})" for lang in _LANGUAGES for words in MAIL_LANGUAGES[lang]["signatures"])
+#: A closing line: the words, then at most a name ("Thanks, Ana", "Cumprimentos, Rui Sousa").
+_CLOSING_LINE = re.compile(rf"(?i:{QUOTED_MATCH_INCLUDE}(?:{_CLOSING_WORDS}))[\s,.!]*(?:[A-ZÀ-Ý][\w.'-]*\s*){{0,3}}")
+#: What may follow a closing line: a name, a title, a company, a phone number.
+_SIGNATURE_LINES = 6
+_SIGNATURE_LINE = 80
+
+
+def new_part(text: str) -> str | None:
+    """The part of `text` (a mail body, lines ending in "\\n") its sender wrote anew: above the quoted
+    history, without the signature; None when there is nothing but history (keep the whole text)."""
+    lines = [line.rstrip() for line in text.split("\n")]
+    message = _read(lines)
+    if message is None:
+        return _tidy(lines)
+    skeleton, replies = message.text, message.replies
+    if replies[0].headers:
+        # History from the top: what is new sits below or between the quoted lines.
+        first = _line_at(skeleton, skeleton.find(replies[0].headers))
+        last = first + replies[0].headers.count("\n")
+        rest = [line for number, line in enumerate(lines) if not first <= number <= last and not _QUOTED.match(line)]
+        below = _read(rest)
+        if below is None or below.replies[0].headers:
+            return _tidy(rest)
+        return _top(rest, below)
+    return _top(lines, message)
+
+
+def _read(lines: list[str]) -> EmailMessage | None:
+    """The library's reading of the scanned lines' skeleton; None if it did not keep them line for line."""
+    scanned, size = 0, 0
+    for line in lines:
+        size += len(line) + 1
+        if size > SCAN_CHARACTERS:
+            break
+        scanned += 1
+    skeleton = "\n".join(_skeleton_line(line) for line in lines[:scanned])
+    message = EmailMessage(skeleton, languages=list(_LANGUAGES), keep_hyphen_lists=True).read()
+    if message.text.count("\n") != skeleton.count("\n") or not message.replies:
+        return None
+    return message
+
+
+def _top(lines: list[str], message: EmailMessage) -> str | None:
+    """The lines above the first history header, without the signature, as text (None: nothing there)."""
+    skeleton, first = message.text, message.replies[0]
+    end = skeleton.find(first.content) + len(first.content) if first.content else 0
+    cut = len(message.replies) > 1
+    signature = first.signatures
+    if signature and first.content.endswith(signature) and _is_signature(signature):
+        end -= len(signature)
+        cut = True
+    kept = lines[: _lines_before(skeleton, end)] if cut else lines
+    return _tidy(_without_trailing_quotes(kept))
+
+
+def _skeleton_line(line: str) -> str:
+    line = line.strip()
+    if len(line) > LONGEST_HEADER_LINE:
+        return _LONG_LINE
+    if _RULE.match(line):
+        return ""  # the library deletes such rules (Outlook's), which would shift every line below
+    return line
+
+
+def _line_at(text: str, position: int) -> int:
+    return text.count("\n", 0, max(position, 0))
+
+
+def _lines_before(text: str, end: int) -> int:
+    """How many lines `text[:end]` touches, ignoring blank ones at its end."""
+    prefix = text[:end].rstrip()
+    return prefix.count("\n") + 1 if prefix else 0
+
+
+def _is_signature(signature: str) -> bool:
+    first, *rest = signature.split("\n")
+    first = re.sub(rf"^{QUOTED_MATCH_INCLUDE}", "", first).strip()
+    if first in ("--", "__") or _RULE.match(first) or _SENT_FROM.match(first):
+        return True
+    body = [line for line in rest if line.strip()]
+    return (
+        _CLOSING_LINE.fullmatch(first) is not None
+        and len(body) <= _SIGNATURE_LINES
+        and all(len(line) <= _SIGNATURE_LINE for line in body)
+    )
+
+
+def _without_trailing_quotes(lines: list[str]) -> list[str]:
+    end = len(lines)
+    while end and (
+        not lines[end - 1].strip() or _QUOTED.match(lines[end - 1]) or _RULE.fullmatch(lines[end - 1].strip())
+    ):
+        end -= 1
+    return lines[:end]
+
+
+def _tidy(lines: list[str]) -> str | None:
+    text = "\n".join(lines).strip("\n")
+    return text if text.strip() else None

@@ -1,0 +1,268 @@
+"""A raw mail as a `Mail`: who wrote it, what it answers, what is new in it, whether to answer it.
+
+Pure and network-free: the channel fetches the bytes and calls `read_mail`
+(or `read_headers` for a message too large to fetch whole) and gets every
+fact it routes by. Parsed with the standard library's `email` package and
+`policy.default`; its parts: `bodies` (the text, whatever the charset
+claims), `quoting` (the new part of a reply), `automatic` (mail never to be
+answered), `authentication` (the trusted server's DMARC verdict),
+`attachments` (the files).
+
+Nothing here raises on any bytes at all: mail comes from anyone, and a mail
+that cannot be read must still be stored and flagged, not kill the intake.
+Every header is read through one guard that falls back to the header's raw
+text where the standard library's parser trips; the rare mail whose MIME
+structure the parser itself cannot take is read as headers and raw text.
+"""
+
+from __future__ import annotations
+
+import email
+import email.parser
+import email.utils
+import hashlib
+import logging
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.message import Message
+
+from adapters.channel import Attachment
+
+from .attachments import attachments as files_of
+from .authentication import dmarc_passed
+from .automatic import automatic_reason
+from .bodies import body_text, clean, decode
+from .quoting import new_part
+
+log = logging.getLogger("deskbot.adapters.email")
+
+#: A message id as RFC 5322 writes it (`<left@right>`), lenient about what is inside the brackets.
+_MSG_ID = re.compile(r"<[^<>\s\x00-\x1f\x7f]+>")
+#: An addr-spec kept as an identity: something@something, without spaces, brackets or controls.
+_ADDR_SPEC = re.compile(r"[^\s<>()\[\]\\,;:@\"\x00-\x1f\x7f]+@[^\s<>()\[\]\\,;:@\"\x00-\x1f\x7f]+")
+#: References beyond this many (the oldest) are dropped: threading needs the newest ones.
+MAX_REFERENCES = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """One mail, read. Addresses are addr-specs, lower-cased; text is plain text with "\\n" lines."""
+
+    #: `<id@host>` as in the header (stripped, angle brackets kept); when the mail has none, a stable
+    #: one made from a hash of its bytes (`<sha256…@message-id.invalid>`).
+    message_id: str
+    #: The `From` addr-spec; '' when there is none or it cannot be read.
+    sender: str
+    sender_name: str | None
+    to: tuple[str, ...]
+    cc: tuple[str, ...]
+    #: RFC 2047 decoded, whitespace collapsed to single spaces.
+    subject: str
+    in_reply_to: tuple[str, ...]
+    #: Oldest first, as in the header (at most MAX_REFERENCES, the newest).
+    references: tuple[str, ...]
+    date: datetime | None
+    #: Only what the sender wrote anew: quoted history and signature cut (the whole text when
+    #: cutting would leave nothing). '' for a mail read by `read_headers`.
+    text: str
+    #: The whole body as text, before the cut.
+    full_text: str
+    #: Why this mail must never be answered ("auto-submitted", "bounce", "own address" …), else None.
+    automatic: str | None
+    #: With an authserv-id configured: did that server's topmost verdict say dmarc=pass; else None.
+    authenticated: bool | None
+    attachments: tuple[Attachment, ...]
+    #: The size of the whole message in bytes (as the channel gave it, for `read_headers`).
+    size: int | None = None
+    #: Read by `read_headers`: the message was too large to fetch, its body was never read.
+    too_large: bool = False
+
+
+def read_mail(
+    raw: bytes,
+    *,
+    own_addresses: Collection[str] = (),
+    authserv_id: str | None = None,
+    max_attachment_bytes: int = 25 * 2**20,
+) -> Mail:
+    """Read a whole raw message (RFC 5322 bytes, as IMAP `BODY.PEEK[]` gives them). Never raises."""
+    try:
+        message = email.message_from_bytes(raw, policy=policy.default)
+        full_text = body_text(message)
+        files = files_of(message, max_attachment_bytes)
+    except Exception:  # the parser itself gave up (it recurses into nested parts): headers and raw text
+        log.info("a mail's MIME structure could not be parsed; read as headers and text", exc_info=True)
+        message = email.parser.BytesHeaderParser(policy=policy.default).parsebytes(raw)
+        full_text = clean(decode(raw.partition(b"\r\n\r\n")[2] or raw.partition(b"\n\n")[2], None))
+        files = ()
+    return _mail(
+        message,
+        digest=hashlib.sha256(raw).hexdigest(),
+        size=len(raw),
+        full_text=full_text,
+        files=files,
+        own_addresses=own_addresses,
+        authserv_id=authserv_id,
+        too_large=False,
+    )
+
+
+def read_headers(
+    raw_headers: bytes,
+    *,
+    size: int | None = None,
+    own_addresses: Collection[str] = (),
+    authserv_id: str | None = None,
+) -> Mail:
+    """Read a message too large to fetch whole from its header block alone (IMAP
+    `BODY.PEEK[HEADER]`) and its `size`: everything but the text and the files. Never raises."""
+    message = email.parser.BytesHeaderParser(policy=policy.default).parsebytes(raw_headers)
+    return _mail(
+        message,
+        digest=hashlib.sha256(raw_headers + str(size).encode()).hexdigest(),
+        size=size,
+        full_text="",
+        files=(),
+        own_addresses=own_addresses,
+        authserv_id=authserv_id,
+        too_large=True,
+    )
+
+
+def _mail(
+    message: Message,
+    *,
+    digest: str,
+    size: int | None,
+    full_text: str,
+    files: tuple[Attachment, ...],
+    own_addresses: Collection[str],
+    authserv_id: str | None,
+    too_large: bool,
+) -> Mail:
+    senders = _addresses(message, "From")
+    sender_name, sender = senders[0] if senders else (None, "")
+    full_text = full_text.strip("\n")
+    text = "" if too_large else (new_part(full_text) or full_text)
+    own_ids = _message_ids(header(message, "Message-ID"))
+    return Mail(
+        message_id=own_ids[0] if own_ids else f"<{digest[:40]}@message-id.invalid>",
+        sender=sender,
+        sender_name=sender_name,
+        to=tuple(address for _, address in _addresses(message, "To") if address),
+        cc=tuple(address for _, address in _addresses(message, "Cc") if address),
+        subject=_one_line(header(message, "Subject") or ""),
+        in_reply_to=_message_ids(header(message, "In-Reply-To")),
+        references=_message_ids(header(message, "References"))[-MAX_REFERENCES:],
+        date=_date(header(message, "Date")),
+        text=text.strip("\n"),
+        full_text=full_text,
+        automatic=automatic_reason(
+            lambda name: header(message, name),
+            sender=sender,
+            content_type=_content_type(message),
+            own_addresses=own_addresses,
+        ),
+        authenticated=None
+        if authserv_id is None
+        else dmarc_passed(_all(message, "Authentication-Results"), authserv_id),
+        attachments=files,
+        size=size,
+        too_large=too_large,
+    )
+
+
+def header(message: Message, name: str) -> str | None:
+    """The text of `message`'s first header `name` (RFC 2047 decoded), or None; never raises: where the
+    standard library cannot parse the value, its raw text is given."""
+    try:
+        value = message.get(name)
+        return None if value is None else _readable(str(value))
+    except Exception:
+        return next(iter(_raw(message, name)), None)
+
+
+def _all(message: Message, name: str) -> list[str]:
+    """Every header `name`, top first."""
+    try:
+        return [_readable(str(value)) for value in message.get_all(name) or ()]
+    except Exception:
+        return _raw(message, name)
+
+
+def _raw(message: Message, name: str) -> list[str]:
+    try:
+        return [_readable(str(value)) for key, value in message.raw_items() if key.lower() == name.lower()]
+    except Exception:
+        return []
+
+
+def _readable(value: str) -> str:
+    """A header value as text: raw 8-bit bytes (which the parser keeps as surrogates) decoded as
+    UTF-8 or a fallback, control characters dropped."""
+    if re.search(r"[\udc80-\udcff]", value):
+        try:
+            value = decode(value.encode("utf-8", "surrogateescape"), "utf-8")
+        except UnicodeError:
+            pass
+    return clean(value)
+
+
+def _addresses(message: Message, name: str) -> list[tuple[str | None, str]]:
+    """(display name or None, addr-spec lower-cased or '') of each address in header `name`."""
+    found: list[tuple[str, str]] = []
+    try:
+        value = message.get(name)
+        if value is not None:
+            found = [(str(a.display_name), str(a.addr_spec)) for a in value.addresses]
+    except Exception:  # the parser trips on some malformed lists: the older, lenient one reads the raw text
+        try:
+            found = email.utils.getaddresses(_raw(message, name))
+        except Exception:
+            found = []
+    return [(_name(display) or None, _address(spec)) for display, spec in found]
+
+
+def _address(spec: str) -> str:
+    spec = _readable(spec).strip().lower()
+    return spec if _ADDR_SPEC.fullmatch(spec) else ""
+
+
+def _name(display: str) -> str:
+    return _one_line(_readable(display)).strip("\"' ")
+
+
+def _one_line(value: str) -> str:
+    return " ".join(value.split())
+
+
+def _message_ids(value: str | None) -> tuple[str, ...]:
+    """The message ids in a `Message-ID`, `In-Reply-To` or `References` value, each once, in order; a
+    lone id written without brackets gets them."""
+    if not value:
+        return ()
+    ids = _MSG_ID.findall(value)
+    if not ids:
+        words = value.split()
+        ids = [f"<{words[0].strip('<>')}>"] if len(words) == 1 and words[0].strip("<>") else []
+    return tuple(dict.fromkeys(ids))
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        date = email.utils.parsedate_to_datetime(value)
+    except Exception:  # absent, malformed, or out of range
+        return None
+    return date if date.tzinfo is not None else date.replace(tzinfo=UTC)  # "-0000": UTC, time zone unknown
+
+
+def _content_type(message: Message) -> str:
+    try:
+        return message.get_content_type()
+    except Exception:
+        return "text/plain"
