@@ -1,6 +1,6 @@
 """The channel interface: one inbound message type, one outbound type, one ABC.
 
-Every channel (console, Zulip, Mastodon, and email next) turns platform
+Every channel (console, Zulip, Mastodon, email) turns platform
 payloads into `Inbound` and takes `Outbound` back. Nothing outside
 `adapters/` knows a platform's JSON.
 
@@ -81,6 +81,19 @@ class Inbound:
     public: bool = False
     #: Files that came with the message (fetched by the channel, or refused over a size limit).
     attachments: tuple[Attachment, ...] = ()
+    #: Platform ids of the messages this one answers, the one it answers directly last (email: its
+    #: References, then In-Reply-To). The latest of them that the bot posted about an incident of
+    #: the sender's customer puts the message on that incident.
+    replies_to: tuple[str, ...] = ()
+    #: A case number the sender named beside the text (email: a `[#N]` tag in the subject); the core
+    #: takes it only for an incident of the sender's own customer.
+    case_hint: int | None = None
+    #: Sent by a machine (an autoresponder, a bounce, a mailing list, the bot's own address): the
+    #: core records it (on the sender's incident it names, if any) and never answers it.
+    automatic: bool = False
+    #: False when the channel could not verify that `sender` wrote it (email failing DMARC where
+    #: the operator trusts a server's verdict): the core treats it as from an unknown sender.
+    verified: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +124,21 @@ class OutboundFile:
     media_type: str
     size: int
     refused_over: int | None = None
+    #: Direct rows: the file is not carried, and this (in the reader's language, no markup) says
+    #: why and that the engineer knows; the channel writes it after the file's name, which it
+    #: writes its own safe way, instead of uploading the file.
+    left_out: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRefusal:
+    """Why a channel cannot carry a file to a person (`Channel.cannot_carry`): its kind
+    ("type": the platform takes no such file) or its size ("size": over `limit` bytes)."""
+
+    reason: Literal["type", "size"]
+    limit: int | None = None
+    #: For the engineers (English, no markup): the platform's own rule, e.g. "Mastodon takes images, video and audio".
+    detail: str = ""
 
 
 def size_text(size: int) -> str:
@@ -148,6 +176,8 @@ class Said:
     address: str | None = None
     #: "customer": they wrote the quote; "engineer": they sent it to the customer.
     role: Literal["customer", "engineer"] = "customer"
+    #: The subject the customer gave their message (an email's, cleaned of "Re:" and tags), if any.
+    subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +208,16 @@ class Outbound:
     #: idempotency keys looks for its earlier send from then on).
     written_at: datetime | None = None
     #: Topic: the customer's files shown under the header (uploaded by the channel, or noted as not kept).
+    #: Direct: an engineer's files for the customer (uploaded or attached by the channel; one with
+    #: `left_out` set is named with that sentence instead).
     files: tuple[OutboundFile, ...] = ()
+    #: Direct: the incident the row is about, if any (email: the `[#N]` of the subject).
+    case: int | None = None
+    #: Direct: the subject of the conversation (the incident's, or that of the message answered).
+    subject: str | None = None
+    #: Direct: written by the bot on its own in answer to a message (email: `Auto-Submitted:
+    #: auto-replied`); False for a person's words (an engineer's reply).
+    automatic: bool = True
 
 
 class ChannelError(Exception):
@@ -246,6 +285,9 @@ class Channel(ABC):
     files: FileStore | None = None
     #: Set by the runtime (DESKBOT_MAX_ATTACHMENT_MB): the largest file a customer's message keeps.
     max_attachment_bytes: int = 25 * 1024 * 1024
+    #: The most automatic answers one address gets an hour on this channel (None: no cap beyond
+    #: the strangers' allowance): two robots answering each other can never loop (email).
+    answers_per_hour: int | None = None
 
     def report_rate_limit_wait(self, seconds: float) -> None:
         """Channels call this whenever they hold back for a rate limit (for /metrics)."""
@@ -277,6 +319,12 @@ class Channel(ABC):
         out once the kind is no longer held. The runtime is not ready meanwhile, with the reason.
         """
         return {}
+
+    def cannot_carry(self, file: OutboundFile) -> FileRefusal | None:
+        """Why this channel cannot deliver `file` to a person in a direct message (its type, or a
+        size over the platform's limit), or None when it can. Asked when an engineer's `/reply`
+        is handled, so that a file left out is said to both sides (SPEC §4 "Files and images")."""
+        return None
 
     def engineer_name(self, message: Inbound) -> str | None:
         """The name the sender of `message` works under as an engineer, if this channel knows them

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from bot.config import Settings
 
 if TYPE_CHECKING:
-    from adapters.channel import Channel, Inbound
+    from adapters.channel import Channel, FileRefusal, Inbound, OutboundFile
 
 
 def plain_topic(number: int, customer: str, subject: str) -> str:
@@ -21,6 +21,11 @@ def plain_topic(number: int, customer: str, subject: str) -> str:
 
 def no_engineer(message: Inbound) -> str | None:
     """Where no channel carries case topics, nobody is an engineer there."""
+    return None
+
+
+def carries_all(channel: str, file: OutboundFile) -> FileRefusal | None:
+    """Without channels to ask, no file is refused."""
     return None
 
 
@@ -49,6 +54,8 @@ class Deployment:
     #: Per channel: the posts answers to unlinked accounts may use per window, and the
     #: characters one post carries (see `stranger_budgets`). A channel not named is unbounded.
     stranger_budgets: dict[str, StrangerBudget] = field(default_factory=dict)
+    #: Why a channel (by name) cannot carry a file to a person, or None (`Channel.cannot_carry`).
+    cannot_carry: Callable[[str, OutboundFile], FileRefusal | None] = carries_all
 
     @classmethod
     def of(
@@ -63,7 +70,19 @@ class Deployment:
             engineer_of=case_channel.engineer_name if case_channel else no_engineer,
             trusted_engineers=trusted_engineers,
             stranger_budgets=stranger_budgets(channels),
+            cannot_carry=refusals(channels),
         )
+
+
+def refusals(channels: list[Channel]) -> Callable[[str, OutboundFile], FileRefusal | None]:
+    """`Deployment.cannot_carry` over `channels`: a channel not among them refuses nothing."""
+    by_name = {c.name: c for c in channels}
+
+    def cannot_carry(channel: str, file: OutboundFile) -> FileRefusal | None:
+        found = by_name.get(channel)
+        return found.cannot_carry(file) if found is not None else None
+
+    return cannot_carry
 
 
 #: The share of a platform's posting budget that answers to strangers may use.

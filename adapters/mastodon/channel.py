@@ -11,6 +11,9 @@ one hour, and a repeated key may even answer HTTP 500 although the status
 exists (mastodon/mastodon#40399), so a retried row (`attempt > 1`) first
 looks up the parts already posted and posts only the missing ones.
 
+Files: an engineer's files go as media where the instance takes them (see
+`media.py`); the others are named in the text, left out (`cannot_carry`).
+
 Errors and limits: requests are paced by the `X-RateLimit-*` headers and the
 posting budget (`pacing.py`); 5xx answers and network errors are retried with
 jittered exponential back-off (tenacity), a bounded number of times;
@@ -36,12 +39,15 @@ from mastodon.errors import (
 from adapters.backoff import Backoff
 from adapters.channel import (
     Channel,
+    FileRefusal,
     InboundSink,
     Outbound,
+    OutboundFile,
     PermanentChannelError,
     TransientChannelError,
 )
 
+from .media import MediaLimits, MediaUploader
 from .outbound import ReplyPoster
 from .pacing import API, Pacer
 from .receive import Receiver
@@ -83,6 +89,10 @@ class MastodonTuning:
     #: How long to wait for Mastodon to merge the DMs of requests accepted at start into the notifications.
     merge_wait: float = 10.0
     user_agent: str = "deskbot (support desk bot)"
+    #: How long a send waits for media the instance is still processing (then it is tried again
+    #: later, uploading nothing again), and how often it looks.
+    media_wait: float = 60.0
+    media_poll_interval: float = 1.0
 
 
 class MastodonChannel(Channel):
@@ -112,6 +122,8 @@ class MastodonChannel(Channel):
         self._me: dict[str, str] = {}
         self.domain = ""
         self.max_characters = 500
+        #: What the instance takes as media; Mastodon's defaults until `start` reads the instance's own.
+        self.media_limits = MediaLimits()
         self.streaming_url = ""
 
     def __repr__(self) -> str:  # never show the token
@@ -144,6 +156,7 @@ class MastodonChannel(Channel):
         self._me = {"id": str(me["id"]), "acct": str(me["acct"]), "url": str(me.get("url") or "")}
         facts = read_instance(self._transport, self._base_url, self._closing)
         self.max_characters, self.domain, self.streaming_url = facts.max_characters, facts.domain, facts.streaming_url
+        self.media_limits = facts.media
         accepted = open_to_strangers(self._transport, self._base_url, self.tuning.accept_strangers, self._closing)
         check_reads_own_statuses(self._transport, self._base_url, self._me["id"], self._closing)
         self._poster = ReplyPoster(
@@ -155,6 +168,15 @@ class MastodonChannel(Channel):
             max_rate_wait=self.tuning.max_rate_wait,
             attempts=self.tuning.send_retry.attempts,
             stop=self._closing,
+            media=MediaUploader(
+                self._transport,
+                self.media_limits,
+                wait=self.tuning.media_wait,
+                poll_interval=self.tuning.media_poll_interval,
+                attempts=self.tuning.send_retry.attempts,
+                stop=self._closing,
+            ),
+            files=lambda: self.files,
         )
         self._http = httpx.Client(headers={"User-Agent": self.tuning.user_agent})
         self._receiver = Receiver(
@@ -194,6 +216,10 @@ class MastodonChannel(Channel):
         self._receiver.run(sink, stop)
 
     # -- send ---------------------------------------------------------------------
+
+    def cannot_carry(self, file: OutboundFile) -> FileRefusal | None:
+        """A file the instance takes no media of that type, or over its limit (`media.MediaLimits`)."""
+        return self.media_limits.refusal(file)
 
     def send(self, message: Outbound) -> list[str]:
         """Post the reply as a thread of direct statuses; return their ids (see `outbound.py`)."""

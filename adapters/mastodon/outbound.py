@@ -13,6 +13,11 @@ exists (mastodon/mastodon#40399): the outbox then retries the row later, with
 already posted (`reconcile.posted_parts`) and posts only the rest, the next
 part answering the last one found. A look-up that fails for now makes the
 send fail for now (TransientSendError), never post blind.
+
+An engineer's files ride on the parts as media (`media.py`: grouped as the
+instance allows, each uploaded once, its id recorded at once and re-used by a
+retry, awaited while the instance processes it); a file the row says was
+left out is named, with the row's sentence, at the end of the text.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from typing import Any
 
 from mastodon.errors import MastodonError, MastodonNetworkError, MastodonNotFoundError, MastodonServerError
 
-from adapters.channel import Outbound, PermanentSendError, TransientSendError
+from adapters.channel import FileStore, Outbound, OutboundFile, PermanentSendError, TransientSendError, size_text
 
 from .compose import ReplyTooLong, mention_for, thread_parts
+from .media import MediaUploader
 from .mentions import third_party_mentions
 from .pacing import STATUSES, Pacer
 from .reconcile import posted_parts
@@ -51,6 +57,10 @@ class ReplyPoster:
     #: Tries of one post.
     attempts: int
     stop: threading.Event
+    #: Uploads an engineer's files as media (None: files are named, not sent).
+    media: MediaUploader | None = None
+    #: Where the bytes of a row's files wait (`Channel.files`, set late).
+    files: Callable[[], FileStore | None] = lambda: None
 
     def send(self, message: Outbound) -> list[str]:
         """Post the reply as a thread of direct statuses; return the ids of all its parts."""
@@ -61,10 +71,18 @@ class ReplyPoster:
         if not message.recipient:
             raise PermanentSendError(f"outbox {message.outbox_id} has no recipient")
         body = message.text if not message.quote else f"{message.text}\n\n{message.quote}"
+        left_out = _left_out_lines(message.files)
+        if left_out:
+            body = "\n".join([body, "", *left_out])
+        carried = [file for file in message.files if file.left_out is None]
+        groups = self.media.limits.groups(carried) if carried and self.media is not None else []
+        mention = mention_for(message.recipient, self.domain)
         try:
-            parts = thread_parts(mention_for(message.recipient, self.domain), body, self.max_characters)
+            parts = thread_parts(mention, body, self.max_characters)
         except ReplyTooLong as error:
             raise PermanentSendError(f"outbox {message.outbox_id}: {error}") from None
+        # More groups of media than parts of text: the rest ride on parts of their own.
+        parts += [f"{mention} 📎 ({n}/{len(groups)})" for n in range(len(parts) + 1, len(groups) + 1)]
         # Composing neutralises every other mention; checked again here, by
         # Mastodon's rule, because a slip would message a stranger for good.
         strangers = [h for part in parts for h in third_party_mentions(part, message.recipient, self.domain)]
@@ -86,15 +104,22 @@ class ReplyPoster:
         reply_to = ids[-1] if ids else message.conversation
         for number in range(len(ids) + 1, len(parts) + 1):
             key = f"deskbot-{message.outbox_id}-{number}"
-            reply_to = self._post(parts[number - 1], reply_to, key, first=number == 1)
+            media_ids: list[str] = []
+            if number <= len(groups) and self.media is not None:
+                with _send_errors(f"Mastodon did not take the media of outbox {message.outbox_id}"):
+                    media_ids = self.media.media_ids(message, groups[number - 1], self.files())
+            reply_to = self._post(parts[number - 1], reply_to, key, first=number == 1, media_ids=media_ids)
             ids.append(reply_to)
         return ids
 
-    def _post(self, text: str, reply_to: str | None, key: str, *, first: bool) -> str:
+    def _post(self, text: str, reply_to: str | None, key: str, *, first: bool, media_ids: list[str]) -> str:
         api = self.transport.send
+        media = media_ids or None
 
         def post(in_reply_to: str | None) -> Callable[[], Any]:
-            return lambda: api.status_post(text, in_reply_to_id=in_reply_to, visibility="direct", idempotency_key=key)
+            return lambda: api.status_post(
+                text, in_reply_to_id=in_reply_to, media_ids=media, visibility="direct", idempotency_key=key
+            )
 
         with _send_errors("Mastodon did not take the status"):
             try:
@@ -106,6 +131,12 @@ class ReplyPoster:
                 log.warning("mastodon: status %s is gone; replying without in_reply_to", reply_to)
                 status = self.transport.request(STATUSES, post(None), stop=self.stop, attempts=self.attempts)
         return str(status["id"])
+
+
+def _left_out_lines(files: tuple[OutboundFile, ...]) -> list[str]:
+    """A line for each file the row does not carry: its name, its size, and the row's sentence
+    saying why (in the customer's language). The name stays text: composing neutralises mentions."""
+    return [f'- "{file.name}" ({size_text(file.size)}): {file.left_out}' for file in files if file.left_out]
 
 
 @contextmanager

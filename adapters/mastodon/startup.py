@@ -2,7 +2,7 @@
 
 * `read_instance`: `max_characters` from the v2 instance endpoint, else v1,
   else 500; the instance's own domain (appended to local accounts); the
-  streaming API's base URL.
+  streaming API's base URL; what it takes as media (`media.MediaLimits`).
 * `open_to_strangers`: since Mastodon 4.3 the default notification policy
   filters private mentions from accounts the bot does not follow, so a new
   customer's first DM would sit in "notification requests" and never reach
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -36,6 +36,7 @@ from mastodon.errors import (
 from adapters.channel import PermanentChannelError, TransientChannelError
 
 from .inbound import parse_time
+from .media import MediaLimits
 from .pacing import API
 from .transport import Transport, describe
 
@@ -52,6 +53,8 @@ class InstanceFacts:
     max_characters: int
     domain: str
     streaming_url: str
+    #: What the instance takes as media (`configuration.media_attachments`, `statuses.max_media_attachments`).
+    media: MediaLimits = field(default_factory=MediaLimits)
 
 
 def dig(obj: Any, *keys: str) -> Any:
@@ -73,7 +76,7 @@ def read_instance(transport: Transport, base_url: str, stop: threading.Event) ->
     max_characters = dig(v2, "configuration", "statuses", "max_characters")
     domain = dig(v2, "domain")
     streaming = dig(v2, "configuration", "urls", "streaming")
-    if max_characters is None or not domain:
+    if max_characters is None or not domain or dig(v2, "configuration", "media_attachments") is None:
         try:
             v1 = dict(transport.paced(API, api.instance_v1, stop))
         except MastodonError as error:
@@ -87,7 +90,11 @@ def read_instance(transport: Transport, base_url: str, stop: threading.Event) ->
         scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
         if scheme in ("http", "https") and parts.netloc:
             stream_base = f"{scheme}://{parts.netloc}"
+    media_config = (
+        dig(v2, "configuration") if dig(v2, "configuration", "media_attachments") else dig(v1, "configuration")
+    )
     return InstanceFacts(
+        media=MediaLimits.of(media_config),
         max_characters=int(max_characters or DEFAULT_MAX_CHARACTERS),
         domain=str(domain or urlsplit(base_url).netloc).lower(),
         streaming_url=stream_base + "/api/v1/streaming/user/notification",

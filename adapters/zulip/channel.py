@@ -15,20 +15,23 @@ import zulip
 from adapters.backoff import Backoff
 from adapters.channel import (
     Channel,
+    FileRefusal,
     Inbound,
     InboundSink,
     Kind,
     Outbound,
+    OutboundFile,
     PermanentChannelError,
     PermanentSendError,
     TransientChannelError,
     TransientSendError,
+    size_text,
 )
 from adapters.topics import case_topic_name
 
 from .compose import DEFAULT_MAX_MESSAGE_LENGTH, MAX_TOPIC_LENGTH
 from .directory import Engineers
-from .files import fetch_uploads, upload_links
+from .files import fetch_uploads, upload_links, without_upload_links
 from .outbound import MessagePoster
 from .pacing import RateBudget
 from .receive import Receiver
@@ -189,7 +192,18 @@ class ZulipChannel(Channel):
         credentials = self._credentials
         with httpx.Client(timeout=self.tuning.request_timeout, headers={"User-Agent": USER_AGENT}) as http:
             files = fetch_uploads(http, credentials.site, (credentials.email, credentials.api_key), message.text, limit)
-        return dataclasses.replace(message, attachments=files)
+        if self.engineer_name(message) is None:
+            return dataclasses.replace(message, attachments=files)
+        # An engineer's words go to customers on other platforms too: the files travel as files,
+        # so their Zulip links leave the text (a relative link means nothing outside Zulip).
+        return dataclasses.replace(message, attachments=files, text=without_upload_links(message.text))
+
+    def cannot_carry(self, file: OutboundFile) -> FileRefusal | None:
+        """A file over the server's `max_file_upload_size_mib` (Zulip uploads any type)."""
+        limit = self.state.max_file_upload_mib * 1024 * 1024
+        if file.size > limit:
+            return FileRefusal("size", limit, f"over Zulip's {size_text(limit)} upload limit")
+        return None
 
     def receive(self, sink: InboundSink, stop: threading.Event) -> None:
         if not self._started:

@@ -7,14 +7,16 @@ a message that references the file), streamed with a byte cap
 (`adapters.download`): the lower of DESKBOT_MAX_ATTACHMENT_MB and the
 server's `max_file_upload_size_mib`.
 
-Outbound: each file an outbox row carries is uploaded (`POST /user_uploads`)
-once: where it went is recorded in the store at once (`Channel.files`), so a
+Outbound: each file an outbox row carries (a customer's, under their words in
+the case topic; an engineer's, in the DM to a Zulip customer) is uploaded
+(`POST /user_uploads`) once: where it went is recorded in the store at once (`Channel.files`), so a
 retried row links the same upload and its text stays the same, which lets the
 retry find the message an earlier attempt posted. A line links each file as
 `[name](/user_uploads/…)`, the name written with `adapters.markup.inert`: a
 code span is rendered before links, so nothing in the name can close the
 bracket, and no mention, link or image inside it acts. The path is the
-server's answer, kept only if it is a plain `/user_uploads/` path.
+server's answer, kept only if it is a plain `/user_uploads/` path. A file the
+row says was left out (`OutboundFile.left_out`) is named with that sentence.
 """
 
 from __future__ import annotations
@@ -58,6 +60,13 @@ def upload_links(content: str) -> list[tuple[str, str]]:
     return [(name, path) for path, name in found.items()][:MAX_FILES]
 
 
+def without_upload_links(content: str) -> str:
+    """`content` with each `[name](/user_uploads/…)` written as its name alone, and a bare upload
+    path dropped: what an engineer's words say once their files travel as files."""
+    content = _UPLOAD_LINK.sub(lambda m: m.group(1), content)
+    return _UPLOAD_PATH.sub("", content).strip()
+
+
 def fetch_uploads(
     http: httpx.Client, site: str, auth: tuple[str, str], content: str, limit: int
 ) -> tuple[Attachment, ...]:
@@ -88,6 +97,8 @@ def _line(
     message: Outbound, file: OutboundFile, store: FileStore | None, upload: Callable[[str, bytes], str], limit: int
 ) -> str:
     label = inert(file.name) or "file"
+    if file.left_out is not None:  # a direct row: the sentence is in the reader's language
+        return f"- {label} ({size_text(file.size)}): {file.left_out}"
     if file.refused_over is not None:
         return f"- {label} ({size_text(file.size)}) was not kept: over the {size_text(file.refused_over)} limit"
     if file.size > limit:

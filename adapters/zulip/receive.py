@@ -413,9 +413,13 @@ class Receiver:
             self._prune_seen()
 
     def _fetch_files(self, inbound: Inbound) -> Inbound:
-        """`inbound` with the files of a direct message fetched; without them if that fails unexpectedly
-        (the words still count: the message is handled, the failure logged)."""
-        if inbound.kind != "direct" or self.with_files is None:
+        """`inbound` with the files of a direct message, or of a slash command in a case topic (an
+        engineer's `/reply` or `/note`), fetched; without them if that fails unexpectedly (the words
+        still count: the message is handled, the failure logged). Files engineers share among
+        themselves in a topic are not fetched: only a command can send or keep them."""
+        if self.with_files is None:
+            return inbound
+        if inbound.kind != "direct" and not inbound.text.lstrip().startswith("/"):
             return inbound
         try:
             return self.with_files(inbound)

@@ -206,6 +206,7 @@ def _case_document(case: Conversation) -> dict[str, Any]:
                 "size": f.size,
                 "sha256": f.sha256,
                 "refused_over": f.refused_over,
+                "from": f.origin,
                 "at": iso(f.at),
             }
             for f in case.files

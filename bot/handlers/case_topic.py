@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from adapters.channel import size_text
 from adapters.markup import inert
 from bot.context import Context
 from bot.i18n import format_when, render
-from bot.services import incidents
+from bot.services import attachments, incidents
 from storage.models import Incident
 
 
@@ -58,6 +59,19 @@ def stays_resolved(ctx: Context, incident: Incident, until: datetime | None) -> 
     else:
         text = "The case stays resolved: it was resolved more than 7 days ago, so the customer was offered a new one."
     _post(ctx, incident, text)
+
+
+def files_left_out(ctx: Context, incident: Incident, channel: str, left_out: list[attachments.LeftOut]) -> None:
+    """Files of an engineer's reply that did not go to the customer: named, with why, in the case topic
+    (where the engineer wrote, when the case has none); the customer's message says so too."""
+    lines = [f"⚠️ Not sent to the customer on {channel} (they were told it was left out):"]
+    lines += [f"- {inert(left.row.name) or 'file'} ({size_text(left.row.size)}): {left.why}" for left in left_out]
+    text = "\n".join(lines)
+    topic = incidents.case_topic(ctx.deployment, incident)
+    if topic is None:
+        ctx.reply_text(text)
+    else:
+        ctx.out.say(topic, text, incident_id=incident.id)
 
 
 def the_customer(ctx: Context) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import date
 
-from adapters.channel import Said
+from adapters.channel import OutboundFile, Said, size_text
 from adapters.markup import inert
 from bot.commands import Arg, command
 from bot.context import Context
@@ -63,11 +64,18 @@ def reply(ctx: Context, number: int, text: str) -> None:
         ctx.events.append(("first_response", replied.first_response))
     lang = incidents.customer_lang(ctx.session, incident)
     relayed = render(lang, _("[#{number}] {text}"), number=incident.id, text=text)
-    ctx.out.say(replied.route, relayed, incident_id=incident.id)
+    channel = replied.route.channel
+    files = attachments.record(ctx.session, ctx.now, incident, ctx.message, origin="out")
+    carried, left_out = attachments.sort_out(files, lambda file: ctx.deployment.cannot_carry(channel, file))
+    sent = [*attachments.shown(carried), *(_left_out_file(lang, file) for file in left_out)]
+    ctx.out.say(replied.route, relayed, files=sent, incident_id=incident.id)
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:
-        said = Said(ctx.engineer, replied.route.channel, role="engineer")
+        said = Said(ctx.engineer, channel, role="engineer")
         ctx.out.say(topic, "", quote=text, said=said, incident_id=incident.id)
+    if left_out:
+        # The engineer hears it where the case is worked (or where they wrote, without a topic).
+        case_topic.files_left_out(ctx, incident, channel, left_out)
     if ctx.message.kind != "topic":
         ctx.reply(_("Sent to the customer of #{number} via {channel}."), number=number, channel=replied.route.channel)
 
@@ -79,7 +87,30 @@ def note(ctx: Context, number: int, text: str) -> None:
         return
     assert ctx.engineer is not None
     incidents.add_note(ctx.session, ctx.now, ctx.engineer, incident, text)
-    ctx.reply(_("Note saved on #{number}."), number=number)
+    files = attachments.record(ctx.session, ctx.now, incident, ctx.message, origin="note")
+    if not files:
+        ctx.reply(_("Note saved on #{number}."), number=number)
+        return
+    ctx.reply_text(
+        ctx.tn(
+            n_("Note saved on #{number} with {count} file.", "Note saved on #{number} with {count} files."),
+            len(files),
+            number=number,
+            count=len(files),
+        )
+    )
+
+
+def _left_out_file(lang: str, left: attachments.LeftOut) -> OutboundFile:
+    """A file of a reply that does not reach the customer, with the sentence that tells them so."""
+    [file] = attachments.shown([left.row])
+    if left.limit is not None:
+        told = render(
+            lang, _("not sent: it is over the limit of {limit} here. The engineer knows."), limit=size_text(left.limit)
+        )
+    else:
+        told = render(lang, _("not sent: files of this kind cannot be sent here. The engineer knows."))
+    return dataclasses.replace(file, refused_over=None, left_out=told)
 
 
 @command(
@@ -305,7 +336,7 @@ def case(ctx: Context, number: int) -> None:
             f"— {format_when(event.at, 'en', tz)} {inert(event.actor)}: {event.action}"
             + (f" ({inert(event.detail)})" if event.detail else "")
         )
-    for file in attachments.of_incident(ctx.session, incident.id):
+    for file in attachments.of_incident(ctx.session, incident.id, with_notes=True):
         lines.append(f"📎 {inert(file.name)} · {attachments.described(file)}")
     ctx.reply_text("\n".join(lines))
 

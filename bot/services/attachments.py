@@ -1,23 +1,38 @@
-"""A customer's files on their incidents (SPEC §4 "Files and images"): recorded, and listed.
+"""Files on incidents (SPEC §4 "Files and images"): recorded, and listed.
 
 The channel fetched each file and sniffed its type (`adapters.channel.Attachment`);
 here a message's files become rows of the incident (`IncidentAttachment`): name,
-media type, size, SHA-256, and the bytes until the case topic's channel has
-uploaded them. A file over a size limit is recorded too, without bytes, so that
-the case shows what was left out. Nothing is said here: the customer handler
-shows the files in the case topic and tells the customer what was not kept.
+media type, size, SHA-256, and the bytes until a channel has uploaded them. A
+file over a size limit is recorded too, without bytes, so that the case shows
+what was left out. Nothing is said here: the handlers show the files and tell
+people what was not passed on.
+
+Whose a file is (its origin): the customer's ("in"), an engineer's `/reply`
+("out": its bytes wait for the customer's channel), or an engineer's `/note`
+("note": kept on the case, never shown to the customer; its bytes are not kept,
+the file stays in the engineer's own message). The store has no column for it
+yet: an engineer's file is recorded under the message id `out:<id>` or
+`note:<id>` (a platform's message ids hold no colon before a digit run like
+that: Zulip's and Mastodon's are numbers), so that no migration was needed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from sqlalchemy import select
 from sqlmodel import Session
 
-from adapters.channel import Inbound, OutboundFile, size_text
+from adapters.channel import FileRefusal, Inbound, OutboundFile, size_text
 from storage.models import FILE_NAME, Incident, IncidentAttachment, fit
+
+#: "in": the customer's; "out": sent with an engineer's reply; "note": kept with an engineer's note.
+Origin = Literal["in", "out", "note"]
+#: How the engineer views name each origin.
+ORIGIN_TEXT = {"in": "from the customer", "out": "with a reply to the customer", "note": "on an internal note"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,21 +46,26 @@ class FileSummary:
     #: The limit in bytes the file went over (it was not kept), else None.
     refused_over: int | None
     at: datetime
+    origin: Origin = "in"
 
 
-def record(session: Session, now: datetime, incident: Incident, message: Inbound) -> list[IncidentAttachment]:
-    """Record the files of `message` on `incident` (the ids are known on return)."""
+def record(
+    session: Session, now: datetime, incident: Incident, message: Inbound, origin: Origin = "in"
+) -> list[IncidentAttachment]:
+    """Record the files of `message` on `incident` (the ids are known on return). A note's bytes
+    are not kept: no channel ever uploads them."""
+    message_id = message.message_id if origin == "in" else f"{origin}:{message.message_id}"
     rows = [
         IncidentAttachment(
             incident_id=incident.id,
             channel=message.channel,
-            message_id=message.message_id,
+            message_id=message_id,
             name=fit(file.name, FILE_NAME),
             media_type=file.media_type,
             size=file.size,
             sha256=file.sha256,
             refused_over=file.refused_over,
-            data=file.data if file.refused_over is None else None,
+            data=file.data if file.refused_over is None and origin != "note" else None,
             created_at=now,
         )
         for file in message.attachments
@@ -66,9 +86,10 @@ def shown(rows: list[IncidentAttachment]) -> list[OutboundFile]:
     ]
 
 
-def of_incident(session: Session, incident_id: int) -> list[FileSummary]:
-    """Every file recorded on an incident, oldest first."""
-    rows = session.execute(
+def of_incident(session: Session, incident_id: int, *, with_notes: bool = False) -> list[FileSummary]:
+    """The files recorded on an incident, oldest first: those the customer may see (theirs and those
+    sent to them), and with `with_notes` (engineers' views) those kept with internal notes too."""
+    query = (
         select(
             IncidentAttachment.name,
             IncidentAttachment.media_type,
@@ -76,15 +97,58 @@ def of_incident(session: Session, incident_id: int) -> list[FileSummary]:
             IncidentAttachment.sha256,
             IncidentAttachment.refused_over,
             IncidentAttachment.created_at,
+            IncidentAttachment.message_id,
         )
         .where(IncidentAttachment.incident_id == incident_id)
         .order_by(IncidentAttachment.id)
     )
-    return [FileSummary(*row) for row in rows]
+    if not with_notes:
+        query = query.where(IncidentAttachment.message_id.not_like("note:%"))
+    return [FileSummary(*row[:6], origin=_origin(row[6])) for row in session.execute(query)]
+
+
+def _origin(message_id: str) -> Origin:
+    prefix = message_id.partition(":")[0]
+    return "out" if prefix == "out" else "note" if prefix == "note" else "in"
 
 
 def described(file: FileSummary) -> str:
-    """A file's record for engineers (English, no markup): type, size, digest, or why it was not kept."""
+    """A file's record for engineers (English, no markup): whose, type, size, digest, or why it was not kept."""
     if file.refused_over is not None:
-        return f"{size_text(file.size)}, not kept: over the {size_text(file.refused_over)} limit"
-    return f"{file.media_type}, {size_text(file.size)}, sha256 {file.sha256}"
+        return f"{ORIGIN_TEXT[file.origin]}, {size_text(file.size)}, not kept: over the {size_text(file.refused_over)} limit"
+    return f"{ORIGIN_TEXT[file.origin]}, {file.media_type}, {size_text(file.size)}, sha256 {file.sha256}"
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A file of an engineer's reply that does not reach the customer, and why."""
+
+    row: IncidentAttachment
+    #: The limit it went over (ours or the platform's), in bytes; None when its kind is the reason.
+    limit: int | None
+    #: For the engineers (English, no markup).
+    why: str
+
+
+def sort_out(
+    rows: list[IncidentAttachment], refuses: Callable[[OutboundFile], FileRefusal | None]
+) -> tuple[list[IncidentAttachment], list[LeftOut]]:
+    """An engineer's files for the customer's channel: those it carries, and those left out (over
+    our limit when fetched, or refused by the channel: `Channel.cannot_carry`). A file left out
+    keeps no bytes: nothing will upload it."""
+    carried: list[IncidentAttachment] = []
+    left_out: list[LeftOut] = []
+    for row in rows:
+        refusal = None if row.refused_over is not None else refuses(shown([row])[0])
+        if row.refused_over is not None:
+            left_out.append(LeftOut(row, row.refused_over, f"over the {size_text(row.refused_over)} limit"))
+        elif refusal is not None:
+            why = refusal.detail or (
+                f"over the {size_text(refusal.limit)} limit" if refusal.limit else f"{row.media_type} is not carried"
+            )
+            left_out.append(LeftOut(row, refusal.limit if refusal.reason == "size" else None, why))
+        else:
+            carried.append(row)
+            continue
+        row.data = None
+    return carried, left_out

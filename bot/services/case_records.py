@@ -82,7 +82,7 @@ def conversation(session: Session, number: int) -> Conversation | None:
     events = session.scalars(
         select(IncidentEvent).where(IncidentEvent.incident_id == number).order_by(IncidentEvent.id)
     )
-    files = attachments.of_incident(session, number)
+    files = attachments.of_incident(session, number, with_notes=True)
     return Conversation(incident, customer.name if customer else "?", list(messages), list(events), files)
 
 

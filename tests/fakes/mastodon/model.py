@@ -309,6 +309,8 @@ class Instance:
     def _media_json(self, media: dict[str, Any] | str, index: int) -> dict[str, Any]:
         if isinstance(media, str):
             media = {"url": media}
+        if "id" in media:  # uploaded through the API: the entity as it was answered
+            return dict(media)
         return {
             "id": str(117440900000000000 + index),
             "type": media.get("type", "image"),

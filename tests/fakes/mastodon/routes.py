@@ -52,6 +52,7 @@ class RestRoutes:
         body["domain"] = self.domain
         body["configuration"]["urls"]["streaming"] = self.url.replace("http://", "ws://")
         body["configuration"]["statuses"]["max_characters"] = self.max_characters
+        self.media_config(body["configuration"])
         return 200, body, None
 
     def _r_instance_v1(self, account, params, query, form, handler):
@@ -61,6 +62,7 @@ class RestRoutes:
         body["uri"] = self.domain
         body["urls"]["streaming_api"] = self.url.replace("http://", "ws://")
         body["configuration"]["statuses"]["max_characters"] = self.max_characters
+        self.media_config(body["configuration"])
         return 200, body, None
 
     def _r_verify_credentials(self, account, params, query, form, handler):
@@ -202,6 +204,7 @@ class RestRoutes:
         if not self.status_limit.peek(budget_key).allowed:
             return 429, {"error": "Too many requests"}, self.status_limit.hit(budget_key)
         media_ids = form.get("media_ids[]") or []
+        media = self.take_media(account, media_ids)
         posted, _ = self.instance.create_status(
             account,
             first("status", ""),
@@ -211,6 +214,7 @@ class RestRoutes:
             idempotency_key=key,
             max_characters=self.max_characters,
             language=first("language"),
-            media=[{"url": f"{self.url}/media/{m}"} for m in media_ids],
+            media=media,
         )
+        self.attach(media_ids, str(posted.status["id"]))
         return 200, posted.status, self.status_limit.hit(budget_key)  # only created statuses count

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .limits import Fault, FaultPlan, Verdict, WindowLimit
+from .media import MediaRoutes, Medium, multipart
 from .model import Account, ApiError, Instance, Posted
 from .routes import RestRoutes
 from .streaming import CLOSE_CLEAN, CLOSE_DROP, StreamHub, frame
@@ -67,6 +68,8 @@ ROUTES: list[Route] = [
         ("GET", r"/api/v1/statuses/(?P<id>\d+)/context", "context"),
         ("GET", r"/api/v1/statuses/(?P<id>\d+)/source", "status_source"),
         ("GET", r"/api/v1/accounts/(?P<id>\d+)/statuses", "account_statuses"),
+        ("POST", r"/api/v2/media", "media_post"),
+        ("GET", r"/api/v1/media/(?P<id>\d+)", "media"),
     ]
 ]
 STREAM_PATHS = {"/api/v1/streaming/user": False, "/api/v1/streaming/user/notification": True}
@@ -103,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.fake._handle(self, "DELETE")
 
 
-class FakeMastodon(RestRoutes):
+class FakeMastodon(RestRoutes, MediaRoutes):
     """A fake Mastodon instance on http://127.0.0.1:PORT.
 
     Use as a context manager (or `start()`/`stop()`). The bot's account is
@@ -133,6 +136,9 @@ class FakeMastodon(RestRoutes):
         heartbeat_interval: float = 15.0,
         bot_policy: dict[str, str] | None = None,
         round_trip: float = 0.0,
+        image_size_limit: int | None = None,
+        video_size_limit: int | None = None,
+        media_processing: float = 0.3,
     ) -> None:
         """`round_trip`: a simulated network round trip, in seconds, for every client. Each REST
         request and stream connection waits half of it before it is handled (on its way in) and
@@ -149,6 +155,14 @@ class FakeMastodon(RestRoutes):
         self.heartbeat_interval = heartbeat_interval
         #: Media files served at `/system/media_attachments/files/…`: bytes, or None for a body that never ends.
         self.media_files: dict[str, bytes | None] = {}
+        #: Media uploaded through `POST /api/v2/media`, by id (see `media.py`).
+        self.uploads: dict[str, Medium] = {}
+        #: The instance's media limits, where a test sets its own (else the recorded entity's).
+        self.image_size_limit = image_size_limit
+        self.video_size_limit = video_size_limit
+        #: Seconds an upload answered 202 takes to process; `media_async`: images too answer 202.
+        self.media_processing = media_processing
+        self.media_async = False
         self.stats = Stats()
         self.faults = FaultPlan()
         self.streams = StreamHub()
@@ -424,7 +438,11 @@ class FakeMastodon(RestRoutes):
     def _form(handler: _Handler, raw_body: bytes) -> dict[str, list[str]]:
         if not raw_body:
             return {}
-        if "json" in (handler.headers.get("Content-Type") or ""):
+        ctype = handler.headers.get("Content-Type") or ""
+        if ctype.startswith("multipart/form-data"):
+            fields, files = multipart(ctype, raw_body)
+            return {**fields, "__files__": files}  # type: ignore[dict-item]
+        if "json" in ctype:
             data = json.loads(raw_body)
             return {k: v if isinstance(v, list) else [v] for k, v in data.items()}
         return parse_qs(raw_body.decode(), keep_blank_values=True)
