@@ -1,0 +1,317 @@
+"""Self-tests of the mail servers the email tests, drills and benchmarks run against.
+
+Everything goes through real clients: smtplib/LMTP and imapclient against the real Dovecot
+and the real aiosmtpd server, over TLS verified against the test CA.
+"""
+
+from __future__ import annotations
+
+import base64
+import smtplib
+import socket
+import ssl
+import threading
+import time
+
+import imapclient.exceptions
+import pytest
+from imapclient import IMAPClient
+
+from tests.mail.mailbox import body_text
+from tests.mail.servers import SUPPORT_ADDRESS, MailServers
+
+
+def imap_login(mail: MailServers, *, implicit: bool = True) -> IMAPClient:
+    if implicit:
+        client = IMAPClient(
+            "127.0.0.1", port=mail.dovecot.imaps_port, ssl=True, ssl_context=mail.ssl_context(), timeout=10
+        )
+    else:
+        client = IMAPClient("127.0.0.1", port=mail.dovecot.imap_port, ssl=False, timeout=10)
+        client.starttls(mail.ssl_context())
+    client.login(SUPPORT_ADDRESS, mail.support.password)
+    return client
+
+
+def submit(mail: MailServers, raw: bytes, to: list[str], *, implicit: bool = False) -> dict:
+    """Send as the support mailbox, the way the bot will."""
+    if implicit:
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL("127.0.0.1", mail.smtp.tls_port, context=mail.ssl_context(), timeout=10)
+    else:
+        smtp = smtplib.SMTP("127.0.0.1", mail.smtp.port, timeout=10)
+        smtp.starttls(context=mail.ssl_context())
+    with smtp:
+        smtp.login(SUPPORT_ADDRESS, mail.support.password)
+        return smtp.sendmail(SUPPORT_ADDRESS, to, raw)
+
+
+def answer(mail: MailServers, n: int, to: str) -> bytes:
+    return mail.support.compose(
+        f"Re: [#{n}] Help", f"answer {n}", to=to, message_id=f"<answer-{n}@example.com>"
+    ).as_bytes()
+
+
+def test_lmtp_delivery_is_read_over_imap_unseen(mail: MailServers) -> None:
+    ana = mail.customers[0]
+    sent = ana.send("Cannot log in", "open\nThe portal says my password is wrong.", cc=[mail.customers[1].address])
+    [got] = mail.support.wait_for(timeout=5)
+    assert got["Message-ID"] == sent["Message-ID"]
+    assert got["From"].addresses[0].addr_spec == ana.address
+    assert got["From"].addresses[0].display_name == "Ana Lima"
+    assert got["Return-Path"] == f"<{ana.address}>"  # Dovecot writes the envelope sender
+    assert body_text(got).startswith("open\nThe portal says")
+    assert mail.customers[1].wait_for(timeout=5)[0]["Message-ID"] == sent["Message-ID"]  # the Cc got it too
+    with imap_login(mail, implicit=False) as client:  # STARTTLS on the plain port
+        client.select_folder("INBOX", readonly=True)
+        [flags] = client.get_flags(client.search("ALL")).values()
+        assert b"\\Seen" not in flags  # reading (BODY.PEEK[]) never set it
+
+
+def test_a_bounce_keeps_the_null_sender(mail: MailServers) -> None:
+    mail.customers[0].send("Undelivered Mail Returned to Sender", "gone", mail_from="")
+    [got] = mail.support.wait_for(timeout=5)
+    assert got["Return-Path"] == "<>"
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["starttls", "implicit-tls"])
+def test_smtp_with_tls_and_auth_delivers_into_dovecot(mail: MailServers, implicit: bool) -> None:
+    bruno = mail.customers[1]
+    assert (
+        submit(mail, answer(mail, 7, bruno.address), [bruno.address, "someone@elsewhere.example"], implicit=implicit)
+        == {}
+    )
+    [got] = bruno.wait_for(timeout=5)
+    assert got["Message-ID"] == "<answer-7@example.com>"
+    [accepted] = mail.smtp.accepted
+    assert accepted.tls and accepted.implicit_tls is implicit
+    assert accepted.login == SUPPORT_ADDRESS
+    assert accepted.delivered == [bruno.address]
+    assert accepted.elsewhere == ["someone@elsewhere.example"]
+    assert mail.smtp.counts["auth_ok"] == 1
+
+
+def test_smtp_refuses_a_wrong_password_and_auth_without_tls(mail: MailServers) -> None:
+    with smtplib.SMTP("127.0.0.1", mail.smtp.port, timeout=10) as smtp:
+        smtp.ehlo()
+        assert not smtp.has_extn("auth")  # not before STARTTLS
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            smtp.sendmail(SUPPORT_ADDRESS, [mail.customers[0].address], b"Subject: x\r\n\r\nx\r\n")
+        assert refused.value.smtp_code == 530
+        smtp.starttls(context=mail.ssl_context())
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            smtp.login(SUPPORT_ADDRESS, "not the password")
+    assert mail.smtp.counts["auth_failed"] >= 1 and mail.smtp.counts["auth_ok"] == 0  # smtplib tries PLAIN, then LOGIN
+    assert mail.smtp.accepted == []
+
+
+def test_a_customer_submits_through_smtp_to_the_support_mailbox(mail: MailServers) -> None:
+    sent = mail.customers[0].send("Invoice", "Where is it?", via="smtp")
+    [got] = mail.support.wait_for(timeout=5)
+    assert got["Message-ID"] == sent["Message-ID"]
+    assert mail.smtp.accepted[0].login == mail.customers[0].address
+
+
+def test_421_refuses_for_a_while_then_accepts(mail: MailServers) -> None:
+    to = mail.customers[0].address
+    mail.smtp.refuse_all(421, for_seconds=0.5)
+    with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+        submit(mail, answer(mail, 1, to), [to])
+    assert refused.value.smtp_code == 421
+    assert mail.smtp.accepted == []
+    time.sleep(0.6)
+    assert submit(mail, answer(mail, 1, to), [to]) == {}
+    assert len(mail.customers[0].wait_for(timeout=5)) == 1
+    assert mail.smtp.counts["refused"] == 1
+
+
+def test_421_at_the_greeting_closes_the_connection(mail: MailServers) -> None:
+    mail.smtp.refuse_all(421, at="connect")
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        smtplib.SMTP("127.0.0.1", mail.smtp.port, timeout=10)
+    assert refused.value.smtp_code == 421
+    mail.smtp.accept_all()
+    to = mail.customers[0].address
+    assert submit(mail, answer(mail, 2, to), [to]) == {}
+
+
+def test_550_refuses_one_recipient_and_the_others_get_the_mail(mail: MailServers) -> None:
+    ana, bruno = mail.customers
+    mail.smtp.refuse_recipient(bruno.address)
+    refused = submit(mail, answer(mail, 3, ana.address), [ana.address, bruno.address])
+    assert refused == {bruno.address: (550, refused[bruno.address][1])}
+    assert b"User unknown" in refused[bruno.address][1]
+    assert len(ana.wait_for(timeout=5)) == 1
+    assert bruno.messages() == []
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        submit(mail, answer(mail, 4, bruno.address), [bruno.address])
+
+
+def _raw_smtp_until_data(mail: MailServers) -> socket.socket:
+    """A client that authenticates and sends MAIL, RCPT and DATA by hand, then stops reading."""
+    context = mail.ssl_context()
+    sock = socket.create_connection(("127.0.0.1", mail.smtp.tls_port), timeout=10)
+    tls = context.wrap_socket(sock, server_hostname="127.0.0.1")
+    stream = tls.makefile("rb")
+
+    def command(line: bytes) -> bytes:
+        tls.sendall(line + b"\r\n")
+        reply = stream.readline()
+        while reply[3:4] == b"-":
+            reply = stream.readline()
+        return reply
+
+    assert stream.readline().startswith(b"220")
+    assert command(b"EHLO client.example").startswith(b"250")
+    token = base64.b64encode(f"\0{SUPPORT_ADDRESS}\0{mail.support.password}".encode())
+    assert command(b"AUTH PLAIN " + token).startswith(b"235")
+    assert command(f"MAIL FROM:<{SUPPORT_ADDRESS}>".encode()).startswith(b"250")
+    assert command(f"RCPT TO:<{mail.customers[0].address}>".encode()).startswith(b"250")
+    tls.sendall(b"DATA\r\n")
+    return tls
+
+
+def test_a_client_killed_before_data_completes_delivers_nothing(mail: MailServers) -> None:
+    held = mail.smtp.hold_data("command")
+    client = _raw_smtp_until_data(mail)
+    assert held.wait(5), "the server never held the DATA command"
+    client.close()  # the bot dies while waiting for the 354
+    time.sleep(0.2)
+    mail.smtp.release_data()
+    time.sleep(0.3)
+    assert mail.smtp.accepted == []
+    assert mail.customers[0].messages() == []
+
+
+def test_held_after_the_content_the_mail_is_delivered_though_the_client_never_sees_250(mail: MailServers) -> None:
+    to = mail.customers[0].address
+    held = mail.smtp.hold_data("reply")
+    outcome: list[BaseException | dict] = []
+
+    def send() -> None:
+        try:
+            outcome.append(submit(mail, answer(mail, 5, to), [to]))
+        except BaseException as exc:  # noqa: BLE001 (what the client saw is the test's result)
+            outcome.append(exc)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    assert held.wait(5)
+    assert len(mail.customers[0].wait_for(timeout=5)) == 1  # taken before the reply
+    assert outcome == []  # the client is still waiting for its 250
+    mail.smtp.release_data()
+    sender.join(5)
+    assert outcome == [{}]
+
+
+def test_mail_accepted_while_dovecot_is_down_is_delivered_when_it_is_back(mail: MailServers) -> None:
+    to = mail.customers[0].address
+    back = mail.dovecot.stop_for(1.0)
+    assert submit(mail, answer(mail, 6, to), [to]) == {}
+    assert mail.smtp.queued == 1
+    back.join(10)
+    [got] = mail.customers[0].wait_for(timeout=5)
+    assert got["Message-ID"] == "<answer-6@example.com>"
+    assert mail.smtp.queued == 0
+
+
+def test_restart_cuts_the_imap_connection_and_keeps_the_mail(mail: MailServers) -> None:
+    mail.customers[0].send("Before the restart", "one")
+    client = imap_login(mail)
+    client.select_folder("INBOX")
+    client.idle()
+    started = time.monotonic()
+    mail.dovecot.restart()
+    assert time.monotonic() - started < 2
+    with pytest.raises((imapclient.exceptions.IMAPClientAbortError, OSError, ssl.SSLError)):
+        client.idle_check(timeout=5)
+        client.idle_done()
+        client.noop()
+    client.shutdown()
+    mail.dovecot.stop()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", mail.dovecot.imap_port), timeout=2)
+    mail.dovecot.start()
+    [kept] = mail.support.messages()
+    assert kept["Subject"] == "Before the restart"
+
+
+@pytest.mark.parametrize("renumber", [True, False], ids=["recreated", "doveadm"])
+def test_uidvalidity_change_voids_the_uids(mail: MailServers, renumber: bool) -> None:
+    for n in range(3):
+        mail.customers[0].send(f"mail {n}", "text")
+    mail.support.wait_for(count=3, timeout=5)
+    client = imap_login(mail)
+    before = client.select_folder("INBOX")[b"UIDVALIDITY"]
+    client.delete_messages([1])
+    client.expunge()
+    assert client.search("ALL") == [2, 3]
+    new = mail.dovecot.change_uidvalidity(SUPPORT_ADDRESS, renumber=renumber)
+    assert new > before
+    with pytest.raises((imapclient.exceptions.IMAPClientAbortError, OSError)):
+        client.noop()  # Dovecot drops a client whose selected folder changed under it
+    with imap_login(mail) as client:
+        assert client.select_folder("INBOX")[b"UIDVALIDITY"] == new
+        assert client.search("ALL") == ([1, 2] if renumber else [2, 3])
+        subjects = [m[b"ENVELOPE"].subject for m in client.fetch(client.search("ALL"), ["ENVELOPE"]).values()]
+        assert sorted(subjects) == [b"mail 1", b"mail 2"]
+
+
+def test_list_shows_the_sent_folder_and_appending_to_it_works(mail: MailServers) -> None:
+    folders = dict((name, flags) for flags, name in mail.support.folders())
+    assert b"\\Sent" in folders["Sent"]
+    with imap_login(mail) as client:
+        assert b"SPECIAL-USE" in client.capabilities() and b"UIDPLUS" in client.capabilities()
+        assert b"IDLE" in client.capabilities() and b"MOVE" in client.capabilities()
+        assert client.find_special_folder(b"\\Sent") == "Sent"
+        client.append("Sent", answer(mail, 9, mail.customers[0].address), flags=[imapclient.SEEN])
+    [kept] = mail.support.messages("Sent")
+    assert kept["Message-ID"] == "<answer-9@example.com>"
+
+
+def test_a_reply_in_outlook_style_threads_with_the_answer(mail: MailServers) -> None:
+    ana = mail.customers[0]
+    opening = ana.send("Printer on fire", "open\nIt is on fire.")
+    submit(mail, mail.support.reply(opening, "We are on it.", style="gmail", to=ana.address).as_bytes(), [ana.address])
+    [bot_answer] = ana.wait_for(timeout=5)
+    reply = ana.send_reply(bot_answer, "Still burning.", style="outlook", language="pt", signature="Ana Lima\nACME")
+    assert reply["In-Reply-To"] == bot_answer["Message-ID"]
+    assert reply["References"].split() == [opening["Message-ID"], bot_answer["Message-ID"]]
+    assert reply["Subject"] == "Re: Printer on fire"  # one prefix, whoever added it
+    text = body_text(reply)
+    assert text.startswith("Still burning.\n\n-- \nAna Lima")
+    assert "\nDe: Example Support <support@example.com>\nEnviado: " in text
+    threads = mail.support.threads()
+    assert [[m["Message-ID"] for m in thread] for thread in threads] == [[opening["Message-ID"], reply["Message-ID"]]]
+
+
+def test_html_only_mail_with_an_attachment(mail: MailServers) -> None:
+    sent = mail.customers[1].send(
+        "Fatura",
+        html="<p>Segue em anexo.</p>",
+        attachments=[("fatura.pdf", b"%PDF-1.4 test", "application/pdf")],
+    )
+    [got] = mail.support.wait_for(timeout=5)
+    assert got.get_body(preferencelist=("plain",)) is None
+    assert "Segue em anexo." in got.get_body(preferencelist=("html",)).get_content()
+    [attachment] = got.iter_attachments()
+    assert attachment.get_filename() == "fatura.pdf" and attachment.get_content() == b"%PDF-1.4 test"
+    assert got["Message-ID"] == sent["Message-ID"]
+
+
+def test_the_settings_a_bot_is_given(mail: MailServers) -> None:
+    env = mail.env()
+    assert env["EMAIL_IMAP_URL"] == f"imap://127.0.0.1:{mail.dovecot.imap_port}"
+    assert env["EMAIL_SMTP_URL"] == f"smtp://127.0.0.1:{mail.smtp.port}"
+    implicit = mail.env("implicit")
+    assert implicit["EMAIL_IMAP_URL"].startswith("imaps://") and implicit["EMAIL_SMTP_URL"].startswith("smtps://")
+    # A client with only the CA file verifies the servers' certificate, name included.
+    context = ssl.create_default_context(cafile=env["SSL_CERT_FILE"])
+    with IMAPClient("127.0.0.1", port=mail.dovecot.imaps_port, ssl=True, ssl_context=context) as client:
+        client.login(env["EMAIL_USERNAME"], env["EMAIL_PASSWORD"])
+    with pytest.raises(ssl.SSLCertVerificationError):
+        IMAPClient(
+            "127.0.0.1",
+            port=mail.dovecot.imaps_port,
+            ssl=True,
+            ssl_context=ssl.create_default_context(cafile=None, capath="/nonexistent"),
+        )
