@@ -37,6 +37,8 @@ def address_setting(settings: Settings, channel: str) -> str:
         return "ZULIP_SITE" if settings.zulip_site or not settings.zulip_config else "ZULIP_CONFIG (its site)"
     if channel == "mastodon":
         return "MASTODON_API_BASE_URL"
+    if channel == "email":
+        return "EMAIL_IMAP_URL / EMAIL_SMTP_URL"
     return channel
 
 

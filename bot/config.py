@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.email.servers import parse_server_url
 from bot.policy.calendar import BusinessCalendar, ServiceHours
 
 #: Settings that may be given as `NAME_FILE` (a path whose content is the value).
-SECRET_NAMES = ("ZULIP_API_KEY", "MASTODON_ACCESS_TOKEN", "DESKBOT_DATABASE_URL")
+SECRET_NAMES = ("ZULIP_API_KEY", "MASTODON_ACCESS_TOKEN", "DESKBOT_DATABASE_URL", "EMAIL_PASSWORD")
 
 
 class SettingsError(Exception):
@@ -44,6 +45,22 @@ class Settings(BaseSettings):
 
     mastodon_api_base_url: str | None = Field(None, validation_alias="MASTODON_API_BASE_URL")
     mastodon_access_token: SecretStr | None = Field(None, validation_alias="MASTODON_ACCESS_TOKEN")
+
+    #: The support address; the email channel is on when it and both server URLs are set.
+    email_address: str | None = Field(None, validation_alias="EMAIL_ADDRESS")
+    email_imap_url: str | None = Field(None, validation_alias="EMAIL_IMAP_URL")
+    email_smtp_url: str | None = Field(None, validation_alias="EMAIL_SMTP_URL")
+    #: The login for both servers; the address when unset.
+    email_username: str | None = Field(None, validation_alias="EMAIL_USERNAME")
+    email_password: SecretStr | None = Field(None, validation_alias="EMAIL_PASSWORD")
+    #: The receiving server's `Authentication-Results` id whose DMARC verdict is trusted (unset: none).
+    email_authserv_id: str | None = Field(None, validation_alias="EMAIL_AUTHSERV_ID")
+    #: The display name on the bot's mail (`From: Support <support@example.com>`).
+    email_name: str = Field("Support", min_length=1, max_length=100, validation_alias="DESKBOT_EMAIL_NAME")
+    #: The most automatic answers one address gets by email an hour (loops between robots end there).
+    email_answers_per_hour: int = Field(5, ge=1, le=1000, validation_alias="EMAIL_ANSWERS_PER_HOUR")
+    #: A file of CA certificates to trust for the mail servers instead of the system's (a private CA).
+    email_ca_file: Path | None = Field(None, validation_alias="EMAIL_CA_FILE")
 
     timezone: str = Field("Europe/Lisbon", validation_alias="DESKBOT_TIMEZONE")
     service_hours: str = Field("mon-fri 08:00-18:00", validation_alias="DESKBOT_SERVICE_HOURS")
@@ -73,6 +90,7 @@ class Settings(BaseSettings):
     database_url_file: Path | None = Field(None, validation_alias="DESKBOT_DATABASE_URL_FILE", exclude=True)
     zulip_api_key_file: Path | None = Field(None, validation_alias="ZULIP_API_KEY_FILE", exclude=True)
     mastodon_access_token_file: Path | None = Field(None, validation_alias="MASTODON_ACCESS_TOKEN_FILE", exclude=True)
+    email_password_file: Path | None = Field(None, validation_alias="EMAIL_PASSWORD_FILE", exclude=True)
 
     docs_url: str = Field("https://rockstor.com/docs/", validation_alias="DESKBOT_DOCS_URL")
     forum_url: str = Field("https://forum.rockstor.com/", validation_alias="DESKBOT_FORUM_URL")
@@ -107,6 +125,20 @@ class Settings(BaseSettings):
     def _engineers(cls, value: str) -> str:
         parse_engineers(value)
         return value
+
+    @field_validator("email_imap_url", "email_smtp_url")
+    @classmethod
+    def _mail_server_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            parse_server_url(value, "imap" if info.field_name == "email_imap_url" else "smtp")
+        return value
+
+    @field_validator("email_address")
+    @classmethod
+    def _email_address(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL_ADDRESS.fullmatch(value.strip()):
+            raise ValueError(f"expected an email address such as support@example.com, got {value!r}")
+        return value.strip() if value is not None else None
 
     @field_validator("database_url")
     @classmethod
@@ -159,9 +191,13 @@ class Settings(BaseSettings):
         return bool(self.mastodon_api_base_url or self.mastodon_access_token)
 
     @property
+    def email_configured(self) -> bool:
+        return bool(self.email_address or self.email_imap_url or self.email_smtp_url)
+
+    @property
     def secrets(self) -> list[str]:
         """Secret values, so that log output can be scrubbed of them."""
-        values = [self.zulip_api_key, self.mastodon_access_token]
+        values = [self.zulip_api_key, self.mastodon_access_token, self.email_password]
         found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
         zuliprc_key = _zuliprc_key(self.zulip_config) if self.zulip_config else None
         if zuliprc_key:
@@ -318,6 +354,21 @@ def load_settings(env_file: str | None = ".env") -> Settings:
         and not (settings.zulip_site and settings.zulip_email and settings.zulip_api_key)
     ):
         raise SettingsError("ZULIP_SITE, ZULIP_EMAIL and ZULIP_API_KEY must be set together (or ZULIP_CONFIG)")
+    if settings.email_configured:
+        missing = [
+            name
+            for name, value in (
+                ("EMAIL_ADDRESS", settings.email_address),
+                ("EMAIL_IMAP_URL", settings.email_imap_url),
+                ("EMAIL_SMTP_URL", settings.email_smtp_url),
+                ("EMAIL_PASSWORD", settings.email_password),
+            )
+            if not value
+        ]
+        if missing:
+            raise SettingsError(
+                f"{', '.join(missing)}: the email channel needs EMAIL_ADDRESS, EMAIL_IMAP_URL, EMAIL_SMTP_URL and EMAIL_PASSWORD"
+            )
     return settings
 
 

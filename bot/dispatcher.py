@@ -74,6 +74,9 @@ def to_outbound(row: Outbox | outbox.NewRow) -> Outbound:
         said=Said(**json.loads(row.said)) if row.said else None,
         written_at=row.created_at,
         files=tuple(OutboundFile(**f) for f in json.loads(row.files)) if row.files else (),
+        case=row.incident_id,
+        subject=row.subject,
+        automatic=row.automatic,
     )
 
 
@@ -313,6 +316,16 @@ class Dispatcher:
         now = self.clock()
         with transaction(self.engine) as session:
             outbox.mark_all_sent(session, [(message.outbox_id, ids) for message, ids, _c, _a in delivered], now)
+            # What a customer's answer may name (an email's In-Reply-To) to join the incident.
+            outbox.record_posted(
+                session,
+                [
+                    (message.channel, platform_id, message.case)
+                    for message, ids, _c, _a in delivered
+                    if message.kind == "direct" and message.case is not None
+                    for platform_id in ids
+                ],
+            )
         for message, _ids, created_at, about in delivered:
             log.info("sent", extra=about)
             self._report(message.channel, "sent", created_at)

@@ -10,6 +10,7 @@ in bot.handlers.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
@@ -23,8 +24,9 @@ from bot.deployment import Deployment
 from bot.handlers import customer as customer_handlers
 from bot.i18n import _, quoted
 from bot.numbers import MAX_DIGITS, whole_number
-from bot.services import customers, strangers
+from bot.services import customers, incidents, strangers
 from bot.services.outgoing import Outgoing
+from storage import outbox
 from storage.outbox import NewRow
 
 ADD_TO_CASE = re.compile(r"^#([0-9]+)\s*(.*)$", re.DOTALL)
@@ -40,17 +42,26 @@ class Handled(NamedTuple):
     rows: list[NewRow]
 
 
+#: How an identity is keyed for a message its channel could not verify (`Inbound.verified`): apart
+#: from the sender's own, so that it is linked to no customer and touches none of their drafts.
+UNVERIFIED = "unverified:"
+
+
 class Router:
-    def __init__(self, deployment: Deployment, commands: Registry | None = None) -> None:
+    def __init__(
+        self, deployment: Deployment, commands: Registry | None = None, answer_caps: dict[str, int] | None = None
+    ) -> None:
         self.deployment = deployment
         self.commands = commands or handlers.registry()
+        #: Per channel: the most automatic answers one address gets an hour (`Channel.answers_per_hour`).
+        self.answer_caps = answer_caps or {}
 
     def handle(self, session: Session, message: Inbound, now: datetime, leased: str | None = None) -> Handled:
         """Handle `message` in the caller's transaction; `leased`: the channel whose rows go to
         the caller to send right after the commit (see bot.services.outgoing)."""
-        identity, customer = customers.identify(
-            session, message.channel, message.sender, message.sender_name, now, message.sender_aliases
-        )
+        address = message.sender if message.verified else UNVERIFIED + message.sender
+        aliases = message.sender_aliases if message.verified else ()
+        identity, customer = customers.identify(session, message.channel, address, message.sender_name, now, aliases)
         ctx = Context(
             session=session,
             message=message,
@@ -61,15 +72,23 @@ class Router:
             commands=self.commands,
             customer=customer,
         )
-        engineer = self._engineer(message)
+        engineer = self._engineer(message) if message.verified else None
+        cap = self.answer_caps.get(message.channel)
         if customer is None and engineer is None:
-            # Answers after a successful `link` are the customer's and pass free.
+            # Answers after a successful `link` are the customer's (within the channel's cap).
             ctx.answer_gate = lambda text: (
-                ctx.customer is not None or strangers.may_answer(session, self.deployment, identity, text, now)
+                strangers.may_answer(session, self.deployment, identity, text, now, cap)
+                if ctx.customer is None
+                else cap is None or strangers.within_cap(identity, cap, now)
             )
+        elif engineer is None and cap is not None:
+            ctx.answer_gate = lambda _text: strangers.within_cap(identity, cap, now)
         if engineer:
             ctx.engineer = engineer
+            ctx.out.by_person = True
             self._engineer_message(ctx)
+        elif message.automatic:
+            self._automatic_message(ctx)
         elif message.kind == "topic":
             self._stranger_in_topic(ctx)
         elif message.public:
@@ -107,8 +126,32 @@ class Router:
 
     # -- customers -------------------------------------------------------------
 
+    def _thread(self, ctx: Context) -> int | None:
+        """The incident of the sender's customer that the message belongs to without naming it in
+        its text: the one of a bot's message it answers, else the one the channel read beside the
+        text (an email subject's `[#N]`). Another customer's incident is no match."""
+        message = ctx.message
+        if ctx.customer is None:
+            return None
+        for number in (
+            outbox.posted_incident(ctx.session, message.channel, message.replies_to),
+            message.case_hint,
+        ):
+            if number is not None and incidents.own_incident(ctx.session, ctx.customer, number) is not None:
+                return number
+        return None
+
+    def _automatic_message(self, ctx: Context) -> None:
+        """Mail a machine sent (an autoresponder, a bounce): recorded on the incident it names, if any,
+        so that engineers see it; never answered, never opening or keeping anything."""
+        ctx.answer_gate = lambda _text: False  # not even a note about a file it carried
+        number = self._thread(ctx)
+        if number is not None:
+            customer_handlers.record_automatic(ctx, number)
+
     def _customer_message(self, ctx: Context) -> None:
         word, rest, slash = split_command(ctx.message.text)
+        thread = self._thread(ctx)
         cmd = self.commands.find("customer", word, rest)
         if cmd is None and slash and self.commands.is_command_word("engineer", word):
             ctx.reply(_("You are not authorised to run engineer commands."))
@@ -119,10 +162,15 @@ class Router:
             else:
                 customer_handlers.unknown_sender(ctx)
             return
-        if cmd is not None:
-            self._run(ctx, cmd, rest, slash)
-            return
         text = ctx.message.text.strip()
+        if cmd is not None:
+            # In a thread about an incident, a line that only looks like a command ("Status: still
+            # down") is what the customer says about it.
+            self._run(ctx, cmd, rest, slash, otherwise=None if thread is None else lambda: self._to_case(ctx, thread))
+            return
+        if thread is not None and not slash and not ADD_TO_CASE.match(text):
+            customer_handlers.add_to_case(ctx, thread, text)
+            return
         if slash or (
             " " not in text and self.commands.suggestions("customer", word, cutoff=0.8) and not word.startswith("#")
         ):
@@ -140,10 +188,19 @@ class Router:
 
     # -- shared ----------------------------------------------------------------
 
-    def _run(self, ctx: Context, cmd: Command, rest: str, slash: bool) -> None:
+    def _to_case(self, ctx: Context, number: int) -> None:
+        customer_handlers.add_to_case(ctx, number, ctx.message.text.strip())
+
+    def _run(
+        self, ctx: Context, cmd: Command, rest: str, slash: bool, otherwise: Callable[[], None] | None = None
+    ) -> None:
+        """Run `cmd`; when its arguments do not parse, `otherwise` (if given) instead of the usage."""
         try:
             values = parse_args(cmd, rest, ctx.topic_case, ctx.lang)
         except ParseError as exc:
+            if otherwise is not None:
+                otherwise()
+                return
             ctx.reply_text(
                 ctx.t(exc.msgid, **exc.values)
                 + " "

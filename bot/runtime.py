@@ -73,7 +73,7 @@ def zulip_channel(settings: Settings) -> ZulipChannel:
 
 
 def build_channels(settings: Settings) -> list[Channel]:
-    """The platform channels the settings switch on (Zulip, Mastodon)."""
+    """The platform channels the settings switch on (Zulip, Mastodon, email)."""
     channels: list[Channel] = []
     if settings.zulip_configured:
         channels.append(zulip_channel(settings))
@@ -86,7 +86,30 @@ def build_channels(settings: Settings) -> list[Channel]:
                 access_token=settings.mastodon_access_token.get_secret_value(),
             )
         )
+    if settings.email_configured:
+        channels.append(email_channel(settings))
     return channels
+
+
+def email_channel(settings: Settings) -> Channel:
+    """The email channel as the settings describe it (they must switch it on: `load_settings` checked them)."""
+    from adapters.email import EmailChannel, EmailSettings
+    from adapters.email.servers import parse_server_url
+
+    assert settings.email_address and settings.email_imap_url and settings.email_smtp_url and settings.email_password
+    return EmailChannel(
+        EmailSettings(
+            address=settings.email_address,
+            imap=parse_server_url(settings.email_imap_url, "imap"),
+            smtp=parse_server_url(settings.email_smtp_url, "smtp"),
+            username=settings.email_username or settings.email_address,
+            password=settings.email_password.get_secret_value(),
+            display_name=settings.email_name,
+            authserv_id=settings.email_authserv_id,
+            ca_file=str(settings.email_ca_file) if settings.email_ca_file else None,
+            answers_per_hour=settings.email_answers_per_hour,
+        )
+    )
 
 
 class Runtime:
@@ -111,7 +134,9 @@ class Runtime:
         if migrate:
             upgrade(settings.database_url) if engine is None else upgrade_engine(self.engine)
         self.deployment = Deployment.of(settings, channels, trusted_engineers)
-        self.router = Router(self.deployment)
+        self.router = Router(
+            self.deployment, answer_caps={c.name: c.answers_per_hour for c in channels if c.answers_per_hour}
+        )
         self.clock = clock
         self.metrics = Metrics()
         self.dispatcher = Dispatcher(

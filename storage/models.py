@@ -327,6 +327,10 @@ class Outbox(SQLModel, table=True):
     said: str | None = None
     #: Topic rows that show a customer's files: JSON list of `adapters.channel.OutboundFile` fields.
     files: str | None = None
+    #: Direct rows: the conversation's subject (the incident's, or the message's answered).
+    subject: str | None = _text(SUBJECT)
+    #: Direct rows: the bot's own answer (True) or a person's words (False: an engineer's reply).
+    automatic: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     #: A secret the text carries in clear (an activation code) until the row is sent or fails:
     #: then every occurrence in `text` is masked and this is cleared (see storage.outbox).
     secret: str | None = None
@@ -339,6 +343,15 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = _time()
     platform_ids: str | None = None
     last_error: str | None = None
+
+
+class PostedMessage(SQLModel, table=True):
+    """A message the bot posted to a customer about an incident, by its platform id: a message that
+    answers it (`Inbound.replies_to`, an email's In-Reply-To/References) joins that incident."""
+
+    channel: str = Field(primary_key=True, max_length=32)
+    platform_id: str = Field(primary_key=True, sa_type=Bounded(MESSAGE_ID, key=True))
+    incident_id: int = Field(foreign_key="incident.id")
 
 
 class ChannelCursor(SQLModel, table=True):

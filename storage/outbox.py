@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlmodel import Session
 
-from storage.db import for_update
-from storage.models import Outbox
+from storage.db import for_update, is_postgresql
+from storage.models import Outbox, PostedMessage
 
 #: How long a claimed row stays with its claimer before another may take it. The claimer renews
 #: the lease of the rows it still holds (`renew`) every few seconds, so this is how soon a dead
@@ -52,6 +52,8 @@ class NewRow:
     attempts: int
     created_at: datetime
     files: str | None = None
+    subject: str | None = None
+    automatic: bool = True
 
 
 def enqueue(
@@ -70,11 +72,14 @@ def enqueue(
     incident_id: int | None = None,
     secret: str | None = None,
     leased: bool = False,
+    subject: str | None = None,
+    automatic: bool = True,
 ) -> NewRow:
     """Write a row in the session's transaction, due now, or `leased` to the writer (who sends it
     right after the commit: no claim query, see bot.dispatcher).
 
     `secret`: a value `text` holds in clear that must not stay in the store once delivered.
+    `subject`, `automatic`: see `adapters.channel.Outbound`.
 
     A Core INSERT rather than an ORM object: every reply goes through here, and nothing
     reads the row back in the same transaction. Its id is known at once, so rows are
@@ -90,6 +95,8 @@ def enqueue(
         "quote": quote,
         "said": said,
         "files": files,
+        "subject": subject,
+        "automatic": automatic,
         "incident_id": incident_id,
         "attempts": 1 if leased else 0,
         "created_at": now,
@@ -154,6 +161,37 @@ def mark_all_sent(session: Session, sent: list[tuple[int, list[str]]], now: date
         )
 
 
+def record_posted(session: Session, posted: list[tuple[str, str, int]]) -> None:
+    """Remember (channel, platform id, incident) of messages just sent to customers about incidents,
+    so that a message answering one of them joins that incident (`posted_incident`). An id recorded
+    already is left as it is: a record must never stop a delivery from being recorded."""
+    if not posted:
+        return
+    if is_postgresql(session):
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    statement = dialect_insert(_posted).on_conflict_do_nothing()
+    session.connection().execute(
+        statement, [{"channel": c, "platform_id": p, "incident_id": i} for c, p, i in dict.fromkeys(posted)]
+    )
+
+
+def posted_incident(session: Session, channel: str, platform_ids: Collection[str]) -> int | None:
+    """The incident of the latest-named of `platform_ids` the bot posted on `channel`, if any."""
+    if not platform_ids:
+        return None
+    found = dict(
+        session.execute(
+            select(_posted.c.platform_id, _posted.c.incident_id).where(
+                _posted.c.channel == channel, _posted.c.platform_id.in_(list(platform_ids)[-100:])
+            )
+        ).all()
+    )
+    return next((found[p] for p in reversed(list(platform_ids)) if p in found), None)
+
+
+_posted = PostedMessage.__table__  # type: ignore[attr-defined]
 _outbox = Outbox.__table__  # type: ignore[attr-defined]
 _INSERT = insert(_outbox)
 #: The text with the row's secret masked (rows without one keep theirs: the usual case costs nothing).

@@ -24,7 +24,8 @@ def said_header(said: Said) -> str:
     """The line above a quote in a case topic, naming who said it and on which channel.
 
     A customer: `**`Alice`** via mastodon (`alice@remote.example`) wrote:`, name and
-    address inert; a Zulip account is its user id: `via zulip (user `12`)`. An
+    address inert; a Zulip account is its user id: `via zulip (user `12`)`; a subject
+    (an email's) follows them, inert too: `via email (`a@b.example`), subject `VPN` wrote:`. An
     engineer: `**erin@example.com** replied to the customer via mastodon:`, the
     address as is when it is a plain address (the engineers' own, from the
     configuration), else inert like any other value.
@@ -37,4 +38,5 @@ def said_header(said: Said) -> str:
         address = f" (user {inert(said.address)})"
     elif said.address:
         address = f" ({inert(said.address)})"
-    return f"**{inert(said.name)}** via {said.channel}{address} wrote:"
+    subject = f", subject {inert(said.subject)}" if said.subject and inert(said.subject) else ""
+    return f"**{inert(said.name)}** via {said.channel}{address}{subject} wrote:"

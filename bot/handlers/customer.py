@@ -351,6 +351,13 @@ def close(ctx: Context, number: int) -> None:
     help=_("link this account to your customer record with a one-time code"),
 )
 def link(ctx: Context, code: str) -> None:
+    if not ctx.message.verified:
+        ctx.reply(
+            _(
+                "I could not verify that this message really comes from this address, so I cannot link it. Please write again from your usual mail account, or ask the support team."
+            )
+        )
+        return
     if ctx.customer is not None:
         ctx.reply(_("This account is already linked to {name}."), name=ctx.customer.name)
         return
@@ -551,6 +558,20 @@ def unknown_sender(ctx: Context) -> None:
     )
 
 
+def record_automatic(ctx: Context, number: int) -> None:
+    """A machine's message (an autoresponder's, a bounce) about the customer's incident `number`:
+    kept on it and shown in its topic, owing no answer; nothing is said to the sender."""
+    incident = incidents.own_incident(ctx.session, ctx.customer, number)
+    if incident is None:
+        return
+    text = ctx.message.text.strip()
+    incidents.add_message(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text, starts_clock=False)
+    _mirror(ctx, incident, text)
+    topic = incidents.case_topic(ctx.deployment, incident)
+    if topic is not None:
+        ctx.out.say(topic, "(An automatic message: it was not answered.)", incident_id=incident.id)
+
+
 def _added(ctx: Context, added: conversation.AddedTo) -> None:
     """The text is on the incident (and in its topic); on a resolved one, the customer is asked what next."""
     incident = added.incident
@@ -604,7 +625,7 @@ def _mirror(ctx: Context, incident: Incident, text: str) -> None:
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:
         assert ctx.customer is not None
-        said = Said(ctx.customer.name, ctx.identity.channel, ctx.identity.address)
+        said = Said(ctx.customer.name, ctx.identity.channel, ctx.identity.address, subject=ctx.message.subject_hint)
         ctx.out.say(topic, "", quote=text, said=said, files=attachments.shown(files), incident_id=incident.id)
     for file in files:
         if file.refused_over is not None:

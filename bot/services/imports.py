@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.numbers import day, whole_number
 from bot.services.credits import grant_credits
-from bot.services.customers import CustomerError, create_customer, find_customer
+from bot.services.customers import CustomerError, create_customer, find_customer, set_email
 from storage.db import transaction
 from storage.models import CreditPack
 
@@ -207,7 +207,7 @@ def _apply(
             customer, code = create_customer(session, row.customer, row.email, "en", now)
             created = True
         elif row.email and not customer.email:
-            customer.email = row.email
+            set_email(session, customer, row.email, now)
         key = (customer.id, row.purchased, row.incidents)
         # The n-th identical row of this file stands for the n-th identical pack an import made.
         imported = session.scalar(

@@ -155,11 +155,19 @@ def start_clock(settings: Settings, now: datetime, incident: Incident) -> None:
 
 
 def add_message(
-    session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    writer: Writer,
+    incident: Incident,
+    text: str,
+    *,
+    starts_clock: bool = True,
 ) -> None:
     """Store a customer message on `incident`; on an open one, start the response clock if it is not running.
 
-    A resolved incident stays resolved: only `reopen` opens it again.
+    A resolved incident stays resolved: only `reopen` opens it again. `starts_clock` False: a
+    message a machine sent on the customer's behalf (an autoresponder's) is kept but owes no answer.
     """
     session.add(
         IncidentMessage(
@@ -174,7 +182,7 @@ def add_message(
         )
     )
     # The earliest unanswered message sets the clock: writing again never pushes a due time out.
-    if incident.state == OPEN and incident.due_at is None:
+    if starts_clock and incident.state == OPEN and incident.due_at is None:
         start_clock(settings, now, incident)
     incident.updated_at = now
 

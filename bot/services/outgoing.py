@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from adapters.channel import Inbound, OutboundFile, Said
 from storage import outbox
+from storage.models import Incident
 from storage.outbox import NewRow
 
 
@@ -29,6 +30,8 @@ class Direct:
     channel: str
     recipient: str
     conversation: str | None = None
+    #: The subject of the message answered (used when the row is about no incident).
+    subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,7 @@ def to_sender(message: Inbound) -> Address:
     """Where the sender of `message` reads the answer: their DM, or the topic they wrote in."""
     if message.kind == "topic" and message.topic is not None:
         return Topic(message.channel, message.topic)
-    return Direct(message.channel, message.sender, message.conversation)
+    return Direct(message.channel, message.sender, message.conversation, message.subject_hint)
 
 
 class Outgoing:
@@ -61,6 +64,9 @@ class Outgoing:
         self.now = now
         self.leased = leased
         self.rows: list[NewRow] = []
+        #: Set when a person's command causes what is said (an engineer's): the customer reads
+        #: their words or their decision, not an automatic answer (`Outbound.automatic`).
+        self.by_person = False
 
     def say(
         self,
@@ -79,11 +85,17 @@ class Outgoing:
         the stored text once the message is delivered. `files`: stored files the channel shows
         with the row (a case topic: uploaded under the header).
         """
-        where = (
-            {"kind": "topic", "topic": to.topic}
-            if isinstance(to, Topic)
-            else {"kind": "direct", "recipient": to.recipient, "conversation": to.conversation}
-        )
+        if isinstance(to, Topic):
+            where: dict[str, object] = {"kind": "topic", "topic": to.topic}
+        else:
+            incident = self.session.get(Incident, incident_id) if incident_id is not None else None
+            where = {
+                "kind": "direct",
+                "recipient": to.recipient,
+                "conversation": to.conversation,
+                "subject": incident.subject if incident is not None else to.subject,
+                "automatic": not self.by_person,
+            }
         row = outbox.enqueue(
             self.session,
             channel=to.channel,

@@ -52,11 +52,32 @@ def due_public_notice(identity: Identity, now: datetime) -> bool:
     return True
 
 
-def may_answer(session: Session, deployment: Deployment, identity: Identity, text: str, now: datetime) -> bool:
-    """May the unlinked `identity` get `text` now? Within its hourly allowance, and within the
-    share of its channel's posting budget that strangers may use together; taken if so."""
+def within_cap(identity: Identity, cap: int, now: datetime) -> bool:
+    """May `identity` get one more automatic answer this hour, at most `cap` an hour (a channel's
+    `answers_per_hour`: email)? Taken if so. Whatever an address sends, a robot answering every
+    answer included, it gets no more: two robots can never loop."""
+    allowed, window = Allowance(cap, PER_STRANGER.length).take(
+        Window(identity.answers_since, identity.answers_used), now
+    )
+    if not allowed:
+        log.info(
+            "automatic answer withheld: the address had its answers this hour",
+            extra={"channel": identity.channel, "identity_id": identity.id},
+        )
+        return False
+    identity.answers_since, identity.answers_used = window.since, window.used
+    return True
+
+
+def may_answer(
+    session: Session, deployment: Deployment, identity: Identity, text: str, now: datetime, cap: int | None = None
+) -> bool:
+    """May the unlinked `identity` get `text` now? Within its hourly allowance (and the channel's
+    `cap` an hour, if lower), and within the share of its channel's posting budget that strangers
+    may use together; taken if so."""
     channel = identity.channel
-    allowed, mine = PER_STRANGER.take(Window(identity.answers_since, identity.answers_used), now)
+    allowance = PER_STRANGER if cap is None or cap >= PER_STRANGER.limit else Allowance(cap, PER_STRANGER.length)
+    allowed, mine = allowance.take(Window(identity.answers_since, identity.answers_used), now)
     if not allowed:
         log.info(
             "answer to an unlinked account withheld: its hourly allowance is spent",

@@ -25,7 +25,11 @@ def test_add_prints_id_and_activation_code_and_links_accounts(cli: Run) -> None:
 
     shown = json.loads(cli("customers", "show", "Acme Lda", "--json").stdout)
     assert shown["lang"] == "pt" and shown["email"] == "it@acme.pt"
-    assert [(i["channel"], i["address"]) for i in shown["identities"]] == [("mastodon", "bob@mastodon.example")]
+    # The customer's email address is their email account at once (mail from it is theirs).
+    assert [(i["channel"], i["address"]) for i in shown["identities"]] == [
+        ("email", "it@acme.pt"),
+        ("mastodon", "bob@mastodon.example"),
+    ]
 
 
 def test_zulip_email_without_the_zulip_settings_points_to_the_activation_code(cli: Run) -> None:

@@ -1,0 +1,136 @@
+"""The email channel: the support mailbox, read over IMAP and answered over SMTP (SPEC §4 Email).
+
+Starting (`start`): a login to both servers, so that a wrong password, an unknown host or a
+failed TLS handshake stops start-up with one line naming the setting, and the look-up of the
+Sent folder. Receiving (`receive.py`): IDLE on the folder, a catch-up from the stored cursor
+after every (re)connect. Sending (`outbound.py`): one mail per outbox row, threaded, with a
+stable Message-ID looked for in Sent before a retried row goes out again.
+
+Loops between robots are the core's to stop, with what the channel says: mail a machine
+sent is `Inbound.automatic` (stored, never answered), and the channel's
+`answers_per_hour` caps the automatic answers any one address gets.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import ClassVar
+
+from adapters.backoff import Backoff
+from adapters.channel import Channel, InboundSink, Outbound
+
+from .outbound import MailPoster
+from .receive import Receiver
+from .reconcile import SentFolder
+from .servers import MailServer
+from .transport import Login, close_imap, close_smtp, open_imap, open_smtp
+
+log = logging.getLogger("deskbot.adapters.email")
+
+
+@dataclass(frozen=True)
+class EmailTuning:
+    """The email channel's knobs: the defaults suit production; tests shorten them."""
+
+    #: Seconds for a connection and each command on it.
+    request_timeout: float = 30.0
+    #: Between reconnects of the receiving session (unbounded; told once per outage).
+    receive_retry: Backoff = Backoff(initial=1.0, maximum=30.0, jitter=1.0)
+    #: Seconds an IDLE lasts before a NOOP, a catch-up and a fresh IDLE: well within the 29
+    #: minutes servers allow (RFC 2177), and short enough that a connection a NAT box dropped
+    #: silently is noticed.
+    idle_renew: float = 600.0
+    #: How long one wait inside IDLE lasts (how soon `stop` is noticed).
+    idle_check: float = 1.0
+    #: Messages handed to the sink in one transaction while catching up.
+    page_size: int = 50
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """What the settings say about the mailbox (SPEC §6); `password` is never shown."""
+
+    address: str
+    imap: MailServer
+    smtp: MailServer
+    username: str
+    password: str
+    display_name: str = "Support"
+    authserv_id: str | None = None
+    ca_file: str | None = None
+    answers_per_hour: int = 5
+
+    def __repr__(self) -> str:
+        return f"EmailSettings({self.address!r}, imap={self.imap}, smtp={self.smtp})"
+
+
+class EmailChannel(Channel):
+    """Customers' mail to the support address."""
+
+    name: ClassVar[str] = "email"
+
+    def __init__(self, settings: EmailSettings, *, tuning: EmailTuning = EmailTuning()) -> None:
+        self.settings = settings
+        self.tuning = tuning
+        self.answers_per_hour = settings.answers_per_hour
+        self._login = Login(settings.username, settings.password, settings.ca_file, tuning.request_timeout)
+        self._closing = threading.Event()
+        self._receiver: Receiver | None = None
+        self._poster: MailPoster | None = None
+
+    def __repr__(self) -> str:  # never show the password
+        return f"EmailChannel({self.settings.address!r})"
+
+    def start(self) -> None:
+        """Log in to both servers (one clear line if either refuses) and find the Sent folder."""
+        s = self.settings
+        imap = open_imap(s.imap, self._login)
+        close_imap(imap)
+        smtp = open_smtp(s.smtp, self._login)
+        close_smtp(smtp)
+        sent = SentFolder(s.imap, self._login)
+        sent_name = sent.find_name()
+        self._poster = MailPoster(s.smtp, self._login, address=s.address, display_name=s.display_name, sent=sent)
+        self._receiver = Receiver(
+            s.imap,
+            self._login,
+            tuning=self.tuning,
+            own_address=s.address,
+            authserv_id=s.authserv_id,
+            closing=self._closing,
+            on_trouble=self.report_trouble,
+            max_attachment_bytes=lambda: self.max_attachment_bytes,
+        )
+        log.info(
+            "email: %s signed in to %s (folder %s) and %s; sent mail kept in %s",
+            s.address,
+            s.imap,
+            s.imap.folder,
+            s.smtp,
+            sent_name or "(no Sent folder)",
+        )
+
+    @property
+    def connected(self) -> bool:
+        return self._receiver is not None and self._receiver.connected
+
+    def receive(self, sink: InboundSink, stop: threading.Event) -> None:
+        """Hand every mail of the folder to `sink` until `stop` is set (see `receive.py`)."""
+        if self._receiver is None:
+            raise RuntimeError("EmailChannel.start() was not called")
+        self._receiver.run(sink, stop)
+
+    def send(self, message: Outbound) -> list[str]:
+        """Send the row as one mail; return its Message-ID (see `outbound.py`)."""
+        if self._poster is None:
+            raise RuntimeError("EmailChannel.start() was not called")
+        return self._poster.send(message)
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._receiver is not None:
+            self._receiver.close()
+        if self._poster is not None:
+            self._poster.close()

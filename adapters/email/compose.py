@@ -1,0 +1,82 @@
+"""An outbox row as a mail (pure): headers, threading, the stable Message-ID.
+
+* `From`: the support address with its display name (`DESKBOT_EMAIL_NAME`).
+* Threading (RFC 5322 §3.6.4): a row's `conversation` is the chain of Message-IDs of the
+  message it answers (that message's References, then its own id, `inbound.thread_chain`):
+  `In-Reply-To` is the last of them, `References` all of them. The subject is
+  `Re: [#N] <subject>` for a row about incident N (the tag lets a reply that lost its
+  headers find the incident again), else `Re: <subject>` of the message answered.
+* `Message-ID`: `<deskbot.<row id>.<written at, µs, base 36>@<support domain>>`, the same
+  for every attempt of a row (a repeat after a crash is recognisable, and mail clients
+  fold it), and unique across databases: a re-created store numbers rows from 1 again, but
+  never at the same microsecond.
+* `Auto-Submitted: auto-replied` (RFC 3834) and `X-Auto-Response-Suppress: All` (what
+  Exchange's autoresponders read) on the bot's own answers; none on an engineer's words.
+* Plain text, UTF-8.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+
+from adapters.channel import Outbound
+
+#: A Message-ID in a header or a chain: `<left@right>`.
+MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _base36(number: int) -> str:
+    text = ""
+    while True:
+        number, digit = divmod(number, 36)
+        text = _DIGITS[digit] + text
+        if not number:
+            return text
+
+
+def message_id(message: Outbound, domain: str) -> str:
+    """The row's Message-ID, the same at every attempt (see the module docstring)."""
+    written = message.written_at or datetime(1970, 1, 1, tzinfo=UTC)
+    micros = int(written.timestamp()) * 1_000_000 + written.microsecond
+    return f"<deskbot.{message.outbox_id}.{_base36(micros)}@{domain}>"
+
+
+def chain(conversation: str | None) -> list[str]:
+    """The Message-IDs of a row's `conversation`, oldest first."""
+    return MESSAGE_ID.findall(conversation or "")
+
+
+def subject_line(message: Outbound, fallback: str) -> str:
+    """`Re: [#N] subject`, `Re: subject`, or `fallback` for a row that answers nothing."""
+    subject = " ".join((message.subject or "").split())
+    if message.case is not None:
+        subject = f"[#{message.case}] {subject}".rstrip()
+    if not subject:
+        subject = fallback
+    return f"Re: {subject}" if message.conversation else subject
+
+
+def build(message: Outbound, *, address: str, display_name: str, now: datetime) -> EmailMessage:
+    """The mail for a direct row to `message.recipient` (the caller checked both)."""
+    assert message.recipient is not None
+    mail = EmailMessage()
+    mail["From"] = formataddr((display_name, address))
+    mail["To"] = message.recipient
+    mail["Subject"] = subject_line(message, display_name)
+    mail["Date"] = format_datetime(message.written_at or now)
+    mail["Message-ID"] = message_id(message, Address(addr_spec=address).domain)
+    ids = chain(message.conversation)
+    if ids:
+        mail["In-Reply-To"] = ids[-1]
+        mail["References"] = " ".join(ids)
+    if message.automatic:
+        mail["Auto-Submitted"] = "auto-replied"
+        mail["X-Auto-Response-Suppress"] = "All"
+    body = message.text if not message.quote else f"{message.text}\n\n{message.quote}"
+    mail.set_content(body.rstrip() + "\n", charset="utf-8")
+    return mail

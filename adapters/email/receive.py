@@ -1,0 +1,301 @@
+"""Receiving mail: the folder read over IMAP, IDLE, the cursor, the catch-up.
+
+One IMAP session at a time, in the folder `EMAIL_IMAP_URL` names (INBOX by default):
+
+* After every (re)connect it catches up from the stored cursor, `UIDVALIDITY:UID:DAY`
+  (`Cursor`): `UID SEARCH UID n+1:*` (whose answer always holds the highest UID, even
+  below n+1: filtered), oldest first, a page at a time. Each message is fetched with
+  `BODY.PEEK[]`, which leaves `\\Seen` alone, after its `RFC822.SIZE` was checked: over
+  the attachment limit only its header block is fetched, and it is handed over with a
+  note, its body never read. A page goes to the sink in one transaction with the cursor
+  of its last message; only then are its messages flagged `\\Seen`.
+* Then it IDLEs (RFC 2177). New mail (`EXISTS`) ends the IDLE for a catch-up. Every
+  `idle_renew` seconds, well within the 29 minutes servers allow, the IDLE ends, a
+  `NOOP` checks that the connection still answers (NAT boxes drop quiet ones silently),
+  a catch-up runs, and a fresh IDLE begins.
+* A lost connection (server restarted, network gone) is reconnected with back-off
+  (`EmailTuning.receive_retry`), told once per outage through `on_trouble`.
+* A changed `UIDVALIDITY` voids every stored UID: the folder is read again from its
+  start, but no mail older than the day of the first start (`Cursor.since`), and mail
+  handled before is recognised by its Message-ID (the store's key, `inbound.py`).
+* The very first start (no cursor) answers only mail that arrives from then on, like the
+  other channels: the mail already in the folder is left alone, and the log says how much.
+
+The reading of a message (`reading.read_mail`) never raises by contract; should it, the
+message is logged with its traceback and skipped, so that one mail never stops the channel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import imaplib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import imapclient
+from imapclient.exceptions import IMAPClientError
+
+from adapters.channel import Attachment, Inbound, InboundSink, PermanentChannelError, TransientChannelError
+
+from .inbound import mail_to_inbound
+from .reading import read_headers, read_mail
+from .servers import MailServer
+from .transport import Login, close_imap, describe, open_imap
+
+if TYPE_CHECKING:
+    from .channel import EmailTuning
+
+log = logging.getLogger("deskbot.adapters.email")
+
+CURSOR_KEY = "email:uid"
+#: What a broken or vanished connection raises, in imaplib, imapclient and the socket.
+CONNECTION_ERRORS = (OSError, EOFError, imaplib.IMAP4.error, IMAPClientError)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where reading stands: the folder's UIDVALIDITY, the last UID handled, the first start's day."""
+
+    validity: int
+    uid: int
+    since: date
+
+    def value(self) -> str:
+        return f"{self.validity}:{self.uid}:{self.since.isoformat()}"
+
+    @classmethod
+    def parse(cls, value: str | None) -> Cursor | None:
+        if not value:
+            return None
+        try:
+            validity, uid, since = value.split(":")
+            return cls(int(validity), int(uid), date.fromisoformat(since))
+        except ValueError:
+            log.warning("email: the stored cursor %r is not one of ours; reading as after a first start", value)
+            return None
+
+
+class Receiver:
+    """The channel's receiving side: one IMAP session at a time, reconnected until the channel closes."""
+
+    def __init__(
+        self,
+        server: MailServer,
+        login: Login,
+        *,
+        tuning: EmailTuning,
+        own_address: str,
+        authserv_id: str | None,
+        closing: threading.Event,
+        on_trouble: Callable[[str], None],
+        max_attachment_bytes: Callable[[], int],
+    ) -> None:
+        self.server = server
+        self.login = login
+        self.tuning = tuning
+        self.own_address = own_address.lower()
+        self.authserv_id = authserv_id
+        self._closing = closing
+        self.on_trouble = on_trouble
+        self.max_attachment_bytes = max_attachment_bytes
+        self.connected = False
+        self._client: imapclient.IMAPClient | None = None
+
+    def run(self, sink: InboundSink, stop: threading.Event) -> None:
+        """Hand every message of the folder to `sink` until `stop` is set or the channel closes."""
+        failures = 0
+        while not self._stopping(stop):
+            try:
+                self._session(sink, stop)
+                return
+            except PermanentChannelError:
+                raise
+            except TransientChannelError as error:
+                self.on_trouble(str(error))
+            except CONNECTION_ERRORS as error:
+                self.on_trouble(f"IMAP connection to {self.server} lost: {describe(error)}")
+            finally:
+                self.connected = False
+            failures += 1
+            self._wait(stop, self.tuning.receive_retry.seconds(failures))
+
+    def close(self) -> None:
+        """Drop the connection now (the channel's `closing` ends the loop)."""
+        client = self._client
+        if client is not None:
+            try:
+                client.shutdown()
+            except Exception:  # noqa: BLE001 — closing a connection that may be gone
+                pass
+
+    def _stopping(self, stop: threading.Event) -> bool:
+        return stop.is_set() or self._closing.is_set()
+
+    def _wait(self, stop: threading.Event, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self._stopping(stop) and time.monotonic() < deadline:
+            stop.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    # -- one session ----------------------------------------------------------------
+
+    def _session(self, sink: InboundSink, stop: threading.Event) -> None:
+        client = open_imap(self.server, self.login)
+        self._client = client
+        try:
+            try:
+                folder = client.select_folder(self.server.folder)
+            except IMAPClientError as error:
+                raise PermanentChannelError(
+                    f"cannot open the folder {self.server.folder!r} on {self.server} ({describe(error)}): check EMAIL_IMAP_URL"
+                ) from None
+            cursor = self._cursor(client, folder, sink)
+            self.connected = True
+            cursor = self._catch_up(client, sink, cursor, stop)
+            while not self._stopping(stop):
+                self._idle(client, stop)
+                if self._stopping(stop):
+                    break
+                client.noop()  # the connection answers, or this raises and we reconnect
+                cursor = self._catch_up(client, sink, cursor, stop)
+        finally:
+            self._client = None
+            self.connected = False
+            close_imap(client)
+
+    def _cursor(self, client: imapclient.IMAPClient, folder: dict[bytes, Any], sink: InboundSink) -> Cursor:
+        validity = int(folder[b"UIDVALIDITY"])
+        stored = Cursor.parse(sink.get_cursor(CURSOR_KEY))
+        if stored is not None and stored.validity == validity:
+            return stored
+        if stored is not None:
+            log.warning(
+                "email: the UIDVALIDITY of %s changed (%d -> %d): reading the folder again from %s; "
+                "mail handled before is known by its Message-ID",
+                self.server.folder,
+                stored.validity,
+                validity,
+                stored.since.isoformat(),
+            )
+            return Cursor(validity, 0, stored.since)
+        present = client.search(["ALL"])
+        top = int(folder.get(b"UIDNEXT", 0)) - 1
+        top = max([top, *present]) if present or top > 0 else 0
+        cursor = Cursor(validity, max(top, 0), datetime.now(UTC).date())
+        sink.set_cursor(CURSOR_KEY, cursor.value())
+        log.info(
+            "email: first start: answering mail that arrives from now on; %d message(s) already in %s left alone",
+            len(present),
+            self.server.folder,
+        )
+        return cursor
+
+    def _idle(self, client: imapclient.IMAPClient, stop: threading.Event) -> None:
+        """IDLE until new mail, `idle_renew` seconds, or `stop`."""
+        client.idle()
+        began = time.monotonic()
+        try:
+            while not self._stopping(stop) and time.monotonic() - began < self.tuning.idle_renew:
+                responses = client.idle_check(timeout=self.tuning.idle_check)
+                if any(_says(r, b"EXISTS") for r in responses):
+                    return
+                if any(_says(r, b"BYE") for r in responses):
+                    raise TransientChannelError(f"the IMAP server {self.server} closed the session")
+        finally:
+            client.idle_done()
+
+    # -- catch-up -----------------------------------------------------------------
+
+    def _catch_up(
+        self, client: imapclient.IMAPClient, sink: InboundSink, cursor: Cursor, stop: threading.Event
+    ) -> Cursor:
+        """Hand over every message after `cursor`, a page at a time; return the new cursor."""
+        criteria: list[Any] = ["UID", f"{cursor.uid + 1}:*"]
+        if cursor.uid == 0:
+            criteria += ["SINCE", cursor.since]  # a re-scan reads nothing older than the first start
+        uids = sorted(uid for uid in client.search(criteria) if uid > cursor.uid)
+        page_size = self.tuning.page_size
+        for start in range(0, len(uids), page_size):
+            if self._stopping(stop):
+                break
+            cursor = self._page(client, sink, cursor, uids[start : start + page_size])
+        return cursor
+
+    def _page(self, client: imapclient.IMAPClient, sink: InboundSink, cursor: Cursor, uids: list[int]) -> Cursor:
+        limit = self.max_attachment_bytes()
+        facts = client.fetch(uids, ["RFC822.SIZE", "INTERNALDATE"])
+        present = [uid for uid in uids if uid in facts]  # expunged meanwhile: gone
+        small = [uid for uid in present if int(facts[uid].get(b"RFC822.SIZE", 0)) <= limit]
+        large = [uid for uid in present if uid not in small]
+        bodies = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
+        headers = client.fetch(large, ["BODY.PEEK[HEADER]"]) if large else {}
+        items: list[tuple[Inbound, tuple[str, str] | None]] = []
+        last = cursor
+        for uid in present:
+            last = Cursor(cursor.validity, uid, cursor.since)
+            inbound = self._read(uid, cursor.validity, facts[uid], bodies.get(uid), headers.get(uid), limit)
+            if inbound is not None:
+                items.append((inbound, (CURSOR_KEY, last.value())))
+        if items:
+            sink.deliver_many(items)
+        if last != cursor and (not items or items[-1][1] != (CURSOR_KEY, last.value())):
+            sink.set_cursor(CURSOR_KEY, last.value())  # the page ended with mail that was skipped
+        if present:
+            client.add_flags(present, [imapclient.SEEN])  # only now: their effects are stored
+        return Cursor(cursor.validity, max(uids), cursor.since) if uids else cursor
+
+    def _read(
+        self,
+        uid: int,
+        validity: int,
+        facts: dict[bytes, Any],
+        body: dict[bytes, Any] | None,
+        header: dict[bytes, Any] | None,
+        limit: int,
+    ) -> Inbound | None:
+        uid_key = f"uid:{validity}:{uid}"
+        arrived = facts.get(b"INTERNALDATE")
+        received_at = arrived.astimezone(UTC) if isinstance(arrived, datetime) and arrived.tzinfo else None
+        own = (self.own_address,)
+        try:
+            if body is not None:
+                raw = body.get(b"BODY[]") or b""
+                mail = read_mail(raw, own_addresses=own, authserv_id=self.authserv_id, max_attachment_bytes=limit)
+                return mail_to_inbound(
+                    mail,
+                    own_address=self.own_address,
+                    uid_key=uid_key,
+                    received_at=received_at,
+                    authserv_id=self.authserv_id,
+                )
+            raw_header = (header or {}).get(b"BODY[HEADER]") or b""
+            size = int(facts.get(b"RFC822.SIZE", 0))
+            mail = read_headers(raw_header, size=size, own_addresses=own, authserv_id=self.authserv_id)
+            megabytes = f"{size / (1024 * 1024):.1f} MB"
+            refused = Attachment(
+                name="(the whole message)", media_type="message/rfc822", size=size, sha256=None, refused_over=limit
+            )
+            inbound = mail_to_inbound(
+                mail,
+                own_address=self.own_address,
+                uid_key=uid_key,
+                received_at=received_at,
+                authserv_id=self.authserv_id,
+                note=f"[A message of {megabytes}, over the size limit: only its headers were read.]",
+                refused=refused,
+            )
+            return dataclasses.replace(inbound, text=inbound.text.strip())
+        except Exception:
+            log.exception(
+                "cannot read the mail with UID %d; skipped", uid, extra={"channel": "email", "message_id": uid_key}
+            )
+            return None
+
+
+def _says(response: Any, word: bytes) -> bool:
+    """Does an untagged IDLE response (`(3, b'EXISTS')`, `(b'BYE', b'…')`) carry `word`?"""
+    return isinstance(response, tuple) and any(part == word for part in response[:2])

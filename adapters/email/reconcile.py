@@ -1,0 +1,100 @@
+"""The mailbox's Sent folder: whether a row's mail went out already, and a copy kept there.
+
+SMTP has no idempotency key. A row retried after a crash (`Outbound.attempt > 1`) may have
+been accepted by the server before the process died, so its stable Message-ID is looked for
+in the Sent folder first. That folder is the one with the `\\Sent` special-use attribute
+(RFC 6154), whatever its name ("Sent", "Sent Items", "[Gmail]/Sent Mail", "Itens enviados").
+
+After a send the mail is appended there, unless it is there already: Gmail and some other
+providers keep a copy of what their SMTP server took by themselves, and a second copy would
+show the message twice. What cannot be told apart: a crash after the server's `250` and
+before the append leaves no copy, so the retry sends once more, with the same Message-ID,
+which mail clients fold into one (SPEC §7).
+
+One IMAP session for these look-ups, opened when first needed and again after a failure;
+the receiving side keeps its own (it is in IDLE).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+
+import imapclient
+
+from adapters.channel import TransientSendError
+
+from .receive import CONNECTION_ERRORS
+from .servers import MailServer
+from .transport import Login, close_imap, describe, open_imap
+
+log = logging.getLogger("deskbot.adapters.email")
+
+
+class SentFolder:
+    def __init__(self, server: MailServer, login: Login) -> None:
+        self.server = server
+        self.login = login
+        self._client: imapclient.IMAPClient | None = None
+        self._name: str | None = None
+        self._lock = threading.Lock()
+
+    def find_name(self) -> str | None:
+        """The name of the folder with the `\\Sent` attribute (None: the server names none)."""
+        with self._lock:
+            return self._folder(self._connect())
+
+    def contains(self, message_id: str) -> bool:
+        """Is a mail with `message_id` in the Sent folder? TransientSendError if that cannot be told."""
+        with self._lock:
+            try:
+                client = self._connect()
+                name = self._folder(client)
+                if name is None:
+                    return False
+                client.select_folder(name, readonly=True)
+                return bool(client.search(["HEADER", "Message-ID", message_id]))
+            except CONNECTION_ERRORS as error:
+                self._drop()
+                raise TransientSendError(
+                    f"cannot look in the Sent folder on {self.server}: {describe(error)}"
+                ) from None
+
+    def keep(self, message_id: str, raw: bytes) -> None:
+        """Append `raw` to the Sent folder unless the server keeps a copy itself. A failure here
+        is logged, never raised: the mail went out, and the row must be recorded as sent."""
+        try:
+            if self.contains(message_id):
+                return
+            with self._lock:
+                client = self._connect()
+                name = self._folder(client)
+                if name is not None:
+                    client.append(name, raw, flags=[imapclient.SEEN], msg_time=datetime.now(UTC))
+        except (TransientSendError, *CONNECTION_ERRORS) as error:
+            self._drop()
+            log.warning("email: sent %s, but could not keep a copy in the Sent folder: %s", message_id, error)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _connect(self) -> imapclient.IMAPClient:
+        if self._client is None:
+            self._client = open_imap(self.server, self.login)
+        return self._client
+
+    def _folder(self, client: imapclient.IMAPClient) -> str | None:
+        if self._name is None:
+            self._name = next(
+                (name for flags, _delimiter, name in client.list_folders() if imapclient.SENT in flags), ""
+            )
+            if not self._name:
+                log.warning("email: the mailbox has no folder marked \\Sent; sent mail is not kept there")
+        return self._name or None
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            close_imap(client)

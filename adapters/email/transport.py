@@ -1,0 +1,171 @@
+"""Connections to the mailbox's servers: IMAP through `imapclient`, SMTP through `smtplib`, with TLS.
+
+TLS is required (RFC 8314): `imaps://`/`smtps://` from the first byte, `imap://`/`smtp://`
+with STARTTLS, refused when the server does not offer it, except on a loopback host,
+where a server without TLS is used as it is. Certificates are checked against the
+system's CAs, or `EMAIL_CA_FILE`.
+
+Every failure becomes one line (`describe`) and one of the channel's errors: a refused
+login is permanent (the password is wrong, retrying will not help), anything on the
+way to it (host unknown, connection refused, TLS handshake) transient; the start-up
+wait (`bot.channel_start`) names the setting when it never answers.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass
+
+import imapclient
+from imapclient.exceptions import IMAPClientError, LoginError
+
+from adapters.channel import PermanentChannelError, TransientChannelError
+
+from .servers import MailServer
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who the bot is on both servers; never shown (see `__repr__`)."""
+
+    username: str
+    password: str
+    ca_file: str | None = None
+    timeout: float = 30.0
+
+    def __repr__(self) -> str:
+        return f"Login({self.username!r})"
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
+
+def describe(error: BaseException) -> str:
+    """One line for a network, TLS or protocol failure, without a traceback."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted ({error.verify_message})"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS handshake failed ({error.reason or error})"
+    if isinstance(error, socket.gaierror):
+        return "host not found"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(error, smtplib.SMTPResponseException):
+        text = error.smtp_error.decode("utf-8", "replace") if isinstance(error.smtp_error, bytes) else error.smtp_error
+        return f"SMTP {error.smtp_code} {' '.join(str(text).split())[:200]}"
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return "connection closed by the server"
+    text = " ".join(str(error).split())
+    if isinstance(error, bytes):
+        text = error.decode("utf-8", "replace")
+    return (text or type(error).__name__)[:200]
+
+
+def open_imap(server: MailServer, login: Login) -> imapclient.IMAPClient:
+    """An IMAP session, logged in (not yet in a folder). Raises the channel's errors."""
+    try:
+        client = imapclient.IMAPClient(
+            server.host,
+            port=server.port,
+            ssl=server.security == "tls",
+            ssl_context=login.tls_context(),
+            timeout=login.timeout,
+        )
+    except (OSError, IMAPClientError, imaplib.IMAP4.error) as error:
+        raise TransientChannelError(f"cannot reach the IMAP server {server}: {describe(error)}") from None
+    try:
+        if server.security == "starttls":
+            if client.has_capability("STARTTLS"):
+                client.starttls(login.tls_context())
+            elif not server.loopback:
+                raise PermanentChannelError(
+                    f"the IMAP server {server} does not offer STARTTLS: use imaps:// (TLS is required)"
+                )
+        client.login(login.username, login.password)
+    except LoginError as error:
+        _close_imap(client)
+        raise PermanentChannelError(
+            f"the IMAP server {server} refused the login of {login.username} ({describe(error)}): "
+            "check EMAIL_USERNAME and EMAIL_PASSWORD"
+        ) from None
+    except PermanentChannelError:
+        _close_imap(client)
+        raise
+    except (OSError, IMAPClientError, imaplib.IMAP4.error) as error:
+        _close_imap(client)
+        raise TransientChannelError(f"cannot reach the IMAP server {server}: {describe(error)}") from None
+    return client
+
+
+def _close_imap(client: imapclient.IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except Exception:  # noqa: BLE001 — closing a broken connection
+        pass
+
+
+def close_imap(client: imapclient.IMAPClient | None) -> None:
+    """Log out politely if the connection still works; close it either way."""
+    if client is None:
+        return
+    try:
+        client.logout()
+    except Exception:  # noqa: BLE001 — the connection may be gone already
+        _close_imap(client)
+
+
+def open_smtp(server: MailServer, login: Login) -> smtplib.SMTP:
+    """An SMTP submission session, logged in. Raises the channel's errors."""
+    try:
+        if server.security == "tls":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                server.host, server.port, timeout=login.timeout, context=login.tls_context()
+            )
+        else:
+            client = smtplib.SMTP(server.host, server.port, timeout=login.timeout)
+    except (OSError, smtplib.SMTPException) as error:
+        raise TransientChannelError(f"cannot reach the SMTP server {server}: {describe(error)}") from None
+    try:
+        client.ehlo()
+        if server.security == "starttls":
+            if client.has_extn("starttls"):
+                client.starttls(context=login.tls_context())
+                client.ehlo()
+            elif not server.loopback:
+                raise PermanentChannelError(
+                    f"the SMTP server {server} does not offer STARTTLS: use smtps:// (TLS is required)"
+                )
+        if client.has_extn("auth"):
+            client.login(login.username, login.password)
+        elif not server.loopback:
+            raise PermanentChannelError(f"the SMTP server {server} offers no login (AUTH)")
+    except smtplib.SMTPAuthenticationError as error:
+        close_smtp(client)
+        raise PermanentChannelError(
+            f"the SMTP server {server} refused the login of {login.username} ({describe(error)}): "
+            "check EMAIL_USERNAME and EMAIL_PASSWORD"
+        ) from None
+    except PermanentChannelError:
+        close_smtp(client)
+        raise
+    except (OSError, smtplib.SMTPException) as error:
+        close_smtp(client)
+        raise TransientChannelError(f"cannot reach the SMTP server {server}: {describe(error)}") from None
+    return client
+
+
+def close_smtp(client: smtplib.SMTP | None) -> None:
+    if client is None:
+        return
+    try:
+        client.quit()
+    except Exception:  # noqa: BLE001 — the connection may be gone already
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001
+            pass
