@@ -5,7 +5,8 @@ HTML parser (BeautifulSoup over `html.parser`), never with regular
 expressions over markup:
 
 * paragraphs and other blocks (table rows too) become blank-line separated,
-  `<br>` a line break, table cells of one row are separated by a space;
+  `<br>` a line break, table cells of one row are separated by a space; a line
+  break in the source is a space, as a browser shows it, except in `<pre>`;
 * `<blockquote>` becomes `> ` quoting, one mark per level up to a bound;
 * a link becomes its URL (Mastodon shortens the visible text with
   `invisible`/`ellipsis` spans); a link whose text says something else keeps
@@ -40,6 +41,8 @@ _CELLS = {"td", "th"}
 #: Not content: a mail's document head (its <title>, meta tags). <script> and <style> text is
 #: never written anyway (bs4 gives it its own string types).
 _SKIPPED = {"head", "title"}
+#: Line breaks in the HTML source, outside <pre>: whitespace like any other.
+_SOURCE_BREAKS = str.maketrans("\r\n\f", "   ")
 
 
 def html_to_text(content: str, mentions: Iterable[Mapping[str, Any]] = (), own_account_id: str | None = None) -> str:
@@ -161,6 +164,13 @@ def _walk(root: Tag, out: _Writer, mentions: _Mentions, own_id: str | None) -> N
     # thousands of levels deep, and Python's recursion limit would skip the DM.
     # Each entry: the children still to visit, and what to do once they are.
     stack: list[tuple[Iterator[PageElement], Callable[[], None] | None]] = [(iter(root.children), None)]
+    preformatted = 0  # how many <pre> enclose the current element
+
+    def end_pre() -> None:
+        nonlocal preformatted
+        preformatted -= 1
+        out.end_block()
+
     while stack:
         children, when_done = stack[-1]
         child = next(children, None)
@@ -171,7 +181,9 @@ def _walk(root: Tag, out: _Writer, mentions: _Mentions, own_id: str | None) -> N
             continue
         if isinstance(child, NavigableString):
             if type(child) is NavigableString:  # not a comment, doctype, CDATA, script, style
-                out.write(str(child))
+                # A line break in the source is a space, as a browser shows it (mail HTML is
+                # wrapped at 76 characters), except in <pre>.
+                out.write(str(child) if preformatted else str(child).translate(_SOURCE_BREAKS))
             continue
         if not isinstance(child, Tag):
             continue
@@ -185,6 +197,10 @@ def _walk(root: Tag, out: _Writer, mentions: _Mentions, own_id: str | None) -> N
         elif name == "blockquote":
             out.open_quote()
             stack.append((iter(child.children), out.close_quote))
+        elif name == "pre":
+            out.end_block()
+            preformatted += 1
+            stack.append((iter(child.children), end_pre))
         elif name in _BLOCKS:
             out.end_block()
             if name == "li":
