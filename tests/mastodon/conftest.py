@@ -13,10 +13,15 @@ import pytest
 from adapters.backoff import Backoff
 from adapters.channel import Inbound
 from adapters.mastodon import CURSOR_KEY, MastodonChannel, MastodonTuning
+from adapters.zulip import ZulipChannel
+from bot.runtime import Runtime
 from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
+from tests.desk import make_settings
 from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.zulip import FakeZulip
+from tests.zulip import conftest as zulip_side
 
 BOT_TOKEN = "bot-token"
 #: Quick enough for tests: short heartbeats and back-offs, frequent polls.
@@ -26,6 +31,8 @@ FAST = MastodonTuning(
     receive_retry=Backoff(initial=0.05, maximum=0.5, jitter=0.0),
     poll_interval=1.0,
     heartbeat_timeout=1.5,
+    media_poll_interval=0.05,
+    media_wait=5.0,
 )
 
 
@@ -166,3 +173,73 @@ def customer(engine, clock) -> int:  # noqa: ANN001
         customers.link_identity(session, acme, "mastodon", "alice@remote.example", clock())
         credit_service.grant_credits(session, acme, 3, clock().date(), "test", clock())
         return acme.id
+
+
+#: The smallest PNG: its magic number is what makes it an image, whatever its name says.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
+)
+
+
+@pytest.fixture
+def zulip() -> Iterator[FakeZulip]:
+    """The engineers' side: a fake Zulip with the support stream and the engineer."""
+    with FakeZulip(heartbeat=0.4, queue_idle_timeout=30.0) as server:
+        zulip_side.populate(server)
+        yield server
+
+
+@pytest.fixture
+def start_desk(
+    fake: FakeMastodon, zulip: FakeZulip, engine, db_url, clock, customer
+) -> Iterator[Callable[..., Runtime]]:  # noqa: ANN001
+    """Starts the real runtime with both channels: customers on Mastodon, engineers on Zulip
+    (DESKBOT_MAX_ATTACHMENT_MB=1). Call it once the fakes are set as the test wants them."""
+    started: list[tuple[Runtime, list[Any]]] = []
+
+    def start(**tuning: Any) -> Runtime:
+        settings = make_settings(
+            db_url,
+            DESKBOT_ENGINEERS=zulip_side.ENGINEER,
+            DESKBOT_ZULIP_STREAM=zulip_side.STREAM,
+            DESKBOT_MAX_ATTACHMENT_MB="1",
+        )
+        channels = [
+            ZulipChannel(
+                site=zulip.url,
+                email=zulip_side.BOT,
+                api_key=zulip_side.BOT_KEY,
+                stream=zulip_side.STREAM,
+                tuning=zulip_side.FAST,
+                engineer_emails=settings.engineer_entries.emails,
+            ),
+            MastodonChannel(fake.url, BOT_TOKEN, tuning=fast(**tuning)),
+        ]
+        runtime = Runtime(settings, channels, engine=engine, clock=clock, migrate=False)
+        runtime.start()
+        started.append((runtime, channels))
+        # Mentions written before the channel's first start are old ones: write only once it receives.
+        wait_until(lambda: all(channel.connected for channel in channels), 10)
+        return runtime
+
+    yield start
+    for runtime, channels in started:
+        runtime.stop(drain_seconds=2)
+        for channel in channels:
+            channel.close()
+
+
+@pytest.fixture
+def desk(start_desk: Callable[..., Runtime]) -> Runtime:
+    return start_desk()
+
+
+def in_topic(zulip: FakeZulip, containing: str):  # noqa: ANN201
+    """The bot's message in the support stream that contains `containing` (waited for)."""
+    return wait_until(
+        lambda: next(
+            (m for m in zulip.sent_by(zulip_side.BOT, stream=zulip_side.STREAM) if containing in m.content), None
+        ),
+        15,
+    )

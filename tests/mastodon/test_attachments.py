@@ -5,72 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
 
-import pytest
 import sqlalchemy as sa
 
-from adapters.mastodon import MastodonChannel
-from adapters.zulip import ZulipChannel
 from bot.runtime import Runtime
-from tests.desk import make_settings
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.zulip import FakeZulip
 from tests.zulip import conftest as zulip_side
 
-from .conftest import BOT_TOKEN, FAST, wait_until
+from .conftest import PNG, in_topic, wait_until
 from .runtime_bot import ALICE
-
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
-)
-
-
-@pytest.fixture
-def zulip() -> Iterator[FakeZulip]:
-    with FakeZulip(heartbeat=0.4, queue_idle_timeout=30.0) as server:
-        zulip_side.populate(server)
-        yield server
-
-
-@pytest.fixture
-def desk(fake: FakeMastodon, zulip: FakeZulip, engine, db_url, clock, customer) -> Iterator[Runtime]:  # noqa: ANN001
-    settings = make_settings(
-        db_url,
-        DESKBOT_ENGINEERS=zulip_side.ENGINEER,
-        DESKBOT_ZULIP_STREAM=zulip_side.STREAM,
-        DESKBOT_MAX_ATTACHMENT_MB="1",
-    )
-    channels = [
-        ZulipChannel(
-            site=zulip.url,
-            email=zulip_side.BOT,
-            api_key=zulip_side.BOT_KEY,
-            stream=zulip_side.STREAM,
-            tuning=zulip_side.FAST,
-        ),
-        MastodonChannel(fake.url, BOT_TOKEN, tuning=FAST),
-    ]
-    runtime = Runtime(settings, channels, engine=engine, clock=clock, migrate=False)
-    runtime.start()
-    # Mentions written before the channel's first start are old ones: write only once it receives.
-    wait_until(lambda: all(channel.connected for channel in channels), 10)
-    try:
-        yield runtime
-    finally:
-        runtime.stop(drain_seconds=2)
-        for channel in channels:
-            channel.close()
-
-
-def in_topic(zulip: FakeZulip, containing: str):  # noqa: ANN201
-    return wait_until(
-        lambda: next(
-            (m for m in zulip.sent_by(zulip_side.BOT, stream=zulip_side.STREAM) if containing in m.content), None
-        ),
-        15,
-    )
 
 
 def test_a_screenshot_from_mastodon_reaches_the_topic_as_a_working_upload(

@@ -117,6 +117,12 @@ def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
                 6, "zulip", "topic", "", topic="#1 Alice: hello", files=(OutboundFile(1, "a b.png", "image/png", 3),)
             )
         )
+        # An engineer's file for a Zulip customer: uploaded, then linked in the DM.
+        channel.send(
+            Outbound(
+                7, "zulip", "direct", "[#1] hi", recipient=ALICE, files=(OutboundFile(2, "b.png", "image/png", 3),)
+            )
+        )
         with pytest.raises(PermanentSendError):
             channel.send(Outbound(4, "zulip", "direct", "hi", recipient="ghost@example.com"))
         fake.fail_next(1, status=502, path="/messages", method="POST", body="json")

@@ -1,0 +1,207 @@
+"""An engineer's files reach a Mastodon customer as media (issue 14, outbound: items 3, 5, 7, 8).
+
+The engineer uploads files in the case topic on Zulip and links them in `/reply`; the
+bot fetches them, uploads each as a medium (`POST /api/v2/media`, awaiting the ones
+the instance processes), and posts them on the thread of direct statuses, as many a
+status as the instance takes. What Mastodon cannot carry is named to both sides.
+Both fakes over HTTP, the real `Mastodon.py` and `zulip` clients, the runtime on
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import sqlalchemy as sa
+
+from bot.runtime import Runtime
+from tests.fakes.mastodon import FakeMastodon
+from tests.fakes.mastodon.model import Posted
+from tests.fakes.zulip import FakeZulip
+from tests.zulip import conftest as zulip_side
+
+from .conftest import PNG, in_topic, wait_until
+from .runtime_bot import ALICE
+
+#: An MP4's first bytes: what makes `filetype` call it video/mp4 (the fake processes video: 202).
+MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\0" * 200
+
+
+def open_case(fake: FakeMastodon, zulip: FakeZulip) -> str:
+    """Alice opens case #1 from Mastodon; the case topic's name."""
+    fake.post_status(ALICE, "@deskbot open The dashboard is blank")
+    return in_topic(zulip, "wrote:").subject
+
+
+def reply(zulip: FakeZulip, topic: str, text: str, files: list[tuple[str, bytes]]) -> None:
+    """The engineer uploads `files` and posts `text` linking them in the case topic."""
+    links = " ".join(f"[{name}]({zulip.upload(zulip_side.ENGINEER, name, data)})" for name, data in files)
+    zulip.post_stream_message(zulip_side.ENGINEER, zulip_side.STREAM, topic, f"{text} {links}")
+
+
+def thread(fake: FakeMastodon, containing: str, parts: int = 1) -> list[Posted]:
+    """The bot's statuses from the first one containing `containing` on, once there are `parts` of them."""
+
+    def found() -> list[Posted] | None:
+        posted = fake.posted_by("deskbot")
+        first = next((i for i, p in enumerate(posted) if containing in p.source_text), None)
+        return posted[first : first + parts] if first is not None and len(posted) >= first + parts else None
+
+    return wait_until(found, 15)
+
+
+def fetched(url: str) -> bytes:
+    """What the customer's client gets from a medium's URL."""
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200
+    return response.content
+
+
+def media_uploads(fake: FakeMastodon) -> int:
+    return fake.stats.count("POST /api/v2/media")
+
+
+def test_an_engineers_image_reaches_the_customer_as_a_medium(
+    fake: FakeMastodon, zulip: FakeZulip, desk: Runtime, engine: sa.Engine
+) -> None:
+    topic = open_case(fake, zulip)
+    reply(zulip, topic, "/reply Here is what I see:", [("diagram.png", PNG)])
+    [status] = thread(fake, "[#1] Here is what I see: diagram.png")
+    assert "/user_uploads/" not in status.source_text  # the Zulip link left the words
+    [medium] = status.status["media_attachments"]
+    assert medium["type"] == "image" and medium["description"] == "diagram.png"
+    assert fetched(medium["url"]) == PNG  # the customer gets the same bytes
+    assert ALICE in status.recipients and status.status["visibility"] == "direct"
+    assert media_uploads(fake) == 1
+    with engine.connect() as conn:
+        [(message_id, data, uploads)] = conn.execute(
+            sa.text("SELECT message_id, data, uploads FROM incidentattachment")
+        )
+    assert message_id.startswith("out:") and data is None and medium["id"] in uploads
+
+
+def test_a_log_file_is_refused_with_both_notices(fake: FakeMastodon, zulip: FakeZulip, desk: Runtime) -> None:
+    topic = open_case(fake, zulip)
+    log = b"2026-12-02 10:00:01 ERROR disk full\n" * 20
+    reply(zulip, topic, "/reply The log and a picture:", [("server.log", log), ("diagram.png", PNG)])
+    [status] = thread(fake, "[#1] The log and a picture:")
+    assert (
+        f'- "server.log" ({len(log)} bytes): not sent: files of this kind cannot be sent here. The engineer knows.'
+        in status.source_text
+    )
+    assert [m["description"] for m in status.status["media_attachments"]] == ["diagram.png"]
+    notice = in_topic(zulip, "Not sent to the customer on mastodon").content
+    assert "`server.log`" in notice and "Mastodon takes images, video and audio only, not text/plain" in notice
+    assert "diagram.png" not in notice
+    assert media_uploads(fake) == 1  # the log was never offered to Mastodon
+
+
+def test_a_portuguese_customer_is_told_in_portuguese(
+    fake: FakeMastodon, zulip: FakeZulip, desk: Runtime, engine: sa.Engine
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE customer SET lang = 'pt'"))
+    topic = open_case(fake, zulip)
+    reply(zulip, topic, "/reply Veja o registo", [("server.log", b"plain text\n")])
+    [status] = thread(fake, "Veja o registo")
+    assert "não enviado: por aqui não é possível enviar ficheiros deste tipo. O engenheiro já sabe." in (
+        status.source_text
+    )
+
+
+def test_an_oversized_file_from_the_engineer_is_refused_with_both_notices(
+    fake: FakeMastodon, zulip: FakeZulip, desk: Runtime
+) -> None:
+    topic = open_case(fake, zulip)
+    big = PNG + b"\0" * (1024 * 1024)  # over DESKBOT_MAX_ATTACHMENT_MB=1: the download is cut off
+    reply(zulip, topic, "/reply The dump:", [("dump.png", big)])
+    [status] = thread(fake, "[#1] The dump:")
+    assert '- "dump.png" (' in status.source_text
+    assert "not sent: it is over the limit of 1.0 MB here. The engineer knows." in status.source_text
+    assert status.status["media_attachments"] == []
+    notice = in_topic(zulip, "Not sent to the customer on mastodon").content
+    assert "`dump.png`" in notice and "over the 1.0 MB limit" in notice
+    assert media_uploads(fake) == 0
+
+
+def test_a_file_over_the_instances_limit_is_refused_with_both_notices(
+    fake: FakeMastodon, zulip: FakeZulip, start_desk: Callable[..., Runtime]
+) -> None:
+    fake.image_size_limit = 1000  # the instance's own limit, read at start, is below our 1 MB
+    start_desk()
+    topic = open_case(fake, zulip)
+    reply(zulip, topic, "/reply Big picture:", [("photo.png", PNG + b"\0" * 2000)])
+    [status] = thread(fake, "[#1] Big picture:")
+    assert "not sent: it is over the limit of 1000 bytes here. The engineer knows." in status.source_text
+    notice = in_topic(zulip, "Not sent to the customer on mastodon").content
+    assert "over the instance's 1000 bytes limit for images" in notice
+    assert media_uploads(fake) == 0
+
+
+def test_five_images_go_on_two_statuses(fake: FakeMastodon, zulip: FakeZulip, desk: Runtime) -> None:
+    topic = open_case(fake, zulip)
+    images = [(f"shot{i}.png", PNG + bytes([i])) for i in range(5)]
+    reply(zulip, topic, "/reply Five screens:", images)
+    first, second = thread(fake, "[#1] Five screens:", parts=2)
+    assert [m["description"] for m in first.status["media_attachments"]] == [f"shot{i}.png" for i in range(4)]
+    assert [m["description"] for m in second.status["media_attachments"]] == ["shot4.png"]
+    assert second.status["in_reply_to_id"] == first.id and ALICE in second.recipients
+    assert [fetched(m["url"]) for p in (first, second) for m in p.status["media_attachments"]] == [
+        data for _name, data in images
+    ]
+    assert media_uploads(fake) == 5
+
+
+def test_a_video_still_processing_is_awaited(fake: FakeMastodon, zulip: FakeZulip, desk: Runtime) -> None:
+    fake.media_processing = 0.5
+    topic = open_case(fake, zulip)
+    reply(zulip, topic, "/reply A recording:", [("repro.mp4", MP4), ("before.png", PNG)])
+    first, second = thread(fake, "[#1] A recording:", parts=2)
+    # Mastodon takes no video beside other media: the video goes on its own, then the image.
+    [video] = first.status["media_attachments"]
+    assert video["type"] == "video" and video["url"] and fetched(video["url"]) == MP4
+    assert [m["type"] for m in second.status["media_attachments"]] == ["image"]
+    assert fake.stats.count("GET /api/v1/media/:id") >= 2  # looked until it was processed
+    # No status was refused for a medium still processing (Mastodon's 422 "not finished processing").
+    assert [s for method, path, s in fake.stats.log if method == "POST" and "/statuses" in path and s >= 400] == []
+
+
+def test_a_send_failing_after_the_upload_is_retried_without_uploading_or_posting_twice(
+    fake: FakeMastodon,
+    zulip: FakeZulip,
+    desk: Runtime,
+    clock,  # noqa: ANN001
+) -> None:
+    topic = open_case(fake, zulip)
+    wait_until(lambda: any("Incident #1 is open" in p.source_text for p in fake.posted_by("deskbot")))
+    # Every try of the first attempt to post fails after the medium was uploaded; on the next
+    # attempt Mastodon takes the status but the answer is lost (a crash before the commit).
+    fake.fail_next(4, 503, method="POST", path="/api/v1/statuses")
+    fake.drop_next(1, method="POST", path="/api/v1/statuses", after_handling=True)
+    reply(zulip, topic, "/reply The fix:", [("fix.png", PNG)])
+    wait_until(lambda: fake.stats.by_status[503] >= 4, 15)
+    clock.advance(seconds=31)  # the row's retry is due
+    [status] = thread(fake, "[#1] The fix:")
+    wait_until(lambda: _all_sent(desk), 15)
+    assert len([p for p in fake.posted_by("deskbot") if "[#1] The fix:" in p.source_text]) == 1
+    assert media_uploads(fake) == 1
+    [medium] = status.status["media_attachments"]
+    assert fetched(medium["url"]) == PNG
+
+
+def test_hostile_file_names_reach_no_one(fake: FakeMastodon, zulip: FakeZulip, desk: Runtime) -> None:
+    fake.add_account("carol@evil.example")
+    topic = open_case(fake, zulip)
+    hostile = "@carol@evil.example <b>x</b> :bomb:.log"
+    reply(zulip, topic, "/reply Names:", [(hostile, b"text\n"), ("@carol@evil.example.png", PNG)])
+    [status] = thread(fake, "[#1] Names:")
+    assert [m["acct"] for m in status.status["mentions"]] == [ALICE]
+    assert fake.inbox("carol@evil.example") == []
+    [medium] = status.status["media_attachments"]
+    assert medium["description"] == "@carol@evil.example.png"  # a description mentions no one
+
+
+def _all_sent(desk: Runtime) -> bool:
+    with desk.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM outbox WHERE state != 'sent'")).scalar() == 0
