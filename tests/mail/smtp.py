@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import smtplib
 import threading
 import time
 from collections import Counter
@@ -39,7 +40,7 @@ from typing import Any, Literal
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.mail.dovecot import HOST, Dovecot, DovecotError, free_ports
+from tests.mail.dovecot import HOST, Dovecot, free_ports
 from tests.mail.tls import MailTLS
 
 SERVER_NAME = "mail.example.com"
@@ -153,6 +154,7 @@ class _Handler:
         self.held = threading.Event()
         self.queue: list[tuple[AcceptedMessage, str]] = []
         self.on_accept: Callable[[AcceptedMessage], None] | None = None
+        self.lmtp = threading.local()  # .connection: this thread's smtplib.LMTP, or None
 
     def count(self, name: str, n: int = 1) -> None:
         with self.lock:
@@ -241,11 +243,25 @@ class _Handler:
         return "250 2.0.0 Ok: queued"
 
     def deliver(self, record: AcceptedMessage, rcpt: str) -> bool:
-        """Into the recipient's mailbox now; False if Dovecot cannot take it (it stays queued)."""
-        try:
-            self.dovecot.deliver(record.raw, rcpt, mail_from=record.mail_from)
-        except DovecotError:
-            return False
+        """Into the recipient's mailbox now; False if Dovecot cannot take it (it stays queued).
+
+        Each thread keeps its LMTP connection (a new one per message costs Dovecot about as
+        much again as the delivery); a stale one (Dovecot restarted) is replaced once.
+        """
+        for attempt in (1, 2):
+            lmtp = getattr(self.lmtp, "connection", None)
+            try:
+                if lmtp is None:
+                    lmtp = self.lmtp.connection = smtplib.LMTP(self.dovecot.host, self.dovecot.lmtp_port, timeout=30)
+                lmtp.sendmail(record.mail_from, [rcpt], record.raw)
+                break
+            except (smtplib.SMTPException, OSError):
+                self.lmtp.connection = None
+                if lmtp is not None:
+                    with contextlib.suppress(Exception):
+                        lmtp.close()
+                if attempt == 2:
+                    return False
         with self.lock:
             record.delivered.append(rcpt)
             self.counts["delivered"] += 1
