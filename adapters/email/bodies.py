@@ -26,11 +26,11 @@ from adapters.html_text import html_to_text
 
 #: Codecs Python has that are no text charset a mail may claim: they would turn escapes in the body
 #: into other characters, or are no charset at all.
-_NOT_CHARSETS = {"unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined"}
+_NOT_CHARSETS = {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"}
 #: Claimed charsets whose bytes are taken for UTF-8 when they decode as such.
 _WEAK = {"ascii", "latin_1", "iso8859-1", "cp1252", "us-ascii", "iso8859_1"}
 #: Control characters other than line breaks and tabs: never part of what a person wrote.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufeff]")
 
 
 def decode(data: bytes, charset: str | None) -> str:
@@ -118,7 +118,8 @@ def _decoded(part: Message) -> str:
 
 
 def clean(text: str) -> str:
-    """Line breaks as "\\n", control characters and lone surrogates dropped."""
+    """Line breaks as "\\n"; control characters, lone surrogates and byte-order marks (iPhone quotes
+    start with one) dropped."""
     return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 

@@ -96,6 +96,8 @@ _CLOSING_LINE = re.compile(rf"(?i:{QUOTED_MATCH_INCLUDE}(?:{_CLOSING_WORDS}))[\s
 #: What may follow a closing line: a name, a title, a company, a phone number.
 _SIGNATURE_LINES = 6
 _SIGNATURE_LINE = 80
+#: Signature candidates looked at: each closing word a customer writes mid-text is one.
+_SIGNATURE_TRIES = 20
 
 
 def new_part(text: str) -> str | None:
@@ -110,7 +112,9 @@ def new_part(text: str) -> str | None:
         # History from the top: what is new sits below or between the quoted lines.
         first = _line_at(skeleton, skeleton.find(replies[0].headers))
         last = first + replies[0].headers.count("\n")
-        rest = [line for number, line in enumerate(lines) if not first <= number <= last and not _QUOTED.match(line)]
+        rest = _single_spaced(
+            [line for number, line in enumerate(lines) if not first <= number <= last and not _QUOTED.match(line)]
+        )
         below = _read(rest)
         if below is None or below.replies[0].headers:
             return _tidy(rest)
@@ -135,23 +139,41 @@ def _read(lines: list[str]) -> EmailMessage | None:
 
 def _top(lines: list[str], message: EmailMessage) -> str | None:
     """The lines above the first history header, without the signature, as text (None: nothing there)."""
-    skeleton, first = message.text, message.replies[0]
-    end = skeleton.find(first.content) + len(first.content) if first.content else 0
+    skeleton, content = message.text, message.replies[0].content
+    start = skeleton.find(content) if content else 0
+    end = start + len(content)
     cut = len(message.replies) > 1
-    signature = first.signatures
-    if signature and first.content.endswith(signature) and _is_signature(signature):
-        end -= len(signature)
-        cut = True
+    signature = _signature_start(message, content)
+    if signature is not None:
+        end, cut = start + signature, True
     kept = lines[: _lines_before(skeleton, end)] if cut else lines
     return _tidy(_without_trailing_quotes(kept))
+
+
+def _signature_start(message: EmailMessage, content: str) -> int | None:
+    """Where in `content` the first signature the library finds and `_is_signature` accepts starts."""
+    position = 0
+    for _ in range(_SIGNATURE_TRIES):
+        match = message.SIGNATURE_REGEX.search(content, position)
+        if match is None:
+            return None
+        signature = match.group().strip()
+        if _is_signature(signature):
+            return content.find(signature, match.start())
+        position = match.start() + 1
+    return None
 
 
 def _skeleton_line(line: str) -> str:
     line = line.strip()
     if len(line) > LONGEST_HEADER_LINE:
         return _LONG_LINE
+    # The library deletes a rule of 32 or more "_" or "-" (Outlook's, a list's footer), which would
+    # shift every line below; "__" is a signature start to it, as the rule is.
+    if _RULE.fullmatch(line):
+        return "__"
     if _RULE.match(line):
-        return ""  # the library deletes such rules (Outlook's), which would shift every line below
+        return _LONG_LINE
     return line
 
 
@@ -185,6 +207,11 @@ def _without_trailing_quotes(lines: list[str]) -> list[str]:
     ):
         end -= 1
     return lines[:end]
+
+
+def _single_spaced(lines: list[str]) -> list[str]:
+    """Without repeated blank lines (where quoted lines between them were taken out)."""
+    return [line for number, line in enumerate(lines) if line.strip() or not number or lines[number - 1].strip()]
 
 
 def _tidy(lines: list[str]) -> str | None:

@@ -43,6 +43,8 @@ log = logging.getLogger("deskbot.adapters.email")
 _MSG_ID = re.compile(r"<[^<>\s\x00-\x1f\x7f]+>")
 #: An addr-spec kept as an identity: something@something, without spaces, brackets or controls.
 _ADDR_SPEC = re.compile(r"[^\s<>()\[\]\\,;:@\"\x00-\x1f\x7f]+@[^\s<>()\[\]\\,;:@\"\x00-\x1f\x7f]+")
+#: Raw 8-bit bytes in a header, as the parser keeps them (surrogate escapes).
+_UNDECODED = re.compile("[\udc80-\udcff]")
 #: References beyond this many (the oldest) are dropped: threading needs the newest ones.
 MAX_REFERENCES = 100
 
@@ -176,63 +178,73 @@ def _mail(
 
 
 def header(message: Message, name: str) -> str | None:
-    """The text of `message`'s first header `name` (RFC 2047 decoded), or None; never raises: where the
-    standard library cannot parse the value, its raw text is given."""
-    try:
-        value = message.get(name)
-        return None if value is None else _readable(str(value))
-    except Exception:
-        return next(iter(_raw(message, name)), None)
+    """The text of `message`'s first header `name` (RFC 2047 decoded), or None. Never raises: where
+    the standard library cannot parse the value, its raw text is given."""
+    values = _values(message, name, first=True)
+    return values[0] if values else None
 
 
 def _all(message: Message, name: str) -> list[str]:
-    """Every header `name`, top first."""
-    try:
-        return [_readable(str(value)) for value in message.get_all(name) or ()]
-    except Exception:
-        return _raw(message, name)
+    """The text of every header `name`, top first."""
+    return _values(message, name, first=False)
+
+
+def _values(message: Message, name: str, *, first: bool) -> list[str]:
+    found = []
+    for raw in _raw(message, name):
+        try:
+            found.append(clean(str(policy.default.header_factory(name, raw))))
+        except Exception:  # the parser trips on some malformed values: their raw text is what there is
+            found.append(clean(raw))
+        if first:
+            break
+    return found
 
 
 def _raw(message: Message, name: str) -> list[str]:
+    """The raw values of the headers `name`, unfolded, raw 8-bit bytes decoded (see `_readable`)."""
     try:
-        return [_readable(str(value)) for key, value in message.raw_items() if key.lower() == name.lower()]
+        items = list(message.raw_items())
     except Exception:
         return []
+    return ["".join(_readable(str(value)).splitlines()) for key, value in items if key.lower() == name.lower()]
 
 
 def _readable(value: str) -> str:
-    """A header value as text: raw 8-bit bytes (which the parser keeps as surrogates) decoded as
-    UTF-8 or a fallback, control characters dropped."""
-    if re.search(r"[\udc80-\udcff]", value):
+    """Text for a header value that may hold raw 8-bit bytes (RFC 6532 UTF-8, or a legacy charset),
+    which the parser keeps as surrogates: decoded as UTF-8, else a fallback (see `bodies.decode`)."""
+    if _UNDECODED.search(value):
         try:
-            value = decode(value.encode("utf-8", "surrogateescape"), "utf-8")
+            return decode(value.encode("utf-8", "surrogateescape"), "utf-8")
         except UnicodeError:
-            pass
-    return clean(value)
+            return _UNDECODED.sub("\ufffd", value)
+    return value
 
 
 def _addresses(message: Message, name: str) -> list[tuple[str | None, str]]:
-    """(display name or None, addr-spec lower-cased or '') of each address in header `name`."""
+    """(display name or None, addr-spec lower-cased or '') of each address in the first header `name`."""
+    raw = _raw(message, name)[:1]
     found: list[tuple[str, str]] = []
     try:
-        value = message.get(name)
-        if value is not None:
-            found = [(str(a.display_name), str(a.addr_spec)) for a in value.addresses]
+        if raw:
+            found = [
+                (str(a.display_name), str(a.addr_spec)) for a in policy.default.header_factory(name, raw[0]).addresses
+            ]
     except Exception:  # the parser trips on some malformed lists: the older, lenient one reads the raw text
         try:
-            found = email.utils.getaddresses(_raw(message, name))
+            found = email.utils.getaddresses(raw)
         except Exception:
             found = []
     return [(_name(display) or None, _address(spec)) for display, spec in found]
 
 
 def _address(spec: str) -> str:
-    spec = _readable(spec).strip().lower()
+    spec = clean(spec).strip().lower()
     return spec if _ADDR_SPEC.fullmatch(spec) else ""
 
 
 def _name(display: str) -> str:
-    return _one_line(_readable(display)).strip("\"' ")
+    return _one_line(clean(display)).strip("\"' ")
 
 
 def _one_line(value: str) -> str:
