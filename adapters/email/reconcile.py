@@ -23,13 +23,15 @@ from datetime import UTC, datetime
 
 import imapclient
 
-from adapters.channel import TransientSendError
+from adapters.channel import TransientChannelError, TransientSendError
 
 from .receive import CONNECTION_ERRORS
 from .servers import MailServer
 from .transport import Login, close_imap, describe, open_imap
 
 log = logging.getLogger("deskbot.adapters.email")
+#: The special-use attribute of the Sent folder (RFC 6154).
+SENT_FLAG = rb"\Sent"
 
 
 class SentFolder:
@@ -43,7 +45,11 @@ class SentFolder:
     def find_name(self) -> str | None:
         """The name of the folder with the `\\Sent` attribute (None: the server names none)."""
         with self._lock:
-            return self._folder(self._connect())
+            try:
+                return self._folder(self._connect())
+            except CONNECTION_ERRORS as error:
+                self._drop()
+                raise TransientChannelError(f"cannot list the folders on {self.server}: {describe(error)}") from None
 
     def contains(self, message_id: str) -> bool:
         """Is a mail with `message_id` in the Sent folder? TransientSendError if that cannot be told."""
@@ -87,9 +93,7 @@ class SentFolder:
 
     def _folder(self, client: imapclient.IMAPClient) -> str | None:
         if self._name is None:
-            self._name = next(
-                (name for flags, _delimiter, name in client.list_folders() if imapclient.SENT in flags), ""
-            )
+            self._name = next((name for flags, _delimiter, name in client.list_folders() if SENT_FLAG in flags), "")
             if not self._name:
                 log.warning("email: the mailbox has no folder marked \\Sent; sent mail is not kept there")
         return self._name or None

@@ -1,0 +1,133 @@
+"""The real runtime (intake, router, outbox, dispatcher) with the email channel, against the real
+mail servers of tests/mail, on threads.
+
+Engineers work on the console channel (it carries the case topics), so no Zulip server is
+needed; customers write from their mailboxes on the test Dovecot and read the answers there.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC
+from typing import TypeVar
+
+from sqlalchemy import select
+
+from adapters.console import ENGINEER, ConsoleChannel, console_line
+from adapters.email import EmailChannel, EmailSettings, EmailTuning
+from adapters.email.servers import parse_server_url
+from bot.runtime import Runtime
+from bot.services import credits as credit_service
+from bot.services import customers
+from storage.db import transaction
+from storage.models import Customer
+from tests.desk import make_settings
+from tests.mail.servers import SUPPORT_ADDRESS, SUPPORT_NAME, MailServers
+
+#: Short waits, so that the tests see reconnects and IDLE renewals within seconds.
+FAST = EmailTuning(request_timeout=5.0, idle_renew=3.0, idle_check=0.2)
+T = TypeVar("T")
+
+
+def email_settings(mail: MailServers, *, password: str | None = None, **changes: object) -> EmailSettings:
+    """The support mailbox on the test servers (IMAP and SMTP with STARTTLS, the test CA trusted)."""
+    values: dict[str, object] = {
+        "address": SUPPORT_ADDRESS,
+        "imap": parse_server_url(mail.imap_url, "imap"),
+        "smtp": parse_server_url(mail.smtp_url, "smtp"),
+        "username": SUPPORT_ADDRESS,
+        "password": password if password is not None else mail.support.password,
+        "display_name": SUPPORT_NAME,
+        "ca_file": str(mail.ca_file),
+    }
+    values.update(changes)
+    return EmailSettings(**values)  # type: ignore[arg-type]
+
+
+def wait_until(condition: Callable[[], T], timeout: float = 10.0, what: str = "the condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not hold within {timeout} s")
+        time.sleep(0.05)
+
+
+class EmailBot:
+    """One bot process: the runtime with the console (engineers) and the email channel."""
+
+    def __init__(
+        self, mail: MailServers, engine, db_url: str, clock, channel: EmailChannel | None = None, **settings: object
+    ) -> None:  # noqa: ANN001
+        self.mail = mail
+        self.out = io.StringIO()
+        self.console = ConsoleChannel(customer="nobody", stdin=io.StringIO(), stdout=self.out)
+        self.email = channel or EmailChannel(email_settings(mail), tuning=FAST)
+        self.runtime = Runtime(
+            make_settings(db_url, **settings),
+            [self.console, self.email],
+            engine=engine,
+            clock=clock,
+            trusted_engineers=frozenset({("console", ENGINEER)}),
+            migrate=False,
+        )
+        self.clock = clock
+        self.engine = engine
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self._ids = 0
+
+    def customer(self, name: str, email: str, credits: int = 3, lang: str = "en") -> int:
+        """A customer with `email` as their address (linked at once, as `customers add --email` does)."""
+        now = self.clock()
+        with transaction(self.engine) as session:
+            customer, _code = customers.create_customer(session, name, email, lang, now)
+            if credits:
+                credit_service.grant_credits(session, customer, credits, now.date(), "test", now)
+            return customer.id
+
+    def activation_code(self, name: str) -> str:
+        with transaction(self.engine) as session:
+            found = session.scalars(select(Customer).where(Customer.name == name)).one()
+            return customers.new_activation_code(session, found, self.clock())
+
+    def start(self, *, dispatch: bool = True, wait: bool = True) -> EmailBot:
+        self.email.start()
+        targets: list[Callable[[], None]] = [lambda: self.email.receive(self.runtime.intake, self.stop)]
+        if dispatch:
+            targets.append(lambda: self.runtime.dispatcher.run("email", self.stop, poll=0.1))
+        for target in targets:
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        if wait:
+            wait_until(lambda: self.email.connected, 10, "the IMAP session")
+        return self
+
+    def engineer(self, text: str) -> str:
+        """An engineer's command on the console; what the console printed (the case topics too)."""
+        self._ids += 1
+        start = len(self.out.getvalue())
+        self.runtime.intake.deliver(console_line(ENGINEER, text, f"e{self._ids}", self.clock().astimezone(UTC)))
+        self.runtime.dispatcher.drain("console")
+        return self.out.getvalue()[start:]
+
+    def topics(self) -> str:
+        """What the case topics show (the console prints them)."""
+        self.runtime.dispatcher.drain("console")
+        return self.out.getvalue()
+
+    def halt(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(10)
+        self.email.close()
+
+
+def from_bot(message) -> bool:  # noqa: ANN001
+    return SUPPORT_ADDRESS in str(message["From"])

@@ -1,0 +1,193 @@
+"""The email channel end to end, through the real runtime and real mail servers: a customer's
+mail opens an incident, the conversation stays one thread, an engineer's reply reaches the
+customer in it, `[#N]` subjects, strangers and `link CODE`, DMARC."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from storage.db import transaction
+from storage.models import Identity, Incident, IncidentMessage, Outbox, ProcessedInbound
+from tests.mail.servers import MailServers
+
+from .channel_bot import EmailBot, from_bot, wait_until
+
+ANA = "ana.lima@customer.example"
+
+
+@pytest.fixture
+def bot(mail: MailServers, engine, db_url, clock) -> Iterator[EmailBot]:  # noqa: ANN001
+    running = EmailBot(mail, engine, db_url, clock)
+    running.customer("Ana's company", ANA.upper())  # addresses are matched case-insensitively
+    running.start()
+    yield running
+    running.halt()
+
+
+def _handled(engine, message_id: str) -> bool:  # noqa: ANN001
+    with transaction(engine) as session:
+        return session.get(ProcessedInbound, ("email", message_id)) is not None
+
+
+def _incident_messages(engine, number: int) -> list[str]:  # noqa: ANN001
+    with transaction(engine) as session:
+        found = session.scalars(
+            select(IncidentMessage).where(IncidentMessage.incident_id == number).order_by(IncidentMessage.id)
+        )
+        return [f"{m.direction}:{m.body}" for m in found]
+
+
+def test_a_mail_opens_an_incident_and_the_conversation_stays_one_thread(
+    mail: MailServers, bot: EmailBot, engine
+) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    first = ana.send("VPN drops every hour", "open\nThe tunnel drops at every full hour since Monday.")
+    (answer,) = ana.wait_for(from_bot)
+    assert "Incident #1 is open" in answer.get_content()
+    assert answer["Subject"] == "Re: [#1] VPN drops every hour"  # the mail's subject is the incident's
+    assert answer["In-Reply-To"] == first["Message-ID"]
+    assert answer["Auto-Submitted"] == "auto-replied"
+    assert "Example Support" in answer["From"]
+    with transaction(engine) as session:
+        incident = session.get(Incident, 1)
+        assert incident is not None and incident.subject == "VPN drops every hour"
+        assert session.get(ProcessedInbound, ("email", first["Message-ID"])) is not None
+
+    # Ana answers the bot's mail, quoting it as Gmail does: only her new words join the incident.
+    ana.send_reply(answer, "It happened again at 14:00.", style="gmail")
+    answers = ana.wait_for(from_bot, count=2)
+    assert "Added to incident #1" in answers[1].get_content()
+    assert _incident_messages(engine, 1) == [
+        "in:The tunnel drops at every full hour since Monday.",
+        "in:It happened again at 14:00.",
+    ]
+    # Her mailbox shows one conversation: her two mails (delivered to her too) and both answers.
+    threads = [t for t in ana.threads() if any(from_bot(m) for m in t)]
+    assert len(threads) == 1 and sum(from_bot(m) for m in threads[0]) == 2
+    assert "It happened again at 14:00." in bot.topics()
+    assert (
+        "Ana's company via email (ana.lima@customer.example) wrote:\n    | It happened again at 14:00." in bot.topics()
+    )
+
+
+def test_the_zulip_header_of_a_mail_names_its_sender_and_subject_inert() -> None:
+    from adapters.channel import Said
+    from adapters.zulip.markup import said_header
+
+    said = Said("Ana", "email", "ana@customer.example", subject="VPN @**all** [x](https://evil.example)")
+    assert said_header(said) == (
+        "**`Ana`** via email (`ana@customer.example`), subject `VPN @**all** [x](https://evil.example)` wrote:"
+    )
+    assert (
+        said_header(Said("Ana", "email", "ana@customer.example"))
+        == "**`Ana`** via email (`ana@customer.example`) wrote:"
+    )
+
+
+def test_an_engineers_reply_reaches_the_customer_in_the_same_thread_without_auto_submitted(
+    mail: MailServers, bot: EmailBot
+) -> None:
+    ana = mail.customers[0]
+    ana.send("Backups fail", "open\nThe nightly backup stops at 80%.")
+    (answer,) = ana.wait_for(from_bot)
+    shown = bot.engineer("/reply 1 Please send us the log of last night's run.")
+    assert "Sent to the customer of #1 via email" in shown
+    replies = ana.wait_for(from_bot, count=2)
+    reply = replies[1]
+    assert "Please send us the log of last night's run." in reply.get_content()
+    assert reply["Subject"] == "Re: [#1] Backups fail"
+    assert reply["Auto-Submitted"] is None  # a person's words, not an automatic answer
+    assert reply["In-Reply-To"] == str(answer["References"]).split()[-1]  # Ana's latest mail on #1
+    assert reply["Message-ID"] != answer["Message-ID"]
+
+    # Her answer to the engineer's mail joins incident 1 by its In-Reply-To, whatever the subject says.
+    follow = ana.reply(reply, "Here it is: disk full at 02:13.", style="outlook")
+    del follow["Subject"]
+    follow["Subject"] = "the log"
+    ana.deliver(follow)
+    wait_until(lambda: "Here it is: disk full at 02:13." in bot.topics(), 10, "the answer in the topic")
+
+
+def test_a_subject_tag_puts_a_new_mail_on_the_senders_own_incident_only(
+    mail: MailServers, bot: EmailBot, engine
+) -> None:  # noqa: ANN001
+    ana, bruno = mail.customers
+    bot.customer("Bruno's company", bruno.address)
+    ana.send("Printer offline", "open\nThe printer is offline.")
+    ana.wait_for(from_bot)
+    ana.send("Scanner", "open\nThe scanner is broken.")  # asked first: a second credit
+    ana.wait_for(from_bot, count=2)
+    ana.send("Scanner", "open")
+    assert "Incident #2 is open" in ana.wait_for(from_bot, count=3)[2].get_content()
+    # With two incidents open, plain text would be asked about; the tag in a new mail's subject says which.
+    ana.send("Second printer [#1]", "The other one too.")
+    answers = ana.wait_for(from_bot, count=4)
+    assert "Added to incident #1" in answers[3].get_content()
+    assert _incident_messages(engine, 1)[-1] == "in:The other one too."
+
+    # Bruno names Ana's incident: it is not his, so his mail is routed as any other text.
+    bruno.send("Re: [#1] Printer offline", "Mine is offline too.")
+    (to_bruno,) = bruno.wait_for(from_bot)
+    assert "no open incident" in to_bruno.get_content()
+    assert not any("Mine is offline" in m for m in _incident_messages(engine, 1))
+
+
+def test_a_stranger_is_answered_once_and_links_the_address_with_a_code(
+    mail: MailServers, bot: EmailBot, engine
+) -> None:  # noqa: ANN001
+    stranger = mail.add_user("carla@newco.example", "Carla")
+    # Dovecot rereads its users file when its modification time changes, to the second.
+    time.sleep(1.1)
+    stranger.send("Hello", "We would like support for our NAS.")
+    (hello,) = stranger.wait_for(from_bot)
+    assert "I don't know this account yet" in hello.get_content()
+    assert hello["Subject"] == "Re: Hello"
+    again = stranger.send("Hello again", "Anyone there?")  # the answer comes once a day
+    wait_until(lambda: _handled(engine, again["Message-ID"]), 10, "the second mail handled")
+    with transaction(engine) as session:
+        to_carla = session.scalars(select(Outbox).where(Outbox.recipient == "carla@newco.example")).all()
+        assert len(to_carla) == 1
+    bot.customer("Newco", "someone.else@newco.example")
+    code = bot.activation_code("Newco")
+    stranger.send("link", f"link {code}")
+    welcome = stranger.wait_for(lambda m: from_bot(m) and "Welcome" in m.get_content())
+    assert "Newco" in welcome[0].get_content()
+    assert len(stranger.wait_for(from_bot, count=2)) == 2  # no second "who are you"
+    with transaction(engine) as session:
+        identity = session.scalars(
+            select(Identity).where(Identity.channel == "email", Identity.address == "carla@newco.example")
+        ).one()
+        assert identity.customer_id is not None
+
+
+def test_with_authserv_id_set_mail_failing_dmarc_is_a_strangers(mail: MailServers, engine, db_url, clock) -> None:  # noqa: ANN001
+    from adapters.email import EmailChannel
+
+    from .channel_bot import FAST, email_settings
+
+    channel = EmailChannel(email_settings(mail, authserv_id="mx.example.com"), tuning=FAST)
+    running = EmailBot(mail, engine, db_url, clock, channel=channel)
+    running.customer("Ana's company", ANA)
+    running.start()
+    try:
+        ana = mail.customers[0]
+        failing = {
+            "Authentication-Results": "mx.example.com; spf=fail smtp.mailfrom=evil.example; dmarc=fail header.from=customer.example"
+        }
+        ana.send("Urgent", "open\nPlease reset our admin password.", headers=failing)
+        (answer,) = ana.wait_for(from_bot)
+        assert "I don't know this account yet" in answer.get_content()
+        with transaction(engine) as session:
+            assert session.get(Incident, 1) is None
+        passing = {
+            "Authentication-Results": "mx.example.com; spf=pass smtp.mailfrom=customer.example; dmarc=pass header.from=customer.example"
+        }
+        ana.send("Printer", "open\nThe printer is offline.", headers=passing)
+        answers = ana.wait_for(from_bot, count=2)
+        assert "Incident #1 is open" in answers[1].get_content()
+    finally:
+        running.halt()
