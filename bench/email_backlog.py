@@ -26,16 +26,22 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import database, json_dump, machine, seed_customers, wait_ready  # noqa: E402
+from bench._common import BotProcess, database, json_dump, machine, seed_customers, wait_ready  # noqa: E402
 from bench.email_common import (  # noqa: E402
     DESKBOT_CHANNEL,
     Answers,
+    Mailbox,
+    MailServers,
+    bots_argument,
+    chosen_bots,
     deskbot_email,
     echo_email,
     lmtp_burst,
@@ -59,19 +65,25 @@ def figures(count: int, started: float, times: list[float], queued_in: float) ->
     }
 
 
+def drain(
+    mail: MailServers, mailbox: Mailbox, answers: Answers, backlog: list[EmailMessage], start: Callable[[], BotProcess]
+) -> dict[str, Any]:
+    """Queue `backlog` into `mailbox`, start the bot, time it until every mail is answered."""
+    queued_in = lmtp_burst(mail, mailbox, backlog)
+    bot = start()
+    try:
+        got = answers.wait([str(m["Message-ID"]) for m in backlog], 60 + len(backlog) * 0.5, bot)
+    finally:
+        bot.stop()
+    return figures(len(backlog), bot.started, [a.at for a in got.values()], queued_in)
+
+
 def echo_run(mails: int, customers: int, tmp: Path) -> dict[str, Any]:
     mail, people = start_servers(customers)
     try:
         mailbox = mail.echo  # type: ignore[attr-defined]
-        answers = Answers(mail)
         backlog = status_mails(people, mailbox, mails)
-        queued_in = lmtp_burst(mail, mailbox, backlog)
-        bot = echo_email(mail, mailbox, tmp).start()
-        try:
-            got = answers.wait([str(m["Message-ID"]) for m in backlog], 60 + mails * 0.5, bot)
-        finally:
-            bot.stop()
-        return figures(mails, bot.started, [a.at for a in got.values()], queued_in)
+        return drain(mail, mailbox, Answers(mail), backlog, lambda: echo_email(mail, mailbox, tmp).start())
     finally:
         mail.close()
 
@@ -95,13 +107,9 @@ def deskbot_run(mails: int, customers: int, postgres: str | None, tmp: Path) -> 
                     raise RuntimeError(f"deskbot did not stop cleanly:\n{warmup.tail()}")
 
             backlog = status_mails(people, mail.support, mails)
-            queued_in = lmtp_burst(mail, mail.support, backlog)
-            bot = deskbot_email(mail, mail.support, url, tmp).start()
-            try:
-                got = answers.wait([str(m["Message-ID"]) for m in backlog], 60 + mails * 0.5, bot)
-            finally:
-                bot.stop()
-            return figures(mails, bot.started, [a.at for a in got.values()], queued_in)
+            return drain(
+                mail, mail.support, answers, backlog, lambda: deskbot_email(mail, mail.support, url, tmp).start()
+            )
     finally:
         mail.close()
 
@@ -124,15 +132,13 @@ def run(bots: list[str], mails: int, customers: int, postgres: str | None) -> di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bots", default="echo,deskbot", help="comma-separated: echo, deskbot (default both)")
+    bots_argument(parser)
     parser.add_argument("--mails", type=int, default=1000, help="mails in the backlog (default 1000)")
     parser.add_argument("--customers", type=int, default=100, help="customers writing them (default 100)")
     parser.add_argument("--postgres", metavar="URL", help="PostgreSQL server URL (a database is created and dropped)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
-    bots = [b.strip() for b in args.bots.split(",") if b.strip()]
-    if not bots or set(bots) - {"echo", "deskbot"}:
-        parser.error("--bots takes echo, deskbot or both")
+    bots = chosen_bots(parser, args)
     started = time.monotonic()
     result = run(bots, args.mails, args.customers, args.postgres)
     result["bench_seconds"] = round(time.monotonic() - started, 1)

@@ -14,6 +14,7 @@ arrives; a bot's answer is timed when the submission server accepts it (before i
 
 from __future__ import annotations
 
+import argparse
 import email.utils
 import sys
 import threading
@@ -36,6 +37,17 @@ from tests.mail.smtp import AcceptedMessage  # noqa: E402
 #: The channel name deskbot's store links email identities under (bench/_common.seed_customers).
 DESKBOT_CHANNEL = "email"
 ECHO_ADDRESS = "echo@example.com"
+
+
+def bots_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bots", default="echo,deskbot", help="comma-separated: echo, deskbot (default both)")
+
+
+def chosen_bots(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    bots = [b.strip() for b in args.bots.split(",") if b.strip()]
+    if not bots or set(bots) - {"echo", "deskbot"}:
+        parser.error("--bots takes echo, deskbot or both")
+    return bots
 
 
 def customer_address(i: int) -> str:

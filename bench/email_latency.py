@@ -34,7 +34,15 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import database, json_dump, latency_summary, machine, seed_customers, wait_ready  # noqa: E402
-from bench.email_common import DESKBOT_CHANNEL, Answers, deskbot_email, echo_email, start_servers  # noqa: E402
+from bench.email_common import (  # noqa: E402
+    DESKBOT_CHANNEL,
+    Answers,
+    bots_argument,
+    chosen_bots,
+    deskbot_email,
+    echo_email,
+    start_servers,
+)
 
 TARGET = 1.25
 WARMUP = 5
@@ -89,7 +97,7 @@ def measure(bots: list[str], mails: int, gap_ms: float, postgres: str | None, tm
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bots", default="echo,deskbot", help="comma-separated: echo, deskbot (default both)")
+    bots_argument(parser)
     parser.add_argument("--mails", type=int, default=100, help="mails measured per bot (default 100)")
     parser.add_argument(
         "--gap", type=float, default=150.0, help="mean gap between the customer's mails, ms (default 150)"
@@ -98,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", metavar="URL", help="PostgreSQL server URL (a database is created and dropped)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
-    bots = [b.strip() for b in args.bots.split(",") if b.strip()]
-    if not bots or set(bots) - {"echo", "deskbot"}:
-        parser.error("--bots takes echo, deskbot or both")
+    bots = chosen_bots(parser, args)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-email-latency-") as tmp:
         result: dict[str, Any] = {
