@@ -35,12 +35,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from mastodon.errors import MastodonNotFoundError
+from mastodon.errors import MastodonAPIError, MastodonNotFoundError, MastodonServerError
 
 from adapters.channel import FileRefusal, FileStore, Outbound, OutboundFile, TransientSendError, size_text
 
 from .pacing import API
-from .transport import Transport
+from .transport import Transport, describe
 
 log = logging.getLogger("deskbot.adapters.mastodon")
 
@@ -141,7 +141,14 @@ class MediaUploader:
                 if data is None:
                     log.error("mastodon: outbox %d: file %d is no longer stored; not sent", message.outbox_id, file.id)
                     continue
-                media_id = self._upload(file, data)
+                try:
+                    media_id = self._upload(file, data)
+                except MastodonAPIError as error:
+                    if isinstance(error, MastodonServerError):
+                        raise
+                    # Refused for good (its limits changed since start): the rest still goes.
+                    log.error("mastodon: outbox %d: file %d refused: %s", message.outbox_id, file.id, describe(error))
+                    continue
                 store.record_upload(file.id, "mastodon", media_id)
             ids.append(media_id)
         return [media_id for media_id in ids if self._ready(message, media_id)]

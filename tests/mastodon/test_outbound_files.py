@@ -205,3 +205,14 @@ def test_hostile_file_names_reach_no_one(fake: FakeMastodon, zulip: FakeZulip, d
 def _all_sent(desk: Runtime) -> bool:
     with desk.engine.connect() as conn:
         return conn.execute(sa.text("SELECT count(*) FROM outbox WHERE state != 'sent'")).scalar() == 0
+
+
+def test_a_medium_the_instance_refuses_only_when_sent_does_not_stop_the_reply(
+    fake: FakeMastodon, zulip: FakeZulip, desk: Runtime
+) -> None:
+    topic = open_case(fake, zulip)
+    fake.image_size_limit = 100  # lowered after the bot read the instance's limits
+    reply(zulip, topic, "/reply Two pictures:", [("big.png", PNG + b"\0" * 200), ("small.png", PNG)])
+    [status] = thread(fake, "[#1] Two pictures:")
+    assert [m["description"] for m in status.status["media_attachments"]] == ["small.png"]
+    assert media_uploads(fake) == 2
