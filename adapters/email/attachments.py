@@ -8,7 +8,7 @@ inline image in `multipart/related`). The name comes from
 channel cleans it (`adapters.download.clean_name`); the media type is sniffed
 from the bytes (`adapters.download.sniff`), never taken from the sender. A
 forwarded message (`message/rfc822`) is a file too; the reports a bounce
-carries (`message/delivery-status` …) are not.
+carries (`message/delivery-status` …) and the signatures of signed mail are not.
 
 The message is in memory already (the channel reads only messages under the
 size limit whole), so each file's bytes are at hand; one over
@@ -24,6 +24,16 @@ from email.message import Message
 
 from adapters.channel import Attachment
 from adapters.download import clean_name, sniff
+
+#: Parts that are no file a person attached: a bounce's copy of the headers of the mail that
+#: bounced, and the signatures and control parts of signed and encrypted mail (S/MIME, OpenPGP).
+_NO_FILES = {
+    "text/rfc822-headers",
+    "application/pkcs7-signature",
+    "application/x-pkcs7-signature",
+    "application/pgp-signature",
+    "application/pgp-encrypted",
+}
 
 
 def attachments(message: Message, max_attachment_bytes: int) -> tuple[Attachment, ...]:
@@ -63,9 +73,13 @@ def _is_file(part: Message) -> bool:
     content_type = part.get_content_type()
     if content_type.startswith("message/"):
         return content_type == "message/rfc822"
-    if content_type == "text/rfc822-headers":
-        return False  # a bounce's copy of the headers of the mail that bounced
-    return part.get_content_disposition() == "attachment" or bool(_name(part)) or part.get_content_maintype() != "text"
+    if content_type in _NO_FILES:
+        return False
+    return (
+        part.get_content_disposition() == "attachment"
+        or bool(_name(part))
+        or content_type not in ("text/plain", "text/html")  # an image, a PDF, an invitation (text/calendar)
+    )
 
 
 def _name(part: Message) -> str:

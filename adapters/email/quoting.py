@@ -24,6 +24,9 @@ What is ours, and why:
 * A reply with nothing above the history (bottom-posting, answers between
   the quoted lines) keeps its unquoted lines; one with nothing new at all is
   kept whole (`new_part` returns None): a customer's message is never emptied.
+* A forwarded message ("---------- Forwarded message ---------") is what the
+  sender wants the desk to read, not history: a text that forwards one is kept
+  whole.
 """
 
 from __future__ import annotations
@@ -42,6 +45,14 @@ SCAN_CHARACTERS = 64 * 1024
 _LONG_LINE = "\ue000"
 _RULE = re.compile(r" ?[_-]{32,}")
 _QUOTED = re.compile(r"^\s*>")
+#: The line above a forwarded message (Gmail, Thunderbird, Apple Mail; Portuguese ones).
+_FORWARD_MARK = re.compile(
+    r"-{5,} ?(?:Forwarded message|Forwarded Message|Mensagem encaminhada|Mensagem reencaminhada) ?-{5,}"
+    r"|Begin forwarded message:|Início da mensagem (?:re)?encaminhada:",
+    re.IGNORECASE,
+)
+#: How far down a forward's marker is looked for.
+_FORWARD_LINES = 200
 
 # Portuguese, in the library's own table. Patterns are bounded ({1,300}) where the library's are
 # not: every line of every customer's mail passes through them.
@@ -104,6 +115,8 @@ def new_part(text: str) -> str | None:
     """The part of `text` (a mail body, lines ending in "\\n") its sender wrote anew: above the quoted
     history, without the signature; None when there is nothing but history (keep the whole text)."""
     lines = [line.rstrip() for line in text.split("\n")]
+    if any(_FORWARD_MARK.fullmatch(line.strip()) for line in lines[:_FORWARD_LINES]):
+        return None  # a forwarded message is no history: the sender wants it read
     message = _read(lines)
     if message is None:
         return _tidy(lines)

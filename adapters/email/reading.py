@@ -45,6 +45,8 @@ _MSG_ID = re.compile(r"<[^<>\s\x00-\x1f\x7f]+>")
 _ADDR_SPEC = re.compile(r"[^\s<>()\[\]\\,;:@\"\x00-\x1f\x7f]+@[^\s<>()\[\]\\,;:@\"\x00-\x1f\x7f]+")
 #: Raw 8-bit bytes in a header, as the parser keeps them (surrogate escapes).
 _UNDECODED = re.compile("[\udc80-\udcff]")
+#: A forward's subject, as clients write it in English and Portuguese ("Fwd:", "FW:", "Enc:", "Reenc:").
+_FORWARD = re.compile(r"(?:\[[^\]]*\]\s*)?(?:fwd?|enc|reenc)\s*:", re.IGNORECASE)
 #: References beyond this many (the oldest) are dropped: threading needs the newest ones.
 MAX_REFERENCES = 100
 
@@ -54,7 +56,8 @@ class Mail:
     """One mail, read. Addresses are addr-specs, lower-cased; text is plain text with "\\n" lines."""
 
     #: `<id@host>` as in the header (stripped, angle brackets kept); when the mail has none, a stable
-    #: one made from a hash of its bytes (`<sha256…@message-id.invalid>`).
+    #: one made from a hash of its bytes (`<sha256…@message-id.invalid>`; for `read_headers`, of the
+    #: header block and the size).
     message_id: str
     #: The `From` addr-spec; '' when there is none or it cannot be read.
     sender: str
@@ -68,7 +71,7 @@ class Mail:
     references: tuple[str, ...]
     date: datetime | None
     #: Only what the sender wrote anew: quoted history and signature cut (the whole text when
-    #: cutting would leave nothing). '' for a mail read by `read_headers`.
+    #: cutting would leave nothing, and for a forward). '' for a mail read by `read_headers`.
     text: str
     #: The whole body as text, before the cut.
     full_text: str
@@ -97,7 +100,7 @@ def read_mail(
         files = files_of(message, max_attachment_bytes)
     except Exception:  # the parser itself gave up (it recurses into nested parts): headers and raw text
         log.info("a mail's MIME structure could not be parsed; read as headers and text", exc_info=True)
-        message = email.parser.BytesHeaderParser(policy=policy.default).parsebytes(raw)
+        message = _header_block(raw)
         full_text = clean(decode(raw.partition(b"\r\n\r\n")[2] or raw.partition(b"\n\n")[2], None))
         files = ()
     return _mail(
@@ -121,7 +124,7 @@ def read_headers(
 ) -> Mail:
     """Read a message too large to fetch whole from its header block alone (IMAP
     `BODY.PEEK[HEADER]`) and its `size`: everything but the text and the files. Never raises."""
-    message = email.parser.BytesHeaderParser(policy=policy.default).parsebytes(raw_headers)
+    message = _header_block(raw_headers)
     return _mail(
         message,
         digest=hashlib.sha256(raw_headers + str(size).encode()).hexdigest(),
@@ -132,6 +135,14 @@ def read_headers(
         authserv_id=authserv_id,
         too_large=True,
     )
+
+
+def _header_block(raw: bytes) -> Message:
+    try:
+        return email.parser.BytesHeaderParser(policy=policy.default).parsebytes(raw)
+    except Exception:  # not known to happen; a mail with no headers is still a mail
+        log.info("a mail's header block could not be parsed", exc_info=True)
+        return Message(policy=policy.default)
 
 
 def _mail(
@@ -148,7 +159,8 @@ def _mail(
     senders = _addresses(message, "From")
     sender_name, sender = senders[0] if senders else (None, "")
     full_text = full_text.strip("\n")
-    text = "" if too_large else (new_part(full_text) or full_text)
+    subject = _one_line(header(message, "Subject") or "")
+    text = "" if too_large else _new_text(full_text, forwarded=_FORWARD.match(subject) is not None)
     own_ids = _message_ids(header(message, "Message-ID"))
     return Mail(
         message_id=own_ids[0] if own_ids else f"<{digest[:40]}@message-id.invalid>",
@@ -156,7 +168,7 @@ def _mail(
         sender_name=sender_name,
         to=tuple(address for _, address in _addresses(message, "To") if address),
         cc=tuple(address for _, address in _addresses(message, "Cc") if address),
-        subject=_one_line(header(message, "Subject") or ""),
+        subject=subject,
         in_reply_to=_message_ids(header(message, "In-Reply-To")),
         references=_message_ids(header(message, "References"))[-MAX_REFERENCES:],
         date=_date(header(message, "Date")),
@@ -175,6 +187,18 @@ def _mail(
         size=size,
         too_large=too_large,
     )
+
+
+def _new_text(full_text: str, *, forwarded: bool) -> str:
+    """What the sender wrote anew. A forward's quoted message is what they want the desk to read, and
+    is kept; a failure of the quoting library keeps the whole text rather than lose the mail."""
+    if forwarded:
+        return full_text
+    try:
+        return new_part(full_text) or full_text
+    except Exception:
+        log.warning("the new part of a mail could not be told from its history; keeping all of it", exc_info=True)
+        return full_text
 
 
 def header(message: Message, name: str) -> str | None:

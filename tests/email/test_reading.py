@@ -168,6 +168,25 @@ EXPECTED: dict[str, dict[str, Any]] = {
     # by the sender, and so was Google's.
     "dmarc_forged_lower.eml": {"authenticated": False, "text": "link ABCD-1234"},
     "own_address.eml": {"automatic": "own address", "sender": SUPPORT},
+    # A forward is what the customer wants the desk to read: kept whole.
+    "gmail_forward_pt.eml": {
+        "text": "Reencaminho o alerta desta noite. É a terceira vez esta semana.\n\n"
+        "---------- Forwarded message ---------\nDe: Backup <backup@moreira-contabilidade.example>\n"
+        "Date: sex., 11 de dez. de 2026 às 03:00\nSubject: Alerta: a cópia de segurança falhou\n"
+        "To: <tiago.moreira@gmail.com>\n\n\nA cópia de segurança de 11/12/2026 03:00 falhou.\n"
+        "Motivo: disco de destino cheio (0 bytes livres em /mnt/backup).",
+        "subject": "Fwd: Alerta: a cópia de segurança falhou",
+    },
+    "forward_as_attachment.eml": {
+        "text": "Segue em anexo o email de erro que o servidor enviou esta manhã.\n\nNuno",
+        "subject": "ENC: Erro na sincronização",
+    },
+    # The signature of a signed mail is no file.
+    "smime_signed_en.eml": {
+        "text": "Hello,\n\nInvoice 2026-118 shows our old VAT number (GB123456789). The new one is\n"
+        "GB987654321. Could you reissue it?\n\nHannah Wright\nWright Engineering Ltd",
+        "attachments": (),
+    },
     "no_message_id.eml": {"text": "Since this morning the NAS will not mount the share. Error 13.", "automatic": None},
 }
 
@@ -246,6 +265,16 @@ def test_files_and_the_inline_image() -> None:
     assert all(file.refused_over is None for file in mail.attachments)
 
 
+def test_a_forwarded_message_attached_is_a_file() -> None:
+    (forwarded,) = read(corpus("forward_as_attachment.eml")).attachments
+    assert forwarded.name == "attachment-1.eml"
+    assert forwarded.data is not None and forwarded.data.startswith(
+        b"From: Sync Service <sync@faria-transportes.example>"
+    )
+    assert "ligação recusada".encode() in forwarded.data
+    assert forwarded.media_type == "text/plain"  # sniffed: a mail is text
+
+
 def test_a_file_over_the_limit_is_recorded_without_its_bytes() -> None:
     mail = read(corpus("attachment_and_inline_image.eml"), max_attachment_bytes=90)
     image, pdf, log = mail.attachments
@@ -311,7 +340,10 @@ def test_portuguese_is_a_language_of_the_library_itself() -> None:
             "Hi,\nThanks, but it still fails:\nerror 42 at step 3\n\nOn Tue, 1 Dec 2026, Support <s@x> wrote:\n> old",
             "Hi,\nThanks, but it still fails:\nerror 42 at step 3",
         ),
-        ("steps:\n- one\n- two\n\nThanks, that fixed it.\nCan we close it?", None),
+        (
+            "steps:\n- one\n- two\n\nThanks, that fixed it.\nCan we close it?",
+            "steps:\n- one\n- two\n\nThanks, that fixed it.\nCan we close it?",
+        ),
         ("It works now.\n\nThanks,\nAna Lima\nACME\n", "It works now."),
         ("It works now.\nThanks, but:\n\n-- \nJoe", "It works now.\nThanks, but:"),
         ("Funciona.\n\nCumprimentos,\nRui", "Funciona."),
@@ -321,12 +353,15 @@ def test_portuguese_is_a_language_of_the_library_itself() -> None:
         ("New\n\nFrom: A <a@b>\nSent: Tuesday\nTo: C\nSubject: D\n\nold", "New"),
         ("Novo\n\n________________________________\nDe: A\nEnviado: terça\nPara: C\nAssunto: D\n\nantigo", "Novo"),
         # A customer's own "Data:" and "Para:" lines are no Outlook block (it starts at "De:").
-        ("Data: amanhã\nPara: equipa de TI\nAssunto: cópias", None),
+        ("Data: amanhã\nPara: equipa de TI\nAssunto: cópias", "Data: amanhã\nPara: equipa de TI\nAssunto: cópias"),
         # Thunderbird pt-PT, Gmail pt-PT.
         ("Feito.\n\nÀs 09:30 de 10/12/2026, Suporte escreveu:\n> antigo", "Feito."),
         ("Feito.\n\nSuporte <s@x.pt> escreveu no dia quinta, 10/12/2026 à(s) 09:30:\n> antigo", "Feito."),
         # Indentation and long lines stay as the customer wrote them.
         ("log:\n\tline one\n" + "y" * 5000 + "\n\nOn Mon, X wrote:\n> q", "log:\n\tline one\n" + "y" * 5000),
+        # A forwarded message is no history: kept whole (None).
+        ("See below.\n\n---------- Forwarded message ---------\nFrom: A\nDate: B\nSubject: C\nTo: D\n\nalert", None),
+        ("Vejam.\n\nInício da mensagem reencaminhada:\n\nDe: A\nAssunto: C\nData: B\nPara: D\n\nalerta", None),
         # Nothing new: the whole text is kept by the caller (None).
         ("> quoted only\n> more\n", None),
         ("On Tue, 1 Dec 2026, Support <s@x> wrote:\n> old\n", None),
@@ -336,8 +371,6 @@ def test_portuguese_is_a_language_of_the_library_itself() -> None:
     ],
 )
 def test_new_part(text: str, new: str | None) -> None:
-    if new is None and text.strip() and not text.lstrip().startswith(("On ", ">")):
-        new = text.strip("\n")  # nothing to cut: all of it is new
     assert new_part(text) == new
 
 
@@ -402,6 +435,18 @@ def message(body: str = "hello", **headers: str) -> bytes:
     fields.update({name.replace("_", "-"): value for name, value in headers.items()})
     head = "".join(f"{name}: {value}\n" for name, value in fields.items() if value is not None)
     return (head + "\n" + body).encode("utf-8", "surrogatepass")
+
+
+def test_html_only_reply_with_a_gmail_quote() -> None:
+    html = (
+        '<div dir="ltr">Works now, thanks!<br><div><br></div>-- <br><div class="gmail_signature">Ana<br>ACME</div>'
+        '</div><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">On Thu, Dec 3, 2026 at 10:00\u202fAM '
+        'Support &lt;<a href="mailto:s@x.example">s@x.example</a>&gt; wrote:<br></div><blockquote class="gmail_quote">'
+        "Please try again.<br></blockquote></div>"
+    )
+    mail = read(message(html, Content_Type="text/html; charset=utf-8"))
+    assert mail.text == "Works now, thanks!"
+    assert "> Please try again." in mail.full_text
 
 
 def test_an_empty_plain_part_beside_html_reads_the_html() -> None:
