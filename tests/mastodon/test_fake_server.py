@@ -306,3 +306,49 @@ def _up(base: str) -> bool:
     except OSError:
         time.sleep(0.05)
         return False
+
+
+def test_media_are_uploaded_processed_and_attached_like_mastodon(fake: FakeMastodon) -> None:
+    """`POST /api/v2/media`, `GET /api/v1/media/:id` and a status's `media_ids`, as Mastodon answers
+    them (200 or 202, 206 while processing, 422 for what `validate_media!` refuses), and the instance's
+    media configuration as the recorded entity has it."""
+    import io
+
+    png = bytes.fromhex("89504e470d0a1a0a0000000d49484452")
+    api = client(fake)
+    config = api.instance_v2().configuration
+    assert config.statuses.max_media_attachments == 4 and "image/png" in config.media_attachments.supported_mime_types
+    assert api.instance_v1().configuration.media_attachments.image_size_limit == 16777216
+
+    def upload(mime: str, data: bytes = png, name: str = "f") -> dict:
+        return api.media_post(io.BytesIO(data), mime_type=mime, description=name, file_name=name)
+
+    image = upload("image/png", name="shot.png")
+    assert image.url and image.type == "image" and image.description == "shot.png"
+    fake.media_processing = 0.3
+    video = upload("video/mp4", b"\0" * 64)
+    assert video.url is None  # 202: processing
+    assert api.media(video.id).url is None  # 206 while processing
+    with pytest.raises(MastodonAPIError, match="not finished processing"):
+        api.status_post("@alice@remote.example v", media_ids=[video.id], visibility="direct")
+    wait_until(lambda: api.media(video.id).url, 5)
+    with pytest.raises(MastodonAPIError, match="video to a post that already contains images"):
+        api.status_post("@alice@remote.example both", media_ids=[image.id, video.id], visibility="direct")
+    five = [upload("image/png").id for _ in range(5)]
+    with pytest.raises(MastodonAPIError, match="more than 4"):
+        api.status_post("@alice@remote.example five", media_ids=five, visibility="direct")
+    with pytest.raises(MastodonAPIError, match="not found"):
+        api.status_post("@alice@remote.example ghost", media_ids=["1"], visibility="direct")
+    with pytest.raises(MastodonAPIError, match="content type is invalid"):
+        upload("text/plain", b"a log line\n")
+    fake.image_size_limit = 10
+    with pytest.raises(MastodonAPIError, match="file size"):
+        upload("image/png")
+    posted = api.status_post("@alice@remote.example here", media_ids=[image.id], visibility="direct")
+    [medium] = posted.media_attachments
+    assert medium.id == image.id and httpx.get(medium.url).content == png  # public on the file host
+    with pytest.raises(MastodonAPIError, match="already attached"):
+        api.status_post("@alice@remote.example again", media_ids=[image.id], visibility="direct")
+    with pytest.raises(MastodonNotFoundError):
+        api.media(image.id)  # Mastodon shows only unattached media
+    assert fake.status(posted.id).recipients == ("alice@remote.example",)
