@@ -18,6 +18,7 @@ size limit whole), so each file's bytes are at hand; one over
 from __future__ import annotations
 
 import hashlib
+import logging
 import mimetypes
 from collections.abc import Iterator
 from email.message import Message
@@ -25,6 +26,10 @@ from email.message import Message
 from adapters.channel import Attachment
 from adapters.download import clean_name, sniff
 
+log = logging.getLogger("deskbot.adapters.email")
+
+#: Files kept of one mail (Zulip keeps 20 of a message, Mastodon 10 of a status).
+MAX_FILES = 50
 #: Parts that are no file a person attached: a bounce's copy of the headers of the mail that
 #: bounced, and the signatures and control parts of signed and encrypted mail (S/MIME, OpenPGP).
 _NO_FILES = {
@@ -37,15 +42,18 @@ _NO_FILES = {
 
 
 def attachments(message: Message, max_attachment_bytes: int) -> tuple[Attachment, ...]:
-    """The files of `message`, in order."""
-    found = []
-    for part in _leaves(message):
-        if not _is_file(part):
+    """The files of `message`, in order: at most MAX_FILES, as the other channels keep at most a few."""
+    found: list[Attachment] = []
+    for part, content_type in _leaves(message):
+        if not _is_file(part, content_type):
             continue
-        data = _bytes(part)
+        if len(found) == MAX_FILES:
+            log.info("a mail has more than %d files: the rest are left out", MAX_FILES)
+            break
+        data = _bytes(part, content_type)
         media_type = sniff(data)
-        forwarded = part.get_content_type() == "message/rfc822"
-        name = clean_name(_name(part), fallback=_unnamed(len(found) + 1, "message/rfc822" if forwarded else media_type))
+        forwarded = content_type == "message/rfc822"
+        name = clean_name(_name(part), fallback=_unnamed(len(found) + 1, content_type if forwarded else media_type))
         digest = hashlib.sha256(data).hexdigest()
         if len(data) > max_attachment_bytes:
             found.append(Attachment(name, media_type, len(data), digest, refused_over=max_attachment_bytes))
@@ -54,23 +62,24 @@ def attachments(message: Message, max_attachment_bytes: int) -> tuple[Attachment
     return tuple(found)
 
 
-def _leaves(message: Message) -> Iterator[Message]:
-    """The parts below `message` that hold content, depth first, without recursion (mail may nest
-    multiparts thousands deep). A `message/*` part is a leaf: its own parts are not ours."""
+def _leaves(message: Message) -> Iterator[tuple[Message, str]]:
+    """The parts below `message` that hold content, with their content type, depth first, without
+    recursion (mail may nest multiparts thousands deep). A `message/*` part is a leaf: its own parts
+    are not ours. (The type is read once: the standard library parses the header at every call.)"""
     stack = [iter([message])]
     while stack:
         part = next(stack[-1], None)
         if part is None:
             stack.pop()
             continue
-        if part.get_content_maintype() == "multipart" and part.is_multipart():
+        content_type = part.get_content_type()
+        if content_type.startswith("multipart/") and part.is_multipart():
             stack.append(iter(part.get_payload()))
         elif isinstance(part, Message):
-            yield part
+            yield part, content_type
 
 
-def _is_file(part: Message) -> bool:
-    content_type = part.get_content_type()
+def _is_file(part: Message, content_type: str) -> bool:
     if content_type.startswith("message/"):
         return content_type == "message/rfc822"
     if content_type in _NO_FILES:
@@ -92,9 +101,9 @@ def _name(part: Message) -> str:
     return str(name)
 
 
-def _bytes(part: Message) -> bytes:
+def _bytes(part: Message, content_type: str) -> bytes:
     try:
-        if part.get_content_type() == "message/rfc822":
+        if content_type == "message/rfc822":
             inner = part.get_payload(0)
             return inner.as_bytes() if isinstance(inner, Message) else b""
         data = part.get_payload(decode=True)

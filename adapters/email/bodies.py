@@ -12,18 +12,24 @@ never forms valid UTF-8 sequences.
 
 `text/plain` is preferred; an HTML-only mail (phones, Outlook) is converted
 with the shared HTML parser (`adapters.html_text`), and so is a plain part
-left empty beside an HTML one. `format=flowed` (RFC 3676, Thunderbird) is
+left empty beside an HTML one; only its first MiB (`MAX_HTML`) is read. `format=flowed` (RFC 3676, Thunderbird) is
 unwrapped into the lines the sender typed.
 """
 
 from __future__ import annotations
 
 import codecs
+import logging
 import re
 from email.message import EmailMessage, Message
 
 from adapters.html_text import html_to_text
 
+log = logging.getLogger("deskbot.adapters.email")
+
+#: Characters of an HTML body converted to text (about 4 s and 250 MB at worst; a person's mail is
+#: far smaller, and the text of a larger one is in its first MiB).
+MAX_HTML = 2**20
 #: Codecs Python has that are no text charset a mail may claim: they would turn escapes in the body
 #: into other characters, or are no charset at all.
 _NOT_CHARSETS = {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"}
@@ -77,8 +83,18 @@ def body_text(message: Message) -> str:
             return text
     html = _first_part(message, "html")
     if html is not None:
-        return clean(html_to_text(_decoded(html)))
+        return clean(html_to_text(_bounded(_decoded(html))))
     return ""
+
+
+def _bounded(html: str) -> str:
+    """At most MAX_HTML characters of `html`, cut before a tag: the parser's tree takes about 250 bytes
+    of memory per tag, and a mail of nested tags would cost gigabytes."""
+    if len(html) <= MAX_HTML:
+        return html
+    log.info("an HTML mail of %d characters: only the first %d are read", len(html), MAX_HTML)
+    cut = html.rfind("<", 0, MAX_HTML)
+    return html[: cut if cut > 0 else MAX_HTML]
 
 
 def part_text(part: Message) -> str:

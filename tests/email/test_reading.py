@@ -27,8 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mailparser_reply import EmailReplyParser
 
+from adapters.email.attachments import MAX_FILES
 from adapters.email.authentication import dmarc_passed
-from adapters.email.bodies import decode, unflow
+from adapters.email.bodies import MAX_HTML, decode, unflow
 from adapters.email.quoting import SCAN_CHARACTERS, new_part
 from adapters.email.reading import Mail, read_headers, read_mail
 
@@ -275,6 +276,15 @@ def test_a_forwarded_message_attached_is_a_file() -> None:
     assert forwarded.media_type == "text/plain"  # sniffed: a mail is text
 
 
+def test_at_most_max_files_are_kept() -> None:
+    part = "--b\nContent-Type: image/png\nContent-Disposition: attachment; filename=f{}.png\n\nx\n"
+    raw = message(
+        "".join(part.format(i) for i in range(MAX_FILES + 30)) + "--b--\n", Content_Type='multipart/mixed; boundary="b"'
+    )
+    files = read(raw).attachments
+    assert [file.name for file in files] == [f"f{i}.png" for i in range(MAX_FILES)]
+
+
 def test_a_file_over_the_limit_is_recorded_without_its_bytes() -> None:
     mail = read(corpus("attachment_and_inline_image.eml"), max_attachment_bytes=90)
     image, pdf, log = mail.attachments
@@ -447,6 +457,14 @@ def test_html_only_reply_with_a_gmail_quote() -> None:
     mail = read(message(html, Content_Type="text/html; charset=utf-8"))
     assert mail.text == "Works now, thanks!"
     assert "> Please try again." in mail.full_text
+
+
+def test_a_huge_html_mail_is_read_up_to_a_bound() -> None:
+    html = "<p>start</p>" + "<div>" * (3 * MAX_HTML // 5) + "never read"
+    started = time.monotonic()
+    mail = read(message(html, Content_Type="text/html"))
+    assert mail.text == "start"
+    assert time.monotonic() - started < 30  # about 4 s here; unbounded, a minute and gigabytes
 
 
 def test_an_empty_plain_part_beside_html_reads_the_html() -> None:
