@@ -33,8 +33,8 @@ MAX_HTML = 2**20
 #: Codecs Python has that are no text charset a mail may claim: they would turn escapes in the body
 #: into other characters, or are no charset at all.
 _NOT_CHARSETS = {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"}
-#: Claimed charsets whose bytes are taken for UTF-8 when they decode as such.
-_WEAK = {"ascii", "latin_1", "iso8859-1", "cp1252", "us-ascii", "iso8859_1"}
+#: Claimed charsets (Python's codec names) whose bytes are taken for UTF-8 when they decode as such.
+_WEAK = {"ascii", "iso8859-1", "iso8859-15", "cp1252"}
 #: Control characters other than line breaks and tabs: never part of what a person wrote.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufeff]")
 

@@ -12,11 +12,12 @@ What is ours, and why:
 
 * The library strips every line and reads lines of any length with patterns
   that are quadratic in a line's length. It is given a skeleton of the text
-  instead, line for line (each line stripped, one longer than a mail line
-  may be replaced by a mark, separator rules blanked because the library would
-  delete them and shift the lines); its verdict is a line number, and the
-  customer's own lines, indentation and all, are what is kept. Only the first
-  `SCAN_CHARACTERS` are looked at: history further down stays.
+  instead, line for line: each line stripped, a long one replaced by a mark,
+  a rule of underscores (which the library would delete, shifting every line
+  below) written as "__", a signature start to it as the rule is. Its verdict
+  is a line number, and the customer's own lines, indentation and all, are
+  what is kept. Only the first `SCAN_CHARACTERS` are looked at: history
+  further down stays.
 * Its closing-words signatures ("Thanks,", "Best,") run to the end of the
   text, so "Thanks, but it still fails:" followed by a log would lose the log.
   A closing is taken for a signature only when its line is the words and at

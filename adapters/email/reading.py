@@ -159,9 +159,9 @@ def _mail(
     senders = _addresses(message, "From")
     sender_name, sender = senders[0] if senders else (None, "")
     full_text = full_text.strip("\n")
-    subject = _one_line(header(message, "Subject") or "")
+    subject = _one_line(_header(message, "Subject") or "")
     text = "" if too_large else _new_text(full_text, forwarded=_FORWARD.match(subject) is not None)
-    own_ids = _message_ids(header(message, "Message-ID"))
+    own_ids = _message_ids(_header(message, "Message-ID"))
     return Mail(
         message_id=own_ids[0] if own_ids else f"<{digest[:40]}@message-id.invalid>",
         sender=sender,
@@ -169,13 +169,13 @@ def _mail(
         to=tuple(address for _, address in _addresses(message, "To") if address),
         cc=tuple(address for _, address in _addresses(message, "Cc") if address),
         subject=subject,
-        in_reply_to=_message_ids(header(message, "In-Reply-To")),
-        references=_message_ids(header(message, "References"))[-MAX_REFERENCES:],
-        date=_date(header(message, "Date")),
+        in_reply_to=_message_ids(_header(message, "In-Reply-To")),
+        references=_message_ids(_header(message, "References"))[-MAX_REFERENCES:],
+        date=_date(_header(message, "Date")),
         text=text.strip("\n"),
         full_text=full_text,
         automatic=automatic_reason(
-            lambda name: header(message, name),
+            lambda name: _header(message, name),
             sender=sender,
             content_type=_content_type(message),
             own_addresses=own_addresses,
@@ -201,7 +201,7 @@ def _new_text(full_text: str, *, forwarded: bool) -> str:
         return full_text
 
 
-def header(message: Message, name: str) -> str | None:
+def _header(message: Message, name: str) -> str | None:
     """The text of `message`'s first header `name` (RFC 2047 decoded), or None. Never raises: where
     the standard library cannot parse the value, its raw text is given."""
     values = _values(message, name, first=True)
@@ -226,7 +226,10 @@ def _values(message: Message, name: str, *, first: bool) -> list[str]:
 
 
 def _raw(message: Message, name: str) -> list[str]:
-    """The raw values of the headers `name`, unfolded, raw 8-bit bytes decoded (see `_readable`)."""
+    """The raw values of the headers `name`, unfolded, raw 8-bit bytes decoded (see `_readable`).
+
+    `raw_items` gives the values as they came, before the policy parses them: the one place where
+    raw 8-bit bytes can still be told apart (the parsed value has replaced them with U+FFFD)."""
     try:
         items = list(message.raw_items())
     except Exception:

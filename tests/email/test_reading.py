@@ -413,6 +413,7 @@ def test_lines_that_look_like_headers_cost_little(opening: str) -> None:
         ("Conceição".encode("latin-1"), "utf-8", "Conceição"),  # declared UTF-8, Latin-1 bytes
         ("Conceição".encode(), "iso-8859-1", "Conceição"),  # declared Latin-1, UTF-8 bytes
         ("Conceição".encode(), "us-ascii", "Conceição"),
+        ("€ Conceição".encode(), "iso-8859-15", "€ Conceição"),
         ("“aspas” €".encode("cp1252"), None, "“aspas” €"),  # 8-bit, no charset: Windows-1252
         ("Conceição".encode("iso-8859-15"), "iso-8859-15", "Conceição"),
         ("Conceição".encode(), "x-unknown", "Conceição"),
