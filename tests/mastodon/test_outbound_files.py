@@ -10,12 +10,20 @@ SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Callable
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
+from adapters.channel import Outbound, OutboundFile
+from adapters.mastodon import MastodonChannel
 from bot.runtime import Runtime
+from storage.db import transaction
+from storage.files import StoredFiles
+from storage.models import Incident, IncidentAttachment
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.mastodon.model import Posted
 from tests.fakes.zulip import FakeZulip
@@ -216,3 +224,66 @@ def test_a_medium_the_instance_refuses_only_when_sent_does_not_stop_the_reply(
     [status] = thread(fake, "[#1] Two pictures:")
     assert [m["description"] for m in status.status["media_attachments"]] == ["small.png"]
     assert media_uploads(fake) == 2
+
+
+class _Crash(BaseException):
+    """The process dies: not an Exception, so nothing on the way catches it."""
+
+
+def _waiting_file(engine: sa.Engine, customer: int) -> OutboundFile:
+    """A file of an engineer's reply stored with its bytes, as `/reply` leaves it for the outbox."""
+    with transaction(engine) as session:
+        incident = Incident(customer_id=customer, subject="Backups fail")
+        session.add(incident)
+        session.flush()
+        row = IncidentAttachment(
+            incident_id=incident.id,
+            channel="zulip",
+            message_id="out:77",
+            name="fix.png",
+            media_type="image/png",
+            size=len(PNG),
+            sha256=hashlib.sha256(PNG).hexdigest(),
+            data=PNG,
+        )
+        session.add(row)
+        session.flush()
+        return OutboundFile(row.id or 0, row.name, row.media_type, row.size)
+
+
+@pytest.mark.parametrize("dies", ["before the status", "after the status"])
+def test_killed_midway_and_restarted_uploads_and_posts_once(
+    fake: FakeMastodon,
+    make_channel: Callable[..., MastodonChannel],
+    engine: sa.Engine,
+    customer: int,
+    dies: str,
+) -> None:
+    file = _waiting_file(engine, customer)
+    conversation = fake.post_status(ALICE, "@deskbot open Backups fail")["id"]
+    row = Outbound(7, "mastodon", "direct", "[#1] The fix:", recipient=ALICE, conversation=conversation, files=(file,))
+    first = make_channel()
+    first.start()
+    first.files = StoredFiles(engine)
+    api = first._transport.send  # type: ignore[union-attr]
+    post = api.status_post
+
+    def dying_post(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if dies == "after the status":
+            post(*args, **kwargs)
+        raise _Crash()
+
+    api.status_post = dying_post  # the process dies around the post
+    with pytest.raises(_Crash):
+        first.send(row)
+    first.close()
+    assert media_uploads(fake) == 1
+    second = make_channel()  # the process after the restart
+    second.start()
+    second.files = StoredFiles(engine)
+    ids = second.send(dataclasses.replace(row, attempt=2))
+    assert media_uploads(fake) == 1  # the media id recorded by the first process was re-used
+    [status] = [p for p in fake.posted_by("deskbot") if "[#1] The fix:" in p.source_text]
+    assert ids == [status.id]
+    [medium] = status.status["media_attachments"]
+    assert medium["description"] == "fix.png" and fetched(medium["url"]) == PNG
