@@ -673,6 +673,7 @@ SEEDS = sorted(EXPECTED)
 @given(st.binary(max_size=4000))
 def test_any_bytes_give_a_mail(raw: bytes) -> None:
     assert_a_mail(read(raw))
+    assert_a_mail(read_headers(raw, size=len(raw), authserv_id=AUTHSERV))
 
 
 @st.composite
