@@ -15,8 +15,9 @@ from collections.abc import Callable, Collection
 _BOUNCE_SENDERS = {"mailer-daemon", "postmaster"}
 #: The same in a `From` that has no domain ("MAILER-DAEMON (Mail Delivery System)").
 _BOUNCE_FROM = re.compile(r"(?:^|[\s<\"])(?:mailer-daemon|postmaster)(?:[@>\s\"]|$)", re.IGNORECASE)
-#: RFC 3834 §2: a `Precedence` of these is mail sent to many, or by a program.
-_BULK = {"bulk", "junk", "list"}
+#: RFC 3834 §2: a `Precedence` of these is mail sent to many, or by a program ("auto_reply" is not in
+#: the RFC, but vacation programs set it).
+_BULK = {"bulk", "junk", "list", "auto_reply"}
 
 
 def automatic_reason(
@@ -54,7 +55,9 @@ def automatic_reason(
         return "auto-response-suppress"
     if _token(header("Precedence")) in _BULK:
         return "precedence"
-    if header("List-Id") is not None:
+    # RFC 2919/2369 list headers; since 2024 Gmail and Yahoo require List-Unsubscribe of every bulk
+    # sender, so newsletters carry it even when they are no list.
+    if header("List-Id") is not None or header("List-Unsubscribe") is not None:
         return "list"
     return None
 

@@ -568,7 +568,9 @@ def test_date(value: str, date: datetime | None) -> None:
         ({"Precedence": "bulk"}, "precedence"),
         ({"Precedence": "JUNK"}, "precedence"),
         ({"Precedence": "first-class"}, None),
+        ({"Precedence": "auto_reply"}, "precedence"),
         ({"List_Id": "<users.lists.example>"}, "list"),
+        ({"List_Unsubscribe": "<https://news.example/u?id=1>"}, "list"),
         ({"X_Autorespond": "yes"}, "autoreply"),
         ({"X_Auto_Response_Suppress": "OOF, AutoReply"}, "auto-response-suppress"),
         ({"X_Auto_Response_Suppress": "None"}, None),  # the one value that suppresses nothing
