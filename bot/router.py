@@ -143,11 +143,17 @@ class Router:
 
     def _automatic_message(self, ctx: Context) -> None:
         """Mail a machine sent (an autoresponder, a bounce): recorded on the incident it names, if any,
-        so that engineers see it; never answered, never opening or keeping anything."""
+        so that engineers see it; never answered, never opening or keeping anything.
+
+        A bounce comes from the customer's mail server, not from them: it names the incident by the
+        bot's message it returns (only someone who got that message knows its id)."""
         ctx.answer_gate = lambda _text: False  # not even a note about a file it carried
         number = self._thread(ctx)
-        if number is not None:
-            customer_handlers.record_automatic(ctx, number)
+        if number is None and ctx.customer is None:
+            number = outbox.posted_incident(ctx.session, ctx.message.channel, ctx.message.replies_to)
+        incident = incidents.get_incident(ctx.session, number) if number is not None else None
+        if incident is not None:
+            customer_handlers.record_automatic(ctx, incident)
 
     def _customer_message(self, ctx: Context) -> None:
         word, rest, slash = split_command(ctx.message.text)

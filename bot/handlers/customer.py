@@ -558,17 +558,23 @@ def unknown_sender(ctx: Context) -> None:
     )
 
 
-def record_automatic(ctx: Context, number: int) -> None:
-    """A machine's message (an autoresponder's, a bounce) about the customer's incident `number`:
-    kept on it and shown in its topic, owing no answer; nothing is said to the sender."""
-    incident = incidents.own_incident(ctx.session, ctx.customer, number)
-    if incident is None:
-        return
+def record_automatic(ctx: Context, incident: Incident) -> None:
+    """A machine's message about `incident` (a customer's autoresponder, or a bounce of the bot's
+    mail from their server): kept on it and shown in its topic, owing no answer; nothing is said
+    to the sender and the response clock does not start."""
+    ctx.incident_id = incident.id
+    customer = ctx.customer or incidents.customer_of(ctx.session, incident)
+    assert customer is not None  # foreign key
     text = ctx.message.text.strip()
-    incidents.add_message(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text, starts_clock=False)
-    _mirror(ctx, incident, text)
+    writer = Writer(customer, ctx.identity, ctx.message.conversation)
+    incidents.add_message(ctx.session, ctx.settings, ctx.now, writer, incident, text, starts_clock=False)
+    files = attachments.record(ctx.session, ctx.now, incident, ctx.message)
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:
+        name = ctx.customer.name if ctx.customer is not None else ctx.identity.display_name or ctx.identity.address
+        said = Said(name, ctx.identity.channel, ctx.identity.address, subject=ctx.message.subject_hint)
+        shown = attachments.shown(files)
+        ctx.out.say(topic, "", quote=text, said=said, files=shown, incident_id=incident.id)
         ctx.out.say(topic, "(An automatic message: it was not answered.)", incident_id=incident.id)
 
 

@@ -1,0 +1,276 @@
+"""Nothing lost, nothing doubled (SPEC §7), through the real runtime and real mail servers: a first
+start, a changed UIDVALIDITY, Dovecot restarted while mail arrives, SMTP refusing with 421 for a
+while, a recipient refused with 550, a wrong password and an unreachable host at start, and the
+process dying around the SMTP transaction."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from adapters.channel import Outbound, PermanentChannelError, TransientChannelError
+from adapters.email import EmailChannel
+from adapters.email.outbound import MailPoster
+from bot.channel_start import StartupTimeout, start_channels
+from storage.db import transaction
+from storage.models import Outbox, ProcessedInbound
+from tests.desk import make_settings
+from tests.mail.dovecot import free_ports
+from tests.mail.servers import SUPPORT_ADDRESS, MailServers
+
+from .channel_bot import FAST, EmailBot, email_settings, from_bot, wait_until
+
+ANA = "ana.lima@customer.example"
+#: These tests count every answer: the hourly cap of automatic answers is lifted.
+UNCAPPED = 10_000
+
+
+def _channel(mail: MailServers, **changes: object) -> EmailChannel:
+    return EmailChannel(email_settings(mail, answers_per_hour=UNCAPPED, **changes), tuning=FAST)
+
+
+@pytest.fixture
+def bot(mail: MailServers, engine, db_url, clock) -> Iterator[EmailBot]:  # noqa: ANN001
+    running = EmailBot(mail, engine, db_url, clock, channel=_channel(mail))
+    running.customer("Ana's company", ANA, credits=5)
+    running.start()
+    yield running
+    running.halt()
+
+
+def _count(engine, query) -> int:  # noqa: ANN001
+    with transaction(engine) as session:
+        return int(session.scalar(query) or 0)
+
+
+def _handled(engine) -> int:  # noqa: ANN001
+    return _count(engine, select(func.count()).select_from(ProcessedInbound).where(ProcessedInbound.channel == "email"))
+
+
+def _answers_per_mail(mail: MailServers) -> Counter[str]:
+    """How many answers the customer got to each of her mails (by In-Reply-To)."""
+    return Counter(str(m["In-Reply-To"]) for m in mail.customers[0].messages() if from_bot(m))
+
+
+def test_a_first_start_leaves_the_mail_already_there_alone_and_says_how_much(
+    mail: MailServers, engine, db_url, clock, caplog: pytest.LogCaptureFixture
+) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    for number in range(3):
+        ana.send(f"Old question {number}", "open\nFrom last year.")
+    running = EmailBot(mail, engine, db_url, clock, channel=_channel(mail))
+    running.customer("Ana's company", ANA)
+    with caplog.at_level(logging.INFO, logger="deskbot.adapters.email"):
+        running.start()
+    try:
+        assert "3 message(s) already in INBOX left alone" in caplog.text
+        new = ana.send("New question", "open\nThe dashboard is blank.")
+        (answer,) = ana.wait_for(from_bot)
+        assert answer["In-Reply-To"] == new["Message-ID"]
+        assert _handled(engine) == 1
+    finally:
+        running.halt()
+
+
+def test_a_changed_uidvalidity_reads_the_folder_again_and_handles_nothing_twice(
+    mail: MailServers, bot: EmailBot, engine
+) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    first = ana.send("Disk", "open\nThe disk is full.")
+    ana.wait_for(from_bot)
+    old = mail.dovecot.uidvalidity(SUPPORT_ADDRESS)
+    new = mail.dovecot.change_uidvalidity(SUPPORT_ADDRESS)  # UIDs from 1 again, below the bot's cursor
+    assert new != old
+    second = ana.send("Disk", "#1 It is full again.")
+    answers = ana.wait_for(from_bot, count=2, timeout=20)
+    assert [a["In-Reply-To"] for a in answers] == [first["Message-ID"], second["Message-ID"]]
+    wait_until(lambda: bot.email.connected, 10)
+    assert _handled(engine) == 2
+    assert _count(engine, select(func.count()).select_from(Outbox).where(Outbox.channel == "email")) == 2
+
+
+def test_dovecot_restarted_while_mail_arrives_loses_nothing(mail: MailServers, bot: EmailBot, engine) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    ana.send("Sync", "open\nThe sync stopped.")
+    ana.wait_for(from_bot)
+    sent = []
+    for number in range(20):
+        if number in (5, 12):
+            mail.dovecot.restart()  # every IMAP connection of the bot is cut
+        sent.append(ana.send("Sync", f"#1 Update {number}"))
+    wait_until(lambda: _handled(engine) == 21, 30, "every mail handled")
+    ana.wait_for(from_bot, count=21, timeout=30)
+    counts = _answers_per_mail(mail)
+    assert all(counts[m["Message-ID"]] == 1 for m in sent), counts
+
+
+def test_smtp_answering_421_for_a_while_delivers_each_answer_once(mail: MailServers, bot: EmailBot, engine) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    ana.send("Mail", "open\nOutgoing mail is stuck.")
+    ana.wait_for(from_bot)
+    mail.smtp.refuse_all(421, for_seconds=4)
+    sent = [ana.send("Mail", f"#1 Still stuck ({number})") for number in range(5)]
+
+    def delivered() -> bool:
+        bot.clock.advance(seconds=1)  # the retries' back-off runs on the bot's (test) clock
+        return len([m for m in ana.messages() if from_bot(m)]) >= 6
+
+    wait_until(delivered, 30, "every answer delivered")
+    assert mail.smtp.counts["refused"] >= 1
+    counts = _answers_per_mail(mail)
+    assert all(counts[m["Message-ID"]] == 1 for m in sent), counts
+    ids = [m.message_id for m in mail.smtp.accepted]
+    assert len(ids) == len(set(ids)) == 6
+
+
+def test_a_refused_recipient_fails_for_good_and_the_engineer_is_told(mail: MailServers, bot: EmailBot, engine) -> None:  # noqa: ANN001
+    mail.smtp.refuse_recipient(ANA, 550)
+    mail.customers[0].send("Printer", "open\nThe printer is offline.")
+    wait_until(lambda: "Could not deliver a message to the customer via email" in bot.topics(), 15, "the notice")
+    assert "550" in bot.topics()
+    with transaction(engine) as session:
+        (row,) = session.scalars(select(Outbox).where(Outbox.channel == "email")).all()
+        assert row.state == "failed" and row.attempts == 1
+
+
+def test_a_wrong_password_stops_start_up_with_one_line_naming_the_settings(mail: MailServers, db_url) -> None:  # noqa: ANN001
+    channel = EmailChannel(email_settings(mail, password="wrong"), tuning=FAST)
+    with pytest.raises(PermanentChannelError) as raised:
+        start_channels([channel], make_settings(db_url), threading.Event())
+    line = str(raised.value)
+    assert "\n" not in line and "wrong" not in line
+    assert "EMAIL_USERNAME and EMAIL_PASSWORD" in line and SUPPORT_ADDRESS in line
+
+
+def test_an_unreachable_host_stops_start_up_with_one_line_naming_the_url_settings(mail: MailServers, db_url) -> None:  # noqa: ANN001
+    from adapters.email.servers import parse_server_url
+
+    (closed,) = free_ports(1)
+    channel = EmailChannel(
+        email_settings(mail, imap=parse_server_url(f"imaps://127.0.0.1:{closed}", "imap")), tuning=FAST
+    )
+    with pytest.raises(TransientChannelError, match="connection refused"):
+        channel.start()
+    with pytest.raises(StartupTimeout) as raised:
+        start_channels([channel], make_settings(db_url, DESKBOT_STARTUP_TIMEOUT=1), threading.Event())
+    line = str(raised.value)
+    assert "\n" not in line and line.startswith("EMAIL_IMAP_URL / EMAIL_SMTP_URL: cannot reach the IMAP server")
+
+
+def test_a_server_certificate_not_trusted_is_one_line(mail: MailServers) -> None:
+    channel = EmailChannel(email_settings(mail, ca_file=None), tuning=FAST)  # the system's CAs only
+    with pytest.raises(TransientChannelError) as raised:
+        channel.start()
+    assert "TLS certificate not trusted" in str(raised.value) and "\n" not in str(raised.value)
+
+
+# -- the process dies around the SMTP transaction -------------------------------------------
+
+
+class _Crash(BaseException):
+    """The process dies: not an Exception, so nothing on the way catches it."""
+
+
+class _CrashAfterAccepted(MailPoster):
+    """Dies right after the server's 250, before the copy in Sent and before the store records it."""
+
+    def _submit(self, message: Outbound, raw: bytes) -> None:
+        super()._submit(message, raw)
+        raise _Crash
+
+
+def _pending_row(engine) -> bool:  # noqa: ANN001
+    with transaction(engine) as session:
+        return (
+            session.scalars(select(Outbox).where(Outbox.channel == "email", Outbox.state == "pending")).first()
+            is not None
+        )
+
+
+def test_killed_after_the_servers_250_before_the_commit_repeats_at_most_once_with_the_same_message_id(
+    mail: MailServers, engine, db_url, clock
+) -> None:  # noqa: ANN001
+    first = EmailBot(mail, engine, db_url, clock, channel=_channel(mail))
+    first.customer("Ana's company", ANA)
+    first.start(dispatch=False)
+    poster = first.email._poster
+    assert poster is not None
+    poster.__class__ = _CrashAfterAccepted
+    mail.customers[0].send("Scanner", "open\nThe scanner is broken.")
+    wait_until(lambda: _pending_row(engine), 10, "the answer written")
+    with pytest.raises(_Crash):
+        first.runtime.dispatcher.drain("email")
+    first.halt()
+    assert len(mail.smtp.accepted) == 1
+
+    clock.advance(seconds=31)  # the dead process's claim on the row runs out
+    second = EmailBot(mail, engine, db_url, clock, channel=_channel(mail)).start(dispatch=False)
+    try:
+        assert second.runtime.dispatcher.drain("email") == 1
+    finally:
+        second.halt()
+    accepted = mail.smtp.accepted
+    assert len(accepted) == 2  # no copy in Sent: sent once more, the same mail
+    assert accepted[0].message_id == accepted[1].message_id
+    with transaction(engine) as session:
+        row = session.scalars(select(Outbox).where(Outbox.channel == "email")).one()
+        assert row.state == "sent" and row.attempts == 2
+
+
+def test_killed_after_the_copy_in_sent_before_the_commit_sends_nothing_again(
+    mail: MailServers, engine, db_url, clock
+) -> None:  # noqa: ANN001
+    class CrashAfterSend(EmailChannel):
+        def send(self, message: Outbound) -> list[str]:
+            super().send(message)
+            raise _Crash
+
+    first = EmailBot(mail, engine, db_url, clock, channel=CrashAfterSend(email_settings(mail), tuning=FAST))
+    first.customer("Ana's company", ANA)
+    first.start(dispatch=False)
+    mail.customers[0].send("Scanner", "open\nThe scanner is broken.")
+    wait_until(lambda: _pending_row(engine), 10, "the answer written")
+    with pytest.raises(_Crash):
+        first.runtime.dispatcher.drain("email")
+    first.halt()
+    clock.advance(seconds=31)
+    second = EmailBot(mail, engine, db_url, clock, channel=_channel(mail)).start(dispatch=False)
+    try:
+        assert second.runtime.dispatcher.drain("email") == 1
+    finally:
+        second.halt()
+    assert len(mail.smtp.accepted) == 1  # found in the Sent folder by its Message-ID
+    assert len(mail.support.messages("Sent")) == 1
+
+
+def test_killed_before_data_completes_is_delivered_once(mail: MailServers, engine, db_url, clock) -> None:  # noqa: ANN001
+    first = EmailBot(mail, engine, db_url, clock, channel=_channel(mail))
+    first.customer("Ana's company", ANA)
+    first.start(dispatch=False)
+    held = mail.smtp.hold_data("command")  # the server takes nothing before the 354
+    mail.customers[0].send("Scanner", "open\nThe scanner is broken.")
+    wait_until(lambda: _pending_row(engine), 10, "the answer written")
+    sender = threading.Thread(target=first.runtime.dispatcher.drain, args=("email",), daemon=True)
+    sender.start()
+    assert held.wait(10)
+    poster = first.email._poster
+    assert poster is not None and poster._smtp is not None
+    poster._smtp.sock.shutdown(2)  # the process is gone: its connection drops mid-DATA
+    mail.smtp.release_data()
+    sender.join(10)
+    first.halt()
+    assert mail.smtp.accepted == []
+
+    clock.advance(seconds=31)
+    second = EmailBot(mail, engine, db_url, clock, channel=_channel(mail)).start(dispatch=False)
+    try:
+        wait_until(lambda: second.runtime.dispatcher.drain("email") or not _pending_row(engine), 15, "the retry")
+    finally:
+        second.halt()
+    assert len(mail.smtp.accepted) == 1
+    assert len([m for m in mail.customers[0].messages() if from_bot(m)]) == 1
