@@ -111,6 +111,9 @@ class Attachment:
     sha256: str | None
     data: bytes | None = field(default=None, compare=False, repr=False)
     refused_over: int | None = None
+    #: The file could not be fetched, and why (English, for engineers); it is not recorded. An
+    #: engineer's command names it back to them (a customer's message is handled without it).
+    failed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

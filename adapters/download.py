@@ -32,7 +32,13 @@ NAME_LENGTH = 200
 
 
 class DownloadFailed(Exception):
-    """The file could not be fetched (the server refused it, or the connection failed)."""
+    """The file could not be fetched (the server refused it, or the connection failed).
+
+    `reason` says why in a few words that hold no address ("HTTP 404", "ConnectTimeout")."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def sniff(data: bytes) -> str:
@@ -75,7 +81,8 @@ def fetch(
     try:
         with client.stream("GET", url, auth=auth if auth is not None else httpx.USE_CLIENT_DEFAULT) as response:
             if response.status_code != 200:
-                raise DownloadFailed(f"GET {_path(url)}: HTTP {response.status_code}")
+                reason = f"HTTP {response.status_code}"
+                raise DownloadFailed(f"GET {_path(url)}: {reason}", reason)
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 return Attachment(name, "application/octet-stream", int(declared), None, refused_over=limit)
@@ -87,7 +94,7 @@ def fetch(
                 digest.update(chunk)
                 chunks.append(chunk)
     except httpx.HTTPError as error:
-        raise DownloadFailed(f"GET {_path(url)}: {type(error).__name__}") from error
+        raise DownloadFailed(f"GET {_path(url)}: {type(error).__name__}", type(error).__name__) from error
     data = b"".join(chunks)
     return Attachment(name, sniff(data), size, digest.hexdigest(), data=data)
 

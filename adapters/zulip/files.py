@@ -70,13 +70,15 @@ def without_upload_links(content: str) -> str:
 def fetch_uploads(
     http: httpx.Client, site: str, auth: tuple[str, str], content: str, limit: int
 ) -> tuple[Attachment, ...]:
-    """The files a message links, fetched with the bot's credentials; one that fails is left out (logged)."""
+    """The files a message links, fetched with the bot's credentials; one that fails is logged and
+    marked `failed` (an engineer is told; a customer's message goes on without it)."""
     files = []
     for name, path in upload_links(content):
         try:
             files.append(fetch(http, site.rstrip("/") + path, name=name, limit=limit, auth=auth))
         except DownloadFailed as error:
-            log.warning("a customer's upload could not be fetched: %s", error)
+            log.warning("an upload could not be fetched: %s", error)
+            files.append(Attachment(name, "application/octet-stream", 0, None, failed=error.reason))
     return tuple(files)
 
 

@@ -74,6 +74,16 @@ def files_left_out(ctx: Context, incident: Incident, channel: str, left_out: lis
         ctx.out.say(topic, text, incident_id=incident.id)
 
 
+def files_not_fetched(ctx: Context) -> None:
+    """Files an engineer's command linked that the bot could not fetch: neither sent nor kept, said
+    back where they wrote, so that they can upload them again."""
+    failed = attachments.unfetched(ctx.message)
+    if failed:
+        lines = ["⚠️ Could not fetch (neither sent nor kept; upload it again):"]
+        lines += [f"- {inert(file.name) or 'file'}: {inert(file.failed or '')}" for file in failed]
+        ctx.reply_text("\n".join(lines))
+
+
 def the_customer(ctx: Context) -> str:
     """Who acted, as a topic line names the customer."""
     name = ctx.customer.name if ctx.customer is not None else ctx.identity.address

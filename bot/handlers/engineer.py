@@ -76,6 +76,7 @@ def reply(ctx: Context, number: int, text: str) -> None:
     if left_out:
         # The engineer hears it where the case is worked (or where they wrote, without a topic).
         case_topic.files_left_out(ctx, incident, channel, left_out)
+    case_topic.files_not_fetched(ctx)
     if ctx.message.kind != "topic":
         ctx.reply(_("Sent to the customer of #{number} via {channel}."), number=number, channel=replied.route.channel)
 
@@ -88,6 +89,7 @@ def note(ctx: Context, number: int, text: str) -> None:
     assert ctx.engineer is not None
     incidents.add_note(ctx.session, ctx.now, ctx.engineer, incident, text)
     files = attachments.record(ctx.session, ctx.now, incident, ctx.message, origin="note")
+    case_topic.files_not_fetched(ctx)
     if not files:
         ctx.reply(_("Note saved on #{number}."), number=number)
         return

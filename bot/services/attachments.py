@@ -26,7 +26,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlmodel import Session
 
-from adapters.channel import FileRefusal, Inbound, OutboundFile, size_text
+from adapters.channel import Attachment, FileRefusal, Inbound, OutboundFile, size_text
 from storage.models import FILE_NAME, Incident, IncidentAttachment, fit
 
 #: "in": the customer's; "out": sent with an engineer's reply; "note": kept with an engineer's note.
@@ -52,8 +52,9 @@ class FileSummary:
 def record(
     session: Session, now: datetime, incident: Incident, message: Inbound, origin: Origin = "in"
 ) -> list[IncidentAttachment]:
-    """Record the files of `message` on `incident` (the ids are known on return). A note's bytes
-    are not kept: no channel ever uploads them."""
+    """Record the files of `message` on `incident` (the ids are known on return); one the channel
+    could not fetch is not recorded (`unfetched`). A note's bytes are not kept: no channel ever
+    uploads them."""
     message_id = message.message_id if origin == "in" else f"{origin}:{message.message_id}"
     rows = [
         IncidentAttachment(
@@ -69,11 +70,17 @@ def record(
             created_at=now,
         )
         for file in message.attachments
+        if file.failed is None
     ]
     session.add_all(rows)
     if rows:
         session.flush()
     return rows
+
+
+def unfetched(message: Inbound) -> list[Attachment]:
+    """The files of `message` the channel could not fetch (`Attachment.failed` says why)."""
+    return [file for file in message.attachments if file.failed is not None]
 
 
 def shown(rows: list[IncidentAttachment]) -> list[OutboundFile]:
@@ -139,16 +146,21 @@ def sort_out(
     carried: list[IncidentAttachment] = []
     left_out: list[LeftOut] = []
     for row in rows:
-        refusal = None if row.refused_over is not None else refuses(shown([row])[0])
-        if row.refused_over is not None:
-            left_out.append(LeftOut(row, row.refused_over, f"over the {size_text(row.refused_over)} limit"))
-        elif refusal is not None:
-            why = refusal.detail or (
-                f"over the {size_text(refusal.limit)} limit" if refusal.limit else f"{row.media_type} is not carried"
-            )
-            left_out.append(LeftOut(row, refusal.limit if refusal.reason == "size" else None, why))
-        else:
+        left = _left_out(row, refuses)
+        if left is None:
             carried.append(row)
-            continue
-        row.data = None
+        else:
+            left_out.append(left)
+            row.data = None
     return carried, left_out
+
+
+def _left_out(row: IncidentAttachment, refuses: Callable[[OutboundFile], FileRefusal | None]) -> LeftOut | None:
+    if row.refused_over is not None:
+        return LeftOut(row, row.refused_over, f"over the {size_text(row.refused_over)} limit")
+    refusal = refuses(shown([row])[0])
+    if refusal is None:
+        return None
+    limit = refusal.limit if refusal.reason == "size" else None
+    why = refusal.detail or (f"over the {size_text(limit)} limit" if limit else f"{row.media_type} is not carried")
+    return LeftOut(row, limit, why)

@@ -175,6 +175,7 @@ def test_a_send_retried_after_the_upload_does_not_upload_twice(desk: ZulipDesk) 
     desk.fake.before_request = drop_posts_with_the_file
     send_with_file(desk, "open Retried", "retry.png", PNG)
     wait_until(lambda: len(dropped) == 4, what="the first attempt to fail")
+    wait_until(lambda: retry_is_set(desk), what="the row's retry to be set")  # else the clock moves too soon
     desk.clock.advance(seconds=31)  # the row's retry is due
     mirrored = wait_case_topic(desk, "wrote:")
     bot_id = desk.fake.user(BOT).user_id
@@ -207,3 +208,9 @@ def test_a_catch_up_page_hands_its_files_over_before_holding_more(
     assert [[(f.name, f.media_type, f.data) for f in m.attachments] for m in sink.messages] == [
         [(f"f{i}.png", "image/png", PNG)] for i in range(3)
     ]
+
+
+def retry_is_set(desk: ZulipDesk) -> bool:
+    """Some outbox row failed and waits for its next attempt (its error is recorded)."""
+    with desk.engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM outbox WHERE last_error IS NOT NULL")).scalar() > 0

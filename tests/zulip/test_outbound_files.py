@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tests.zulip.conftest import ALICE, ENGINEER, STREAM
 from tests.zulip.markdown_check import active_markup
-from tests.zulip.test_attachments import PNG
+from tests.zulip.test_attachments import PNG, retry_is_set
 from tests.zulip.test_end_to_end import TOPIC, ZulipDesk, assert_each_message_once, open_case, wait_until
 
 LINK = re.compile(r"\[(`+[^\n]*?`+)\]\((/user_uploads/[^)\s]+)\)")
@@ -143,6 +143,7 @@ def test_a_send_failing_after_the_upload_is_retried_without_uploading_or_posting
     desk.fake.before_request = drop_dms_with_the_file
     reply_with_file(desk, "/reply The fix:", "fix.png", PNG)
     wait_until(lambda: len(dropped) == 4, what="the first attempt to fail")
+    wait_until(lambda: retry_is_set(desk), what="the row's retry to be set")  # else the clock moves too soon
     desk.clock.advance(seconds=31)  # the row's retry is due
     dm = desk.wait_dm(ALICE, "[#1] The fix:")
     [(_label, path)] = LINK.findall(dm.content)
@@ -151,3 +152,16 @@ def test_a_send_failing_after_the_upload_is_retried_without_uploading_or_posting
     assert len([m for m in desk.dms_to(ALICE) if "[#1] The fix:" in m.content]) == 1
     assert uploads(desk) == 1
     assert_each_message_once(desk.engine, desk.fake)
+
+
+def test_a_file_the_bot_cannot_fetch_is_named_back_to_the_engineer(desk: ZulipDesk) -> None:
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    open_case(desk)
+    gone = "/user_uploads/2/ab/deleted00/gone.png"  # no such upload: Zulip answers 404
+    desk.fake.post_stream_message(ENGINEER, STREAM, TOPIC, f"/reply See [gone.png]({gone}) and [x.png]({gone}x)")
+    told = desk.wait_topic("Could not fetch").content
+    assert "- `gone.png`: `HTTP 404`\n- `x.png`: `HTTP 404`" in told and active_markup(told) == []
+    dm = desk.wait_dm(ALICE, "[#1] See gone.png and x.png")
+    assert "/user_uploads/" not in dm.content
+    assert files_recorded(desk) == [] and uploads(desk) == 0
