@@ -21,7 +21,10 @@ while the instance still processes it (video, large images); the media id
 is recorded at once (`FileStore.record_upload`), so a retried row re-uses
 it. A status may not carry media still processing, so each is awaited
 (`GET /api/v1/media/:id` until its `url` is set), for a bounded time: past
-it the send is tried again later, uploading nothing again.
+it the send is tried again later, uploading nothing again. (Media uploads
+take no Idempotency-Key: an upload retried at once after a lost answer may
+leave a second, unattached medium on the instance, which Mastodon removes
+within a day; the customer only ever sees the recorded one.)
 """
 
 from __future__ import annotations
