@@ -154,7 +154,8 @@ class Answers:
                 if not missing:
                     break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{len(missing)} of {len(wanted)} mails unanswered after {timeout:.0f} s")
+                    log = f"; {bot.name}'s log ends:\n{bot.tail()}" if bot is not None else ""
+                    raise RuntimeError(f"{len(missing)} of {len(wanted)} mails unanswered after {timeout:.0f} s{log}")
                 if bot is not None:
                     bot.check()
                 self.arrived.wait(0.1)

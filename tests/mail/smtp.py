@@ -17,10 +17,14 @@ Switches for the failure tests:
 * `refuse_all(code=421, for_seconds=…, at="MAIL")`: a temporary (or any) refusal, at the
   greeting, at `MAIL FROM` or after the message's content; a 421 closes the connection.
 * `refuse_recipient(address, code=550)`: a permanent refusal of one recipient at `RCPT TO`.
-* `hold_data(point)`: sessions wait at `DATA` until `release_data()`, so a test can kill the
-  client there: at "command" the client waits for the 354 and nothing has been taken; at
-  "reply" the message has been taken (delivered) and the client waits for the 250 it will
-  never see if it is killed.
+* `hold_data(point, count=1)`: the next `count` sessions wait at `DATA` until
+  `release_data()`, so a test can kill the client there (later sessions, such as the
+  client's retry after its restart, pass): at "command" the client waits for the 354 and
+  nothing has been taken; at "reply" the message has been taken (delivered) and the client
+  waits for the 250 it will never see if it is killed.
+* `keep_sent_copies(True)`: like Gmail, the server files a copy of every message it accepts
+  in the sender's `\\Sent` folder (IMAP APPEND as that user, before the 250); by default it
+  keeps nothing, like Dovecot and Postfix set-ups, and the client must append itself.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from imapclient import IMAPClient
+from imapclient.imapclient import SENT
 
 from tests.mail.dovecot import HOST, Dovecot, free_ports
 from tests.mail.tls import MailTLS
@@ -150,8 +156,10 @@ class _Handler:
         self.refusals: list[_Refusal] = []
         self.refused_recipients: dict[str, str] = {}
         self.hold: HoldPoint | None = None
+        self.hold_left = 0  # sessions still to hold at `hold`
         self.release = threading.Event()
         self.held = threading.Event()
+        self.keep_sent = False
         self.queue: list[tuple[AcceptedMessage, str]] = []
         self.on_accept: Callable[[AcceptedMessage], None] | None = None
         self.lmtp = threading.local()  # .connection: this thread's smtplib.LMTP, or None
@@ -166,9 +174,11 @@ class _Handler:
             return next((r for r in self.refusals if r.at == at), None)
 
     async def wait_at(self, point: HoldPoint) -> None:
-        if self.hold != point:
-            return
-        self.count(f"held_{point}")
+        with self.lock:
+            if self.hold != point or self.hold_left <= 0:
+                return
+            self.hold_left -= 1
+            self.counts[f"held_{point}"] += 1
         self.held.set()
         while not self.release.is_set():
             await asyncio.sleep(0.01)  # cancelled if the client goes away meanwhile
@@ -234,6 +244,8 @@ class _Handler:
             elif not await loop.run_in_executor(None, self.deliver, record, rcpt):
                 with self.lock:
                     self.queue.append((record, rcpt))
+        if self.keep_sent and record.login:
+            await loop.run_in_executor(None, self.file_in_sent, record)
         with self.lock:
             self.accepted.append(record)
             self.counts["accepted"] += 1
@@ -266,6 +278,16 @@ class _Handler:
             record.delivered.append(rcpt)
             self.counts["delivered"] += 1
         return True
+
+    def file_in_sent(self, record: AcceptedMessage) -> None:
+        assert record.login is not None
+        client = IMAPClient(self.dovecot.host, port=self.dovecot.imap_port, ssl=False, timeout=30)
+        try:
+            client.login(record.login, self.dovecot.passwords[record.login])
+            client.append(client.find_special_folder(SENT), record.raw, flags=[b"\\Seen"])
+        finally:
+            with contextlib.suppress(Exception):
+                client.logout()
 
     def redeliver(self) -> None:
         with self.lock:
@@ -411,12 +433,19 @@ class SubmissionServer:
         with self._handler.lock:
             self._handler.refused_recipients[address.lower()] = f"{code} {text}"
 
-    def hold_data(self, point: HoldPoint = "command") -> threading.Event:
-        """Hold sessions at DATA until `release_data()`; the returned event is set once one is held."""
-        self._handler.release.clear()
-        self._handler.held.clear()
-        self._handler.hold = point
+    def hold_data(self, point: HoldPoint = "command", count: int = 1) -> threading.Event:
+        """Hold the next `count` sessions at DATA until `release_data()`; the returned event
+        is set once one is held."""
+        with self._handler.lock:
+            self._handler.release.clear()
+            self._handler.held.clear()
+            self._handler.hold = point
+            self._handler.hold_left = count
         return self._handler.held
+
+    def keep_sent_copies(self, keep: bool = True) -> None:
+        """File a copy of each accepted message in the sender's Sent folder (as Gmail does)."""
+        self._handler.keep_sent = keep
 
     def release_data(self) -> None:
         self._handler.hold = None
