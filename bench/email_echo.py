@@ -119,17 +119,20 @@ class Echo:
         self.fetch(imap, backlog)
         while True:
             self.flag_answered(imap)
+            # Searched after every other command: a command's answer may carry the EXISTS of
+            # mail that came meanwhile, and the server does not tell it again in IDLE.
+            # UID SEARCH n:* answers with the highest UID even when it is below n: filter.
+            new = [uid for uid in imap.search(["UID", f"{last + 1}:*"]) if uid > last]
+            if new:
+                last = max(new)
+                self.fetch(imap, new)
+                continue
             imap.idle()
             # Woken by the server's EXISTS, or after a second when answers wait to be flagged.
             deadline = time.monotonic() + IDLE_SECONDS
             while not imap.idle_check(timeout=1) and time.monotonic() < deadline and not self.answered:
                 pass
             imap.idle_done()
-            # UID SEARCH n:* answers with the highest UID even when it is below n: filter.
-            new = [uid for uid in imap.search(["UID", f"{last + 1}:*"]) if uid > last]
-            if new:
-                last = max(new)
-                self.fetch(imap, new)
 
     def fetch(self, imap: IMAPClient, uids: list[int]) -> None:
         for start in range(0, len(uids), FETCH_BATCH):
