@@ -61,6 +61,8 @@ class EmailSettings:
     authserv_id: str | None = None
     ca_file: str | None = None
     answers_per_hour: int = 5
+    #: EMAIL_ALIASES: other addresses that reach the mailbox (never copied; mail from them is the desk's own).
+    aliases: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"EmailSettings({self.address!r}, imap={self.imap}, smtp={self.smtp})"
@@ -92,7 +94,14 @@ class EmailChannel(Channel):
         close_smtp(smtp)
         sent = SentFolder(s.imap, self._login)
         sent_name = sent.find_name()
-        self._poster = MailPoster(s.smtp, self._login, address=s.address, display_name=s.display_name, sent=sent)
+        self._poster = MailPoster(
+            s.smtp,
+            self._login,
+            address=s.address,
+            display_name=s.display_name,
+            sent=sent,
+            files=lambda: self.files,
+        )
         self._receiver = Receiver(
             s.imap,
             self._login,
@@ -102,6 +111,7 @@ class EmailChannel(Channel):
             closing=self._closing,
             on_trouble=self.report_trouble,
             max_attachment_bytes=lambda: self.max_attachment_bytes,
+            aliases=s.aliases,
         )
         log.info(
             "email: %s signed in to %s (folder %s) and %s; sent mail kept in %s",

@@ -10,20 +10,23 @@
   for every attempt of a row (a repeat after a crash is recognisable, and mail clients
   fold it), and unique across databases: a re-created store numbers rows from 1 again, but
   never at the same microsecond.
+* `Cc`: the people copied on the row's incident (`Outbound.copies`); never a `Bcc`.
 * `Auto-Submitted: auto-replied` (RFC 3834) and `X-Auto-Response-Suppress: All` (what
   Exchange's autoresponders read) on the bot's own answers; none on an engineer's words.
-* Plain text, UTF-8.
+* Plain text, UTF-8; an engineer's files attached (`Outbound.files`), and a line under the
+  text for each file left out (the sentence the core wrote in the reader's language).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
-from adapters.channel import Outbound
+from adapters.channel import Outbound, OutboundFile, size_text
 
 #: A Message-ID in a header or a chain: `<left@right>`.
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
@@ -61,12 +64,23 @@ def subject_line(message: Outbound, fallback: str) -> str:
     return f"Re: {subject}" if message.conversation else subject
 
 
-def build(message: Outbound, *, address: str, display_name: str, now: datetime) -> EmailMessage:
-    """The mail for a direct row to `message.recipient` (the caller checked both)."""
+def build(
+    message: Outbound,
+    *,
+    address: str,
+    display_name: str,
+    now: datetime,
+    attached: Sequence[tuple[OutboundFile, bytes]] = (),
+    not_attached: Sequence[str] = (),
+) -> EmailMessage:
+    """The mail for a direct row to `message.recipient` (the caller checked both), with the files
+    `attached` (each with its bytes) and a line under the text for each file `not_attached`."""
     assert message.recipient is not None
     mail = EmailMessage()
     mail["From"] = formataddr((display_name, address))
     mail["To"] = message.recipient
+    if copies := copied(message, address):
+        mail["Cc"] = ", ".join(copies)
     mail["Subject"] = subject_line(message, display_name)
     mail["Date"] = format_datetime(message.written_at or now)
     mail["Message-ID"] = message_id(message, Address(addr_spec=address).domain)
@@ -78,5 +92,30 @@ def build(message: Outbound, *, address: str, display_name: str, now: datetime) 
         mail["Auto-Submitted"] = "auto-replied"
         mail["X-Auto-Response-Suppress"] = "All"
     body = message.text if not message.quote else f"{message.text}\n\n{message.quote}"
+    if not_attached:
+        body = body.rstrip() + "\n\n" + "\n".join(not_attached)
     mail.set_content(body.rstrip() + "\n", charset="utf-8")
+    for file, data in attached:
+        maintype, _slash, subtype = file.media_type.partition("/")
+        if not (maintype and subtype) or maintype == "multipart":
+            maintype, subtype = "application", "octet-stream"
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=attachment_name(file.name))
     return mail
+
+
+def copied(message: Outbound, address: str) -> list[str]:
+    """Who the row's mail copies (`Cc`): the people copied on its incident, but the recipient and
+    the support address itself (never mail to the desk's own mailbox: it would read it back)."""
+    skip = {(message.recipient or "").lower(), address.lower()}
+    return [a for a in dict.fromkeys(message.copies) if a.lower() not in skip]
+
+
+def attachment_name(name: str) -> str:
+    """A file name as a mail carries it: one line, no path (RFC 2231 encodes the rest)."""
+    flat = " ".join(name.replace("/", "_").replace("\\", "_").split())
+    return flat[:200] or "file"
+
+
+def file_note(file: OutboundFile, why: str) -> str:
+    """The line under the text for a file the mail does not carry."""
+    return f"- {attachment_name(file.name)} ({size_text(file.size)}): {why}"

@@ -14,6 +14,10 @@ What the server answers decides what happens to the row:
   go (`PermanentSendError`); the dispatcher marks the row failed and tells the engineers in
   the case topic.
 
+An engineer's files (`Outbound.files`) are attached, their bytes read from `Channel.files`;
+once the server took the mail they are recorded as sent by email (and the store drops the
+bytes). A file left out by the core is named under the text with the core's sentence.
+
 One SMTP session is kept between sends and opened again when the server dropped it.
 """
 
@@ -22,12 +26,22 @@ from __future__ import annotations
 import logging
 import smtplib
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from email import policy
 from email.headerregistry import Address
 
-from adapters.channel import ChannelError, Outbound, PermanentSendError, TransientSendError
+from adapters.channel import (
+    ChannelError,
+    FileStore,
+    Outbound,
+    OutboundFile,
+    PermanentSendError,
+    TransientSendError,
+    size_text,
+)
 
-from .compose import build, message_id
+from .compose import build, copied, file_note, message_id
 from .reconcile import SentFolder
 from .servers import MailServer
 from .transport import Login, close_smtp, describe, open_smtp
@@ -36,12 +50,23 @@ log = logging.getLogger("deskbot.adapters.email")
 
 
 class MailPoster:
-    def __init__(self, server: MailServer, login: Login, *, address: str, display_name: str, sent: SentFolder) -> None:
+    def __init__(
+        self,
+        server: MailServer,
+        login: Login,
+        *,
+        address: str,
+        display_name: str,
+        sent: SentFolder,
+        files: Callable[[], FileStore | None] = lambda: None,
+    ) -> None:
         self.server = server
         self.login = login
         self.address = address
         self.display_name = display_name
         self.sent = sent
+        #: Where the bytes of a row's files wait (`Channel.files`, set by the runtime after start).
+        self.files = files
         self.domain = Address(addr_spec=address).domain
         self._smtp: smtplib.SMTP | None = None
         self._lock = threading.Lock()
@@ -58,12 +83,47 @@ class MailPoster:
         if message.attempt > 1 and self.sent.contains(mail_id):
             log.info("email: outbox %d was sent before (found in Sent); not sent again", message.outbox_id)
             return [mail_id]
-        mail = build(message, address=self.address, display_name=self.display_name, now=datetime.now(UTC))
-        raw = mail.as_bytes()
+        attached, notes = self._files(message)
+        mail = build(
+            message,
+            address=self.address,
+            display_name=self.display_name,
+            now=datetime.now(UTC),
+            attached=attached,
+            not_attached=notes,
+        )
+        # CRLF line ends, as SMTP carries them: smtplib sends bytes as they are.
+        raw = mail.as_bytes(policy=policy.SMTP)
         with self._lock:
             self._submit(message, raw)
         self.sent.keep(mail_id, raw)
+        store = self.files()
+        for file, _data in attached:
+            if store is not None:
+                store.record_upload(file.id, "email", mail_id)  # the bytes are no longer needed
         return [mail_id]
+
+    def _files(self, message: Outbound) -> tuple[list[tuple[OutboundFile, bytes]], list[str]]:
+        """The row's files with their bytes, and a line for each one the mail does not carry."""
+        attached: list[tuple[OutboundFile, bytes]] = []
+        notes: list[str] = []
+        store = self.files()
+        for file in message.files:
+            if file.left_out is not None:
+                notes.append(file_note(file, file.left_out))
+                continue
+            if file.refused_over is not None:
+                notes.append(file_note(file, f"not kept: over the {size_text(file.refused_over)} limit"))
+                continue
+            if store is None:
+                raise TransientSendError(f"outbox row {message.outbox_id}: no file store to read its files from")
+            data = store.data(file.id)
+            if data is None:
+                # Sent with an earlier attempt of this row (the server took it; its copy in Sent is missing).
+                notes.append(file_note(file, "sent before" if store.uploaded(file.id, "email") else "no longer stored"))
+                continue
+            attached.append((file, data))
+        return attached, notes
 
     def _submit(self, message: Outbound, raw: bytes) -> None:
         recipient = message.recipient
@@ -71,7 +131,7 @@ class MailPoster:
         try:
             if self._smtp is None:
                 self._smtp = open_smtp(self.server, self.login)
-            refused = self._smtp.sendmail(self.address, [recipient], raw)
+            refused = self._smtp.sendmail(self.address, [recipient, *copied(message, self.address)], raw)
         except smtplib.SMTPRecipientsRefused as error:
             code, reason = error.recipients.get(recipient, (550, b""))
             self._fail(message, code, f"recipient {recipient} refused: {_text(code, reason)}")
@@ -85,9 +145,12 @@ class MailPoster:
         except (OSError, smtplib.SMTPException) as error:
             self._drop()
             raise TransientSendError(f"SMTP server {self.server}: {describe(error)}") from None
-        if refused:  # only with several recipients; one is all we send to
-            code, reason = refused.get(recipient, (550, b""))
+        if recipient in refused:  # only with several recipients, the customer and people in Cc
+            code, reason = refused[recipient]
             self._fail(message, code, f"recipient {recipient} refused: {_text(code, reason)}")
+        for address, (code, reason) in refused.items():
+            # The customer has the mail: one refused copy must not send it to them again.
+            log.warning("email: outbox %d: copy to %s refused: %s", message.outbox_id, address, _text(code, reason))
 
     def _fail(self, message: Outbound, code: int, reason: str) -> None:
         if 500 <= code < 600:

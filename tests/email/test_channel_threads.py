@@ -191,3 +191,55 @@ def test_with_authserv_id_set_mail_failing_dmarc_is_a_strangers(mail: MailServer
         assert "Incident #1 is open" in answers[1].get_content()
     finally:
         running.halt()
+
+
+def test_an_engineers_files_reach_the_customer_as_attachments(mail: MailServers, bot: EmailBot, engine) -> None:  # noqa: ANN001
+    import dataclasses
+    import hashlib
+    from datetime import UTC
+
+    from adapters.channel import Attachment
+    from adapters.console import ENGINEER, console_line
+
+    ana = mail.customers[0]
+    ana.send("Config", "open\nWhich settings do you recommend?")
+    ana.wait_for(from_bot)
+    log = b"setting=1\nother=2\n" * 50
+    refused = Attachment("huge.iso", "application/octet-stream", 30 * 2**20, None, refused_over=25 * 2**20)
+    files = (
+        Attachment("recommended settings.conf", "text/plain", len(log), hashlib.sha256(log).hexdigest(), data=log),
+        refused,
+    )
+    command = console_line(
+        ENGINEER, "/reply 1 Here are our recommended settings.", "e-files", bot.clock().astimezone(UTC)
+    )
+    bot.runtime.intake.deliver(dataclasses.replace(command, attachments=files))
+    bot.runtime.dispatcher.drain("console")
+    reply = ana.wait_for(from_bot, count=2)[1]
+    (attachment,) = list(reply.iter_attachments())
+    assert attachment.get_filename() == "recommended settings.conf"
+    assert attachment.get_content().encode() == log
+    body = reply.get_body(preferencelist=("plain",)).get_content()
+    assert "Here are our recommended settings." in body
+    assert "huge.iso (30.0 MB)" in body
+
+
+def test_a_mail_over_the_size_limit_is_recorded_by_its_headers_with_a_note(
+    mail: MailServers, engine, db_url, clock
+) -> None:  # noqa: ANN001
+    running = EmailBot(mail, engine, db_url, clock, DESKBOT_MAX_ATTACHMENT_MB=1)
+    running.customer("Ana's company", ANA)
+    running.start()
+    try:
+        ana = mail.customers[0]
+        ana.send("Dump", "open\nThe crash dump is attached.")
+        ana.wait_for(from_bot)
+        big = bytes(range(256)) * (6 * 1024)  # 1.5 MB
+        ana.send("Dump", "#1 Here is the dump.", attachments=[("core.dump", big, "application/octet-stream")])
+        told = ana.wait_for(from_bot, count=2)[1].get_content()
+        assert "was not passed on" in told and "1.0 MB" in told
+        (first, second) = _incident_messages(engine, 1)
+        assert second.startswith("in:[A message of ") and "only its headers were read" in second
+        assert "Here is the dump" not in second  # its body was never read
+    finally:
+        running.halt()
