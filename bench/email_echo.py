@@ -71,6 +71,26 @@ def open_smtp(url: str, username: str, password: str) -> smtplib.SMTP:
     return smtp
 
 
+def told_with_the_continuation(imap: IMAPClient) -> bool:
+    """Did the server say something right after its `+ idling`?
+
+    Dovecot announces mail that came since the client's last command (EXISTS) at once when
+    IDLE begins, often in the same packet as the continuation; imaplib then holds it in its
+    read buffer, and imapclient's `idle_check` polls the socket only, so it would wait for the
+    next event (tests/mail/test_servers.py shows it). Looking into the buffer needs imaplib's
+    file object: imapclient has no public way.
+    """
+    sock = imap.socket()
+    timeout = sock.gettimeout()
+    sock.setblocking(False)  # so that an empty buffer does not wait for the socket
+    try:
+        return bool(imap._imap.file.peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        sock.settimeout(timeout)
+
+
 def echo_of(raw: bytes, address: str) -> EmailMessage | None:
     """The answer to one mail: its own text, threaded; None for the bot's own mail."""
     incoming = message_from_bytes(raw, policy=policy.default)
@@ -130,8 +150,9 @@ class Echo:
             imap.idle()
             # Woken by the server's EXISTS, or after a second when answers wait to be flagged.
             deadline = time.monotonic() + IDLE_SECONDS
-            while not imap.idle_check(timeout=1) and time.monotonic() < deadline and not self.answered:
-                pass
+            if not told_with_the_continuation(imap):
+                while not imap.idle_check(timeout=1) and time.monotonic() < deadline and not self.answered:
+                    pass
             imap.idle_done()
 
     def fetch(self, imap: IMAPClient, uids: list[int]) -> None:

@@ -328,3 +328,38 @@ def test_the_settings_a_bot_is_given(mail: MailServers) -> None:
             ssl=True,
             ssl_context=ssl.create_default_context(cafile=None, capath="/nonexistent"),
         )
+
+
+def test_mail_that_came_before_idle_is_told_at_once_but_imapclient_idle_check_misses_it(mail: MailServers) -> None:
+    """Facts an IMAP reader (deskbot's channel, bench/email_echo.py) must live with.
+
+    1. Mail that arrives while the client is busy is told (EXISTS) in the answer to its next
+       command, and not again once the client IDLEs.
+    2. Mail that arrives after the client's last command is told at once when IDLE begins,
+       often in the same packet as the `+ idling` continuation; imaplib then holds it in its
+       read buffer, and imapclient's `idle_check`, which polls the socket, does not see it
+       (it comes out of `idle_done`): a reader that trusts `idle_check` alone leaves such
+       mail unread until the next one arrives or its IDLE ends.
+    3. Mail that arrives during IDLE is told about 0.5 s later (Dovecot's notify delay).
+    """
+    with imap_login(mail, implicit=False) as client:
+        client.select_folder("INBOX")
+        mail.customers[0].send("While the client was busy", "text")
+        _text, untagged = client.noop()
+        assert (1, b"EXISTS") in untagged
+        client.idle()
+        assert client.idle_check(timeout=1.0) == []
+        assert client.idle_done()[1] == []  # (1) told once, in the NOOP's answer
+
+        mail.customers[0].send("Between the last command and IDLE", "text")
+        client.idle()
+        assert client._imap.file.peek(1).startswith(b"* 2 EXISTS")  # (2) already read, with "+ idling"
+        assert client.idle_check(timeout=1.0) == []  # … where idle_check does not look
+        assert (2, b"EXISTS") in client.idle_done()[1]
+
+        client.idle()
+        started = time.monotonic()
+        mail.customers[0].send("During IDLE", "text")
+        assert (3, b"EXISTS") in client.idle_check(timeout=5)  # (3)
+        assert 0.3 < time.monotonic() - started < 2
+        client.idle_done()
