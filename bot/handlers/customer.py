@@ -242,10 +242,12 @@ def _status_one(ctx: Context, number: int) -> None:
         lines.append(f"— {who}, {format_when(msg.created_at, ctx.lang, tz)}: {_excerpt(msg.body)}")
     files = attachments.of_incident(ctx.session, incident.id)
     if files:
-        lines.append(ctx.t(_("Your files:")))
+        lines.append(ctx.t(_("Files:")))
     for file in files:
         if file.refused_over is None:
-            lines.append(f"— {file.name} ({file.media_type}, {size_text(file.size)})")
+            # Whose a file is, as in the messages above: the customer's, or sent to them by support.
+            who = ctx.t(_("you")) if file.origin == "in" else ctx.t(_("support"))
+            lines.append(f"— {who}: {file.name} ({file.media_type}, {size_text(file.size)})")
         else:
             lines.append(
                 "— "

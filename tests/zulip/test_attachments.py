@@ -117,7 +117,7 @@ def test_status_and_case_list_the_files(desk: ZulipDesk) -> None:
     wait_case_topic(desk, "wrote:")
     desk.fake.post_dm(ALICE, "status 1")
     status = desk.wait_dm(ALICE, "shot.png")
-    assert "image/png" in status.content
+    assert "— you: shot.png (image/png" in status.content
     desk.fake.post_dm(ENGINEER, "/case 1")
     case = desk.wait_dm(ENGINEER, "shot.png")
     assert hashlib.sha256(PNG).hexdigest()[:12] in case.content

@@ -55,7 +55,7 @@ def test_an_engineers_image_reaches_the_customer_who_can_fetch_it(desk: ZulipDes
     desk.fake.post_dm(ENGINEER, "/case 1")
     assert "with a reply to the customer" in desk.wait_dm(ENGINEER, "diagram.png").content
     desk.fake.post_dm(ALICE, "status 1")
-    desk.wait_dm(ALICE, "— diagram.png (image/png")
+    desk.wait_dm(ALICE, "— support: diagram.png (image/png")
     assert uploads(desk) == 1
 
 
