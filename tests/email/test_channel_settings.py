@@ -20,7 +20,7 @@ from storage.db import make_engine, transaction, upgrade
 from storage.models import Identity
 from tests.mail.servers import SUPPORT_ADDRESS, MailServers
 
-from .channel_bot import FAST, EmailBot, email_settings, from_bot
+from .channel_bot import FAST, EmailBot, email_settings, from_bot, wait_until
 
 EMAIL_VARIABLES = (
     "EMAIL_ADDRESS",
@@ -113,6 +113,7 @@ def test_deskbot_run_s_wiring_answers_a_mail_over_implicit_tls(
         credit_service.grant_credits(session, ana, 2, clock().date(), "test", clock())
     runtime.start()
     try:
+        wait_until(lambda: runtime.channels["email"].connected, 10, "the IMAP session")  # past the first start
         sent = mail.customers[0].send("Quota", "open\nThe quota report is empty.")
         (answer,) = mail.customers[0].wait_for(from_bot, timeout=15)
         assert answer["In-Reply-To"] == sent["Message-ID"]
@@ -159,7 +160,6 @@ def test_the_support_address_writing_to_itself_is_never_answered(mail: MailServe
     bot = EmailBot(mail, engine, db_url, clock).start()
     try:
         mail.support.send("Loop?", "Hello me.", to=SUPPORT_ADDRESS)
-        from .channel_bot import wait_until
         from .test_channel_loops import _handled
 
         wait_until(lambda: _handled(engine) == 1, 10, "the mail handled")
