@@ -94,6 +94,10 @@ class Inbound:
     #: False when the channel could not verify that `sender` wrote it (email failing DMARC where
     #: the operator trusts a server's verdict): the core treats it as from an unknown sender.
     verified: bool = True
+    #: The other people the sender addressed the message to on this channel, as addresses (email:
+    #: `To` and `Cc` but the sender, the support address and its aliases; never `Bcc`). From a
+    #: customer, they become the copied people of the incident the message joins.
+    copies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +225,9 @@ class Outbound:
     #: Direct: written by the bot on its own in answer to a message (email: `Auto-Submitted:
     #: auto-replied`); False for a person's words (an engineer's reply).
     automatic: bool = True
+    #: Direct: people copied on the incident the row is about, as addresses on this channel (email:
+    #: `Cc`); a channel that cannot copy anyone ignores them.
+    copies: tuple[str, ...] = ()
 
 
 class ChannelError(Exception):

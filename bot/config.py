@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     email_answers_per_hour: int = Field(5, ge=1, le=1000, validation_alias="EMAIL_ANSWERS_PER_HOUR")
     #: A file of CA certificates to trust for the mail servers instead of the system's (a private CA).
     email_ca_file: Path | None = Field(None, validation_alias="EMAIL_CA_FILE")
+    #: Other addresses that reach the support mailbox (comma-separated): never learned as people a
+    #: customer copies, never copied, and mail from them is the desk's own (never answered).
+    email_aliases: str = Field("", validation_alias="EMAIL_ALIASES")
 
     timezone: str = Field("Europe/Lisbon", validation_alias="DESKBOT_TIMEZONE")
     service_hours: str = Field("mon-fri 08:00-18:00", validation_alias="DESKBOT_SERVICE_HOURS")
@@ -140,6 +143,14 @@ class Settings(BaseSettings):
             raise ValueError(f"expected an email address such as support@example.com, got {value!r}")
         return value.strip() if value is not None else None
 
+    @field_validator("email_aliases")
+    @classmethod
+    def _email_aliases(cls, value: str) -> str:
+        for alias in _split_aliases(value):
+            if not _EMAIL_ADDRESS.fullmatch(alias):
+                raise ValueError(f"expected email addresses separated by commas, got {alias!r}")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -193,6 +204,17 @@ class Settings(BaseSettings):
     @property
     def email_configured(self) -> bool:
         return bool(self.email_address or self.email_imap_url or self.email_smtp_url)
+
+    @property
+    def email_alias_list(self) -> tuple[str, ...]:
+        """EMAIL_ALIASES, in lower case."""
+        return _split_aliases(self.email_aliases)
+
+    @property
+    def support_addresses(self) -> frozenset[str]:
+        """The support address and its aliases, in lower case: the desk itself, never anyone copied."""
+        own = (self.email_address or "").strip().lower()
+        return frozenset([*([own] if own else []), *self.email_alias_list])
 
     @property
     def secrets(self) -> list[str]:
@@ -275,6 +297,10 @@ class EngineerEntries:
 #: A Zulip user id in DESKBOT_ENGINEERS: ASCII digits, not 0.
 _USER_ID = re.compile(r"[1-9][0-9]{0,17}")
 _EMAIL_ADDRESS = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+
+
+def _split_aliases(value: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(a.strip().lower() for a in value.split(",") if a.strip()))
 
 
 def parse_engineers(text: str) -> EngineerEntries:

@@ -77,6 +77,7 @@ def to_outbound(row: Outbox | outbox.NewRow) -> Outbound:
         case=row.incident_id,
         subject=row.subject,
         automatic=row.automatic,
+        copies=tuple(json.loads(row.copies)) if row.copies else (),
     )
 
 

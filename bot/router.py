@@ -21,12 +21,14 @@ from bot import handlers
 from bot.commands import Audience, Command, ParseError, Registry, parse_args, split_command
 from bot.context import Context
 from bot.deployment import Deployment
+from bot.handlers import copied as copied_handlers
 from bot.handlers import customer as customer_handlers
 from bot.i18n import _, quoted
 from bot.numbers import MAX_DIGITS, whole_number
-from bot.services import customers, incidents, strangers
+from bot.services import copies, customers, incidents, strangers
 from bot.services.outgoing import Outgoing
 from storage import outbox
+from storage.models import Incident
 from storage.outbox import NewRow
 
 ADD_TO_CASE = re.compile(r"^#([0-9]+)\s*(.*)$", re.DOTALL)
@@ -68,7 +70,7 @@ class Router:
             now=now,
             deployment=self.deployment,
             identity=identity,
-            out=Outgoing(session, now, leased),
+            out=Outgoing(session, now, leased, self.answer_caps),
             commands=self.commands,
             customer=customer,
         )
@@ -94,8 +96,11 @@ class Router:
         elif message.public:
             if strangers.due_public_notice(identity, now):
                 ctx.reply(_("Please write to me in a direct message, so that your details stay private."))
+        elif (copied := self._copied(ctx)) is not None:
+            copied_handlers.add_reply(ctx, copied)
         else:
             self._customer_message(ctx)
+            self._learn_copies(ctx)
         return Handled(ctx.incident_id, ctx.replies, ctx.events, ctx.out.rows)
 
     # -- engineers -------------------------------------------------------------
@@ -140,6 +145,33 @@ class Router:
             if number is not None and incidents.own_incident(ctx.session, ctx.customer, number) is not None:
                 return number
         return None
+
+    def _copied(self, ctx: Context) -> Incident | None:
+        """The incident whose thread the message continues as from someone copied on it (not the
+        customer's own: those are theirs to route). Only a reply in a thread, or a message naming an
+        incident beside its text, can be one: anything else of theirs is an unknown sender's."""
+        message = ctx.message
+        if not message.verified or not (message.replies_to or message.case_hint is not None):
+            return None
+        if ctx.customer is not None and self._thread(ctx) is not None:
+            return None
+        return copies.copied_incident(
+            ctx.session, message.channel, message.sender, message.replies_to, message.case_hint
+        )
+
+    def _learn_copies(self, ctx: Context) -> None:
+        """The people a customer's message was addressed to besides the desk are copied on the
+        incident it joined or opened, and the answers written already copy them too."""
+        message = ctx.message
+        if ctx.customer is None or not message.copies or ctx.incident_id is None:
+            return
+        incident = incidents.get_incident(ctx.session, ctx.incident_id)
+        if incident is None or incident.customer_id != ctx.customer.id:
+            return
+        added = copies.learn(ctx.session, incident, message.channel, message.copies, message.sender, ctx.now)
+        if added:
+            ctx.out.copy_new(incident.id, message.channel, added)
+            copied_handlers.copied(ctx, incident, added, ctx.customer.name)
 
     def _automatic_message(self, ctx: Context) -> None:
         """Mail a machine sent (an autoresponder, a bounce): recorded on the incident it names, if any,

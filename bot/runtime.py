@@ -108,6 +108,7 @@ def email_channel(settings: Settings) -> Channel:
             authserv_id=settings.email_authserv_id,
             ca_file=str(settings.email_ca_file) if settings.email_ca_file else None,
             answers_per_hour=settings.email_answers_per_hour,
+            aliases=settings.email_alias_list,
         )
     )
 

@@ -331,6 +331,9 @@ class Outbox(SQLModel, table=True):
     subject: str | None = _text(SUBJECT)
     #: Direct rows: the bot's own answer (True) or a person's words (False: an engineer's reply).
     automatic: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    #: Direct rows about an incident: the people it copies on this channel (JSON list of addresses),
+    #: fixed when the row is written so that every attempt carries the same ones (`IncidentCopy`).
+    copies: str | None = None
     #: A secret the text carries in clear (an activation code) until the row is sent or fails:
     #: then every occurrence in `text` is masked and this is cleared (see storage.outbox).
     secret: str | None = None
@@ -343,6 +346,26 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = _time()
     platform_ids: str | None = None
     last_error: str | None = None
+
+
+class IncidentCopy(SQLModel, table=True):
+    """Someone the customer copies on an incident (issue 17): an address on a channel that gets every
+    later answer on the incident beside the customer (email: in `Cc`), and whose replies in its
+    thread join it. Learned from a customer's message (`added_by` the customer's address) or
+    added by an engineer (`/cc`); `removed_at` set by `/cc remove`: no longer copied, and not
+    learned again from the customer's mail (only `/cc add` brings it back)."""
+
+    __table_args__ = (sa.UniqueConstraint("incident_id", "channel", "address", name="uq_incidentcopy_address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # incident_id: the copies of an incident (every answer on it reads them).
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    channel: str = Field(max_length=32)
+    # address: "which incidents copy this address" (a reply from it finds its incident).
+    address: str = _text(ADDRESS, key=True, default=..., index=True)
+    added_by: str = _text(ADDRESS, key=True, default=...)
+    added_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
+    removed_at: datetime | None = _time()
 
 
 class PostedMessage(SQLModel, table=True):

@@ -54,6 +54,8 @@ class NewRow:
     files: str | None = None
     subject: str | None = None
     automatic: bool = True
+    #: JSON list of the addresses the row copies (`Outbox.copies`).
+    copies: str | None = None
 
 
 def enqueue(
@@ -74,12 +76,13 @@ def enqueue(
     leased: bool = False,
     subject: str | None = None,
     automatic: bool = True,
+    copies: str | None = None,
 ) -> NewRow:
     """Write a row in the session's transaction, due now, or `leased` to the writer (who sends it
     right after the commit: no claim query, see bot.dispatcher).
 
     `secret`: a value `text` holds in clear that must not stay in the store once delivered.
-    `subject`, `automatic`: see `adapters.channel.Outbound`.
+    `subject`, `automatic`, `copies` (JSON list): see `adapters.channel.Outbound`.
 
     A Core INSERT rather than an ORM object: every reply goes through here, and nothing
     reads the row back in the same transaction. Its id is known at once, so rows are
@@ -97,6 +100,7 @@ def enqueue(
         "files": files,
         "subject": subject,
         "automatic": automatic,
+        "copies": copies,
         "incident_id": incident_id,
         "attempts": 1 if leased else 0,
         "created_at": now,
@@ -109,6 +113,11 @@ def enqueue(
     }
     (row_id,) = session.connection().execute(_INSERT, written).inserted_primary_key
     return NewRow(id=row_id, **values)
+
+
+def set_copies(session: Session, row_id: int, copies: str | None) -> None:
+    """The people a row written in this transaction copies, amended before it is committed."""
+    session.connection().execute(update(_outbox).where(_outbox.c.id == row_id).values(copies=copies))
 
 
 def claim(session: Session, channel: str, now: datetime, limit: int = 20, held: Collection[str] = ()) -> list[Outbox]:

@@ -9,14 +9,18 @@
 * `replies_to`: References, then In-Reply-To (the message answered last); `case_hint`: the `[#N]` of the
   subject; `subject_hint`: the subject without "Re:"/"Fwd:" prefixes (in the languages
   clients write them) and tags: a new incident's subject.
+* `copies`: the other addresses of `To` and `Cc` (not the sender, the support address or
+  its aliases, `EMAIL_ALIASES`); `Bcc` is never read: a recipient's copy has none, and a
+  stray one in a raw message is ignored.
 * `automatic`: the reader's verdict (RFC 3834 and friends), the null sender, or the
-  support address itself; `verified`: False when a trusted server is named and its DMARC
+  support address itself or an alias; `verified`: False when a trusted server is named and its DMARC
   verdict is not `pass`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from adapters.channel import Attachment, Inbound
@@ -81,6 +85,7 @@ def mail_to_inbound(
     authserv_id: str | None,
     note: str | None = None,
     refused: Attachment | None = None,
+    aliases: Collection[str] = (),
 ) -> Inbound:
     """The Inbound for `mail` (a `reading.Mail`). `uid_key`: where it lies, its key if it has no
     Message-ID. `note`/`refused`: an oversized mail, read by its headers only."""
@@ -88,7 +93,9 @@ def mail_to_inbound(
     references = tuple(mail.references)
     in_reply_to = mail.in_reply_to[-1] if mail.in_reply_to else None
     message_id = mail.message_id or None
-    automatic = bool(mail.automatic) or sender in (NULL_SENDER, own_address.lower())
+    desk = {own_address.lower(), *(a.lower() for a in aliases)}
+    automatic = bool(mail.automatic) or sender == NULL_SENDER or sender in desk
+    copies = tuple(a for a in dict.fromkeys([*mail.to, *mail.cc]) if a and a != sender and a not in desk)
     attachments = tuple(mail.attachments)
     if refused is not None:
         attachments = (*attachments, refused)
@@ -120,4 +127,5 @@ def mail_to_inbound(
         case_hint=case_tag(mail.subject),
         automatic=automatic,
         verified=authserv_id is None or mail.authenticated is True,
+        copies=copies,
     )

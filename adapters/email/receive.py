@@ -94,8 +94,11 @@ class Receiver:
         closing: threading.Event,
         on_trouble: Callable[[str], None],
         max_attachment_bytes: Callable[[], int],
+        aliases: tuple[str, ...] = (),
     ) -> None:
         self.server = server
+        #: EMAIL_ALIASES: other addresses of the mailbox (mail from them is the desk's own).
+        self.aliases = tuple(a.lower() for a in aliases)
         self.login = login
         self.tuning = tuning
         self.own_address = own_address.lower()
@@ -260,7 +263,7 @@ class Receiver:
         uid_key = f"uid:{validity}:{uid}"
         arrived = facts.get(b"INTERNALDATE")
         received_at = arrived.astimezone(UTC) if isinstance(arrived, datetime) and arrived.tzinfo else None
-        own = (self.own_address,)
+        own = (self.own_address, *self.aliases)
         try:
             if body is not None:
                 raw = body.get(b"BODY[]") or b""
@@ -271,6 +274,7 @@ class Receiver:
                     uid_key=uid_key,
                     received_at=received_at,
                     authserv_id=self.authserv_id,
+                    aliases=self.aliases,
                 )
             raw_header = (header or {}).get(b"BODY[HEADER]") or b""
             size = int(facts.get(b"RFC822.SIZE", 0))
@@ -285,6 +289,7 @@ class Receiver:
                 uid_key=uid_key,
                 received_at=received_at,
                 authserv_id=self.authserv_id,
+                aliases=self.aliases,
                 note=f"[A message of {megabytes}, over the size limit: only its headers were read.]",
                 refused=refused,
             )

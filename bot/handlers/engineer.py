@@ -11,10 +11,11 @@ from adapters.markup import inert
 from bot.commands import Arg, command
 from bot.context import Context
 from bot.handlers import case_topic
+from bot.handlers import copied as copied_handlers
 from bot.handlers.customer import SEVERITY_LEVELS
 from bot.i18n import _, format_day, format_when, n_, render, render_plural
 from bot.policy import pack_expires_on
-from bot.services import attachments, credits, customers, incidents
+from bot.services import attachments, copies, credits, customers, incidents
 from storage.models import Customer, Incident, IncidentState
 
 ENGINEER = "engineer"
@@ -340,7 +341,56 @@ def case(ctx: Context, number: int) -> None:
         )
     for file in attachments.of_incident(ctx.session, incident.id, with_notes=True):
         lines.append(f"📎 {inert(file.name)} · {attachments.described(file)}")
+    copied = copies.active(ctx.session, incident.id)
+    if copied:
+        lines.append("copied: " + ", ".join(inert(c.address) for c in copied))
     ctx.reply_text("\n".join(lines))
+
+
+@command(
+    en="cc",
+    audience=ENGINEER,
+    args=(
+        CASE,
+        Arg("action", "choice", choices=("add", "remove"), label=_("add|remove")),
+        Arg("address", "word", label=_("email address")),
+    ),
+    help=_("copy an email address on every answer of the case, or stop copying it"),
+)
+def cc(ctx: Context, number: int, action: str, address: str) -> None:
+    incident = _case(ctx, number)
+    if incident is None:
+        return
+    assert ctx.engineer is not None
+    found = copies.email_address(address)
+    if found is None:
+        ctx.reply(_("{address} is not an email address (for example: ana@example.com)."), address=inert(address[:80]))
+        return
+    if found in ctx.settings.support_addresses:
+        ctx.reply(_("{address} is the support desk's own address: it cannot be copied."), address=inert(found))
+        return
+    if action == "remove":
+        if not copies.remove(ctx.session, incident, copies.EMAIL, found, ctx.now):
+            ctx.reply(_("{address} is not copied on #{number}."), address=inert(found), number=number)
+            return
+        copied_handlers.uncopied(ctx, incident, found, ctx.engineer)
+        if ctx.message.kind != "topic":
+            ctx.reply(_("{address} is no longer copied on #{number}."), address=inert(found), number=number)
+        return
+    added = copies.add(ctx.session, incident, copies.EMAIL, found, ctx.engineer, ctx.now)
+    if added == "full":
+        ctx.reply(
+            _("#{number} copies {limit} people already: remove one first."), number=number, limit=copies.MAX_COPIES
+        )
+        return
+    if added == "already":
+        ctx.reply(_("{address} is copied on #{number} already."), address=inert(found), number=number)
+        return
+    copied_handlers.copied(ctx, incident, [found], ctx.engineer)
+    if ctx.message.kind != "topic":
+        ctx.reply(
+            _("{address} is copied on every answer of #{number} from now on."), address=inert(found), number=number
+        )
 
 
 @command(
@@ -522,6 +572,7 @@ COMMANDS = (
     reopen,
     set_severity,
     case,
+    cc,
     list_cases,
     customer_add,
     customer_code,

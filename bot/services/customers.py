@@ -90,6 +90,45 @@ def set_email(session: Session, customer: Customer, email: str, now: datetime) -
         link_identity(session, customer, EMAIL_CHANNEL, address, now)
 
 
+def email_addresses(session: Session, customer: Customer) -> list[str]:
+    """The customer's email addresses (their email identities), the contact address first."""
+    found = [i.address for i in identities_of(session, customer.id or 0) if i.channel == EMAIL_CHANNEL]
+    contact = (customer.email or "").strip().lower()
+    return sorted(found, key=lambda address: (address != contact, found.index(address)))
+
+
+def add_email(session: Session, customer: Customer, email: str, now: datetime) -> bool:
+    """Another address of `customer` (issue 17): mail from it is theirs too, at once. The first one
+    becomes their contact address. False if it is theirs already; CustomerError if another
+    customer's."""
+    address = email.strip().lower()
+    identity = get_identity(session, EMAIL_CHANNEL, address, None, now)
+    if identity.customer_id == customer.id:
+        return False
+    link_identity(session, customer, EMAIL_CHANNEL, address, now)
+    if not customer.email:
+        customer.email = email.strip()
+    return True
+
+
+def remove_email(session: Session, customer: Customer, email: str) -> bool:
+    """Mail from `email` is no longer `customer`'s (their history stays); the contact address moves
+    to another of their addresses, if any. False if it was not theirs."""
+    address = email.strip().lower()
+    identity = session.scalars(
+        select(Identity).where(
+            Identity.channel == EMAIL_CHANNEL, Identity.address == address, Identity.customer_id == customer.id
+        )
+    ).first()
+    if identity is None:
+        return False
+    identity.customer_id = None
+    if (customer.email or "").strip().lower() == address:
+        others = [a for a in email_addresses(session, customer) if a != address]
+        customer.email = others[0] if others else None
+    return True
+
+
 def new_activation_code(session: Session, customer: Customer, now: datetime) -> str:
     """A fresh one-time code for `customer`, returned in clear; the customer's earlier unused codes are revoked.
 
@@ -211,6 +250,11 @@ def identities_of(session: Session, customer_id: int) -> list[Identity]:
 
 
 def unknown_contacts(session: Session, limit: int) -> list[Identity]:
-    """Accounts that wrote but are linked to no customer, the most recently seen first."""
-    query = select(Identity).where(Identity.customer_id.is_(None)).order_by(Identity.last_seen_at.desc())
+    """Accounts that wrote but are linked to no customer, the most recently seen first (an address
+    only copied on an incident, which never wrote, has no "last seen": bot.services.copies)."""
+    query = (
+        select(Identity)
+        .where(Identity.customer_id.is_(None), Identity.last_seen_at.is_not(None))
+        .order_by(Identity.last_seen_at.desc())
+    )
     return list(session.scalars(query.limit(limit)))

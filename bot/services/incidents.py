@@ -104,8 +104,9 @@ def case_topic(deployment: Deployment, incident: Incident) -> Topic | None:
 
 
 def customer_route(session: Session, incident: Incident) -> Direct | None:
-    """The customer of `incident` on the channel of their latest message on it."""
-    last = latest_inbound(session, incident.id)
+    """The customer of `incident` on the channel of their latest message on it (a message of someone
+    they copy is on the incident too, but answers go to the customer: bot.services.copies)."""
+    last = latest_inbound(session, incident.id, customer_id=incident.customer_id)
     if last is None or last.identity_id is None:
         return None
     identity = session.get(Identity, last.identity_id)
@@ -319,13 +320,15 @@ def customer_lang(session: Session, incident: Incident) -> str:
     return customer.lang if customer else "en"
 
 
-def latest_inbound(session: Session, incident_id: int) -> IncidentMessage | None:
-    return session.scalars(
-        select(IncidentMessage)
-        .where(IncidentMessage.incident_id == incident_id, IncidentMessage.direction == "in")
-        .order_by(IncidentMessage.id.desc())
-        .limit(1)
-    ).first()
+def latest_inbound(session: Session, incident_id: int, customer_id: int | None = None) -> IncidentMessage | None:
+    """The latest message on the incident from outside; with `customer_id`, the latest that
+    customer wrote from one of their own accounts."""
+    query = select(IncidentMessage).where(IncidentMessage.incident_id == incident_id, IncidentMessage.direction == "in")
+    if customer_id is not None:
+        query = query.join(Identity, IncidentMessage.identity_id == Identity.id).where(
+            Identity.customer_id == customer_id
+        )
+    return session.scalars(query.order_by(IncidentMessage.id.desc()).limit(1)).first()
 
 
 def latest_messages(session: Session, incident_id: int, limit: int) -> list[IncidentMessage]:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session
 
 from adapters.channel import Inbound, OutboundFile, Said
+from bot.services import copies
 from storage import outbox
 from storage.models import Incident
 from storage.outbox import NewRow
@@ -59,10 +60,15 @@ class Outgoing:
     dispatcher said it may send them at once: no claim query, see bot.dispatcher).
     """
 
-    def __init__(self, session: Session, now: datetime, leased: str | None = None) -> None:
+    def __init__(
+        self, session: Session, now: datetime, leased: str | None = None, answer_caps: Mapping[str, int] | None = None
+    ) -> None:
         self.session = session
         self.now = now
         self.leased = leased
+        #: Per channel, the most automatic answers an address gets an hour: people copied on an
+        #: incident (bot.services.copies) are left out of an automatic answer past theirs.
+        self.answer_caps = answer_caps or {}
         self.rows: list[NewRow] = []
         #: Set when a person's command causes what is said (an engineer's): the customer reads
         #: their words or their decision, not an automatic answer (`Outbound.automatic`).
@@ -89,12 +95,15 @@ class Outgoing:
             where: dict[str, object] = {"kind": "topic", "topic": to.topic}
         else:
             incident = self.session.get(Incident, incident_id) if incident_id is not None else None
+            # A row about an incident copies the people copied on it (issue 17).
+            copied = self._copies(incident_id, to.channel, to.recipient) if incident_id is not None else []
             where = {
                 "kind": "direct",
                 "recipient": to.recipient,
                 "conversation": to.conversation,
                 "subject": incident.subject if incident is not None else to.subject,
                 "automatic": not self.by_person,
+                "copies": json.dumps(copied) if copied else None,
             }
         row = outbox.enqueue(
             self.session,
@@ -111,3 +120,28 @@ class Outgoing:
         )
         self.rows.append(row)
         return row
+
+    def _copies(self, incident_id: int, channel: str, recipient: str, only: Collection[str] | None = None) -> list[str]:
+        return copies.for_row(
+            self.session,
+            incident_id,
+            channel,
+            recipient,
+            automatic=not self.by_person,
+            cap=self.answer_caps.get(channel),
+            now=self.now,
+            only=only,
+        )
+
+    def copy_new(self, incident_id: int, channel: str, added: Collection[str]) -> None:
+        """People just copied on the incident (`added`, on `channel`) join the rows about it this
+        transaction wrote already (the answer to the very message that copied them)."""
+        for index, row in enumerate(self.rows):
+            if row.kind != "direct" or row.incident_id != incident_id or row.channel != channel or not row.recipient:
+                continue
+            more = self._copies(incident_id, channel, row.recipient, only=added)
+            if not more:
+                continue
+            copied = json.dumps([*json.loads(row.copies or "[]"), *more])
+            outbox.set_copies(self.session, row.id, copied)
+            self.rows[index] = dataclasses.replace(row, copies=copied)

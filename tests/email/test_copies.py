@@ -1,0 +1,248 @@
+"""The people a customer copies stay in the conversation (issue 17), through the real runtime and the
+real mail servers: a colleague in `Cc` gets every answer, their reply joins the incident, engineers
+add and remove people with `/cc`, a `Bcc` is never learned, and a robot in `Cc` never loops."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+import pytest
+from sqlalchemy import func, select
+
+from storage.db import transaction
+from storage.models import Incident, IncidentCopy, IncidentMessage, Outbox, ProcessedInbound
+from tests.mail.mailbox import Mailbox
+from tests.mail.servers import SUPPORT_ADDRESS, MailServers
+
+from .channel_bot import EmailBot, from_bot, wait_until
+
+ANA = "ana.lima@customer.example"
+CARLA = "carla.reis@customer.example"
+DORA = "dora.melo@customer.example"
+ALIAS = "help@example.com"
+
+
+@pytest.fixture
+def bot(mail: MailServers, engine, db_url, clock) -> Iterator[EmailBot]:  # noqa: ANN001
+    from adapters.email import EmailChannel
+
+    from .channel_bot import FAST, email_settings
+
+    channel = EmailChannel(email_settings(mail, aliases=(ALIAS,)), tuning=FAST)
+    running = EmailBot(mail, engine, db_url, clock, channel=channel, EMAIL_ADDRESS=SUPPORT_ADDRESS, EMAIL_ALIASES=ALIAS)
+    running.customer("Ana's company", ANA)
+    running.start()
+    yield running
+    running.halt()
+
+
+@pytest.fixture
+def carla(mail: MailServers) -> Mailbox:
+    box = mail.add_user(CARLA, "Carla Reis")
+    time.sleep(1.1)  # Dovecot rereads its users file when its modification time changes, to the second
+    return box
+
+
+def _messages(engine, number: int) -> list[str]:  # noqa: ANN001
+    with transaction(engine) as session:
+        found = session.scalars(
+            select(IncidentMessage).where(IncidentMessage.incident_id == number).order_by(IncidentMessage.id)
+        )
+        return [f"{m.author}:{m.body}" for m in found]
+
+
+def _copied(engine, number: int) -> list[str]:  # noqa: ANN001
+    with transaction(engine) as session:
+        found = session.scalars(
+            select(IncidentCopy)
+            .where(IncidentCopy.incident_id == number, IncidentCopy.removed_at.is_(None))
+            .order_by(IncidentCopy.id)
+        )
+        return [c.address for c in found]
+
+
+def _handled(engine, message: EmailMessage) -> bool:  # noqa: ANN001
+    with transaction(engine) as session:
+        return session.get(ProcessedInbound, ("email", str(message["Message-ID"]).strip())) is not None
+
+
+def _addresses(header: object) -> list[str]:
+    import email.utils
+
+    return [a.lower() for _n, a in email.utils.getaddresses([str(header)])] if header else []
+
+
+def _reply_all(box: Mailbox, original: EmailMessage, text: str, **options: object) -> EmailMessage:
+    """`box` answers `original` to everyone on it (To: its sender, Cc: the rest), as "Reply all" does."""
+    reply = box.reply(original, text, **options)  # type: ignore[arg-type]
+    others = [
+        a
+        for a in _addresses(original["To"]) + _addresses(original["Cc"])
+        if a not in (box.address, *_addresses(reply["To"]))
+    ]
+    if others:
+        reply["Cc"] = ", ".join(others)
+    box.deliver(reply)
+    return reply
+
+
+def test_a_colleague_in_cc_gets_the_answers_and_their_reply_joins_the_incident(
+    mail: MailServers, bot: EmailBot, carla: Mailbox, engine
+) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    # Ana writes to the desk (and its alias) and copies Carla: neither desk address is a copy.
+    ana.send("VPN drops", "open\nThe tunnel drops every hour.", to=[SUPPORT_ADDRESS, ALIAS], cc=[CARLA])
+    (opened,) = ana.wait_for(from_bot)
+    assert "Incident #1 is open" in opened.get_content()
+    assert _copied(engine, 1) == [CARLA]
+    # The very answer to the mail that copied her copies her already.
+    assert _addresses(opened["To"]) == [ANA] and _addresses(opened["Cc"]) == [CARLA]
+    assert "Copied on every answer from now on: `carla.reis@customer.example` (added by `Ana's company`)" in (
+        bot.topics()
+    )
+
+    bot.engineer("/reply 1 Please restart the gateway and tell us what happens.")
+    (to_ana,) = ana.wait_for(lambda m: from_bot(m) and "restart the gateway" in m.get_content())
+    (to_carla,) = carla.wait_for(lambda m: from_bot(m) and "restart the gateway" in m.get_content())
+    # One mail, one To (the customer) and one Cc (her colleague); the same Message-ID in both mailboxes.
+    assert _addresses(to_carla["To"]) == [ANA] and _addresses(to_carla["Cc"]) == [CARLA]
+    assert to_carla["Message-ID"] == to_ana["Message-ID"]
+    assert to_carla["Subject"] == "Re: [#1] VPN drops"
+
+    # Carla answers to everyone: her words join incident 1 under her own address, shown with her
+    # name in the topic; she is not answered, and nothing is opened or charged.
+    answer = _reply_all(carla, to_carla, "Restarted it at 10:00, same thing.", style="outlook")
+    wait_until(lambda: _handled(engine, answer), 10, "Carla's reply handled")
+    assert _messages(engine, 1)[-1] == f"{CARLA}:Restarted it at 10:00, same thing."
+    shown = bot.topics()
+    assert "Restarted it at 10:00, same thing." in shown
+    assert "Carla Reis, copied by Ana's company" in shown and CARLA in shown
+    with transaction(engine) as session:
+        assert session.scalar(select(func.count()).select_from(Incident)) == 1
+        assert not session.scalars(select(Outbox).where(Outbox.recipient == CARLA)).all()
+    assert "I don't know this account yet" not in " ".join(m.get_content() for m in carla.messages() if from_bot(m))
+
+    # The engineer's next answer still goes to Ana (the customer), with Carla in Cc.
+    bot.engineer("/reply 1 Thanks Carla, we see it now.")
+    (later,) = carla.wait_for(lambda m: from_bot(m) and "we see it now" in m.get_content())
+    assert _addresses(later["To"]) == [ANA]
+    # Ana's mailbox holds one conversation.
+    assert len([t for t in ana.threads() if any(from_bot(m) for m in t)]) == 1
+
+
+def test_a_removed_address_stops_receiving_and_cc_add_copies_someone_new(
+    mail: MailServers, bot: EmailBot, carla: Mailbox, engine
+) -> None:  # noqa: ANN001
+    dora = mail.add_user(DORA, "Dora Melo")
+    time.sleep(1.1)
+    ana = mail.customers[0]
+    ana.send("Backups fail", "open\nThe nightly backup stops at 80%.", cc=[CARLA])
+    ana.wait_for(from_bot)
+
+    shown = bot.engineer("/cc 1 remove CARLA.Reis@customer.example")
+    assert "carla.reis@customer.example` is no longer copied on #1" in shown
+    assert "No longer copied: `carla.reis@customer.example` (removed by `engineer@console`)" in bot.topics()
+    assert "added" in bot.engineer("/cc 1 add <dora.melo@customer.example>")
+    assert "copied: `dora.melo@customer.example`" in bot.engineer("/case 1")
+
+    bot.engineer("/reply 1 Which version of the backup agent runs there?")
+    (to_dora,) = dora.wait_for(lambda m: from_bot(m) and "backup agent" in m.get_content())
+    assert _addresses(to_dora["To"]) == [ANA] and _addresses(to_dora["Cc"]) == [DORA]
+    ana.wait_for(lambda m: from_bot(m) and "backup agent" in m.get_content())
+    time.sleep(0.5)
+    assert not [m for m in carla.messages() if from_bot(m) and "backup agent" in m.get_content()]
+
+    # Ana answers an older mail that still copied Carla: the engineer's removal sticks.
+    first = next(m for m in ana.messages() if from_bot(m))
+    follow = _reply_all(ana, first, "Version 7.2.")
+    wait_until(lambda: _handled(engine, follow), 10, "Ana's answer handled")
+    assert _copied(engine, 1) == [DORA]
+
+    # Carla, no longer copied, writing in the thread is an unknown sender again, not on the incident.
+    stray = _reply_all(carla, first, "Anything new?")
+    wait_until(lambda: _handled(engine, stray), 10, "Carla's mail handled")
+    assert not any("Anything new?" in m for m in _messages(engine, 1))
+
+
+def test_bad_cc_input_gets_a_short_answer(bot: EmailBot, mail: MailServers) -> None:
+    ana = mail.customers[0]
+    ana.send("Printer", "open\nThe printer is offline.")
+    ana.wait_for(from_bot)
+    assert "is not an email address" in bot.engineer("/cc 1 add not-an-address")
+    assert "support desk's own address" in bot.engineer(f"/cc 1 add {ALIAS}")
+    assert "must be one of: add, remove" in bot.engineer("/cc 1 invite dora@customer.example")
+    assert "is not copied on #1" in bot.engineer(f"/cc 1 remove {DORA}")
+    assert "There is no case #9" in bot.engineer(f"/cc 9 add {DORA}")
+    bot.engineer(f"/cc 1 add {DORA}")
+    assert "copied on #1 already" in bot.engineer(f"/cc 1 add {DORA.upper()}")
+    assert "/cc" in bot.engineer("/help")
+
+
+def test_bcc_is_never_learned_nor_shown(mail: MailServers, bot: EmailBot, carla: Mailbox, engine) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    # A Bcc header left in the raw mail (as some programs write to the mailbox they deliver to).
+    sent = ana.compose("Licence", "open\nOur licence expired.", cc=[CARLA], headers={"Bcc": "boss@customer.example"})
+    ana.deliver(sent)  # to its To and Cc only, as a server does
+    (opened,) = ana.wait_for(from_bot)
+    assert _copied(engine, 1) == [CARLA]
+    bot.engineer("/reply 1 A new licence is on its way.")
+    replies = [m for m in ana.wait_for(from_bot, count=2) + carla.wait_for(from_bot) if "licence" in m.get_content()]
+    for reply in [opened, *replies]:
+        assert reply["Bcc"] is None
+        assert "boss@customer.example" not in reply.as_string()
+    with transaction(engine) as session:
+        rows = session.scalars(select(Outbox).where(Outbox.channel == "email")).all()
+        assert rows and all("boss@" not in (r.copies or "") for r in rows)
+    assert "boss@customer.example" not in bot.topics()
+
+
+def test_an_autoreply_from_a_copied_colleague_is_never_answered_nor_copied_on(
+    mail: MailServers, bot: EmailBot, carla: Mailbox, engine
+) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    ana.send("Mail server", "open\nOur mail server rejects everything.", cc=[CARLA])
+    (opened,) = ana.wait_for(from_bot)
+    (copy,) = carla.wait_for(from_bot)
+    # Carla's vacation program answers everyone, copying someone new: stored, never answered, never learned.
+    auto = carla.reply(copy, "I am out of the office until Monday.", headers={"Auto-Submitted": "auto-replied"})
+    auto["Cc"] = f"{ANA}, {DORA}"
+    carla.deliver(auto)
+    wait_until(lambda: _handled(engine, auto), 10, "the autoreply handled")
+    assert any("out of the office" in m for m in _messages(engine, 1))
+    assert _copied(engine, 1) == [CARLA]
+    time.sleep(0.5)
+    assert len([m for m in ana.messages() if from_bot(m)]) == 1
+    assert len([m for m in carla.messages() if from_bot(m)]) == 1
+
+
+def test_a_colleague_copied_on_automatic_answers_gets_no_more_than_the_hourly_cap(
+    mail: MailServers, bot: EmailBot, carla: Mailbox, engine
+) -> None:  # noqa: ANN001
+    from bot.services import customers
+    from storage.models import Customer
+
+    home = mail.add_user("ana.home@customer.example", "Ana Lima")
+    time.sleep(1.1)
+    with transaction(engine) as session:
+        company = session.scalars(select(Customer)).one()
+        customers.add_email(session, company, home.address, bot.clock())
+    ana = mail.customers[0]
+    ana.send("Disk", "open\nThe disk is full.", cc=[CARLA])
+    ana.wait_for(from_bot)
+    # Ana writes on from both her addresses with Carla copied (a mail loop on her side, say): each
+    # of Ana's addresses gets up to the cap of automatic answers (5 an hour), and so does Carla,
+    # copied on all of them: 10 answers, Carla in Cc of 5.
+    for n in range(9):
+        sender = ana if n < 4 else home
+        sent = sender.send(f"Re: [#1] Disk {n}", f"Still full ({n}).", cc=[CARLA])
+        wait_until(lambda sent=sent: _handled(engine, sent), 10, "the mail handled")
+    ana.wait_for(from_bot, count=5)
+    home.wait_for(from_bot, count=5)
+    time.sleep(0.5)
+    assert len([m for m in ana.messages() if from_bot(m)]) == 5
+    copied = [m for m in carla.messages() if from_bot(m)]
+    assert len(copied) == 5
+    # Only the people copied are in Cc, never the customer's other address.
+    assert all(_addresses(m["Cc"]) == [CARLA] for m in copied)
