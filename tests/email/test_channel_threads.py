@@ -243,3 +243,24 @@ def test_a_mail_over_the_size_limit_is_recorded_by_its_headers_with_a_note(
         assert "Here is the dump" not in second  # its body was never read
     finally:
         running.halt()
+
+
+def test_commands_work_as_the_first_line_and_a_look_alike_in_a_thread_is_text(
+    mail: MailServers, bot: EmailBot, engine
+) -> None:  # noqa: ANN001
+    ana, bruno = mail.customers
+    bot.customer("Bruno Lda", bruno.address, lang="pt")
+    bruno.send("Impressora", "abrir\nA impressora não imprime.\n\n-- \nBruno Costa\nCliente Lda")
+    (aberto,) = bruno.wait_for(from_bot)
+    assert "O incidente #1 foi aberto: Impressora" in aberto.get_content()
+    assert _incident_messages(engine, 1) == ["in:A impressora não imprime."]  # the signature is cut
+
+    ana.send("Network", "open\nThe switch reboots.")
+    (answer,) = ana.wait_for(from_bot)
+    ana.send_reply(answer, "status 2")
+    status = ana.wait_for(from_bot, count=2)[1].get_content()
+    assert "Incident #2: Network" in status
+    ana.send_reply(answer, "Status: still rebooting every hour.")
+    added = ana.wait_for(from_bot, count=3)[2].get_content()
+    assert "Added to incident #2" in added
+    assert _incident_messages(engine, 2)[-1] == "in:Status: still rebooting every hour."
