@@ -13,7 +13,8 @@ does the least a correct bot must:
 * answers each with its text, threaded (`Re:`, `In-Reply-To`, `References`, a Message-ID
   of its own, `Auto-Submitted: auto-replied`), from a second thread over one kept SMTP
   connection, so the IMAP side goes on reading while it sends;
-* flags the answered messages `\\Seen` in batches (its only memory across restarts);
+* flags the answered messages `\\Seen` in batches, before each IDLE (its only memory
+  across restarts);
 * never answers its own address.
 
 It prints `ready` once it is logged in to both servers, and one line per 100 answers.
@@ -28,7 +29,6 @@ import smtplib
 import ssl
 import sys
 import threading
-import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from urllib.parse import urlsplit
@@ -148,11 +148,10 @@ class Echo:
                 self.fetch(imap, new)
                 continue
             imap.idle()
-            # Woken by the server's EXISTS, or after a second when answers wait to be flagged.
-            deadline = time.monotonic() + IDLE_SECONDS
+            # Until the server says something (new mail): no earlier wake-up, which would make
+            # the echo poll and beat the server's own notification (Dovecot's comes 0.5 s late).
             if not told_with_the_continuation(imap):
-                while not imap.idle_check(timeout=1) and time.monotonic() < deadline and not self.answered:
-                    pass
+                imap.idle_check(timeout=IDLE_SECONDS)
             imap.idle_done()
 
     def fetch(self, imap: IMAPClient, uids: list[int]) -> None:
