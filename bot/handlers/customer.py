@@ -633,6 +633,9 @@ def _mirror(ctx: Context, incident: Incident, text: str) -> None:
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:
         assert ctx.customer is not None
+        # A file within our limit may still be over the case topic's own (Zulip's upload limit):
+        # it is then not kept either, and the customer is told below, as for ours.
+        attachments.hold_to_limit(files, lambda file: ctx.deployment.cannot_carry(topic.channel, file))
         said = Said(ctx.customer.name, ctx.identity.channel, ctx.identity.address, subject=ctx.message.subject_hint)
         ctx.out.say(topic, "", quote=text, said=said, files=attachments.shown(files), incident_id=incident.id)
     for file in files:

@@ -155,6 +155,15 @@ def sort_out(
     return carried, left_out
 
 
+def hold_to_limit(rows: list[IncidentAttachment], refuses: Callable[[OutboundFile], FileRefusal | None]) -> None:
+    """A customer's files for the case topic's channel: one over its size limit is recorded as not
+    kept (`refused_over`, no bytes), like one over ours, so that every view says so."""
+    for row in rows:
+        left = _left_out(row, refuses)
+        if left is not None and left.limit is not None:
+            row.refused_over, row.data = left.limit, None
+
+
 def _left_out(row: IncidentAttachment, refuses: Callable[[OutboundFile], FileRefusal | None]) -> LeftOut | None:
     if row.refused_over is not None:
         return LeftOut(row, row.refused_over, f"over the {size_text(row.refused_over)} limit")

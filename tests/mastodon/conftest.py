@@ -195,15 +195,15 @@ def start_desk(
     fake: FakeMastodon, zulip: FakeZulip, engine, db_url, clock, customer
 ) -> Iterator[Callable[..., Runtime]]:  # noqa: ANN001
     """Starts the real runtime with both channels: customers on Mastodon, engineers on Zulip
-    (DESKBOT_MAX_ATTACHMENT_MB=1). Call it once the fakes are set as the test wants them."""
+    (DESKBOT_MAX_ATTACHMENT_MB=1 unless `max_attachment_mb` says otherwise). Call it once the fakes are set as the test wants them."""
     started: list[tuple[Runtime, list[Any]]] = []
 
-    def start(**tuning: Any) -> Runtime:
+    def start(max_attachment_mb: str = "1", **tuning: Any) -> Runtime:
         settings = make_settings(
             db_url,
             DESKBOT_ENGINEERS=zulip_side.ENGINEER,
             DESKBOT_ZULIP_STREAM=zulip_side.STREAM,
-            DESKBOT_MAX_ATTACHMENT_MB="1",
+            DESKBOT_MAX_ATTACHMENT_MB=max_attachment_mb,
         )
         channels = [
             ZulipChannel(

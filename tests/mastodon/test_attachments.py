@@ -42,3 +42,25 @@ def test_an_endless_medium_is_cut_off_with_both_notices(
     with engine.connect() as conn:
         [(size, data, refused)] = conn.execute(sa.text("SELECT size, data, refused_over FROM incidentattachment"))
     assert data is None and refused == 1024 * 1024 and 1024 * 1024 < size <= 1024 * 1024 + 65536
+
+
+def test_a_medium_over_zulips_upload_limit_is_not_kept_and_the_customer_is_told(
+    fake: FakeMastodon,
+    zulip: FakeZulip,
+    start_desk,
+    engine: sa.Engine,  # noqa: ANN001
+) -> None:
+    # Within deskbot's limit (3 MB) but over the case topic's: Zulip takes 1 MiB here.
+    zulip.realm.max_file_upload_size_mib = 1
+    start_desk(max_attachment_mb="3")
+    big = fake.media("capture.png", PNG + b"\0" * (2 * 1024 * 1024))
+    fake.post_status(ALICE, "@deskbot open Here is the capture", media=[big])
+    line = in_topic(zulip, "was not kept")
+    assert "`capture.png`" in line.content and "over the 1.0 MB limit" in line.content
+    wait_until(lambda: any("was not passed on" in p.source_text for p in fake.posted_by("deskbot")), 10)
+    told = next(p.source_text for p in fake.posted_by("deskbot") if "was not passed on" in p.source_text)
+    assert "capture.png" in told and "1.0 MB" in told
+    with engine.connect() as conn:
+        [(data, refused, sha256)] = conn.execute(sa.text("SELECT data, refused_over, sha256 FROM incidentattachment"))
+    assert data is None and refused == 1024 * 1024 and sha256 is not None
+    assert not zulip.realm.uploads  # nothing was uploaded for it
