@@ -95,7 +95,14 @@ def _zulip_account(config: Settings, email: str) -> str:
 @customers_app.command("add")
 def customers_add(
     name: Annotated[str, typer.Argument(metavar="NAME", help="The customer's name (unique, not only digits).")],
-    email: Annotated[str | None, typer.Option("--email", help="Contact email.")] = None,
+    email: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--email",
+            help="An email address of the customer: mail from it is theirs at once. Repeat it for each"
+            " address (the first is the contact address).",
+        ),
+    ] = None,
     zulip_email: Annotated[
         str | None,
         typer.Option(
@@ -111,7 +118,7 @@ def customers_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a customer; prints its id and a one-time activation code (valid 14 days)."""
-    email = _email(email)
+    emails = list(dict.fromkeys(address for given in email or () if (address := _email(given))))
     zulip = _email(zulip_email, "--zulip-email")
     config = settings()
     accounts = [("zulip", _zulip_account(config, zulip))] if zulip else []
@@ -119,9 +126,12 @@ def customers_add(
         accounts.append(("mastodon", acct))
     moment = now()
     with session_of(config) as session:
-        customer, code = service.create_customer(session, name, email, lang.value, moment)
+        customer, code = service.create_customer(session, name, emails[0] if emails else None, lang.value, moment)
+        for other in emails[1:]:
+            service.add_email(session, customer, other, moment)
         for channel, address in accounts:
             service.link_identity(session, customer, channel, address, moment)
+        addresses = service.email_addresses(session, customer)
     expires = moment + CODE_VALIDITY
     if as_json:
         print_json(
@@ -129,6 +139,7 @@ def customers_add(
                 "id": customer.id,
                 "name": customer.name,
                 "email": customer.email,
+                "emails": addresses,
                 "lang": customer.lang,
                 "activation_code": code,
                 "activation_code_expires_at": iso(expires),
@@ -141,9 +152,56 @@ def customers_add(
         f"Activation code: {code} (single use, valid until {local(expires, config.calendar.tz)};"
         f" the customer sends: link {code})"
     )
+    for address in addresses:
+        typer.echo(f"Linked email address {address}")
     for channel, address in accounts:
         shown = f"{zulip.lower()} (Zulip user {address})" if channel == "zulip" and zulip else address
         typer.echo(f"Linked {channel} account {shown}")
+
+
+email_app = typer.Typer(
+    help="A customer's email addresses: mail from any of them is the customer's.", no_args_is_help=True
+)
+customers_app.add_typer(email_app, name="email")
+_CUSTOMER = Annotated[str, typer.Argument(metavar="CUSTOMER", help="Customer id or exact name.")]
+_ADDRESS = Annotated[str, typer.Argument(metavar="ADDRESS", help="An email address.")]
+
+
+@email_app.command("add")
+def email_add(customer: _CUSTOMER, address: _ADDRESS, as_json: JsonFlag = False) -> None:
+    """Give the customer another email address: mail from it is theirs at once, no code needed."""
+    value = _address(address)
+    config = settings()
+    with session_of(config) as session:
+        found = customer_or_fail(session, customer)
+        added = service.add_email(session, found, value, now())
+        document = {"id": found.id, "name": found.name, "emails": service.email_addresses(session, found)}
+    if as_json:
+        print_json(document | {"added": added})
+        return
+    typer.echo(f"{value.lower()} is {'now' if added else 'already'} an email address of {document['name']}")
+
+
+@email_app.command("remove")
+def email_remove(customer: _CUSTOMER, address: _ADDRESS, as_json: JsonFlag = False) -> None:
+    """Mail from the address is no longer the customer's (their cases and history stay)."""
+    value = _address(address)
+    config = settings()
+    with session_of(config) as session:
+        found = customer_or_fail(session, customer)
+        if not service.remove_email(session, found, value):
+            raise CliError(f"{value.lower()!r} is not an email address of {found.name!r}")
+        document = {"id": found.id, "name": found.name, "emails": service.email_addresses(session, found)}
+    if as_json:
+        print_json(document)
+        return
+    typer.echo(f"{value.lower()} is no longer an email address of {document['name']}")
+
+
+def _address(value: str) -> str:
+    if not _EMAIL.fullmatch(value.strip()):
+        raise typer.BadParameter(f"expected an email address, got {value!r}", param_hint="'ADDRESS'")
+    return value.strip()
 
 
 @customers_app.command("list")
@@ -229,12 +287,17 @@ def customers_show(
         incidents = incident_service.customer_incidents(
             session, found.id, (incident_service.OPEN, incident_service.RESOLVED, incident_service.CLOSED)
         )
+        emails = service.email_addresses(session, found)
     document = _customer_document(found, identities, packs, summary, incidents)
+    # Every address mail from is recognised by, the contact address first.
+    document["emails"] = emails
     if as_json:
         print_json(document)
         return
     typer.echo(f"{found.name} (id {found.id})")
-    typer.echo(f"email: {found.email or '—'} · language: {found.lang} · since {local(found.created_at, tz)}")
+    typer.echo(
+        f"email: {', '.join(document['emails']) or '—'} · language: {found.lang} · since {local(found.created_at, tz)}"
+    )
     typer.echo(
         f"credits left: {summary.total_left}"
         + (f", the first valid until {summary.next_expiry} inclusive" if summary.next_expiry else "")

@@ -246,3 +246,43 @@ def test_a_colleague_copied_on_automatic_answers_gets_no_more_than_the_hourly_ca
     assert len(copied) == 5
     # Only the people copied are in Cc, never the customer's other address.
     assert all(_addresses(m["Cc"]) == [CARLA] for m in copied)
+
+
+def test_the_copies_of_a_mail_are_its_to_and_cc_but_the_desk_and_the_sender_never_its_bcc() -> None:
+    from datetime import UTC, datetime
+
+    from adapters.email.inbound import mail_to_inbound
+    from adapters.email.reading import read_mail
+
+    raw = (
+        b"From: Ana Lima <Ana.Lima@customer.example>\r\n"
+        b"To: Support <SUPPORT@example.com>, help@example.com, ana.lima@customer.example\r\n"
+        b"Cc: Carla <Carla.Reis@Customer.example>, dora.melo@customer.example, carla.reis@customer.example\r\n"
+        b"Bcc: boss@customer.example\r\n"
+        b"Subject: VPN\r\nMessage-ID: <1@customer.example>\r\n\r\nopen\r\n"
+    )
+    mail = read_mail(raw)
+    inbound = mail_to_inbound(
+        mail,
+        own_address=SUPPORT_ADDRESS,
+        aliases=(ALIAS.upper(),),
+        uid_key="uid:1:1",
+        received_at=datetime.now(UTC),
+        authserv_id=None,
+    )
+    assert inbound.copies == (CARLA, DORA)
+    assert "boss@customer.example" not in repr(inbound) + repr(inbound.raw)
+    # Mail from an alias is the desk's own: never answered.
+    from_alias = read_mail(raw.replace(b"From: Ana Lima <Ana.Lima@customer.example>", b"From: help@example.com"))
+    assert mail_to_inbound(
+        from_alias, own_address=SUPPORT_ADDRESS, aliases=(ALIAS,), uid_key="u", received_at=None, authserv_id=None
+    ).automatic
+
+
+def test_cc_takes_an_email_address_only() -> None:
+    from bot.services.copies import email_address
+
+    assert email_address(" <Carla.Reis@Customer.example> ") == CARLA
+    assert email_address("mailto:dora.melo@customer.example") == DORA
+    for bad in ("carla", "carla@", "@customer.example", "a b@c.example", "carla@localhost", "x@y.example,z@w.example"):
+        assert email_address(bad) is None, bad
