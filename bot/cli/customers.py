@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy import func, select
+from sqlmodel import Session
 
 from bot.cli.context import (
     CliError,
@@ -170,32 +172,38 @@ _ADDRESS = Annotated[str, typer.Argument(metavar="ADDRESS", help="An email addre
 @email_app.command("add")
 def email_add(customer: _CUSTOMER, address: _ADDRESS, as_json: JsonFlag = False) -> None:
     """Give the customer another email address: mail from it is theirs at once, no code needed."""
-    value = _address(address)
-    config = settings()
-    with session_of(config) as session:
-        found = customer_or_fail(session, customer)
+
+    def add(session: Session, found: Customer, value: str) -> str:
         added = service.add_email(session, found, value, now())
-        document = {"id": found.id, "name": found.name, "emails": service.email_addresses(session, found)}
-    if as_json:
-        print_json(document | {"added": added})
-        return
-    typer.echo(f"{value.lower()} is {'now' if added else 'already'} an email address of {document['name']}")
+        return f"{value.lower()} is {'now' if added else 'already'} an email address of {found.name}"
+
+    _change_email(customer, address, as_json, add)
 
 
 @email_app.command("remove")
 def email_remove(customer: _CUSTOMER, address: _ADDRESS, as_json: JsonFlag = False) -> None:
     """Mail from the address is no longer the customer's (their cases and history stay)."""
-    value = _address(address)
-    config = settings()
-    with session_of(config) as session:
-        found = customer_or_fail(session, customer)
+
+    def remove(session: Session, found: Customer, value: str) -> str:
         if not service.remove_email(session, found, value):
             raise CliError(f"{value.lower()!r} is not an email address of {found.name!r}")
+        return f"{value.lower()} is no longer an email address of {found.name}"
+
+    _change_email(customer, address, as_json, remove)
+
+
+def _change_email(customer: str, address: str, as_json: bool, change: Callable[[Session, Customer, str], str]) -> None:
+    """Apply `change` (which says what it did) to the customer's addresses; print what it said, or
+    the customer's addresses as JSON."""
+    value = _address(address)
+    with session_of(settings()) as session:
+        found = customer_or_fail(session, customer)
+        said = change(session, found, value)
         document = {"id": found.id, "name": found.name, "emails": service.email_addresses(session, found)}
     if as_json:
         print_json(document)
-        return
-    typer.echo(f"{value.lower()} is no longer an email address of {document['name']}")
+    else:
+        typer.echo(said)
 
 
 def _address(value: str) -> str:
