@@ -19,6 +19,7 @@ needs root, as .ci/run and CI run.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import email.utils
@@ -197,6 +198,8 @@ class Dovecot:
                     if attempt == 2 or self.starts or "Address already in use" not in self.log():
                         raise
                     self._write_config()
+            if not self.starts:
+                atexit.register(self.close)  # a test run interrupted before its teardown
             self.starts += 1
             return self
 
@@ -279,6 +282,7 @@ class Dovecot:
 
     def close(self) -> None:
         """Stop Dovecot and remove its folder."""
+        atexit.unregister(self.close)
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 

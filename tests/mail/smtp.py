@@ -322,8 +322,7 @@ class SubmissionServer:
         self.tls = tls or dovecot.tls
         self.host = HOST
         self._handler = _Handler(dovecot)
-        self.port, self.tls_port = free_ports(2)
-        common = dict(
+        self._options = dict(
             hostname=self.host,
             server_hostname=SERVER_NAME,
             authenticator=self._handler.authenticate,
@@ -332,19 +331,34 @@ class SubmissionServer:
             data_size_limit=data_size_limit,
             enable_SMTPUTF8=True,
         )
-        context = self.tls.server_context()
-        self._controllers = [
-            _Controller(self._handler, implicit_tls=False, port=self.port, tls_context=context, **common),
-            _Controller(self._handler, implicit_tls=True, port=self.tls_port, ssl_context=context, **common),
-        ]
+        self._make_controllers()
         self._stop = threading.Event()
         self._redeliverer: threading.Thread | None = None
+
+    def _make_controllers(self) -> None:
+        self.port, self.tls_port = free_ports(2)
+        context = self.tls.server_context()
+        self._controllers = [
+            _Controller(self._handler, implicit_tls=False, port=self.port, tls_context=context, **self._options),
+            _Controller(self._handler, implicit_tls=True, port=self.tls_port, ssl_context=context, **self._options),
+        ]
 
     # ---- life cycle -------------------------------------------------------------------------
 
     def start(self) -> SubmissionServer:
-        for controller in self._controllers:
-            controller.start()
+        for attempt in (1, 2, 3):
+            try:
+                for controller in self._controllers:
+                    controller.start()
+                break
+            except OSError:
+                # A port taken between choosing and binding (other test runs share the machine).
+                for controller in self._controllers:
+                    with contextlib.suppress(Exception):
+                        controller.stop()
+                if attempt == 3:
+                    raise
+                self._make_controllers()
         with self._handler.lock:
             self._handler.counts.clear()  # the controllers' own readiness probes are not clients
         self._stop.clear()
