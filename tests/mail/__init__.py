@@ -1,0 +1,13 @@
+"""Real mail servers for the email channel's tests, drills and benchmarks (issue 11, item 8).
+
+* `tls.MailTLS`: a trustme test CA and the servers' certificate.
+* `dovecot.Dovecot`: Dovecot (IMAP with STARTTLS, IMAPS, LMTP) with its own configuration in
+  a temporary folder; restart, outage, UIDVALIDITY change.
+* `smtp.SubmissionServer`: an aiosmtpd submission server (STARTTLS, implicit TLS, AUTH)
+  delivering into that Dovecot; 421/550/held-DATA switches; a record of what it accepted.
+* `mailbox.Mailbox`: a customer's view over IMAP, and realistic mail and replies to send.
+* `servers.MailServers`: all of it with the support mailbox and two customers, and the
+  settings a bot takes; `fixtures.mail` is the pytest fixture (tests/email/conftest.py).
+
+Starting Dovecot needs root and Debian's dovecot-imapd and dovecot-lmtpd (`.ci/run`).
+"""
