@@ -124,6 +124,18 @@ def test_421_refuses_for_a_while_then_accepts(mail: MailServers) -> None:
     assert mail.smtp.counts["refused"] == 1
 
 
+def test_451_after_the_content_takes_nothing(mail: MailServers) -> None:
+    to = mail.customers[0].address
+    mail.smtp.refuse_all(451, at="DATA")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        submit(mail, answer(mail, 12, to), [to])
+    assert refused.value.smtp_code == 451
+    mail.smtp.accept_all()
+    assert submit(mail, answer(mail, 12, to), [to]) == {}
+    assert len(mail.smtp.accepted) == 1
+    assert len(mail.customers[0].wait_for(timeout=5)) == 1
+
+
 def test_421_at_the_greeting_closes_the_connection(mail: MailServers) -> None:
     mail.smtp.refuse_all(421, at="connect")
     with pytest.raises(smtplib.SMTPConnectError) as refused:
