@@ -26,6 +26,7 @@ from email.message import EmailMessage
 from typing import Literal
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 from tests.mail.dovecot import Dovecot
 from tests.mail.smtp import SubmissionServer
@@ -114,11 +115,19 @@ class Mailbox:
     ) -> list[EmailMessage]:
         """Wait until at least `count` messages in `folder` match; return all that match.
 
-        On timeout the AssertionError lists what the folder does hold (sender and subject).
+        While the server cannot be reached (stopped for a drill) it keeps trying until the
+        timeout. On timeout the AssertionError lists what the folder does hold.
         """
         deadline = time.monotonic() + timeout
+        messages: list[EmailMessage] = []
         while True:
-            messages = self.messages(folder)
+            try:
+                messages = self.messages(folder)
+            except (OSError, IMAPClientError):
+                if time.monotonic() > deadline:  # Dovecot down (a drill's outage): keep trying
+                    raise
+                time.sleep(0.2)
+                continue
             matching = [m for m in messages if predicate(m)]
             if len(matching) >= count:
                 return matching

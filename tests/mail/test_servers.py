@@ -233,8 +233,8 @@ def test_mail_accepted_while_dovecot_is_down_is_delivered_when_it_is_back(mail: 
     back = mail.dovecot.stop_for(1.0)
     assert submit(mail, answer(mail, 6, to), [to]) == {}
     assert mail.smtp.queued == 1
+    [got] = mail.customers[0].wait_for(timeout=10)  # waits out the outage too
     back.join(10)
-    [got] = mail.customers[0].wait_for(timeout=5)
     assert got["Message-ID"] == "<answer-6@example.com>"
     assert mail.smtp.queued == 0
 
