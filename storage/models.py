@@ -240,11 +240,15 @@ class IncidentAttachment(SQLModel, table=True):
     channel has uploaded them (`uploads`, JSON: channel → where), then it is cleared; kept in
     the store so that any replica, after any restart, can send the outbox row that links it.
     A file over a size limit is recorded without bytes or digest: `refused_over` is the limit.
+    A file that came with text the bot kept as a draft waits with it (`waiting_for`: the
+    identity whose draft it is; no incident yet) and joins the incident the draft goes to.
     """
 
     id: int | None = Field(default=None, primary_key=True)
     # incident_id: "status N", "/case N" list an incident's files.
-    incident_id: int = Field(foreign_key="incident.id", index=True)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    # waiting_for: the files waiting with an identity's draft (bot.services.attachments).
+    waiting_for: int | None = Field(default=None, foreign_key="identity.id", index=True)
     channel: str = Field(max_length=32)
     #: The platform message the file came with.
     message_id: str = _text(MESSAGE_ID, key=True, default=...)

@@ -3,6 +3,8 @@ messages do: `#N text` adds to incident N, any other text goes to their open inc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from adapters.channel import Said, size_text
 from bot.commands import Arg, command
 from bot.context import Context
@@ -11,7 +13,7 @@ from bot.i18n import _, format_day, format_hours, format_when, n_, zone_time
 from bot.policy import NoCredit, pack_expires_on
 from bot.services import attachments, conversation, credits, customers, drafts, incidents, strangers
 from bot.services.incidents import IncidentSummary, Writer
-from storage.models import Incident
+from storage.models import Incident, IncidentAttachment
 
 CUSTOMER = "customer"
 SEVERITY_LEVELS = ("1", "2", "3", "4")
@@ -72,16 +74,17 @@ def open_incident(ctx: Context, text: str | None) -> None:
     if opened is None:
         ctx.reply(_('Tell us what the incident is about: "open <your question>".'))
         return
-    if isinstance(opened, NoCredit):
-        no_credit_answer(ctx, opened)
+    if isinstance(opened, NoCredit | conversation.AskFirst):
+        _files_wait(ctx)  # the text was kept as a draft
+        if isinstance(opened, NoCredit):
+            no_credit_answer(ctx, opened)
+        else:
+            _ask_first(ctx, opened)
         return
-    if isinstance(opened, conversation.AskFirst):
-        _ask_first(ctx, opened)
-        return
-    incident, charged, body, dropped_draft, urgent = opened
+    incident, charged, body, dropped_draft = opened.incident, opened.pack, opened.body, opened.dropped_draft
     ctx.events.append(("incident_opened", 0.0))
-    case_topic.opened(ctx, incident, urgent)
-    _mirror(ctx, incident, body)
+    case_topic.opened(ctx, incident, opened.urgent)
+    _mirror(ctx, incident, body, opened.files)
     assert ctx.customer is not None
     summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     lines = [
@@ -495,6 +498,7 @@ def add_to_case(ctx: Context, number: int, text: str) -> None:
     if added.outcome == "empty":
         ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
     elif added.outcome == "finished":
+        _files_wait(ctx)
         ctx.reply(
             _(
                 'Incident #{number} is finished, so I kept your message as a draft. Reply "open" to start a new incident with it.'
@@ -512,6 +516,7 @@ def free_text(ctx: Context, text: str) -> None:
     if isinstance(added, conversation.AddedTo):
         _added(ctx, added)
         return
+    _files_wait(ctx)  # the text was kept as a draft
     if added:
         ctx.reply(
             _(
@@ -584,7 +589,7 @@ def _added(ctx: Context, added: conversation.AddedTo) -> None:
     """The text is on the incident (and in its topic); on a resolved one, the customer is asked what next."""
     incident = added.incident
     assert incident is not None
-    _mirror(ctx, incident, added.text)
+    _mirror(ctx, incident, added.text, added.files)
     if added.outcome == "added":
         ctx.reply(_("Added to incident #{number}."), number=incident.id)
         return
@@ -626,10 +631,17 @@ def _writer(ctx: Context) -> Writer:
     return Writer(ctx.customer, ctx.identity, ctx.message.conversation)
 
 
-def _mirror(ctx: Context, incident: Incident, text: str) -> None:
-    """The customer's words in the case topic; the channel writes the header and keeps the words inert."""
+def _files_wait(ctx: Context) -> None:
+    """The message's text was kept as a draft: its files wait with it, for the incident it goes to."""
+    if ctx.message.attachments:
+        attachments.wait_with_draft(ctx.session, ctx.now, ctx.identity.id, ctx.message)
+
+
+def _mirror(ctx: Context, incident: Incident, text: str, waited: Sequence[IncidentAttachment] = ()) -> None:
+    """The customer's words in the case topic, with the files that came with them (`waited`: those
+    that waited with them as a draft); the channel writes the header and keeps the words inert."""
     ctx.incident_id = incident.id
-    files = attachments.record(ctx.session, ctx.now, incident, ctx.message)
+    files = [*waited, *attachments.record(ctx.session, ctx.now, incident, ctx.message)]
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:
         assert ctx.customer is not None

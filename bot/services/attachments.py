@@ -57,24 +57,59 @@ def record(
     uploads them."""
     message_id = message.message_id if origin == "in" else f"{origin}:{message.message_id}"
     rows = [
-        IncidentAttachment(
-            incident_id=incident.id,
-            channel=message.channel,
-            message_id=message_id,
-            name=fit(file.name, FILE_NAME),
-            media_type=file.media_type,
-            size=file.size,
-            sha256=file.sha256,
-            refused_over=file.refused_over,
-            data=file.data if file.refused_over is None and origin != "note" else None,
-            created_at=now,
-        )
+        _row(message, file, message_id, now, keep_data=origin != "note", incident_id=incident.id)
         for file in message.attachments
         if file.failed is None
     ]
     session.add_all(rows)
     if rows:
         session.flush()
+    return rows
+
+
+def _row(
+    message: Inbound,
+    file: Attachment,
+    message_id: str,
+    now: datetime,
+    *,
+    keep_data: bool = True,
+    incident_id: int | None = None,
+    waiting_for: int | None = None,
+) -> IncidentAttachment:
+    return IncidentAttachment(
+        incident_id=incident_id,
+        waiting_for=waiting_for,
+        channel=message.channel,
+        message_id=message_id,
+        name=fit(file.name, FILE_NAME),
+        media_type=file.media_type,
+        size=file.size,
+        sha256=file.sha256,
+        refused_over=file.refused_over,
+        data=file.data if file.refused_over is None and keep_data else None,
+        created_at=now,
+    )
+
+
+def wait_with_draft(session: Session, now: datetime, identity_id: int, message: Inbound) -> list[IncidentAttachment]:
+    """The files of `message`, whose text the bot just kept as the identity's draft: they wait with
+    it (bot.services.drafts forgets those of an earlier draft when its text is replaced)."""
+    rows = [file for file in message.attachments if file.failed is None]
+    if not rows:
+        return []
+    waiting = [_row(message, file, message.message_id, now, waiting_for=identity_id) for file in rows]
+    session.add_all(waiting)
+    session.flush()
+    return waiting
+
+
+def claim_waiting(session: Session, identity_id: int, incident: Incident) -> list[IncidentAttachment]:
+    """The files waiting with the identity's draft, which just went to `incident`: now the incident's."""
+    rows = list(session.scalars(select(IncidentAttachment).where(IncidentAttachment.waiting_for == identity_id)))
+    for row in rows:
+        row.incident_id, row.waiting_for = incident.id, None
+    session.flush()
     return rows
 
 

@@ -16,9 +16,9 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.deployment import Deployment
 from bot.policy import CreditSummary, NoCredit
-from bot.services import credits, drafts, incidents
+from bot.services import attachments, credits, drafts, incidents
 from bot.services.incidents import REOPEN_WINDOW, Writer
-from storage.models import CreditPack, Incident
+from storage.models import CreditPack, Incident, IncidentAttachment
 
 
 class Opened(NamedTuple):
@@ -31,6 +31,8 @@ class Opened(NamedTuple):
     dropped_draft: bool = False
     #: Mention `DESKBOT_URGENT_NOTIFY` (`incidents.take_urgent_notice`).
     urgent: bool = False
+    #: The files that waited with the draft it opened with (now the incident's).
+    files: tuple[IncidentAttachment, ...] = ()
 
 
 class AskFirst(NamedTuple):
@@ -77,10 +79,11 @@ def open_with_draft(
     if isinstance(charged, NoCredit):
         drafts.keep(session, identity_id, body, now, drafts.OPEN)
         return charged
-    drafts.discard(session, draft)
     incident = incidents.open_incident(session, deployment, now, writer, body, charged.id, subject_hint)
+    files = tuple(attachments.claim_waiting(session, identity_id, incident)) if used is not None else ()
+    drafts.discard(session, draft)
     urgent = incidents.take_urgent_notice(deployment.settings, now, incident)
-    return Opened(incident, charged, body, draft is not None and used is None, urgent)
+    return Opened(incident, charged, body, draft is not None and used is None, urgent, files)
 
 
 class AddedTo(NamedTuple):
@@ -97,24 +100,30 @@ class AddedTo(NamedTuple):
     #: What was added (or kept as a draft).
     text: str = ""
     incident: Incident | None = None
+    #: The files that waited with the draft `#N` alone used (now the incident's).
+    files: tuple[IncidentAttachment, ...] = ()
 
 
 def add_to_incident(
     session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str
 ) -> AddedTo:
     """`#N text` on the writer's own incident (`#N` alone: the draft that waits for it)."""
+    files: tuple[IncidentAttachment, ...] = ()
     if not text:
         draft = drafts.current(session, writer.identity.id, now)
         if not drafts.joins_a_case(draft):
             return AddedTo("empty")
         assert draft is not None
         text = draft.text
-        drafts.discard(session, draft)
-        session.flush()
+        if incident.state != incidents.CLOSED:
+            files = tuple(attachments.claim_waiting(session, writer.identity.id, incident))
+            drafts.discard(session, draft)
+            session.flush()
     if incident.state == incidents.CLOSED:
+        # Kept for `open` (the same text: the files that came with it go on waiting).
         drafts.keep(session, writer.identity.id, text, now, drafts.OPEN)
         return AddedTo("finished", text, incident)
-    return _add(session, settings, now, writer, incident, text)
+    return _add(session, settings, now, writer, incident, text)._replace(files=files)
 
 
 def add_free_text(

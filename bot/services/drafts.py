@@ -16,6 +16,8 @@ expires a day after it was kept. What it waits for (`Draft.awaits`):
   `OPEN` and the welcome mentions it.
 
 A new question replaces the draft: only the text the latest question was about waits.
+The files that came with the kept text wait with it (bot.services.attachments) and go where
+it goes; they are forgotten with it.
 Only a stranger's texts join (nobody asked anything yet): while the draft is fresh and
 stays within `MAX_CHARS` (300 DMs of 10,000 characters must not make a 3 MB draft).
 """
@@ -24,9 +26,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete
 from sqlmodel import Session
 
-from storage.models import Draft
+from storage.models import Draft, IncidentAttachment
 
 OPEN, EITHER, REOPEN, LINK = "open", "either", "reopen", "link"
 #: Twice Zulip's longest message: any one message fits, a flood does not pile up.
@@ -40,7 +43,7 @@ def current(session: Session, identity_id: int, now: datetime) -> Draft | None:
     """The identity's draft if it is less than a day old (an older one is deleted)."""
     draft = session.get(Draft, identity_id)
     if draft is not None and now - draft.created_at >= MAX_AGE:
-        session.delete(draft)
+        discard(session, draft)
         session.flush()
         return None
     return draft
@@ -53,9 +56,12 @@ def keep(
     draft = session.get(Draft, identity_id)
     text = text[:MAX_CHARS]
     if draft is None:
+        _forget_files(session, identity_id)
         draft = Draft(identity_id=identity_id, text=text, created_at=now, awaits=awaits, incident_id=incident_id)
         session.add(draft)
     else:
+        if draft.text != text:
+            _forget_files(session, identity_id)
         draft.text, draft.created_at, draft.awaits, draft.incident_id = text, now, awaits, incident_id
     return draft
 
@@ -94,5 +100,11 @@ def confirmed(draft: Draft | None, now: datetime) -> bool:
 
 
 def discard(session: Session, draft: Draft | None) -> None:
+    """Forget the draft and the files waiting with it (a draft used has handed them on already)."""
     if draft is not None:
+        _forget_files(session, draft.identity_id)
         session.delete(draft)
+
+
+def _forget_files(session: Session, identity_id: int) -> None:
+    session.execute(delete(IncidentAttachment).where(IncidentAttachment.waiting_for == identity_id))

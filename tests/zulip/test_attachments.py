@@ -214,3 +214,34 @@ def retry_is_set(desk: ZulipDesk) -> bool:
     """Some outbox row failed and waits for its next attempt (its error is recorded)."""
     with desk.engine.connect() as conn:
         return conn.execute(sa.text("SELECT count(*) FROM outbox WHERE last_error IS NOT NULL")).scalar() > 0
+
+
+def test_files_wait_with_a_draft_and_join_the_incident_it_opens(desk: ZulipDesk) -> None:
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    # No incident open: the text is kept as a draft, and the customer asked to reply "open".
+    send_with_file(desk, "The export fails, see the screenshot", "export.png", PNG)
+    desk.wait_dm(ALICE, 'Reply "open"')
+    [waiting] = attachments(desk)
+    assert waiting["data"] == PNG and waiting["uploads"] is None
+    desk.fake.post_dm(ALICE, "open")
+    desk.wait_dm(ALICE, "Incident #1 is open")
+    mirrored = wait_case_topic(desk, "/user_uploads/")
+    assert "The export fails" in mirrored.content and "`export.png`" in mirrored.content
+    path = LINK.search(mirrored.content).group(2)  # type: ignore[union-attr]
+    assert desk.fake.download(ENGINEER, path) == (200, PNG)
+    desk.fake.post_dm(ALICE, "status 1")
+    assert "— you: export.png (image/png" in desk.wait_dm(ALICE, "export.png").content
+
+
+def test_a_new_draft_forgets_the_files_of_the_one_it_replaces(desk: ZulipDesk) -> None:
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    send_with_file(desk, "First thought, with a picture", "first.png", PNG)
+    desk.wait_dm(ALICE, 'Reply "open"')
+    desk.fake.post_dm(ALICE, "Second thought, no picture")
+    wait_until(lambda: not attachments(desk), what="the first draft's file forgotten")
+    desk.fake.post_dm(ALICE, "open")
+    desk.wait_dm(ALICE, "Incident #1 is open")
+    mirrored = wait_case_topic(desk, "Second thought")
+    assert "first.png" not in mirrored.content and "/user_uploads/" not in mirrored.content
