@@ -166,6 +166,30 @@ def test_a_removed_address_stops_receiving_and_cc_add_copies_someone_new(
     assert not any("Anything new?" in m for m in _messages(engine, 1))
 
 
+def test_another_customer_copied_answers_in_the_thread_and_a_new_mail_of_a_copied_person_is_a_strangers(
+    mail: MailServers, bot: EmailBot, carla: Mailbox, engine
+) -> None:  # noqa: ANN001
+    ana, bruno = mail.customers
+    bot.customer("Bruno's company", bruno.address)
+    ana.send("Shared printer", "open\nThe printer we share is offline.", cc=[bruno.address, CARLA])
+    ana.wait_for(from_bot)
+    (copy,) = bruno.wait_for(from_bot)
+    # Bruno is a customer himself, but his answer in Ana's thread is on Ana's incident, and he
+    # is not asked about incidents or credits of his own.
+    answer = _reply_all(bruno, copy, "Ours is offline too since 9:00.")
+    wait_until(lambda: _handled(engine, answer), 10, "Bruno's reply handled")
+    assert _messages(engine, 1)[-1] == f"{bruno.address}:Ours is offline too since 9:00."
+    time.sleep(0.5)
+    assert [m["Message-ID"] for m in bruno.messages() if from_bot(m)] == [copy["Message-ID"]]
+
+    # A new mail from Carla (no reply, no [#1]) names no incident of hers: the unknown-sender answer.
+    fresh = carla.send("Another thing", "Can you also look at our scanner?")
+    (hello,) = carla.wait_for(lambda m: from_bot(m) and "I don't know this account yet" in m.get_content())
+    assert hello["Cc"] is None
+    assert not any("scanner" in m for m in _messages(engine, 1))
+    assert _handled(engine, fresh)
+
+
 def test_bad_cc_input_gets_a_short_answer(bot: EmailBot, mail: MailServers) -> None:
     ana = mail.customers[0]
     ana.send("Printer", "open\nThe printer is offline.")
