@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import unicodedata
 from typing import TYPE_CHECKING
 
 import filetype
 
 from adapters.channel import Attachment
+from adapters.printable import printable
 
 if TYPE_CHECKING:  # httpx (and what it pulls in) stays off `deskbot run`'s start-up path until a file comes
     import httpx
@@ -56,8 +56,7 @@ def sniff(data: bytes) -> str:
 def clean_name(name: str, fallback: str = "file") -> str:
     """A file name to show: one line, no control characters, no path, at most NAME_LENGTH characters."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    kept = "".join(c for c in name if not unicodedata.category(c).startswith("C"))
-    kept = " ".join(kept.split())[:NAME_LENGTH]
+    kept = " ".join(printable(name).split())[:NAME_LENGTH]
     return kept or fallback
 
 

@@ -36,7 +36,8 @@ handlers (bot/handlers/engineer.py) and the Zulip channel's quote headers
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from adapters.printable import printable
 
 _BACKTICKS = re.compile(r"`+")
 
@@ -46,8 +47,7 @@ def inert(value: str) -> str:
 
     An empty (or all-whitespace) value gives an empty string: a code span cannot be empty.
     """
-    kept = "".join(c for c in value if c.isspace() or not unicodedata.category(c).startswith("C"))
-    text = " ".join(kept.split())
+    text = " ".join(printable(value, keep_whitespace=True).split())
     if not text:
         return ""
     fence = "`" * (1 + max((len(run) for run in _BACKTICKS.findall(text)), default=0))

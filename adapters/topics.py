@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from adapters.printable import printable
+
 #: `#` and a case number at the very start of a topic name. A number is 1 to 32 ASCII digits, as
 #: everywhere in deskbot (bot.numbers.MAX_DIGITS): a longer run of digits is no number at all.
 _CASE_IN_TOPIC = re.compile(r"#([0-9]{1,32})(?![0-9])")
@@ -41,7 +43,7 @@ def clip_topic(topic: str, limit: int) -> str:
     a terminal would obey its escape codes). A longer name is cut, without leaving a combining
     mark, joiner or variation selector dangling, and ends with "…".
     """
-    topic = "".join(c for c in " ".join(topic.split()) if not unicodedata.category(c).startswith("C"))
+    topic = printable(" ".join(topic.split()))
     if len(topic) <= limit:
         return topic
     cut = topic[: limit - 1]

@@ -12,7 +12,6 @@ words go is decided here: `customer_route` (the customer's latest channel) and
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
@@ -20,6 +19,7 @@ from typing import Literal, NamedTuple
 from sqlalchemy import bindparam, or_, select
 from sqlmodel import Session
 
+from adapters.printable import printable
 from bot.config import DEFAULT_SEVERITY, Settings
 from bot.deployment import Deployment
 from bot.i18n import _
@@ -48,11 +48,6 @@ class Writer:
 
 
 # -- subjects and history ------------------------------------------------------------
-
-
-def printable(text: str) -> str:
-    """`text` without control, format, surrogate, private-use or unassigned characters (category C*)."""
-    return "".join(c for c in text if not unicodedata.category(c).startswith("C"))
 
 
 def subject_from(text: str, hint: str | None) -> str:
