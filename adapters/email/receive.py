@@ -9,7 +9,8 @@ One IMAP session at a time, in the folder `EMAIL_IMAP_URL` names (INBOX by defau
   the attachment limit only its header block is fetched, and it is handed over with a
   note, its body never read. A page goes to the sink in one transaction with the cursor
   of its last message; only then are its messages flagged `\\Seen`.
-* Then it IDLEs (RFC 2177). New mail (`EXISTS`) ends the IDLE for a catch-up. Every
+* Then it IDLEs (RFC 2177). Anything the server says ends the IDLE for a catch-up (also
+  what it said with the `+ idling` continuation, which imaplib buffers). Every
   `idle_renew` seconds, well within the 29 minutes servers allow, the IDLE ends, a
   `NOOP` checks that the connection still answers (NAT boxes drop quiet ones silently),
   a catch-up runs, and a fresh IDLE begins.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import imaplib
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -160,10 +162,11 @@ class Receiver:
             self.connected = True
             cursor = self._catch_up(client, sink, cursor, stop)
             while not self._stopping(stop):
-                self._idle(client, stop)
+                told = self._idle(client, stop)
                 if self._stopping(stop):
                     break
-                client.noop()  # the connection answers, or this raises and we reconnect
+                if not told:
+                    client.noop()  # the connection answers, or this raises and we reconnect
                 cursor = self._catch_up(client, sink, cursor, stop)
         finally:
             self._client = None
@@ -197,17 +200,25 @@ class Receiver:
         )
         return cursor
 
-    def _idle(self, client: imapclient.IMAPClient, stop: threading.Event) -> None:
-        """IDLE until new mail, `idle_renew` seconds, or `stop`."""
+    def _idle(self, client: imapclient.IMAPClient, stop: threading.Event) -> bool:
+        """IDLE until the server tells something (True), `idle_renew` seconds pass, or `stop`.
+
+        Mail that came after the last command is told at once when IDLE begins, often in the
+        packet of the `+ idling` continuation: imaplib then holds it in its read buffer, where
+        `idle_check` (which polls the socket) never looks (tests/mail/test_servers.py).
+        """
         client.idle()
         began = time.monotonic()
         try:
+            if _buffered(client):
+                return True
             while not self._stopping(stop) and time.monotonic() - began < self.tuning.idle_renew:
                 responses = client.idle_check(timeout=self.tuning.idle_check)
-                if any(_says(r, b"EXISTS") for r in responses):
-                    return
                 if any(_says(r, b"BYE") for r in responses):
                     raise TransientChannelError(f"the IMAP server {self.server} closed the session")
+                if responses:
+                    return True
+            return False
         finally:
             client.idle_done()
 
@@ -216,16 +227,20 @@ class Receiver:
     def _catch_up(
         self, client: imapclient.IMAPClient, sink: InboundSink, cursor: Cursor, stop: threading.Event
     ) -> Cursor:
-        """Hand over every message after `cursor`, a page at a time; return the new cursor."""
-        criteria: list[Any] = ["UID", f"{cursor.uid + 1}:*"]
-        if cursor.uid == 0:
-            criteria += ["SINCE", cursor.since]  # a re-scan reads nothing older than the first start
-        uids = sorted(uid for uid in client.search(criteria) if uid > cursor.uid)
-        page_size = self.tuning.page_size
-        for start in range(0, len(uids), page_size):
-            if self._stopping(stop):
+        """Hand over every message after `cursor`, a page at a time; return the new cursor.
+
+        Searched again after every page until nothing new is found: mail that arrives while the
+        bot fetches or flags is told in the answer to that command, and the server does not
+        tell it again in IDLE.
+        """
+        while not self._stopping(stop):
+            criteria: list[Any] = ["UID", f"{cursor.uid + 1}:*"]
+            if cursor.uid == 0:
+                criteria += ["SINCE", cursor.since]  # a re-scan reads nothing older than the first start
+            uids = sorted(uid for uid in client.search(criteria) if uid > cursor.uid)
+            if not uids:
                 break
-            cursor = self._page(client, sink, cursor, uids[start : start + page_size])
+            cursor = self._page(client, sink, cursor, uids[: self.tuning.page_size])
         return cursor
 
     def _page(self, client: imapclient.IMAPClient, sink: InboundSink, cursor: Cursor, uids: list[int]) -> Cursor:
@@ -299,6 +314,20 @@ class Receiver:
                 "cannot read the mail with UID %d; skipped", uid, extra={"channel": "email", "message_id": uid_key}
             )
             return None
+
+
+def _buffered(client: imapclient.IMAPClient) -> bool:
+    """Has the server said something that imaplib already read into its buffer? (imapclient has
+    no public way to look: imaplib's file object is peeked at without waiting for the socket.)"""
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(client._imap.file.peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        sock.settimeout(timeout)
 
 
 def _says(response: Any, word: bytes) -> bool:

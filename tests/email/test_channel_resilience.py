@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from adapters.channel import Outbound, PermanentChannelError, TransientChannelError
 from adapters.email import EmailChannel
 from adapters.email.outbound import MailPoster
+from adapters.email.receive import Receiver
 from bot.channel_start import StartupTimeout, start_channels
 from storage.db import transaction
 from storage.models import Outbox, ProcessedInbound
@@ -274,3 +275,68 @@ def test_killed_before_data_completes_is_delivered_once(mail: MailServers, engin
         second.halt()
     assert len(mail.smtp.accepted) == 1
     assert len([m for m in mail.customers[0].messages() if from_bot(m)]) == 1
+
+
+def _slow_renewal_bot(mail: MailServers, engine, db_url: str, clock) -> EmailBot:  # noqa: ANN001
+    """A bot whose IDLE is renewed only every 10 minutes: mail it misses waits that long."""
+    import dataclasses
+
+    tuning = dataclasses.replace(FAST, idle_renew=600.0)
+    channel = EmailChannel(email_settings(mail, answers_per_hour=UNCAPPED), tuning=tuning)
+    running = EmailBot(mail, engine, db_url, clock, channel=channel)
+    running.customer("Ana's company", ANA)
+    return running
+
+
+def test_mail_told_with_the_idle_continuation_is_not_left_for_the_next_renewal(
+    mail: MailServers, engine, db_url, clock
+) -> None:  # noqa: ANN001
+    """Dovecot tells mail that came after the client's last command right after `+ idling`, in
+    the same packet, where imaplib's buffer hides it from imapclient's `idle_check`."""
+    running = _slow_renewal_bot(mail, engine, db_url, clock)
+    ana = mail.customers[0]
+    pending: list[str] = []
+
+    class MailBeforeIdle(Receiver):
+        def _idle(self, client, stop):  # noqa: ANN001, ANN202
+            if pending:  # delivered (and stored by Dovecot) between the last command and IDLE
+                ana.send("Race", pending.pop())
+            return super()._idle(client, stop)
+
+    running.start(wait=False)
+    running.email._receiver.__class__ = MailBeforeIdle
+    wait_until(lambda: running.email.connected, 10)
+    try:
+        ana.send("Race", "open\nFirst.")
+        wait_until(lambda: _handled(engine) == 1, 10, "the first mail")
+        pending.append("#1 Second, as IDLE begins.")
+        ana.send("Race", "#1 Third: wakes the first IDLE.")
+        wait_until(lambda: _handled(engine) == 3, 10, "the mail told with '+ idling'")
+    finally:
+        running.halt()
+
+
+def test_mail_told_in_a_commands_answer_is_not_left_for_the_next_renewal(
+    mail: MailServers, engine, db_url, clock
+) -> None:  # noqa: ANN001
+    """Mail that arrives while the bot fetches or flags is told in that command's answer, and
+    Dovecot does not tell it again in IDLE."""
+    running = _slow_renewal_bot(mail, engine, db_url, clock)
+    ana = mail.customers[0]
+    pending: list[str] = []
+
+    class MailDuringAPage(Receiver):
+        def _page(self, client, sink, cursor, uids):  # noqa: ANN001, ANN202
+            if pending:
+                ana.send("Race", pending.pop())
+            return super()._page(client, sink, cursor, uids)
+
+    running.start(wait=False)
+    running.email._receiver.__class__ = MailDuringAPage
+    wait_until(lambda: running.email.connected, 10)
+    try:
+        pending.append("#1 Second, while the first is fetched.")
+        ana.send("Race", "open\nFirst.")
+        wait_until(lambda: _handled(engine) == 2, 10, "the mail told in a FETCH's answer")
+    finally:
+        running.halt()
