@@ -99,8 +99,9 @@ class Router:
         elif (copied := self._copied(ctx)) is not None:
             copied_handlers.add_reply(ctx, copied)
         else:
+            waiting = copies.waiting(session, identity.id) if customer is not None else ()
             self._customer_message(ctx)
-            self._learn_copies(ctx)
+            self._learn_copies(ctx, waiting)
         return Handled(ctx.incident_id, ctx.replies, ctx.events, ctx.out.rows)
 
     # -- engineers -------------------------------------------------------------
@@ -159,16 +160,24 @@ class Router:
             ctx.session, message.channel, message.sender, message.replies_to, message.case_hint
         )
 
-    def _learn_copies(self, ctx: Context) -> None:
+    def _learn_copies(self, ctx: Context, waiting: tuple[str, ...]) -> None:
         """The people a customer's message was addressed to besides the desk are copied on the
-        incident it joined or opened, and the answers written already copy them too."""
+        incident it joined or opened, and the answers written already copy them too; with those
+        of the draft it used (`waiting`: copied by the message whose text waited). A message whose
+        text is kept as a draft keeps them with it."""
         message = ctx.message
-        if ctx.customer is None or not message.copies or ctx.incident_id is None:
+        if ctx.customer is None:
             return
+        if waiting and copies.waiting(ctx.session, ctx.identity.id) == waiting:
+            waiting = ()  # the draft is still there (or was replaced): its text went nowhere
+        copies.wait_with_draft(ctx.session, ctx.identity.id, message.copies, ctx.now)
+        if ctx.incident_id is None:
+            return
+        addresses = (*waiting, *message.copies)
         incident = incidents.get_incident(ctx.session, ctx.incident_id)
-        if incident is None or incident.customer_id != ctx.customer.id:
+        if not addresses or incident is None or incident.customer_id != ctx.customer.id:
             return
-        added = copies.learn(ctx.session, incident, message.channel, message.copies, message.sender, ctx.now)
+        added = copies.learn(ctx.session, incident, message.channel, addresses, message.sender, ctx.now)
         if added:
             ctx.out.copy_new(incident.id, message.channel, added)
             copied_handlers.copied(ctx, incident, added, ctx.customer.name)

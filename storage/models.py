@@ -290,6 +290,9 @@ class Draft(SQLModel, table=True):
     awaits: str = Field(default="open", max_length=16, sa_column_kwargs={"server_default": "open"})
     #: The resolved incident the text was added to (awaits "reopen").
     incident_id: int | None = Field(default=None, foreign_key="incident.id")
+    #: The people the message with the text copied (JSON list of addresses, `Inbound.copies`): they
+    #: are copied on the incident the text goes to (bot.services.copies).
+    copies: str | None = None
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
 

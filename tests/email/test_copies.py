@@ -190,6 +190,24 @@ def test_another_customer_copied_answers_in_the_thread_and_a_new_mail_of_a_copie
     assert _handled(engine, fresh)
 
 
+def test_the_people_a_mail_kept_as_a_draft_copied_are_copied_on_the_incident_it_opens(
+    mail: MailServers, bot: EmailBot, carla: Mailbox, engine
+) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    # No "open": the text is kept and Ana asked (the question goes to her alone).
+    ana.send("VPN drops", "The tunnel drops every hour.", cc=[CARLA])
+    (asked,) = ana.wait_for(from_bot)
+    assert 'Reply "open"' in asked.get_content() and asked["Cc"] is None
+    # Her "open" (a plain reply to the bot, nobody copied) opens the incident with the kept text,
+    # and the people the kept mail copied with it.
+    ana.send_reply(asked, "open")
+    (opened,) = ana.wait_for(lambda m: from_bot(m) and "Incident #1 is open" in m.get_content())
+    assert _addresses(opened["Cc"]) == [CARLA]
+    assert _copied(engine, 1) == [CARLA]
+    assert _messages(engine, 1) == [f"{ANA}:The tunnel drops every hour."]
+    carla.wait_for(lambda m: from_bot(m) and "Incident #1 is open" in m.get_content())
+
+
 def test_bad_cc_input_gets_a_short_answer(bot: EmailBot, mail: MailServers) -> None:
     ana = mail.customers[0]
     ana.send("Printer", "open\nThe printer is offline.")
