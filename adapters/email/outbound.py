@@ -12,7 +12,8 @@ What the server answers decides what happens to the row:
   sent before this row.
 * `5xx` on the recipient (550 no such user …) or on the message (552, 554): it can never
   go (`PermanentSendError`); the dispatcher marks the row failed and tells the engineers in
-  the case topic.
+  the case topic. A `5xx` on the sender (`MAIL FROM`) is the settings' fault, not the row's:
+  retried, like a `4xx`, until they are fixed.
 
 An engineer's files (`Outbound.files`) are attached, their bytes read from `Channel.files`;
 once the server took the mail they are recorded as sent by email (and the store drops the
@@ -135,6 +136,16 @@ class MailPoster:
         except smtplib.SMTPRecipientsRefused as error:
             code, reason = error.recipients.get(recipient, (550, b""))
             self._fail(message, code, f"recipient {recipient} refused: {_text(code, reason)}")
+        except smtplib.SMTPSenderRefused as error:
+            self._drop()
+            if 500 <= error.smtp_code < 600:
+                # The server will never take mail from the support address: the settings are
+                # wrong, not this row. Retried with back-off (nothing is lost) until they are fixed.
+                raise TransientSendError(
+                    f"the SMTP server {self.server} refuses mail from {self.address} ({describe(error)}): "
+                    "check EMAIL_ADDRESS and EMAIL_USERNAME"
+                ) from None
+            raise TransientSendError(f"SMTP server {self.server}: {describe(error)}") from None
         except smtplib.SMTPResponseException as error:
             if error.smtp_code == 421 or not 500 <= error.smtp_code < 600:
                 self._drop()

@@ -340,3 +340,28 @@ def test_mail_told_in_a_commands_answer_is_not_left_for_the_next_renewal(
         wait_until(lambda: _handled(engine) == 2, 10, "the mail told in a FETCH's answer")
     finally:
         running.halt()
+
+
+def test_a_sender_refused_for_good_is_the_settings_fault_and_waits_for_them(
+    mail: MailServers, bot: EmailBot, engine
+) -> None:  # noqa: ANN001
+    mail.smtp.refuse_all(553, at="MAIL", text="5.7.1 Sender address rejected: not owned by user")
+    mail.customers[0].send("Printer", "open\nThe printer is offline.")
+    wait_until(lambda: _row_error(engine), 15, "the failed attempt")
+    assert "check EMAIL_ADDRESS and EMAIL_USERNAME" in _row_error(engine)
+    with transaction(engine) as session:
+        (row,) = session.scalars(select(Outbox).where(Outbox.channel == "email")).all()
+        assert row.state == "pending"  # not failed: it goes once the settings are right
+    mail.smtp.accept_all()
+
+    def delivered() -> bool:
+        bot.clock.advance(seconds=1)
+        return bool([m for m in mail.customers[0].messages() if from_bot(m)])
+
+    wait_until(delivered, 15, "the answer after the fix")
+
+
+def _row_error(engine) -> str:  # noqa: ANN001
+    with transaction(engine) as session:
+        row = session.scalars(select(Outbox).where(Outbox.channel == "email")).first()
+        return (row.last_error or "") if row is not None else ""
