@@ -109,12 +109,15 @@ class Receiver:
         self.on_trouble = on_trouble
         self.max_attachment_bytes = max_attachment_bytes
         self.connected = False
+        #: Did the current session get as far as reading the folder?
+        self._reached = False
         self._client: imapclient.IMAPClient | None = None
 
     def run(self, sink: InboundSink, stop: threading.Event) -> None:
         """Hand every message of the folder to `sink` until `stop` is set or the channel closes."""
         failures = 0
         while not self._stopping(stop):
+            self._reached = False
             try:
                 self._session(sink, stop)
                 return
@@ -126,7 +129,7 @@ class Receiver:
                 self.on_trouble(f"IMAP connection to {self.server} lost: {describe(error)}")
             finally:
                 self.connected = False
-            failures += 1
+            failures = 1 if self._reached else failures + 1  # a session that worked starts the count anew
             self._wait(stop, self.tuning.receive_retry.seconds(failures))
 
     def close(self) -> None:
@@ -159,7 +162,7 @@ class Receiver:
                     f"cannot open the folder {self.server.folder!r} on {self.server} ({describe(error)}): check EMAIL_IMAP_URL"
                 ) from None
             cursor = self._cursor(client, folder, sink)
-            self.connected = True
+            self.connected = self._reached = True
             cursor = self._catch_up(client, sink, cursor, stop)
             while not self._stopping(stop):
                 told = self._idle(client, stop)
@@ -187,7 +190,9 @@ class Receiver:
                 validity,
                 stored.since.isoformat(),
             )
-            return Cursor(validity, 0, stored.since)
+            rescan = Cursor(validity, 0, stored.since)
+            sink.set_cursor(CURSOR_KEY, rescan.value())  # a restart mid-way goes on with the re-scan
+            return rescan
         present = client.search(["ALL"])
         top = int(folder.get(b"UIDNEXT", 0)) - 1
         top = max([top, *present]) if present or top > 0 else 0

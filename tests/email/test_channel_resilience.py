@@ -78,14 +78,16 @@ def test_a_first_start_leaves_the_mail_already_there_alone_and_says_how_much(
         running.halt()
 
 
+@pytest.mark.parametrize("renumber", [True, False], ids=["uids-renumbered", "uids-kept"])
 def test_a_changed_uidvalidity_reads_the_folder_again_and_handles_nothing_twice(
-    mail: MailServers, bot: EmailBot, engine
+    mail: MailServers, bot: EmailBot, engine, renumber: bool
 ) -> None:  # noqa: ANN001
     ana = mail.customers[0]
     first = ana.send("Disk", "open\nThe disk is full.")
     ana.wait_for(from_bot)
     old = mail.dovecot.uidvalidity(SUPPORT_ADDRESS)
-    new = mail.dovecot.change_uidvalidity(SUPPORT_ADDRESS)  # UIDs from 1 again, below the bot's cursor
+    # Renumbered: UIDs from 1 again, below the bot's cursor; kept: every mail is read again.
+    new = mail.dovecot.change_uidvalidity(SUPPORT_ADDRESS, renumber=renumber)
     assert new != old
     second = ana.send("Disk", "#1 It is full again.")
     answers = ana.wait_for(from_bot, count=2, timeout=20)
