@@ -367,3 +367,74 @@ def _row_error(engine) -> str:  # noqa: ANN001
     with transaction(engine) as session:
         row = session.scalars(select(Outbox).where(Outbox.channel == "email")).first()
         return (row.last_error or "") if row is not None else ""
+
+
+class _Sink:
+    """An `InboundSink` that stores cursors in memory and fails when told to (the database is down)."""
+
+    def __init__(self) -> None:
+        self.cursors: dict[str, str] = {}
+        self.delivered: list[str] = []
+        self.failing = False
+
+    def deliver(self, message, *, cursor=None) -> None:  # noqa: ANN001
+        self.deliver_many([(message, cursor)])
+
+    def deliver_many(self, items) -> None:  # noqa: ANN001
+        if self.failing:
+            raise RuntimeError("database unreachable")
+        for message, cursor in items:
+            self.delivered.append(message.message_id)
+            if cursor:
+                self.cursors[cursor[0]] = cursor[1]
+
+    def get_cursor(self, key: str) -> str | None:
+        return self.cursors.get(key)
+
+    def set_cursor(self, key: str, value: str) -> None:
+        self.cursors[key] = value
+
+
+def _seen(mail: MailServers) -> dict[str, bool]:
+    with mail.support.imap() as client:
+        client.select_folder("INBOX", readonly=True)
+        found = client.fetch(client.search("ALL"), ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+    return {
+        data[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().split(":", 1)[1].strip(): b"\\Seen" in data[b"FLAGS"]
+        for data in found.values()
+    }
+
+
+def test_seen_is_set_only_after_the_effects_are_stored(mail: MailServers) -> None:
+    channel = _channel(mail)
+    channel.start()
+    sink, stop = _Sink(), threading.Event()
+    raised: list[BaseException] = []
+
+    def receive() -> None:
+        try:
+            channel.receive(sink, stop)
+        except Exception as error:  # noqa: BLE001 — what the runtime's supervisor would see
+            raised.append(error)
+
+    receiving = threading.Thread(target=receive, daemon=True)
+    receiving.start()
+    try:
+        wait_until(lambda: channel.connected, 10)
+        cursor = sink.cursors["email:uid"]
+        sink.failing = True
+        first = mail.customers[0].send("Seen?", "First.")
+        receiving.join(10)  # the sink's failure ends receive (the runtime restarts it)
+        assert not receiving.is_alive() and "database unreachable" in str(raised)
+        assert _seen(mail) == {first["Message-ID"]: False}
+        assert sink.cursors["email:uid"] == cursor and sink.delivered == []
+
+        sink.failing = False
+        receiving = threading.Thread(target=receive, daemon=True)
+        receiving.start()
+        wait_until(lambda: sink.delivered == [first["Message-ID"]], 10, "the mail delivered")
+        wait_until(lambda: _seen(mail) == {first["Message-ID"]: True}, 10, "the mail flagged \\Seen")
+    finally:
+        stop.set()
+        receiving.join(10)
+        channel.close()
