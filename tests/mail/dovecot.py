@@ -205,16 +205,17 @@ class Dovecot:
 
     def _spawn(self) -> None:
         main_thread = threading.current_thread() is threading.main_thread()
-        self._process = subprocess.Popen(
-            [DOVECOT, "-F", "-c", str(self.conf_file)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.root / "dovecot.stderr", "ab"),  # noqa: SIM115 (the child keeps it)
-            start_new_session=True,
-            # PDEATHSIG fires when the *thread* that forked ends, so only the main thread sets it
-            # (a restart from stop_for's timer thread would otherwise die with that thread).
-            preexec_fn=_die_with_parent if main_thread and sys.platform == "linux" else None,
-        )
+        with open(self.root / "dovecot.stderr", "ab") as stderr:  # the child keeps its own copy
+            self._process = subprocess.Popen(
+                [DOVECOT, "-F", "-c", str(self.conf_file)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+                # PDEATHSIG fires when the *thread* that forked ends, so only the main thread sets
+                # it (a restart from stop_for's timer thread would otherwise die with that thread).
+                preexec_fn=_die_with_parent if main_thread and sys.platform == "linux" else None,
+            )
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT

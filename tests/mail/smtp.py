@@ -163,6 +163,7 @@ class _Handler:
         self.queue: list[tuple[AcceptedMessage, str]] = []
         self.on_accept: Callable[[AcceptedMessage], None] | None = None
         self.lmtp = threading.local()  # .connection: this thread's smtplib.LMTP, or None
+        self.lmtp_connections: list[smtplib.LMTP] = []  # every thread's, to close at the end
 
     def count(self, name: str, n: int = 1) -> None:
         with self.lock:
@@ -265,6 +266,8 @@ class _Handler:
             try:
                 if lmtp is None:
                     lmtp = self.lmtp.connection = smtplib.LMTP(self.dovecot.host, self.dovecot.lmtp_port, timeout=30)
+                    with self.lock:
+                        self.lmtp_connections.append(lmtp)
                 lmtp.sendmail(record.mail_from, [rcpt], record.raw)
                 break
             except (smtplib.SMTPException, OSError):
@@ -379,6 +382,11 @@ class SubmissionServer:
                 controller.stop()
         if self._redeliverer is not None:
             self._redeliverer.join(timeout=10)
+        with self._handler.lock:
+            connections, self._handler.lmtp_connections = self._handler.lmtp_connections, []
+        for lmtp in connections:
+            with contextlib.suppress(Exception):
+                lmtp.close()
 
     def __enter__(self) -> SubmissionServer:
         return self.start()

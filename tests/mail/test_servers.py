@@ -274,6 +274,7 @@ def test_uidvalidity_change_voids_the_uids(mail: MailServers, renumber: bool) ->
     assert new > before
     with pytest.raises((imapclient.exceptions.IMAPClientAbortError, OSError)):
         client.noop()  # Dovecot drops a client whose selected folder changed under it
+    client.shutdown()
     with imap_login(mail) as client:
         assert client.select_folder("INBOX")[b"UIDVALIDITY"] == new
         assert client.search("ALL") == ([1, 2] if renumber else [2, 3])
