@@ -14,6 +14,7 @@ wait (`bot.channel_start`) names the setting when it never answers.
 from __future__ import annotations
 
 import imaplib
+import logging
 import smtplib
 import socket
 import ssl
@@ -25,6 +26,10 @@ from imapclient.exceptions import IMAPClientError, LoginError
 from adapters.channel import PermanentChannelError, TransientChannelError
 
 from .servers import MailServer
+
+# imapclient logs every closed connection at INFO: the receiving side reconnects through outages,
+# and the channel says what matters itself.
+logging.getLogger("imapclient").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,12 @@ def describe(error: BaseException) -> str:
         return f"SMTP {error.smtp_code} {' '.join(str(text).split())[:200]}"
     if isinstance(error, smtplib.SMTPServerDisconnected):
         return "connection closed by the server"
-    text = " ".join(str(error).split())
-    if isinstance(error, bytes):
-        text = error.decode("utf-8", "replace")
-    return (text or type(error).__name__)[:200]
+    first = error.args[0] if error.args else None
+    # imaplib's errors carry the server's line as bytes, and imapclient's wrap that in a str: "b'…'".
+    text = first.decode("utf-8", "replace") if isinstance(first, bytes) else str(error)
+    if len(text) > 2 and text[:2] in ("b'", 'b"') and text[-1] == text[1]:
+        text = text[2:-1]
+    return (" ".join(text.split()) or type(error).__name__)[:200]
 
 
 def open_imap(server: MailServer, login: Login) -> imapclient.IMAPClient:

@@ -167,3 +167,35 @@ def test_the_support_address_writing_to_itself_is_never_answered(mail: MailServe
         assert mail.smtp.accepted == []
     finally:
         bot.halt()
+
+
+def test_deskbot_run_with_a_wrong_password_says_one_line_and_exits(mail: MailServers, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.mail.dovecot import free_ports
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESKBOT_", "ZULIP_", "MASTODON_", "EMAIL_"))}
+    env.update(mail.env())
+    env.update(
+        {
+            "EMAIL_PASSWORD": "not-the-password",
+            "DESKBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+            "DESKBOT_HTTP_ADDR": f"127.0.0.1:{free_ports(1)[0]}",
+            "DESKBOT_LOG_FORMAT": "console",
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if "EMAIL_USERNAME and EMAIL_PASSWORD" in line]
+    assert len(errors) == 1, done.stderr
+    assert "Traceback" not in done.stderr and "not-the-password" not in done.stderr + done.stdout
+    assert "([AUTHENTICATIONFAILED] Authentication failed.)" in errors[0]  # the server's words, not a repr
