@@ -64,6 +64,7 @@ def start_servers(customers: int) -> tuple[MailServers, list[Mailbox]]:
 def mailbox_env(mail: MailServers, mailbox: Mailbox) -> dict[str, str]:
     """The SPEC §6 settings for `mailbox` (IMAP with STARTTLS, SMTP with STARTTLS) and the CA."""
     return mail.env() | {
+        "EMAIL_CA_FILE": str(mail.ca_file),
         "EMAIL_ADDRESS": mailbox.address,
         "EMAIL_USERNAME": mailbox.address,
         "EMAIL_PASSWORD": mailbox.password,

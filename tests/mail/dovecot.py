@@ -5,7 +5,7 @@ run and state folders, log), starts `dovecot -F -c …` as a child process and w
 answers. It listens on 127.0.0.1 only, on free ports:
 
 * `imap_port`: IMAP, plain, offering STARTTLS (the login works with or without it);
-* `imaps_port`: IMAP over implicit TLS;
+* `imaps_port`: IMAP over implicit TLS (0 with `plain=True`: no TLS at all);
 * `lmtp_port`: LMTP, how mail is put into a mailbox (`deliver`).
 
 TLS uses the certificate of a `MailTLS` (trustme). Every mailbox has a `Sent` folder with the
@@ -51,10 +51,7 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap lmtp
 listen = {host}
-ssl = yes
-ssl_cert = <{cert}
-ssl_key = <{key}
-ssl_min_protocol = TLSv1.2
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Lu
@@ -85,11 +82,7 @@ service imap-login {{
     address = {host}
     port = {imap_port}
   }}
-  inet_listener imaps {{
-    address = {host}
-    port = {imaps_port}
-    ssl = yes
-  }}
+{imaps}
 }}
 service lmtp {{
   inet_listener lmtp {{
@@ -119,6 +112,20 @@ namespace inbox {{
 """
 
 
+TLS_SETTINGS = """\
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_min_protocol = TLSv1.2"""
+
+IMAPS_LISTENER = """\
+  inet_listener imaps {{
+    address = {host}
+    port = {imaps_port}
+    ssl = yes
+  }}"""
+
+
 class DovecotError(RuntimeError):
     """Dovecot did not start, or refused a delivery; the message carries its log's last lines."""
 
@@ -145,8 +152,11 @@ def _die_with_parent() -> None:
 class Dovecot:
     """One Dovecot in a temporary folder. Use as a context manager or call `close()`."""
 
-    def __init__(self, tls: MailTLS | None = None, *, host: str = HOST) -> None:
+    def __init__(self, tls: MailTLS | None = None, *, host: str = HOST, plain: bool = False) -> None:
+        """`plain`: no TLS at all (no STARTTLS, no IMAPS port), as a mail server on the same
+        machine may be set up; what a bot may use only on a loopback host."""
         self.host = host
+        self.plain = plain
         self.root = Path(tempfile.mkdtemp(prefix="deskbot-dovecot-"))
         self.root.chmod(0o755)  # traversable by the dovecot user
         self.tls = tls or MailTLS(self.root / "tls")  # read by Dovecot's config process (root)
@@ -169,14 +179,17 @@ class Dovecot:
 
     def _write_config(self) -> None:
         self.imap_port, self.imaps_port, self.lmtp_port = free_ports(3)
+        if self.plain:
+            self.imaps_port = 0
+        ssl = "ssl = no" if self.plain else TLS_SETTINGS.format(cert=self.tls.cert_file, key=self.tls.key_file)
+        imaps = "" if self.plain else IMAPS_LISTENER.format(host=self.host, imaps_port=self.imaps_port)
         self.conf_file.write_text(
             CONFIG.format(
                 root=self.root,
                 host=self.host,
-                cert=self.tls.cert_file,
-                key=self.tls.key_file,
+                ssl=ssl,
+                imaps=imaps,
                 imap_port=self.imap_port,
-                imaps_port=self.imaps_port,
                 lmtp_port=self.lmtp_port,
             )
         )

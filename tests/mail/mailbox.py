@@ -80,14 +80,18 @@ class Mailbox:
     # ---- reading ----------------------------------------------------------------------------
 
     def imap(self) -> IMAPClient:
-        """A logged-in IMAP connection over implicit TLS (the caller logs out)."""
-        client = IMAPClient(
-            self.dovecot.host,
-            port=self.dovecot.imaps_port,
-            ssl=True,
-            ssl_context=self.dovecot.tls.client_context(),
-            timeout=30,
-        )
+        """A logged-in IMAP connection over implicit TLS, or plain text to a plain Dovecot
+        (the caller logs out)."""
+        if self.dovecot.plain:
+            client = IMAPClient(self.dovecot.host, port=self.dovecot.imap_port, ssl=False, timeout=30)
+        else:
+            client = IMAPClient(
+                self.dovecot.host,
+                port=self.dovecot.imaps_port,
+                ssl=True,
+                ssl_context=self.dovecot.tls.client_context(),
+                timeout=30,
+            )
         client.login(self.address, self.password)
         return client
 
@@ -284,7 +288,8 @@ class Mailbox:
         if self.submission is None:
             raise ValueError(f"{self.address} has no submission server to send through")
         with smtplib.SMTP(self.submission.host, self.submission.port, timeout=30) as smtp:
-            smtp.starttls(context=self.dovecot.tls.client_context())
+            if not self.submission.plain:
+                smtp.starttls(context=self.dovecot.tls.client_context())
             smtp.login(self.address, self.password)
             smtp.sendmail(envelope_from, recipients, raw)
 

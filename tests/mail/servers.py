@@ -34,11 +34,14 @@ CUSTOMERS = (
 class MailServers:
     """Start with `start()` or `with MailServers() as mail:`; `close()` stops and removes all."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, plain: bool = False) -> None:
+        """`plain`: servers with no TLS at all (IMAP without STARTTLS, SMTP without STARTTLS,
+        no IMAPS or SMTPS port), which a bot may use only on a loopback host."""
+        self.plain = plain
         self._tls_folder = Path(tempfile.mkdtemp(prefix="deskbot-mail-tls-"))
         self.tls = MailTLS(self._tls_folder)
-        self.dovecot = Dovecot(self.tls)
-        self.smtp = SubmissionServer(self.dovecot)
+        self.dovecot = Dovecot(self.tls, plain=plain)
+        self.smtp = SubmissionServer(self.dovecot, plain=plain)
         self.support = self.add_user(SUPPORT_ADDRESS, SUPPORT_NAME)
         self.customers = [self.add_user(address, name) for address, name in CUSTOMERS]
 
@@ -83,25 +86,30 @@ class MailServers:
 
     @property
     def imap_url(self) -> str:
-        """IMAP with STARTTLS offered (plain to a loopback host allowed)."""
+        """IMAP with STARTTLS offered (none with `plain`); plain-text login allowed too."""
         return f"imap://{self.dovecot.host}:{self.dovecot.imap_port}"
 
     @property
     def imaps_url(self) -> str:
+        if self.plain:
+            raise ValueError("plain mail servers have no IMAPS port")
         return f"imaps://{self.dovecot.host}:{self.dovecot.imaps_port}"
 
     @property
     def smtp_url(self) -> str:
-        """SMTP with STARTTLS (AUTH only after it)."""
+        """SMTP with STARTTLS (AUTH only after it); with `plain`, no STARTTLS and AUTH in plain text."""
         return f"smtp://{self.smtp.host}:{self.smtp.port}"
 
     @property
     def smtps_url(self) -> str:
+        if self.plain:
+            raise ValueError("plain mail servers have no SMTPS port")
         return f"smtps://{self.smtp.host}:{self.smtp.tls_port}"
 
     def env(self, tls: Literal["starttls", "implicit"] = "starttls") -> dict[str, str]:
         """The bot's email settings (SPEC §6) for the support mailbox, plus `SSL_CERT_FILE` so
-        a `deskbot run` child process trusts the test CA (Python's default context reads it)."""
+        a `deskbot run` child process trusts the test CA (Python's default context reads it, as
+        an operator's would); `ca_file` is there for a bot's `EMAIL_CA_FILE` instead."""
         implicit = tls == "implicit"
         return {
             "EMAIL_ADDRESS": SUPPORT_ADDRESS,

@@ -3,7 +3,7 @@
 `SubmissionServer(dovecot)` listens on 127.0.0.1 on two free ports:
 
 * `port`: SMTP offering STARTTLS (the `smtp://` of SPEC §6);
-* `tls_port`: SMTP over implicit TLS (`smtps://`).
+* `tls_port`: SMTP over implicit TLS (`smtps://`; 0 with `plain=True`: no TLS at all).
 
 Both take AUTH PLAIN and LOGIN against the Dovecot's users, and by default only after TLS
 (as submission servers in the field do). Every accepted message is recorded (`accepted`) and
@@ -107,12 +107,13 @@ class _QuietSession(Session):
 class _Protocol(SMTP):
     """aiosmtpd's SMTP protocol with the server's switches at the greeting and at DATA."""
 
-    def __init__(self, handler: _Handler, *, implicit_tls: bool, **kwargs: Any) -> None:
+    def __init__(self, handler: _Handler, *, implicit_tls: bool, plain: bool, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.implicit_tls = implicit_tls
-        if implicit_tls:
-            # The whole connection is TLS, which aiosmtpd's auth_require_tls (it looks for a
-            # STARTTLS) does not see; set after __init__, which would warn about "AUTH without TLS".
+        if implicit_tls or plain:
+            # Implicit TLS: the whole connection is TLS, which aiosmtpd's auth_require_tls (it
+            # looks for a STARTTLS) does not see. Plain: there is no TLS to wait for. Set after
+            # __init__, which would warn about "AUTH without TLS".
             self._auth_require_tls = False
 
     def _create_session(self) -> Session:
@@ -301,12 +302,13 @@ class _Handler:
 
 
 class _Controller(Controller):
-    def __init__(self, handler: _Handler, *, implicit_tls: bool, **kwargs: Any) -> None:
+    def __init__(self, handler: _Handler, *, implicit_tls: bool, plain: bool = False, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.implicit_tls = implicit_tls
+        self.plain = plain
 
     def factory(self) -> SMTP:
-        return _Protocol(self.handler, implicit_tls=self.implicit_tls, **self.SMTP_kwargs)
+        return _Protocol(self.handler, implicit_tls=self.implicit_tls, plain=self.plain, **self.SMTP_kwargs)
 
 
 class SubmissionServer:
@@ -320,8 +322,12 @@ class SubmissionServer:
         auth_required: bool = True,
         auth_require_tls: bool = True,
         data_size_limit: int = 32 * 1024 * 1024,
+        plain: bool = False,
     ) -> None:
+        """`plain`: no TLS at all (no STARTTLS, no implicit-TLS port; AUTH in plain text), as a
+        mail server on the same machine may be set up; what a bot may use only on loopback."""
         self.dovecot = dovecot
+        self.plain = plain
         self.tls = tls or dovecot.tls
         self.host = HOST
         self._handler = _Handler(dovecot)
@@ -340,6 +346,12 @@ class SubmissionServer:
 
     def _make_controllers(self) -> None:
         self.port, self.tls_port = free_ports(2)
+        if self.plain:
+            self.tls_port = 0
+            self._controllers = [
+                _Controller(self._handler, implicit_tls=False, plain=True, port=self.port, **self._options)
+            ]
+            return
         context = self.tls.server_context()
         self._controllers = [
             _Controller(self._handler, implicit_tls=False, port=self.port, tls_context=context, **self._options),

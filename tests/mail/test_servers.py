@@ -376,3 +376,25 @@ def test_mail_that_came_before_idle_is_told_at_once_but_imapclient_idle_check_mi
         assert (3, b"EXISTS") in client.idle_check(timeout=5)  # (3)
         assert 0.3 < time.monotonic() - started < 2
         client.idle_done()
+
+
+def test_plain_servers_offer_no_tls_and_take_a_plain_text_login() -> None:
+    """What a bot may use only on a loopback host (a mail server on the same machine)."""
+    with MailServers(plain=True) as mail:
+        assert mail.dovecot.imaps_port == 0 and mail.smtp.tls_port == 0
+        with IMAPClient("127.0.0.1", port=mail.dovecot.imap_port, ssl=False, timeout=10) as client:
+            assert b"STARTTLS" not in client.capabilities()
+            client.login(SUPPORT_ADDRESS, mail.support.password)
+        with smtplib.SMTP("127.0.0.1", mail.smtp.port, timeout=10) as smtp:
+            smtp.ehlo()
+            assert not smtp.has_extn("starttls") and smtp.has_extn("auth")
+            smtp.login(SUPPORT_ADDRESS, mail.support.password)
+            to = mail.customers[0].address
+            smtp.sendmail(SUPPORT_ADDRESS, [to], answer(mail, 13, to))
+        assert mail.customers[0].wait_for(timeout=5)[0]["Message-ID"] == "<answer-13@example.com>"
+        assert not mail.smtp.accepted[0].tls
+        sent = mail.customers[1].send("Plain", "text", via="smtp")
+        assert mail.support.wait_for(timeout=5)[0]["Message-ID"] == sent["Message-ID"]
+        assert mail.env()["EMAIL_IMAP_URL"] == f"imap://127.0.0.1:{mail.dovecot.imap_port}"
+        with pytest.raises(ValueError):
+            mail.env("implicit")
