@@ -230,7 +230,7 @@ def test_bcc_is_never_learned_nor_shown(mail: MailServers, bot: EmailBot, carla:
     (opened,) = ana.wait_for(from_bot)
     assert _copied(engine, 1) == [CARLA]
     bot.engineer("/reply 1 A new licence is on its way.")
-    replies = [m for m in ana.wait_for(from_bot, count=2) + carla.wait_for(from_bot) if "licence" in m.get_content()]
+    replies = [m for m in ana.wait_for(from_bot, count=2) + carla.wait_for(from_bot, count=2) if "licence" in m.get_content()]
     for reply in [opened, *replies]:
         assert reply["Bcc"] is None
         assert "boss@customer.example" not in reply.as_string()
