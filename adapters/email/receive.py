@@ -28,7 +28,6 @@ message is logged with its traceback and skipped, so that one mail never stops t
 
 from __future__ import annotations
 
-import dataclasses
 import imaplib
 import logging
 import ssl
@@ -42,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 import imapclient
 from imapclient.exceptions import IMAPClientError
 
-from adapters.channel import Attachment, Inbound, InboundSink, PermanentChannelError, TransientChannelError
+from adapters.channel import (
+    Attachment,
+    Inbound,
+    InboundSink,
+    PermanentChannelError,
+    TransientChannelError,
+    size_text,
+)
 
 from .inbound import mail_to_inbound
 from .reading import read_headers, read_mail
@@ -284,36 +290,26 @@ class Receiver:
         arrived = facts.get(b"INTERNALDATE")
         received_at = arrived.astimezone(UTC) if isinstance(arrived, datetime) and arrived.tzinfo else None
         own = (self.own_address, *self.aliases)
+        common = {
+            "own_address": self.own_address,
+            "uid_key": uid_key,
+            "received_at": received_at,
+            "authserv_id": self.authserv_id,
+            "aliases": self.aliases,
+        }
         try:
             if body is not None:
                 raw = body.get(b"BODY[]") or b""
                 mail = read_mail(raw, own_addresses=own, authserv_id=self.authserv_id, max_attachment_bytes=limit)
-                return mail_to_inbound(
-                    mail,
-                    own_address=self.own_address,
-                    uid_key=uid_key,
-                    received_at=received_at,
-                    authserv_id=self.authserv_id,
-                    aliases=self.aliases,
-                )
+                return mail_to_inbound(mail, **common)
             raw_header = (header or {}).get(b"BODY[HEADER]") or b""
             size = int(facts.get(b"RFC822.SIZE", 0))
             mail = read_headers(raw_header, size=size, own_addresses=own, authserv_id=self.authserv_id)
-            megabytes = f"{size / (1024 * 1024):.1f} MB"
             refused = Attachment(
                 name="(the whole message)", media_type="message/rfc822", size=size, sha256=None, refused_over=limit
             )
-            inbound = mail_to_inbound(
-                mail,
-                own_address=self.own_address,
-                uid_key=uid_key,
-                received_at=received_at,
-                authserv_id=self.authserv_id,
-                aliases=self.aliases,
-                note=f"[A message of {megabytes}, over the size limit: only its headers were read.]",
-                refused=refused,
-            )
-            return dataclasses.replace(inbound, text=inbound.text.strip())
+            note = f"[A message of {size_text(size)}, over the size limit: only its headers were read.]"
+            return mail_to_inbound(mail, **common, note=note, refused=refused)
         except Exception:
             log.exception(
                 "cannot read the mail with UID %d; skipped", uid, extra={"channel": "email", "message_id": uid_key}

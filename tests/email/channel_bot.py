@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from adapters.console import ENGINEER, ConsoleChannel, console_line
 from adapters.email import EmailChannel, EmailSettings, EmailTuning
@@ -23,8 +23,9 @@ from bot.runtime import Runtime
 from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
-from storage.models import Customer
+from storage.models import Customer, ProcessedInbound
 from tests.desk import make_settings
+from tests.mail.mailbox import Mailbox
 from tests.mail.servers import SUPPORT_ADDRESS, SUPPORT_NAME, MailServers
 
 #: Short waits, so that the tests see reconnects and IDLE renewals within seconds.
@@ -131,3 +132,21 @@ class EmailBot:
 
 def from_bot(message) -> bool:  # noqa: ANN001
     return SUPPORT_ADDRESS in str(message["From"])
+
+
+def count(engine, query) -> int:  # noqa: ANN001
+    """The number a COUNT query gives."""
+    with transaction(engine) as session:
+        return int(session.scalar(query) or 0)
+
+
+def handled(engine) -> int:  # noqa: ANN001
+    """Mails the bot has handled (recorded once each)."""
+    return count(engine, select(func.count()).select_from(ProcessedInbound).where(ProcessedInbound.channel == "email"))
+
+
+def answers_while_time_passes(bot: EmailBot, mailbox: Mailbox, at_least: int) -> bool:
+    """Has `mailbox` at least `at_least` answers from the bot? Each look moves the bot's test clock
+    on a second, so that sends waiting for a retry come due."""
+    bot.clock.advance(seconds=1)
+    return len([m for m in mailbox.messages() if from_bot(m)]) >= at_least

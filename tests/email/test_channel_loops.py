@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select
 
 from storage.db import transaction
-from storage.models import Incident, IncidentMessage, Outbox, ProcessedInbound
+from storage.models import Incident, IncidentMessage, Outbox
 from tests.mail.servers import SUPPORT_ADDRESS, MailServers
 
-from .channel_bot import EmailBot, from_bot, wait_until
+from .channel_bot import EmailBot, count, from_bot, handled, wait_until
 
 ANA = "ana.lima@customer.example"
 
@@ -28,15 +28,6 @@ def bot(mail: MailServers, engine, db_url, clock) -> Iterator[EmailBot]:  # noqa
     running.start()
     yield running
     running.halt()
-
-
-def _count(engine, query) -> int:  # noqa: ANN001
-    with transaction(engine) as session:
-        return int(session.scalar(query) or 0)
-
-
-def _handled(engine) -> int:  # noqa: ANN001
-    return _count(engine, select(func.count()).select_from(ProcessedInbound).where(ProcessedInbound.channel == "email"))
 
 
 def test_an_autoresponder_that_marks_nothing_gets_no_more_than_the_hourly_cap(
@@ -59,16 +50,16 @@ def test_an_autoresponder_that_marks_nothing_gets_no_more_than_the_hourly_cap(
     thread.start()
     try:
         # The bot answers 5 times (the default cap), the robot answers each: 6 mails handled.
-        wait_until(lambda: _handled(engine) >= 6, 30, "the exchange")
-        quiet = _handled(engine)
+        wait_until(lambda: handled(engine) >= 6, 30, "the exchange")
+        quiet = handled(engine)
         stop.wait(3.0)  # nothing more comes: the bot stopped answering
-        assert _handled(engine) == quiet
+        assert handled(engine) == quiet
     finally:
         stop.set()
         thread.join(5)
     assert len([m for m in ana.messages() if from_bot(m)]) == 5
     # Every mail of the robot is on the incident, for the engineers to see.
-    messages = _count(engine, select(func.count()).select_from(IncidentMessage).where(IncidentMessage.incident_id == 1))
+    messages = count(engine, select(func.count()).select_from(IncidentMessage).where(IncidentMessage.incident_id == 1))
     assert messages == quiet
 
 
@@ -100,7 +91,7 @@ def test_a_bounce_is_recorded_on_the_incident_it_names_and_never_answered(
     ana.send("Licence", "open\nOur licence expired.")
     (answer,) = ana.wait_for(from_bot)
     mail.dovecot.deliver(_bounce(answer), SUPPORT_ADDRESS, mail_from="")
-    wait_until(lambda: _handled(engine) == 2, 10, "the bounce handled")
+    wait_until(lambda: handled(engine) == 2, 10, "the bounce handled")
     wait_until(lambda: "(An automatic message: it was not answered.)" in bot.topics(), 10, "the topic note")
     with transaction(engine) as session:
         rows = session.scalars(select(Outbox).where(Outbox.channel == "email")).all()
@@ -120,8 +111,8 @@ def test_mail_marked_automatic_from_a_stranger_gets_nothing(mail: MailServers, b
     robot.send("Out of office", "I am away until Monday.", headers={"Auto-Submitted": "auto-replied"})
     robot.send("Newsletter", "Our news.", headers={"List-Id": "<news.cliente.example.pt>"})
     robot.send("Bulk", "Offers.", headers={"Precedence": "bulk"})
-    wait_until(lambda: _handled(engine) == 3, 10, "the three mails handled")
-    assert _count(engine, select(func.count()).select_from(Outbox)) == 0
+    wait_until(lambda: handled(engine) == 3, 10, "the three mails handled")
+    assert count(engine, select(func.count()).select_from(Outbox)) == 0
 
 
 def test_a_thousand_mails_from_a_stranger_cost_one_answer(mail: MailServers, engine, db_url, clock) -> None:  # noqa: ANN001
@@ -132,10 +123,10 @@ def test_a_thousand_mails_from_a_stranger_cost_one_answer(mail: MailServers, eng
         flood.send(f"Question {number}", f"Hello, question number {number}?")
     running = EmailBot(mail, engine, db_url, clock).start()
     try:
-        wait_until(lambda: _handled(engine) == 1000, 120, "the thousand mails handled")
+        wait_until(lambda: handled(engine) == 1000, 120, "the thousand mails handled")
         replies = wait_until(lambda: flood.wait_for(from_bot), 10)
         assert len(replies) == 1
         assert "I don't know this account yet" in replies[0].get_content()
-        assert _count(engine, select(func.count()).select_from(Outbox)) == 1
+        assert count(engine, select(func.count()).select_from(Outbox)) == 1
     finally:
         running.halt()

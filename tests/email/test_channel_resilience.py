@@ -19,12 +19,12 @@ from adapters.email.outbound import MailPoster
 from adapters.email.receive import Receiver
 from bot.channel_start import StartupTimeout, start_channels
 from storage.db import transaction
-from storage.models import Outbox, ProcessedInbound
+from storage.models import Outbox
 from tests.desk import make_settings
 from tests.mail.dovecot import free_ports
 from tests.mail.servers import SUPPORT_ADDRESS, MailServers
 
-from .channel_bot import FAST, EmailBot, email_settings, from_bot, wait_until
+from .channel_bot import FAST, EmailBot, answers_while_time_passes, count, email_settings, from_bot, handled, wait_until
 
 ANA = "ana.lima@customer.example"
 #: These tests count every answer: the hourly cap of automatic answers is lifted.
@@ -42,15 +42,6 @@ def bot(mail: MailServers, engine, db_url, clock) -> Iterator[EmailBot]:  # noqa
     running.start()
     yield running
     running.halt()
-
-
-def _count(engine, query) -> int:  # noqa: ANN001
-    with transaction(engine) as session:
-        return int(session.scalar(query) or 0)
-
-
-def _handled(engine) -> int:  # noqa: ANN001
-    return _count(engine, select(func.count()).select_from(ProcessedInbound).where(ProcessedInbound.channel == "email"))
 
 
 def _answers_per_mail(mail: MailServers) -> Counter[str]:
@@ -73,7 +64,7 @@ def test_a_first_start_leaves_the_mail_already_there_alone_and_says_how_much(
         new = ana.send("New question", "open\nThe dashboard is blank.")
         (answer,) = ana.wait_for(from_bot)
         assert answer["In-Reply-To"] == new["Message-ID"]
-        assert _handled(engine) == 1
+        assert handled(engine) == 1
     finally:
         running.halt()
 
@@ -93,8 +84,8 @@ def test_a_changed_uidvalidity_reads_the_folder_again_and_handles_nothing_twice(
     answers = ana.wait_for(from_bot, count=2, timeout=20)
     assert [a["In-Reply-To"] for a in answers] == [first["Message-ID"], second["Message-ID"]]
     wait_until(lambda: bot.email.connected, 10)
-    assert _handled(engine) == 2
-    assert _count(engine, select(func.count()).select_from(Outbox).where(Outbox.channel == "email")) == 2
+    assert handled(engine) == 2
+    assert count(engine, select(func.count()).select_from(Outbox).where(Outbox.channel == "email")) == 2
 
 
 def test_dovecot_restarted_while_mail_arrives_loses_nothing(mail: MailServers, bot: EmailBot, engine) -> None:  # noqa: ANN001
@@ -106,7 +97,7 @@ def test_dovecot_restarted_while_mail_arrives_loses_nothing(mail: MailServers, b
         if number in (5, 12):
             mail.dovecot.restart()  # every IMAP connection of the bot is cut
         sent.append(ana.send("Sync", f"#1 Update {number}"))
-    wait_until(lambda: _handled(engine) == 21, 30, "every mail handled")
+    wait_until(lambda: handled(engine) == 21, 30, "every mail handled")
     ana.wait_for(from_bot, count=21, timeout=30)
     counts = _answers_per_mail(mail)
     assert all(counts[m["Message-ID"]] == 1 for m in sent), counts
@@ -118,12 +109,8 @@ def test_smtp_answering_421_for_a_while_delivers_each_answer_once(mail: MailServ
     ana.wait_for(from_bot)
     mail.smtp.refuse_all(421, for_seconds=4)
     sent = [ana.send("Mail", f"#1 Still stuck ({number})") for number in range(5)]
-
-    def delivered() -> bool:
-        bot.clock.advance(seconds=1)  # the retries' back-off runs on the bot's (test) clock
-        return len([m for m in ana.messages() if from_bot(m)]) >= 6
-
-    wait_until(delivered, 30, "every answer delivered")
+    # The retries' back-off runs on the bot's (test) clock.
+    wait_until(lambda: answers_while_time_passes(bot, ana, 6), 30, "every answer delivered")
     assert mail.smtp.counts["refused"] >= 1
     counts = _answers_per_mail(mail)
     assert all(counts[m["Message-ID"]] == 1 for m in sent), counts
@@ -310,10 +297,10 @@ def test_mail_told_with_the_idle_continuation_is_not_left_for_the_next_renewal(
     wait_until(lambda: running.email.connected, 10)
     try:
         ana.send("Race", "open\nFirst.")
-        wait_until(lambda: _handled(engine) == 1, 10, "the first mail")
+        wait_until(lambda: handled(engine) == 1, 10, "the first mail")
         pending.append("#1 Second, as IDLE begins.")
         ana.send("Race", "#1 Third: wakes the first IDLE.")
-        wait_until(lambda: _handled(engine) == 3, 10, "the mail told with '+ idling'")
+        wait_until(lambda: handled(engine) == 3, 10, "the mail told with '+ idling'")
     finally:
         running.halt()
 
@@ -339,7 +326,7 @@ def test_mail_told_in_a_commands_answer_is_not_left_for_the_next_renewal(
     try:
         pending.append("#1 Second, while the first is fetched.")
         ana.send("Race", "open\nFirst.")
-        wait_until(lambda: _handled(engine) == 2, 10, "the mail told in a FETCH's answer")
+        wait_until(lambda: handled(engine) == 2, 10, "the mail told in a FETCH's answer")
     finally:
         running.halt()
 
@@ -355,12 +342,7 @@ def test_a_sender_refused_for_good_is_the_settings_fault_and_waits_for_them(
         (row,) = session.scalars(select(Outbox).where(Outbox.channel == "email")).all()
         assert row.state == "pending"  # not failed: it goes once the settings are right
     mail.smtp.accept_all()
-
-    def delivered() -> bool:
-        bot.clock.advance(seconds=1)
-        return bool([m for m in mail.customers[0].messages() if from_bot(m)])
-
-    wait_until(delivered, 15, "the answer after the fix")
+    wait_until(lambda: answers_while_time_passes(bot, mail.customers[0], 1), 15, "the answer after the fix")
 
 
 def _row_error(engine) -> str:  # noqa: ANN001

@@ -20,7 +20,7 @@ from storage.db import make_engine, transaction, upgrade
 from storage.models import Identity
 from tests.mail.servers import SUPPORT_ADDRESS, MailServers
 
-from .channel_bot import FAST, EmailBot, email_settings, from_bot, wait_until
+from .channel_bot import FAST, EmailBot, email_settings, from_bot, handled, wait_until
 
 EMAIL_VARIABLES = (
     "EMAIL_ADDRESS",
@@ -160,9 +160,7 @@ def test_the_support_address_writing_to_itself_is_never_answered(mail: MailServe
     bot = EmailBot(mail, engine, db_url, clock).start()
     try:
         mail.support.send("Loop?", "Hello me.", to=SUPPORT_ADDRESS)
-        from .test_channel_loops import _handled
-
-        wait_until(lambda: _handled(engine) == 1, 10, "the mail handled")
+        wait_until(lambda: handled(engine) == 1, 10, "the mail handled")
         threading.Event().wait(0.5)
         assert mail.smtp.accepted == []
     finally:
