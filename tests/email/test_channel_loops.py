@@ -101,9 +101,11 @@ def test_a_bounce_is_recorded_on_the_incident_it_names_and_never_answered(
         ]
         assert len(incident_texts) == 2
         incident = session.get(Incident, 1)
-        assert (
-            incident is not None and incident.due_at is not None
-        )  # still owed by the team: the bounce owes nothing more
+        # Still owed by the team: the bounce owes nothing more.
+        assert incident is not None and incident.due_at is not None
+    # An engineer's answer still goes to Ana, not to the mail server that bounced.
+    bot.engineer("/reply 1 We renewed it.")
+    assert "We renewed it." in ana.wait_for(from_bot, count=2)[1].get_content()
 
 
 def test_mail_marked_automatic_from_a_stranger_gets_nothing(mail: MailServers, bot: EmailBot, engine) -> None:  # noqa: ANN001
