@@ -90,6 +90,19 @@ def test_smtp_with_tls_and_auth_delivers_into_dovecot(mail: MailServers, implici
     assert mail.smtp.counts["auth_ok"] == 1
 
 
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_smtp_auth_takes_plain_and_login(mail: MailServers, mechanism: str) -> None:
+    with smtplib.SMTP("127.0.0.1", mail.smtp.port, timeout=10) as smtp:
+        smtp.starttls(context=mail.ssl_context())
+        smtp.ehlo()
+        smtp.user, smtp.password = mail.customers[1].address, mail.customers[1].password
+        code, _text = smtp.auth(mechanism, getattr(smtp, f"auth_{mechanism.lower()}"))
+        assert code == 235
+        smtp.sendmail(mail.customers[1].address, [SUPPORT_ADDRESS], b"Subject: hello\r\n\r\nhi\r\n")
+    assert mail.smtp.accepted[0].login == mail.customers[1].address
+    assert mail.smtp.counts["auth_ok"] == 1 and mail.smtp.counts["auth_failed"] == 0
+
+
 def test_smtp_refuses_a_wrong_password_and_auth_without_tls(mail: MailServers) -> None:
     with smtplib.SMTP("127.0.0.1", mail.smtp.port, timeout=10) as smtp:
         smtp.ehlo()
