@@ -240,8 +240,12 @@ def _status_one(ctx: Context, number: int) -> None:
     messages = incidents.latest_messages(ctx.session, incident.id, DETAIL_MESSAGES)
     if messages:
         lines.append(ctx.t(_("Latest messages:")))
+    # A message of someone the customer copies (bot.services.copies) is named by its sender's address.
+    own = {i.id for i in customers.identities_of(ctx.session, incident.customer_id)} if messages else set()
     for msg in messages:
-        who = ctx.t(_("you")) if msg.direction == "in" else ctx.t(_("support"))
+        who = (
+            ctx.t(_("support")) if msg.direction != "in" else ctx.t(_("you")) if msg.identity_id in own else msg.author
+        )
         lines.append(f"— {who}, {format_when(msg.created_at, ctx.lang, tz)}: {_excerpt(msg.body)}")
     files = attachments.of_incident(ctx.session, incident.id)
     if files:

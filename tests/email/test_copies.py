@@ -130,6 +130,10 @@ def test_a_colleague_in_cc_gets_the_answers_and_their_reply_joins_the_incident(
     assert _addresses(later["To"]) == [ANA]
     # Ana's mailbox holds one conversation.
     assert len([t for t in ana.threads() if any(from_bot(m) for m in t)]) == 1
+    # Her status shows Carla's message under Carla's address, her own as hers.
+    ana.send("status", "status 1")
+    (status,) = ana.wait_for(lambda m: from_bot(m) and "Latest messages" in m.get_content())
+    assert f"— {CARLA}, " in status.get_content() and "— you, " in status.get_content()
 
 
 def test_a_removed_address_stops_receiving_and_cc_add_copies_someone_new(
@@ -230,7 +234,9 @@ def test_bcc_is_never_learned_nor_shown(mail: MailServers, bot: EmailBot, carla:
     (opened,) = ana.wait_for(from_bot)
     assert _copied(engine, 1) == [CARLA]
     bot.engineer("/reply 1 A new licence is on its way.")
-    replies = [m for m in ana.wait_for(from_bot, count=2) + carla.wait_for(from_bot, count=2) if "licence" in m.get_content()]
+    replies = [
+        m for m in ana.wait_for(from_bot, count=2) + carla.wait_for(from_bot, count=2) if "licence" in m.get_content()
+    ]
     for reply in [opened, *replies]:
         assert reply["Bcc"] is None
         assert "boss@customer.example" not in reply.as_string()
