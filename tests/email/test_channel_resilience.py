@@ -17,6 +17,7 @@ from adapters.channel import Outbound, PermanentChannelError, TransientChannelEr
 from adapters.email import EmailChannel
 from adapters.email.outbound import MailPoster
 from adapters.email.receive import Receiver
+from adapters.email.servers import parse_server_url
 from bot.channel_start import StartupTimeout, start_channels
 from storage.db import transaction
 from storage.models import Outbox
@@ -420,3 +421,76 @@ def test_seen_is_set_only_after_the_effects_are_stored(mail: MailServers) -> Non
         stop.set()
         receiving.join(10)
         channel.close()
+
+
+class _SilentDrop:
+    """A TCP relay to the IMAP server that can stop passing data on the connections it holds
+    without closing them: what a NAT box that forgot a quiet connection does."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.target = ("127.0.0.1", port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.dropped: list[threading.Event] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _address = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            dropped = threading.Event()
+            self.dropped.append(dropped)
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink, dropped), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink, dropped: threading.Event) -> None:  # noqa: ANN001
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            if not dropped.is_set():  # forgotten: what comes is swallowed, nothing is closed
+                try:
+                    sink.sendall(data)
+                except OSError:
+                    return
+
+    def forget_all(self) -> None:
+        for dropped in self.dropped:
+            dropped.set()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_connection_dropped_silently_is_noticed_at_the_idle_renewal_and_nothing_is_lost(
+    mail: MailServers, engine, db_url, clock
+) -> None:  # noqa: ANN001
+    import dataclasses
+
+    relay = _SilentDrop(mail.dovecot.imap_port)
+    tuning = dataclasses.replace(FAST, idle_renew=1.5, request_timeout=3.0)
+    imap = parse_server_url(f"imap://127.0.0.1:{relay.port}", "imap")
+    channel = EmailChannel(email_settings(mail, imap=imap, answers_per_hour=UNCAPPED), tuning=tuning)
+    running = EmailBot(mail, engine, db_url, clock, channel=channel)
+    running.customer("Ana's company", ANA)
+    running.start()
+    try:
+        relay.forget_all()  # the receiving session (and the Sent look-ups') now talk into the void
+        sent = mail.customers[0].send("Quiet", "open\nIs anyone there?")
+        (answer,) = mail.customers[0].wait_for(from_bot, timeout=20)
+        assert answer["In-Reply-To"] == sent["Message-ID"]
+        assert handled(engine) == 1
+    finally:
+        running.halt()
+        relay.close()
