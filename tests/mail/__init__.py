@@ -5,6 +5,7 @@
   a temporary folder; restart, outage, UIDVALIDITY change.
 * `smtp.SubmissionServer`: an aiosmtpd submission server (STARTTLS, implicit TLS, AUTH)
   delivering into that Dovecot; 421/550/held-DATA switches; a record of what it accepted.
+  `smtp_protocol` holds its inside: aiosmtpd's protocol and the hooks.
 * `mailbox.Mailbox`: a customer's view over IMAP, and realistic mail and replies to send.
 * `servers.MailServers`: all of it with the support mailbox and two customers, and the
   settings a bot takes; `fixtures.mail` is the pytest fixture (tests/email/conftest.py).
