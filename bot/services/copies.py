@@ -79,11 +79,15 @@ def learn(
             continue
         if _row(session, incident.id, channel, address) is not None:
             continue  # copied already, or removed by an engineer: that sticks
-        session.add(IncidentCopy(incident_id=incident.id, channel=channel, address=address, added_by=by, added_at=now))
+        try:
+            with session.begin_nested():  # two mails copying the same person at once: one copy
+                session.add(
+                    IncidentCopy(incident_id=incident.id, channel=channel, address=address, added_by=by, added_at=now)
+                )
+        except IntegrityError:
+            continue
         added.append(address)
         count += 1
-    if added:
-        session.flush()
     return added
 
 
