@@ -6,14 +6,20 @@
   bot's accounts, the private support stream and an engineer; customers are
   added per drill with `Fakes.add_customer`, which also links them, with
   credits, in the store.
+* `mail` starts a real Dovecot and submission server (tests/mail); a drill that
+  calls `fakes.add_mail(mail)` runs the bot with the email channel too (the
+  support mailbox on that Dovecot), and its email customers are mailboxes
+  there whose mail goes in over LMTP through `CustomerMTA`, which holds it
+  while Dovecot is down, as the sending side's mail server would.
 * `BotProcess` is one `deskbot run` (`python -m bot.cli run`) with JSON logs
   in a file, started, SIGKILLed, restarted or stopped by the drill.
 * `Ledger` counts every delivery on both fakes against the store and says
   what was lost or doubled.
 
-Each DM a drill writes carries a unique token (`z0007`, `m0042`), so an
-incident message, a mirrored case-topic message or a reply can be traced
-back to the one DM that caused it.
+Each DM a drill writes carries a unique token (`z0007`, `m0042`, `e0003` for a
+mail), so an incident message, a mirrored case-topic message or a reply can be
+traced back to the one DM that caused it. A mail's answer names the mail it
+answers (`In-Reply-To`), and is counted in the customer's mailbox.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email import policy as email_policy
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +55,10 @@ from storage.db import make_engine, transaction, upgrade
 from tests.conftest import PG_BASE
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.zulip import FakeZulip
+from tests.mail.dovecot import DovecotError
+from tests.mail.fixtures import mail  # noqa: F401 (a fixture of the drills)
+from tests.mail.mailbox import Mailbox, body_text
+from tests.mail.servers import SUPPORT_ADDRESS, MailServers
 from tests.zulip.relay_check import parse_relayed
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +70,10 @@ STREAM = "support"
 MASTODON_DOMAIN = "bot.example"
 
 IDEMPOTENCY_KEY = re.compile(r"^deskbot-(\d+)-(\d+)$")
-TOKEN = re.compile(r"\b([zm]\d{4,})\b")
+TOKEN = re.compile(r"\b([zme]\d{4,})\b")
+#: The automatic answers one address may get an hour (EMAIL_ANSWERS_PER_HOUR's highest): drills count
+#: every answer, and the cap that stops loops between robots is tested in tests/email.
+MAIL_ANSWERS_PER_HOUR = 1000
 
 
 def _die_with_parent() -> None:
@@ -136,9 +151,13 @@ def make_database(tmp_path: Path) -> Iterator[Callable[[str], str]]:
 @dataclass
 class DrillCustomer:
     name: str
-    channel: str  # "zulip" or "mastodon"
-    address: str  # the Zulip (real) email, or the Mastodon acct (user@domain) as the store keys it
+    channel: str  # "zulip", "mastodon" or "email"
+    address: str  # the Zulip (real) email, the Mastodon acct (user@domain) as the store keys it, the mail address
     incidents: list[int] = field(default_factory=list)
+    #: An email customer's mailbox on the drill's Dovecot.
+    mailbox: Mailbox | None = None
+    #: An email customer's thread: the bot's answer to their first mail, which "plain" mail replies to.
+    thread: EmailMessage | None = None
 
 
 @dataclass
@@ -153,8 +172,58 @@ class SentDM:
     at: float = field(default_factory=time.monotonic)
 
 
+class CustomerMTA:
+    """The customers' side of mail: each mail goes into the support mailbox over LMTP, as the
+    customer's mail server hands it to the mailbox's; while Dovecot refuses, mail waits here, in
+    order, and is tried again every `retry` seconds (a real server retries after minutes; a drill
+    measures the bot, not the sender), as a deferred mail waits in a real queue."""
+
+    def __init__(self, servers: MailServers, retry: float = 0.2) -> None:
+        self.mail = servers
+        self.retry = retry
+        self.deferred = 0  # mails that had to wait at least once
+        self._queue: list[tuple[bytes, str, str]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._retry_loop, name="customer-mta", daemon=True)
+        self._thread.start()
+
+    def send(self, message: EmailMessage, sender: str) -> None:
+        raw = message.as_bytes(policy=email_policy.SMTP)
+        with self._lock:
+            self._queue.append((raw, SUPPORT_ADDRESS, sender))
+            if not self._flush() and self._queue:
+                self.deferred += 1
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def _flush(self) -> bool:
+        """Deliver what waits, oldest first (called holding the lock); False if Dovecot refused."""
+        while self._queue:
+            raw, to, sender = self._queue[0]
+            try:
+                self.mail.dovecot.deliver(raw, to, mail_from=sender)
+            except DovecotError:
+                return False
+            self._queue.pop(0)
+        return True
+
+    def _retry_loop(self) -> None:
+        while not self._stop.wait(self.retry):
+            with self._lock:
+                self._flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
 class Fakes:
-    """The fake Zulip and Mastodon servers, with the bot's accounts and secrets."""
+    """The fake Zulip and Mastodon servers, with the bot's accounts and secrets (and the mail
+    servers, once `add_mail` gave them)."""
 
     def __init__(self) -> None:
         self.zulip_key = "zk-" + secrets.token_hex(20)
@@ -176,7 +245,15 @@ class Fakes:
         self.zulip.add_stream(STREAM, subscribers=[BOT_EMAIL, ENGINEER])
         self.customers: list[DrillCustomer] = []
         self.sent: list[SentDM] = []
-        self._tokens = {"zulip": itertools.count(1), "mastodon": itertools.count(1)}
+        self._tokens = {"zulip": itertools.count(1), "mastodon": itertools.count(1), "email": itertools.count(1)}
+        self.mail: MailServers | None = None
+        self.mta: CustomerMTA | None = None
+
+    def add_mail(self, servers: MailServers) -> Fakes:
+        """Run the bot with the email channel too, on these mail servers."""
+        self.mail = servers
+        self.mta = CustomerMTA(servers)
+        return self
 
     def start(self) -> Fakes:
         self.zulip.start()
@@ -184,15 +261,18 @@ class Fakes:
         return self
 
     def stop(self) -> None:
+        if self.mta is not None:
+            self.mta.stop()
         self.zulip.stop()
         self.mastodon.stop()
 
     def env(self, db_url: str) -> dict[str, str]:
-        """The environment of a `deskbot run` against both fakes."""
+        """The environment of a `deskbot run` against both fakes (and the mail servers, if added)."""
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("DESKBOT_", "ZULIP_", "MASTODON_")) and k != "PYTEST_CURRENT_TEST"
+            if not k.startswith(("DESKBOT_", "ZULIP_", "MASTODON_", "EMAIL_"))
+            and k not in ("PYTEST_CURRENT_TEST", "SSL_CERT_FILE")
         }
         env.update(
             {
@@ -213,10 +293,16 @@ class Fakes:
                 "DESKBOT_HOLIDAYS": "none",
             }
         )
+        if self.mail is not None:
+            # The support mailbox over IMAP and SMTP with STARTTLS; SSL_CERT_FILE trusts the test CA.
+            env.update(self.mail.env())
+            env["EMAIL_ANSWERS_PER_HOUR"] = str(MAIL_ANSWERS_PER_HOUR)
         return env
 
     def add_customer(self, engine: sa.Engine, channel: str, n: int, credits: int = 5) -> DrillCustomer:
         """A customer on one channel, linked in the store with a pack of `credits`."""
+        if channel == "email":
+            return self._add_mail_customer(engine, n, credits)
         if channel == "zulip":
             address = f"zc{n:02d}@example.com"
             # Keyed in the store by user id (issue 13); every other customer hides the address.
@@ -237,13 +323,28 @@ class Fakes:
         self.customers.append(customer)
         return customer
 
+    def _add_mail_customer(self, engine: sa.Engine, n: int, credits: int) -> DrillCustomer:
+        """A customer with a mailbox on the drill's Dovecot, their address their account (as
+        `customers add --email` makes it), with a pack of `credits`."""
+        assert self.mail is not None, "add_mail() first"
+        name = f"Email Customer {n:02d}"
+        address = f"ec{n:02d}@customer.example"
+        mailbox = self.mail.add_user(address, name)
+        now = datetime.now(UTC)
+        with transaction(engine) as session:
+            record, _code = customers.create_customer(session, name, address, "en", now)
+            credit_service.grant_credits(session, record, credits, now.date(), "drill", now)
+        customer = DrillCustomer(name, "email", address, mailbox=mailbox)
+        self.customers.append(customer)
+        return customer
+
     def dm(self, customer: DrillCustomer, kind: str, incident: int | None = None) -> SentDM:
         """The customer writes one DM of `kind` ("open", "open again", "status", "plain", "#N", "typo").
 
         "open again" is `open <text>` while an incident is open: the bot asks first, whether this is
         a new issue (SPEC §2), and keeps the text as a draft: nothing is opened, stored or mirrored.
         """
-        prefix = "z" if customer.channel == "zulip" else "m"
+        prefix = {"zulip": "z", "mastodon": "m", "email": "e"}[customer.channel]
         token = f"{prefix}{next(self._tokens[customer.channel]):04d}"
         if kind == "open":
             text, effect = f"open Drill problem {token} of {customer.name}", "open"
@@ -259,7 +360,9 @@ class Fakes:
             text, effect = "stauts", "typo"
         else:
             raise ValueError(kind)
-        if customer.channel == "zulip":
+        if customer.channel == "email":
+            message_id = self._mail(customer, kind, text, token)
+        elif customer.channel == "zulip":
             message_id = str(self.zulip.post_dm(customer.address, text))
         else:
             status = self.mastodon.post_status(customer.address, f"@{BOT_ACCT} {text}", visibility="direct")
@@ -267,6 +370,23 @@ class Fakes:
         sent = SentDM(customer, message_id, text, token if effect in ("open", "add") else "", effect)
         self.sent.append(sent)
         return sent
+
+    def _mail(self, customer: DrillCustomer, kind: str, text: str, token: str) -> str:
+        """The customer mails `text` (its first line the command, as in a DM); returns its Message-ID.
+
+        "plain" answers the bot's mail about their incident (quoting it, as Gmail does: the
+        quote must be cut) once they have it, so the mail joins the incident by its
+        In-Reply-To; the rest are new mails, with a subject of their own.
+        """
+        mailbox, mta = customer.mailbox, self.mta
+        assert mailbox is not None and mta is not None
+        if kind == "plain" and customer.thread is not None:
+            message = mailbox.reply(customer.thread, text, style="gmail")
+        else:
+            subject = {"open": f"Drill problem {token}", "open again": f"Drill problem {token}"}.get(kind, "Drill")
+            message = mailbox.compose(subject, text)
+        mta.send(message, customer.address)
+        return str(message["Message-ID"])
 
     # what the bot posted
     def zulip_bot_messages(self) -> list[Any]:
@@ -279,8 +399,8 @@ class Fakes:
 class CustomersWriting:
     """Customers writing all along while a drill breaks things, until `stop()`.
 
-    Every `every` seconds one Zulip and one Mastodon customer (round robin) each
-    write a DM to their first incident, the kind cycling through a plain
+    Every `every` seconds one Zulip, one Mastodon and (if any) one email customer
+    (round robin) each write a DM (or mail) to their first incident, the kind cycling through a plain
     message, `status` and `#N …`. `stop()` raises what the writer hit, if anything.
     """
 
@@ -301,12 +421,15 @@ class CustomersWriting:
 
     def _write(self) -> None:
         kinds = itertools.cycle(["plain", "status", "#N"])
-        zulip = itertools.cycle([p for p in self._people if p.channel == "zulip"])
-        mastodon = itertools.cycle([p for p in self._people if p.channel == "mastodon"])
+        rounds = [
+            itertools.cycle(mine)
+            for channel in ("zulip", "mastodon", "email")
+            if (mine := [p for p in self._people if p.channel == channel])
+        ]
         try:
             while not self._stop.is_set():
                 kind = next(kinds)
-                for person in (next(zulip), next(mastodon)):
+                for person in [next(people) for people in rounds]:
                     self._fakes.dm(person, kind, incident=person.incidents[0])
                 self._stop.wait(self._every)
         except BaseException as exc:  # noqa: BLE001 — raised again by stop()
@@ -431,9 +554,10 @@ class BotProcess:
 
 
 @pytest.fixture
-def bots(tmp_path: Path) -> Iterator[Callable[..., BotProcess]]:
+def bots(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., BotProcess]]:
     """`bots(name, env)` → a BotProcess; every one is stopped at the end of the test."""
     made: list[BotProcess] = []
+    request.node.drill_bots = made  # shown by the report of a failed drill
 
     def make(name: str, env: dict[str, str]) -> BotProcess:
         bot = BotProcess(name, env, tmp_path / f"{name}.log")
@@ -444,6 +568,28 @@ def bots(tmp_path: Path) -> Iterator[Callable[..., BotProcess]]:
     for bot in made:
         if bot.alive:
             bot.terminate(15)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ANN201
+    """A failed drill shows the end of each bot's log, and, if it ran the mail servers, Dovecot's
+    log and what the SMTP server took (the drill's own temporary folders are gone by then)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    for bot in getattr(item, "drill_bots", []):
+        lines = bot.log_text().splitlines()
+        # The routine lines ("handled", "sent") drown what went wrong: warnings and errors first.
+        trouble = [line for line in lines if not line.startswith('{"time"') or '"level": "info"' not in line]
+        report.sections.append((f"{bot.name}'s warnings and errors (last 60)", "\n".join(trouble[-60:])))
+        report.sections.append((f"{bot.name}'s log (last 20 lines)", "\n".join(lines[-20:])))
+    servers = getattr(item, "funcargs", {}).get("mail")
+    if isinstance(servers, MailServers):
+        report.sections.append(("Dovecot log", servers.dovecot.log_tail(60)))
+        report.sections.append(
+            ("SMTP server", f"counts: {dict(servers.smtp.counts)}; accepted: {len(servers.smtp.accepted)}")
+        )
 
 
 # -- counting deliveries -------------------------------------------------------------------------
@@ -473,6 +619,7 @@ class Ledger:
     def __init__(self, fakes: Fakes, engine: sa.Engine) -> None:
         self.fakes = fakes
         self.engine = engine
+        self._answered_mail: dict[int, str] = {}  # index in the SMTP server's accepted → In-Reply-To
 
     # -- the store
     def outbox(self) -> list[Any]:
@@ -545,7 +692,82 @@ class Ledger:
             n = len({self.row_of(m.id, owners) for m in replies.get(address, [])})
             done.update(dm.message_id for dm in dms[:n])
         done.update(self.mastodon_first_parts())
+        done.update(self.mail_answered())
         return done
+
+    # -- mail
+    def mail_answered(self) -> set[str]:
+        """Message-IDs of customers' mails whose answer the SMTP server took and put in the customer's
+        mailbox (cheap: no IMAP; `problems` counts in the mailboxes themselves)."""
+        servers = self.fakes.mail
+        if servers is None:
+            return set()
+        for index, record in enumerate(servers.smtp.accepted):
+            if index not in self._answered_mail and record.delivered:
+                self._answered_mail[index] = str(record.message["In-Reply-To"] or "").strip()
+        return set(self._answered_mail.values())
+
+    def mail_answers(self) -> dict[str, list[EmailMessage]]:
+        """The bot's mails in the email customers' mailboxes, by the Message-ID they answer (In-Reply-To)."""
+        out: dict[str, list[EmailMessage]] = {}
+        for customer in self.fakes.customers:
+            if customer.mailbox is None:
+                continue
+            for message in customer.mailbox.messages():
+                if SUPPORT_ADDRESS in str(message["From"]):
+                    out.setdefault(str(message["In-Reply-To"] or "").strip(), []).append(message)
+        return out
+
+    def mail_repeats(self) -> dict[str, int]:
+        """Answers that reached a customer more than once with the same Message-ID: Message-ID → copies.
+
+        A kill after the SMTP server took a mail and before the store recorded it sent repeats it
+        once, with the same Message-ID (README, Email): mail clients show it once. `problems`
+        accepts one such repeat of a row that was tried again, and nothing else.
+        """
+        copies = Counter(str(m["Message-ID"]) for answers in self.mail_answers().values() for m in answers)
+        return {mid: n for mid, n in copies.items() if n > 1}
+
+    def mail_problems(self, outbox: list[Any]) -> list[str]:
+        """What was lost or doubled by email, counted in the customers' mailboxes and the outbox."""
+        problems: list[str] = []
+        mails = [dm for dm in self.fakes.sent if dm.customer.channel == "email"]
+        rows = {
+            json.loads(row.platform_ids or "[]")[0]: row
+            for row in outbox
+            if row.channel == "email" and row.state == "sent" and row.platform_ids not in (None, "[]")
+        }
+        email_rows = [row for row in outbox if row.channel == "email"]
+        if len(email_rows) != len(mails):
+            problems.append(f"email: {len(email_rows)} outbox rows for {len(mails)} customer mails (one answer each)")
+        answers = self.mail_answers()
+        written = {dm.message_id for dm in mails}
+        for dm in mails:
+            got = answers.get(dm.message_id, [])
+            ids = Counter(str(m["Message-ID"]) for m in got)
+            if len(ids) != 1:
+                problems.append(
+                    f"email: {dm.customer.address}'s mail {dm.message_id} ({dm.kind}) answered {len(ids)} times: {dict(ids)}"
+                )
+            for mid, copies in ids.items():
+                row = rows.get(mid)
+                if row is None:
+                    problems.append(f"email: answer {mid} to {dm.message_id} is recorded as sent for no outbox row")
+                elif copies > 2 or (copies == 2 and row.attempts < 2):
+                    problems.append(
+                        f"email: answer {mid} (row {row.id}, {row.attempts} attempts) delivered {copies} times"
+                    )
+            kinds = {reply_kind(body_text(m)) for m in got}
+            if got and kinds != {dm.kind}:
+                problems.append(f"email: {dm.message_id} ({dm.kind}) answered as {sorted(kinds)}")
+        strays = sorted(set(answers) - written)
+        if strays:
+            problems.append(f"email: {len(strays)} answer(s) to mail the drill never wrote: {strays[:5]}")
+        delivered = {str(m["Message-ID"]) for got in answers.values() for m in got}
+        missing = sorted(mid for mid in rows if mid not in delivered)
+        if missing:
+            problems.append(f"email: rows recorded as sent whose mail no customer has: {missing[:5]}")
+        return problems
 
     def all_answered(self) -> bool:
         if not {dm.message_id for dm in self.fakes.sent} <= self.answered():
@@ -634,6 +856,8 @@ class Ledger:
             by_customer.setdefault(dm.customer.address, []).append(dm)
         for address, dms in by_customer.items():
             want = Counter(dm.kind for dm in dms)
+            if dms[0].customer.channel == "email":
+                continue  # counted in the mailboxes, below
             if dms[0].customer.channel == "zulip":
                 # One reply row per DM; a long reply is several parts of one row.
                 rows: dict[str, str] = {}
@@ -669,6 +893,8 @@ class Ledger:
                     problems.append(f"DM {dm.token} ({dm.kind}) stored {tokens[dm.token]} times as an incident message")
                 if mirrored[dm.token] != 1:
                     problems.append(f"DM {dm.token} ({dm.kind}) mirrored {mirrored[dm.token]} times in a case topic")
+        if self.fakes.mail is not None:
+            problems += self.mail_problems(outbox)
         return problems
 
     def counts(self) -> dict[str, int]:
@@ -681,6 +907,21 @@ class Ledger:
             "zulip_bot_messages": len(self.fakes.zulip_bot_messages()),
             "mastodon_bot_statuses": len(self.fakes.mastodon_bot_statuses()),
             "incident_messages_in": len(self.incident_bodies()),
+            **self.mail_counts(outbox),
+        }
+
+    def mail_counts(self, outbox: list[Any]) -> dict[str, int]:
+        servers = self.fakes.mail
+        if servers is None:
+            return {}
+        accepted = servers.smtp.accepted
+        return {
+            "mails_written": sum(1 for dm in self.fakes.sent if dm.customer.channel == "email"),
+            "mails_deferred_by_dovecot": self.fakes.mta.deferred if self.fakes.mta else 0,
+            "email_outbox_rows": sum(1 for row in outbox if row.channel == "email"),
+            "smtp_accepted": len(accepted),
+            "smtp_accepted_message_ids": len({m.message_id for m in accepted}),
+            "smtp_refused": servers.smtp.counts["refused"],
         }
 
 

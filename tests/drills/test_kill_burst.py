@@ -1,16 +1,23 @@
-"""Drill 1: `deskbot run` SIGKILLed ten times during a mixed 1,000-DM burst on both channels.
+"""Drill 1: `deskbot run` SIGKILLed twelve times during a mixed burst of 1,000 DMs and 150 mails.
 
-Customers on Zulip and on Mastodon (linked, with credits) each open an
+Customers on Zulip, on Mastodon and by email (linked, with credits) each open an
 incident, then write a burst that mixes `status`, plain text to their open
-incident, `#N …` and, as the last word of some, a second `open …` (which the
+incident (by email: a reply in the thread of the bot's first answer, quoting
+it), `#N …` and, as the last word of some, a second `open …` (which the
 bot answers with a question: a second credit is never spent unasked). While the
-burst arrives the bot is killed with SIGKILL ten times — at random moments
-mid-work, during start-up, and exactly while a post to Zulip is in flight —
-and restarted at once. At the end, once everything is answered, every
-delivery on both fakes is counted: 0 lost (every DM stored once and answered
-once with the answer it calls for; every incident message stored and
+burst arrives the bot is killed with SIGKILL twelve times — at random moments
+mid-work, during start-up, exactly while a post to Zulip is in flight, and in
+the SMTP transaction of an answer by mail (before the server took it, and after
+it took it but before its `250` reached the bot) — and restarted at once. At
+the end, once everything is answered, every delivery on the fakes and in the
+customers' mailboxes is counted: 0 lost (every DM and mail stored once and
+answered once with the answer it calls for; every incident message stored and
 mirrored once), 0 duplicated (every Zulip message recorded for exactly one
-outbox row, no Idempotency-Key twice: nothing in a message names its row).
+outbox row, no Idempotency-Key twice: nothing in a message names its row; every
+mail answered by one outbox row and one Message-ID). The one repeat SMTP
+allows is told apart: the mail the server took before the kill that hid its
+`250` goes once more with the same Message-ID (README, Email), and no other
+mail may come twice.
 
 The split is 720 Zulip DMs and 280 Mastodon DMs: Mastodon allows an account
 300 statuses per 3 hours and the bot keeps under that (its pacer), so 500
@@ -26,9 +33,11 @@ import time
 
 import pytest
 
+from tests.mail.servers import SUPPORT_ADDRESS, MailServers
+
 from .conftest import BotProcess, DrillCustomer, Fakes, Ledger, engine_for, incidents_of, seed_zulip_cursor, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
 #: 40 DMs per customer: a conversation then holds at most 40 of the bot's answers. (With 51 to 99, the
 #: fake Zulip server's GET /messages returns fewer than `num_before` asks — tests/fakes/zulip/model.py
@@ -36,14 +45,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 #: resend would look like a bug of the bot.)
 ZULIP_CUSTOMERS, ZULIP_DMS = 18, 720
 MASTODON_CUSTOMERS, MASTODON_DMS = 7, 280
-#: When each of the ten SIGKILLs lands: mid-work at a random moment, during start-up, or exactly
+EMAIL_CUSTOMERS, EMAIL_MAILS = 5, 150
+TOTAL = ZULIP_DMS + MASTODON_DMS + EMAIL_MAILS
+#: When each of the twelve SIGKILLs lands: mid-work at a random moment, during start-up, exactly
 #: while a post to Zulip is in flight (stored with its answer lost, or lost) — the crash the
-#: lookup before a resend exists for.
+#: lookup before a resend exists for — or while the SMTP server holds an answer by mail at DATA
+#: ("mail-unsent": before its 354, nothing taken; "mail-taken": taken and delivered, the 250 not
+#: yet sent).
 KILL_PLAN = [
     "work",
+    "mail-taken",
     "post-stored",
     "work",
     "start-up",
+    "mail-unsent",
     "post-lost",
     "work",
     "post-stored",
@@ -103,31 +118,49 @@ def kill_during_next_post(fakes: Fakes, bot: BotProcess, *, stored: bool) -> Non
         fakes.zulip.before_request = None
 
 
+def kill_during_next_mail(mail: MailServers, bot: BotProcess, *, taken: bool) -> str | None:
+    """SIGKILL `bot` while the SMTP server holds its next mail at DATA: before the 354 (nothing
+    taken) or, `taken`, after the server took and delivered it, before its 250. Returns the
+    Message-ID of a mail taken."""
+    held = mail.smtp.hold_data("reply" if taken else "command")
+    try:
+        assert held.wait(60), "the bot sent no mail within 60 s"
+        message_id = mail.smtp.accepted[-1].message_id if taken else None
+        bot.kill()
+    finally:
+        mail.smtp.release_data()
+    return message_id
+
+
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
-def test_ten_sigkills_during_a_mixed_burst_lose_and_double_nothing(
-    backend: str, fakes: Fakes, make_database, bots
+def test_twelve_sigkills_during_a_mixed_burst_lose_and_double_nothing(
+    backend: str, fakes: Fakes, mail: MailServers, make_database, bots
 ) -> None:  # noqa: ANN001
     started = time.monotonic()
     rng = random.Random(20260505)
     url = make_database(backend)
     engine = engine_for(url)
     seed_zulip_cursor(engine)
+    fakes.add_mail(mail)
     people = [fakes.add_customer(engine, "zulip", n) for n in range(1, ZULIP_CUSTOMERS + 1)]
     people += [fakes.add_customer(engine, "mastodon", n) for n in range(1, MASTODON_CUSTOMERS + 1)]
+    people += [fakes.add_customer(engine, "email", n) for n in range(1, EMAIL_CUSTOMERS + 1)]
     ledger = Ledger(fakes, engine)
     bot: BotProcess = bots("deskbot", fakes.env(url))
     bot.start().wait_ready()
 
-    # Every customer opens an incident first, so that `#N` can name it.
+    # Every customer opens an incident first, so that `#N` can name it (and a mail can answer the bot's).
     for person in people:
         fakes.dm(person, "open")
     for person in people:
         person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 60, f"{person.name}'s incident")
+        if person.mailbox is not None:
+            (person.thread,) = person.mailbox.wait_for(lambda m: SUPPORT_ADDRESS in str(m["From"]), timeout=60)
 
-    zulip_people = [p for p in people if p.channel == "zulip"]
-    mastodon_people = [p for p in people if p.channel == "mastodon"]
-    scripts = plan_scripts(rng, zulip_people, ZULIP_DMS - len(zulip_people))
-    scripts |= plan_scripts(rng, mastodon_people, MASTODON_DMS - len(mastodon_people))
+    by_channel = {c: [p for p in people if p.channel == c] for c in ("zulip", "mastodon", "email")}
+    scripts = plan_scripts(rng, by_channel["zulip"], ZULIP_DMS - len(by_channel["zulip"]))
+    scripts |= plan_scripts(rng, by_channel["mastodon"], MASTODON_DMS - len(by_channel["mastodon"]))
+    scripts |= plan_scripts(rng, by_channel["email"], EMAIL_MAILS - len(by_channel["email"]))
     ordered = interleave(rng, people, scripts)
 
     poster_error: list[BaseException] = []
@@ -144,8 +177,14 @@ def test_ten_sigkills_during_a_mixed_burst_lose_and_double_nothing(
     burst_started = time.monotonic()
     poster.start()
     progress = []
+    taken_before_kill: list[str] = []
     for moment in KILL_PLAN:
-        if moment == "start-up":
+        if moment.startswith("mail-"):
+            # Once an answer by mail is under way: the server holds it at DATA, and the bot dies.
+            message_id = kill_during_next_mail(mail, bot, taken=moment == "mail-taken")
+            if message_id is not None:
+                taken_before_kill.append(message_id)
+        elif moment == "start-up":
             # Migrations, leases, register, stream, catch-up.
             time.sleep(rng.uniform(0.1, 1.5))
             bot.kill()
@@ -153,7 +192,7 @@ def test_ten_sigkills_during_a_mixed_burst_lose_and_double_nothing(
             # Mid-work: once this process has stored a DM of its own …
             stored = sum(ledger.processed_ids().values())
             wait_until(
-                lambda s=stored: s < sum(ledger.processed_ids().values()) or s == ZULIP_DMS + MASTODON_DMS,
+                lambda s=stored: s < sum(ledger.processed_ids().values()) or s == TOTAL,
                 60,
                 "the restarted bot to work",
             )
@@ -174,17 +213,27 @@ def test_ten_sigkills_during_a_mixed_burst_lose_and_double_nothing(
 
     counts = ledger.counts()
     problems = ledger.problems()
+    repeats = ledger.mail_repeats()
     print(
         f"\n[drill kill-burst {backend}] {counts['dms_written']} DMs "
-        f"({ZULIP_DMS} Zulip, {MASTODON_DMS} Mastodon), {len(bot.kills)} SIGKILLs at "
+        f"({ZULIP_DMS} Zulip, {MASTODON_DMS} Mastodon, {EMAIL_MAILS} mails), {len(bot.kills)} SIGKILLs at "
         f"{progress} DMs stored; burst written in {burst_seconds:.1f}s, all answered "
         f"{answered_after:.1f}s after it began; {counts}; lost/doubled: {len(problems)}; "
+        f"mails repeated with their Message-ID: {repeats} (SMTP transactions of each: "
+        f"{ {mid: [m.delivered for m in mail.smtp.accepted if m.message_id == mid] for mid in repeats} }); "
         f"drill {time.monotonic() - started:.0f}s; kills at monotonic {[round(k, 2) for k in bot.kills]}"
     )
     assert len(bot.kills) == KILLS
     # The rows in flight at the kills during a post came back to a later process (attempt > 1).
-    assert counts["outbox_retried_rows"] >= KILL_PLAN.count("post-stored") + KILL_PLAN.count("post-lost")
+    in_flight = [m for m in KILL_PLAN if m.startswith(("post-", "mail-"))]
+    assert counts["outbox_retried_rows"] >= len(in_flight)
     assert problems == []
-    assert counts["inbound_stored"] == ZULIP_DMS + MASTODON_DMS
+    # The mail taken before a kill went once more, the same mail. Any other kill may land between
+    # a mail's 250 and its copy in Sent (the rows of a batch are recorded sent together, so the
+    # window is a batch long; the mails already in Sent are found there and not sent again): one
+    # mail at most per kill, once more (a row's repeat is checked in `problems`).
+    assert all(repeats.get(message_id) == 2 for message_id in taken_before_kill), repeats
+    assert len(repeats) <= KILLS, repeats
+    assert counts["inbound_stored"] == TOTAL
     assert status == 0, bot.log_tail()
     engine.dispose()
