@@ -35,7 +35,8 @@ from storage.db import make_engine, upgrade
 from tests.drills.conftest import BotProcess, DrillCustomer, Fakes, wait_until
 from tests.mail.servers import SUPPORT_ADDRESS, MailServers
 
-pytestmark = pytest.mark.timeout(120)
+#: Real processes and the outbox lease (10 s) per test: about 70 s in all, so with the drills (`slow`).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 @pytest.fixture
