@@ -34,6 +34,9 @@ class Context:
     replies: list[str] = field(default_factory=list)
     #: The incident this message was about, once known (for log lines).
     incident_id: int | None = None
+    #: Set when the message sent the text kept as a draft to that incident (`open`, `#N` alone):
+    #: what waited with the draft (its files, the people it copied) goes there too.
+    used_draft: bool = False
     #: What happened, for metrics once the transaction commits: ("incident_opened", 0), ("first_response", seconds).
     events: list[tuple[str, float]] = field(default_factory=list)
     #: Set by the router for an unlinked sender: asked before each answer, False withholds it.

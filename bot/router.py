@@ -168,8 +168,8 @@ class Router:
         message = ctx.message
         if ctx.customer is None:
             return
-        if waiting and copies.waiting(ctx.session, ctx.identity.id) == waiting:
-            waiting = ()  # the draft is still there (or was replaced): its text went nowhere
+        if not ctx.used_draft:
+            waiting = ()  # the draft's text went nowhere (still waiting, replaced, or dropped)
         copies.wait_with_draft(ctx.session, ctx.identity.id, message.copies, ctx.now)
         if ctx.incident_id is None:
             return

@@ -83,6 +83,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
         return
     incident, charged, body, dropped_draft = opened.incident, opened.pack, opened.body, opened.dropped_draft
     ctx.events.append(("incident_opened", 0.0))
+    ctx.used_draft = opened.from_draft
     case_topic.opened(ctx, incident, opened.urgent)
     _mirror(ctx, incident, body, opened.files)
     assert ctx.customer is not None
@@ -593,6 +594,7 @@ def _added(ctx: Context, added: conversation.AddedTo) -> None:
     """The text is on the incident (and in its topic); on a resolved one, the customer is asked what next."""
     incident = added.incident
     assert incident is not None
+    ctx.used_draft = added.from_draft
     _mirror(ctx, incident, added.text, added.files)
     if added.outcome == "added":
         ctx.reply(_("Added to incident #{number}."), number=incident.id)

@@ -31,7 +31,8 @@ class Opened(NamedTuple):
     dropped_draft: bool = False
     #: Mention `DESKBOT_URGENT_NOTIFY` (`incidents.take_urgent_notice`).
     urgent: bool = False
-    #: The files that waited with the draft it opened with (now the incident's).
+    #: It opened with the draft, whose files (now the incident's) are these.
+    from_draft: bool = False
     files: tuple[IncidentAttachment, ...] = ()
 
 
@@ -83,7 +84,7 @@ def open_with_draft(
     files = tuple(attachments.claim_waiting(session, identity_id, incident)) if used is not None else ()
     drafts.discard(session, draft)
     urgent = incidents.take_urgent_notice(deployment.settings, now, incident)
-    return Opened(incident, charged, body, draft is not None and used is None, urgent, files)
+    return Opened(incident, charged, body, draft is not None and used is None, urgent, used is not None, files)
 
 
 class AddedTo(NamedTuple):
@@ -100,7 +101,8 @@ class AddedTo(NamedTuple):
     #: What was added (or kept as a draft).
     text: str = ""
     incident: Incident | None = None
-    #: The files that waited with the draft `#N` alone used (now the incident's).
+    #: The text was the draft `#N` alone used, whose files (now the incident's) are these.
+    from_draft: bool = False
     files: tuple[IncidentAttachment, ...] = ()
 
 
@@ -109,7 +111,8 @@ def add_to_incident(
 ) -> AddedTo:
     """`#N text` on the writer's own incident (`#N` alone: the draft that waits for it)."""
     files: tuple[IncidentAttachment, ...] = ()
-    if not text:
+    from_draft = not text
+    if from_draft:
         draft = drafts.current(session, writer.identity.id, now)
         if not drafts.joins_a_case(draft):
             return AddedTo("empty")
@@ -123,7 +126,7 @@ def add_to_incident(
         # Kept for `open` (the same text: the files that came with it go on waiting).
         drafts.keep(session, writer.identity.id, text, now, drafts.OPEN)
         return AddedTo("finished", text, incident)
-    return _add(session, settings, now, writer, incident, text)._replace(files=files)
+    return _add(session, settings, now, writer, incident, text)._replace(from_draft=from_draft, files=files)
 
 
 def add_free_text(

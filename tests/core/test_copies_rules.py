@@ -90,3 +90,16 @@ def test_a_removal_sticks_and_rows_about_no_incident_copy_nobody(engine, db_url,
     assert _answers(desk)[-1] == ("[#1] We are on it.", ["dora@acme.example"])
     # Dora never wrote: she is no unknown contact.
     assert "dora@" not in desk.engineer("/contacts")
+
+
+def test_a_draft_dropped_by_open_with_other_text_takes_its_copies_with_it(engine, db_url, clock) -> None:  # noqa: ANN001
+    desk = _desk(engine, db_url, clock)
+    # No incident yet: the text waits as a draft, with Carla whom it copied.
+    _mail(desk, 1, "The tunnel drops every hour.", ("carla@acme.example",))
+    assert 'Reply "open"' in _answers(desk)[-1][0] and _copied(desk) == []
+    # `open <other text>` opens with that text alone and drops the draft: Carla is not copied.
+    clock.advance(minutes=1)
+    _mail(desk, 2, "open The printer is offline.", ())
+    assert "was not included" in _answers(desk)[-1][0]
+    assert _copied(desk) == []
+    assert _answers(desk)[-1][1] == []
