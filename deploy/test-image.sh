@@ -12,10 +12,12 @@
 # 4. runs the image: `deskbot --version`; `deskbot db upgrade` on a mounted
 #    directory, and on the machine's PostgreSQL when there is one (a scratch
 #    database); `deskbot run` on the host network against the project's fake
-#    Zulip and Mastodon servers (started here from the repository's .venv), with
-#    the secrets given as *_FILE: one customer DM on each platform must be
-#    answered, /healthz and /readyz must answer 200, the image's HEALTHCHECK must
-#    pass, and SIGTERM must stop the container with status 0.
+#    Zulip and Mastodon servers and its test mail servers (a Dovecot and an SMTP
+#    submission server, `python -m tests.mail`), all started here from the
+#    repository's .venv, with the secrets given as *_FILE: one customer DM on
+#    each platform and one customer mail must be answered (the answer read in
+#    the customer's mailbox), /healthz and /readyz must answer 200, the image's
+#    HEALTHCHECK must pass, and SIGTERM must stop the container with status 0.
 #
 # Prints PASS/FAIL lines (each FAIL with its cause; see deploy/test-lib.sh, which
 # this shares with deploy/compose-test.sh); exits non-zero on any failure.
@@ -25,7 +27,7 @@
 #   DESKBOT_BASE_IMAGE              base image tag (localhost/deskbot-base)
 #   DESKBOT_REBUILD_BASE=1          remake the base image even if podman has it
 #   DESKBOT_DEBIAN_MIRROR           mirror for debootstrap (default: from apt's sources)
-#   DESKBOT_IMAGE_TEST_CHANNELS     "zulip mastodon" (default), "zulip" or "mastodon"
+#   DESKBOT_IMAGE_TEST_CHANNELS     "zulip mastodon email" (default), or some of them
 # shellcheck source=deploy/test-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/test-lib.sh"
 
@@ -34,7 +36,7 @@ BASE_IMAGE=${DESKBOT_BASE_IMAGE:-localhost/deskbot-base}
 # Bump when the recipe of the base image changes: an older base is then remade.
 BASE_SUITE=trixie
 BASE_KEY="debian-${BASE_SUITE}-minbase-python3-v1"
-CHANNELS=${DESKBOT_IMAGE_TEST_CHANNELS:-zulip mastodon}
+CHANNELS=${DESKBOT_IMAGE_TEST_CHANNELS:-zulip mastodon email}
 WAIT=90            # seconds to wait for start-up and for each answer
 
 CONTAINER="deskbot-image-test-$$"
@@ -53,8 +55,8 @@ cleanup_extra() {  # RC (called by test-lib.sh's exit trap)
 [ -n "${CHANNELS// /}" ] || die "DESKBOT_IMAGE_TEST_CHANNELS is empty"
 for channel in $CHANNELS; do
     case "$channel" in
-        zulip|mastodon) ;;
-        *) die "DESKBOT_IMAGE_TEST_CHANNELS: unknown channel '$channel' (zulip, mastodon)" ;;
+        zulip|mastodon|email) ;;
+        *) die "DESKBOT_IMAGE_TEST_CHANNELS: unknown channel '$channel' (zulip, mastodon, email)" ;;
     esac
 done
 
@@ -139,8 +141,22 @@ glibc_minor=${glibc#*.}
 for ((m = glibc_minor; m >= 5; m--)); do platforms+=(--platform "manylinux_2_${m}_${arch}"); done
 platforms+=(--platform "manylinux2014_${arch}" --platform "manylinux2010_${arch}" --platform "manylinux1_${arch}"
             --platform "linux_${arch}")
+# Locked runtime packages published as source only (pure Python; authres, which the email
+# channel reads Authentication-Results with): made into wheels here first, for any Python 3,
+# where the download below (wheels only, for the image's platform) finds them.
+SOURCE_ONLY=(authres)
+mkdir -p "$WORK/wheels"
+for pkg in "${SOURCE_ONLY[@]}"; do
+    retry 2 timeout 600 "${PIP[@]}" wheel --quiet --disable-pip-version-check --no-deps \
+        --constraint requirements.lock --wheel-dir "$WORK/wheels" "$pkg" >>"$WORK/pip-wheel.log" 2>&1 \
+        || die "pip wheel $pkg, a locked package published as source only (see pip-wheel.log)"
+done
+for wheel in "$WORK"/wheels/*.whl; do
+    [[ $wheel == *-none-any.whl ]] || die "$(basename "$wheel"), built from source here, is not pure Python: it cannot go into the image"
+done
 say "downloading the locked runtime wheels for cp${py_ver/./}"
 retry 2 timeout 900 "${PIP[@]}" download --quiet --disable-pip-version-check --dest "$WORK/wheels" \
+    --find-links "$WORK/wheels" \
     --only-binary=:all: --python-version "$py_ver" --implementation cp "${platforms[@]}" \
     --constraint requirements.lock --requirement "$WORK/runtime.txt" "setuptools>=69" wheel \
     >"$WORK/pip-download.log" 2>&1 || die "pip download of the locked wheels (see pip-download.log)"
@@ -283,6 +299,17 @@ if [[ " $CHANNELS " == *" mastodon "* ]]; then
                -e MASTODON_ACCESS_TOKEN_FILE=/run/secrets/mastodon_access_token
                -v "$SECRETS/mastodon_access_token:/run/secrets/mastodon_access_token:ro")
 fi
+if [[ " $CHANNELS " == *" email "* ]]; then
+    # The support mailbox over implicit TLS, the test CA given as EMAIL_CA_FILE.
+    start_mail_servers
+    printf '%s\n' "$MAIL_PASSWORD" >"$SECRETS/email_password"
+    cp "$MAIL_CA_FILE" "$SECRETS/mail_ca.pem"
+    run_args+=(-e EMAIL_ADDRESS=support@example.com -e "EMAIL_IMAP_URL=$MAIL_IMAPS_URL"
+               -e "EMAIL_SMTP_URL=$MAIL_SMTPS_URL" -e EMAIL_PASSWORD_FILE=/run/secrets/email_password
+               -e EMAIL_CA_FILE=/run/secrets/mail_ca.pem
+               -v "$SECRETS/email_password:/run/secrets/email_password:ro"
+               -v "$SECRETS/mail_ca.pem:/run/secrets/mail_ca.pem:ro")
+fi
 chmod 0444 "$SECRETS"/*
 
 # (stderr: podman's complaint that no systemd can run the health-check timer)
@@ -298,9 +325,16 @@ until curl -fsS -o /dev/null --max-time 3 "http://127.0.0.1:$HTTP_PORT/readyz" 2
 done
 pass "deskbot run is ready ($(( WAIT - deadline + $(date +%s) ))s)"
 
-# a customer DM on each platform, then the bot's answer on the fake
+# a customer DM on each platform, then the bot's answer on the fake; a customer's
+# mail, then the bot's answer in the customer's mailbox
 for channel in $CHANNELS; do
-    if answer=$(dm_answered "$channel" "$WAIT" 2>"$WORK/dm.err"); then
+    if [ "$channel" = email ]; then
+        if answer=$(mail_answered "$WAIT" 2>"$WORK/dm.err"); then
+            pass "email: customer mail \"help\" answered in $MAIL_CUSTOMER's mailbox: $answer"
+        else
+            fail "email: $(<"$WORK/dm.err")"
+        fi
+    elif answer=$(dm_answered "$channel" "$WAIT" 2>"$WORK/dm.err"); then
         pass "$channel: customer DM \"help\" answered: $answer"
     else
         fail "$channel: $(<"$WORK/dm.err")"
@@ -348,7 +382,7 @@ else
     fail "logs: $out"
 fi
 leaked=0
-for secret in ${ZULIP_KEY:-} ${MASTODON_TOKEN:-}; do
+for secret in ${ZULIP_KEY:-} ${MASTODON_TOKEN:-} ${MAIL_PASSWORD:-}; do
     grep -qF -- "$secret" "$WORK/container.log" && leaked=1
 done
 if [ "$leaked" -eq 0 ]; then pass "no secret in the logs"; else fail "a secret appears in the logs"; fi

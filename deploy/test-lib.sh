@@ -188,6 +188,83 @@ start_fake_mastodon() {  # sets MASTODON_URL and MASTODON_TOKEN
     pass "fake Mastodon server on $MASTODON_URL"
 }
 
+# The test mail servers (tests/mail: a Dovecot and a submission server, 127.0.0.1) with
+# the support mailbox and one customer's. Sets MAIL_IMAPS_URL, MAIL_SMTPS_URL,
+# MAIL_LMTP_PORT, MAIL_CA_FILE (the test CA), MAIL_PASSWORD (the support mailbox's) and
+# MAIL_CUSTOMER / MAIL_CUSTOMER_PASSWORD. Dovecot comes from Debian's packages (root).
+start_mail_servers() {
+    install_debs dovecot-imapd dovecot-lmtpd
+    local deadline=$(( $(date +%s) + 30 )) pid
+    MAIL_PASSWORD="mail-pass-$RANDOM$RANDOM$RANDOM"
+    MAIL_CUSTOMER=alice@customer.example
+    MAIL_CUSTOMER_PASSWORD="alice-pass-$RANDOM$RANDOM"
+    "$PY" -m tests.mail --user "support@example.com:$MAIL_PASSWORD" \
+        --user "$MAIL_CUSTOMER:$MAIL_CUSTOMER_PASSWORD" --info "$WORK/mail-servers.env" \
+        >"$WORK/mail-servers.log" 2>&1 &
+    pid=$!
+    FAKE_PIDS+=("$pid")
+    until [ -s "$WORK/mail-servers.env" ]; do
+        kill -0 "$pid" 2>/dev/null \
+            || die "the test mail servers (python -m tests.mail) exited: $(tail -n 3 "$WORK/mail-servers.log")"
+        [ "$(date +%s)" -lt "$deadline" ] || die "the test mail servers did not start within 30s (see mail-servers.log)"
+        sleep 0.2
+    done
+    # shellcheck source=/dev/null
+    . "$WORK/mail-servers.env"
+    pass "mail servers: Dovecot ($MAIL_IMAPS_URL, LMTP port $MAIL_LMTP_PORT) and submission ($MAIL_SMTPS_URL)"
+}
+
+# The customer MAIL_CUSTOMER mails "help" to support@example.com (LMTP, as the
+# internet's mail arrives); prints the subject and first line of the bot's answer
+# once it is in the customer's mailbox (read over IMAPS, the test CA trusted).
+# Returns 1, with the cause on stderr, when the delivery fails or no answer came
+# within SECONDS.
+mail_answered() {  # SECONDS
+    "$PY" - "$1" "$MAIL_LMTP_PORT" "$MAIL_IMAPS_URL" "$MAIL_CA_FILE" "$MAIL_CUSTOMER" "$MAIL_CUSTOMER_PASSWORD" <<'PY'
+import email.utils, smtplib, ssl, sys, time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from imapclient import IMAPClient
+
+seconds, lmtp_port, imaps_url, ca_file, customer, password = sys.argv[1:]
+mail = EmailMessage()
+mail["From"] = f"Alice <{customer}>"
+mail["To"] = "support@example.com"
+mail["Subject"] = "Help, please"
+mail["Date"] = email.utils.formatdate(localtime=True)
+mail["Message-ID"] = email.utils.make_msgid(domain="customer.example")
+mail.set_content("help\n")
+try:
+    with smtplib.LMTP("127.0.0.1", int(lmtp_port), timeout=30) as lmtp:
+        lmtp.sendmail(customer, ["support@example.com"], mail.as_bytes())
+except (OSError, smtplib.SMTPException) as error:
+    sys.exit(f"delivering the customer's mail to support@example.com over LMTP failed: {error}")
+host, port = imaps_url.removeprefix("imaps://").rsplit(":", 1)
+deadline = time.monotonic() + float(seconds)
+held = []
+while True:
+    time.sleep(0.5)
+    try:
+        with IMAPClient(host, port=int(port), ssl=True, ssl_context=ssl.create_default_context(cafile=ca_file), timeout=10) as imap:
+            imap.login(customer, password)
+            imap.select_folder("INBOX", readonly=True)
+            uids = imap.search("ALL")
+            fetched = imap.fetch(uids, ["BODY.PEEK[]"]) if uids else {}
+    except Exception as error:  # noqa: BLE001 — said on stderr if it lasts
+        held = [f"(reading {customer}'s mailbox failed: {error})"]
+        fetched = {}
+    messages = [message_from_bytes(item[b"BODY[]"], policy=policy.default) for item in fetched.values()]
+    answers = [m for m in messages if "support@example.com" in str(m["From"]) and m["In-Reply-To"] == mail["Message-ID"]]
+    if answers:
+        text = answers[0].get_body(preferencelist=("plain",)).get_content().strip()
+        print(f"{answers[0]['Subject']}: {text.splitlines()[0] if text else '(empty)'}")
+        sys.exit(0)
+    if time.monotonic() > deadline:
+        held = held or [f"{m['From']} | {m['Subject']}" for m in messages] or ["nothing"]
+        sys.exit(f"no answer in {customer}'s mailbox within {seconds}s (it holds: {'; '.join(held)})")
+PY
+}
+
 # The customer writes "help" to the bot on CHANNEL; prints the first line of the
 # bot's answer once the fake has it. Returns 1, with the cause on stderr, when
 # posting fails or no answer came within SECONDS.
