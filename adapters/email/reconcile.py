@@ -5,9 +5,9 @@ been accepted by the server before the process died, so its stable Message-ID is
 in the Sent folder first. That folder is the one with the `\\Sent` special-use attribute
 (RFC 6154), whatever its name ("Sent", "Sent Items", "[Gmail]/Sent Mail", "Itens enviados").
 
-After a send the mail is appended there, unless it is there already: Gmail and some other
-providers keep a copy of what their SMTP server took by themselves, and a second copy would
-show the message twice. What cannot be told apart: a crash after the server's `250` and
+After a send the mail is appended there, unless the server keeps a copy of what its SMTP
+server took by itself (Gmail and some other providers do: a second copy would show the
+message twice); which it does is learnt from the first sends (`SentFolder.keep`). What cannot be told apart: a crash after the server's `250` and
 before the append leaves no copy, so the retry sends once more, with the same Message-ID,
 which mail clients fold into one (SPEC §7).
 
@@ -30,6 +30,8 @@ from .servers import MailServer
 from .transport import Login, close_imap, describe, open_imap
 
 log = logging.getLogger("deskbot.adapters.email")
+#: Sends after which a server that never showed a copy of its own in Sent is taken not to keep any.
+LOOKS = 3
 #: The special-use attribute of the Sent folder (RFC 6154).
 SENT_FLAG = rb"\Sent"
 
@@ -41,6 +43,9 @@ class SentFolder:
         self._client: imapclient.IMAPClient | None = None
         self._name: str | None = None
         self._lock = threading.Lock()
+        #: Does the server put a copy of what its SMTP server sends in Sent itself (Gmail)? None: not known yet.
+        self.server_keeps: bool | None = None
+        self._looked = 0
 
     def find_name(self) -> str | None:
         """The name of the folder with the `\\Sent` attribute (None: the server names none)."""
@@ -69,9 +74,22 @@ class SentFolder:
 
     def keep(self, message_id: str, raw: bytes) -> None:
         """Append `raw` to the Sent folder unless the server keeps a copy itself. A failure here
-        is logged, never raised: the mail went out, and the row must be recorded as sent."""
+        is logged, never raised: the mail went out, and the row must be recorded as sent.
+
+        Whether the server keeps copies is learnt from the first sends (`LOOKS`): one copy found
+        there means it does (nothing is appended from then on); none after `LOOKS` sends means it
+        does not, and from then on each mail is appended without a look (one command, not three).
+        """
         try:
-            if self.contains(message_id):
+            if self.server_keeps is None:
+                if self.contains(message_id):
+                    self.server_keeps = True
+                    log.info("email: the server keeps a copy of sent mail in Sent itself; deskbot appends none")
+                    return
+                self._looked += 1
+                if self._looked >= LOOKS:
+                    self.server_keeps = False
+            if self.server_keeps:
                 return
             with self._lock:
                 client = self._connect()

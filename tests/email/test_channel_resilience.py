@@ -494,3 +494,19 @@ def test_a_connection_dropped_silently_is_noticed_at_the_idle_renewal_and_nothin
     finally:
         running.halt()
         relay.close()
+
+
+@pytest.mark.parametrize("server_keeps", [False, True], ids=["bot-appends", "server-files-copies"])
+def test_the_sent_folder_holds_one_copy_of_each_answer(mail: MailServers, bot: EmailBot, server_keeps: bool) -> None:
+    """Dovecot keeps nothing: the bot appends each answer. A server that files copies itself (as
+    Gmail does) is noticed at the first answer, and nothing is appended twice."""
+    mail.smtp.keep_sent_copies(server_keeps)
+    ana = mail.customers[0]
+    ana.send("Sent", "open\nFirst.")
+    ana.wait_for(from_bot)
+    for number in range(5):
+        ana.send("Sent", f"#1 Update {number}")
+    answers = ana.wait_for(from_bot, count=6)
+    copies = wait_until(lambda: len(mail.support.messages("Sent")) >= 6 and mail.support.messages("Sent"), 10)
+    assert sorted(m["Message-ID"] for m in copies) == sorted(m["Message-ID"] for m in answers)
+    assert bot.email._poster is not None and bot.email._poster.sent.server_keeps is (True if server_keeps else False)
