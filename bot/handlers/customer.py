@@ -499,7 +499,9 @@ def add_to_case(ctx: Context, number: int, text: str) -> None:
     incident = _own(ctx, number)
     if incident is None:
         return
-    added = conversation.add_to_incident(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text)
+    added = conversation.add_to_incident(
+        ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text, with_files=bool(ctx.message.attachments)
+    )
     if added.outcome == "empty":
         ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
     elif added.outcome == "finished":

@@ -107,13 +107,21 @@ class AddedTo(NamedTuple):
 
 
 def add_to_incident(
-    session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    writer: Writer,
+    incident: Incident,
+    text: str,
+    *,
+    with_files: bool = False,
 ) -> AddedTo:
-    """`#N text` on the writer's own incident (`#N` alone: the draft that waits for it)."""
+    """`#N text` on the writer's own incident (`#N` alone: the draft that waits for it; with no
+    such draft, files alone when the message brought some, `with_files`: a screenshot by mail)."""
     files: tuple[IncidentAttachment, ...] = ()
-    from_draft = not text
+    draft = drafts.current(session, writer.identity.id, now) if not text else None
+    from_draft = not text and (drafts.joins_a_case(draft) or not with_files)
     if from_draft:
-        draft = drafts.current(session, writer.identity.id, now)
         if not drafts.joins_a_case(draft):
             return AddedTo("empty")
         assert draft is not None

@@ -264,3 +264,20 @@ def test_commands_work_as_the_first_line_and_a_look_alike_in_a_thread_is_text(
     added = ana.wait_for(from_bot, count=3)[2].get_content()
     assert "Added to incident #2" in added
     assert _incident_messages(engine, 2)[-1] == "in:Status: still rebooting every hour."
+
+
+def test_a_reply_with_a_file_and_no_words_joins_the_incident(mail: MailServers, bot: EmailBot, engine) -> None:  # noqa: ANN001
+    from tests.mastodon.conftest import PNG
+
+    ana = mail.customers[0]
+    ana.send("Screen", "open\nThe screen flickers.")
+    (answer,) = ana.wait_for(from_bot)
+    shot = ana.compose(
+        f"Re: {answer['Subject']}",
+        "",
+        attachments=[("flicker.png", PNG, "image/png")],
+        headers={"In-Reply-To": answer["Message-ID"], "References": answer["Message-ID"]},
+    )
+    ana.deliver(shot)
+    assert "Added to incident #1" in ana.wait_for(from_bot, count=2)[1].get_content()
+    assert "+ file 'flicker.png'" in bot.topics()
