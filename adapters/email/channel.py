@@ -14,12 +14,13 @@ sent is `Inbound.automatic` (stored, never answered), and the channel's
 from __future__ import annotations
 
 import logging
+import smtplib
 import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
 from adapters.backoff import Backoff
-from adapters.channel import Channel, InboundSink, Outbound
+from adapters.channel import Channel, FileRefusal, InboundSink, Outbound, OutboundFile, size_text
 
 from .outbound import MailPoster
 from .receive import Receiver
@@ -28,6 +29,19 @@ from .servers import MailServer
 from .transport import Login, close_imap, close_smtp, open_imap, open_smtp
 
 log = logging.getLogger("deskbot.adapters.email")
+#: Room in a message for its headers, its text and the MIME parts around a file.
+MAIL_OVERHEAD = 64 * 1024
+
+
+def _encoded_size(size: int) -> int:
+    """A file's size in a mail: base64, 4 bytes for 3, in lines of 76 characters and a line end."""
+    encoded = -(-size // 3) * 4
+    return encoded + -(-encoded // 76) * 2
+
+
+def _size_limit(smtp: smtplib.SMTP) -> int | None:
+    value = smtp.esmtp_features.get("size", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,8 @@ class EmailChannel(Channel):
         self._closing = threading.Event()
         self._receiver: Receiver | None = None
         self._poster: MailPoster | None = None
+        #: The largest message the submission server takes (its EHLO `SIZE`), None if it names none.
+        self.message_size_limit: int | None = None
 
     def __repr__(self) -> str:  # never show the password
         return f"EmailChannel({self.settings.address!r})"
@@ -91,6 +107,7 @@ class EmailChannel(Channel):
         imap = open_imap(s.imap, self._login)
         close_imap(imap)
         smtp = open_smtp(s.smtp, self._login)
+        self.message_size_limit = _size_limit(smtp)
         close_smtp(smtp)
         sent = SentFolder(s.imap, self._login)
         sent_name = sent.find_name()
@@ -121,6 +138,15 @@ class EmailChannel(Channel):
             s.smtp,
             sent_name or "(no Sent folder)",
         )
+
+    def cannot_carry(self, file: OutboundFile) -> FileRefusal | None:
+        """A file too large for the submission server's message size limit (its EHLO `SIZE`, RFC
+        1870), once base64 has made it a third larger; any type goes by mail."""
+        limit = self.message_size_limit
+        if limit is None or _encoded_size(file.size) + MAIL_OVERHEAD <= limit:
+            return None
+        largest = max(0, (limit - MAIL_OVERHEAD) * 3 // 4)
+        return FileRefusal("size", largest, f"the mail server takes messages up to {size_text(limit)}")
 
     @property
     def connected(self) -> bool:

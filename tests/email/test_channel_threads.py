@@ -281,3 +281,28 @@ def test_a_reply_with_a_file_and_no_words_joins_the_incident(mail: MailServers, 
     ana.deliver(shot)
     assert "Added to incident #1" in ana.wait_for(from_bot, count=2)[1].get_content()
     assert "+ file 'flicker.png'" in bot.topics()
+
+
+def test_a_file_too_large_for_the_mail_servers_size_limit_is_left_out_and_said(
+    mail: MailServers, bot: EmailBot, engine
+) -> None:  # noqa: ANN001
+    import dataclasses
+    from datetime import UTC
+
+    from adapters.channel import Attachment
+    from adapters.console import ENGINEER, console_line
+
+    limit = bot.email.message_size_limit
+    assert limit == 32 * 2**20  # the test server's EHLO SIZE
+    ana = mail.customers[0]
+    ana.send("Image", "open\nWhere is the recovery image?")
+    ana.wait_for(from_bot)
+    image = bytes(25 * 2**20 - 1)  # within deskbot's 25 MB, but a third larger in base64: over 32 MB
+    files = (Attachment("recovery.img", "application/octet-stream", len(image), None, data=image),)
+    command = console_line(ENGINEER, "/reply 1 Here is the image.", "e-big", bot.clock().astimezone(UTC))
+    bot.runtime.intake.deliver(dataclasses.replace(command, attachments=files))
+    shown = bot.topics()
+    assert "recovery.img" in shown and "the mail server takes messages up to 32.0 MB" in shown
+    reply = ana.wait_for(from_bot, count=2)[1]
+    assert list(reply.iter_attachments()) == []
+    assert "recovery.img (25.0 MB): not sent" in reply.get_content()
