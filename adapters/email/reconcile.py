@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import imapclient
 
-from adapters.channel import TransientChannelError, TransientSendError
+from adapters.channel import ChannelError, TransientChannelError, TransientSendError
 
 from .receive import CONNECTION_ERRORS
 from .servers import MailServer
 from .transport import Login, close_imap, describe, open_imap
 
 log = logging.getLogger("deskbot.adapters.email")
+T = TypeVar("T")
 #: Sends after which a server that never showed a copy of its own in Sent is taken not to keep any.
 LOOKS = 3
 #: The special-use attribute of the Sent folder (RFC 6154).
@@ -49,28 +52,25 @@ class SentFolder:
 
     def find_name(self) -> str | None:
         """The name of the folder with the `\\Sent` attribute (None: the server names none)."""
-        with self._lock:
-            try:
-                return self._folder(self._connect())
-            except CONNECTION_ERRORS as error:
-                self._drop()
-                raise TransientChannelError(f"cannot list the folders on {self.server}: {describe(error)}") from None
+        try:
+            return self._call(self._folder)
+        except ChannelError as error:
+            raise TransientChannelError(f"cannot list the folders on {self.server}: {error}") from None
 
     def contains(self, message_id: str) -> bool:
         """Is a mail with `message_id` in the Sent folder? TransientSendError if that cannot be told."""
-        with self._lock:
-            try:
-                client = self._connect()
-                name = self._folder(client)
-                if name is None:
-                    return False
-                client.select_folder(name, readonly=True)
-                return bool(client.search(["HEADER", "Message-ID", message_id]))
-            except CONNECTION_ERRORS as error:
-                self._drop()
-                raise TransientSendError(
-                    f"cannot look in the Sent folder on {self.server}: {describe(error)}"
-                ) from None
+
+        def look(client: imapclient.IMAPClient) -> bool:
+            name = self._folder(client)
+            if name is None:
+                return False
+            client.select_folder(name, readonly=True)
+            return bool(client.search(["HEADER", "Message-ID", message_id]))
+
+        try:
+            return self._call(look)
+        except ChannelError as error:
+            raise TransientSendError(f"cannot look in the Sent folder on {self.server}: {error}") from None
 
     def keep(self, message_id: str, raw: bytes) -> None:
         """Append `raw` to the Sent folder unless the server keeps a copy itself. A failure here
@@ -80,6 +80,12 @@ class SentFolder:
         there means it does (nothing is appended from then on); none after `LOOKS` sends means it
         does not, and from then on each mail is appended without a look (one command, not three).
         """
+
+        def append(client: imapclient.IMAPClient) -> None:
+            name = self._folder(client)
+            if name is not None:
+                client.append(name, raw, flags=[imapclient.SEEN], msg_time=datetime.now(UTC))
+
         try:
             if self.server_keeps is None:
                 if self.contains(message_id):
@@ -89,16 +95,26 @@ class SentFolder:
                 self._looked += 1
                 if self._looked >= LOOKS:
                     self.server_keeps = False
-            if self.server_keeps:
-                return
-            with self._lock:
-                client = self._connect()
-                name = self._folder(client)
-                if name is not None:
-                    client.append(name, raw, flags=[imapclient.SEEN], msg_time=datetime.now(UTC))
-        except (TransientSendError, *CONNECTION_ERRORS) as error:
-            self._drop()
+            if not self.server_keeps:
+                self._call(append)
+        except ChannelError as error:
             log.warning("email: sent %s, but could not keep a copy in the Sent folder: %s", message_id, error)
+
+    def _call(self, action: Callable[[imapclient.IMAPClient], T]) -> T:
+        """`action` on the session, opened if need be. A session kept from earlier may have been
+        closed by the server meanwhile (they drop quiet ones after 30 minutes): then it is opened
+        again and `action` tried once more. ChannelError (one line) if that fails too."""
+        with self._lock:
+            if self._client is not None:
+                try:
+                    return action(self._client)
+                except CONNECTION_ERRORS:
+                    self._drop()  # gone stale: once more on a fresh session
+            try:
+                return action(self._connect())
+            except CONNECTION_ERRORS as error:
+                self._drop()
+                raise TransientChannelError(describe(error)) from None
 
     def close(self) -> None:
         with self._lock:

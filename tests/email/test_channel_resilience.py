@@ -510,3 +510,17 @@ def test_the_sent_folder_holds_one_copy_of_each_answer(mail: MailServers, bot: E
     copies = wait_until(lambda: len(mail.support.messages("Sent")) >= 6 and mail.support.messages("Sent"), 10)
     assert sorted(m["Message-ID"] for m in copies) == sorted(m["Message-ID"] for m in answers)
     assert bot.email._poster is not None and bot.email._poster.sent.server_keeps is (True if server_keeps else False)
+
+
+def test_a_sent_folder_session_the_server_closed_meanwhile_is_opened_again(mail: MailServers, bot: EmailBot) -> None:
+    """Servers log out quiet sessions (after 30 minutes): the next answer's copy still reaches
+    Sent, and the answer itself goes out once."""
+    ana = mail.customers[0]
+    ana.send("Kick", "open\nFirst.")
+    ana.wait_for(from_bot)
+    mail.dovecot.doveadm("kick", SUPPORT_ADDRESS)  # every session of the support mailbox is cut
+    ana.send("Kick", "#1 Second.")
+    answers = ana.wait_for(from_bot, count=2, timeout=20)
+    copies = wait_until(lambda: len(mail.support.messages("Sent")) >= 2 and mail.support.messages("Sent"), 10)
+    assert sorted(m["Message-ID"] for m in copies) == sorted(m["Message-ID"] for m in answers)
+    assert len(mail.smtp.accepted) == 2
