@@ -19,7 +19,8 @@ An engineer's files (`Outbound.files`) are attached, their bytes read from `Chan
 once the server took the mail they are recorded as sent by email (and the store drops the
 bytes). A file left out by the core is named under the text with the core's sentence.
 
-One SMTP session is kept between sends and opened again when the server dropped it.
+One SMTP session is kept between sends; one that was quiet for a while is checked with a NOOP
+before it sends, and opened again when the server dropped it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email import policy
@@ -48,6 +50,8 @@ from .servers import MailServer
 from .transport import Login, close_smtp, describe, open_smtp
 
 log = logging.getLogger("deskbot.adapters.email")
+#: Seconds after which a kept SMTP session is checked before it sends (servers drop quiet ones).
+QUIET_SESSION = 30.0
 
 
 class MailPoster:
@@ -70,6 +74,8 @@ class MailPoster:
         self.files = files
         self.domain = Address(addr_spec=address).domain
         self._smtp: smtplib.SMTP | None = None
+        #: When the SMTP session last sent a mail (time.monotonic()).
+        self._used = 0.0
         self._lock = threading.Lock()
 
     def send(self, message: Outbound) -> list[str]:
@@ -130,9 +136,11 @@ class MailPoster:
         recipient = message.recipient
         assert recipient is not None
         try:
+            self._check_quiet_session()
             if self._smtp is None:
                 self._smtp = open_smtp(self.server, self.login)
             refused = self._smtp.sendmail(self.address, [recipient, *copied(message, self.address)], raw)
+            self._used = time.monotonic()
         except smtplib.SMTPRecipientsRefused as error:
             code, reason = error.recipients.get(recipient, (550, b""))
             self._fail(message, code, f"recipient {recipient} refused: {_text(code, reason)}")
@@ -162,6 +170,18 @@ class MailPoster:
         for address, (code, reason) in refused.items():
             # The customer has the mail: one refused copy must not send it to them again.
             log.warning("email: outbox %d: copy to %s refused: %s", message.outbox_id, address, _text(code, reason))
+
+    def _check_quiet_session(self) -> None:
+        """Servers close a session quiet for a few minutes: one kept that long is checked with a
+        NOOP first and opened again if it is gone, rather than failing the next mail on it."""
+        if self._smtp is None or time.monotonic() - self._used < QUIET_SESSION:
+            return
+        try:
+            code, _text = self._smtp.noop()
+        except (OSError, smtplib.SMTPException):
+            code = 0
+        if code != 250:
+            self._drop()
 
     def _fail(self, message: Outbound, code: int, reason: str) -> None:
         if 500 <= code < 600:

@@ -524,3 +524,22 @@ def test_a_sent_folder_session_the_server_closed_meanwhile_is_opened_again(mail:
     copies = wait_until(lambda: len(mail.support.messages("Sent")) >= 2 and mail.support.messages("Sent"), 10)
     assert sorted(m["Message-ID"] for m in copies) == sorted(m["Message-ID"] for m in answers)
     assert len(mail.smtp.accepted) == 2
+
+
+def test_an_smtp_session_the_server_closed_meanwhile_is_opened_again_before_sending(
+    mail: MailServers, bot: EmailBot, engine, monkeypatch: pytest.MonkeyPatch
+) -> None:  # noqa: ANN001
+    from adapters.email import outbound
+
+    monkeypatch.setattr(outbound, "QUIET_SESSION", 0.0)  # every kept session counts as quiet
+    ana = mail.customers[0]
+    ana.send("Quiet", "open\nFirst.")
+    ana.wait_for(from_bot)
+    poster = bot.email._poster
+    assert poster is not None and poster._smtp is not None
+    poster._smtp.sock.shutdown(2)  # the session is gone, as a server closes a quiet one
+    ana.send("Quiet", "#1 Second.")
+    ana.wait_for(from_bot, count=2)
+    with transaction(engine) as session:
+        rows = session.scalars(select(Outbox).where(Outbox.channel == "email")).all()
+        assert [(r.state, r.attempts, r.last_error) for r in rows] == [("sent", 1, None)] * 2
