@@ -51,7 +51,7 @@ class EmailTuning:
     #: Seconds for a connection and each command on it.
     request_timeout: float = 30.0
     #: Between reconnects of the receiving session (unbounded; told once per outage).
-    receive_retry: Backoff = Backoff(initial=1.0, maximum=30.0, jitter=1.0)
+    receive_retry: Backoff = Backoff(initial=1.0, maximum=5.0, jitter=1.0)
     #: Seconds an IDLE lasts before a NOOP, a catch-up and a fresh IDLE: well within the 29
     #: minutes servers allow (RFC 2177), and short enough that a connection a NAT box dropped
     #: silently is noticed.

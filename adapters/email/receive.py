@@ -224,10 +224,18 @@ class Receiver:
             if _buffered(client):
                 return True
             while not self._stopping(stop) and time.monotonic() - began < self.tuning.idle_renew:
+                asked = time.monotonic()
                 responses = client.idle_check(timeout=self.tuning.idle_check)
                 if any(_says(r, b"BYE") for r in responses):
                     raise TransientChannelError(f"the IMAP server {self.server} closed the session")
                 if responses:
+                    return True
+                if time.monotonic() - asked < self.tuning.idle_check / 2:
+                    # Nothing, at once: the socket was readable but held no line. That is how a
+                    # connection closed without a BYE looks (a server killed, a NAT box's reset):
+                    # imapclient swallows the EOF, and every idle_check would return at once, a
+                    # busy loop. Leave IDLE: its DONE fails on a dead connection and the session
+                    # is opened again; on a live one, a catch-up finds nothing and IDLE resumes.
                     return True
             return False
         finally:

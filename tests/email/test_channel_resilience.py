@@ -543,3 +543,43 @@ def test_an_smtp_session_the_server_closed_meanwhile_is_opened_again_before_send
     with transaction(engine) as session:
         rows = session.scalars(select(Outbox).where(Outbox.channel == "email")).all()
         assert [(r.state, r.attempts, r.last_error) for r in rows] == [("sent", 1, None)] * 2
+
+
+def test_a_server_killed_without_a_bye_is_noticed_at_once_and_nothing_is_lost(
+    mail: MailServers,
+    engine,
+    db_url,
+    clock,  # noqa: ANN001
+) -> None:
+    """Dovecot killed (SIGKILL: no BYE) while the bot idles: imapclient's idle_check then returns
+    nothing at once, again and again. The receiver must take that as the connection gone, not spin
+    until the IDLE renewal (here far beyond the test), and read the mail that came meanwhile."""
+    import dataclasses
+    import os
+    import signal
+    import time
+
+    tuning = dataclasses.replace(FAST, idle_renew=600.0, idle_check=1.0)
+    channel = EmailChannel(email_settings(mail, answers_per_hour=UNCAPPED), tuning=tuning)
+    running = EmailBot(mail, engine, db_url, clock, channel=channel)
+    running.customer("Ana's company", ANA, credits=5)
+    running.start()
+    try:
+        ana = mail.customers[0]
+        ana.send("Sync", "open\nThe sync stopped.")
+        ana.wait_for(from_bot)
+        time.sleep(1.0)  # the receiver is idling again
+        process = mail.dovecot._process
+        assert process is not None
+        os.killpg(process.pid, signal.SIGKILL)  # no BYE, every connection reset
+        process.wait(timeout=10)
+        busy_from = time.process_time()
+        time.sleep(3.0)
+        # A receiver spinning on an empty idle_check burns a core; one that noticed waits out its back-off.
+        assert time.process_time() - busy_from < 1.5
+        mail.dovecot.start()
+        sent = ana.send("Sync", "#1 Still stopped after your server came back?")
+        wait_until(lambda: handled(engine) == 2, 20, "the mail after the restart handled")
+        ana.wait_for(lambda m: from_bot(m) and m["In-Reply-To"] == sent["Message-ID"], timeout=20)
+    finally:
+        running.halt()
