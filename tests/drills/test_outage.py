@@ -1,16 +1,29 @@
-"""Drill 2: 60 seconds of 5xx answers and dropped connections on both platforms, then recovery.
+"""Drill 2: 60 seconds of 5xx answers and dropped connections on both platforms and the mail
+servers down, then recovery.
 
-While customers on Zulip and Mastodon go on writing, every request the bot
-makes to either fake fails for 60 seconds: sends and receives alike (the
+While customers on Zulip, Mastodon and email go on writing, every request the
+bot makes to either fake fails for 60 seconds: sends and receives alike (the
 Zulip long-poll, `register`, the Mastodon stream and its REST catch-up);
 the outage starts with the posts only, so the bot holds replies it cannot
 deliver when everything else fails too. The failure changes every few
 seconds between three kinds: a 5xx answer (an HTML
 proxy page on Zulip), a connection closed without an answer, and — for
 posts only — the post is done but its answer is lost (the other requests are
-dropped meanwhile). Open connections are cut at each change. Then the fakes
-recover: within 10 seconds every DM must be answered and every outbox row
-delivered, nothing twice.
+dropped meanwhile). Open connections are cut at each change.
+
+Email fails as a mail provider's outage does: from the start the SMTP server
+refuses every mail with `421` (the answers wait), and once everything fails
+Dovecot is stopped, the whole of it: the bot's IMAP sessions (IDLE and the
+Sent-folder look-ups) are cut and refused, and LMTP, how mail reaches the
+support mailbox, is down too, so the customers' mail waits in their own mail
+servers' queues (`CustomerMTA`) and arrives, in order, when Dovecot is back.
+(An outage of IMAP alone, with mail still arriving, is milder: the bot only
+finds more mail waiting.) The SMTP server answers `421` at the greeting for as
+long as Dovecot is down, as a provider's submission server in trouble does.
+
+Then everything recovers at once: within 10 seconds every DM and mail must be
+answered (counted in the customers' mailboxes: one answer per mail, by its
+In-Reply-To) and every outbox row delivered, nothing twice.
 
 `DESKBOT_DRILL_OUTAGE_SECONDS` shortens the outage for local runs; CI runs
 the full 60 seconds.
@@ -26,6 +39,7 @@ import pytest
 
 from tests.fakes.mastodon import Fault as MastodonFault
 from tests.fakes.zulip import Fault as ZulipFault
+from tests.mail.servers import MailServers
 
 from .conftest import (
     BotProcess,
@@ -83,13 +97,15 @@ def recover(fakes: Fakes) -> None:
 
 
 def test_a_minute_of_5xx_and_dropped_connections_then_everything_within_ten_seconds(
-    fakes: Fakes, make_database, bots
+    fakes: Fakes, mail: MailServers, make_database, bots
 ) -> None:  # noqa: ANN001
     url = make_database("postgresql")
     engine = engine_for(url)
     seed_zulip_cursor(engine)
+    fakes.add_mail(mail)
     people = [fakes.add_customer(engine, "zulip", n) for n in (1, 2)]
     people += [fakes.add_customer(engine, "mastodon", n) for n in (1, 2)]
+    people += [fakes.add_customer(engine, "email", n) for n in (1, 2)]
     ledger = Ledger(fakes, engine)
     bot: BotProcess = bots("deskbot", fakes.env(url))
     bot.start().wait_ready()
@@ -98,6 +114,9 @@ def test_a_minute_of_5xx_and_dropped_connections_then_everything_within_ten_seco
     for person in people:
         person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
     wait_until(ledger.all_answered, 30, "the opening DMs to be answered")
+    for person in people:
+        if person.mailbox is not None:  # their plain mail from now on answers the bot's mail in the thread
+            (person.thread,) = person.mailbox.wait_for(lambda m: "support@" in str(m["From"]))
     before = len(fakes.sent)
 
     # The outage, with customers writing all along.
@@ -106,13 +125,16 @@ def test_a_minute_of_5xx_and_dropped_connections_then_everything_within_ten_seco
     # The outage starts with the posts, so that the bot holds replies it cannot deliver …
     fakes.zulip.faults.add(ZulipFault("status", status=503, body="json", path="/messages", method="POST"))
     fakes.mastodon.faults.add(MastodonFault(status=503, method="POST", path_prefix="/api/v1/statuses"))
+    mail.smtp.refuse_all(421)
     burst = [fakes.dm(person, kind, incident=person.incidents[0]) for kind in ("plain", "#N") for person in people]
     wait_until(
         lambda: all(ledger.processed_ids()[(dm.customer.channel, dm.message_id)] for dm in burst),
         10,
         "the bot to receive the DMs it cannot answer",
     )
-    # … then every request fails, receives too, while customers go on writing.
+    # … then every request fails, receives too, while customers go on writing; the mail servers are down.
+    mail.dovecot.stop()
+    mail.smtp.refuse_all(421, at="connect")
     writer.start()
     phases = itertools.cycle(["5xx", "drop", "lost-answer"])
     while (left := OUTAGE_SECONDS - (time.monotonic() - outage_started)) > 0:
@@ -122,8 +144,12 @@ def test_a_minute_of_5xx_and_dropped_connections_then_everything_within_ten_seco
     failed_requests = (
         sum(1 for r in fakes.zulip.requests if r.fault is not None),
         fakes.mastodon.stats.faults,
+        mail.smtp.counts["refused"],
     )
     answered_during = len(ledger.answered()) - before
+    mail_waiting = fakes.mta.waiting if fakes.mta else 0
+    mail.dovecot.start()  # returns once IMAP and LMTP answer
+    mail.smtp.accept_all()
     recover(fakes)
     recovered_at = time.monotonic()
 
@@ -134,7 +160,7 @@ def test_a_minute_of_5xx_and_dropped_connections_then_everything_within_ten_seco
         now = time.monotonic() - recovered_at
         stored = ledger.processed_ids()
         answered = ledger.answered()
-        for channel in ("zulip", "mastodon"):
+        for channel in ("zulip", "mastodon", "email"):
             mine = [dm for dm in fakes.sent if dm.customer.channel == channel]
             if f"{channel} received" not in milestones and all(stored[(channel, dm.message_id)] for dm in mine):
                 milestones[f"{channel} received"] = now
@@ -147,17 +173,20 @@ def test_a_minute_of_5xx_and_dropped_connections_then_everything_within_ten_seco
     pending = [tuple(r) for r in ledger.outbox() if r.state == "pending"]
     status = bot.terminate()
     problems = ledger.problems()
+    repeats = ledger.mail_repeats()  # no process died: not even a repeat with the same Message-ID
     written = len(fakes.sent) - before
     print(
         f"\n[drill outage] {recovered_at - outage_started:.0f}s of failures "
-        f"(Zulip requests failed: {failed_requests[0]}, Mastodon: {failed_requests[1]}); "
-        f"{written} DMs written meanwhile, {answered_during} answered during the outage; "
+        f"(Zulip requests failed: {failed_requests[0]}, Mastodon: {failed_requests[1]}, "
+        f"SMTP sessions refused: {failed_requests[2]}; customers' mails waiting for Dovecot at its return: "
+        f"{mail_waiting}); {written} DMs and mails written meanwhile, {answered_during} answered during the outage; "
         f"everything delivered {recovery:.1f}s after recovery (budget {RECOVERY_BUDGET:.0f}s; "
         f"{', '.join(f'{k} {v:.1f}s' for k, v in milestones.items())}); "
         f"{ledger.counts()}; lost/doubled: {len(problems)}"
     )
     engine.dispose()
     assert problems == []
+    assert repeats == {}
     assert status == 0, bot.log_tail()
     assert recovery < float("inf"), f"not everything delivered 130s after recovery; still pending: {pending[:5]}"
     assert recovery <= RECOVERY_BUDGET, f"delivered {recovery:.1f}s after recovery; still pending: {pending[:5]}"
