@@ -18,6 +18,7 @@ import logging
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import imapclient
@@ -109,21 +110,24 @@ def open_imap(server: MailServer, login: Login) -> imapclient.IMAPClient:
     return client
 
 
+def _closed(*ways: Callable[[], object]) -> None:
+    """Close a connection the first of `ways` that works (politely first); it may be gone already."""
+    for way in ways:
+        try:
+            way()
+            return
+        except Exception:  # noqa: BLE001, S112 — a broken connection: try the next, blunter way
+            continue
+
+
 def _close_imap(client: imapclient.IMAPClient) -> None:
-    try:
-        client.shutdown()
-    except Exception:  # noqa: BLE001 — closing a broken connection
-        pass
+    _closed(client.shutdown)
 
 
 def close_imap(client: imapclient.IMAPClient | None) -> None:
     """Log out politely if the connection still works; close it either way."""
-    if client is None:
-        return
-    try:
-        client.logout()
-    except Exception:  # noqa: BLE001 — the connection may be gone already
-        _close_imap(client)
+    if client is not None:
+        _closed(client.logout, client.shutdown)
 
 
 def open_smtp(server: MailServer, login: Login) -> smtplib.SMTP:
@@ -167,12 +171,6 @@ def open_smtp(server: MailServer, login: Login) -> smtplib.SMTP:
 
 
 def close_smtp(client: smtplib.SMTP | None) -> None:
-    if client is None:
-        return
-    try:
-        client.quit()
-    except Exception:  # noqa: BLE001 — the connection may be gone already
-        try:
-            client.close()
-        except Exception:  # noqa: BLE001
-            pass
+    """QUIT politely if the connection still works; close it either way."""
+    if client is not None:
+        _closed(client.quit, client.close)
