@@ -1,0 +1,126 @@
+"""Files both ways between an email customer and the engineers on Zulip (issue 14, items 1-3 and 8):
+the whole real path, as `deskbot run` has it — the runtime with the Zulip channel (the fake Zulip over
+HTTP, the real `zulip` client) and the email channel (the tests' Dovecot and submission server)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from adapters.email import EmailChannel
+from adapters.zulip import ZulipChannel
+from bot.runtime import Runtime
+from bot.services import credits as credit_service
+from bot.services import customers
+from storage.db import transaction
+from tests.desk import make_settings
+from tests.fakes.zulip import FakeZulip
+from tests.mail.servers import MailServers
+from tests.zulip import conftest as zulip_side
+
+from .channel_bot import FAST, email_settings, from_bot, wait_until
+
+#: The smallest PNG: what makes it an image is its magic number, whatever its name says.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
+)
+UPLOAD = re.compile(r"\]\((/user_uploads/[^)\s]+)\)")
+
+
+@pytest.fixture
+def zulip() -> Iterator[FakeZulip]:
+    with FakeZulip(heartbeat=0.4, queue_idle_timeout=30.0) as server:
+        zulip_side.populate(server)
+        yield server
+
+
+@pytest.fixture
+def desk(mail: MailServers, zulip: FakeZulip, engine, db_url, clock) -> Iterator[Runtime]:  # noqa: ANN001
+    settings = make_settings(
+        db_url,
+        DESKBOT_ENGINEERS=zulip_side.ENGINEER,
+        DESKBOT_ZULIP_STREAM=zulip_side.STREAM,
+        DESKBOT_MAX_ATTACHMENT_MB="1",
+    )
+    channels: list[Any] = [
+        ZulipChannel(
+            site=zulip.url,
+            email=zulip_side.BOT,
+            api_key=zulip_side.BOT_KEY,
+            stream=zulip_side.STREAM,
+            tuning=zulip_side.FAST,
+            engineer_emails=settings.engineer_entries.emails,
+        ),
+        EmailChannel(email_settings(mail), tuning=FAST),
+    ]
+    now = clock()
+    with transaction(engine) as session:
+        customer, _code = customers.create_customer(session, "Ana's company", mail.customers[0].address, "en", now)
+        credit_service.grant_credits(session, customer, 3, now.date(), "test", now)
+    runtime = Runtime(settings, channels, engine=engine, clock=clock, migrate=False)
+    runtime.start()
+    wait_until(lambda: all(channel.connected for channel in channels), 10, "both channels")
+    yield runtime
+    runtime.stop(drain_seconds=2)
+    for channel in channels:
+        channel.close()
+
+
+def in_topic(zulip: FakeZulip, containing: str) -> Any:
+    return wait_until(
+        lambda: next(
+            (m for m in zulip.sent_by(zulip_side.BOT, stream=zulip_side.STREAM) if containing in m.content), None
+        ),
+        15,
+        f"a message in the support stream containing {containing!r}",
+    )
+
+
+def test_a_mailed_screenshot_reaches_the_case_topic_as_a_working_upload(
+    mail: MailServers, zulip: FakeZulip, desk: Runtime
+) -> None:
+    ana = mail.customers[0]
+    ana.send(
+        "Blank dashboard",
+        "open\nThe dashboard is blank, see the screenshot.",
+        attachments=[("shot.jpg", PNG, "image/jpeg")],
+    )
+    mirrored = in_topic(zulip, "/user_uploads/")
+    assert "`shot.jpg`" in mirrored.content and "image/png" in mirrored.content  # sniffed, not the mail's word
+    assert "The dashboard is blank" in mirrored.content
+    path = UPLOAD.search(mirrored.content).group(1)  # type: ignore[union-attr]
+    assert zulip.download(zulip_side.ENGINEER, path) == (200, PNG)
+
+
+def test_an_engineers_image_reaches_the_email_customer_as_an_attachment(
+    mail: MailServers, zulip: FakeZulip, desk: Runtime
+) -> None:
+    ana = mail.customers[0]
+    ana.send("Wiring", "open\nHow should the cables go?")
+    topic = in_topic(zulip, "wrote:").subject
+    ana.wait_for(from_bot)
+    path = zulip.upload(zulip_side.ENGINEER, "diagram.png", PNG)
+    zulip.post_stream_message(zulip_side.ENGINEER, zulip_side.STREAM, topic, f"/reply Like this: [diagram.png]({path})")
+    (reply,) = ana.wait_for(lambda m: from_bot(m) and "Like this" in m.get_body(("plain",)).get_content())
+    (attachment,) = list(reply.iter_attachments())
+    assert attachment.get_filename() == "diagram.png" and attachment.get_content_type() == "image/png"
+    assert hashlib.sha256(attachment.get_content()).digest() == hashlib.sha256(PNG).digest()
+    assert "/user_uploads/" not in reply.get_body(("plain",)).get_content()  # a Zulip link means nothing in a mail
+
+
+def test_a_mail_over_the_limit_is_refused_with_both_notices(mail: MailServers, zulip: FakeZulip, desk: Runtime) -> None:
+    ana = mail.customers[0]
+    ana.send("Logs", "open\nThe export stops halfway.")
+    ana.wait_for(from_bot)
+    big = PNG + bytes(range(256)) * (5 * 1024)  # 1.25 MB, over DESKBOT_MAX_ATTACHMENT_MB=1
+    ana.send("[#1] Logs", "The capture is attached.", attachments=[("capture.png", big, "image/png")])
+    # Read by its headers only (its body never in memory whole): the topic and the customer are told.
+    line = in_topic(zulip, "only its headers were read")
+    assert "1.0 MB" in line.content
+    (told,) = ana.wait_for(lambda m: from_bot(m) and "was not passed on" in m.get_body(("plain",)).get_content())
+    assert "1.0 MB" in told.get_body(("plain",)).get_content()
