@@ -20,15 +20,11 @@ from storage.db import transaction
 from tests.desk import make_settings
 from tests.fakes.zulip import FakeZulip
 from tests.mail.servers import MailServers
+from tests.mastodon.conftest import PNG
 from tests.zulip import conftest as zulip_side
 
 from .channel_bot import FAST, email_settings, from_bot, wait_until
 
-#: The smallest PNG: what makes it an image is its magic number, whatever its name says.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
-)
 UPLOAD = re.compile(r"\]\((/user_uploads/[^)\s]+)\)")
 
 
