@@ -34,9 +34,9 @@ class Context:
     replies: list[str] = field(default_factory=list)
     #: The incident this message was about, once known (for log lines).
     incident_id: int | None = None
-    #: Set when the message sent the text kept as a draft to that incident (`open`, `#N` alone):
-    #: what waited with the draft (its files, the people it copied) goes there too.
-    used_draft: bool = False
+    #: The people copied by the message whose text, kept as a draft, this message sent to that
+    #: incident (`open`, `#N` alone): they are copied on it too.
+    draft_copies: tuple[str, ...] = ()
     #: What happened, for metrics once the transaction commits: ("incident_opened", 0), ("first_response", seconds).
     events: list[tuple[str, float]] = field(default_factory=list)
     #: Set by the router for an unlinked sender: asked before each answer, False withholds it.

@@ -99,9 +99,8 @@ class Router:
         elif (copied := self._copied(ctx)) is not None:
             copied_handlers.add_reply(ctx, copied)
         else:
-            waiting = copies.waiting(session, identity.id) if customer is not None else ()
             self._customer_message(ctx)
-            self._learn_copies(ctx, waiting)
+            self._learn_copies(ctx)
         return Handled(ctx.incident_id, ctx.replies, ctx.events, ctx.out.rows)
 
     # -- engineers -------------------------------------------------------------
@@ -160,20 +159,15 @@ class Router:
             ctx.session, message.channel, message.sender, message.replies_to, message.case_hint
         )
 
-    def _learn_copies(self, ctx: Context, waiting: tuple[str, ...]) -> None:
+    def _learn_copies(self, ctx: Context) -> None:
         """The people a customer's message was addressed to besides the desk are copied on the
         incident it joined or opened, and the answers written already copy them too; with those
-        of the draft it used (`waiting`: copied by the message whose text waited). A message whose
-        text is kept as a draft keeps them with it."""
+        of the draft it used (`Context.draft_copies`). A message whose text is kept as a draft
+        keeps them with it (bot.services.drafts)."""
         message = ctx.message
-        if ctx.customer is None:
+        if ctx.customer is None or ctx.incident_id is None:
             return
-        if not ctx.used_draft:
-            waiting = ()  # the draft's text went nowhere (still waiting, replaced, or dropped)
-        copies.wait_with_draft(ctx.session, ctx.identity.id, message.copies, ctx.now)
-        if ctx.incident_id is None:
-            return
-        addresses = (*waiting, *message.copies)
+        addresses = (*ctx.draft_copies, *message.copies)
         incident = incidents.get_incident(ctx.session, ctx.incident_id)
         if not addresses or incident is None or incident.customer_id != ctx.customer.id:
             return

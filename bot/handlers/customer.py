@@ -83,7 +83,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
         return
     incident, charged, body, dropped_draft = opened.incident, opened.pack, opened.body, opened.dropped_draft
     ctx.events.append(("incident_opened", 0.0))
-    ctx.used_draft = opened.from_draft
+    ctx.draft_copies = opened.copies
     case_topic.opened(ctx, incident, opened.urgent)
     _mirror(ctx, incident, body, opened.files)
     assert ctx.customer is not None
@@ -596,7 +596,7 @@ def _added(ctx: Context, added: conversation.AddedTo) -> None:
     """The text is on the incident (and in its topic); on a resolved one, the customer is asked what next."""
     incident = added.incident
     assert incident is not None
-    ctx.used_draft = added.from_draft
+    ctx.draft_copies = added.copies
     _mirror(ctx, incident, added.text, added.files)
     if added.outcome == "added":
         ctx.reply(_("Added to incident #{number}."), number=incident.id)
@@ -636,7 +636,7 @@ def _own(ctx: Context, number: int) -> Incident | None:
 
 def _writer(ctx: Context) -> Writer:
     assert ctx.customer is not None
-    return Writer(ctx.customer, ctx.identity, ctx.message.conversation)
+    return Writer(ctx.customer, ctx.identity, ctx.message.conversation, ctx.message.copies)
 
 
 def _files_wait(ctx: Context) -> None:

@@ -31,9 +31,10 @@ class Opened(NamedTuple):
     dropped_draft: bool = False
     #: Mention `DESKBOT_URGENT_NOTIFY` (`incidents.take_urgent_notice`).
     urgent: bool = False
-    #: It opened with the draft, whose files (now the incident's) are these.
+    #: It opened with the draft, whose files (now the incident's) are these, and whose message copied these people.
     from_draft: bool = False
     files: tuple[IncidentAttachment, ...] = ()
+    copies: tuple[str, ...] = ()
 
 
 class AskFirst(NamedTuple):
@@ -72,19 +73,20 @@ def open_with_draft(
     if already_open and not drafts.confirmed(used, now):
         position = credits.could_open(session, writer.customer.id, today)
         if isinstance(position, NoCredit):
-            drafts.keep(session, identity_id, body, now, drafts.OPEN)
+            drafts.keep(session, identity_id, body, now, drafts.OPEN, copies=writer.copies)
             return position
-        drafts.keep(session, identity_id, body, now, drafts.EITHER)
+        drafts.keep(session, identity_id, body, now, drafts.EITHER, copies=writer.copies)
         return AskFirst(already_open, position)
     charged = credits.take_credit(session, writer.customer.id, today)
     if isinstance(charged, NoCredit):
-        drafts.keep(session, identity_id, body, now, drafts.OPEN)
+        drafts.keep(session, identity_id, body, now, drafts.OPEN, copies=writer.copies)
         return charged
     incident = incidents.open_incident(session, deployment, now, writer, body, charged.id, subject_hint)
     files = tuple(attachments.claim_waiting(session, identity_id, incident)) if used is not None else ()
     drafts.discard(session, draft)
     urgent = incidents.take_urgent_notice(deployment.settings, now, incident)
-    return Opened(incident, charged, body, draft is not None and used is None, urgent, used is not None, files)
+    waited = drafts.waiting_copies(used)
+    return Opened(incident, charged, body, draft is not None and used is None, urgent, used is not None, files, waited)
 
 
 class AddedTo(NamedTuple):
@@ -101,9 +103,11 @@ class AddedTo(NamedTuple):
     #: What was added (or kept as a draft).
     text: str = ""
     incident: Incident | None = None
-    #: The text was the draft `#N` alone used, whose files (now the incident's) are these.
+    #: The text was the draft `#N` alone used, whose files (now the incident's) are these, and whose
+    #: message copied these people.
     from_draft: bool = False
     files: tuple[IncidentAttachment, ...] = ()
+    copies: tuple[str, ...] = ()
 
 
 def add_to_incident(
@@ -119,6 +123,7 @@ def add_to_incident(
     """`#N text` on the writer's own incident (`#N` alone: the draft that waits for it; with no
     such draft, files alone when the message brought some, `with_files`: a screenshot by mail)."""
     files: tuple[IncidentAttachment, ...] = ()
+    waited: tuple[str, ...] = ()
     draft = drafts.current(session, writer.identity.id, now) if not text else None
     from_draft = not text and (drafts.joins_a_case(draft) or not with_files)
     if from_draft:
@@ -128,13 +133,15 @@ def add_to_incident(
         text = draft.text
         if incident.state != incidents.CLOSED:
             files = tuple(attachments.claim_waiting(session, writer.identity.id, incident))
+            waited = drafts.waiting_copies(draft)
             drafts.discard(session, draft)
             session.flush()
     if incident.state == incidents.CLOSED:
         # Kept for `open` (the same text: the files that came with it go on waiting).
-        drafts.keep(session, writer.identity.id, text, now, drafts.OPEN)
+        drafts.keep(session, writer.identity.id, text, now, drafts.OPEN, copies=writer.copies)
         return AddedTo("finished", text, incident)
-    return _add(session, settings, now, writer, incident, text)._replace(from_draft=from_draft, files=files)
+    added = _add(session, settings, now, writer, incident, text)
+    return added._replace(from_draft=from_draft, files=files, copies=waited)
 
 
 def add_free_text(
@@ -146,7 +153,9 @@ def add_free_text(
     candidates = incidents.free_text_candidates(session, writer.customer.id, now)
     if len(candidates) == 1:
         return _add(session, settings, now, writer, candidates[0], text)
-    drafts.keep(session, writer.identity.id, text, now, drafts.EITHER if candidates else drafts.OPEN)
+    drafts.keep(
+        session, writer.identity.id, text, now, drafts.EITHER if candidates else drafts.OPEN, copies=writer.copies
+    )
     return candidates
 
 
@@ -155,9 +164,9 @@ def _add(session: Session, settings: Settings, now: datetime, writer: Writer, in
     if incident.state != incidents.RESOLVED:
         return AddedTo("added", text, incident)
     if may_reopen(incident, now):
-        drafts.keep(session, writer.identity.id, text, now, drafts.REOPEN, incident.id)
+        drafts.keep(session, writer.identity.id, text, now, drafts.REOPEN, incident.id, writer.copies)
         return AddedTo("resolved", text, incident)
-    drafts.keep(session, writer.identity.id, text, now, drafts.OPEN)
+    drafts.keep(session, writer.identity.id, text, now, drafts.OPEN, copies=writer.copies)
     return AddedTo("too_late", text, incident)
 
 

@@ -8,8 +8,8 @@ copies them (`for_row`, used by bot.services.outgoing); a channel that cannot co
 them. An engineer's removal sticks: the customer's mail does not bring a removed address back,
 only `/cc add` does.
 
-The people a message copied wait with its text when the bot keeps it as a draft (`wait_with_draft`),
-and are copied on the incident the draft goes to.
+The people a message copied wait with its text when the bot keeps it as a draft (`Draft.copies`,
+bot.services.drafts), and are copied on the incident the draft goes to.
 
 A copied person's message that continues the incident's thread (`copied_incident`) is added to the
 incident like the customer's own; it is never answered, never opens an incident and never spends a
@@ -21,7 +21,6 @@ that a robot in `Cc` can never loop with the bot.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection, Iterable
 from datetime import datetime
@@ -33,7 +32,7 @@ from sqlmodel import Session
 
 from bot.services import strangers
 from storage import outbox
-from storage.models import Draft, Identity, Incident, IncidentCopy, IncidentMessage
+from storage.models import Identity, Incident, IncidentCopy, IncidentMessage
 
 #: An address an engineer may copy: an email addr-spec (what `/cc` takes), one line, no brackets.
 _EMAIL = re.compile(r"[^\s<>()\[\]\\,;:@\"]+@[^\s<>()\[\]\\,;:@\".]+(?:\.[^\s<>()\[\]\\,;:@\".]+)+")
@@ -89,21 +88,6 @@ def learn(
         added.append(address)
         count += 1
     return added
-
-
-def waiting(session: Session, identity_id: int) -> tuple[str, ...]:
-    """The people copied by the message whose text waits as the identity's draft, if any."""
-    draft = session.get(Draft, identity_id)
-    return tuple(json.loads(draft.copies)) if draft is not None and draft.copies else ()
-
-
-def wait_with_draft(session: Session, identity_id: int, addresses: Collection[str], now: datetime) -> None:
-    """The message's text was kept as a draft just now (the bot asked a question first): the people
-    it copied wait with it, for the incident it goes to (`open`, `#N`), in place of those of the
-    draft it replaced. A draft kept earlier is left as it is."""
-    draft = session.get(Draft, identity_id)
-    if draft is not None and draft.created_at == now:
-        draft.copies = json.dumps(list(dict.fromkeys(addresses))) if addresses else None
 
 
 def add(

@@ -16,14 +16,16 @@ expires a day after it was kept. What it waits for (`Draft.awaits`):
   `OPEN` and the welcome mentions it.
 
 A new question replaces the draft: only the text the latest question was about waits.
-The files that came with the kept text wait with it (bot.services.attachments) and go where
-it goes; they are forgotten with it.
+The files that came with the kept text wait with it (bot.services.attachments), and so do the
+people its message copied (`Draft.copies`); they go where it goes and are forgotten with it.
 Only a stranger's texts join (nobody asked anything yet): while the draft is fresh and
 stays within `MAX_CHARS` (300 DMs of 10,000 characters must not make a 3 MB draft).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete
@@ -50,9 +52,16 @@ def current(session: Session, identity_id: int, now: datetime) -> Draft | None:
 
 
 def keep(
-    session: Session, identity_id: int, text: str, now: datetime, awaits: str = OPEN, incident_id: int | None = None
+    session: Session,
+    identity_id: int,
+    text: str,
+    now: datetime,
+    awaits: str = OPEN,
+    incident_id: int | None = None,
+    copies: Sequence[str] = (),
 ) -> Draft:
-    """Keep `text` for the answer `awaits`, fresh from now, in place of any earlier draft."""
+    """Keep `text` for the answer `awaits`, fresh from now, in place of any earlier draft; `copies`:
+    the people the message that brought it copied (kept again, the text keeps those it had too)."""
     draft = session.get(Draft, identity_id)
     text = text[:MAX_CHARS]
     if draft is None:
@@ -62,8 +71,16 @@ def keep(
     else:
         if draft.text != text:
             _forget_files(session, identity_id)
+            draft.copies = None
         draft.text, draft.created_at, draft.awaits, draft.incident_id = text, now, awaits, incident_id
+    addresses = list(dict.fromkeys((*waiting_copies(draft), *copies)))
+    draft.copies = json.dumps(addresses) if addresses else None
     return draft
+
+
+def waiting_copies(draft: Draft | None) -> tuple[str, ...]:
+    """The people copied by the message(s) whose text waits as `draft`."""
+    return tuple(json.loads(draft.copies)) if draft is not None and draft.copies else ()
 
 
 def keep_unlinked(session: Session, identity_id: int, text: str, now: datetime) -> None:

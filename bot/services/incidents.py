@@ -40,11 +40,13 @@ SEVERITIES = {1: _("critical"), 2: _("high"), 3: _("normal"), 4: _("low")}
 
 @dataclass(frozen=True)
 class Writer:
-    """A customer writing on one of their accounts; `conversation` is what a reply answers."""
+    """A customer writing on one of their accounts; `conversation` is what a reply answers;
+    `copies`: the people the message was addressed to besides the desk (`Inbound.copies`)."""
 
     customer: Customer
     identity: Identity
     conversation: str
+    copies: tuple[str, ...] = ()
 
 
 # -- subjects and history ------------------------------------------------------------
