@@ -48,6 +48,8 @@ MAX_BACKOFF = 5.0
 INLINE_WAIT = 2.0
 #: Rows handed over by intake that the loop sends together (one delivery record for the lot).
 HANDED_BATCH = 50
+#: How long the thread handing rows over waits for the loop to take them (see `send_claimed`).
+PICKUP_WAIT = 0.005
 #: What `_send_one` returns for a row that failed for good (it is marked failed; go on).
 FAILED: list[str] = []
 #: Where the engineers hear of a post that no case topic would take (a topic name the
@@ -104,7 +106,7 @@ class Dispatcher:
         #: Set by `wake`: due rows may be waiting in the store (the loop drains them).
         self._due = dict.fromkeys(channels, True)
         #: Rows leased to this process and handed to the channel's loop, in order.
-        self._handed: dict[str, deque[list[tuple[Outbound, datetime, int | None]]]] = {
+        self._handed: dict[str, deque[tuple[list[tuple[Outbound, datetime, int | None]], threading.Event]]] = {
             name: deque() for name in channels
         }
         #: Channels whose loop is running (and so takes hand-overs).
@@ -182,12 +184,20 @@ class Dispatcher:
         """Send rows already leased to this process (inside `inline`); return how many were sent now.
 
         With the channel's loop running they are handed to it, in order, and 0 is returned
-        at once; otherwise they are sent here. On a failure the loop takes over either way.
+        once the loop has taken them (or after PICKUP_WAIT, if it is busy sending): the caller
+        is the thread that receives, and the interpreter runs one thread at a time, so a
+        receiver going straight back to its platform (a Zulip long-poll is about half a
+        millisecond of Python before it waits on the network) would keep the loop from
+        starting the send. This way the reply's request goes out first and the receiver
+        polls again while it is on the wire. Otherwise they are sent here. On a failure
+        the loop takes over either way.
         """
         if channel in self._running:
             self._hold(channel, [m.outbox_id for m, _c, _i in messages])
-            self._handed[channel].append(messages)
+            picked = threading.Event()
+            self._handed[channel].append((messages, picked))
             self._wake[channel].set()
+            picked.wait(PICKUP_WAIT)
             return 0
         messages = self._without_held(channel, messages)
         sent, stopped = self._send_batch(channel, messages)
@@ -201,7 +211,9 @@ class Dispatcher:
         while handed:
             batch: list[tuple[Outbound, datetime, int | None]] = []
             while handed and len(batch) < HANDED_BATCH:
-                batch.extend(handed.popleft())
+                messages, picked = handed.popleft()
+                batch.extend(messages)
+                picked.set()
             with self._lanes[channel]:
                 batch = self._without_held(channel, batch)
                 if self._clear[channel]:
