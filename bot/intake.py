@@ -23,9 +23,11 @@ import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Protocol
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Insert, bindparam, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
@@ -146,9 +148,12 @@ class Intake:
         handled: list[tuple[Inbound, Handled]] = []
         with transaction(self.engine) as session:
             for message, _cursor in items:
-                self._record(session, message, now)
                 handled.append((message, self.router.handle(session, message, now, channel if inline else None)))
-            self._store_cursor(session, next((c for _m, c in reversed(items) if c), None), now)
+            # Recorded last, with the cursor: on PostgreSQL one statement, one round trip, for
+            # both. A redelivery then fails here rather than first, and rolls back what its
+            # handling did (redeliveries are rare; a replica racing us for the same message
+            # waits on the key until we commit, then fails the same way).
+            self._record(session, [m for m, _c in items], now, cursor=next((c for _m, c in reversed(items) if c), None))
         for message, done in handled:
             self.handled += 1
             if self.on_handled:
@@ -175,7 +180,7 @@ class Intake:
         now = self.clock()
         try:
             with transaction(self.engine) as session:
-                self._record(session, message, now, failed_text=None if message.public else message.text)
+                self._record(session, [message], now, failed_text=None if message.public else message.text)
                 out = Outgoing(session, now, message.channel if inline else None)
                 # The sender's language is not known here (the failed transaction held it): say it in both.
                 out.say(to_sender(message), "\n".join(render(lang, APOLOGY) for lang in ("en", "pt")))
@@ -191,8 +196,7 @@ class Intake:
             log.exception("recording the failure failed; keeping only the id", extra=self._ids(message))
         try:
             with transaction(self.engine) as session:
-                self._record(session, message, now, failed_text=reason)
-                self._store_cursor(session, cursor, now)
+                self._record(session, [message], now, failed_text=reason, cursor=cursor)
             return
         except _AlreadyHandled:
             return
@@ -208,34 +212,45 @@ class Intake:
         return {"channel": message.channel, "message_id": message.message_id[:80]}
 
     @staticmethod
-    def _record(session: Session, message: Inbound, now: datetime, failed_text: str | None = None) -> None:
-        """Mark `message` as handled; _AlreadyHandled if it already was (a redelivery).
+    def _record(
+        session: Session,
+        messages: list[Inbound],
+        now: datetime,
+        failed_text: str | None = None,
+        cursor: tuple[str, str] | None = None,
+    ) -> None:
+        """Mark `messages` as handled, and store `cursor`; _AlreadyHandled if one already was (a
+        redelivery).
 
         A plain INSERT on the primary key, no read first: redeliveries are rare, and the
         key decides even between replicas racing for the same message.
         """
+        rows = [
+            {
+                "channel": message.channel,
+                "message_id": message.message_id,
+                "received_at": message.received_at,
+                "processed_at": now,
+                "failed_text": failed_text,
+            }
+            for message in messages
+        ]
+        connection = session.connection()
         try:
-            session.connection().execute(
-                _INSERT_PROCESSED,
-                {
-                    "channel": message.channel,
-                    "message_id": message.message_id,
-                    "received_at": message.received_at,
-                    "processed_at": now,
-                    "failed_text": failed_text,
-                },
-            )
+            if cursor is not None and len(rows) == 1 and connection.dialect.name == "postgresql":
+                connection.execute(_RECORD_WITH_CURSOR, rows[0] | _cursor_row(cursor, now))
+                return
+            connection.execute(_INSERT_PROCESSED, rows)
         except IntegrityError:
             raise _AlreadyHandled from None
+        Intake._store_cursor(session, cursor, now)
 
     @staticmethod
     def _store_cursor(session: Session, cursor: tuple[str, str] | None, now: datetime) -> None:
         if cursor is None:
             return
-        key, value = cursor
         connection = session.connection()
-        if connection.execute(_UPDATE_CURSOR, {"k": key, "value": value, "updated_at": now}).rowcount == 0:
-            connection.execute(_INSERT_CURSOR, {"key": key, "value": value, "updated_at": now})
+        connection.execute(_UPSERT_CURSOR[connection.dialect.name], _cursor_row(cursor, now))
 
     def get_cursor(self, key: str) -> str | None:
         with self.engine.connect() as connection:
@@ -246,14 +261,38 @@ class Intake:
             self._store_cursor(session, (key, value), self.clock())
 
 
+def _cursor_row(cursor: tuple[str, str], now: datetime) -> dict[str, object]:
+    return {"cursor_key": cursor[0], "cursor_value": cursor[1], "cursor_at": now}
+
+
 # The statements of the hot path, in SQLAlchemy Core: the same tables as the models, a fraction
 # of the ORM's cost per message (each is compiled once and cached).
 _processed, _cursors = ProcessedInbound.__table__, ChannelCursor.__table__  # type: ignore[attr-defined]
 _INSERT_PROCESSED = insert(_processed)
-_UPDATE_CURSOR = (
-    update(_cursors)
-    .where(_cursors.c.key == bindparam("k"))
-    .values(value=bindparam("value"), updated_at=bindparam("updated_at"))
-)
-_INSERT_CURSOR = insert(_cursors)
 _SELECT_CURSOR = select(_cursors.c.value).where(_cursors.c.key == bindparam("k"))
+
+
+def _upsert_cursor(dialect: ModuleType) -> Insert:
+    """Store a cursor, whether or not it was stored before (both databases say ON CONFLICT)."""
+    statement = dialect.insert(_cursors).values(
+        key=bindparam("cursor_key"), value=bindparam("cursor_value"), updated_at=bindparam("cursor_at")
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[_cursors.c.key],
+        set_={"value": statement.excluded.value, "updated_at": statement.excluded.updated_at},
+    )
+
+
+_UPSERT_CURSOR = {"sqlite": _upsert_cursor(sqlite), "postgresql": _upsert_cursor(postgresql)}
+#: PostgreSQL: the message recorded and the cursor stored by one statement (a data-modifying WITH).
+_RECORD_WITH_CURSOR = _UPSERT_CURSOR["postgresql"].add_cte(
+    insert(_processed)
+    .values(
+        channel=bindparam("channel"),
+        message_id=bindparam("message_id"),
+        received_at=bindparam("received_at"),
+        processed_at=bindparam("processed_at"),
+        failed_text=bindparam("failed_text"),
+    )
+    .cte("recorded")
+)

@@ -9,6 +9,7 @@ when there is nothing to do, otherwise with one INFO line naming the revisions
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. `upgrade` returns at once when the database is already there, without
 #: loading Alembic (a sizeable import); a test keeps this equal to the migrations' head.
 HEAD_REVISION = "0012"
+#: A pooled PostgreSQL connection idle longer than this is tested before use (see `make_engine`).
+PING_AFTER_IDLE = 10.0
 
 
 def make_engine(url: str) -> Engine:
@@ -41,7 +44,36 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=5)
+    engine = sa.create_engine(url, pool_size=10, max_overflow=5)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Test a pooled connection before use only when it has been idle for `PING_AFTER_IDLE`.
+
+    SQLAlchemy's `pool_pre_ping` tests every checkout: one more round trip per transaction,
+    on every message a channel hands over. A connection in steady use is known to work; one
+    that sat idle may have been closed by the server, a restart or a firewall in between,
+    and is replaced before use. A server lost while connections are busy fails the statement
+    in flight instead (the pool then drops them all): intake and the dispatcher retry.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection, record) -> None:  # noqa: ANN001
+        record.info["idle_from"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001
+        idle_from = record.info.get("idle_from")
+        if idle_from is None or time.monotonic() - idle_from < PING_AFTER_IDLE:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"pooled connection lost while idle: {exc}") from exc
 
 
 def is_postgresql(bind: Engine | sa.Connection | Session) -> bool:
