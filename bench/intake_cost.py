@@ -37,8 +37,8 @@ if str(REPO) not in sys.path:
 
 from bench._common import database, seed_customers  # noqa: E402
 
-CHANNEL = "zulip"
-SENDER = "1001"
+#: Who writes, per channel: the sender key the channel's adapter gives (a Zulip user id, a Mastodon acct).
+SENDERS = {"zulip": "1001", "mastodon": "alice@example.com", "email": "alice@example.com"}
 WARMUP = 50
 
 
@@ -55,7 +55,7 @@ class HandedRows:
         self.rows += len(rows)
 
 
-def measure(url: str, messages: int, profile: bool) -> dict[str, object]:
+def measure(url: str, messages: int, profile: bool, gap: float = 0.0, channel: str = "zulip") -> dict[str, object]:
     from adapters.channel import Inbound
     from bot.config import Settings
     from bot.deployment import Deployment
@@ -63,7 +63,8 @@ def measure(url: str, messages: int, profile: bool) -> dict[str, object]:
     from bot.router import Router
     from storage.db import make_engine
 
-    seed_customers(url, CHANNEL, [SENDER])
+    sender = SENDERS[channel]
+    seed_customers(url, channel, [sender])
     settings = Settings(_env_file=None, DESKBOT_DATABASE_URL=url)  # type: ignore[call-arg]
     engine = make_engine(url)
     sink = HandedRows()
@@ -77,15 +78,15 @@ def measure(url: str, messages: int, profile: bool) -> dict[str, object]:
 
     def one(n: int, text: str = "status") -> float:
         message = Inbound(
-            channel=CHANNEL,
-            sender=SENDER,
-            conversation=SENDER,
+            channel=channel,
+            sender=sender,
+            conversation=sender if channel != "mastodon" else str(100000 + n),
             text=text,
             message_id=f"m{n}",
             received_at=datetime.now(UTC),
         )
         start = time.perf_counter()
-        intake.deliver(message, cursor=("zulip:last_event", str(n)))
+        intake.deliver(message, cursor=(f"{channel}:cursor", str(n)))
         return (time.perf_counter() - start) * 1000
 
     one(0, "open The export hangs after the upgrade")  # the open incident `status` lists
@@ -98,6 +99,8 @@ def measure(url: str, messages: int, profile: bool) -> dict[str, object]:
         profiler.enable()
     for n in range(WARMUP, WARMUP + messages):
         times.append(one(n))
+        if gap:
+            time.sleep(gap)
     if profiler:
         profiler.disable()
     engine.dispose()
@@ -125,17 +128,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--postgres", metavar="SERVER_URL", help="a PostgreSQL server (a database is made and dropped)")
+    parser.add_argument("--channel", choices=sorted(SENDERS), default="zulip")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0.0,
+        help="sleep between messages, as between a live channel's DMs (cold caches)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with store(args.postgres) as url:
-        result = measure(url, args.messages, args.profile)
+        result = measure(url, args.messages, args.profile, args.gap_ms / 1000, args.channel)
     if args.json:
         print(json.dumps(result))
         return
     kind = "postgresql" if args.postgres else "sqlite"
     print(
-        f"intake cost of a `status` DM on {kind}, {args.messages} messages: median {result['median_ms']} ms,"
+        f"intake cost of a `status` {args.channel} DM on {kind}, {args.messages} messages: median {result['median_ms']} ms,"
         f" p95 {result['p95_ms']} ms, {result['statements_per_message']} statements and"
         f" {result['rows_per_message']} outbox rows per message"
     )
