@@ -154,6 +154,8 @@ class Intake:
             # handling did (redeliveries are rare; a replica racing us for the same message
             # waits on the key until we commit, then fails the same way).
             self._record(session, [m for m, _c in items], now, cursor=next((c for _m, c in reversed(items) if c), None))
+        # The replies first: the log lines and metrics below are not what the customer waits for.
+        self.sender.hand_over([row for _m, done in handled for row in done.rows])
         for message, done in handled:
             self.handled += 1
             if self.on_handled:
@@ -167,7 +169,6 @@ class Intake:
                     "replies": len(done.replies),
                 },
             )
-        self.sender.hand_over([row for _m, done in handled for row in done.rows])
 
     def _deliver_failed(self, message: Inbound, cursor: tuple[str, str] | None, inline: bool) -> None:
         """Record a message whose handling failed; this must always end with the cursor moved.
