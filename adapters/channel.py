@@ -260,8 +260,9 @@ class InboundSink(Protocol):
     def deliver(self, message: Inbound, *, cursor: tuple[str, str] | None = None) -> None:
         """Record and handle `message`, storing `cursor` (key, value) in the same transaction."""
 
-    def deliver_many(self, items: list[tuple[Inbound, tuple[str, str] | None]]) -> None:
-        """`deliver` each (message, cursor) in order; a catch-up page goes through in one transaction."""
+    def deliver_many(self, items: list[tuple[Inbound, tuple[str, str] | None]], *, backlog: bool = False) -> None:
+        """`deliver` each (message, cursor) in order; a catch-up page goes through in one transaction.
+        `backlog`: messages that came while the channel was away (not a burst it is receiving live)."""
 
     def get_cursor(self, key: str) -> str | None:
         """The stored cursor value for `key` (namespaced by the channel), or None."""

@@ -48,7 +48,7 @@ class HandedRows:
     def __init__(self) -> None:
         self.rows = 0
 
-    def inline(self, channel: str) -> AbstractContextManager[bool]:
+    def inline(self, channel: str, *, here: bool = False) -> AbstractContextManager[bool]:
         return nullcontext(True)  # as with the channel's send loop running: rows written leased
 
     def hand_over(self, rows: list) -> None:

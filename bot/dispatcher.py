@@ -28,7 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
@@ -121,6 +121,8 @@ class Dispatcher:
         self._clear = dict.fromkeys(channels, True)
         #: When the row that last stopped a channel's batch is due again (rows behind it wait as long).
         self._stopped_at: dict[str, datetime] = {}
+        #: The channel whose lane this thread holds to send its own rows (`inline(here=True)`).
+        self._here = threading.local()
 
     def recorded_elsewhere(self, message: Outbound, platform_ids: set[str]) -> set[str]:
         """`Channel.recorded_elsewhere`: of `platform_ids`, those recorded as sent for other rows."""
@@ -156,28 +158,36 @@ class Dispatcher:
             self.wake(others)
 
     @contextmanager
-    def inline(self, channel: str) -> Iterator[bool]:
+    def inline(self, channel: str, *, here: bool = False) -> Iterator[bool]:
         """For a caller about to write rows of `channel` leased to itself: yields whether it may.
 
         It may when nothing of the channel waits behind a failure (that row goes first).
         With the channel's loop running, the rows are then handed to it (`send_claimed`)
-        and the caller never waits for the lane. Without one, and if `caller_sends`, the
-        caller sends them itself: this holds the lane, after waiting up to INLINE_WAIT for
-        a drain under way.
+        and the caller never waits for the lane, unless it asks to send `here` itself:
+        a channel working through a backlog has no queue to keep polled, and a thread
+        that writes a page of replies and sends them, page after page, gets through a
+        backlog faster than two threads passing each reply between them (they take
+        turns at the interpreter, and each evicts what the other had in the CPU's
+        caches). Without a loop, and if `caller_sends`, the caller sends them itself.
+        A caller that sends holds the lane, after waiting up to INLINE_WAIT for a batch
+        under way; rows handed to the loop before go first.
         """
         lane = self._lanes.get(channel)
         if lane is None or (channel not in self._running and not self.caller_sends):
             yield False
             return
-        if channel in self._running:
+        if channel in self._running and not here:
             yield self._clear[channel]
             return
         if not lane.acquire(timeout=INLINE_WAIT):
             yield False
             return
+        self._here.channel = channel
         try:
+            self._send_handed(channel, lane_held=True)
             yield self._clear[channel]
         finally:
+            self._here.channel = None
             lane.release()
 
     def send_claimed(self, channel: str, messages: list[tuple[Outbound, datetime, int | None]]) -> int:
@@ -192,7 +202,7 @@ class Dispatcher:
         polls again while it is on the wire. Otherwise they are sent here. On a failure
         the loop takes over either way.
         """
-        if channel in self._running:
+        if channel in self._running and getattr(self._here, "channel", None) != channel:
             self._hold(channel, [m.outbox_id for m, _c, _i in messages])
             picked = threading.Event()
             self._handed[channel].append((messages, picked))
@@ -205,7 +215,7 @@ class Dispatcher:
             self.wake({channel})
         return sent
 
-    def _send_handed(self, channel: str) -> None:
+    def _send_handed(self, channel: str, *, lane_held: bool = False) -> None:
         """Send what intake handed over, oldest first, a few hand-overs per delivery record."""
         handed = self._handed[channel]
         while handed:
@@ -214,7 +224,7 @@ class Dispatcher:
                 messages, picked = handed.popleft()
                 batch.extend(messages)
                 picked.set()
-            with self._lanes[channel]:
+            with nullcontext() if lane_held else self._lanes[channel]:
                 batch = self._without_held(channel, batch)
                 if self._clear[channel]:
                     _sent, stopped = self._send_batch(channel, batch)

@@ -73,8 +73,9 @@ class _AlreadyHandled(Exception):
 class Sender(Protocol):
     """What sends the rows a transaction wrote (bot.dispatcher.Dispatcher)."""
 
-    def inline(self, channel: str) -> AbstractContextManager[bool]:
-        """Whether rows of `channel` may be written leased to the writer, for `hand_over` to send."""
+    def inline(self, channel: str, *, here: bool = False) -> AbstractContextManager[bool]:
+        """Whether rows of `channel` may be written leased to the writer, for `hand_over` to send;
+        `here`: in the calling thread (a backlog), not by the channel's send loop."""
 
     def hand_over(self, rows: list[NewRow]) -> None:
         """Rows just committed: send the leased ones, wake the loops of the others."""
@@ -119,17 +120,19 @@ class Intake:
                 )
                 self._deliver_failed(message, cursor, inline)
 
-    def deliver_many(self, items: list[tuple[Inbound, tuple[str, str] | None]]) -> None:
+    def deliver_many(self, items: list[tuple[Inbound, tuple[str, str] | None]], *, backlog: bool = False) -> None:
         """Handle messages of one channel, in order, with the outcome of `deliver` on each.
 
         A channel catching up hands over a page at a time: one transaction (and one
         record of the replies sent) for the lot instead of one per message. If any of
         them cannot go through that way — a redelivery, a failing handler — the page is
         rolled back and handed over one message at a time, each with its own outcome.
+        `backlog`: the page is what came in while the channel was away; its replies are
+        sent by this thread before it reads the next (see `Dispatcher.inline`).
         """
         items = [(storable(message), cursor) for message, cursor in items]
         if len(items) > 1:
-            with self.sender.inline(items[0][0].channel) as inline:
+            with self.sender.inline(items[0][0].channel, here=backlog) as inline:
                 try:
                     self._commit(items, inline)
                 except OperationalError:

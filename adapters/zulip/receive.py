@@ -293,7 +293,9 @@ class Receiver:
         for start in range(0, len(ordered), HAND_OVER_PAGE):
             with self._sink_turn():
                 self._handle_many(
-                    ordered[start : start + HAND_OVER_PAGE], safe_upto=horizon if horizon is not None else -1
+                    ordered[start : start + HAND_OVER_PAGE],
+                    safe_upto=horizon if horizon is not None else -1,
+                    backlog=True,
                 )
         with self._sink_turn():
             self._flush_cursor()
@@ -371,7 +373,7 @@ class Receiver:
         return list(result.get("events", []))
 
     # -- handing messages over -----------------------------------------------------------
-    def _handle_many(self, messages: list[dict[str, Any]], *, safe_upto: int | None) -> None:
+    def _handle_many(self, messages: list[dict[str, Any]], *, safe_upto: int | None, backlog: bool = False) -> None:
         """Deliver messages (in id order) once; `safe_upto`: the highest id the cursor may take now (None: any)."""
         items: list[tuple[Inbound, tuple[str, str] | None]] = []
         moved_to = self._cursor
@@ -404,11 +406,11 @@ class Receiver:
             items.append((inbound, cursor))
             held += sum(len(file.data or b"") for file in inbound.attachments)
             if held > HELD_FILE_BYTES:  # files are big: hand over what is fetched before fetching more
-                self.sink.deliver_many(items)
+                self.sink.deliver_many(items, backlog=backlog)
                 self._cursor = moved_to
                 items, held = [], 0
         if items:
-            self.sink.deliver_many(items)
+            self.sink.deliver_many(items, backlog=backlog)
             self._cursor = moved_to
             self._prune_seen()
 

@@ -193,3 +193,60 @@ def test_rows_handed_over_behind_a_send_that_fails_wait_for_it_and_keep_their_or
         wait_until(lambda: len(channel.sent) == 2, what="both replies after the retry")
     assert "help" in channel.sent[0].lower() and "know this account" in channel.sent[1].lower()
     assert [(r.state, r.attempts) for r in _rows(engine)] == [("sent", 2), ("sent", 1)]
+
+
+class ThreadedChannel(FlakyChannel):
+    """Records which thread sent each reply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+        self.threads: list[str] = []
+
+    def send(self, message: Outbound) -> list[str]:
+        self.threads.append(threading.current_thread().name)
+        return super().send(message)
+
+
+def _stranger(clock, n: int) -> Inbound:  # noqa: ANN001
+    """A message of the n-th unknown sender (each gets its own answer)."""
+    return Inbound(
+        channel="flaky", sender=f"s{n}", conversation=f"s{n}", text="hello", message_id=str(n), received_at=clock()
+    )
+
+
+def test_a_backlog_page_is_sent_by_the_receiving_thread_after_what_was_handed_over_before(engine, db_url, clock):
+    channel = ThreadedChannel()
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, caller_sends=True)
+    intake = _intake(engine, db_url, clock, dispatcher)
+    me = threading.current_thread().name
+    with running_loop(dispatcher):
+        intake.deliver(_dm(clock, "1", "help"))  # live: the loop sends it
+        wait_until(lambda: len(channel.sent) == 1, what="the live reply")
+        assert channel.threads[0] != me
+        # A backlog page: written and sent by this thread before deliver_many returns, in order.
+        page = [(_stranger(clock, n), ("flaky:last", str(n))) for n in (2, 3, 4)]
+        intake.deliver_many(page, backlog=True)
+        assert channel.threads[1:] == [me, me, me] and len(channel.sent) == 4
+        # A burst received live is still the loop's to send.
+        intake.deliver_many([(_stranger(clock, n), ("flaky:last", str(n))) for n in (5, 6)])
+        wait_until(lambda: len(channel.sent) == 6, what="the live burst")
+        assert me not in channel.threads[4:]
+    assert [(r.state, r.attempts) for r in _rows(engine)] == [("sent", 1)] * 6
+    assert intake.get_cursor("flaky:last") == "6"
+
+
+def test_rows_handed_to_the_loop_go_out_before_a_backlog_page_the_receiver_sends(engine, db_url, clock):
+    channel = GatedChannel()
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, caller_sends=True)
+    intake = _intake(engine, db_url, clock, dispatcher)
+    with running_loop(dispatcher):
+        intake.deliver(_dm(clock, "1", "help"))
+        assert channel.sending.wait(5)  # the loop holds the lane, sending the first reply
+        intake.deliver(_dm(clock, "2", "credits"))  # handed over behind it
+        threading.Timer(0.2, channel.gate.set).start()
+        intake.deliver_many([(_stranger(clock, n), None) for n in (3, 4)], backlog=True)
+        wait_until(lambda: len(channel.sent) == 4, what="every reply")
+    assert "help" in channel.sent[0].lower() and "know this account" in channel.sent[1].lower()
+    assert [r.state for r in _rows(engine)] == ["sent"] * 4
+    assert [r.id for r in _rows(engine)] == sorted(r.id for r in _rows(engine))

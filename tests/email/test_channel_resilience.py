@@ -363,7 +363,7 @@ class _Sink:
     def deliver(self, message, *, cursor=None) -> None:  # noqa: ANN001
         self.deliver_many([(message, cursor)])
 
-    def deliver_many(self, items) -> None:  # noqa: ANN001
+    def deliver_many(self, items, *, backlog: bool = False) -> None:  # noqa: ANN001
         if self.failing:
             raise RuntimeError("database unreachable")
         for message, cursor in items:

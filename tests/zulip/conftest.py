@@ -51,7 +51,7 @@ class RecordingSink:
                 self._store(*cursor)
             self._cond.notify_all()
 
-    def deliver_many(self, items: list[tuple[Inbound, tuple[str, str] | None]]) -> None:
+    def deliver_many(self, items: list[tuple[Inbound, tuple[str, str] | None]], *, backlog: bool = False) -> None:
         """All or nothing, like the intake's transaction: a failure records none of them."""
         for message, _cursor in items:
             if self.before_deliver is not None:

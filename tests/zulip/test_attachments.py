@@ -201,7 +201,7 @@ def test_a_catch_up_page_hands_its_files_over_before_holding_more(
         fake.post_dm(ALICE, f"#1 file {i} [f{i}.png]({path})")
     handed: list[int] = []
     deliver_many = sink.deliver_many
-    sink.deliver_many = lambda items: (handed.append(len(items)), deliver_many(items))[1]  # type: ignore[method-assign]
+    sink.deliver_many = lambda items, **kw: (handed.append(len(items)), deliver_many(items, **kw))[1]  # type: ignore[method-assign]
     with run_channel(make_channel(), sink):
         sink.wait_count(3)
     assert handed == [2, 1]
