@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from adapters.channel import Channel, ChannelError, PermanentChannelError
@@ -349,10 +350,17 @@ class Runtime:
             lease.release()
 
     def _pending(self) -> bool:
-        """Is anything due that may be sent now (rows a channel holds back wait for the next start)?"""
+        """Is anything due that may be sent now (rows a channel holds back wait for the next start)?
+
+        With the database gone there is nothing to send from it: the rows wait in it for the
+        next start, and stopping goes on (exit 0, one line) rather than ending in a traceback."""
         held = [(name, kind) for name in self.channels for kind in self.dispatcher.held(name)]
-        with transaction(self.engine) as session:
-            return outbox.has_due(session, list(self.channels), self.clock(), held=held)
+        try:
+            with transaction(self.engine) as session:
+                return outbox.has_due(session, list(self.channels), self.clock(), held=held)
+        except DBAPIError as exc:
+            log.warning("database unreachable while stopping; unsent replies wait for the next start: %s", exc.orig)
+            return False
 
 
 def upgrade_engine(engine: Engine) -> None:
