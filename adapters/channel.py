@@ -13,8 +13,9 @@ Delivery contract (SPEC §7):
   message that was not stored. `deliver` is idempotent per
   (channel, message_id): a redelivered message is ignored.
 * `Channel.send` delivers one outbox row. It returns the platform ids it
-  created, raises `TransientSendError` for anything worth retrying later and
-  `PermanentSendError` for anything that can never succeed. When
+  created (a `Sent`, which also names the people copied on the row whom the
+  platform refused), raises `TransientSendError` for anything worth retrying
+  later and `PermanentSendError` for anything that can never succeed. When
   `Outbound.attempt > 1` a previous attempt may have reached the platform
   before the process died: the channel must make sure it does not deliver the
   text twice (Mastodon: the same Idempotency-Key, and since keys last an
@@ -33,7 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol
@@ -230,6 +231,25 @@ class Outbound:
     copies: tuple[str, ...] = ()
 
 
+class Sent(list[str]):
+    """What `Channel.send` returns when the row was delivered but some of the people copied on it
+    (`Outbound.copies`) were not: the platform ids, as a plain list would be, and `refused_copies`,
+    each refused address with the platform's reason (its own words, untrusted: the core shows them
+    inert). The row stays sent and is never sent again for them; the dispatcher tells the engineers
+    in the incident's case topic, once per address, with the row's delivery.
+
+    A return value rather than a callback set by the runtime (`recorded_elsewhere`, `on_trouble`):
+    the refusals belong to this one delivery and are known when `send` returns, so the dispatcher
+    records them in the transaction that marks the row sent, there is nothing to wire, and a channel
+    that copies nobody keeps returning its plain list.
+    """
+
+    def __init__(self, ids: Iterable[str] = (), refused_copies: Mapping[str, str] | None = None) -> None:
+        super().__init__(ids)
+        #: Refused address -> why, in the platform's words (e.g. an SMTP reply "550 5.1.1 no such user").
+        self.refused_copies: dict[str, str] = dict(refused_copies or {})
+
+
 class ChannelError(Exception):
     """Base of the errors a channel reports; the message is one clear line."""
 
@@ -355,7 +375,8 @@ class Channel(ABC):
 
     @abstractmethod
     def send(self, message: Outbound) -> list[str]:
-        """Deliver one outbox row; return the platform ids of what was posted."""
+        """Deliver one outbox row; return the platform ids of what was posted (a `Sent` to report
+        people copied on the row whom the platform refused, though the row was delivered)."""
 
     @property
     def connected(self) -> bool:

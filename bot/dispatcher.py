@@ -7,6 +7,9 @@ exponential back-off and jitter, or after the platform's Retry-After.
 A permanent failure marks the row failed and tells the engineers: a message
 to a customer in its case topic, a post the case topic refused in the
 alerts topic (`ALERTS_TOPIC`), which is counted too (`on_result` "failed_topic").
+A row delivered to its recipient but not to some of the people copied on it (the channel
+returns a `Sent` naming them) stays sent; the case topic says so, once per refused person,
+in the transaction that records the delivery.
 
 Each channel has one send lane, and one loop (`run`) that owns it. Intake
 writes the replies to a message leased to this process in the message's own
@@ -32,8 +35,10 @@ from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
-from adapters.channel import Channel, Outbound, OutboundFile, PermanentSendError, Said, TransientSendError
+from adapters.channel import Channel, Outbound, OutboundFile, PermanentSendError, Said, Sent, TransientSendError
+from adapters.markup import inert
 from bot.logs import log_context
 from bot.services.outgoing import Outgoing, Topic
 from storage import outbox
@@ -349,9 +354,33 @@ class Dispatcher:
                     for platform_id in ids
                 ],
             )
+            told = False
+            for message, ids, _c, _a in delivered:
+                if isinstance(ids, Sent) and ids.refused_copies:
+                    told |= self._tell_refused_copies(session, now, message, ids.refused_copies)
+        if told and self.case_channel is not None:
+            self.wake({self.case_channel})
         for message, _ids, created_at, about in delivered:
             log.info("sent", extra=about)
             self._report(message.channel, "sent", created_at)
+
+    def _tell_refused_copies(self, session: Session, now: datetime, message: Outbound, refused: dict[str, str]) -> bool:
+        """Tell the engineers, in the case topic of the row's incident, of each person copied on it
+        whom the platform refused (`Sent`): one notice per address. Whether anything was written."""
+        incident = session.get(Incident, message.case) if message.case is not None else None
+        if self.case_channel is None or incident is None or not incident.topic:
+            return False
+        out, topic = Outgoing(session, now), Topic(self.case_channel, incident.topic)
+        for address, reason in refused.items():
+            # The address and the platform's words are untrusted: inline code, never markup.
+            who, why = inert(address[:200]), inert(reason[:200])
+            text = (
+                f"⚠ The answer was not delivered to {who} (copied on this incident): the {message.channel} "
+                f"server refused it{f' ({why})' if why else ''}. Remove them with /cc remove {who}, "
+                "or correct the address."
+            )
+            out.say(topic, text, incident_id=incident.id)
+        return True
 
     def _send_one(self, message: Outbound, created_at: datetime, about: dict[str, object]) -> list[str] | None:
         """The platform ids on success; FAILED for a permanent failure; None to stop (retry later)."""

@@ -14,6 +14,9 @@ What the server answers decides what happens to the row:
   go (`PermanentSendError`); the dispatcher marks the row failed and tells the engineers in
   the case topic. A `5xx` on the sender (`MAIL FROM`) is the settings' fault, not the row's:
   retried, like a `4xx`, until they are fixed.
+* A refusal of someone in `Cc` only (the customer took the mail): the row is sent, and never sent
+  again for them; `send` returns a `Sent` naming each refused copy with the server's reply, and the
+  dispatcher tells the engineers in the case topic.
 
 An engineer's files (`Outbound.files`) are attached, their bytes read from `Channel.files`;
 once the server took the mail they are recorded as sent by email (and the store drops the
@@ -40,6 +43,7 @@ from adapters.channel import (
     Outbound,
     OutboundFile,
     PermanentSendError,
+    Sent,
     TransientSendError,
     size_text,
 )
@@ -79,7 +83,8 @@ class MailPoster:
         self._lock = threading.Lock()
 
     def send(self, message: Outbound) -> list[str]:
-        """Send the row's mail (once); return its Message-ID."""
+        """Send the row's mail (once); return its Message-ID (a `Sent`, with the refused copies, when
+        the server refused people in `Cc`)."""
         if message.kind != "direct":
             raise PermanentSendError(
                 f"the email channel cannot send {message.kind!r} messages, only 'direct' (outbox {message.outbox_id})"
@@ -102,13 +107,13 @@ class MailPoster:
         # CRLF line ends, as SMTP carries them: smtplib sends bytes as they are.
         raw = mail.as_bytes(policy=policy.SMTP)
         with self._lock:
-            self._submit(message, raw)
+            refused = self._submit(message, raw)
         self.sent.keep(mail_id, raw)
         store = self.files()
         for file, _data in attached:
             if store is not None:
                 store.record_upload(file.id, "email", mail_id)  # the bytes are no longer needed
-        return [mail_id]
+        return Sent([mail_id], refused) if refused else [mail_id]
 
     def _files(self, message: Outbound) -> tuple[list[tuple[OutboundFile, bytes]], list[str]]:
         """The row's files with their bytes, and a line for each one the mail does not carry."""
@@ -132,7 +137,8 @@ class MailPoster:
             attached.append((file, data))
         return attached, notes
 
-    def _submit(self, message: Outbound, raw: bytes) -> None:
+    def _submit(self, message: Outbound, raw: bytes) -> dict[str, str]:
+        """Hand the mail to the server; return the copies (`Cc`) it refused, each with its reply."""
         recipient = message.recipient
         assert recipient is not None
         try:
@@ -167,9 +173,12 @@ class MailPoster:
         if recipient in refused:  # only with several recipients, the customer and people in Cc
             code, reason = refused[recipient]
             self._fail(message, code, f"recipient {recipient} refused: {_text(code, reason)}")
+        copies: dict[str, str] = {}
         for address, (code, reason) in refused.items():
             # The customer has the mail: one refused copy must not send it to them again.
             log.warning("email: outbox %d: copy to %s refused: %s", message.outbox_id, address, _text(code, reason))
+            copies[address] = _text(code, reason).removeprefix("SMTP ")
+        return copies
 
     def _check_quiet_session(self) -> None:
         """Servers close a session quiet for a few minutes: one kept that long is checked with a

@@ -250,3 +250,70 @@ def test_rows_handed_to_the_loop_go_out_before_a_backlog_page_the_receiver_sends
     assert "help" in channel.sent[0].lower() and "know this account" in channel.sent[1].lower()
     assert [r.state for r in _rows(engine)] == ["sent"] * 4
     assert [r.id for r in _rows(engine)] == sorted(r.id for r in _rows(engine))
+
+
+class CopyingChannel(FlakyChannel):
+    """Delivers every row, but refuses the people copied on it that are in `refused` (as a mail server
+    refuses a `Cc` at RCPT TO while the customer takes the mail)."""
+
+    def __init__(self, refused: dict[str, str]) -> None:
+        super().__init__()
+        self.failing = False
+        self.refused = refused
+
+    def send(self, message: Outbound) -> list[str]:
+        from adapters.channel import Sent
+
+        ids = super().send(message)
+        return Sent(ids, {a: self.refused[a] for a in message.copies if a in self.refused})
+
+
+def test_copies_a_channel_refused_are_told_once_each_in_the_case_topic_and_the_row_stays_sent(engine, clock):
+    from storage.models import Customer, Incident
+
+    with transaction(engine) as s:
+        customer = Customer(name="Acme")
+        s.add(customer)
+        s.flush()
+        incident = Incident(customer_id=customer.id, subject="VPN", topic="#1 Acme: VPN", opened_at=clock())
+        s.add(incident)
+        s.flush()
+        for text, copies in (("answer", '["bob@x.example", "eve@x.example", "carla@x.example"]'), ("plain", None)):
+            outbox.enqueue(
+                s,
+                channel="flaky",
+                kind="direct",
+                recipient="ann",
+                text=text,
+                now=clock(),
+                incident_id=incident.id,
+                copies=copies,
+            )
+        outbox.enqueue(
+            s, channel="flaky", kind="direct", recipient="zed", text="no case", now=clock(), copies='["bob@x.example"]'
+        )
+    channel = CopyingChannel({"bob@x.example": "550 5.1.1 no such user", "eve@x.example": "550 `@**all**`\n/poll x"})
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, case_channel="console")
+    assert dispatcher.drain("flaky") == 3
+    assert dispatcher.drain("flaky") == 0  # nothing goes twice
+    rows = _rows(engine)
+    assert [(r.channel, r.state) for r in rows[:3]] == [("flaky", "sent")] * 3
+    notices = [(r.kind, r.topic, r.incident_id, r.text) for r in rows[3:]]
+    assert notices == [
+        (
+            "topic",
+            "#1 Acme: VPN",
+            incident.id,
+            "⚠ The answer was not delivered to `bob@x.example` (copied on this incident): the flaky server refused "
+            "it (`550 5.1.1 no such user`). Remove them with /cc remove `bob@x.example`, or correct the address.",
+        ),
+        (
+            "topic",
+            "#1 Acme: VPN",
+            incident.id,
+            # The platform's words stay one line of inline code: no mention, no /poll.
+            "⚠ The answer was not delivered to `eve@x.example` (copied on this incident): the flaky server refused "
+            "it (``550 `@**all**` /poll x``). Remove them with /cc remove `eve@x.example`, or correct the address.",
+        ),
+    ]
+    assert [r.channel for r in rows[3:]] == ["console", "console"]

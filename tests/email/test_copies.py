@@ -4,6 +4,7 @@ add and remove people with `/cc`, a `Bcc` is never learned, and a robot in `Cc` 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -334,3 +335,46 @@ def test_cc_takes_an_email_address_only() -> None:
     assert email_address("mailto:dora.melo@customer.example") == DORA
     for bad in ("carla", "carla@", "@customer.example", "a b@c.example", "carla@localhost", "x@y.example,z@w.example"):
         assert email_address(bad) is None, bad
+
+
+def test_a_copy_the_mail_server_refuses_is_told_in_the_case_topic_once_per_answer_and_nothing_goes_twice(
+    mail: MailServers, bot: EmailBot, carla: Mailbox, engine
+) -> None:  # noqa: ANN001
+    bob = "bob.gone@customer.example"
+    # The server refuses Bob at RCPT TO, in words that would be markup in a Zulip topic.
+    mail.smtp.refuse_recipient(bob, 550, f"5.1.1 <{bob}>: no such user @**all** [x](https://evil.example)")
+    notice = (
+        f"⚠ The answer was not delivered to `{bob}` (copied on this incident): the email server refused it "
+        f"(`550 5.1.1 <{bob}>: no such user @**all** [x](https://evil.example)`). "
+        f"Remove them with /cc remove `{bob}`, or correct the address."
+    )
+
+    def notices() -> list[str]:
+        return [line for line in bot.topics().splitlines() if "was not delivered to" in line]
+
+    ana = mail.customers[0]
+    ana.send("VPN drops", "open\nThe tunnel drops every hour.", cc=[CARLA, bob])
+    (opened,) = ana.wait_for(from_bot)
+    carla.wait_for(from_bot)  # the other colleague copied has it
+    assert _addresses(opened["Cc"]) == [CARLA, bob]
+    # The answer that opened the case was refused for Bob: one notice in the case topic.
+    wait_until(notices, 10, "the notice of the refused copy")
+    assert notices() == [f"[#1 Ana's company: VPN drops] {notice}"]
+
+    bot.engineer("/reply 1 Please restart the gateway and tell us what happens.")
+    ana.wait_for(lambda m: from_bot(m) and "restart the gateway" in m.get_content())
+    wait_until(lambda: len(notices()) == 2, 10, "the notice for the engineer's answer")
+    time.sleep(1.0)  # the dispatcher polls every 0.1 s: a repeated send or notice would show by now
+    assert notices() == [f"[#1 Ana's company: VPN drops] {notice}"] * 2  # one per answer
+    # The customer has each answer once, the server was asked for Bob once per answer, and the rows
+    # stay sent: a refused copy never sends the mail again.
+    assert len([m for m in ana.messages() if from_bot(m) and "restart the gateway" in m.get_content()]) == 1
+    assert len([m for m in ana.messages() if from_bot(m)]) == 2
+    assert len([m for m in carla.messages() if from_bot(m)]) == 2
+    assert mail.smtp.counts["refused_recipients"] == 2
+    assert len(mail.smtp.accepted) == 2
+    with transaction(engine) as session:
+        rows = session.scalars(select(Outbox).where(Outbox.channel == "email").order_by(Outbox.id)).all()
+        assert [(r.state, r.attempts) for r in rows] == [("sent", 1), ("sent", 1)]
+        assert all(json.loads(r.copies) == [CARLA, bob] for r in rows)
+    assert _copied(engine, 1) == [CARLA, bob]  # told, not removed: the engineers decide
