@@ -7,21 +7,19 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from adapters.email import EmailChannel
-from adapters.zulip import ZulipChannel
 from bot.runtime import Runtime
 from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
-from tests.desk import make_settings
-from tests.fakes.zulip import FakeZulip
+from tests.fakes.zulip import FakeZulip, StoredMessage
 from tests.mail.servers import MailServers
 from tests.mastodon.conftest import PNG
 from tests.zulip import conftest as zulip_side
+from tests.zulip.support_desk import running_desk, support_settings, topic_posts, zulip_with_support_stream
 
 from .channel_bot import FAST, email_settings, from_bot, wait_until
 
@@ -30,48 +28,25 @@ UPLOAD = re.compile(r"\]\((/user_uploads/[^)\s]+)\)")
 
 @pytest.fixture
 def zulip() -> Iterator[FakeZulip]:
-    with FakeZulip(heartbeat=0.4, queue_idle_timeout=30.0) as server:
-        zulip_side.populate(server)
+    with zulip_with_support_stream() as server:
         yield server
 
 
 @pytest.fixture
 def desk(mail: MailServers, zulip: FakeZulip, engine, db_url, clock) -> Iterator[Runtime]:  # noqa: ANN001
-    settings = make_settings(
-        db_url,
-        DESKBOT_ENGINEERS=zulip_side.ENGINEER,
-        DESKBOT_ZULIP_STREAM=zulip_side.STREAM,
-        DESKBOT_MAX_ATTACHMENT_MB="1",
-    )
-    channels: list[Any] = [
-        ZulipChannel(
-            site=zulip.url,
-            email=zulip_side.BOT,
-            api_key=zulip_side.BOT_KEY,
-            stream=zulip_side.STREAM,
-            tuning=zulip_side.FAST,
-            engineer_emails=settings.engineer_entries.emails,
-        ),
-        EmailChannel(email_settings(mail), tuning=FAST),
-    ]
     now = clock()
     with transaction(engine) as session:
         customer, _code = customers.create_customer(session, "Ana's company", mail.customers[0].address, "en", now)
         credit_service.grant_credits(session, customer, 3, now.date(), "test", now)
-    runtime = Runtime(settings, channels, engine=engine, clock=clock, migrate=False)
-    runtime.start()
-    wait_until(lambda: all(channel.connected for channel in channels), 10, "both channels")
-    yield runtime
-    runtime.stop(drain_seconds=2)
-    for channel in channels:
-        channel.close()
+    settings = support_settings(db_url, DESKBOT_MAX_ATTACHMENT_MB="1")
+    email = EmailChannel(email_settings(mail), tuning=FAST)
+    with running_desk(zulip, settings, email, engine=engine, clock=clock) as runtime:
+        yield runtime
 
 
-def in_topic(zulip: FakeZulip, containing: str) -> Any:
+def in_topic(zulip: FakeZulip, containing: str) -> StoredMessage:
     return wait_until(
-        lambda: next(
-            (m for m in zulip.sent_by(zulip_side.BOT, stream=zulip_side.STREAM) if containing in m.content), None
-        ),
+        lambda: next(iter(topic_posts(zulip, containing)), None),
         15,
         f"a message in the support stream containing {containing!r}",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -13,15 +14,13 @@ import pytest
 from adapters.backoff import Backoff
 from adapters.channel import Inbound
 from adapters.mastodon import CURSOR_KEY, MastodonChannel, MastodonTuning
-from adapters.zulip import ZulipChannel
 from bot.runtime import Runtime
 from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
-from tests.desk import make_settings
 from tests.fakes.mastodon import FakeMastodon
-from tests.fakes.zulip import FakeZulip
-from tests.zulip import conftest as zulip_side
+from tests.fakes.zulip import FakeZulip, StoredMessage
+from tests.zulip.support_desk import running_desk, support_settings, topic_posts, zulip_with_support_stream
 
 BOT_TOKEN = "bot-token"
 #: Quick enough for tests: short heartbeats and back-offs, frequent polls.
@@ -185,8 +184,7 @@ PNG = bytes.fromhex(
 @pytest.fixture
 def zulip() -> Iterator[FakeZulip]:
     """The engineers' side: a fake Zulip with the support stream and the engineer."""
-    with FakeZulip(heartbeat=0.4, queue_idle_timeout=30.0) as server:
-        zulip_side.populate(server)
+    with zulip_with_support_stream() as server:
         yield server
 
 
@@ -196,38 +194,14 @@ def start_desk(
 ) -> Iterator[Callable[..., Runtime]]:  # noqa: ANN001
     """Starts the real runtime with both channels: customers on Mastodon, engineers on Zulip
     (DESKBOT_MAX_ATTACHMENT_MB=1 unless `max_attachment_mb` says otherwise). Call it once the fakes are set as the test wants them."""
-    started: list[tuple[Runtime, list[Any]]] = []
+    with contextlib.ExitStack() as started:
 
-    def start(max_attachment_mb: str = "1", **tuning: Any) -> Runtime:
-        settings = make_settings(
-            db_url,
-            DESKBOT_ENGINEERS=zulip_side.ENGINEER,
-            DESKBOT_ZULIP_STREAM=zulip_side.STREAM,
-            DESKBOT_MAX_ATTACHMENT_MB=max_attachment_mb,
-        )
-        channels = [
-            ZulipChannel(
-                site=zulip.url,
-                email=zulip_side.BOT,
-                api_key=zulip_side.BOT_KEY,
-                stream=zulip_side.STREAM,
-                tuning=zulip_side.FAST,
-                engineer_emails=settings.engineer_entries.emails,
-            ),
-            MastodonChannel(fake.url, BOT_TOKEN, tuning=fast(**tuning)),
-        ]
-        runtime = Runtime(settings, channels, engine=engine, clock=clock, migrate=False)
-        runtime.start()
-        started.append((runtime, channels))
-        # Mentions written before the channel's first start are old ones: write only once it receives.
-        wait_until(lambda: all(channel.connected for channel in channels), 10)
-        return runtime
+        def start(max_attachment_mb: str = "1", **tuning: Any) -> Runtime:
+            settings = support_settings(db_url, DESKBOT_MAX_ATTACHMENT_MB=max_attachment_mb)
+            mastodon = MastodonChannel(fake.url, BOT_TOKEN, tuning=fast(**tuning))
+            return started.enter_context(running_desk(zulip, settings, mastodon, engine=engine, clock=clock))
 
-    yield start
-    for runtime, channels in started:
-        runtime.stop(drain_seconds=2)
-        for channel in channels:
-            channel.close()
+        yield start
 
 
 @pytest.fixture
@@ -235,11 +209,6 @@ def desk(start_desk: Callable[..., Runtime]) -> Runtime:
     return start_desk()
 
 
-def in_topic(zulip: FakeZulip, containing: str):  # noqa: ANN201
+def in_topic(zulip: FakeZulip, containing: str) -> StoredMessage:
     """The bot's message in the support stream that contains `containing` (waited for)."""
-    return wait_until(
-        lambda: next(
-            (m for m in zulip.sent_by(zulip_side.BOT, stream=zulip_side.STREAM) if containing in m.content), None
-        ),
-        15,
-    )
+    return wait_until(lambda: next(iter(topic_posts(zulip, containing)), None), 15)
