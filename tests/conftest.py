@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -43,19 +44,33 @@ def _no_stray_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
-@pytest.fixture(scope="session")
-def _pg_database() -> Iterator[str]:
-    name = f"deskbot_test_{os.getpid()}"
-    admin = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = PG_BASE.rsplit("/", 1)[0] + f"/{name}"
-    upgrade(url)
-    yield url
+def drop_pg_database(name: str) -> None:
+    """Drop database `name` on the test server, whoever is still connected to it."""
+    admin = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@contextmanager
+def fresh_pg_database(name: str) -> Iterator[str]:
+    """An empty database `name` on the test server (made anew), dropped afterwards; its URL."""
+    drop_pg_database(name)
+    admin = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    try:
+        yield PG_BASE.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture(scope="session")
+def _pg_database() -> Iterator[str]:
+    with fresh_pg_database(f"deskbot_test_{os.getpid()}") as url:
+        upgrade(url)
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -5,29 +5,22 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from adapters.console import ConsoleChannel
 from bot.runtime import Runtime
 from storage.db import make_engine
-from tests.conftest import PG_BASE
+from tests.conftest import drop_pg_database, fresh_pg_database
 from tests.desk import make_settings
 
 
 @pytest.fixture
-def vanishing_database() -> str:
+def vanishing_database() -> Iterator[str]:
     """A database of its own, which the test drops while deskbot still uses it."""
-    name = f"deskbot_vanishing_{os.getpid()}"
-    admin = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield PG_BASE.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_pg_database(f"deskbot_vanishing_{os.getpid()}") as url:
+        yield url
 
 
 def test_stopping_after_postgresql_vanished_ends_with_one_warning(
@@ -38,10 +31,7 @@ def test_stopping_after_postgresql_vanished_ends_with_one_warning(
     runtime = Runtime(make_settings(vanishing_database), [console], engine=engine)
     runtime.start()
     assert runtime._pending() is False  # the database answers: nothing due
-    admin = sa.create_engine(PG_BASE, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{vanishing_database.rsplit("/", 1)[1]}" WITH (FORCE)'))
-    admin.dispose()
+    drop_pg_database(vanishing_database.rsplit("/", 1)[1])
     with caplog.at_level(logging.WARNING, logger="deskbot.runtime"):
         runtime.stop(drain_seconds=0.5)  # used to raise OperationalError (exit 1 with a traceback)
     warnings = [r.getMessage() for r in caplog.records if r.name == "deskbot.runtime"]
