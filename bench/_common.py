@@ -44,6 +44,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python bench/x.py` as well as `python -m bench.x`
     sys.path.insert(0, str(REPO))
 
+from bench.floor_store import FloorStore  # noqa: E402
+
 BOT_EMAIL, BOT_KEY = "deskbot-bot@example.com", "deskbot-key"
 ENGINEER = "eng@example.com"
 STREAM = "support"
@@ -383,7 +385,28 @@ def latency_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per round trip (default 1)")
     parser.add_argument("--postgres", metavar="URL", help="PostgreSQL server URL (a database is created and dropped)")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="a third bot beside them: the echo bot committing the least the guarantees ask first (floor_store.py)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def compare(samples: dict[str, list[float]]) -> dict[str, Any]:
+    """The figures of one side-by-side run from each bot's latencies (`deskbot`, `echo`, maybe `floor`)."""
+    echo, desk = latency_summary(samples["echo"]), latency_summary(samples["deskbot"])
+    figures: dict[str, Any] = {
+        "echo": echo,
+        "deskbot_status": desk,
+        "ratio_median": desk["median_ms"] / echo["median_ms"],
+        "ratio_p95": desk["p95_ms"] / echo["p95_ms"],
+    }
+    if "floor" in samples:
+        floor = latency_summary(samples["floor"])
+        figures["floor"] = floor
+        figures["floor_ratio_median"] = floor["median_ms"] / echo["median_ms"]
+    return figures
 
 
 def latency_line(run: dict[str, Any], targets: dict[int, float]) -> str:
@@ -391,11 +414,15 @@ def latency_line(run: dict[str, Any], targets: dict[int, float]) -> str:
     e, d = run["echo"], run["deskbot_status"]
     target = targets.get(int(run["round_trip_ms"]))
     verdict = "" if target is None else (" PASS" if run["ratio_median"] <= target else " FAIL") + f" (<= {target})"
-    return (
+    line = (
         f"  rtt {run['round_trip_ms']:4g} ms  echo median {e['median_ms']:6.2f} p95 {e['p95_ms']:6.2f}"
         f"  deskbot median {d['median_ms']:6.2f} p95 {d['p95_ms']:6.2f} max {d['max_ms']:7.2f}"
         f"  ratio {run['ratio_median']:.2f}x (p95 {run['ratio_p95']:.2f}x){verdict}"
     )
+    if "floor" in run:
+        floor = run["floor"]["median_ms"]
+        line += f"  floor median {floor:6.2f} = {run['floor_ratio_median']:.2f}x echo"
+    return line
 
 
 def machine() -> str:
@@ -417,12 +444,20 @@ def machine() -> str:
 
 
 def _echo_zulip(
-    url: str, after: int | None, email: str = BOT_EMAIL, key: str = BOT_KEY, *, sender: bool = False
+    url: str,
+    after: int | None,
+    email: str = BOT_EMAIL,
+    key: str = BOT_KEY,
+    *,
+    sender: bool = False,
+    store: FloorStore | None = None,
 ) -> None:
     """The baseline on Zulip: register, catch up from `after` with GET /messages, then long-poll.
 
     With `sender`, replies leave from a thread of their own, so that the long-poll stays
     outstanding while the bot sends (a DM that arrives meanwhile is not held up by the send).
+    With `store`, each DM and its answer are committed before the answer leaves, and the
+    delivery after it (the floor: bench/floor_store.py).
     """
     import queue as queues
 
@@ -434,7 +469,9 @@ def _echo_zulip(
     done: set[int] = set()
 
     def send(message: dict[str, Any]) -> None:
-        client.send_message({"type": "direct", "to": [message["sender_email"]], "content": message["content"]})
+        result = client.send_message({"type": "direct", "to": [message["sender_email"]], "content": message["content"]})
+        if store is not None:
+            store.sent(message["_row"], result.get("id"))
 
     outgoing: queues.SimpleQueue[dict[str, Any]] = queues.SimpleQueue()
     if sender:
@@ -453,6 +490,9 @@ def _echo_zulip(
         if message["sender_id"] == me or message["id"] in done:
             return
         done.add(message["id"])
+        if store is not None:
+            key = str(message["id"])
+            message["_row"] = store.take("zulip", key, message["sender_email"], message["content"], key)
         if sender:
             outgoing.put(message)
         else:
@@ -486,7 +526,9 @@ def _echo_zulip(
                 answer(event["message"])
 
 
-def _echo_mastodon(url: str, token: str = MASTODON_TOKEN, *, sender: bool = False, sse: bool = False) -> None:
+def _echo_mastodon(
+    url: str, token: str = MASTODON_TOKEN, *, sender: bool = False, sse: bool = False, store: FloorStore | None = None
+) -> None:
     """The baseline on Mastodon: catch up GET /notifications with min_id, then Mastodon.py's stream.
 
     With `sender`, replies leave from a thread of their own (with a client of its own), so that
@@ -494,6 +536,8 @@ def _echo_mastodon(url: str, token: str = MASTODON_TOKEN, *, sender: bool = Fals
     With `sse`, the stream is read as deskbot's channel reads it, line by line with httpx
     (`/api/v1/streaming/user/notification`, plain JSON), instead of by Mastodon.py's
     `stream_user`, which reads the response a byte at a time and builds its entity classes.
+    With `store`, each DM and its answer are committed before the answer leaves, and the
+    delivery after it (the floor: bench/floor_store.py).
     """
     import queue as queues
 
@@ -504,7 +548,11 @@ def _echo_mastodon(url: str, token: str = MASTODON_TOKEN, *, sender: bool = Fals
     done: set[str] = set()
 
     def send(status: Any) -> None:  # Mastodon.py's entities are dicts too
-        api_send.status_post(f"@{status['account']['acct']} echo", in_reply_to_id=status["id"], visibility="direct")
+        posted = api_send.status_post(
+            f"@{status['account']['acct']} echo", in_reply_to_id=status["id"], visibility="direct"
+        )
+        if store is not None:
+            store.sent(status["_row"], posted["id"])
 
     outgoing: queues.SimpleQueue[Any] = queues.SimpleQueue()
     if sender:
@@ -529,6 +577,10 @@ def _echo_mastodon(url: str, token: str = MASTODON_TOKEN, *, sender: bool = Fals
         ):
             return
         done.add(str(status["id"]))
+        if store is not None:
+            status["_row"] = store.take(
+                "mastodon", str(status["id"]), status["account"]["acct"], "echo", str(notification["id"])
+            )
         if sender:
             outgoing.put(status)
         else:
@@ -604,20 +656,23 @@ def main(argv: list[str] | None = None) -> int:
     z.add_argument("--email", default=BOT_EMAIL)
     z.add_argument("--key", default=BOT_KEY)
     z.add_argument("--sender-thread", action="store_true", help="send from a thread of its own (poll kept outstanding)")
+    z.add_argument("--store", metavar="DATABASE_URL", help="commit each DM and its answer first (the floor)")
     m = sub.add_parser("echo-mastodon")
     m.add_argument("--url", required=True)
     m.add_argument("--token", default=MASTODON_TOKEN)
     m.add_argument("--sender-thread", action="store_true", help="send from a thread of its own (stream kept read)")
     m.add_argument("--sse", action="store_true", help="read the stream with httpx, line by line, as deskbot does")
+    m.add_argument("--store", metavar="DATABASE_URL", help="commit each DM and its answer first (the floor)")
     d = sub.add_parser("deskbot-lifted")
     d.add_argument("--posting-budget", type=int, default=LIFTED)
     args = parser.parse_args(argv)
     if args.what != "deskbot-lifted":
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    store = FloorStore(args.store) if getattr(args, "store", None) else None
     if args.what == "echo-zulip":
-        _echo_zulip(args.url, args.after, args.email, args.key, sender=args.sender_thread)
+        _echo_zulip(args.url, args.after, args.email, args.key, sender=args.sender_thread, store=store)
     elif args.what == "echo-mastodon":
-        _echo_mastodon(args.url, args.token, sender=args.sender_thread, sse=args.sse)
+        _echo_mastodon(args.url, args.token, sender=args.sender_thread, sse=args.sse, store=store)
     else:
         return _deskbot_lifted(args.posting_budget)
     return 0

@@ -57,7 +57,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -69,19 +69,20 @@ from bench._common import (  # noqa: E402
     LIFTED,
     MASTODON_TOKEN,
     base_env,
+    compare,
     database,
     deskbot_mastodon,
     echo_process,
     free_port,
     latency_arguments,
     latency_line,
-    latency_summary,
     seed_customers,
     wait_ready,
 )
 
 DESKBOT = "deskbot"
 ECHO, ECHO_TOKEN = "echo", "echo-token"
+FLOOR, FLOOR_TOKEN = "floor", "floor-token"
 CUSTOMER = "alice@remote.example"
 WARMUP = 5
 TARGETS = {0: 1.5, 20: 1.10}
@@ -112,6 +113,8 @@ def fake_server(tmp: Path, round_trip_ms: float) -> Iterator[str]:
         "--account",
         f"{ECHO}:{ECHO_TOKEN}",
         "--account",
+        f"{FLOOR}:{FLOOR_TOKEN}",
+        "--account",
         f"{CUSTOMER}:alice-token",
         "--api-limit",
         str(LIFTED),
@@ -136,7 +139,8 @@ def fake_server(tmp: Path, round_trip_ms: float) -> Iterator[str]:
                     raise RuntimeError(f"the fake Mastodon did not start on {url}") from None
                 time.sleep(0.05)
         # Strangers' DMs reach the echo bot too (Mastodon >= 4.3 filters them by default).
-        control(url, "/_fake/policy", {"acct": ECHO, "for_private_mentions": "accept"})
+        for acct in (ECHO, FLOOR):
+            control(url, "/_fake/policy", {"acct": acct, "for_private_mentions": "accept"})
         yield url
     finally:
         proc.terminate()
@@ -177,61 +181,71 @@ def run_once(
     seed: int,
     gap_ms: float | None = None,
     echo_sse: bool = False,
+    floor: bool = False,
 ) -> dict[str, Any]:
-    """Both bots on one fake; the customer's DMs alternate between them."""
+    """Both bots (with `floor`, the three) on one fake; the customer's DMs take turns between them."""
     rng = random.Random(seed)
     load_before = os.getloadavg()[0]
+    name = f"deskbot_bench_mlatency_{seed}_{round_trip_ms:g}".replace(".", "_")
     with (
         fake_server(tmp, round_trip_ms) as url,
-        database(postgres, tmp, f"deskbot_bench_mlatency_{seed}_{round_trip_ms:g}".replace(".", "_")) as database_url,
+        database(postgres, tmp, name) as database_url,
+        database(postgres, tmp, name + "_floor") if floor else nullcontext("") as floor_url,
     ):
         seed_customers(database_url, "mastodon", [CUSTOMER], credits=5)
         desk = deskbot_mastodon(url, database_url, tmp, f"deskbot-mlatency-{round_trip_ms:g}-{seed}").start()
-        echo = echo_process(
-            "mastodon",
-            url,
-            tmp,
-            "--token",
-            ECHO_TOKEN,
-            "--sender-thread",
-            *(["--sse"] if echo_sse else []),
-            name=f"echo-mlatency-{seed}",
-        ).start()
+        reader = ["--sse"] if echo_sse else []
+        others = [
+            echo_process(
+                "mastodon", url, tmp, "--token", ECHO_TOKEN, "--sender-thread", *reader, name=f"echo-mlatency-{seed}"
+            ).start()
+        ]
+        if floor:
+            others.append(
+                echo_process(
+                    "mastodon",
+                    url,
+                    tmp,
+                    *("--token", FLOOR_TOKEN, "--sender-thread", *reader, "--store", floor_url),
+                    name=f"floor-mlatency-{seed}",
+                ).start()
+            )
+        bots = [DESKBOT, ECHO, FLOOR][: 1 + len(others)]
         try:
-            wait_ready(desk)
-            wait_ready(echo)
+            for process in (desk, *others):
+                wait_ready(process)
             opened = post(url, f"@{DESKBOT} open The printer is on fire")
             wait_replies(url, DESKBOT, [opened])
             time.sleep(0.5)
             stats = control(url, "/_fake/stats")["by_account"]
-            before = {bot: stats.get(bot, 0) for bot in (DESKBOT, ECHO)}
+            before = {bot: stats.get(bot, 0) for bot in bots}
             mean_gap = (gap_ms if gap_ms is not None else 2 * round_trip_ms + 30) / 1000
-            asked: dict[str, list[str]] = {DESKBOT: [], ECHO: []}
+            asked: dict[str, list[str]] = {bot: [] for bot in bots}
             due = time.monotonic()
-            for i in range(2 * (count + WARMUP)):
+            for i in range(len(bots) * (count + WARMUP)):
                 due += rng.expovariate(1 / mean_gap)
                 time.sleep(max(0.0, due - time.monotonic()))
-                bot = (DESKBOT, ECHO)[i % 2]
+                bot = bots[i % len(bots)]
                 asked[bot].append(post(url, f"@{bot} status"))
             answered = {bot: wait_replies(url, bot, ids) for bot, ids in asked.items()}
             stats = control(url, "/_fake/stats")["by_account"]
-            requests = {bot: stats.get(bot, 0) - before[bot] for bot in (DESKBOT, ECHO)}
+            requests = {bot: stats.get(bot, 0) - before[bot] for bot in bots}
             stored = {p["id"]: p["stored_at"] for p in control(url, f"/_fake/posted?acct={CUSTOMER}")}
         finally:
-            echo.stop()
+            for process in others:
+                process.stop()
             if desk.stop() != 0:
                 raise RuntimeError(f"deskbot did not stop cleanly:\n{desk.tail()}")
-    samples = {bot: [answered[bot][s]["stored_at"] - stored[s] for s in asked[bot][WARMUP:]] for bot in (DESKBOT, ECHO)}
+    samples = {
+        who: [answered[bot][s]["stored_at"] - stored[s] for s in asked[bot][WARMUP:]]
+        for who, bot in zip(("deskbot", "echo", "floor"), bots, strict=False)
+    }
     last = answered[DESKBOT][asked[DESKBOT][-1]]["text"]
     if "#1" not in last:
         raise RuntimeError(f"unexpected status answer: {last!r}")
-    echo_stats, desk_stats = latency_summary(samples[ECHO]), latency_summary(samples[DESKBOT])
     return {
         "round_trip_ms": round_trip_ms,
-        "echo": echo_stats,
-        "deskbot_status": desk_stats,
-        "ratio_median": desk_stats["median_ms"] / echo_stats["median_ms"],
-        "ratio_p95": desk_stats["p95_ms"] / echo_stats["p95_ms"],
+        **compare(samples),
         "deskbot_requests_per_dm": requests[DESKBOT] / (count + WARMUP),
         "echo_requests_per_dm": requests[ECHO] / (count + WARMUP),
         "load_average": [load_before, os.getloadavg()[0]],
@@ -245,12 +259,13 @@ def run(
     postgres: str | None,
     gap_ms: float | None = None,
     echo_sse: bool = False,
+    floor: bool = False,
 ) -> dict[str, Any]:
     runs = []
     with tempfile.TemporaryDirectory() as tmp_name:
         for r in range(repeat):
             for rtt in round_trips:
-                runs.append(run_once(count, rtt, postgres, Path(tmp_name), r, gap_ms, echo_sse))
+                runs.append(run_once(count, rtt, postgres, Path(tmp_name), r, gap_ms, echo_sse, floor))
     return {
         "database": "postgresql" if postgres else "sqlite (temporary file)",
         "echo": "httpx SSE reader" if echo_sse else "Mastodon.py stream_user",
@@ -271,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     round_trips = [float(x) for x in args.rtt.split(",") if x.strip()]
-    result = run(args.dms, round_trips, args.repeat, args.postgres, args.gap, args.echo == "sse")
+    result = run(args.dms, round_trips, args.repeat, args.postgres, args.gap, args.echo == "sse", args.floor)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

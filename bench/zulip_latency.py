@@ -47,7 +47,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -60,18 +60,19 @@ if str(REPO) not in sys.path:  # `python bench/zulip_latency.py` as well as `-m 
 from bench._common import (  # noqa: E402
     BOT_EMAIL,
     BOT_KEY,
+    compare,
     database,
     deskbot_zulip,
     echo_process,
     latency_arguments,
     latency_line,
-    latency_summary,
     seed_customers,
     wait_ready,
 )
 
 DESKBOT = (BOT_EMAIL, BOT_KEY)
 ECHO = ("echo-bot@example.com", "echo-key")
+FLOOR = ("floor-bot@example.com", "floor-key")
 CUSTOMER = ("alice@example.com", "alice-key")
 ENGINEER = ("eng@example.com", "eng-key")
 STREAM = "support"
@@ -90,6 +91,7 @@ def fake_server(tmp: Path, round_trip_ms: float) -> Iterator[str]:
             {"email": "owner@example.com", "full_name": "Owner", "role": 100},
             {"email": DESKBOT[0], "full_name": "Deskbot", "api_key": DESKBOT[1], "is_bot": True},
             {"email": ECHO[0], "full_name": "Echo", "api_key": ECHO[1], "is_bot": True},
+            {"email": FLOOR[0], "full_name": "Floor", "api_key": FLOOR[1], "is_bot": True},
             {"email": CUSTOMER[0], "full_name": "Alice Customer", "api_key": CUSTOMER[1]},
             {"email": ENGINEER[0], "full_name": "Erin Engineer", "api_key": ENGINEER[1]},
         ],
@@ -138,22 +140,42 @@ def wait_answers(url: str, bot: str, count: int, after: int, timeout: float = 30
 
 
 def run_once(
-    count: int, round_trip_ms: float, postgres: str | None, tmp: Path, seed: int, gap_ms: float | None = None
+    count: int,
+    round_trip_ms: float,
+    postgres: str | None,
+    tmp: Path,
+    seed: int,
+    gap_ms: float | None = None,
+    floor: bool = False,
 ) -> dict[str, Any]:
-    """Both bots on one fake; the customer's DMs alternate between them."""
+    """Both bots (with `floor`, the three) on one fake; the customer's DMs take turns between them."""
     rng = random.Random(seed)
+    name = f"deskbot_bench_latency_{seed}_{round_trip_ms:g}".replace(".", "_")
     with (
         fake_server(tmp, round_trip_ms) as url,
-        database(postgres, tmp, f"deskbot_bench_latency_{seed}_{round_trip_ms:g}".replace(".", "_")) as database_url,
+        database(postgres, tmp, name) as database_url,
+        database(postgres, tmp, name + "_floor") if floor else nullcontext("") as floor_url,
     ):
         seed_customers(database_url, "zulip", [CUSTOMER[0]], credits=5)
         desk = deskbot_zulip(url, database_url, tmp, f"deskbot-latency-{round_trip_ms:g}-{seed}").start()
         echo = echo_process(
             "zulip", url, tmp, "--email", ECHO[0], "--key", ECHO[1], "--sender-thread", name=f"echo-latency-{seed}"
         ).start()
+        others = [echo]
+        if floor:
+            others.append(
+                echo_process(
+                    "zulip",
+                    url,
+                    tmp,
+                    *("--email", FLOOR[0], "--key", FLOOR[1], "--sender-thread", "--store", floor_url),
+                    name=f"floor-latency-{seed}",
+                ).start()
+            )
+        bots = [DESKBOT[0], ECHO[0], FLOOR[0]][: 1 + len(others)]
         try:
-            wait_ready(desk)
-            wait_ready(echo)
+            for process in (desk, *others):
+                wait_ready(process)
             customer = zulip.Client(site=url, email=CUSTOMER[0], api_key=CUSTOMER[1], retry_on_errors=False)
             mark = customer.send_message(
                 {"type": "direct", "to": [DESKBOT[0]], "content": "open The printer is on fire"}
@@ -164,46 +186,47 @@ def run_once(
             before = server_state(url)["requests_by_user"].get(DESKBOT[0], 0)
             mean_gap = (gap_ms if gap_ms is not None else 2 * round_trip_ms + 30) / 1000
             due = time.monotonic()
-            for i in range(2 * (count + WARMUP)):
+            for i in range(len(bots) * (count + WARMUP)):
                 due += rng.expovariate(1 / mean_gap)
                 time.sleep(max(0.0, due - time.monotonic()))
-                bot = (DESKBOT, ECHO)[i % 2][0]
-                customer.send_message({"type": "direct", "to": [bot], "content": "status"})
-            wait_answers(url, DESKBOT[0], count + WARMUP, mark)
-            state = wait_answers(url, ECHO[0], count + WARMUP, mark)
+                customer.send_message({"type": "direct", "to": [bots[i % len(bots)]], "content": "status"})
+            for bot in bots:
+                state = wait_answers(url, bot, count + WARMUP, mark)
             requests = state["requests_by_user"].get(DESKBOT[0], 0) - before
         finally:
-            echo.stop()
+            for process in others:
+                process.stop()
             if desk.stop() != 0:
                 raise RuntimeError(f"deskbot did not stop cleanly:\n{desk.tail()}")
     samples = {}
-    for name, bot in (("deskbot", DESKBOT[0]), ("echo", ECHO[0])):
+    for who, bot in zip(("deskbot", "echo", "floor"), bots, strict=False):
         asked = [m for m in dms(state, CUSTOMER[0], bot, mark)]
         answered = dms(state, bot, CUSTOMER[0], mark)
         pairs = list(zip(asked, answered, strict=False))[WARMUP:]
-        samples[name] = [a["stored_at"] - q["stored_at"] for q, a in pairs]
+        samples[who] = [a["stored_at"] - q["stored_at"] for q, a in pairs]
     last = dms(state, DESKBOT[0], CUSTOMER[0], mark)[-1]["content"]
     if "#1" not in last:
         raise RuntimeError(f"unexpected status answer: {last!r}")
-    echo_stats, desk_stats = latency_summary(samples["echo"]), latency_summary(samples["deskbot"])
     return {
         "round_trip_ms": round_trip_ms,
-        "echo": echo_stats,
-        "deskbot_status": desk_stats,
-        "ratio_median": desk_stats["median_ms"] / echo_stats["median_ms"],
-        "ratio_p95": desk_stats["p95_ms"] / echo_stats["p95_ms"],
+        **compare(samples),
         "deskbot_requests_per_dm": requests / (count + WARMUP),
     }
 
 
 def run(
-    count: int, round_trips: list[float], repeat: int, postgres: str | None, gap_ms: float | None = None
+    count: int,
+    round_trips: list[float],
+    repeat: int,
+    postgres: str | None,
+    gap_ms: float | None = None,
+    floor: bool = False,
 ) -> dict[str, Any]:
     runs = []
     with tempfile.TemporaryDirectory() as tmp_name:
         for r in range(repeat):
             for rtt in round_trips:
-                runs.append(run_once(count, rtt, postgres, Path(tmp_name), seed=r, gap_ms=gap_ms))
+                runs.append(run_once(count, rtt, postgres, Path(tmp_name), seed=r, gap_ms=gap_ms, floor=floor))
     return {"database": "postgresql" if postgres else "sqlite (temporary file)", "dms": count, "runs": runs}
 
 
@@ -212,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     latency_arguments(parser)
     args = parser.parse_args(argv)
     round_trips = [float(x) for x in args.rtt.split(",") if x.strip()]
-    result = run(args.dms, round_trips, args.repeat, args.postgres, args.gap)
+    result = run(args.dms, round_trips, args.repeat, args.postgres, args.gap, args.floor)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
