@@ -19,6 +19,15 @@ from storage.models import Customer, Identity
 
 
 @dataclass
+class Counted:
+    """What a message did that the metrics count, once its transaction has committed."""
+
+    incident_opened: bool = False
+    #: Seconds from the customer's message to the engineer's first answer, when this was it.
+    first_response: float | None = None
+
+
+@dataclass
 class Context:
     session: Session
     message: Inbound
@@ -37,8 +46,8 @@ class Context:
     #: The people copied by the message whose text, kept as a draft, this message sent to that
     #: incident (`open`, `#N` alone): they are copied on it too.
     draft_copies: tuple[str, ...] = ()
-    #: What happened, for metrics once the transaction commits: ("incident_opened", 0), ("first_response", seconds).
-    events: list[tuple[str, float]] = field(default_factory=list)
+    #: What happened, for the metrics once the transaction commits.
+    counted: Counted = field(default_factory=Counted)
     #: Set by the router for an unlinked sender: asked before each answer, False withholds it.
     answer_gate: Callable[[str], bool] | None = None
 
@@ -82,7 +91,6 @@ class Context:
 
     def reply_text(self, text: str, secret: str | None = None) -> None:
         if self.answer_gate is not None and not self.answer_gate(text):
-            self.events.append(("answer_withheld", 0))
             return
         self.replies.append(text)
         self.out.say(to_sender(self.message), text, incident_id=self.incident_id, secret=secret)

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from adapters.channel import Inbound
 from bot import handlers
 from bot.commands import Audience, Command, ParseError, Registry, parse_args, split_command
-from bot.context import Context
+from bot.context import Context, Counted
 from bot.deployment import Deployment
 from bot.handlers import copied as copied_handlers
 from bot.handlers import customer as customer_handlers
@@ -39,8 +39,7 @@ class Handled(NamedTuple):
 
     incident_id: int | None
     replies: list[str]
-    #: ("incident_opened", 0), ("first_response", seconds), ("answer_withheld", 0).
-    events: list[tuple[str, float]]
+    counted: Counted
     rows: list[NewRow]
 
 
@@ -101,7 +100,7 @@ class Router:
         else:
             self._customer_message(ctx)
             self._learn_copies(ctx)
-        return Handled(ctx.incident_id, ctx.replies, ctx.events, ctx.out.rows)
+        return Handled(ctx.incident_id, ctx.replies, ctx.counted, ctx.out.rows)
 
     # -- engineers -------------------------------------------------------------
 

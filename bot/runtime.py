@@ -170,12 +170,11 @@ class Runtime:
 
     def _count_handled(self, channel: str, handled: Handled) -> None:
         self.metrics.messages_in.labels(channel).inc()
-        for event, value in handled.events:
-            if event == "incident_opened":
-                self.metrics.incidents_opened.inc()
-                self.metrics.credits_consumed.inc()
-            elif event == "first_response":
-                self.metrics.first_response.observe(value)
+        if handled.counted.incident_opened:
+            self.metrics.incidents_opened.inc()
+            self.metrics.credits_consumed.inc()
+        if handled.counted.first_response is not None:
+            self.metrics.first_response.observe(handled.counted.first_response)
 
     def _count_delivery(self, channel: str, result: str, age: float) -> None:
         if result == "sent":

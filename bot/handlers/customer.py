@@ -82,7 +82,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
             _ask_first(ctx, opened)
         return
     incident, charged, body, dropped_draft = opened.incident, opened.pack, opened.body, opened.dropped_draft
-    ctx.events.append(("incident_opened", 0.0))
+    ctx.counted.incident_opened = True
     ctx.draft_copies = opened.copies
     case_topic.opened(ctx, incident, opened.urgent)
     _mirror(ctx, incident, body, opened.files)

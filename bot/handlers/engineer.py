@@ -61,8 +61,7 @@ def reply(ctx: Context, number: int, text: str) -> None:
     if replied is None:
         ctx.reply(_("Case #{number} has no customer message to answer, so nothing was sent."), number=number)
         return
-    if replied.first_response is not None:
-        ctx.events.append(("first_response", replied.first_response))
+    ctx.counted.first_response = replied.first_response
     lang = incidents.customer_lang(ctx.session, incident)
     relayed = render(lang, _("[#{number}] {text}"), number=incident.id, text=text)
     channel = replied.route.channel
