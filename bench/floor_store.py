@@ -15,8 +15,9 @@ does.
 The echo bots of the latency benchmarks take it with `--store URL`
 (`python -m bench._common echo-zulip --store ...`); `zulip_latency.py --floor`
 and `mastodon_latency.py --floor` run such a bot as a third one beside deskbot
-and the bare echo bot. Its ratio to the bare echo bot is the best any design that
-keeps the guarantees on this machine and database could reach.
+and the bare echo bot. Its ratio to the bare echo bot bounds from below what any
+design that keeps the guarantees can reach on this machine and database: a real
+bot must also read (who wrote, what the answer says), which this one does not.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Mastodon DM-to-reply latency: deskbot's `status` beside a bare echo bot, over a simulated network (issue 15, item 9).
 
     .venv/bin/python -m bench.mastodon_latency [--dms 150] [--rtt 0,20] [--repeat 1] [--postgres SERVER_URL]
-        [--echo sse|mastodonpy] [--json]
+        [--echo sse|mastodonpy] [--floor] [--json]
 
 Every party is a process of its own, as in a real deployment: the fake
 Mastodon server (real HTTP on 127.0.0.1, `python -m tests.fakes.mastodon`),
@@ -39,6 +39,14 @@ the bot's reply to it (`in_reply_to_id`) being stored.
   MastodonChannel (its own SSE reader on `/api/v1/streaming/user/notification`).
   SQLite in a temporary directory by default; `--postgres URL` uses a fresh
   database created on that server (and dropped afterwards).
+
+* floor (`--floor`): the echo bot again, as a third bot user, which before
+  each answer commits what SPEC section 7 asks of any bot (the message's
+  record, the outbox row, the cursor; the delivery after the send) with the
+  bare driver on a store of deskbot's kind (bench/floor_store.py). It reads
+  nothing and computes nothing, so its ratio to the echo bot is a lower bound
+  for any bot that keeps those guarantees. The DMs then take turns among the
+  three, the gaps shortened so that each bot gets them as often as with two.
 
 Prints, per round trip and run, the median and p95 of each, their ratios
 (targets: median <= 1.10 at 20 ms, <= 1.5 on loopback), the API requests
@@ -220,6 +228,7 @@ def run_once(
             stats = control(url, "/_fake/stats")["by_account"]
             before = {bot: stats.get(bot, 0) for bot in bots}
             mean_gap = (gap_ms if gap_ms is not None else 2 * round_trip_ms + 30) / 1000
+            mean_gap *= 2 / len(bots)  # each bot gets a DM as often as when there are two
             asked: dict[str, list[str]] = {bot: [] for bot in bots}
             due = time.monotonic()
             for i in range(len(bots) * (count + WARMUP)):
