@@ -20,7 +20,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 from adapters.channel import Attachment, Inbound
@@ -84,11 +84,12 @@ def mail_to_inbound(
     received_at: datetime | None,
     authserv_id: str | None,
     note: str | None = None,
-    refused: Attachment | None = None,
+    refused: Sequence[Attachment] = (),
     aliases: Collection[str] = (),
 ) -> Inbound:
     """The Inbound for `mail` (a `reading.Mail`). `uid_key`: where it lies, its key if it has no
-    Message-ID. `note`/`refused`: an oversized mail, read by its headers only."""
+    Message-ID. `note`/`refused`: an oversized mail, read by its headers only, and the files it
+    carried, not kept (`structure.oversized`)."""
     sender = (mail.sender or "").strip().lower() or NULL_SENDER
     references = tuple(mail.references)
     in_reply_to = mail.in_reply_to[-1] if mail.in_reply_to else None
@@ -96,9 +97,7 @@ def mail_to_inbound(
     desk = {own_address.lower(), *(a.lower() for a in aliases)}
     automatic = bool(mail.automatic) or sender == NULL_SENDER or sender in desk
     copies = tuple(a for a in dict.fromkeys([*mail.to, *mail.cc]) if a and a != sender and a not in desk)
-    attachments = tuple(mail.attachments)
-    if refused is not None:
-        attachments = (*attachments, refused)
+    attachments = (*mail.attachments, *refused)
     text = mail.text or ""
     if note:
         text = f"{note}\n\n{text}".strip()

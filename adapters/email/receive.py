@@ -6,9 +6,10 @@ One IMAP session at a time, in the folder `EMAIL_IMAP_URL` names (INBOX by defau
   (`Cursor`): `UID SEARCH UID n+1:*` (whose answer always holds the highest UID, even
   below n+1: filtered), oldest first, a page at a time. Each message is fetched with
   `BODY.PEEK[]`, which leaves `\\Seen` alone, after its `RFC822.SIZE` was checked: over
-  the attachment limit only its header block is fetched, and it is handed over with a
-  note, its body never read. A page goes to the sink in one transaction with the cursor
-  of its last message; only then are its messages flagged `\\Seen`.
+  the attachment limit only its header block and its `BODYSTRUCTURE` are fetched, and it
+  is handed over with a note naming the files it carried (`structure`), its body never
+  read. A page goes to the sink in one transaction with the cursor of its last message;
+  only then are its messages flagged `\\Seen`.
 * Then it IDLEs (RFC 2177). Anything the server says ends the IDLE for a catch-up (also
   what it said with the `+ idling` continuation, which imaplib buffers). Every
   `idle_renew` seconds, well within the 29 minutes servers allow, the IDLE ends, a
@@ -39,20 +40,19 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import imapclient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, ProtocolError
 
 from adapters.channel import (
-    Attachment,
     Inbound,
     InboundSink,
     PermanentChannelError,
     TransientChannelError,
-    size_text,
 )
 
 from .inbound import mail_to_inbound
 from .reading import read_headers, read_mail
 from .servers import MailServer
+from .structure import listed_files, oversized
 from .transport import Login, close_imap, describe, open_imap
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ class Receiver:
         small = [uid for uid in present if int(facts[uid].get(b"RFC822.SIZE", 0)) <= limit]
         large = [uid for uid in present if uid not in small]
         bodies = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
-        headers = client.fetch(large, ["BODY.PEEK[HEADER]"]) if large else {}
+        headers = self._headers(client, large) if large else {}
         items: list[tuple[Inbound, tuple[str, str] | None]] = []
         last = cursor
         for uid in present:
@@ -284,6 +284,16 @@ class Receiver:
         if present:
             client.add_flags(present, [imapclient.SEEN])  # only now: their effects are stored
         return Cursor(cursor.validity, max(uids), cursor.since) if uids else cursor
+
+    def _headers(self, client: imapclient.IMAPClient, uids: list[int]) -> dict[int, dict[bytes, Any]]:
+        """The header blocks of mail over the limit, with their BODYSTRUCTURE (which names the files)
+        in the same command. A structure imapclient cannot parse (`ProtocolError`, nesting past the
+        parser's recursion) costs only the file names: the header blocks are fetched alone."""
+        try:
+            return client.fetch(uids, ["BODY.PEEK[HEADER]", "BODYSTRUCTURE"])
+        except (ProtocolError, RecursionError) as error:
+            log.warning("email: the BODYSTRUCTURE of UIDs %s could not be read (%s): headers only", uids, error)
+            return client.fetch(uids, ["BODY.PEEK[HEADER]"])
 
     def _read(
         self,
@@ -313,10 +323,7 @@ class Receiver:
             raw_header = (header or {}).get(b"BODY[HEADER]") or b""
             size = int(facts.get(b"RFC822.SIZE", 0))
             mail = read_headers(raw_header, size=size, own_addresses=own, authserv_id=self.authserv_id)
-            refused = Attachment(
-                name="(the whole message)", media_type="message/rfc822", size=size, sha256=None, refused_over=limit
-            )
-            note = f"[A message of {size_text(size)}, over the size limit: only its headers were read.]"
+            note, refused = oversized(size, limit, listed_files((header or {}).get(b"BODYSTRUCTURE")))
             return mail_to_inbound(mail, **common, note=note, refused=refused)
         except Exception:
             log.exception(

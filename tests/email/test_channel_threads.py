@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from storage.db import transaction
-from storage.models import Identity, Incident, IncidentMessage, Outbox, ProcessedInbound
+from storage.models import Identity, Incident, IncidentAttachment, IncidentMessage, Outbox, ProcessedInbound
 from tests.mail.servers import MailServers
 
 from .channel_bot import EmailBot, from_bot, wait_until
@@ -224,25 +224,59 @@ def test_an_engineers_files_reach_the_customer_as_attachments(mail: MailServers,
     assert "huge.iso (30.0 MB)" in body
 
 
-def test_a_mail_over_the_size_limit_is_recorded_by_its_headers_with_a_note(
-    mail: MailServers, engine, db_url, clock
-) -> None:  # noqa: ANN001
+@pytest.fixture
+def limited(mail: MailServers, engine, db_url, clock) -> Iterator[EmailBot]:  # noqa: ANN001
+    """The bot with a 1 MB attachment limit, and Ana's incident #1 open."""
     running = EmailBot(mail, engine, db_url, clock, DESKBOT_MAX_ATTACHMENT_MB=1)
     running.customer("Ana's company", ANA)
     running.start()
     try:
-        ana = mail.customers[0]
-        ana.send("Dump", "open\nThe crash dump is attached.")
-        ana.wait_for(from_bot)
-        big = bytes(range(256)) * (6 * 1024)  # 1.5 MB
-        ana.send("Dump", "#1 Here is the dump.", attachments=[("core.dump", big, "application/octet-stream")])
-        told = ana.wait_for(from_bot, count=2)[1].get_content()
-        assert "was not passed on" in told and "1.0 MB" in told
-        (first, second) = _incident_messages(engine, 1)
-        assert second.startswith("in:[A message of ") and "only its headers were read" in second
-        assert "Here is the dump" not in second  # its body was never read
+        mail.customers[0].send("Dump", "open\nThe crash dump is attached.")
+        mail.customers[0].wait_for(from_bot)
+        yield running
     finally:
         running.halt()
+
+
+def test_a_mail_over_the_size_limit_is_recorded_by_its_headers_with_a_note(
+    mail: MailServers, limited: EmailBot, engine
+) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    big = bytes(range(256)) * (6 * 1024)  # 1.5 MB
+    ana.send("Dump", "#1 Here is the dump.", attachments=[("core.dump", big, "application/octet-stream")])
+    told = ana.wait_for(from_bot, count=2)[1].get_content()
+    assert "was not passed on" in told and "1.0 MB" in told
+    (first, second) = _incident_messages(engine, 1)
+    assert second.startswith("in:[A message of ") and "only its headers were read" in second
+    assert "Here is the dump" not in second  # its body was never read
+
+
+def test_a_mail_over_the_size_limit_names_its_files_from_its_structure(
+    mail: MailServers, limited: EmailBot, engine
+) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    big = bytes(range(256)) * (6 * 1024)  # 1.5 MB, base64 in the mail: about 2 MB as sent
+    files = [("core.dump", big, "application/octet-stream"), ("relatório março.txt", b"x" * 300, "text/plain")]
+    ana.send("Dump", "#1 Here is the dump.", attachments=files)
+    # Read by its headers and BODYSTRUCTURE only: each file is named, the customer told of each.
+    told = ana.wait_for(lambda m: from_bot(m) and "was not passed on" in m.get_content(), count=2)
+    texts = " ".join(m.get_content() for m in told)
+    assert '"core.dump"' in texts and '"relatório março.txt"' in texts
+    with transaction(engine) as session:
+        stored = session.scalars(
+            select(IncidentAttachment).where(IncidentAttachment.incident_id == 1).order_by(IncidentAttachment.id)
+        )
+        rows = [(a.name, a.media_type, a.size, a.sha256, a.refused_over, a.data) for a in stored]
+    assert rows == [
+        ("core.dump", "application/octet-stream", rows[0][2], None, 2**20, None),
+        ("relatório março.txt", "text/plain", rows[1][2], None, 2**20, None),
+    ]
+    assert abs(rows[0][2] - len(big)) < len(big) // 50  # 3/4 of the base64 size: about the file's
+    (_, second) = _incident_messages(engine, 1)
+    assert second.startswith("in:[A message of ") and "only its headers were read" in second
+    assert 'Its files, not kept: "core.dump" (application/octet-stream, about 1.5 MB)' in second
+    assert '"relatório março.txt" (text/plain, ' in second
+    assert "Here is the dump" not in second  # its body was never read
 
 
 def test_commands_work_as_the_first_line_and_a_look_alike_in_a_thread_is_text(

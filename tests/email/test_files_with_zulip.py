@@ -23,6 +23,8 @@ from tests.zulip.support_desk import running_desk, support_settings, topic_posts
 
 from .channel_bot import FAST, email_settings, from_bot, wait_until
 
+#: A file name that would mention everyone, were it markup.
+SHOUTING = "@**all** *now*.txt"
 UPLOAD = re.compile(r"\]\((/user_uploads/[^)\s]+)\)")
 
 
@@ -89,9 +91,19 @@ def test_a_mail_over_the_limit_is_refused_with_both_notices(mail: MailServers, z
     ana.send("Logs", "open\nThe export stops halfway.")
     ana.wait_for(from_bot)
     big = PNG + bytes(range(256)) * (5 * 1024)  # 1.25 MB, over DESKBOT_MAX_ATTACHMENT_MB=1
-    ana.send("[#1] Logs", "The capture is attached.", attachments=[("capture.png", big, "image/png")])
+    ana.send(
+        "[#1] Logs",
+        "The capture is attached.",
+        attachments=[("capture.png", big, "image/png"), (SHOUTING, b"y", "text/plain")],
+    )
     # Read by its headers only (its body never in memory whole): the topic and the customer are told.
     line = in_topic(zulip, "only its headers were read")
     assert "1.0 MB" in line.content
-    (told,) = ana.wait_for(lambda m: from_bot(m) and "was not passed on" in m.get_body(("plain",)).get_content())
-    assert "1.0 MB" in told.get_body(("plain",)).get_content()
+    # Its files are named from its BODYSTRUCTURE, inert in the topic (a name is inline code, the note quoted).
+    assert "`capture.png` (1.3 MB) was not kept" in line.content
+    assert f"`{SHOUTING}` (" in line.content and "\n@**all**" not in line.content
+    assert f'Its files, not kept: "capture.png" (image/png, about 1.3 MB), "{SHOUTING}"' in line.content
+    told = ana.wait_for(lambda m: from_bot(m) and "was not passed on" in m.get_body(("plain",)).get_content(), count=2)
+    texts = [m.get_body(("plain",)).get_content() for m in told]
+    assert all("1.0 MB" in text for text in texts)
+    assert any('"capture.png"' in text for text in texts) and any(f'"{SHOUTING}"' in text for text in texts)

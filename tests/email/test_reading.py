@@ -27,11 +27,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mailparser_reply import EmailReplyParser
 
+from adapters.channel import Attachment
 from adapters.email.attachments import MAX_FILES
 from adapters.email.authentication import dmarc_passed
 from adapters.email.bodies import MAX_HTML, decode, unflow
 from adapters.email.quoting import SCAN_CHARACTERS, new_part
 from adapters.email.reading import Mail, read_headers, read_mail
+from adapters.email.structure import MAX_LISTED, Listed, listed_files, oversized
 
 CORPUS = Path(__file__).parent / "corpus"
 SUPPORT = "support@example.com"
@@ -769,3 +771,91 @@ def test_standard_library_parses_what_the_corpus_claims() -> None:
     for name in EXPECTED:
         parsed = email.message_from_bytes(corpus(name), policy=policy.default)
         assert parsed["From"] and parsed["Date"], name
+
+
+# -- the files of a mail too large to fetch, from its BODYSTRUCTURE ---------------------------------
+
+
+def _leaf(name: bytes | None, size: Any = 780, *, kind: tuple[bytes, bytes] = (b"application", b"pdf")) -> tuple:
+    disposition = (b"attachment", (b"filename", name)) if name is not None else None
+    return (*kind, None, None, None, b"base64", size, None, disposition, None, None)
+
+
+ATOMS = st.one_of(st.none(), st.integers(-(2**40), 2**40), st.binary(max_size=12), st.text(max_size=6))
+HOSTILE = st.recursive(ATOMS, lambda inner: st.lists(inner, max_size=6) | st.tuples(inner, inner, inner), max_leaves=60)
+
+
+@given(HOSTILE)
+@settings(max_examples=300, deadline=None)
+def test_any_structure_is_read_without_raising(structure: Any) -> None:
+    listed = listed_files(structure)
+    assert len(listed.files) <= MAX_LISTED and listed.more >= 0
+    note, refused = oversized(5 * 2**20, 2**20, listed)
+    assert note.startswith("[A message of 5.0 MB, over the size limit: only its headers were read.") and refused
+
+
+def test_the_files_of_a_hostile_structure_are_named_or_left_out_never_raised() -> None:
+    rfc2231 = (b"filename*0*", b"utf-8''relat%C3%B3rio", b"filename*1*", b"%20mar%C3%A7o.pdf")
+    deep: Any = _leaf(b"too-deep.bin")
+    for _ in range(100_000):  # nesting far past any parser's recursion
+        deep = ([deep], b"mixed", None)
+    structure = (
+        [
+            (b"text", b"plain", (b"charset", b"utf-8"), None, None, b"7bit", 40, 2, None, None, None),  # the text
+            (b"application", b"pdf", None, None, None, b"base64", 780, None, (b"attachment", rfc2231), None, None),
+            (b"image", b"png", (b"name", b"=?utf-8?q?ol=C3=A1.png?="), None, None, b"8bit", 12),  # no extensions
+            _leaf(b"", size=b"12"),  # a name of nothing: no file
+            _leaf(b"a/b\\..\\evil\n.exe", size=-5, kind=(b"x y", b"\n")),  # a path, a control, a bad type
+            (b"application",),  # fields missing
+            (b"application", b"x", (b"name*", b"x", b"name*0", b"y")),  # continuations that cannot be ordered
+            (b"application", b"pkcs7-signature", (b"name", b"smime.p7s"), None, None, b"base64", 9),  # no file
+            (),
+            None,
+            b"garbage",
+            42,
+            deep,
+        ],
+        b"mixed",
+        (b"boundary", b"x"),
+    )
+    listed = listed_files(structure)
+    assert [(f.name, f.media_type, f.size, f.about) for f in listed.files] == [
+        ("relatório março.pdf", "application/pdf", 570, True),  # 3/4 of the base64, its line breaks left out
+        ("olá.png", "image/png", 12, False),
+        ("evil.exe", "application/octet-stream", 0, True),
+    ]
+    assert listed.more == 0
+    assert listed_files(deep) == Listed() and listed_files(b"garbage") == Listed() and listed_files(None) == Listed()
+
+
+def test_a_structure_without_named_files_keeps_the_whole_message_refused() -> None:
+    note, refused = oversized(3 * 2**20, 2**20, listed_files(([_leaf(None)], b"mixed")))
+    assert note == "[A message of 3.0 MB, over the size limit: only its headers were read.]"
+    assert refused == (Attachment("(the whole message)", "message/rfc822", 3 * 2**20, None, refused_over=2**20),)
+
+
+def test_the_note_names_at_most_twenty_files_and_counts_the_rest() -> None:
+    listed = listed_files(([_leaf(f"f{n}.pdf".encode()) for n in range(25)], b"mixed"))
+    note, refused = oversized(3 * 2**20, 2**20, listed)
+    assert [f.name for f in refused] == [f"f{n}.pdf" for n in range(MAX_LISTED)]
+    assert all(f.refused_over == 2**20 and f.sha256 is None and f.data is None for f in refused)
+    assert '"f19.pdf" (application/pdf, about 570 bytes), and 5 more.]' in note and "f20.pdf" not in note
+
+
+def test_a_structure_the_imap_library_cannot_parse_costs_only_the_file_names() -> None:
+    from imapclient.exceptions import ProtocolError
+
+    from adapters.email.receive import Receiver
+
+    asked: list[list[str]] = []
+
+    class Client:
+        def fetch(self, uids: list[int], items: list[str]) -> dict[int, dict[bytes, Any]]:
+            asked.append(items)
+            if "BODYSTRUCTURE" in items:
+                raise ProtocolError("Tuple incomplete")
+            return {uid: {b"BODY[HEADER]": b"Subject: x\r\n\r\n"} for uid in uids}
+
+    headers = Receiver._headers(object.__new__(Receiver), Client(), [7])  # type: ignore[arg-type]
+    assert headers == {7: {b"BODY[HEADER]": b"Subject: x\r\n\r\n"}}
+    assert asked == [["BODY.PEEK[HEADER]", "BODYSTRUCTURE"], ["BODY.PEEK[HEADER]"]]
