@@ -257,16 +257,17 @@ def _status_one(ctx: Context, number: int) -> None:
             who = ctx.t(_("you")) if file.origin == "in" else ctx.t(_("support"))
             lines.append(f"— {who}: {file.name} ({file.media_type}, {size_text(file.size)})")
         else:
-            lines.append(
-                "— "
-                + ctx.t(
-                    _("{name} ({size}): not passed on, over the limit of {limit}"),
-                    name=file.name,
-                    size=size_text(file.size),
-                    limit=size_text(file.refused_over),
-                )
-            )
+            lines.append("— " + _refused_line(ctx, file))
     ctx.reply_text("\n".join(lines))
+
+
+def _refused_line(ctx: Context, file: IncidentAttachment) -> str:
+    """A file not passed on, in a list: over the limit itself, or in a mail over it (only the
+    mail's headers were read: every file it carried stays out, however small)."""
+    values = {"name": file.name, "size": size_text(file.size), "limit": size_text(file.refused_over or 0)}
+    if file.refused_over is not None and file.size <= file.refused_over:
+        return ctx.t(_("{name} ({size}): not passed on, in a message over the limit of {limit}"), **values)
+    return ctx.t(_("{name} ({size}): not passed on, over the limit of {limit}"), **values)
 
 
 def _due_text(ctx: Context, incident: Incident | IncidentSummary) -> str:
@@ -658,13 +659,23 @@ def _mirror(ctx: Context, incident: Incident, text: str, waited: Sequence[Incide
         attachments.hold_to_limit(files, lambda file: ctx.deployment.cannot_carry(topic.channel, file))
         said = Said(ctx.customer.name, ctx.identity.channel, ctx.identity.address, subject=ctx.message.subject_hint)
         ctx.out.say(topic, "", quote=text, said=said, files=attachments.shown(files), incident_id=incident.id)
-    for file in files:
-        if file.refused_over is not None:
-            ctx.reply(
-                _(
-                    'Your file "{name}" ({size}) was not passed on: it is over the limit of {limit}. The engineers know; please send a smaller file or a link to it.'
-                ),
-                name=file.name,
-                size=size_text(file.size),
-                limit=size_text(file.refused_over),
-            )
+    _tell_refused(ctx, [file for file in files if file.refused_over is not None])
+
+
+def _tell_refused(ctx: Context, refused: Sequence[IncidentAttachment]) -> None:
+    """One answer for the files of a message that were not passed on, however many (a mail may
+    carry dozens, and each answer is a mail of its own there)."""
+    if len(refused) == 1 and refused[0].size > (refused[0].refused_over or 0):
+        (file,) = refused
+        ctx.reply(
+            _(
+                'Your file "{name}" ({size}) was not passed on: it is over the limit of {limit}. The engineers know; please send a smaller file or a link to it.'
+            ),
+            name=file.name,
+            size=size_text(file.size),
+            limit=size_text(file.refused_over or 0),
+        )
+    elif refused:
+        lines = [ctx.t(_("Not passed on (the engineers know; please send smaller files or links to them):"))]
+        lines += ["— " + _refused_line(ctx, file) for file in refused]
+        ctx.reply_text("\n".join(lines))

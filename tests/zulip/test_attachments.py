@@ -110,6 +110,25 @@ def test_an_oversized_file_is_cut_off_with_notices(desk: ZulipDesk) -> None:
     assert row["data"] is None and row["sha256"] is None and row["refused_over"] == 1024 * 1024
 
 
+def test_several_files_not_passed_on_are_told_in_one_answer(desk: ZulipDesk) -> None:
+    desk.fake.realm.max_file_upload_size_mib = 1  # the server's own limit is lower than deskbot's
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    big = PNG + b"\0" * (1024 * 1024)
+    desk.fake.realm.max_file_upload_size_mib = 25  # so that Alice could upload them
+    paths = [desk.fake.upload(ALICE, name, big) for name in ("one.png", "two.png")]
+    desk.fake.realm.max_file_upload_size_mib = 1
+    desk.fake.post_dm(ALICE, f"open Too big\n[one.png]({paths[0]})\n[two.png]({paths[1]})")
+    notice = desk.wait_dm(ALICE, "Not passed on")
+    assert notice.content.splitlines() == [
+        "Not passed on (the engineers know; please send smaller files or links to them):",
+        "— one.png (1.0 MB): not passed on, over the limit of 1.0 MB",
+        "— two.png (1.0 MB): not passed on, over the limit of 1.0 MB",
+    ]
+    assert not [m for m in desk.dms_to(ALICE) if "was not passed on" in m.content]  # not one answer per file
+    assert [row["name"] for row in attachments(desk)] == ["one.png", "two.png"]
+
+
 def test_status_and_case_list_the_files(desk: ZulipDesk) -> None:
     desk.customer("Alice Customer", ALICE, credits=2)
     desk.start()
