@@ -99,6 +99,9 @@ class Inbound:
     #: `To` and `Cc` but the sender, the support address and its aliases; never `Bcc`). From a
     #: customer, they become the copied people of the incident the message joins.
     copies: tuple[str, ...] = ()
+    #: The message was over the size limit and only its headers were read (email): its text and
+    #: its files (listed in `attachments`, not kept) never came, and the sender is told so.
+    too_large: bool = False
 
 
 @dataclass(frozen=True, slots=True)

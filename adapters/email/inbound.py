@@ -127,4 +127,5 @@ def mail_to_inbound(
         automatic=automatic,
         verified=authserv_id is None or mail.authenticated is True,
         copies=copies,
+        too_large=mail.too_large,
     )

@@ -664,8 +664,10 @@ def _mirror(ctx: Context, incident: Incident, text: str, waited: Sequence[Incide
 
 def _tell_refused(ctx: Context, refused: Sequence[IncidentAttachment]) -> None:
     """One answer for the files of a message that were not passed on, however many (a mail may
-    carry dozens, and each answer is a mail of its own there)."""
-    if len(refused) == 1 and refused[0].size > (refused[0].refused_over or 0):
+    carry dozens, and each answer is a mail of its own there); for a mail too large to read, also
+    that its text never came, so that the sender sends it again."""
+    too_large = ctx.message.too_large
+    if len(refused) == 1 and not too_large and refused[0].size > (refused[0].refused_over or 0):
         (file,) = refused
         ctx.reply(
             _(
@@ -675,7 +677,13 @@ def _tell_refused(ctx: Context, refused: Sequence[IncidentAttachment]) -> None:
             size=size_text(file.size),
             limit=size_text(file.refused_over or 0),
         )
-    elif refused:
-        lines = [ctx.t(_("Not passed on (the engineers know; please send smaller files or links to them):"))]
-        lines += ["— " + _refused_line(ctx, file) for file in refused]
-        ctx.reply_text("\n".join(lines))
+        return
+    if not refused and not too_large:
+        return
+    if too_large:
+        header = _(
+            "Your message was over the size limit, so neither its text nor its files were passed on. The engineers know; please send the text again, with smaller files or links to them."
+        )
+    else:
+        header = _("Not passed on (the engineers know; please send smaller files or links to them):")
+    ctx.reply_text("\n".join([ctx.t(header), *("— " + _refused_line(ctx, file) for file in refused)]))

@@ -103,7 +103,8 @@ def test_a_mail_over_the_limit_is_refused_with_both_notices(mail: MailServers, z
     assert "`capture.png` (1.3 MB) was not kept" in line.content
     assert f"`{SHOUTING}` (" in line.content and "\n@**all**" not in line.content
     assert f'Its files, not kept: "capture.png" (image/png, about 1.3 MB), "{SHOUTING}"' in line.content
-    (told,) = ana.wait_for(lambda m: from_bot(m) and "Not passed on" in m.get_body(("plain",)).get_content())
+    (told,) = ana.wait_for(lambda m: from_bot(m) and "over the size limit" in m.get_body(("plain",)).get_content())
     text = told.get_body(("plain",)).get_content()
+    assert text.startswith("Your message was over the size limit, so neither its text nor its files were passed on.")
     assert "— capture.png (1.3 MB): not passed on, over the limit of 1.0 MB" in text
     assert f"— {SHOUTING} (" in text and "in a message over the limit of 1.0 MB" in text
