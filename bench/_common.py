@@ -212,6 +212,17 @@ def database(postgres: str | None, tmp: Path, name: str) -> Iterator[str]:
         drop_database(postgres, name)
 
 
+@contextlib.contextmanager
+def stores(postgres: str | None, tmp: Path, name: str, floor: bool) -> Iterator[tuple[str, str]]:
+    """deskbot's fresh store and, with `floor`, one for the floor bot (bench/floor_store.py; else '')."""
+    with database(postgres, tmp, name) as url:
+        if not floor:
+            yield url, ""
+            return
+        with database(postgres, tmp, name + "_floor") as floor_url:
+            yield url, floor_url
+
+
 def create_database(server_url: str, name: str) -> str:
     import sqlalchemy as sa
 

@@ -15,7 +15,8 @@ does.
 The echo bots of the latency benchmarks take it with `--store URL`
 (`python -m bench._common echo-zulip --store ...`); `zulip_latency.py --floor`
 and `mastodon_latency.py --floor` run such a bot as a third one beside deskbot
-and the bare echo bot. Its ratio to the bare echo bot bounds from below what any
+and the bare echo bot; the DMs take turns among the three, their gaps shortened so
+that each bot gets them as often as with two. Its ratio to the bare echo bot bounds from below what any
 design that keeps the guarantees can reach on this machine and database: a real
 bot must also read (who wrote, what the answer says), which this one does not.
 """

@@ -40,13 +40,8 @@ the bot's reply to it (`in_reply_to_id`) being stored.
   SQLite in a temporary directory by default; `--postgres URL` uses a fresh
   database created on that server (and dropped afterwards).
 
-* floor (`--floor`): the echo bot again, as a third bot user, which before
-  each answer commits what SPEC section 7 asks of any bot (the message's
-  record, the outbox row, the cursor; the delivery after the send) with the
-  bare driver on a store of deskbot's kind (bench/floor_store.py). It reads
-  nothing and computes nothing, so its ratio to the echo bot is a lower bound
-  for any bot that keeps those guarantees. The DMs then take turns among the
-  three, the gaps shortened so that each bot gets them as often as with two.
+* floor (`--floor`): a third bot, the echo bot committing first what SPEC
+  section 7 asks of any bot; what it is and why: bench/floor_store.py.
 
 Prints, per round trip and run, the median and p95 of each, their ratios
 (targets: median <= 1.10 at 20 ms, <= 1.5 on loopback), the API requests
@@ -65,7 +60,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +73,13 @@ from bench._common import (  # noqa: E402
     MASTODON_TOKEN,
     base_env,
     compare,
-    database,
     deskbot_mastodon,
     echo_process,
     free_port,
     latency_arguments,
     latency_line,
     seed_customers,
+    stores,
     wait_ready,
 )
 
@@ -197,8 +192,7 @@ def run_once(
     name = f"deskbot_bench_mlatency_{seed}_{round_trip_ms:g}".replace(".", "_")
     with (
         fake_server(tmp, round_trip_ms) as url,
-        database(postgres, tmp, name) as database_url,
-        database(postgres, tmp, name + "_floor") if floor else nullcontext("") as floor_url,
+        stores(postgres, tmp, name, floor) as (database_url, floor_url),
     ):
         seed_customers(database_url, "mastodon", [CUSTOMER], credits=5)
         desk = deskbot_mastodon(url, database_url, tmp, f"deskbot-mlatency-{round_trip_ms:g}-{seed}").start()

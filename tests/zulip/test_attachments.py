@@ -93,15 +93,21 @@ def test_hostile_file_names_stay_inert(desk: ZulipDesk) -> None:
     assert desk.fake.download(ENGINEER, path)[0] == 200
 
 
-def test_an_oversized_file_is_cut_off_with_notices(desk: ZulipDesk) -> None:
-    desk.fake.realm.max_file_upload_size_mib = 1  # the server's own limit is lower than deskbot's
+def _open_with_uploads_over_the_server_limit(desk: ZulipDesk, *names: str) -> None:
+    """Alice opens a case with files of 1 MB and more, over the server's own limit (1 MiB, lower
+    than deskbot's), which she uploaded while it was higher."""
+    desk.fake.realm.max_file_upload_size_mib = 1  # what the channel learns at start
     desk.customer("Alice Customer", ALICE, credits=2)
     desk.start()
     big = PNG + b"\0" * (1024 * 1024)
-    desk.fake.realm.max_file_upload_size_mib = 25  # so that Alice could upload it
-    path = desk.fake.upload(ALICE, "huge.png", big)
+    desk.fake.realm.max_file_upload_size_mib = 25  # so that Alice could upload them
+    links = [f"[{name}]({desk.fake.upload(ALICE, name, big)})" for name in names]
     desk.fake.realm.max_file_upload_size_mib = 1
-    desk.fake.post_dm(ALICE, f"open Too big\n[huge.png]({path})")
+    desk.fake.post_dm(ALICE, "\n".join(["open Too big", *links]))
+
+
+def test_an_oversized_file_is_cut_off_with_notices(desk: ZulipDesk) -> None:
+    _open_with_uploads_over_the_server_limit(desk, "huge.png")
     notice = desk.wait_dm(ALICE, "was not passed on")
     assert '"huge.png"' in notice.content and "1.0 MB" in notice.content
     line = wait_case_topic(desk, "was not kept").content
@@ -111,14 +117,7 @@ def test_an_oversized_file_is_cut_off_with_notices(desk: ZulipDesk) -> None:
 
 
 def test_several_files_not_passed_on_are_told_in_one_answer(desk: ZulipDesk) -> None:
-    desk.fake.realm.max_file_upload_size_mib = 1  # the server's own limit is lower than deskbot's
-    desk.customer("Alice Customer", ALICE, credits=2)
-    desk.start()
-    big = PNG + b"\0" * (1024 * 1024)
-    desk.fake.realm.max_file_upload_size_mib = 25  # so that Alice could upload them
-    paths = [desk.fake.upload(ALICE, name, big) for name in ("one.png", "two.png")]
-    desk.fake.realm.max_file_upload_size_mib = 1
-    desk.fake.post_dm(ALICE, f"open Too big\n[one.png]({paths[0]})\n[two.png]({paths[1]})")
+    _open_with_uploads_over_the_server_limit(desk, "one.png", "two.png")
     notice = desk.wait_dm(ALICE, "Not passed on")
     assert notice.content.splitlines() == [
         "Not passed on (the engineers know; please send smaller files or links to them):",
