@@ -39,6 +39,7 @@ from bot.services.outgoing import Outgoing, to_sender
 from storage.db import transaction
 from storage.models import ChannelCursor, ProcessedInbound
 from storage.outbox import NewRow
+from storage.prepared import Prepared
 
 log = logging.getLogger("deskbot.intake")
 
@@ -242,9 +243,9 @@ class Intake:
         connection = session.connection()
         try:
             if cursor is not None and len(rows) == 1 and connection.dialect.name == "postgresql":
-                connection.execute(_RECORD_WITH_CURSOR, rows[0] | _cursor_row(cursor, now))
+                _RECORD_WITH_CURSOR.rows(connection, rows[0] | _cursor_row(cursor, now))
                 return
-            connection.execute(_INSERT_PROCESSED, rows)
+            _INSERT_PROCESSED.run_many(connection, rows)
         except IntegrityError:
             raise _AlreadyHandled from None
         Intake._store_cursor(session, cursor, now)
@@ -254,7 +255,7 @@ class Intake:
         if cursor is None:
             return
         connection = session.connection()
-        connection.execute(_UPSERT_CURSOR[connection.dialect.name], _cursor_row(cursor, now))
+        _UPSERT_CURSOR[connection.dialect.name].rows(connection, _cursor_row(cursor, now))
 
     def get_cursor(self, key: str) -> str | None:
         with self.engine.connect() as connection:
@@ -269,10 +270,13 @@ def _cursor_row(cursor: tuple[str, str], now: datetime) -> dict[str, object]:
     return {"cursor_key": cursor[0], "cursor_value": cursor[1], "cursor_at": now}
 
 
-# The statements of the hot path, in SQLAlchemy Core: the same tables as the models, a fraction
-# of the ORM's cost per message (each is compiled once and cached).
+# The statements of the hot path, in SQLAlchemy Core run on the driver's cursor (storage.prepared):
+# the same tables as the models, a fraction of the ORM's cost per message.
 _processed, _cursors = ProcessedInbound.__table__, ChannelCursor.__table__  # type: ignore[attr-defined]
-_INSERT_PROCESSED = insert(_processed)
+_PROCESSED_VALUES = {
+    name: bindparam(name) for name in ("channel", "message_id", "received_at", "processed_at", "failed_text")
+}
+_INSERT_PROCESSED = Prepared(insert(_processed).values(_PROCESSED_VALUES))
 _SELECT_CURSOR = select(_cursors.c.value).where(_cursors.c.key == bindparam("k"))
 
 
@@ -287,16 +291,8 @@ def _upsert_cursor(dialect: ModuleType) -> Insert:
     )
 
 
-_UPSERT_CURSOR = {"sqlite": _upsert_cursor(sqlite), "postgresql": _upsert_cursor(postgresql)}
+_UPSERT_CURSOR = {"sqlite": Prepared(_upsert_cursor(sqlite)), "postgresql": Prepared(_upsert_cursor(postgresql))}
 #: PostgreSQL: the message recorded and the cursor stored by one statement (a data-modifying WITH).
-_RECORD_WITH_CURSOR = _UPSERT_CURSOR["postgresql"].add_cte(
-    insert(_processed)
-    .values(
-        channel=bindparam("channel"),
-        message_id=bindparam("message_id"),
-        received_at=bindparam("received_at"),
-        processed_at=bindparam("processed_at"),
-        failed_text=bindparam("failed_text"),
-    )
-    .cte("recorded")
+_RECORD_WITH_CURSOR = Prepared(
+    _upsert_cursor(postgresql).add_cte(insert(_processed).values(_PROCESSED_VALUES).cte("recorded"))
 )

@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from storage.db import for_update, is_postgresql
 from storage.models import Outbox, PostedMessage
+from storage.prepared import Prepared
 
 #: How long a claimed row stays with its claimer before another may take it. The claimer renews
 #: the lease of the rows it still holds (`renew`) every few seconds, so this is how soon a dead
@@ -84,9 +85,9 @@ def enqueue(
     `secret`: a value `text` holds in clear that must not stay in the store once delivered.
     `subject`, `automatic`, `copies` (JSON list): see `adapters.channel.Outbound`.
 
-    A Core INSERT rather than an ORM object: every reply goes through here, and nothing
-    reads the row back in the same transaction. Its id is known at once, so rows are
-    numbered in the order they were written.
+    A Core INSERT on the driver's cursor (storage.prepared) rather than an ORM object: every
+    reply goes through here, and nothing reads the row back in the same transaction. Its id
+    is known at once (RETURNING), so rows are numbered in the order they were written.
     """
     values = {
         "channel": channel,
@@ -111,7 +112,7 @@ def enqueue(
         "next_attempt_at": now + LEASE if leased else now,
         "secret": secret or None,
     }
-    (row_id,) = session.connection().execute(_INSERT, written).inserted_primary_key
+    ((row_id,),) = _INSERT.rows(session.connection(), written)
     return NewRow(id=row_id, **values)
 
 
@@ -165,8 +166,8 @@ def mark_sent(session: Session, row_id: int, platform_ids: list[str], now: datet
 def mark_all_sent(session: Session, sent: list[tuple[int, list[str]]], now: datetime) -> None:
     """Record deliveries, secrets masked: one UPDATE statement for the lot, no read first (this runs for every message)."""
     if sent:
-        session.connection().execute(
-            _MARK_SENT, [{"row_id": row_id, "ids": json.dumps(ids), "now": now} for row_id, ids in sent]
+        _MARK_SENT.run_many(
+            session.connection(), [{"row_id": row_id, "ids": json.dumps(ids), "now": now} for row_id, ids in sent]
         )
 
 
@@ -202,13 +203,17 @@ def posted_incident(session: Session, channel: str, platform_ids: Collection[str
 
 _posted = PostedMessage.__table__  # type: ignore[attr-defined]
 _outbox = Outbox.__table__  # type: ignore[attr-defined]
-_INSERT = insert(_outbox)
+_WRITTEN = (
+    "channel", "kind", "text", "recipient", "conversation", "topic", "quote", "said", "files", "subject",
+    "automatic", "copies", "incident_id", "attempts", "created_at", "state", "next_attempt_at", "secret",
+)  # fmt: skip
+_INSERT = Prepared(insert(_outbox).values({name: bindparam(name) for name in _WRITTEN}).returning(_outbox.c.id))
 #: The text with the row's secret masked (rows without one keep theirs: the usual case costs nothing).
 _MASKED_TEXT = case(
     (_outbox.c.secret.is_(None), _outbox.c.text),
     else_=func.replace(_outbox.c.text, _outbox.c.secret, SECRET_MASK),
 )
-_MARK_SENT = (
+_MARK_SENT = Prepared(
     update(_outbox)
     .where(_outbox.c.id == bindparam("row_id"))
     .values(

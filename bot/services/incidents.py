@@ -12,6 +12,7 @@ words go is decided here: `customer_route` (the customer's latest channel) and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
@@ -28,6 +29,7 @@ from bot.services import credits
 from bot.services.outgoing import Direct, Topic
 from storage.db import for_update
 from storage.models import Customer, Identity, Incident, IncidentEvent, IncidentMessage, IncidentState
+from storage.prepared import Prepared
 
 OPEN, RESOLVED, CLOSED = IncidentState.OPEN, IncidentState.RESOLVED, IncidentState.CLOSED
 SUBJECT_LIMIT = 80
@@ -388,8 +390,8 @@ def latest_incidents(session: Session, customer_id: int, states: tuple[str, ...]
 
     Plain rows, not ORM objects: `status` lists them for every customer who asks.
     """
-    params = {"customer_id": customer_id, "states": list(states), "limit": limit}
-    rows = session.connection().execute(_LATEST_INCIDENTS, params).all()
+    params = {"customer_id": customer_id, "limit": limit} | {f"state_{i}": state for i, state in enumerate(states)}
+    rows = _latest_incidents(len(states)).rows(session.connection(), params)
     return [IncidentSummary(*row) for row in reversed(rows)]
 
 
@@ -430,14 +432,20 @@ _INCIDENTS = (
     .order_by(Incident.id)
 )
 _incident = Incident.__table__  # type: ignore[attr-defined]
-_LATEST_INCIDENTS = (
-    select(_incident.c.id, _incident.c.subject, _incident.c.state, _incident.c.due_at, _incident.c.severity)
-    .where(
-        _incident.c.customer_id == bindparam("customer_id"), _incident.c.state.in_(bindparam("states", expanding=True))
+
+
+@functools.cache
+def _latest_incidents(states: int) -> Prepared:
+    """The listing for `states` states (one IN list of that length; two lengths are in use)."""
+    return Prepared(
+        select(_incident.c.id, _incident.c.subject, _incident.c.state, _incident.c.due_at, _incident.c.severity)
+        .where(
+            _incident.c.customer_id == bindparam("customer_id"),
+            _incident.c.state.in_([bindparam(f"state_{i}") for i in range(states)]),
+        )
+        .order_by(_incident.c.id.desc())
+        .limit(bindparam("limit"))
     )
-    .order_by(_incident.c.id.desc())
-    .limit(bindparam("limit"))
-)
 
 
 def recently_resolved(session: Session, customer_id: int, now: datetime) -> list[Incident]:
