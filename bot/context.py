@@ -3,6 +3,7 @@ the commands there are, and where its answers go."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -14,6 +15,7 @@ from bot.commands import Registry
 from bot.config import Settings
 from bot.deployment import Deployment
 from bot.i18n import Plural, render, render_plural
+from bot.services.customers import Who
 from bot.services.outgoing import Outgoing, to_sender
 from storage.models import Customer, Identity
 
@@ -33,11 +35,13 @@ class Context:
     message: Inbound
     now: datetime
     deployment: Deployment
-    identity: Identity
+    #: The sender as plain values; `identity` and `customer` load their ORM objects when first asked for.
+    who: Who
     #: What this message says, in order (the router hands it back to intake).
     out: Outgoing
     commands: Registry
-    customer: Customer | None = None
+    #: The sender's identity when already loaded (the router made it: a new account); else `identity` loads it.
+    loaded_identity: Identity | None = None
     #: Set when the sender is an authorised engineer: their email (or console name).
     engineer: str | None = None
     replies: list[str] = field(default_factory=list)
@@ -51,17 +55,48 @@ class Context:
     #: Set by the router for an unlinked sender: asked before each answer, False withholds it.
     answer_gate: Callable[[str], bool] | None = None
 
+    _customer: Customer | None = field(default=None, repr=False)
+
     @property
     def settings(self) -> Settings:
         return self.deployment.settings
 
     @property
+    def identity(self) -> Identity:
+        """The sender's account (loaded on first use: most messages need only `who`)."""
+        if self.loaded_identity is None:
+            self.loaded_identity = self.session.get(Identity, self.who.identity_id)
+            assert self.loaded_identity is not None  # `who` read it in this transaction
+        return self.loaded_identity
+
+    @property
+    def customer_id(self) -> int | None:
+        return self.who.customer_id
+
+    @property
+    def customer(self) -> Customer | None:
+        """The sender's customer, if the account is linked (loaded on first use)."""
+        if self._customer is None and self.who.customer_id is not None:
+            self._customer = self.session.get(Customer, self.who.customer_id)
+        return self._customer
+
+    @customer.setter
+    def customer(self, customer: Customer) -> None:
+        """The account was linked to `customer` by this message."""
+        assert customer.id is not None
+        self._customer = customer
+        self.who = dataclasses.replace(self.who, customer_id=customer.id, lang=customer.lang)
+
+    @property
     def lang(self) -> str:
         if self.engineer:
             return "en"
-        if self.customer is not None:
-            return self.customer.lang
-        return self.identity.lang or "en"
+        # The loaded objects first: a handler may have changed the language in this transaction.
+        if self._customer is not None:
+            return self._customer.lang
+        if self.who.customer_id is None and self.loaded_identity is not None:
+            return self.loaded_identity.lang or "en"
+        return self.who.lang or "en"
 
     @property
     def today(self) -> date:

@@ -62,28 +62,28 @@ class Router:
         the caller to send right after the commit (see bot.services.outgoing)."""
         address = message.sender if message.verified else UNVERIFIED + message.sender
         aliases = message.sender_aliases if message.verified else ()
-        identity, customer = customers.identify(session, message.channel, address, message.sender_name, now, aliases)
+        who, new_identity = customers.who(session, message.channel, address, message.sender_name, now, aliases)
         ctx = Context(
             session=session,
             message=message,
             now=now,
             deployment=self.deployment,
-            identity=identity,
+            who=who,
             out=Outgoing(session, now, leased, self.answer_caps),
             commands=self.commands,
-            customer=customer,
+            loaded_identity=new_identity,
         )
         engineer = self._engineer(message) if message.verified else None
         cap = self.answer_caps.get(message.channel)
-        if customer is None and engineer is None:
+        if who.customer_id is None and engineer is None:
             # Answers after a successful `link` are the customer's (within the channel's cap).
             ctx.answer_gate = lambda text: (
-                strangers.may_answer(session, self.deployment, identity, text, now, cap)
-                if ctx.customer is None
-                else cap is None or strangers.within_cap(identity, cap, now)
+                strangers.may_answer(session, self.deployment, ctx.identity, text, now, cap)
+                if ctx.customer_id is None
+                else cap is None or strangers.within_cap(ctx.identity, cap, now)
             )
         elif engineer is None and cap is not None:
-            ctx.answer_gate = lambda _text: strangers.within_cap(identity, cap, now)
+            ctx.answer_gate = lambda _text: strangers.within_cap(ctx.identity, cap, now)
         if engineer:
             ctx.engineer = engineer
             ctx.out.by_person = True
@@ -93,7 +93,7 @@ class Router:
         elif message.kind == "topic":
             self._stranger_in_topic(ctx)
         elif message.public:
-            if strangers.due_public_notice(identity, now):
+            if strangers.due_public_notice(ctx.identity, now):
                 ctx.reply(_("Please write to me in a direct message, so that your details stay private."))
         elif (copied := self._copied(ctx)) is not None:
             copied_handlers.add_reply(ctx, copied)
@@ -135,7 +135,7 @@ class Router:
         its text: the one of a bot's message it answers, else the one the channel read beside the
         text (an email subject's `[#N]`). Another customer's incident is no match."""
         message = ctx.message
-        if ctx.customer is None:
+        if ctx.customer_id is None:
             return None
         for number in (
             outbox.posted_incident(ctx.session, message.channel, message.replies_to),
@@ -152,7 +152,7 @@ class Router:
         message = ctx.message
         if not message.verified or not (message.replies_to or message.case_hint is not None):
             return None
-        if ctx.customer is not None and self._thread(ctx) is not None:
+        if ctx.customer_id is not None and self._thread(ctx) is not None:
             return None
         return copies.copied_incident(
             ctx.session, message.channel, message.sender, message.replies_to, message.case_hint
@@ -164,11 +164,11 @@ class Router:
         of the draft it used (`Context.draft_copies`). A message whose text is kept as a draft
         keeps them with it (bot.services.drafts)."""
         message = ctx.message
-        if ctx.customer is None or ctx.incident_id is None:
+        if ctx.customer_id is None or ctx.incident_id is None:
             return
         addresses = (*ctx.draft_copies, *message.copies)
         incident = incidents.get_incident(ctx.session, ctx.incident_id)
-        if not addresses or incident is None or incident.customer_id != ctx.customer.id:
+        if not addresses or incident is None or incident.customer_id != ctx.customer_id:
             return
         added = copies.learn(ctx.session, incident, message.channel, addresses, message.sender, ctx.now)
         if added:
@@ -183,7 +183,7 @@ class Router:
         bot's message it returns (only someone who got that message knows its id)."""
         ctx.answer_gate = lambda _text: False  # not even a note about a file it carried
         number = self._thread(ctx)
-        if number is None and ctx.customer is None:
+        if number is None and ctx.customer_id is None:
             number = outbox.posted_incident(ctx.session, ctx.message.channel, ctx.message.replies_to)
         incident = incidents.get_incident(ctx.session, number) if number is not None else None
         if incident is not None:
@@ -196,7 +196,7 @@ class Router:
         if cmd is None and slash and self.commands.is_command_word("engineer", word):
             ctx.reply(_("You are not authorised to run engineer commands."))
             return
-        if ctx.customer is None:
+        if ctx.customer_id is None:
             if cmd is not None and cmd.unlinked:
                 self._run(ctx, cmd, rest, slash)
             else:

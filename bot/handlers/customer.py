@@ -204,10 +204,10 @@ def no_credit_answer(ctx: Context, why: NoCredit) -> None:
     help=_("your incidents, or one incident in detail"),
 )
 def status(ctx: Context, number: int | None) -> None:
-    assert ctx.customer is not None
+    assert ctx.customer_id is not None
     if number is not None:
         return _status_one(ctx, number)
-    found = incidents.latest_incidents(ctx.session, ctx.customer.id, (incidents.OPEN, incidents.RESOLVED), STATUS_LIST)
+    found = incidents.latest_incidents(ctx.session, ctx.customer_id, (incidents.OPEN, incidents.RESOLVED), STATUS_LIST)
     if not found:
         ctx.reply(_("You have no open incidents."))
         return

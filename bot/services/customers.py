@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import String, bindparam, literal, select, update
@@ -12,6 +13,7 @@ from sqlmodel import Session
 
 from bot.numbers import is_id, whole_number
 from storage.models import ActivationCode, Customer, Identity
+from storage.prepared import Prepared
 
 CODE_VALIDITY = timedelta(days=14)
 #: Wrong activation codes allowed per account per window before it must wait.
@@ -191,6 +193,70 @@ def get_identity(session: Session, channel: str, address: str, display_name: str
     return identify(session, channel, address, display_name, now)[0]
 
 
+@dataclass(frozen=True, slots=True)
+class Who:
+    """Who wrote a message, as plain values: what most messages need of their sender.
+
+    The router reads this for every message (`who`); the ORM objects (`Identity`,
+    `Customer`) are loaded only by the handlers that use them (bot.context.Context).
+    """
+
+    identity_id: int
+    customer_id: int | None
+    #: The customer's language when the account is linked, else the account's own (None: not chosen).
+    lang: str | None
+
+
+def who(
+    session: Session,
+    channel: str,
+    address: str,
+    display_name: str | None,
+    now: datetime,
+    aliases: tuple[str, ...] = (),
+) -> tuple[Who, Identity | None]:
+    """The sender (channel, address), its identity created if new: one statement per message,
+    two when its "last seen" minute or display name changed. With the new `Identity` if it made one.
+
+    Plain rows, not ORM objects (storage.prepared): this runs for every inbound message, and
+    most (`status`, a line for an incident) never touch the objects.
+
+    `aliases`: addresses the identity may be stored under from before `address` was the key (a
+    Zulip account was keyed by its email until issue 13, by its user id since): such an identity,
+    with its customer, drafts and history, is re-keyed to `address` the first time it writes.
+    """
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # as an ORM query would: what this transaction changed is read back
+    connection = session.connection()
+    found = _WHO.rows(connection, {"channel": channel, "address": address})
+    for alias in aliases:
+        if found:
+            break
+        found = _WHO.rows(connection, {"channel": channel, "address": alias})
+        if found:
+            _REKEY.rows(connection, {"id": found[0][0], "address": address})
+    if not found:
+        identity = Identity(
+            channel=channel, address=address, display_name=display_name, created_at=now, last_seen_at=now
+        )
+        session.add(identity)
+        session.flush()
+        assert identity.id is not None
+        return Who(identity.id, None, None), identity
+    identity_id, customer_id, lang, customer_lang, seen, name = found[0]
+    # "Last seen" is shown to the minute: a customer writing ten messages a minute costs one write.
+    if seen is None or now - seen >= LAST_SEEN_RESOLUTION or (display_name and display_name != name):
+        _SEEN.rows(
+            connection,
+            {
+                "id": identity_id,
+                "seen": now if seen is None or now - seen >= LAST_SEEN_RESOLUTION else seen,
+                "name": display_name or name,
+            },
+        )
+    return Who(identity_id, customer_id, customer_lang if customer_id is not None else lang), None
+
+
 def identify(
     session: Session,
     channel: str,
@@ -199,39 +265,34 @@ def identify(
     now: datetime,
     aliases: tuple[str, ...] = (),
 ) -> tuple[Identity, Customer | None]:
-    """The identity of (channel, address), created if new, with its customer: one query per message.
-
-    `aliases`: addresses the identity may be stored under from before `address` was the key (a
-    Zulip account was keyed by its email until issue 13, by its user id since): such an identity,
-    with its customer, drafts and history, is re-keyed to `address` the first time it writes.
-    """
-    found = session.execute(_IDENTIFY, {"channel": channel, "address": address}).first()
-    for alias in aliases:
-        if found is not None:
-            break
-        found = session.execute(_IDENTIFY, {"channel": channel, "address": alias}).first()
-        if found is not None:
-            found[0].address = address
-    if found is None:
-        identity, customer = Identity(channel=channel, address=address, display_name=display_name, created_at=now), None
-        session.add(identity)
-        session.flush()
-    else:
-        identity, customer = found
-    # "Last seen" is shown to the minute: a customer writing ten messages a minute costs one write.
-    if identity.last_seen_at is None or now - identity.last_seen_at >= LAST_SEEN_RESOLUTION:
-        identity.last_seen_at = now
-    if display_name and display_name != identity.display_name:
-        identity.display_name = display_name
-    return identity, customer
+    """`who`, as the ORM objects of the identity and its customer."""
+    found, identity = who(session, channel, address, display_name, now, aliases)
+    if identity is None:
+        identity = session.get(Identity, found.identity_id)
+        assert identity is not None
+    return identity, session.get(Customer, found.customer_id) if found.customer_id is not None else None
 
 
-# Built once: this runs for every inbound message.
-_IDENTIFY = (
-    select(Identity, Customer)
-    .outerjoin(Customer, Identity.customer_id == Customer.id)  # type: ignore[arg-type]
-    .where(Identity.channel == bindparam("channel"), Identity.address == bindparam("address"))
+_identity, _customer = Identity.__table__, Customer.__table__  # type: ignore[attr-defined]
+# Built once: these run for every inbound message.
+_WHO = Prepared(
+    select(
+        _identity.c.id,
+        _identity.c.customer_id,
+        _identity.c.lang,
+        _customer.c.lang,
+        _identity.c.last_seen_at,
+        _identity.c.display_name,
+    )
+    .select_from(_identity.outerjoin(_customer, _identity.c.customer_id == _customer.c.id))
+    .where(_identity.c.channel == bindparam("channel"), _identity.c.address == bindparam("address"))
 )
+_SEEN = Prepared(
+    update(_identity)
+    .where(_identity.c.id == bindparam("id"))
+    .values(last_seen_at=bindparam("seen"), display_name=bindparam("name"))
+)
+_REKEY = Prepared(update(_identity).where(_identity.c.id == bindparam("id")).values(address=bindparam("address")))
 
 
 def link_identity(session: Session, customer: Customer, channel: str, address: str, now: datetime) -> Identity:
