@@ -7,7 +7,9 @@ router fails on a message, one central path logs the traceback, keeps the
 text, and gives the person a short neutral answer — the message is never
 lost and never retried into a loop.
 
-The router returns the rows each message wrote; after the commit intake hands
+The router returns the rows each message wrote (on PostgreSQL a live message's
+rows are written by the statement that records the message and moves the
+cursor: one round trip for the three); after the commit intake hands
 them to the dispatcher, which sends the replies on the message's own channel at
 once (written leased to this process when the dispatcher said it may: see
 `Dispatcher.inline`) and wakes the loops of the other channels. A channel
@@ -18,6 +20,7 @@ transaction for the page.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -36,7 +39,8 @@ from adapters.channel import Inbound
 from bot.i18n import _, render
 from bot.router import Handled, Router
 from bot.services.outgoing import Outgoing, to_sender
-from storage.db import transaction
+from storage import outbox
+from storage.db import is_postgresql, transaction
 from storage.models import ChannelCursor, ProcessedInbound
 from storage.outbox import NewRow
 from storage.prepared import Prepared
@@ -150,14 +154,21 @@ class Intake:
         channel = items[0][0].channel
         now = self.clock()
         handled: list[tuple[Inbound, Handled]] = []
+        cursor = next((c for _m, c in reversed(items) if c), None)
         with transaction(self.engine) as session:
+            # A live message on PostgreSQL: its outbox rows are written by the statement that
+            # records it, with the cursor (one round trip for the three; see `_record`).
+            together = len(items) == 1 and cursor is not None and is_postgresql(session)
             for message, _cursor in items:
-                handled.append((message, self.router.handle(session, message, now, channel if inline else None)))
+                handled.append(
+                    (message, self.router.handle(session, message, now, channel if inline else None, deferred=together))
+                )
             # Recorded last, with the cursor: on PostgreSQL one statement, one round trip, for
             # both. A redelivery then fails here rather than first, and rolls back what its
             # handling did (redeliveries are rare; a replica racing us for the same message
             # waits on the key until we commit, then fails the same way).
-            self._record(session, [m for m, _c in items], now, cursor=next((c for _m, c in reversed(items) if c), None))
+            out = handled[0][1].out if together else None
+            self._record(session, [m for m, _c in items], now, cursor=cursor, out=out)
         # The replies first: the log lines and metrics below are not what the customer waits for.
         self.sender.hand_over([row for _m, done in handled for row in done.rows])
         for message, done in handled:
@@ -223,9 +234,10 @@ class Intake:
         now: datetime,
         failed_text: str | None = None,
         cursor: tuple[str, str] | None = None,
+        out: Outgoing | None = None,
     ) -> None:
         """Mark `messages` as handled, and store `cursor`; _AlreadyHandled if one already was (a
-        redelivery).
+        redelivery). With `out` (one message, PostgreSQL): write its `pending` rows too.
 
         A plain INSERT on the primary key, no read first: redeliveries are rare, and the
         key decides even between replicas racing for the same message.
@@ -243,7 +255,11 @@ class Intake:
         connection = session.connection()
         try:
             if cursor is not None and len(rows) == 1 and connection.dialect.name == "postgresql":
-                _RECORD_WITH_CURSOR.rows(connection, rows[0] | _cursor_row(cursor, now))
+                if out is not None and out.pending:
+                    params = rows[0] | _cursor_row(cursor, now) | outbox.numbered(out.pending)
+                    out.written([row_id for (row_id,) in _record_with_rows(len(out.pending)).rows(connection, params)])
+                else:
+                    _RECORD_WITH_CURSOR.rows(connection, rows[0] | _cursor_row(cursor, now))
                 return
             _INSERT_PROCESSED.run_many(connection, rows)
         except IntegrityError:
@@ -293,6 +309,14 @@ def _upsert_cursor(dialect: ModuleType) -> Insert:
 
 _UPSERT_CURSOR = {"sqlite": Prepared(_upsert_cursor(sqlite)), "postgresql": Prepared(_upsert_cursor(postgresql))}
 #: PostgreSQL: the message recorded and the cursor stored by one statement (a data-modifying WITH).
-_RECORD_WITH_CURSOR = Prepared(
-    _upsert_cursor(postgresql).add_cte(insert(_processed).values(_PROCESSED_VALUES).cte("recorded"))
-)
+_RECORDED = insert(_processed).values(_PROCESSED_VALUES).cte("recorded")
+_RECORD_WITH_CURSOR = Prepared(_upsert_cursor(postgresql).add_cte(_RECORDED))
+
+
+@functools.cache
+def _record_with_rows(count: int) -> Prepared:
+    """PostgreSQL: the message recorded, the cursor stored and its `count` outbox rows written, by one
+    statement; their ids in the order written (a serial's values follow the order of the rows)."""
+    written = outbox.insert_rows(count).cte("written")
+    stored = _upsert_cursor(postgresql).cte("stored")
+    return Prepared(select(written.c.id).add_cte(_RECORDED, stored).order_by(written.c.id))

@@ -35,12 +35,17 @@ ADD_TO_CASE = re.compile(r"^#([0-9]+)\s*(.*)$", re.DOTALL)
 
 
 class Handled(NamedTuple):
-    """What one message did, for the log line and metrics, and the rows it wrote, in order."""
+    """What one message did, for the log line and metrics, and what it said (`out`)."""
 
     incident_id: int | None
     replies: list[str]
     counted: Counted
-    rows: list[NewRow]
+    out: Outgoing
+
+    @property
+    def rows(self) -> list[NewRow]:
+        """The outbox rows it wrote, in order (with `deferred`, once the caller wrote them)."""
+        return self.out.rows
 
 
 #: How an identity is keyed for a message its channel could not verify (`Inbound.verified`): apart
@@ -57,9 +62,12 @@ class Router:
         #: Per channel: the most automatic answers one address gets an hour (`Channel.answers_per_hour`).
         self.answer_caps = answer_caps or {}
 
-    def handle(self, session: Session, message: Inbound, now: datetime, leased: str | None = None) -> Handled:
+    def handle(
+        self, session: Session, message: Inbound, now: datetime, leased: str | None = None, *, deferred: bool = False
+    ) -> Handled:
         """Handle `message` in the caller's transaction; `leased`: the channel whose rows go to
-        the caller to send right after the commit (see bot.services.outgoing)."""
+        the caller to send right after the commit; `deferred`: the caller writes the outbox rows
+        (`Outgoing.pending`) itself (see bot.services.outgoing)."""
         address = message.sender if message.verified else UNVERIFIED + message.sender
         aliases = message.sender_aliases if message.verified else ()
         who, new_identity = customers.who(session, message.channel, address, message.sender_name, now, aliases)
@@ -69,7 +77,7 @@ class Router:
             now=now,
             deployment=self.deployment,
             who=who,
-            out=Outgoing(session, now, leased, self.answer_caps),
+            out=Outgoing(session, now, leased, self.answer_caps, deferred=deferred),
             commands=self.commands,
             loaded_identity=new_identity,
         )
@@ -100,7 +108,7 @@ class Router:
         else:
             self._customer_message(ctx)
             self._learn_copies(ctx)
-        return Handled(ctx.incident_id, ctx.replies, ctx.counted, ctx.out.rows)
+        return Handled(ctx.incident_id, ctx.replies, ctx.counted, ctx.out)
 
     # -- engineers -------------------------------------------------------------
 

@@ -15,12 +15,15 @@ holds no secret that was already delivered.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import Insert, bindparam, case, func, insert, select, update
 from sqlmodel import Session
 
 from storage.db import for_update, is_postgresql
@@ -59,8 +62,23 @@ class NewRow:
     copies: str | None = None
 
 
-def enqueue(
-    session: Session,
+def enqueue(session: Session, **fields: Any) -> NewRow:
+    """Write a row in the session's transaction (`row_values` says what `fields` are)."""
+    return write(session, row_values(**fields))
+
+
+def write(session: Session, written: Mapping[str, Any]) -> NewRow:
+    """Write the row of `written` (`row_values`) in the session's transaction.
+
+    A Core INSERT on the driver's cursor (storage.prepared) rather than an ORM object: every
+    reply goes through here, and nothing reads the row back in the same transaction. Its id
+    is known at once (RETURNING), so rows are numbered in the order they were written.
+    """
+    ((row_id,),) = _INSERT.rows(session.connection(), written)
+    return new_row(row_id, written)
+
+
+def row_values(
     *,
     channel: str,
     kind: str,
@@ -78,18 +96,14 @@ def enqueue(
     subject: str | None = None,
     automatic: bool = True,
     copies: str | None = None,
-) -> NewRow:
-    """Write a row in the session's transaction, due now, or `leased` to the writer (who sends it
-    right after the commit: no claim query, see bot.dispatcher).
+) -> dict[str, Any]:
+    """The column values of a new row, due now, or `leased` to the writer (who sends it right
+    after the commit: no claim query, see bot.dispatcher).
 
     `secret`: a value `text` holds in clear that must not stay in the store once delivered.
     `subject`, `automatic`, `copies` (JSON list): see `adapters.channel.Outbound`.
-
-    A Core INSERT on the driver's cursor (storage.prepared) rather than an ORM object: every
-    reply goes through here, and nothing reads the row back in the same transaction. Its id
-    is known at once (RETURNING), so rows are numbered in the order they were written.
     """
-    values = {
+    return {
         "channel": channel,
         "kind": kind,
         "text": text,
@@ -105,15 +119,34 @@ def enqueue(
         "incident_id": incident_id,
         "attempts": 1 if leased else 0,
         "created_at": now,
-    }
-    written = {
-        **values,
         "state": "pending",
         "next_attempt_at": now + LEASE if leased else now,
         "secret": secret or None,
     }
-    ((row_id,),) = _INSERT.rows(session.connection(), written)
-    return NewRow(id=row_id, **values)
+
+
+def new_row(row_id: int, written: Mapping[str, Any]) -> NewRow:
+    """The row written with `written` (`row_values`) as the dispatcher sends it."""
+    return NewRow(id=row_id, **{name: written[name] for name in _NEW_ROW_FIELDS})
+
+
+@functools.cache
+def insert_rows(count: int) -> Insert:
+    """INSERT of `count` rows (`row_values` of row i bound as `<column>_<i>`), returning their ids:
+    one statement for the rows a message wrote (bot.intake writes it with the message's record)."""
+    return (
+        insert(_outbox)
+        # Typed binds: SQLAlchemy types only the first row's from the columns (UTCDateTime, Bounded).
+        .values(
+            [{name: bindparam(f"{name}_{i}", type_=_outbox.c[name].type) for name in _WRITTEN} for i in range(count)]
+        )
+        .returning(_outbox.c.id)
+    )
+
+
+def numbered(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The values of `rows` as `insert_rows(len(rows))` binds them."""
+    return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
 
 
 def set_copies(session: Session, row_id: int, copies: str | None) -> None:
@@ -208,6 +241,7 @@ _WRITTEN = (
     "automatic", "copies", "incident_id", "attempts", "created_at", "state", "next_attempt_at", "secret",
 )  # fmt: skip
 _INSERT = Prepared(insert(_outbox).values({name: bindparam(name) for name in _WRITTEN}).returning(_outbox.c.id))
+_NEW_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(NewRow) if f.name != "id")
 #: The text with the row's secret masked (rows without one keep theirs: the usual case costs nothing).
 _MASKED_TEXT = case(
     (_outbox.c.secret.is_(None), _outbox.c.text),

@@ -61,11 +61,22 @@ class Outgoing:
     """
 
     def __init__(
-        self, session: Session, now: datetime, leased: str | None = None, answer_caps: Mapping[str, int] | None = None
+        self,
+        session: Session,
+        now: datetime,
+        leased: str | None = None,
+        answer_caps: Mapping[str, int] | None = None,
+        *,
+        deferred: bool = False,
     ) -> None:
         self.session = session
         self.now = now
         self.leased = leased
+        #: Rows are kept (`pending`) for the transaction's last statement to write, not written at once:
+        #: bot.intake writes them with the message's record on PostgreSQL (one round trip fewer).
+        self.deferred = deferred
+        #: With `deferred`: the column values of the rows said, in order, not written yet (see `written`).
+        self.pending: list[dict[str, object]] = []
         #: Per channel, the most automatic answers an address gets an hour: people copied on an
         #: incident (bot.services.copies) are left out of an automatic answer past theirs.
         self.answer_caps = answer_caps or {}
@@ -84,7 +95,7 @@ class Outgoing:
         files: Sequence[OutboundFile] = (),
         incident_id: int | None = None,
         secret: str | None = None,
-    ) -> NewRow:
+    ) -> None:
         """Write `text` (and a `quote` of someone's words, `said` by whom) for `to`.
 
         `secret`: a value `text` shows in clear (an activation code); the outbox masks it in
@@ -105,8 +116,7 @@ class Outgoing:
                 "automatic": not self.by_person,
                 "copies": json.dumps(copied) if copied else None,
             }
-        row = outbox.enqueue(
-            self.session,
+        values = outbox.row_values(
             channel=to.channel,
             text=text,
             quote=quote,
@@ -118,8 +128,17 @@ class Outgoing:
             leased=to.channel == self.leased,
             **where,
         )
-        self.rows.append(row)
-        return row
+        if self.deferred:
+            self.pending.append(values)
+        else:
+            self.rows.append(outbox.write(self.session, values))
+
+    def written(self, row_ids: list[int]) -> list[NewRow]:
+        """The `pending` rows were written, with these ids (in order): they join `rows`."""
+        written = [outbox.new_row(row_id, values) for row_id, values in zip(row_ids, self.pending, strict=True)]
+        self.pending = []
+        self.rows.extend(written)
+        return written
 
     def _copies(self, incident_id: int, channel: str, recipient: str, only: Collection[str] | None = None) -> list[str]:
         return copies.for_row(
@@ -136,6 +155,12 @@ class Outgoing:
     def copy_new(self, incident_id: int, channel: str, added: Collection[str]) -> None:
         """People just copied on the incident (`added`, on `channel`) join the rows about it this
         transaction wrote already (the answer to the very message that copied them)."""
+        for values in self.pending:
+            if values["kind"] == "direct" and values["incident_id"] == incident_id and values["channel"] == channel:
+                if values["recipient"] and (
+                    more := self._copies(incident_id, channel, str(values["recipient"]), added)
+                ):
+                    values["copies"] = json.dumps([*json.loads(str(values["copies"] or "[]")), *more])
         for index, row in enumerate(self.rows):
             if row.kind != "direct" or row.incident_id != incident_id or row.channel != channel or not row.recipient:
                 continue

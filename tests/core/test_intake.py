@@ -10,7 +10,7 @@ from adapters.console import console_line
 from bot import intake as intake_module
 from bot.services import incidents
 from storage.db import transaction
-from storage.models import IncidentMessage, ProcessedInbound
+from storage.models import IncidentMessage, Outbox, ProcessedInbound
 from tests.desk import Desk
 
 CURSOR = "console:last"
@@ -120,3 +120,29 @@ def test_when_not_even_the_id_can_be_stored_the_cursor_still_moves(engine, db_ur
 
 def _broken(*_args, **_kwargs):
     raise RuntimeError("broken")
+
+
+# -- A live message's rows written with its record (PostgreSQL: one statement) -----------------------
+
+
+def test_a_live_message_writes_its_rows_with_its_record_and_its_cursor(engine, db_url, clock, monkeypatch):
+    """One message with its cursor: the rows it said are in the store with the ids handed to the
+    dispatcher, in the order said (on PostgreSQL one statement writes them with the record and the
+    cursor: bot.intake._record_with_rows); a redelivery writes none."""
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+    handed: list[list] = []
+    hand_over = desk.runtime.dispatcher.hand_over
+    monkeypatch.setattr(desk.runtime.dispatcher, "hand_over", lambda rows: (handed.append(rows), hand_over(rows)))
+
+    out = _page(desk, [("7", "open The printer is on fire")])
+    again = _page(desk, [("7", "open The printer is on fire")])
+
+    assert "Incident #1 is open" in out and again == ""
+    with transaction(desk.engine) as s:
+        stored = s.scalars(sa.select(Outbox).order_by(Outbox.id)).all()
+        assert s.get(ProcessedInbound, ("console", "7")) is not None
+    rows = [row for batch in handed for row in batch]
+    assert len(rows) >= 2  # the answer and the case topic's post: more than one row in the statement
+    assert [(r.id, r.text, r.created_at) for r in rows] == [(r.id, r.text, r.created_at) for r in stored]
+    assert desk.runtime.intake.get_cursor(CURSOR) == "7"
