@@ -155,10 +155,12 @@ class Intake:
         now = self.clock()
         handled: list[tuple[Inbound, Handled]] = []
         cursor = next((c for _m, c in reversed(items) if c), None)
-        with transaction(self.engine) as session:
-            # A live message on PostgreSQL: its outbox rows are written by the statement that
-            # records it, with the cursor (one round trip for the three; see `_record`).
-            together = len(items) == 1 and cursor is not None and is_postgresql(session)
+        # A live message on PostgreSQL: its outbox rows are written by the statement that records
+        # it, with the cursor (one round trip for the three; see `_record`), and its transaction
+        # begins only if its handling writes before that: a message that only reads (`status`)
+        # costs no BEGIN and no COMMIT.
+        together = len(items) == 1 and cursor is not None and is_postgresql(self.engine)
+        with transaction(self.engine, begin_at_first_write=together) as session:
             for message, _cursor in items:
                 handled.append(
                     (message, self.router.handle(session, message, now, channel if inline else None, deferred=together))
@@ -257,9 +259,10 @@ class Intake:
             if cursor is not None and len(rows) == 1 and connection.dialect.name == "postgresql":
                 if out is not None and out.pending:
                     params = rows[0] | _cursor_row(cursor, now) | outbox.numbered(out.pending)
-                    out.written([row_id for (row_id,) in _record_with_rows(len(out.pending)).rows(connection, params)])
+                    written = _record_with_rows(len(out.pending)).rows(connection, params, on_its_own=True)
+                    out.written([row_id for (row_id,) in written])
                 else:
-                    _RECORD_WITH_CURSOR.rows(connection, rows[0] | _cursor_row(cursor, now))
+                    _RECORD_WITH_CURSOR.rows(connection, rows[0] | _cursor_row(cursor, now), on_its_own=out is not None)
                 return
             _INSERT_PROCESSED.run_many(connection, rows)
         except IntegrityError:

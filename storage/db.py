@@ -9,6 +9,7 @@ when there is nothing to do, otherwise with one INFO line naming the revisions
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +47,7 @@ def make_engine(url: str) -> Engine:
         return engine
     engine = sa.create_engine(url, pool_size=10, max_overflow=5)
     _ping_when_idle(engine)
+    _begin_before_writing(engine)
     return engine
 
 
@@ -98,15 +100,65 @@ def ping(engine: Engine) -> None:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """A session whose work is committed on success and rolled back on error."""
+def transaction(engine: Engine, *, begin_at_first_write: bool = False) -> Iterator[Session]:
+    """A session whose work is committed on success and rolled back on error.
+
+    `begin_at_first_write` (PostgreSQL): the transaction begins with the first statement that
+    writes or locks (`begin_if_deferred`); the reads before it run on their own. Under READ
+    COMMITTED each statement of a transaction reads its own snapshot anyway, so a read before
+    the first write sees what it would have seen inside; what needs the transaction (a row
+    lock, writes that go together) is inside it. A message that only reads and then writes its
+    record in one statement (bot.intake) so costs no BEGIN and no COMMIT round trip.
+    """
     with Session(engine, expire_on_commit=False) as session:
         try:
+            if begin_at_first_write and is_postgresql(engine):
+                connection = session.connection()
+                connection.info[_DEFERRED_BEGIN] = True
+                _driver(connection).autocommit = True
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+
+
+#: Set on a pooled connection whose transaction begins at its first write (`transaction`).
+_DEFERRED_BEGIN = "deskbot_deferred_begin"
+_LOCKING = re.compile(r"\bFOR (UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b")
+
+
+def reads_only(sql: str) -> bool:
+    """Whether a statement only reads: a SELECT that locks nothing (anything else counts as a write)."""
+    return sql.lstrip()[:6].upper() == "SELECT" and _LOCKING.search(sql) is None
+
+
+def begin_if_deferred(connection: sa.Connection) -> None:
+    """Begin the transaction now if `transaction(begin_at_first_write=True)` put it off."""
+    if connection.info.get(_DEFERRED_BEGIN):
+        connection.info[_DEFERRED_BEGIN] = False
+        _driver(connection).autocommit = False  # psycopg sends BEGIN with the next statement
+
+
+def _driver(connection: sa.Connection):  # noqa: ANN202 (the driver's connection)
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    return driver
+
+
+def _begin_before_writing(engine: Engine) -> None:
+    """Statements through SQLAlchemy (ORM flushes, Core) begin a put-off transaction before a write;
+    a connection goes back to the pool with its transactions as usual (autocommit off)."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(connection, _cursor, statement, _parameters, _context, _executemany) -> None:  # noqa: ANN001
+        if connection.info.get(_DEFERRED_BEGIN) and not reads_only(statement):
+            begin_if_deferred(connection)
+
+    @event.listens_for(engine, "checkin")
+    def _restore(dbapi_connection, record) -> None:  # noqa: ANN001
+        if record.info.pop(_DEFERRED_BEGIN, None) is not None and not dbapi_connection.closed:
+            dbapi_connection.autocommit = False
 
 
 def alembic_config(url: str):  # noqa: ANN201 (alembic.config.Config, imported lazily)

@@ -29,6 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Select
 
+from storage.db import begin_if_deferred, reads_only
+
 Processor = Callable[[Any], Any] | None
 
 
@@ -40,6 +42,8 @@ class _Compiled:
         if compiled.escaped_bind_names or getattr(compiled, "has_out_parameters", False):
             raise ValueError("Prepared cannot run a statement with escaped or OUT parameters")
         self.sql = compiled.string
+        #: A plain SELECT: it runs before a put-off transaction begins (storage.db.transaction).
+        self.reads_only = reads_only(self.sql)
         names: dict[str, tuple[str | None, Any, Processor]] = {}
         for bind, name in compiled.bind_names.items():
             if bind.expanding or bind.literal_execute:
@@ -88,9 +92,17 @@ class Prepared:
             found = self._by_dialect[dialect.name] = _Compiled(self.statement, dialect)
         return found
 
-    def rows(self, connection: sa.Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Run with `params`; the rows it returns (a SELECT or a RETURNING), processed by their types."""
+    def rows(
+        self, connection: sa.Connection, params: Mapping[str, Any], *, on_its_own: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Run with `params`; the rows it returns (a SELECT or a RETURNING), processed by their types.
+
+        `on_its_own`: the statement needs no transaction around it (it is atomic, and the last of
+        its transaction): if `storage.db.transaction` put the transaction off and nothing began
+        it, it runs without one."""
         compiled = self._compiled(connection.dialect)
+        if not (compiled.reads_only or on_its_own):
+            begin_if_deferred(connection)
         return self._run(connection, compiled, compiled.values(params), many=False)
 
     def run_many(self, connection: sa.Connection, params: Sequence[Mapping[str, Any]]) -> None:
@@ -98,6 +110,8 @@ class Prepared:
         compiled = self._compiled(connection.dialect)
         if compiled.returns:
             raise ValueError("run_many returns no rows: use rows() for a statement that does")
+        if not compiled.reads_only:
+            begin_if_deferred(connection)
         self._run(connection, compiled, [compiled.values(p) for p in params], many=True)
 
     def _run(self, connection: sa.Connection, compiled: _Compiled, values: Any, *, many: bool) -> list[tuple]:
