@@ -190,7 +190,9 @@ def set_language(identity: Identity, customer: Customer | None, lang: str) -> No
 
 
 def get_identity(session: Session, channel: str, address: str, display_name: str | None, now: datetime) -> Identity:
-    return identify(session, channel, address, display_name, now)[0]
+    """The identity of (channel, address) as its ORM object, created if new (`who`)."""
+    found, identity = who(session, channel, address, display_name, now)
+    return identity if identity is not None else session.get_one(Identity, found.identity_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,22 +257,6 @@ def who(
             },
         )
     return Who(identity_id, customer_id, customer_lang if customer_id is not None else lang), None
-
-
-def identify(
-    session: Session,
-    channel: str,
-    address: str,
-    display_name: str | None,
-    now: datetime,
-    aliases: tuple[str, ...] = (),
-) -> tuple[Identity, Customer | None]:
-    """`who`, as the ORM objects of the identity and its customer."""
-    found, identity = who(session, channel, address, display_name, now, aliases)
-    if identity is None:
-        identity = session.get(Identity, found.identity_id)
-        assert identity is not None
-    return identity, session.get(Customer, found.customer_id) if found.customer_id is not None else None
 
 
 _identity, _customer = Identity.__table__, Customer.__table__  # type: ignore[attr-defined]

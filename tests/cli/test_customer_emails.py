@@ -21,8 +21,7 @@ def _emails(cli: Run, customer: str) -> list[str]:
 def _owner(engine, address: str) -> int | None:  # noqa: ANN001
     """The customer mail from `address` is recognised as (what the router asks for every mail)."""
     with transaction(engine) as session:
-        _identity, customer = customers.identify(session, "email", address, None, datetime.now(UTC))
-        return customer.id if customer is not None else None
+        return customers.who(session, "email", address, None, datetime.now(UTC))[0].customer_id
 
 
 def test_add_with_several_emails_links_each_and_show_lists_them(cli: Run, engine) -> None:  # noqa: ANN001
