@@ -247,15 +247,9 @@ def who(
         return Who(identity.id, None, None), identity
     identity_id, customer_id, lang, customer_lang, seen, name = found[0]
     # "Last seen" is shown to the minute: a customer writing ten messages a minute costs one write.
-    if seen is None or now - seen >= LAST_SEEN_RESOLUTION or (display_name and display_name != name):
-        _SEEN.rows(
-            connection,
-            {
-                "id": identity_id,
-                "seen": now if seen is None or now - seen >= LAST_SEEN_RESOLUTION else seen,
-                "name": display_name or name,
-            },
-        )
+    stale = seen is None or now - seen >= LAST_SEEN_RESOLUTION
+    if stale or (display_name and display_name != name):
+        _SEEN.rows(connection, {"id": identity_id, "seen": now if stale else seen, "name": display_name or name})
     return Who(identity_id, customer_id, customer_lang if customer_id is not None else lang), None
 
 

@@ -133,12 +133,10 @@ class Outgoing:
         else:
             self.rows.append(outbox.write(self.session, values))
 
-    def written(self, row_ids: list[int]) -> list[NewRow]:
+    def written(self, row_ids: list[int]) -> None:
         """The `pending` rows were written, with these ids (in order): they join `rows`."""
-        written = [outbox.new_row(row_id, values) for row_id, values in zip(row_ids, self.pending, strict=True)]
+        self.rows.extend(outbox.new_row(row_id, values) for row_id, values in zip(row_ids, self.pending, strict=True))
         self.pending = []
-        self.rows.extend(written)
-        return written
 
     def _copies(self, incident_id: int, channel: str, recipient: str, only: Collection[str] | None = None) -> list[str]:
         return copies.for_row(
@@ -155,18 +153,22 @@ class Outgoing:
     def copy_new(self, incident_id: int, channel: str, added: Collection[str]) -> None:
         """People just copied on the incident (`added`, on `channel`) join the rows about it this
         transaction wrote already (the answer to the very message that copied them)."""
-        for values in self.pending:
-            if values["kind"] == "direct" and values["incident_id"] == incident_id and values["channel"] == channel:
-                if values["recipient"] and (
-                    more := self._copies(incident_id, channel, str(values["recipient"]), added)
-                ):
-                    values["copies"] = json.dumps([*json.loads(str(values["copies"] or "[]")), *more])
+
+        def amended(kind: object, about: object, on: object, recipient: object, copies: object) -> str | None:
+            """A row's copies with the new people its answer should reach, or None if none."""
+            if kind != "direct" or about != incident_id or on != channel or not recipient:
+                return None
+            more = self._copies(incident_id, channel, str(recipient), only=added)
+            return json.dumps([*json.loads(str(copies or "[]")), *more]) if more else None
+
+        for values in self.pending:  # not written yet: amended where they wait
+            copied = amended(
+                values["kind"], values["incident_id"], values["channel"], values["recipient"], values["copies"]
+            )
+            if copied is not None:
+                values["copies"] = copied
         for index, row in enumerate(self.rows):
-            if row.kind != "direct" or row.incident_id != incident_id or row.channel != channel or not row.recipient:
-                continue
-            more = self._copies(incident_id, channel, row.recipient, only=added)
-            if not more:
-                continue
-            copied = json.dumps([*json.loads(row.copies or "[]"), *more])
-            outbox.set_copies(self.session, row.id, copied)
-            self.rows[index] = dataclasses.replace(row, copies=copied)
+            copied = amended(row.kind, row.incident_id, row.channel, row.recipient, row.copies)
+            if copied is not None:
+                outbox.set_copies(self.session, row.id, copied)
+                self.rows[index] = dataclasses.replace(row, copies=copied)
