@@ -723,7 +723,7 @@ class Ledger:
 
         A kill after the SMTP server took a mail and before the store recorded it sent repeats it
         once, with the same Message-ID (README, Email): mail clients show it once. `problems`
-        accepts one such repeat of a row that was tried again, and nothing else.
+        accepts such repeats only up to the row's tries (one copy a try), and nothing else.
         """
         copies = Counter(str(m["Message-ID"]) for answers in self.mail_answers().values() for m in answers)
         return {mid: n for mid, n in copies.items() if n > 1}
@@ -753,7 +753,9 @@ class Ledger:
                 row = rows.get(mid)
                 if row is None:
                     problems.append(f"email: answer {mid} to {dm.message_id} is recorded as sent for no outbox row")
-                elif copies > 2 or (copies == 2 and row.attempts < 2):
+                elif copies > row.attempts:
+                    # Each copy past the first needs a try of its own, one after each crash in the
+                    # window between the server's `250` and the copy in Sent (README, Email).
                     problems.append(
                         f"email: answer {mid} (row {row.id}, {row.attempts} attempts) delivered {copies} times"
                     )

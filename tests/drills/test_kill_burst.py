@@ -15,9 +15,9 @@ answered once with the answer it calls for; every incident message stored and
 mirrored once), 0 duplicated (every Zulip message recorded for exactly one
 outbox row, no Idempotency-Key twice: nothing in a message names its row; every
 mail answered by one outbox row and one Message-ID). The one repeat SMTP
-allows is told apart: the mail the server took before the kill that hid its
-`250` goes once more with the same Message-ID (README, Email), and no other
-mail may come twice.
+allows is told apart: a mail the server took before a kill, and before its copy
+in Sent, goes once more with the same Message-ID (README, Email); at most one
+copy more per kill, and never more copies of a row than it had tries.
 
 The split is 720 Zulip DMs and 280 Mastodon DMs: Mastodon allows an account
 300 statuses per 3 hours and the bot keeps under that (its pacer), so 500
@@ -231,9 +231,11 @@ def test_twelve_sigkills_during_a_mixed_burst_lose_and_double_nothing(
     # The mail taken before a kill went once more, the same mail. Any other kill may land between
     # a mail's 250 and its copy in Sent (the rows of a batch are recorded sent together, so the
     # window is a batch long; the mails already in Sent are found there and not sent again): one
-    # mail at most per kill, once more (a row's repeat is checked in `problems`).
-    assert all(repeats.get(message_id) == 2 for message_id in taken_before_kill), repeats
-    assert len(repeats) <= KILLS, repeats
+    # copy more at most per kill. Two kills may hit the same mail: its retry after the first kill
+    # is sent at the restart, when the next kill is likely (a row's copies against its tries are
+    # checked in `problems`).
+    assert all(repeats.get(message_id, 0) >= 2 for message_id in taken_before_kill), repeats
+    assert sum(copies - 1 for copies in repeats.values()) <= KILLS, repeats
     assert counts["inbound_stored"] == TOTAL
     assert status == 0, bot.log_tail()
     engine.dispose()
