@@ -159,12 +159,22 @@ class Intake:
         # it, with the cursor (one round trip for the three; see `_record`), and its transaction
         # begins only if its handling writes before that: a message that only reads (`status`)
         # costs no BEGIN and no COMMIT.
-        together = len(items) == 1 and cursor is not None and is_postgresql(self.engine)
+        postgresql = is_postgresql(self.engine)
+        together = len(items) == 1 and cursor is not None and postgresql
+        # A page on PostgreSQL: its messages' rows are kept and written by one statement at the
+        # end (nothing in a transaction reads back the outbox rows it wrote), one round trip for
+        # the page instead of one a reply.
+        deferred = together or (postgresql and len(items) > 1)
         with transaction(self.engine, begin_at_first_write=together) as session:
             for message, _cursor in items:
                 handled.append(
-                    (message, self.router.handle(session, message, now, channel if inline else None, deferred=together))
+                    (message, self.router.handle(session, message, now, channel if inline else None, deferred=deferred))
                 )
+            if deferred and not together:
+                outs = [done.out for _m, done in handled]
+                ids = iter(outbox.write_many(session, [values for out in outs for values in out.pending]))
+                for out in outs:
+                    out.written([next(ids) for _values in out.pending])
             # Recorded last, with the cursor: on PostgreSQL one statement, one round trip, for
             # both. A redelivery then fails here rather than first, and rolls back what its
             # handling did (redeliveries are rare; a replica racing us for the same message

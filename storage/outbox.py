@@ -149,6 +149,23 @@ def numbered(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
 
 
+def write_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Write `rows` (`row_values`) by one statement in the session's transaction; their ids, in order.
+
+    For a page of messages on PostgreSQL (bot.intake): one round trip for the page's replies
+    instead of one a reply."""
+    if not rows:
+        return []
+    return [row_id for (row_id,) in _written_in_order(len(rows)).rows(session.connection(), numbered(rows))]
+
+
+@functools.cache
+def _written_in_order(count: int) -> Prepared:
+    # A serial's values follow the order of the rows; RETURNING promises no order, ORDER BY does.
+    written = insert_rows(count).cte("written")
+    return Prepared(select(written.c.id).order_by(written.c.id))
+
+
 def set_copies(session: Session, row_id: int, copies: str | None) -> None:
     """The people a row written in this transaction copies, amended before it is committed."""
     session.connection().execute(update(_outbox).where(_outbox.c.id == row_id).values(copies=copies))

@@ -146,3 +146,31 @@ def test_a_live_message_writes_its_rows_with_its_record_and_its_cursor(engine, d
     assert len(rows) >= 2  # the answer and the case topic's post: more than one row in the statement
     assert [(r.id, r.text, r.created_at) for r in rows] == [(r.id, r.text, r.created_at) for r in stored]
     assert desk.runtime.intake.get_cursor(CURSOR) == "7"
+
+
+def test_a_page_writes_its_rows_in_the_order_said(engine, db_url, clock, monkeypatch):
+    """A page: every row its messages said is in the store with the id handed to the dispatcher,
+    in the order said, message after message (on PostgreSQL the page's rows are kept and written by
+    one statement at its end: storage.outbox.write_many)."""
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2)
+    handed: list[list] = []
+    hand_over = desk.runtime.dispatcher.hand_over
+    monkeypatch.setattr(desk.runtime.dispatcher, "hand_over", lambda rows: (handed.append(rows), hand_over(rows)))
+    writes: list[int] = []
+    write_many = intake_module.outbox.write_many
+    monkeypatch.setattr(
+        intake_module.outbox,
+        "write_many",
+        lambda session, rows: (writes.append(len(rows)), write_many(session, rows))[1],
+    )
+
+    out = _page(desk, [("1", "open The printer is on fire"), ("2", "status"), ("3", "#1 it smokes now")])
+
+    assert out.index("Incident #1 is open") < out.index("Your incidents:") < out.index("Added to incident #1")
+    with transaction(desk.engine) as s:
+        stored = s.scalars(sa.select(Outbox).order_by(Outbox.id)).all()
+    rows = [row for batch in handed for row in batch]
+    assert len(rows) >= 4  # each message's answer, and the case topic's posts
+    assert [(r.id, r.text, r.created_at) for r in rows] == [(r.id, r.text, r.created_at) for r in stored]
+    assert writes == ([len(rows)] if db_url.startswith("postgresql") else [])
