@@ -20,6 +20,7 @@ NOT_ON_THE_RUN_PATH = (
     "mastodon",  # the Mastodon channel, when it is configured
     "httpx",
     "bs4",
+    "filetype",  # its matchers: the first file a customer sends (adapters.download.sniff)
     "holidays.countries",  # every country's module: the calendar loads its own country's alone
 )
 
