@@ -149,14 +149,23 @@ def numbered(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {f"{name}_{i}": value for i, row in enumerate(rows) for name, value in row.items()}
 
 
-def write_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Write `rows` (`row_values`) by one statement in the session's transaction; their ids, in order.
+#: Rows a statement of `write_many` writes at most: one statement is kept for each count up to it.
+WRITTEN_AT_ONCE = 32
 
-    For a page of messages on PostgreSQL (bot.intake): one round trip for the page's replies
-    instead of one a reply."""
-    if not rows:
-        return []
-    return [row_id for (row_id,) in _written_in_order(len(rows)).rows(session.connection(), numbered(rows))]
+
+def write_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Write `rows` (`row_values`) in the session's transaction, WRITTEN_AT_ONCE a statement;
+    their ids, in order.
+
+    For a page of messages on PostgreSQL (bot.intake): a round trip for a page's replies, or
+    two, instead of one a reply. SQLite (no INSERT in a WITH) writes them one by one, in process."""
+    if not is_postgresql(session):
+        return [write(session, values).id for values in rows]
+    ids: list[int] = []
+    for start in range(0, len(rows), WRITTEN_AT_ONCE):
+        chunk = rows[start : start + WRITTEN_AT_ONCE]
+        ids.extend(row_id for (row_id,) in _written_in_order(len(chunk)).rows(session.connection(), numbered(chunk)))
+    return ids
 
 
 @functools.cache

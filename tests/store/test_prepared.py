@@ -95,3 +95,20 @@ def test_a_lost_postgresql_server_invalidates_the_connection(request):
             session.execute(sa.delete(ProcessedInbound))
     finally:
         engine.dispose()
+
+
+def test_many_outbox_rows_are_written_in_order_in_bounded_statements(engine):
+    """`outbox.write_many`: more rows than one statement takes (PostgreSQL: WRITTEN_AT_ONCE a
+    statement), each stored with the id handed back for it, in the order given."""
+    now = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
+    count = outbox.WRITTEN_AT_ONCE * 2 + 5
+    rows = [
+        outbox.row_values(channel="console", kind="direct", text=f"answer {i}", now=now, recipient=f"c{i % 3}")
+        for i in range(count)
+    ]
+    with transaction(engine) as session:
+        ids = outbox.write_many(session, rows)
+    assert ids == sorted(ids) and len(set(ids)) == count
+    with transaction(engine) as session:
+        stored = {row.id: (row.text, row.recipient, row.created_at) for row in session.scalars(select(Outbox))}
+    assert [stored[i] for i in ids] == [(f"answer {i}", f"c{i % 3}", now) for i in range(count)]
