@@ -161,9 +161,9 @@ class Intake:
         # costs no BEGIN and no COMMIT.
         postgresql = is_postgresql(self.engine)
         together = len(items) == 1 and cursor is not None and postgresql
-        # A page on PostgreSQL: its messages' rows are kept and written by one statement at the
-        # end (nothing in a transaction reads back the outbox rows it wrote), one round trip for
-        # the page instead of one a reply.
+        # A page on PostgreSQL: its messages' rows are kept and written at its end, up to 32 a
+        # statement (nothing in a transaction reads back the outbox rows it wrote): a round trip
+        # or two for the page instead of one a reply.
         deferred = together or (postgresql and len(items) > 1)
         with transaction(self.engine, begin_at_first_write=together) as session:
             for message, _cursor in items:
@@ -329,7 +329,5 @@ _RECORD_WITH_CURSOR = Prepared(_upsert_cursor(postgresql).add_cte(_RECORDED))
 @functools.cache
 def _record_with_rows(count: int) -> Prepared:
     """PostgreSQL: the message recorded, the cursor stored and its `count` outbox rows written, by one
-    statement; their ids in the order written (a serial's values follow the order of the rows)."""
-    written = outbox.insert_rows(count).cte("written")
-    stored = _upsert_cursor(postgresql).cte("stored")
-    return Prepared(select(written.c.id).add_cte(_RECORDED, stored).order_by(written.c.id))
+    statement; their ids in the order written."""
+    return Prepared(outbox.written_ids(count).add_cte(_RECORDED, _upsert_cursor(postgresql).cte("stored")))

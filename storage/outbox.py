@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, case, func, insert, select, update
+from sqlalchemy import Insert, Select, bindparam, case, func, insert, select, update
 from sqlmodel import Session
 
 from storage.db import for_update, is_postgresql
@@ -168,11 +168,16 @@ def write_many(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]
     return ids
 
 
+def written_ids(count: int) -> Select:
+    """PostgreSQL: `insert_rows(count)` in a WITH, selecting the ids it wrote in the order of the
+    rows (a serial's values follow that order; RETURNING promises none, ORDER BY does)."""
+    written = insert_rows(count).cte("written")
+    return select(written.c.id).order_by(written.c.id)
+
+
 @functools.cache
 def _written_in_order(count: int) -> Prepared:
-    # A serial's values follow the order of the rows; RETURNING promises no order, ORDER BY does.
-    written = insert_rows(count).cte("written")
-    return Prepared(select(written.c.id).order_by(written.c.id))
+    return Prepared(written_ids(count))
 
 
 def set_copies(session: Session, row_id: int, copies: str | None) -> None:

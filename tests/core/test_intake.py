@@ -150,8 +150,8 @@ def test_a_live_message_writes_its_rows_with_its_record_and_its_cursor(engine, d
 
 def test_a_page_writes_its_rows_in_the_order_said(engine, db_url, clock, monkeypatch):
     """A page: every row its messages said is in the store with the id handed to the dispatcher,
-    in the order said, message after message (on PostgreSQL the page's rows are kept and written by
-    one statement at its end: storage.outbox.write_many)."""
+    in the order said, message after message (on PostgreSQL the page's rows are kept and written at
+    its end: storage.outbox.write_many)."""
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme", credits=2)
     handed: list[list] = []
