@@ -322,6 +322,12 @@ class Channel(ABC):
     #: The most automatic answers one address gets an hour on this channel (None: no cap beyond
     #: the strangers' allowance): two robots answering each other can never loop (email).
     answers_per_hour: int | None = None
+    #: Does a thread of the channel's own read the platform while `receive`'s thread handles what
+    #: it read (Mastodon's stream)? Then that thread sends the answers to what it hands over itself
+    #: (`Dispatcher.inline`): nothing goes unread meanwhile, and the answer saves a hop to the
+    #: send loop's thread. A channel whose receiving thread is its reader (Zulip's long-poll)
+    #: leaves them to the loop, and polls again while they are on the wire.
+    reads_on_its_own_thread: ClassVar[bool] = False
 
     def report_rate_limit_wait(self, seconds: float) -> None:
         """Channels call this whenever they hold back for a rate limit (for /metrics)."""

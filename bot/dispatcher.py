@@ -168,7 +168,8 @@ class Dispatcher:
 
         It may when nothing of the channel waits behind a failure (that row goes first).
         With the channel's loop running, the rows are then handed to it (`send_claimed`)
-        and the caller never waits for the lane, unless it asks to send `here` itself:
+        and the caller never waits for the lane, unless it asks to send `here` itself, or the
+        channel reads the platform on a thread of its own (`Channel.reads_on_its_own_thread`):
         a channel working through a backlog has no queue to keep polled, and a thread
         that writes a page of replies and sends them, page after page, gets through a
         backlog faster than two threads passing each reply between them (they take
@@ -181,7 +182,7 @@ class Dispatcher:
         if lane is None or (channel not in self._running and not self.caller_sends):
             yield False
             return
-        if channel in self._running and not here:
+        if channel in self._running and not (here or self.channels[channel].reads_on_its_own_thread):
             yield self._clear[channel]
             return
         if not lane.acquire(timeout=INLINE_WAIT):

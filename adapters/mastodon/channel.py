@@ -103,6 +103,9 @@ class MastodonChannel(Channel):
     #: max_characters (500 on most instances, the smallest allowed).
     posting_budget: ClassVar[tuple[int, float] | None] = (300, 3 * 3600.0)
     post_size: ClassVar[int | None] = 500
+    #: The stream is read by a thread of its own (stream.SSEConnection); without it, the receiver
+    #: polls every few seconds, and a send between two polls delays neither.
+    reads_on_its_own_thread: ClassVar[bool] = True
 
     def __init__(self, api_base_url: str, access_token: str, *, tuning: MastodonTuning = MastodonTuning()) -> None:
         """`api_base_url` and `access_token` are the settings; `tuning` holds the knobs (`MastodonTuning`)."""

@@ -236,6 +236,27 @@ def test_a_backlog_page_is_sent_by_the_receiving_thread_after_what_was_handed_ov
     assert intake.get_cursor("flaky:last") == "6"
 
 
+class StreamReadChannel(ThreadedChannel):
+    """Reads the platform on a thread of its own (as Mastodon's stream): its receiver is free to send."""
+
+    reads_on_its_own_thread = True
+
+
+def test_a_channel_that_reads_on_its_own_thread_has_its_receiver_send_live_replies(engine, db_url, clock):
+    channel = StreamReadChannel()
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, caller_sends=True)
+    intake = _intake(engine, db_url, clock, dispatcher)
+    me = threading.current_thread().name
+    with running_loop(dispatcher):
+        intake.deliver(_dm(clock, "1", "help"), cursor=("flaky:last", "1"))
+        # Sent before deliver returned, by this thread: no hop to the loop's.
+        assert channel.threads == [me] and "help" in channel.sent[0].lower()
+        intake.deliver_many([(_stranger(clock, n), ("flaky:last", str(n))) for n in (2, 3)])
+        assert channel.threads == [me, me, me]
+    assert [(r.state, r.attempts) for r in _rows(engine)] == [("sent", 1)] * 3
+    assert intake.get_cursor("flaky:last") == "3"
+
+
 def test_rows_handed_to_the_loop_go_out_before_a_backlog_page_the_receiver_sends(engine, db_url, clock):
     channel = GatedChannel()
     dispatcher = Dispatcher(engine, {"flaky": channel}, clock, caller_sends=True)
