@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from adapters.channel import Channel, ChannelError, PermanentChannelError
 from adapters.console import ENGINEER, STRANGER, ConsoleChannel
+from bot import i18n
 from bot.channel_health import ChannelHealth
 from bot.channel_start import start_channels
 from bot.config import Settings
@@ -231,6 +232,7 @@ class Runtime:
         A PermanentChannelError (bad credentials, a public support stream, a platform that did not
         answer within DESKBOT_STARTUP_TIMEOUT) propagates: start-up stops.
         """
+        i18n.load(self.settings.calendar.tz)
         start_channels(self.channels.values(), self.settings, self.intake_stop)
         for name in self.channels:
             self._started.add(name)

@@ -1,4 +1,5 @@
-"""`deskbot run` loads only what it uses: no Alembic at head, no record-keeping commands, no Mastodon."""
+"""`deskbot run` loads only what it uses: no Alembic at head, no record-keeping commands, no Mastodon;
+and what every replica soon uses (the catalogues and dates of every language) at start."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ NOT_ON_THE_RUN_PATH = (
     "bot.cli.customers",
     "bot.cli.reports",
     "rich",  # their tables and progress bars
-    "babel.messages",  # the .po reader, the first time someone is answered in Portuguese
     "mastodon",  # the Mastodon channel, when it is configured
     "httpx",
     "bs4",
@@ -57,3 +57,38 @@ def test_the_run_path_leaves_heavy_modules_out(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == []
+
+
+STARTED = """
+import io, sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
+from adapters.console import ConsoleChannel
+from bot import i18n
+from bot.runtime import Runtime
+from tests.desk import make_settings
+
+runtime = Runtime(make_settings("sqlite:///started.db"), [ConsoleChannel(customer="nobody", stdin=io.StringIO(), stdout=io.StringIO())])
+runtime.start()
+catalogues = i18n._catalogue.cache_info()
+modules = set(sys.modules)
+text = i18n.render("pt", "Your incidents:")
+when = i18n.format_when(datetime(2027, 3, 1, 9, tzinfo=ZoneInfo("UTC")), "pt", runtime.settings.calendar.tz)
+runtime.stop(drain_seconds=0.1)
+print(catalogues.currsize, i18n._catalogue.cache_info().misses - catalogues.misses, sorted(set(sys.modules) - modules))
+print(text)
+print(when)
+"""
+
+
+def test_every_language_is_read_at_start_so_the_first_answer_in_it_reads_nothing(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", STARTED], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    counts, text, when = done.stdout.splitlines()
+    # Both catalogues were read by start(); the first Portuguese answer read no file and loaded no module.
+    assert counts == "2 0 []"
+    assert text == "Os seus incidentes:"
+    assert when.startswith("segunda-feira, 1 de março de 2027")
