@@ -325,8 +325,10 @@ class Channel(ABC):
     #: Does a thread of the channel's own read the platform while `receive`'s thread handles what
     #: it read (Mastodon's stream)? Then that thread sends the answers to what it hands over itself
     #: (`Dispatcher.inline`): nothing goes unread meanwhile, and the answer saves a hop to the
-    #: send loop's thread. A channel whose receiving thread is its reader (Zulip's long-poll)
-    #: leaves them to the loop, and polls again while they are on the wire.
+    #: send loop's thread (a send that waits, for a rate limit or a retry, holds up the handling
+    #: of what was read meanwhile, as it would hold up those answers on the loop anyway; never the
+    #: reading). A channel whose receiving thread is its reader (Zulip's long-poll) leaves them to
+    #: the loop, and polls again while they are on the wire.
     reads_on_its_own_thread: ClassVar[bool] = False
 
     def report_rate_limit_wait(self, seconds: float) -> None:
