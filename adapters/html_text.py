@@ -1,8 +1,9 @@
 """HTML as the plain text a support case stores: Mastodon statuses and HTML-only mail.
 
-One converter for every channel that receives HTML, walking it with a real
-HTML parser (BeautifulSoup over `html.parser`), never with regular
-expressions over markup:
+One converter for every channel that receives HTML. It reads markup with a
+real HTML parser, Python's `html.parser`, and writes text as the parser's
+events arrive (a tag opened, a tag closed, text), with no document tree and
+never with regular expressions over markup:
 
 * paragraphs and other blocks (table rows too) become blank-line separated,
   `<br>` a line break, table cells of one row are separated by a space; a line
@@ -15,21 +16,29 @@ expressions over markup:
   `href` (falling back to the shown username when the href is an
   ActivityPub URI): the bot's own mention, matched by account id, is
   removed; any other is written as `@acct`;
-* what is not content is left out: comments, `<script>` and `<style>`, and
-  the document's `<head>` (a mail's `<title>` and meta tags).
+* what is not content is left out: comments, `<script>` and `<style>` (and
+  `<template>`, ruby `<rt>`/`<rp>`), and the document's `<head>` (a mail's
+  `<title>` and meta tags).
 
-Markup of any depth is walked with an explicit stack, in time linear in its
-size.
+Markup need not be balanced: an end tag closes the nearest open element of
+its name and every element opened inside it since; an end tag that matches
+no open element is ignored; void elements (`<br>`, `<img>`, …) are never
+open; what is still open at the end is closed there, so a link left open
+takes the text up to the end of its enclosing element, or of the markup.
+Markup of any depth is followed with an explicit stack of open elements,
+never recursion, in time linear in its size. Character references are
+decoded as HTML5 says (an unknown `&name;` stays as written); markup
+`html.parser` rejects (a broken declaration such as `<![ x`) is read again
+with its `<!` as text.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
+from html.parser import HTMLParser
 from typing import Any
-
-from bs4 import BeautifulSoup, NavigableString, PageElement, ParserRejectedMarkup, Tag
 
 _BLOCKS = {
     *("p", "ul", "ol", "blockquote", "pre", "li", "h1", "h2", "h3", "h4", "h5", "h6", "div"),
@@ -38,9 +47,17 @@ _BLOCKS = {
 }
 #: A table cell: separated from the next one on its row by a space.
 _CELLS = {"td", "th"}
-#: Not content: a mail's document head (its <title>, meta tags). <script> and <style> text is
-#: never written anyway (bs4 gives it its own string types).
+#: Not content: a mail's document head (its <title>, meta tags), skipped with all inside them.
 _SKIPPED = {"head", "title"}
+#: Elements whose text is not content, however deep in them (html.parser hands over <script> and
+#: <style> text like any other); the markup inside them is still followed.
+_NOT_TEXT = {"script", "style", "template", "rt", "rp"}
+#: Void elements: never open, whatever follows them; an end tag of theirs is ignored.
+_VOID = {
+    *("area", "base", "br", "col", "embed", "hr", "img", "input", "keygen", "link", "menuitem", "meta"),
+    *("param", "source", "track", "wbr", "basefont", "bgsound", "command", "frame", "image", "isindex"),
+    *("nextid", "spacer"),
+}
 #: Line breaks in the HTML source, outside <pre>: whitespace like any other.
 _SOURCE_BREAKS = str.maketrans("\r\n\f", "   ")
 
@@ -50,23 +67,19 @@ def html_to_text(content: str, mentions: Iterable[Mapping[str, Any]] = (), own_a
 
     `mentions` and `own_account_id` are a Mastodon status's: without them a
     mention link is written as its text."""
-    soup = _parse(content)
-    out = _Writer()
-    _walk(soup, out, _Mentions(mentions), str(own_account_id) if own_account_id is not None else None)
-    return out.text()
-
-
-def _parse(content: str) -> BeautifulSoup:
+    index = _Mentions(mentions)
+    own_id = str(own_account_id) if own_account_id is not None else None
     try:
-        return BeautifulSoup(content, "html.parser")
-    except ParserRejectedMarkup:
+        return _Converter(index, own_id).convert(content)
+    except Exception:
         pass
-    # Python's html.parser gives up on some broken declarations ("<![ x"):
-    # read every "<!" as text; should even that fail, read all of it as text.
+    # Python's html.parser gives up on some broken declarations ("<![ x" raises AssertionError):
+    # read every "<!" as text; should even that fail, read all of it as text (no "<" is left
+    # for the parser to reject). Each attempt starts over, with nothing of the one before.
     try:
-        return BeautifulSoup(content.replace("<!", "&lt;!"), "html.parser")
-    except ParserRejectedMarkup:
-        return BeautifulSoup(html.escape(content), "html.parser")
+        return _Converter(index, own_id).convert(content.replace("<!", "&lt;!"))
+    except Exception:
+        return _Converter(index, own_id).convert(html.escape(content))
 
 
 #: Quotes deeper than this are marked as this deep: all their text stays, and
@@ -154,89 +167,200 @@ class _Writer:
         return "\n".join(lines)
 
 
-def _classes(tag: Tag) -> set[str]:
-    value = tag.get("class") or []
-    return set(value.split() if isinstance(value, str) else value)
+def _classes(attrs: list[tuple[str, str | None]]) -> list[str]:
+    value = None
+    for name, attr_value in attrs:
+        if name == "class":
+            value = attr_value  # the last one counts, as in a browser's DOM
+    return value.split() if value else []
 
 
-def _walk(root: Tag, out: _Writer, mentions: _Mentions, own_id: str | None) -> None:
-    # An explicit stack, not recursion: remote servers send HTML nested
-    # thousands of levels deep, and Python's recursion limit would skip the DM.
-    # Each entry: the children still to visit, and what to do once they are.
-    stack: list[tuple[Iterator[PageElement], Callable[[], None] | None]] = [(iter(root.children), None)]
-    preformatted = 0  # how many <pre> enclose the current element
-
-    def end_pre() -> None:
-        nonlocal preformatted
-        preformatted -= 1
-        out.end_block()
-
-    while stack:
-        children, when_done = stack[-1]
-        child = next(children, None)
-        if child is None:
-            stack.pop()
-            if when_done is not None:
-                when_done()
-            continue
-        if isinstance(child, NavigableString):
-            if type(child) is NavigableString:  # not a comment, doctype, CDATA, script, style
-                # A line break in the source is a space, as a browser shows it (mail HTML is
-                # wrapped at 76 characters), except in <pre>.
-                out.write(str(child) if preformatted else str(child).translate(_SOURCE_BREAKS))
-            continue
-        if not isinstance(child, Tag):
-            continue
-        name = child.name
-        if name in _SKIPPED:
-            continue
-        if name == "br":
-            out.line_break()
-        elif name == "a":
-            _write_link(child, out, mentions, own_id)
-        elif name == "blockquote":
-            out.open_quote()
-            stack.append((iter(child.children), out.close_quote))
-        elif name == "pre":
-            out.end_block()
-            preformatted += 1
-            stack.append((iter(child.children), end_pre))
-        elif name in _BLOCKS:
-            out.end_block()
-            if name == "li":
-                out.write("- ")
-            stack.append((iter(child.children), out.end_block))
-        elif name in _CELLS:
-            stack.append((iter(child.children), lambda: out.write(" ")))
-        else:
-            stack.append((iter(child.children), None))
+# What closing an element does (the second item of an open element on the stack).
+_NOTHING, _END_BLOCK, _CLOSE_QUOTE, _END_CELL, _END_LINK, _END_SKIPPED = range(6)
+# What an open element is (the third item, bits).
+_PRE, _NOT_TEXT_BIT, _INVISIBLE = 1, 2, 4
 
 
-def _write_link(link: Tag, out: _Writer, mentions: _Mentions, own_id: str | None) -> None:
-    classes = _classes(link)
-    href = str(link.get("href") or "")
-    shown = link.get_text()
-    if "mention" in classes and "hashtag" not in classes:
-        mention = mentions.find(href, shown)
-        if mention is not None:
-            if own_id is not None and str(mention.get("id")) == own_id:
-                return
-            out.write("@" + str(mention.get("acct")))
+class _Link:
+    """An `<a>` being read: its text is kept until its end tag (or whatever closes it)."""
+
+    __slots__ = ("classes", "href", "shown", "visible")
+
+    def __init__(self, classes: list[str], href: str) -> None:
+        self.classes = classes
+        self.href = href
+        self.shown: list[str] = []  # all its text
+        self.visible: list[str] = []  # its text outside elements of class "invisible"
+
+
+class _Converter(HTMLParser):
+    """Writes text as html.parser reports tags and text, keeping the open elements on a stack.
+
+    No recursion, no tree: each event costs constant time, but for an end tag,
+    which closes the elements opened since its own (each element is closed once)."""
+
+    def __init__(self, mentions: _Mentions, own_id: str | None) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out = _Writer()
+        self.mentions = mentions
+        self.own_id = own_id
+        #: The open elements, innermost last: (name, what closing it does, what it is).
+        self.stack: list[tuple[str, int, int]] = []
+        #: How many elements of each name are open: an end tag nothing matches costs nothing.
+        self.open_names: dict[str, int] = {}
+        self.preformatted = 0  # open <pre> elements
+        self.not_text = 0  # open elements whose text is not content (_NOT_TEXT)
+        self.skipped = 0  # open <head>/<title> outside a link: nothing in them is written
+        self.link: _Link | None = None  # the <a> whose text is being read
+
+    def convert(self, content: str) -> str:
+        self.feed(content)
+        self.close()
+        while self.stack:  # what is still open ends with the markup
+            self._pop()
+        return self.out.text()
+
+    # -- html.parser's events -----------------------------------------------------------------------
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID:
+            if self.link is None and not self.skipped:
+                if tag == "br":
+                    self.out.line_break()
+                elif tag == "hr":
+                    self.out.end_block()
             return
-        out.write(shown)
-        return
-    if "hashtag" in classes or not href:
-        out.write(shown)
-        return
-    visible = "".join(
-        str(s)
-        for s in link.find_all(string=True)
-        if not (isinstance(s.parent, Tag) and "invisible" in _classes(s.parent))
-    ).strip()
-    if not visible or _same_link(visible, href):
-        out.write(href)
-    else:
-        out.write(f"{shown.strip()} ({href})")
+        self._push(tag, attrs)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # <p/>, <a href="…"/>: an element opened and closed at once.
+        if tag in _VOID:
+            self.handle_starttag(tag, attrs)
+        else:
+            self._push(tag, attrs)
+            self._pop()
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.open_names.get(tag):
+            return  # nothing open of that name: a stray end tag
+        while self._pop() != tag:
+            pass  # elements left open inside it end with it
+
+    def handle_data(self, data: str) -> None:
+        if self.not_text or self.skipped:
+            return
+        if not self.preformatted:
+            # A line break in the source is a space, as a browser shows it (mail HTML is
+            # wrapped at 76 characters), except in <pre>.
+            data = data.translate(_SOURCE_BREAKS)
+        if self.link is None:
+            self.out.write(data)
+        else:
+            self._link_text(data)
+
+    def unknown_decl(self, data: str) -> None:
+        # A CDATA section is foreign to HTML and left out, but in a link it counts as its text.
+        if self.link is not None and data[:6].upper() == "CDATA[":
+            self._link_text(data[6:] if self.preformatted else data[6:].translate(_SOURCE_BREAKS))
+
+    # Comments, doctypes and processing instructions: html.parser's handlers, which do nothing.
+
+    def _link_text(self, text: str) -> None:
+        link = self.link
+        if link is not None:
+            link.shown.append(text)
+            if not self.stack[-1][2] & _INVISIBLE:  # in an element of class "invisible": not shown
+                link.visible.append(text)
+
+    # -- the open elements ----------------------------------------------------------------------
+
+    def _push(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        kind = 0
+        if tag == "pre":
+            kind = _PRE
+            self.preformatted += 1
+        elif tag in _NOT_TEXT:
+            kind = _NOT_TEXT_BIT
+            self.not_text += 1
+        action = _NOTHING
+        out = self.out
+        if self.link is not None:
+            if attrs and "invisible" in _classes(attrs):
+                kind |= _INVISIBLE
+        elif self.skipped:
+            pass
+        elif tag == "a":
+            classes = _classes(attrs)
+            href = ""
+            for name, value in attrs:
+                if name == "href":
+                    href = value or ""
+            self.link = _Link(classes, href)
+            action = _END_LINK
+            if "invisible" in classes:
+                kind |= _INVISIBLE
+        elif tag in _SKIPPED:
+            self.skipped += 1
+            action = _END_SKIPPED
+        elif tag == "blockquote":
+            out.open_quote()
+            action = _CLOSE_QUOTE
+        elif tag in _BLOCKS:
+            out.end_block()
+            if tag == "li":
+                out.write("- ")
+            action = _END_BLOCK
+        elif tag in _CELLS:
+            action = _END_CELL
+        self.stack.append((tag, action, kind))
+        self.open_names[tag] = self.open_names.get(tag, 0) + 1
+
+    def _pop(self) -> str:
+        """Closes the innermost open element; its name."""
+        tag, action, kind = self.stack.pop()
+        self.open_names[tag] -= 1
+        if kind & _PRE:
+            self.preformatted -= 1
+        elif kind & _NOT_TEXT_BIT:
+            self.not_text -= 1
+        if action == _NOTHING:
+            pass
+        elif action == _END_BLOCK:
+            self.out.end_block()
+        elif action == _CLOSE_QUOTE:
+            self.out.close_quote()
+        elif action == _END_CELL:
+            self.out.write(" ")
+        elif action == _END_LINK:
+            self._write_link()
+        else:  # _END_SKIPPED
+            self.skipped -= 1
+        return tag
+
+    def _write_link(self) -> None:
+        link, self.link = self.link, None
+        if link is None:
+            return
+        out = self.out
+        href = link.href
+        shown = "".join(link.shown)
+        if "mention" in link.classes and "hashtag" not in link.classes:
+            mention = self.mentions.find(href, shown)
+            if mention is not None:
+                if self.own_id is not None and str(mention.get("id")) == self.own_id:
+                    return
+                out.write("@" + str(mention.get("acct")))
+                return
+            out.write(shown)
+            return
+        if "hashtag" in link.classes or not href:
+            out.write(shown)
+            return
+        visible = "".join(link.visible).strip()
+        if not visible or _same_link(visible, href):
+            out.write(href)
+        else:
+            out.write(f"{shown.strip()} ({href})")
 
 
 def _same_link(visible: str, href: str) -> bool:

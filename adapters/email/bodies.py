@@ -27,8 +27,8 @@ from adapters.html_text import html_to_text
 
 log = logging.getLogger("deskbot.adapters.email")
 
-#: Characters of an HTML body converted to text (about 4 s and 250 MB at worst; a person's mail is
-#: far smaller, and the text of a larger one is in its first MiB).
+#: Characters of an HTML body converted to text (under a second and about 60 MB at worst, nested
+#: tags or quotes; a person's mail is far smaller, and the text of a larger one is in its first MiB).
 MAX_HTML = 2**20
 #: Codecs Python has that are no text charset a mail may claim: they would turn escapes in the body
 #: into other characters, or are no charset at all.
@@ -88,8 +88,9 @@ def body_text(message: Message) -> str:
 
 
 def _bounded(html: str) -> str:
-    """At most MAX_HTML characters of `html`, cut before a tag: the parser's tree takes about 250 bytes
-    of memory per tag, and a mail of nested tags would cost gigabytes."""
+    """At most MAX_HTML characters of `html`, cut before a tag: the converter's time, and its stack of
+    open elements (a mail of nested tags keeps every one open), grow with the markup, and a mail is
+    read on the thread that receives every other."""
     if len(html) <= MAX_HTML:
         return html
     log.info("an HTML mail of %d characters: only the first %d are read", len(html), MAX_HTML)

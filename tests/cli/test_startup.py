@@ -19,7 +19,7 @@ NOT_ON_THE_RUN_PATH = (
     "rich",  # their tables and progress bars
     "mastodon",  # the Mastodon channel, when it is configured
     "httpx",
-    "bs4",
+    "adapters.html_text",  # the HTML converter (and html.parser): a Mastodon status, an HTML-only mail
     "filetype",  # its matchers: the first file a customer sends (adapters.download.sniff)
     "holidays.countries",  # every country's module: the calendar loads its own country's alone
 )

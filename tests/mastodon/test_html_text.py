@@ -120,6 +120,72 @@ def test_recorded_status_payload() -> None:
     assert status_to_text(status, status["mentions"][0]["id"]) == "ilu bby ;3"
 
 
+def test_a_link_is_written_as_its_url_unless_its_visible_text_says_something_else() -> None:
+    # Visible text: the link's text outside elements of class "invisible" (Mastodon's shortening).
+    cases = {
+        '<a href="https://x.example/a"><span class="invisible">hidden</span></a>': "https://x.example/a",
+        '<a href="https://x.example/a"><span class="invisible">https://</span>x.example/a</a>': "https://x.example/a",
+        '<a href="https://x.example/long/path">x.example/long/pa…</a>': "https://x.example/long/path",
+        '<a href="https://x.example/a" class="invisible">anything</a>': "https://x.example/a",
+        '<a href="https://x.example/a"></a>': "https://x.example/a",
+        '<a href="https://x.example/a"><span class="invisible">https://</span>read <b>this</b></a>': (
+            "https://read this (https://x.example/a)"
+        ),
+        "<a>no href</a> and <a href=''>an empty one</a>": "no href and an empty one",
+    }
+    assert {content: html_to_text(content, [], None) for content in cases} == cases
+
+
+def test_a_link_left_open_keeps_its_text() -> None:
+    # It ends with its enclosing element, or with the markup.
+    assert html_to_text('<p>see <a href="https://x.example/a">the manual</p><p>next</p>', [], None) == (
+        "see the manual (https://x.example/a)\n\nnext"
+    )
+    assert html_to_text('<p>see <a href="https://x.example/a">the <b>manual</b> and more', [], None) == (
+        "see the manual and more (https://x.example/a)"
+    )
+    content = f'<p>hi <a href="{BOB["url"]}" class="u-url mention">@<span>bob</span></p><p>rest</p>'
+    assert html_to_text(content, [BOB], BOT["id"]) == "hi @bob@remote.example\n\nrest"
+
+
+def test_a_line_break_in_a_links_text_is_a_space_but_in_pre() -> None:
+    link = '<a href="https://x.example/a">click\nhere</a>'
+    assert html_to_text(f"<p>{link}</p>", [], None) == "click here (https://x.example/a)"
+    assert html_to_text(f"<pre>{link}</pre>", [], None) == "click\nhere (https://x.example/a)"
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        # An end tag closes the elements opened inside its element since.
+        ("<blockquote><p>quoted</blockquote><p>after</p>", "> quoted\n\nafter"),
+        ("<div><p>a</div><p>b</p>", "a\n\nb"),
+        ("<p><b>bold <i>both</b> after</i></p>", "bold both after"),
+        # An end tag matching no open element is ignored; void elements are never open.
+        ("</p></div>a</span><p>b</div>c</p></blockquote>d", "a\n\nbc\n\nd"),
+        ("a<br></br>b<img></img>c", "a\nbc"),
+        ("<p/>a<div/>b", "a\n\nb"),
+    ],
+)
+def test_end_tags_out_of_order(content: str, text: str) -> None:
+    assert html_to_text(content, [], None) == text
+
+
+def test_what_is_not_content_is_left_out() -> None:
+    content = (
+        '<!DOCTYPE html><html><head><title>Invoice</title><style>p { color: red }</style><meta charset="utf-8">'
+        '</head><body><!-- hidden --><p>hi<script>alert("<p>x</p>")</script> there</p>'
+        "<p>a<style>b</style>c<template>d</template>e<?pi x?></p></body></html>"
+    )
+    assert html_to_text(content, [], None) == "hi there\n\nace"
+    # A comment in a link is no visible text of it.
+    assert html_to_text('<a href="https://x.example/a"><!-- note --></a>', [], None) == "https://x.example/a"
+
+
+def test_character_references_are_read_as_html5_reads_them() -> None:
+    assert html_to_text("&amp;&lt;&#39;&#x263A;&nbsp;&bogus;", [], None) == "&<'\u263a\xa0&bogus;"
+
+
 # -- markup of any depth and shape: never raises, keeps the text, linear time ----------------------
 
 
@@ -144,6 +210,26 @@ def test_a_hundred_thousand_levels_keep_every_word_in_linear_time() -> None:
     assert max(line.count(">") for line in text.split("\n")) <= MAX_QUOTE_DEPTH
 
 
+@pytest.mark.parametrize("tag", ["div", "blockquote", "a", "pre"])
+def test_a_hundred_thousand_nested_elements_of_one_kind(tag: str) -> None:
+    depth = 100_000
+    started = time.monotonic()
+    closed = html_to_text(f"<{tag}>" * depth + "deepest" + f"</{tag}>" * depth, [], None)
+    unclosed = html_to_text(f"<{tag}>" * depth + "deepest", [], None)
+    assert time.monotonic() - started < 30  # about 1.5 s here
+    assert closed == unclosed
+    assert closed.replace(">", "").split() == ["deepest"]
+
+
+def test_a_hundred_thousand_stray_end_tags_take_linear_time() -> None:
+    # Each end tag is matched against the open elements by name, never by walking them all.
+    depth = 100_000
+    started = time.monotonic()
+    text = html_to_text("<span>" * depth + "x" + "</div>" * depth + "</p>" * depth + "</span>" * depth, [], None)
+    assert time.monotonic() - started < 30  # about 1 s here; quadratic work would take hours
+    assert text == "x"
+
+
 def test_deep_quotes_are_marked_up_to_a_bound() -> None:
     depth = 100_000
     text = html_to_text("<blockquote>" * depth + "<p>a</p><p>b</p>" + "</blockquote>" * depth + "<p>c</p>", [], None)
@@ -155,7 +241,7 @@ def test_deep_quotes_are_marked_up_to_a_bound() -> None:
     ("content", "text"), [("<![ x", "<![ x"), ("<p>see <![ 0</p>", "see <![ 0"), ("<![\x00[", "<![\x00[")]
 )
 def test_declarations_pythons_parser_rejects_are_read_as_text(content: str, text: str) -> None:
-    # html.parser raises AssertionError ("expected name token") on these, and bs4 passes it on.
+    # html.parser raises AssertionError ("expected name token") on these.
     assert html_to_text(content, [], None) == text
 
 
