@@ -35,10 +35,13 @@ with its `<!` as text.
 from __future__ import annotations
 
 import html
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from html.parser import HTMLParser
 from typing import Any
+
+log = logging.getLogger("deskbot.adapters.html")
 
 _BLOCKS = {
     *("p", "ul", "ol", "blockquote", "pre", "li", "h1", "h2", "h3", "h4", "h5", "h6", "div"),
@@ -69,17 +72,20 @@ def html_to_text(content: str, mentions: Iterable[Mapping[str, Any]] = (), own_a
     mention link is written as its text."""
     index = _Mentions(mentions)
     own_id = str(own_account_id) if own_account_id is not None else None
-    try:
-        return _Converter(index, own_id).convert(content)
-    except Exception:
-        pass
     # Python's html.parser gives up on some broken declarations ("<![ x" raises AssertionError):
     # read every "<!" as text; should even that fail, read all of it as text (no "<" is left
     # for the parser to reject). Each attempt starts over, with nothing of the one before.
-    try:
-        return _Converter(index, own_id).convert(content.replace("<!", "&lt;!"))
-    except Exception:
-        return _Converter(index, own_id).convert(html.escape(content))
+    # Anything else raised is a fault of this module: logged, and the text still kept, since
+    # the message it is part of would otherwise be skipped.
+    for attempt in (content, content.replace("<!", "&lt;!")):
+        try:
+            return _Converter(index, own_id).convert(attempt)
+        except AssertionError:
+            continue
+        except Exception:
+            log.exception("HTML could not be converted; its markup is kept as text")
+            break
+    return _Converter(index, own_id).convert(html.escape(content))
 
 
 #: Quotes deeper than this are marked as this deep: all their text stays, and

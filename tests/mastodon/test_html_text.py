@@ -245,6 +245,22 @@ def test_declarations_pythons_parser_rejects_are_read_as_text(content: str, text
     assert html_to_text(content, [], None) == text
 
 
+def test_a_fault_of_the_converter_keeps_the_markup_as_text_and_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Not html.parser refusing the markup but a bug here: the message keeps its words (its
+    # channel would otherwise skip it), and the fault is in the log, not passed over.
+    import adapters.html_text as module
+
+    def broken(self, tag, attrs):  # noqa: ANN001, ANN202
+        raise KeyError(tag)
+
+    monkeypatch.setattr(module._Converter, "handle_starttag", broken)
+    with caplog.at_level("ERROR", logger="deskbot.adapters.html"):
+        assert html_to_text("<p>my &amp; text</p>") == "<p>my &amp; text</p>"
+    assert [r.getMessage() for r in caplog.records] == ["HTML could not be converted; its markup is kept as text"]
+
+
 def test_nested_quotes_keep_their_shape() -> None:
     content = (
         "<blockquote><blockquote><p>a</p></blockquote><p>b</p></blockquote>"
