@@ -158,14 +158,12 @@ class ConsoleChannel(Channel):
             head = message.text
             if message.said is not None:  # the header, then any text of the row's own (none expected)
                 head = said_header(message.said) + (f"\n{message.text}" if message.text else "")
-            lines = [f"[{message.topic}] {head}"]
-            for file in message.files:  # the console has nowhere to upload: it names the file
-                kept = "not kept: over the limit" if file.refused_over is not None else file.media_type
-                lines.append(f"    + file {' '.join(file.name.split())!r} ({size_text(file.size)}, {kept})")
+            lines = [f"[{message.topic}] {head}", *_file_lines(message, "    ")]
             if message.quote is not None:
                 lines += [f"    | {q}" for q in message.quote.splitlines() or [""]]
         else:
             lines = [f"deskbot → {message.recipient}:"] + [f"  {t}" for t in message.text.splitlines()]
+            lines += _file_lines(message, "  ")
         self._print("\n".join(lines))
         return [f"console-{message.outbox_id}"]
 
@@ -173,3 +171,14 @@ class ConsoleChannel(Channel):
         with self._lock:
             self.stdout.write(text + "\n")
             self.stdout.flush()
+
+
+def _file_lines(message: Outbound, indent: str) -> list[str]:
+    """A line naming each file the row carries: the console has nowhere to upload one (or to
+    show it to a customer), so it names it, with why it was left out where the row says."""
+    lines = []
+    for file in message.files:
+        kept = "not kept: over the limit" if file.refused_over is not None else file.media_type
+        line = f"{indent}+ file {' '.join(file.name.split())!r} ({size_text(file.size)}, {kept})"
+        lines.append(f"{line}: {file.left_out}" if file.left_out else line)
+    return lines

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from adapters.channel import Outbound, Said
+from adapters.channel import Outbound, OutboundFile, Said
 from adapters.console import ConsoleChannel
 
 TOPIC = "#1 Acme: The NAS does not boot"
@@ -58,3 +58,18 @@ def test_rows_without_said_print_as_before() -> None:
 def test_text_of_a_rows_own_follows_the_header() -> None:
     row = Outbound(1, "console", "topic", "(edited)", topic=TOPIC, quote="hi", said=Said("Acme", "console"))
     assert printed(row) == f"[{TOPIC}] Acme via console wrote:\n(edited)\n    | hi\n"
+
+
+def test_a_direct_row_names_the_files_it_carries() -> None:
+    # The console cannot show a customer a file: it names each, as in a case topic, with the
+    # row's own sentence when the file was left out.
+    files = (
+        OutboundFile(1, "core\n.png", "image/png", 2048),
+        OutboundFile(2, "big.iso", "application/octet-stream", 9, left_out="Not sent: too large."),
+    )
+    assert printed(Outbound(1, "console", "direct", "See attached.", recipient="Acme", files=files)) == (
+        "deskbot → Acme:\n"
+        "  See attached.\n"
+        "  + file 'core .png' (2.0 KB, image/png)\n"
+        "  + file 'big.iso' (9 bytes, application/octet-stream): Not sent: too large.\n"
+    )
