@@ -104,6 +104,12 @@ class Inbound:
     too_large: bool = False
 
 
+#: The name of the one `Attachment` a message over the size limit lists when none of its parts is
+#: named (`Inbound.too_large`): the message itself, not kept. Engineers see it as written; an
+#: answer to the customer names it in their own language (bot.handlers.customer).
+WHOLE_MESSAGE = "(the whole message)"
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
     """A file that came with an inbound message, as the channel fetched it (SPEC §4 "Files and images").

@@ -25,7 +25,7 @@ from email import utils
 from email.header import decode_header, make_header
 from typing import Any
 
-from adapters.channel import Attachment, size_text
+from adapters.channel import WHOLE_MESSAGE, Attachment, size_text
 from adapters.download import clean_name
 
 from .attachments import _NO_FILES
@@ -67,7 +67,7 @@ def oversized(size: int, limit: int, listed: Listed) -> tuple[str, tuple[Attachm
     bytes read by its headers only: one per named file, else one for the whole message."""
     note = f"[A message of {size_text(size)}, over the size limit: only its headers were read.]"
     if not listed.files:
-        whole = Attachment("(the whole message)", "message/rfc822", size, None, refused_over=limit)
+        whole = Attachment(WHOLE_MESSAGE, "message/rfc822", size, None, refused_over=limit)
         return note, (whole,)
     named = [f'"{f.name}" ({f.media_type}, {"about " if f.about else ""}{size_text(f.size)})' for f in listed.files]
     if listed.more:

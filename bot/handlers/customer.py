@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from adapters.channel import Said, size_text
+from adapters.channel import WHOLE_MESSAGE, Said, size_text
 from bot.commands import Arg, command
 from bot.context import Context
 from bot.handlers import case_topic
@@ -264,7 +264,8 @@ def _status_one(ctx: Context, number: int) -> None:
 def _refused_line(ctx: Context, file: IncidentAttachment) -> str:
     """A file not passed on, in a list: over the limit itself, or in a mail over it (only the
     mail's headers were read: every file it carried stays out, however small)."""
-    values = {"name": file.name, "size": size_text(file.size), "limit": size_text(file.refused_over or 0)}
+    name = ctx.t(_("the whole message")) if file.name == WHOLE_MESSAGE else file.name
+    values = {"name": name, "size": size_text(file.size), "limit": size_text(file.refused_over or 0)}
     if file.refused_over is not None and file.size <= file.refused_over:
         return ctx.t(_("{name} ({size}): not passed on, in a message over the limit of {limit}"), **values)
     return ctx.t(_("{name} ({size}): not passed on, over the limit of {limit}"), **values)

@@ -116,3 +116,33 @@ def test_activation_code_texts_read_alike(engine, db_url, clock):
     assert "Welcome, Initech! This account is now linked. You have 0 credits left." in desk.say(
         "peter", f'"link" {code}'
     )
+
+
+def test_a_message_over_the_size_limit_with_no_named_file_is_named_in_the_readers_language(engine, db_url, clock):
+    # A mail too large to read whose parts name no file lists the message itself as the refused
+    # file (adapters.email.structure): its name is the customer's language, never English text.
+    import dataclasses
+
+    from adapters.channel import WHOLE_MESSAGE, Attachment
+    from adapters.console import console_line
+
+    desk = _acme_and_cliente(engine, db_url, clock)
+    whole = Attachment(WHOLE_MESSAGE, "message/rfc822", 3 * 2**20, None, refused_over=2**20)
+    told = {}
+    for who in ("Cliente", "Acme"):
+        desk.say(who, "open The disk is full")
+        line = console_line(who, "", f"big-{who}", clock())
+        start = len(desk.out.getvalue())
+        desk.runtime.intake.deliver(dataclasses.replace(line, too_large=True, attachments=(whole,)))
+        desk.runtime.dispatcher.drain("console")
+        told[who] = desk.out.getvalue()[start:]
+    assert "— a mensagem inteira (3.0 MB): não encaminhado, excede o limite de 1.0 MB" in told["Cliente"]
+    assert "— the whole message (3.0 MB): not passed on, over the limit of 1.0 MB" in told["Acme"]
+    # The customers' answers never show the stored name; the engineers' case topics do.
+    answers, in_answer = [], False
+    for line in "".join(told.values()).splitlines():
+        in_answer = line.startswith("deskbot → ") or (in_answer and line.startswith("  "))
+        if in_answer:
+            answers.append(line)
+    assert len(answers) > 4 and not any(WHOLE_MESSAGE in line for line in answers)
+    assert "+ file '(the whole message)' (3.0 MB, not kept: over the limit)" in told["Acme"]
