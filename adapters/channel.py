@@ -15,7 +15,9 @@ Delivery contract (SPEC §7):
 * `Channel.send` delivers one outbox row. It returns the platform ids it
   created (a `Sent`, which also names the people copied on the row whom the
   platform refused), raises `TransientSendError` for anything worth retrying
-  later and `PermanentSendError` for anything that can never succeed. When
+  later (`RecipientDeferred` when only this row's recipient is refused for now,
+  so that rows to others need not wait) and `PermanentSendError` for anything
+  that can never succeed. When
   `Outbound.attempt > 1` a previous attempt may have reached the platform
   before the process died: the channel must make sure it does not deliver the
   text twice (Mastodon: the same Idempotency-Key, and since keys last an
@@ -277,6 +279,12 @@ class TransientSendError(ChannelError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RecipientDeferred(TransientSendError):
+    """The platform refused this row's recipient for now, not the channel (SMTP `4xx` at `RCPT`:
+    a mailbox full, greylisting): the row is retried after `retry_after`, and rows to other
+    recipients go out meanwhile; rows to the same recipient wait behind it, in their order."""
 
 
 class PermanentSendError(ChannelError):

@@ -3,7 +3,10 @@
 One loop per channel, so a slow or failing platform never holds up another.
 Rows of a channel go out in order; a transient failure stops the batch (so a
 later message never overtakes an earlier one) and the row is retried with
-exponential back-off and jitter, or after the platform's Retry-After.
+exponential back-off and jitter, or after the platform's Retry-After. A
+refusal of one recipient for now (`RecipientDeferred`: a full mailbox) holds
+up only that recipient's rows: the others go on, and later rows to it wait
+behind the refused one, in the store, in their order (`outbox.claim`).
 A permanent failure marks the row failed and tells the engineers: a message
 to a customer in its case topic, a post the case topic refused in the
 alerts topic (`ALERTS_TOPIC`), which is counted too (`on_result` "failed_topic").
@@ -37,7 +40,16 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from adapters.channel import Channel, Outbound, OutboundFile, PermanentSendError, Said, Sent, TransientSendError
+from adapters.channel import (
+    Channel,
+    Outbound,
+    OutboundFile,
+    PermanentSendError,
+    RecipientDeferred,
+    Said,
+    Sent,
+    TransientSendError,
+)
 from adapters.markup import inert
 from bot.logs import log_context
 from bot.services.outgoing import Outgoing, Topic
@@ -57,6 +69,9 @@ HANDED_BATCH = 50
 PICKUP_WAIT = 0.005
 #: What `_send_one` returns for a row that failed for good (it is marked failed; go on).
 FAILED: list[str] = []
+#: What `_send_one` returns for a row whose recipient was refused for now (`RecipientDeferred`;
+#: its retry is set): the rows to other recipients go on.
+DEFERRED: list[str] = []
 #: Where the engineers hear of a post that no case topic would take (a topic name the
 #: platform refuses, a case topic gone): a topic of the support stream of its own.
 ALERTS_TOPIC = "deskbot alerts"
@@ -291,10 +306,19 @@ class Dispatcher:
         self._hold(channel, held)
         delivered: list[tuple[Outbound, list[str], datetime, dict[str, object]]] = []
         stopped = False
+        #: Recipients refused for now in this batch -> when their row is retried.
+        deferred: dict[str | None, datetime] = {}
         try:
             for index, (message, created_at, incident_id) in enumerate(batch):
+                if message.recipient in deferred:  # behind its recipient's refused row
+                    with transaction(self.engine) as session:
+                        outbox.release(session, [message.outbox_id], deferred[message.recipient])
+                    continue
                 about = {"channel": message.channel, "outbox_id": message.outbox_id, "incident_id": incident_id}
                 ids = self._send_one(message, created_at, about)
+                if ids is DEFERRED:
+                    deferred[message.recipient] = self._retry_at.pop(message.outbox_id, self.clock())
+                    continue
                 if ids is None:
                     stopped = True
                     stopped_at = self._retry_at.pop(message.outbox_id, self.clock())
@@ -308,7 +332,7 @@ class Dispatcher:
             self._record_sent(delivered)
         finally:
             self._unhold(channel, held)
-        if stopped:
+        if stopped or deferred:
             # Rows queue behind a failed one: until a drain finds none left, nobody sends out of turn.
             self._clear[channel] = False
         return len(delivered), stopped
@@ -384,7 +408,8 @@ class Dispatcher:
         return True
 
     def _send_one(self, message: Outbound, created_at: datetime, about: dict[str, object]) -> list[str] | None:
-        """The platform ids on success; FAILED for a permanent failure; None to stop (retry later)."""
+        """The platform ids on success; FAILED for a permanent failure; None to stop (retry later);
+        DEFERRED when only the row's recipient was refused for now (retry later, go on)."""
         try:
             return self._attempt(message, created_at, about)
         finally:
@@ -406,7 +431,7 @@ class Dispatcher:
             with transaction(self.engine) as session:
                 outbox.mark_retry(session, message.outbox_id, str(exc), retry_at)
             self._report(message.channel, "retry", created_at)
-            return None
+            return DEFERRED if isinstance(exc, RecipientDeferred) else None
         except PermanentSendError as exc:
             log.error("send failed for good", extra={**about, "error": str(exc)})
             self._fail(message, str(exc))

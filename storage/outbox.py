@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, Select, bindparam, case, func, insert, select, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from storage.db import for_update, is_postgresql
@@ -189,10 +190,27 @@ def claim(session: Session, channel: str, now: datetime, limit: int = 20, held: 
     """Due pending rows of `channel`, oldest first, leased to the caller (commit to take them).
 
     `held`: kinds of row the channel may not post for now; they stay pending, in their order.
+    A direct row waits while an earlier one to its recipient waits for a retry (its recipient
+    was refused for now, `adapters.channel.RecipientDeferred`): one person's messages keep their
+    order, and nobody else's wait for them.
     """
+    earlier = aliased(Outbox)
+    recipient_waits = (
+        select(earlier.id)
+        .where(
+            earlier.channel == channel,
+            earlier.recipient == Outbox.recipient,
+            earlier.kind == "direct",
+            earlier.state == "pending",
+            earlier.id < Outbox.id,
+            earlier.next_attempt_at > now,
+        )
+        .exists()
+    )
     query = (
         select(Outbox)
         .where(Outbox.channel == channel, Outbox.state == "pending", Outbox.next_attempt_at <= now)
+        .where(~((Outbox.kind == "direct") & recipient_waits))
         .order_by(Outbox.id)
         .limit(limit)
     )

@@ -10,6 +10,10 @@ What the server answers decides what happens to the row:
 * `4xx` (421 busy, 451 local error, 452 no room …), a dropped connection, a timeout: worth
   retrying (`TransientSendError`); the dispatcher backs off, and nothing of the channel is
   sent before this row.
+* `4xx` on the customer's address at `RCPT TO` (452 4.2.2 mailbox full, 450 greylisting): that
+  address is refused for now, not the server: `RecipientDeferred`, retried after a minute, then
+  two, four … at most `DEFERRED_RETRY_MAX` apart, as mail servers retry their queues. Mail to
+  other people goes on meanwhile; later mail to the same address waits behind it.
 * `5xx` on the recipient (550 no such user …) or on the message (552, 554): it can never
   go (`PermanentSendError`); the dispatcher marks the row failed and tells the engineers in
   the case topic. A `5xx` on the sender (`MAIL FROM`) is the settings' fault, not the row's:
@@ -43,6 +47,7 @@ from adapters.channel import (
     Outbound,
     OutboundFile,
     PermanentSendError,
+    RecipientDeferred,
     Sent,
     TransientSendError,
     size_text,
@@ -56,6 +61,9 @@ from .transport import Login, close_smtp, describe, open_smtp
 log = logging.getLogger("deskbot.adapters.email")
 #: Seconds after which a kept SMTP session is checked before it sends (servers drop quiet ones).
 QUIET_SESSION = 30.0
+#: A recipient refused for now is tried again after a minute, then two, four … at most this many
+#: seconds apart: greylisting lets a mail in after a few minutes; a full mailbox may take days.
+DEFERRED_RETRY_MAX = 1800.0
 
 
 class MailPoster:
@@ -149,7 +157,7 @@ class MailPoster:
             self._used = time.monotonic()
         except smtplib.SMTPRecipientsRefused as error:
             code, reason = error.recipients.get(recipient, (550, b""))
-            self._fail(message, code, f"recipient {recipient} refused: {_text(code, reason)}")
+            self._refused(message, code, reason)
         except smtplib.SMTPSenderRefused as error:
             self._drop()
             if 500 <= error.smtp_code < 600:
@@ -171,8 +179,7 @@ class MailPoster:
             self._drop()
             raise TransientSendError(f"SMTP server {self.server}: {describe(error)}") from None
         if recipient in refused:  # only with several recipients, the customer and people in Cc
-            code, reason = refused[recipient]
-            self._fail(message, code, f"recipient {recipient} refused: {_text(code, reason)}")
+            self._refused(message, *refused[recipient])
         copies: dict[str, str] = {}
         for address, (code, reason) in refused.items():
             # The customer has the mail: one refused copy must not send it to them again.
@@ -191,6 +198,14 @@ class MailPoster:
             code = 0
         if code != 250:
             self._drop()
+
+    def _refused(self, message: Outbound, code: int, reason: bytes | str) -> None:
+        """The server refused the customer's address at `RCPT TO`: for good (5xx), or for now."""
+        why = f"recipient {message.recipient} refused: {_text(code, reason)}"
+        if 400 <= code < 500 and code != 421:  # 421: the server is closing the session, not the address
+            wait = min(60.0 * 2.0 ** max(message.attempt - 1, 0), DEFERRED_RETRY_MAX)
+            raise RecipientDeferred(why, retry_after=wait)
+        self._fail(message, code, why)
 
     def _fail(self, message: Outbound, code: int, reason: str) -> None:
         if 500 <= code < 600:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -127,6 +128,47 @@ def test_a_refused_recipient_fails_for_good_and_the_engineer_is_told(mail: MailS
     with transaction(engine) as session:
         (row,) = session.scalars(select(Outbox).where(Outbox.channel == "email")).all()
         assert row.state == "failed" and row.attempts == 1
+
+
+def test_a_full_mailbox_holds_up_its_owner_alone_and_her_answers_keep_their_order(
+    mail: MailServers, bot: EmailBot, engine
+) -> None:  # noqa: ANN001
+    ana, bruno = mail.customers
+    bot.customer("Bruno's company", bruno.address, credits=5)
+    mail.smtp.refuse_recipient(ANA, 452, "4.2.2 Mailbox full")
+    first = ana.send("Disk", "open\nThe disk is full.")
+
+    def ana_rows() -> list[tuple[str, int, str | None]]:
+        with transaction(engine) as session:
+            rows = session.scalars(select(Outbox).where(Outbox.recipient == ANA).order_by(Outbox.id)).all()
+            return [(r.state, r.attempts, r.last_error) for r in rows]
+
+    wait_until(
+        lambda: (
+            [e for _s, _a, e in ana_rows()]
+            == ["recipient ana.lima@customer.example refused: SMTP 452 4.2.2 Mailbox full"]
+        ),
+        15,
+        "Ana's answer refused for now",
+    )
+    second = ana.send("Disk", "#1 It is full again.")
+    # Bruno is not held up by Ana's mailbox: his answer goes at once, the clock standing still.
+    bruno.send("VPN", "open\nThe VPN drops.")
+    (answer,) = bruno.wait_for(from_bot, timeout=15)
+    assert "VPN" in str(answer["Subject"])
+    wait_until(lambda: len(ana_rows()) == 2, 15, "Ana's second answer written")
+    time.sleep(0.5)  # the dispatcher looks every 0.1 s: a second answer sent out of turn would show
+    assert [s for s, _a, _e in ana_rows()] == ["pending", "pending"]
+    assert mail.smtp.counts["refused_recipients"] == 1  # retried after a minute, not at once
+    assert [m.rcpt_tos for m in mail.smtp.accepted] == [[bruno.address]]
+    # Her mailbox has room again: within the next retry both answers arrive, once each, in order.
+    mail.smtp.accept_recipient(ANA)
+    bot.clock.advance(seconds=61)
+    answers = ana.wait_for(from_bot, count=2, timeout=15)
+    assert [a["In-Reply-To"] for a in answers] == [first["Message-ID"], second["Message-ID"]]
+    assert [s for s, _a, _e in ana_rows()] == ["sent", "sent"]
+    time.sleep(0.5)
+    assert len([m for m in ana.messages() if from_bot(m)]) == 2
 
 
 def test_a_wrong_password_stops_start_up_with_one_line_naming_the_settings(mail: MailServers, db_url) -> None:  # noqa: ANN001

@@ -16,7 +16,8 @@ Switches for the failure tests:
 
 * `refuse_all(code=421, for_seconds=…, at="MAIL")`: a temporary (or any) refusal, at the
   greeting, at `MAIL FROM` or after the message's content; a 421 closes the connection.
-* `refuse_recipient(address, code=550)`: a permanent refusal of one recipient at `RCPT TO`.
+* `refuse_recipient(address, code=550)`: a refusal of one recipient at `RCPT TO` (permanent, or
+  for now with a 4xx code) until `accept_recipient(address)`.
 * `hold_data(point, count=1)`: the next `count` sessions wait at `DATA` until
   `release_data()`, so a test can kill the client there (later sessions, such as the
   client's retry after its restart, pass): at "command" the client waits for the 354 and
@@ -211,6 +212,11 @@ class SubmissionServer:
         text = text or f"5.1.1 <{address}>: Recipient address rejected: User unknown in local recipient table"
         with self._handler.lock:
             self._handler.refused_recipients[address.lower()] = f"{code} {text}"
+
+    def accept_recipient(self, address: str) -> None:
+        """Clear a `refuse_recipient` of `address`."""
+        with self._handler.lock:
+            self._handler.refused_recipients.pop(address.lower(), None)
 
     def hold_data(self, point: HoldPoint = "command", count: int = 1) -> threading.Event:
         """Hold the next `count` sessions at DATA until `release_data()`; the returned event
