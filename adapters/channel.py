@@ -255,10 +255,19 @@ class Sent(list[str]):
     that copies nobody keeps returning its plain list.
     """
 
-    def __init__(self, ids: Iterable[str] = (), refused_copies: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        ids: Iterable[str] = (),
+        refused_copies: Mapping[str, str] | None = None,
+        deferred_copies: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(ids)
         #: Refused address -> why, in the platform's words (e.g. an SMTP reply "550 5.1.1 no such user").
         self.refused_copies: dict[str, str] = dict(refused_copies or {})
+        #: Addresses refused for now (email: a `4xx` at `RCPT TO`, greylisting) -> why. The dispatcher
+        #: writes each a row of its own with the same words, tried later as any row whose recipient
+        #: was refused for now (`RecipientDeferred`); nobody else gets the mail twice.
+        self.deferred_copies: dict[str, str] = dict(deferred_copies or {})
 
 
 class ChannelError(Exception):

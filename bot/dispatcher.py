@@ -27,6 +27,7 @@ rows itself.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -72,6 +73,9 @@ FAILED: list[str] = []
 #: What `_send_one` returns for a row whose recipient was refused for now (`RecipientDeferred`;
 #: its retry is set): the rows to other recipients go on.
 DEFERRED: list[str] = []
+#: A person copied on a row whom the platform refused for now gets it on its own after this wait
+#: (greylisting lets a mail in after a few minutes; see `_send_copies_later`).
+COPY_RETRY = timedelta(minutes=1)
 #: Where the engineers hear of a post that no case topic would take (a topic name the
 #: platform refuses, a case topic gone): a topic of the support stream of its own.
 ALERTS_TOPIC = "deskbot alerts"
@@ -383,11 +387,36 @@ class Dispatcher:
             for message, ids, _c, _a in delivered:
                 if isinstance(ids, Sent) and ids.refused_copies:
                     told |= self._tell_refused_copies(session, now, message, ids.refused_copies)
+                if isinstance(ids, Sent) and ids.deferred_copies:
+                    self._send_copies_later(session, now, message, ids.deferred_copies)
         if told and self.case_channel is not None:
             self.wake({self.case_channel})
         for message, _ids, created_at, about in delivered:
             log.info("sent", extra=about)
             self._report(message.channel, "sent", created_at)
+
+    @staticmethod
+    def _send_copies_later(session: Session, now: datetime, message: Outbound, deferred: dict[str, str]) -> None:
+        """A row of its own for each person copied on `message` whom the platform refused for now:
+        the same words, to them alone (the others have them), tried after the first retry's wait
+        (`RecipientDeferred`) and then as any row whose recipient is refused for now."""
+        files = json.dumps([dataclasses.asdict(f) for f in message.files]) if message.files else None
+        for address in deferred:
+            values = outbox.row_values(
+                channel=message.channel,
+                kind="direct",
+                text=message.text,
+                quote=message.quote,
+                files=files,
+                recipient=address,
+                conversation=message.conversation,
+                subject=message.subject,
+                automatic=message.automatic,
+                incident_id=message.case,
+                now=now,
+            )
+            values["next_attempt_at"] = now + COPY_RETRY
+            outbox.write(session, values)
 
     def _tell_refused_copies(self, session: Session, now: datetime, message: Outbound, refused: dict[str, str]) -> bool:
         """Tell the engineers, in the case topic of the row's incident, of each person copied on it

@@ -20,7 +20,9 @@ What the server answers decides what happens to the row:
   retried, like a `4xx`, until they are fixed.
 * A refusal of someone in `Cc` only (the customer took the mail): the row is sent, and never sent
   again for them; `send` returns a `Sent` naming each refused copy with the server's reply, and the
-  dispatcher tells the engineers in the case topic.
+  dispatcher tells the engineers in the case topic. Refused for now (`4xx`, greylisting): the
+  `Sent` names them apart (`deferred_copies`), and the dispatcher sends each the mail later, on
+  its own.
 
 An engineer's files (`Outbound.files`) are attached, their bytes read from `Channel.files`;
 once the server took the mail they are recorded as sent by email (and the store drops the
@@ -115,13 +117,13 @@ class MailPoster:
         # CRLF line ends, as SMTP carries them: smtplib sends bytes as they are.
         raw = mail.as_bytes(policy=policy.SMTP)
         with self._lock:
-            refused = self._submit(message, raw)
+            refused, deferred = self._submit(message, raw)
         self.sent.keep(mail_id, raw)
         store = self.files()
         for file, _data in attached:
             if store is not None:
                 store.record_upload(file.id, "email", mail_id)  # the bytes are no longer needed
-        return Sent([mail_id], refused) if refused else [mail_id]
+        return Sent([mail_id], refused, deferred) if refused or deferred else [mail_id]
 
     def _files(self, message: Outbound) -> tuple[list[tuple[OutboundFile, bytes]], list[str]]:
         """The row's files with their bytes, and a line for each one the mail does not carry."""
@@ -145,8 +147,9 @@ class MailPoster:
             attached.append((file, data))
         return attached, notes
 
-    def _submit(self, message: Outbound, raw: bytes) -> dict[str, str]:
-        """Hand the mail to the server; return the copies (`Cc`) it refused, each with its reply."""
+    def _submit(self, message: Outbound, raw: bytes) -> tuple[dict[str, str], dict[str, str]]:
+        """Hand the mail to the server; return the copies (`Cc`) it refused, each with its reply:
+        for good, and for now."""
         recipient = message.recipient
         assert recipient is not None
         try:
@@ -181,11 +184,19 @@ class MailPoster:
         if recipient in refused:  # only with several recipients, the customer and people in Cc
             self._refused(message, *refused[recipient])
         copies: dict[str, str] = {}
+        later: dict[str, str] = {}
         for address, (code, reason) in refused.items():
             # The customer has the mail: one refused copy must not send it to them again.
-            log.warning("email: outbox %d: copy to %s refused: %s", message.outbox_id, address, _text(code, reason))
-            copies[address] = _text(code, reason).removeprefix("SMTP ")
-        return copies
+            for_now = 400 <= code < 500
+            log.warning(
+                "email: outbox %d: copy to %s refused%s: %s",
+                message.outbox_id,
+                address,
+                " for now; sent to them alone later" if for_now else "",
+                _text(code, reason),
+            )
+            (later if for_now else copies)[address] = _text(code, reason).removeprefix("SMTP ")
+        return copies, later
 
     def _check_quiet_session(self) -> None:
         """Servers close a session quiet for a few minutes: one kept that long is checked with a

@@ -328,6 +328,39 @@ def test_the_copies_of_a_mail_are_its_to_and_cc_but_the_desk_and_the_sender_neve
     ).automatic
 
 
+def test_a_copy_refused_for_now_gets_the_answer_on_its_own_later_and_nobody_gets_it_twice(
+    mail: MailServers, bot: EmailBot, carla: Mailbox, engine
+) -> None:  # noqa: ANN001
+    bob = "bob.away@customer.example"
+    bob_box = mail.add_user(bob, "Bob Away")
+    mail.smtp.refuse_recipient(bob, 450, f"4.7.1 <{bob}>: Recipient address rejected: greylisted, try again later")
+    ana = mail.customers[0]
+    ana.send("VPN drops", "open\nThe tunnel drops every hour.", cc=[CARLA, bob])
+    (opened,) = ana.wait_for(from_bot)
+    carla.wait_for(from_bot)
+    assert _addresses(opened["Cc"]) == [CARLA, bob]
+    time.sleep(1.0)  # the dispatcher polls every 0.1 s: a copy sent at once, or a notice, would show by now
+    assert not [m for m in bob_box.messages() if from_bot(m)]
+    assert "was not delivered to" not in bot.topics()  # nothing for the engineers to do: it will arrive
+    assert mail.smtp.counts["refused_recipients"] == 1
+    # The greylisting lets the mail in now; after the minute's wait Bob has the answer, on its own.
+    mail.smtp.accept_recipient(bob)
+    bot.clock.advance(seconds=61)
+    (later,) = bob_box.wait_for(from_bot, timeout=15)
+    assert later.get_content() == opened.get_content()
+    assert (later["Subject"], later["In-Reply-To"]) == (opened["Subject"], opened["In-Reply-To"])
+    assert _addresses(later["To"]) == [bob] and later["Cc"] is None
+    time.sleep(1.0)
+    assert len([m for m in ana.messages() if from_bot(m)]) == 1
+    assert len([m for m in carla.messages() if from_bot(m)]) == 1
+    with transaction(engine) as session:
+        rows = session.scalars(select(Outbox).where(Outbox.channel == "email").order_by(Outbox.id)).all()
+        assert [(r.recipient, r.state, r.copies) for r in rows] == [
+            (ANA, "sent", json.dumps([CARLA, bob])),
+            (bob, "sent", None),
+        ]
+
+
 def test_cc_takes_an_email_address_only() -> None:
     from bot.services.copies import email_address
 
