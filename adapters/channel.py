@@ -293,7 +293,12 @@ class TransientSendError(ChannelError):
 class RecipientDeferred(TransientSendError):
     """The platform refused this row's recipient for now, not the channel (SMTP `4xx` at `RCPT`:
     a mailbox full, greylisting): the row is retried after `retry_after`, and rows to other
-    recipients go out meanwhile; rows to the same recipient wait behind it, in their order."""
+    recipients go on meanwhile; rows to the same recipient wait behind it, in their order.
+    `copies_have_it`: the people copied on the row took it; the retry goes to the recipient alone."""
+
+    def __init__(self, message: str, retry_after: float | None = None, *, copies_have_it: bool = False) -> None:
+        super().__init__(message, retry_after)
+        self.copies_have_it = copies_have_it
 
 
 class PermanentSendError(ChannelError):

@@ -73,6 +73,10 @@ FAILED: list[str] = []
 #: What `_send_one` returns for a row whose recipient was refused for now (`RecipientDeferred`;
 #: its retry is set): the rows to other recipients go on.
 DEFERRED: list[str] = []
+#: A row whose recipient is still refused for now (`RecipientDeferred`) this long after it was written
+#: fails for good, and the engineers are told (mail servers give up on a queued mail after four or
+#: five days, RFC 5321 §4.5.4.1).
+RECIPIENT_GIVE_UP = timedelta(days=5)
 #: A person copied on a row whom the platform refused for now gets it on its own after this wait
 #: (greylisting lets a mail in after a few minutes; see `_send_copies_later`).
 COPY_RETRY = timedelta(minutes=1)
@@ -450,22 +454,18 @@ class Dispatcher:
         log_context.set(about)
         try:
             return channel.send(message)
+        except RecipientDeferred as exc:
+            if self.clock() - created_at >= RECIPIENT_GIVE_UP:
+                given_up = f"{exc} (refused for now for {RECIPIENT_GIVE_UP.days} days: given up)"
+                return self._failed(message, created_at, about, PermanentSendError(given_up))
+            # People copied on the row who took it are not sent it again.
+            self._retry(message, created_at, about, exc, drop_copies=exc.copies_have_it)
+            return DEFERRED
         except TransientSendError as exc:
-            wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(message.attempt)
-            # Told at a row's first failure; its retries through an outage are the runtime's to tell, once.
-            level = logging.WARNING if message.attempt <= 1 else logging.DEBUG
-            log.log(level, "send failed, will retry", extra={**about, "error": str(exc), "retry_in": round(wait, 1)})
-            retry_at = self.clock() + timedelta(seconds=wait)
-            self._retry_at[message.outbox_id] = retry_at
-            with transaction(self.engine) as session:
-                outbox.mark_retry(session, message.outbox_id, str(exc), retry_at)
-            self._report(message.channel, "retry", created_at)
-            return DEFERRED if isinstance(exc, RecipientDeferred) else None
+            self._retry(message, created_at, about, exc)
+            return None
         except PermanentSendError as exc:
-            log.error("send failed for good", extra={**about, "error": str(exc)})
-            self._fail(message, str(exc))
-            self._report(message.channel, "failed_topic" if message.kind == "topic" else "failed", created_at)
-            return FAILED
+            return self._failed(message, created_at, about, exc)
         except Exception as exc:  # a channel bug must not kill the loop; treat as transient
             log.exception("send raised", extra=about)
             retry_at = self.clock() + timedelta(seconds=backoff_seconds(message.attempt))
@@ -474,6 +474,35 @@ class Dispatcher:
                 outbox.mark_retry(session, message.outbox_id, repr(exc), retry_at)
             self._report(message.channel, "retry", created_at)
             return None
+
+    def _retry(
+        self,
+        message: Outbound,
+        created_at: datetime,
+        about: dict[str, object],
+        exc: TransientSendError,
+        *,
+        drop_copies: bool = False,
+    ) -> None:
+        """The row is tried again after the channel's `retry_after`, or after a jittered back-off."""
+        wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(message.attempt)
+        # Told at a row's first failure; its retries through an outage are the runtime's to tell, once.
+        level = logging.WARNING if message.attempt <= 1 else logging.DEBUG
+        log.log(level, "send failed, will retry", extra={**about, "error": str(exc), "retry_in": round(wait, 1)})
+        retry_at = self.clock() + timedelta(seconds=wait)
+        self._retry_at[message.outbox_id] = retry_at
+        with transaction(self.engine) as session:
+            outbox.mark_retry(session, message.outbox_id, str(exc), retry_at, drop_copies=drop_copies)
+        self._report(message.channel, "retry", created_at)
+
+    def _failed(
+        self, message: Outbound, created_at: datetime, about: dict[str, object], exc: PermanentSendError
+    ) -> list[str]:
+        """The row can never go: marked failed, the engineers told (`_fail`)."""
+        log.error("send failed for good", extra={**about, "error": str(exc)})
+        self._fail(message, str(exc))
+        self._report(message.channel, "failed_topic" if message.kind == "topic" else "failed", created_at)
+        return FAILED
 
     def _fail(self, message: Outbound, error: str) -> None:
         now = self.clock()

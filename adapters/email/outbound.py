@@ -12,8 +12,9 @@ What the server answers decides what happens to the row:
   sent before this row.
 * `4xx` on the customer's address at `RCPT TO` (452 4.2.2 mailbox full, 450 greylisting): that
   address is refused for now, not the server: `RecipientDeferred`, retried after a minute, then
-  two, four … at most `DEFERRED_RETRY_MAX` apart, as mail servers retry their queues. Mail to
-  other people goes on meanwhile; later mail to the same address waits behind it.
+  two, four … at most `DEFERRED_RETRY_MAX` apart, as mail servers retry their queues (the
+  dispatcher gives up after `bot.dispatcher.RECIPIENT_GIVE_UP`). Mail to other people goes on meanwhile; later mail to the
+  same address waits behind it. People in `Cc` who took the mail are not sent it again.
 * `5xx` on the recipient (550 no such user …) or on the message (552, 554): it can never
   go (`PermanentSendError`); the dispatcher marks the row failed and tells the engineers in
   the case topic. A `5xx` on the sender (`MAIL FROM`) is the settings' fault, not the row's:
@@ -158,9 +159,9 @@ class MailPoster:
                 self._smtp = open_smtp(self.server, self.login)
             refused = self._smtp.sendmail(self.address, [recipient, *copied(message, self.address)], raw)
             self._used = time.monotonic()
-        except smtplib.SMTPRecipientsRefused as error:
+        except smtplib.SMTPRecipientsRefused as error:  # every recipient refused: nobody has it
             code, reason = error.recipients.get(recipient, (550, b""))
-            self._refused(message, code, reason)
+            self._refused(message, code, reason, copies_have_it=False)
         except smtplib.SMTPSenderRefused as error:
             self._drop()
             if 500 <= error.smtp_code < 600:
@@ -181,8 +182,8 @@ class MailPoster:
         except (OSError, smtplib.SMTPException) as error:
             self._drop()
             raise TransientSendError(f"SMTP server {self.server}: {describe(error)}") from None
-        if recipient in refused:  # only with several recipients, the customer and people in Cc
-            self._refused(message, *refused[recipient])
+        if recipient in refused:  # only with several recipients: people in Cc took it
+            self._refused(message, *refused[recipient], copies_have_it=True)
         copies: dict[str, str] = {}
         later: dict[str, str] = {}
         for address, (code, reason) in refused.items():
@@ -210,12 +211,12 @@ class MailPoster:
         if code != 250:
             self._drop()
 
-    def _refused(self, message: Outbound, code: int, reason: bytes | str) -> None:
-        """The server refused the customer's address at `RCPT TO`: for good (5xx), or for now."""
+    def _refused(self, message: Outbound, code: int, reason: bytes | str, *, copies_have_it: bool) -> None:
+        """The server refused the customer's address at `RCPT TO`: for good (5xx), or for now (4xx)."""
         why = f"recipient {message.recipient} refused: {_text(code, reason)}"
         if 400 <= code < 500 and code != 421:  # 421: the server is closing the session, not the address
             wait = min(60.0 * 2.0 ** max(message.attempt - 1, 0), DEFERRED_RETRY_MAX)
-            raise RecipientDeferred(why, retry_after=wait)
+            raise RecipientDeferred(why, retry_after=wait, copies_have_it=copies_have_it)
         self._fail(message, code, why)
 
     def _fail(self, message: Outbound, code: int, reason: str) -> None:

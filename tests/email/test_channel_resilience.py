@@ -166,9 +166,28 @@ def test_a_full_mailbox_holds_up_its_owner_alone_and_her_answers_keep_their_orde
     bot.clock.advance(seconds=61)
     answers = ana.wait_for(from_bot, count=2, timeout=15)
     assert [a["In-Reply-To"] for a in answers] == [first["Message-ID"], second["Message-ID"]]
-    assert [s for s, _a, _e in ana_rows()] == ["sent", "sent"]
+    # Recorded once the copy is in Sent, a moment after her server has the mail.
+    wait_until(lambda: [s for s, _a, _e in ana_rows()] == ["sent", "sent"], 10, "both rows sent")
     time.sleep(0.5)
     assert len([m for m in ana.messages() if from_bot(m)]) == 2
+
+
+def test_an_address_refused_for_now_for_five_days_fails_for_good_and_the_engineer_is_told(
+    mail: MailServers, bot: EmailBot, engine
+) -> None:  # noqa: ANN001
+    mail.smtp.refuse_recipient(ANA, 452, "4.2.2 Mailbox full")
+    mail.customers[0].send("Printer", "open\nThe printer is offline.")
+    wait_until(lambda: mail.smtp.counts["refused_recipients"] == 1, 15, "the first refusal")
+    assert "Could not deliver" not in bot.topics()
+    bot.clock.advance(days=4, hours=23)  # still trying: one more refusal, nothing told
+    wait_until(lambda: mail.smtp.counts["refused_recipients"] == 2, 15, "the retry")
+    assert "Could not deliver" not in bot.topics()
+    bot.clock.advance(hours=2)  # five days since the answer was written
+    wait_until(lambda: "Could not deliver a message to the customer via email" in bot.topics(), 15, "the notice")
+    assert "452 4.2.2 Mailbox full (refused for now for 5 days: given up)" in bot.topics()
+    with transaction(engine) as session:
+        (row,) = session.scalars(select(Outbox).where(Outbox.channel == "email")).all()
+        assert (row.state, row.attempts) == ("failed", 3)
 
 
 def test_a_wrong_password_stops_start_up_with_one_line_naming_the_settings(mail: MailServers, db_url) -> None:  # noqa: ANN001

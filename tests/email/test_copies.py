@@ -361,6 +361,25 @@ def test_a_copy_refused_for_now_gets_the_answer_on_its_own_later_and_nobody_gets
         ]
 
 
+def test_a_customer_refused_for_now_gets_the_answer_alone_later_since_her_colleague_took_it(
+    mail: MailServers, bot: EmailBot, carla: Mailbox, engine
+) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    mail.smtp.refuse_recipient(ANA, 452, "4.2.2 Mailbox full")
+    ana.send("VPN drops", "open\nThe tunnel drops every hour.", cc=[CARLA])
+    (first,) = carla.wait_for(from_bot)
+    assert _addresses(first["To"]) == [ANA] and _addresses(first["Cc"]) == [CARLA]
+    mail.smtp.accept_recipient(ANA)
+    bot.clock.advance(seconds=61)
+    (opened,) = ana.wait_for(from_bot, timeout=15)
+    # The same mail, to Ana alone: Carla has it.
+    assert (opened["Message-ID"], opened["Cc"]) == (first["Message-ID"], None)
+    assert [m.rcpt_tos for m in mail.smtp.accepted] == [[CARLA], [ANA]]
+    time.sleep(0.5)
+    assert len([m for m in carla.messages() if from_bot(m)]) == 1
+    assert _copied(engine, 1) == [CARLA]  # later answers copy her as before
+
+
 def test_cc_takes_an_email_address_only() -> None:
     from bot.services.copies import email_address
 
