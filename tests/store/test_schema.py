@@ -63,6 +63,25 @@ def test_claimed_rows_are_leased_and_come_back_with_a_higher_attempt(engine):
         assert outbox.claim(s, "zulip", now + timedelta(hours=1)) == []
 
 
+def test_a_direct_row_waits_behind_an_earlier_one_to_its_recipient_that_waits_for_a_retry(engine):
+    now = datetime(2026, 12, 2, 10, tzinfo=UTC)
+    with transaction(engine) as s:
+        ids = [
+            outbox.enqueue(s, channel="email", kind="direct", recipient=to, text=text, now=now).id
+            for to, text in (("ana@x", "1"), ("ana@x", "2"), ("bruno@x", "3"), ("ana@x", "4"))
+        ]
+        # The first to Ana was refused for now: retried in a minute.
+        outbox.mark_retry(s, ids[0], "452 mailbox full", now + timedelta(minutes=1))
+        # Another channel's row to the same address is not held up.
+        other = outbox.enqueue(s, channel="zulip", kind="direct", recipient="ana@x", text="5", now=now).id
+    with transaction(engine) as s:
+        assert [r.text for r in outbox.claim(s, "email", now)] == ["3"]  # Ana's later rows wait behind hers
+        assert [r.id for r in outbox.claim(s, "zulip", now)] == [other]
+        outbox.mark_sent(s, ids[2], ["<3@x>"], now)
+    with transaction(engine) as s:  # her row's time has come: hers go, in their order
+        assert [r.text for r in outbox.claim(s, "email", now + timedelta(minutes=1))] == ["1", "2", "4"]
+
+
 def test_postgresql_claims_skip_rows_another_replica_holds(engine):
     if engine.dialect.name != "postgresql":
         return  # SQLite allows one writer; a second process is refused instead
