@@ -425,10 +425,10 @@ class Dispatcher:
     def _tell_refused_copies(self, session: Session, now: datetime, message: Outbound, refused: dict[str, str]) -> bool:
         """Tell the engineers, in the case topic of the row's incident, of each person copied on it
         whom the platform refused (`Sent`): one notice per address. Whether anything was written."""
-        incident = session.get(Incident, message.case) if message.case is not None else None
-        if self.case_channel is None or incident is None or not incident.topic:
+        case = self._case_topic(session, message)
+        if case is None:
             return False
-        out, topic = Outgoing(session, now), Topic(self.case_channel, incident.topic)
+        (incident, topic), out = case, Outgoing(session, now)
         for address, reason in refused.items():
             # The address and the platform's words are untrusted: inline code, never markup.
             who, why = inert(address[:200]), inert(reason[:200])
@@ -439,6 +439,13 @@ class Dispatcher:
             )
             out.say(topic, text, incident_id=incident.id)
         return True
+
+    def _case_topic(self, session: Session, message: Outbound) -> tuple[Incident, Topic] | None:
+        """The incident a direct row is about and its case topic, if it has one."""
+        incident = session.get(Incident, message.case) if message.case is not None else None
+        if self.case_channel is None or incident is None or not incident.topic:
+            return None
+        return incident, Topic(self.case_channel, incident.topic)
 
     def _send_one(self, message: Outbound, created_at: datetime, about: dict[str, object]) -> list[str] | None:
         """The platform ids on success; FAILED for a permanent failure; None to stop (retry later);
@@ -458,8 +465,9 @@ class Dispatcher:
             if self.clock() - created_at >= RECIPIENT_GIVE_UP:
                 given_up = f"{exc} (refused for now for {RECIPIENT_GIVE_UP.days} days: given up)"
                 return self._failed(message, created_at, about, PermanentSendError(given_up))
-            # People copied on the row who took it are not sent it again.
-            self._retry(message, created_at, about, exc, drop_copies=exc.copies_have_it)
+            # People copied on the row who took it are not sent it again; the engineers hear of it
+            # at the row's first refusal (not at each retry).
+            self._retry(message, created_at, about, exc, drop_copies=exc.copies_have_it, tell=message.attempt <= 1)
             return DEFERRED
         except TransientSendError as exc:
             self._retry(message, created_at, about, exc)
@@ -483,16 +491,31 @@ class Dispatcher:
         exc: TransientSendError,
         *,
         drop_copies: bool = False,
+        tell: bool = False,
     ) -> None:
-        """The row is tried again after the channel's `retry_after`, or after a jittered back-off."""
+        """The row is tried again after the channel's `retry_after`, or after a jittered back-off.
+        `tell`: its recipient was refused for now; say so in its incident's case topic."""
         wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(message.attempt)
         # Told at a row's first failure; its retries through an outage are the runtime's to tell, once.
         level = logging.WARNING if message.attempt <= 1 else logging.DEBUG
         log.log(level, "send failed, will retry", extra={**about, "error": str(exc), "retry_in": round(wait, 1)})
         retry_at = self.clock() + timedelta(seconds=wait)
         self._retry_at[message.outbox_id] = retry_at
+        told = False
         with transaction(self.engine) as session:
             outbox.mark_retry(session, message.outbox_id, str(exc), retry_at, drop_copies=drop_copies)
+            if tell and (case := self._case_topic(session, message)) is not None:
+                # The address and the platform's words are untrusted: inline code, never markup.
+                who, why = inert((message.recipient or "")[:200]), inert(str(exc)[:200])
+                text = (
+                    f"⚠ The answer has not reached {who} yet: the {message.channel} server refuses it for now "
+                    f"({why}). deskbot tries again for up to {RECIPIENT_GIVE_UP.days} days, and says so here "
+                    "if it gives up."
+                )
+                Outgoing(session, self.clock()).say(case[1], text, incident_id=case[0].id)
+                told = True
+        if told and self.case_channel is not None:
+            self.wake({self.case_channel})
         self._report(message.channel, "retry", created_at)
 
     def _failed(

@@ -170,6 +170,12 @@ def test_a_full_mailbox_holds_up_its_owner_alone_and_her_answers_keep_their_orde
     wait_until(lambda: [s for s, _a, _e in ana_rows()] == ["sent", "sent"], 10, "both rows sent")
     time.sleep(0.5)
     assert len([m for m in ana.messages() if from_bot(m)]) == 2
+    # The engineers heard of it once, in the case topic.
+    assert [line.split("] ", 1)[1] for line in bot.topics().splitlines() if "has not reached" in line] == [
+        f"⚠ The answer has not reached `{ANA}` yet: the email server refuses it for now "
+        f"(`recipient {ANA} refused: SMTP 452 4.2.2 Mailbox full`). deskbot tries again for up to 5 days, "
+        "and says so here if it gives up."
+    ]
 
 
 def test_an_address_refused_for_now_for_five_days_fails_for_good_and_the_engineer_is_told(
@@ -178,6 +184,7 @@ def test_an_address_refused_for_now_for_five_days_fails_for_good_and_the_enginee
     mail.smtp.refuse_recipient(ANA, 452, "4.2.2 Mailbox full")
     mail.customers[0].send("Printer", "open\nThe printer is offline.")
     wait_until(lambda: mail.smtp.counts["refused_recipients"] == 1, 15, "the first refusal")
+    wait_until(lambda: "has not reached" in bot.topics(), 15, "the engineers told")
     assert "Could not deliver" not in bot.topics()
     bot.clock.advance(days=4, hours=23)  # still trying: one more refusal, nothing told
     wait_until(lambda: mail.smtp.counts["refused_recipients"] == 2, 15, "the retry")
@@ -185,6 +192,7 @@ def test_an_address_refused_for_now_for_five_days_fails_for_good_and_the_enginee
     bot.clock.advance(hours=2)  # five days since the answer was written
     wait_until(lambda: "Could not deliver a message to the customer via email" in bot.topics(), 15, "the notice")
     assert "452 4.2.2 Mailbox full (refused for now for 5 days: given up)" in bot.topics()
+    assert bot.topics().count("has not reached") == 1  # told at the first refusal, not at each retry
     with transaction(engine) as session:
         (row,) = session.scalars(select(Outbox).where(Outbox.channel == "email")).all()
         assert (row.state, row.attempts) == ("failed", 3)
