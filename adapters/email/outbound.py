@@ -12,7 +12,7 @@ What the server answers decides what happens to the row:
   sent before this row.
 * `4xx` on the customer's address at `RCPT TO` (452 4.2.2 mailbox full, 450 greylisting): that
   address is refused for now, not the server: `RecipientDeferred`, retried after a minute, then
-  two, four … at most `DEFERRED_RETRY_MAX` apart, as mail servers retry their queues (the
+  two, four … at most half an hour apart (`DEFERRED_RETRY`), as mail servers retry their queues (the
   dispatcher gives up after `bot.dispatcher.RECIPIENT_GIVE_UP`). Mail to other people goes on meanwhile; later mail to the
   same address waits behind it. People in `Cc` who took the mail are not sent it again.
 * `5xx` on the recipient (550 no such user …) or on the message (552, 554): it can never
@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
 
+from adapters.backoff import Backoff
 from adapters.channel import (
     ChannelError,
     FileStore,
@@ -64,9 +65,10 @@ from .transport import Login, close_smtp, describe, open_smtp
 log = logging.getLogger("deskbot.adapters.email")
 #: Seconds after which a kept SMTP session is checked before it sends (servers drop quiet ones).
 QUIET_SESSION = 30.0
-#: A recipient refused for now is tried again after a minute, then two, four … at most this many
-#: seconds apart: greylisting lets a mail in after a few minutes; a full mailbox may take days.
-DEFERRED_RETRY_MAX = 1800.0
+#: A recipient refused for now is tried again after a minute, then two, four … (and up to 30 s more
+#: at random) at most half an hour apart: greylisting lets a mail in after a few minutes; a full
+#: mailbox may take days.
+DEFERRED_RETRY = Backoff(initial=60.0, maximum=1800.0, jitter=30.0)
 
 
 class MailPoster:
@@ -215,8 +217,7 @@ class MailPoster:
         """The server refused the customer's address at `RCPT TO`: for good (5xx), or for now (4xx)."""
         why = f"recipient {message.recipient} refused: {_text(code, reason)}"
         if 400 <= code < 500 and code != 421:  # 421: the server is closing the session, not the address
-            wait = min(60.0 * 2.0 ** max(message.attempt - 1, 0), DEFERRED_RETRY_MAX)
-            raise RecipientDeferred(why, retry_after=wait, copies_have_it=copies_have_it)
+            raise RecipientDeferred(why, DEFERRED_RETRY.seconds(message.attempt), copies_have_it=copies_have_it)
         self._fail(message, code, why)
 
     def _fail(self, message: Outbound, code: int, reason: str) -> None:

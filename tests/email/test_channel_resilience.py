@@ -163,7 +163,7 @@ def test_a_full_mailbox_holds_up_its_owner_alone_and_her_answers_keep_their_orde
     assert [m.rcpt_tos for m in mail.smtp.accepted] == [[bruno.address]]
     # Her mailbox has room again: within the next retry both answers arrive, once each, in order.
     mail.smtp.accept_recipient(ANA)
-    bot.clock.advance(seconds=61)
+    bot.clock.advance(seconds=91)  # the first retry: after 60 s and up to 30 s at random
     answers = ana.wait_for(from_bot, count=2, timeout=15)
     assert [a["In-Reply-To"] for a in answers] == [first["Message-ID"], second["Message-ID"]]
     # Recorded once the copy is in Sent, a moment after her server has the mail.
