@@ -12,9 +12,9 @@ What the server answers decides what happens to the row:
   sent before this row.
 * `4xx` on the customer's address at `RCPT TO` (452 4.2.2 mailbox full, 450 greylisting): that
   address is refused for now, not the server: `RecipientDeferred`, retried after a minute, then
-  two, four … at most half an hour apart (`DEFERRED_RETRY`), as mail servers retry their queues (the
-  dispatcher gives up after `bot.dispatcher.RECIPIENT_GIVE_UP`). Mail to other people goes on meanwhile; later mail to the
-  same address waits behind it. People in `Cc` who took the mail are not sent it again.
+  two, four … at most half an hour apart (`DEFERRED_RETRY`), as mail servers retry their queues
+  (the dispatcher gives up after five days). Mail to other people goes on meanwhile; later mail
+  to the same address waits behind it. People in `Cc` who took the mail are not sent it again.
 * `5xx` on the recipient (550 no such user …) or on the message (552, 554): it can never
   go (`PermanentSendError`); the dispatcher marks the row failed and tells the engineers in
   the case topic. A `5xx` on the sender (`MAIL FROM`) is the settings' fault, not the row's:
