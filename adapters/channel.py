@@ -247,7 +247,8 @@ class Sent(list[str]):
     (`Outbound.copies`) were not: the platform ids, as a plain list would be, and `refused_copies`,
     each refused address with the platform's reason (its own words, untrusted: the core shows them
     inert). The row stays sent and is never sent again for them; the dispatcher tells the engineers
-    in the incident's case topic, once per address, with the row's delivery.
+    in the incident's case topic, once per address, with the row's delivery. Those refused only for
+    now are named apart (`deferred_copies`): each is sent the same words later, on its own.
 
     A return value rather than a callback set by the runtime (`recorded_elsewhere`, `on_trouble`):
     the refusals belong to this one delivery and are known when `send` returns, so the dispatcher
