@@ -295,11 +295,14 @@ class RecipientDeferred(TransientSendError):
     """The platform refused this row's recipient for now, not the channel (SMTP `4xx` at `RCPT`:
     a mailbox full, greylisting): the row is retried after `retry_after`, and rows to other
     recipients go on meanwhile; rows to the same recipient wait behind it, in their order.
-    `copies_have_it`: the people copied on the row took it; the retry goes to the recipient alone."""
+    `copies_left`: when some of the people copied on the row took it, those the retry is still to
+    copy (the others have it); None when nobody took it (the row's copies stay)."""
 
-    def __init__(self, message: str, retry_after: float | None = None, *, copies_have_it: bool = False) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, copies_left: tuple[str, ...] | None = None
+    ) -> None:
         super().__init__(message, retry_after)
-        self.copies_have_it = copies_have_it
+        self.copies_left = copies_left
 
 
 class PermanentSendError(ChannelError):

@@ -310,15 +310,14 @@ _MARK_SENT = Prepared(
 )
 
 
-def mark_retry(session: Session, row_id: int, error: str, at: datetime, *, drop_copies: bool = False) -> None:
-    """The row is tried again `at`; `drop_copies`: the people it copies have it, the retry goes
-    to its recipient alone."""
+def mark_retry(session: Session, row_id: int, error: str, at: datetime, *, copies: Sequence[str] | None = None) -> None:
+    """The row is tried again `at`; `copies`: whom it still copies (the others have it), if not all."""
     row = session.get(Outbox, row_id)
     if row is not None and row.state == "pending":
         row.next_attempt_at = at
         row.last_error = error[:500]
-        if drop_copies:
-            row.copies = None
+        if copies is not None:
+            row.copies = json.dumps(list(copies)) if copies else None
 
 
 def mark_failed(session: Session, row_id: int, error: str) -> Outbox | None:

@@ -163,7 +163,7 @@ class MailPoster:
             self._used = time.monotonic()
         except smtplib.SMTPRecipientsRefused as error:  # every recipient refused: nobody has it
             code, reason = error.recipients.get(recipient, (550, b""))
-            self._refused(message, code, reason, copies_have_it=False)
+            self._refused(message, code, reason)
         except smtplib.SMTPSenderRefused as error:
             self._drop()
             if 500 <= error.smtp_code < 600:
@@ -185,7 +185,9 @@ class MailPoster:
             self._drop()
             raise TransientSendError(f"SMTP server {self.server}: {describe(error)}") from None
         if recipient in refused:  # only with several recipients: people in Cc took it
-            self._refused(message, *refused[recipient], copies_have_it=True)
+            # A retry copies only those refused for now (those refused for good never take it).
+            left = tuple(a for a, (code, _r) in refused.items() if a != recipient and 400 <= code < 500)
+            self._refused(message, *refused[recipient], copies_left=left)
         copies: dict[str, str] = {}
         later: dict[str, str] = {}
         for address, (code, reason) in refused.items():
@@ -213,11 +215,13 @@ class MailPoster:
         if code != 250:
             self._drop()
 
-    def _refused(self, message: Outbound, code: int, reason: bytes | str, *, copies_have_it: bool) -> None:
+    def _refused(
+        self, message: Outbound, code: int, reason: bytes | str, *, copies_left: tuple[str, ...] | None = None
+    ) -> None:
         """The server refused the customer's address at `RCPT TO`: for good (5xx), or for now (4xx)."""
         why = f"recipient {message.recipient} refused: {_text(code, reason)}"
         if 400 <= code < 500 and code != 421:  # 421: the server is closing the session, not the address
-            raise RecipientDeferred(why, DEFERRED_RETRY.seconds(message.attempt), copies_have_it=copies_have_it)
+            raise RecipientDeferred(why, DEFERRED_RETRY.seconds(message.attempt), copies_left=copies_left)
         self._fail(message, code, why)
 
     def _fail(self, message: Outbound, code: int, reason: str) -> None:

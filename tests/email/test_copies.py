@@ -361,23 +361,30 @@ def test_a_copy_refused_for_now_gets_the_answer_on_its_own_later_and_nobody_gets
         ]
 
 
-def test_a_customer_refused_for_now_gets_the_answer_alone_later_since_her_colleague_took_it(
+def test_a_customer_refused_for_now_gets_the_answer_later_without_the_colleague_who_took_it(
     mail: MailServers, bot: EmailBot, carla: Mailbox, engine
 ) -> None:  # noqa: ANN001
     ana = mail.customers[0]
+    bob = "bob.away@customer.example"
+    bob_box = mail.add_user(bob, "Bob Away")
     mail.smtp.refuse_recipient(ANA, 452, "4.2.2 Mailbox full")
-    ana.send("VPN drops", "open\nThe tunnel drops every hour.", cc=[CARLA])
+    mail.smtp.refuse_recipient(bob, 450, "4.7.1 greylisted, try again later")
+    ana.send("VPN drops", "open\nThe tunnel drops every hour.", cc=[CARLA, bob])
     (first,) = carla.wait_for(from_bot)
-    assert _addresses(first["To"]) == [ANA] and _addresses(first["Cc"]) == [CARLA]
+    assert _addresses(first["To"]) == [ANA] and _addresses(first["Cc"]) == [CARLA, bob]
     mail.smtp.accept_recipient(ANA)
+    mail.smtp.accept_recipient(bob)
     bot.clock.advance(seconds=91)  # the first retry: after 60 s and up to 30 s at random
     (opened,) = ana.wait_for(from_bot, timeout=15)
-    # The same mail, to Ana alone: Carla has it.
-    assert (opened["Message-ID"], opened["Cc"]) == (first["Message-ID"], None)
-    assert [m.rcpt_tos for m in mail.smtp.accepted] == [[CARLA], [ANA]]
+    (bobs,) = bob_box.wait_for(from_bot, timeout=15)
+    # The same mail, to Ana and to Bob, who was refused for now too; Carla has it already.
+    assert opened["Message-ID"] == bobs["Message-ID"] == first["Message-ID"]
+    assert _addresses(opened["Cc"]) == [bob]
+    assert [m.rcpt_tos for m in mail.smtp.accepted] == [[CARLA], [ANA, bob]]
     time.sleep(0.5)
     assert len([m for m in carla.messages() if from_bot(m)]) == 1
-    assert _copied(engine, 1) == [CARLA]  # later answers copy her as before
+    assert len([m for m in bob_box.messages() if from_bot(m)]) == 1
+    assert _copied(engine, 1) == [CARLA, bob]  # later answers copy them as before
 
 
 def test_cc_takes_an_email_address_only() -> None:
