@@ -124,8 +124,10 @@ class MailPoster:
         self.sent.keep(mail_id, raw)
         store = self.files()
         for file, _data in attached:
-            if store is not None:
-                store.record_upload(file.id, "email", mail_id)  # the bytes are no longer needed
+            # The bytes are no longer needed, unless someone copied waits for the mail: the row the
+            # dispatcher writes for them attaches the files again (and then records them).
+            if store is not None and not deferred:
+                store.record_upload(file.id, "email", mail_id)
         return Sent([mail_id], refused, deferred) if refused or deferred else [mail_id]
 
     def _files(self, message: Outbound) -> tuple[list[tuple[OutboundFile, bytes]], list[str]]:

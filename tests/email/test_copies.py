@@ -333,6 +333,7 @@ def test_a_copy_refused_for_now_gets_the_answer_on_its_own_later_and_nobody_gets
 ) -> None:  # noqa: ANN001
     bob = "bob.away@customer.example"
     bob_box = mail.add_user(bob, "Bob Away")
+    time.sleep(1.1)  # Dovecot rereads its users file when its modification time changes, to the second
     mail.smtp.refuse_recipient(bob, 450, f"4.7.1 <{bob}>: Recipient address rejected: greylisted, try again later")
     ana = mail.customers[0]
     ana.send("VPN drops", "open\nThe tunnel drops every hour.", cc=[CARLA, bob])
@@ -367,6 +368,7 @@ def test_a_customer_refused_for_now_gets_the_answer_later_without_the_colleague_
     ana = mail.customers[0]
     bob = "bob.away@customer.example"
     bob_box = mail.add_user(bob, "Bob Away")
+    time.sleep(1.1)  # Dovecot rereads its users file when its modification time changes, to the second
     mail.smtp.refuse_recipient(ANA, 452, "4.2.2 Mailbox full")
     mail.smtp.refuse_recipient(bob, 450, "4.7.1 greylisted, try again later")
     ana.send("VPN drops", "open\nThe tunnel drops every hour.", cc=[CARLA, bob])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -84,6 +85,28 @@ def test_an_engineers_image_reaches_the_email_customer_as_an_attachment(
     assert attachment.get_filename() == "diagram.png" and attachment.get_content_type() == "image/png"
     assert hashlib.sha256(attachment.get_content()).digest() == hashlib.sha256(PNG).digest()
     assert "/user_uploads/" not in reply.get_body(("plain",)).get_content()  # a Zulip link means nothing in a mail
+
+
+def test_a_colleague_refused_for_now_gets_the_engineers_file_too(
+    mail: MailServers, zulip: FakeZulip, desk: Runtime, clock
+) -> None:  # noqa: ANN001
+    ana, bob = mail.customers[0], "bob.away@customer.example"
+    bob_box = mail.add_user(bob, "Bob Away")
+    time.sleep(1.1)  # Dovecot rereads its users file when its modification time changes, to the second
+    mail.smtp.refuse_recipient(bob, 450, "4.7.1 greylisted, try again later")
+    ana.send("Wiring", "open\nHow should the cables go?", cc=[bob])
+    topic = in_topic(zulip, "wrote:").subject
+    ana.wait_for(from_bot)
+    path = zulip.upload(zulip_side.ENGINEER, "diagram.png", PNG)
+    zulip.post_stream_message(zulip_side.ENGINEER, zulip_side.STREAM, topic, f"/reply Like this: [diagram.png]({path})")
+    ana.wait_for(lambda m: from_bot(m) and "Like this" in m.get_body(("plain",)).get_content())
+    # The greylisting lets Bob's mail in now: the next retry brings him both answers, the file attached.
+    mail.smtp.accept_recipient(bob)
+    clock.advance(seconds=91)
+    (reply,) = bob_box.wait_for(lambda m: from_bot(m) and "Like this" in m.get_body(("plain",)).get_content())
+    (attachment,) = list(reply.iter_attachments())
+    assert attachment.get_filename() == "diagram.png"
+    assert hashlib.sha256(attachment.get_content()).digest() == hashlib.sha256(PNG).digest()
 
 
 def test_a_mail_over_the_limit_is_refused_with_both_notices(mail: MailServers, zulip: FakeZulip, desk: Runtime) -> None:
