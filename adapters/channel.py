@@ -248,7 +248,7 @@ class Sent(list[str]):
     each refused address with the platform's reason (its own words, untrusted: the core shows them
     inert). The row stays sent and is never sent again for them; the dispatcher tells the engineers
     in the incident's case topic, once per address, with the row's delivery. Those refused only for
-    now are named apart (`deferred_copies`): each is sent the same words later, on its own.
+    now are named apart (`deferred_copies`): they are sent the same words later, without the others.
 
     A return value rather than a callback set by the runtime (`recorded_elsewhere`, `on_trouble`):
     the refusals belong to this one delivery and are known when `send` returns, so the dispatcher
@@ -266,8 +266,8 @@ class Sent(list[str]):
         #: Refused address -> why, in the platform's words (e.g. an SMTP reply "550 5.1.1 no such user").
         self.refused_copies: dict[str, str] = dict(refused_copies or {})
         #: Addresses refused for now (email: a `4xx` at `RCPT TO`, greylisting) -> why. The dispatcher
-        #: writes each a row of its own with the same words, tried later as any row whose recipient
-        #: was refused for now (`RecipientDeferred`); nobody else gets the mail twice.
+        #: writes them a row with the same words, tried later as any row whose recipient was refused
+        #: for now (`RecipientDeferred`); nobody else gets the mail twice.
         self.deferred_copies: dict[str, str] = dict(deferred_copies or {})
 
 

@@ -77,7 +77,7 @@ DEFERRED: list[str] = []
 #: fails for good, and the engineers are told (mail servers give up on a queued mail after four or
 #: five days, RFC 5321 §4.5.4.1).
 RECIPIENT_GIVE_UP = timedelta(days=5)
-#: A person copied on a row whom the platform refused for now gets it on its own after this wait
+#: People copied on a row whom the platform refused for now get it, without the others, after this wait
 #: (greylisting lets a mail in after a few minutes; see `_send_copies_later`).
 COPY_RETRY = timedelta(minutes=1)
 #: Where the engineers hear of a post that no case topic would take (a topic name the
@@ -401,26 +401,28 @@ class Dispatcher:
 
     @staticmethod
     def _send_copies_later(session: Session, now: datetime, message: Outbound, deferred: dict[str, str]) -> None:
-        """A row of its own for each person copied on `message` whom the platform refused for now:
-        the same words, to them alone (the others have them), tried after the first retry's wait
-        (`RecipientDeferred`) and then as any row whose recipient is refused for now."""
-        files = json.dumps([dataclasses.asdict(f) for f in message.files]) if message.files else None
-        for address in deferred:
-            values = outbox.row_values(
-                channel=message.channel,
-                kind="direct",
-                text=message.text,
-                quote=message.quote,
-                files=files,
-                recipient=address,
-                conversation=message.conversation,
-                subject=message.subject,
-                automatic=message.automatic,
-                incident_id=message.case,
-                now=now,
-            )
-            values["next_attempt_at"] = now + COPY_RETRY
-            outbox.write(session, values)
+        """A row for the people copied on `message` whom the platform refused for now: the same
+        words, to them only (the others have them), the first as its recipient and the rest copied,
+        tried after the first retry's wait and then as any row whose recipient is refused for now
+        (`RecipientDeferred`; one of them still refused then gets a row of its own again). One row,
+        not one each: the files it carries are dropped from the store once a mail has them."""
+        first, *rest = deferred
+        values = outbox.row_values(
+            channel=message.channel,
+            kind="direct",
+            text=message.text,
+            quote=message.quote,
+            files=json.dumps([dataclasses.asdict(f) for f in message.files]) if message.files else None,
+            recipient=first,
+            copies=json.dumps(rest) if rest else None,
+            conversation=message.conversation,
+            subject=message.subject,
+            automatic=message.automatic,
+            incident_id=message.case,
+            now=now,
+        )
+        values["next_attempt_at"] = now + COPY_RETRY
+        outbox.write(session, values)
 
     def _tell_refused_copies(self, session: Session, now: datetime, message: Outbound, refused: dict[str, str]) -> bool:
         """Tell the engineers, in the case topic of the row's incident, of each person copied on it

@@ -22,7 +22,7 @@ What the server answers decides what happens to the row:
 * A refusal of someone in `Cc` only (the customer took the mail): the row is sent, and never sent
   again for them; `send` returns a `Sent` naming each refused copy with the server's reply, and the
   dispatcher tells the engineers in the case topic. Refused for now (`4xx`, greylisting): the
-  `Sent` names them apart (`deferred_copies`), and the dispatcher sends each the mail later, on
+  `Sent` names them apart (`deferred_copies`), and the dispatcher sends them the mail later, on
   its own.
 
 An engineer's files (`Outbound.files`) are attached, their bytes read from `Channel.files`;
