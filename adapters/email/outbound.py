@@ -22,8 +22,8 @@ What the server answers decides what happens to the row:
 * A refusal of someone in `Cc` only (the customer took the mail): the row is sent, and never sent
   again for them; `send` returns a `Sent` naming each refused copy with the server's reply, and the
   dispatcher tells the engineers in the case topic. Refused for now (`4xx`, greylisting): the
-  `Sent` names them apart (`deferred_copies`), and the dispatcher sends them the mail later, on
-  its own.
+  `Sent` names them apart (`deferred_copies`), and the dispatcher sends them the mail later,
+  without the others.
 
 An engineer's files (`Outbound.files`) are attached, their bytes read from `Channel.files`;
 once the server took the mail they are recorded as sent by email (and the store drops the
@@ -199,7 +199,7 @@ class MailPoster:
                 "email: outbox %d: copy to %s refused%s: %s",
                 message.outbox_id,
                 address,
-                " for now; sent to them alone later" if for_now else "",
+                " for now; sent to them later, without the others" if for_now else "",
                 _text(code, reason),
             )
             (later if for_now else copies)[address] = _text(code, reason).removeprefix("SMTP ")
