@@ -380,8 +380,12 @@ def test_mail_that_came_before_idle_is_told_at_once_but_imapclient_idle_check_mi
         mail.customers[0].send("Between the last command and IDLE", "text")
         client.idle()
         assert client._imap.file.peek(1).startswith(b"* 2 EXISTS")  # (2) already read, with "+ idling"
-        assert client.idle_check(timeout=1.0) == []  # … where idle_check does not look
-        assert (2, b"EXISTS") in client.idle_done()[1]
+        seen = client.idle_check(timeout=1.0)
+        # … where idle_check does not look, unless something else reaches the socket meanwhile and
+        # wakes its poll: Dovecot's "* OK Still here" keepalive, whose first one is timed to align
+        # a user's connections and now and then comes within the second (a CI run saw it).
+        assert seen == [] or (seen[:2] == [(2, b"EXISTS"), (2, b"RECENT")] and len(seen) > 2), seen
+        assert (2, b"EXISTS") in seen + client.idle_done()[1]
 
         client.idle()
         started = time.monotonic()
