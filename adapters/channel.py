@@ -147,6 +147,12 @@ class OutboundFile:
     #: why and that the engineer knows; the channel writes it after the file's name, which it
     #: writes its own safe way, instead of uploading the file.
     left_out: str | None = None
+    #: Direct rows: what the channel writes after the file's name instead (in the reader's language,
+    #: no markup) if it cannot carry the file after all when sending: its bytes are no longer stored,
+    #: or the platform refuses the upload. The channel then names the file in `Sent.unsent_files`,
+    #: and the engineers are told. Rows written before this field existed have none: the channel
+    #: then writes its own English words.
+    unsent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +255,8 @@ class Sent(list[str]):
     inert). The row stays sent and is never sent again for them; the dispatcher tells the engineers
     in the incident's case topic, once per address, with the row's delivery. Those refused only for
     now are named apart (`deferred_copies`): they are sent the same words later, without the others.
+    Files of a direct row the channel could not carry after all (`OutboundFile.unsent`) are named in
+    `unsent_files`: the row went without them, and the engineers are told in the case topic.
 
     A return value rather than a callback set by the runtime (`recorded_elsewhere`, `on_trouble`):
     the refusals belong to this one delivery and are known when `send` returns, so the dispatcher
@@ -261,6 +269,7 @@ class Sent(list[str]):
         ids: Iterable[str] = (),
         refused_copies: Mapping[str, str] | None = None,
         deferred_copies: Mapping[str, str] | None = None,
+        unsent_files: Mapping[int, str] | None = None,
     ) -> None:
         super().__init__(ids)
         #: Refused address -> why, in the platform's words (e.g. an SMTP reply "550 5.1.1 no such user").
@@ -269,6 +278,9 @@ class Sent(list[str]):
         #: writes them a row with the same words, tried later as any row whose recipient was refused
         #: for now (`RecipientDeferred`); nobody else gets the mail twice.
         self.deferred_copies: dict[str, str] = dict(deferred_copies or {})
+        #: File id (`OutboundFile.id`) -> why it did not go, for the engineers (English; a platform's
+        #: words in it are untrusted: the core shows them inert).
+        self.unsent_files: dict[int, str] = dict(unsent_files or {})
 
 
 class ChannelError(Exception):

@@ -53,6 +53,7 @@ from adapters.channel import (
 )
 from adapters.markup import inert
 from bot.logs import log_context
+from bot.services import attachments
 from bot.services.outgoing import Outgoing, Topic
 from storage import outbox
 from storage.db import transaction
@@ -393,6 +394,8 @@ class Dispatcher:
                     told |= self._tell_refused_copies(session, now, message, ids.refused_copies)
                 if isinstance(ids, Sent) and ids.deferred_copies:
                     self._send_copies_later(session, now, message, ids.deferred_copies)
+                if isinstance(ids, Sent) and ids.unsent_files:
+                    told |= self._tell_unsent_files(session, now, message, ids.unsent_files)
         if told and self.case_channel is not None:
             self.wake({self.case_channel})
         for message, _ids, created_at, about in delivered:
@@ -440,6 +443,21 @@ class Dispatcher:
                 "or correct the address."
             )
             out.say(topic, text, incident_id=incident.id)
+        return True
+
+    def _tell_unsent_files(self, session: Session, now: datetime, message: Outbound, unsent: dict[int, str]) -> bool:
+        """Tell the engineers, in the case topic of the row's incident, of the files the channel could
+        not carry after all (`Sent.unsent_files`; the customer's message named them). Whether anything
+        was written."""
+        files = {file.id: file for file in message.files}
+        # The platform's words are untrusted: inline code, never markup.
+        named = [(files[i].name, files[i].size, inert(why[:200])) for i, why in unsent.items() if i in files]
+        case = self._case_topic(session, message)
+        if case is None or not named:
+            log.warning("outbox %d went without %d of its files: %s", message.outbox_id, len(unsent), unsent)
+            return False
+        (incident, topic), out = case, Outgoing(session, now)
+        out.say(topic, attachments.left_out_notice(message.channel, named, after_all=True), incident_id=incident.id)
         return True
 
     def _case_topic(self, session: Session, message: Outbound) -> tuple[Incident, Topic] | None:

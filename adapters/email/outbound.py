@@ -27,7 +27,10 @@ What the server answers decides what happens to the row:
 
 An engineer's files (`Outbound.files`) are attached, their bytes read from `Channel.files`;
 once the server took the mail they are recorded as sent by email (and the store drops the
-bytes). A file left out by the core is named under the text with the core's sentence.
+bytes). A file left out by the core is named under the text with the core's sentence. A retried
+row whose files are recorded as sent with its own Message-ID went before (the server took it; the
+Sent folder has no copy): it is not sent again. A file whose bytes are gone otherwise is named
+with the row's `unsent` sentence, and in the `Sent` returned (the engineers are told).
 
 One SMTP session is kept between sends; one that was quiet for a while is checked with a NOOP
 before it sends, and opened again when the server dropped it.
@@ -108,7 +111,10 @@ class MailPoster:
         if message.attempt > 1 and self.sent.contains(mail_id):
             log.info("email: outbox %d was sent before (found in Sent); not sent again", message.outbox_id)
             return [mail_id]
-        attached, notes = self._files(message)
+        if message.attempt > 1 and self._files_went_with(message, mail_id):
+            log.info("email: outbox %d was sent before (its files went with it); not sent again", message.outbox_id)
+            return [mail_id]
+        attached, notes, unsent = self._files(message)
         mail = build(
             message,
             address=self.address,
@@ -128,12 +134,23 @@ class MailPoster:
             # dispatcher writes for them attaches the files again (and then records them).
             if store is not None and not deferred:
                 store.record_upload(file.id, "email", mail_id)
-        return Sent([mail_id], refused, deferred) if refused or deferred else [mail_id]
+        if refused or deferred or unsent:
+            return Sent([mail_id], refused, deferred, unsent)
+        return [mail_id]
 
-    def _files(self, message: Outbound) -> tuple[list[tuple[OutboundFile, bytes]], list[str]]:
-        """The row's files with their bytes, and a line for each one the mail does not carry."""
+    def _files_went_with(self, message: Outbound, mail_id: str) -> bool:
+        """Whether the row's files are recorded as sent with this very mail: the server took it
+        (they are recorded only then), though the Sent folder keeps no copy of it."""
+        store = self.files()
+        carried = [file for file in message.files if file.left_out is None and file.refused_over is None]
+        return store is not None and any(store.uploaded(file.id, "email") == mail_id for file in carried)
+
+    def _files(self, message: Outbound) -> tuple[list[tuple[OutboundFile, bytes]], list[str], dict[int, str]]:
+        """The row's files with their bytes, a line for each one the mail does not carry, and those
+        it cannot carry after all, each with why (`Sent.unsent_files`)."""
         attached: list[tuple[OutboundFile, bytes]] = []
         notes: list[str] = []
+        unsent: dict[int, str] = {}
         store = self.files()
         for file in message.files:
             if file.left_out is not None:
@@ -145,12 +162,12 @@ class MailPoster:
             if store is None:
                 raise TransientSendError(f"outbox row {message.outbox_id}: no file store to read its files from")
             data = store.data(file.id)
-            if data is None:
-                # Sent with an earlier attempt of this row (the server took it; its copy in Sent is missing).
-                notes.append(file_note(file, "sent before" if store.uploaded(file.id, "email") else "no longer stored"))
+            if data is None:  # dropped once another mail carried it (`_files_went_with` found none of this one)
+                notes.append(file_note(file, file.unsent or "no longer stored"))
+                unsent[file.id] = "its bytes are no longer stored"
                 continue
             attached.append((file, data))
-        return attached, notes
+        return attached, notes, unsent
 
     def _submit(self, message: Outbound, raw: bytes) -> tuple[dict[str, str], dict[str, str]]:
         """Hand the mail to the server; return the copies (`Cc`) it refused, each with its reply:

@@ -21,7 +21,11 @@ while the instance still processes it (video, large images); the media id
 is recorded at once (`FileStore.record_upload`), so a retried row re-uses
 it. A status may not carry media still processing, so each is awaited
 (`GET /api/v1/media/:id` until its `url` is set), for a bounded time: past
-it the send is tried again later, uploading nothing again. (Media uploads
+it the send is tried again later, uploading nothing again. All of a row's
+files are uploaded and awaited before its first status is posted
+(`MediaUploader.prepare`): one that cannot go after all (its bytes no
+longer stored, the upload refused, the medium removed) is named in the text
+with the row's `unsent` sentence, and the engineers are told. (Media uploads
 take no Idempotency-Key: an upload retried at once after a lost answer may
 leave a second, unattached medium on the instance, which Mastodon removes
 within a day; the customer only ever sees the recorded one.)
@@ -132,17 +136,22 @@ class MediaUploader:
     attempts: int
     stop: threading.Event
 
-    def media_ids(self, message: Outbound, files: list[OutboundFile], store: FileStore | None) -> list[str]:
-        """The media ids of `files`, uploading those no earlier attempt uploaded, all ready to post."""
+    def prepare(
+        self, message: Outbound, files: list[OutboundFile], store: FileStore | None
+    ) -> tuple[dict[int, str], dict[int, str]]:
+        """`files` as media ready to post, before any status is written (so that the text can name
+        those that cannot go): the media id of each file that can, uploading those no earlier
+        attempt uploaded; and why for each that cannot after all (`Sent.unsent_files`)."""
         if store is None:
             raise TransientSendError(f"outbox {message.outbox_id}: no file store to read its files from")
-        ids = []
+        ready: dict[int, str] = {}
+        unsent: dict[int, str] = {}
         for file in files:
             media_id = store.uploaded(file.id, "mastodon")
             if media_id is None:
                 data = store.data(file.id)
                 if data is None:
-                    log.error("mastodon: outbox %d: file %d is no longer stored; not sent", message.outbox_id, file.id)
+                    unsent[file.id] = "its bytes are no longer stored"
                     continue
                 try:
                     media_id = self._upload(file, data)
@@ -150,11 +159,16 @@ class MediaUploader:
                     if isinstance(error, MastodonServerError):
                         raise
                     # Refused for good (its limits changed since start): the rest still goes.
-                    log.error("mastodon: outbox %d: file %d refused: %s", message.outbox_id, file.id, describe(error))
+                    unsent[file.id] = f"Mastodon refused the upload: {describe(error)}"
                     continue
                 store.record_upload(file.id, "mastodon", media_id)
-            ids.append(media_id)
-        return [media_id for media_id in ids if self._ready(message, media_id)]
+            if self._ready(message, media_id):
+                ready[file.id] = media_id
+            else:
+                unsent[file.id] = "Mastodon removed the uploaded medium (no status took it within a day)"
+        for file_id, why in unsent.items():
+            log.error("mastodon: outbox %d: file %d not sent: %s", message.outbox_id, file_id, why)
+        return ready, unsent
 
     def _upload(self, file: OutboundFile, data: bytes) -> str:
         api = self.transport.send
@@ -174,7 +188,6 @@ class MediaUploader:
                 medium = self.transport.request(API, partial(self.transport.send.media, media_id), stop=self.stop)
             except MastodonNotFoundError:
                 # Mastodon removes media no status took within a day: the bytes went with the upload.
-                log.error("mastodon: outbox %d: medium %s is gone; not sent", message.outbox_id, media_id)
                 return False
             if medium.get("url"):
                 return True

@@ -31,7 +31,7 @@ from typing import Any
 
 from mastodon.errors import MastodonError, MastodonNetworkError, MastodonNotFoundError, MastodonServerError
 
-from adapters.channel import FileStore, Outbound, OutboundFile, PermanentSendError, TransientSendError, size_text
+from adapters.channel import FileStore, Outbound, OutboundFile, PermanentSendError, Sent, TransientSendError, size_text
 
 from .compose import ReplyTooLong, mention_for, thread_parts
 from .media import MediaUploader
@@ -71,10 +71,16 @@ class ReplyPoster:
         if not message.recipient:
             raise PermanentSendError(f"outbox {message.outbox_id} has no recipient")
         body = message.text if not message.quote else f"{message.text}\n\n{message.quote}"
-        left_out = _left_out_lines(message.files)
+        carried = [file for file in message.files if file.left_out is None]
+        media: dict[int, str] = {}
+        unsent: dict[int, str] = {}
+        if carried and self.media is not None:
+            with _send_errors(f"Mastodon did not take the media of outbox {message.outbox_id}"):
+                media, unsent = self.media.prepare(message, carried, self.files())
+            carried = [file for file in carried if file.id in media]
+        left_out = _left_out_lines(message.files, unsent)
         if left_out:
             body = "\n".join([body, "", *left_out])
-        carried = [file for file in message.files if file.left_out is None]
         groups = self.media.limits.groups(carried) if carried and self.media is not None else []
         mention = mention_for(message.recipient, self.domain)
         try:
@@ -104,13 +110,10 @@ class ReplyPoster:
         reply_to = ids[-1] if ids else message.conversation
         for number in range(len(ids) + 1, len(parts) + 1):
             key = f"deskbot-{message.outbox_id}-{number}"
-            media_ids: list[str] = []
-            if number <= len(groups) and self.media is not None:
-                with _send_errors(f"Mastodon did not take the media of outbox {message.outbox_id}"):
-                    media_ids = self.media.media_ids(message, groups[number - 1], self.files())
+            media_ids = [media[file.id] for file in groups[number - 1]] if number <= len(groups) else []
             reply_to = self._post(parts[number - 1], reply_to, key, first=number == 1, media_ids=media_ids)
             ids.append(reply_to)
-        return ids
+        return Sent(ids, unsent_files=unsent) if unsent else ids
 
     def _post(self, text: str, reply_to: str | None, key: str, *, first: bool, media_ids: list[str]) -> str:
         api = self.transport.send
@@ -133,10 +136,17 @@ class ReplyPoster:
         return str(status["id"])
 
 
-def _left_out_lines(files: tuple[OutboundFile, ...]) -> list[str]:
+def _left_out_lines(files: tuple[OutboundFile, ...], unsent: dict[int, str]) -> list[str]:
     """A line for each file the row does not carry: its name, its size, and the row's sentence
-    saying why (in the customer's language). The name stays text: composing neutralises mentions."""
-    return [f'- "{file.name}" ({size_text(file.size)}): {file.left_out}' for file in files if file.left_out]
+    saying why (in the customer's language): left out by the core (`left_out`), or found when
+    sending not to go after all (`unsent`; a row written before rows carried that sentence gets
+    English words). The name stays text: composing neutralises mentions."""
+    lines = []
+    for file in files:
+        said = file.left_out or (file.unsent or "not sent" if file.id in unsent else None)
+        if said:
+            lines.append(f'- "{file.name}" ({size_text(file.size)}): {said}')
+    return lines
 
 
 @contextmanager

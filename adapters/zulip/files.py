@@ -16,7 +16,9 @@ retry find the message an earlier attempt posted. A line links each file as
 code span is rendered before links, so nothing in the name can close the
 bracket, and no mention, link or image inside it acts. The path is the
 server's answer, kept only if it is a plain `/user_uploads/` path. A file the
-row says was left out (`OutboundFile.left_out`) is named with that sentence.
+row says was left out (`OutboundFile.left_out`) is named with that sentence; one a direct row
+cannot carry after all (its bytes gone, Zulip refusing the upload) with the row's `unsent`
+sentence, and named back to the dispatcher (`Sent.unsent_files`), which tells the engineers.
 """
 
 from __future__ import annotations
@@ -87,39 +89,57 @@ def file_lines(
     store: FileStore | None,
     upload: Callable[[str, bytes], str],
     limit: int,
-) -> str:
-    """The lines that show `message.files`: each uploaded (once) and linked, or said not to be kept."""
+) -> tuple[str, dict[int, str]]:
+    """The lines that show `message.files`: each uploaded (once) and linked, or said not to be kept;
+    and, for a direct row, the files it cannot carry after all, each with why (`Sent.unsent_files`)."""
     lines = []
+    unsent: dict[int, str] = {}
     for file in message.files:
-        lines.append(_line(message, file, store, upload, limit))
-    return "\n".join(lines)
+        line, why = _line(message, file, store, upload, limit)
+        lines.append(line)
+        if why is not None:
+            unsent[file.id] = why
+    return "\n".join(lines), unsent
 
 
 def _line(
     message: Outbound, file: OutboundFile, store: FileStore | None, upload: Callable[[str, bytes], str], limit: int
-) -> str:
+) -> tuple[str, str | None]:
     label = inert(file.name) or "file"
     if file.left_out is not None:  # a direct row: the sentence is in the reader's language
-        return f"- {label} ({size_text(file.size)}): {file.left_out}"
+        return f"- {label} ({size_text(file.size)}): {file.left_out}", None
     if file.refused_over is not None:
-        return f"- {label} ({size_text(file.size)}) was not kept: over the {size_text(file.refused_over)} limit"
+        return f"- {label} ({size_text(file.size)}) was not kept: over the {size_text(file.refused_over)} limit", None
     if file.size > limit:
-        return f"- {label} ({size_text(file.size)}) was not uploaded: over Zulip's {size_text(limit)} limit"
+        over = f"over Zulip's {size_text(limit)} limit"
+        return _not_carried(message, file, label, f"was not uploaded: {over}", over)
     if store is None:
         raise TransientSendError(f"outbox row {message.outbox_id}: no file store to read its files from")
     path = store.uploaded(file.id, "zulip")
     if path is None:
         data = store.data(file.id)
         if data is None:
-            return f"- {label} ({size_text(file.size)}) is no longer stored"
+            return _not_carried(message, file, label, "is no longer stored", "its bytes are no longer stored")
         try:
             path = upload(upload_name(file.name), data)
         except UploadRefused as refused:
-            return f"- {label} ({size_text(file.size)}) could not be uploaded: {inert(str(refused))}"
+            said = f"could not be uploaded: {inert(str(refused))}"
+            return _not_carried(message, file, label, said, f"Zulip refused the upload: {refused}")
         if not _SAFE_PATH.fullmatch(path):
             raise TransientSendError(f"outbox row {message.outbox_id}: Zulip answered an unexpected upload path")
         store.record_upload(file.id, "zulip", path)
-    return f"- [{label}]({path}) ({size_text(file.size)}, {file.media_type})"
+    return f"- [{label}]({path}) ({size_text(file.size)}, {file.media_type})", None
+
+
+def _not_carried(message: Outbound, file: OutboundFile, label: str, said: str, why: str) -> tuple[str, str | None]:
+    """The line of a file the channel finds it cannot carry when sending, and why for the engineers.
+    A direct row's reader gets the row's own sentence (`OutboundFile.unsent`, in their language) and
+    the engineers are told in the case topic; in a case topic the engineers read it on the line."""
+    if message.kind != "direct":
+        return f"- {label} ({size_text(file.size)}) {said}", None
+    if file.unsent is None:  # a row written before rows carried the sentence
+        return f"- {label} ({size_text(file.size)}) {said}", why
+    return f"- {label} ({size_text(file.size)}): {file.unsent}", why
 
 
 def upload_name(name: str) -> str:

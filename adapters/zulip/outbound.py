@@ -25,7 +25,7 @@ from typing import Any
 import zulip
 
 from adapters.backoff import Backoff
-from adapters.channel import FileStore, Outbound, PermanentSendError, TransientSendError
+from adapters.channel import FileStore, Outbound, PermanentSendError, Sent, TransientSendError
 from adapters.topics import clip_topic
 
 from .compose import MAX_TOPIC_LENGTH, compose
@@ -88,10 +88,11 @@ class MessagePoster:
         """Post one outbox row (several messages if it is long); return their ids."""
         target = self._target(message)
         written = written_text(message)
+        unsent: dict[int, str] = {}
         if message.files:
             limit = self.state.max_file_upload_mib * 1024 * 1024
             with self.lock:
-                lines = file_lines(message, self.files(), self._upload, limit)
+                lines, unsent = file_lines(message, self.files(), self._upload, limit)
             written = f"{written}\n{lines}" if written else lines
         parts = compose(written, message.quote, self.state.max_message_length)
         if not any(p.strip() for p in parts):
@@ -113,7 +114,7 @@ class MessagePoster:
                 else:
                     ids.append(self._post(message, target, content, number, parts))
                 self.claims.claim(ids[-1], message.outbox_id)
-        return [str(i) for i in ids]
+        return Sent([str(i) for i in ids], unsent_files=unsent) if unsent else [str(i) for i in ids]
 
     def _upload(self, name: str, data: bytes) -> str:
         """`POST /user_uploads` (called with `lock` held); the path Zulip stored the file at."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from adapters.channel import size_text
 from adapters.markup import inert
 from bot.context import Context
 from bot.i18n import format_when, render
@@ -64,9 +63,7 @@ def stays_resolved(ctx: Context, incident: Incident, until: datetime | None) -> 
 def files_left_out(ctx: Context, incident: Incident, channel: str, left_out: list[attachments.LeftOut]) -> None:
     """Files of an engineer's reply that did not go to the customer: named, with why, in the case topic
     (where the engineer wrote, when the case has none); the customer's message says so too."""
-    lines = [f"⚠️ Not sent to the customer on {channel} (they were told it was left out):"]
-    lines += [f"- {inert(left.row.name) or 'file'} ({size_text(left.row.size)}): {left.why}" for left in left_out]
-    text = "\n".join(lines)
+    text = attachments.left_out_notice(channel, [(left.row.name, left.row.size, left.why) for left in left_out])
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is None:
         ctx.reply_text(text)

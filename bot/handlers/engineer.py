@@ -16,7 +16,7 @@ from bot.handlers.customer import SEVERITY_LEVELS
 from bot.i18n import _, format_day, format_when, n_, render, render_plural
 from bot.policy import pack_expires_on
 from bot.services import attachments, copies, credits, customers, incidents
-from storage.models import Customer, Incident, IncidentState
+from storage.models import Customer, Incident, IncidentAttachment, IncidentState
 
 ENGINEER = "engineer"
 CASE = Arg("number", "case")
@@ -67,7 +67,7 @@ def reply(ctx: Context, number: int, text: str) -> None:
     channel = replied.route.channel
     files = attachments.record(ctx.session, ctx.now, incident, ctx.message, origin="out")
     carried, left_out = attachments.sort_out(files, lambda file: ctx.deployment.cannot_carry(channel, file))
-    sent = [*attachments.shown(carried), *(_left_out_file(lang, file) for file in left_out)]
+    sent = [*_carried_files(lang, carried), *(_left_out_file(lang, file) for file in left_out)]
     ctx.out.say(replied.route, relayed, files=sent, incident_id=incident.id)
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:
@@ -101,6 +101,13 @@ def note(ctx: Context, number: int, text: str) -> None:
             count=len(files),
         )
     )
+
+
+def _carried_files(lang: str, rows: list[IncidentAttachment]) -> list[OutboundFile]:
+    """The files of a reply that go to the customer, each with the sentence the channel writes
+    instead should it not carry it after all (`OutboundFile.unsent`; the engineers are told then)."""
+    unsent = render(lang, _("not sent: it could not be delivered here after all. The engineer knows."))
+    return [dataclasses.replace(file, unsent=unsent) for file in attachments.shown(rows)]
 
 
 def _left_out_file(lang: str, left: attachments.LeftOut) -> OutboundFile:

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from adapters.channel import Attachment, FileRefusal, Inbound, OutboundFile, size_text
+from adapters.markup import inert
 from storage.models import FILE_NAME, Incident, IncidentAttachment, fit
 
 #: "in": the customer's; "out": sent with an engineer's reply; "note": kept with an engineer's note.
@@ -188,6 +189,16 @@ def sort_out(
             left_out.append(left)
             row.data = None
     return carried, left_out
+
+
+def left_out_notice(channel: str, files: list[tuple[str, int, str]], *, after_all: bool = False) -> str:
+    """The case topic's notice of an engineer's files that did not reach the customer on `channel`:
+    each file's name (shown inert), size, and why (markup: the caller makes a platform's words inert).
+    `after_all`: the channel found so only when sending (`adapters.channel.Sent.unsent_files`)."""
+    when = " after all" if after_all else ""
+    lines = [f"⚠️ Not sent to the customer on {channel}{when} (they were told it was left out):"]
+    lines += [f"- {inert(name) or 'file'} ({size_text(size)}): {why}" for name, size, why in files]
+    return "\n".join(lines)
 
 
 def hold_to_limit(rows: list[IncidentAttachment], refuses: Callable[[OutboundFile], FileRefusal | None]) -> None:

@@ -4,21 +4,26 @@ HTTP, the real `zulip` client) and the email channel (the tests' Dovecot and sub
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 
+from adapters.channel import Outbound
 from adapters.email import EmailChannel
 from bot.runtime import Runtime
 from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
+from storage.files import StoredFiles
 from tests.fakes.zulip import FakeZulip, StoredMessage
-from tests.mail.servers import MailServers
-from tests.mastodon.conftest import PNG
+from tests.mail.servers import SUPPORT_ADDRESS, MailServers
+from tests.mastodon.conftest import PNG, waiting_file
 from tests.zulip import conftest as zulip_side
 from tests.zulip.support_desk import running_desk, support_settings, topic_posts, zulip_with_support_stream
 
@@ -131,3 +136,56 @@ def test_a_mail_over_the_limit_is_refused_with_both_notices(mail: MailServers, z
     assert text.startswith("Your message was over the size limit, so neither its text nor its files were passed on.")
     assert "— capture.png (1.3 MB): not passed on, over the limit of 1.0 MB" in text
     assert f"— {SHOUTING} (" in text and "in a message over the limit of 1.0 MB" in text
+
+
+def test_a_file_whose_bytes_are_gone_when_the_mail_goes_is_named_to_both_sides(
+    mail: MailServers, zulip: FakeZulip, desk: Runtime, clock, engine
+) -> None:  # noqa: ANN001
+    """The answer waits (Ana's mailbox is full) and meanwhile the store loses the file's bytes: the
+    mail goes without it, tells Ana so in her language, and the engineers hear it in the topic."""
+    ana = mail.customers[0]
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE customer SET lang = 'pt'"))
+    ana.send("Wiring", "open\nHow should the cables go?")
+    topic = in_topic(zulip, "wrote:").subject
+    ana.wait_for(from_bot)
+    mail.smtp.refuse_recipient(ana.address, 452, "4.2.2 Mailbox full")
+    path = zulip.upload(zulip_side.ENGINEER, "diagram.png", PNG)
+    zulip.post_stream_message(zulip_side.ENGINEER, zulip_side.STREAM, topic, f"/reply Like this: [diagram.png]({path})")
+    in_topic(zulip, "has not reached")
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("UPDATE incidentattachment SET data = NULL WHERE data IS NOT NULL")).rowcount == 1
+    mail.smtp.accept_recipient(ana.address)
+    clock.advance(seconds=91)  # the deferred row's first retry is due
+    (reply,) = ana.wait_for(lambda m: from_bot(m) and "Like this" in m.get_body(("plain",)).get_content())
+    assert list(reply.iter_attachments()) == []
+    text = reply.get_body(("plain",)).get_content()
+    assert f"- diagram.png ({len(PNG)} bytes): não enviado: afinal não foi possível entregá-lo por aqui." in text
+    notice = in_topic(zulip, "Not sent to the customer on email after all").content
+    assert "`diagram.png`" in notice and "`its bytes are no longer stored`" in notice
+
+
+def test_a_retried_mail_whose_files_went_with_it_is_not_sent_again(mail: MailServers, engine) -> None:  # noqa: ANN001
+    """The server took the mail and its files were recorded as sent with it, but the process died
+    before the row was marked sent and the Sent folder keeps no copy of it: the retry finds the
+    files' record of this very mail and sends nothing again (it sent it again, saying "sent before")."""
+    with transaction(engine) as session:
+        customer, _code = customers.create_customer(
+            session, "Ana's company", mail.customers[0].address, "en", datetime.now(UTC)
+        )
+    file = waiting_file(engine, customer.id)
+    channel = EmailChannel(email_settings(mail), tuning=FAST)
+    channel.start()
+    channel.files = StoredFiles(engine)
+    try:
+        answer = Outbound(7, "email", "direct", "[#1] The fix:", recipient=mail.customers[0].address, files=(file,))
+        [mail_id] = channel.send(answer)
+        wait_until(lambda: len(mail.support.messages("Sent")) == 1, 10, "the copy in Sent")
+        mail.dovecot.doveadm("expunge", "-u", SUPPORT_ADDRESS, "mailbox", "Sent", "all")
+        assert mail.support.messages("Sent") == []
+        assert channel.send(dataclasses.replace(answer, attempt=2)) == [mail_id]
+    finally:
+        channel.close()
+    assert [m.message_id for m in mail.smtp.accepted] == [mail_id]
+    (received,) = mail.customers[0].wait_for(from_bot)
+    assert [a.get_filename() for a in received.iter_attachments()] == ["fix.png"]

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from adapters.backoff import Backoff
-from adapters.channel import Inbound
+from adapters.channel import Inbound, OutboundFile
 from adapters.mastodon import CURSOR_KEY, MastodonChannel, MastodonTuning
 from bot.runtime import Runtime
 from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
+from storage.models import Incident, IncidentAttachment
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.zulip import FakeZulip, StoredMessage
 from tests.zulip.support_desk import running_desk, support_settings, topic_posts, zulip_with_support_stream
@@ -212,3 +215,24 @@ def desk(start_desk: Callable[..., Runtime]) -> Runtime:
 def in_topic(zulip: FakeZulip, containing: str) -> StoredMessage:
     """The bot's message in the support stream that contains `containing` (waited for)."""
     return wait_until(lambda: next(iter(topic_posts(zulip, containing)), None), 15)
+
+
+def waiting_file(engine: sa.Engine, customer: int) -> OutboundFile:
+    """A file of an engineer's reply stored with its bytes, as `/reply` leaves it for the outbox."""
+    with transaction(engine) as session:
+        incident = Incident(customer_id=customer, subject="Backups fail")
+        session.add(incident)
+        session.flush()
+        row = IncidentAttachment(
+            incident_id=incident.id,
+            channel="zulip",
+            message_id="out:77",
+            name="fix.png",
+            media_type="image/png",
+            size=len(PNG),
+            sha256=hashlib.sha256(PNG).hexdigest(),
+            data=PNG,
+        )
+        session.add(row)
+        session.flush()
+        return OutboundFile(row.id or 0, row.name, row.media_type, row.size)

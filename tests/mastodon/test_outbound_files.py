@@ -11,25 +11,22 @@ SQLite and PostgreSQL.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from adapters.channel import Outbound, OutboundFile
+from adapters.channel import Outbound, Sent
 from adapters.mastodon import MastodonChannel
 from bot.runtime import Runtime
-from storage.db import transaction
 from storage.files import StoredFiles
-from storage.models import Incident, IncidentAttachment
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.mastodon.model import Posted
 from tests.fakes.zulip import FakeZulip
 from tests.zulip import conftest as zulip_side
 
-from .conftest import PNG, in_topic, wait_until
+from .conftest import PNG, in_topic, wait_until, waiting_file
 from .runtime_bot import ALICE
 
 #: An MP4's first bytes: what makes `filetype` call it video/mp4 (the fake processes video: 202).
@@ -230,31 +227,65 @@ def test_a_medium_the_instance_refuses_only_when_sent_does_not_stop_the_reply(
     [status] = thread(fake, "[#1] Two pictures:")
     assert [m["description"] for m in status.status["media_attachments"]] == ["small.png"]
     assert media_uploads(fake) == 2
+    # Both sides are told: the customer in the status, the engineers in the case topic.
+    big = len(PNG) + 200
+    assert f'- "big.png" ({big} bytes): not sent: it could not be delivered here after all. The engineer knows.' in (
+        status.source_text
+    )
+    assert "small.png" not in status.source_text.split("Two pictures:")[1].split("\n", 1)[1]
+    notice = in_topic(zulip, "Not sent to the customer on mastodon after all").content
+    assert f"`big.png` ({big} bytes): `Mastodon refused the upload:" in notice and "small.png" not in notice
+
+
+def test_a_medium_refused_when_sent_is_told_in_portuguese(
+    fake: FakeMastodon, zulip: FakeZulip, desk: Runtime, engine: sa.Engine
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE customer SET lang = 'pt'"))
+    topic = open_case(fake, zulip)
+    fake.image_size_limit = 100  # lowered after the bot read the instance's limits
+    reply(zulip, topic, "/reply Veja a imagem", [("big.png", PNG + b"\0" * 200)])
+    [status] = thread(fake, "Veja a imagem")
+    assert "não enviado: afinal não foi possível entregá-lo por aqui. O engenheiro já sabe." in status.source_text
+    assert status.status["media_attachments"] == []
+    in_topic(zulip, "Not sent to the customer on mastodon after all")
+
+
+@pytest.mark.parametrize("sentence", ["given", "from an older row"])
+def test_a_file_whose_bytes_are_gone_is_named_and_reported(
+    fake: FakeMastodon,
+    make_channel: Callable[..., MastodonChannel],
+    engine: sa.Engine,
+    customer: int,
+    sentence: str,
+) -> None:
+    """The store lost a file's bytes before the row went: the status names it instead (with the
+    row's sentence; English words for a row written before rows carried one), and `send` reports
+    it so that the engineers are told (bot/dispatcher.py)."""
+    file = waiting_file(engine, customer)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE incidentattachment SET data = NULL"))
+    unsent = "not sent: it could not be delivered here after all. The engineer knows."
+    file = dataclasses.replace(file, unsent=unsent if sentence == "given" else None)
+    conversation = fake.post_status(ALICE, "@deskbot open Backups fail")["id"]
+    row = Outbound(7, "mastodon", "direct", "[#1] The fix:", recipient=ALICE, conversation=conversation, files=(file,))
+    channel = make_channel()
+    channel.start()
+    channel.files = StoredFiles(engine)
+    try:
+        ids = channel.send(row)
+    finally:
+        channel.close()
+    [status] = [p for p in fake.posted_by("deskbot") if "[#1] The fix:" in p.source_text]
+    assert ids == [status.id] and status.status["media_attachments"] == []
+    assert isinstance(ids, Sent) and ids.unsent_files == {file.id: "its bytes are no longer stored"}
+    said = unsent if sentence == "given" else "not sent"
+    assert status.source_text.endswith(f'- "fix.png" ({len(PNG)} bytes): {said}')
+    assert media_uploads(fake) == 0
 
 
 class _Crash(BaseException):
     """The process dies: not an Exception, so nothing on the way catches it."""
-
-
-def _waiting_file(engine: sa.Engine, customer: int) -> OutboundFile:
-    """A file of an engineer's reply stored with its bytes, as `/reply` leaves it for the outbox."""
-    with transaction(engine) as session:
-        incident = Incident(customer_id=customer, subject="Backups fail")
-        session.add(incident)
-        session.flush()
-        row = IncidentAttachment(
-            incident_id=incident.id,
-            channel="zulip",
-            message_id="out:77",
-            name="fix.png",
-            media_type="image/png",
-            size=len(PNG),
-            sha256=hashlib.sha256(PNG).hexdigest(),
-            data=PNG,
-        )
-        session.add(row)
-        session.flush()
-        return OutboundFile(row.id or 0, row.name, row.media_type, row.size)
 
 
 @pytest.mark.parametrize("dies", ["before the status", "after the status"])
@@ -265,7 +296,7 @@ def test_killed_midway_and_restarted_uploads_and_posts_once(
     customer: int,
     dies: str,
 ) -> None:
-    file = _waiting_file(engine, customer)
+    file = waiting_file(engine, customer)
     conversation = fake.post_status(ALICE, "@deskbot open Backups fail")["id"]
     row = Outbound(7, "mastodon", "direct", "[#1] The fix:", recipient=ALICE, conversation=conversation, files=(file,))
     first = make_channel()

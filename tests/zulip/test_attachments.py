@@ -167,14 +167,15 @@ def test_no_file_name_can_act_in_the_link() -> None:
         return f"/user_uploads/2/ab/xyz{len(calls)}/{name}"
 
     message = Outbound(1, "zulip", "topic", "", topic="#1 x", files=files)
-    lines = file_lines(message, store, upload, 25 * 1024 * 1024)
+    lines, unsent = file_lines(message, store, upload, 25 * 1024 * 1024)
+    assert unsent == {}
     for line, file in zip(lines.split("\n"), files, strict=True):
         rendered = render(line)
         assert [a.split(":")[0] for a in rendered.active] == ["link"], (file.name, line)
         assert " ".join(file.name.split()).replace("\x1b", "").replace("\x07", "") in rendered.code[0].strip()
     assert all(re.fullmatch(r"[A-Za-z0-9._-]+", name) for name in calls)  # nothing odd in the path
     # A retried row links the same uploads: nothing is uploaded twice.
-    assert file_lines(message, store, upload, 25 * 1024 * 1024) == lines and len(calls) == len(files)
+    assert file_lines(message, store, upload, 25 * 1024 * 1024) == (lines, {}) and len(calls) == len(files)
 
 
 def test_a_send_retried_after_the_upload_does_not_upload_twice(desk: ZulipDesk) -> None:

@@ -165,3 +165,24 @@ def test_a_file_the_bot_cannot_fetch_is_named_back_to_the_engineer(desk: ZulipDe
     dm = desk.wait_dm(ALICE, "[#1] See gone.png and x.png")
     assert "/user_uploads/" not in dm.content
     assert files_recorded(desk) == [] and uploads(desk) == 0
+
+
+def test_a_file_zulip_refuses_only_when_sent_is_named_to_both_sides(desk: ZulipDesk) -> None:
+    """Zulip refuses the upload of the customer's copy (its limit lowered after start): the DM goes
+    without it and says so in the customer's words; the engineers are told in the case topic."""
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    open_case(desk)
+    path = desk.fake.upload(ENGINEER, "diagram.png", PNG)
+    desk.fake.realm.max_file_upload_size_mib = 0  # no upload is taken any longer
+    desk.fake.post_stream_message(ENGINEER, STREAM, TOPIC, f"/reply Like this: [diagram.png]({path})")
+    dm = desk.wait_dm(ALICE, "[#1] Like this:")
+    assert (
+        f"- `diagram.png` ({len(PNG)} bytes): not sent: it could not be delivered here after all. The engineer knows."
+        in dm.content
+    )
+    assert "/user_uploads/" not in dm.content and active_markup(dm.content) == []
+    notice = desk.wait_topic("Not sent to the customer on zulip after all").content
+    assert "`diagram.png`" in notice and "`Zulip refused the upload: File is larger than" in notice
+    assert active_markup(notice) == []
+    assert uploads(desk) == 1
