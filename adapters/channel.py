@@ -308,13 +308,21 @@ class RecipientDeferred(TransientSendError):
     a mailbox full, greylisting): the row is retried after `retry_after`, and rows to other
     recipients go on meanwhile; rows to the same recipient wait behind it, in their order.
     `copies_left`: when some of the people copied on the row took it, those the retry is still to
-    copy (the others have it); None when nobody took it (the row's copies stay)."""
+    copy (the others have it); None when nobody took it (the row's copies stay). `refused_copies`:
+    those of them the platform refused for good meanwhile, each with its reply, as `Sent` names
+    them: the retry leaves them out, and the engineers are told."""
 
     def __init__(
-        self, message: str, retry_after: float | None = None, *, copies_left: tuple[str, ...] | None = None
+        self,
+        message: str,
+        retry_after: float | None = None,
+        *,
+        copies_left: tuple[str, ...] | None = None,
+        refused_copies: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message, retry_after)
         self.copies_left = copies_left
+        self.refused_copies: dict[str, str] = dict(refused_copies or {})
 
 
 class PermanentSendError(ChannelError):

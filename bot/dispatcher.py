@@ -487,7 +487,15 @@ class Dispatcher:
                 return self._failed(message, created_at, about, PermanentSendError(given_up))
             # People copied on the row who took it are not sent it again; the engineers hear of it
             # at the row's first refusal (not at each retry).
-            self._retry(message, created_at, about, exc, copies=exc.copies_left, tell=message.attempt <= 1)
+            self._retry(
+                message,
+                created_at,
+                about,
+                exc,
+                copies=exc.copies_left,
+                refused=exc.refused_copies,
+                tell=message.attempt <= 1,
+            )
             return DEFERRED
         except TransientSendError as exc:
             self._retry(message, created_at, about, exc)
@@ -511,11 +519,13 @@ class Dispatcher:
         exc: TransientSendError,
         *,
         copies: tuple[str, ...] | None = None,
+        refused: dict[str, str] | None = None,
         tell: bool = False,
     ) -> None:
         """The row is tried again after the channel's `retry_after`, or after a jittered back-off.
-        `copies`: whom the retry is still to copy, if no longer all of the row's copies; `tell`: its
-        recipient was refused for now, say so in its incident's case topic."""
+        `copies`: whom the retry is still to copy, if no longer all of the row's copies; `refused`:
+        people copied on it the platform refused for good meanwhile (told in the case topic, as
+        `Sent.refused_copies`); `tell`: its recipient was refused for now, say so in the case topic."""
         wait = exc.retry_after if exc.retry_after is not None else backoff_seconds(message.attempt)
         # Told at a row's first failure; its retries through an outage are the runtime's to tell, once.
         level = logging.WARNING if message.attempt <= 1 else logging.DEBUG
@@ -525,6 +535,8 @@ class Dispatcher:
         told = False
         with transaction(self.engine) as session:
             outbox.mark_retry(session, message.outbox_id, str(exc), retry_at, copies=copies)
+            if refused:
+                told |= self._tell_refused_copies(session, self.clock(), message, refused)
             if tell and (case := self._case_topic(session, message)) is not None:
                 # The address and the platform's words are untrusted: inline code, never markup.
                 who, why = inert((message.recipient or "")[:200]), inert(str(exc)[:200])

@@ -204,9 +204,12 @@ class MailPoster:
             self._drop()
             raise TransientSendError(f"SMTP server {self.server}: {describe(error)}") from None
         if recipient in refused:  # only with several recipients: people in Cc took it
-            # A retry copies only those refused for now (those refused for good never take it).
-            left = tuple(a for a, (code, _r) in refused.items() if a != recipient and 400 <= code < 500)
-            self._refused(message, *refused[recipient], copies_left=left)
+            # A retry copies only those refused for now; those refused for good never take it (the
+            # engineers are told of them now, as when the customer takes the mail).
+            others = {a: answer for a, answer in refused.items() if a != recipient}
+            left = tuple(a for a, (code, _r) in others.items() if 400 <= code < 500)
+            gone = {a: _text(*answer).removeprefix("SMTP ") for a, answer in others.items() if a not in left}
+            self._refused(message, *refused[recipient], copies_left=left, copies_refused=gone)
         copies: dict[str, str] = {}
         later: dict[str, str] = {}
         for address, (code, reason) in refused.items():
@@ -235,12 +238,19 @@ class MailPoster:
             self._drop()
 
     def _refused(
-        self, message: Outbound, code: int, reason: bytes | str, *, copies_left: tuple[str, ...] | None = None
+        self,
+        message: Outbound,
+        code: int,
+        reason: bytes | str,
+        *,
+        copies_left: tuple[str, ...] | None = None,
+        copies_refused: dict[str, str] | None = None,
     ) -> None:
         """The server refused the customer's address at `RCPT TO`: for good (5xx), or for now (4xx)."""
         why = f"recipient {message.recipient} refused: {_text(code, reason)}"
         if 400 <= code < 500 and code != 421:  # 421: the server is closing the session, not the address
-            raise RecipientDeferred(why, DEFERRED_RETRY.seconds(message.attempt), copies_left=copies_left)
+            retry = DEFERRED_RETRY.seconds(message.attempt)
+            raise RecipientDeferred(why, retry, copies_left=copies_left, refused_copies=copies_refused)
         self._fail(message, code, why)
 
     def _fail(self, message: Outbound, code: int, reason: str) -> None:

@@ -397,6 +397,36 @@ def test_a_customer_refused_for_now_gets_the_answer_later_without_the_colleague_
     assert _copied(engine, 1) == [CARLA, bob]  # later answers copy them as before
 
 
+def test_a_copy_refused_for_good_while_the_customer_is_refused_for_now_is_told_at_once_and_left_out(
+    mail: MailServers, bot: EmailBot, carla: Mailbox, engine
+) -> None:  # noqa: ANN001
+    """Ana's mailbox is full, Carla takes the mail and Bob's address does not exist: the engineers
+    hear of Bob now (not only once Ana's retry goes), and the retry copies nobody who cannot take it."""
+    bob = "bob.gone@customer.example"
+    mail.smtp.refuse_recipient(ANA, 452, "4.2.2 Mailbox full")
+    mail.smtp.refuse_recipient(bob, 550, f"5.1.1 <{bob}>: no such user")
+
+    def notices() -> list[str]:
+        return [line for line in bot.topics().splitlines() if "was not delivered to" in line]
+
+    ana = mail.customers[0]
+    ana.send("VPN drops", "open\nThe tunnel drops every hour.", cc=[CARLA, bob])
+    carla.wait_for(from_bot)
+    wait_until(notices, 10, "the notice of the copy refused for good")
+    assert notices() == [
+        f"[#1 Ana's company: VPN drops] ⚠ The answer was not delivered to `{bob}` (copied on this incident): "
+        f"the email server refused it (`550 5.1.1 <{bob}>: no such user`). Remove them with /cc remove `{bob}`, "
+        "or correct the address."
+    ]
+    mail.smtp.accept_recipient(ANA)
+    bot.clock.advance(seconds=91)  # the first retry: after 60 s and up to 30 s at random
+    ana.wait_for(from_bot, timeout=15)
+    time.sleep(0.5)
+    assert [m.rcpt_tos for m in mail.smtp.accepted] == [[CARLA], [ANA]]
+    assert len(notices()) == 1  # told once: the retry did not ask for Bob again
+    assert mail.smtp.counts["refused_recipients"] == 2  # Ana and Bob at the first try; the retry, nobody
+
+
 def test_cc_takes_an_email_address_only() -> None:
     from bot.services.copies import email_address
 
