@@ -20,11 +20,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.email.oauth import check_token_url
 from adapters.email.servers import parse_server_url
 from bot.policy.calendar import BusinessCalendar, ServiceHours
 
 #: Settings that may be given as `NAME_FILE` (a path whose content is the value).
-SECRET_NAMES = ("ZULIP_API_KEY", "MASTODON_ACCESS_TOKEN", "DESKBOT_DATABASE_URL", "EMAIL_PASSWORD")
+SECRET_NAMES = (
+    "ZULIP_API_KEY",
+    "MASTODON_ACCESS_TOKEN",
+    "DESKBOT_DATABASE_URL",
+    "EMAIL_PASSWORD",
+    "EMAIL_OAUTH2_CLIENT_SECRET",
+    "EMAIL_OAUTH2_REFRESH_TOKEN",
+)
 
 
 class SettingsError(Exception):
@@ -53,6 +61,14 @@ class Settings(BaseSettings):
     #: The login for both servers; the address when unset.
     email_username: str | None = Field(None, validation_alias="EMAIL_USERNAME")
     email_password: SecretStr | None = Field(None, validation_alias="EMAIL_PASSWORD")
+    #: A mailbox that takes no password (Microsoft 365): OAuth 2 access tokens from this endpoint
+    #: log in instead (XOAUTH2), for the app `EMAIL_OAUTH2_CLIENT_ID` (see adapters/email/oauth.py).
+    email_oauth2_token_url: str | None = Field(None, validation_alias="EMAIL_OAUTH2_TOKEN_URL")
+    email_oauth2_client_id: str | None = Field(None, validation_alias="EMAIL_OAUTH2_CLIENT_ID")
+    email_oauth2_client_secret: SecretStr | None = Field(None, validation_alias="EMAIL_OAUTH2_CLIENT_SECRET")
+    email_oauth2_scope: str | None = Field(None, validation_alias="EMAIL_OAUTH2_SCOPE")
+    #: Set: the refresh-token grant (a mailbox whose owner consented once); unset: client credentials.
+    email_oauth2_refresh_token: SecretStr | None = Field(None, validation_alias="EMAIL_OAUTH2_REFRESH_TOKEN")
     #: The receiving server's `Authentication-Results` id whose DMARC verdict is trusted (unset: none).
     email_authserv_id: str | None = Field(None, validation_alias="EMAIL_AUTHSERV_ID")
     #: The display name on the bot's mail (`From: Support <support@example.com>`).
@@ -94,6 +110,12 @@ class Settings(BaseSettings):
     zulip_api_key_file: Path | None = Field(None, validation_alias="ZULIP_API_KEY_FILE", exclude=True)
     mastodon_access_token_file: Path | None = Field(None, validation_alias="MASTODON_ACCESS_TOKEN_FILE", exclude=True)
     email_password_file: Path | None = Field(None, validation_alias="EMAIL_PASSWORD_FILE", exclude=True)
+    email_oauth2_client_secret_file: Path | None = Field(
+        None, validation_alias="EMAIL_OAUTH2_CLIENT_SECRET_FILE", exclude=True
+    )
+    email_oauth2_refresh_token_file: Path | None = Field(
+        None, validation_alias="EMAIL_OAUTH2_REFRESH_TOKEN_FILE", exclude=True
+    )
 
     docs_url: str = Field("https://rockstor.com/docs/", validation_alias="DESKBOT_DOCS_URL")
     forum_url: str = Field("https://forum.rockstor.com/", validation_alias="DESKBOT_FORUM_URL")
@@ -135,6 +157,11 @@ class Settings(BaseSettings):
         if value is not None:
             parse_server_url(value, "imap" if info.field_name == "email_imap_url" else "smtp")
         return value
+
+    @field_validator("email_oauth2_token_url")
+    @classmethod
+    def _token_url(cls, value: str | None) -> str | None:
+        return check_token_url(value) if value is not None else None
 
     @field_validator("email_address")
     @classmethod
@@ -219,7 +246,13 @@ class Settings(BaseSettings):
     @property
     def secrets(self) -> list[str]:
         """Secret values, so that log output can be scrubbed of them."""
-        values = [self.zulip_api_key, self.mastodon_access_token, self.email_password]
+        values = [
+            self.zulip_api_key,
+            self.mastodon_access_token,
+            self.email_password,
+            self.email_oauth2_client_secret,
+            self.email_oauth2_refresh_token,
+        ]
         found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
         zuliprc_key = _zuliprc_key(self.zulip_config) if self.zulip_config else None
         if zuliprc_key:
@@ -381,21 +414,47 @@ def load_settings(env_file: str | None = ".env") -> Settings:
     ):
         raise SettingsError("ZULIP_SITE, ZULIP_EMAIL and ZULIP_API_KEY must be set together (or ZULIP_CONFIG)")
     if settings.email_configured:
+        _check_oauth2(settings)
         missing = [
             name
             for name, value in (
                 ("EMAIL_ADDRESS", settings.email_address),
                 ("EMAIL_IMAP_URL", settings.email_imap_url),
                 ("EMAIL_SMTP_URL", settings.email_smtp_url),
-                ("EMAIL_PASSWORD", settings.email_password),
+                ("EMAIL_PASSWORD", settings.email_password or settings.email_oauth2_token_url),
             )
             if not value
         ]
         if missing:
             raise SettingsError(
-                f"{', '.join(missing)}: the email channel needs EMAIL_ADDRESS, EMAIL_IMAP_URL, EMAIL_SMTP_URL and EMAIL_PASSWORD"
+                f"{', '.join(missing)}: the email channel needs EMAIL_ADDRESS, EMAIL_IMAP_URL, EMAIL_SMTP_URL and "
+                "EMAIL_PASSWORD (or EMAIL_OAUTH2_TOKEN_URL for a mailbox that takes no password)"
             )
     return settings
+
+
+def _check_oauth2(settings: Settings) -> None:
+    """One way to log in to the mailbox, and all that it needs."""
+    oauth2 = (
+        settings.email_oauth2_token_url,
+        settings.email_oauth2_client_id,
+        settings.email_oauth2_client_secret,
+        settings.email_oauth2_scope,
+        settings.email_oauth2_refresh_token,
+    )
+    if not any(oauth2):
+        return
+    if settings.email_password:
+        raise SettingsError("EMAIL_PASSWORD and EMAIL_OAUTH2_*: set one way to log in to the mailbox, not both")
+    if not settings.email_oauth2_token_url:
+        raise SettingsError("EMAIL_OAUTH2_TOKEN_URL: needed with the other EMAIL_OAUTH2_* settings")
+    if not settings.email_oauth2_client_id:
+        raise SettingsError("EMAIL_OAUTH2_CLIENT_ID: needed with EMAIL_OAUTH2_TOKEN_URL")
+    if not (settings.email_oauth2_client_secret or settings.email_oauth2_refresh_token):
+        raise SettingsError(
+            "EMAIL_OAUTH2_CLIENT_SECRET: needed with EMAIL_OAUTH2_TOKEN_URL (or EMAIL_OAUTH2_REFRESH_TOKEN, for a "
+            "mailbox whose owner consented)"
+        )
 
 
 def _check_calendar(settings: Settings) -> None:

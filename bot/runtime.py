@@ -98,20 +98,38 @@ def email_channel(settings: Settings) -> Channel:
     from adapters.email import EmailChannel, EmailSettings
     from adapters.email.servers import parse_server_url
 
-    assert settings.email_address and settings.email_imap_url and settings.email_smtp_url and settings.email_password
+    assert settings.email_address and settings.email_imap_url and settings.email_smtp_url
+    assert settings.email_password or settings.email_oauth2_token_url
     return EmailChannel(
         EmailSettings(
             address=settings.email_address,
             imap=parse_server_url(settings.email_imap_url, "imap"),
             smtp=parse_server_url(settings.email_smtp_url, "smtp"),
             username=settings.email_username or settings.email_address,
-            password=settings.email_password.get_secret_value(),
+            password=settings.email_password.get_secret_value() if settings.email_password else "",
             display_name=settings.email_name,
             authserv_id=settings.email_authserv_id,
             ca_file=str(settings.email_ca_file) if settings.email_ca_file else None,
             answers_per_hour=settings.email_answers_per_hour,
             aliases=settings.email_alias_list,
+            oauth2=_oauth2(settings),
         )
+    )
+
+
+def _oauth2(settings: Settings):  # noqa: ANN202 (adapters.email.oauth.OAuth2Settings, imported with the channel)
+    """What EMAIL_OAUTH2_* say (`load_settings` checked them), or None for a password login."""
+    from adapters.email.oauth import OAuth2Settings
+
+    if not settings.email_oauth2_token_url or not settings.email_oauth2_client_id:
+        return None
+    secret, refresh = settings.email_oauth2_client_secret, settings.email_oauth2_refresh_token
+    return OAuth2Settings(
+        token_url=settings.email_oauth2_token_url,
+        client_id=settings.email_oauth2_client_id,
+        client_secret=secret.get_secret_value() if secret else None,
+        scope=settings.email_oauth2_scope,
+        refresh_token=refresh.get_secret_value() if refresh else None,
     )
 
 

@@ -3,7 +3,7 @@
 `EmailChannel` is the adapter, `EmailSettings` what the settings say about the mailbox and
 `EmailTuning` its knobs; the rest are its parts, named as in every adapter (see
 `adapters`): `servers` (the two URLs read), `transport` (IMAP and SMTP sessions with TLS,
-failures as one line), `receive` (IDLE, the UID cursor, the catch-up), `inbound` (a `Mail`
+failures as one line), `oauth` (access tokens for a mailbox that takes no password), `receive` (IDLE, the UID cursor, the catch-up), `inbound` (a `Mail`
 to `Inbound`), `outbound` (a row sent once over SMTP), `compose` (the mail of a row:
 threading, Message-ID, Auto-Submitted), `reconcile` (the Sent folder); and `reading`, which
 turns a raw message into a `Mail` (pure, no network), with `quoting` (the new part of a

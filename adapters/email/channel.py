@@ -22,6 +22,7 @@ from typing import ClassVar
 from adapters.backoff import Backoff
 from adapters.channel import Channel, FileRefusal, InboundSink, Outbound, OutboundFile, size_text
 
+from .oauth import OAuth2Settings, TokenSource
 from .outbound import MailPoster
 from .receive import Receiver
 from .reconcile import SentFolder
@@ -64,7 +65,7 @@ class EmailTuning:
 
 @dataclass(frozen=True)
 class EmailSettings:
-    """What the settings say about the mailbox (SPEC §6); `password` is never shown."""
+    """What the settings say about the mailbox (SPEC §6); `password` and the OAuth 2 secrets are never shown."""
 
     address: str
     imap: MailServer
@@ -77,6 +78,8 @@ class EmailSettings:
     answers_per_hour: int = 5
     #: EMAIL_ALIASES: other addresses that reach the mailbox (never copied; mail from them is the desk's own).
     aliases: tuple[str, ...] = ()
+    #: EMAIL_OAUTH2_*: log in with OAuth 2 access tokens (XOAUTH2) instead of `password`.
+    oauth2: OAuth2Settings | None = None
 
     def __repr__(self) -> str:
         return f"EmailSettings({self.address!r}, imap={self.imap}, smtp={self.smtp})"
@@ -91,7 +94,9 @@ class EmailChannel(Channel):
         self.settings = settings
         self.tuning = tuning
         self.answers_per_hour = settings.answers_per_hour
-        self._login = Login(settings.username, settings.password, settings.ca_file, tuning.request_timeout)
+        # The token endpoint is the provider's (login.microsoftonline.com): the system's CAs, not EMAIL_CA_FILE's.
+        tokens = TokenSource(settings.oauth2, timeout=tuning.request_timeout) if settings.oauth2 else None
+        self._login = Login(settings.username, settings.password, settings.ca_file, tuning.request_timeout, tokens)
         self._closing = threading.Event()
         self._receiver: Receiver | None = None
         self._poster: MailPoster | None = None

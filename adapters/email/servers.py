@@ -35,16 +35,21 @@ class MailServer:
     @property
     def loopback(self) -> bool:
         """A host on this machine: the one place where a server without TLS is accepted."""
-        if self.host.lower() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
+        return loopback_host(self.host)
 
     def __str__(self) -> str:
         scheme = self.protocol + ("s" if self.security == "tls" else "")
         return f"{scheme}://{self.host}:{self.port}"
+
+
+def loopback_host(host: str) -> bool:
+    """Whether `host` is this machine (localhost, 127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_server_url(url: str, protocol: Literal["imap", "smtp"]) -> MailServer:

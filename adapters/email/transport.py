@@ -9,6 +9,10 @@ Every failure becomes one line (`describe`) and one of the channel's errors: a r
 login is permanent (the password is wrong, retrying will not help), anything on the
 way to it (host unknown, connection refused, TLS handshake) transient; the start-up
 wait (`bot.channel_start`) names the setting when it never answers.
+
+The login is a password (`LOGIN`, `AUTH PLAIN`/`LOGIN`), or, for a mailbox that takes
+none, an OAuth 2 access token (SASL `XOAUTH2`, `adapters.email.oauth`): a token the
+server refuses is replaced by a new one once before the login counts as refused.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from dataclasses import dataclass
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from adapters.channel import PermanentChannelError, TransientChannelError
+from adapters.channel import ChannelError, PermanentChannelError, TransientChannelError
 
+from .oauth import TokenSource, xoauth2
 from .servers import MailServer
 
 # imapclient logs every closed connection at INFO: the receiving side reconnects through outages,
@@ -41,9 +46,18 @@ class Login:
     password: str
     ca_file: str | None = None
     timeout: float = 30.0
+    #: Access tokens to log in with (SASL XOAUTH2) instead of the password.
+    oauth2: TokenSource | None = None
 
     def __repr__(self) -> str:
         return f"Login({self.username!r})"
+
+    @property
+    def settings(self) -> str:
+        """The settings a refused login names."""
+        if self.oauth2 is None:
+            return "EMAIL_USERNAME and EMAIL_PASSWORD"
+        return "EMAIL_USERNAME and the OAuth 2 app's access to that mailbox (EMAIL_OAUTH2_CLIENT_ID)"
 
     def tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_file)
@@ -94,20 +108,55 @@ def open_imap(server: MailServer, login: Login) -> imapclient.IMAPClient:
                 raise PermanentChannelError(
                     f"the IMAP server {server} does not offer STARTTLS: use imaps:// (TLS is required)"
                 )
-        client.login(login.username, login.password)
+        _imap_login(client, server, login)
     except LoginError as error:
         _close_imap(client)
         raise PermanentChannelError(
             f"the IMAP server {server} refused the login of {login.username} ({describe(error)}): "
-            "check EMAIL_USERNAME and EMAIL_PASSWORD"
+            f"check {login.settings}"
         ) from None
-    except PermanentChannelError:
+    except ChannelError:
         _close_imap(client)
         raise
     except (OSError, IMAPClientError, imaplib.IMAP4.error) as error:
         _close_imap(client)
         raise TransientChannelError(f"cannot reach the IMAP server {server}: {describe(error)}") from None
     return client
+
+
+def _imap_login(client: imapclient.IMAPClient, server: MailServer, login: Login) -> None:
+    if login.oauth2 is None:
+        client.login(login.username, login.password)
+        return
+    if not client.has_capability("AUTH=XOAUTH2"):
+        raise PermanentChannelError(f"the IMAP server {server} offers no XOAUTH2 login: unset EMAIL_OAUTH2_TOKEN_URL")
+    token = login.oauth2.token()
+    try:
+        client.oauth2_login(login.username, token)
+    except LoginError:
+        # Revoked before its time, or the clocks disagree: a new token, and one more try.
+        login.oauth2.refused(token)
+        client.oauth2_login(login.username, login.oauth2.token())
+
+
+def _smtp_login(client: smtplib.SMTP, server: MailServer, login: Login) -> None:
+    if login.oauth2 is None:
+        client.login(login.username, login.password)
+        return
+    if "XOAUTH2" not in client.esmtp_features.get("auth", "").upper().split():
+        raise PermanentChannelError(f"the SMTP server {server} offers no XOAUTH2 login: unset EMAIL_OAUTH2_TOKEN_URL")
+    token = login.oauth2.token()
+    try:
+        _xoauth2(client, login.username, token)
+    except smtplib.SMTPAuthenticationError:
+        login.oauth2.refused(token)  # as for IMAP: a new token, and one more try
+        _xoauth2(client, login.username, login.oauth2.token())
+
+
+def _xoauth2(client: smtplib.SMTP, user: str, token: str) -> None:
+    # A server refusing the token sends a challenge with its reasons; the answer to it is empty
+    # (RFC 7628 §3.2.3), and then comes the 535 that smtplib raises.
+    client.auth("XOAUTH2", lambda challenge=None: xoauth2(user, token) if challenge is None else "")
 
 
 def _closed(*ways: Callable[[], object]) -> None:
@@ -152,16 +201,16 @@ def open_smtp(server: MailServer, login: Login) -> smtplib.SMTP:
                     f"the SMTP server {server} does not offer STARTTLS: use smtps:// (TLS is required)"
                 )
         if client.has_extn("auth"):
-            client.login(login.username, login.password)
+            _smtp_login(client, server, login)
         elif not server.loopback:
             raise PermanentChannelError(f"the SMTP server {server} offers no login (AUTH)")
     except smtplib.SMTPAuthenticationError as error:
         close_smtp(client)
         raise PermanentChannelError(
             f"the SMTP server {server} refused the login of {login.username} ({describe(error)}): "
-            "check EMAIL_USERNAME and EMAIL_PASSWORD"
+            f"check {login.settings}"
         ) from None
-    except PermanentChannelError:
+    except ChannelError:
         close_smtp(client)
         raise
     except (OSError, smtplib.SMTPException) as error:

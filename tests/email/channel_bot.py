@@ -8,10 +8,14 @@ needed; customers write from their mailboxes on the test Dovecot and read the an
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import func, select
@@ -150,3 +154,22 @@ def answers_while_time_passes(bot: EmailBot, mailbox: Mailbox, at_least: int) ->
     on a second, so that sends waiting for a retry come due."""
     bot.clock.advance(seconds=1)
     return len([m for m in mailbox.messages() if from_bot(m)]) >= at_least
+
+
+def deskbot_run_output(settings: dict[str, str], folder: Path) -> subprocess.CompletedProcess[str]:
+    """`deskbot run` as a process with only `settings` (and a database and health port of its own),
+    run to its end (start-up that fails exits at once)."""
+    from tests.mail.dovecot import free_ports
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESKBOT_", "ZULIP_", "MASTODON_", "EMAIL_"))}
+    env.update(settings)
+    env.update(
+        {
+            "DESKBOT_DATABASE_URL": f"sqlite:///{folder / 'run.db'}",
+            "DESKBOT_HTTP_ADDR": f"127.0.0.1:{free_ports(1)[0]}",
+            "DESKBOT_LOG_FORMAT": "console",
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run"], env=env, cwd=folder, capture_output=True, text=True, timeout=60
+    )

@@ -20,7 +20,7 @@ from storage.db import make_engine, transaction, upgrade
 from storage.models import Identity
 from tests.mail.servers import SUPPORT_ADDRESS, MailServers
 
-from .channel_bot import FAST, EmailBot, email_settings, from_bot, handled, wait_until
+from .channel_bot import FAST, EmailBot, deskbot_run_output, email_settings, from_bot, handled, wait_until
 
 EMAIL_VARIABLES = (
     "EMAIL_ADDRESS",
@@ -168,32 +168,94 @@ def test_the_support_address_writing_to_itself_is_never_answered(mail: MailServe
 
 
 def test_deskbot_run_with_a_wrong_password_says_one_line_and_exits(mail: MailServers, tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    from tests.mail.dovecot import free_ports
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DESKBOT_", "ZULIP_", "MASTODON_", "EMAIL_"))}
-    env.update(mail.env())
-    env.update(
-        {
-            "EMAIL_PASSWORD": "not-the-password",
-            "DESKBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
-            "DESKBOT_HTTP_ADDR": f"127.0.0.1:{free_ports(1)[0]}",
-            "DESKBOT_LOG_FORMAT": "console",
-        }
-    )
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "run"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = deskbot_run_output({**mail.env(), "EMAIL_PASSWORD": "not-the-password"}, tmp_path)
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if "EMAIL_USERNAME and EMAIL_PASSWORD" in line]
     assert len(errors) == 1, done.stderr
     assert "Traceback" not in done.stderr and "not-the-password" not in done.stderr + done.stdout
     assert "([AUTHENTICATIONFAILED] Authentication failed.)" in errors[0]  # the server's words, not a repr
+
+
+@pytest.fixture
+def oauth_env(env: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A Microsoft 365 mailbox: an app's client credentials instead of a password."""
+    env.delenv("EMAIL_PASSWORD")
+    for name in OAUTH_VARIABLES:
+        env.delenv(name, raising=False)
+    env.setenv("EMAIL_OAUTH2_TOKEN_URL", "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token")
+    env.setenv("EMAIL_OAUTH2_CLIENT_ID", "00000000-1111-2222-3333-444444444444")
+    env.setenv("EMAIL_OAUTH2_CLIENT_SECRET", "app-s3cret-value")
+    env.setenv("EMAIL_OAUTH2_SCOPE", "https://outlook.office365.com/.default")
+    return env
+
+
+OAUTH_VARIABLES = (
+    "EMAIL_OAUTH2_TOKEN_URL",
+    "EMAIL_OAUTH2_CLIENT_ID",
+    "EMAIL_OAUTH2_CLIENT_SECRET",
+    "EMAIL_OAUTH2_CLIENT_SECRET_FILE",
+    "EMAIL_OAUTH2_SCOPE",
+    "EMAIL_OAUTH2_REFRESH_TOKEN",
+    "EMAIL_OAUTH2_REFRESH_TOKEN_FILE",
+)
+
+
+def test_oauth2_settings_log_in_instead_of_a_password(oauth_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    settings = load_settings(None)
+    (channel,) = [c for c in build_channels(settings) if c.name == "email"]
+    assert isinstance(channel, EmailChannel)
+    oauth2 = channel.settings.oauth2
+    assert oauth2 is not None and oauth2.client_id == "00000000-1111-2222-3333-444444444444"
+    assert oauth2.client_secret == "app-s3cret-value" and oauth2.refresh_token is None
+    assert oauth2.scope == "https://outlook.office365.com/.default"
+    assert channel.settings.password == ""
+    assert "app-s3cret-value" in settings.secrets  # scrubbed from every log line
+    shown = repr(channel) + repr(channel.settings) + repr(oauth2) + repr(channel._login) + repr(channel._login.oauth2)
+    assert "s3cret" not in shown
+    # The secrets may come from files, in .env as in the environment.
+    secret, refresh = tmp_path / "client_secret", tmp_path / "refresh_token"
+    secret.write_text("from-a-file\n")
+    refresh.write_text("1//refresh-from-a-file\n")
+    oauth_env.delenv("EMAIL_OAUTH2_CLIENT_SECRET")
+    oauth_env.setenv("EMAIL_OAUTH2_CLIENT_SECRET_FILE", str(secret))
+    oauth_env.setenv("EMAIL_OAUTH2_REFRESH_TOKEN_FILE", str(refresh))
+    settings = load_settings(None)
+    assert settings.email_oauth2_client_secret is not None
+    assert settings.email_oauth2_client_secret.get_secret_value() == "from-a-file"
+    assert settings.email_oauth2_refresh_token is not None
+    assert "1//refresh-from-a-file" in settings.secrets
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"EMAIL_PASSWORD": "pw"}, "EMAIL_PASSWORD and EMAIL_OAUTH2_*: set one way to log in"),
+        ({"EMAIL_OAUTH2_TOKEN_URL": None}, "EMAIL_OAUTH2_TOKEN_URL: needed with the other EMAIL_OAUTH2_* settings"),
+        ({"EMAIL_OAUTH2_CLIENT_ID": None}, "EMAIL_OAUTH2_CLIENT_ID: needed with EMAIL_OAUTH2_TOKEN_URL"),
+        ({"EMAIL_OAUTH2_CLIENT_SECRET": None}, "EMAIL_OAUTH2_CLIENT_SECRET: needed with EMAIL_OAUTH2_TOKEN_URL"),
+        ({"EMAIL_OAUTH2_TOKEN_URL": "http://login.example.com/token"}, "EMAIL_OAUTH2_TOKEN_URL: "),
+        ({"EMAIL_OAUTH2_TOKEN_URL": "login.example.com/token"}, "EMAIL_OAUTH2_TOKEN_URL: "),
+        ({"EMAIL_OAUTH2_TOKEN_URL": "https://app:pw@login.example.com/token"}, "EMAIL_OAUTH2_TOKEN_URL: "),
+    ],
+)
+def test_a_bad_oauth2_setting_is_one_line_naming_it(
+    oauth_env: pytest.MonkeyPatch, changes: dict[str, str | None], said: str
+) -> None:
+    for name, value in changes.items():
+        if value is None:
+            oauth_env.delenv(name)
+        else:
+            oauth_env.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings(None)
+    assert str(raised.value).startswith(said) and "\n" not in str(raised.value)
+    assert "s3cret" not in str(raised.value) and "pw@" not in str(raised.value)
+
+
+def test_a_refresh_token_needs_no_client_secret(oauth_env: pytest.MonkeyPatch) -> None:
+    oauth_env.delenv("EMAIL_OAUTH2_CLIENT_SECRET")
+    oauth_env.setenv("EMAIL_OAUTH2_REFRESH_TOKEN", "1//refresh")
+    settings = load_settings(None)
+    (channel,) = [c for c in build_channels(settings) if c.name == "email"]
+    assert isinstance(channel, EmailChannel) and channel.settings.oauth2 is not None
+    assert channel.settings.oauth2.refresh_token == "1//refresh" and channel.settings.oauth2.client_secret is None

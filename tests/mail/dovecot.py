@@ -8,6 +8,9 @@ answers. It listens on 127.0.0.1 only, on free ports:
 * `imaps_port`: IMAP over implicit TLS (0 with `plain=True`: no TLS at all);
 * `lmtp_port`: LMTP, how mail is put into a mailbox (`deliver`).
 
+Logins: PLAIN and LOGIN with the users' passwords (`add_user`); given an
+`oauth2_introspection_url`, also XOAUTH2 and OAUTHBEARER with bearer tokens (tests/mail/oauth.py).
+
 TLS uses the certificate of a `MailTLS` (trustme). Every mailbox has a `Sent` folder with the
 `\\Sent` special-use attribute (created on first login), as Dovecot setups in the field do.
 
@@ -53,7 +56,7 @@ protocols = imap lmtp
 listen = {host}
 {ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 auth_username_format = %Lu
 auth_verbose = yes
 auth_cache_size = 0
@@ -72,8 +75,8 @@ shutdown_clients = yes
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users
-}}
-userdb {{
+{passwd_mechanisms}}}
+{oauth2_passdb}userdb {{
   driver = static
   args = uid=dovecot gid=dovecot home={root}/mail/%u
 }}
@@ -118,6 +121,31 @@ ssl_cert = <{cert}
 ssl_key = <{key}
 ssl_min_protocol = TLSv1.2"""
 
+# A password must not pass as a bearer token (XOAUTH2 would try it against this file too),
+# nor a token as a password. "none" is the lookup without a login, the static userdb's check
+# that a user exists (LMTP delivery): without it every delivery fails.
+PASSWD_MECHANISMS = """\
+  mechanisms = plain login none
+"""
+
+OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {args}
+}}
+"""
+
+# Read by the auth process; the issuer's introspection endpoint answers for the tokens.
+OAUTH2_ARGS = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+"""
+
 IMAPS_LISTENER = """\
   inet_listener imaps {{
     address = {host}
@@ -152,11 +180,24 @@ def _die_with_parent() -> None:
 class Dovecot:
     """One Dovecot in a temporary folder. Use as a context manager or call `close()`."""
 
-    def __init__(self, tls: MailTLS | None = None, *, host: str = HOST, plain: bool = False) -> None:
+    def __init__(
+        self,
+        tls: MailTLS | None = None,
+        *,
+        host: str = HOST,
+        plain: bool = False,
+        oauth2_introspection_url: str | None = None,
+    ) -> None:
         """`plain`: no TLS at all (no STARTTLS, no IMAPS port), as a mail server on the same
-        machine may be set up; what a bot may use only on a loopback host."""
+        machine may be set up; what a bot may use only on a loopback host.
+
+        `oauth2_introspection_url`: also take XOAUTH2 and OAUTHBEARER logins, each token checked
+        by Dovecot's `oauth2` passdb at that RFC 7662 endpoint (a `TokenIssuer`'s), at every
+        login (no auth cache). A password then passes only PLAIN and LOGIN, a token only XOAUTH2
+        and OAUTHBEARER."""
         self.host = host
         self.plain = plain
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.root = Path(tempfile.mkdtemp(prefix="deskbot-dovecot-"))
         self.root.chmod(0o755)  # traversable by the dovecot user
         self.tls = tls or MailTLS(self.root / "tls")  # read by Dovecot's config process (root)
@@ -183,12 +224,23 @@ class Dovecot:
             self.imaps_port = 0
         ssl = "ssl = no" if self.plain else TLS_SETTINGS.format(cert=self.tls.cert_file, key=self.tls.key_file)
         imaps = "" if self.plain else IMAPS_LISTENER.format(host=self.host, imaps_port=self.imaps_port)
+        oauth2 = dict(oauth2_mechanisms="", passwd_mechanisms="", oauth2_passdb="")
+        if self.oauth2_introspection_url is not None:
+            args_file = self.root / "dovecot-oauth2.conf.ext"
+            args_file.write_text(OAUTH2_ARGS.format(url=self.oauth2_introspection_url))
+            args_file.chmod(0o644)  # read by the auth process, which runs as the dovecot user
+            oauth2 = dict(
+                oauth2_mechanisms=" xoauth2 oauthbearer",
+                passwd_mechanisms=PASSWD_MECHANISMS,
+                oauth2_passdb=OAUTH2_PASSDB.format(args=args_file),
+            )
         self.conf_file.write_text(
             CONFIG.format(
                 root=self.root,
                 host=self.host,
                 ssl=ssl,
                 imaps=imaps,
+                **oauth2,
                 imap_port=self.imap_port,
                 lmtp_port=self.lmtp_port,
             )

@@ -1,10 +1,12 @@
-"""The whole mail set-up in one object: Dovecot, the submission server, the support mailbox and
-two customers, and the settings a bot takes (SPEC §6). Used by tests/email/conftest.py, the
-self-tests and the email benchmarks (which run outside pytest).
+"""The whole mail set-up in one object: Dovecot, the submission server, an OAuth 2 token issuer
+both take XOAUTH2 tokens from, the support mailbox and two customers, and the settings a bot
+takes (SPEC §6). Used by tests/email/conftest.py, the self-tests and the email benchmarks
+(which run outside pytest).
 
     with MailServers() as mail:
         mail.customers[0].send("Our API is down", "open\\nNothing answers since 9:00.")
         env = mail.env()          # EMAIL_ADDRESS, EMAIL_IMAP_URL, … for `deskbot run`
+        env = mail.oauth_env()    # the same with EMAIL_OAUTH2_* instead of EMAIL_PASSWORD
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Literal
 
 from tests.mail.dovecot import Dovecot
 from tests.mail.mailbox import Mailbox
+from tests.mail.oauth import TokenIssuer
 from tests.mail.smtp import SubmissionServer
 from tests.mail.tls import MailTLS
 
@@ -29,6 +32,10 @@ CUSTOMERS = (
     ("ana.lima@customer.example", "Ana Lima"),
     ("bruno.costa@cliente.example.pt", "Bruno Costa"),
 )
+# The support mailbox's OAuth 2 client (client-credentials grant, as Microsoft 365 gives a
+# service); the scope is Exchange Online's, the one such a client asks for.
+OAUTH_CLIENT_ID = "deskbot-test"
+OAUTH_SCOPE = "https://outlook.office365.com/.default"
 
 
 class MailServers:
@@ -40,17 +47,29 @@ class MailServers:
         self.plain = plain
         self._tls_folder = Path(tempfile.mkdtemp(prefix="deskbot-mail-tls-"))
         self.tls = MailTLS(self._tls_folder)
-        self.dovecot = Dovecot(self.tls, plain=plain)
-        self.smtp = SubmissionServer(self.dovecot, plain=plain)
+        # Made first: its port (held from here on) goes into the Dovecot's configuration.
+        self.oauth = TokenIssuer()
+        self.dovecot = Dovecot(self.tls, plain=plain, oauth2_introspection_url=self.oauth.introspection_url)
+        self.smtp = SubmissionServer(self.dovecot, plain=plain, oauth=self.oauth, oauth_scope=OAUTH_SCOPE)
         self.support = self.add_user(SUPPORT_ADDRESS, SUPPORT_NAME)
         self.customers = [self.add_user(address, name) for address, name in CUSTOMERS]
+        self.oauth_client_secret = secrets.token_urlsafe(24)
+        self.oauth.register_client(OAUTH_CLIENT_ID, self.oauth_client_secret, SUPPORT_ADDRESS, scope=OAUTH_SCOPE)
+        # For a bot given a refresh token once the mailbox's owner consented (secret optional).
+        self.oauth_refresh_token = secrets.token_urlsafe(32)
+        self.oauth.register_refresh_token(self.oauth_refresh_token, OAUTH_CLIENT_ID, SUPPORT_ADDRESS)
 
     def start(self) -> MailServers:
-        self.dovecot.start()
+        self.oauth.start()
         try:
-            self.smtp.start()
+            self.dovecot.start()
+            try:
+                self.smtp.start()
+            except BaseException:
+                self.dovecot.close()
+                raise
         except BaseException:
-            self.dovecot.close()
+            self.oauth.stop()
             raise
         return self
 
@@ -58,8 +77,11 @@ class MailServers:
         try:
             self.smtp.stop()
         finally:
-            self.dovecot.close()
-            shutil.rmtree(self._tls_folder, ignore_errors=True)
+            try:
+                self.dovecot.close()
+            finally:
+                self.oauth.stop()
+                shutil.rmtree(self._tls_folder, ignore_errors=True)
 
     def __enter__(self) -> MailServers:
         return self.start()
@@ -119,3 +141,16 @@ class MailServers:
             "EMAIL_PASSWORD": self.support.password,
             "SSL_CERT_FILE": os.fspath(self.ca_file),
         }
+
+    def oauth_env(self, tls: Literal["starttls", "implicit"] = "starttls") -> dict[str, str]:
+        """`env()` with the support mailbox's OAuth 2 client (client-credentials grant at the
+        test issuer) instead of `EMAIL_PASSWORD`: the bot logs in to both servers with XOAUTH2."""
+        env = self.env(tls)
+        del env["EMAIL_PASSWORD"]
+        env.update(
+            EMAIL_OAUTH2_TOKEN_URL=self.oauth.token_url,
+            EMAIL_OAUTH2_CLIENT_ID=OAUTH_CLIENT_ID,
+            EMAIL_OAUTH2_CLIENT_SECRET=self.oauth_client_secret,
+            EMAIL_OAUTH2_SCOPE=OAUTH_SCOPE,
+        )
+        return env

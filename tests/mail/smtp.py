@@ -6,10 +6,12 @@
 * `tls_port`: SMTP over implicit TLS (`smtps://`; 0 with `plain=True`: no TLS at all).
 
 Both take AUTH PLAIN and LOGIN against the Dovecot's users, and by default only after TLS
-(as submission servers in the field do). Every accepted message is recorded (`accepted`) and
-put into the mailbox of each recipient that is a Dovecot user, so a mail the bot sends lands
-where the customer reads it over IMAP; recipients that are not users are recorded only, as
-mail relayed elsewhere. While Dovecot is down, accepted mail waits in a queue and is retried
+(as submission servers in the field do); given a `TokenIssuer` (`oauth`), also AUTH XOAUTH2
+with its tokens, refusing a bad one as Gmail does (a 334 with the error JSON, then 535).
+Every accepted message is recorded (`accepted`, with the login and its AUTH mechanism) and put
+into the mailbox of each recipient that is a Dovecot user, so a mail the bot sends lands where
+the customer reads it over IMAP; recipients that are not users are recorded only, as mail
+relayed elsewhere. While Dovecot is down, accepted mail waits in a queue and is retried
 in the background, as a real mail server's queue would (the drills stop Dovecot for 60 s).
 
 Switches for the failure tests:
@@ -37,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from tests.mail.dovecot import HOST, Dovecot, free_ports
+from tests.mail.oauth import TokenIssuer
 from tests.mail.smtp_protocol import (
     AcceptedMessage,
     HoldPoint,
@@ -65,20 +68,27 @@ class SubmissionServer:
         auth_require_tls: bool = True,
         data_size_limit: int = 32 * 1024 * 1024,
         plain: bool = False,
+        oauth: TokenIssuer | None = None,
+        oauth_scope: str = "https://mail.google.com/",
     ) -> None:
         """`plain`: no TLS at all (no STARTTLS, no implicit-TLS port; AUTH in plain text), as a
-        mail server on the same machine may be set up; what a bot may use only on loopback."""
+        mail server on the same machine may be set up; what a bot may use only on loopback.
+
+        `oauth`: take AUTH XOAUTH2 with the tokens it holds valid (`oauth_scope` is named in
+        the error challenge); without it XOAUTH2 is neither offered nor taken."""
         self.dovecot = dovecot
         self.plain = plain
         self.tls = tls or dovecot.tls
         self.host = HOST
-        self._handler = SubmissionHandler(dovecot)
+        self.oauth = oauth
+        self._handler = SubmissionHandler(dovecot, oauth, oauth_scope)
         self._options = dict(
             hostname=self.host,
             server_hostname=SERVER_NAME,
             authenticator=self._handler.authenticate,
             auth_required=auth_required,
             auth_require_tls=auth_require_tls,
+            auth_exclude_mechanism=[] if oauth is not None else ["XOAUTH2"],
             data_size_limit=data_size_limit,
             enable_SMTPUTF8=True,
         )

@@ -1,13 +1,17 @@
 """The inside of the test submission server (tests/mail/smtp.py): aiosmtpd's protocol with the
-server's switches, the hooks that check AUTH, take a transaction and deliver it into Dovecot
-over LMTP, and the record of what was accepted. Everything here runs on aiosmtpd's event-loop
+server's switches, the hooks that check AUTH (PLAIN and LOGIN against the Dovecot's passwords,
+XOAUTH2 against a `TokenIssuer`), take a transaction and deliver it into Dovecot over LMTP,
+and the record of what was accepted. Everything here runs on aiosmtpd's event-loop
 threads; `SubmissionHandler` holds the state those threads and the test share, under one lock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
+import json
 import smtplib
 import threading
 import time
@@ -19,14 +23,18 @@ from email.message import EmailMessage
 from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 from imapclient import IMAPClient
 from imapclient.imapclient import SENT
 
 from tests.mail.dovecot import Dovecot
+from tests.mail.oauth import TokenIssuer
 
 HoldPoint = Literal["command", "reply"]
 RefusePoint = Literal["connect", "MAIL", "DATA"]
+
+# What Gmail answers a bad XOAUTH2 token with, after its 334 error challenge.
+XOAUTH2_REFUSED = "535 5.7.8 Username and Password not accepted"
 
 
 @dataclass
@@ -41,6 +49,7 @@ class AcceptedMessage:
     implicit_tls: bool
     delivered: list[str] = field(default_factory=list)  # recipients whose mailbox has it
     elsewhere: list[str] = field(default_factory=list)  # recipients that are not Dovecot users
+    mechanism: str | None = None  # the session's AUTH mechanism: PLAIN, LOGIN or XOAUTH2
 
     @property
     def message(self) -> EmailMessage:
@@ -67,7 +76,10 @@ class Refusal:
 
 
 class QuietSession(Session):
-    """aiosmtpd sets the deprecated `login_data` on every AUTH and logs a warning each time."""
+    """aiosmtpd sets the deprecated `login_data` on every AUTH and logs a warning each time.
+    The session also keeps its AUTH mechanism, which aiosmtpd does not."""
+
+    auth_mechanism: str | None = None
 
     @property
     def login_data(self) -> Any:
@@ -125,8 +137,12 @@ class SubmissionProtocol(SMTP):
 class SubmissionHandler:
     """The aiosmtpd hooks and the server's state (touched from two event-loop threads)."""
 
-    def __init__(self, dovecot: Dovecot) -> None:
+    def __init__(
+        self, dovecot: Dovecot, oauth: TokenIssuer | None = None, oauth_scope: str = "https://mail.google.com/"
+    ) -> None:
         self.dovecot = dovecot
+        self.oauth = oauth  # None: no XOAUTH2 (SubmissionServer then leaves it out of EHLO)
+        self.oauth_scope = oauth_scope  # named in the error challenge, as Gmail names its own
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.accepted: list[AcceptedMessage] = []
@@ -171,9 +187,48 @@ class SubmissionHandler:
             password = auth_data.password.decode("utf-8", "replace")
             if self.dovecot.passwords.get(login) == password:
                 self.count("auth_ok")
+                if isinstance(session, QuietSession):
+                    session.auth_mechanism = mechanism
                 return AuthResult(success=True, handled=False, auth_data=login)
         self.count("auth_failed")
         return AuthResult(success=False, handled=False)
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """SASL XOAUTH2 as Gmail and Microsoft take it: base64 of
+        `user=<user>\\x01auth=Bearer <token>\\x01\\x01`, as the initial response or after an
+        empty 334. A token the issuer holds valid for that very user logs the session in; any
+        other gets a 334 with the error JSON and, after the client's empty line, a 535."""
+        if len(args) == 1:
+            response = await server.challenge_auth("")
+            if response is MISSING:  # "*" or not base64: challenge_auth has answered 501
+                self.count("auth_failed")
+                return AuthResult(success=False, handled=True)
+        elif args[1] == "=":  # RFC 4954: an empty initial response
+            response = b""
+        else:
+            try:
+                response = base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                self.count("auth_failed")
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        assert isinstance(response, bytes)
+        user, token = parse_xoauth2(response)
+        if user is None or token is None:
+            self.count("auth_failed")
+            await server.push("501 5.5.2 Malformed XOAUTH2 response")
+            return AuthResult(success=False, handled=True)
+        holder = self.oauth.valid(token) if self.oauth is not None else None
+        if holder is not None and holder.lower() == user.lower():
+            self.count("auth_ok")
+            if isinstance(server.session, QuietSession):
+                server.session.auth_mechanism = "XOAUTH2"
+            return AuthResult(success=True, handled=False, auth_data=user.lower())
+        self.count("auth_failed")
+        error = json.dumps({"status": "401", "schemes": "bearer", "scope": self.oauth_scope}, separators=(",", ":"))
+        if await server.challenge_auth(error) is MISSING:
+            return AuthResult(success=False, handled=True)  # challenge_auth has answered 501
+        return AuthResult(success=False, handled=False, message=XOAUTH2_REFUSED)
 
     # ---- the transaction --------------------------------------------------------------------
 
@@ -214,6 +269,7 @@ class SubmissionHandler:
             login=session.auth_data if isinstance(session.auth_data, str) else None,
             tls=server.secure,
             implicit_tls=server.implicit_tls,
+            mechanism=getattr(session, "auth_mechanism", None),
         )
         loop = asyncio.get_running_loop()
         for rcpt in record.rcpt_tos:
@@ -275,6 +331,20 @@ class SubmissionHandler:
         still = [(record, rcpt) for record, rcpt in waiting if not self.deliver(record, rcpt)]
         with self.lock:
             self.queue[:0] = still
+
+
+def parse_xoauth2(response: bytes) -> tuple[str | None, str | None]:
+    """(user, bearer token) of an XOAUTH2 client response; None for what is not there."""
+    try:
+        text = response.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, None
+    fields = dict(part.partition("=")[::2] for part in text.split("\x01") if part)
+    scheme, _, token = fields.get("auth", "").partition(" ")
+    user = fields.get("user") or None
+    if scheme.lower() != "bearer" or not token.strip():
+        return user, None
+    return user, token.strip()
 
 
 class SubmissionController(Controller):
