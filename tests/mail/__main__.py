@@ -8,7 +8,10 @@ implicit TLS, AUTH) on 127.0.0.1, each `--user` a mailbox with that password, an
 answer, writes the settings a bot and a test need to `--info` as shell assignments (written
 whole, then renamed: a reader never sees half a file) and prints them: MAIL_IMAP_URL,
 MAIL_IMAPS_URL, MAIL_SMTP_URL, MAIL_SMTPS_URL, MAIL_LMTP_PORT, MAIL_CA_FILE (the test CA,
-for EMAIL_CA_FILE or SSL_CERT_FILE). It runs until SIGTERM or SIGINT, then stops both
+for EMAIL_CA_FILE or SSL_CERT_FILE), and the OAuth 2 token endpoint that logs support@example.com
+in with XOAUTH2 instead of a password (tests/mail/oauth.py): MAIL_OAUTH2_TOKEN_URL,
+MAIL_OAUTH2_CLIENT_ID, MAIL_OAUTH2_CLIENT_SECRET, MAIL_OAUTH2_SCOPE, for the EMAIL_OAUTH2_*
+settings of the same names. It runs until SIGTERM or SIGINT, then stops both
 servers and removes their folders. Like every Dovecot of tests/mail, it needs root.
 """
 
@@ -22,7 +25,7 @@ import sys
 import threading
 from pathlib import Path
 
-from tests.mail.servers import MailServers
+from tests.mail.servers import OAUTH_CLIENT_ID, OAUTH_SCOPE, MailServers
 
 
 def _user(value: str) -> tuple[str, str]:
@@ -50,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             "MAIL_SMTPS_URL": mail.smtps_url,
             "MAIL_LMTP_PORT": str(mail.dovecot.lmtp_port),
             "MAIL_CA_FILE": os.fspath(mail.ca_file),
+            "MAIL_OAUTH2_TOKEN_URL": mail.oauth.token_url,
+            "MAIL_OAUTH2_CLIENT_ID": OAUTH_CLIENT_ID,
+            "MAIL_OAUTH2_CLIENT_SECRET": mail.oauth_client_secret,
+            "MAIL_OAUTH2_SCOPE": OAUTH_SCOPE,
         }
         text = "".join(f"{key}={shlex.quote(value)}\n" for key, value in info.items())
         if args.info is not None:
