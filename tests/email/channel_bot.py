@@ -27,7 +27,7 @@ from bot.runtime import Runtime
 from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
-from storage.models import Customer, ProcessedInbound
+from storage.models import Customer, Outbox, ProcessedInbound
 from tests.desk import make_settings
 from tests.mail.mailbox import Mailbox
 from tests.mail.servers import SUPPORT_ADDRESS, SUPPORT_NAME, MailServers
@@ -173,3 +173,18 @@ def deskbot_run_output(settings: dict[str, str], folder: Path) -> subprocess.Com
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", "run"], env=env, cwd=folder, capture_output=True, text=True, timeout=60
     )
+
+
+def rows_waiting(engine, recipient: str, *, refused: bool = False) -> int:  # noqa: ANN001
+    """How many email rows to `recipient` wait to be sent (`refused`: only those whose last try was
+    refused, their retry set). A test waits for them before it moves the clock on: the mail can be
+    in a mailbox before the transaction that writes the row for the copies, or the retry, commits."""
+    with transaction(engine) as session:
+        query = (
+            select(func.count())
+            .select_from(Outbox)
+            .where(Outbox.channel == "email", Outbox.state == "pending", Outbox.recipient == recipient)
+        )
+        if refused:
+            query = query.where(Outbox.last_error.is_not(None))  # type: ignore[union-attr]
+        return int(session.scalar(query) or 0)

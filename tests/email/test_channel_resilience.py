@@ -188,6 +188,7 @@ def test_an_address_refused_for_now_for_five_days_fails_for_good_and_the_enginee
     assert "Could not deliver" not in bot.topics()
     bot.clock.advance(days=4, hours=23)  # still trying: one more refusal, nothing told
     wait_until(lambda: mail.smtp.counts["refused_recipients"] == 2, 15, "the retry")
+    wait_until(lambda: _retry_due_after(engine, bot.clock()) > 60, 10, "the retry's refusal recorded")
     assert "Could not deliver" not in bot.topics()
     bot.clock.advance(hours=2)  # five days since the answer was written
     wait_until(lambda: "Could not deliver a message to the customer via email" in bot.topics(), 15, "the notice")
@@ -242,6 +243,14 @@ class _CrashAfterAccepted(MailPoster):
     def _submit(self, message: Outbound, raw: bytes) -> None:
         super()._submit(message, raw)
         raise _Crash
+
+
+def _retry_due_after(engine, now) -> float:  # noqa: ANN001
+    """Seconds until the one email row is tried again: more than the 10 s of a claim's lease once a
+    refusal is recorded (the clock must not move on before, or the retry would be set after it)."""
+    with transaction(engine) as session:
+        row = session.scalars(select(Outbox).where(Outbox.channel == "email")).one()
+        return (row.next_attempt_at - now).total_seconds()
 
 
 def _pending_row(engine) -> bool:  # noqa: ANN001

@@ -17,7 +17,7 @@ from storage.models import Incident, IncidentCopy, IncidentMessage, Outbox, Proc
 from tests.mail.mailbox import Mailbox
 from tests.mail.servers import SUPPORT_ADDRESS, MailServers
 
-from .channel_bot import EmailBot, from_bot, wait_until
+from .channel_bot import EmailBot, from_bot, rows_waiting, wait_until
 
 ANA = "ana.lima@customer.example"
 CARLA = "carla.reis@customer.example"
@@ -345,6 +345,7 @@ def test_copies_refused_for_now_get_the_answer_later_without_the_others_and_nobo
     assert not [m for m in [*bob_box.messages(), *dora_box.messages()] if from_bot(m)]
     assert "was not delivered to" not in bot.topics()  # nothing for the engineers to do: it will arrive
     assert mail.smtp.counts["refused_recipients"] == 2
+    wait_until(lambda: rows_waiting(engine, bob) == 1, 10, "the row for Bob and Dora")
     # The greylisting lets Bob's mail in now, Dora's not yet: after the minute's wait Bob has the
     # answer, without the others; Dora's waits for a mail of its own.
     mail.smtp.accept_recipient(bob)
@@ -353,6 +354,7 @@ def test_copies_refused_for_now_get_the_answer_later_without_the_others_and_nobo
     assert later.get_content() == opened.get_content()
     assert (later["Subject"], later["In-Reply-To"]) == (opened["Subject"], opened["In-Reply-To"])
     assert _addresses(later["To"]) == [bob] and _addresses(later["Cc"]) == [dora]
+    wait_until(lambda: rows_waiting(engine, dora) == 1, 10, "Dora's own row")
     mail.smtp.accept_recipient(dora)
     bot.clock.advance(seconds=91)
     (last,) = dora_box.wait_for(from_bot, timeout=15)
@@ -382,6 +384,7 @@ def test_a_customer_refused_for_now_gets_the_answer_later_without_the_colleague_
     ana.send("VPN drops", "open\nThe tunnel drops every hour.", cc=[CARLA, bob])
     (first,) = carla.wait_for(from_bot)
     assert _addresses(first["To"]) == [ANA] and _addresses(first["Cc"]) == [CARLA, bob]
+    wait_until(lambda: rows_waiting(engine, ANA, refused=True) == 1, 10, "the retry of Ana's answer")
     mail.smtp.accept_recipient(ANA)
     mail.smtp.accept_recipient(bob)
     bot.clock.advance(seconds=91)  # the first retry: after 60 s and up to 30 s at random

@@ -27,7 +27,7 @@ from tests.mastodon.conftest import PNG, waiting_file
 from tests.zulip import conftest as zulip_side
 from tests.zulip.support_desk import running_desk, support_settings, topic_posts, zulip_with_support_stream
 
-from .channel_bot import FAST, email_settings, from_bot, wait_until
+from .channel_bot import FAST, email_settings, from_bot, rows_waiting, wait_until
 
 #: A file name that would mention everyone, were it markup.
 SHOUTING = "@**all** *now*.txt"
@@ -105,6 +105,7 @@ def test_a_colleague_refused_for_now_gets_the_engineers_file_too(
     path = zulip.upload(zulip_side.ENGINEER, "diagram.png", PNG)
     zulip.post_stream_message(zulip_side.ENGINEER, zulip_side.STREAM, topic, f"/reply Like this: [diagram.png]({path})")
     ana.wait_for(lambda m: from_bot(m) and "Like this" in m.get_body(("plain",)).get_content())
+    wait_until(lambda: rows_waiting(desk.engine, bob) == 2, 10, "Bob's rows for both answers")
     # The greylisting lets Bob's mail in now: the next retry brings him both answers, the file attached.
     mail.smtp.accept_recipient(bob)
     clock.advance(seconds=91)
