@@ -77,12 +77,12 @@ class TokenSource:
         self,
         settings: OAuth2Settings,
         *,
-        ca_file: str | None = None,
         timeout: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self._verify: ssl.SSLContext = ssl.create_default_context(cafile=ca_file)
+        # The provider's endpoint (login.microsoftonline.com): the system's CAs, never EMAIL_CA_FILE's.
+        self._verify: ssl.SSLContext = ssl.create_default_context()
         self._timeout = timeout
         self._clock = clock
         self._lock = threading.Lock()
