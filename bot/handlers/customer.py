@@ -128,7 +128,7 @@ def _when_answered(ctx: Context, incident: Incident) -> list[str]:
     if not calendar.is_open(ctx.now):
         lines.append(
             ctx.t(
-                _("The team is away now and back at {back}."),
+                _("The team is away now and back on {back}."),
                 back=format_when(calendar.next_opening(ctx.now), ctx.lang, calendar.tz),
             )
         )

@@ -358,7 +358,7 @@ def case(ctx: Context, number: int) -> None:
     audience=ENGINEER,
     args=(
         CASE,
-        Arg("action", "choice", choices=("add", "remove"), label=_("add|remove")),
+        Arg("action", "choice", choices=("add", "remove"), label=_("action")),
         Arg("address", "word", label=_("email address")),
     ),
     help=_("copy an email address on every answer of the case, or stop copying it"),
@@ -403,7 +403,15 @@ def cc(ctx: Context, number: int, action: str, address: str) -> None:
     en="cases",
     pt="casos",
     audience=ENGINEER,
-    args=(Arg("which", "choice", required=False, choices=("open", "mine", "overdue", "unassigned", "all")),),
+    args=(
+        Arg(
+            "which",
+            "choice",
+            required=False,
+            choices=("open", "mine", "overdue", "unassigned", "all"),
+            label=_("which cases"),
+        ),
+    ),
     help=_("list cases by severity, then due time"),
 )
 def list_cases(ctx: Context, which: str | None) -> None:

@@ -169,7 +169,7 @@ def test_engineer_commands_parse_check_and_report(engine, db_url, clock):
     assert "No overdue cases." in desk.engineer("/cases overdue")
     clock.advance(days=3)
     assert "overdue" in desk.engineer("/cases overdue")
-    assert "must be one of" in desk.engineer("/cases sometimes")
+    assert "which cases must be one of: open, mine, overdue, unassigned, all." in desk.engineer("/cases sometimes")
     out = desk.engineer("/customer show Acme")
     assert "console:Acme" in out and "credits left: 0" in out
     # notes never reach the customer

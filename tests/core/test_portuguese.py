@@ -146,3 +146,20 @@ def test_a_message_over_the_size_limit_with_no_named_file_is_named_in_the_reader
             answers.append(line)
     assert len(answers) > 4 and not any(WHOLE_MESSAGE in line for line in answers)
     assert "+ file '(the whole message)' (3.0 MB, not kept: over the limit)" in told["Acme"]
+
+
+def test_outside_service_hours_the_opening_says_when_the_team_is_back(engine, db_url, clock):
+    desk = _acme_and_cliente(engine, db_url, clock)
+    out = desk.say("Acme", "open Quota warning")
+    assert "away" not in out  # Wednesday 10:00: the team is in
+    desk.customer("Beta", credits=1)
+    clock.advance(days=3)  # Saturday 5 December 10:00; Tuesday 8 December is a holiday
+    out = desk.say("Beta", "open The NAS does not boot")
+    assert "We will answer by Wednesday, 9 December 2026 at 18:00 (Lisbon time)." in out
+    assert "The team is away now and back on Monday, 7 December 2026 at 08:00 (Lisbon time)." in out
+    out = desk.say("Cliente", "abrir O disco está cheio")
+    assert "Responderemos até quarta-feira, 9 de dezembro de 2026, às 18:00 (hora de Lisboa)." in out
+    assert (
+        "A equipa não está disponível neste momento. Regresso previsto: segunda-feira, 7 de dezembro de 2026,"
+        " às 08:00 (hora de Lisboa)." in out
+    )
