@@ -20,6 +20,8 @@ from storage.models import Customer, Incident, IncidentAttachment, IncidentState
 
 ENGINEER = "engineer"
 CASE = Arg("number", "case")
+#: `/cases` lists this many; more would not fit one Zulip message, and it says how many it left out.
+CASES_SHOWN = 50
 
 
 def _case(ctx: Context, number: int) -> Incident | None:
@@ -416,7 +418,7 @@ def cc(ctx: Context, number: int, action: str, address: str) -> None:
 )
 def list_cases(ctx: Context, which: str | None) -> None:
     which = which or "open"
-    found = incidents.engineer_listing(ctx.session, which, ctx.engineer, ctx.now, 50)
+    found, total = incidents.engineer_listing(ctx.session, which, ctx.engineer, ctx.now, CASES_SHOWN)
     if not found:
         ctx.reply(_("No {which} cases."), which=which)
         return
@@ -429,6 +431,11 @@ def list_cases(ctx: Context, which: str | None) -> None:
         lines.append(
             f"• #{incident.id} {inert(incident.subject)} · severity {case_topic.severity_text('en', incident.severity)}"
             f" · {incident.state} · due {due}{late} · {assignee}"
+        )
+    if total > len(found):
+        lines.append(
+            f"… and {total - len(found)} more, not shown: narrow the list (`/cases overdue`, `/cases mine`),"
+            " or list them all with `deskbot cases list` where deskbot runs."
         )
     ctx.reply_text("\n".join(lines))
 

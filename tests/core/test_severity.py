@@ -160,6 +160,22 @@ def test_severity_in_status_case_and_cases_by_severity_then_due_time(engine, db_
     assert "Gravidade: 1 (crítica)" in desk.say("Cliente", "estado 2")
 
 
+def test_cases_says_how_many_it_left_out(engine, db_url, clock, monkeypatch):
+    monkeypatch.setattr("bot.handlers.engineer.CASES_SHOWN", 2)
+    desk = Desk(engine, db_url, clock)
+    for name in ("Acme", "Beta", "Gama"):
+        desk.customer(name, credits=1)
+        desk.say(name, f"open Trouble at {name}")
+        clock.advance(minutes=1)
+    listing = desk.engineer("/cases")
+    assert [line.split()[1] for line in listing.splitlines() if line.lstrip().startswith("• ")] == ["#1", "#2"]
+    assert "… and 1 more, not shown: narrow the list" in listing
+    desk.engineer("/resolve 3")
+    listing = desk.engineer("/cases")
+    assert "more, not shown" not in listing and "#2" in listing
+    assert "… and 1 more, not shown" in desk.engineer("/cases all")
+
+
 def test_watcher_notices_name_the_severity(engine, db_url, clock):
     from bot.services.outgoing import Outgoing
     from bot.watcher import check_targets
