@@ -15,7 +15,7 @@ from bot.handlers import copied as copied_handlers
 from bot.handlers.customer import SEVERITY_LEVELS
 from bot.i18n import _, format_day, format_when, n_, render, render_plural
 from bot.policy import pack_expires_on
-from bot.services import attachments, copies, credits, customers, incidents
+from bot.services import attachments, case_records, copies, credits, customers, incidents
 from storage.models import Customer, Incident, IncidentAttachment, IncidentState
 
 ENGINEER = "engineer"
@@ -401,6 +401,15 @@ def cc(ctx: Context, number: int, action: str, address: str) -> None:
         )
 
 
+_CASES_FILTER: dict[str, Callable[[Context], case_records.CaseFilter]] = {
+    "open": lambda ctx: case_records.CaseFilter(state=incidents.OPEN),
+    "mine": lambda ctx: case_records.CaseFilter(state=incidents.OPEN, assignee=ctx.engineer),
+    "overdue": lambda ctx: case_records.CaseFilter(overdue_at=ctx.now),
+    "unassigned": lambda ctx: case_records.CaseFilter(state=incidents.OPEN, unassigned=True),
+    "all": lambda ctx: case_records.CaseFilter(),
+}
+
+
 @command(
     en="cases",
     pt="casos",
@@ -418,13 +427,13 @@ def cc(ctx: Context, number: int, action: str, address: str) -> None:
 )
 def list_cases(ctx: Context, which: str | None) -> None:
     which = which or "open"
-    found, total = incidents.engineer_listing(ctx.session, which, ctx.engineer, ctx.now, CASES_SHOWN)
-    if not found:
+    listing = case_records.list_cases(ctx.session, _CASES_FILTER[which](ctx), CASES_SHOWN)
+    if not listing.cases:
         ctx.reply(_("No {which} cases."), which=which)
         return
     tz = ctx.settings.calendar.tz
     lines = [f"{which} cases, by severity, then due time:"]
-    for incident in found:
+    for incident, _customer in listing.cases:
         due = format_when(incident.due_at, "en", tz) if incident.due_at else "—"
         late = " **overdue**" if incident.due_at and incident.due_at < ctx.now else ""
         assignee = inert(incident.assignee or "") or "unassigned"
@@ -432,9 +441,9 @@ def list_cases(ctx: Context, which: str | None) -> None:
             f"• #{incident.id} {inert(incident.subject)} · severity {case_topic.severity_text('en', incident.severity)}"
             f" · {incident.state} · due {due}{late} · {assignee}"
         )
-    if total > len(found):
+    if listing.total > len(listing.cases):
         lines.append(
-            f"… and {total - len(found)} more, not shown: narrow the list (`/cases overdue`, `/cases mine`),"
+            f"… and {listing.total - len(listing.cases)} more, not shown: narrow the list (`/cases overdue`, `/cases mine`),"
             " or list them all with `deskbot cases list` where deskbot runs."
         )
     ctx.reply_text("\n".join(lines))

@@ -1,6 +1,6 @@
-"""Read-only views of cases for operators: a filtered listing and a case's whole conversation.
+"""Read-only views of cases: a filtered listing and a case's whole conversation.
 
-Used by `deskbot cases list | show | export`. Nothing here writes; the clock is passed in.
+Used by `deskbot cases list | show | export` and the engineers' `/cases`. Nothing here writes; the clock is passed in.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ class CaseFilter:
     #: Only open cases whose response was due before this instant.
     overdue_at: datetime | None = None
     severity: int | None = None
+    #: Only cases assigned to this engineer (`/cases mine`).
+    assignee: str | None = None
+    #: Only cases assigned to nobody (`/cases unassigned`).
+    unassigned: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,10 @@ def list_cases(session: Session, which: CaseFilter, limit: int) -> CaseListing:
         query = query.where(Incident.state == incidents.OPEN, Incident.due_at < which.overdue_at)
     if which.severity is not None:
         query = query.where(Incident.severity == which.severity)
+    if which.assignee is not None:
+        query = query.where(Incident.assignee == which.assignee)
+    if which.unassigned:
+        query = query.where(Incident.assignee.is_(None))
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     order = (Incident.severity, Incident.due_at.is_(None), Incident.due_at, Incident.id.desc())
     found = session.execute(query.order_by(*order).limit(limit)).all()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlmodel import Session
 
 from adapters.printable import printable
@@ -393,33 +393,6 @@ def latest_incidents(session: Session, customer_id: int, states: tuple[str, ...]
     params = {"customer_id": customer_id, "limit": limit} | {f"state_{i}": state for i, state in enumerate(states)}
     rows = _latest_incidents(len(states)).rows(session.connection(), params)
     return [IncidentSummary(*row) for row in reversed(rows)]
-
-
-class Listing(NamedTuple):
-    shown: list[Incident]
-    #: How many cases matched in all (more than `shown` when the list was cut at its limit).
-    total: int
-
-
-def engineer_listing(session: Session, which: str, engineer: str | None, now: datetime, limit: int) -> Listing:
-    """`/cases which`: open (or all) cases, by severity, then due time (none last), then number;
-    mine, unassigned and overdue narrow the open ones. The first `limit`, and how many there are."""
-    query = select(Incident)
-    if which != "all":
-        query = query.where(Incident.state == OPEN)
-    if which == "mine":
-        query = query.where(Incident.assignee == engineer)
-    elif which == "unassigned":
-        query = query.where(Incident.assignee.is_(None))
-    elif which == "overdue":
-        query = query.where(Incident.due_at < now)
-    ordered = query.order_by(Incident.severity, Incident.due_at.is_(None), Incident.due_at, Incident.id)
-    shown = list(session.scalars(ordered.limit(limit + 1)))
-    if len(shown) <= limit:
-        return Listing(shown, len(shown))
-    # Counted only when the list is cut: an engineer must not take the first page for all of them.
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    return Listing(shown[:limit], total or 0)
 
 
 def awaiting_target_notice(session: Session) -> list[Incident]:
