@@ -207,12 +207,15 @@ def status(ctx: Context, number: int | None) -> None:
     assert ctx.customer_id is not None
     if number is not None:
         return _status_one(ctx, number)
-    found = incidents.latest_incidents(ctx.session, ctx.customer_id, (incidents.OPEN, incidents.RESOLVED), STATUS_LIST)
+    # One more than is shown: whether older ones exist costs no query of its own.
+    found = incidents.latest_incidents(
+        ctx.session, ctx.customer_id, (incidents.OPEN, incidents.RESOLVED), STATUS_LIST + 1
+    )
     if not found:
         ctx.reply(_("You have no open incidents."))
         return
     lines = [ctx.t(_("Your incidents:"))]
-    for incident in found:
+    for incident in found[-STATUS_LIST:]:
         lines.append(
             ctx.t(
                 _("#{number} {subject} — {state}, severity {severity}; next answer due: {due}"),
@@ -223,6 +226,8 @@ def status(ctx: Context, number: int | None) -> None:
                 due=_due_text(ctx, incident),
             )
         )
+    if len(found) > STATUS_LIST:
+        lines.append(ctx.t(_('Older incidents are not listed here: "status <number>" shows any of them.')))
     ctx.reply_text("\n".join(lines))
 
 

@@ -22,6 +22,8 @@ ENGINEER = "engineer"
 CASE = Arg("number", "case")
 #: `/cases` lists this many; more would not fit one Zulip message, and it says how many it left out.
 CASES_SHOWN = 50
+#: `/customer show` lists the customer's newest cases, this many.
+CUSTOMER_CASES_SHOWN = 10
 
 
 def _case(ctx: Context, number: int) -> Incident | None:
@@ -523,9 +525,11 @@ def customer_show(ctx: Context, who: str) -> None:
             f"• pack {status.pack.id}: {status.pack.incidents} bought {format_day(status.pack.purchased, 'en')}, "
             f"{status.left} left, {valid_until}"
         )
-    latest = incidents.latest_incidents(ctx.session, customer.id, tuple(IncidentState), 10)
-    for incident in latest:
+    latest = incidents.latest_incidents(ctx.session, customer.id, tuple(IncidentState), CUSTOMER_CASES_SHOWN + 1)
+    for incident in latest[-CUSTOMER_CASES_SHOWN:]:
         lines.append(f"• #{incident.id} {inert(incident.subject)} · {incident.state}")
+    if len(latest) > CUSTOMER_CASES_SHOWN:
+        lines.append(f"… older cases not shown: `deskbot cases list --customer {customer.id}` lists them all.")
     ctx.reply_text("\n".join(lines))
 
 

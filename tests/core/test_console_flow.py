@@ -258,11 +258,18 @@ def test_status_lists_the_latest_twenty_incidents(engine, db_url, clock):
         desk.say("Acme", f"open Question {n}")
         if n > 1:
             desk.say("Acme", "open")  # yes, a new, separate issue
-        if n > 1:
-            desk.say("Acme", "open")  # yes, a new, separate issue
+        if n == 20:
+            assert "not listed" not in desk.say("Acme", "status")  # twenty: all of them
     out = desk.say("Acme", "status")
     assert "#22 Question 22" in out and "#3 Question 3" in out
     assert "#2 Question 2" not in out and "#1 Question 1" not in out
+    assert out.rstrip().endswith('Older incidents are not listed here: "status <number>" shows any of them.')
+    desk.say("Acme", "lang pt")
+    assert (
+        desk.say("Acme", "estado")
+        .rstrip()
+        .endswith("Os incidentes mais antigos não aparecem aqui: «estado <número>» mostra qualquer um deles.")
+    )
 
 
 def test_last_seen_is_kept_to_the_minute_without_a_write_per_message(engine, db_url, clock):

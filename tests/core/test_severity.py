@@ -176,6 +176,21 @@ def test_cases_says_how_many_it_left_out(engine, db_url, clock, monkeypatch):
     assert "… and 1 more, not shown" in desk.engineer("/cases all")
 
 
+def test_customer_show_lists_the_newest_cases_and_says_older_ones_exist(engine, db_url, clock, monkeypatch):
+    monkeypatch.setattr("bot.handlers.engineer.CUSTOMER_CASES_SHOWN", 2)
+    desk = Desk(engine, db_url, clock)
+    acme = desk.customer("Acme", credits=3)
+    desk.say("Acme", "open First")
+    desk.say("Acme", "open Second")
+    desk.say("Acme", "open")  # yes, a new, separate issue
+    assert "older cases not shown" not in desk.engineer("/customer show Acme")
+    desk.say("Acme", "open Third")
+    desk.say("Acme", "open")
+    out = desk.engineer("/customer show Acme")
+    assert "#3 `Third`" in out and "#2 `Second`" in out and "#1 `First`" not in out
+    assert f"… older cases not shown: `deskbot cases list --customer {acme}` lists them all." in out
+
+
 def test_watcher_notices_name_the_severity(engine, db_url, clock):
     from bot.services.outgoing import Outgoing
     from bot.watcher import check_targets
