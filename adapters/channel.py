@@ -425,6 +425,11 @@ class Channel(ABC):
         as one (Zulip: by user id, from DESKBOT_ENGINEERS); None for anyone else."""
         return None
 
+    def is_engineer(self, address: str) -> bool:
+        """Whether the account `address` (as `Inbound.sender` gives it) is an engineer's here: an
+        engineer who wrote to the bot is not one of the unknown contacts `/contacts` lists."""
+        return False
+
     def start(self) -> None:
         """Check configuration and credentials; raise PermanentChannelError/TransientChannelError."""
 

@@ -51,6 +51,8 @@ class Deployment:
     engineer_of: Callable[[Inbound], str | None] = no_engineer
     #: Identities, as (channel, address), that are engineers whatever the channel says (the console's).
     trusted_engineers: frozenset[tuple[str, str]] = frozenset()
+    #: Whether the account (channel, address) is an engineer's (`Channel.is_engineer`, or trusted).
+    is_engineer: Callable[[str, str], bool] = lambda channel, address: False
     #: Per channel: the posts answers to unlinked accounts may use per window, and the
     #: characters one post carries (see `stranger_budgets`). A channel not named is unbounded.
     stranger_budgets: dict[str, StrangerBudget] = field(default_factory=dict)
@@ -69,6 +71,10 @@ class Deployment:
             case_topic=case_channel.case_topic if case_channel else plain_topic,
             engineer_of=case_channel.engineer_name if case_channel else no_engineer,
             trusted_engineers=trusted_engineers,
+            is_engineer=lambda channel, address: (
+                (channel, address) in trusted_engineers
+                or (case_channel is not None and channel == case_channel.name and case_channel.is_engineer(address))
+            ),
             stranger_budgets=stranger_budgets(channels),
             cannot_carry=refusals(channels),
         )

@@ -243,6 +243,10 @@ class ZulipChannel(Channel):
         shown = str(message.raw.get("sender_email") or "")
         return self.engineers.name_of(int(message.sender_platform_id), shown)
 
+    def is_engineer(self, address: str) -> bool:
+        """By user id, the address of a Zulip account's identity (an older identity keyed by email is not one)."""
+        return address.isascii() and address.isdigit() and self.engineers.name_of(int(address), "") is not None
+
     # -- the support stream's privacy ----------------------------------------------------
     def held_back(self) -> dict[Kind, str]:
         """Case topics, while the support stream is not private (SPEC §3).

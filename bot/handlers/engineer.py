@@ -24,6 +24,8 @@ CASE = Arg("number", "case")
 CASES_SHOWN = 50
 #: `/customer show` lists the customer's newest cases, this many.
 CUSTOMER_CASES_SHOWN = 10
+#: `/contacts` lists the people seen last, this many.
+CONTACTS_SHOWN = 30
 
 
 def _case(ctx: Context, number: int) -> Incident | None:
@@ -575,7 +577,7 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
 
 @command(en="contacts", pt="contactos", audience=ENGINEER, help=_("people who wrote but are not linked to a customer"))
 def contacts(ctx: Context) -> None:
-    found = customers.unknown_contacts(ctx.session, 30)
+    found = customers.unknown_contacts(ctx.session, CONTACTS_SHOWN + 1, ctx.deployment.is_engineer)
     if not found:
         ctx.reply(_("No unknown contacts."))
         return
@@ -583,8 +585,10 @@ def contacts(ctx: Context) -> None:
     lines = ["Unknown contacts (not linked to a customer):"]
     lines += [
         f"• {inert(f'{i.channel}:{i.address}')} {inert(i.display_name or '')} · last seen {format_when(i.last_seen_at, 'en', tz) if i.last_seen_at else '—'}"
-        for i in found
+        for i in found[:CONTACTS_SHOWN]
     ]
+    if len(found) > CONTACTS_SHOWN:
+        lines.append(f"… and more, seen longer ago: these are the {CONTACTS_SHOWN} seen last.")
     ctx.reply_text("\n".join(lines))
 
 

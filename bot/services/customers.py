@@ -290,12 +290,21 @@ def identities_of(session: Session, customer_id: int) -> list[Identity]:
     return list(session.scalars(select(Identity).where(Identity.customer_id == customer_id)))
 
 
-def unknown_contacts(session: Session, limit: int) -> list[Identity]:
+def unknown_contacts(session: Session, limit: int, skip: Callable[[str, str], bool]) -> list[Identity]:
     """Accounts that wrote but are linked to no customer, the most recently seen first (an address
-    only copied on an incident, which never wrote, has no "last seen": bot.services.copies)."""
+    only copied on an incident, which never wrote, has no "last seen": bot.services.copies), but
+    for those `skip(channel, address)` leaves out (engineers: bot.deployment)."""
     query = (
         select(Identity)
         .where(Identity.customer_id.is_(None), Identity.last_seen_at.is_not(None))
         .order_by(Identity.last_seen_at.desc())
+        .execution_options(yield_per=limit + 8)
     )
-    return list(session.scalars(query.limit(limit)))
+    found: list[Identity] = []
+    with session.scalars(query) as rows:  # closed when left early: a server-side cursor on PostgreSQL
+        for identity in rows:
+            if not skip(identity.channel, identity.address):
+                found.append(identity)
+                if len(found) == limit:
+                    break
+    return found

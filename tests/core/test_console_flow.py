@@ -132,6 +132,20 @@ def test_unknown_sender_gets_one_answer_a_day_and_can_link_with_a_code(engine, d
     assert "console:someone-else" in out and "console:stranger" not in out
 
 
+def test_contacts_lists_the_people_seen_last_and_says_when_there_are_more(engine, db_url, clock, monkeypatch):
+    monkeypatch.setattr("bot.handlers.engineer.CONTACTS_SHOWN", 2)
+    desk = Desk(engine, db_url, clock)
+    for who in ("ann", "bea"):
+        desk.say(who, "hello")
+        clock.advance(minutes=5)
+    assert "and more" not in desk.engineer("/contacts")
+    desk.say("cid", "hello")
+    out = desk.engineer("/contacts")
+    assert "console:cid" in out and "console:bea" in out and "console:ann" not in out
+    assert "… and more, seen longer ago: these are the 2 seen last." in out
+    assert "console:engineer@console" not in out  # an engineer who wrote is no unknown contact
+
+
 def test_activation_codes_expire_and_wrong_guesses_are_throttled(engine, db_url, clock):
     desk = Desk(engine, db_url, clock)
     code = desk.engineer("/customer add Initech").split("Activation code: ")[1].split()[0]

@@ -39,3 +39,5 @@ def test_contacts_case_cases_and_customer_show_post_nothing_active(desk: ZulipDe
     contacts = next(m.content for m in desk.dms_to(ENGINEER) if "Unknown contacts" in m.content)
     # A Zulip account is its user id (issue 13): that is what engineers see for it.
     assert "Mallory" in contacts and str(stranger.user_id) in contacts
+    # The engineer wrote to the bot too, linked to no customer: an engineer is no unknown contact.
+    assert f"zulip:{fake.user(ENGINEER).user_id}" not in contacts
