@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from adapters.channel import PermanentChannelError, TransientChannelError
+from adapters.email.failures import describe
 from adapters.email.servers import loopback_host
 
 if TYPE_CHECKING:  # httpx stays off the start-up path of a bot that logs in with a password
@@ -179,9 +180,10 @@ def _shown(url: str) -> str:
 def _describe(error: httpx.HTTPError) -> str:
     import httpx
 
-    cause = error.__cause__ or error.__context__
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted ({cause.verify_message})"
     if isinstance(error, httpx.TimeoutException):
         return "timed out"
-    return " ".join(str(error).split())[:200] or type(error).__name__
+    # httpx wraps (through httpcore's) the socket's or TLS's own error: said as the mail servers' are.
+    cause: BaseException | None = error
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    return describe(cause or error)

@@ -61,9 +61,10 @@ from adapters.channel import (
 )
 
 from .compose import build, copied, file_note, message_id
+from .failures import describe
 from .reconcile import SentFolder
 from .servers import MailServer
-from .transport import Login, close_smtp, describe, open_smtp
+from .transport import Login, close_smtp, open_smtp
 
 log = logging.getLogger("deskbot.adapters.email")
 #: Seconds after which a kept SMTP session is checked before it sends (servers drop quiet ones).

@@ -49,11 +49,12 @@ from adapters.channel import (
     TransientChannelError,
 )
 
+from .failures import describe
 from .inbound import mail_to_inbound
 from .reading import read_headers, read_mail
 from .servers import MailServer
 from .structure import listed_files, oversized
-from .transport import Login, close_imap, describe, open_imap
+from .transport import Login, close_imap, open_imap
 
 if TYPE_CHECKING:
     from .channel import EmailTuning

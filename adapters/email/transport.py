@@ -20,7 +20,6 @@ from __future__ import annotations
 import imaplib
 import logging
 import smtplib
-import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from adapters.channel import ChannelError, PermanentChannelError, TransientChannelError
 
+from .failures import describe
 from .oauth import TokenSource, xoauth2
 from .servers import MailServer
 
@@ -61,31 +61,6 @@ class Login:
 
     def tls_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=self.ca_file)
-
-
-def describe(error: BaseException) -> str:
-    """One line for a network, TLS or protocol failure, without a traceback."""
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return f"TLS certificate not trusted ({error.verify_message})"
-    if isinstance(error, ssl.SSLError):
-        return f"TLS handshake failed ({error.reason or error})"
-    if isinstance(error, socket.gaierror):
-        return "host not found"
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, TimeoutError | socket.timeout):
-        return "timed out"
-    if isinstance(error, smtplib.SMTPResponseException):
-        text = error.smtp_error.decode("utf-8", "replace") if isinstance(error.smtp_error, bytes) else error.smtp_error
-        return f"SMTP {error.smtp_code} {' '.join(str(text).split())[:200]}"
-    if isinstance(error, smtplib.SMTPServerDisconnected):
-        return "connection closed by the server"
-    first = error.args[0] if error.args else None
-    # imaplib's errors carry the server's line as bytes, and imapclient's wrap that in a str: "b'…'".
-    text = first.decode("utf-8", "replace") if isinstance(first, bytes) else str(error)
-    if len(text) > 2 and text[:2] in ("b'", 'b"') and text[-1] == text[1]:
-        text = text[2:-1]
-    return (" ".join(text.split()) or type(error).__name__)[:200]
 
 
 def open_imap(server: MailServer, login: Login) -> imapclient.IMAPClient:

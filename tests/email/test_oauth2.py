@@ -124,8 +124,9 @@ def test_the_endpoint_refusing_the_app_is_permanent_and_its_silence_transient(ma
     close_imap(open_imap(imap, login))  # the next try gets a token
     port = free_ports(1)[0]
     gone = _login(mail, _tokens(mail, token_url=f"http://127.0.0.1:{port}/token"))
-    with pytest.raises(TransientChannelError, match="cannot reach the OAuth 2 token endpoint"):
+    with pytest.raises(TransientChannelError, match="cannot reach the OAuth 2 token endpoint") as unreachable:
         open_smtp(parse_server_url(mail.smtp_url, "smtp"), gone)
+    assert str(unreachable.value).endswith(": connection refused")  # said as a mail server's would be
 
 
 def test_deskbot_run_with_a_wrong_client_secret_says_one_line_and_exits(mail: MailServers, tmp_path: Path) -> None:
