@@ -11,6 +11,7 @@ from bot.context import Context
 from bot.handlers import case_topic
 from bot.i18n import _, format_day, format_hours, format_when, n_, zone_time
 from bot.policy import NoCredit, pack_expires_on
+from bot.policy.answers import Reply, bare_answer
 from bot.services import attachments, conversation, credits, customers, drafts, incidents, strangers
 from bot.services.incidents import IncidentSummary, Writer
 from storage.models import Incident, IncidentAttachment
@@ -62,7 +63,6 @@ def show_help(ctx: Context) -> None:
 @command(
     en="open",
     pt="abrir",
-    aliases=("new", "novo"),
     audience=CUSTOMER,
     args=(Arg("text", "text", required=False, label=_("text")),),
     help=_("open a new incident with this text (uses one credit)"),
@@ -526,6 +526,9 @@ def add_to_case(ctx: Context, number: int, text: str) -> None:
 def free_text(ctx: Context, text: str) -> None:
     """Any other text: to the one open (or recently resolved) incident; otherwise kept as a draft and asked about."""
     assert ctx.customer is not None
+    reply = bare_answer(text)
+    if reply is not None and not ctx.message.attachments and _answers_the_question(ctx, reply):
+        return
     added = conversation.add_free_text(ctx.session, ctx.settings, ctx.now, _writer(ctx), text)
     if isinstance(added, conversation.AddedTo):
         _added(ctx, added)
@@ -559,6 +562,40 @@ def free_text(ctx: Context, text: str) -> None:
             expiry=format_day(position.next_expiry, ctx.lang) if position.next_expiry else "—",
         )
     )
+
+
+def _answers_the_question(ctx: Context, reply: Reply) -> bool:
+    """A bare "yes", "no" or "a new one" (bot.policy.answers) while a kept text waits for an answer:
+    "a new one" is `open`, and so is "yes" to "reply open to open one with it", whose "no" drops the
+    text; a question with two ways on (`#N` or `open`, `reopen N` or `open`) is asked again,
+    plainly, with the text still kept. False when nothing waits: the word is text like any other."""
+    draft = drafts.current(ctx.session, ctx.identity.id, ctx.now)
+    if not drafts.opens(draft):
+        return False
+    assert draft is not None and ctx.customer is not None
+    if reply == "new" or (draft.awaits == drafts.OPEN and reply == "yes"):
+        open_incident(ctx, None)
+    elif draft.awaits == drafts.OPEN:
+        drafts.discard(ctx.session, draft)
+        ctx.reply(_("All right: nothing was opened, and your message was not kept."))
+    elif draft.awaits == drafts.REOPEN and draft.incident_id is not None:
+        ctx.reply(
+            _(
+                'To reopen incident #{number} at no charge, reply "reopen {number}"; to open a new incident with your message, reply "open" (it uses one credit).'
+            ),
+            number=draft.incident_id,
+        )
+    else:
+        # Asked again: "open" now still counts as the answer to a fresh question (drafts.CONFIRM_WINDOW).
+        drafts.keep(ctx.session, ctx.identity.id, draft.text, ctx.now, draft.awaits, draft.incident_id)
+        latest = incidents.latest_incidents(ctx.session, ctx.customer.id, (incidents.OPEN, incidents.RESOLVED), 1)
+        ctx.reply(
+            _(
+                'To add your message to an incident, reply "#" and its number (for example "#{example}"); to open a new incident with it, reply "open" (it uses one credit).'
+            ),
+            example=latest[0].id if latest else 1,
+        )
+    return True
 
 
 def unknown_sender(ctx: Context) -> None:

@@ -86,7 +86,9 @@ def open_with_draft(
     drafts.discard(session, draft)
     urgent = incidents.take_urgent_notice(deployment.settings, now, incident)
     waited = drafts.waiting_copies(used)
-    return Opened(incident, charged, body, draft is not None and used is None, urgent, used is not None, files, waited)
+    # A text kept while asked about reopening is on that incident already: nothing of it was dropped.
+    dropped = draft is not None and used is None and draft.awaits != drafts.REOPEN
+    return Opened(incident, charged, body, dropped, urgent, used is not None, files, waited)
 
 
 class AddedTo(NamedTuple):

@@ -290,3 +290,57 @@ def test_linking_in_english_without_a_kept_text(engine, db_url, clock):
         assert s.scalars(select(Customer.lang).where(Customer.name == "Initech")).one() == "en"
         assert s.scalar(select(func.count()).select_from(Draft)) == 0
     assert drafts.CONFIRM_WINDOW.total_seconds() == 15 * 60
+
+
+def test_yes_to_reply_open_opens_with_the_kept_text_and_no_drops_it(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=3)
+    desk.customer("Cliente", credits=3, lang="pt")
+    assert 'Reply "open" to open one with this message' in desk.say("Acme", "My disk is full")
+    out = desk.say("Acme", "Yes please!")
+    assert "Incident #1 is open: My disk is full" in out
+    assert _bodies(desk, 1) == ["My disk is full"] and _credits_used(desk) == 1
+
+    assert "«abrir»" in desk.say("Cliente", "O disco está cheio")
+    out = desk.say("Cliente", "não, obrigado")
+    assert "Muito bem: não foi aberto nenhum incidente e a sua mensagem não foi guardada." in out
+    assert _incidents(desk) == 1
+    assert "Diga-nos qual é o assunto do incidente" in desk.say("Cliente", "abrir")  # nothing kept to open
+    with transaction(desk.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Draft)) == 0
+    # With nothing asked, "yes" is what the customer says on their incident.
+    assert "Added to incident #1." in desk.say("Acme", "yes")
+    assert _bodies(desk, 1) == ["My disk is full", "yes"]
+
+
+def test_a_yes_to_a_question_with_two_ways_asks_again_and_a_new_one_opens(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=3)
+    desk.say("Acme", "open The NAS does not boot")
+    assert 'reply "#1" to add it there' in desk.say("Acme", "open The fan is loud")
+    clock.advance(minutes=14)
+    out = desk.say("Acme", "yes")
+    assert 'To add your message to an incident, reply "#" and its number (for example "#1")' in out
+    assert _bodies(desk, 1) == ["The NAS does not boot"] and _credits_used(desk) == 1
+    clock.advance(minutes=14)  # within 15 minutes of the question asked again
+    out = desk.say("Acme", "A new one.")
+    assert "Incident #2 is open: The fan is loud" in out and "not included" not in out
+    assert _credits_used(desk) == 2
+    # "New …" with more words is text: it no longer opens (and charges) without asking.
+    out = desk.say("Acme", "New error after the update")
+    assert "Which one is this about?" in out and _incidents(desk) == 2
+
+
+def test_a_bare_answer_about_a_resolved_incident_asks_again_and_nothing_is_dropped(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=3)
+    desk.say("Acme", "open The NAS does not boot")
+    desk.engineer("/resolve 1")
+    assert 'reply "reopen 1"' in desk.say("Acme", "It broke again")
+    out = desk.say("Acme", "ok")
+    assert 'To reopen incident #1 at no charge, reply "reopen 1"; to open a new incident' in out
+    assert _bodies(desk, 1) == ["The NAS does not boot", "It broke again"]
+    out = desk.say("Acme", "open The fan is loud")
+    assert "Incident #2 is open: The fan is loud" in out
+    # The kept text is on #1 already: nothing of it was left out.
+    assert "not included" not in out

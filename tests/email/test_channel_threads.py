@@ -351,3 +351,16 @@ def test_a_file_too_large_for_the_mail_servers_size_limit_is_left_out_and_said(
     reply = ana.wait_for(from_bot, count=2)[1]
     assert list(reply.iter_attachments()) == []
     assert "recovery.img (25.0 MB): not sent" in reply.get_content()
+
+
+def test_a_yes_by_mail_to_reply_open_opens_the_incident_with_the_kept_text(
+    mail: MailServers, bot: EmailBot, engine
+) -> None:  # noqa: ANN001
+    ana = mail.customers[0]
+    ana.send("Disk full", "The backup disk is full since Monday.")
+    (asked,) = ana.wait_for(from_bot)
+    assert 'Reply "open" to open one with this message' in asked.get_content()
+    ana.send_reply(asked, "Yes, please!", style="outlook")  # her client quotes the question below
+    answers = ana.wait_for(from_bot, count=2)
+    assert "Incident #1 is open: Disk full" in answers[1].get_content()  # named by the mail it kept
+    assert _incident_messages(engine, 1) == ["in:The backup disk is full since Monday."]
