@@ -205,7 +205,7 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
         values[arg.name] = _convert(arg, token, lang)
         rest = remainder.strip()
     if rest:
-        raise ParseError(_("Unexpected text: {text}"), text=rest[:40])
+        raise ParseError(_('Unexpected text: "{text}".'), text=rest[:40])
     return values
 
 

@@ -8,7 +8,7 @@ from datetime import date
 
 from adapters.channel import OutboundFile, Said, size_text
 from adapters.markup import inert
-from bot.commands import Arg, command
+from bot.commands import Arg, command, fold
 from bot.context import Context
 from bot.handlers import case_topic
 from bot.handlers import copied as copied_handlers
@@ -133,13 +133,23 @@ def _left_out_file(lang: str, left: attachments.LeftOut) -> OutboundFile:
     pt="atribuir",
     audience=ENGINEER,
     args=(CASE, Arg("who", "word")),
-    help=_("set the assignee: me or an email"),
+    help=_("set the assignee: me, an email, or nobody"),
 )
 def assign(ctx: Context, number: int, who: str) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
-    assignee = ctx.engineer if who.lower() in ("me", "eu") else who.lower()
+    assert ctx.engineer is not None
+    if fold(who) in ("nobody", "none", "ninguem"):
+        incidents.assign(ctx.session, ctx.now, ctx.engineer, incident, None)
+        ctx.reply(_("#{number} is assigned to nobody now."), number=number)
+        return
+    assignee = ctx.engineer if fold(who) in ("me", "eu") else who.lower()
+    if assignee != ctx.engineer and "@" not in assignee:
+        ctx.reply(
+            _('{who} is not an email address: assign "me", an engineer\'s email, or "nobody".'), who=inert(who[:80])
+        )
+        return
     engineers = ctx.settings.engineer_emails
     if engineers and assignee not in engineers and assignee != ctx.engineer:
         ctx.reply(_("{who} is not an engineer (see DESKBOT_ENGINEERS)."), who=inert(assignee))
@@ -514,7 +524,8 @@ def customer_show(ctx: Context, who: str) -> None:
         return
     summary = credits.credit_summary(ctx.session, customer.id, ctx.today)
     identities = customers.identities_of(ctx.session, customer.id)
-    lines = [f"**{inert(customer.name)}** (id {customer.id}) {inert(customer.email or '')} · language {customer.lang}"]
+    email = f" {inert(customer.email)}" if customer.email else ""
+    lines = [f"**{inert(customer.name)}** (id {customer.id}){email} · language {customer.lang}"]
     lines.append("accounts: " + (", ".join(inert(f"{i.channel}:{i.address}") for i in identities) or "none linked"))
     lines.append(f"credits left: {summary.total_left}")
     for status in summary.packs:

@@ -217,9 +217,13 @@ def add_note(session: Session, now: datetime, engineer: str, incident: Incident,
     record(session, incident, engineer, "note", now)
 
 
-def assign(session: Session, now: datetime, engineer: str, incident: Incident, assignee: str) -> None:
+def assign(session: Session, now: datetime, engineer: str, incident: Incident, assignee: str | None) -> None:
+    """Set the case's assignee; None: nobody (the case shows in `/cases unassigned` again)."""
     incident.assignee = assignee
-    record(session, incident, engineer, "assigned", now, detail=assignee)
+    if assignee is None:
+        record(session, incident, engineer, "unassigned", now)
+    else:
+        record(session, incident, engineer, "assigned", now, detail=assignee)
 
 
 def mark_vendor_bug(
