@@ -468,13 +468,15 @@ def list_cases(ctx: Context, which: str | None) -> None:
     pt="cliente",
     sub="add",
     audience=ENGINEER,
-    args=(Arg("name [email]", "text"),),
+    # The name may have spaces, so the text takes the whole line and the handler takes an email
+    # address off its end; `email` is declared for the usage line (`<name> [email]`) and stays None.
+    args=(Arg("name", "text", label=_("name")), Arg("email", "word", required=False, label=_("email"))),
     help=_("create a customer; answers with a one-time activation code"),
 )
-def customer_add(ctx: Context, **values: str) -> None:
-    name, email = _name_and_email(values["name [email]"])
+def customer_add(ctx: Context, name: str, email: None) -> None:
+    name, address = _name_and_email(name)
     try:
-        customer, code = customers.create_customer(ctx.session, name, email, "en", ctx.now)
+        customer, code = customers.create_customer(ctx.session, name, address, "en", ctx.now)
     except customers.CustomerError as exc:
         ctx.reply_text(exc.render(inert))
         return

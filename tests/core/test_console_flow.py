@@ -175,6 +175,10 @@ def test_engineer_commands_parse_check_and_report(engine, db_url, clock):
     desk.customer("Acme", credits=1)
     desk.say("Acme", "open Broken")
     assert "Which case?" in desk.engineer("/reply")
+    shown = desk.engineer("/help")
+    assert "`/customer add <name> [email]` — create a customer" in shown
+    assert "`/assign <number> <who>` — set the assignee: me, an email, or nobody" in shown
+    assert "Missing <name>. Usage: /customer add <name> [email]" in desk.engineer("/customer add")
     assert 'Did you mean "/resolve" / ' in desk.engineer("/reslove 1")
     assert "There is no case #9." in desk.engineer("/case 9")
     assert "#1 is assigned to `engineer@console`." in desk.engineer("/assign 1 me")
