@@ -420,10 +420,17 @@ def _kept_before_linking(ctx: Context) -> list[str]:
     aliases=("language", "lingua"),
     audience=CUSTOMER,
     unlinked=True,
-    args=(Arg("code", "choice", choices=("en", "pt"), label=_("language")),),
+    args=(Arg("code", "choice", required=False, choices=("en", "pt"), label=_("language")),),
     help=_("reply language: en or pt"),
 )
-def lang(ctx: Context, code: str) -> None:
+def lang(ctx: Context, code: str | None) -> None:
+    if code is None:  # asked, not set: which it is, and how to change it
+        ctx.reply(
+            _('I answer you in English. To change it, send "lang pt".')
+            if ctx.lang == "en"
+            else _('I answer you in Portuguese. To change it, send "lang en".')
+        )
+        return
     customers.set_language(ctx.identity, ctx.customer, code)
     ctx.reply(
         _("I will answer in English from now on.") if code == "en" else _("I will answer in Portuguese from now on.")

@@ -72,7 +72,9 @@ def test_usage_errors_name_the_incident_and_the_arguments_in_portuguese(engine, 
     assert 'Which incident? Give its number, for example: "close 12". Usage: close <number>' in desk.say(
         "Acme", "close"
     )
-    assert "idioma tem de ser um dos seguintes: en, pt. Utilização: idioma <en|pt>" in desk.say("Cliente", "idioma fr")
+    assert "idioma tem de ser um dos seguintes: en, pt. Utilização: idioma [en|pt]" in desk.say("Cliente", "idioma fr")
+    assert "Respondo-lhe em português. Para mudar, envie «idioma en»." in desk.say("Cliente", "idioma")
+    assert 'I answer you in English. To change it, send "lang pt".' in desk.say("Acme", "lang")
     assert "Falta indicar <código>." in desk.say("Cliente", "ligar")
     out = desk.say("Cliente", "estdo")
     assert "Comando desconhecido: «estdo». Queria dizer «estado»? Envie «ajuda» para ver a lista." in out
