@@ -1,7 +1,7 @@
 """The email channel: the support mailbox, read over IMAP and answered over SMTP (SPEC §4 Email).
 
 `EmailChannel` is the adapter, `EmailSettings` what the settings say about the mailbox and
-`EmailTuning` its knobs; the rest are its parts, named as in every adapter (see
+`EmailTuning` (`tuning`) its knobs; the rest are its parts, named as in every adapter (see
 `adapters`): `servers` (the two URLs read), `transport` (IMAP and SMTP sessions with TLS,
 failures as one line), `oauth` (access tokens for a mailbox that takes no password), `receive` (IDLE, the UID cursor, the catch-up), `inbound` (a `Mail`
 to `Inbound`), `outbound` (a row sent once over SMTP), `compose` (the mail of a row:
@@ -19,8 +19,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .channel import EmailChannel, EmailSettings, EmailTuning
+    from .channel import EmailChannel, EmailSettings
     from .receive import CURSOR_KEY
+    from .tuning import EmailTuning
 
 __all__ = ("CURSOR_KEY", "EmailChannel", "EmailSettings", "EmailTuning")
 
@@ -30,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from .receive import CURSOR_KEY
 
         return CURSOR_KEY
+    if name == "EmailTuning":
+        from .tuning import EmailTuning
+
+        return EmailTuning
     if name in __all__:
         from . import channel
 

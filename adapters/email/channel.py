@@ -19,7 +19,6 @@ import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
-from adapters.backoff import Backoff
 from adapters.channel import Channel, FileRefusal, InboundSink, Outbound, OutboundFile, size_text
 
 from .oauth import OAuth2Settings, TokenSource
@@ -28,6 +27,7 @@ from .receive import Receiver
 from .reconcile import SentFolder
 from .servers import MailServer
 from .transport import Login, close_imap, close_smtp, open_imap, open_smtp
+from .tuning import EmailTuning
 
 log = logging.getLogger("deskbot.adapters.email")
 #: Room in a message for its headers, its text and the MIME parts around a file.
@@ -43,24 +43,6 @@ def _encoded_size(size: int) -> int:
 def _size_limit(smtp: smtplib.SMTP) -> int | None:
     value = smtp.esmtp_features.get("size", "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else None
-
-
-@dataclass(frozen=True)
-class EmailTuning:
-    """The email channel's knobs: the defaults suit production; tests shorten them."""
-
-    #: Seconds for a connection and each command on it.
-    request_timeout: float = 30.0
-    #: Between reconnects of the receiving session (unbounded; told once per outage).
-    receive_retry: Backoff = Backoff(initial=1.0, maximum=5.0, jitter=1.0)
-    #: Seconds an IDLE lasts before a NOOP, a catch-up and a fresh IDLE: well within the 29
-    #: minutes servers allow (RFC 2177), and short enough that a connection a NAT box dropped
-    #: silently is noticed.
-    idle_renew: float = 600.0
-    #: How long one wait inside IDLE lasts (how soon `stop` is noticed).
-    idle_check: float = 1.0
-    #: Messages handed to the sink in one transaction while catching up.
-    page_size: int = 50
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ message is logged with its traceback and skipped, so that one mail never stops t
 
 from __future__ import annotations
 
-import imaplib
 import logging
 import ssl
 import threading
@@ -37,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import imapclient
 from imapclient.exceptions import IMAPClientError, ProtocolError
@@ -54,16 +53,12 @@ from .inbound import mail_to_inbound
 from .reading import read_headers, read_mail
 from .servers import MailServer
 from .structure import listed_files, oversized
-from .transport import Login, close_imap, open_imap
-
-if TYPE_CHECKING:
-    from .channel import EmailTuning
+from .transport import CONNECTION_ERRORS, Login, close_imap, open_imap
+from .tuning import EmailTuning
 
 log = logging.getLogger("deskbot.adapters.email")
 
 CURSOR_KEY = "email:uid"
-#: What a broken or vanished connection raises, in imaplib, imapclient and the socket.
-CONNECTION_ERRORS = (OSError, EOFError, imaplib.IMAP4.error, IMAPClientError)
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,8 @@ import imapclient
 from adapters.channel import ChannelError, TransientChannelError, TransientSendError
 
 from .failures import describe
-from .receive import CONNECTION_ERRORS
 from .servers import MailServer
-from .transport import Login, close_imap, open_imap
+from .transport import CONNECTION_ERRORS, Login, close_imap, open_imap
 
 log = logging.getLogger("deskbot.adapters.email")
 T = TypeVar("T")

@@ -33,6 +33,9 @@ from .failures import describe
 from .oauth import TokenSource, xoauth2
 from .servers import MailServer
 
+#: What a broken or vanished connection raises, in imaplib, imapclient and the socket.
+CONNECTION_ERRORS = (OSError, EOFError, imaplib.IMAP4.error, IMAPClientError)
+
 # imapclient logs every closed connection at INFO: the receiving side reconnects through outages,
 # and the channel says what matters itself.
 logging.getLogger("imapclient").setLevel(logging.WARNING)

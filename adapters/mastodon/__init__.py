@@ -1,6 +1,6 @@
 """The Mastodon channel: customers' direct messages on a Mastodon account.
 
-`MastodonChannel` is the adapter, `MastodonTuning` its knobs; the rest are its
+`MastodonChannel` is the adapter, `MastodonTuning` (`tuning`) its knobs; the rest are its
 parts, named as in every adapter (see `adapters`): `startup` (instance limits,
 notification policy), `receive` (the stream and the catch-up polls), `stream`
 (the SSE reader), `history` (paging through mentions, where a first start
@@ -13,7 +13,8 @@ Mastodon reads as a mention, and text that mentions nobody), `invariants`
 (Mastodon.py clients, retries) and `pacing` (rate limits).
 """
 
-from .channel import MastodonChannel, MastodonTuning
+from .channel import MastodonChannel
 from .receive import CURSOR_KEY
+from .tuning import MastodonTuning
 
 __all__ = ("CURSOR_KEY", "MastodonChannel", "MastodonTuning")

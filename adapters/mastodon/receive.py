@@ -28,7 +28,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from mastodon.errors import MastodonError, MastodonUnauthorizedError
@@ -41,9 +41,7 @@ from .inbound import id_key, notification_to_inbound, parse_time
 from .startup import dig
 from .stream import Closed, Event, Opened, SSEConnection
 from .transport import Transport, describe
-
-if TYPE_CHECKING:
-    from .channel import MastodonTuning
+from .tuning import MastodonTuning
 
 log = logging.getLogger("deskbot.adapters.mastodon")
 

@@ -1,6 +1,6 @@
 """The Zulip channel: customers' direct messages and the engineers' case topics.
 
-`ZulipChannel` is the adapter, `ZulipTuning` its knobs; the rest are its parts, named as in every
+`ZulipChannel` is the adapter, `ZulipTuning` (`tuning`) its knobs; the rest are its parts, named as in every
 adapter (see `adapters`): `startup` (the account and the support stream),
 `receive` (register / catch-up / long-poll loop), `inbound` (messages to
 `Inbound`), `outbound` (rows posted as messages), `reconcile` (the parts a
@@ -11,7 +11,8 @@ support stream) and `directory` (the engineers, by user id: DESKBOT_ENGINEERS
 resolved, user groups kept current).
 """
 
-from .channel import ZulipChannel, ZulipTuning
+from .channel import ZulipChannel
 from .receive import CURSOR_KEY
+from .tuning import ZulipTuning
 
 __all__ = ("CURSOR_KEY", "ZulipChannel", "ZulipTuning")

@@ -7,12 +7,10 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import ClassVar
 
 import zulip
 
-from adapters.backoff import Backoff
 from adapters.channel import (
     Channel,
     FileRefusal,
@@ -29,7 +27,7 @@ from adapters.channel import (
 )
 from adapters.topics import case_topic_name
 
-from .compose import DEFAULT_MAX_MESSAGE_LENGTH, MAX_TOPIC_LENGTH
+from .compose import MAX_TOPIC_LENGTH
 from .directory import Engineers
 from .files import fetch_uploads, upload_links, without_upload_links
 from .outbound import MessagePoster
@@ -38,35 +36,9 @@ from .receive import Receiver
 from .startup import check_account, check_support_stream, find_user_id
 from .state import ServerState
 from .transport import USER_AGENT, Credentials, Transport, ZulipApiError, ZulipUnavailable, load_credentials
+from .tuning import ZulipTuning
 
 log = logging.getLogger("deskbot.adapters.zulip")
-
-
-@dataclass(frozen=True)
-class ZulipTuning:
-    """The Zulip channel's knobs: the defaults suit production; tests shorten them."""
-
-    #: Seconds for an ordinary request.
-    request_timeout: float = 15.0
-    #: One send: a few quick tries, then `TransientSendError` (the dispatcher retries the row later).
-    send_retry: Backoff = Backoff(initial=0.5, maximum=8.0, jitter=0.5, attempts=4)
-    #: Between reconnection attempts, unbounded. Capped at 5 s: after an outage the bot must notice
-    #: the platform is back within seconds (SPEC §7 drills: everything delivered within 10 s of
-    #: recovery); one request per 5 s is cheap.
-    receive_retry: Backoff = Backoff(initial=1.0, maximum=5.0, jitter=1.0)
-    #: The longest a send waits for a rate limit; a longer wait becomes `TransientSendError.retry_after`.
-    max_rate_wait: float = 20.0
-    #: Seconds to wait for a long-poll answer; None: the server's `event_queue_longpoll_timeout_seconds` + 10.
-    poll_timeout: float | None = None
-    #: Messages a page while catching up.
-    catch_up_page: int = 1000
-    #: How many of its own newest messages in a conversation the bot searches for an earlier send of a row.
-    lookup_depth: int = 100
-    #: Until the server says otherwise (`POST /register`).
-    max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH
-    #: Without a live event queue (another replica receives), how old the support stream's privacy
-    #: may be before it is looked up again: case-topic posts never go to a stream made public.
-    privacy_max_age: float = 15.0
 
 
 class ZulipChannel(Channel):
