@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     #: operator (`@**Erin**`, `@*support-oncall*`), posted as they are.
     urgent_notify: str = Field("", validation_alias="DESKBOT_URGENT_NOTIFY")
     incident_price: Decimal = Field(Decimal("99.00"), ge=0, validation_alias="DESKBOT_INCIDENT_PRICE")
-    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", validation_alias="DESKBOT_CURRENCY")
+    currency: str = Field("EUR", validation_alias="DESKBOT_CURRENCY")
 
     #: The largest file a customer's message keeps, in MB (MiB); the platforms' own limits apply too.
     max_attachment_mb: int = Field(25, gt=0, le=1024, validation_alias="DESKBOT_MAX_ATTACHMENT_MB")
@@ -99,9 +99,9 @@ class Settings(BaseSettings):
     http_addr: str = Field("127.0.0.1:8080", validation_alias="DESKBOT_HTTP_ADDR")
     #: Seconds `deskbot run` waits for each channel's platform to answer at start before giving up.
     startup_timeout: float = Field(30.0, gt=0, le=3600, validation_alias="DESKBOT_STARTUP_TIMEOUT")
-    log_format: str = Field("console", pattern=r"^(console|json)$", validation_alias="DESKBOT_LOG_FORMAT")
-    log_level: str = Field(
-        "INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$", validation_alias="DESKBOT_LOG_LEVEL"
+    log_format: Literal["console", "json"] = Field("console", validation_alias="DESKBOT_LOG_FORMAT")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", validation_alias="DESKBOT_LOG_LEVEL"
     )
 
     # `NAME_FILE` of each secret, read from the environment or `.env` like any setting (the
@@ -125,6 +125,13 @@ class Settings(BaseSettings):
     @classmethod
     def _secret_files(cls, values: Any) -> Any:
         return _read_secret_files(values) if isinstance(values, dict) else values
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z]{3}", value):
+            raise ValueError(f"expected a three-letter currency code in capitals, such as EUR; got {value[:20]!r}")
+        return value
 
     @field_validator("http_addr")
     @classmethod
@@ -403,7 +410,9 @@ def load_settings(env_file: str | None = ".env") -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         name = error["loc"][0] if error["loc"] else "settings"
-        raise SettingsError(f"{name}: {error['msg']}") from None
+        # A validator's own words, without pydantic's "Value error, " before them.
+        said = str(error["ctx"]["error"]) if error["type"] == "value_error" and "ctx" in error else error["msg"]
+        raise SettingsError(f"{name}: {said}") from None
     _check_calendar(settings)
     if settings.mastodon_configured and not (settings.mastodon_api_base_url and settings.mastodon_access_token):
         raise SettingsError("MASTODON_API_BASE_URL and MASTODON_ACCESS_TOKEN must be set together")

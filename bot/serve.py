@@ -26,8 +26,9 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     channels = build_channels(settings)
     if not channels:
         log.error(
-            "no channel configured: set ZULIP_SITE/ZULIP_EMAIL/ZULIP_API_KEY (or ZULIP_CONFIG) "
-            "and/or MASTODON_API_BASE_URL/MASTODON_ACCESS_TOKEN; try `deskbot chat` for the console"
+            "no channel configured: set EMAIL_ADDRESS/EMAIL_IMAP_URL/EMAIL_SMTP_URL/EMAIL_PASSWORD, "
+            "ZULIP_SITE/ZULIP_EMAIL/ZULIP_API_KEY (or ZULIP_CONFIG), MASTODON_API_BASE_URL/MASTODON_ACCESS_TOKEN, "
+            "or several of them; try `deskbot chat` for the console"
         )
         return 2
     engine = make_engine(settings.database_url)

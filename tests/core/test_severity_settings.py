@@ -27,6 +27,26 @@ def test_a_bad_response_target_is_one_line_naming_the_setting(monkeypatch, value
     assert "1:1,2:2,3:2,4:3" in message  # says what form it takes
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("DESKBOT_RESPONSE_TARGET", "abc", "DESKBOT_RESPONSE_TARGET: expected business days (1-30)"),
+        ("DESKBOT_HTTP_ADDR", "nonsense", "DESKBOT_HTTP_ADDR: expected HOST:PORT, for example 127.0.0.1:8080"),
+        ("DESKBOT_CURRENCY", "eur", "DESKBOT_CURRENCY: expected a three-letter currency code in capitals, such as EUR"),
+        ("DESKBOT_LOG_FORMAT", "xml", "DESKBOT_LOG_FORMAT: Input should be 'console' or 'json'"),
+        ("DESKBOT_LOG_LEVEL", "LOUD", "DESKBOT_LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or"),
+    ],
+)
+def test_a_bad_setting_says_what_it_takes_in_plain_words(monkeypatch, name: str, value: str, said: str) -> None:  # noqa: ANN001
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings(None)
+    message = str(raised.value)
+    assert message.startswith(said) and "\n" not in message
+    # Neither pydantic's prefix nor a regular expression reaches the operator.
+    assert "Value error" not in message and "pattern" not in message
+
+
 def test_urgent_notify_holds_zulip_mentions(monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("DESKBOT_URGENT_NOTIFY", "@*support-oncall*, @**Erin Engineer|12**")
     assert load_settings(None).urgent_notify == "@*support-oncall* @**Erin Engineer|12**"
