@@ -48,7 +48,8 @@ def _describe(exc: Exception) -> tuple[str, int]:
         # errors (exit code 2) carry the context of the command they are about.
         ctx = getattr(exc, "ctx", None)
         hint = f" (see: {ctx.command_path} --help)" if exc.exit_code == 2 and ctx is not None else ""
-        return exc.format_message() + hint, exc.exit_code
+        # Typer checks a choice through pydantic, whose "Value error, " is no word for a person.
+        return exc.format_message().replace("Value error, ", "") + hint, exc.exit_code
     if isinstance(exc, typer.Abort):
         return "aborted", 1
     if isinstance(exc, SettingsError | CliError | CustomerError):

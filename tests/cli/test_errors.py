@@ -62,6 +62,9 @@ def test_database_unreachable(cli: Run, cli_env: pytest.MonkeyPatch) -> None:
 def test_unknown_command_and_option_are_usage_errors(cli: Run) -> None:
     assert_one_error_line(cli("customers", "remove", "x"), "No such command", code=2)
     assert_one_error_line(cli("customers", "list", "--bogus"), "--bogus", code=2)
+    bad_choice = cli("cases", "list", "--state", "weird")
+    assert_one_error_line(bad_choice, "'weird' is not one of 'open', 'resolved', 'closed'", code=2)
+    assert "Value error" not in bad_choice.stderr
     no_args = cli()
     assert no_args.code == 2 and "Usage: deskbot" in no_args.output
 
