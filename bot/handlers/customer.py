@@ -575,11 +575,14 @@ def _answers_the_question(ctx: Context, reply: Reply) -> bool:
     """A bare "yes", "no" or "a new one" (bot.policy.answers) while a kept text waits for an answer:
     "a new one" is `open`, and so is "yes" to "reply open to open one with it", whose "no" drops the
     text; a question with two ways on (`#N` or `open`, `reopen N` or `open`) is asked again,
-    plainly, with the text still kept. False when nothing waits: the word is text like any other."""
+    plainly, with the text still kept. False when nothing waits, or when an engineer wrote to the
+    customer since the bot asked (the word answers the engineer): it is text like any other."""
     draft = drafts.current(ctx.session, ctx.identity.id, ctx.now)
     if not drafts.opens(draft):
         return False
     assert draft is not None and ctx.customer is not None
+    if incidents.answered_since(ctx.session, ctx.customer.id, draft.created_at):
+        return False
     if reply == "new" or (draft.awaits == drafts.OPEN and reply == "yes"):
         open_incident(ctx, None)
     elif draft.awaits == drafts.OPEN:

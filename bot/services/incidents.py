@@ -361,6 +361,19 @@ def get_incident(session: Session, number: int) -> Incident | None:
     return session.get(Incident, number) if is_id(number) else None
 
 
+def answered_since(session: Session, customer_id: int, since: datetime) -> bool:
+    """Has an engineer written to the customer, on any of their incidents, after `since`?"""
+    query = (
+        select(IncidentMessage.id)
+        .join(Incident, Incident.id == IncidentMessage.incident_id)
+        .where(
+            Incident.customer_id == customer_id, IncidentMessage.direction == "out", IncidentMessage.created_at > since
+        )
+        .limit(1)
+    )
+    return session.scalar(query) is not None
+
+
 def own_incident(session: Session, customer: Customer | None, number: int) -> Incident | None:
     """The customer's incident `number`, or None — another customer's case looks exactly like a missing one."""
     incident = get_incident(session, number)

@@ -344,3 +344,15 @@ def test_a_bare_answer_about_a_resolved_incident_asks_again_and_nothing_is_dropp
     assert "Incident #2 is open: The fan is loud" in out
     # The kept text is on #1 already: nothing of it was left out.
     assert "not included" not in out
+
+
+def test_a_yes_after_an_engineers_question_answers_the_engineer_not_the_bot(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=3)
+    desk.say("Acme", "open The NAS does not boot")
+    assert 'reply "#1" to add it there' in desk.say("Acme", "open The fan is loud")  # a question waits
+    clock.advance(minutes=2)
+    desk.engineer("/reply 1 Did you try another power supply?")
+    clock.advance(minutes=1)
+    assert "Added to incident #1." in desk.say("Acme", "yes")
+    assert _bodies(desk, 1)[-1] == "yes" and _incidents(desk) == 1
