@@ -215,20 +215,39 @@ def status(ctx: Context, number: int | None) -> None:
         ctx.reply(_("You have no open incidents."))
         return
     lines = [ctx.t(_("Your incidents:"))]
-    for incident in found[-STATUS_LIST:]:
-        lines.append(
-            ctx.t(
-                _("#{number} {subject} — {state}, severity {severity}; next answer due: {due}"),
-                number=incident.id,
-                subject=incident.subject,
-                state=_state_text(ctx, incident),
-                severity=case_topic.severity_text(ctx.lang, incident.severity),
-                due=_due_text(ctx, incident),
-            )
-        )
+    lines += [_status_line(ctx, incident) for incident in found[-STATUS_LIST:]]
     if len(found) > STATUS_LIST:
         lines.append(ctx.t(_('Older incidents are not listed here: "status <number>" shows any of them.')))
     ctx.reply_text("\n".join(lines))
+
+
+def _status_line(ctx: Context, incident: IncidentSummary) -> str:
+    values = {
+        "number": incident.id,
+        "subject": incident.subject,
+        "severity": case_topic.severity_text(ctx.lang, incident.severity),
+    }
+    if incident.state == incidents.RESOLVED and incident.resolved_at is not None:
+        # What a customer wants to know of a resolved incident: when, and until when it reopens free.
+        day = format_day(ctx.settings.today(incident.resolved_at), ctx.lang)
+        until = incident.resolved_at + incidents.REOPEN_WINDOW
+        if ctx.now < until:
+            return ctx.t(
+                _(
+                    '#{number} {subject} — resolved on {day}, severity {severity}; "reopen {number}" reopens it at no'
+                    " charge until {until}"
+                ),
+                day=day,
+                until=format_when(until, ctx.lang, ctx.settings.calendar.tz),
+                **values,
+            )
+        return ctx.t(_("#{number} {subject} — resolved on {day}, severity {severity}"), day=day, **values)
+    return ctx.t(
+        _("#{number} {subject} — {state}, severity {severity}; next answer due: {due}"),
+        state=_state_text(ctx, incident),
+        due=_due_text(ctx, incident),
+        **values,
+    )
 
 
 def _status_one(ctx: Context, number: int) -> None:
@@ -241,8 +260,21 @@ def _status_one(ctx: Context, number: int) -> None:
         ctx.t(_("State: {state}"), state=_state_text(ctx, incident)),
         ctx.t(_("Severity: {severity}"), severity=case_topic.severity_text(ctx.lang, incident.severity)),
         ctx.t(_("Opened: {when}"), when=format_when(incident.opened_at, ctx.lang, tz)),
-        ctx.t(_("Next answer due: {due}"), due=_due_text(ctx, incident)),
     ]
+    if incident.state == incidents.OPEN:
+        lines.append(ctx.t(_("Next answer due: {due}"), due=_due_text(ctx, incident)))
+    elif incident.state == incidents.RESOLVED and incident.resolved_at is not None:
+        lines.append(ctx.t(_("Resolved: {when}"), when=format_when(incident.resolved_at, ctx.lang, tz)))
+        if conversation.may_reopen(incident, ctx.now):
+            lines.append(
+                ctx.t(
+                    _('You can reopen it at no charge until {until}: reply "reopen {number}".'),
+                    until=format_when(conversation.reopen_until(incident) or ctx.now, ctx.lang, tz),
+                    number=incident.id,
+                )
+            )
+    elif incident.state == incidents.CLOSED and incident.closed_at is not None:
+        lines.append(ctx.t(_("Closed: {when}"), when=format_when(incident.closed_at, ctx.lang, tz)))
     messages = incidents.latest_messages(ctx.session, incident.id, DETAIL_MESSAGES)
     if messages:
         lines.append(ctx.t(_("Latest messages:")))

@@ -400,6 +400,7 @@ class IncidentSummary(NamedTuple):
     state: str
     due_at: datetime | None
     severity: int
+    resolved_at: datetime | None
 
 
 def latest_incidents(session: Session, customer_id: int, states: tuple[str, ...], limit: int) -> list[IncidentSummary]:
@@ -440,7 +441,14 @@ _incident = Incident.__table__  # type: ignore[attr-defined]
 def _latest_incidents(states: int) -> Prepared:
     """The listing for `states` states (one IN list of that length; two lengths are in use)."""
     return Prepared(
-        select(_incident.c.id, _incident.c.subject, _incident.c.state, _incident.c.due_at, _incident.c.severity)
+        select(
+            _incident.c.id,
+            _incident.c.subject,
+            _incident.c.state,
+            _incident.c.due_at,
+            _incident.c.severity,
+            _incident.c.resolved_at,
+        )
         .where(
             _incident.c.customer_id == bindparam("customer_id"),
             _incident.c.state.in_([bindparam(f"state_{i}") for i in range(states)]),

@@ -356,3 +356,48 @@ def test_a_yes_after_an_engineers_question_answers_the_engineer_not_the_bot(engi
     clock.advance(minutes=1)
     assert "Added to incident #1." in desk.say("Acme", "yes")
     assert _bodies(desk, 1)[-1] == "yes" and _incidents(desk) == 1
+
+
+def test_status_says_when_an_incident_was_resolved_and_until_when_it_reopens_free(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=3)
+    desk.customer("Cliente", credits=1, lang="pt")
+    desk.say("Acme", "open Shares are slow")
+    desk.say("Acme", "open NFS broken")
+    assert "Incident #2 is open: NFS broken" in desk.say("Acme", "open")  # a second incident, confirmed
+    desk.say("Cliente", "abrir Partilhas lentas")
+    desk.engineer("/resolve 1")
+    desk.engineer("/resolve 3")
+    resolved_at = clock.now
+    until = _when(desk, resolved_at.replace(day=9))
+    clock.advance(days=1)
+
+    out = desk.say("Acme", "status")
+    assert (
+        f'#1 Shares are slow — resolved on 2 Dec 2026, severity 3 (normal); "reopen 1" reopens it at no charge until {until}'
+        in out
+    )
+    assert "#2 NFS broken — with the support team, severity 3 (normal); next answer due:" in out
+    assert "next answer due: —" not in out
+    out = desk.say("Acme", "status 1")
+    assert f"Resolved: {_when(desk, resolved_at)}" in out
+    assert f'You can reopen it at no charge until {until}: reply "reopen 1".' in out
+    assert "Next answer due" not in out
+    assert "Next answer due:" in desk.say("Acme", "status 2")
+
+    out = desk.say("Cliente", "estado")
+    assert f"resolvido em {format_day(resolved_at.date(), 'pt')}, gravidade 3 (normal); «reabrir 3» reabre-o" in out
+    out = desk.say("Cliente", "estado 3")
+    assert f"Resolvido: {_when(desk, resolved_at, 'pt')}" in out and "Pode reabri-lo sem custos até" in out
+
+    # Past the seven days: when it was resolved, and no offer that would be refused.
+    clock.advance(days=7)
+    out = desk.say("Acme", "status")
+    assert "#1 Shares are slow — resolved on 2 Dec 2026, severity 3 (normal)\n" in out + "\n" and "reopens" not in out
+    out = desk.say("Acme", "status 1")
+    assert f"Resolved: {_when(desk, resolved_at)}" in out and "reopen" not in out
+
+    desk.say("Acme", "close 2")
+    closed_at = clock.now
+    out = desk.say("Acme", "status 2")
+    assert "State: closed" in out and f"Closed: {_when(desk, closed_at)}" in out and "Next answer due" not in out
