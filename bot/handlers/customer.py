@@ -265,6 +265,9 @@ def _status_one(ctx: Context, number: int) -> None:
         lines.append(ctx.t(_("Next answer due: {due}"), due=_due_text(ctx, incident)))
     elif incident.state == incidents.RESOLVED and incident.resolved_at is not None:
         lines.append(ctx.t(_("Resolved: {when}"), when=format_when(incident.resolved_at, ctx.lang, tz)))
+        summary = incidents.resolution(ctx.session, incident.id)
+        if summary:
+            lines.append(ctx.t(_("Resolution: {summary}"), summary=_excerpt(summary)))
         if conversation.may_reopen(incident, ctx.now):
             lines.append(
                 ctx.t(

@@ -254,6 +254,17 @@ def resolve(session: Session, now: datetime, engineer: str, incident: Incident, 
     return True
 
 
+def resolution(session: Session, incident_id: int) -> str | None:
+    """The summary the engineer gave when they last resolved the case (None without one)."""
+    query = (
+        select(IncidentEvent.detail)
+        .where(IncidentEvent.incident_id == incident_id, IncidentEvent.action == "resolved")
+        .order_by(IncidentEvent.id.desc())
+        .limit(1)
+    )
+    return session.scalar(query)
+
+
 def reopen(
     session: Session, settings: Settings, now: datetime, actor: str, incident: Incident, action: str = "reopened"
 ) -> bool:

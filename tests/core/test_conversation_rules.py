@@ -366,7 +366,7 @@ def test_status_says_when_an_incident_was_resolved_and_until_when_it_reopens_fre
     desk.say("Acme", "open NFS broken")
     assert "Incident #2 is open: NFS broken" in desk.say("Acme", "open")  # a second incident, confirmed
     desk.say("Cliente", "abrir Partilhas lentas")
-    desk.engineer("/resolve 1")
+    desk.engineer("/resolve 1 Raised the NFS threads to 16")
     desk.engineer("/resolve 3")
     resolved_at = clock.now
     until = _when(desk, resolved_at.replace(day=9))
@@ -382,6 +382,7 @@ def test_status_says_when_an_incident_was_resolved_and_until_when_it_reopens_fre
     out = desk.say("Acme", "status 1")
     assert f"Resolved: {_when(desk, resolved_at)}" in out
     assert f'You can reopen it at no charge until {until}: reply "reopen 1".' in out
+    assert "Resolution: Raised the NFS threads to 16" in out
     assert "Next answer due" not in out
     assert "Next answer due:" in desk.say("Acme", "status 2")
 
@@ -389,6 +390,7 @@ def test_status_says_when_an_incident_was_resolved_and_until_when_it_reopens_fre
     assert f"resolvido em {format_day(resolved_at.date(), 'pt')}, gravidade 3 (normal); «reabrir 3» reabre-o" in out
     out = desk.say("Cliente", "estado 3")
     assert f"Resolvido: {_when(desk, resolved_at, 'pt')}" in out and "Pode reabri-lo sem custos até" in out
+    assert "Resolução" not in out  # resolved without a summary
 
     # Past the seven days: when it was resolved, and no offer that would be refused.
     clock.advance(days=7)
