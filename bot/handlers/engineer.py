@@ -447,12 +447,13 @@ def list_cases(ctx: Context, which: str | None) -> None:
         return
     tz = ctx.settings.calendar.tz
     lines = [f"{which} cases, by severity, then due time:"]
-    for incident, _customer in listing.cases:
+    for incident, customer in listing.cases:
         due = format_when(incident.due_at, "en", tz) if incident.due_at else "—"
         late = " **overdue**" if incident.due_at and incident.due_at < ctx.now else ""
         assignee = inert(incident.assignee or "") or "unassigned"
         lines.append(
-            f"• #{incident.id} {inert(incident.subject)} · severity {case_topic.severity_text('en', incident.severity)}"
+            f"• #{incident.id} {inert(incident.subject)} from {inert(customer)}"
+            f" · severity {case_topic.severity_text('en', incident.severity)}"
             f" · {incident.state} · due {due}{late} · {assignee}"
         )
     if listing.total > len(listing.cases):

@@ -71,6 +71,7 @@ def test_every_engineer_view_keeps_customer_text_inert(engine, db_url, clock, ho
     assert mirrored.text == "" and json.loads(mirrored.said)["name"] == " ".join(account.split())
     for command in ("/case 1", "/cases all", f"/customer show {customer}"):
         assert inert(subject) in views[command], (command, views[command])
+    assert inert(one_line(account)) in views["/cases all"]  # whose case it is, as inert as the subject
     contacts = [r.text for r in rows if r.text.startswith("Unknown contacts")][-1]
     assert inert(f"console:stranger {hostile}") in contacts
 
@@ -79,7 +80,7 @@ def test_the_console_shows_plain_names_as_inline_code(engine, db_url, clock) -> 
     desk = Desk(engine, db_url, clock)
     acme = desk.customer("Acme", credits=1)
     desk.say("Acme", "open Printer on fire")
-    assert "• #1 `Printer on fire` · severity 3 (normal) · open · due " in desk.engineer("/cases")
+    assert "• #1 `Printer on fire` from `Acme` · severity 3 (normal) · open · due " in desk.engineer("/cases")
     assert "**#1** `Printer on fire`\n  customer: `Acme` · state: open" in desk.engineer("/case 1")
     shown = desk.engineer(f"/customer show {acme}")
     assert "**`Acme`** (id 1)" in shown and "accounts: `console:Acme`" in shown

@@ -148,7 +148,7 @@ def test_severity_in_status_case_and_cases_by_severity_then_due_time(engine, db_
     order = [line.split()[1] for line in listing.splitlines() if line.lstrip().startswith("• ")]
     assert order == ["#2", "#1", "#3"]
     assert "open cases, by severity, then due time:" in listing
-    assert "• #2 `Segundo` · severity 1 (critical) · open" in listing
+    assert "• #2 `Segundo` from `Cliente` · severity 1 (critical) · open" in listing
     assert "severity: 4 (low)" in desk.engineer("/case 3")
 
     out = desk.say("Acme", "status")

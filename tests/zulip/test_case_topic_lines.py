@@ -62,7 +62,7 @@ def test_severity_lines_and_the_urgent_mention_in_the_case_topic(desk: ZulipDesk
     assert sum(URGENT in line for line in _bot_lines(desk)) == 1
     desk.fake.post_dm(ENGINEER, "/cases")
     assert (
-        "• #1 `My printer is on fire @**all**` · severity 1 (critical) · open"
+        "• #1 `My printer is on fire @**all**` from `Alice Customer` · severity 1 (critical) · open"
         in desk.wait_dm(ENGINEER, "cases").content
     )
 
