@@ -94,7 +94,7 @@ def cases_list(
     ] = None,
     customer: Annotated[
         str | None,
-        typer.Option("--customer", metavar="CUSTOMER", help="Only this customer's cases (id or exact name)."),
+        typer.Option("--customer", metavar="CUSTOMER", help="Only this customer's cases (id, exact name or email)."),
     ] = None,
     severity: Annotated[
         int | None,

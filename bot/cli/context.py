@@ -87,7 +87,7 @@ def session_of(config: Settings) -> Iterator[Session]:
 def customer_or_fail(session: Session, ref: str) -> Customer:
     found = find_customer(session, ref)
     if found is None:
-        raise CliError(f"no customer {ref!r} (give a customer id or the exact name)")
+        raise CliError(f"no customer {ref!r} (give a customer id, the exact name or their email address)")
     return found
 
 

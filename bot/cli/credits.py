@@ -36,7 +36,7 @@ credits_app = typer.Typer(help="Credit packs: grant one, or import many from CSV
 
 @credits_app.command("grant")
 def credits_grant(
-    customer: Annotated[str, typer.Argument(metavar="CUSTOMER", help="Customer id or exact name.")],
+    customer: Annotated[str, typer.Argument(metavar="CUSTOMER", help="Customer id, exact name or email.")],
     incidents: Annotated[
         int,
         typer.Option(

@@ -26,6 +26,8 @@ CASES_SHOWN = 50
 CUSTOMER_CASES_SHOWN = 10
 #: `/contacts` lists the people seen last, this many.
 CONTACTS_SHOWN = 30
+#: A customer not found by name: this many whose name or email contains what was typed are suggested.
+SIMILAR_CUSTOMERS = 5
 
 
 def _case(ctx: Context, number: int) -> Incident | None:
@@ -40,7 +42,19 @@ def _case(ctx: Context, number: int) -> Incident | None:
 def _customer(ctx: Context, ref: str) -> Customer | None:
     customer = customers.find_customer(ctx.session, ref)
     if customer is None:
-        ctx.reply(_("No customer {who}."), who=inert(ref))
+        # Suggested, never guessed: a grant to the wrong customer is hard to take back.
+        similar = customers.similar_customers(ctx.session, ref, SIMILAR_CUSTOMERS + 1)
+        names = ", ".join(f"{inert(c.name)} (id {c.id})" for c in similar[:SIMILAR_CUSTOMERS])
+        if len(similar) > SIMILAR_CUSTOMERS:
+            names += ", …"
+        if similar:
+            ctx.reply(
+                _("No customer {who}. Did you mean {names}? Give the name in full or the id."),
+                who=inert(ref),
+                names=names,
+            )
+        else:
+            ctx.reply(_("No customer {who}."), who=inert(ref))
     return customer
 
 

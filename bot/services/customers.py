@@ -41,8 +41,9 @@ class CustomerError(Exception):
 
 
 def find_customer(session: Session, ref: str) -> Customer | None:
-    """By id (digits) or exact name, case-insensitive on the name (surrounding quotes ignored)."""
-    ref = ref.strip().strip('"\u201c\u201d').strip()
+    """By id (digits), exact name, name but for case, or one of the customer's email addresses
+    (surrounding quotes ignored)."""
+    ref = _bare_ref(ref)
     number = whole_number(ref)
     if is_id(number):
         found = session.get(Customer, number)
@@ -51,14 +52,52 @@ def find_customer(session: Session, ref: str) -> Customer | None:
     return (
         session.scalars(select(Customer).where(Customer.name == ref)).first()
         or session.scalars(select(Customer).where(_same_name(ref))).first()
+        or (_by_email(session, ref) if "@" in ref else None)
     )
+
+
+def _by_email(session: Session, address: str) -> Customer | None:
+    """The customer one of whose email addresses (their email identities, in lower case) this is."""
+    query = (
+        select(Customer)
+        .join(Identity, Identity.customer_id == Customer.id)
+        .where(Identity.channel == EMAIL_CHANNEL, Identity.address == address.lower())
+    )
+    return session.scalars(query).first()
+
+
+def similar_customers(session: Session, ref: str, limit: int) -> list[Customer]:
+    """Customers whose name or email contains `ref` but for case: what an engineer may have meant
+    when `find_customer` found nobody (suggested, never acted on)."""
+    ref = _bare_ref(ref)
+    if not ref:
+        return []
+    pattern = "%" + _escaped(ref) + "%"
+    query = (
+        select(Customer)
+        .where(_like(Customer.name, pattern) | _like(Customer.email, pattern))
+        .order_by(Customer.name, Customer.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def _bare_ref(ref: str) -> str:
+    return ref.strip().strip('"\u201c\u201d').strip()
 
 
 def _same_name(name: str):  # noqa: ANN202 (a SQL condition)
     """`Customer.name` equal to `name` but for case: ILIKE with its wildcards escaped (`A_me` is not `Acme`)."""
-    escaped = name.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+    return _like(Customer.name, _escaped(name))
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+
+
+def _like(column, pattern: str):  # noqa: ANN001, ANN202 (a SQL condition)
     # A plain String bind: the column's own type would cut a long pattern to the column's length.
-    return Customer.name.ilike(literal(escaped, String()), escape="\\")
+    return column.ilike(literal(pattern, String()), escape="\\")
 
 
 def create_customer(session: Session, name: str, email: str | None, lang: str, now: datetime) -> tuple[Customer, str]:

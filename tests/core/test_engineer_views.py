@@ -15,8 +15,9 @@ from sqlalchemy import select
 
 from adapters.console import ENGINEER
 from adapters.markup import inert
+from bot.services import customers
 from storage.db import transaction
-from storage.models import Outbox
+from storage.models import Customer, Outbox
 from tests.desk import Desk
 from tests.zulip.markdown_check import HOSTILE, active_markup
 
@@ -85,6 +86,29 @@ def test_the_console_shows_plain_names_as_inline_code(engine, db_url, clock) -> 
     shown = desk.engineer(f"/customer show {acme}")
     assert "**`Acme`** (id 1)" in shown and "accounts: `console:Acme`" in shown
     assert "No customer `Nobody`." in desk.engineer("/customer show Nobody")
+
+
+def test_a_customer_is_found_by_email_and_a_partial_name_is_only_suggested(engine, db_url, clock) -> None:  # noqa: ANN001
+    desk = Desk(engine, db_url, clock)
+    desk.engineer("/customer add Beta Corp ops@beta.example")
+    desk.engineer("/customer add Alphabet Beta")
+    desk.engineer("/customer add 100% Gamma")
+    assert "**`Beta Corp`** (id 1) `ops@beta.example`" in desk.engineer("/customer show OPS@Beta.example")
+    with transaction(desk.engine) as session:  # another address of theirs (`deskbot customers email add`)
+        customers.add_email(session, session.get(Customer, 1), "billing@beta.example", clock.now)
+    assert "**`Beta Corp`** (id 1)" in desk.engineer("/customer show billing@beta.example")
+    out = desk.engineer("/credits grant beta 2")
+    assert "No customer `beta`. Did you mean `Alphabet Beta` (id 2), `Beta Corp` (id 1)?" in out
+    assert "Pack" not in desk.engineer("/credits grant beta 2")  # suggested, never granted
+    # A part of the email address is suggested as a part of the name is.
+    assert "Did you mean `Beta Corp` (id 1)?" in desk.engineer("/customer show beta.example")
+    # What was typed is text, not a pattern: `%` and `_` match themselves only.
+    assert "Did you mean `100% Gamma` (id 3)?" in desk.engineer("/customer show 100%")
+    out = desk.engineer("/customer show _")
+    assert "No customer `_`." in out and "Did you mean" not in out
+    for n in range(6):
+        desk.engineer(f"/customer add Delta {n}")
+    assert "`Delta 4` (id 8), …? Give the name in full or the id." in desk.engineer("/customer show delta")
 
 
 # -- the function, and the judge it is tested with ---------------------------------------------
