@@ -27,7 +27,7 @@ from bot.cli.context import (
     table,
     today,
 )
-from bot.policy import pack_expires_on
+from bot.policy import pack_expires_on, unusable_because
 from bot.services import credits as credit_service
 from bot.services import imports
 
@@ -74,6 +74,13 @@ def credits_grant(
         f"Pack {pack.id}: {_credits(pack.incidents)} for {found.name}, bought {pack.purchased},"
         f" valid until {expires} inclusive. {found.name} has {_credits(left)} left."
     )
+    why = unusable_because(pack.purchased, today(config))
+    if why == "expired":
+        typer.echo("warning: this pack has expired already: it gives the customer nothing to use", err=True)
+    elif why == "not_yet":
+        typer.echo(
+            f"warning: this pack is not valid before {pack.purchased}: the customer cannot use it until then", err=True
+        )
 
 
 def _credits(n: int) -> str:

@@ -14,7 +14,7 @@ from bot.handlers import case_topic
 from bot.handlers import copied as copied_handlers
 from bot.handlers.customer import SEVERITY_LEVELS
 from bot.i18n import _, format_day, format_when, n_, render, render_plural
-from bot.policy import pack_expires_on
+from bot.policy import pack_expires_on, unusable_because
 from bot.services import attachments, case_records, copies, credits, customers, incidents
 from storage.models import Customer, Incident, IncidentAttachment, IncidentState
 
@@ -587,6 +587,7 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
     except customers.CustomerError as exc:
         ctx.reply_text(exc.render(inert))
         return
+    left = credits.credit_summary(ctx.session, found.id, ctx.today).total_left
     ctx.reply_text(
         ctx.tn(
             n_(
@@ -600,7 +601,28 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
             date=format_day(pack.purchased, ctx.lang),
             expiry=format_day(pack_expires_on(pack.purchased), ctx.lang),
         )
+        + " "
+        + ctx.tn(
+            n_("{name} has {left} credit left.", "{name} has {left} credits left."),
+            left,
+            name=inert(found.name),
+            left=left,
+        )
+        + _pack_warning(ctx, pack.purchased)
     )
+
+
+def _pack_warning(ctx: Context, purchased: date) -> str:
+    """A date that is probably a slip (a year off): the pack was granted, but says why it gives nothing now."""
+    why = unusable_because(purchased, ctx.today)
+    if why == "expired":
+        return "\n" + ctx.t(_("⚠️ This pack has expired already: it gives the customer nothing to use."))
+    if why == "not_yet":
+        return "\n" + ctx.t(
+            _("⚠️ This pack is not valid before {date}: the customer cannot use it until then."),
+            date=format_day(purchased, ctx.lang),
+        )
+    return ""
 
 
 @command(en="contacts", pt="contactos", audience=ENGINEER, help=_("people who wrote but are not linked to a customer"))

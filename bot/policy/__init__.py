@@ -17,6 +17,7 @@ from bot.policy.entitlements import (
     pack_expires_on,
     pack_is_valid,
     summarise,
+    unusable_because,
 )
 
 __all__ = [
@@ -33,4 +34,5 @@ __all__ = [
     "pack_expires_on",
     "pack_is_valid",
     "summarise",
+    "unusable_because",
 ]

@@ -69,6 +69,16 @@ def pack_is_valid(pack: Pack, today: date) -> bool:
     return pack.purchased <= today <= pack_expires_on(pack.purchased)
 
 
+def unusable_because(purchased: date, today: date) -> Literal["expired", "not_yet"] | None:
+    """Why a pack bought on ``purchased`` cannot pay for anything ``today`` (None: it can, credits
+    permitting). A grant of such a pack is most often a slip of the year, which is worth a word."""
+    if today > pack_expires_on(purchased):
+        return "expired"
+    if today < purchased:
+        return "not_yet"
+    return None
+
+
 def credits_left(pack: Pack) -> int:
     """Credits not yet consumed (whether or not the pack is still valid)."""
     return pack.incidents - pack.used

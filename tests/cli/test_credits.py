@@ -23,6 +23,18 @@ def test_grant_a_pack(cli: Run) -> None:
     assert document["purchased"] == date.fromisoformat(document["purchased"]).isoformat()
 
 
+def test_a_pack_that_gives_nothing_today_is_granted_with_a_warning(cli: Run) -> None:
+    cli("customers", "add", "Acme Lda")
+    past = cli("credits", "grant", "Acme Lda", "--incidents", "3", "--purchased", "2001-05-04")
+    assert past.code == 0 and "valid until 2002-05-04 inclusive. Acme Lda has 0 credits left." in past.stdout
+    assert past.stderr == "warning: this pack has expired already: it gives the customer nothing to use\n"
+    future = cli("credits", "grant", "Acme Lda", "--incidents", "3", "--purchased", "2099-05-04")
+    assert future.code == 0 and "Acme Lda has 0 credits left." in future.stdout
+    assert future.stderr == "warning: this pack is not valid before 2099-05-04: the customer cannot use it until then\n"
+    today = cli("credits", "grant", "Acme Lda", "--incidents", "3")
+    assert today.code == 0 and "Acme Lda has 3 credits left." in today.stdout and today.stderr == ""
+
+
 def test_grant_bad_input(cli: Run) -> None:
     cli("customers", "add", "Acme Lda")
     assert_one_error_line(cli("credits", "grant", "Nobody", "--incidents", "5"), "no customer 'Nobody'")

@@ -131,3 +131,19 @@ def test_a_refused_customer_name_is_echoed_inert(engine, db_url, clock):
     desk.engineer("/customer add @**all**")
     out = desk.engineer("/customer add @**all**")
     assert "A customer named `@**all**` already exists." in out
+
+
+def test_a_grant_says_what_the_customer_has_and_warns_of_a_pack_that_gives_nothing_today(engine, db_url, clock) -> None:  # noqa: ANN001
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2)  # bought today (2 Dec 2026)
+    out = desk.engineer("/credits grant Acme 3")
+    assert (
+        "Pack 2: 3 credits for `Acme`, bought 2 Dec 2026, valid until 2 Dec 2027 inclusive. `Acme` has 5 credits left."
+        in out
+    )
+    assert "⚠️" not in out
+    out = desk.engineer("/credits grant Acme 1 2025-12-01")  # the year mistyped: it ended yesterday
+    assert "valid until 1 Dec 2026 inclusive. `Acme` has 5 credits left.\n  ⚠️ This pack has expired already" in out
+    out = desk.engineer("/credits grant Acme 1 2026-12-03")
+    assert "⚠️ This pack is not valid before 3 Dec 2026: the customer cannot use it until then." in out
+    assert "1 Dec 2026" in desk.engineer("/customer show Acme")  # granted all the same, as asked

@@ -20,6 +20,7 @@ from bot.policy.entitlements import (
     pack_expires_on,
     pack_is_valid,
     summarise,
+    unusable_because,
 )
 
 policy = settings(max_examples=150, deadline=None)
@@ -48,6 +49,15 @@ def test_pack_is_valid_from_purchase_through_expiry_day() -> None:
     assert pack_is_valid(pack, date(2026, 3, 10))
     assert pack_is_valid(pack, date(2027, 3, 10))
     assert not pack_is_valid(pack, date(2027, 3, 11))
+
+
+@policy
+@given(st.dates(date(2000, 1, 1), date(2100, 1, 1)), st.dates(date(2000, 1, 1), date(2100, 1, 1)))
+def test_a_pack_is_unusable_exactly_when_it_is_not_valid_and_says_which_way(purchased: date, today: date) -> None:
+    why = unusable_because(purchased, today)
+    assert (why is None) == pack_is_valid(Pack(id=1, purchased=purchased, incidents=1), today)
+    assert why != "expired" or today > pack_expires_on(purchased)
+    assert why != "not_yet" or today < purchased
 
 
 def test_leap_day_pack_is_valid_until_28_february() -> None:
