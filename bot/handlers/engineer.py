@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
+from typing import NamedTuple
+
+from sqlmodel import Session
 
 from adapters.channel import OutboundFile, Said, size_text
 from adapters.markup import inert
 from bot.commands import Arg, command, fold
+from bot.config import Settings
 from bot.context import Context
 from bot.handlers import case_topic
 from bot.handlers import copied as copied_handlers
 from bot.handlers.customer import SEVERITY_LEVELS
-from bot.i18n import _, format_day, format_when, n_, render, render_plural
+from bot.i18n import Plural, _, format_day, format_when, n_, render, render_plural
 from bot.policy import pack_expires_on, unusable_because
 from bot.services import attachments, case_records, copies, credits, customers, incidents
 from storage.models import Customer, Incident, IncidentAttachment, IncidentState
@@ -172,73 +177,111 @@ def assign(ctx: Context, number: int, who: str) -> None:
     ctx.reply(_("#{number} is assigned to {who}."), number=number, who=inert(assignee))
 
 
+class _NoChargeWords(NamedTuple):
+    """What `/bug` and `/waive` say of a case's credit, to the engineer and to the customer, per
+    `credits.CreditReturn` outcome (the same facts; only why there is no charge differs)."""
+
+    returned: Plural
+    expired: str
+    not_charged: str
+    not_used: str
+    told_returned: Plural
+    told_expired: str
+    told_otherwise: str
+
+
+_BUG_WORDS = _NoChargeWords(
+    returned=n_(
+        "#{number} is marked as our bug; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credit left.",
+        "#{number} is marked as our bug; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credits left.",
+    ),
+    expired=_(
+        "#{number} is marked as our bug and not charged, but its credit could not be returned: its pack was valid until {expiry} inclusive and has expired. The customer was told why."
+    ),
+    not_charged=_("#{number} is marked as our bug; it took no credit, so there is none to return."),
+    not_used=_("#{number} is marked as our bug, but no credit was returned: pack {pack} shows no used credit."),
+    told_returned=n_(
+        "Incident #{number} was caused by a bug in our software: there is no charge and its credit is back. You have {left} credit left.",
+        "Incident #{number} was caused by a bug in our software: there is no charge and its credit is back. You have {left} credits left.",
+    ),
+    told_expired=_(
+        "Incident #{number} was caused by a bug in our software, so it is not charged. Its credit could not be given back, though: the pack it came from was valid until {expiry} inclusive and has expired, and an expired pack's credits cannot be used."
+    ),
+    told_otherwise=_("Incident #{number} was caused by a bug in our software: there is no charge."),
+)
+
+_WAIVER_WORDS = _NoChargeWords(
+    returned=n_(
+        "#{number} is not charged; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credit left.",
+        "#{number} is not charged; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credits left.",
+    ),
+    expired=_(
+        "#{number} is not charged, but its credit could not be returned: its pack was valid until {expiry} inclusive and has expired. The customer was told why."
+    ),
+    not_charged=_("#{number} is not charged; it took no credit, so there is none to return."),
+    not_used=_("#{number} is not charged, but no credit was returned: pack {pack} shows no used credit."),
+    told_returned=n_(
+        "There is no charge for incident #{number}: its credit is back. You have {left} credit left.",
+        "There is no charge for incident #{number}: its credit is back. You have {left} credits left.",
+    ),
+    told_expired=_(
+        "There is no charge for incident #{number}. Its credit could not be given back, though: the pack it came from was valid until {expiry} inclusive and has expired, and an expired pack's credits cannot be used."
+    ),
+    told_otherwise=_("There is no charge for incident #{number}."),
+)
+
+
 @command(en="bug", audience=ENGINEER, args=(CASE,), help=_("caused by our bug: no charge, the credit goes back"))
 def bug(ctx: Context, number: int) -> None:
+    _no_charge(ctx, number, _BUG_WORDS, incidents.mark_vendor_bug)
+
+
+@command(
+    en="waive",
+    pt="isentar",
+    audience=ENGINEER,
+    args=(CASE, Arg("reason", "text", required=False)),
+    help=_("no charge for another reason than our bug (a duplicate, opened by mistake): the credit goes back"),
+)
+def waive(ctx: Context, number: int, reason: str | None) -> None:
+    _no_charge(ctx, number, _WAIVER_WORDS, functools.partial(incidents.waive_charge, reason=reason))
+
+
+def _no_charge(
+    ctx: Context,
+    number: int,
+    words: _NoChargeWords,
+    mark: Callable[[Session, Settings, datetime, str, Incident], credits.CreditReturn | None],
+) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
     assert ctx.engineer is not None
-    credit = incidents.mark_vendor_bug(ctx.session, ctx.settings, ctx.now, ctx.engineer, incident)
+    credit = mark(ctx.session, ctx.settings, ctx.now, ctx.engineer, incident)
     if credit is None:
-        ctx.reply(_("#{number} is already marked as our bug."), number=number)
+        if incidents.why_not_charged(ctx.session, incident) == "waived":
+            ctx.reply(_("#{number} is already not charged: its charge was waived."), number=number)
+        else:
+            ctx.reply(_("#{number} is already marked as our bug."), number=number)
         return
     customer = incidents.customer_of(ctx.session, incident)
     left = credits.credit_summary(ctx.session, customer.id, ctx.today).total_left if customer else 0
-    _tell_customer(ctx, incident, lambda lang: _bug_told(lang, incident.id, credit, left))
+    _tell_customer(ctx, incident, lambda lang: _told(lang, words, incident.id, credit, left))
+    expiry = format_day(credit.valid_until, ctx.lang) if credit.valid_until else ""
+    values = {"number": number, "expiry": expiry, "pack": credit.pack_id}
     if credit.outcome == "returned":
-        ctx.reply_text(
-            ctx.tn(
-                n_(
-                    "#{number} is marked as our bug; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credit left.",
-                    "#{number} is marked as our bug; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credits left.",
-                ),
-                left,
-                number=number,
-                expiry=format_day(credit.valid_until, ctx.lang),
-                left=left,
-            )
-        )
-    elif credit.outcome == "expired":
-        ctx.reply(
-            _(
-                "#{number} is marked as our bug and not charged, but its credit could not be returned: its pack was valid until {expiry} inclusive and has expired. The customer was told why."
-            ),
-            number=number,
-            expiry=format_day(credit.valid_until, ctx.lang),
-        )
-    elif credit.outcome == "not_charged":
-        ctx.reply(_("#{number} is marked as our bug; it took no credit, so there is none to return."), number=number)
+        ctx.reply_text(ctx.tn(words.returned, left, left=left, **values))
     else:
-        ctx.reply(
-            _("#{number} is marked as our bug, but no credit was returned: pack {pack} shows no used credit."),
-            number=number,
-            pack=credit.pack_id,
-        )
+        ctx.reply(getattr(words, credit.outcome), **values)
 
 
-def _bug_told(lang: str, number: int, credit: credits.CreditReturn, left: int) -> str:
-    """What the customer is told when their incident is found to be our bug: exactly what became of its credit."""
+def _told(lang: str, words: _NoChargeWords, number: int, credit: credits.CreditReturn, left: int) -> str:
+    """What the customer is told of their incident's charge: exactly what became of its credit."""
     if credit.outcome == "returned":
-        return render_plural(
-            lang,
-            left,
-            n_(
-                "Incident #{number} was caused by a bug in our software: there is no charge and its credit is back. You have {left} credit left.",
-                "Incident #{number} was caused by a bug in our software: there is no charge and its credit is back. You have {left} credits left.",
-            ),
-            number=number,
-            left=left,
-        )
-    if credit.outcome == "expired":
-        return render(
-            lang,
-            _(
-                "Incident #{number} was caused by a bug in our software, so it is not charged. Its credit could not be given back, though: the pack it came from was valid until {expiry} inclusive and has expired, and an expired pack's credits cannot be used."
-            ),
-            number=number,
-            expiry=format_day(credit.valid_until, lang),
-        )
-    return render(lang, _("Incident #{number} was caused by a bug in our software: there is no charge."), number=number)
+        return render_plural(lang, left, words.told_returned, number=number, left=left)
+    if credit.outcome == "expired" and credit.valid_until is not None:
+        return render(lang, words.told_expired, number=number, expiry=format_day(credit.valid_until, lang))
+    return render(lang, words.told_otherwise, number=number)
 
 
 @command(
@@ -355,6 +398,11 @@ def _tell_customer(ctx: Context, incident: Incident, compose: Callable[[str], st
         ctx.out.say(route, compose(incidents.customer_lang(ctx.session, incident)), incident_id=incident.id)
 
 
+def _chargeable(ctx: Context, incident: Incident) -> str:
+    why = incidents.why_not_charged(ctx.session, incident)
+    return "yes" if incident.chargeable else {"bug": "no (our bug)", "waived": "no (waived)"}.get(why or "", "no")
+
+
 @command(en="case", pt="caso", audience=ENGINEER, args=(CASE,), help=_("summary of one case"))
 def case(ctx: Context, number: int) -> None:
     incident = _case(ctx, number)
@@ -366,7 +414,7 @@ def case(ctx: Context, number: int) -> None:
         f"**#{incident.id}** {inert(incident.subject)}",
         f"customer: {inert(customer.name) if customer else '?'} · state: {incident.state} · "
         f"severity: {case_topic.severity_text('en', incident.severity)} · "
-        f"chargeable: {'yes' if incident.chargeable else 'no (our bug)'} · assignee: {inert(incident.assignee or '') or '—'}",
+        f"chargeable: {_chargeable(ctx, incident)} · assignee: {inert(incident.assignee or '') or '—'}",
         f"opened {format_when(incident.opened_at, 'en', tz)} · due: "
         + (format_when(incident.due_at, "en", tz) if incident.due_at else "—"),
     ]
@@ -656,6 +704,7 @@ COMMANDS = (
     note,
     assign,
     bug,
+    waive,
     resolve,
     reopen,
     set_severity,

@@ -226,11 +226,36 @@ def assign(session: Session, now: datetime, engineer: str, incident: Incident, a
         record(session, incident, engineer, "assigned", now, detail=assignee)
 
 
+#: The history's names for the two ways a case stops being charged.
+VENDOR_BUG = "marked as vendor bug"
+WAIVED = "charge waived"
+
+
 def mark_vendor_bug(
     session: Session, settings: Settings, now: datetime, engineer: str, incident: Incident
 ) -> credits.CreditReturn | None:
     """No charge for a case our bug caused: its credit goes back to its pack while that pack is
-    valid (`credits.return_credit`). What became of the credit; None if it was marked already."""
+    valid (`credits.return_credit`). What became of the credit; None if it was not charged already."""
+    return _no_charge(session, settings, now, engineer, incident, VENDOR_BUG, None)
+
+
+def waive_charge(
+    session: Session, settings: Settings, now: datetime, engineer: str, incident: Incident, reason: str | None
+) -> credits.CreditReturn | None:
+    """No charge for a case for another reason than our bug (a duplicate of another case, opened by
+    mistake, goodwill): the credit goes back as for a bug. None if it was not charged already."""
+    return _no_charge(session, settings, now, engineer, incident, WAIVED, reason)
+
+
+def _no_charge(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    engineer: str,
+    incident: Incident,
+    action: str,
+    reason: str | None,
+) -> credits.CreditReturn | None:
     if not incident.chargeable:
         return None
     incident.chargeable = False
@@ -241,8 +266,23 @@ def mark_vendor_bug(
         "not_charged": "no credit was taken",
         "not_used": f"credit not returned: pack {returned.pack_id} has no used credit",
     }
-    record(session, incident, engineer, "marked as vendor bug", now, detail=details[returned.outcome])
+    detail = details[returned.outcome] if reason is None else f"{reason}; {details[returned.outcome]}"
+    record(session, incident, engineer, action, now, detail=detail)
     return returned
+
+
+def why_not_charged(session: Session, incident: Incident) -> Literal["bug", "waived"] | None:
+    """Why a case is not charged, from its history (None while it is charged, or when its history
+    does not say)."""
+    if incident.chargeable:
+        return None
+    query = (
+        select(IncidentEvent.action)
+        .where(IncidentEvent.incident_id == incident.id, IncidentEvent.action.in_((VENDOR_BUG, WAIVED)))
+        .order_by(IncidentEvent.id.desc())
+        .limit(1)
+    )
+    return {VENDOR_BUG: "bug", WAIVED: "waived"}.get(session.scalar(query) or "")
 
 
 def resolve(session: Session, now: datetime, engineer: str, incident: Incident, summary: str | None) -> bool:

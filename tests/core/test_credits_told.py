@@ -6,10 +6,12 @@ Through the console desk, on SQLite and PostgreSQL, in English and European Port
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy import select
 
 from bot.services import credits
+from bot.services.billing import Month, billing_report
 from storage.db import transaction
 from storage.models import CreditPack, Incident, IncidentEvent
 from tests.desk import Desk
@@ -131,3 +133,53 @@ def test_an_incident_that_took_no_credit_says_so(engine, db_url, clock):
     out = desk.engineer("/bug 1")
     assert "Incident #1 was caused by a bug in our software: there is no charge.\n" in out
     assert "#1 is marked as our bug; it took no credit, so there is none to return." in out
+
+
+def test_waive_returns_the_credit_without_calling_it_our_bug(engine, db_url, clock):
+    """`/waive N [reason]`: a case opened twice for one problem, or by mistake, costs nothing; the
+    customer is not told it was our bug, the reason stays in the history, and the month's bill
+    leaves the case out."""
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=3)
+    desk.customer("Cliente", credits=1, lang="pt", purchased=BOUGHT)
+    desk.say("Acme", "open The NAS does not boot")
+    desk.say("Acme", "open The NAS still does not boot")
+    desk.say("Acme", "open")  # a second incident, confirmed: two credits used
+    assert "Credits left: 1" in desk.say("Acme", "credits")
+
+    out = desk.engineer("/waive 2 the same problem as #1")
+    assert "deskbot → Acme:\n  There is no charge for incident #2: its credit is back. You have 2 credits left." in out
+    assert "bug" not in out
+    assert (
+        "#2 is not charged; its credit went back to its pack (valid until 2 Dec 2027 inclusive):"
+        " the customer has 2 credits left." in out
+    )
+    assert "Credits left: 2" in desk.say("Acme", "credits")
+    with transaction(desk.engine) as s:
+        assert s.get(Incident, 2).chargeable is False and s.get(Incident, 1).chargeable is True
+        details = s.scalars(select(IncidentEvent.detail).where(IncidentEvent.action == "charge waived")).all()
+    assert details == ["the same problem as #1; credit returned"]
+    assert "chargeable: no (waived)" in desk.engineer("/case 2")
+    with transaction(desk.engine) as s:  # the month's bill: #1 only
+        report = billing_report(s, Month(2026, 12), desk.runtime.deployment.settings.calendar.tz, Decimal(99), "EUR")
+    assert [line.incidents for line in report.lines] == [(1,)]
+    assert "chargeable: yes" in desk.engineer("/case 1")
+    # Nothing is returned twice, whichever way it is asked for.
+    assert "#2 is already not charged: its charge was waived." in desk.engineer("/waive 2")
+    assert "#2 is already not charged: its charge was waived." in desk.engineer("/bug 2")
+    desk.engineer("/bug 1")
+    assert "chargeable: no (our bug)" in desk.engineer("/case 1")
+    assert "#1 is already marked as our bug." in desk.engineer("/waive 1")
+    assert "Credits left: 3" in desk.say("Acme", "credits")
+
+    # Portuguese, and a pack that expired since: nothing given back, and the customer is told why.
+    desk.say("Cliente", "abrir O NAS não arranca")
+    clock.advance(days=2)
+    out = desk.engineer("/isentar 3")
+    assert (
+        "O incidente #3 não tem qualquer custo. No entanto, não foi possível devolver o crédito: o pacote de onde"
+        " veio era válido até 3 de dezembro de 2026, inclusive, e já expirou" in out
+    )
+    assert "#3 is not charged, but its credit could not be returned" in out
+    with transaction(desk.engine) as s:
+        assert s.get(Incident, 3).chargeable is False

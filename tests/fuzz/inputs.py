@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 WORDS = [
     "help", "ajuda", "open", "abrir", "status", "estado", "credits", "créditos", "close", "fechar",
     "link", "ligar", "lang", "idioma", "severity", "reopen", "#1", "#2", "#", "/reply", "/note",
-    "/assign", "/bug", "/resolve", "/reopen", "/case", "/cases", "/customer add", "/customer show",
+    "/assign", "/bug", "/waive", "/resolve", "/reopen", "/case", "/cases", "/customer add", "/customer show",
     "/customer code", "/credits grant", "/contacts", "/help", "/severity", "/poll", "/me",
 ]  # fmt: skip
 NASTY = [
