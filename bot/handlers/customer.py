@@ -557,7 +557,7 @@ def add_to_case(ctx: Context, number: int, text: str) -> None:
         _files_wait(ctx)
         ctx.reply(
             _(
-                'Incident #{number} is finished, so I kept your message as a draft. Reply "open" to start a new incident with it.'
+                'Incident #{number} is closed and takes no more messages, so I kept yours as a draft. Reply "open" to start a new incident with it (it uses one credit).'
             ),
             number=number,
         )
@@ -652,7 +652,12 @@ def unknown_sender(ctx: Context) -> None:
     ctx.reply_text(
         "\n".join(
             [
-                ctx.t(_("Hello! This is the commercial support desk. I don't know this account yet.")),
+                ctx.t(
+                    # A mailbox is an address to its owner, not an account.
+                    _("Hello! This is the commercial support desk. I don't know this email address yet.")
+                    if ctx.identity.channel == customers.EMAIL_CHANNEL
+                    else _("Hello! This is the commercial support desk. I don't know this account yet.")
+                ),
                 ctx.t(_("To buy incident-based support, see {url}."), url=s.purchase_url),
                 ctx.t(_('If you already have support, send "link <your activation code>".')),
                 ctx.t(_("Documentation: {docs} · Forum: {forum}"), docs=s.docs_url, forum=s.forum_url),

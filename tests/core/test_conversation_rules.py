@@ -403,3 +403,24 @@ def test_status_says_when_an_incident_was_resolved_and_until_when_it_reopens_fre
     closed_at = clock.now
     out = desk.say("Acme", "status 2")
     assert "State: closed" in out and f"Closed: {_when(desk, closed_at)}" in out and "Next answer due" not in out
+
+
+def test_a_message_for_a_closed_incident_waits_for_open_and_says_it_costs_a_credit(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2)
+    desk.customer("Cliente", credits=2, lang="pt")
+    desk.say("Acme", "open Shares are slow")
+    desk.say("Cliente", "abrir Partilhas lentas")
+    desk.say("Acme", "close 1")
+    desk.say("Cliente", "fechar 2")
+
+    out = desk.say("Acme", "#1 still slow")
+    assert (
+        'Incident #1 is closed and takes no more messages, so I kept yours as a draft. Reply "open" to start a new'
+        " incident with it (it uses one credit)." in out
+    )
+    assert "[#1 " not in out and _bodies(desk, 1) == ["Shares are slow"]  # not on the closed incident
+    out = desk.say("Cliente", "#2 continua lento")
+    assert "O incidente #2 está fechado e já não recebe mensagens" in out and "(utiliza um crédito)" in out
+    assert "Incident #3 is open: still slow" in desk.say("Acme", "open")
+    assert _credits_used(desk) == 3

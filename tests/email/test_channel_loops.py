@@ -128,7 +128,7 @@ def test_a_thousand_mails_from_a_stranger_cost_one_answer(mail: MailServers, eng
         wait_until(lambda: handled(engine) == 1000, 120, "the thousand mails handled")
         replies = wait_until(lambda: flood.wait_for(from_bot), 10)
         assert len(replies) == 1
-        assert "I don't know this account yet" in replies[0].get_content()
+        assert "I don't know this email address yet" in replies[0].get_content()
         assert count(engine, select(func.count()).select_from(Outbox)) == 1
     finally:
         running.halt()

@@ -144,7 +144,7 @@ def test_a_stranger_is_answered_once_and_links_the_address_with_a_code(
     time.sleep(1.1)
     stranger.send("Hello", "We would like support for our NAS.")
     (hello,) = stranger.wait_for(from_bot)
-    assert "I don't know this account yet" in hello.get_content()
+    assert "I don't know this email address yet" in hello.get_content()
     assert hello["Subject"] == "Re: Hello"
     again = stranger.send("Hello again", "Anyone there?")  # the answer comes once a day
     wait_until(lambda: _handled(engine, again["Message-ID"]), 10, "the second mail handled")
@@ -180,7 +180,7 @@ def test_with_authserv_id_set_mail_failing_dmarc_is_a_strangers(mail: MailServer
         }
         ana.send("Urgent", "open\nPlease reset our admin password.", headers=failing)
         (answer,) = ana.wait_for(from_bot)
-        assert "I don't know this account yet" in answer.get_content()
+        assert "I don't know this email address yet" in answer.get_content()
         with transaction(engine) as session:
             assert session.get(Incident, 1) is None
         passing = {

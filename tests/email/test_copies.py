@@ -123,7 +123,7 @@ def test_a_colleague_in_cc_gets_the_answers_and_their_reply_joins_the_incident(
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(Incident)) == 1
         assert not session.scalars(select(Outbox).where(Outbox.recipient == CARLA)).all()
-    assert "I don't know this account yet" not in " ".join(m.get_content() for m in carla.messages() if from_bot(m))
+    assert "I don't know this email address yet" not in " ".join(m.get_content() for m in carla.messages() if from_bot(m))
 
     # The engineer's next answer still goes to Ana (the customer), with Carla in Cc.
     bot.engineer("/reply 1 Thanks Carla, we see it now.")
@@ -189,7 +189,7 @@ def test_another_customer_copied_answers_in_the_thread_and_a_new_mail_of_a_copie
 
     # A new mail from Carla (no reply, no [#1]) names no incident of hers: the unknown-sender answer.
     fresh = carla.send("Another thing", "Can you also look at our scanner?")
-    (hello,) = carla.wait_for(lambda m: from_bot(m) and "I don't know this account yet" in m.get_content())
+    (hello,) = carla.wait_for(lambda m: from_bot(m) and "I don't know this email address yet" in m.get_content())
     assert hello["Cc"] is None
     assert not any("scanner" in m for m in _messages(engine, 1))
     assert _handled(engine, fresh)
