@@ -32,6 +32,8 @@ class Arg:
     choices: tuple[str, ...] = ()
     #: How the argument is named in help and errors (a catalogue msgid); `name` if unset.
     label: str | None = None
+    #: A value for the examples of a command's errors ("severity 12 2"), where one helps.
+    example: str | None = None
 
     def usage(self, lang: str = "en") -> str:
         shown = "|".join(self.choices) if self.kind == "choice" else render(lang, self.label or self.name)
@@ -190,11 +192,11 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
                 values[arg.name] = None
             elif cmd.audience == "customer":
                 raise ParseError(
-                    _('Which incident? Give its number, for example: "{example}".'), example=f"{cmd.name_in(lang)} 12"
+                    _('Which incident? Give its number, for example: "{example}".'), example=_example(cmd, lang)
                 )
             else:
                 raise ParseError(
-                    _('Which case? Give its number, for example: "{example}".'), example=f"/{cmd.name_in(lang)} 12"
+                    _('Which case? Give its number, for example: "{example}".'), example="/" + _example(cmd, lang)
                 )
             continue
         if not token:
@@ -207,6 +209,11 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
     if rest:
         raise ParseError(_('Unexpected text: "{text}".'), text=rest[:40])
     return values
+
+
+def _example(cmd: Command, lang: str) -> str:
+    """The command with case 12 and the examples of the arguments after it: "severity 12 2"."""
+    return " ".join([cmd.name_in(lang), "12", *(a.example for a in cmd.args if a.example)])
 
 
 def _first_word(text: str) -> tuple[str, str]:

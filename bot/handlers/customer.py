@@ -478,7 +478,7 @@ def lang(ctx: Context, code: str | None) -> None:
     audience=CUSTOMER,
     args=(
         Arg("number", "case", label=_("number")),
-        Arg("severity", "choice", choices=SEVERITY_LEVELS, label=_("severity")),
+        Arg("severity", "choice", choices=SEVERITY_LEVELS, label=_("severity"), example="2"),
     ),
     help=_("set an incident's severity: 1 critical, 2 high, 3 normal, 4 low"),
 )

@@ -151,7 +151,7 @@ def _left_out_file(lang: str, left: attachments.LeftOut) -> OutboundFile:
     en="assign",
     pt="atribuir",
     audience=ENGINEER,
-    args=(CASE, Arg("who", "word")),
+    args=(CASE, Arg("who", "word", example="me")),
     help=_("set the assignee: me, an email, or nobody"),
 )
 def assign(ctx: Context, number: int, who: str) -> None:
@@ -358,7 +358,7 @@ def reopen(ctx: Context, number: int) -> None:
     en="severity",
     pt="gravidade",
     audience=ENGINEER,
-    args=(CASE, Arg("severity", "choice", choices=SEVERITY_LEVELS, label=_("severity"))),
+    args=(CASE, Arg("severity", "choice", choices=SEVERITY_LEVELS, label=_("severity"), example="2")),
     help=_("set the severity: 1 critical, 2 high, 3 normal, 4 low"),
 )
 def set_severity(ctx: Context, number: int, severity: str) -> None:

@@ -72,6 +72,10 @@ def test_usage_errors_name_the_incident_and_the_arguments_in_portuguese(engine, 
     assert 'Which incident? Give its number, for example: "close 12". Usage: close <number>' in desk.say(
         "Acme", "close"
     )
+    # Where more follows the number, the example has it too.
+    assert "por exemplo: «gravidade 12 2». Utilização: gravidade <número> <1|2|3|4>" in desk.say("Cliente", "gravidade")
+    assert 'for example: "severity 12 2". Usage: severity <number> <1|2|3|4>' in desk.say("Acme", "severity high 1")
+    assert 'Which case? Give its number, for example: "/assign 12 me".' in desk.engineer("/assign me")
     assert "idioma tem de ser um dos seguintes: en, pt. Utilização: idioma [en|pt]" in desk.say("Cliente", "idioma fr")
     assert "Respondo-lhe em português. Para mudar, envie «idioma en»." in desk.say("Cliente", "idioma")
     assert 'I answer you in English. To change it, send "lang pt".' in desk.say("Acme", "lang")
