@@ -4,8 +4,8 @@
 """
 
 from bot.commands import Registry
-from bot.handlers import customer, engineer
+from bot.handlers import accounts, customer, engineer
 
 
 def registry() -> Registry:
-    return Registry([*customer.COMMANDS, *engineer.COMMANDS])
+    return Registry([*customer.COMMANDS, *engineer.COMMANDS, *accounts.COMMANDS])

@@ -133,7 +133,7 @@ def test_unknown_sender_gets_one_answer_a_day_and_can_link_with_a_code(engine, d
 
 
 def test_contacts_lists_the_people_seen_last_and_says_when_there_are_more(engine, db_url, clock, monkeypatch):
-    monkeypatch.setattr("bot.handlers.engineer.CONTACTS_SHOWN", 2)
+    monkeypatch.setattr("bot.handlers.accounts.CONTACTS_SHOWN", 2)
     desk = Desk(engine, db_url, clock)
     for who in ("ann", "bea"):
         desk.say(who, "hello")

@@ -177,7 +177,7 @@ def test_cases_says_how_many_it_left_out(engine, db_url, clock, monkeypatch):
 
 
 def test_customer_show_lists_the_newest_cases_and_says_older_ones_exist(engine, db_url, clock, monkeypatch):
-    monkeypatch.setattr("bot.handlers.engineer.CUSTOMER_CASES_SHOWN", 2)
+    monkeypatch.setattr("bot.handlers.accounts.CUSTOMER_CASES_SHOWN", 2)
     desk = Desk(engine, db_url, clock)
     acme = desk.customer("Acme", credits=3)
     desk.say("Acme", "open First")

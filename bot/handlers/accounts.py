@@ -1,0 +1,216 @@
+"""Engineer commands about customers and their credits (SPEC §3): `/customer add|code|show`,
+`/credits grant`, `/contacts`. The commands about one case are in `bot.handlers.engineer`."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from adapters.markup import inert
+from bot.commands import Arg, command
+from bot.context import Context
+from bot.handlers.engineer import ENGINEER
+from bot.i18n import _, format_day, format_when, n_
+from bot.policy import pack_expires_on, unusable_because
+from bot.services import credits, customers, incidents
+from storage.models import Customer, IncidentState
+
+#: `/customer show` lists the customer's newest cases, this many.
+CUSTOMER_CASES_SHOWN = 10
+#: `/contacts` lists the people seen last, this many.
+CONTACTS_SHOWN = 30
+#: A customer not found by name: this many whose name or email contains what was typed are suggested.
+SIMILAR_CUSTOMERS = 5
+
+
+def _customer(ctx: Context, ref: str) -> Customer | None:
+    customer = customers.find_customer(ctx.session, ref)
+    if customer is None:
+        # Suggested, never guessed: a grant to the wrong customer is hard to take back.
+        similar = customers.similar_customers(ctx.session, ref, SIMILAR_CUSTOMERS + 1)
+        names = ", ".join(f"{inert(c.name)} (id {c.id})" for c in similar[:SIMILAR_CUSTOMERS])
+        if len(similar) > SIMILAR_CUSTOMERS:
+            names += ", …"
+        if similar:
+            ctx.reply(
+                _("No customer {who}. Did you mean {names}? Give the name in full or the id."),
+                who=inert(ref),
+                names=names,
+            )
+        else:
+            ctx.reply(_("No customer {who}."), who=inert(ref))
+    return customer
+
+
+@command(
+    en="customer",
+    pt="cliente",
+    sub="add",
+    audience=ENGINEER,
+    # The name may have spaces, so the text takes the whole line and the handler takes an email
+    # address off its end; `email` is declared for the usage line (`<name> [email]`) and stays None.
+    args=(Arg("name", "text", label=_("name")), Arg("email", "word", required=False, label=_("email"))),
+    help=_("create a customer; answers with a one-time activation code"),
+)
+def customer_add(ctx: Context, name: str, email: None) -> None:
+    name, address = _name_and_email(name)
+    try:
+        customer, code = customers.create_customer(ctx.session, name, address, "en", ctx.now)
+    except customers.CustomerError as exc:
+        ctx.reply_text(exc.render(inert))
+        return
+    ctx.reply(
+        _(
+            'Customer {name} (id {id}) created. Activation code: {code} (single use, valid for 14 days; the customer sends "link {code}")'
+        ),
+        name=inert(customer.name),
+        id=customer.id,
+        code=code,
+        secret=code,
+    )
+
+
+@command(
+    en="customer",
+    pt="cliente",
+    sub="code",
+    audience=ENGINEER,
+    args=(Arg("who", "text"),),
+    help=_("a new one-time activation code for an existing customer"),
+)
+def customer_code(ctx: Context, who: str) -> None:
+    customer = _customer(ctx, who)
+    if customer is None:
+        return
+    code = customers.new_activation_code(ctx.session, customer, ctx.now)
+    ctx.reply(
+        _('New activation code for {name}: {code} (single use, valid for 14 days; the customer sends "link {code}")'),
+        name=inert(customer.name),
+        code=code,
+        secret=code,
+    )
+
+
+@command(
+    en="customer",
+    pt="cliente",
+    sub="show",
+    audience=ENGINEER,
+    args=(Arg("who", "text"),),
+    help=_("identities, packs, credits and cases of a customer"),
+)
+def customer_show(ctx: Context, who: str) -> None:
+    customer = _customer(ctx, who)
+    if customer is None:
+        return
+    summary = credits.credit_summary(ctx.session, customer.id, ctx.today)
+    identities = customers.identities_of(ctx.session, customer.id)
+    email = f" {inert(customer.email)}" if customer.email else ""
+    lines = [f"**{inert(customer.name)}** (id {customer.id}){email} · language {customer.lang}"]
+    lines.append("accounts: " + (", ".join(inert(f"{i.channel}:{i.address}") for i in identities) or "none linked"))
+    lines.append(f"credits left: {summary.total_left}")
+    for status in summary.packs:
+        valid_until = f"valid until {format_day(status.expires_on, 'en')} inclusive"
+        if not status.valid:
+            valid_until = (
+                f"not valid yet, {valid_until}" if status.pack.purchased > ctx.today else f"expired ({valid_until})"
+            )
+        lines.append(
+            f"• pack {status.pack.id}: {status.pack.incidents} bought {format_day(status.pack.purchased, 'en')}, "
+            f"{status.left} left, {valid_until}"
+        )
+    latest = incidents.latest_incidents(ctx.session, customer.id, tuple(IncidentState), CUSTOMER_CASES_SHOWN + 1)
+    for incident in latest[-CUSTOMER_CASES_SHOWN:]:
+        lines.append(f"• #{incident.id} {inert(incident.subject)} · {incident.state}")
+    if len(latest) > CUSTOMER_CASES_SHOWN:
+        lines.append(f"… older cases not shown: `deskbot cases list --customer {customer.id}` lists them all.")
+    ctx.reply_text("\n".join(lines))
+
+
+@command(
+    en="credits",
+    pt="creditos",
+    sub="grant",
+    audience=ENGINEER,
+    args=(Arg("customer", "word"), Arg("n", "int"), Arg("purchased", "date", required=False)),
+    help=_("add a pack of n credits bought on that date (default today)"),
+)
+def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -> None:
+    found = _customer(ctx, customer)
+    if found is None:
+        return
+    try:
+        pack = credits.grant_credits(
+            ctx.session,
+            found,
+            n,
+            purchased or ctx.today,
+            ctx.engineer,
+            ctx.now,
+        )
+    except customers.CustomerError as exc:
+        ctx.reply_text(exc.render(inert))
+        return
+    left = credits.credit_summary(ctx.session, found.id, ctx.today).total_left
+    ctx.reply_text(
+        ctx.tn(
+            n_(
+                "Pack {id}: {n} credit for {name}, bought {date}, valid until {expiry} inclusive.",
+                "Pack {id}: {n} credits for {name}, bought {date}, valid until {expiry} inclusive.",
+            ),
+            n,
+            id=pack.id,
+            n=n,
+            name=inert(found.name),
+            date=format_day(pack.purchased, ctx.lang),
+            expiry=format_day(pack_expires_on(pack.purchased), ctx.lang),
+        )
+        + " "
+        + ctx.tn(
+            n_("{name} has {left} credit left.", "{name} has {left} credits left."),
+            left,
+            name=inert(found.name),
+            left=left,
+        )
+        + _pack_warning(ctx, pack.purchased)
+    )
+
+
+def _pack_warning(ctx: Context, purchased: date) -> str:
+    """A date that is probably a slip (a year off): the pack was granted, but says why it gives nothing now."""
+    why = unusable_because(purchased, ctx.today)
+    if why == "expired":
+        return "\n" + ctx.t(_("⚠️ This pack has expired already: it gives the customer nothing to use."))
+    if why == "not_yet":
+        return "\n" + ctx.t(
+            _("⚠️ This pack is not valid before {date}: the customer cannot use it until then."),
+            date=format_day(purchased, ctx.lang),
+        )
+    return ""
+
+
+@command(en="contacts", pt="contactos", audience=ENGINEER, help=_("people who wrote but are not linked to a customer"))
+def contacts(ctx: Context) -> None:
+    found = customers.unknown_contacts(ctx.session, CONTACTS_SHOWN + 1, ctx.deployment.is_engineer)
+    if not found:
+        ctx.reply(_("No unknown contacts."))
+        return
+    tz = ctx.settings.calendar.tz
+    lines = ["Unknown contacts (not linked to a customer):"]
+    lines += [
+        f"• {inert(f'{i.channel}:{i.address}')} {inert(i.display_name or '')} · last seen {format_when(i.last_seen_at, 'en', tz) if i.last_seen_at else '—'}"
+        for i in found[:CONTACTS_SHOWN]
+    ]
+    if len(found) > CONTACTS_SHOWN:
+        lines.append(f"… and more, seen longer ago: these are the {CONTACTS_SHOWN} seen last.")
+    ctx.reply_text("\n".join(lines))
+
+
+def _name_and_email(text: str) -> tuple[str, str | None]:
+    words = text.strip().strip('"').split()
+    if len(words) > 1 and "@" in words[-1]:
+        return " ".join(words[:-1]).strip('"'), words[-1]
+    return " ".join(words), None
+
+
+#: In the order `/help` lists them, after the case commands.
+COMMANDS = (customer_add, customer_code, customer_show, credits_grant, contacts)
