@@ -31,7 +31,9 @@ from storage import outbox
 from storage.models import Incident
 from storage.outbox import NewRow
 
-ADD_TO_CASE = re.compile(r"^#([0-9]+)\s*(.*)$", re.DOTALL)
+#: `#12 text`; the colon, dash, full stop or bracket people put after the number is not text
+#: ("#12: it works now", "#12 - it works", "#12) done"); one that begins a word is ("#12 -5 °C", "#12 :)").
+ADD_TO_CASE = re.compile(r"^#([0-9]+)(?:[ \t]*[:.)\-\u2013\u2014](?=\s|$))?\s*(.*)$", re.DOTALL)
 
 
 class Handled(NamedTuple):

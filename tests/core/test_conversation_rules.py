@@ -169,6 +169,22 @@ def test_several_incidents_the_draft_goes_where_the_customer_says(engine, db_url
     assert _credits_used(desk) == 3
 
 
+def test_the_colon_or_dash_after_an_incident_number_is_not_part_of_the_message(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=3)
+    desk.say("Acme", "open One")
+    desk.say("Acme", "open Two")
+    desk.say("Acme", "open")
+    for text in ("#1: the disk is back", "#1 - it failed again", "#1. Logs attached", "#2) done", "#2 — ok"):
+        assert "Added to incident #" in desk.say("Acme", text)
+    assert _bodies(desk, 1) == ["One", "the disk is back", "it failed again", "Logs attached"]
+    # Only where it stands alone: a minus sign or a smiley is the customer's text.
+    desk.say("Acme", "#2 -5 °C in the room :)")
+    desk.say("Acme", "#2 :)")
+    assert _bodies(desk, 2) == ["Two", "done", "ok", "-5 °C in the room :)", ":)"]
+    assert "Write your message after the number" in desk.say("Acme", "#2:")
+
+
 # -- resolved incidents (item 3) ------------------------------------------------------------
 
 
