@@ -177,7 +177,7 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
             continue
         token, remainder = _first_word(rest)
         if arg.kind == "case":
-            number = whole_number(token.removeprefix("#")) if token else None
+            number = whole_number(token.removeprefix("#").removesuffix(":")) if token else None
             if number is not None and topic_case is not None and not token.startswith("#"):
                 # In a case topic the number may be left out: "/severity 2" there gives the level only.
                 later = cmd.args[cmd.args.index(arg) + 1 :]

@@ -183,6 +183,9 @@ def test_the_colon_or_dash_after_an_incident_number_is_not_part_of_the_message(e
     desk.say("Acme", "#2 :)")
     assert _bodies(desk, 2) == ["Two", "done", "ok", "-5 °C in the room :)", ":)"]
     assert "Write your message after the number" in desk.say("Acme", "#2:")
+    # The same after a command's number: "/reply 1: text", "status #2:".
+    assert "deskbot → Acme:\n  [#1] Restart the NAS, please." in desk.engineer("/reply 1: Restart the NAS, please.")
+    assert "Incident #2: Two" in desk.say("Acme", "status #2:")
 
 
 # -- resolved incidents (item 3) ------------------------------------------------------------
