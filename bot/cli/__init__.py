@@ -6,9 +6,9 @@ Command reference
 Settings come from the environment and a `.env` file in the current directory
 (SPEC §6). Every command has `--help`. Commands that use the database apply
 pending migrations first, so a fresh machine needs no separate `db upgrade`.
-`CUSTOMER` is a customer id, exact name (case aside) or email address. Commands that print records take
-`--json` and then print exactly one JSON document on stdout (times in ISO 8601
-UTC, money as decimal strings). Times in text output are in the service time
+`CUSTOMER` is a customer id, exact name (case aside) or email address.
+Commands that print records take `--json` and then print exactly one JSON
+document on stdout (times in ISO 8601 UTC, money as decimal strings). Times in text output are in the service time
 zone (`DESKBOT_TIMEZONE`).
 
 ``deskbot --version``
@@ -58,9 +58,9 @@ zone (`DESKBOT_TIMEZONE`).
 ``deskbot credits import FILE.csv [--json]``
     Grant packs from a CSV file with a header row naming the columns
     ``customer,email,incidents,purchased`` (any order; ``,`` ``;`` or tab
-    separated; UTF-8). ``customer`` is an id, exact name or email address; an unknown name
-    creates the customer (with ``email``) and the output shows its activation
-    code — the only time it is shown. ``email`` is optional. ``purchased`` is
+    separated; UTF-8). ``customer`` is an id, exact name or email address; an
+    unknown name creates the customer (with ``email``) and the output shows its
+    activation code — the only time it is shown. ``email`` is optional. ``purchased`` is
     required (``YYYY-MM-DD``). Each good row is committed on its own; each bad
     row is reported on stderr as ``error: line N: reason`` and the exit status
     is then 1, while the good rows stay imported. Importing the file again after
