@@ -26,6 +26,8 @@ ENGINEER = "engineer"
 CASE = Arg("number", "case")
 #: `/cases` lists this many; more would not fit one Zulip message, and it says how many it left out.
 CASES_SHOWN = 50
+#: `/case` shows the latest messages of the case, this many.
+CASE_MESSAGES_SHOWN = 3
 
 
 def _case(ctx: Context, number: int) -> Incident | None:
@@ -396,6 +398,17 @@ def case(ctx: Context, number: int) -> None:
         lines.append(
             f"— {format_when(event.at, 'en', tz)} {inert(event.actor)}: {event.action}"
             + (f" ({inert(event.detail)})" if event.detail else "")
+        )
+    messages = incidents.latest_messages(ctx.session, incident.id, CASE_MESSAGES_SHOWN)
+    if messages:
+        # What was said last, for an engineer who asks from a DM, away from the case topic.
+        lines.append("latest messages:")
+    for message in messages:
+        who = "customer" if message.direction == "in" else "reply"
+        flat = " ".join(message.body.split())
+        lines.append(
+            f"— {format_when(message.created_at, 'en', tz)} {who} {inert(message.author or '')}: "
+            + inert(flat if len(flat) <= 200 else flat[:199] + "…")
         )
     for file in attachments.of_incident(ctx.session, incident.id, with_notes=True):
         lines.append(f"📎 {inert(file.name)} · {attachments.described(file)}")

@@ -84,6 +84,15 @@ def test_the_console_shows_plain_names_as_inline_code(engine, db_url, clock) -> 
     desk.say("Acme", "open Printer on fire")
     assert "• #1 `Printer on fire` from `Acme` · severity 3 (normal) · open · due " in desk.engineer("/cases")
     assert "**#1** `Printer on fire`\n  customer: `Acme` · state: open" in desk.engineer("/case 1")
+    desk.say("Acme", "It is\n  still `burning`")
+    desk.engineer("/reply 1 Unplug it")
+    desk.engineer("/note 1 not for the customer")
+    shown = desk.engineer("/case 1")
+    assert "latest messages:" in shown and "not for the customer`" not in shown.split("latest messages:")[1]
+    said = shown.split("latest messages:")[1].splitlines()[1:4]
+    assert said[0].endswith("customer `Acme`: `Printer on fire`")
+    assert said[1].endswith("customer `Acme`: `` It is still `burning` ``")  # one line, inert
+    assert said[2].endswith("reply `engineer@console`: `Unplug it`")
     shown = desk.engineer(f"/customer show {acme}")
     assert "**`Acme`** (id 1)" in shown and "accounts: `console:Acme`" in shown
     assert "No customer `Nobody`." in desk.engineer("/customer show Nobody")
