@@ -25,6 +25,7 @@ from bot.handlers import copied as copied_handlers
 from bot.handlers import customer as customer_handlers
 from bot.i18n import _, quoted
 from bot.numbers import MAX_DIGITS, whole_number
+from bot.policy.language import written_in_portuguese
 from bot.services import copies, customers, incidents, strangers
 from bot.services.outgoing import Outgoing
 from storage import outbox
@@ -207,6 +208,12 @@ class Router:
             ctx.reply(_("You are not authorised to run engineer commands."))
             return
         if ctx.customer_id is None:
+            if ctx.who.lang is None and (
+                cmd.names.get("pt") == word if cmd is not None else written_in_portuguese(ctx.message.text)
+            ):
+                # A first message in Portuguese ("ajuda", "Olá, preciso de ajuda"): answered, and
+                # from now on, in Portuguese, as after "idioma pt" (linking keeps it).
+                customers.set_language(ctx.identity, None, "pt")
             if cmd is not None and cmd.unlinked:
                 self._run(ctx, cmd, rest, slash)
             else:

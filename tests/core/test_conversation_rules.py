@@ -311,6 +311,29 @@ def test_linking_in_english_without_a_kept_text(engine, db_url, clock):
     assert drafts.CONFIRM_WINDOW.total_seconds() == 15 * 60
 
 
+def test_a_stranger_who_writes_portuguese_first_is_answered_in_portuguese_and_linking_keeps_it(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    code = desk.engineer("/customer add Initech").split("Activation code: ")[1].split()[0]
+    desk.engineer("/credits grant Initech 2")
+    out = desk.say("newcomer", "Olá, preciso de ajuda com o meu NAS")
+    assert "Olá! Este é o serviço de suporte comercial." in out and "Hello" not in out
+    assert "Comandos" in desk.say("newcomer", "help")  # remembered: the English word gets Portuguese too
+    out = desk.say("newcomer", f"ligar {code}")
+    assert "Initech!" in out and "Welcome" not in out
+    with transaction(desk.engine) as s:
+        assert s.scalars(select(Customer.lang).where(Customer.name == "Initech")).one() == "pt"
+
+    # A Portuguese command word as a first message does the same; English stays English.
+    assert "Comandos" in desk.say("visitante", "ajuda")
+    assert "Hello! This is the commercial support desk." in desk.say("visitor", "Hello, I need help")
+    assert "Commands" in desk.say("visitor", "help")
+    # A language chosen is never overruled, nor a customer's.
+    desk.say("chooser", "lang en")
+    assert "Hello!" in desk.say("chooser", "Olá, bom dia")
+    desk.customer("Acme", credits=1)
+    assert "You have no open incident." in desk.say("Acme", "Olá, o disco não arranca")
+
+
 def test_yes_to_reply_open_opens_with_the_kept_text_and_no_drops_it(engine, db_url, clock):
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme", credits=3)

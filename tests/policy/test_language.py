@@ -1,0 +1,58 @@
+"""`written_in_portuguese`: the signs of Portuguese that no English text carries."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.policy.language import written_in_portuguese
+
+ENGLISH = (
+    "hello I need help with my NAS the disk is full again since the update yesterday please "
+    "open a new incident thanks error 42 in the log status of my case can you call me back "
+    "it does not work any more and the shares are slow"
+).split()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Olá, preciso de ajuda com o meu NAS",
+        "O disco não arranca",
+        "bom dia, tenho um problema",
+        "OBRIGADO",
+        "Boa tarde. As partilhas estão lentas",
+        "erro 42 ao arrancar",
+    ],
+)
+def test_portuguese_first_messages(text: str) -> None:
+    assert written_in_portuguese(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello, I need help with my NAS",
+        "hola, necesito ayuda",  # Spanish: none of the signs
+        "status",
+        "",
+        "Nao, no",  # without its tilde "não" is no sign
+        "Estoy bien, tengo un error",
+    ],
+)
+def test_other_first_messages(text: str) -> None:
+    assert not written_in_portuguese(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(ENGLISH), max_size=30), st.sampled_from([" ", ", ", ". ", "\n"]))
+def test_english_words_are_never_taken_for_portuguese(words: list[str], sep: str) -> None:
+    assert not written_in_portuguese(sep.join(words))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200), st.sampled_from("ãõÃÕ"), st.integers(min_value=0))
+def test_a_nasal_vowel_anywhere_is_portuguese(text: str, letter: str, at: int) -> None:
+    at %= len(text) + 1
+    assert written_in_portuguese(text[:at] + letter + text[at:])
