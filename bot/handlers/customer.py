@@ -699,7 +699,24 @@ def _added(ctx: Context, added: conversation.AddedTo) -> None:
     until = conversation.reopen_until(incident) if added.outcome == "resolved" else None
     case_topic.stays_resolved(ctx, incident, until)
     resolved_on = format_day(ctx.settings.today(incident.resolved_at), ctx.lang)
-    if until is not None:
+    if not added.kept:  # a thank-you: nothing kept to open an incident with
+        if until is not None:
+            ctx.reply(
+                _(
+                    'Thank you! Your message was added to incident #{number}, which stays resolved. If the problem comes back, reply "reopen {number}" to reopen it at no charge (until {until}); for a new, separate issue, send "open" followed by what it is about (it uses one credit).'
+                ),
+                number=incident.id,
+                until=format_when(until, ctx.lang, ctx.settings.calendar.tz),
+            )
+        else:
+            ctx.reply(
+                _(
+                    'Thank you! Your message was added to incident #{number}, resolved on {date}. For a new issue, send "open" followed by what it is about (it uses one credit).'
+                ),
+                number=incident.id,
+                date=resolved_on,
+            )
+    elif until is not None:
         ctx.reply(
             _(
                 'Added to incident #{number}, which was resolved on {date}: it stays resolved. To reopen it at no charge, reply "reopen {number}" (until {until}). If this is a new, separate issue, reply "open" to open a new incident with your message (it uses one credit).'

@@ -1,4 +1,5 @@
-"""A customer's bare "yes", "no" or "a new one", in English or Portuguese, to a question the bot asked.
+"""A customer's bare "yes", "no" or "a new one", in English or Portuguese, to a question the bot
+asked; and a bare thank-you.
 
 When the bot keeps a text and asks (`reply "open" to open an incident with it`), people answer
 as they would a person: "yes", "sim, por favor", "ok 👍", "no thanks", "a new one". Taken as any
@@ -31,6 +32,12 @@ _NEW = {
     "new", "new one", "a new one", "new incident", "a new incident", "new issue", "a new issue",
     "novo", "um novo", "novo incidente", "um novo incidente", "nova", "outro", "outro incidente",
 }  # fmt: skip
+_THANKS = {
+    "thanks", "thank you", "thanks a lot", "thank you very much", "many thanks", "thx", "ty",
+    "cheers", "great thanks", "ok thanks", "ok thank you", "perfect thanks", "thanks again",
+    "obrigado", "obrigada", "muito obrigado", "muito obrigada", "obg", "ok obrigado", "ok obrigada",
+    "obrigadao", "perfeito obrigado", "perfeito obrigada", "obrigado mais uma vez",
+}  # fmt: skip
 #: Longer than any of the phrases above: a message this long is text, whatever it says.
 _LONGEST = 24
 _NOT_WORDS = re.compile(r"[^\w\s]+")
@@ -42,9 +49,7 @@ def bare_answer(text: str) -> Reply | None:
     if len(text) > _LONGEST * 2:
         return None
     marks = {reply for mark, reply in _THUMBS.items() if mark in text}
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    words = " ".join(_NOT_WORDS.sub(" ", plain).replace("_", " ").split())
+    words = _words(text)
     if words in _YES:
         found: set[str] = {"yes"}
     elif words in _NO:
@@ -57,3 +62,16 @@ def bare_answer(text: str) -> Reply | None:
         return None
     found |= marks
     return found.pop() if len(found) == 1 else None  # type: ignore[return-value]
+
+
+def thank_you(text: str) -> bool:
+    """Whether the whole of `text` is a thank-you ("Thanks!", "muito obrigado 🙏"): said to a
+    resolved incident, it asks for nothing, and no incident should be opened with it."""
+    return len(text) <= _LONGEST * 2 and _words(text) in _THANKS
+
+
+def _words(text: str) -> str:
+    """`text` in lower case, without accents, punctuation or emoji, its words one space apart."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(_NOT_WORDS.sub(" ", plain).replace("_", " ").split())

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.deployment import Deployment
 from bot.policy import CreditSummary, NoCredit
+from bot.policy.answers import thank_you
 from bot.services import attachments, credits, drafts, incidents
 from bot.services.incidents import REOPEN_WINDOW, Writer
 from storage.models import CreditPack, Incident, IncidentAttachment
@@ -110,6 +111,8 @@ class AddedTo(NamedTuple):
     from_draft: bool = False
     files: tuple[IncidentAttachment, ...] = ()
     copies: tuple[str, ...] = ()
+    #: "resolved" and "too_late": the text waits as a draft (not a bare thank-you, `thank_you`).
+    kept: bool = True
 
 
 def add_to_incident(
@@ -165,11 +168,16 @@ def _add(session: Session, settings: Settings, now: datetime, writer: Writer, in
     incidents.add_message(session, settings, now, writer, incident, text)
     if incident.state != incidents.RESOLVED:
         return AddedTo("added", text, incident)
+    # A thank-you for a resolved incident is on it, and kept for nothing: no new incident is
+    # ever opened with "Thanks!" as its text.
+    kept = not thank_you(text)
     if may_reopen(incident, now):
-        drafts.keep(session, writer.identity.id, text, now, drafts.REOPEN, incident.id, writer.copies)
-        return AddedTo("resolved", text, incident)
-    drafts.keep(session, writer.identity.id, text, now, drafts.OPEN, copies=writer.copies)
-    return AddedTo("too_late", text, incident)
+        if kept:
+            drafts.keep(session, writer.identity.id, text, now, drafts.REOPEN, incident.id, writer.copies)
+        return AddedTo("resolved", text, incident, kept=kept)
+    if kept:
+        drafts.keep(session, writer.identity.id, text, now, drafts.OPEN, copies=writer.copies)
+    return AddedTo("too_late", text, incident, kept=kept)
 
 
 def reopen_until(incident: Incident) -> datetime | None:

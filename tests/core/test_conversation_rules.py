@@ -200,16 +200,16 @@ def test_a_message_on_a_resolved_incident_is_added_but_does_not_reopen_it(engine
     assert 'you can reopen it at no charge with "reopen 1"' in out
     clock.advance(days=2)
 
-    out = desk.say("Acme", "thanks!")
+    out = desk.say("Acme", "One share is still slow")
     until = _when(desk, clock.now.replace(day=9))  # 7 days after the resolution
     assert "Added to incident #1, which was resolved on 2 Dec 2026: it stays resolved." in out
     assert f'To reopen it at no charge, reply "reopen 1" (until {until}).' in out
     topic = [line for line in out.splitlines() if line.startswith("[#1 ")]
-    assert "wrote:" in topic[0] and out.count("| thanks!") == 1  # shown in its topic
+    assert "wrote:" in topic[0] and out.count("| One share is still slow") == 1  # shown in its topic
     assert "The case stays resolved: the customer was asked whether to reopen it" in topic[-1]
-    assert _state(desk, 1) == "resolved" and _bodies(desk, 1)[-1] == "thanks!"
+    assert _state(desk, 1) == "resolved" and _bodies(desk, 1)[-1] == "One share is still slow"
     with transaction(desk.engine) as s:
-        assert s.get(Incident, 1).due_at is None  # no clock, no overdue warning for a thank-you
+        assert s.get(Incident, 1).due_at is None  # no clock until it is reopened
 
     # `reopen 1`: open again at no charge; the customer is told the due time, the topic who reopened it.
     out = desk.say("Acme", "reopen 1")
@@ -218,9 +218,48 @@ def test_a_message_on_a_resolved_incident_is_added_but_does_not_reopen_it(engine
     assert "Incident #1 is open again, at no charge." in out and f"We will answer by {_when(desk, due)}." in out
     assert "🔁 Reopened by the customer (`Acme`) · severity 3 · response due" in out
     assert _state(desk, 1) == "open" and _credits_used(desk) == 1
-    assert _bodies(desk, 1).count("thanks!") == 1  # the kept text was on the incident already
+    assert _bodies(desk, 1).count("One share is still slow") == 1  # the kept text was on the incident already
     assert "Tell us what the incident is about" in desk.say("Acme", "open")  # and it is used up
     assert "Incident #1 is already open." in desk.say("Acme", "reopen 1")
+
+
+def test_a_thank_you_for_a_resolved_incident_is_added_and_kept_for_nothing(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2)
+    desk.customer("Cliente", credits=2, lang="pt")
+    desk.say("Acme", "open Shares are slow")
+    desk.say("Cliente", "abrir Partilhas lentas")
+    desk.engineer("/resolve 1 MTU")
+    desk.engineer("/resolve 2 MTU")
+    until = _when(desk, clock.now.replace(day=9))
+
+    out = desk.say("Acme", "Thanks a lot! 🙏")
+    assert (
+        "Thank you! Your message was added to incident #1, which stays resolved. If the problem comes back, reply"
+        f' "reopen 1" to reopen it at no charge (until {until}); for a new, separate issue, send "open" followed by'
+        " what it is about (it uses one credit)." in out
+    )
+    assert "| Thanks a lot! 🙏" in out  # shown in the topic, as any message about a resolved incident
+    assert _bodies(desk, 1)[-1] == "Thanks a lot! 🙏" and _state(desk, 1) == "resolved"
+    # Nothing waits to be opened: "open" alone asks what about, and no credit goes on a thank-you.
+    assert "Tell us what the incident is about" in desk.say("Acme", "open")
+    assert _incidents(desk) == 2 and _credits_used(desk) == 2
+
+    out = desk.say("Cliente", "Muito obrigado!")
+    assert "Obrigado! A sua mensagem foi adicionada ao incidente #2, que continua resolvido." in out
+    assert "envie «abrir» seguido do assunto" in out
+
+    # More than seven days after: no reopening offered, still nothing kept.
+    clock.advance(days=8)
+    out = desk.say("Acme", "#1 thanks")
+    assert (
+        'Thank you! Your message was added to incident #1, resolved on 2 Dec 2026. For a new issue, send "open"' in out
+    )
+    assert "Tell us what the incident is about" in desk.say("Acme", "open")
+    # A thank-you with more to say is a message like any other.
+    assert 'reply "open" to open a new incident with your message' in desk.say(
+        "Acme", "#1 thanks, but the shares are slow again"
+    )
 
 
 def test_after_the_resolved_question_open_starts_a_new_incident_with_the_text(engine, db_url, clock):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.policy.answers import bare_answer
+from bot.policy.answers import bare_answer, thank_you
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,24 @@ def test_an_answer_followed_by_a_word_of_text_is_text(word: str, more: str) -> N
 @given(st.text(alphabet="abc ", min_size=60, max_size=300))
 def test_a_long_message_is_never_an_answer(text: str) -> None:
     assert bare_answer(text) is None
+
+
+@pytest.mark.parametrize("text", ["Thanks!", "thank you 🙏", "Muito obrigado!!", "obrigadão", "THX", "Many thanks."])
+def test_a_bare_thank_you(text: str) -> None:
+    assert thank_you(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["thanks, but it still fails", "yes", "ok 👍", "obrigado, o disco voltou a falhar", "", "no thanks"]
+)
+def test_a_thank_you_with_more_to_say_is_text(text: str) -> None:
+    assert not thank_you(text)
+
+
+@given(
+    st.sampled_from(["thanks", "Thank you!", "obrigada", "muito obrigado"]),
+    st.sampled_from(["but the disk fails", "it broke again", "está lento", "erro 42", "and one more thing"]),
+    st.sampled_from([" ", ", ", ". ", " - "]),
+)
+def test_a_thank_you_with_anything_more_is_text(thanks: str, more: str, sep: str) -> None:
+    assert thank_you(thanks) and not thank_you(thanks + sep + more) and not thank_you(more + sep + thanks)

@@ -74,8 +74,8 @@ def test_a_thank_you_after_resolve_is_shown_but_reopens_nothing(desk: ZulipDesk)
     desk.fake.post_stream_message(ENGINEER, STREAM, TOPIC, "/resolve Replaced the fuser")
     desk.wait_dm(ALICE, 'you can reopen it at no charge with "reopen 1"')
     desk.fake.post_dm(ALICE, "thanks!")
-    answer = desk.wait_dm(ALICE, "it stays resolved").content
-    assert 'reply "reopen 1"' in answer and 'reply "open"' in answer
+    answer = desk.wait_dm(ALICE, "which stays resolved").content
+    assert 'reply "reopen 1"' in answer and 'send "open" followed by what it is about' in answer
     desk.wait_topic("thanks!")  # the customer's words reach the topic
     desk.wait_topic("The case stays resolved: the customer was asked whether to reopen it")
     assert not any("Reopened" in line for line in _bot_lines(desk))
