@@ -123,7 +123,9 @@ def test_a_colleague_in_cc_gets_the_answers_and_their_reply_joins_the_incident(
     with transaction(engine) as session:
         assert session.scalar(select(func.count()).select_from(Incident)) == 1
         assert not session.scalars(select(Outbox).where(Outbox.recipient == CARLA)).all()
-    assert "I don't know this email address yet" not in " ".join(m.get_content() for m in carla.messages() if from_bot(m))
+    assert "I don't know this email address yet" not in " ".join(
+        m.get_content() for m in carla.messages() if from_bot(m)
+    )
 
     # The engineer's next answer still goes to Ana (the customer), with Carla in Cc.
     bot.engineer("/reply 1 Thanks Carla, we see it now.")
