@@ -29,8 +29,15 @@ _NASAL = re.compile(r"[ãõ]", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
 
 
+#: Only a message's start is read: its greeting and first lines say what language it is in, and
+#: an unknown sender's mail may be megabytes long.
+_READ = 2000
+
+
 def written_in_portuguese(text: str) -> bool:
-    """Whether `text` shows a sign of Portuguese (see the module docstring)."""
+    """Whether `text` shows a sign of Portuguese (see the module docstring), in its first `_READ`
+    characters."""
+    text = text[:_READ]
     if _NASAL.search(text):
         return True
     words = _WORD.findall(text.casefold())

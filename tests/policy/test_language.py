@@ -56,3 +56,8 @@ def test_english_words_are_never_taken_for_portuguese(words: list[str], sep: str
 def test_a_nasal_vowel_anywhere_is_portuguese(text: str, letter: str, at: int) -> None:
     at %= len(text) + 1
     assert written_in_portuguese(text[:at] + letter + text[at:])
+
+
+def test_only_the_start_of_a_long_message_is_read() -> None:
+    assert written_in_portuguese("Olá! " + "x " * 1_000_000)
+    assert not written_in_portuguese("Hello " * 1000 + "olá")  # past the first 2,000 characters
