@@ -93,7 +93,7 @@ class Context:
             return "en"
         # The loaded objects first: a handler may have changed the language in this transaction.
         if self._customer is not None:
-            return self._customer.lang
+            return self._customer.lang or "en"
         if self.who.customer_id is None and self.loaded_identity is not None:
             return self.loaded_identity.lang or "en"
         return self.who.lang or "en"

@@ -207,13 +207,14 @@ class Router:
         if cmd is None and slash and self.commands.is_command_word("engineer", word):
             ctx.reply(_("You are not authorised to run engineer commands."))
             return
+        if ctx.who.lang is None and (
+            cmd.names.get("pt") == word if cmd is not None else written_in_portuguese(ctx.message.text)
+        ):
+            # Nobody chose a language for this account or its customer, and this message is plainly
+            # Portuguese ("ajuda", "Olá, preciso de ajuda"): answered, and from now on, in
+            # Portuguese, as after "idioma pt" (linking keeps it).
+            customers.set_language(ctx.identity, ctx.customer, "pt")
         if ctx.customer_id is None:
-            if ctx.who.lang is None and (
-                cmd.names.get("pt") == word if cmd is not None else written_in_portuguese(ctx.message.text)
-            ):
-                # A first message in Portuguese ("ajuda", "Olá, preciso de ajuda"): answered, and
-                # from now on, in Portuguese, as after "idioma pt" (linking keeps it).
-                customers.set_language(ctx.identity, None, "pt")
             if cmd is not None and cmd.unlinked:
                 self._run(ctx, cmd, rest, slash)
             else:

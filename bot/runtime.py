@@ -437,7 +437,7 @@ def _ensure_console_customer(runtime: Runtime, name: str) -> int:
     with transaction(runtime.engine) as session:
         found = customers.find_customer(session, name)
         if found is None:
-            found, _code = customers.create_customer(session, name, None, "en", now)
+            found, _code = customers.create_customer(session, name, None, None, now)
         customers.link_identity(session, found, "console", found.name, now)
         left = credits.credit_summary(session, found.id, runtime.settings.today(now)).total_left
     # The console sends as the exact stored name.

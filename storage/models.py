@@ -109,7 +109,9 @@ class Customer(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = _text(CUSTOMER_NAME, default=..., unique=True)
     email: str | None = _text(ADDRESS, key=True)
-    lang: str = Field(default="en", max_length=8)
+    #: "en" or "pt"; None until chosen (`lang`, `--lang`) or read from a plainly Portuguese
+    #: message (bot.router): answered in English meanwhile.
+    lang: str | None = Field(default=None, max_length=8)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
 
 

@@ -36,7 +36,8 @@ zone (`DESKBOT_TIMEZONE`).
     looked up on Zulip, with the Zulip settings, and linked by its user id:
     where the organisation hides that address from the bot, nothing is created
     and the error says that the activation code is the way). ``--lang`` is the
-    language of the bot's replies (default ``en``). JSON: an object with ``id``,
+    language of the bot's replies; without it none is chosen (``lang`` null): English
+    until the customer writes in Portuguese, then Portuguese. JSON: an object with ``id``,
     ``name``, ``email``, ``lang``, ``activation_code``,
     ``activation_code_expires_at`` and ``identities``.
 

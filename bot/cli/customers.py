@@ -116,7 +116,14 @@ def customers_add(
     mastodon_acct: Annotated[
         str | None, typer.Option("--mastodon-acct", help="Link this Mastodon account (user@host) to the customer.")
     ] = None,
-    lang: Annotated[Lang, typer.Option("--lang", case_sensitive=False, help="Reply language.")] = Lang.en,
+    lang: Annotated[
+        Lang | None,
+        typer.Option(
+            "--lang",
+            case_sensitive=False,
+            help="Reply language. Without it: English until the customer writes in Portuguese, then Portuguese.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a customer; prints its id and a one-time activation code (valid 14 days)."""
@@ -128,7 +135,9 @@ def customers_add(
         accounts.append(("mastodon", acct))
     moment = now()
     with session_of(config) as session:
-        customer, code = service.create_customer(session, name, emails[0] if emails else None, lang.value, moment)
+        customer, code = service.create_customer(
+            session, name, emails[0] if emails else None, lang.value if lang else None, moment
+        )
         for other in emails[1:]:
             service.add_email(session, customer, other, moment)
         for channel, address in accounts:
@@ -264,7 +273,7 @@ def customers_list(as_json: JsonFlag = False) -> None:
                     r["id"],
                     r["name"],
                     r["email"],
-                    r["lang"],
+                    r["lang"] or "—",
                     r["accounts"],
                     r["credits_left"],
                     r["next_expiry"],
@@ -304,7 +313,7 @@ def customers_show(
         return
     typer.echo(f"{found.name} (id {found.id})")
     typer.echo(
-        f"email: {', '.join(document['emails']) or '—'} · language: {found.lang} · since {local(found.created_at, tz)}"
+        f"email: {', '.join(document['emails']) or '—'} · language: {service.language_label(found)} · since {local(found.created_at, tz)}"
     )
     typer.echo(
         f"credits left: {summary.total_left}"

@@ -54,7 +54,7 @@ def _customer(ctx: Context, ref: str) -> Customer | None:
 def customer_add(ctx: Context, name: str, email: None) -> None:
     name, address = _name_and_email(name)
     try:
-        customer, code = customers.create_customer(ctx.session, name, address, "en", ctx.now)
+        customer, code = customers.create_customer(ctx.session, name, address, None, ctx.now)
     except customers.CustomerError as exc:
         ctx.reply_text(exc.render(inert))
         return
@@ -105,7 +105,7 @@ def customer_show(ctx: Context, who: str) -> None:
     summary = credits.credit_summary(ctx.session, customer.id, ctx.today)
     identities = customers.identities_of(ctx.session, customer.id)
     email = f" {inert(customer.email)}" if customer.email else ""
-    lines = [f"**{inert(customer.name)}** (id {customer.id}){email} · language {customer.lang}"]
+    lines = [f"**{inert(customer.name)}** (id {customer.id}){email} · language {customers.language_label(customer)}"]
     lines.append("accounts: " + (", ".join(inert(f"{i.channel}:{i.address}") for i in identities) or "none linked"))
     lines.append(f"credits left: {summary.total_left}")
     for status in summary.packs:

@@ -100,8 +100,11 @@ def _like(column, pattern: str):  # noqa: ANN001, ANN202 (a SQL condition)
     return column.ilike(literal(pattern, String()), escape="\\")
 
 
-def create_customer(session: Session, name: str, email: str | None, lang: str, now: datetime) -> tuple[Customer, str]:
-    """A new customer and its one-time activation code (returned in clear only here)."""
+def create_customer(
+    session: Session, name: str, email: str | None, lang: str | None, now: datetime
+) -> tuple[Customer, str]:
+    """A new customer and its one-time activation code (returned in clear only here). `lang`
+    None: not chosen yet (`Customer.lang`)."""
     name = " ".join(name.split())
     if not name or len(name) > 200:
         raise CustomerError("A customer name must be 1 to 200 characters.")
@@ -214,11 +217,25 @@ def redeem_code(session: Session, identity: Identity, code: str, now: datetime) 
     customer = session.get(Customer, row.customer_id)
     assert customer is not None  # foreign key
     # A language the person chose before linking (`lang pt`) is kept: it becomes the customer's.
-    # From now on the customer's language is the one that counts (the account's own is dropped).
     if identity.lang is not None:
         customer.lang = identity.lang
     identity.lang = None
     return customer
+
+
+def language_label(customer: Customer) -> str:
+    """The customer's language as engineers and the operator read it."""
+    return customer.lang or "not chosen (English until they write in Portuguese)"
+
+
+def _keep_chosen_language(identity: Identity, customer: Customer) -> None:
+    """An account linked by an engineer or the operator: a language it chose, or wrote in, before
+    (`lang pt`, a first message in Portuguese) becomes the customer's, unless they have one
+    already. From now on the customer's language is the one that counts (the account's own is
+    dropped), as after `link`."""
+    if customer.lang is None:
+        customer.lang = identity.lang
+    identity.lang = None
 
 
 def set_language(identity: Identity, customer: Customer | None, lang: str) -> None:
@@ -321,6 +338,7 @@ def link_identity(session: Session, customer: Customer, channel: str, address: s
             "{channel} account {address} is already linked to another customer.", channel=channel, address=address
         )
     identity.customer_id = customer.id
+    _keep_chosen_language(identity, customer)
     return identity
 
 

@@ -204,7 +204,7 @@ def _apply(
         if customer is None:
             if whole_number(row.customer) is not None:
                 raise CustomerError(f"no customer with id {whole_number(row.customer)}")  # digits only
-            customer, code = create_customer(session, row.customer, row.email, "en", now)
+            customer, code = create_customer(session, row.customer, row.email, None, now)
             created = True
         elif row.email and not customer.email:
             set_email(session, customer, row.email, now)

@@ -371,7 +371,7 @@ def customer_of(session: Session, incident: Incident) -> Customer | None:
 
 def customer_lang(session: Session, incident: Incident) -> str:
     customer = customer_of(session, incident)
-    return customer.lang if customer else "en"
+    return (customer.lang if customer else None) or "en"
 
 
 def latest_inbound(session: Session, incident_id: int, customer_id: int | None = None) -> IncidentMessage | None:

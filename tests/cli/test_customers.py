@@ -47,6 +47,10 @@ def test_add_json_is_one_document_with_the_keys(cli: Run) -> None:
     assert {"id", "name", "activation_code"} <= document.keys()
     assert document["name"] == "Beta SA" and isinstance(document["id"], int)
     assert len(document["activation_code"]) == 14  # XXXX-XXXX-XXXX
+    # Without --lang nobody chose one: English until the customer writes in Portuguese.
+    assert document["lang"] is None
+    shown = cli("customers", "show", "Beta SA").stdout
+    assert "language: not chosen (English until they write in Portuguese)" in shown
 
 
 def test_list_and_show_in_text_and_json(cli: Run) -> None:

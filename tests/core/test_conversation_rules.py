@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bot.i18n import format_day, format_when
-from bot.services import drafts
+from bot.services import customers, drafts
 from storage.db import transaction
 from storage.models import CreditPack, Customer, Draft, Incident, IncidentMessage
 from tests.desk import Desk
@@ -345,7 +345,8 @@ def test_linking_in_english_without_a_kept_text(engine, db_url, clock):
     out = desk.say("newcomer", f"link {code}")
     assert "Welcome, Initech!" in out and "Before linking" not in out
     with transaction(desk.engine) as s:
-        assert s.scalars(select(Customer.lang).where(Customer.name == "Initech")).one() == "en"
+        # English, but not chosen: a plainly Portuguese message would still make it Portuguese.
+        assert s.scalars(select(Customer.lang).where(Customer.name == "Initech")).one() is None
         assert s.scalar(select(func.count()).select_from(Draft)) == 0
     assert drafts.CONFIRM_WINDOW.total_seconds() == 15 * 60
 
@@ -371,6 +372,54 @@ def test_a_stranger_who_writes_portuguese_first_is_answered_in_portuguese_and_li
     assert "Hello!" in desk.say("chooser", "Olá, bom dia")
     desk.customer("Acme", credits=1)
     assert "You have no open incident." in desk.say("Acme", "Olá, o disco não arranca")
+
+
+def _lang_of(desk: Desk, name: str) -> str | None:
+    with transaction(desk.engine) as s:
+        return s.scalars(select(Customer.lang).where(Customer.name == name)).one()
+
+
+def test_a_customer_added_without_a_language_gets_portuguese_once_they_write_it(engine, db_url, clock):
+    """`/customer add` chooses no language: the customer is answered in English until they write
+    plainly Portuguese, and in Portuguese from then on; a language chosen stays."""
+    desk = Desk(engine, db_url, clock)
+    code = desk.engineer("/customer add Initech").split("Activation code: ")[1].split()[0]
+    assert "language not chosen (English until they write in Portuguese)" in desk.engineer("/customer show Initech")
+    desk.engineer("/credits grant Initech 2")
+    assert "Welcome, Initech!" in desk.say("ana", f"link {code}")
+    assert "You have no open incident." in desk.say("ana", "My disk is full")
+    assert _lang_of(desk, "Initech") is None  # English text chooses nothing
+
+    out = desk.say("ana", "Olá, o NAS não arranca depois da atualização")
+    assert "Não tem nenhum incidente aberto." in out and "You have" not in out
+    assert _lang_of(desk, "Initech") == "pt"
+    assert "Não tem incidentes abertos." in desk.say("ana", "status")
+    assert "· language pt" in desk.engineer("/customer show Initech")
+    # Chosen now: English text no longer changes it back, and `lang en` still does.
+    assert "Não tem nenhum incidente aberto." in desk.say("ana", "My disk is full")
+    desk.say("ana", "idioma en")
+    assert "You have no open incident." in desk.say("ana", "Olá, bom dia")
+    assert _lang_of(desk, "Initech") == "en"
+
+
+def test_an_account_linked_by_an_engineer_keeps_the_language_it_wrote_in(engine, db_url, clock):
+    """A stranger who wrote in Portuguese and is then linked by `/customer add NAME ADDRESS` (no
+    activation code) makes the new customer Portuguese; a customer's own language is kept."""
+    desk = Desk(engine, db_url, clock)
+    desk.say("joao@example.pt", "Olá, preciso de ajuda")
+    desk.engineer("/customer add Tejo")
+    with transaction(desk.engine) as s:
+        tejo = s.scalars(select(Customer).where(Customer.name == "Tejo")).one()
+        customers.link_identity(s, tejo, "console", "joao@example.pt", clock())
+    assert _lang_of(desk, "Tejo") == "pt"
+    assert "Ainda não tem créditos de suporte." in desk.say("joao@example.pt", "credits")
+
+    desk.say("maria", "Olá, bom dia")
+    desk.customer("Douro", lang="en")
+    with transaction(desk.engine) as s:
+        douro = s.scalars(select(Customer).where(Customer.name == "Douro")).one()
+        customers.link_identity(s, douro, "console", "maria", clock())
+    assert _lang_of(desk, "Douro") == "en"
 
 
 def test_yes_to_reply_open_opens_with_the_kept_text_and_no_drops_it(engine, db_url, clock):

@@ -87,7 +87,7 @@ class EmailBot:
         self.threads: list[threading.Thread] = []
         self._ids = 0
 
-    def customer(self, name: str, email: str, credits: int = 3, lang: str = "en") -> int:
+    def customer(self, name: str, email: str, credits: int = 3, lang: str | None = "en") -> int:
         """A customer with `email` as their address (linked at once, as `customers add --email` does)."""
         now = self.clock()
         with transaction(self.engine) as session:

@@ -364,3 +364,21 @@ def test_a_yes_by_mail_to_reply_open_opens_the_incident_with_the_kept_text(
     answers = ana.wait_for(from_bot, count=2)
     assert "Incident #1 is open: Disk full" in answers[1].get_content()  # named by the mail it kept
     assert _incident_messages(engine, 1) == ["in:The backup disk is full since Monday."]
+
+
+def test_a_customer_added_with_no_language_is_answered_in_the_portuguese_they_write(
+    mail: MailServers, bot: EmailBot, engine
+) -> None:  # noqa: ANN001
+    """`/customer add NAME ADDRESS` chooses no language: the customer's first mail, plainly
+    Portuguese, is answered in Portuguese, and so is everything after it."""
+    joao = mail.customers[1]
+    bot.customer("Tejo Lda", joao.address, lang=None)
+    joao.send("NAS", "Olá, o NAS não arranca desde a atualização de ontem.")
+    (asked,) = joao.wait_for(from_bot)
+    assert "Não tem nenhum incidente aberto. Responda «abrir»" in asked.get_content()
+    joao.send_reply(asked, "abrir", style="gmail")
+    answers = joao.wait_for(from_bot, count=2)
+    assert "O incidente #1 foi aberto: NAS" in answers[1].get_content()
+    joao.send("Re: [#1] NAS", "status")
+    answers = joao.wait_for(from_bot, count=3)
+    assert "Os seus incidentes:" in answers[2].get_content()
