@@ -108,7 +108,7 @@ class Inbound:
 
 #: The name of the one `Attachment` a message over the size limit lists when none of its parts is
 #: named (`Inbound.too_large`): the message itself, not kept. Engineers see it as written; an
-#: answer to the customer names it in their own language (bot.handlers.customer).
+#: answer to the customer names it in their own language (bot.handlers.passed_on).
 WHOLE_MESSAGE = "(the whole message)"
 
 

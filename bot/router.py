@@ -22,7 +22,7 @@ from bot.commands import Audience, Command, ParseError, Registry, parse_args, sp
 from bot.context import Context, Counted
 from bot.deployment import Deployment
 from bot.handlers import copied as copied_handlers
-from bot.handlers import customer as customer_handlers
+from bot.handlers import customer_text
 from bot.i18n import _, quoted
 from bot.numbers import MAX_DIGITS, whole_number
 from bot.policy.language import written_in_portuguese
@@ -198,7 +198,7 @@ class Router:
             number = outbox.posted_incident(ctx.session, ctx.message.channel, ctx.message.replies_to)
         incident = incidents.get_incident(ctx.session, number) if number is not None else None
         if incident is not None:
-            customer_handlers.record_automatic(ctx, incident)
+            customer_text.record_automatic(ctx, incident)
 
     def _customer_message(self, ctx: Context) -> None:
         word, rest, slash = split_command(ctx.message.text)
@@ -218,7 +218,7 @@ class Router:
             if cmd is not None and cmd.unlinked:
                 self._run(ctx, cmd, rest, slash)
             else:
-                customer_handlers.unknown_sender(ctx)
+                customer_text.unknown_sender(ctx)
             return
         text = ctx.message.text.strip()
         if cmd is not None:
@@ -227,7 +227,7 @@ class Router:
             self._run(ctx, cmd, rest, slash, otherwise=None if thread is None else lambda: self._to_case(ctx, thread))
             return
         if thread is not None and not slash and not ADD_TO_CASE.match(text):
-            customer_handlers.add_to_case(ctx, thread, text)
+            customer_text.add_to_case(ctx, thread, text)
             return
         if slash or (
             " " not in text and self.commands.suggestions("customer", word, cutoff=0.8) and not word.startswith("#")
@@ -236,18 +236,18 @@ class Router:
             return
         match = ADD_TO_CASE.match(text)
         if match is None:
-            customer_handlers.free_text(ctx, text)
+            customer_text.free_text(ctx, text)
             return
         number = whole_number(match.group(1))
         if number is None:  # more digits than any number: no incident has it
             ctx.reply(_("You have no incident #{number}."), number=match.group(1)[:MAX_DIGITS] + "…")
             return
-        customer_handlers.add_to_case(ctx, number, match.group(2).strip())
+        customer_text.add_to_case(ctx, number, match.group(2).strip())
 
     # -- shared ----------------------------------------------------------------
 
     def _to_case(self, ctx: Context, number: int) -> None:
-        customer_handlers.add_to_case(ctx, number, ctx.message.text.strip())
+        customer_text.add_to_case(ctx, number, ctx.message.text.strip())
 
     def _run(
         self, ctx: Context, cmd: Command, rest: str, slash: bool, otherwise: Callable[[], None] | None = None

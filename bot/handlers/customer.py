@@ -1,20 +1,18 @@
-"""Customer commands (SPEC §2), in direct messages to the bot, and what a customer's other
-messages do: `#N text` adds to incident N, any other text goes to their open incident."""
+"""Customer commands (SPEC §2), in direct messages to the bot; what a customer's other messages
+do is bot.handlers.customer_text."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from adapters.channel import WHOLE_MESSAGE, Said, size_text
+from adapters.channel import size_text
 from bot.commands import Arg, command
 from bot.context import Context
 from bot.handlers import case_topic
+from bot.handlers.passed_on import files_wait, mirror, refused_line, writer
 from bot.i18n import _, format_day, format_hours, format_when, n_, zone_time
 from bot.policy import NoCredit, pack_expires_on
-from bot.policy.answers import Reply, bare_answer
-from bot.services import attachments, conversation, credits, customers, drafts, incidents, strangers
-from bot.services.incidents import IncidentSummary, Writer
-from storage.models import Incident, IncidentAttachment
+from bot.services import attachments, conversation, credits, customers, drafts, incidents
+from bot.services.incidents import IncidentSummary
+from storage.models import Incident
 
 CUSTOMER = "customer"
 SEVERITY_LEVELS = ("1", "2", "3", "4")
@@ -69,13 +67,13 @@ def show_help(ctx: Context) -> None:
 )
 def open_incident(ctx: Context, text: str | None) -> None:
     opened = conversation.open_with_draft(
-        ctx.session, ctx.deployment, ctx.now, _writer(ctx), text, ctx.message.subject_hint
+        ctx.session, ctx.deployment, ctx.now, writer(ctx), text, ctx.message.subject_hint
     )
     if opened is None:
         ctx.reply(_('Tell us what the incident is about: "open <your question>".'))
         return
     if isinstance(opened, NoCredit | conversation.AskFirst):
-        _files_wait(ctx)  # the text was kept as a draft
+        files_wait(ctx)  # the text was kept as a draft
         if isinstance(opened, NoCredit):
             no_credit_answer(ctx, opened)
         else:
@@ -85,7 +83,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
     ctx.counted.incident_opened = True
     ctx.draft_copies = opened.copies
     case_topic.opened(ctx, incident, opened.urgent)
-    _mirror(ctx, incident, body, opened.files)
+    mirror(ctx, incident, body, opened.files)
     assert ctx.customer is not None
     summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     lines = [
@@ -154,7 +152,7 @@ def _ask_first(ctx: Context, ask: conversation.AskFirst) -> None:
                 _(
                     'You already have open incidents: {listing}. If your message is about one of them, reply "#N" (for example "#{example}") to add it there.'
                 ),
-                listing=_listing(ask.open_incidents),
+                listing=listing(ask.open_incidents),
                 example=first.id,
             )
         ]
@@ -170,7 +168,7 @@ def _ask_first(ctx: Context, ask: conversation.AskFirst) -> None:
     ctx.reply_text("\n".join(lines))
 
 
-def _listing(found: list[Incident]) -> str:
+def listing(found: list[Incident]) -> str:
     return ", ".join(f"#{i.id} {i.subject}" for i in found[:10])
 
 
@@ -251,7 +249,7 @@ def _status_line(ctx: Context, incident: IncidentSummary) -> str:
 
 
 def _status_one(ctx: Context, number: int) -> None:
-    incident = _own(ctx, number)
+    incident = own(ctx, number)
     if incident is None:
         return
     tz = ctx.settings.calendar.tz
@@ -282,10 +280,14 @@ def _status_one(ctx: Context, number: int) -> None:
     if messages:
         lines.append(ctx.t(_("Latest messages:")))
     # A message of someone the customer copies (bot.services.copies) is named by its sender's address.
-    own = {i.id for i in customers.identities_of(ctx.session, incident.customer_id)} if messages else set()
+    own_accounts = {i.id for i in customers.identities_of(ctx.session, incident.customer_id)} if messages else set()
     for msg in messages:
         who = (
-            ctx.t(_("support")) if msg.direction != "in" else ctx.t(_("you")) if msg.identity_id in own else msg.author
+            ctx.t(_("support"))
+            if msg.direction != "in"
+            else ctx.t(_("you"))
+            if msg.identity_id in own_accounts
+            else msg.author
         )
         lines.append(f"— {who}, {format_when(msg.created_at, ctx.lang, tz)}: {_excerpt(msg.body)}")
     files = attachments.of_incident(ctx.session, incident.id)
@@ -297,18 +299,8 @@ def _status_one(ctx: Context, number: int) -> None:
             who = ctx.t(_("you")) if file.origin == "in" else ctx.t(_("support"))
             lines.append(f"— {who}: {file.name} ({file.media_type}, {size_text(file.size)})")
         else:
-            lines.append("— " + _refused_line(ctx, file))
+            lines.append("— " + refused_line(ctx, file))
     ctx.reply_text("\n".join(lines))
-
-
-def _refused_line(ctx: Context, file: IncidentAttachment) -> str:
-    """A file not passed on, in a list: over the limit itself, or in a mail over it (only the
-    mail's headers were read: every file it carried stays out, however small)."""
-    name = ctx.t(_("the whole message")) if file.name == WHOLE_MESSAGE else file.name
-    values = {"name": name, "size": size_text(file.size), "limit": size_text(file.refused_over or 0)}
-    if file.refused_over is not None and file.size <= file.refused_over:
-        return ctx.t(_("{name} ({size}): not passed on, in a message over the limit of {limit}"), **values)
-    return ctx.t(_("{name} ({size}): not passed on, over the limit of {limit}"), **values)
 
 
 def _due_text(ctx: Context, incident: Incident | IncidentSummary) -> str:
@@ -381,7 +373,7 @@ def show_credits(ctx: Context) -> None:
     help=_("close one of your incidents"),
 )
 def close(ctx: Context, number: int) -> None:
-    incident = _own(ctx, number)
+    incident = own(ctx, number)
     if incident is None:
         return
     if not incidents.close(ctx.session, ctx.now, ctx.identity.address, incident):
@@ -483,7 +475,7 @@ def lang(ctx: Context, code: str | None) -> None:
     help=_("set an incident's severity: 1 critical, 2 high, 3 normal, 4 low"),
 )
 def set_severity(ctx: Context, number: int, severity: str) -> None:
-    incident = _own(ctx, number)
+    incident = own(ctx, number)
     if incident is None:
         return
     change = incidents.set_severity(ctx.session, ctx.settings, ctx.now, ctx.identity.address, incident, int(severity))
@@ -507,11 +499,11 @@ def set_severity(ctx: Context, number: int, severity: str) -> None:
     help=_("reopen an incident resolved in the last 7 days, at no charge"),
 )
 def reopen(ctx: Context, number: int) -> None:
-    incident = _own(ctx, number)
+    incident = own(ctx, number)
     if incident is None:
         return
     resolved_on = incident.resolved_at
-    outcome = conversation.customer_reopen(ctx.session, ctx.settings, ctx.now, _writer(ctx), incident)
+    outcome = conversation.customer_reopen(ctx.session, ctx.settings, ctx.now, writer(ctx), incident)
     if outcome == "open":
         ctx.reply(_("Incident #{number} is already open."), number=number)
     elif outcome == "closed":
@@ -540,202 +532,7 @@ def reopen(ctx: Context, number: int) -> None:
 COMMANDS = (show_help, open_incident, status, set_severity, reopen, show_credits, close, link, lang)
 
 
-# -- messages that are not commands -----------------------------------------------------
-
-
-def add_to_case(ctx: Context, number: int, text: str) -> None:
-    """`#N text`: add to the customer's incident N (the draft, if the text is empty)."""
-    incident = _own(ctx, number)
-    if incident is None:
-        return
-    added = conversation.add_to_incident(
-        ctx.session, ctx.settings, ctx.now, _writer(ctx), incident, text, with_files=bool(ctx.message.attachments)
-    )
-    if added.outcome == "empty":
-        ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
-    elif added.outcome == "finished":
-        _files_wait(ctx)
-        ctx.reply(
-            _(
-                'Incident #{number} is closed and takes no more messages, so I kept yours as a draft. Reply "open" to start a new incident with it (it uses one credit).'
-            ),
-            number=number,
-        )
-    else:
-        _added(ctx, added)
-
-
-def free_text(ctx: Context, text: str) -> None:
-    """Any other text: to the one open (or recently resolved) incident; otherwise kept as a draft and asked about."""
-    assert ctx.customer is not None
-    reply = bare_answer(text)
-    if reply is not None and not ctx.message.attachments and _answers_the_question(ctx, reply):
-        return
-    added = conversation.add_free_text(ctx.session, ctx.settings, ctx.now, _writer(ctx), text)
-    if isinstance(added, conversation.AddedTo):
-        _added(ctx, added)
-        return
-    _files_wait(ctx)  # the text was kept as a draft
-    if added:
-        ctx.reply(
-            _(
-                'You have several open incidents: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
-            )
-            if added[0].state == incidents.OPEN
-            else _(
-                'You have several incidents resolved in the last 7 days: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
-            ),
-            listing=_listing(added),
-            example=added[0].id,
-        )
-        return
-    position = credits.could_open(ctx.session, ctx.customer.id, ctx.today)
-    if isinstance(position, NoCredit):
-        no_credit_answer(ctx, position)
-        return
-    ctx.reply_text(
-        ctx.tn(
-            n_(
-                'You have no open incident. Reply "open" to open one with this message: it uses your last credit, valid until {expiry} inclusive.',
-                'You have no open incident. Reply "open" to open one with this message: it uses one of your {left} credits, from the pack valid until {expiry} inclusive.',
-            ),
-            position.total_left,
-            left=position.total_left,
-            expiry=format_day(position.next_expiry, ctx.lang) if position.next_expiry else "—",
-        )
-    )
-
-
-def _answers_the_question(ctx: Context, reply: Reply) -> bool:
-    """A bare "yes", "no" or "a new one" (bot.policy.answers) while a kept text waits for an answer:
-    "a new one" is `open`, and so is "yes" to "reply open to open one with it", whose "no" drops the
-    text; a question with two ways on (`#N` or `open`, `reopen N` or `open`) is asked again,
-    plainly, with the text still kept. False when nothing waits, or when an engineer wrote to the
-    customer since the bot asked (the word answers the engineer): it is text like any other."""
-    draft = drafts.current(ctx.session, ctx.identity.id, ctx.now)
-    if not drafts.opens(draft):
-        return False
-    assert draft is not None and ctx.customer is not None
-    if incidents.answered_since(ctx.session, ctx.customer.id, draft.created_at):
-        return False
-    if reply == "new" or (draft.awaits == drafts.OPEN and reply == "yes"):
-        open_incident(ctx, None)
-    elif draft.awaits == drafts.OPEN:
-        drafts.discard(ctx.session, draft)
-        ctx.reply(_("All right: nothing was opened, and your message was not kept."))
-    elif draft.awaits == drafts.REOPEN and draft.incident_id is not None:
-        ctx.reply(
-            _(
-                'To reopen incident #{number} at no charge, reply "reopen {number}"; to open a new incident with your message, reply "open" (it uses one credit).'
-            ),
-            number=draft.incident_id,
-        )
-    else:
-        # Asked again: "open" now still counts as the answer to a fresh question (drafts.CONFIRM_WINDOW).
-        drafts.keep(ctx.session, ctx.identity.id, draft.text, ctx.now, draft.awaits, draft.incident_id)
-        latest = incidents.latest_incidents(ctx.session, ctx.customer.id, (incidents.OPEN, incidents.RESOLVED), 1)
-        ctx.reply(
-            _(
-                'To add your message to an incident, reply "#" and its number (for example "#{example}"); to open a new incident with it, reply "open" (it uses one credit).'
-            ),
-            example=latest[0].id if latest else 1,
-        )
-    return True
-
-
-def unknown_sender(ctx: Context) -> None:
-    """An account not linked to a customer wrote: what they wrote is kept (as a draft), the
-    answer comes at most once a day, and nothing is charged."""
-    if not strangers.unknown_writes(ctx.session, ctx.identity, ctx.message.text.strip(), ctx.now):
-        return
-    s = ctx.settings
-    ctx.reply_text(
-        "\n".join(
-            [
-                ctx.t(
-                    # A mailbox is an address to its owner, not an account.
-                    _("Hello! This is the commercial support desk. I don't know this email address yet.")
-                    if ctx.identity.channel == customers.EMAIL_CHANNEL
-                    else _("Hello! This is the commercial support desk. I don't know this account yet.")
-                ),
-                ctx.t(_("To buy incident-based support, see {url}."), url=s.purchase_url),
-                ctx.t(_('If you already have support, send "link <your activation code>".')),
-                ctx.t(_("Documentation: {docs} · Forum: {forum}"), docs=s.docs_url, forum=s.forum_url),
-            ]
-        )
-    )
-
-
-def record_automatic(ctx: Context, incident: Incident) -> None:
-    """A machine's message about `incident` (a customer's autoresponder, or a bounce of the bot's
-    mail from their server): kept on it and shown in its topic, owing no answer; nothing is said
-    to the sender and the response clock does not start."""
-    ctx.incident_id = incident.id
-    customer = ctx.customer or incidents.customer_of(ctx.session, incident)
-    assert customer is not None  # foreign key
-    text = ctx.message.text.strip()
-    writer = Writer(customer, ctx.identity, ctx.message.conversation)
-    incidents.add_message(ctx.session, ctx.settings, ctx.now, writer, incident, text, starts_clock=False)
-    files = attachments.record(ctx.session, ctx.now, incident, ctx.message)
-    topic = incidents.case_topic(ctx.deployment, incident)
-    if topic is not None:
-        name = ctx.customer.name if ctx.customer is not None else ctx.identity.display_name or ctx.identity.address
-        said = Said(name, ctx.identity.channel, ctx.identity.address, subject=ctx.message.subject_hint)
-        shown = attachments.shown(files)
-        ctx.out.say(topic, "", quote=text, said=said, files=shown, incident_id=incident.id)
-        ctx.out.say(topic, "(An automatic message: it was not answered.)", incident_id=incident.id)
-
-
-def _added(ctx: Context, added: conversation.AddedTo) -> None:
-    """The text is on the incident (and in its topic); on a resolved one, the customer is asked what next."""
-    incident = added.incident
-    assert incident is not None
-    ctx.draft_copies = added.copies
-    _mirror(ctx, incident, added.text, added.files)
-    if added.outcome == "added":
-        ctx.reply(_("Added to incident #{number}."), number=incident.id)
-        return
-    assert incident.resolved_at is not None
-    until = conversation.reopen_until(incident) if added.outcome == "resolved" else None
-    case_topic.stays_resolved(ctx, incident, until)
-    resolved_on = format_day(ctx.settings.today(incident.resolved_at), ctx.lang)
-    if not added.kept:  # a thank-you: nothing kept to open an incident with
-        if until is not None:
-            ctx.reply(
-                _(
-                    'Thank you! Your message was added to incident #{number}, which stays resolved. If the problem comes back, reply "reopen {number}" to reopen it at no charge (until {until}); for a new, separate issue, send "open" followed by what it is about (it uses one credit).'
-                ),
-                number=incident.id,
-                until=format_when(until, ctx.lang, ctx.settings.calendar.tz),
-            )
-        else:
-            ctx.reply(
-                _(
-                    'Thank you! Your message was added to incident #{number}, resolved on {date}. For a new issue, send "open" followed by what it is about (it uses one credit).'
-                ),
-                number=incident.id,
-                date=resolved_on,
-            )
-    elif until is not None:
-        ctx.reply(
-            _(
-                'Added to incident #{number}, which was resolved on {date}: it stays resolved. To reopen it at no charge, reply "reopen {number}" (until {until}). If this is a new, separate issue, reply "open" to open a new incident with your message (it uses one credit).'
-            ),
-            number=incident.id,
-            date=resolved_on,
-            until=format_when(until, ctx.lang, ctx.settings.calendar.tz),
-        )
-    else:
-        ctx.reply(
-            _(
-                'Added to incident #{number}. It was resolved on {date}, more than 7 days ago, so it cannot be reopened at no charge. If the problem is back, reply "open" to open a new incident with your message (it uses one credit).'
-            ),
-            number=incident.id,
-            date=resolved_on,
-        )
-
-
-def _own(ctx: Context, number: int) -> Incident | None:
+def own(ctx: Context, number: int) -> Incident | None:
     """The customer's incident `number`; None, and the sender told, when they have none by that number."""
     incident = incidents.own_incident(ctx.session, ctx.customer, number)
     if incident is None:
@@ -743,57 +540,3 @@ def _own(ctx: Context, number: int) -> Incident | None:
     else:
         ctx.incident_id = incident.id
     return incident
-
-
-def _writer(ctx: Context) -> Writer:
-    assert ctx.customer is not None
-    return Writer(ctx.customer, ctx.identity, ctx.message.conversation, ctx.message.copies)
-
-
-def _files_wait(ctx: Context) -> None:
-    """The message's text was kept as a draft: its files wait with it, for the incident it goes to."""
-    if ctx.message.attachments:
-        attachments.wait_with_draft(ctx.session, ctx.now, ctx.identity.id, ctx.message)
-
-
-def _mirror(ctx: Context, incident: Incident, text: str, waited: Sequence[IncidentAttachment] = ()) -> None:
-    """The customer's words in the case topic, with the files that came with them (`waited`: those
-    that waited with them as a draft); the channel writes the header and keeps the words inert."""
-    ctx.incident_id = incident.id
-    files = [*waited, *attachments.record(ctx.session, ctx.now, incident, ctx.message)]
-    topic = incidents.case_topic(ctx.deployment, incident)
-    if topic is not None:
-        assert ctx.customer is not None
-        # A file within our limit may still be over the case topic's own (Zulip's upload limit):
-        # it is then not kept either, and the customer is told below, as for ours.
-        attachments.hold_to_limit(files, lambda file: ctx.deployment.cannot_carry(topic.channel, file))
-        said = Said(ctx.customer.name, ctx.identity.channel, ctx.identity.address, subject=ctx.message.subject_hint)
-        ctx.out.say(topic, "", quote=text, said=said, files=attachments.shown(files), incident_id=incident.id)
-    _tell_refused(ctx, [file for file in files if file.refused_over is not None])
-
-
-def _tell_refused(ctx: Context, refused: Sequence[IncidentAttachment]) -> None:
-    """One answer for the files of a message that were not passed on, however many (a mail may
-    carry dozens, and each answer is a mail of its own there); for a mail too large to read, also
-    that its text never came, so that the sender sends it again."""
-    too_large = ctx.message.too_large
-    if len(refused) == 1 and not too_large and refused[0].size > (refused[0].refused_over or 0):
-        (file,) = refused
-        ctx.reply(
-            _(
-                'Your file "{name}" ({size}) was not passed on: it is over the limit of {limit}. The engineers know; please send a smaller file or a link to it.'
-            ),
-            name=file.name,
-            size=size_text(file.size),
-            limit=size_text(file.refused_over or 0),
-        )
-        return
-    if not refused and not too_large:
-        return
-    if too_large:
-        header = _(
-            "Your message was over the size limit, so neither its text nor its files were passed on. The engineers know; please send the text again, with smaller files or links to them."
-        )
-    else:
-        header = _("Not passed on (the engineers know; please send smaller files or links to them):")
-    ctx.reply_text("\n".join([ctx.t(header), *("— " + _refused_line(ctx, file) for file in refused)]))

@@ -1,0 +1,209 @@
+"""What a customer's messages that are not commands do: `#N text` adds to incident N, any other
+text goes to their one open (or recently resolved) incident or is kept as a draft while the bot
+asks; a bare "yes"/"no" answers the bot's question; strangers and automatic mail."""
+
+from __future__ import annotations
+
+from adapters.channel import Said
+from bot.context import Context
+from bot.handlers import case_topic
+from bot.handlers.customer import listing, no_credit_answer, open_incident, own
+from bot.handlers.passed_on import files_wait, mirror, writer
+from bot.i18n import _, format_day, format_when, n_
+from bot.policy import NoCredit
+from bot.policy.answers import Reply, bare_answer
+from bot.services import attachments, conversation, credits, customers, drafts, incidents, strangers
+from bot.services.incidents import Writer
+from storage.models import Incident
+
+
+def add_to_case(ctx: Context, number: int, text: str) -> None:
+    """`#N text`: add to the customer's incident N (the draft, if the text is empty)."""
+    incident = own(ctx, number)
+    if incident is None:
+        return
+    added = conversation.add_to_incident(
+        ctx.session, ctx.settings, ctx.now, writer(ctx), incident, text, with_files=bool(ctx.message.attachments)
+    )
+    if added.outcome == "empty":
+        ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
+    elif added.outcome == "finished":
+        files_wait(ctx)
+        ctx.reply(
+            _(
+                'Incident #{number} is closed and takes no more messages, so I kept yours as a draft. Reply "open" to start a new incident with it (it uses one credit).'
+            ),
+            number=number,
+        )
+    else:
+        _added(ctx, added)
+
+
+def free_text(ctx: Context, text: str) -> None:
+    """Any other text: to the one open (or recently resolved) incident; otherwise kept as a draft and asked about."""
+    assert ctx.customer is not None
+    reply = bare_answer(text)
+    if reply is not None and not ctx.message.attachments and _answers_the_question(ctx, reply):
+        return
+    added = conversation.add_free_text(ctx.session, ctx.settings, ctx.now, writer(ctx), text)
+    if isinstance(added, conversation.AddedTo):
+        _added(ctx, added)
+        return
+    files_wait(ctx)  # the text was kept as a draft
+    if added:
+        ctx.reply(
+            _(
+                'You have several open incidents: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
+            )
+            if added[0].state == incidents.OPEN
+            else _(
+                'You have several incidents resolved in the last 7 days: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
+            ),
+            listing=listing(added),
+            example=added[0].id,
+        )
+        return
+    position = credits.could_open(ctx.session, ctx.customer.id, ctx.today)
+    if isinstance(position, NoCredit):
+        no_credit_answer(ctx, position)
+        return
+    ctx.reply_text(
+        ctx.tn(
+            n_(
+                'You have no open incident. Reply "open" to open one with this message: it uses your last credit, valid until {expiry} inclusive.',
+                'You have no open incident. Reply "open" to open one with this message: it uses one of your {left} credits, from the pack valid until {expiry} inclusive.',
+            ),
+            position.total_left,
+            left=position.total_left,
+            expiry=format_day(position.next_expiry, ctx.lang) if position.next_expiry else "—",
+        )
+    )
+
+
+def _answers_the_question(ctx: Context, reply: Reply) -> bool:
+    """A bare "yes", "no" or "a new one" (bot.policy.answers) while a kept text waits for an answer:
+    "a new one" is `open`, and so is "yes" to "reply open to open one with it", whose "no" drops the
+    text; a question with two ways on (`#N` or `open`, `reopen N` or `open`) is asked again,
+    plainly, with the text still kept. False when nothing waits, or when an engineer wrote to the
+    customer since the bot asked (the word answers the engineer): it is text like any other."""
+    draft = drafts.current(ctx.session, ctx.identity.id, ctx.now)
+    if not drafts.opens(draft):
+        return False
+    assert draft is not None and ctx.customer is not None
+    if incidents.answered_since(ctx.session, ctx.customer.id, draft.created_at):
+        return False
+    if reply == "new" or (draft.awaits == drafts.OPEN and reply == "yes"):
+        open_incident(ctx, None)
+    elif draft.awaits == drafts.OPEN:
+        drafts.discard(ctx.session, draft)
+        ctx.reply(_("All right: nothing was opened, and your message was not kept."))
+    elif draft.awaits == drafts.REOPEN and draft.incident_id is not None:
+        ctx.reply(
+            _(
+                'To reopen incident #{number} at no charge, reply "reopen {number}"; to open a new incident with your message, reply "open" (it uses one credit).'
+            ),
+            number=draft.incident_id,
+        )
+    else:
+        # Asked again: "open" now still counts as the answer to a fresh question (drafts.CONFIRM_WINDOW).
+        drafts.keep(ctx.session, ctx.identity.id, draft.text, ctx.now, draft.awaits, draft.incident_id)
+        latest = incidents.latest_incidents(ctx.session, ctx.customer.id, (incidents.OPEN, incidents.RESOLVED), 1)
+        ctx.reply(
+            _(
+                'To add your message to an incident, reply "#" and its number (for example "#{example}"); to open a new incident with it, reply "open" (it uses one credit).'
+            ),
+            example=latest[0].id if latest else 1,
+        )
+    return True
+
+
+def unknown_sender(ctx: Context) -> None:
+    """An account not linked to a customer wrote: what they wrote is kept (as a draft), the
+    answer comes at most once a day, and nothing is charged."""
+    if not strangers.unknown_writes(ctx.session, ctx.identity, ctx.message.text.strip(), ctx.now):
+        return
+    s = ctx.settings
+    ctx.reply_text(
+        "\n".join(
+            [
+                ctx.t(
+                    # A mailbox is an address to its owner, not an account.
+                    _("Hello! This is the commercial support desk. I don't know this email address yet.")
+                    if ctx.identity.channel == customers.EMAIL_CHANNEL
+                    else _("Hello! This is the commercial support desk. I don't know this account yet.")
+                ),
+                ctx.t(_("To buy incident-based support, see {url}."), url=s.purchase_url),
+                ctx.t(_('If you already have support, send "link <your activation code>".')),
+                ctx.t(_("Documentation: {docs} · Forum: {forum}"), docs=s.docs_url, forum=s.forum_url),
+            ]
+        )
+    )
+
+
+def record_automatic(ctx: Context, incident: Incident) -> None:
+    """A machine's message about `incident` (a customer's autoresponder, or a bounce of the bot's
+    mail from their server): kept on it and shown in its topic, owing no answer; nothing is said
+    to the sender and the response clock does not start."""
+    ctx.incident_id = incident.id
+    customer = ctx.customer or incidents.customer_of(ctx.session, incident)
+    assert customer is not None  # foreign key
+    text = ctx.message.text.strip()
+    writer = Writer(customer, ctx.identity, ctx.message.conversation)
+    incidents.add_message(ctx.session, ctx.settings, ctx.now, writer, incident, text, starts_clock=False)
+    files = attachments.record(ctx.session, ctx.now, incident, ctx.message)
+    topic = incidents.case_topic(ctx.deployment, incident)
+    if topic is not None:
+        name = ctx.customer.name if ctx.customer is not None else ctx.identity.display_name or ctx.identity.address
+        said = Said(name, ctx.identity.channel, ctx.identity.address, subject=ctx.message.subject_hint)
+        shown = attachments.shown(files)
+        ctx.out.say(topic, "", quote=text, said=said, files=shown, incident_id=incident.id)
+        ctx.out.say(topic, "(An automatic message: it was not answered.)", incident_id=incident.id)
+
+
+def _added(ctx: Context, added: conversation.AddedTo) -> None:
+    """The text is on the incident (and in its topic); on a resolved one, the customer is asked what next."""
+    incident = added.incident
+    assert incident is not None
+    ctx.draft_copies = added.copies
+    mirror(ctx, incident, added.text, added.files)
+    if added.outcome == "added":
+        ctx.reply(_("Added to incident #{number}."), number=incident.id)
+        return
+    assert incident.resolved_at is not None
+    until = conversation.reopen_until(incident) if added.outcome == "resolved" else None
+    case_topic.stays_resolved(ctx, incident, until)
+    resolved_on = format_day(ctx.settings.today(incident.resolved_at), ctx.lang)
+    if not added.kept:  # a thank-you: nothing kept to open an incident with
+        if until is not None:
+            ctx.reply(
+                _(
+                    'Thank you! Your message was added to incident #{number}, which stays resolved. If the problem comes back, reply "reopen {number}" to reopen it at no charge (until {until}); for a new, separate issue, send "open" followed by what it is about (it uses one credit).'
+                ),
+                number=incident.id,
+                until=format_when(until, ctx.lang, ctx.settings.calendar.tz),
+            )
+        else:
+            ctx.reply(
+                _(
+                    'Thank you! Your message was added to incident #{number}, resolved on {date}. For a new issue, send "open" followed by what it is about (it uses one credit).'
+                ),
+                number=incident.id,
+                date=resolved_on,
+            )
+    elif until is not None:
+        ctx.reply(
+            _(
+                'Added to incident #{number}, which was resolved on {date}: it stays resolved. To reopen it at no charge, reply "reopen {number}" (until {until}). If this is a new, separate issue, reply "open" to open a new incident with your message (it uses one credit).'
+            ),
+            number=incident.id,
+            date=resolved_on,
+            until=format_when(until, ctx.lang, ctx.settings.calendar.tz),
+        )
+    else:
+        ctx.reply(
+            _(
+                'Added to incident #{number}. It was resolved on {date}, more than 7 days ago, so it cannot be reopened at no charge. If the problem is back, reply "open" to open a new incident with your message (it uses one credit).'
+            ),
+            number=incident.id,
+            date=resolved_on,
+        )
