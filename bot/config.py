@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     urgent_notify: str = Field("", validation_alias="DESKBOT_URGENT_NOTIFY")
     incident_price: Decimal = Field(Decimal("99.00"), ge=0, validation_alias="DESKBOT_INCIDENT_PRICE")
     currency: str = Field("EUR", validation_alias="DESKBOT_CURRENCY")
+    #: Days before a pack's last valid day on which its customer is reminded, once, that its unused
+    #: credits lapse (bot.reminders); 0 sends no reminders.
+    credit_reminder_days: int = Field(30, ge=0, le=365, validation_alias="DESKBOT_CREDIT_REMINDER_DAYS")
 
     #: The largest file a customer's message keeps, in MB (MiB); the platforms' own limits apply too.
     max_attachment_mb: int = Field(25, gt=0, le=1024, validation_alias="DESKBOT_MAX_ATTACHMENT_MB")

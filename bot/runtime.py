@@ -29,6 +29,7 @@ from bot.deployment import Deployment
 from bot.dispatcher import Dispatcher
 from bot.intake import Intake, system_clock
 from bot.metrics import Metrics
+from bot.reminders import remind_expiring_credits
 from bot.router import Handled, Router
 from bot.services import credits, customers
 from bot.services.outgoing import Outgoing
@@ -334,17 +335,22 @@ class Runtime:
     def _watch(self, every: float = 30.0) -> None:
         while not self.stop_event.is_set():
             try:
-                with transaction(self.engine) as session:
-                    out = Outgoing(session, self.clock())
-                    posted = check_targets(out, self.deployment)
-                self.dispatcher.hand_over(out.rows)
-                if posted:
-                    for _incident, kind in posted:
-                        if kind == "missed":
-                            self.metrics.targets_missed.inc()
+                self.watch_once()
             except Exception:
-                log.exception("response-target watcher failed")
+                log.exception("watcher (response targets, credit reminders) failed")
             self.stop_event.wait(every)
+
+    def watch_once(self) -> None:
+        """One pass of the watcher: response-target warnings in case topics, credit expiry
+        reminders to customers; what they say is sent once the pass commits."""
+        with transaction(self.engine) as session:
+            out = Outgoing(session, self.clock())
+            posted = check_targets(out, self.deployment)
+            remind_expiring_credits(out, self.settings, self.channels)
+        self.dispatcher.hand_over(out.rows)
+        for _incident, kind in posted:
+            if kind == "missed":
+                self.metrics.targets_missed.inc()
 
     def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop intake, give in-flight sends up to `drain_seconds`, then stop everything."""

@@ -162,6 +162,8 @@ class CreditPack(SQLModel, table=True):
     used: int = 0
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime)
     granted_by: str | None = _text(ADDRESS, key=True)
+    #: When the customer was reminded that the pack's unused credits lapse (bot.reminders; once).
+    expiry_reminded_at: datetime | None = _time()
 
 
 class IncidentState(StrEnum):

@@ -11,7 +11,8 @@
   fold it), and unique across databases: a re-created store numbers rows from 1 again, but
   never at the same microsecond.
 * `Cc`: the people copied on the row's incident (`Outbound.copies`); never a `Bcc`.
-* `Auto-Submitted: auto-replied` (RFC 3834) and `X-Auto-Response-Suppress: All` (what
+* `Auto-Submitted: auto-replied` (RFC 3834; `auto-generated` on a mail that answers nothing)
+  and `X-Auto-Response-Suppress: All` (what
   Exchange's autoresponders read) on the bot's own answers; none on an engineer's words.
 * Plain text, UTF-8; an engineer's files attached (`Outbound.files`), and a line under the
   text for each file left out (the sentence the core wrote in the reader's language).
@@ -89,7 +90,9 @@ def build(
         mail["In-Reply-To"] = ids[-1]
         mail["References"] = " ".join(ids)
     if message.automatic:
-        mail["Auto-Submitted"] = "auto-replied"
+        # RFC 3834: an answer to a mail is auto-replied; one the bot writes of its own accord (a
+        # credit expiry reminder) is auto-generated.
+        mail["Auto-Submitted"] = "auto-replied" if message.conversation else "auto-generated"
         mail["X-Auto-Response-Suppress"] = "All"
     body = message.text if not message.quote else f"{message.text}\n\n{message.quote}"
     if not_attached:

@@ -21,10 +21,12 @@ __all__ = [
     "choose_pack",
     "consume",
     "credits_left",
+    "expiry_reminder_due",
     "give_back",
     "pack_expires_on",
     "pack_is_valid",
     "summarise",
+    "unusable_because",
 ]
 
 
@@ -82,6 +84,16 @@ def unusable_because(purchased: date, today: date) -> Literal["expired", "not_ye
 def credits_left(pack: Pack) -> int:
     """Credits not yet consumed (whether or not the pack is still valid)."""
     return pack.incidents - pack.used
+
+
+def expiry_reminder_due(pack: Pack, today: date, days_before: int) -> bool:
+    """Whether the customer is to be reminded ``today`` that ``pack``'s unused credits lapse: it
+    has some left, may still be used today, and its last valid day is at most ``days_before``
+    days away (0: reminders are off). Credits are money paid; a customer told a month ahead can
+    still use them, or plan the next pack."""
+    if days_before <= 0 or credits_left(pack) <= 0 or not pack_is_valid(pack, today):
+        return False
+    return (pack_expires_on(pack.purchased) - today).days <= days_before
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot.policy import CreditSummary, NoCredit, Pack, choose_pack, consume, give_back, pack_expires_on, summarise
+from bot.policy import (
+    CreditSummary,
+    NoCredit,
+    Pack,
+    choose_pack,
+    consume,
+    expiry_reminder_due,
+    give_back,
+    pack_expires_on,
+    summarise,
+)
 from bot.services.customers import CustomerError
 from storage.db import for_update
 from storage.models import CreditPack, Customer
@@ -106,3 +116,21 @@ def grant_credits(
     session.add(pack)
     session.flush()
     return pack
+
+
+def packs_to_remind(session: Session, today: date, days_before: int) -> list[CreditPack]:
+    """Packs whose customer is to be reminded today that unused credits lapse (the policy's
+    `expiry_reminder_due`), not reminded yet; locked, and those another replica holds left out."""
+    query = (
+        select(CreditPack)
+        .where(
+            CreditPack.expiry_reminded_at.is_(None),
+            CreditPack.used < CreditPack.incidents,
+            # Wide enough for leap years either way; the policy decides.
+            CreditPack.purchased >= today - timedelta(days=367),
+            CreditPack.purchased <= today - timedelta(days=364 - days_before),
+        )
+        .order_by(CreditPack.purchased, CreditPack.id)
+    )
+    found = session.scalars(for_update(query, session, skip_locked=True))
+    return [pack for pack in found if expiry_reminder_due(as_policy(pack), today, days_before)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -340,6 +340,18 @@ def link_identity(session: Session, customer: Customer, channel: str, address: s
     identity.customer_id = customer.id
     _keep_chosen_language(identity, customer)
     return identity
+
+
+def latest_account(session: Session, customer_id: int, channels: Collection[str]) -> Identity | None:
+    """Where to tell a customer something unasked: the account on one of `channels` they wrote
+    from last; one that never wrote (an email address the operator gave) only when none did."""
+    query = (
+        select(Identity)
+        .where(Identity.customer_id == customer_id, Identity.channel.in_(list(channels)))
+        .order_by(Identity.last_seen_at.desc().nulls_last(), Identity.id)
+        .limit(1)
+    )
+    return session.scalars(query).first()
 
 
 def identities_of(session: Session, customer_id: int) -> list[Identity]:

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 from sqlalchemy import select
 
+from bot.services import credits as credit_service
 from storage.db import transaction
-from storage.models import Identity, Incident, IncidentAttachment, IncidentMessage, Outbox, ProcessedInbound
+from storage.models import Customer, Identity, Incident, IncidentAttachment, IncidentMessage, Outbox, ProcessedInbound
 from tests.mail.servers import MailServers
 
 from .channel_bot import EmailBot, from_bot, wait_until
@@ -382,3 +384,27 @@ def test_a_customer_added_with_no_language_is_answered_in_the_portuguese_they_wr
     joao.send("Re: [#1] NAS", "status")
     answers = joao.wait_for(from_bot, count=3)
     assert "Os seus incidentes:" in answers[2].get_content()
+
+
+def test_a_credit_expiry_reminder_reaches_a_customer_who_never_wrote_as_a_mail_of_its_own(
+    mail: MailServers, bot: EmailBot, engine, clock
+) -> None:  # noqa: ANN001
+    """The operator gave the customer's address and granted a pack a year ago; the customer never
+    wrote. In the month before the pack lapses the watcher mails them once: a new conversation
+    (no In-Reply-To), `Auto-Submitted: auto-generated` (RFC 3834: not an answer), in their language."""
+    joao = mail.customers[1]
+    customer_id = bot.customer("Tejo Lda", joao.address, credits=0, lang="pt")
+    with transaction(engine) as session:
+        tejo = session.get_one(Customer, customer_id)
+        credit_service.grant_credits(session, tejo, 2, date(2025, 12, 22), "test", clock())  # lapses after 22 Dec
+    bot.runtime.watch_once()
+    (reminder,) = joao.wait_for(from_bot)
+    assert reminder["Subject"] == "Os seus créditos de suporte caducam depois de 22 de dezembro de 2026"
+    assert reminder["Auto-Submitted"] == "auto-generated" and reminder["In-Reply-To"] is None
+    assert (
+        "Um lembrete: 2 créditos de suporte do pacote que comprou em 22 de dezembro de 2025" in reminder.get_content()
+    )
+    bot.runtime.watch_once()  # once per pack: nothing more is written
+    with transaction(engine) as session:
+        written = session.scalars(select(Outbox).where(Outbox.channel == "email", Outbox.recipient == joao.address))
+        assert len(list(written)) == 1

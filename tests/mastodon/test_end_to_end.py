@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 from sqlalchemy import select
 
 from adapters.channel import Outbound
 from adapters.mastodon import MastodonChannel
+from bot.services import credits as credit_service
 from storage.db import transaction
-from storage.models import Incident, IncidentMessage, Outbox, ProcessedInbound
+from storage.models import Customer, Incident, IncidentMessage, Outbox, ProcessedInbound
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.mastodon.text import countable_length, find_mentions
 
@@ -139,3 +141,18 @@ def test_with_the_rate_limit_lowered_every_dm_is_answered_without_a_429(engine, 
         running.halt()
         assert small.stats.ratelimited == 0
         assert len(small.posted_by("deskbot")) == 15
+
+
+def test_a_credit_expiry_reminder_is_a_direct_post_of_its_own_that_reaches_the_customer(
+    fake: FakeMastodon, bot: Bot, engine, clock, customer: int
+) -> None:  # noqa: ANN001
+    """Nothing to answer: a new direct post (no `in_reply_to_id`) that mentions the customer, so
+    that it reaches them (a direct post without the mention reaches nobody)."""
+    with transaction(engine) as session:
+        acme = session.get_one(Customer, customer)
+        credit_service.grant_credits(session, acme, 1, date(2025, 12, 22), "test", clock())  # lapses after 22 Dec
+    bot.runtime.watch_once()
+    (reminder,) = bot_replies(fake, 1)
+    assert "A reminder: 1 support credit from the pack you bought on 22 Dec 2025" in reminder.source_text
+    assert reminder.status["in_reply_to_id"] is None and reminder.status["visibility"] == "direct"
+    assert reminder.recipients == (ALICE,) and find_mentions(reminder.source_text) == [ALICE]

@@ -16,6 +16,7 @@ from bot.policy.entitlements import (
     choose_pack,
     consume,
     credits_left,
+    expiry_reminder_due,
     give_back,
     pack_expires_on,
     pack_is_valid,
@@ -160,6 +161,16 @@ def test_summary_of_nothing() -> None:
     assert (summary.total_left, summary.packs, summary.next_expiry) == (0, (), None)
 
 
+def test_expiry_reminder_from_30_days_before_the_last_valid_day() -> None:
+    pack = Pack(1, date(2026, 1, 10), 3, used=1)  # last valid day 10 Jan 2027
+    assert not expiry_reminder_due(pack, date(2026, 12, 10), 30)  # 31 days before
+    assert expiry_reminder_due(pack, date(2026, 12, 11), 30)
+    assert expiry_reminder_due(pack, date(2027, 1, 10), 30)  # the last day itself
+    assert not expiry_reminder_due(pack, date(2027, 1, 11), 30)  # lapsed: nothing to use any more
+    assert not expiry_reminder_due(Pack(2, date(2026, 1, 10), 3, used=3), date(2026, 12, 20), 30)  # all used
+    assert not expiry_reminder_due(pack, date(2026, 12, 20), 0)  # off
+
+
 # -- properties ------------------------------------------------------------------
 
 days = st.dates(date(2023, 1, 1), date(2028, 12, 31))
@@ -265,6 +276,24 @@ class CreditLedger(RuleBasedStateMachine):
         summary = summarise(list(self.packs.values()), self.today)
         valid = [p for p in self.packs.values() if pack_is_valid(p, self.today)]
         assert summary.total_left == sum(credits_left(p) for p in valid)
+
+
+@policy
+@given(st.dates(date(2023, 1, 1), date(2028, 12, 31)), st.integers(1, 5), st.integers(0, 5), days, st.integers(0, 400))
+def test_an_expiry_reminder_is_due_only_for_credits_that_can_still_be_used(
+    purchased: date, incidents: int, used: int, today: date, days_before: int
+) -> None:
+    pack = Pack(1, purchased, incidents, min(used, incidents))
+    due = expiry_reminder_due(pack, today, days_before)
+    # Never for nothing: the customer can use a credit of this pack today.
+    assert not due or (credits_left(pack) > 0 and choose_pack([pack], today) == pack)
+    # Due exactly within the window before the last valid day, for a pack with credit that is valid.
+    in_window = 0 <= (pack_expires_on(purchased) - today).days <= days_before and purchased <= today
+    assert due == (in_window and credits_left(pack) > 0 and days_before > 0)
+    # Once due, due on every later day the pack is still valid (a missed pass is made up later).
+    later = today + timedelta(days=1)
+    if due and pack_is_valid(pack, later):
+        assert expiry_reminder_due(pack, later, days_before)
 
 
 CreditLedger.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)

@@ -1,0 +1,86 @@
+"""Credit expiry reminders (bot/reminders.py, run by the watcher): once per pack, in the month
+before its last valid day, in service hours, on the account the customer wrote from last, in
+their language; never for used-up or lapsed packs; off with DESKBOT_CREDIT_REMINDER_DAYS=0."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import select
+
+from storage.db import transaction
+from storage.models import CreditPack
+from tests.desk import Desk
+
+# The clock starts on Wednesday 2 December 2026 at 10:00 in Lisbon (tests/conftest.py).
+LAPSES_IN_20_DAYS = date(2025, 12, 22)  # last valid day: 22 Dec 2026
+LAPSES_IN_40_DAYS = date(2026, 1, 11)  # last valid day: 11 Jan 2027
+
+
+def _use_credit(desk: Desk, who: str, number: int) -> None:
+    assert f"Incident #{number} is open" in desk.say(who, "open The NAS is slow")
+    desk.engineer(f"/resolve {number}")  # no response-target notices in the way
+
+
+def _reminded(desk: Desk) -> dict[int, bool]:
+    with transaction(desk.engine) as s:
+        return {p.id: p.expiry_reminded_at is not None for p in s.scalars(select(CreditPack).order_by(CreditPack.id))}
+
+
+def _watch(desk: Desk) -> str:
+    start = len(desk.out.getvalue())
+    desk.runtime.watch_once()
+    desk.runtime.dispatcher.drain("console")
+    return desk.out.getvalue()[start:]
+
+
+def test_a_customer_is_reminded_once_in_their_language_of_credits_about_to_lapse(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=3, purchased=LAPSES_IN_20_DAYS)
+    _use_credit(desk, "Acme", 1)
+    desk.customer("Cliente", credits=1, lang="pt", purchased=LAPSES_IN_20_DAYS)
+    desk.customer("Later", credits=2, purchased=LAPSES_IN_40_DAYS)
+    desk.customer("Spent", credits=1, purchased=LAPSES_IN_20_DAYS)
+    _use_credit(desk, "Spent", 2)
+
+    out = _watch(desk)
+    assert (
+        "deskbot → Acme:\n  A reminder: 2 support credits from the pack you bought on 22 Dec 2025 are still unused."
+        " They can be used until 22 Dec 2026 inclusive; after that day they lapse.\n"
+        '  To open an incident, send "open" followed by what it is about.' in out
+    )
+    assert (
+        "deskbot → Cliente:\n  Um lembrete: 1 crédito de suporte do pacote que comprou em 22 de dezembro de 2025 ainda"
+        " não foi utilizado. Pode ser utilizado até 22 de dezembro de 2026, inclusive; depois desse dia, caduca.\n"
+        "  Para abrir um incidente, envie «abrir» seguido do assunto." in out
+    )
+    assert "→ Later" not in out and "→ Spent" not in out  # 40 days away; nothing left to use
+    assert _reminded(desk) == {1: True, 2: True, 3: False, 4: False}
+
+    assert _watch(desk) == ""  # once per pack
+    assert _watch(Desk(engine, db_url, clock)) == ""  # and after a restart
+
+    # Later's pack comes within 30 days on Saturday 12 December: told on Monday, in service hours.
+    clock.advance(days=10)  # Saturday 12 Dec, 10:00
+    assert _watch(desk) == ""
+    clock.advance(days=1, hours=21, minutes=30)  # Monday 14 Dec, 07:30: before opening
+    assert _watch(desk) == ""
+    clock.advance(minutes=30)  # 08:00
+    assert "deskbot → Later:\n  A reminder: 2 support credits" in _watch(desk)
+    assert _reminded(desk)[3] is True
+
+
+def test_the_reminder_goes_to_the_account_written_from_last_and_can_be_turned_off(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1, purchased=LAPSES_IN_20_DAYS)
+    code = desk.engineer("/customer code Acme").split(": ")[1].split()[0]
+    desk.say("acme-ops", f"link {code}")
+    clock.advance(minutes=5)
+    desk.say("acme-ops", "credits")  # Acme's second account wrote last
+    out = _watch(desk)
+    assert "deskbot → acme-ops:\n  A reminder: 1 support credit" in out and "→ Acme:" not in out
+
+    off = Desk(engine, db_url, clock, DESKBOT_CREDIT_REMINDER_DAYS="0")
+    off.customer("Beta", credits=1, purchased=LAPSES_IN_20_DAYS)
+    assert _watch(off) == ""
+    assert _reminded(off)[2] is False
