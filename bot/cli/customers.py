@@ -353,9 +353,11 @@ def customers_show(
 
 
 def _pack_state(pack: dict[str, Any], day: date) -> str:
-    """A pack as `customers show` says it: valid, expired (after its last valid day), or not valid yet."""
+    """A pack as `customers show` says it: valid (and whether its customer was reminded that its
+    credits lapse, bot.reminders), expired (after its last valid day), or not valid yet."""
     if pack["valid"]:
-        return "valid"
+        reminded = pack["expiry_reminded_at"]
+        return f"valid; reminded of its end on {reminded[:10]}" if reminded else "valid"
     return "not valid yet" if pack["purchased"] > day.isoformat() else "expired"
 
 
@@ -395,6 +397,7 @@ def _customer_document(
                     "expires_on": iso(status[p.id].expires_on),
                     "valid": status[p.id].valid,
                     "granted_by": p.granted_by,
+                    "expiry_reminded_at": iso(p.expiry_reminded_at),
                 }
                 for p in packs
             ],

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+from storage.db import transaction
+from storage.models import CreditPack
 from tests.cli.conftest import Run, assert_one_error_line
 
 
@@ -70,7 +73,19 @@ def test_list_and_show_in_text_and_json(cli: Run) -> None:
     shown = json.loads(cli("customers", "show", "Acme Lda", "--json").stdout)
     assert shown["id"] == 1 and shown["credits"]["left"] == 5
     assert [(p["incidents"], p["used"], p["valid"]) for p in shown["credits"]["packs"]] == [(5, 0, True)]
+    assert shown["credits"]["packs"][0]["expiry_reminded_at"] is None
     assert shown["cases"] == []
+
+
+def test_show_says_when_the_customer_was_reminded_that_a_packs_credits_lapse(cli: Run, engine) -> None:  # noqa: ANN001
+    cli("customers", "add", "Acme Lda")
+    cli("credits", "grant", "Acme Lda", "--incidents", "2")
+    assert "valid; reminded" not in cli("customers", "show", "Acme Lda").stdout
+    with transaction(engine) as session:  # what bot.reminders writes when it reminds the customer
+        session.get_one(CreditPack, 1).expiry_reminded_at = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    assert "valid; reminded of its end on 2026-12-07" in cli("customers", "show", "Acme Lda").stdout
+    shown = json.loads(cli("customers", "show", "Acme Lda", "--json").stdout)
+    assert shown["credits"]["packs"][0]["expiry_reminded_at"].startswith("2026-12-07T09:00:00")
 
 
 def test_unknown_customer_is_one_line(cli: Run) -> None:
