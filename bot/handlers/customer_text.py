@@ -45,9 +45,20 @@ def free_text(ctx: Context, text: str) -> None:
     reply = bare_answer(text)
     if reply is not None and not ctx.message.attachments and _answers_the_question(ctx, reply):
         return
-    added = conversation.add_free_text(ctx.session, ctx.settings, ctx.now, writer(ctx), text)
+    added = conversation.add_free_text(
+        ctx.session, ctx.settings, ctx.now, writer(ctx), text, with_files=bool(ctx.message.attachments)
+    )
     if isinstance(added, conversation.AddedTo):
         _added(ctx, added)
+        return
+    if isinstance(added, conversation.NotKept):
+        ctx.reply(
+            _('You are welcome! If you need help again, send "open" followed by what it is about (it uses one credit).')
+            if added.thanks
+            else _(
+                'There is no incident to add your message to. To open one, send "open" followed by what it is about (it uses one credit).'
+            )
+        )
         return
     files_wait(ctx)  # the text was kept as a draft
     if added:

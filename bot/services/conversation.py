@@ -16,7 +16,7 @@ from sqlmodel import Session
 from bot.config import Settings
 from bot.deployment import Deployment
 from bot.policy import CreditSummary, NoCredit
-from bot.policy.answers import thank_you
+from bot.policy.answers import bare_answer, thank_you
 from bot.services import attachments, credits, drafts, incidents
 from bot.services.incidents import REOPEN_WINDOW, Writer
 from storage.models import CreditPack, Incident, IncidentAttachment
@@ -149,15 +149,25 @@ def add_to_incident(
     return added._replace(from_draft=from_draft, files=files, copies=waited)
 
 
+class NotKept(NamedTuple):
+    """A bare thank-you, "ok" or "no" with no incident to take it (after a reminder, or after an
+    answer on an incident closed since): not the text of an incident, so not kept as one, and
+    a draft kept before it stays."""
+
+    thanks: bool
+
+
 def add_free_text(
-    session: Session, settings: Settings, now: datetime, writer: Writer, text: str
-) -> AddedTo | list[Incident]:
+    session: Session, settings: Settings, now: datetime, writer: Writer, text: str, with_files: bool = False
+) -> AddedTo | list[Incident] | NotKept:
     """A message without a command or number: added to the writer's one open incident (or, with
     none open, the one resolved in the last `REOPEN_WINDOW`); otherwise kept as a draft, and the
     incidents it might be about are returned (none, or several) for the customer to choose."""
     candidates = incidents.free_text_candidates(session, writer.customer.id, now)
     if len(candidates) == 1:
         return _add(session, settings, now, writer, candidates[0], text)
+    if not candidates and not with_files and (thank_you(text) or bare_answer(text) is not None):
+        return NotKept(thanks=thank_you(text))
     drafts.keep(
         session, writer.identity.id, text, now, drafts.EITHER if candidates else drafts.OPEN, copies=writer.copies
     )

@@ -223,6 +223,33 @@ def test_a_message_on_a_resolved_incident_is_added_but_does_not_reopen_it(engine
     assert "Incident #1 is already open." in desk.say("Acme", "reopen 1")
 
 
+def test_a_thank_you_or_ok_with_no_incident_to_take_it_is_answered_and_kept_for_nothing(engine, db_url, clock):
+    """After a credit reminder, or long after a resolution, "Thanks!" or "ok" is not the text of
+    an incident: it is not kept (nor put in place of a text kept before), and "open" later asks
+    what about instead of opening an incident called "Thanks!"."""
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2)
+    desk.customer("Cliente", credits=2, lang="pt")
+    out = desk.say("Acme", "Thanks!")
+    assert (
+        'You are welcome! If you need help again, send "open" followed by what it is about (it uses one credit).' in out
+    )
+    assert "There is no incident to add your message to." in desk.say("Acme", "ok 👍")
+    assert "Tell us what the incident is about" in desk.say("Acme", "open")
+    assert "Não tem de quê! Se voltar a precisar de ajuda, envie «abrir» seguido do assunto" in desk.say(
+        "Cliente", "Muito obrigada"
+    )
+    assert "Não há nenhum incidente ao qual adicionar a sua mensagem." in desk.say("Cliente", "não")
+    assert _incidents(desk) == 0 and _credits_used(desk) == 0
+    with transaction(desk.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Draft)) == 0
+
+    # A text kept before stays kept: the thank-you does not take its place.
+    assert 'Reply "open" to open one with this message' in desk.say("Acme", "The backup disk is full")
+    desk.say("Acme", "thanks")
+    assert "Incident #1 is open: The backup disk is full" in desk.say("Acme", "open")
+
+
 def test_a_thank_you_for_a_resolved_incident_is_added_and_kept_for_nothing(engine, db_url, clock):
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme", credits=2)
