@@ -341,16 +341,20 @@ class Runtime:
             self.stop_event.wait(every)
 
     def watch_once(self) -> None:
-        """One pass of the watcher: response-target warnings in case topics, credit expiry
-        reminders to customers; what they say is sent once the pass commits."""
+        """One pass of the watcher: response-target warnings in case topics, then credit expiry
+        reminders to customers, each in a transaction of its own (a failing reminder never holds
+        back a warning); what each says is sent once it commits."""
         with transaction(self.engine) as session:
             out = Outgoing(session, self.clock())
             posted = check_targets(out, self.deployment)
-            remind_expiring_credits(out, self.settings, self.channels)
         self.dispatcher.hand_over(out.rows)
         for _incident, kind in posted:
             if kind == "missed":
                 self.metrics.targets_missed.inc()
+        with transaction(self.engine) as session:
+            out = Outgoing(session, self.clock())
+            remind_expiring_credits(out, self.settings, self.channels)
+        self.dispatcher.hand_over(out.rows)
 
     def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop intake, give in-flight sends up to `drain_seconds`, then stop everything."""

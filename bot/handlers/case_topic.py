@@ -25,11 +25,13 @@ def severity_text(lang: str, severity: int) -> str:
 def opened(ctx: Context, incident: Incident, urgent: bool) -> None:
     """The line above a new case's first message: what it is, its severity, its due time."""
     customer = ctx.customer.name if ctx.customer is not None else "?"
+    # `/reply` text reaches the customer as written: the engineer has to know to write Portuguese.
+    language = " · the customer reads Portuguese: `/reply` in Portuguese" if ctx.lang == "pt" else ""
     _post(
         ctx,
         incident,
         f"📥 New case #{incident.id} from {inert(customer)}: {inert(incident.subject)}"
-        f" · severity {severity_text('en', incident.severity)} · {_due(ctx, incident)}",
+        f" · severity {severity_text('en', incident.severity)} · {_due(ctx, incident)}{language}",
         urgent=urgent,
     )
 

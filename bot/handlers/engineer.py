@@ -388,7 +388,8 @@ def case(ctx: Context, number: int) -> None:
     tz = ctx.settings.calendar.tz
     lines = [
         f"**#{incident.id}** {inert(incident.subject)}",
-        f"customer: {inert(customer.name) if customer else '?'} · state: {incident.state} · "
+        f"customer: {inert(customer.name) if customer else '?'}"
+        f" ({'reads Portuguese' if customer and customer.lang == 'pt' else 'reads English'}) · state: {incident.state} · "
         f"severity: {case_topic.severity_text('en', incident.severity)} · "
         f"chargeable: {_chargeable(ctx, incident)} · assignee: {inert(incident.assignee or '') or '—'}",
         f"opened {format_when(incident.opened_at, 'en', tz)} · due: "

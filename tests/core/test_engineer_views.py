@@ -83,7 +83,7 @@ def test_the_console_shows_plain_names_as_inline_code(engine, db_url, clock) -> 
     acme = desk.customer("Acme", credits=1)
     desk.say("Acme", "open Printer on fire")
     assert "• #1 `Printer on fire` from `Acme` · severity 3 (normal) · open · due " in desk.engineer("/cases")
-    assert "**#1** `Printer on fire`\n  customer: `Acme` · state: open" in desk.engineer("/case 1")
+    assert "**#1** `Printer on fire`\n  customer: `Acme` (reads English) · state: open" in desk.engineer("/case 1")
     desk.say("Acme", "It is\n  still `burning`")
     desk.engineer("/reply 1 Unplug it")
     desk.engineer("/note 1 not for the customer")
@@ -157,3 +157,17 @@ def test_a_grant_says_what_the_customer_has_and_warns_of_a_pack_that_gives_nothi
     out = desk.engineer("/credits grant Acme 1 2026-12-03")
     assert "⚠️ This pack is not valid before 3 Dec 2026: the customer cannot use it until then." in out
     assert "1 Dec 2026" in desk.engineer("/customer show Acme")  # granted all the same, as asked
+
+
+def test_engineers_are_told_when_the_customer_reads_portuguese(engine, db_url, clock) -> None:  # noqa: ANN001
+    """`/reply` text reaches the customer as the engineer wrote it: the new case's line in its
+    topic and `/case` say which language the customer reads."""
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Cliente", credits=2, lang="pt")
+    desk.customer("Acme", credits=2)
+    out = desk.say("Cliente", "abrir O NAS não arranca")
+    assert "📥 New case #1 from `Cliente`: `O NAS não arranca`" in out
+    assert "(Lisbon time) · the customer reads Portuguese: `/reply` in Portuguese" in out
+    assert "reads Portuguese" not in desk.say("Acme", "open The NAS does not boot")
+    assert "customer: `Cliente` (reads Portuguese) · state: open" in desk.engineer("/case 1")
+    assert "customer: `Acme` (reads English) · state: open" in desk.engineer("/case 2")
