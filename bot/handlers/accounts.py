@@ -10,7 +10,7 @@ from bot.commands import Arg, command
 from bot.context import Context
 from bot.handlers.engineer import ENGINEER
 from bot.i18n import _, format_day, format_when, n_
-from bot.policy import pack_expires_on, unusable_because
+from bot.policy import pack_expires_on, summarise, unusable_because
 from bot.services import credits, customers, incidents
 from storage.models import Customer, IncidentState
 
@@ -102,18 +102,22 @@ def customer_show(ctx: Context, who: str) -> None:
     customer = _customer(ctx, who)
     if customer is None:
         return
-    summary = credits.credit_summary(ctx.session, customer.id, ctx.today)
+    packs = credits.packs_of(ctx.session, customer.id)
+    summary = summarise([credits.as_policy(p) for p in packs], ctx.today)
     identities = customers.identities_of(ctx.session, customer.id)
     email = f" {inert(customer.email)}" if customer.email else ""
     lines = [f"**{inert(customer.name)}** (id {customer.id}){email} · language {customers.language_label(customer)}"]
     lines.append("accounts: " + (", ".join(inert(f"{i.channel}:{i.address}") for i in identities) or "none linked"))
     lines.append(f"credits left: {summary.total_left}")
+    reminded = {p.id: p.expiry_reminded_at for p in packs}
     for status in summary.packs:
         valid_until = f"valid until {format_day(status.expires_on, 'en')} inclusive"
         if not status.valid:
             valid_until = (
                 f"not valid yet, {valid_until}" if status.pack.purchased > ctx.today else f"expired ({valid_until})"
             )
+        elif (when := reminded.get(status.pack.id)) is not None:
+            valid_until += f" (reminded of its end on {format_day(ctx.settings.today(when), 'en')})"
         lines.append(
             f"• pack {status.pack.id}: {status.pack.incidents} bought {format_day(status.pack.purchased, 'en')}, "
             f"{status.left} left, {valid_until}"

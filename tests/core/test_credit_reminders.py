@@ -58,6 +58,10 @@ def test_a_customer_is_reminded_once_in_their_language_of_credits_about_to_lapse
     assert _reminded(desk) == {1: True, 2: True, 3: False, 4: False}
 
     assert _watch(desk) == ""  # once per pack
+    # Engineers see it: a customer may say they were never told.
+    shown = desk.engineer("/customer show Acme")
+    assert "2 left, valid until 22 Dec 2026 inclusive (reminded of its end on 2 Dec 2026)" in shown
+    assert "reminded" not in desk.engineer("/customer show Later")
     assert _watch(Desk(engine, db_url, clock)) == ""  # and after a restart
 
     # Later's pack comes within 30 days on Saturday 12 December: told on Monday, in service hours.
