@@ -581,3 +581,26 @@ def test_a_message_for_a_closed_incident_waits_for_open_and_says_it_costs_a_cred
     assert "O incidente #2 está fechado e já não recebe mensagens" in out and "(utiliza um crédito)" in out
     assert "Incident #3 is open: still slow" in desk.say("Acme", "open")
     assert _credits_used(desk) == 3
+
+
+def test_a_thank_you_with_a_file_and_no_incident_is_kept_with_its_file(engine, db_url, clock):
+    """ "Thanks, here is the log" may come as "Thanks!" and a file: the file is what matters, so
+    the message is kept as any other, and opening an incident takes the file along."""
+    import dataclasses
+    import hashlib
+
+    from adapters.channel import Attachment
+    from adapters.console import console_line
+
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2)
+    data = b"kernel: disk error\n" * 10
+    log = Attachment("dmesg.txt", "text/plain", len(data), hashlib.sha256(data).hexdigest(), data)
+    start = len(desk.out.getvalue())
+    desk.runtime.intake.deliver(
+        dataclasses.replace(console_line("Acme", "Thanks!", "with-file", clock()), attachments=(log,))
+    )
+    desk.runtime.dispatcher.drain("console")
+    assert 'Reply "open" to open one with this message' in desk.out.getvalue()[start:]
+    out = desk.say("Acme", "open")
+    assert "Incident #1 is open: Thanks!" in out and "dmesg.txt" in out
