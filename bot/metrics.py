@@ -85,6 +85,9 @@ class Metrics:
         self.incidents_opened = Counter("deskbot_incidents_opened", "Incidents opened", registry=r)
         self.credits_consumed = Counter("deskbot_credits_consumed", "Credits consumed", registry=r)
         self.targets_missed = Counter("deskbot_response_targets_missed", "Response targets missed", registry=r)
+        self.credit_reminders = Counter(
+            "deskbot_credit_reminders", "Customers reminded that a pack's unused credits lapse", registry=r
+        )
         self.first_response = Histogram(
             "deskbot_first_response_seconds",
             "Time from opening to the first engineer reply",

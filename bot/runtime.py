@@ -353,8 +353,9 @@ class Runtime:
                 self.metrics.targets_missed.inc()
         with transaction(self.engine) as session:
             out = Outgoing(session, self.clock())
-            remind_expiring_credits(out, self.settings, self.channels)
+            reminded = remind_expiring_credits(out, self.settings, self.channels)
         self.dispatcher.hand_over(out.rows)
+        self.metrics.credit_reminders.inc(len(reminded))
 
     def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop intake, give in-flight sends up to `drain_seconds`, then stop everything."""

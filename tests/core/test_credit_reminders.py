@@ -56,6 +56,7 @@ def test_a_customer_is_reminded_once_in_their_language_of_credits_about_to_lapse
     )
     assert "→ Later" not in out and "→ Spent" not in out  # 40 days away; nothing left to use
     assert _reminded(desk) == {1: True, 2: True, 3: False, 4: False}
+    assert desk.runtime.metrics.registry.get_sample_value("deskbot_credit_reminders_total") == 2
 
     assert _watch(desk) == ""  # once per pack
     # Engineers see it: a customer may say they were never told.

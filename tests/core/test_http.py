@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import selectors
 import socket
 import struct
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import event
 
@@ -50,6 +52,12 @@ def test_health_readiness_and_metrics(engine, db_url, clock):
         assert "deskbot_credits_consumed_total 1.0" in text
         assert "deskbot_first_response_seconds_count 1.0" in text
         assert "deskbot_outbox_depth 0.0" in text
+        # Every deskbot metric is in the operators' list, with what it means (deploy/README.md).
+        documented = (Path(__file__).parents[2] / "deploy" / "README.md").read_text()
+        families = re.findall(r"^# TYPE (deskbot_\w+) \w+$", text, re.MULTILINE)
+        assert len(families) > 10
+        for name in families:
+            assert f"`{name}`" in documented, name
         runtime.failed["console"] = "credentials revoked"
         assert _get(f"{base}/readyz") == (503, "console stopped: credentials revoked\n")
         assert _get(f"{base}/nope")[0] == 404
