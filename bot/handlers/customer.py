@@ -20,6 +20,8 @@ SEVERITY_LEVELS = ("1", "2", "3", "4")
 STATUS_LIST = 20
 #: Latest messages shown by `status N`.
 DETAIL_MESSAGES = 5
+#: `credits` says how soon a pack with unused credits lapses from this many days before its last day.
+LAPSING_SOON_DAYS = 30
 
 
 @command(en="help", pt="ajuda", aliases=("?",), audience=CUSTOMER, unlinked=True, help=_("this help"))
@@ -355,6 +357,14 @@ def show_credits(ctx: Context) -> None:
                 status.left,
                 **values,
             )
+            days = (status.expires_on - ctx.today).days
+            if status.left and days <= LAPSING_SOON_DAYS:
+                # Unused credits about to lapse are worth a word where the customer counts them.
+                line += (
+                    ctx.t(_(" — today is its last day"))
+                    if days == 0
+                    else ctx.tn(n_(" — it lapses in {days} day", " — it lapses in {days} days"), days, days=days)
+                )
         elif status.pack.purchased > ctx.today:
             line = ctx.t(_("• pack of {size} bought {bought}: valid from {bought} until {expiry} inclusive"), **values)
         else:
