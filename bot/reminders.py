@@ -30,6 +30,8 @@ def remind_expiring_credits(out: Outgoing, settings: Settings, channels: Collect
         account = customers.latest_account(out.session, pack.customer_id, channels)
         if account is None:
             continue  # no account on a channel this deployment runs: asked again on the next pass
+        if not credits.claim_reminder(out.session, pack, out.now):
+            continue  # another pass reminded them a moment ago
         lang = customer.lang or "en"
         left = pack.incidents - pack.used
         expiry = format_day(pack_expires_on(pack.purchased), lang)
@@ -51,7 +53,6 @@ def remind_expiring_credits(out: Outgoing, settings: Settings, channels: Collect
         )
         subject = render(lang, _("Your support credits lapse after {expiry}"), expiry=expiry)
         out.say(Direct(account.channel, account.address, subject=subject), text)
-        pack.expiry_reminded_at = out.now
         reminded.append(pack.id or 0)
         log.info("credit expiry reminder written", extra={"customer_id": customer.id, "pack_id": pack.id})
     return reminded

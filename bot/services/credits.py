@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from bot.policy import (
@@ -134,3 +134,16 @@ def packs_to_remind(session: Session, today: date, days_before: int) -> list[Cre
     )
     found = session.scalars(for_update(query, session, skip_locked=True))
     return [pack for pack in found if expiry_reminder_due(as_policy(pack), today, days_before)]
+
+
+def claim_reminder(session: Session, pack: CreditPack, now: datetime) -> bool:
+    """Record that `pack`'s customer is being reminded, unless another pass did it first (one
+    conditional UPDATE: on SQLite, where `packs_to_remind` locks nothing, two passes that read
+    the pack together still remind once)."""
+    claimed = session.execute(
+        update(CreditPack)
+        .where(CreditPack.id == pack.id, CreditPack.expiry_reminded_at.is_(None))
+        .values(expiry_reminded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return claimed.rowcount == 1  # type: ignore[attr-defined]

@@ -103,3 +103,17 @@ def test_credits_says_how_soon_unused_credits_lapse(engine, db_url, clock):
     assert "valid until 22 Dec 2026 inclusive — today is its last day" in desk.say("Acme", "credits")
     clock.advance(days=1)
     assert "expired (it was valid until 22 Dec 2026 inclusive)" in desk.say("Acme", "credits")
+
+
+def test_two_passes_that_read_the_pack_together_remind_once(engine, db_url, clock):
+    """On SQLite `packs_to_remind` locks nothing: a pass that read the pack before another pass
+    reminded the customer must not remind them again (`credits.claim_reminder`)."""
+    from bot.services import credits
+
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1, purchased=LAPSES_IN_20_DAYS)
+    with transaction(desk.engine) as late:
+        pack = late.get_one(CreditPack, 1)  # read before the other pass reminds
+        assert "A reminder: 1 support credit" in _watch(desk)
+        assert credits.claim_reminder(late, pack, clock()) is False
+    assert _watch(desk) == ""

@@ -263,3 +263,28 @@ def test_a_post_the_case_topic_refuses_for_good_is_reported_and_counted(desk: Zu
     alert = desk.wait_topic("could not be posted", topic="deskbot alerts")
     assert alert.content.startswith("⚠ A message for case #1 could not be posted in its topic, for good: `")
     assert runtime.metrics.delivery_failures.labels("zulip", "failed_topic")._value.get() == 1
+
+
+def test_a_credit_expiry_reminder_reaches_the_customer_by_dm_once(desk: ZulipDesk) -> None:
+    """The watcher's reminder (bot/reminders.py) goes out as a DM to the customer's Zulip account,
+    by user id, once however many passes run (the running runtime's own watcher among them)."""
+    from datetime import date
+
+    user_id = str(desk.fake.user(ALICE).user_id)
+    with transaction(desk.engine) as session:
+        alice, _code = customers.create_customer(session, "Alice Customer", None, "en", desk.clock())
+        customers.link_identity(session, alice, "zulip", user_id, desk.clock())
+        credit_service.grant_credits(session, alice, 2, date(2025, 12, 22), "test", desk.clock())
+    runtime = desk.start()
+    runtime.watch_once()
+    dm = desk.wait_dm(ALICE, "A reminder:")
+    assert dm.content.startswith(
+        "A reminder: 2 support credits from the pack you bought on 22 Dec 2025 are still unused."
+    )
+    runtime.watch_once()
+    with transaction(desk.engine) as session:
+        rows = session.scalars(select(Outbox).where(Outbox.channel == "zulip", Outbox.recipient == user_id))
+        found = [(r.id, r.text[:40], r.state) for r in rows]
+        assert len(found) == 1, found
+    assert [m.content[:11] for m in desk.dms_to(ALICE)] == ["A reminder:"]
+    assert_each_message_once(desk.engine, desk.fake)
