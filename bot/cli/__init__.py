@@ -47,9 +47,14 @@ zone (`DESKBOT_TIMEZONE`).
     array of objects (``next_expiry``: that last valid day).
 
 ``deskbot customers show CUSTOMER [--json]``
-    One customer: linked accounts, every credit pack (bought, used, left, valid
-    until — inclusive —, then valid, expired or not valid yet) and every case.
-    JSON: a pack's ``expires_on`` is its last valid day.
+    One customer: linked accounts, language, every credit pack (bought, used,
+    left, valid until — inclusive —, then valid, expired or not valid yet, and
+    when the customer was reminded of its end) and every case. JSON: a pack's
+    ``expires_on`` is its last valid day.
+
+``deskbot customers email add|remove CUSTOMER ADDRESS [--json]``
+    Give a customer another email address (mail from it is theirs at once, no
+    code needed), or take one away (their cases and history stay).
 
 ``deskbot credits grant CUSTOMER --incidents N [--purchased YYYY-MM-DD] [--json]``
     Add a pack of N incident credits (1–10000) bought on that date (default:
@@ -69,22 +74,26 @@ zone (`DESKBOT_TIMEZONE`).
     granted (same customer, date and size) is skipped, not granted twice. A
     progress bar is shown on a terminal.
 
-``deskbot cases list [--state open|resolved|closed] [--customer CUSTOMER] [--overdue] [--limit N] [--json]``
-    Cases, newest first: customer, subject, state, assignee, opened, response
-    due, chargeable. ``--overdue``: open cases whose response target has
-    passed. At most N cases (default 50); when more match, a line on stderr
-    says how many. There is no ``--severity`` yet: the store has no severity.
+``deskbot cases list [--state open|resolved|closed] [--customer CUSTOMER] [--severity 1-4] [--overdue] [--limit N] [--json]``
+    Cases in the order they are worked: by severity (1 critical first), then
+    the next response due (cases with none last), then newest first; with
+    customer, subject, state, severity, assignee, opened, response due,
+    chargeable. ``--overdue``: open cases whose response target has passed.
+    At most N cases (default 50); when more match, a line on stderr says how
+    many.
 
 ``deskbot cases show N [--json]``
     One case: details, every message (customer, engineer reply, internal
-    note) and its history (every state change, by whom, when).
+    note), its files (the customer's, those sent with replies, those kept with
+    notes: JSON ``from`` is ``in``, ``out`` or ``note``) and its history
+    (every state change, by whom, when).
 
 ``deskbot cases export N [--format md|json] [--json]``
     The whole conversation of one case on stdout: its details, every customer
     message, reply and internal note (author, channel, time; text verbatim, in
-    Markdown inside code fences) and its history. ``--json`` is ``--format
-    json``: the same document as ``cases show N --json``. The store keeps no
-    attachments yet, so none are listed.
+    Markdown inside code fences), its files (name, type, size, SHA-256; the
+    files themselves are in the case's Zulip topic) and its history. ``--json`` is
+    ``--format json``: the same document as ``cases show N --json``.
 
 ``deskbot report billing --month YYYY-MM [--format table|csv|json] [--json]``
     Chargeable incidents per customer opened in that month (the month's

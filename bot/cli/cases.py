@@ -94,7 +94,9 @@ def cases_list(
     ] = None,
     customer: Annotated[
         str | None,
-        typer.Option("--customer", metavar="CUSTOMER", help="Only this customer's cases (id, exact name or email)."),
+        typer.Option(
+            "--customer", metavar="CUSTOMER", help="Only this customer's cases (id, exact name or email address)."
+        ),
     ] = None,
     severity: Annotated[
         int | None,
@@ -119,8 +121,7 @@ def cases_list(
     ] = DEFAULT_LIMIT,
     as_json: JsonFlag = False,
 ) -> None:
-    """Cases in the order they are worked: by severity, then the next response due (cases with
-    none last), then newest first; with customer, state, assignee and the next response due."""
+    """Cases in the order they are worked: by severity, then the next response due (cases with none last), then newest first; with customer, state, assignee and the next response due."""
     config = settings()
     with session_of(config) as session:
         customer_id = customer_or_fail(session, customer).id if customer is not None else None

@@ -39,6 +39,10 @@ class CliError(Exception):
 
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document instead of text.")]
+#: A customer as the commands take it: `customer_or_fail` finds it.
+CustomerArg = Annotated[
+    str, typer.Argument(metavar="CUSTOMER", help="Customer id, exact name (case aside) or email address.")
+]
 
 #: Databases this process has already brought up to date (`upgrade` once per URL).
 _migrated: set[str] = set()

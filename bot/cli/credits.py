@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from bot.cli.context import (
     CliError,
+    CustomerArg,
     JsonFlag,
     customer_or_fail,
     database,
@@ -36,7 +37,7 @@ credits_app = typer.Typer(help="Credit packs: grant one, or import many from CSV
 
 @credits_app.command("grant")
 def credits_grant(
-    customer: Annotated[str, typer.Argument(metavar="CUSTOMER", help="Customer id, exact name or email.")],
+    customer: CustomerArg,
     incidents: Annotated[
         int,
         typer.Option(

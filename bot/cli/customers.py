@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from bot.cli.context import (
     CliError,
+    CustomerArg,
     JsonFlag,
     customer_or_fail,
     iso,
@@ -174,12 +175,11 @@ email_app = typer.Typer(
     help="A customer's email addresses: mail from any of them is the customer's.", no_args_is_help=True
 )
 customers_app.add_typer(email_app, name="email")
-_CUSTOMER = Annotated[str, typer.Argument(metavar="CUSTOMER", help="Customer id or exact name.")]
 _ADDRESS = Annotated[str, typer.Argument(metavar="ADDRESS", help="An email address.")]
 
 
 @email_app.command("add")
-def email_add(customer: _CUSTOMER, address: _ADDRESS, as_json: JsonFlag = False) -> None:
+def email_add(customer: CustomerArg, address: _ADDRESS, as_json: JsonFlag = False) -> None:
     """Give the customer another email address: mail from it is theirs at once, no code needed."""
 
     def add(session: Session, found: Customer, value: str) -> str:
@@ -190,7 +190,7 @@ def email_add(customer: _CUSTOMER, address: _ADDRESS, as_json: JsonFlag = False)
 
 
 @email_app.command("remove")
-def email_remove(customer: _CUSTOMER, address: _ADDRESS, as_json: JsonFlag = False) -> None:
+def email_remove(customer: CustomerArg, address: _ADDRESS, as_json: JsonFlag = False) -> None:
     """Mail from the address is no longer the customer's (their cases and history stay)."""
 
     def remove(session: Session, found: Customer, value: str) -> str:
@@ -287,7 +287,7 @@ def customers_list(as_json: JsonFlag = False) -> None:
 
 @customers_app.command("show")
 def customers_show(
-    customer: Annotated[str, typer.Argument(metavar="CUSTOMER", help="Customer id or exact name.")],
+    customer: CustomerArg,
     as_json: JsonFlag = False,
 ) -> None:
     """One customer: linked accounts, credit packs and cases."""
