@@ -120,6 +120,10 @@ class Registry:
         """The command of `audience` whose English name is `name` (it must exist)."""
         return next(c for c in self.of(audience) if c.name == name)
 
+    def subs(self, audience: Audience, word: str) -> list[str]:
+        """The sub-commands of the command word (`/customer`: add, code, show, lang), in declared order."""
+        return [cmd.sub for cmd in self._by_word.get((audience, word), ()) if cmd.sub]
+
     def is_command_word(self, audience: Audience, word: str) -> bool:
         return (audience, word) in self._by_word
 

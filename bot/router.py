@@ -272,7 +272,15 @@ class Router:
         prefix = "/" if audience == "engineer" else ""
         # The help word in the sender's own language.
         help_word = prefix + self.commands.named(audience, "help").name_in(ctx.lang)
-        if close:
+        if subs := self.commands.subs(audience, word):
+            # The word is a command's, the word after it is none of its sub-commands ("/customer list").
+            ctx.reply(
+                _("{word} is followed by one of: {subs}. Send {help} for the list."),
+                word=quoted(ctx.lang, prefix + word),
+                subs=", ".join(subs),
+                help=quoted(ctx.lang, help_word),
+            )
+        elif close:
             ctx.reply(
                 _("Unknown command {word}. Did you mean {suggestions}? Send {help} for the list."),
                 word=quoted(ctx.lang, prefix + word),

@@ -52,6 +52,11 @@ zone (`DESKBOT_TIMEZONE`).
     when the customer was reminded of its end) and every case. JSON: a pack's
     ``expires_on`` is its last valid day.
 
+``deskbot customers lang CUSTOMER en|pt|auto [--json]``
+    Choose the language the customer is answered in from their next message;
+    ``auto``: none chosen (English until they write in Portuguese). The
+    customer's own ``lang`` still changes it. JSON: ``id``, ``name``, ``lang``.
+
 ``deskbot customers email add|remove CUSTOMER ADDRESS [--json]``
     Give a customer another email address (mail from it is theirs at once, no
     code needed), or take one away (their cases and history stay).

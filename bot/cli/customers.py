@@ -171,6 +171,37 @@ def customers_add(
         typer.echo(f"Linked {channel} account {shown}")
 
 
+class Language(StrEnum):
+    en = "en"
+    pt = "pt"
+    auto = "auto"
+
+
+@customers_app.command("lang")
+def customers_lang(
+    customer: CustomerArg,
+    language: Annotated[
+        Language,
+        typer.Argument(
+            metavar="en|pt|auto",
+            case_sensitive=False,
+            help="The reply language; auto: none chosen, English until the customer writes in Portuguese.",
+        ),
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Choose the language a customer is answered in (the customer may still change it with "lang")."""
+    with session_of(settings()) as session:
+        found = customer_or_fail(session, customer)
+        service.choose_language(found, None if language is Language.auto else language.value)
+        document = {"id": found.id, "name": found.name, "lang": found.lang}
+        label = service.language_label(found)
+    if as_json:
+        print_json(document)
+    else:
+        typer.echo(f"{document['name']} · language: {label}")
+
+
 email_app = typer.Typer(
     help="A customer's email addresses: mail from any of them is the customer's.", no_args_is_help=True
 )

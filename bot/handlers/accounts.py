@@ -1,4 +1,4 @@
-"""Engineer commands about customers and their credits (SPEC §3): `/customer add|code|show`,
+"""Engineer commands about customers and their credits (SPEC §3): `/customer add|code|show|lang`,
 `/credits grant`, `/contacts`. The commands about one case are in `bot.handlers.engineer`."""
 
 from __future__ import annotations
@@ -130,6 +130,35 @@ def customer_show(ctx: Context, who: str) -> None:
     ctx.reply_text("\n".join(lines))
 
 
+#: `/customer lang`'s choices: a language, or `auto` (none chosen: English until they write in Portuguese).
+LANGUAGE_CHOICES = ("en", "pt", "auto")
+
+
+@command(
+    en="customer",
+    pt="cliente",
+    sub="lang",
+    audience=ENGINEER,
+    args=(
+        # The language first: the name, last, may have spaces ("/customer lang pt Acme Lda").
+        Arg("code", "choice", choices=LANGUAGE_CHOICES, label=_("language")),
+        Arg("who", "text", label=_("customer")),
+    ),
+    help=_("the language the customer is answered in (auto: English until they write in Portuguese)"),
+)
+def customer_lang(ctx: Context, code: str, who: str) -> None:
+    customer = _customer(ctx, who)
+    if customer is None:
+        return
+    customers.choose_language(customer, None if code == "auto" else code)
+    answers = {
+        "en": _("{name} (id {id}) is answered in English from now on."),
+        "pt": _("{name} (id {id}) is answered in Portuguese from now on."),
+        "auto": _("{name} (id {id}) has no language chosen now: English until they write in Portuguese."),
+    }
+    ctx.reply(answers[code], name=inert(customer.name), id=customer.id)
+
+
 @command(
     en="credits",
     pt="creditos",
@@ -217,4 +246,4 @@ def _name_and_email(text: str) -> tuple[str, str | None]:
 
 
 #: In the order `/help` lists them, after the case commands.
-COMMANDS = (customer_add, customer_code, customer_show, credits_grant, contacts)
+COMMANDS = (customer_add, customer_code, customer_show, customer_lang, credits_grant, contacts)

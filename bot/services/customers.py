@@ -228,6 +228,12 @@ def language_label(customer: Customer) -> str:
     return customer.lang or "not chosen (English until they write in Portuguese)"
 
 
+def choose_language(customer: Customer, lang: str | None) -> None:
+    """An engineer or the operator chooses for the customer: `en`, `pt`, or None, not chosen
+    (English until they write in Portuguese). The customer may still change it with `lang`."""
+    customer.lang = lang
+
+
 def _keep_chosen_language(identity: Identity, customer: Customer) -> None:
     """An account linked by an engineer or the operator: a language it chose, or wrote in, before
     (`lang pt`, a first message in Portuguese) becomes the customer's, unless they have one

@@ -106,3 +106,19 @@ def test_an_account_linked_elsewhere_creates_nothing(cli: Run) -> None:
     cli("customers", "add", "Acme Lda", "--mastodon-acct", "ana@social.example")
     assert_one_error_line(cli("customers", "add", "Beta SA", "--mastodon-acct", "ANA@social.example"), "already linked")
     assert [r["name"] for r in json.loads(cli("customers", "list", "--json").stdout)] == ["Acme Lda"]
+
+
+def test_lang_chooses_the_language_or_none(cli: Run) -> None:
+    cli("customers", "add", "Acme Lda", "--email", "it@acme.pt", "--lang", "en")
+    result = cli("customers", "lang", "it@acme.pt", "PT")
+    assert result.code == 0 and result.stdout == "Acme Lda · language: pt\n", result
+    assert json.loads(cli("customers", "show", "1", "--json").stdout)["lang"] == "pt"
+    assert json.loads(cli("customers", "lang", "Acme Lda", "auto", "--json").stdout) == {
+        "id": 1,
+        "name": "Acme Lda",
+        "lang": None,
+    }
+    assert "language: not chosen (English until they write in Portuguese)" in cli("customers", "show", "1").stdout
+    assert_one_error_line(cli("customers", "lang", "Acme Lda", "fr"), "'fr' is not one of", code=2)
+    assert_one_error_line(cli("customers", "lang", "Nobody", "en"), "no customer 'Nobody'")
+    assert json.loads(cli("customers", "show", "1", "--json").stdout)["lang"] is None

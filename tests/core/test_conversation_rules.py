@@ -604,3 +604,41 @@ def test_a_thank_you_with_a_file_and_no_incident_is_kept_with_its_file(engine, d
     assert 'Reply "open" to open one with this message' in desk.out.getvalue()[start:]
     out = desk.say("Acme", "open")
     assert "Incident #1 is open: Thanks!" in out and "dmesg.txt" in out
+
+
+def test_an_engineer_chooses_a_customers_language_and_the_next_answer_is_in_it(engine, db_url, clock):
+    """`/customer lang pt NAME`: a customer stored as English (an old record, or a wrong choice) is
+    answered in Portuguese from the next message; `auto` un-chooses it, and then a Portuguese
+    message chooses Portuguese again, as for a customer added without one."""
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme Lda", lang="en")
+    assert "You have no open incidents." in desk.say("Acme Lda", "status")
+
+    assert "`Acme Lda` (id 1) is answered in Portuguese from now on." in desk.engineer("/customer lang pt Acme Lda")
+    assert "Não tem incidentes abertos." in desk.say("Acme Lda", "status")
+    assert _lang_of(desk, "Acme Lda") == "pt"
+
+    out = desk.engineer("/cliente lang AUTO acme lda")
+    assert "has no language chosen now: English until they write in Portuguese." in out
+    assert _lang_of(desk, "Acme Lda") is None
+    assert "You have no open incidents." in desk.say("Acme Lda", "status")
+    assert "Não tem incidentes abertos." in desk.say("Acme Lda", "estado")
+    assert _lang_of(desk, "Acme Lda") == "pt"
+
+    # The customer's own choice still wins afterwards.
+    desk.engineer("/customer lang en 1")
+    desk.say("Acme Lda", "idioma pt")
+    assert _lang_of(desk, "Acme Lda") == "pt"
+
+
+def test_customer_lang_says_what_is_wrong_and_changes_nothing(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme Lda", lang="en")
+    out = desk.engineer("/customer lang fr Acme Lda")
+    assert "language must be one of: en, pt, auto. Usage: /customer lang <en|pt|auto> <customer>" in out
+    assert "No customer `Acme`. Did you mean `Acme Lda` (id 1)?" in desk.engineer("/customer lang pt Acme")
+    assert "Missing <customer>." in desk.engineer("/customer lang pt")
+    assert _lang_of(desk, "Acme Lda") == "en"
+    # A sub-command nobody declared: the ones there are, not "did you mean /customer".
+    out = desk.engineer("/customer language pt Acme Lda")
+    assert '"/customer" is followed by one of: add, code, show, lang.' in out
