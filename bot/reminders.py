@@ -14,45 +14,81 @@ from bot.i18n import _, format_day, n_, render, render_plural
 from bot.policy import pack_expires_on
 from bot.services import credits, customers
 from bot.services.outgoing import Direct, Outgoing
-from storage.models import Customer
+from storage.models import CreditPack, Customer
 
 log = logging.getLogger("deskbot.reminders")
 
 
 def remind_expiring_credits(out: Outgoing, settings: Settings, channels: Collection[str]) -> list[int]:
-    """Write the reminders due at `out.now` (each pack's once); the ids of the packs reminded."""
+    """Write the reminders due at `out.now` (each pack's once); the ids of the customers reminded.
+
+    A customer with several packs due in the same pass (bought on one day, imported together
+    at go-live, come due over a weekend) gets one message that lists them."""
     days = settings.credit_reminder_days
     if days <= 0 or not settings.calendar.is_open(out.now):
         return []
-    reminded: list[int] = []
+    due: dict[int, list[CreditPack]] = {}
     for pack in credits.packs_to_remind(out.session, settings.today(out.now), days):
-        customer = out.session.get_one(Customer, pack.customer_id)
-        account = customers.latest_account(out.session, pack.customer_id, channels)
+        due.setdefault(pack.customer_id, []).append(pack)
+    reminded: list[int] = []
+    for customer_id, packs in due.items():
+        account = customers.latest_account(out.session, customer_id, channels)
         if account is None:
             continue  # no account on a channel this deployment runs: asked again on the next pass
-        if not credits.claim_reminder(out.session, pack, out.now):
-            continue  # another pass reminded them a moment ago
+        # Another pass may have reminded them of some a moment ago.
+        claimed = [pack for pack in packs if credits.claim_reminder(out.session, pack, out.now)]
+        if not claimed:
+            continue
+        customer = out.session.get_one(Customer, customer_id)
         lang = customer.lang or "en"
-        left = pack.incidents - pack.used
-        expiry = format_day(pack_expires_on(pack.purchased), lang)
-        text = "\n".join(
-            [
+        expiry = format_day(min(pack_expires_on(p.purchased) for p in claimed), lang)
+        subject = render(lang, _("Your support credits lapse after {expiry}"), expiry=expiry)
+        out.say(Direct(account.channel, account.address, subject=subject), _reminder_text(lang, claimed))
+        reminded.append(customer_id)
+        log.info(
+            "credit expiry reminder written",
+            extra={"customer_id": customer_id, "pack_ids": [p.id for p in claimed]},
+        )
+    return reminded
+
+
+def _reminder_text(lang: str, packs: list[CreditPack]) -> str:
+    def values(pack: CreditPack) -> dict[str, object]:
+        return {
+            "left": pack.incidents - pack.used,
+            "bought": format_day(pack.purchased, lang),
+            "expiry": format_day(pack_expires_on(pack.purchased), lang),
+        }
+
+    if len(packs) == 1:
+        (pack,) = packs
+        lines = [
+            render_plural(
+                lang,
+                pack.incidents - pack.used,
+                n_(
+                    "A reminder: {left} support credit from the pack you bought on {bought} is still unused. It can be used until {expiry} inclusive; after that day it lapses.",
+                    "A reminder: {left} support credits from the pack you bought on {bought} are still unused. They can be used until {expiry} inclusive; after that day they lapse.",
+                ),
+                **values(pack),
+            )
+        ]
+    else:
+        lines = [
+            render(lang, _("A reminder: support credits you have not used yet lapse soon.")),
+            *(
                 render_plural(
                     lang,
-                    left,
+                    pack.incidents - pack.used,
                     n_(
-                        "A reminder: {left} support credit from the pack you bought on {bought} is still unused. It can be used until {expiry} inclusive; after that day it lapses.",
-                        "A reminder: {left} support credits from the pack you bought on {bought} are still unused. They can be used until {expiry} inclusive; after that day they lapse.",
+                        "• {left} credit from the pack you bought on {bought}: it can be used until {expiry} inclusive",
+                        "• {left} credits from the pack you bought on {bought}: they can be used until {expiry} inclusive",
                     ),
-                    left=left,
-                    bought=format_day(pack.purchased, lang),
-                    expiry=expiry,
-                ),
-                render(lang, _('To open an incident, send "open" followed by what it is about.')),
-            ]
-        )
-        subject = render(lang, _("Your support credits lapse after {expiry}"), expiry=expiry)
-        out.say(Direct(account.channel, account.address, subject=subject), text)
-        reminded.append(pack.id or 0)
-        log.info("credit expiry reminder written", extra={"customer_id": customer.id, "pack_id": pack.id})
-    return reminded
+                    **values(pack),
+                )
+                for pack in packs
+            ),
+            render(lang, _("After a pack's last day, its unused credits lapse.")),
+        ]
+    lines.append(render(lang, _('To open an incident, send "open" followed by what it is about.')))
+    return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""Credit expiry reminders (bot/reminders.py, run by the watcher): once per pack, in the month
-before its last valid day, in service hours, on the account the customer wrote from last, in
-their language; never for used-up or lapsed packs; off with DESKBOT_CREDIT_REMINDER_DAYS=0."""
+"""Credit expiry reminders (bot/reminders.py, run by the watcher): once per pack (a customer's
+packs due together in one message), in the month before its last valid day, in service hours, on
+the account the customer wrote from last, in their language; never for used-up or lapsed packs;
+off with DESKBOT_CREDIT_REMINDER_DAYS=0."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import date
 from sqlalchemy import select
 
 from storage.db import transaction
-from storage.models import CreditPack
+from storage.models import CreditPack, Customer
 from tests.desk import Desk
 
 # The clock starts on Wednesday 2 December 2026 at 10:00 in Lisbon (tests/conftest.py).
@@ -116,4 +117,39 @@ def test_two_passes_that_read_the_pack_together_remind_once(engine, db_url, cloc
         pack = late.get_one(CreditPack, 1)  # read before the other pass reminds
         assert "A reminder: 1 support credit" in _watch(desk)
         assert credits.claim_reminder(late, pack, clock()) is False
+    assert _watch(desk) == ""
+
+
+def test_packs_due_together_are_one_reminder_that_lists_them(engine, db_url, clock):
+    """Two packs of one customer due in the same pass (here: imported at go-live, one lapsing in
+    20 days, one in 30) make one message, in the customer's language; each pack is marked."""
+    from bot.services import credits
+
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=2, purchased=LAPSES_IN_20_DAYS)
+    desk.customer("Cliente", credits=1, lang="pt", purchased=LAPSES_IN_20_DAYS)
+    with transaction(desk.engine) as s:
+        for customer_id, n in ((1, 1), (2, 3)):
+            customer = s.get_one(Customer, customer_id)
+            credits.grant_credits(s, customer, n, date(2026, 1, 1), "import", clock())  # last day 1 Jan 2027
+
+    out = _watch(desk)
+    assert out.count("deskbot → Acme:") == 1 and out.count("deskbot → Cliente:") == 1
+    assert (
+        "deskbot → Acme:\n  A reminder: support credits you have not used yet lapse soon.\n"
+        "  • 2 credits from the pack you bought on 22 Dec 2025: they can be used until 22 Dec 2026 inclusive\n"
+        "  • 1 credit from the pack you bought on 1 Jan 2026: it can be used until 1 Jan 2027 inclusive\n"
+        "  After a pack's last day, its unused credits lapse.\n"
+        '  To open an incident, send "open" followed by what it is about.' in out
+    )
+    assert (
+        "deskbot → Cliente:\n  Um lembrete: há créditos de suporte por utilizar que caducam em breve.\n"
+        "  • 1 crédito do pacote que comprou em 22 de dezembro de 2025: pode ser utilizado até 22 de dezembro"
+        " de 2026, inclusive\n"
+        "  • 3 créditos do pacote que comprou em 1 de janeiro de 2026: podem ser utilizados até 1 de janeiro"
+        " de 2027, inclusive\n"
+        "  Depois do último dia de um pacote, os créditos por utilizar caducam.\n" in out
+    )
+    assert _reminded(desk) == {1: True, 2: True, 3: True, 4: True}
+    assert desk.runtime.metrics.registry.get_sample_value("deskbot_credit_reminders_total") == 2
     assert _watch(desk) == ""
