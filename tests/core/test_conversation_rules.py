@@ -250,14 +250,19 @@ def test_a_thank_you_or_ok_with_no_incident_to_take_it_is_answered_and_kept_for_
     assert "Incident #1 is open: The backup disk is full" in desk.say("Acme", "open")
 
 
-def test_a_thank_you_for_a_resolved_incident_is_added_and_kept_for_nothing(engine, db_url, clock):
-    desk = Desk(engine, db_url, clock)
+def _two_resolved(desk: Desk, summary: str = "") -> None:
+    """Acme's incident #1 and the Portuguese customer Cliente's #2, both resolved now."""
     desk.customer("Acme", credits=2)
     desk.customer("Cliente", credits=2, lang="pt")
     desk.say("Acme", "open Shares are slow")
     desk.say("Cliente", "abrir Partilhas lentas")
-    desk.engineer("/resolve 1 MTU")
-    desk.engineer("/resolve 2 MTU")
+    desk.engineer(f"/resolve 1 {summary}".rstrip())
+    desk.engineer(f"/resolve 2 {summary}".rstrip())
+
+
+def test_a_thank_you_for_a_resolved_incident_is_added_and_kept_for_nothing(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    _two_resolved(desk, "MTU")
     until = _when(desk, clock.now.replace(day=9))
 
     out = desk.say("Acme", "Thanks a lot! 🙏")
@@ -304,12 +309,7 @@ def test_after_the_resolved_question_open_starts_a_new_incident_with_the_text(en
 
 def test_after_seven_days_a_resolved_incident_cannot_be_reopened_for_free(engine, db_url, clock):
     desk = Desk(engine, db_url, clock)
-    desk.customer("Acme", credits=2)
-    desk.customer("Cliente", credits=2, lang="pt")
-    desk.say("Acme", "open Shares are slow")
-    desk.say("Cliente", "abrir Partilhas lentas")
-    desk.engineer("/resolve 1")
-    desk.engineer("/resolve 2")
+    _two_resolved(desk)
     clock.advance(days=7, minutes=1)
 
     # Plain text is no longer taken for the old incident; `#1 text` is, and says why it stays shut.
