@@ -121,6 +121,8 @@ class MastodonChannel(Channel):
         facts = read_instance(self._transport, self._base_url, self._closing)
         self.max_characters, self.domain, self.streaming_url = facts.max_characters, facts.domain, facts.streaming_url
         self.media_limits = facts.media
+        if facts.version:
+            self._transport.set_version(facts.version)
         accepted = open_to_strangers(self._transport, self._base_url, self.tuning.accept_strangers, self._closing)
         check_reads_own_statuses(self._transport, self._base_url, self._me["id"], self._closing)
         self._poster = ReplyPoster(

@@ -158,8 +158,11 @@ class MediaUploader:
                 except MastodonAPIError as error:
                     if isinstance(error, MastodonServerError):
                         raise
-                    # Refused for good (its limits changed since start): the rest still goes.
-                    unsent[file.id] = f"Mastodon refused the upload: {describe(error)}"
+                    # Refused for good (its limits changed since start, or the token may not
+                    # upload: start-up cannot tell without uploading): the rest still goes.
+                    unsent[file.id] = f"Mastodon refused the upload: {describe(error)}" + (
+                        " (the access token needs the write:media scope)" if _status(error) == 403 else ""
+                    )
                     continue
                 store.record_upload(file.id, "mastodon", media_id)
             if self._ready(message, media_id):
@@ -197,6 +200,12 @@ class MediaUploader:
                     retry_after=max(self.wait, 5.0),
                 )
             self.stop.wait(self.poll_interval)
+
+
+def _status(error: MastodonAPIError) -> int | None:
+    """The HTTP status of a Mastodon.py API error (its second argument)."""
+    args = error.args
+    return args[1] if len(args) >= 2 and isinstance(args[1], int) else None
 
 
 def _upload_name(file: OutboundFile) -> str:

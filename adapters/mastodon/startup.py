@@ -55,6 +55,8 @@ class InstanceFacts:
     streaming_url: str
     #: What the instance takes as media (`configuration.media_attachments`, `statuses.max_media_attachments`).
     media: MediaLimits = field(default_factory=MediaLimits)
+    #: The server's version ("4.7.3"), None where the instance entity does not say.
+    version: str | None = None
 
 
 def dig(obj: Any, *keys: str) -> Any:
@@ -98,6 +100,7 @@ def read_instance(transport: Transport, base_url: str, stop: threading.Event) ->
         max_characters=int(max_characters or DEFAULT_MAX_CHARACTERS),
         domain=str(domain or urlsplit(base_url).netloc).lower(),
         streaming_url=stream_base + "/api/v1/streaming/user/notification",
+        version=str(dig(v2, "version") or dig(v1, "version") or "") or None,
     )
 
 

@@ -14,6 +14,7 @@ exponential back-off (`adapters.backoff`), a bounded number of times (tenacity).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -27,6 +28,12 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt
 from adapters.backoff import Backoff
 
 from .pacing import Pacer
+
+#: The server's version until the instance entity says it (the oldest with the notification
+#: policy API this channel needs, 4.3): see `Transport.set_version`.
+ASSUMED_VERSION = "4.3.0"
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+_VERSION_NUMBERS = (4, 3, 0)
 
 log = logging.getLogger("deskbot.adapters.mastodon")
 T = TypeVar("T")
@@ -82,6 +89,7 @@ class Transport:
         self.requests_made = 0
         self.recv = self._client(base_url, access_token, user_agent, request_timeout)
         self.send = self._client(base_url, access_token, user_agent, request_timeout)
+        self.set_version(ASSUMED_VERSION)
 
     def _client(self, base_url: str, token: str, user_agent: str, timeout: float) -> Mastodon:
         session = requests.Session()
@@ -90,11 +98,27 @@ class Transport:
             access_token=token,
             api_base_url=base_url,
             version_check_mode="none",  # the checking modes misfire or recurse (see the notes)
+            # Given, so that the client never asks the server itself (`set_version`).
+            mastodon_version=ASSUMED_VERSION,
             ratelimit_method="throw",  # "pace" wedges after idling, "wait" can block for hours
             request_timeout=timeout,
             user_agent=user_agent,
             session=session,
         )
+
+    def set_version(self, version: str) -> None:
+        """Tell both clients the server's version (as the instance entity says it, "4.7.3").
+
+        Mastodon.py's helpers that pick an endpoint by version (`media_post`: `/api/v2/media`
+        from 3.1.4) otherwise fetch the instance endpoints on their first call, even in the
+        "none" checking mode; and when that fetch fails they ask again from within themselves
+        until Python's recursion limit, about a thousand requests in a burst. With a version
+        given to the constructor they never fetch, but in the "none" mode they do not parse it
+        either, so the numbers are set here."""
+        match = _VERSION.match(version)
+        numbers = tuple(int(n) for n in match.groups()) if match else _VERSION_NUMBERS
+        for client in (self.recv, self.send):
+            client.mastodon_major, client.mastodon_minor, client.mastodon_patch = numbers
 
     def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.requests_made += 1

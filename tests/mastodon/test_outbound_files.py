@@ -26,7 +26,7 @@ from tests.fakes.mastodon.model import Posted
 from tests.fakes.zulip import FakeZulip
 from tests.zulip import conftest as zulip_side
 
-from .conftest import PNG, in_topic, wait_until, waiting_file
+from .conftest import BOT_TOKEN, PNG, in_topic, wait_until, waiting_file
 from .runtime_bot import ALICE
 
 #: An MP4's first bytes: what makes `filetype` call it video/mp4 (the fake processes video: 202).
@@ -235,6 +235,39 @@ def test_a_medium_the_instance_refuses_only_when_sent_does_not_stop_the_reply(
     assert "small.png" not in status.source_text.split("Two pictures:")[1].split("\n", 1)[1]
     notice = in_topic(zulip, "Not sent to the customer on mastodon after all").content
     assert f"`big.png` ({big} bytes): `Mastodon refused the upload:" in notice and "small.png" not in notice
+
+
+def test_an_upload_asks_nothing_of_the_instance_endpoints(fake: FakeMastodon, zulip: FakeZulip, desk: Runtime) -> None:
+    """Mastodon.py's `media_post` checks the server's version first, and when the instance
+    endpoint fails it asks again from within itself until Python's recursion limit: about a
+    thousand requests in a burst, then a RecursionError. The version read at start is given
+    to the client instead, so an upload needs nothing but the upload."""
+    topic = open_case(fake, zulip)
+    asked = fake.stats.count("GET /api/v1/instance") + fake.stats.count("GET /api/v2/instance")
+    fake.fail_next(10_000, 503, method="GET", path="/api/v1/instance")
+    fake.fail_next(10_000, 503, method="GET", path="/api/v2/instance")
+    reply(zulip, topic, "/reply The diagram:", [("diagram.png", PNG)])
+    [status] = thread(fake, "[#1] The diagram:")
+    assert [m["description"] for m in status.status["media_attachments"]] == ["diagram.png"]
+    assert fake.stats.count("GET /api/v1/instance") + fake.stats.count("GET /api/v2/instance") == asked
+
+
+def test_a_token_without_write_media_sends_the_text_and_names_the_scope(
+    fake: FakeMastodon, zulip: FakeZulip, start_desk: Callable[..., Runtime]
+) -> None:
+    """The scopes the guide once listed (no `write:media`): the bot starts and answers, and the
+    first file an engineer sends is refused with 403; the reply still goes, and the engineers
+    read which scope the token lacks."""
+    fake.set_scopes(BOT_TOKEN, "read write:statuses write:notifications")
+    start_desk()
+    topic = open_case(fake, zulip)
+    reply(zulip, topic, "/reply The diagram:", [("diagram.png", PNG)])
+    [status] = thread(fake, "[#1] The diagram:")
+    assert status.status["media_attachments"] == [] and fake.uploads == {}
+    assert '- "diagram.png"' in status.source_text and "not sent" in status.source_text
+    notice = in_topic(zulip, "Not sent to the customer on mastodon after all").content
+    assert "`Mastodon refused the upload: HTTP 403: This action is outside the authorized scopes" in notice
+    assert "(the access token needs the write:media scope)" in notice
 
 
 def test_a_medium_refused_when_sent_is_told_in_portuguese(

@@ -74,6 +74,28 @@ ROUTES: list[Route] = [
 ]
 STREAM_PATHS = {"/api/v1/streaming/user": False, "/api/v1/streaming/user/notification": True}
 UNAUTHENTICATED = {"instance_v1", "instance_v2"}
+#: The scopes a token needs for a route, any one of them (Mastodon's `doorkeeper_authorize!` in each
+#: controller: a top-level scope covers its own `read:…`/`write:…`). Only checked for tokens given
+#: scopes (`FakeMastodon.set_scopes`); any other token may do everything. Streams are not checked.
+ROUTE_SCOPES = {
+    "verify_credentials": ("read", "read:accounts", "profile"),
+    "notifications": ("read", "read:notifications"),
+    "requests": ("read", "read:notifications"),
+    "requests_merged": ("read", "read:notifications"),
+    "request": ("read", "read:notifications"),
+    "request_action": ("write", "write:notifications"),
+    "requests_action": ("write", "write:notifications"),
+    "notification": ("read", "read:notifications"),
+    "policy": ("read", "read:notifications"),
+    "policy_update": ("write", "write:notifications"),
+    "post_status": ("write", "write:statuses"),
+    "status": ("read", "read:statuses"),
+    "context": ("read", "read:statuses"),
+    "status_source": ("read", "read:statuses"),
+    "account_statuses": ("read", "read:statuses"),
+    "media_post": ("write", "write:media"),
+    "media": ("write", "write:media"),
+}
 
 
 class _Server(ThreadingHTTPServer):
@@ -163,6 +185,8 @@ class FakeMastodon(RestRoutes, MediaRoutes):
         #: Seconds an upload answered 202 takes to process; `media_async`: images too answer 202.
         self.media_processing = media_processing
         self.media_async = False
+        #: The scopes of tokens given some (`set_scopes`); a token not here may do everything.
+        self.token_scopes: dict[str, frozenset[str]] = {}
         self.stats = Stats()
         self.faults = FaultPlan()
         self.streams = StreamHub()
@@ -225,6 +249,11 @@ class FakeMastodon(RestRoutes, MediaRoutes):
     def follow(self, follower: str, followed: str) -> None:
         with self.instance.lock:
             self.instance.follows.add((self.account(follower).id, self.account(followed).id))
+
+    def set_scopes(self, token: str, scopes: str) -> None:
+        """Give `token` only these scopes ("read write:statuses"): a request outside them is
+        answered 403 "This action is outside the authorized scopes", as Mastodon does."""
+        self.token_scopes[token] = frozenset(scopes.split())
 
     def set_policy(self, acct: str, **policy: str) -> None:
         self.instance.update_policy(self.account(acct), policy)
@@ -393,6 +422,15 @@ class FakeMastodon(RestRoutes, MediaRoutes):
         if route_name not in UNAUTHENTICATED and account is None:
             return self._send(
                 handler, 401, {"error": "The access token is invalid"}, verdict=api_verdict, route=route_key
+            )
+        scopes = self.token_scopes.get(token or "")
+        if scopes is not None and route_name in ROUTE_SCOPES and not scopes & set(ROUTE_SCOPES[route_name]):
+            return self._send(
+                handler,
+                403,
+                {"error": "This action is outside the authorized scopes"},
+                verdict=api_verdict,
+                route=route_key,
             )
 
         form = self._form(handler, raw_body)
