@@ -28,9 +28,11 @@ zone (`DESKBOT_TIMEZONE`).
 ``deskbot db upgrade``
     Apply the database migrations and print the revision before and after.
 
-``deskbot customers add NAME [--email E] [--zulip-email Z] [--mastodon-acct user@host] [--lang en|pt] [--json]``
+``deskbot customers add NAME [--email E]... [--zulip-email Z] [--mastodon-acct user@host] [--lang en|pt] [--json]``
     Create a customer. Prints its id and a one-time activation code (valid 14
-    days; the customer sends ``link CODE`` to the bot). ``--zulip-email`` and
+    days; the customer sends ``link CODE`` to the bot). ``--email`` repeats:
+    mail from each address is the customer's, the first is the contact
+    address. ``--zulip-email`` and
     ``--mastodon-acct`` link those chat accounts right away (the Mastodon
     account as ``user@host``, a leading ``@`` is dropped; the Zulip address is
     looked up on Zulip, with the Zulip settings, and linked by its user id:
@@ -38,7 +40,7 @@ zone (`DESKBOT_TIMEZONE`).
     and the error says that the activation code is the way). ``--lang`` is the
     language of the bot's replies; without it none is chosen (``lang`` null): English
     until the customer writes in Portuguese, then Portuguese. JSON: an object with ``id``,
-    ``name``, ``email``, ``lang``, ``activation_code``,
+    ``name``, ``email``, ``emails``, ``lang``, ``activation_code``,
     ``activation_code_expires_at`` and ``identities``.
 
 ``deskbot customers list [--json]``
@@ -102,8 +104,8 @@ zone (`DESKBOT_TIMEZONE`).
 
 ``deskbot report billing --month YYYY-MM [--format table|csv|json] [--json]``
     Chargeable incidents per customer opened in that month (the month's
-    boundaries in the service time zone); incidents marked as a vendor bug are
-    not counted. Each costs ``DESKBOT_INCIDENT_PRICE`` (net of tax) in
+    boundaries in the service time zone); incidents not charged (a vendor bug,
+    ``/bug``, or waived, ``/waive``) are not counted. Each costs ``DESKBOT_INCIDENT_PRICE`` (net of tax) in
     ``DESKBOT_CURRENCY``; with totals. ``--json`` is ``--format json``. CSV
     columns: ``month,customer_id,customer,incidents,cases,unit_price,amount,currency``,
     then a ``TOTAL`` row.
@@ -188,7 +190,7 @@ class _Root(TyperGroup):
 
 app = typer.Typer(
     name="deskbot",
-    help="deskbot: a support-desk chat bot for incident-based support over Zulip and Mastodon.",
+    help="deskbot: a support-desk chat bot for incident-based support by email, Zulip and Mastodon.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

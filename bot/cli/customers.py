@@ -36,7 +36,9 @@ from bot.services import incidents as incident_service
 from bot.services.customers import CODE_VALIDITY
 from storage.models import CreditPack, Customer, Identity, Incident
 
-customers_app = typer.Typer(help="Customer records: add, list, show.", no_args_is_help=True)
+customers_app = typer.Typer(
+    help="Customer records: add, list, show; their language and email addresses.", no_args_is_help=True
+)
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ACCT = re.compile(r"@?([^@\s/]+)@([^@\s/]+)")
