@@ -55,7 +55,7 @@ def remind_expiring_credits(out: Outgoing, settings: Settings, channels: Collect
 def _reminder_text(lang: str, packs: list[CreditPack]) -> str:
     def values(pack: CreditPack) -> dict[str, object]:
         return {
-            "left": pack.incidents - pack.used,
+            "left": credits.left_in(pack),
             "bought": format_day(pack.purchased, lang),
             "expiry": format_day(pack_expires_on(pack.purchased), lang),
         }
@@ -65,7 +65,7 @@ def _reminder_text(lang: str, packs: list[CreditPack]) -> str:
         lines = [
             render_plural(
                 lang,
-                pack.incidents - pack.used,
+                credits.left_in(pack),
                 n_(
                     "A reminder: {left} support credit from the pack you bought on {bought} is still unused. It can be used until {expiry} inclusive; after that day it lapses.",
                     "A reminder: {left} support credits from the pack you bought on {bought} are still unused. They can be used until {expiry} inclusive; after that day they lapse.",
@@ -79,7 +79,7 @@ def _reminder_text(lang: str, packs: list[CreditPack]) -> str:
             *(
                 render_plural(
                     lang,
-                    pack.incidents - pack.used,
+                    credits.left_in(pack),
                     n_(
                         "• {left} credit from the pack you bought on {bought}: it can be used until {expiry} inclusive",
                         "• {left} credits from the pack you bought on {bought}: they can be used until {expiry} inclusive",

@@ -164,6 +164,11 @@ class CreditPack(SQLModel, table=True):
     granted_by: str | None = _text(ADDRESS, key=True)
     #: When the customer was reminded that the pack's unused credits lapse (bot.reminders; once).
     expiry_reminded_at: datetime | None = _time()
+    #: Credits cancelled by an operator or engineer (a grant made by mistake): never the customer's
+    #: to use. `incidents` stays the size as bought; what may be used is `incidents - cancelled`.
+    cancelled: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    cancelled_at: datetime | None = _time()
+    cancelled_by: str | None = _text(ADDRESS, key=True)
 
 
 class IncidentState(StrEnum):

@@ -81,6 +81,13 @@ zone (`DESKBOT_TIMEZONE`).
     granted (same customer, date and size) is skipped, not granted twice. A
     progress bar is shown on a terminal.
 
+``deskbot credits cancel PACK [--json]``
+    Cancel the unused credits of a pack granted by mistake (its number: ``customers
+    show``); its used credits stay on record, and the pack says how many were
+    cancelled, when and by whom. A pack with nothing left cancels nothing (exit
+    status 0). JSON: ``pack_id``, ``customer_id``, ``customer``, ``incidents``,
+    ``used``, ``cancelled_now``, ``cancelled``, ``credits_left``.
+
 ``deskbot cases list [--state open|resolved|closed] [--customer CUSTOMER] [--severity 1-4] [--overdue] [--limit N] [--json]``
     Cases in the order they are worked: by severity (1 critical first), then
     the next response due (cases with none last), then newest first; with

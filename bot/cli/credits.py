@@ -84,6 +84,44 @@ def credits_grant(
         )
 
 
+@credits_app.command("cancel")
+def credits_cancel(
+    pack: Annotated[
+        int,
+        typer.Argument(metavar="PACK", parser=number_parser(), help="The pack's number (deskbot customers show)."),
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Cancel the unused credits of a pack granted by mistake; used credits stay on record."""
+    config = settings()
+    with session_of(config) as session:
+        done = credit_service.cancel_unused(session, pack, operator(), now())
+        if done is None:
+            raise CliError(f"no pack {pack} (deskbot customers show CUSTOMER lists a customer's packs)")
+        left = credit_service.credit_summary(session, done.customer.id, today(config)).total_left
+        document = {
+            "pack_id": pack,
+            "customer_id": done.customer.id,
+            "customer": done.customer.name,
+            "incidents": done.pack.incidents,
+            "used": done.pack.used,
+            "cancelled_now": done.count,
+            "cancelled": done.pack.cancelled,
+            "credits_left": left,
+        }
+    if as_json:
+        print_json(document)
+        return
+    name = done.customer.name
+    if done.count == 0:
+        typer.echo(f"Pack {pack} of {name} has no unused credits: nothing cancelled. {name} has {_credits(left)} left.")
+        return
+    typer.echo(
+        f"Pack {pack} of {name}: {_credits(done.count)} cancelled (used, and kept on record: {done.pack.used})."
+        f" {name} has {_credits(left)} left."
+    )
+
+
 def _credits(n: int) -> str:
     return f"{n} credit" if n == 1 else f"{n} credits"
 

@@ -365,9 +365,18 @@ def customers_show(
     console.print(
         table(
             "Credit packs",
-            ["Pack", "Bought", "Incidents", "Used", "Left", "Valid until (inclusive)", "State"],
+            ["Pack", "Bought", "Incidents", "Cancelled", "Used", "Left", "Valid until (inclusive)", "State"],
             (
-                [p["id"], p["purchased"], p["incidents"], p["used"], p["left"], p["expires_on"], _pack_state(p, day)]
+                [
+                    p["id"],
+                    p["purchased"],
+                    p["incidents"],
+                    p["cancelled"] or "",
+                    p["used"],
+                    p["left"],
+                    p["expires_on"],
+                    _pack_state(p, day),
+                ]
                 for p in document["credits"]["packs"]
             ),
         )
@@ -387,7 +396,15 @@ def customers_show(
 
 def _pack_state(pack: dict[str, Any], day: date) -> str:
     """A pack as `customers show` says it: valid (and whether its customer was reminded that its
-    credits lapse, bot.reminders), expired (after its last valid day), or not valid yet."""
+    credits lapse, bot.reminders), expired (after its last valid day), or not valid yet; and when
+    and by whom credits of it were cancelled."""
+    state = _validity(pack, day)
+    if pack["cancelled"]:
+        state += f"; {pack['cancelled']} cancelled on {pack['cancelled_at'][:10]} by {pack['cancelled_by']}"
+    return state
+
+
+def _validity(pack: dict[str, Any], day: date) -> str:
     if pack["valid"]:
         reminded = pack["expiry_reminded_at"]
         return f"valid; reminded of its end on {reminded[:10]}" if reminded else "valid"
@@ -425,6 +442,9 @@ def _customer_document(
                     "id": p.id,
                     "purchased": iso(p.purchased),
                     "incidents": p.incidents,
+                    "cancelled": p.cancelled,
+                    "cancelled_at": iso(p.cancelled_at),
+                    "cancelled_by": p.cancelled_by,
                     "used": p.used,
                     "left": status[p.id].left,
                     "expires_on": iso(status[p.id].expires_on),

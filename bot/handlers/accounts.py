@@ -1,5 +1,5 @@
 """Engineer commands about customers and their credits (SPEC §3): `/customer add|code|show|lang`,
-`/credits grant`, `/contacts`. The commands about one case are in `bot.handlers.engineer`."""
+`/credits grant|cancel`, `/contacts`. The commands about one case are in `bot.handlers.engineer`."""
 
 from __future__ import annotations
 
@@ -110,6 +110,7 @@ def customer_show(ctx: Context, who: str) -> None:
     lines.append("accounts: " + (", ".join(inert(f"{i.channel}:{i.address}") for i in identities) or "none linked"))
     lines.append(f"credits left: {summary.total_left}")
     reminded = {p.id: p.expiry_reminded_at for p in packs}
+    rows = {p.id: p for p in packs}
     for status in summary.packs:
         valid_until = f"valid until {format_day(status.expires_on, 'en')} inclusive"
         if not status.valid:
@@ -118,9 +119,16 @@ def customer_show(ctx: Context, who: str) -> None:
             )
         elif (when := reminded.get(status.pack.id)) is not None:
             valid_until += f" (reminded of its end on {format_day(ctx.settings.today(when), 'en')})"
+        row = rows[status.pack.id]
+        cancelled = (
+            f"{row.cancelled} cancelled on {format_day(ctx.settings.today(row.cancelled_at), 'en')}"
+            f" by {inert(row.cancelled_by or '—')}, "
+            if row.cancelled and row.cancelled_at
+            else ""
+        )
         lines.append(
-            f"• pack {status.pack.id}: {status.pack.incidents} bought {format_day(status.pack.purchased, 'en')}, "
-            f"{status.left} left, {valid_until}"
+            f"• pack {status.pack.id}: {row.incidents} bought {format_day(status.pack.purchased, 'en')}, "
+            f"{cancelled}{status.left} left, {valid_until}"
         )
     latest = incidents.latest_incidents(ctx.session, customer.id, tuple(IncidentState), CUSTOMER_CASES_SHOWN + 1)
     for incident in latest[-CUSTOMER_CASES_SHOWN:]:
@@ -208,6 +216,42 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
     )
 
 
+@command(
+    en="credits",
+    pt="creditos",
+    sub="cancel",
+    audience=ENGINEER,
+    args=(Arg("pack", "int", label=_("pack")),),
+    help=_("cancel the unused credits of a pack granted by mistake (its number: /customer show)"),
+)
+def credits_cancel(ctx: Context, pack: int) -> None:
+    assert ctx.engineer is not None
+    done = credits.cancel_unused(ctx.session, pack, ctx.engineer, ctx.now)
+    if done is None:
+        ctx.reply(_("There is no pack {id}. /customer show lists a customer's packs."), id=pack)
+        return
+    name = inert(done.customer.name)
+    if done.count == 0:
+        ctx.reply(_("Pack {id} of {name} has no unused credits: nothing to cancel."), id=pack, name=name)
+        return
+    left = credits.credit_summary(ctx.session, done.customer.id, ctx.today).total_left
+    ctx.reply_text(
+        ctx.tn(
+            n_(
+                "Pack {id} of {name}: {n} unused credit cancelled (used, and kept on record: {used}).",
+                "Pack {id} of {name}: {n} unused credits cancelled (used, and kept on record: {used}).",
+            ),
+            done.count,
+            id=pack,
+            name=name,
+            n=done.count,
+            used=done.pack.used,
+        )
+        + " "
+        + ctx.tn(n_("{name} has {left} credit left.", "{name} has {left} credits left."), left, name=name, left=left)
+    )
+
+
 def _pack_warning(ctx: Context, purchased: date) -> str:
     """A date that is probably a slip (a year off): the pack was granted, but says why it gives nothing now."""
     why = unusable_because(purchased, ctx.today)
@@ -246,4 +290,4 @@ def _name_and_email(text: str) -> tuple[str, str | None]:
 
 
 #: In the order `/help` lists them, after the case commands.
-COMMANDS = (customer_add, customer_code, customer_show, customer_lang, credits_grant, contacts)
+COMMANDS = (customer_add, customer_code, customer_show, customer_lang, credits_grant, credits_cancel, contacts)

@@ -337,11 +337,13 @@ def _excerpt(text: str, limit: int = 300) -> str:
 def show_credits(ctx: Context) -> None:
     assert ctx.customer is not None
     summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
-    if not summary.packs:
+    # A pack whose every credit was cancelled before any was used was a grant made by mistake.
+    packs = [status for status in summary.packs if status.pack.incidents > 0]
+    if not packs:
         ctx.reply(_("You have no support credits yet. Buy them at {url}."), url=ctx.settings.purchase_url)
         return
     lines = [ctx.t(_("Credits left: {left}"), left=summary.total_left)]
-    for status in summary.packs:
+    for status in packs:
         values = {
             "size": status.pack.incidents,
             "bought": format_day(status.pack.purchased, ctx.lang),

@@ -1,4 +1,5 @@
-"""Credit packs: granting them, and taking and giving back a credit (SPEC §1).
+"""Credit packs: granting them (and cancelling a grant made by mistake), and taking and giving
+back a credit (SPEC §1).
 
 Which pack pays, and the arithmetic of a pack, are the pure rules of
 bot.policy.entitlements (`choose_pack`, `consume`, `give_back`, `summarise`);
@@ -15,6 +16,7 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlmodel import Session
 
+from bot.numbers import is_id
 from bot.policy import (
     CreditSummary,
     NoCredit,
@@ -39,7 +41,13 @@ def packs_of(session: Session, customer_id: int, lock: bool = False) -> list[Cre
 
 
 def as_policy(pack: CreditPack) -> Pack:
-    return Pack(id=pack.id, purchased=pack.purchased, incidents=pack.incidents, used=pack.used)
+    """The pack as the rules see it: its cancelled credits were never the customer's."""
+    return Pack(id=pack.id, purchased=pack.purchased, incidents=pack.incidents - pack.cancelled, used=pack.used)
+
+
+def left_in(pack: CreditPack) -> int:
+    """Credits of the pack not used and not cancelled (whether it is still valid aside)."""
+    return pack.incidents - pack.cancelled - pack.used
 
 
 def credit_summary(session: Session, customer_id: int, today: date) -> CreditSummary:
@@ -118,6 +126,34 @@ def grant_credits(
     return pack
 
 
+@dataclass(frozen=True)
+class Cancelled:
+    """What `cancel_unused` did: the pack, its customer, and how many credits it cancelled now."""
+
+    pack: CreditPack
+    customer: Customer
+    count: int
+
+
+def cancel_unused(session: Session, pack_id: int, by: str, now: datetime) -> Cancelled | None:
+    """Cancel the unused credits of a pack granted by mistake (to the wrong customer, or too many);
+    None when there is no such pack. Used credits stay: they paid for incidents that happened (the
+    billing report counts incidents, not packs). A credit given back later (`/bug`) can be used
+    again, as any credit a customer paid for. Cancelling a pack with nothing left cancels 0."""
+    if not is_id(pack_id):
+        return None
+    pack = session.scalars(for_update(select(CreditPack).where(CreditPack.id == pack_id), session)).first()
+    if pack is None:
+        return None
+    count = left_in(pack)
+    if count > 0:
+        pack.cancelled += count
+        pack.cancelled_at, pack.cancelled_by = now, by
+    customer = session.get_one(Customer, pack.customer_id)
+    log.info("credits cancelled", extra={"pack_id": pack.id, "customer_id": customer.id, "count": count})
+    return Cancelled(pack, customer, count)
+
+
 def packs_to_remind(session: Session, today: date, days_before: int) -> list[CreditPack]:
     """Packs whose customer is to be reminded today that unused credits lapse (the policy's
     `expiry_reminder_due`), not reminded yet; locked, and those another replica holds left out."""
@@ -125,7 +161,7 @@ def packs_to_remind(session: Session, today: date, days_before: int) -> list[Cre
         select(CreditPack)
         .where(
             CreditPack.expiry_reminded_at.is_(None),
-            CreditPack.used < CreditPack.incidents,
+            CreditPack.used + CreditPack.cancelled < CreditPack.incidents,
             # Wide enough for leap years either way; the policy decides.
             CreditPack.purchased >= today - timedelta(days=367),
             CreditPack.purchased <= today - timedelta(days=364 - days_before),

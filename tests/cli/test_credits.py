@@ -123,3 +123,33 @@ def test_import_unreadable_or_unusable_file(cli: Run, tmp_path) -> None:  # noqa
     assert_one_error_line(cli("credits", "import", str(tmp_path / "binary.csv")), "not UTF-8")
     (tmp_path / "header.csv").write_text("name,count\nAcme,3\n", encoding="utf-8")
     assert_one_error_line(cli("credits", "import", str(tmp_path / "header.csv")), "missing columns customer")
+
+
+def test_cancel_the_unused_credits_of_a_pack_granted_by_mistake(cli: Run, engine) -> None:  # noqa: ANN001
+    cli("customers", "add", "Acme Lda")
+    cli("credits", "grant", "Acme Lda", "--incidents", "30")
+    with transaction(engine) as session:  # one incident paid from it already
+        session.get_one(CreditPack, 1).used = 1
+    result = cli("credits", "cancel", "1")
+    assert result.code == 0, result
+    assert result.stdout == (
+        "Pack 1 of Acme Lda: 29 credits cancelled (used, and kept on record: 1). Acme Lda has 0 credits left.\n"
+    )
+    again = cli("credits", "cancel", "1", "--json")
+    assert json.loads(again.stdout) == {
+        "pack_id": 1,
+        "customer_id": 1,
+        "customer": "Acme Lda",
+        "incidents": 30,
+        "used": 1,
+        "cancelled_now": 0,
+        "cancelled": 29,
+        "credits_left": 0,
+    }
+    shown = cli("customers", "show", "Acme Lda")
+    assert "29 cancelled on 20" in shown.stdout and "by cli:" in shown.stdout
+    [pack] = json.loads(cli("customers", "show", "Acme Lda", "--json").stdout)["credits"]["packs"]
+    assert (pack["incidents"], pack["cancelled"], pack["used"], pack["left"]) == (30, 29, 1, 0)
+    assert pack["cancelled_by"].startswith("cli") and pack["cancelled_at"] is not None
+    assert_one_error_line(cli("credits", "cancel", "7"), "no pack 7")
+    assert_one_error_line(cli("credits", "cancel", "x"), "expected a whole number", code=2)
