@@ -85,6 +85,7 @@ def configure(fmt: str = "console", level: str = "INFO", secrets: list[str] | No
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # Chatty libraries: their DEBUG lines can carry request headers.
+    # Chatty libraries: their DEBUG lines can carry request headers, and httpx logs every request
+    # at INFO ("HTTP Request: GET …/streaming/…": a line per stream connection and file fetched).
     for noisy in ("urllib3", "httpx", "httpcore", "requests"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -106,3 +106,20 @@ def test_lines_logged_during_a_send_name_the_outbox_row():
     assert (first["channel"], first["outbox_id"], first["incident_id"]) == ("zulip", 12, 4)
     assert "outbox_id" not in second
     configure("console", "WARNING")
+
+
+def test_http_libraries_log_only_warnings_at_info():
+    """httpx logs every request at INFO ("HTTP Request: GET …"): a line per Mastodon stream
+    connection and per file fetched would bury what operators read. Their warnings stay."""
+    stream = io.StringIO()
+    configure("console", "INFO", [], stream=stream)
+    try:
+        for name in ("httpx", "httpcore", "urllib3", "requests"):
+            logging.getLogger(name).info("HTTP Request: GET http://127.0.0.1/api/v1/streaming")
+            logging.getLogger(name).warning("%s: connection pool is full", name)
+        logging.getLogger("deskbot").info("deskbot running")
+    finally:
+        configure("console", "WARNING")
+    out = stream.getvalue()
+    assert "HTTP Request" not in out and "deskbot running" in out
+    assert [n for n in ("httpx", "httpcore", "urllib3", "requests") if f"{n}: connection pool is full" not in out] == []
