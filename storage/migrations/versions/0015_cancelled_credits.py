@@ -28,6 +28,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Without the column the cancelled credits would be usable again: the pack shrinks instead.
+    op.execute("UPDATE creditpack SET incidents = incidents - cancelled WHERE cancelled > 0")
     with op.batch_alter_table("creditpack", schema=None) as batch_op:
         batch_op.drop_column("cancelled_by")
         batch_op.drop_column("cancelled_at")
