@@ -104,7 +104,8 @@ zone (`DESKBOT_TIMEZONE`).
 
 ``deskbot cases export N [--format md|json] [--json]``
     The whole conversation of one case on stdout: its details, every customer
-    message, reply and internal note (author, channel, time; text verbatim, in
+    message, reply and internal note (author: a customer's account as its name
+    and address, "Alice (zulip 10)"; channel, time; text verbatim, in
     Markdown inside code fences), its files (name, type, size, SHA-256; the
     files themselves are in the case's Zulip topic) and its history. ``--json`` is
     ``--format json``: the same document as ``cases show N --json``.

@@ -240,7 +240,10 @@ def cases_show(number: CaseNumber, as_json: JsonFlag = False) -> None:
         table(
             "Messages",
             ["When", "Kind", "Author", "Text"],
-            ([local(m.created_at, tz), labels.get(m.direction, m.direction), m.author, m.body] for m in case.messages),
+            (
+                [local(m.created_at, tz), labels.get(m.direction, m.direction), case.who(m.author), m.body]
+                for m in case.messages
+            ),
         )
         if case.messages
         else "Messages: none"
@@ -249,7 +252,7 @@ def cases_show(number: CaseNumber, as_json: JsonFlag = False) -> None:
         table(
             "History",
             ["When", "Who", "What", "State", "Detail"],
-            ([local(e.at, tz), e.actor, e.action, _transition(e), e.detail] for e in case.events),
+            ([local(e.at, tz), case.who(e.actor), e.action, _transition(e), e.detail] for e in case.events),
         )
         if case.events
         else "History: none"

@@ -19,7 +19,7 @@ from bot.handlers import case_topic
 from bot.handlers import copied as copied_handlers
 from bot.handlers.customer import SEVERITY_LEVELS
 from bot.i18n import Plural, _, format_day, format_when, n_, render, render_plural
-from bot.services import attachments, case_records, copies, credits, incidents
+from bot.services import attachments, case_records, copies, credits, customers, incidents
 from storage.models import Incident, IncidentAttachment
 
 ENGINEER = "engineer"
@@ -395,9 +395,11 @@ def case(ctx: Context, number: int) -> None:
         f"opened {format_when(incident.opened_at, 'en', tz)} · due: "
         + (format_when(incident.due_at, "en", tz) if incident.due_at else "—"),
     ]
+    # The customer's accounts by name: a Zulip account's address is its user id.
+    labels = customers.account_labels(ctx.session, incident.customer_id)
     for event in incidents.latest_events(ctx.session, incident.id, 8):
         lines.append(
-            f"— {format_when(event.at, 'en', tz)} {inert(event.actor)}: {event.action}"
+            f"— {format_when(event.at, 'en', tz)} {inert(labels.get(event.actor, event.actor))}: {event.action}"
             + (f" ({inert(event.detail)})" if event.detail else "")
         )
     messages = incidents.latest_messages(ctx.session, incident.id, CASE_MESSAGES_SHOWN)
@@ -408,7 +410,7 @@ def case(ctx: Context, number: int) -> None:
         who = "customer" if message.direction == "in" else "reply"
         flat = " ".join(message.body.split())
         lines.append(
-            f"— {format_when(message.created_at, 'en', tz)} {who} {inert(message.author or '')}: "
+            f"— {format_when(message.created_at, 'en', tz)} {who} {inert(labels.get(message.author, message.author))}: "
             + inert(flat if len(flat) <= 200 else flat[:199] + "…")
         )
     for file in attachments.of_incident(ctx.session, incident.id, with_notes=True):

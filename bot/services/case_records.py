@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from bot.services import attachments, incidents
+from bot.services import attachments, customers, incidents
 from bot.services.attachments import FileSummary
 from storage.models import Customer, Incident, IncidentEvent, IncidentMessage
 
@@ -76,6 +76,12 @@ class Conversation:
     messages: list[IncidentMessage]  # customer messages ("in"), replies ("out") and internal notes ("note")
     events: list[IncidentEvent]  # its history: opened, assigned, resolved …
     files: list[FileSummary] = field(default_factory=list)  # the customer's files, oldest first
+    #: The customer's accounts as people read them (`customers.account_labels`), by address.
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def who(self, address: str) -> str:
+        """An author or actor as people read it: the customer's account by its name, anyone else as stored."""
+        return self.labels.get(address, address)
 
 
 def conversation(session: Session, number: int) -> Conversation | None:
@@ -91,7 +97,8 @@ def conversation(session: Session, number: int) -> Conversation | None:
         select(IncidentEvent).where(IncidentEvent.incident_id == number).order_by(IncidentEvent.id)
     )
     files = attachments.of_incident(session, number, with_notes=True)
-    return Conversation(incident, customer.name if customer else "?", list(messages), list(events), files)
+    labels = customers.account_labels(session, incident.customer_id)
+    return Conversation(incident, customer.name if customer else "?", list(messages), list(events), files, labels)
 
 
 #: How each kind of message is headed in an export.
@@ -127,7 +134,7 @@ def conversation_markdown(case: Conversation, tz: ZoneInfo) -> str:
     for message in case.messages:
         kind = MESSAGE_KINDS.get(message.direction, message.direction)
         via = f" via {message.channel}" if message.channel else ""
-        lines += [f"### {when(message.created_at)} · {kind} · {_one_line(message.author)}{via}", ""]
+        lines += [f"### {when(message.created_at)} · {kind} · {_one_line(case.who(message.author))}{via}", ""]
         lines += [*_fenced(message.body), ""]
     if case.files:
         lines += ["## Files", ""]
@@ -141,7 +148,7 @@ def conversation_markdown(case: Conversation, tz: ZoneInfo) -> str:
         if event.to_state and event.to_state != event.from_state:
             change = f" ({event.from_state} → {event.to_state})" if event.from_state else f" (→ {event.to_state})"
         detail = f": {_one_line(event.detail)}" if event.detail else ""
-        lines.append(f"- {when(event.at)} · {_one_line(event.actor)} · {event.action}{change}{detail}")
+        lines.append(f"- {when(event.at)} · {_one_line(case.who(event.actor))} · {event.action}{change}{detail}")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -365,6 +365,19 @@ def identities_of(session: Session, customer_id: int) -> list[Identity]:
     return list(session.scalars(select(Identity).where(Identity.customer_id == customer_id)))
 
 
+def account_labels(session: Session, customer_id: int) -> dict[str, str]:
+    """How engineers and the operator read the customer's accounts where messages and history
+    name them by address: "Alice Remote (zulip 10)" for a Zulip user id, the address itself where
+    the account has no other name. Keyed by address (what `IncidentMessage.author` and a
+    customer's `IncidentEvent.actor` hold)."""
+    return {
+        i.address: f"{i.display_name} ({i.channel} {i.address})"
+        if i.display_name and i.display_name != i.address
+        else i.address
+        for i in identities_of(session, customer_id)
+    }
+
+
 def unknown_contacts(session: Session, limit: int, skip: Callable[[str, str], bool]) -> list[Identity]:
     """Accounts that wrote but are linked to no customer, the most recently seen first (an address
     only copied on an incident, which never wrote, has no "last seen": bot.services.copies), but

@@ -12,9 +12,12 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from adapters.channel import Attachment
 from adapters.console import console_line
+from storage.db import transaction
+from storage.models import Identity
 from tests.cli.conftest import Run, assert_one_error_line
 from tests.conftest import FakeClock
 from tests.desk import Desk
@@ -167,3 +170,18 @@ def test_show_and_export_list_the_files(cli: Run, engine, db_url) -> None:  # no
         ("shot.png", "ab" * 32, None),
         ("huge.iso", None, 25 * 1024 * 1024),
     ]
+
+
+def test_show_and_export_name_the_customers_accounts(cli: Run, three_cases: Desk) -> None:
+    """A customer's account is stored by its address (a Zulip user id, "10"): people read its name."""
+    with transaction(three_cases.engine) as session:
+        for identity in session.scalars(select(Identity).where(Identity.address == "Beta")):
+            identity.display_name = "Bea Beta"
+    md = cli("cases", "export", "2").stdout
+    assert "· customer · Bea Beta (console Beta) via console" in md
+    assert "· Bea Beta (console Beta) · opened (→ open)" in md
+    shown = cli("cases", "show", "2").stdout
+    assert "Bea Beta (console" in shown
+    # JSON keeps the address as stored.
+    document = json.loads(cli("cases", "export", "2", "--format", "json").stdout)
+    assert {m["author"] for m in document["messages"] if m["direction"] == "in"} == {"Beta"}

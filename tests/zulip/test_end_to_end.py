@@ -157,8 +157,12 @@ def test_engineer_reply_in_the_topic_reaches_the_customer(desk: ZulipDesk) -> No
     before = len(desk.dms_to(ALICE))
     desk.fake.post_stream_message(ENGINEER, STREAM, TOPIC, "I think it is the fuser")
     desk.fake.post_dm(ENGINEER, "/case 1")
-    desk.wait_dm(ENGINEER, "#1")
+    summary = desk.wait_dm(ENGINEER, "#1").content
     assert len(desk.dms_to(ALICE)) == before
+    # The customer's Zulip account is keyed by user id: engineers read it by name.
+    alice = desk.fake.user(ALICE).user_id
+    assert f"`Alice Customer (zulip {alice})`: opened" in summary
+    assert f"customer `Alice Customer (zulip {alice})`: `My printer" in summary
 
 
 def test_a_non_engineer_is_refused(desk: ZulipDesk) -> None:
