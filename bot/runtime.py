@@ -177,6 +177,9 @@ class Runtime:
         self._started: set[str] = set()
         #: Channels whose receive loop is running in this process (for /readyz).
         self.receiving: set[str] = set()
+        #: Channels this process has tried to take the lease of: received here (`receiving`), or by
+        #: another replica. Until then nobody may be receiving them: not ready (for /readyz).
+        self.placed: set[str] = set()
         #: Channels stopped by a permanent error while running, with the reason (for /readyz).
         self.failed: dict[str, str] = {}
         self.health = ChannelHealth(self.channels, on_change=self._channel_up)
@@ -232,6 +235,11 @@ class Runtime:
         ]
         if held:
             return False, "; ".join(held)
+        # Between start() and a receive loop taking the channel, nobody receives it: a message sent
+        # then to a channel that has never run would be taken for history from before the bot.
+        starting = [n for n in self.channels if n not in self.placed]
+        if starting:
+            return False, "starting: " + ", ".join(starting)
         waiting = [n for n, c in self.channels.items() if n in self.receiving and not c.connected]
         if waiting:
             return False, "not connected: " + ", ".join(waiting)
@@ -281,12 +289,14 @@ class Runtime:
             began = time.monotonic()
             try:
                 if not lease.try_acquire():
+                    self.placed.add(channel.name)  # another replica receives it
                     self.intake_stop.wait(LEASE_RETRY_SECONDS)
                     continue
                 if channel.name not in self._started:
                     channel.start()
                     self._started.add(channel.name)
                 self.receiving.add(channel.name)
+                self.placed.add(channel.name)  # after `receiving`: ready waits for it to connect
                 channel.receive(self.intake, self.intake_stop)
                 failures = 0
             except PermanentChannelError as exc:

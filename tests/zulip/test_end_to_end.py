@@ -165,6 +165,27 @@ def test_engineer_reply_in_the_topic_reaches_the_customer(desk: ZulipDesk) -> No
     assert f"customer `Alice Customer (zulip {alice})`: `My printer" in summary
 
 
+def test_a_dm_sent_the_moment_readiness_passes_on_a_first_start_is_answered(desk: ZulipDesk) -> None:
+    """/readyz passes only once the channel listens: on a first start (no stored cursor) what
+    came before is history from before the bot, so a DM sent before the event queue is registered
+    and the cursor set would never be answered. The registration is slowed here, and readiness
+    is asked as fast as it can be. (`Runtime.placed` also closes the short gap between `start()`
+    and the receive loop taking the channel, which this does not catch reliably: the loop is
+    usually there before `start()` returns.)"""
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.fake.delay_next(1, 0.5, path="/register", method="POST")
+    channel = desk.channel()
+    runtime = Runtime(desk.settings, [channel], engine=desk.engine, clock=desk.clock, migrate=False)
+    runtime.start()
+    desk.runtimes.append(runtime)
+    deadline = time.monotonic() + 15
+    while not runtime.ready()[0]:
+        assert time.monotonic() < deadline, runtime.ready()
+    assert channel.connected and desk.fake.requests_to("POST", "/register")
+    desk.fake.post_dm(ALICE, "open My printer is on fire")
+    desk.wait_dm(ALICE, "Incident #1 is open: My printer is on fire")
+
+
 def test_a_non_engineer_is_refused(desk: ZulipDesk) -> None:
     desk.customer("Alice Customer", ALICE, credits=2)
     desk.fake.subscribe(STREAM, BOB)  # a colleague who can see the stream but is not an engineer
