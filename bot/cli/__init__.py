@@ -85,7 +85,8 @@ zone (`DESKBOT_TIMEZONE`).
     Cancel the unused credits of a pack granted by mistake (its number: ``customers
     show``); its used credits stay on record, and the pack says how many were
     cancelled, when and by whom. A pack with nothing left cancels nothing (exit
-    status 0). JSON: ``pack_id``, ``customer_id``, ``customer``, ``incidents``,
+    status 0). The output says how to undo it (``credits grant`` of the credits
+    cancelled, with the pack's purchase date). JSON: ``pack_id``, ``customer_id``, ``customer``, ``incidents``,
     ``used``, ``cancelled_now``, ``cancelled``, ``credits_left``.
 
 ``deskbot cases list [--state open|resolved|closed] [--customer CUSTOMER] [--severity 1-4] [--overdue] [--limit N] [--json]``

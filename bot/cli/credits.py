@@ -120,6 +120,10 @@ def credits_cancel(
         f"Pack {pack} of {name}: {_credits(done.count)} cancelled (used, and kept on record: {done.pack.used})."
         f" {name} has {_credits(left)} left."
     )
+    typer.echo(
+        f"Cancelled by mistake? deskbot credits grant {done.customer.id} --incidents {done.count}"
+        f" --purchased {done.pack.purchased.isoformat()} gives them back as a new pack."
+    )
 
 
 def _credits(n: int) -> str:

@@ -249,6 +249,11 @@ def credits_cancel(ctx: Context, pack: int) -> None:
         )
         + " "
         + ctx.tn(n_("{name} has {left} credit left.", "{name} has {left} credits left."), left, name=name, left=left)
+        + "\n"
+        + ctx.t(
+            _("Cancelled by mistake? {command} gives them back as a new pack."),
+            command=f"`/credits grant {done.customer.id} {done.count} {done.pack.purchased.isoformat()}`",
+        )
     )
 
 

@@ -132,8 +132,12 @@ def test_cancel_the_unused_credits_of_a_pack_granted_by_mistake(cli: Run, engine
         session.get_one(CreditPack, 1).used = 1
     result = cli("credits", "cancel", "1")
     assert result.code == 0, result
+    with transaction(engine) as session:
+        purchased = session.get_one(CreditPack, 1).purchased.isoformat()
     assert result.stdout == (
         "Pack 1 of Acme Lda: 29 credits cancelled (used, and kept on record: 1). Acme Lda has 0 credits left.\n"
+        f"Cancelled by mistake? deskbot credits grant 1 --incidents 29 --purchased {purchased}"
+        " gives them back as a new pack.\n"
     )
     again = cli("credits", "cancel", "1", "--json")
     assert json.loads(again.stdout) == {
@@ -153,3 +157,6 @@ def test_cancel_the_unused_credits_of_a_pack_granted_by_mistake(cli: Run, engine
     assert pack["cancelled_by"].startswith("cli") and pack["cancelled_at"] is not None
     assert_one_error_line(cli("credits", "cancel", "7"), "no pack 7")
     assert_one_error_line(cli("credits", "cancel", "x"), "expected a whole number", code=2)
+    # The undo the answer offered works as written.
+    undo = cli("credits", "grant", "1", "--incidents", "29", "--purchased", purchased)
+    assert undo.code == 0 and "Acme Lda has 29 credits left." in undo.stdout, undo

@@ -25,6 +25,7 @@ def test_an_engineer_cancels_the_unused_credits_of_a_pack_granted_by_mistake(eng
 
     out = desk.engineer("/credits cancel 1")
     assert "Pack 1 of `Acme`: 29 unused credits cancelled (used, and kept on record: 1). `Acme` has 0 credits" in out
+    assert "Cancelled by mistake? `/credits grant 1 29 2026-12-02` gives them back as a new pack." in out
     assert _packs(desk) == [(30, 29, 1)]
     shown = desk.engineer("/customer show Acme")
     assert "• pack 1: 30 bought 2 Dec 2026, 29 cancelled on 2 Dec 2026 by `engineer@console`, 0 left" in shown
@@ -39,6 +40,9 @@ def test_an_engineer_cancels_the_unused_credits_of_a_pack_granted_by_mistake(eng
     desk.engineer("/bug 1")
     assert _packs(desk) == [(30, 29, 0)]
     assert "Credits left: 1" in desk.say("Acme", "credits")
+    # The undo the answer offered works as written.
+    assert "Pack 2: 29 credits for `Acme`" in desk.engineer("/credits grant 1 29 2026-12-02")
+    assert "Credits left: 30" in desk.say("Acme", "credits")
 
 
 def test_a_pack_cancelled_before_any_use_is_not_shown_to_the_customer_or_reminded(engine, db_url, clock):
