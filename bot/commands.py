@@ -21,7 +21,9 @@ from bot.i18n import _, render
 from bot.numbers import day, whole_number
 
 Audience = Literal["customer", "engineer"]
-ArgKind = Literal["case", "int", "word", "text", "date", "choice"]
+#: "name": one or more words, as many as the arguments after it leave (a customer's name with
+#: spaces needs no quotes: "/credits grant Acme Lda 3"); quoted, exactly what the quotes hold.
+ArgKind = Literal["case", "int", "word", "name", "text", "date", "choice"]
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
             values[arg.name] = rest or None
             rest = ""
             continue
+        if arg.kind == "name" and rest[:1] not in ('"', "\u201c"):
+            rest = _split_name(arg, cmd.args[cmd.args.index(arg) + 1 :], rest, lang)
         token, remainder = _first_word(rest)
         if arg.kind == "case":
             number = whole_number(token.removeprefix("#").removesuffix(":")) if token else None
@@ -213,6 +217,27 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
     if rest:
         raise ParseError(_('Unexpected text: "{text}".'), text=rest[:40])
     return values
+
+
+def _split_name(arg: Arg, later: tuple[Arg, ...], rest: str, lang: str) -> str:
+    """`rest` with the name's words quoted: the longest run of leading words that leaves, after
+    it, words every later argument takes (all of them, or at least the required ones). Where no
+    split fits, the name is the first word and the later arguments say what is wrong."""
+    words = rest.split()
+    needed = sum(a.required for a in later)
+    for taken in range(min(len(later), len(words) - 1), needed - 1, -1):
+        tail = words[len(words) - taken :]
+        if all(_fits(a, word, lang) for a, word in zip(later, tail, strict=False)):
+            return " ".join(['"' + " ".join(words[: len(words) - taken]) + '"', *tail])
+    return rest
+
+
+def _fits(arg: Arg, token: str, lang: str) -> bool:
+    try:
+        _convert(arg, token, lang)
+    except ParseError:
+        return False
+    return True
 
 
 def _example(cmd: Command, lang: str) -> str:

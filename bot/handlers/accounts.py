@@ -172,7 +172,7 @@ def customer_lang(ctx: Context, code: str, who: str) -> None:
     pt="creditos",
     sub="grant",
     audience=ENGINEER,
-    args=(Arg("customer", "word"), Arg("n", "int"), Arg("purchased", "date", required=False)),
+    args=(Arg("customer", "name"), Arg("n", "int"), Arg("purchased", "date", required=False)),
     help=_("add a pack of n credits bought on that date (default today)"),
 )
 def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -> None:

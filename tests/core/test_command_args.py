@@ -1,0 +1,83 @@
+"""A customer's name in an engineer command needs no quotes (`Arg` kind "name"):
+`/credits grant Acme Lda 3 2026-01-05` reads the name as every word the later arguments leave."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.commands import Arg, Command, ParseError, parse_args
+from tests.desk import Desk
+
+GRANT = Command(
+    {"en": "credits"},
+    "engineer",
+    (Arg("customer", "name"), Arg("n", "int"), Arg("purchased", "date", required=False)),
+    "grant",
+    lambda *a, **k: None,
+    sub="grant",
+)
+
+
+def _parse(rest: str) -> dict:
+    return parse_args(GRANT, "grant " + rest, None)
+
+
+@pytest.mark.parametrize(
+    ("rest", "expected"),
+    [
+        ("Acme 3", ("Acme", 3, None)),
+        ("Acme Lda 3", ("Acme Lda", 3, None)),
+        ("Acme Lda 3 2026-01-05", ("Acme Lda", 3, date(2026, 1, 5))),
+        ('"Acme Lda" 3', ("Acme Lda", 3, None)),
+        ("Team 42 3", ("Team 42", 3, None)),  # a name ending in a number: the last number is n
+        ("Team 42 3 2026-01-05", ("Team 42", 3, date(2026, 1, 5))),
+        ("ana@acme.pt 2", ("ana@acme.pt", 2, None)),
+        ("7 2", ("7", 2, None)),  # a customer id
+    ],
+)
+def test_the_name_is_what_the_later_arguments_leave(rest, expected):
+    values = _parse(rest)
+    assert (values["customer"], values["n"], values["purchased"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("rest", "error"),
+    [
+        ("Acme Lda", "must be a whole number"),  # no n: the name is not taken to be "Acme" with n "Lda" silently
+        ("Acme Lda x", "must be a whole number"),
+        ("Acme 3 2026-13-01", "must be a date"),
+        ("Acme 3 2026-01-05 extra", "Unexpected text"),
+        ("", "Missing"),
+    ],
+)
+def test_what_does_not_fit_is_still_an_error(rest, error):
+    with pytest.raises(ParseError) as raised:
+        _parse(rest)
+    assert error in raised.value.msgid
+
+
+WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyzÁÉçãõ-.&'", min_size=1, max_size=8)
+
+
+@given(
+    words=st.lists(WORD, min_size=1, max_size=4),
+    n=st.integers(min_value=1, max_value=10_000),
+    purchased=st.none() | st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31)),
+)
+def test_any_name_of_words_comes_back_whole(words, n, purchased):
+    rest = " ".join([*words, str(n), *([purchased.isoformat()] if purchased else [])])
+    values = _parse(rest)
+    assert (values["customer"], values["n"], values["purchased"]) == (" ".join(words), n, purchased)
+
+
+def test_an_engineer_grants_to_a_name_with_spaces_without_quotes(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme Lda")
+    desk.customer("Acme")
+    out = desk.engineer("/credits grant Acme Lda 3")
+    assert "Pack 1: 3 credits for `Acme Lda`" in out
+    assert "Pack 2: 1 credit for `Acme`" in desk.engineer("/credits grant Acme 1")
