@@ -33,7 +33,6 @@ from .pacing import Pacer
 #: policy API this channel needs, 4.3): see `Transport.set_version`.
 ASSUMED_VERSION = "4.3.0"
 _VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
-_VERSION_NUMBERS = (4, 3, 0)
 
 log = logging.getLogger("deskbot.adapters.mastodon")
 T = TypeVar("T")
@@ -115,8 +114,9 @@ class Transport:
         until Python's recursion limit, about a thousand requests in a burst. With a version
         given to the constructor they never fetch, but in the "none" mode they do not parse it
         either, so the numbers are set here."""
-        match = _VERSION.match(version)
-        numbers = tuple(int(n) for n in match.groups()) if match else _VERSION_NUMBERS
+        match = _VERSION.match(version) or _VERSION.match(ASSUMED_VERSION)
+        assert match is not None  # ASSUMED_VERSION is a version
+        numbers = tuple(int(n) for n in match.groups())
         for client in (self.recv, self.send):
             client.mastodon_major, client.mastodon_minor, client.mastodon_patch = numbers
 

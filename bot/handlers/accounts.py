@@ -109,17 +109,16 @@ def customer_show(ctx: Context, who: str) -> None:
     lines = [f"**{inert(customer.name)}** (id {customer.id}){email} · language {customers.language_label(customer)}"]
     lines.append("accounts: " + (", ".join(inert(f"{i.channel}:{i.address}") for i in identities) or "none linked"))
     lines.append(f"credits left: {summary.total_left}")
-    reminded = {p.id: p.expiry_reminded_at for p in packs}
     rows = {p.id: p for p in packs}
     for status in summary.packs:
+        row = rows[status.pack.id]
         valid_until = f"valid until {format_day(status.expires_on, 'en')} inclusive"
         if not status.valid:
             valid_until = (
                 f"not valid yet, {valid_until}" if status.pack.purchased > ctx.today else f"expired ({valid_until})"
             )
-        elif (when := reminded.get(status.pack.id)) is not None:
+        elif (when := row.expiry_reminded_at) is not None:
             valid_until += f" (reminded of its end on {format_day(ctx.settings.today(when), 'en')})"
-        row = rows[status.pack.id]
         cancelled = (
             f"{row.cancelled} cancelled on {format_day(ctx.settings.today(row.cancelled_at), 'en')}"
             f" by {inert(row.cancelled_by or '—')}, "
