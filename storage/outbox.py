@@ -216,18 +216,50 @@ def claim(session: Session, channel: str, now: datetime, limit: int = 20, held: 
     )
     if held:
         query = query.where(Outbox.kind.not_in(list(held)))
-    rows = list(session.scalars(for_update(query, session, skip_locked=True)))
+    rows = _in_turn(session, channel, list(session.scalars(for_update(query, session, skip_locked=True))))
     for row in rows:
         row.attempts += 1
         row.next_attempt_at = now + LEASE
     return rows
 
 
+def _in_turn(session: Session, channel: str, rows: list[Outbox]) -> list[Outbox]:
+    """`rows` less each direct row that has an earlier row to its recipient still pending and not
+    among them. `claim`'s own condition reads an earlier row that another replica is claiming at
+    this moment as due (its lease is not committed yet); SKIP LOCKED passes that row by, and the
+    later one would go first, from here. A plain read sees it pending, and the later one waits."""
+    recipients = {row.recipient for row in rows if row.kind == "direct" and row.recipient is not None}
+    if not recipients:
+        return rows
+    claimed = {row.id for row in rows}
+    last = max(row.id for row in rows if row.recipient in recipients)
+    pending = session.execute(
+        select(Outbox.recipient, Outbox.id)
+        .where(
+            Outbox.channel == channel,
+            Outbox.kind == "direct",
+            Outbox.state == "pending",
+            Outbox.recipient.in_(recipients),
+            Outbox.id < last,
+        )
+        .order_by(Outbox.id)
+    )
+    #: Each recipient's first pending row that is not ours: theirs after it wait for it.
+    waits_for: dict[str, int] = {}
+    for recipient, row_id in pending:
+        if row_id not in claimed:
+            waits_for.setdefault(recipient, row_id)
+    return [row for row in rows if row.kind != "direct" or row.id < waits_for.get(row.recipient, row.id + 1)]
+
+
 def renew(session: Session, row_ids: list[int], now: datetime) -> None:
-    """Extend the lease of rows this process still holds."""
+    """Extend the lease of rows this process still holds; a row already due later (a retry's
+    wait recorded while this ran) keeps its time."""
     if row_ids:
         session.execute(
-            update(Outbox).where(Outbox.id.in_(row_ids), Outbox.state == "pending").values(next_attempt_at=now + LEASE)
+            update(Outbox)
+            .where(Outbox.id.in_(row_ids), Outbox.state == "pending", Outbox.next_attempt_at < now + LEASE)
+            .values(next_attempt_at=now + LEASE)
         )
 
 

@@ -88,13 +88,30 @@ def test_postgresql_claims_skip_rows_another_replica_holds(engine):
     now = datetime(2026, 12, 2, 10, tzinfo=UTC)
     with transaction(engine) as s:
         for n in range(4):
-            outbox.enqueue(s, channel="mastodon", kind="direct", recipient="a@x", text=f"m{n}", now=now)
+            outbox.enqueue(s, channel="mastodon", kind="direct", recipient=f"{n}@x", text=f"m{n}", now=now)
     with transaction(engine) as first:
         taken = outbox.claim(first, "mastodon", now, limit=2)
         with transaction(engine) as second:
             other = outbox.claim(second, "mastodon", now, limit=4)
         assert {r.text for r in taken} == {"m0", "m1"}
         assert {r.text for r in other} == {"m2", "m3"}
+
+
+def test_postgresql_a_replica_never_takes_a_row_while_another_is_claiming_an_earlier_one_to_its_recipient(engine):
+    if engine.dialect.name != "postgresql":
+        return  # SQLite allows one writer: no claim runs beside another
+    now = datetime(2026, 12, 2, 10, tzinfo=UTC)
+    with transaction(engine) as s:
+        for to, text in (("ana@x", "a1"), ("bruno@x", "b1"), ("ana@x", "a2"), ("bruno@x", "b2"), ("ana@x", "a3")):
+            outbox.enqueue(s, channel="email", kind="direct", recipient=to, text=text, now=now)
+    with transaction(engine) as first:
+        # The first replica is taking Ana's first answer (say a retry come due): its lease is not
+        # committed yet, so the row still reads as due, and SKIP LOCKED passes it by.
+        assert [r.text for r in outbox.claim(first, "email", now, limit=1)] == ["a1"]
+        with transaction(engine) as second:
+            assert [r.text for r in outbox.claim(second, "email", now)] == ["b1", "b2"]
+    with transaction(engine) as second:  # the first holds its lease: still Ana's first to go
+        assert outbox.claim(second, "email", now) == []
 
 
 def test_head_revision_constant_is_the_newest_migration():
@@ -122,3 +139,20 @@ def test_a_held_lease_is_renewed_and_a_handed_back_row_loses_its_attempt(engine)
     with transaction(engine) as s:
         (row,) = outbox.claim(s, "zulip", now)
         assert row.attempts == 1  # the handed-back claim did not count as an attempt
+
+
+def test_a_renewal_never_brings_a_retry_forward(engine):
+    # The lease keeper read the rows it holds just before the sender recorded a retry's wait.
+    now = datetime(2026, 12, 2, 10, tzinfo=UTC)
+    with transaction(engine) as s:
+        outbox.enqueue(s, channel="email", kind="direct", recipient="ana@x", text="hi", now=now)
+    with transaction(engine) as s:
+        (row,) = outbox.claim(s, "email", now)
+        row_id = row.id
+    with transaction(engine) as s:
+        outbox.mark_retry(s, row_id, "452 mailbox full", now + timedelta(seconds=75))
+    with transaction(engine) as s:
+        outbox.renew(s, [row_id], now + timedelta(seconds=1))
+    with transaction(engine) as s:
+        assert outbox.claim(s, "email", now + timedelta(seconds=74)) == []
+        assert [r.id for r in outbox.claim(s, "email", now + timedelta(seconds=75))] == [row_id]
