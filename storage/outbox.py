@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Select, bindparam, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Insert, Select, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -190,17 +190,17 @@ def claim(session: Session, channel: str, now: datetime, limit: int = 20, held: 
     """Due pending rows of `channel`, oldest first, leased to the caller (commit to take them).
 
     `held`: kinds of row the channel may not post for now; they stay pending, in their order.
-    A direct row waits while an earlier one to its recipient waits for a retry (its recipient
-    was refused for now, `adapters.channel.RecipientDeferred`): one person's messages keep their
-    order, and nobody else's wait for them.
+    A row waits while an earlier one of its conversation (a person's direct messages, a case
+    topic) waits for a retry: a transient failure, or its recipient refused for now
+    (`adapters.channel.RecipientDeferred`). Each conversation keeps its order, and nobody
+    else's waits for it.
     """
     earlier = aliased(Outbox)
-    recipient_waits = (
+    conversation_waits = (
         select(earlier.id)
         .where(
             earlier.channel == channel,
-            earlier.recipient == Outbox.recipient,
-            earlier.kind == "direct",
+            *_same_conversation(earlier),
             earlier.state == "pending",
             earlier.id < Outbox.id,
             earlier.next_attempt_at > now,
@@ -210,7 +210,7 @@ def claim(session: Session, channel: str, now: datetime, limit: int = 20, held: 
     query = (
         select(Outbox)
         .where(Outbox.channel == channel, Outbox.state == "pending", Outbox.next_attempt_at <= now)
-        .where(~((Outbox.kind == "direct") & recipient_waits))
+        .where(~conversation_waits)
         .order_by(Outbox.id)
         .limit(limit)
     )
@@ -223,33 +223,43 @@ def claim(session: Session, channel: str, now: datetime, limit: int = 20, held: 
     return rows
 
 
+def _same_conversation(earlier: type[Outbox]) -> tuple[ColumnElement[bool], ...]:
+    """`earlier` is a row of the same conversation as `Outbox`'s: the same kind, and the same
+    recipient (a direct row) or topic (a topic row); the other is NULL on both."""
+    return (
+        earlier.kind == Outbox.kind,
+        earlier.recipient.is_not_distinct_from(Outbox.recipient),
+        earlier.topic.is_not_distinct_from(Outbox.topic),
+    )
+
+
 def _in_turn(session: Session, channel: str, rows: list[Outbox]) -> list[Outbox]:
-    """`rows` less each direct row that has an earlier row to its recipient still pending and not
+    """`rows` less each row that has an earlier row of its conversation still pending and not
     among them. `claim`'s own condition reads an earlier row that another replica is claiming at
     this moment as due (its lease is not committed yet); SKIP LOCKED passes that row by, and the
     later one would go first, from here. A plain read sees it pending, and the later one waits."""
-    recipients = {row.recipient for row in rows if row.kind == "direct" and row.recipient is not None}
-    if not recipients:
+    if not rows:
         return rows
     claimed = {row.id for row in rows}
-    last = max(row.id for row in rows if row.recipient in recipients)
     pending = session.execute(
-        select(Outbox.recipient, Outbox.id)
+        select(Outbox.kind, Outbox.recipient, Outbox.topic, Outbox.id)
         .where(
             Outbox.channel == channel,
-            Outbox.kind == "direct",
             Outbox.state == "pending",
-            Outbox.recipient.in_(recipients),
-            Outbox.id < last,
+            Outbox.id < max(claimed),
+            Outbox.id.not_in(claimed),
+            or_(
+                Outbox.recipient.in_({row.recipient for row in rows if row.recipient is not None}),
+                Outbox.topic.in_({row.topic for row in rows if row.topic is not None}),
+            ),
         )
         .order_by(Outbox.id)
     )
-    #: Each recipient's first pending row that is not ours: theirs after it wait for it.
-    waits_for: dict[str, int] = {}
-    for recipient, row_id in pending:
-        if row_id not in claimed:
-            waits_for.setdefault(recipient, row_id)
-    return [row for row in rows if row.kind != "direct" or row.id < waits_for.get(row.recipient, row.id + 1)]
+    #: Each conversation's first pending row that is not ours: its later rows wait for it.
+    waits_for: dict[tuple[str, str | None, str | None], int] = {}
+    for kind, recipient, topic, row_id in pending:
+        waits_for.setdefault((kind, recipient, topic), row_id)
+    return [row for row in rows if row.id < waits_for.get((row.kind, row.recipient, row.topic), row.id + 1)]
 
 
 def renew(session: Session, row_ids: list[int], now: datetime) -> None:

@@ -82,6 +82,21 @@ def test_a_direct_row_waits_behind_an_earlier_one_to_its_recipient_that_waits_fo
         assert [r.text for r in outbox.claim(s, "email", now + timedelta(minutes=1))] == ["1", "2", "4"]
 
 
+def test_a_case_topic_keeps_its_order_while_a_post_to_it_waits_for_a_retry(engine):
+    now = datetime(2026, 12, 2, 10, tzinfo=UTC)
+    with transaction(engine) as s:
+        first = outbox.enqueue(s, channel="zulip", kind="topic", topic="#1 Disk", text="1", now=now).id
+        # Zulip answered 502 a moment ago: the post is retried in a few seconds.
+        outbox.mark_retry(s, first, "502 Bad Gateway", now + timedelta(seconds=4))
+        for topic, text in (("#1 Disk", "2"), ("#2 VPN", "3"), ("#1 Disk", "4")):
+            outbox.enqueue(s, channel="zulip", kind="topic", topic=topic, text=text, now=now)
+        outbox.enqueue(s, channel="zulip", kind="direct", recipient="10", text="5", now=now)
+    with transaction(engine) as s:  # the other topic and the customer's answer are not held up
+        assert [r.text for r in outbox.claim(s, "zulip", now)] == ["3", "5"]
+    with transaction(engine) as s:
+        assert [r.text for r in outbox.claim(s, "zulip", now + timedelta(seconds=4))] == ["1", "2", "4"]
+
+
 def test_postgresql_claims_skip_rows_another_replica_holds(engine):
     if engine.dialect.name != "postgresql":
         return  # SQLite allows one writer; a second process is refused instead
