@@ -35,7 +35,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
@@ -596,6 +596,12 @@ class Dispatcher:
         over before `stop` is still sent.
         """
         wake = self._wake[channel]
+        # Rows from before this process started may wait for a retry: nothing of the channel is
+        # sent inline (a reply would overtake them) until a drain finds none left.
+        self._clear[channel] = False
+        with suppress(Exception):  # the store down: the loop's drains will tell
+            with transaction(self.engine) as session:
+                self._clear[channel] = not outbox.has_pending(session, channel, held=list(self.held(channel)))
         self._running.add(channel)
         next_look = time.monotonic()
         try:

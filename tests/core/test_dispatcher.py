@@ -195,6 +195,26 @@ def test_rows_handed_over_behind_a_send_that_fails_wait_for_it_and_keep_their_or
     assert [(r.state, r.attempts) for r in _rows(engine)] == [("sent", 2), ("sent", 1)]
 
 
+def test_after_a_restart_a_reply_waits_behind_an_earlier_row_to_its_person_that_waits_for_a_retry(
+    engine, db_url, clock
+):
+    # Before the restart, the platform asked for a minute before "earlier" to Ann is tried again.
+    with transaction(engine) as s:
+        row = outbox.enqueue(s, channel="flaky", kind="direct", recipient="ann", text="earlier", now=clock())
+        outbox.mark_retry(s, row.id, "429 Too Many Requests", clock() + timedelta(minutes=1))
+    channel = FlakyChannel()
+    channel.failing = False
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, caller_sends=True)  # the new process
+    intake = _intake(engine, db_url, clock, dispatcher)
+    with running_loop(dispatcher):
+        intake.deliver(_dm(clock, "1"))
+        time.sleep(0.3)  # the loop looks every 0.05 s: a reply sent out of turn would show
+        assert channel.sent == []
+        clock.advance(minutes=1)
+        wait_until(lambda: len(channel.sent) == 2, what="both, after the retry's wait")
+    assert channel.sent[0] == "earlier" and "help" in channel.sent[1].lower()
+
+
 class ThreadedChannel(FlakyChannel):
     """Records which thread sent each reply."""
 
