@@ -3,10 +3,11 @@
 One loop per channel, so a slow or failing platform never holds up another.
 Rows of a channel go out in order; a transient failure stops the batch (so a
 later message never overtakes an earlier one) and the row is retried with
-exponential back-off and jitter, or after the platform's Retry-After. A
-refusal of one recipient for now (`RecipientDeferred`: a full mailbox) holds
-up only that recipient's rows: the others go on, and later rows to it wait
-behind the refused one, in the store, in their order (`outbox.claim`).
+exponential back-off and jitter, or after the platform's Retry-After; until
+then the later rows of its conversation (a person's direct messages, a case
+topic) wait behind it, in the store, in their order (`outbox.claim`), on
+every replica, and nothing is sent inline. A refusal of one recipient for now
+(`RecipientDeferred`: a full mailbox) stops nothing: the batch goes on.
 A permanent failure marks the row failed and tells the engineers: a message
 to a customer in its case topic, a post the case topic refused in the
 alerts topic (`ALERTS_TOPIC`), which is counted too (`on_result` "failed_topic").
