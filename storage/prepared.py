@@ -17,11 +17,20 @@ through the column types' bind and result processors (`UTCDateTime`,
 `Connection.execute` does. It runs inside the caller's transaction (the same
 driver connection). What it does not support it refuses when compiling:
 expanding IN lists and escaped parameter names.
+
+On PostgreSQL the SQL is compiled with PostgreSQL's own `$1` placeholders and
+run on psycopg's `RawCursor`, which sends it as it is. psycopg's default cursor
+rewrites `%(name)s` placeholders before every execution, and caches the rewrite
+for statements under 4 KB only: a page's outbox rows, written 32 to an INSERT
+(`storage.outbox.write_many`, 16 KB of SQL), were parsed again by a regular
+expression each time, 0.9 ms a statement warm and about 40% of a catch-up
+page's intake in the running bot (issue 15, item 9; bench/README.md, set Q).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -34,11 +43,26 @@ from storage.db import begin_if_deferred, reads_only
 Processor = Callable[[Any], Any] | None
 
 
+def _native(dialect: Dialect) -> Dialect:
+    """`dialect`, writing the placeholders the database itself reads (`$1`) where its driver has a
+    cursor that sends SQL unchanged (psycopg's `RawCursor`); otherwise `dialect` itself."""
+    if dialect.driver != "psycopg":
+        return dialect
+    native = copy.copy(dialect)  # the engine's dialect, as initialised on connecting (server version …)
+    native.paramstyle = "numeric_dollar"
+    native.positional = True
+    native.identifier_preparer = native.preparer(native)  # it knows whether to double a literal `%`
+    return native
+
+
 class _Compiled:
     """One statement's SQL for one dialect, and how its values go in and its rows come out."""
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
+        native = _native(dialect)
+        #: Run on psycopg's RawCursor (the SQL has `$n` placeholders), or on the driver's own cursor.
+        self.raw = native is not dialect
+        compiled = statement.compile(dialect=native)
         if compiled.escaped_bind_names or getattr(compiled, "has_out_parameters", False):
             raise ValueError("Prepared cannot run a statement with escaped or OUT parameters")
         self.sql = compiled.string
@@ -55,7 +79,7 @@ class _Compiled:
                 None if bind.required else bind.effective_value,
                 bind.type.dialect_impl(dialect).bind_processor(dialect),
             )
-        self.positional = compiled.positiontup  # the names in order for a positional paramstyle (SQLite: qmark)
+        self.positional = compiled.positiontup  # the names in order for a positional paramstyle (qmark, $n)
         self.binds = names
         # The rows it returns: a SELECT's columns, or those of an INSERT/UPDATE … RETURNING.
         columns = list(statement.selected_columns if isinstance(statement, Select) else statement.exported_columns)
@@ -119,7 +143,7 @@ class Prepared:
         dialect = connection.dialect
         driver = connection.connection.dbapi_connection
         assert driver is not None
-        cursor = driver.cursor()
+        cursor = dialect.loaded_dbapi.RawCursor(driver) if compiled.raw else driver.cursor()
         try:
             if many:
                 cursor.executemany(compiled.sql, values)

@@ -112,3 +112,29 @@ def test_many_outbox_rows_are_written_in_order_in_bounded_statements(engine):
     with transaction(engine) as session:
         stored = {row.id: (row.text, row.recipient, row.created_at) for row in session.scalars(select(Outbox))}
     assert [stored[i] for i in ids] == [(f"answer {i}", f"c{i % 3}", now) for i in range(count)]
+
+
+def test_sql_is_sent_as_compiled_with_the_databases_own_placeholders(engine):
+    """On PostgreSQL the SQL carries `$n` placeholders and goes out unchanged (psycopg's
+    RawCursor: no rewrite of a 16 KB INSERT before each execution); a bind used twice is one
+    placeholder, and a literal `%` in the SQL reaches the database as one `%` on both stores."""
+    statement = Prepared(
+        select(
+            sa.literal_column("'50%'"),
+            bindparam("word", type_=sa.String)
+            + sa.literal_column("'%'", sa.String)
+            + bindparam("word", type_=sa.String),
+            _identity.c.address.like(bindparam("pattern", type_=sa.String)),
+        )
+        .select_from(_identity)
+        .where(_identity.c.address == bindparam("address", type_=sa.String))
+    )
+    with transaction(engine) as session:
+        session.add(Identity(channel="zulip", address="ana%1", created_at=NOW))
+        session.flush()
+        rows = statement.rows(session.connection(), {"word": "ab", "pattern": "ana%", "address": "ana%1"})
+        compiled = statement._compiled(session.connection().dialect)
+    assert rows == [("50%", "ab%ab", True)]
+    if engine.dialect.name == "postgresql":
+        assert compiled.raw and "$1" in compiled.sql and "%(" not in compiled.sql
+        assert compiled.positional.count("word") == 1 and compiled.sql.count("$1") == 2
