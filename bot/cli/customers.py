@@ -44,9 +44,16 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ACCT = re.compile(r"@?([^@\s/]+)@([^@\s/]+)")
 
 
-class Lang(StrEnum):
+class Language(StrEnum):
+    """A reply language as the CLI takes it; `auto`: none chosen (English until the customer writes
+    in Portuguese)."""
+
     en = "en"
     pt = "pt"
+    auto = "auto"
+
+    def chosen(self) -> str | None:
+        return None if self is Language.auto else self.value
 
 
 def _email(value: str | None, option: str = "--email") -> str | None:
@@ -120,11 +127,13 @@ def customers_add(
         str | None, typer.Option("--mastodon-acct", help="Link this Mastodon account (user@host) to the customer.")
     ] = None,
     lang: Annotated[
-        Lang | None,
+        Language | None,
         typer.Option(
             "--lang",
+            metavar="en|pt|auto",
             case_sensitive=False,
-            help="Reply language. Without it: English until the customer writes in Portuguese, then Portuguese.",
+            help="Reply language. Without it (or auto): English until the customer writes in Portuguese, then"
+            " Portuguese.",
         ),
     ] = None,
     as_json: JsonFlag = False,
@@ -139,7 +148,7 @@ def customers_add(
     moment = now()
     with session_of(config) as session:
         customer, code = service.create_customer(
-            session, name, emails[0] if emails else None, lang.value if lang else None, moment
+            session, name, emails[0] if emails else None, lang.chosen() if lang else None, moment
         )
         for other in emails[1:]:
             service.add_email(session, customer, other, moment)
@@ -173,12 +182,6 @@ def customers_add(
         typer.echo(f"Linked {channel} account {shown}")
 
 
-class Language(StrEnum):
-    en = "en"
-    pt = "pt"
-    auto = "auto"
-
-
 @customers_app.command("lang")
 def customers_lang(
     customer: CustomerArg,
@@ -195,7 +198,7 @@ def customers_lang(
     """Choose the language a customer is answered in (the customer may still change it with "lang")."""
     with session_of(settings()) as session:
         found = customer_or_fail(session, customer)
-        service.choose_language(found, None if language is Language.auto else language.value)
+        service.choose_language(found, language.chosen())
         document = {"id": found.id, "name": found.name, "lang": found.lang}
         label = service.language_label(found)
     if as_json:

@@ -54,6 +54,8 @@ def test_add_json_is_one_document_with_the_keys(cli: Run) -> None:
     assert document["lang"] is None
     shown = cli("customers", "show", "Beta SA").stdout
     assert "language: not chosen (English until they write in Portuguese)" in shown
+    # `--lang auto` says the same out loud, as `customers lang … auto` does.
+    assert json.loads(cli("customers", "add", "Gama SA", "--lang", "AUTO", "--json").stdout)["lang"] is None
 
 
 def test_list_and_show_in_text_and_json(cli: Run) -> None:
