@@ -6,8 +6,13 @@ later message never overtakes an earlier one) and the row is retried with
 exponential back-off and jitter, or after the platform's Retry-After; until
 then the later rows of its conversation (a person's direct messages, a case
 topic) wait behind it, in the store, in their order (`outbox.claim`), on
-every replica, and nothing is sent inline. A refusal of one recipient for now
-(`RecipientDeferred`: a full mailbox) stops nothing: the batch goes on.
+every replica, and nothing is sent inline. A row that fails again while the
+platform is not known to be down (`_may_try_others`) is not taken for an outage
+until a row of another conversation fails too: while others go,
+only its conversation waits, and after LONE_GIVE_UP of failing while rows of its
+kind went, the fault is the row's and it fails for good (`_lone`). A refusal of
+one recipient for now (`RecipientDeferred`: a full mailbox) stops nothing: the
+batch goes on.
 A permanent failure marks the row failed and tells the engineers: a message
 to a customer in its case topic, a post the case topic refused in the
 alerts topic (`ALERTS_TOPIC`), which is counted too (`on_result` "failed_topic").
@@ -79,6 +84,14 @@ DEFERRED: list[str] = []
 #: fails for good, and the engineers are told (mail servers give up on a queued mail after four or
 #: five days, RFC 5321 §4.5.4.1).
 RECIPIENT_GIVE_UP = timedelta(days=5)
+#: A row that keeps failing transiently while the platform takes the channel's other rows (its
+#: content, not an outage) fails for good after this long and this many such failures, and the
+#: engineers are told: its conversation's later rows then go on. An hour outlasts greylisting.
+LONE_GIVE_UP = timedelta(hours=1)
+LONE_FAILURES = 10
+#: While a channel is down (a batch stopped at a failure and nothing went since), how often a retry
+#: that fails again may still try other rows, to find out whether the fault is only its own.
+PROBE_EVERY = timedelta(minutes=5)
 #: People copied on a row whom the platform refused for now get it, without the others, after this wait
 #: (greylisting lets a mail in after a few minutes; see `_send_copies_later`).
 COPY_RETRY = timedelta(minutes=1)
@@ -145,6 +158,14 @@ class Dispatcher:
         self._held: dict[str, set[int]] = {name: set() for name in channels}
         self._held_lock = threading.Lock()
         self._retry_at: dict[int, datetime] = {}
+        #: The error of each row's latest transient failure (for the engineers, if it is given up).
+        self._last_error: dict[int, str] = {}
+        #: Rows failing while the platform took others (`_lone`): when first seen, how many times.
+        self._lone_failures: dict[int, tuple[datetime, int]] = {}
+        #: Channels whose latest batch stopped at a failure, since when (cleared when a row goes).
+        self._down: dict[str, datetime] = {}
+        #: When `_may_try_others` last let a retry that failed in an outage try other rows.
+        self._probed_at: dict[str, datetime] = {}
         #: One sender per channel at a time (the channel's loop, or intake sending inline).
         self._lanes = {name: threading.Lock() for name in channels}
         #: False while a row of the channel waits to be retried: nothing may be sent inline.
@@ -311,34 +332,59 @@ class Dispatcher:
                     return sent
 
     def _send_batch(self, channel: str, batch: list[tuple[Outbound, datetime, int | None]]) -> tuple[int, bool]:
-        """Send claimed rows in order: (how many were sent, whether a failure stopped the batch)."""
+        """Send claimed rows in order: (how many were sent, whether a failure stopped the batch).
+
+        A transient failure stops the batch (the platform is most likely down: the rest would
+        fail too), unless the row failed before and the platform is not known to be down
+        (`_may_try_others`): then only the row may be at fault (content a server answers with a
+        5xx, a channel bug it triggers). Its conversation waits, and the rows of other
+        conversations are tried: if one fails too, the batch stops; once a row of its kind goes,
+        the fault is the row's (`_lone`), and one row cannot hold up the whole channel.
+        """
         held = [m.outbox_id for m, _c, _i in batch]
         self._hold(channel, held)
         delivered: list[tuple[Outbound, list[str], datetime, dict[str, object]]] = []
         stopped = False
-        #: Recipients refused for now in this batch -> when their row is retried.
-        deferred: dict[str | None, datetime] = {}
+        #: Conversations waiting in this batch (a recipient refused for now, a row failing again)
+        #: -> when their waiting row is retried.
+        deferred: dict[tuple[str, str | None, str | None], datetime] = {}
+        #: A row that failed again in this batch, while nothing since showed the platform up.
+        suspect: tuple[Outbound, datetime, dict[str, object]] | None = None
         try:
             for index, (message, created_at, incident_id) in enumerate(batch):
-                if message.recipient in deferred:  # behind its recipient's refused row
+                conversation = (message.kind, message.recipient, message.topic)
+                if conversation in deferred:  # behind its conversation's waiting row
                     with transaction(self.engine) as session:
-                        outbox.release(session, [message.outbox_id], deferred[message.recipient])
+                        outbox.release(session, [message.outbox_id], deferred[conversation])
                     continue
                 about = {"channel": message.channel, "outbox_id": message.outbox_id, "incident_id": incident_id}
                 ids = self._send_one(message, created_at, about)
                 if ids is DEFERRED:
-                    deferred[message.recipient] = self._retry_at.pop(message.outbox_id, self.clock())
+                    deferred[conversation] = self._retry_at.pop(message.outbox_id, self.clock())
+                    continue
+                if ids is None and message.attempt > 1 and suspect is None and self._may_try_others(channel):
+                    deferred[conversation] = self._retry_at.pop(message.outbox_id, self.clock())
+                    suspect = (message, created_at, about)
                     continue
                 if ids is None:
                     stopped = True
+                    self._down.setdefault(channel, self.clock())
                     stopped_at = self._retry_at.pop(message.outbox_id, self.clock())
                     self._stopped_at[channel] = stopped_at
                     untried = [m.outbox_id for m, _c, _i in batch[index + 1 :]]
                     with transaction(self.engine) as session:
                         outbox.release(session, untried, stopped_at)
                     break
+                self._last_error.pop(message.outbox_id, None)  # sent, or failed for good
+                self._lone_failures.pop(message.outbox_id, None)
                 if ids is not FAILED:
                     delivered.append((message, ids, created_at, about))
+                    self._down.pop(channel, None)
+                    # Only a row of its kind clears it: a platform may take direct messages while
+                    # its stream posts fail (an outage of one endpoint is not one row's fault).
+                    if suspect is not None and suspect[0].kind == message.kind:
+                        self._lone(*suspect)
+                        suspect = None
             self._record_sent(delivered)
         finally:
             self._unhold(channel, held)
@@ -346,6 +392,43 @@ class Dispatcher:
             # Rows queue behind a failed one: until a drain finds none left, nobody sends out of turn.
             self._clear[channel] = False
         return len(delivered), stopped
+
+    def _may_try_others(self, channel: str) -> bool:
+        """A row that failed before fails again: try the rows of other conversations? Yes while the
+        platform is not known to be down (nothing stopped a batch since it last took a row); in an
+        outage only once every PROBE_EVERY, so that an outage costs one more failing attempt now and
+        then, not one a retry (each can take seconds of the channel's own retries)."""
+        if channel not in self._down:
+            return True
+        now = self.clock()
+        probed = self._probed_at.get(channel)
+        if probed is not None and now - probed < PROBE_EVERY:
+            return False
+        self._probed_at[channel] = now
+        return True
+
+    def _lone(self, message: Outbound, created_at: datetime, about: dict[str, object]) -> None:
+        """`message` failed again and the platform took a row of its kind since: the fault is the row's.
+        Past LONE_GIVE_UP of such failures (and LONE_FAILURES of them) it fails for good and the
+        engineers are told, so that its conversation's later rows go on. Counted in memory: a
+        restart begins the count again (it only delays the verdict)."""
+        now = self.clock()
+        first, count = self._lone_failures.get(message.outbox_id, (now, 0))
+        self._lone_failures[message.outbox_id] = (first, count + 1)
+        if count + 1 < LONE_FAILURES or now - first < LONE_GIVE_UP:
+            return
+        del self._lone_failures[message.outbox_id]
+        error = self._last_error.pop(message.outbox_id, "a transient error")
+        minutes = round((now - first).total_seconds() / 60)
+        self._failed(
+            message,
+            created_at,
+            about,
+            PermanentSendError(
+                f"{error} (failed {count + 1} times in {minutes} minutes while the {message.channel} server took"
+                " other messages: given up)"
+            ),
+        )
 
     def _hold(self, channel: str, row_ids: list[int]) -> None:
         with self._held_lock:
@@ -507,6 +590,7 @@ class Dispatcher:
             log.exception("send raised", extra=about)
             retry_at = self.clock() + timedelta(seconds=backoff_seconds(message.attempt))
             self._retry_at[message.outbox_id] = retry_at
+            self._last_error[message.outbox_id] = f"{type(exc).__name__} in the {message.channel} channel"
             with transaction(self.engine) as session:
                 outbox.mark_retry(session, message.outbox_id, repr(exc), retry_at)
             self._report(message.channel, "retry", created_at)
@@ -533,6 +617,7 @@ class Dispatcher:
         log.log(level, "send failed, will retry", extra={**about, "error": str(exc), "retry_in": round(wait, 1)})
         retry_at = self.clock() + timedelta(seconds=wait)
         self._retry_at[message.outbox_id] = retry_at
+        self._last_error[message.outbox_id] = str(exc)
         told = False
         with transaction(self.engine) as session:
             outbox.mark_retry(session, message.outbox_id, str(exc), retry_at, copies=copies)

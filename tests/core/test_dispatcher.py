@@ -309,16 +309,22 @@ class CopyingChannel(FlakyChannel):
         return Sent(ids, {a: self.refused[a] for a in message.copies if a in self.refused})
 
 
-def test_copies_a_channel_refused_are_told_once_each_in_the_case_topic_and_the_row_stays_sent(engine, clock):
+def _case(session, clock):  # noqa: ANN001, ANN202
+    """Acme's case #1, with its topic."""
     from storage.models import Customer, Incident
 
+    customer = Customer(name="Acme")
+    session.add(customer)
+    session.flush()
+    incident = Incident(customer_id=customer.id, subject="VPN", topic="#1 Acme: VPN", opened_at=clock())
+    session.add(incident)
+    session.flush()
+    return incident
+
+
+def test_copies_a_channel_refused_are_told_once_each_in_the_case_topic_and_the_row_stays_sent(engine, clock):
     with transaction(engine) as s:
-        customer = Customer(name="Acme")
-        s.add(customer)
-        s.flush()
-        incident = Incident(customer_id=customer.id, subject="VPN", topic="#1 Acme: VPN", opened_at=clock())
-        s.add(incident)
-        s.flush()
+        incident = _case(s, clock)
         for text, copies in (("answer", '["bob@x.example", "eve@x.example", "carla@x.example"]'), ("plain", None)):
             outbox.enqueue(
                 s,
@@ -358,3 +364,137 @@ def test_copies_a_channel_refused_are_told_once_each_in_the_case_topic_and_the_r
         ),
     ]
     assert [r.channel for r in rows[3:]] == ["console", "console"]
+
+
+class PoisonChannel(FlakyChannel):
+    """Takes every row but those whose text is in `poison` (a 5xx for that content, every time)."""
+
+    def __init__(self, *poison: str) -> None:
+        super().__init__()
+        self.failing = False
+        self.poison = set(poison)
+        self.tried: list[str] = []
+
+    def send(self, message: Outbound) -> list[str]:
+        self.tried.append(message.text)
+        if message.text in self.poison:
+            raise TransientSendError("HTTP 502 for this message", retry_after=2.0)
+        return super().send(message)
+
+
+def _enqueue(engine, clock, *rows: tuple[str, str]) -> None:  # noqa: ANN001
+    with transaction(engine) as s:
+        for recipient, text in rows:
+            outbox.enqueue(s, channel="flaky", kind="direct", recipient=recipient, text=text, now=clock())
+
+
+def test_a_row_that_fails_again_while_the_platform_takes_others_holds_up_only_its_conversation(engine, clock):
+    _enqueue(engine, clock, ("ann", "poison"), ("bob", "b1"), ("ann", "a2"), ("carl", "c1"))
+    channel = PoisonChannel("poison")
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    # Its first failure looks like an outage: the batch stops there.
+    assert dispatcher.drain("flaky") == 0 and channel.tried == ["poison"]
+    clock.advance(seconds=2)
+    # It fails again: the next row of another conversation is tried, and goes; so do the rest,
+    # but Ann's later answer, which waits behind her first.
+    assert dispatcher.drain("flaky") == 2
+    assert channel.sent == ["b1", "c1"]
+    assert [(r.text, r.state) for r in _rows(engine)] == [
+        ("poison", "pending"),
+        ("b1", "sent"),
+        ("a2", "pending"),
+        ("c1", "sent"),
+    ]
+    # New rows to other people keep going while Ann's first answer is retried.
+    _enqueue(engine, clock, ("dora", "d1"))
+    clock.advance(seconds=2)
+    assert dispatcher.drain("flaky") == 1 and channel.sent[-1] == "d1"
+    assert "a2" not in channel.tried
+
+
+def test_through_an_outage_a_retry_costs_one_more_attempt_at_most_and_nothing_goes_out_of_turn(engine, clock):
+    from bot.dispatcher import PROBE_EVERY
+
+    _enqueue(engine, clock, ("ann", "a1"), ("bob", "b1"), ("carl", "c1"), ("dora", "d1"))
+    channel = FlakyChannel()  # down for everything
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock)
+    assert dispatcher.drain("flaky") == 0
+    clock.advance(seconds=2)
+    assert dispatcher.drain("flaky") == 0  # a1 again, then b1 to see whether it is a1's fault: both fail
+    assert [r.attempts for r in _rows(engine)] == [2, 1, 0, 0]
+    # The platform is down: a retry that fails again stops the batch, as a first failure does; one
+    # more row is tried only once every PROBE_EVERY (each failing attempt can take seconds).
+    for _ in range(3):
+        clock.advance(seconds=5)
+        assert dispatcher.drain("flaky") == 0
+    assert [r.attempts for r in _rows(engine)] == [5, 1, 0, 0]
+    clock.advance(seconds=PROBE_EVERY.total_seconds())
+    assert dispatcher.drain("flaky") == 0
+    assert [r.attempts for r in _rows(engine)] == [6, 2, 0, 0]
+    channel.failing = False
+    clock.advance(seconds=2)
+    assert dispatcher.drain("flaky") == 4
+    assert channel.sent == ["a1", "b1", "c1", "d1"]
+
+
+def test_a_row_failing_alone_for_an_hour_fails_for_good_the_engineers_are_told_and_its_conversation_goes_on(
+    engine, clock
+):
+    from bot.dispatcher import LONE_FAILURES, LONE_GIVE_UP
+
+    with transaction(engine) as s:
+        incident = _case(s, clock)
+        outbox.enqueue(
+            s, channel="flaky", kind="direct", recipient="ann", text="poison", now=clock(), incident_id=incident.id
+        )
+        outbox.enqueue(s, channel="flaky", kind="direct", recipient="ann", text="a2", now=clock())
+    channel = PoisonChannel("poison")
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, case_channel="console")
+    dispatcher.drain("flaky")  # the first failure
+    rounds = 0
+    while _rows(engine)[0].state == "pending":
+        rounds += 1
+        assert rounds <= LONE_FAILURES + LONE_GIVE_UP.total_seconds() / 60 + 1, "never given up"
+        _enqueue(engine, clock, ("bob", f"b{rounds}"))  # the platform takes Bob's rows meanwhile
+        clock.advance(minutes=1)
+        dispatcher.drain("flaky")
+        if rounds < LONE_GIVE_UP.total_seconds() / 60:
+            assert _rows(engine)[0].state == "pending", f"given up after {rounds} minutes"
+    assert rounds >= LONE_FAILURES
+    poison, a2 = _rows(engine)[:2]
+    assert poison.state == "failed" and "HTTP 502 for this message" in poison.last_error
+    clock.advance(seconds=2)
+    dispatcher.drain("flaky")
+    assert _rows(engine)[1].state == "sent" and "a2" in channel.sent  # Ann's next answer goes at last
+    told = [r.text for r in _rows(engine) if r.channel == "console"]
+    assert len(told) == 1 and told[0].startswith("⚠ Could not deliver a message to the customer via flaky: ")
+    assert "HTTP 502 for this message" in told[0] and "given up" in told[0]
+
+
+class StreamDownChannel(FlakyChannel):
+    """Takes direct messages; every post to a topic fails (one endpoint of the platform is down)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+
+    def send(self, message: Outbound) -> list[str]:
+        if message.kind == "topic":
+            raise TransientSendError("HTTP 503 on stream posts")
+        return super().send(message)
+
+
+def test_a_topic_post_failing_while_only_direct_messages_go_is_an_outage_of_posts_never_given_up(engine, clock):
+    with transaction(engine) as s:
+        outbox.enqueue(s, channel="flaky", kind="topic", topic="#1 Acme: VPN", text="line 1", now=clock())
+    channel = StreamDownChannel()
+    dispatcher = Dispatcher(engine, {"flaky": channel}, clock, case_channel="flaky")
+    dispatcher.drain("flaky")  # its first failure
+    for minute in range(90):
+        _enqueue(engine, clock, ("ann", f"a{minute}"))
+        clock.advance(minutes=1)
+        dispatcher.drain("flaky")
+    # Ann had every answer; the case topic's line waits for posts to work again: it is not given up,
+    # since no post of its kind went meanwhile.
+    assert channel.sent == [f"a{minute}" for minute in range(90)]
+    assert [(r.text, r.state) for r in _rows(engine) if r.kind == "topic"] == [("line 1", "pending")]

@@ -8,12 +8,18 @@ from collections.abc import Callable
 
 import pytest
 import requests
+from sqlalchemy import select
 
+from adapters.backoff import Backoff
 from adapters.channel import Outbound, PermanentSendError, TransientSendError
 from adapters.zulip import ZulipChannel, ZulipTuning
 from adapters.zulip.compose import compose
 from adapters.zulip.outbound import written_text
 from adapters.zulip.transport import _settle_environment
+from bot.dispatcher import ALERTS_TOPIC, LONE_GIVE_UP, Dispatcher
+from storage import outbox
+from storage.db import transaction
+from storage.models import Outbox
 from tests.fakes.zulip import FakeZulip, StoredMessage
 from tests.zulip.conftest import ALICE, BOT, BOT_KEY, STREAM, populate
 from tests.zulip.relay_check import assert_commonmark_inert, longest_run, parse_relayed
@@ -492,3 +498,58 @@ def test_a_message_from_before_the_row_was_written_is_not_the_rows(fake: FakeZul
     later = datetime.now(UTC) + timedelta(hours=1)  # written long after that message
     [new] = channel.send(row(31, "direct", text="Your case is resolved.", attempt=2, written_at=later))
     assert new != old and len(fake.sent_by(BOT, to=ALICE)) == 2
+
+
+def test_a_message_zulip_keeps_refusing_holds_up_only_its_topic_and_is_given_up_after_an_hour(
+    fake: FakeZulip,
+    make_channel: MakeChannel,
+    engine,
+    clock,  # noqa: ANN001
+) -> None:
+    """One line Zulip answers with a 502 every time (while it posts everything else) does not stop
+    the channel: the other topics' lines go at once, its own topic's next line waits behind it,
+    and after an hour it fails for good, the engineers are told, and its topic goes on."""
+    channel = make_channel(send_retry=Backoff(initial=0.01, maximum=0.01, jitter=0.0, attempts=1))
+    channel.start()
+    fake.fail_for(600, status=502, path="/messages", method="POST", containing="POISON")
+    acme, beta = "#1 Acme: VPN", "#2 Beta: mail"
+
+    def write(*lines: tuple[str, str]) -> None:
+        with transaction(engine) as s:
+            for topic, text in lines:
+                outbox.enqueue(s, channel="zulip", kind="topic", topic=topic, text=text, now=clock())
+
+    def posted() -> list[tuple[str, str]]:
+        return [(m.subject, m.content) for m in fake.sent_by(BOT, stream=STREAM)]
+
+    write((acme, "POISON line"), (beta, "beta 1"), (acme, "acme 2"), (beta, "beta 2"))
+    dispatcher = Dispatcher(engine, {"zulip": channel}, clock, case_channel="zulip")
+    dispatcher.drain("zulip")  # its first 502 looks like an outage: the batch stops there
+    assert posted() == []
+    clock.advance(seconds=10)
+    dispatcher.drain("zulip")  # a 502 again, and Zulip takes Beta's line: only Acme's topic waits
+    assert posted() == [(beta, "beta 1"), (beta, "beta 2")]
+
+    def poison_state() -> str:
+        with transaction(engine) as s:
+            return s.scalars(select(Outbox.state).where(Outbox.text == "POISON line")).one()
+
+    minutes = 0
+    while poison_state() == "pending":
+        assert (acme, "acme 2") not in posted()
+        minutes += 1
+        assert minutes <= LONE_GIVE_UP.total_seconds() / 60 + 5, "never given up"
+        write((beta, f"beta {minutes + 2}"))
+        clock.advance(minutes=1)
+        dispatcher.drain("zulip")
+        assert posted()[-1] == (beta, f"beta {minutes + 2}")  # Beta is never held up
+    assert poison_state() == "failed" and minutes >= LONE_GIVE_UP.total_seconds() / 60 - 1
+    clock.advance(seconds=10)
+    dispatcher.drain("zulip")
+    # Acme's topic goes on, and the engineers hear why its line never came.
+    assert posted()[-2] == (acme, "acme 2")
+    subject, alert = posted()[-1]
+    assert subject == ALERTS_TOPIC
+    assert alert.startswith("⚠ A message for a case topic could not be posted in its topic, for good: ")
+    assert "given up" in alert
+    assert not any("POISON" in c for _s, c in posted())

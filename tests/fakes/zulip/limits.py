@@ -6,6 +6,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -58,10 +59,14 @@ class Fault:
     remaining: int | None = None  # None: until `until`
     until: float | None = None  # time.monotonic() deadline
     seconds: float = 0.0
+    #: Only requests whose `content` holds this text (a message the server keeps refusing).
+    containing: str | None = None
     served: int = 0
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, params: dict[str, Any] | None = None) -> bool:
         if self.method is not None and self.method.upper() != method:
+            return False
+        if self.containing is not None and self.containing not in str((params or {}).get("content", "")):
             return False
         if self.path is not None and not path.startswith(self.path):
             return False
@@ -84,10 +89,10 @@ class FaultPlan:
         with self._lock:
             self._faults.clear()
 
-    def take(self, method: str, path: str) -> Fault | None:
+    def take(self, method: str, path: str, params: dict[str, Any] | None = None) -> Fault | None:
         with self._lock:
             for f in self._faults:
-                if f.matches(method, path):
+                if f.matches(method, path, params):
                     if f.remaining is not None:
                         f.remaining -= 1
                     f.served += 1

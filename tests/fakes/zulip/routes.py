@@ -394,7 +394,7 @@ class _Handler(BaseHTTPRequestHandler):
         if owner.before_request is not None:
             owner.before_request(method, path, {**query, **form})
 
-        fault = owner.faults.take(method, path)
+        fault = owner.faults.take(method, path, {**query, **form})
         if fault is not None:
             record.fault = fault.kind
             if fault.kind == "delay":

@@ -308,10 +308,14 @@ class FakeZulip:
         path: str | None = None,
         method: str | None = None,
         body: str = "html",
+        containing: str | None = None,
     ) -> Fault:
-        """Answer every matching request with `status` for the next `seconds`."""
+        """Answer every matching request with `status` for the next `seconds`; `containing`: only
+        those whose `content` holds that text."""
         until = time.monotonic() + seconds
-        return self.faults.add(Fault("status", status=status, body=body, path=path, method=method, until=until))
+        return self.faults.add(
+            Fault("status", status=status, body=body, path=path, method=method, until=until, containing=containing)
+        )
 
     def drop_next(
         self, n: int = 1, *, path: str | None = None, method: str | None = None, after_processing: bool = False
