@@ -423,3 +423,55 @@ def depth(session: Session, now: datetime) -> tuple[int, float]:
 
         oldest = oldest.replace(tzinfo=UTC)
     return int(count), (now - oldest).total_seconds() if oldest else 0.0
+
+
+# -- for operators (`deskbot outbox …`) --------------------------------------------------------
+
+
+def listing(session: Session, state: str, channel: str | None, limit: int) -> list[Outbox]:
+    """Rows in `state` (of `channel`), oldest first: what waits longest is what an operator looks for."""
+    query = select(Outbox).where(Outbox.state == state).order_by(Outbox.id).limit(limit)
+    if channel is not None:
+        query = query.where(Outbox.channel == channel)
+    return list(session.scalars(query))
+
+
+def retry_now(session: Session, row_id: int, now: datetime) -> Outbox:
+    """A failed row, or a pending one waiting for a retry: pending and due now. ValueError why not."""
+    row = session.get(Outbox, row_id)
+    if row is None:
+        raise ValueError(f"no outbox row {row_id}")
+    if row.state == "sent":
+        raise ValueError(f"outbox row {row_id} was sent already")
+    if row.state == "failed" and SECRET_MASK in row.text:
+        # Its activation code was masked when it failed: sent again, it would carry no code.
+        raise ValueError(f"outbox row {row_id} carried a secret, masked when it failed: it cannot go again")
+    row.state, row.next_attempt_at = "pending", now
+    return row
+
+
+def cancel(session: Session, row_id: int, reason: str, now: datetime) -> Outbox:
+    """A pending row never goes: failed with `reason`, and its conversation's later rows, which
+    waited behind it, are due now. ValueError why not. A row being sent at this very moment may
+    still go."""
+    row = session.get(Outbox, row_id)
+    if row is None:
+        raise ValueError(f"no outbox row {row_id}")
+    if row.state != "pending":
+        raise ValueError(f"outbox row {row_id} is {row.state}, not pending")
+    failed = mark_failed(session, row_id, reason)
+    assert failed is not None
+    session.execute(
+        update(Outbox)
+        .where(
+            Outbox.channel == row.channel,
+            Outbox.kind == row.kind,
+            Outbox.recipient.is_not_distinct_from(row.recipient),
+            Outbox.topic.is_not_distinct_from(row.topic),
+            Outbox.state == "pending",
+            Outbox.id > row_id,
+            Outbox.next_attempt_at > now,
+        )
+        .values(next_attempt_at=now)
+    )
+    return failed

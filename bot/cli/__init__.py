@@ -119,6 +119,21 @@ zone (`DESKBOT_TIMEZONE`).
     columns: ``month,customer_id,customer,incidents,cases,unit_price,amount,currency``,
     then a ``TOTAL`` row.
 
+``deskbot outbox list [--state pending|failed] [--channel CHANNEL] [--limit N] [--json]``
+    Outbox rows waiting to be delivered (or failed for good), oldest first:
+    channel, to whom (a person, or a case topic), case, attempts, when written
+    and tried next, and the platform's last error; no customer text. At most N
+    (default 50); when more match, a line on stderr says so.
+
+``deskbot outbox retry ID [--json]``
+    A failed row becomes pending, due now; a pending row waiting for a retry is
+    due now. A row whose activation code was masked when it failed cannot go
+    again.
+
+``deskbot outbox cancel ID [--json]``
+    A pending row is marked failed and never sent, and the later rows to the
+    same person or case topic, which waited behind it, are due now.
+
 Errors and exit status
 ----------------------
 
@@ -159,6 +174,7 @@ LAZY_GROUPS = {
     "credits": ("bot.cli.credits", "credits_app"),
     "cases": ("bot.cli.cases", "cases_app"),
     "report": ("bot.cli.reports", "report_app"),
+    "outbox": ("bot.cli.outbox", "outbox_app"),
 }
 
 
