@@ -137,13 +137,18 @@ def test_head_revision_constant_is_the_newest_migration():
     assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == HEAD_REVISION
 
 
+def _one_claimed(engine, channel: str, recipient: str, now: datetime) -> int:  # noqa: ANN001
+    """The id of a row written to `recipient` and claimed at `now` (leased to the test)."""
+    with transaction(engine) as s:
+        outbox.enqueue(s, channel=channel, kind="direct", recipient=recipient, text="hi", now=now)
+    with transaction(engine) as s:
+        (row,) = outbox.claim(s, channel, now)
+        return row.id
+
+
 def test_a_held_lease_is_renewed_and_a_handed_back_row_loses_its_attempt(engine):
     now = datetime(2026, 12, 2, 10, tzinfo=UTC)
-    with transaction(engine) as s:
-        outbox.enqueue(s, channel="zulip", kind="direct", recipient="a@x", text="hi", now=now)
-    with transaction(engine) as s:
-        (row,) = outbox.claim(s, "zulip", now)
-        row_id = row.id
+    row_id = _one_claimed(engine, "zulip", "a@x", now)
     later = now + outbox.LEASE - timedelta(seconds=1)
     with transaction(engine) as s:
         outbox.renew(s, [row_id], later)
@@ -159,11 +164,7 @@ def test_a_held_lease_is_renewed_and_a_handed_back_row_loses_its_attempt(engine)
 def test_a_renewal_never_brings_a_retry_forward(engine):
     # The lease keeper read the rows it holds just before the sender recorded a retry's wait.
     now = datetime(2026, 12, 2, 10, tzinfo=UTC)
-    with transaction(engine) as s:
-        outbox.enqueue(s, channel="email", kind="direct", recipient="ana@x", text="hi", now=now)
-    with transaction(engine) as s:
-        (row,) = outbox.claim(s, "email", now)
-        row_id = row.id
+    row_id = _one_claimed(engine, "email", "ana@x", now)
     with transaction(engine) as s:
         outbox.mark_retry(s, row_id, "452 mailbox full", now + timedelta(seconds=75))
     with transaction(engine) as s:
