@@ -26,6 +26,7 @@ from mastodon.errors import MastodonAPIError, MastodonNetworkError, MastodonRate
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from adapters.backoff import Backoff
+from adapters.http_session import settle_environment
 
 from .pacing import Pacer
 
@@ -93,6 +94,7 @@ class Transport:
     def _client(self, base_url: str, token: str, user_agent: str, timeout: float) -> Mastodon:
         session = requests.Session()
         session.hooks["response"].append(self._observe)
+        settle_environment(session, base_url)
         return Mastodon(
             access_token=token,
             api_base_url=base_url,

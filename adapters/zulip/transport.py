@@ -13,7 +13,6 @@ rate-limit headers into `RateBudget` (`pacing.py`). Clients are created with
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from configparser import ConfigParser
@@ -27,6 +26,7 @@ import tenacity
 import zulip
 
 from adapters.backoff import Backoff
+from adapters.http_session import settle_environment
 from adapters.ratelimit import read_rate_limit
 
 from .pacing import RateBudget
@@ -103,19 +103,6 @@ def load_credentials(site: str | None, email: str | None, api_key: str | None, c
     return Credentials(site.rstrip("/"), email, api_key, str(Path(config_file).expanduser()) if config_file else None)
 
 
-def _settle_environment(session: requests.Session, site: str) -> None:
-    """Read the proxy and CA-bundle variables once, for the one site this session talks to.
-
-    With `trust_env` requests reads them again on every request, walking the whole
-    environment twice (a large share of the client's time per message). The environment
-    of a running process does not change, so the answer is the same each time.
-    """
-    session.proxies.update(requests.utils.get_environ_proxies(site))
-    if session.verify is True:
-        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    session.trust_env = False
-
-
 class _LastResponse(threading.local):
     status: int | None = None
     retry_after: float | None = None
@@ -185,7 +172,7 @@ class Transport:
         client.ensure_session()
         assert client.session is not None
         client.session.hooks["response"].append(self._on_response)
-        _settle_environment(client.session, c.site)
+        settle_environment(client.session, c.site)
         return client
 
     def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:

@@ -6,11 +6,15 @@ import threading
 from email.utils import formatdate
 
 import pytest
+import requests
 import tenacity
 from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.backoff import Backoff
+from adapters.http_session import settle_environment
+from adapters.mastodon.pacing import Pacer
+from adapters.mastodon.transport import Transport as MastodonTransport
 from adapters.paging import pages
 from adapters.ratelimit import RateLimitHeaders, read_rate_limit
 
@@ -124,3 +128,43 @@ def test_a_walk_ends_when_stop_is_set() -> None:
         if len(walked) == 3:
             stop.set()
     assert walked == [[1], [2], [3]]
+
+
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company.pem")
+
+
+def test_proxy_and_ca_settings_are_read_once_for_the_site(monkeypatch: pytest.MonkeyPatch) -> None:
+    _environment(monkeypatch)
+    session = requests.Session()
+    settle_environment(session, "https://chat.example.com")
+    assert session.trust_env is False  # requests no longer walks the environment on every request
+    assert session.proxies["https"] == "http://proxy.example:3128"
+    assert session.verify == "/etc/ssl/company.pem"
+
+    monkeypatch.setenv("no_proxy", "chat.example.com")
+    bypassed = requests.Session()
+    settle_environment(bypassed, "https://chat.example.com")
+    assert "https" not in bypassed.proxies
+
+
+def test_both_mastodon_clients_read_the_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The receiving and the sending client: each answer's post goes through the second.
+    _environment(monkeypatch)
+    transport = MastodonTransport(
+        "https://social.example.com",
+        "token",
+        Pacer(),
+        user_agent="deskbot-test",
+        request_timeout=5.0,
+        retry=Backoff(),
+        max_rate_wait=1.0,
+    )
+    for client in (transport.recv, transport.send):
+        assert client.session.trust_env is False
+        assert client.session.proxies["https"] == "http://proxy.example:3128"
+        assert client.session.verify == "/etc/ssl/company.pem"

@@ -15,7 +15,6 @@ from adapters.channel import Outbound, PermanentSendError, TransientSendError
 from adapters.zulip import ZulipChannel, ZulipTuning
 from adapters.zulip.compose import compose
 from adapters.zulip.outbound import written_text
-from adapters.zulip.transport import _settle_environment
 from bot.dispatcher import ALERTS_TOPIC, LONE_GIVE_UP, Dispatcher
 from storage import outbox
 from storage.db import transaction
@@ -394,24 +393,6 @@ def test_rate_limit_waits_are_reported(fake: FakeZulip, make_channel: MakeChanne
         channel.send(row(600 + i, "direct", text=f"paced {i}"))
     assert waits and all(w > 0 for w in waits)
     assert fake.rate_limited == []
-
-
-def test_proxy_and_ca_settings_are_read_once_for_the_site(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/company.pem")
-    session = requests.Session()
-    _settle_environment(session, "https://chat.example.com")
-    assert session.trust_env is False  # requests no longer walks the environment on every request
-    assert session.proxies["https"] == "http://proxy.example:3128"
-    assert session.verify == "/etc/ssl/company.pem"
-
-    monkeypatch.setenv("no_proxy", "chat.example.com")
-    bypassed = requests.Session()
-    _settle_environment(bypassed, "https://chat.example.com")
-    assert "https" not in bypassed.proxies
 
 
 def test_a_lost_acknowledgement_is_looked_up_at_once_not_after_a_back_off(
