@@ -23,8 +23,9 @@ incident for each customer, later ones cycle through `status`, `credits`, a
 plain message (added to the open incident and mirrored into its case
 topic), `help` and `estado`. "After" is VmRSS 3 seconds after the last
 answer; VmHWM (the peak) is printed too. Targets: deskbot's own growth, after /
-after start, <= 1.15 (issue 15, item 9); its ratio to the echo bot <= 1.3x
-(issue 5; reported, not met: see bench/README.md).
+after start, <= 1.15 (issue 15, item 9). Its ratio to the echo bot is
+reported, not a target (issue 15 replaced issue 5's 1.3x, which no process
+holding SQLAlchemy and pydantic can meet: see bench/README.md).
 
 On Mastodon, prefer `--messages 2000`: the fake renders an account's
 status count by counting every status, so a run slows down as it goes
@@ -62,7 +63,6 @@ from bench._common import (  # noqa: E402
     zulip_fake,
 )
 
-TARGET = 1.3
 #: Issue 15, item 9: deskbot's RSS after the messages over its RSS after start.
 GROWTH_TARGET = 1.15
 SETTLE = 3.0
@@ -175,8 +175,6 @@ def run(platforms: list[str], messages: int, customers: int, postgres: str | Non
                 "echo": echo["after_kib"] - echo["start_kib"],
                 "deskbot": desk["after_kib"] - desk["start_kib"],
             },
-            "target": f"<= {TARGET}",
-            "pass": ratio_start <= TARGET and ratio_after <= TARGET,
             "growth": round(desk["after_kib"] / desk["start_kib"], 3),
             "growth_target": f"<= {GROWTH_TARGET}",
             "growth_pass": desk["after_kib"] <= GROWTH_TARGET * desk["start_kib"],
@@ -213,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"    ratio    start {r['ratio_start']:.2f}x   after {r['ratio_after']:.2f}x"
             f"   growth {r['growth_kib']['echo'] / 1024:.1f} MiB vs {r['growth_kib']['deskbot'] / 1024:.1f} MiB"
-            f"   (target {r['target']}: {'pass' if r['pass'] else 'FAIL'})"
+            "   (reported, not a target)"
         )
         print(
             f"    deskbot's growth {r['growth']:.3f}x its start"
