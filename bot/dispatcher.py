@@ -7,15 +7,16 @@ exponential back-off and jitter, or after the platform's Retry-After; until
 then the later rows of its conversation (a person's direct messages, a case
 topic) wait behind it, in the store, in their order (`outbox.claim`), on
 every replica, and nothing is sent inline. A row that fails again while the
-platform is not known to be down (`_may_try_others`) is not taken for an outage
-until a row of another conversation fails too: while others go,
-only its conversation waits, and after LONE_GIVE_UP of failing while rows of its
-kind went, the fault is the row's and it fails for good (`_lone`). A refusal of
+platform is not known to be down is not taken for an outage until a row of
+another conversation fails too: while others go, only its conversation waits,
+and after an hour of failing while rows of its kind went, the fault is the
+row's and it fails for good (the rules: bot.policy.send_failures). A refusal of
 one recipient for now (`RecipientDeferred`: a full mailbox) stops nothing: the
 batch goes on.
 A permanent failure marks the row failed and tells the engineers: a message
 to a customer in its case topic, a post the case topic refused in the
-alerts topic (`ALERTS_TOPIC`), which is counted too (`on_result` "failed_topic").
+alerts topic, which is counted too (`on_result` "failed_topic"); what the topics say is
+bot.services.delivery_notices.
 A row delivered to its recipient but not to some of the people copied on it (the channel
 returns a `Sent` naming them) stays sent; the case topic says so, once per refused person,
 in the transaction that records the delivery.
@@ -57,13 +58,12 @@ from adapters.channel import (
     Sent,
     TransientSendError,
 )
-from adapters.markup import inert
 from bot.logs import log_context
-from bot.services import attachments
-from bot.services.outgoing import Outgoing, Topic
+from bot.policy.send_failures import SendFailures
+from bot.services import delivery_notices as notices
 from storage import outbox
 from storage.db import transaction
-from storage.models import Incident, Outbox
+from storage.models import Outbox
 
 log = logging.getLogger("deskbot.dispatcher")
 
@@ -84,20 +84,9 @@ DEFERRED: list[str] = []
 #: fails for good, and the engineers are told (mail servers give up on a queued mail after four or
 #: five days, RFC 5321 §4.5.4.1).
 RECIPIENT_GIVE_UP = timedelta(days=5)
-#: A row that keeps failing transiently while the platform takes the channel's other rows (its
-#: content, not an outage) fails for good after this long and this many such failures, and the
-#: engineers are told: its conversation's later rows then go on. An hour outlasts greylisting.
-LONE_GIVE_UP = timedelta(hours=1)
-LONE_FAILURES = 10
-#: While a channel is down (a batch stopped at a failure and nothing went since), how often a retry
-#: that fails again may still try other rows, to find out whether the fault is only its own.
-PROBE_EVERY = timedelta(minutes=5)
 #: People copied on a row whom the platform refused for now get it, without the others, after this wait
 #: (greylisting lets a mail in after a few minutes; see `_send_copies_later`).
 COPY_RETRY = timedelta(minutes=1)
-#: Where the engineers hear of a post that no case topic would take (a topic name the
-#: platform refuses, a case topic gone): a topic of the support stream of its own.
-ALERTS_TOPIC = "deskbot alerts"
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -160,12 +149,8 @@ class Dispatcher:
         self._retry_at: dict[int, datetime] = {}
         #: The error of each row's latest transient failure (for the engineers, if it is given up).
         self._last_error: dict[int, str] = {}
-        #: Rows failing while the platform took others (`_lone`): when first seen, how many times.
-        self._lone_failures: dict[int, tuple[datetime, int]] = {}
-        #: Channels whose latest batch stopped at a failure, since when (cleared when a row goes).
-        self._down: dict[str, datetime] = {}
-        #: When `_may_try_others` last let a retry that failed in an outage try other rows.
-        self._probed_at: dict[str, datetime] = {}
+        #: An outage, or one row's own fault? (bot.policy.send_failures)
+        self._failures = SendFailures()
         #: One sender per channel at a time (the channel's loop, or intake sending inline).
         self._lanes = {name: threading.Lock() for name in channels}
         #: False while a row of the channel waits to be retried: nothing may be sent inline.
@@ -336,7 +321,7 @@ class Dispatcher:
 
         A transient failure stops the batch (the platform is most likely down: the rest would
         fail too), unless the row failed before and the platform is not known to be down
-        (`_may_try_others`): then only the row may be at fault (content a server answers with a
+        (`SendFailures.may_try_others`): then only the row may be at fault (content a server answers with a
         5xx, a channel bug it triggers). Its conversation waits, and the rows of other
         conversations are tried: if one fails too, the batch stops; once a row of its kind goes,
         the fault is the row's (`_lone`), and one row cannot hold up the whole channel.
@@ -362,13 +347,18 @@ class Dispatcher:
                 if ids is DEFERRED:
                     deferred[conversation] = self._retry_at.pop(message.outbox_id, self.clock())
                     continue
-                if ids is None and message.attempt > 1 and suspect is None and self._may_try_others(channel):
+                if (
+                    ids is None
+                    and message.attempt > 1
+                    and suspect is None
+                    and self._failures.may_try_others(channel, self.clock())
+                ):
                     deferred[conversation] = self._retry_at.pop(message.outbox_id, self.clock())
                     suspect = (message, created_at, about)
                     continue
                 if ids is None:
                     stopped = True
-                    self._down.setdefault(channel, self.clock())
+                    self._failures.stopped(channel)
                     stopped_at = self._retry_at.pop(message.outbox_id, self.clock())
                     self._stopped_at[channel] = stopped_at
                     untried = [m.outbox_id for m, _c, _i in batch[index + 1 :]]
@@ -376,10 +366,10 @@ class Dispatcher:
                         outbox.release(session, untried, stopped_at)
                     break
                 self._last_error.pop(message.outbox_id, None)  # sent, or failed for good
-                self._lone_failures.pop(message.outbox_id, None)
+                self._failures.done(message.outbox_id)
                 if ids is not FAILED:
                     delivered.append((message, ids, created_at, about))
-                    self._down.pop(channel, None)
+                    self._failures.went(channel)
                     # Only a row of its kind clears it: a platform may take direct messages while
                     # its stream posts fail (an outage of one endpoint is not one row's fault).
                     if suspect is not None and suspect[0].kind == message.kind:
@@ -393,40 +383,22 @@ class Dispatcher:
             self._clear[channel] = False
         return len(delivered), stopped
 
-    def _may_try_others(self, channel: str) -> bool:
-        """A row that failed before fails again: try the rows of other conversations? Yes while the
-        platform is not known to be down (nothing stopped a batch since it last took a row); in an
-        outage only once every PROBE_EVERY, so that an outage costs one more failing attempt now and
-        then, not one a retry (each can take seconds of the channel's own retries)."""
-        if channel not in self._down:
-            return True
-        now = self.clock()
-        probed = self._probed_at.get(channel)
-        if probed is not None and now - probed < PROBE_EVERY:
-            return False
-        self._probed_at[channel] = now
-        return True
-
     def _lone(self, message: Outbound, created_at: datetime, about: dict[str, object]) -> None:
-        """`message` failed again and the platform took a row of its kind since: the fault is the row's.
-        Past LONE_GIVE_UP of such failures (and LONE_FAILURES of them) it fails for good and the
-        engineers are told, so that its conversation's later rows go on. Counted in memory: a
-        restart begins the count again (it only delays the verdict)."""
-        now = self.clock()
-        first, count = self._lone_failures.get(message.outbox_id, (now, 0))
-        self._lone_failures[message.outbox_id] = (first, count + 1)
-        if count + 1 < LONE_FAILURES or now - first < LONE_GIVE_UP:
+        """`message` failed again and the platform took a row of its kind since: the fault may be the
+        row's. Given up (`SendFailures.failed_alone`), it fails for good and the engineers are told,
+        so that its conversation's later rows go on."""
+        given_up = self._failures.failed_alone(message.outbox_id, self.clock())
+        if given_up is None:
             return
-        del self._lone_failures[message.outbox_id]
         error = self._last_error.pop(message.outbox_id, "a transient error")
-        minutes = round((now - first).total_seconds() / 60)
+        minutes = round((self.clock() - given_up.since).total_seconds() / 60)
         self._failed(
             message,
             created_at,
             about,
             PermanentSendError(
-                f"{error} (failed {count + 1} times in {minutes} minutes while the {message.channel} server took"
-                " other messages: given up)"
+                f"{error} (failed {given_up.failures} times in {minutes} minutes while the {message.channel} server"
+                " took other messages: given up)"
             ),
         )
 
@@ -475,11 +447,11 @@ class Dispatcher:
             told = False
             for message, ids, _c, _a in delivered:
                 if isinstance(ids, Sent) and ids.refused_copies:
-                    told |= self._tell_refused_copies(session, now, message, ids.refused_copies)
+                    told |= notices.refused_copies(session, now, self.case_channel, message, ids.refused_copies)
                 if isinstance(ids, Sent) and ids.deferred_copies:
                     self._send_copies_later(session, now, message, ids.deferred_copies)
                 if isinstance(ids, Sent) and ids.unsent_files:
-                    told |= self._tell_unsent_files(session, now, message, ids.unsent_files)
+                    told |= notices.unsent_files(session, now, self.case_channel, message, ids.unsent_files)
         if told and self.case_channel is not None:
             self.wake({self.case_channel})
         for message, _ids, created_at, about in delivered:
@@ -510,46 +482,6 @@ class Dispatcher:
         )
         values["next_attempt_at"] = now + COPY_RETRY
         outbox.write(session, values)
-
-    def _tell_refused_copies(self, session: Session, now: datetime, message: Outbound, refused: dict[str, str]) -> bool:
-        """Tell the engineers, in the case topic of the row's incident, of each person copied on it
-        whom the platform refused (`Sent`): one notice per address. Whether anything was written."""
-        case = self._case_topic(session, message)
-        if case is None:
-            return False
-        (incident, topic), out = case, Outgoing(session, now)
-        for address, reason in refused.items():
-            # The address and the platform's words are untrusted: inline code, never markup.
-            who, why = inert(address[:200]), inert(reason[:200])
-            text = (
-                f"⚠ The answer was not delivered to {who} (copied on this incident): the {message.channel} "
-                f"server refused it{f' ({why})' if why else ''}. Remove them with /cc remove {who}, "
-                "or correct the address."
-            )
-            out.say(topic, text, incident_id=incident.id)
-        return True
-
-    def _tell_unsent_files(self, session: Session, now: datetime, message: Outbound, unsent: dict[int, str]) -> bool:
-        """Tell the engineers, in the case topic of the row's incident, of the files the channel could
-        not carry after all (`Sent.unsent_files`; the customer's message named them). Whether anything
-        was written."""
-        files = {file.id: file for file in message.files}
-        # The platform's words are untrusted: inline code, never markup.
-        named = [(files[i].name, files[i].size, inert(why[:200])) for i, why in unsent.items() if i in files]
-        case = self._case_topic(session, message)
-        if case is None or not named:
-            log.warning("outbox %d went without %d of its files: %s", message.outbox_id, len(unsent), unsent)
-            return False
-        (incident, topic), out = case, Outgoing(session, now)
-        out.say(topic, attachments.left_out_notice(message.channel, named, after_all=True), incident_id=incident.id)
-        return True
-
-    def _case_topic(self, session: Session, message: Outbound) -> tuple[Incident, Topic] | None:
-        """The incident a direct row is about and its case topic, if it has one."""
-        incident = session.get(Incident, message.case) if message.case is not None else None
-        if self.case_channel is None or incident is None or not incident.topic:
-            return None
-        return incident, Topic(self.case_channel, incident.topic)
 
     def _send_one(self, message: Outbound, created_at: datetime, about: dict[str, object]) -> list[str] | None:
         """The platform ids on success; FAILED for a permanent failure; None to stop (retry later);
@@ -622,17 +554,11 @@ class Dispatcher:
         with transaction(self.engine) as session:
             outbox.mark_retry(session, message.outbox_id, str(exc), retry_at, copies=copies)
             if refused:
-                told |= self._tell_refused_copies(session, self.clock(), message, refused)
-            if tell and (case := self._case_topic(session, message)) is not None:
-                # The address and the platform's words are untrusted: inline code, never markup.
-                who, why = inert((message.recipient or "")[:200]), inert(str(exc)[:200])
-                text = (
-                    f"⚠ The answer has not reached {who} yet: the {message.channel} server refuses it for now "
-                    f"({why}). deskbot tries again for up to {RECIPIENT_GIVE_UP.days} days, and says so here "
-                    "if it gives up."
+                told |= notices.refused_copies(session, self.clock(), self.case_channel, message, refused)
+            if tell:
+                told |= notices.not_reached_yet(
+                    session, self.clock(), self.case_channel, message, str(exc), RECIPIENT_GIVE_UP.days
                 )
-                Outgoing(session, self.clock()).say(case[1], text, incident_id=case[0].id)
-                told = True
         if told and self.case_channel is not None:
             self.wake({self.case_channel})
         self._report(message.channel, "retry", created_at)
@@ -647,28 +573,11 @@ class Dispatcher:
         return FAILED
 
     def _fail(self, message: Outbound, error: str) -> None:
-        now = self.clock()
         with transaction(self.engine) as session:
             row = outbox.mark_failed(session, message.outbox_id, error)
-            if row is None or self.case_channel is None:
-                return
-            incident = session.get(Incident, row.incident_id) if row.incident_id else None
-            # Platform error texts may echo what was refused: shown as inline code, never as markup.
-            reason = "`" + " ".join(error.replace("`", "'").split())[:200] + "`"
-            if row.kind == "direct" and incident is not None and incident.topic:
-                text = f"⚠ Could not deliver a message to the customer via {row.channel}: {reason}"
-                topic = incident.topic
-            elif row.kind == "topic" and row.topic != ALERTS_TOPIC:
-                # The case topic itself refused it: say so where the engineers will see it.
-                case = f"case #{incident.id}" if incident is not None else "a case topic"
-                text = f"⚠ A message for {case} could not be posted in its topic, for good: {reason}"
-                topic = ALERTS_TOPIC
-            else:
-                return
-            Outgoing(session, now).say(
-                Topic(self.case_channel, topic), text, incident_id=incident.id if incident is not None else None
-            )
-        self.wake({self.case_channel})
+            told = row is not None and notices.failed_for_good(session, self.clock(), self.case_channel, row, error)
+        if told and self.case_channel is not None:
+            self.wake({self.case_channel})
 
     def _report(self, channel: str, result: str, created_at: datetime) -> None:
         if self.on_result:

@@ -413,7 +413,7 @@ def test_a_row_that_fails_again_while_the_platform_takes_others_holds_up_only_it
 
 
 def test_through_an_outage_a_retry_costs_one_more_attempt_at_most_and_nothing_goes_out_of_turn(engine, clock):
-    from bot.dispatcher import PROBE_EVERY
+    from bot.policy.send_failures import PROBE_EVERY
 
     _enqueue(engine, clock, ("ann", "a1"), ("bob", "b1"), ("carl", "c1"), ("dora", "d1"))
     channel = FlakyChannel()  # down for everything
@@ -440,7 +440,7 @@ def test_through_an_outage_a_retry_costs_one_more_attempt_at_most_and_nothing_go
 def test_a_row_failing_alone_for_an_hour_fails_for_good_the_engineers_are_told_and_its_conversation_goes_on(
     engine, clock
 ):
-    from bot.dispatcher import LONE_FAILURES, LONE_GIVE_UP
+    from bot.policy.send_failures import LONE_FAILURES, LONE_GIVE_UP
 
     with transaction(engine) as s:
         incident = _case(s, clock)

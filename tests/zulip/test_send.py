@@ -15,7 +15,9 @@ from adapters.channel import Outbound, PermanentSendError, TransientSendError
 from adapters.zulip import ZulipChannel, ZulipTuning
 from adapters.zulip.compose import compose
 from adapters.zulip.outbound import written_text
-from bot.dispatcher import ALERTS_TOPIC, LONE_GIVE_UP, Dispatcher
+from bot.dispatcher import Dispatcher
+from bot.policy.send_failures import LONE_GIVE_UP
+from bot.services.delivery_notices import ALERTS_TOPIC
 from storage import outbox
 from storage.db import transaction
 from storage.models import Outbox

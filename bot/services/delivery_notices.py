@@ -1,0 +1,114 @@
+"""What the engineers are told in the case topics about deliveries that went wrong.
+
+The dispatcher (bot.dispatcher) sends; when a delivery goes wrong in a way someone must act on, the
+case topic of its incident says so, in the transaction that records what happened: a message that
+will never reach the customer, a person copied on it whom the platform refused, files the channel
+could not carry after all, a recipient refusing it for now. A post that the case topic itself refused
+for good is told in a topic of its own (`ALERTS_TOPIC`).
+
+Each function writes its notice through `Outgoing` and says whether it wrote one (the caller then
+wakes the case channel's loop). Addresses and the platforms' error texts are untrusted: they are shown
+as inline code, never as markup.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlmodel import Session
+
+from adapters.channel import Outbound
+from adapters.markup import inert
+from bot.services import attachments
+from bot.services.outgoing import Outgoing, Topic
+from storage.models import Incident, Outbox
+
+log = logging.getLogger("deskbot.dispatcher")
+
+#: Where the engineers hear of a post that no case topic would take (a topic name the
+#: platform refuses, a case topic gone): a topic of the support stream of its own.
+ALERTS_TOPIC = "deskbot alerts"
+
+
+def case_topic(session: Session, case_channel: str | None, message: Outbound) -> tuple[Incident, Topic] | None:
+    """The incident a direct row is about and its case topic, if it has one."""
+    incident = session.get(Incident, message.case) if message.case is not None else None
+    if case_channel is None or incident is None or not incident.topic:
+        return None
+    return incident, Topic(case_channel, incident.topic)
+
+
+def refused_copies(
+    session: Session, now: datetime, case_channel: str | None, message: Outbound, refused: dict[str, str]
+) -> bool:
+    """Each person copied on `message` whom the platform refused for good: one notice per address."""
+    case = case_topic(session, case_channel, message)
+    if case is None:
+        return False
+    (incident, topic), out = case, Outgoing(session, now)
+    for address, reason in refused.items():
+        who, why = inert(address[:200]), inert(reason[:200])
+        text = (
+            f"⚠ The answer was not delivered to {who} (copied on this incident): the {message.channel} "
+            f"server refused it{f' ({why})' if why else ''}. Remove them with /cc remove {who}, "
+            "or correct the address."
+        )
+        out.say(topic, text, incident_id=incident.id)
+    return True
+
+
+def unsent_files(
+    session: Session, now: datetime, case_channel: str | None, message: Outbound, unsent: dict[int, str]
+) -> bool:
+    """The files the channel could not carry after all (`Sent.unsent_files`; the customer's message
+    named them). Without a case topic they are only logged."""
+    files = {file.id: file for file in message.files}
+    named = [(files[i].name, files[i].size, inert(why[:200])) for i, why in unsent.items() if i in files]
+    case = case_topic(session, case_channel, message)
+    if case is None or not named:
+        log.warning("outbox %d went without %d of its files: %s", message.outbox_id, len(unsent), unsent)
+        return False
+    (incident, topic), out = case, Outgoing(session, now)
+    out.say(topic, attachments.left_out_notice(message.channel, named, after_all=True), incident_id=incident.id)
+    return True
+
+
+def not_reached_yet(
+    session: Session, now: datetime, case_channel: str | None, message: Outbound, error: str, give_up_days: int
+) -> bool:
+    """The row's recipient refuses it for now (a full mailbox): told at its first refusal."""
+    case = case_topic(session, case_channel, message)
+    if case is None:
+        return False
+    who, why = inert((message.recipient or "")[:200]), inert(error[:200])
+    text = (
+        f"⚠ The answer has not reached {who} yet: the {message.channel} server refuses it for now "
+        f"({why}). deskbot tries again for up to {give_up_days} days, and says so here "
+        "if it gives up."
+    )
+    Outgoing(session, now).say(case[1], text, incident_id=case[0].id)
+    return True
+
+
+def failed_for_good(session: Session, now: datetime, case_channel: str | None, row: Outbox, error: str) -> bool:
+    """A row marked failed: a message to a customer is told in its case topic, a post its case topic
+    refused in `ALERTS_TOPIC`; anything else (a direct row about no case) only in the log."""
+    if case_channel is None:
+        return False
+    incident = session.get(Incident, row.incident_id) if row.incident_id else None
+    # Platform error texts may echo what was refused: inline code with no backtick inside.
+    reason = "`" + " ".join(error.replace("`", "'").split())[:200] + "`"
+    if row.kind == "direct" and incident is not None and incident.topic:
+        text = f"⚠ Could not deliver a message to the customer via {row.channel}: {reason}"
+        topic = incident.topic
+    elif row.kind == "topic" and row.topic != ALERTS_TOPIC:
+        case = f"case #{incident.id}" if incident is not None else "a case topic"
+        text = f"⚠ A message for {case} could not be posted in its topic, for good: {reason}"
+        topic = ALERTS_TOPIC
+    else:
+        return False
+    Outgoing(session, now).say(
+        Topic(case_channel, topic), text, incident_id=incident.id if incident is not None else None
+    )
+    return True
