@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import suppress
 from collections import Counter
 from collections.abc import Callable
 
@@ -108,11 +109,27 @@ class ZulipDesk:
 
 def assert_each_message_once(engine: sa.Engine, fake: FakeZulip) -> None:
     """Nothing lost, nothing doubled: every message the bot posted on Zulip is recorded for exactly one
-    sent outbox row, and every part of every sent row is on Zulip (no reference is needed for this)."""
-    with engine.connect() as conn:
-        sent = conn.execute(sa.text("SELECT id, platform_ids FROM outbox WHERE state = 'sent' AND channel = 'zulip'"))
-        owners = Counter(i for _row, ids in sent for i in json.loads(ids or "[]"))
-    posted = Counter(str(m.id) for m in fake.sent_by(BOT))
+    sent outbox row, and every part of every sent row is on Zulip (no reference is needed for this).
+
+    A message the fake has just taken is recorded by the dispatcher a moment later (after the send
+    returns): its record is waited for, a few seconds at most, before a message recorded for no row
+    is called a double."""
+
+    def recorded() -> tuple[Counter[str], Counter[str]]:
+        with engine.connect() as conn:
+            sent = conn.execute(
+                sa.text("SELECT id, platform_ids FROM outbox WHERE state = 'sent' AND channel = 'zulip'")
+            )
+            owners = Counter(i for _row, ids in sent for i in json.loads(ids or "[]"))
+        return owners, Counter(str(m.id) for m in fake.sent_by(BOT))
+
+    def all_recorded() -> bool:
+        owners, posted = recorded()
+        return not set(posted) - set(owners)
+
+    with suppress(AssertionError):  # not within the wait: the assertions below say what is wrong
+        wait_until(all_recorded, timeout=5.0, what="every post recorded")
+    owners, posted = recorded()
     assert [i for i, n in owners.items() if n > 1] == [], "a message recorded for two rows: one row's answer is lost"
     assert set(owners) - set(posted) == set(), "a row recorded as sent whose message is not on Zulip"
     doubled = [fake.message(int(i)).content[:60] for i in set(posted) - set(owners)]
