@@ -103,6 +103,19 @@ def load_credentials(site: str | None, email: str | None, api_key: str | None, c
     return Credentials(site.rstrip("/"), email, api_key, str(Path(config_file).expanduser()) if config_file else None)
 
 
+def _tls_reason(error: BaseException) -> str:
+    """Why the TLS handshake failed, read from the error the zulip client wraps, and where to name
+    a private certificate authority; empty when the error does not say."""
+    cause = str(error.__cause__ or "")
+    if "CERTIFICATE_VERIFY_FAILED" not in cause:
+        return ""
+    why = cause.split("certificate verify failed:", 1)[-1].split("(_ssl", 1)[0].strip(" )'\"")
+    return (
+        f": the server's certificate is not trusted ({why or 'verify failed'}); name a private"
+        " certificate authority in REQUESTS_CA_BUNDLE"
+    )
+
+
 class _LastResponse(threading.local):
     status: int | None = None
     retry_after: float | None = None
@@ -157,7 +170,7 @@ class Transport:
             )
         except zulip.UnrecoverableNetworkError as exc:
             if "SSL" in str(exc):
-                raise ValueError(f"TLS error talking to Zulip at {c.site}") from None
+                raise ValueError(f"TLS error talking to Zulip at {c.site}{_tls_reason(exc)}") from None
             raise ZulipUnavailable(
                 f"cannot connect to Zulip at {c.site}: {network_failure(exc)}", maybe_processed=False
             ) from None

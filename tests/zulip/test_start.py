@@ -12,7 +12,8 @@ import pytest
 from adapters.channel import PermanentChannelError, TransientChannelError
 from adapters.zulip import ZulipChannel
 from tests.fakes.zulip import FakeZulip
-from tests.zulip.conftest import BOT, BOT_KEY, BOT_NAME, STREAM
+from tests.mail.tls import MailTLS
+from tests.zulip.conftest import BOT, BOT_KEY, BOT_NAME, FAST, STREAM, populate
 
 
 def one_line(exc: BaseException) -> str:
@@ -29,6 +30,30 @@ def test_start_learns_identity_and_stream(fake: FakeZulip, make_channel: Callabl
     assert channel.state.stream_id == fake.stream(STREAM).stream_id
     assert channel.state.stream_private
     assert channel.name == "zulip" and channel.carries_case_topics
+
+
+def test_a_zulip_behind_a_private_certificate_authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not trusted: one line that says so and where to name the CA. Named: every request trusts it,
+    # the constructor's first (requests reads the environment) and the later ones (read once).
+    tls = MailTLS(tmp_path / "tls")
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeZulip(tls=tls.server_context()) as server:
+        populate(server)
+
+        def start() -> ZulipChannel:
+            channel = ZulipChannel(site=server.url, email=BOT, api_key=BOT_KEY, stream=STREAM, tuning=FAST)
+            try:
+                channel.start()
+            finally:
+                channel.close()
+            return channel
+
+        with pytest.raises(PermanentChannelError) as refused:
+            start()  # the CA named nowhere: the certificate is not trusted
+        assert "certificate is not trusted" in str(refused.value) and "REQUESTS_CA_BUNDLE" in str(refused.value)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca_file))
+        assert server.url.startswith("https://") and start().state.stream_private
 
 
 def test_bad_api_key_is_one_permanent_line(

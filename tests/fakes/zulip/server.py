@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -44,8 +45,11 @@ class FakeZulip:
         rate_limit: tuple[int, float] | None = None,
         round_trip: float = 0.0,
         realm_host: str = "zulip.example.net",
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        #: Serve HTTPS with this server context (its certificate), instead of plain HTTP.
+        self.tls = tls
         #: A simulated network round trip, in seconds, added to every API request: half before
         #: the request is handled (on its way in), half before the answer leaves (on its way back).
         self.round_trip = round_trip
@@ -78,6 +82,8 @@ class FakeZulip:
     def start(self) -> FakeZulip:
         self.realm.closing = False
         self._httpd = _HTTPServer((self.host, self.port), self)
+        if self.tls is not None:
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-zulip", daemon=True
@@ -119,7 +125,7 @@ class FakeZulip:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://{self.host}:{self.port}"
 
     # -- directory -----------------------------------------------------------------
     def add_user(
