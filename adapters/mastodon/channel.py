@@ -50,7 +50,7 @@ from .outbound import ReplyPoster
 from .pacing import API, Pacer
 from .receive import Receiver
 from .startup import check_reads_own_statuses, open_to_strangers, read_instance
-from .transport import Transport, describe
+from .transport import UNTRUSTED, Transport, describe
 from .tuning import MastodonTuning
 
 log = logging.getLogger("deskbot.adapters.mastodon")
@@ -114,7 +114,10 @@ class MastodonChannel(Channel):
                 f"Mastodon at {self._base_url} rejected the access token ({describe(error)}): check MASTODON_ACCESS_TOKEN"
             ) from None
         except (MastodonNetworkError, MastodonServerError, MastodonRatelimitError) as error:
-            raise TransientChannelError(f"cannot reach Mastodon at {self._base_url}: {describe(error)}") from None
+            why = describe(error)
+            if why == UNTRUSTED:  # waiting would not change it
+                raise PermanentChannelError(f"TLS error talking to Mastodon at {self._base_url}: {why}") from None
+            raise TransientChannelError(f"cannot reach Mastodon at {self._base_url}: {why}") from None
         except MastodonError as error:
             raise PermanentChannelError(f"Mastodon at {self._base_url} refused the bot: {describe(error)}") from None
         self._me = {"id": str(me["id"]), "acct": str(me["acct"]), "url": str(me.get("url") or "")}

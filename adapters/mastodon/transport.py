@@ -47,6 +47,10 @@ class RateLimited(MastodonRatelimitError):
         self.wait = wait
 
 
+#: What `describe` says of a TLS certificate the client does not trust (and where to name a CA).
+UNTRUSTED = "the server's certificate is not trusted; name a private certificate authority in REQUESTS_CA_BUNDLE"
+
+
 def describe(error: BaseException) -> str:
     """One line for a Mastodon.py error: the status and the server's message, or the network failure."""
     args = getattr(error, "args", ())
@@ -54,6 +58,7 @@ def describe(error: BaseException) -> str:
         return f"HTTP {args[1]}: {args[3] or args[2]}"
     text = " ".join(str(error).split())
     for needle, short in (
+        ("CERTIFICATE_VERIFY_FAILED", UNTRUSTED),
         ("refused", "connection refused"),
         ("timed out", "timed out"),
         ("Name or service not known", "host not found"),

@@ -5,12 +5,14 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from adapters.channel import PermanentChannelError, TransientChannelError
 from adapters.mastodon import CURSOR_KEY, MastodonChannel, MastodonTuning
 from tests.fakes.mastodon import FakeMastodon
+from tests.mail.tls import MailTLS
 
 from .conftest import RecordingSink, Running, wait_until
 
@@ -189,6 +191,26 @@ def test_unreachable_instance_is_transient() -> None:
     with pytest.raises(TransientChannelError) as error:
         channel.start()
     assert "\n" not in str(error.value) and "connection refused" in str(error.value)
+
+
+def test_an_instance_behind_a_private_certificate_authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Not trusted: one line, for good (waiting would not change it), naming where the CA goes.
+    # Named: both clients trust it (REQUESTS_CA_BUNDLE; the stream's httpx reads SSL_CERT_FILE).
+    tls = MailTLS(tmp_path / "tls")
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    with FakeMastodon(tls=tls.server_context()) as server:
+        channel = MastodonChannel(server.url, "bot-token", tuning=MastodonTuning(request_timeout=5))
+        with pytest.raises(PermanentChannelError) as error:
+            channel.start()
+        channel.close()
+        message = str(error.value)
+        assert "\n" not in message and "not trusted" in message and "REQUESTS_CA_BUNDLE" in message
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca_file))
+        channel = MastodonChannel(server.url, "bot-token", tuning=MastodonTuning(request_timeout=5))
+        channel.start()
+        assert server.url.startswith("https://") and channel.max_characters == 500
+        channel.close()
 
 
 def test_max_characters_from_v2_then_v1_then_500(make_channel: Callable[..., MastodonChannel]) -> None:

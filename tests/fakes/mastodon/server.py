@@ -12,6 +12,7 @@ import logging
 import queue
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -161,6 +162,7 @@ class FakeMastodon(RestRoutes, MediaRoutes):
         image_size_limit: int | None = None,
         video_size_limit: int | None = None,
         media_processing: float = 0.3,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """`round_trip`: a simulated network round trip, in seconds, for every client. Each REST
         request and stream connection waits half of it before it is handled (on its way in) and
@@ -168,6 +170,8 @@ class FakeMastodon(RestRoutes, MediaRoutes):
         after it happened (on its way out), without holding up the events behind it."""
         self._requested_port = port
         self.round_trip = round_trip
+        #: Serve HTTPS with this server context (its certificate), instead of plain HTTP.
+        self.tls = tls
         self.domain = domain
         self.max_characters = max_characters
         self.serve_instance_v2 = instance_v2
@@ -206,8 +210,11 @@ class FakeMastodon(RestRoutes, MediaRoutes):
     def start(self) -> FakeMastodon:
         server = _Server(("127.0.0.1", self._requested_port), _Handler)
         server.fake = self
+        if self.tls is not None:
+            server.socket = self.tls.wrap_socket(server.socket, server_side=True)
         self._server = server
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        scheme = "https" if self.tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
         self.instance.base_url = self.url
         if self.bot is None:
             acct, token, policy = self._bot_setup
