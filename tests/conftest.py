@@ -16,6 +16,8 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
@@ -23,6 +25,9 @@ from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401
 from storage.db import make_engine, upgrade
+
+if TYPE_CHECKING:
+    from tests.mail.tls import MailTLS
 
 PG_BASE = os.environ.get("DESKBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = os.environ.get("DESKBOT_TEST_BACKENDS", "sqlite,postgresql").split(",")
@@ -42,6 +47,17 @@ def _no_stray_network(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture
+def private_ca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MailTLS:
+    """A test certificate authority (trustme) and a server certificate for 127.0.0.1, which no
+    client trusts yet: the environment names no CA bundle until the test sets one."""
+    from tests.mail.tls import MailTLS
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return MailTLS(tmp_path / "tls")
 
 
 def drop_pg_database(name: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -193,12 +192,12 @@ def test_unreachable_instance_is_transient() -> None:
     assert "\n" not in str(error.value) and "connection refused" in str(error.value)
 
 
-def test_an_instance_behind_a_private_certificate_authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_instance_behind_a_private_certificate_authority(
+    private_ca: MailTLS, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Not trusted: one line, for good (waiting would not change it), naming where the CA goes.
     # Named: both clients trust it (REQUESTS_CA_BUNDLE; the stream's httpx reads SSL_CERT_FILE).
-    tls = MailTLS(tmp_path / "tls")
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
-        monkeypatch.delenv(name, raising=False)
+    tls = private_ca
     with FakeMastodon(tls=tls.server_context()) as server:
         channel = MastodonChannel(server.url, "bot-token", tuning=MastodonTuning(request_timeout=5))
         with pytest.raises(PermanentChannelError) as error:

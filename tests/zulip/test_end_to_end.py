@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import suppress
 from collections import Counter
 from collections.abc import Callable
+from contextlib import suppress
 
 import pytest
 import sqlalchemy as sa

@@ -32,12 +32,10 @@ def test_start_learns_identity_and_stream(fake: FakeZulip, make_channel: Callabl
     assert channel.name == "zulip" and channel.carries_case_topics
 
 
-def test_a_zulip_behind_a_private_certificate_authority(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_zulip_behind_a_private_certificate_authority(private_ca: MailTLS, monkeypatch: pytest.MonkeyPatch) -> None:
     # Not trusted: one line that says so and where to name the CA. Named: every request trusts it,
     # the constructor's first (requests reads the environment) and the later ones (read once).
-    tls = MailTLS(tmp_path / "tls")
-    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
-        monkeypatch.delenv(name, raising=False)
+    tls = private_ca
     with FakeZulip(tls=tls.server_context()) as server:
         populate(server)
 
