@@ -43,15 +43,17 @@ class GivenUp:
 
 @dataclass
 class SendFailures:
+    """What the rules remember for one process: which channels are down, rows failing alone."""
+
     probe_every: timedelta = PROBE_EVERY
     give_up_after: timedelta = LONE_GIVE_UP
     give_up_failures: int = LONE_FAILURES
     #: Channels whose latest batch stopped at a failure.
-    _down: set[str] = field(default_factory=set)
+    _down: set[str] = field(default_factory=set, init=False)
     #: When `may_try_others` last let a row try others while its channel was down.
-    _probed_at: dict[str, datetime] = field(default_factory=dict)
+    _probed_at: dict[str, datetime] = field(default_factory=dict, init=False)
     #: Rows failing alone: when first seen, how many times.
-    _alone: dict[int, tuple[datetime, int]] = field(default_factory=dict)
+    _alone: dict[int, tuple[datetime, int]] = field(default_factory=dict, init=False)
 
     def stopped(self, channel: str) -> None:
         """A batch of `channel` stopped at a failure."""

@@ -24,7 +24,7 @@ from bot.services import attachments
 from bot.services.outgoing import Outgoing, Topic
 from storage.models import Incident, Outbox
 
-log = logging.getLogger("deskbot.dispatcher")
+log = logging.getLogger("deskbot.dispatcher")  # the dispatcher's deliveries, in its log
 
 #: Where the engineers hear of a post that no case topic would take (a topic name the
 #: platform refuses, a case topic gone): a topic of the support stream of its own.
