@@ -387,11 +387,12 @@ class Dispatcher:
         """`message` failed again and the platform took a row of its kind since: the fault may be the
         row's. Given up (`SendFailures.failed_alone`), it fails for good and the engineers are told,
         so that its conversation's later rows go on."""
-        given_up = self._failures.failed_alone(message.outbox_id, self.clock())
+        now = self.clock()
+        given_up = self._failures.failed_alone(message.outbox_id, now)
         if given_up is None:
             return
         error = self._last_error.pop(message.outbox_id, "a transient error")
-        minutes = round((self.clock() - given_up.since).total_seconds() / 60)
+        minutes = round((now - given_up.since).total_seconds() / 60)
         self._failed(
             message,
             created_at,
