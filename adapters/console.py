@@ -58,7 +58,7 @@ class ConsoleChannel(Channel):
         role: str = "customer",
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
-        on_switch: Callable[[str, str], None] | None = None,
+        on_switch: Callable[[str, str], str | None] | None = None,
     ) -> None:
         self.customer = customer
         #: The account played by `\\as stranger` (the runtime keeps it linked to no customer).
@@ -69,7 +69,8 @@ class ConsoleChannel(Channel):
         self.stdin = stdin or sys.stdin
         self.stdout = stdout or sys.stdout
         #: Called with (role, customer) when the person switches roles (the runtime links the customer's
-        #: account, or picks a stranger's account linked to no customer).
+        #: account, or picks a stranger's account linked to no customer); it returns None, or a line
+        #: saying why the switch cannot be made (a name no customer can have), and the role stays.
         self.on_switch = on_switch
         self._ids = itertools.count(1)
         self._run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S%f")
@@ -146,11 +147,15 @@ class ConsoleChannel(Channel):
         if role not in ROLES:
             self._print("usage: \\as engineer | \\as customer [NAME] | \\as stranger")
             return
+        before = self.role, self.customer
         self.role = role
         if role == "customer" and len(words) > 2:
             self.customer = words[2].strip()
-        if self.on_switch:
-            self.on_switch(self.role, self.customer)
+        refused = self.on_switch(self.role, self.customer) if self.on_switch else None
+        if refused is not None:
+            self.role, self.customer = before
+            self._print(f"({refused} You are still {self.playing}.)")
+            return
         self._print(f"(you are now {self.playing})")
 
     def send(self, message: Outbound) -> list[str]:

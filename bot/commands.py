@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from bot.i18n import _, render
-from bot.numbers import day, whole_number
+from bot.numbers import FIRST_DAY, LAST_DAY, day, whole_number
 
 Audience = Literal["customer", "engineer"]
 #: "name": one or more words, as many as the arguments after it leave (a customer's name with
@@ -169,6 +169,19 @@ def split_command(text: str) -> tuple[str, str, bool]:
     return fold(match.group(1)), match.group(2).strip(), slash
 
 
+#: After a customer's command word, this many words or more that do not fit the command are a
+#: sentence that happens to begin with the word ("close to losing data here", "help me please, the
+#: disk died"): the customer's text, not a mistyped command. Fewer ("severity high 1") are a command
+#: written wrong, answered with its usage.
+PROSE_WORDS = 3
+
+
+def reads_as_prose(rest: str, slash: bool) -> bool:
+    """Is `rest`, the text after a command word whose arguments did not parse, a sentence rather
+    than arguments? Never after a leading '/', which says a command was meant."""
+    return not slash and len(rest.split()) >= PROSE_WORDS
+
+
 def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en") -> dict[str, Any]:
     """The handler's keyword arguments from the text after the command word."""
     if cmd.sub:
@@ -185,7 +198,7 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
             rest = _split_name(arg, cmd.args[cmd.args.index(arg) + 1 :], rest, lang)
         token, remainder = _first_word(rest)
         if arg.kind == "case":
-            number = whole_number(token.removeprefix("#").removesuffix(":")) if token else None
+            number = whole_number(token.removeprefix("#").rstrip(":.,;!?")) if token else None
             if number is not None and topic_case is not None and not token.startswith("#"):
                 # In a case topic the number may be left out: "/severity 2" there gives the level only.
                 later = cmd.args[cmd.args.index(arg) + 1 :]
@@ -222,14 +235,37 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
 def _split_name(arg: Arg, later: tuple[Arg, ...], rest: str, lang: str) -> str:
     """`rest` with the name's words quoted: the longest run of leading words that leaves, after
     it, words every later argument takes (all of them, or at least the required ones). Where no
-    split fits, the name is the first word and the later arguments say what is wrong."""
+    split fits, the split whose later words go furthest before one does not fit, so that the later
+    arguments say what is wrong with the word that is wrong ("Acme Lda 3 2026-02-30": the date;
+    "Acme 3 2026-01-05 x": "x"); among equals, one whose wrong word has digits (meant as a number
+    or a date: "Acme Lda 3.5"), else the longest name ("Acme Lda": <n> is missing)."""
     words = rest.split()
+    if not words:
+        return rest
     needed = sum(a.required for a in later)
     for taken in range(min(len(later), len(words) - 1), needed - 1, -1):
         tail = words[len(words) - taken :]
         if all(_fits(a, word, lang) for a, word in zip(later, tail, strict=False)):
-            return " ".join(['"' + " ".join(words[: len(words) - taken]) + '"', *tail])
-    return rest
+            return _quoted_name(words, len(words) - taken)
+
+    def reach(start: int) -> int:
+        """How many of the words from `start` on the later arguments take, in order."""
+        return next(
+            (i for i, (a, word) in enumerate(zip(later, words[start:], strict=False)) if not _fits(a, word, lang)),
+            min(len(later), len(words) - start),
+        )
+
+    def rank(end: int) -> tuple[int, bool, int]:
+        taken, tail = reach(end), words[end:]
+        wrong = tail[taken] if taken < min(len(later), len(tail)) else ""
+        return taken, any(ch.isdigit() for ch in wrong), end
+
+    return _quoted_name(words, max(range(1, len(words) + 1), key=rank))
+
+
+def _quoted_name(words: list[str], end: int) -> str:
+    """The words with the first `end` of them quoted as one name."""
+    return " ".join(['"' + " ".join(words[:end]) + '"', *words[end:]])
 
 
 def _fits(arg: Arg, token: str, lang: str) -> bool:
@@ -267,7 +303,12 @@ def _convert(arg: Arg, token: str, lang: str) -> Any:
     if arg.kind == "date":
         parsed = day(token)
         if parsed is None:
-            raise ParseError(_("{arg} must be a date like 2026-03-31."), arg=arg.usage(lang))
+            raise ParseError(
+                _("{arg} must be a date from {first} to {last}, like 2026-03-31."),
+                arg=arg.usage(lang),
+                first=FIRST_DAY.isoformat(),
+                last=LAST_DAY.isoformat(),
+            )
         return parsed
     if arg.kind == "choice":
         # fold() maps "²" to "2": a choice written in digits is read as a number, like any other.

@@ -6,6 +6,7 @@ A missing or malformed setting stops start-up with one line naming it
 
 from __future__ import annotations
 
+import logging
 import re
 from configparser import ConfigParser
 from configparser import Error as ConfigError
@@ -406,16 +407,64 @@ def _read_secret_files(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+#: The start of a `.env` line that names a setting (`NAME=`, `export NAME=`).
+_ENV_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=")
+#: python-dotenv (which pydantic-settings reads `.env` with) says so of a line it cannot read, and
+#: goes on without it: the setting on that line quietly takes its default.
+_DOTENV_LOG, _DOTENV_SKIPPED = "dotenv.main", "python-dotenv could not parse statement starting at line %s"
+
+
+class _UnreadableEnvLines(logging.Filter):
+    """Takes python-dotenv's warning of a `.env` line it skipped, to be told as a SettingsError
+    (`check`) instead of a log line that nobody reads before the bot runs on the wrong settings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[int] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == _DOTENV_SKIPPED and record.args:
+            self.lines.append(int(record.args[0]))  # type: ignore[index, arg-type]
+            return False
+        return True
+
+    def check(self, env_file: str | None) -> None:
+        """SettingsError naming the first skipped line of `env_file`: its number and the setting's
+        name where it can be told, never its text, which may hold a secret."""
+        if not self.lines or env_file is None:
+            return
+        try:
+            lines = Path(env_file).read_text().splitlines()
+        except (OSError, UnicodeDecodeError):
+            lines = []
+        # python-dotenv counts from where it started reading: blank lines before the statement.
+        number = self.lines[0]
+        while number <= len(lines) and not lines[number - 1].strip():
+            number += 1
+        name = _ENV_NAME.match(lines[number - 1]) if number <= len(lines) else None
+        raise SettingsError(
+            f"{env_file}, line {number}{f' ({name.group(1)})' if name else ''}:"
+            " cannot be read as NAME=value (is a quote left open?)"
+        )
+
+
 def load_settings(env_file: str | None = ".env") -> Settings:
     """Read and check every setting; raise SettingsError with one line naming the first bad one."""
+    unreadable = _UnreadableEnvLines()
+    dotenv_log = logging.getLogger(_DOTENV_LOG)
+    dotenv_log.addFilter(unreadable)
     try:
         settings = Settings(_env_file=env_file)
     except ValidationError as exc:
+        unreadable.check(env_file)  # a setting lost on a skipped line may be why another is wrong
         error = exc.errors()[0]
         name = error["loc"][0] if error["loc"] else "settings"
         # A validator's own words, without pydantic's "Value error, " before them.
         said = str(error["ctx"]["error"]) if error["type"] == "value_error" and "ctx" in error else error["msg"]
         raise SettingsError(f"{name}: {said}") from None
+    finally:
+        dotenv_log.removeFilter(unreadable)
+    unreadable.check(env_file)
     _check_calendar(settings)
     if settings.mastodon_configured and not (settings.mastodon_api_base_url and settings.mastodon_access_token):
         raise SettingsError("MASTODON_API_BASE_URL and MASTODON_ACCESS_TOKEN must be set together")

@@ -8,6 +8,12 @@ string of 4,300 digits makes `int` raise, and an id above 2⁶³ cannot even be
 bound on SQLite. Here a number is ASCII digits only, and at most `MAX_DIGITS`
 of them; one that is well formed but names no row (`is_id` says so: 2⁶³ is a
 number, and no case has it) is for the caller to answer like any unknown one.
+
+Dates people write (purchase dates, billing months) are from `FIRST_DAY` to `LAST_DAY`:
+Python's dates go from year 1 to 9999, and a pack bought on 31 December 9999 would be valid
+until a day no date can hold, so every listing of its customer would fail. A date outside
+the range is refused where it is read, like a malformed one, and the error names the range
+(`DAYS`, `MONTHS`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,13 @@ from datetime import date
 MAX_DIGITS = 32
 #: The largest id a row can have (a PostgreSQL INTEGER); a larger number names no row.
 MAX_ID = 2**31 - 1
+
+#: The first and last day a date people write may be (a purchase date; a billing month's days).
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+#: The range as error messages name it.
+DAYS = f"{FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}"
+MONTHS = f"{FIRST_DAY:%Y-%m} to {LAST_DAY:%Y-%m}"
 
 _DAY = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
@@ -38,22 +51,24 @@ def is_id(number: int | None) -> bool:
 
 
 def day(text: str) -> date | None:
-    """`YYYY-MM-DD` in ASCII digits as a date, or None (a malformed or impossible date)."""
+    """`YYYY-MM-DD` in ASCII digits as a date, or None (a malformed or impossible date, or one
+    outside FIRST_DAY … LAST_DAY)."""
     match = _DAY.fullmatch(text.strip())
     if match is None:
         return None
     year, month_, day_ = (whole_number(part) for part in match.groups())
     try:
-        return date(year, month_, day_)  # type: ignore[arg-type]  (the pattern made each a number)
+        parsed = date(year, month_, day_)  # type: ignore[arg-type]  (the pattern made each a number)
     except ValueError:
         return None
+    return parsed if FIRST_DAY <= parsed <= LAST_DAY else None
 
 
 def month(text: str) -> tuple[int, int] | None:
-    """`YYYY-MM` in ASCII digits as (year, month), or None."""
+    """`YYYY-MM` in ASCII digits as (year, month), or None (also outside the years of FIRST_DAY … LAST_DAY)."""
     match = _MONTH.fullmatch(text.strip())
     if match is None:
         return None
     year, month_ = (whole_number(part) for part in match.groups())
     assert year is not None and month_ is not None  # the pattern made each a number
-    return (year, month_) if year >= 1 and 1 <= month_ <= 12 else None
+    return (year, month_) if FIRST_DAY.year <= year <= LAST_DAY.year and 1 <= month_ <= 12 else None

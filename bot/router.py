@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import NamedTuple
 
 from sqlmodel import Session
 
 from adapters.channel import Inbound
 from bot import handlers
-from bot.commands import Audience, Command, ParseError, Registry, parse_args, split_command
+from bot.commands import Audience, Command, ParseError, Registry, parse_args, reads_as_prose, split_command
 from bot.context import Context, Counted
 from bot.deployment import Deployment
 from bot.handlers import copied as copied_handlers
@@ -204,7 +205,12 @@ class Router:
         word, rest, slash = split_command(ctx.message.text)
         thread = self._thread(ctx)
         cmd = self.commands.find("customer", word, rest)
-        if cmd is None and slash and self.commands.is_command_word("engineer", word):
+        engineers = self.commands.find("engineer", word, rest) if slash else None
+        if slash and (
+            (cmd is None and self.commands.is_command_word("engineer", word))
+            # "/credits grant Acme 5": the customer's `credits` word, an engineer's sub-command.
+            or (engineers is not None and engineers.sub is not None)
+        ):
             ctx.reply(_("You are not authorised to run engineer commands."))
             return
         if ctx.who.lang is None and (
@@ -216,15 +222,23 @@ class Router:
             customers.set_language(ctx.identity, ctx.customer, "pt")
         if ctx.customer_id is None:
             if cmd is not None and cmd.unlinked:
-                self._run(ctx, cmd, rest, slash)
+                # A sentence that begins with "help" or "link" is a stranger's text like any other.
+                greet = partial(customer_text.unknown_sender, ctx) if reads_as_prose(rest, slash) else None
+                self._run(ctx, cmd, rest, slash, otherwise=greet)
             else:
-                customer_text.unknown_sender(ctx)
+                customer_text.unknown_sender(ctx, _kept_from_stranger(cmd, rest, slash, ctx.message.text.strip()))
             return
         text = ctx.message.text.strip()
         if cmd is not None:
             # In a thread about an incident, a line that only looks like a command ("Status: still
-            # down") is what the customer says about it.
-            self._run(ctx, cmd, rest, slash, otherwise=None if thread is None else lambda: self._to_case(ctx, thread))
+            # down") is what the customer says about it; elsewhere, so is a sentence that only
+            # begins with a command word ("close to losing data here").
+            otherwise = None
+            if thread is not None:
+                otherwise = partial(self._to_case, ctx, thread)
+            elif reads_as_prose(rest, slash):
+                otherwise = partial(customer_text.free_text, ctx, text)
+            self._run(ctx, cmd, rest, slash, otherwise=otherwise)
             return
         if thread is not None and not slash and not ADD_TO_CASE.match(text):
             customer_text.add_to_case(ctx, thread, text)
@@ -259,8 +273,10 @@ class Router:
             if otherwise is not None:
                 otherwise()
                 return
+            wrong = ctx.t(exc.msgid, **exc.values)  # may begin with an argument's name: "severity must be …"
             ctx.reply_text(
-                ctx.t(exc.msgid, **exc.values)
+                wrong[:1].upper()
+                + wrong[1:]
                 + " "
                 + ctx.t(_("Usage: {usage}"), usage=cmd.usage(slash=cmd.audience == "engineer", lang=ctx.lang))
             )
@@ -293,3 +309,18 @@ class Router:
                 word=quoted(ctx.lang, prefix + word),
                 help=quoted(ctx.lang, help_word),
             )
+
+
+def _kept_from_stranger(cmd: Command | None, rest: str, slash: bool, text: str) -> str:
+    """What an unlinked account's message keeps for after `link`: its text; of a customer command it
+    may not use yet, only what the customer says in it ("open the disk died": "the disk died"), and
+    nothing of a bare "status" or "credits"."""
+    if cmd is None:
+        return text
+    if [a.kind for a in cmd.args] == ["text"]:
+        return rest
+    try:
+        parse_args(cmd, rest, None)
+    except ParseError:
+        return text if reads_as_prose(rest, slash) else ""
+    return ""

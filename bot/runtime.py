@@ -423,11 +423,15 @@ def chat(
     """
     holder: dict[str, Runtime] = {}
 
-    def on_switch(new_role: str, name: str) -> None:
+    def on_switch(new_role: str, name: str) -> str | None:
         if new_role == "customer":
-            _ensure_console_customer(holder["rt"], name)
+            try:
+                _ensure_console_customer(holder["rt"], name)
+            except customers.CustomerError as exc:  # a name no customer can have ("2": an id)
+                return str(exc)
         elif new_role == "stranger":
             _console_stranger(holder["rt"])
+        return None
 
     console = ConsoleChannel(customer=customer, role=role, stdin=stdin, stdout=stdout, on_switch=on_switch)
     runtime = Runtime(

@@ -145,8 +145,8 @@ def test_the_european_portuguese_review_is_applied(catalogue) -> None:
     apology = "Sorry, something went wrong on our side. Your message is saved and the team has been told."
     assert "da nossa parte" in render("pt", apology)
     assert render("pt", _("Missing {arg}."), arg="<número>") == "Falta indicar <número>."
-    assert render("pt", _("Too many wrong codes. Please try again in an hour.")).endswith(
-        "Tente novamente daqui a uma hora."
+    assert render("pt", _("Too many wrong codes: you can try again after {when}."), when="x").endswith(
+        "pode tentar novamente depois de x."
     )
     codes = [p[0] for e, p in _strings(catalogue) if "Activation code" in e[0] or "New activation code" in e[0]]
     assert len(codes) == 2 and all("válido durante 14 dias" in text and "«ligar {code}»" in text for text in codes)

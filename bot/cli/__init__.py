@@ -65,18 +65,26 @@ zone (`DESKBOT_TIMEZONE`).
 
 ``deskbot credits grant CUSTOMER --incidents N [--purchased YYYY-MM-DD] [--json]``
     Add a pack of N incident credits (1–10000) bought on that date (default:
-    today in the service time zone); a pack is valid for one calendar year,
-    until the same date a year later inclusive (29 February: 28 February).
+    today in the service time zone; from 2000-01-01 to 2099-12-31); a pack is
+    valid for one calendar year, until the same date a year later inclusive
+    (29 February: 28 February). A pack that has expired already, or is not
+    valid yet, is granted with a warning on stderr.
 
 ``deskbot credits import FILE.csv [--json]``
     Grant packs from a CSV file with a header row naming the columns
     ``customer,email,incidents,purchased`` (any order; ``,`` ``;`` or tab
     separated; UTF-8). ``customer`` is an id, exact name or email address; an
     unknown name creates the customer (with ``email``) and the output shows its
-    activation code — the only time it is shown. ``email`` is optional. ``purchased`` is
-    required (``YYYY-MM-DD``). Each good row is committed on its own; each bad
-    row is reported on stderr as ``error: line N: reason`` and the exit status
-    is then 1, while the good rows stay imported. Importing the file again after
+    activation code — the only time it is shown. ``email`` is optional: an
+    address of the customer; one an existing customer has not got yet is added
+    to their addresses (the output says so), one another customer has is a bad
+    row. ``purchased`` is required (``YYYY-MM-DD``, from 2000-01-01 to
+    2099-12-31); a pack that gives nothing today (expired, not valid yet) is
+    granted with ``warning: line N: …`` on stderr, as ``credits grant`` warns
+    (JSON: ``warning``). A value may not run over lines: a quote left open is a
+    bad row that names the lines it swallowed. Each good row is committed on
+    its own; each bad row is reported on stderr as ``error: line N: reason``
+    and the exit status is then 1, while the good rows stay imported. Importing the file again after
     fixing the bad rows is safe: a row whose pack an earlier import already
     granted (same customer, date and size) is skipped, not granted twice. A
     progress bar is shown on a terminal.
@@ -106,13 +114,13 @@ zone (`DESKBOT_TIMEZONE`).
 ``deskbot cases export N [--format md|json] [--json]``
     The whole conversation of one case on stdout: its details, every customer
     message, reply and internal note (author: a customer's account as its name
-    and address, "Alice (zulip 10)"; channel, time; text verbatim, in
-    Markdown inside code fences), its files (name, type, size, SHA-256; the
+    and address, "Alice (zulip 10)"; channel, time; text verbatim but for
+    control characters, in Markdown inside code fences), its files (name, type, size, SHA-256; the
     files themselves are in the case's Zulip topic) and its history. ``--json`` is
     ``--format json``: the same document as ``cases show N --json``.
 
 ``deskbot report billing --month YYYY-MM [--format table|csv|json] [--json]``
-    Chargeable incidents per customer opened in that month (the month's
+    Chargeable incidents per customer opened in that month (2000-01 to 2099-12) (the month's
     boundaries in the service time zone); incidents not charged (a vendor bug,
     ``/bug``, or waived, ``/waive``) are not counted. Each costs ``DESKBOT_INCIDENT_PRICE`` (net of tax) in
     ``DESKBOT_CURRENCY``; with totals. ``--json`` is ``--format json``. CSV
@@ -123,7 +131,9 @@ zone (`DESKBOT_TIMEZONE`).
     Outbox rows waiting to be delivered (or failed for good), oldest first:
     channel, to whom (a person, or a case topic), case, attempts, when written
     and tried next, and the platform's last error; no customer text. At most N
-    (default 50); when more match, a line on stderr says so.
+    (default 50); when more match, a line on stderr says so. ``--channel`` is
+    ``zulip``, ``mastodon``, ``email``, ``console`` or one the outbox has rows
+    of; another name is refused as unknown.
 
 ``deskbot outbox retry ID [--json]``
     A failed row becomes pending, due now; a pending row waiting for a retry is
@@ -136,6 +146,10 @@ zone (`DESKBOT_TIMEZONE`).
 
 Errors and exit status
 ----------------------
+
+Text that people wrote (message bodies, subjects, names, file names) is
+printed without control and format characters (line breaks and tabs stay),
+so that it cannot drive the terminal; ``--json`` keeps it whole.
 
 0 success; 2 bad usage (unknown option, bad date or month, missing argument);
 1 anything else (a bad setting, an unknown customer or case, an unreadable

@@ -12,6 +12,7 @@ from bot.cli.context import (
     CliError,
     JsonFlag,
     customer_or_fail,
+    echo,
     err,
     iso,
     local,
@@ -131,7 +132,7 @@ def cases_list(
         print_json([_case_record(incident, name) for incident, name in listing.cases])
         return
     if not listing.cases:
-        typer.echo(
+        echo(
             "No cases match."
             if customer or overdue or severity
             else f"No {state.value} cases."
@@ -223,13 +224,13 @@ def cases_show(number: CaseNumber, as_json: JsonFlag = False) -> None:
         print_json(_case_document(case))
         return
     incident, name = case.incident, case.customer
-    typer.echo(f"#{incident.id} {incident.subject}")
-    typer.echo(
+    echo(f"#{incident.id} {incident.subject}")
+    echo(
         f"customer: {name} (id {incident.customer_id}) · state: {incident.state}"
         f" · severity: {_severity_text(incident.severity)}"
         f" · chargeable: {'yes' if incident.chargeable else 'no'} · assignee: {incident.assignee or '—'}"
     )
-    typer.echo(
+    echo(
         f"opened: {local(incident.opened_at, tz)} · response due: "
         f"{_due(incident, tz)}"
         f" · first response: {local(incident.first_response_at, tz)}"
@@ -280,7 +281,7 @@ def cases_export(
     if as_json or fmt is ExportFormat.json:
         print_json(_case_document(case))
     else:
-        typer.echo(conversation_markdown(case, tz), nl=False)
+        echo(conversation_markdown(case, tz), nl=False)
 
 
 def _due(incident: Incident, tz: ZoneInfo) -> str:

@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from adapters.printable import printable
 from bot.config import Settings, load_settings
-from bot.numbers import day, whole_number
+from bot.numbers import DAYS, day, whole_number
 from bot.services.customers import find_customer
 from storage.db import make_engine, transaction, upgrade
 
@@ -96,10 +97,10 @@ def customer_or_fail(session: Session, ref: str) -> Customer:
 
 
 def parse_day(text: str, option: str) -> date:
-    """`YYYY-MM-DD`, or a usage error naming `option`."""
+    """`YYYY-MM-DD` (from 2000-01-01 to 2099-12-31: bot.numbers), or a usage error naming `option`."""
     parsed = day(text)
     if parsed is None:
-        raise typer.BadParameter(f"expected a date YYYY-MM-DD, got {text!r}", param_hint=f"'{option}'")
+        raise typer.BadParameter(f"expected a date YYYY-MM-DD from {DAYS}, got {text!r}", param_hint=f"'{option}'")
     return parsed
 
 
@@ -159,6 +160,19 @@ def err() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+def plain(text: str) -> str:
+    """`text` as a terminal may be given it: line breaks and tabs stay, every other control or
+    format character goes (an escape sequence that would colour, retitle or rewrite the terminal, a
+    carriage return that writes over the line, a bidi override), as subjects and topic names drop
+    them (`adapters.printable`). Customers write message bodies, subjects, names and file names."""
+    return "\n".join("\t".join(printable(part) for part in line.split("\t")) for line in text.split("\n"))
+
+
+def echo(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """`typer.echo` of a text that may hold what people wrote: `plain`."""
+    typer.echo(plain(text), err=err, nl=nl)
+
+
 def print_json(document: Any) -> None:
     typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
 
@@ -175,12 +189,12 @@ def local(moment: datetime | None, tz: ZoneInfo) -> str:
 def cell(value: object) -> Text:
     from rich.text import Text
 
-    # Text, never markup: names and messages come from customers.
+    # Text, never markup, and `plain`: names and messages come from customers.
     if value is None or value == "":
         return Text("—")
     if isinstance(value, bool):
         return Text("yes" if value else "no")
-    return Text(str(value))
+    return Text(plain(str(value)))
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]], **options: Any) -> Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from bot.cli.context import (
     JsonFlag,
     customer_or_fail,
     database,
+    echo,
     err,
     iso,
     now,
@@ -71,17 +73,24 @@ def credits_grant(
             }
         )
         return
-    typer.echo(
+    echo(
         f"Pack {pack.id}: {_credits(pack.incidents)} for {found.name}, bought {pack.purchased},"
         f" valid until {expires} inclusive. {found.name} has {_credits(left)} left."
     )
-    why = unusable_because(pack.purchased, today(config))
+    warning = _pack_warning(pack.purchased, today(config))
+    if warning:
+        echo(f"warning: {warning}", err=True)
+
+
+def _pack_warning(purchased: date, today: date) -> str | None:
+    """Why a pack bought on `purchased` gives the customer nothing today, if it does not (a date
+    that is probably a slip): granted all the same, with this warning."""
+    why = unusable_because(purchased, today)
     if why == "expired":
-        typer.echo("warning: this pack has expired already: it gives the customer nothing to use", err=True)
-    elif why == "not_yet":
-        typer.echo(
-            f"warning: this pack is not valid before {pack.purchased}: the customer cannot use it until then", err=True
-        )
+        return "this pack has expired already: it gives the customer nothing to use"
+    if why == "not_yet":
+        return f"this pack is not valid before {purchased}: the customer cannot use it until then"
+    return None
 
 
 @credits_app.command("cancel")
@@ -114,13 +123,13 @@ def credits_cancel(
         return
     name = done.customer.name
     if done.count == 0:
-        typer.echo(f"Pack {pack} of {name} has no unused credits: nothing cancelled. {name} has {_credits(left)} left.")
+        echo(f"Pack {pack} of {name} has no unused credits: nothing cancelled. {name} has {_credits(left)} left.")
         return
-    typer.echo(
+    echo(
         f"Pack {pack} of {name}: {_credits(done.count)} cancelled (used, and kept on record: {done.pack.used})."
         f" {name} has {_credits(left)} left."
     )
-    typer.echo(
+    echo(
         f"Cancelled by mistake? deskbot credits grant {done.customer.id} --incidents {done.count}"
         f" --purchased {done.pack.purchased.isoformat()} gives them back as a new pack."
     )
@@ -155,10 +164,11 @@ def credits_import(
         results = _import_with_progress(engine, rows, as_json)
     errors = sorted(bad + [r for r in results if isinstance(r, imports.RowError)], key=lambda e: e.line)
     done = [r for r in results if isinstance(r, imports.RowImported)]
+    warnings = {r.line: w for r in done if not r.skipped and (w := _pack_warning(r.purchased, today(config)))}
     if as_json:
-        print_json(_import_document(file, done, errors))
+        print_json(_import_document(file, done, errors, warnings))
     else:
-        _print_import(done, errors)
+        _print_import(done, errors, warnings)
     if errors:
         raise typer.Exit(1)
 
@@ -173,7 +183,9 @@ def _import_with_progress(engine: Engine, rows: list[imports.ImportRow], quiet: 
         return imports.import_rows(engine, rows, operator(), now(), on_result=lambda _r: progress.advance(task))
 
 
-def _import_document(file: Path, done: list[imports.RowImported], errors: list[imports.RowError]) -> dict[str, Any]:
+def _import_document(
+    file: Path, done: list[imports.RowImported], errors: list[imports.RowError], warnings: dict[int, str]
+) -> dict[str, Any]:
     def row(r: imports.RowImported) -> dict[str, Any]:
         return {
             "line": r.line,
@@ -184,6 +196,8 @@ def _import_document(file: Path, done: list[imports.RowImported], errors: list[i
             "pack_id": r.pack_id,
             "customer_created": r.created,
             "activation_code": r.activation_code,
+            "email_added": r.email_added,
+            "warning": warnings.get(r.line),
         }
 
     return {
@@ -195,7 +209,7 @@ def _import_document(file: Path, done: list[imports.RowImported], errors: list[i
     }
 
 
-def _print_import(done: list[imports.RowImported], errors: list[imports.RowError]) -> None:
+def _print_import(done: list[imports.RowImported], errors: list[imports.RowError], warnings: dict[int, str]) -> None:
     console = out()
     if done:
         console.print(
@@ -207,7 +221,8 @@ def _print_import(done: list[imports.RowImported], errors: list[imports.RowError
                         r.line,
                         f"{r.customer} (new, id {r.customer_id})"
                         if r.created
-                        else f"{r.customer} (id {r.customer_id})",
+                        else f"{r.customer} (id {r.customer_id})"
+                        + (f", email {r.email_added} added" if r.email_added else ""),
                         r.incidents,
                         r.purchased,
                         r.pack_id if r.pack_id is not None else "skipped: already imported",
@@ -227,8 +242,10 @@ def _print_import(done: list[imports.RowImported], errors: list[imports.RowError
         summary += f", {skipped} row{'s' if skipped != 1 else ''} skipped (already imported)"
     if errors:
         summary += f", {len(errors)} bad row{'s' if len(errors) != 1 else ''} not imported"
-    typer.echo(summary + ".")
+    echo(summary + ".")
     if created:
-        typer.echo("Give each new customer their activation code; it is shown only now.")
+        echo("Give each new customer their activation code; it is shown only now.")
+    for line, warning in sorted(warnings.items()):
+        echo(f"warning: line {line}: {warning}", err=True)
     for error in errors:
-        typer.echo(f"error: line {error.line}: {error.message}", err=True)
+        echo(f"error: line {error.line}: {error.message}", err=True)

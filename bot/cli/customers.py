@@ -18,6 +18,7 @@ from bot.cli.context import (
     CustomerArg,
     JsonFlag,
     customer_or_fail,
+    echo,
     iso,
     local,
     now,
@@ -170,16 +171,16 @@ def customers_add(
             }
         )
         return
-    typer.echo(f"Customer {customer.id} created: {customer.name}")
-    typer.echo(
+    echo(f"Customer {customer.id} created: {customer.name}")
+    echo(
         f"Activation code: {code} (single use, valid until {local(expires, config.calendar.tz)};"
         f" the customer sends: link {code})"
     )
     for address in addresses:
-        typer.echo(f"Linked email address {address}")
+        echo(f"Linked email address {address}")
     for channel, address in accounts:
         shown = f"{zulip.lower()} (Zulip user {address})" if channel == "zulip" and zulip else address
-        typer.echo(f"Linked {channel} account {shown}")
+        echo(f"Linked {channel} account {shown}")
 
 
 @customers_app.command("lang")
@@ -204,7 +205,7 @@ def customers_lang(
     if as_json:
         print_json(document)
     else:
-        typer.echo(f"{document['name']} · language: {label}")
+        echo(f"{document['name']} · language: {label}")
 
 
 email_app = typer.Typer(
@@ -248,7 +249,7 @@ def _change_email(customer: str, address: str, as_json: bool, change: Callable[[
     if as_json:
         print_json(document)
     else:
-        typer.echo(said)
+        echo(said)
 
 
 def _address(value: str) -> str:
@@ -298,7 +299,7 @@ def customers_list(as_json: JsonFlag = False) -> None:
         print_json(records)
         return
     if not records:
-        typer.echo("No customers yet. Add one with: deskbot customers add NAME")
+        echo("No customers yet. Add one with: deskbot customers add NAME")
         return
     out().print(
         table(
@@ -347,11 +348,11 @@ def customers_show(
     if as_json:
         print_json(document)
         return
-    typer.echo(f"{found.name} (id {found.id})")
-    typer.echo(
+    echo(f"{found.name} (id {found.id})")
+    echo(
         f"email: {', '.join(document['emails']) or '—'} · language: {service.language_label(found)} · since {local(found.created_at, tz)}"
     )
-    typer.echo(
+    echo(
         f"credits left: {summary.total_left}"
         + (f", the first valid until {summary.next_expiry} inclusive" if summary.next_expiry else "")
     )

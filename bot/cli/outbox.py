@@ -13,11 +13,13 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import select
 from sqlmodel import Session
 
 from bot.cli.context import (
     CliError,
     JsonFlag,
+    echo,
     err,
     iso,
     local,
@@ -30,6 +32,7 @@ from bot.cli.context import (
     settings,
     table,
 )
+from bot.numbers import is_id
 from storage import outbox
 from storage.models import Outbox
 
@@ -39,6 +42,9 @@ outbox_app = typer.Typer(
 
 #: What `outbox list` shows unless told (`--limit`).
 DEFAULT_LIMIT = 50
+#: deskbot's channels (each adapter's `Channel.name`): a `--channel` that is none of them, and
+#: that no row was ever written for, is a mistyped name, not an empty list.
+CHANNELS = ("zulip", "mastodon", "email", "console")
 
 
 class State(StrEnum):
@@ -87,13 +93,18 @@ def outbox_list(
     """Outbox rows, oldest first: channel, to whom (a person, or a case topic), case, attempts, when written, when tried next, and the platform's last error."""
     config = settings()
     with session_of(config) as session:
+        if channel is not None and channel not in CHANNELS and not _has_rows_of(session, channel):
+            known = ", ".join(sorted(CHANNELS))
+            raise typer.BadParameter(
+                f"unknown channel {channel!r} (the channels are {known})", param_hint="'--channel'"
+            )
         rows = outbox.listing(session, state.value, channel, limit + 1)
     shown = rows[:limit]
     if as_json:
         print_json([_record(row) for row in shown])
         return
     if not rows:
-        typer.echo(f"No {state.value} rows{f' for {channel}' if channel else ''}.")
+        echo(f"No {state.value} rows{f' for {channel}' if channel else ''}.")
         return
     tz = config.calendar.tz
     out().print(
@@ -119,8 +130,14 @@ def outbox_list(
         err().print(f"The oldest {limit} rows; --limit N shows more.")
 
 
+def _has_rows_of(session: Session, channel: str) -> bool:
+    return session.scalars(select(Outbox.id).where(Outbox.channel == channel).limit(1)).first() is not None
+
+
 def _change(row_id: int, change: Callable[[Session], Outbox], said: str, as_json: bool) -> None:
     """Apply `change` to row `row_id` in one transaction; print the row, or `said` about it."""
+    if not is_id(row_id):  # a number no row can have (the database could not even bind it)
+        raise CliError(f"no outbox row {row_id}")
     with session_of(settings()) as session:
         try:
             record = _record(change(session))
@@ -129,7 +146,7 @@ def _change(row_id: int, change: Callable[[Session], Outbox], said: str, as_json
     if as_json:
         print_json(record)
         return
-    typer.echo(f"Outbox row {row_id} ({record['channel']}, to {record['to']}) {said}")
+    echo(f"Outbox row {row_id} ({record['channel']}, to {record['to']}) {said}")
 
 
 @outbox_app.command("retry")

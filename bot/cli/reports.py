@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.context import JsonFlag, out, print_json, session_of, settings, table
+from bot.cli.context import JsonFlag, echo, out, print_json, session_of, settings, table
 from bot.services.billing import BillingReport, Month, billing_report
 
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
@@ -85,11 +85,11 @@ def _billing_csv(report: BillingReport) -> None:
     writer.writerow(
         [report.month, "", "TOTAL", report.total_incidents, "", report.unit_price, report.total_amount, report.currency]
     )
-    typer.echo(buffer.getvalue(), nl=False)
+    echo(buffer.getvalue(), nl=False)
 
 
 def _billing_table(report: BillingReport) -> None:
-    typer.echo(
+    echo(
         f"Billing {report.month} ({report.timezone}): chargeable incidents at "
         f"{report.unit_price} {report.currency} each, net of tax"
     )

@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from adapters.markup import inert
-from bot.commands import Arg, command
+from bot.commands import Arg, ParseError, command
 from bot.context import Context
 from bot.handlers.engineer import ENGINEER
 from bot.i18n import _, format_day, format_when, n_
 from bot.policy import pack_expires_on, summarise, unusable_because
-from bot.services import credits, customers, incidents
+from bot.services import copies, credits, customers, incidents
 from storage.models import Customer, IncidentState
 
 #: `/customer show` lists the customer's newest cases, this many.
@@ -52,7 +53,12 @@ def _customer(ctx: Context, ref: str) -> Customer | None:
     help=_("create a customer; answers with a one-time activation code"),
 )
 def customer_add(ctx: Context, name: str, email: None) -> None:
-    name, address = _name_and_email(name)
+    try:
+        name, address = _name_and_email(name, ctx.lang)
+    except ParseError as exc:
+        usage = customer_add.command.usage(slash=True, lang=ctx.lang)  # type: ignore[attr-defined]
+        ctx.reply_text(ctx.t(exc.msgid, **exc.values) + " " + ctx.t(_("Usage: {usage}"), usage=usage))
+        return
     try:
         customer, code = customers.create_customer(ctx.session, name, address, None, ctx.now)
     except customers.CustomerError as exc:
@@ -286,11 +292,31 @@ def contacts(ctx: Context) -> None:
     ctx.reply_text("\n".join(lines))
 
 
-def _name_and_email(text: str) -> tuple[str, str | None]:
-    words = text.strip().strip('"').split()
-    if len(words) > 1 and "@" in words[-1]:
-        return " ".join(words[:-1]).strip('"'), words[-1]
-    return " ".join(words), None
+def _name_and_email(text: str, lang: str) -> tuple[str, str | None]:
+    """`/customer add`'s name and email address: `Acme Lda ops@acme.example`, or the name in double
+    quotes (`"Acme Lda" ops@acme.example`, and so a name with an "@" in it). Unquoted, the first
+    word is the name's, and the first word after it with an "@" is the address and must come last;
+    whatever is taken as the address must be one (`copies.email_address`, as `/cc` takes).
+    ParseError says what is wrong."""
+    text, address = text.strip(), None
+    closing = re.search(r'["\u201d]', text[1:]) if text[:1] in ('"', "\u201c") else None
+    if closing is not None:
+        name, after = text[1 : closing.start() + 1], text[closing.start() + 2 :].split()
+    else:
+        words = text.lstrip('"\u201c').split()
+        at = next((i for i, word in enumerate(words) if "@" in word and i > 0), len(words))
+        name, after = " ".join(words[:at]), words[at:]
+    if after:
+        address = copies.email_address(after[0])
+        if address is None:
+            raise ParseError(
+                _("{address} is not an email address (for example: ana@example.com)."), address=inert(after[0][:80])
+            )
+        if len(after) > 1:
+            raise ParseError(_('Unexpected text: "{text}".'), text=" ".join(after[1:])[:40])
+    if not name.strip():
+        raise ParseError(_("Missing {arg}."), arg=customer_add.command.args[0].usage(lang))  # type: ignore[attr-defined]
+    return name, address
 
 
 #: In the order `/help` lists them, after the case commands.

@@ -27,26 +27,24 @@ LAPSING_SOON_DAYS = 30
 @command(en="help", pt="ajuda", aliases=("?",), audience=CUSTOMER, unlinked=True, help=_("this help"))
 def show_help(ctx: Context) -> None:
     s = ctx.settings
+    linked = ctx.customer_id is not None
     lines = [ctx.t(_("Commands (with or without a leading /):"))]
     other = "en" if ctx.lang == "pt" else "pt"
+    # Someone not linked yet is shown what they can use now, and how to get the rest.
     for cmd in ctx.commands.of(CUSTOMER):
-        also = f" ({cmd.name_in(other)})" if cmd.name_in(other) != cmd.name_in(ctx.lang) else ""
-        lines.append(f"• {cmd.usage(slash=False, lang=ctx.lang)}{also} — {ctx.t(cmd.help)}")
-    lines.append(ctx.t(_("• #N <text> — add a message to incident N")))
-    lines.append(ctx.t(_("Any other message goes to your open incident.")))
-    lines.append(
-        ctx.tn(
-            n_(
-                "Service hours: {hours} ({zone}), except public holidays. We answer within {days} business day.",
-                "Service hours: {hours} ({zone}), except public holidays. We answer within {days} business days.",
-            ),
-            s.response_target,
-            hours=format_hours(s.calendar.hours, ctx.lang),
-            zone=zone_time(s.calendar.tz, ctx.lang),
-            days=s.response_target,
-        )
-    )
+        if linked or cmd.unlinked:
+            also = f" ({cmd.name_in(other)})" if cmd.name_in(other) != cmd.name_in(ctx.lang) else ""
+            lines.append(f"• {cmd.usage(slash=False, lang=ctx.lang)}{also} — {ctx.t(cmd.help)}")
+    if linked:
+        lines.append(ctx.t(_("• #N <text> — add a message to incident N")))
+        lines.append(ctx.t(_("Any other message goes to your open incident.")))
+    else:
+        lines.append(ctx.t(_("The other commands (open, status, credits …) work once this account is linked.")))
+        lines.append(ctx.t(_("To buy incident-based support, see {url}."), url=s.purchase_url))
+    hours = format_hours(s.calendar.hours, ctx.lang)
+    zone = zone_time(s.calendar.tz, ctx.lang)
     if len(set(s.response_targets.values())) > 1:
+        lines.append(ctx.t(_("Service hours: {hours} ({zone}), except public holidays."), hours=hours, zone=zone))
         lines.append(
             ctx.t(
                 _("Response time by severity, in business days: {targets}."),
@@ -54,6 +52,19 @@ def show_help(ctx: Context) -> None:
                     f"{case_topic.severity_text(ctx.lang, severity)} {days}"
                     for severity, days in s.response_targets.items()
                 ),
+            )
+        )
+    else:
+        lines.append(
+            ctx.tn(
+                n_(
+                    "Service hours: {hours} ({zone}), except public holidays. We answer within {days} business day.",
+                    "Service hours: {hours} ({zone}), except public holidays. We answer within {days} business days.",
+                ),
+                s.response_target,
+                hours=hours,
+                zone=zone,
+                days=s.response_target,
             )
         )
     lines.append(ctx.t(_("Documentation: {docs} · Forum: {forum}"), docs=s.docs_url, forum=s.forum_url))
@@ -107,7 +118,10 @@ def open_incident(ctx: Context, text: str | None) -> None:
             number=incident.id,
         ),
         *_when_answered(ctx, incident),
-        ctx.t(_("Anything you write now is added to this incident.")),
+        # Text without a number goes to the one open incident; with others open, the bot would ask.
+        ctx.t(_("Anything you write now is added to this incident."))
+        if len(incidents.latest_incidents(ctx.session, ctx.customer.id, (incidents.OPEN,), 2)) == 1
+        else ctx.t(_('To add to it, begin your message with "#{number}".'), number=incident.id),
     ]
     if dropped_draft:
         lines.append(
@@ -175,6 +189,17 @@ def listing(found: list[Incident]) -> str:
 
 
 def no_credit_answer(ctx: Context, why: NoCredit) -> None:
+    if why.reason == "not_yet":
+        # A pack bought for later (a renewal dated ahead): wait for it, or buy one valid now.
+        assert why.starts is not None
+        starts = format_day(why.starts, ctx.lang)
+        lines = [
+            _("Your support credits are valid from {date}."),
+            _("Nothing was opened and your message is kept as a draft."),
+            _('From {date}, send "open" followed by your question; to be helped sooner, buy credits at {url}.'),
+        ]
+        ctx.reply_text("\n".join(ctx.t(line, date=starts, url=ctx.settings.purchase_url) for line in lines))
+        return
     reasons = {
         "none_bought": _("You have no support credits yet."),
         "all_used": _("All your support credits are used."),
@@ -362,11 +387,15 @@ def show_credits(ctx: Context) -> None:
             days = (status.expires_on - ctx.today).days
             if status.left and days <= LAPSING_SOON_DAYS:
                 # Unused credits about to lapse are worth a word where the customer counts them.
-                line += (
-                    ctx.t(_(" — today is its last day"))
-                    if days == 0
-                    else ctx.tn(n_(" — it lapses in {days} day", " — it lapses in {days} days"), days, days=days)
-                )
+                # Counted to its last day, which is still a day to use it: "in 1 day" would read as gone tomorrow.
+                if days == 0:
+                    line += ctx.t(_(" — today is its last day"))
+                elif days == 1:
+                    line += ctx.t(_(" — tomorrow is its last day"))
+                else:
+                    line += ctx.tn(
+                        n_(" — its last day is in {days} day", " — its last day is in {days} days"), days, days=days
+                    )
         elif status.pack.purchased > ctx.today:
             line = ctx.t(_("• pack of {size} bought {bought}: valid from {bought} until {expiry} inclusive"), **values)
         else:
@@ -418,10 +447,21 @@ def link(ctx: Context, code: str) -> None:
         ctx.reply(_("This account is already linked to {name}."), name=ctx.customer.name)
         return
     outcome = customers.redeem_code(ctx.session, ctx.identity, code, ctx.now)
-    if outcome == "throttled":
-        ctx.reply(_("Too many wrong codes. Please try again in an hour."))
-    elif outcome == "invalid":
-        ctx.reply(_("That code is not valid: it may be mistyped, used or expired."))
+    if outcome in ("throttled", "invalid"):
+        lines = (
+            [] if outcome == "throttled" else [ctx.t(_("That code is not valid: it may be mistyped, used or expired."))]
+        )
+        again = customers.codes_again_at(ctx.identity)
+        if again is not None:
+            # Said with the wrong code that used up the tries, not only after: a stranger gets few
+            # answers an hour (bot.services.strangers), and a right code typed next must not meet silence.
+            lines.append(
+                ctx.t(
+                    _("Too many wrong codes: you can try again after {when}."),
+                    when=format_when(again, ctx.lang, ctx.settings.calendar.tz),
+                )
+            )
+        ctx.reply_text("\n".join(lines))
     else:
         ctx.customer = outcome
         summary = credits.credit_summary(ctx.session, outcome.id, ctx.today)
@@ -434,6 +474,13 @@ def link(ctx: Context, code: str) -> None:
                 summary.total_left,
                 name=outcome.name,
                 left=summary.total_left,
+            )
+            if summary.total_left
+            else ctx.t(
+                _(
+                    'Welcome, {name}! This account is now linked. You have no credit to use today ("credits" says more). Write "help" to see what I can do.'
+                ),
+                name=outcome.name,
             )
         ]
         lines += _kept_before_linking(ctx)
@@ -507,16 +554,22 @@ def set_severity(ctx: Context, number: int, severity: str) -> None:
     en="reopen",
     pt="reabrir",
     audience=CUSTOMER,
-    args=(Arg("number", "case", label=_("number")),),
-    help=_("reopen an incident resolved in the last 7 days, at no charge"),
+    args=(Arg("number", "case", label=_("number")), Arg("text", "text", required=False, label=_("text"))),
+    help=_("reopen an incident resolved in the last 7 days, at no charge (with what you write after the number)"),
 )
-def reopen(ctx: Context, number: int) -> None:
+def reopen(ctx: Context, number: int, text: str | None = None) -> None:
     incident = own(ctx, number)
     if incident is None:
         return
     resolved_on = incident.resolved_at
     outcome = conversation.customer_reopen(ctx.session, ctx.settings, ctx.now, writer(ctx), incident)
-    if outcome == "open":
+    if text and outcome != "reopened":
+        # Not reopened ("reopen 3 it broke again" on a case open already, closed, or resolved too long
+        # ago): the words are the customer's all the same, and go where "#3 it broke again" would.
+        from bot.handlers.customer_text import add_to_case  # it builds on this module
+
+        add_to_case(ctx, number, text)
+    elif outcome == "open":
         ctx.reply(_("Incident #{number} is already open."), number=number)
     elif outcome == "closed":
         ctx.reply(
@@ -537,6 +590,19 @@ def reopen(ctx: Context, number: int) -> None:
     else:
         case_topic.reopened(ctx, incident, case_topic.the_customer(ctx))
         lines = [ctx.t(_("Incident #{number} is open again, at no charge."), number=number)]
+        if text:
+            added = conversation.add_to_incident(
+                ctx.session,
+                ctx.settings,
+                ctx.now,
+                writer(ctx),
+                incident,
+                text,
+                with_files=bool(ctx.message.attachments),
+            )
+            ctx.draft_copies = added.copies
+            mirror(ctx, added.incident or incident, added.text, added.files)
+            lines.append(ctx.t(_("Your message was added to it.")))
         ctx.reply_text("\n".join([*lines, *_when_answered(ctx, incident)]))
 
 

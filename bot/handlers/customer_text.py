@@ -128,10 +128,20 @@ def _answers_the_question(ctx: Context, reply: Reply) -> bool:
     return True
 
 
-def unknown_sender(ctx: Context) -> None:
-    """An account not linked to a customer wrote: what they wrote is kept (as a draft), the
-    answer comes at most once a day, and nothing is charged."""
-    if not strangers.unknown_writes(ctx.session, ctx.identity, ctx.message.text.strip(), ctx.now):
+def unknown_sender(ctx: Context, kept: str | None = None) -> None:
+    """An account not linked to a customer wrote: what they wrote (`kept`, if not all of it) is
+    kept as a draft, the answer comes at most once a day, and nothing is charged."""
+    text = ctx.message.text.strip() if kept is None else kept
+    if not strangers.unknown_writes(ctx.session, ctx.identity, text, ctx.now):
+        return
+    if not ctx.message.verified:
+        # Mail whose sender the trusted server could not vouch for (DMARC): "send link CODE" would
+        # be refused too, and its owner may not have written it at all.
+        ctx.reply(
+            _(
+                "I could not verify that this message really comes from this address, so I cannot act on it. Please write again from your usual mail account, or ask the support team."
+            )
+        )
         return
     s = ctx.settings
     ctx.reply_text(
@@ -188,7 +198,7 @@ def _added(ctx: Context, added: conversation.AddedTo) -> None:
         if until is not None:
             ctx.reply(
                 _(
-                    'Thank you! Your message was added to incident #{number}, which stays resolved. If the problem comes back, reply "reopen {number}" to reopen it at no charge (until {until}); for a new, separate issue, send "open" followed by what it is about (it uses one credit).'
+                    'Thank you! Your message was added to incident #{number}, which stays resolved. If the problem comes back, reply "reopen {number}" to reopen it at no charge until {until}; for a new, separate issue, send "open" followed by what it is about (it uses one credit).'
                 ),
                 number=incident.id,
                 until=format_when(until, ctx.lang, ctx.settings.calendar.tz),
@@ -204,7 +214,7 @@ def _added(ctx: Context, added: conversation.AddedTo) -> None:
     elif until is not None:
         ctx.reply(
             _(
-                'Added to incident #{number}, which was resolved on {date}: it stays resolved. To reopen it at no charge, reply "reopen {number}" (until {until}). If this is a new, separate issue, reply "open" to open a new incident with your message (it uses one credit).'
+                'Added to incident #{number}, which was resolved on {date}: it stays resolved. To reopen it at no charge until {until}, reply "reopen {number}". If this is a new, separate issue, reply "open" to open a new incident with your message (it uses one credit).'
             ),
             number=incident.id,
             date=resolved_on,

@@ -342,6 +342,7 @@ def set_severity(ctx: Context, number: int, severity: str) -> None:
     if incident is None:
         return
     assert ctx.engineer is not None
+    due_before = incident.due_at
     change = incidents.set_severity(ctx.session, ctx.settings, ctx.now, ctx.engineer, incident, int(severity))
     shown = case_topic.severity_text("en", incident.severity)
     if change.outcome == "not_open":
@@ -353,16 +354,26 @@ def set_severity(ctx: Context, number: int, severity: str) -> None:
         ctx.reply(_("#{number} already has severity {severity}."), number=number, severity=shown)
         return
     case_topic.severity_changed(ctx, incident, change, inert(ctx.engineer))
-    _tell_customer(
-        ctx,
-        incident,
-        lambda lang: render(
-            lang,
-            _("Our team set the severity of incident #{number} to {severity}."),
-            number=incident.id,
-            severity=case_topic.severity_text(lang, incident.severity),
-        ),
-    )
+    due = incident.due_at if incident.due_at != due_before else None
+
+    def told(lang: str) -> str:
+        lines = [
+            render(
+                lang,
+                _("Our team set the severity of incident #{number} to {severity}."),
+                number=incident.id,
+                severity=case_topic.severity_text(lang, incident.severity),
+            )
+        ]
+        if due is not None:  # the new severity's response target moved the due time
+            lines.append(
+                render(lang, _("Its answer is due now: the team has been told."))
+                if due <= ctx.now
+                else render(lang, _("We will answer by {due}."), due=format_when(due, lang, ctx.settings.calendar.tz))
+            )
+        return "\n".join(lines)
+
+    _tell_customer(ctx, incident, told)
     if ctx.message.kind != "topic":
         ctx.reply(_("#{number} now has severity {severity}."), number=number, severity=shown)
 
@@ -474,6 +485,22 @@ _CASES_FILTER: dict[str, Callable[[Context], case_records.CaseFilter]] = {
     "unassigned": lambda ctx: case_records.CaseFilter(state=incidents.OPEN, unassigned=True),
     "all": lambda ctx: case_records.CaseFilter(),
 }
+#: What `/cases <which>` answers when no case is in the list.
+_NO_CASES = {
+    "open": _("No open cases."),
+    "mine": _("No open cases are assigned to you."),
+    "overdue": _("No overdue cases."),
+    "unassigned": _("No open cases are unassigned."),
+    "all": _("No cases yet."),
+}
+#: The line above the list of `/cases <which>`.
+_CASES_HEADING = {
+    "open": "open cases",
+    "mine": "your open cases",
+    "overdue": "overdue cases",
+    "unassigned": "unassigned open cases",
+    "all": "all cases",
+}
 
 
 @command(
@@ -495,10 +522,10 @@ def list_cases(ctx: Context, which: str | None) -> None:
     which = which or "open"
     listing = case_records.list_cases(ctx.session, _CASES_FILTER[which](ctx), CASES_SHOWN)
     if not listing.cases:
-        ctx.reply(_("No {which} cases."), which=which)
+        ctx.reply(_NO_CASES[which])
         return
     tz = ctx.settings.calendar.tz
-    lines = [f"{which} cases, by severity, then due time:"]
+    lines = [f"{_CASES_HEADING[which]}, by severity, then due time:"]
     for incident, customer in listing.cases:
         due = format_when(incident.due_at, "en", tz) if incident.due_at else "—"
         late = " **overdue**" if incident.due_at and incident.due_at < ctx.now else ""

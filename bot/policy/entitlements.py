@@ -100,12 +100,15 @@ def expiry_reminder_due(pack: Pack, today: date, days_before: int) -> bool:
 class NoCredit:
     """Why no pack can pay for an incident.
 
-    * ``all_used``: some pack is valid today, but all such packs are used up;
+    * ``not_yet``: a pack with credits is dated in the future (``starts``: the first such
+      date); the customer is to wait for it, not told to buy;
+    * ``all_used``: otherwise, some pack is valid today, but all such packs are used up;
     * ``all_expired``: otherwise, some pack has expired;
-    * ``none_bought``: no packs at all (or only packs dated in the future).
+    * ``none_bought``: no packs at all (or only used-up packs dated in the future).
     """
 
-    reason: Literal["none_bought", "all_used", "all_expired"]
+    reason: Literal["none_bought", "all_used", "all_expired", "not_yet"]
+    starts: date | None = None
 
 
 def _consumption_order(pack: Pack) -> tuple[date, date, int]:
@@ -122,6 +125,9 @@ def choose_pack(packs: Sequence[Pack], today: date) -> Pack | NoCredit:
     usable = [p for p in packs if pack_is_valid(p, today) and credits_left(p) > 0]
     if usable:
         return min(usable, key=_consumption_order)
+    coming = [p.purchased for p in packs if p.purchased > today and credits_left(p) > 0]
+    if coming:
+        return NoCredit("not_yet", min(coming))
     if any(pack_is_valid(p, today) for p in packs):
         return NoCredit("all_used")
     if any(pack_expires_on(p.purchased) < today for p in packs):

@@ -6,9 +6,12 @@ before has chosen nothing, and "Olá, preciso de ajuda" answered in English is a
 answer. So a stranger's first Portuguese message sets their account's language, as `lang pt`
 would.
 
-Only signs no English text carries count: the letters ã and õ, and a few words that exist in
-Portuguese only (not in English, nor in Spanish, the language most often mistaken for it).
-A text without them is not Portuguese here, which leaves English, the default.
+Only signs no English text carries count: a few words that exist in Portuguese only (not in
+English, nor in Spanish, the language most often mistaken for it), or the letters ã and õ in a
+word that does not begin with a capital. A capitalised one is no sign: English text names
+people and places ("João from IT", "our São Paulo office"), and a customer writing English
+must not be switched by them. A text without these signs is not Portuguese here, which leaves
+English, the default.
 
 Pure: no database, no clock.
 """
@@ -25,7 +28,6 @@ _WORDS = frozenset(
         "cumprimentos",
     }
 )  # fmt: skip
-_NASAL = re.compile(r"[ãõ]", re.IGNORECASE)
 _WORD = re.compile(r"\w+")
 
 
@@ -38,7 +40,7 @@ def written_in_portuguese(text: str) -> bool:
     """Whether `text` shows a sign of Portuguese (see the module docstring), in its first `_READ`
     characters."""
     text = text[:_READ]
-    if _NASAL.search(text):
+    if any(word[0].islower() and ("ã" in word or "õ" in word) for word in _WORD.findall(text)):
         return True
     words = _WORD.findall(text.casefold())
     pairs = (f"{first} {second}" for first, second in zip(words, words[1:], strict=False))

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot.numbers import month
+from bot.numbers import MONTHS, month
 from storage.models import Customer, Incident
 
 CENT = Decimal("0.01")
@@ -29,10 +29,10 @@ class Month:
 
     @classmethod
     def parse(cls, text: str) -> Month:
-        """`YYYY-MM`; ValueError with a one-line reason otherwise."""
+        """`YYYY-MM` (from 2000-01 to 2099-12: bot.numbers); ValueError with a one-line reason otherwise."""
         parsed = month(text)
         if parsed is None:
-            raise ValueError(f"expected a month YYYY-MM, got {text!r}")
+            raise ValueError(f"expected a month YYYY-MM from {MONTHS}, got {text!r}")
         return cls(*parsed)
 
     def next(self) -> Month:

@@ -16,7 +16,7 @@ from typing import Literal
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from bot.numbers import is_id
+from bot.numbers import DAYS, FIRST_DAY, LAST_DAY, is_id
 from bot.policy import (
     CreditSummary,
     NoCredit,
@@ -116,8 +116,13 @@ def return_credit(session: Session, pack_id: int | None, today: date) -> CreditR
 def grant_credits(
     session: Session, customer: Customer, incidents: int, purchased: date, granted_by: str, now: datetime
 ) -> CreditPack:
+    """A new pack of `incidents` credits bought on `purchased`. CustomerError if either is out of
+    range (the parsers refuse such dates first: a pack of 9999-12-31 would be valid into a year no
+    date holds, and every credit listing of its customer would fail)."""
     if incidents < 1 or incidents > 10_000:
         raise CustomerError("The number of incidents must be between 1 and 10000.")
+    if not FIRST_DAY <= purchased <= LAST_DAY:
+        raise CustomerError(f"The purchase date must be from {DAYS}.")
     pack = CreditPack(
         customer_id=customer.id, purchased=purchased, incidents=incidents, granted_by=granted_by, created_at=now
     )

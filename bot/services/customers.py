@@ -104,7 +104,8 @@ def create_customer(
     session: Session, name: str, email: str | None, lang: str | None, now: datetime
 ) -> tuple[Customer, str]:
     """A new customer and its one-time activation code (returned in clear only here). `lang`
-    None: not chosen yet (`Customer.lang`)."""
+    None: not chosen yet (`Customer.lang`). CustomerError, before anything is written, for a name
+    that cannot be a customer's or an email address another customer has."""
     name = " ".join(name.split())
     if not name or len(name) > 200:
         raise CustomerError("A customer name must be 1 to 200 characters.")
@@ -112,6 +113,14 @@ def create_customer(
         raise CustomerError("A customer name cannot be only digits (those are ids).")
     if session.scalars(select(Customer).where(_same_name(name))).first() is not None:
         raise CustomerError("A customer named {name} already exists.", name=name)
+    # Before anything is written: a caller that answers the error and commits (an engineer's
+    # command) must not keep a customer made without the address it asked for.
+    if email and _by_email(session, email.strip()) is not None:
+        raise CustomerError(
+            "{channel} account {address} is already linked to another customer.",
+            channel=EMAIL_CHANNEL,
+            address=email.strip().lower(),
+        )
     customer = Customer(name=name, email=email, lang=lang, created_at=now)
     session.add(customer)
     session.flush()
@@ -198,6 +207,13 @@ def new_activation_code(session: Session, customer: Customer, now: datetime) -> 
 def _hash(code: str) -> str:
     normalised = "".join(ch for ch in code.upper() if ch.isalnum())
     return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def codes_again_at(identity: Identity) -> datetime | None:
+    """When the account may try activation codes again, if its wrong codes have run out."""
+    if identity.failed_codes < CODE_ATTEMPTS or identity.failed_codes_since is None:
+        return None
+    return identity.failed_codes_since + CODE_WINDOW
 
 
 def redeem_code(session: Session, identity: Identity, code: str, now: datetime) -> Customer | str:

@@ -19,7 +19,7 @@ A new question replaces the draft: only the text the latest question was about w
 The files that came with the kept text wait with it (bot.services.attachments), and so do the
 people its message copied (`Draft.copies`); they go where it goes and are forgotten with it.
 Only a stranger's texts join (nobody asked anything yet): while the draft is fresh and
-stays within `MAX_CHARS` (300 DMs of 10,000 characters must not make a 3 MB draft).
+the joined text stays within `MAX_CHARS` (300 DMs of 10,000 characters must not make a 3 MB draft).
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ from sqlmodel import Session
 from storage.models import Draft, IncidentAttachment
 
 OPEN, EITHER, REOPEN, LINK = "open", "either", "reopen", "link"
-#: Twice Zulip's longest message: any one message fits, a flood does not pile up.
+#: How long a stranger's joined texts may grow: twice Zulip's longest message, so that a flood does
+#: not pile up. One message is kept whole, however long (a log pasted into a mail), as it would be
+#: stored on an incident.
 MAX_CHARS = 20_000
 MAX_AGE = timedelta(days=1)
 #: How long "reply open again to open a new incident" holds: later, `open` asks again.
@@ -63,7 +65,6 @@ def keep(
     """Keep `text` for the answer `awaits`, fresh from now, in place of any earlier draft; `copies`:
     the people the message that brought it copied (kept again, the text keeps those it had too)."""
     draft = session.get(Draft, identity_id)
-    text = text[:MAX_CHARS]
     if draft is None:
         _forget_files(session, identity_id)
         draft = Draft(identity_id=identity_id, text=text, created_at=now, awaits=awaits, incident_id=incident_id)

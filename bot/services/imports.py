@@ -6,9 +6,13 @@ tab separated; UTF-8, with or without a BOM). Each row is one pack:
 
 * `customer`: an id or exact name; a name not found creates the customer
   (with `email`, and a one-time activation code reported back);
-* `email`: optional; fills in the email of an existing customer that has none;
+* `email`: optional; an address of the customer (a customer may have several: one the customer
+  has not got yet is added to them, and the row says so; one another customer has fails the row);
 * `incidents`: a whole number from 1 to 10000;
-* `purchased`: the purchase date, `YYYY-MM-DD`.
+* `purchased`: the purchase date, `YYYY-MM-DD`, from 2000-01-01 to 2099-12-31.
+
+A value may not run over several lines: a row whose quote runs on past its line (a closing
+quote missing) is a bad row, reported with the lines it swallowed.
 
 Rows are checked first, then each good row is committed in a transaction of
 its own, so a bad row never costs the good ones. A file can be imported again
@@ -30,9 +34,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from bot.numbers import day, whole_number
+from bot.numbers import DAYS, day, whole_number
 from bot.services.credits import grant_credits
-from bot.services.customers import CustomerError, create_customer, find_customer, set_email
+from bot.services.customers import CustomerError, add_email, create_customer, find_customer
 from storage.db import transaction
 from storage.models import CreditPack
 
@@ -76,6 +80,8 @@ class RowImported:
     created: bool = False
     #: Only for a customer this row created: its one-time activation code, in clear.
     activation_code: str | None = None
+    #: The row's email address, when this row gave it to a customer who had others, or none.
+    email_added: str | None = None
 
     @property
     def skipped(self) -> bool:
@@ -105,11 +111,24 @@ def read_rows(text: str) -> tuple[list[ImportRow], list[RowError]]:
             if header is None:
                 header = _header(fields)
                 continue
+            if reader.line_num > line:
+                # A quote left open swallows the lines after it into this row's last value, up to
+                # the next quote or the end of the file: say so, rather than lose those rows quietly.
+                errors.append(RowError(line, _runs_on(line, reader.line_num)))
+                continue
             parsed = _row(line, header, fields)
             (errors if isinstance(parsed, RowError) else rows).append(parsed)
     except csv.Error as exc:
         raise ImportFileError(f"line {reader.line_num}: not valid CSV ({exc})") from None
     return rows, errors
+
+
+def _runs_on(line: int, end: int) -> str:
+    swallowed = f"line {end} was" if end == line + 1 else f"lines {line + 1} to {end} were"
+    return (
+        f"a quote opened on this line runs on to line {end}, so {swallowed} read as part of this row"
+        " and not imported; is a closing quote missing?"
+    )
 
 
 def _header(fields: list[str]) -> list[str]:
@@ -148,7 +167,7 @@ def _row(line: int, header: list[str], fields: list[str]) -> ImportRow | RowErro
     raw_purchased = values.get("purchased", "")
     purchased = day(raw_purchased)
     if purchased is None:
-        problems.append(f"purchased must be a date YYYY-MM-DD, got {raw_purchased!r}")
+        problems.append(f"purchased must be a date YYYY-MM-DD from {DAYS}, got {raw_purchased!r}")
 
     if problems:
         return RowError(line, "; ".join(problems))
@@ -200,14 +219,14 @@ def _apply(
 ) -> tuple[RowImported, tuple[int, date, int]]:
     with transaction(engine) as session:
         customer = find_customer(session, row.customer)
-        created, code = False, None
+        created, code, email_added = False, None, None
         if customer is None:
             if whole_number(row.customer) is not None:
                 raise CustomerError(f"no customer with id {whole_number(row.customer)}")  # digits only
             customer, code = create_customer(session, row.customer, row.email, None, now)
             created = True
-        elif row.email and not customer.email:
-            set_email(session, customer, row.email, now)
+        elif row.email and add_email(session, customer, row.email, now):
+            email_added = row.email
         key = (customer.id, row.purchased, row.incidents)
         # The n-th identical row of this file stands for the n-th identical pack an import made.
         imported = session.scalar(
@@ -233,5 +252,6 @@ def _apply(
             pack_id=pack_id,
             created=created,
             activation_code=code,
+            email_added=email_added,
         )
     return result, key

@@ -23,8 +23,10 @@ from storage.models import Identity, StrangerAnswers
 UNKNOWN_NOTICE_EVERY = timedelta(days=1)
 #: Anyone mentioning the bot publicly is pointed to direct messages at most this often.
 PUBLIC_NOTICE_EVERY = timedelta(days=1)
-#: Whatever an unlinked account sends (help, lang, link with wrong codes …), it gets at most this.
-PER_STRANGER = Allowance(5, timedelta(hours=1))
+#: Whatever an unlinked account sends (help, lang, link with wrong codes …), it gets at most this:
+#: room for the daily answer, `help` and every wrong activation code up to the one that says to
+#: wait (bot.services.customers.CODE_ATTEMPTS), and still no loop with a robot.
+PER_STRANGER = Allowance(10, timedelta(hours=1))
 log = logging.getLogger("deskbot.services.strangers")
 
 

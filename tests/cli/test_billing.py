@@ -90,3 +90,11 @@ def test_other_months_and_bad_month(july: Run) -> None:
     assert_one_error_line(july("report", "billing", "--month", "2026-13"), "--month", "YYYY-MM", code=2)
     assert_one_error_line(july("report", "billing", "--month", "July"), "--month", code=2)
     assert_one_error_line(july("report", "billing"), "--month", code=2)
+
+
+def test_a_month_out_of_range_names_the_range(july: Run) -> None:
+    # 9999-12 ran into year 10000 (its end is the next month's start) and failed with an unexpected error.
+    for typed in ("9999-12", "0001-01", "1999-12", "2100-01"):
+        refused = july("report", "billing", "--month", typed)
+        assert_one_error_line(refused, "--month", "from 2000-01 to 2099-12", repr(typed), code=2)
+    assert july("report", "billing", "--month", "2099-12").code == 0

@@ -69,3 +69,35 @@ def test_show_has_messages_and_history(cli: Run, engine, db_url, clock) -> None:
 def test_show_unknown_case(cli: Run) -> None:
     assert_one_error_line(cli("cases", "show", "99"), "no case #99")
     assert_one_error_line(cli("cases", "show", "x"), "'N'", code=2)
+
+
+def test_what_customers_wrote_cannot_drive_the_terminal(cli: Run, engine, db_url, clock) -> None:  # noqa: ANN001
+    # Escape sequences (colour, an OSC window title, clearing the screen), a carriage return that
+    # writes over the line, a bell and a bidi override, in a name, a subject, a body and a file name.
+    hostile = "\x1b[31mRED\x1b[0m \x1b]0;pwned\x07title \x1b[2J\rover\u202eevil"
+    desk = Desk(engine, db_url, clock)
+    name = "Acme\x1b[5m Lda"
+    desk.customer(name, credits=1)
+    desk.say(name, f"open Printer {hostile}")
+    desk.say(name, f"line one\n\tindented {hostile}\nline three")
+    desk.engineer(f"/resolve 1 fixed {hostile}")
+
+    outputs = {
+        "show": cli("cases", "show", "1"),
+        "export": cli("cases", "export", "1"),
+        "list": cli("cases", "list"),
+        "customers show": cli("customers", "show", "1"),
+        "customers list": cli("customers", "list"),
+    }
+    for command, result in outputs.items():
+        assert result.code == 0, (command, result)
+        for control in ("\x1b", "\x07", "\r", "\u202e"):
+            assert control not in result.output, (command, control, result.output)
+        assert "Acme[5m Lda" in result.stdout, command  # what is left of a sequence without its ESC is inert
+    assert "#1 Printer [31mRED[0m ]0;pwnedtitle [2J\n" in outputs["show"].stdout  # the subject
+    # Line breaks and tabs stay (the export fences the text line by line: the carriage return ends one).
+    body = "line one\n\tindented [31mRED[0m ]0;pwnedtitle [2J\noverevil\nline three"
+    assert f"```text\n{body}\n```" in outputs["export"].stdout
+    # JSON escapes them: what was stored is given whole.
+    document = json.loads(cli("cases", "show", "1", "--json").stdout)
+    assert document["messages"][1]["body"] == f"line one\n\tindented {hostile}\nline three"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
 
@@ -74,7 +74,7 @@ def test_import_reports_bad_rows_by_line_and_keeps_the_good_ones(cli: Run, engin
     assert result.code == 1, result
     assert result.stderr.splitlines() == [
         "error: line 4: incidents must be a whole number from 1 to 10000, got 'many'",
-        "error: line 6: purchased must be a date YYYY-MM-DD, got '2026/02/01'",
+        "error: line 6: purchased must be a date YYYY-MM-DD from 2000-01-01 to 2099-12-31, got '2026/02/01'",
     ]
     assert "3 packs granted, 1 new customer, 2 bad rows not imported." in result.stdout
     assert "Traceback" not in result.output
@@ -160,3 +160,100 @@ def test_cancel_the_unused_credits_of_a_pack_granted_by_mistake(cli: Run, engine
     # The undo the answer offered works as written.
     undo = cli("credits", "grant", "1", "--incidents", "29", "--purchased", purchased)
     assert undo.code == 0 and "Acme Lda has 29 credits left." in undo.stdout, undo
+
+
+def test_dates_out_of_range_are_refused_where_they_are_typed(cli: Run, engine, tmp_path) -> None:  # noqa: ANN001
+    # A pack bought on 9999-12-31 is valid into year 10000: once stored, every listing of its customer failed.
+    cli("customers", "add", "Eps")
+    for typed in ("9999-12-31", "0001-01-01", "1999-12-31", "2100-01-01"):
+        refused = cli("credits", "grant", "Eps", "--incidents", "2", "--purchased", typed)
+        assert_one_error_line(refused, "--purchased", "from 2000-01-01 to 2099-12-31", repr(typed), code=2)
+    path = tmp_path / "packs.csv"
+    path.write_text("customer,email,incidents,purchased\nEps,,2,9999-12-31\nEps,,3,2026-01-10\n", encoding="utf-8")
+    imported = cli("credits", "import", str(path))
+    assert imported.code == 1 and imported.stderr.splitlines() == [
+        "error: line 2: purchased must be a date YYYY-MM-DD from 2000-01-01 to 2099-12-31, got '9999-12-31'"
+    ]
+    assert _packs(engine) == [("Eps", 3, date(2026, 1, 10))]
+    for command in (
+        ("customers", "list"),
+        ("customers", "show", "Eps"),
+        ("credits", "grant", "Eps", "--incidents", "1"),
+    ):
+        assert cli(*command).code == 0, command
+    edge = cli("credits", "grant", "Eps", "--incidents", "1", "--purchased", "2099-12-31")
+    assert edge.code == 0 and "valid until 2100-12-31 inclusive" in edge.stdout, edge
+
+
+def test_import_links_another_email_address_of_a_customer(cli: Run, engine, tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "packs.csv"
+    path.write_text(
+        "customer,email,incidents,purchased\n"
+        "Acme,a@acme.example,3,2026-01-10\n"
+        "Acme,b@acme.example,2,2026-02-10\n"
+        "Acme,A@acme.example,1,2026-03-10\n"
+        "Beta,b@acme.example,1,2026-03-10\n",
+        encoding="utf-8",
+    )
+    result = cli("credits", "import", str(path))
+    assert result.code == 1, result
+    assert "Acme (id 1), email b@acme.example added" in result.stdout
+    assert result.stderr.splitlines() == [
+        "error: line 5: 'email' account 'b@acme.example' is already linked to another customer."
+    ]
+    shown = json.loads(cli("customers", "show", "Acme", "--json").stdout)
+    assert shown["emails"] == ["a@acme.example", "b@acme.example"] and shown["email"] == "a@acme.example"
+    assert _packs(engine) == [
+        ("Acme", 3, date(2026, 1, 10)),
+        ("Acme", 2, date(2026, 2, 10)),
+        ("Acme", 1, date(2026, 3, 10)),
+    ]
+    again = json.loads(cli("credits", "import", str(path), "--json").stdout)
+    assert [r["email_added"] for r in again["skipped"]] == [None, None, None]
+
+
+def test_import_warns_of_packs_that_give_nothing_today_as_grant_does(cli: Run, tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "packs.csv"
+    path.write_text(
+        "customer,email,incidents,purchased\nOld,,1,2001-05-04\nNow,,1,TODAY\nLater,,1,2099-05-04\n".replace(
+            "TODAY", (date.today() - timedelta(days=100)).isoformat()
+        ),
+        encoding="utf-8",
+    )
+    result = cli("credits", "import", str(path))
+    assert result.code == 0, result
+    assert result.stderr.splitlines() == [
+        "warning: line 2: this pack has expired already: it gives the customer nothing to use",
+        "warning: line 4: this pack is not valid before 2099-05-04: the customer cannot use it until then",
+    ]
+    path.write_text(path.read_text().replace("Old", "Old Co"), encoding="utf-8")
+    document = json.loads(cli("credits", "import", str(path), "--json").stdout)
+    assert [(r["line"], r["warning"]) for r in document["imported"]] == [
+        (2, "this pack has expired already: it gives the customer nothing to use")
+    ]
+
+
+def test_an_unclosed_quote_is_reported_with_the_rows_it_swallowed(cli: Run, engine, tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "packs.csv"
+    path.write_text(
+        'customer,email,incidents,purchased\n"Unclosed,,1,2026-01-01\nB,,1,2026-01-01\nC,,1,2026-01-01\n',
+        encoding="utf-8",
+    )
+    result = cli("credits", "import", str(path))
+    assert result.code == 1, result
+    assert result.stderr.splitlines() == [
+        "error: line 2: a quote opened on this line runs on to line 4, so lines 3 to 4 were read as part of this"
+        " row and not imported; is a closing quote missing?"
+    ]
+    assert _packs(engine) == []
+    # Closed further down: the rows after the closing quote are read again.
+    path.write_text(
+        'customer,email,incidents,purchased\n"Open,,1,2026-01-01\nB",,1,2026-01-01\nC,,1,2026-01-01\n',
+        encoding="utf-8",
+    )
+    result = cli("credits", "import", str(path))
+    assert result.stderr.splitlines() == [
+        "error: line 2: a quote opened on this line runs on to line 3, so line 3 was read as part of this"
+        " row and not imported; is a closing quote missing?"
+    ]
+    assert _packs(engine) == [("C", 1, date(2026, 1, 1))]

@@ -124,3 +124,18 @@ def test_cancel_gives_up_a_waiting_row_and_its_persons_later_rows_go_on(cli: Run
     assert failed["id"] == 1 and failed["last_error"].startswith("cancelled by cli")
     assert_one_error_line(cli("outbox", "cancel", "1"), "outbox row 1 is failed, not pending")
     assert_one_error_line(cli("outbox", "cancel", "2"), "outbox row 2 is sent, not pending")
+
+
+def test_a_row_id_no_row_can_have_is_no_such_row(cli: Run) -> None:
+    for huge in ("99999999999999999999", str(2**31)):
+        assert_one_error_line(cli("outbox", "retry", huge), f"no outbox row {huge}")
+        assert_one_error_line(cli("outbox", "cancel", huge), f"no outbox row {huge}")
+
+
+def test_an_unknown_channel_is_said_to_be_unknown(cli: Run, engine) -> None:  # noqa: ANN001
+    refused = cli("outbox", "list", "--channel", "nope")
+    assert_one_error_line(refused, "--channel", "unknown channel 'nope'", "console, email, mastodon, zulip", code=2)
+    assert cli("outbox", "list", "--channel", "email").stdout == "No pending rows for email.\n"
+    _write(engine, ("ann", "hello"))  # a channel the outbox has rows of is known, whatever its name
+    assert json.loads(cli("outbox", "list", "--channel", "flaky", "--json").stdout)[0]["to"] == "ann"
+    assert cli("outbox", "list", "--state", "failed", "--channel", "flaky").stdout == "No failed rows for flaky.\n"

@@ -75,3 +75,23 @@ def test_secret_from_dotenv_file_is_scrubbed(cli: Run, workdir: Path, tmp_path: 
     failed = cli("customers", "list")
     assert_one_error_line(failed, "database")
     assert "s3cr3t-pw" not in failed.output
+
+
+def test_a_dotenv_line_that_cannot_be_read_stops_start_up(
+    cli: Run, workdir: Path, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # python-dotenv skips such a line with a warning of its own: the URL on it was lost, and the
+    # command ran on ./deskbot.db instead. The line may hold a secret: its text is not shown.
+    Path(".env").write_text(f'# the database\n\nDESKBOT_DATABASE_URL="{db_url}\nEMAIL_PASSWORD="s3cr3t-pw\n')
+
+    failed = cli("customers", "list")
+    assert_one_error_line(failed, ".env, line 3 (DESKBOT_DATABASE_URL): cannot be read as NAME=value")
+    assert db_url not in failed.output
+    assert not [r for r in caplog.records if "could not parse" in r.getMessage()]  # said once, in the error
+    assert not Path("deskbot.db").exists()
+    Path(".env").write_text(f'DESKBOT_DATABASE_URL="{db_url}"\nEMAIL_PASSWORD="s3cr3t-pw\n')
+    failed = cli("customers", "list")
+    assert_one_error_line(failed, ".env, line 2 (EMAIL_PASSWORD)")
+    assert "s3cr3t-pw" not in failed.output
+    Path(".env").write_text(f'DESKBOT_DATABASE_URL="{db_url}"\nEMAIL_ALIASES="a@example.com,\n  b@example.com"\n')
+    assert cli("customers", "list").code == 0  # a quoted value may go on over lines

@@ -47,9 +47,12 @@ def test_the_name_is_what_the_later_arguments_leave(rest, expected):
 @pytest.mark.parametrize(
     ("rest", "error"),
     [
-        ("Acme Lda", "must be a whole number"),  # no n: the name is not taken to be "Acme" with n "Lda" silently
-        ("Acme Lda x", "must be a whole number"),
+        ("Acme Lda", "Missing"),  # no n: the name is not taken to be "Acme" with n "Lda" silently
+        ("Acme Lda x", "Missing"),  # a word: part of the name; then no n is given
+        ("Acme Lda 3.5", "must be a whole number"),  # digits: meant as n
         ("Acme 3 2026-13-01", "must be a date"),
+        ("Acme Lda 3 2026-02-30", "must be a date"),  # the name is not "Acme", with n "Lda"
+        ("Acme Lda 3 9999-12-31", "must be a date"),
         ("Acme 3 2026-01-05 extra", "Unexpected text"),
         ("", "Missing"),
     ],
@@ -81,3 +84,12 @@ def test_an_engineer_grants_to_a_name_with_spaces_without_quotes(engine, db_url,
     out = desk.engineer("/credits grant Acme Lda 3")
     assert "Pack 1: 3 credits for `Acme Lda`" in out
     assert "Pack 2: 1 credit for `Acme`" in desk.engineer("/credits grant Acme 1")
+
+
+def test_an_engineer_is_told_which_argument_is_wrong_after_a_name_with_spaces(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme Corp")
+    out = desk.engineer("/credits grant Acme Corp 5 2026-02-30")
+    assert "[purchased] must be a date from 2000-01-01 to 2099-12-31, like 2026-03-31." in out
+    assert "Missing <n>. Usage: /credits grant <customer> <n> [purchased]" in desk.engineer("/credits grant Acme Corp")
+    assert "must be a whole number" not in out + desk.engineer("/credits grant Acme Corp")

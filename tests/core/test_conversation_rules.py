@@ -203,7 +203,7 @@ def test_a_message_on_a_resolved_incident_is_added_but_does_not_reopen_it(engine
     out = desk.say("Acme", "One share is still slow")
     until = _when(desk, clock.now.replace(day=9))  # 7 days after the resolution
     assert "Added to incident #1, which was resolved on 2 Dec 2026: it stays resolved." in out
-    assert f'To reopen it at no charge, reply "reopen 1" (until {until}).' in out
+    assert f'To reopen it at no charge until {until}, reply "reopen 1".' in out
     topic = [line for line in out.splitlines() if line.startswith("[#1 ")]
     assert "wrote:" in topic[0] and out.count("| One share is still slow") == 1  # shown in its topic
     assert "The case stays resolved: the customer was asked whether to reopen it" in topic[-1]
@@ -268,7 +268,7 @@ def test_a_thank_you_for_a_resolved_incident_is_added_and_kept_for_nothing(engin
     out = desk.say("Acme", "Thanks a lot! 🙏")
     assert (
         "Thank you! Your message was added to incident #1, which stays resolved. If the problem comes back, reply"
-        f' "reopen 1" to reopen it at no charge (until {until}); for a new, separate issue, send "open" followed by'
+        f' "reopen 1" to reopen it at no charge until {until}; for a new, separate issue, send "open" followed by'
         " what it is about (it uses one credit)." in out
     )
     assert "| Thanks a lot! 🙏" in out  # shown in the topic, as any message about a resolved incident
@@ -635,7 +635,7 @@ def test_customer_lang_says_what_is_wrong_and_changes_nothing(engine, db_url, cl
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme Lda", lang="en")
     out = desk.engineer("/customer lang fr Acme Lda")
-    assert "language must be one of: en, pt, auto. Usage: /customer lang <en|pt|auto> <customer>" in out
+    assert "Language must be one of: en, pt, auto. Usage: /customer lang <en|pt|auto> <customer>" in out
     assert "No customer `Acme`. Did you mean `Acme Lda` (id 1)?" in desk.engineer("/customer lang pt Acme")
     assert "Missing <customer>." in desk.engineer("/customer lang pt")
     assert _lang_of(desk, "Acme Lda") == "en"

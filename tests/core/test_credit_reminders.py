@@ -97,9 +97,11 @@ def test_credits_says_how_soon_unused_credits_lapse(engine, db_url, clock):
     desk.customer("Acme", credits=3, purchased=LAPSES_IN_20_DAYS)
     desk.customer("Cliente", credits=1, lang="pt", purchased=LAPSES_IN_20_DAYS)
     desk.customer("Later", credits=2, purchased=LAPSES_IN_40_DAYS)
-    assert "3 left, valid until 22 Dec 2026 inclusive — it lapses in 20 days" in desk.say("Acme", "credits")
-    assert "válido até 22 de dezembro de 2026, inclusive — caduca dentro de 20 dias" in desk.say("Cliente", "creditos")
-    assert "lapses" not in desk.say("Later", "credits")
+    assert "3 left, valid until 22 Dec 2026 inclusive — its last day is in 20 days" in desk.say("Acme", "credits")
+    assert "válido até 22 de dezembro de 2026, inclusive — o último dia é daqui a 20 dias" in desk.say(
+        "Cliente", "creditos"
+    )
+    assert "last day" not in desk.say("Later", "credits")
     clock.advance(days=20)
     assert "valid until 22 Dec 2026 inclusive — today is its last day" in desk.say("Acme", "credits")
     clock.advance(days=1)

@@ -171,3 +171,20 @@ def test_engineers_are_told_when_the_customer_reads_portuguese(engine, db_url, c
     assert "reads Portuguese" not in desk.say("Acme", "open The NAS does not boot")
     assert "customer: `Cliente` (reads Portuguese) · state: open" in desk.engineer("/case 1")
     assert "customer: `Acme` (reads English) · state: open" in desk.engineer("/case 2")
+
+
+def test_an_empty_case_list_reads_naturally(engine, db_url, clock) -> None:  # noqa: ANN001
+    desk = Desk(engine, db_url, clock)
+    answers = {which: desk.engineer(f"/cases {which}") for which in ("open", "mine", "overdue", "unassigned", "all")}
+    assert "No open cases." in answers["open"]
+    assert "No open cases are assigned to you." in answers["mine"]
+    assert "No overdue cases." in answers["overdue"]
+    assert "No open cases are unassigned." in answers["unassigned"]
+    assert "No cases yet." in answers["all"]
+    desk.customer("Acme", credits=1)
+    desk.say("Acme", "open Printer on fire")
+    assert "No open cases are assigned to you." in desk.engineer("/cases mine")
+    listing = desk.engineer("/cases unassigned")
+    assert "unassigned open cases, by severity, then due time:" in listing and "Printer on fire" in listing
+    desk.engineer("/assign 1 me")
+    assert "your open cases, by severity, then due time:" in desk.engineer("/cases mine")

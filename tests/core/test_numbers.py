@@ -121,3 +121,47 @@ def test_a_choice_written_in_digits_takes_ascii_digits_only():
     for token in ("²", "٢", "２", "9" * 4300):
         with pytest.raises(ParseError):
             parse_args(cmd, token, None)
+
+
+# -- dates people write are within 2000-01-01 … 2099-12-31 ---------------------------------------
+
+
+def test_dates_and_months_are_within_the_range_people_write():
+    assert day("2000-01-01") == date(2000, 1, 1) and day("2099-12-31") == date(2099, 12, 31)
+    for text in ("9999-12-31", "0001-01-01", "1999-12-31", "2100-01-01"):
+        assert day(text) is None, text
+    assert month("2000-01") == (2000, 1) and month("2099-12") == (2099, 12)
+    for text in ("9999-12", "0001-01", "1999-12", "2100-01"):
+        assert month(text) is None, text
+    with pytest.raises(ValueError, match="from 2000-01 to 2099-12"):
+        Month.parse("9999-12")
+
+
+def test_a_grant_dated_out_of_range_names_the_range_and_the_customer_still_shows(engine, db_url, clock):
+    # A pack bought on 9999-12-31 would be valid into year 10000: every listing of the customer failed.
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+    for line in (
+        "/credits grant Acme 2 9999-12-31",
+        "/credits grant 1 2 0001-01-01",
+        "/credits grant Acme 2 2100-01-01",
+    ):
+        out = desk.engineer(line)
+        assert APOLOGY not in out, line
+        assert "[purchased] must be a date from 2000-01-01 to 2099-12-31, like 2026-03-31." in out, (line, out)
+    shown = desk.engineer("/customer show Acme")
+    assert APOLOGY not in shown and "credits left: 1" in shown
+    assert "Pack 2: 2 credits" in desk.engineer("/credits grant Acme 2 2099-12-31")
+
+
+def test_no_pack_is_granted_outside_the_range_whoever_asks(engine, db_url, clock):
+    from bot.services.credits import grant_credits
+    from bot.services.customers import CustomerError, find_customer
+    from storage.db import transaction
+
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme")
+    with transaction(engine) as session:
+        acme = find_customer(session, "Acme")
+        with pytest.raises(CustomerError, match="from 2000-01-01 to 2099-12-31"):
+            grant_credits(session, acme, 1, date(9999, 12, 31), "test", clock())

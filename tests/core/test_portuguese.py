@@ -76,7 +76,7 @@ def test_usage_errors_name_the_incident_and_the_arguments_in_portuguese(engine, 
     assert "por exemplo: «gravidade 12 2». Utilização: gravidade <número> <1|2|3|4>" in desk.say("Cliente", "gravidade")
     assert 'for example: "severity 12 2". Usage: severity <number> <1|2|3|4>' in desk.say("Acme", "severity high 1")
     assert 'Which case? Give its number, for example: "/assign 12 me".' in desk.engineer("/assign me")
-    assert "idioma tem de ser um dos seguintes: en, pt. Utilização: idioma [en|pt]" in desk.say("Cliente", "idioma fr")
+    assert "Idioma tem de ser um dos seguintes: en, pt. Utilização: idioma [en|pt]" in desk.say("Cliente", "idioma fr")
     assert "Respondo-lhe em português. Para mudar, envie «idioma en»." in desk.say("Cliente", "idioma")
     assert 'I answer you in English. To change it, send "lang pt".' in desk.say("Acme", "lang")
     assert "Falta indicar <código>." in desk.say("Cliente", "ligar")
@@ -119,7 +119,7 @@ def test_activation_code_texts_read_alike(engine, db_url, clock):
     out = desk.engineer("/customer code Initech")
     code = out.split("New activation code for `Initech`: ")[1].split()[0]
     assert f'(single use, valid for 14 days; the customer sends "link {code}")' in out
-    assert "Welcome, Initech! This account is now linked. You have 0 credits left." in desk.say(
+    assert "Welcome, Initech! This account is now linked. You have no credit to use today" in desk.say(
         "peter", f'"link" {code}'
     )
 

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from adapters.console import ConsoleChannel, console_line
 from bot.runtime import Runtime
-from bot.services import drafts
+from bot.services import drafts, strangers
 from storage.db import transaction
 from storage.models import Draft, Identity
 from tests.desk import Desk, make_settings
@@ -49,11 +49,11 @@ def test_a_draft_older_than_a_day_is_not_used(engine, db_url, clock):
     assert _draft_of(desk, "newcomer") is None
 
 
-def test_an_unlinked_account_gets_at_most_five_answers_an_hour_whatever_it_sends(engine, db_url, clock):
+def test_an_unlinked_account_gets_at_most_ten_answers_an_hour_whatever_it_sends(engine, db_url, clock):
     desk = Desk(engine, db_url, clock)
     answers = [desk.say("stranger", text) for text in ["help", "lang pt", "ajuda", "link WRONG-CODE-1", "help"] * 3]
-    assert sum(bool(a) for a in answers) == 5
-    assert all(a for a in answers[:5]) and not any(answers[5:])
+    assert sum(bool(a) for a in answers) == strangers.PER_STRANGER.limit == 10
+    assert all(a for a in answers[:10]) and not any(answers[10:])
     clock.advance(hours=1)
     assert "ajuda" in desk.say("stranger", "help")  # a new hour; the language chosen was kept
 

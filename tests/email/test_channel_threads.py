@@ -182,7 +182,9 @@ def test_with_authserv_id_set_mail_failing_dmarc_is_a_strangers(mail: MailServer
         }
         ana.send("Urgent", "open\nPlease reset our admin password.", headers=failing)
         (answer,) = ana.wait_for(from_bot)
-        assert "I don't know this email address yet" in answer.get_content()
+        # Not "send link CODE", which unverified mail could not do either.
+        assert "I could not verify that this message really comes from this address" in answer.get_content()
+        assert "link" not in answer.get_content()
         with transaction(engine) as session:
             assert session.get(Incident, 1) is None
         passing = {
@@ -191,6 +193,13 @@ def test_with_authserv_id_set_mail_failing_dmarc_is_a_strangers(mail: MailServer
         ana.send("Printer", "open\nThe printer is offline.", headers=passing)
         answers = ana.wait_for(from_bot, count=2)
         assert "Incident #1 is open" in answers[1].get_content()
+        # A domain with no DMARC policy: its aligned DKIM signature vouches for it.
+        no_policy = {
+            "Authentication-Results": "mx.example.com; dkim=pass header.d=customer.example; dmarc=none header.from=customer.example"
+        }
+        ana.send("Where are we", "status", headers=no_policy)
+        answers = ana.wait_for(from_bot, count=3)
+        assert "#1 Printer" in answers[2].get_content()  # Ana's own incidents: she is recognised
     finally:
         running.halt()
 

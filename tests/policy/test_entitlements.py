@@ -108,7 +108,15 @@ def test_choose_pack_skips_expired_and_empty_packs() -> None:
     ("packs", "reason"),
     [
         ([], "none_bought"),
-        ([Pack(id=1, purchased=date(2026, 7, 1), incidents=5, used=0)], "none_bought"),
+        ([Pack(id=1, purchased=date(2026, 7, 1), incidents=5, used=2)], "not_yet"),
+        ([Pack(id=1, purchased=date(2026, 7, 1), incidents=5, used=5)], "none_bought"),
+        (
+            [
+                Pack(id=1, purchased=date(2026, 1, 1), incidents=2, used=2),
+                Pack(id=2, purchased=date(2026, 7, 1), incidents=1, used=0),
+            ],
+            "not_yet",
+        ),
         ([Pack(id=1, purchased=date(2026, 1, 1), incidents=2, used=2)], "all_used"),
         ([Pack(id=1, purchased=date(2025, 1, 1), incidents=2, used=0)], "all_expired"),
         (
@@ -119,10 +127,20 @@ def test_choose_pack_skips_expired_and_empty_packs() -> None:
             "all_used",
         ),
     ],
-    ids=["no-packs", "only-future-pack", "used-up", "expired", "expired-and-used-up"],
+    ids=[
+        "no-packs",
+        "future-pack",
+        "used-up-future-pack",
+        "used-up-and-future-pack",
+        "used-up",
+        "expired",
+        "expired-and-used-up",
+    ],
 )
 def test_no_credit_says_why(packs: list[Pack], reason: str) -> None:
-    assert choose_pack(packs, TODAY) == NoCredit(reason)  # type: ignore[arg-type]
+    chosen = choose_pack(packs, TODAY)
+    assert isinstance(chosen, NoCredit) and chosen.reason == reason
+    assert chosen.starts == (date(2026, 7, 1) if reason == "not_yet" else None)
 
 
 def test_consume_and_give_back_move_one_credit() -> None:
@@ -204,6 +222,11 @@ def test_no_credit_reason_matches_the_packs(owned: list[Pack], today: date) -> N
     chosen = choose_pack(owned, today)
     if not isinstance(chosen, NoCredit):
         return
+    coming = [p for p in owned if p.purchased > today and credits_left(p) > 0]
+    if chosen.reason == "not_yet":
+        assert coming and chosen.starts == min(p.purchased for p in coming)
+        return
+    assert not coming
     if chosen.reason == "all_used":
         assert any(pack_is_valid(p, today) for p in owned)
     elif chosen.reason == "all_expired":

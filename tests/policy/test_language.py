@@ -24,6 +24,7 @@ ENGLISH = (
         "OBRIGADO",
         "Boa tarde. As partilhas estão lentas",
         "erro 42 ao arrancar",
+        "A configuração das partilhas está errada desde a atualização",
     ],
 )
 def test_portuguese_first_messages(text: str) -> None:
@@ -39,6 +40,8 @@ def test_portuguese_first_messages(text: str) -> None:
         "",
         "Nao, no",  # without its tilde "não" is no sign
         "Estoy bien, tengo un error",
+        "João from our IT team says the log shows error 42",
+        "Our São Paulo office cannot reach the NAS",
     ],
 )
 def test_other_first_messages(text: str) -> None:
@@ -51,11 +54,29 @@ def test_english_words_are_never_taken_for_portuguese(words: list[str], sep: str
     assert not written_in_portuguese(sep.join(words))
 
 
+NAMES = ["João", "São", "Conceição", "Simões", "Guimarães", "Magalhães", "Ãgueda"]
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=200), st.sampled_from("ãõÃÕ"), st.integers(min_value=0))
-def test_a_nasal_vowel_anywhere_is_portuguese(text: str, letter: str, at: int) -> None:
+@given(
+    st.lists(st.sampled_from(ENGLISH), max_size=30),
+    st.lists(st.sampled_from(NAMES), min_size=1, max_size=4),
+    st.randoms(use_true_random=False),
+    st.sampled_from([" ", ", ", "\n"]),
+)
+def test_portuguese_names_in_english_text_are_not_portuguese(words, names, random, sep) -> None:
+    mixed = [*words, *names]
+    random.shuffle(mixed)
+    assert not written_in_portuguese(sep.join(mixed))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=200), st.sampled_from(["não", "estão", "atualização", "põe", "lições"]), st.integers(min_value=0)
+)
+def test_a_word_with_a_nasal_vowel_not_capitalised_is_portuguese_anywhere(text, word, at) -> None:
     at %= len(text) + 1
-    assert written_in_portuguese(text[:at] + letter + text[at:])
+    assert written_in_portuguese(text[:at] + " " + word + " " + text[at:])
 
 
 def test_only_the_start_of_a_long_message_is_read() -> None:
