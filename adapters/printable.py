@@ -11,8 +11,18 @@ from __future__ import annotations
 
 import unicodedata
 
+#: Format characters that join what is shown rather than act on it: the zero-width joiner and
+#: non-joiner (👨‍👩‍👧, Persian and Indic words) and the tag characters of subdivision flags (🏴 of
+#: Scotland). Bidirectional overrides and the rest of category Cf still go.
+JOINING = frozenset("\u200c\u200d") | frozenset(map(chr, range(0xE0020, 0xE0080)))
+
 
 def printable(text: str, *, keep_whitespace: bool = False) -> str:
-    """`text` without category C* characters; with `keep_whitespace`, tabs and line breaks stay
-    (for a caller that folds whitespace runs into one space itself)."""
-    return "".join(c for c in text if (keep_whitespace and c.isspace()) or not unicodedata.category(c).startswith("C"))
+    """`text` without category C* characters (but the joining ones, `JOINING`); with
+    `keep_whitespace`, tabs and line breaks stay (for a caller that folds whitespace runs into one
+    space itself)."""
+    return "".join(
+        c
+        for c in text
+        if (keep_whitespace and c.isspace()) or c in JOINING or not unicodedata.category(c).startswith("C")
+    )

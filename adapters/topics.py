@@ -9,15 +9,16 @@ the number back (`Inbound.case`): the core never cuts or parses a topic name.
 from __future__ import annotations
 
 import re
-import unicodedata
+
+import grapheme
 
 from adapters.printable import printable
 
 #: `#` and a case number at the very start of a topic name. A number is 1 to 32 ASCII digits, as
 #: everywhere in deskbot (bot.numbers.MAX_DIGITS): a longer run of digits is no number at all.
-_CASE_IN_TOPIC = re.compile(r"#([0-9]{1,32})(?![0-9])")
-#: What must not end a cut name: a combining mark, a joiner or a variation selector left dangling.
-_DANGLING = "\u200d\ufe0e\ufe0f"
+#: Zulip marks a topic resolved by putting "✔ " before its name (its RESOLVED_TOPIC_PREFIX), which
+#: engineers do as routinely as they resolve the case: the topic is still the case's.
+_CASE_IN_TOPIC = re.compile(r"(?:\u2714 )?#([0-9]{1,32})(?![0-9])")
 
 
 def case_topic_name(number: int, customer: str, subject: str, limit: int) -> str:
@@ -28,8 +29,9 @@ def case_topic_name(number: int, customer: str, subject: str, limit: int) -> str
 def case_in_topic(topic: str | None) -> int | None:
     """The case number a topic name starts with (`#12 Alice: …` → 12), else None.
 
-    Only the very start counts, and the number ends where the digits do: `#12abc` is case 12,
-    `#12345…` with more than 32 digits is no case, nor is ` #12` or `Re: #12`.
+    Only the very start counts (after Zulip's "✔ " of a resolved topic), and the number ends
+    where the digits do: `#12abc` is case 12, `#12345…` with more than 32 digits is no case, nor
+    is ` #12` or `Re: #12`.
     """
     match = _CASE_IN_TOPIC.match(topic or "")
     return int(match.group(1)) if match else None
@@ -40,13 +42,18 @@ def clip_topic(topic: str, limit: int) -> str:
 
     Whitespace runs become one space; characters of category C* are dropped (Zulip refuses a
     topic name with a control character, and every post of the case would then fail for good;
-    a terminal would obey its escape codes). A longer name is cut, without leaving a combining
-    mark, joiner or variation selector dangling, and ends with "…".
+    a terminal would obey its escape codes). A longer name is cut between grapheme clusters, and
+    ends with "…".
     """
     topic = printable(" ".join(topic.split()))
     if len(topic) <= limit:
         return topic
-    cut = topic[: limit - 1]
-    while cut and (unicodedata.combining(cut[-1]) or cut[-1] in _DANGLING):
-        cut = cut[:-1]
-    return cut.rstrip() + "…"
+    # Cut between user-perceived characters: never inside a flag's pair, an emoji sequence or a
+    # letter with its marks (Zulip counts code points; a cluster that would not fit is left out).
+    kept, used = [], 0
+    for cluster in grapheme.graphemes(topic):
+        if used + len(cluster) > limit - 1:
+            break
+        kept.append(cluster)
+        used += len(cluster)
+    return "".join(kept).rstrip() + "…"

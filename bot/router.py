@@ -55,6 +55,8 @@ class Handled(NamedTuple):
 #: How an identity is keyed for a message its channel could not verify (`Inbound.verified`): apart
 #: from the sender's own, so that it is linked to no customer and touches none of their drafts.
 UNVERIFIED = "unverified:"
+#: Zulip's own slash commands (its compose box runs them; the bot never sees most): never ours.
+ZULIPS_OWN = frozenset({"me", "poll", "todo", "dark", "light", "day", "night", "fluid-width", "fixed-width"})
 
 
 class Router:
@@ -131,7 +133,15 @@ class Router:
             return  # engineers talking among themselves in the topic
         cmd = self.commands.find("engineer", word, rest)
         if cmd is None:
-            self._unknown_command(ctx, "engineer", word)
+            # In a topic, a line that begins with "/" is often no command of ours: Zulip's own
+            # (`/me`, `/poll`, `/todo`) or a path (`/etc/cups/printers.conf is wrong`). Only a word
+            # that is ours, or close to one (a typo), is answered there.
+            if (
+                ctx.message.kind != "topic"
+                or self.commands.is_command_word("engineer", word)
+                or (word not in ZULIPS_OWN and self.commands.suggestions("engineer", word, cutoff=0.8))
+            ):
+                self._unknown_command(ctx, "engineer", word)
             return
         self._run(ctx, cmd, rest, slash=True)
 

@@ -71,11 +71,11 @@ def _countable(text: str) -> str:
 
 
 def mention_for(acct: str, local_domain: str) -> str:
-    """`@user` for an account of the bot's own instance, else `@user@domain`."""
+    """The customer's full `@user@domain` (SPEC §4), for an account of the bot's own instance too
+    (whose `acct` has no domain): Mastodon resolves its own domain to the local account, and
+    counts a mention as `@user` alone, so the full form costs no characters."""
     username, _, domain = acct.lstrip("@").partition("@")
-    if not domain or domain.lower() == local_domain.lower():
-        return f"@{username}"
-    return f"@{username}@{domain}"
+    return f"@{username}@{domain or local_domain}"
 
 
 def thread_parts(recipient_mention: str, body: str, max_characters: int) -> list[str]:

@@ -83,6 +83,17 @@ def files_not_fetched(ctx: Context) -> None:
         ctx.reply_text("\n".join(lines))
 
 
+def done_elsewhere(ctx: Context, incident: Incident, line: str, words: str | None = None) -> None:
+    """An engineer acted on the case from outside its topic (a DM to the bot, another topic): the
+    topic says what was done, with the `words` the customer was sent, so that whoever reads the
+    topic knows. In the topic itself, the engineer's command is there for all to see."""
+    if ctx.message.kind == "topic" and ctx.message.case == incident.id:
+        return
+    topic = incidents.case_topic(ctx.deployment, incident)
+    if topic is not None:
+        ctx.out.say(topic, line, quote=words, incident_id=incident.id)
+
+
 def the_customer(ctx: Context) -> str:
     """Who acted, as a topic line names the customer."""
     name = ctx.customer.name if ctx.customer is not None else ctx.identity.address

@@ -243,12 +243,16 @@ def _no_charge(
     customer = incidents.customer_of(ctx.session, incident)
     left = credits.credit_summary(ctx.session, customer.id, ctx.today).total_left if customer else 0
     _tell_customer(ctx, incident, lambda lang: _told(lang, words, incident.id, credit, left))
-    expiry = format_day(credit.valid_until, ctx.lang) if credit.valid_until else ""
-    values = {"number": number, "expiry": expiry, "pack": credit.pack_id}
-    if credit.outcome == "returned":
-        ctx.reply_text(ctx.tn(words.returned, left, left=left, **values))
-    else:
-        ctx.reply(getattr(words, credit.outcome), **values)
+
+    def marked(lang: str) -> str:
+        expiry = format_day(credit.valid_until, lang) if credit.valid_until else ""
+        values = {"number": number, "expiry": expiry, "pack": credit.pack_id}
+        if credit.outcome == "returned":
+            return render_plural(lang, left, words.returned, left=left, **values)
+        return render(lang, getattr(words, credit.outcome), **values)
+
+    case_topic.done_elsewhere(ctx, incident, f"{marked('en')} (By {inert(ctx.engineer)}.)")
+    ctx.reply_text(marked(ctx.lang))
 
 
 def _told(lang: str, words: _NoChargeWords, number: int, credit: credits.CreditReturn, left: int) -> str:
@@ -294,6 +298,8 @@ def resolve(ctx: Context, number: int, summary: str | None) -> None:
             if part
         ),
     )
+    by = inert(ctx.engineer)
+    case_topic.done_elsewhere(ctx, incident, f"✅ Resolved by {by}; the customer was told.", summary)
     ctx.reply(_("#{number} is resolved; the customer was told."), number=number)
 
 

@@ -56,6 +56,8 @@ def pack_expires_on(purchased: date) -> date:
 
     A pack bought on 29 February expires on 28 February of the next year.
     """
+    if purchased.year == date.max.year:  # stored before dates people type were bounded (bot.numbers)
+        return date.max
     if (purchased.month, purchased.day) == (2, 29):
         return date(purchased.year + 1, 2, 28)
     return purchased.replace(year=purchased.year + 1)

@@ -97,8 +97,8 @@ def failed_for_good(session: Session, now: datetime, case_channel: str | None, r
     if case_channel is None:
         return False
     incident = session.get(Incident, row.incident_id) if row.incident_id else None
-    # Platform error texts may echo what was refused: inline code with no backtick inside.
-    reason = "`" + " ".join(error.replace("`", "'").split())[:200] + "`"
+    # Platform error texts may echo what was refused: made inert like every other echoed text.
+    reason = inert(" ".join(error.split())[:200]) or "(the platform gave no reason)"
     if row.kind == "direct" and incident is not None and incident.topic:
         text = f"⚠ Could not deliver a message to the customer via {row.channel}: {reason}"
         topic = incident.topic

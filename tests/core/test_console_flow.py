@@ -156,7 +156,10 @@ def test_activation_codes_expire_and_wrong_guesses_are_throttled(engine, db_url,
     # The fifth wrong code says until when; a try in that time is refused even with the right code,
     # and told so (not met with silence).
     out = desk.say("guesser", "link ZZZZ-ZZZZ-ZZZZ")
-    assert "not valid" in out and "Too many wrong codes: you can try again after Wednesday, 2 December 2026 at 11:00" in out
+    assert (
+        "not valid" in out
+        and "Too many wrong codes: you can try again after Wednesday, 2 December 2026 at 11:00" in out
+    )
     out = desk.say("guesser", f"link {code}")
     assert "not valid" not in out and "Too many wrong codes: you can try again after" in out and "linked" not in out
     assert "console:guesser" in desk.engineer("/contacts")

@@ -83,11 +83,12 @@ def test_no_status_ever_reaches_a_third_account(
         assert find_mentions(posted.source_text) == ["alice@remote.example"]
 
 
-def test_local_customer_is_mentioned_as_user(fake: FakeMastodon, channel: MastodonChannel) -> None:
+def test_local_customer_is_mentioned_in_full_and_reached(fake: FakeMastodon, channel: MastodonChannel) -> None:
     status = fake.post_status("carol", "@deskbot hi")
     channel.send(outbound("Hello Carol", status["id"], recipient="carol@bot.example"))
     (posted,) = fake.posted_by("deskbot")
-    assert posted.source_text == "@carol Hello Carol" and posted.recipients == ("carol",)
+    assert posted.source_text == "@carol@bot.example Hello Carol" and posted.recipients == ("carol",)
+    assert len(fake.inbox("carol")) == 1
 
 
 def test_5xx_then_recovery_delivers_each_reply_exactly_once(

@@ -50,7 +50,8 @@ def test_the_quick_fit_test_agrees_with_the_count(text: str, limit: int) -> None
 
 
 def test_mention_for_local_and_remote() -> None:
-    assert mention_for("carol@bot.example", "bot.example") == "@carol"
+    assert mention_for("carol@bot.example", "bot.example") == "@carol@bot.example"
+    assert mention_for("carol", "bot.example") == "@carol@bot.example"
     assert mention_for("alice@remote.example", "bot.example") == "@alice@remote.example"
 
 

@@ -44,6 +44,12 @@ def test_pack_expires_one_calendar_year_later(purchased: date, expires: date) ->
     assert pack_expires_on(purchased) == expires
 
 
+@given(st.dates(min_value=date(9999, 1, 1)))
+def test_a_pack_of_the_last_year_a_date_holds_expires_on_the_last_day(purchased: date) -> None:
+    # Such a date can no longer be typed (bot.numbers), but one stored before must not break listings.
+    assert pack_expires_on(purchased) == date.max
+
+
 def test_pack_is_valid_from_purchase_through_expiry_day() -> None:
     pack = Pack(id=1, purchased=date(2026, 3, 10), incidents=5, used=0)
     assert not pack_is_valid(pack, date(2026, 3, 9))

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.topics import clip_topic
+from adapters.printable import JOINING
+from adapters.topics import case_in_topic, clip_topic
 from adapters.zulip import ZulipChannel
 from adapters.zulip.compose import MAX_TOPIC_LENGTH
 from adapters.zulip.inbound import to_inbound
@@ -35,7 +36,13 @@ CHANNEL = ZulipChannel(site="http://127.0.0.1:1", email=BOT, api_key=BOT_KEY, st
         ("Acme", "word " * 20, "#12 Acme: " + "word " * 9 + "word…"),
         # Issue 16.4: Zulip refuses a topic name with a control character (colours, a bell, bidi overrides).
         ("Alice Customer", "\x1b[31mRED\x1b[0m disk\x07 alarm\u202e", "#12 Alice Customer: [31mRED[0m disk alarm"),
-        ("\u200bAl\u00adice", "zero\u200dwidth", "#12 Alice: zerowidth"),
+        ("\u200bAl\u00adice", "zero\u200bwidth", "#12 Alice: zerowidth"),
+        # Joiners are not acting characters: a family emoji and a Persian word keep theirs.
+        (
+            "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+            "\u0633\u0644\u0627\u0645\u200c\u062e\u0648\u0628\u06cc",
+            "#12 \U0001f468\u200d\U0001f469\u200d\U0001f467: \u0633\u0644\u0627\u0645\u200c\u062e\u0648\u0628\u06cc",
+        ),
     ],
 )
 def test_case_topic_is_one_line_of_printable_characters_within_zulips_limit(
@@ -46,7 +53,14 @@ def test_case_topic_is_one_line_of_printable_characters_within_zulips_limit(
 
 def test_a_cut_never_leaves_a_combining_mark_dangling() -> None:
     name = CHANNEL.case_topic(1, "Zoë", "e\u0301" * 40)
-    assert len(name) <= MAX_TOPIC_LENGTH and name.endswith("e…")
+    assert len(name) <= MAX_TOPIC_LENGTH and name.endswith("e\u0301…")  # the letter keeps its accent
+
+
+def test_a_cut_never_splits_a_flag_or_an_emoji_sequence() -> None:
+    flags = "\U0001f1f5\U0001f1f9" * 40  # 🇵🇹: two code points each
+    name = CHANNEL.case_topic(1, "Acme", flags)
+    assert len(name) <= MAX_TOPIC_LENGTH and name.endswith("\U0001f1f5\U0001f1f9…")
+    assert (len(name) - len("#1 Acme: …")) % 2 == 0
 
 
 @pytest.mark.parametrize(
@@ -65,7 +79,7 @@ def test_a_topic_a_row_names_is_clipped_the_same_way(topic: str, expected: str) 
 def test_every_case_topic_fits_zulip_and_names_its_case(number: int, customer: str, subject: str) -> None:
     name = CHANNEL.case_topic(number, customer, subject)
     assert len(name) <= MAX_TOPIC_LENGTH
-    assert not any(unicodedata.category(c).startswith("C") for c in name)
+    assert not any(unicodedata.category(c).startswith("C") and c not in JOINING for c in name)
     assert "\n" not in name
     assert case_of(stream_message(name)) == number
 
@@ -144,3 +158,12 @@ def test_a_direct_message_carries_no_case() -> None:
     }
     inbound = to_inbound(message, state())
     assert inbound is not None and inbound.kind == "direct" and inbound.case is None and inbound.topic is None
+
+
+@pytest.mark.parametrize(
+    ("topic", "case"),
+    [("#12 Alice: printer", 12), ("\u2714 #12 Alice: printer", 12), ("\u2714#12 Alice", None), ("x \u2714 #12", None)],
+)
+def test_a_topic_zulip_marked_resolved_is_still_its_cases(topic: str, case: int | None) -> None:
+    assert case_in_topic(topic) == case
+    assert case_of(stream_message(topic)) == case
