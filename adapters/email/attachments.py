@@ -45,7 +45,7 @@ def attachments(message: Message, max_attachment_bytes: int) -> tuple[Attachment
     """The files of `message`, in order: at most MAX_FILES, as the other channels keep at most a few."""
     found: list[Attachment] = []
     for part, content_type in _leaves(message):
-        if not _is_file(part, content_type):
+        if not is_file(part, content_type):
             continue
         if len(found) == MAX_FILES:
             log.info("a mail has more than %d files: the rest are left out", MAX_FILES)
@@ -79,7 +79,9 @@ def _leaves(message: Message) -> Iterator[tuple[Message, str]]:
             yield part, content_type
 
 
-def _is_file(part: Message, content_type: str) -> bool:
+def is_file(part: Message, content_type: str) -> bool:
+    """Is this leaf a file, not the text a person reads (`bodies`)? Named, marked `attachment`, or
+    neither plain text nor HTML."""
     if content_type.startswith("message/"):
         return content_type == "message/rfc822"
     if content_type in _NO_FILES:

@@ -4,16 +4,25 @@ Charsets in the wild lie: a body declared UTF-8 holds Latin-1 bytes, a
 declared name is unknown ("x-user-defined", "utf8mb4"), an 8-bit body has no
 charset at all, base64 is broken. The standard library's `get_content` raises
 on an unknown charset, so the bytes are decoded here, never raising: the
-declared charset when it decodes them strictly, else UTF-8, else Windows-1252
-(what "Latin-1" means in practice), else Latin-1, which decodes anything.
-One lie is caught the other way round: bytes declared Latin-1 (or ASCII) that
-are valid UTF-8 with non-ASCII in them are UTF-8, since Latin-1 text almost
-never forms valid UTF-8 sequences.
+declared charset when it decodes them strictly, else UTF-8, else Windows-1252,
+which decodes anything (`windows_1252`). Mail labelled ISO-8859-1 or US-ASCII
+is read as Windows-1252, as browsers do (WHATWG Encoding Standard): Windows
+mailers write "€", curly quotes and dashes in its bytes 0x80-0x9F, where
+Latin-1 has control characters nobody writes. One lie is caught the other way
+round: bytes declared Latin-1 (or ASCII) that are valid UTF-8 with non-ASCII
+in them are UTF-8, since Latin-1 text almost never forms valid UTF-8
+sequences.
 
-`text/plain` is preferred; an HTML-only mail (phones, Outlook) is converted
-with the shared HTML parser (`adapters.html_text`), and so is a plain part
-left empty beside an HTML one; only its first MiB (`MAX_HTML`) is read. `format=flowed` (RFC 3676, Thunderbird) is
-unwrapped into the lines the sender typed.
+The body is every inline text part, in order (Apple Mail puts a picture
+between two text parts: the text after it is the customer's too). Of the
+versions of a `multipart/alternative`, `text/plain` is preferred; an HTML-only
+mail (phones, Outlook) is converted with the shared HTML parser
+(`adapters.html_text`), and so is a plain part left empty beside an HTML one;
+only the first MiB (`MAX_HTML`) of HTML is read. Of a `multipart/related`,
+its first part (the others are what it shows). A part with a file name, or
+marked `attachment`, is a file (`attachments`), never the body, whatever its
+type. `format=flowed` (RFC 3676, Thunderbird) is unwrapped into the lines the
+sender typed.
 """
 
 from __future__ import annotations
@@ -21,9 +30,11 @@ from __future__ import annotations
 import codecs
 import logging
 import re
-from email.message import EmailMessage, Message
+from email.message import Message
 
 from adapters.html_text import html_to_text
+
+from .attachments import is_file
 
 log = logging.getLogger("deskbot.adapters.email")
 
@@ -35,6 +46,16 @@ MAX_HTML = 2**20
 _NOT_CHARSETS = {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"}
 #: Claimed charsets (Python's codec names) whose bytes are taken for UTF-8 when they decode as such.
 _WEAK = {"ascii", "iso8859-1", "iso8859-15", "cp1252"}
+#: Claimed charsets read as Windows-1252 (WHATWG: the labels "us-ascii", "iso-8859-1", "latin1" …).
+_AS_WINDOWS_1252 = {"ascii", "iso8859-1", "cp1252"}
+#: U+0080-U+009F (what Latin-1 makes of Windows-1252's bytes 0x80-0x9F) as Windows-1252 reads
+#: them; the five bytes it leaves undefined stay as they are, as WHATWG keeps them.
+_C1_AS_WINDOWS_1252 = {
+    code: bytes([code]).decode("cp1252") for code in range(0x80, 0xA0) if code not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+}
+#: Inline parts read for a body, and multipart levels entered (mail may nest thousands deep).
+_MAX_PARTS = 1000
+_MAX_DEPTH = 50
 #: Control characters other than line breaks and tabs: never part of what a person wrote.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufeff]")
 
@@ -43,14 +64,28 @@ def decode(data: bytes, charset: str | None) -> str:
     """`data` as text, trying the declared `charset` first; never raises."""
     name = _codec(charset)
     if name is not None and not (name in _WEAK and not data.isascii() and _decodes(data, "utf-8")):
+        if name in _AS_WINDOWS_1252:
+            return windows_1252(data)
         try:
             return data.decode(name)
         except (UnicodeError, LookupError, ValueError):  # ValueError: a codec refusing its input
             pass
-    for fallback in ("utf-8", "cp1252"):
-        if _decodes(data, fallback):
-            return data.decode(fallback)
-    return data.decode("latin-1")
+    if _decodes(data, "utf-8"):
+        return data.decode("utf-8")
+    return windows_1252(data)
+
+
+def windows_1252(data: bytes) -> str:
+    """`data` as WHATWG's windows-1252 decoder reads it: never raises (an undefined byte is the
+    control character of its value)."""
+    return c1_as_windows_1252(data.decode("latin-1"))
+
+
+def c1_as_windows_1252(text: str) -> str:
+    """`text` with the control characters U+0080-U+009F as the Windows-1252 characters of those
+    bytes: what text labelled Latin-1 but written in Windows-1252 meant ("€", "“", "–"). For text
+    the standard library decoded (RFC 2047 headers): no person writes those controls."""
+    return text.translate(_C1_AS_WINDOWS_1252)
 
 
 def _codec(charset: str | None) -> str | None:
@@ -75,27 +110,68 @@ def _decodes(data: bytes, codec: str) -> bool:
 
 
 def body_text(message: Message) -> str:
-    """The text a person reads in `message`: its plain text part, else its HTML converted; '' if none."""
-    plain = _first_part(message, "plain")
-    if plain is not None:
-        text = part_text(plain)
-        if text.strip():
-            return text
-    html = _first_part(message, "html")
-    if html is not None:
-        return clean(html_to_text(_bounded(_decoded(html))))
-    return ""
+    """The text a person reads in `message`: its inline text parts in order (see the module
+    docstring), joined by a blank line; '' if none."""
+    texts = _Body().texts(message, 0)
+    if len(texts) == 1:
+        return texts[0]
+    return "\n\n".join(text.strip("\n") for text in texts)
 
 
-def _bounded(html: str) -> str:
-    """At most MAX_HTML characters of `html`, cut before a tag: the converter's time, and its stack of
+class _Body:
+    """One walk over a message's parts (depth and count bounded; HTML read up to MAX_HTML in all)."""
+
+    def __init__(self) -> None:
+        self.parts = 0
+        self.html_left = MAX_HTML
+
+    def texts(self, part: Message, depth: int) -> list[str]:
+        """The non-blank texts of `part` a person reads, in order."""
+        self.parts += 1
+        if self.parts > _MAX_PARTS:
+            return []
+        content_type = part.get_content_type()
+        if content_type.startswith("multipart/") and part.is_multipart():
+            children = [child for child in part.get_payload() if isinstance(child, Message)]
+            if depth >= _MAX_DEPTH or not children:
+                return []
+            if content_type == "multipart/alternative":
+                return self._alternative(children, depth + 1)
+            if content_type == "multipart/related":
+                children = children[:1]  # the root; the rest are the pictures it shows
+            return [text for child in children for text in self.texts(child, depth + 1)]
+        if content_type not in ("text/plain", "text/html") or is_file(part, content_type):
+            return []
+        text = part_text(part) if content_type == "text/plain" else self._html(part)
+        return [text] if text.strip() else []
+
+    def _alternative(self, children: list[Message], depth: int) -> list[str]:
+        """A plain text version if one has text, else the last (richest, RFC 2046) that has any."""
+        for child in children:
+            if child.get_content_type() == "text/plain" and (texts := self.texts(child, depth)):
+                return texts
+        for child in reversed(children):
+            if child.get_content_type() != "text/plain" and (texts := self.texts(child, depth)):
+                return texts
+        return []
+
+    def _html(self, part: Message) -> str:
+        if self.html_left <= 0:
+            return ""
+        html = _bounded(_decoded(part), self.html_left)
+        self.html_left -= len(html)
+        return clean(html_to_text(html))
+
+
+def _bounded(html: str, limit: int = MAX_HTML) -> str:
+    """At most `limit` characters of `html`, cut before a tag: the converter's time, and its stack of
     open elements (a mail of nested tags keeps every one open), grow with the markup, and a mail is
     read on the thread that receives every other."""
-    if len(html) <= MAX_HTML:
+    if len(html) <= limit:
         return html
-    log.info("an HTML mail of %d characters: only the first %d are read", len(html), MAX_HTML)
-    cut = html.rfind("<", 0, MAX_HTML)
-    return html[: cut if cut > 0 else MAX_HTML]
+    log.info("an HTML mail of %d characters: only the first %d are read", len(html), limit)
+    cut = html.rfind("<", 0, limit)
+    return html[: cut if cut > 0 else limit]
 
 
 def part_text(part: Message) -> str:
@@ -105,19 +181,6 @@ def part_text(part: Message) -> str:
         delsp = str(part.get_param("delsp", "", header="content-type")).lower() == "yes"
         text = unflow(text, delsp=delsp)
     return text
-
-
-def _first_part(message: Message, subtype: str) -> Message | None:
-    """The body part of that text subtype the standard library picks (never an attachment)."""
-    if isinstance(message, EmailMessage):
-        try:
-            return message.get_body(preferencelist=(subtype,))
-        except Exception:  # the library trips on some broken structures: look for it by hand
-            pass
-    for part in message.walk():
-        if part.get_content_type() == f"text/{subtype}" and part.get_content_disposition() != "attachment":
-            return part
-    return None
 
 
 def _decoded(part: Message) -> str:

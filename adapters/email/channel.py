@@ -26,18 +26,13 @@ from .outbound import MailPoster
 from .receive import Receiver
 from .reconcile import SentFolder
 from .servers import MailServer
+from .structure import encoded_size
 from .transport import Login, close_imap, close_smtp, open_imap, open_smtp
 from .tuning import EmailTuning
 
 log = logging.getLogger("deskbot.adapters.email")
 #: Room in a message for its headers, its text and the MIME parts around a file.
 MAIL_OVERHEAD = 64 * 1024
-
-
-def _encoded_size(size: int) -> int:
-    """A file's size in a mail: base64, 4 bytes for 3, in lines of 76 characters and a line end."""
-    encoded = -(-size // 3) * 4
-    return encoded + -(-encoded // 76) * 2
 
 
 def _size_limit(smtp: smtplib.SMTP) -> int | None:
@@ -130,7 +125,7 @@ class EmailChannel(Channel):
         """A file too large for the submission server's message size limit (its EHLO `SIZE`, RFC
         1870), once base64 has made it a third larger; any type goes by mail."""
         limit = self.message_size_limit
-        if limit is None or _encoded_size(file.size) + MAIL_OVERHEAD <= limit:
+        if limit is None or encoded_size(file.size) + MAIL_OVERHEAD <= limit:
             return None
         largest = max(0, (limit - MAIL_OVERHEAD) * 3 // 4)
         return FileRefusal("size", largest, f"the mail server takes messages up to {size_text(limit)}")

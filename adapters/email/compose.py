@@ -11,6 +11,10 @@
   fold it), and unique across databases: a re-created store numbers rows from 1 again, but
   never at the same microsecond.
 * `Cc`: the people copied on the row's incident (`Outbound.copies`); never a `Bcc`.
+* Addresses as SMTP carries them (`mail_address`): an internationalised domain in punycode
+  (IDNA 2008 with UTS 46, as browsers), in the headers as in the envelope; a local part with
+  non-ASCII characters as it is, in UTF-8, which only a server offering SMTPUTF8 (RFC 6531)
+  takes (`needs_smtputf8`: the mail is then written with `policy.SMTPUTF8`, `outbound`).
 * `Auto-Submitted: auto-replied` (RFC 3834; `auto-generated` on a mail that answers nothing)
   and `X-Auto-Response-Suppress: All` (what
   Exchange's autoresponders read) on the bot's own answers; none on an engineer's words.
@@ -21,11 +25,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+
+import idna
 
 from adapters.channel import Outbound, OutboundFile, size_text
 
@@ -65,6 +71,23 @@ def subject_line(message: Outbound, fallback: str) -> str:
     return f"Re: {subject}" if message.conversation else subject
 
 
+def mail_address(address: str) -> str:
+    """`address` as SMTP carries it: a domain with non-ASCII characters in punycode ("ana@café.pt"
+    is "ana@xn--caf-dma.pt"); one IDNA refuses, and the local part, as they are."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except (idna.IDNAError, UnicodeError):
+        return address
+
+
+def needs_smtputf8(address: str) -> bool:
+    """Can `address` be sent to only through a server that offers SMTPUTF8 (RFC 6531)?"""
+    return not mail_address(address).isascii()
+
+
 def build(
     message: Outbound,
     *,
@@ -73,14 +96,16 @@ def build(
     now: datetime,
     attached: Sequence[tuple[OutboundFile, bytes]] = (),
     not_attached: Sequence[str] = (),
+    leave_out: Collection[str] = (),
 ) -> EmailMessage:
     """The mail for a direct row to `message.recipient` (the caller checked both), with the files
-    `attached` (each with its bytes) and a line under the text for each file `not_attached`."""
+    `attached` (each with its bytes) and a line under the text for each file `not_attached`; the
+    copies in `leave_out` are not in its `Cc` (the server cannot take their addresses)."""
     assert message.recipient is not None
     mail = EmailMessage()
     mail["From"] = formataddr((display_name, address))
-    mail["To"] = message.recipient
-    if copies := copied(message, address):
+    mail["To"] = mail_address(message.recipient)
+    if copies := [mail_address(a) for a in copied(message, address) if a not in leave_out]:
         mail["Cc"] = ", ".join(copies)
     mail["Subject"] = subject_line(message, display_name)
     mail["Date"] = format_datetime(message.written_at or now)

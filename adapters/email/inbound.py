@@ -4,11 +4,12 @@
   the null sender and a From without an address become `MAILER-DAEMON`.
 * `message_id`: the Message-ID, so that the same mail stored twice in the folder, or seen
   again after a change of UIDVALIDITY, is handled once (the store's key); a mail without
-  one has one made of its bytes' digest (`reading`).
+  one has one made of a digest of its body and its From, To, Cc, Date and Subject (`reading`).
 * `conversation`: the thread chain an answer continues (`thread_chain`).
 * `replies_to`: References, then In-Reply-To (the message answered last); `case_hint`: the `[#N]` of the
   subject; `subject_hint`: the subject without "Re:"/"Fwd:" prefixes (in the languages
-  clients write them) and tags: a new incident's subject.
+  clients write them), mail gateways' tags ("[EXTERNAL]") and `[#N]` tags: a new incident's
+  subject.
 * `copies`: the other addresses of `To` and `Cc` (not the sender, the support address or
   its aliases, `EMAIL_ALIASES`); `Bcc` is never read: a recipient's copy has none, and a
   stray one in a raw message is ignored.
@@ -38,6 +39,13 @@ _PREFIX = re.compile(
     r"^\s*(?:(?:re|res|resp|aw|sv|vs|antw|fw|fwd|enc|tr|rv|wg|doorst|i)\s*(?:\[\d+\])?\s*[:：]\s*)+",
     re.IGNORECASE,
 )
+#: The tags mail gateways put before the subject of mail from outside ("[EXTERNAL]", "[EXT]",
+#: "[External Sender]", "[CAUTION]", "[SPAM]", "[EXTERNO]" …): the gateway's words, not the sender's.
+_GATEWAY_TAG = re.compile(
+    r"^\s*\[\s*(?:external(?:\s+(?:sender|email|e-?mail|message|mail))?|ext|caution|warning|suspicious"
+    r"|suspected spam|spam|possible spam|phishing|externo|externa|e-?mail externo)\s*:?\s*\]\s*",
+    re.IGNORECASE,
+)
 
 
 def case_tag(subject: str | None) -> int | None:
@@ -47,10 +55,11 @@ def case_tag(subject: str | None) -> int | None:
 
 
 def clean_subject(subject: str | None) -> str | None:
-    """The subject as a person wrote it: without reply/forward prefixes and `[#N]` tags."""
+    """The subject as a person wrote it: without reply/forward prefixes, mail gateways' tags before
+    them (`_GATEWAY_TAG`) and `[#N]` tags, its spaces collapsed."""
     text = " ".join((subject or "").split())
     while True:
-        stripped = _PREFIX.sub("", _TAG.sub("", text)).strip()
+        stripped = " ".join(_PREFIX.sub("", _GATEWAY_TAG.sub("", _TAG.sub("", text))).split())
         if stripped == text:
             break
         text = stripped

@@ -32,8 +32,16 @@ row whose files are recorded as sent with its own Message-ID went before (the se
 Sent folder has no copy): it is not sent again. A file whose bytes are gone otherwise is named
 with the row's `unsent` sentence, and in the `Sent` returned (the engineers are told).
 
+An address with non-ASCII characters before the "@" goes only through a server that offers
+SMTPUTF8 (RFC 6531; the mail is then written in UTF-8, `compose`): without it, the customer's
+address fails the row for good (the engineers are told, as of a refused recipient), and such a
+copy is left out of the mail and named as refused. An internationalised domain is punycode
+everywhere and needs nothing of the server.
+
 One SMTP session is kept between sends; one that was quiet for a while is checked with a NOOP
-before it sends, and opened again when the server dropped it.
+before it sends, and opened again when the server dropped it. An error in the middle of a
+transaction the server did not end itself resets the session (`RSET`, else a new session), so
+that the next mail never meets the last one's half-done `MAIL FROM` ("503 nested MAIL command").
 """
 
 from __future__ import annotations
@@ -60,7 +68,7 @@ from adapters.channel import (
     size_text,
 )
 
-from .compose import build, copied, file_note, message_id
+from .compose import build, copied, file_note, mail_address, message_id, needs_smtputf8
 from .failures import describe
 from .reconcile import SentFolder
 from .servers import MailServer
@@ -116,18 +124,23 @@ class MailPoster:
             log.info("email: outbox %d was sent before (its files went with it); not sent again", message.outbox_id)
             return [mail_id]
         attached, notes, unsent = self._files(message)
-        mail = build(
-            message,
-            address=self.address,
-            display_name=self.display_name,
-            now=datetime.now(UTC),
-            attached=attached,
-            not_attached=notes,
-        )
-        # CRLF line ends, as SMTP carries them: smtplib sends bytes as they are.
-        raw = mail.as_bytes(policy=policy.SMTP)
         with self._lock:
-            refused, deferred = self._submit(message, raw)
+            unsayable = self._unsayable(message)
+            mail = build(
+                message,
+                address=self.address,
+                display_name=self.display_name,
+                now=datetime.now(UTC),
+                attached=attached,
+                not_attached=notes,
+                leave_out=unsayable,
+            )
+            recipients = [message.recipient, *(a for a in copied(message, self.address) if a not in unsayable)]
+            utf8 = any(needs_smtputf8(a) for a in recipients)
+            # CRLF line ends, as SMTP carries them: smtplib sends bytes as they are.
+            raw = mail.as_bytes(policy=policy.SMTPUTF8 if utf8 else policy.SMTP)
+            refused, deferred = self._submit(message, raw, recipients, utf8=utf8)
+        refused.update(unsayable)
         self.sent.keep(mail_id, raw)
         store = self.files()
         for file, _data in attached:
@@ -170,19 +183,47 @@ class MailPoster:
             attached.append((file, data))
         return attached, notes, unsent
 
-    def _submit(self, message: Outbound, raw: bytes) -> tuple[dict[str, str], dict[str, str]]:
-        """Hand the mail to the server; return the copies (`Cc`) it refused, each with its reply:
-        for good, and for now."""
+    def _unsayable(self, message: Outbound) -> dict[str, str]:
+        """The copies whose addresses the server cannot take (non-ASCII before the "@", and no
+        SMTPUTF8), each with why; raises `PermanentSendError` when the customer's is one."""
         recipient = message.recipient
         assert recipient is not None
-        try:
-            self._check_quiet_session()
-            if self._smtp is None:
+        wanting = [a for a in [recipient, *copied(message, self.address)] if needs_smtputf8(a)]
+        if not wanting or self._session().has_extn("smtputf8"):
+            return {}
+        why = f"the SMTP server {self.server} does not offer SMTPUTF8, which an address with non-ASCII characters before the @ needs"
+        if recipient in wanting:
+            raise PermanentSendError(f"recipient {recipient} cannot be sent to: {why}")
+        for address in wanting:
+            log.warning("email: outbox %d: copy to %s left out: %s", message.outbox_id, address, why)
+        return {address: f"not sent: {why}" for address in wanting}
+
+    def _session(self) -> smtplib.SMTP:
+        """The kept SMTP session, checked if quiet, else a new one. Raises `TransientSendError`."""
+        self._check_quiet_session()
+        if self._smtp is None:
+            try:
                 self._smtp = open_smtp(self.server, self.login)
-            refused = self._smtp.sendmail(self.address, [recipient, *copied(message, self.address)], raw)
+            except ChannelError as error:  # the session could not be opened
+                raise TransientSendError(str(error)) from None
+        return self._smtp
+
+    def _submit(
+        self, message: Outbound, raw: bytes, recipients: list[str], *, utf8: bool = False
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Hand the mail to the server for `recipients` (the customer's address first); return the
+        copies (`Cc`) it refused, each with its reply: for good, and for now. `utf8`: an address
+        needs SMTPUTF8 (the caller saw that the server offers it)."""
+        recipient = recipients[0]
+        envelope = [mail_address(a) for a in recipients]  # as SMTP writes them (punycode domains)
+        options = ("SMTPUTF8", "BODY=8BITMIME") if utf8 else ()
+        try:
+            smtp = self._session()
+            refused = smtp.sendmail(self.address, envelope, raw, mail_options=options)
+            refused = {recipients[envelope.index(a)] if a in envelope else a: v for a, v in refused.items()}
             self._used = time.monotonic()
         except smtplib.SMTPRecipientsRefused as error:  # every recipient refused: nobody has it
-            code, reason = error.recipients.get(recipient, (550, b""))
+            code, reason = error.recipients.get(envelope[0], (550, b""))
             self._refused(message, code, reason)
         except smtplib.SMTPSenderRefused as error:
             self._drop()
@@ -204,6 +245,12 @@ class MailPoster:
         except (OSError, smtplib.SMTPException) as error:
             self._drop()
             raise TransientSendError(f"SMTP server {self.server}: {describe(error)}") from None
+        except UnicodeError as error:  # an address SMTP cannot write (not known to happen after _unsayable)
+            self._reset()
+            raise PermanentSendError(f"outbox {message.outbox_id}: an address cannot be sent to: {error}") from None
+        except Exception:
+            self._reset()
+            raise
         if recipient in refused:  # only with several recipients: people in Cc took it
             # A retry copies only those refused for now; those refused for good never take it (the
             # engineers are told of them now, as when the customer takes the mail).
@@ -233,6 +280,17 @@ class MailPoster:
             return
         try:
             code, _text = self._smtp.noop()
+        except (OSError, smtplib.SMTPException):
+            code = 0
+        if code != 250:
+            self._drop()
+
+    def _reset(self) -> None:
+        """End whatever transaction an error left open (`RSET`), or the session if that fails."""
+        if self._smtp is None:
+            return
+        try:
+            code, _text = self._smtp.rset()
         except (OSError, smtplib.SMTPException):
             code = 0
         if code != 250:

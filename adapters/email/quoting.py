@@ -1,5 +1,10 @@
 """The new part of a reply: quoted history and signatures cut, with `mail-parser-reply`.
 
+Only a reply's text comes here (`reading.is_reply`): in a new mail, a pasted
+log under a rule of dashes, a pasted mail's "From: / To: / Subject:" lines,
+"the script wrote:" or shell lines starting with "> " are the customer's, and
+they look just like history and signatures to any reader of lines.
+
 `mailparser_reply` knows how mail clients introduce the history they quote
 ("On … wrote:", Outlook's "From: … Sent: …" block, "-----Original
 Message-----") and how signatures start ("-- ", "Sent from my iPhone", closing
@@ -20,11 +25,12 @@ What is ours, and why:
   further down stays.
 * Its closing-words signatures ("Thanks,", "Best,") run to the end of the
   text, so "Thanks, but it still fails:" followed by a log would lose the log.
-  A closing is taken for a signature only when its line is the words and at
-  most a name, and a few short lines follow.
+  A closing, and a rule of 32 or more "-" or "_" (a unittest report, a
+  backup report), is taken for a signature only when a few short lines follow
+  it; "-- " and "Sent from my …" always are.
 * A reply with nothing above the history (bottom-posting, answers between
-  the quoted lines) keeps its unquoted lines; one with nothing new at all is
-  kept whole (`new_part` returns None): a customer's message is never emptied.
+  the quoted lines) keeps its unquoted lines; for one with nothing new at all
+  `new_part` says so (None), and the caller decides (`reading._new_text`).
 * A forwarded message ("---------- Forwarded message ---------") is what the
   sender wants the desk to read, not history: a text that forwards one is kept
   whole.
@@ -113,11 +119,12 @@ _SIGNATURE_TRIES = 20
 
 
 def new_part(text: str) -> str | None:
-    """The part of `text` (a mail body, lines ending in "\\n") its sender wrote anew: above the quoted
-    history, without the signature; None when there is nothing but history (keep the whole text)."""
+    """The part of a reply's `text` (a mail body, lines ending in "\\n") its sender wrote anew: above
+    the quoted history, without the signature; the whole text when it forwards a message; None
+    when there is nothing but history and signature."""
     lines = [line.rstrip() for line in text.split("\n")]
     if any(_FORWARD_MARK.fullmatch(line.strip()) for line in lines[:_FORWARD_LINES]):
-        return None  # a forwarded message is no history: the sender wants it read
+        return _tidy(lines)  # a forwarded message is no history: the sender wants it read
     message = _read(lines)
     if message is None:
         return _tidy(lines)
@@ -134,6 +141,21 @@ def new_part(text: str) -> str | None:
             return _tidy(rest)
         return _top(rest, below)
     return _top(lines, message)
+
+
+def without_signature(text: str) -> str:
+    """A new mail's text without its signature: only one under the standard delimiter, a line of
+    "-- " (RFC 3676 §4.3, its space and all), over a few short lines; nothing else is cut from a
+    new mail (a SQL script's empty "-- " comment over the rest of the script stays)."""
+    lines = text.split("\n")
+    if "-- " not in lines:
+        return text
+    start = lines.index("-- ")
+    body = [line for line in lines[start + 1 :] if line.strip()]
+    kept = "\n".join(lines[:start]).rstrip()
+    if kept.strip() and len(body) <= _SIGNATURE_LINES and all(len(line) <= _SIGNATURE_LINE for line in body):
+        return kept
+    return text
 
 
 def _read(lines: list[str]) -> EmailMessage | None:
@@ -165,15 +187,20 @@ def _top(lines: list[str], message: EmailMessage) -> str | None:
 
 
 def _signature_start(message: EmailMessage, content: str) -> int | None:
-    """Where in `content` the first signature the library finds and `_is_signature` accepts starts."""
+    """Where in `content` the first signature the library finds and `_is_signature` accepts starts.
+    A rule below a rule that was no signature is part of the same report (a unittest run's rules
+    between its tracebacks and its summary): no signature either."""
     position = 0
+    rule_refused = False
     for _ in range(_SIGNATURE_TRIES):
         match = message.SIGNATURE_REGEX.search(content, position)
         if match is None:
             return None
         signature = match.group().strip()
-        if _is_signature(signature):
+        rule = _is_rule(signature.split("\n", 1)[0])
+        if not (rule and rule_refused) and _is_signature(signature):
             return content.find(signature, match.start())
+        rule_refused = rule_refused or rule
         position = match.start() + 1
     return None
 
@@ -202,16 +229,26 @@ def _lines_before(text: str, end: int) -> int:
 
 
 def _is_signature(signature: str) -> bool:
+    """Is the library's signature (its first line to the end of the new part) one? "-- " and "Sent
+    from my …" are; a closing line or a rule is when a few short lines follow, not a log."""
     first, *rest = signature.split("\n")
     first = re.sub(rf"^{QUOTED_MATCH_INCLUDE}", "", first).strip()
-    if first in ("--", "__") or _RULE.match(first) or _SENT_FROM.match(first):
+    if first == "--" or _SENT_FROM.match(first):
         return True
     body = [line for line in rest if line.strip()]
+    if _is_rule(first) and any(_is_rule(line) for line in body):
+        return False  # a report framed by rules ("----\nBackup report\n----\nERROR …"), not a footer
     return (
-        _CLOSING_LINE.fullmatch(first) is not None
+        (_is_rule(first) or _CLOSING_LINE.fullmatch(first) is not None)
         and len(body) <= _SIGNATURE_LINES
         and all(len(line) <= _SIGNATURE_LINE for line in body)
     )
+
+
+def _is_rule(line: str) -> bool:
+    """A skeleton's line that is a rule of 32 or more "-" or "_" ("__" stands for one)."""
+    line = re.sub(rf"^{QUOTED_MATCH_INCLUDE}", "", line).strip()
+    return line == "__" or _RULE.match(line) is not None
 
 
 def _without_trailing_quotes(lines: list[str]) -> list[str]:

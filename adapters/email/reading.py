@@ -1,7 +1,8 @@
 """A raw mail as a `Mail`: who wrote it, what it answers, what is new in it, whether to answer it.
 
 Pure and network-free: the channel fetches the bytes and calls `read_mail`
-(or `read_headers` for a message too large to fetch whole) and gets every
+(or, for a message too large to fetch whole, `read_text_parts` with its text
+parts, else `read_headers`) and gets every
 fact it routes by. Parsed with the standard library's `email` package and
 `policy.default`; its parts: `bodies` (the text, whatever the charset
 claims), `quoting` (the new part of a reply), `automatic` (mail never to be
@@ -34,8 +35,8 @@ from adapters.channel import Attachment
 from .attachments import attachments as files_of
 from .authentication import dmarc_passed
 from .automatic import automatic_reason
-from .bodies import body_text, clean, decode
-from .quoting import new_part
+from .bodies import body_text, c1_as_windows_1252, clean, decode
+from .quoting import new_part, without_signature
 
 log = logging.getLogger("deskbot.adapters.email")
 
@@ -47,6 +48,12 @@ _ADDR_SPEC = re.compile(r"[^\s<>()\[\]\\,;:@\"\x00-\x1f\x7f]+@[^\s<>()\[\]\\,;:@
 _UNDECODED = re.compile("[\udc80-\udcff]")
 #: A forward's subject, as clients write it in English and Portuguese ("Fwd:", "FW:", "Enc:", "Reenc:").
 _FORWARD = re.compile(r"(?:\[[^\]]*\]\s*)?(?:fwd?|enc|reenc)\s*:", re.IGNORECASE)
+#: A reply's subject, as clients localise "Re:" ("RE:", "RES:", "Resp:", "AW:", "Sv:", "Vs:", "Antw:",
+#: "Re[2]:"), after any tags a list or a mail gateway put before it ("[EXTERNAL] RE:").
+_REPLY = re.compile(r"(?:\[[^\]]*\]\s*)*(?:re|res|resp|aw|sv|vs|antw)\s*(?:\[\d+\])?\s*[:：]", re.IGNORECASE)
+#: The headers a mail without a Message-ID is known by, with its body (the same in every delivery of
+#: it, unlike the trace headers each delivery adds: Received, Delivered-To, Return-Path).
+_STABLE_HEADERS = ("From", "To", "Cc", "Date", "Subject")
 #: References beyond this many (the oldest) are dropped: threading needs the newest ones.
 MAX_REFERENCES = 100
 
@@ -56,8 +63,9 @@ class Mail:
     """One mail, read. Addresses are addr-specs, lower-cased; text is plain text with "\\n" lines."""
 
     #: `<id@host>` as in the header (stripped, angle brackets kept); when the mail has none, a stable
-    #: one made from a hash of its bytes (`<sha256…@message-id.invalid>`; for `read_headers`, of the
-    #: header block and the size).
+    #: one made from a hash of its body and its From, To, Cc, Date and Subject
+    #: (`<sha256…@message-id.invalid>`; for `read_headers`, of those headers and the body's size):
+    #: the same mail delivered twice (to an alias) has it twice, whatever trace headers differ.
     message_id: str
     #: The `From` addr-spec; '' when there is none or it cannot be read.
     sender: str
@@ -70,8 +78,11 @@ class Mail:
     #: Oldest first, as in the header (at most MAX_REFERENCES, the newest).
     references: tuple[str, ...]
     date: datetime | None
-    #: Only what the sender wrote anew: quoted history and signature cut (the whole text when
-    #: cutting would leave nothing, and for a forward). '' for a mail read by `read_headers`.
+    #: What the sender wrote. For a reply (`is_reply`), only what is new: quoted history and
+    #: signature cut; a reply with nothing new is '' when it carries files (they go on alone), else
+    #: its whole text (nothing a person sent is ever dropped for looking like history). A new mail
+    #: and a forward are kept whole but for a signature under "-- ": only a reply has history.
+    #: '' for a mail read by `read_headers`.
     text: str
     #: The whole body as text, before the cut.
     full_text: str
@@ -101,11 +112,11 @@ def read_mail(
     except Exception:  # the parser itself gave up (it recurses into nested parts): headers and raw text
         log.info("a mail's MIME structure could not be parsed; read as headers and text", exc_info=True)
         message = _header_block(raw)
-        full_text = clean(decode(raw.partition(b"\r\n\r\n")[2] or raw.partition(b"\n\n")[2], None))
+        full_text = clean(decode(_body_bytes(raw), None))
         files = ()
     return _mail(
         message,
-        digest=hashlib.sha256(raw).hexdigest(),
+        digest=_digest(message, _body_bytes(raw)),
         size=len(raw),
         full_text=full_text,
         files=files,
@@ -125,9 +136,10 @@ def read_headers(
     """Read a message too large to fetch whole from its header block alone (IMAP
     `BODY.PEEK[HEADER]`) and its `size`: everything but the text and the files. Never raises."""
     message = _header_block(raw_headers)
+    body_size = None if size is None else size - len(raw_headers)
     return _mail(
         message,
-        digest=hashlib.sha256(raw_headers + str(size).encode()).hexdigest(),
+        digest=_digest(message, f"too large: {body_size}".encode()),
         size=size,
         full_text="",
         files=(),
@@ -135,6 +147,61 @@ def read_headers(
         authserv_id=authserv_id,
         too_large=True,
     )
+
+
+def read_text_parts(
+    raw_headers: bytes,
+    body: bytes,
+    *,
+    size: int,
+    carries_files: bool,
+    own_addresses: Collection[str] = (),
+    authserv_id: str | None = None,
+) -> Mail:
+    """Read a message too large to fetch whole from its header block and its text parts alone
+    (`body`: a MIME body of them, `structure.text_only_body`): everything but the files, which
+    the caller names from its structure (`carries_files`: it names some). Never raises."""
+    message = _header_block(raw_headers)
+    try:
+        full_text = body_text(email.message_from_bytes(body, policy=policy.default))
+    except Exception:  # as for a whole mail (`read_mail`): its raw text is what there is
+        log.info("the text parts of a mail too large to fetch could not be parsed", exc_info=True)
+        full_text = clean(decode(_body_bytes(body), None))
+    return _mail(
+        message,
+        digest=_digest(message, f"too large: {size - len(raw_headers)}".encode()),
+        size=size,
+        full_text=full_text,
+        files=(),
+        carries_files=carries_files,
+        own_addresses=own_addresses,
+        authserv_id=authserv_id,
+        too_large=False,
+    )
+
+
+def _body_bytes(raw: bytes) -> bytes:
+    """What follows the header block of a raw message (b'' if there is no blank line)."""
+    found = re.search(rb"\r?\n\r?\n", raw)
+    return raw[found.end() :] if found else b""
+
+
+def _digest(message: Message, body: bytes) -> str:
+    """A hash of what a mail is, not of how it was delivered: `body` and the stable headers."""
+    digest = hashlib.sha256()
+    for name in _STABLE_HEADERS:
+        for value in _raw(message, name):
+            digest.update(f"{name}: {value}\n".encode("utf-8", "surrogatepass"))
+    digest.update(b"\n")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def is_reply(subject: str, in_reply_to: tuple[str, ...], references: tuple[str, ...]) -> bool:
+    """Does a mail answer another, so that it may quote it? It names the mail it answers
+    (`In-Reply-To`, `References`), or its subject says so ("Re:" as clients localise it, for a
+    client or a gateway that loses the headers)."""
+    return bool(in_reply_to or references) or _REPLY.match(subject) is not None
 
 
 def _header_block(raw: bytes) -> Message:
@@ -155,12 +222,16 @@ def _mail(
     own_addresses: Collection[str],
     authserv_id: str | None,
     too_large: bool,
+    carries_files: bool = False,
 ) -> Mail:
     senders = _addresses(message, "From")
     sender_name, sender = senders[0] if senders else (None, "")
     full_text = full_text.strip("\n")
     subject = _one_line(_header(message, "Subject") or "")
-    text = "" if too_large else _new_text(full_text, forwarded=_FORWARD.match(subject) is not None)
+    in_reply_to = _message_ids(_header(message, "In-Reply-To"))
+    references = _message_ids(_header(message, "References"))[-MAX_REFERENCES:]
+    reply = is_reply(subject, in_reply_to, references) and _FORWARD.match(subject) is None
+    text = "" if too_large else _new_text(full_text, reply=reply, files=bool(files) or carries_files)
     own_ids = _message_ids(_header(message, "Message-ID"))
     return Mail(
         message_id=own_ids[0] if own_ids else f"<{digest[:40]}@message-id.invalid>",
@@ -169,8 +240,8 @@ def _mail(
         to=tuple(address for _, address in _addresses(message, "To") if address),
         cc=tuple(address for _, address in _addresses(message, "Cc") if address),
         subject=subject,
-        in_reply_to=_message_ids(_header(message, "In-Reply-To")),
-        references=_message_ids(_header(message, "References"))[-MAX_REFERENCES:],
+        in_reply_to=in_reply_to,
+        references=references,
         date=_date(_header(message, "Date")),
         text=text.strip("\n"),
         full_text=full_text,
@@ -182,23 +253,32 @@ def _mail(
         ),
         authenticated=None
         if authserv_id is None
-        else dmarc_passed(_all(message, "Authentication-Results"), authserv_id),
+        else dmarc_passed(_all(message, "Authentication-Results"), authserv_id, sender.rpartition("@")[2] or None),
         attachments=files,
         size=size,
         too_large=too_large,
     )
 
 
-def _new_text(full_text: str, *, forwarded: bool) -> str:
-    """What the sender wrote anew. A forward's quoted message is what they want the desk to read, and
-    is kept; a failure of the quoting library keeps the whole text rather than lose the mail."""
-    if forwarded:
-        return full_text
+def _new_text(full_text: str, *, reply: bool, files: bool) -> str:
+    """What the sender wrote (see `Mail.text`). Only a reply is cut: a new mail has no history and
+    loses only a signature under "-- " (`quoting.without_signature`); what looks like history
+    there (a pasted log under a rule of dashes, a pasted mail's "From:" lines, "the script
+    wrote:") is the customer's; a forward's quoted message is what they want the desk to read. A reply with nothing new keeps its whole text unless it carries files (a
+    photo sent from a phone, whose only text is "Sent from my iPhone" over the history): the
+    history would then be passed on as the customer's words. A failure of the quoting library
+    keeps the whole text rather than lose the mail."""
+    if not reply:
+        # Lines without trailing blanks, as a cut reply's are.
+        return "\n".join(line.rstrip() for line in without_signature(full_text).split("\n"))
     try:
-        return new_part(full_text) or full_text
+        new = new_part(full_text)
     except Exception:
         log.warning("the new part of a mail could not be told from its history; keeping all of it", exc_info=True)
         return full_text
+    if new is None:
+        return "" if files else full_text
+    return new
 
 
 def _header(message: Message, name: str) -> str | None:
@@ -217,7 +297,8 @@ def _values(message: Message, name: str, *, first: bool) -> list[str]:
     found = []
     for raw in _raw(message, name):
         try:
-            found.append(clean(str(policy.default.header_factory(name, raw))))
+            # RFC 2047 words labelled Latin-1 are Windows-1252 as often as bodies are (`bodies.decode`).
+            found.append(clean(c1_as_windows_1252(str(policy.default.header_factory(name, raw)))))
         except Exception:  # the parser trips on some malformed values: their raw text is what there is
             found.append(clean(raw))
         if first:
@@ -271,7 +352,7 @@ def _address(spec: str) -> str:
 
 
 def _name(display: str) -> str:
-    return _one_line(clean(display)).strip("\"' ")
+    return _one_line(clean(c1_as_windows_1252(display))).strip("\"' ")
 
 
 def _one_line(value: str) -> str:

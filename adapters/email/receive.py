@@ -5,11 +5,17 @@ One IMAP session at a time, in the folder `EMAIL_IMAP_URL` names (INBOX by defau
 * After every (re)connect it catches up from the stored cursor, `UIDVALIDITY:UID:DAY`
   (`Cursor`): `UID SEARCH UID n+1:*` (whose answer always holds the highest UID, even
   below n+1: filtered), oldest first, a page at a time. Each message is fetched with
-  `BODY.PEEK[]`, which leaves `\\Seen` alone, after its `RFC822.SIZE` was checked: over
-  the attachment limit only its header block and its `BODYSTRUCTURE` are fetched, and it
-  is handed over with a note naming the files it carried (`structure`), its body never
-  read. A page goes to the sink in one transaction with the cursor of its last message;
-  only then are its messages flagged `\\Seen`.
+  `BODY.PEEK[]`, which leaves `\\Seen` alone, after its `RFC822.SIZE` was checked against
+  the whole-message bound (`whole_message_bound`): a mail carrying a file at the attachment
+  limit, base64-encoded, and its text, always passes, and so does any mail up to
+  `WHOLE_MESSAGE_FLOOR` however its files share it; the attachment limit is then applied
+  to each file (`attachments`). A page's mail is fetched `FETCH_BYTES` at a time (one
+  larger mail alone). Over the bound, only its header block, its `BODYSTRUCTURE` and its
+  inline text parts are fetched (`structure.text_sections`): its words are passed on, and
+  its files named from the structure as not kept; when no text part can be fetched (a
+  single part, or text parts over `structure.MAX_TEXT_PART`), it is handed over with a note
+  naming its files, its body never read. A page goes to the sink in one transaction with the
+  cursor of its last message; only then are its messages flagged `\\Seen`.
 * Then it IDLEs (RFC 2177). Anything the server says ends the IDLE for a catch-up (also
   what it said with the `+ idling` continuation, which imaplib buffers). Every
   `idle_renew` seconds, well within the 29 minutes servers allow, the IDLE ends, a
@@ -29,6 +35,7 @@ message is logged with its traceback and skipped, so that one mail never stops t
 
 from __future__ import annotations
 
+import imaplib
 import logging
 import ssl
 import threading
@@ -50,15 +57,28 @@ from adapters.channel import (
 
 from .failures import describe
 from .inbound import mail_to_inbound
-from .reading import read_headers, read_mail
+from .reading import read_headers, read_mail, read_text_parts
 from .servers import MailServer
-from .structure import listed_files, oversized
+from .structure import encoded_size, listed_files, oversized, text_only_body, text_sections
 from .transport import CONNECTION_ERRORS, Login, close_imap, open_imap
 from .tuning import EmailTuning
 
 log = logging.getLogger("deskbot.adapters.email")
 
 CURSOR_KEY = "email:uid"
+#: Room in a mail beside a file at the attachment limit: its headers, its text, the MIME around.
+MESSAGE_ROOM = 2 * 2**20
+#: Mail up to this size is fetched whole, however many files share it (within memory: one such
+#: mail is held at a time, with its parsed parts and decoded files, a few times its size).
+WHOLE_MESSAGE_FLOOR = 64 * 2**20
+#: Mail fetched in one command, in bytes as sent (a larger mail is fetched alone).
+FETCH_BYTES = 64 * 2**20
+
+
+def whole_message_bound(limit: int) -> int:
+    """The largest mail fetched whole, for an attachment limit of `limit` bytes per file: one
+    file at the limit base64-encoded and `MESSAGE_ROOM`, at least `WHOLE_MESSAGE_FLOOR`."""
+    return max(encoded_size(limit) + MESSAGE_ROOM, WHOLE_MESSAGE_FLOOR)
 
 
 @dataclass(frozen=True)
@@ -260,17 +280,24 @@ class Receiver:
 
     def _page(self, client: imapclient.IMAPClient, sink: InboundSink, cursor: Cursor, uids: list[int]) -> Cursor:
         limit = self.max_attachment_bytes()
+        bound = whole_message_bound(limit)
         facts = client.fetch(uids, ["RFC822.SIZE", "INTERNALDATE"])
         present = [uid for uid in uids if uid in facts]  # expunged meanwhile: gone
-        small = [uid for uid in present if int(facts[uid].get(b"RFC822.SIZE", 0)) <= limit]
+        sizes = {uid: int(facts[uid].get(b"RFC822.SIZE", 0)) for uid in present}
+        small = [uid for uid in present if sizes[uid] <= bound]
         large = [uid for uid in present if uid not in small]
-        bodies = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
+        bodies: dict[int, dict[bytes, Any]] = {}
+        for batch in _batches(small, sizes):
+            bodies.update(client.fetch(batch, ["BODY.PEEK[]"]))
         headers = self._headers(client, large) if large else {}
+        texts = {uid: self._texts(client, uid, headers[uid]) for uid in large if uid in headers}
         items: list[tuple[Inbound, tuple[str, str] | None]] = []
         last = cursor
         for uid in present:
             last = Cursor(cursor.validity, uid, cursor.since)
-            inbound = self._read(uid, cursor.validity, facts[uid], bodies.get(uid), headers.get(uid), limit)
+            inbound = self._read(
+                uid, cursor.validity, facts[uid], bodies.get(uid), headers.get(uid), texts.get(uid), limit
+            )
             if inbound is not None:
                 items.append((inbound, (CURSOR_KEY, last.value())))
         if items:
@@ -291,6 +318,28 @@ class Receiver:
             log.warning("email: the BODYSTRUCTURE of UIDs %s could not be read (%s): headers only", uids, error)
             return client.fetch(uids, ["BODY.PEEK[HEADER]"])
 
+    def _texts(self, client: imapclient.IMAPClient, uid: int, header: dict[bytes, Any]) -> bytes | None:
+        """The inline text parts of a mail over the bound, put together in their multiparts (see
+        `structure.text_only_body`); None when it has none that can be fetched."""
+        structure = header.get(b"BODYSTRUCTURE")
+        sections = text_sections(structure)
+        if not sections:
+            return None
+        wanted = [item for section in sections for item in (f"BODY.PEEK[{section}.MIME]", f"BODY.PEEK[{section}]")]
+        try:
+            fetched = client.fetch([uid], wanted).get(uid, {})
+        except (IMAPClientError, ProtocolError) as error:
+            if isinstance(error, imaplib.IMAP4.abort):
+                raise  # the connection is gone: reconnected and read again
+            log.warning("email: the text parts of UID %d could not be fetched (%s): headers only", uid, error)
+            return None
+        parts = {}
+        for section in sections:
+            mime, content = fetched.get(f"BODY[{section}.MIME]".encode()), fetched.get(f"BODY[{section}]".encode())
+            if isinstance(mime, bytes) and isinstance(content, bytes):
+                parts[section] = mime + content
+        return text_only_body(structure, parts) or None
+
     def _read(
         self,
         uid: int,
@@ -298,6 +347,7 @@ class Receiver:
         facts: dict[bytes, Any],
         body: dict[bytes, Any] | None,
         header: dict[bytes, Any] | None,
+        texts: bytes | None,
         limit: int,
     ) -> Inbound | None:
         uid_key = f"uid:{validity}:{uid}"
@@ -318,14 +368,38 @@ class Receiver:
                 return mail_to_inbound(mail, **common)
             raw_header = (header or {}).get(b"BODY[HEADER]") or b""
             size = int(facts.get(b"RFC822.SIZE", 0))
-            mail = read_headers(raw_header, size=size, own_addresses=own, authserv_id=self.authserv_id)
-            note, refused = oversized(size, limit, listed_files((header or {}).get(b"BODYSTRUCTURE")))
+            listed = listed_files((header or {}).get(b"BODYSTRUCTURE"))
+            note, refused = oversized(size, limit, listed, text_read=texts is not None)
+            if texts is not None:
+                mail = read_text_parts(
+                    raw_header,
+                    texts,
+                    size=size,
+                    carries_files=bool(refused),
+                    own_addresses=own,
+                    authserv_id=self.authserv_id,
+                )
+            else:
+                mail = read_headers(raw_header, size=size, own_addresses=own, authserv_id=self.authserv_id)
             return mail_to_inbound(mail, **common, note=note, refused=refused)
         except Exception:
             log.exception(
                 "cannot read the mail with UID %d; skipped", uid, extra={"channel": "email", "message_id": uid_key}
             )
             return None
+
+
+def _batches(uids: list[int], sizes: dict[int, int]) -> list[list[int]]:
+    """`uids` in order, in runs of at most FETCH_BYTES of mail (a larger mail alone)."""
+    batches: list[list[int]] = []
+    total = 0
+    for uid in uids:
+        if not batches or total + sizes[uid] > FETCH_BYTES:
+            batches.append([])
+            total = 0
+        batches[-1].append(uid)
+        total += sizes[uid]
+    return batches
 
 
 def _buffered(client: imapclient.IMAPClient) -> bool:

@@ -10,6 +10,11 @@ size a server gives is that of the part as sent: a base64 part's decoded size is
 3/4 of it (57 bytes a line of 76 characters and CRLF); a quoted-printable one's is at most
 its size. Both are said `about`; only 7bit, 8bit and binary parts are exact.
 
+Its words need not be lost: the inline text parts of a multipart mail (`text_sections`: text/plain
+and text/html without a file name, each at most `MAX_TEXT_PART` as sent) are fetched alone (IMAP
+`BODY.PEEK[n.MIME]` and `BODY.PEEK[n]`) and put together again in their multiparts
+(`text_only_body`), so that the reading of a whole mail (`bodies`) chooses among them as it would.
+
 The structure is the sender's work relayed by the server (imapclient's `BodyData`:
 nested tuples, a multipart's parts in a list first): anything may be missing, of the
 wrong type, or nested deep. It is walked without recursion, at most `MAX_NODES` parts
@@ -18,6 +23,7 @@ and `MAX_DEPTH` levels, and nothing here raises: what cannot be read is no file.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -41,6 +47,15 @@ MAX_DEPTH = 50
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
 #: Transfer encodings whose size is the decoded size.
 _EXACT = {"7bit", "8bit", "binary"}
+#: The largest text part (as sent) fetched from a mail too large to fetch, and all of them together.
+MAX_TEXT_PART = 2**20
+MAX_TEXT = 4 * 2**20
+
+
+def encoded_size(size: int) -> int:
+    """A file's size in a mail: base64, 4 bytes for 3, in lines of 76 characters and a line end."""
+    encoded = -(-size // 3) * 4
+    return encoded + -(-encoded // 76) * 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +77,15 @@ class Listed:
     more: int = 0
 
 
-def oversized(size: int, limit: int, listed: Listed) -> tuple[str, tuple[Attachment, ...]]:
+def oversized(size: int, limit: int, listed: Listed, *, text_read: bool = False) -> tuple[str, tuple[Attachment, ...]]:
     """The note (for the engineers, in the message's text) and the refused files of a mail of `size`
-    bytes read by its headers only: one per named file, else one for the whole message."""
-    note = f"[A message of {size_text(size)}, over the size limit: only its headers were read.]"
+    bytes read by its headers only, or by its headers and text parts (`text_read`): one per named
+    file, else, when its text was not read either, one for the whole message."""
+    read = "its headers and its text" if text_read else "its headers"
+    note = f"[A message of {size_text(size)}, over the size limit: only {read} were read.]"
     if not listed.files:
+        if text_read:
+            return note, ()
         whole = Attachment(WHOLE_MESSAGE, "message/rfc822", size, None, refused_over=limit)
         return note, (whole,)
     named = [f'"{f.name}" ({f.media_type}, {"about " if f.about else ""}{size_text(f.size)})' for f in listed.files]
@@ -108,6 +127,95 @@ def _listed(structure: Any) -> Listed:
         else:
             more += 1
     return Listed(tuple(files), more)
+
+
+def text_sections(structure: Any) -> list[str]:
+    """The IMAP sections ("1", "2.1" …) of the inline text parts of a multipart `BODYSTRUCTURE`, in
+    order: text/plain and text/html without a file name nor an `attachment` disposition, each at
+    most MAX_TEXT_PART as sent, at most MAX_TEXT in all. [] for a single part. Never raises."""
+    try:
+        return _text_sections(structure)
+    except Exception:  # not known to happen: a structure that cannot be read has no text to fetch
+        log.info("a mail's BODYSTRUCTURE could not be read for its text", exc_info=True)
+        return []
+
+
+def _text_sections(structure: Any) -> list[str]:
+    if not _is_multipart(structure):
+        return []
+    found: list[str] = []
+    total = nodes = 0
+    stack: list[tuple[Any, str, int]] = [(structure, "", 0)]
+    while stack and nodes < MAX_NODES:
+        part, section, depth = stack.pop()
+        nodes += 1
+        if _is_multipart(part):
+            if depth < MAX_DEPTH:
+                children = _children(part)
+                stack.extend(
+                    (child, f"{section}.{n}" if section else str(n), depth + 1)
+                    for n, child in reversed(list(enumerate(children[:MAX_NODES], 1)))
+                )
+            continue
+        if not isinstance(part, tuple | list) or not section:
+            continue
+        fields = list(part)
+        media_type = f"{_text(_at(fields, 0))}/{_text(_at(fields, 1))}".lower()
+        size = _at(fields, 6)
+        if media_type not in ("text/plain", "text/html") or not isinstance(size, int) or size > MAX_TEXT_PART:
+            continue
+        disposition = _at(fields, 9)
+        named = _param(_at(fields, 2), "name")
+        if isinstance(disposition, tuple | list) and disposition:
+            named = named or _param(_at(disposition, 1) if len(disposition) > 1 else None, "filename")
+            if _text(disposition[0]).strip().lower() == "attachment":
+                continue
+        if named or total + size > MAX_TEXT:
+            continue
+        total += size
+        found.append(section)
+    return found
+
+
+def text_only_body(structure: Any, parts: dict[str, bytes]) -> bytes:
+    """A MIME body of the multiparts of `structure` holding only the fetched `parts` (section ->
+    its MIME header and content, as IMAP gives `BODY[n.MIME]` and `BODY[n]`): what `bodies` reads
+    as it reads a whole mail. b'' when nothing was fetched."""
+    try:
+        return _rebuilt(structure, "", 0, parts) or b""
+    except Exception:  # not known to happen
+        log.info("a mail's text parts could not be put together", exc_info=True)
+        return b""
+
+
+def _rebuilt(part: Any, section: str, depth: int, parts: dict[str, bytes]) -> bytes | None:
+    if not _is_multipart(part):
+        return parts.get(section)
+    if depth >= MAX_DEPTH:
+        return None
+    rebuilt = (
+        _rebuilt(child, f"{section}.{n}" if section else str(n), depth + 1, parts)
+        for n, child in enumerate(_children(part), 1)
+    )
+    children = [child for child in rebuilt if child is not None]
+    if not children:
+        return None
+    subtype = next((_text(field) for field in part if isinstance(field, bytes | str)), "mixed").lower() or "mixed"
+    boundary = f"=_deskbot_{depth}_{section or 0}_{hashlib.sha256(b''.join(children)).hexdigest()[:16]}"
+    head = f'Content-Type: multipart/{subtype}; boundary="{boundary}"\r\n\r\n'.encode()
+    return (
+        head
+        + b"".join(b"--" + boundary.encode() + b"\r\n" + child + b"\r\n" for child in children)
+        + (b"--" + boundary.encode() + b"--\r\n")
+    )
+
+
+def _is_multipart(part: Any) -> bool:
+    return isinstance(part, tuple | list) and bool(part) and isinstance(part[0], list | tuple)
+
+
+def _children(part: Any) -> list[Any]:
+    return list(part[0]) if isinstance(part[0], list) else [p for p in part if isinstance(p, tuple)]
 
 
 def _file(part: tuple[Any, ...] | list[Any]) -> ListedFile | None:

@@ -24,6 +24,12 @@ from adapters.email.inbound import CHAIN_LIMIT, case_tag, clean_subject, thread_
         ("Re[2]: status", "status", None),
         ("[# 44 ] anything", "anything", 44),
         ("Re:", None, None),
+        # Mail gateways' tags before the prefixes, and the spaces a removed tag leaves.
+        ("[EXTERNAL] RE: [#12] Server down", "Server down", 12),
+        ("[EXT] Re: Fwd: [#3]  Printer  jam", "Printer jam", 3),
+        ("[External Sender] AW: Drucker", "Drucker", None),
+        ("RE: [EXTERNO] Impressora", "Impressora", None),
+        ("[URGENT] Server down", "[URGENT] Server down", None),  # the sender's own tag stays
         ("", None, None),
     ],
 )

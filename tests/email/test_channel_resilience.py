@@ -244,8 +244,8 @@ class _Crash(BaseException):
 class _CrashAfterAccepted(MailPoster):
     """Dies right after the server's 250, before the copy in Sent and before the store records it."""
 
-    def _submit(self, message: Outbound, raw: bytes) -> None:
-        super()._submit(message, raw)
+    def _submit(self, message: Outbound, raw: bytes, *args: object, **kwargs: object) -> None:
+        super()._submit(message, raw, *args, **kwargs)  # type: ignore[arg-type]
         raise _Crash
 
 

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.channel import Outbound
-from adapters.email import EmailChannel
+from adapters.email import EmailChannel, receive
 from bot.runtime import Runtime
 from bot.services import credits as credit_service
 from bot.services import customers
@@ -115,7 +115,11 @@ def test_a_colleague_refused_for_now_gets_the_engineers_file_too(
     assert hashlib.sha256(attachment.get_content()).digest() == hashlib.sha256(PNG).digest()
 
 
-def test_a_mail_over_the_limit_is_refused_with_both_notices(mail: MailServers, zulip: FakeZulip, desk: Runtime) -> None:
+def test_a_mail_over_the_limit_is_refused_with_both_notices(
+    mail: MailServers, zulip: FakeZulip, desk: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Over the whole-message bound too (the real one, 64 MiB at least, would take mail of that size).
+    monkeypatch.setattr(receive, "whole_message_bound", lambda limit: limit)
     ana = mail.customers[0]
     ana.send("Logs", "open\nThe export stops halfway.")
     ana.wait_for(from_bot)
@@ -125,16 +129,18 @@ def test_a_mail_over_the_limit_is_refused_with_both_notices(mail: MailServers, z
         "The capture is attached.",
         attachments=[("capture.png", big, "image/png"), (SHOUTING, b"y", "text/plain")],
     )
-    # Read by its headers only (its body never in memory whole): the topic and the customer are told.
-    line = in_topic(zulip, "only its headers were read")
+    # Read by its headers and its text only (its body never in memory whole): the topic and the
+    # customer are told.
+    line = in_topic(zulip, "only its headers and its text were read")
     assert "1.0 MB" in line.content
     # Its files are named from its BODYSTRUCTURE, inert in the topic (a name is inline code, the note quoted).
     assert "`capture.png` (1.3 MB) was not kept" in line.content
     assert f"`{SHOUTING}` (" in line.content and "\n@**all**" not in line.content
     assert f'Its files, not kept: "capture.png" (image/png, about 1.3 MB), "{SHOUTING}"' in line.content
-    (told,) = ana.wait_for(lambda m: from_bot(m) and "over the size limit" in m.get_body(("plain",)).get_content())
+    assert "The capture is attached." in line.content  # its words came
+    (told,) = ana.wait_for(lambda m: from_bot(m) and "Not passed on" in m.get_body(("plain",)).get_content())
     text = told.get_body(("plain",)).get_content()
-    assert text.startswith("Your message was over the size limit, so neither its text nor its files were passed on.")
+    assert text.startswith("Not passed on (the engineers know; please send smaller files or links to them):")
     assert "— capture.png (1.3 MB): not passed on, over the limit of 1.0 MB" in text
     assert f"— {SHOUTING} (" in text and "in a message over the limit of 1.0 MB" in text
 

@@ -13,7 +13,6 @@ the new part of a text is always the sender's own lines, never emptied.
 from __future__ import annotations
 
 import email
-import hashlib
 import random
 import re
 import time
@@ -162,8 +161,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "mailing_list.eml": {
         "automatic": "precedence",
         "to": ("users@lists.opensource.example",),
-        # The list's footer, under its rule, goes as a signature does.
-        "text": "Since 8.4 our nightly backups stall at 99%. Anyone else?\n\nPriya",
+        # A new mail (no reply) is kept whole: the list's footer too, as nothing tells it from text.
+        "text": "Since 8.4 our nightly backups stall at 99%. Anyone else?\n\nPriya\n"
+        "_______________________________________________\nusers mailing list\nusers@lists.opensource.example\n"
+        "https://lists.opensource.example/mailman/listinfo/users",
     },
     "dmarc_pass.eml": {"authenticated": True, "text": "status", "automatic": None},
     "dmarc_fail.eml": {"authenticated": False, "automatic": None},
@@ -239,12 +240,17 @@ def test_replies_in_the_corpus_have_their_history_in_full_text_only() -> None:
             assert "@example.com" not in mail.text.replace("example.com/", ""), name  # no quoted header line
 
 
-def test_no_message_id_gets_a_stable_one_from_the_bytes() -> None:
+def test_no_message_id_gets_a_stable_one_from_its_body_and_headers() -> None:
     raw = corpus("no_message_id.eml")
     mail = read(raw)
-    assert mail.message_id == f"<{hashlib.sha256(raw).hexdigest()[:40]}@message-id.invalid>"
+    assert re.fullmatch(r"<[0-9a-f]{40}@message-id\.invalid>", mail.message_id)
     assert read(raw).message_id == mail.message_id
-    assert read(raw + b"\n").message_id != mail.message_id
+    # The same mail delivered again (to an alias): the receiving server's trace headers differ.
+    again = b"Delivered-To: help@example.com\nReturn-Path: <x@y.example>\nReceived: from mx2 by mx1; Thu\n" + raw
+    assert read(again).message_id == mail.message_id
+    # Another mail: another body, or another of From, To, Cc, Date, Subject.
+    assert read(raw + b"\nP.S. and the printer.\n").message_id != mail.message_id
+    assert read(raw.replace(b"Subject: ", b"Subject: Re: ", 1)).message_id != mail.message_id
 
 
 def test_files_and_the_inline_image() -> None:
@@ -371,10 +377,16 @@ def test_portuguese_is_a_language_of_the_library_itself() -> None:
         ("Feito.\n\nSuporte <s@x.pt> escreveu no dia quinta, 10/12/2026 à(s) 09:30:\n> antigo", "Feito."),
         # Indentation and long lines stay as the customer wrote them.
         ("log:\n\tline one\n" + "y" * 5000 + "\n\nOn Mon, X wrote:\n> q", "log:\n\tline one\n" + "y" * 5000),
-        # A forwarded message is no history: kept whole (None).
-        ("See below.\n\n---------- Forwarded message ---------\nFrom: A\nDate: B\nSubject: C\nTo: D\n\nalert", None),
-        ("Vejam.\n\nInício da mensagem reencaminhada:\n\nDe: A\nAssunto: C\nData: B\nPara: D\n\nalerta", None),
-        # Nothing new: the whole text is kept by the caller (None).
+        # A forwarded message is no history: kept whole.
+        *[
+            (forward, forward)
+            for forward in (
+                "See below.\n\n---------- Forwarded message ---------\nFrom: A\nDate: B\nSubject: C\nTo: D\n\nalert",
+                "Vejam.\n\nInício da mensagem reencaminhada:\n\nDe: A\nAssunto: C\nData: B\nPara: D\n\nalerta",
+            )
+        ],
+        # Nothing new (None): the caller decides (`reading._new_text`).
+        ("Sent from my iPhone\n\n> On 3 Mar 2026, at 10:00, Support <s@x> wrote:\n>\n> Please restart it.", None),
         ("> quoted only\n> more\n", None),
         ("On Tue, 1 Dec 2026, Support <s@x> wrote:\n> old\n", None),
         ("\n\n", None),
@@ -406,6 +418,104 @@ def test_lines_that_look_like_headers_cost_little(opening: str) -> None:
     assert time.monotonic() - started < 5  # about 0.2 s here
 
 
+# -- only a reply is cut ----------------------------------------------------------------------------
+
+RULE = "-" * 70
+#: What customers paste into a new mail that looks like history or a signature to a reader of lines.
+PASTED = {
+    "unittest": "After the upgrade the test suite fails:\n\n" + "=" * 70 + "\nERROR: test_connect (tests.test_db.T)\n"
+    + RULE + "\nTraceback (most recent call last):\n  File \"tests/test_db.py\", line 12, in test_connect\n"
+    "    conn = deskctl.connect()\nConnectionRefusedError: [Errno 111] Connection refused\n\n" + RULE
+    + "\nRan 1 test in 0.003s\n\nFAILED (errors=1)",
+    "report": "Our backup fails every night. Output:\n\n" + "-" * 40 + "\nBackup report 2026-03-03\n" + "-" * 40
+    + "\nERROR: disk /dev/sdb not found\nERROR: aborting",
+    "wrote": "Our backup fails every night.\n\nOn the server, the backup script wrote:\n"
+    "ERROR: disk /dev/sdb not found\nERROR: aborting after 3 retries",
+    "escreveu": "Bom dia,\n\nEm produção o serviço escreveu:\nFATAL: base de dados corrompida\nstack trace: ...",
+    "headers": "Our mail server rejects your notifications. The log says:\n\nFrom: noreply@vendor.example\n"
+    "To: ana@cust.example\nDate: Tue, 3 Mar 2026\nSubject: Licence expiry\n550 5.7.1 rejected",
+    "shell": "I run this in bash:\n\n$ for i in 1 2; do\n> ./deskctl sync $i\n> done",
+}  # fmt: skip
+HISTORY = "\n\nOn Tue, 3 Mar 2026 at 10:00, Support <support@example.com> wrote:\n> Please send us the log.\n"
+
+
+@pytest.mark.parametrize("pasted", sorted(PASTED))
+def test_a_new_mail_is_kept_whole(pasted: str) -> None:
+    # No In-Reply-To, no References, no "Re:": nothing in it is history, whatever it looks like.
+    assert read(message(PASTED[pasted] + "\n", Subject="Backups")).text == PASTED[pasted]
+
+
+def test_a_new_mail_loses_only_a_signature_under_the_standard_delimiter() -> None:
+    signed = "The printer is down.\n\n-- \nAna Lima\nACME, Lda\n+351 210 000 000\n"
+    assert read(message(signed)).text == "The printer is down."
+    # A SQL script's empty "-- " comment is no signature: too much follows it.
+    script = "This fails:\n\nBEGIN;\n-- \n" + "".join(f"UPDATE t SET a = {n};\n" for n in range(8)) + "COMMIT;"
+    assert read(message(script + "\n")).text == script.replace("-- \n", "--\n")  # lines lose trailing blanks
+    # "--" without its space (a rule, a pasted option) is no delimiter.
+    assert read(message("Flags:\n--\nverbose\n")).text == "Flags:\n--\nverbose"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"In_Reply_To": "<deskbot.1.x@example.com>"},
+        {"References": "<deskbot.1.x@example.com>"},
+        *(
+            {"Subject": f"{prefix} Backups"}
+            for prefix in ("Re:", "RE:", "RES:", "AW:", "Sv:", "Re[2]:", "[EXTERNAL] RE:")
+        ),
+    ],
+)
+def test_a_reply_is_known_by_its_headers_or_its_subject_and_loses_its_history(headers: dict[str, str]) -> None:
+    assert read(message("Still broken.\n" + HISTORY, **headers)).text == "Still broken."
+
+
+@pytest.mark.parametrize("subject", ["Reunião amanhã", "Results", "Fwd: Re: Backups", "Backups"])
+def test_a_subject_that_is_no_reply_keeps_the_text_whole(subject: str) -> None:
+    body = "Still broken.\n" + HISTORY
+    assert read(message(body, Subject=subject)).text == body.strip("\n")
+
+
+@pytest.mark.parametrize("pasted", ["unittest", "report"])
+def test_a_log_under_a_rule_in_a_reply_is_no_signature(pasted: str) -> None:
+    raw = message(PASTED[pasted] + HISTORY, In_Reply_To="<deskbot.1.x@example.com>")
+    assert read(raw).text == PASTED[pasted]
+
+
+def test_a_rule_over_a_few_short_lines_in_a_reply_is_a_signature() -> None:
+    footer = "\n" + "_" * 47 + "\nusers mailing list\nusers@lists.example\nhttps://lists.example/users"
+    raw = message("Fixed, thanks." + footer + HISTORY, In_Reply_To="<deskbot.1.x@example.com>")
+    assert read(raw).text == "Fixed, thanks."
+
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+IPHONE_REPLY = (
+    "Sent from my iPhone\n\n> On 3 Mar 2026, at 10:00, Support <support@example.com> wrote:\n>\n"
+    "> Please restart it and send us a photo of the screen."
+)
+
+
+def with_photo(text: str, **headers: str) -> bytes:
+    body = (
+        f"--B\nContent-Type: text/plain; charset=us-ascii\n\n{text}\n--B\nContent-Type: image/png; name=IMG_0001.png\n"
+        f"Content-Disposition: attachment; filename=IMG_0001.png\nContent-Transfer-Encoding: base64\n\n{PNG}\n--B--\n"
+    )
+    return message(body, Content_Type='multipart/mixed; boundary="B"', MIME_Version="1.0", **headers)
+
+
+def test_a_reply_with_nothing_new_but_a_photo_is_the_photo_alone() -> None:
+    mail = read(with_photo(IPHONE_REPLY, Subject="Re: [#1] Server down", In_Reply_To="<deskbot.1.x@example.com>"))
+    assert mail.text == ""
+    assert [(file.name, file.media_type) for file in mail.attachments] == [("IMG_0001.png", "image/png")]
+    assert "Please restart it" in mail.full_text
+
+
+def test_a_reply_with_nothing_new_and_no_file_keeps_its_whole_text() -> None:
+    # Nothing else came: the history is passed on rather than nothing (it may hold what was meant).
+    mail = read(message(IPHONE_REPLY + "\n", Subject="Re: [#1] Server down", In_Reply_To="<deskbot.1.x@example.com>"))
+    assert mail.text == IPHONE_REPLY and not mail.attachments
+
+
 # -- charsets and bodies ----------------------------------------------------------------------------
 
 
@@ -423,6 +533,11 @@ def test_lines_that_look_like_headers_cost_little(opening: str) -> None:
         (b"\\u0041", "unicode_escape", "\\u0041"),  # no codec that reads escapes in the body
         (b"plain", "base64", "plain"),  # a codec, but not a charset
         (b"\x81\x8d\x8f", "utf-8", "\x81\x8d\x8f"),  # bytes no Windows-1252 has: Latin-1
+        # Labelled Latin-1 or ASCII, written in Windows-1252 (WHATWG reads those labels so).
+        ("Preço “normal” 100 € – ok".encode("cp1252"), "iso-8859-1", "Preço “normal” 100 € – ok"),
+        ("“aspas” €".encode("cp1252"), "us-ascii", "“aspas” €"),
+        ("“aspas” €".encode("cp1252"), "latin1", "“aspas” €"),
+        (b"\x80\x81", "iso-8859-1", "€\x81"),
         (b"x", "\x00", "x"),
     ],
 )
@@ -457,7 +572,7 @@ def test_html_only_reply_with_a_gmail_quote() -> None:
         'Support &lt;<a href="mailto:s@x.example">s@x.example</a>&gt; wrote:<br></div><blockquote class="gmail_quote">'
         "Please try again.<br></blockquote></div>"
     )
-    mail = read(message(html, Content_Type="text/html; charset=utf-8"))
+    mail = read(message(html, Content_Type="text/html; charset=utf-8", In_Reply_To="<a@example.com>"))
     assert mail.text == "Works now, thanks!"
     assert "> Please try again." in mail.full_text
 
@@ -487,6 +602,63 @@ def test_bad_base64_and_quoted_printable_are_read_leniently() -> None:
         "caf=E9 =ZZ =\n", Content_Type="text/plain; charset=utf-8", Content_Transfer_Encoding="quoted-printable"
     )
     assert read(badqp).text == "café =ZZ"
+
+
+def test_text_after_an_inline_image_is_read_too() -> None:
+    # Apple Mail, a picture pasted between two paragraphs of a plain text mail.
+    body = (
+        "--A\nContent-Type: text/plain; charset=us-ascii\n\nHere is what I see when I log in:\n\n"
+        f"--A\nContent-Disposition: inline; filename=shot.png\nContent-Type: image/png; name=shot.png\n"
+        f"Content-Transfer-Encoding: base64\n\n{PNG}\n"
+        "--A\nContent-Type: text/plain; charset=us-ascii\n\nAnd after clicking OK the app crashes with error 0x42.\n\n"
+        "--A--\n"
+    )
+    mail = read(message(body, Content_Type='multipart/mixed; boundary="A"', MIME_Version="1.0"))
+    assert mail.text == "Here is what I see when I log in:\n\nAnd after clicking OK the app crashes with error 0x42."
+    assert [file.name for file in mail.attachments] == ["shot.png"]
+
+
+def test_each_part_of_a_mixed_mail_is_read_as_its_plain_text_else_its_html() -> None:
+    body = (
+        "--M\nContent-Type: multipart/alternative; boundary=A\n\n--A\nContent-Type: text/plain\n\nfirst, plain\n"
+        "--A\nContent-Type: text/html\n\n<p>first, as HTML</p>\n--A--\n"
+        f"--M\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\n{PNG}\n"
+        "--M\nContent-Type: multipart/related; boundary=R\n\n--R\nContent-Type: text/html\n\n<p>then <b>HTML</b></p>\n"
+        f"--R\nContent-Type: image/png\nContent-ID: <i1>\nContent-Transfer-Encoding: base64\n\n{PNG}\n--R--\n--M--\n"
+    )
+    mail = read(message(body, Content_Type='multipart/mixed; boundary="M"', MIME_Version="1.0"))
+    assert mail.text == "first, plain\n\nthen HTML"
+
+
+@pytest.mark.parametrize(
+    "named",
+    [
+        'Content-Type: text/plain; name="sync.log"',
+        'Content-Type: text/plain\nContent-Disposition: inline; filename="sync.log"',
+    ],
+)
+def test_a_named_text_part_is_a_file_not_the_body(named: str) -> None:
+    body = (
+        "--B\nContent-Type: multipart/alternative; boundary=A\n\n--A\nContent-Type: text/html; charset=utf-8\n\n"
+        "<p>Hello, the sync fails every night, see the attached log.</p>\n--A--\n"
+        f"--B\n{named}\n\n2026-03-03 02:01 ERROR disk full\n--B--\n"
+    )
+    mail = read(message(body, Content_Type='multipart/mixed; boundary="B"', MIME_Version="1.0"))
+    assert mail.text == "Hello, the sync fails every night, see the attached log."
+    (log,) = mail.attachments
+    assert (log.name, log.data) == ("sync.log", b"2026-03-03 02:01 ERROR disk full")  # the line end is the boundary's
+
+
+def test_latin1_labels_written_in_windows_1252_keep_euro_quotes_and_dashes() -> None:
+    head = (
+        "From: =?iso-8859-1?Q?Jo=E3o_=93Jota=94?= <joao@cliente.pt>\nTo: support@example.com\n"
+        "Subject: =?iso-8859-1?Q?Fatura_de_=80100_=96_=93urgente=94?=\nMessage-ID: <w@cliente.pt>\nMIME-Version: 1.0\n"
+        "Content-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: 8bit\n\n"
+    )
+    mail = read(head.encode() + "O preço “normal” é 100 € – ok\n".encode("cp1252"))
+    assert mail.text == "O preço “normal” é 100 € – ok"
+    assert mail.subject == "Fatura de €100 – “urgente”"
+    assert mail.sender_name == "João “Jota”"
 
 
 # -- headers ----------------------------------------------------------------------------------------
@@ -643,12 +815,15 @@ def test_read_headers_gives_all_the_headers_give(name: str) -> None:
     assert (headers.automatic, headers.authenticated) == (whole.automatic, whole.authenticated)
 
 
-def test_read_headers_without_message_id_is_stable_per_block_and_size() -> None:
-    block = corpus("no_message_id.eml").split(b"\n\n", 1)[0]
-    first = read_headers(block, size=10)
-    assert first.message_id == read_headers(block, size=10).message_id
-    assert first.message_id != read_headers(block, size=11).message_id
+def test_read_headers_without_message_id_is_stable_per_headers_and_body_size() -> None:
+    block = corpus("no_message_id.eml").split(b"\n\n", 1)[0] + b"\n\n"
+    first = read_headers(block, size=len(block) + 10)
+    assert first.message_id == read_headers(block, size=len(block) + 10).message_id
+    assert first.message_id != read_headers(block, size=len(block) + 11).message_id
     assert re.fullmatch(r"<[0-9a-f]{40}@message-id\.invalid>", first.message_id)
+    # Delivered again, with trace headers of its own: the same mail.
+    again = b"Delivered-To: help@example.com\nReceived: from mx2 by mx1; Thu\n" + block
+    assert read_headers(again, size=len(again) + 10).message_id == first.message_id
 
 
 # -- any bytes at all -------------------------------------------------------------------------------
@@ -665,7 +840,8 @@ def assert_a_mail(mail: Mail) -> None:
     assert mail.automatic is None or isinstance(mail.automatic, str)
     assert isinstance(mail.authenticated, bool)
     assert mail.date is None or mail.date.tzinfo is not None
-    assert mail.text.strip() or not mail.full_text.strip()  # never emptied by the cut
+    # Never emptied by the cut, but for a reply with nothing new whose files go on alone.
+    assert mail.text.strip() or not mail.full_text.strip() or mail.attachments
     for file in mail.attachments:
         assert file.name and "/" not in file.name and "\\" not in file.name and len(file.name) <= 200
 

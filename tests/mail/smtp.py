@@ -25,6 +25,8 @@ Switches for the failure tests:
   client's retry after its restart, pass): at "command" the client waits for the 354 and
   nothing has been taken; at "reply" the message has been taken (delivered) and the client
   waits for the 250 it will never see if it is killed.
+* `offer_smtputf8(False)`: new sessions are not offered SMTPUTF8 (RFC 6531), as many servers
+  still offer it not; by default they are.
 * `keep_sent_copies(True)`: like Gmail, the server files a copy of every message it accepts
   in the sender's `\\Sent` folder (IMAP APPEND as that user, before the 250); by default it
   keeps nothing, like Dovecot and Postfix set-ups, and the client must append itself.
@@ -237,6 +239,11 @@ class SubmissionServer:
             self._handler.hold = point
             self._handler.hold_left = count
         return self._handler.held
+
+    def offer_smtputf8(self, offer: bool = True) -> None:
+        """Offer SMTPUTF8 in the EHLO of the sessions opened from now on (or not)."""
+        for controller in self._controllers:
+            controller.SMTP_kwargs["enable_SMTPUTF8"] = offer
 
     def keep_sent_copies(self, keep: bool = True) -> None:
         """File a copy of each accepted message in the sender's Sent folder (as Gmail does)."""

@@ -50,6 +50,7 @@ class AcceptedMessage:
     delivered: list[str] = field(default_factory=list)  # recipients whose mailbox has it
     elsewhere: list[str] = field(default_factory=list)  # recipients that are not Dovecot users
     mechanism: str | None = None  # the session's AUTH mechanism: PLAIN, LOGIN or XOAUTH2
+    mail_options: list[str] = field(default_factory=list)  # what MAIL FROM asked for (SMTPUTF8 …)
 
     @property
     def message(self) -> EmailMessage:
@@ -270,6 +271,7 @@ class SubmissionHandler:
             tls=server.secure,
             implicit_tls=server.implicit_tls,
             mechanism=getattr(session, "auth_mechanism", None),
+            mail_options=list(envelope.mail_options),
         )
         loop = asyncio.get_running_loop()
         for rcpt in record.rcpt_tos:
