@@ -420,6 +420,12 @@ class Channel(ABC):
         is handled, so that a file left out is said to both sides (SPEC §4 "Files and images")."""
         return None
 
+    def words_for_customer(self, text: str, customer_channel: str) -> str:
+        """An engineer's words written on this channel (the one that carries case topics), as the
+        customer on `customer_channel` is to read them (SPEC §2: customers never see the bot's
+        internal references or markup meant for Zulip). As written, here."""
+        return text
+
     def engineer_name(self, message: Inbound) -> str | None:
         """The name the sender of `message` works under as an engineer, if this channel knows them
         as one (Zulip: by user id, from DESKBOT_ENGINEERS); None for anyone else."""

@@ -24,6 +24,11 @@ def no_engineer(message: Inbound) -> str | None:
     return None
 
 
+def as_written(text: str, customer_channel: str) -> str:
+    """Where no channel carries case topics, an engineer's words go to the customer as written."""
+    return text
+
+
 def carries_all(channel: str, file: OutboundFile) -> FileRefusal | None:
     """Without channels to ask, no file is refused."""
     return None
@@ -49,6 +54,9 @@ class Deployment:
     #: Who the sender of a message on that channel is as an engineer (`Channel.engineer_name`: the
     #: Zulip channel knows engineers by user id), or None.
     engineer_of: Callable[[Inbound], str | None] = no_engineer
+    #: An engineer's words (written on that channel) as the customer on a channel is to read them
+    #: (`Channel.words_for_customer`: Zulip's markup and links into the organisation made plain).
+    for_customer: Callable[[str, str], str] = as_written
     #: Identities, as (channel, address), that are engineers whatever the channel says (the console's).
     trusted_engineers: frozenset[tuple[str, str]] = frozenset()
     #: Whether the account (channel, address) is an engineer's (`Channel.is_engineer`, or trusted).
@@ -70,6 +78,7 @@ class Deployment:
             case_channel=case_channel.name if case_channel else None,
             case_topic=case_channel.case_topic if case_channel else plain_topic,
             engineer_of=case_channel.engineer_name if case_channel else no_engineer,
+            for_customer=case_channel.words_for_customer if case_channel else as_written,
             trusted_engineers=trusted_engineers,
             is_engineer=lambda channel, address: (
                 (channel, address) in trusted_engineers

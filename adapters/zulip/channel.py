@@ -27,6 +27,7 @@ from adapters.channel import (
 )
 from adapters.topics import case_topic_name
 
+from . import plain
 from .compose import MAX_TOPIC_LENGTH
 from .directory import Engineers
 from .files import fetch_uploads, upload_links, without_upload_links
@@ -207,6 +208,12 @@ class ZulipChannel(Channel):
     @property
     def connected(self) -> bool:
         return self._receiver is not None and self._receiver.connected
+
+    def words_for_customer(self, text: str, customer_channel: str) -> str:
+        """Without links into the organisation (they name the private stream and other customers'
+        topics); to a customer on another channel, without Zulip's markup either (`plain`)."""
+        site = self._credentials.site if self._credentials is not None else ""
+        return plain.for_customer(text, site, on_zulip=customer_channel == self.name) if site else text
 
     def engineer_name(self, message: Inbound) -> str | None:
         """By the sender's user id (`directory.Engineers`), never by the email the message shows."""

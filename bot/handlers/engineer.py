@@ -64,8 +64,8 @@ def reply(ctx: Context, number: int, text: str) -> None:
         return
     ctx.counted.first_response = replied.first_response
     lang = incidents.customer_lang(ctx.session, incident)
-    relayed = render(lang, _("[#{number}] {text}"), number=incident.id, text=text)
     channel = replied.route.channel
+    relayed = render(lang, _("[#{number}] {text}"), number=incident.id, text=ctx.deployment.for_customer(text, channel))
     files = attachments.record(ctx.session, ctx.now, incident, ctx.message, origin="out")
     carried, left_out = attachments.sort_out(files, lambda file: ctx.deployment.cannot_carry(channel, file))
     sent = [*_carried_files(lang, carried), *(_left_out_file(lang, file) for file in left_out)]
@@ -279,6 +279,7 @@ def resolve(ctx: Context, number: int, summary: str | None) -> None:
     if not incidents.resolve(ctx.session, ctx.now, ctx.engineer, incident, summary):
         ctx.reply(_("#{number} is {state}, not open."), number=number, state=incident.state)
         return
+    told = _engineers_words(ctx, incident, summary)
     _tell_customer(
         ctx,
         incident,
@@ -286,7 +287,7 @@ def resolve(ctx: Context, number: int, summary: str | None) -> None:
             part
             for part in (
                 render(lang, _("Incident #{number} is resolved."), number=incident.id),
-                summary,
+                told,
                 render(
                     lang,
                     _(
@@ -389,6 +390,12 @@ def _tell_customer(ctx: Context, incident: Incident, compose: Callable[[str], st
     route = incidents.customer_route(ctx.session, incident)
     if route is not None:
         ctx.out.say(route, compose(incidents.customer_lang(ctx.session, incident)), incident_id=incident.id)
+
+
+def _engineers_words(ctx: Context, incident: Incident, text: str | None) -> str | None:
+    """An engineer's words for the customer of `incident`, as their channel is to show them."""
+    route = incidents.customer_route(ctx.session, incident)
+    return ctx.deployment.for_customer(text, route.channel) if text and route is not None else text
 
 
 def _chargeable(ctx: Context, incident: Incident) -> str:

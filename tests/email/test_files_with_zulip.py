@@ -92,6 +92,26 @@ def test_an_engineers_image_reaches_the_email_customer_as_an_attachment(
     assert "/user_uploads/" not in reply.get_body(("plain",)).get_content()  # a Zulip link means nothing in a mail
 
 
+def test_an_engineers_zulip_markup_reaches_the_email_customer_as_plain_text(
+    mail: MailServers, zulip: FakeZulip, desk: Runtime
+) -> None:
+    ana = mail.customers[0]
+    ana.send("Jam", "open\nThe printer jams.")
+    topic = in_topic(zulip, "wrote:").subject
+    ana.wait_for(from_bot)
+    words = (
+        "Fixed :tada: thanks to @**Erin Engineer|9**, see [the guide](https://docs.example/jam)"
+        f" as in #**support>#7 Beta: paper jam** and {zulip.url}/#narrow/channel/1-support/topic/x"
+    )
+    zulip.post_stream_message(zulip_side.ENGINEER, zulip_side.STREAM, topic, "/reply " + words)
+    (reply,) = ana.wait_for(lambda m: from_bot(m) and "Fixed" in m.get_body(("plain",)).get_content())
+    body = reply.get_body(("plain",)).get_content()
+    assert "[#1] Fixed 🎉 thanks to Erin Engineer, see the guide (https://docs.example/jam) as in and" in body
+    assert "Beta" not in body and "#narrow" not in body and "**" not in body
+    # The topic shows what the engineer wrote.
+    assert in_topic(zulip, "#**support>#7 Beta: paper jam**")
+
+
 def test_a_colleague_refused_for_now_gets_the_engineers_file_too(
     mail: MailServers, zulip: FakeZulip, desk: Runtime, clock
 ) -> None:  # noqa: ANN001
