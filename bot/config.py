@@ -16,6 +16,7 @@ from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
@@ -187,6 +188,30 @@ class Settings(BaseSettings):
         for alias in _split_aliases(value):
             if not _EMAIL_ADDRESS.fullmatch(alias):
                 raise ValueError(f"expected email addresses separated by commas, got {alias!r}")
+        return value
+
+    @field_validator("docs_url", "forum_url", "purchase_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        # Customers are sent these links: a typo must stop start-up, not reach them as a broken link.
+        # (ZULIP_SITE and MASTODON_API_BASE_URL may name a bare host: both clients add https://.)
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or " " in value.strip():
+            raise ValueError(f"expected a web address such as https://example.com/, got {value[:80]!r}")
+        return value.strip()
+
+    @field_validator("incident_price")
+    @classmethod
+    def _price(cls, value: Decimal) -> Decimal:
+        if value.as_tuple().exponent < -2:  # type: ignore[operator]
+            raise ValueError(f"expected an amount with at most two decimals, such as 99.00; got {value}")
+        return value
+
+    @field_validator("zulip_config")
+    @classmethod
+    def _zuliprc(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no zuliprc file at {str(value)[:200]}")
         return value
 
     @field_validator("database_url")

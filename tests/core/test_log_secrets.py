@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from bot.config import load_settings
+from bot.config import SettingsError, load_settings
 from bot.logs import configure
 
 ZULIP_KEY = "zuliprc-key-7f3a9c0e41b2"
@@ -53,10 +53,14 @@ def test_an_explicit_key_and_a_zuliprc_key_are_both_scrubbed(clean_env, tmp_path
     assert line.rstrip().endswith("keys *** and ***")
 
 
+def test_a_missing_zuliprc_stops_start_up_naming_the_setting(clean_env, tmp_path):
+    clean_env.setenv("ZULIP_CONFIG", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match=r"^ZULIP_CONFIG: no zuliprc file at .*missing$"):
+        load_settings(env_file=None)
+
+
 def test_an_unreadable_zuliprc_adds_no_secret_and_does_not_fail_here(clean_env, tmp_path):
     # The Zulip adapter refuses the file at start-up with its own line; settings stay loadable.
-    clean_env.setenv("ZULIP_CONFIG", str(tmp_path / "missing"))
-    assert load_settings(env_file=None).secrets == []
     (tmp_path / "broken").write_text("key without a section\n")
     clean_env.setenv("ZULIP_CONFIG", str(tmp_path / "broken"))
     assert load_settings(env_file=None).secrets == []

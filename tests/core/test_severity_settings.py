@@ -35,6 +35,11 @@ def test_a_bad_response_target_is_one_line_naming_the_setting(monkeypatch, value
         ("DESKBOT_CURRENCY", "eur", "DESKBOT_CURRENCY: expected a three-letter currency code in capitals, such as EUR"),
         ("DESKBOT_LOG_FORMAT", "xml", "DESKBOT_LOG_FORMAT: Input should be 'console' or 'json'"),
         ("DESKBOT_LOG_LEVEL", "LOUD", "DESKBOT_LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING', 'ERROR' or"),
+        # Links customers are sent, and money: a typo stops start-up rather than reach them.
+        ("DESKBOT_DOCS_URL", "notaurl", "DESKBOT_DOCS_URL: expected a web address such as https://example.com/"),
+        ("DESKBOT_PURCHASE_URL", "ftp://x.example/", "DESKBOT_PURCHASE_URL: expected a web address"),
+        ("DESKBOT_FORUM_URL", "https:// forum", "DESKBOT_FORUM_URL: expected a web address"),
+        ("DESKBOT_INCIDENT_PRICE", "0.005", "DESKBOT_INCIDENT_PRICE: expected an amount with at most two decimals"),
     ],
 )
 def test_a_bad_setting_says_what_it_takes_in_plain_words(monkeypatch, name: str, value: str, said: str) -> None:  # noqa: ANN001
