@@ -80,6 +80,12 @@ def reply(ctx: Context, number: int, text: str) -> None:
     case_topic.files_not_fetched(ctx)
     if ctx.message.kind != "topic":
         ctx.reply(_("Sent to the customer of #{number} via {channel}."), number=number, channel=replied.route.channel)
+    if incident.state == incidents.CLOSED:
+        # The customer's answer to it cannot join a closed case: it would wait to open a new one.
+        ctx.reply(
+            _("#{number} is closed: an answer from the customer would not join it. To go on here, /reopen {number}."),
+            number=number,
+        )
 
 
 @command(en="note", pt="nota", audience=ENGINEER, args=(CASE, Arg("text", "text")), help=_("internal note on the case"))

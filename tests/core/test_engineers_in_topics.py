@@ -72,3 +72,15 @@ def test_a_bug_marked_from_a_direct_message_is_told_in_its_topic(engine, db_url,
     out = desk.engineer("/bug 1")
     assert "[#1 Acme: printer] #1 is marked as our bug; its credit went back" in out
     assert "(By `engineer@console`.)" in out
+
+
+def test_a_reply_on_a_closed_case_goes_and_the_engineer_is_told_how_to_go_on(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    desk.customer("Acme", credits=1)
+    desk.say("Acme", "open printer")
+    desk.say("Acme", "close 1")
+    out = desk.engineer("/reply 1 One more tip: clean the rollers.")
+    assert "[#1] One more tip: clean the rollers." in out
+    assert "#1 is closed: an answer from the customer would not join it. To go on here, /reopen 1." in out
+    desk.engineer("/reopen 1")
+    assert "is closed" not in desk.engineer("/reply 1 Back on it.")
