@@ -350,7 +350,10 @@ class _Converter(HTMLParser):
         out = self.out
         href = link.href
         shown = "".join(link.shown)
-        if "mention" in link.classes and "hashtag" not in link.classes:
+        # A mention link; or, from a server that does not mark mentions with the class, a link to
+        # the very profile page of an account the status mentions (`@deskbot status` from such a
+        # server would otherwise keep the bot's name, and the command would be lost).
+        if ("mention" in link.classes or href in self.mentions.by_url) and "hashtag" not in link.classes:
             mention = self.mentions.find(href, shown)
             if mention is not None:
                 if self.own_id is not None and str(mention.get("id")) == self.own_id:

@@ -160,9 +160,19 @@ _QUOTED_WORD = re.compile(
 )
 
 
+#: Mentions of other people before what a message says ("@bob@remote.example open VPN drops": a
+#: Mastodon composer puts the people a status mentions first).
+_LEADING_MENTIONS = re.compile(r"^(?:@\S+\s+)+(?=\S)")
+
+
+def without_leading_mentions(text: str) -> str:
+    """`text` from its first word that is not a mention (all of it, if it is only mentions)."""
+    return _LEADING_MENTIONS.sub("", text.strip(), count=1)
+
+
 def split_command(text: str) -> tuple[str, str, bool]:
-    """(folded first word, the rest, whether it began with '/')."""
-    stripped = _QUOTED_WORD.sub(r"\1", text.strip(), count=1)
+    """(folded first word, the rest, whether it began with '/'), mentions before them skipped."""
+    stripped = _QUOTED_WORD.sub(r"\1", without_leading_mentions(text), count=1)
     slash = stripped.startswith("/")
     match = re.match(r"(\S*)\s*(.*)", stripped[1:] if slash else stripped, re.DOTALL)
     assert match is not None  # the pattern matches any string

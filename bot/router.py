@@ -19,7 +19,16 @@ from sqlmodel import Session
 
 from adapters.channel import Inbound
 from bot import handlers
-from bot.commands import Audience, Command, ParseError, Registry, parse_args, reads_as_prose, split_command
+from bot.commands import (
+    Audience,
+    Command,
+    ParseError,
+    Registry,
+    parse_args,
+    reads_as_prose,
+    split_command,
+    without_leading_mentions,
+)
 from bot.context import Context, Counted
 from bot.deployment import Deployment
 from bot.handlers import copied as copied_handlers
@@ -239,6 +248,10 @@ class Router:
                 customer_text.unknown_sender(ctx, _kept_from_stranger(cmd, rest, slash, ctx.message.text.strip()))
             return
         text = ctx.message.text.strip()
+        if not text and not ctx.message.attachments:
+            # A status that only mentions the bot, an empty mail: nothing to add anywhere.
+            ctx.reply(_('Your message was empty. Send "help" to see what I can do.'))
+            return
         if cmd is not None:
             # In a thread about an incident, a line that only looks like a command ("Status: still
             # down") is what the customer says about it; elsewhere, so is a sentence that only
@@ -250,7 +263,8 @@ class Router:
                 otherwise = partial(customer_text.free_text, ctx, text)
             self._run(ctx, cmd, rest, slash, otherwise=otherwise)
             return
-        if thread is not None and not slash and not ADD_TO_CASE.match(text):
+        addressed = without_leading_mentions(text)
+        if thread is not None and not slash and not ADD_TO_CASE.match(addressed):
             customer_text.add_to_case(ctx, thread, text)
             return
         if slash or (
@@ -258,7 +272,7 @@ class Router:
         ):
             self._unknown_command(ctx, "customer", word)
             return
-        match = ADD_TO_CASE.match(text)
+        match = ADD_TO_CASE.match(addressed)
         if match is None:
             customer_text.free_text(ctx, text)
             return

@@ -236,3 +236,15 @@ def test_the_checker_finds_a_missing_plural_form_and_a_foreign_placeholder() -> 
     catalog.get("{n} credit").string = ("um crédito", "{n} créditos")
     catalog.get("Hello {name}").string = "Olá {name}"
     assert problems(template, catalog) == []
+
+
+def test_no_sentence_makes_a_hashtag_on_mastodon(catalogue) -> None:
+    # Mastodon links "#" followed by a word with a letter in it ("#N") to that hashtag's page;
+    # "#12" and "#<number>" stay text. Customers on Mastodon read these sentences.
+    tagged = [
+        form
+        for entry, translated in _strings(catalogue)
+        for form in (*entry, *translated)
+        if re.search(r"#[^\W\d_]|#[0-9_]*[^\W\d_]", form.replace("{", " {"))
+    ]
+    assert not tagged, "\n".join(tagged)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from adapters.channel import Attachment, Inbound
 
-from .reading import Mail
+from .reading import Mail, is_reply
 
 CHANNEL = "email"
 #: Unknown senders and the null sender are keyed alike.
@@ -108,6 +108,10 @@ def mail_to_inbound(
     copies = tuple(a for a in dict.fromkeys([*mail.to, *mail.cc]) if a and a != sender and a not in desk)
     attachments = (*mail.attachments, *refused)
     text = mail.text or ""
+    if not text.strip() and not attachments and not is_reply(mail.subject, mail.in_reply_to, references):
+        # A new mail that says it all in its subject ("Printer on fire", no body): the subject is
+        # what the customer wrote, not an empty message.
+        text = clean_subject(mail.subject) or ""
     if note:
         text = f"{note}\n\n{text}".strip()
     return Inbound(

@@ -24,9 +24,10 @@ log = logging.getLogger("deskbot.adapters.mastodon")
 MAX_MEDIA = 10
 
 
-def fetch_media(http: httpx.Client, status: dict[str, Any], limit: int) -> tuple[Attachment, ...]:
-    """The media of `status`, fetched; one that cannot be fetched is left out (logged)."""
-    files = []
+def fetch_media(http: httpx.Client, status: dict[str, Any], limit: int) -> tuple[tuple[Attachment, ...], list[str]]:
+    """The media of `status`, fetched; and the addresses of those that could not be (logged), for
+    the message's text to keep: the engineers can still open them."""
+    files, unfetched = [], []
     for medium in (status.get("media_attachments") or [])[:MAX_MEDIA]:
         url = medium.get("url") or medium.get("remote_url")
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
@@ -36,4 +37,12 @@ def fetch_media(http: httpx.Client, status: dict[str, Any], limit: int) -> tuple
             files.append(fetch(http, url, name=name, limit=limit))
         except DownloadFailed as error:
             log.warning("a customer's medium could not be fetched: %s", error)
-    return tuple(files)
+            unfetched.append(url)
+    return tuple(files), unfetched
+
+
+def media_urls(status: dict[str, Any]) -> list[str]:
+    """The addresses of a status's media (`remote_url` where `url` is missing, as for remote media
+    not cached yet)."""
+    found = ((m.get("url") or m.get("remote_url")) for m in (status.get("media_attachments") or [])[:MAX_MEDIA])
+    return [url for url in found if isinstance(url, str) and url]

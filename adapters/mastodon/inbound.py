@@ -79,10 +79,17 @@ def notification_to_inbound(notification: dict[str, Any], *, own_account_id: str
                 "url": status.get("url"),
             },
         )
+    spoiler = (status.get("spoiler_text") or "").strip()
+    text = status_to_text(status, own_account_id)
+    reply_to = status.get("in_reply_to_id")
     return Inbound(
         **common,
-        text=status_to_text(status, own_account_id),
-        subject_hint=(status.get("spoiler_text") or "").strip() or None,
+        # All the words under the content warning, where the body has none: they are the message.
+        text=text if text.strip() or not spoiler else spoiler,
+        subject_hint=spoiler or None,
+        # A reply to one of the bot's statuses about an incident joins that incident (the router
+        # looks the posted status up), as an email answering the bot's mail does.
+        replies_to=(str(reply_to),) if reply_to else (),
         raw=notification,
     )
 

@@ -111,11 +111,19 @@ class ReplyPoster:
         for number in range(len(ids) + 1, len(parts) + 1):
             key = f"deskbot-{message.outbox_id}-{number}"
             media_ids = [media[file.id] for file in groups[number - 1]] if number <= len(groups) else []
-            reply_to = self._post(parts[number - 1], reply_to, key, first=number == 1, media_ids=media_ids)
+            posted = self._post(parts[number - 1], reply_to, key, first=number == 1, media_ids=media_ids)
+            if number == 1 and not _mentions(posted, message.recipient, self.domain):
+                # Taken, but addressed to nobody: the account is suspended, moved or gone, or its
+                # server cannot be reached to resolve it (NOTES §8.5). The engineers must hear it.
+                raise PermanentSendError(
+                    f"outbox {message.outbox_id}: Mastodon took the reply but it reaches nobody: "
+                    f"{message.recipient} could not be mentioned (account suspended, moved or gone?)"
+                )
+            reply_to = str(posted["id"])
             ids.append(reply_to)
         return Sent(ids, unsent_files=unsent) if unsent else ids
 
-    def _post(self, text: str, reply_to: str | None, key: str, *, first: bool, media_ids: list[str]) -> str:
+    def _post(self, text: str, reply_to: str | None, key: str, *, first: bool, media_ids: list[str]) -> Any:
         api = self.transport.send
         media = media_ids or None
 
@@ -133,7 +141,17 @@ class ReplyPoster:
                 # The customer deleted the status we answer: answer outside the thread.
                 log.warning("mastodon: status %s is gone; replying without in_reply_to", reply_to)
                 status = self.transport.request(STATUSES, post(None), stop=self.stop, attempts=self.attempts)
-        return str(status["id"])
+        return status
+
+
+def _mentions(status: Any, recipient: str, local_domain: str) -> bool:
+    """Does the posted `status` mention `recipient` (`user@domain`), so that it reaches them?"""
+    wanted = recipient.lstrip("@").lower()
+    for mention in status.get("mentions") or []:
+        username, _, domain = str(mention.get("acct") or "").partition("@")
+        if f"{username}@{domain or local_domain}".lower() == wanted:
+            return True
+    return False
 
 
 def _left_out_lines(files: tuple[OutboundFile, ...], unsent: dict[int, str]) -> list[str]:

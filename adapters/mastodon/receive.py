@@ -35,7 +35,7 @@ from mastodon.errors import MastodonError, MastodonUnauthorizedError
 
 from adapters.channel import Inbound, InboundSink, PermanentChannelError, TransientChannelError
 
-from .files import fetch_media
+from .files import fetch_media, media_urls
 from .history import await_merge, mention_pages, mentions_from, newest_mentions
 from .inbound import id_key, notification_to_inbound, parse_time
 from .startup import dig
@@ -96,11 +96,13 @@ class Receiver:
         if inbound.public or not status.get("media_attachments"):
             return inbound
         try:
-            media = fetch_media(self.http, status, self.max_attachment_bytes())
+            media, unfetched = fetch_media(self.http, status, self.max_attachment_bytes())
         except Exception:
             log.exception("cannot fetch the media of Mastodon status %s; handled without them", inbound.message_id)
-            return inbound
-        return dataclasses.replace(inbound, attachments=media)
+            media, unfetched = (), media_urls(status)
+        # A medium that could not be fetched is named by its address, after the words.
+        text = "\n\n".join(part for part in (inbound.text, "\n".join(unfetched)) if part)
+        return dataclasses.replace(inbound, attachments=media, text=text)
 
     @property
     def connected(self) -> bool:

@@ -28,7 +28,7 @@ zone (`DESKBOT_TIMEZONE`).
 ``deskbot db upgrade``
     Apply the database migrations and print the revision before and after.
 
-``deskbot customers add NAME [--email E]... [--zulip-email Z] [--mastodon-acct user@host] [--lang en|pt] [--json]``
+``deskbot customers add NAME [--email E]... [--zulip-email Z] [--mastodon-acct user@host] [--lang en|pt|auto] [--json]``
     Create a customer. Prints its id and a one-time activation code (valid 14
     days; the customer sends ``link CODE`` to the bot). ``--email`` repeats:
     mail from each address is the customer's, the first is the contact
@@ -38,7 +38,7 @@ zone (`DESKBOT_TIMEZONE`).
     looked up on Zulip, with the Zulip settings, and linked by its user id:
     where the organisation hides that address from the bot, nothing is created
     and the error says that the activation code is the way). ``--lang`` is the
-    language of the bot's replies; without it none is chosen (``lang`` null): English
+    language of the bot's replies; without it, or with ``auto``, none is chosen (``lang`` null): English
     until the customer writes in Portuguese, then Portuguese. JSON: an object with ``id``,
     ``name``, ``email``, ``emails``, ``lang``, ``activation_code``,
     ``activation_code_expires_at`` and ``identities``.
@@ -273,7 +273,7 @@ def _root(
         bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
-    """deskbot: a support-desk chat bot for incident-based support over Zulip and Mastodon."""
+    """deskbot: a support-desk chat bot for incident-based support by email, Zulip and Mastodon."""
 
 
 class Role(StrEnum):

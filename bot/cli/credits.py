@@ -34,7 +34,9 @@ from bot.policy import pack_expires_on, unusable_because
 from bot.services import credits as credit_service
 from bot.services import imports
 
-credits_app = typer.Typer(help="Credit packs: grant one, or import many from CSV.", no_args_is_help=True)
+credits_app = typer.Typer(
+    help="Credit packs: grant one, import many from CSV, or cancel one granted by mistake.", no_args_is_help=True
+)
 
 
 @credits_app.command("grant")

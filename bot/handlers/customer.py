@@ -36,7 +36,7 @@ def show_help(ctx: Context) -> None:
             also = f" ({cmd.name_in(other)})" if cmd.name_in(other) != cmd.name_in(ctx.lang) else ""
             lines.append(f"• {cmd.usage(slash=False, lang=ctx.lang)}{also} — {ctx.t(cmd.help)}")
     if linked:
-        lines.append(ctx.t(_("• #N <text> — add a message to incident N")))
+        lines.append(ctx.t(_("• #<number> <text> — add a message to that incident")))
         lines.append(ctx.t(_("Any other message goes to your open incident.")))
     else:
         lines.append(ctx.t(_("The other commands (open, status, credits …) work once this account is linked.")))
@@ -166,7 +166,7 @@ def _ask_first(ctx: Context, ask: conversation.AskFirst) -> None:
         lines = [
             ctx.t(
                 _(
-                    'You already have open incidents: {listing}. If your message is about one of them, reply "#N" (for example "#{example}") to add it there.'
+                    'You already have open incidents: {listing}. If your message is about one of them, reply "#" and its number (for example "#{example}") to add it there.'
                 ),
                 listing=listing(ask.open_incidents),
                 example=first.id,

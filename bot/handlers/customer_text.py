@@ -64,11 +64,11 @@ def free_text(ctx: Context, text: str) -> None:
     if added:
         ctx.reply(
             _(
-                'You have several open incidents: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
+                'You have several open incidents: {listing}. Which one is this about? Reply "#" and its number (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
             )
             if added[0].state == incidents.OPEN
             else _(
-                'You have several incidents resolved in the last 7 days: {listing}. Which one is this about? Reply #N (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
+                'You have several incidents resolved in the last 7 days: {listing}. Which one is this about? Reply "#" and its number (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
             ),
             listing=listing(added),
             example=added[0].id,

@@ -133,7 +133,7 @@ def test_open_while_an_incident_is_open_asks_before_a_second_credit(engine, db_u
     clock.advance(minutes=16)
     out = desk.say("Acme", "open")
     assert "You already have open incidents: #1 NAS does not boot, #2 Printer offline." in out
-    assert 'reply "#N" (for example "#1")' in out and _credits_used(desk) == 2
+    assert 'reply "#" and its number (for example "#1")' in out and _credits_used(desk) == 2
     assert "Incident #3 is open: Scanner jams" in desk.say("Acme", "open")
 
 

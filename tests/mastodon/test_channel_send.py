@@ -320,3 +320,13 @@ def test_a_reply_answering_no_status_is_found_among_the_bots_own_statuses(
     mine = [p for p in fake.posted_by("deskbot") if p.recipients == ("alice@remote.example",)]
     assert [p.id for p in mine] == ids and len(ids) == 2
     assert mine[0].status["in_reply_to_id"] is None and mine[1].status["in_reply_to_id"] == ids[0]
+
+
+def test_a_reply_that_would_reach_nobody_fails_for_good(fake: FakeMastodon, channel: MastodonChannel) -> None:
+    # Mastodon takes a status whose only mention it cannot resolve (an account suspended, moved or
+    # gone): posted, it reaches nobody. Recorded as sent, the customer would wait for ever.
+    status = fake.post_status("alice@remote.example", "@deskbot hi")
+    with pytest.raises(PermanentSendError, match="reaches nobody"):
+        channel.send(outbound("Hello", status["id"], recipient="ghost@nowhere.example"))
+    (posted,) = fake.posted_by("deskbot")
+    assert posted.recipients == ()  # what Mastodon made of it: the reason it fails

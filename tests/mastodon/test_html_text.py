@@ -95,18 +95,20 @@ def test_lists_and_quotes() -> None:
     assert html_to_text(content, [], None) == "steps:\n\n- one\n\n- two\n\n> quoted"
 
 
-def test_media_appended_with_remote_url_where_url_is_missing() -> None:
+def test_media_are_not_text() -> None:
+    # The channel fetches them as the message's files: `status 2` with a screenshot is still `status 2`.
     status = {
-        "content": f"<p>{mention(BOT)} screenshot attached</p>",
+        "content": f"<p>{mention(BOT)} status 2</p>",
         "mentions": [BOT],
-        "media_attachments": [
-            {"type": "image", "url": "https://bot.example/media/1.png", "remote_url": None},
-            {"type": "unknown", "url": None, "remote_url": "https://remote.example/media/2.png"},
-        ],
+        "media_attachments": [{"type": "image", "url": "https://bot.example/media/1.png", "remote_url": None}],
     }
-    assert status_to_text(status, BOT["id"]) == (
-        "screenshot attached\n\nhttps://bot.example/media/1.png\nhttps://remote.example/media/2.png"
-    )
+    assert status_to_text(status, BOT["id"]) == "status 2"
+
+
+def test_a_link_to_the_bots_profile_is_its_mention_without_the_class() -> None:
+    # Some servers link a mention without class="mention": the bot's own is still removed.
+    content = f'<p><a href="{BOT["url"]}">@{BOT["username"]}</a> status</p>'
+    assert html_to_text(content, [BOT], BOT["id"]) == "status"
 
 
 def test_markup_in_text_stays_text() -> None:
