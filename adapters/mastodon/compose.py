@@ -78,17 +78,20 @@ def mention_for(acct: str, local_domain: str) -> str:
     return f"@{username}@{domain or local_domain}"
 
 
-def thread_parts(recipient_mention: str, body: str, max_characters: int) -> list[str]:
+def thread_parts(recipient_mention: str, body: str, max_characters: int, statuses: int = 1) -> list[str]:
     """The statuses of a reply: each starts with the mention and fits `max_characters`.
 
     Deterministic for the same input, so a retried send maps each part to
     the same Idempotency-Key. Splits at paragraph breaks, then at line breaks,
-    then between words; a single word longer than a part is cut.
+    then between words; a single word longer than a part is cut. `statuses`:
+    how many statuses the thread will have at least (a reply's media take one
+    each group of four): its parts are numbered out of the whole thread, and
+    the caller adds the parts of media alone (`media_part`).
     """
     body = body.strip()
     prefix = recipient_mention + " "
     whole = neutralise_mentions(body)
-    if fits_status(prefix + whole, max_characters):
+    if statuses <= 1 and fits_status(prefix + whole, max_characters):
         return [prefix + whole]
 
     # Split the text as written, then neutralise each part as it will be
@@ -100,11 +103,16 @@ def thread_parts(recipient_mention: str, body: str, max_characters: int) -> list
 
     if not fits("x"):
         raise ReplyTooLong(f"max_characters={max_characters} leaves no room after {recipient_mention!r}")
-    chunks = _split(body, fits, max_characters)
+    chunks = [body] if fits(body) else _split(body, fits, max_characters)
     if len(chunks) > MAX_PARTS:
         raise ReplyTooLong(f"the reply needs {len(chunks)} statuses (at most {MAX_PARTS})")
-    total = len(chunks)
+    total = max(len(chunks), statuses)
     return [f"{prefix}{neutralise_mentions(chunk)} ({i}/{total})" for i, chunk in enumerate(chunks, 1)]
+
+
+def media_part(recipient_mention: str, number: int, total: int) -> str:
+    """A status of a thread that carries media alone (more groups of media than parts of text)."""
+    return f"{recipient_mention} 📎 ({number}/{total})"
 
 
 def _split(body: str, fits: Callable[[str], bool], max_characters: int) -> list[str]:

@@ -33,7 +33,7 @@ from mastodon.errors import MastodonError, MastodonNetworkError, MastodonNotFoun
 
 from adapters.channel import FileStore, Outbound, OutboundFile, PermanentSendError, Sent, TransientSendError, size_text
 
-from .compose import ReplyTooLong, mention_for, thread_parts
+from .compose import ReplyTooLong, media_part, mention_for, thread_parts
 from .media import MediaUploader
 from .mentions import third_party_mentions
 from .pacing import STATUSES, Pacer
@@ -84,11 +84,13 @@ class ReplyPoster:
         groups = self.media.limits.groups(carried) if carried and self.media is not None else []
         mention = mention_for(message.recipient, self.domain)
         try:
-            parts = thread_parts(mention, body, self.max_characters)
+            parts = thread_parts(mention, body, self.max_characters, statuses=len(groups))
         except ReplyTooLong as error:
             raise PermanentSendError(f"outbox {message.outbox_id}: {error}") from None
-        # More groups of media than parts of text: the rest ride on parts of their own.
-        parts += [f"{mention} 📎 ({n}/{len(groups)})" for n in range(len(parts) + 1, len(groups) + 1)]
+        # More groups of media than parts of text: the rest ride on parts of their own, numbered
+        # out of the whole thread as the text's parts are.
+        total = max(len(parts), len(groups))
+        parts += [media_part(mention, n, total) for n in range(len(parts) + 1, len(groups) + 1)]
         # Composing neutralises every other mention; checked again here, by
         # Mastodon's rule, because a slip would message a stranger for good.
         strangers = [h for part in parts for h in third_party_mentions(part, message.recipient, self.domain)]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from adapters.mastodon.compose import (
     ReplyTooLong,
     fits_status,
+    media_part,
     mention_for,
     neutralise_mentions,
     status_length,
@@ -164,3 +165,11 @@ def test_the_checker_sees_what_composing_must_avoid() -> None:
     # reply_violations is also bench/fuzz.py's oracle: it must report a broken promise.
     assert reply_violations("hello") == []
     assert third_party_mentions("@alice@remote.example ²@carol", "alice@remote.example") == ["carol"]
+
+
+def test_a_thread_with_more_statuses_than_text_parts_numbers_the_text_out_of_all() -> None:
+    assert thread_parts("@a", "Five screens:", 500, statuses=2) == ["@a Five screens: (1/2)"]
+    assert thread_parts("@a", "Five screens:", 500, statuses=1) == ["@a Five screens:"]
+    parts = thread_parts("@a", "x" * 1200, 500, statuses=5)
+    assert [p[-5:] for p in parts] == ["(1/5)", "(2/5)", "(3/5)"]
+    assert media_part("@a", 4, 5) == "@a 📎 (4/5)"

@@ -152,6 +152,8 @@ def test_five_images_go_on_two_statuses(fake: FakeMastodon, zulip: FakeZulip, de
     assert [m["description"] for m in first.status["media_attachments"]] == [f"shot{i}.png" for i in range(4)]
     assert [m["description"] for m in second.status["media_attachments"]] == ["shot4.png"]
     assert second.status["in_reply_to_id"] == first.id and ALICE in second.recipients
+    # Numbered out of the whole thread: the text's part and the part of media alone.
+    assert first.source_text.endswith(" (1/2)") and second.source_text.endswith(" 📎 (2/2)")
     assert [fetched(m["url"]) for p in (first, second) for m in p.status["media_attachments"]] == [
         data for _name, data in images
     ]
