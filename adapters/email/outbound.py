@@ -276,21 +276,18 @@ class MailPoster:
     def _check_quiet_session(self) -> None:
         """Servers close a session quiet for a few minutes: one kept that long is checked with a
         NOOP first and opened again if it is gone, rather than failing the next mail on it."""
-        if self._smtp is None or time.monotonic() - self._used < QUIET_SESSION:
-            return
-        try:
-            code, _text = self._smtp.noop()
-        except (OSError, smtplib.SMTPException):
-            code = 0
-        if code != 250:
-            self._drop()
+        if self._smtp is not None and time.monotonic() - self._used >= QUIET_SESSION:
+            self._kept_if_answered(self._smtp.noop)
 
     def _reset(self) -> None:
         """End whatever transaction an error left open (`RSET`), or the session if that fails."""
-        if self._smtp is None:
-            return
+        if self._smtp is not None:
+            self._kept_if_answered(self._smtp.rset)
+
+    def _kept_if_answered(self, command: Callable[[], tuple[int, bytes]]) -> None:
+        """Keep the session if the server answers `command` (NOOP, RSET) with 250; else drop it."""
         try:
-            code, _text = self._smtp.rset()
+            code, _text = command()
         except (OSError, smtplib.SMTPException):
             code = 0
         if code != 250:
