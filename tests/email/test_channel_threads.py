@@ -263,16 +263,20 @@ def test_a_mail_carrying_a_file_at_the_limit_is_read_whole(mail: MailServers, li
         assert (stored.name, stored.size, stored.refused_over, stored.data) == ("core.dump", 2**20, None, dump)
 
 
-def test_a_file_over_the_limit_in_a_mail_read_whole_is_refused_alone(
-    mail: MailServers, limited: EmailBot, engine
-) -> None:  # noqa: ANN001
+def _a_dump_over_the_limit(mail: MailServers) -> str:
+    """Ana sends a 1.5 MB file to incident 1 (over the tests' 1.0 MB limit); what she is told of it."""
     ana = mail.customers[0]
     big = bytes(range(256)) * (6 * 1024)  # 1.5 MB
     ana.send("Dump", "#1 Here is the dump.", attachments=[("core.dump", big, "application/octet-stream")])
     (told,) = ana.wait_for(lambda m: from_bot(m) and "core.dump" in m.get_content())
-    assert told.get_content().startswith(
-        'Your file "core.dump" (1.5 MB) was not passed on: it is over the limit of 1.0 MB.'
-    )
+    return told.get_content()
+
+
+def test_a_file_over_the_limit_in_a_mail_read_whole_is_refused_alone(
+    mail: MailServers, limited: EmailBot, engine
+) -> None:  # noqa: ANN001
+    told = _a_dump_over_the_limit(mail)
+    assert told.startswith('Your file "core.dump" (1.5 MB) was not passed on: it is over the limit of 1.0 MB.')
     assert _incident_messages(engine, 1)[1] == "in:Here is the dump."  # its text came
 
 
@@ -286,14 +290,9 @@ def small_bound(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_mail_over_the_bound_is_read_by_its_headers_and_its_text_with_a_note(
     mail: MailServers, limited: EmailBot, engine, small_bound: None
 ) -> None:  # noqa: ANN001
-    ana = mail.customers[0]
-    big = bytes(range(256)) * (6 * 1024)  # 1.5 MB
-    ana.send("Dump", "#1 Here is the dump.", attachments=[("core.dump", big, "application/octet-stream")])
-    (told,) = ana.wait_for(lambda m: from_bot(m) and "core.dump" in m.get_content())
+    told = _a_dump_over_the_limit(mail)
     # Its text came: the customer is told of the file alone.
-    assert told.get_content().startswith(
-        'Your file "core.dump" (1.5 MB) was not passed on: it is over the limit of 1.0 MB.'
-    )
+    assert told.startswith('Your file "core.dump" (1.5 MB) was not passed on: it is over the limit of 1.0 MB.')
     (first, second) = _incident_messages(engine, 1)
     assert second.startswith("in:[A message of ") and "only its headers and its text were read" in second
     assert second.endswith("]\n\n#1 Here is the dump.")  # the text, under the note
