@@ -426,6 +426,12 @@ class Channel(ABC):
         internal references or markup meant for Zulip). As written, here."""
         return text
 
+    def their_words(self, value: str) -> str:
+        """A customer's own words (a subject, an excerpt, a file's name) inside one of the bot's
+        sentences to them on this channel, shown so that they cannot act there (Zulip: as markdown).
+        As written, here: email is plain text and Mastodon neutralises every mention it posts."""
+        return value
+
     def engineer_name(self, message: Inbound) -> str | None:
         """The name the sender of `message` works under as an engineer, if this channel knows them
         as one (Zulip: by user id, from DESKBOT_ENGINEERS); None for anyone else."""

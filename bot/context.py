@@ -108,6 +108,11 @@ class Context:
         """The case of the topic the message was written in (the channel read it from the topic's name)."""
         return self.message.case if self.message.kind == "topic" else None
 
+    def theirs(self, value: str) -> str:
+        """A customer's own words (a subject, an excerpt, a file's name) as they are to appear in an
+        answer to the sender: on Zulip inert unless plain, so that they cannot act as markdown."""
+        return self.deployment.their_words(value, self.message.channel)
+
     def t(self, msgid: str, /, **values: object) -> str:
         """`msgid` in the sender's language."""
         return render(self.lang, msgid, **values)

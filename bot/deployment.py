@@ -29,6 +29,11 @@ def as_written(text: str, customer_channel: str) -> str:
     return text
 
 
+def as_they_wrote(value: str, channel: str) -> str:
+    """Without channels to ask, a customer's words go into answers as they wrote them."""
+    return value
+
+
 def carries_all(channel: str, file: OutboundFile) -> FileRefusal | None:
     """Without channels to ask, no file is refused."""
     return None
@@ -57,6 +62,9 @@ class Deployment:
     #: An engineer's words (written on that channel) as the customer on a channel is to read them
     #: (`Channel.words_for_customer`: Zulip's markup and links into the organisation made plain).
     for_customer: Callable[[str, str], str] = as_written
+    #: A customer's own words inside an answer to them on a channel (`Channel.their_words`: inert
+    #: in Zulip markdown), by the value and the channel's name.
+    their_words: Callable[[str, str], str] = as_they_wrote
     #: Identities, as (channel, address), that are engineers whatever the channel says (the console's).
     trusted_engineers: frozenset[tuple[str, str]] = frozenset()
     #: Whether the account (channel, address) is an engineer's (`Channel.is_engineer`, or trusted).
@@ -79,6 +87,7 @@ class Deployment:
             case_topic=case_channel.case_topic if case_channel else plain_topic,
             engineer_of=case_channel.engineer_name if case_channel else no_engineer,
             for_customer=case_channel.words_for_customer if case_channel else as_written,
+            their_words=shown_by(channels),
             trusted_engineers=trusted_engineers,
             is_engineer=lambda channel, address: (
                 (channel, address) in trusted_engineers
@@ -98,6 +107,17 @@ def refusals(channels: list[Channel]) -> Callable[[str, OutboundFile], FileRefus
         return found.cannot_carry(file) if found is not None else None
 
     return cannot_carry
+
+
+def shown_by(channels: list[Channel]) -> Callable[[str, str], str]:
+    """`Deployment.their_words` over `channels`: a channel not among them shows words as written."""
+    by_name = {c.name: c for c in channels}
+
+    def their_words(value: str, channel: str) -> str:
+        found = by_name.get(channel)
+        return found.their_words(value) if found is not None else value
+
+    return their_words
 
 
 #: The share of a platform's posting budget that answers to strangers may use.

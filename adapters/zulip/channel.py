@@ -27,7 +27,7 @@ from adapters.channel import (
 )
 from adapters.topics import case_topic_name
 
-from . import plain
+from . import markup, plain
 from .compose import MAX_TOPIC_LENGTH
 from .directory import Engineers
 from .files import fetch_uploads, upload_links, without_upload_links
@@ -214,6 +214,10 @@ class ZulipChannel(Channel):
         topics); to a customer on another channel, without Zulip's markup either (`plain`)."""
         site = self._credentials.site if self._credentials is not None else ""
         return plain.for_customer(text, site, on_zulip=customer_channel == self.name) if site else text
+
+    def their_words(self, value: str) -> str:
+        """Inert unless no markdown rule could act on it (`markup.their_words`)."""
+        return markup.their_words(value)
 
     def engineer_name(self, message: Inbound) -> str | None:
         """By the sender's user id (`directory.Engineers`), never by the email the message shows."""

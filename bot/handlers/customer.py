@@ -100,7 +100,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
     assert ctx.customer is not None
     summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     lines = [
-        ctx.t(_("Incident #{number} is open: {subject}"), number=incident.id, subject=incident.subject),
+        ctx.t(_("Incident #{number} is open: {subject}"), number=incident.id, subject=ctx.theirs(incident.subject)),
         ctx.tn(
             n_(
                 "One credit used; {left} credit left. This pack is valid until {expiry} inclusive.",
@@ -159,7 +159,7 @@ def _ask_first(ctx: Context, ask: conversation.AskFirst) -> None:
                     'You already have an open incident: #{number} {subject}. If your message is about it, reply "#{number}" to add it there.'
                 ),
                 number=first.id,
-                subject=first.subject,
+                subject=ctx.theirs(first.subject),
             )
         ]
     else:
@@ -168,7 +168,7 @@ def _ask_first(ctx: Context, ask: conversation.AskFirst) -> None:
                 _(
                     'You already have open incidents: {listing}. If your message is about one of them, reply "#" and its number (for example "#{example}") to add it there.'
                 ),
-                listing=listing(ask.open_incidents),
+                listing=listing(ctx, ask.open_incidents),
                 example=first.id,
             )
         ]
@@ -184,8 +184,8 @@ def _ask_first(ctx: Context, ask: conversation.AskFirst) -> None:
     ctx.reply_text("\n".join(lines))
 
 
-def listing(found: list[Incident]) -> str:
-    return ", ".join(f"#{i.id} {i.subject}" for i in found[:10])
+def listing(ctx: Context, found: list[Incident]) -> str:
+    return ", ".join(f"#{i.id} {ctx.theirs(i.subject)}" for i in found[:10])
 
 
 def no_credit_answer(ctx: Context, why: NoCredit) -> None:
@@ -249,7 +249,7 @@ def status(ctx: Context, number: int | None) -> None:
 def _status_line(ctx: Context, incident: IncidentSummary) -> str:
     values = {
         "number": incident.id,
-        "subject": incident.subject,
+        "subject": ctx.theirs(incident.subject),
         "severity": case_topic.severity_text(ctx.lang, incident.severity),
     }
     if incident.state == incidents.RESOLVED and incident.resolved_at is not None:
@@ -281,7 +281,7 @@ def _status_one(ctx: Context, number: int) -> None:
         return
     tz = ctx.settings.calendar.tz
     lines = [
-        ctx.t(_("Incident #{number}: {subject}"), number=incident.id, subject=incident.subject),
+        ctx.t(_("Incident #{number}: {subject}"), number=incident.id, subject=ctx.theirs(incident.subject)),
         ctx.t(_("State: {state}"), state=_state_text(ctx, incident)),
         ctx.t(_("Severity: {severity}"), severity=case_topic.severity_text(ctx.lang, incident.severity)),
         ctx.t(_("Opened: {when}"), when=format_when(incident.opened_at, ctx.lang, tz)),
@@ -314,9 +314,11 @@ def _status_one(ctx: Context, number: int) -> None:
             if msg.direction != "in"
             else ctx.t(_("you"))
             if msg.identity_id in own_accounts
-            else msg.author
+            else ctx.theirs(msg.author)
         )
-        lines.append(f"— {who}, {format_when(msg.created_at, ctx.lang, tz)}: {_excerpt(msg.body)}")
+        # Support's words were written for the customer; the rest are the customer's (or their copies').
+        body = _excerpt(msg.body) if msg.direction != "in" else ctx.theirs(_excerpt(msg.body))
+        lines.append(f"— {who}, {format_when(msg.created_at, ctx.lang, tz)}: {body}")
     files = attachments.of_incident(ctx.session, incident.id)
     if files:
         lines.append(ctx.t(_("Files:")))
@@ -324,7 +326,8 @@ def _status_one(ctx: Context, number: int) -> None:
         if file.refused_over is None:
             # Whose a file is, as in the messages above: the customer's, or sent to them by support.
             who = ctx.t(_("you")) if file.origin == "in" else ctx.t(_("support"))
-            lines.append(f"— {who}: {file.name} ({file.media_type}, {size_text(file.size)})")
+            name = ctx.theirs(file.name) if file.origin == "in" else file.name
+            lines.append(f"— {who}: {name} ({file.media_type}, {size_text(file.size)})")
         else:
             lines.append("— " + refused_line(ctx, file))
     ctx.reply_text("\n".join(lines))
@@ -495,7 +498,7 @@ def _kept_before_linking(ctx: Context) -> list[str]:
     return [
         ctx.t(
             _('Before linking you wrote: "{excerpt}". I kept it for a day: reply "open" to open an incident with it.'),
-            excerpt=_excerpt(kept.text, 200),
+            excerpt=ctx.theirs(_excerpt(kept.text, 200)),
         )
     ]
 

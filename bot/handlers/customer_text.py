@@ -70,7 +70,7 @@ def free_text(ctx: Context, text: str) -> None:
             else _(
                 'You have several incidents resolved in the last 7 days: {listing}. Which one is this about? Reply "#" and its number (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
             ),
-            listing=listing(added),
+            listing=listing(ctx, added),
             example=added[0].id,
         )
         return

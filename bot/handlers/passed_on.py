@@ -52,7 +52,7 @@ def tell_refused(ctx: Context, refused: Sequence[IncidentAttachment]) -> None:
             _(
                 'Your file "{name}" ({size}) was not passed on: it is over the limit of {limit}. The engineers know; please send a smaller file or a link to it.'
             ),
-            name=file.name,
+            name=ctx.theirs(file.name),
             size=size_text(file.size),
             limit=size_text(file.refused_over or 0),
         )
@@ -71,7 +71,7 @@ def tell_refused(ctx: Context, refused: Sequence[IncidentAttachment]) -> None:
 def refused_line(ctx: Context, file: IncidentAttachment) -> str:
     """A file not passed on, in a list: over the limit itself, or in a mail over it (only the
     mail's headers were read: every file it carried stays out, however small)."""
-    name = ctx.t(_("the whole message")) if file.name == WHOLE_MESSAGE else file.name
+    name = ctx.t(_("the whole message")) if file.name == WHOLE_MESSAGE else ctx.theirs(file.name)
     values = {"name": name, "size": size_text(file.size), "limit": size_text(file.refused_over or 0)}
     if file.refused_over is not None and file.size <= file.refused_over:
         return ctx.t(_("{name} ({size}): not passed on, in a message over the limit of {limit}"), **values)

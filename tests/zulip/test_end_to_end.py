@@ -25,6 +25,7 @@ from storage.models import Outbox
 from tests.desk import make_settings
 from tests.fakes.zulip import FakeZulip, StoredMessage
 from tests.zulip.conftest import ALICE, BOB, BOT, ENGINEER, STREAM
+from tests.zulip.markdown_check import HOSTILE, active_markup
 from tests.zulip.relay_check import parse_relayed
 
 TOPIC = "#1 Alice Customer: My printer is on fire @**all**"  # topic names are plain text
@@ -147,9 +148,11 @@ def test_customer_dm_opens_a_case_that_appears_in_its_topic(desk: ZulipDesk) -> 
     desk.start()
     open_case(desk)
     answer = desk.dms_to(ALICE)[-1]
-    assert answer.content.startswith("Incident #1 is open: My printer is on fire")
-    # Nothing internal reaches the customer (issue 13, item 5): no reference, no markup.
-    assert "ref dk" not in answer.content and "`" not in answer.content
+    # The customer's own words are shown inert: their mention does not act, even in their own DM.
+    assert answer.content.startswith("Incident #1 is open: `My printer is on fire @**all**`\n")
+    assert active_markup(answer.content) == []
+    # Nothing internal reaches the customer (issue 13, item 5): no reference, no markup of the bot's.
+    assert "ref dk" not in answer.content and answer.content.count("`") == 2
     assert answer.content.split("\n")[-1] == "Anything you write now is added to this incident."
     [mirrored] = [m for m in desk.in_topic() if "wrote:" in m.content]
     relayed = parse_relayed(mirrored.content)
@@ -280,6 +283,39 @@ def test_a_dm_of_thousands_of_backticks_neither_hangs_the_channel_nor_floods_the
     inside = [line for m in mirrored for line in parse_relayed(m.content).inside]
     assert "".join(inside) == "`" * 4_990
     assert desk.fake.truncations == []
+
+
+def test_a_customers_own_words_never_act_in_the_answers_to_them(desk: ZulipDesk) -> None:
+    # The bot's answers quote the customer (the subject, a file's name, the latest messages of
+    # `status N`): their words must not act as Zulip markdown there either (a mention, a link, an
+    # image, TeX, a widget). Plain words stay as they are.
+    desk.customer("Alice Customer", ALICE, credits=len(HOSTILE) + 1)
+    desk.start()
+
+    def ask(text: str, answer_containing: str) -> str:
+        before = len(desk.dms_to(ALICE))
+        desk.fake.post_dm(ALICE, text)
+        answer = wait_until(
+            lambda: next((m for m in desk.dms_to(ALICE)[before:] if answer_containing in m.content), None),
+            what=f"an answer to {text!r} containing {answer_containing!r}",
+        )
+        return answer.content  # type: ignore[attr-defined]
+
+    opened = ask("open VPN down since Monday, again", "Incident #1 is open")
+    assert opened.startswith("Incident #1 is open: VPN down since Monday, again\n")
+    for number, hostile in enumerate(HOSTILE, start=2):
+        # Incidents are open: the answer asks first, listing them (the hostile subjects among them).
+        asked = ask(f"open {hostile} (case {number})", 'reply "open" again within')
+        assert active_markup(asked) == [], (hostile, asked)
+        opened = ask("open", f"Incident #{number} is open")
+        assert active_markup(opened) == [], (hostile, opened)
+        detail = ask(f"status {number}", "Latest messages:")
+        assert active_markup(detail) == [], (hostile, detail)
+    listing = ask("status", "Your incidents:")
+    assert active_markup(listing) == [], listing
+    last = len(HOSTILE) + 1
+    assert f"#{last} `{HOSTILE[-1]} (case {last})` — " in listing
+    assert ask("status 1", "Incident #1: ").startswith("Incident #1: VPN down since Monday, again\n")
 
 
 def test_control_characters_in_a_subject_never_reach_the_topic_name(desk: ZulipDesk) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from adapters.channel import Outbound, Said
 from adapters.zulip import ZulipChannel
-from adapters.zulip.markup import inert, said_header
+from adapters.zulip.markup import inert, said_header, their_words
 from tests.fakes.zulip import FakeZulip
 from tests.zulip.conftest import BOT, STREAM
 from tests.zulip.markdown_check import HOSTILE, active_markup, render
@@ -125,3 +125,35 @@ def test_a_row_with_said_gets_the_header_then_the_fenced_quote(
     assert both.outside[:2] == ["**`Alice`** via zulip (`alice@example.com`) wrote:", "(edited)"]
     assert both.inside == ["again"]
     assert old.outside[0] == "**`Alice`** via zulip (`alice@example.com`) wrote:" and old.inside == ["old"]
+
+
+# -- a customer's own words in the answers to them -------------------------------------------------------
+
+
+@given(st.one_of(MARKUP, st.text(max_size=60), st.sampled_from(HOSTILE)))
+def test_a_customers_words_never_act_in_an_answer_to_them(value: str) -> None:
+    shown = their_words(value)
+    rendered = render(f"Incident #1 is open: {shown}\nOne credit used.")
+    assert rendered.active == [], (value, shown)
+    if shown == value:  # as they wrote it: nothing Zulip would act on, so no code span either
+        assert rendered.code == []
+    elif one_line(value):
+        [span] = rendered.code
+        assert span.strip(" ") == one_line(value).strip(" ")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("VPN down since Monday, again", "VPN down since Monday, again"),
+        ("Não consigo entrar (erro 500)!", "Não consigo entrar (erro 500)!"),
+        ("It stopped. Then it started", "It stopped. Then it started"),
+        ("see example.com", "`see example.com`"),
+        ("report.pdf", "`report.pdf`"),
+        ("@**all** help", "`@**all** help`"),
+        ("snake_case __bold__", "`snake_case __bold__`"),
+        ("line one\nline two", "`line one line two`"),
+    ],
+)
+def test_plain_words_stay_as_they_are_and_the_rest_is_inert(value: str, shown: str) -> None:
+    assert their_words(value) == shown
