@@ -246,6 +246,10 @@ class Outbound:
     #: Direct: people copied on the incident the row is about, as addresses on this channel (email:
     #: `Cc`); a channel that cannot copy anyone ignores them.
     copies: tuple[str, ...] = ()
+    #: Direct: the language `text` is written in, as a BCP 47 tag ("en", "pt-PT"), for a platform that
+    #: tags a post with it (Mastodon: screen readers and the translate button go by it) or a mail's
+    #: `Content-Language`; None when unknown or mixed.
+    lang: str | None = None
 
 
 class Sent(list[str]):

@@ -133,4 +133,4 @@ class Context:
         if self.answer_gate is not None and not self.answer_gate(text):
             return
         self.replies.append(text)
-        self.out.say(to_sender(self.message), text, incident_id=self.incident_id, secret=secret)
+        self.out.say(to_sender(self.message), text, incident_id=self.incident_id, secret=secret, lang=self.lang)

@@ -112,6 +112,7 @@ def to_outbound(row: Outbox | outbox.NewRow) -> Outbound:
         subject=row.subject,
         automatic=row.automatic,
         copies=tuple(json.loads(row.copies)) if row.copies else (),
+        lang=row.lang,
     )
 
 

@@ -59,6 +59,11 @@ def n_(singular: str, plural: str) -> Plural:
     return Plural(singular, plural)
 
 
+def language_tag(lang: str) -> str:
+    """The BCP 47 tag of one of our languages, as a platform or a mail header takes it: 'en', 'pt-PT'."""
+    return LANGUAGES[normalise_lang(lang)].replace("_", "-")
+
+
 def normalise_lang(code: str | None) -> str:
     """Map 'pt', 'pt-PT', 'pt_BR', 'PT' … to 'pt'; anything unknown to English."""
     if not code:

@@ -43,7 +43,7 @@ def remind_expiring_credits(out: Outgoing, settings: Settings, channels: Collect
         lang = customer.lang or "en"
         expiry = format_day(min(pack_expires_on(p.purchased) for p in claimed), lang)
         subject = render(lang, _("Your support credits lapse after {expiry}"), expiry=expiry)
-        out.say(Direct(account.channel, account.address, subject=subject), _reminder_text(lang, claimed))
+        out.say(Direct(account.channel, account.address, subject=subject), _reminder_text(lang, claimed), lang=lang)
         reminded.append(customer_id)
         log.info(
             "credit expiry reminder written",

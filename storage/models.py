@@ -350,6 +350,9 @@ class Outbox(SQLModel, table=True):
     #: Direct rows about an incident: the people it copies on this channel (JSON list of addresses),
     #: fixed when the row is written so that every attempt carries the same ones (`IncidentCopy`).
     copies: str | None = None
+    #: Direct rows: the language the text is written in, as a BCP 47 tag ("en", "pt-PT"; see
+    #: `adapters.channel.Outbound.lang`); None where it is not one (an apology in both).
+    lang: str | None = Field(default=None, max_length=16)
     #: A secret the text carries in clear (an activation code) until the row is sent or fails:
     #: then every occurrence in `text` is masked and this is cleared (see storage.outbox).
     secret: str | None = None

@@ -61,6 +61,7 @@ class NewRow:
     automatic: bool = True
     #: JSON list of the addresses the row copies (`Outbox.copies`).
     copies: str | None = None
+    lang: str | None = None
 
 
 def enqueue(session: Session, **fields: Any) -> NewRow:
@@ -97,12 +98,13 @@ def row_values(
     subject: str | None = None,
     automatic: bool = True,
     copies: str | None = None,
+    lang: str | None = None,
 ) -> dict[str, Any]:
     """The column values of a new row, due now, or `leased` to the writer (who sends it right
     after the commit: no claim query, see bot.dispatcher).
 
     `secret`: a value `text` holds in clear that must not stay in the store once delivered.
-    `subject`, `automatic`, `copies` (JSON list): see `adapters.channel.Outbound`.
+    `subject`, `automatic`, `copies` (JSON list), `lang`: see `adapters.channel.Outbound`.
     """
     return {
         "channel": channel,
@@ -117,6 +119,7 @@ def row_values(
         "subject": subject,
         "automatic": automatic,
         "copies": copies,
+        "lang": lang,
         "incident_id": incident_id,
         "attempts": 1 if leased else 0,
         "created_at": now,
@@ -329,7 +332,7 @@ _posted = PostedMessage.__table__  # type: ignore[attr-defined]
 _outbox = Outbox.__table__  # type: ignore[attr-defined]
 _WRITTEN = (
     "channel", "kind", "text", "recipient", "conversation", "topic", "quote", "said", "files", "subject",
-    "automatic", "copies", "incident_id", "attempts", "created_at", "state", "next_attempt_at", "secret",
+    "automatic", "copies", "lang", "incident_id", "attempts", "created_at", "state", "next_attempt_at", "secret",
 )  # fmt: skip
 _INSERT = Prepared(insert(_outbox).values({name: bindparam(name) for name in _WRITTEN}).returning(_outbox.c.id))
 _NEW_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(NewRow) if f.name != "id")

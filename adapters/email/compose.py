@@ -128,6 +128,10 @@ def build(
         if not (maintype and subtype) or maintype == "multipart":
             maintype, subtype = "application", "octet-stream"
         mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=attachment_name(file.name))
+    if message.lang:
+        # RFC 3282: the language mail clients, screen readers and translators go by. Set last: setting
+        # the content (or making the mail multipart) moves or drops the Content-* headers set before.
+        mail["Content-Language"] = message.lang
     return mail
 
 

@@ -113,7 +113,9 @@ class ReplyPoster:
         for number in range(len(ids) + 1, len(parts) + 1):
             key = f"deskbot-{message.outbox_id}-{number}"
             media_ids = [media[file.id] for file in groups[number - 1]] if number <= len(groups) else []
-            posted = self._post(parts[number - 1], reply_to, key, first=number == 1, media_ids=media_ids)
+            posted = self._post(
+                parts[number - 1], reply_to, key, first=number == 1, media_ids=media_ids, language=message.lang
+            )
             if number == 1 and not _mentions(posted, message.recipient, self.domain):
                 # Taken, but addressed to nobody: the account is suspended, moved or gone, or its
                 # server cannot be reached to resolve it (NOTES §8.5). The engineers must hear it.
@@ -125,13 +127,22 @@ class ReplyPoster:
             ids.append(reply_to)
         return Sent(ids, unsent_files=unsent) if unsent else ids
 
-    def _post(self, text: str, reply_to: str | None, key: str, *, first: bool, media_ids: list[str]) -> Any:
+    def _post(
+        self, text: str, reply_to: str | None, key: str, *, first: bool, media_ids: list[str], language: str | None
+    ) -> Any:
         api = self.transport.send
         media = media_ids or None
+        # Mastodon takes an ISO 639 code ("pt"), not a region; without one it tags the account's default.
+        iso = language.partition("-")[0] if language else None
 
         def post(in_reply_to: str | None) -> Callable[[], Any]:
             return lambda: api.status_post(
-                text, in_reply_to_id=in_reply_to, media_ids=media, visibility="direct", idempotency_key=key
+                text,
+                in_reply_to_id=in_reply_to,
+                media_ids=media,
+                visibility="direct",
+                idempotency_key=key,
+                language=iso,
             )
 
         with _send_errors("Mastodon did not take the status"):

@@ -69,7 +69,7 @@ def reply(ctx: Context, number: int, text: str) -> None:
     files = attachments.record(ctx.session, ctx.now, incident, ctx.message, origin="out")
     carried, left_out = attachments.sort_out(files, lambda file: ctx.deployment.cannot_carry(channel, file))
     sent = [*_carried_files(lang, carried), *(_left_out_file(lang, file) for file in left_out)]
-    ctx.out.say(replied.route, relayed, files=sent, incident_id=incident.id)
+    ctx.out.say(replied.route, relayed, files=sent, incident_id=incident.id, lang=lang)
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:
         said = Said(ctx.engineer, channel, role="engineer")
@@ -395,7 +395,8 @@ def _tell_customer(ctx: Context, incident: Incident, compose: Callable[[str], st
     """Say `compose(language)` to the customer of `incident`, in their language, on their latest channel."""
     route = incidents.customer_route(ctx.session, incident)
     if route is not None:
-        ctx.out.say(route, compose(incidents.customer_lang(ctx.session, incident)), incident_id=incident.id)
+        lang = incidents.customer_lang(ctx.session, incident)
+        ctx.out.say(route, compose(lang), incident_id=incident.id, lang=lang)
 
 
 def _engineers_words(ctx: Context, incident: Incident, text: str | None) -> str | None:

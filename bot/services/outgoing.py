@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from adapters.channel import Inbound, OutboundFile, Said
+from bot.i18n import language_tag
 from bot.services import copies
 from storage import outbox
 from storage.models import Incident
@@ -95,9 +96,12 @@ class Outgoing:
         files: Sequence[OutboundFile] = (),
         incident_id: int | None = None,
         secret: str | None = None,
+        lang: str | None = None,
     ) -> None:
         """Write `text` (and a `quote` of someone's words, `said` by whom) for `to`.
 
+        `lang`: the language `text` is written in (ours: "en", "pt"), for a direct row; the channel
+        tags the message with it where the platform can.
         `secret`: a value `text` shows in clear (an activation code); the outbox masks it in
         the stored text once the message is delivered. `files`: stored files the channel shows
         with the row (a case topic: uploaded under the header).
@@ -115,6 +119,7 @@ class Outgoing:
                 "subject": incident.subject if incident is not None else to.subject,
                 "automatic": not self.by_person,
                 "copies": json.dumps(copied) if copied else None,
+                "lang": language_tag(lang) if lang else None,
             }
         values = outbox.row_values(
             channel=to.channel,

@@ -356,13 +356,14 @@ def test_commands_work_as_the_first_line_and_a_look_alike_in_a_thread_is_text(
     bruno.send("Impressora", "abrir\nA impressora não imprime.\n\n-- \nBruno Costa\nCliente Lda")
     (aberto,) = bruno.wait_for(from_bot)
     assert "O incidente #1 foi aberto: Impressora" in aberto.get_content()
+    assert aberto["Content-Language"] == "pt-PT"  # what mail clients, screen readers, translators go by
     assert _incident_messages(engine, 1) == ["in:A impressora não imprime."]  # the signature is cut
 
     ana.send("Network", "open\nThe switch reboots.")
     (answer,) = ana.wait_for(from_bot)
     ana.send_reply(answer, "status 2")
-    status = ana.wait_for(from_bot, count=2)[1].get_content()
-    assert "Incident #2: Network" in status
+    status = ana.wait_for(from_bot, count=2)[1]
+    assert "Incident #2: Network" in status.get_content() and status["Content-Language"] == "en"
     ana.send_reply(answer, "Status: still rebooting every hour.")
     added = ana.wait_for(from_bot, count=3)[2].get_content()
     assert "Added to incident #2" in added

@@ -156,3 +156,23 @@ def test_a_credit_expiry_reminder_is_a_direct_post_of_its_own_that_reaches_the_c
     assert "A reminder: 1 support credit from the pack you bought on 22 Dec 2025" in reminder.source_text
     assert reminder.status["in_reply_to_id"] is None and reminder.status["visibility"] == "direct"
     assert reminder.recipients == (ALICE,) and find_mentions(reminder.source_text) == [ALICE]
+
+
+def test_every_answer_is_tagged_with_the_language_it_is_written_in(fake: FakeMastodon, bot: Bot) -> None:
+    """Mastodon tags a status with a language (screen readers read it in that voice, the translate
+    button offers to translate from it); untagged, a Portuguese answer took the bot account's."""
+    fake.account("deskbot").default_language = "ja"  # a wrong guess, as the cassettes show one
+    fake.post_status(ALICE, "@deskbot idioma pt")
+    (switched,) = bot_replies(fake, 1)
+    assert switched.status["language"] == "pt", switched.source_text
+    fake.post_status(ALICE, "@deskbot abrir A impressora encrava")
+    (opened,) = bot_replies(fake, 2)[1:]
+    assert "foi aberto" in opened.source_text and opened.status["language"] == "pt"
+    bot.engineer("/reply 1 Já vimos: é o rolo.", "e1")
+    (relayed,) = bot_replies(fake, 3)[2:]
+    assert "[#1] Já vimos" in relayed.source_text and relayed.status["language"] == "pt"
+    fake.post_status(ALICE, "@deskbot lang en")
+    fake.post_status(ALICE, "@deskbot status")
+    answers = bot_replies(fake, 5)[3:]
+    assert [a.status["language"] for a in answers] == ["en", "en"], [a.source_text for a in answers]
+    assert "Your incidents:" in answers[1].source_text

@@ -80,6 +80,9 @@ class Account:
     bot: bool = False
     limited: bool = False
     policy: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_POLICY))
+    #: The language a status of this account is tagged with when the post names none (Mastodon: the
+    #: account's default posting language, else a guess from the text).
+    default_language: str = "en"
     #: Kept as statuses are created: counting them on each render made long runs quadratic.
     statuses_count: int = 0
 
@@ -276,7 +279,7 @@ class Instance:
                 spoiler_text=spoiler_text,
                 sensitive=bool(spoiler_text),
                 visibility=visibility,
-                language=language or "en",
+                language=language or author.default_language,
                 uri=f"{author.uri}/statuses/{status_id}",
                 url=f"{author.url}/{status_id}",
                 content=content_html,
