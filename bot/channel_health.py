@@ -14,6 +14,10 @@ DEBUG only; the runtime says what it sees (`failing` / `reached`: a receiving ch
 
 `on_change(channel, up)` is called at each start and end of an outage (the runtime sets
 `deskbot_channel_up` with it); `outages()` names the channels that are down, for `/readyz`.
+
+The runtime keeps a second one for the database (`what="the database"`): every loop that meets
+the store gone (receiving, sending, the watcher) reports there, not as its channel's outage, so
+that a database outage is one warning and a reminder a minute, not a traceback a second.
 """
 
 from __future__ import annotations
@@ -64,8 +68,13 @@ class ChannelHealth:
         grace: float = GRACE_SECONDS,
         remind_every: float = REMINDER_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        what: str = "the platform",
+        field: str = "channel",
     ) -> None:
         self._health = {name: _Health() for name in channels}
+        #: What the watched things fail to reach, as the log lines say it, and the log field naming them.
+        self._what = what
+        self._field = field
         self._on_change = on_change
         self._grace = grace
         self._remind_every = remind_every
@@ -98,10 +107,11 @@ class ChannelHealth:
                 return
             lasted = self._clock() - down_since + self._grace
         log.info(
-            "%s: reaching the platform again after %s down",
+            "%s: reaching %s again after %s down",
             channel,
+            self._what,
             seconds_text(lasted),
-            extra={"channel": channel, "down_seconds": round(lasted, 1)},
+            extra={self._field: channel, "down_seconds": round(lasted, 1)},
         )
         if self._on_change is not None:
             self._on_change(channel, True)
@@ -124,22 +134,29 @@ class ChannelHealth:
                     going_on.append((name, self._reason(health), now - health.down_since + self._grace))
         for name, reason in started:
             log.warning(
-                "%s: cannot reach the platform: %s; retrying with back-off, quietly "
+                "%s: cannot reach %s: %s; retrying with back-off, quietly "
                 "(a reminder once a minute while it lasts, one line when it is back)",
                 name,
+                self._what,
                 reason,
-                extra={"channel": name},
+                extra={self._field: name},
             )
             if self._on_change is not None:
                 self._on_change(name, False)
         for name, reason, lasted in going_on:
             log.warning(
-                "%s: still cannot reach the platform after %s: %s",
+                "%s: still cannot reach %s after %s: %s",
                 name,
+                self._what,
                 seconds_text(lasted),
                 reason,
-                extra={"channel": name, "down_seconds": round(lasted, 1)},
+                extra={self._field: name, "down_seconds": round(lasted, 1)},
             )
+
+    def stopped(self, channel: str) -> None:
+        """The channel stopped for good (its own line said why): no outage of it is told any more."""
+        with self._lock:
+            self._health[channel] = _Health()
 
     def is_down(self, channel: str) -> bool:
         with self._lock:

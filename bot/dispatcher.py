@@ -46,6 +46,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from adapters.channel import (
@@ -125,8 +126,12 @@ class Dispatcher:
         case_channel: str | None = None,
         on_result: Callable[[str, str, float], None] | None = None,
         caller_sends: bool = False,
+        on_store: Callable[[DBAPIError | None], None] | None = None,
     ) -> None:
         self.engine = engine
+        #: Called with the error when a loop finds the store unreachable, with None when a drain
+        #: reached it (the runtime tells a database outage once, bot.channel_health).
+        self.on_store = on_store
         self.channels = channels
         self.clock = clock
         self.case_channel = case_channel
@@ -427,8 +432,15 @@ class Dispatcher:
             try:
                 with transaction(self.engine) as session:
                     outbox.renew(session, held, self.clock())
+            except DBAPIError as exc:
+                self._store_seen(exc)
+                log.debug("could not renew outbox leases: the store is unreachable: %s", exc)
             except Exception:
                 log.exception("could not renew outbox leases")
+
+    def _store_seen(self, error: DBAPIError | None) -> None:
+        if self.on_store is not None:
+            self.on_store(error)
 
     def _record_sent(self, delivered: list[tuple[Outbound, list[str], datetime, dict[str, object]]]) -> None:
         if not delivered:
@@ -612,6 +624,13 @@ class Dispatcher:
                         self._due[channel] = False
                         next_look = time.monotonic() + poll
                         self.drain(channel)
+                        self._store_seen(None)
+                except DBAPIError as exc:
+                    # The store is gone (an outage, a password changed under the process): told
+                    # once by the runtime, not as a traceback every second; the loop retries.
+                    self._store_seen(exc)
+                    log.debug("dispatcher loop: the store is unreachable: %s", exc, extra={"channel": channel})
+                    stop.wait(1.0)
                 except Exception:
                     log.exception("dispatcher loop error", extra={"channel": channel})
                     stop.wait(1.0)

@@ -105,6 +105,11 @@ class Metrics:
         )
 
 
+class AlreadyTold(Exception):
+    """A refresh could not read the store, and the outage is told elsewhere (the runtime's database
+    health): the refresher leaves the gauges as they were without a warning of its own."""
+
+
 class GaugeRefresher:
     """Runs `refresh` (which reads the database and sets gauges) at start and then every `every`
     seconds, in one thread of its own, until `stop`.
@@ -133,6 +138,8 @@ class GaugeRefresher:
             try:
                 self.refresh()
                 self.metrics.gauges_refreshed.set_to_current_time()
+            except AlreadyTold as exc:
+                log.debug("metrics gauges not refreshed: %s", exc)
             except Exception as exc:  # noqa: BLE001 — the database may be down; /readyz reports that
                 log.warning("metrics gauges not refreshed: %s: %s", type(exc).__name__, exc)
             self._stop.wait(self.every)

@@ -28,7 +28,7 @@ from bot.config import Settings
 from bot.deployment import Deployment
 from bot.dispatcher import Dispatcher
 from bot.intake import Intake, system_clock
-from bot.metrics import Metrics
+from bot.metrics import AlreadyTold, Metrics
 from bot.reminders import remind_expiring_credits
 from bot.router import Handled, Router
 from bot.services import credits, customers
@@ -53,6 +53,13 @@ RESTART_MAX_SECONDS = 5.0
 GOOD_RUN_SECONDS = 60.0
 #: How often each channel's connection is looked at (bot.channel_health).
 HEALTH_CHECK_SECONDS = 1.0
+#: How often a receiving replica checks that its channel's lock is still its own (a database
+#: restart frees every lock, and another replica may take the channel within LEASE_RETRY_SECONDS).
+LEASE_CHECK_SECONDS = 2.0
+#: Stopping: how long all channels together may take to close (SPEC §7: exit within 10 seconds).
+CLOSE_SECONDS = 3.0
+#: The name the database's outages are told under (bot.channel_health, `store_health`).
+DATABASE = "database"
 
 
 class NoChannelConfigured(Exception):
@@ -168,6 +175,7 @@ class Runtime:
             case_channel=self.deployment.case_channel,
             on_result=self._count_delivery,
             caller_sends=foreground,
+            on_store=self._store_seen,
         )
         self.intake = Intake(self.engine, self.router, self.dispatcher, clock, on_handled=self._count_handled)
         self.stop_event = threading.Event()
@@ -183,6 +191,11 @@ class Runtime:
         #: Channels stopped by a permanent error while running, with the reason (for /readyz).
         self.failed: dict[str, str] = {}
         self.health = ChannelHealth(self.channels, on_change=self._channel_up)
+        #: The database's outages, told as the channels' are (not as theirs, nor as a traceback a second).
+        self.store_health = ChannelHealth([DATABASE], what="the database", field="component")
+        #: Per channel, the event that ends its current receive loop: set when stopping, or when
+        #: this process no longer holds the channel's lock.
+        self._receive_stops: dict[str, threading.Event] = {}
         for name, channel in self.channels.items():
             channel.on_rate_limit_wait = lambda _seconds, name=name: self.metrics.rate_limit_waits.labels(name).inc()
             channel.on_trouble = lambda reason, name=name: self.health.trouble(name, reason)
@@ -215,6 +228,14 @@ class Runtime:
     def _channel_up(self, channel: str, up: bool) -> None:
         self.metrics.channel_up.labels(channel).set(1 if up else 0)
 
+    def _store_seen(self, error: BaseException | None) -> None:
+        """A loop reached the store (`error` None) or found it unreachable."""
+        if error is None:
+            self.store_health.reached(DATABASE)
+        else:
+            orig = getattr(error, "orig", None) or error
+            self.store_health.failing(DATABASE, f"{type(orig).__name__}: {str(orig).strip().splitlines()[0]}"[:300])
+
     def ready(self) -> tuple[bool, str]:
         """Database reachable, every configured channel connected (by this process or a replica) and
         allowed to post everything (`Channel.held_back`: not while the support stream is public)."""
@@ -246,8 +267,12 @@ class Runtime:
         return True, "ready"
 
     def refresh_gauges(self) -> None:
-        with transaction(self.engine) as session:
-            depth, oldest = outbox.depth(session, self.clock())
+        try:
+            with transaction(self.engine) as session:
+                depth, oldest = outbox.depth(session, self.clock())
+        except DBAPIError as exc:
+            self._store_seen(exc)
+            raise AlreadyTold(str(exc.orig)) from None
         self.metrics.outbox_depth.set(depth)
         self.metrics.outbox_oldest.set(oldest)
 
@@ -270,6 +295,7 @@ class Runtime:
         self._spawn("outbox-leases", self.dispatcher.renew_leases, self.stop_event)
         self._spawn("watcher", self._watch)
         self._spawn("channel-health", self._watch_channels)
+        self._spawn("channel-leases", self._watch_leases)
 
     def _spawn(self, name: str, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)
@@ -280,30 +306,49 @@ class Runtime:
         """Keep a channel receiving; back off with jitter after failures, reset after a good run.
 
         With several replicas, only the holder of the channel's lease receives; the others wait
-        and take over within a few seconds of its death.
+        and take over within a few seconds of its death. A replica that loses the lease (the
+        database restarted: every lock is freed) stops receiving at once (`_watch_leases`) and
+        stands by like the others.
         """
         failures = 0
         lease = ChannelLease(self.engine, channel.name)
         self.leases.append(lease)
+        standing_by = False
         while not self.intake_stop.is_set():
             began = time.monotonic()
             try:
                 if not lease.try_acquire():
+                    if not standing_by:
+                        log.info(
+                            "%s: another deskbot receives this channel; standing by to take over",
+                            channel.name,
+                            extra={"channel": channel.name},
+                        )
+                        standing_by = True
+                    self.receiving.discard(channel.name)
                     self.placed.add(channel.name)  # another replica receives it
                     self.intake_stop.wait(LEASE_RETRY_SECONDS)
                     continue
+                if standing_by:
+                    log.info("%s: took over receiving this channel", channel.name, extra={"channel": channel.name})
+                    standing_by = False
                 if channel.name not in self._started:
                     channel.start()
                     self._started.add(channel.name)
+                stop = self._receive_stops[channel.name] = threading.Event()
+                if self.intake_stop.is_set():
+                    break
                 self.receiving.add(channel.name)
                 self.placed.add(channel.name)  # after `receiving`: ready waits for it to connect
-                channel.receive(self.intake, self.intake_stop)
+                channel.receive(self.intake, stop)
+                self.receiving.discard(channel.name)
                 failures = 0
             except PermanentChannelError as exc:
                 # Leave the lease so that a replica with working settings can take the channel.
                 log.error("channel stopped for good: %s", exc, extra={"channel": channel.name})
                 self.receiving.discard(channel.name)
                 self.failed[channel.name] = str(exc)
+                self.health.stopped(channel.name)  # no "cannot reach" reminders for a channel stopped
                 self._channel_up(channel.name, False)
                 lease.release()
                 return
@@ -311,6 +356,12 @@ class Runtime:
                 self.receiving.discard(channel.name)
                 failures = 1 if time.monotonic() - began >= GOOD_RUN_SECONDS else failures + 1
                 wait = random.uniform(0, min(RESTART_MAX_SECONDS, 2.0**failures))
+                if isinstance(exc, DBAPIError):
+                    # The store, not the platform: told once as the database's outage.
+                    self._store_seen(exc)
+                    log.debug("channel's store unreachable, restarting in %.1fs: %s", wait, exc)
+                    self.intake_stop.wait(wait)
+                    continue
                 self.health.failing(channel.name, str(exc) or type(exc).__name__)
                 # The first failure after a good run is told (with the traceback if it is not a
                 # platform's); the restarts that follow are the outage's, which channel_health tells.
@@ -324,6 +375,29 @@ class Runtime:
                     extra={"channel": channel.name},
                 )
                 self.intake_stop.wait(wait)
+
+    def _watch_leases(self) -> None:
+        """Every few seconds: is each channel received here still ours? If its lock went with its
+        connection (a database restart), another replica may be receiving it already: stop."""
+        while not self.intake_stop.wait(LEASE_CHECK_SECONDS):
+            for lease in list(self.leases):
+                stop = self._receive_stops.get(lease.channel)
+                if lease.channel not in self.receiving or stop is None or stop.is_set():
+                    continue
+                try:
+                    held = lease.holds()
+                except Exception:  # noqa: BLE001 — a check that fails proves nothing: next round
+                    log.debug("lease check failed", exc_info=True)
+                    continue
+                if not held and not self.intake_stop.is_set():
+                    # INFO: with one replica this is the database's outage, which is told as such.
+                    log.info(
+                        "%s: lost this channel's lock (the database connection that held it is gone); "
+                        "stopping receiving, then taking it again or standing by",
+                        lease.channel,
+                        extra={"channel": lease.channel},
+                    )
+                    stop.set()
 
     def _watch_channels(self) -> None:
         """Each second: is each channel received here connected? (See bot.channel_health.)"""
@@ -339,6 +413,7 @@ class Runtime:
                     else:
                         self.health.failing(name)
                 self.health.tick()
+                self.store_health.tick()
             except Exception:
                 log.exception("channel health check failed")
 
@@ -346,6 +421,9 @@ class Runtime:
         while not self.stop_event.is_set():
             try:
                 self.watch_once()
+            except DBAPIError as exc:
+                self._store_seen(exc)
+                log.debug("watcher: the store is unreachable: %s", exc)
             except Exception:
                 log.exception("watcher (response targets, credit reminders) failed")
             self.stop_event.wait(every)
@@ -370,6 +448,8 @@ class Runtime:
     def stop(self, drain_seconds: float = 10.0) -> None:
         """Stop intake, give in-flight sends up to `drain_seconds`, then stop everything."""
         self.intake_stop.set()
+        for receive_stop in list(self._receive_stops.values()):
+            receive_stop.set()
         deadline = threading.Event()
         timer = threading.Timer(drain_seconds, deadline.set)
         timer.start()
@@ -384,10 +464,31 @@ class Runtime:
         self.dispatcher.wake()
         for thread in self.threads:
             thread.join(timeout=2)
-        for channel in self.channels.values():
-            channel.close()
+        self._close_channels(CLOSE_SECONDS)
         for lease in self.leases:
             lease.release()
+
+    def _close_channels(self, seconds: float) -> None:
+        """Close every channel, all together within `seconds`: a platform that hangs mid-request
+        must not hold the process past SPEC §7's ten seconds (what it held waits in the outbox)."""
+
+        def close(channel: Channel) -> None:
+            try:
+                channel.close()
+            except Exception:  # noqa: BLE001 — stopping goes on; the reason is logged
+                log.warning("%s: closing failed", channel.name, exc_info=True)
+
+        closers = [
+            threading.Thread(target=close, args=(channel,), name=f"close-{name}", daemon=True)
+            for name, channel in self.channels.items()
+        ]
+        for closer in closers:
+            closer.start()
+        deadline = time.monotonic() + seconds
+        for closer in closers:
+            closer.join(timeout=max(0.0, deadline - time.monotonic()))
+            if closer.is_alive():
+                log.warning("%s did not close within %.0fs; stopping without it", closer.name[6:], seconds)
 
     def _pending(self) -> bool:
         """Is anything due that may be sent now (rows a channel holds back wait for the next start)?

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -36,6 +37,8 @@ class ChannelLease:
         self.engine = engine
         self.channel = channel
         self._connection: sa.Connection | None = None
+        #: The runtime's lease watchdog asks `holds` while the receive loop may `try_acquire`.
+        self._lock = threading.RLock()
 
     @property
     def needed(self) -> bool:
@@ -44,21 +47,38 @@ class ChannelLease:
     def try_acquire(self) -> bool:
         if not self.needed:
             return True
-        if self._connection is not None:
+        with self._lock:
+            if self.holds():
+                return True
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(self.channel)}).scalar()
+            if got:
+                self._connection = connection
+                return True
+            connection.close()
+            return False
+
+    def holds(self) -> bool:
+        """Is the lock still this process's? It lives as long as the connection that took it: a
+        database restart (or a connection cut) frees it for another replica, and this process
+        must stop receiving at once (bot.runtime watches)."""
+        if not self.needed:
+            return True
+        with self._lock:
+            if self._connection is None:
+                return False
             try:
                 self._connection.exec_driver_sql("SELECT 1")
                 return True
             except sa.exc.DBAPIError:
                 self.release()
-        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(self.channel)}).scalar()
-        if got:
-            self._connection = connection
-            return True
-        connection.close()
-        return False
+                return False
 
     def release(self) -> None:
+        with self._lock:
+            self._release()
+
+    def _release(self) -> None:
         if self._connection is not None:
             try:
                 self._connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(self.channel)})

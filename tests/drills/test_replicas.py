@@ -167,3 +167,53 @@ def test_two_replicas_one_receiver_per_channel_and_takeover_within_ten_seconds(
     assert problems == []
     assert status == 0, b.log_tail()
     engine.dispose()
+
+
+def test_a_replica_whose_locks_go_with_its_connection_stops_receiving_and_the_other_takes_over(
+    fakes: Fakes, make_database, bots
+) -> None:  # noqa: ANN001
+    """A database restart frees every advisory lock (they live with the connection that took them):
+    the standby takes the channels within seconds, and the replica that held them must stop
+    receiving at once rather than go on beside it. Here the server ends the lock connections of A
+    (what a restart does to them), while customers write all along."""
+    url = make_database("postgresql")
+    engine = engine_for(url)
+    seed_zulip_cursor(engine)
+    people = [fakes.add_customer(engine, "zulip", 1), fakes.add_customer(engine, "mastodon", 1)]
+    ledger = Ledger(fakes, engine)
+    a: BotProcess = bots("replica-a", fakes.env(url + "?application_name=replica-a"))
+    b: BotProcess = bots("replica-b", fakes.env(url + "?application_name=replica-b"))
+    a.start().wait_ready()
+    wait_until(lambda: lease_holders(engine) == {"zulip": ["replica-a"], "mastodon": ["replica-a"]}, 20, "A's leases")
+    b.start().wait_ready()
+    wait_until(lambda: any("standing by to take over" in r["message"] for r in b.log_records()), 10, "B to stand by")
+    for person in people:
+        fakes.dm(person, "open")
+    for person in people:
+        person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
+    writer = CustomersWriting(fakes, people, WRITE_EVERY)
+    writer.start()
+    wait_until(lambda: one_receiver_each(engine, fakes, "replica-a"), 10, "A alone receiving")
+
+    with engine.connect() as conn:
+        ended = conn.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a WHERE a.application_name = 'replica-a' "
+                "AND a.pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted)"
+            )
+        ).all()
+    assert len(ended) == 2  # each channel's lock on a connection of its own
+    after = wait_until(lambda: one_receiver_each(engine, fakes, "replica-b"), 20, "B alone receiving")
+    # And it stays so: A does not take a channel back while B holds it.
+    time.sleep(2 * 2.0)
+    assert one_receiver_each(engine, fakes, "replica-b"), lease_holders(engine)
+    writer.stop()
+    wait_until(ledger.all_answered, 60, "every DM to be answered", interval=0.25)
+    told_a = [r["message"] for r in a.log_records()]
+    told_b = [r["message"] for r in b.log_records()]
+    assert sum("lost this channel's lock" in m for m in told_a) == 2, told_a[-10:]
+    assert sum("took over receiving this channel" in m for m in told_b) == 2, told_b[-10:]
+    assert ledger.problems() == []
+    print(f"\n[drill replicas] after A's locks went: {after}; {ledger.counts()}")
+    assert a.terminate() == 0 and b.terminate() == 0
+    engine.dispose()

@@ -89,3 +89,35 @@ def test_durations_read_as_people_write_them() -> None:
     assert [seconds_text(s) for s in (0, 4.6, 59, 60, 125, 3599, 3600, 12_345)] == [
         "0s", "5s", "59s", "1m 0s", "2m 5s", "59m 59s", "1h 0m", "3h 25m"
     ]  # fmt: skip
+
+
+def test_a_channel_stopped_for_good_gets_no_reminders_of_an_outage(lines) -> None:  # noqa: ANN001
+    # An operator audit: after "channel stopped for good: … INVALID_API_KEY", the log went on saying
+    # "still cannot reach the platform … connection refused" every minute, though Zulip answered.
+    clock = Clock()
+    health = ChannelHealth(["zulip"], clock=clock)
+    for second in range(30):
+        clock.now = 1000.0 + second
+        health.failing("zulip", "GET events: connection refused")
+        health.tick()
+    assert health.is_down("zulip")
+    health.stopped("zulip")
+    before = len(_told(lines))
+    for second in range(30, 600):
+        clock.now = 1000.0 + second
+        health.tick()
+    assert _told(lines)[before:] == [] and health.outages() == {} and not health.is_down("zulip")
+
+
+def test_the_database_is_told_as_the_database(lines) -> None:  # noqa: ANN001
+    clock = Clock()
+    health = ChannelHealth(["database"], clock=clock, what="the database", field="component")
+    for second in range(10):
+        clock.now = 1000.0 + second
+        health.failing("database", "OperationalError: connection refused")
+        health.tick()
+    health.reached("database")
+    told = _told(lines)
+    assert told[0].startswith("WARNING database: cannot reach the database: OperationalError: connection refused;")
+    assert told[-1] == "INFO database: reaching the database again after 9s down"
+    assert [getattr(r, "component", None) for r in lines.records if r.levelno >= logging.INFO] == ["database"] * 2
