@@ -36,10 +36,23 @@ from .pacing import RateBudget
 from .receive import Receiver
 from .startup import check_account, check_support_stream, find_user_id
 from .state import ServerState
-from .transport import USER_AGENT, Credentials, Transport, ZulipApiError, ZulipUnavailable, load_credentials
+from .transport import (
+    USER_AGENT,
+    Credentials,
+    Transport,
+    ZulipApiError,
+    ZulipStopping,
+    ZulipUnavailable,
+    load_credentials,
+)
 from .tuning import ZulipTuning
 
 log = logging.getLogger("deskbot.adapters.zulip")
+
+#: How long `close` waits for the sending client to be free before it leaves it to the exit: the
+#: request holding it is cut at once (`Transport.close`), so this passes only when a client is
+#: still being built (its first request cannot be cut); stopping must not wait for that.
+CLOSE_LOCK_WAIT = 1.0
 
 
 class ZulipChannel(Channel):
@@ -201,6 +214,8 @@ class ZulipChannel(Channel):
             raise PermanentChannelError(str(exc)) from None
         except ZulipApiError as exc:
             raise TransientChannelError(f"Zulip refused a request while receiving: {exc}") from None
+        except ZulipStopping as exc:
+            raise TransientChannelError(f"the Zulip channel was closed while receiving: {exc}") from None
         finally:
             receiver.close()
             self._receiver = None
@@ -313,11 +328,22 @@ class ZulipChannel(Channel):
 
     # -- shutdown --------------------------------------------------------------------------
     def close(self) -> None:
+        """Release connections, at once even while Zulip hangs (SPEC §7: exit within 10 s).
+
+        Every request in flight is cut (`Transport.close`): a send or a look-up for an earlier
+        send blocked on a server that does not answer ends with `ZulipStopping`, which the send
+        path turns into `TransientSendError`, so its row stays pending and is tried again after
+        the restart, looking first for a post that reached the server (`reconcile`). The event
+        queue is not deleted here: the receive loop deletes it on its way out, and a queue left
+        behind expires on the server after 10 idle minutes.
+        """
         if self._transport is not None:
             self._transport.close()
-        receiver = self._receiver
-        if receiver is not None:
-            receiver.close()
-        with self._tx_lock:
+        if not self._tx_lock.acquire(timeout=CLOSE_LOCK_WAIT):
+            log.debug("Zulip channel closed with the sending client still busy")
+            return
+        try:
             if self._tx is not None and self._tx.session is not None:
                 self._tx.session.close()
+        finally:
+            self._tx_lock.release()

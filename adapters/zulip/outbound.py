@@ -33,7 +33,15 @@ from .files import UploadRefused, file_lines, upload_answer
 from .markup import said_header
 from .reconcile import Claims, RecordedElsewhere, posted_parts
 from .state import ServerState
-from .transport import Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable, retrying
+from .transport import (
+    Transport,
+    ZulipApiError,
+    ZulipRateLimited,
+    ZulipStopping,
+    ZulipTimedOut,
+    ZulipUnavailable,
+    retrying,
+)
 
 log = logging.getLogger("deskbot.adapters.zulip")
 
@@ -124,6 +132,8 @@ class MessagePoster:
             result = self.transport.call(self.client, "POST", "user_uploads", files=[fp], max_pause=self.max_rate_wait)
         except ZulipRateLimited as exc:
             raise TransientSendError(f"Zulip rate limit: {exc}", retry_after=exc.retry_after) from None
+        except ZulipStopping as exc:
+            raise TransientSendError(f"stopping: {exc}") from None
         except ZulipUnavailable as exc:
             raise TransientSendError(f"Zulip upload failed: {exc}") from None
         except ZulipApiError as exc:
@@ -203,6 +213,13 @@ class MessagePoster:
                     return int(res["id"])
         except ZulipRateLimited as exc:
             raise TransientSendError(f"Zulip rate limit: {exc}", retry_after=exc.retry_after) from None
+        except ZulipStopping as exc:
+            # Cut off by `close`: the row stays pending; whether the post reached Zulip is unknown,
+            # and the next attempt (attempt > 1) looks for it before posting.
+            raise TransientSendError(f"stopping: {exc}") from None
+        except ZulipTimedOut as exc:
+            # Not retried here (`retrying`): the row is tried again later, looking first.
+            raise TransientSendError(f"Zulip did not answer: {exc}") from None
         except ZulipUnavailable as exc:
             raise TransientSendError(f"Zulip send failed after retries: {exc}") from None
         except ZulipApiError as exc:

@@ -16,6 +16,12 @@ when it is set, it waits for any hand-over in progress to finish, closes the
 gate to the sink, and returns at once — a long-poll still waiting on the
 server is abandoned (its events are not acknowledged, so they are not lost).
 
+A server that takes requests in but answers none (a hung process, a proxy
+holding the request) is noticed by the long-poll's timeout: Zulip answers an
+idle poll with a heartbeat within 55 s, so a poll unanswered for 60 s
+(`long_poll_timeout`) is told as an outage at once, and retried with back-off
+until the server answers again.
+
 The cursor ("all relevant messages up to this id are stored") only moves
 forward, and during catch-up only up to the horizon: a stream message newer
 than the horizon may have a direct message with a smaller id that the DM
@@ -43,7 +49,15 @@ from adapters.paging import pages
 from .directory import Engineers
 from .inbound import to_inbound
 from .state import ServerState
-from .transport import Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable, rate_aware_wait
+from .transport import (
+    Transport,
+    ZulipApiError,
+    ZulipRateLimited,
+    ZulipStopping,
+    ZulipTimedOut,
+    ZulipUnavailable,
+    rate_aware_wait,
+)
 
 log = logging.getLogger("deskbot.adapters.zulip")
 
@@ -58,6 +72,35 @@ EVENT_TYPES = ["message", "stream", "subscription", "user_group"]
 #: What the register answer carries besides the queue: limits, the support stream's flags, the user
 #: groups (engineers named as `@group`; `GET /user_groups` is closed to bots).
 FETCH_EVENT_TYPES = ["realm", "subscription", "realm_user_groups"]
+
+#: The longest Zulip leaves a long-poll unanswered: on an idle queue it answers with a heartbeat
+#: event 45-55 s after the poll came in (NOTES §1, from the server's zerver/tornado/event_queue.py).
+HEARTBEAT_MAX_SECONDS = 55.0
+#: On top of that, for the heartbeat's way to us (network, proxies, a busy server).
+HEARTBEAT_MARGIN_SECONDS = 5.0
+#: The long-poll timeout Zulip announces with that heartbeat (`event_queue_longpoll_timeout_seconds`).
+ZULIP_LONGPOLL_SECONDS = 90.0
+#: Seconds to delete the event queue on the way out: a courtesy (the server drops an unpolled
+#: queue after 10 minutes anyway) that must not use up the receive loop's share of the time
+#: to stop (SPEC §7: exit within 10 s; the runtime waits 5 s for receive loops) when Zulip hangs.
+FORGET_QUEUE_TIMEOUT = 2.0
+
+
+def long_poll_timeout(announced: float | None) -> float:
+    """How long a `GET /events` may go unanswered before the server counts as not answering.
+
+    Zulip answers an idle long-poll with a heartbeat within HEARTBEAT_MAX_SECONDS, so no answer
+    for that plus a margin (60 s in all) means the server is not answering: a hung process, a
+    proxy that holds the request. Waiting `event_queue_longpoll_timeout_seconds` (90 s, which the
+    API documentation suggests as the client timeout; this loop waited it + 10 s) would leave a
+    hung server looking healthy for 100 s and more, an at-once retry as long again. A server that
+    announces a longer long-poll than 90 s may have lengthened its heartbeat with it (the field
+    exists for that): the timeout then grows in the same proportion (60/90 of it).
+    """
+    heartbeat_based = HEARTBEAT_MAX_SECONDS + HEARTBEAT_MARGIN_SECONDS
+    if not announced:
+        return heartbeat_based
+    return max(heartbeat_based, heartbeat_based * announced / ZULIP_LONGPOLL_SECONDS)
 
 
 class _Stopped(Exception):
@@ -171,19 +214,25 @@ class Receiver:
         NAT cutting a waiting connection) is asked again right away, so that the messages it
         carried are not held up by a back-off meant for outages (1-2 s each, issue 15). A
         platform that is really down fails that retry too, and the back-off follows.
+
+        Not a timeout: a request that went unanswered for its whole timeout (a minute for a
+        long-poll, `long_poll_timeout`) is the server not answering, told at once
+        (`_before_sleep`: `connected` false, `on_trouble`) rather than after another timeout.
+        Nor `ZulipStopping`: the channel was closed.
         """
         backoff = rate_aware_wait(self.policy, self.transport.note_rate_wait)
 
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            if state.attempt_number == 1 and not isinstance(exc, ZulipRateLimited):
+            if state.attempt_number == 1 and not isinstance(exc, (ZulipRateLimited, ZulipTimedOut)):
                 return 0.0
             return backoff(state)
 
         return tenacity.Retrying(
             stop=tenacity.stop_never,
             wait=wait,
-            retry=tenacity.retry_if_exception_type(ZulipUnavailable),
+            retry=tenacity.retry_if_exception_type(ZulipUnavailable)
+            & tenacity.retry_if_not_exception_type(ZulipStopping),
             sleep=self._sleep,
             reraise=True,
             before_sleep=self._before_sleep,
@@ -264,7 +313,7 @@ class Receiver:
         if queue_id is None or self._client is None:
             return
         try:
-            self.transport.call(self._client, "DELETE", "events", {"queue_id": queue_id}, timeout=5)
+            self.transport.call(self._client, "DELETE", "events", {"queue_id": queue_id}, timeout=FORGET_QUEUE_TIMEOUT)
         except (ZulipApiError, ZulipUnavailable):
             pass
 
@@ -362,9 +411,14 @@ class Receiver:
     def _poll(self) -> list[dict[str, Any]]:
         """One long-poll of the queue (the worker may be abandoned while it waits)."""
         request = {"queue_id": self.queue_id, "last_event_id": self._last_event_id}
-        timeout = self.poll_timeout or (self._longpoll + 10.0)
+        timeout = self.poll_timeout or long_poll_timeout(self._longpoll)
         try:
             result = self._call("GET", "events", request, timeout=timeout)
+        except ZulipTimedOut:
+            raise ZulipTimedOut(
+                f"Zulip did not answer the event long-poll within {timeout:g}s, though it answers"
+                f" one within {HEARTBEAT_MAX_SECONDS:g}s (a heartbeat at the latest): the server is not answering"
+            ) from None
         except ZulipApiError as exc:
             if exc.code != "BAD_EVENT_QUEUE_ID":
                 # Any other refusal of our queue: start over with a fresh one.

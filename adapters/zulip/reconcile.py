@@ -47,7 +47,7 @@ from adapters.topics import clip_topic
 
 from .compose import MAX_TOPIC_LENGTH, as_stored
 from .state import ServerState
-from .transport import Transport, ZulipApiError, ZulipRateLimited, ZulipUnavailable, retrying
+from .transport import Transport, ZulipApiError, ZulipRateLimited, ZulipStopping, ZulipUnavailable, retrying
 
 #: How far the Zulip server's clock may lag the bot's: a message stamped this much before the row
 #: was written may still be the row's.
@@ -136,6 +136,8 @@ def posted_parts(
         raise TransientSendError(
             f"Zulip rate limit while checking for an earlier send: {exc}", retry_after=exc.retry_after
         ) from None
+    except ZulipStopping as exc:
+        raise TransientSendError(f"stopping while checking for an earlier send: {exc}") from None
     except ZulipUnavailable as exc:
         # Sending blind could double the message: try the whole row later instead.
         raise TransientSendError(f"cannot check for an earlier send: {exc}") from None

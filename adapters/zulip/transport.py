@@ -8,12 +8,19 @@ sees every response, records its status for the calling thread and feeds the
 rate-limit headers into `RateBudget` (`pacing.py`). Clients are created with
 `retry_on_errors=False` — the library would otherwise re-POST a message on a
 5xx — and all retrying happens here, with tenacity.
+
+`Transport.close` ends every request in flight at once (it shuts down the
+sockets of the connections its clients opened: `_Connections`), so that
+stopping never waits for a server that does not answer (SPEC §7: exit
+within 10 s); the caller gets `ZulipStopping`.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import weakref
 from collections.abc import Callable
 from configparser import ConfigParser
 from configparser import Error as ConfigError
@@ -22,7 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import requests.adapters
 import tenacity
+import urllib3
 import zulip
 
 from adapters.backoff import Backoff
@@ -57,6 +66,16 @@ class ZulipUnavailable(Exception):
     def __init__(self, message: str, *, maybe_processed: bool = True) -> None:
         super().__init__(message)
         self.maybe_processed = maybe_processed
+
+
+class ZulipTimedOut(ZulipUnavailable):
+    """No answer within the request's timeout: the server may have acted on the request."""
+
+
+class ZulipStopping(ZulipUnavailable):
+    """The transport was closed (the process is stopping): the request was refused, or cut off in
+    flight. Not retried; whether the server acted on a cut request is unknown (`maybe_processed`),
+    so a send cut off stays pending and its next attempt looks for it first (`reconcile`)."""
 
 
 class ZulipRateLimited(ZulipUnavailable):
@@ -116,6 +135,94 @@ def _tls_reason(error: BaseException) -> str:
     )
 
 
+class _Connections:
+    """The HTTP connections a transport's clients opened, so that `cut` can end every request in
+    flight, from another thread: a thread blocked reading an answer gets an error at once.
+
+    `requests` offers no way to abort a request; closing a session only closes the idle
+    connections of its pools, not the one a request is using. So each client's session gets an
+    adapter (`_CuttableAdapter`) whose connections report here once connected, and `cut` shuts
+    their sockets down. Not covered: a TLS handshake in progress (its socket is not reachable
+    until it ends); the request timeout bounds it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._cut = False
+        self._pool_classes: dict[type, type] = {}
+
+    def pool_class(self, base: type[Any]) -> type[Any]:
+        """`base` (a urllib3 connection pool class) whose connections report here."""
+        with self._lock:
+            if base in self._pool_classes.values():
+                return base  # reported already (a proxy's manager is seen again at each request)
+            made = self._pool_classes.get(base)
+            if made is None:
+                made = self._pool_classes[base] = type(
+                    base.__name__, (base,), {"ConnectionCls": self._connection_class(base.ConnectionCls)}
+                )
+            return made
+
+    def _connection_class(self, base: type[Any]) -> type[Any]:
+        connections = self
+
+        class Reporting(base):
+            def connect(self) -> None:
+                super().connect()
+                connections._opened(self)
+
+        return Reporting
+
+    def _opened(self, connection: Any) -> None:
+        with self._lock:
+            if not self._cut:
+                self._open.add(connection)
+                return
+        _shut(connection.sock)  # connected after `cut` (it was connecting then): cut it too
+
+    def cut(self) -> None:
+        """Shut down every connection's socket; connections made from now on are cut as they connect."""
+        with self._lock:
+            self._cut = True
+            opened = list(self._open)
+        for connection in opened:
+            _shut(getattr(connection, "sock", None))
+
+
+def _shut(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    try:
+        # The plain socket's shutdown, also for a TLS socket: it ends the other thread's read at the
+        # OS level, where `SSLSocket.shutdown` would also drop the TLS object that thread reads through.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already
+
+
+class _CuttableAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, its pools' connections reported to `_Connections` (direct and through a proxy)."""
+
+    def __init__(self, connections: _Connections) -> None:
+        self._connections = connections
+        super().__init__()  # builds the pool manager (`init_poolmanager`)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self._report(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        self._report(manager)
+        return manager
+
+    def _report(self, manager: urllib3.PoolManager) -> None:
+        manager.pool_classes_by_scheme = {
+            scheme: self._connections.pool_class(cls) for scheme, cls in manager.pool_classes_by_scheme.items()
+        }
+
+
 class _LastResponse(threading.local):
     status: int | None = None
     retry_after: float | None = None
@@ -140,6 +247,7 @@ class Transport:
         self.budget = budget or RateBudget()
         self._last = _LastResponse()
         self._closing = threading.Event()
+        self._connections = _Connections()
         self.sleep = sleep or self._interruptible_sleep
 
     def note_rate_wait(self, seconds: float) -> None:
@@ -149,8 +257,14 @@ class Transport:
     def _interruptible_sleep(self, seconds: float) -> None:
         self._closing.wait(max(0.0, seconds))
 
+    @property
+    def closing(self) -> bool:
+        return self._closing.is_set()
+
     def close(self) -> None:
+        """Stop: wake every sleep, cut every request in flight, refuse new ones (`ZulipStopping`)."""
         self._closing.set()
+        self._connections.cut()
 
     def new_client(self) -> zulip.Client:
         """A `zulip.Client` with library retries off and our response hook installed.
@@ -184,6 +298,12 @@ class Transport:
             raise ValueError(f"Zulip client configuration: {exc}") from None
         client.ensure_session()
         assert client.session is not None
+        for prefix in ("https://", "http://"):
+            # Replaces the default adapter (and its pool: the constructor's one connection).
+            previous = client.session.adapters.get(prefix)
+            client.session.mount(prefix, _CuttableAdapter(self._connections))
+            if previous is not None:
+                previous.close()
         client.session.hooks["response"].append(self._on_response)
         settle_environment(client.session, c.site)
         return client
@@ -212,6 +332,7 @@ class Transport:
         ZulipRateLimited so the caller can hand the wait back (a send must not
         hold its outbox row for a minute).
         """
+        self._refuse_if_closing(method, url)
         wait = self.budget.delay()
         if wait > 0:
             if max_pause is not None and wait > max_pause:
@@ -219,18 +340,30 @@ class Transport:
             log.info("pacing Zulip requests: waiting %.2fs for the rate-limit window", wait)
             self.note_rate_wait(wait)
             (sleep or self.sleep)(wait)
+            self._refuse_if_closing(method, url)
         self._last.status = None
         self._last.retry_after = None
+        seconds = timeout or self.request_timeout
         try:
-            result = client.call_endpoint(
-                url=url, method=method, request=request or {}, files=files, timeout=timeout or self.request_timeout
-            )
-        except requests.Timeout:
-            raise ZulipUnavailable(f"{method} {url}: timed out") from None
-        except (requests.RequestException, zulip.UnrecoverableNetworkError) as exc:
-            # Connection refused or cut, a truncated body (ChunkedEncodingError), …
-            raise ZulipUnavailable(f"{method} {url}: {network_failure(exc)}") from None
+            result = client.call_endpoint(url=url, method=method, request=request or {}, files=files, timeout=seconds)
+        except Exception as exc:
+            if self._closing.is_set():
+                # Whatever the cut socket made the client raise: the request was cut off by `close`.
+                raise ZulipStopping(f"{method} {url}: cut off, the Zulip channel is closing") from None
+            if isinstance(exc, requests.Timeout):
+                raise ZulipTimedOut(f"{method} {url}: no answer within {seconds:g}s") from None
+            if isinstance(exc, (requests.RequestException, zulip.UnrecoverableNetworkError)):
+                # Connection refused or cut, a truncated body (ChunkedEncodingError), …
+                raise ZulipUnavailable(f"{method} {url}: {network_failure(exc)}") from None
+            raise
+        if self._closing.is_set() and result.get("result") != "success":
+            # An answer spoilt by the cut (a body that was not JSON) is no word from the server.
+            raise ZulipStopping(f"{method} {url}: cut off, the Zulip channel is closing")
         return self._classify(method, url, result)
+
+    def _refuse_if_closing(self, method: str, url: str) -> None:
+        if self._closing.is_set():
+            raise ZulipStopping(f"{method} {url}: not sent, the Zulip channel is closing", maybe_processed=False)
 
     def _classify(self, method: str, url: str, result: dict[str, Any]) -> dict[str, Any]:
         status = self._last.status
@@ -276,12 +409,24 @@ def retrying(
     max_rate_wait: float,
     on_rate_wait: Callable[[float], None] | None = None,
 ) -> tenacity.Retrying:
-    """Bounded retries of one operation: `backoff.attempts` tries, and none after a 429 that asks
-    for more than `max_rate_wait` seconds (that wait is handed back to the caller)."""
+    """Bounded retries of one operation (a send, the look-up for an earlier send): `backoff.attempts`
+    tries, and none after a 429 that asks for more than `max_rate_wait` seconds (that wait is
+    handed back to the caller).
+
+    Nor after a timeout: a server that did not answer within the request timeout is most likely
+    not answering at all (hung, or a path that drops packets). Retrying would hold the sender,
+    and the channel's lock, for `attempts` timeouts and the look-ups between them (over a
+    minute at 4 × 15 s) while every other row waits. The caller hands the row back to the
+    dispatcher instead (`TransientSendError`), whose back-off tries it later; that next attempt
+    looks for an earlier send first, so a post that did reach the server is not doubled. A cut
+    connection or a 5xx, which come back at once, are still retried here. Nor after `close`
+    (`ZulipStopping`): the process is stopping.
+    """
     return tenacity.Retrying(
         stop=tenacity.stop_after_attempt(backoff.attempts) | _rate_wait_too_long(max_rate_wait),
         wait=rate_aware_wait(backoff, on_rate_wait),
-        retry=tenacity.retry_if_exception_type(ZulipUnavailable),
+        retry=tenacity.retry_if_exception_type(ZulipUnavailable)
+        & tenacity.retry_if_not_exception_type((ZulipTimedOut, ZulipStopping)),
         sleep=sleep,
         reraise=True,
         before_sleep=_log_retry,

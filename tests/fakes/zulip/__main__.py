@@ -16,7 +16,8 @@ from the email (see the JSON line printed at start-up, which lists every user
 and key). Control endpoints for scripts: GET /_fake/state, POST /_fake/dm
 {"from","content"}, POST /_fake/stream_message, POST /_fake/make_stream_public
 {"name"}, POST /_fake/expire_queues, POST /_fake/fault {"kind","status","path",
-"remaining"|"for_seconds"}.
+"remaining"|"for_seconds"}, POST /_fake/hold and POST /_fake/release (API requests
+are taken in but not answered in between, like a hung server).
 """
 
 from __future__ import annotations

@@ -387,6 +387,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, payloads.error("BAD_REQUEST", "Not Found"))
             return
         path = parts.path[len("/api/v1") :]
+        if not owner._wait_until_answering(method, path):  # the request on its way in: not handled yet
+            self._drop()
+            return
         record = RequestRecord(method, path, query, form, None, None, None)
         if owner.round_trip:
             time.sleep(owner.round_trip / 2)  # the request on its way in
@@ -406,6 +409,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif fault.kind == "status":
                 record.status = fault.status
                 owner._record(record)
+                if not owner._wait_until_answering(method, path):
+                    self._drop()
+                    return
                 if fault.body == "json":
                     self._send_json(fault.status, payloads.error("BAD_REQUEST", "Internal server error"))
                 else:
@@ -447,6 +453,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if owner.round_trip:
             time.sleep(owner.round_trip / 2)  # the answer on its way back
+        if not owner._wait_until_answering(method, path):  # handled, but the answer never leaves
+            self._drop()
+            return
         self._send_json(status, body, headers)
 
     def _authenticate(self) -> FakeUser:
@@ -520,6 +529,12 @@ class _Handler(BaseHTTPRequestHandler):
                 body = {}
             elif action == "expire_queues" and method == "POST":
                 body = {"expired": owner.expire_queues()}
+            elif action == "hold" and method == "POST":
+                owner.hold_answers()
+                body = {}
+            elif action == "release" and method == "POST":
+                owner.release_answers()
+                body = {}
             elif action == "fault" and method == "POST":
                 window = args.pop("for_seconds", None)
                 if window is not None:

@@ -75,6 +75,10 @@ class FakeZulip:
         self.before_request: Callable[[str, str, dict[str, str]], None] | None = None
         self._current_client = _ClientName()
         self._records_lock = threading.Lock()
+        #: Cleared while answers are held (`hold_answers`); (method, path) of each request held.
+        self._answering = threading.Event()
+        self._answering.set()
+        self._held: list[tuple[str, str]] = []
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -335,6 +339,37 @@ class FakeZulip:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    # -- a server that does not answer ------------------------------------------------------
+    def hold_answers(self) -> None:
+        """Take API requests in but answer none, like a hung server (`kill -STOP`): a request that
+        comes in now waits before it is handled, one being handled waits before its answer goes
+        out; all go on when `release_answers` is called (or are cut when the fake stops)."""
+        self._answering.clear()
+
+    def release_answers(self) -> None:
+        self._answering.set()
+
+    @property
+    def held(self) -> list[tuple[str, str]]:
+        """(method, API path) of each request waiting for `release_answers` now."""
+        with self._records_lock:
+            return list(self._held)
+
+    def _wait_until_answering(self, method: str, path: str) -> bool:
+        """Wait while answers are held; False when the fake stopped meanwhile (the handler then drops)."""
+        if self._answering.is_set():
+            return True
+        with self._records_lock:
+            self._held.append((method, path))
+        try:
+            while not self._answering.wait(0.05):
+                if self.realm.closing:
+                    return False
+            return True
+        finally:
+            with self._records_lock:
+                self._held.remove((method, path))
 
     # -- internals used by the handler -------------------------------------------------------
     def _record(self, record: RequestRecord) -> None:
