@@ -14,6 +14,7 @@ restart by the counter going down), so they are turned off for the whole process
 from __future__ import annotations
 
 import logging
+import os
 import platform
 import threading
 from collections.abc import Callable
@@ -44,6 +45,13 @@ def deskbot_version() -> str:
         return "unknown"
 
 
+def deskbot_revision() -> str:
+    """The source revision the running build was made from: the container image records it at
+    build time (`DESKBOT_REVISION`, from `--build-arg REVISION=…`); "unknown" elsewhere. The
+    version alone does not tell builds apart: it changes only with a release."""
+    return os.environ.get("DESKBOT_REVISION", "").strip()[:40] or "unknown"
+
+
 #: How often the database-backed gauges are read again; their values are at most this old.
 GAUGE_REFRESH_SECONDS = 15.0
 
@@ -57,8 +65,12 @@ class Metrics:
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
-        self.build_info = Info("deskbot_build", "The deskbot version and the Python running it", registry=r)
-        self.build_info.info({"version": deskbot_version(), "python": platform.python_version()})
+        self.build_info = Info(
+            "deskbot_build", "The deskbot version, the revision it was built from, the Python running it", registry=r
+        )
+        self.build_info.info(
+            {"version": deskbot_version(), "revision": deskbot_revision(), "python": platform.python_version()}
+        )
         self.channel_up = Gauge(
             "deskbot_channel_up",
             "1 while this process reaches the channel's platform, 0 during an outage or once stopped for good",

@@ -11,6 +11,7 @@ from adapters.channel import PermanentChannelError
 from bot.config import Settings
 from bot.http import HealthServer
 from bot.logs import configure
+from bot.metrics import deskbot_revision, deskbot_version
 from bot.runtime import Runtime, build_channels
 from storage.db import make_engine, upgrade
 from storage.leases import AlreadyRunning, SingleProcessLock
@@ -61,7 +62,15 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
         return 1
     http = HealthServer(settings.http_addr, runtime.metrics, runtime.ready, runtime.refresh_gauges)
     http.start()
-    log.info("deskbot running", extra={"channels": ",".join(runtime.channels), "http": settings.http_addr})
+    log.info(
+        "deskbot running",
+        extra={
+            "channels": ",".join(runtime.channels),
+            "http": settings.http_addr,
+            "version": deskbot_version(),
+            "revision": deskbot_revision(),
+        },
+    )
     stop.wait()
     runtime.stop(DRAIN_SECONDS)
     http.stop()

@@ -164,11 +164,13 @@ wheels=("$WORK"/wheels/*.whl)
 pass "${#wheels[@]} wheels for Python $py_ver"
 
 old_id=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
-say "podman build -f deploy/Dockerfile -t $IMAGE (BASE_IMAGE=$BASE_IMAGE)"
+# The revision the image records (deskbot_build_info, the start-up line); "" outside a git checkout.
+REVISION=$(git rev-parse --short HEAD 2>/dev/null || true)
+say "podman build -f deploy/Dockerfile -t $IMAGE (BASE_IMAGE=$BASE_IMAGE, REVISION=${REVISION:-none})"
 build_start=$(date +%s)
 if ! timeout 1800 podman build --format docker --network none \
         --file deploy/Dockerfile --tag "$IMAGE" \
-        --build-arg BASE_IMAGE="$BASE_IMAGE" \
+        --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg REVISION="$REVISION" \
         --build-arg PIP_NO_INDEX=1 --build-arg PIP_FIND_LINKS=/wheels \
         --volume "$WORK/wheels:/wheels:ro" \
         . >"$WORK/build.log" 2>&1; then
@@ -184,7 +186,7 @@ pass "image built in $(( $(date +%s) - build_start ))s: $IMAGE, $(( size / 10000
 
 # --- 4a. the image's configuration --------------------------------------------------
 podman image inspect "$IMAGE" >"$WORK/inspect.json"
-if "$PY" - "$WORK/inspect.json" <<'PY'
+if "$PY" - "$WORK/inspect.json" "$REVISION" <<'PY'
 import json, sys
 image = json.load(open(sys.argv[1]))[0]
 config = image["Config"]
@@ -194,7 +196,7 @@ user = config.get("User", "")
 if user in ("", "0", "root") or user.startswith(("0:", "root:")):
     problems.append(f"user {user!r} is root")
 for name, want in {"DESKBOT_HTTP_ADDR": "0.0.0.0:8080", "DESKBOT_LOG_FORMAT": "json",
-                   "DESKBOT_DATABASE_URL": "sqlite:////data/deskbot.db"}.items():
+                   "DESKBOT_DATABASE_URL": "sqlite:////data/deskbot.db", "DESKBOT_REVISION": sys.argv[2]}.items():
     if env.get(name) != want:
         problems.append(f"{name}={env.get(name)!r}, want {want!r}")
 if config.get("Cmd") != ["deskbot", "run"]:
@@ -208,7 +210,7 @@ if problems:
 sys.exit(1 if problems else 0)
 PY
 then
-    pass "image config: user $(podman image inspect --format '{{.Config.User}}' "$IMAGE"), CMD deskbot run, /data volume, env, HEALTHCHECK"
+    pass "image config: user $(podman image inspect --format '{{.Config.User}}' "$IMAGE"), CMD deskbot run, /data volume, env (revision ${REVISION:-none}), HEALTHCHECK"
 else
     fail "image config (above)"
 fi

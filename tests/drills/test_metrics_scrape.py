@@ -39,7 +39,7 @@ def test_metrics_have_process_and_build_information_channel_up_and_no_created_se
     seed_zulip_cursor(engine)
     person = fakes.add_customer(engine, "zulip", 1)
     ledger = Ledger(fakes, engine)
-    bot: BotProcess = bots("deskbot", fakes.env(url))
+    bot: BotProcess = bots("deskbot", {**fakes.env(url), "DESKBOT_REVISION": "0123abc"})
     bot.start().wait_ready()
     fakes.dm(person, "open")  # so that counters and histograms have series
     wait_until(ledger.all_answered, 30, "the DM to be answered")
@@ -56,9 +56,12 @@ def test_metrics_have_process_and_build_information_channel_up_and_no_created_se
     assert metric(text, "python_info", implementation="CPython", major=version[0], minor=version[1],
                    patchlevel=version[2], version=platform.python_version()) == 1.0  # fmt: skip
     assert metric(text, "python_gc_collections_total", generation="0") is not None
-    build = re.search(r'^deskbot_build_info\{python="([^"]+)",version="([^"]+)"\} 1\.0$', text, re.MULTILINE)
+    build = re.search(
+        r'^deskbot_build_info\{python="([^"]+)",revision="([^"]+)",version="([^"]+)"\} 1\.0$', text, re.MULTILINE
+    )
     assert build is not None, text
-    assert build.group(1) == platform.python_version() and re.fullmatch(r"\d+\.\d+\.\d+.*", build.group(2))
+    assert build.group(1) == platform.python_version() and re.fullmatch(r"\d+\.\d+\.\d+.*", build.group(3))
+    assert build.group(2) == "0123abc"  # the image's build revision
     assert metric(text, "deskbot_channel_up", channel="zulip") == 1.0
     assert metric(text, "deskbot_channel_up", channel="mastodon") == 1.0
     assert metric(text, "deskbot_messages_in_total", channel="zulip") == 1.0
