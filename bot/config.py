@@ -7,6 +7,7 @@ A missing or malformed setting stops start-up with one line naming it
 from __future__ import annotations
 
 import logging
+import os
 import re
 from configparser import ConfigParser
 from configparser import Error as ConfigError
@@ -25,6 +26,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from adapters.email.oauth import check_token_url
 from adapters.email.servers import parse_server_url
 from bot.policy.calendar import BusinessCalendar, ServiceHours
+from bot.setting_checks import check_database_url, file_problem, site_problem
 
 #: Settings that may be given as `NAME_FILE` (a path whose content is the value).
 SECRET_NAMES = (
@@ -131,6 +133,14 @@ class Settings(BaseSettings):
     def _secret_files(cls, values: Any) -> Any:
         return _read_secret_files(values) if isinstance(values, dict) else values
 
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any, info: ValidationInfo) -> Any:
+        # `debug`, `Info`, `JSON`: what the value means does not depend on its case.
+        if not isinstance(value, str):
+            return value
+        return value.strip().lower() if info.field_name == "log_format" else value.strip().upper()
+
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
@@ -214,11 +224,29 @@ class Settings(BaseSettings):
             raise ValueError(f"no zuliprc file at {str(value)[:200]}")
         return value
 
+    @field_validator("zulip_site", "mastodon_api_base_url")
+    @classmethod
+    def _platform_site(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        problem = site_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.strip()
+
+    @field_validator("email_ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            problem = file_problem(str(value), certificates=True)
+            if problem:
+                raise ValueError(problem)
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
-        if not value.startswith(("sqlite:", "postgresql")):
-            raise ValueError("expected sqlite:///FILE or postgresql+psycopg://USER@HOST/DB")
+        check_database_url(value)
         return value
 
     @property
@@ -473,8 +501,36 @@ class _UnreadableEnvLines(logging.Filter):
         )
 
 
+def _check_env_file(env_file: str | None) -> None:
+    """SettingsError when `env_file` is there but cannot be read as settings: pydantic-settings would
+    pass over a directory or a dangling symbolic link in silence, and stop at bytes that are not
+    UTF-8 with a UnicodeDecodeError that names neither the file nor the line."""
+    if env_file is None:
+        return
+    path = Path(env_file).expanduser()
+    if path.is_symlink() and not path.exists():
+        raise SettingsError(f"{env_file}: a symbolic link to {os.readlink(path)[:200]}, which does not exist")
+    if not path.exists() or path.is_fifo():  # no file: no settings from it; a pipe is read once, by the settings
+        return
+    if path.is_dir():
+        raise SettingsError(f"{env_file}: a directory, not a file of NAME=value lines")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"{env_file}: cannot read it: {exc.strerror}") from None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        number = data.count(b"\n", 0, exc.start) + 1
+        name = _ENV_NAME.match(data.split(b"\n")[number - 1].decode("utf-8", "replace"))
+        raise SettingsError(
+            f"{env_file}, line {number}{f' ({name.group(1)})' if name else ''}: not UTF-8 text (save the file as UTF-8)"
+        ) from None
+
+
 def load_settings(env_file: str | None = ".env") -> Settings:
     """Read and check every setting; raise SettingsError with one line naming the first bad one."""
+    _check_env_file(env_file)
     unreadable = _UnreadableEnvLines()
     dotenv_log = logging.getLogger(_DOTENV_LOG)
     dotenv_log.addFilter(unreadable)
@@ -499,6 +555,8 @@ def load_settings(env_file: str | None = ".env") -> Settings:
         and not (settings.zulip_site and settings.zulip_email and settings.zulip_api_key)
     ):
         raise SettingsError("ZULIP_SITE, ZULIP_EMAIL and ZULIP_API_KEY must be set together (or ZULIP_CONFIG)")
+    if settings.zulip_configured:
+        _check_zulip_files(settings, _check_zuliprc(settings) if settings.zulip_config else {})
     if settings.email_configured:
         _check_oauth2(settings)
         missing = [
@@ -516,7 +574,95 @@ def load_settings(env_file: str | None = ".env") -> Settings:
                 f"{', '.join(missing)}: the email channel needs EMAIL_ADDRESS, EMAIL_IMAP_URL, EMAIL_SMTP_URL and "
                 "EMAIL_PASSWORD (or EMAIL_OAUTH2_TOKEN_URL for a mailbox that takes no password)"
             )
+    _check_ca_environment(settings)
     return settings
+
+
+def _check_zuliprc(settings: Settings) -> dict[str, str]:
+    """The [api] section of ZULIP_CONFIG (read as `_zuliprc_key` reads it), with its site checked as
+    ZULIP_SITE is, unless ZULIP_SITE overrides it. A file that cannot be read, or lacks what the
+    channel needs, is the Zulip channel's to refuse, with its own line (adapters/zulip/transport.py
+    `load_credentials`): an empty section here."""
+    assert settings.zulip_config is not None
+    parser = ConfigParser(interpolation=None)
+    try:
+        with settings.zulip_config.expanduser().open(encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except (OSError, UnicodeDecodeError, ConfigError):
+        return {}
+    section = dict(parser["api"]) if parser.has_section("api") else {}
+    problem = site_problem(section["site"]) if section.get("site") and not settings.zulip_site else None
+    if problem:
+        raise SettingsError(f"ZULIP_CONFIG: the site in {str(settings.zulip_config)[:200]}: {problem}")
+    return section
+
+
+#: The files the `zulip` client reads (its environment variable wins over the zuliprc's option):
+#: the CA bundle it trusts, and a client certificate with its key.
+_ZULIP_FILES = (
+    ("ZULIP_CERT_BUNDLE", "cert_bundle", True),
+    ("ZULIP_CERT", "client_cert", False),
+    ("ZULIP_CERT_KEY", "client_cert_key", False),
+)
+
+
+def _check_zulip_files(settings: Settings, zuliprc: dict[str, str]) -> None:
+    for name, option, certificates in _ZULIP_FILES:
+        if os.environ.get(name):
+            problem, where = file_problem(os.environ[name], certificates=certificates), name
+        elif zuliprc.get(option):
+            where = f"ZULIP_CONFIG: {option} in {str(settings.zulip_config)[:200]}"
+            problem = file_problem(zuliprc[option], certificates=certificates)
+        else:
+            continue
+        if problem:
+            raise SettingsError(f"{where}: {problem}")
+
+
+def _check_ca_environment(settings: Settings) -> None:
+    """The CA certificates the environment names for the platforms' clients, checked now rather than
+    at the first connection: REQUESTS_CA_BUNDLE (else CURL_CA_BUNDLE) for the `zulip` and Mastodon.py
+    clients (requests: a file or a folder), SSL_CERT_FILE for Python's `ssl` and httpx."""
+    names = []
+    if settings.zulip_configured or settings.mastodon_configured:
+        names.append("REQUESTS_CA_BUNDLE" if os.environ.get("REQUESTS_CA_BUNDLE") else "CURL_CA_BUNDLE")
+    if settings.zulip_configured or settings.mastodon_configured or settings.email_configured:
+        names.append("SSL_CERT_FILE")
+    for name in names:
+        path = os.environ.get(name)
+        problem = file_problem(path, certificates=True, folder_too=name != "SSL_CERT_FILE") if path else None
+        if problem:
+            raise SettingsError(f"{name}: {problem}")
+
+
+class _LogOutput(BaseSettings):
+    """DESKBOT_LOG_FORMAT and DESKBOT_LOG_LEVEL alone, read from where every setting is read."""
+
+    model_config = Settings.model_config
+    log_format: str | None = Field(None, validation_alias="DESKBOT_LOG_FORMAT")
+    log_level: str | None = Field(None, validation_alias="DESKBOT_LOG_LEVEL")
+
+
+def log_output(env_file: str | None = ".env") -> tuple[str | None, str | None]:
+    """(DESKBOT_LOG_FORMAT, DESKBOT_LOG_LEVEL) as the settings take them (`json`, `DEBUG`), whatever
+    else is wrong with the settings: for the command line's own lines, which must be written even when
+    the settings cannot be loaded. None for one that is unset or that the settings would refuse."""
+    quiet = _UnreadableEnvLines()  # a line of `.env` it cannot read is load_settings' to tell
+    dotenv_log = logging.getLogger(_DOTENV_LOG)
+    dotenv_log.addFilter(quiet)
+    try:
+        try:
+            found = _LogOutput(_env_file=env_file)
+        except (OSError, ValueError):  # a `.env` that cannot be read: the environment alone
+            found = _LogOutput(_env_file=None)
+    finally:
+        dotenv_log.removeFilter(quiet)
+    fmt = (found.log_format or "").strip().lower()
+    level = (found.log_level or "").strip().upper()
+    return (
+        fmt if fmt in ("console", "json") else None,
+        level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else None,
+    )
 
 
 def _check_oauth2(settings: Settings) -> None:

@@ -51,17 +51,25 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+    # Listen before the channels start: an address that cannot be had stops start-up before any
+    # platform is touched (a Zulip event queue registered, Mastodon's notification policy changed).
+    # Meanwhile /readyz says "starting".
+    try:
+        http = HealthServer(settings.http_addr, runtime.metrics, runtime.ready, runtime.refresh_gauges)
+    except OSError:
+        single.release()
+        raise  # bot.cli.errors names DESKBOT_HTTP_ADDR
+    http.start()
     try:
         runtime.start()
     except PermanentChannelError as exc:
+        http.stop()
         single.release()
         if stop.is_set():  # asked to stop while waiting for a platform: not a failure
             log.info("deskbot stopped before it started")
             return 0
         log.error("cannot start: %s", exc)
         return 1
-    http = HealthServer(settings.http_addr, runtime.metrics, runtime.ready, runtime.refresh_gauges)
-    http.start()
     log.info(
         "deskbot running",
         extra={

@@ -30,6 +30,26 @@ HEAD_REVISION = "0016"
 PING_AFTER_IDLE = 10.0
 
 
+class UnknownRevision(Exception):
+    """The database is at a revision this deskbot has no migration of: one line saying what to do."""
+
+    def __init__(self, revision: str) -> None:
+        if revision.isascii() and revision.isdigit() and int(revision) > int(HEAD_REVISION):
+            told = (
+                f"the database is at revision {revision}, newer than this deskbot knows ({revision} is unknown;"
+                f" this build's newest is {HEAD_REVISION}): run the newer deskbot, or restore the backup taken"
+                " before the upgrade"
+            )
+        else:
+            told = (
+                f"the database is at revision {revision[:40]!r}, which this deskbot does not know (this build's"
+                f" newest is {HEAD_REVISION}): run the deskbot that upgraded it, or check that"
+                " DESKBOT_DATABASE_URL names deskbot's database"
+            )
+        super().__init__(told)
+        self.revision = revision
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`, with the connection settings deskbot relies on."""
     if url.startswith("sqlite"):
@@ -200,6 +220,8 @@ def _upgrade(url: str, revision: str) -> tuple[str | None, str | None]:
                 # Read under the lock: a replica that migrated meanwhile leaves nothing to report.
                 before = _stored_revision(connection)
                 connection.commit()
+                if before is not None and before not in _known_revisions(config):
+                    raise UnknownRevision(before)  # Alembic: "Can't locate revision identified by …"
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
                 connection.commit()
@@ -212,6 +234,12 @@ def _upgrade(url: str, revision: str) -> tuple[str | None, str | None]:
     finally:
         engine.dispose()
     return before, after
+
+
+def _known_revisions(config) -> set[str]:  # noqa: ANN001 (alembic.config.Config)
+    from alembic.script import ScriptDirectory
+
+    return {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
 
 
 @contextmanager

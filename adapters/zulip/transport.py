@@ -106,16 +106,25 @@ def load_credentials(site: str | None, email: str | None, api_key: str | None, c
             with path.open() as fh:
                 parser.read_file(fh)
         except OSError as exc:
-            raise ValueError(f"cannot read zuliprc {path}: {exc.strerror}") from None
+            raise ValueError(f"ZULIP_CONFIG: cannot read zuliprc {path}: {exc.strerror}") from None
         except ConfigError as exc:
-            raise ValueError(f"zuliprc {path} is malformed: {exc.message.splitlines()[0]}") from None
+            raise ValueError(f"ZULIP_CONFIG: zuliprc {path} is malformed: {exc.message.splitlines()[0]}") from None
         section = parser["api"] if parser.has_section("api") else {}
         site = site or section.get("site")
         email = email or section.get("email")
         api_key = api_key or section.get("key")
-    missing = [name for name, value in (("site", site), ("email", email), ("API key", api_key)) if not value]
+    # Each missing value with the setting that gives it, and the zuliprc option that would do too.
+    wanted = (("site", "ZULIP_SITE", site), ("email", "ZULIP_EMAIL", email), ("key", "ZULIP_API_KEY", api_key))
+    missing = [(option, setting) for option, setting, value in wanted if not value]
     if missing:
-        raise ValueError("Zulip " + " and ".join(missing) + " not configured")
+        settings = " and ".join(setting for _option, setting in missing)
+        if config_file is None:
+            raise ValueError(f"{settings} not set (or ZULIP_CONFIG, a zuliprc file)")
+        options = ", ".join(option for option, _setting in missing)
+        raise ValueError(
+            f"ZULIP_CONFIG: {Path(config_file).expanduser()} has no {options} in its [api] section, "
+            f"and {settings} {'is' if len(missing) == 1 else 'are'} not set"
+        )
     assert site and email and api_key
     if not site.startswith(("http://", "https://")):
         site = "https://" + site

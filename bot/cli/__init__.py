@@ -154,8 +154,10 @@ so that it cannot drive the terminal; ``--json`` keeps it whole.
 0 success; 2 bad usage (unknown option, bad date or month, missing argument);
 1 anything else (a bad setting, an unknown customer or case, an unreadable
 file, the database unreachable, bad rows in an import); 130 interrupted. A
-failure prints one line on stderr starting with ``error:``, never a
-traceback; with ``DESKBOT_LOG_LEVEL=DEBUG`` the traceback is logged to stderr too.
+failure prints one line on stderr starting with ``error:`` (with
+``DESKBOT_LOG_FORMAT=json``: a JSON log line, ``"level": "error"``), never a
+traceback; with ``DESKBOT_LOG_LEVEL=DEBUG`` the traceback is logged to stderr too
+(not for a bad setting: its line says it all).
 """
 
 from __future__ import annotations

@@ -2,29 +2,37 @@
 
 The line starts with "error: ", names what failed in a short, neutral sentence
 and has the settings' secrets scrubbed; the exit status is 2 for bad usage, 1
-otherwise. The traceback goes to the `deskbot.cli` logger at DEBUG
-(`DESKBOT_LOG_LEVEL=DEBUG` shows it on stderr).
+otherwise. With `DESKBOT_LOG_FORMAT=json` the line is a JSON object instead, shaped
+as the log lines are (`bot.logs`: `time`, `level` "error", `logger`, `message`),
+so that whatever collects the logs reads it; a bad DESKBOT_LOG_FORMAT itself is
+told in plain text. The traceback goes to the `deskbot.cli` logger at DEBUG
+(`DESKBOT_LOG_LEVEL=DEBUG` shows it on stderr), except for a bad setting: its one
+line says all there is.
 """
 
 from __future__ import annotations
 
+import ast
+import errno
 import logging
-import os
+import re
 import sys
 
 import typer
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from bot.cli.context import CliError, scrub
-from bot.config import SettingsError
+from bot.config import SettingsError, log_output
+from bot.logs import JsonFormatter, _Scrubber
 from bot.services.customers import CustomerError
+from storage.db import UnknownRevision
 
 log = logging.getLogger("deskbot.cli")
 
 
 def run_command(app: typer.Typer, argv: list[str]) -> int:
     """Run one command of `app` as `deskbot`; its exit status, a failure told in one line on stderr."""
-    _configure_logging()
+    json_lines = _configure_logging() == "json"
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="deskbot", standalone_mode=False)
@@ -34,11 +42,21 @@ def run_command(app: typer.Typer, argv: list[str]) -> int:
             if exc.format_message().strip():
                 typer.echo(exc.format_message(), err=True)
             return 2
-        log.debug("command failed", exc_info=exc)
+        if not isinstance(exc, SettingsError):  # its line names the setting: a traceback adds nothing
+            log.debug("command failed", exc_info=exc)
         message, status = _describe(exc)
-        typer.echo("error: " + " ".join(scrub(message).split()), err=True)
+        _tell(" ".join(scrub(message).split()), json_lines=json_lines)
         return status
     return result if isinstance(result, int) else 0
+
+
+def _tell(message: str, *, json_lines: bool) -> None:
+    """The failure's one line on stderr: "error: …", or a JSON log line (level "error")."""
+    if not json_lines:
+        typer.echo("error: " + message, err=True)
+        return
+    record = logging.LogRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    typer.echo(scrub(JsonFormatter(_Scrubber([])).format(record)), err=True)
 
 
 def _describe(exc: Exception) -> tuple[str, int]:
@@ -54,6 +72,8 @@ def _describe(exc: Exception) -> tuple[str, int]:
         return "aborted", 1
     if isinstance(exc, SettingsError | CliError | CustomerError):
         return str(exc), 1
+    if isinstance(exc, UnknownRevision):
+        return f"database migrations: {exc}", 1
     if isinstance(exc, OperationalError):
         return f"cannot use the database: {_first_line(exc.orig)}", 1
     if isinstance(exc, DBAPIError):
@@ -62,10 +82,32 @@ def _describe(exc: Exception) -> tuple[str, int]:
         return f"database migrations: {_first_line(exc)}", 1
     if isinstance(exc, SQLAlchemyError):
         return f"database error: {_first_line(exc)}", 1
+    if isinstance(exc, OSError) and (bind := _BIND_FAILED.fullmatch(exc.strerror or "")):
+        return _bind_failure(exc, bind), 1
     if isinstance(exc, OSError):
         target = f"{exc.filename}: " if exc.filename else ""
         return f"{target}{exc.strerror or exc}", 1
     return f"unexpected {type(exc).__name__}: {_first_line(exc)} (DESKBOT_LOG_LEVEL=DEBUG shows the details)", 1
+
+
+#: How `socket.create_server` words a failure to listen (the health server, on DESKBOT_HTTP_ADDR:
+#: the only address deskbot listens on).
+_BIND_FAILED = re.compile(r"(?P<why>.*) \(while attempting to bind on address (?P<address>\(.*\))\)")
+_BIND_HINTS = {
+    errno.EADDRINUSE: "another process listens there",
+    errno.EADDRNOTAVAIL: "no network interface of this host has that address",
+    errno.EACCES: "a port below 1024 needs privileges",
+}
+
+
+def _bind_failure(exc: OSError, bind: re.Match[str]) -> str:
+    try:
+        host, port = ast.literal_eval(bind["address"])[:2]
+        where = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    except (ValueError, SyntaxError, TypeError):
+        where = bind["address"]
+    hint = _BIND_HINTS.get(exc.errno or 0)
+    return f"DESKBOT_HTTP_ADDR: cannot listen on {where}: {bind['why']}{f' ({hint})' if hint else ''}"
 
 
 def _is_no_args_help(exc: Exception) -> bool:
@@ -103,12 +145,17 @@ class _StderrHandler(logging.StreamHandler):
         return scrub(super().format(record))
 
 
-def _configure_logging() -> None:
-    # Only the CLI's own logger: `deskbot run` sets up the process-wide logging itself.
-    level = os.environ.get("DESKBOT_LOG_LEVEL", "INFO").upper()
-    log.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO")
+def _configure_logging() -> str | None:
+    """Only the CLI's own logger (`deskbot run` sets up the process-wide logging itself), from
+    DESKBOT_LOG_FORMAT and DESKBOT_LOG_LEVEL as the settings read them; the format (None: not set, or
+    not one the settings take)."""
+    fmt, level = log_output()
+    log.setLevel(level or "INFO")
     log.propagate = False
-    if not any(isinstance(h, _StderrHandler) for h in log.handlers):
+    handler = next((h for h in log.handlers if isinstance(h, _StderrHandler)), None)
+    if handler is None:
         handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         log.addHandler(handler)
+    plain = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(JsonFormatter(_Scrubber([])) if fmt == "json" else plain)
+    return fmt

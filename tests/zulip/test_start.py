@@ -78,7 +78,7 @@ def test_unreachable_site_is_transient() -> None:
 def test_missing_configuration_is_permanent() -> None:
     with pytest.raises(PermanentChannelError) as info:
         ZulipChannel(site="http://127.0.0.1:1", email=BOT).start()
-    assert one_line(info.value) == "Zulip API key not configured"
+    assert one_line(info.value) == "ZULIP_API_KEY not set (or ZULIP_CONFIG, a zuliprc file)"
 
 
 def test_zuliprc(fake: FakeZulip, tmp_path: Path) -> None:
@@ -88,7 +88,15 @@ def test_zuliprc(fake: FakeZulip, tmp_path: Path) -> None:
     assert channel.state.email == BOT
     with pytest.raises(PermanentChannelError) as info:
         ZulipChannel(config_file=str(tmp_path / "missing"), stream=STREAM).start()
-    assert "cannot read zuliprc" in one_line(info.value)
+    assert one_line(info.value).startswith("ZULIP_CONFIG: cannot read zuliprc")
+    # A zuliprc without what the channel needs names the options and the settings that would give them.
+    bare = tmp_path / "bare"
+    bare.write_text("[api]\nemail=bot@example.com\n")
+    with pytest.raises(PermanentChannelError) as info:
+        ZulipChannel(config_file=str(bare), stream=STREAM).start()
+    assert one_line(info.value) == (
+        f"ZULIP_CONFIG: {bare} has no site, key in its [api] section, and ZULIP_SITE and ZULIP_API_KEY are not set"
+    )
 
 
 def test_missing_stream_is_refused(make_channel: Callable[..., ZulipChannel]) -> None:
