@@ -253,7 +253,11 @@ def _mail(
         ),
         authenticated=None
         if authserv_id is None
-        else dmarc_passed(_all(message, "Authentication-Results"), authserv_id, sender.rpartition("@")[2] or None),
+        # The raw values, not decoded (RFC 2047) nor cleaned of control characters: the trusted
+        # server removes the headers that carry its id as written (RFC 8601 §5), so one that only
+        # decodes to it (`=?us-ascii?q?mx.example.com?=`, an id with a control character inside)
+        # was left in place, and must not be read as the server's own.
+        else dmarc_passed(_raw(message, "Authentication-Results"), authserv_id, sender.rpartition("@")[2] or None),
         attachments=files,
         size=size,
         too_large=too_large,
@@ -293,9 +297,24 @@ def _all(message: Message, name: str) -> list[str]:
     return _values(message, name, first=False)
 
 
+#: Address headers longer than this are read by the older, lenient parser (`email.utils`): the
+#: standard library's structured parser takes time quadratic in a run of quotes (`"` × 40,000 in a
+#: From: a minute), and the mail's reading holds the channel's receive thread (bench/fuzz.py found it).
+#: A real header this long is a Cc of a hundred people, which the lenient parser reads as well.
+_LENIENT_OVER = 2048
+_ADDRESS_HEADERS = frozenset(
+    {"from", "to", "cc", "bcc", "reply-to", "sender", "resent-from", "resent-to", "resent-cc", "resent-sender"}
+)
+
+
 def _values(message: Message, name: str, *, first: bool) -> list[str]:
     found = []
     for raw in _raw(message, name):
+        if name.lower() in _ADDRESS_HEADERS and len(raw) > _LENIENT_OVER:
+            found.append(clean(raw))  # its raw text: see _LENIENT_OVER
+            if first:
+                break
+            continue
         try:
             # RFC 2047 words labelled Latin-1 are Windows-1252 as often as bodies are (`bodies.decode`).
             found.append(clean(c1_as_windows_1252(str(policy.default.header_factory(name, raw)))))
@@ -334,7 +353,9 @@ def _addresses(message: Message, name: str) -> list[tuple[str | None, str]]:
     raw = _raw(message, name)[:1]
     found: list[tuple[str, str]] = []
     try:
-        if raw:
+        if raw and len(raw[0]) > _LENIENT_OVER:
+            found = email.utils.getaddresses(raw)  # linear where the structured parser is not (_LENIENT_OVER)
+        elif raw:
             found = [
                 (str(a.display_name), str(a.addr_spec)) for a in policy.default.header_factory(name, raw[0]).addresses
             ]

@@ -797,6 +797,25 @@ def test_dmarc_passed(values: list[str], passed: bool) -> None:
     assert dmarc_passed(values, AUTHSERV) is passed
 
 
+@pytest.mark.parametrize(
+    "disguised",
+    [
+        b"=?us-ascii?q?mx.example.com?=",  # an encoded word that decodes to the trusted id
+        b"m\x18x.example.com",  # a control character that cleaning drops (found by bench/fuzz.py)
+        b"mx.example.com\x00",
+        b"\xef\xbb\xbfmx.example.com",  # a byte order mark in front
+    ],
+)
+def test_an_id_that_only_decodes_to_the_trusted_servers_is_not_trusted(disguised: bytes) -> None:
+    # The trusted server strips headers carrying its id as written (RFC 8601 §5); these it left in
+    # place, and reading them decoded or cleaned made the forger's verdict the server's.
+    raw = b"Authentication-Results: " + disguised + b"; dmarc=pass header.from=acme.pt\r\n"
+    raw += b"From: ceo@acme.pt\r\nSubject: invoice\r\n\r\nPay the invoice.\r\n"
+    assert read_mail(raw, authserv_id=AUTHSERV).authenticated is False
+    genuine = raw.replace(disguised, AUTHSERV.encode(), 1)
+    assert read_mail(genuine, authserv_id=AUTHSERV).authenticated is True
+
+
 # -- a message too large to fetch -------------------------------------------------------------------
 
 
@@ -1035,3 +1054,27 @@ def test_a_structure_the_imap_library_cannot_parse_costs_only_the_file_names() -
     headers = Receiver._headers(object.__new__(Receiver), Client(), [7])  # type: ignore[arg-type]
     assert headers == {7: {b"BODY[HEADER]": b"Subject: x\r\n\r\n"}}
     assert asked == [["BODY.PEEK[HEADER]", "BODYSTRUCTURE"], ["BODY.PEEK[HEADER]"]]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"From: " + b'"' * 40000,  # the structured parser took a minute here (bench/fuzz.py)
+        b'From: "=?utf-8?q?a?= "' * 2000 + b"<ana@cliente.pt>",
+        b"Cc: " + b'"a" ' * 10000,
+    ],
+)
+def test_a_hostile_address_header_is_read_at_once(header: bytes) -> None:
+    # A mail is read on the channel's receive thread: a header that takes a minute to parse holds
+    # every other customer's mail for that minute, at each attempt.
+    began = time.monotonic()
+    read = read_mail(header + b"\r\nTo: support@example.com\r\nSubject: hi\r\n\r\nHello.\r\n")
+    assert time.monotonic() - began < 5.0  # a minute before; well under a second now
+    assert read.text == "Hello."
+
+
+def test_a_long_copy_list_is_still_read_whole() -> None:
+    team = [f"person{n}@acme.example" for n in range(150)]  # over _LENIENT_OVER: the lenient parser
+    header = ("Cc: " + ", ".join(f'"Person {n}" <{a}>' for n, a in enumerate(team))).encode()
+    read = read_mail(b"From: ana@cliente.pt\r\nTo: support@example.com\r\n" + header + b"\r\n\r\nHello.\r\n")
+    assert list(read.cc) == team
