@@ -318,7 +318,7 @@ class Settings(BaseSettings):
             self.email_oauth2_refresh_token,
         ]
         found = [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
-        zuliprc_key = _zuliprc_key(self.zulip_config) if self.zulip_config else None
+        zuliprc_key = _zuliprc_api(self.zulip_config).get("key") if self.zulip_config else None
         if zuliprc_key:
             found.append(zuliprc_key)
         if "@" in self.database_url and ":" in self.database_url.split("@")[0].split("//")[-1]:
@@ -426,19 +426,21 @@ def parse_engineers(text: str) -> EngineerEntries:
     return EngineerEntries(frozenset(ids), frozenset(emails), frozenset(groups))
 
 
-def _zuliprc_key(path: Path) -> str | None:
-    """The API key in a zuliprc, read as the Zulip adapter reads it; None when there is none.
+def _zuliprc_api(path: Path) -> dict[str, str]:
+    """The [api] section of a zuliprc, read as the Zulip channel reads it: as written (a `%` is a
+    `%`; the `zulip` client's interpolation would refuse a lone one, and Zulip's keys have none).
 
-    An unreadable or malformed file yields None here: the adapter refuses it at start-up with
-    one line of its own, and until then there is no key that could leak.
+    A file that cannot be read, or is malformed, yields an empty section here: the Zulip channel
+    refuses it at start-up with one line of its own (adapters/zulip/transport.py
+    `load_credentials`), and until then there is no key that could leak.
     """
-    parser = ConfigParser()
+    parser = ConfigParser(interpolation=None)
     try:
         with path.expanduser().open(encoding="utf-8") as fh:
             parser.read_file(fh)
-        return parser.get("api", "key", fallback=None)
+        return dict(parser["api"]) if parser.has_section("api") else {}
     except (OSError, UnicodeDecodeError, ConfigError):
-        return None
+        return {}
 
 
 def _read_secret_files(values: dict[str, Any]) -> dict[str, Any]:
@@ -579,18 +581,10 @@ def load_settings(env_file: str | None = ".env") -> Settings:
 
 
 def _check_zuliprc(settings: Settings) -> dict[str, str]:
-    """The [api] section of ZULIP_CONFIG (read as `_zuliprc_key` reads it), with its site checked as
-    ZULIP_SITE is, unless ZULIP_SITE overrides it. A file that cannot be read, or lacks what the
-    channel needs, is the Zulip channel's to refuse, with its own line (adapters/zulip/transport.py
-    `load_credentials`): an empty section here."""
+    """The [api] section of ZULIP_CONFIG, with its site checked as ZULIP_SITE is, unless
+    ZULIP_SITE overrides it."""
     assert settings.zulip_config is not None
-    parser = ConfigParser(interpolation=None)
-    try:
-        with settings.zulip_config.expanduser().open(encoding="utf-8") as fh:
-            parser.read_file(fh)
-    except (OSError, UnicodeDecodeError, ConfigError):
-        return {}
-    section = dict(parser["api"]) if parser.has_section("api") else {}
+    section = _zuliprc_api(settings.zulip_config)
     problem = site_problem(section["site"]) if section.get("site") and not settings.zulip_site else None
     if problem:
         raise SettingsError(f"ZULIP_CONFIG: the site in {str(settings.zulip_config)[:200]}: {problem}")

@@ -111,7 +111,7 @@ class Context:
     def theirs(self, value: str) -> str:
         """A customer's own words (a subject, an excerpt, a file's name) as they are to appear in an
         answer to the sender: on Zulip inert unless plain, so that they cannot act as markdown."""
-        return self.deployment.their_words(value, self.message.channel)
+        return self.deployment.their_words(self.message.channel, value)
 
     def t(self, msgid: str, /, **values: object) -> str:
         """`msgid` in the sender's language."""

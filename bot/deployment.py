@@ -6,12 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from bot.config import Settings
 
 if TYPE_CHECKING:
     from adapters.channel import Channel, FileRefusal, Inbound, OutboundFile
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def plain_topic(number: int, customer: str, subject: str) -> str:
@@ -29,7 +32,7 @@ def as_written(text: str, customer_channel: str) -> str:
     return text
 
 
-def as_they_wrote(value: str, channel: str) -> str:
+def as_they_wrote(channel: str, value: str) -> str:
     """Without channels to ask, a customer's words go into answers as they wrote them."""
     return value
 
@@ -63,7 +66,7 @@ class Deployment:
     #: (`Channel.words_for_customer`: Zulip's markup and links into the organisation made plain).
     for_customer: Callable[[str, str], str] = as_written
     #: A customer's own words inside an answer to them on a channel (`Channel.their_words`: inert
-    #: in Zulip markdown), by the value and the channel's name.
+    #: in Zulip markdown), by the channel's name and the value.
     their_words: Callable[[str, str], str] = as_they_wrote
     #: Identities, as (channel, address), that are engineers whatever the channel says (the console's).
     trusted_engineers: frozenset[tuple[str, str]] = frozenset()
@@ -87,37 +90,29 @@ class Deployment:
             case_topic=case_channel.case_topic if case_channel else plain_topic,
             engineer_of=case_channel.engineer_name if case_channel else no_engineer,
             for_customer=case_channel.words_for_customer if case_channel else as_written,
-            their_words=shown_by(channels),
+            their_words=asking(channels, lambda c, value: c.their_words(value), as_they_wrote),
             trusted_engineers=trusted_engineers,
             is_engineer=lambda channel, address: (
                 (channel, address) in trusted_engineers
                 or (case_channel is not None and channel == case_channel.name and case_channel.is_engineer(address))
             ),
             stranger_budgets=stranger_budgets(channels),
-            cannot_carry=refusals(channels),
+            cannot_carry=asking(channels, lambda c, file: c.cannot_carry(file), carries_all),
         )
 
 
-def refusals(channels: list[Channel]) -> Callable[[str, OutboundFile], FileRefusal | None]:
-    """`Deployment.cannot_carry` over `channels`: a channel not among them refuses nothing."""
+def asking(
+    channels: list[Channel], ask: Callable[[Channel, T], R], otherwise: Callable[[str, T], R]
+) -> Callable[[str, T], R]:
+    """A question about a value on a channel, by the channel's name, put to that channel (`ask`);
+    a channel not among `channels` is answered by `otherwise`."""
     by_name = {c.name: c for c in channels}
 
-    def cannot_carry(channel: str, file: OutboundFile) -> FileRefusal | None:
+    def asked(channel: str, value: T) -> R:
         found = by_name.get(channel)
-        return found.cannot_carry(file) if found is not None else None
+        return ask(found, value) if found is not None else otherwise(channel, value)
 
-    return cannot_carry
-
-
-def shown_by(channels: list[Channel]) -> Callable[[str, str], str]:
-    """`Deployment.their_words` over `channels`: a channel not among them shows words as written."""
-    by_name = {c.name: c for c in channels}
-
-    def their_words(value: str, channel: str) -> str:
-        found = by_name.get(channel)
-        return found.their_words(value) if found is not None else value
-
-    return their_words
+    return asked
 
 
 #: The share of a platform's posting budget that answers to strangers may use.

@@ -101,7 +101,7 @@ def load_credentials(site: str | None, email: str | None, api_key: str | None, c
     """Explicit values win; the zuliprc fills the gaps. Raises ValueError with one clear line."""
     if config_file is not None:
         path = Path(config_file).expanduser()
-        parser = ConfigParser()
+        parser = ConfigParser(interpolation=None)
         try:
             with path.open() as fh:
                 parser.read_file(fh)

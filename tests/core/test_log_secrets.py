@@ -53,6 +53,14 @@ def test_an_explicit_key_and_a_zuliprc_key_are_both_scrubbed(clean_env, tmp_path
     assert line.rstrip().endswith("keys *** and ***")
 
 
+def test_a_zuliprc_key_is_scrubbed_as_written(clean_env, tmp_path):
+    rc = tmp_path / "zuliprc"
+    rc.write_text("[api]\nkey=ab%cd%%ef\n")
+    clean_env.setenv("ZULIP_CONFIG", str(rc))
+    settings = load_settings(env_file=None)
+    assert _logged_with(settings.secrets, "key ab%cd%%ef").rstrip().endswith("key ***")
+
+
 def test_a_missing_zuliprc_stops_start_up_naming_the_setting(clean_env, tmp_path):
     clean_env.setenv("ZULIP_CONFIG", str(tmp_path / "missing"))
     with pytest.raises(SettingsError, match=r"^ZULIP_CONFIG: no zuliprc file at .*missing$"):

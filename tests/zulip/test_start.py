@@ -11,6 +11,7 @@ import pytest
 
 from adapters.channel import PermanentChannelError, TransientChannelError
 from adapters.zulip import ZulipChannel
+from adapters.zulip.transport import load_credentials
 from tests.fakes.zulip import FakeZulip
 from tests.mail.tls import MailTLS
 from tests.zulip.conftest import BOT, BOT_KEY, BOT_NAME, FAST, STREAM, populate
@@ -97,6 +98,13 @@ def test_zuliprc(fake: FakeZulip, tmp_path: Path) -> None:
     assert one_line(info.value) == (
         f"ZULIP_CONFIG: {bare} has no site, key in its [api] section, and ZULIP_SITE and ZULIP_API_KEY are not set"
     )
+
+
+def test_a_zuliprc_is_read_as_written(tmp_path: Path) -> None:
+    # configparser's interpolation would refuse a lone `%` with a traceback-shaped error.
+    rc = tmp_path / "zuliprc"
+    rc.write_text("[api]\nsite=https://zulip.example.com\nemail=bot@example.com\nkey=ab%cd%%ef\n")
+    assert load_credentials(None, None, None, str(rc)).api_key == "ab%cd%%ef"
 
 
 def test_missing_stream_is_refused(make_channel: Callable[..., ZulipChannel]) -> None:
