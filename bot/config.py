@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     #: credits lapse (bot.reminders); 0 sends no reminders.
     credit_reminder_days: int = Field(30, ge=0, le=365, validation_alias="DESKBOT_CREDIT_REMINDER_DAYS")
 
+    #: Minutes after a customer's message on an open case within which their next one is added
+    #: without an answer of its own (bot.policy.acknowledgements); 0 answers every message.
+    ack_quiet_minutes: int = Field(10, ge=0, le=1440, validation_alias="DESKBOT_ACK_QUIET_MINUTES")
+
     #: The largest file a customer's message keeps, in MB (MiB); the platforms' own limits apply too.
     max_attachment_mb: int = Field(25, gt=0, le=1024, validation_alias="DESKBOT_MAX_ATTACHMENT_MB")
 

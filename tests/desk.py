@@ -20,6 +20,10 @@ from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
 
+#: For tests of a channel, which find each message handled by its answer: every message added to a
+#: case answered (by default one that follows the customer's own soon after is not; tests/core).
+EVERY_MESSAGE_ANSWERED = {"DESKBOT_ACK_QUIET_MINUTES": 0}
+
 
 def make_settings(db_url: str, **overrides: object) -> Settings:
     values = {"DESKBOT_DATABASE_URL": db_url, **overrides}

@@ -571,7 +571,7 @@ def reopen(ctx: Context, number: int, text: str | None = None) -> None:
         # ago): the words are the customer's all the same, and go where "#3 it broke again" would.
         from bot.handlers.customer_text import add_to_case  # it builds on this module
 
-        add_to_case(ctx, number, text)
+        add_to_case(ctx, number, text, command=True)
     elif outcome == "open":
         ctx.reply(_("Incident #{number} is already open."), number=number)
     elif outcome == "closed":

@@ -4,6 +4,8 @@ asks; a bare "yes"/"no" answers the bot's question; strangers and automatic mail
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from adapters.channel import Said
 from bot.context import Context
 from bot.handlers import case_topic
@@ -11,14 +13,16 @@ from bot.handlers.customer import listing, no_credit_answer, open_incident, own
 from bot.handlers.passed_on import files_wait, mirror, writer
 from bot.i18n import _, format_day, format_when, n_
 from bot.policy import NoCredit
+from bot.policy.acknowledgements import acknowledge
 from bot.policy.answers import Reply, bare_answer
 from bot.services import attachments, conversation, credits, customers, drafts, incidents, strangers
 from bot.services.incidents import Writer
 from storage.models import Incident
 
 
-def add_to_case(ctx: Context, number: int, text: str) -> None:
-    """`#N text`: add to the customer's incident N (the draft, if the text is empty)."""
+def add_to_case(ctx: Context, number: int, text: str, *, command: bool = False) -> None:
+    """`#N text`: add to the customer's incident N (the draft, if the text is empty). `command`:
+    the text came with a command (`reopen N text` on an open case), which is always answered."""
     incident = own(ctx, number)
     if incident is None:
         return
@@ -36,7 +40,7 @@ def add_to_case(ctx: Context, number: int, text: str) -> None:
             number=number,
         )
     else:
-        _added(ctx, added)
+        _added(ctx, added, command=command)
 
 
 def free_text(ctx: Context, text: str) -> None:
@@ -181,14 +185,22 @@ def record_automatic(ctx: Context, incident: Incident) -> None:
         ctx.out.say(topic, "(An automatic message: it was not answered.)", incident_id=incident.id)
 
 
-def _added(ctx: Context, added: conversation.AddedTo) -> None:
-    """The text is on the incident (and in its topic); on a resolved one, the customer is asked what next."""
+def _added(ctx: Context, added: conversation.AddedTo, *, command: bool = False) -> None:
+    """The text is on the incident (and in its topic); on an open one acknowledged unless it follows
+    the customer's own message soon after (`acknowledge`); on a resolved one, the customer is
+    asked what next."""
     incident = added.incident
     assert incident is not None
     ctx.draft_copies = added.copies
     mirror(ctx, incident, added.text, added.files)
     if added.outcome == "added":
-        ctx.reply(_("Added to incident #{number}."), number=incident.id)
+        previous = incidents.before_latest(ctx.session, incident.id)
+        quiet_for = timedelta(minutes=ctx.settings.ack_quiet_minutes)
+        if acknowledge(previous, ctx.now, quiet_for, asked=added.from_draft or command):
+            ctx.reply(
+                _("Added to incident #{number}. What you write soon after is added too, without an answer each time."),
+                number=incident.id,
+            )
         return
     assert incident.resolved_at is not None
     until = conversation.reopen_until(incident) if added.outcome == "resolved" else None

@@ -396,6 +396,13 @@ def latest_messages(session: Session, incident_id: int, limit: int) -> list[Inci
     return list(reversed(list(found)))
 
 
+def before_latest(session: Session, incident_id: int) -> tuple[Literal["in", "out"], datetime] | None:
+    """The case's message before its latest one (the customer's, "in", or an answer, "out"), as
+    (direction, when); None when the latest is its first."""
+    found = latest_messages(session, incident_id, 2)
+    return (found[0].direction, found[0].created_at) if len(found) == 2 else None  # type: ignore[return-value]
+
+
 def latest_events(session: Session, incident_id: int, limit: int) -> list[IncidentEvent]:
     """The latest `limit` entries of a case's history, oldest first."""
     found = session.scalars(

@@ -32,9 +32,17 @@ def test_customer_opens_writes_engineer_replies_resolves_and_bug_returns_credit(
     assert "[#1 Acme: The NAS does not boot]" in out  # mirrored into the case topic
     assert _credits_left(desk, acme) == 2
 
+    # Right after the opening answer ("Anything you write now is added"), more words are added
+    # without an answer each; once a while has passed, the next message is acknowledged again.
     out = desk.say("Acme", "It beeps three times")
-    assert "Added to incident #1." in out
-    assert "    | It beeps three times" in out
+    assert "    | It beeps three times" in out and "deskbot → Acme" not in out
+    clock.advance(minutes=10)
+    out = desk.say("Acme", "Now it does not beep at all")
+    assert "    | Now it does not beep at all" in out
+    assert (
+        "deskbot → Acme:\n  Added to incident #1. What you write soon after is added too, without an answer each time."
+        in out
+    )
 
     out = desk.engineer("/reply 1 Please try another disk")
     assert "deskbot → Acme:\n  [#1] Please try another disk" in out
@@ -43,7 +51,7 @@ def test_customer_opens_writes_engineer_replies_resolves_and_bug_returns_credit(
     with transaction(desk.engine) as s:
         incident = s.get(Incident, 1)
         assert incident.state == "resolved" and incident.first_response_at == clock()
-        assert s.scalar(select(func.count()).where(IncidentMessage.incident_id == 1)) == 3
+        assert s.scalar(select(func.count()).where(IncidentMessage.incident_id == 1)) == 4
 
     out = desk.engineer("/bug 1")
     assert "no charge" in out

@@ -176,6 +176,7 @@ def test_the_colon_or_dash_after_an_incident_number_is_not_part_of_the_message(e
     desk.say("Acme", "open Two")
     desk.say("Acme", "open")
     for text in ("#1: the disk is back", "#1 - it failed again", "#1. Logs attached", "#2) done", "#2 — ok"):
+        clock.advance(minutes=10)  # each a message of its own, answered
         assert "Added to incident #" in desk.say("Acme", text)
     assert _bodies(desk, 1) == ["One", "the disk is back", "it failed again", "Logs attached"]
     # Only where it stands alone: a minus sign or a smiley is the customer's text.
@@ -466,6 +467,7 @@ def test_yes_to_reply_open_opens_with_the_kept_text_and_no_drops_it(engine, db_u
     with transaction(desk.engine) as s:
         assert s.scalar(select(func.count()).select_from(Draft)) == 0
     # With nothing asked, "yes" is what the customer says on their incident.
+    clock.advance(minutes=10)
     assert "Added to incident #1." in desk.say("Acme", "yes")
     assert _bodies(desk, 1) == ["My disk is full", "yes"]
 

@@ -109,6 +109,7 @@ def test_an_english_customer_stays_english_when_a_later_message_names_joao(engin
     desk.engineer("/credits grant Initech 2")
     assert "linked" in desk.say("ana", f"link {code}")
     desk.say("ana", "open The backup fails")
+    clock.advance(minutes=10)  # a message of its own, answered
     out = desk.say("ana", "João from our IT team says São Paulo sees error 42")
     assert "Added to incident #1." in out
     assert "Your incidents:" in desk.say("ana", "status")

@@ -291,6 +291,8 @@ class Fakes:
                 # Always open: answers must not depend on the hour the drill runs at.
                 "DESKBOT_SERVICE_HOURS": "mon-sun 00:00-24:00",
                 "DESKBOT_HOLIDAYS": "none",
+                # Every message answered: the drills find a lost or doubled message by its answer.
+                "DESKBOT_ACK_QUIET_MINUTES": "0",
             }
         )
         if self.mail is not None:

@@ -28,7 +28,7 @@ from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
 from storage.models import Customer, Outbox, ProcessedInbound
-from tests.desk import make_settings
+from tests.desk import EVERY_MESSAGE_ANSWERED, make_settings
 from tests.mail.mailbox import Mailbox
 from tests.mail.servers import SUPPORT_ADDRESS, SUPPORT_NAME, MailServers
 
@@ -74,7 +74,7 @@ class EmailBot:
         self.console = ConsoleChannel(customer="nobody", stdin=io.StringIO(), stdout=self.out)
         self.email = channel or EmailChannel(email_settings(mail), tuning=FAST)
         self.runtime = Runtime(
-            make_settings(db_url, **settings),
+            make_settings(db_url, **{**EVERY_MESSAGE_ANSWERED, **settings}),
             [self.console, self.email],
             engine=engine,
             clock=clock,

@@ -482,3 +482,40 @@ def test_a_copy_the_mail_server_refuses_is_told_in_the_case_topic_once_per_answe
         assert [(r.state, r.attempts) for r in rows] == [("sent", 1), ("sent", 1)]
         assert all(json.loads(r.copies) == [CARLA, bob] for r in rows)
     assert _copied(engine, 1) == [CARLA, bob]  # told, not removed: the engineers decide
+
+
+def test_a_burst_of_mails_is_answered_once_so_the_people_copied_are_not_flooded(
+    mail: MailServers,
+    carla: Mailbox,
+    engine,
+    db_url,
+    clock,  # noqa: ANN001
+) -> None:
+    """By default (DESKBOT_ACK_QUIET_MINUTES=10) a mail that follows the customer's own on the case
+    soon after is added without an answer: Carla, copied, is not sent one per mail of Ana's. An
+    engineer's answer in between starts a new burst, whose first mail is answered again."""
+    quiet = EmailBot(mail, engine, db_url, clock, DESKBOT_ACK_QUIET_MINUTES=10)
+    quiet.customer("Ana's company", ANA)
+    quiet.start()
+    try:
+        ana = mail.customers[0]
+        ana.send("VPN drops", "open\nThe tunnel drops every hour.", cc=[CARLA])
+        (opened,) = ana.wait_for(from_bot)
+        carla.wait_for(from_bot)
+        more = [_reply_all(ana, opened, text) for text in ("The log says timeout.", "It is the Lisbon office.")]
+        for sent in more:
+            wait_until(lambda sent=sent: _handled(engine, sent), 10, "Ana's mail handled")
+        assert _messages(engine, 1)[-2:] == [f"{ANA}:The log says timeout.", f"{ANA}:It is the Lisbon office."]
+        with transaction(engine) as session:  # each mail's answer would be written with its record
+            answers = session.scalars(select(Outbox.text).where(Outbox.channel == "email", Outbox.kind == "direct"))
+            assert [text for text in answers if "Added to incident" in text] == []
+
+        quiet.engineer("/reply 1 Which firewall is in front of it?")
+        (question,) = ana.wait_for(lambda m: from_bot(m) and "firewall" in m.get_content())
+        _reply_all(ana, question, "A FortiGate 60F.")
+        (added,) = ana.wait_for(lambda m: from_bot(m) and "Added to incident #1" in m.get_content())
+        assert "without an answer each time" in added.get_content()
+        carla.wait_for(lambda m: from_bot(m) and "Added to incident #1" in m.get_content())
+        assert len([m for m in carla.messages() if from_bot(m)]) == 3  # opened, the question, the one answer
+    finally:
+        quiet.halt()

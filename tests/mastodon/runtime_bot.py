@@ -13,7 +13,7 @@ from datetime import UTC
 from adapters.console import ENGINEER, ConsoleChannel, console_line
 from adapters.mastodon import MastodonChannel
 from bot.runtime import Runtime
-from tests.desk import make_settings
+from tests.desk import EVERY_MESSAGE_ANSWERED, make_settings
 from tests.fakes.mastodon import FakeMastodon
 
 from .conftest import BOT_TOKEN, FAST, wait_until
@@ -28,7 +28,7 @@ class Bot:
         self.console = ConsoleChannel(customer="nobody", stdin=io.StringIO(), stdout=io.StringIO())
         self.mastodon = channel or MastodonChannel(fake.url, BOT_TOKEN, tuning=FAST)
         self.runtime = Runtime(
-            make_settings(db_url),
+            make_settings(db_url, **EVERY_MESSAGE_ANSWERED),
             [self.console, self.mastodon],
             engine=engine,
             clock=clock,

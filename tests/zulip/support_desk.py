@@ -15,7 +15,7 @@ from adapters.channel import Channel
 from adapters.zulip import ZulipChannel
 from bot.config import Settings
 from bot.runtime import Runtime
-from tests.desk import make_settings
+from tests.desk import EVERY_MESSAGE_ANSWERED, make_settings
 from tests.fakes.zulip import FakeZulip, StoredMessage
 
 from .conftest import BOT, BOT_KEY, ENGINEER, FAST, STREAM, populate
@@ -31,7 +31,9 @@ def zulip_with_support_stream() -> Iterator[FakeZulip]:
 
 def support_settings(db_url: str, **overrides: object) -> Settings:
     """Settings whose engineer is `ENGINEER`, working in the support stream."""
-    return make_settings(db_url, DESKBOT_ENGINEERS=ENGINEER, DESKBOT_ZULIP_STREAM=STREAM, **overrides)
+    return make_settings(
+        db_url, DESKBOT_ENGINEERS=ENGINEER, DESKBOT_ZULIP_STREAM=STREAM, **{**EVERY_MESSAGE_ANSWERED, **overrides}
+    )
 
 
 def zulip_channel(server: FakeZulip, settings: Settings) -> ZulipChannel:

@@ -22,7 +22,7 @@ from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
 from storage.models import Outbox
-from tests.desk import make_settings
+from tests.desk import EVERY_MESSAGE_ANSWERED, make_settings
 from tests.fakes.zulip import FakeZulip, StoredMessage
 from tests.zulip.conftest import ALICE, BOB, BOT, ENGINEER, STREAM
 from tests.zulip.markdown_check import HOSTILE, active_markup
@@ -54,7 +54,10 @@ class ZulipDesk:
         self.clock = clock
         self.make_channel = make_channel
         self.settings = make_settings(
-            db_url, DESKBOT_ENGINEERS=f"{ENGINEER.upper()}, other@example.com", DESKBOT_ZULIP_STREAM=STREAM
+            db_url,
+            DESKBOT_ENGINEERS=f"{ENGINEER.upper()}, other@example.com",
+            DESKBOT_ZULIP_STREAM=STREAM,
+            **EVERY_MESSAGE_ANSWERED,
         )
         self.runtimes: list[Runtime] = []
 

@@ -30,7 +30,7 @@ from bot.services import customers
 from storage.db import transaction
 from storage.models import Customer, Identity, Outbox
 from tests.cli.conftest import exit_status
-from tests.desk import make_settings
+from tests.desk import EVERY_MESSAGE_ANSWERED, make_settings
 from tests.fakes.zulip import ADMINS, EVERYONE, FakeZulip
 from tests.zulip.conftest import ALICE, BOB, BOT, BOT_KEY, ENGINEER, STREAM
 from tests.zulip.relay_check import parse_relayed
@@ -41,7 +41,9 @@ CAROL = "carol@example.com"
 
 def engineers(desk: ZulipDesk, value: str) -> None:
     """DESKBOT_ENGINEERS for the runtimes the desk starts next."""
-    desk.settings = make_settings(desk.settings.database_url, DESKBOT_ENGINEERS=value, DESKBOT_ZULIP_STREAM=STREAM)
+    desk.settings = make_settings(
+        desk.settings.database_url, DESKBOT_ENGINEERS=value, DESKBOT_ZULIP_STREAM=STREAM, **EVERY_MESSAGE_ANSWERED
+    )
 
 
 def readyz(server: HealthServer) -> tuple[int, str]:
