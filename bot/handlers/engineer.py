@@ -19,6 +19,7 @@ from bot.handlers import case_topic
 from bot.handlers import copied as copied_handlers
 from bot.handlers.customer import SEVERITY_LEVELS
 from bot.i18n import Plural, _, format_day, format_when, n_, render, render_plural
+from bot.policy.language import reply_language
 from bot.services import attachments, case_records, copies, credits, customers, incidents
 from storage.models import Incident, IncidentAttachment
 
@@ -69,7 +70,7 @@ def reply(ctx: Context, number: int, text: str) -> None:
     files = attachments.record(ctx.session, ctx.now, incident, ctx.message, origin="out")
     carried, left_out = attachments.sort_out(files, lambda file: ctx.deployment.cannot_carry(channel, file))
     sent = [*_carried_files(lang, carried), *(_left_out_file(lang, file) for file in left_out)]
-    ctx.out.say(replied.route, relayed, files=sent, incident_id=incident.id, lang=lang)
+    ctx.out.say(replied.route, relayed, files=sent, incident_id=incident.id, lang=reply_language(text, lang))
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:
         said = Said(ctx.engineer, channel, role="engineer")

@@ -13,6 +13,12 @@ people and places ("João from IT", "our São Paulo office"), and a customer wri
 must not be switched by them. A text without these signs is not Portuguese here, which leaves
 English, the default.
 
+An engineer's answer is tagged with the language it is written in (a Mastodon status's
+`language`, an email's `Content-Language`: what screen readers and translate buttons go by).
+Engineers usually write the customer's language, but not always: `reply_language` takes the
+customer's unless the text shows signs of one language and none of the other (for English, two
+or more everyday words no Portuguese text has).
+
 Pure: no database, no clock.
 """
 
@@ -45,3 +51,38 @@ def written_in_portuguese(text: str) -> bool:
     words = _WORD.findall(text.casefold())
     pairs = (f"{first} {second}" for first, second in zip(words, words[1:], strict=False))
     return any(word in _WORDS for word in words) or any(pair in _WORDS for pair in pairs)
+
+
+#: Everyday English words that Portuguese does not have (compared in lower case).
+_ENGLISH_WORDS = frozenset(
+    {
+        "the", "please", "you", "your", "we", "our", "will", "thanks", "which", "have", "has",
+        "does", "can", "could", "would", "should", "is", "are", "with", "this", "that", "there",
+        "what", "when", "let", "know", "after", "again", "it", "and", "of", "to", "check",
+    }
+)  # fmt: skip
+#: Everyday Portuguese words that English does not have, for an answer (a first message is read
+#: more strictly, by `written_in_portuguese`: Spanish shares some of these).
+_PORTUGUESE_WORDS = _WORDS | {
+    "que", "para", "uma", "é", "está", "pode", "foi", "mais", "já", "são", "isso", "este", "esta",
+    "pelo", "pela", "ao", "seu", "sua", "quando", "depois", "ainda", "diz", "verificar", "por",
+    "obrigado", "cumprimentos", "das", "nos",
+}  # fmt: skip
+# Not: "com" (example.com), "os" (the OS), "nas" (a NAS), "dos", "as", "favor": English text has them.
+#: How many different words of one language, with none of the other, make an answer that language.
+_SIGNS = 2
+
+
+def reply_language(text: str, customer_lang: str) -> str:
+    """The language ("en" or "pt") of an engineer's answer to a customer whose language is
+    `customer_lang`: the customer's, unless the text has at least `_SIGNS` different everyday
+    words of the other language and none of the customer's (a quoted log line or a loanword in
+    an answer in the customer's language changes nothing)."""
+    words = set(_WORD.findall(text[:_READ].casefold()))
+    english = len(words & _ENGLISH_WORDS)
+    portuguese = len(words & _PORTUGUESE_WORDS) + (2 if written_in_portuguese(text) else 0)
+    if customer_lang == "pt" and english >= _SIGNS and not portuguese:
+        return "en"
+    if customer_lang != "pt" and portuguese >= _SIGNS and not english:
+        return "pt"
+    return customer_lang

@@ -171,8 +171,13 @@ def test_every_answer_is_tagged_with_the_language_it_is_written_in(fake: FakeMas
     bot.engineer("/reply 1 Já vimos: é o rolo.", "e1")
     (relayed,) = bot_replies(fake, 3)[2:]
     assert "[#1] Já vimos" in relayed.source_text and relayed.status["language"] == "pt"
+    # An engineer who writes English to her is tagged English; a log line quoted in Portuguese is not.
+    bot.engineer("/reply 1 Please check the roller and tell us what you see.", "e2")
+    bot.engineer("/reply 1 O registo diz: the roller is worn", "e3")
+    english, quoted = bot_replies(fake, 5)[3:]
+    assert english.status["language"] == "en" and quoted.status["language"] == "pt", english.source_text
     fake.post_status(ALICE, "@deskbot lang en")
     fake.post_status(ALICE, "@deskbot status")
-    answers = bot_replies(fake, 5)[3:]
+    answers = bot_replies(fake, 7)[5:]
     assert [a.status["language"] for a in answers] == ["en", "en"], [a.source_text for a in answers]
     assert "Your incidents:" in answers[1].source_text

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.policy.language import written_in_portuguese
+from bot.policy.language import reply_language, written_in_portuguese
 
 ENGLISH = (
     "hello I need help with my NAS the disk is full again since the update yesterday please "
@@ -82,3 +82,29 @@ def test_a_word_with_a_nasal_vowel_not_capitalised_is_portuguese_anywhere(text, 
 def test_only_the_start_of_a_long_message_is_read() -> None:
     assert written_in_portuguese("Olá! " + "x " * 1_000_000)
     assert not written_in_portuguese("Hello " * 1000 + "olá")  # past the first 2,000 characters
+
+
+@pytest.mark.parametrize(
+    ("text", "customer", "tagged"),
+    [
+        ("Please check the cable and reboot, then tell us what you see.", "pt", "en"),
+        ("Check the SATA cable", "pt", "en"),
+        ("Pode verificar o cabo e reiniciar, por favor?", "en", "pt"),
+        ("Obrigado, já está resolvido.", "en", "pt"),
+        ("O log diz: the disk is full", "pt", "pt"),  # a quoted line changes nothing
+        ("The log says: o disco está cheio", "en", "en"),
+        ("Verifique o cabo SATA e reinicie.", "pt", "pt"),
+        ("Verifique o cabo SATA e reinicie.", "en", "en"),  # no sign: the customer's
+        ("Thanks!", "pt", "pt"),  # one word is no sign
+        ("Update the OS of the NAS at example.com", "pt", "en"),  # os, nas, com: no Portuguese
+        ("ok", "en", "en"),
+    ],
+)
+def test_an_answer_is_tagged_with_the_language_it_is_written_in(text: str, customer: str, tagged: str) -> None:
+    assert reply_language(text, customer) == tagged
+
+
+@given(st.lists(st.sampled_from(ENGLISH), max_size=40), st.sampled_from(["en", "pt"]))
+def test_english_words_never_make_an_answer_portuguese(words: list[str], customer: str) -> None:
+    assert reply_language(" ".join(words), customer) in {customer, "en"}
+    assert reply_language(" ".join(words), "en") == "en"
