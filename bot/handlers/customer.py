@@ -140,12 +140,21 @@ def _when_answered(ctx: Context, incident: Incident) -> list[str]:
     else:
         lines = [ctx.t(_("We will answer by {due}."), due=format_when(incident.due_at, ctx.lang, calendar.tz))]
     if not calendar.is_open(ctx.now):
-        lines.append(
-            ctx.t(
-                _("The team is away now and back on {back}."),
-                back=format_when(calendar.next_opening(ctx.now), ctx.lang, calendar.tz),
+        back = calendar.next_opening(ctx.now)
+        local = back.astimezone(calendar.tz)
+        if (
+            local.date() == ctx.now.astimezone(calendar.tz).date()
+        ):  # before opening: "on Monday, 7 December" on that Monday
+            # TRANSLATORS: the number choosing the form is the hour (0-23): "às 08:00", "à 01:00".
+            today = n_(
+                "The team is away now and back today at {time} ({zone}).",
+                "The team is away now and back today at {time} ({zone}).",
             )
-        )
+            lines.append(ctx.tn(today, local.hour, time=local.strftime("%H:%M"), zone=zone_time(calendar.tz, ctx.lang)))
+        else:
+            lines.append(
+                ctx.t(_("The team is away now and back on {back}."), back=format_when(back, ctx.lang, calendar.tz))
+            )
     return lines
 
 

@@ -169,3 +169,11 @@ def test_outside_service_hours_the_opening_says_when_the_team_is_back(engine, db
         "A equipa não está disponível neste momento. Regresso previsto: segunda-feira, 7 de dezembro de 2026,"
         " às 08:00 (hora de Lisboa)." in out
     )
+    # Before opening on a working day, "today", not the day's full date.
+    clock.advance(days=2, hours=-3)  # Monday 7 December 07:00
+    desk.customer("Gama", credits=1)
+    out = desk.say("Gama", "open The printer jams")
+    assert "The team is away now and back today at 08:00 (Lisbon time)." in out
+    desk.customer("Cliente Dois", credits=1, lang="pt")
+    out = desk.say("Cliente Dois", "abrir A impressora encrava")
+    assert "Regresso previsto: hoje, às 08:00 (hora de Lisboa)." in out
