@@ -8,8 +8,10 @@ PostgreSQL), from an empty directory so that no `.env` is read.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from typer.testing import CliRunner
@@ -59,6 +61,18 @@ def cli(cli_env: pytest.MonkeyPatch, db_url: str) -> Run:
             return Result(code, stdout.getvalue().decode(), stderr.getvalue().decode())
 
     return run
+
+
+@pytest.fixture
+def mid_2026(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """The CLI's clock at 1 June 2026: a test whose packs are dated in 2026 does not start failing
+    a year later, when they have lapsed and the CLI warns about them."""
+    moment = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    modules = [m for name, m in sys.modules.items() if name.startswith("bot.cli.") and hasattr(m, "now")]
+    assert sys.modules["bot.cli.context"] in modules and sys.modules["bot.cli.credits"] in modules
+    for module in modules:  # each imported `now` by name
+        monkeypatch.setattr(module, "now", lambda: moment)
+    return moment
 
 
 def assert_one_error_line(result: Result, *fragments: str, code: int = 1) -> None:

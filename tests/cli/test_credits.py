@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from storage.db import transaction
@@ -65,6 +66,7 @@ def _packs(engine) -> list[tuple[str, int, date]]:  # noqa: ANN001
         return [tuple(row) for row in rows]
 
 
+@pytest.mark.usefixtures("mid_2026")
 def test_import_reports_bad_rows_by_line_and_keeps_the_good_ones(cli: Run, engine, tmp_path) -> None:  # noqa: ANN001
     cli("customers", "add", "Acme Lda")
     path = tmp_path / "packs.csv"
@@ -162,6 +164,7 @@ def test_cancel_the_unused_credits_of_a_pack_granted_by_mistake(cli: Run, engine
     assert undo.code == 0 and "Acme Lda has 29 credits left." in undo.stdout, undo
 
 
+@pytest.mark.usefixtures("mid_2026")
 def test_dates_out_of_range_are_refused_where_they_are_typed(cli: Run, engine, tmp_path) -> None:  # noqa: ANN001
     # A pack bought on 9999-12-31 is valid into year 10000: once stored, every listing of its customer failed.
     cli("customers", "add", "Eps")
@@ -185,6 +188,7 @@ def test_dates_out_of_range_are_refused_where_they_are_typed(cli: Run, engine, t
     assert edge.code == 0 and "valid until 2100-12-31 inclusive" in edge.stdout, edge
 
 
+@pytest.mark.usefixtures("mid_2026")
 def test_import_links_another_email_address_of_a_customer(cli: Run, engine, tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "packs.csv"
     path.write_text(
@@ -233,6 +237,7 @@ def test_import_warns_of_packs_that_give_nothing_today_as_grant_does(cli: Run, t
     ]
 
 
+@pytest.mark.usefixtures("mid_2026")
 def test_an_unclosed_quote_is_reported_with_the_rows_it_swallowed(cli: Run, engine, tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "packs.csv"
     path.write_text(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from sqlalchemy import select
 
 from storage.db import transaction
@@ -24,6 +25,7 @@ Acme Lda,,4,2026-01-16
 """
 
 
+@pytest.mark.usefixtures("mid_2026")
 def test_import_reports_rows_with_unusable_numbers_and_keeps_the_good_ones(cli: Run, engine, tmp_path) -> None:  # noqa: ANN001
     cli("customers", "add", "Acme Lda")
     path = tmp_path / "packs.csv"

@@ -259,7 +259,7 @@ def test_restart_cuts_the_imap_connection_and_keeps_the_mail(mail: MailServers) 
     client.idle()
     started = time.monotonic()
     mail.dovecot.restart()
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5  # about 1.1 s: Dovecot's master waits a second for an idling child
     with pytest.raises((imapclient.exceptions.IMAPClientAbortError, OSError, ssl.SSLError)):
         client.idle_check(timeout=5)
         client.idle_done()
@@ -389,7 +389,10 @@ def test_mail_that_came_before_idle_is_told_at_once_but_imapclient_idle_check_mi
         client.idle()
         started = time.monotonic()
         mail.customers[0].send("During IDLE", "text")
-        assert (3, b"EXISTS") in client.idle_check(timeout=5)  # (3)
+        told: list = []
+        while not told and time.monotonic() - started < 5:  # a keepalive alone wakes idle_check too
+            told = _news(client.idle_check(timeout=5))
+        assert (3, b"EXISTS") in told  # (3)
         assert 0.3 < time.monotonic() - started < 2
         client.idle_done()
 

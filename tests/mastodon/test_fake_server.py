@@ -216,7 +216,9 @@ def test_stream_heartbeats_events_and_disconnects(fake: FakeMastodon) -> None:
 
 
 def test_round_trip_half_on_the_way_in_half_on_the_way_back_and_events_half_late() -> None:
-    half = 0.2
+    # Long enough that the client's own time (Mastodon.py reads a stream a byte at a time, beside
+    # the fake's threads: up to a quarter of a second under load) cannot make an event look held.
+    half = 1.0
     with FakeMastodon(bot_acct="deskbot", bot_token=BOT_TOKEN, heartbeat_interval=0.3, round_trip=2 * half) as fake:
         fake.add_account("alice@remote.example", token="alice-token")
         fake.set_policy("deskbot", for_private_mentions="accept")
@@ -245,7 +247,7 @@ def test_round_trip_half_on_the_way_in_half_on_the_way_back_and_events_half_late
             late = arrived[status["id"]] - fake.status(status["id"]).stored_at
             # Half a round trip on its way to the client, each event on its own: the second is
             # not held up behind the first one's trip (that would make it a whole round trip late).
-            assert half <= late < 1.5 * half, late
+            assert half <= late < 1.6 * half, late
 
 
 def test_standalone_server_with_control_endpoints(tmp_path: Path) -> None:

@@ -368,8 +368,9 @@ def test_a_message_that_cannot_be_read_is_logged_and_skipped_not_a_stall(
 
 def test_a_lost_long_poll_answer_is_asked_again_at_once(fake, make_channel, sink, run_channel) -> None:
     # Issue 15, item 9: with the production back-off (1-2 s before the first retry) a long-poll
-    # cut by the network held up the message it carried by that much.
-    channel = make_channel(receive_retry=Backoff(initial=1.0, maximum=5.0, jitter=1.0))
+    # cut by the network held up the message it carried by that much. A back-off of 5 s here, so
+    # that a busy machine's stall cannot be mistaken for one, nor one for a stall.
+    channel = make_channel(receive_retry=Backoff(initial=5.0, maximum=5.0, jitter=0.0))
     with run_channel(channel, sink):
         fake.post_dm(ALICE, "one")
         sink.wait_count(1)
@@ -386,5 +387,5 @@ def test_a_lost_long_poll_answer_is_asked_again_at_once(fake, make_channel, sink
             sink.wait_count(n)
             took.append(time.monotonic() - started)
         assert cut.served == 1
-        assert max(took) < 0.6, took
+        assert max(took) < 2.0, took
     assert [m.text for m, _cursor in sink.delivered] == ["one", "two", "three"]
