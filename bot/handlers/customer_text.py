@@ -194,7 +194,7 @@ def _added(ctx: Context, added: conversation.AddedTo, *, command: bool = False) 
     ctx.draft_copies = added.copies
     mirror(ctx, incident, added.text, added.files)
     if added.outcome == "added":
-        previous = incidents.before_latest(ctx.session, incident.id)
+        previous = incidents.before_latest(ctx.session, incident.id, ctx.identity.id)
         quiet_for = timedelta(minutes=ctx.settings.ack_quiet_minutes)
         if acknowledge(previous, ctx.now, quiet_for, asked=added.from_draft or command):
             ctx.reply(

@@ -25,6 +25,7 @@ from bot.config import DEFAULT_SEVERITY, Settings
 from bot.deployment import Deployment
 from bot.i18n import _
 from bot.numbers import is_id
+from bot.policy.acknowledgements import Who
 from bot.services import credits
 from bot.services.outgoing import Direct, Topic
 from storage.db import for_update
@@ -396,11 +397,16 @@ def latest_messages(session: Session, incident_id: int, limit: int) -> list[Inci
     return list(reversed(list(found)))
 
 
-def before_latest(session: Session, incident_id: int) -> tuple[Literal["in", "out"], datetime] | None:
-    """The case's message before its latest one (the customer's, "in", or an answer, "out"), as
-    (direction, when); None when the latest is its first."""
+def before_latest(session: Session, incident_id: int, identity_id: int | None) -> tuple[Who, datetime] | None:
+    """Who wrote the case's message before its latest one, as seen by the latest's writer (the
+    identity `identity_id`): "sender" (they did), or "other" (the team, a colleague copied);
+    and when. None when the latest is the case's first."""
     found = latest_messages(session, incident_id, 2)
-    return (found[0].direction, found[0].created_at) if len(found) == 2 else None  # type: ignore[return-value]
+    if len(found) < 2:
+        return None
+    before = found[0]
+    same = before.direction == "in" and identity_id is not None and before.identity_id == identity_id
+    return ("sender" if same else "other"), before.created_at
 
 
 def latest_events(session: Session, incident_id: int, limit: int) -> list[IncidentEvent]:

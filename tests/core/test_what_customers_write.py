@@ -220,3 +220,31 @@ def test_a_customer_who_types_an_engineers_sub_command_is_told_it_is_not_theirs(
     assert "Credits left: 1" in desk.say("Acme", "/credits")  # their own `credits` still works
     desk.say("Acme", "open Broken")
     assert "Incident #1 now has severity 2" in desk.say("Acme", "/severity 1 2")
+
+
+def test_a_burst_is_answered_once_per_person_and_again_after_the_teams_answer(engine, db_url, clock):
+    """DESKBOT_ACK_QUIET_MINUTES (10): a message right after its sender's own on the case is added
+    silently; a colleague's first one is answered, and so is the first after an engineer's answer."""
+    desk = Desk(engine, db_url, clock)
+    first = desk.engineer("/customer add Initech").split("Activation code: ")[1].split()[0]
+    desk.engineer("/credits grant Initech 2")
+    assert "linked" in desk.say("ana", f"link {first}")
+    second = desk.engineer("/customer code Initech").split("New activation code for `Initech`: ")[1].split()[0]
+    assert "linked" in desk.say("bruno", f"link {second}")
+    desk.say("ana", "open The backup fails")
+    clock.advance(minutes=1)
+    assert "deskbot →" not in desk.say("ana", "It stops at 80%")  # the opening said so
+    clock.advance(minutes=1)
+    assert "deskbot → bruno:\n  Added to incident #1." in desk.say("bruno", "Here too, since Monday")
+    clock.advance(minutes=9)
+    assert "deskbot →" not in desk.say("bruno", "The log says disk full")  # 9 minutes after his own
+    desk.engineer("/reply 1 Please free some space on the target.")
+    assert "deskbot → ana:\n  Added to incident #1." in desk.say("ana", "Done, 40% free now")
+    assert _bodies(desk, 1) == [
+        "The backup fails",
+        "It stops at 80%",
+        "Here too, since Monday",
+        "The log says disk full",
+        "Please free some space on the target.",
+        "Done, 40% free now",
+    ]

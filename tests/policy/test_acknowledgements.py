@@ -17,34 +17,34 @@ quiets = st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=1))
 
 def test_a_burst_is_acknowledged_once() -> None:
     assert acknowledge(None, NOW, QUIET_FOR)  # the case's first message (opened by a draft)
-    assert not acknowledge(("in", NOW - timedelta(minutes=1)), NOW, QUIET_FOR)
-    assert not acknowledge(("in", NOW - QUIET_FOR + timedelta(seconds=1)), NOW, QUIET_FOR)
-    assert acknowledge(("in", NOW - QUIET_FOR), NOW, QUIET_FOR)
-    assert acknowledge(("out", NOW - timedelta(seconds=5)), NOW, QUIET_FOR)  # after the team's answer
-    assert acknowledge(("in", NOW - timedelta(seconds=5)), NOW, QUIET_FOR, asked=True)  # "#N" for a draft
+    assert not acknowledge(("sender", NOW - timedelta(minutes=1)), NOW, QUIET_FOR)
+    assert not acknowledge(("sender", NOW - QUIET_FOR + timedelta(seconds=1)), NOW, QUIET_FOR)
+    assert acknowledge(("sender", NOW - QUIET_FOR), NOW, QUIET_FOR)
+    assert acknowledge(("other", NOW - timedelta(seconds=5)), NOW, QUIET_FOR)  # after the team's answer, or a colleague's message
+    assert acknowledge(("sender", NOW - timedelta(seconds=5)), NOW, QUIET_FOR, asked=True)  # "#N" for a draft
 
 
 @given(gaps)
-def test_after_the_teams_answer_always(gap: timedelta) -> None:
-    assert acknowledge(("out", NOW - gap), NOW, QUIET_FOR)
+def test_after_someone_elses_message_always(gap: timedelta) -> None:
+    assert acknowledge(("other", NOW - gap), NOW, QUIET_FOR)
 
 
 @given(gaps, quiets)
 def test_after_the_customers_own_message_only_once_quiet_for_has_passed(gap: timedelta, quiet: timedelta) -> None:
-    assert acknowledge(("in", NOW - gap), NOW, quiet) == (gap >= quiet)
+    assert acknowledge(("sender", NOW - gap), NOW, quiet) == (gap >= quiet)
 
 
 @given(gaps)
 def test_quiet_for_zero_answers_every_message(gap: timedelta) -> None:
-    assert acknowledge(("in", NOW - gap), NOW, timedelta(0))
+    assert acknowledge(("sender", NOW - gap), NOW, timedelta(0))
 
 
 @given(st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=3)))
 def test_a_previous_message_dated_later_is_no_burst(ahead: timedelta) -> None:
     # Clocks of replicas or a platform's timestamps can disagree: never stay silent on that.
-    assert acknowledge(("in", NOW + ahead), NOW, QUIET_FOR)
+    assert acknowledge(("sender", NOW + ahead), NOW, QUIET_FOR)
 
 
-@given(st.sampled_from(["in", "out"]), gaps)
+@given(st.sampled_from(["sender", "other"]), gaps)
 def test_an_answer_to_the_bots_question_always(direction: str, gap: timedelta) -> None:
     assert acknowledge((direction, NOW - gap), NOW, QUIET_FOR, asked=True)  # type: ignore[arg-type]
