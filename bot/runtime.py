@@ -196,6 +196,9 @@ class Runtime:
         #: Per channel, the event that ends its current receive loop: set when stopping, or when
         #: this process no longer holds the channel's lock.
         self._receive_stops: dict[str, threading.Event] = {}
+        #: Held while the health watch judges a receiving channel and while a receive loop leaves
+        #: `receiving` (`_left_receiving`): what the watch saw of a loop on its way out is undone with it.
+        self._judging = threading.Lock()
         for name, channel in self.channels.items():
             channel.on_rate_limit_wait = lambda _seconds, name=name: self.metrics.rate_limit_waits.labels(name).inc()
             channel.on_trouble = lambda reason, name=name: self.health.trouble(name, reason)
@@ -341,8 +344,12 @@ class Runtime:
                 self.receiving.add(channel.name)
                 self.placed.add(channel.name)  # after `receiving`: ready waits for it to connect
                 channel.receive(self.intake, stop)
-                self.receiving.discard(channel.name)
+                self._left_receiving(channel.name, platform_fine=True)  # told to stop
                 failures = 0
+                if not self.intake_stop.is_set():
+                    # Its lock went with its connection (`_watch_leases`): a standby, which tries
+                    # every LEASE_RETRY_SECONDS, has the first chance at the channel.
+                    self.intake_stop.wait(LEASE_RETRY_SECONDS + 1.0)
             except PermanentChannelError as exc:
                 # Leave the lease so that a replica with working settings can take the channel.
                 log.error("channel stopped for good: %s", exc, extra={"channel": channel.name})
@@ -353,7 +360,7 @@ class Runtime:
                 lease.release()
                 return
             except Exception as exc:  # transient: restart this channel only
-                self.receiving.discard(channel.name)
+                self._left_receiving(channel.name, platform_fine=isinstance(exc, DBAPIError))
                 failures = 1 if time.monotonic() - began >= GOOD_RUN_SECONDS else failures + 1
                 wait = random.uniform(0, min(RESTART_MAX_SECONDS, 2.0**failures))
                 if isinstance(exc, DBAPIError):
@@ -375,6 +382,16 @@ class Runtime:
                     extra={"channel": channel.name},
                 )
                 self.intake_stop.wait(wait)
+
+    def _left_receiving(self, name: str, *, platform_fine: bool) -> None:
+        """The receive loop of `name` ended. `platform_fine`: on purpose (told to stop) or for the
+        store's sake, not the platform's: a disconnection the health watch saw of it on its way out
+        (between the loop giving up and this call), not told as an outage yet, is forgotten."""
+        with self._judging:
+            was_receiving = name in self.receiving
+            self.receiving.discard(name)
+            if was_receiving and platform_fine and not self.health.is_down(name):
+                self.health.reached(name)  # nothing is logged: it was not down
 
     def _watch_leases(self) -> None:
         """Every few seconds: is each channel received here still ours? If its lock went with its
@@ -406,12 +423,19 @@ class Runtime:
                 continue  # stopping: receive loops end on purpose
             try:
                 for name, channel in self.channels.items():
-                    if name in self.failed or name not in self.receiving:
-                        continue
-                    if channel.connected:
-                        self.health.reached(name)
-                    else:
-                        self.health.failing(name)
+                    with self._judging:
+                        if name in self.failed or name not in self.receiving:
+                            continue
+                        connected = channel.connected  # before the stop: a loop that saw it disconnects
+                        stop = self._receive_stops.get(name)
+                        if stop is not None and stop.is_set():
+                            # Told to stop (its lease lost, `_watch_leases`): the loop ends on purpose,
+                            # and with the database unreachable its last cursor write takes a few timeouts.
+                            continue
+                        if connected:
+                            self.health.reached(name)
+                        else:
+                            self.health.failing(name)
                 self.health.tick()
                 self.store_health.tick()
             except Exception:

@@ -1,6 +1,8 @@
 """Engines, transactions and migrations.
 
-SQLite runs with WAL and foreign keys on; PostgreSQL goes through psycopg 3.
+SQLite runs with WAL and foreign keys on; PostgreSQL goes through psycopg 3, every connection
+with bounded timeouts (`PG_CONNECT_DEFAULTS`): a dead path to the server fails it in about half a
+minute rather than after the kernel's quarter of an hour of retransmissions.
 `upgrade()` applies the Alembic migrations in `storage/migrations/`: silently
 when there is nothing to do, otherwise with one INFO line naming the revisions
 (Alembic's own INFO lines show only at DEBUG).
@@ -9,6 +11,7 @@ when there is nothing to do, otherwise with one INFO line naming the revisions
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -28,6 +31,32 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0016"
 #: A pooled PostgreSQL connection idle longer than this is tested before use (see `make_engine`).
 PING_AFTER_IDLE = 10.0
+#: libpq's settings on every PostgreSQL connection deskbot opens, unless DESKBOT_DATABASE_URL's
+#: query names them (`?connect_timeout=5&tcp_user_timeout=30000`: the URL's win). Without them a
+#: path to the server that drops packets silently (a firewall or NAT that forgot the connection, a
+#: paused VM, an address a failover left dead) blocks a statement for as long as the kernel
+#: retransmits (~15 minutes), and a connection attempt for psycopg's 130 seconds. With them:
+PG_CONNECT_DEFAULTS: dict[str, int] = {
+    # A connection attempt gives up after 10 s (psycopg's own default is 130 s).
+    "connect_timeout": 10,
+    # A connection waiting for an answer (or idle in the pool) is probed after 10 s of silence,
+    # then every 5 s; the kernel gives up on it at the first probe 20 s after the server was last
+    # heard from (tcp_user_timeout), or after 3 probes unanswered (25 s) if that is switched off.
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    # Data sent (a statement) and not acknowledged for 20 s fails the connection: what ends a
+    # statement sent into a black hole, which keepalives alone do not (they wait while data is unacknowledged).
+    "tcp_user_timeout": 20_000,
+}
+#: The server's end of each connection is asked (`SET`, where the server runs with its defaults) to
+#: give up on a client that went silent as the client does on the server, this much later: a
+#: session left behind a dead path ends, with the channel lease (advisory lock, storage.leases)
+#: and any row locks it held, in about half a minute, not hours (the kernel's keepalive default);
+#: later than the client gives up on it, by more than the lease watchdog's round (bot.runtime,
+#: 2 s), so that a replica behind the dead path has stopped receiving before another may take over.
+SERVER_TIMEOUT_MARGIN_MS = 10_000
 
 
 class UnknownRevision(Exception):
@@ -65,10 +94,72 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = sa.create_engine(url, pool_size=10, max_overflow=5)
+    engine = _postgresql_engine(url, pool_size=10, max_overflow=5)
     _ping_when_idle(engine)
     _begin_before_writing(engine)
     return engine
+
+
+def pg_connect_args(url: str | sa.URL) -> dict[str, int]:
+    """`PG_CONNECT_DEFAULTS` less what the URL's query (or PGCONNECT_TIMEOUT) sets: SQLAlchemy gives
+    `connect_args` precedence over the URL's query, so the operator's values must not be in them."""
+    query = sa.make_url(url).query
+    return {
+        name: value
+        for name, value in PG_CONNECT_DEFAULTS.items()
+        if name not in query and not (name == "connect_timeout" and os.environ.get("PGCONNECT_TIMEOUT"))
+    }
+
+
+def _postgresql_engine(url: str, **kwargs) -> Engine:  # noqa: ANN003 (sa.create_engine's)
+    """An engine for a PostgreSQL `url` whose every connection, at both ends, gives up on a dead path."""
+    engine = sa.create_engine(url, connect_args=pg_connect_args(url), **kwargs)
+    _server_gives_up_too(engine)
+    return engine
+
+
+def server_timeouts(parameters: dict[str, str]) -> dict[str, str]:
+    """The server's settings that match a connection's libpq `parameters` (`SERVER_TIMEOUT_MARGIN_MS`)."""
+    wanted: dict[str, str] = {}
+    if parameters.get("keepalives", "1") != "0":
+        for client, server in (
+            ("keepalives_idle", "tcp_keepalives_idle"),
+            ("keepalives_interval", "tcp_keepalives_interval"),
+            ("keepalives_count", "tcp_keepalives_count"),
+        ):
+            if parameters.get(client, "").isdigit():
+                wanted[server] = parameters[client]
+    user_timeout = parameters.get("tcp_user_timeout", "")
+    if user_timeout.isdigit() and int(user_timeout) > 0:
+        wanted["tcp_user_timeout"] = str(int(user_timeout) + SERVER_TIMEOUT_MARGIN_MS)
+    return wanted
+
+
+def _server_gives_up_too(engine: Engine) -> None:
+    """Each new connection over TCP asks the server to give up on it as it gives up on the server
+    (`server_timeouts`): for the settings still at the server's defaults, so that the DBA's
+    (postgresql.conf, ALTER ROLE) or the operator's (the URL's `options=-c tcp_user_timeout=…`) stay."""
+
+    @event.listens_for(engine, "connect")
+    def _set_server_timeouts(dbapi_connection, _record) -> None:  # noqa: ANN001
+        info = getattr(dbapi_connection, "info", None)
+        if not hasattr(info, "get_parameters") or str(info.host).startswith("/"):
+            return  # not psycopg 3; or a Unix socket: no TCP, nothing to time out
+        wanted = server_timeouts(info.get_parameters())
+        if not wanted:
+            return
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True  # one round trip, no transaction to commit
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config(s.name, w.setting, false) FROM pg_settings s"
+                    " JOIN unnest(%s::text[], %s::text[]) AS w(name, setting) ON w.name = s.name"
+                    " WHERE s.source = 'default'",
+                    (list(wanted), list(wanted.values())),
+                )
+        finally:
+            dbapi_connection.autocommit = autocommit
 
 
 def _ping_when_idle(engine: Engine) -> None:
@@ -177,8 +268,10 @@ def _begin_before_writing(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkin")
     def _restore(dbapi_connection, record) -> None:  # noqa: ANN001
-        if record.info.pop(_DEFERRED_BEGIN, None) is not None and not dbapi_connection.closed:
-            dbapi_connection.autocommit = False
+        # None: the connection was invalidated (storage.prepared, a lost server) and is gone already.
+        if record.info.pop(_DEFERRED_BEGIN, None) is not None and dbapi_connection is not None:
+            if not dbapi_connection.closed:
+                dbapi_connection.autocommit = False
 
 
 def alembic_config(url: str):  # noqa: ANN201 (alembic.config.Config, imported lazily)
@@ -209,7 +302,7 @@ def _upgrade(url: str, revision: str) -> tuple[str | None, str | None]:
     from alembic import command
 
     config = alembic_config(url)
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = _migration_engine(url)
     postgresql = is_postgresql(engine)
     try:
         with engine.connect() as connection:
@@ -263,8 +356,15 @@ def _stored_revision(connection: sa.Connection) -> str | None:
     return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
+def _migration_engine(url: str) -> Engine:
+    """A connection at a time, for migrations (on PostgreSQL with `make_engine`'s timeouts)."""
+    if url.startswith("sqlite"):
+        return sa.create_engine(url, poolclass=sa.pool.NullPool)
+    return _postgresql_engine(url, poolclass=sa.pool.NullPool)
+
+
 def _at_head(url: str) -> bool:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = _migration_engine(url)
     try:
         with engine.connect() as connection:
             return _stored_revision(connection) == HEAD_REVISION

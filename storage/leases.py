@@ -51,7 +51,11 @@ class ChannelLease:
             if self.holds():
                 return True
             connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(self.channel)}).scalar()
+            try:
+                got = connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(self.channel)}).scalar()
+            except BaseException:
+                _discard(connection)  # whether the lock was taken is unknown: its session ends with it
+                raise
             if got:
                 self._connection = connection
                 return True
@@ -61,7 +65,12 @@ class ChannelLease:
     def holds(self) -> bool:
         """Is the lock still this process's? It lives as long as the connection that took it: a
         database restart (or a connection cut) frees it for another replica, and this process
-        must stop receiving at once (bot.runtime watches)."""
+        must stop receiving at once (bot.runtime watches).
+
+        A path to the server that went dead silently (packets dropped, no reset) fails the check
+        within the connection's tcp_user_timeout (storage.db), which is shorter than the server's
+        own for the session, with its lock, by more than the watchdog's round: this process stops
+        before the server lets another replica take the lock."""
         if not self.needed:
             return True
         with self._lock:
@@ -79,17 +88,34 @@ class ChannelLease:
             self._release()
 
     def _release(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(self.channel)})
-            except sa.exc.DBAPIError:
-                pass
-            finally:
-                try:
-                    self._connection.close()
-                except sa.exc.DBAPIError:
-                    pass
-                self._connection = None
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if connection.invalidated:
+            # The connection failed (the server ended the session, or the path to it is dead): the
+            # lock goes with the session, at the server. No unlock: SQLAlchemy refuses a statement on
+            # an invalidated connection (PendingRollbackError, which made the watchdog's check fail
+            # for a round instead of telling the lock lost) or reconnects, on a path that may be dead.
+            _discard(connection)
+            return
+        try:
+            connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(self.channel)})
+        except sa.exc.SQLAlchemyError:
+            _discard(connection)  # not back to the pool holding the lock: its session ends instead
+            return
+        try:
+            connection.close()
+        except sa.exc.SQLAlchemyError:
+            pass
+
+
+def _discard(connection: sa.Connection) -> None:
+    """Close `connection` and its session with the server (never back to the pool)."""
+    try:
+        connection.invalidate()
+        connection.close()
+    except sa.exc.SQLAlchemyError:
+        pass
 
 
 class SingleProcessLock:
