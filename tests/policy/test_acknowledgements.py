@@ -20,7 +20,9 @@ def test_a_burst_is_acknowledged_once() -> None:
     assert not acknowledge(("sender", NOW - timedelta(minutes=1)), NOW, QUIET_FOR)
     assert not acknowledge(("sender", NOW - QUIET_FOR + timedelta(seconds=1)), NOW, QUIET_FOR)
     assert acknowledge(("sender", NOW - QUIET_FOR), NOW, QUIET_FOR)
-    assert acknowledge(("other", NOW - timedelta(seconds=5)), NOW, QUIET_FOR)  # after the team's answer, or a colleague's message
+    assert acknowledge(
+        ("other", NOW - timedelta(seconds=5)), NOW, QUIET_FOR
+    )  # after the team's answer, or a colleague's message
     assert acknowledge(("sender", NOW - timedelta(seconds=5)), NOW, QUIET_FOR, asked=True)  # "#N" for a draft
 
 
