@@ -26,10 +26,12 @@ no open element is ignored; void elements (`<br>`, `<img>`, …) are never
 open; what is still open at the end is closed there, so a link left open
 takes the text up to the end of its enclosing element, or of the markup.
 Markup of any depth is followed with an explicit stack of open elements,
-never recursion, in time linear in its size. Character references are
-decoded as HTML5 says (an unknown `&name;` stays as written); markup
-`html.parser` rejects (a broken declaration such as `<![ x`) is read again
-with its `<!` as text.
+never recursion, in time linear in its size. A tag, comment or declaration
+left unfinished, with more than `_UNFINISHED` characters after it, ends the
+markup there, as the end of input does in HTML5 (see `_Converter.convert`).
+Character references are decoded as HTML5 says (an unknown `&name;` stays as
+written); markup `html.parser` rejects (a broken declaration such as `<![ x`)
+is read again with its `<!` as text.
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ _VOID = {
 }
 #: Line breaks in the HTML source, outside <pre>: whitespace like any other.
 _SOURCE_BREAKS = str.maketrans("\r\n\f", "   ")
+#: Runs of blanks in a line of text: one space.
+_BLANKS = re.compile(r"[ \t]+")
+#: The most markup left to `html.parser`'s end of input after a construct it found unfinished
+#: (`_Converter.convert`): about 10 ms of its quadratic retries at worst.
+_UNFINISHED = 1024
 
 
 def html_to_text(content: str, mentions: Iterable[Mapping[str, Any]] = (), own_account_id: str | None = None) -> str:
@@ -144,10 +151,12 @@ class _Writer:
         self.current.append("\n")
 
     def end_block(self) -> None:
+        if not self.current:
+            return  # nothing written since the last block ended (`<p>` after `</p>`, `<div><div>` …)
         block = "".join(self.current)
         self.current = []
         # Whitespace around lines is layout, not content (a removed mention leaves some).
-        lines = [re.sub(r"[ \t]+", " ", line).strip() for line in block.split("\n")]
+        lines = [_BLANKS.sub(" ", line).strip() for line in block.split("\n")]
         block = "\n".join(lines).strip("\n")
         if block:
             self.blocks.append((self.quote, block))
@@ -165,6 +174,12 @@ class _Writer:
         lines: list[str] = []
         previous: _Quote | None = None
         for number, (quote, block) in enumerate(self.blocks):
+            if quote is None:  # no quote: the block as it is, after a blank line
+                if number:
+                    lines.append("")
+                lines.append(block)
+                previous = None
+                continue
             if number:
                 lines.append(_quoted("", _common_depth(previous, quote)))
             depth = _depth(quote)
@@ -221,7 +236,16 @@ class _Converter(HTMLParser):
 
     def convert(self, content: str) -> str:
         self.feed(content)
-        self.close()
+        # `feed` stops at the first tag, comment or declaration that nothing after it finishes
+        # (`<a href="x` whose quote never closes, `</b` with no ">", `<!--` with no "-->") and keeps
+        # the rest. At the end of input `close` reads that construct as text up to the next ">" and
+        # tries again at every "<" after it, each time to the end: quadratic, cubic in some shapes
+        # (64 KiB of `<a '` took 46 s, and an HTML mail is read up to a MiB). HTML5 ends the markup at
+        # an unfinished tag or comment, nothing after it read, and so does `html.parser` from Python
+        # 3.11.14, 3.12.12 and 3.13.6 (CVE-2025-6069); a short rest is still left to `close`.
+        rest = self.rawdata  # html.parser's unread input
+        if not (rest.startswith("<") and len(rest) > _UNFINISHED):
+            self.close()
         while self.stack:  # what is still open ends with the markup
             self._pop()
         return self.out.text()

@@ -18,11 +18,11 @@ between two text parts: the text after it is the customer's too). Of the
 versions of a `multipart/alternative`, `text/plain` is preferred; an HTML-only
 mail (phones, Outlook) is converted with the shared HTML parser
 (`adapters.html_text`), and so is a plain part left empty beside an HTML one;
-only the first MiB (`MAX_HTML`) of HTML is read. Of a `multipart/related`,
-its first part (the others are what it shows). A part with a file name, or
-marked `attachment`, is a file (`attachments`), never the body, whatever its
-type. `format=flowed` (RFC 3676, Thunderbird) is unwrapped into the lines the
-sender typed.
+only the first MiB (`MAX_HTML`) and 50,000 tags (`MAX_HTML_TAGS`) of HTML
+are read. Of a `multipart/related`, its first part (the others are what it
+shows). A part with a file name, or marked `attachment`, is a file
+(`attachments`), never the body, whatever its type. `format=flowed` (RFC 3676,
+Thunderbird) is unwrapped into the lines the sender typed.
 """
 
 from __future__ import annotations
@@ -38,9 +38,14 @@ from .attachments import is_file
 
 log = logging.getLogger("deskbot.adapters.email")
 
-#: Characters of an HTML body converted to text (under a second and about 60 MB at worst, nested
-#: tags or quotes; a person's mail is far smaller, and the text of a larger one is in its first MiB).
+#: Characters and tags of HTML converted to text in one mail. The converter's time grows with the
+#: tags (html.parser takes some microseconds for each: a MiB of `<b>`, 350,000 of them, took 1-5 s),
+#: its memory with the tags left open. A person's HTML has a tag in every 15 to 30 characters (in
+#: tests/email/corpus: Gmail's 19, Outlook's 24 to 28): MAX_HTML_TAGS of it are 750 KB or more, far
+#: over any mail a person writes, and a longer mail's text is in its start. At worst (tags by the
+#: 50,000, nested or not, quotes) under 0.4 s and 20 MB here.
 MAX_HTML = 2**20
+MAX_HTML_TAGS = 50_000
 #: Codecs Python has that are no text charset a mail may claim: they would turn escapes in the body
 #: into other characters, or are no charset at all.
 _NOT_CHARSETS = {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"}
@@ -119,11 +124,13 @@ def body_text(message: Message) -> str:
 
 
 class _Body:
-    """One walk over a message's parts (depth and count bounded; HTML read up to MAX_HTML in all)."""
+    """One walk over a message's parts (depth and count bounded; HTML read up to MAX_HTML and
+    MAX_HTML_TAGS in all)."""
 
     def __init__(self) -> None:
         self.parts = 0
         self.html_left = MAX_HTML
+        self.tags_left = MAX_HTML_TAGS
 
     def texts(self, part: Message, depth: int) -> list[str]:
         """The non-blank texts of `part` a person reads, in order."""
@@ -156,22 +163,27 @@ class _Body:
         return []
 
     def _html(self, part: Message) -> str:
-        if self.html_left <= 0:
+        if self.html_left <= 0 or self.tags_left <= 0:
             return ""
-        html = _bounded(_decoded(part), self.html_left)
+        html = _bounded(_decoded(part), self.html_left, self.tags_left)
         self.html_left -= len(html)
+        self.tags_left -= html.count("<")
         return clean(html_to_text(html))
 
 
-def _bounded(html: str, limit: int = MAX_HTML) -> str:
-    """At most `limit` characters of `html`, cut before a tag: the converter's time, and its stack of
-    open elements (a mail of nested tags keeps every one open), grow with the markup, and a mail is
-    read on the thread that receives every other."""
-    if len(html) <= limit:
-        return html
-    log.info("an HTML mail of %d characters: only the first %d are read", len(html), limit)
-    cut = html.rfind("<", 0, limit)
-    return html[: cut if cut > 0 else limit]
+def _bounded(html: str, limit: int = MAX_HTML, tags: int = MAX_HTML_TAGS) -> str:
+    """At most `limit` characters of `html` and `tags` tags (each "<" counts), cut before a tag: the
+    converter's time grows with the tags, its stack of open elements with the markup (a mail of nested
+    tags keeps every one open), and a mail is read on the thread that receives every other."""
+    if len(html) > limit:
+        log.info("an HTML mail of %d characters: only the first %d are read", len(html), limit)
+        cut = html.rfind("<", 0, limit)
+        html = html[: cut if cut > 0 else limit]
+    if html.count("<") > tags:
+        log.info("an HTML mail of more than %d tags: only the first %d are read", tags, tags)
+        beyond = html.split("<", tags + 1)[-1]  # what follows the "<" of the first tag not read
+        html = html[: len(html) - len(beyond) - 1]
+    return html
 
 
 def part_text(part: Message) -> str:
