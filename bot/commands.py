@@ -36,6 +36,9 @@ class Arg:
     label: str | None = None
     #: A value for the examples of a command's errors ("severity 12 2"), where one helps.
     example: str | None = None
+    #: Words a "choice" also takes for one of its choices, folded ("high" and "alta" for "2"): the
+    #: answers name a severity "2 (high)", and people write back the word they read.
+    named: Mapping[str, str] = field(default_factory=dict)
 
     def usage(self, lang: str = "en") -> str:
         shown = "|".join(self.choices) if self.kind == "choice" else render(lang, self.label or self.name)
@@ -323,6 +326,7 @@ def _convert(arg: Arg, token: str, lang: str) -> Any:
     if arg.kind == "choice":
         # fold() maps "²" to "2": a choice written in digits is read as a number, like any other.
         folded = fold(token) if not token.isdigit() else str(whole_number(token))
+        folded = arg.named.get(folded, folded)
         if folded not in arg.choices:
             raise ParseError(
                 _("{arg} must be one of: {choices}."),

@@ -4,18 +4,27 @@ do is bot.handlers.customer_text."""
 from __future__ import annotations
 
 from adapters.channel import size_text
-from bot.commands import Arg, command
+from bot.commands import Arg, command, fold
 from bot.context import Context
 from bot.handlers import case_topic
 from bot.handlers.passed_on import files_wait, mirror, refused_line, writer
-from bot.i18n import _, format_day, format_hours, format_when, n_, zone_time
+from bot.i18n import LANGUAGES, _, format_day, format_hours, format_when, n_, render, zone_time
 from bot.policy import NoCredit, pack_expires_on
 from bot.services import attachments, conversation, credits, customers, drafts, incidents
 from bot.services.incidents import IncidentSummary
 from storage.models import Incident
 
 CUSTOMER = "customer"
-SEVERITY_LEVELS = ("1", "2", "3", "4")
+#: The severity argument of the customer's and the engineer's `severity`: a level, or its name in
+#: either language ("severity 12 high", "gravidade 12 alta").
+SEVERITY = Arg(
+    "severity",
+    "choice",
+    choices=tuple(str(level) for level in incidents.SEVERITIES),
+    label=_("severity"),
+    example="2",
+    named={fold(render(lang, name)): str(level) for level, name in incidents.SEVERITIES.items() for lang in LANGUAGES},
+)
 #: Incidents listed by `status` (the latest ones).
 STATUS_LIST = 20
 #: Latest messages shown by `status N`.
@@ -541,7 +550,7 @@ def lang(ctx: Context, code: str | None) -> None:
     audience=CUSTOMER,
     args=(
         Arg("number", "case", label=_("number")),
-        Arg("severity", "choice", choices=SEVERITY_LEVELS, label=_("severity"), example="2"),
+        SEVERITY,
     ),
     help=_("set an incident's severity: 1 critical, 2 high, 3 normal, 4 low"),
 )

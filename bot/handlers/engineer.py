@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.context import Context
 from bot.handlers import case_topic
 from bot.handlers import copied as copied_handlers
-from bot.handlers.customer import SEVERITY_LEVELS
+from bot.handlers.customer import SEVERITY
 from bot.i18n import Plural, _, format_day, format_when, n_, render, render_plural
 from bot.policy.language import reply_language
 from bot.services import attachments, case_records, copies, credits, customers, incidents
@@ -348,7 +348,7 @@ def reopen(ctx: Context, number: int) -> None:
     en="severity",
     pt="gravidade",
     audience=ENGINEER,
-    args=(CASE, Arg("severity", "choice", choices=SEVERITY_LEVELS, label=_("severity"), example="2")),
+    args=(CASE, SEVERITY),
     help=_("set the severity: 1 critical, 2 high, 3 normal, 4 low"),
 )
 def set_severity(ctx: Context, number: int, severity: str) -> None:

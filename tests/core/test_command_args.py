@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.commands import Arg, Command, ParseError, parse_args
+from bot.handlers.engineer import set_severity
 from tests.desk import Desk
 
 GRANT = Command(
@@ -93,3 +94,17 @@ def test_an_engineer_is_told_which_argument_is_wrong_after_a_name_with_spaces(en
     assert "[purchased] must be a date from 2000-01-01 to 2099-12-31, like 2026-03-31." in out
     assert "Missing <n>. Usage: /credits grant <customer> <n> [purchased]" in desk.engineer("/credits grant Acme Corp")
     assert "must be a whole number" not in out + desk.engineer("/credits grant Acme Corp")
+
+
+@pytest.mark.parametrize(
+    ("rest", "topic_case", "expected"),
+    [
+        ("12 high", None, {"number": 12, "severity": "2"}),
+        ("12 CRÍTICA", None, {"number": 12, "severity": "1"}),
+        ("critical", 7, {"number": 7, "severity": "1"}),  # in a case topic the number may be left out
+        ("baixa", 7, {"number": 7, "severity": "4"}),
+        ("7 3", None, {"number": 7, "severity": "3"}),
+    ],
+)
+def test_a_severity_is_a_level_or_its_name_in_either_language(rest: str, topic_case: int | None, expected: dict):
+    assert parse_args(set_severity.command, rest, topic_case) == expected

@@ -98,6 +98,24 @@ def test_the_customer_sets_the_severity_and_the_due_time_follows_its_target(engi
     assert changes == ["3 → 1", "1 → 4", "4 → 1"]
 
 
+def test_a_severity_is_taken_by_the_name_the_answers_give_it_in_either_language(engine, db_url, clock):
+    # The answers say "severity 2 (high)"; people write back the word they read.
+    desk = Desk(engine, db_url, clock, DESKBOT_RESPONSE_TARGET=TARGETS)
+    desk.customer("Acme", credits=2)
+    desk.say("Acme", "open Shares are slow")
+    assert "Incident #1 now has severity 2 (high)." in desk.say("Acme", "severity 1 High")
+    assert "Incident #1 now has severity 1 (critical)." in desk.say("Acme", "gravidade 1 Crítica")
+    desk.customer("Cliente", credits=1, lang="pt")
+    desk.say("Cliente", "abrir O disco falha")
+    assert "O incidente #2 tem agora a gravidade 2 (alta)." in desk.say("Cliente", "gravidade 2 alta")
+    assert "O incidente #2 tem agora a gravidade 1 (crítica)." in desk.say("Cliente", "gravidade 2 critica")
+    assert "#1 now has severity 4 (low)." in desk.engineer("/severity 1 baixa")
+    assert "#1 now has severity 3 (normal)." in desk.engineer("/severity 1 normal")
+    # A word that names no severity is still refused, and nothing changes.
+    assert "must be one of: 1, 2, 3, 4." in desk.say("Acme", "severity 1 urgent")
+    assert _incident(desk, 1).severity == 3
+
+
 def test_a_case_waiting_on_the_customer_keeps_waiting_and_a_late_target_is_due_at_once(engine, db_url, clock):
     desk = Desk(engine, db_url, clock, DESKBOT_RESPONSE_TARGET=TARGETS)
     desk.customer("Acme", credits=2)
