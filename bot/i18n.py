@@ -127,6 +127,13 @@ def format_when(moment: datetime, lang: str, tz: ZoneInfo) -> str:
     return render_plural(lang, local.hour, message, day=day, time=local.strftime("%H:%M"), zone=zone_time(tz, lang))
 
 
+def format_moment(moment: datetime, lang: str, tz: ZoneInfo) -> str:
+    """A date and time in the service time zone, short, for a list whose heading names the zone:
+    '7 Dec 2026, 09:49' / '7 de dezembro de 2026, 09:49'."""
+    local = moment.astimezone(tz)
+    return f"{format_day(local.date(), lang)}, {local.strftime('%H:%M')}"
+
+
 def format_day(day: date, lang: str) -> str:
     """A calendar date: '10 Mar 2027' / '10 de março de 2027'."""
     lang = normalise_lang(lang)

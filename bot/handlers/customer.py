@@ -8,7 +8,7 @@ from bot.commands import Arg, command, fold
 from bot.context import Context
 from bot.handlers import case_topic
 from bot.handlers.passed_on import files_wait, mirror, refused_line, writer
-from bot.i18n import LANGUAGES, _, format_day, format_hours, format_when, n_, render, zone_time
+from bot.i18n import LANGUAGES, _, format_day, format_hours, format_moment, format_when, n_, render, zone_time
 from bot.policy import NoCredit, pack_expires_on
 from bot.services import attachments, conversation, credits, customers, drafts, incidents
 from bot.services.incidents import IncidentSummary
@@ -323,7 +323,8 @@ def _status_one(ctx: Context, number: int) -> None:
         lines.append(ctx.t(_("Closed: {when}"), when=format_when(incident.closed_at, ctx.lang, tz)))
     messages = incidents.latest_messages(ctx.session, incident.id, DETAIL_MESSAGES)
     if messages:
-        lines.append(ctx.t(_("Latest messages:")))
+        # The zone once, in the heading: each line's own "(Lisbon time)" made the list hard to read.
+        lines.append(ctx.t(_("Latest messages ({zone}):"), zone=zone_time(tz, ctx.lang)))
     # A message of someone the customer copies (bot.services.copies) is named by its sender's address.
     own_accounts = {i.id for i in customers.identities_of(ctx.session, incident.customer_id)} if messages else set()
     for msg in messages:
@@ -336,7 +337,7 @@ def _status_one(ctx: Context, number: int) -> None:
         )
         # Support's words were written for the customer; the rest are the customer's (or their copies').
         body = _excerpt(msg.body) if msg.direction != "in" else ctx.theirs(_excerpt(msg.body))
-        lines.append(f"— {who}, {format_when(msg.created_at, ctx.lang, tz)}: {body}")
+        lines.append(f"— {who} ({format_moment(msg.created_at, ctx.lang, tz)}): {body}")
     files = attachments.of_incident(ctx.session, incident.id)
     if files:
         lines.append(ctx.t(_("Files:")))

@@ -543,6 +543,12 @@ def test_status_says_when_an_incident_was_resolved_and_until_when_it_reopens_fre
     assert f'You can reopen it at no charge until {until}: reply "reopen 1".' in out
     assert "Resolution: Raised the NFS threads to 16" in out
     assert "Next answer due" not in out
+    # Its messages: the zone named once, in the heading, each line with a short date and time.
+    with transaction(desk.engine) as session:
+        opened = session.get(Incident, 1).opened_at.astimezone(desk.runtime.deployment.settings.calendar.tz)
+    stamp = f"{format_day(opened.date(), 'en')}, {opened:%H:%M}"
+    assert f"Latest messages (Lisbon time):\n  — you ({stamp}): Shares are slow" in out
+    assert out.count("Lisbon time") == 4  # opened, resolved, the reopen offer, and the list once
     assert "Next answer due:" in desk.say("Acme", "status 2")
 
     out = desk.say("Cliente", "estado")

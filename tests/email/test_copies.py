@@ -136,7 +136,7 @@ def test_a_colleague_in_cc_gets_the_answers_and_their_reply_joins_the_incident(
     # Her status shows Carla's message under Carla's address, her own as hers.
     ana.send("status", "status 1")
     (status,) = ana.wait_for(lambda m: from_bot(m) and "Latest messages" in m.get_content())
-    assert f"— {CARLA}, " in status.get_content() and "— you, " in status.get_content()
+    assert f"— {CARLA} (" in status.get_content() and "— you (" in status.get_content()
 
 
 def test_a_removed_address_stops_receiving_and_cc_add_copies_someone_new(

@@ -312,7 +312,7 @@ def test_a_customers_own_words_never_act_in_the_answers_to_them(desk: ZulipDesk)
         assert active_markup(asked) == [], (hostile, asked)
         opened = ask("open", f"Incident #{number} is open")
         assert active_markup(opened) == [], (hostile, opened)
-        detail = ask(f"status {number}", "Latest messages:")
+        detail = ask(f"status {number}", "Latest messages (Lisbon time):")
         assert active_markup(detail) == [], (hostile, detail)
     listing = ask("status", "Your incidents:")
     assert active_markup(listing) == [], listing
