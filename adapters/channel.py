@@ -104,6 +104,10 @@ class Inbound:
     #: The message was over the size limit and only its headers were read (email): its text and
     #: its files (listed in `attachments`, not kept) never came, and the sender is told so.
     too_large: bool = False
+    #: The platform id of an earlier message that the sender edited into this one (Zulip): the core
+    #: handles it as a new message with the new text, shows it as an edit, and runs no engineer
+    #: command again. `message_id` is the edit's own, one per edit, so that each is handled once.
+    edit_of: str | None = None
 
 
 #: The name of the one `Attachment` a message over the size limit lists when none of its parts is
@@ -203,6 +207,8 @@ class Said:
     role: Literal["customer", "engineer"] = "customer"
     #: The subject the customer gave their message (an email's, cleaned of "Re:" and tags), if any.
     subject: str | None = None
+    #: The quote is the new text of an earlier message of theirs, which they edited (`Inbound.edit_of`).
+    edited: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ def said_header(said: Said) -> str:
     if said.role == "engineer":
         return f"{said.name} replied to the customer via {said.channel}:"
     address = f" ({said.address})" if said.address else ""
-    return f"{said.name} via {said.channel}{address} wrote:"
+    return f"{said.name} via {said.channel}{address} wrote{' (edited)' if said.edited else ''}:"
 
 
 def console_line(sender: str, text: str, message_id: str, received_at: datetime) -> Inbound:

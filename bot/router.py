@@ -32,7 +32,7 @@ from bot.commands import (
 from bot.context import Context, Counted
 from bot.deployment import Deployment
 from bot.handlers import copied as copied_handlers
-from bot.handlers import customer_text
+from bot.handlers import customer_text, edits
 from bot.i18n import _, quoted
 from bot.numbers import MAX_DIGITS, whole_number
 from bot.policy.language import written_in_portuguese
@@ -141,6 +141,11 @@ class Router:
         if ctx.message.kind == "topic" and not slash:
             return  # engineers talking among themselves in the topic
         cmd = self.commands.find("engineer", word, rest)
+        if ctx.message.edit_of is not None:
+            # An edited command is never run again: a `/reply` could reach the customer twice.
+            if cmd is not None:
+                edits.command_edited(ctx, cmd)
+            return
         if cmd is None:
             # In a topic, a line that begins with "/" is often no command of ours: Zulip's own
             # (`/me`, `/poll`, `/todo`) or a path (`/etc/cups/printers.conf is wrong`). Only a word
@@ -245,12 +250,19 @@ class Router:
                 greet = partial(customer_text.unknown_sender, ctx) if reads_as_prose(rest, slash) else None
                 self._run(ctx, cmd, rest, slash, otherwise=greet)
             else:
-                customer_text.unknown_sender(ctx, _kept_from_stranger(cmd, rest, slash, ctx.message.text.strip()))
+                kept, meant = _kept_from_stranger(cmd, rest, slash, ctx.message.text.strip())
+                customer_text.unknown_sender(ctx, kept, meant.name_in(ctx.lang) if meant else None)
             return
         text = ctx.message.text.strip()
         if not text and not ctx.message.attachments:
             # A status that only mentions the bot, an empty mail: nothing to add anywhere.
             ctx.reply(_('Your message was empty. Send "help" to see what I can do.'))
+            return
+        if cmd is not None and ctx.message.edit_of is not None and [a.kind for a in cmd.args] == ["text"]:
+            # An edited `open …` (a detail added, a typo fixed): its words go where any text of
+            # theirs would, to the incident it opened, rather than asking about a second one.
+            if rest:
+                customer_text.free_text(ctx, rest)
             return
         if cmd is not None:
             # In a thread about an incident, a line that only looks like a command ("Status: still
@@ -335,16 +347,18 @@ class Router:
             )
 
 
-def _kept_from_stranger(cmd: Command | None, rest: str, slash: bool, text: str) -> str:
+def _kept_from_stranger(cmd: Command | None, rest: str, slash: bool, text: str) -> tuple[str, Command | None]:
     """What an unlinked account's message keeps for after `link`: its text; of a customer command it
     may not use yet, only what the customer says in it ("open the disk died": "the disk died"), and
-    nothing of a bare "status" or "credits"."""
+    nothing of a bare "status" or "credits". With the command it asked for, unless the message only
+    begins with a command word ("status of my order?")."""
     if cmd is None:
-        return text
+        return text, None
     if [a.kind for a in cmd.args] == ["text"]:
-        return rest
+        return rest, cmd
     try:
         parse_args(cmd, rest, None)
     except ParseError:
-        return text if reads_as_prose(rest, slash) else ""
-    return ""
+        if reads_as_prose(rest, slash):
+            return text, None
+    return "", cmd

@@ -10,10 +10,17 @@ organisation restricts email visibility that is a stand-in (`user123@…`),
 and a person changing their visibility setting would change it. The email is
 passed on as an alias only, so that an identity stored under it before
 (deskbot keyed Zulip accounts by email until issue 13) is found and re-keyed.
+
+An edit (an `update_message` event that changed what a message says) becomes an Inbound of its
+own: the message as it stands, with the new text, `edit_of` naming it, and an id of its own per
+edit (`edit_id`). The event names neither the message's recipients nor its sender's name, so the
+message is read from the server first; `edited_message_id` says which edits are worth that.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import re
 from datetime import UTC, datetime
@@ -72,3 +79,42 @@ def strip_own_mention(text: str, full_name: str) -> str:
         return text
     pattern = r"^\s*@_?\*\*" + re.escape(full_name) + r"(?:\|\d+)?\*\*[\s:,]*"
     return re.sub(pattern, "", text, count=1)
+
+
+def edited_message_id(event: dict[str, Any], state: ServerState) -> int | None:
+    """The id of the message an `update_message` event changed the words of, if the bot may have to
+    handle the edit; None for the rest: a rendering update (an inline URL preview, `rendering_only`),
+    a topic or stream move (no `content`), words left as they were, the bot's own edits, and
+    messages in streams other than the support stream."""
+    if event.get("rendering_only") or event.get("user_id") is None or "content" not in event:
+        return None
+    if event.get("user_id") == state.user_id or event.get("content") == event.get("orig_content"):
+        return None
+    if event.get("stream_id") is not None and event.get("stream_id") != state.stream_id:
+        return None
+    message_id = event.get("message_id")
+    return message_id if isinstance(message_id, int) else None
+
+
+def edit_to_inbound(event: dict[str, Any], message: dict[str, Any], state: ServerState) -> Inbound | None:
+    """An edit (`event`) of `message` (as `GET /messages/{id}` gives it) as an Inbound with the new
+    text, or None where the message is not for the bot (`to_inbound`: the bot's own, a group DM)."""
+    content = str(event["content"])
+    inbound = to_inbound({**message, "content": content}, state)
+    if inbound is None:
+        return None
+    edited_at = int(event.get("edit_timestamp") or message.get("timestamp", 0))
+    return dataclasses.replace(
+        inbound,
+        message_id=edit_id(inbound.message_id, edited_at, content),
+        received_at=datetime.fromtimestamp(edited_at, tz=UTC),
+        edit_of=inbound.message_id,
+    )
+
+
+def edit_id(message_id: str, edited_at: int, content: str) -> str:
+    """The exactly-once key of one edit: the message, when, and a digest of the new words. The same
+    event delivered twice has the same key; two edits differ by their time (whole seconds in
+    Zulip) or, within one second, by their words."""
+    digest = hashlib.sha256(content.encode("utf-8", "replace")).hexdigest()[:12]
+    return f"{message_id}:edit:{edited_at}:{digest}"

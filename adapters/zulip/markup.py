@@ -31,7 +31,8 @@ def said_header(said: Said) -> str:
 
     A customer: `**`Alice`** via mastodon (`alice@remote.example`) wrote:`, name and
     address inert; a Zulip account is its user id: `via zulip (user `12`)`; a subject
-    (an email's) follows them, inert too: `via email (`a@b.example`), subject `VPN` wrote:`. An
+    (an email's) follows them, inert too: `via email (`a@b.example`), subject `VPN` wrote:`; the
+    new text of a message they edited says so: `… wrote (edited):`. An
     engineer: `**erin@example.com** replied to the customer via mastodon:`, the
     address as is when it is a plain address (the engineers' own, from the
     configuration), else inert like any other value.
@@ -45,7 +46,8 @@ def said_header(said: Said) -> str:
     elif said.address:
         address = f" ({inert(said.address)})"
     subject = f", subject {inert(said.subject)}" if said.subject and inert(said.subject) else ""
-    return f"**{inert(said.name)}** via {said.channel}{address}{subject} wrote:"
+    edited = " (edited)" if said.edited else ""
+    return f"**{inert(said.name)}** via {said.channel}{address}{subject} wrote{edited}:"
 
 
 def their_words(value: str) -> str:

@@ -9,6 +9,11 @@ Order of work after every (re-)registration (NOTES §2):
    `found_newest`, merged and handed over in id order.
 4. Process the queue's events, skipping ids already handed over.
 
+A customer's edit of a message (`update_message`) is handed over as a message of its own
+(`inbound.edit_to_inbound`), after the message is read from the server; the cursor stays where it
+is (it counts messages, not edits). Edits made while no queue listened are not caught up: the
+catch-up reads the messages after the cursor, with the words they have by then.
+
 Threads: the loop runs in a worker thread that both long-polls and hands
 messages over, so nothing is passed between threads on the way from the
 server to the sink. The thread that called `receive()` only watches `stop`:
@@ -32,6 +37,7 @@ follows once the queue is processed in order.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -47,7 +53,8 @@ from adapters.channel import Inbound, InboundSink, PermanentChannelError
 from adapters.paging import pages
 
 from .directory import Engineers
-from .inbound import to_inbound
+from .files import upload_links
+from .inbound import edit_to_inbound, edited_message_id, to_inbound
 from .state import ServerState
 from .transport import (
     Transport,
@@ -68,7 +75,7 @@ SKIPPED_CURSOR_FLUSH_SECONDS = 30.0
 HELD_FILE_BYTES = 32 * 1024 * 1024
 #: Messages handed to the sink together while catching up (one transaction).
 HAND_OVER_PAGE = 50
-EVENT_TYPES = ["message", "stream", "subscription", "user_group"]
+EVENT_TYPES = ["message", "update_message", "stream", "subscription", "user_group"]
 #: What the register answer carries besides the queue: limits, the support stream's flags, the user
 #: groups (engineers named as `@group`; `GET /user_groups` is closed to bots).
 FETCH_EVENT_TYPES = ["realm", "subscription", "realm_user_groups"]
@@ -386,10 +393,14 @@ class Receiver:
                     run.append(event["message"])
                     if index + 1 < len(events) and events[index + 1].get("type") == "message":
                         continue
+                # An edit's message is read before the sink's turn, as a long-poll is: `stop` never waits on it.
+                edit = self._edit(event) if event.get("type") == "update_message" else None
                 with self._sink_turn():
                     if run:
                         self._handle_many(run, safe_upto=None)
                         run = []
+                    elif edit is not None:
+                        self.sink.deliver(edit)
                     else:
                         self._on_event(event)
                 # Acknowledged with the next poll only once handled.
@@ -407,6 +418,38 @@ class Receiver:
         elif kind == "subscription" and event.get("op") == "remove":
             if any(s.get("stream_id") == self.state.stream_id for s in event.get("subscriptions", [])):
                 self.state.apply_subscriptions([])
+
+    def _edit(self, event: dict[str, Any]) -> Inbound | None:
+        """The edit an `update_message` event tells of, as an Inbound, if the bot handles it: the message
+        is read (`GET /messages/{id}`: the event does not say to whom it went), retried through an
+        outage like a long-poll; one the server no longer shows the bot (deleted) is skipped."""
+        mid = edited_message_id(event, self.state)
+        if mid is None:
+            return None
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    message = self._call("GET", f"messages/{mid}", {"apply_markdown": False}).get("message")
+        except ZulipApiError as exc:
+            log.info("cannot read edited Zulip message %s (%s); its edit is skipped", mid, exc)
+            return None
+        try:
+            inbound = edit_to_inbound(event, message, self.state) if isinstance(message, dict) else None
+        except Exception:
+            # As for a message (`_handle_many`): logged whole, and the channel goes on.
+            log.exception("cannot read the edit of Zulip message %s; skipped", mid, extra={"channel": "zulip"})
+            return None
+        return None if inbound is None else self._edit_files(inbound, str(event.get("orig_content") or ""))
+
+    def _edit_files(self, inbound: Inbound, before: str) -> Inbound:
+        """`inbound` with the files its edit added, fetched as a new message's are: those the message
+        linked `before` came with it and are on the case already, so they are not fetched again."""
+        earlier = {path for _name, path in upload_links(before)}
+        added = [f"[{name}]({path})" for name, path in upload_links(inbound.text) if path not in earlier]
+        if not added:
+            return inbound
+        fetched = self._fetch_files(dataclasses.replace(inbound, text="\n".join(added)))
+        return dataclasses.replace(inbound, attachments=fetched.attachments)
 
     def _poll(self) -> list[dict[str, Any]]:
         """One long-poll of the queue (the worker may be abandoned while it waits)."""

@@ -132,11 +132,20 @@ def _answers_the_question(ctx: Context, reply: Reply) -> bool:
     return True
 
 
-def unknown_sender(ctx: Context, kept: str | None = None) -> None:
+def unknown_sender(ctx: Context, kept: str | None = None, asked: str | None = None) -> None:
     """An account not linked to a customer wrote: what they wrote (`kept`, if not all of it) is
-    kept as a draft, the answer comes at most once a day, and nothing is charged."""
+    kept as a draft, the answer comes at most once a day, and nothing is charged. `asked`: the
+    customer command it tried (`status`): between the daily answers that gets a line saying what to
+    do first, rather than silence (within the account's hourly allowance, `strangers.may_answer`)."""
     text = ctx.message.text.strip() if kept is None else kept
     if not strangers.unknown_writes(ctx.session, ctx.identity, text, ctx.now):
+        if asked is not None and ctx.message.verified:
+            ctx.reply(
+                _('"{command}" works once this email address is linked: send "link <your activation code>" first.')
+                if ctx.identity.channel == customers.EMAIL_CHANNEL
+                else _('"{command}" works once this account is linked: send "link <your activation code>" first.'),
+                command=asked,
+            )
         return
     if not ctx.message.verified:
         # Mail whose sender the trusted server could not vouch for (DMARC): "send link CODE" would

@@ -36,7 +36,13 @@ def mirror(ctx: Context, incident: Incident, text: str, waited: Sequence[Inciden
         # A file within our limit may still be over the case topic's own (Zulip's upload limit):
         # it is then not kept either, and the customer is told below, as for ours.
         attachments.hold_to_limit(files, lambda file: ctx.deployment.cannot_carry(topic.channel, file))
-        said = Said(ctx.customer.name, ctx.identity.channel, ctx.identity.address, subject=ctx.message.subject_hint)
+        said = Said(
+            ctx.customer.name,
+            ctx.identity.channel,
+            ctx.identity.address,
+            subject=ctx.message.subject_hint,
+            edited=ctx.message.edit_of is not None,
+        )
         ctx.out.say(topic, "", quote=text, said=said, files=attachments.shown(files), incident_id=incident.id)
     tell_refused(ctx, [file for file in files if file.refused_over is not None])
 

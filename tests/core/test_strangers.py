@@ -58,6 +58,26 @@ def test_an_unlinked_account_gets_at_most_ten_answers_an_hour_whatever_it_sends(
     assert "ajuda" in desk.say("stranger", "help")  # a new hour; the language chosen was kept
 
 
+def test_a_customer_command_from_an_unlinked_account_says_what_to_do_first_not_silence(engine, db_url, clock):
+    # The daily answer says "send link <code>"; a command tried after it used to get nothing at all.
+    desk = Desk(engine, db_url, clock)
+    assert "I don't know this account yet" in desk.say("newcomer", "hello, my NAS is down")
+    out = desk.say("newcomer", "status")
+    assert (
+        'deskbot → newcomer:\n  "status" works once this account is linked: send "link <your activation code>"' in out
+    )
+    assert '"open" works once this account is linked' in desk.say("newcomer", "open the NAS is down")
+    assert '"credits" works once' in desk.say("newcomer", "/credits")
+    # What only begins with a command word is their text, kept, as before: no pointer.
+    assert desk.say("newcomer", "status of my order, please?") == ""
+    assert _draft_of(desk, "newcomer").text.endswith("status of my order, please?")
+    desk.say("cliente", "Olá, preciso de ajuda")
+    assert "«estado» funciona depois de associar esta conta" in desk.say("cliente", "estado")
+    # Still within the account's hourly allowance: never more than ten answers an hour.
+    answers = [desk.say("newcomer", "status") for _ in range(12)]
+    assert sum(bool(a) for a in answers) == strangers.PER_STRANGER.limit - 4
+
+
 def test_public_mentions_get_one_pointer_to_direct_messages_a_day(engine, db_url, clock):
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme", credits=1)

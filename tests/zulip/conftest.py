@@ -75,7 +75,7 @@ class RecordingSink:
     def _store(self, key: str, value: str) -> None:
         self.cursors[key] = value
         self.cursor_history.append(value)
-        self.cursor_snapshots.append((int(value), frozenset(int(m.message_id) for m, _ in self.delivered)))
+        self.cursor_snapshots.append((int(value), frozenset(self.ids)))
 
     def assert_cursor_sound(self, fake: FakeZulip, stream: str = STREAM) -> None:
         """The cursor only moved forward, and never past a relevant message that was not yet delivered."""
@@ -93,7 +93,8 @@ class RecordingSink:
 
     @property
     def ids(self) -> list[int]:
-        return [int(m.message_id) for m in self.messages]
+        """The ids of the messages delivered (not of edits: theirs are no message's, `Inbound.edit_of`)."""
+        return [int(m.message_id) for m, _ in self.delivered if m.edit_of is None]
 
     def wait_for(self, predicate: Callable[[RecordingSink], bool], timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout

@@ -29,6 +29,7 @@ BOT_ENDPOINTS = {
     ("DELETE", "/events"),
     ("GET", "/messages"),
     ("POST", "/messages"),
+    ("GET", "/messages/{message_id}"),
     ("POST", "/user_uploads"),
 }
 
@@ -97,14 +98,16 @@ def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
     with run_channel(channel, sink):  # type: ignore[operator]
         fake.add_to_group("support-engineers", BOB)
         fake.remove_from_group("support-engineers", BOB)
-        fake.post_dm(ALICE, "hello")
+        hello = fake.post_dm(ALICE, "hello")
         fake.post_stream_message(ENGINEER, STREAM, "#1 Alice: hello", "/reply 1 hi")
         fake.post_dm(ALICE, "group", to=[BOT, BOB])
         fake.post_stream_message(ENGINEER, "general", "chat", "elsewhere")
         sink.wait_count(3)
+        fake.edit_message(ALICE, hello, "hello again")  # read back with GET /messages/{id}
+        sink.wait_count(4)
         fake.expire_queues()  # BAD_EVENT_QUEUE_ID, re-register, catch-up
         fake.post_dm(BOB, "after expiry")
-        sink.wait_count(4)
+        sink.wait_count(5)
         channel.send(Outbound(1, "zulip", "direct", "hi", recipient=ALICE))
         channel.send(Outbound(2, "zulip", "topic", "**Alice** wrote:", topic="#1 Alice: hello", quote="@**all**"))
         channel.send(
@@ -129,7 +132,7 @@ def test_every_request_of_the_adapter_and_every_answer_of_the_fake(
         channel.send(Outbound(5, "zulip", "direct", "x" * 12000, recipient=ALICE))
         fake.set_rate_limit(3, window=1.0)
         fake.post_dm(ALICE, "rate limited")
-        sink.wait_count(5)
+        sink.wait_count(6)
         for i in range(6):
             channel.send(Outbound(10 + i, "zulip", "direct", "paced", recipient=ALICE))
         fake.set_rate_limit(None)
@@ -187,10 +190,25 @@ def test_endpoints_the_bot_does_not_use_yet(fake: FakeZulip) -> None:
 
 def test_events_the_fake_emits(fake: FakeZulip) -> None:
     c = zulip.Client(site=fake.url, email=BOT, api_key=BOT_KEY, retry_on_errors=False)
-    q = c.register(event_types=["message", "stream", "user_group"])
+    q = c.register(event_types=["message", "update_message", "stream", "user_group"])
     fake.set_email_visibility(ALICE, NOBODY)
-    fake.post_dm(ALICE, "dm")
-    fake.post_stream_message(ENGINEER, STREAM, "t", "in stream")
+    dm = fake.post_dm(ALICE, "dm")
+    in_stream = fake.post_stream_message(ENGINEER, STREAM, "t", "in stream")
+    alice = zulip.Client(site=fake.url, email=ALICE, api_key=fake.user(ALICE).api_key, retry_on_errors=False)
+    # As the web app edits (the client's `update_message` would send the id in the body too).
+    assert alice.call_endpoint(url=f"messages/{dm}", method="PATCH", request={"content": "dm, edited"})["result"] == (
+        "success"
+    )
+    # Not hers, and in a stream she cannot see.
+    assert alice.call_endpoint(url=f"messages/{in_stream}", method="PATCH", request={"content": "x"})["msg"] == (
+        "Invalid message(s)"
+    )
+    fake.edit_message(ENGINEER, in_stream, "in stream, edited")
+    fake.preview_link(dm)
+    assert (
+        c.call_endpoint(url=f"messages/{dm}", method="GET", request={"apply_markdown": False})["message"]["content"]
+        == "dm, edited"
+    )
     fake.make_stream_web_public(STREAM)
     fake.add_group("oncall", [ENGINEER])
     fake.add_group("support", [BOB], subgroups=["oncall"])
@@ -201,7 +219,13 @@ def test_events_the_fake_emits(fake: FakeZulip) -> None:
     fake.rename_group("oncall", "on-call")
     fake.remove_group("on-call")
     events = c.get_events(queue_id=q["queue_id"], last_event_id=-1)["events"]
-    assert {e["type"] for e in events} == {"message", "stream", "user_group"}
+    assert {e["type"] for e in events} == {"message", "update_message", "stream", "user_group"}
+    edits = [e for e in events if e["type"] == "update_message"]
+    assert [(e["message_id"], e["rendering_only"], e.get("stream_id")) for e in edits] == [
+        (dm, False, None),
+        (in_stream, False, fake.stream(STREAM).stream_id),
+        (dm, True, None),
+    ]
     assert [e["op"] for e in events if e["type"] == "user_group"] == [
         "add",
         "add",
@@ -214,6 +238,7 @@ def test_events_the_fake_emits(fake: FakeZulip) -> None:
     ]
     for event in events:
         contract().validate_event(event)
+    validate_all(fake)  # the edits' PATCH and the GET of one message too
 
 
 def test_hidden_addresses_and_user_groups_as_the_openapi_describes_them(fake: FakeZulip) -> None:

@@ -114,6 +114,8 @@ class StoredMessage:
     original_topic: str | None = None
     #: The uploads this message shares: those it links that its sender could read when it was sent.
     shares: frozenset[str] = frozenset()
+    #: When its sender last edited its content (`last_edit_timestamp`), if ever.
+    last_edit_timestamp: int | None = None
     #: time.monotonic() when stored: for latency measurements on the server's side.
     stored_at: float = field(default_factory=time.monotonic)
 
@@ -506,6 +508,58 @@ class Realm:
                     )
             self.cond.notify_all()
             return m
+
+    def message(self, viewer: FakeUser, message_id: int) -> StoredMessage:
+        """The message `viewer` may see (GET and PATCH /messages/{message_id}), else "Invalid message(s)"."""
+        with self.cond:
+            found = next((m for m in self.messages if m.id == message_id), None)
+            if found is None or not self.can_see(viewer, found):
+                raise bad_request("Invalid message(s)")
+            return found
+
+    def edit(self, editor: FakeUser, message_id: int, content: str | None) -> dict[str, Any]:
+        """The rules of PATCH /messages/{message_id} for a change of content (zerver/actions/message_edit.py):
+        only its sender edits what a message says; the content is normalised as a new message's; the
+        `update_message` event goes to everyone who received the message. Returns the event (without
+        its per-queue id and flags), for a test to deliver again (`redeliver`)."""
+        if content is None:
+            raise bad_request("Nothing to change")
+        with self.cond:
+            m = self.message(editor, message_id)
+            if m.sender_id != editor.user_id:
+                raise bad_request("You don't have permission to edit this message")
+            content = content.rstrip().lstrip("\n")
+            if not content:
+                raise bad_request("Message must not be empty")  # the real server deletes it instead
+            if len(content) > self.max_message_length:
+                content = content[: self.max_message_length - len(TRUNCATION_SUFFIX)] + TRUNCATION_SUFFIX
+            before, m.content = m.content, content
+            m.last_edit_timestamp = int(time.time())
+            m.shares |= frozenset(p for p in self.uploads if p in content and self.can_read_upload(editor, p))
+            stream = self.streams[m.stream_id] if m.stream_id is not None else None
+            event = payloads.update_message(m, editor_id=editor.user_id, orig_content=before, stream=stream)
+            self.redeliver(event)
+            return event
+
+    def preview(self, message_id: int) -> dict[str, Any]:
+        """A rendering update of a message's content (an inline URL preview): the `update_message`
+        event with `rendering_only` and no editor, to everyone who received the message."""
+        with self.cond:
+            m = next(m for m in self.messages if m.id == message_id)
+            event = payloads.update_message(m, editor_id=None, orig_content=None, stream=None)
+            self.redeliver(event)
+            return event
+
+    def redeliver(self, event: dict[str, Any]) -> None:
+        """Push an `update_message` event (again) to each live queue whose user received its message,
+        with that user's flags: as the server sends it, or as a queue gets an event twice."""
+        with self.cond:
+            m = next(m for m in self.messages if m.id == event["message_id"])
+            for q in self._live_queues():
+                viewer = self.users[q.user_id]
+                if q.wants("update_message") and self._receives(viewer, m, q):
+                    q.push({**event, "flags": self._flags(viewer, m)})
+            self.cond.notify_all()
 
     def _resolve_stream(self, to: Any) -> FakeStream | None:
         if isinstance(to, list) and len(to) == 1:

@@ -13,6 +13,7 @@ checks that they keep the examples' keys.
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -197,6 +198,8 @@ def message(
         "sender_realm_str": "zulip",
         "avatar_url": None,
     }
+    if m.last_edit_timestamp is not None:
+        out["last_edit_timestamp"] = m.last_edit_timestamp
     if m.type == "stream":
         out["type"] = "stream"
         out["display_recipient"] = stream_name
@@ -221,6 +224,37 @@ def group(g: FakeGroup) -> dict[str, Any]:
         "is_system_group": g.is_system_group,
         "can_mention_group": 11,
     }
+
+
+def update_message(
+    m: StoredMessage, *, editor_id: int | None, orig_content: str | None, stream: FakeStream | None
+) -> dict[str, Any]:
+    """The `update_message` event of the OpenAPI description (its example, without a move), for
+    one message (without `flags`, which are each receiver's). `editor_id` None: a rendering update
+    (`rendering_only`, as for an inline URL preview), which carries only the content; otherwise a
+    change of content by its sender, with the content before (`orig_content`) and, for a stream
+    message, the stream (`stream_id` on every edit of one since feature level 112)."""
+    out: dict[str, Any] = {
+        "type": "update_message",
+        "user_id": editor_id,
+        "edit_timestamp": m.last_edit_timestamp if editor_id is not None else int(time.time()),
+        "message_id": m.id,
+        "message_ids": [m.id],
+        "rendering_only": editor_id is None,
+        "content": m.content,
+        "rendered_content": render_markdown(m.content),
+    }
+    if editor_id is None:
+        return out
+    out.update(
+        orig_content=orig_content,
+        orig_rendered_content=render_markdown(orig_content or ""),
+        prev_rendered_content_version=1,
+        is_me_message=m.content.startswith("/me "),
+    )
+    if stream is not None:
+        out.update(stream_id=stream.stream_id, stream_name=stream.name)
+    return out
 
 
 def error(code: str, msg: str, **extra: Any) -> dict[str, Any]:

@@ -104,6 +104,8 @@ class Api:
             ("DELETE", re.compile(r"^/events$"), self.delete_events),
             ("GET", re.compile(r"^/messages$"), self.get_messages),
             ("POST", re.compile(r"^/messages$"), self.post_messages),
+            ("GET", re.compile(r"^/messages/(?P<message_id>\d+)$"), self.get_message),
+            ("PATCH", re.compile(r"^/messages/(?P<message_id>\d+)$"), self.update_message),
             ("POST", re.compile(r"^/user_uploads$"), self.upload_file),
         ]
 
@@ -281,6 +283,19 @@ class Api:
             include_anchor=_bool_param(params, "include_anchor", True),
             apply_markdown=_bool_param(params, "apply_markdown", True),
         )
+
+    def get_message(self, user: FakeUser, params: dict[str, str], message_id: str) -> dict[str, Any]:
+        """`GET /messages/{message_id}` (feature level 120+: the message object, and `raw_content`)."""
+        m = self.realm.message(user, int(message_id))
+        rendered = self.realm.render(m, _bool_param(params, "apply_markdown", True))
+        return {**payloads.OK, "raw_content": m.content, "message": {**rendered, "flags": self.realm._flags(user, m)}}
+
+    def update_message(self, user: FakeUser, params: dict[str, str], message_id: str) -> dict[str, Any]:
+        """`PATCH /messages/{message_id}`: a change of content (moves are not faked)."""
+        if "topic" in params or "stream_id" in params:
+            raise bad_request("The fake Zulip does not move messages")
+        self.realm.edit(user, int(message_id), params.get("content"))
+        return dict(payloads.OK)
 
     def post_messages(self, user: FakeUser, params: dict[str, str]) -> dict[str, Any]:
         type_ = params.get("type")

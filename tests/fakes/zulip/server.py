@@ -246,6 +246,19 @@ class FakeZulip:
         recipients = [self.user(email).user_id for email in named]
         return self.realm.post(sender, type_="direct", to=recipients, content=content).id
 
+    def edit_message(self, editor: str, message_id: int, content: str) -> dict[str, Any]:
+        """`editor` changes what their message says (as `PATCH /messages/{id}`); the `update_message`
+        event everyone who received the message gets (for `redeliver`)."""
+        return self.realm.edit(self.user(editor), message_id, content)
+
+    def preview_link(self, message_id: int) -> dict[str, Any]:
+        """The server adds an inline URL preview to a message: a `rendering_only` `update_message` event."""
+        return self.realm.preview(message_id)
+
+    def redeliver(self, event: dict[str, Any]) -> None:
+        """Deliver an `update_message` event again, as it was (a queue given the same event twice)."""
+        self.realm.redeliver(event)
+
     def upload(self, uploader: str, filename: str, data: bytes) -> str:
         """A file uploaded by `uploader` (as `POST /user_uploads`); its `/user_uploads/…` path."""
         return self.realm.upload(self.user(uploader), filename, data)
