@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bot.i18n import _, render
+from bot.i18n import LANGUAGES, _, render
 from bot.numbers import FIRST_DAY, LAST_DAY, day, whole_number
 
 Audience = Literal["customer", "engineer"]
@@ -36,9 +36,10 @@ class Arg:
     label: str | None = None
     #: A value for the examples of a command's errors ("severity 12 2"), where one helps.
     example: str | None = None
-    #: Words a "choice" also takes for one of its choices, folded ("high" and "alta" for "2"): the
-    #: answers name a severity "2 (high)", and people write back the word they read.
-    named: Mapping[str, str] = field(default_factory=dict)
+    #: A "choice"'s choices with their names (catalogue msgids): `(("2", "high"), …)`. The name in
+    #: any language is taken for the choice ("high", "alta": the answers say "2 (high)", and people
+    #: write back the word they read), and an error lists them: "1 (critical), 2 (high) …".
+    labels: tuple[tuple[str, str], ...] = ()
 
     def usage(self, lang: str = "en") -> str:
         shown = "|".join(self.choices) if self.kind == "choice" else render(lang, self.label or self.name)
@@ -326,12 +327,14 @@ def _convert(arg: Arg, token: str, lang: str) -> Any:
     if arg.kind == "choice":
         # fold() maps "²" to "2": a choice written in digits is read as a number, like any other.
         folded = fold(token) if not token.isdigit() else str(whole_number(token))
-        folded = arg.named.get(folded, folded)
+        named = {fold(render(language, label)): choice for choice, label in arg.labels for language in LANGUAGES}
+        folded = named.get(folded, folded)
         if folded not in arg.choices:
+            labels = dict(arg.labels)
             raise ParseError(
                 _("{arg} must be one of: {choices}."),
                 arg=render(lang, arg.label or arg.name),
-                choices=", ".join(arg.choices),
+                choices=", ".join(f"{c} ({render(lang, labels[c])})" if c in labels else c for c in arg.choices),
             )
         return folded
     return token

@@ -4,11 +4,11 @@ do is bot.handlers.customer_text."""
 from __future__ import annotations
 
 from adapters.channel import size_text
-from bot.commands import Arg, command, fold
+from bot.commands import Arg, command
 from bot.context import Context
 from bot.handlers import case_topic
 from bot.handlers.passed_on import files_wait, mirror, refused_line, writer
-from bot.i18n import LANGUAGES, _, format_day, format_hours, format_moment, format_when, n_, render, zone_time
+from bot.i18n import _, format_day, format_hours, format_moment, format_when, n_, zone_time
 from bot.policy import NoCredit, pack_expires_on
 from bot.services import attachments, conversation, credits, customers, drafts, incidents
 from bot.services.incidents import IncidentSummary
@@ -23,7 +23,7 @@ SEVERITY = Arg(
     choices=tuple(str(level) for level in incidents.SEVERITIES),
     label=_("severity"),
     example="2",
-    named={fold(render(lang, name)): str(level) for level, name in incidents.SEVERITIES.items() for lang in LANGUAGES},
+    labels=tuple((str(level), name) for level, name in incidents.SEVERITIES.items()),
 )
 #: Incidents listed by `status` (the latest ones).
 STATUS_LIST = 20

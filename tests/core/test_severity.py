@@ -89,7 +89,7 @@ def test_the_customer_sets_the_severity_and_the_due_time_follows_its_target(engi
 
     # Only an open incident of one's own; the level is 1 to 4.
     assert "You have no incident #9." in desk.say("Acme", "severity 9 2")
-    assert "Severity must be one of: 1, 2, 3, 4." in desk.say("Acme", "severity 1 5")
+    assert "Severity must be one of: 1 (critical), 2 (high), 3 (normal), 4 (low)." in desk.say("Acme", "severity 1 5")
     assert "Give its number" in desk.say("Acme", "severity")
     desk.engineer("/resolve 1")
     assert "Incident #1 is not open, so its severity cannot change." in desk.say("Acme", "severity 1 2")
@@ -109,10 +109,12 @@ def test_a_severity_is_taken_by_the_name_the_answers_give_it_in_either_language(
     desk.say("Cliente", "abrir O disco falha")
     assert "O incidente #2 tem agora a gravidade 2 (alta)." in desk.say("Cliente", "gravidade 2 alta")
     assert "O incidente #2 tem agora a gravidade 1 (crítica)." in desk.say("Cliente", "gravidade 2 critica")
+    out = desk.say("Cliente", "gravidade 2 urgente")
+    assert "Gravidade tem de ser um dos seguintes: 1 (crítica), 2 (alta), 3 (normal), 4 (baixa)." in out
     assert "#1 now has severity 4 (low)." in desk.engineer("/severity 1 baixa")
     assert "#1 now has severity 3 (normal)." in desk.engineer("/severity 1 normal")
     # A word that names no severity is still refused, and nothing changes.
-    assert "must be one of: 1, 2, 3, 4." in desk.say("Acme", "severity 1 urgent")
+    assert "must be one of: 1 (critical), 2 (high), 3 (normal), 4 (low)." in desk.say("Acme", "severity 1 urgent")
     assert _incident(desk, 1).severity == 3
 
 
