@@ -70,10 +70,36 @@ _BLANKS = re.compile(r"[ \t]+")
 #: The most markup left to `html.parser`'s end of input after a construct it found unfinished
 #: (`_Converter.convert`): about 10 ms of its quadratic retries at worst.
 _UNFINISHED = 1024
+#: Characters and tags of HTML a channel converts of one message (`bounded`): it comes from anyone
+#: (a mail's sender, a remote Mastodon server), and is read on the thread that receives every other
+#: message. The converter's time grows with the tags (html.parser takes some microseconds for each:
+#: a MiB of `<b>`, 350,000 of them, took 1-5 s), its memory with the tags left open. A person's HTML
+#: has a tag in every 15 to 30 characters (in tests/email/corpus: Gmail's 19, Outlook's 24 to 28; a
+#: Mastodon status's paragraphs, links and mentions, more): MAX_HTML_TAGS of it are 750 KB or more,
+#: far over any message a person writes, and a longer message's text is in its start. At worst
+#: (tags by the 50,000, nested or not, quotes) about 0.5 s and 20 MB.
+MAX_HTML = 2**20
+MAX_HTML_TAGS = 50_000
+
+
+def bounded(html: str, limit: int = MAX_HTML, tags: int = MAX_HTML_TAGS) -> str:
+    """At most `limit` characters of `html` and `tags` tags (each "<" counts), cut before a tag: what
+    a channel hands `html_to_text` of a message from outside (see MAX_HTML). Never raises; what is
+    cut is logged, the text before it kept."""
+    if len(html) > limit:
+        log.info("HTML of %d characters: only the first %d are read", len(html), limit)
+        cut = html.rfind("<", 0, limit)
+        html = html[: cut if cut > 0 else limit]
+    if html.count("<") > tags:
+        log.info("HTML of more than %d tags: only the first %d are read", tags, tags)
+        beyond = html.split("<", tags + 1)[-1]  # what follows the "<" of the first tag not read
+        html = html[: len(html) - len(beyond) - 1]
+    return html
 
 
 def html_to_text(content: str, mentions: Iterable[Mapping[str, Any]] = (), own_account_id: str | None = None) -> str:
-    """`content` (HTML) as plain text; never raises on any markup, however deep.
+    """`content` (HTML) as plain text; never raises on any markup, however deep. It reads all of
+    `content`, in time linear in its size: a channel bounds what it hands over (`bounded`).
 
     `mentions` and `own_account_id` are a Mastodon status's: without them a
     mention link is written as its text."""

@@ -18,34 +18,24 @@ between two text parts: the text after it is the customer's too). Of the
 versions of a `multipart/alternative`, `text/plain` is preferred; an HTML-only
 mail (phones, Outlook) is converted with the shared HTML parser
 (`adapters.html_text`), and so is a plain part left empty beside an HTML one;
-only the first MiB (`MAX_HTML`) and 50,000 tags (`MAX_HTML_TAGS`) of HTML
-are read. Of a `multipart/related`, its first part (the others are what it
-shows). A part with a file name, or marked `attachment`, is a file
-(`attachments`), never the body, whatever its type. `format=flowed` (RFC 3676,
-Thunderbird) is unwrapped into the lines the sender typed.
+only the first MiB (`MAX_HTML`) and 50,000 tags (`MAX_HTML_TAGS`) of a mail's
+HTML are read, as of every channel's (`adapters.html_text.bounded`). Of a
+`multipart/related`, its first part (the others are what it shows). A part
+with a file name, or marked `attachment`, is a file (`attachments`), never
+the body, whatever its type. `format=flowed` (RFC 3676, Thunderbird) is
+unwrapped into the lines the sender typed.
 """
 
 from __future__ import annotations
 
 import codecs
-import logging
 import re
 from email.message import Message
 
-from adapters.html_text import html_to_text
+from adapters.html_text import MAX_HTML, MAX_HTML_TAGS, bounded, html_to_text
 
 from .attachments import is_file
 
-log = logging.getLogger("deskbot.adapters.email")
-
-#: Characters and tags of HTML converted to text in one mail. The converter's time grows with the
-#: tags (html.parser takes some microseconds for each: a MiB of `<b>`, 350,000 of them, took 1-5 s),
-#: its memory with the tags left open. A person's HTML has a tag in every 15 to 30 characters (in
-#: tests/email/corpus: Gmail's 19, Outlook's 24 to 28): MAX_HTML_TAGS of it are 750 KB or more, far
-#: over any mail a person writes, and a longer mail's text is in its start. At worst (tags by the
-#: 50,000, nested or not, quotes) under 0.4 s and 20 MB here.
-MAX_HTML = 2**20
-MAX_HTML_TAGS = 50_000
 #: Codecs Python has that are no text charset a mail may claim: they would turn escapes in the body
 #: into other characters, or are no charset at all.
 _NOT_CHARSETS = {"unicode-escape", "raw-unicode-escape", "idna", "punycode", "undefined"}
@@ -165,25 +155,10 @@ class _Body:
     def _html(self, part: Message) -> str:
         if self.html_left <= 0 or self.tags_left <= 0:
             return ""
-        html = _bounded(_decoded(part), self.html_left, self.tags_left)
+        html = bounded(_decoded(part), self.html_left, self.tags_left)
         self.html_left -= len(html)
         self.tags_left -= html.count("<")
         return clean(html_to_text(html))
-
-
-def _bounded(html: str, limit: int = MAX_HTML, tags: int = MAX_HTML_TAGS) -> str:
-    """At most `limit` characters of `html` and `tags` tags (each "<" counts), cut before a tag: the
-    converter's time grows with the tags, its stack of open elements with the markup (a mail of nested
-    tags keeps every one open), and a mail is read on the thread that receives every other."""
-    if len(html) > limit:
-        log.info("an HTML mail of %d characters: only the first %d are read", len(html), limit)
-        cut = html.rfind("<", 0, limit)
-        html = html[: cut if cut > 0 else limit]
-    if html.count("<") > tags:
-        log.info("an HTML mail of more than %d tags: only the first %d are read", tags, tags)
-        beyond = html.split("<", tags + 1)[-1]  # what follows the "<" of the first tag not read
-        html = html[: len(html) - len(beyond) - 1]
-    return html
 
 
 def part_text(part: Message) -> str:

@@ -14,8 +14,9 @@ that cannot be read must still be stored and flagged, not kill the intake.
 Every header is read through one guard that falls back to the header's raw
 text where the standard library's parser trips; the rare mail whose MIME
 structure the parser itself cannot take is read as headers and raw text.
-A part's MIME headers are parsed once, not at each question asked of them,
-and one too long to be real is malformed (`_ReadingPolicy`).
+A part's MIME headers are read once, not at each question asked of them, by
+the structured parser up to a budget a mail, and one too long to be real is
+malformed (`_ReadingPolicy`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import email
 import email.parser
 import email.utils
-import functools
 import hashlib
 import logging
 import re
@@ -31,9 +31,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
-from email.headerregistry import BaseHeader
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.policy import EmailPolicy
+from typing import Any
 
 from adapters.channel import Attachment
 
@@ -70,39 +70,112 @@ MAX_REFERENCES = 100
 _MIME_HEADERS = frozenset({"content-type", "content-disposition"})
 #: A MIME header longer than this, as written, is malformed: a real one is a type and a few
 #: parameters, a long file name in RFC 2231 pieces at most (a 255-byte name, percent-encoded: under
-#: 1,000 characters). Parsed once, one this long takes some 20 ms.
+#: 1,000 characters).
 _MAX_MIME_HEADER = 4096
 #: What a malformed MIME header is read as. A Content-Type: text/plain; charset=us-ascii, as RFC 2045
 #: §5.2 says of one that cannot be read (and as the standard library reads a type it cannot parse):
 #: its part is text, decoded whatever its bytes (`bodies.decode`), a multipart's parts and all read as
 #: its text, so nothing is lost. A Content-Disposition: none, its part what its type says.
 _MALFORMED = {"content-type": "text/plain; charset=us-ascii", "content-disposition": ""}
+#: The structured parser (`policy.default`'s) takes 3 to 7 microseconds a character of a MIME header,
+#: more the longer the header in some shapes (empty parameters, comments: 4,096 characters of them
+#: took 100-150 ms), and a mail may have thousands of parts, each with headers of its own: 100 parts
+#: with a Content-Type of 900 characters each held the receive thread 2.3 s. So it reads a mail's
+#: MIME headers up to `_PARSED_PER_MAIL` characters in all, each at most `_MAX_PARSED` long: under
+#: 0.5 s at worst, and more than a real mail has (50 files with long names: some 20,000 characters).
+#: The others are read as written (raw 8-bit bytes decoded, `_readable`), their parameters split by
+#: the standard library's older parser, in linear time: a header as mail clients write it gives the
+#: same type, charset and file name (RFC 2231 pieces joined and decoded), but for an RFC 2047 word in
+#: a name, left as written. A real header over `_MAX_PARSED` is a long RFC 2231 name in pieces.
+_MAX_PARSED = 1024
+_PARSED_PER_MAIL = 32 * 1024
+#: Parameters read of a MIME header: a real one has a few (a long RFC 2231 name, some 13 pieces of a
+#: line each); those after them are left out, unread by anyone. The older parser takes some 5
+#: microseconds to split each, and the library looks each question up among them all: a mail of 1,000
+#: parts, each with a Content-Type of 4,000 characters of parameters, took 3 s.
+_MAX_PARAMETERS = 32
+
+
+class _MimeHeaders:
+    """The MIME headers of one mail as read: structured while `_PARSED_PER_MAIL` lasts, else as
+    written (see there). Each value is read once, so it reads the same at every question asked of
+    it, however the budget stands by then."""
+
+    def __init__(self) -> None:
+        self.parsed_left = _PARSED_PER_MAIL
+        #: (name in lower case, value) -> the text read. Text, not the header object: that keeps its
+        #: parse tree, some 700 bytes a character.
+        self.read: dict[tuple[str, str], str] = {}
+
+    def text(self, name: str, value: str) -> str:
+        key = (name.lower(), value)
+        text = self.read.get(key)
+        if text is None:
+            read = _first_parameters(value)
+            if len(read) <= min(_MAX_PARSED, self.parsed_left):
+                self.parsed_left -= len(read)
+                text = str(policy.default.header_fetch_parse(name, read))
+            else:
+                text = _readable("".join(read.splitlines()))
+            self.read[key] = text
+        return text
+
+
+def _first_parameters(value: str) -> str:
+    """`value` up to its `_MAX_PARAMETERS`th parameter (a ";" in a quoted value counts: a real header
+    has too few for it to matter)."""
+    cut = -1
+    for _ in range(_MAX_PARAMETERS + 1):  # the type, then a ";" before each parameter
+        cut = value.find(";", cut + 1)
+        if cut < 0:
+            return value
+    return value[:cut]
+
+
+class _ReadingMessage(EmailMessage):
+    """An `EmailMessage` that splits a header's parameters once. The standard library's
+    `get_param` splits and decodes them anew from the header's text at every call, and so do
+    `get_params`, `get_filename`, `get_content_charset` and `get_boundary`, which call it: `bodies`
+    and `attachments` ask a text part about six times, each in some microseconds a parameter."""
+
+    def __init__(self, policy: EmailPolicy | None = None) -> None:
+        super().__init__(policy)
+        #: Per header name (lower case): (the header's text, its parameters as the library split them).
+        self._parameters: dict[str, tuple[str, list[tuple[str, Any]]]] = {}
+
+    def _get_params_preserve(self, failobj: Any, header: str) -> Any:
+        # The one method through which every question about parameters reads them (Python 3.11-3.13).
+        value = self.get(header)
+        if value is None:
+            return failobj
+        key = header.lower()
+        kept = self._parameters.get(key)
+        if kept is None or kept[0] != value:
+            kept = self._parameters[key] = (str(value), super()._get_params_preserve(failobj, header))
+        return list(kept[1])  # a copy: `get_params(unquote=False)` hands the list to its caller
 
 
 class _ReadingPolicy(EmailPolicy):
-    """`policy.default`, but for a part's MIME headers (`_MIME_HEADERS`): each value is parsed once
-    (the last few are kept: a part is asked about its own, part after part), and one over
-    `_MAX_MIME_HEADER` characters is malformed (`_MALFORMED`). Header objects never change, so the
-    same one can answer every question."""
+    """`policy.default`, but for a part's MIME headers (`_MIME_HEADERS`): each value is read once a
+    mail, as text (`_MimeHeaders`), and one over `_MAX_MIME_HEADER` characters is malformed
+    (`_MALFORMED`). Its parts are `_ReadingMessage`s: their parameters are split once too. One for
+    each mail read (`_policy`): it keeps that mail's MIME headers."""
 
-    def header_fetch_parse(self, name: str, value: str) -> BaseHeader:
+    message_factory = _ReadingMessage
+    mime_headers: _MimeHeaders | None = None
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
         kind = name.lower()
-        if kind not in _MIME_HEADERS or hasattr(value, "name"):
+        if kind not in _MIME_HEADERS or hasattr(value, "name") or self.mime_headers is None:
             return super().header_fetch_parse(name, value)
         if len(value) > _MAX_MIME_HEADER:
             value = _MALFORMED[kind]
-        return _mime_header(name, value)
+        return self.mime_headers.text(name, value)
 
 
-#: The last 16 parsed are kept: a part is asked about its own, part after part. A parsed header keeps
-#: its parse tree, some 700 bytes a character: at most about 45 MB, 16 headers at the bound.
-@functools.lru_cache(maxsize=16)
-def _mime_header(name: str, value: str) -> BaseHeader:
-    return policy.default.header_fetch_parse(name, value)
-
-
-#: How every mail is parsed here.
-_POLICY = _ReadingPolicy()
+def _policy() -> _ReadingPolicy:
+    """How a mail is parsed here: a policy of its own, for its MIME headers."""
+    return _ReadingPolicy(mime_headers=_MimeHeaders())
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +226,7 @@ def read_mail(
 ) -> Mail:
     """Read a whole raw message (RFC 5322 bytes, as IMAP `BODY.PEEK[]` gives them). Never raises."""
     try:
-        message = email.message_from_bytes(raw, policy=_POLICY)
+        message = email.message_from_bytes(raw, policy=_policy())
         full_text = body_text(message)
         files = files_of(message, max_attachment_bytes)
     except Exception:  # the parser itself gave up (it recurses into nested parts): headers and raw text
@@ -210,7 +283,7 @@ def read_text_parts(
     the caller names from its structure (`carries_files`: it names some). Never raises."""
     message = _header_block(raw_headers)
     try:
-        full_text = body_text(email.message_from_bytes(body, policy=_POLICY))
+        full_text = body_text(email.message_from_bytes(body, policy=_policy()))
     except Exception:  # as for a whole mail (`read_mail`): its raw text is what there is
         log.info("the text parts of a mail too large to fetch could not be parsed", exc_info=True)
         full_text = clean(decode(_body_bytes(body), None))
@@ -253,10 +326,10 @@ def is_reply(subject: str, in_reply_to: tuple[str, ...], references: tuple[str, 
 
 def _header_block(raw: bytes) -> Message:
     try:
-        return email.parser.BytesHeaderParser(policy=_POLICY).parsebytes(raw)
+        return email.parser.BytesHeaderParser(policy=_policy()).parsebytes(raw)
     except Exception:  # not known to happen; a mail with no headers is still a mail
         log.info("a mail's header block could not be parsed", exc_info=True)
-        return Message(policy=_POLICY)
+        return Message(policy=_policy())
 
 
 def _mail(

@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.html_text import html_to_text
+from adapters.html_text import bounded, html_to_text
 
 
 def status_to_text(status: Mapping[str, Any], own_account_id: str | None) -> str:
-    """The status's content as plain text, without the bot's own mention."""
-    return html_to_text(status.get("content") or "", status.get("mentions") or [], own_account_id)
+    """The status's content as plain text, without the bot's own mention. Of the content, only the
+    first MiB and 50,000 tags are read, as of a mail's HTML (`adapters.html_text.bounded`): a remote
+    server may send any amount, and the status is read on the thread that receives every other."""
+    content = bounded(status.get("content") or "")
+    return html_to_text(content, status.get("mentions") or [], own_account_id)
