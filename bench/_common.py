@@ -26,15 +26,17 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -134,6 +136,10 @@ class BotProcess:
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DESKBOT_", "ZULIP_", "MASTODON_"))}
     env["PYTHONPATH"] = str(REPO)
+    # Every message answered, as the echo bot does: the benchmarks count answers (memory.py's waves
+    # add plain messages to a case, which the quiet rule, DESKBOT_ACK_QUIET_MINUTES, leaves unanswered
+    # within ten minutes of the customer's last). `status`, the latency figures' DM, is always answered.
+    env["DESKBOT_ACK_QUIET_MINUTES"] = "0"
     return env
 
 
@@ -194,6 +200,12 @@ def wait_ready(bot: BotProcess, timeout: float = 60.0) -> float:
             return time.monotonic() - bot.started
         time.sleep(0.05)
     raise RuntimeError(f"{bot.name} not ready within {timeout}s:\n{bot.tail()}")
+
+
+def stop_cleanly(deskbot: BotProcess) -> None:
+    """Stop deskbot (SIGTERM); a RuntimeError, with the end of its log, unless it exits with 0."""
+    if deskbot.stop() != 0:
+        raise RuntimeError(f"deskbot did not stop cleanly:\n{deskbot.tail()}")
 
 
 # -- the store -----------------------------------------------------------------------------
@@ -363,6 +375,107 @@ class MastodonAnswers:
             if bot is not None:
                 bot.check()
             time.sleep(0.1)
+
+
+class PlatformFake:
+    """One platform's fake ("zulip" or "mastodon") in this process with `customers` customers, for
+    the benchmarks that run one bot at a time against it (`backlog_drain`, `memory`): the bots on
+    it, and the customers' DMs and the bot's answers to them, alike on either platform."""
+
+    def __init__(self, platform: str, customers: int) -> None:
+        self.platform = platform
+        zulip = platform == "zulip"
+        self.fake = zulip_fake(customers) if zulip else mastodon_fake(customers)
+        self.addresses = [zulip_customer(i) if zulip else mastodon_customer(i) for i in range(customers)]
+        self._zulip = ZulipAnswers(self.fake) if zulip else None
+        self._mastodon = None if zulip else MastodonAnswers(self.fake)
+        self._newest = self._zulip.newest_id() if self._zulip else 0
+
+    def deskbot(self, database_url: str, tmp: Path, name: str) -> BotProcess:
+        """deskbot on this fake (not started)."""
+        start = deskbot_zulip if self.platform == "zulip" else deskbot_mastodon
+        return start(self.fake.url, database_url, tmp, name)
+
+    def echo(self, tmp: Path, name: str, *, catch_up: bool = False) -> BotProcess:
+        """The echo bot on this fake (not started); with `catch_up`, it first answers the DMs written
+        since the fake started (the Mastodon one always catches up on its notifications)."""
+        after = ["--after", str(self._newest)] if catch_up and self._zulip else []
+        return echo_process(self.platform, self.fake.url, tmp, *after, name=name)
+
+    def write(self, dms: Iterable[tuple[int, str]]) -> list[str]:
+        """Customer `i` writes `text` to deskbot for each (i, text) of `dms` (on Mastodon, a status
+        mentioning @deskbot); returns what `answers` waits for."""
+        if self._zulip is not None:
+            self._zulip.mark()  # its answers are counted from here
+            return [str(self.fake.post_dm(self.addresses[i], text)) for i, text in dms]
+        return [self.fake.post_status(self.addresses[i], "@deskbot " + text)["id"] for i, text in dms]
+
+    def answers(self, written: list[str], timeout: float, bot: BotProcess) -> list[tuple[float, str]]:
+        """Until the bot (which must go on running) has answered each DM `write` returned, within
+        `timeout` seconds; their answers, as (time.monotonic() it was stored, its text)."""
+        if self._zulip is not None:
+            got = self._zulip.wait(len(written), timeout, bot)[: len(written)]
+            return [(m.stored_at, m.content) for m in got]
+        assert self._mastodon is not None
+        times = self._mastodon.wait(written, timeout, bot)
+        return [(at, self._mastodon.texts[status]) for at, status in zip(times, written, strict=True)]
+
+    def stop(self) -> None:
+        self.fake.stop()
+
+
+# -- the side-by-side latency benchmarks (`zulip_latency`, `mastodon_latency`) ---------------
+
+
+def latency_runs(
+    args: argparse.Namespace, run_once: Callable[[argparse.Namespace, float, int, Path], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Every run the options (`latency_arguments`) ask for: `run_once(args, round_trip_ms, seed, tmp)`
+    for each round trip of `--rtt`, `--repeat` times over (the repetition is the seed), in one
+    temporary folder."""
+    round_trips = [float(x) for x in args.rtt.split(",") if x.strip()]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        for seed in range(args.repeat):
+            for round_trip_ms in round_trips:
+                runs.append(run_once(args, round_trip_ms, seed, Path(tmp_name)))
+    return runs
+
+
+@contextlib.contextmanager
+def side_by_side(
+    desk: BotProcess, kind: str, url: str, tmp: Path, label: str, echo: list[str], floor: list[str] | None
+) -> Iterator[list[BotProcess]]:
+    """deskbot (`desk`, started) and the bots it is measured beside on the fake at `url`: the echo
+    bot (`echo`: its account's arguments) and, given `floor` (the floor bot's, `--store` included),
+    the floor bot, both sending from a thread of their own. Yields those beside it once all are
+    ready; stops them at the end, and deskbot last, which must exit cleanly."""
+    others: list[BotProcess] = []
+    try:
+        others.append(echo_process(kind, url, tmp, *echo, "--sender-thread", name=f"echo-{label}").start())
+        if floor is not None:
+            others.append(echo_process(kind, url, tmp, *floor, "--sender-thread", name=f"floor-{label}").start())
+        for process in (desk, *others):
+            wait_ready(process)
+        yield others
+    finally:
+        for process in others:
+            process.stop()
+        stop_cleanly(desk)
+
+
+def paced(rng: random.Random, bots: list[str], dms: int, round_trip_ms: float, gap_ms: float | None) -> Iterator[str]:
+    """The customer's pace in the latency benchmarks: `dms` DMs to each of `bots`, taking turns;
+    yields whose turn it is when it is time. The gaps are random (exponential), with a mean of
+    `gap_ms` (by default two round trips plus 30 ms) for two bots, shorter for three, so that each
+    bot gets a DM as often as when there are two."""
+    mean_gap = (gap_ms if gap_ms is not None else 2 * round_trip_ms + 30) / 1000
+    mean_gap *= 2 / len(bots)
+    due = time.monotonic()
+    for i in range(len(bots) * dms):
+        due += rng.expovariate(1 / mean_gap)
+        time.sleep(max(0.0, due - time.monotonic()))
+        yield bots[i % len(bots)]
 
 
 # -- figures ---------------------------------------------------------------------------------

@@ -35,20 +35,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (  # noqa: E402
-    MastodonAnswers,
-    ZulipAnswers,
+    BotProcess,
+    PlatformFake,
     database,
-    deskbot_mastodon,
-    deskbot_zulip,
-    echo_process,
     json_dump,
     machine,
-    mastodon_customer,
-    mastodon_fake,
     seed_customers,
+    stop_cleanly,
     wait_ready,
-    zulip_customer,
-    zulip_fake,
 )
 
 TARGET = 0.5
@@ -66,112 +60,52 @@ def figures(count: int, started: float, times: list[float], ready_after: float |
     }
 
 
-# -- Zulip --------------------------------------------------------------------------------
-
-
-def zulip_deskbot(dms: int, customers: int, postgres: str | None, tmp: Path) -> dict[str, Any]:
-    fake = zulip_fake(customers)
-    addresses = [zulip_customer(i) for i in range(customers)]
-    answers = ZulipAnswers(fake)
+def deskbot_drain(platform: str, dms: int, customers: int, postgres: str | None, tmp: Path) -> dict[str, Any]:
+    """deskbot runs once while each customer opens an incident, is stopped, and starts again on the backlog."""
+    chat = PlatformFake(platform, customers)
     try:
         with database(postgres, tmp, "deskbot_bench_drain") as url:
-            seed_customers(url, "zulip", addresses)
-            warmup = deskbot_zulip(fake.url, url, tmp, "deskbot-zulip-warmup").start()
+            seed_customers(url, platform, chat.addresses)
+            warmup = chat.deskbot(url, tmp, f"deskbot-{platform}-warmup").start()
             try:
                 wait_ready(warmup)
-                answers.mark()
-                for i, address in enumerate(addresses):
-                    fake.post_dm(address, f"open Printer {i} is on fire")
-                answers.wait(customers, 120, warmup)
-                time.sleep(1.0)  # the case-topic messages
+                opened = chat.write((i, f"open Printer {i} is on fire") for i in range(customers))
+                chat.answers(opened, 120, warmup)
+                if platform == "zulip":
+                    time.sleep(1.0)  # the case-topic messages
             finally:
-                if warmup.stop() != 0:
-                    raise RuntimeError(f"deskbot did not stop cleanly:\n{warmup.tail()}")
+                stop_cleanly(warmup)
 
-            answers.mark()
-            for k in range(dms):
-                fake.post_dm(addresses[k % customers], "status")
-            bot = deskbot_zulip(fake.url, url, tmp, "deskbot-zulip").start()
-            try:
-                got = answers.wait(dms, 60 + dms * 0.5, bot)[:dms]
-            finally:
-                bot.stop()
-            wrong = [m.content for m in got if "Your incidents:" not in m.content]
+            backlog = chat.write((k % customers, "status") for k in range(dms))
+            bot = chat.deskbot(url, tmp, f"deskbot-{platform}")
+            got = drained(chat, backlog, bot)
+            wrong = [text for _, text in got if "Your incidents:" not in text]
             if wrong:
                 raise RuntimeError(f"{len(wrong)} answers are not status listings, e.g. {wrong[0]!r}")
-            return figures(dms, bot.started, [m.stored_at for m in got])
+            return figures(dms, bot.started, [at for at, _ in got])
     finally:
-        fake.stop()
+        chat.stop()
 
 
-def zulip_echo(dms: int, customers: int, tmp: Path) -> dict[str, Any]:
-    fake = zulip_fake(customers)
-    addresses = [zulip_customer(i) for i in range(customers)]
-    answers = ZulipAnswers(fake)
+def echo_drain(platform: str, dms: int, customers: int, tmp: Path) -> dict[str, Any]:
+    """The echo bot starts on the backlog, catching up on it."""
+    chat = PlatformFake(platform, customers)
     try:
-        after = answers.newest_id()
-        answers.mark()
-        for k in range(dms):
-            fake.post_dm(addresses[k % customers], "status")
-        bot = echo_process("zulip", fake.url, tmp, "--after", str(after), name="echo-zulip").start()
-        try:
-            got = answers.wait(dms, 60 + dms * 0.5, bot)[:dms]
-        finally:
-            bot.stop()
-        return figures(dms, bot.started, [m.stored_at for m in got])
+        backlog = chat.write((k % customers, "status") for k in range(dms))
+        bot = chat.echo(tmp, f"echo-{platform}", catch_up=True)
+        got = drained(chat, backlog, bot)
+        return figures(dms, bot.started, [at for at, _ in got])
     finally:
-        fake.stop()
+        chat.stop()
 
 
-# -- Mastodon -------------------------------------------------------------------------------
-
-
-def mastodon_deskbot(dms: int, customers: int, postgres: str | None, tmp: Path) -> dict[str, Any]:
-    fake = mastodon_fake(customers)
-    addresses = [mastodon_customer(i) for i in range(customers)]
-    replies = MastodonAnswers(fake)
+def drained(chat: PlatformFake, backlog: list[str], bot: BotProcess) -> list[tuple[float, str]]:
+    """Start `bot` with `backlog` waiting; its answers once it has answered all of it (then it is stopped)."""
+    bot.start()
     try:
-        with database(postgres, tmp, "deskbot_bench_drain") as url:
-            seed_customers(url, "mastodon", addresses)
-            warmup = deskbot_mastodon(fake.url, url, tmp, "deskbot-mastodon-warmup").start()
-            try:
-                wait_ready(warmup)
-                ids = [
-                    fake.post_status(a, f"@deskbot open Printer {i} is on fire")["id"] for i, a in enumerate(addresses)
-                ]
-                replies.wait(ids, 120, warmup)
-            finally:
-                if warmup.stop() != 0:
-                    raise RuntimeError(f"deskbot did not stop cleanly:\n{warmup.tail()}")
-
-            ids = [fake.post_status(addresses[k % customers], "@deskbot status")["id"] for k in range(dms)]
-            bot = deskbot_mastodon(fake.url, url, tmp, "deskbot-mastodon").start()
-            try:
-                times = replies.wait(ids, 60 + dms * 0.5, bot)
-            finally:
-                bot.stop()
-            wrong = [replies.texts[i] for i in ids if "Your incidents:" not in replies.texts[i]]
-            if wrong:
-                raise RuntimeError(f"{len(wrong)} answers are not status listings, e.g. {wrong[0]!r}")
-            return figures(dms, bot.started, times)
+        return chat.answers(backlog, 60 + len(backlog) * 0.5, bot)
     finally:
-        fake.stop()
-
-
-def mastodon_echo(dms: int, customers: int, tmp: Path) -> dict[str, Any]:
-    fake = mastodon_fake(customers)
-    addresses = [mastodon_customer(i) for i in range(customers)]
-    replies = MastodonAnswers(fake)
-    try:
-        ids = [fake.post_status(addresses[k % customers], "@deskbot status")["id"] for k in range(dms)]
-        bot = echo_process("mastodon", fake.url, tmp, name="echo-mastodon").start()
-        try:
-            times = replies.wait(ids, 60 + dms * 0.5, bot)
-        finally:
-            bot.stop()
-        return figures(dms, bot.started, times)
-    finally:
-        fake.stop()
+        bot.stop()
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -185,12 +119,8 @@ def run(platforms: list[str], dms: int, customers: int, postgres: str | None) ->
     for platform in platforms:
         with tempfile.TemporaryDirectory(prefix=f"bench-drain-{platform}-") as tmp_name:
             tmp = Path(tmp_name)
-            if platform == "zulip":
-                echo = zulip_echo(dms, customers, tmp)
-                desk = zulip_deskbot(dms, customers, postgres, tmp)
-            else:
-                echo = mastodon_echo(dms, customers, tmp)
-                desk = mastodon_deskbot(dms, customers, postgres, tmp)
+            echo = echo_drain(platform, dms, customers, tmp)
+            desk = deskbot_drain(platform, dms, customers, postgres, tmp)
         ratio = desk["dms_per_second"] / echo["dms_per_second"]
         result[platform] = {
             "echo": echo,

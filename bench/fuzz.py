@@ -44,6 +44,7 @@ import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from adapters.console import ENGINEER, ConsoleChannel, console_line
 from adapters.download import NAME_LENGTH
@@ -879,15 +880,33 @@ def email_problems(mail: RawMail, seconds: float = 0.0) -> list[str]:
             )
             return None
 
+    def read(what: str, call: Callable[[], Mail], carries_files: bool = False) -> Any:
+        """A reader's `call()` under `attempt`; what it read (None if it raised) must keep what every
+        reader promises (`mail_problems`) and be authenticated only if a header of the trusted server
+        says so."""
+        found = attempt(what, call)
+        if found is not None:
+            checked = mail_problems(found, authserv_id=authserv_id, limit=limit, carries_files=carries_files)
+            problems.extend(f"{what}: {p}" for p in checked)
+            if found.authenticated and not trusted:
+                problems.append(f"{what}: authenticated, and no header names the trusted server as written")
+        return found
+
+    def made_up_id_kept(what: str, first: Mail, read_again: Callable[[bytes], object]) -> None:
+        """A Message-ID made up for a mail without one must not change when a server on the way adds
+        a trace header on top: `read_again(header)` reads the mail again with `header` before it."""
+        if first.message_id.endswith("@message-id.invalid>") and mail.clean_start and len(raw) < 50_000:
+            eol = b"\r\n" if raw.find(b"\r\n") == raw.find(b"\n") - 1 else b"\n"
+            again = attempt(what, lambda: read_again(_TRACE + eol))
+            if again is not None and again.message_id != first.message_id:
+                problems.append(f"{what}: the made-up Message-ID changed with a trace header")
+
     common = {"own_address": SUPPORT, "uid_key": "uid:1:1", "received_at": None, "authserv_id": authserv_id,
               "aliases": (ALIAS,)}  # fmt: skip
-    whole = attempt(
+    whole = read(
         "read_mail", lambda: read_mail(raw, own_addresses=own, authserv_id=authserv_id, max_attachment_bytes=limit)
     )
     if whole is not None:
-        problems += [f"read_mail: {p}" for p in mail_problems(whole, authserv_id=authserv_id, limit=limit)]
-        if whole.authenticated and not trusted:
-            problems.append("read_mail: authenticated, and no header names the trusted server as written")
         if whole.size != len(raw) or whole.too_large:
             problems.append(f"read_mail: size {whole.size} for {len(raw)} bytes, too_large {whole.too_large}")
         if mail.robot and whole.automatic is None:
@@ -895,27 +914,21 @@ def email_problems(mail: RawMail, seconds: float = 0.0) -> list[str]:
         if mail.forged and authserv_id and whole.authenticated:
             problems.append("read_mail: the trusted server said dmarc=fail, a forged pass below was believed")
         attempt("mail_to_inbound", lambda: mail_to_inbound(whole, **common))
-        if whole.message_id.endswith("@message-id.invalid>") and mail.clean_start and len(raw) < 50_000:
-            eol = b"\r\n" if raw.find(b"\r\n") == raw.find(b"\n") - 1 else b"\n"
-            again = attempt(
-                "read_mail",
-                lambda: read_mail(
-                    _TRACE + eol + raw, own_addresses=own, authserv_id=authserv_id, max_attachment_bytes=limit
-                ),
-            )
-            if again is not None and again.message_id != whole.message_id:
-                problems.append("read_mail: the made-up Message-ID changed with a trace header")
+        made_up_id_kept(
+            "read_mail",
+            whole,
+            lambda trace: read_mail(
+                trace + raw, own_addresses=own, authserv_id=authserv_id, max_attachment_bytes=limit
+            ),
+        )
 
     found = _BODY_START.search(raw)
     block = raw[: found.end()] if found else raw  # BODY[HEADER]: the header block and its blank line
     size = whole_message_bound(limit) + len(raw)  # over the bound: read by its headers (and text parts)
-    headers_only = attempt(
+    headers_only = read(
         "read_headers", lambda: read_headers(block, size=size, own_addresses=own, authserv_id=authserv_id)
     )
     if headers_only is not None:
-        problems += [f"read_headers: {p}" for p in mail_problems(headers_only, authserv_id=authserv_id, limit=limit)]
-        if headers_only.authenticated and not trusted:
-            problems.append("read_headers: authenticated, and no header names the trusted server as written")
         if (
             headers_only.text
             or headers_only.full_text
@@ -924,16 +937,13 @@ def email_problems(mail: RawMail, seconds: float = 0.0) -> list[str]:
             or headers_only.size != size
         ):
             problems.append("read_headers: a mail too large to read has a body or files, or lost its size")
-        if headers_only.message_id.endswith("@message-id.invalid>") and mail.clean_start and len(raw) < 50_000:
-            eol = b"\r\n" if raw.find(b"\r\n") == raw.find(b"\n") - 1 else b"\n"
-            again = attempt(
-                "read_headers",
-                lambda: read_headers(
-                    _TRACE + eol + block, size=size + len(_TRACE + eol), own_addresses=own, authserv_id=authserv_id
-                ),
-            )
-            if again is not None and again.message_id != headers_only.message_id:
-                problems.append("read_headers: the made-up Message-ID changed with a trace header")
+        made_up_id_kept(
+            "read_headers",
+            headers_only,
+            lambda trace: read_headers(
+                trace + block, size=size + len(trace), own_addresses=own, authserv_id=authserv_id
+            ),
+        )
 
     texts = (
         text_only_body(
@@ -943,21 +953,16 @@ def email_problems(mail: RawMail, seconds: float = 0.0) -> list[str]:
     )
     note, refused = oversized(size, limit, listed_files(mail.structure), text_read=texts is not None)
     if texts is not None:
-        parts = attempt(
+        parts = read(
             "read_text_parts",
             lambda: read_text_parts(
                 block, texts, size=size, carries_files=bool(refused), own_addresses=own, authserv_id=authserv_id
             ),
+            carries_files=bool(refused),
         )
         if parts is not None:
-            problems += [
-                f"read_text_parts: {p}"
-                for p in mail_problems(parts, authserv_id=authserv_id, limit=limit, carries_files=bool(refused))
-            ]
             if parts.attachments or parts.too_large or parts.size != size:
                 problems.append("read_text_parts: files, too_large or size wrong")
-            if parts.authenticated and not trusted:
-                problems.append("read_text_parts: authenticated, and no header names the trusted server as written")
             attempt("mail_to_inbound", lambda: mail_to_inbound(parts, **common, note=note, refused=refused))
     elif headers_only is not None:
         attempt("mail_to_inbound", lambda: mail_to_inbound(headers_only, **common, note=note, refused=refused))

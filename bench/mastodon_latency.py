@@ -56,7 +56,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -74,13 +73,14 @@ from bench._common import (  # noqa: E402
     base_env,
     compare,
     deskbot_mastodon,
-    echo_process,
     free_port,
     latency_arguments,
     latency_line,
+    latency_runs,
+    paced,
     seed_customers,
+    side_by_side,
     stores,
-    wait_ready,
 )
 
 DESKBOT = "deskbot"
@@ -176,69 +176,35 @@ def wait_replies(url: str, bot: str, status_ids: list[str], timeout: float = 60.
         time.sleep(0.1)
 
 
-def run_once(
-    count: int,
-    round_trip_ms: float,
-    postgres: str | None,
-    tmp: Path,
-    seed: int,
-    gap_ms: float | None = None,
-    echo_sse: bool = False,
-    floor: bool = False,
-) -> dict[str, Any]:
-    """Both bots (with `floor`, the three) on one fake; the customer's DMs take turns between them."""
+def run_once(args: argparse.Namespace, round_trip_ms: float, seed: int, tmp: Path) -> dict[str, Any]:
+    """Both bots (with `--floor`, the three) on one fake; the customer's DMs take turns between them."""
     rng = random.Random(seed)
+    count = args.dms
     load_before = os.getloadavg()[0]
     name = f"deskbot_bench_mlatency_{seed}_{round_trip_ms:g}".replace(".", "_")
     with (
         fake_server(tmp, round_trip_ms) as url,
-        stores(postgres, tmp, name, floor) as (database_url, floor_url),
+        stores(args.postgres, tmp, name, args.floor) as (database_url, floor_url),
     ):
         seed_customers(database_url, "mastodon", [CUSTOMER], credits=5)
         desk = deskbot_mastodon(url, database_url, tmp, f"deskbot-mlatency-{round_trip_ms:g}-{seed}").start()
-        reader = ["--sse"] if echo_sse else []
-        others = [
-            echo_process(
-                "mastodon", url, tmp, "--token", ECHO_TOKEN, "--sender-thread", *reader, name=f"echo-mlatency-{seed}"
-            ).start()
-        ]
-        if floor:
-            others.append(
-                echo_process(
-                    "mastodon",
-                    url,
-                    tmp,
-                    *("--token", FLOOR_TOKEN, "--sender-thread", *reader, "--store", floor_url),
-                    name=f"floor-mlatency-{seed}",
-                ).start()
-            )
-        bots = [DESKBOT, ECHO, FLOOR][: 1 + len(others)]
-        try:
-            for process in (desk, *others):
-                wait_ready(process)
+        reader = ["--sse"] if args.echo == "sse" else []
+        echo = ["--token", ECHO_TOKEN, *reader]
+        floor = ["--token", FLOOR_TOKEN, *reader, "--store", floor_url] if args.floor else None
+        with side_by_side(desk, "mastodon", url, tmp, f"mlatency-{seed}", echo, floor) as others:
+            bots = [DESKBOT, ECHO, FLOOR][: 1 + len(others)]
             opened = post(url, f"@{DESKBOT} open The printer is on fire")
             wait_replies(url, DESKBOT, [opened])
             time.sleep(0.5)
             stats = control(url, "/_fake/stats")["by_account"]
             before = {bot: stats.get(bot, 0) for bot in bots}
-            mean_gap = (gap_ms if gap_ms is not None else 2 * round_trip_ms + 30) / 1000
-            mean_gap *= 2 / len(bots)  # each bot gets a DM as often as when there are two
             asked: dict[str, list[str]] = {bot: [] for bot in bots}
-            due = time.monotonic()
-            for i in range(len(bots) * (count + WARMUP)):
-                due += rng.expovariate(1 / mean_gap)
-                time.sleep(max(0.0, due - time.monotonic()))
-                bot = bots[i % len(bots)]
+            for bot in paced(rng, bots, count + WARMUP, round_trip_ms, args.gap):
                 asked[bot].append(post(url, f"@{bot} status"))
             answered = {bot: wait_replies(url, bot, ids) for bot, ids in asked.items()}
             stats = control(url, "/_fake/stats")["by_account"]
             requests = {bot: stats.get(bot, 0) - before[bot] for bot in bots}
             stored = {p["id"]: p["stored_at"] for p in control(url, f"/_fake/posted?acct={CUSTOMER}")}
-        finally:
-            for process in others:
-                process.stop()
-            if desk.stop() != 0:
-                raise RuntimeError(f"deskbot did not stop cleanly:\n{desk.tail()}")
     samples = {
         who: [answered[bot][s]["stored_at"] - stored[s] for s in asked[bot][WARMUP:]]
         for who, bot in zip(("deskbot", "echo", "floor"), bots, strict=False)
@@ -255,28 +221,6 @@ def run_once(
     }
 
 
-def run(
-    count: int,
-    round_trips: list[float],
-    repeat: int,
-    postgres: str | None,
-    gap_ms: float | None = None,
-    echo_sse: bool = False,
-    floor: bool = False,
-) -> dict[str, Any]:
-    runs = []
-    with tempfile.TemporaryDirectory() as tmp_name:
-        for r in range(repeat):
-            for rtt in round_trips:
-                runs.append(run_once(count, rtt, postgres, Path(tmp_name), r, gap_ms, echo_sse, floor))
-    return {
-        "database": "postgresql" if postgres else "sqlite (temporary file)",
-        "echo": "httpx SSE reader" if echo_sse else "Mastodon.py stream_user",
-        "dms": count,
-        "runs": runs,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     latency_arguments(parser)
@@ -288,8 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         " or with Mastodon.py's stream_user (mastodonpy)",
     )
     args = parser.parse_args(argv)
-    round_trips = [float(x) for x in args.rtt.split(",") if x.strip()]
-    result = run(args.dms, round_trips, args.repeat, args.postgres, args.gap, args.echo == "sse", args.floor)
+    result = {
+        "database": "postgresql" if args.postgres else "sqlite (temporary file)",
+        "echo": "httpx SSE reader" if args.echo == "sse" else "Mastodon.py stream_user",
+        "dms": args.dms,
+        "runs": latency_runs(args, run_once),
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -46,21 +46,13 @@ if __package__ in (None, ""):
 
 from bench._common import (  # noqa: E402
     BotProcess,
-    MastodonAnswers,
-    ZulipAnswers,
+    PlatformFake,
     database,
-    deskbot_mastodon,
-    deskbot_zulip,
-    echo_process,
     json_dump,
     machine,
-    mastodon_customer,
-    mastodon_fake,
     rss_kib,
     seed_customers,
     wait_ready,
-    zulip_customer,
-    zulip_fake,
 )
 
 #: Issue 15, item 9: deskbot's RSS after the messages over its RSS after start.
@@ -75,14 +67,16 @@ def text_for(wave: int, i: int) -> str:
     return CYCLE[(wave - 1) % len(CYCLE)].format(wave=wave)
 
 
-def traffic(send_wave: Any, messages: int, customers: int) -> float:
-    """Send `messages` DMs in waves of `customers`; returns the seconds it took."""
+def traffic(chat: PlatformFake, bot: BotProcess, messages: int, customers: int) -> float:
+    """Send `messages` DMs in waves of `customers`, each answered by `bot` in full before the next;
+    returns the seconds it took."""
     started = time.monotonic()
     sent = 0
     wave = 0
     while sent < messages:
         size = min(customers, messages - sent)
-        send_wave(wave, size)
+        written = chat.write((i, text_for(wave, i)) for i in range(size))
+        chat.answers(written, 120, bot)
         sent += size
         wave += 1
     return time.monotonic() - started
@@ -96,53 +90,25 @@ def sample(bot: BotProcess, what: str) -> dict[str, int]:
     return rss
 
 
-def zulip_waves(fake: Any, bot: BotProcess, customers: int) -> Any:
-    answers = ZulipAnswers(fake)
-    total = [0]
-
-    def send_wave(wave: int, size: int) -> None:
-        for i in range(size):
-            fake.post_dm(zulip_customer(i), text_for(wave, i))
-        total[0] += size
-        answers.wait(total[0], 120, bot)
-
-    return send_wave
-
-
-def mastodon_waves(fake: Any, bot: BotProcess, customers: int) -> Any:
-    replies = MastodonAnswers(fake)
-
-    def send_wave(wave: int, size: int) -> None:
-        ids = [fake.post_status(mastodon_customer(i), "@deskbot " + text_for(wave, i))["id"] for i in range(size)]
-        replies.wait(ids, 120, bot)
-
-    return send_wave
-
-
 def measure(platform: str, who: str, messages: int, customers: int, postgres: str | None, tmp: Path) -> dict[str, Any]:
-    fake = zulip_fake(customers) if platform == "zulip" else mastodon_fake(customers)
+    chat = PlatformFake(platform, customers)
     try:
         with database(postgres if who == "deskbot" else None, tmp, "deskbot_bench_memory") as url:
             if who == "deskbot":
-                addresses = [
-                    zulip_customer(i) if platform == "zulip" else mastodon_customer(i) for i in range(customers)
-                ]
-                seed_customers(url, platform, addresses)
-                start = deskbot_zulip if platform == "zulip" else deskbot_mastodon
-                bot = start(fake.url, url, tmp, f"deskbot-{platform}")
+                seed_customers(url, platform, chat.addresses)
+                bot = chat.deskbot(url, tmp, f"deskbot-{platform}")
             else:
-                bot = echo_process(platform, fake.url, tmp, name=f"echo-{platform}")
+                bot = chat.echo(tmp, f"echo-{platform}")
             bot.start()
             try:
                 ready = wait_ready(bot)
                 before = sample(bot, "start")
-                waves = zulip_waves if platform == "zulip" else mastodon_waves
-                seconds = traffic(waves(fake, bot, customers), messages, customers)
+                seconds = traffic(chat, bot, messages, customers)
                 after = sample(bot, "after")
             finally:
                 bot.stop()
     finally:
-        fake.stop()
+        chat.stop()
     return {
         "ready_after_s": round(ready, 2),
         "start_kib": before["VmRSS"],

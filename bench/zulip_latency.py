@@ -45,7 +45,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -64,12 +63,13 @@ from bench._common import (  # noqa: E402
     BOT_KEY,
     compare,
     deskbot_zulip,
-    echo_process,
     latency_arguments,
     latency_line,
+    latency_runs,
+    paced,
     seed_customers,
+    side_by_side,
     stores,
-    wait_ready,
 )
 
 DESKBOT = (BOT_EMAIL, BOT_KEY)
@@ -141,42 +141,21 @@ def wait_answers(url: str, bot: str, count: int, after: int, timeout: float = 30
         time.sleep(0.1)
 
 
-def run_once(
-    count: int,
-    round_trip_ms: float,
-    postgres: str | None,
-    tmp: Path,
-    seed: int,
-    gap_ms: float | None = None,
-    floor: bool = False,
-) -> dict[str, Any]:
-    """Both bots (with `floor`, the three) on one fake; the customer's DMs take turns between them."""
+def run_once(args: argparse.Namespace, round_trip_ms: float, seed: int, tmp: Path) -> dict[str, Any]:
+    """Both bots (with `--floor`, the three) on one fake; the customer's DMs take turns between them."""
     rng = random.Random(seed)
+    count = args.dms
     name = f"deskbot_bench_latency_{seed}_{round_trip_ms:g}".replace(".", "_")
     with (
         fake_server(tmp, round_trip_ms) as url,
-        stores(postgres, tmp, name, floor) as (database_url, floor_url),
+        stores(args.postgres, tmp, name, args.floor) as (database_url, floor_url),
     ):
         seed_customers(database_url, "zulip", [CUSTOMER[0]], credits=5)
         desk = deskbot_zulip(url, database_url, tmp, f"deskbot-latency-{round_trip_ms:g}-{seed}").start()
-        echo = echo_process(
-            "zulip", url, tmp, "--email", ECHO[0], "--key", ECHO[1], "--sender-thread", name=f"echo-latency-{seed}"
-        ).start()
-        others = [echo]
-        if floor:
-            others.append(
-                echo_process(
-                    "zulip",
-                    url,
-                    tmp,
-                    *("--email", FLOOR[0], "--key", FLOOR[1], "--sender-thread", "--store", floor_url),
-                    name=f"floor-latency-{seed}",
-                ).start()
-            )
-        bots = [DESKBOT[0], ECHO[0], FLOOR[0]][: 1 + len(others)]
-        try:
-            for process in (desk, *others):
-                wait_ready(process)
+        echo = ["--email", ECHO[0], "--key", ECHO[1]]
+        floor = ["--email", FLOOR[0], "--key", FLOOR[1], "--store", floor_url] if args.floor else None
+        with side_by_side(desk, "zulip", url, tmp, f"latency-{seed}", echo, floor) as others:
+            bots = [DESKBOT[0], ECHO[0], FLOOR[0]][: 1 + len(others)]
             customer = zulip.Client(site=url, email=CUSTOMER[0], api_key=CUSTOMER[1], retry_on_errors=False)
             mark = customer.send_message(
                 {"type": "direct", "to": [DESKBOT[0]], "content": "open The printer is on fire"}
@@ -185,21 +164,11 @@ def run_once(
             time.sleep(0.5)  # the case-topic messages go out before measuring
             mark = server_state(url)["messages"][-1]["id"]
             before = server_state(url)["requests_by_user"].get(DESKBOT[0], 0)
-            mean_gap = (gap_ms if gap_ms is not None else 2 * round_trip_ms + 30) / 1000
-            mean_gap *= 2 / len(bots)  # each bot gets a DM as often as when there are two
-            due = time.monotonic()
-            for i in range(len(bots) * (count + WARMUP)):
-                due += rng.expovariate(1 / mean_gap)
-                time.sleep(max(0.0, due - time.monotonic()))
-                customer.send_message({"type": "direct", "to": [bots[i % len(bots)]], "content": "status"})
+            for bot in paced(rng, bots, count + WARMUP, round_trip_ms, args.gap):
+                customer.send_message({"type": "direct", "to": [bot], "content": "status"})
             for bot in bots:
                 state = wait_answers(url, bot, count + WARMUP, mark)
             requests = state["requests_by_user"].get(DESKBOT[0], 0) - before
-        finally:
-            for process in others:
-                process.stop()
-            if desk.stop() != 0:
-                raise RuntimeError(f"deskbot did not stop cleanly:\n{desk.tail()}")
     samples = {}
     for who, bot in zip(("deskbot", "echo", "floor"), bots, strict=False):
         asked = [m for m in dms(state, CUSTOMER[0], bot, mark)]
@@ -216,28 +185,15 @@ def run_once(
     }
 
 
-def run(
-    count: int,
-    round_trips: list[float],
-    repeat: int,
-    postgres: str | None,
-    gap_ms: float | None = None,
-    floor: bool = False,
-) -> dict[str, Any]:
-    runs = []
-    with tempfile.TemporaryDirectory() as tmp_name:
-        for r in range(repeat):
-            for rtt in round_trips:
-                runs.append(run_once(count, rtt, postgres, Path(tmp_name), seed=r, gap_ms=gap_ms, floor=floor))
-    return {"database": "postgresql" if postgres else "sqlite (temporary file)", "dms": count, "runs": runs}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     latency_arguments(parser)
     args = parser.parse_args(argv)
-    round_trips = [float(x) for x in args.rtt.split(",") if x.strip()]
-    result = run(args.dms, round_trips, args.repeat, args.postgres, args.gap, args.floor)
+    result = {
+        "database": "postgresql" if args.postgres else "sqlite (temporary file)",
+        "dms": args.dms,
+        "runs": latency_runs(args, run_once),
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -517,9 +517,9 @@ class BotProcess:
             self.proc.wait(10)
             return None
 
-    def get(self, path: str) -> tuple[int, str]:
+    def get(self, path: str, timeout: float = 2.0) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(f"http://{self.http_addr}{path}", timeout=2) as res:
+            with urllib.request.urlopen(f"http://{self.http_addr}{path}", timeout=timeout) as res:
                 return res.status, res.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
@@ -944,3 +944,36 @@ def incidents_of(engine: sa.Engine, customer: DrillCustomer) -> list[int]:
 
 def engine_for(url: str) -> sa.Engine:
     return make_engine(url)
+
+
+# -- what most drills begin with ----------------------------------------------------------------
+
+
+def drill_store(
+    fakes: Fakes, url: str, *, zulip: int = 1, mastodon: int = 1, email: int = 0
+) -> tuple[sa.Engine, list[DrillCustomer], Ledger]:
+    """A drill's store at `url` (from `make_database`) and its customers: the test's own engine on
+    it, the Zulip cursor seeded, `zulip`, `mastodon` and `email` customers in that order, each
+    numbered from 1 (email ones need `fakes.add_mail` first), and the Ledger that counts their answers."""
+    engine = engine_for(url)
+    seed_zulip_cursor(engine)
+    counts = {"zulip": zulip, "mastodon": mastodon, "email": email}
+    people = [fakes.add_customer(engine, channel, n) for channel, count in counts.items() for n in range(1, count + 1)]
+    return engine, people, Ledger(fakes, engine)
+
+
+def open_incidents(
+    fakes: Fakes, engine: sa.Engine, people: list[DrillCustomer], ledger: Ledger | None = None, timeout: float = 30.0
+) -> None:
+    """Each of `people` writes `open`; returns once each one's incident is in the store (in
+    `person.incidents`, so that `#N` can name it), given the drill's `ledger` once every DM so far
+    is answered too, and once each email customer has the bot's answer (in `person.thread`, which
+    their plain mail then replies to)."""
+    for person in people:
+        fakes.dm(person, "open")
+    for person in people:
+        person.incidents = wait_until(lambda p=person: incidents_of(engine, p), timeout, f"{person.name}'s incident")
+    if ledger is not None:
+        wait_until(ledger.all_answered, timeout, "the opening DMs to be answered")
+    for person in (p for p in people if p.mailbox is not None):
+        (person.thread,) = person.mailbox.wait_for(lambda m: SUPPORT_ADDRESS in str(m["From"]), timeout=timeout)

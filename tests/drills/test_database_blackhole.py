@@ -35,8 +35,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -58,16 +56,13 @@ from .conftest import (
     BotProcess,
     CustomersWriting,
     Fakes,
-    Ledger,
     _die_with_parent,
-    engine_for,
-    incidents_of,
-    seed_zulip_cursor,
+    drill_store,
+    open_incidents,
     wait_until,
 )
-from .test_database_outage import told_once_and_nothing_lost
-from .test_quiet_outage import LEVELS
-from .test_replicas import lease_holders, mastodon_streams, one_receiver_each
+from .test_database_outage import address_of, database_outage, told_once_and_nothing_lost
+from .test_replicas import mastodon_streams, one_receiver_each, start_a_then_b
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -269,16 +264,7 @@ class BotInside(BotProcess):
         return self
 
     def get(self, path: str, timeout: float = 2.0) -> tuple[int, str]:
-        def get() -> tuple[int, str]:
-            try:
-                with urllib.request.urlopen(f"http://{self.http_addr}{path}", timeout=timeout) as res:
-                    return res.status, res.read().decode()
-            except urllib.error.HTTPError as exc:
-                return exc.code, exc.read().decode()
-            except OSError as exc:
-                return 0, str(exc)
-
-        return self.netns.call(get)
+        return self.netns.call(lambda: BotProcess.get(self, path, timeout))
 
 
 @pytest.fixture
@@ -332,54 +318,31 @@ def test_a_black_hole_to_the_database_is_told_within_seconds_and_nothing_is_lost
 ) -> None:  # noqa: ANN001
     fakes, make_bot = inside
     url = make_database("postgresql")
-    engine = engine_for(url)  # the test's own, direct connection
-    seed_zulip_cursor(engine)
-    people = [fakes.add_customer(engine, "zulip", 1), fakes.add_customer(engine, "mastodon", 1)]
-    ledger = Ledger(fakes, engine)
-    parsed = make_url(url)
-    path = DatabasePath(1, *network, (parsed.host or "127.0.0.1", parsed.port or 5432))
+    engine, people, ledger = drill_store(fakes, url)
+    path = DatabasePath(1, *network, address_of(url))
     try:
         bot: BotInside = make_bot("deskbot", fakes.env(path.url(url)))
         bot.start().wait_ready()
-        for person in people:
-            fakes.dm(person, "open")
-        for person in people:
-            person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
-        wait_until(ledger.all_answered, 30, "the opening DMs to be answered")
-        before = len(bot.log_records())
-
-        path.black_hole()
-        began = time.monotonic()
-        during_outage = [fakes.dm(person, "plain") for person in people]  # waits on the platforms
-        told_down = wait_until(
-            lambda: next((r for r in bot.log_records()[before:] if "cannot reach the database" in r["message"]), None),
-            TOLD_WITHIN,
-            "the black hole to be told as the database's outage (a bot without timeouts hangs silently)",
-            interval=0.1,
+        open_incidents(fakes, engine, people, ledger)
+        outage = database_outage(
+            bot,
+            ledger,
+            people,
+            path.black_hole,
+            path.restore,
+            seconds=OUTAGE_SECONDS,
+            told_within=TOLD_WITHIN,
+            told="the black hole to be told as the database's outage (a bot without timeouts hangs silently)",
+            readyz_timeout=15,
         )
-        told_after = time.monotonic() - began
-        code, readyz = bot.get("/readyz", timeout=15)
-        assert code == 503 and "database unreachable" in readyz, readyz
-        time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - began)))
-        during = bot.log_records()[before:]
-        path.restore()
-
-        wait_until(ledger.all_answered, 45, "every DM to be answered after the path is back", interval=0.25)
-        wait_until(
-            lambda: any("reaching the database again" in r["message"] for r in bot.log_records()[before:]),
-            15,
-            "one line saying the database is back",
-        )
-        wait_until(bot.ready, 15, "/readyz to be 200 again")
-        records = bot.log_records()[before:]
-        assert bot.terminate() == 0
     finally:
         path.close()
 
-    told = [f"{r['level']} {r.get('logger')}: {r['message']}" for r in during if LEVELS[r["level"]] >= LEVELS["info"]]
-    print(f"\n[database black hole] told after {told_after:.1f}s; {len(during)} log lines in {OUTAGE_SECONDS:.0f}s:")
-    print("\n".join("  " + line for line in told))
-    told_once_and_nothing_lost(told_down, during, records, ledger, during_outage, OUTAGE_SECONDS)
+    heading = (
+        f"[database black hole] told after {outage.told_after:.1f}s; "
+        f"{len(outage.during)} log lines in {OUTAGE_SECONDS:.0f}s:"
+    )
+    told_once_and_nothing_lost(outage, ledger, heading)
     engine.dispose()
 
 
@@ -442,28 +405,14 @@ def test_a_lease_holder_behind_a_black_hole_stops_receiving_before_the_other_rep
     Once A's path is back, A stands by. What customers write all along is answered once."""
     fakes, make_bot = inside
     url = make_database("postgresql")
-    engine = engine_for(url)
-    seed_zulip_cursor(engine)
-    people = [fakes.add_customer(engine, "zulip", 1), fakes.add_customer(engine, "mastodon", 1)]
-    ledger = Ledger(fakes, engine)
-    parsed = make_url(url)
-    target = (parsed.host or "127.0.0.1", parsed.port or 5432)
+    engine, people, ledger = drill_store(fakes, url)
+    target = address_of(url)
     path_a, path_b = DatabasePath(1, *network, target), DatabasePath(2, *network, target)
     try:
         a: BotInside = make_bot("replica-a", fakes.env(path_a.url(url, application_name="replica-a")))
         b: BotInside = make_bot("replica-b", fakes.env(path_b.url(url, application_name="replica-b")))
-        a.start().wait_ready()
-        wait_until(
-            lambda: lease_holders(engine) == {"zulip": ["replica-a"], "mastodon": ["replica-a"]}, 20, "A's leases"
-        )
-        b.start().wait_ready()
-        wait_until(
-            lambda: any("standing by to take over" in r["message"] for r in b.log_records()), 10, "B to stand by"
-        )
-        for person in people:
-            fakes.dm(person, "open")
-        for person in people:
-            person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
+        start_a_then_b(a, b, engine)
+        open_incidents(fakes, engine, people)
         writer = CustomersWriting(fakes, people, 0.5).start()
         wait_until(lambda: one_receiver_each(engine, fakes, "replica-a"), 10, "A alone receiving")
         receivers = ReceiverWatch(fakes)

@@ -33,9 +33,9 @@ import time
 
 import pytest
 
-from tests.mail.servers import SUPPORT_ADDRESS, MailServers
+from tests.mail.servers import MailServers
 
-from .conftest import BotProcess, DrillCustomer, Fakes, Ledger, engine_for, incidents_of, seed_zulip_cursor, wait_until
+from .conftest import BotProcess, DrillCustomer, Fakes, drill_store, open_incidents, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 
@@ -139,23 +139,15 @@ def test_twelve_sigkills_during_a_mixed_burst_lose_and_double_nothing(
     started = time.monotonic()
     rng = random.Random(20260505)
     url = make_database(backend)
-    engine = engine_for(url)
-    seed_zulip_cursor(engine)
     fakes.add_mail(mail)
-    people = [fakes.add_customer(engine, "zulip", n) for n in range(1, ZULIP_CUSTOMERS + 1)]
-    people += [fakes.add_customer(engine, "mastodon", n) for n in range(1, MASTODON_CUSTOMERS + 1)]
-    people += [fakes.add_customer(engine, "email", n) for n in range(1, EMAIL_CUSTOMERS + 1)]
-    ledger = Ledger(fakes, engine)
+    engine, people, ledger = drill_store(
+        fakes, url, zulip=ZULIP_CUSTOMERS, mastodon=MASTODON_CUSTOMERS, email=EMAIL_CUSTOMERS
+    )
     bot: BotProcess = bots("deskbot", fakes.env(url))
     bot.start().wait_ready()
 
     # Every customer opens an incident first, so that `#N` can name it (and a mail can answer the bot's).
-    for person in people:
-        fakes.dm(person, "open")
-    for person in people:
-        person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 60, f"{person.name}'s incident")
-        if person.mailbox is not None:
-            (person.thread,) = person.mailbox.wait_for(lambda m: SUPPORT_ADDRESS in str(m["From"]), timeout=60)
+    open_incidents(fakes, engine, people, timeout=60)
 
     by_channel = {c: [p for p in people if p.channel == c] for c in ("zulip", "mastodon", "email")}
     scripts = plan_scripts(rng, by_channel["zulip"], ZULIP_DMS - len(by_channel["zulip"]))

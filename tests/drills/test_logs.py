@@ -28,11 +28,9 @@ from .conftest import (
     BotProcess,
     Databases,
     Fakes,
-    Ledger,
     SentDM,
-    engine_for,
-    incidents_of,
-    seed_zulip_cursor,
+    drill_store,
+    open_incidents,
     wait_until,
 )
 
@@ -65,18 +63,11 @@ def full_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FullRun]:
     bot: BotProcess | None = None
     try:
         url = databases.make("postgresql")
-        engine = engine_for(url)
-        seed_zulip_cursor(engine)
-        people = [fakes.add_customer(engine, "zulip", 1), fakes.add_customer(engine, "mastodon", 1)]
-        ledger = Ledger(fakes, engine)
+        engine, people, ledger = drill_store(fakes, url)
         bot = BotProcess("deskbot", {**fakes.env(url), "DESKBOT_LOG_LEVEL": "DEBUG"}, directory / "deskbot.log")
         bot.start().wait_ready()
 
-        for person in people:
-            fakes.dm(person, "open")
-        for person in people:
-            person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
-        wait_until(ledger.all_answered, 30, "the opening DMs to be answered")
+        open_incidents(fakes, engine, people, ledger)
 
         # Sends fail: a 5xx answer, then a post whose answer is lost (Zulip looks before resending;
         # Mastodon resends under the same Idempotency-Key).

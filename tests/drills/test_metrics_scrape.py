@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .conftest import BotProcess, Fakes, Ledger, engine_for, seed_zulip_cursor, wait_until
+from .conftest import BotProcess, Fakes, drill_store, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -35,10 +35,7 @@ def test_metrics_have_process_and_build_information_channel_up_and_no_created_se
     fakes: Fakes, make_database, bots
 ) -> None:  # noqa: ANN001
     url = make_database("sqlite")
-    engine = engine_for(url)
-    seed_zulip_cursor(engine)
-    person = fakes.add_customer(engine, "zulip", 1)
-    ledger = Ledger(fakes, engine)
+    engine, [person], ledger = drill_store(fakes, url, mastodon=0)
     bot: BotProcess = bots("deskbot", {**fakes.env(url), "DESKBOT_REVISION": "0123abc"})
     bot.start().wait_ready()
     fakes.dm(person, "open")  # so that counters and histograms have series

@@ -41,16 +41,7 @@ from tests.fakes.mastodon import Fault as MastodonFault
 from tests.fakes.zulip import Fault as ZulipFault
 from tests.mail.servers import MailServers
 
-from .conftest import (
-    BotProcess,
-    CustomersWriting,
-    Fakes,
-    Ledger,
-    engine_for,
-    incidents_of,
-    seed_zulip_cursor,
-    wait_until,
-)
+from .conftest import BotProcess, CustomersWriting, Fakes, drill_store, open_incidents, wait_until
 
 OUTAGE_SECONDS = float(os.environ.get("DESKBOT_DRILL_OUTAGE_SECONDS", "60"))
 RECOVERY_BUDGET = 10.0
@@ -100,23 +91,11 @@ def test_a_minute_of_5xx_and_dropped_connections_then_everything_within_ten_seco
     fakes: Fakes, mail: MailServers, make_database, bots
 ) -> None:  # noqa: ANN001
     url = make_database("postgresql")
-    engine = engine_for(url)
-    seed_zulip_cursor(engine)
     fakes.add_mail(mail)
-    people = [fakes.add_customer(engine, "zulip", n) for n in (1, 2)]
-    people += [fakes.add_customer(engine, "mastodon", n) for n in (1, 2)]
-    people += [fakes.add_customer(engine, "email", n) for n in (1, 2)]
-    ledger = Ledger(fakes, engine)
+    engine, people, ledger = drill_store(fakes, url, zulip=2, mastodon=2, email=2)
     bot: BotProcess = bots("deskbot", fakes.env(url))
     bot.start().wait_ready()
-    for person in people:
-        fakes.dm(person, "open")
-    for person in people:
-        person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
-    wait_until(ledger.all_answered, 30, "the opening DMs to be answered")
-    for person in people:
-        if person.mailbox is not None:  # their plain mail from now on answers the bot's mail in the thread
-            (person.thread,) = person.mailbox.wait_for(lambda m: "support@" in str(m["From"]))
+    open_incidents(fakes, engine, people, ledger)  # an email customer's plain mail now answers the bot's mail
     before = len(fakes.sent)
 
     # The outage, with customers writing all along.
@@ -205,17 +184,10 @@ def test_replies_queued_behind_a_failed_send_go_out_within_ten_seconds_of_recove
     row, not when their claim lease runs out (they waited ~26 s for the 30 s lease before ba33d80).
     """
     url = make_database("postgresql")
-    engine = engine_for(url)
-    seed_zulip_cursor(engine)
-    people = [fakes.add_customer(engine, "zulip", 1), fakes.add_customer(engine, "mastodon", 1)]
-    ledger = Ledger(fakes, engine)
+    engine, people, ledger = drill_store(fakes, url)
     bot: BotProcess = bots("deskbot", fakes.env(url))
     bot.start().wait_ready()
-    for person in people:
-        fakes.dm(person, "open")
-    for person in people:
-        person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
-    wait_until(ledger.all_answered, 30, "the opening DMs to be answered")
+    open_incidents(fakes, engine, people, ledger)
 
     zulip_fault = fakes.zulip.fail_next(FAILED_POSTS, status=503, path="/messages", method="POST", body="json")
     mastodon_fault = fakes.mastodon.fail_next(FAILED_POSTS, 503, method="POST", path="/api/v1/statuses")

@@ -17,7 +17,7 @@ import pytest
 from tests.fakes.mastodon import Fault as MastodonFault
 from tests.fakes.zulip import Fault as ZulipFault
 
-from .conftest import BotProcess, Fakes, Ledger, engine_for, incidents_of, seed_zulip_cursor, wait_until
+from .conftest import BotProcess, Fakes, drill_store, open_incidents, wait_until
 from .test_metrics_scrape import metric as _metric
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -32,17 +32,10 @@ def test_an_outage_is_told_once_per_channel_and_readyz_and_metrics_name_the_chan
     fakes: Fakes, make_database, bots
 ) -> None:  # noqa: ANN001
     url = make_database("postgresql")
-    engine = engine_for(url)
-    seed_zulip_cursor(engine)
-    people = [fakes.add_customer(engine, "zulip", 1), fakes.add_customer(engine, "mastodon", 1)]
-    ledger = Ledger(fakes, engine)
+    engine, people, ledger = drill_store(fakes, url)
     bot: BotProcess = bots("deskbot", fakes.env(url))
     bot.start().wait_ready()
-    for person in people:
-        fakes.dm(person, "open")
-    for person in people:
-        person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
-    wait_until(ledger.all_answered, 30, "the opening DMs to be answered")
+    open_incidents(fakes, engine, people, ledger)
     status, metrics = bot.get("/metrics")
     assert status == 200
     assert _metric(metrics, "deskbot_channel_up", channel="zulip") == 1.0

@@ -28,10 +28,8 @@ from .conftest import (
     BotProcess,
     CustomersWriting,
     Fakes,
-    Ledger,
-    engine_for,
-    incidents_of,
-    seed_zulip_cursor,
+    drill_store,
+    open_incidents,
     wait_until,
 )
 
@@ -91,28 +89,26 @@ def one_receiver_each(engine: sa.Engine, fakes: Fakes, expected: str) -> dict[st
     return seen if ok else {}
 
 
+def start_a_then_b(a: BotProcess, b: BotProcess, engine: sa.Engine) -> None:
+    """Replica A first, so that it takes both channels; B once A holds both leases. Returns once B
+    stands by (a replica that finds a channel taken says so before it is ready)."""
+    a.start().wait_ready()
+    wait_until(lambda: lease_holders(engine) == {"zulip": ["replica-a"], "mastodon": ["replica-a"]}, 20, "A's leases")
+    b.start().wait_ready()
+    wait_until(lambda: any("standing by to take over" in r["message"] for r in b.log_records()), 10, "B to stand by")
+
+
 def test_two_replicas_one_receiver_per_channel_and_takeover_within_ten_seconds(
     fakes: Fakes, make_database, bots
 ) -> None:  # noqa: ANN001
     url = make_database("postgresql")
-    engine = engine_for(url)
-    seed_zulip_cursor(engine)
-    people = [fakes.add_customer(engine, "zulip", n) for n in (1, 2, 3)]
-    people += [fakes.add_customer(engine, "mastodon", n) for n in (1, 2, 3)]
-    ledger = Ledger(fakes, engine)
+    engine, people, ledger = drill_store(fakes, url, zulip=3, mastodon=3)
     a: BotProcess = bots("replica-a", fakes.env(url + "?application_name=replica-a"))
     b: BotProcess = bots("replica-b", fakes.env(url + "?application_name=replica-b"))
-    # A first, so that it takes both channels; B starts once A receives.
-    a.start().wait_ready()
-    wait_until(lambda: lease_holders(engine) == {"zulip": ["replica-a"], "mastodon": ["replica-a"]}, 20, "A's leases")
-    b.start().wait_ready()
-    for person in people:
-        fakes.dm(person, "open")
-    for person in people:
-        person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
+    start_a_then_b(a, b, engine)
+    open_incidents(fakes, engine, people)
 
-    writer = CustomersWriting(fakes, people, WRITE_EVERY)
-    writer.start()
+    writer = CustomersWriting(fakes, people, WRITE_EVERY).start()
     # B has been up for a while and both have seen traffic: still one receiver per channel, A.
     time.sleep(4.0)
     before = wait_until(lambda: one_receiver_each(engine, fakes, "replica-a"), 10, "A alone receiving")
@@ -177,22 +173,12 @@ def test_a_replica_whose_locks_go_with_its_connection_stops_receiving_and_the_ot
     receiving at once rather than go on beside it. Here the server ends the lock connections of A
     (what a restart does to them), while customers write all along."""
     url = make_database("postgresql")
-    engine = engine_for(url)
-    seed_zulip_cursor(engine)
-    people = [fakes.add_customer(engine, "zulip", 1), fakes.add_customer(engine, "mastodon", 1)]
-    ledger = Ledger(fakes, engine)
+    engine, people, ledger = drill_store(fakes, url)
     a: BotProcess = bots("replica-a", fakes.env(url + "?application_name=replica-a"))
     b: BotProcess = bots("replica-b", fakes.env(url + "?application_name=replica-b"))
-    a.start().wait_ready()
-    wait_until(lambda: lease_holders(engine) == {"zulip": ["replica-a"], "mastodon": ["replica-a"]}, 20, "A's leases")
-    b.start().wait_ready()
-    wait_until(lambda: any("standing by to take over" in r["message"] for r in b.log_records()), 10, "B to stand by")
-    for person in people:
-        fakes.dm(person, "open")
-    for person in people:
-        person.incidents = wait_until(lambda p=person: incidents_of(engine, p), 30, f"{person.name}'s incident")
-    writer = CustomersWriting(fakes, people, WRITE_EVERY)
-    writer.start()
+    start_a_then_b(a, b, engine)
+    open_incidents(fakes, engine, people)
+    writer = CustomersWriting(fakes, people, WRITE_EVERY).start()
     wait_until(lambda: one_receiver_each(engine, fakes, "replica-a"), 10, "A alone receiving")
 
     with engine.connect() as conn:
