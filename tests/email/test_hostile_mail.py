@@ -57,11 +57,14 @@ def html_mail(html: str) -> bytes:
 )
 def test_a_mib_of_tiny_tags_is_read_at_once_up_to_the_bound(unit: str) -> None:
     # html.parser takes microseconds a tag: a MiB of `<b>` (350,000 tags) took 1-5 s, nested or not.
-    # Only the first MAX_HTML_TAGS are read; what follows them, within MAX_HTML, is not.
+    # Only the first MAX_HTML_TAGS are read; what follows them, within MAX_HTML, is not ("never read":
+    # that checks the bound itself). The time is the stall's guard, with room: 50,000 nested quotes,
+    # a level each, are the dearest tags to read, 1.2 s on a slow day of a 2-core AMD machine and
+    # 1.75 s under the suite's own load (a CI run failed on 1.5); a MiB of `<b>` unbounded is 4 s there.
     filler = unit * ((MAX_HTML - 100) // len(unit))
     assert filler.count("<") > MAX_HTML_TAGS
     mail, inbound, seconds = read(html_mail(f"<p>Printer on fire</p>{filler}<p>never read</p>"))
-    assert seconds < LIMIT
+    assert seconds < 2 * LIMIT
     assert mail.text.startswith("Printer on fire") and inbound.text.startswith("Printer on fire")
     assert "never read" not in mail.full_text
     assert not inbound.automatic

@@ -30,8 +30,10 @@ STATUS = json.loads(
 BOT_ID = STATUS["mentions"][0]["id"]
 #: Its mention as the status writes it.
 MENTION = STATUS["content"].removeprefix("<p>").removesuffix(" ilu bby ;3</p>")
-#: Seconds a hostile status may take to read: well under it here, several times over before.
-LIMIT = 1.0
+#: Seconds a hostile status may take to read: 0.4-0.65 s on a slow day of a 2-core AMD machine, about
+#: half as much again under the suite's own load; before the bound, 1.5-3.2 s (the bound itself is
+#: checked by the text read: "never read").
+LIMIT = 2.0
 
 
 def read(content: str) -> tuple[Inbound, float]:
