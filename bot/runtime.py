@@ -56,8 +56,17 @@ HEALTH_CHECK_SECONDS = 1.0
 #: How often a receiving replica checks that its channel's lock is still its own (a database
 #: restart frees every lock, and another replica may take the channel within LEASE_RETRY_SECONDS).
 LEASE_CHECK_SECONDS = 2.0
-#: Stopping: how long all channels together may take to close (SPEC §7: exit within 10 seconds).
+#: Stopping (SPEC §7: "exits within 10 seconds", as a container runtime's SIGKILL does after 10 s
+#: by default): its stages share the ten seconds, each cut off at its end whatever hangs. The
+#: drain (the receive loops' end, then in-flight sends) takes what the others leave.
+STOP_SECONDS = 10.0
+#: … the threads, all together, once the drain is over (one stuck in a send ends at the closing).
+JOIN_SECONDS = 1.0
+#: … closing all channels together (it cuts a request a hung platform holds).
 CLOSE_SECONDS = 3.0
+#: … the health server, the locks and the interpreter's own exit, after `Runtime.stop`.
+EXIT_SECONDS = 1.0
+DRAIN_SECONDS = STOP_SECONDS - JOIN_SECONDS - CLOSE_SECONDS - EXIT_SECONDS
 #: The name the database's outages are told under (bot.channel_health, `store_health`).
 DATABASE = "database"
 
@@ -469,25 +478,26 @@ class Runtime:
         self.dispatcher.hand_over(out.rows)
         self.metrics.credit_reminders.inc(len(reminded))
 
-    def stop(self, drain_seconds: float = 10.0) -> None:
-        """Stop intake, give in-flight sends up to `drain_seconds`, then stop everything."""
+    def stop(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Stop intake, give in-flight sends up to `drain_seconds`, then stop everything: in all at
+        most `drain_seconds + JOIN_SECONDS + CLOSE_SECONDS`, however many platforms hang (each
+        stage waits until a deadline shared by all it waits for, never a timeout of its own each)."""
+        drained_by = time.monotonic() + drain_seconds
         self.intake_stop.set()
         for receive_stop in list(self._receive_stops.values()):
             receive_stop.set()
-        deadline = threading.Event()
-        timer = threading.Timer(drain_seconds, deadline.set)
-        timer.start()
         for thread in self.threads:
             if thread.name.startswith("receive-"):
-                thread.join(timeout=max(0.1, drain_seconds / 2))
+                # Half the drain at most: a loop stuck on a hung platform leaves the sends their turn.
+                thread.join(timeout=max(0.0, drained_by - drain_seconds / 2 - time.monotonic()))
         self.dispatcher.wake()
-        while not deadline.is_set() and self._pending():
-            deadline.wait(0.1)
-        timer.cancel()
+        while time.monotonic() < drained_by and self._pending():
+            time.sleep(min(0.1, max(0.0, drained_by - time.monotonic())))
         self.stop_event.set()
         self.dispatcher.wake()
+        joined_by = time.monotonic() + JOIN_SECONDS
         for thread in self.threads:
-            thread.join(timeout=2)
+            thread.join(timeout=max(0.0, joined_by - time.monotonic()))
         self._close_channels(CLOSE_SECONDS)
         for lease in self.leases:
             lease.release()

@@ -1,5 +1,6 @@
 """`deskbot run`: every configured channel, the dispatcher, the watcher and the health server,
-until SIGTERM or SIGINT — then intake stops, in-flight sends get up to 10 seconds, exit 0."""
+until SIGTERM or SIGINT — then intake stops, in-flight sends get what is left of SPEC §7's ten
+seconds (`bot.runtime.STOP_SECONDS`), exit 0."""
 
 from __future__ import annotations
 
@@ -12,13 +13,11 @@ from bot.config import Settings
 from bot.http import HealthServer
 from bot.logs import configure
 from bot.metrics import deskbot_revision, deskbot_version
-from bot.runtime import Runtime, build_channels
+from bot.runtime import DRAIN_SECONDS, Runtime, build_channels
 from storage.db import make_engine, upgrade
 from storage.leases import AlreadyRunning, SingleProcessLock
 
 log = logging.getLogger("deskbot")
-
-DRAIN_SECONDS = 10.0
 
 
 def serve(settings: Settings, stop: threading.Event | None = None) -> int:
