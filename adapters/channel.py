@@ -356,6 +356,13 @@ class InboundSink(Protocol):
         """Store a cursor on its own (e.g. after skipping messages that need no handling)."""
 
 
+def engineer_by_setting(email: str, configured: frozenset[str]) -> str | None:
+    """`email` as an engineer's name where DESKBOT_ENGINEERS (`configured`, its emails) names it,
+    or names no email at all: without a platform to ask, the setting is all there is to go by."""
+    email = email.strip().lower()
+    return email if not configured or email in configured else None
+
+
 class Channel(ABC):
     """A chat platform the bot talks through."""
 
@@ -451,6 +458,15 @@ class Channel(ABC):
         """Whether the account `address` (as `Inbound.sender` gives it) is an engineer's here: an
         engineer who wrote to the bot is not one of the unknown contacts `/contacts` lists."""
         return False
+
+    def engineer_at(self, email: str, configured: frozenset[str]) -> str | None:
+        """The name the engineer whose account has the address `email` works under here (what
+        `engineer_name` gives for their messages: an `/assign` by address must match their own
+        `/cases mine`), or None if it is no engineer's. `configured` holds the emails
+        DESKBOT_ENGINEERS names. A channel that knows no accounts (the console) takes the
+        setting's word (`engineer_by_setting`). Raises ChannelError when the platform cannot be
+        asked now."""
+        return engineer_by_setting(email, configured)
 
     def start(self) -> None:
         """Check configuration and credentials; raise PermanentChannelError/TransientChannelError."""

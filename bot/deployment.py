@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
+from adapters.channel import engineer_by_setting
 from bot.config import Settings
 
 if TYPE_CHECKING:
@@ -70,6 +71,9 @@ class Deployment:
     their_words: Callable[[str, str], str] = as_they_wrote
     #: Identities, as (channel, address), that are engineers whatever the channel says (the console's).
     trusted_engineers: frozenset[tuple[str, str]] = frozenset()
+    #: The name the engineer with an address works under, given the emails DESKBOT_ENGINEERS names,
+    #: or None (`Channel.engineer_at` of the channel that carries case topics).
+    engineer_at: Callable[[str, frozenset[str]], str | None] = engineer_by_setting
     #: Whether the account (channel, address) is an engineer's (`Channel.is_engineer`, or trusted).
     is_engineer: Callable[[str, str], bool] = lambda channel, address: False
     #: Per channel: the posts answers to unlinked accounts may use per window, and the
@@ -89,6 +93,7 @@ class Deployment:
             case_channel=case_channel.name if case_channel else None,
             case_topic=case_channel.case_topic if case_channel else plain_topic,
             engineer_of=case_channel.engineer_name if case_channel else no_engineer,
+            engineer_at=case_channel.engineer_at if case_channel else engineer_by_setting,
             for_customer=case_channel.words_for_customer if case_channel else as_written,
             their_words=asking(channels, lambda c, value: c.their_words(value), as_they_wrote),
             trusted_engineers=trusted_engineers,

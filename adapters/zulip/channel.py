@@ -241,6 +241,16 @@ class ZulipChannel(Channel):
         shown = str(message.raw.get("sender_email") or "")
         return self.engineers.name_of(int(message.sender_platform_id), shown)
 
+    def engineer_at(self, email: str, configured: frozenset[str]) -> str | None:
+        """By the account's user id, as every engineer is known (SPEC §3): an address the setting
+        names is its engineer's; any other is looked up on Zulip (an engineer named by user id or
+        group works under the address their messages show, which is the one Zulip finds them by)."""
+        email = email.strip().lower()
+        if email in self.engineers.emails:
+            return email
+        user_id = self.user_id_of(email)
+        return None if user_id is None else self.engineers.name_of(user_id, email)
+
     def is_engineer(self, address: str) -> bool:
         """By user id, the address of a Zulip account's identity (an older identity keyed by email is not one)."""
         return address.isascii() and address.isdigit() and self.engineers.name_of(int(address), "") is not None

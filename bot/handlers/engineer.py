@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from sqlmodel import Session
 
-from adapters.channel import OutboundFile, Said, size_text
+from adapters.channel import ChannelError, OutboundFile, Said, size_text
 from adapters.markup import inert
 from bot.commands import Arg, command, fold
 from bot.config import Settings
@@ -138,26 +138,44 @@ def _left_out_file(lang: str, left: attachments.LeftOut) -> OutboundFile:
     help=_("set the assignee: me, an email, or nobody"),
 )
 def assign(ctx: Context, number: int, who: str) -> None:
+    assert ctx.engineer is not None
+    nobody = fold(who) in ("nobody", "none", "ninguem")
+    assignee = None if nobody else ctx.engineer if fold(who) in ("me", "eu") else _engineer_at(ctx, who)
+    if assignee is None and not nobody:
+        return
+    # The case after the engineer: a look-up on the platform must not wait with the case's row held.
     incident = _case(ctx, number)
     if incident is None:
         return
-    assert ctx.engineer is not None
-    if fold(who) in ("nobody", "none", "ninguem"):
-        incidents.assign(ctx.session, ctx.now, ctx.engineer, incident, None)
+    incidents.assign(ctx.session, ctx.now, ctx.engineer, incident, assignee)
+    if assignee is None:
         ctx.reply(_("#{number} is assigned to nobody now."), number=number)
         return
-    assignee = ctx.engineer if fold(who) in ("me", "eu") else who.lower()
-    if assignee != ctx.engineer and "@" not in assignee:
+    ctx.reply(_("#{number} is assigned to {who}."), number=number, who=inert(assignee))
+
+
+def _engineer_at(ctx: Context, who: str) -> str | None:
+    """The engineer `/assign` names by address, as the name they work under (so that the case is in
+    their own `/cases mine`), or None after telling why not."""
+    address = who.strip().lower()
+    if "@" not in address:
         ctx.reply(
             _('{who} is not an email address: assign "me", an engineer\'s email, or "nobody".'), who=inert(who[:80])
         )
-        return
-    engineers = ctx.settings.engineer_emails
-    if engineers and assignee not in engineers and assignee != ctx.engineer:
-        ctx.reply(_("{who} is not an engineer (see DESKBOT_ENGINEERS)."), who=inert(assignee))
-        return
-    incidents.assign(ctx.session, ctx.now, ctx.engineer, incident, assignee)
-    ctx.reply(_("#{number} is assigned to {who}."), number=number, who=inert(assignee))
+        return None
+    try:
+        found = ctx.deployment.engineer_at(address, ctx.settings.engineer_emails)
+    except ChannelError:
+        ctx.reply(_("I cannot check who {who} is right now: try again in a minute."), who=inert(address))
+        return None
+    if found is None:
+        ctx.reply(
+            _(
+                '{who} is not the address of an engineer I can see (see DESKBOT_ENGINEERS): they can take the case with "/assign me".'
+            ),
+            who=inert(address),
+        )
+    return found
 
 
 class _NoChargeWords(NamedTuple):

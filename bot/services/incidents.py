@@ -260,7 +260,9 @@ def _no_charge(
     if not incident.chargeable:
         return None
     incident.chargeable = False
-    returned = credits.return_credit(session, incident.pack_id, settings.today(now))
+    returned = credits.return_credit(
+        session, incident.pack_id, settings.today(now), months=settings.pack_validity_months
+    )
     details = {
         "returned": "credit returned",
         "expired": f"credit not returned: pack {returned.pack_id} was valid until {returned.valid_until} and has expired",
@@ -323,7 +325,7 @@ class SeverityChange(NamedTuple):
 
     outcome: Literal["changed", "same", "not_open"]
     before: int
-    #: Mention `DESKBOT_URGENT_NOTIFY` now (the case became severity 1; once per case).
+    #: Mention `DESKBOT_URGENT_NOTIFY` now (the case became severity 1: see `take_urgent_notice`).
     urgent: bool = False
 
 
@@ -346,9 +348,19 @@ def set_severity(
     return SeverityChange("changed", before, take_urgent_notice(settings, now, incident))
 
 
+#: A case raised to severity 1 again this soon after its last urgent mention is the same emergency:
+#: lowered and raised within the hour (by a customer unsure of the level, say), the on-call engineers
+#: are not called twice. After that, each raise calls them again (SPEC §3: "a case raised to 1
+#: notifies"), as an opening at severity 1 does.
+URGENT_REPEAT = timedelta(hours=1)
+
+
 def take_urgent_notice(settings: Settings, now: datetime, incident: Incident) -> bool:
-    """Is `DESKBOT_URGENT_NOTIFY` to be mentioned for `incident` now? Once per case, at severity 1."""
-    if incident.severity != 1 or incident.urgent_notified_at is not None or not settings.urgent_notify:
+    """Is `DESKBOT_URGENT_NOTIFY` to be mentioned for `incident` now, as it becomes severity 1?"""
+    if incident.severity != 1 or not settings.urgent_notify:
+        return False
+    last = incident.urgent_notified_at
+    if last is not None and now - last < URGENT_REPEAT:
         return False
     incident.urgent_notified_at = now
     return True

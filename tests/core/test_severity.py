@@ -79,13 +79,19 @@ def test_the_customer_sets_the_severity_and_the_due_time_follows_its_target(engi
     )
     assert mention == f"🚨 Severity 1: {URGENT}"  # the operator's mention, posted as it is (not inert)
 
-    # Lowered and raised again: the due time follows; the urgent mention came once per case.
+    # Lowered and raised again within the hour: the due time follows; the same emergency, no second call.
     out = desk.say("Acme", "severity 1 4")
     assert _incident(desk, 1).due_at == opened.opened_at.replace(day=7)  # 3 business days: Mon 7 Dec
     assert "Severity now 4 (low), was 1 (critical)" in out and "🚨" not in out
+    clock.advance(minutes=59)
     out = desk.say("Acme", "severity 1 1")
     assert "Severity now 1 (critical)" in out and URGENT not in out
     assert "Incident #1 already has severity 1 (critical)." in desk.say("Acme", "severity 1 1")
+    # Raised to 1 again later: a case raised to 1 calls the on-call engineers (SPEC §3), counted from the last call.
+    desk.say("Acme", "severity 1 2")
+    clock.advance(minutes=1)
+    out = desk.say("Acme", "severity 1 1")
+    assert f"🚨 Severity 1: {URGENT}" in out
 
     # Only an open incident of one's own; the level is 1 to 4.
     assert "You have no incident #9." in desk.say("Acme", "severity 9 2")
@@ -95,7 +101,7 @@ def test_the_customer_sets_the_severity_and_the_due_time_follows_its_target(engi
     assert "Incident #1 is not open, so its severity cannot change." in desk.say("Acme", "severity 1 2")
     with transaction(desk.engine) as s:
         changes = s.scalars(select(IncidentEvent.detail).where(IncidentEvent.action == "severity")).all()
-    assert changes == ["3 → 1", "1 → 4", "4 → 1"]
+    assert changes == ["3 → 1", "1 → 4", "4 → 1", "1 → 2", "2 → 1"]
 
 
 def test_a_severity_is_taken_by_the_name_the_answers_give_it_in_either_language(engine, db_url, clock):

@@ -28,7 +28,7 @@ from bot.cli import main
 from bot.http import HealthServer
 from bot.services import customers
 from storage.db import transaction
-from storage.models import Customer, Identity, Outbox
+from storage.models import Customer, Identity, Incident, Outbox
 from tests.cli.conftest import exit_status
 from tests.desk import EVERY_MESSAGE_ANSWERED, make_settings
 from tests.fakes.zulip import ADMINS, EVERYONE, FakeZulip
@@ -203,6 +203,48 @@ def test_a_user_group_names_the_engineers_and_its_membership_is_kept_current(des
     fake.post_dm(CAROL, "/case 1")
     wait_until(lambda: len(desk.dms_to(CAROL)) == 2, what="Carol's second answer")
     assert "not authorised" in desk.dms_to(CAROL)[-1].content
+
+
+def assignee_of_case_1(desk: ZulipDesk) -> str | None:
+    with transaction(desk.engine) as session:
+        return session.scalar(select(Incident.assignee).where(Incident.id == 1))
+
+
+def test_assign_by_address_finds_the_engineer_by_user_id_whoever_the_setting_names(
+    desk: ZulipDesk, fake: FakeZulip
+) -> None:
+    # One engineer named by email, the rest by group: an address used to be checked against the
+    # setting's emails only, so every group member was refused (and with no email there, any
+    # address at all was taken, typos and colleagues who are no engineers included).
+    desk.customer("Alice Customer", ALICE, credits=2)
+    fake.add_user(CAROL, "Carol Colleague")
+    fake.add_group("support-engineers", [ENGINEER, CAROL])
+    engineers(desk, f"@support-engineers,{ENGINEER}")
+    desk.start()
+    open_case(desk)
+    fake.post_stream_message(ENGINEER, STREAM, TOPIC, f"/assign {CAROL.upper()}")
+    desk.wait_topic(f"#1 is assigned to `{CAROL}`")
+    assert assignee_of_case_1(desk) == CAROL
+    fake.post_dm(CAROL, "/cases mine")  # the name Carol works under is the one she was assigned by
+    assert "#1" in desk.wait_dm(CAROL, "My printer is on fire").content
+
+    for who in (BOB, "nobody-at-all@typo.example"):  # an account that is no engineer's; no account
+        fake.post_stream_message(ENGINEER, STREAM, TOPIC, f"/assign {who}")
+        desk.wait_topic(f"`{who}` is not the address of an engineer I can see")
+    assert assignee_of_case_1(desk) == CAROL
+
+    # An engineer whose address Zulip hides: their messages show a stand-in, and Zulip finds them by it.
+    fake.set_email_visibility(CAROL, ADMINS)
+    stand_in = fake.api_email(CAROL)
+    assert stand_in != CAROL
+    fake.post_stream_message(ENGINEER, STREAM, TOPIC, f"/assign {CAROL}")
+    desk.wait_topic(f"`{CAROL}` is not the address of an engineer I can see")
+    fake.post_stream_message(ENGINEER, STREAM, TOPIC, f"/assign {stand_in}")
+    desk.wait_topic(f"#1 is assigned to `{stand_in}`")
+    fake.post_dm(CAROL, "/cases mine")
+    wait_until(
+        lambda: len([m for m in desk.dms_to(CAROL) if "My printer is on fire" in m.content]) == 2, what="her case"
+    )
 
 
 def test_an_unknown_group_is_said_once(desk: ZulipDesk, caplog: pytest.LogCaptureFixture) -> None:
