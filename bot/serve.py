@@ -14,6 +14,7 @@ from bot.http import HealthServer
 from bot.logs import configure
 from bot.metrics import deskbot_revision, deskbot_version
 from bot.runtime import DRAIN_SECONDS, Runtime, build_channels
+from bot.terminal import status
 from storage.db import make_engine, upgrade
 from storage.leases import AlreadyRunning, SingleProcessLock
 
@@ -38,7 +39,7 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return 1
-    upgrade(settings.database_url)
+    upgrade(settings.database_url, progress=status("Applying migrations to the database"))
     runtime = Runtime(settings, channels, engine=engine, migrate=False)
     stop = stop or threading.Event()
 

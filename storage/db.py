@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -287,11 +287,14 @@ def alembic_config(url: str):  # noqa: ANN201 (alembic.config.Config, imported l
 MIGRATION_LOCK = 0x6465736B626F74  # "deskbot"
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` to `revision` (idempotent; serialised across processes on PostgreSQL)."""
+def upgrade(url: str, revision: str = "head", progress: AbstractContextManager[object] | None = None) -> None:
+    """Bring the database at `url` to `revision` (idempotent; serialised across processes on PostgreSQL).
+
+    `progress` is entered only while migrations run (`bot.terminal.status`: a spinner on a terminal),
+    not for the check that finds the database up to date."""
     if revision == "head" and _at_head(url):
         return
-    with _quiet_alembic():  # from the import on: loading Alembic's plugins logs at INFO
+    with progress or nullcontext(), _quiet_alembic():  # from the import on: Alembic's plugins log at INFO
         before, after = _upgrade(url, revision)
     if after != before:
         log.info("database migrated from revision %s to %s", before or "(empty)", after)

@@ -169,10 +169,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from sqlalchemy.engine import make_url
 from typer.core import TyperGroup
 
-from bot.cli.context import migrate, settings
+from bot.cli.context import migrate, settings, where
 from bot.cli.errors import run_command
 from storage.db import current_revision, make_engine
 
@@ -316,30 +315,18 @@ def chat(
 def db_upgrade() -> None:
     """Apply the database migrations (deskbot run and the other commands also do this)."""
     config = settings()
-    where = make_url(config.database_url).render_as_string(hide_password=True)
     engine = make_engine(config.database_url)
     try:
         before = current_revision(engine)
-        status = _stderr_status(f"Applying migrations to {where}")
-        with status:
-            migrate(config.database_url)
+        migrate(config.database_url)
         after = current_revision(engine)
     finally:
         engine.dispose()
+    shown = where(config.database_url)
     if before == after:
-        typer.echo(f"Database {where} is up to date (revision {after}).")
+        typer.echo(f"Database {shown} is up to date (revision {after}).")
     else:
-        typer.echo(f"Database {where} upgraded from revision {before or '(empty)'} to {after}.")
-
-
-def _stderr_status(text: str):  # noqa: ANN202
-    """A spinner on a terminal; nothing when stderr is a file or a pipe."""
-    from contextlib import nullcontext
-
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    return console.status(text) if console.is_terminal else nullcontext()
+        typer.echo(f"Database {shown} upgraded from revision {before or '(empty)'} to {after}.")
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
+from sqlalchemy.engine import make_url
 
 from adapters.printable import printable
 from bot.config import Settings, load_settings
 from bot.numbers import DAYS, day, whole_number
 from bot.services.customers import find_customer
+from bot.terminal import status
 from storage.db import make_engine, transaction, upgrade
 
 if TYPE_CHECKING:
@@ -65,10 +67,16 @@ def scrub(text: str) -> str:
 
 
 def migrate(url: str) -> None:
-    """Apply the migrations to `url` unless this process already did."""
+    """Apply the migrations to `url` unless this process already did; a spinner on a terminal while
+    they run (on a large database they take a while, and any command may be the first to run them)."""
     if url not in _migrated:
-        upgrade(url)
+        upgrade(url, progress=status(f"Applying migrations to {where(url)}"))
         _migrated.add(url)
+
+
+def where(url: str) -> str:
+    """The database `url` as people may read it: without its password."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 @contextmanager
