@@ -4,15 +4,19 @@ Order of work after every (re-)registration (NOTES §2):
 
 1. `POST /register` first, so every later message is buffered in the queue.
 2. Note the newest message id visible now (the *horizon*).
-3. Catch up with `GET /messages` from the stored cursor: direct messages and
+3. Catch up on edits no queue told of: the newest messages up to the stored
+   cursor are read again, and the edits of direct messages among them made
+   since the message at the cursor was sent are handed over (`_catch_up_edits`).
+4. Catch up with `GET /messages` from the stored cursor: direct messages and
    the support stream, separately (a narrow cannot say "or"), paged until
    `found_newest`, merged and handed over in id order.
-4. Process the queue's events, skipping ids already handed over.
+5. Process the queue's events, skipping ids already handed over.
 
 A customer's edit of a message (`update_message`) is handed over as a message of its own
 (`inbound.edit_to_inbound`), after the message is read from the server; the cursor stays where it
-is (it counts messages, not edits). Edits made while no queue listened are not caught up: the
-catch-up reads the messages after the cursor, with the words they have by then.
+is (it counts messages, not edits). An edit made while no queue listened is handed over the same
+way by the next catch-up (step 3), with the same key, so an edit is handled once whichever way it
+comes; a message after the cursor is read with the words it has by then.
 
 Threads: the loop runs in a worker thread that both long-polls and hands
 messages over, so nothing is passed between threads on the way from the
@@ -75,6 +79,9 @@ SKIPPED_CURSOR_FLUSH_SECONDS = 30.0
 HELD_FILE_BYTES = 32 * 1024 * 1024
 #: Messages handed to the sink together while catching up (one transaction).
 HAND_OVER_PAGE = 50
+#: Messages up to the cursor a catch-up reads again for edits of DMs no queue told of
+#: (`_catch_up_edits`): the newest, those a customer could still edit when the bot stopped listening.
+EDITS_PAGE = 200
 EVENT_TYPES = ["message", "update_message", "stream", "subscription", "user_group"]
 #: What the register answer carries besides the queue: limits, the support stream's flags, the user
 #: groups (engineers named as `@group`; `GET /user_groups` is closed to bots).
@@ -335,6 +342,7 @@ class Receiver:
             self._cursor = start
             log.info("no stored Zulip cursor: starting after message %s", start)
             return
+        self._catch_up_edits()
         found: dict[int, dict[str, Any]] = {}
         narrows = [[{"operator": "is", "operand": "dm"}]]
         if self.state.stream_id is not None:
@@ -355,6 +363,68 @@ class Receiver:
                 )
         with self._sink_turn():
             self._flush_cursor()
+
+    def _catch_up_edits(self) -> None:
+        """Hand over the edits of direct messages up to the cursor that no queue told of.
+
+        The catch-up after the cursor reads messages with the words they have by then, but a DM at
+        or before it is stored with the words it had when it came: an edit of it made while no queue
+        listened (the bot stopped, the queue expired, an outage) reached nobody. So the newest
+        EDITS_PAGE messages up to the cursor are read again, and each DM among them edited since the
+        message at the cursor was sent is handed over as the live edit would have been
+        (`edit_to_inbound`: the same key of message, edit time and words), so that an edit handled
+        live, or by an earlier catch-up, changes nothing. The cursor stays where it is: it counts
+        messages, not edits.
+
+        Why "since the message at the cursor": the bot was listening when its cursor passed that
+        message, after it was sent, so an older edit reached it through a queue, or was in the words
+        a catch-up read (the cursor passes the bot's own post of such a message in its case topic
+        too). Only the server's times are compared. The realm's edit window needs no reading: no
+        edit is made after its message's window closed, and an edit made in a long outage, of a
+        message whose window has closed since, is still found.
+
+        What this cannot tell apart: a DM that a catch-up read already edited, when the cursor is
+        still at it (or at a message of the same second as the edit) at the next catch-up, as after
+        the bot is killed before its own posts moved the cursor: its edit is added once more, in the
+        words the case has already.
+
+        Files the edit added are not fetched: the words before it are not known here. A failure to
+        read the messages is logged and the catch-up goes on without these edits: they are looked
+        for again at the next one.
+        """
+        request = {
+            "anchor": str(self._cursor),
+            "include_anchor": True,
+            "num_before": EDITS_PAGE,
+            "num_after": 0,
+            "apply_markdown": False,
+        }
+        self._check_stop()
+        try:
+            page = self._call("GET", "messages", request).get("messages", [])
+        except ZulipStopping:
+            raise
+        except (ZulipApiError, ZulipUnavailable) as exc:
+            log.warning("cannot read Zulip messages for edits made while not receiving (%s); not caught up now", exc)
+            return
+        since = int(page[-1].get("timestamp", 0)) if page else 0  # the message at the cursor (oldest first)
+        for message in page:
+            edited_at = message.get("last_edit_timestamp")
+            if message.get("type") != "private" or not isinstance(edited_at, int) or edited_at < since:
+                continue
+            try:
+                edit = edit_to_inbound(
+                    {"content": message["content"], "edit_timestamp": edited_at}, message, self.state
+                )
+            except Exception:
+                # As for a live edit (`_edit`): logged whole, and the channel goes on.
+                log.exception(
+                    "cannot read the edit of Zulip message %s; skipped", message.get("id"), extra={"channel": "zulip"}
+                )
+                continue
+            if edit is not None:  # None: the bot's own, a group DM
+                with self._sink_turn():
+                    self.sink.deliver(edit)
 
     def _messages_after(self, narrow: list[dict[str, Any]], anchor: int) -> dict[str, Any]:
         """One page of `narrow`: the messages after `anchor`, oldest first."""

@@ -2,12 +2,19 @@
 the fake Zulip over HTTP, the real `zulip` client, runtime, router and store (both databases).
 
 A customer's edit of a DM to the bot joins their case as a new message and shows in the case topic
-as an edit; an engineer's edit of a command is not run again, and they are told so."""
+as an edit, once, whether the bot was listening or catches it up when it starts again; an engineer's
+edit of a command is not run again, and they are told so."""
 
 from __future__ import annotations
 
+import logging
+import time
+
+import pytest
+import zulip
 from sqlalchemy import func, select
 
+from adapters.zulip.inbound import edit_id
 from storage.db import transaction
 from storage.models import Incident, IncidentAttachment, IncidentMessage, ProcessedInbound
 from tests.zulip.conftest import ALICE, BOB, BOT, ENGINEER, STREAM
@@ -40,6 +47,21 @@ def answered_after(desk: ZulipDesk, text: str, containing: str) -> int:
         lambda: any(containing in m.content for m in desk.dms_to(ALICE)[before:]), what=f"the answer to {text!r}"
     )
     return before
+
+
+def edit_as(desk: ZulipDesk, email: str, message_id: int, content: str) -> None:
+    """`email` edits their message as the web app does, with the real client's `PATCH /messages/{id}`:
+    Zulip sets its `last_edit_timestamp`, and tells the queues that listen, if any."""
+    person = zulip.Client(site=desk.fake.url, email=email, api_key=desk.fake.user(email).api_key, retry_on_errors=False)
+    answer = person.call_endpoint(url=f"messages/{message_id}", method="PATCH", request={"content": content})
+    assert answer["result"] == "success", answer
+
+
+def edit_keys(desk: ZulipDesk, message_id: int) -> list[str]:
+    """The exactly-once keys of the edits of `message_id` the store records as handled."""
+    with transaction(desk.engine) as session:
+        query = select(ProcessedInbound.message_id).where(ProcessedInbound.message_id.startswith(f"{message_id}:edit:"))
+        return list(session.scalars(query))
 
 
 def added_to_open_case(desk: ZulipDesk, text: str) -> int:
@@ -174,3 +196,111 @@ def test_an_edit_carries_only_the_files_it_added(desk: ZulipDesk) -> None:
     with transaction(desk.engine) as session:
         names = session.scalars(select(IncidentAttachment.name).order_by(IncidentAttachment.id)).all()
     assert names == ["first.log", "second.log"]
+
+
+def test_an_edit_made_while_the_bot_was_stopped_joins_the_case_once_it_starts_again(desk: ZulipDesk) -> None:
+    """As a live edit would have: once, with the edited words, shown as an edit, with the same key."""
+    sent = added_to_open_case(desk, "The toner smells @**all**")
+    acknowledged = len([m for m in desk.dms_to(ALICE) if ADDED in m.content])
+    desk.stop_all()
+    edit_as(desk, ALICE, sent, "The toner smells burnt @**all**")
+    count = handled(desk)
+    desk.start()
+    mirrored = desk.wait_topic("wrote (edited):")
+    relayed = parse_relayed(mirrored.content)
+    alice = desk.fake.user(ALICE).user_id
+    assert relayed.outside[0] == f"**`Alice Customer`** via zulip (user `{alice}`) wrote (edited):"
+    assert relayed.inside == ["The toner smells burnt @**all**"]
+    assert case_words(desk)[-2:] == ["The toner smells @**all**", "The toner smells burnt @**all**"]
+    assert handled(desk) == count + 1
+    edited_at = desk.fake.message(sent).last_edit_timestamp
+    assert edited_at is not None
+    assert edit_keys(desk, sent) == [edit_id(str(sent), edited_at, "The toner smells burnt @**all**")]
+    wait_until(
+        lambda: len([m for m in desk.dms_to(ALICE) if ADDED in m.content]) == acknowledged + 1,
+        what="the edit acknowledged, as a live one is",
+    )
+
+
+def hold_back_edit_posts(desk: ZulipDesk) -> None:
+    """Zulip refuses the bot's posts of edits in the case topic (the outbox keeps them): with
+    no answer either (the quiet rule), nothing the bot posts comes after the edit, so each catch-up
+    reads it again, as an edit it may have missed (it looks at those since the message at the cursor)."""
+    desk.fake.fail_for(600, status=502, path="/messages", method="POST", containing="wrote (edited):")
+
+
+def test_starting_again_and_again_adds_an_edit_made_while_stopped_once(desk: ZulipDesk) -> None:
+    sent = added_to_open_case(desk, "The toner smells")
+    desk.stop_all()
+    edit_as(desk, ALICE, sent, "The toner smells burnt")
+    edited_at = desk.fake.message(sent).last_edit_timestamp or 0
+    desk.settings = desk.settings.model_copy(update={"ack_quiet_minutes": 10})
+    hold_back_edit_posts(desk)
+    count = handled(desk)
+    for _start in range(3):
+        assert max(m.timestamp for m in desk.fake.messages) <= edited_at  # so the catch-up reads it again
+        desk.start()  # connected: its catch-up is in the store
+        assert handled(desk) == count + 1
+        desk.stop_all()
+    assert case_words(desk)[-2:] == ["The toner smells", "The toner smells burnt"]
+    assert len(edit_keys(desk, sent)) == 1
+
+
+def test_an_edit_handled_live_is_not_added_again_by_a_later_catch_up(desk: ZulipDesk) -> None:
+    desk.settings = desk.settings.model_copy(update={"ack_quiet_minutes": 10})
+    desk.customer("Alice Customer", ALICE, credits=2)
+    desk.start()
+    open_case(desk)
+    sent = desk.fake.post_dm(ALICE, "The toner smells")
+    desk.wait_topic("The toner smells")
+    count = handled(desk)
+    hold_back_edit_posts(desk)
+    edit_as(desk, ALICE, sent, "The toner smells burnt")
+    wait_until(lambda: handled(desk) == count + 1, what="the edit handled live")
+    words = case_words(desk)
+    assert words[-2:] == ["The toner smells", "The toner smells burnt"]
+    assert max(m.timestamp for m in desk.fake.messages) <= (desk.fake.message(sent).last_edit_timestamp or 0)
+    desk.stop_all()
+    desk.start()  # its catch-up reads the edit again
+    assert handled(desk) == count + 1
+    assert case_words(desk) == words
+    assert len(edit_keys(desk, sent)) == 1
+
+
+def test_a_dm_read_with_its_edit_after_a_stop_is_not_added_again_at_the_next_start(desk: ZulipDesk) -> None:
+    """A DM sent and edited while the bot was stopped comes with its edited words when the bot starts
+    again; the messages after it at the cursor are newer than the edit, so no catch-up adds it twice."""
+    added_to_open_case(desk, "The toner smells")
+    desk.stop_all()
+    later = desk.fake.post_dm(ALICE, "Also the tray")
+    edit_as(desk, ALICE, later, "Also the tray melted")
+    time.sleep(1.1)  # the bot takes a while to start again: what comes next is a second newer at least
+    desk.start()
+    desk.wait_topic("Also the tray melted")
+    answered_after(desk, "status", "Your incidents:")
+    count, words = handled(desk), case_words(desk)
+    assert words[-2:] == ["The toner smells", "Also the tray melted"]
+    desk.stop_all()
+    desk.start()
+    assert handled(desk) == count
+    assert case_words(desk) == words
+
+
+def test_a_failure_to_read_the_dms_again_is_logged_and_the_catch_up_goes_on(
+    desk: ZulipDesk, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent = added_to_open_case(desk, "The toner smells")
+    desk.stop_all()
+    edit_as(desk, ALICE, sent, "The toner smells burnt")
+    desk.fake.post_dm(ALICE, "Still smoking")
+
+    def refuse_reading_dms_again(method: str, path: str, params: dict[str, str]) -> None:
+        if method == "GET" and path == "/messages" and params.get("num_after") == "0" and params["anchor"] != "newest":
+            desk.fake.fail_next(1, status=502, path="/messages", method="GET")
+
+    desk.fake.before_request = refuse_reading_dms_again
+    desk.start()
+    desk.wait_topic("Still smoking")  # the messages sent meanwhile are caught up all the same
+    assert case_words(desk)[-2:] == ["The toner smells", "Still smoking"]
+    told = [r for r in caplog.records if "edits made while not receiving" in r.getMessage()]
+    assert [r.levelno for r in told] == [logging.WARNING]

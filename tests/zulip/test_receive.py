@@ -108,7 +108,8 @@ def test_catch_up_after_downtime_in_pages(fake, make_channel, sink, run_channel)
         sink.wait_count(1 + len(expected))
         time.sleep(0.3)
     assert sink.ids[1:] == expected  # in id order, each once
-    get_messages = [r for r in fake.requests_to("GET", "/messages") if r.params.get("anchor") != "newest"]
+    # The pages after the cursor; not the horizon (`anchor=newest`), nor the edits' read up to the cursor.
+    get_messages = [r for r in fake.requests_to("GET", "/messages") if r.params.get("num_after") != "0"]
     assert all(r.params["apply_markdown"] == "false" and r.params["include_anchor"] == "false" for r in get_messages)
     assert len(get_messages) == 6  # pages of 3: 3 + 3 + 1 direct messages, the same in the stream
     sink.assert_cursor_sound(fake)
