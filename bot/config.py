@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adapters.email.oauth import check_token_url
 from adapters.email.servers import parse_server_url
+from bot.numbers import whole_number
 from bot.policy.calendar import BusinessCalendar, ServiceHours
 from bot.setting_checks import check_database_url, file_problem, site_problem
 
@@ -37,6 +38,10 @@ SECRET_NAMES = (
     "EMAIL_OAUTH2_CLIENT_SECRET",
     "EMAIL_OAUTH2_REFRESH_TOKEN",
 )
+
+
+#: The longest DESKBOT_PACK_VALIDITY_MONTHS: ten years.
+MAX_PACK_VALIDITY_MONTHS = 120
 
 
 class SettingsError(Exception):
@@ -96,6 +101,9 @@ class Settings(BaseSettings):
     urgent_notify: str = Field("", validation_alias="DESKBOT_URGENT_NOTIFY")
     incident_price: Decimal = Field(Decimal("99.00"), ge=0, validation_alias="DESKBOT_INCIDENT_PRICE")
     currency: str = Field("EUR", validation_alias="DESKBOT_CURRENCY")
+    #: Whole calendar months a credit pack is valid from its purchase date, its last day included
+    #: (bot.policy.entitlements `pack_expires_on`); 12, the vendor's year: 29 Feb → 28 Feb.
+    pack_validity_months: int = Field(12, validation_alias="DESKBOT_PACK_VALIDITY_MONTHS")
     #: Days before a pack's last valid day on which its customer is reminded, once, that its unused
     #: credits lapse (bot.reminders); 0 sends no reminders.
     credit_reminder_days: int = Field(30, ge=0, le=365, validation_alias="DESKBOT_CREDIT_REMINDER_DAYS")
@@ -151,6 +159,16 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[A-Z]{3}", value):
             raise ValueError(f"expected a three-letter currency code in capitals, such as EUR; got {value[:20]!r}")
         return value
+
+    @field_validator("pack_validity_months", mode="before")
+    @classmethod
+    def _pack_validity_months(cls, value: Any) -> Any:
+        number = whole_number(value.strip()) if isinstance(value, str) else value
+        if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= MAX_PACK_VALIDITY_MONTHS:
+            raise ValueError(
+                f"expected whole months from 1 to {MAX_PACK_VALIDITY_MONTHS} (12: a year), got {str(value)[:20]!r}"
+            )
+        return number
 
     @field_validator("http_addr")
     @classmethod

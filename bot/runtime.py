@@ -599,7 +599,10 @@ def _ensure_console_customer(runtime: Runtime, name: str) -> int:
         if found is None:
             found, _code = customers.create_customer(session, name, None, None, now)
         customers.link_identity(session, found, "console", found.name, now)
-        left = credits.credit_summary(session, found.id, runtime.settings.today(now)).total_left
+        settings = runtime.settings
+        left = credits.credit_summary(
+            session, found.id, settings.today(now), months=settings.pack_validity_months
+        ).total_left
     # The console sends as the exact stored name.
     console = runtime.channels["console"]
     if isinstance(console, ConsoleChannel):

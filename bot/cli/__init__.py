@@ -66,9 +66,11 @@ zone (`DESKBOT_TIMEZONE`).
 ``deskbot credits grant CUSTOMER --incidents N [--purchased YYYY-MM-DD] [--json]``
     Add a pack of N incident credits (1–10000) bought on that date (default:
     today in the service time zone; from 2000-01-01 to 2099-12-31); a pack is
-    valid for one calendar year, until the same date a year later inclusive
-    (29 February: 28 February). A pack that has expired already, or is not
-    valid yet, is granted with a warning on stderr.
+    valid for ``DESKBOT_PACK_VALIDITY_MONTHS`` calendar months (default 12),
+    until the same date that many months later inclusive, or that month's last
+    day if it has no such date (29 February + 12: 28 February). A pack that
+    has expired already, or is not valid yet, is granted with a warning on
+    stderr.
 
 ``deskbot credits import FILE.csv [--json]``
     Grant packs from a CSV file with a header row naming the columns

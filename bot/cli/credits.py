@@ -50,18 +50,23 @@ def credits_grant(
     ],
     purchased: Annotated[
         str | None,
-        typer.Option("--purchased", metavar="YYYY-MM-DD", help="Purchase date (default: today); valid one year."),
+        typer.Option(
+            "--purchased",
+            metavar="YYYY-MM-DD",
+            help="Purchase date (default: today); valid DESKBOT_PACK_VALIDITY_MONTHS months (12: a year).",
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a pack of incident credits bought on one date."""
     config = settings()
+    months = config.pack_validity_months
     day = parse_day(purchased, "--purchased") if purchased is not None else today(config)
     with session_of(config) as session:
         found = customer_or_fail(session, customer)
         pack = credit_service.grant_credits(session, found, incidents, day, operator(), now())
-        left = credit_service.credit_summary(session, found.id, today(config)).total_left
-    expires = pack_expires_on(pack.purchased)
+        left = credit_service.credit_summary(session, found.id, today(config), months=months).total_left
+    expires = pack_expires_on(pack.purchased, months=months)
     if as_json:
         print_json(
             {
@@ -79,15 +84,15 @@ def credits_grant(
         f"Pack {pack.id}: {_credits(pack.incidents)} for {found.name}, bought {pack.purchased},"
         f" valid until {expires} inclusive. {found.name} has {_credits(left)} left."
     )
-    warning = _pack_warning(pack.purchased, today(config))
+    warning = _pack_warning(pack.purchased, today(config), months)
     if warning:
         echo(f"warning: {warning}", err=True)
 
 
-def _pack_warning(purchased: date, today: date) -> str | None:
+def _pack_warning(purchased: date, today: date, months: int) -> str | None:
     """Why a pack bought on `purchased` gives the customer nothing today, if it does not (a date
     that is probably a slip): granted all the same, with this warning."""
-    why = unusable_because(purchased, today)
+    why = unusable_because(purchased, today, months=months)
     if why == "expired":
         return "this pack has expired already: it gives the customer nothing to use"
     if why == "not_yet":
@@ -109,7 +114,9 @@ def credits_cancel(
         done = credit_service.cancel_unused(session, pack, operator(), now())
         if done is None:
             raise CliError(f"no pack {pack} (deskbot customers show CUSTOMER lists a customer's packs)")
-        left = credit_service.credit_summary(session, done.customer.id, today(config)).total_left
+        left = credit_service.credit_summary(
+            session, done.customer.id, today(config), months=config.pack_validity_months
+        ).total_left
         document = {
             "pack_id": pack,
             "customer_id": done.customer.id,
@@ -166,7 +173,8 @@ def credits_import(
         results = _import_with_progress(engine, rows, as_json)
     errors = sorted(bad + [r for r in results if isinstance(r, imports.RowError)], key=lambda e: e.line)
     done = [r for r in results if isinstance(r, imports.RowImported)]
-    warnings = {r.line: w for r in done if not r.skipped and (w := _pack_warning(r.purchased, today(config)))}
+    day, months = today(config), config.pack_validity_months
+    warnings = {r.line: w for r in done if not r.skipped and (w := _pack_warning(r.purchased, day, months))}
     if as_json:
         print_json(_import_document(file, done, errors, warnings))
     else:

@@ -282,7 +282,9 @@ def customers_list(as_json: JsonFlag = False) -> None:
         )
     records = []
     for customer in found:
-        summary = summarise([credit_service.as_policy(p) for p in packs[customer.id]], day)
+        summary = summarise(
+            [credit_service.as_policy(p) for p in packs[customer.id]], day, months=config.pack_validity_months
+        )
         records.append(
             {
                 "id": customer.id,
@@ -337,7 +339,7 @@ def customers_show(
         )
         packs = credit_service.packs_of(session, found.id)
         day = today(config)
-        summary = summarise([credit_service.as_policy(p) for p in packs], day)
+        summary = summarise([credit_service.as_policy(p) for p in packs], day, months=config.pack_validity_months)
         incidents = incident_service.customer_incidents(
             session, found.id, (incident_service.OPEN, incident_service.RESOLVED, incident_service.CLOSED)
         )

@@ -107,7 +107,8 @@ def open_incident(ctx: Context, text: str | None) -> None:
     case_topic.opened(ctx, incident, opened.urgent)
     mirror(ctx, incident, body, opened.files)
     assert ctx.customer is not None
-    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
+    months = ctx.settings.pack_validity_months
+    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today, months=months)
     lines = [
         ctx.t(_("Incident #{number} is open: {subject}"), number=incident.id, subject=ctx.theirs(incident.subject)),
         ctx.tn(
@@ -117,7 +118,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
             ),
             summary.total_left,
             left=summary.total_left,
-            expiry=format_day(pack_expires_on(charged.purchased), ctx.lang),
+            expiry=format_day(pack_expires_on(charged.purchased, months=months), ctx.lang),
         ),
         ctx.t(
             _(
@@ -383,7 +384,7 @@ def _excerpt(text: str, limit: int = 300) -> str:
 )
 def show_credits(ctx: Context) -> None:
     assert ctx.customer is not None
-    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
+    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today, months=ctx.settings.pack_validity_months)
     # A pack whose every credit was cancelled before any was used was a grant made by mistake.
     packs = [status for status in summary.packs if status.pack.incidents > 0]
     if not packs:
@@ -486,7 +487,7 @@ def link(ctx: Context, code: str) -> None:
         ctx.reply_text("\n".join(lines))
     else:
         ctx.customer = outcome
-        summary = credits.credit_summary(ctx.session, outcome.id, ctx.today)
+        summary = credits.credit_summary(ctx.session, outcome.id, ctx.today, months=ctx.settings.pack_validity_months)
         lines = [
             ctx.tn(
                 n_(

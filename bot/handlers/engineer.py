@@ -266,7 +266,8 @@ def _no_charge(
             ctx.reply(_("#{number} is already marked as our bug."), number=number)
         return
     customer = incidents.customer_of(ctx.session, incident)
-    left = credits.credit_summary(ctx.session, customer.id, ctx.today).total_left if customer else 0
+    months = ctx.settings.pack_validity_months
+    left = credits.credit_summary(ctx.session, customer.id, ctx.today, months=months).total_left if customer else 0
     _tell_customer(ctx, incident, lambda lang: _told(lang, words, incident.id, credit, left))
 
     def marked(lang: str) -> str:

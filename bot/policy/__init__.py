@@ -15,8 +15,10 @@ from bot.policy.entitlements import (
     credits_left,
     expiry_reminder_due,
     give_back,
+    months_after,
     pack_expires_on,
     pack_is_valid,
+    reminder_purchase_window,
     summarise,
     unusable_because,
 )
@@ -33,8 +35,10 @@ __all__ = [
     "credits_left",
     "expiry_reminder_due",
     "give_back",
+    "months_after",
     "pack_expires_on",
     "pack_is_valid",
+    "reminder_purchase_window",
     "summarise",
     "unusable_because",
 ]

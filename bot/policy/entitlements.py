@@ -1,16 +1,20 @@
 """Entitlement rules: credit packs, their validity, and which pack pays for an incident.
 
-Pure functions of the packs and ``today`` (a date the caller supplies, taken
-in the desk's time zone). Packs are immutable; ``consume`` and ``give_back``
-return the updated pack for the caller to store.
+Pure functions of the packs, ``today`` (a date the caller supplies, taken in
+the desk's time zone) and ``months``, how long a pack is valid (the setting
+``DESKBOT_PACK_VALIDITY_MONTHS``; the vendor's year is 12). ``months`` has no
+default here: a caller that forgot it would quietly apply a year. Packs are
+immutable; ``consume`` and ``give_back`` return the updated pack for the caller
+to store.
 """
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import MAXYEAR, MINYEAR, date, timedelta
 from typing import Literal
 
 __all__ = [
@@ -23,8 +27,10 @@ __all__ = [
     "credits_left",
     "expiry_reminder_due",
     "give_back",
+    "months_after",
     "pack_expires_on",
     "pack_is_valid",
+    "reminder_purchase_window",
     "summarise",
     "unusable_because",
 ]
@@ -51,32 +57,43 @@ class Pack:
             raise ValueError(f"pack {self.id}: used must be between 0 and {self.incidents}, got {self.used}")
 
 
-def pack_expires_on(purchased: date) -> date:
-    """The last day a pack bought on ``purchased`` is valid: one calendar year later.
-
-    A pack bought on 29 February expires on 28 February of the next year.
-    """
-    if purchased.year == date.max.year:  # stored before dates people type were bounded (bot.numbers)
+def months_after(day: date, months: int) -> date:
+    """``day`` moved by ``months`` calendar months (back when negative): the same day of the month,
+    or that month's last day where it has no such day (31 Jan + 1 → 28 or 29 Feb; 29 Feb + 12 →
+    28 Feb). Past the dates Python holds: ``date.max`` (``date.min`` going back)."""
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    if year > MAXYEAR:
         return date.max
-    if (purchased.month, purchased.day) == (2, 29):
-        return date(purchased.year + 1, 2, 28)
-    return purchased.replace(year=purchased.year + 1)
+    if year < MINYEAR:
+        return date.min
+    return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
 
 
-def pack_is_valid(pack: Pack, today: date) -> bool:
+def pack_expires_on(purchased: date, *, months: int) -> date:
+    """The last day a pack bought on ``purchased`` is valid: ``months`` calendar months later
+    (``months_after``; with 12, one calendar year: a pack bought on 29 February expires on
+    28 February of the next year).
+
+    A pack whose last day would fall past the last date Python holds expires on ``date.max``
+    (such a date can no longer be typed, bot.numbers, but one stored before must not break listings).
+    """
+    return months_after(purchased, months)
+
+
+def pack_is_valid(pack: Pack, today: date, *, months: int) -> bool:
     """Whether ``pack`` may pay for an incident opened on ``today``.
 
     Valid from the purchase date through the expiry date *inclusive*: a
     customer reading "valid until 10 Mar 2027" expects to use it that day.
     A pack dated in the future is not valid yet.
     """
-    return pack.purchased <= today <= pack_expires_on(pack.purchased)
+    return pack.purchased <= today <= pack_expires_on(pack.purchased, months=months)
 
 
-def unusable_because(purchased: date, today: date) -> Literal["expired", "not_yet"] | None:
+def unusable_because(purchased: date, today: date, *, months: int) -> Literal["expired", "not_yet"] | None:
     """Why a pack bought on ``purchased`` cannot pay for anything ``today`` (None: it can, credits
     permitting). A grant of such a pack is most often a slip of the year, which is worth a word."""
-    if today > pack_expires_on(purchased):
+    if today > pack_expires_on(purchased, months=months):
         return "expired"
     if today < purchased:
         return "not_yet"
@@ -88,14 +105,25 @@ def credits_left(pack: Pack) -> int:
     return pack.incidents - pack.used
 
 
-def expiry_reminder_due(pack: Pack, today: date, days_before: int) -> bool:
+def expiry_reminder_due(pack: Pack, today: date, days_before: int, *, months: int) -> bool:
     """Whether the customer is to be reminded ``today`` that ``pack``'s unused credits lapse: it
     has some left, may still be used today, and its last valid day is at most ``days_before``
     days away (0: reminders are off). Credits are money paid; a customer told a month ahead can
     still use them, or plan the next pack."""
-    if days_before <= 0 or credits_left(pack) <= 0 or not pack_is_valid(pack, today):
+    if days_before <= 0 or credits_left(pack) <= 0 or not pack_is_valid(pack, today, months=months):
         return False
-    return (pack_expires_on(pack.purchased) - today).days <= days_before
+    return (pack_expires_on(pack.purchased, months=months) - today).days <= days_before
+
+
+def reminder_purchase_window(today: date, days_before: int, *, months: int) -> tuple[date, date]:
+    """The first and last purchase dates of packs that ``expiry_reminder_due`` may pick ``today``:
+    every such pack is bought within them (a store narrows its query to these; the rule decides).
+
+    Still valid today means bought no earlier than ``months`` before today; lapsing within
+    ``days_before`` days means bought no later than ``months`` before that last day, give or
+    take the three days a month's end can clamp (bought 28–31 Jan, a month: all end 28 Feb).
+    """
+    return months_after(today, -months), months_after(today + timedelta(days=days_before), -months) + timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -113,26 +141,29 @@ class NoCredit:
     starts: date | None = None
 
 
-def _consumption_order(pack: Pack) -> tuple[date, date, int]:
-    # Spend the credit that would be lost first; ties go to the older purchase.
-    return pack_expires_on(pack.purchased), pack.purchased, pack.id
+def _consumption_order(months: int) -> Callable[[Pack], tuple[date, date, int]]:
+    def order(pack: Pack) -> tuple[date, date, int]:
+        # Spend the credit that would be lost first; ties go to the older purchase.
+        return pack_expires_on(pack.purchased, months=months), pack.purchased, pack.id
+
+    return order
 
 
-def choose_pack(packs: Sequence[Pack], today: date) -> Pack | NoCredit:
+def choose_pack(packs: Sequence[Pack], today: date, *, months: int) -> Pack | NoCredit:
     """The pack to charge for an incident opened on ``today``, or why there is none.
 
     Among packs valid today with credits left, the one that expires first
     (ties: earlier purchase, then lower id).
     """
-    usable = [p for p in packs if pack_is_valid(p, today) and credits_left(p) > 0]
+    usable = [p for p in packs if pack_is_valid(p, today, months=months) and credits_left(p) > 0]
     if usable:
-        return min(usable, key=_consumption_order)
+        return min(usable, key=_consumption_order(months))
     coming = [p.purchased for p in packs if p.purchased > today and credits_left(p) > 0]
     if coming:
         return NoCredit("not_yet", min(coming))
-    if any(pack_is_valid(p, today) for p in packs):
+    if any(pack_is_valid(p, today, months=months) for p in packs):
         return NoCredit("all_used")
-    if any(pack_expires_on(p.purchased) < today for p in packs):
+    if any(pack_expires_on(p.purchased, months=months) < today for p in packs):
         return NoCredit("all_expired")
     return NoCredit("none_bought")
 
@@ -181,16 +212,16 @@ class CreditSummary:
     next_expiry: date | None
 
 
-def summarise(packs: Sequence[Pack], today: date) -> CreditSummary:
+def summarise(packs: Sequence[Pack], today: date, *, months: int) -> CreditSummary:
     """The credit position on ``today`` (see ``CreditSummary``)."""
     statuses = tuple(
         PackStatus(
             pack=p,
             left=credits_left(p),
-            expires_on=pack_expires_on(p.purchased),
-            valid=pack_is_valid(p, today),
+            expires_on=pack_expires_on(p.purchased, months=months),
+            valid=pack_is_valid(p, today, months=months),
         )
-        for p in sorted(packs, key=_consumption_order)
+        for p in sorted(packs, key=_consumption_order(months))
     )
     spendable = [s for s in statuses if s.valid and s.left > 0]
     return CreditSummary(

@@ -4,13 +4,14 @@ back a credit (SPEC §1).
 Which pack pays, and the arithmetic of a pack, are the pure rules of
 bot.policy.entitlements (`choose_pack`, `consume`, `give_back`, `summarise`);
 this module applies them to the stored packs, locking them on PostgreSQL.
+`months` is how long a pack is valid (`Settings.pack_validity_months`).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Literal
 
 from sqlalchemy import select, update
@@ -26,6 +27,7 @@ from bot.policy import (
     expiry_reminder_due,
     give_back,
     pack_expires_on,
+    reminder_purchase_window,
     summarise,
 )
 from bot.services.customers import CustomerError
@@ -50,21 +52,21 @@ def left_in(pack: CreditPack) -> int:
     return pack.incidents - pack.cancelled - pack.used
 
 
-def credit_summary(session: Session, customer_id: int, today: date) -> CreditSummary:
-    return summarise([as_policy(p) for p in packs_of(session, customer_id)], today)
+def credit_summary(session: Session, customer_id: int, today: date, *, months: int) -> CreditSummary:
+    return summarise([as_policy(p) for p in packs_of(session, customer_id)], today, months=months)
 
 
-def could_open(session: Session, customer_id: int, today: date) -> CreditSummary | NoCredit:
+def could_open(session: Session, customer_id: int, today: date, *, months: int) -> CreditSummary | NoCredit:
     """Could the customer open an incident today? Their credits if so, or why not (nothing taken)."""
     packs = [as_policy(p) for p in packs_of(session, customer_id)]
-    choice = choose_pack(packs, today)
-    return choice if isinstance(choice, NoCredit) else summarise(packs, today)
+    choice = choose_pack(packs, today, months=months)
+    return choice if isinstance(choice, NoCredit) else summarise(packs, today, months=months)
 
 
-def take_credit(session: Session, customer_id: int, today: date) -> CreditPack | NoCredit:
+def take_credit(session: Session, customer_id: int, today: date, *, months: int) -> CreditPack | NoCredit:
     """Consume one credit from the pack the rules choose (`policy.choose_pack`; rows locked on PostgreSQL)."""
     packs = packs_of(session, customer_id, lock=True)
-    choice = choose_pack([as_policy(p) for p in packs], today)
+    choice = choose_pack([as_policy(p) for p in packs], today, months=months)
     if isinstance(choice, NoCredit):
         return choice
     row = next(p for p in packs if p.id == choice.id)
@@ -93,7 +95,7 @@ class CreditReturn:
         return self.outcome == "returned"
 
 
-def return_credit(session: Session, pack_id: int | None, today: date) -> CreditReturn:
+def return_credit(session: Session, pack_id: int | None, today: date, *, months: int) -> CreditReturn:
     """Give a credit back to its pack (`policy.give_back`) if that pack is still valid on `today`."""
     if pack_id is None:
         return CreditReturn("not_charged")
@@ -102,7 +104,7 @@ def return_credit(session: Session, pack_id: int | None, today: date) -> CreditR
     if pack is None:
         log.warning("credit not returned: pack %s does not exist", pack_id)
         return CreditReturn("not_used", pack_id)
-    valid_until = pack_expires_on(pack.purchased)
+    valid_until = pack_expires_on(pack.purchased, months=months)
     if valid_until < today:
         return CreditReturn("expired", pack_id, valid_until)
     try:
@@ -159,22 +161,22 @@ def cancel_unused(session: Session, pack_id: int, by: str, now: datetime) -> Can
     return Cancelled(pack, customer, count)
 
 
-def packs_to_remind(session: Session, today: date, days_before: int) -> list[CreditPack]:
+def packs_to_remind(session: Session, today: date, days_before: int, *, months: int) -> list[CreditPack]:
     """Packs whose customer is to be reminded today that unused credits lapse (the policy's
     `expiry_reminder_due`), not reminded yet; locked, and those another replica holds left out."""
+    first, last = reminder_purchase_window(today, days_before, months=months)
     query = (
         select(CreditPack)
         .where(
             CreditPack.expiry_reminded_at.is_(None),
             CreditPack.used + CreditPack.cancelled < CreditPack.incidents,
-            # Wide enough for leap years either way; the policy decides.
-            CreditPack.purchased >= today - timedelta(days=367),
-            CreditPack.purchased <= today - timedelta(days=364 - days_before),
+            CreditPack.purchased >= first,
+            CreditPack.purchased <= last,
         )
         .order_by(CreditPack.purchased, CreditPack.id)
     )
     found = session.scalars(for_update(query, session, skip_locked=True))
-    return [pack for pack in found if expiry_reminder_due(as_policy(pack), today, days_before)]
+    return [pack for pack in found if expiry_reminder_due(as_policy(pack), today, days_before, months=months)]
 
 
 def claim_reminder(session: Session, pack: CreditPack, now: datetime) -> bool:

@@ -25,6 +25,8 @@ from bot.policy.entitlements import (
 )
 
 policy = settings(max_examples=150, deadline=None)
+#: The vendor's validity, one calendar year (DESKBOT_PACK_VALIDITY_MONTHS' default).
+YEAR = 12
 
 
 # -- expiry and validity -------------------------------------------------------
@@ -41,36 +43,36 @@ policy = settings(max_examples=150, deadline=None)
     ],
 )
 def test_pack_expires_one_calendar_year_later(purchased: date, expires: date) -> None:
-    assert pack_expires_on(purchased) == expires
+    assert pack_expires_on(purchased, months=YEAR) == expires
 
 
 @given(st.dates(min_value=date(9999, 1, 1)))
 def test_a_pack_of_the_last_year_a_date_holds_expires_on_the_last_day(purchased: date) -> None:
     # Such a date can no longer be typed (bot.numbers), but one stored before must not break listings.
-    assert pack_expires_on(purchased) == date.max
+    assert pack_expires_on(purchased, months=YEAR) == date.max
 
 
 def test_pack_is_valid_from_purchase_through_expiry_day() -> None:
     pack = Pack(id=1, purchased=date(2026, 3, 10), incidents=5, used=0)
-    assert not pack_is_valid(pack, date(2026, 3, 9))
-    assert pack_is_valid(pack, date(2026, 3, 10))
-    assert pack_is_valid(pack, date(2027, 3, 10))
-    assert not pack_is_valid(pack, date(2027, 3, 11))
+    assert not pack_is_valid(pack, date(2026, 3, 9), months=YEAR)
+    assert pack_is_valid(pack, date(2026, 3, 10), months=YEAR)
+    assert pack_is_valid(pack, date(2027, 3, 10), months=YEAR)
+    assert not pack_is_valid(pack, date(2027, 3, 11), months=YEAR)
 
 
 @policy
 @given(st.dates(date(2000, 1, 1), date(2100, 1, 1)), st.dates(date(2000, 1, 1), date(2100, 1, 1)))
 def test_a_pack_is_unusable_exactly_when_it_is_not_valid_and_says_which_way(purchased: date, today: date) -> None:
-    why = unusable_because(purchased, today)
-    assert (why is None) == pack_is_valid(Pack(id=1, purchased=purchased, incidents=1), today)
-    assert why != "expired" or today > pack_expires_on(purchased)
+    why = unusable_because(purchased, today, months=YEAR)
+    assert (why is None) == pack_is_valid(Pack(id=1, purchased=purchased, incidents=1), today, months=YEAR)
+    assert why != "expired" or today > pack_expires_on(purchased, months=YEAR)
     assert why != "not_yet" or today < purchased
 
 
 def test_leap_day_pack_is_valid_until_28_february() -> None:
     pack = Pack(id=1, purchased=date(2024, 2, 29), incidents=1, used=0)
-    assert pack_is_valid(pack, date(2025, 2, 28))
-    assert not pack_is_valid(pack, date(2025, 3, 1))
+    assert pack_is_valid(pack, date(2025, 2, 28), months=YEAR)
+    assert not pack_is_valid(pack, date(2025, 3, 1), months=YEAR)
 
 
 @pytest.mark.parametrize(("incidents", "used"), [(-1, 0), (3, -1), (3, 4)])
@@ -87,27 +89,27 @@ TODAY = date(2026, 6, 1)
 def test_choose_pack_takes_the_one_expiring_first() -> None:
     older = Pack(id=2, purchased=date(2025, 9, 1), incidents=3, used=1)
     newer = Pack(id=1, purchased=date(2026, 1, 1), incidents=10, used=0)
-    assert choose_pack([newer, older], TODAY) == older
+    assert choose_pack([newer, older], TODAY, months=YEAR) == older
 
 
 def test_choose_pack_breaks_ties_by_lower_id() -> None:
     a = Pack(id=5, purchased=date(2026, 1, 1), incidents=1, used=0)
     b = Pack(id=4, purchased=date(2026, 1, 1), incidents=1, used=0)
-    assert choose_pack([a, b], TODAY) == b
+    assert choose_pack([a, b], TODAY, months=YEAR) == b
 
 
 def test_choose_pack_breaks_expiry_ties_by_earlier_purchase() -> None:
     # 28 Feb and 29 Feb purchases both expire on 28 Feb of the next year.
     leap = Pack(id=1, purchased=date(2024, 2, 29), incidents=1, used=0)
     eve = Pack(id=2, purchased=date(2024, 2, 28), incidents=1, used=0)
-    assert choose_pack([leap, eve], date(2024, 6, 1)) == eve
+    assert choose_pack([leap, eve], date(2024, 6, 1), months=YEAR) == eve
 
 
 def test_choose_pack_skips_expired_and_empty_packs() -> None:
     expired = Pack(id=1, purchased=date(2025, 5, 31), incidents=5, used=0)
     empty = Pack(id=2, purchased=date(2025, 7, 1), incidents=2, used=2)
     good = Pack(id=3, purchased=date(2026, 5, 1), incidents=2, used=0)
-    assert choose_pack([expired, empty, good], TODAY) == good
+    assert choose_pack([expired, empty, good], TODAY, months=YEAR) == good
 
 
 @pytest.mark.parametrize(
@@ -144,7 +146,7 @@ def test_choose_pack_skips_expired_and_empty_packs() -> None:
     ],
 )
 def test_no_credit_says_why(packs: list[Pack], reason: str) -> None:
-    chosen = choose_pack(packs, TODAY)
+    chosen = choose_pack(packs, TODAY, months=YEAR)
     assert isinstance(chosen, NoCredit) and chosen.reason == reason
     assert chosen.starts == (date(2026, 7, 1) if reason == "not_yet" else None)
 
@@ -170,7 +172,7 @@ def test_summary_counts_valid_packs_only() -> None:
     expired = Pack(id=1, purchased=date(2025, 5, 1), incidents=5, used=1)
     empty = Pack(id=2, purchased=date(2025, 8, 1), incidents=2, used=2)
     later = Pack(id=3, purchased=date(2026, 2, 1), incidents=10, used=3)
-    summary = summarise([later, empty, expired], TODAY)
+    summary = summarise([later, empty, expired], TODAY, months=YEAR)
     assert summary.total_left == 7
     assert summary.next_expiry == date(2027, 2, 1)
     assert summary.packs == (
@@ -181,23 +183,27 @@ def test_summary_counts_valid_packs_only() -> None:
 
 
 def test_summary_of_nothing() -> None:
-    summary = summarise([], TODAY)
+    summary = summarise([], TODAY, months=YEAR)
     assert (summary.total_left, summary.packs, summary.next_expiry) == (0, (), None)
 
 
 def test_expiry_reminder_from_30_days_before_the_last_valid_day() -> None:
     pack = Pack(1, date(2026, 1, 10), 3, used=1)  # last valid day 10 Jan 2027
-    assert not expiry_reminder_due(pack, date(2026, 12, 10), 30)  # 31 days before
-    assert expiry_reminder_due(pack, date(2026, 12, 11), 30)
-    assert expiry_reminder_due(pack, date(2027, 1, 10), 30)  # the last day itself
-    assert not expiry_reminder_due(pack, date(2027, 1, 11), 30)  # lapsed: nothing to use any more
-    assert not expiry_reminder_due(Pack(2, date(2026, 1, 10), 3, used=3), date(2026, 12, 20), 30)  # all used
-    assert not expiry_reminder_due(pack, date(2026, 12, 20), 0)  # off
+    assert not expiry_reminder_due(pack, date(2026, 12, 10), 30, months=YEAR)  # 31 days before
+    assert expiry_reminder_due(pack, date(2026, 12, 11), 30, months=YEAR)
+    assert expiry_reminder_due(pack, date(2027, 1, 10), 30, months=YEAR)  # the last day itself
+    assert not expiry_reminder_due(pack, date(2027, 1, 11), 30, months=YEAR)  # lapsed: nothing to use any more
+    assert not expiry_reminder_due(
+        Pack(2, date(2026, 1, 10), 3, used=3), date(2026, 12, 20), 30, months=YEAR
+    )  # all used
+    assert not expiry_reminder_due(pack, date(2026, 12, 20), 0, months=YEAR)  # off
 
 
 # -- properties ------------------------------------------------------------------
 
 days = st.dates(date(2023, 1, 1), date(2028, 12, 31))
+#: DESKBOT_PACK_VALIDITY_MONTHS: the rules hold for any validity the setting takes.
+validity = st.integers(1, 120)
 
 
 @st.composite
@@ -210,22 +216,24 @@ def packs(draw: st.DrawFn) -> list[Pack]:
 
 
 @policy
-@given(packs(), days)
-def test_choose_pack_picks_a_valid_non_empty_pack_expiring_first(owned: list[Pack], today: date) -> None:
-    chosen = choose_pack(owned, today)
-    usable = [p for p in owned if pack_is_valid(p, today) and credits_left(p) > 0]
+@given(packs(), days, validity)
+def test_choose_pack_picks_a_valid_non_empty_pack_expiring_first(owned: list[Pack], today: date, months: int) -> None:
+    chosen = choose_pack(owned, today, months=months)
+    usable = [p for p in owned if pack_is_valid(p, today, months=months) and credits_left(p) > 0]
     if isinstance(chosen, NoCredit):
         assert not usable
         return
     assert chosen in owned
-    assert pack_is_valid(chosen, today) and credits_left(chosen) > 0
-    assert all(pack_expires_on(chosen.purchased) <= pack_expires_on(p.purchased) for p in usable)
+    assert pack_is_valid(chosen, today, months=months) and credits_left(chosen) > 0
+    assert all(
+        pack_expires_on(chosen.purchased, months=months) <= pack_expires_on(p.purchased, months=months) for p in usable
+    )
 
 
 @policy
-@given(packs(), days)
-def test_no_credit_reason_matches_the_packs(owned: list[Pack], today: date) -> None:
-    chosen = choose_pack(owned, today)
+@given(packs(), days, validity)
+def test_no_credit_reason_matches_the_packs(owned: list[Pack], today: date, months: int) -> None:
+    chosen = choose_pack(owned, today, months=months)
     if not isinstance(chosen, NoCredit):
         return
     coming = [p for p in owned if p.purchased > today and credits_left(p) > 0]
@@ -234,22 +242,22 @@ def test_no_credit_reason_matches_the_packs(owned: list[Pack], today: date) -> N
         return
     assert not coming
     if chosen.reason == "all_used":
-        assert any(pack_is_valid(p, today) for p in owned)
+        assert any(pack_is_valid(p, today, months=months) for p in owned)
     elif chosen.reason == "all_expired":
-        assert not any(pack_is_valid(p, today) for p in owned)
-        assert any(pack_expires_on(p.purchased) < today for p in owned)
+        assert not any(pack_is_valid(p, today, months=months) for p in owned)
+        assert any(pack_expires_on(p.purchased, months=months) < today for p in owned)
     else:
         assert all(p.purchased > today for p in owned)
 
 
 @policy
-@given(packs(), days)
-def test_summary_agrees_with_choose_pack(owned: list[Pack], today: date) -> None:
-    summary = summarise(owned, today)
-    chosen = choose_pack(owned, today)
+@given(packs(), days, validity)
+def test_summary_agrees_with_choose_pack(owned: list[Pack], today: date, months: int) -> None:
+    summary = summarise(owned, today, months=months)
+    chosen = choose_pack(owned, today, months=months)
     assert (summary.total_left > 0) == isinstance(chosen, Pack)
     if isinstance(chosen, Pack):
-        assert summary.next_expiry == pack_expires_on(chosen.purchased)
+        assert summary.next_expiry == pack_expires_on(chosen.purchased, months=months)
     else:
         assert summary.next_expiry is None
     assert sorted(s.pack.id for s in summary.packs) == sorted(p.id for p in owned)
@@ -273,9 +281,9 @@ class CreditLedger(RuleBasedStateMachine):
 
     @rule()
     def open_incident(self) -> None:
-        chosen = choose_pack(list(self.packs.values()), self.today)
+        chosen = choose_pack(list(self.packs.values()), self.today, months=YEAR)
         if isinstance(chosen, Pack):
-            assert pack_is_valid(chosen, self.today) and credits_left(chosen) > 0
+            assert pack_is_valid(chosen, self.today, months=YEAR) and credits_left(chosen) > 0
             self.packs[chosen.id] = consume(chosen)
             self.charged.append(chosen.id)
 
@@ -302,27 +310,34 @@ class CreditLedger(RuleBasedStateMachine):
 
     @invariant()
     def summary_counts_valid_credit(self) -> None:
-        summary = summarise(list(self.packs.values()), self.today)
-        valid = [p for p in self.packs.values() if pack_is_valid(p, self.today)]
+        summary = summarise(list(self.packs.values()), self.today, months=YEAR)
+        valid = [p for p in self.packs.values() if pack_is_valid(p, self.today, months=YEAR)]
         assert summary.total_left == sum(credits_left(p) for p in valid)
 
 
 @policy
-@given(st.dates(date(2023, 1, 1), date(2028, 12, 31)), st.integers(1, 5), st.integers(0, 5), days, st.integers(0, 400))
+@given(
+    st.dates(date(2023, 1, 1), date(2028, 12, 31)),
+    st.integers(1, 5),
+    st.integers(0, 5),
+    days,
+    st.integers(0, 400),
+    validity,
+)
 def test_an_expiry_reminder_is_due_only_for_credits_that_can_still_be_used(
-    purchased: date, incidents: int, used: int, today: date, days_before: int
+    purchased: date, incidents: int, used: int, today: date, days_before: int, months: int
 ) -> None:
     pack = Pack(1, purchased, incidents, min(used, incidents))
-    due = expiry_reminder_due(pack, today, days_before)
+    due = expiry_reminder_due(pack, today, days_before, months=months)
     # Never for nothing: the customer can use a credit of this pack today.
-    assert not due or (credits_left(pack) > 0 and choose_pack([pack], today) == pack)
+    assert not due or (credits_left(pack) > 0 and choose_pack([pack], today, months=months) == pack)
     # Due exactly within the window before the last valid day, for a pack with credit that is valid.
-    in_window = 0 <= (pack_expires_on(purchased) - today).days <= days_before and purchased <= today
+    in_window = 0 <= (pack_expires_on(purchased, months=months) - today).days <= days_before and purchased <= today
     assert due == (in_window and credits_left(pack) > 0 and days_before > 0)
     # Once due, due on every later day the pack is still valid (a missed pass is made up later).
     later = today + timedelta(days=1)
-    if due and pack_is_valid(pack, later):
-        assert expiry_reminder_due(pack, later, days_before)
+    if due and pack_is_valid(pack, later, months=months):
+        assert expiry_reminder_due(pack, later, days_before, months=months)
 
 
 CreditLedger.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
