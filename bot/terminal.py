@@ -6,12 +6,30 @@ from __future__ import annotations
 
 import sys
 from contextlib import AbstractContextManager, nullcontext
+from types import TracebackType
+
+
+class _Spinner(AbstractContextManager[object]):
+    """rich's status, built when the `with` block is entered: `deskbot run` on a terminal passes one to
+    the migrations, which enter it only when one is due, so an up-to-date start never imports rich."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._shown: AbstractContextManager[object] | None = None
+
+    def __enter__(self) -> object:
+        from rich.console import Console
+
+        self._shown = Console(stderr=True).status(self._text)
+        return self._shown.__enter__()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> bool | None:
+        assert self._shown is not None
+        return self._shown.__exit__(kind, error, trace)
 
 
 def status(text: str) -> AbstractContextManager[object]:
     """A spinner saying `text` while the `with` block runs, on a terminal."""
-    if not sys.stderr.isatty():
-        return nullcontext()
-    from rich.console import Console  # only on a terminal: `deskbot run` in a container never pays for it
-
-    return Console(stderr=True).status(text)
+    return _Spinner(text) if sys.stderr.isatty() else nullcontext()

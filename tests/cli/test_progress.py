@@ -105,3 +105,29 @@ def test_no_spinner_where_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Applying migrations" not in done.stdout + done.stderr
+
+
+def test_an_up_to_date_start_on_a_terminal_does_not_load_the_spinner(tmp_path: Path) -> None:
+    """`deskbot run` migrates first; on a terminal with nothing to apply it must not pay for rich."""
+    assert on_a_terminal(tmp_path, "db", "upgrade")[0] == 0
+    probe = (
+        "import os, sys\n"
+        "from bot.cli.context import migrate\n"
+        "migrate(os.environ['DESKBOT_DATABASE_URL'])\n"
+        "print('on a terminal:', sys.stderr.isatty(), 'rich loaded:', 'rich' in sys.modules)\n"
+    )
+    main, child = pty.openpty()
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        stdin=child,
+        stdout=subprocess.PIPE,
+        stderr=child,
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        text=True,
+        timeout=120,
+    )
+    os.close(child)
+    os.close(main)
+    assert proc.returncode == 0, proc.stdout
+    assert "on a terminal: True rich loaded: False" in proc.stdout, proc.stdout
