@@ -34,7 +34,7 @@ from .files import fetch_uploads, upload_links, without_upload_links
 from .outbound import MessagePoster
 from .pacing import RateBudget
 from .receive import Receiver
-from .startup import check_account, check_support_stream, find_user_id
+from .startup import check_account, check_support_stream, find_user, find_user_id
 from .state import ServerState
 from .transport import (
     USER_AGENT,
@@ -244,12 +244,13 @@ class ZulipChannel(Channel):
     def engineer_at(self, email: str, configured: frozenset[str]) -> str | None:
         """By the account's user id, as every engineer is known (SPEC §3): an address the setting
         names is its engineer's; any other is looked up on Zulip (an engineer named by user id or
-        group works under the address their messages show, which is the one Zulip finds them by)."""
+        group works under the address their messages show: where the bot may see hidden addresses,
+        Zulip finds them by the real one too, and the name is still the one their messages show)."""
         email = email.strip().lower()
         if email in self.engineers.emails:
             return email
-        user_id = self.user_id_of(email)
-        return None if user_id is None else self.engineers.name_of(user_id, email)
+        found = self._account_at(email)
+        return None if found is None else self.engineers.name_of(*found)
 
     def is_engineer(self, address: str) -> bool:
         """By user id, the address of a Zulip account's identity (an older identity keyed by email is not one)."""
@@ -313,12 +314,17 @@ class ZulipChannel(Channel):
 
         Raises PermanentChannelError (configuration, credentials) or TransientChannelError (unreachable).
         """
+        found = self._account_at(email)
+        return None if found is None else found[0]
+
+    def _account_at(self, email: str) -> tuple[int, str] | None:
+        """`find_user`: the user id and the address its messages show, of the account `email` names."""
         with self._tx_lock:
             transport, client = self._connect()
             assert self._credentials is not None
             try:
                 check_account(transport, client, self._credentials, self.state)
-                return find_user_id(transport, client, email)
+                return find_user(transport, client, email)
             except ZulipUnavailable as exc:
                 raise TransientChannelError(f"Zulip at {self._credentials.site} is unreachable: {exc}") from None
 

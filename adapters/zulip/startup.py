@@ -5,7 +5,7 @@
 * `check_support_stream`: the support stream exists, the bot is subscribed to
   it, and it is private (invite-only, not web-public): case topics carry
   customers' words, so a public stream stops start-up.
-* `find_user_id`: the user id of the account an email names, where Zulip
+* `find_user_id`, `find_user`: the user id of the account an email names, where Zulip
   shows the bot that address (engineers' emails in DESKBOT_ENGINEERS, and
   `deskbot customers add --zulip-email`).
 """
@@ -66,15 +66,26 @@ def check_support_stream(transport: Transport, client: zulip.Client, state: Serv
 
 
 def find_user_id(transport: Transport, client: zulip.Client, email: str) -> int | None:
-    """The user id of the account whose address is `email`, or None when Zulip shows the bot none.
+    """The user id of the account whose address is `email`, or None when Zulip shows the bot none
+    (`find_user`)."""
+    found = find_user(transport, client, email)
+    return None if found is None else found[0]
+
+
+def find_user(transport: Transport, client: zulip.Client, email: str) -> tuple[int, str] | None:
+    """The user id of the account whose address is `email` and the address its messages show (its
+    API email), or None when Zulip shows the bot none.
 
     `GET /users/{email}` finds an account by its API email, which is the real address only where
     the account lets everyone see it (else a stand-in `user123@…`), and by the real address where
-    the bot may see it (administrators). ZulipUnavailable propagates: try again later.
+    the bot may see it (administrators): then the two differ. ZulipUnavailable propagates: try
+    again later.
     """
     try:
         found = transport.call(client, "GET", f"users/{quote(email.strip(), safe='@')}")
     except ZulipApiError:
         return None
     user = found.get("user") or {}
-    return int(user["user_id"]) if "user_id" in user else None
+    if "user_id" not in user:
+        return None
+    return int(user["user_id"]), str(user.get("email") or email)

@@ -246,6 +246,18 @@ def test_assign_by_address_finds_the_engineer_by_user_id_whoever_the_setting_nam
         lambda: len([m for m in desk.dms_to(CAROL) if "My printer is on fire" in m.content]) == 2, what="her case"
     )
 
+    # A bot that may see hidden addresses (an administrator) finds her by the real one too: she is
+    # still assigned under the address her own messages show, so her `/cases mine` has the case.
+    fake.post_stream_message(ENGINEER, STREAM, TOPIC, "/assign nobody")
+    desk.wait_topic("#1 is assigned to nobody now.")
+    fake.user(BOT).role = 200
+    fake.post_stream_message(ENGINEER, STREAM, TOPIC, f"/assign {CAROL}")
+    wait_until(
+        lambda: len([m for m in desk.in_topic(TOPIC) if f"#1 is assigned to `{stand_in}`" in m.content]) == 2,
+        what="the second assignment",
+    )
+    assert assignee_of_case_1(desk) == stand_in
+
 
 def test_an_unknown_group_is_said_once(desk: ZulipDesk, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="deskbot.adapters.zulip")
