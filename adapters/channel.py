@@ -468,6 +468,13 @@ class Channel(ABC):
         asked now."""
         return engineer_by_setting(email, configured)
 
+    def mention(self, engineer: str) -> str:
+        """What notifies the engineer who works under the name `engineer` (as `engineer_name` gives
+        it) when put in the bot's own text on this channel (Zulip: `@**Full Name|id**`), or "" when
+        the channel cannot or does not notify (here: never). Never fails: a name this channel cannot
+        place gets no mention, never a broken one."""
+        return ""
+
     def start(self) -> None:
         """Check configuration and credentials; raise PermanentChannelError/TransientChannelError."""
 

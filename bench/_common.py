@@ -268,7 +268,7 @@ def seed_customers(database_url: str, channel: str, addresses: list[str], credit
         for i, address in enumerate(addresses):
             customer, _code = customers.create_customer(session, f"Customer {i:04d}", None, "en", now)
             customers.link_identity(session, customer, channel, address, now)
-            credit_service.grant_credits(session, customer, credits, now.date(), "bench", now)
+            credit_service.grant_credits(session, customer, credits, now.date(), "bench", now, months=12)
     engine.dispose()
 
 

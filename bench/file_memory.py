@@ -142,7 +142,7 @@ def seed(database_url: str, email_address: str) -> None:
         ):
             customer, _code = customers.create_customer(session, name, None, "en", now)
             customers.link_identity(session, customer, channel, address, now)
-            credits.grant_credits(session, customer, 5, now.date(), "bench", now)
+            credits.grant_credits(session, customer, 5, now.date(), "bench", now, months=12)
     engine.dispose()
 
 

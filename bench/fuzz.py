@@ -1034,7 +1034,7 @@ class RouterTarget:
         with transaction(self.runtime.engine) as session:
             customer, _code = customers.create_customer(session, "Acme", None, "en", self.now)
             customers.link_identity(session, customer, "console", "Acme", self.now)
-            credit_service.grant_credits(session, customer, 10_000, self.now.date(), "fuzz", self.now)
+            credit_service.grant_credits(session, customer, 10_000, self.now.date(), "fuzz", self.now, months=12)
         self.count = 0
 
     def __call__(self, rng: random.Random, tally: Tally) -> None:

@@ -95,13 +95,15 @@ def statements(incidents: int, per_incident: int, customers: int, delivery: bool
         ),
         (
             f"{3 * c:,} credit packs",
-            f"""INSERT INTO creditpack (id, customer_id, purchased, incidents, used, created_at, granted_by)
-                SELECT (g - 1) * 3 + p, g,
-                       (now() at time zone 'utc')::date - CASE p WHEN 1 THEN 1826 WHEN 2 THEN 900 ELSE 30 END,
+            f"""INSERT INTO creditpack (id, customer_id, purchased, valid_until, incidents, used, created_at,
+                                        granted_by)
+                SELECT (g - 1) * 3 + p, g, bought, (bought + interval '12 months')::date,
                        CASE p WHEN 1 THEN {half} WHEN 2 THEN {max(1, per_customer - half)} ELSE 10 END,
                        CASE p WHEN 1 THEN {half} WHEN 2 THEN {per_customer - half} ELSE 0 END,
                        now() at time zone 'utc' - interval '30 days', 'generate_data'
-                FROM generate_series(1, {c}) g, generate_series(1, 3) p""",
+                FROM generate_series(1, {c}) g, generate_series(1, 3) p,
+                     LATERAL (SELECT (now() at time zone 'utc')::date
+                                     - CASE p WHEN 1 THEN 1826 WHEN 2 THEN 900 ELSE 30 END AS bought) b""",
         ),
         (
             f"{n:,} incidents",

@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     incident_price: Decimal = Field(Decimal("99.00"), ge=0, validation_alias="DESKBOT_INCIDENT_PRICE")
     currency: str = Field("EUR", validation_alias="DESKBOT_CURRENCY")
     #: Whole calendar months a credit pack is valid from its purchase date, its last day included
-    #: (bot.policy.entitlements `pack_expires_on`); 12, the vendor's year: 29 Feb → 28 Feb.
+    #: (bot.policy.entitlements `pack_expires_on`); 12, the vendor's year: 29 Feb → 28 Feb. Fixed on
+    #: each pack when it is granted (`CreditPack.valid_until`): a change applies to packs granted later.
     pack_validity_months: int = Field(12, validation_alias="DESKBOT_PACK_VALIDITY_MONTHS")
     #: Days before a pack's last valid day on which its customer is reminded, once, that its unused
     #: credits lapse (bot.reminders); 0 sends no reminders.

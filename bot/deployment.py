@@ -43,6 +43,16 @@ def carries_all(channel: str, file: OutboundFile) -> FileRefusal | None:
     return None
 
 
+def never_down(channel: str) -> bool:
+    """Without a runtime watching the channels, none is known to be down."""
+    return False
+
+
+def no_mention(engineer: str) -> str:
+    """Where no channel carries case topics, nobody is notified in one."""
+    return ""
+
+
 @dataclass(frozen=True)
 class StrangerBudget:
     posts: int
@@ -81,10 +91,20 @@ class Deployment:
     stranger_budgets: dict[str, StrangerBudget] = field(default_factory=dict)
     #: Why a channel (by name) cannot carry a file to a person, or None (`Channel.cannot_carry`).
     cannot_carry: Callable[[str, OutboundFile], FileRefusal | None] = carries_all
+    #: Whether a channel (by name) cannot reach its platform now: what it is to send waits in the
+    #: outbox until it can (the runtime's health watch, as `/readyz` tells it).
+    is_down: Callable[[str], bool] = never_down
+    #: What notifies the engineer working under a name in a case topic (`Channel.mention` of the
+    #: channel that carries them), or "".
+    mention: Callable[[str], str] = no_mention
 
     @classmethod
     def of(
-        cls, settings: Settings, channels: list[Channel], trusted_engineers: frozenset[tuple[str, str]] = frozenset()
+        cls,
+        settings: Settings,
+        channels: list[Channel],
+        trusted_engineers: frozenset[tuple[str, str]] = frozenset(),
+        is_down: Callable[[str], bool] = never_down,
     ) -> Deployment:
         """The deployment of `channels`: the first that carries case topics carries them."""
         case_channel = next((c for c in channels if c.carries_case_topics), None)
@@ -103,6 +123,8 @@ class Deployment:
             ),
             stranger_budgets=stranger_budgets(channels),
             cannot_carry=asking(channels, lambda c, file: c.cannot_carry(file), carries_all),
+            is_down=is_down,
+            mention=case_channel.mention if case_channel else no_mention,
         )
 
 

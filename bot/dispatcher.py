@@ -59,6 +59,7 @@ from adapters.channel import (
     Sent,
     TransientSendError,
 )
+from bot.config import Settings
 from bot.logs import log_context
 from bot.policy.send_failures import SendFailures
 from bot.services import delivery_notices as notices
@@ -127,8 +128,12 @@ class Dispatcher:
         on_result: Callable[[str, str, float], None] | None = None,
         caller_sends: bool = False,
         on_store: Callable[[DBAPIError | None], None] | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.engine = engine
+        #: The rules an answer that never reached its customer goes back under (its due time:
+        #: `delivery_notices.failed_for_good`); None: only the notice.
+        self.settings = settings
         #: Called with the error when a loop finds the store unreachable, with None when a drain
         #: reached it (the runtime tells a database outage once, bot.channel_health).
         self.on_store = on_store
@@ -589,7 +594,9 @@ class Dispatcher:
     def _fail(self, message: Outbound, error: str) -> None:
         with transaction(self.engine) as session:
             row = outbox.mark_failed(session, message.outbox_id, error)
-            told = row is not None and notices.failed_for_good(session, self.clock(), self.case_channel, row, error)
+            told = row is not None and notices.failed_for_good(
+                session, self.clock(), self.case_channel, row, error, settings=self.settings
+            )
         if told and self.case_channel is not None:
             self.wake({self.case_channel})
 

@@ -11,7 +11,6 @@ from collections.abc import Collection
 
 from bot.config import Settings
 from bot.i18n import _, format_day, n_, render, render_plural
-from bot.policy import pack_expires_on
 from bot.services import credits, customers
 from bot.services.outgoing import Direct, Outgoing
 from storage.models import CreditPack, Customer
@@ -28,8 +27,7 @@ def remind_expiring_credits(out: Outgoing, settings: Settings, channels: Collect
     if days <= 0 or not settings.calendar.is_open(out.now):
         return []
     due: dict[int, list[CreditPack]] = {}
-    months = settings.pack_validity_months
-    for pack in credits.packs_to_remind(out.session, settings.today(out.now), days, months=months):
+    for pack in credits.packs_to_remind(out.session, settings.today(out.now), days):
         due.setdefault(pack.customer_id, []).append(pack)
     reminded: list[int] = []
     for customer_id, packs in due.items():
@@ -42,11 +40,9 @@ def remind_expiring_credits(out: Outgoing, settings: Settings, channels: Collect
             continue
         customer = out.session.get_one(Customer, customer_id)
         lang = customer.lang or "en"
-        expiry = format_day(min(pack_expires_on(p.purchased, months=months) for p in claimed), lang)
+        expiry = format_day(min(p.valid_until for p in claimed), lang)
         subject = render(lang, _("Your support credits lapse after {expiry}"), expiry=expiry)
-        out.say(
-            Direct(account.channel, account.address, subject=subject), _reminder_text(lang, claimed, months), lang=lang
-        )
+        out.say(Direct(account.channel, account.address, subject=subject), _reminder_text(lang, claimed), lang=lang)
         reminded.append(customer_id)
         log.info(
             "credit expiry reminder written",
@@ -55,12 +51,12 @@ def remind_expiring_credits(out: Outgoing, settings: Settings, channels: Collect
     return reminded
 
 
-def _reminder_text(lang: str, packs: list[CreditPack], months: int) -> str:
+def _reminder_text(lang: str, packs: list[CreditPack]) -> str:
     def values(pack: CreditPack) -> dict[str, object]:
         return {
             "left": credits.left_in(pack),
             "bought": format_day(pack.purchased, lang),
-            "expiry": format_day(pack_expires_on(pack.purchased, months=months), lang),
+            "expiry": format_day(pack.valid_until, lang),
         }
 
     if len(packs) == 1:

@@ -37,7 +37,8 @@ from bot.i18n import _, quoted
 from bot.numbers import MAX_DIGITS, whole_number
 from bot.policy.language import written_in_portuguese
 from bot.services import copies, customers, incidents, strangers
-from bot.services.outgoing import Outgoing
+from bot.services.delivery_notices import ALERTS_TOPIC
+from bot.services.outgoing import Outgoing, Topic
 from storage import outbox
 from storage.models import Incident
 from storage.outbox import NewRow
@@ -106,7 +107,7 @@ class Router:
                 else cap is None or strangers.within_cap(ctx.identity, cap, now)
             )
         elif engineer is None and cap is not None:
-            ctx.answer_gate = lambda _text: strangers.within_cap(ctx.identity, cap, now)
+            ctx.answer_gate = CustomerAnswers(ctx, cap)
         if engineer:
             ctx.engineer = engineer
             ctx.out.by_person = True
@@ -309,6 +310,7 @@ class Router:
             if otherwise is not None:
                 otherwise()
                 return
+            CustomerAnswers.to_command(ctx)
             wrong = ctx.t(exc.msgid, **exc.values)  # may begin with an argument's name: "severity must be …"
             ctx.reply_text(
                 wrong[:1].upper()
@@ -317,6 +319,7 @@ class Router:
                 + ctx.t(_("Usage: {usage}"), usage=cmd.usage(slash=cmd.audience == "engineer", lang=ctx.lang))
             )
             return
+        CustomerAnswers.to_command(ctx)
         cmd.handler(ctx, **values)
 
     def _unknown_command(self, ctx: Context, audience: Audience, word: str) -> None:
@@ -345,6 +348,53 @@ class Router:
                 word=quoted(ctx.lang, prefix + word),
                 help=quoted(ctx.lang, help_word),
             )
+
+
+class CustomerAnswers:
+    """The gate of a linked customer's automatic answers on a channel with an hourly cap (email).
+
+    The cap is what keeps two robots from answering each other for ever (SPEC §4); a person must
+    still get their answers at a person's pace, and lose nothing. So the answers to a command they
+    typed go on up to `strangers.COMMAND_ANSWERS` an hour, while everything else the bot says to
+    them by itself (an acknowledgement, a question about plain text: all that a robot's mail ever
+    earns) stops at the channel's cap. An answer withheld takes nothing with it: their text was
+    added to its incident, or kept as a draft, before the answer was written; the engineers are
+    told once an hour (`strangers.answers_withheld`), in the case topic or the alerts topic.
+    """
+
+    def __init__(self, ctx: Context, cap: int) -> None:
+        self.ctx = ctx
+        self.cap = cap
+        #: The message is a command the customer typed (`to_command`).
+        self.command = False
+        self._told = False
+
+    @staticmethod
+    def to_command(ctx: Context) -> None:
+        """What is said from now on answers a command the sender typed."""
+        if isinstance(ctx.answer_gate, CustomerAnswers):
+            ctx.answer_gate.command = True
+
+    def __call__(self, _text: str) -> bool:
+        ctx = self.ctx
+        if strangers.within_cap(ctx.identity, self.cap, ctx.now, command=self.command):
+            return True
+        case_channel = ctx.deployment.case_channel
+        if not self._told and case_channel is not None and ctx.customer is not None:
+            self._told = True
+            incident = incidents.get_incident(ctx.session, ctx.incident_id) if ctx.incident_id is not None else None
+            case = incidents.case_topic(ctx.deployment, incident) if incident is not None else None
+            strangers.answers_withheld(
+                ctx.session,
+                ctx.deployment,
+                ctx.out,
+                case or Topic(case_channel, ALERTS_TOPIC),
+                ctx.identity,
+                ctx.customer,
+                self.cap,
+                incident.id if case is not None and incident is not None else None,
+            )
+        return False
 
 
 def _kept_from_stranger(cmd: Command | None, rest: str, slash: bool, text: str) -> tuple[str, Command | None]:

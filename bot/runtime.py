@@ -170,8 +170,12 @@ class Runtime:
         self.channels = {c.name: c for c in channels}
         self.engine = engine or make_engine(settings.database_url)
         if migrate:
-            upgrade(settings.database_url) if engine is None else upgrade_engine(self.engine)
-        self.deployment = Deployment.of(settings, channels, trusted_engineers)
+            months = settings.pack_validity_months
+            if engine is None:
+                upgrade(settings.database_url, pack_validity_months=months)
+            else:
+                upgrade_engine(self.engine, months)
+        self.deployment = Deployment.of(settings, channels, trusted_engineers, is_down=self._in_outage)
         self.router = Router(
             self.deployment, answer_caps={c.name: c.answers_per_hour for c in channels if c.answers_per_hour}
         )
@@ -182,6 +186,7 @@ class Runtime:
             self.channels,
             clock,
             case_channel=self.deployment.case_channel,
+            settings=settings,
             on_result=self._count_delivery,
             caller_sends=foreground,
             on_store=self._store_seen,
@@ -236,6 +241,10 @@ class Runtime:
                 self.health.reached(channel)
             elif result == "retry":
                 self.health.failing(channel)
+
+    def _in_outage(self, channel: str) -> bool:
+        """`Deployment.is_down`: the channel is in an outage, as /readyz tells it (bot.channel_health)."""
+        return channel in self.channels and self.health.is_down(channel)
 
     def _channel_up(self, channel: str, up: bool) -> None:
         self.metrics.channel_up.labels(channel).set(1 if up else 0)
@@ -538,8 +547,9 @@ class Runtime:
             return False
 
 
-def upgrade_engine(engine: Engine) -> None:
-    upgrade(engine.url.render_as_string(hide_password=False))
+def upgrade_engine(engine: Engine, pack_validity_months: int) -> None:
+    """Migrate the database `engine` opens; `pack_validity_months` as `storage.db.upgrade` takes it."""
+    upgrade(engine.url.render_as_string(hide_password=False), pack_validity_months=pack_validity_months)
 
 
 def chat(
@@ -600,9 +610,7 @@ def _ensure_console_customer(runtime: Runtime, name: str) -> int:
             found, _code = customers.create_customer(session, name, None, None, now)
         customers.link_identity(session, found, "console", found.name, now)
         settings = runtime.settings
-        left = credits.credit_summary(
-            session, found.id, settings.today(now), months=settings.pack_validity_months
-        ).total_left
+        left = credits.credit_summary(session, found.id, settings.today(now)).total_left
     # The console sends as the exact stored name.
     console = runtime.channels["console"]
     if isinstance(console, ConsoleChannel):

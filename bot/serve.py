@@ -39,7 +39,11 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     except AlreadyRunning as exc:
         log.error("%s", exc)
         return 1
-    upgrade(settings.database_url, progress=status("Applying migrations to the database"))
+    upgrade(
+        settings.database_url,
+        progress=status("Applying migrations to the database"),
+        pack_validity_months=settings.pack_validity_months,
+    )
     runtime = Runtime(settings, channels, engine=engine, migrate=False)
     stop = stop or threading.Event()
 

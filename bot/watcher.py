@@ -1,6 +1,7 @@
 """The response-target watcher: a warning in the case topic 4 business hours before a
 target, and one when it is missed — each exactly once per due time, across restarts
-(the due time a notice was posted for is stored on the incident)."""
+(the due time a notice was posted for is stored on the incident). Each mentions the case's
+assignee, so that it notifies them (`Deployment.mention`); an unassigned case's, nobody."""
 
 from __future__ import annotations
 
@@ -52,7 +53,9 @@ def check_targets(out: Outgoing, deployment: Deployment) -> list[tuple[int, str]
 def _post(out: Outgoing, deployment: Deployment, incident: Incident, text: str) -> None:
     topic = case_topic(deployment, incident)
     if topic is not None:
-        out.say(topic, text, incident_id=incident.id)
+        # The bot's own words only: no customer text is near the mention.
+        mention = deployment.mention(incident.assignee) if incident.assignee else ""
+        out.say(topic, f"{text} {mention}" if mention else text, incident_id=incident.id)
 
 
 def _severity(incident: Incident) -> str:

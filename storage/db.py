@@ -28,7 +28,7 @@ log = logging.getLogger("deskbot.db")
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. `upgrade` returns at once when the database is already there, without
 #: loading Alembic (a sizeable import); a test keeps this equal to the migrations' head.
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 #: A pooled PostgreSQL connection idle longer than this is tested before use (see `make_engine`).
 PING_AFTER_IDLE = 10.0
 #: libpq's settings on every PostgreSQL connection deskbot opens, unless DESKBOT_DATABASE_URL's
@@ -287,24 +287,34 @@ def alembic_config(url: str):  # noqa: ANN201 (alembic.config.Config, imported l
 MIGRATION_LOCK = 0x6465736B626F74  # "deskbot"
 
 
-def upgrade(url: str, revision: str = "head", progress: AbstractContextManager[object] | None = None) -> None:
+def upgrade(
+    url: str,
+    revision: str = "head",
+    progress: AbstractContextManager[object] | None = None,
+    *,
+    pack_validity_months: int | None = None,
+) -> None:
     """Bring the database at `url` to `revision` (idempotent; serialised across processes on PostgreSQL).
 
     `progress` is entered only while migrations run (`bot.terminal.status`: a spinner on a terminal),
-    not for the check that finds the database up to date."""
+    not for the check that finds the database up to date. `pack_validity_months`: the deployment's
+    DESKBOT_PACK_VALIDITY_MONTHS, which gives packs granted before migration 0017 their last valid
+    day (None: the default year, as for the plain `alembic` command)."""
     if revision == "head" and _at_head(url):
         return
     with progress or nullcontext(), _quiet_alembic():  # from the import on: Alembic's plugins log at INFO
-        before, after = _upgrade(url, revision)
+        before, after = _upgrade(url, revision, pack_validity_months)
     if after != before:
         log.info("database migrated from revision %s to %s", before or "(empty)", after)
 
 
-def _upgrade(url: str, revision: str) -> tuple[str | None, str | None]:
+def _upgrade(url: str, revision: str, pack_validity_months: int | None) -> tuple[str | None, str | None]:
     """Run the migrations; the revision before and after, read under the migration lock."""
     from alembic import command
 
     config = alembic_config(url)
+    if pack_validity_months is not None:
+        config.attributes["pack_validity_months"] = pack_validity_months
     engine = _migration_engine(url)
     postgresql = is_postgresql(engine)
     try:

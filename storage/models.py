@@ -157,6 +157,10 @@ class CreditPack(SQLModel, table=True):
     # customer_id: packs of one customer (every entitlement check).
     customer_id: int = Field(foreign_key="customer.id", index=True)
     purchased: date
+    #: The last day the pack can be used, inclusive: fixed when it is granted, from the validity
+    #: then in force (bot.policy.entitlements); a later change of the setting leaves it be.
+    #: Indexed: the expiry reminders look for packs whose day is near.
+    valid_until: date = Field(index=True)
     incidents: int = Field(ge=1)
     #: Credits currently consumed (a /bug gives one back).
     used: int = 0

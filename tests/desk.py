@@ -51,6 +51,13 @@ class Desk:
     def engine(self) -> sa.Engine:
         return self.runtime.engine
 
+    def restarted(self, **settings: object) -> Desk:
+        """The deployment started again with `settings` (the default for any not given): the same
+        store and clock; the console's message ids go on, as a platform's would."""
+        desk = Desk(self.engine, self.runtime.settings.database_url, self.clock, **settings)
+        desk._ids = self._ids
+        return desk
+
     def customer(self, name: str, credits: int = 0, lang: str = "en", purchased=None) -> int:  # noqa: ANN001
         """Create a customer linked to the console account `name`, with a pack of `credits`."""
         now = self.clock()
@@ -58,7 +65,15 @@ class Desk:
             customer, _code = customers.create_customer(session, name, None, lang, now)
             customers.link_identity(session, customer, "console", name, now)
             if credits:
-                credit_service.grant_credits(session, customer, credits, purchased or now.date(), "test", now)
+                credit_service.grant_credits(
+                    session,
+                    customer,
+                    credits,
+                    purchased or now.date(),
+                    "test",
+                    now,
+                    months=self.runtime.settings.pack_validity_months,
+                )
             return customer.id
 
     def say(self, who: str, text: str, message_id: str | None = None) -> str:

@@ -4,6 +4,13 @@ Two robots that answer each other never stop; a bounce answered bounces again.
 RFC 3834 and the headers mail software sets in practice say which mail a
 person did not write (see the notes on automatic mail): such mail is stored
 but gets no answer. The reason is one short word, for the logs and the store.
+
+Some out-of-office replies carry none of those headers (Outlook's client-side rules, older
+Exchange: "Resposta automática: …"): their subject's first words say it (`AUTOREPLY_SUBJECTS`).
+Microsoft's `X-Auto-Response-Suppress` is no sign: it asks the receiver not to answer, and
+Exchange puts it on ordinary mail too (a distribution list's), as Discourse, osTicket, Redmine and
+GLPI found. Nor is `X-MS-Exchange-Generated-Message-Source`: an inbox rule that forwards a
+person's mail sets it as well.
 """
 
 from __future__ import annotations
@@ -18,6 +25,37 @@ _BOUNCE_FROM = re.compile(r"(?:^|[\s<\"])(?:mailer-daemon|postmaster)(?:[@>\s\"]
 #: RFC 3834 §2: a `Precedence` of these is mail sent to many, or by a program ("auto_reply" is not in
 #: the RFC, but vacation programs set it).
 _BULK = {"bulk", "junk", "list", "auto_reply"}
+#: How autoresponders begin a subject (Outlook and Exchange in each language, vacation programs,
+#: Gmail's "Out of office"): a small list, matched case-insensitively, only at the start (after
+#: any "Re:"/"Fwd:" and tags) and only with a colon or as the whole subject, so that a person's
+#: "Automatic reply rule is broken" or "Ausência de resposta no #2" is read as theirs.
+AUTOREPLY_SUBJECTS = (
+    "automatic reply",
+    "auto reply",
+    "autoreply",
+    "auto-reply",
+    "out of office",
+    "out of office reply",
+    "out of office autoreply",
+    "resposta automática",
+    "resposta automatica",
+    "ausente",
+    "ausência",
+    "fora do escritório",
+    "abwesenheitsnotiz",
+    "réponse automatique",
+    "respuesta automática",
+)
+#: What may come before those words: tags ("[EXTERNAL]", "[#2]") and reply or forward prefixes as
+#: clients localise them ("RE:", "AW:", "Fwd:", "ENC:", "Re[2]:").
+_LEADING = re.compile(
+    r"^(?:\s*\[[^\]]*\]|\s*(?:re|res|resp|aw|sv|vs|antw|fw|fwd|enc|tr|rv|wg)\s*(?:\[\d+\])?\s*[:：])*\s*",
+    re.IGNORECASE,
+)
+_AUTOREPLY_SUBJECT = re.compile(
+    "(?:" + "|".join(re.escape(words).replace(r"\ ", r"\s+") for words in AUTOREPLY_SUBJECTS) + r")\s*(?:[:：]|$)",
+    re.IGNORECASE,
+)
 
 
 def automatic_reason(
@@ -49,10 +87,8 @@ def automatic_reason(
         return "auto-submitted"
     if header("X-Autoreply") is not None or header("X-Autorespond") is not None:
         return "autoreply"
-    # Exchange sets it on its own automatic mail; "None" is the one value that suppresses nothing.
-    suppress = _token(header("X-Auto-Response-Suppress"))
-    if suppress is not None and suppress != "none":
-        return "auto-response-suppress"
+    if autoreply_subject(header("Subject") or ""):
+        return "autoreply subject"
     if _token(header("Precedence")) in _BULK:
         return "precedence"
     # RFC 2919/2369 list headers; since 2024 Gmail and Yahoo require List-Unsubscribe of every bulk
@@ -60,6 +96,12 @@ def automatic_reason(
     if header("List-Id") is not None or header("List-Unsubscribe") is not None:
         return "list"
     return None
+
+
+def autoreply_subject(subject: str) -> bool:
+    """Does `subject` begin as autoresponders begin theirs (`AUTOREPLY_SUBJECTS`)?"""
+    leading = _LEADING.match(subject)  # matches always, if only the empty string
+    return _AUTOREPLY_SUBJECT.match(subject, leading.end() if leading else 0) is not None
 
 
 def _token(value: str | None) -> str | None:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterable
 from typing import ClassVar
+from urllib.parse import quote
 
 import zulip
 
@@ -53,6 +54,12 @@ log = logging.getLogger("deskbot.adapters.zulip")
 #: request holding it is cut at once (`Transport.close`), so this passes only when a client is
 #: still being built (its first request cannot be cut); stopping must not wait for that.
 CLOSE_LOCK_WAIT = 1.0
+#: A mention's look-up of an account (`GET /users/{email}`) waits this long at most, and the account
+#: found is asked again after `MENTION_FRESH` seconds (its name may change; a stale name mentions nobody).
+MENTION_LOOKUP_TIMEOUT = 3.0
+MENTION_FRESH = 3600.0
+#: Characters that would make a name act as other markdown inside `@**…**` (or end it early).
+_NOT_IN_MENTION = frozenset("*`$~[]<>|\\")
 
 
 class ZulipChannel(Channel):
@@ -102,6 +109,9 @@ class ZulipChannel(Channel):
         self._poster: MessagePoster | None = None
         #: Held while a background look-up of the support stream's privacy runs (one at a time).
         self._refreshing = threading.Lock()
+        #: Engineers' accounts by the name they work under: (user id, full name, when learnt), for
+        #: `mention` (from their own messages, or looked up).
+        self._accounts: dict[str, tuple[int, str, float]] = {}
 
     def __repr__(self) -> str:
         return f"ZulipChannel({self._credentials!r}, stream={self.state.stream_name!r})"
@@ -239,7 +249,10 @@ class ZulipChannel(Channel):
         if message.channel != self.name or message.sender_platform_id is None:
             return None
         shown = str(message.raw.get("sender_email") or "")
-        return self.engineers.name_of(int(message.sender_platform_id), shown)
+        name = self.engineers.name_of(int(message.sender_platform_id), shown)
+        if name is not None and message.sender_name:
+            self._accounts[name] = (int(message.sender_platform_id), message.sender_name, time.monotonic())
+        return name
 
     def engineer_at(self, email: str, configured: frozenset[str]) -> str | None:
         """By the account's user id, as every engineer is known (SPEC §3): an address the setting
@@ -255,6 +268,43 @@ class ZulipChannel(Channel):
     def is_engineer(self, address: str) -> bool:
         """By user id, the address of a Zulip account's identity (an older identity keyed by email is not one)."""
         return address.isascii() and address.isdigit() and self.engineers.name_of(int(address), "") is not None
+
+    def mention(self, engineer: str) -> str:
+        """`@**Full Name|id**` for the account the engineer works under: known from their own
+        messages, else looked up by the address they work under (`GET /users/{email}`). "" when
+        Zulip shows the bot no such account, cannot be asked now, or the name cannot be written
+        in a mention: the bot's line then mentions nobody, rather than carrying a broken mention."""
+        name = engineer.strip().lower()
+        known = self._accounts.get(name)
+        if (known is None or time.monotonic() - known[2] >= MENTION_FRESH) and "@" in name:
+            known = self._account_named(name) or known
+        if known is None:
+            return ""
+        user_id, full_name, _learnt = known
+        full_name = full_name.strip()
+        if not full_name.isprintable() or _NOT_IN_MENTION.intersection(full_name):
+            return ""
+        return f"@**{full_name}|{user_id}**"
+
+    def _account_named(self, address: str) -> tuple[int, str, float] | None:
+        """The account `address` names (remembered for `mention`), or None; never waits long."""
+        with self._tx_lock:
+            transport, client = self._transport, self._tx
+            if transport is None or client is None:
+                return None
+            try:
+                found = transport.call(
+                    client, "GET", f"users/{quote(address, safe='@')}", timeout=MENTION_LOOKUP_TIMEOUT, max_pause=1.0
+                )
+            except (ZulipApiError, ZulipUnavailable) as exc:
+                log.debug("cannot look up %s for a mention: %s", address, exc)
+                return None
+        user = found.get("user") or {}
+        if "user_id" not in user or not user.get("full_name"):
+            return None
+        account = (int(user["user_id"]), str(user["full_name"]), time.monotonic())
+        self._accounts[address] = account
+        return account
 
     # -- the support stream's privacy ----------------------------------------------------
     def held_back(self) -> dict[Kind, str]:

@@ -68,9 +68,10 @@ zone (`DESKBOT_TIMEZONE`).
     today in the service time zone; from 2000-01-01 to 2099-12-31); a pack is
     valid for ``DESKBOT_PACK_VALIDITY_MONTHS`` calendar months (default 12),
     until the same date that many months later inclusive, or that month's last
-    day if it has no such date (29 February + 12: 28 February). A pack that
-    has expired already, or is not valid yet, is granted with a warning on
-    stderr.
+    day if it has no such date (29 February + 12: 28 February). The setting
+    in force at the grant counts: the pack keeps that day if it changes later.
+    A pack that has expired already, or is not valid yet, is granted with a
+    warning on stderr.
 
 ``deskbot credits import FILE.csv [--json]``
     Grant packs from a CSV file with a header row naming the columns
@@ -320,7 +321,7 @@ def db_upgrade() -> None:
     engine = make_engine(config.database_url)
     try:
         before = current_revision(engine)
-        migrate(config.database_url)
+        migrate(config)
         after = current_revision(engine)
     finally:
         engine.dispose()

@@ -66,11 +66,17 @@ def scrub(text: str) -> str:
     return text
 
 
-def migrate(url: str) -> None:
-    """Apply the migrations to `url` unless this process already did; a spinner on a terminal while
-    they run (on a large database they take a while, and any command may be the first to run them)."""
+def migrate(config: Settings) -> None:
+    """Apply the migrations to the configured database unless this process already did; a spinner
+    on a terminal while they run (on a large database they take a while, and any command may be the
+    first to run them). The validity setting gives packs granted before 0017 their last day."""
+    url = config.database_url
     if url not in _migrated:
-        upgrade(url, progress=status(f"Applying migrations to {where(url)}"))
+        upgrade(
+            url,
+            progress=status(f"Applying migrations to {where(url)}"),
+            pack_validity_months=config.pack_validity_months,
+        )
         _migrated.add(url)
 
 
@@ -82,7 +88,7 @@ def where(url: str) -> str:
 @contextmanager
 def database(config: Settings) -> Iterator[Engine]:
     """An engine on the configured database, migrated first (so a fresh machine just works)."""
-    migrate(config.database_url)
+    migrate(config)
     engine = make_engine(config.database_url)
     try:
         yield engine

@@ -30,7 +30,7 @@ from bot.cli.context import (
     table,
     today,
 )
-from bot.policy import pack_expires_on, unusable_because
+from bot.policy import unusable_because
 from bot.services import credits as credit_service
 from bot.services import imports
 
@@ -53,20 +53,21 @@ def credits_grant(
         typer.Option(
             "--purchased",
             metavar="YYYY-MM-DD",
-            help="Purchase date (default: today); valid DESKBOT_PACK_VALIDITY_MONTHS months (12: a year).",
+            help="Purchase date (default: today); valid DESKBOT_PACK_VALIDITY_MONTHS months (12: a year), as set now.",
         ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Add a pack of incident credits bought on one date."""
     config = settings()
-    months = config.pack_validity_months
     day = parse_day(purchased, "--purchased") if purchased is not None else today(config)
     with session_of(config) as session:
         found = customer_or_fail(session, customer)
-        pack = credit_service.grant_credits(session, found, incidents, day, operator(), now())
-        left = credit_service.credit_summary(session, found.id, today(config), months=months).total_left
-    expires = pack_expires_on(pack.purchased, months=months)
+        pack = credit_service.grant_credits(
+            session, found, incidents, day, operator(), now(), months=config.pack_validity_months
+        )
+        left = credit_service.credit_summary(session, found.id, today(config)).total_left
+    expires = pack.valid_until
     if as_json:
         print_json(
             {
@@ -84,15 +85,15 @@ def credits_grant(
         f"Pack {pack.id}: {_credits(pack.incidents)} for {found.name}, bought {pack.purchased},"
         f" valid until {expires} inclusive. {found.name} has {_credits(left)} left."
     )
-    warning = _pack_warning(pack.purchased, today(config), months)
+    warning = _pack_warning(pack.purchased, expires, today(config))
     if warning:
         echo(f"warning: {warning}", err=True)
 
 
-def _pack_warning(purchased: date, today: date, months: int) -> str | None:
-    """Why a pack bought on `purchased` gives the customer nothing today, if it does not (a date
-    that is probably a slip): granted all the same, with this warning."""
-    why = unusable_because(purchased, today, months=months)
+def _pack_warning(purchased: date, valid_until: date, today: date) -> str | None:
+    """Why a pack bought on `purchased` and valid until `valid_until` gives the customer nothing
+    today, if it does not (a date that is probably a slip): granted all the same, with this warning."""
+    why = unusable_because(purchased, today, valid_until=valid_until)
     if why == "expired":
         return "this pack has expired already: it gives the customer nothing to use"
     if why == "not_yet":
@@ -114,9 +115,7 @@ def credits_cancel(
         done = credit_service.cancel_unused(session, pack, operator(), now())
         if done is None:
             raise CliError(f"no pack {pack} (deskbot customers show CUSTOMER lists a customer's packs)")
-        left = credit_service.credit_summary(
-            session, done.customer.id, today(config), months=config.pack_validity_months
-        ).total_left
+        left = credit_service.credit_summary(session, done.customer.id, today(config)).total_left
         document = {
             "pack_id": pack,
             "customer_id": done.customer.id,
@@ -170,11 +169,13 @@ def credits_import(
         raise CliError(f"{file}: {exc}") from None
     config = settings()
     with database(config) as engine:
-        results = _import_with_progress(engine, rows, as_json)
+        results = _import_with_progress(engine, rows, config.pack_validity_months, as_json)
     errors = sorted(bad + [r for r in results if isinstance(r, imports.RowError)], key=lambda e: e.line)
     done = [r for r in results if isinstance(r, imports.RowImported)]
-    day, months = today(config), config.pack_validity_months
-    warnings = {r.line: w for r in done if not r.skipped and (w := _pack_warning(r.purchased, day, months))}
+    day = today(config)
+    warnings = {
+        r.line: w for r in done if r.valid_until is not None and (w := _pack_warning(r.purchased, r.valid_until, day))
+    }
     if as_json:
         print_json(_import_document(file, done, errors, warnings))
     else:
@@ -183,14 +184,18 @@ def credits_import(
         raise typer.Exit(1)
 
 
-def _import_with_progress(engine: Engine, rows: list[imports.ImportRow], quiet: bool) -> list[imports.RowResult]:
+def _import_with_progress(
+    engine: Engine, rows: list[imports.ImportRow], months: int, quiet: bool
+) -> list[imports.RowResult]:
     console = err()
     if quiet or not console.is_terminal or not rows:
-        return imports.import_rows(engine, rows, operator(), now())
+        return imports.import_rows(engine, rows, operator(), now(), months=months)
     columns = (TextColumn("importing"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("import", total=len(rows))
-        return imports.import_rows(engine, rows, operator(), now(), on_result=lambda _r: progress.advance(task))
+        return imports.import_rows(
+            engine, rows, operator(), now(), months=months, on_result=lambda _r: progress.advance(task)
+        )
 
 
 def _import_document(

@@ -282,9 +282,7 @@ def customers_list(as_json: JsonFlag = False) -> None:
         )
     records = []
     for customer in found:
-        summary = summarise(
-            [credit_service.as_policy(p) for p in packs[customer.id]], day, months=config.pack_validity_months
-        )
+        summary = summarise([credit_service.as_policy(p) for p in packs[customer.id]], day)
         records.append(
             {
                 "id": customer.id,
@@ -339,7 +337,7 @@ def customers_show(
         )
         packs = credit_service.packs_of(session, found.id)
         day = today(config)
-        summary = summarise([credit_service.as_policy(p) for p in packs], day, months=config.pack_validity_months)
+        summary = summarise([credit_service.as_policy(p) for p in packs], day)
         incidents = incident_service.customer_incidents(
             session, found.id, (incident_service.OPEN, incident_service.RESOLVED, incident_service.CLOSED)
         )

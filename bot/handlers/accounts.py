@@ -11,7 +11,7 @@ from bot.commands import Arg, ParseError, command
 from bot.context import Context
 from bot.handlers.engineer import ENGINEER
 from bot.i18n import _, format_day, format_when, n_
-from bot.policy import pack_expires_on, summarise, unusable_because
+from bot.policy import summarise, unusable_because
 from bot.services import copies, credits, customers, incidents
 from storage.models import Customer, IncidentState
 
@@ -109,7 +109,7 @@ def customer_show(ctx: Context, who: str) -> None:
     if customer is None:
         return
     packs = credits.packs_of(ctx.session, customer.id)
-    summary = summarise([credits.as_policy(p) for p in packs], ctx.today, months=ctx.settings.pack_validity_months)
+    summary = summarise([credits.as_policy(p) for p in packs], ctx.today)
     identities = customers.identities_of(ctx.session, customer.id)
     email = f" {inert(customer.email)}" if customer.email else ""
     lines = [f"**{inert(customer.name)}** (id {customer.id}){email} · language {customers.language_label(customer)}"]
@@ -192,12 +192,12 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
             purchased or ctx.today,
             ctx.engineer,
             ctx.now,
+            months=ctx.settings.pack_validity_months,
         )
     except customers.CustomerError as exc:
         ctx.reply_text(exc.render(inert))
         return
-    months = ctx.settings.pack_validity_months
-    left = credits.credit_summary(ctx.session, found.id, ctx.today, months=months).total_left
+    left = credits.credit_summary(ctx.session, found.id, ctx.today).total_left
     ctx.reply_text(
         ctx.tn(
             n_(
@@ -209,7 +209,7 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
             n=n,
             name=inert(found.name),
             date=format_day(pack.purchased, ctx.lang),
-            expiry=format_day(pack_expires_on(pack.purchased, months=months), ctx.lang),
+            expiry=format_day(pack.valid_until, ctx.lang),
         )
         + " "
         + ctx.tn(
@@ -218,7 +218,7 @@ def credits_grant(ctx: Context, customer: str, n: int, purchased: date | None) -
             name=inert(found.name),
             left=left,
         )
-        + _pack_warning(ctx, pack.purchased)
+        + _pack_warning(ctx, pack.purchased, pack.valid_until)
     )
 
 
@@ -240,9 +240,7 @@ def credits_cancel(ctx: Context, pack: int) -> None:
     if done.count == 0:
         ctx.reply(_("Pack {id} of {name} has no unused credits: nothing to cancel."), id=pack, name=name)
         return
-    left = credits.credit_summary(
-        ctx.session, done.customer.id, ctx.today, months=ctx.settings.pack_validity_months
-    ).total_left
+    left = credits.credit_summary(ctx.session, done.customer.id, ctx.today).total_left
     ctx.reply_text(
         ctx.tn(
             n_(
@@ -265,9 +263,9 @@ def credits_cancel(ctx: Context, pack: int) -> None:
     )
 
 
-def _pack_warning(ctx: Context, purchased: date) -> str:
+def _pack_warning(ctx: Context, purchased: date, valid_until: date) -> str:
     """A date that is probably a slip (a year off): the pack was granted, but says why it gives nothing now."""
-    why = unusable_because(purchased, ctx.today, months=ctx.settings.pack_validity_months)
+    why = unusable_because(purchased, ctx.today, valid_until=valid_until)
     if why == "expired":
         return "\n" + ctx.t(_("⚠️ This pack has expired already: it gives the customer nothing to use."))
     if why == "not_yet":

@@ -9,7 +9,7 @@ from bot.context import Context
 from bot.handlers import case_topic
 from bot.handlers.passed_on import files_wait, mirror, refused_line, writer
 from bot.i18n import _, format_day, format_hours, format_moment, format_when, n_, zone_time
-from bot.policy import NoCredit, pack_expires_on
+from bot.policy import NoCredit
 from bot.services import attachments, conversation, credits, customers, drafts, incidents
 from bot.services.incidents import IncidentSummary
 from storage.models import Incident
@@ -107,8 +107,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
     case_topic.opened(ctx, incident, opened.urgent)
     mirror(ctx, incident, body, opened.files)
     assert ctx.customer is not None
-    months = ctx.settings.pack_validity_months
-    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today, months=months)
+    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     lines = [
         ctx.t(_("Incident #{number} is open: {subject}"), number=incident.id, subject=ctx.theirs(incident.subject)),
         ctx.tn(
@@ -118,7 +117,7 @@ def open_incident(ctx: Context, text: str | None) -> None:
             ),
             summary.total_left,
             left=summary.total_left,
-            expiry=format_day(pack_expires_on(charged.purchased, months=months), ctx.lang),
+            expiry=format_day(charged.valid_until, ctx.lang),
         ),
         ctx.t(
             _(
@@ -384,7 +383,7 @@ def _excerpt(text: str, limit: int = 300) -> str:
 )
 def show_credits(ctx: Context) -> None:
     assert ctx.customer is not None
-    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today, months=ctx.settings.pack_validity_months)
+    summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
     # A pack whose every credit was cancelled before any was used was a grant made by mistake.
     packs = [status for status in summary.packs if status.pack.incidents > 0]
     if not packs:
@@ -487,7 +486,7 @@ def link(ctx: Context, code: str) -> None:
         ctx.reply_text("\n".join(lines))
     else:
         ctx.customer = outcome
-        summary = credits.credit_summary(ctx.session, outcome.id, ctx.today, months=ctx.settings.pack_validity_months)
+        summary = credits.credit_summary(ctx.session, outcome.id, ctx.today)
         lines = [
             ctx.tn(
                 n_(

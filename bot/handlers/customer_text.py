@@ -78,7 +78,7 @@ def free_text(ctx: Context, text: str) -> None:
             example=added[0].id,
         )
         return
-    position = credits.could_open(ctx.session, ctx.customer.id, ctx.today, months=ctx.settings.pack_validity_months)
+    position = credits.could_open(ctx.session, ctx.customer.id, ctx.today)
     if isinstance(position, NoCredit):
         no_credit_answer(ctx, position)
         return

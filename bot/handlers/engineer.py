@@ -21,6 +21,7 @@ from bot.handlers.customer import SEVERITY
 from bot.i18n import Plural, _, format_day, format_when, n_, render, render_plural
 from bot.policy.language import reply_language
 from bot.services import attachments, case_records, copies, credits, customers, incidents
+from bot.services.outgoing import to_sender
 from storage.models import Incident, IncidentAttachment
 
 ENGINEER = "engineer"
@@ -59,6 +60,19 @@ def reply(ctx: Context, number: int, text: str) -> None:
     if incident is None:
         return
     assert ctx.engineer is not None
+    route = incidents.customer_route(ctx.session, incident)
+    if (
+        route is not None
+        and not ctx.deployment.for_customer(text, route.channel).strip()
+        and not ctx.message.attachments
+    ):
+        # Nothing but links into the organisation, which customers never see: "[#1] " alone would go.
+        ctx.reply(
+            _(
+                "Nothing of that reply would reach the customer (links into Zulip and wildcards are left out), so nothing was sent."
+            )
+        )
+        return
     replied = incidents.engineer_reply(ctx.session, ctx.now, ctx.engineer, incident, text)
     if replied is None:
         ctx.reply(_("Case #{number} has no customer message to answer, so nothing was sent."), number=number)
@@ -75,11 +89,12 @@ def reply(ctx: Context, number: int, text: str) -> None:
     if topic is not None:
         said = Said(ctx.engineer, channel, role="engineer")
         ctx.out.say(topic, "", quote=text, said=said, incident_id=incident.id)
+    queued = _said_if_queued(ctx, incident, channel)
     if left_out:
         # The engineer hears it where the case is worked (or where they wrote, without a topic).
         case_topic.files_left_out(ctx, incident, channel, left_out)
     case_topic.files_not_fetched(ctx)
-    if ctx.message.kind != "topic":
+    if ctx.message.kind != "topic" and not queued:
         ctx.reply(_("Sent to the customer of #{number} via {channel}."), number=number, channel=replied.route.channel)
     if incident.state == incidents.CLOSED:
         # The customer's answer to it cannot join a closed case: it would wait to open a new one.
@@ -87,6 +102,25 @@ def reply(ctx: Context, number: int, text: str) -> None:
             _("#{number} is closed: an answer from the customer would not join it. To go on here, /reopen {number}."),
             number=number,
         )
+
+
+def _said_if_queued(ctx: Context, incident: Incident, channel: str | None) -> bool:
+    """While `channel` cannot reach its platform (`Deployment.is_down`), what was just said to the
+    customer on it waits in the outbox: one line says so in the case topic, and where the engineer
+    wrote if elsewhere, so that nobody takes it for delivered. Once it goes out, nothing more is
+    said; if it never can, the engineers hear it then (bot.services.delivery_notices)."""
+    if channel is None or not ctx.deployment.is_down(channel):
+        return False
+    line = ctx.t(
+        _("⏳ {channel} is unreachable right now: this is queued and goes out to the customer when {channel} is back."),
+        channel=channel,
+    )
+    topic = incidents.case_topic(ctx.deployment, incident)
+    if topic is not None:
+        ctx.out.say(topic, line, incident_id=incident.id)
+    if topic is None or to_sender(ctx.message) != topic:
+        ctx.reply_text(line)
+    return True
 
 
 @command(en="note", pt="nota", audience=ENGINEER, args=(CASE, Arg("text", "text")), help=_("internal note on the case"))
@@ -266,8 +300,7 @@ def _no_charge(
             ctx.reply(_("#{number} is already marked as our bug."), number=number)
         return
     customer = incidents.customer_of(ctx.session, incident)
-    months = ctx.settings.pack_validity_months
-    left = credits.credit_summary(ctx.session, customer.id, ctx.today, months=months).total_left if customer else 0
+    left = credits.credit_summary(ctx.session, customer.id, ctx.today).total_left if customer else 0
     _tell_customer(ctx, incident, lambda lang: _told(lang, words, incident.id, credit, left))
 
     def marked(lang: str) -> str:
@@ -306,7 +339,7 @@ def resolve(ctx: Context, number: int, summary: str | None) -> None:
         ctx.reply(_("#{number} is {state}, not open."), number=number, state=incident.state)
         return
     told = _engineers_words(ctx, incident, summary)
-    _tell_customer(
+    channel = _tell_customer(
         ctx,
         incident,
         lambda lang: "\n".join(
@@ -328,6 +361,7 @@ def resolve(ctx: Context, number: int, summary: str | None) -> None:
     by = inert(ctx.engineer)
     case_topic.done_elsewhere(ctx, incident, f"✅ Resolved by {by}; the customer was told.", summary)
     ctx.reply(_("#{number} is resolved; the customer was told."), number=number)
+    _said_if_queued(ctx, incident, channel)
 
 
 @command(en="reopen", pt="reabrir", audience=ENGINEER, args=(CASE,), help=_("reopen a resolved or closed case"))
@@ -411,12 +445,15 @@ def set_severity(ctx: Context, number: int, severity: str) -> None:
         ctx.reply(_("#{number} now has severity {severity}."), number=number, severity=shown)
 
 
-def _tell_customer(ctx: Context, incident: Incident, compose: Callable[[str], str]) -> None:
-    """Say `compose(language)` to the customer of `incident`, in their language, on their latest channel."""
+def _tell_customer(ctx: Context, incident: Incident, compose: Callable[[str], str]) -> str | None:
+    """Say `compose(language)` to the customer of `incident`, in their language, on their latest
+    channel; that channel, or None when the customer never wrote (nothing is said)."""
     route = incidents.customer_route(ctx.session, incident)
-    if route is not None:
-        lang = incidents.customer_lang(ctx.session, incident)
-        ctx.out.say(route, compose(lang), incident_id=incident.id, lang=lang)
+    if route is None:
+        return None
+    lang = incidents.customer_lang(ctx.session, incident)
+    ctx.out.say(route, compose(lang), incident_id=incident.id, lang=lang)
+    return route.channel
 
 
 def _engineers_words(ctx: Context, incident: Incident, text: str | None) -> str | None:

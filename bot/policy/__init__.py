@@ -18,7 +18,6 @@ from bot.policy.entitlements import (
     months_after,
     pack_expires_on,
     pack_is_valid,
-    reminder_purchase_window,
     summarise,
     unusable_because,
 )
@@ -38,7 +37,6 @@ __all__ = [
     "months_after",
     "pack_expires_on",
     "pack_is_valid",
-    "reminder_purchase_window",
     "summarise",
     "unusable_because",
 ]

@@ -1,9 +1,13 @@
 """Entitlement rules: credit packs, their validity, and which pack pays for an incident.
 
-Pure functions of the packs, ``today`` (a date the caller supplies, taken in
-the desk's time zone) and ``months``, how long a pack is valid (the setting
-``DESKBOT_PACK_VALIDITY_MONTHS``; the vendor's year is 12). ``months`` has no
-default here: a caller that forgot it would quietly apply a year. Packs are
+Pure functions of the packs and ``today`` (a date the caller supplies, taken in
+the desk's time zone). A pack's last valid day, ``Pack.valid_until``, is fixed
+when the pack is granted (``pack_expires_on``: the purchase date plus the
+months of ``DESKBOT_PACK_VALIDITY_MONTHS`` then in force) and stored with it:
+the customer paid for that day, so an operator who changes the setting later
+changes the packs granted from then on, never one already sold. Every rule here
+reads the stored day; only the grant counts months, and ``months`` has no
+default: a grant that forgot it would quietly apply a year. Packs are
 immutable; ``consume`` and ``give_back`` return the updated pack for the caller
 to store.
 """
@@ -12,9 +16,9 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import MAXYEAR, MINYEAR, date, timedelta
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
+from datetime import MAXYEAR, MINYEAR, date
 from typing import Literal
 
 __all__ = [
@@ -30,7 +34,6 @@ __all__ = [
     "months_after",
     "pack_expires_on",
     "pack_is_valid",
-    "reminder_purchase_window",
     "summarise",
     "unusable_because",
 ]
@@ -38,19 +41,25 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Pack:
-    """``incidents`` credits bought on ``purchased``.
+    """``incidents`` credits bought on ``purchased``, usable through ``valid_until``.
 
     ``used`` counts credits currently consumed: incidents charged to the pack
     minus credits returned because the incident was a vendor bug.
-    Invariant: ``0 <= used <= incidents``.
+    ``valid_until`` is the last day the pack may be used, inclusive, fixed at
+    the grant (``pack_expires_on``).
+    Invariants: ``0 <= used <= incidents``; ``purchased <= valid_until``.
     """
 
     id: int
     purchased: date
     incidents: int
     used: int = 0
+    _: KW_ONLY
+    valid_until: date
 
     def __post_init__(self) -> None:
+        if self.valid_until < self.purchased:
+            raise ValueError(f"pack {self.id}: valid until {self.valid_until}, before its purchase on {self.purchased}")
         if self.incidents < 0:
             raise ValueError(f"pack {self.id}: incidents must not be negative, got {self.incidents}")
         if not 0 <= self.used <= self.incidents:
@@ -70,7 +79,8 @@ def months_after(day: date, months: int) -> date:
 
 
 def pack_expires_on(purchased: date, *, months: int) -> date:
-    """The last day a pack bought on ``purchased`` is valid: ``months`` calendar months later
+    """The last day a pack bought on ``purchased`` and granted while packs last ``months`` is valid,
+    its ``valid_until``: ``months`` calendar months later
     (``months_after``; with 12, one calendar year: a pack bought on 29 February expires on
     28 February of the next year).
 
@@ -80,20 +90,21 @@ def pack_expires_on(purchased: date, *, months: int) -> date:
     return months_after(purchased, months)
 
 
-def pack_is_valid(pack: Pack, today: date, *, months: int) -> bool:
+def pack_is_valid(pack: Pack, today: date) -> bool:
     """Whether ``pack`` may pay for an incident opened on ``today``.
 
     Valid from the purchase date through the expiry date *inclusive*: a
     customer reading "valid until 10 Mar 2027" expects to use it that day.
     A pack dated in the future is not valid yet.
     """
-    return pack.purchased <= today <= pack_expires_on(pack.purchased, months=months)
+    return pack.purchased <= today <= pack.valid_until
 
 
-def unusable_because(purchased: date, today: date, *, months: int) -> Literal["expired", "not_yet"] | None:
-    """Why a pack bought on ``purchased`` cannot pay for anything ``today`` (None: it can, credits
-    permitting). A grant of such a pack is most often a slip of the year, which is worth a word."""
-    if today > pack_expires_on(purchased, months=months):
+def unusable_because(purchased: date, today: date, *, valid_until: date) -> Literal["expired", "not_yet"] | None:
+    """Why a pack bought on ``purchased`` and valid until ``valid_until`` cannot pay for anything
+    ``today`` (None: it can, credits permitting). A grant of such a pack is most often a slip of the
+    year, which is worth a word."""
+    if today > valid_until:
         return "expired"
     if today < purchased:
         return "not_yet"
@@ -105,25 +116,15 @@ def credits_left(pack: Pack) -> int:
     return pack.incidents - pack.used
 
 
-def expiry_reminder_due(pack: Pack, today: date, days_before: int, *, months: int) -> bool:
+def expiry_reminder_due(pack: Pack, today: date, days_before: int) -> bool:
     """Whether the customer is to be reminded ``today`` that ``pack``'s unused credits lapse: it
     has some left, may still be used today, and its last valid day is at most ``days_before``
     days away (0: reminders are off). Credits are money paid; a customer told a month ahead can
-    still use them, or plan the next pack."""
-    if days_before <= 0 or credits_left(pack) <= 0 or not pack_is_valid(pack, today, months=months):
+    still use them, or plan the next pack. A store narrows its query to the packs whose
+    ``valid_until`` is from ``today`` to ``days_before`` days on; this rule decides."""
+    if days_before <= 0 or credits_left(pack) <= 0 or not pack_is_valid(pack, today):
         return False
-    return (pack_expires_on(pack.purchased, months=months) - today).days <= days_before
-
-
-def reminder_purchase_window(today: date, days_before: int, *, months: int) -> tuple[date, date]:
-    """The first and last purchase dates of packs that ``expiry_reminder_due`` may pick ``today``:
-    every such pack is bought within them (a store narrows its query to these; the rule decides).
-
-    Still valid today means bought no earlier than ``months`` before today; lapsing within
-    ``days_before`` days means bought no later than ``months`` before that last day, give or
-    take the three days a month's end can clamp (bought 28–31 Jan, a month: all end 28 Feb).
-    """
-    return months_after(today, -months), months_after(today + timedelta(days=days_before), -months) + timedelta(days=3)
+    return (pack.valid_until - today).days <= days_before
 
 
 @dataclass(frozen=True)
@@ -141,29 +142,26 @@ class NoCredit:
     starts: date | None = None
 
 
-def _consumption_order(months: int) -> Callable[[Pack], tuple[date, date, int]]:
-    def order(pack: Pack) -> tuple[date, date, int]:
-        # Spend the credit that would be lost first; ties go to the older purchase.
-        return pack_expires_on(pack.purchased, months=months), pack.purchased, pack.id
-
-    return order
+def _consumption_order(pack: Pack) -> tuple[date, date, int]:
+    # Spend the credit that would be lost first; ties go to the older purchase.
+    return pack.valid_until, pack.purchased, pack.id
 
 
-def choose_pack(packs: Sequence[Pack], today: date, *, months: int) -> Pack | NoCredit:
+def choose_pack(packs: Sequence[Pack], today: date) -> Pack | NoCredit:
     """The pack to charge for an incident opened on ``today``, or why there is none.
 
     Among packs valid today with credits left, the one that expires first
     (ties: earlier purchase, then lower id).
     """
-    usable = [p for p in packs if pack_is_valid(p, today, months=months) and credits_left(p) > 0]
+    usable = [p for p in packs if pack_is_valid(p, today) and credits_left(p) > 0]
     if usable:
-        return min(usable, key=_consumption_order(months))
+        return min(usable, key=_consumption_order)
     coming = [p.purchased for p in packs if p.purchased > today and credits_left(p) > 0]
     if coming:
         return NoCredit("not_yet", min(coming))
-    if any(pack_is_valid(p, today, months=months) for p in packs):
+    if any(pack_is_valid(p, today) for p in packs):
         return NoCredit("all_used")
-    if any(pack_expires_on(p.purchased, months=months) < today for p in packs):
+    if any(p.valid_until < today for p in packs):
         return NoCredit("all_expired")
     return NoCredit("none_bought")
 
@@ -212,16 +210,11 @@ class CreditSummary:
     next_expiry: date | None
 
 
-def summarise(packs: Sequence[Pack], today: date, *, months: int) -> CreditSummary:
+def summarise(packs: Sequence[Pack], today: date) -> CreditSummary:
     """The credit position on ``today`` (see ``CreditSummary``)."""
     statuses = tuple(
-        PackStatus(
-            pack=p,
-            left=credits_left(p),
-            expires_on=pack_expires_on(p.purchased, months=months),
-            valid=pack_is_valid(p, today, months=months),
-        )
-        for p in sorted(packs, key=_consumption_order(months))
+        PackStatus(pack=p, left=credits_left(p), expires_on=p.valid_until, valid=pack_is_valid(p, today))
+        for p in sorted(packs, key=_consumption_order)
     )
     spendable = [s for s in statuses if s.valid and s.left > 0]
     return CreditSummary(

@@ -69,16 +69,16 @@ def open_with_draft(
     body = used.text if used is not None else text
     if not body:
         return None
-    today, months = deployment.settings.today(now), deployment.settings.pack_validity_months
+    today = deployment.settings.today(now)
     already_open = incidents.customer_incidents(session, writer.customer.id, (incidents.OPEN,))
     if already_open and not drafts.confirmed(used, now):
-        position = credits.could_open(session, writer.customer.id, today, months=months)
+        position = credits.could_open(session, writer.customer.id, today)
         if isinstance(position, NoCredit):
             drafts.keep(session, identity_id, body, now, drafts.OPEN, copies=writer.copies)
             return position
         drafts.keep(session, identity_id, body, now, drafts.EITHER, copies=writer.copies)
         return AskFirst(already_open, position)
-    charged = credits.take_credit(session, writer.customer.id, today, months=months)
+    charged = credits.take_credit(session, writer.customer.id, today)
     if isinstance(charged, NoCredit):
         drafts.keep(session, identity_id, body, now, drafts.OPEN, copies=writer.copies)
         return charged

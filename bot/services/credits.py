@@ -4,14 +4,15 @@ back a credit (SPEC §1).
 Which pack pays, and the arithmetic of a pack, are the pure rules of
 bot.policy.entitlements (`choose_pack`, `consume`, `give_back`, `summarise`);
 this module applies them to the stored packs, locking them on PostgreSQL.
-`months` is how long a pack is valid (`Settings.pack_validity_months`).
+A pack's last valid day is fixed when it is granted (`grant_credits`, from the `months` of
+`Settings.pack_validity_months` then in force) and stored on it; every rule reads that day.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select, update
@@ -27,7 +28,6 @@ from bot.policy import (
     expiry_reminder_due,
     give_back,
     pack_expires_on,
-    reminder_purchase_window,
     summarise,
 )
 from bot.services.customers import CustomerError
@@ -44,7 +44,13 @@ def packs_of(session: Session, customer_id: int, lock: bool = False) -> list[Cre
 
 def as_policy(pack: CreditPack) -> Pack:
     """The pack as the rules see it: its cancelled credits were never the customer's."""
-    return Pack(id=pack.id, purchased=pack.purchased, incidents=pack.incidents - pack.cancelled, used=pack.used)
+    return Pack(
+        id=pack.id,
+        purchased=pack.purchased,
+        incidents=pack.incidents - pack.cancelled,
+        used=pack.used,
+        valid_until=pack.valid_until,
+    )
 
 
 def left_in(pack: CreditPack) -> int:
@@ -52,21 +58,21 @@ def left_in(pack: CreditPack) -> int:
     return pack.incidents - pack.cancelled - pack.used
 
 
-def credit_summary(session: Session, customer_id: int, today: date, *, months: int) -> CreditSummary:
-    return summarise([as_policy(p) for p in packs_of(session, customer_id)], today, months=months)
+def credit_summary(session: Session, customer_id: int, today: date) -> CreditSummary:
+    return summarise([as_policy(p) for p in packs_of(session, customer_id)], today)
 
 
-def could_open(session: Session, customer_id: int, today: date, *, months: int) -> CreditSummary | NoCredit:
+def could_open(session: Session, customer_id: int, today: date) -> CreditSummary | NoCredit:
     """Could the customer open an incident today? Their credits if so, or why not (nothing taken)."""
     packs = [as_policy(p) for p in packs_of(session, customer_id)]
-    choice = choose_pack(packs, today, months=months)
-    return choice if isinstance(choice, NoCredit) else summarise(packs, today, months=months)
+    choice = choose_pack(packs, today)
+    return choice if isinstance(choice, NoCredit) else summarise(packs, today)
 
 
-def take_credit(session: Session, customer_id: int, today: date, *, months: int) -> CreditPack | NoCredit:
+def take_credit(session: Session, customer_id: int, today: date) -> CreditPack | NoCredit:
     """Consume one credit from the pack the rules choose (`policy.choose_pack`; rows locked on PostgreSQL)."""
     packs = packs_of(session, customer_id, lock=True)
-    choice = choose_pack([as_policy(p) for p in packs], today, months=months)
+    choice = choose_pack([as_policy(p) for p in packs], today)
     if isinstance(choice, NoCredit):
         return choice
     row = next(p for p in packs if p.id == choice.id)
@@ -95,7 +101,7 @@ class CreditReturn:
         return self.outcome == "returned"
 
 
-def return_credit(session: Session, pack_id: int | None, today: date, *, months: int) -> CreditReturn:
+def return_credit(session: Session, pack_id: int | None, today: date) -> CreditReturn:
     """Give a credit back to its pack (`policy.give_back`) if that pack is still valid on `today`."""
     if pack_id is None:
         return CreditReturn("not_charged")
@@ -104,7 +110,7 @@ def return_credit(session: Session, pack_id: int | None, today: date, *, months:
     if pack is None:
         log.warning("credit not returned: pack %s does not exist", pack_id)
         return CreditReturn("not_used", pack_id)
-    valid_until = pack_expires_on(pack.purchased, months=months)
+    valid_until = pack.valid_until
     if valid_until < today:
         return CreditReturn("expired", pack_id, valid_until)
     try:
@@ -116,17 +122,30 @@ def return_credit(session: Session, pack_id: int | None, today: date, *, months:
 
 
 def grant_credits(
-    session: Session, customer: Customer, incidents: int, purchased: date, granted_by: str, now: datetime
+    session: Session,
+    customer: Customer,
+    incidents: int,
+    purchased: date,
+    granted_by: str,
+    now: datetime,
+    *,
+    months: int,
 ) -> CreditPack:
-    """A new pack of `incidents` credits bought on `purchased`. CustomerError if either is out of
-    range (the parsers refuse such dates first: a pack of 9999-12-31 would be valid into a year no
-    date holds, and every credit listing of its customer would fail)."""
+    """A new pack of `incidents` credits bought on `purchased`, valid for `months` (the setting in
+    force now: the pack keeps the day it gets here whatever the setting becomes). CustomerError if
+    either is out of range (the parsers refuse such dates first: a pack of 9999-12-31 would be valid
+    into a year no date holds, and every credit listing of its customer would fail)."""
     if incidents < 1 or incidents > 10_000:
         raise CustomerError("The number of incidents must be between 1 and 10000.")
     if not FIRST_DAY <= purchased <= LAST_DAY:
         raise CustomerError(f"The purchase date must be from {DAYS}.")
     pack = CreditPack(
-        customer_id=customer.id, purchased=purchased, incidents=incidents, granted_by=granted_by, created_at=now
+        customer_id=customer.id,
+        purchased=purchased,
+        valid_until=pack_expires_on(purchased, months=months),
+        incidents=incidents,
+        granted_by=granted_by,
+        created_at=now,
     )
     session.add(pack)
     session.flush()
@@ -161,22 +180,23 @@ def cancel_unused(session: Session, pack_id: int, by: str, now: datetime) -> Can
     return Cancelled(pack, customer, count)
 
 
-def packs_to_remind(session: Session, today: date, days_before: int, *, months: int) -> list[CreditPack]:
+def packs_to_remind(session: Session, today: date, days_before: int) -> list[CreditPack]:
     """Packs whose customer is to be reminded today that unused credits lapse (the policy's
     `expiry_reminder_due`), not reminded yet; locked, and those another replica holds left out."""
-    first, last = reminder_purchase_window(today, days_before, months=months)
+    if days_before <= 0:
+        return []
     query = (
         select(CreditPack)
         .where(
             CreditPack.expiry_reminded_at.is_(None),
             CreditPack.used + CreditPack.cancelled < CreditPack.incidents,
-            CreditPack.purchased >= first,
-            CreditPack.purchased <= last,
+            CreditPack.valid_until >= today,
+            CreditPack.valid_until <= today + timedelta(days=days_before),
         )
         .order_by(CreditPack.purchased, CreditPack.id)
     )
     found = session.scalars(for_update(query, session, skip_locked=True))
-    return [pack for pack in found if expiry_reminder_due(as_policy(pack), today, days_before, months=months)]
+    return [pack for pack in found if expiry_reminder_due(as_policy(pack), today, days_before)]
 
 
 def claim_reminder(session: Session, pack: CreditPack, now: datetime) -> bool:

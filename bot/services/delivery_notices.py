@@ -8,7 +8,8 @@ for good is told in a topic of its own (`ALERTS_TOPIC`).
 
 Each function writes its notice through `Outgoing` and says whether it wrote one (the caller then
 wakes the case channel's loop). Addresses and the platforms' error texts are untrusted: they are shown
-as inline code, never as markup.
+as inline code, never as markup. An engineer's answer that will never reach the customer also gives
+the case its response clock back (`answer_lost`): the customer is still waiting for an answer.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from sqlalchemy import and_, exists, select
 from sqlmodel import Session
 
 from adapters.channel import Outbound
 from adapters.markup import inert
-from bot.services import attachments
+from bot.config import Settings
+from bot.i18n import _, format_when, render
+from bot.services import attachments, incidents
 from bot.services.outgoing import Outgoing, Topic
-from storage.models import Incident, Outbox
+from storage.models import Incident, IncidentMessage, Outbox
 
 log = logging.getLogger("deskbot.dispatcher")  # the dispatcher's deliveries, in its log
 
@@ -91,16 +95,32 @@ def not_reached_yet(
     return True
 
 
-def failed_for_good(session: Session, now: datetime, case_channel: str | None, row: Outbox, error: str) -> bool:
+def failed_for_good(
+    session: Session,
+    now: datetime,
+    case_channel: str | None,
+    row: Outbox,
+    error: str,
+    *,
+    settings: Settings | None = None,
+) -> bool:
     """A row marked failed: a message to a customer is told in its case topic, a post its case topic
-    refused in `ALERTS_TOPIC`; anything else (a direct row about no case) only in the log."""
+    refused in `ALERTS_TOPIC`; anything else (a direct row about no case) only in the log. An
+    engineer's answer gives the case its due time back (`answer_lost`, with `settings`)."""
+    incident = session.get(Incident, row.incident_id) if row.incident_id else None
+    due = answer_lost(session, settings, row, incident) if settings is not None and incident is not None else None
     if case_channel is None:
         return False
-    incident = session.get(Incident, row.incident_id) if row.incident_id else None
     # Platform error texts may echo what was refused: made inert like every other echoed text.
     reason = inert(" ".join(error.split())[:200]) or "(the platform gave no reason)"
     if row.kind == "direct" and incident is not None and incident.topic:
         text = f"⚠ Could not deliver a message to the customer via {row.channel}: {reason}"
+        if due is not None and settings is not None:
+            text += "\n" + render(
+                "en",
+                _("The customer did not get this answer, so the case waits on the team again: response due {due}."),
+                due=format_when(due, "en", settings.calendar.tz),
+            )
         topic = incident.topic
     elif row.kind == "topic" and row.topic != ALERTS_TOPIC:
         case = f"case #{incident.id}" if incident is not None else "a case topic"
@@ -112,3 +132,33 @@ def failed_for_good(session: Session, now: datetime, case_channel: str | None, r
         Topic(case_channel, topic), text, incident_id=incident.id if incident is not None else None
     )
     return True
+
+
+def answer_lost(session: Session, settings: Settings, row: Outbox, incident: Incident) -> datetime | None:
+    """`row` failed for good: if it carried an engineer's answer (`/reply`) and no other answer since
+    the response clock started reached the customer or is on its way, the clock runs again
+    (`incidents.resume_clock`; SPEC §3: an answer stops it, and this one never arrived). The due
+    time, when it came back."""
+    if row.kind != "direct" or row.automatic or incident.clock_from is None:
+        return None
+    answer = and_(
+        IncidentMessage.incident_id == incident.id,
+        IncidentMessage.direction == "out",
+        IncidentMessage.created_at >= incident.clock_from,
+    )
+    # An answer's row is written with its message, at the same time (bot.handlers.engineer.reply).
+    was_answer = select(IncidentMessage.id).where(
+        answer, IncidentMessage.created_at == row.created_at, IncidentMessage.channel == row.channel
+    )
+    other_answer = exists().where(
+        answer,
+        Outbox.incident_id == incident.id,
+        Outbox.kind == "direct",
+        Outbox.automatic.is_(False),
+        Outbox.created_at == IncidentMessage.created_at,
+        Outbox.id != row.id,
+        Outbox.state != "failed",
+    )
+    if session.scalar(was_answer.limit(1)) is None or session.scalar(select(other_answer)):
+        return None
+    return incidents.resume_clock(settings, incident)

@@ -77,6 +77,8 @@ class RowImported:
     purchased: date
     #: The pack granted, or None when the row was skipped as already imported.
     pack_id: int | None
+    #: The granted pack's last valid day (fixed at the grant); None when the row was skipped.
+    valid_until: date | None = None
     created: bool = False
     #: Only for a customer this row created: its one-time activation code, in clear.
     activation_code: str | None = None
@@ -180,11 +182,14 @@ def import_rows(
     rows: Sequence[ImportRow],
     granted_by: str,
     now: datetime,
+    *,
+    months: int,
     on_result: Callable[[RowResult], None] | None = None,
 ) -> list[RowResult]:
     """Apply `rows`, each in its own transaction; a row that fails becomes a RowError.
 
-    `granted_by` is stored on each pack, prefixed with `import:`. Database
+    Each pack is granted as `grant_credits` grants one, valid for `months` (the setting in force
+    now). `granted_by` is stored on each pack, prefixed with `import:`. Database
     outages are not row errors: they propagate, and the rows already done stay.
     """
     marker = f"{IMPORT_MARK}:{granted_by}"
@@ -193,7 +198,7 @@ def import_rows(
     results: list[RowResult] = []
     for row in rows:
         try:
-            result, key = _apply(engine, row, marker, now, seen, granted)
+            result, key = _apply(engine, row, marker, now, months, seen, granted)
         except CustomerError as exc:
             result = RowError(row.line, str(exc))
         except IntegrityError as exc:
@@ -214,6 +219,7 @@ def _apply(
     row: ImportRow,
     marker: str,
     now: datetime,
+    months: int,
     seen: Counter[tuple[int, date, int]],
     granted: Counter[tuple[int, date, int]],
 ) -> tuple[RowImported, tuple[int, date, int]]:
@@ -240,16 +246,17 @@ def _apply(
             )
         )
         imported_before = (imported or 0) - granted[key]
-        pack_id = None
+        pack = None
         if seen[key] + 1 > imported_before:
-            pack_id = grant_credits(session, customer, row.incidents, row.purchased, marker, now).id
+            pack = grant_credits(session, customer, row.incidents, row.purchased, marker, now, months=months)
         result = RowImported(
             line=row.line,
             customer_id=customer.id,
             customer=customer.name,
             incidents=row.incidents,
             purchased=row.purchased,
-            pack_id=pack_id,
+            pack_id=pack.id if pack else None,
+            valid_until=pack.valid_until if pack else None,
             created=created,
             activation_code=code,
             email_added=email_added,

@@ -26,7 +26,7 @@ from bot.deployment import Deployment
 from bot.i18n import _
 from bot.numbers import is_id
 from bot.policy.acknowledgements import Who
-from bot.services import credits
+from bot.services import case_threads, credits
 from bot.services.outgoing import Direct, Topic
 from storage.db import for_update
 from storage.models import Customer, Identity, Incident, IncidentEvent, IncidentMessage, IncidentState
@@ -105,14 +105,17 @@ def case_topic(deployment: Deployment, incident: Incident) -> Topic | None:
 
 def customer_route(session: Session, incident: Incident) -> Direct | None:
     """The customer of `incident` on the channel of their latest message on it (a message of someone
-    they copy is on the incident too, but answers go to the customer: bot.services.copies)."""
+    they copy is on the incident too, but answers go to the customer: bot.services.copies), in the
+    incident's thread there (`case_threads.answered`)."""
     last = latest_inbound(session, incident.id, customer_id=incident.customer_id)
     if last is None or last.identity_id is None:
         return None
     identity = session.get(Identity, last.identity_id)
     if identity is None:
         return None
-    return Direct(identity.channel, identity.address, last.conversation)
+    return Direct(
+        identity.channel, identity.address, case_threads.answered(session, last, incident.customer_id).conversation
+    )
 
 
 # -- transitions ---------------------------------------------------------------------
@@ -213,6 +216,16 @@ def engineer_reply(session: Session, now: datetime, engineer: str, incident: Inc
     return Replied(route, first)
 
 
+def resume_clock(settings: Settings, incident: Incident) -> datetime | None:
+    """The team's answer that stopped the response clock never reached the customer: on an open
+    case waiting on the customer, the clock runs again from when it started (by the severity now),
+    as if the answer had not been given. The due time, or None when nothing changed."""
+    if incident.state != OPEN or incident.due_at is not None or incident.clock_from is None:
+        return None
+    incident.due_at = settings.calendar.due_at(incident.clock_from, settings.target_days(incident.severity))
+    return incident.due_at
+
+
 def add_note(session: Session, now: datetime, engineer: str, incident: Incident, text: str) -> None:
     session.add(IncidentMessage(incident_id=incident.id, direction="note", author=engineer, body=text, created_at=now))
     record(session, incident, engineer, "note", now)
@@ -260,9 +273,7 @@ def _no_charge(
     if not incident.chargeable:
         return None
     incident.chargeable = False
-    returned = credits.return_credit(
-        session, incident.pack_id, settings.today(now), months=settings.pack_validity_months
-    )
+    returned = credits.return_credit(session, incident.pack_id, settings.today(now))
     details = {
         "returned": "credit returned",
         "expired": f"credit not returned: pack {returned.pack_id} was valid until {returned.valid_until} and has expired",

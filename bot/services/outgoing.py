@@ -32,8 +32,11 @@ class Direct:
     channel: str
     recipient: str
     conversation: str | None = None
-    #: The subject of the message answered (used when the row is about no incident).
+    #: The subject of the message answered (an email's, without "Re:" and tags); None for words
+    #: about an incident that answer no particular message (they bear the incident's subject).
     subject: str | None = None
+    #: The incident the message answered names beside its text (an email subject's `[#N]`).
+    case_hint: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,20 @@ def to_sender(message: Inbound) -> Address:
     """Where the sender of `message` reads the answer: their DM, or the topic they wrote in."""
     if message.kind == "topic" and message.topic is not None:
         return Topic(message.channel, message.topic)
-    return Direct(message.channel, message.sender, message.conversation, message.subject_hint)
+    return Direct(message.channel, message.sender, message.conversation, message.subject_hint, message.case_hint)
+
+
+def subject_of(to: Direct, incident: Incident | None) -> str | None:
+    """The subject of a direct row (email: "Re: <it>" in answer to a mail, `[#N]` before it on a row
+    about incident N): the subject of the message answered, as the customer wrote it, so that their
+    mail client keeps the answer in that conversation; its own tag where the row is about no incident
+    (a `status` sent in an incident's thread). A row about an incident that answers no message (a
+    `/reply`), or a message naming another incident, bears the incident's subject."""
+    if incident is None:
+        return f"[#{to.case_hint}] {to.subject or ''}".rstrip() if to.case_hint is not None else to.subject
+    if to.subject is None or to.case_hint not in (None, incident.id):
+        return incident.subject
+    return to.subject
 
 
 class Outgoing:
@@ -116,7 +132,7 @@ class Outgoing:
                 "kind": "direct",
                 "recipient": to.recipient,
                 "conversation": to.conversation,
-                "subject": incident.subject if incident is not None else to.subject,
+                "subject": subject_of(to, incident),
                 "automatic": not self.by_person,
                 "copies": json.dumps(copied) if copied else None,
                 "lang": language_tag(lang) if lang else None,

@@ -5,19 +5,32 @@ Each unlinked account gets at most `PER_STRANGER` answers an hour, whatever it s
 all of them together at most the share of a channel's posting budget that
 `Deployment.stranger_budgets` gives them; the "who are you" answer once a day, and the
 pointer to direct messages for a public mention once a day.
+
+On a channel with an hourly cap of automatic answers (email: SPEC §4, so that two robots can
+never loop), a linked customer's answers are capped too (`within_cap`), at two heights: the cap
+for what the bot says unasked (an acknowledgement, a question about plain text), and
+`COMMAND_ANSWERS` for the answers to commands they type. An answer withheld loses none of their
+words, and the engineers hear of it once an hour (`answers_withheld`).
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
+from sqlalchemy import select
 from sqlmodel import Session
 
+from adapters.markup import inert
 from bot.deployment import Deployment
+from bot.i18n import format_when
 from bot.policy.throttle import Allowance, Window
 from bot.services import drafts
-from storage.models import Identity, StrangerAnswers
+from storage.models import Customer, Identity, Outbox, StrangerAnswers
+
+if TYPE_CHECKING:  # bot.services.outgoing imports this module (through copies)
+    from bot.services.outgoing import Outgoing, Topic
 
 #: An unknown sender gets the "how to buy support / link" answer at most this often.
 UNKNOWN_NOTICE_EVERY = timedelta(days=1)
@@ -27,6 +40,13 @@ PUBLIC_NOTICE_EVERY = timedelta(days=1)
 #: room for the daily answer, `help` and every wrong activation code up to the one that says to
 #: wait (bot.services.customers.CODE_ATTEMPTS), and still no loop with a robot.
 PER_STRANGER = Allowance(10, timedelta(hours=1))
+#: The answers a linked customer gets an hour to the commands they type (`status`, `open …`,
+#: `severity 1 2`), or the channel's cap if higher. A person asks each one and waits for its
+#: answer: with the cap alone (EMAIL_ANSWERS_PER_HOUR, 5) a customer's sixth command of the hour
+#: went unanswered. What a robot sends back is text, not commands, and the answers to text (an
+#: acknowledgement, a question) keep the channel's cap, so a robot that answers every mail still
+#: gets no more; one whose every mail were a command would stop here.
+COMMAND_ANSWERS = 30
 log = logging.getLogger("deskbot.services.strangers")
 
 
@@ -54,11 +74,14 @@ def due_public_notice(identity: Identity, now: datetime) -> bool:
     return True
 
 
-def within_cap(identity: Identity, cap: int, now: datetime) -> bool:
+def within_cap(identity: Identity, cap: int, now: datetime, *, command: bool = False) -> bool:
     """May `identity` get one more automatic answer this hour, at most `cap` an hour (a channel's
     `answers_per_hour`: email)? Taken if so. Whatever an address sends, a robot answering every
-    answer included, it gets no more: two robots can never loop."""
-    allowed, window = Allowance(cap, PER_STRANGER.length).take(
+    answer included, it gets no more: two robots can never loop. `command`: the answer to a
+    command a linked customer typed, which may go on up to `COMMAND_ANSWERS` (counted in the
+    same hour: the answers to their text stop at `cap` with those to commands included)."""
+    limit = max(cap, COMMAND_ANSWERS) if command else cap
+    allowed, window = Allowance(limit, PER_STRANGER.length).take(
         Window(identity.answers_since, identity.answers_used), now
     )
     if not allowed:
@@ -69,6 +92,41 @@ def within_cap(identity: Identity, cap: int, now: datetime) -> bool:
         return False
     identity.answers_since, identity.answers_used = window.since, window.used
     return True
+
+
+def answers_withheld(
+    session: Session,
+    deployment: Deployment,
+    out: Outgoing,
+    topic: Topic,
+    identity: Identity,
+    customer: Customer,
+    cap: int,
+    incident_id: int | None = None,
+) -> None:
+    """`within_cap` withheld an answer to `customer`'s `identity`: the engineers read so in `topic`
+    (the case topic of the incident the message was about, else the alerts topic), once in that
+    topic for the hour that holds the answers back, however many are withheld. The notice written
+    already is the record that it was: the same text, written since that hour began."""
+    if identity.answers_since is None:
+        return
+    until = identity.answers_since + PER_STRANGER.length
+    text = (
+        f"⚠ Some automatic answers to {inert(customer.name[:200])} ({inert(identity.address[:200])} by "
+        f"{identity.channel}) are held back until {format_when(until, 'en', deployment.settings.calendar.tz)}: "
+        f"at most {cap} an hour answer what they write, {max(cap, COMMAND_ANSWERS)} their commands, so that "
+        "two robots can never answer each other for ever. Nothing they write is lost (it is added to "
+        "their incident, or kept as their draft); /reply reaches them as usual."
+    )
+    told = select(Outbox.id).where(
+        Outbox.channel == topic.channel,
+        Outbox.recipient.is_(None),  # type: ignore[union-attr]
+        Outbox.topic == topic.topic,
+        Outbox.created_at >= identity.answers_since,
+        Outbox.text == text,
+    )
+    if session.scalars(told.limit(1)).first() is None:
+        out.say(topic, text, incident_id=incident_id)
 
 
 def may_answer(

@@ -25,7 +25,10 @@ def july(cli: Run, cli_env: pytest.MonkeyPatch, engine) -> Run:  # noqa: ANN001
         acme, _ = create_customer(session, "Acme", None, "en", now)
         beta, _ = create_customer(session, "Beta", None, "en", now)
         quiet, _ = create_customer(session, "Quiet", None, "en", now)
-        packs = {c.id: grant_credits(session, c, 10, date(2026, 1, 1), "test", now).id for c in (acme, beta, quiet)}
+        packs = {
+            c.id: grant_credits(session, c, 10, date(2026, 1, 1), "test", now, months=12).id
+            for c in (acme, beta, quiet)
+        }
 
         def incident(customer, opened: datetime, chargeable: bool = True) -> None:  # noqa: ANN001
             session.add(

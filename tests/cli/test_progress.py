@@ -111,9 +111,9 @@ def test_an_up_to_date_start_on_a_terminal_does_not_load_the_spinner(tmp_path: P
     """`deskbot run` migrates first; on a terminal with nothing to apply it must not pay for rich."""
     assert on_a_terminal(tmp_path, "db", "upgrade")[0] == 0
     probe = (
-        "import os, sys\n"
-        "from bot.cli.context import migrate\n"
-        "migrate(os.environ['DESKBOT_DATABASE_URL'])\n"
+        "import sys\n"
+        "from bot.cli.context import migrate, settings\n"
+        "migrate(settings())\n"
         "print('on a terminal:', sys.stderr.isatty(), 'rich loaded:', 'rich' in sys.modules)\n"
     )
     main, child = pty.openpty()

@@ -25,7 +25,7 @@ def _desk(engine, db_url, clock) -> Desk:  # noqa: ANN001
     desk.runtime.router.answer_caps = {"email": 5}
     with transaction(engine) as session:
         customer, _code = customers.create_customer(session, "Acme", ANA, "en", clock())
-        credits.grant_credits(session, customer, 3, clock().date(), "test", clock())
+        credits.grant_credits(session, customer, 3, clock().date(), "test", clock(), months=12)
     return desk
 
 

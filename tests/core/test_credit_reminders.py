@@ -133,7 +133,7 @@ def test_packs_due_together_are_one_reminder_that_lists_them(engine, db_url, clo
     with transaction(desk.engine) as s:
         for customer_id, n in ((1, 1), (2, 3)):
             customer = s.get_one(Customer, customer_id)
-            credits.grant_credits(s, customer, n, date(2026, 1, 1), "import", clock())  # last day 1 Jan 2027
+            credits.grant_credits(s, customer, n, date(2026, 1, 1), "import", clock(), months=12)  # last day 1 Jan 2027
 
     out = _watch(desk)
     assert out.count("deskbot → Acme:") == 1 and out.count("deskbot → Cliente:") == 1

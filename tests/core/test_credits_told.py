@@ -111,15 +111,15 @@ def test_return_credit_says_what_became_of_the_credit(engine, db_url, clock):
     desk.customer("Acme", credits=2, purchased=BOUGHT)
     with transaction(desk.engine) as s:
         pack = s.scalars(select(CreditPack)).one()
-        assert credits.return_credit(s, None, date(2026, 12, 2), months=12).outcome == "not_charged"
-        assert credits.return_credit(s, 99, date(2026, 12, 2), months=12).outcome == "not_used"
-        assert credits.return_credit(s, pack.id, date(2026, 12, 2), months=12).outcome == "not_used"  # none used yet
+        assert credits.return_credit(s, None, date(2026, 12, 2)).outcome == "not_charged"
+        assert credits.return_credit(s, 99, date(2026, 12, 2)).outcome == "not_used"
+        assert credits.return_credit(s, pack.id, date(2026, 12, 2)).outcome == "not_used"  # none used yet
         pack.used = 1
         s.flush()
-        expired = credits.return_credit(s, pack.id, date(2026, 12, 4), months=12)
+        expired = credits.return_credit(s, pack.id, date(2026, 12, 4))
         assert (expired.outcome, expired.returned, expired.valid_until) == ("expired", False, date(2026, 12, 3))
         assert pack.used == 1
-        returned = credits.return_credit(s, pack.id, date(2026, 12, 3), months=12)
+        returned = credits.return_credit(s, pack.id, date(2026, 12, 3))
         assert (returned.outcome, returned.returned, returned.valid_until) == ("returned", True, date(2026, 12, 3))
         assert pack.used == 0
 

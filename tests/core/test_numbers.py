@@ -164,4 +164,4 @@ def test_no_pack_is_granted_outside_the_range_whoever_asks(engine, db_url, clock
     with transaction(engine) as session:
         acme = find_customer(session, "Acme")
         with pytest.raises(CustomerError, match="from 2000-01-01 to 2099-12-31"):
-            grant_credits(session, acme, 1, date(9999, 12, 31), "test", clock())
+            grant_credits(session, acme, 1, date(9999, 12, 31), "test", clock(), months=12)

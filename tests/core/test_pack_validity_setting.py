@@ -1,8 +1,9 @@
-"""DESKBOT_PACK_VALIDITY_MONTHS (SPEC §1, §6: a pack's validity is a setting): every place that
-says how long a pack lasts, or spends from it, counts the configured months — which pack pays for
-`open`, the `credits` answer, `/customer show`, a grant's answer and warning, `/bug`'s credit back
-and the expiry reminders. Through the console desk, on SQLite and PostgreSQL; and the setting's
-own check at start-up."""
+"""DESKBOT_PACK_VALIDITY_MONTHS (SPEC §1, §6: a pack's validity is a setting): a pack granted
+while it is set lasts that many months, and every place that says how long a pack lasts, or spends
+from it, goes by the day fixed at the grant — which pack pays for `open`, the `credits` answer,
+`/customer show`, a grant's answer and warning, `/bug`'s credit back and the expiry reminders. A
+later change of the setting leaves the packs granted before it as they were. Through the console
+desk, on SQLite and PostgreSQL; and the setting's own check at start-up."""
 
 from __future__ import annotations
 
@@ -95,6 +96,43 @@ def test_reminders_count_the_configured_months(engine, db_url, clock):
         "A reminder: 2 support credits from the pack you bought on 20 Jun 2026 are still unused."
         " They can be used until 20 Dec 2026 inclusive" in desk.out.getvalue()
     )
+
+
+def test_a_pack_keeps_its_year_when_the_deployment_restarts_with_six_months(engine, db_url, clock):
+    year = Desk(engine, db_url, clock)
+    year.customer("Acme")
+    assert "bought 2 May 2026, valid until 2 May 2027 inclusive" in year.engineer("/credits grant Acme 2 2026-05-02")
+    assert "bought 20 Dec 2025, valid until 20 Dec 2026 inclusive" in year.engineer("/credits grant Acme 1 2025-12-20")
+
+    # The operator shortens the validity and restarts: the packs sold meanwhile keep their day.
+    six = year.restarted(**SIX_MONTHS)
+    credits = six.say("Acme", "credits")
+    assert "Credits left: 3" in credits
+    assert "• pack of 1 bought 20 Dec 2025: 1 left, valid until 20 Dec 2026 inclusive" in credits
+    assert "• pack of 2 bought 2 May 2026: 2 left, valid until 2 May 2027 inclusive" in credits
+    # The pack of 20 Dec 2025 lapses in 18 days: its customer is reminded of that day.
+    six.runtime.watch_once()
+    six.runtime.dispatcher.drain("console")
+    assert (
+        "A reminder: 1 support credit from the pack you bought on 20 Dec 2025 is still unused."
+        " It can be used until 20 Dec 2026 inclusive" in six.out.getvalue()
+    )
+    out = six.say("Acme", "open The NAS is slow")
+    assert "One credit used; 2 credits left. This pack is valid until 20 Dec 2026 inclusive." in out
+    assert "valid until 20 Dec 2026 inclusive" in six.engineer("/bug 1")  # given back to its pack
+
+    # A pack granted now gets six months: bought after the pack of 2 May, it lapses first, so it
+    # is listed, and spent, before it.
+    granted = six.engineer("/credits grant Acme 1 2026-07-10")
+    assert "Pack 3: 1 credit for `Acme`, bought 10 Jul 2026, valid until 10 Jan 2027 inclusive." in granted
+    shown = six.engineer("/customer show Acme")
+    assert (
+        "• pack 3: 1 bought 10 Jul 2026, 1 left, valid until 10 Jan 2027 inclusive\n"
+        "  • pack 1: 2 bought 2 May 2026, 2 left, valid until 2 May 2027 inclusive"
+    ) in shown
+    # Back to a year: the six-month pack stays six months.
+    again = six.restarted()
+    assert "• pack of 1 bought 10 Jul 2026: 1 left, valid until 10 Jan 2027 inclusive" in again.say("Acme", "credits")
 
 
 @pytest.mark.parametrize("value", ["0", "121", "soon", "-6", "6.5", "²"])

@@ -321,7 +321,7 @@ class Fakes:
         with transaction(engine) as session:
             record, _code = customers.create_customer(session, customer.name, None, "en", now)
             customers.link_identity(session, record, channel, key, now)
-            credit_service.grant_credits(session, record, credits, now.date(), "drill", now)
+            credit_service.grant_credits(session, record, credits, now.date(), "drill", now, months=12)
         self.customers.append(customer)
         return customer
 
@@ -335,7 +335,7 @@ class Fakes:
         now = datetime.now(UTC)
         with transaction(engine) as session:
             record, _code = customers.create_customer(session, name, address, "en", now)
-            credit_service.grant_credits(session, record, credits, now.date(), "drill", now)
+            credit_service.grant_credits(session, record, credits, now.date(), "drill", now, months=12)
         customer = DrillCustomer(name, "email", address, mailbox=mailbox)
         self.customers.append(customer)
         return customer

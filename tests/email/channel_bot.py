@@ -93,7 +93,7 @@ class EmailBot:
         with transaction(self.engine) as session:
             customer, _code = customers.create_customer(session, name, email, lang, now)
             if credits:
-                credit_service.grant_credits(session, customer, credits, now.date(), "test", now)
+                credit_service.grant_credits(session, customer, credits, now.date(), "test", now, months=12)
             return customer.id
 
     def activation_code(self, name: str) -> str:

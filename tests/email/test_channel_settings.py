@@ -110,7 +110,7 @@ def test_deskbot_run_s_wiring_answers_a_mail_over_implicit_tls(
     runtime = Runtime(settings, build_channels(settings), clock=clock, migrate=False)
     with transaction(runtime.engine) as session:
         ana, _code = customers.create_customer(session, "Ana's company", mail.customers[0].address, "en", clock())
-        credit_service.grant_credits(session, ana, 2, clock().date(), "test", clock())
+        credit_service.grant_credits(session, ana, 2, clock().date(), "test", clock(), months=12)
     runtime.start()
     try:
         wait_until(lambda: runtime.channels["email"].connected, 10, "the IMAP session")  # past the first start

@@ -453,7 +453,9 @@ def test_a_credit_expiry_reminder_reaches_a_customer_who_never_wrote_as_a_mail_o
     customer_id = bot.customer("Tejo Lda", joao.address, credits=0, lang="pt")
     with transaction(engine) as session:
         tejo = session.get_one(Customer, customer_id)
-        credit_service.grant_credits(session, tejo, 2, date(2025, 12, 22), "test", clock())  # lapses after 22 Dec
+        credit_service.grant_credits(
+            session, tejo, 2, date(2025, 12, 22), "test", clock(), months=12
+        )  # lapses after 22 Dec
     bot.runtime.watch_once()
     (reminder,) = joao.wait_for(from_bot)
     assert reminder["Subject"] == "Os seus créditos de suporte caducam depois de 22 de dezembro de 2026"

@@ -45,7 +45,7 @@ def desk(mail: MailServers, zulip: FakeZulip, engine, db_url, clock) -> Iterator
     now = clock()
     with transaction(engine) as session:
         customer, _code = customers.create_customer(session, "Ana's company", mail.customers[0].address, "en", now)
-        credit_service.grant_credits(session, customer, 3, now.date(), "test", now)
+        credit_service.grant_credits(session, customer, 3, now.date(), "test", now, months=12)
     settings = support_settings(db_url, DESKBOT_MAX_ATTACHMENT_MB="1")
     email = EmailChannel(email_settings(mail), tuning=FAST)
     with running_desk(zulip, settings, email, engine=engine, clock=clock) as runtime:

@@ -157,7 +157,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "Para assuntos urgentes contacte a receção: 210 000 111.",
     },
     "autoreply_x_autoreply.eml": {"automatic": "autoreply"},
-    "exchange_auto_response_suppress.eml": {"automatic": "auto-response-suppress"},
+    # X-Auto-Response-Suppress asks not to be answered; ordinary mail carries it too: no sign.
+    "exchange_auto_response_suppress.eml": {"automatic": None},
     "mailing_list.eml": {
         "automatic": "precedence",
         "to": ("users@lists.opensource.example",),
@@ -746,8 +747,21 @@ def test_date(value: str, date: datetime | None) -> None:
         ({"List_Id": "<users.lists.example>"}, "list"),
         ({"List_Unsubscribe": "<https://news.example/u?id=1>"}, "list"),
         ({"X_Autorespond": "yes"}, "autoreply"),
-        ({"X_Auto_Response_Suppress": "OOF, AutoReply"}, "auto-response-suppress"),
-        ({"X_Auto_Response_Suppress": "None"}, None),  # the one value that suppresses nothing
+        # Exchange puts it on ordinary mail (a distribution list's): it asks, it does not tell.
+        ({"X_Auto_Response_Suppress": "OOF, AutoReply"}, None),
+        ({"X_Auto_Response_Suppress": "All"}, None),
+        # Autoresponders that set no header: their subject's first words.
+        ({"Subject": "Automatic reply: [#2] Licence"}, "autoreply subject"),
+        ({"Subject": "RE: Out of Office: Re: [#2] Licence"}, "autoreply subject"),
+        ({"Subject": "=?utf-8?q?Resposta_autom=C3=A1tica=3A_Re=3A_=5B=232=5D_Licen=C3=A7a?="}, "autoreply subject"),
+        ({"Subject": "[EXTERNAL] AW: Abwesenheitsnotiz: Lizenz"}, "autoreply subject"),
+        ({"Subject": "Réponse automatique : licence"}, "autoreply subject"),
+        ({"Subject": "Out of office"}, "autoreply subject"),
+        # A person writing about the feature, or in words that only begin alike, is answered.
+        ({"Subject": "My automatic reply rule is broken"}, None),
+        ({"Subject": "Automatic reply rule is broken"}, None),
+        ({"Subject": "Re: Ausência de resposta no #2"}, None),
+        ({"Subject": "Fora do escritório não tenho VPN"}, None),
         ({"Return_Path": "<>"}, "bounce"),
         ({"Return_Path": "<ana@cliente.pt>"}, None),
         ({"From": "postmaster@cliente.pt"}, "bounce"),

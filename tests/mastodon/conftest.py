@@ -173,7 +173,7 @@ def customer(engine, clock) -> int:  # noqa: ANN001
     with transaction(engine) as session:
         acme, _code = customers.create_customer(session, "Acme", None, "en", clock())
         customers.link_identity(session, acme, "mastodon", "alice@remote.example", clock())
-        credit_service.grant_credits(session, acme, 3, clock().date(), "test", clock())
+        credit_service.grant_credits(session, acme, 3, clock().date(), "test", clock(), months=12)
         return acme.id
 
 

@@ -150,7 +150,9 @@ def test_a_credit_expiry_reminder_is_a_direct_post_of_its_own_that_reaches_the_c
     that it reaches them (a direct post without the mention reaches nobody)."""
     with transaction(engine) as session:
         acme = session.get_one(Customer, customer)
-        credit_service.grant_credits(session, acme, 1, date(2025, 12, 22), "test", clock())  # lapses after 22 Dec
+        credit_service.grant_credits(
+            session, acme, 1, date(2025, 12, 22), "test", clock(), months=12
+        )  # lapses after 22 Dec
     bot.runtime.watch_once()
     (reminder,) = bot_replies(fake, 1)
     assert "A reminder: 1 support credit from the pack you bought on 22 Dec 2025" in reminder.source_text

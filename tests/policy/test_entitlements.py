@@ -29,6 +29,11 @@ policy = settings(max_examples=150, deadline=None)
 YEAR = 12
 
 
+def bought(pack_id: int, purchased: date, incidents: int, used: int = 0, *, months: int = YEAR) -> Pack:
+    """A pack as granted while packs last `months`: its last day fixed then (`pack_expires_on`)."""
+    return Pack(pack_id, purchased, incidents, used, valid_until=pack_expires_on(purchased, months=months))
+
+
 # -- expiry and validity -------------------------------------------------------
 
 
@@ -44,6 +49,7 @@ YEAR = 12
 )
 def test_pack_expires_one_calendar_year_later(purchased: date, expires: date) -> None:
     assert pack_expires_on(purchased, months=YEAR) == expires
+    assert bought(1, purchased, 1).valid_until == expires
 
 
 @given(st.dates(min_value=date(9999, 1, 1)))
@@ -53,32 +59,58 @@ def test_a_pack_of_the_last_year_a_date_holds_expires_on_the_last_day(purchased:
 
 
 def test_pack_is_valid_from_purchase_through_expiry_day() -> None:
-    pack = Pack(id=1, purchased=date(2026, 3, 10), incidents=5, used=0)
-    assert not pack_is_valid(pack, date(2026, 3, 9), months=YEAR)
-    assert pack_is_valid(pack, date(2026, 3, 10), months=YEAR)
-    assert pack_is_valid(pack, date(2027, 3, 10), months=YEAR)
-    assert not pack_is_valid(pack, date(2027, 3, 11), months=YEAR)
+    pack = bought(1, date(2026, 3, 10), 5, used=0)
+    assert not pack_is_valid(pack, date(2026, 3, 9))
+    assert pack_is_valid(pack, date(2026, 3, 10))
+    assert pack_is_valid(pack, date(2027, 3, 10))
+    assert not pack_is_valid(pack, date(2027, 3, 11))
 
 
 @policy
-@given(st.dates(date(2000, 1, 1), date(2100, 1, 1)), st.dates(date(2000, 1, 1), date(2100, 1, 1)))
-def test_a_pack_is_unusable_exactly_when_it_is_not_valid_and_says_which_way(purchased: date, today: date) -> None:
-    why = unusable_because(purchased, today, months=YEAR)
-    assert (why is None) == pack_is_valid(Pack(id=1, purchased=purchased, incidents=1), today, months=YEAR)
-    assert why != "expired" or today > pack_expires_on(purchased, months=YEAR)
+@given(
+    st.dates(date(2000, 1, 1), date(2100, 1, 1)),
+    st.integers(0, 5000),
+    st.dates(date(2000, 1, 1), date(2100, 1, 1)),
+)
+def test_a_pack_is_unusable_exactly_when_it_is_not_valid_and_says_which_way(
+    purchased: date, lasts: int, today: date
+) -> None:
+    # Any stored day, not only one a setting gives: the rules read the day, never count it.
+    valid_until = purchased + timedelta(days=lasts)
+    why = unusable_because(purchased, today, valid_until=valid_until)
+    pack = Pack(1, purchased, 1, valid_until=valid_until)
+    assert (why is None) == pack_is_valid(pack, today) == (purchased <= today <= valid_until)
+    assert why != "expired" or today > valid_until
     assert why != "not_yet" or today < purchased
 
 
+@policy
+@given(st.dates(date(2000, 1, 1), date(2100, 1, 1)), st.integers(1, 120), st.dates(date(2000, 1, 1), date(2110, 1, 1)))
+def test_a_pack_granted_under_a_setting_is_valid_as_that_setting_always_said(
+    purchased: date, months: int, today: date
+) -> None:
+    """The day fixed at the grant is the day the setting gave before it was stored: while the
+    setting does not change, nothing a customer sees changes."""
+    pack = bought(1, purchased, 1, months=months)
+    assert pack_is_valid(pack, today) == (purchased <= today <= pack_expires_on(purchased, months=months))
+
+
 def test_leap_day_pack_is_valid_until_28_february() -> None:
-    pack = Pack(id=1, purchased=date(2024, 2, 29), incidents=1, used=0)
-    assert pack_is_valid(pack, date(2025, 2, 28), months=YEAR)
-    assert not pack_is_valid(pack, date(2025, 3, 1), months=YEAR)
+    pack = bought(1, date(2024, 2, 29), 1, used=0)
+    assert pack_is_valid(pack, date(2025, 2, 28))
+    assert not pack_is_valid(pack, date(2025, 3, 1))
 
 
 @pytest.mark.parametrize(("incidents", "used"), [(-1, 0), (3, -1), (3, 4)])
 def test_inconsistent_packs_are_rejected(incidents: int, used: int) -> None:
     with pytest.raises(ValueError, match="pack 7"):
-        Pack(id=7, purchased=date(2026, 1, 1), incidents=incidents, used=used)
+        bought(7, date(2026, 1, 1), incidents, used)
+
+
+def test_a_pack_cannot_end_before_it_is_bought() -> None:
+    with pytest.raises(ValueError, match="pack 7: valid until 2025-12-31, before its purchase on 2026-01-01"):
+        Pack(7, date(2026, 1, 1), 1, valid_until=date(2025, 12, 31))
+    assert pack_is_valid(Pack(8, date(2026, 1, 1), 1, valid_until=date(2026, 1, 1)), date(2026, 1, 1))
 
 
 # -- choosing, consuming, giving back --------------------------------------------
@@ -87,50 +119,50 @@ TODAY = date(2026, 6, 1)
 
 
 def test_choose_pack_takes_the_one_expiring_first() -> None:
-    older = Pack(id=2, purchased=date(2025, 9, 1), incidents=3, used=1)
-    newer = Pack(id=1, purchased=date(2026, 1, 1), incidents=10, used=0)
-    assert choose_pack([newer, older], TODAY, months=YEAR) == older
+    older = bought(2, date(2025, 9, 1), 3, used=1)
+    newer = bought(1, date(2026, 1, 1), 10, used=0)
+    assert choose_pack([newer, older], TODAY) == older
 
 
 def test_choose_pack_breaks_ties_by_lower_id() -> None:
-    a = Pack(id=5, purchased=date(2026, 1, 1), incidents=1, used=0)
-    b = Pack(id=4, purchased=date(2026, 1, 1), incidents=1, used=0)
-    assert choose_pack([a, b], TODAY, months=YEAR) == b
+    a = bought(5, date(2026, 1, 1), 1, used=0)
+    b = bought(4, date(2026, 1, 1), 1, used=0)
+    assert choose_pack([a, b], TODAY) == b
 
 
 def test_choose_pack_breaks_expiry_ties_by_earlier_purchase() -> None:
     # 28 Feb and 29 Feb purchases both expire on 28 Feb of the next year.
-    leap = Pack(id=1, purchased=date(2024, 2, 29), incidents=1, used=0)
-    eve = Pack(id=2, purchased=date(2024, 2, 28), incidents=1, used=0)
-    assert choose_pack([leap, eve], date(2024, 6, 1), months=YEAR) == eve
+    leap = bought(1, date(2024, 2, 29), 1, used=0)
+    eve = bought(2, date(2024, 2, 28), 1, used=0)
+    assert choose_pack([leap, eve], date(2024, 6, 1)) == eve
 
 
 def test_choose_pack_skips_expired_and_empty_packs() -> None:
-    expired = Pack(id=1, purchased=date(2025, 5, 31), incidents=5, used=0)
-    empty = Pack(id=2, purchased=date(2025, 7, 1), incidents=2, used=2)
-    good = Pack(id=3, purchased=date(2026, 5, 1), incidents=2, used=0)
-    assert choose_pack([expired, empty, good], TODAY, months=YEAR) == good
+    expired = bought(1, date(2025, 5, 31), 5, used=0)
+    empty = bought(2, date(2025, 7, 1), 2, used=2)
+    good = bought(3, date(2026, 5, 1), 2, used=0)
+    assert choose_pack([expired, empty, good], TODAY) == good
 
 
 @pytest.mark.parametrize(
     ("packs", "reason"),
     [
         ([], "none_bought"),
-        ([Pack(id=1, purchased=date(2026, 7, 1), incidents=5, used=2)], "not_yet"),
-        ([Pack(id=1, purchased=date(2026, 7, 1), incidents=5, used=5)], "none_bought"),
+        ([bought(1, date(2026, 7, 1), 5, used=2)], "not_yet"),
+        ([bought(1, date(2026, 7, 1), 5, used=5)], "none_bought"),
         (
             [
-                Pack(id=1, purchased=date(2026, 1, 1), incidents=2, used=2),
-                Pack(id=2, purchased=date(2026, 7, 1), incidents=1, used=0),
+                bought(1, date(2026, 1, 1), 2, used=2),
+                bought(2, date(2026, 7, 1), 1, used=0),
             ],
             "not_yet",
         ),
-        ([Pack(id=1, purchased=date(2026, 1, 1), incidents=2, used=2)], "all_used"),
-        ([Pack(id=1, purchased=date(2025, 1, 1), incidents=2, used=0)], "all_expired"),
+        ([bought(1, date(2026, 1, 1), 2, used=2)], "all_used"),
+        ([bought(1, date(2025, 1, 1), 2, used=0)], "all_expired"),
         (
             [
-                Pack(id=1, purchased=date(2025, 1, 1), incidents=2, used=0),
-                Pack(id=2, purchased=date(2026, 1, 1), incidents=1, used=1),
+                bought(1, date(2025, 1, 1), 2, used=0),
+                bought(2, date(2026, 1, 1), 1, used=1),
             ],
             "all_used",
         ),
@@ -146,13 +178,13 @@ def test_choose_pack_skips_expired_and_empty_packs() -> None:
     ],
 )
 def test_no_credit_says_why(packs: list[Pack], reason: str) -> None:
-    chosen = choose_pack(packs, TODAY, months=YEAR)
+    chosen = choose_pack(packs, TODAY)
     assert isinstance(chosen, NoCredit) and chosen.reason == reason
     assert chosen.starts == (date(2026, 7, 1) if reason == "not_yet" else None)
 
 
 def test_consume_and_give_back_move_one_credit() -> None:
-    pack = Pack(id=1, purchased=TODAY, incidents=2, used=0)
+    pack = bought(1, TODAY, 2, used=0)
     once = consume(pack)
     assert (once.used, credits_left(once)) == (1, 1)
     assert give_back(once) == pack
@@ -160,19 +192,19 @@ def test_consume_and_give_back_move_one_credit() -> None:
 
 def test_consume_refuses_an_empty_pack() -> None:
     with pytest.raises(ValueError, match="no credits left"):
-        consume(Pack(id=1, purchased=TODAY, incidents=1, used=1))
+        consume(bought(1, TODAY, 1, used=1))
 
 
 def test_give_back_refuses_an_unused_pack() -> None:
     with pytest.raises(ValueError, match="no used credit"):
-        give_back(Pack(id=1, purchased=TODAY, incidents=1, used=0))
+        give_back(bought(1, TODAY, 1, used=0))
 
 
 def test_summary_counts_valid_packs_only() -> None:
-    expired = Pack(id=1, purchased=date(2025, 5, 1), incidents=5, used=1)
-    empty = Pack(id=2, purchased=date(2025, 8, 1), incidents=2, used=2)
-    later = Pack(id=3, purchased=date(2026, 2, 1), incidents=10, used=3)
-    summary = summarise([later, empty, expired], TODAY, months=YEAR)
+    expired = bought(1, date(2025, 5, 1), 5, used=1)
+    empty = bought(2, date(2025, 8, 1), 2, used=2)
+    later = bought(3, date(2026, 2, 1), 10, used=3)
+    summary = summarise([later, empty, expired], TODAY)
     assert summary.total_left == 7
     assert summary.next_expiry == date(2027, 2, 1)
     assert summary.packs == (
@@ -183,20 +215,18 @@ def test_summary_counts_valid_packs_only() -> None:
 
 
 def test_summary_of_nothing() -> None:
-    summary = summarise([], TODAY, months=YEAR)
+    summary = summarise([], TODAY)
     assert (summary.total_left, summary.packs, summary.next_expiry) == (0, (), None)
 
 
 def test_expiry_reminder_from_30_days_before_the_last_valid_day() -> None:
-    pack = Pack(1, date(2026, 1, 10), 3, used=1)  # last valid day 10 Jan 2027
-    assert not expiry_reminder_due(pack, date(2026, 12, 10), 30, months=YEAR)  # 31 days before
-    assert expiry_reminder_due(pack, date(2026, 12, 11), 30, months=YEAR)
-    assert expiry_reminder_due(pack, date(2027, 1, 10), 30, months=YEAR)  # the last day itself
-    assert not expiry_reminder_due(pack, date(2027, 1, 11), 30, months=YEAR)  # lapsed: nothing to use any more
-    assert not expiry_reminder_due(
-        Pack(2, date(2026, 1, 10), 3, used=3), date(2026, 12, 20), 30, months=YEAR
-    )  # all used
-    assert not expiry_reminder_due(pack, date(2026, 12, 20), 0, months=YEAR)  # off
+    pack = bought(1, date(2026, 1, 10), 3, used=1)  # last valid day 10 Jan 2027
+    assert not expiry_reminder_due(pack, date(2026, 12, 10), 30)  # 31 days before
+    assert expiry_reminder_due(pack, date(2026, 12, 11), 30)
+    assert expiry_reminder_due(pack, date(2027, 1, 10), 30)  # the last day itself
+    assert not expiry_reminder_due(pack, date(2027, 1, 11), 30)  # lapsed: nothing to use any more
+    assert not expiry_reminder_due(bought(2, date(2026, 1, 10), 3, used=3), date(2026, 12, 20), 30)  # all used
+    assert not expiry_reminder_due(pack, date(2026, 12, 20), 0)  # off
 
 
 # -- properties ------------------------------------------------------------------
@@ -208,32 +238,33 @@ validity = st.integers(1, 120)
 
 @st.composite
 def packs(draw: st.DrawFn) -> list[Pack]:
+    """A customer's packs, each granted under a setting of its own (the operator changed it between
+    grants): packs of one customer may end in any order of their purchases."""
     result = []
     for pack_id in draw(st.lists(st.integers(1, 50), unique=True, max_size=6)):
         incidents = draw(st.integers(0, 5))
-        result.append(Pack(pack_id, draw(days), incidents, draw(st.integers(0, incidents))))
+        used = draw(st.integers(0, incidents))
+        result.append(bought(pack_id, draw(days), incidents, used, months=draw(validity)))
     return result
 
 
 @policy
-@given(packs(), days, validity)
-def test_choose_pack_picks_a_valid_non_empty_pack_expiring_first(owned: list[Pack], today: date, months: int) -> None:
-    chosen = choose_pack(owned, today, months=months)
-    usable = [p for p in owned if pack_is_valid(p, today, months=months) and credits_left(p) > 0]
+@given(packs(), days)
+def test_choose_pack_picks_a_valid_non_empty_pack_expiring_first(owned: list[Pack], today: date) -> None:
+    chosen = choose_pack(owned, today)
+    usable = [p for p in owned if pack_is_valid(p, today) and credits_left(p) > 0]
     if isinstance(chosen, NoCredit):
         assert not usable
         return
     assert chosen in owned
-    assert pack_is_valid(chosen, today, months=months) and credits_left(chosen) > 0
-    assert all(
-        pack_expires_on(chosen.purchased, months=months) <= pack_expires_on(p.purchased, months=months) for p in usable
-    )
+    assert pack_is_valid(chosen, today) and credits_left(chosen) > 0
+    assert all(chosen.valid_until <= p.valid_until for p in usable)
 
 
 @policy
-@given(packs(), days, validity)
-def test_no_credit_reason_matches_the_packs(owned: list[Pack], today: date, months: int) -> None:
-    chosen = choose_pack(owned, today, months=months)
+@given(packs(), days)
+def test_no_credit_reason_matches_the_packs(owned: list[Pack], today: date) -> None:
+    chosen = choose_pack(owned, today)
     if not isinstance(chosen, NoCredit):
         return
     coming = [p for p in owned if p.purchased > today and credits_left(p) > 0]
@@ -242,29 +273,31 @@ def test_no_credit_reason_matches_the_packs(owned: list[Pack], today: date, mont
         return
     assert not coming
     if chosen.reason == "all_used":
-        assert any(pack_is_valid(p, today, months=months) for p in owned)
+        assert any(pack_is_valid(p, today) for p in owned)
     elif chosen.reason == "all_expired":
-        assert not any(pack_is_valid(p, today, months=months) for p in owned)
-        assert any(pack_expires_on(p.purchased, months=months) < today for p in owned)
+        assert not any(pack_is_valid(p, today) for p in owned)
+        assert any(p.valid_until < today for p in owned)
     else:
         assert all(p.purchased > today for p in owned)
 
 
 @policy
-@given(packs(), days, validity)
-def test_summary_agrees_with_choose_pack(owned: list[Pack], today: date, months: int) -> None:
-    summary = summarise(owned, today, months=months)
-    chosen = choose_pack(owned, today, months=months)
+@given(packs(), days)
+def test_summary_agrees_with_choose_pack(owned: list[Pack], today: date) -> None:
+    summary = summarise(owned, today)
+    chosen = choose_pack(owned, today)
     assert (summary.total_left > 0) == isinstance(chosen, Pack)
     if isinstance(chosen, Pack):
-        assert summary.next_expiry == pack_expires_on(chosen.purchased, months=months)
+        assert summary.next_expiry == chosen.valid_until
     else:
         assert summary.next_expiry is None
     assert sorted(s.pack.id for s in summary.packs) == sorted(p.id for p in owned)
+    assert all(s.expires_on == s.pack.valid_until for s in summary.packs)
 
 
 class CreditLedger(RuleBasedStateMachine):
-    """A customer's packs through random grants, incidents, bug refunds and days passing."""
+    """A customer's packs through random grants (under a validity setting that changes between
+    them), incidents, bug refunds and days passing."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -272,18 +305,20 @@ class CreditLedger(RuleBasedStateMachine):
         self.packs: dict[int, Pack] = {}
         self.bought = 0
         self.charged: list[int] = []  # pack ids of incidents still charged
+        self.granted_until: dict[int, date] = {}  # each pack's last day as granted
 
-    @rule(incidents=st.integers(1, 4), age=st.integers(0, 400))
-    def grant(self, incidents: int, age: int) -> None:
+    @rule(incidents=st.integers(1, 4), age=st.integers(0, 400), months=validity)
+    def grant(self, incidents: int, age: int, months: int) -> None:
         pack_id = len(self.packs) + 1
-        self.packs[pack_id] = Pack(pack_id, self.today - timedelta(days=age), incidents, 0)
+        self.packs[pack_id] = bought(pack_id, self.today - timedelta(days=age), incidents, 0, months=months)
+        self.granted_until[pack_id] = self.packs[pack_id].valid_until
         self.bought += incidents
 
     @rule()
     def open_incident(self) -> None:
-        chosen = choose_pack(list(self.packs.values()), self.today, months=YEAR)
+        chosen = choose_pack(list(self.packs.values()), self.today)
         if isinstance(chosen, Pack):
-            assert pack_is_valid(chosen, self.today, months=YEAR) and credits_left(chosen) > 0
+            assert pack_is_valid(chosen, self.today) and credits_left(chosen) > 0
             self.packs[chosen.id] = consume(chosen)
             self.charged.append(chosen.id)
 
@@ -298,6 +333,11 @@ class CreditLedger(RuleBasedStateMachine):
         self.today += timedelta(days=days)
 
     @invariant()
+    def a_pack_keeps_the_day_it_was_granted_with(self) -> None:
+        # Consuming and giving back never move it: only the grant sets it.
+        assert all(p.valid_until == self.granted_until[p.id] for p in self.packs.values())
+
+    @invariant()
     def credits_are_never_negative(self) -> None:
         assert all(credits_left(p) >= 0 and p.used >= 0 for p in self.packs.values())
 
@@ -310,8 +350,8 @@ class CreditLedger(RuleBasedStateMachine):
 
     @invariant()
     def summary_counts_valid_credit(self) -> None:
-        summary = summarise(list(self.packs.values()), self.today, months=YEAR)
-        valid = [p for p in self.packs.values() if pack_is_valid(p, self.today, months=YEAR)]
+        summary = summarise(list(self.packs.values()), self.today)
+        valid = [p for p in self.packs.values() if pack_is_valid(p, self.today)]
         assert summary.total_left == sum(credits_left(p) for p in valid)
 
 
@@ -327,17 +367,19 @@ class CreditLedger(RuleBasedStateMachine):
 def test_an_expiry_reminder_is_due_only_for_credits_that_can_still_be_used(
     purchased: date, incidents: int, used: int, today: date, days_before: int, months: int
 ) -> None:
-    pack = Pack(1, purchased, incidents, min(used, incidents))
-    due = expiry_reminder_due(pack, today, days_before, months=months)
+    pack = bought(1, purchased, incidents, min(used, incidents), months=months)
+    due = expiry_reminder_due(pack, today, days_before)
     # Never for nothing: the customer can use a credit of this pack today.
-    assert not due or (credits_left(pack) > 0 and choose_pack([pack], today, months=months) == pack)
+    assert not due or (credits_left(pack) > 0 and choose_pack([pack], today) == pack)
     # Due exactly within the window before the last valid day, for a pack with credit that is valid.
-    in_window = 0 <= (pack_expires_on(purchased, months=months) - today).days <= days_before and purchased <= today
+    in_window = 0 <= (pack.valid_until - today).days <= days_before and purchased <= today
     assert due == (in_window and credits_left(pack) > 0 and days_before > 0)
+    # So a store finds every pack due by its stored day alone (`services.credits.packs_to_remind`).
+    assert not due or today <= pack.valid_until <= today + timedelta(days=days_before)
     # Once due, due on every later day the pack is still valid (a missed pass is made up later).
     later = today + timedelta(days=1)
-    if due and pack_is_valid(pack, later, months=months):
-        assert expiry_reminder_due(pack, later, days_before, months=months)
+    if due and pack_is_valid(pack, later):
+        assert expiry_reminder_due(pack, later, days_before)
 
 
 CreditLedger.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)

@@ -1,5 +1,7 @@
 """How long a credit pack is valid (DESKBOT_PACK_VALIDITY_MONTHS): N calendar months from its
-purchase date, its last day included, the day clamped to the end of a shorter month."""
+purchase date, its last day included, the day clamped to the end of a shorter month — N being the
+setting in force when the pack is granted. The day is stored on the pack then (`Pack.valid_until`);
+every rule after reads it."""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from bot.policy.entitlements import (
     months_after,
     pack_expires_on,
     pack_is_valid,
-    reminder_purchase_window,
     unusable_because,
 )
 
@@ -90,14 +91,30 @@ def test_a_later_purchase_never_ends_sooner(one: date, other: date, months: int)
 @policy
 @given(purchases, validity)
 def test_a_pack_is_valid_on_its_expiry_day_and_not_the_day_after(purchased: date, months: int) -> None:
-    pack = Pack(id=1, purchased=purchased, incidents=1)
     expires = pack_expires_on(purchased, months=months)
-    assert pack_is_valid(pack, purchased, months=months)
-    assert pack_is_valid(pack, expires, months=months)
-    assert not pack_is_valid(pack, expires + timedelta(days=1), months=months)
-    assert not pack_is_valid(pack, purchased - timedelta(days=1), months=months)
-    assert unusable_because(purchased, expires, months=months) is None
-    assert unusable_because(purchased, expires + timedelta(days=1), months=months) == "expired"
+    pack = Pack(id=1, purchased=purchased, incidents=1, valid_until=expires)
+    assert pack_is_valid(pack, purchased)
+    assert pack_is_valid(pack, expires)
+    assert not pack_is_valid(pack, expires + timedelta(days=1))
+    assert not pack_is_valid(pack, purchased - timedelta(days=1))
+    assert unusable_because(purchased, expires, valid_until=expires) is None
+    assert unusable_because(purchased, expires + timedelta(days=1), valid_until=expires) == "expired"
+
+
+@policy
+@given(purchases, validity, validity, st.dates(date(1999, 1, 1), date(2112, 12, 31)))
+def test_a_pack_answers_to_the_setting_of_its_grant_not_to_a_later_one(
+    purchased: date, granted_under: int, set_now: int, today: date
+) -> None:
+    """The operator changes the setting after the grant: what the pack can do does not change,
+    and a pack granted now under the new setting ends as that setting says."""
+    old = Pack(id=1, purchased=purchased, incidents=1, valid_until=pack_expires_on(purchased, months=granted_under))
+    new = Pack(id=2, purchased=purchased, incidents=1, valid_until=pack_expires_on(purchased, months=set_now))
+    assert pack_is_valid(old, today) == (purchased <= today <= months_after(purchased, granted_under))
+    assert pack_is_valid(new, today) == (purchased <= today <= months_after(purchased, set_now))
+    # Bought the same day: the pack of the longer term is valid whenever the other is.
+    shorter, longer = sorted((old, new), key=lambda p: p.valid_until)
+    assert not pack_is_valid(shorter, today) or pack_is_valid(longer, today)
 
 
 @given(st.dates(min_value=date(9990, 1, 1)), validity)
@@ -110,14 +127,14 @@ def test_a_pack_whose_end_no_date_holds_expires_on_the_last_day(purchased: date,
 
 @policy
 @given(purchases, st.dates(date(2000, 1, 1), date(2100, 12, 31)), st.integers(1, 400), validity)
-def test_the_reminder_window_holds_every_pack_a_reminder_is_due_for(
-    purchased: date, today: date, days_before: int, months: int
-) -> None:
-    first, last = reminder_purchase_window(today, days_before, months=months)
-    if expiry_reminder_due(Pack(id=1, purchased=purchased, incidents=1), today, days_before, months=months):
-        assert first <= purchased <= last
-    # Narrow: no wider than the days it must hold and the clamping of a month's end.
-    assert (last - first).days <= days_before + 3 + 3
+def test_a_reminder_is_due_by_the_stored_day_alone(purchased: date, today: date, days_before: int, months: int) -> None:
+    """A store finds the packs to remind by `today <= valid_until <= today + days_before`: every
+    pack a reminder is due for, whatever the setting it was granted under, and none other that
+    has credit left and is valid today."""
+    expires = pack_expires_on(purchased, months=months)
+    pack = Pack(id=1, purchased=purchased, incidents=1, valid_until=expires)
+    in_window = today <= expires <= today + timedelta(days=days_before)
+    assert expiry_reminder_due(pack, today, days_before) == (in_window and purchased <= today)
 
 
 def test_months_go_back_as_they_go_forward() -> None:

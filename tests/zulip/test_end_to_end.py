@@ -89,7 +89,7 @@ class ZulipDesk:
         with transaction(self.engine) as session:
             customer, _code = customers.create_customer(session, name, None, "en", now)
             customers.link_identity(session, customer, "zulip", str(self.fake.user(zulip_email).user_id), now)
-            credit_service.grant_credits(session, customer, credits, now.date(), "test", now)
+            credit_service.grant_credits(session, customer, credits, now.date(), "test", now, months=12)
 
     # -- what the bot posted ------------------------------------------------------
     def dms_to(self, email: str) -> list[StoredMessage]:
@@ -355,7 +355,7 @@ def test_a_credit_expiry_reminder_reaches_the_customer_by_dm_once(desk: ZulipDes
     with transaction(desk.engine) as session:
         alice, _code = customers.create_customer(session, "Alice Customer", None, "en", desk.clock())
         customers.link_identity(session, alice, "zulip", user_id, desk.clock())
-        credit_service.grant_credits(session, alice, 2, date(2025, 12, 22), "test", desk.clock())
+        credit_service.grant_credits(session, alice, 2, date(2025, 12, 22), "test", desk.clock(), months=12)
     runtime = desk.start()
     runtime.watch_once()
     dm = desk.wait_dm(ALICE, "A reminder:")

@@ -84,7 +84,7 @@ def bot_env(fake: FakeZulip, tmp_path: Path) -> Iterator[tuple[BotProcess, sa.En
     with transaction(engine) as session:
         customer, _code = customers.create_customer(session, "Alice Customer", None, "en", now)
         customers.link_identity(session, customer, "zulip", str(fake.user(ALICE).user_id), now)
-        credit_service.grant_credits(session, customer, 3, now.date(), "test", now)
+        credit_service.grant_credits(session, customer, 3, now.date(), "test", now, months=12)
         # A cursor already stored: the DM written below is caught up even if it predates the queue.
         session.execute(
             sa.text("INSERT INTO channelcursor (key, value, updated_at) VALUES ('zulip:last_message_id', '0', :now)"),
