@@ -355,6 +355,12 @@ class InboundSink(Protocol):
     def set_cursor(self, key: str, value: str) -> None:
         """Store a cursor on its own (e.g. after skipping messages that need no handling)."""
 
+    def topic_renamed(self, channel: str, old: str, new: str) -> None:
+        """Every message of topic `old` is in topic `new` now (a person renamed the topic, marked it
+        resolved, or merged it into `new`): a case whose topic is `old` is in `new` from now on, and
+        what the bot has yet to post in `old` goes there. Told as it happens (a channel that was not
+        receiving never learns of it); telling it again changes nothing more."""
+
 
 def engineer_by_setting(email: str, configured: frozenset[str]) -> str | None:
     """`email` as an engineer's name where DESKBOT_ENGINEERS (`configured`, its emails) names it,

@@ -4,6 +4,7 @@ the commands there are, and where its answers go."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -15,6 +16,7 @@ from bot.commands import Registry
 from bot.config import Settings
 from bot.deployment import Deployment
 from bot.i18n import Plural, render, render_plural
+from bot.services import incidents
 from bot.services.customers import Who
 from bot.services.outgoing import Outgoing, to_sender
 from storage.models import Customer, Identity
@@ -103,10 +105,15 @@ class Context:
         """The service time zone's date (pack validity is counted in it)."""
         return self.settings.today(self.now)
 
-    @property
+    @functools.cached_property
     def topic_case(self) -> int | None:
-        """The case of the topic the message was written in (the channel read it from the topic's name)."""
-        return self.message.case if self.message.kind == "topic" else None
+        """The case of the topic the message was written in: the one its name begins with (the channel
+        read it), else the one whose topic it is by the store (renamed without its number)."""
+        if self.message.kind != "topic":
+            return None
+        if self.message.case is not None:
+            return self.message.case
+        return incidents.in_topic(self.session, self.deployment, self.message.channel, self.message.topic)
 
     def theirs(self, value: str) -> str:
         """A customer's own words (a subject, an excerpt, a file's name) as they are to appear in an

@@ -38,6 +38,7 @@ from sqlmodel import Session
 from adapters.channel import Inbound
 from bot.i18n import _, render
 from bot.router import Handled, Router
+from bot.services import incidents
 from bot.services.outgoing import Outgoing, to_sender
 from storage import outbox
 from storage.db import is_postgresql, transaction
@@ -285,6 +286,14 @@ class Intake:
             return
         connection = session.connection()
         _UPSERT_CURSOR[connection.dialect.name].rows(connection, _cursor_row(cursor, now))
+
+    def topic_renamed(self, channel: str, old: str, new: str) -> None:
+        """The case kept under topic `old` follows it to `new` (`incidents.follow_topic`), with the
+        posts waiting for `old`. Database outages propagate so the channel retries later."""
+        with transaction(self.engine) as session:
+            moved = incidents.follow_topic(session, self.router.deployment, channel, old, new)
+        if moved:
+            log.info("case topic renamed", extra={"channel": channel, "incident_id": moved[0]})
 
     def get_cursor(self, key: str) -> str | None:
         with self.engine.connect() as connection:

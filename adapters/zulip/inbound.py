@@ -15,6 +15,10 @@ An edit (an `update_message` event that changed what a message says) becomes an 
 own: the message as it stands, with the new text, `edit_of` naming it, and an id of its own per
 edit (`edit_id`). The event names neither the message's recipients nor its sender's name, so the
 message is read from the server first; `edited_message_id` says which edits are worth that.
+
+A move of a topic within the support stream (an engineer renames a case topic, or marks it resolved:
+Zulip's "✔ " before the name) is no message: `topic_move` reads it, and the receive loop tells the
+sink when the whole topic moved, so that the case follows its topic.
 """
 
 from __future__ import annotations
@@ -94,6 +98,41 @@ def edited_message_id(event: dict[str, Any], state: ServerState) -> int | None:
         return None
     message_id = event.get("message_id")
     return message_id if isinstance(message_id, int) else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TopicMove:
+    """Messages an `update_message` event moved from topic `old` to topic `new` of the support stream.
+
+    `whole` is True when the whole topic moved ("change_all"), False when only one message did
+    ("change_one": never the whole case, even the topic's only message), and None for the move of
+    the message `first` and every later one ("change_later"): that is the whole topic when no
+    message older than `first` is left under `old`, which only the server can tell."""
+
+    old: str
+    new: str
+    first: int
+    whole: bool | None
+
+
+def topic_move(event: dict[str, Any], state: ServerState) -> TopicMove | None:
+    """The move within the support stream an `update_message` event tells of, or None: no move (an
+    edit of the words alone), a move out of the support stream or into it from another (a case
+    topic moved out keeps its name in the store: the bot's next post about the case opens it in
+    the support stream again), and a rename to the same name."""
+    old, new = event.get("orig_subject"), event.get("subject")
+    if not isinstance(old, str) or not isinstance(new, str) or old == new:
+        return None
+    if state.stream_id is None or event.get("stream_id") != state.stream_id:
+        return None
+    if event.get("new_stream_id", state.stream_id) != state.stream_id:
+        return None
+    message_ids = [mid for mid in event.get("message_ids") or [event.get("message_id")] if isinstance(mid, int)]
+    if not message_ids:
+        return None
+    mode = event.get("propagate_mode")
+    whole = True if mode == "change_all" else None if mode == "change_later" else False
+    return TopicMove(old=old, new=new, first=min(message_ids), whole=whole)
 
 
 def edit_to_inbound(event: dict[str, Any], message: dict[str, Any], state: ServerState) -> Inbound | None:

@@ -12,6 +12,13 @@ Order of work after every (re-)registration (NOTES §2):
    `found_newest`, merged and handed over in id order.
 5. Process the queue's events, skipping ids already handed over.
 
+A topic of the support stream moved whole to another name (`update_message` with `orig_subject`;
+`_whole_topic_moved`) is told to the sink (`InboundSink.topic_renamed`) so that its case follows.
+A catch-up cannot see moves (messages show where they are now, not where they were): a case topic
+renamed while the bot was not receiving keeps its old name in the store, and the bot's next post
+about the case opens a topic of that name again beside the renamed one (moving that one into the
+renamed topic then brings the case there).
+
 A customer's edit of a message (`update_message`) is handed over as a message of its own
 (`inbound.edit_to_inbound`), after the message is read from the server; the cursor stays where it
 is (it counts messages, not edits). An edit made while no queue listened is handed over the same
@@ -58,7 +65,7 @@ from adapters.paging import pages
 
 from .directory import Engineers
 from .files import upload_links
-from .inbound import edit_to_inbound, edited_message_id, to_inbound
+from .inbound import CHANNEL, TopicMove, edit_to_inbound, edited_message_id, to_inbound, topic_move
 from .state import ServerState
 from .transport import (
     Transport,
@@ -463,14 +470,20 @@ class Receiver:
                     run.append(event["message"])
                     if index + 1 < len(events) and events[index + 1].get("type") == "message":
                         continue
-                # An edit's message is read before the sink's turn, as a long-poll is: `stop` never waits on it.
-                edit = self._edit(event) if event.get("type") == "update_message" else None
+                # An edit's message (and what is left of a moved topic) is read before the sink's turn,
+                # as a long-poll is: `stop` never waits on it.
+                edit = move = None
+                if event.get("type") == "update_message":
+                    edit, move = self._edit(event), self._whole_topic_moved(event)
                 with self._sink_turn():
                     if run:
                         self._handle_many(run, safe_upto=None)
                         run = []
-                    elif edit is not None:
-                        self.sink.deliver(edit)
+                    elif edit is not None or move is not None:
+                        if move is not None:  # first: an edit moved with it is mirrored in the new topic
+                            self.sink.topic_renamed(CHANNEL, move.old, move.new)
+                        if edit is not None:
+                            self.sink.deliver(edit)
                     else:
                         self._on_event(event)
                 # Acknowledged with the next poll only once handled.
@@ -510,6 +523,42 @@ class Receiver:
             log.exception("cannot read the edit of Zulip message %s; skipped", mid, extra={"channel": "zulip"})
             return None
         return None if inbound is None else self._edit_files(inbound, str(event.get("orig_content") or ""))
+
+    def _whole_topic_moved(self, event: dict[str, Any]) -> TopicMove | None:
+        """The move an `update_message` event tells of, if it took a whole topic of the support stream
+        to another (`topic_move`); None for a part of a topic, which leaves the case where the rest
+        of it is. A move of the message `first` and every later one took the whole topic when the
+        old name keeps no message older than `first`: one newer than the move there (posted after
+        it, as Zulip's notice of the move may be) is no part of it. Asked of the server, retried
+        through an outage like a long-poll; if it refuses, the move is taken as partial (logged)."""
+        move = topic_move(event, self.state)
+        if move is None or move.whole is False:
+            return None
+        if move.whole:
+            return move
+        narrow = [
+            {"operator": "stream", "operand": self.state.stream_id},
+            {"operator": "topic", "operand": move.old},
+        ]
+        request = {
+            "anchor": str(move.first),
+            "include_anchor": False,
+            "num_before": 1,
+            "num_after": 0,
+            "narrow": narrow,
+            "apply_markdown": False,
+        }
+        try:
+            for attempt in self._retrying():
+                with attempt:
+                    left = self._call("GET", "messages", request).get("messages", [])
+        except ZulipApiError as exc:
+            log.warning("cannot tell whether topic %r moved whole (%s); its case stays under that name", move.old, exc)
+            return None
+        if left:
+            log.info("part of topic %r moved to %r; its case stays under the old name", move.old, move.new)
+            return None
+        return move
 
     def _edit_files(self, inbound: Inbound, before: str) -> Inbound:
         """`inbound` with the files its edit added, fetched as a new message's are: those the message

@@ -87,7 +87,7 @@ def done_elsewhere(ctx: Context, incident: Incident, line: str, words: str | Non
     """An engineer acted on the case from outside its topic (a DM to the bot, another topic): the
     topic says what was done, with the `words` the customer was sent, so that whoever reads the
     topic knows. In the topic itself, the engineer's command is there for all to see."""
-    if ctx.message.kind == "topic" and ctx.message.case == incident.id:
+    if ctx.topic_case == incident.id:
         return
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, or_, select, update
 from sqlmodel import Session
 
 from adapters.printable import printable
@@ -29,7 +29,7 @@ from bot.policy.acknowledgements import Who
 from bot.services import case_threads, credits
 from bot.services.outgoing import Direct, Topic
 from storage.db import for_update
-from storage.models import Customer, Identity, Incident, IncidentEvent, IncidentMessage, IncidentState
+from storage.models import Customer, Identity, Incident, IncidentEvent, IncidentMessage, IncidentState, Outbox
 from storage.prepared import Prepared
 
 OPEN, RESOLVED, CLOSED = IncidentState.OPEN, IncidentState.RESOLVED, IncidentState.CLOSED
@@ -101,6 +101,31 @@ def case_topic(deployment: Deployment, incident: Incident) -> Topic | None:
     if deployment.case_channel is None or incident.topic is None:
         return None
     return Topic(deployment.case_channel, incident.topic)
+
+
+def in_topic(session: Session, deployment: Deployment, channel: str, topic: str | None) -> int | None:
+    """The case whose topic (as stored) is `topic` on `channel`, when exactly one case's is: a topic
+    renamed without its number (`follow_topic`) is still its case's. Two cases whose topics were
+    merged into one share its name: neither is meant, and a command there names its case."""
+    if topic is None or channel != deployment.case_channel:
+        return None
+    found = session.scalars(select(Incident.id).where(Incident.topic == topic).limit(2)).all()
+    return found[0] if len(found) == 1 else None
+
+
+def follow_topic(session: Session, deployment: Deployment, channel: str, old: str, new: str) -> list[int]:
+    """Every message of topic `old` on `channel` was moved to topic `new` (renamed, marked resolved
+    with Zulip's "✔ ", merged into another): the cases whose topic is `old` take `new`, and the
+    posts still waiting to go to `old` go to `new`, so that the bot never opens `old` again beside
+    it. The numbers of the cases that moved; none when `old` is no case's topic."""
+    if channel != deployment.case_channel:
+        return []
+    moved = list(
+        session.scalars(update(Incident).where(Incident.topic == old).values(topic=new).returning(Incident.id))
+    )
+    waiting = (Outbox.channel == channel) & (Outbox.kind == "topic") & (Outbox.state == "pending")
+    session.execute(update(Outbox).where(waiting, Outbox.topic == old).values(topic=new))
+    return sorted(moved)
 
 
 def customer_route(session: Session, incident: Incident) -> Direct | None:

@@ -541,6 +541,74 @@ class Realm:
             self.redeliver(event)
             return event
 
+    def move(
+        self,
+        mover: FakeUser,
+        message_id: int,
+        *,
+        topic: str | None,
+        stream_id: int | None = None,
+        propagate_mode: str = "change_one",
+    ) -> dict[str, Any]:
+        """The rules of PATCH /messages/{message_id} for a move (zerver/actions/message_edit.py, without
+        the realm's time limits and policies: anyone who may read the stream moves): the message
+        named, the later ones of its topic as well ("change_later") or all of them ("change_all"),
+        go to topic `topic` (trimmed, cut like a new message's) and/or stream `stream_id`; one
+        `update_message` event goes to everyone who received them. Returns the event, for a test to
+        deliver again (`redeliver`). Zulip's notices of the move ("This topic was moved …") are not
+        posted."""
+        if propagate_mode not in ("change_one", "change_later", "change_all"):
+            raise bad_request("Invalid propagate_mode")
+        with self.cond:
+            m = self.message(mover, message_id)
+            if m.type != "stream" or m.stream_id is None:
+                raise bad_request("Direct messages cannot be moved to channels.")
+            stream = self.streams[m.stream_id]
+            new_stream = self.streams.get(stream_id) if stream_id is not None else None
+            if stream_id is not None and (new_stream is None or not self.can_access_stream(mover, new_stream)):
+                raise bad_request("Invalid channel ID")
+            if new_stream is not None and new_stream.stream_id == stream.stream_id:
+                new_stream = None
+            new_topic = m.subject if topic is None else (topic.strip() or "(no topic)")
+            if len(new_topic) > MAX_TOPIC_LENGTH:
+                new_topic = new_topic[: MAX_TOPIC_LENGTH - 3] + "..."
+            if new_topic == m.subject and new_stream is None:
+                raise bad_request("Nothing to change")
+            orig_subject = m.subject
+            in_topic = [
+                other
+                for other in self.messages
+                if other.stream_id == stream.stream_id and other.subject.lower() == orig_subject.lower()
+            ]
+            moving = {
+                "change_one": [m],
+                "change_later": [other for other in in_topic if other.id >= m.id],
+                "change_all": in_topic,
+            }[propagate_mode]
+            # Received by those who could have received them where they were (before the move).
+            receivers = [
+                q
+                for q in self._live_queues()
+                if q.wants("update_message") and self._receives(self.users[q.user_id], m, q)
+            ]
+            for other in moving:
+                other.subject = new_topic
+                if new_stream is not None:
+                    other.stream_id, other.recipient_id = new_stream.stream_id, 1000 + new_stream.stream_id
+            event = payloads.messages_moved(
+                m,
+                [other.id for other in moving],
+                mover_id=mover.user_id,
+                propagate_mode=propagate_mode,
+                stream=stream,
+                orig_subject=orig_subject,
+                new_stream=new_stream,
+            )
+            for q in receivers:
+                q.push({**event, "flags": self._flags(self.users[q.user_id], m)})
+            self.cond.notify_all()
+            return event
+
     def preview(self, message_id: int) -> dict[str, Any]:
         """A rendering update of a message's content (an inline URL preview): the `update_message`
         event with `rendering_only` and no editor, to everyone who received the message."""

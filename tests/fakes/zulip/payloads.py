@@ -257,6 +257,39 @@ def update_message(
     return out
 
 
+def messages_moved(
+    m: StoredMessage,
+    moved: list[int],
+    *,
+    mover_id: int,
+    propagate_mode: str,
+    stream: FakeStream,
+    orig_subject: str,
+    new_stream: FakeStream | None,
+) -> dict[str, Any]:
+    """The `update_message` event of a move (the OpenAPI description's example without the content
+    fields): `m` is the message the mover named, now where it moved to, `moved` every message that
+    moved with it (`message_ids`); `subject` and `topic_links` only when the topic changed,
+    `new_stream_id` only when the stream did. Without `flags`, which are each receiver's."""
+    out: dict[str, Any] = {
+        "type": "update_message",
+        "user_id": mover_id,
+        "edit_timestamp": int(time.time()),
+        "message_id": m.id,
+        "message_ids": sorted(moved),
+        "rendering_only": False,
+        "propagate_mode": propagate_mode,
+        "stream_id": stream.stream_id,
+        "stream_name": stream.name,
+        "orig_subject": orig_subject,
+    }
+    if m.subject != orig_subject:
+        out.update(subject=m.subject, topic_links=[])
+    if new_stream is not None:
+        out["new_stream_id"] = new_stream.stream_id
+    return out
+
+
 def error(code: str, msg: str, **extra: Any) -> dict[str, Any]:
     """examples/*_400.json, invalid_api_key_401.json, rate_limit_hit_429.json."""
     return {"result": "error", "msg": msg, "code": code, **extra}

@@ -291,9 +291,19 @@ class Api:
         return {**payloads.OK, "raw_content": m.content, "message": {**rendered, "flags": self.realm._flags(user, m)}}
 
     def update_message(self, user: FakeUser, params: dict[str, str], message_id: str) -> dict[str, Any]:
-        """`PATCH /messages/{message_id}`: a change of content (moves are not faked)."""
+        """`PATCH /messages/{message_id}`: a change of content, or a move to another topic and/or
+        stream (`topic`, `stream_id`, `propagate_mode`); not both at once in the fake."""
         if "topic" in params or "stream_id" in params:
-            raise bad_request("The fake Zulip does not move messages")
+            if "content" in params:
+                raise bad_request("The fake Zulip does not edit and move a message at once")
+            self.realm.move(
+                user,
+                int(message_id),
+                topic=params.get("topic"),
+                stream_id=_int_param(params, "stream_id"),
+                propagate_mode=params.get("propagate_mode", "change_one"),
+            )
+            return dict(payloads.OK)
         self.realm.edit(user, int(message_id), params.get("content"))
         return dict(payloads.OK)
 

@@ -251,6 +251,16 @@ class FakeZulip:
         event everyone who received the message gets (for `redeliver`)."""
         return self.realm.edit(self.user(editor), message_id, content)
 
+    def move_topic(
+        self, mover: str, message_id: int, topic: str, propagate_mode: str = "change_all", stream: str | None = None
+    ) -> dict[str, Any]:
+        """`mover` moves message `message_id` (and, by `propagate_mode`, the rest of its topic) to
+        `topic` (as `PATCH /messages/{id}`; of stream `stream` if given); the `update_message` event."""
+        stream_id = self.stream(stream).stream_id if stream is not None else None
+        return self.realm.move(
+            self.user(mover), message_id, topic=topic, stream_id=stream_id, propagate_mode=propagate_mode
+        )
+
     def preview_link(self, message_id: int) -> dict[str, Any]:
         """The server adds an inline URL preview to a message: a `rendering_only` `update_message` event."""
         return self.realm.preview(message_id)
