@@ -187,7 +187,7 @@ _AUTH_RESULTS = [
 _ROBOT_HEADERS = [
     "Auto-Submitted: auto-replied", "Auto-Submitted: auto-generated; owner-email=x@y.example", "Precedence: bulk",
     "Precedence: list", "List-Id: <news.example.com>", "List-Unsubscribe: <mailto:u@news.example>", "Return-Path: <>",
-    "X-Autoreply: yes", "X-Auto-Response-Suppress: All", "Content-Type: multipart/report; report-type=delivery-status",
+    "X-Autoreply: yes", "X-Autorespond: yes", "Content-Type: multipart/report; report-type=delivery-status",
 ]  # fmt: skip
 _HISTORY = [
     "On Thu, Dec 3, 2026 at 10:00\u202fAM Deskbot Support <support@example.com> wrote:\n\n> {old}\n>\n> Deskbot Support\n",
