@@ -22,6 +22,7 @@ from bot.services import customers
 from storage.db import transaction
 from storage.files import StoredFiles
 from tests.fakes.zulip import FakeZulip, StoredMessage
+from tests.mail.mailbox import Mailbox
 from tests.mail.servers import SUPPORT_ADDRESS, MailServers
 from tests.mastodon.conftest import PNG, waiting_file
 from tests.zulip import conftest as zulip_side
@@ -60,6 +61,15 @@ def in_topic(zulip: FakeZulip, containing: str) -> StoredMessage:
     )
 
 
+def case_opened_by_mail(mail: MailServers, zulip: FakeZulip) -> tuple[Mailbox, str]:
+    """The first customer opens a case by mail ("Jam"): their mailbox, once answered, and its topic."""
+    ana = mail.customers[0]
+    ana.send("Jam", "open\nThe printer jams.")
+    topic = in_topic(zulip, "wrote:").subject
+    ana.wait_for(from_bot)
+    return ana, topic
+
+
 def test_a_mailed_screenshot_reaches_the_case_topic_as_a_working_upload(
     mail: MailServers, zulip: FakeZulip, desk: Runtime
 ) -> None:
@@ -95,10 +105,7 @@ def test_an_engineers_image_reaches_the_email_customer_as_an_attachment(
 def test_an_engineers_zulip_markup_reaches_the_email_customer_as_plain_text(
     mail: MailServers, zulip: FakeZulip, desk: Runtime
 ) -> None:
-    ana = mail.customers[0]
-    ana.send("Jam", "open\nThe printer jams.")
-    topic = in_topic(zulip, "wrote:").subject
-    ana.wait_for(from_bot)
+    ana, topic = case_opened_by_mail(mail, zulip)
     words = (
         "Fixed :tada: thanks to @**Erin Engineer|9**, see [the guide](https://docs.example/jam)"
         f" as in #**support>#7 Beta: paper jam** and {zulip.url}/#narrow/channel/1-support/topic/x"

@@ -10,7 +10,7 @@ from tests.zulip import conftest as zulip_side
 from tests.zulip.test_plain import topic_link
 
 from .channel_bot import from_bot
-from .test_files_with_zulip import desk, in_topic, zulip  # noqa: F401 (fixtures)
+from .test_files_with_zulip import case_opened_by_mail, desk, in_topic, zulip  # noqa: F401 (fixtures)
 
 #: Another customer's case, in the topic Zulip names after their subject.
 BETA = "#2 Beta Corp: glob *.log fails after upgrade"
@@ -21,10 +21,7 @@ def test_an_engineers_reply_reaches_the_email_customer_as_plain_text_naming_no_o
     zulip: FakeZulip,  # noqa: F811 (the fixture imported above)
     desk,  # noqa: ANN001, F811
 ) -> None:
-    ana = mail.customers[0]
-    ana.send("Jam", "open\nThe printer jams.")
-    topic = in_topic(zulip, "wrote:").subject
-    ana.wait_for(from_bot)
+    ana, topic = case_opened_by_mail(mail, zulip)
     words = (
         f"See {topic_link(BETA)} and #**support>{BETA}** for details, @**Erin Engineer|9** knows.\n"
         "Run this:\n```bash\nrm -rf /tmp/cache\n```\n"
@@ -50,10 +47,7 @@ def test_a_reply_of_nothing_but_links_into_zulip_is_refused_not_sent_empty(
     zulip: FakeZulip,  # noqa: F811 (the fixture imported above)
     desk,  # noqa: ANN001, F811
 ) -> None:
-    ana = mail.customers[0]
-    ana.send("Jam", "open\nThe printer jams.")
-    topic = in_topic(zulip, "wrote:").subject
-    ana.wait_for(from_bot)
+    ana, topic = case_opened_by_mail(mail, zulip)
     before = len(ana.messages())
     zulip.post_stream_message(zulip_side.ENGINEER, zulip_side.STREAM, topic, f"/reply {topic_link(BETA)} @**all**")
     assert in_topic(zulip, "Nothing of that reply would reach the customer")
