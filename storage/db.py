@@ -315,7 +315,7 @@ def _upgrade(url: str, revision: str, pack_validity_months: int | None) -> tuple
     config = alembic_config(url)
     if pack_validity_months is not None:
         config.attributes["pack_validity_months"] = pack_validity_months
-    engine = _migration_engine(url)
+    engine = migration_engine(url)
     postgresql = is_postgresql(engine)
     try:
         with engine.connect() as connection:
@@ -369,7 +369,7 @@ def _stored_revision(connection: sa.Connection) -> str | None:
     return connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
-def _migration_engine(url: str) -> Engine:
+def migration_engine(url: str) -> Engine:
     """A connection at a time, for migrations (on PostgreSQL with `make_engine`'s timeouts)."""
     if url.startswith("sqlite"):
         return sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -377,7 +377,7 @@ def _migration_engine(url: str) -> Engine:
 
 
 def _at_head(url: str) -> bool:
-    engine = _migration_engine(url)
+    engine = migration_engine(url)
     try:
         with engine.connect() as connection:
             return _stored_revision(connection) == HEAD_REVISION

@@ -1,10 +1,10 @@
 """Alembic environment: the metadata is storage.models'; SQLite uses batch mode."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from storage.db import migration_engine
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -13,11 +13,14 @@ target_metadata = SQLModel.metadata
 def run_migrations_online() -> None:
     connectable = config.attributes.get("connection")
     if connectable is None:
-        connectable = engine_from_config(
-            config.get_section(config.config_ini_section, {}), prefix="sqlalchemy.", poolclass=pool.NullPool
-        )
-        with connectable.connect() as connection:
-            _run(connection)
+        # The plain `alembic` command: the same bounded connect and keepalive timeouts as the bot's
+        # own migrations, so that a dead path to PostgreSQL fails it instead of hanging it.
+        engine = migration_engine(config.get_main_option("sqlalchemy.url"))
+        try:
+            with engine.connect() as connection:
+                _run(connection)
+        finally:
+            engine.dispose()
     else:
         _run(connectable)
 

@@ -486,7 +486,7 @@ def _client_and_server(engine: sa.Engine) -> tuple[dict[str, str], dict[str, str
 
 def test_the_defaults_apply_at_both_ends_and_the_urls_own_values_win() -> None:
     plain = PG_BASE + ("&" if "?" in PG_BASE else "?") + "application_name=deskbot-settings"
-    for make in (make_engine, db._migration_engine):
+    for make in (make_engine, db.migration_engine):
         client, server = _client_and_server(make(plain))
         assert {k: client.get(k) for k in PG_CONNECT_DEFAULTS} == {k: str(v) for k, v in PG_CONNECT_DEFAULTS.items()}
         assert server == {
