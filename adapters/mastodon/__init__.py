@@ -5,6 +5,7 @@ parts, named as in every adapter (see `adapters`): `startup` (instance limits,
 notification policy), `receive` (the stream and the catch-up polls), `stream`
 (the SSE reader), `history` (paging through mentions, where a first start
 begins, accepted requests' DMs), `inbound` (notifications to `Inbound`),
+`edits` (customers' edits of their DMs, live and caught up),
 `html_text` (status HTML to plain text), `outbound` (replies as threads of
 statuses), `reconcile` (the parts a retried reply already posted), `compose`
 (counting and splitting replies as Mastodon counts), `mentions` (what

@@ -15,6 +15,10 @@ handling, never backwards. With no stored cursor (the very first start) the
 channel starts after the newest mention: the account's history, and the DMs
 of notification requests accepted at that start, stay unanswered. A restart
 catches up on everything after the stored cursor.
+
+Edits (`edits.py`): the catch-up that follows each (re)connect, and one every
+`safety_poll_interval`, reads the newest page of mentions again for statuses
+edited since the last look (the notification stream carries no edits).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from mastodon.errors import MastodonError, MastodonUnauthorizedError
 
 from adapters.channel import Inbound, InboundSink, PermanentChannelError, TransientChannelError
 
+from .edits import Edits
 from .files import fetch_media, media_urls
 from .history import await_merge, mention_pages, mentions_from, newest_mentions
 from .inbound import id_key, notification_to_inbound, parse_time
@@ -85,6 +90,9 @@ class Receiver:
         #: Told why an attempt to reach Mastodon failed (the runtime tells an outage once).
         self.on_trouble = on_trouble
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self.edits = Edits(transport, own_id=own_id, domain=domain, page_size=PAGE_SIZE, on_trouble=on_trouble)
+        #: When edits were last looked for in the newest mentions (`time.monotonic()`).
+        self._edits_checked = float("-inf")
         self._cursor: str | None = None
         self._stream: SSEConnection | None = None
         self.stream_open = False
@@ -160,7 +168,7 @@ class Receiver:
                 if isinstance(item, Opened):
                     opened = self.stream_open = True
                     log.info("mastodon: stream connected; catching up from cursor %s", self._cursor)
-                    self._poll(sink, stop)  # events meanwhile wait in the stream
+                    self._poll(sink, stop, edits=True)  # events meanwhile wait in the stream
                 elif isinstance(item, Event):
                     if item.name == "notification":
                         self._handle(json.loads(item.data), sink)
@@ -178,13 +186,17 @@ class Receiver:
             connection.close()
             self._stream = None
 
-    def _poll(self, sink: InboundSink, stop: threading.Event) -> None:
-        """Catch up from the cursor, oldest first, until a page comes back short."""
+    def _poll(self, sink: InboundSink, stop: threading.Event, *, edits: bool = False) -> None:
+        """Catch up from the cursor, oldest first, until a page comes back short; then, if `edits` or
+        once every `safety_poll_interval`, look for edits of what is handled (`Edits.catch_up`)."""
         try:
             for page in mention_pages(self.transport, stop, after=self._cursor or "0", page_size=PAGE_SIZE):
                 for notification in page:
                     self._handle(notification, sink)
             self.last_poll_ok = time.monotonic()
+            if edits or self.last_poll_ok - self._edits_checked >= self.tuning.safety_poll_interval:
+                self._edits_checked = self.last_poll_ok
+                self.edits.catch_up(sink, stop, self._cursor)
         except MastodonUnauthorizedError as error:
             raise PermanentChannelError(f"Mastodon rejected the access token ({describe(error)})") from None
         except MastodonError as error:
@@ -262,6 +274,7 @@ class Receiver:
                     sink.set_cursor(*cursor)
             else:
                 sink.deliver(self._fetch_media(inbound, status), cursor=cursor)
+                self.edits.read_with(status)
             self._remember(status_id)
         if newer:
             self._cursor = notification_id

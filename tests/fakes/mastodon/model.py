@@ -100,6 +100,9 @@ class Posted:
     author: str
     recipients: tuple[str, ...]
     idempotency_key: str | None = None
+    #: Its versions as `GET /api/v1/statuses/:id/history` answers them, oldest first (StatusEdit
+    #: entities); empty until its first edit, which records the original too, as Mastodon does.
+    versions: list[dict[str, Any]] = field(default_factory=list)
     #: When the fake stored it (`time.monotonic()`): latencies are measured between two of these.
     stored_at: float = field(default_factory=time.monotonic)
 
@@ -308,6 +311,93 @@ class Instance:
                 if account.id != author.id:
                     self._notify(account, "mention", author, posted)
             return posted, True
+
+    def edit_status(
+        self,
+        author: Account,
+        status_id: str,
+        source_text: str,
+        *,
+        spoiler_text: str | None = None,
+        sensitive: bool | None = None,
+        language: str | None = None,
+        max_characters: int | None = None,
+    ) -> Posted:
+        """Mastodon's UpdateStatusService: only the author edits (anyone else: 404); a change sets
+        `edited_at`, records the version, notifies accounts newly mentioned, and pushes `status.update`
+        to the home feeds the status is in (`FanOutOnWriteService` with `update: true`): the author's,
+        and, for a direct status, those of the mentioned accounts that follow the author, for any other
+        its followers'. An edit that changes nothing is answered with the status as it was, unedited."""
+        with self.lock:
+            posted = self.statuses.get(status_id)
+            if posted is None or posted.status["account"]["id"] != author.id:
+                raise ApiError(404, "Record not found")
+            status = posted.status
+            if not source_text.strip() and not status["media_attachments"]:
+                raise ApiError(422, "Validation failed: Text can't be blank")
+            spoiler = status["spoiler_text"] if spoiler_text is None else spoiler_text
+            if max_characters is not None and status_text.countable_length(source_text, spoiler) > max_characters:
+                raise ApiError(422, f"Validation failed: Text character limit of {max_characters} exceeded")
+            # Mentions are added by an edit, never taken away (ProcessMentionsService keeps them).
+            known = {m["id"] for m in status["mentions"]}
+            added = [
+                a
+                for a in (self.find_account(h) for h in status_text.find_mentions(source_text))
+                if a is not None and a.id not in known
+            ]
+            mentioned = [self.accounts[i] for i in known] + added
+
+            def resolve(handle: str) -> tuple[str, str] | None:
+                account = self.find_account(handle)
+                return (account.url, account.username) if account in mentioned else None
+
+            changes = {
+                "content": status_text.render_html(source_text, resolve),
+                "spoiler_text": spoiler,
+                "sensitive": bool(spoiler) if sensitive is None else sensitive,
+                "language": language or status["language"],
+            }
+            if all(status[key] == value for key, value in changes.items()) and not added:
+                return posted  # NoChangesSubmittedError, swallowed by the service
+            if not posted.versions:
+                posted.versions.append(self._version(status, status["created_at"]))
+            status.update(changes, edited_at=iso(datetime.now(UTC)))
+            status["mentions"] = [self.mention_json(a) for a in mentioned]
+            posted.source_text = source_text
+            posted.versions.append(self._version(status, status["edited_at"]))
+            if added:
+                new = tuple(sorted({*posted.recipients, *(a.acct for a in added if a.id != author.id)}))
+                posted.recipients = new
+            for account in added:
+                if account.id != author.id:
+                    self.inboxes[account.id].append(status_id)
+                    self._notify(account, "mention", author, posted)
+            followers = {f for f, target in self.follows if target == author.id}
+            if status["visibility"] == "direct":
+                followers &= {a.id for a in mentioned}
+            for account_id in [author.id, *sorted(followers - {author.id})]:
+                self.on_event(account_id, "status.update", copy.deepcopy(status))
+            return posted
+
+    @staticmethod
+    def _version(status: dict[str, Any], at: str) -> dict[str, Any]:
+        """One StatusEdit entity (StatusEditSerializer): the words, the media, when and by whom."""
+        return copy.deepcopy(
+            {
+                "content": status["content"],
+                "spoiler_text": status["spoiler_text"],
+                "sensitive": status["sensitive"],
+                "created_at": at,
+                "account": status["account"],
+                "media_attachments": status["media_attachments"],
+                "emojis": status.get("emojis", []),
+            }
+        )
+
+    def history(self, posted: Posted) -> list[dict[str, Any]]:
+        """`GET /api/v1/statuses/:id/history`: the versions, oldest first; the status alone if never edited."""
+        with self.lock:
+            return copy.deepcopy(posted.versions) or [self._version(posted.status, posted.status["created_at"])]
 
     def _media_json(self, media: dict[str, Any] | str, index: int) -> dict[str, Any]:
         if isinstance(media, str):

@@ -130,6 +130,27 @@ class RestRoutes:
     def _r_status(self, account, params, query, form, handler):
         return 200, self._visible_status(params["id"], account).status, None
 
+    def _r_edit_status(self, account, params, query, form, handler):
+        """`PUT /api/v1/statuses/:id` (Api::V1::StatusesController#update): the author's own status only."""
+
+        def first(name: str) -> Any:
+            return (form.get(name) or [None])[0]
+
+        sensitive = first("sensitive")
+        posted = self.instance.edit_status(
+            account,
+            params["id"],
+            first("status") or "",
+            spoiler_text=first("spoiler_text"),
+            sensitive=None if sensitive is None else sensitive in ("true", "1", "True"),
+            language=first("language"),
+            max_characters=self.max_characters,
+        )
+        return 200, posted.status, None
+
+    def _r_status_history(self, account, params, query, form, handler):
+        return 200, self.instance.history(self._visible_status(params["id"], account)), None
+
     def _r_status_source(self, account, params, query, form, handler):
         """Mastodon's StatusSourceSerializer, behind the same `show?` policy as the status itself."""
         posted = self._visible_status(params["id"], account)
