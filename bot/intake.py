@@ -288,10 +288,10 @@ class Intake:
         _UPSERT_CURSOR[connection.dialect.name].rows(connection, _cursor_row(cursor, now))
 
     def topic_renamed(self, channel: str, old: str, new: str) -> None:
-        """The case kept under topic `old` follows it to `new` (`incidents.follow_topic`), with the
-        posts waiting for `old`. Database outages propagate so the channel retries later."""
+        """The case kept under topic `old` follows it to `new` (`incidents.follow_topic`, written in its
+        history), with the posts waiting for `old`. Database outages propagate so the channel retries later."""
         with transaction(self.engine) as session:
-            moved = incidents.follow_topic(session, self.router.deployment, channel, old, new)
+            moved = incidents.follow_topic(session, self.router.deployment, self.clock(), channel, old, new)
         if moved:
             log.info("case topic renamed", extra={"channel": channel, "incident_id": moved[0]})
 

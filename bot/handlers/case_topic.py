@@ -12,9 +12,9 @@ from datetime import datetime
 
 from adapters.markup import inert
 from bot.context import Context
-from bot.i18n import format_when, render
-from bot.services import attachments, incidents
-from storage.models import Incident
+from bot.i18n import format_day, format_when, render
+from bot.services import attachments, credits, incidents
+from storage.models import Incident, IncidentState
 
 
 def severity_text(lang: str, severity: int) -> str:
@@ -22,18 +22,51 @@ def severity_text(lang: str, severity: int) -> str:
     return f"{severity} ({render(lang, incidents.SEVERITIES[severity])})"
 
 
+#: A new case's topic names this many of the customer's other cases, the newest.
+EARLIER_CASES_SHOWN = 5
+
+
 def opened(ctx: Context, incident: Incident, urgent: bool) -> None:
-    """The line above a new case's first message: what it is, its severity, its due time."""
+    """The line above a new case's first message: what it is, its severity, its due time; then what
+    an engineer would otherwise ask `/customer show` for: the customer's credits left, with when
+    they expire, and their latest other cases."""
     customer = ctx.customer.name if ctx.customer is not None else "?"
     # `/reply` text reaches the customer as written: the engineer has to know to write Portuguese.
     language = " · the customer reads Portuguese: `/reply` in Portuguese" if ctx.lang == "pt" else ""
-    _post(
-        ctx,
-        incident,
+    lines = [
         f"📥 New case #{incident.id} from {inert(customer)}: {inert(incident.subject)}"
         f" · severity {severity_text('en', incident.severity)} · {_due(ctx, incident)}{language}",
-        urgent=urgent,
-    )
+        _credits_left(ctx, incident.customer_id),
+        *_earlier_cases(ctx, incident),
+    ]
+    _post(ctx, incident, "\n".join(lines), urgent=urgent)
+
+
+def _credits_left(ctx: Context, customer_id: int) -> str:
+    """'credits left: 4 (valid until 7 Dec 2027 inclusive)', each valid pack's with its last day."""
+    summary = credits.credit_summary(ctx.session, customer_id, ctx.today)
+    packs = [status for status in summary.packs if status.valid and status.left > 0]
+    if len(packs) == 1:
+        expiry = f" (valid until {format_day(packs[0].expires_on, 'en')} inclusive)"
+    elif packs:
+        each = ", ".join(f"{status.left} valid until {format_day(status.expires_on, 'en')}" for status in packs)
+        expiry = f" ({each}, inclusive)"
+    else:
+        expiry = ""
+    return f"💳 credits left: {summary.total_left}{expiry}"
+
+
+def _earlier_cases(ctx: Context, incident: Incident) -> list[str]:
+    """The customer's other cases, the newest `EARLIER_CASES_SHOWN`, newest first."""
+    found = incidents.latest_incidents(ctx.session, incident.customer_id, tuple(IncidentState), EARLIER_CASES_SHOWN + 2)
+    others = [other for other in reversed(found) if other.id != incident.id]
+    if not others:
+        return ["🗂 no earlier cases"]
+    lines = ["🗂 earlier cases, newest first:"]
+    lines += [f"• #{other.id} {inert(other.subject)} · {other.state}" for other in others[:EARLIER_CASES_SHOWN]]
+    if len(others) > EARLIER_CASES_SHOWN:
+        lines.append(f"… and older ones: `/customer show {incident.customer_id}`")
+    return lines
 
 
 def severity_changed(ctx: Context, incident: Incident, change: incidents.SeverityChange, by: str) -> None:

@@ -22,7 +22,7 @@ from bot.i18n import Plural, _, format_day, format_when, n_, render, render_plur
 from bot.policy.language import reply_language
 from bot.services import attachments, case_records, copies, credits, customers, incidents
 from bot.services.outgoing import to_sender
-from storage.models import Incident, IncidentAttachment
+from storage.models import Incident, IncidentAttachment, IncidentMessage
 
 ENGINEER = "engineer"
 CASE = Arg("number", "case")
@@ -73,10 +73,12 @@ def reply(ctx: Context, number: int, text: str) -> None:
             )
         )
         return
+    other = incidents.reply_by_another(ctx.session, incident.id, ctx.engineer, ctx.now - incidents.REPLY_OVERLAP)
     replied = incidents.engineer_reply(ctx.session, ctx.now, ctx.engineer, incident, text)
     if replied is None:
         ctx.reply(_("Case #{number} has no customer message to answer, so nothing was sent."), number=number)
         return
+    overlap = _replied_before(ctx, other) if other is not None else None
     ctx.counted.first_response = replied.first_response
     lang = incidents.customer_lang(ctx.session, incident)
     channel = replied.route.channel
@@ -88,20 +90,40 @@ def reply(ctx: Context, number: int, text: str) -> None:
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:
         said = Said(ctx.engineer, channel, role="engineer")
-        ctx.out.say(topic, "", quote=text, said=said, incident_id=incident.id)
+        ctx.out.say(topic, overlap or "", quote=text, said=said, incident_id=incident.id)
     queued = _said_if_queued(ctx, incident, channel)
     if left_out:
         # The engineer hears it where the case is worked (or where they wrote, without a topic).
         case_topic.files_left_out(ctx, incident, channel, left_out)
     case_topic.files_not_fetched(ctx)
+    told = []
     if ctx.message.kind != "topic" and not queued:
-        ctx.reply(_("Sent to the customer of #{number} via {channel}."), number=number, channel=replied.route.channel)
+        told.append(ctx.t(_("Sent to the customer of #{number} via {channel}."), number=number, channel=channel))
+    if overlap is not None and (topic is None or not incidents.is_topic(to_sender(ctx.message), topic)):
+        told.append(overlap)  # the engineer wrote away from the echo
+    if told:
+        ctx.reply_text("\n".join(told))
     if incident.state == incidents.CLOSED:
         # The customer's answer to it cannot join a closed case: it would wait to open a new one.
         ctx.reply(
             _("#{number} is closed: an answer from the customer would not join it. To go on here, /reopen {number}."),
             number=number,
         )
+
+
+def _replied_before(ctx: Context, other: IncidentMessage) -> str:
+    """The line that tells an engineer a colleague answered the same customer a moment ago
+    (`incidents.REPLY_OVERLAP`): they may be saying the same thing twice."""
+    seconds = max(0, int((ctx.now - other.created_at).total_seconds()))
+    return ctx.tn(
+        n_(
+            "⚠️ {who} replied to this customer {seconds} second ago: check that you are not repeating each other.",
+            "⚠️ {who} replied to this customer {seconds} seconds ago: check that you are not repeating each other.",
+        ),
+        seconds,
+        who=inert(other.author),
+        seconds=seconds,
+    )
 
 
 def _said_if_queued(ctx: Context, incident: Incident, channel: str | None) -> bool:
@@ -118,7 +140,7 @@ def _said_if_queued(ctx: Context, incident: Incident, channel: str | None) -> bo
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:
         ctx.out.say(topic, line, incident_id=incident.id)
-    if topic is None or to_sender(ctx.message) != topic:
+    if topic is None or not incidents.is_topic(to_sender(ctx.message), topic):
         ctx.reply_text(line)
     return True
 

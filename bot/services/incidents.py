@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, func, or_, select, update
 from sqlmodel import Session
 
 from adapters.printable import printable
@@ -103,29 +103,72 @@ def case_topic(deployment: Deployment, incident: Incident) -> Topic | None:
     return Topic(deployment.case_channel, incident.topic)
 
 
+def same_topic(a: str, b: str) -> bool:
+    """Whether two topic names name one topic: Zulip compares them regardless of case (its database
+    matches `UPPER(subject)`, its Python and web app `lower()`), so "#1 acme: x" is "#1 Acme: x"."""
+    return a.lower() == b.lower()
+
+
+def is_topic(address: Topic | Direct, topic: Topic) -> bool:
+    """Whether `address` is the topic `topic` (`same_topic`)."""
+    return isinstance(address, Topic) and address.channel == topic.channel and same_topic(address.topic, topic.topic)
+
+
+def _cases_in(session: Session, topic: str) -> list[int]:
+    """The cases whose stored topic is `topic` as Zulip compares names (`same_topic`), by number.
+    The database narrows them by its own `lower()` on both sides (one scan, as the exact match
+    was; a few rows back), Python decides: SQLite's `lower()` folds ASCII letters only, so there a
+    name that differs only in the case of a non-ASCII letter ("É" for "é") is not found."""
+    found = session.execute(
+        select(Incident.id, Incident.topic)
+        .where(or_(Incident.topic == topic, func.lower(Incident.topic) == func.lower(topic)))
+        .order_by(Incident.id)
+    )
+    return [number for number, stored in found if stored is not None and same_topic(stored, topic)]
+
+
 def in_topic(session: Session, deployment: Deployment, channel: str, topic: str | None) -> int | None:
-    """The case whose topic (as stored) is `topic` on `channel`, when exactly one case's is: a topic
-    renamed without its number (`follow_topic`) is still its case's. Two cases whose topics were
-    merged into one share its name: neither is meant, and a command there names its case."""
+    """The case whose topic (as stored, whatever its case: `same_topic`) is `topic` on `channel`,
+    when exactly one case's is: a topic renamed without its number (`follow_topic`) is still its
+    case's. Two cases whose topics were merged into one share its name: neither is meant, and a
+    command there names its case."""
     if topic is None or channel != deployment.case_channel:
         return None
-    found = session.scalars(select(Incident.id).where(Incident.topic == topic).limit(2)).all()
+    found = _cases_in(session, topic)
     return found[0] if len(found) == 1 else None
 
 
-def follow_topic(session: Session, deployment: Deployment, channel: str, old: str, new: str) -> list[int]:
+#: The history's name for a case that followed its topic to a new name (`follow_topic`).
+TOPIC_RENAMED = "topic renamed"
+
+
+def follow_topic(
+    session: Session, deployment: Deployment, now: datetime, channel: str, old: str, new: str
+) -> list[int]:
     """Every message of topic `old` on `channel` was moved to topic `new` (renamed, marked resolved
-    with Zulip's "✔ ", merged into another): the cases whose topic is `old` take `new`, and the
-    posts still waiting to go to `old` go to `new`, so that the bot never opens `old` again beside
-    it. The numbers of the cases that moved; none when `old` is no case's topic."""
+    with Zulip's "✔ ", merged into another): the cases whose topic is `old` (`same_topic`) take
+    `new`, each with "topic renamed" in its history (the channel is the actor: the move does not
+    say who made it), and the posts still waiting to go to `old` go to `new`, so that the bot never
+    opens `old` again beside it. The numbers of the cases that moved; none when `old` is no case's
+    topic, or when told again."""
     if channel != deployment.case_channel:
         return []
-    moved = list(
-        session.scalars(update(Incident).where(Incident.topic == old).values(topic=new).returning(Incident.id))
-    )
+    moved = []
+    for number in _cases_in(session, old):
+        incident = session.get(Incident, number)
+        if incident is None or incident.topic == new:
+            continue
+        detail = f"from “{incident.topic}” to “{new}”"
+        incident.topic = new
+        record(session, incident, channel, TOPIC_RENAMED, now, detail=detail)
+        moved.append(number)
     waiting = (Outbox.channel == channel) & (Outbox.kind == "topic") & (Outbox.state == "pending")
-    session.execute(update(Outbox).where(waiting, Outbox.topic == old).values(topic=new))
-    return sorted(moved)
+    named = or_(Outbox.topic == old, func.lower(Outbox.topic) == func.lower(old))
+    rows = session.execute(select(Outbox.id, Outbox.topic).where(waiting, named))
+    follow = [row_id for row_id, topic in rows if topic is not None and same_topic(topic, old) and topic != new]
+    if follow:
+        session.execute(update(Outbox).where(Outbox.id.in_(follow)).values(topic=new))
+    return moved
 
 
 def customer_route(session: Session, incident: Incident) -> Direct | None:
@@ -239,6 +282,28 @@ def engineer_reply(session: Session, now: datetime, engineer: str, incident: Inc
     incident.due_at = None
     record(session, incident, engineer, "replied", now)
     return Replied(route, first)
+
+
+#: Two engineers' answers to one case this close together may say the same thing twice: the later
+#: one's echo names the earlier (`reply_by_another`). Nothing stops either.
+REPLY_OVERLAP = timedelta(minutes=2)
+
+
+def reply_by_another(session: Session, incident_id: int, engineer: str, since: datetime) -> IncidentMessage | None:
+    """The latest answer to the customer of the case that an engineer other than `engineer` wrote
+    after `since`, or None."""
+    query = (
+        select(IncidentMessage)
+        .where(
+            IncidentMessage.incident_id == incident_id,
+            IncidentMessage.direction == "out",
+            IncidentMessage.author != engineer,
+            IncidentMessage.created_at > since,
+        )
+        .order_by(IncidentMessage.id.desc())
+        .limit(1)
+    )
+    return session.scalars(query).first()
 
 
 def resume_clock(settings: Settings, incident: Incident) -> datetime | None:
@@ -525,11 +590,10 @@ def latest_incidents(session: Session, customer_id: int, states: tuple[str, ...]
     return [IncidentSummary(*row) for row in reversed(rows)]
 
 
-def awaiting_target_notice(session: Session) -> list[Incident]:
-    """Open cases with a due time not yet told missed, soonest due first; locked, and those another
-    replica's watcher holds left out (PostgreSQL)."""
-    query = (
-        select(Incident)
+def _awaiting_target_notice(*columns: object) -> Select:
+    """Open cases with a due time not yet told missed, soonest due first."""
+    return (
+        select(*columns)
         .where(
             Incident.state == OPEN,
             Incident.due_at.is_not(None),
@@ -537,7 +601,32 @@ def awaiting_target_notice(session: Session) -> list[Incident]:
         )
         .order_by(Incident.due_at)
     )
-    return list(session.scalars(for_update(query, session, skip_locked=True)))
+
+
+class NoticeDue(NamedTuple):
+    """What the watcher reads of a case before it locks any (`notices_ahead`)."""
+
+    due_at: datetime
+    warned_for: datetime | None
+    missed_for: datetime | None
+    assignee: str | None
+
+
+def notices_ahead(bind: Engine | Connection) -> list[NoticeDue]:
+    """`awaiting_target_notice`'s cases as they are now, read on a connection of their own, outside
+    any transaction of the caller's and locking nothing: what the watcher prepares from them
+    (looking up whom to mention, which may wait on a platform) holds no case."""
+    with Session(bind) as peek:
+        found = peek.execute(
+            _awaiting_target_notice(Incident.due_at, Incident.warned_for, Incident.missed_for, Incident.assignee)
+        )
+        return [NoticeDue(*row) for row in found]
+
+
+def awaiting_target_notice(session: Session) -> list[Incident]:
+    """Open cases with a due time not yet told missed, soonest due first; locked, and those another
+    replica's watcher holds left out (PostgreSQL)."""
+    return list(session.scalars(for_update(_awaiting_target_notice(Incident), session, skip_locked=True)))
 
 
 # Built once (`status` runs them for every message that asks).

@@ -38,6 +38,8 @@ class RecordingSink:
     cursor_snapshots: list[tuple[int, frozenset[int]]] = field(default_factory=list)
     #: Called before each delivery is recorded; raise to simulate a failing store.
     before_deliver: Callable[[Inbound], None] | None = None
+    #: (channel, old, new) of each topic move told (`InboundSink.topic_renamed`), in order.
+    renamed: list[tuple[str, str, str]] = field(default_factory=list)
     #: Set when the receive() feeding this sink died: waits fail at once with it.
     receive_error: BaseException | None = None
     _cond: threading.Condition = field(default_factory=threading.Condition)
@@ -70,6 +72,11 @@ class RecordingSink:
     def set_cursor(self, key: str, value: str) -> None:
         with self._cond:
             self._store(key, value)
+            self._cond.notify_all()
+
+    def topic_renamed(self, channel: str, old: str, new: str) -> None:
+        with self._cond:
+            self.renamed.append((channel, old, new))
             self._cond.notify_all()
 
     def _store(self, key: str, value: str) -> None:
