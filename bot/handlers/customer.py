@@ -3,13 +3,17 @@ do is bot.handlers.customer_text."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from adapters.channel import size_text
+from adapters.markup import inert
 from bot.commands import Arg, command
 from bot.context import Context
 from bot.handlers import case_topic
 from bot.handlers.passed_on import files_wait, mirror, refused_line, writer
 from bot.i18n import _, format_day, format_hours, format_moment, format_when, n_, zone_time
 from bot.policy import NoCredit
+from bot.policy.answers import bare_answer
 from bot.services import attachments, conversation, credits, customers, drafts, incidents
 from bot.services.incidents import IncidentSummary
 from storage.models import Incident
@@ -88,6 +92,14 @@ def show_help(ctx: Context) -> None:
     help=_("open a new incident with this text (uses one credit)"),
 )
 def open_incident(ctx: Context, text: str | None) -> None:
+    if (
+        text
+        and bare_answer(f"open {text}") in ("yes", "new")
+        and drafts.opens(drafts.current(ctx.session, ctx.identity.id, ctx.now))
+    ):
+        # "open it, please", "abrir, obrigado" while a kept text waits for `open`: the answer to the
+        # bot's question, not an incident's text.
+        text = None
     opened = conversation.open_with_draft(
         ctx.session, ctx.deployment, ctx.now, writer(ctx), text, ctx.message.subject_hint
     )
@@ -136,7 +148,23 @@ def open_incident(ctx: Context, text: str | None) -> None:
         lines.append(
             ctx.t(_("Your earlier message, kept as a draft, was not included: send it again if it belongs here."))
         )
+    if opened.moved_from is not None:
+        _moved(ctx, opened.moved_from, incident, body)
+        lines.append(ctx.t(_("Your message stays on incident #{number} too."), number=opened.moved_from))
     ctx.reply_text("\n".join(lines))
+
+
+def _moved(ctx: Context, old_number: int, incident: Incident, body: str) -> None:
+    """The old case's topic learns that the customer took a message of theirs on it to a new case."""
+    old = incidents.get_incident(ctx.session, old_number)
+    topic = incidents.case_topic(ctx.deployment, old) if old is not None else None
+    if topic is not None:
+        ctx.out.say(
+            topic,
+            f"↪ The customer opened a new case, #{incident.id}, with their message {inert(excerpt(body, 120))}"
+            " (a separate issue, they say); the message stays here too.",
+            incident_id=old_number,
+        )
 
 
 def _when_answered(ctx: Context, incident: Incident) -> list[str]:
@@ -199,14 +227,31 @@ def _ask_first(ctx: Context, ask: conversation.AskFirst) -> None:
             left=ask.credits.total_left,
         )
     )
+    lines.append(kept_for(ctx))
     ctx.reply_text("\n".join(lines))
+
+
+def kept_hours() -> int:
+    """How many hours a kept text waits (drafts.MAX_AGE)."""
+    return int(drafts.MAX_AGE.total_seconds() // 3600)
+
+
+def kept_for(ctx: Context) -> str:
+    """The sentence added wherever the bot keeps a text and asks: how long it waits (SPEC §2)."""
+    return ctx.tn(
+        n_("I keep your message for {hours} hour.", "I keep your message for {hours} hours."),
+        kept_hours(),
+        hours=kept_hours(),
+    )
 
 
 def listing(ctx: Context, found: list[Incident]) -> str:
     return ", ".join(f"#{i.id} {ctx.theirs(i.subject)}" for i in found[:10])
 
 
-def no_credit_answer(ctx: Context, why: NoCredit) -> None:
+def no_credit_answer(ctx: Context, why: NoCredit, lead: Sequence[str] = ()) -> None:
+    """Nothing was opened for want of a valid credit, and the text is kept: why, and what to do.
+    `lead`: lines said first (a kept text this one replaced)."""
     if why.reason == "not_yet":
         # A pack bought for later (a renewal dated ahead): wait for it, or buy one valid now.
         assert why.starts is not None
@@ -216,7 +261,9 @@ def no_credit_answer(ctx: Context, why: NoCredit) -> None:
             _("Nothing was opened and your message is kept as a draft."),
             _('From {date}, send "open" followed by your question; to be helped sooner, buy credits at {url}.'),
         ]
-        ctx.reply_text("\n".join(ctx.t(line, date=starts, url=ctx.settings.purchase_url) for line in lines))
+        said = [ctx.t(line, date=starts, url=ctx.settings.purchase_url) for line in lines]
+        said[1] += " " + kept_for(ctx)
+        ctx.reply_text("\n".join([*lead, *said]))
         return
     reasons = {
         "none_bought": _("You have no support credits yet."),
@@ -226,8 +273,9 @@ def no_credit_answer(ctx: Context, why: NoCredit) -> None:
     ctx.reply_text(
         "\n".join(
             [
+                *lead,
                 ctx.t(reasons[why.reason]),
-                ctx.t(_("Nothing was opened and your message is kept as a draft.")),
+                ctx.t(_("Nothing was opened and your message is kept as a draft.")) + " " + kept_for(ctx),
                 ctx.t(
                     _('Buy credits at {url}, then reply "open".')
                     if why.reason == "none_bought"
@@ -310,7 +358,7 @@ def _status_one(ctx: Context, number: int) -> None:
         lines.append(ctx.t(_("Resolved: {when}"), when=format_when(incident.resolved_at, ctx.lang, tz)))
         summary = incidents.resolution(ctx.session, incident.id)
         if summary:
-            lines.append(ctx.t(_("Resolution: {summary}"), summary=_excerpt(summary)))
+            lines.append(ctx.t(_("Resolution: {summary}"), summary=excerpt(summary)))
         if conversation.may_reopen(incident, ctx.now):
             lines.append(
                 ctx.t(
@@ -336,7 +384,7 @@ def _status_one(ctx: Context, number: int) -> None:
             else ctx.theirs(msg.author)
         )
         # Support's words were written for the customer; the rest are the customer's (or their copies').
-        body = _excerpt(msg.body) if msg.direction != "in" else ctx.theirs(_excerpt(msg.body))
+        body = excerpt(msg.body) if msg.direction != "in" else ctx.theirs(excerpt(msg.body))
         lines.append(f"— {who} ({format_moment(msg.created_at, ctx.lang, tz)}): {body}")
     files = attachments.of_incident(ctx.session, incident.id)
     if files:
@@ -369,7 +417,8 @@ def _state_text(ctx: Context, incident: Incident | IncidentSummary) -> str:
     return ctx.t(labels[incident.state]) if incident.state in labels else incident.state
 
 
-def _excerpt(text: str, limit: int = 300) -> str:
+def excerpt(text: str, limit: int = 300) -> str:
+    """`text` on one line, cut to `limit` characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
@@ -517,7 +566,7 @@ def _kept_before_linking(ctx: Context) -> list[str]:
     return [
         ctx.t(
             _('Before linking you wrote: "{excerpt}". I kept it for a day: reply "open" to open an incident with it.'),
-            excerpt=ctx.theirs(_excerpt(kept.text, 200)),
+            excerpt=ctx.theirs(excerpt(kept.text, 200)),
         )
     ]
 

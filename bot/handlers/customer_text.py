@@ -4,17 +4,18 @@ asks; a bare "yes"/"no" answers the bot's question; strangers and automatic mail
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from adapters.channel import Said
 from bot.context import Context
 from bot.handlers import case_topic
-from bot.handlers.customer import listing, no_credit_answer, open_incident, own
+from bot.handlers.customer import excerpt, kept_for, kept_hours, listing, no_credit_answer, open_incident, own
 from bot.handlers.passed_on import files_wait, mirror, writer
 from bot.i18n import _, format_day, format_when, n_
 from bot.policy import NoCredit
 from bot.policy.acknowledgements import acknowledge
-from bot.policy.answers import Reply, bare_answer
+from bot.policy.answers import Reply, bare_answer, only_noted, thank_you
 from bot.services import attachments, conversation, credits, customers, drafts, incidents, strangers
 from bot.services.incidents import Writer
 from storage.models import Incident
@@ -26,6 +27,9 @@ def add_to_case(ctx: Context, number: int, text: str, *, command: bool = False) 
     incident = own(ctx, number)
     if incident is None:
         return
+    reply = bare_answer(text) if not command and text == ctx.message.text.strip() else None
+    if reply is not None and not ctx.message.attachments and _answers_the_question(ctx, reply, text, about=number):
+        return
     added = conversation.add_to_incident(
         ctx.session, ctx.settings, ctx.now, writer(ctx), incident, text, with_files=bool(ctx.message.attachments)
     )
@@ -33,11 +37,15 @@ def add_to_case(ctx: Context, number: int, text: str, *, command: bool = False) 
         ctx.reply(_("Write your message after the number, for example: #{number} it works now."), number=number)
     elif added.outcome == "finished":
         files_wait(ctx)
-        ctx.reply(
-            _(
-                'Incident #{number} is closed and takes no more messages, so I kept yours as a draft. Reply "open" to start a new incident with it (it uses one credit).'
-            ),
-            number=number,
+        ctx.reply_text(
+            ctx.t(
+                _(
+                    'Incident #{number} is closed and takes no more messages, so I kept yours as a draft. Reply "open" to start a new incident with it (it uses one credit).'
+                ),
+                number=number,
+            )
+            + " "
+            + kept_for(ctx)
         )
     else:
         _added(ctx, added, command=command)
@@ -47,13 +55,35 @@ def free_text(ctx: Context, text: str) -> None:
     """Any other text: to the one open (or recently resolved) incident; otherwise kept as a draft and asked about."""
     assert ctx.customer is not None
     reply = bare_answer(text)
-    if reply is not None and not ctx.message.attachments and _answers_the_question(ctx, reply):
+    if reply is not None and not ctx.message.attachments and _answers_the_question(ctx, reply, text):
         return
+    waiting = drafts.current(ctx.session, ctx.identity.id, ctx.now)
+    # Only a text kept nowhere else can vanish when this one takes its place (SPEC §2: drafts are never joined).
+    earlier = waiting.text if drafts.opens(waiting) and not drafts.on_an_incident(waiting) else None
     added = conversation.add_free_text(
         ctx.session, ctx.settings, ctx.now, writer(ctx), text, with_files=bool(ctx.message.attachments)
     )
+    offer = (
+        isinstance(added, conversation.AddedTo)
+        and added.outcome == "added"
+        and added.incident is not None
+        # "ok", "thanks" in a mail of their own: no problem to open an incident with.
+        and reply is None
+        and not thank_you(text)
+        and conversation.starts_a_conversation(ctx.session, ctx.message, added.incident)
+    )
+    if offer:
+        assert isinstance(added, conversation.AddedTo) and added.incident is not None
+        conversation.offer_new_incident(ctx.session, ctx.now, writer(ctx), added.incident, text)
+        files_wait(ctx)
+    now_waiting = drafts.current(ctx.session, ctx.identity.id, ctx.now)
+    lead = (
+        [_replaced(ctx, earlier)]
+        if earlier is not None and now_waiting is not None and now_waiting.text != earlier
+        else []
+    )
     if isinstance(added, conversation.AddedTo):
-        _added(ctx, added)
+        _added(ctx, added, offer=offer, lead=lead)
         return
     if isinstance(added, conversation.NotKept):
         ctx.reply(
@@ -66,7 +96,7 @@ def free_text(ctx: Context, text: str) -> None:
         return
     files_wait(ctx)  # the text was kept as a draft
     if added:
-        ctx.reply(
+        asked = ctx.t(
             _(
                 'You have several open incidents: {listing}. Which one is this about? Reply "#" and its number (for example #{example}) to add it there, or "open" to start a new one (it uses one credit).'
             )
@@ -77,38 +107,64 @@ def free_text(ctx: Context, text: str) -> None:
             listing=listing(ctx, added),
             example=added[0].id,
         )
+        ctx.reply_text("\n".join([*lead, f"{asked} {kept_for(ctx)}"]))
         return
     position = credits.could_open(ctx.session, ctx.customer.id, ctx.today)
     if isinstance(position, NoCredit):
-        no_credit_answer(ctx, position)
+        no_credit_answer(ctx, position, lead=lead)
         return
-    ctx.reply_text(
-        ctx.tn(
-            n_(
-                'You have no open incident. Reply "open" to open one with this message: it uses your last credit, valid until {expiry} inclusive.',
-                'You have no open incident. Reply "open" to open one with this message: it uses one of your {left} credits, from the pack valid until {expiry} inclusive.',
-            ),
-            position.total_left,
-            left=position.total_left,
-            expiry=format_day(position.next_expiry, ctx.lang) if position.next_expiry else "—",
-        )
+    asked = ctx.tn(
+        n_(
+            'You have no open incident. Reply "open" to open one with this message: it uses your last credit, valid until {expiry} inclusive.',
+            'You have no open incident. Reply "open" to open one with this message: it uses one of your {left} credits, from the pack valid until {expiry} inclusive.',
+        ),
+        position.total_left,
+        left=position.total_left,
+        expiry=format_day(position.next_expiry, ctx.lang) if position.next_expiry else "—",
+    )
+    ctx.reply_text("\n".join([*lead, f"{asked} {kept_for(ctx)}"]))
+
+
+def _replaced(ctx: Context, earlier: str) -> str:
+    """The line that says a kept text gave way to the customer's new one (drafts are never joined)."""
+    return ctx.t(
+        _(
+            'This message replaces the one I kept before ("{excerpt}"): "open" would now use this latest one. To send both, write them again in one message.'
+        ),
+        excerpt=ctx.theirs(excerpt(earlier, 80)),
     )
 
 
-def _answers_the_question(ctx: Context, reply: Reply) -> bool:
+def _answers_the_question(ctx: Context, reply: Reply, text: str, about: int | None = None) -> bool:
     """A bare "yes", "no" or "a new one" (bot.policy.answers) while a kept text waits for an answer:
-    "a new one" is `open`, and so is "yes" to "reply open to open one with it", whose "no" drops the
-    text; a question with two ways on (`#N` or `open`, `reopen N` or `open`) is asked again,
-    plainly, with the text still kept. False when nothing waits, or when an engineer wrote to the
-    customer since the bot asked (the word answers the engineer): it is text like any other."""
+    "a new one" is `open`, and so is "yes" to "reply open to open one with it" (or "… to open a new
+    incident with it" about a text that joined an open one), whose "no" drops the text; a question
+    with two ways on (`#N` or `open`, `reopen N` or `open`) is asked again, plainly, with the text
+    still kept. False when nothing waits, or when an engineer wrote to the customer since the bot
+    asked (the word answers the engineer): it is text like any other.
+
+    `about`: the word came in the thread of incident `about` (a reply to a mail about it): it
+    answers only a question about a text on that incident, asked in that very thread. An "ok" or
+    "👍" (`only_noted`) to the offer made in passing beside "Added to incident #N" accepts nothing."""
     draft = drafts.current(ctx.session, ctx.identity.id, ctx.now)
     if not drafts.opens(draft):
         return False
     assert draft is not None and ctx.customer is not None
+    if about is not None and (
+        draft.incident_id != about or not conversation.in_the_thread_asked(ctx.session, draft, ctx.message)
+    ):
+        return False
     if incidents.answered_since(ctx.session, ctx.customer.id, draft.created_at):
         return False
-    if reply == "new" or (draft.awaits == drafts.OPEN and reply == "yes"):
+    if draft.awaits == drafts.JOINED and only_noted(text):
+        return False
+    if reply == "new" or (draft.awaits in (drafts.OPEN, drafts.JOINED) and reply == "yes"):
         open_incident(ctx, None)
+    elif draft.awaits == drafts.JOINED and draft.incident_id is not None:
+        drafts.discard(ctx.session, draft)
+        ctx.reply(
+            _("All right: nothing was opened. Your message stays on incident #{number}."), number=draft.incident_id
+        )
     elif draft.awaits == drafts.OPEN:
         drafts.discard(ctx.session, draft)
         ctx.reply(_("All right: nothing was opened, and your message was not kept."))
@@ -194,10 +250,14 @@ def record_automatic(ctx: Context, incident: Incident) -> None:
         ctx.out.say(topic, "(An automatic message: it was not answered.)", incident_id=incident.id)
 
 
-def _added(ctx: Context, added: conversation.AddedTo, *, command: bool = False) -> None:
+def _added(
+    ctx: Context, added: conversation.AddedTo, *, command: bool = False, offer: bool = False, lead: Sequence[str] = ()
+) -> None:
     """The text is on the incident (and in its topic); on an open one acknowledged unless it follows
     the customer's own message soon after (`acknowledge`); on a resolved one, the customer is
-    asked what next."""
+    asked what next. `offer`: it began a conversation of its own (a new mail thread), and waits
+    for `open` as a separate issue (drafts.JOINED): always answered, with that offer. `lead`:
+    lines said first (a kept text this one replaced)."""
     incident = added.incident
     assert incident is not None
     ctx.draft_copies = added.copies
@@ -205,11 +265,28 @@ def _added(ctx: Context, added: conversation.AddedTo, *, command: bool = False) 
     if added.outcome == "added":
         previous = incidents.before_latest(ctx.session, incident.id, ctx.identity.id)
         quiet_for = timedelta(minutes=ctx.settings.ack_quiet_minutes)
-        if acknowledge(previous, ctx.now, quiet_for, asked=added.from_draft or command):
-            ctx.reply(
-                _("Added to incident #{number}. What you write soon after is added too, without an answer each time."),
-                number=incident.id,
-            )
+        if acknowledge(previous, ctx.now, quiet_for, asked=added.from_draft or command or offer):
+            lines = [
+                *lead,
+                ctx.t(
+                    _(
+                        "Added to incident #{number}. What you write soon after is added too, without an answer each time."
+                    ),
+                    number=incident.id,
+                ),
+            ]
+            if offer:
+                lines.append(
+                    ctx.tn(
+                        n_(
+                            'If this is a separate problem, reply "open" within {hours} hour to open a new incident with this message (it uses one credit).',
+                            'If this is a separate problem, reply "open" within {hours} hours to open a new incident with this message (it uses one credit).',
+                        ),
+                        kept_hours(),
+                        hours=kept_hours(),
+                    )
+                )
+            ctx.reply_text("\n".join(lines))
         return
     assert incident.resolved_at is not None
     until = conversation.reopen_until(incident) if added.outcome == "resolved" else None
@@ -233,7 +310,7 @@ def _added(ctx: Context, added: conversation.AddedTo, *, command: bool = False) 
                 date=resolved_on,
             )
     elif until is not None:
-        ctx.reply(
+        asked = ctx.t(
             _(
                 'Added to incident #{number}, which was resolved on {date}: it stays resolved. To reopen it at no charge until {until}, reply "reopen {number}". If this is a new, separate issue, reply "open" to open a new incident with your message (it uses one credit).'
             ),
@@ -241,11 +318,13 @@ def _added(ctx: Context, added: conversation.AddedTo, *, command: bool = False) 
             date=resolved_on,
             until=format_when(until, ctx.lang, ctx.settings.calendar.tz),
         )
+        ctx.reply_text("\n".join([*lead, f"{asked} {kept_for(ctx)}"]))
     else:
-        ctx.reply(
+        asked = ctx.t(
             _(
                 'Added to incident #{number}. It was resolved on {date}, more than 7 days ago, so it cannot be reopened at no charge. If the problem is back, reply "open" to open a new incident with your message (it uses one credit).'
             ),
             number=incident.id,
             date=resolved_on,
         )
+        ctx.reply_text("\n".join([*lead, f"{asked} {kept_for(ctx)}"]))

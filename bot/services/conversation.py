@@ -8,18 +8,25 @@ like them, nothing here says anything: the customer handlers render what is retu
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Literal, NamedTuple
 
+from sqlalchemy import select
 from sqlmodel import Session
 
+from adapters.channel import Inbound
 from bot.config import Settings
 from bot.deployment import Deployment
 from bot.policy import CreditSummary, NoCredit
 from bot.policy.answers import bare_answer, thank_you
-from bot.services import attachments, credits, drafts, incidents
+from bot.services import attachments, case_threads, credits, drafts, incidents
 from bot.services.incidents import REOPEN_WINDOW, Writer
-from storage.models import CreditPack, Incident, IncidentAttachment
+from storage import outbox
+from storage.models import CreditPack, Draft, Incident, IncidentAttachment, IncidentMessage, Outbox
+
+#: The bot's latest mails to a sender that a reply is looked for among (`starts_a_conversation`).
+_BOT_MAILS_LOOKED_AT = 500
 
 
 class Opened(NamedTuple):
@@ -36,6 +43,8 @@ class Opened(NamedTuple):
     from_draft: bool = False
     files: tuple[IncidentAttachment, ...] = ()
     copies: tuple[str, ...] = ()
+    #: It opened with a text that joined this open incident first (`drafts.JOINED`), where it stays.
+    moved_from: int | None = None
 
 
 class AskFirst(NamedTuple):
@@ -87,9 +96,11 @@ def open_with_draft(
     drafts.discard(session, draft)
     urgent = incidents.take_urgent_notice(deployment.settings, now, incident)
     waited = drafts.waiting_copies(used)
-    # A text kept while asked about reopening is on that incident already: nothing of it was dropped.
-    dropped = draft is not None and used is None and draft.awaits != drafts.REOPEN
-    return Opened(incident, charged, body, dropped, urgent, used is not None, files, waited)
+    # A text kept while asked about reopening, or about a separate issue, is on that incident
+    # already: nothing of it was dropped.
+    dropped = draft is not None and used is None and not drafts.on_an_incident(draft)
+    moved_from = used.incident_id if used is not None and used.awaits == drafts.JOINED else None
+    return Opened(incident, charged, body, dropped, urgent, used is not None, files, waited, moved_from)
 
 
 class AddedTo(NamedTuple):
@@ -172,6 +183,61 @@ def add_free_text(
         session, writer.identity.id, text, now, drafts.EITHER if candidates else drafts.OPEN, copies=writer.copies
     )
     return candidates
+
+
+def starts_a_conversation(session: Session, message: Inbound, incident: Incident) -> bool:
+    """Does `message`, which joined `incident` by the "any other text" rule, begin a conversation of
+    its own? On email: a mail that names no incident in its subject (`[#N]`) and answers none of
+    the bot's mails nor any mail on `incident` (a new mail, or a reply in some other thread). The
+    other channels have no threads (one conversation per person): never."""
+    if message.channel != case_threads.EMAIL or message.case_hint is not None:
+        return False
+    answered = set(message.replies_to)
+    if not answered:
+        return True
+    if outbox.posted_incident(session, message.channel, message.replies_to) is not None:
+        return False
+    chains = session.scalars(
+        select(IncidentMessage.conversation).where(
+            IncidentMessage.incident_id == incident.id,
+            IncidentMessage.channel == message.channel,
+            # The message itself (on the incident already): its chain names what it answers.
+            IncidentMessage.conversation != message.conversation,
+        )
+    )
+    if any(answered & set((chain or "").split()) for chain in chains):
+        return False
+    sent = session.scalars(
+        select(Outbox.platform_ids)
+        .where(Outbox.channel == message.channel, Outbox.recipient == message.sender, Outbox.platform_ids.is_not(None))
+        .order_by(Outbox.id.desc())
+        .limit(_BOT_MAILS_LOOKED_AT)
+    )
+    return not any(answered & set(json.loads(ids)) for ids in sent if ids)
+
+
+def in_the_thread_asked(session: Session, draft: Draft, message: Inbound) -> bool:
+    """Does `message` continue the conversation of the message whose text `draft` keeps, the one
+    the bot's question answered? On email: a reply in that mail's thread, not in an older thread
+    of the incident (where a "yes" answers an engineer's question). Other channels: always."""
+    if message.channel != case_threads.EMAIL or draft.incident_id is None:
+        return True
+    chains = session.scalars(
+        select(IncidentMessage.conversation).where(
+            IncidentMessage.incident_id == draft.incident_id,
+            IncidentMessage.identity_id == draft.identity_id,
+            IncidentMessage.direction == "in",
+            IncidentMessage.created_at == draft.created_at,
+        )
+    )
+    asked = {chain.split()[-1] for chain in chains if chain}
+    return bool(asked & set(message.replies_to))
+
+
+def offer_new_incident(session: Session, now: datetime, writer: Writer, incident: Incident, text: str) -> None:
+    """`text`, which joined the open `incident` and began a conversation of its own, waits for
+    `open` as a separate issue (`drafts.JOINED`), for as long as a draft is kept."""
+    drafts.keep(session, writer.identity.id, text, now, drafts.JOINED, incident.id, writer.copies)
 
 
 def _add(session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str) -> AddedTo:

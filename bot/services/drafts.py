@@ -12,6 +12,11 @@ expires a day after it was kept. What it waits for (`Draft.awaits`):
 - `REOPEN`: the text was added to the resolved incident `incident_id`; "reply reopen N to
   reopen it, or open to open a new incident with it". `reopen N` drops it (the text is on
   the incident already); `open` alone uses it.
+- `JOINED`: the text joined the customer's only open incident `incident_id` by the "any other
+  text" rule, though its message began a new conversation (a new mail thread): "if this is a
+  separate problem, reply open to open a new incident with it (it uses one credit)". `open`
+  alone uses it, without asking again about a second credit (that question was the offer); the
+  text stays on `incident_id` too.
 - `LINK`: what an account not yet linked to a customer wrote; `link CODE` turns it into
   `OPEN` and the welcome mentions it.
 
@@ -33,7 +38,7 @@ from sqlmodel import Session
 
 from storage.models import Draft, IncidentAttachment
 
-OPEN, EITHER, REOPEN, LINK = "open", "either", "reopen", "link"
+OPEN, EITHER, REOPEN, JOINED, LINK = "open", "either", "reopen", "joined", "link"
 #: How long a stranger's joined texts may grow: twice Zulip's longest message, so that a flood does
 #: not pile up. One message is kept whole, however long (a log pasted into a mail), as it would be
 #: stored on an incident.
@@ -104,7 +109,12 @@ def linked(session: Session, identity_id: int, now: datetime) -> Draft | None:
 
 def opens(draft: Draft | None) -> bool:
     """Does `open` alone use this draft?"""
-    return draft is not None and draft.awaits in (OPEN, EITHER, REOPEN)
+    return draft is not None and draft.awaits in (OPEN, EITHER, REOPEN, JOINED)
+
+
+def on_an_incident(draft: Draft | None) -> bool:
+    """Is the draft's text on an incident already (so that nothing of it is lost if it goes)?"""
+    return draft is not None and draft.awaits in (REOPEN, JOINED)
 
 
 def joins_a_case(draft: Draft | None) -> bool:
@@ -113,7 +123,10 @@ def joins_a_case(draft: Draft | None) -> bool:
 
 
 def confirmed(draft: Draft | None, now: datetime) -> bool:
-    """Was the customer asked, less than `CONFIRM_WINDOW` ago, whether this is a new issue?"""
+    """Was the customer asked, less than `CONFIRM_WINDOW` ago, whether this is a new issue? (A
+    `JOINED` draft was offered as one, for a second credit, for as long as it is kept.)"""
+    if draft is not None and draft.awaits == JOINED:
+        return True
     return draft is not None and draft.awaits == EITHER and now - draft.created_at < CONFIRM_WINDOW
 
 
