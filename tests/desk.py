@@ -19,6 +19,7 @@ from bot.runtime import Runtime
 from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
+from storage.models import CreditPack, Incident, IncidentMessage
 
 #: For tests of a channel, which find each message handled by its answer: every message added to a
 #: case answered (by default one that follows the customer's own soon after is not; tests/core).
@@ -86,3 +87,17 @@ class Desk:
 
     def engineer(self, text: str) -> str:
         return self.say(ENGINEER, text)
+
+    def bodies(self, number: int) -> list[str]:
+        """What incident `number`'s messages say, oldest first."""
+        with transaction(self.engine) as session:
+            query = sa.select(IncidentMessage.body).where(IncidentMessage.incident_id == number)
+            return list(session.scalars(query.order_by(IncidentMessage.id)))
+
+    def incident_count(self) -> int:
+        with transaction(self.engine) as session:
+            return session.scalar(sa.select(sa.func.count()).select_from(Incident))
+
+    def credits_used(self) -> int:
+        with transaction(self.engine) as session:
+            return sum(session.scalars(sa.select(CreditPack.used)))

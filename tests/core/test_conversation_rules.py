@@ -11,24 +11,8 @@ from sqlalchemy import func, select
 from bot.i18n import format_day, format_when
 from bot.services import customers, drafts
 from storage.db import transaction
-from storage.models import CreditPack, Customer, Draft, Incident, IncidentMessage
+from storage.models import Customer, Draft, Incident
 from tests.desk import Desk
-
-
-def _bodies(desk: Desk, number: int) -> list[str]:
-    with transaction(desk.engine) as s:
-        query = select(IncidentMessage.body).where(IncidentMessage.incident_id == number).order_by(IncidentMessage.id)
-        return list(s.scalars(query))
-
-
-def _incidents(desk: Desk) -> int:
-    with transaction(desk.engine) as s:
-        return s.scalar(select(func.count()).select_from(Incident))
-
-
-def _credits_used(desk: Desk) -> int:
-    with transaction(desk.engine) as s:
-        return sum(s.scalars(select(CreditPack.used)))
 
 
 def _state(desk: Desk, number: int) -> str:
@@ -49,7 +33,7 @@ def test_a_kept_text_is_never_glued_to_the_text_given_with_open(engine, db_url, 
     assert "to open one with this message" in desk.say("Acme", "thanks, all good now")
     out = desk.say("Acme", "open NFS broken")
     assert "Incident #1 is open: NFS broken" in out and "thanks" not in out
-    assert _bodies(desk, 1) == ["NFS broken"]
+    assert desk.bodies(1) == ["NFS broken"]
     assert "Your earlier message, kept as a draft, was not included" in out
     assert "[#1 Acme: NFS broken]" in out  # the topic is named after the text given, not the draft
     # The dropped draft cannot come back with a later `open`.
@@ -59,7 +43,7 @@ def test_a_kept_text_is_never_glued_to_the_text_given_with_open(engine, db_url, 
     desk.say("Cliente", "obrigado, já está tudo bem")
     out = desk.say("Cliente", "abrir NFS avariado")
     assert "O incidente #2 foi aberto: NFS avariado" in out and "não foi incluída" in out
-    assert _bodies(desk, 2) == ["NFS avariado"]
+    assert desk.bodies(2) == ["NFS avariado"]
 
 
 def test_open_alone_uses_the_kept_text_it_was_offered_for(engine, db_url, clock):
@@ -69,7 +53,7 @@ def test_open_alone_uses_the_kept_text_it_was_offered_for(engine, db_url, clock)
     desk.say("Acme", "it is the 4 TB one")  # a new question: only this text waits now
     out = desk.say("Acme", "open")
     assert "Incident #1 is open: it is the 4 TB one" in out and "not included" not in out
-    assert _bodies(desk, 1) == ["it is the 4 TB one"]
+    assert desk.bodies(1) == ["it is the 4 TB one"]
     # `#N` alone was not what the bot asked for: nothing is added.
     desk.engineer("/resolve 1")
     desk.engineer("/reopen 1")
@@ -84,13 +68,13 @@ def test_retyping_open_with_the_same_text_after_no_credit_does_not_add_it_twice(
     desk.engineer("/credits grant Acme 2")
     out = desk.say("Acme", "open Backups fail every night")
     assert "Incident #1 is open: Backups fail every night" in out and "not included" not in out
-    assert _bodies(desk, 1) == ["Backups fail every night"]
+    assert desk.bodies(1) == ["Backups fail every night"]
 
     desk.customer("Cliente", lang="pt")
     desk.say("Cliente", "abrir As cópias falham")
     desk.engineer("/credits grant Cliente 1")
     assert "O incidente #2 foi aberto" in desk.say("Cliente", "abrir  As cópias   falham")  # spacing aside
-    assert _bodies(desk, 2) == ["As cópias falham"]
+    assert desk.bodies(2) == ["As cópias falham"]
 
 
 def test_a_draft_expires_after_a_day(engine, db_url, clock):
@@ -102,7 +86,7 @@ def test_a_draft_expires_after_a_day(engine, db_url, clock):
         assert s.scalar(select(func.count()).select_from(Draft)) == 1
     clock.advance(minutes=2)
     assert "Tell us what the incident is about" in desk.say("Acme", "open")
-    assert _incidents(desk) == 0 and _credits_used(desk) == 0
+    assert desk.incident_count() == 0 and desk.credits_used() == 0
 
 
 def test_open_while_an_incident_is_open_asks_before_a_second_credit(engine, db_url, clock):
@@ -116,24 +100,24 @@ def test_open_while_an_incident_is_open_asks_before_a_second_credit(engine, db_u
         'reply "open" again within 15 minutes to open a new incident with it: that uses one more credit (you have 2).'
         in out
     )
-    assert _incidents(desk) == 1 and _credits_used(desk) == 1
+    assert desk.incident_count() == 1 and desk.credits_used() == 1
 
     # `#1` alone: it was about #1 after all; nothing charged.
     assert "Added to incident #1." in desk.say("Acme", "#1")
-    assert _bodies(desk, 1) == ["NAS does not boot", "The fan is loud"] and _credits_used(desk) == 1
+    assert desk.bodies(1) == ["NAS does not boot", "The fan is loud"] and desk.credits_used() == 1
 
     # `open` again (alone, or with the same text) within the window: a new incident, one more credit.
     desk.say("Acme", "open Printer offline")
     out = desk.say("Acme", "open Printer offline")
-    assert "Incident #2 is open: Printer offline" in out and _credits_used(desk) == 2
-    assert _bodies(desk, 2) == ["Printer offline"]
+    assert "Incident #2 is open: Printer offline" in out and desk.credits_used() == 2
+    assert desk.bodies(2) == ["Printer offline"]
 
     # Too late: asked again, nothing charged.
     desk.say("Acme", "open Scanner jams")
     clock.advance(minutes=16)
     out = desk.say("Acme", "open")
     assert "You already have open incidents: #1 NAS does not boot, #2 Printer offline." in out
-    assert 'reply "#" and its number (for example "#1")' in out and _credits_used(desk) == 2
+    assert 'reply "#" and its number (for example "#1")' in out and desk.credits_used() == 2
     assert "Incident #3 is open: Scanner jams" in desk.say("Acme", "open")
 
 
@@ -152,7 +136,7 @@ def test_open_while_an_incident_is_open_in_portuguese_and_without_credit(engine,
     # No credit left: nothing to confirm, the answer says why and the text is kept.
     out = desk.say("Cliente", "abrir Terceiro problema")
     assert "Já utilizou todos os seus créditos de suporte." in out
-    assert "Já tem" not in out and _incidents(desk) == 2
+    assert "Já tem" not in out and desk.incident_count() == 2
 
 
 def test_several_incidents_the_draft_goes_where_the_customer_says(engine, db_url, clock):
@@ -166,7 +150,7 @@ def test_several_incidents_the_draft_goes_where_the_customer_says(engine, db_url
     # The question offered `open`: answering it opens a new incident with the text (one credit).
     out = desk.say("Acme", "open")
     assert "Incident #3 is open: which one gets this?" in out
-    assert _credits_used(desk) == 3
+    assert desk.credits_used() == 3
 
 
 def test_the_colon_or_dash_after_an_incident_number_is_not_part_of_the_message(engine, db_url, clock):
@@ -178,11 +162,11 @@ def test_the_colon_or_dash_after_an_incident_number_is_not_part_of_the_message(e
     for text in ("#1: the disk is back", "#1 - it failed again", "#1. Logs attached", "#2) done", "#2 — ok"):
         clock.advance(minutes=10)  # each a message of its own, answered
         assert "Added to incident #" in desk.say("Acme", text)
-    assert _bodies(desk, 1) == ["One", "the disk is back", "it failed again", "Logs attached"]
+    assert desk.bodies(1) == ["One", "the disk is back", "it failed again", "Logs attached"]
     # Only where it stands alone: a minus sign or a smiley is the customer's text.
     desk.say("Acme", "#2 -5 °C in the room :)")
     desk.say("Acme", "#2 :)")
-    assert _bodies(desk, 2) == ["Two", "done", "ok", "-5 °C in the room :)", ":)"]
+    assert desk.bodies(2) == ["Two", "done", "ok", "-5 °C in the room :)", ":)"]
     assert "Write your message after the number" in desk.say("Acme", "#2:")
     # The same after a command's number: "/reply 1: text", "status #2:".
     assert "deskbot → Acme:\n  [#1] Restart the NAS, please." in desk.engineer("/reply 1: Restart the NAS, please.")
@@ -208,7 +192,7 @@ def test_a_message_on_a_resolved_incident_is_added_but_does_not_reopen_it(engine
     topic = [line for line in out.splitlines() if line.startswith("[#1 ")]
     assert "wrote:" in topic[0] and out.count("| One share is still slow") == 1  # shown in its topic
     assert "The case stays resolved: the customer was asked whether to reopen it" in topic[-1]
-    assert _state(desk, 1) == "resolved" and _bodies(desk, 1)[-1] == "One share is still slow"
+    assert _state(desk, 1) == "resolved" and desk.bodies(1)[-1] == "One share is still slow"
     with transaction(desk.engine) as s:
         assert s.get(Incident, 1).due_at is None  # no clock until it is reopened
 
@@ -218,8 +202,8 @@ def test_a_message_on_a_resolved_incident_is_added_but_does_not_reopen_it(engine
         due = s.get(Incident, 1).due_at
     assert "Incident #1 is open again, at no charge." in out and f"We will answer by {_when(desk, due)}." in out
     assert "🔁 Reopened by the customer (`Acme`) · severity 3 · response due" in out
-    assert _state(desk, 1) == "open" and _credits_used(desk) == 1
-    assert _bodies(desk, 1).count("One share is still slow") == 1  # the kept text was on the incident already
+    assert _state(desk, 1) == "open" and desk.credits_used() == 1
+    assert desk.bodies(1).count("One share is still slow") == 1  # the kept text was on the incident already
     assert "Tell us what the incident is about" in desk.say("Acme", "open")  # and it is used up
     assert "Incident #1 is already open." in desk.say("Acme", "reopen 1")
 
@@ -241,7 +225,7 @@ def test_a_thank_you_or_ok_with_no_incident_to_take_it_is_answered_and_kept_for_
         "Cliente", "Muito obrigada"
     )
     assert "Não há nenhum incidente ao qual adicionar a sua mensagem." in desk.say("Cliente", "não")
-    assert _incidents(desk) == 0 and _credits_used(desk) == 0
+    assert desk.incident_count() == 0 and desk.credits_used() == 0
     with transaction(desk.engine) as s:
         assert s.scalar(select(func.count()).select_from(Draft)) == 0
 
@@ -273,10 +257,10 @@ def test_a_thank_you_for_a_resolved_incident_is_added_and_kept_for_nothing(engin
         " what it is about (it uses one credit)." in out
     )
     assert "| Thanks a lot! 🙏" in out  # shown in the topic, as any message about a resolved incident
-    assert _bodies(desk, 1)[-1] == "Thanks a lot! 🙏" and _state(desk, 1) == "resolved"
+    assert desk.bodies(1)[-1] == "Thanks a lot! 🙏" and _state(desk, 1) == "resolved"
     # Nothing waits to be opened: "open" alone asks what about, and no credit goes on a thank-you.
     assert "Tell us what the incident is about" in desk.say("Acme", "open")
-    assert _incidents(desk) == 2 and _credits_used(desk) == 2
+    assert desk.incident_count() == 2 and desk.credits_used() == 2
 
     out = desk.say("Cliente", "Muito obrigado!")
     assert "Obrigado! A sua mensagem foi adicionada ao incidente #2, que continua resolvido." in out
@@ -457,19 +441,19 @@ def test_yes_to_reply_open_opens_with_the_kept_text_and_no_drops_it(engine, db_u
     assert 'Reply "open" to open one with this message' in desk.say("Acme", "My disk is full")
     out = desk.say("Acme", "Yes please!")
     assert "Incident #1 is open: My disk is full" in out
-    assert _bodies(desk, 1) == ["My disk is full"] and _credits_used(desk) == 1
+    assert desk.bodies(1) == ["My disk is full"] and desk.credits_used() == 1
 
     assert "«abrir»" in desk.say("Cliente", "O disco está cheio")
     out = desk.say("Cliente", "não, obrigado")
     assert "Muito bem: não foi aberto nenhum incidente e a sua mensagem não foi guardada." in out
-    assert _incidents(desk) == 1
+    assert desk.incident_count() == 1
     assert "Diga-nos qual é o assunto do incidente" in desk.say("Cliente", "abrir")  # nothing kept to open
     with transaction(desk.engine) as s:
         assert s.scalar(select(func.count()).select_from(Draft)) == 0
     # With nothing asked, "yes" is what the customer says on their incident.
     clock.advance(minutes=10)
     assert "Added to incident #1." in desk.say("Acme", "yes")
-    assert _bodies(desk, 1) == ["My disk is full", "yes"]
+    assert desk.bodies(1) == ["My disk is full", "yes"]
 
 
 def test_a_yes_to_a_question_with_two_ways_asks_again_and_a_new_one_opens(engine, db_url, clock):
@@ -480,14 +464,14 @@ def test_a_yes_to_a_question_with_two_ways_asks_again_and_a_new_one_opens(engine
     clock.advance(minutes=14)
     out = desk.say("Acme", "yes")
     assert 'To add your message to an incident, reply "#" and its number (for example "#1")' in out
-    assert _bodies(desk, 1) == ["The NAS does not boot"] and _credits_used(desk) == 1
+    assert desk.bodies(1) == ["The NAS does not boot"] and desk.credits_used() == 1
     clock.advance(minutes=14)  # within 15 minutes of the question asked again
     out = desk.say("Acme", "A new one.")
     assert "Incident #2 is open: The fan is loud" in out and "not included" not in out
-    assert _credits_used(desk) == 2
+    assert desk.credits_used() == 2
     # "New …" with more words is text: it no longer opens (and charges) without asking.
     out = desk.say("Acme", "New error after the update")
-    assert "Which one is this about?" in out and _incidents(desk) == 2
+    assert "Which one is this about?" in out and desk.incident_count() == 2
 
 
 def test_a_bare_answer_about_a_resolved_incident_asks_again_and_nothing_is_dropped(engine, db_url, clock):
@@ -498,7 +482,7 @@ def test_a_bare_answer_about_a_resolved_incident_asks_again_and_nothing_is_dropp
     assert 'reply "reopen 1"' in desk.say("Acme", "It broke again")
     out = desk.say("Acme", "ok")
     assert 'To reopen incident #1 at no charge, reply "reopen 1"; to open a new incident' in out
-    assert _bodies(desk, 1) == ["The NAS does not boot", "It broke again"]
+    assert desk.bodies(1) == ["The NAS does not boot", "It broke again"]
     out = desk.say("Acme", "open The fan is loud")
     assert "Incident #2 is open: The fan is loud" in out
     # The kept text is on #1 already: nothing of it was left out.
@@ -514,7 +498,7 @@ def test_a_yes_after_an_engineers_question_answers_the_engineer_not_the_bot(engi
     desk.engineer("/reply 1 Did you try another power supply?")
     clock.advance(minutes=1)
     assert "Added to incident #1." in desk.say("Acme", "yes")
-    assert _bodies(desk, 1)[-1] == "yes" and _incidents(desk) == 1
+    assert desk.bodies(1)[-1] == "yes" and desk.incident_count() == 1
 
 
 def test_status_says_when_an_incident_was_resolved_and_until_when_it_reopens_free(engine, db_url, clock):
@@ -584,11 +568,11 @@ def test_a_message_for_a_closed_incident_waits_for_open_and_says_it_costs_a_cred
         'Incident #1 is closed and takes no more messages, so I kept yours as a draft. Reply "open" to start a new'
         " incident with it (it uses one credit)." in out
     )
-    assert "[#1 " not in out and _bodies(desk, 1) == ["Shares are slow"]  # not on the closed incident
+    assert "[#1 " not in out and desk.bodies(1) == ["Shares are slow"]  # not on the closed incident
     out = desk.say("Cliente", "#2 continua lento")
     assert "O incidente #2 está fechado e já não recebe mensagens" in out and "(utiliza um crédito)" in out
     assert "Incident #3 is open: still slow" in desk.say("Acme", "open")
-    assert _credits_used(desk) == 3
+    assert desk.credits_used() == 3
 
 
 def test_a_thank_you_with_a_file_and_no_incident_is_kept_with_its_file(engine, db_url, clock):

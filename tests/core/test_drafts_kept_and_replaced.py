@@ -5,31 +5,11 @@ that does replace a kept one says so; every answer that keeps a text says for ho
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
 from bot.services import drafts
-from storage.db import transaction
-from storage.models import CreditPack, Incident, IncidentMessage
 from tests.desk import Desk
 
 KEPT = "I keep your message for 24 hours."
 GUARDADA = "Guardo a sua mensagem durante 24 horas."
-
-
-def _bodies(desk: Desk, number: int) -> list[str]:
-    with transaction(desk.engine) as s:
-        query = select(IncidentMessage.body).where(IncidentMessage.incident_id == number).order_by(IncidentMessage.id)
-        return list(s.scalars(query))
-
-
-def _incidents(desk: Desk) -> int:
-    with transaction(desk.engine) as s:
-        return s.scalar(select(func.count()).select_from(Incident))
-
-
-def _credits_used(desk: Desk) -> int:
-    with transaction(desk.engine) as s:
-        return sum(s.scalars(select(CreditPack.used)))
 
 
 def _flat(text: str) -> str:
@@ -44,13 +24,13 @@ def test_a_polite_yes_opens_the_kept_text_in_both_languages(engine, db_url, cloc
     assert 'Reply "open" to open one with this message' in desk.say("Acme", "The disk is full")
     out = desk.say("Acme", "Yes please, open it")
     assert "Incident #1 is open: The disk is full" in out and "not included" not in out
-    assert _bodies(desk, 1) == ["The disk is full"]
+    assert desk.bodies(1) == ["The disk is full"]
 
     assert "«abrir»" in desk.say("Cliente", "A impressora não imprime")
     out = desk.say("Cliente", "Sim, por favor abram o pedido.")
     assert "O incidente #2 foi aberto: A impressora não imprime" in out
-    assert _bodies(desk, 2) == ["A impressora não imprime"]
-    assert _credits_used(desk) == 2
+    assert desk.bodies(2) == ["A impressora não imprime"]
+    assert desk.credits_used() == 2
 
 
 def test_open_with_only_polite_words_uses_the_kept_text(engine, db_url, clock):
@@ -59,7 +39,7 @@ def test_open_with_only_polite_words_uses_the_kept_text(engine, db_url, clock):
     desk.say("Acme", "my backup fails")
     out = desk.say("Acme", "open it, please")
     assert "Incident #1 is open: my backup fails" in out and "not included" not in out
-    assert _bodies(desk, 1) == ["my backup fails"]
+    assert desk.bodies(1) == ["my backup fails"]
     # With nothing kept, the same words are an incident's text like any other `open <text>`.
     desk.customer("Other", credits=1)
     assert "Incident #2 is open: Another one" in desk.say("Other", "open Another one")
@@ -72,7 +52,7 @@ def test_a_polite_no_drops_the_kept_text(engine, db_url, clock):
     out = desk.say("Cliente", "Não, obrigado.")
     assert "Muito bem: não foi aberto nenhum incidente e a sua mensagem não foi guardada." in out
     assert "foi aberto" not in desk.say("Cliente", "abrir")  # nothing kept to open
-    assert _incidents(desk) == 0 and _credits_used(desk) == 0
+    assert desk.incident_count() == 0 and desk.credits_used() == 0
 
 
 def test_a_text_that_replaces_a_kept_one_says_so(engine, db_url, clock):
@@ -90,7 +70,7 @@ def test_a_text_that_replaces_a_kept_one_says_so(engine, db_url, clock):
     assert 'Reply "open" to open one with this message' in out
     out = desk.say("Acme", "open")
     assert "Incident #1 is open: Could you also check the fan" in out
-    assert _bodies(desk, 1) == ["Could you also check the fan, it is very loud"]  # never joined
+    assert desk.bodies(1) == ["Could you also check the fan, it is very loud"]  # never joined
 
     desk.say("Cliente", "O disco está cheio")
     out = _flat(desk.say("Cliente", "E a ventoinha faz barulho"))

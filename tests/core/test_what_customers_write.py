@@ -8,14 +8,8 @@ import pytest
 from sqlmodel import select
 
 from storage.db import transaction
-from storage.models import Customer, Draft, Identity, IncidentMessage
+from storage.models import Customer, Draft, Identity
 from tests.desk import Desk
-
-
-def _bodies(desk: Desk, number: int) -> list[str]:
-    with transaction(desk.engine) as s:
-        query = select(IncidentMessage.body).where(IncidentMessage.incident_id == number).order_by(IncidentMessage.id)
-        return list(s.exec(query))
 
 
 @pytest.mark.parametrize(
@@ -35,7 +29,7 @@ def test_a_sentence_that_begins_with_a_command_word_is_added_to_the_open_inciden
     desk.say("Acme", "open The NAS lost a disk")
     out = desk.say("Acme", text)
     assert "Usage" not in out and "Utilização" not in out
-    assert _bodies(desk, 1)[-1] == text
+    assert desk.bodies(1)[-1] == text
 
 
 def test_a_command_written_wrong_still_gets_its_usage(engine, db_url, clock):
@@ -46,7 +40,7 @@ def test_a_command_written_wrong_still_gets_its_usage(engine, db_url, clock):
     assert "Usage: help" in desk.say("Acme", "help me")  # two words: a command written wrong
     # A leading "/" says a command was meant, however long the rest.
     assert "Usage: close <number>" in desk.say("Acme", "/close to losing data here")
-    assert len(_bodies(desk, 1)) == 1
+    assert len(desk.bodies(1)) == 1
 
 
 def test_a_strangers_sentence_that_begins_with_help_gets_the_daily_answer_and_is_kept(engine, db_url, clock):
@@ -71,11 +65,11 @@ def test_reopen_with_words_after_the_number_reopens_and_adds_them(engine, db_url
     out = desk.say("Acme", "reopen 1 the fix did not work, same error")
     assert "Incident #1 is open again, at no charge." in out and "Your message was added to it." in out
     assert "We will answer by" in out
-    assert _bodies(desk, 1)[-1] == "the fix did not work, same error"
+    assert desk.bodies(1)[-1] == "the fix did not work, same error"
     assert "Usage" not in out
     # Open already: the words are added like "#1 …".
     out = desk.say("Acme", "reopen 1 and the fan is loud")
-    assert "Added to incident #1." in out and _bodies(desk, 1)[-1] == "and the fan is loud"
+    assert "Added to incident #1." in out and desk.bodies(1)[-1] == "and the fan is loud"
 
 
 def test_reopen_with_words_after_the_window_keeps_them_on_the_incident(engine, db_url, clock):
@@ -86,7 +80,7 @@ def test_reopen_with_words_after_the_window_keeps_them_on_the_incident(engine, d
     clock.advance(days=8)
     out = desk.say("Acme", "reopen 1 it is broken again")
     assert "more than 7 days ago, so it cannot be reopened at no charge" in out
-    assert _bodies(desk, 1)[-1] == "it is broken again"
+    assert desk.bodies(1)[-1] == "it is broken again"
     assert "open again" not in out
 
 
@@ -97,7 +91,7 @@ def test_a_long_text_kept_as_a_draft_is_kept_whole(engine, db_url, clock):
     pasted = "open SECOND " + "y" * 25_000 + " END"
     assert 'reply "open" again' in desk.say("Acme", pasted)
     assert "Incident #2 is open" in desk.say("Acme", "open")
-    assert _bodies(desk, 2) == ["SECOND " + "y" * 25_000 + " END"]
+    assert desk.bodies(2) == ["SECOND " + "y" * 25_000 + " END"]
 
 
 def test_an_english_customer_stays_english_when_a_later_message_names_joao(engine, db_url, clock):
@@ -131,7 +125,7 @@ def test_a_strangers_commands_are_not_kept_as_the_text_of_their_incident(engine,
     assert _draft(desk, "rui") == "olá, preciso de ajuda com o meu NAS\n\no disco morreu"
     desk.say("rui", f"ligar {code}")
     desk.say("rui", "abrir")
-    assert _bodies(desk, 1) == ["olá, preciso de ajuda com o meu NAS\n\no disco morreu"]
+    assert desk.bodies(1) == ["olá, preciso de ajuda com o meu NAS\n\no disco morreu"]
 
 
 def test_the_opening_answer_says_how_to_add_to_it_when_other_incidents_are_open(engine, db_url, clock):
@@ -240,7 +234,7 @@ def test_a_burst_is_answered_once_per_person_and_again_after_the_teams_answer(en
     assert "deskbot →" not in desk.say("bruno", "The log says disk full")  # 9 minutes after his own
     desk.engineer("/reply 1 Please free some space on the target.")
     assert "deskbot → ana:\n  Added to incident #1." in desk.say("ana", "Done, 40% free now")
-    assert _bodies(desk, 1) == [
+    assert desk.bodies(1) == [
         "The backup fails",
         "It stops at 80%",
         "Here too, since Monday",
