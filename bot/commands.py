@@ -142,6 +142,14 @@ class Registry:
                 found.append(match)
         return found[:3]
 
+    def explained(self, audience: Audience, word: str, sub: str | None = None) -> list[Command]:
+        """The commands `help <word> [sub]` is about: the one `word` names, or every sub-command of a
+        word that has them unless `sub` names one. `word` is read as a command word is (any case,
+        accents optional, a leading "/" or not); empty if it is no command of `audience`."""
+        found = self._by_word.get((audience, fold(word.removeprefix("/"))), [])
+        chosen = [cmd for cmd in found if sub is not None and cmd.sub == fold(sub)]
+        return chosen or list(found)
+
 
 class ParseError(Exception):
     """The line names a command but its arguments are wrong; `msgid` + `values` explain."""
@@ -227,11 +235,11 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
                 values[arg.name] = None
             elif cmd.audience == "customer":
                 raise ParseError(
-                    _('Which incident? Give its number, for example: "{example}".'), example=_example(cmd, lang)
+                    _('Which incident? Give its number, for example: "{example}".'), example=example(cmd, lang)
                 )
             else:
                 raise ParseError(
-                    _('Which case? Give its number, for example: "{example}".'), example="/" + _example(cmd, lang)
+                    _('Which case? Give its number, for example: "{example}".'), example="/" + example(cmd, lang)
                 )
             continue
         if not token:
@@ -290,9 +298,24 @@ def _fits(arg: Arg, token: str, lang: str) -> bool:
     return True
 
 
-def _example(cmd: Command, lang: str) -> str:
-    """The command with case 12 and the examples of the arguments after it: "severity 12 2"."""
-    return " ".join([cmd.name_in(lang), "12", *(a.example for a in cmd.args if a.example)])
+def example(cmd: Command, lang: str) -> str:
+    """The command written out with sample arguments, no leading "/": "severity 12 2", "reply 12
+    <text>", "credits grant <customer> 3". A case is 12, a whole number 3; any other argument is its
+    declared `example`, else, when it is required, its first choice or its name in <>. An optional
+    argument with no example is left out ("status 12" shows the number, "open <text>" its text)."""
+    words = [cmd.name_in(lang), *([cmd.sub] if cmd.sub else [])]
+    for arg in cmd.args:
+        if arg.example:
+            words.append(arg.example)
+        elif arg.kind == "case":
+            words.append("12")
+        elif arg.kind == "int" and arg.required:
+            words.append("3")
+        elif arg.kind == "choice" and arg.required:
+            words.append(arg.choices[0])
+        elif arg.required or arg.kind == "text":
+            words.append(f"<{render(lang, arg.label or arg.name)}>")
+    return " ".join(words)
 
 
 def _first_word(text: str) -> tuple[str, str]:

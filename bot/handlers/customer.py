@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from adapters.channel import size_text
 from adapters.markup import inert
+from bot import command_help
+from bot.command_help import HELP_TOPIC
 from bot.commands import Arg, command
 from bot.context import Context
 from bot.handlers import case_topic
@@ -37,8 +39,19 @@ DETAIL_MESSAGES = 5
 LAPSING_SOON_DAYS = 30
 
 
-@command(en="help", pt="ajuda", aliases=("?",), audience=CUSTOMER, unlinked=True, help=_("this help"))
-def show_help(ctx: Context) -> None:
+@command(
+    en="help",
+    pt="ajuda",
+    aliases=("?",),
+    audience=CUSTOMER,
+    unlinked=True,
+    args=(HELP_TOPIC,),
+    help=_("this help; with a command, its details"),
+)
+def show_help(ctx: Context, topic: str | None = None) -> None:
+    if topic is not None:
+        _help_for_one(ctx, topic)
+        return
     s = ctx.settings
     linked = ctx.customer_id is not None
     lines = [ctx.t(_("Commands (with or without a leading /):"))]
@@ -81,6 +94,29 @@ def show_help(ctx: Context) -> None:
             )
         )
     lines.append(ctx.t(_("Documentation: {docs} · Forum: {forum}"), docs=s.docs_url, forum=s.forum_url))
+    lines.append(command_help.details_line(ctx.commands, CUSTOMER, ctx.lang, lambda cmd: linked or cmd.unlinked))
+    ctx.reply_text("\n".join(lines))
+
+
+def _help_for_one(ctx: Context, topic: str) -> None:
+    """`help <command>`: that command alone; `#` too, the one thing customers write that is no
+    declared command (bot.router reads "#12 text"). Someone not linked yet may ask about any command,
+    and is told when it works only once linked."""
+    if topic.startswith("#"):
+        lines = [
+            ctx.t(_("• #<number> <text> — add a message to that incident")),
+            ctx.t(_("For example: {example}"), example="#12 <" + ctx.t(_("text")) + ">"),
+        ]
+        only_linked = True
+    else:
+        found = ctx.commands.explained(CUSTOMER, topic)
+        if not found:
+            ctx.reply_text(command_help.unknown_topic(ctx.commands, CUSTOMER, topic, ctx.theirs(topic[:40]), ctx.lang))
+            return
+        lines = command_help.explain(ctx.commands, found, ctx.lang)
+        only_linked = not found[0].unlinked
+    if ctx.customer_id is None and only_linked:
+        lines.append(ctx.t(_("It works once this account is linked to your customer record.")))
     ctx.reply_text("\n".join(lines))
 
 

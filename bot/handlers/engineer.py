@@ -12,6 +12,8 @@ from sqlmodel import Session
 
 from adapters.channel import ChannelError, OutboundFile, Said, size_text
 from adapters.markup import inert
+from bot import command_help
+from bot.command_help import HELP_SUBCOMMAND, HELP_TOPIC
 from bot.commands import Arg, command, fold
 from bot.config import Settings
 from bot.context import Context
@@ -41,10 +43,27 @@ def _case(ctx: Context, number: int) -> Incident | None:
     return incident
 
 
-@command(en="help", pt="ajuda", audience=ENGINEER, help=_("the engineer commands"))
-def show_help(ctx: Context) -> None:
+@command(
+    en="help",
+    pt="ajuda",
+    audience=ENGINEER,
+    args=(HELP_TOPIC, HELP_SUBCOMMAND),
+    help=_("the engineer commands; with a command, its details"),
+)
+def show_help(ctx: Context, topic: str | None = None, subcommand: str | None = None) -> None:
+    def code(words: str) -> str:
+        return f"`{words}`"
+
+    if topic is not None:
+        found = ctx.commands.explained(ENGINEER, topic, subcommand)
+        if found:
+            ctx.reply_text("\n".join(command_help.explain(ctx.commands, found, ctx.lang, code)))
+        else:
+            ctx.reply_text(command_help.unknown_topic(ctx.commands, ENGINEER, topic, ctx.theirs(topic[:40]), ctx.lang))
+        return
     lines = [ctx.t(_("Engineer commands (in a case topic the case number may be left out):"))]
     lines += [f"• `{cmd.usage(slash=True)}` — {ctx.t(cmd.help)}" for cmd in ctx.commands.of(ENGINEER)]
+    lines.append(command_help.details_line(ctx.commands, ENGINEER, ctx.lang, code=code))
     ctx.reply_text("\n".join(lines))
 
 
