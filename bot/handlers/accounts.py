@@ -1,4 +1,4 @@
-"""Engineer commands about customers and their credits (SPEC §3): `/customer add|code|show|lang`,
+"""Engineer commands about customers and their credits (SPEC §3): `/customer add|code|link|show|lang`,
 `/credits grant|cancel`, `/contacts`. The commands about one case are in `bot.handlers.engineer`."""
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ from datetime import date
 from adapters.markup import inert
 from bot.commands import Arg, ParseError, command
 from bot.context import Context
+from bot.handlers.customer import excerpt
 from bot.handlers.engineer import ENGINEER
-from bot.i18n import _, format_day, format_when, n_
+from bot.i18n import _, format_day, format_when, n_, render
 from bot.policy import summarise, unusable_because
-from bot.services import copies, credits, customers, incidents
-from storage.models import Customer, IncidentState
+from bot.services import copies, credits, customers, drafts, incidents
+from bot.services.outgoing import Direct
+from storage.models import Customer, Draft, IncidentState
 
 #: `/customer show` lists the customer's newest cases, this many.
 CUSTOMER_CASES_SHOWN = 10
@@ -94,6 +96,96 @@ def customer_code(ctx: Context, who: str) -> None:
         code=code,
         secret=code,
     )
+
+
+@command(
+    en="customer",
+    pt="cliente",
+    sub="link",
+    audience=ENGINEER,
+    # The name may have spaces ("/customer link Acme Lda joao@acme.example"): the address is the last word.
+    args=(Arg("who", "name", label=_("customer")), Arg("address", "word", label=_("email"))),
+    help=_("link an email address to a customer (a colleague of theirs): mail from it is theirs, as after link CODE"),
+)
+def customer_link(ctx: Context, who: str, address: str) -> None:
+    email = copies.email_address(address)
+    if email is None:
+        usage = customer_link.command.usage(slash=True, lang=ctx.lang)  # type: ignore[attr-defined]
+        ctx.reply_text(
+            ctx.t(_("{address} is not an email address (for example: ana@example.com)."), address=inert(address[:80]))
+            + " "
+            + ctx.t(_("Usage: {usage}"), usage=usage)
+        )
+        return
+    customer = _customer(ctx, who)
+    if customer is None:
+        return
+    owner = customers.email_owner(ctx.session, email)
+    if owner is not None and owner.id != customer.id:
+        ctx.reply(
+            _("{address} is already linked to another customer, {name} (id {id}): nothing changed."),
+            address=inert(email),
+            name=inert(owner.name),
+            id=owner.id,
+        )
+        return
+    identity = customers.link_email(ctx.session, customer, email, ctx.now)
+    if identity is None:
+        ctx.reply(
+            _("{address} is already linked to {name}: nothing changed."),
+            address=inert(email),
+            name=inert(customer.name),
+        )
+        return
+    # What `link CODE` does once the account is linked: the text it wrote before waits for `open`.
+    kept = drafts.linked(ctx.session, identity.id, ctx.now)
+    _tell_linked(ctx, customer, email, kept)
+    lines = [
+        ctx.t(
+            _("{address} is now linked to {name} (id {id}): mail from it is theirs. I told {address} so by email."),
+            address=inert(email),
+            name=inert(customer.name),
+            id=customer.id,
+        )
+    ]
+    if kept is not None:
+        lines.append(
+            ctx.t(
+                _('What it wrote before waits for its "open" (for a day): {excerpt}'),
+                excerpt=inert(excerpt(kept.text, 200)),
+            )
+        )
+    ctx.reply_text("\n".join(lines))
+
+
+def _tell_linked(ctx: Context, customer: Customer, address: str, kept: Draft | None) -> None:
+    """The person at `address`, just linked to `customer` by an engineer, reads so once by email in
+    the customer's language, and how to go on: "open" for the text kept from before (as the
+    welcome after `link CODE` says), else how to open an incident."""
+    lang = customer.lang or "en"
+    lines = [
+        render(
+            lang,
+            _(
+                "Hello! This is the commercial support desk. Our support team has linked this email address to {name}: you can now use {name}'s support from it."
+            ),
+            name=customer.name,
+        ),
+        render(
+            lang,
+            _('Before linking you wrote: "{excerpt}". I kept it for a day: reply "open" to open an incident with it.'),
+            excerpt=ctx.deployment.their_words(customers.EMAIL_CHANNEL, excerpt(kept.text, 200)),
+        )
+        if kept is not None
+        else render(
+            lang,
+            _(
+                'To open an incident, send "open" followed by what it is about (it uses one credit). Write "help" to see what I can do.'
+            ),
+        ),
+    ]
+    subject = render(lang, _("This address is now linked to {name}'s support"), name=customer.name)
+    ctx.out.say(Direct(customers.EMAIL_CHANNEL, address, subject=subject), "\n".join(lines), lang=lang)
 
 
 @command(
@@ -321,4 +413,13 @@ def _name_and_email(text: str, lang: str) -> tuple[str, str | None]:
 
 
 #: In the order `/help` lists them, after the case commands.
-COMMANDS = (customer_add, customer_code, customer_show, customer_lang, credits_grant, credits_cancel, contacts)
+COMMANDS = (
+    customer_add,
+    customer_code,
+    customer_link,
+    customer_show,
+    customer_lang,
+    credits_grant,
+    credits_cancel,
+    contacts,
+)

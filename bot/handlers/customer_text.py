@@ -192,7 +192,9 @@ def unknown_sender(ctx: Context, kept: str | None = None, asked: str | None = No
     """An account not linked to a customer wrote: what they wrote (`kept`, if not all of it) is
     kept as a draft, the answer comes at most once a day, and nothing is charged. `asked`: the
     customer command it tried (`status`): between the daily answers that gets a line saying what to
-    do first, rather than silence (within the account's hourly allowance, `strangers.may_answer`)."""
+    do first, rather than silence (within the account's hourly allowance, `strangers.may_answer`).
+    An email address at the domain of one customer (`strangers.colleague_of`) is told with the daily
+    answer that the support team was told, and the engineers are, with the command that links it."""
     text = ctx.message.text.strip() if kept is None else kept
     if not strangers.unknown_writes(ctx.session, ctx.identity, text, ctx.now):
         if asked is not None and ctx.message.verified:
@@ -213,6 +215,20 @@ def unknown_sender(ctx: Context, kept: str | None = None, asked: str | None = No
         )
         return
     s = ctx.settings
+    # A colleague of a customer (their organisation's mail domain): the engineers are told, and
+    # can link the address. The sender is not verified to be theirs: the answer names nobody.
+    colleague = strangers.colleague_of(ctx.session, ctx.identity)
+    told = (
+        [
+            ctx.t(
+                _(
+                    "I have told the support team that you wrote: if your organisation has support with us, they can link this address to it, and you need not do anything more."
+                )
+            )
+        ]
+        if colleague is not None and strangers.colleague_wrote(ctx.out, ctx.deployment, ctx.identity, colleague)
+        else []
+    )
     ctx.reply_text(
         "\n".join(
             [
@@ -222,6 +238,7 @@ def unknown_sender(ctx: Context, kept: str | None = None, asked: str | None = No
                     if ctx.identity.channel == customers.EMAIL_CHANNEL
                     else _("Hello! This is the commercial support desk. I don't know this account yet.")
                 ),
+                *told,
                 ctx.t(_("To buy incident-based support, see {url}."), url=s.purchase_url),
                 ctx.t(_('If you already have support, send "link <your activation code>".')),
                 ctx.t(_("Documentation: {docs} · Forum: {forum}"), docs=s.docs_url, forum=s.forum_url),

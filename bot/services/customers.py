@@ -412,3 +412,43 @@ def unknown_contacts(session: Session, limit: int, skip: Callable[[str, str], bo
                 if len(found) == limit:
                     break
     return found
+
+
+def email_owner(session: Session, address: str) -> Customer | None:
+    """The customer the email address `address` is linked to (compared in lower case), if any."""
+    return _by_email(session, address.strip())
+
+
+def link_email(session: Session, customer: Customer, address: str, now: datetime) -> Identity | None:
+    """An engineer links the email address `address` to `customer` (`/customer link`): mail from it
+    is theirs from now on, as after `link CODE` from it (`link_identity`: a language it chose or
+    wrote in before becomes the customer's if they have none). Its identity, or None if the address
+    was theirs already (nothing changes); CustomerError if another customer has it."""
+    identity = get_identity(session, EMAIL_CHANNEL, address.strip().lower(), None, now)
+    if identity.customer_id == customer.id:
+        return None
+    return link_identity(session, customer, EMAIL_CHANNEL, identity.address, now)
+
+
+def email_domain(address: str) -> str | None:
+    """The domain of an email address (after its last "@"), in lower case; None if it has none."""
+    local, at, domain = address.strip().lower().rpartition("@")
+    return domain if at and local and domain else None
+
+
+def customers_at_domain(session: Session, domain: str, limit: int) -> list[Customer]:
+    """Customers with an email address at `domain` (one of their email identities), at most
+    `limit` of them, by id. Addresses are stored in lower case (`set_email`, the email channel)."""
+    pattern = "%@" + _escaped(domain.strip().lower())
+    query = (
+        select(Identity.customer_id)
+        .where(
+            Identity.channel == EMAIL_CHANNEL,
+            Identity.customer_id.is_not(None),
+            Identity.address.like(literal(pattern, String()), escape="\\"),
+        )
+        .distinct()
+        .order_by(Identity.customer_id)
+        .limit(limit)
+    )
+    return [session.get_one(Customer, customer_id) for customer_id in session.scalars(query)]

@@ -11,6 +11,11 @@ never loop), a linked customer's answers are capped too (`within_cap`), at two h
 for what the bot says unasked (an acknowledgement, a question about plain text), and
 `COMMAND_ANSWERS` for the answers to commands they type. An answer withheld loses none of their
 words, and the engineers hear of it once an hour (`answers_withheld`).
+
+A colleague of a customer (an unknown email address at the domain of exactly one customer's
+addresses, not a free-mail provider's: `colleague_of`) is told with the daily answer that the
+support team was told, and the engineers read in the alerts topic who wrote and the command that
+links the address (`colleague_wrote`): once a day per address, with that answer.
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from sqlmodel import Session
 
 from adapters.markup import inert
 from bot.deployment import Deployment
-from bot.i18n import format_when
+from bot.i18n import _, format_when, render
 from bot.policy.throttle import Allowance, Window
-from bot.services import drafts
+from bot.services import customers, drafts
 from storage.models import Customer, Identity, Outbox, StrangerAnswers
 
 if TYPE_CHECKING:  # bot.services.outgoing imports this module (through copies)
@@ -48,6 +53,43 @@ PER_STRANGER = Allowance(10, timedelta(hours=1))
 #: gets no more; one whose every mail were a command would stop here.
 COMMAND_ANSWERS = 30
 log = logging.getLogger("deskbot.services.strangers")
+
+#: Domains anyone can have a mailbox at: two people there are no more colleagues than two
+#: customers of one shop. Short on purpose (the ones common in Portugal and Europe); none of the
+#: packages the project uses keeps such a list. `_FREE_MAIL_NAMES` are providers with a domain
+#: per country (yahoo.co.uk, gmx.de, hotmail.pt).
+_FREE_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "msn.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "proton.me",
+        "protonmail.com",
+        "protonmail.ch",
+        "pm.me",
+        "aol.com",
+        "mail.com",
+        "web.de",
+        "zoho.com",
+        "yandex.com",
+        "yandex.ru",
+        "mail.ru",
+        "tutanota.com",
+        "tuta.io",
+        "fastmail.com",
+        "hushmail.com",
+        "qq.com",
+        "163.com",
+        "sapo.pt",
+        "iol.pt",
+        "clix.pt",
+        "netcabo.pt",
+    }
+)
+_FREE_MAIL_NAMES = frozenset({"yahoo", "ymail", "gmx", "outlook", "hotmail", "live", "libero", "orange", "laposte"})
 
 
 def _due(last: datetime | None, every: timedelta, now: datetime) -> bool:
@@ -158,4 +200,58 @@ def may_answer(
         row.since, row.used = shared.since, shared.used
         session.add(row)
     identity.answers_since, identity.answers_used = mine.since, mine.used
+    return True
+
+
+def free_mail(domain: str) -> bool:
+    """Is `domain` (lower case) a free-mail provider's? Listed whole, or one of
+    `_FREE_MAIL_NAMES` followed by a country's or a generic ending only (`yahoo.com.br`,
+    `gmx.net`: labels of at most three letters), so that `outlook.acme.example` is not."""
+    if domain in _FREE_MAIL_DOMAINS:
+        return True
+    name, _dot, ending = domain.partition(".")
+    return name in _FREE_MAIL_NAMES and bool(ending) and all(0 < len(label) <= 3 for label in ending.split("."))
+
+
+def colleague_of(session: Session, identity: Identity) -> Customer | None:
+    """The customer an unknown email address may belong to: the only customer with an email
+    address at its domain, unless anyone may have a mailbox there (`free_mail`). None for any
+    other account, an address that is not one, or a domain of no customer's or of several."""
+    # Here, not above: bot.services.copies imports this module.
+    from bot.services.copies import email_address
+
+    if identity.channel != customers.EMAIL_CHANNEL or identity.customer_id is not None:
+        return None
+    if email_address(identity.address) != identity.address:
+        return None  # not a plain address: one kept apart as unverified (bot.router.UNVERIFIED)
+    domain = customers.email_domain(identity.address)
+    if domain is None or free_mail(domain):
+        return None
+    found = customers.customers_at_domain(session, domain, 2)
+    return found[0] if len(found) == 1 else None
+
+
+def colleague_wrote(out: Outgoing, deployment: Deployment, identity: Identity, customer: Customer) -> bool:
+    """The unknown email address `identity`, at the domain of `customer` (`colleague_of`), wrote
+    and got its daily answer: the engineers read so in the alerts topic, with the command that
+    links it. Said with that answer, so once a day per address; False if no channel carries the
+    engineers' topics (nobody was told). The address is the sender's own words: inert, the
+    command too (a backtick is allowed in an address)."""
+    # Here, not above: bot.services.delivery_notices imports bot.services.outgoing, which imports this module.
+    from bot.services.delivery_notices import ALERTS_TOPIC
+    from bot.services.outgoing import Topic
+
+    if deployment.case_channel is None:
+        return False
+    text = render(
+        "en",
+        _(
+            '📨 {address} wrote to the support desk and is linked to no customer; {name} (id {id}) has an email address at the same domain. If it is theirs, link it with {command} (what it wrote then waits for its "open"). The sender was told only that the support team was informed.'
+        ),
+        address=inert(identity.address[:200]),
+        name=inert(customer.name[:200]),
+        id=customer.id,
+        command=inert(f"/customer link {customer.id} {identity.address[:200]}"),
+    )
+    out.say(Topic(deployment.case_channel, ALERTS_TOPIC), text)
     return True

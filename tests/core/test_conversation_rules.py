@@ -633,4 +633,4 @@ def test_customer_lang_says_what_is_wrong_and_changes_nothing(engine, db_url, cl
     assert _lang_of(desk, "Acme Lda") == "en"
     # A sub-command nobody declared: the ones there are, not "did you mean /customer".
     out = desk.engineer("/customer language pt Acme Lda")
-    assert '"/customer" is followed by one of: add, code, show, lang.' in out
+    assert '"/customer" is followed by one of: add, code, link, show, lang.' in out
