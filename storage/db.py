@@ -28,7 +28,7 @@ log = logging.getLogger("deskbot.db")
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The newest migration. `upgrade` returns at once when the database is already there, without
 #: loading Alembic (a sizeable import); a test keeps this equal to the migrations' head.
-HEAD_REVISION = "0017"
+HEAD_REVISION = "0018"
 #: A pooled PostgreSQL connection idle longer than this is tested before use (see `make_engine`).
 PING_AFTER_IDLE = 10.0
 #: libpq's settings on every PostgreSQL connection deskbot opens, unless DESKBOT_DATABASE_URL's

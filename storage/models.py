@@ -194,6 +194,9 @@ class Incident(SQLModel, table=True):
         sa.Index("ix_incident_state_severity_due", "state", "severity", "due_at"),
         # "report billing": incidents opened in a month.
         sa.Index("ix_incident_opened_at", "opened_at"),
+        # every engineer's command in a case topic, and a topic moved: the case by its topic's name,
+        # case aside as Zulip compares names (bot.services.incidents._cases_in).
+        sa.Index("ix_incident_topic_lower", sa.text("lower(topic)")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
