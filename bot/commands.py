@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from bot.i18n import LANGUAGES, _, render
 from bot.numbers import FIRST_DAY, LAST_DAY, day, whole_number
@@ -145,8 +145,9 @@ class Registry:
     def explained(self, audience: Audience, word: str, sub: str | None = None) -> list[Command]:
         """The commands `help <word> [sub]` is about: the one `word` names, or every sub-command of a
         word that has them unless `sub` names one. `word` is read as a command word is (any case,
-        accents optional, a leading "/" or not); empty if it is no command of `audience`."""
-        found = self._by_word.get((audience, fold(word.removeprefix("/"))), [])
+        accents optional, a leading "/" or not, punctuation after it: "help status?"); empty if it is
+        no command of `audience`."""
+        found = self._by_word.get((audience, fold(_without_punctuation(word.removeprefix("/"))[0])), [])
         chosen = [cmd for cmd in found if sub is not None and cmd.sub == fold(sub)]
         return chosen or list(found)
 
@@ -182,13 +183,40 @@ def without_leading_mentions(text: str) -> str:
     return _LEADING_MENTIONS.sub("", text.strip(), count=1)
 
 
-def split_command(text: str) -> tuple[str, str, bool]:
-    """(folded first word, the rest, whether it began with '/'), mentions before them skipped."""
+#: Punctuation a person puts after a word ("open: the AD join fails", "Status?", "créditos?"): not
+#: part of a command word, nor of a number ("status 12.").
+_AFTER_A_WORD = ":.,;!?"
+
+
+def _without_punctuation(word: str) -> tuple[str, bool]:
+    """`word` without the punctuation after it, and whether it had any. A word that is only
+    punctuation stays whole: "?" is a command word itself (help)."""
+    bare = word.rstrip(_AFTER_A_WORD)
+    return (bare, bare != word) if bare else (word, False)
+
+
+class CommandLine(NamedTuple):
+    """A message read as a command: its first word, then the rest."""
+
+    #: The first word folded (`fold`), without the punctuation after it: what is looked up.
+    word: str
+    rest: str
+    #: It began with "/", which says a command was meant.
+    slash: bool
+    #: The first word as it was written (case, accents), without that punctuation: what an answer quotes back.
+    typed: str
+    #: Punctuation followed the first word ("Status: still down"), as in a sentence (`reads_as_prose`).
+    punctuated: bool
+
+
+def split_command(text: str) -> CommandLine:
+    """The first word and the rest of `text`, mentions before them skipped."""
     stripped = _QUOTED_WORD.sub(r"\1", without_leading_mentions(text), count=1)
     slash = stripped.startswith("/")
     match = re.match(r"(\S*)\s*(.*)", stripped[1:] if slash else stripped, re.DOTALL)
     assert match is not None  # the pattern matches any string
-    return fold(match.group(1)), match.group(2).strip(), slash
+    typed, punctuated = _without_punctuation(match.group(1))
+    return CommandLine(fold(typed), match.group(2).strip(), slash, typed, punctuated)
 
 
 #: After a customer's command word, this many words or more that do not fit the command are a
@@ -198,14 +226,53 @@ def split_command(text: str) -> tuple[str, str, bool]:
 PROSE_WORDS = 3
 
 
-def reads_as_prose(rest: str, slash: bool) -> bool:
-    """Is `rest`, the text after a command word whose arguments did not parse, a sentence rather
-    than arguments? Never after a leading '/', which says a command was meant."""
-    return not slash and len(rest.split()) >= PROSE_WORDS
+def reads_as_prose(line: CommandLine) -> bool:
+    """Is `line.rest`, the text after a command word whose arguments did not parse, a sentence
+    rather than arguments? So it is when it is `PROSE_WORDS` words or more, or when punctuation
+    followed the word: people write a command word bare, and a label with a colon ("Status: still
+    down"). Never after a leading '/', which says a command was meant."""
+    return not line.slash and (len(line.rest.split()) >= PROSE_WORDS or (line.punctuated and bool(line.rest)))
+
+
+class WithWords(NamedTuple):
+    """A customer's command followed by their words about the incident it names (`with_words`)."""
+
+    #: The handler's keyword arguments.
+    values: dict[str, Any]
+    #: The incident the command names, which the words are about.
+    number: int
+    words: str
+
+
+def with_words(cmd: Command, rest: str) -> WithWords | None:
+    """`close 12 thanks, it works now`, `severity 12 1 production is down`: the command's arguments,
+    read from the start of `rest` with an incident's number among them, and the words written after
+    them. None when no incident's number is written, when the arguments do not parse, or when
+    nothing but them is written; and when what is left has no letter ("severity 12 2 3": a command
+    written wrong, answered with its usage). A command ending in free text (`reopen N [text]`) takes
+    the words itself, and has none left."""
+    case = next((arg for arg in cmd.args if arg.kind == "case"), None)
+    if case is None:
+        return None
+    try:
+        values, words = _parsed(cmd, rest, None, "en")  # an error's wording is not needed here
+    except ParseError:
+        return None
+    if values[case.name] is None or not any(ch.isalpha() for ch in words):
+        return None
+    return WithWords(values, values[case.name], words)
 
 
 def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en") -> dict[str, Any]:
     """The handler's keyword arguments from the text after the command word."""
+    values, left = _parsed(cmd, rest, topic_case, lang)
+    if left:
+        raise ParseError(_('Unexpected text: "{text}".'), text=left[:40])
+    return values
+
+
+def _parsed(cmd: Command, rest: str, topic_case: int | None, lang: str) -> tuple[dict[str, Any], str]:
+    """The handler's keyword arguments from the start of `rest`, and what is left after them."""
     if cmd.sub:
         rest = _first_word(rest)[1]
     values: dict[str, Any] = {}
@@ -220,7 +287,7 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
             rest = _split_name(arg, cmd.args[cmd.args.index(arg) + 1 :], rest, lang)
         token, remainder = _first_word(rest)
         if arg.kind == "case":
-            number = whole_number(token.removeprefix("#").rstrip(":.,;!?")) if token else None
+            number = whole_number(token.removeprefix("#").rstrip(_AFTER_A_WORD)) if token else None
             if number is not None and topic_case is not None and not token.startswith("#"):
                 # In a case topic the number may be left out: "/severity 2" there gives the level only.
                 later = cmd.args[cmd.args.index(arg) + 1 :]
@@ -249,9 +316,7 @@ def parse_args(cmd: Command, rest: str, topic_case: int | None, lang: str = "en"
             continue
         values[arg.name] = _convert(arg, token, lang)
         rest = remainder.strip()
-    if rest:
-        raise ParseError(_('Unexpected text: "{text}".'), text=rest[:40])
-    return values
+    return values, rest
 
 
 def _split_name(arg: Arg, later: tuple[Arg, ...], rest: str, lang: str) -> str:
@@ -348,7 +413,9 @@ def _convert(arg: Arg, token: str, lang: str) -> Any:
             )
         return parsed
     if arg.kind == "choice":
-        # fold() maps "²" to "2": a choice written in digits is read as a number, like any other.
+        # fold() maps "²" to "2": a choice written in digits is read as a number, like any other. The
+        # punctuation of a sentence may follow it ("severity 12 critical, production is down").
+        token = _without_punctuation(token)[0]
         folded = fold(token) if not token.isdigit() else str(whole_number(token))
         named = {fold(render(language, label)): choice for choice, label in arg.labels for language in LANGUAGES}
         folded = named.get(folded, folded)

@@ -16,6 +16,7 @@ from bot.commands import Registry
 from bot.config import Settings
 from bot.deployment import Deployment
 from bot.i18n import Plural, render, render_plural
+from bot.policy.arrival import arrival
 from bot.services import incidents
 from bot.services.customers import Who
 from bot.services.outgoing import Outgoing, to_sender
@@ -99,6 +100,15 @@ class Context:
         if self.who.customer_id is None and self.loaded_identity is not None:
             return self.loaded_identity.lang or "en"
         return self.who.lang or "en"
+
+    @property
+    def arrived(self) -> datetime:
+        """When the message arrived, as far as the platform's time can be trusted (`policy.arrival`).
+        A customer's message counts from it where they are owed what the time they wrote gave
+        them: the response clock (an incident opened or reopened, a message that starts the
+        clock) and the day whose credit pays (`incidents.Writer.arrived`). All else (drafts,
+        answers, quiet windows, engineers' messages) is `now`, when the message is handled."""
+        return arrival(self.message.received_at, self.now)
 
     @property
     def today(self) -> date:

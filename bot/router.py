@@ -22,11 +22,14 @@ from bot import handlers
 from bot.commands import (
     Audience,
     Command,
+    CommandLine,
     ParseError,
     Registry,
+    WithWords,
     parse_args,
     reads_as_prose,
     split_command,
+    with_words,
     without_leading_mentions,
 )
 from bot.context import Context, Counted
@@ -138,7 +141,8 @@ class Router:
         return self.deployment.engineer_of(message)
 
     def _engineer_message(self, ctx: Context) -> None:
-        word, rest, slash = split_command(ctx.message.text)
+        line = split_command(ctx.message.text)
+        word, rest, slash = line.word, line.rest, line.slash
         if ctx.message.kind == "topic" and not slash:
             return  # engineers talking among themselves in the topic
         cmd = self.commands.find("engineer", word, rest)
@@ -156,13 +160,13 @@ class Router:
                 or self.commands.is_command_word("engineer", word)
                 or (word not in ZULIPS_OWN and self.commands.suggestions("engineer", word, cutoff=0.8))
             ):
-                self._unknown_command(ctx, "engineer", word)
+                self._unknown_command(ctx, "engineer", line)
             return
         self._run(ctx, cmd, rest, slash=True)
 
     def _stranger_in_topic(self, ctx: Context) -> None:
-        word, _rest, slash = split_command(ctx.message.text)
-        if slash and self.commands.is_command_word("engineer", word):
+        line = split_command(ctx.message.text)
+        if line.slash and self.commands.is_command_word("engineer", line.word):
             ctx.reply(_("You are not authorised to run engineer commands."))
 
     # -- customers -------------------------------------------------------------
@@ -227,7 +231,8 @@ class Router:
             customer_text.record_automatic(ctx, incident)
 
     def _customer_message(self, ctx: Context) -> None:
-        word, rest, slash = split_command(ctx.message.text)
+        line = split_command(ctx.message.text)
+        word, rest, slash = line.word, line.rest, line.slash
         thread = self._thread(ctx)
         cmd = self.commands.find("customer", word, rest)
         engineers = self.commands.find("engineer", word, rest) if slash else None
@@ -248,10 +253,10 @@ class Router:
         if ctx.customer_id is None:
             if cmd is not None and cmd.unlinked:
                 # A sentence that begins with "help" or "link" is a stranger's text like any other.
-                greet = partial(customer_text.unknown_sender, ctx) if reads_as_prose(rest, slash) else None
+                greet = partial(customer_text.unknown_sender, ctx) if reads_as_prose(line) else None
                 self._run(ctx, cmd, rest, slash, otherwise=greet)
             else:
-                kept, meant = _kept_from_stranger(cmd, rest, slash, ctx.message.text.strip())
+                kept, meant = _kept_from_stranger(cmd, line, ctx.message.text.strip())
                 customer_text.unknown_sender(ctx, kept, meant.name_in(ctx.lang) if meant else None)
             return
         text = ctx.message.text.strip()
@@ -266,13 +271,20 @@ class Router:
                 customer_text.free_text(ctx, rest)
             return
         if cmd is not None:
+            # Its arguments fit, then the customer explains ("severity 12 1 production is down"):
+            # both are meant, when the number is one of their incidents.
+            said = with_words(cmd, rest)
+            if said is not None and incidents.own_incident(ctx.session, ctx.customer, said.number) is not None:
+                self._run_with_words(ctx, cmd, said)
+                return
             # In a thread about an incident, a line that only looks like a command ("Status: still
             # down") is what the customer says about it; elsewhere, so is a sentence that only
-            # begins with a command word ("close to losing data here").
+            # begins with a command word ("close to losing data here"), or that names a number no
+            # incident of theirs has ("status 3 servers are down": three servers, not incident #3).
             otherwise = None
             if thread is not None:
                 otherwise = partial(self._to_case, ctx, thread)
-            elif reads_as_prose(rest, slash):
+            elif reads_as_prose(line):
                 otherwise = partial(customer_text.free_text, ctx, text)
             self._run(ctx, cmd, rest, slash, otherwise=otherwise)
             return
@@ -283,7 +295,7 @@ class Router:
         if slash or (
             " " not in text and self.commands.suggestions("customer", word, cutoff=0.8) and not word.startswith("#")
         ):
-            self._unknown_command(ctx, "customer", word)
+            self._unknown_command(ctx, "customer", line)
             return
         match = ADD_TO_CASE.match(addressed)
         if match is None:
@@ -299,6 +311,18 @@ class Router:
 
     def _to_case(self, ctx: Context, number: int) -> None:
         customer_text.add_to_case(ctx, number, ctx.message.text.strip())
+
+    def _run_with_words(self, ctx: Context, cmd: Command, said: WithWords) -> None:
+        """A customer's command with their words after it ("close 12 thanks, it works now"): the
+        words are added to the incident as `#12 thanks, it works now` would add them, then the
+        command runs, and the answer says both. Words first, whatever the command: they are on
+        the case before anything the command changes (the thanks before `close` closes it, the
+        explanation before `severity 12 1` calls the engineers to it), and `status 12` shows them
+        among its latest messages; one order for every command, none named here."""
+        CustomerAnswers.to_command(ctx)
+        # A command's words are always answered (bot.policy.acknowledgements), as `reopen N text`'s are.
+        customer_text.add_to_case(ctx, said.number, said.words, before_command=True)
+        cmd.handler(ctx, **said.values)
 
     def _run(
         self, ctx: Context, cmd: Command, rest: str, slash: bool, otherwise: Callable[[], None] | None = None
@@ -322,12 +346,14 @@ class Router:
         CustomerAnswers.to_command(ctx)
         cmd.handler(ctx, **values)
 
-    def _unknown_command(self, ctx: Context, audience: Audience, word: str) -> None:
-        close = self.commands.suggestions(audience, word)
+    def _unknown_command(self, ctx: Context, audience: Audience, line: CommandLine) -> None:
+        close = self.commands.suggestions(audience, line.word)
         prefix = "/" if audience == "engineer" else ""
+        # Looked up folded, quoted as typed: "créditoss" is not told it wrote "creditoss".
+        word = line.typed
         # The help word in the sender's own language.
         help_word = prefix + self.commands.named(audience, "help").name_in(ctx.lang)
-        if subs := self.commands.subs(audience, word):
+        if subs := self.commands.subs(audience, line.word):
             # The word is a command's, the word after it is none of its sub-commands ("/customer list").
             ctx.reply(
                 _("{word} is followed by one of: {subs}. Send {help} for the list."),
@@ -397,7 +423,7 @@ class CustomerAnswers:
         return False
 
 
-def _kept_from_stranger(cmd: Command | None, rest: str, slash: bool, text: str) -> tuple[str, Command | None]:
+def _kept_from_stranger(cmd: Command | None, line: CommandLine, text: str) -> tuple[str, Command | None]:
     """What an unlinked account's message keeps for after `link`: its text; of a customer command it
     may not use yet, only what the customer says in it ("open the disk died": "the disk died"), and
     nothing of a bare "status" or "credits". With the command it asked for, unless the message only
@@ -405,10 +431,10 @@ def _kept_from_stranger(cmd: Command | None, rest: str, slash: bool, text: str) 
     if cmd is None:
         return text, None
     if [a.kind for a in cmd.args] == ["text"]:
-        return rest, cmd
+        return line.rest, cmd
     try:
-        parse_args(cmd, rest, None)
+        parse_args(cmd, line.rest, None)
     except ParseError:
-        if reads_as_prose(rest, slash):
+        if reads_as_prose(line):
             return text, None
     return "", cmd

@@ -76,9 +76,9 @@ def _strings(catalogue):
 def test_extraction_finds_the_code_strings_and_their_plural_forms(source) -> None:
     assert "{city} time" in source
     assert ("{day} at {time} ({zone})", "{day} at {time} ({zone})") in source
-    plural = next(m for m in source.values() if forms(m.id)[0].startswith("One credit used; {left} credit left."))
+    plural = next(m for m in source.values() if forms(m.id)[0].startswith("{left} credit left, valid until"))
     assert plural.pluralizable
-    assert forms(plural.id)[1].startswith("One credit used; {left} credits left.")
+    assert forms(plural.id)[1].startswith("{left} credits left, valid until")
     assert len(source) > 50
 
 
@@ -169,19 +169,16 @@ def test_render_portuguese_and_english() -> None:
 
 def test_render_plural_picks_the_form_of_the_number() -> None:
     message = n_(
-        "One credit used; {left} credit left. This pack is valid until {expiry} inclusive.",
-        "One credit used; {left} credits left. This pack is valid until {expiry} inclusive.",
+        "{left} credit left, valid until {expiry} inclusive.",
+        "{left} credits left, valid until {expiry} inclusive.",
     )
     said = {n: render_plural("pt", n, message, left=n, expiry="4 de dezembro de 2026") for n in (0, 1, 3)}
-    assert (
-        said[1]
-        == "Foi utilizado um crédito; resta 1 crédito. Este pacote é válido até 4 de dezembro de 2026, inclusive."
-    )
-    assert said[3].startswith("Foi utilizado um crédito; restam 3 créditos.")
-    assert said[0].startswith("Foi utilizado um crédito; restam 0 créditos.")
-    assert render_plural("en", 1, message, left=1, expiry="4 Dec 2026").startswith("One credit used; 1 credit left.")
+    assert said[1] == "Resta 1 crédito, válido até 4 de dezembro de 2026, inclusive."
+    assert said[3].startswith("Restam 3 créditos, válidos")
+    assert said[0].startswith("Restam 0 créditos")
+    assert render_plural("en", 1, message, left=1, expiry="4 Dec 2026").startswith("1 credit left,")
     assert render_plural("en", 3, message, left=3, expiry="4 Dec 2026") == (
-        "One credit used; 3 credits left. This pack is valid until 4 Dec 2026 inclusive."
+        "3 credits left, valid until 4 Dec 2026 inclusive."
     )
     with pytest.raises(TypeError):
         render("en", message)  # type: ignore[arg-type]
@@ -190,10 +187,10 @@ def test_render_plural_picks_the_form_of_the_number() -> None:
 def test_a_singular_form_may_leave_the_number_out() -> None:
     message = n_(
         'You have no open incident. Reply "open" to open one with this message: it uses your last credit, valid until {expiry} inclusive.',
-        'You have no open incident. Reply "open" to open one with this message: it uses one of your {left} credits, from the pack valid until {expiry} inclusive.',
+        'You have no open incident. Reply "open" to open one with this message: it uses a credit from the pack valid until {expiry} inclusive (you have {left} credits).',
     )
     assert "o seu último crédito" in render_plural("pt", 1, message, left=1, expiry="x")
-    assert "um dos seus 2 créditos" in render_plural("pt", 2, message, left=2, expiry="x")
+    assert "(tem 2 créditos)" in render_plural("pt", 2, message, left=2, expiry="x")
     assert "one of your 1 credits" not in render_plural("en", 1, message, left=1, expiry="x")
 
 

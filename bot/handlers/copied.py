@@ -23,7 +23,8 @@ def add_reply(ctx: Context, incident: Incident) -> None:
     customer = incidents.customer_of(ctx.session, incident)
     assert customer is not None  # foreign key
     text = ctx.message.text.strip()
-    writer = Writer(customer, ctx.identity, ctx.message.conversation)
+    # Their message starts the clock as the customer's would: from when they wrote.
+    writer = Writer(customer, ctx.identity, ctx.message.conversation, arrived=ctx.arrived)
     incidents.add_message(ctx.session, ctx.settings, ctx.now, writer, incident, text)
     files = attachments.record(ctx.session, ctx.now, incident, ctx.message)
     topic = incidents.case_topic(ctx.deployment, incident)

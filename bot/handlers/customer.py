@@ -4,6 +4,7 @@ do is bot.handlers.customer_text."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from adapters.channel import size_text
 from adapters.markup import inert
@@ -14,7 +15,7 @@ from bot.context import Context
 from bot.handlers import case_topic
 from bot.handlers.passed_on import files_wait, mirror, refused_line, writer
 from bot.i18n import _, format_day, format_hours, format_moment, format_when, n_, zone_time
-from bot.policy import NoCredit
+from bot.policy import CreditSummary, NoCredit
 from bot.policy.answers import bare_answer
 from bot.services import attachments, conversation, credits, customers, drafts, incidents
 from bot.services.incidents import IncidentSummary
@@ -156,17 +157,15 @@ def open_incident(ctx: Context, text: str | None) -> None:
     mirror(ctx, incident, body, opened.files)
     assert ctx.customer is not None
     summary = credits.credit_summary(ctx.session, ctx.customer.id, ctx.today)
+    # The credit used names its own pack, and the credits left their own last day: "5 credits left.
+    # This pack is valid until <tomorrow>" read as if all 5 lapsed tomorrow.
+    used = ctx.t(
+        _("One credit used, from the pack valid until {expiry} inclusive."),
+        expiry=format_day(charged.valid_until, ctx.lang),
+    )
     lines = [
         ctx.t(_("Incident #{number} is open: {subject}"), number=incident.id, subject=ctx.theirs(incident.subject)),
-        ctx.tn(
-            n_(
-                "One credit used; {left} credit left. This pack is valid until {expiry} inclusive.",
-                "One credit used; {left} credits left. This pack is valid until {expiry} inclusive.",
-            ),
-            summary.total_left,
-            left=summary.total_left,
-            expiry=format_day(charged.valid_until, ctx.lang),
-        ),
+        f"{used} {_credits_left(ctx, summary)}",
         ctx.t(
             _(
                 'Severity: {severity}. To change it, send "severity {number} <1-4>" (1 critical, 2 high, 3 normal, 4 low).'
@@ -188,6 +187,35 @@ def open_incident(ctx: Context, text: str | None) -> None:
         _moved(ctx, opened.moved_from, incident, body)
         lines.append(ctx.t(_("Your message stays on incident #{number} too."), number=opened.moved_from))
     ctx.reply_text("\n".join(lines))
+
+
+def _credits_left(ctx: Context, summary: CreditSummary) -> str:
+    """How many credits are left and until when: the earliest last day among them, and, when not
+    all of them end that day, how many do (the rest last longer)."""
+    if summary.next_expiry is None:
+        return ctx.t(_("No credits left."))
+    expiry = format_day(summary.next_expiry, ctx.lang)
+    soonest = sum(status.left for status in summary.packs if status.valid and status.expires_on == summary.next_expiry)
+    if soonest == summary.total_left:
+        return ctx.tn(
+            n_(
+                "{left} credit left, valid until {expiry} inclusive.",
+                "{left} credits left, valid until {expiry} inclusive.",
+            ),
+            summary.total_left,
+            left=summary.total_left,
+            expiry=expiry,
+        )
+    return ctx.tn(
+        n_(
+            "{left} credits left: {soonest} valid until {expiry} inclusive, the rest for longer.",
+            "{left} credits left: {soonest} valid until {expiry} inclusive, the rest for longer.",
+        ),
+        soonest,
+        left=summary.total_left,
+        soonest=soonest,
+        expiry=expiry,
+    )
 
 
 def _moved(ctx: Context, old_number: int, incident: Incident, body: str) -> None:
@@ -273,12 +301,51 @@ def kept_hours() -> int:
 
 
 def kept_for(ctx: Context) -> str:
-    """The sentence added wherever the bot keeps a text and asks: how long it waits (SPEC §2)."""
+    """The sentence added wherever the bot keeps a text and asks: how long it waits (SPEC §2), and
+    when the credit `open` would use ends sooner, by when to reply to use it: on a pack's last
+    evening, "I keep your message for 24 hours" alone was followed after midnight by "your
+    credits have expired"."""
+    hours = kept_hours()
+    ends = _credit_ends_first(ctx)
+    if ends is None:
+        return ctx.tn(
+            n_("I keep your message for {hours} hour.", "I keep your message for {hours} hours."), hours, hours=hours
+        )
+    zone = zone_time(ctx.settings.calendar.tz, ctx.lang)
+    if ends == ctx.today:
+        return ctx.tn(
+            n_(
+                'I keep your message for {hours} hour, but the credit "open" would use ends tonight: reply before midnight ({zone}) to use it.',
+                'I keep your message for {hours} hours, but the credit "open" would use ends tonight: reply before midnight ({zone}) to use it.',
+            ),
+            hours,
+            hours=hours,
+            zone=zone,
+        )
+    # A later last day ends first only across the 23-hour day when the clocks go forward (or if
+    # drafts.MAX_AGE grows past a day).
     return ctx.tn(
-        n_("I keep your message for {hours} hour.", "I keep your message for {hours} hours."),
-        kept_hours(),
-        hours=kept_hours(),
+        n_(
+            'I keep your message for {hours} hour, but the credit "open" would use is valid only until {expiry} inclusive: reply before that day ends ({zone}) to use it.',
+            'I keep your message for {hours} hours, but the credit "open" would use is valid only until {expiry} inclusive: reply before that day ends ({zone}) to use it.',
+        ),
+        hours,
+        hours=hours,
+        expiry=format_day(ends, ctx.lang),
+        zone=zone,
     )
+
+
+def _credit_ends_first(ctx: Context) -> date | None:
+    """The last day of the credit `open` would use now, when that day is over before a text kept
+    now expires (drafts.MAX_AGE); None otherwise, and when no credit could be used."""
+    if ctx.customer_id is None:
+        return None
+    position = credits.could_open(ctx.session, ctx.customer_id, ctx.today)
+    if isinstance(position, NoCredit) or position.next_expiry is None:
+        return None
+    # The pack that pays is the valid one that ends first (policy.choose_pack): `next_expiry`.
+    return position.next_expiry if ctx.settings.today(ctx.now + drafts.MAX_AGE) > position.next_expiry else None
 
 
 def listing(ctx: Context, found: list[Incident]) -> str:
@@ -357,8 +424,8 @@ def _status_line(ctx: Context, incident: IncidentSummary) -> str:
     if incident.state == incidents.RESOLVED and incident.resolved_at is not None:
         # What a customer wants to know of a resolved incident: when, and until when it reopens free.
         day = format_day(ctx.settings.today(incident.resolved_at), ctx.lang)
-        until = incident.resolved_at + incidents.REOPEN_WINDOW
-        if ctx.now < until:
+        until = incidents.reopen_until(incident, ctx.settings.calendar.tz)
+        if until is not None and ctx.now < until:
             return ctx.t(
                 _(
                     '#{number} {subject} — resolved on {day}, severity {severity}; "reopen {number}" reopens it at no'
@@ -393,13 +460,14 @@ def _status_one(ctx: Context, number: int) -> None:
     elif incident.state == incidents.RESOLVED and incident.resolved_at is not None:
         lines.append(ctx.t(_("Resolved: {when}"), when=format_when(incident.resolved_at, ctx.lang, tz)))
         summary = incidents.resolution(ctx.session, incident.id)
-        if summary:
-            lines.append(ctx.t(_("Resolution: {summary}"), summary=excerpt(summary)))
-        if conversation.may_reopen(incident, ctx.now):
+        told = _engineers_words(ctx, summary) if summary else ""
+        if told:
+            lines.append(ctx.t(_("Resolution: {summary}"), summary=excerpt(told)))
+        if conversation.may_reopen(incident, ctx.now, tz):
             lines.append(
                 ctx.t(
                     _('You can reopen it at no charge until {until}: reply "reopen {number}".'),
-                    until=format_when(conversation.reopen_until(incident) or ctx.now, ctx.lang, tz),
+                    until=format_when(conversation.reopen_until(incident, tz) or ctx.now, ctx.lang, tz),
                     number=incident.id,
                 )
             )
@@ -419,8 +487,9 @@ def _status_one(ctx: Context, number: int) -> None:
             if msg.identity_id in own_accounts
             else ctx.theirs(msg.author)
         )
-        # Support's words were written for the customer; the rest are the customer's (or their copies').
-        body = excerpt(msg.body) if msg.direction != "in" else ctx.theirs(excerpt(msg.body))
+        # Support's words are an engineer's, shown as the reply that brought them was; the rest are
+        # the customer's (or their copies').
+        body = excerpt(_engineers_words(ctx, msg.body)) if msg.direction != "in" else ctx.theirs(excerpt(msg.body))
         lines.append(f"— {who} ({format_moment(msg.created_at, ctx.lang, tz)}): {body}")
     files = attachments.of_incident(ctx.session, incident.id)
     if files:
@@ -434,6 +503,14 @@ def _status_one(ctx: Context, number: int) -> None:
         else:
             lines.append("— " + refused_line(ctx, file))
     ctx.reply_text("\n".join(lines))
+
+
+def _engineers_words(ctx: Context, text: str) -> str:
+    """What an engineer wrote (a reply, a resolution's summary) as stored, made what the customer
+    may read on the channel this answer goes to, as `/reply` and `/resolve` made it: without
+    links into the organisation (other customers' topics) or wildcards, and off Zulip without
+    its markup (SPEC §2)."""
+    return ctx.deployment.for_customer(text, ctx.message.channel)
 
 
 def _due_text(ctx: Context, incident: Incident | IncidentSummary) -> str:

@@ -21,11 +21,30 @@ from bot.services.incidents import Writer
 from storage.models import Incident
 
 
-def add_to_case(ctx: Context, number: int, text: str, *, command: bool = False) -> None:
+def add_to_case(ctx: Context, number: int, text: str, *, command: bool = False, before_command: bool = False) -> None:
     """`#N text`: add to the customer's incident N (the draft, if the text is empty). `command`:
-    the text came with a command (`reopen N text` on an open case), which is always answered."""
+    the text came with a command (`reopen N text` on an open case), which is always answered.
+    `before_command`: the words after a command's arguments ("close 12 thanks, it works now"),
+    added before the command runs: the command says what happens next, so a resolved incident
+    takes them without the question of what to do with them (nor a draft kept for its answer),
+    and the answer is only that they were added."""
     incident = own(ctx, number)
     if incident is None:
+        return
+    if before_command and incident.state != incidents.CLOSED:
+        added = conversation.add_to_incident(
+            ctx.session,
+            ctx.settings,
+            ctx.now,
+            writer(ctx),
+            incident,
+            text,
+            with_files=bool(ctx.message.attachments),
+            keep=False,
+        )
+        ctx.draft_copies = added.copies
+        mirror(ctx, incident, added.text, added.files)
+        ctx.reply(_("Added to incident #{number}."), number=incident.id)
         return
     reply = bare_answer(text) if not command and text == ctx.message.text.strip() else None
     if reply is not None and not ctx.message.attachments and _answers_the_question(ctx, reply, text, about=number):
@@ -113,10 +132,12 @@ def free_text(ctx: Context, text: str) -> None:
     if isinstance(position, NoCredit):
         no_credit_answer(ctx, position, lead=lead)
         return
+    # The day is that of the pack the credit comes from: beside the count of all the credits it read
+    # as the day they all end.
     asked = ctx.tn(
         n_(
             'You have no open incident. Reply "open" to open one with this message: it uses your last credit, valid until {expiry} inclusive.',
-            'You have no open incident. Reply "open" to open one with this message: it uses one of your {left} credits, from the pack valid until {expiry} inclusive.',
+            'You have no open incident. Reply "open" to open one with this message: it uses a credit from the pack valid until {expiry} inclusive (you have {left} credits).',
         ),
         position.total_left,
         left=position.total_left,
@@ -255,7 +276,7 @@ def record_automatic(ctx: Context, incident: Incident) -> None:
     customer = ctx.customer or incidents.customer_of(ctx.session, incident)
     assert customer is not None  # foreign key
     text = ctx.message.text.strip()
-    writer = Writer(customer, ctx.identity, ctx.message.conversation)
+    writer = Writer(customer, ctx.identity, ctx.message.conversation, arrived=ctx.arrived)
     incidents.add_message(ctx.session, ctx.settings, ctx.now, writer, incident, text, starts_clock=False)
     files = attachments.record(ctx.session, ctx.now, incident, ctx.message)
     topic = incidents.case_topic(ctx.deployment, incident)
@@ -306,7 +327,7 @@ def _added(
             ctx.reply_text("\n".join(lines))
         return
     assert incident.resolved_at is not None
-    until = conversation.reopen_until(incident) if added.outcome == "resolved" else None
+    until = added.reopen_until
     case_topic.stays_resolved(ctx, incident, until)
     resolved_on = format_day(ctx.settings.today(incident.resolved_at), ctx.lang)
     if not added.kept:  # a thank-you: nothing kept to open an incident with

@@ -15,8 +15,9 @@ from storage.models import Incident, IncidentAttachment
 
 
 def writer(ctx: Context) -> Writer:
+    """The customer of the message as the incident rules see them, with when they wrote."""
     assert ctx.customer is not None
-    return Writer(ctx.customer, ctx.identity, ctx.message.conversation, ctx.message.copies)
+    return Writer(ctx.customer, ctx.identity, ctx.message.conversation, ctx.message.copies, ctx.arrived)
 
 
 def files_wait(ctx: Context) -> None:

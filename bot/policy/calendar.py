@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
-__all__ = ["BusinessCalendar", "ServiceHours"]
+__all__ = ["BusinessCalendar", "ServiceHours", "days_later"]
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL_DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -245,6 +245,20 @@ def _require_aware(value: datetime, name: str) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
     return value.astimezone(UTC)
+
+
+def days_later(at: datetime, days: int, tz: ZoneInfo) -> datetime:
+    """The same wall-clock time in ``tz`` ``days`` calendar days after ``at`` (before it, when
+    negative), in ``tz``: "until the same time a week later" as people there read it, which a
+    daylight-saving change between the two makes an hour more or less than ``days`` × 24 hours.
+
+    Aware arithmetic in one zone is wall-clock arithmetic; the round trip through UTC then gives
+    the offset in force on the day reached. A time that day skips (a spring-forward gap) is read
+    with the offset before the change, one hour later on the clock; a time it repeats (the
+    fall-back hour) is its first occurrence.
+    """
+    local = _require_aware(at, "at").astimezone(tz)
+    return (local + timedelta(days=days)).astimezone(UTC).astimezone(tz)
 
 
 @dataclass(frozen=True)

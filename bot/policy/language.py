@@ -10,8 +10,12 @@ Only signs no English text carries count: a few words that exist in Portuguese o
 English, nor in Spanish, the language most often mistaken for it), or the letters ã and õ in a
 word that does not begin with a capital. A capitalised one is no sign: English text names
 people and places ("João from IT", "our São Paulo office"), and a customer writing English
-must not be switched by them. A text without these signs is not Portuguese here, which leaves
-English, the default.
+must not be switched by them. Nor is a Portuguese courtesy in English text ("the share is not
+visible. Obrigado!"): the text is Portuguese only when its signs of Portuguese outnumber its
+everyday English words (`signs`). The two mistakes are not alike: a Portuguese text taken for
+English is answered in English once, and the customer's next Portuguese message chooses again
+(English text chooses nothing), while an English text taken for Portuguese chooses Portuguese
+for good. A text without these signs is not Portuguese here, which leaves English, the default.
 
 An engineer's answer is tagged with the language it is written in (a Mastodon status's
 `language`, an email's `Content-Language`: what screen readers and translate buttons go by).
@@ -25,6 +29,7 @@ Pure: no database, no clock.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 #: Words of everyday Portuguese that English and Spanish do not have (compared in lower case).
 _WORDS = frozenset(
@@ -42,25 +47,44 @@ _WORD = re.compile(r"\w+")
 _READ = 2000
 
 
-def written_in_portuguese(text: str) -> bool:
-    """Whether `text` shows a sign of Portuguese (see the module docstring), in its first `_READ`
-    characters."""
-    text = text[:_READ]
-    if any(word[0].islower() and ("ã" in word or "õ" in word) for word in _WORD.findall(text)):
-        return True
-    words = _WORD.findall(text.casefold())
-    pairs = (f"{first} {second}" for first, second in zip(words, words[1:], strict=False))
-    return any(word in _WORDS for word in words) or any(pair in _WORDS for pair in pairs)
-
-
-#: Everyday English words that Portuguese does not have (compared in lower case).
+#: Everyday English words that Portuguese does not have (compared in lower case): what outweighs a
+#: Portuguese courtesy in English text, and what makes an engineer's answer English.
 _ENGLISH_WORDS = frozenset(
     {
         "the", "please", "you", "your", "we", "our", "will", "thanks", "which", "have", "has",
         "does", "can", "could", "would", "should", "is", "are", "with", "this", "that", "there",
         "what", "when", "let", "know", "after", "again", "it", "and", "of", "to", "check",
+        "hi", "hello", "i", "my", "not", "thank", "need",
     }
 )  # fmt: skip
+
+
+class Signs(NamedTuple):
+    """The different signs of each language a text shows (lower case)."""
+
+    #: Words only Portuguese has (`_WORDS`), and words with ã or õ that do not begin with a capital.
+    portuguese: frozenset[str]
+    #: Everyday English words that Portuguese does not have (`_ENGLISH_WORDS`).
+    english: frozenset[str]
+
+
+def signs(text: str) -> Signs:
+    """The signs of Portuguese and of English in the first `_READ` characters of `text`; a word
+    repeated is one sign."""
+    text = text[:_READ]
+    nasal = {word.casefold() for word in _WORD.findall(text) if word[0].islower() and ("ã" in word or "õ" in word)}
+    words = _WORD.findall(text.casefold())
+    pairs = {f"{first} {second}" for first, second in zip(words, words[1:], strict=False)}
+    return Signs(frozenset(nasal | (_WORDS & {*words, *pairs})), frozenset(_ENGLISH_WORDS.intersection(words)))
+
+
+def written_in_portuguese(text: str) -> bool:
+    """Whether `text` is plainly Portuguese: more signs of Portuguese than of English in its first
+    `_READ` characters (see the module docstring)."""
+    found = signs(text)
+    return len(found.portuguese) > len(found.english)
+
+
 #: Everyday Portuguese words that English does not have, for an answer (a first message is read
 #: more strictly, by `written_in_portuguese`: Spanish shares some of these).
 _PORTUGUESE_WORDS = _WORDS | {
@@ -80,7 +104,7 @@ def reply_language(text: str, customer_lang: str) -> str:
     an answer in the customer's language changes nothing)."""
     words = set(_WORD.findall(text[:_READ].casefold()))
     english = len(words & _ENGLISH_WORDS)
-    portuguese = len(words & _PORTUGUESE_WORDS) + (2 if written_in_portuguese(text) else 0)
+    portuguese = len(words & _PORTUGUESE_WORDS) + (2 if signs(text).portuguese else 0)
     if customer_lang == "pt" and english >= _SIGNS and not portuguese:
         return "en"
     if customer_lang != "pt" and portuguese >= _SIGNS and not english:

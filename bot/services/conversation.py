@@ -1,6 +1,6 @@
 """What a customer's message does (SPEC §2-§3): which incident it joins, the draft kept while
 the bot asks a question (bot.services.drafts), asking before a second credit is spent, and
-what a message about a resolved incident leads to (`reopen N`, free for `REOPEN_WINDOW`).
+what a message about a resolved incident leads to (`reopen N`, free until `reopen_until`).
 
 The transitions themselves (opening, adding a message, reopening) are bot.services.incidents;
 like them, nothing here says anything: the customer handlers render what is returned.
@@ -9,8 +9,9 @@ like them, nothing here says anything: the customer handlers render what is retu
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Literal, NamedTuple
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Literal, NamedTuple, TypeVar
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -21,7 +22,7 @@ from bot.deployment import Deployment
 from bot.policy import CreditSummary, NoCredit
 from bot.policy.answers import bare_answer, thank_you
 from bot.services import attachments, case_threads, credits, drafts, incidents
-from bot.services.incidents import REOPEN_WINDOW, Writer
+from bot.services.incidents import Writer, may_reopen, reopen_until
 from storage import outbox
 from storage.models import CreditPack, Draft, Incident, IncidentAttachment, IncidentMessage, Outbox
 
@@ -70,6 +71,7 @@ def open_with_draft(
     is spent only when the customer was asked and answered `open` again within
     `drafts.CONFIRM_WINDOW`; otherwise the text is kept and the customer asked (`AskFirst`).
     Without a credit the text is kept for an `open` after buying more, and nothing is charged.
+    The credit is one valid when the customer wrote, or else one valid now (`_credit`).
     """
     identity_id = writer.identity.id
     draft = drafts.current(session, identity_id, now)
@@ -78,16 +80,15 @@ def open_with_draft(
     body = used.text if used is not None else text
     if not body:
         return None
-    today = deployment.settings.today(now)
     already_open = incidents.customer_incidents(session, writer.customer.id, (incidents.OPEN,))
     if already_open and not drafts.confirmed(used, now):
-        position = credits.could_open(session, writer.customer.id, today)
+        position = _credit(credits.could_open, session, deployment.settings, now, writer)
         if isinstance(position, NoCredit):
             drafts.keep(session, identity_id, body, now, drafts.OPEN, copies=writer.copies)
             return position
         drafts.keep(session, identity_id, body, now, drafts.EITHER, copies=writer.copies)
         return AskFirst(already_open, position)
-    charged = credits.take_credit(session, writer.customer.id, today)
+    charged = _credit(credits.take_credit, session, deployment.settings, now, writer)
     if isinstance(charged, NoCredit):
         drafts.keep(session, identity_id, body, now, drafts.OPEN, copies=writer.copies)
         return charged
@@ -103,12 +104,31 @@ def open_with_draft(
     return Opened(incident, charged, body, dropped, urgent, used is not None, files, waited, moved_from)
 
 
+Found = TypeVar("Found")
+
+
+def _credit(
+    ask: Callable[[Session, int, date], Found | NoCredit],
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    writer: Writer,
+) -> Found | NoCredit:
+    """`ask` (`credits.could_open`, `credits.take_credit`) about the day the customer wrote
+    (`Writer.wrote_at`: a pack valid then is theirs, though the bot read the message after it
+    lapsed), and when that day has no credit, about today (a pack dated ahead may be valid since:
+    no "valid from" a day that has come). Why there is none today when neither has one."""
+    wrote, today = settings.today(writer.wrote_at(now)), settings.today(now)
+    found = ask(session, writer.customer.id, wrote)
+    return ask(session, writer.customer.id, today) if isinstance(found, NoCredit) and wrote != today else found
+
+
 class AddedTo(NamedTuple):
     """What became of a customer's text for an incident.
 
     "added": on an open incident. "resolved": on a resolved one, which stays resolved; the text
-    waits (a draft) for `reopen N` (free until `reopen_until(incident)`) or `open`. "too_late":
-    on one resolved more than `REOPEN_WINDOW` ago; the text waits for `open`. "finished": the
+    waits (a draft) for `reopen N` (free until `reopen_until`) or `open`. "too_late": on one
+    resolved longer ago than that; the text waits for `open`. "finished": the
     incident is closed and takes no more messages; the text waits for `open`. "empty": no text,
     and no draft waiting for `#N`.
     """
@@ -124,6 +144,8 @@ class AddedTo(NamedTuple):
     copies: tuple[str, ...] = ()
     #: "resolved" and "too_late": the text waits as a draft (not a bare thank-you, `thank_you`).
     kept: bool = True
+    #: "resolved": until when the incident may be reopened at no charge (`reopen_until`).
+    reopen_until: datetime | None = None
 
 
 def add_to_incident(
@@ -135,9 +157,12 @@ def add_to_incident(
     text: str,
     *,
     with_files: bool = False,
+    keep: bool = True,
 ) -> AddedTo:
     """`#N text` on the writer's own incident (`#N` alone: the draft that waits for it; with no
-    such draft, files alone when the message brought some, `with_files`: a screenshot by mail)."""
+    such draft, files alone when the message brought some, `with_files`: a screenshot by mail).
+    `keep` False: on a resolved incident the text is only added, not also kept for the `reopen N`
+    or `open` the customer would be asked about (the words of a command that says what next)."""
     files: tuple[IncidentAttachment, ...] = ()
     waited: tuple[str, ...] = ()
     draft = drafts.current(session, writer.identity.id, now) if not text else None
@@ -156,7 +181,7 @@ def add_to_incident(
         # Kept for `open` (the same text: the files that came with it go on waiting).
         drafts.keep(session, writer.identity.id, text, now, drafts.OPEN, copies=writer.copies)
         return AddedTo("finished", text, incident)
-    added = _add(session, settings, now, writer, incident, text)
+    added = _add(session, settings, now, writer, incident, text, keep=keep)
     return added._replace(from_draft=from_draft, files=files, copies=waited)
 
 
@@ -172,9 +197,9 @@ def add_free_text(
     session: Session, settings: Settings, now: datetime, writer: Writer, text: str, with_files: bool = False
 ) -> AddedTo | list[Incident] | NotKept:
     """A message without a command or number: added to the writer's one open incident (or, with
-    none open, the one resolved in the last `REOPEN_WINDOW`); otherwise kept as a draft, and the
-    incidents it might be about are returned (none, or several) for the customer to choose."""
-    candidates = incidents.free_text_candidates(session, writer.customer.id, now)
+    none open, the one the customer may still reopen at no charge); otherwise kept as a draft, and
+    the incidents it might be about are returned (none, or several) for the customer to choose."""
+    candidates = incidents.free_text_candidates(session, settings, writer.customer.id, now)
     if len(candidates) == 1:
         return _add(session, settings, now, writer, candidates[0], text)
     if not candidates and not with_files and (thank_you(text) or bare_answer(text) is not None):
@@ -240,46 +265,46 @@ def offer_new_incident(session: Session, now: datetime, writer: Writer, incident
     drafts.keep(session, writer.identity.id, text, now, drafts.JOINED, incident.id, writer.copies)
 
 
-def _add(session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident, text: str) -> AddedTo:
+def _add(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    writer: Writer,
+    incident: Incident,
+    text: str,
+    keep: bool = True,
+) -> AddedTo:
     incidents.add_message(session, settings, now, writer, incident, text)
     if incident.state != incidents.RESOLVED:
         return AddedTo("added", text, incident)
     # A thank-you for a resolved incident is on it, and kept for nothing: no new incident is
     # ever opened with "Thanks!" as its text.
-    kept = not thank_you(text)
-    if may_reopen(incident, now):
+    kept = keep and not thank_you(text)
+    # Judged now, not when the customer wrote: the `reopen N` it asks for comes later still.
+    tz = settings.calendar.tz
+    if may_reopen(incident, now, tz):
         if kept:
             drafts.keep(session, writer.identity.id, text, now, drafts.REOPEN, incident.id, writer.copies)
-        return AddedTo("resolved", text, incident, kept=kept)
+        return AddedTo("resolved", text, incident, kept=kept, reopen_until=reopen_until(incident, tz))
     if kept:
         drafts.keep(session, writer.identity.id, text, now, drafts.OPEN, copies=writer.copies)
     return AddedTo("too_late", text, incident, kept=kept)
 
 
-def reopen_until(incident: Incident) -> datetime | None:
-    """Until when the customer may reopen `incident` at no charge (None unless it is resolved)."""
-    if incident.state != incidents.RESOLVED or incident.resolved_at is None:
-        return None
-    return incident.resolved_at + REOPEN_WINDOW
-
-
-def may_reopen(incident: Incident, now: datetime) -> bool:
-    until = reopen_until(incident)
-    return until is not None and now < until
-
-
 def customer_reopen(
     session: Session, settings: Settings, now: datetime, writer: Writer, incident: Incident
 ) -> Literal["reopened", "open", "closed", "too_late"]:
-    """`reopen N`: the customer reopens their incident resolved less than `REOPEN_WINDOW` ago, at no
-    charge, with a new due time. A draft that waits for it (its text is on the incident) is dropped."""
+    """`reopen N`: the customer reopens their incident at no charge, asked before `reopen_until`,
+    with a new due time; both count from when they wrote (`Writer.wrote_at`), as a credit's day
+    does. A draft that waits for it (its text is on the incident) is dropped."""
     if incident.state == incidents.OPEN:
         return "open"
     if incident.state == incidents.CLOSED:
         return "closed"
-    if not may_reopen(incident, now):
+    asked = writer.wrote_at(now)
+    if not may_reopen(incident, asked, settings.calendar.tz):
         return "too_late"
-    incidents.reopen(session, settings, now, writer.identity.address, incident, "reopened by customer")
+    incidents.reopen(session, settings, now, writer.identity.address, incident, "reopened by customer", asked_at=asked)
     draft = drafts.current(session, writer.identity.id, now)
     if draft is not None and draft.awaits == drafts.REOPEN and draft.incident_id == incident.id:
         drafts.discard(session, draft)

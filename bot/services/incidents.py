@@ -16,6 +16,7 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, Select, bindparam, func, or_, select, update
 from sqlmodel import Session
@@ -26,6 +27,7 @@ from bot.deployment import Deployment
 from bot.i18n import _
 from bot.numbers import is_id
 from bot.policy.acknowledgements import Who
+from bot.policy.calendar import days_later
 from bot.services import case_threads, credits
 from bot.services.outgoing import Direct, Topic
 from storage.db import for_update
@@ -34,8 +36,9 @@ from storage.prepared import Prepared
 
 OPEN, RESOLVED, CLOSED = IncidentState.OPEN, IncidentState.RESOLVED, IncidentState.CLOSED
 SUBJECT_LIMIT = 80
-#: The customer may reopen a resolved incident at no charge (`reopen N`) this long after its resolution.
-REOPEN_WINDOW = timedelta(days=7)
+#: The customer may reopen a resolved incident at no charge (`reopen N`) for this many calendar days
+#: after its resolution, up to the same time of day in the service time zone (`reopen_until`).
+REOPEN_DAYS = 7
 #: Severities (SPEC §1), most urgent first, with their names (msgids: engineers read them in
 #: English, customers in their language).
 SEVERITIES = {1: _("critical"), 2: _("high"), 3: _("normal"), 4: _("low")}
@@ -44,12 +47,21 @@ SEVERITIES = {1: _("critical"), 2: _("high"), 3: _("normal"), 4: _("low")}
 @dataclass(frozen=True)
 class Writer:
     """A customer writing on one of their accounts; `conversation` is what a reply answers;
-    `copies`: the people the message was addressed to besides the desk (`Inbound.copies`)."""
+    `copies`: the people the message was addressed to besides the desk (`Inbound.copies`);
+    `arrived`: when the message arrived (`Context.arrived`), None: when it is handled."""
 
     customer: Customer
     identity: Identity
     conversation: str
     copies: tuple[str, ...] = ()
+    arrived: datetime | None = None
+
+    def wrote_at(self, now: datetime) -> datetime:
+        """When the customer wrote, for what they are owed from then: the response clock of an
+        incident opened, reopened or written to, and the day whose credit pays. A message held up
+        (the bot down over a weekend) is not the customer's delay. Everything else of its handling
+        (its record, drafts, answers) is at `now`."""
+        return now if self.arrived is None else self.arrived
 
 
 # -- subjects and history ------------------------------------------------------------
@@ -198,31 +210,33 @@ def open_incident(
     subject_hint: str | None = None,
     severity: int = DEFAULT_SEVERITY,
 ) -> Incident:
-    """A new incident charged to `pack_id`, with its first message, topic name, severity and due time."""
+    """A new incident charged to `pack_id`, with its first message, topic name, severity and due time;
+    opened, in its history too, when the customer wrote (`Writer.wrote_at`)."""
     settings = deployment.settings
+    opened = writer.wrote_at(now)
     incident = Incident(
         customer_id=writer.customer.id,
         pack_id=pack_id,
         subject=subject_from(text, subject_hint),
         severity=severity,
-        opened_at=now,
+        opened_at=opened,
         updated_at=now,
     )
-    start_clock(settings, now, incident)
+    start_clock(settings, opened, incident)
     session.add(incident)
     session.flush()
     incident.topic = deployment.case_topic(incident.id, writer.customer.name, incident.subject)
     session.add(
-        IncidentEvent(incident_id=incident.id, at=now, actor=writer.identity.address, action="opened", to_state=OPEN)
+        IncidentEvent(incident_id=incident.id, at=opened, actor=writer.identity.address, action="opened", to_state=OPEN)
     )
     add_message(session, settings, now, writer, incident, text)
     return incident
 
 
-def start_clock(settings: Settings, now: datetime, incident: Incident) -> None:
-    """The team owes an answer from `now`: due within the target of the incident's severity."""
-    incident.clock_from = now
-    incident.due_at = settings.calendar.due_at(now, settings.target_days(incident.severity))
+def start_clock(settings: Settings, start: datetime, incident: Incident) -> None:
+    """The team owes an answer from `start`: due within the target of the incident's severity."""
+    incident.clock_from = start
+    incident.due_at = settings.calendar.due_at(start, settings.target_days(incident.severity))
 
 
 def add_message(
@@ -235,7 +249,8 @@ def add_message(
     *,
     starts_clock: bool = True,
 ) -> None:
-    """Store a customer message on `incident`; on an open one, start the response clock if it is not running.
+    """Store a customer message on `incident`; on an open one, start the response clock if it is not
+    running, from when the customer wrote (`Writer.wrote_at`).
 
     A resolved incident stays resolved: only `reopen` opens it again. `starts_clock` False: a
     message a machine sent on the customer's behalf (an autoresponder's) is kept but owes no answer.
@@ -254,7 +269,7 @@ def add_message(
     )
     # The earliest unanswered message sets the clock: writing again never pushes a due time out.
     if starts_clock and incident.state == OPEN and incident.due_at is None:
-        start_clock(settings, now, incident)
+        start_clock(settings, writer.wrote_at(now), incident)
     incident.updated_at = now
 
 
@@ -409,14 +424,31 @@ def resolution(session: Session, incident_id: int) -> str | None:
 
 
 def reopen(
-    session: Session, settings: Settings, now: datetime, actor: str, incident: Incident, action: str = "reopened"
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    actor: str,
+    incident: Incident,
+    action: str = "reopened",
+    *,
+    asked_at: datetime | None = None,
 ) -> bool:
-    """Reopen a resolved or closed case with a new due time (False when it is open already)."""
+    """Reopen a resolved or closed case with a new due time (False when it is open already).
+
+    `asked_at`: when the customer asked for it (`Writer.wrote_at`), which the new due time and the
+    history count from; never before the case was resolved or closed (a message held up on one
+    channel while an engineer resolved the case on another). None: `now` (an engineer's reopening).
+    """
     if incident.state == OPEN:
         return False
-    record(session, incident, actor, action, now, to_state=OPEN)
+    start = now if asked_at is None else asked_at
+    ended = incident.resolved_at or incident.closed_at
+    if ended is not None and start < ended:
+        start = ended
+    record(session, incident, actor, action, start, to_state=OPEN)
+    incident.updated_at = now
     incident.resolved_at = incident.closed_at = None
-    start_clock(settings, now, incident)
+    start_clock(settings, start, incident)
     return True
 
 
@@ -563,9 +595,11 @@ def customer_incidents(session: Session, customer_id: int, states: tuple[str, ..
     return list(session.scalars(_INCIDENTS, {"customer_id": customer_id, "states": list(states)}))
 
 
-def free_text_candidates(session: Session, customer_id: int, now: datetime) -> list[Incident]:
+def free_text_candidates(session: Session, settings: Settings, customer_id: int, now: datetime) -> list[Incident]:
     """The incidents a message without a number may be about: the open ones, else the recently resolved."""
-    return customer_incidents(session, customer_id, (OPEN,)) or recently_resolved(session, customer_id, now)
+    return customer_incidents(session, customer_id, (OPEN,)) or recently_resolved(
+        session, customer_id, now, settings.calendar.tz
+    )
 
 
 class IncidentSummary(NamedTuple):
@@ -658,16 +692,36 @@ def _latest_incidents(states: int) -> Prepared:
     )
 
 
-def recently_resolved(session: Session, customer_id: int, now: datetime) -> list[Incident]:
-    """Resolved incidents that the customer may still reopen at no charge."""
-    return list(
-        session.scalars(
-            select(Incident)
-            .where(
-                Incident.customer_id == customer_id,
-                Incident.state == RESOLVED,
-                Incident.resolved_at >= now - REOPEN_WINDOW,
-            )
-            .order_by(Incident.id)
+def reopen_until(incident: Incident | IncidentSummary, tz: ZoneInfo) -> datetime | None:
+    """Until when the customer may reopen `incident` at no charge (None unless it is resolved): the
+    time of day it was resolved, `REOPEN_DAYS` calendar days later, in `tz` (the service time zone,
+    `Settings.calendar.tz`): the deadline the customer is told, the same on the clock they read
+    whether or not daylight saving time changed in between."""
+    if incident.state != RESOLVED or incident.resolved_at is None:
+        return None
+    return days_later(incident.resolved_at, REOPEN_DAYS, tz)
+
+
+def may_reopen(incident: Incident | IncidentSummary, at: datetime, tz: ZoneInfo) -> bool:
+    """Whether the customer may reopen `incident` at no charge at `at` (`reopen_until`, exclusive)."""
+    until = reopen_until(incident, tz)
+    return until is not None and at < until
+
+
+#: A wall-clock span of days is never a day longer than as many times 24 hours, whatever the zone's
+#: clock changes (an hour, usually): resolutions this much further back are read, `may_reopen` decides.
+_REOPEN_CUTOFF = timedelta(days=REOPEN_DAYS + 1)
+
+
+def recently_resolved(session: Session, customer_id: int, now: datetime, tz: ZoneInfo) -> list[Incident]:
+    """Resolved incidents that the customer may still reopen at no charge at `now` (`may_reopen`)."""
+    found = session.scalars(
+        select(Incident)
+        .where(
+            Incident.customer_id == customer_id,
+            Incident.state == RESOLVED,
+            Incident.resolved_at >= now - _REOPEN_CUTOFF,
         )
+        .order_by(Incident.id)
     )
+    return [incident for incident in found if may_reopen(incident, now, tz)]

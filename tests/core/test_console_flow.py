@@ -25,7 +25,10 @@ def test_customer_opens_writes_engineer_replies_resolves_and_bug_returns_credit(
 
     out = desk.say("Acme", "open The NAS does not boot")
     assert "Incident #1 is open: The NAS does not boot" in out
-    assert "One credit used; 2 credits left. This pack is valid until 2 Dec 2027 inclusive." in out
+    assert (
+        "One credit used, from the pack valid until 2 Dec 2027 inclusive. 2 credits left, valid until 2 Dec 2027 inclusive."
+        in out
+    )
     assert (
         "We will answer by Friday, 4 December 2026 at 10:00 (Lisbon time)" in out
     )  # Wednesday 10:00 + 2 business days
@@ -105,7 +108,7 @@ def test_plain_text_goes_to_the_only_open_incident_or_asks_which(engine, db_url,
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme", credits=5)
     out = desk.say("Acme", "hello, my disk is full")
-    assert 'You have no open incident. Reply "open"' in out and "one of your 5 credits" in out
+    assert 'You have no open incident. Reply "open"' in out and "(you have 5 credits)" in out
     out = desk.say("Acme", "open")
     assert "Incident #1 is open: hello, my disk is full" in out
     # With an incident open, `open` asks before spending a second credit; `open` again confirms.

@@ -29,7 +29,7 @@ def test_bug_on_an_expired_pack_says_the_credit_could_not_be_returned(engine, db
     desk = Desk(engine, db_url, clock)
     desk.customer("Acme", credits=1, purchased=BOUGHT)
     out = desk.say("Acme", "open The NAS does not boot")
-    assert "One credit used; 0 credits left. This pack is valid until 3 Dec 2026 inclusive." in out
+    assert "One credit used, from the pack valid until 3 Dec 2026 inclusive. No credits left." in out
 
     clock.advance(days=1)  # Thursday 3 Dec: the last valid day
     assert "• pack of 1 bought 3 Dec 2025: 0 left, valid until 3 Dec 2026 inclusive" in desk.say("Acme", "credits")
@@ -65,7 +65,8 @@ def test_bug_on_an_expired_pack_in_portuguese(engine, db_url, clock):
     desk.customer("Cliente", credits=1, lang="pt", purchased=BOUGHT)
     out = desk.say("Cliente", "abrir O NAS não arranca")
     assert (
-        "Foi utilizado um crédito; restam 0 créditos. Este pacote é válido até 3 de dezembro de 2026, inclusive." in out
+        "Foi utilizado um crédito do pacote válido até 3 de dezembro de 2026, inclusive. Não resta nenhum crédito."
+        in out
     )
     clock.advance(days=2)
     out = desk.engineer("/bug 1")

@@ -42,7 +42,10 @@ def test_a_pack_bought_seven_months_ago_no_longer_pays_with_six_months(engine, d
     assert "• pack of 2 bought 10 Jul 2026: 2 left, valid until 10 Jan 2027 inclusive" in credits
     out = desk.say("Fresh", "open The NAS is slow")
     assert "Incident #1 is open" in out
-    assert "One credit used; 1 credit left. This pack is valid until 10 Jan 2027 inclusive." in out
+    assert (
+        "One credit used, from the pack valid until 10 Jan 2027 inclusive. 1 credit left, valid until 10 Jan 2027 inclusive."
+        in out
+    )
     assert "1 left, valid until 10 Jan 2027 inclusive" in desk.engineer("/customer show Fresh")
 
     # A grant says the configured end, and warns of a pack that has lapsed under it.
@@ -70,7 +73,10 @@ def test_the_same_packs_under_the_default_year(engine, db_url, clock):
     desk = Desk(engine, db_url, clock)
     desk.customer("Old", credits=2, purchased=SEVEN_MONTHS_AGO)
     out = desk.say("Old", "open The NAS is slow")
-    assert "One credit used; 1 credit left. This pack is valid until 2 May 2027 inclusive." in out
+    assert (
+        "One credit used, from the pack valid until 2 May 2027 inclusive. 1 credit left, valid until 2 May 2027 inclusive."
+        in out
+    )
 
 
 def test_bug_and_the_console_count_credits_left_with_the_configured_months(engine, db_url, clock):
@@ -118,7 +124,10 @@ def test_a_pack_keeps_its_year_when_the_deployment_restarts_with_six_months(engi
         " It can be used until 20 Dec 2026 inclusive" in six.out.getvalue()
     )
     out = six.say("Acme", "open The NAS is slow")
-    assert "One credit used; 2 credits left. This pack is valid until 20 Dec 2026 inclusive." in out
+    assert (
+        "One credit used, from the pack valid until 20 Dec 2026 inclusive. 2 credits left, valid until 2 May 2027 inclusive."
+        in out
+    )
     assert "valid until 20 Dec 2026 inclusive" in six.engineer("/bug 1")  # given back to its pack
 
     # A pack granted now gets six months: bought after the pack of 2 May, it lapses first, so it

@@ -23,17 +23,18 @@ def test_opening_counts_credits_in_the_right_form_and_dates_in_full(engine, db_u
     desk.customer("Cliente", credits=3, lang="pt")
     out = desk.say("Cliente", "o disco está cheio")
     assert "Não tem nenhum incidente aberto. Responda «abrir» para abrir um com esta mensagem" in out
-    assert "será utilizado um dos seus 3 créditos, do pacote válido até 2 de dezembro de 2027, inclusive." in out
+    assert "será utilizado um crédito do pacote válido até 2 de dezembro de 2027, inclusive (tem 3 créditos)." in out
 
     out = desk.say("Cliente", "«abrir»")  # the quoted command word, typed back as shown, works
     assert "O incidente #1 foi aberto: o disco está cheio" in out
     assert (
-        "Foi utilizado um crédito; restam 2 créditos. Este pacote é válido até 2 de dezembro de 2027, inclusive." in out
+        "Foi utilizado um crédito do pacote válido até 2 de dezembro de 2027, inclusive. Restam 2 créditos, válidos até 2 de dezembro de 2027, inclusive."
+        in out
     )
     assert "Responderemos até sexta-feira, 4 de dezembro de 2026, às 10:00 (hora de Lisboa)." in out
 
     desk.customer("Outro", credits=2, lang="pt")
-    assert "Foi utilizado um crédito; resta 1 crédito." in desk.say("Outro", "abrir Outro problema")
+    assert "Resta 1 crédito, válido até 2 de dezembro de 2027, inclusive." in desk.say("Outro", "abrir Outro problema")
     out = desk.say("Cliente", "estado 1")
     assert "Aberto: quarta-feira, 2 de dezembro de 2026, às 10:00 (hora de Lisboa)" in out
 
@@ -50,7 +51,7 @@ def test_the_last_credit_is_not_one_of_one(engine, db_url, clock):
     assert "será utilizado o seu último crédito, válido até 2 de dezembro de 2027, inclusive." in out
     out = desk.say("Acme", '"open"')
     assert "Incident #1 is open: my disk is full" in out
-    assert "One credit used; 0 credits left. This pack is valid until 2 Dec 2027 inclusive." in out
+    assert "One credit used, from the pack valid until 2 Dec 2027 inclusive. No credits left." in out
     assert "We will answer by Friday, 4 December 2026 at 10:00 (Lisbon time)." in out
 
 

@@ -26,6 +26,18 @@ from tests.fakes.zulip import FakeZulip, StoredMessage
 from tests.zulip.support_desk import running_desk, support_settings, topic_posts, zulip_with_support_stream
 
 BOT_TOKEN = "bot-token"
+
+
+@contextlib.contextmanager
+def mastodon_with_customer(acct: str, display_name: str) -> Iterator[FakeMastodon]:
+    """A fake Mastodon whose bot follows `acct` (so that its DMs reach the bot), beside the support
+    stream's Zulip: a customer off Zulip whose case the engineers work there."""
+    with FakeMastodon(bot_acct="deskbot", bot_token=BOT_TOKEN, heartbeat_interval=0.3) as server:
+        server.add_account(acct, token="alice-token", display_name=display_name)
+        server.follow("deskbot", acct)
+        yield server
+
+
 #: Quick enough for tests: short heartbeats and back-offs, frequent polls.
 FAST = MastodonTuning(
     request_timeout=5.0,

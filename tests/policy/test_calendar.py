@@ -373,6 +373,14 @@ def test_add_undoes_subtract_for_due_times(cal: BusinessCalendar, data: st.DataO
     assert cal.add_business_hours(warning, amount) == due
 
 
+def test_a_time_the_spring_forward_gap_skips_is_open_as_the_instant_it_names() -> None:
+    # 01:00 on 31 Mar 2030 does not exist in Lisbon: it names 01:00 UTC, 02:00 on the clock.
+    cal = CALENDARS[CALENDAR_IDS.index("24x7")]
+    at = lisbon(2030, 3, 31, 1)
+    assert cal.is_open(at)
+    assert cal.next_opening(at).astimezone(UTC) == at.astimezone(UTC) == datetime(2030, 3, 31, 1, tzinfo=UTC)
+
+
 @calendars
 @policy
 @given(data=st.data())
@@ -383,7 +391,10 @@ def test_next_opening_is_the_first_open_instant(cal: BusinessCalendar, data: st.
     assert cal.is_open(opening)
     assert cal.business_time_between(at, opening) == timedelta(0)
     assert opening.tzinfo is cal.tz
-    assert (opening == at) == cal.is_open(at)
+    # The same instant, compared in UTC: two datetimes sharing one tzinfo compare their wall times,
+    # and a time the spring-forward gap skips (01:30 on the last Sunday of March in Lisbon) is the
+    # instant 02:30 names, on a different wall time.
+    assert (opening.astimezone(UTC) == at.astimezone(UTC)) == cal.is_open(at)
 
 
 @calendars

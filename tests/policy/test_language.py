@@ -1,4 +1,5 @@
-"""`written_in_portuguese`: the signs of Portuguese that no English text carries."""
+"""`written_in_portuguese`: the signs of Portuguese that no English text carries (the weighing of
+them against signs of English: test_language_choice)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.policy.language import reply_language, written_in_portuguese
+from bot.policy.language import reply_language, signs, written_in_portuguese
 
 ENGLISH = (
     "hello I need help with my NAS the disk is full again since the update yesterday please "
@@ -74,9 +75,12 @@ def test_portuguese_names_in_english_text_are_not_portuguese(words, names, rando
 @given(
     st.text(max_size=200), st.sampled_from(["não", "estão", "atualização", "põe", "lições"]), st.integers(min_value=0)
 )
-def test_a_word_with_a_nasal_vowel_not_capitalised_is_portuguese_anywhere(text, word, at) -> None:
+def test_a_word_with_a_nasal_vowel_not_capitalised_is_a_sign_of_portuguese_anywhere(text, word, at) -> None:
     at %= len(text) + 1
-    assert written_in_portuguese(text[:at] + " " + word + " " + text[at:])
+    mixed = text[:at] + " " + word + " " + text[at:]
+    assert word in signs(mixed).portuguese
+    if not signs(mixed).english:  # English around it is weighed against it (test_language_choice)
+        assert written_in_portuguese(mixed)
 
 
 def test_only_the_start_of_a_long_message_is_read() -> None:

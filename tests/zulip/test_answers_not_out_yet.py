@@ -24,9 +24,14 @@ from storage.db import transaction
 from storage.models import Incident
 from tests.fakes.mastodon import FakeMastodon
 from tests.fakes.zulip import FakeZulip, StoredMessage
-from tests.mastodon.conftest import BOT_TOKEN, fast, wait_until
+from tests.mastodon.conftest import BOT_TOKEN, fast, mastodon_with_customer, wait_until
 from tests.zulip.conftest import ENGINEER, STREAM
-from tests.zulip.support_desk import running_desk, support_settings, topic_posts, zulip_with_support_stream
+from tests.zulip.support_desk import (
+    running_desk,
+    support_settings,
+    topic_posts,
+    zulip_with_support_stream,
+)
 
 ALICE = "alice@remote.example"
 QUEUED = "⏳ mastodon is unreachable right now: this is queued and goes out to the customer when mastodon is back."
@@ -34,9 +39,7 @@ QUEUED = "⏳ mastodon is unreachable right now: this is queued and goes out to 
 
 @pytest.fixture
 def mastodon() -> Iterator[FakeMastodon]:
-    with FakeMastodon(bot_acct="deskbot", bot_token=BOT_TOKEN, heartbeat_interval=0.3) as server:
-        server.add_account(ALICE, token="alice-token", display_name="Alice Remote")
-        server.follow("deskbot", ALICE)
+    with mastodon_with_customer(ALICE, "Alice Remote") as server:
         yield server
 
 
