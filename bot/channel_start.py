@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from adapters.channel import Channel, PermanentChannelError, TransientChannelError
 from bot.config import Settings
@@ -42,6 +42,33 @@ def address_setting(settings: Settings, channel: str) -> str:
     return channel
 
 
+def keep_trying(
+    attempt: Callable[[], object],
+    transient: Callable[[BaseException], bool],
+    deadline: float,
+    stop: threading.Event,
+    on_failure: Callable[[BaseException, int], None],
+) -> None:
+    """Call `attempt` until it returns, trying again after an error `transient` says may pass (each
+    told to `on_failure` with the count of failures so far) with jittered exponential back-off, up to
+    RETRY_MAX_SECONDS between tries, until `deadline` (time.monotonic) or `stop`: then that error is
+    raised, as is any other at once."""
+    failures = 0
+    while True:
+        try:
+            attempt()
+            return
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            failures += 1
+            on_failure(exc, failures)
+            wait = random.uniform(0.5, min(RETRY_MAX_SECONDS, 2.0**failures))
+            left = deadline - time.monotonic() - LAST_TRY_MARGIN
+            if left <= 0 or stop.wait(min(wait, left)):
+                raise
+
+
 def start_channels(channels: Iterable[Channel], settings: Settings, stop: threading.Event) -> None:
     """`start()` every channel, side by side, each tried again while its platform does not answer
     (TransientChannelError: host unknown, connection refused, 5xx) for `settings.startup_timeout`
@@ -53,34 +80,25 @@ def start_channels(channels: Iterable[Channel], settings: Settings, stop: thread
     timeout = settings.startup_timeout
     deadline = time.monotonic() + timeout
     outcome: dict[str, BaseException | None] = {}
-    last: dict[str, TransientChannelError] = {}
+    last: dict[str, BaseException] = {}
 
     def start(channel: Channel) -> None:
-        failures = 0
-        while True:
-            try:
-                channel.start()
-                outcome[channel.name] = None
-                return
-            except TransientChannelError as exc:
-                last[channel.name] = exc
-                failures += 1
-                if failures == 1:
-                    log.warning(
-                        "%s: %s; trying again for up to %ss (DESKBOT_STARTUP_TIMEOUT)",
-                        channel.name,
-                        exc,
-                        f"{timeout:g}",
-                        extra={"channel": channel.name},
-                    )
-                wait = random.uniform(0.5, min(RETRY_MAX_SECONDS, 2.0**failures))
-                left = deadline - time.monotonic() - LAST_TRY_MARGIN
-                if left <= 0 or stop.wait(min(wait, left)):
-                    outcome[channel.name] = exc
-                    return
-            except BaseException as exc:  # noqa: BLE001 — permanent, or a bug: raised by the caller below
-                outcome[channel.name] = exc
-                return
+        def failed(exc: BaseException, failures: int) -> None:
+            last[channel.name] = exc
+            if failures == 1:
+                log.warning(
+                    "%s: %s; trying again for up to %ss (DESKBOT_STARTUP_TIMEOUT)",
+                    channel.name,
+                    exc,
+                    f"{timeout:g}",
+                    extra={"channel": channel.name},
+                )
+
+        try:
+            keep_trying(channel.start, lambda exc: isinstance(exc, TransientChannelError), deadline, stop, failed)
+            outcome[channel.name] = None
+        except BaseException as exc:  # noqa: BLE001 — permanent, or a bug: raised by the caller below
+            outcome[channel.name] = exc
 
     names = []
     starters = []

@@ -6,9 +6,11 @@ A missing or malformed setting stops start-up with one line naming it
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
+from collections.abc import Iterable
 from configparser import ConfigParser
 from configparser import Error as ConfigError
 from dataclasses import dataclass
@@ -17,11 +19,11 @@ from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, SettingsConfigDict
 
 from adapters.email.oauth import check_token_url
 from adapters.email.servers import parse_server_url
@@ -344,8 +346,12 @@ class Settings(BaseSettings):
         zuliprc_key = _zuliprc_api(self.zulip_config).get("key") if self.zulip_config else None
         if zuliprc_key:
             found.append(zuliprc_key)
-        if "@" in self.database_url and ":" in self.database_url.split("@")[0].split("//")[-1]:
-            found.append(self.database_url.split("@")[0].split("//")[-1].split(":", 1)[1])
+        # USER:PASSWORD before the host's `@` (a user name may hold an `@`: `user@server:…`).
+        login = self.database_url.partition("://")[2].rpartition("@")[0]
+        password = login.partition(":")[2] if self.database_url.startswith("postgresql") else ""
+        if password:
+            # As written, and as a driver may show it: percent-decoded (`Kx9%40vR2` → `Kx9@vR2`).
+            found.extend(dict.fromkeys([password, unquote(password)]))
         return found
 
 
@@ -482,6 +488,10 @@ def _read_secret_files(values: dict[str, Any]) -> dict[str, Any]:
             values[name] = Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise SettingsError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+        # Every command needs the database: an empty file would be refused as a URL of the wrong
+        # form, without a word about the file. (An empty channel secret: `_check_empty_secret_files`.)
+        if name == "DESKBOT_DATABASE_URL" and not values[name]:
+            raise SettingsError(f"{name}_FILE: the file {path} is empty")
     return values
 
 
@@ -554,12 +564,26 @@ def _check_env_file(env_file: str | None) -> None:
 
 
 def load_settings(env_file: str | None = ".env") -> Settings:
-    """Read and check every setting; raise SettingsError with one line naming the first bad one."""
+    """Read and check every setting; raise SettingsError with one line naming the first bad one.
+
+    A name in the environment that looks like a setting but is none is warned of (`deskbot.settings`
+    logger), not refused: the environment carries other programs' variables too."""
     _check_env_file(env_file)
     unreadable = _UnreadableEnvLines()
     dotenv_log = logging.getLogger(_DOTENV_LOG)
     dotenv_log.addFilter(unreadable)
     try:
+        in_file = _env_file_values(env_file)
+        unreadable.check(env_file)  # a name on a line python-dotenv skipped is not in `in_file`
+        # Before the values are checked: a misspelt name is often why another setting is missing.
+        for line in _unknown_names(os.environ, "the environment"):
+            settings_log.warning("%s", line)
+        # `.env` is deskbot's own: a name in it that is no setting is a slip, and the setting meant
+        # would take its default without a word (a misspelt DESKBOT_DATABASE_URL: a new ./deskbot.db).
+        unknown = _unknown_names(in_file, str(env_file))
+        if unknown:
+            raise SettingsError(unknown[0])
+        _refuse_empty_file_names(in_file, env_file)
         settings = Settings(_env_file=env_file)
     except ValidationError as exc:
         unreadable.check(env_file)  # a setting lost on a skipped line may be why another is wrong
@@ -572,6 +596,7 @@ def load_settings(env_file: str | None = ".env") -> Settings:
         dotenv_log.removeFilter(unreadable)
     unreadable.check(env_file)
     _check_calendar(settings)
+    _check_empty_secret_files(settings)
     if settings.mastodon_configured and not (settings.mastodon_api_base_url and settings.mastodon_access_token):
         raise SettingsError("MASTODON_API_BASE_URL and MASTODON_ACCESS_TOKEN must be set together")
     if (
@@ -634,6 +659,100 @@ def _check_zulip_files(settings: Settings, zuliprc: dict[str, str]) -> None:
             continue
         if problem:
             raise SettingsError(f"{where}: {problem}")
+
+
+# -- names ---------------------------------------------------------------------------
+
+#: The field of Settings each name is read into, for every name (`DESKBOT_TIMEZONE`, `ZULIP_API_KEY_FILE` …).
+_FIELDS = {str(field.validation_alias): name for name, field in Settings.model_fields.items()}
+SETTING_NAMES = frozenset(_FIELDS)
+#: Their prefixes (`DESKBOT_`, `EMAIL_` …): a name with one of them that is no setting is a slip.
+_PREFIXES = tuple(sorted({name.split("_", 1)[0] + "_" for name in SETTING_NAMES}))
+#: Names with those prefixes that are read from the environment alone and are no settings: the
+#: `zulip` client's files (`_ZULIP_FILES`) and its ZULIP_ALLOW_INSECURE, the image's revision
+#: (bot.metrics), the switches of deskbot's tests and CI (tests/conftest.py, .ci/run, the
+#: drills), which every process the tests start inherits, and the deployment's knobs.
+ENVIRONMENT_ONLY = frozenset(
+    {
+        *(name for name, _option, _certificates in _ZULIP_FILES),
+        "ZULIP_ALLOW_INSECURE",
+        "DESKBOT_REVISION",
+        "DESKBOT_NO_SKIPS",
+        "DESKBOT_IMAGE_TEST",
+        "DESKBOT_SKIP_IMAGE_TEST",
+        "DESKBOT_DRILL_OUTAGE_SECONDS",
+        "DESKBOT_ZULIP_REFERENCE",
+        # deploy/compose.yaml's and the image scripts' knobs, read by compose and the shell on the
+        # host, never by deskbot; an operator exports them beside deskbot's own.
+        "DESKBOT_IMAGE",
+        "DESKBOT_BASE_IMAGE",
+        "DESKBOT_POSTGRES_IMAGE",
+        "DESKBOT_HTTP_PORT",
+        "DESKBOT_DEBIAN_MIRROR",
+        "DESKBOT_REBUILD_BASE",
+        "DESKBOT_IMAGE_TEST_CHANNELS",
+        "DESKBOT_SRC",
+    }
+)
+#: … and the test suite's settings of its own (DESKBOT_TEST_PG_URL, DESKBOT_TEST_BACKENDS).
+_TEST_PREFIX = "DESKBOT_TEST_"
+
+settings_log = logging.getLogger("deskbot.settings")
+
+
+def _environment_only(name: str) -> bool:
+    return name in ENVIRONMENT_ONLY or name.startswith(_TEST_PREFIX)
+
+
+def _env_file_values(env_file: str | None) -> dict[str, str | None]:
+    """Every name in `env_file` with its value as the settings read it, empty ones too (a line
+    `NAME` without `=` gives None). A pipe is left to the settings, which can read it once only."""
+    if env_file is None or not Path(env_file).expanduser().is_file():
+        return {}
+    source = DotEnvSettingsSource(Settings, env_file=env_file, env_ignore_empty=False)
+    return dict(source.env_vars)
+
+
+def _unknown_names(names: Iterable[str], where: str) -> list[str]:
+    """A line for each of `names` that has a setting's prefix but is no name deskbot reads, with
+    the setting it looks most like (names are case-sensitive: `deskbot_timezone` is a slip too)."""
+    lines = []
+    for name in sorted(names):
+        if not name.upper().startswith(_PREFIXES) or name in SETTING_NAMES or _environment_only(name):
+            continue
+        # deskbot's own settings about a platform start with DESKBOT_ (DESKBOT_ZULIP_STREAM); else
+        # the closest name, if it is close (the shared prefix alone makes any two look alike).
+        close = [f"DESKBOT_{name.upper()}"] if f"DESKBOT_{name.upper()}" in SETTING_NAMES else []
+        close = close or difflib.get_close_matches(name.upper(), SETTING_NAMES, n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]}?" if close else " (README.md, Configuration, lists every setting)"
+        lines.append(f"unknown setting {name} in {where}{hint}")
+    return lines
+
+
+def _refuse_empty_file_names(in_file: dict[str, str | None], env_file: str | None) -> None:
+    """SettingsError for a `NAME_FILE` that is set but empty wherever it is set: empty values are
+    read as unset, so the secret would quietly come from NAME or its default instead
+    (DESKBOT_DATABASE_URL: ./deskbot.db). One that another source gives a path is that path."""
+    sources = {"the environment": os.environ, str(env_file): in_file}
+    for name in (f"{secret}_FILE" for secret in SECRET_NAMES):
+        found = {where: source[name] for where, source in sources.items() if name in source}
+        if found and not any(found.values()):
+            raise SettingsError(f"{name} is set but empty (in {next(iter(found))}): give the file's path, or remove it")
+
+
+def _check_empty_secret_files(settings: Settings) -> None:
+    """SettingsError naming a channel secret's `NAME_FILE` whose file is empty while its channel is
+    on: else the error would be that the secret is missing, without a word about the file. With the
+    channel off, an empty file is how deploy/compose.yaml leaves it off."""
+    channel_on = {
+        "ZULIP": settings.zulip_configured,
+        "MASTODON": settings.mastodon_configured,
+        "EMAIL": settings.email_configured,
+    }
+    for secret in SECRET_NAMES:
+        path, value = getattr(settings, _FIELDS[f"{secret}_FILE"]), getattr(settings, _FIELDS[secret])
+        if path and channel_on.get(secret.split("_", 1)[0]) and not (value and value.get_secret_value()):
+            raise SettingsError(f"{secret}_FILE: the file {path} is empty")
 
 
 def _check_ca_environment(settings: Settings) -> None:

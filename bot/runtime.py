@@ -307,6 +307,14 @@ class Runtime:
         """
         i18n.load(self.settings.calendar.tz)
         start_channels(self.channels.values(), self.settings, self.intake_stop)
+        engineers = self.settings.engineer_entries
+        if "zulip" in self.channels and not (engineers.user_ids or engineers.emails or engineers.groups):
+            # Not a stop (customers are still answered), but every engineer would be refused. Told
+            # once the channels run: a start that fails has its own one line to say.
+            log.warning(
+                "DESKBOT_ENGINEERS is empty: every engineer command on Zulip will be refused as not"
+                " authorised; name the engineers there (Zulip user ids, emails or @groups)"
+            )
         for name in self.channels:
             self._started.add(name)
             self._channel_up(name, True)

@@ -7,15 +7,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
+
+from sqlalchemy.exc import OperationalError
 
 from adapters.channel import PermanentChannelError
+from bot.channel_start import keep_trying
 from bot.config import Settings
 from bot.http import HealthServer
 from bot.logs import configure
 from bot.metrics import deskbot_revision, deskbot_version
 from bot.runtime import DRAIN_SECONDS, Runtime, build_channels
 from bot.terminal import status
-from storage.db import make_engine, upgrade
+from storage.db import make_engine, migration_engine, ping, upgrade
 from storage.leases import AlreadyRunning, SingleProcessLock
 
 log = logging.getLogger("deskbot")
@@ -32,6 +36,8 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
             "or several of them; try `deskbot chat` for the console"
         )
         return 2
+    stop = stop or threading.Event()
+    _wait_for_database(settings, stop)
     engine = make_engine(settings.database_url)
     single = SingleProcessLock(engine)
     try:
@@ -45,7 +51,6 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
         pack_validity_months=settings.pack_validity_months,
     )
     runtime = Runtime(settings, channels, engine=engine, migrate=False)
-    stop = stop or threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)
@@ -89,3 +94,32 @@ def serve(settings: Settings, stop: threading.Event | None = None) -> int:
     single.release()
     log.info("deskbot stopped")
     return 0
+
+
+def _wait_for_database(settings: Settings, stop: threading.Event) -> None:
+    """A PostgreSQL server that takes no connection yet is tried again as the platforms are
+    (bot.channel_start), for DESKBOT_STARTUP_TIMEOUT seconds; then its error stops start-up, one line
+    naming DESKBOT_DATABASE_URL (bot.cli.errors). Told once, as they are. Any failure to connect is
+    waited out: a server in a container started beside deskbot refuses connections, then answers
+    "starting up", and its first start creates the database only after a while (psycopg gives no
+    SQLSTATE for any of these to tell them from a wrong password)."""
+    if settings.database_url.startswith("sqlite"):
+        return  # a file: no server to wait for
+    timeout = settings.startup_timeout
+    engine = migration_engine(settings.database_url)
+
+    def failed(exc: BaseException, failures: int) -> None:
+        if failures == 1:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            log.warning("database: %s; trying again for up to %ss (DESKBOT_STARTUP_TIMEOUT)", reason, f"{timeout:g}")
+
+    try:
+        keep_trying(
+            lambda: ping(engine),
+            lambda exc: isinstance(exc, OperationalError),
+            time.monotonic() + timeout,
+            stop,
+            failed,
+        )
+    finally:
+        engine.dispose()

@@ -77,9 +77,21 @@ _SUPPORTED = "deskbot runs on postgresql+psycopg:// (psycopg 3) and sqlite:///"
 
 def check_database_url(value: str) -> None:
     """ValueError saying what is wrong with DESKBOT_DATABASE_URL `value`, in words that never hold
-    its password: its form, the port, the driver, the folder of an SQLite file."""
+    its password: its form, characters of the password left as they are, the port, the driver, a
+    database named, the folder of an SQLite file.
+
+    For the URL an operator gives: tests may build engines on `sqlite://` (in memory) directly."""
     if not value.startswith(("sqlite:", "sqlite+", "postgresql")):
         raise ValueError(_DATABASE_FORM)
+    # SQLAlchemy ends the password at its first `@`: the rest of it would be read as the host, and
+    # shown as such in the errors. A `#` is where a URL's fragment starts. (An `@` in the user name,
+    # `user@server:…`, is read as meant.)
+    login = value.partition("://")[2].rpartition("@")[0]
+    if value.startswith("postgresql") and ("#" in value or "@" in login.partition(":")[2]):
+        raise ValueError(
+            "an '@' in the password or a '#' in the URL: percent-encode special characters in the password"
+            " (@ as %40, # as %23, % as %25)"
+        )
     try:
         url = make_url(value)
     except ArgumentError:
@@ -102,7 +114,12 @@ def check_database_url(value: str) -> None:
         except ImportError:
             raise ValueError(f"the database driver {driver} is not installed: {_SUPPORTED}") from None
         raise ValueError(f"the database driver {driver} is not supported: {_SUPPORTED}")
-    if backend == "sqlite" and url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ValueError(f"an SQLite database in memory keeps nothing once deskbot stops; {_DATABASE_FORM}")
+    if backend == "postgresql" and not url.database:
+        # libpq would take the database named as the user: for `postgres`, the server's maintenance database.
+        raise ValueError(f"no database name; {_DATABASE_FORM}")
+    if backend == "sqlite" and not url.database.startswith("file:"):
         folder = Path(url.database).parent
         if not folder.is_dir():
             where = "is not a directory" if folder.exists() else "does not exist"

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy import Select, event
@@ -79,6 +80,25 @@ class UnknownRevision(Exception):
         self.revision = revision
 
 
+class OlderSchema(Exception):
+    """The database has a schema this deskbot would have to migrate; only `deskbot db upgrade` and
+    `deskbot run` migrate (SPEC §5), the operator having backed it up first: one line saying so."""
+
+    def __init__(self, revision: str | None) -> None:
+        if revision is None:
+            told = (
+                "the database holds tables but no deskbot revision: check that DESKBOT_DATABASE_URL names"
+                " deskbot's database"
+            )
+        else:
+            told = (
+                f"the database is at revision {revision}, older than this deskbot's {HEAD_REVISION}: back up"
+                " the database, then run `deskbot db upgrade`"
+            )
+        super().__init__(told)
+        self.revision = revision
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`, with the connection settings deskbot relies on."""
     if url.startswith("sqlite"):
@@ -109,6 +129,36 @@ def pg_connect_args(url: str | sa.URL) -> dict[str, int]:
         for name, value in PG_CONNECT_DEFAULTS.items()
         if name not in query and not (name == "connect_timeout" and os.environ.get("PGCONNECT_TIMEOUT"))
     }
+
+
+#: The characters that end a part of a URL: a password holding one unescaped may be read in pieces.
+_URL_DELIMITERS = re.compile(r"[:@#/?]")
+
+
+def password_pieces(url: str) -> list[str]:
+    """Whatever of the password in database `url` an error may quote, longest first, for scrubbing.
+
+    The password is what the URL holds between the user name's ":" and the last "@" before the
+    host: as written, URL-decoded and as SQLAlchemy reads it. Where SQLAlchemy reads it otherwise
+    than meant (an unescaped "@": `deskbot:Kx9@vR2#pLm@postgres` gives the password "Kx9" and the
+    host "vR2#pLm@postgres", which the driver then names as a host it cannot resolve), also each
+    piece of it between the characters that end a URL part. The user name is not secret
+    (SQLAlchemy's `hide_password` shows it too) and stays.
+    """
+    _scheme, found, rest = url.partition("://")
+    user_info = rest.rpartition("@")[0]
+    if not found or ":" not in user_info:
+        return []
+    written = user_info.split(":", 1)[1]
+    meant = unquote(written)
+    try:
+        read = sa.make_url(url).password
+    except (sa.exc.ArgumentError, ValueError):
+        read = None  # not a URL SQLAlchemy reads: no driver is given it either
+    pieces = {written, meant, read or ""}
+    if read != meant:
+        pieces.update(_URL_DELIMITERS.split(written))
+    return sorted((piece for piece in pieces if piece), key=len, reverse=True)
 
 
 def _postgresql_engine(url: str, **kwargs) -> Engine:  # noqa: ANN003 (sa.create_engine's)
@@ -377,14 +427,36 @@ def migration_engine(url: str) -> Engine:
 
 
 def _at_head(url: str) -> bool:
+    try:
+        return _schema_of(url)[0] == HEAD_REVISION
+    except sa.exc.DBAPIError:
+        return False  # let Alembic report the problem properly
+
+
+def _schema_of(url: str) -> tuple[str | None, bool]:
+    """The revision the database at `url` is at (None: none stored), and whether it holds no table at all."""
     engine = migration_engine(url)
     try:
         with engine.connect() as connection:
-            return _stored_revision(connection) == HEAD_REVISION
-    except sa.exc.DBAPIError:
-        return False  # let Alembic report the problem properly
+            revision = _stored_revision(connection)
+            return revision, revision is None and not sa.inspect(connection).get_table_names()
     finally:
         engine.dispose()
+
+
+def schema_is_current(url: str) -> bool:
+    """Whether the database at `url` has this deskbot's schema, read without changing it (nor loading
+    Alembic when it has): True at HEAD_REVISION; False when it holds no table at all, so that there is
+    nothing to back up and the caller may create the schema (`upgrade`). Otherwise OlderSchema, or
+    UnknownRevision for a revision this deskbot has no migration of (a newer deskbot's)."""
+    revision, empty = _schema_of(url)
+    if revision == HEAD_REVISION:
+        return True
+    if empty:
+        return False
+    if revision is not None and revision not in _known_revisions(alembic_config(url)):
+        raise UnknownRevision(revision)
+    raise OlderSchema(revision)
 
 
 def current_revision(engine: Engine) -> str | None:

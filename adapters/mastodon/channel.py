@@ -30,6 +30,7 @@ import httpx
 from mastodon.errors import (
     MastodonError,
     MastodonNetworkError,
+    MastodonNotFoundError,
     MastodonRatelimitError,
     MastodonServerError,
     MastodonUnauthorizedError,
@@ -50,7 +51,7 @@ from .outbound import ReplyPoster
 from .pacing import API, Pacer
 from .receive import Receiver
 from .startup import check_reads_own_statuses, open_to_strangers, read_instance
-from .transport import UNTRUSTED, Transport, describe
+from .transport import NOT_TLS, UNTRUSTED, Transport, describe
 from .tuning import MastodonTuning
 
 log = logging.getLogger("deskbot.adapters.mastodon")
@@ -115,9 +116,13 @@ class MastodonChannel(Channel):
             ) from None
         except (MastodonNetworkError, MastodonServerError, MastodonRatelimitError) as error:
             why = describe(error)
-            if why == UNTRUSTED:  # waiting would not change it
-                raise PermanentChannelError(f"TLS error talking to Mastodon at {self._base_url}: {why}") from None
+            if why in (UNTRUSTED, NOT_TLS):  # waiting would not change it
+                raise PermanentChannelError(self._tls_failure(why)) from None
             raise TransientChannelError(f"cannot reach Mastodon at {self._base_url}: {why}") from None
+        except MastodonNotFoundError as error:  # no such API there: another server, or a path too many
+            raise PermanentChannelError(
+                f"MASTODON_API_BASE_URL: {self._base_url} does not answer like a Mastodon server ({describe(error)})"
+            ) from None
         except MastodonError as error:
             raise PermanentChannelError(f"Mastodon at {self._base_url} refused the bot: {describe(error)}") from None
         self._me = {"id": str(me["id"]), "acct": str(me["acct"]), "url": str(me.get("url") or "")}
@@ -166,6 +171,17 @@ class MastodonChannel(Channel):
             self._me["acct"],
             self.domain,
             self.max_characters,
+        )
+
+    def _tls_failure(self, why: str) -> str:
+        """The line for a TLS handshake that failed at start, naming the setting; for a bare host
+        (Mastodon.py adds https://), how to say http:// to a server that speaks plain HTTP."""
+        if self._base_url.startswith(("http://", "https://")) or why != NOT_TLS:
+            return f"MASTODON_API_BASE_URL: TLS error talking to Mastodon at {self._base_url}: {why}"
+        host = self._base_url
+        return (
+            f"MASTODON_API_BASE_URL: TLS error talking to Mastodon at https://{host}: {why} (https:// was added"
+            f" to the bare host {host}; a server that speaks plain HTTP needs http://{host})"
         )
 
     # -- receive ----------------------------------------------------------------

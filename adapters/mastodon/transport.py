@@ -49,6 +49,8 @@ class RateLimited(MastodonRatelimitError):
 
 #: What `describe` says of a TLS certificate the client does not trust (and where to name a CA).
 UNTRUSTED = "the server's certificate is not trusted; name a private certificate authority in REQUESTS_CA_BUNDLE"
+#: … and of a server that answered the TLS handshake with something else (plain HTTP, mostly).
+NOT_TLS = "the server does not speak TLS there"
 
 
 def describe(error: BaseException) -> str:
@@ -59,6 +61,8 @@ def describe(error: BaseException) -> str:
     text = " ".join(str(error).split())
     for needle, short in (
         ("CERTIFICATE_VERIFY_FAILED", UNTRUSTED),
+        ("WRONG_VERSION_NUMBER", NOT_TLS),  # OpenSSL up to 3.1
+        ("record layer failure", NOT_TLS),  # OpenSSL 3.2 and later
         ("refused", "connection refused"),
         ("timed out", "timed out"),
         ("Name or service not known", "host not found"),

@@ -92,6 +92,10 @@ class Credentials:
     email: str
     api_key: str
     config_file: str | None = None
+    #: Where the site was given, for the lines that blame it: ZULIP_SITE, or the zuliprc's `site`.
+    site_setting: str = "ZULIP_SITE"
+    #: The site was a bare host, to which https:// was added.
+    https_assumed: bool = False
 
     def __repr__(self) -> str:  # never show the key
         return f"Credentials(site={self.site!r}, email={self.email!r})"
@@ -99,6 +103,7 @@ class Credentials:
 
 def load_credentials(site: str | None, email: str | None, api_key: str | None, config_file: str | None) -> Credentials:
     """Explicit values win; the zuliprc fills the gaps. Raises ValueError with one clear line."""
+    site_setting = "ZULIP_SITE"
     if config_file is not None:
         path = Path(config_file).expanduser()
         parser = ConfigParser(interpolation=None)
@@ -110,7 +115,8 @@ def load_credentials(site: str | None, email: str | None, api_key: str | None, c
         except ConfigError as exc:
             raise ValueError(f"ZULIP_CONFIG: zuliprc {path} is malformed: {exc.message.splitlines()[0]}") from None
         section = parser["api"] if parser.has_section("api") else {}
-        site = site or section.get("site")
+        if not site:
+            site, site_setting = section.get("site"), f"ZULIP_CONFIG (the site in {path})"
         email = email or section.get("email")
         api_key = api_key or section.get("key")
     # Each missing value with the setting that gives it, and the zuliprc option that would do too.
@@ -126,9 +132,17 @@ def load_credentials(site: str | None, email: str | None, api_key: str | None, c
             f"and {settings} {'is' if len(missing) == 1 else 'are'} not set"
         )
     assert site and email and api_key
-    if not site.startswith(("http://", "https://")):
+    https_assumed = not site.startswith(("http://", "https://"))
+    if https_assumed:
         site = "https://" + site
-    return Credentials(site.rstrip("/"), email, api_key, str(Path(config_file).expanduser()) if config_file else None)
+    return Credentials(
+        site.rstrip("/"),
+        email,
+        api_key,
+        str(Path(config_file).expanduser()) if config_file else None,
+        site_setting=site_setting,
+        https_assumed=https_assumed,
+    )
 
 
 def _tls_reason(error: BaseException) -> str:
@@ -142,6 +156,15 @@ def _tls_reason(error: BaseException) -> str:
         f": the server's certificate is not trusted ({why or 'verify failed'}); name a private"
         " certificate authority in REQUESTS_CA_BUNDLE"
     )
+
+
+def _plain_http_hint(credentials: Credentials) -> str:
+    """Where the site was a bare host: that https:// was added, and how to say http:// instead (a
+    server that speaks plain HTTP answers a TLS handshake with what TLS cannot read)."""
+    if not credentials.https_assumed:
+        return ""
+    host = credentials.site.removeprefix("https://")
+    return f" (https:// was added to the bare host {host}; a server that speaks plain HTTP needs http://{host})"
 
 
 class _Connections:
@@ -293,7 +316,8 @@ class Transport:
             )
         except zulip.UnrecoverableNetworkError as exc:
             if "SSL" in str(exc):
-                raise ValueError(f"TLS error talking to Zulip at {c.site}{_tls_reason(exc)}") from None
+                reason = _tls_reason(exc) or _plain_http_hint(c)
+                raise ValueError(f"{c.site_setting}: TLS error talking to Zulip at {c.site}{reason}") from None
             raise ZulipUnavailable(
                 f"cannot connect to Zulip at {c.site}: {network_failure(exc)}", maybe_processed=False
             ) from None
@@ -302,7 +326,9 @@ class Transport:
                 f"cannot reach Zulip at {c.site}: {network_failure(exc)}", maybe_processed=False
             ) from None
         except AssertionError:
-            raise ValueError(f"{c.site} does not answer like a Zulip server (no zulip_version)") from None
+            raise ValueError(
+                f"{c.site_setting}: {c.site} does not answer like a Zulip server (no zulip_version)"
+            ) from None
         except zulip.ZulipError as exc:
             raise ValueError(f"Zulip client configuration: {exc}") from None
         client.ensure_session()

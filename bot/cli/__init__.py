@@ -4,8 +4,10 @@ Command reference
 =================
 
 Settings come from the environment and a `.env` file in the current directory
-(SPEC §6). Every command has `--help`. Commands that use the database apply
-pending migrations first, so a fresh machine needs no separate `db upgrade`.
+(SPEC §6). Every command has `--help`. Only ``db upgrade`` and ``run`` migrate
+the database: another command on a database at an older revision stops with
+one line saying to back it up and run ``deskbot db upgrade``; on an empty one
+(no table at all: a fresh machine) it creates the schema.
 `CUSTOMER` is a customer id, exact name (case aside) or email address.
 Commands that print records take `--json` and then print exactly one JSON
 document on stdout (times in ISO 8601 UTC, money as decimal strings). Times in text output are in the service time
@@ -49,7 +51,8 @@ zone (`DESKBOT_TIMEZONE`).
     array of objects (``next_expiry``: that last valid day).
 
 ``deskbot customers show CUSTOMER [--json]``
-    One customer: linked accounts, language, every credit pack (bought, used,
+    One customer: linked accounts (last seen: when each last wrote, "—" or
+    JSON ``null`` for one that never did), language, every credit pack (bought, used,
     left, valid until — inclusive —, then valid, expired or not valid yet, and
     when the customer was reminded of its end) and every case. JSON: a pack's
     ``expires_on`` is its last valid day.
@@ -62,6 +65,13 @@ zone (`DESKBOT_TIMEZONE`).
 ``deskbot customers email add|remove CUSTOMER ADDRESS [--json]``
     Give a customer another email address (mail from it is theirs at once, no
     code needed), or take one away (their cases and history stay).
+
+``deskbot customers erase CUSTOMER [--dry-run] [--yes]``
+    An erasure request: the customer's personal data removed (accounts, message
+    texts, files, subjects, drafts, what the outbox holds for them), what
+    invoicing needs kept (cases' numbers, dates, states, charges; packs), in one
+    transaction; refused while a case is open; asks unless ``--yes``. Lists the
+    Zulip topics an administrator must delete (bot.services.erasure).
 
 ``deskbot credits grant CUSTOMER --incidents N [--purchased YYYY-MM-DD] [--json]``
     Add a pack of N incident credits (1–10000) bought on that date (default:
@@ -120,13 +130,15 @@ zone (`DESKBOT_TIMEZONE`).
     and address, "Alice (zulip 10)"; channel, time; text verbatim but for
     control characters, in Markdown inside code fences), its files (name, type, size, SHA-256; the
     files themselves are in the case's Zulip topic) and its history. ``--json`` is
-    ``--format json``: the same document as ``cases show N --json``.
+    ``--format json``: the same document as ``cases show N --json`` (with another
+    ``--format``, bad usage).
 
 ``deskbot report billing --month YYYY-MM [--format table|csv|json] [--json]``
     Chargeable incidents per customer opened in that month (2000-01 to 2099-12) (the month's
     boundaries in the service time zone); incidents not charged (a vendor bug,
     ``/bug``, or waived, ``/waive``) are not counted. Each costs ``DESKBOT_INCIDENT_PRICE`` (net of tax) in
-    ``DESKBOT_CURRENCY``; with totals. ``--json`` is ``--format json``. CSV
+    ``DESKBOT_CURRENCY``; with totals. ``--json`` is ``--format json`` (with another
+    ``--format``, bad usage). CSV
     columns: ``month,customer_id,customer,incidents,cases,unit_price,amount,currency``,
     then a ``TOTAL`` row.
 
@@ -174,7 +186,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from bot.cli.context import migrate, settings, where
+from bot.cli.context import migrate, ready, settings, where
 from bot.cli.errors import run_command
 from storage.db import current_revision, make_engine
 
@@ -309,6 +321,7 @@ def chat(
 ) -> None:
     """Talk to the bot in this terminal as a customer, an engineer or a stranger (the console channel)."""
     config = settings()
+    ready(config)  # the console migrates no schema either: `db upgrade` does, after a backup
     from bot.runtime import chat as console_chat
 
     console_chat(config, role=role.value, customer=customer)
@@ -316,7 +329,7 @@ def chat(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply the database migrations (deskbot run and the other commands also do this)."""
+    """Apply the database migrations (deskbot run also does this; back the database up first)."""
     config = settings()
     engine = make_engine(config.database_url)
     try:

@@ -19,6 +19,7 @@ from bot.cli.context import (
     now,
     number_parser,
     out,
+    output_format,
     print_json,
     session_of,
     settings,
@@ -272,13 +273,15 @@ def cases_show(number: CaseNumber, as_json: JsonFlag = False) -> None:
 def cases_export(
     number: CaseNumber,
     fmt: Annotated[
-        ExportFormat, typer.Option("--format", case_sensitive=False, help="Markdown or one JSON document.")
-    ] = ExportFormat.md,
+        ExportFormat | None,
+        typer.Option("--format", case_sensitive=False, help="Markdown (the default) or one JSON document."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """The whole conversation of one case on stdout: customer messages, replies, internal notes and history."""
+    fmt = output_format(fmt, as_json, ExportFormat.md)
     case, tz = _conversation_or_fail(number)
-    if as_json or fmt is ExportFormat.json:
+    if fmt is ExportFormat.json:
         print_json(_case_document(case))
     else:
         echo(conversation_markdown(case, tz), nl=False)

@@ -1,4 +1,4 @@
-"""What every `deskbot` command works with: the settings, a migrated database, and its output.
+"""What every `deskbot` command works with: the settings, a database with this deskbot's schema, and its output.
 
 Output is for people (Rich tables, plain lines) or, with `--json`, exactly one
 JSON document on stdout. Anything a command cannot do is a `CliError`; the one
@@ -13,7 +13,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
@@ -24,7 +25,7 @@ from bot.config import Settings, load_settings
 from bot.numbers import DAYS, day, whole_number
 from bot.services.customers import find_customer
 from bot.terminal import status
-from storage.db import make_engine, transaction, upgrade
+from storage.db import make_engine, password_pieces, schema_is_current, transaction, upgrade
 
 if TYPE_CHECKING:
     # Rich is imported by the output helpers when a command prints: `deskbot run` never does.
@@ -47,16 +48,17 @@ CustomerArg = Annotated[
     str, typer.Argument(metavar="CUSTOMER", help="Customer id, exact name (case aside) or email address.")
 ]
 
-#: Databases this process has already brought up to date (`upgrade` once per URL).
-_migrated: set[str] = set()
-#: Secret values of the loaded settings, kept out of error lines and logs.
+#: Databases this process has found (or brought) up to date: checked once per URL.
+_current: set[str] = set()
+#: Secret values of the loaded settings, kept out of error lines and logs: with every piece of the
+#: database password a driver's message may quote (`storage.db.password_pieces`).
 secrets: list[str] = []
 
 
 def settings() -> Settings:
     """The settings (environment, `.env`, `*_FILE`); a bad one raises SettingsError naming it."""
     loaded = load_settings()
-    secrets[:] = loaded.secrets
+    secrets[:] = sorted({*loaded.secrets, *password_pieces(loaded.database_url)}, key=len, reverse=True)
     return loaded
 
 
@@ -67,28 +69,50 @@ def scrub(text: str) -> str:
 
 
 def migrate(config: Settings) -> None:
-    """Apply the migrations to the configured database unless this process already did; a spinner
-    on a terminal while they run (on a large database they take a while, and any command may be the
-    first to run them). The validity setting gives packs granted before 0017 their last day."""
+    """Apply the migrations to the configured database unless this process already did (`deskbot db
+    upgrade`; `ready` for an empty database); a spinner on a terminal while they run (on a large
+    database they take a while). The validity setting gives packs granted before 0017 their last day."""
     url = config.database_url
-    if url not in _migrated:
+    if url not in _current:
         upgrade(
             url,
             progress=status(f"Applying migrations to {where(url)}"),
             pack_validity_months=config.pack_validity_months,
         )
-        _migrated.add(url)
+        _current.add(url)
+
+
+def ready(config: Settings) -> None:
+    """Make sure the configured database has this deskbot's schema, without migrating one it has.
+
+    Only `deskbot db upgrade` and `deskbot run` migrate (SPEC §5), after a backup (deploy/README.md,
+    *Upgrading*): a schema another command upgraded silently would leave the older deskbot unable to
+    start, with no backup of before. So a database at an older revision stops the command with
+    OlderSchema, one at a revision this deskbot does not know with UnknownRevision. An empty
+    database (no table at all: a first command on a new machine) has nothing to back up, and gets
+    the schema made.
+    """
+    url = config.database_url
+    if url not in _current and not schema_is_current(url):
+        migrate(config)
+    _current.add(url)
 
 
 def where(url: str) -> str:
-    """The database `url` as people may read it: without its password."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The database `url` as people may read it: without its password, nor the pieces of one that
+    SQLAlchemy misreads (`storage.db.password_pieces`: after an unescaped "@", taken for the host)."""
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    for piece in password_pieces(url):
+        if piece != parsed.password:  # hidden already; a password equal to the user name must not hide that
+            shown = shown.replace(piece, "***")
+    return shown
 
 
 @contextmanager
 def database(config: Settings) -> Iterator[Engine]:
-    """An engine on the configured database, migrated first (so a fresh machine just works)."""
-    migrate(config)
+    """An engine on the configured database, which has this deskbot's schema (`ready`)."""
+    ready(config)
     engine = make_engine(config.database_url)
     try:
         yield engine
@@ -132,6 +156,19 @@ def number_parser(low: int = 0, high: int | None = None) -> Callable[[str], int]
         return number
 
     return parse
+
+
+Format = TypeVar("Format", bound=StrEnum)
+
+
+def output_format(fmt: Format | None, as_json: bool, default: Format) -> Format:
+    """The format a command prints in: its `--format`, else `default`. `--json` means `--format json`;
+    with another `--format` one of the two would be ignored silently, so that is a usage error."""
+    if not as_json:
+        return fmt or default
+    if fmt is not None and fmt != "json":
+        raise typer.BadParameter(f"it means --format json, which contradicts --format {fmt}", param_hint="'--json'")
+    return type(default)("json")
 
 
 def now() -> datetime:

@@ -29,6 +29,7 @@ from bot.cli.context import (
     table,
     today,
 )
+from bot.cli.erase import customers_erase
 from bot.config import Settings
 from bot.policy import CreditSummary, summarise
 from bot.services import credits as credit_service
@@ -38,7 +39,7 @@ from bot.services.customers import CODE_VALIDITY
 from storage.models import CreditPack, Customer, Identity, Incident
 
 customers_app = typer.Typer(
-    help="Customer records: add, list, show; their language and email addresses.", no_args_is_help=True
+    help="Customer records: add, list, show; their language and email addresses; erase one.", no_args_is_help=True
 )
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -212,6 +213,8 @@ email_app = typer.Typer(
     help="A customer's email addresses: mail from any of them is the customer's.", no_args_is_help=True
 )
 customers_app.add_typer(email_app, name="email")
+# Declared in a module of its own: an erasure touches every table (bot.services.erasure).
+customers_app.command("erase")(customers_erase)
 _ADDRESS = Annotated[str, typer.Argument(metavar="ADDRESS", help="An email address.")]
 
 

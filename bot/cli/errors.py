@@ -22,10 +22,10 @@ import typer
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from bot.cli.context import CliError, scrub
-from bot.config import SettingsError, log_output
+from bot.config import SettingsError, log_output, settings_log
 from bot.logs import JsonFormatter, _Scrubber
 from bot.services.customers import CustomerError
-from storage.db import UnknownRevision
+from storage.db import OlderSchema, UnknownRevision
 
 log = logging.getLogger("deskbot.cli")
 
@@ -72,10 +72,13 @@ def _describe(exc: Exception) -> tuple[str, int]:
         return "aborted", 1
     if isinstance(exc, SettingsError | CliError | CustomerError):
         return str(exc), 1
-    if isinstance(exc, UnknownRevision):
+    if isinstance(exc, UnknownRevision | OlderSchema):
         return f"database migrations: {exc}", 1
     if isinstance(exc, OperationalError):
-        return f"cannot use the database: {_first_line(exc.orig)}", 1
+        # Most often the server cannot be reached: name the setting that says where it is (SPEC §6),
+        # as a platform that cannot be reached is told. The driver's text names the host, and no
+        # piece of the password (`scrub`): the URL itself would add nothing.
+        return f"cannot use the database: {_first_line(exc.orig)} (DESKBOT_DATABASE_URL)", 1
     if isinstance(exc, DBAPIError):
         return f"database error: {_first_line(exc.orig)}", 1
     if _is_migration_error(exc):
@@ -146,16 +149,18 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def _configure_logging() -> str | None:
-    """Only the CLI's own logger (`deskbot run` sets up the process-wide logging itself), from
-    DESKBOT_LOG_FORMAT and DESKBOT_LOG_LEVEL as the settings read them; the format (None: not set, or
-    not one the settings take)."""
+    """Only the CLI's own logger and the settings' (`deskbot run` sets up the process-wide logging
+    itself, after the settings are read: their warnings, an unknown name in the environment, come
+    before it), from DESKBOT_LOG_FORMAT and DESKBOT_LOG_LEVEL as the settings read them; the format
+    (None: not set, or not one the settings take)."""
     fmt, level = log_output()
-    log.setLevel(level or "INFO")
-    log.propagate = False
-    handler = next((h for h in log.handlers if isinstance(h, _StderrHandler)), None)
-    if handler is None:
-        handler = _StderrHandler()
-        log.addHandler(handler)
     plain = logging.Formatter("%(levelname)s %(name)s: %(message)s")
-    handler.setFormatter(JsonFormatter(_Scrubber([])) if fmt == "json" else plain)
+    for logger in (log, settings_log):
+        logger.setLevel(level or "INFO")
+        logger.propagate = False
+        handler = next((h for h in logger.handlers if isinstance(h, _StderrHandler)), None)
+        if handler is None:
+            handler = _StderrHandler()
+            logger.addHandler(handler)
+        handler.setFormatter(JsonFormatter(_Scrubber([])) if fmt == "json" else plain)
     return fmt

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.context import JsonFlag, echo, out, print_json, session_of, settings, table
+from bot.cli.context import JsonFlag, echo, out, output_format, print_json, session_of, settings, table
 from bot.services.billing import BillingReport, Month, billing_report
 
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
@@ -24,10 +24,13 @@ class Format(StrEnum):
 @report_app.command("billing")
 def report_billing(
     month: Annotated[str, typer.Option("--month", metavar="YYYY-MM", help="Month the incidents were opened in.")],
-    fmt: Annotated[Format, typer.Option("--format", case_sensitive=False, help="Output format.")] = Format.table,
+    fmt: Annotated[
+        Format | None, typer.Option("--format", case_sensitive=False, help="Output format (default: table).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Chargeable incidents per customer opened in a month (service time zone), priced from the settings."""
+    fmt = output_format(fmt, as_json, Format.table)
     try:
         period = Month.parse(month)
     except ValueError as exc:
@@ -35,7 +38,7 @@ def report_billing(
     config = settings()
     with session_of(config) as session:
         report = billing_report(session, period, config.calendar.tz, config.incident_price, config.currency)
-    if as_json or fmt is Format.json:
+    if fmt is Format.json:
         print_json(_billing_document(report))
     elif fmt is Format.csv:
         _billing_csv(report)

@@ -30,9 +30,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from bot.services import strangers
+from bot.services import customers, strangers
 from storage import outbox
-from storage.models import Identity, Incident, IncidentCopy, IncidentMessage
+from storage.models import Incident, IncidentCopy, IncidentMessage
 
 #: An address an engineer may copy: an email addr-spec (what `/cc` takes), one line, no brackets.
 _EMAIL = re.compile(r"[^\s<>()\[\]\\,;:@\"]+@[^\s<>()\[\]\\,;:@\".]+(?:\.[^\s<>()\[\]\\,;:@\".]+)+")
@@ -190,20 +190,4 @@ def for_row(
 def within_cap(session: Session, channel: str, address: str, cap: int, now: datetime) -> bool:
     """May `address` get one more of the bot's automatic answers this hour (taken if so)? Counted on
     its identity on `channel`, as for anyone who writes (bot.services.strangers.within_cap)."""
-    return strangers.within_cap(_identity(session, channel, address, now), cap, now)
-
-
-def _identity(session: Session, channel: str, address: str, now: datetime) -> Identity:
-    """The identity of an address, made if it never wrote: with no "last seen", so that it is no
-    unknown contact (`customers.unknown_contacts` lists those who wrote)."""
-    query = select(Identity).where(Identity.channel == channel, Identity.address == address)
-    found = session.scalars(query).first()
-    if found is not None:
-        return found
-    try:
-        with session.begin_nested():
-            identity = Identity(channel=channel, address=address, created_at=now)
-            session.add(identity)
-        return identity
-    except IntegrityError:  # another transaction made it meanwhile
-        return session.scalars(query).one()
+    return strangers.within_cap(customers.account(session, channel, address, now), cap, now)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import String, bindparam, literal, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from bot.numbers import is_id, whole_number
@@ -155,7 +156,7 @@ def add_email(session: Session, customer: Customer, email: str, now: datetime) -
     becomes their contact address. False if it is theirs already; CustomerError if another
     customer's."""
     address = email.strip().lower()
-    identity = get_identity(session, EMAIL_CHANNEL, address, None, now)
+    identity = account(session, EMAIL_CHANNEL, address, now)
     if identity.customer_id == customer.id:
         return False
     link_identity(session, customer, EMAIL_CHANNEL, address, now)
@@ -267,6 +268,24 @@ def set_language(identity: Identity, customer: Customer | None, lang: str) -> No
     identity.lang = lang
 
 
+def account(session: Session, channel: str, address: str, now: datetime) -> Identity:
+    """The identity of an address that need not have written (one linked by an engineer or the
+    operator, one copied on an incident), made if new with no "last seen": that is set only by a
+    message of its own (`who`), so that "Last seen" never shows when an account was linked, and an
+    account copied but never writing is no unknown contact (`unknown_contacts`)."""
+    query = select(Identity).where(Identity.channel == channel, Identity.address == address)
+    found = session.scalars(query).first()
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            identity = Identity(channel=channel, address=address, created_at=now)
+            session.add(identity)
+        return identity
+    except IntegrityError:  # another transaction made it meanwhile
+        return session.scalars(query).one()
+
+
 def get_identity(session: Session, channel: str, address: str, display_name: str | None, now: datetime) -> Identity:
     """The identity of (channel, address) as its ORM object, created if new (`who`)."""
     found, identity = who(session, channel, address, display_name, now)
@@ -354,7 +373,7 @@ _REKEY = Prepared(update(_identity).where(_identity.c.id == bindparam("id")).val
 
 
 def link_identity(session: Session, customer: Customer, channel: str, address: str, now: datetime) -> Identity:
-    identity = get_identity(session, channel, address, None, now)
+    identity = account(session, channel, address, now)
     if identity.customer_id not in (None, customer.id):
         raise CustomerError(
             "{channel} account {address} is already linked to another customer.", channel=channel, address=address
@@ -424,7 +443,7 @@ def link_email(session: Session, customer: Customer, address: str, now: datetime
     is theirs from now on, as after `link CODE` from it (`link_identity`: a language it chose or
     wrote in before becomes the customer's if they have none). Its identity, or None if the address
     was theirs already (nothing changes); CustomerError if another customer has it."""
-    identity = get_identity(session, EMAIL_CHANNEL, address.strip().lower(), None, now)
+    identity = account(session, EMAIL_CHANNEL, address.strip().lower(), now)
     if identity.customer_id == customer.id:
         return None
     return link_identity(session, customer, EMAIL_CHANNEL, identity.address, now)
