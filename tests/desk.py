@@ -13,13 +13,14 @@ from datetime import UTC
 
 import sqlalchemy as sa
 
+from adapters.channel import Inbound
 from adapters.console import ENGINEER, ConsoleChannel, console_line
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.services import credits as credit_service
 from bot.services import customers
 from storage.db import transaction
-from storage.models import CreditPack, Incident, IncidentMessage
+from storage.models import CreditPack, Incident, IncidentMessage, Outbox
 
 #: For tests of a channel, which find each message handled by its answer: every message added to a
 #: case answered (by default one that follows the customer's own soon after is not; tests/core).
@@ -87,6 +88,37 @@ class Desk:
 
     def engineer(self, text: str) -> str:
         return self.say(ENGINEER, text)
+
+    def mail(
+        self, sender: str, text: str, *, subject: str = "Printer", thread: str | None = None, verified: bool = True
+    ) -> str:
+        """A mail from `sender` handled as the email channel hands it over (a new thread unless
+        `thread` names one); what the console printed (the engineers' topics). No mail server
+        here: what the bot writes back is read with `mails_to` (tests/email has the real one)."""
+        start = len(self.out.getvalue())
+        n = next(self._ids)
+        self.runtime.intake.deliver(
+            Inbound(
+                channel="email",
+                sender=sender,
+                conversation=thread or f"<t{n}@mail.example>",
+                text=text,
+                message_id=f"<m{n}@mail.example>",
+                received_at=self.clock().astimezone(UTC),
+                subject_hint=subject,
+                verified=verified,
+            )
+        )
+        self.runtime.dispatcher.drain("console")
+        return self.out.getvalue()[start:]
+
+    def mails_to(self, address: str) -> list[tuple[str | None, str | None, str]]:
+        """(subject, language, text) of each email row to `address`, oldest first."""
+        with transaction(self.engine) as session:
+            rows = session.scalars(
+                sa.select(Outbox).where(Outbox.channel == "email", Outbox.recipient == address).order_by(Outbox.id)
+            )
+            return [(r.subject, r.lang, r.text) for r in rows]
 
     def bodies(self, number: int) -> list[str]:
         """What incident `number`'s messages say, oldest first."""

@@ -9,7 +9,7 @@ from datetime import date
 from adapters.markup import inert
 from bot.commands import Arg, ParseError, command
 from bot.context import Context
-from bot.handlers.customer import excerpt
+from bot.handlers.customer import credit_deadline, excerpt
 from bot.handlers.engineer import ENGINEER
 from bot.i18n import _, format_day, format_when, n_, render
 from bot.policy import summarise, unusable_because
@@ -184,6 +184,8 @@ def _tell_linked(ctx: Context, customer: Customer, address: str, kept: Draft | N
             ),
         ),
     ]
+    if kept is not None:
+        lines += filter(None, [credit_deadline(ctx, customer.id, lang)])
     subject = render(lang, _("This address is now linked to {name}'s support"), name=customer.name)
     ctx.out.say(Direct(customers.EMAIL_CHANNEL, address, subject=subject), "\n".join(lines), lang=lang)
 

@@ -4,7 +4,6 @@ do is bot.handlers.customer_text."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from adapters.channel import size_text
 from adapters.markup import inert
@@ -13,8 +12,8 @@ from bot.command_help import HELP_TOPIC
 from bot.commands import Arg, command
 from bot.context import Context
 from bot.handlers import case_topic
-from bot.handlers.passed_on import files_wait, mirror, refused_line, writer
-from bot.i18n import _, format_day, format_hours, format_moment, format_when, n_, zone_time
+from bot.handlers.passed_on import add_words, files_wait, mirror, refused_line, writer
+from bot.i18n import _, format_day, format_hours, format_moment, format_when, n_, render, zone_time
 from bot.policy import CreditSummary, NoCredit
 from bot.policy.answers import bare_answer
 from bot.services import attachments, conversation, credits, customers, drafts, incidents
@@ -302,50 +301,46 @@ def kept_hours() -> int:
 
 def kept_for(ctx: Context) -> str:
     """The sentence added wherever the bot keeps a text and asks: how long it waits (SPEC §2), and
-    when the credit `open` would use ends sooner, by when to reply to use it: on a pack's last
-    evening, "I keep your message for 24 hours" alone was followed after midnight by "your
-    credits have expired"."""
+    when the credit `open` would use ends sooner, by when to reply to use it (`credit_deadline`)."""
     hours = kept_hours()
-    ends = _credit_ends_first(ctx)
-    if ends is None:
-        return ctx.tn(
-            n_("I keep your message for {hours} hour.", "I keep your message for {hours} hours."), hours, hours=hours
-        )
-    zone = zone_time(ctx.settings.calendar.tz, ctx.lang)
-    if ends == ctx.today:
-        return ctx.tn(
-            n_(
-                'I keep your message for {hours} hour, but the credit "open" would use ends tonight: reply before midnight ({zone}) to use it.',
-                'I keep your message for {hours} hours, but the credit "open" would use ends tonight: reply before midnight ({zone}) to use it.',
-            ),
-            hours,
-            hours=hours,
-            zone=zone,
-        )
-    # A later last day ends first only across the 23-hour day when the clocks go forward (or if
-    # drafts.MAX_AGE grows past a day).
-    return ctx.tn(
-        n_(
-            'I keep your message for {hours} hour, but the credit "open" would use is valid only until {expiry} inclusive: reply before that day ends ({zone}) to use it.',
-            'I keep your message for {hours} hours, but the credit "open" would use is valid only until {expiry} inclusive: reply before that day ends ({zone}) to use it.',
-        ),
-        hours,
-        hours=hours,
-        expiry=format_day(ends, ctx.lang),
-        zone=zone,
+    kept = ctx.tn(
+        n_("I keep your message for {hours} hour.", "I keep your message for {hours} hours."), hours, hours=hours
     )
+    deadline = credit_deadline(ctx)
+    return kept if deadline is None else f"{kept} {deadline}"
 
 
-def _credit_ends_first(ctx: Context) -> date | None:
-    """The last day of the credit `open` would use now, when that day is over before a text kept
-    now expires (drafts.MAX_AGE); None otherwise, and when no credit could be used."""
-    if ctx.customer_id is None:
+def credit_deadline(ctx: Context, customer_id: int | None = None, lang: str | None = None) -> str | None:
+    """When the credit `open` would use ends before a text kept now does, the sentence that says
+    by when to reply to use it; None otherwise, and when no credit could be used. On a pack's last
+    evening, "I keep your message for 24 hours" alone was followed after midnight by "your credits
+    have expired". For the sender, or for `customer_id` in `lang` (an engineer's link tells them)."""
+    customer_id = ctx.customer_id if customer_id is None else customer_id
+    lang = lang or ctx.lang
+    if customer_id is None:
         return None
-    position = credits.could_open(ctx.session, ctx.customer_id, ctx.today)
+    position = credits.could_open(ctx.session, customer_id, ctx.today)
     if isinstance(position, NoCredit) or position.next_expiry is None:
         return None
     # The pack that pays is the valid one that ends first (policy.choose_pack): `next_expiry`.
-    return position.next_expiry if ctx.settings.today(ctx.now + drafts.MAX_AGE) > position.next_expiry else None
+    ends = position.next_expiry
+    if ctx.settings.today(ctx.now + drafts.MAX_AGE) <= ends:
+        return None
+    zone = zone_time(ctx.settings.calendar.tz, lang)
+    if ends == ctx.today:
+        return render(
+            lang, _('The credit "open" would use ends tonight: reply before midnight ({zone}) to use it.'), zone=zone
+        )
+    # A later last day ends first only across the 23-hour day when the clocks go forward (or if
+    # drafts.MAX_AGE grows past a day).
+    return render(
+        lang,
+        _(
+            'The credit "open" would use is valid only until {expiry} inclusive: reply before that day ends ({zone}) to use it.'
+        ),
+        expiry=format_day(ends, lang),
+        zone=zone,
+    )
 
 
 def listing(ctx: Context, found: list[Incident]) -> str:
@@ -680,7 +675,8 @@ def _kept_before_linking(ctx: Context) -> list[str]:
         ctx.t(
             _('Before linking you wrote: "{excerpt}". I kept it for a day: reply "open" to open an incident with it.'),
             excerpt=ctx.theirs(excerpt(kept.text, 200)),
-        )
+        ),
+        *filter(None, [credit_deadline(ctx)]),
     ]
 
 
@@ -775,17 +771,7 @@ def reopen(ctx: Context, number: int, text: str | None = None) -> None:
         case_topic.reopened(ctx, incident, case_topic.the_customer(ctx))
         lines = [ctx.t(_("Incident #{number} is open again, at no charge."), number=number)]
         if text:
-            added = conversation.add_to_incident(
-                ctx.session,
-                ctx.settings,
-                ctx.now,
-                writer(ctx),
-                incident,
-                text,
-                with_files=bool(ctx.message.attachments),
-            )
-            ctx.draft_copies = added.copies
-            mirror(ctx, added.incident or incident, added.text, added.files)
+            add_words(ctx, incident, text)
             lines.append(ctx.t(_("Your message was added to it.")))
         ctx.reply_text("\n".join([*lines, *_when_answered(ctx, incident)]))
 

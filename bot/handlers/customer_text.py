@@ -10,8 +10,17 @@ from datetime import timedelta
 from adapters.channel import Said
 from bot.context import Context
 from bot.handlers import case_topic
-from bot.handlers.customer import excerpt, kept_for, kept_hours, listing, no_credit_answer, open_incident, own
-from bot.handlers.passed_on import files_wait, mirror, writer
+from bot.handlers.customer import (
+    credit_deadline,
+    excerpt,
+    kept_for,
+    kept_hours,
+    listing,
+    no_credit_answer,
+    open_incident,
+    own,
+)
+from bot.handlers.passed_on import add_words, files_wait, mirror, writer
 from bot.i18n import _, format_day, format_when, n_
 from bot.policy import NoCredit
 from bot.policy.acknowledgements import acknowledge
@@ -32,18 +41,7 @@ def add_to_case(ctx: Context, number: int, text: str, *, command: bool = False, 
     if incident is None:
         return
     if before_command and incident.state != incidents.CLOSED:
-        added = conversation.add_to_incident(
-            ctx.session,
-            ctx.settings,
-            ctx.now,
-            writer(ctx),
-            incident,
-            text,
-            with_files=bool(ctx.message.attachments),
-            keep=False,
-        )
-        ctx.draft_copies = added.copies
-        mirror(ctx, incident, added.text, added.files)
+        add_words(ctx, incident, text, keep=False)
         ctx.reply(_("Added to incident #{number}."), number=incident.id)
         return
     reply = bare_answer(text) if not command and text == ctx.message.text.strip() else None
@@ -324,6 +322,7 @@ def _added(
                         hours=kept_hours(),
                     )
                 )
+                lines += filter(None, [credit_deadline(ctx)])
             ctx.reply_text("\n".join(lines))
         return
     assert incident.resolved_at is not None

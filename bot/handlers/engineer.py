@@ -268,8 +268,8 @@ class _NoChargeWords(NamedTuple):
 
 _BUG_WORDS = _NoChargeWords(
     returned=n_(
-        "#{number} is marked as our bug; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credit left.",
-        "#{number} is marked as our bug; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credits left.",
+        "#{number} is marked as our bug; its credit went back to its pack, valid until {expiry} inclusive. The customer now has {left} credit left in all.",
+        "#{number} is marked as our bug; its credit went back to its pack, valid until {expiry} inclusive. The customer now has {left} credits left in all.",
     ),
     expired=_(
         "#{number} is marked as our bug and not charged, but its credit could not be returned: its pack was valid until {expiry} inclusive and has expired. The customer was told why."
@@ -288,8 +288,8 @@ _BUG_WORDS = _NoChargeWords(
 
 _WAIVER_WORDS = _NoChargeWords(
     returned=n_(
-        "#{number} is not charged; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credit left.",
-        "#{number} is not charged; its credit went back to its pack (valid until {expiry} inclusive): the customer has {left} credits left.",
+        "#{number} is not charged; its credit went back to its pack, valid until {expiry} inclusive. The customer now has {left} credit left in all.",
+        "#{number} is not charged; its credit went back to its pack, valid until {expiry} inclusive. The customer now has {left} credits left in all.",
     ),
     expired=_(
         "#{number} is not charged, but its credit could not be returned: its pack was valid until {expiry} inclusive and has expired. The customer was told why."

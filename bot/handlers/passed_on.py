@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from adapters.channel import WHOLE_MESSAGE, Said, size_text
 from bot.context import Context
 from bot.i18n import _
-from bot.services import attachments, incidents
+from bot.services import attachments, conversation, incidents
+from bot.services.conversation import AddedTo
 from bot.services.incidents import Writer
 from storage.models import Incident, IncidentAttachment
 
@@ -24,6 +25,25 @@ def files_wait(ctx: Context) -> None:
     """The message's text was kept as a draft: its files wait with it, for the incident it goes to."""
     if ctx.message.attachments:
         attachments.wait_with_draft(ctx.session, ctx.now, ctx.identity.id, ctx.message)
+
+
+def add_words(ctx: Context, incident: Incident, text: str, *, keep: bool = True) -> AddedTo:
+    """Words that come with a command (`reopen N text`, "close 12 thanks…") onto `incident` and
+    into its case topic, with the message's files and the people it copied; `keep` as for
+    `conversation.add_to_incident`."""
+    added = conversation.add_to_incident(
+        ctx.session,
+        ctx.settings,
+        ctx.now,
+        writer(ctx),
+        incident,
+        text,
+        with_files=bool(ctx.message.attachments),
+        keep=keep,
+    )
+    ctx.draft_copies = added.copies
+    mirror(ctx, added.incident or incident, added.text, added.files)
+    return added
 
 
 def mirror(ctx: Context, incident: Incident, text: str, waited: Sequence[IncidentAttachment] = ()) -> None:

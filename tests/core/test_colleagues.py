@@ -10,52 +10,17 @@ writes to them is read from the outbox: no mail server here; tests/email has the
 
 from __future__ import annotations
 
-import itertools
-from datetime import UTC
-
 import pytest
 from sqlalchemy import select
 
-from adapters.channel import Inbound
 from bot.services import strangers
 from storage.db import transaction
-from storage.models import Customer, Identity, Outbox
+from storage.models import Customer, Identity
 from tests.desk import Desk
 
 JOAO = "joao@acme.example"
 LINKED = "Our support team has linked this email address to Acme Lda"
 TOLD = "I have told the support team that you wrote"
-_ids = itertools.count(1)
-
-
-def _mail(desk: Desk, sender: str, text: str, *, verified: bool = True) -> str:
-    """A mail from `sender` handled as the email channel hands it over; what the console printed
-    (the engineers' topics)."""
-    start = len(desk.out.getvalue())
-    n = next(_ids)
-    desk.runtime.intake.deliver(
-        Inbound(
-            channel="email",
-            sender=sender,
-            conversation=f"<t{n}@mail.example>",
-            text=text,
-            message_id=f"<m{n}@mail.example>",
-            received_at=desk.clock().astimezone(UTC),
-            subject_hint="Printer",
-            verified=verified,
-        )
-    )
-    desk.runtime.dispatcher.drain("console")
-    return desk.out.getvalue()[start:]
-
-
-def _mails_to(desk: Desk, address: str) -> list[tuple[str | None, str | None, str]]:
-    """(subject, language, text) of each email row to `address`, oldest first."""
-    with transaction(desk.engine) as session:
-        rows = session.scalars(
-            select(Outbox).where(Outbox.channel == "email", Outbox.recipient == address).order_by(Outbox.id)
-        )
-        return [(r.subject, r.lang, r.text) for r in rows]
 
 
 def _owner(desk: Desk, address: str) -> str | None:
@@ -75,7 +40,7 @@ def _acme(desk: Desk) -> None:
 def test_an_engineer_links_a_colleagues_address_and_what_he_wrote_waits_for_open(engine, db_url, clock) -> None:  # noqa: ANN001
     desk = Desk(engine, db_url, clock)
     _acme(desk)
-    _mail(desk, JOAO, "The printer on floor 2 is down")
+    desk.mail(JOAO, "The printer on floor 2 is down")
     assert _owner(desk, JOAO) is None
 
     out = desk.engineer("/customer link Acme Lda JOAO@acme.example")
@@ -83,24 +48,24 @@ def test_an_engineer_links_a_colleagues_address_and_what_he_wrote_waits_for_open
     assert 'What it wrote before waits for its "open" (for a day): `The printer on floor 2 is down`' in out
     assert _owner(desk, JOAO) == "Acme Lda"
     # Told once, by email, in the customer's language: linked, and "open" for the text kept.
-    subject, lang, text = _mails_to(desk, JOAO)[-1]
+    subject, lang, text = desk.mails_to(JOAO)[-1]
     assert subject == "This address is now linked to Acme Lda's support" and lang == "en"
     assert LINKED in text
     assert 'Before linking you wrote: "The printer on floor 2 is down". I kept it for a day: reply "open"' in text
 
     # As after `link CODE`: a plain "open" opens the incident with the kept text, on Acme's credits.
-    _mail(desk, JOAO, "open")
+    desk.mail(JOAO, "open")
     assert desk.bodies(1) == ["The printer on floor 2 is down"]
     assert desk.credits_used() == 1
-    assert "Incident #1 is open" in _mails_to(desk, JOAO)[-1][2]
+    assert "Incident #1 is open" in desk.mails_to(JOAO)[-1][2]
     assert "email:joao@acme.example" in desk.engineer("/customer show 1")
 
     # Linking it again changes nothing and tells nobody a second time.
-    told = len(_mails_to(desk, JOAO))
+    told = len(desk.mails_to(JOAO))
     assert "`joao@acme.example` is already linked to `Acme Lda`: nothing changed." in desk.engineer(
         f"/customer link 1 {JOAO}"
     )
-    assert len(_mails_to(desk, JOAO)) == told
+    assert len(desk.mails_to(JOAO)) == told
 
 
 def test_an_address_that_never_wrote_is_told_how_to_open_in_the_customers_language(engine, db_url, clock) -> None:  # noqa: ANN001
@@ -110,7 +75,7 @@ def test_an_address_that_never_wrote_is_told_how_to_open_in_the_customers_langua
     out = desk.engineer("/cliente link 1 <Maria@Acme.example>")
     assert "`maria@acme.example` is now linked to `Acme Lda` (id 1)" in out
     assert "waits for its" not in out  # nothing was kept
-    ((subject, lang, text),) = _mails_to(desk, "maria@acme.example")
+    ((subject, lang, text),) = desk.mails_to("maria@acme.example")
     assert subject == "Este endereço está agora associado ao suporte de Acme Lda" and lang == "pt-PT"
     assert "A nossa equipa de suporte associou este endereço de email a Acme Lda" in text
     assert "Para abrir um incidente, envie «abrir» seguido do assunto (usa um crédito)." in text
@@ -133,15 +98,15 @@ def test_what_cannot_be_linked_is_refused_in_one_line_and_changes_nothing(engine
     desk = Desk(engine, db_url, clock)
     _acme(desk)
     desk.engineer("/customer add Beta")
-    _mail(desk, JOAO, "Hello, the printer again")
-    before = _mails_to(desk, JOAO) + _mails_to(desk, "ana@acme.example")
+    desk.mail(JOAO, "Hello, the printer again")
+    before = desk.mails_to(JOAO) + desk.mails_to("ana@acme.example")
     out = desk.engineer(line)
     assert said in out, out
     assert "now linked" not in out
     assert len([line for line in out.splitlines() if line.startswith("  ")]) == 1
     assert _owner(desk, "ana@acme.example") == "Acme Lda"
     assert _owner(desk, JOAO) is None
-    assert _mails_to(desk, JOAO) + _mails_to(desk, "ana@acme.example") == before
+    assert desk.mails_to(JOAO) + desk.mails_to("ana@acme.example") == before
 
 
 def test_only_the_domain_of_exactly_one_customer_makes_a_colleague(engine, db_url, clock) -> None:  # noqa: ANN001
@@ -152,15 +117,15 @@ def test_only_the_domain_of_exactly_one_customer_makes_a_colleague(engine, db_ur
     # Only ends like Acme's domain: another organisation, and no second customer at acme.example.
     desk.engineer("/customer add Notacme ops@notacme.example")
 
-    topics = _mail(desk, "rui@acme.example", "Can you help?")  # the channel gives it in lower case
-    assert TOLD in _mails_to(desk, "rui@acme.example")[0][2]
+    topics = desk.mail("rui@acme.example", "Can you help?")  # the channel gives it in lower case
+    assert TOLD in desk.mails_to("rui@acme.example")[0][2]
     assert "`/customer link 1 rui@acme.example`" in topics
     # Two customers at the domain: nobody can say whose colleague this is.
-    assert "deskbot alerts" not in _mail(desk, "eva@shared.example", "Can you help?")
-    assert TOLD not in _mails_to(desk, "eva@shared.example")[0][2]
+    assert "deskbot alerts" not in desk.mail("eva@shared.example", "Can you help?")
+    assert TOLD not in desk.mails_to("eva@shared.example")[0][2]
     # A domain of no customer's.
-    assert "deskbot alerts" not in _mail(desk, "x@other.example", "Hi")
-    assert TOLD not in _mails_to(desk, "x@other.example")[0][2]
+    assert "deskbot alerts" not in desk.mail("x@other.example", "Hi")
+    assert TOLD not in desk.mails_to("x@other.example")[0][2]
     # Not an email address: a console account is never anyone's colleague.
     assert "I don't know this account yet" in desk.say("acme.example", "hello")
     assert TOLD not in desk.say("someone@acme.example", "hello")

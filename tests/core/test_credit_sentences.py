@@ -7,7 +7,10 @@ Portuguese."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
+
+from sqlalchemy import select
 
 from bot.services import credits as credit_service
 from storage.db import transaction
@@ -98,12 +101,12 @@ def test_on_a_packs_last_day_the_offer_says_to_reply_before_midnight(engine, db_
     for name in ("Acme", "Beta"):
         out = desk.say(name, "my backup is broken")
         assert (
-            "it uses your last credit, valid until 3 Dec 2026 inclusive. I keep your message for 24 hours,"
-            f' but the credit "open" would use {TONIGHT}' in out
+            "it uses your last credit, valid until 3 Dec 2026 inclusive. I keep your message for 24 hours."
+            f' The credit "open" would use {TONIGHT}' in out
         )
     out = desk.say("Cliente", "a cópia de segurança falha")
     assert (
-        "Guardo a sua mensagem durante 24 horas, mas o crédito que «abrir» utilizaria termina esta noite:"
+        "Guardo a sua mensagem durante 24 horas. O crédito que «abrir» utilizaria termina esta noite:"
         " responda antes da meia-noite (hora de Lisboa) para o utilizar." in out
     )
 
@@ -121,7 +124,7 @@ def test_every_answer_that_keeps_a_text_on_the_last_day_says_so(engine, db_url, 
     desk.say("Acme", "open the nas fan is loud")
 
     out = desk.say("Acme", "open the printer jams too")  # open while #1 is open: asked first
-    assert "that uses one more credit (you have 1)." in out and f'the credit "open" would use {TONIGHT}' in out
+    assert "that uses one more credit (you have 1)." in out and f'The credit "open" would use {TONIGHT}' in out
     desk.say("Acme", "close 1")
     out = desk.say("Acme", "#1 one more thing")  # a closed incident: the text is kept for `open`
     assert "Incident #1 is closed and takes no more messages" in out and TONIGHT in out
@@ -136,6 +139,46 @@ def test_a_last_day_cut_short_by_summer_time_is_named(engine, db_url, clock):
 
     out = desk.say("Acme", "my backup is broken")
     assert (
-        'I keep your message for 24 hours, but the credit "open" would use is valid only until 28 Mar 2027'
+        'I keep your message for 24 hours. The credit "open" would use is valid only until 28 Mar 2027'
         " inclusive: reply before that day ends (Lisbon time) to use it." in out
     )
+
+
+def test_a_new_mail_thread_and_an_engineers_link_say_so_on_the_last_evening(engine, db_url, clock):
+    """The other two answers that leave a text waiting for "open": the offer of a new mail thread
+    that joined the open incident, and the mail that tells a colleague an engineer linked them."""
+    desk = Desk(engine, db_url, clock)
+    desk.engineer("/customer add Acme Lda ana@acme.example")
+    with transaction(desk.engine) as session:
+        acme = session.scalars(select(Customer).where(Customer.name == "Acme Lda")).one()
+        credit_service.grant_credits(session, acme, 2, TOMORROW_LAST, "test", desk.clock(), months=12)
+    clock.now = datetime(2026, 12, 3, 21, 0, tzinfo=UTC)  # 21:00 in Lisbon on the pack's last day
+    desk.mail("ana@acme.example", "open The backup fails", subject="Backup")
+
+    desk.mail("ana@acme.example", "The web UI is slow too.", subject="Web UI")  # a new thread: joins #1
+    offer = desk.mails_to("ana@acme.example")[-1][2]
+    assert 'If this is a separate problem, reply "open" within 24 hours' in offer
+    assert f'The credit "open" would use {TONIGHT}' in offer
+
+    desk.mail("joao@acme.example", "The printer on floor 2 is down")
+    desk.engineer("/customer link Acme Lda joao@acme.example")
+    welcome = desk.mails_to("joao@acme.example")[-1][2]
+    assert 'I kept it for a day: reply "open"' in welcome and f'The credit "open" would use {TONIGHT}' in welcome
+
+    clock.now = datetime(2026, 12, 2, 21, 0, tzinfo=UTC)  # the day before: a day is there, nothing said
+    desk.mail("rui@acme.example", "The scanner too")
+    desk.engineer("/customer link Acme Lda rui@acme.example")
+    assert "midnight" not in desk.mails_to("rui@acme.example")[-1][2]
+
+
+def test_link_with_a_code_on_the_last_evening_says_so_of_the_text_kept_before(engine, db_url, clock):
+    desk = Desk(engine, db_url, clock)
+    out = desk.engineer("/customer add Acme")
+    (code,) = set(re.findall(r"[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}", out))
+    with transaction(desk.engine) as session:
+        acme = session.scalars(select(Customer).where(Customer.name == "Acme")).one()
+        credit_service.grant_credits(session, acme, 2, TOMORROW_LAST, "test", desk.clock(), months=12)
+    clock.now = datetime(2026, 12, 3, 21, 0, tzinfo=UTC)
+    desk.say("newcomer", "The printer is down")
+    out = desk.say("newcomer", f"link {code}")
+    assert 'Before linking you wrote: "The printer is down".' in out and f'The credit "open" would use {TONIGHT}' in out

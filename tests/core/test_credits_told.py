@@ -97,14 +97,14 @@ def test_bug_on_a_valid_pack_gives_the_credit_back_and_says_how_many_are_left(en
         " You have 1 credit left." in out
     )
     assert (
-        "#1 is marked as our bug; its credit went back to its pack (valid until 3 Dec 2026 inclusive):"
-        " the customer has 1 credit left." in out
+        "#1 is marked as our bug; its credit went back to its pack, valid until 3 Dec 2026 inclusive."
+        " The customer now has 1 credit left in all." in out
     )
     assert "Credits left: 1" in desk.say("Acme", "credits")
 
     out = desk.engineer("/bug 2")
     assert "não há qualquer custo e o crédito foi devolvido. Tem 2 créditos disponíveis." in out
-    assert "the customer has 2 credits left." in out
+    assert "The customer now has 2 credits left in all." in out
 
 
 def test_return_credit_says_what_became_of_the_credit(engine, db_url, clock):
@@ -152,8 +152,8 @@ def test_waive_returns_the_credit_without_calling_it_our_bug(engine, db_url, clo
     assert "deskbot → Acme:\n  There is no charge for incident #2: its credit is back. You have 2 credits left." in out
     assert "bug" not in out
     assert (
-        "#2 is not charged; its credit went back to its pack (valid until 2 Dec 2027 inclusive):"
-        " the customer has 2 credits left." in out
+        "#2 is not charged; its credit went back to its pack, valid until 2 Dec 2027 inclusive."
+        " The customer now has 2 credits left in all." in out
     )
     assert "Credits left: 2" in desk.say("Acme", "credits")
     with transaction(desk.engine) as s:

@@ -84,7 +84,7 @@ def test_bug_and_the_console_count_credits_left_with_the_configured_months(engin
     desk.customer("Acme", credits=2, purchased=SEVEN_MONTHS_AGO)  # lapsed with six months
     desk.engineer("/credits grant Acme 1 2026-07-10")
     assert "Incident #1 is open" in desk.say("Acme", "open The NAS is slow")
-    assert "the customer has 1 credit left." in desk.engineer("/bug 1")
+    assert "The customer now has 1 credit left in all." in desk.engineer("/bug 1")
 
     # `deskbot chat` counts the credits of the customer it plays on start.
     out = io.StringIO()
