@@ -28,6 +28,11 @@ shortest text, then a run of exactly N backticks not after a backtick):
 Callers put the result inside a line, after bot-written text that does not
 end in a backslash or a backtick (a space, `(`, `:`).
 
+A value is at most `MAX_INERT` characters (a longer one is cut, with "…"): a
+line of the bot's is then always far shorter than a Zulip message, so the
+splitter never has to cut one, and a code span cut in two would let the rest
+act (an email Subject of 10,000 characters did: `@**all**` at its end fired).
+
 One copy for both writers of engineer-facing markdown: the engineer command
 handlers (bot/handlers/engineer.py) and the Zulip channel's quote headers
 (adapters/zulip/markup.py). It imports no platform client, so the core may use it.
@@ -41,15 +46,22 @@ from adapters.printable import printable
 
 _BACKTICKS = re.compile(r"`+")
 
+#: The longest value `inert` writes, in code points: names, subjects, addresses and file names
+#: are far shorter in honest use.
+MAX_INERT = 500
 
-def inert(value: str) -> str:
-    """`value` on one line as Zulip inline code that no mention, link, image or other markup can leave.
+
+def inert(value: str, limit: int = MAX_INERT) -> str:
+    """`value` on one line as Zulip inline code that no mention, link, image or other markup can
+    leave, cut to `limit` characters (the last one "…").
 
     An empty (or all-whitespace) value gives an empty string: a code span cannot be empty.
     """
     text = " ".join(printable(value, keep_whitespace=True).split())
     if not text:
         return ""
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
     fence = "`" * (1 + max((len(run) for run in _BACKTICKS.findall(text)), default=0))
     if text.startswith("`") or text.endswith("`"):
         text = f" {text} "

@@ -16,6 +16,10 @@ Rules (SPEC §3, NOTES §3 and §5):
   is a pure function of the row (and the server's `max_message_length`), so
   after a crash the bot recognises its own earlier send by the exact content
   (`as_stored`: what the server keeps of a body), see `reconcile`.
+* A quote is shown up to `MAX_QUOTE` characters; the rest is left out
+  with a line that says how much (the store keeps the message whole). A mail
+  of megabytes posted whole was hundreds of parts: it buried the topic, and at
+  Zulip's rate limits held up every other send on the channel for minutes.
 * Bodies longer than the server's `max_message_length` are split at line
   boundaries (hard-split only for a line longer than a part); a fence open at
   a split is closed at the end of the part and reopened in the next. The
@@ -36,6 +40,8 @@ DEFAULT_MAX_MESSAGE_LENGTH = 10000
 MAX_TOPIC_LENGTH = 60
 #: First line of every part after the first: bot-written, language-neutral.
 CONTINUATION = "…"
+#: How much of a quote a row shows at most: three messages at Zulip's default limit.
+MAX_QUOTE = 3 * DEFAULT_MAX_MESSAGE_LENGTH
 #: Header used if a row carries a quote but no text of its own (never expected).
 FALLBACK_HEADER = "»"
 #: The longest fence chosen by run length; the fixed fence of guarded mode is one longer,
@@ -117,11 +123,20 @@ def compose(text: str, quote: str | None, max_length: int = DEFAULT_MAX_MESSAGE_
     quote_fence: QuoteFence | None = None
     if quote is not None:
         quote = _normalise(quote).rstrip("\n")
-        quote_fence = choose_fence(quote)
+        shown = quote[:MAX_QUOTE]
+        quote_fence = choose_fence(shown)
         lines.extend((line, "text") for line in (text or FALLBACK_HEADER).split("\n"))
         lines.append((quote_fence.token + "text", "open"))
-        lines.extend((line, "quote") for line in quote.split("\n"))
+        lines.extend((line, "quote") for line in shown.split("\n"))
         lines.append((quote_fence.token, "close"))
+        if len(shown) < len(quote):
+            left_out = len(quote) - len(shown)
+            lines.append(
+                (
+                    f"{CONTINUATION} {left_out:,} more characters not shown here; the whole message is kept with the case (deskbot cases export).",
+                    "text",
+                )
+            )
     else:
         lines.extend((line, "text") for line in text.split("\n"))
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from adapters.channel import Outbound, Said
 from adapters.zulip import ZulipChannel
-from adapters.zulip.markup import inert, said_header, their_words
+from adapters.zulip.markup import _PLAIN_ADDRESS, inert, said_header, their_words
 from tests.fakes.zulip import FakeZulip
 from tests.zulip.conftest import BOT, STREAM
 from tests.zulip.markdown_check import HOSTILE, active_markup, render
@@ -95,6 +95,8 @@ def test_name_and_address_stay_apart_in_a_header(name: str, address: str, role: 
     rendered = render(said_header(said))
     assert rendered.active == []
     values = (name, address) if role == "customer" else (name,)
+    if role == "engineer" and _PLAIN_ADDRESS.fullmatch(name):
+        values = ()  # the engineers' own addresses, from the configuration, are written as they are
     assert [s.strip(" ") for s in rendered.code] == [one_line(v).strip(" ") for v in values if one_line(v)]
 
 
@@ -157,3 +159,46 @@ def test_a_customers_words_never_act_in_an_answer_to_them(value: str) -> None:
 )
 def test_plain_words_stay_as_they_are_and_the_rest_is_inert(value: str, shown: str) -> None:
     assert their_words(value) == shown
+
+
+# -- values of any length: no code span is ever cut in two ------------------------------------------------
+
+LONG_SUBJECT = "A" * 9_950 + " @**all** [x](https://evil.example) $$x$$ <time:2026-12-08T10:00:00Z> " + "B" * 300
+
+
+def test_a_value_longer_than_a_message_is_cut_and_stays_one_code_span() -> None:
+    shown = inert(LONG_SUBJECT)
+    assert len(shown) <= 502 and shown.endswith("…`")
+    rendered = render(f"• #1 {shown} · open")
+    assert rendered.active == [] and len(rendered.code) == 1
+
+
+def test_a_subject_of_ten_thousand_characters_acts_in_no_part_of_the_topic(
+    fake: FakeZulip, make_channel: Callable[..., ZulipChannel]
+) -> None:
+    """An email Subject longer than a Zulip message made a header line the splitter had to cut, in
+    the middle of its code span: the second part began with the Subject's end, `@**all**` acting."""
+    channel = make_channel()
+    channel.start()
+    said = Said("A" * 20_000 + " @**all**", "email", "ana@example.com" + " @**all**" * 2_000, subject=LONG_SUBJECT)
+    channel.send(mirrored(1, said, "#1 hello @**all**"))
+    (message,) = fake.sent_by(BOT, stream=STREAM, topic=TOPIC)
+    assert active_markup(message.content) == []
+    assert parse_relayed(message.content).inside == ["#1 hello @**all**"]
+
+
+def test_a_message_of_megabytes_is_shown_in_a_few_parts_and_says_how_much_was_left_out(
+    fake: FakeZulip, make_channel: Callable[..., ZulipChannel]
+) -> None:
+    """A 3 MB mail was 303 posts: it buried the topic and, at Zulip's rate limits, held up every
+    other answer on the channel for minutes. The store keeps it whole (tests/email)."""
+    channel = make_channel()
+    channel.start()
+    channel.send(mirrored(1, Said("Ana", "email", "ana@example.com"), "x" * 3_000_000 + "\n@**all**"))
+    parts = [m.content for m in fake.sent_by(BOT, stream=STREAM, topic=TOPIC)]
+    assert len(parts) == 4
+    assert all(active_markup(part) == [] for part in parts)
+    assert "".join(line for part in parts for line in parse_relayed(part).inside) == "x" * 30_000
+    assert parts[-1].endswith(
+        "\n… 2,970,009 more characters not shown here; the whole message is kept with the case (deskbot cases export)."
+    )
