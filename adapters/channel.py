@@ -44,6 +44,11 @@ from typing import Any, ClassVar, Literal, Protocol
 #: "direct": a one-to-one conversation with a person (customer or engineer).
 #: "topic": a message in a case topic of the engineers' support stream.
 Kind = Literal["direct", "topic"]
+#: What a text is as a customer's command (`Channel.customer_command`). "names_case": a command
+#: written whole, its arguments and nothing else, naming an incident, which the customer's words
+#: about it may follow ("close 12", "severity 12 1", "reopen 12 it broke"); "command": any other the
+#: core would run ("status", "lang pt", "open the VPN drops", "close 12 thanks").
+CommandShape = Literal["names_case", "command"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +399,11 @@ class Channel(ABC):
     files: FileStore | None = None
     #: Set by the runtime (DESKBOT_MAX_ATTACHMENT_MB): the largest file a customer's message keeps.
     max_attachment_bytes: int = 25 * 1024 * 1024
+    #: Set by the runtime: what a text is as a customer's command (`CommandShape`), None when it is
+    #: none (no command word, or words after it that are no arguments of it: "Status of my order?").
+    #: For a channel that carries a command beside the text (email: a new mail's subject, over the
+    #: customer's words in its body); the commands are the core's, declared once. Unset: none is read.
+    customer_command: Callable[[str], CommandShape | None] | None = None
     #: The most automatic answers one address gets an hour on this channel (None: no cap beyond
     #: the strangers' allowance): two robots answering each other can never loop (email).
     answers_per_hour: int | None = None

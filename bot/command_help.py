@@ -35,10 +35,24 @@ def explain(registry: Registry, commands: Sequence[Command], lang: str, code: Ca
         if other != lang and first.name_in(other) != first.name_in(lang)
     ]
     lines.append(render(lang, _("For example: {example}"), example=code(prefix + example(first, lang))))
+    if slash and any(arg.kind == "case" for arg in first.args):
+        lines.append(_in_a_case_topic(first, lang, code))
     if len(commands) > 1:
         one = f"{_help_word(registry, first.audience, lang)} {first.name_in(lang)} {first.sub}"
         lines.append(render(lang, _("For one of them alone: {example}"), example=code(one)))
     return lines
+
+
+def _in_a_case_topic(cmd: Command, lang: str, code: Callable[[str], str]) -> str:
+    """How an engineer's command names its case in a case topic (SPEC §3): the number may be left out;
+    a command that acts takes another case's number only written with # (`bot.commands.OtherCase`)."""
+    if cmd.read_only:
+        return render(lang, _("In a case topic the number may be left out."))
+    return render(
+        lang,
+        _("In a case topic the number may be left out; there, another case's number is written with #: {example}"),
+        example=code("/" + example(cmd, lang, case="#12")),
+    )
 
 
 def unknown_topic(registry: Registry, audience: Audience, word: str, shown: str, lang: str) -> str:

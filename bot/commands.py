@@ -2,8 +2,9 @@
 
 A command is declared once, with the `command` decorator on its handler: its name in
 each language, other aliases, audience, whether an account not yet linked to a
-customer may use it, arguments and help text. The handler modules list their commands
-in help order (`COMMANDS`), and the router builds one `Registry` of them when it starts.
+customer may use it, whether it only reads (`read_only`; any other acts), arguments and
+help text. The handler modules list their commands in help order (`COMMANDS`), and the
+router builds one `Registry` of them when it starts.
 `Registry.find` turns a command word into the declaration; `parse_args` turns the rest
 of the line into the handler's arguments or a `ParseError` that already says what is wrong.
 """
@@ -60,6 +61,10 @@ class Command:
     sub: str | None = None
     #: May an account not linked to a customer use it (help, lang, link)?
     unlinked: bool = False
+    #: It changes nothing and writes to nobody but the asker (`/case`, `/cases`). Any other command
+    #: acts (on a case, or to a customer): in a case topic, a number written without `#` that names
+    #: another case is not taken for it (`OtherCase`).
+    read_only: bool = False
 
     @property
     def name(self) -> str:
@@ -88,12 +93,15 @@ def command(
     help: str,
     sub: str | None = None,
     unlinked: bool = False,
+    read_only: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare the decorated function as the handler of a command (its `command` attribute)."""
 
     def declare(handler: Callable[..., Any]) -> Callable[..., Any]:
         names = {"en": fold(en)} | ({"pt": fold(pt)} if pt else {})
-        declared = Command(names, audience, args, help, handler, tuple(fold(a) for a in aliases), sub, unlinked)
+        declared = Command(
+            names, audience, args, help, handler, tuple(fold(a) for a in aliases), sub, unlinked, read_only
+        )
         handler.command = declared  # type: ignore[attr-defined]
         return handler
 
@@ -159,6 +167,38 @@ class ParseError(Exception):
         super().__init__(msgid)
         self.msgid = msgid
         self.values = values
+
+
+@dataclass(frozen=True)
+class OtherCase:
+    """In a case topic, the number a command that acts begins with, written without `#`, when it
+    names another case than the topic's (SPEC §3: there the number may be left out, so it may be
+    the start of the command's own words). "/reply 2 things to try" in #1's topic is "2 things to
+    try" for #1's customer, or "things to try" for #2's: not taken for either. The handler asks
+    which was meant; `#2` says it plainly, as the topic's own number does."""
+
+    command: Command = field(repr=False)
+    number: int
+    topic_case: int
+    #: The arguments before the number, as written (none, for a command whose number comes first).
+    before: str
+    #: The rest of the line from the number on, as written ("2 things to try").
+    after: str
+
+    def for_number(self) -> str:
+        """The arguments that run the command on the case the number names: "#2 things to try"."""
+        return f"{self.before} #{self.after}".strip()
+
+    def for_topic(self) -> str | None:
+        """The arguments that run the command on the topic's case with the words as written,
+        the number among them ("1 2 things to try"); None when they would not fit the command
+        ("/severity 2 1" cannot be for #1 as written)."""
+        arguments = f"{self.before} {self.topic_case} {self.after}".strip()
+        try:
+            parse_args(self.command, f"{self.command.sub or ''} {arguments}", None)
+        except ParseError:
+            return None
+        return arguments
 
 
 def fold(word: str) -> str:
@@ -276,6 +316,8 @@ def _parsed(cmd: Command, rest: str, topic_case: int | None, lang: str) -> tuple
     if cmd.sub:
         rest = _first_word(rest)[1]
     values: dict[str, Any] = {}
+    #: The arguments read so far, as written (an `OtherCase` writes them again).
+    written: list[str] = []
     for arg in cmd.args:
         if arg.kind == "text":
             if arg.required and not rest:
@@ -285,16 +327,23 @@ def _parsed(cmd: Command, rest: str, topic_case: int | None, lang: str) -> tuple
             continue
         if arg.kind == "name" and rest[:1] not in ('"', "\u201c"):
             rest = _split_name(arg, cmd.args[cmd.args.index(arg) + 1 :], rest, lang)
+        rest = rest.strip()
         token, remainder = _first_word(rest)
         if arg.kind == "case":
             number = whole_number(token.removeprefix("#").rstrip(_AFTER_A_WORD)) if token else None
-            if number is not None and topic_case is not None and not token.startswith("#"):
+            bare = number is not None and topic_case is not None and not token.startswith("#")
+            if bare:
                 # In a case topic the number may be left out: "/severity 2" there gives the level only.
                 later = cmd.args[cmd.args.index(arg) + 1 :]
                 if all(a.kind != "text" for a in later) and len(rest.split()) <= sum(a.required for a in later):
                     number = None
             if number is not None:
-                values[arg.name] = number
+                if bare and number != topic_case and not cmd.read_only:
+                    assert topic_case is not None  # `bare` says so
+                    values[arg.name] = OtherCase(cmd, number, topic_case, " ".join(written), rest)
+                else:
+                    values[arg.name] = number
+                written.append(rest[: len(rest) - len(remainder)].strip())
                 rest = remainder.strip()
             elif topic_case is not None:
                 values[arg.name] = topic_case
@@ -315,6 +364,7 @@ def _parsed(cmd: Command, rest: str, topic_case: int | None, lang: str) -> tuple
             values[arg.name] = None
             continue
         values[arg.name] = _convert(arg, token, lang)
+        written.append(rest[: len(rest) - len(remainder)].strip())
         rest = remainder.strip()
     return values, rest
 
@@ -363,17 +413,18 @@ def _fits(arg: Arg, token: str, lang: str) -> bool:
     return True
 
 
-def example(cmd: Command, lang: str) -> str:
+def example(cmd: Command, lang: str, case: str = "12") -> str:
     """The command written out with sample arguments, no leading "/": "severity 12 2", "reply 12
-    <text>", "credits grant <customer> 3". A case is 12, a whole number 3; any other argument is its
-    declared `example`, else, when it is required, its first choice or its name in <>. An optional
-    argument with no example is left out ("status 12" shows the number, "open <text>" its text)."""
+    <text>", "credits grant <customer> 3". A case is `case` (12; "#12" as written in another case's
+    topic), a whole number 3; any other argument is its declared `example`, else, when it is
+    required, its first choice or its name in <>. An optional argument with no example is left out
+    ("status 12" shows the number, "open <text>" its text)."""
     words = [cmd.name_in(lang), *([cmd.sub] if cmd.sub else [])]
     for arg in cmd.args:
         if arg.example:
             words.append(arg.example)
         elif arg.kind == "case":
-            words.append("12")
+            words.append(case)
         elif arg.kind == "int" and arg.required:
             words.append("3")
         elif arg.kind == "choice" and arg.required:

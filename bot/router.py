@@ -9,6 +9,7 @@ in bot.handlers.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -38,6 +39,7 @@ from bot.handlers import copied as copied_handlers
 from bot.handlers import customer_text, edits
 from bot.i18n import _, quoted
 from bot.numbers import MAX_DIGITS, whole_number
+from bot.policy.answers import bare_answer, thank_you
 from bot.policy.language import written_in_portuguese
 from bot.services import copies, customers, incidents, strangers
 from bot.services.delivery_notices import ALERTS_TOPIC
@@ -277,16 +279,23 @@ class Router:
             if said is not None and incidents.own_incident(ctx.session, ctx.customer, said.number) is not None:
                 self._run_with_words(ctx, cmd, said)
                 return
-            # In a thread about an incident, a line that only looks like a command ("Status: still
-            # down") is what the customer says about it; elsewhere, so is a sentence that only
-            # begins with a command word ("close to losing data here"), or that names a number no
-            # incident of theirs has ("status 3 servers are down": three servers, not incident #3).
-            otherwise = None
             if thread is not None:
-                otherwise = partial(self._to_case, ctx, thread)
-            elif reads_as_prose(line):
-                otherwise = partial(customer_text.free_text, ctx, text)
-            self._run(ctx, cmd, rest, slash, otherwise=otherwise)
+                self._in_thread(ctx, cmd, line, thread)
+                return
+            # A sentence that only begins with a command word ("close to losing data here"), or
+            # that names a number no incident of theirs has ("status 3 servers are down": three
+            # servers, not incident #3), is what the customer says, as any other text. One that goes
+            # on as the command's arguments do ("Severity: critical, production is down", with no
+            # number) meant the command: filed as text alone, it read as done ("Added to incident
+            # #1." and the severity unchanged), so the usage says how to write it, and the text is
+            # kept as any other text would be.
+            otherwise = kept = None
+            if reads_as_prose(line):
+                if _begins_as_arguments(cmd, rest):
+                    kept = partial(customer_text.free_text, ctx, text, command=True)
+                else:
+                    otherwise = partial(customer_text.free_text, ctx, text)
+            self._run(ctx, cmd, rest, slash, otherwise=otherwise, kept=kept)
             return
         addressed = without_leading_mentions(text)
         if thread is not None and not slash and not ADD_TO_CASE.match(addressed):
@@ -307,6 +316,42 @@ class Router:
             return
         customer_text.add_to_case(ctx, number, match.group(2).strip())
 
+    def _in_thread(self, ctx: Context, cmd: Command, line: CommandLine, thread: int) -> None:
+        """A customer's command in the thread of their incident `thread` (a reply to a mail about it,
+        a `[#N]` subject): the incident a command needs and was not given is that one. Answering
+        "Incident #1 is open … send "severity 1 <level>"" with `severity 1`, `severity critical`,
+        `reopen`, `close`, or "Reabrir, por favor. Voltou a falhar." (its words added, as after
+        `reopen 1`), the customer meant incident #1, whose number the thread already says. A
+        command that fits as written keeps its meaning: a number of theirs is theirs to name
+        (`status 2`, `severity 2 1`), and `status` alone lists their incidents (SPEC §2); where the
+        one number does not fit as the incident's ("severity 1" asks for two), it is the next
+        argument.
+
+        Words after arguments that fit are added, as `with_words` adds them (`severity critical,
+        production is down`), when the customer wrote some of the arguments or the words are only
+        courtesy ("Close, thanks!", "Status, please"): a sentence that merely begins with a command
+        word ("close to losing data here", "Status: still down") is what the customer says about
+        the incident, and is added to it. Anything else is a command written wrong: its text goes
+        on the incident too (filed silently it read as done), and the answer says how to write it."""
+        rest = line.rest
+        # The thread's number goes first, where a command's number goes ("severity 1" is
+        # "severity <thread> 1"); a command that fits as written ("status 2", "status") keeps it.
+        takes_case = any(arg.kind == "case" for arg in cmd.args)
+        filled = f"{thread} {rest}".rstrip() if takes_case and not _parses(cmd, rest, ctx.lang) else None
+        if filled is not None:
+            said = with_words(cmd, filled)
+            if said is not None and (said.words != rest or _only_courtesy(said.words)):
+                self._run_with_words(ctx, cmd, said)
+                return
+        otherwise = kept = None
+        if reads_as_prose(line) and not _begins_as_arguments(cmd, rest):
+            otherwise = partial(self._to_case, ctx, thread)
+        else:
+            kept = partial(customer_text.add_to_case, ctx, thread, ctx.message.text.strip(), before_command=True)
+        # Run with the thread's number where it was needed: what fits runs ("severity critical",
+        # "reopen"); what does not, the usage says what is wrong with the rest.
+        self._run(ctx, cmd, filled or rest, line.slash, otherwise=otherwise, kept=kept)
+
     # -- shared ----------------------------------------------------------------
 
     def _to_case(self, ctx: Context, number: int) -> None:
@@ -325,9 +370,16 @@ class Router:
         cmd.handler(ctx, **said.values)
 
     def _run(
-        self, ctx: Context, cmd: Command, rest: str, slash: bool, otherwise: Callable[[], None] | None = None
+        self,
+        ctx: Context,
+        cmd: Command,
+        rest: str,
+        slash: bool,
+        otherwise: Callable[[], None] | None = None,
+        kept: Callable[[], None] | None = None,
     ) -> None:
-        """Run `cmd`; when its arguments do not parse, `otherwise` (if given) instead of the usage."""
+        """Run `cmd`; when its arguments do not parse, `otherwise` (if given) instead of the usage,
+        else `kept` (if given: the customer's text kept, said before the usage) and the usage."""
         try:
             values = parse_args(cmd, rest, ctx.topic_case, ctx.lang)
         except ParseError as exc:
@@ -335,6 +387,8 @@ class Router:
                 otherwise()
                 return
             CustomerAnswers.to_command(ctx)
+            if kept is not None:
+                kept()
             wrong = ctx.t(exc.msgid, **exc.values)  # may begin with an argument's name: "severity must be …"
             ctx.reply_text(
                 wrong[:1].upper()
@@ -421,6 +475,40 @@ class CustomerAnswers:
                 incident.id if case is not None and incident is not None else None,
             )
         return False
+
+
+def _parses(cmd: Command, rest: str, lang: str) -> bool:
+    """Do the words after the command word fit its arguments, all of them?"""
+    try:
+        parse_args(cmd, rest, None, lang)
+    except ParseError:
+        return False
+    return True
+
+
+def _only_courtesy(words: str) -> bool:
+    """Words that add nothing to what a command says: "thanks", "please", "ok" (bot.policy.answers)."""
+    return thank_you(words) or bare_answer(words) == "yes"
+
+
+#: Punctuation around a number people write ("#12:", "1,"): not part of it.
+_AROUND_A_NUMBER = "#:.,;!?()"
+
+
+def _begins_as_arguments(cmd: Command, rest: str) -> bool:
+    """Do the words after a command word begin as its arguments go on after the incident's number,
+    that number written or not? Only a choice tells (a level, by its number or its name:
+    "severity: critical, production is down", "severity 1, production is down", "gravidade 2 alta,
+    …"): a number alone as often counts something ("status 3 servers are down"), and other words
+    begin a sentence ("close to losing data here")."""
+    after = [arg for arg in cmd.args if arg.kind != "case"]
+    if not after or after[0].kind != "choice":
+        return False
+    tokens = rest.split()[:2]
+    if len(tokens) == 2 and whole_number(tokens[0].strip(_AROUND_A_NUMBER)) is None:
+        tokens = tokens[:1]  # only a number may stand before the choice: the incident's
+    choice = dataclasses.replace(cmd, args=(after[0],))
+    return any(_parses(choice, token, "en") for token in tokens)
 
 
 def _kept_from_stranger(cmd: Command | None, line: CommandLine, text: str) -> tuple[str, Command | None]:

@@ -13,17 +13,19 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from adapters.channel import Channel, ChannelError, PermanentChannelError
+from adapters.channel import Channel, ChannelError, CommandShape, PermanentChannelError
 from adapters.console import ENGINEER, STRANGER, ConsoleChannel
 from bot import i18n
 from bot.channel_health import ChannelHealth
 from bot.channel_start import start_channels
+from bot.commands import ParseError, Registry, parse_args, split_command, with_words
 from bot.config import Settings
 from bot.deployment import Deployment
 from bot.dispatcher import Dispatcher
@@ -150,6 +152,26 @@ def _oauth2(settings: Settings):  # noqa: ANN202 (adapters.email.oauth.OAuth2Set
     )
 
 
+def customer_command(commands: Registry, text: str) -> CommandShape | None:
+    """What `text` is as a customer's command, as the router reads it (`Channel.customer_command`,
+    which the email channel asks of a new mail's subject and of its body's first line): None when
+    its first word is no customer command, or the rest is no arguments of it ("Status of my
+    order?"); "names_case" when it is a command and its arguments, nothing else, naming an incident
+    ("close 12", "severity 12 1", "reopen 12 it broke"): the router takes words written after it as
+    the customer's about that incident (`bot.commands.with_words`, or the command's own text);
+    "command" for any other it runs ("status", "lang pt", "open the VPN drops", "close 12 thanks")."""
+    line = split_command(text)
+    cmd = commands.find("customer", line.word, line.rest) if line.word else None
+    if cmd is None:
+        return None
+    try:
+        values = parse_args(cmd, line.rest, None)
+    except ParseError:
+        return "command" if with_words(cmd, line.rest) is not None else None
+    named = any(arg.kind == "case" and values.get(arg.name) is not None for arg in cmd.args)
+    return "names_case" if named else "command"
+
+
 class Runtime:
     """Channels, intake, dispatcher and watcher for one process."""
 
@@ -219,6 +241,7 @@ class Runtime:
             channel.recorded_elsewhere = self.dispatcher.recorded_elsewhere
             channel.files = StoredFiles(self.engine)
             channel.max_attachment_bytes = settings.max_attachment_bytes
+            channel.customer_command = partial(customer_command, self.router.commands)
             self._channel_up(name, False)  # until it has started
 
     def _count_handled(self, channel: str, handled: Handled) -> None:

@@ -1,5 +1,6 @@
 """The response-target watcher: a warning in the case topic 4 business hours before a
-target, and one when it is missed — each exactly once per due time, across restarts
+target (saying how much service time is left: less, when a raised severity brought the
+target nearer), and one when it is missed — each exactly once per due time, across restarts
 (the due time a notice was posted for is stored on the incident). Each mentions the case's
 assignee, so that it notifies them (`Deployment.mention`); an unassigned case's, nobody.
 
@@ -10,13 +11,14 @@ locked and the notices posted."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import Connection, Engine
 
 from bot.deployment import Deployment
-from bot.i18n import format_when
+from bot.i18n import _, format_when, render
 from bot.policy.calendar import BusinessCalendar
 from bot.services.incidents import SEVERITIES, awaiting_target_notice, case_topic, notices_ahead
 from bot.services.outgoing import Outgoing
@@ -51,10 +53,23 @@ def check_targets(out: Outgoing, deployment: Deployment) -> list[tuple[int, str]
             continue  # assigned since the look-ups: its notice waits for the next pass
         if notice == "missed":
             incident.missed_for = incident.warned_for = due
-            text = f"🔴 Response target missed: the answer was due {_when(due, calendar)}. {_severity(incident)}"
+            text = render(
+                "en",
+                _("🔴 Response target missed: the answer was due {due}. {severity}"),
+                due=_when(due, calendar),
+                severity=_severity(incident),
+            )
         else:
             incident.warned_for = due
-            text = f"🟠 Response due {_when(due, calendar)}: 4 business hours left. {_severity(incident)}"
+            # What is left, not `WARN_BEFORE`: a raised severity that brought the due time nearer
+            # has the case warned at once, with less time left than that.
+            text = render(
+                "en",
+                _("🟠 Response due {due}: {left} of service time left. {severity}"),
+                due=_when(due, calendar),
+                left=service_time(calendar.business_time_between(now, due)),
+                severity=_severity(incident),
+            )
         _post(out, deployment, incident, text, mention)
         posted.append((incident.id, notice))
     return posted
@@ -95,7 +110,23 @@ def _post(out: Outgoing, deployment: Deployment, incident: Incident, text: str, 
 
 
 def _severity(incident: Incident) -> str:
-    return f"(Severity {incident.severity}, {SEVERITIES[incident.severity]}.)"
+    return render(
+        "en",
+        _("(Severity {severity}, {name}.)"),
+        severity=incident.severity,
+        name=render("en", SEVERITIES[incident.severity]),
+    )
+
+
+def service_time(left: timedelta, lang: str = "en") -> str:
+    """Business time as people say it: "4 h", "1 h 30 min", "25 min". Whole minutes, rounded up, so
+    that a warning never says less is left than is (nor "0 min" while a second remains)."""
+    hours, minutes = divmod(max(0, math.ceil(left / timedelta(minutes=1))), 60)
+    if hours and minutes:
+        return render(lang, _("{hours} h {minutes} min"), hours=hours, minutes=minutes)
+    if hours:
+        return render(lang, _("{hours} h"), hours=hours)
+    return render(lang, _("{minutes} min"), minutes=minutes)
 
 
 def _when(due: datetime, calendar: BusinessCalendar) -> str:

@@ -23,7 +23,10 @@ HTML are read, as of every channel's (`adapters.html_text.bounded`). Of a
 `multipart/related`, its first part (the others are what it shows). A part
 with a file name, or marked `attachment`, is a file (`attachments`), never
 the body, whatever its type. `format=flowed` (RFC 3676, Thunderbird) is
-unwrapped into the lines the sender typed.
+unwrapped into the lines the sender typed. Outlook writes an inline picture
+into its plain text as a placeholder, `[cid:image001.png@01DB…]`, on every mail
+that has a logo in its signature: no words of the sender's, and the picture is
+a file of the mail (`attachments`); it is taken out, with a line it leaves empty.
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ _MAX_PARTS = 1000
 _MAX_DEPTH = 50
 #: Control characters other than line breaks and tabs: never part of what a person wrote.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufeff]")
+#: Where Outlook's plain text shows an inline picture: its Content-ID (RFC 2392) in brackets.
+#: With the blanks before it (or after it, at the start of a line), so that words around it keep one space;
+#: a run of blanks is entered at its first only (the look-behind), so a long one is read once, not once a blank.
+_PICTURE_PLACEHOLDER = re.compile(
+    r"^[ \t]*\[cid:[^\[\]\s]{1,300}\][ \t]*|(?<![ \t])[ \t]*\[cid:[^\[\]\s]{1,300}\]", re.IGNORECASE
+)
+_PICTURE_MARK = re.compile(r"\[cid:", re.IGNORECASE)
 
 
 def decode(data: bytes, charset: str | None) -> str:
@@ -167,7 +177,27 @@ def part_text(part: Message) -> str:
     if str(part.get_param("format", "", header="content-type")).lower() == "flowed":
         delsp = str(part.get_param("delsp", "", header="content-type")).lower() == "yes"
         text = unflow(text, delsp=delsp)
-    return text
+    return without_picture_placeholders(text)
+
+
+def without_picture_placeholders(text: str) -> str:
+    """`text` without Outlook's `[cid:…]` placeholders of inline pictures; a line that held nothing
+    else (but quote marks) is taken out, and a blank line around it with it, so that no gap is left."""
+    if _PICTURE_MARK.search(text) is None:
+        return text
+    kept: list[str] = []
+    gap = False  # a placeholder line was just taken out after a blank line
+    for line in text.split("\n"):
+        if _PICTURE_PLACEHOLDER.search(line):
+            line = _PICTURE_PLACEHOLDER.sub("", line).rstrip()
+            if not line.strip(" >"):
+                gap = gap or not kept or not kept[-1].strip(" >")
+                continue
+        if gap and not line.strip(" >"):
+            continue
+        gap = False
+        kept.append(line)
+    return "\n".join(kept)
 
 
 def _decoded(part: Message) -> str:

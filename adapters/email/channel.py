@@ -111,6 +111,7 @@ class EmailChannel(Channel):
             on_trouble=self.report_trouble,
             max_attachment_bytes=lambda: self.max_attachment_bytes,
             aliases=s.aliases,
+            customer_command=lambda: self.customer_command,
         )
         log.info(
             "email: %s signed in to %s (folder %s) and %s; sent mail kept in %s",

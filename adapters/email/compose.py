@@ -9,7 +9,10 @@
 * `Message-ID`: `<deskbot.<row id>.<written at, µs, base 36>@<support domain>>`, the same
   for every attempt of a row (a repeat after a crash is recognisable, and mail clients
   fold it), and unique across databases: a re-created store numbers rows from 1 again, but
-  never at the same microsecond.
+  never at the same microsecond. A row whose subject is the bot's own words (it answers no
+  mail and is about no incident: a credit expiry reminder, a link notice; or it has no subject
+  and bears the display name) says so in a last part, `.s<digest of the subject>`
+  (`subjects.own_subject_mark`): a reply under that subject is not named after it.
 * `Cc`: the people copied on the row's incident (`Outbound.copies`); never a `Bcc`.
 * Addresses as SMTP carries them (`mail_address`): an internationalised domain in punycode
   (IDNA 2008 with UTS 46, as browsers), in the headers as in the envelope; a local part with
@@ -35,6 +38,8 @@ import idna
 
 from adapters.channel import Outbound, OutboundFile, size_text
 
+from .subjects import own_subject_mark
+
 #: A Message-ID in a header or a chain: `<left@right>`.
 MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 _DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -49,11 +54,20 @@ def _base36(number: int) -> str:
             return text
 
 
-def message_id(message: Outbound, domain: str) -> str:
-    """The row's Message-ID, the same at every attempt (see the module docstring)."""
+def message_id(message: Outbound, domain: str, display_name: str) -> str:
+    """The row's Message-ID, the same at every attempt (see the module docstring); `display_name`:
+    the subject of a row that has none (`subject_line`)."""
     written = message.written_at or datetime(1970, 1, 1, tzinfo=UTC)
     micros = int(written.timestamp()) * 1_000_000 + written.microsecond
-    return f"<deskbot.{message.outbox_id}.{_base36(micros)}@{domain}>"
+    own = f".{own_subject_mark(subject_line(message, display_name))}" if bots_words(message) else ""
+    return f"<deskbot.{message.outbox_id}.{_base36(micros)}{own}@{domain}>"
+
+
+def bots_words(message: Outbound) -> bool:
+    """Is the row's subject the bot's own words, not the customer's? So it is when the row answers no
+    mail (its subject is then not "Re:" theirs) and is about no incident (whose subject came from
+    the customer), or when it has none (the display name stands for it)."""
+    return not " ".join((message.subject or "").split()) or (not message.conversation and message.case is None)
 
 
 def chain(conversation: str | None) -> list[str]:
@@ -109,7 +123,7 @@ def build(
         mail["Cc"] = ", ".join(copies)
     mail["Subject"] = subject_line(message, display_name)
     mail["Date"] = format_datetime(message.written_at or now)
-    mail["Message-ID"] = message_id(message, Address(addr_spec=address).domain)
+    mail["Message-ID"] = message_id(message, Address(addr_spec=address).domain, display_name)
     ids = chain(message.conversation)
     if ids:
         mail["In-Reply-To"] = ids[-1]

@@ -6,10 +6,21 @@
   again after a change of UIDVALIDITY, is handled once (the store's key); a mail without
   one has one made of a digest of its body and its From, To, Cc, Date and Subject (`reading`).
 * `conversation`: the thread chain an answer continues (`thread_chain`).
+* `text`: what the sender wrote (`reading.Mail.text`: a reply's new part, a new mail without its
+  signature). A new mail with nothing else to say ("Printer on fire" and no body, or a body of
+  nothing but "Sent from my iPhone" or a signature) says it in its subject: the subject is its text.
+  A new mail whose subject is a customer's command naming an incident, written whole ("close 12",
+  "severity 12 1": `Channel.customer_command`), over words that are no command themselves, is that
+  command followed by the words ("close 12" over "Thanks, it works now." closes #12 and adds the
+  thanks), as the customer would write it on one line; a subject that only begins like one
+  ("Status of my order?") is no command. Only a new mail: a reply's subject repeats the one it
+  answers, and a forward's is someone else's.
 * `replies_to`: References, then In-Reply-To (the message answered last); `case_hint`: the `[#N]` of the
   subject; `subject_hint`: the subject without "Re:"/"Fwd:" prefixes (in the languages
   clients write them), mail gateways' tags ("[EXTERNAL]") and `[#N]` tags: a new incident's
-  subject.
+  subject; none when those are the bot's own words, the subject of a mail of its own it answers
+  (a credit expiry reminder: `subjects.bots_own_subject`), so that the incident's subject comes
+  from the customer's words, as for a mail without a subject.
 * `copies`: the other addresses of `To` and `Cc` (not the sender, the support address or
   its aliases, `EMAIL_ALIASES`); `Bcc` is never read: a recipient's copy has none, and a
   stray one in a raw message is ignored.
@@ -20,50 +31,19 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 
-from adapters.channel import Attachment, Inbound
+from adapters.channel import Attachment, CommandShape, Inbound
 
-from .reading import Mail, is_reply
+from .reading import Mail, is_forward, is_reply
+from .subjects import bots_own_subject, case_tag, clean_subject
 
 CHANNEL = "email"
 #: Unknown senders and the null sender are keyed alike.
 NULL_SENDER = "mailer-daemon"
 #: The thread chain kept with a message (the store's conversation column holds 1024 characters).
 CHAIN_LIMIT = 900
-_TAG = re.compile(r"\[#\s*([0-9]{1,18})\s*\]")
-#: Reply and forward prefixes as mail clients localise them (en, pt, de, fr, es, nl, it, sv …).
-_PREFIX = re.compile(
-    r"^\s*(?:(?:re|res|resp|aw|sv|vs|antw|fw|fwd|enc|tr|rv|wg|doorst|i)\s*(?:\[\d+\])?\s*[:：]\s*)+",
-    re.IGNORECASE,
-)
-#: The tags mail gateways put before the subject of mail from outside ("[EXTERNAL]", "[EXT]",
-#: "[External Sender]", "[CAUTION]", "[SPAM]", "[EXTERNO]" …): the gateway's words, not the sender's.
-_GATEWAY_TAG = re.compile(
-    r"^\s*\[\s*(?:external(?:\s+(?:sender|email|e-?mail|message|mail))?|ext|caution|warning|suspicious"
-    r"|suspected spam|spam|possible spam|phishing|externo|externa|e-?mail externo)\s*:?\s*\]\s*",
-    re.IGNORECASE,
-)
-
-
-def case_tag(subject: str | None) -> int | None:
-    """The number of the first `[#N]` tag anywhere in the subject."""
-    found = _TAG.search(subject or "")
-    return int(found.group(1)) if found else None
-
-
-def clean_subject(subject: str | None) -> str | None:
-    """The subject as a person wrote it: without reply/forward prefixes, mail gateways' tags before
-    them (`_GATEWAY_TAG`) and `[#N]` tags, its spaces collapsed."""
-    text = " ".join((subject or "").split())
-    while True:
-        stripped = " ".join(_PREFIX.sub("", _GATEWAY_TAG.sub("", _TAG.sub("", text))).split())
-        if stripped == text:
-            break
-        text = stripped
-    return text or None
 
 
 def thread_chain(message_id: str | None, in_reply_to: str | None, references: tuple[str, ...]) -> str:
@@ -95,10 +75,12 @@ def mail_to_inbound(
     note: str | None = None,
     refused: Sequence[Attachment] = (),
     aliases: Collection[str] = (),
+    customer_command: Callable[[str], CommandShape | None] | None = None,
 ) -> Inbound:
     """The Inbound for `mail` (a `reading.Mail`). `uid_key`: where it lies, its key if it has no
     Message-ID. `note`/`refused`: an oversized mail, read by its headers only, and the files it
-    carried, not kept (`structure.oversized`)."""
+    carried, not kept (`structure.oversized`). `customer_command`: what a text is as a customer's
+    command (`Channel.customer_command`); without it no subject is read as one."""
     sender = (mail.sender or "").strip().lower() or NULL_SENDER
     references = tuple(mail.references)
     in_reply_to = mail.in_reply_to[-1] if mail.in_reply_to else None
@@ -107,11 +89,20 @@ def mail_to_inbound(
     automatic = bool(mail.automatic) or sender == NULL_SENDER or sender in desk
     copies = tuple(a for a in dict.fromkeys([*mail.to, *mail.cc]) if a and a != sender and a not in desk)
     attachments = (*mail.attachments, *refused)
+    replies_to = tuple(dict.fromkeys([*references, *([in_reply_to] if in_reply_to else [])]))
+    subject = clean_subject(mail.subject)
+    new = not is_reply(mail.subject, mail.in_reply_to, references)
     text = mail.text or ""
-    if not text.strip() and not attachments and not is_reply(mail.subject, mail.in_reply_to, references):
-        # A new mail that says it all in its subject ("Printer on fire", no body): the subject is
-        # what the customer wrote, not an empty message.
-        text = clean_subject(mail.subject) or ""
+    if new and not text.strip() and not attachments:
+        # A new mail that says it all in its subject ("Printer on fire", no body, or only "Sent from
+        # my iPhone"): the subject is what the customer wrote, not an empty message.
+        text = subject or ""
+    elif (
+        new and not automatic and not is_forward(mail.subject) and _command_over_words(subject, text, customer_command)
+    ):
+        # "close 12" in the subject, "Thanks, it works now." in the body: the command, then the words,
+        # as the customer would type them in a chat (the core adds the words, then runs the command).
+        text = f"{subject}\n{text.strip()}"
     if note:
         text = f"{note}\n\n{text}".strip()
     return Inbound(
@@ -133,12 +124,23 @@ def mail_to_inbound(
             "dmarc": mail.authenticated,
         },
         sender_name=mail.sender_name or None,
-        subject_hint=clean_subject(mail.subject),
+        subject_hint=None if bots_own_subject(mail.subject, replies_to) else subject,
         attachments=attachments,
-        replies_to=tuple(dict.fromkeys([*references, *([in_reply_to] if in_reply_to else [])])),
+        replies_to=replies_to,
         case_hint=case_tag(mail.subject),
         automatic=automatic,
         verified=authserv_id is None or mail.authenticated is True,
         copies=copies,
         too_large=mail.too_large,
     )
+
+
+def _command_over_words(
+    subject: str | None, text: str, customer_command: Callable[[str], CommandShape | None] | None
+) -> bool:
+    """Is `subject` a customer's command naming an incident, written whole, and `text`, the body,
+    words about it rather than a command of its own ("close 12" over "status 3": the body's)?"""
+    if customer_command is None or subject is None or not text.strip():
+        return False
+    first_line = text.strip().split("\n", 1)[0]
+    return customer_command(subject) == "names_case" and customer_command(first_line) is None

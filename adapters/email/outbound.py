@@ -116,7 +116,7 @@ class MailPoster:
             )
         if not message.recipient:
             raise PermanentSendError(f"outbox {message.outbox_id} has no recipient")
-        mail_id = message_id(message, self.domain)
+        mail_id = message_id(message, self.domain, self.display_name)
         if message.attempt > 1 and self.sent.contains(mail_id):
             log.info("email: outbox %d was sent before (found in Sent); not sent again", message.outbox_id)
             return [mail_id]

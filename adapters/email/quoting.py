@@ -11,7 +11,14 @@ Message-----") and how signatures start ("-- ", "Sent from my iPhone", closing
 words), in several languages but not Portuguese. Its mechanism for a language
 is its `MAIL_LANGUAGES` table, read by `EmailMessage` for the languages it is
 given: Portuguese is added there, once, with the forms Gmail, Outlook, Apple
-Mail and Thunderbird write in Portugal and Brazil.
+Mail and Thunderbird write in Portugal and Brazil. German, French and Spanish
+are the library's own, asked for too: customers forward the desk's mail to
+colleagues abroad, whose replies quote it under "Am … schrieb …:", "Le … a
+écrit :" or "El … escribió:". Their quote headers are replaced, in its table,
+by bounded forms like the Portuguese one (`_wrote`): its German and French
+ones take time cubic in a line's length, its Spanish one wants two spaces
+before "escribió", which no client writes; and so is its Spanish Outlook
+block, which takes any two "De:", "Para:", "CC:" lines, as Portuguese text has.
 
 What is ours, and why:
 
@@ -25,15 +32,23 @@ What is ours, and why:
   further down stays.
 * Its closing-words signatures ("Thanks,", "Best,") run to the end of the
   text, so "Thanks, but it still fails:" followed by a log would lose the log.
-  A closing, and a rule of 32 or more "-" or "_" (a unittest report, a
-  backup report), is taken for a signature only when a few short lines follow
-  it; "-- " and "Sent from my …" always are.
+  A closing, a "Sent from my …" line, and a rule of 32 or more "-" or "_" (a
+  unittest report, a backup report), are taken for a signature only when a few
+  short lines follow them; "-- " always is.
+* It knows a "Sent from my iPhone" or "Get Outlook for iOS" line only when
+  little follows the words on the line; an HTML mail's line has its link after
+  them ("Get Outlook for iOS (https://aka.ms/…)", `adapters.html_text`). Any
+  short line that begins with those words (`is_sent_from`) is written in the
+  skeleton as one the library knows.
 * A reply with nothing above the history (bottom-posting, answers between
   the quoted lines) keeps its unquoted lines; for one with nothing new at all
   `new_part` says so (None), and the caller decides (`reading._new_text`).
 * A forwarded message ("---------- Forwarded message ---------") is what the
   sender wants the desk to read, not history: a text that forwards one is kept
   whole.
+* A new mail has no history; it loses only a signature at its end, under "-- "
+  or a "Sent from my …" line (`without_signature`), and a new mail that is
+  nothing but one says nothing.
 """
 
 from __future__ import annotations
@@ -93,11 +108,15 @@ MAIL_LANGUAGES.setdefault(
         "disclaimers": [],
         "signatures": [
             "Com os melhores cumprimentos",
+            "Os melhores cumprimentos",
             "Melhores cumprimentos",
             "Cumprimentos",
             "Atenciosamente",
+            "Atentamente",
+            "Cordialmente",
             "Obrigado,",
             "Obrigada,",
+            "Um abraço",
             "Abraço",
             "Abraços",
             "Saudações",
@@ -105,8 +124,38 @@ MAIL_LANGUAGES.setdefault(
         "sent_from": "Enviado do meu|Enviado a partir do meu|Obter o Outlook para",
     },
 )
-_LANGUAGES = ("pt", "en")
+
+
+def _wrote(opening: str, wrote: str) -> str:
+    """A quote header "<opening> … <wrote>…:" on one line, or on two where a client wrapped it,
+    bounded as the Portuguese one is: the library's German and French ones look ahead over the
+    whole line for a second header in it, in time cubic in its length (2.8 s for 64 KiB of
+    "Am schrieb " lines)."""
+    line = r"[^\n]{1,300}?(?:\n" + QUOTED_MATCH_INCLUDE + r"[^\n]{1,300}?)?"
+    return rf"^({QUOTED_MATCH_INCLUDE}{opening}\s{line}\s?{wrote}(?:\s{line})?\s?:)$"
+
+
+# German: Gmail "Am Di., 3. Dez. 2026 um 10:00 Uhr schrieb Support <s@x.de>:", Thunderbird "Am 03.12.26 um
+# 10:00 schrieb Support:". French: Gmail "Le mar. 3 déc. 2026 à 10:00, Support <s@x.fr> a écrit :".
+# Spanish (see the module docstring): Gmail "El mar, 3 dic 2026 a las 10:00, Soporte (<s@x.es>) escribió:",
+# Apple Mail and Outlook "El 3 dic 2026, a las 10:00, Soporte <s@x.es> escribió:"; Outlook's block from "De:".
+MAIL_LANGUAGES["de"] = {**MAIL_LANGUAGES["de"], "wrote_header": _wrote("Am", "schrieb")}
+MAIL_LANGUAGES["fr"] = {**MAIL_LANGUAGES["fr"], "wrote_header": _wrote("Le", "a écrit")}
+_ES_WROTE = _wrote("El", "escribió")
+_ES_FROM = (
+    r"((?:^"
+    + QUOTED_MATCH_INCLUDE
+    + r"-{5,} ?Mensaje original ?-{5,}$)|(?:(?:^|\n)"
+    + QUOTED_MATCH_INCLUDE
+    + r"[* ]*De:[ *]*[^\n]{0,300}(?:\n"
+    + QUOTED_MATCH_INCLUDE
+    + r"[* ]*(?:Enviado|Enviada|Fecha|Para|CC|Asunto|Organización):[ *]*[^\n]{0,300}){2,}))"
+)
+MAIL_LANGUAGES["es"] = {**MAIL_LANGUAGES["es"], "wrote_header": _ES_WROTE, "from_header": _ES_FROM}
+_LANGUAGES = ("pt", "en", "de", "fr", "es")
 _SENT_FROM = re.compile("|".join(f"(?:{MAIL_LANGUAGES[lang]['sent_from']})" for lang in _LANGUAGES), re.IGNORECASE)
+#: How a line the library would not know for a "Sent from my …" one is written in the skeleton.
+_SENT_FROM_SKELETON = "Sent from my phone"
 
 _CLOSING_WORDS = "|".join(f"(?:{words})" for lang in _LANGUAGES for words in MAIL_LANGUAGES[lang]["signatures"])
 #: A closing line: the words, then at most a name ("Thanks, Ana", "Cumprimentos, Rui Sousa").
@@ -144,18 +193,43 @@ def new_part(text: str) -> str | None:
 
 
 def without_signature(text: str) -> str:
-    """A new mail's text without its signature: only one under the standard delimiter, a line of
-    "-- " (RFC 3676 §4.3, its space and all), over a few short lines; nothing else is cut from a
-    new mail (a SQL script's empty "-- " comment over the rest of the script stays)."""
+    """A new mail's text without its signature: one under the standard delimiter, a line of "-- "
+    (RFC 3676 §4.3, its space and all) over a few short lines, and the line a phone or Outlook adds
+    at the end of what was typed ("Sent from my iPhone": `is_sent_from`); '' when the text is
+    nothing but those. Nothing else is cut from a new mail: closing words are no sign there, a SQL
+    script's empty "-- " comment over the rest of the script stays, and so does a "Sent from my
+    iPhone" over a message the mail forwards."""
     lines = text.split("\n")
-    if "-- " not in lines:
+    filled = [number for number, line in enumerate(lines) if line.strip()]
+    kept = len(filled)
+    # A "-- " over a few lines is among the last few lines that say something: only those are
+    # looked at (looking at each line would read the rest again for each: 8 s for 20,000 "-- ").
+    for start in filled[-_SIGNATURE_LINES - 1 :]:
+        if lines[start] == "-- " and _few_short_lines(lines[start + 1 :], history=False):
+            kept = filled.index(start)
+            break
+    while kept and is_sent_from(lines[filled[kept - 1]]):
+        kept -= 1
+    if kept == len(filled):
         return text
-    start = lines.index("-- ")
-    body = [line for line in lines[start + 1 :] if line.strip()]
-    kept = "\n".join(lines[:start]).rstrip()
-    if kept.strip() and len(body) <= _SIGNATURE_LINES and all(len(line) <= _SIGNATURE_LINE for line in body):
-        return kept
-    return text
+    return "\n".join(lines[: filled[kept - 1] + 1]).rstrip() if kept else ""
+
+
+def is_sent_from(line: str) -> bool:
+    """Is `line` one a mail app adds under what a person writes ("Sent from my iPhone", "Enviado do
+    meu Android", "Get Outlook for iOS", "Obter o Outlook para Android"), whatever follows the words
+    on it (an HTML mail's link: "Get Outlook for iOS (https://aka.ms/…)")? A short line only: a
+    longer one that begins so is a sentence of the sender's."""
+    line = line.strip()
+    return len(line) <= _SIGNATURE_LINE and _SENT_FROM.match(line) is not None
+
+
+def _few_short_lines(lines: list[str], *, history: bool) -> bool:
+    """Could `lines`, below the start of a signature, be the rest of it (a name, a company, a
+    phone number), not text? Blank lines do not count, nor, in a reply (`history`), quoted lines:
+    history under a header the library does not know. In a new mail they are the sender's."""
+    body = [line for line in lines if line.strip() and not (history and _QUOTED.match(line))]
+    return len(body) <= _SIGNATURE_LINES and all(len(line.strip()) <= _SIGNATURE_LINE for line in body)
 
 
 def _read(lines: list[str]) -> EmailMessage | None:
@@ -215,6 +289,8 @@ def _skeleton_line(line: str) -> str:
         return "__"
     if _RULE.match(line):
         return _LONG_LINE
+    if is_sent_from(line):
+        return _SENT_FROM_SKELETON  # one the library knows, whatever followed the words (its link)
     return line
 
 
@@ -229,12 +305,14 @@ def _lines_before(text: str, end: int) -> int:
 
 
 def _is_signature(signature: str) -> bool:
-    """Is the library's signature (its first line to the end of the new part) one? "-- " and "Sent
-    from my …" are; a closing line or a rule is when a few short lines follow, not a log."""
+    """Is the library's signature (its first line to the end of the new part) one? "-- " is; a "Sent
+    from my …" line, a closing line or a rule is when a few short lines follow, not a log."""
     first, *rest = signature.split("\n")
     first = re.sub(rf"^{QUOTED_MATCH_INCLUDE}", "", first).strip()
-    if first == "--" or _SENT_FROM.match(first):
+    if first == "--":
         return True
+    if is_sent_from(first):
+        return _few_short_lines(rest, history=True)  # "Sent from my laptop, the log:" over the log is the sender's
     body = [line for line in rest if line.strip()]
     if _is_rule(first) and any(_is_rule(line) for line in body):
         return False  # a report framed by rules ("----\nBackup report\n----\nERROR …"), not a footer

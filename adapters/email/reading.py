@@ -201,7 +201,8 @@ class Mail:
     #: What the sender wrote. For a reply (`is_reply`), only what is new: quoted history and
     #: signature cut; a reply with nothing new is '' when it carries files (they go on alone), else
     #: its whole text (nothing a person sent is ever dropped for looking like history). A new mail
-    #: and a forward are kept whole but for a signature under "-- ": only a reply has history.
+    #: and a forward are kept whole but for a signature at the end, under "-- " or from a "Sent
+    #: from my …" line ('' when that is all there is): only a reply has history.
     #: '' for a mail read by `read_headers`.
     text: str
     #: The whole body as text, before the cut.
@@ -324,6 +325,12 @@ def is_reply(subject: str, in_reply_to: tuple[str, ...], references: tuple[str, 
     return bool(in_reply_to or references) or _REPLY.match(subject) is not None
 
 
+def is_forward(subject: str) -> bool:
+    """Does a mail's subject say that it forwards another ("Fwd:", "FW:", "Enc:", "Reenc:")? Its
+    text is then what the sender wants read, not history; its subject the forwarded mail's."""
+    return _FORWARD.match(subject) is not None
+
+
 def _header_block(raw: bytes) -> Message:
     try:
         return email.parser.BytesHeaderParser(policy=_policy()).parsebytes(raw)
@@ -350,7 +357,7 @@ def _mail(
     subject = _one_line(_header(message, "Subject") or "")
     in_reply_to = _message_ids(_header(message, "In-Reply-To"))
     references = _message_ids(_header(message, "References"))[-MAX_REFERENCES:]
-    reply = is_reply(subject, in_reply_to, references) and _FORWARD.match(subject) is None
+    reply = is_reply(subject, in_reply_to, references) and not is_forward(subject)
     text = "" if too_large else _new_text(full_text, reply=reply, files=bool(files) or carries_files)
     own_ids = _message_ids(_header(message, "Message-ID"))
     return Mail(
@@ -386,7 +393,7 @@ def _mail(
 
 def _new_text(full_text: str, *, reply: bool, files: bool) -> str:
     """What the sender wrote (see `Mail.text`). Only a reply is cut: a new mail has no history and
-    loses only a signature under "-- " (`quoting.without_signature`); what looks like history
+    loses only a signature at its end (`quoting.without_signature`); what looks like history
     there (a pasted log under a rule of dashes, a pasted mail's "From:" lines, "the script
     wrote:") is the customer's; a forward's quoted message is what they want the desk to read. A reply with nothing new keeps its whole text unless it carries files (a
     photo sent from a phone, whose only text is "Sent from my iPhone" over the history): the

@@ -49,6 +49,7 @@ import imapclient
 from imapclient.exceptions import IMAPClientError, ProtocolError
 
 from adapters.channel import (
+    CommandShape,
     Inbound,
     InboundSink,
     PermanentChannelError,
@@ -119,6 +120,7 @@ class Receiver:
         on_trouble: Callable[[str], None],
         max_attachment_bytes: Callable[[], int],
         aliases: tuple[str, ...] = (),
+        customer_command: Callable[[], Callable[[str], CommandShape | None] | None] = lambda: None,
     ) -> None:
         self.server = server
         #: EMAIL_ALIASES: other addresses of the mailbox (mail from them is the desk's own).
@@ -130,6 +132,8 @@ class Receiver:
         self._closing = closing
         self.on_trouble = on_trouble
         self.max_attachment_bytes = max_attachment_bytes
+        #: `Channel.customer_command`, as the runtime set it (a new mail's subject may be a command).
+        self.customer_command = customer_command
         self.connected = False
         #: Did the current session get as far as reading the folder?
         self._reached = False
@@ -360,6 +364,7 @@ class Receiver:
             "received_at": received_at,
             "authserv_id": self.authserv_id,
             "aliases": self.aliases,
+            "customer_command": self.customer_command(),
         }
         try:
             if body is not None:

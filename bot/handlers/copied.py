@@ -25,7 +25,9 @@ def add_reply(ctx: Context, incident: Incident) -> None:
     text = ctx.message.text.strip()
     # Their message starts the clock as the customer's would: from when they wrote.
     writer = Writer(customer, ctx.identity, ctx.message.conversation, arrived=ctx.arrived)
-    incidents.add_message(ctx.session, ctx.settings, ctx.now, writer, incident, text)
+    incidents.add_message(
+        ctx.session, ctx.settings, ctx.now, writer, incident, text, with_files=bool(ctx.message.attachments)
+    )
     files = attachments.record(ctx.session, ctx.now, incident, ctx.message)
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is None:

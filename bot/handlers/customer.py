@@ -165,12 +165,13 @@ def open_incident(ctx: Context, text: str | None) -> None:
     lines = [
         ctx.t(_("Incident #{number} is open: {subject}"), number=incident.id, subject=ctx.theirs(incident.subject)),
         f"{used} {_credits_left(ctx, summary)}",
+        # "<1-4>" after the number read as the level: "severity 1" was sent for "critical". The
+        # placeholder is named, and the levels with it, as the answers and `severity` name them.
         ctx.t(
-            _(
-                'Severity: {severity}. To change it, send "severity {number} <1-4>" (1 critical, 2 high, 3 normal, 4 low).'
-            ),
+            _('Severity: {severity}. To change it, send "severity {number} <level>" ({levels}).'),
             severity=case_topic.severity_text(ctx.lang, incident.severity),
             number=incident.id,
+            levels=", ".join(f"{level} = {ctx.t(name)}" for level, name in incidents.SEVERITIES.items()),
         ),
         *_when_answered(ctx, incident),
         # Text without a number goes to the one open incident; with others open, the bot would ask.

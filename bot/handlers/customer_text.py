@@ -68,8 +68,10 @@ def add_to_case(ctx: Context, number: int, text: str, *, command: bool = False, 
         _added(ctx, added, command=command)
 
 
-def free_text(ctx: Context, text: str) -> None:
-    """Any other text: to the one open (or recently resolved) incident; otherwise kept as a draft and asked about."""
+def free_text(ctx: Context, text: str, *, command: bool = False) -> None:
+    """Any other text: to the one open (or recently resolved) incident; otherwise kept as a draft and
+    asked about. `command`: the text is a command written wrong, whose usage the customer is told
+    too: where it went is always said (they must not take it for done)."""
     assert ctx.customer is not None
     reply = bare_answer(text)
     if reply is not None and not ctx.message.attachments and _answers_the_question(ctx, reply, text):
@@ -100,7 +102,7 @@ def free_text(ctx: Context, text: str) -> None:
         else []
     )
     if isinstance(added, conversation.AddedTo):
-        _added(ctx, added, offer=offer, lead=lead)
+        _added(ctx, added, command=command, offer=offer, lead=lead)
         return
     if isinstance(added, conversation.NotKept):
         ctx.reply(
@@ -301,7 +303,18 @@ def _added(
     if added.outcome == "added":
         previous = incidents.before_latest(ctx.session, incident.id, ctx.identity.id)
         quiet_for = timedelta(minutes=ctx.settings.ack_quiet_minutes)
-        if acknowledge(previous, ctx.now, quiet_for, asked=added.from_draft or command or offer):
+        answered = acknowledge(previous, ctx.now, quiet_for, asked=added.from_draft or command or offer)
+        if answered and added.asks_nothing:
+            # A thanks for the team's answer: nothing is due, so no "we will answer"; the case stays
+            # open until someone ends it, and the customer may be the one who knows it is solved.
+            thanked = ctx.t(
+                _(
+                    'Thank you! Your message was added to incident #{number}. If the problem is solved, send "close {number}" to close the incident.'
+                ),
+                number=incident.id,
+            )
+            ctx.reply_text("\n".join([*lead, thanked]))
+        elif answered:
             lines = [
                 *lead,
                 ctx.t(

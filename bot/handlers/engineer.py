@@ -1,4 +1,5 @@
-"""Engineer commands (SPEC §3), in a case topic (number optional) or a DM to the bot."""
+"""Engineer commands (SPEC §3), in a case topic (number optional; another case's there written
+`#N`: `_which_case`) or a DM to the bot."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from adapters.channel import ChannelError, OutboundFile, Said, size_text
 from adapters.markup import inert
 from bot import command_help
 from bot.command_help import HELP_SUBCOMMAND, HELP_TOPIC
-from bot.commands import Arg, command, fold
+from bot.commands import Arg, OtherCase, command, fold, split_command
 from bot.config import Settings
 from bot.context import Context
 from bot.handlers import case_topic
@@ -22,7 +23,7 @@ from bot.handlers import copied as copied_handlers
 from bot.handlers.customer import SEVERITY
 from bot.i18n import Plural, _, format_day, format_when, n_, render, render_plural
 from bot.policy.language import reply_language
-from bot.services import attachments, case_records, copies, credits, customers, incidents
+from bot.services import attachments, case_records, copies, credits, customers, delivery_notices, incidents
 from bot.services.outgoing import to_sender
 from storage.models import Incident, IncidentAttachment, IncidentMessage
 
@@ -32,9 +33,17 @@ CASE = Arg("number", "case")
 CASES_SHOWN = 50
 #: `/case` shows the latest messages of the case, this many.
 CASE_MESSAGES_SHOWN = 3
+#: A command written again for the engineer to send (`_which_case`) is cut to this many characters:
+#: enough to recognise it, and the engineer sends their own whole line anyway.
+COMMAND_SHOWN = 60
 
 
-def _case(ctx: Context, number: int) -> Incident | None:
+def _case(ctx: Context, number: int | OtherCase) -> Incident | None:
+    """The case `number` names, or None after telling the engineer why not: there is none, or the
+    number may not be meant for it (`OtherCase`: nothing is done to either case)."""
+    if isinstance(number, OtherCase):
+        _which_case(ctx, number)
+        return None
     incident = incidents.get_incident(ctx.session, number)
     if incident is None:
         ctx.reply(_("There is no case #{number}."), number=number)
@@ -43,12 +52,73 @@ def _case(ctx: Context, number: int) -> Incident | None:
     return incident
 
 
+def _which_case(ctx: Context, other: OtherCase) -> None:
+    """In #1's topic, "/reply 2 things to try" is "things to try" for #2's customer or "2 things to
+    try" for #1's: the engineer is asked where they wrote, with both cases named by number and
+    customer, and each meaning written out for them to send. (Another customer reading words meant
+    for this one would be far worse than asking.)"""
+    here = incidents.get_incident(ctx.session, other.topic_case)
+    there = incidents.get_incident(ctx.session, other.number)
+    ctx.incident_id = other.topic_case
+    for_topic = other.for_topic()
+    if there is None and for_topic is None:
+        ctx.reply(_("There is no case #{number}."), number=other.number)
+        return
+    typed = split_command(ctx.message.text).typed
+    word = "/" + " ".join([typed, *([other.command.sub] if other.command.sub else [])])
+
+    def shown(arguments: str) -> str:
+        return inert(f"{word} {arguments}", COMMAND_SHOWN)
+
+    if there is None:
+        lines = [
+            ctx.t(
+                _("⚠️ Nothing was done: there is no case #{number}, and this topic is #{topic} ({customer})."),
+                number=other.number,
+                topic=other.topic_case,
+                customer=_customer_name(ctx, here),
+            )
+        ]
+    else:
+        lines = [
+            ctx.t(
+                _(
+                    "⚠️ Nothing was done: this topic is #{topic} ({customer}), and {number} names another case, #{number} ({other})."
+                ),
+                topic=other.topic_case,
+                customer=_customer_name(ctx, here),
+                number=other.number,
+                other=_customer_name(ctx, there),
+            ),
+            ctx.t(
+                _("For #{number}: {command}, or write it in #{number}'s topic."),
+                number=other.number,
+                command=shown(other.for_number()),
+            ),
+        ]
+    if for_topic is not None:
+        lines.append(ctx.t(_("For #{topic}: {command}"), topic=other.topic_case, command=shown(for_topic)))
+    ctx.reply_text("\n".join(lines))
+
+
+def _customer_name(ctx: Context, incident: Incident | None) -> str:
+    customer = incidents.customer_of(ctx.session, incident) if incident is not None else None
+    return inert(customer.name) if customer is not None else "?"
+
+
+def _in_its_topic(ctx: Context, incident: Incident) -> bool:
+    """Was the command written in the case's own topic? There the command itself shows what was done;
+    anywhere else (a DM, another case's topic) the engineer is told where they wrote."""
+    return ctx.topic_case == incident.id
+
+
 @command(
     en="help",
     pt="ajuda",
     audience=ENGINEER,
     args=(HELP_TOPIC, HELP_SUBCOMMAND),
     help=_("the engineer commands; with a command, its details"),
+    read_only=True,
 )
 def show_help(ctx: Context, topic: str | None = None, subcommand: str | None = None) -> None:
     def code(words: str) -> str:
@@ -61,7 +131,13 @@ def show_help(ctx: Context, topic: str | None = None, subcommand: str | None = N
         else:
             ctx.reply_text(command_help.unknown_topic(ctx.commands, ENGINEER, topic, ctx.theirs(topic[:40]), ctx.lang))
         return
-    lines = [ctx.t(_("Engineer commands (in a case topic the case number may be left out):"))]
+    lines = [
+        ctx.t(
+            _(
+                "Engineer commands (in a case topic the case number may be left out; there, another case's number is written with #, as in /reply #12):"
+            )
+        )
+    ]
     lines += [f"• `{cmd.usage(slash=True)}` — {ctx.t(cmd.help)}" for cmd in ctx.commands.of(ENGINEER)]
     lines.append(command_help.details_line(ctx.commands, ENGINEER, ctx.lang, code=code))
     ctx.reply_text("\n".join(lines))
@@ -74,7 +150,7 @@ def show_help(ctx: Context, topic: str | None = None, subcommand: str | None = N
     args=(CASE, Arg("text", "text")),
     help=_("send text to the customer on their latest channel"),
 )
-def reply(ctx: Context, number: int, text: str) -> None:
+def reply(ctx: Context, number: int | OtherCase, text: str) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
@@ -98,6 +174,8 @@ def reply(ctx: Context, number: int, text: str) -> None:
         ctx.reply(_("Case #{number} has no customer message to answer, so nothing was sent."), number=number)
         return
     overlap = _replied_before(ctx, other) if other is not None else None
+    resolved = _stays_resolved(ctx, incident) if incident.state == incidents.RESOLVED else None
+    notes = [line for line in (overlap, resolved) if line]
     ctx.counted.first_response = replied.first_response
     lang = incidents.customer_lang(ctx.session, incident)
     channel = replied.route.channel
@@ -109,17 +187,27 @@ def reply(ctx: Context, number: int, text: str) -> None:
     topic = incidents.case_topic(ctx.deployment, incident)
     if topic is not None:
         said = Said(ctx.engineer, channel, role="engineer")
-        ctx.out.say(topic, overlap or "", quote=text, said=said, incident_id=incident.id)
+        ctx.out.say(topic, "\n".join(notes), quote=text, said=said, incident_id=incident.id)
     queued = _said_if_queued(ctx, incident, channel)
     if left_out:
         # The engineer hears it where the case is worked (or where they wrote, without a topic).
         case_topic.files_left_out(ctx, incident, channel, left_out)
     case_topic.files_not_fetched(ctx)
+    # Written away from the echo (a DM, another case's topic with "#N"): the engineer reads there
+    # whom it went to, so that a reply to the wrong customer is seen at once.
+    away = topic is None or not incidents.is_topic(to_sender(ctx.message), topic)
     told = []
-    if ctx.message.kind != "topic" and not queued:
-        told.append(ctx.t(_("Sent to the customer of #{number} via {channel}."), number=number, channel=channel))
-    if overlap is not None and (topic is None or not incidents.is_topic(to_sender(ctx.message), topic)):
-        told.append(overlap)  # the engineer wrote away from the echo
+    if away and not queued:
+        told.append(
+            ctx.t(
+                _("Sent to the customer of #{number} via {channel} ({customer})."),
+                number=incident.id,
+                channel=channel,
+                customer=_customer_name(ctx, incident),
+            )
+        )
+    if away:
+        told += notes
     if told:
         ctx.reply_text("\n".join(told))
     if incident.state == incidents.CLOSED:
@@ -128,6 +216,27 @@ def reply(ctx: Context, number: int, text: str) -> None:
             _("#{number} is closed: an answer from the customer would not join it. To go on here, /reopen {number}."),
             number=number,
         )
+
+
+def _stays_resolved(ctx: Context, incident: Incident) -> str:
+    """The line an answer on a resolved case adds for the engineers: the answer does not reopen it,
+    what the customer's answer would lead to (bot.services.conversation), and how to work it again."""
+    tz = ctx.settings.calendar.tz
+    until = incidents.reopen_until(incident, tz)
+    if until is not None and incidents.may_reopen(incident, ctx.now, tz):
+        return ctx.t(
+            _(
+                "ℹ️ #{number} is resolved and stays so: the customer may reopen it at no charge until {until}. To work it again, /reopen {number}."
+            ),
+            number=incident.id,
+            until=format_when(until, ctx.lang, tz),
+        )
+    return ctx.t(
+        _(
+            "ℹ️ #{number} is resolved and stays so: it was resolved more than 7 days ago, so an answer from the customer would be offered a new case. To work it again, /reopen {number}."
+        ),
+        number=incident.id,
+    )
 
 
 def _replied_before(ctx: Context, other: IncidentMessage) -> str:
@@ -165,7 +274,7 @@ def _said_if_queued(ctx: Context, incident: Incident, channel: str | None) -> bo
 
 
 @command(en="note", pt="nota", audience=ENGINEER, args=(CASE, Arg("text", "text")), help=_("internal note on the case"))
-def note(ctx: Context, number: int, text: str) -> None:
+def note(ctx: Context, number: int | OtherCase, text: str) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
@@ -212,8 +321,11 @@ def _left_out_file(lang: str, left: attachments.LeftOut) -> OutboundFile:
     args=(CASE, Arg("who", "word", example="me")),
     help=_("set the assignee: me, an email, or nobody"),
 )
-def assign(ctx: Context, number: int, who: str) -> None:
+def assign(ctx: Context, number: int | OtherCase, who: str) -> None:
     assert ctx.engineer is not None
+    if isinstance(number, OtherCase):
+        _case(ctx, number)  # asks which case was meant, before any look-up of the assignee
+        return
     nobody = fold(who) in ("nobody", "none", "ninguem")
     assignee = None if nobody else ctx.engineer if fold(who) in ("me", "eu") else _engineer_at(ctx, who)
     if assignee is None and not nobody:
@@ -308,7 +420,7 @@ _WAIVER_WORDS = _NoChargeWords(
 
 
 @command(en="bug", audience=ENGINEER, args=(CASE,), help=_("caused by our bug: no charge, the credit goes back"))
-def bug(ctx: Context, number: int) -> None:
+def bug(ctx: Context, number: int | OtherCase) -> None:
     _no_charge(ctx, number, _BUG_WORDS, incidents.mark_vendor_bug)
 
 
@@ -319,13 +431,13 @@ def bug(ctx: Context, number: int) -> None:
     args=(CASE, Arg("reason", "text", required=False)),
     help=_("no charge for another reason than our bug (a duplicate, opened by mistake): the credit goes back"),
 )
-def waive(ctx: Context, number: int, reason: str | None) -> None:
+def waive(ctx: Context, number: int | OtherCase, reason: str | None) -> None:
     _no_charge(ctx, number, _WAIVER_WORDS, functools.partial(incidents.waive_charge, reason=reason))
 
 
 def _no_charge(
     ctx: Context,
-    number: int,
+    number: int | OtherCase,
     words: _NoChargeWords,
     mark: Callable[[Session, Settings, datetime, str, Incident], credits.CreditReturn | None],
 ) -> None:
@@ -371,7 +483,7 @@ def _told(lang: str, words: _NoChargeWords, number: int, credit: credits.CreditR
     args=(CASE, Arg("summary", "text", required=False)),
     help=_("mark resolved and tell the customer"),
 )
-def resolve(ctx: Context, number: int, summary: str | None) -> None:
+def resolve(ctx: Context, number: int | OtherCase, summary: str | None) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
@@ -406,7 +518,7 @@ def resolve(ctx: Context, number: int, summary: str | None) -> None:
 
 
 @command(en="reopen", pt="reabrir", audience=ENGINEER, args=(CASE,), help=_("reopen a resolved or closed case"))
-def reopen(ctx: Context, number: int) -> None:
+def reopen(ctx: Context, number: int | OtherCase) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
@@ -430,7 +542,7 @@ def reopen(ctx: Context, number: int) -> None:
         ),
     )
     case_topic.reopened(ctx, incident, inert(ctx.engineer))
-    if ctx.message.kind != "topic":
+    if not _in_its_topic(ctx, incident):
         ctx.reply(
             _("#{number} is open again; next response due {due}."),
             number=number,
@@ -445,7 +557,7 @@ def reopen(ctx: Context, number: int) -> None:
     args=(CASE, SEVERITY),
     help=_("set the severity: 1 critical, 2 high, 3 normal, 4 low"),
 )
-def set_severity(ctx: Context, number: int, severity: str) -> None:
+def set_severity(ctx: Context, number: int | OtherCase, severity: str) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
@@ -482,7 +594,7 @@ def set_severity(ctx: Context, number: int, severity: str) -> None:
         return "\n".join(lines)
 
     _tell_customer(ctx, incident, told)
-    if ctx.message.kind != "topic":
+    if not _in_its_topic(ctx, incident):
         ctx.reply(_("#{number} now has severity {severity}."), number=number, severity=shown)
 
 
@@ -508,7 +620,11 @@ def _chargeable(ctx: Context, incident: Incident) -> str:
     return "yes" if incident.chargeable else {"bug": "no (our bug)", "waived": "no (waived)"}.get(why or "", "no")
 
 
-@command(en="case", pt="caso", audience=ENGINEER, args=(CASE,), help=_("summary of one case"))
+#: How `/case` marks an answer by the state of the outbox row that carries it (`delivery_notices.undelivered`).
+_NOT_DELIVERED = {"failed": _("⚠ not delivered"), "pending": _("⏳ not delivered yet")}
+
+
+@command(en="case", pt="caso", audience=ENGINEER, args=(CASE,), help=_("summary of one case"), read_only=True)
 def case(ctx: Context, number: int) -> None:
     incident = _case(ctx, number)
     if incident is None:
@@ -535,12 +651,16 @@ def case(ctx: Context, number: int) -> None:
     if messages:
         # What was said last, for an engineer who asks from a DM, away from the case topic.
         lines.append("latest messages:")
+    # An answer that did not reach the customer is not what they were told: said beside it.
+    undelivered = delivery_notices.undelivered(ctx.session, incident, messages)
     for message in messages:
         who = "customer" if message.direction == "in" else "reply"
+        state = undelivered.get(message.id or 0)
+        mark = f" ({ctx.t(_NOT_DELIVERED[state])})" if state else ""
         flat = " ".join(message.body.split())
         lines.append(
-            f"— {format_when(message.created_at, 'en', tz)} {who} {inert(labels.get(message.author, message.author))}: "
-            + inert(flat if len(flat) <= 200 else flat[:199] + "…")
+            f"— {format_when(message.created_at, 'en', tz)} {who} {inert(labels.get(message.author, message.author))}"
+            f"{mark}: " + inert(flat if len(flat) <= 200 else flat[:199] + "…")
         )
     for file in attachments.of_incident(ctx.session, incident.id, with_notes=True):
         lines.append(f"📎 {inert(file.name)} · {attachments.described(file)}")
@@ -560,7 +680,7 @@ def case(ctx: Context, number: int) -> None:
     ),
     help=_("copy an email address on every answer of the case, or stop copying it"),
 )
-def cc(ctx: Context, number: int, action: str, address: str) -> None:
+def cc(ctx: Context, number: int | OtherCase, action: str, address: str) -> None:
     incident = _case(ctx, number)
     if incident is None:
         return
@@ -577,7 +697,7 @@ def cc(ctx: Context, number: int, action: str, address: str) -> None:
             ctx.reply(_("{address} is not copied on #{number}."), address=inert(found), number=number)
             return
         copied_handlers.uncopied(ctx, incident, found, ctx.engineer)
-        if ctx.message.kind != "topic":
+        if not _in_its_topic(ctx, incident):
             ctx.reply(_("{address} is no longer copied on #{number}."), address=inert(found), number=number)
         return
     added = copies.add(ctx.session, incident, copies.EMAIL, found, ctx.engineer, ctx.now)
@@ -590,7 +710,7 @@ def cc(ctx: Context, number: int, action: str, address: str) -> None:
         ctx.reply(_("{address} is copied on #{number} already."), address=inert(found), number=number)
         return
     copied_handlers.copied(ctx, incident, [found], ctx.engineer)
-    if ctx.message.kind != "topic":
+    if not _in_its_topic(ctx, incident):
         ctx.reply(
             _("{address} is copied on every answer of #{number} from now on."), address=inert(found), number=number
         )
@@ -635,6 +755,7 @@ _CASES_HEADING = {
         ),
     ),
     help=_("list cases by severity, then due time"),
+    read_only=True,
 )
 def list_cases(ctx: Context, which: str | None) -> None:
     which = which or "open"

@@ -7,6 +7,13 @@ file over a size limit is recorded too, without bytes, so that the case shows
 what was left out. Nothing is said here: the handlers show the files and tell
 people what was not passed on.
 
+A customer's file already kept on the incident (the same SHA-256) is not recorded again: Outlook
+sends the logo of a signature, and mail clients the pictures of the history they quote, with
+every reply, and a case topic would show one more upload of it per message. Nothing is said of
+it, to the customer or to the engineers: the file is in the topic where it first came, and in
+every listing of the case; a line per message saying "the same file again" would be the same
+noise as the upload, for the few customers who send a file again on purpose.
+
 Whose a file is (its origin): the customer's ("in"), an engineer's `/reply`
 ("out": its bytes wait for the customer's channel), or an engineer's `/note`
 ("note": kept on the case, never shown to the customer; its bytes are not kept,
@@ -54,18 +61,49 @@ def record(
     session: Session, now: datetime, incident: Incident, message: Inbound, origin: Origin = "in"
 ) -> list[IncidentAttachment]:
     """Record the files of `message` on `incident` (the ids are known on return); one the channel
-    could not fetch is not recorded (`unfetched`). A note's bytes are not kept: no channel ever
-    uploads them."""
+    could not fetch is not recorded (`unfetched`), nor a customer's that the incident keeps already
+    (`_not_kept_already`: see the module docstring). A note's bytes are not kept: no channel ever
+    uploads them. An engineer's files are all recorded: what they attach to a reply is sent."""
     message_id = message.message_id if origin == "in" else f"{origin}:{message.message_id}"
-    rows = [
-        _row(message, file, message_id, now, keep_data=origin != "note", incident_id=incident.id)
-        for file in message.attachments
-        if file.failed is None
-    ]
+    files = [file for file in message.attachments if file.failed is None]
+    if origin == "in":
+        files = _not_kept_already(session, incident.id, files)
+    rows = [_row(message, file, message_id, now, keep_data=origin != "note", incident_id=incident.id) for file in files]
     session.add_all(rows)
     if rows:
         session.flush()
     return rows
+
+
+def _not_kept_already(session: Session, incident_id: int | None, files: list[Attachment]) -> list[Attachment]:
+    """`files` but those the incident keeps already, and but a second copy of one among them. One that
+    came before and was not kept (over a limit) is no file the incident keeps: sent again, it is
+    recorded again, and its sender told again."""
+    kept = _kept_already(session, incident_id, {file.sha256 for file in files if file.sha256})
+    fresh: list[Attachment] = []
+    for file in files:
+        if file.sha256 is not None:
+            if file.sha256 in kept:
+                continue
+            kept.add(file.sha256)
+        fresh.append(file)
+    return fresh
+
+
+def _kept_already(session: Session, incident_id: int | None, digests: set[str]) -> set[str]:
+    """Of `digests`, the SHA-256 of files the incident keeps (any origin: an engineer's picture that
+    the customer's reply quotes back is in the topic already); none that went over a limit."""
+    if incident_id is None or not digests:
+        return set()
+    return set(
+        session.scalars(
+            select(IncidentAttachment.sha256).where(
+                IncidentAttachment.incident_id == incident_id,
+                IncidentAttachment.sha256.in_(sorted(digests)),
+                IncidentAttachment.refused_over.is_(None),
+            )
+        )
+    )
 
 
 def _row(
@@ -106,12 +144,27 @@ def wait_with_draft(session: Session, now: datetime, identity_id: int, message: 
 
 
 def claim_waiting(session: Session, identity_id: int, incident: Incident) -> list[IncidentAttachment]:
-    """The files waiting with the identity's draft, which just went to `incident`: now the incident's."""
-    rows = list(session.scalars(select(IncidentAttachment).where(IncidentAttachment.waiting_for == identity_id)))
+    """The files waiting with the identity's draft, which just went to `incident`: now the incident's;
+    one it keeps already is dropped instead (see the module docstring)."""
+    rows = list(
+        session.scalars(
+            select(IncidentAttachment)
+            .where(IncidentAttachment.waiting_for == identity_id)
+            .order_by(IncidentAttachment.id)
+        )
+    )
+    kept = _kept_already(session, incident.id, {row.sha256 for row in rows if row.sha256})
+    claimed: list[IncidentAttachment] = []
     for row in rows:
+        if row.sha256 is not None:
+            if row.sha256 in kept:
+                session.delete(row)
+                continue
+            kept.add(row.sha256)
         row.incident_id, row.waiting_for = incident.id, None
+        claimed.append(row)
     session.flush()
-    return rows
+    return claimed
 
 
 def unfetched(message: Inbound) -> list[Attachment]:

@@ -146,6 +146,9 @@ class AddedTo(NamedTuple):
     kept: bool = True
     #: "resolved": until when the incident may be reopened at no charge (`reopen_until`).
     reopen_until: datetime | None = None
+    #: "added": the case waits on the customer still (the team answered last), for the text asked
+    #: the team for nothing (a bare thank-you: bot.policy.response_clock) and started no clock.
+    asks_nothing: bool = False
 
 
 def add_to_incident(
@@ -181,7 +184,7 @@ def add_to_incident(
         # Kept for `open` (the same text: the files that came with it go on waiting).
         drafts.keep(session, writer.identity.id, text, now, drafts.OPEN, copies=writer.copies)
         return AddedTo("finished", text, incident)
-    added = _add(session, settings, now, writer, incident, text, keep=keep)
+    added = _add(session, settings, now, writer, incident, text, keep=keep, with_files=with_files or bool(files))
     return added._replace(from_draft=from_draft, files=files, copies=waited)
 
 
@@ -201,7 +204,7 @@ def add_free_text(
     the incidents it might be about are returned (none, or several) for the customer to choose."""
     candidates = incidents.free_text_candidates(session, settings, writer.customer.id, now)
     if len(candidates) == 1:
-        return _add(session, settings, now, writer, candidates[0], text)
+        return _add(session, settings, now, writer, candidates[0], text, with_files=with_files)
     if not candidates and not with_files and (thank_you(text) or bare_answer(text) is not None):
         return NotKept(thanks=thank_you(text))
     drafts.keep(
@@ -273,8 +276,12 @@ def _add(
     incident: Incident,
     text: str,
     keep: bool = True,
+    with_files: bool = False,
 ) -> AddedTo:
-    incidents.add_message(session, settings, now, writer, incident, text)
+    incidents.add_message(session, settings, now, writer, incident, text, with_files=with_files)
+    if incident.state == incidents.OPEN:
+        # Its clock stopped still: the team answered last, and this asked for no answer.
+        return AddedTo("added", text, incident, asks_nothing=incident.due_at is None)
     if incident.state != incidents.RESOLVED:
         return AddedTo("added", text, incident)
     # A thank-you for a resolved incident is on it, and kept for nothing: no new incident is

@@ -7,17 +7,24 @@ could not carry after all, a recipient refusing it for now. A post that the case
 for good is told in a topic of its own (`ALERTS_TOPIC`).
 
 Each function writes its notice through `Outgoing` and says whether it wrote one (the caller then
-wakes the case channel's loop). Addresses and the platforms' error texts are untrusted: they are shown
-as inline code, never as markup. An engineer's answer that will never reach the customer also gives
-the case its response clock back (`answer_lost`): the customer is still waiting for an answer.
+wakes the case channel's loop). Addresses, the platforms' error texts and the start of a message not
+delivered are untrusted: they are shown as inline code, never as markup. An engineer's answer that
+will never reach the customer also gives the case its response clock back (`answer_lost`): the
+customer is still waiting for an answer; and `/case` shows it as not delivered (`undelivered`).
+
+An answer (`IncidentMessage` "out") and the outbox row that carries it to the customer are written
+together by `/reply` (bot.handlers.engineer.reply), at the same time, and are linked by that:
+the row of the incident, direct, a person's words, to one of the customer's accounts on the answer's
+channel, written when the answer was (`_answer_rows`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import ColumnElement, and_, exists, select
 from sqlmodel import Session
 
 from adapters.channel import Outbound
@@ -26,13 +33,16 @@ from bot.config import Settings
 from bot.i18n import _, format_when, render
 from bot.services import attachments, incidents
 from bot.services.outgoing import Outgoing, Topic
-from storage.models import Incident, IncidentMessage, Outbox
+from storage.models import Identity, Incident, IncidentMessage, Outbox
 
 log = logging.getLogger("deskbot.dispatcher")  # the dispatcher's deliveries, in its log
 
 #: Where the engineers hear of a post that no case topic would take (a topic name the
 #: platform refuses, a case topic gone): a topic of the support stream of its own.
 ALERTS_TOPIC = "deskbot alerts"
+#: A message that could not be delivered is named by its start, this many characters at most: enough
+#: to tell which answer it was, short enough for one line of the notice.
+QUOTED_START = 80
 
 
 def case_topic(session: Session, case_channel: str | None, message: Outbound) -> tuple[Incident, Topic] | None:
@@ -112,15 +122,29 @@ def failed_for_good(
     if case_channel is None:
         return False
     # Platform error texts may echo what was refused: made inert like every other echoed text.
-    reason = inert(" ".join(error.split())[:200]) or "(the platform gave no reason)"
+    reason = inert(" ".join(error.split())[:200]) or render("en", _("(the platform gave no reason)"))
     if row.kind == "direct" and incident is not None and incident.topic:
-        text = f"⚠ Could not deliver a message to the customer via {row.channel}: {reason}"
-        if due is not None and settings is not None:
-            text += "\n" + render(
+        lines = [
+            render(
                 "en",
-                _("The customer did not get this answer, so the case waits on the team again: response due {due}."),
-                due=format_when(due, "en", settings.calendar.tz),
+                _("⚠ Could not deliver a message to the customer via {channel}: {reason}"),
+                channel=row.channel,
+                reason=reason,
             )
+        ]
+        # Which one: several answers may be on their way, and the customer's words may be quoted in it.
+        start = inert(row.text, QUOTED_START)
+        if start:
+            lines.append(render("en", _("The message began: {start}"), start=start))
+        if due is not None and settings is not None:
+            lines.append(
+                render(
+                    "en",
+                    _("The customer did not get this answer, so the case waits on the team again: response due {due}."),
+                    due=format_when(due, "en", settings.calendar.tz),
+                )
+            )
+        text = "\n".join(lines)
         topic = incident.topic
     elif row.kind == "topic" and row.topic != ALERTS_TOPIC:
         case = f"case #{incident.id}" if incident is not None else "a case topic"
@@ -146,15 +170,12 @@ def answer_lost(session: Session, settings: Settings, row: Outbox, incident: Inc
         IncidentMessage.direction == "out",
         IncidentMessage.created_at >= incident.clock_from,
     )
-    # An answer's row is written with its message, at the same time (bot.handlers.engineer.reply).
     was_answer = select(IncidentMessage.id).where(
         answer, IncidentMessage.created_at == row.created_at, IncidentMessage.channel == row.channel
     )
     other_answer = exists().where(
         answer,
-        Outbox.incident_id == incident.id,
-        Outbox.kind == "direct",
-        Outbox.automatic.is_(False),
+        _answer_rows(incident),
         Outbox.created_at == IncidentMessage.created_at,
         Outbox.id != row.id,
         Outbox.state != "failed",
@@ -162,3 +183,42 @@ def answer_lost(session: Session, settings: Settings, row: Outbox, incident: Inc
     if session.scalar(was_answer.limit(1)) is None or session.scalar(select(other_answer)):
         return None
     return incidents.resume_clock(settings, incident)
+
+
+def undelivered(session: Session, incident: Incident, messages: Sequence[IncidentMessage]) -> dict[int, str]:
+    """Of `messages` (of `incident`), the answers whose row has not reached the customer, by message
+    id: to the row's state, "failed" (it never will: `failed_for_good` told the topic) or "pending"
+    (not yet: its channel is unreachable, or the row is waiting for a retry)."""
+    answers = [message for message in messages if message.direction == "out"]
+    if not answers:
+        return {}
+    rows = session.execute(
+        select(Outbox.created_at, Outbox.channel, Outbox.state).where(
+            _answer_rows(incident),
+            Outbox.created_at.in_({answer.created_at for answer in answers}),
+            Outbox.state != "sent",
+        )
+    )
+    states = {(at, channel): state for at, channel, state in rows}
+    return {
+        answer.id: states[answer.created_at, answer.channel]
+        for answer in answers
+        if answer.id is not None and (answer.created_at, answer.channel) in states
+    }
+
+
+def _answer_rows(incident: Incident) -> ColumnElement[bool]:
+    """The outbox rows that carry a person's words to the customer of `incident`: an answer's row
+    among them, found by its time (see the module's docstring). To the customer's accounts only: the
+    engineer's own receipt of a `/reply` sent from a DM ("Sent to the customer of #1") is a person's
+    row about the incident too, written at the same time, on the same channel when both are on Zulip."""
+    return and_(
+        Outbox.incident_id == incident.id,
+        Outbox.kind == "direct",
+        Outbox.automatic.is_(False),
+        exists().where(
+            Identity.customer_id == incident.customer_id,
+            Identity.channel == Outbox.channel,
+            Identity.address == Outbox.recipient,
+        ),
+    )

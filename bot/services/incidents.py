@@ -28,6 +28,7 @@ from bot.i18n import _
 from bot.numbers import is_id
 from bot.policy.acknowledgements import Who
 from bot.policy.calendar import days_later
+from bot.policy.response_clock import starts_response_clock
 from bot.services import case_threads, credits
 from bot.services.outgoing import Direct, Topic
 from storage.db import for_update
@@ -248,12 +249,15 @@ def add_message(
     text: str,
     *,
     starts_clock: bool = True,
+    with_files: bool = False,
 ) -> None:
     """Store a customer message on `incident`; on an open one, start the response clock if it is not
-    running, from when the customer wrote (`Writer.wrote_at`).
+    running, from when the customer wrote (`Writer.wrote_at`), unless the message asks the team for
+    nothing (a bare thank-you, without files: `starts_response_clock`).
 
     A resolved incident stays resolved: only `reopen` opens it again. `starts_clock` False: a
     message a machine sent on the customer's behalf (an autoresponder's) is kept but owes no answer.
+    `with_files`: files came with the message (a thank-you with the log asked for asks for a look).
     """
     session.add(
         IncidentMessage(
@@ -267,8 +271,11 @@ def add_message(
             created_at=now,
         )
     )
-    # The earliest unanswered message sets the clock: writing again never pushes a due time out.
-    if starts_clock and incident.state == OPEN and incident.due_at is None:
+    if (
+        starts_clock
+        and incident.state == OPEN
+        and starts_response_clock(text, with_files=with_files, clock_running=incident.due_at is not None)
+    ):
         start_clock(settings, writer.wrote_at(now), incident)
     incident.updated_at = now
 

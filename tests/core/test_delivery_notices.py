@@ -22,7 +22,8 @@ def test_a_platforms_error_text_cannot_act_in_the_topic(engine, db_url, clock):
         told = s.exec(select(Outbox.text).where(Outbox.kind == "topic").order_by(Outbox.id.desc())).first()
     assert told == (
         "⚠ Could not deliver a message to the customer via zulip: "
-        "```refused ``@**all**`` gnp.exe [x](https://evil.example) /poll now```"
+        "```refused ``@**all**`` gnp.exe [x](https://evil.example) /poll now```\n"
+        "The message began: `hi`"
     )
 
 
@@ -35,4 +36,7 @@ def test_an_empty_error_still_reads(engine, db_url, clock):
         assert failed_for_good(s, clock(), "console", row, "  ")
     with transaction(desk.engine) as s:
         told = s.exec(select(Outbox.text).where(Outbox.kind == "topic").order_by(Outbox.id.desc())).first()
-    assert told == "⚠ Could not deliver a message to the customer via zulip: (the platform gave no reason)"
+    assert told == (
+        "⚠ Could not deliver a message to the customer via zulip: (the platform gave no reason)\n"
+        "The message began: `hi`"
+    )

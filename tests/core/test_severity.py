@@ -41,7 +41,10 @@ def test_opening_answer_and_topic_name_the_severity_and_how_to_change_it(engine,
     desk = Desk(engine, db_url, clock, DESKBOT_RESPONSE_TARGET=TARGETS)
     desk.customer("Acme", credits=2)
     out = desk.say("Acme", "open The NAS does not boot")
-    assert 'Severity: 3 (normal). To change it, send "severity 1 <1-4>" (1 critical, 2 high, 3 normal, 4 low).' in out
+    assert (
+        'Severity: 3 (normal). To change it, send "severity 1 <level>" (1 = critical, 2 = high, 3 = normal, 4 = low).'
+        in out
+    )
     # The topic opens with one line saying what the case is, its severity and its due time, then the words.
     topic = _topic(out, 1)
     due = _incident(desk, 1).due_at  # Wed 10:00 + 2 business days: Fri 10:00
@@ -55,7 +58,7 @@ def test_opening_answer_and_topic_name_the_severity_and_how_to_change_it(engine,
     desk.customer("Cliente", credits=1, lang="pt")
     out = desk.say("Cliente", "abrir O disco falha")
     assert (
-        "Gravidade: 3 (normal). Para a alterar, envie «gravidade 2 <1-4>» (1 crítica, 2 alta, 3 normal, 4 baixa)."
+        "Gravidade: 3 (normal). Para a alterar, envie «gravidade 2 <nível>» (1 = crítica, 2 = alta, 3 = normal, 4 = baixa)."
         in out
     )
     assert "severity 3 (normal)" in _topic(out, 2)[0]  # engineers read English

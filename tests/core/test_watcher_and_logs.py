@@ -39,7 +39,7 @@ def test_target_warning_and_miss_are_posted_once_each_even_after_a_restart(engin
     assert run_watcher(restarted) == [(1, "missed")]
     assert run_watcher(desk) == []
     due = "Friday, 4 December 2026 at 10:00 (Lisbon time)"
-    assert f"Response due {due}: 4 business hours left." in desk.out.getvalue()
+    assert f"Response due {due}: 2 h 30 min of service time left." in desk.out.getvalue()
     assert f"Response target missed: the answer was due {due}." in restarted.out.getvalue()
     # An engineer reply clears the clock: no more notices.
     restarted.engineer("/reply 1 looking")

@@ -16,7 +16,7 @@ import pytest
 from adapters.channel import Outbound, PermanentSendError, Sent
 from adapters.email import EmailChannel
 from adapters.email.compose import message_id
-from tests.mail.servers import SUPPORT_ADDRESS, MailServers
+from tests.mail.servers import SUPPORT_ADDRESS, SUPPORT_NAME, MailServers
 
 from .channel_bot import FAST, email_settings
 
@@ -110,4 +110,4 @@ def test_an_error_in_the_middle_of_a_transaction_leaves_no_half_done_mail_behind
 
 def mid(number: int) -> str:
     """The Message-ID of `row(ANA, number)` as the channel writes it."""
-    return message_id(row(ANA, number), SUPPORT_ADDRESS.partition("@")[2])
+    return message_id(row(ANA, number), SUPPORT_ADDRESS.partition("@")[2], SUPPORT_NAME)

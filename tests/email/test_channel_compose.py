@@ -74,9 +74,9 @@ def test_a_rows_mail_is_threaded_and_carries_a_stable_message_id() -> None:
     assert mail["References"] == "<root@customer.example> <second@customer.example>"
     assert mail["Auto-Submitted"] == "auto-replied"
     again = build(_row(attempt=2), address="support@example.com", display_name="S", now=datetime.now(UTC))
-    assert again["Message-ID"] == mail["Message-ID"] == message_id(_row(), "example.com")
+    assert again["Message-ID"] == mail["Message-ID"] == message_id(_row(), "example.com", "S")
     # A database made again numbers rows from 1 again, never at the same microsecond.
-    assert message_id(_row(written_at=datetime(2027, 1, 1, tzinfo=UTC)), "example.com") != mail["Message-ID"]
+    assert message_id(_row(written_at=datetime(2027, 1, 1, tzinfo=UTC)), "example.com", "S") != mail["Message-ID"]
 
 
 def test_an_engineers_words_carry_no_auto_submitted_and_a_first_mail_no_re() -> None:

@@ -24,7 +24,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mailparser_reply import EmailMessage as LibraryMessage
 from mailparser_reply import EmailReplyParser
+from mailparser_reply.constants import MAIL_LANGUAGES
 
 from adapters.channel import Attachment
 from adapters.email.attachments import MAX_FILES
@@ -193,6 +195,19 @@ EXPECTED: dict[str, dict[str, Any]] = {
         "attachments": (),
     },
     "no_message_id.eml": {"text": "Since this morning the NAS will not mount the share. Error 13.", "automatic": None},
+    # Outlook for iOS writes HTML only: its "Obter o Outlook para iOS" line is a link, read as
+    # "… (https://aka.ms/…)", and is cut as the plain line is.
+    "outlook_ios_pt_html_reply.eml": {
+        "text": "Já atualizei a aplicação e a sincronização voltou a funcionar. Podem fechar.",
+        "subject": "RE: [#22] A sincronização do calendário parou",
+        "attachments": (),
+    },
+    # Outlook's plain text shows each inline picture as "[cid:…]": no words of hers; the pictures
+    # are files (the logo of her signature among them: bot.services.attachments keeps it once).
+    "outlook_signature_logo.eml": {
+        "text": "Hello,\n\nIt still jams, but only on tray 2. Tray 1 is fine.",
+        "sender_name": "Ana Lima",
+    },
 }
 
 
@@ -351,6 +366,13 @@ def test_portuguese_is_a_language_of_the_library_itself() -> None:
     assert EmailReplyParser(languages=["pt"]).parse_reply(reply) == "Obrigado, resolvido."
 
 
+@pytest.mark.parametrize("closing", ["Atentamente,", "Cordialmente,", "Os melhores cumprimentos,", "Um abraço,"])
+def test_portuguese_closings_are_in_the_portuguese_table(closing: str) -> None:
+    # Spanish has some of them too, but a Portuguese customer's closing must not depend on Spanish.
+    (reply,) = LibraryMessage(f"Funciona.\n\n{closing}\nRui Sousa", languages=["pt"]).read().replies
+    assert reply.signatures == f"{closing}\nRui Sousa"
+
+
 @pytest.mark.parametrize(
     ("text", "new"),
     [
@@ -368,6 +390,35 @@ def test_portuguese_is_a_language_of_the_library_itself() -> None:
         ("Funciona.\n\nCumprimentos,\nRui", "Funciona."),
         ("Funciona.\n\nEnviado do meu Android", "Funciona."),
         ("Done.\n\nGet Outlook for iOS<https://aka.ms/o0ukef>", "Done."),
+        # An HTML mail's sent-from line ends in its link; whatever follows the words, it is one.
+        ("Done.\n\nGet Outlook for iOS (https://aka.ms/o0ukef)\n\nFrom: A\nSent: B\nTo: C\nSubject: D\n\nold", "Done."),
+        ("Feito.\n\nObter o Outlook para Android (https://aka.ms/AAb9ysg)", "Feito."),
+        ("Feito.\n\nEnviado do meu iPhone (iOS 18).\n\n> antigo", "Feito."),
+        # A long line that begins so is a sentence of the customer's, and so is one over a log.
+        (
+            "It fails.\nSent from my office PC: the laptop with the VPN client crashed again this morning.\n\n"
+            "On Tue, 1 Dec 2026, Support <s@x> wrote:\n> old",
+            "It fails.\nSent from my office PC: the laptop with the VPN client crashed again this morning.",
+        ),
+        (
+            "Sent from my laptop, the log:\n" + "\n".join(f"10:00:{n:02} ERROR disk {n} failed" for n in range(8)),
+            "Sent from my laptop, the log:\n" + "\n".join(f"10:00:{n:02} ERROR disk {n} failed" for n in range(8)),
+        ),
+        ("Funciona.\n\nAtentamente,\nRui Sousa\nCâmara Municipal", "Funciona."),
+        ("Funciona.\n\nCordialmente,\nRui", "Funciona."),
+        # German, French and Spanish quote headers (Gmail, Thunderbird, Apple Mail), also wrapped.
+        ("Erledigt.\n\nAm Di., 3. Dez. 2026 um 10:00 Uhr schrieb Support <s@x.de>:\n> alt", "Erledigt."),
+        ("Erledigt.\n\nAm 03.12.26 um 10:00 schrieb Support:\n> alt", "Erledigt."),
+        ("Erledigt.\n\nAm Di., 3. Dez. 2026 um 10:00 Uhr schrieb Support Team <\ns@x.de>:\n> alt", "Erledigt."),
+        ("Fait.\n\nLe mar. 3 déc. 2026 à 10:00, Support <s@x.fr> a écrit :\n> vieux", "Fait."),
+        ("Fait.\n\nLe 03/12/2026 à 10:00, Support a écrit\u202f:\n> vieux", "Fait."),
+        ("Listo.\n\nEl mar, 3 dic 2026 a las 10:00, Soporte (<s@x.es>) escribió:\n> viejo", "Listo."),
+        ("Listo.\n\nEl 3 dic 2026, a las 10:00, Soporte <s@x.es> escribió:\n\n> viejo", "Listo."),
+        ("Listo.\n\nDe: Soporte <s@x.es>\nEnviado: martes\nPara: Ana\nAsunto: X\n\nviejo", "Listo."),
+        ("Nouveau.\n\nDe : Support\nEnvoyé : mardi\nÀ : Ana\nObjet : X\n\nvieux", "Nouveau."),
+        ("Neu.\n\nVon: Support\nGesendet: Dienstag\nAn: Ana\nBetreff: X\n\nalt", "Neu."),
+        # A Portuguese customer's own "De:" and "Para:" lines are no Spanish Outlook block either.
+        ("Pedido\nDe: Lisboa\nPara: Porto\n\nOn Tue, X wrote:\n> q", "Pedido\nDe: Lisboa\nPara: Porto"),
         # Outlook blocks, with and without its rule.
         ("New\n\nFrom: A <a@b>\nSent: Tuesday\nTo: C\nSubject: D\n\nold", "New"),
         ("Novo\n\n________________________________\nDe: A\nEnviado: terça\nPara: C\nAssunto: D\n\nantigo", "Novo"),
@@ -399,6 +450,16 @@ def test_new_part(text: str, new: str | None) -> None:
     assert new_part(text) == new
 
 
+@pytest.mark.parametrize("language", ["pt", "de", "fr", "es"])
+def test_the_quote_headers_of_other_languages_are_bounded(language: str) -> None:
+    # Every line of every reply is read by them (the table as adapters.email.quoting left it): runs of
+    # at most 300 characters, none unbounded as in the library's own German and French ones (2.8 s
+    # for 64 KiB of "Am schrieb " lines, where these take 0.2 s).
+    for key in ("wrote_header", "from_header") if language in ("pt", "es") else ("wrote_header",):
+        pattern = MAIL_LANGUAGES[language][key]
+        assert ".*" not in pattern and ".+" not in pattern and ",300}" in pattern
+
+
 def test_history_below_the_scanned_part_stays() -> None:
     # A 140 KB log pasted above the history: the history is past what is searched, and stays.
     log = "\n".join(f"2026-12-03 10:00:{i % 60:02} INFO step {i}" for i in range(4000))
@@ -409,7 +470,10 @@ def test_history_below_the_scanned_part_stays() -> None:
     assert new_part(log + "\n\n> old\n> older") == log
 
 
-@pytest.mark.parametrize("opening", ["On ", "Em ", "A ", "De: ", "From: ", "> On "])
+@pytest.mark.parametrize(
+    "opening",
+    ["On ", "Em ", "A ", "De: ", "From: ", "> On ", "Am schrieb ", "Le a écrit ", "El escribió ", "Le Le "],
+)
 def test_lines_that_look_like_headers_cost_little(opening: str) -> None:
     # The library's patterns are quadratic in a line's length; a text of the worst lines is bounded.
     text = "\n".join(opening + "a " * 199 for _ in range(SCAN_CHARACTERS // 400))
@@ -454,6 +518,70 @@ def test_a_new_mail_loses_only_a_signature_under_the_standard_delimiter() -> Non
     assert read(message(script + "\n")).text == script.replace("-- \n", "--\n")  # lines lose trailing blanks
     # "--" without its space (a rule, a pasted option) is no delimiter.
     assert read(message("Flags:\n--\nverbose\n")).text == "Flags:\n--\nverbose"
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        # What a phone or Outlook adds under a new mail, as a plain line or an HTML mail's link.
+        ("The printer is down.\n\nSent from my iPhone\n", "The printer is down."),
+        ("A impressora avariou.\n\nEnviado do meu Android\n", "A impressora avariou."),
+        ("Down again.\n\nGet Outlook for iOS (https://aka.ms/o0ukef)\n", "Down again."),
+        ("Avariou.\n\nObter o Outlook para Android<https://aka.ms/AAb9ysg>\n", "Avariou."),
+        ("Down.\n\n-- \nAna Lima\nACME\n\nSent from my iPhone\n", "Down."),
+        ("Down.\n\nSent from my iPhone\n\n-- \nAna Lima\nACME\n", "Down."),
+        # Nothing but a signature: nothing of its own (the subject is then the text: `inbound`).
+        ("Sent from my iPhone\n", ""),
+        ("-- \nAna Lima\nACME, Lda\n+351 210 000 000\n", ""),
+        ("\n\n-- \nAna\n", ""),
+        # A line that begins so over what the sender wrote is theirs, and so is an Apple Mail forward
+        # under "Sent from my iPhone", however short.
+        *[
+            (body, "\n".join(line.rstrip() for line in body.strip("\n").split("\n")))  # lines lose trailing blanks
+            for body in (
+                "Sent from my laptop, the log:\n" + "".join(f"10:00:{n:02} ERROR disk {n}\n" for n in range(8)),
+                "Printer down.\n\nSent from my office PC: the laptop with the VPN client crashed again this morning.\n",
+                "FYI\n\nSent from my iPhone\n\nBegin forwarded message:\n\n> From: Backup\n>\n> Disk full.\n",
+                "Printer down.\n\nSent from my iPhone\nPrinter 4, second floor.\n",
+                # Under "-- ", a line longer than a signature's (quoted or not) is text: a SQL comment.
+                "The query fails:\n-- \n> SELECT name, email FROM customer WHERE created_at > now() - interval '30 days' ORDER BY name;\n",
+            )
+        ],
+    ],
+)
+def test_a_new_mail_loses_a_phones_line_and_a_signature_only_body_is_empty(body: str, text: str) -> None:
+    assert read(message(body, Subject="Printer")).text == text
+
+
+def test_a_new_mail_of_many_signature_lines_costs_little() -> None:
+    # Were each "-- " line looked at with all that follows it: 8 s for these 20,000.
+    started = time.monotonic()
+    # The seventh "-- " from the end is over six short lines: a signature, the rest is text.
+    assert read(message("-- \n" * 20_000, Subject="Printer")).text.count("--") == 20_000 - 7
+    assert time.monotonic() - started < 2  # some 0.1 s here
+
+
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ("See the logo:\n\n[cid:image001.png@01DB5C3E.8F0A1B20]\n\nAna Lima\n", "See the logo:\n\nAna Lima"),
+        ("It jams [cid:image002.png@01DB5C3E.8F0A1B20] on tray 2.\n", "It jams on tray 2."),
+        ("[CID:image001.png@01DB5C3E.8F0A1B20] Hello\n", "Hello"),
+        ("[cid:image001.png@01DB]\n[cid:image002.png@01DB]\n", ""),
+        # What only looks like one stays: a person's brackets.
+        ("The field [cid: customer id] is empty.\n", "The field [cid: customer id] is empty."),
+    ],
+)
+def test_outlooks_picture_placeholders_are_no_text(body: str, text: str) -> None:
+    assert read(message(body, Subject="Printer")).text == text
+
+
+def test_a_long_run_of_blanks_before_a_placeholder_costs_little() -> None:
+    # Each blank of the run would start a search of the whole run: 2 s for 60,000 blanks.
+    body = " " * 60_000 + "[cid:image001.png@01DB\n" + "x" * 10 + " " * 60_000 + "[cid:a@b]\n"
+    started = time.monotonic()
+    assert read(message(body, Subject="Printer")).text.endswith("x" * 10)
+    assert time.monotonic() - started < 1  # some 0.01 s here
 
 
 @pytest.mark.parametrize(

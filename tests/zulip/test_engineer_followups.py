@@ -262,9 +262,10 @@ def test_a_reply_from_a_dm_soon_after_a_colleagues_is_told_in_the_dm_too(desk: Z
     echo_of(desk, "Unplug it")
     desk.clock.advance(seconds=1)
     desk.fake.post_dm(COLLEAGUE, "/reply 1 Try another socket")
-    told = desk.wait_dm(COLLEAGUE, "Sent to the customer of #1 via zulip.").content
+    told = desk.wait_dm(COLLEAGUE, "Sent to the customer of #1 via zulip").content
     assert told == (
-        f"Sent to the customer of #1 via zulip.\n⚠️ `{ENGINEER}` replied to this customer 1 second ago:"
+        "Sent to the customer of #1 via zulip (`Alice Customer`).\n"
+        f"⚠️ `{ENGINEER}` replied to this customer 1 second ago:"
         " check that you are not repeating each other."
     )
     assert OVERLAP.search(echo_of(desk, "Try another socket"))

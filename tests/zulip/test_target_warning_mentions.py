@@ -39,7 +39,9 @@ def warned(desk: ZulipDesk, assign: str | None) -> tuple[str, str]:
 def test_the_assignees_warnings_mention_them(desk: ZulipDesk) -> None:
     warning, missed = warned(desk, "me")
     mention = f"@**Erin Engineer|{desk.fake.user(ENGINEER).user_id}**"
-    assert warning.startswith("🟠 Response due Friday, 4 December 2026 at 10:00 (Lisbon time): 4 business hours left.")
+    assert warning.startswith(
+        "🟠 Response due Friday, 4 December 2026 at 10:00 (Lisbon time): 2 h 30 min of service time left."
+    )
     assert warning.endswith(f"(Severity 3, normal.) {mention}")
     assert missed.startswith("🔴 Response target missed") and missed.endswith(f" {mention}")
     assert len(MENTION.findall(warning)) == len(MENTION.findall(missed)) == 1
